@@ -1,0 +1,1 @@
+"""gridbind.generated: code written by ``gridbind codegen all``. Never edit by hand."""

@@ -1,0 +1,8 @@
+"""gridbind: typed, code-generated bindings for IEC 61850-8-2 over XMPP and for STTP.
+
+Subpackages: :mod:`gridbind.sttp` (STTP publisher/subscriber, both wire profiles),
+:mod:`gridbind.iec61850` (8-2 codec, XMPP transport, server and client), :mod:`gridbind.codegen`
+(specs -> generated code) and :mod:`gridbind.generated` (the committed output of codegen).
+"""
+
+__version__ = "0.1.0"

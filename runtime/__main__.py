@@ -1,0 +1,5 @@
+"""``python -m gridbind`` is the ``gridbind`` command."""
+
+from gridbind.cli import main
+
+raise SystemExit(main())

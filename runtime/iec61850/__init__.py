@@ -1,0 +1,1 @@
+"""gridbind.iec61850: IEC 61850-8-2 (ACSI mapped to MMS PDUs in XER, carried over XMPP)."""
