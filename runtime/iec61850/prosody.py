@@ -1,0 +1,336 @@
+"""A private Prosody XMPP server on loopback, for the tests, the benchmark and the demo.
+
+Everything lives in one temporary directory: the config, a throw-away test CA with a leaf
+certificate for the virtual host (subjectAltName = the domain, because slixmpp checks the
+certificate against the JID's domain, not against 127.0.0.1), the account store and the log. The
+system Prosody is never touched. Facts behind the config (``run_as_root``, Nagle, smacks) are in
+the project's reference notes on the XMPP test server.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+__all__ = ["ProsodyError", "Prosody", "prosody_available", "make_test_pki", "TestPKI"]
+
+LOOPBACK = "127.0.0.1"
+
+
+class ProsodyError(RuntimeError):
+    """The private Prosody could not be configured, started or used."""
+
+
+def prosody_available() -> bool:
+    """True when both ``prosody`` and ``prosodyctl`` are on PATH."""
+    return bool(shutil.which("prosody") and shutil.which("prosodyctl"))
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return sock.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class TestPKI:
+    """Paths of a test CA and of leaf certificates signed by it (all PEM)."""
+
+    __test__ = False  # not a pytest test class despite the name
+
+    ca_cert: Path
+    ca_key: Path
+    server_cert: Path
+    server_key: Path
+
+
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    path.chmod(0o600)
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "gridbind test"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+
+
+def make_test_pki(directory: Path, domain: str, *, days: int = 2) -> TestPKI:
+    """Create a P-256 test CA and a server leaf for ``domain`` (SAN DNS:domain) in ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=5)
+    until = now + datetime.timedelta(days=days)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = _name(f"gridbind test CA for {domain}")
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(until)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    leaf_key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(_name(domain))
+        .issuer_name(ca_name)
+        .public_key(leaf_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(until)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(domain)]), critical=False)
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            critical=False,
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    pki = TestPKI(
+        ca_cert=directory / "ca.pem",
+        ca_key=directory / "ca.key",
+        server_cert=directory / "cert.pem",
+        server_key=directory / "key.pem",
+    )
+    pki.ca_cert.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    _write_key(pki.ca_key, ca_key)
+    pki.server_cert.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    _write_key(pki.server_key, leaf_key)
+    return pki
+
+
+_CONFIG = """\
+-- generated by gridbind.iec61850.prosody: a private, loopback-only test instance
+run_as_root = true
+pidfile = "{dir}/prosody.pid"
+data_path = "{dir}/data"
+log = {{ info = "{dir}/prosody.log" }}
+interfaces = {{ "{host}" }}
+local_interfaces = {{ "{host}" }}
+c2s_ports = {{ {c2s} }}
+c2s_direct_tls_ports = {{ {c2s_tls} }}
+s2s_ports = {{ }}
+s2s_direct_tls_ports = {{ }}
+http_ports = {{ }}
+https_ports = {{ }}
+modules_enabled = {{ "roster"; "saslauth"; "tls"; "disco"; "ping"; "smacks" }}
+modules_disabled = {{ "s2s"; "s2s_auth_certs" }}
+c2s_require_encryption = true
+allow_registration = false
+authentication = "internal_hashed"
+storage = "internal"
+smacks_hibernation_time = {hibernation}
+certificates = "{dir}/certs"
+ssl = {{ certificate = "{dir}/pki/cert.pem"; key = "{dir}/pki/key.pem"; }}
+network_settings = {{ nagle = false }}
+VirtualHost "{domain}"
+"""
+
+
+@dataclass
+class Prosody:
+    """A private Prosody instance: ``start()``, ``register(user, password)``, ``stop()``.
+
+    Use as a context manager. ``c2s_port`` speaks STARTTLS, ``c2s_tls_port`` direct TLS; clients
+    must trust :attr:`ca_cert`. ``hibernation`` is XEP-0198's resumption window in seconds.
+    """
+
+    domain: str = "test.local"
+    hibernation: int = 600
+    directory: Path | None = None
+    start_timeout: float = 10.0
+    c2s_port: int = 0
+    c2s_tls_port: int = 0
+    host: str = LOOPBACK
+    _proc: subprocess.Popen | None = field(default=None, init=False, repr=False)
+    _own_dir: bool = field(default=False, init=False, repr=False)
+    pki: TestPKI | None = field(default=None, init=False)
+
+    @property
+    def config_path(self) -> Path:
+        assert self.directory is not None
+        return self.directory / "prosody.cfg.lua"
+
+    @property
+    def log_path(self) -> Path:
+        assert self.directory is not None
+        return self.directory / "prosody.log"
+
+    @property
+    def ca_cert(self) -> Path:
+        """PEM file of the CA that signed the server certificate."""
+        if self.pki is None:
+            raise ProsodyError("Prosody is not configured yet")
+        return self.pki.ca_cert
+
+    def configure(self) -> None:
+        """Write the directory, certificates and config (idempotent)."""
+        if not prosody_available():
+            raise ProsodyError("prosody/prosodyctl not found (Debian: apt-get install prosody)")
+        if self.directory is None:
+            self.directory = Path(tempfile.mkdtemp(prefix="gridbind-prosody-"))
+            self._own_dir = True
+        if self.pki is not None:
+            return
+        (self.directory / "data").mkdir(parents=True, exist_ok=True)
+        (self.directory / "certs").mkdir(exist_ok=True)
+        self.pki = make_test_pki(self.directory / "pki", self.domain)
+        self.c2s_port = self.c2s_port or _free_port()
+        self.c2s_tls_port = self.c2s_tls_port or _free_port()
+        self.config_path.write_text(
+            _CONFIG.format(
+                dir=self.directory,
+                host=self.host,
+                c2s=self.c2s_port,
+                c2s_tls=self.c2s_tls_port,
+                hibernation=int(self.hibernation),
+                domain=self.domain,
+            )
+        )
+
+    def register(self, user: str, password: str) -> str:
+        """Create (or reset) the account ``user@domain``; returns the bare JID."""
+        self.configure()
+        result = subprocess.run(
+            [
+                "prosodyctl",
+                "--config",
+                str(self.config_path),
+                "register",
+                user,
+                self.domain,
+                password,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        if result.returncode != 0:
+            raise ProsodyError(
+                f"prosodyctl register {user}@{self.domain} failed: "
+                f"{(result.stderr or result.stdout).strip()}"
+            )
+        return f"{user}@{self.domain}"
+
+    def start(self) -> None:
+        """Start Prosody in the foreground as a child and wait until both c2s ports accept."""
+        self.configure()
+        if self._proc is not None and self._proc.poll() is None:
+            return
+        self._proc = subprocess.Popen(
+            ["prosody", "-F", "--config", str(self.config_path)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + self.start_timeout
+        pending = {self.c2s_port, self.c2s_tls_port}
+        while pending:
+            if self._proc.poll() is not None:
+                raise ProsodyError(
+                    f"prosody exited with {self._proc.returncode}: {self._log_tail()}"
+                )
+            for port in list(pending):
+                try:
+                    with socket.create_connection((self.host, port), timeout=0.2):
+                        pending.discard(port)
+                except OSError:
+                    pass
+            if pending and time.monotonic() > deadline:
+                self.stop()
+                raise ProsodyError(
+                    f"prosody did not open ports {sorted(pending)} in {self.start_timeout} s: "
+                    f"{self._log_tail()}"
+                )
+            if pending:
+                time.sleep(0.02)
+
+    def _log_tail(self, lines: int = 15) -> str:
+        try:
+            return " | ".join(self.log_path.read_text().splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the server (SIGTERM, then SIGKILL after ``timeout``)."""
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
+
+    def cleanup(self) -> None:
+        """Stop and remove the temporary directory when this object created it."""
+        self.stop()
+        if self._own_dir and self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    def __enter__(self) -> "Prosody":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
+
+    def __del__(self) -> None:  # last resort: never leave an orphan server behind
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
