@@ -1,0 +1,559 @@
+"""The slixmpp adapter of IEC 61850-8-2: one XMPP client per IED or client application.
+
+This module knows XMPP (connection, TLS, SASL, roster, presence, XEP-0199, XEP-0198, Annex D stanza
+types and Table D.2 stanza errors) and nothing of MMS beyond the payload namespace: payloads come
+in and go out as ``xml.etree`` elements of :data:`PAYLOAD_NS`; the sans-IO association core
+(:mod:`gridbind.iec61850.association`) decides what they mean.
+
+Link semantics surfaced to the core (mapping notes section 2):
+
+- ``on_link_lost()``: the XMPP session is gone for good (no XEP-0198 resumption, resumption refused,
+  or the resumption window elapsed): every association of this JID is aborted.
+- ``on_peer_unavailable(jid)``: a peer's presence turned ``unavailable``: its associations abort.
+- A session resumed through XEP-0198 within the window raises neither, so associations survive.
+
+Peers learn about each other's presence through directed presence (:meth:`IecXmpp.track_peer`),
+which Prosody follows with ``unavailable`` when the sender's session ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import ssl
+import xml.etree.ElementTree as ET
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import slixmpp
+from slixmpp import JID
+from slixmpp.exceptions import IqError, IqTimeout
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher.base import MatcherBase
+
+__all__ = [
+    "PAYLOAD_NS",
+    "RESOURCE",
+    "XmppSettings",
+    "XmppError",
+    "XmppConnectError",
+    "StanzaError",
+    "RequestTimeout",
+    "Inbound",
+    "IecXmpp",
+    "stanza_for_pdu",
+    "parse_address",
+]
+
+log = logging.getLogger(__name__)
+
+#: Namespace of the 8-2 payload (version 2018, revision A, release 1).
+PAYLOAD_NS = "http://www.iec.ch/61850/2018/SCSM_8_2"
+#: The resource every 8-2 entity binds (Annex D).
+RESOURCE = "IEC"
+_STANZAS_NS = "urn:ietf:params:xml:ns:xmpp-stanzas"
+
+# Annex D, Table D.1: confirmed request services carried in iq get; all others in iq set.
+_IQ_GET_SERVICES = frozenset(
+    {
+        "getNameList",
+        "read",
+        "getVariableAccessAttributes",
+        "getNamedVariableListAttributes",
+        "readJournal",
+        "fileRead",
+        "fileDirectory",
+        "obtainFile",
+        "extendedGetNameList",
+    }
+)
+_IQ_SET_SERVICES = frozenset(
+    {
+        "write",
+        "defineNamedVariableList",
+        "deleteNamedVariableList",
+        "fileOpen",
+        "fileClose",
+        "fileDelete",
+    }
+)
+
+
+def stanza_for_pdu(pdu: str, service: str | None = None) -> tuple[str, str]:
+    """Annex D Table D.1: ``(stanza, type)`` carrying a PDU (and, for requests, its service).
+
+    ``pdu`` is the MMSpdu alternative (``confirmed-RequestPDU``, ``rejectPDU``, ...). Raises
+    ``ValueError`` for a PDU or service that has no mapping (the caller rejects it).
+    """
+    if pdu == "confirmed-RequestPDU":
+        if service in _IQ_GET_SERVICES:
+            return ("iq", "get")
+        if service in _IQ_SET_SERVICES:
+            return ("iq", "set")
+        raise ValueError(f"service {service!r} is not mapped to XMPP (Annex D)")
+    if pdu in {
+        "confirmed-ResponsePDU",
+        "confirmed-ErrorPDU",
+        "cancel-ResponsePDU",
+        "cancel-ErrorPDU",
+        "conclude-ResponsePDU",
+        "conclude-ErrorPDU",
+        "initiate-ResponsePDU",
+        "initiate-ErrorPDU",
+    }:
+        return ("iq", "result")
+    if pdu in {"unconfirmed-PDU", "rejectPDU"}:
+        return ("message", "normal")
+    if pdu == "cancel-RequestPDU":
+        return ("iq", "get")
+    if pdu in {"conclude-RequestPDU", "initiate-RequestPDU"}:
+        return ("iq", "set")
+    raise ValueError(f"PDU {pdu!r} is not mapped to XMPP (Annex D)")
+
+
+class XmppError(Exception):
+    """Base class of transport errors."""
+
+
+class XmppConnectError(XmppError):
+    """Connecting, TLS validation or authentication failed."""
+
+
+class RequestTimeout(XmppError):
+    """No answer to an iq within the time limit."""
+
+
+class StanzaError(XmppError):
+    """A peer (or the XMPP server) answered with an RFC 6120 stanza error (Table D.2)."""
+
+    def __init__(self, condition: str, text: str = "", etype: str = "cancel") -> None:
+        super().__init__(f"{condition}: {text}" if text else condition)
+        self.condition = condition
+        self.text = text
+        self.etype = etype
+
+
+@dataclass
+class XmppSettings:
+    """How to reach the XMPP server and who to be.
+
+    ``host``/``port`` given: connect there (no DNS). Left empty: DNS SRV for the JID's domain.
+    ``ca_file`` is mandatory: TLS is always required and validated. ``client_cert`` +
+    ``client_key`` with ``sasl_mechanism="EXTERNAL"`` authenticate with a certificate.
+    """
+
+    jid: str
+    password: str = ""
+    ca_file: Path | str | None = None
+    host: str | None = None
+    port: int | None = None
+    direct_tls: bool = False
+    sasl_mechanism: str | None = None
+    client_cert: Path | str | None = None
+    client_key: Path | str | None = None
+    connect_timeout: float = 15.0
+    #: XEP-0199 keepalive period in seconds (0: off). Detects a frozen server or link.
+    ping_interval: float = 0.0
+    #: XEP-0198 resumption; ``resume_window`` bounds how long a dropped session is retried.
+    stream_management: bool = True
+    resume_window: float = 30.0
+    request_timeout: float = 30.0
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """Parse ``HOST:PORT`` (``[::1]:5222`` for IPv6)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+@dataclass
+class Inbound:
+    """An 8-2 stanza received: its kind, type, sender, id and payload element."""
+
+    kind: str  # "iq" | "message"
+    type: str
+    sender: str  # full JID
+    id: str
+    payload: ET.Element
+    _stanza: Any = field(default=None, repr=False)
+
+
+def _first_payload(xml: ET.Element) -> ET.Element | None:
+    prefix = "{" + PAYLOAD_NS + "}"
+    for child in xml:
+        if isinstance(child.tag, str) and child.tag.startswith(prefix):
+            return child
+    return None
+
+
+class _PayloadMatcher(MatcherBase):
+    """Matches iq get/set and message stanzas that carry a payload in PAYLOAD_NS."""
+
+    def __init__(self) -> None:
+        super().__init__(PAYLOAD_NS)
+
+    def match(self, stanza: Any) -> bool:
+        name = stanza.name
+        if name == "iq":
+            if stanza["type"] not in ("get", "set"):
+                return False
+        elif name != "message":
+            return False
+        return _first_payload(stanza.xml) is not None
+
+
+InboundHandler = Callable[[Inbound], "Awaitable[None] | None"]
+
+
+class IecXmpp:
+    """A connected 8-2 XMPP endpoint (resource ``IEC``).
+
+    ``on_inbound`` receives every iq get/set and message with a payload; iq requests must be
+    answered with :meth:`reply` or :meth:`reply_error` (the adapter answers ``internal-server-
+    error`` itself when the handler raises, so a bad stanza never goes unanswered or crashes).
+    """
+
+    def __init__(
+        self,
+        settings: XmppSettings,
+        on_inbound: InboundHandler,
+        *,
+        on_peer_unavailable: Callable[[str], None] | None = None,
+        on_link_lost: Callable[[], None] | None = None,
+        on_resumed: Callable[[], None] | None = None,
+    ) -> None:
+        if not settings.ca_file:
+            raise XmppConnectError("a CA file is required: TLS is always validated")
+        if not Path(settings.ca_file).is_file():
+            raise XmppConnectError(f"CA file not found: {settings.ca_file}")
+        jid = JID(settings.jid)
+        if not jid.user or not jid.domain:
+            raise XmppConnectError(f"not a JID of an account: {settings.jid!r}")
+        self.settings = settings
+        self.jid = JID(f"{jid.bare}/{RESOURCE}")
+        self._on_inbound = on_inbound
+        self._on_peer_unavailable = on_peer_unavailable
+        self._on_link_lost = on_link_lost
+        self._on_resumed = on_resumed
+        self._client: slixmpp.ClientXMPP | None = None
+        self._ready: asyncio.Future[None] | None = None
+        self._closing = False
+        self._session_live = False
+        self._resume_timer: asyncio.TimerHandle | None = None
+        self._tracked: set[str] = set()
+        self._tasks: set[asyncio.Task] = set()
+
+    # ------------------------------------------------------------------ lifecycle
+    def _build(self) -> slixmpp.ClientXMPP:
+        s = self.settings
+        ctx = ssl.create_default_context(cafile=str(s.ca_file))
+        ctx.check_hostname = True
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        client = slixmpp.ClientXMPP(
+            str(self.jid), s.password, sasl_mech=s.sasl_mechanism, ssl_context=ctx
+        )
+        if s.client_cert and s.client_key:
+            client.certfile = str(s.client_cert)
+            client.keyfile = str(s.client_key)
+        client.enable_direct_tls = bool(s.direct_tls)
+        client.enable_starttls = not s.direct_tls
+        client.enable_plaintext = False
+        client.register_plugin("xep_0199", {"keepalive": s.ping_interval > 0})
+        if s.ping_interval > 0:
+            client.plugin["xep_0199"].interval = s.ping_interval
+            client.plugin["xep_0199"].timeout = max(1.0, s.ping_interval)
+        if s.stream_management:
+            client.register_plugin("xep_0198", {"allow_resume": True})
+        client.register_handler(Callback("IEC 61850-8-2 payload", _PayloadMatcher(), self._inbound))
+        client.add_event_handler("session_start", self._session_start)
+        client.add_event_handler("session_resumed", self._session_resumed)
+        client.add_event_handler("session_end", self._session_end)
+        client.add_event_handler("disconnected", self._disconnected)
+        client.add_event_handler("presence_unavailable", self._presence_unavailable)
+        client.add_event_handler("ssl_invalid_chain", self._ssl_invalid)
+        client.add_event_handler("ssl_invalid_cert", self._ssl_invalid)
+        client.add_event_handler("connection_failed", self._connection_failed)
+        client.add_event_handler("failed_all_auth", self._auth_failed)
+        client.add_event_handler("stream_error", self._stream_error)
+        return client
+
+    async def start(self) -> None:
+        """Connect, validate TLS, authenticate, bind ``IEC``, get the roster, send presence."""
+        loop = asyncio.get_running_loop()
+        self._ready = loop.create_future()
+        self._closing = False
+        self._client = self._build()
+        self._connect()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._ready), self.settings.connect_timeout)
+        except asyncio.TimeoutError:
+            await self._teardown()
+            raise XmppConnectError(
+                f"no XMPP session within {self.settings.connect_timeout} s "
+                f"({self.settings.host or 'SRV'}:{self.settings.port or ''})"
+            ) from None
+        except BaseException:
+            await self._teardown()
+            raise
+
+    def _connect(self) -> None:
+        assert self._client is not None
+        s = self.settings
+        if s.host and s.port:
+            self._client.connect(s.host, s.port)
+        else:
+            self._client.connect()
+
+    async def close(self) -> None:
+        """Leave cleanly (unavailable presence, stream close); does not call ``on_link_lost``."""
+        self._closing = True
+        await self._teardown()
+
+    async def _teardown(self) -> None:
+        self._closing = True
+        if self._resume_timer is not None:
+            self._resume_timer.cancel()
+            self._resume_timer = None
+        client, self._client = self._client, None
+        if client is None:
+            return
+        client.cancel_connection_attempt()
+        if client.transport is not None:
+            try:
+                if "xep_0198" in client.plugin:
+                    # A clean goodbye: do not leave a hibernating session behind on the server.
+                    client.plugin["xep_0198"].sm_id = None
+                client.send_presence(ptype="unavailable")
+                await asyncio.wait_for(client.disconnect(wait=1.0), 3.0)
+            except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - leaving anyway
+                client.abort()
+        for task in list(self._tasks):
+            task.cancel()
+
+    def drop_link(self) -> None:
+        """Cut the TCP connection without a goodbye (a link loss; tests resumption)."""
+        if self._client is not None and self._client.transport is not None:
+            self._client.transport.abort()
+
+    @property
+    def connected(self) -> bool:
+        return self._session_live
+
+    @property
+    def full_jid(self) -> str:
+        return str(self._client.boundjid) if self._client is not None else str(self.jid)
+
+    # ------------------------------------------------------------------ events
+    def _fail(self, exc: Exception) -> None:
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_exception(exc)
+
+    def _ssl_invalid(self, exc: Any) -> None:
+        self._fail(XmppConnectError(f"TLS certificate of the XMPP server rejected: {exc}"))
+
+    def _connection_failed(self, exc: Any) -> None:
+        if isinstance(exc, ssl.SSLError):
+            self._fail(XmppConnectError(f"TLS certificate of the XMPP server rejected: {exc}"))
+        elif self._ready is not None and not self._ready.done():
+            self._fail(XmppConnectError(f"cannot connect to the XMPP server: {exc}"))
+        elif not self._closing:
+            log.info("%s: reconnect attempt failed: %s", self.jid, exc)
+
+    def _auth_failed(self, _event: Any = None) -> None:
+        self._fail(XmppConnectError(f"SASL authentication of {self.jid.bare} failed"))
+
+    def _stream_error(self, error: Any) -> None:
+        condition = error["condition"] if error is not None else "unknown"
+        log.warning("%s: stream error %s", self.jid, condition)
+        self._fail(XmppConnectError(f"stream error from the XMPP server: {condition}"))
+
+    async def _session_start(self, _event: Any) -> None:
+        client = self._client
+        if client is None:
+            return
+        if str(client.boundjid.resource) != RESOURCE:
+            self._fail(XmppConnectError(f"server bound resource {client.boundjid.resource!r}"))
+            return
+        try:
+            await client.get_roster(timeout=self.settings.connect_timeout)
+        except (IqError, IqTimeout) as exc:
+            log.warning("%s: roster fetch failed: %s", self.jid, exc)
+        client.send_presence()
+        for peer in self._tracked:
+            client.send_presence(pto=peer)
+        self._session_live = True
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_result(None)
+
+    def _session_resumed(self, _event: Any) -> None:
+        self._session_live = True
+        if self._resume_timer is not None:
+            self._resume_timer.cancel()
+            self._resume_timer = None
+        log.info("%s: XEP-0198 session resumed", self.jid)
+        if self._on_resumed is not None:
+            self._on_resumed()
+
+    def _session_end(self, _event: Any) -> None:
+        was_live, self._session_live = self._session_live, False
+        if was_live and not self._closing and self._on_link_lost is not None:
+            self._on_link_lost()
+
+    def _disconnected(self, _reason: Any) -> None:
+        if self._closing or self._client is None:
+            return
+        client = self._client
+        sm = client.plugin["xep_0198"] if "xep_0198" in client.plugin else None
+        if self._session_live and sm is not None and sm.sm_id:
+            # Link lost with a resumable session: try to resume; associations stay for now.
+            self._session_live = False
+            loop = asyncio.get_running_loop()
+            self._resume_timer = loop.call_later(self.settings.resume_window, self._resume_expired)
+            self._connect()
+            return
+        if self._session_live:
+            self._session_end(None)
+
+    def _resume_expired(self) -> None:
+        self._resume_timer = None
+        if self._session_live or self._client is None:
+            return
+        log.warning("%s: no resumption within %s s", self.jid, self.settings.resume_window)
+        self._client.cancel_connection_attempt()
+        self._session_live = True  # so that _session_end reports it once
+        self._session_end(None)
+
+    def _presence_unavailable(self, presence: Any) -> None:
+        sender = str(presence["from"])
+        if self._on_peer_unavailable is not None and sender != self.full_jid:
+            self._on_peer_unavailable(sender)
+
+    # ------------------------------------------------------------------ traffic
+    def track_peer(self, jid: str) -> None:
+        """Send directed presence to ``jid`` so that both sides learn when the other leaves."""
+        if jid in self._tracked:
+            return
+        self._tracked.add(jid)
+        if self._client is not None and self._session_live:
+            self._client.send_presence(pto=jid)
+
+    def untrack_peer(self, jid: str) -> None:
+        self._tracked.discard(jid)
+
+    def _inbound(self, stanza: Any) -> None:
+        payload = _first_payload(stanza.xml)
+        if payload is None:  # matcher guarantees it; defensive against plugin reordering
+            return
+        kind = stanza.name
+        item = Inbound(
+            kind=kind,
+            type=stanza["type"] or ("normal" if kind == "message" else ""),
+            sender=str(stanza["from"]),
+            id=stanza["id"],
+            payload=payload,
+            _stanza=stanza,
+        )
+        try:
+            result = self._on_inbound(item)
+        except Exception as exc:  # noqa: BLE001 - a bad stanza must never take the endpoint down
+            log.exception("%s: handler failed on a stanza from %s", self.jid, item.sender)
+            if kind == "iq":
+                self.reply_error(item, "internal-server-error", f"{type(exc).__name__}")
+            return
+        if inspect.isawaitable(result):
+            task = asyncio.ensure_future(result)
+            self._tasks.add(task)
+            task.add_done_callback(lambda t, item=item: self._task_done(t, item))
+
+    def _task_done(self, task: asyncio.Task, item: Inbound) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.error("%s: async handler failed: %r", self.jid, exc)
+            if item.kind == "iq":
+                self.reply_error(item, "internal-server-error", type(exc).__name__)
+
+    def reply(self, item: Inbound, payload: ET.Element | None) -> None:
+        """Answer an iq request with ``iq type=result`` carrying ``payload``."""
+        if self._client is None or item.kind != "iq":
+            return
+        reply = item._stanza.reply(clear=True)
+        if payload is not None:
+            reply.xml.append(payload)
+        reply.send()
+
+    def reply_error(
+        self, item: Inbound, condition: str, text: str = "", etype: str = "modify"
+    ) -> None:
+        """Answer an iq request with an RFC 6120 stanza error (Table D.2, recoverable faults)."""
+        if self._client is None or item.kind != "iq":
+            return
+        reply = item._stanza.reply(clear=True)
+        reply["type"] = "error"
+        reply["error"]["type"] = etype
+        reply["error"]["condition"] = condition
+        if text:
+            reply["error"]["text"] = text[:500]
+        reply.send()
+
+    async def request(
+        self, to: str, iq_type: str, payload: ET.Element, timeout: float | None = None
+    ) -> ET.Element | None:
+        """Send ``payload`` in an iq get/set to a full JID; return the result's payload.
+
+        Raises :class:`StanzaError` for an error answer and :class:`RequestTimeout`.
+        """
+        if iq_type not in ("get", "set"):
+            raise ValueError("an 8-2 request travels in iq get or set")
+        client = self._require_client()
+        iq = client.make_iq(ito=to, itype=iq_type)
+        iq.xml.append(payload)
+        try:
+            answer = await iq.send(timeout=timeout or self.settings.request_timeout)
+        except IqError as exc:
+            err = exc.iq["error"]
+            raise StanzaError(err["condition"], err["text"], err["type"]) from None
+        except IqTimeout:
+            raise RequestTimeout(f"no answer from {to} within the time limit") from None
+        return _first_payload(answer.xml)
+
+    def send_message(self, to: str, payload: ET.Element) -> None:
+        """Send ``payload`` in a ``message type='normal'`` (informationReport, rejectPDU)."""
+        client = self._require_client()
+        msg = client.make_message(mto=to, mtype="normal")
+        msg.xml.append(payload)
+        msg.send()
+
+    def send_raw(self, data: str) -> None:
+        """Send raw XML on the stream (tests of hostile input only)."""
+        self._require_client().send_raw(data)
+
+    def _require_client(self) -> slixmpp.ClientXMPP:
+        if self._client is None:
+            raise XmppError("not connected")
+        return self._client
+
+    async def ping(self, jid: str | None = None, timeout: float = 5.0) -> float:
+        """XEP-0199 ping of ``jid`` (default: the XMPP server); returns the round trip in s."""
+        client = self._require_client()
+        try:
+            return await client.plugin["xep_0199"].ping(jid=jid, timeout=timeout)
+        except IqError as exc:
+            raise StanzaError(exc.iq["error"]["condition"], exc.iq["error"]["text"]) from None
+        except IqTimeout:
+            raise RequestTimeout("ping timed out") from None
+
+    async def __aenter__(self) -> "IecXmpp":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
