@@ -1,0 +1,596 @@
+"""Publisher metadata as the deployed wire carries it: an ADO.NET-style XML data set.
+
+The XML is a root element (the data set name) holding an inline XSD schema (``xs:schema`` with
+``id`` equal to the root name; one ``xs:element`` per table, one per column with an ``xs:`` type
+and, for GUIDs, ``msdata:DataType="System.Guid"``) followed by one element per row. The model
+here is a small typed table set that the filter-expression evaluator can query directly.
+
+Parsing is for untrusted input: DTDs and entities are refused, the network is never touched, the
+size is bounded by the caller's inflate limit.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from lxml import etree
+
+from gridbind.sttp.expressions import FilterExpressionError, FilterStatement, parse, select_rows
+
+XS_NS = "http://www.w3.org/2001/XMLSchema"
+MSDATA_NS = "urn:schemas-microsoft-com:xml-msdata"
+_XS = f"{{{XS_NS}}}"
+_MSDATA = f"{{{MSDATA_NS}}}"
+
+#: XSD type names we understand; others are kept as strings.
+TYPES = (
+    "string",
+    "guid",
+    "boolean",
+    "dateTime",
+    "float",
+    "double",
+    "decimal",
+    "byte",
+    "short",
+    "int",
+    "long",
+    "unsignedByte",
+    "unsignedShort",
+    "unsignedInt",
+    "unsignedLong",
+)
+_INT_TYPES = {
+    "byte",
+    "short",
+    "int",
+    "long",
+    "unsignedByte",
+    "unsignedShort",
+    "unsignedInt",
+    "unsignedLong",
+}
+
+
+class MetadataError(ValueError):
+    """Metadata XML that is malformed, hostile or inconsistent with its schema."""
+
+
+@dataclass(frozen=True)
+class Column:
+    """A table column: its name and XSD type (``guid`` for System.Guid strings)."""
+
+    name: str
+    type: str = "string"
+
+
+@dataclass
+class DataTable:
+    """One metadata table: typed columns and rows (dicts keyed by column name, None = NULL)."""
+
+    name: str
+    columns: list[Column]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def column_names(self) -> list[str]:
+        """Column names in schema order (what the filter evaluator resolves against)."""
+        return [column.name for column in self.columns]
+
+    def add(self, **values: Any) -> dict[str, Any]:
+        """Append a row; unknown column names are refused, missing ones are NULL."""
+        names = set(self.column_names)
+        unknown = set(values) - names
+        if unknown:
+            raise MetadataError(f"table {self.name}: unknown columns {sorted(unknown)}")
+        row = {column.name: values.get(column.name) for column in self.columns}
+        self.rows.append(row)
+        return row
+
+
+@dataclass
+class DataSet:
+    """A named set of tables (name lookups ignore case, as the deployed peers do)."""
+
+    name: str = "DataSet"
+    tables: list[DataTable] = field(default_factory=list)
+
+    def table(self, name: str) -> DataTable | None:
+        """The table called ``name`` (any case), or None."""
+        for table in self.tables:
+            if table.name.upper() == name.upper():
+                return table
+        return None
+
+    def __getitem__(self, name: str) -> DataTable:
+        table = self.table(name)
+        if table is None:
+            raise KeyError(name)
+        return table
+
+    def to_xml(self) -> bytes:
+        """The XML data set (UTF-8, with declaration), as sent in METADATA_REFRESH responses."""
+        nsmap = {"xs": XS_NS, "msdata": MSDATA_NS}
+        root = etree.Element(self.name, nsmap=nsmap)
+        schema = etree.SubElement(root, _XS + "schema", id=self.name)
+        top = etree.SubElement(schema, _XS + "element", name=self.name)
+        top.set(_MSDATA + "IsDataSet", "true")
+        choice = etree.SubElement(
+            etree.SubElement(top, _XS + "complexType"),
+            _XS + "choice",
+            minOccurs="0",
+            maxOccurs="unbounded",
+        )
+        for table in self.tables:
+            element = etree.SubElement(choice, _XS + "element", name=table.name)
+            sequence = etree.SubElement(
+                etree.SubElement(element, _XS + "complexType"), _XS + "sequence"
+            )
+            for column in table.columns:
+                node = etree.SubElement(sequence, _XS + "element", name=column.name)
+                if column.type == "guid":
+                    node.set(_MSDATA + "DataType", "System.Guid")
+                    node.set("type", "xs:string")
+                else:
+                    node.set("type", f"xs:{column.type}")
+                node.set("minOccurs", "0")
+        for table in self.tables:
+            for row in table.rows:
+                record = etree.SubElement(root, table.name)
+                for column in table.columns:
+                    value = row.get(column.name)
+                    if value is None:
+                        continue
+                    etree.SubElement(record, column.name).text = format_value(value, column.type)
+        return etree.tostring(root, xml_declaration=True, encoding="utf-8", standalone=True)
+
+    @classmethod
+    def from_xml(cls, data: bytes | str) -> DataSet:
+        """Parse an XML data set; raises :class:`MetadataError` (never resolves entities/DTDs)."""
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        parser = etree.XMLParser(
+            resolve_entities=False,
+            no_network=True,
+            load_dtd=False,
+            dtd_validation=False,
+            huge_tree=False,
+            remove_comments=True,
+            remove_pis=True,
+        )
+        try:
+            root = etree.fromstring(data, parser)
+        except etree.XMLSyntaxError as exc:
+            raise MetadataError(f"metadata is not well-formed XML: {exc}") from None
+        docinfo = root.getroottree().docinfo
+        if docinfo.doctype or docinfo.internalDTD is not None:
+            raise MetadataError("metadata XML with a DTD is refused")
+        name = etree.QName(root).localname
+        schema = root.find(_XS + "schema")
+        if schema is None or schema.get("id") != name:
+            raise MetadataError(f"metadata has no xs:schema with id {name!r}")
+        dataset = cls(name)
+        for table_node in schema.iterfind(
+            f"{_XS}element/{_XS}complexType/{_XS}choice/{_XS}element"
+        ):
+            table_name = table_node.get("name")
+            if not table_name:
+                continue
+            columns = []
+            for column_node in table_node.iterfind(f"{_XS}complexType/{_XS}sequence/{_XS}element"):
+                column_name = column_node.get("name")
+                if not column_name:
+                    continue
+                xsd = (column_node.get("type") or "xs:string").split(":")[-1]
+                if (column_node.get(_MSDATA + "DataType") or "").startswith("System.Guid"):
+                    xsd = "guid"
+                columns.append(Column(column_name, xsd if xsd in TYPES else "string"))
+            dataset.tables.append(DataTable(table_name, columns))
+        tables = {table.name: table for table in dataset.tables}
+        for record in root:
+            if not isinstance(record.tag, str) or record is schema:
+                continue
+            table = tables.get(etree.QName(record).localname)
+            if table is None:
+                continue
+            types = {column.name: column.type for column in table.columns}
+            row: dict[str, Any] = {column.name: None for column in table.columns}
+            for cell in record:
+                if not isinstance(cell.tag, str):
+                    continue
+                column_name = etree.QName(cell).localname
+                if column_name not in types:
+                    continue
+                row[column_name] = parse_value(cell.text or "", types[column_name], table.name)
+            table.rows.append(row)
+        return dataset
+
+    def filtered(self, filters: str) -> DataSet:
+        """A copy keeping, for each ``FILTER <table> WHERE ...`` statement, only matching rows."""
+        if not filters.strip():
+            return self
+        try:
+            statements = [s for s in parse(filters) if isinstance(s, FilterStatement)]
+            keep: dict[str, list[dict[str, Any]]] = {}
+            for statement in statements:
+                table = self.table(statement.table)
+                if table is None:
+                    raise FilterExpressionError(f"unknown table {statement.table!r}")
+                text = f"FILTER {'TOP %d ' % statement.top if statement.top >= 0 else ''}"
+                text += f"[{table.name}] WHERE {statement.where.text}"
+                keep.setdefault(table.name, []).extend(select_rows(self.tables, text))
+        except FilterExpressionError as exc:
+            raise MetadataError(f"bad metadata filter: {exc}") from None
+        return DataSet(
+            self.name,
+            [
+                DataTable(t.name, t.columns, list(keep[t.name]) if t.name in keep else t.rows)
+                for t in self.tables
+            ],
+        )
+
+
+_DT_RE = re.compile(
+    r"^\s*(\d{4})-(\d\d)-(\d\d)(?:[T ](\d\d):(\d\d)(?::(\d\d)(?:\.(\d*))?)?)?\s*(Z|[+-]\d\d:?\d\d)?\s*$"
+)
+
+
+def parse_datetime(text: str) -> datetime:
+    """An XSD/ISO date-time, tolerant of ``.000``, a bare ``.`` and offsets; result in UTC."""
+    match = _DT_RE.match(text)
+    if match is None:
+        raise MetadataError(f"bad date/time {text!r}")
+    year, month, day, hour, minute, second, fraction, zone = match.groups()
+    digits = (fraction or "")[:7].ljust(7, "0")
+    try:
+        moment = datetime(
+            int(year),
+            int(month),
+            int(day),
+            int(hour or 0),
+            int(minute or 0),
+            int(second or 0),
+            int(digits) // 10,
+            tzinfo=timezone.utc,
+        )
+    except ValueError as exc:
+        raise MetadataError(f"bad date/time {text!r}: {exc}") from None
+    if zone and zone != "Z":
+        sign = -1 if zone[0] == "-" else 1
+        hours, minutes = int(zone[1:3]), int(zone[-2:])
+        moment -= sign * timedelta(hours=hours, minutes=minutes)
+    return moment
+
+
+def format_datetime(moment: datetime) -> str:
+    """XSD date-time in UTC; the fraction is written only when non-zero (never ``.000``)."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc)
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    if moment.microsecond:
+        text += f".{moment.microsecond:06d}".rstrip("0")
+    return text + "Z"
+
+
+def format_value(value: Any, xsd: str) -> str:
+    """Text of one cell."""
+    if xsd == "boolean":
+        return "true" if value else "false"
+    if xsd == "dateTime" and isinstance(value, datetime):
+        return format_datetime(value)
+    if xsd in ("double", "float") and isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def parse_value(text: str, xsd: str, table: str = "") -> Any:
+    """Typed value of one cell's text."""
+    try:
+        if xsd == "string":
+            return text
+        if xsd == "guid":
+            return uuid.UUID(text.strip().strip("{}"))
+        if xsd == "boolean":
+            return text.strip().lower() in ("true", "1")
+        if xsd == "dateTime":
+            return parse_datetime(text)
+        if xsd in _INT_TYPES:
+            return int(text.strip())
+        if xsd in ("float", "double"):
+            return float(text.strip())
+        if xsd == "decimal":
+            return Decimal(text.strip())
+    except (ValueError, InvalidOperation) as exc:
+        raise MetadataError(f"table {table}: {text[:40]!r} is not a valid {xsd}: {exc}") from None
+    return text
+
+
+# ------------------------------------------------------------------------- source metadata model
+
+DEVICE_DETAIL = [
+    Column("NodeID", "guid"),
+    Column("UniqueID", "guid"),
+    Column("OriginalSource"),
+    Column("IsConcentrator", "boolean"),
+    Column("Acronym"),
+    Column("Name"),
+    Column("AccessID", "int"),
+    Column("ParentAcronym"),
+    Column("ProtocolName"),
+    Column("FramesPerSecond", "int"),
+    Column("CompanyAcronym"),
+    Column("VendorAcronym"),
+    Column("VendorDeviceName"),
+    Column("Longitude", "decimal"),
+    Column("Latitude", "decimal"),
+    Column("InterconnectionName"),
+    Column("ContactList"),
+    Column("Enabled", "boolean"),
+    Column("UpdatedOn", "dateTime"),
+]
+MEASUREMENT_DETAIL = [
+    Column("DeviceAcronym"),
+    Column("ID"),
+    Column("SignalID", "guid"),
+    Column("PointTag"),
+    Column("SignalReference"),
+    Column("SignalAcronym"),
+    Column("PhasorSourceIndex", "int"),
+    Column("Description"),
+    Column("Internal", "boolean"),
+    Column("Enabled", "boolean"),
+    Column("UpdatedOn", "dateTime"),
+]
+PHASOR_DETAIL = [
+    Column("ID", "int"),
+    Column("DeviceAcronym"),
+    Column("Label"),
+    Column("Type"),
+    Column("Phase"),
+    Column("DestinationPhasorID", "int"),
+    Column("SourceIndex", "int"),
+    Column("UpdatedOn", "dateTime"),
+]
+SCHEMA_VERSION = [Column("VersionNumber", "int")]
+ACTIVE_MEASUREMENTS = [
+    Column("SourceNodeID", "guid"),
+    Column("ID"),
+    Column("SignalID", "guid"),
+    Column("PointTag"),
+    Column("AlternateTag"),
+    Column("SignalReference"),
+    Column("Internal", "int"),
+    Column("Subscribed", "int"),
+    Column("Device"),
+    Column("DeviceID", "int"),
+    Column("FramesPerSecond", "int"),
+    Column("Protocol"),
+    Column("ProtocolType"),
+    Column("SignalType"),
+    Column("EngineeringUnits"),
+    Column("PhasorID", "int"),
+    Column("PhasorType"),
+    Column("Phase"),
+    Column("Adder", "double"),
+    Column("Multiplier", "double"),
+    Column("Company"),
+    Column("Longitude", "decimal"),
+    Column("Latitude", "decimal"),
+    Column("Description"),
+    Column("UpdatedOn", "dateTime"),
+]
+
+
+def empty_source_metadata() -> DataSet:
+    """The publisher metadata tables deployed peers exchange (no rows)."""
+    return DataSet(
+        "DataSet",
+        [
+            DataTable("DeviceDetail", list(DEVICE_DETAIL)),
+            DataTable("MeasurementDetail", list(MEASUREMENT_DETAIL)),
+            DataTable("PhasorDetail", list(PHASOR_DETAIL)),
+            DataTable("SchemaVersion", list(SCHEMA_VERSION), [{"VersionNumber": 14}]),
+        ],
+    )
+
+
+def _protocol_type(protocol: str) -> str:
+    upper = (protocol or "").upper()
+    if upper in ("STREAMING TELEMETRY TRANSPORT PROTOCOL", "STTP") or upper.startswith(
+        ("GATEWAY", "MODBUS", "DNP")
+    ):
+        return "Measurement"
+    return "Frame"
+
+
+def _units(signal_type: str) -> str:
+    upper = (signal_type or "").upper()
+    if upper == "IPHM":
+        return "Amps"
+    if upper == "VPHM":
+        return "Volts"
+    if upper == "FREQ":
+        return "Hz"
+    if upper.endswith("PHA"):
+        return "Degrees"
+    return ""
+
+
+def active_measurements(source: DataSet, node_id: uuid.UUID) -> DataTable:
+    """The ``ActiveMeasurements`` selection view publishers filter subscriptions against.
+
+    Derived from MeasurementDetail (enabled rows), DeviceDetail and PhasorDetail with the same
+    rules as the deployed Python publisher, so the same filter selects the same signals.
+    """
+    table = DataTable("ActiveMeasurements", list(ACTIVE_MEASUREMENTS))
+    devices: dict[str, tuple[int, Mapping[str, Any]]] = {}
+    detail = source.table("DeviceDetail")
+    for position, row in enumerate(detail.rows if detail else []):
+        if row.get("Acronym"):
+            devices[row["Acronym"]] = (position, row)
+    phasors: dict[tuple[str, int], Mapping[str, Any]] = {}
+    phasor_table = source.table("PhasorDetail")
+    for row in phasor_table.rows if phasor_table else []:
+        if row.get("DeviceAcronym"):
+            phasors[(row["DeviceAcronym"], int(row.get("SourceIndex") or 0))] = row
+    measurements = source.table("MeasurementDetail")
+    for row in measurements.rows if measurements else []:
+        if row.get("Enabled") is False or row.get("Enabled") == 0:
+            continue
+        signal_type = row.get("SignalAcronym") or "CALC"
+        out: dict[str, Any] = {
+            "SourceNodeID": node_id,
+            "ID": row.get("ID"),
+            "SignalID": row.get("SignalID"),
+            "PointTag": row.get("PointTag"),
+            "SignalReference": row.get("SignalReference"),
+            "Internal": 1 if row.get("Internal") else 0,
+            "Subscribed": 0,
+            "Description": row.get("Description"),
+            "Adder": 0.0,
+            "Multiplier": 1.0,
+            "UpdatedOn": row.get("UpdatedOn"),
+            "SignalType": signal_type,
+            "EngineeringUnits": _units(signal_type),
+        }
+        acronym = row.get("DeviceAcronym") or ""
+        if not acronym:
+            out["FramesPerSecond"] = 30
+        else:
+            out["Device"] = acronym
+            if acronym in devices:
+                position, device = devices[acronym]
+                protocol = device.get("ProtocolName") or ""
+                out.update(
+                    DeviceID=position,
+                    FramesPerSecond=int(device.get("FramesPerSecond") or 30),
+                    Company=device.get("CompanyAcronym") or "",
+                    Protocol=protocol,
+                    ProtocolType=_protocol_type(protocol),
+                    Longitude=device.get("Longitude") or Decimal(0),
+                    Latitude=device.get("Latitude") or Decimal(0),
+                )
+            phasor = phasors.get((acronym, int(row.get("PhasorSourceIndex") or 0)))
+            if phasor is not None:
+                out.update(
+                    PhasorID=int(phasor.get("ID") or 0),
+                    PhasorType=phasor.get("Type") or "",
+                    Phase=phasor.get("Phase") or "",
+                )
+        table.add(**out)
+    return table
+
+
+def measurement_key(text: str | None) -> tuple[str, int]:
+    """``("PPA", 12)`` from a measurement key ``"PPA:12"`` (``("", 0)`` when absent/odd)."""
+    if not text or ":" not in text:
+        return "", 0
+    source, _, number = text.rpartition(":")
+    try:
+        return source, int(number)
+    except ValueError:
+        return source, 0
+
+
+#: Signal types of the synthetic PMU (per device): frequency, df/dt, then phasor magnitude/angle.
+PMU_SIGNALS = ("FREQ", "DFDT", "VPHM", "VPHA", "IPHM", "IPHA")
+_REFERENCE_SUFFIX = {
+    "FREQ": "FQ",
+    "DFDT": "DF",
+    "VPHM": "PM",
+    "VPHA": "PA",
+    "IPHM": "PM",
+    "IPHA": "PA",
+}
+
+
+def synthetic_pmu_metadata(
+    signal_count: int,
+    device_size: int = 10,
+    updated_on: datetime | None = None,
+    company: str = "GPA",
+    frames_per_second: int = 30,
+    seed: int = 0,
+) -> tuple[DataSet, list[uuid.UUID]]:
+    """Metadata of ``signal_count`` signals grouped into PMUs of ``device_size`` signals.
+
+    Signal IDs are deterministic for a ``seed``; returns the data set and the IDs in order.
+    """
+    moment = updated_on or datetime(2026, 1, 1, 0, 0, 0, 123000, tzinfo=timezone.utc)
+    metadata = empty_source_metadata()
+    devices, measurements, phasors = (
+        metadata["DeviceDetail"],
+        metadata["MeasurementDetail"],
+        metadata["PhasorDetail"],
+    )
+    signals: list[uuid.UUID] = []
+    phasor_id = 0
+    for index in range(signal_count):
+        device_number = index // device_size
+        acronym = f"PMU{device_number:04d}"
+        if index % device_size == 0:
+            devices.add(
+                NodeID=uuid.UUID(int=seed << 64 | 0xFFFF),
+                UniqueID=uuid.UUID(int=(seed << 64) | (1 << 40) | device_number),
+                IsConcentrator=False,
+                Acronym=acronym,
+                Name=f"Synthetic PMU {device_number}",
+                AccessID=device_number,
+                ProtocolName="IEEE C37.118-2005",
+                FramesPerSecond=frames_per_second,
+                CompanyAcronym=company,
+                Longitude=Decimal("-85.3") + device_number,
+                Latitude=Decimal("35.1"),
+                Enabled=True,
+                UpdatedOn=moment,
+            )
+        position = index % device_size
+        kind = PMU_SIGNALS[position] if position < 2 else PMU_SIGNALS[2 + (position - 2) % 4]
+        source_index = (position - 2) // 2 + 1 if position >= 2 else 0
+        if kind in ("VPHM", "IPHM"):
+            phasor_id += 1
+            phasors.add(
+                ID=phasor_id,
+                DeviceAcronym=acronym,
+                Label=f"{kind[0]}{source_index}",
+                Type=kind[0],
+                Phase="+",
+                DestinationPhasorID=0,
+                SourceIndex=source_index,
+                UpdatedOn=moment,
+            )
+        signal = uuid.UUID(int=(seed << 64) | (2 << 40) | index)
+        signals.append(signal)
+        measurements.add(
+            DeviceAcronym=acronym,
+            ID=f"PPA:{index + 1}",
+            SignalID=signal,
+            PointTag=f"{company}_{acronym}:{kind}{source_index or ''}",
+            SignalReference=f"{acronym}-{_REFERENCE_SUFFIX[kind]}{source_index or ''}",
+            SignalAcronym=kind,
+            PhasorSourceIndex=source_index if source_index else None,
+            Description=f"{acronym} {kind} {source_index}",
+            Internal=True,
+            Enabled=True,
+            UpdatedOn=moment,
+        )
+    return metadata, signals
+
+
+def rows_as_dicts(table: DataTable | None) -> list[dict[str, Any]]:
+    """Rows of a table (empty when missing), for comparisons and output."""
+    return [dict(row) for row in table.rows] if table else []
+
+
+def iter_signal_keys(
+    table: DataTable, signals: Iterable[uuid.UUID]
+) -> list[tuple[uuid.UUID, str, int]]:
+    """``(signal, source, key id)`` per signal, keyed from a table with SignalID and ID columns."""
+    keys = {row.get("SignalID"): measurement_key(row.get("ID")) for row in table.rows}
+    return [(signal, *keys.get(signal, ("", 0))) for signal in signals]

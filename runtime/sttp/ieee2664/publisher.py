@@ -1,0 +1,387 @@
+"""Asyncio data publisher of the IEEE 2664 profile (a thin transport over PublisherSession).
+
+::
+
+    metadata, signals = synthetic_pmu_metadata(1000)
+    async with Publisher(metadata, host="127.0.0.1", port=0) as publisher:
+        publisher.publish(measurements)      # to every subscriber whose filter selects them
+        await publisher.drain()              # wait for slow subscribers (flow control)
+
+Each connection gets its own session (operational modes, filter expression, signal index cache,
+TSSC or compact encoding, optional UDP data channel with cipher keys). ``publish`` never blocks:
+a subscriber whose send buffer exceeds ``max_backlog`` bytes is disconnected, so a stalled peer
+cannot grow memory without bound; :meth:`drain` lets a source wait for the slowest subscriber.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import ssl as ssl_module
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from gridbind.sttp.ieee2664.metadata import DataSet, MetadataError, parse_datetime
+from gridbind.sttp.ieee2664.session import (
+    Event,
+    KeysRotationRequested,
+    ProcessingIntervalChanged,
+    PublisherConfig,
+    PublisherSession,
+    PublisherState,
+    Subscribed,
+    Unsubscribed,
+)
+from gridbind.sttp.ieee2664.wire import ProtocolError
+from gridbind.sttp.measurement import Measurement, ticks_from_datetime, ticks_now
+
+log = logging.getLogger(__name__)
+
+#: history(start_ticks, stop_ticks, signal_ids) -> async iterator of measurement batches
+HistorySource = Callable[[int, int, list[uuid.UUID]], AsyncIterator[Sequence[Measurement]]]
+
+
+class Connection(asyncio.Protocol):
+    """One subscriber connection: its session, transport, UDP endpoint and flow control."""
+
+    def __init__(self, publisher: Publisher) -> None:
+        self.publisher = publisher
+        self.session: PublisherSession | None = None
+        self.transport: asyncio.Transport | None = None
+        self.udp: asyncio.DatagramTransport | None = None
+        self.peer: tuple[str, int] = ("", 0)
+        self._writable = asyncio.Event()
+        self._writable.set()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._latest: dict[uuid.UUID, Measurement] = {}
+        self.closed = False
+
+    # -- asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.peer = transport.get_extra_info("peername")[:2]
+        self.session = PublisherSession(self.publisher.state, self.peer[0])
+        transport.set_write_buffer_limits(high=self.publisher.high_water)
+        self.publisher._connections.add(self)
+        self._tasks.append(asyncio.get_running_loop().create_task(self._keepalive()))
+        log.info("subscriber connected from %s:%s", *self.peer)
+
+    def data_received(self, data: bytes) -> None:
+        assert self.session is not None
+        try:
+            events = self.session.receive(data)
+        except ProtocolError as exc:
+            log.warning("closing %s:%s: %s", *self.peer, exc)
+            self.flush()
+            self.close()
+            return
+        for event in events:
+            self._handle(event)
+        self.flush()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.publisher._connections.discard(self)
+        for task in self._tasks:
+            task.cancel()
+        if self.udp is not None:
+            self.udp.close()
+        self._writable.set()
+        log.info("subscriber %s:%s disconnected", *self.peer)
+
+    def pause_writing(self) -> None:
+        self._writable.clear()
+
+    def resume_writing(self) -> None:
+        self._writable.set()
+
+    # -- helpers
+    def close(self) -> None:
+        """Close this subscriber's connection."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def flush(self) -> None:
+        """Send whatever the session queued (TCP bytes, UDP datagrams)."""
+        if self.session is None or self.transport is None or self.transport.is_closing():
+            return
+        data = self.session.data_to_send()
+        if data:
+            self.transport.write(data)
+            if self.transport.get_write_buffer_size() > self.publisher.max_backlog:
+                log.warning("subscriber %s:%s is too slow; disconnecting", *self.peer)
+                self.transport.abort()
+                return
+        datagrams = self.session.datagrams_to_send()
+        if datagrams and self.udp is not None:
+            for datagram in datagrams:
+                self.udp.sendto(datagram)
+
+    async def drain(self) -> None:
+        """Wait until the send buffer is below the high-water mark."""
+        await self._writable.wait()
+
+    def publish(self, measurements: Sequence[Measurement], now: int | None) -> int:
+        """Hand measurements to this connection (throttled subscriptions keep only the latest)."""
+        session = self.session
+        if session is None or not session.subscribed or self.closed:
+            return 0
+        settings = session.settings
+        if settings is not None and settings.start_time:
+            return 0  # a historical replay owns this subscription's data flow
+        if settings is not None and settings.throttled:
+            for measurement in measurements:
+                self._latest[measurement.signal_id] = measurement
+            return 0
+        count = session.publish(measurements, now)
+        if count:
+            self.flush()
+        return count
+
+    def _handle(self, event: Event) -> None:
+        publisher = self.publisher
+        if isinstance(event, Subscribed):
+            self._latest.clear()
+            for task in self._tasks[1:]:
+                task.cancel()
+            del self._tasks[1:]
+            loop = asyncio.get_running_loop()
+            assert self.session is not None
+            if self.session.udp_target is not None:
+                self._tasks.append(loop.create_task(self._open_udp(self.session.udp_target)))
+                if publisher.cipher_rotation_interval and publisher.config.encrypt_udp:
+                    self._tasks.append(loop.create_task(self._rotate_keys()))
+            if event.settings.throttled:
+                self._tasks.append(
+                    loop.create_task(self._throttle(event.settings.publish_interval))
+                )
+            if event.temporal:
+                self._tasks.append(loop.create_task(self._replay(event)))
+        elif isinstance(event, Unsubscribed):
+            self._latest.clear()
+        elif isinstance(event, (KeysRotationRequested, ProcessingIntervalChanged)):
+            pass
+        if publisher.on_event is not None:
+            publisher.on_event(self, event)
+
+    async def _open_udp(self, target: tuple[str, int]) -> None:
+        if self.udp is not None:
+            self.udp.close()
+        loop = asyncio.get_running_loop()
+        self.udp, _ = await loop.create_datagram_endpoint(
+            asyncio.DatagramProtocol, remote_addr=target
+        )
+
+    async def _keepalive(self) -> None:
+        interval = self.publisher.noop_interval
+        if not interval:
+            return
+        while True:
+            await asyncio.sleep(interval)
+            if self.session is not None:
+                self.session.noop()
+                self.flush()
+
+    async def _throttle(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(max(interval, 0.001))
+            if self._latest and self.session is not None:
+                batch = list(self._latest.values())
+                self._latest.clear()
+                if self.session.publish(batch, ticks_now()):
+                    self.flush()
+
+    async def _rotate_keys(self) -> None:
+        interval = self.publisher.cipher_rotation_interval
+        assert interval
+        while True:
+            await asyncio.sleep(interval)
+            if self.session is not None and self.session.keys is not None:
+                self.session.rotate_cipher_keys()
+                self.flush()
+
+    async def _replay(self, event: Subscribed) -> None:
+        history = self.publisher.history
+        session = self.session
+        assert history is not None and session is not None
+        settings = event.settings
+        try:
+            start = parse_time_constraint(settings.start_time)
+            stop = parse_time_constraint(settings.stop_time) if settings.stop_time else ticks_now()
+        except ValueError as exc:
+            session.fail(0x02, f"Bad time constraint: {exc}")
+            self.flush()
+            return
+        first = True
+        async for batch in history(start, stop, event.signal_ids):
+            if self.closed or not session.subscribed:
+                return
+            if first and batch:
+                session.data_start_time(batch[0].timestamp)
+                first = False
+            session.publish(batch, None)
+            self.flush()
+            await self.drain()
+            interval = settings.processing_interval
+            if interval > 0:
+                await asyncio.sleep(interval / 1000)
+            elif interval == 0:
+                await asyncio.sleep(0)
+        session.processing_complete()
+        self.flush()
+
+
+class Publisher:
+    """IEEE 2664 data publisher.
+
+    Args:
+        metadata: the publisher's metadata (DeviceDetail / MeasurementDetail / PhasorDetail...);
+            subscriptions are filtered against the ``ActiveMeasurements`` view derived from it.
+        host, port: where to listen (port 0 picks a free port; see :attr:`port`).
+        config: policy (metadata refresh, NaN filter, base time offsets, UDP encryption...).
+        ssl: an ``ssl.SSLContext`` for a TLS command channel.
+        noop_interval: seconds between NO_OP keep-alives (0 disables).
+        cipher_rotation_interval: seconds between UDP cipher key rotations (``encrypt_udp``).
+        history: a source of archived measurements, enabling historical replay for
+            subscriptions with ``startTimeConstraint``.
+        max_backlog: bytes a subscriber may lag behind before it is disconnected.
+        on_event: called with ``(connection, event)`` for every session event.
+    """
+
+    def __init__(
+        self,
+        metadata: DataSet | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 7165,
+        config: PublisherConfig | None = None,
+        ssl: ssl_module.SSLContext | None = None,
+        noop_interval: float = 5.0,
+        cipher_rotation_interval: float | None = 60.0,
+        history: HistorySource | None = None,
+        max_backlog: int = 64 * 1024 * 1024,
+        high_water: int = 4 * 1024 * 1024,
+        on_event: Callable[[Connection, Event], Any] | None = None,
+    ) -> None:
+        from gridbind.sttp.ieee2664.metadata import empty_source_metadata
+
+        self.config = config or PublisherConfig()
+        if history is not None:
+            self.config.supports_temporal = True
+        self.state = PublisherState(metadata or empty_source_metadata(), self.config)
+        self.host, self._port = host, port
+        self.ssl = ssl
+        self.noop_interval = noop_interval
+        self.cipher_rotation_interval = cipher_rotation_interval
+        self.history = history
+        self.max_backlog = max_backlog
+        self.high_water = high_water
+        self.on_event = on_event
+        self._server: asyncio.Server | None = None
+        self._connections: set[Connection] = set()
+
+    @property
+    def port(self) -> int:
+        """The listening port (the real one when 0 was asked for)."""
+        if self._server is not None and self._server.sockets:
+            return int(self._server.sockets[0].getsockname()[1])
+        return self._port
+
+    @property
+    def connections(self) -> list[Connection]:
+        """Current subscriber connections."""
+        return list(self._connections)
+
+    async def start(self) -> None:
+        """Listen for subscribers."""
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: Connection(self), self.host, self._port, ssl=self.ssl
+        )
+
+    async def stop(self) -> None:
+        """Close the listener and every connection."""
+        if self._server is not None:
+            self._server.close()
+        for connection in list(self._connections):
+            connection.flush()
+            connection.close()
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+        await asyncio.sleep(0)
+
+    async def __aenter__(self) -> Publisher:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def publish(self, measurements: Sequence[Measurement]) -> int:
+        """Send measurements to every subscriber that selected them; returns copies queued."""
+        now = ticks_now()
+        return sum(connection.publish(measurements, now) for connection in list(self._connections))
+
+    async def drain(self) -> None:
+        """Wait until every subscriber's send buffer is below the high-water mark."""
+        for connection in list(self._connections):
+            await connection.drain()
+
+    def define_metadata(self, metadata: DataSet) -> None:
+        """Replace the metadata and tell subscribers that the configuration changed."""
+        self.state = PublisherState(metadata, self.config)
+        for connection in list(self._connections):
+            if connection.session is not None:
+                connection.session.state = self.state
+                connection.session.configuration_changed()
+                connection.flush()
+
+    def notify(self, message: str) -> None:
+        """Send a NOTIFY to every subscriber."""
+        for connection in list(self._connections):
+            if connection.session is not None and connection.session.validated:
+                connection.session.notify(message)
+                connection.flush()
+
+    def send_buffer_block(self, signal_id: uuid.UUID, data: bytes) -> int:
+        """Send a BUFFER_BLOCK for ``signal_id`` to every subscriber of it; returns how many."""
+        sent = 0
+        for connection in list(self._connections):
+            if connection.session is not None and connection.session.buffer_block(signal_id, data):
+                connection.flush()
+                sent += 1
+        return sent
+
+
+_RELATIVE = re.compile(r"^\*\s*(?:([-+])\s*(\d+(?:\.\d+)?)\s*([smhd]))?$", re.IGNORECASE)
+
+
+def parse_time_constraint(text: str, now: int | None = None) -> int:
+    """Ticks of a start/stop time constraint: ``*`` (now), ``*-10s`` / ``*-5m`` / ``*-2h`` /
+    ``*-1d``, an ISO date-time, or a tick count."""
+    value = text.strip()
+    now = ticks_now() if now is None else now
+    match = _RELATIVE.match(value)
+    if match:
+        sign, amount, unit = match.groups()
+        if amount is None:
+            return now
+        seconds = float(amount) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit.lower()]
+        delta = int(seconds * 10_000_000)
+        return now - delta if sign == "-" else now + delta
+    if value.isdigit():
+        return int(value)
+    try:
+        return ticks_from_datetime(parse_datetime(value))
+    except MetadataError:
+        pass
+    try:
+        moment = datetime.strptime(value, "%m/%d/%Y %H:%M:%S").replace(tzinfo=timezone.utc)
+    except ValueError:
+        raise ValueError(f"not a time constraint: {text!r}") from None
+    return ticks_from_datetime(moment)

@@ -1,0 +1,954 @@
+"""Sans-IO protocol cores of an IEEE 2664 session: bytes in, events and bytes out.
+
+:class:`SubscriberSession` and :class:`PublisherSession` know nothing about sockets; the asyncio
+transports in :mod:`.subscriber` and :mod:`.publisher` feed them what arrives, send what they
+produce (``data_to_send()`` for the TCP command channel, ``datagrams_to_send()`` for UDP) and
+dispatch the events. Any breach of the wire raises :class:`ProtocolError`: close the session.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import uuid
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from gridbind.sttp.expressions import FilterExpressionError, select_signal_ids
+from gridbind.sttp.ieee2664 import codecs
+from gridbind.sttp.ieee2664.cipher import decrypt, encrypt, new_cipher_keys, new_key_pair
+from gridbind.sttp.ieee2664.compact import CompactCodec, SignalIndexCache
+from gridbind.sttp.ieee2664.constants import (
+    MAX_COMMAND_SIZE,
+    PROTOCOL_VERSION,
+    TSSC_VERSION,
+    BufferBlockFlags,
+    DataPacketFlags,
+    OperationalEncoding,
+    OperationalModes,
+    ServerCommand,
+    ServerResponse,
+    is_user_command,
+    is_user_response,
+)
+from gridbind.sttp.ieee2664.metadata import DataSet, DataTable, MetadataError, iter_signal_keys
+from gridbind.sttp.ieee2664.params import SubscriptionSettings
+from gridbind.sttp.ieee2664.wire import (
+    BaseTimes,
+    CipherKeys,
+    PacketReader,
+    ProtocolError,
+    build_metadata_filters,
+    build_subscribe,
+    command_packet,
+    decode_message,
+    encode_message,
+    gunzip_bytes,
+    gzip_bytes,
+    parse_metadata_filters,
+    parse_subscribe,
+    response_body,
+    response_packet,
+    split_command,
+    split_response,
+)
+from gridbind.sttp.measurement import Measurement
+
+_U32 = struct.Struct(">I")
+_DATA_HEAD = struct.Struct(">BI")  # flags, count
+_TSSC_HEAD = struct.Struct(">BH")  # version, sequence
+#: Measurements per data packet; keeps every packet (and UDP datagram) under 32 KiB, the peer's
+#: receive buffer.
+COMPACT_CHUNK = 1800
+
+# ------------------------------------------------------------------------------------- events
+
+
+@dataclass
+class Event:
+    """Base of everything a session reports."""
+
+
+@dataclass
+class CommandSucceeded(Event):
+    command: int
+    message: str
+
+
+@dataclass
+class CommandFailed(Event):
+    command: int
+    message: str
+
+
+@dataclass
+class MetadataReceived(Event):
+    metadata: DataSet
+    wire_bytes: int
+
+
+@dataclass
+class SubscriptionUpdated(Event):
+    cache: SignalIndexCache
+    cache_index: int
+
+
+@dataclass
+class MeasurementsReceived(Event):
+    measurements: list[Measurement]
+
+
+@dataclass
+class BaseTimesUpdated(Event):
+    base_times: BaseTimes
+
+
+@dataclass
+class CipherKeysUpdated(Event):
+    keys: CipherKeys
+
+
+@dataclass
+class DataStartTime(Event):
+    ticks: int
+
+
+@dataclass
+class ProcessingComplete(Event):
+    message: str
+
+
+@dataclass
+class ConfigurationChanged(Event):
+    pass
+
+
+@dataclass
+class Notification(Event):
+    message: str
+
+
+@dataclass
+class BufferBlockReceived(Event):
+    sequence: int
+    signal_id: uuid.UUID | None
+    payload: bytes
+
+
+@dataclass
+class UserResponse(Event):
+    code: int
+    command: int
+    payload: bytes
+
+
+@dataclass
+class NoOp(Event):
+    pass
+
+
+# publisher-side events
+
+
+@dataclass
+class ModesDefined(Event):
+    modes: int
+    version: int
+
+
+@dataclass
+class MetadataRequested(Event):
+    filters: str
+
+
+@dataclass
+class Subscribed(Event):
+    settings: SubscriptionSettings
+    signal_ids: list[uuid.UUID]
+    temporal: bool
+
+
+@dataclass
+class Unsubscribed(Event):
+    pass
+
+
+@dataclass
+class KeysRotationRequested(Event):
+    pass
+
+
+@dataclass
+class ProcessingIntervalChanged(Event):
+    interval: int
+
+
+@dataclass
+class UserCommand(Event):
+    command: int
+    payload: bytes
+
+
+@dataclass
+class Confirmed(Event):
+    command: int
+    payload: bytes
+
+
+# --------------------------------------------------------------------------------- statistics
+
+
+@dataclass
+class Statistics:
+    """Counters of one session (bytes are whole packets on the wire, headers included)."""
+
+    measurements: int = 0
+    data_packets: int = 0
+    data_bytes: int = 0  # bytes of DATA_PACKET responses (TCP size prefix / UDP datagram)
+    command_bytes: int = 0  # every other byte of the command channel
+    dropped_packets: int = 0  # data packets that could not be decoded (no cache, TSSC gap, UDP)
+    metadata_bytes: int = 0
+
+
+# --------------------------------------------------------------------------------- subscriber
+
+
+@dataclass
+class SubscriberConfig:
+    """Operational choices a subscriber requests when it connects."""
+
+    compress_payload: bool = True  # TSSC over TCP (ignored when TSSC is unavailable or UDP)
+    compress_metadata: bool = True
+    compress_signal_index_cache: bool = True
+    version: int = PROTOCOL_VERSION
+    receive_internal_metadata: bool = True
+    receive_external_metadata: bool = False
+
+
+class SubscriberSession:
+    """Protocol core of a data subscriber (one command channel, optional UDP data channel)."""
+
+    def __init__(self, config: SubscriberConfig | None = None) -> None:
+        self.config = config or SubscriberConfig()
+        self.reader = PacketReader()
+        self.stats = Statistics()
+        self.subscriber_id = uuid.UUID(int=0)
+        self.settings: SubscriptionSettings | None = None
+        self.caches: list[SignalIndexCache | None] = [None, None]
+        self._decoders: list[Any] = [None, None]
+        self.compact = CompactCodec()
+        self.keys: CipherKeys | None = None
+        self.metadata: DataSet | None = None
+        self.subscribed = False
+        self._out = bytearray()
+        self._use_udp = False
+
+    # -- commands
+    def operational_modes(self, udp: bool = False) -> int:
+        """The operational modes word this subscriber asks for."""
+        modes = int(OperationalModes.COMPRESSION_GZIP) | (self.config.version & 0xFF)
+        modes |= OperationalEncoding.UTF8
+        if self.config.compress_payload and not udp and codecs.tssc_available():
+            modes |= OperationalModes.COMPRESS_PAYLOAD_DATA | OperationalModes.COMPRESSION_TSSC
+        if self.config.compress_metadata:
+            modes |= OperationalModes.COMPRESS_METADATA
+        if self.config.compress_signal_index_cache:
+            modes |= OperationalModes.COMPRESS_SIGNAL_INDEX_CACHE
+        if self.config.receive_internal_metadata:
+            modes |= OperationalModes.RECEIVE_INTERNAL_METADATA
+        if self.config.receive_external_metadata:
+            modes |= OperationalModes.RECEIVE_EXTERNAL_METADATA
+        return modes
+
+    def start(self, udp: bool = False) -> bytes:
+        """First bytes of a session: DEFINE_OPERATIONAL_MODES (must precede any other command)."""
+        self._use_udp = udp
+        self.modes = self.operational_modes(udp)
+        return self._command(ServerCommand.DEFINE_OPERATIONAL_MODES, _U32.pack(self.modes))
+
+    def request_metadata(self, filters: str = "") -> bytes:
+        """METADATA_REFRESH, optionally with ``FILTER <table> WHERE ...`` expressions."""
+        return self._command(ServerCommand.METADATA_REFRESH, build_metadata_filters(filters))
+
+    def subscribe(self, settings: SubscriptionSettings) -> bytes:
+        """SUBSCRIBE with the given parameters; resets TSSC state for the new subscription."""
+        self.settings = settings
+        self.compact = CompactCodec(
+            include_time=settings.include_time,
+            millisecond_resolution=settings.use_millisecond_resolution,
+        )
+        self._decoders = [None, None]
+        return self._command(ServerCommand.SUBSCRIBE, build_subscribe(settings.build()))
+
+    def unsubscribe(self) -> bytes:
+        """UNSUBSCRIBE."""
+        self.subscribed = False
+        return self._command(ServerCommand.UNSUBSCRIBE)
+
+    def rotate_cipher_keys(self) -> bytes:
+        """ROTATE_CIPHER_KEYS: ask the publisher for new UDP keys."""
+        return self._command(ServerCommand.ROTATE_CIPHER_KEYS)
+
+    def update_processing_interval(self, interval_ms: int) -> bytes:
+        """UPDATE_PROCESSING_INTERVAL (historical replay pace, ms per frame; -1 default)."""
+        return self._command(
+            ServerCommand.UPDATE_PROCESSING_INTERVAL, struct.pack(">i", interval_ms)
+        )
+
+    def user_command(self, code: int, payload: bytes = b"") -> bytes:
+        """One of the 16 user-defined commands."""
+        if not is_user_command(code):
+            raise ValueError(f"0x{code:02X} is not a user command code (0xD0-0xDF)")
+        return self._command(code, payload)
+
+    def _command(self, code: int, payload: bytes = b"") -> bytes:
+        packet = command_packet(code, payload)
+        return packet
+
+    def data_to_send(self) -> bytes:
+        """Commands the session produced itself (confirmations); send them on the TCP channel."""
+        out = bytes(self._out)
+        self._out.clear()
+        return out
+
+    # -- input
+    def receive(self, data: bytes) -> list[Event]:
+        """Bytes from the TCP command channel -> events."""
+        events: list[Event] = []
+        for packet in self.reader.feed(data):
+            code, command, payload = split_response(packet)
+            if code == ServerResponse.DATA_PACKET:
+                self.stats.data_bytes += len(packet) + 4
+                self._data_packet(payload, events, udp=False)
+            else:
+                self.stats.command_bytes += len(packet) + 4
+                self._response(code, command, payload, events)
+        return events
+
+    def receive_datagram(self, datagram: bytes) -> list[Event]:
+        """One UDP datagram -> events (undecodable datagrams are counted and dropped)."""
+        events: list[Event] = []
+        try:
+            code, command, payload = split_response(datagram)
+        except ProtocolError:
+            self.stats.dropped_packets += 1
+            return events
+        self.stats.data_bytes += len(datagram)
+        if code == ServerResponse.DATA_PACKET:
+            try:
+                self._data_packet(payload, events, udp=True)
+            except ProtocolError:
+                self.stats.dropped_packets += 1
+        elif code in (ServerResponse.BUFFER_BLOCK, ServerResponse.NO_OP):
+            self._response(code, command, payload, events)
+        else:
+            self.stats.dropped_packets += 1
+        return events
+
+    def _response(self, code: int, command: int, payload: bytes, events: list[Event]) -> None:
+        if code == ServerResponse.SUCCEEDED:
+            if command == ServerCommand.METADATA_REFRESH:
+                self.stats.metadata_bytes += len(payload)
+                data = payload
+                if self.config.compress_metadata and payload[:2] == b"\x1f\x8b":
+                    data = gunzip_bytes(payload)
+                try:
+                    self.metadata = DataSet.from_xml(data)
+                except MetadataError as exc:
+                    raise ProtocolError(f"bad metadata from publisher: {exc}") from None
+                events.append(MetadataReceived(self.metadata, len(payload)))
+                return
+            if command == ServerCommand.SUBSCRIBE:
+                self.subscribed = True
+            elif command == ServerCommand.UNSUBSCRIBE:
+                self.subscribed = False
+            events.append(CommandSucceeded(command, decode_message(payload)))
+        elif code == ServerResponse.FAILED:
+            if command == ServerCommand.SUBSCRIBE:
+                self.subscribed = False
+            events.append(CommandFailed(command, decode_message(payload)))
+        elif code == ServerResponse.UPDATE_SIGNAL_INDEX_CACHE:
+            events.append(self._signal_index_cache(payload))
+        elif code == ServerResponse.UPDATE_BASE_TIMES:
+            times = BaseTimes.parse(payload)
+            self.compact.base_times = times.offsets
+            self.compact.time_index = times.time_index
+            self._out += command_packet(ServerCommand.CONFIRM_UPDATE_BASE_TIMES)
+            events.append(BaseTimesUpdated(times))
+        elif code == ServerResponse.UPDATE_CIPHER_KEYS:
+            self.keys = CipherKeys.parse(payload)
+            self._out += command_packet(ServerCommand.CONFIRM_UPDATE_CIPHER_KEYS)
+            events.append(CipherKeysUpdated(self.keys))
+        elif code == ServerResponse.DATA_START_TIME:
+            if len(payload) < 8:
+                raise ProtocolError("DATA_START_TIME payload too short")
+            events.append(DataStartTime(struct.unpack_from(">q", payload)[0]))
+        elif code == ServerResponse.PROCESSING_COMPLETE:
+            events.append(ProcessingComplete(decode_message(payload)))
+        elif code == ServerResponse.CONFIGURATION_CHANGED:
+            events.append(ConfigurationChanged())
+        elif code == ServerResponse.NOTIFY:
+            message = decode_message(payload)
+            self._out += command_packet(
+                ServerCommand.CONFIRM_NOTIFICATION, struct.pack(">I", zlib.crc32(payload))
+            )
+            events.append(Notification(message))
+        elif code == ServerResponse.BUFFER_BLOCK:
+            events.append(self._buffer_block(payload))
+        elif code == ServerResponse.NO_OP:
+            events.append(NoOp())
+        elif is_user_response(code):
+            events.append(UserResponse(code, command, payload))
+        elif code == ServerResponse.DATA_PACKET:
+            self._data_packet(payload, events, udp=False)
+
+    def _signal_index_cache(self, payload: bytes) -> SubscriptionUpdated:
+        index = 0
+        if self.config.version > 1:
+            if not payload:
+                raise ProtocolError("empty signal index cache update")
+            index = 1 if payload[0] == 1 else 0
+            # sttpapi writes 0xFF as a placeholder for an uncompressed cache; treat it as 0,
+            # which is where it then sends data.
+            payload = payload[1:]
+        if self.config.compress_signal_index_cache and payload[:2] == b"\x1f\x8b":
+            payload = gunzip_bytes(payload)
+        cache = SignalIndexCache.parse(payload)
+        self.subscriber_id = cache.subscriber_id
+        self.caches[index] = cache
+        self._decoders[index] = None
+        if self.config.version > 1:
+            self._out += command_packet(ServerCommand.CONFIRM_UPDATE_SIGNAL_INDEX_CACHE)
+        return SubscriptionUpdated(cache, index)
+
+    def _buffer_block(self, payload: bytes) -> BufferBlockReceived:
+        if len(payload) < 9:
+            raise ProtocolError("BUFFER_BLOCK payload too short")
+        (sequence,) = _U32.unpack_from(payload)
+        flags = payload[4]
+        body = payload[5:]
+        if flags & BufferBlockFlags.REQUIRE_CONFIRMATION:
+            self._out += command_packet(ServerCommand.CONFIRM_BUFFER_BLOCK, payload[:4])
+        (index,) = struct.unpack_from(">i", body)
+        data = body[4:]
+        if flags & BufferBlockFlags.COMPRESSED:
+            data = gunzip_bytes(data)
+        cache = self.caches[1 if flags & BufferBlockFlags.CACHE_INDEX else 0]
+        signal = cache.by_index.get(index) if cache else None
+        return BufferBlockReceived(sequence, signal, data)
+
+    def _data_packet(self, payload: bytes, events: list[Event], udp: bool) -> None:
+        if len(payload) < 5:
+            raise ProtocolError("DATA_PACKET payload too short")
+        flags = payload[0]
+        body = payload[1:]
+        if udp and self.keys is not None:
+            key, iv = self.keys.keys[1 if flags & DataPacketFlags.CIPHER_INDEX else 0]
+            body = decrypt(key, iv, body)
+        if len(body) < 4:
+            raise ProtocolError("DATA_PACKET payload too short")
+        (count,) = _U32.unpack_from(body)
+        cache_index = 1 if flags & DataPacketFlags.CACHE_INDEX else 0
+        cache = self.caches[cache_index]
+        if cache is None:
+            self.stats.dropped_packets += 1
+            return
+        self.stats.data_packets += 1
+        if flags & DataPacketFlags.COMPRESSED:
+            measurements = self._tssc(cache_index, cache, bytes(body[4:]), count)
+            if measurements is None:
+                self.stats.dropped_packets += 1
+                return
+        elif flags & DataPacketFlags.COMPACT:
+            measurements = self.compact.decode(body[4:], count, cache)
+        else:
+            raise ProtocolError("non-compact (full) measurement format is not supported")
+        self.stats.measurements += len(measurements)
+        if measurements:
+            events.append(MeasurementsReceived(measurements))
+
+    def _tssc(
+        self, cache_index: int, cache: SignalIndexCache, block: bytes, count: int
+    ) -> list[Measurement] | None:
+        decoder = self._decoders[cache_index]
+        if decoder is None:
+            decoder = self._decoders[cache_index] = codecs.new_decoder()
+        sequence_error, decode_error = codecs.tssc_errors()
+        try:
+            columns = decoder.decode(block)
+        except sequence_error:
+            return None  # joined mid-stream or lost a packet: wait for the publisher's reset
+        except decode_error as exc:
+            raise ProtocolError(f"bad TSSC block: {exc}") from None
+        if len(columns) != count:
+            raise ProtocolError(
+                f"TSSC block holds {len(columns)} measurements, header says {count}"
+            )
+        signals = cache.by_index
+        try:
+            return [
+                Measurement(signals[index], value, stamp, flags)
+                for index, stamp, flags, value in zip(
+                    columns.ids, columns.timestamps, columns.flags, columns.values
+                )
+            ]
+        except KeyError as exc:
+            raise ProtocolError(f"runtime index {exc} is not in the signal index cache") from None
+
+
+# ---------------------------------------------------------------------------------- publisher
+
+
+@dataclass
+class PublisherConfig:
+    """Publisher policy shared by every connection."""
+
+    node_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    allow_metadata_refresh: bool = True
+    allow_nan_filter: bool = True
+    force_nan_filter: bool = False
+    use_base_time_offsets: bool = True
+    allow_payload_compression: bool = True
+    encrypt_udp: bool = False  # cipher keys for UDP data (deployed peers do it over TLS only)
+    supports_temporal: bool = False
+
+
+class PublisherState:
+    """What all connections of one publisher share: metadata and its selection view."""
+
+    def __init__(self, metadata: DataSet, config: PublisherConfig | None = None) -> None:
+        from gridbind.sttp.ieee2664.metadata import active_measurements
+
+        self.config = config or PublisherConfig()
+        self.metadata = metadata
+        self.active: DataTable = active_measurements(metadata, self.config.node_id)
+        self._xml: bytes | None = None
+        self._gzip: bytes | None = None
+
+    def metadata_xml(self, compressed: bool) -> bytes:
+        """The metadata XML (cached), GZip-compressed when asked."""
+        if self._xml is None:
+            self._xml = self.metadata.to_xml()
+            self._gzip = gzip_bytes(self._xml)
+        assert self._gzip is not None
+        return self._gzip if compressed else self._xml
+
+
+class PublisherSession:
+    """Protocol core of one subscriber connection on the publisher side."""
+
+    def __init__(self, state: PublisherState, peer_host: str = "127.0.0.1") -> None:
+        self.state = state
+        self.peer_host = peer_host
+        self.reader = PacketReader(max_size=MAX_COMMAND_SIZE)
+        self.stats = Statistics()
+        self.subscriber_id = uuid.uuid4()
+        self.modes = 0
+        self.version = 0
+        self.validated = False
+        self.settings: SubscriptionSettings | None = None
+        self.subscribed = False
+        self.cache: SignalIndexCache | None = None
+        self.cache_index = 1  # flips before first use, so the first cache is index 0
+        self.udp_target: tuple[str, int] | None = None
+        self.keys: CipherKeys | None = None
+        self._pending_keys: CipherKeys | None = None
+        self._encoder: Any = None
+        self.compact = CompactCodec()
+        self._base_sent = False
+        self._awaiting_cache_confirm = False
+        self._buffer_sequence = 0
+        self._out = bytearray()
+        self._datagrams: list[bytes] = []
+        self._nan_filter = state.config.force_nan_filter
+
+    @property
+    def uses_tssc(self) -> bool:
+        """True when data goes out TSSC-compressed (asked for, allowed, TCP, available)."""
+        return (
+            bool(self.modes & OperationalModes.COMPRESS_PAYLOAD_DATA)
+            and self.state.config.allow_payload_compression
+            and self.udp_target is None
+            and codecs.tssc_available()
+        )
+
+    def data_to_send(self) -> bytes:
+        """Bytes for the TCP command channel."""
+        out = bytes(self._out)
+        self._out.clear()
+        return out
+
+    def datagrams_to_send(self) -> list[bytes]:
+        """UDP datagrams for :attr:`udp_target`."""
+        out = self._datagrams
+        self._datagrams = []
+        return out
+
+    def _respond(self, code: int, command: int, payload: bytes = b"") -> None:
+        packet = response_packet(code, command, payload)
+        self.stats.command_bytes += len(packet)
+        self._out += packet
+
+    def succeed(self, command: int, message: str) -> None:
+        """Send SUCCEEDED with a status message."""
+        self._respond(ServerResponse.SUCCEEDED, command, encode_message(message))
+
+    def fail(self, command: int, message: str) -> None:
+        """Send FAILED with a reason."""
+        self._respond(ServerResponse.FAILED, command, encode_message(message))
+
+    def noop(self) -> None:
+        """Queue a NO_OP keep-alive."""
+        self._respond(ServerResponse.NO_OP, ServerCommand.SUBSCRIBE)
+
+    def notify(self, message: str) -> None:
+        """Queue a NOTIFY for the subscriber (it confirms with CONFIRM_NOTIFICATION)."""
+        self._respond(ServerResponse.NOTIFY, ServerCommand.SUBSCRIBE, encode_message(message))
+
+    def configuration_changed(self) -> None:
+        """Tell the subscriber that metadata changed."""
+        self._respond(ServerResponse.CONFIGURATION_CHANGED, ServerCommand.SUBSCRIBE)
+
+    def user_response(self, code: int, command: int, payload: bytes = b"") -> None:
+        """Queue one of the 16 user-defined responses."""
+        if not is_user_response(code):
+            raise ValueError(f"0x{code:02X} is not a user response code (0xE0-0xEF)")
+        self._respond(code, command, payload)
+
+    def data_start_time(self, ticks: int) -> None:
+        """Queue DATA_START_TIME (first timestamp of a temporal subscription)."""
+        self._respond(
+            ServerResponse.DATA_START_TIME, ServerCommand.SUBSCRIBE, struct.pack(">q", ticks)
+        )
+
+    def processing_complete(self, message: str = "historical replay complete") -> None:
+        """Queue PROCESSING_COMPLETE (end of a temporal subscription)."""
+        self._respond(
+            ServerResponse.PROCESSING_COMPLETE, ServerCommand.SUBSCRIBE, encode_message(message)
+        )
+
+    # -- input
+    def receive(self, data: bytes) -> list[Event]:
+        """Bytes from the subscriber -> events (responses are queued in ``data_to_send``)."""
+        events: list[Event] = []
+        for packet in self.reader.feed(data):
+            self.stats.command_bytes += len(packet) + 4
+            code, payload = split_command(packet)
+            if not self.validated and code != ServerCommand.DEFINE_OPERATIONAL_MODES:
+                raise ProtocolError(
+                    f"command 0x{code:02X} before DEFINE_OPERATIONAL_MODES; closing the session"
+                )
+            self._command(code, payload, events)
+        return events
+
+    def _command(self, code: int, payload: bytes, events: list[Event]) -> None:
+        if code == ServerCommand.DEFINE_OPERATIONAL_MODES:
+            self._define_modes(payload, events)
+        elif code == ServerCommand.METADATA_REFRESH:
+            self._metadata_refresh(payload, events)
+        elif code == ServerCommand.SUBSCRIBE:
+            self._subscribe(payload, events)
+        elif code == ServerCommand.UNSUBSCRIBE:
+            self.subscribed = False
+            self.cache = None
+            self.succeed(code, "Client unsubscribed.")
+            events.append(Unsubscribed())
+        elif code == ServerCommand.ROTATE_CIPHER_KEYS:
+            if self.udp_target is None or not self.state.config.encrypt_udp:
+                self.fail(code, "Cipher keys are only used with an encrypted UDP data channel.")
+            else:
+                self.rotate_cipher_keys()
+                self.succeed(code, "New cipher keys sent.")
+                events.append(KeysRotationRequested())
+        elif code == ServerCommand.UPDATE_PROCESSING_INTERVAL:
+            if len(payload) < 4:
+                self.fail(code, "Processing interval payload too short.")
+                return
+            (interval,) = struct.unpack_from(">i", payload)
+            if self.settings is not None:
+                self.settings.processing_interval = interval
+            self.succeed(code, f"New processing interval of {interval} assigned.")
+            events.append(ProcessingIntervalChanged(interval))
+        elif code == ServerCommand.CONFIRM_UPDATE_SIGNAL_INDEX_CACHE:
+            self._awaiting_cache_confirm = False
+            events.append(Confirmed(code, payload))
+        elif code == ServerCommand.CONFIRM_UPDATE_CIPHER_KEYS:
+            if self._pending_keys is not None:
+                self.keys = self._pending_keys
+                self._pending_keys = None
+            events.append(Confirmed(code, payload))
+        elif code in (
+            ServerCommand.CONFIRM_NOTIFICATION,
+            ServerCommand.CONFIRM_BUFFER_BLOCK,
+            ServerCommand.CONFIRM_UPDATE_BASE_TIMES,
+        ):
+            events.append(Confirmed(code, payload))
+        elif code in (
+            ServerCommand.GET_PRIMARY_METADATA_SCHEMA,
+            ServerCommand.GET_SIGNAL_SELECTION_SCHEMA,
+        ):
+            schema = (
+                self.state.metadata if code == ServerCommand.GET_PRIMARY_METADATA_SCHEMA else None
+            )
+            from gridbind.sttp.ieee2664.metadata import DataSet as _DS
+
+            tables = (
+                [DataTable(t.name, t.columns) for t in schema.tables]
+                if schema is not None
+                else [DataTable(self.state.active.name, self.state.active.columns)]
+            )
+            xml = _DS("DataSet", tables).to_xml()
+            compressed = bool(self.modes & OperationalModes.COMPRESS_METADATA)
+            self._respond(ServerResponse.SUCCEEDED, code, gzip_bytes(xml) if compressed else xml)
+        elif is_user_command(code):
+            events.append(UserCommand(code, payload))
+        else:
+            self.fail(code, f"Command 0x{code:02X} is not supported by this publisher.")
+
+    def _define_modes(self, payload: bytes, events: list[Event]) -> None:
+        if len(payload) < 4:
+            self.fail(
+                ServerCommand.DEFINE_OPERATIONAL_MODES, "Operational modes payload too short."
+            )
+            raise ProtocolError("DEFINE_OPERATIONAL_MODES payload too short")
+        (modes,) = _U32.unpack_from(payload)
+        version = modes & OperationalModes.PRESTANDARD_VERSION_MASK
+        encoding = modes & OperationalModes.ENCODING_MASK
+        if not 1 <= version <= 3:
+            self.fail(
+                ServerCommand.DEFINE_OPERATIONAL_MODES,
+                f"Protocol version {version} is not supported (1-3).",
+            )
+            raise ProtocolError(f"subscriber asked for protocol version {version}")
+        if encoding != OperationalEncoding.UTF8:
+            self.fail(
+                ServerCommand.DEFINE_OPERATIONAL_MODES, "Only UTF-8 string encoding is supported."
+            )
+            raise ProtocolError("subscriber asked for a UTF-16 string encoding")
+        self.modes, self.version, self.validated = modes, version, True
+        self.succeed(
+            ServerCommand.DEFINE_OPERATIONAL_MODES,
+            f"STTP v{version} client connection accepted: requested operational modes applied.",
+        )
+        events.append(ModesDefined(modes, version))
+
+    def _metadata_refresh(self, payload: bytes, events: list[Event]) -> None:
+        command = ServerCommand.METADATA_REFRESH
+        if not self.state.config.allow_metadata_refresh:
+            self.fail(command, "Meta-data refresh has been disallowed by the publisher.")
+            return
+        try:
+            filters = parse_metadata_filters(payload)
+        except (ProtocolError, UnicodeDecodeError) as exc:
+            self.fail(command, f"Bad metadata filter: {exc}")
+            return
+        compressed = bool(self.modes & OperationalModes.COMPRESS_METADATA)
+        if filters:
+            try:
+                xml = self.state.metadata.filtered(filters).to_xml()
+            except MetadataError as exc:
+                self.fail(command, str(exc))
+                return
+            data = gzip_bytes(xml) if compressed else xml
+        else:
+            data = self.state.metadata_xml(compressed)
+        self._respond(ServerResponse.SUCCEEDED, command, data)
+        self.stats.metadata_bytes += len(data)
+        events.append(MetadataRequested(filters))
+
+    def _subscribe(self, payload: bytes, events: list[Event]) -> None:
+        command = ServerCommand.SUBSCRIBE
+        _flags, text = parse_subscribe(payload)
+        settings = SubscriptionSettings.parse(text)
+        expression = (
+            settings.filter_expression.strip() or "FILTER ActiveMeasurements WHERE ID IS NOT NULL"
+        )
+        try:
+            signals = select_signal_ids([self.state.active], expression)
+        except FilterExpressionError as exc:
+            self.fail(command, f"Bad filter expression: {exc}")
+            return
+        temporal = bool(settings.start_time)
+        if temporal and not self.state.config.supports_temporal:
+            self.fail(
+                command, "This publisher does not offer historical replay (temporal subscriptions)."
+            )
+            return
+        self.settings = settings
+        self._nan_filter = self.state.config.force_nan_filter or (
+            settings.request_nan_value_filter and self.state.config.allow_nan_filter
+        )
+        self.cache_index ^= 1
+        self.cache = SignalIndexCache.from_signals(
+            self.subscriber_id, iter_signal_keys(self.state.active, signals)
+        )
+        self.udp_target = (self.peer_host, settings.udp_port) if settings.udp_port else None
+        self._encoder = None
+        self.compact = CompactCodec(settings.include_time, settings.use_millisecond_resolution)
+        self._base_sent = False
+        cache_bytes = self.cache.build()
+        if self.modes & OperationalModes.COMPRESS_SIGNAL_INDEX_CACHE:
+            cache_bytes = gzip_bytes(cache_bytes)
+        if self.version > 1:
+            cache_bytes = bytes([self.cache_index]) + cache_bytes
+        self.succeed(command, f"Client subscribed to {len(signals)} signals.")
+        self._respond(ServerResponse.UPDATE_SIGNAL_INDEX_CACHE, command, cache_bytes)
+        self._awaiting_cache_confirm = self.udp_target is not None and self.version > 1
+        if self.udp_target is not None and self.state.config.encrypt_udp:
+            self.keys = None
+            self.rotate_cipher_keys()
+        self.subscribed = True
+        events.append(Subscribed(settings, signals, temporal))
+
+    def rotate_cipher_keys(self) -> None:
+        """Send new keys; packets switch to them once the subscriber confirms."""
+        if self.keys is None:
+            keys = new_cipher_keys(0)
+            self.keys = keys
+        else:
+            fresh = 1 - self.keys.active
+            pairs = list(self.keys.keys)
+            pairs[fresh] = new_key_pair()
+            keys = CipherKeys(fresh, (pairs[0], pairs[1]))
+            self._pending_keys = keys
+        self._respond(ServerResponse.UPDATE_CIPHER_KEYS, ServerCommand.SUBSCRIBE, keys.build())
+
+    # -- publishing
+    def publish(self, measurements: Sequence[Measurement], now_ticks: int | None = None) -> int:
+        """Encode the subscribed part of ``measurements``; returns how many were queued."""
+        if not self.subscribed or self.cache is None or self._awaiting_cache_confirm:
+            return 0
+        by_signal = self.cache.by_signal
+        settings = self.settings
+        assert settings is not None
+        selected: list[tuple[int, Measurement]] = []
+        nan_filter = self._nan_filter
+        check_time = settings.enable_time_reasonability_check and now_ticks is not None
+        low = high = 0
+        if check_time:
+            assert now_ticks is not None
+            low = now_ticks - int(settings.lag_time * 10_000_000)
+            high = now_ticks + int(settings.lead_time * 10_000_000)
+        for measurement in measurements:
+            index = by_signal.get(measurement.signal_id)
+            if index is None:
+                continue
+            if nan_filter and math.isnan(measurement.value):
+                continue
+            if check_time and not low <= measurement.timestamp <= high:
+                continue
+            selected.append((index, measurement))
+        if not selected:
+            return 0
+        if self.uses_tssc:
+            self._publish_tssc(selected)
+        else:
+            self._publish_compact(selected)
+        self.stats.measurements += len(selected)
+        return len(selected)
+
+    def _flags(self, compressed: bool) -> int:
+        flags = DataPacketFlags.COMPRESSED if compressed else DataPacketFlags.COMPACT
+        if self.cache_index:
+            flags |= DataPacketFlags.CACHE_INDEX
+        return int(flags)
+
+    def _publish_tssc(self, selected: list[tuple[int, Measurement]]) -> None:
+        if self._encoder is None:
+            self._encoder = codecs.new_encoder()
+        flags = self._flags(True)
+        ids = [index for index, _ in selected]
+        stamps = [measurement.timestamp for _, measurement in selected]
+        states = [measurement.flags for _, measurement in selected]
+        values = [measurement.value for _, measurement in selected]
+        for block in self._encoder.encode(ids, stamps, states, values):
+            body = _DATA_HEAD.pack(flags, block.count) + block.data
+            packet = response_packet(ServerResponse.DATA_PACKET, ServerCommand.SUBSCRIBE, body)
+            self._out += packet
+            self.stats.data_packets += 1
+            self.stats.data_bytes += len(packet)
+
+    def _publish_compact(self, selected: list[tuple[int, Measurement]]) -> None:
+        settings = self.settings
+        assert settings is not None
+        if (
+            settings.include_time
+            and self.state.config.use_base_time_offsets
+            and not self._base_sent
+        ):
+            first = selected[0][1].timestamp
+            base = first - first % 10_000_000
+            self.compact.base_times = (base, 0)
+            self.compact.time_index = 0
+            self._respond(
+                ServerResponse.UPDATE_BASE_TIMES,
+                ServerCommand.SUBSCRIBE,
+                BaseTimes(0, (base, 0)).build(),
+            )
+            self._base_sent = True
+        elif settings.include_time and self._base_sent:
+            self._maybe_rotate_base(selected[-1][1].timestamp)
+        encode = self.compact.encode
+        for start in range(0, len(selected), COMPACT_CHUNK):
+            chunk = selected[start : start + COMPACT_CHUNK]
+            flags = self._flags(False)
+            body = b"".join(encode(index, measurement) for index, measurement in chunk)
+            rest = _U32.pack(len(chunk)) + body
+            if (
+                self.udp_target is not None
+                and self.keys is not None
+                and self.state.config.encrypt_udp
+            ):
+                if self.keys.active:
+                    flags |= DataPacketFlags.CIPHER_INDEX
+                key, iv = self.keys.keys[self.keys.active]
+                rest = encrypt(key, iv, rest)
+            payload = bytes([flags]) + rest
+            self.stats.data_packets += 1
+            if self.udp_target is not None:
+                datagram = response_body(
+                    ServerResponse.DATA_PACKET, ServerCommand.SUBSCRIBE, payload
+                )
+                self._datagrams.append(datagram)
+                self.stats.data_bytes += len(datagram)
+            else:
+                packet = response_packet(
+                    ServerResponse.DATA_PACKET, ServerCommand.SUBSCRIBE, payload
+                )
+                self._out += packet
+                self.stats.data_bytes += len(packet)
+
+    def _maybe_rotate_base(self, latest: int) -> None:
+        codec = self.compact
+        base = codec.base_times[codec.time_index]
+        # Rotate well before the 32-bit tick offset (~7 minutes) runs out.
+        if latest - base < 3_000_000_000:
+            return
+        fresh = 1 - codec.time_index
+        new_base = latest - latest % 10_000_000
+        bases = list(codec.base_times)
+        bases[fresh] = new_base
+        codec.base_times = (bases[0], bases[1])
+        codec.time_index = fresh
+        self._respond(
+            ServerResponse.UPDATE_BASE_TIMES,
+            ServerCommand.SUBSCRIBE,
+            BaseTimes(fresh, codec.base_times).build(),
+        )
+
+    def buffer_block(self, signal_id: uuid.UUID, data: bytes, confirm: bool = True) -> bool:
+        """Queue a BUFFER_BLOCK for a subscribed signal; False when it is not subscribed."""
+        if not self.subscribed or self.cache is None:
+            return False
+        index = self.cache.by_signal.get(signal_id)
+        if index is None:
+            return False
+        flags = BufferBlockFlags.REQUIRE_CONFIRMATION if confirm else BufferBlockFlags.NO_FLAGS
+        if self.cache_index:
+            flags |= BufferBlockFlags.CACHE_INDEX
+        body = _U32.pack(self._buffer_sequence) + bytes([flags]) + struct.pack(">i", index) + data
+        self._buffer_sequence = (self._buffer_sequence + 1) & 0xFFFFFFFF
+        self._respond(ServerResponse.BUFFER_BLOCK, ServerCommand.SUBSCRIBE, body)
+        return True

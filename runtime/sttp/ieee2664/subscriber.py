@@ -1,0 +1,466 @@
+"""Asyncio data subscriber of the IEEE 2664 profile (a thin transport over SubscriberSession).
+
+Use it as an async context manager and iterate measurements, or pass callbacks::
+
+    async with Subscriber(host="127.0.0.1", port=7165,
+                          filter_expression="FILTER ActiveMeasurements WHERE SignalType='FREQ'") as sub:
+        async for measurement in sub:
+            ...
+
+The subscriber connects, defines its operational modes (TSSC, GZip metadata and signal index
+cache, UTF-8), requests metadata, subscribes when the metadata arrived, and reconnects with
+exponential back-off when the connection drops (``auto_reconnect``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl as ssl_module
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from gridbind.sttp.ieee2664.compact import SignalIndexCache
+from gridbind.sttp.ieee2664.metadata import DataSet
+from gridbind.sttp.ieee2664.params import SubscriptionSettings
+from gridbind.sttp.ieee2664.session import (
+    CommandFailed,
+    CommandSucceeded,
+    Event,
+    MeasurementsReceived,
+    MetadataReceived,
+    ProcessingComplete,
+    Statistics,
+    SubscriberConfig,
+    SubscriberSession,
+    SubscriptionUpdated,
+)
+from gridbind.sttp.ieee2664.wire import ProtocolError
+from gridbind.sttp.measurement import Measurement
+
+log = logging.getLogger(__name__)
+
+MeasurementsCallback = Callable[[list[Measurement]], Any]
+
+
+class _CommandProtocol(asyncio.Protocol):
+    def __init__(self, owner: Subscriber) -> None:
+        self.owner = owner
+        self.transport: asyncio.Transport | None = None
+        self.closed = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.owner._on_tcp(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(exc)
+
+
+class _DataProtocol(asyncio.DatagramProtocol):
+    def __init__(self, owner: Subscriber) -> None:
+        self.owner = owner
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.owner._on_udp(data)
+
+    def error_received(self, exc: Exception) -> None:
+        log.warning("UDP data channel error: %s", exc)
+
+
+class Subscriber:
+    """IEEE 2664 data subscriber.
+
+    Args:
+        host, port: the publisher to dial.
+        filter_expression: which signals (``FILTER ActiveMeasurements WHERE ...``, IDs, keys).
+        settings: full subscription parameters (``filter_expression`` overrides its filter).
+        config: operational modes (TSSC, compression of metadata / signal index cache).
+        request_metadata: fetch metadata first and subscribe when it arrives.
+        metadata_filters: ``FILTER <table> WHERE ...`` expressions for the metadata request.
+        auto_subscribe: subscribe by itself after connecting (and after every reconnect).
+        auto_reconnect, retry_interval, max_retry_interval, max_retries: reconnect policy;
+            the wait doubles from ``retry_interval`` up to ``max_retry_interval``; -1 retries
+            forever.
+        udp: receive data on a UDP channel (``udp_port`` 0 picks a free port on ``udp_host``).
+        ssl: an ``ssl.SSLContext`` for a TLS command channel.
+        on_measurements: called with each received batch (on the event loop).
+        on_event: called with every session event (metadata, subscription updates, failures...).
+        queue_batches: bound of the async-iterator queue; reading pauses when it is full.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 7165,
+        *,
+        filter_expression: str = "",
+        settings: SubscriptionSettings | None = None,
+        config: SubscriberConfig | None = None,
+        request_metadata: bool = True,
+        metadata_filters: str = "",
+        auto_subscribe: bool = True,
+        auto_reconnect: bool = True,
+        retry_interval: float = 1.0,
+        max_retry_interval: float = 30.0,
+        max_retries: int = -1,
+        udp: bool = False,
+        udp_host: str = "127.0.0.1",
+        udp_port: int = 0,
+        ssl: ssl_module.SSLContext | None = None,
+        on_measurements: MeasurementsCallback | None = None,
+        on_event: Callable[[Event], Any] | None = None,
+        queue_batches: int = 1024,
+        connect_timeout: float = 5.0,
+    ) -> None:
+        self.host, self.port = host, port
+        self.settings = settings or SubscriptionSettings()
+        if filter_expression:
+            self.settings.filter_expression = filter_expression
+        self.config = config or SubscriberConfig()
+        self.request_metadata_first = request_metadata
+        self.metadata_filters = metadata_filters
+        self.auto_subscribe = auto_subscribe
+        self.auto_reconnect = auto_reconnect
+        self.retry_interval = retry_interval
+        self.max_retry_interval = max_retry_interval
+        self.max_retries = max_retries
+        self.udp, self.udp_host, self.udp_port = udp, udp_host, udp_port
+        self.ssl = ssl
+        self.on_measurements = on_measurements
+        self.on_event = on_event
+        self.connect_timeout = connect_timeout
+        self.session = SubscriberSession(self.config)
+        self.metadata: DataSet | None = None
+        self.cache: SignalIndexCache | None = None
+        self.connections = 0
+        self.last_error: str | None = None
+        self._queue: asyncio.Queue[list[Measurement] | None] = asyncio.Queue()
+        self._queue_limit = queue_batches
+        self._protocol: _CommandProtocol | None = None
+        self._udp_transport: asyncio.DatagramTransport | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._connected = asyncio.Event()
+        self._subscribed = asyncio.Event()
+        self._metadata_event = asyncio.Event()
+        self._complete = asyncio.Event()
+        self._paused = False
+        self._fatal: BaseException | None = None
+        self._totals = Statistics()
+
+    # -- lifecycle
+    async def start(self) -> None:
+        """Connect (retrying per the reconnect policy) and return once connected."""
+        self._stopping = False
+        self._runner = asyncio.create_task(self._run(), name="sttp-subscriber")
+        waiter = asyncio.create_task(self._connected.wait())
+        done, _ = await asyncio.wait({waiter, self._runner}, return_when=asyncio.FIRST_COMPLETED)
+        if self._runner in done:
+            waiter.cancel()
+            self._runner.result()  # raises the connection error
+            raise ConnectionError(self.last_error or "subscriber stopped before connecting")
+
+    async def stop(self) -> None:
+        """Unsubscribe politely, close the channels and end the async iteration."""
+        self._stopping = True
+        protocol = self._protocol
+        if protocol and protocol.transport and not protocol.transport.is_closing():
+            if self.session.subscribed:
+                protocol.transport.write(self.session.unsubscribe())
+            protocol.transport.close()
+        if self._runner is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._runner), 5)
+            except (asyncio.TimeoutError, ConnectionError, OSError, ProtocolError):
+                self._runner.cancel()
+        self._close_udp()
+        self._queue.put_nowait(None)
+
+    async def __aenter__(self) -> Subscriber:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- state
+    @property
+    def connected(self) -> bool:
+        """True while the command channel is up."""
+        return self._connected.is_set()
+
+    @property
+    def subscribed(self) -> bool:
+        """True once the publisher accepted the subscription and sent its signal index cache."""
+        return self._subscribed.is_set()
+
+    @property
+    def stats(self) -> Statistics:
+        """Counters summed over all connections of this subscriber."""
+        total = Statistics(**vars(self._totals))
+        for name, value in vars(self.session.stats).items():
+            setattr(total, name, getattr(total, name) + value)
+        return total
+
+    async def wait_subscribed(self, timeout: float = 10.0) -> SignalIndexCache:
+        """Wait until subscribed; returns the signal index cache."""
+        await asyncio.wait_for(self._subscribed.wait(), timeout)
+        assert self.cache is not None
+        return self.cache
+
+    async def wait_metadata(self, timeout: float = 10.0) -> DataSet:
+        """Wait for the (next) metadata."""
+        await asyncio.wait_for(self._metadata_event.wait(), timeout)
+        assert self.metadata is not None
+        return self.metadata
+
+    async def wait_processing_complete(self, timeout: float = 30.0) -> None:
+        """Wait for PROCESSING_COMPLETE (end of a historical replay)."""
+        await asyncio.wait_for(self._complete.wait(), timeout)
+
+    # -- commands
+    def _send(self, data: bytes) -> None:
+        protocol = self._protocol
+        if protocol is None or protocol.transport is None or protocol.transport.is_closing():
+            raise ConnectionError("subscriber is not connected")
+        protocol.transport.write(data)
+
+    async def request_metadata(self, filters: str = "") -> DataSet:
+        """Ask for metadata (optionally filtered) and wait for it."""
+        self._metadata_event.clear()
+        self._send(self.session.request_metadata(filters))
+        return await self.wait_metadata()
+
+    async def subscribe(self, settings: SubscriptionSettings | None = None) -> SignalIndexCache:
+        """(Re)subscribe, optionally with new settings, and wait for the signal index cache."""
+        if settings is not None:
+            self.settings = settings
+        self._subscribed.clear()
+        self._complete.clear()
+        await self._send_subscribe()
+        return await self.wait_subscribed()
+
+    async def unsubscribe(self) -> None:
+        """Stop the data flow (the connection stays up)."""
+        self._subscribed.clear()
+        self._send(self.session.unsubscribe())
+
+    def rotate_cipher_keys(self) -> None:
+        """Ask the publisher for new UDP cipher keys."""
+        self._send(self.session.rotate_cipher_keys())
+
+    def update_processing_interval(self, interval_ms: int) -> None:
+        """Change the replay pace of a historical subscription (ms per frame)."""
+        self._send(self.session.update_processing_interval(interval_ms))
+
+    def send_user_command(self, code: int, payload: bytes = b"") -> None:
+        """Send one of the user-defined commands 0xD0-0xDF."""
+        self._send(self.session.user_command(code, payload))
+
+    async def _send_subscribe(self) -> None:
+        if self.udp:
+            await self._open_udp()
+            self.settings.udp_port = self.udp_port
+        self._send(self.session.subscribe(self.settings))
+
+    async def _open_udp(self) -> None:
+        if self._udp_transport is not None:
+            return
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _DataProtocol(self), local_addr=(self.udp_host, self.udp_port)
+        )
+        self._udp_transport = transport
+        self.udp_port = transport.get_extra_info("sockname")[1]
+
+    def _close_udp(self) -> None:
+        if self._udp_transport is not None:
+            self._udp_transport.close()
+            self._udp_transport = None
+
+    # -- iteration
+    def __aiter__(self) -> AsyncIterator[Measurement]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Measurement]:
+        async for batch in self.batches():
+            for measurement in batch:
+                yield measurement
+
+    async def batches(self) -> AsyncIterator[list[Measurement]]:
+        """Received measurement batches, as they arrive, until :meth:`stop`."""
+        while True:
+            batch = await self._queue.get()
+            if self._paused and self._queue.qsize() < self._queue_limit // 2:
+                self._resume()
+            if batch is None:
+                if self._fatal is not None:
+                    raise ConnectionError(str(self._fatal))
+                return
+            yield batch
+
+    def _resume(self) -> None:
+        self._paused = False
+        protocol = self._protocol
+        if protocol and protocol.transport and not protocol.transport.is_closing():
+            protocol.transport.resume_reading()
+
+    # -- connection loop
+    async def _run(self) -> None:
+        attempt = 0
+        loop = asyncio.get_running_loop()
+        while not self._stopping:
+            try:
+                _, protocol = await asyncio.wait_for(
+                    loop.create_connection(
+                        lambda: _CommandProtocol(self),
+                        self.host,
+                        self.port,
+                        ssl=self.ssl,
+                        server_hostname=self.host if self.ssl else None,
+                    ),
+                    self.connect_timeout,
+                )
+            except (OSError, asyncio.TimeoutError) as exc:
+                self.last_error = f"connect to {self.host}:{self.port} failed: {exc}"
+                attempt += 1
+                if not self.auto_reconnect or 0 <= self.max_retries < attempt:
+                    raise ConnectionError(self.last_error) from None
+                await asyncio.sleep(self._backoff(attempt))
+                continue
+            attempt = 0
+            self.connections += 1
+            self._protocol = protocol
+            self._totals_add(self.session.stats)
+            self.session = SubscriberSession(self.config)
+            self._subscribed.clear()
+            try:
+                self._send(self.session.start(udp=self.udp))
+                if self.request_metadata_first:
+                    self._send(self.session.request_metadata(self.metadata_filters))
+                elif self.auto_subscribe:
+                    await self._send_subscribe()
+                self._connected.set()
+                exc = await protocol.closed
+            finally:
+                self._connected.clear()
+                self._subscribed.clear()
+                if protocol.transport is not None:
+                    protocol.transport.close()
+            if self._fatal is not None and not self.auto_reconnect:
+                break
+            if self._stopping or not self.auto_reconnect:
+                break
+            self.last_error = f"connection lost: {exc or self._fatal or 'closed by publisher'}"
+            log.info("%s; reconnecting", self.last_error)
+            attempt += 1
+            if 0 <= self.max_retries < attempt:
+                break
+            await asyncio.sleep(self._backoff(attempt))
+        self._queue.put_nowait(None)
+
+    def _backoff(self, attempt: int) -> float:
+        return min(self.retry_interval * 2 ** max(attempt - 1, 0), self.max_retry_interval)
+
+    def _totals_add(self, stats: Statistics) -> None:
+        for name, value in vars(stats).items():
+            setattr(self._totals, name, getattr(self._totals, name) + value)
+
+    # -- input dispatch
+    def _on_tcp(self, data: bytes) -> None:
+        try:
+            events = self.session.receive(data)
+        except ProtocolError as exc:
+            self._fail(exc)
+            return
+        self._dispatch(events)
+
+    def _on_udp(self, data: bytes) -> None:
+        self._dispatch(self.session.receive_datagram(data))
+
+    def _fail(self, exc: BaseException) -> None:
+        log.error("closing the session: %s", exc)
+        self.last_error = str(exc)
+        self._fatal = exc
+        protocol = self._protocol
+        if protocol and protocol.transport:
+            protocol.transport.close()
+
+    def _dispatch(self, events: list[Event]) -> None:
+        reply = self.session.data_to_send()
+        if reply and self._protocol and self._protocol.transport:
+            self._protocol.transport.write(reply)
+        for event in events:
+            if isinstance(event, MeasurementsReceived):
+                batch = event.measurements
+                if self.on_measurements is not None:
+                    self.on_measurements(batch)
+                self._queue.put_nowait(batch)
+                if not self._paused and self._queue.qsize() >= self._queue_limit:
+                    self._paused = True
+                    if self._protocol and self._protocol.transport:
+                        self._protocol.transport.pause_reading()
+                continue
+            if isinstance(event, MetadataReceived):
+                self.metadata = event.metadata
+                self._metadata_event.set()
+                if (
+                    self.auto_subscribe
+                    and not self.session.subscribed
+                    and self.session.settings is None
+                ):
+                    asyncio.get_running_loop().create_task(self._subscribe_after_metadata())
+            elif isinstance(event, SubscriptionUpdated):
+                self.cache = event.cache
+                self._subscribed.set()
+            elif isinstance(event, CommandFailed):
+                self.last_error = f"command 0x{event.command:02X} failed: {event.message}"
+                log.warning("%s", self.last_error)
+            elif isinstance(event, ProcessingComplete):
+                self._complete.set()
+            elif isinstance(event, CommandSucceeded):
+                log.debug("command 0x%02X succeeded: %s", event.command, event.message)
+            if self.on_event is not None:
+                self.on_event(event)
+
+    async def _subscribe_after_metadata(self) -> None:
+        try:
+            await self._send_subscribe()
+        except (ConnectionError, OSError) as exc:
+            log.warning("subscribe after metadata failed: %s", exc)
+
+
+def collect(
+    host: str,
+    port: int,
+    *,
+    count: int | None = None,
+    seconds: float | None = None,
+    **options: Any,
+) -> list[Measurement]:
+    """Synchronous helper: subscribe, gather ``count`` measurements or for ``seconds``, return them."""
+    if count is None and seconds is None:
+        raise ValueError("give count or seconds")
+
+    async def run() -> list[Measurement]:
+        received: list[Measurement] = []
+        async with Subscriber(host, port, **options) as subscriber:
+
+            async def gather() -> None:
+                async for batch in subscriber.batches():
+                    received.extend(batch)
+                    if count is not None and len(received) >= count:
+                        return
+
+            try:
+                await asyncio.wait_for(gather(), seconds)
+            except asyncio.TimeoutError:
+                pass
+        return received[:count] if count is not None else received
+
+    return asyncio.run(run())

@@ -1,0 +1,254 @@
+"""Sans-IO framing and small payload codecs of the IEEE 2664 command channel.
+
+Every TCP packet is ``uint32 size`` (big-endian) followed by ``size`` bytes. A command packet is
+``command code (u8) + payload``; a response packet is ``response code (u8) + command code (u8) +
+uint32 payload length + payload``. A UDP datagram carries one response packet without the size.
+"""
+
+from __future__ import annotations
+
+import gzip
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from gridbind.sttp.ieee2664.constants import (
+    KNOWN_COMMANDS,
+    KNOWN_RESPONSES,
+    MAX_INFLATED_SIZE,
+    MAX_PACKET_SIZE,
+)
+
+_U32 = struct.Struct(">I")
+_CMD_HEAD = struct.Struct(">IB")
+_RESP_HEAD = struct.Struct(">IBBI")
+_RESP_BODY_HEAD = struct.Struct(">BBI")
+
+
+class ProtocolError(ValueError):
+    """The peer broke the IEEE 2664 wire: the session must be closed (message says why)."""
+
+
+class PacketReader:
+    """Splits a TCP byte stream into packets (sans-IO: feed bytes, iterate complete packets).
+
+    ``max_size`` bounds the memory a hostile peer can make us buffer for one packet.
+    """
+
+    def __init__(self, max_size: int = MAX_PACKET_SIZE) -> None:
+        self._buffer = bytearray()
+        self._max = max_size
+
+    def feed(self, data: bytes) -> Iterator[memoryview | bytes]:
+        """Add received bytes and yield every packet they complete (without the size prefix)."""
+        buffer = self._buffer
+        buffer += data
+        offset = 0
+        end = len(buffer)
+        packets: list[bytes] = []
+        while end - offset >= 4:
+            (size,) = _U32.unpack_from(buffer, offset)
+            if size > self._max:
+                raise ProtocolError(f"packet of {size} bytes exceeds the {self._max}-byte limit")
+            if end - offset - 4 < size:
+                break
+            packets.append(bytes(buffer[offset + 4 : offset + 4 + size]))
+            offset += 4 + size
+        if offset:
+            del buffer[:offset]
+        return iter(packets)
+
+    @property
+    def pending(self) -> int:
+        """Bytes received but not yet part of a complete packet."""
+        return len(self._buffer)
+
+
+def command_packet(code: int, payload: bytes = b"") -> bytes:
+    """A framed command: size, code, payload."""
+    return _CMD_HEAD.pack(len(payload) + 1, code) + payload
+
+
+def response_packet(code: int, command: int, payload: bytes = b"") -> bytes:
+    """A framed response: size, response code, command code, payload length, payload."""
+    return _RESP_HEAD.pack(len(payload) + 6, code, command, len(payload)) + payload
+
+
+def response_body(code: int, command: int, payload: bytes = b"") -> bytes:
+    """A response without the TCP size prefix: the form a UDP datagram carries."""
+    return _RESP_BODY_HEAD.pack(code, command, len(payload)) + payload
+
+
+def split_command(packet: bytes) -> tuple[int, bytes]:
+    """``(command code, payload)`` of a command packet; refuses empty and unknown codes."""
+    if not packet:
+        raise ProtocolError("empty command packet")
+    code = packet[0]
+    if code not in KNOWN_COMMANDS:
+        raise ProtocolError(f"unknown server command 0x{code:02X}")
+    return code, packet[1:]
+
+
+def split_response(packet: bytes) -> tuple[int, int, bytes]:
+    """``(response code, command code, payload)`` of a response packet.
+
+    The embedded payload length is checked against the packet, as deployed peers write it.
+    """
+    if len(packet) < 6:
+        raise ProtocolError(f"response packet of {len(packet)} bytes is shorter than its header")
+    code, command, length = _RESP_BODY_HEAD.unpack_from(packet)
+    if code not in KNOWN_RESPONSES:
+        raise ProtocolError(f"unknown server response 0x{code:02X}")
+    if length != len(packet) - 6:
+        raise ProtocolError(
+            f"response 0x{code:02X} says {length} payload bytes, has {len(packet) - 6}"
+        )
+    return code, command, packet[6:]
+
+
+# ------------------------------------------------------------------------------------- strings
+
+
+def encode_message(text: str) -> bytes:
+    """A status/failure message as deployed publishers send it: UTF-8 bytes, no prefix."""
+    return text.encode("utf-8")
+
+
+def decode_message(payload: bytes) -> str:
+    """Decode a status/failure message, tolerating sttpapi's extra int32 length prefix."""
+    if len(payload) >= 4:
+        (length,) = _U32.unpack_from(payload)
+        if length == len(payload) - 4:
+            payload = payload[4:]
+    return payload.decode("utf-8", errors="replace")
+
+
+# --------------------------------------------------------------------------------- compression
+
+
+def gzip_bytes(data: bytes) -> bytes:
+    """GZip as the deployed peers expect for metadata and signal index caches."""
+    return gzip.compress(data, compresslevel=6, mtime=0)
+
+
+def gunzip_bytes(data: bytes, limit: int = MAX_INFLATED_SIZE) -> bytes:
+    """Inflate a GZip stream, refusing output past ``limit`` bytes (zip-bomb guard)."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(data, limit + 1)
+    except zlib.error as exc:
+        raise ProtocolError(f"bad GZip data: {exc}") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise ProtocolError(f"GZip data inflates past {limit} bytes")
+    if not inflater.eof:
+        raise ProtocolError("truncated GZip data")
+    return out
+
+
+# -------------------------------------------------------------------------- subscribe command
+
+
+def build_subscribe(connection_string: str, flags: int = 0x02) -> bytes:
+    """SUBSCRIBE payload: data packet flags byte (COMPACT), uint32 length, UTF-8 parameters."""
+    text = connection_string.encode("utf-8")
+    return bytes([flags]) + _U32.pack(len(text)) + text
+
+
+def parse_subscribe(payload: bytes) -> tuple[int, str]:
+    """``(flags, connection string)`` of a SUBSCRIBE payload."""
+    if len(payload) < 5:
+        raise ProtocolError("SUBSCRIBE payload shorter than its header")
+    (length,) = _U32.unpack_from(payload, 1)
+    if length > len(payload) - 5:
+        raise ProtocolError("SUBSCRIBE connection string runs past the packet")
+    try:
+        text = payload[5 : 5 + length].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(f"SUBSCRIBE connection string is not UTF-8: {exc}") from None
+    return payload[0], text
+
+
+def build_metadata_filters(filters: str) -> bytes:
+    """METADATA_REFRESH payload carrying ``;``-separated metadata filter expressions."""
+    if not filters:
+        return b""
+    text = filters.encode("utf-8")
+    return _U32.pack(len(text)) + text
+
+
+def parse_metadata_filters(payload: bytes) -> str:
+    """Metadata filter expressions of a METADATA_REFRESH payload ("" when none)."""
+    if len(payload) < 4:
+        return ""
+    (length,) = _U32.unpack_from(payload)
+    if length > len(payload) - 4:
+        raise ProtocolError("METADATA_REFRESH filter runs past the packet")
+    return payload[4 : 4 + length].decode("utf-8", errors="strict")
+
+
+# ----------------------------------------------------------------------------------- base times
+
+_BASE_TIMES = struct.Struct(">iqq")
+
+
+@dataclass(frozen=True)
+class BaseTimes:
+    """The two base time offsets (ticks) and which one is active for new compact measurements."""
+
+    time_index: int
+    offsets: tuple[int, int]
+
+    def build(self) -> bytes:
+        """UPDATE_BASE_TIMES payload: int32 time index, two int64 offsets."""
+        return _BASE_TIMES.pack(self.time_index, self.offsets[0], self.offsets[1])
+
+    @classmethod
+    def parse(cls, payload: bytes) -> BaseTimes:
+        """Decode an UPDATE_BASE_TIMES payload."""
+        if len(payload) < _BASE_TIMES.size:
+            raise ProtocolError("UPDATE_BASE_TIMES payload too short")
+        index, first, second = _BASE_TIMES.unpack_from(payload)
+        return cls(0 if index == 0 else 1, (first, second))
+
+
+# ---------------------------------------------------------------------------------- cipher keys
+
+
+@dataclass(frozen=True)
+class CipherKeys:
+    """Even and odd AES key/IV pairs for the UDP data channel, plus the active index."""
+
+    active: int
+    keys: tuple[tuple[bytes, bytes], tuple[bytes, bytes]]  # ((key, iv) even, (key, iv) odd)
+
+    def build(self) -> bytes:
+        """UPDATE_CIPHER_KEYS payload: active index byte, then int32-length key and IV, twice."""
+        out = bytearray([self.active])
+        for key, iv in self.keys:
+            out += struct.pack(">i", len(key)) + key + struct.pack(">i", len(iv)) + iv
+        return bytes(out)
+
+    @classmethod
+    def parse(cls, payload: bytes) -> CipherKeys:
+        """Decode an UPDATE_CIPHER_KEYS payload (key sizes must be AES sizes, IVs 16 bytes)."""
+        if not payload:
+            raise ProtocolError("empty UPDATE_CIPHER_KEYS payload")
+        offset = 1
+        parts: list[bytes] = []
+        for _ in range(4):
+            if len(payload) < offset + 4:
+                raise ProtocolError("UPDATE_CIPHER_KEYS payload truncated")
+            (size,) = struct.unpack_from(">i", payload, offset)
+            offset += 4
+            if size < 0 or len(payload) < offset + size:
+                raise ProtocolError("UPDATE_CIPHER_KEYS length runs past the packet")
+            parts.append(bytes(payload[offset : offset + size]))
+            offset += size
+        for key in parts[0::2]:
+            if len(key) not in (16, 24, 32):
+                raise ProtocolError(f"cipher key of {len(key)} bytes is not an AES key")
+        for iv in parts[1::2]:
+            if len(iv) != 16:
+                raise ProtocolError(f"cipher IV of {len(iv)} bytes is not 16 bytes")
+        return cls(1 if payload[0] else 0, ((parts[0], parts[1]), (parts[2], parts[3])))
