@@ -45,7 +45,9 @@ def profile_module(profile: str) -> Any:
     try:
         return importlib.import_module(PROFILES[profile])
     except KeyError:
-        raise ValueError(f"unknown STTP profile {profile!r}; known: {', '.join(PROFILES)}") from None
+        raise ValueError(
+            f"unknown STTP profile {profile!r}; known: {', '.join(PROFILES)}"
+        ) from None
 
 
 def Publisher(profile: str = DEFAULT_PROFILE, **options: Any) -> Any:  # noqa: N802 - factory
