@@ -430,7 +430,13 @@ class _Renderer:
             ctx["reads"] = [(f.name, self.bbb_read(f)) for f in struct.fields]
             ctx["writes"] = [self.bbb_write(f) for f in struct.fields]
         else:
-            ctx["cons"] = [(f.name, self.cons(f)) for f in struct.fields]
+            ctx["cons"] = []
+            for fdef in struct.fields:
+                size = fdef.size
+                if size is not None and size.field is not None and size.offset < 0:
+                    # a length below the adjustment would make a negative size
+                    ctx["cons"].append((None, f"c.Check(c.this.{size.field} >= {-size.offset})"))
+                ctx["cons"].append((fdef.name, self.cons(fdef)))
         return ctx
 
     def context(self, source: str) -> dict[str, Any]:

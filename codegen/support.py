@@ -79,9 +79,25 @@ def compiled(subcon: construct.Construct) -> construct.Construct:
         return subcon
 
 
+class _ExactStream(io.BytesIO):
+    """A stream whose sized reads fail when short.
+
+    construct's compiled parsers read ``Bytes(n)`` as a bare ``io.read(n)``, which would accept
+    truncated input; this stream makes every short read an error (size -1 still means "the rest").
+    """
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is not None and size < -1:
+            raise construct.StreamError(f"negative length {size}")
+        data = super().read(size)
+        if size is not None and size >= 0 and len(data) != size:
+            raise construct.StreamError(f"expected {size} bytes, found {len(data)}")
+        return data
+
+
 def parse(subcon: construct.Construct, data: bytes, name: str) -> Any:
     """Parse all of ``data`` with ``subcon``; leftover bytes and any failure -> WireError."""
-    stream = io.BytesIO(data)
+    stream = _ExactStream(data)
     try:
         obj = subcon.parse_stream(stream)
     except ConstraintError:

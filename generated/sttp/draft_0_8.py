@@ -532,6 +532,7 @@ COMMAND = _s.Record(
         c.Struct(
             "command_code" / c.Int8ub,
             "length" / c.Rebuild(c.Int16ub, c.len_(c.this.payload) + 3),
+            c.Check(c.this.length >= 3),
             "payload" / c.Bytes(c.this.length - 3),
         )
     ),

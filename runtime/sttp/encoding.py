@@ -71,8 +71,6 @@ def Decode15Bits(data: bytes) -> int:  # noqa: N802 - the seed's name
         return data[0]
     if len(data) < 2:
         raise ValueError("Decode15Bits: second byte missing")
-    if data[1] > 255 >> 1:
-        raise ValueError(f"Decode15Bits: second byte {data[1]:#x} exceeds 15 bits")
     return (data[0] - 128) | (data[1] << 7)
 
 
