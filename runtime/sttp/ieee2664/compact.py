@@ -98,8 +98,9 @@ class CompactCodec:
     def _index_bit(self) -> int:
         return CompactStateFlags.TIME_INDEX if self.time_index else 0
 
-    def decode(self, data: bytes, count: int, lookup: SignalIndexCache) -> list[Measurement]:
-        """``count`` measurements from ``data``; refuses truncation, trailing bytes, unknown ids."""
+    def decode(self, data: bytes, count: int | None, lookup: SignalIndexCache) -> list[Measurement]:
+        """``count`` measurements from ``data`` (``None``: as many as the data holds); refuses
+        truncation, trailing bytes and runtime indexes missing from the cache."""
         out: list[Measurement] = []
         offset = 0
         size = len(data)
@@ -107,7 +108,9 @@ class CompactCodec:
         include_time = self.include_time
         ms = self.millisecond_resolution
         bases = self.base_times
-        for _ in range(count):
+        remaining = count if count is not None else -1
+        while remaining and (count is not None or offset < size):
+            remaining -= 1
             if size - offset < 9:
                 raise ProtocolError("compact measurement truncated")
             flags, index, value = _HEAD.unpack_from(data, offset)

@@ -225,6 +225,8 @@ class SubscriberConfig:
     version: int = PROTOCOL_VERSION
     receive_internal_metadata: bool = True
     receive_external_metadata: bool = False
+    #: accept compact data packets without their measurement count (sttpapi's publisher)
+    lenient_compact: bool = True
 
 
 class SubscriberSession:
@@ -462,7 +464,14 @@ class SubscriberSession:
                 self.stats.dropped_packets += 1
                 return
         elif flags & DataPacketFlags.COMPACT:
-            measurements = self.compact.decode(body[4:], count, cache)
+            try:
+                measurements = self.compact.decode(body[4:], count, cache)
+            except ProtocolError:
+                if not self.config.lenient_compact:
+                    raise
+                # sttpapi's publisher omits the count of compact packets; such a packet is
+                # measurements from the first byte on. Accept it only if it parses exactly.
+                measurements = self.compact.decode(body, None, cache)
         else:
             raise ProtocolError("non-compact (full) measurement format is not supported")
         self.stats.measurements += len(measurements)
