@@ -515,6 +515,8 @@ class _PyEncoderCore:
             return False
         if not 0 <= pid <= self._id_mask:
             raise TsscError(f"point id {pid} does not fit {self._id_bits} bits")
+        if not (-(1 << 63) <= ts <= _INT64_MAX and 0 <= flags <= _MASK32 and 0 <= vbits <= _MASK32):
+            raise OverflowError("timestamp must fit int64, flags and value bits uint32")
         points = self._points
         pt = points.get(pid)
         if pt is None:
@@ -988,8 +990,15 @@ class TsscDecoder:
         self._expected = 0
         self._broken = False
 
-    def decode(self, block: bytes | bytearray | memoryview) -> TsscColumns:
-        """Decode one framed block into columns."""
+    def decode(
+        self, block: bytes | bytearray | memoryview, expected_count: int | None = None
+    ) -> TsscColumns:
+        """Decode one framed block into columns.
+
+        Pass ``expected_count`` when the transport says how many measurements the block holds
+        (deployed data packets do): a block cut at a byte boundary between measurements is
+        otherwise indistinguishable from a complete block without an end-of-stream code.
+        """
         block = bytes(block)
         if len(block) < HEADER_SIZE:
             raise TsscDecodeError(f"TSSC block of {len(block)} bytes has no header")
@@ -1011,6 +1020,11 @@ class TsscDecoder:
                 sequence,
             )
         columns = self.decode_payload(block[HEADER_SIZE:])
+        if expected_count is not None and len(columns) != expected_count:
+            self._broken = True
+            raise TsscDecodeError(
+                f"TSSC block holds {len(columns)} measurements, its packet says {expected_count}"
+            )
         self._expected = next_sequence_number(sequence)
         return columns
 
