@@ -1,0 +1,371 @@
+"""gridbind publisher <-> gridbind subscriber on the IEEE 2664 profile, over real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import uuid
+from datetime import datetime, timezone
+
+import pytest
+from sttpapi_peer import key
+
+import gridbind.sttp as sttp
+from gridbind.sttp.ieee2664 import (
+    PmuSource,
+    Publisher,
+    PublisherConfig,
+    Subscriber,
+    SubscriptionSettings,
+    synthetic_pmu_metadata,
+)
+from gridbind.sttp.ieee2664.compact import expected_compact_roundtrip
+from gridbind.sttp.ieee2664.session import (
+    CipherKeysUpdated,
+    DataStartTime,
+    Notification,
+    SubscriberConfig,
+    UserCommand,
+    UserResponse,
+)
+from gridbind.sttp.measurement import Measurement, ticks_now
+
+ALL = "FILTER ActiveMeasurements WHERE SignalType <> 'NONE'"
+
+
+async def _receive(subscriber: Subscriber, expected: int, timeout: float = 20) -> list:
+    received: list = []
+
+    async def gather() -> None:
+        async for batch in subscriber.batches():
+            received.extend(batch)
+            if len(received) >= expected:
+                return
+
+    await asyncio.wait_for(gather(), timeout)
+    return received
+
+
+async def _publish(publisher: Publisher, frames) -> None:
+    for frame in frames:
+        publisher.publish(frame)
+        await publisher.drain()
+
+
+@pytest.mark.timeout(30)
+def test_tssc_pair_exact_with_high_flags_irregular_times_and_000_metadata():
+    """The cases sttpapi gets wrong: flags >= 0x100, irregular timestamps, `.000` metadata."""
+    metadata, signals = synthetic_pmu_metadata(
+        200, updated_on=datetime(2026, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
+    )
+    xml = metadata.to_xml().replace(b"12:00:00Z", b"12:00:00.000Z")
+    from gridbind.sttp.ieee2664.metadata import DataSet
+
+    metadata = DataSet.from_xml(xml)
+    source = PmuSource(signals, start_ticks=ticks_now(), flag_every=3, jitter=9_973)
+    frames = list(source.frames(90))
+    frames[5][0].flags = 0xFFFF_FFFF
+    frames[6][1].timestamp += 1  # one tick off the grid
+    sent = [m for frame in frames for m in frame]
+    assert any(m.flags >= 0x100 for m in sent)
+
+    async def run() -> None:
+        async with sttp.Publisher("ieee2664", metadata=metadata, port=0) as publisher:
+            async with sttp.Subscriber(
+                "ieee2664", port=publisher.port, filter_expression=ALL, auto_reconnect=False
+            ) as subscriber:
+                await subscriber.wait_subscribed(10)
+                assert subscriber.metadata["MeasurementDetail"].rows[0]["UpdatedOn"] == datetime(
+                    2026, 3, 1, 12, 0, 0, tzinfo=timezone.utc
+                )
+                assert publisher.connections[0].session.uses_tssc
+                await _publish(publisher, frames)
+                received = await _receive(subscriber, len(sent))
+                assert key(received) == key(sent)
+
+    asyncio.run(run())
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    "settings,timestamps",
+    [
+        (SubscriptionSettings(filter_expression=ALL), "exact"),
+        (SubscriptionSettings(filter_expression=ALL, use_millisecond_resolution=True), "ms"),
+        (SubscriptionSettings(filter_expression=ALL, include_time=False), "none"),
+    ],
+)
+def test_compact_pair_base_times_and_time_options(settings, timestamps):
+    metadata, signals = synthetic_pmu_metadata(100)
+    source = PmuSource(signals, start_ticks=ticks_now(), flag_every=5, jitter=1234)
+    frames = list(source.frames(30))
+    sent = [m for frame in frames for m in frame]
+
+    async def run() -> None:
+        async with Publisher(metadata, port=0) as publisher:
+            async with Subscriber(
+                port=publisher.port,
+                settings=settings,
+                config=SubscriberConfig(compress_payload=False),
+                auto_reconnect=False,
+            ) as subscriber:
+                await subscriber.wait_subscribed(10)
+                await _publish(publisher, frames)
+                received = await _receive(subscriber, len(sent))
+        for got, want in zip(received, sent, strict=True):
+            assert (got.signal_id, got.value) == (want.signal_id, want.value)
+            assert got.flags == expected_compact_roundtrip(want.flags)
+            if timestamps == "exact":
+                assert got.timestamp == want.timestamp
+            elif timestamps == "ms":
+                assert got.timestamp == want.timestamp - (want.timestamp - got.timestamp) % 10_000
+                assert 0 <= want.timestamp - got.timestamp < 10_000
+            else:
+                assert got.timestamp == 0
+
+    asyncio.run(run())
+
+
+@pytest.mark.timeout(30)
+def test_udp_with_cipher_keys_and_rotation():
+    metadata, signals = synthetic_pmu_metadata(100)
+    source = PmuSource(signals, start_ticks=ticks_now())
+    frames = list(source.frames(60))
+    sent = [m for frame in frames for m in frame]
+    rotations: list = []
+
+    async def run() -> None:
+        config = PublisherConfig(encrypt_udp=True)
+        async with Publisher(
+            metadata, port=0, config=config, cipher_rotation_interval=0.15
+        ) as publisher:
+            async with Subscriber(
+                port=publisher.port,
+                filter_expression=ALL,
+                udp=True,
+                auto_reconnect=False,
+                on_event=lambda e: (
+                    rotations.append(e) if isinstance(e, CipherKeysUpdated) else None
+                ),
+            ) as subscriber:
+                await subscriber.wait_subscribed(10)
+                session = publisher.connections[0].session
+                await asyncio.sleep(0.1)
+                assert session.udp_target is not None and session.keys is not None
+                for frame in frames:
+                    publisher.publish(frame)
+                    await asyncio.sleep(0.01)
+                subscriber.rotate_cipher_keys()  # asked for by the subscriber too
+                try:
+                    received = await _receive(subscriber, len(sent), 5)
+                except asyncio.TimeoutError:
+                    received = []
+                stats = subscriber.stats
+                assert stats.measurements >= len(sent) * 0.8, stats
+                assert stats.dropped_packets <= len(frames) * 0.2
+                indexes = {key.active for key in (event.keys for event in rotations)}
+                assert len(rotations) >= 3 and indexes == {0, 1}
+                assert session.stats.data_packets >= len(frames)
+                expected = {(m.signal_id, m.timestamp): m.value for m in sent}
+                for measurement in received:
+                    assert (
+                        expected[(measurement.signal_id, measurement.timestamp)]
+                        == measurement.value
+                    )
+
+    asyncio.run(run())
+
+
+@pytest.mark.timeout(40)
+def test_auto_reconnect_with_backoff():
+    metadata, signals = synthetic_pmu_metadata(50)
+    source = PmuSource(signals, start_ticks=ticks_now())
+
+    async def run() -> None:
+        publisher = Publisher(metadata, port=0)
+        await publisher.start()
+        port = publisher.port
+        subscriber = Subscriber(
+            port=port, filter_expression=ALL, retry_interval=0.1, max_retry_interval=0.4
+        )
+        await subscriber.start()
+        await subscriber.wait_subscribed(10)
+        frame = source.next_frame()
+        publisher.publish(frame)
+        assert len(await _receive(subscriber, len(frame))) == len(frame)
+        await publisher.stop()
+        await asyncio.sleep(1.0)  # several failed attempts with growing waits
+        assert not subscriber.connected
+        publisher = Publisher(metadata, port=port)
+        await publisher.start()
+        await subscriber.wait_subscribed(10)
+        assert subscriber.connections == 2
+        for _ in range(50):
+            if publisher.connections and publisher.connections[0].session.subscribed:
+                break
+            await asyncio.sleep(0.05)
+        frame = source.next_frame()
+        publisher.publish(frame)
+        assert key(await _receive(subscriber, len(frame))) == key(frame)
+        await subscriber.stop()
+        await publisher.stop()
+
+    asyncio.run(run())
+
+
+@pytest.mark.timeout(30)
+def test_historical_replay_with_processing_interval():
+    metadata, signals = synthetic_pmu_metadata(20)
+    start = ticks_now() - 60 * 10_000_000
+    archive = list(PmuSource(signals, start_ticks=start).frames(30))
+    asked: list = []
+
+    async def history(first: int, last: int, wanted: list[uuid.UUID]):
+        asked.append((first, last, set(wanted)))
+        for frame in archive:
+            if first <= frame[0].timestamp <= last:
+                yield [m for m in frame if m.signal_id in set(wanted)]
+
+    events: list = []
+
+    async def run() -> None:
+        async with Publisher(metadata, port=0, history=history) as publisher:
+            settings = SubscriptionSettings(
+                filter_expression="FILTER ActiveMeasurements WHERE SignalType = 'FREQ'",
+                start_time="*-2m",
+                stop_time="*",
+                processing_interval=1,
+            )
+            async with Subscriber(
+                port=publisher.port, settings=settings, auto_reconnect=False, on_event=events.append
+            ) as subscriber:
+                await subscriber.wait_subscribed(10)
+                await subscriber.wait_processing_complete(10)
+                received = subscriber.stats.measurements
+                assert received == 2 * 30
+        first, last, wanted = asked[0]
+        assert first < start < last and len(wanted) == 2
+        assert [e.ticks for e in events if isinstance(e, DataStartTime)] == [start]
+
+    asyncio.run(run())
+
+
+@pytest.mark.timeout(30)
+def test_temporal_subscription_refused_without_history():
+    metadata, _ = synthetic_pmu_metadata(10)
+
+    async def run() -> None:
+        async with Publisher(metadata, port=0) as publisher:
+            settings = SubscriptionSettings(filter_expression=ALL, start_time="*-1m")
+            async with Subscriber(
+                port=publisher.port, settings=settings, auto_reconnect=False
+            ) as sub:
+                with pytest.raises(asyncio.TimeoutError):
+                    await sub.wait_subscribed(1)
+                assert "historical replay" in (sub.last_error or "")
+
+    asyncio.run(run())
+
+
+@pytest.mark.timeout(30)
+def test_throttled_subscription_sends_latest_values_per_interval():
+    metadata, signals = synthetic_pmu_metadata(10)
+    source = PmuSource(signals, start_ticks=ticks_now())
+
+    async def run() -> None:
+        async with Publisher(metadata, port=0) as publisher:
+            settings = SubscriptionSettings(
+                filter_expression=ALL, throttled=True, publish_interval=0.2
+            )
+            async with Subscriber(
+                port=publisher.port, settings=settings, auto_reconnect=False
+            ) as sub:
+                await sub.wait_subscribed(10)
+                last = None
+                for frame in source.frames(40):
+                    publisher.publish(frame)
+                    last = frame
+                received = await _receive(sub, 10, 5)
+                assert key(received) == key(last)
+
+    asyncio.run(run())
+
+
+@pytest.mark.timeout(30)
+def test_metadata_filters_notifications_user_commands_buffer_blocks_nan_filter():
+    metadata, signals = synthetic_pmu_metadata(30)
+    seen: list = []
+
+    def on_publisher_event(connection, event) -> None:
+        if isinstance(event, UserCommand):
+            connection.session.user_response(0xE1, event.command, event.payload[::-1])
+            connection.flush()
+
+    async def run() -> None:
+        async with Publisher(metadata, port=0, on_event=on_publisher_event) as publisher:
+            settings = SubscriptionSettings(filter_expression=ALL, request_nan_value_filter=True)
+            async with Subscriber(
+                port=publisher.port, settings=settings, auto_reconnect=False, on_event=seen.append
+            ) as sub:
+                await sub.wait_subscribed(10)
+                filtered = await sub.request_metadata(
+                    "FILTER MeasurementDetail WHERE SignalAcronym = 'FREQ'"
+                )
+                assert {r["SignalAcronym"] for r in filtered["MeasurementDetail"].rows} == {"FREQ"}
+                assert len(filtered["DeviceDetail"].rows) == 3
+                publisher.notify("maintenance at noon")
+                sub.send_user_command(0xD1, b"abc")
+                assert publisher.send_buffer_block(signals[0], b"\x00opaque\xff") == 1
+                frame = [
+                    Measurement(signals[0], math.nan, ticks_now()),
+                    Measurement(signals[1], 1.5, ticks_now()),
+                ]
+                publisher.publish(frame)
+                received = await _receive(sub, 1, 5)
+                assert [m.signal_id for m in received] == [signals[1]]  # NaN filtered out
+                for _ in range(40):
+                    if any(isinstance(e, UserResponse) for e in seen):
+                        break
+                    await asyncio.sleep(0.05)
+        notes = [e.message for e in seen if isinstance(e, Notification)]
+        assert notes == ["maintenance at noon"]
+        responses = [e for e in seen if isinstance(e, UserResponse)]
+        assert responses and responses[0].code == 0xE1 and responses[0].payload == b"cba"
+        blocks = [e for e in seen if type(e).__name__ == "BufferBlockReceived"]
+        assert (
+            blocks and blocks[0].signal_id == signals[0] and blocks[0].payload == b"\x00opaque\xff"
+        )
+
+    asyncio.run(run())
+
+
+@pytest.mark.timeout(20)
+def test_sync_collect_helper():
+    metadata, signals = synthetic_pmu_metadata(10)
+    source = PmuSource(signals, start_ticks=ticks_now())
+    import threading
+
+    result: list = []
+
+    async def serve(ready: threading.Event, done: threading.Event, port_box: list) -> None:
+        async with Publisher(metadata, port=0) as publisher:
+            port_box.append(publisher.port)
+            ready.set()
+            while not done.is_set():
+                publisher.publish(source.next_frame())
+                await asyncio.sleep(0.01)
+
+    ready, done, port_box = threading.Event(), threading.Event(), []
+    thread = threading.Thread(target=lambda: asyncio.run(serve(ready, done, port_box)))
+    thread.start()
+    try:
+        assert ready.wait(5)
+        from gridbind.sttp.ieee2664 import collect
+
+        result = collect(
+            "127.0.0.1", port_box[0], count=25, filter_expression=ALL, auto_reconnect=False
+        )
+    finally:
+        done.set()
+        thread.join(5)
+    assert len(result) == 25 and all(m.signal_id in set(signals) for m in result)
