@@ -183,11 +183,25 @@ class Strategies:
         low, high = self._bounds(fdef, MAX_BYTES)
         if fdef.kind == "bytes":
             return st.binary(min_size=low, max_size=high)
-        if fdef.encoding.replace("-", "").lower() in ("ascii", "usascii"):
+        encoding = fdef.encoding.replace("-", "").replace("_", "").lower()
+        if encoding in ("ascii", "usascii"):
             alphabet = st.characters(max_codepoint=127)
-        else:
+        elif encoding.startswith("utf"):
             alphabet = st.characters(blacklist_categories=("Cs",))
+        else:
+            # single-byte code pages: draw from the first 256 code points, keep encodable ones
+            alphabet = st.characters(max_codepoint=255).filter(
+                lambda ch: _encodable(ch, fdef.encoding)
+            )
         # at most 4 bytes per character in UTF-8: stay under a byte-length prefix
         return st.text(
             alphabet, min_size=low, max_size=max(low, high // 4 if fdef.prefix else high)
         )
+
+
+def _encodable(text: str, encoding: str) -> bool:
+    try:
+        text.encode(encoding)
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -1,0 +1,208 @@
+"""A broken STTP spec stops codegen with one line: FILE:LINE:PATH: reason."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gridbind.codegen.errors import SpecError
+from gridbind.codegen.spec import load_spec
+
+pytestmark = pytest.mark.timeout(60)
+
+GOOD = """\
+profile: test
+enums:
+  Kind:
+    type: u8
+    values: {A: 1, B: 2}
+structs:
+  Pair:
+    fields:
+      - {name: kind, type: Kind}
+      - {name: size, type: u16, max: 100}
+messages:
+  Ping:
+    code: 0x01
+    kind: command
+    direction: both
+    response: true
+    channel: command
+    fields:
+      - {name: pair, type: Pair}
+  Pong:
+    code: 0x02
+    kind: response
+    direction: both
+    response: false
+    channel: command
+"""
+
+
+def error_of(tmp_path: Path, text: str) -> str:
+    spec = tmp_path / "broken.yaml"
+    spec.write_text(text)
+    with pytest.raises(SpecError) as caught:
+        load_spec(spec, "specs/sttp/broken.yaml")
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+def test_good_spec_loads(tmp_path: Path) -> None:
+    spec = tmp_path / "good.yaml"
+    spec.write_text(GOOD)
+    loaded = load_spec(spec, "good.yaml")
+    assert [m.name for m in loaded.messages] == ["Ping", "Pong"]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "      - {name: size, type: u16, max: 100}",
+            "      - {name: size, type: u9}",
+            "specs/sttp/broken.yaml:10:structs.Pair.fields[1].type: unknown type 'u9'",
+        ),
+        (
+            "    code: 0x02",
+            "    code: 0x01",
+            "specs/sttp/broken.yaml:21:messages.Pong.code: duplicate code 0x01 (also Ping)",
+        ),
+        (
+            "    direction: both\n    response: false",
+            "    response: false",
+            "specs/sttp/broken.yaml:20:messages.Pong: missing required key 'direction'",
+        ),
+        (
+            "      - {name: pair, type: Pair}",
+            "      - {name: pair}",
+            "specs/sttp/broken.yaml:19:messages.Ping.fields[0]: missing required key 'type'",
+        ),
+        (
+            "      - {name: pair, type: Pair}",
+            "      - {name: n, type: array, of: Pair, count: missing}",
+            "specs/sttp/broken.yaml:19:messages.Ping.fields[0].count: "
+            "bad reference: no earlier field 'missing'",
+        ),
+        (
+            "      - {name: pair, type: Pair}",
+            "      - {name: flag, type: bool}\n"
+            "      - {name: x, type: u8, when: {field: flag, equals: true}}\n"
+            "      - {name: y, type: switch, on: kind, cases: {1: Pair}}",
+            "specs/sttp/broken.yaml:21:messages.Ping.fields[2].on: "
+            "bad reference: no earlier field 'kind'",
+        ),
+        (
+            "      - {name: size, type: u16, max: 100}",
+            "      - {name: size, type: u16, min: 10, max: 5}",
+            "specs/sttp/broken.yaml:10:structs.Pair.fields[1].min: bad constraint: min 10 > max 5",
+        ),
+        (
+            "      - {name: size, type: u16, max: 100}",
+            "      - {name: size, type: u16, max: 70000}",
+            "specs/sttp/broken.yaml:10:structs.Pair.fields[1].max: "
+            "bad constraint: max 70000 is outside u16",
+        ),
+        (
+            "      - {name: size, type: u16, max: 100}",
+            "      - {name: size, type: u16, max_length: 3}",
+            "specs/sttp/broken.yaml:10:structs.Pair.fields[1].max_length: "
+            "bad constraint: max_length needs a sized field",
+        ),
+        (
+            "      - {name: pair, type: Pair}",
+            "      - {name: v, type: codec, codec: gridbind.sttp.encoding.NoSuchCodec, py: int}",
+            "specs/sttp/broken.yaml:19:messages.Ping.fields[0].codec: "
+            "bad reference: gridbind.sttp.encoding has no 'NoSuchCodec'",
+        ),
+        (
+            "    values: {A: 1, B: 2}",
+            "    values: {A: 1, B: 1}",
+            "specs/sttp/broken.yaml:5:enums.Kind.values.B: duplicate value 0x1 (also A)",
+        ),
+        (
+            "      - {name: size, type: u16, max: 100}",
+            "      - {name: kind, type: u16}",
+            "specs/sttp/broken.yaml:10:structs.Pair.fields[1].name: duplicate field 'kind'",
+        ),
+        (
+            "      - {name: pair, type: Pair}",
+            "      - {name: rest, type: bytes}\n      - {name: pair, type: Pair}",
+            "specs/sttp/broken.yaml:19:messages.Ping.fields[0]: "
+            "rest runs to the end of the payload, so it must be last",
+        ),
+        (
+            "profile: test",
+            "profile: test\nframes: {}",
+            "specs/sttp/broken.yaml:2:frames: unknown key 'frames' (allowed: byte_order, doc, "
+            "enums, flags, frame, messages, profile, structs)",
+        ),
+    ],
+    ids=[
+        "unknown-type",
+        "duplicate-code",
+        "missing-key",
+        "missing-field-type",
+        "bad-count-reference",
+        "bad-switch-reference",
+        "bad-constraint-range",
+        "constraint-outside-type",
+        "constraint-wrong-kind",
+        "bad-codec-reference",
+        "duplicate-enum-value",
+        "duplicate-field",
+        "greedy-not-last",
+        "unknown-top-key",
+    ],
+)
+def test_broken_spec_one_line(tmp_path: Path, old: str, new: str, expected: str) -> None:
+    assert old in GOOD
+    assert error_of(tmp_path, GOOD.replace(old, new, 1)) == expected
+
+
+def test_bad_yaml_reports_the_line(tmp_path: Path) -> None:
+    text = GOOD.replace("      - {name: kind, type: Kind}", "      - {name: kind, type: Kind")
+    message = error_of(tmp_path, text)
+    assert message.startswith("specs/sttp/broken.yaml:10: invalid YAML: ")
+
+
+def test_duplicate_yaml_key_is_refused(tmp_path: Path) -> None:
+    text = GOOD.replace("    code: 0x02", "    code: 0x02\n    code: 0x03")
+    assert error_of(tmp_path, text) == (
+        "specs/sttp/broken.yaml:22:messages.Pong.code: duplicate key 'code'"
+    )
+
+
+def test_recursive_struct_is_refused(tmp_path: Path) -> None:
+    text = GOOD.replace("      - {name: kind, type: Kind}", "      - {name: inner, type: Pair}")
+    assert error_of(tmp_path, text) == (
+        "specs/sttp/broken.yaml:7:structs.Pair: recursive struct 'Pair'"
+    )
+
+
+def test_command_prints_one_line_and_fails(tmp_path: Path) -> None:
+    spec = tmp_path / "broken.yaml"
+    spec.write_text(GOOD.replace("type: u16, max: 100", "type: u99"))
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gridbind",
+            "codegen",
+            "sttp",
+            str(spec),
+            "--out",
+            str(tmp_path / "x.py"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert lines == [f"{spec.as_posix()}:10:structs.Pair.fields[1].type: unknown type 'u99'"]
+    assert not (tmp_path / "x.py").exists()
