@@ -173,10 +173,12 @@ class Subscriber:
             if self.session.subscribed:
                 protocol.transport.write(self.session.unsubscribe())
             protocol.transport.close()
+        if self._runner is not None and not self._connected.is_set():
+            self._runner.cancel()  # still dialling or backing off: nothing to wind down
         if self._runner is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._runner), 5)
-            except (asyncio.TimeoutError, ConnectionError, OSError, ProtocolError):
+            except (asyncio.TimeoutError, asyncio.CancelledError, ConnectionError, OSError):
                 self._runner.cancel()
         self._close_udp()
         self._queue.put_nowait(None)

@@ -1,0 +1,334 @@
+"""``gridbind sttp publish|subscribe``: run an STTP publisher or subscriber from the command line.
+
+Both profiles share the options; ``--profile ieee2664`` (default) runs the deployed wire here,
+``--profile draft-0.8`` hands the parsed arguments to ``gridbind.sttp.draft.cli``
+(``run_publish(args)`` / ``run_subscribe(args)``).
+
+Examples::
+
+    gridbind sttp publish --port 7165 --signals 1000 --rate 30
+    gridbind sttp subscribe --port 7165 --filter "FILTER ActiveMeasurements WHERE SignalType='FREQ'" \\
+        --output jsonl --count 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import importlib
+import json
+import logging
+import ssl
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from typing import IO, Any
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: Any) -> None:
+    """Add ``sttp publish`` and ``sttp subscribe`` to the ``gridbind`` command."""
+    parser = subparsers.add_parser("sttp", help="STTP publisher / subscriber")
+    commands = parser.add_subparsers(dest="sttp_command", metavar="ACTION", required=True)
+
+    publish = commands.add_parser("publish", help="serve measurements (synthetic PMUs or CSV)")
+    _common(publish)
+    publish.add_argument("--signals", type=int, default=1000, help="synthetic signal count")
+    publish.add_argument("--rate", type=float, default=30.0, help="frames per second")
+    publish.add_argument(
+        "--csv", metavar="FILE", help="replay signal_id,timestamp,value,flags rows"
+    )
+    publish.add_argument("--udp-encrypt", action="store_true", help="AES cipher keys for UDP")
+    publish.add_argument("--key-rotation", type=float, default=60.0, help="cipher key period, s")
+    publish.add_argument(
+        "--wait-subscribers", type=int, default=0, help="start the stream once N subscribed"
+    )
+    publish.set_defaults(func=run_publish)
+
+    subscribe = commands.add_parser("subscribe", help="receive measurements")
+    _common(subscribe)
+    subscribe.add_argument("--filter", default="", help="filter expression selecting signals")
+    subscribe.add_argument("--udp", action="store_true", help="receive data on a UDP channel")
+    subscribe.add_argument("--udp-port", type=int, default=0, help="local UDP port (0: any)")
+    subscribe.add_argument(
+        "--output", choices=("csv", "jsonl", "none"), default="none", help="measurement output"
+    )
+    subscribe.add_argument("--out", metavar="FILE", help="write output here instead of stdout")
+    subscribe.add_argument("--metadata-out", metavar="FILE", help="save the metadata XML here")
+    subscribe.add_argument("--start-time", default="", help="historical replay start (e.g. *-1h)")
+    subscribe.add_argument("--stop-time", default="", help="historical replay stop")
+    subscribe.add_argument("--throttle", type=float, default=0.0, help="publish interval, s")
+    subscribe.set_defaults(func=run_subscribe)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--profile", choices=("ieee2664", "draft-0.8"), default="ieee2664", help="wire profile"
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="listen (publish) / dial (subscribe)")
+    parser.add_argument("--port", type=int, default=7165)
+    parser.add_argument("--tls-cert", help="PEM certificate (publisher) or client certificate")
+    parser.add_argument("--tls-key", help="PEM private key for --tls-cert")
+    parser.add_argument("--tls-ca", help="CA bundle to verify the peer (enables TLS on subscribe)")
+    parser.add_argument(
+        "--no-compression", action="store_true", help="no TSSC (compact measurements)"
+    )
+    parser.add_argument("--count", type=int, help="stop after N measurements")
+    parser.add_argument("--seconds", type=float, help="stop after S seconds")
+    parser.add_argument("--stats", type=float, default=1.0, help="statistics interval, s (0: off)")
+
+
+def _draft(args: argparse.Namespace, name: str) -> int:
+    try:
+        module = importlib.import_module("gridbind.sttp.draft.cli")
+    except ImportError:
+        print(
+            "error: the draft-0.8 profile has no command-line runner yet "
+            "(gridbind.sttp.draft.cli is missing)",
+            file=sys.stderr,
+        )
+        return 2
+    return int(getattr(module, name)(args) or 0)
+
+
+def _server_tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+    if not args.tls_cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(args.tls_cert, args.tls_key)
+    if args.tls_ca:
+        context.load_verify_locations(args.tls_ca)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+def _client_tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+    if not args.tls_ca:
+        return None
+    context = ssl.create_default_context(cafile=args.tls_ca)
+    if args.tls_cert:
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+    return context
+
+
+class _Meter:
+    """Live rate and bytes/measurement on stderr."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.start = self.last = time.monotonic()
+        self.last_count = 0
+
+    def tick(self, count: int, data_bytes: int) -> None:
+        now = time.monotonic()
+        if not self.interval or now - self.last < self.interval:
+            return
+        rate = (count - self.last_count) / (now - self.last)
+        per = data_bytes / count if count else 0.0
+        print(f"{count} measurements, {rate:,.0f}/s, {per:.2f} bytes/measurement", file=sys.stderr)
+        self.last, self.last_count = now, count
+
+
+def _csv_frames(path: str) -> tuple[list[uuid.UUID], Iterator[list[Any]]]:
+    from gridbind.sttp.measurement import Measurement
+
+    with open(path, newline="") as handle:
+        rows = [row for row in csv.DictReader(handle)]
+    signals = list(dict.fromkeys(uuid.UUID(row["signal_id"]) for row in rows))
+
+    def frames() -> Iterator[list[Any]]:
+        frame: list[Any] = []
+        stamp = None
+        for row in rows:
+            measurement = Measurement(
+                uuid.UUID(row["signal_id"]),
+                float(row["value"]),
+                int(row["timestamp"]),
+                int(row.get("flags") or 0),
+            )
+            if stamp is not None and measurement.timestamp != stamp and frame:
+                yield frame
+                frame = []
+            stamp = measurement.timestamp
+            frame.append(measurement)
+        if frame:
+            yield frame
+
+    return signals, frames()
+
+
+def _csv_metadata(signals: list[uuid.UUID]) -> Any:
+    from gridbind.sttp.ieee2664.metadata import empty_source_metadata
+
+    metadata = empty_source_metadata()
+    for number, signal in enumerate(signals, start=1):
+        metadata["MeasurementDetail"].add(
+            ID=f"CSV:{number}",
+            SignalID=signal,
+            PointTag=str(signal),
+            SignalAcronym="CALC",
+            Enabled=True,
+            Internal=True,
+        )
+    return metadata
+
+
+def run_publish(args: argparse.Namespace) -> int:
+    """``gridbind sttp publish``."""
+    if args.profile != "ieee2664":
+        return _draft(args, "run_publish")
+    return asyncio.run(_publish(args))
+
+
+async def _publish(args: argparse.Namespace) -> int:
+    from gridbind.sttp.ieee2664 import PmuSource, Publisher, PublisherConfig
+    from gridbind.sttp.ieee2664.metadata import synthetic_pmu_metadata
+    from gridbind.sttp.measurement import ticks_now
+
+    config = PublisherConfig(
+        allow_payload_compression=not args.no_compression, encrypt_udp=args.udp_encrypt
+    )
+    if args.csv:
+        signals, frames = _csv_frames(args.csv)
+        metadata = _csv_metadata(signals)
+    else:
+        metadata, signals = synthetic_pmu_metadata(args.signals, frames_per_second=int(args.rate))
+        frames = iter(
+            lambda source=PmuSource(signals, args.rate, ticks_now()): source.next_frame(), None
+        )
+    publisher = Publisher(
+        metadata,
+        host=args.host,
+        port=args.port,
+        config=config,
+        ssl=_server_tls(args),
+        cipher_rotation_interval=args.key_rotation,
+    )
+    await publisher.start()
+    print(f"publishing {len(signals)} signals on {args.host}:{publisher.port}", file=sys.stderr)
+    while sum(1 for c in publisher.connections if c.session and c.session.subscribed) < (
+        args.wait_subscribers
+    ):
+        await asyncio.sleep(0.05)
+    meter = _Meter(args.stats)
+    period = 1.0 / args.rate
+    started = time.monotonic()
+    sent = 0
+    try:
+        for number, frame in enumerate(frames):
+            due = started + number * period
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            sent += publisher.publish(frame)
+            await publisher.drain()
+            data = sum(c.session.stats.data_bytes for c in publisher.connections if c.session)
+            meter.tick(sent, data)
+            if args.count is not None and sent >= args.count:
+                break
+            if args.seconds is not None and time.monotonic() - started >= args.seconds:
+                break
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        pass
+    finally:
+        await publisher.stop()
+    return 0
+
+
+def run_subscribe(args: argparse.Namespace) -> int:
+    """``gridbind sttp subscribe``."""
+    if args.profile != "ieee2664":
+        return _draft(args, "run_subscribe")
+    try:
+        return asyncio.run(_subscribe(args))
+    except ConnectionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _writer(kind: str, handle: IO[str]) -> Any:
+    if kind == "csv":
+        writer = csv.writer(handle)
+        writer.writerow(["signal_id", "timestamp", "value", "flags"])
+        return lambda m: writer.writerow([m.signal_id, m.timestamp, repr(m.value), m.flags])
+    if kind == "jsonl":
+        return lambda m: handle.write(
+            json.dumps(
+                {
+                    "signal_id": str(m.signal_id),
+                    "timestamp": m.timestamp,
+                    "value": m.value,
+                    "flags": m.flags,
+                }
+            )
+            + "\n"
+        )
+    return None
+
+
+async def _subscribe(args: argparse.Namespace) -> int:
+    from gridbind.sttp.ieee2664 import Subscriber, SubscriberConfig, SubscriptionSettings
+
+    settings = SubscriptionSettings(
+        filter_expression=args.filter,
+        start_time=args.start_time,
+        stop_time=args.stop_time,
+        throttled=args.throttle > 0,
+        publish_interval=args.throttle or 1.0,
+    )
+    handle: IO[str] = open(args.out, "w", newline="") if args.out else sys.stdout
+    write = _writer(args.output, handle)
+    meter = _Meter(args.stats)
+    received = 0
+    subscriber = Subscriber(
+        args.host,
+        args.port,
+        settings=settings,
+        config=SubscriberConfig(compress_payload=not args.no_compression),
+        udp=args.udp,
+        udp_port=args.udp_port,
+        ssl=_client_tls(args),
+    )
+
+    async def consume() -> None:
+        nonlocal received
+        async for batch in subscriber.batches():
+            if args.count is not None:
+                batch = batch[: args.count - received]
+            if write is not None:
+                for measurement in batch:
+                    write(measurement)
+            received += len(batch)
+            meter.tick(received, subscriber.stats.data_bytes)
+            if args.count is not None and received >= args.count:
+                return
+
+    async def run() -> None:
+        await subscriber.start()
+        if args.metadata_out:
+            metadata = await subscriber.wait_metadata(30)
+            with open(args.metadata_out, "wb") as out:
+                out.write(metadata.to_xml())
+        await consume()
+
+    try:
+        await asyncio.wait_for(run(), args.seconds)
+    except (asyncio.TimeoutError, KeyboardInterrupt):
+        pass
+    finally:
+        await subscriber.stop()
+        if args.out:
+            handle.close()
+        else:
+            handle.flush()
+    stats = subscriber.stats
+    per = stats.data_bytes / stats.measurements if stats.measurements else 0.0
+    print(
+        f"received {received} measurements, {per:.2f} bytes/measurement, "
+        f"{stats.dropped_packets} dropped packets",
+        file=sys.stderr,
+    )
+    return 0
