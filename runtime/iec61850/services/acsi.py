@@ -1,0 +1,397 @@
+"""The server side of the ACSI services, as MMS services over the model (8-1/8-2 mapping).
+
+Requests and responses are in the neutral forms of :mod:`.mmsview` plus these:
+
+- ObjectName: ``("domain-specific", domain, item)``, ``("vmd-specific", item)`` or
+  ``("aa-specific", item)``;
+- AccessResult: ``("success", Data)`` or ``("failure", DataAccessError code)``;
+- write result: ``None`` (success) or a DataAccessError code.
+
+Service errors (a confirmed-ErrorPDU) are raised as :class:`ServiceError` with the XSD names of
+the error class and code. Which ACSI service is which MMS service is in the mapping notes,
+section 6; setting-group services are writes of ``LLN0$SP$SGCB$ActSG``/``EditSG``/``CnfEdit``
+and reads/writes with FC SE.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from typing import Any
+
+from ..association import Association
+from ..files import FileStore, FileStoreError
+from ..model import (
+    FCDA,
+    FCS,
+    ControlBlock,
+    DataAccessError,
+    DataAttribute,
+    DataSet,
+    LogicalNode,
+    ModelError,
+    ServerModel,
+)
+from .mmsview import (
+    data_matches,
+    data_value,
+    domain_list_names,
+    domain_variable_names,
+    page_names,
+    python_value,
+    type_description,
+)
+
+__all__ = ["ServiceError", "ServerServices", "object_name_of_fcda", "fcda_of_object_name"]
+
+#: Octets of a response that are not names/entries (PDU envelope, stanza): kept out of paging.
+RESPONSE_OVERHEAD = 400
+MAX_DATASET_MEMBERS = 256
+_DS_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
+
+
+class ServiceError(Exception):
+    """A confirmed-ErrorPDU: ``error_class`` and ``code`` are XSD element names."""
+
+    def __init__(self, error_class: str, code: str, text: str = "") -> None:
+        super().__init__(f"{error_class}/{code}: {text}" if text else f"{error_class}/{code}")
+        self.error_class = error_class
+        self.code = code
+        self.text = text
+
+
+# DataAccessError -> ServiceError (for services that answer with a ServiceError, not per item).
+_ACCESS_TO_SERVICE = {
+    DataAccessError.OBJECT_NON_EXISTENT: ("access", "object-non-existent"),
+    DataAccessError.OBJECT_ACCESS_DENIED: ("access", "object-access-denied"),
+    DataAccessError.OBJECT_ACCESS_UNSUPPORTED: ("access", "object-access-unsupported"),
+    DataAccessError.OBJECT_INVALIDATED: ("access", "object-invalidated"),
+    DataAccessError.INVALID_ADDRESS: ("definition", "invalid-address"),
+    DataAccessError.TYPE_INCONSISTENT: ("definition", "type-inconsistent"),
+    DataAccessError.TYPE_UNSUPPORTED: ("definition", "type-unsupported"),
+    DataAccessError.OBJECT_UNDEFINED: ("definition", "object-undefined"),
+}
+
+
+def _service_error(exc: ModelError) -> ServiceError:
+    cls, code = _ACCESS_TO_SERVICE.get(exc.code, ("access", "other"))
+    return ServiceError(cls, code, str(exc))
+
+
+def object_name_of_fcda(member: FCDA) -> tuple[str, str, str]:
+    """``LD/LN.DO.DA`` + FC -> domain-specific ObjectName ``(LD, LN$FC$DO$DA)``."""
+    ld, _, rest = member.ref.partition("/")
+    ln, _, path = rest.partition(".")
+    item = f"{ln}${member.fc}" + ("$" + path.replace(".", "$") if path else "")
+    return ("domain-specific", ld, item)
+
+
+def fcda_of_object_name(name: tuple) -> FCDA:
+    """Domain-specific ``(LD, LN$FC$DO$DA)`` -> FCDA (checked shape, not existence)."""
+    if name[0] != "domain-specific":
+        raise ModelError(DataAccessError.INVALID_ADDRESS, "data set members are domain-specific")
+    _, ld, item = name
+    parts = item.split("$")
+    if len(parts) < 3 or parts[1] not in FCS:
+        raise ModelError(DataAccessError.INVALID_ADDRESS, f"not an FCD/FCDA name: {item!r}")
+    ref = f"{ld}/{parts[0]}." + ".".join(parts[2:])
+    return FCDA(ref, parts[1])
+
+
+class ServerServices:
+    """ACSI services of one server model (and an optional file store)."""
+
+    def __init__(self, model: ServerModel, files: FileStore | None = None) -> None:
+        self.model = model
+        self.files = files
+
+    # ---------------------------------------------------------------- names
+    def get_name_list(
+        self,
+        assoc: Association,
+        object_class: str,
+        scope: str,
+        domain: str | None,
+        continue_after: str | None,
+    ) -> tuple[list[str], bool]:
+        """getNameList / extendedGetNameList (GetServerDirectory(LD),
+        GetLogicalDeviceDirectory, GetLogicalNodeDirectory, data set names)."""
+        if object_class == "domain":
+            if scope != "vmdSpecific":
+                raise ServiceError(
+                    "access", "object-access-unsupported", "domains are vmd-specific"
+                )
+            names = sorted(self.model.children)
+        elif object_class in ("namedVariable", "namedVariableList"):
+            if scope == "domainSpecific":
+                try:
+                    ld = self.model.logical_device(domain or "")
+                except ModelError as exc:
+                    raise _service_error(exc) from None
+                names = (
+                    domain_variable_names(ld)
+                    if object_class == "namedVariable"
+                    else domain_list_names(ld)
+                )
+            elif scope == "aaSpecific":
+                names = sorted(assoc.datasets) if object_class == "namedVariableList" else []
+            else:
+                names = []
+        else:
+            raise ServiceError(
+                "access", "object-access-unsupported", f"object class {object_class}"
+            )
+        budget = assoc.params.max_pdu_size - RESPONSE_OVERHEAD
+        return page_names(names, continue_after, budget)
+
+    # ---------------------------------------------------------------- read / write
+    def _resolve(self, assoc: Association, name: tuple) -> tuple[Any, str]:
+        if name[0] == "domain-specific":
+            return self.model.find_mms(name[1], name[2])
+        raise ModelError(DataAccessError.OBJECT_NON_EXISTENT, f"no {name[0]} variable {name[-1]!r}")
+
+    def read_variable(self, assoc: Association, name: tuple) -> tuple:
+        try:
+            node, fc = self._resolve(assoc, name)
+            return ("success", data_value(self.model, node, fc))
+        except ModelError as exc:
+            return ("failure", exc.code)
+
+    def read(self, assoc: Association, spec: tuple) -> list[tuple]:
+        """read: ``spec`` is ``("listOfVariable", [ObjectName])`` or
+        ``("variableListName", ObjectName)`` (GetDataSetValues)."""
+        if spec[0] == "listOfVariable":
+            return [self.read_variable(assoc, name) for name in spec[1]]
+        ds = self._dataset(assoc, spec[1])
+        return [self.read_variable(assoc, object_name_of_fcda(m)) for m in ds.members]
+
+    def write(self, assoc: Association, spec: tuple, datas: list[tuple]) -> list[str | None]:
+        """write (SetDataValues, SetDataSetValues, SG and control block services)."""
+        if spec[0] == "listOfVariable":
+            names = list(spec[1])
+        else:
+            names = [object_name_of_fcda(m) for m in self._dataset(assoc, spec[1]).members]
+        if len(names) != len(datas):
+            raise ServiceError(
+                "definition", "type-inconsistent", f"{len(names)} variables, {len(datas)} values"
+            )
+        return [self.write_variable(assoc, n, d) for n, d in zip(names, datas)]
+
+    def write_variable(self, assoc: Association, name: tuple, data: tuple) -> str | None:
+        try:
+            node, fc = self._resolve(assoc, name)
+            if isinstance(node, LogicalNode):
+                raise ModelError(DataAccessError.OBJECT_ACCESS_DENIED, "an LN is not written whole")
+            data_matches(node, fc, data)
+            leaves = list(self._leaves(node, fc, data))
+            converted = [(attr, python_value(attr, d)) for attr, d in leaves]
+            for attr, value in converted:
+                self._write_attr(assoc, attr, fc, value)
+            return None
+        except ModelError as exc:
+            return exc.code
+
+    def _leaves(self, node: Any, fc: str, data: tuple):
+        if isinstance(node, DataAttribute) and not node.children and not node.elements:
+            yield node, data
+            return
+        if isinstance(node, DataAttribute) and node.elements:
+            children = node.elements
+        elif isinstance(node, DataAttribute):
+            children = list(node.children.values())
+        else:
+            from ..model import children_with_fc
+
+            children = list(children_with_fc(node, fc))
+        for child, item in zip(children, data[1]):
+            yield from self._leaves(child, fc, item)
+
+    def _write_attr(self, assoc: Association, attr: DataAttribute, fc: str, value: Any) -> None:
+        cb = attr.parent
+        if isinstance(cb, ControlBlock) and cb.kind == "SGCB":
+            ld = cb.parent.parent.name
+            if attr.name == "ActSG":
+                self.model.select_active_sg(ld, value)
+            elif attr.name == "EditSG":
+                self.model.select_edit_sg(ld, value)
+            elif attr.name == "CnfEdit":
+                if value is not True:
+                    raise ModelError(DataAccessError.OBJECT_VALUE_INVALID, "CnfEdit takes true")
+                self.model.confirm_edit_sg(ld)
+            else:
+                raise ModelError(DataAccessError.OBJECT_ACCESS_DENIED, f"SGCB.{attr.name}")
+            return
+        if isinstance(cb, ControlBlock) and attr.name == "DatSet" and value:
+            self.model.dataset(value)  # must name an existing persistent data set
+        self.model.write(attr, fc, value, originator=assoc.peer)
+
+    # ---------------------------------------------------------------- definitions
+    def get_variable_access_attributes(self, assoc: Association, name: tuple) -> tuple:
+        """GetDataDirectory / GetDataDefinition: (mmsDeletable, type description)."""
+        try:
+            node, fc = self._resolve(assoc, name)
+        except ModelError as exc:
+            raise _service_error(exc) from None
+        return False, type_description(node, fc)
+
+    # ---------------------------------------------------------------- data sets
+    def _dataset(self, assoc: Association, name: tuple) -> DataSet:
+        try:
+            if name[0] == "domain-specific":
+                ln_name, sep, ds_name = name[2].partition("$")
+                if not sep:
+                    raise ModelError(DataAccessError.OBJECT_NON_EXISTENT, "bad data set name")
+                return self.model.dataset(f"{name[1]}/{ln_name}.{ds_name}")
+            if name[0] == "aa-specific" and name[1] in assoc.datasets:
+                return assoc.datasets[name[1]]
+        except ModelError as exc:
+            raise _service_error(exc) from None
+        raise ServiceError("access", "object-non-existent", f"no data set {name[-1]!r}")
+
+    def get_named_variable_list_attributes(self, assoc: Association, name: tuple):
+        """GetDataSetDirectory: (mmsDeletable, member ObjectNames)."""
+        ds = self._dataset(assoc, name)
+        return ds.deletable, [object_name_of_fcda(m) for m in ds.members]
+
+    def define_named_variable_list(
+        self, assoc: Association, name: tuple, members: list[tuple]
+    ) -> None:
+        """CreateDataSet: domain-specific name -> persistent in that LN; aa-specific ->
+        non-persistent, for this association only."""
+        if not members:
+            raise ServiceError("definition", "object-attribute-inconsistent", "no members")
+        if len(members) > MAX_DATASET_MEMBERS:
+            raise ServiceError("resource", "capability-unavailable", "too many members")
+        fcdas = []
+        for member in members:
+            try:
+                fcda = fcda_of_object_name(member)
+                self.model.find(fcda.ref, fcda.fc)
+            except ModelError as exc:
+                raise ServiceError("definition", "object-undefined", str(exc)) from None
+            fcdas.append(fcda)
+        if name[0] == "domain-specific":
+            ln_name, sep, ds_name = name[2].partition("$")
+            if not sep or not _DS_NAME.match(ds_name):
+                raise ServiceError("definition", "invalid-address", f"bad name {name[2]!r}")
+            try:
+                ln = self.model.logical_node(f"{name[1]}/{ln_name}")
+            except ModelError as exc:
+                raise _service_error(exc) from None
+            if ds_name in ln.datasets or ds_name in ln.children:
+                raise ServiceError("definition", "object-exists", f"{ds_name} exists")
+            ln.datasets[ds_name] = DataSet(
+                ds_name, fcdas, owner=ln, persistent=True, deletable=True
+            )
+        elif name[0] == "aa-specific":
+            if not _DS_NAME.match(name[1]):
+                raise ServiceError("definition", "invalid-address", f"bad name {name[1]!r}")
+            if name[1] in assoc.datasets:
+                raise ServiceError("definition", "object-exists", f"{name[1]} exists")
+            assoc.datasets[name[1]] = DataSet(
+                name[1], fcdas, owner=None, persistent=False, deletable=True
+            )
+        else:
+            raise ServiceError("access", "object-access-unsupported", "vmd-specific data sets")
+
+    def delete_named_variable_list(
+        self, assoc: Association, scope: str, names: list[tuple]
+    ) -> tuple[int, int]:
+        """DeleteDataSet (specific only): (numberMatched, numberDeleted). A data set defined in
+        SCL, or referenced by a control block, is matched but not deleted."""
+        if scope != "specific":
+            raise ServiceError("service", "object-constraint-conflict", "only specific deletes")
+        matched = deleted = 0
+        for name in names:
+            try:
+                ds = self._dataset(assoc, name)
+            except ServiceError:
+                continue
+            matched += 1
+            if not ds.deletable or (ds.persistent and self.model.dataset_users(ds)):
+                continue
+            if ds.owner is not None:
+                del ds.owner.datasets[ds.name]
+            else:
+                assoc.datasets.pop(ds.name, None)
+            deleted += 1
+        return matched, deleted
+
+    # ---------------------------------------------------------------- files
+    def _store(self) -> FileStore:
+        if self.files is None:
+            raise ServiceError("file", "file-access-denied", "this server has no file store")
+        return self.files
+
+    @staticmethod
+    def _file_error(exc: FileStoreError) -> ServiceError:
+        return ServiceError("file", exc.code, str(exc))
+
+    def file_directory(
+        self, assoc: Association, spec: list[str] | None, continue_after: list[str] | None
+    ) -> tuple[list[tuple[list[str], int, str]], bool]:
+        """GetServerDirectory(FILE) / GetFileAttributeValues: entries (name parts, size,
+        GeneralizedTime) and moreFollows."""
+        store = self._store()
+        try:
+            after = store.check_name(continue_after) if continue_after else None
+            entries = store.directory(spec or None, after)
+        except FileStoreError as exc:
+            raise self._file_error(exc) from None
+        budget = assoc.params.max_pdu_size - RESPONSE_OVERHEAD
+        out, used = [], 0
+        for entry in entries:
+            cost = len(entry.name) + 160
+            if out and used + cost > budget:
+                return out, True
+            out.append((_segments(entry.name), entry.size, _gtime(entry.mtime)))
+            used += cost
+        return out, False
+
+    def file_open(self, assoc: Association, name: list[str], position: int):
+        store = self._store()
+        try:
+            frsm, entry = store.open(name, position)
+        except FileStoreError as exc:
+            raise self._file_error(exc) from None
+        assoc.files[frsm] = entry.name
+        return frsm, entry.size, _gtime(entry.mtime)
+
+    def file_read(self, assoc: Association, frsm: int) -> tuple[bytes, bool]:
+        store = self._store()
+        if frsm not in assoc.files:
+            raise ServiceError("file", "other", f"frsmID {frsm} is not open in this association")
+        try:
+            # octets are hex in XER: two characters each.
+            return store.read(frsm, max(64, (assoc.params.max_pdu_size - RESPONSE_OVERHEAD) // 2))
+        except FileStoreError as exc:
+            raise self._file_error(exc) from None
+
+    def file_close(self, assoc: Association, frsm: int) -> None:
+        store = self._store()
+        if assoc.files.pop(frsm, None) is None:
+            raise ServiceError("file", "other", f"frsmID {frsm} is not open in this association")
+        try:
+            store.close(frsm)
+        except FileStoreError as exc:
+            raise self._file_error(exc) from None
+
+    def file_delete(self, assoc: Association, name: list[str]) -> None:
+        try:
+            self._store().delete(name)
+        except FileStoreError as exc:
+            raise self._file_error(exc) from None
+
+    def association_ended(self, assoc: Association) -> None:
+        """Release what an association held (open files; its aa-specific data sets go with it)."""
+        if self.files is not None and assoc.files:
+            self.files.close_all(list(assoc.files))
+        assoc.files.clear()
+
+
+def _segments(name: str) -> list[str]:
+    return name.split("/")
+
+
+def _gtime(mtime: float) -> str:
+    return datetime.datetime.fromtimestamp(mtime, datetime.timezone.utc).strftime("%Y%m%d%H%M%SZ")
