@@ -1,0 +1,252 @@
+"""Draft-0.8 fragmentation: BeginFragment / NextFragment splitting and assembly (sans-IO).
+
+A packet larger than the negotiated maximum (at most 65535 bytes with the 3-byte frame header) is
+sent as one BeginFragment (total fragment size, total raw size, the fragmented command's code, the
+compression mode, first fragment) followed by NextFragment commands until the total is reached.
+Fragments of one packet are never interleaved with any other command.
+
+The payload structures are the generated ``BeginFragment`` / ``NextFragment`` classes of
+:mod:`gridbind.generated.sttp.draft_0_8`; this module adds the state machine.
+
+Project decisions where the draft is silent:
+
+* ``Deflate`` compresses the whole packet payload once, statelessly (raw RFC 1951, see
+  :mod:`gridbind.sttp.compression`), before splitting; the receiver inflates exactly
+  ``total_raw_size`` bytes (more is refused without allocating it). With compression the packet is
+  always sent as a BeginFragment, even when it fits, because only BeginFragment carries the mode.
+* ``Tssc`` fragments carry data the caller already compressed with its session's TSSC encoder;
+  they are assembled unchanged and handed back with their mode and declared raw size.
+* ``max_size`` (default 16 MiB) bounds the declared sizes, so a hostile BeginFragment cannot make
+  the receiver reserve or inflate more than that.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NoReturn
+
+from gridbind.generated.sttp.draft_0_8 import (
+    BeginFragment,
+    Command,
+    CommandCode,
+    CompressionMode,
+    NextFragment,
+    WireError,
+)
+from gridbind.sttp.compression import DecompressionError, deflate, inflate
+
+__all__ = ["Assembler", "FragmentError", "Fragmenter", "Packet"]
+
+MAX_PACKET_SIZE = 65535
+FRAME_HEADER = 3
+BEGIN_HEADER = 10  # total_fragment_size, total_raw_size (int32), command code, compression mode
+DEFAULT_MAX_SIZE = 16 * 1024 * 1024
+_INT32_MAX = 0x7FFFFFFF
+_FRAGMENT_CODES = (CommandCode.BeginFragment, CommandCode.NextFragment)
+
+
+class FragmentError(ValueError):
+    """A fragment sequence is malformed: interleaved, out of order, overlong, truncated, too
+    large, or its compressed data does not inflate to the declared size."""
+
+
+@dataclass(frozen=True, slots=True)
+class Packet:
+    """A complete command payload (reassembled and inflated when it came in fragments)."""
+
+    command_code: int
+    payload: bytes
+    compression: CompressionMode = CompressionMode.Uncompressed
+    raw_size: int | None = None
+    """Declared uncompressed size (only meaningful for ``Tssc`` pass-through payloads)."""
+    fragmented: bool = False
+
+
+def _frame(code: int, payload: bytes) -> bytes:
+    return Command(command_code=code, payload=payload).build()
+
+
+class Fragmenter:
+    """Splits command payloads into frames no larger than ``max_packet_size`` bytes."""
+
+    def __init__(self, max_packet_size: int = MAX_PACKET_SIZE, *, deflate_level: int = -1) -> None:
+        if not FRAME_HEADER + BEGIN_HEADER + 1 <= max_packet_size <= MAX_PACKET_SIZE:
+            raise ValueError(f"max_packet_size must be 14..{MAX_PACKET_SIZE}")
+        self.max_packet_size = max_packet_size
+        self.deflate_level = deflate_level
+
+    def split(
+        self,
+        command_code: int,
+        payload: bytes,
+        compression: CompressionMode = CompressionMode.Uncompressed,
+        *,
+        raw_size: int | None = None,
+    ) -> list[tuple[int, bytes]]:
+        """``(command code, payload)`` pairs to send in order: the payload itself when it fits
+        uncompressed, else one BeginFragment and as many NextFragment as needed.
+
+        ``raw_size`` is required for ``Tssc`` (``payload`` is already TSSC data)."""
+        compression = CompressionMode(compression)
+        if command_code in _FRAGMENT_CODES:
+            raise FragmentError("fragment commands cannot themselves be fragmented")
+        if compression is CompressionMode.Uncompressed:
+            if FRAME_HEADER + len(payload) <= self.max_packet_size:
+                return [(command_code, payload)]
+            data, raw = payload, len(payload)
+        elif compression is CompressionMode.Deflate:
+            data = deflate(payload, level=self.deflate_level, max_size=len(payload))
+            raw = len(payload)
+        else:
+            if raw_size is None:
+                raise ValueError("Tssc fragments need the raw_size of the data points")
+            data, raw = payload, raw_size
+        if len(data) > _INT32_MAX or raw > _INT32_MAX:
+            raise FragmentError("packet too large for BeginFragment's int32 sizes")
+        first = self.max_packet_size - FRAME_HEADER - BEGIN_HEADER
+        rest = self.max_packet_size - FRAME_HEADER
+        begin = BeginFragment(
+            total_fragment_size=len(data),
+            total_raw_size=raw,
+            command_code=command_code,
+            compression_mode=compression,
+            first_fragment=data[:first],
+        )
+        out = [(int(CommandCode.BeginFragment), begin.build())]
+        for offset in range(first, len(data), rest):
+            chunk = NextFragment(fragment=data[offset : offset + rest])
+            out.append((int(CommandCode.NextFragment), chunk.build()))
+        return out
+
+    def frames(
+        self,
+        command_code: int,
+        payload: bytes,
+        compression: CompressionMode = CompressionMode.Uncompressed,
+        *,
+        raw_size: int | None = None,
+    ) -> list[bytes]:
+        """:meth:`split` as serialized Command frames."""
+        return [
+            _frame(code, body)
+            for code, body in self.split(command_code, payload, compression, raw_size=raw_size)
+        ]
+
+
+class Assembler:
+    """Reassembles fragmented packets from the stream of received commands.
+
+    Feed every received command (:meth:`feed` or :meth:`feed_frame`); complete packets come
+    back (other commands pass straight through), ``None`` while a fragmented packet is in
+    progress. Errors raise :class:`FragmentError` and drop the partial packet; the connection
+    should then be closed. Call :meth:`close` when the stream ends: it raises if a packet is
+    incomplete.
+    """
+
+    def __init__(self, max_size: int = DEFAULT_MAX_SIZE) -> None:
+        self.max_size = max_size
+        self._begin: BeginFragment | None = None
+        self._chunks: list[bytes] = []
+        self._received = 0
+
+    @property
+    def busy(self) -> bool:
+        """Whether a fragmented packet is being assembled."""
+        return self._begin is not None
+
+    def feed_frame(self, frame: bytes) -> Packet | None:
+        """:meth:`feed` for one serialized Command frame."""
+        try:
+            command = Command.parse(frame)
+        except WireError as exc:
+            self._abort()
+            raise FragmentError(f"bad command frame: {exc}") from None
+        return self.feed(command.command_code, command.payload)
+
+    def feed(self, command_code: int, payload: bytes) -> Packet | None:
+        """Process one received command; returns the packet it completes, if any."""
+        if command_code == CommandCode.BeginFragment:
+            if self._begin is not None:
+                self._fail("BeginFragment while another fragmented packet is incomplete")
+            return self._start(payload)
+        if command_code == CommandCode.NextFragment:
+            if self._begin is None:
+                self._fail("NextFragment without a BeginFragment (out of order)")
+            try:
+                fragment = NextFragment.parse(payload).fragment
+            except WireError as exc:
+                self._fail(f"bad NextFragment: {exc}")
+            if not fragment:
+                self._fail("empty NextFragment")
+            return self._add(fragment)
+        if self._begin is not None:
+            self._fail(
+                f"command {command_code:#04x} interleaved with an incomplete fragmented packet"
+            )
+        return Packet(command_code, payload)
+
+    def close(self) -> None:
+        """The stream ended: raises :class:`FragmentError` if a packet was left incomplete."""
+        if self._begin is not None:
+            total = self._begin.total_fragment_size
+            self._fail(f"fragmented packet truncated: {self._received} of {total} bytes")
+
+    def _start(self, payload: bytes) -> Packet | None:
+        try:
+            begin = BeginFragment.parse(payload)
+        except WireError as exc:
+            self._fail(f"bad BeginFragment: {exc}")
+        if begin.command_code in _FRAGMENT_CODES:
+            self._fail("a fragmented packet cannot contain a fragment command")
+        if begin.total_fragment_size > self.max_size or begin.total_raw_size > self.max_size:
+            self._fail(
+                f"fragmented packet of {begin.total_fragment_size} bytes "
+                f"({begin.total_raw_size} raw) exceeds the {self.max_size}-byte limit"
+            )
+        if (
+            begin.compression_mode is CompressionMode.Uncompressed
+            and begin.total_raw_size != begin.total_fragment_size
+        ):
+            self._fail("uncompressed fragmented packet with different raw and fragment sizes")
+        self._begin = begin
+        self._chunks = []
+        self._received = 0
+        return self._add(begin.first_fragment)
+
+    def _add(self, fragment: bytes) -> Packet | None:
+        assert self._begin is not None
+        total = self._begin.total_fragment_size
+        if self._received + len(fragment) > total:
+            self._fail(
+                f"fragments overlong: {self._received + len(fragment)} bytes for a "
+                f"{total}-byte packet"
+            )
+        self._chunks.append(fragment)
+        self._received += len(fragment)
+        if self._received < total:
+            return None
+        begin = self._begin
+        data = b"".join(self._chunks)
+        self._abort()
+        mode = begin.compression_mode
+        if mode is CompressionMode.Deflate:
+            try:
+                data = inflate(data, max_size=begin.total_raw_size)
+            except DecompressionError as exc:
+                raise FragmentError(f"fragmented packet does not inflate: {exc}") from None
+            if len(data) != begin.total_raw_size:
+                raise FragmentError(
+                    f"fragmented packet inflates to {len(data)} bytes, "
+                    f"BeginFragment says {begin.total_raw_size}"
+                )
+            return Packet(begin.command_code, data, mode, len(data), True)
+        return Packet(begin.command_code, data, mode, begin.total_raw_size, True)
+
+    def _abort(self) -> None:
+        self._begin = None
+        self._chunks = []
+        self._received = 0
+
+    def _fail(self, message: str) -> NoReturn:
+        self._abort()
+        raise FragmentError(message)
