@@ -1,0 +1,486 @@
+"""Strict XER codec of IEC 61850-8-2: bytes or XML elements <-> the generated typed classes.
+
+Decode (untrusted input)::
+
+    from gridbind.iec61850 import codec
+    pdu = codec.decode_pdu(data)            # bytes/str, an lxml element or an xml.etree element
+    match pdu.choice:                       # gridbind.generated.iec61850_8_2.Mmspdu
+        case m.ConfirmedRequestPdu(invoke_id=i, service=s): ...
+    env = codec.decode(data)                # any global element: Mmspdu or an E2E envelope
+                                            # (ClearTransfer, HandshakeReq, ... of E2E_4)
+
+Encode::
+
+    data = codec.encode(pdu)                # bytes, no XML declaration, default namespace
+    el = codec.to_element(pdu)              # lxml element (a fresh tree the caller owns)
+    el = codec.to_etree(pdu)                # xml.etree element (what slixmpp wants)
+
+What "strict" means here, in this order:
+
+1. Input limits before any parsing: at most ``Limits.max_bytes`` (default 1 MiB); UTF-8 only;
+   any ``<!DOCTYPE``/``<!ENTITY`` is refused (:class:`ForbiddenXml`), so no DTD, entity, billion
+   laughs or external entity can reach the parser.
+2. One lxml parse with recover, DTD loading, entity resolution, XInclude and network all off,
+   comments and processing instructions dropped, libxml2's own depth/size guards on, and the
+   XMLSchema of the generated XSD set attached to the parser: validation happens in the same pass
+   (:class:`MalformedXml`, :class:`SchemaViolation`, :class:`UnknownRoot`).
+3. An application nesting limit (``Limits.max_depth``, default 64 elements) checked while the
+   typed object is built (:class:`LimitExceeded`).
+4. The typed object is built by the fast path (:mod:`gridbind.iec61850.fastxer`: Data, read,
+   write, informationReport and the PDUs around them) or by xsdata with one shared, warmed
+   ``XmlContext``, ``fail_on_converter_warnings`` and a fresh ``ns_map`` per call.
+
+Elements handed in are never modified: an ``xml.etree`` element is serialised and parsed again
+through the strict path above (which also copies it); an lxml element is copied before xsdata sees
+it (xsdata empties the trees it parses).
+
+Every failure is a :class:`CodecError` subclass with a one-line message naming the place (line or
+element path) and the reason. Encoding validates the produced tree against the schema by default
+(``validate=False`` to skip), so a too-long identifier or a bad bit string never leaves the
+process. The codec is meant for one thread (asyncio); lxml parsers are not shared across threads.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import threading
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any, TypeVar
+
+from lxml import etree
+
+import gridbind.generated.iec61850_8_2 as _gen
+from gridbind.generated.iec61850_8_2 import Mmspdu
+
+__all__ = [
+    "SCSM_NS",
+    "E2E_NS",
+    "Limits",
+    "DEFAULT_LIMITS",
+    "CodecError",
+    "MalformedXml",
+    "ForbiddenXml",
+    "LimitExceeded",
+    "SchemaViolation",
+    "UnknownRoot",
+    "EncodeError",
+    "Codec",
+    "default_codec",
+    "decode",
+    "decode_pdu",
+    "encode",
+    "to_element",
+    "to_etree",
+    "validate",
+    "schema_dir",
+]
+
+#: Namespace of the 8-2 payload (MMS PDUs in XER).
+SCSM_NS = "http://www.iec.ch/61850/2018/SCSM_8_2"
+#: Namespace of the IEC 62351-4 end-to-end envelope.
+E2E_NS = "http://www.iec.ch/62351/2018/E2E_4"
+_XS = "{http://www.w3.org/2001/XMLSchema}"
+
+T = TypeVar("T")
+
+
+# ----------------------------------------------------------------------------------------------
+# errors
+
+
+class CodecError(ValueError):
+    """Base of every codec failure; ``str(err)`` is one line, ``err.where`` the place if known."""
+
+    def __init__(self, reason: str, where: str = "") -> None:
+        self.reason = reason
+        self.where = where
+        super().__init__(f"{where}: {reason}" if where else reason)
+
+
+class MalformedXml(CodecError):
+    """Not well-formed XML (truncated PDU, bad characters, unclosed tags, wrong encoding)."""
+
+
+class ForbiddenXml(CodecError):
+    """XML features never accepted from peers: DOCTYPE, entity declarations, non-UTF-8 input."""
+
+
+class LimitExceeded(CodecError):
+    """Input larger or deeper than :class:`Limits` allows."""
+
+
+class SchemaViolation(CodecError):
+    """Well-formed XML that the XSD refuses (two CHOICE alternatives, bad pattern or length...)."""
+
+
+class UnknownRoot(SchemaViolation):
+    """The root element is not a global element of the schema set (wrong namespace or name)."""
+
+
+class EncodeError(CodecError):
+    """A typed object that cannot be encoded into a schema-valid PDU."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds applied to every decoded document.
+
+    ``max_bytes``: serialized size; ``max_depth``: element nesting (an MMSpdu with Data nested
+    N levels deep needs about 2*N + 12). libxml2 adds its own hard guards on top.
+    """
+
+    max_bytes: int = 1 << 20
+    max_depth: int = 64
+
+
+DEFAULT_LIMITS = Limits()
+
+_FORBIDDEN = re.compile(rb"<!(?:DOCTYPE|ENTITY|ELEMENT|ATTLIST|NOTATION)")
+
+
+def schema_dir() -> Path:
+    """Folder of the XSD set installed next to the generated package."""
+    return Path(_gen.__file__).resolve().parent / "xsd"
+
+
+# ----------------------------------------------------------------------------------------------
+# schema set
+
+
+def _global_elements(xsd_dir: Path) -> tuple[dict[str, Path], set[tuple[str, str]]]:
+    """Per namespace, the schema file to import (one nobody includes), and all global elements."""
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    files = sorted(p for p in xsd_dir.rglob("*.xsd"))
+    docs = {p: etree.parse(str(p), parser).getroot() for p in files}
+    included: set[Path] = set()
+    for path, root in docs.items():
+        for child in root:
+            if child.tag in (f"{_XS}include", f"{_XS}redefine") and child.get("schemaLocation"):
+                included.add((path.parent / child.get("schemaLocation")).resolve())
+    entry: dict[str, Path] = {}
+    elements: set[tuple[str, str]] = set()
+    for path, root in docs.items():
+        ns = root.get("targetNamespace", "")
+        for child in root:
+            if child.tag == f"{_XS}element" and child.get("name"):
+                elements.add((ns, child.get("name")))
+        if path.resolve() not in included and ns not in entry:
+            entry[ns] = path
+    return entry, elements
+
+
+@cache
+def _schema_bundle() -> tuple[etree.XMLSchema, frozenset[tuple[str, str]]]:
+    xsd_dir = schema_dir()
+    entry, elements = _global_elements(xsd_dir)
+    imports = "".join(
+        f'<xs:import namespace="{ns}" schemaLocation="{path.resolve().as_uri()}"/>'
+        for ns, path in sorted(entry.items())
+    )
+    driver = (
+        '<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" '
+        f'targetNamespace="urn:gridbind:driver">{imports}</xs:schema>'
+    )
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    doc = etree.fromstring(driver.encode(), parser, base_url=xsd_dir.as_uri() + "/")
+    return etree.XMLSchema(doc), frozenset(elements)
+
+
+# ----------------------------------------------------------------------------------------------
+# the codec
+
+
+class Codec:
+    """One warmed codec: schema, strict parser, xsdata context and the root-element map.
+
+    Use :func:`default_codec` (a process-wide instance) unless other :class:`Limits` are needed.
+    """
+
+    def __init__(self, limits: Limits = DEFAULT_LIMITS, *, fast: bool = True) -> None:
+        from xsdata.formats.dataclass.context import XmlContext
+        from xsdata.formats.dataclass.parsers import XmlParser
+        from xsdata.formats.dataclass.parsers.config import ParserConfig
+        from xsdata.formats.dataclass.serializers import XmlSerializer
+        from xsdata.formats.dataclass.serializers.config import SerializerConfig
+        from xsdata.formats.dataclass.serializers.tree import TreeSerializer
+
+        self.limits = limits
+        self.fast = fast
+        self.schema, elements = _schema_bundle()
+        self.context = XmlContext()
+        self._xml_parser = XmlParser(
+            context=self.context, config=ParserConfig(fail_on_converter_warnings=True)
+        )
+        config = SerializerConfig(xml_declaration=False)
+        self._serializer = XmlSerializer(context=self.context, config=config)
+        self._tree_serializer = TreeSerializer(context=self.context, config=config)
+        self._local = threading.local()
+        self.roots: dict[str, type] = {}
+        for name in sorted(getattr(_gen, "__all__", dir(_gen))):
+            cls = getattr(_gen, name, None)
+            if not isinstance(cls, type) or not hasattr(cls, "__dataclass_fields__"):
+                continue
+            meta = self.context.build(cls)
+            ns = meta.namespace or ""
+            if (ns, meta.qname.split("}")[-1]) in elements:
+                self.roots[meta.qname] = cls
+        self._ns_of: dict[type, str] = {cls: qn[1:].split("}")[0] for qn, cls in self.roots.items()}
+        for cls in self.roots.values():  # warm: build every reachable class's metadata now
+            self._warm(cls, set())
+
+    def _warm(self, cls: type, seen: set[type]) -> None:
+        if cls in seen:
+            return
+        seen.add(cls)
+        meta = self.context.build(cls)
+        for var in meta.get_all_vars():
+            for clazz in var.types:
+                if hasattr(clazz, "__dataclass_fields__"):
+                    self._warm(clazz, seen)
+            for choice in var.elements.values() if var.elements else ():
+                for clazz in choice.types:
+                    if hasattr(clazz, "__dataclass_fields__"):
+                        self._warm(clazz, seen)
+
+    # ---- parsing ------------------------------------------------------------------------
+
+    def _parser(self) -> etree.XMLParser:
+        parser = getattr(self._local, "parser", None)
+        if parser is None:
+            parser = etree.XMLParser(
+                schema=self.schema,
+                recover=False,
+                resolve_entities=False,
+                load_dtd=False,
+                dtd_validation=False,
+                no_network=True,
+                huge_tree=False,
+                remove_comments=True,
+                remove_pis=True,
+                remove_blank_text=False,
+                collect_ids=False,
+            )
+            self._local.parser = parser
+        return parser
+
+    def parse_tree(self, data: bytes | str | Any) -> etree._Element:
+        """Strictly parse and validate; returns a schema-valid lxml root the caller owns."""
+        if isinstance(data, etree._Element):
+            return self._check_element(copy.deepcopy(data))
+        if isinstance(data, ET.Element):
+            data = ET.tostring(data, encoding="utf-8", xml_declaration=False)
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise CodecError(f"cannot decode a {type(data).__name__}")
+        data = bytes(data)
+        if len(data) > self.limits.max_bytes:
+            raise LimitExceeded(f"document of {len(data)} bytes exceeds {self.limits.max_bytes}")
+        if not data.strip():
+            raise MalformedXml("empty document")
+        if data.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in data:
+            raise ForbiddenXml("only UTF-8 documents are accepted")
+        found = _FORBIDDEN.search(data)
+        if found:
+            raise ForbiddenXml(f"{found.group(0).decode()[2:]} declarations are not accepted")
+        try:
+            root = etree.fromstring(data, self._parser())
+        except etree.XMLSyntaxError as exc:
+            raise _syntax_error(exc) from None
+        if root.getroottree().docinfo.doctype:
+            raise ForbiddenXml("DOCTYPE is not accepted")
+        return root
+
+    def _check_element(self, root: etree._Element) -> etree._Element:
+        size_guard = sum(1 for _ in root.iter())
+        if size_guard * 8 > self.limits.max_bytes:
+            raise LimitExceeded(f"element tree of {size_guard} elements is too large")
+        _check_depth(root, self.limits.max_depth)
+        try:
+            self.schema.assertValid(root)
+        except etree.DocumentInvalid as exc:
+            raise _schema_error(exc.error_log) from None
+        return root
+
+    def decode(self, data: bytes | str | Any) -> Any:
+        """Bytes, str or an element -> the typed object of its root (Mmspdu, ClearTransfer...)."""
+        root = self.parse_tree(data)
+        return self.from_element(root, owned=True)
+
+    def decode_pdu(self, data: bytes | str | Any) -> Mmspdu:
+        """Like :meth:`decode` but the root must be ``MMSpdu`` of the 8-2 namespace."""
+        root = self.parse_tree(data)
+        if root.tag != f"{{{SCSM_NS}}}MMSpdu":
+            raise UnknownRoot(f"expected MMSpdu, got {_pretty(root.tag)}", "/")
+        return self.from_element(root, owned=True)
+
+    def from_element(self, root: etree._Element, *, owned: bool = False) -> Any:
+        """A schema-valid lxml element -> typed object (copies ``root`` unless ``owned``)."""
+        cls = self.roots.get(root.tag)
+        if cls is None:
+            raise UnknownRoot(f"{_pretty(root.tag)} is not a PDU of the schema set", "/")
+        if self.fast and cls is Mmspdu:
+            from gridbind.iec61850 import fastxer
+
+            result = fastxer.decode_mmspdu(root, self.limits.max_depth)
+            if result is not fastxer.NOT_FAST:
+                return result
+        _check_depth(root, self.limits.max_depth)
+        tree = root if owned else copy.deepcopy(root)
+        try:
+            return self._xml_parser.parse(tree, cls, ns_map={})
+        except Exception as exc:  # noqa: BLE001 - xsdata raises ParserError/ConverterWarning...
+            raise SchemaViolation(f"cannot build {cls.__name__}: {exc}") from None
+
+    # ---- serializing --------------------------------------------------------------------
+
+    def _ns_map(self, obj: Any) -> dict[str | None, str]:
+        ns = self._ns_of.get(type(obj))
+        if ns is None:
+            raise EncodeError(f"{type(obj).__name__} is not a root PDU type of the schema set")
+        if ns == SCSM_NS:
+            return {None: SCSM_NS}
+        return {None: ns, "mms": SCSM_NS}
+
+    def to_element(self, obj: Any, *, validate: bool = True) -> etree._Element:
+        """Typed object -> a new lxml element (schema-validated unless ``validate=False``)."""
+        ns_map = self._ns_map(obj)
+        root = None
+        if self.fast and type(obj) is Mmspdu:
+            from gridbind.iec61850 import fastxer
+
+            root = fastxer.encode_mmspdu(obj)
+        if root is None:
+            try:
+                root = self._tree_serializer.render(obj, ns_map=ns_map).getroot()
+            except Exception as exc:  # noqa: BLE001 - xsdata raises SerializerError and others
+                raise EncodeError(f"cannot serialize {type(obj).__name__}: {exc}") from None
+        if validate:
+            try:
+                self.schema.assertValid(root)
+            except etree.DocumentInvalid as exc:
+                err = _schema_error(exc.error_log)
+                raise EncodeError(err.reason, err.where) from None
+        return root
+
+    def encode(self, obj: Any, *, validate: bool = True) -> bytes:
+        """Typed object -> UTF-8 bytes without XML declaration (default namespace, no prefixes)."""
+        return etree.tostring(self.to_element(obj, validate=validate), encoding="utf-8")
+
+    def to_etree(self, obj: Any, *, validate: bool = True) -> ET.Element:
+        """Typed object -> ``xml.etree.ElementTree.Element`` (for slixmpp stanzas)."""
+        return ET.fromstring(self.encode(obj, validate=validate))
+
+    def validate(self, data: bytes | str | Any) -> None:
+        """Raise a :class:`CodecError` unless ``data`` is a strictly parseable, valid document."""
+        self.parse_tree(data)
+
+
+def _pretty(tag: str) -> str:
+    return tag if not tag.startswith("{") else f"{tag[1:].split('}')[1]} ({tag[1:].split('}')[0]})"
+
+
+def _check_depth(root: etree._Element, limit: int) -> None:
+    depth = 0
+    for event, _ in etree.iterwalk(root, events=("start", "end")):
+        if event == "start":
+            depth += 1
+            if depth > limit:
+                raise LimitExceeded(f"elements nested deeper than {limit}")
+        else:
+            depth -= 1
+
+
+def _syntax_error(exc: etree.XMLSyntaxError) -> CodecError:
+    # The parser's error_log keeps entries of earlier documents when a schema is attached, so
+    # only the exception's own code and message describe this document.
+    code = exc.code or 0
+    message = _clean(exc.msg or str(exc))
+    where = f"line {exc.lineno}" if exc.lineno else ""
+    if _SCHEMA_CODES[0] <= code < _SCHEMA_CODES[1]:
+        if code == _NO_GLOBAL_DECLARATION:
+            return UnknownRoot(message, where)
+        return SchemaViolation(message, where)
+    lowered = message.lower()
+    if "depth" in lowered or "huge" in lowered or "amplification" in lowered:
+        return LimitExceeded(message, where)
+    if "entity" in lowered or "doctype" in lowered or "dtd" in lowered:
+        return ForbiddenXml(message, where)
+    return MalformedXml(message, where)
+
+
+#: libxml2 error codes of schema validity (XML_SCHEMAV_*), and "no matching global declaration".
+_SCHEMA_CODES = (1800, 1900)
+_NO_GLOBAL_DECLARATION = 1845
+_LINE_PREFIX = re.compile(r"^line \d+: ")
+
+
+def _clean(message: str) -> str:
+    message = _LINE_PREFIX.sub("", message.strip())
+    if message[:2] in ("b'", 'b"') and message[-1:] in ("'", '"'):
+        message = message[2:-1]
+    return re.sub(r"\s*\(line \d+\)$", "", message).strip()
+
+
+def _schema_error(log: Any) -> SchemaViolation:
+    entry = None
+    for candidate in log:
+        if candidate.domain == etree.ErrorDomains.SCHEMASV:
+            entry = candidate
+            break
+    entry = entry or (log.last_error if log else None)
+    if entry is None:
+        return SchemaViolation("schema validation failed")
+    where = entry.path or (f"line {entry.line}" if entry.line else "")
+    message = entry.message.strip()
+    if "No matching global declaration" in message:
+        return UnknownRoot(message, where)
+    return SchemaViolation(message, where)
+
+
+_DEFAULT: Codec | None = None
+_DEFAULT_LOCK = threading.Lock()
+
+
+def default_codec() -> Codec:
+    """The process-wide codec (built and warmed on first use, ~0.1 s)."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        with _DEFAULT_LOCK:
+            if _DEFAULT is None:
+                _DEFAULT = Codec()
+    return _DEFAULT
+
+
+def decode(data: bytes | str | Any) -> Any:
+    """:meth:`Codec.decode` of the default codec."""
+    return default_codec().decode(data)
+
+
+def decode_pdu(data: bytes | str | Any) -> Mmspdu:
+    """:meth:`Codec.decode_pdu` of the default codec."""
+    return default_codec().decode_pdu(data)
+
+
+def encode(obj: Any, *, validate: bool = True) -> bytes:
+    """:meth:`Codec.encode` of the default codec."""
+    return default_codec().encode(obj, validate=validate)
+
+
+def to_element(obj: Any, *, validate: bool = True) -> etree._Element:
+    """:meth:`Codec.to_element` of the default codec."""
+    return default_codec().to_element(obj, validate=validate)
+
+
+def to_etree(obj: Any, *, validate: bool = True) -> ET.Element:
+    """:meth:`Codec.to_etree` of the default codec."""
+    return default_codec().to_etree(obj, validate=validate)
+
+
+def validate(data: bytes | str | Any) -> None:
+    """:meth:`Codec.validate` of the default codec."""
+    default_codec().validate(data)
