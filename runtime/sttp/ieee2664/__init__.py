@@ -2,28 +2,43 @@
 
 ``Publisher`` and ``Subscriber`` are asyncio transports over the sans-IO cores in
 :mod:`.session`; :mod:`.metadata` holds the XML data set model, :mod:`.compact` the compact
-measurement format and signal index cache, :mod:`.wire` the framing and small payload codecs.
+measurement format and signal index cache, :mod:`.wire` the framing and small payload codecs
+(built on the structures generated from ``specs/sttp/ieee2664.yaml``).
 ``gridbind.sttp.Publisher(profile="ieee2664", ...)`` returns :class:`Publisher`.
+
+Names are imported lazily: the generated module imports :mod:`.spec_codecs` from this package,
+which must not pull in the runtime that imports the generated module.
 """
 
 from __future__ import annotations
 
-from gridbind.sttp.ieee2664.metadata import DataSet, DataTable, synthetic_pmu_metadata
-from gridbind.sttp.ieee2664.params import SubscriptionSettings
-from gridbind.sttp.ieee2664.publisher import Publisher
-from gridbind.sttp.ieee2664.session import PublisherConfig, SubscriberConfig
-from gridbind.sttp.ieee2664.subscriber import Subscriber, collect
-from gridbind.sttp.ieee2664.synthetic import PmuSource
+import importlib
+from typing import Any
 
-__all__ = [
-    "DataSet",
-    "DataTable",
-    "PmuSource",
-    "Publisher",
-    "PublisherConfig",
-    "Subscriber",
-    "SubscriberConfig",
-    "SubscriptionSettings",
-    "collect",
-    "synthetic_pmu_metadata",
-]
+_EXPORTS = {
+    "DataSet": "gridbind.sttp.ieee2664.metadata",
+    "DataTable": "gridbind.sttp.ieee2664.metadata",
+    "synthetic_pmu_metadata": "gridbind.sttp.ieee2664.metadata",
+    "SubscriptionSettings": "gridbind.sttp.ieee2664.params",
+    "Publisher": "gridbind.sttp.ieee2664.publisher",
+    "PublisherConfig": "gridbind.sttp.ieee2664.session",
+    "SubscriberConfig": "gridbind.sttp.ieee2664.session",
+    "Subscriber": "gridbind.sttp.ieee2664.subscriber",
+    "collect": "gridbind.sttp.ieee2664.subscriber",
+    "PmuSource": "gridbind.sttp.ieee2664.synthetic",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

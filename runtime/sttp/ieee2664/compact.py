@@ -15,6 +15,8 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from gridbind.codegen.support import WireError
+from gridbind.generated.sttp import ieee2664 as spec
 from gridbind.sttp.ieee2664.constants import CompactStateFlags
 from gridbind.sttp.ieee2664.wire import ProtocolError
 from gridbind.sttp.measurement import Measurement
@@ -174,40 +176,29 @@ class SignalIndexCache:
 
     def build(self) -> bytes:
         """Serialized cache: uint32 total length, subscriber ID, uint32 count, then entries."""
-        body = bytearray()
-        for index, signal, source, key in self.entries:
-            encoded = source.encode("utf-8")
-            body += struct.pack(">i", index) + signal.bytes + struct.pack(">I", len(encoded))
-            body += encoded + struct.pack(">Q", key)
-        head = struct.pack(">I", 24 + len(body)) + self.subscriber_id.bytes
-        return head + struct.pack(">I", len(self.entries)) + bytes(body)
+        entries = [
+            spec.SignalIndexEntry(index, signal, source, key)
+            for index, signal, source, key in self.entries
+        ]
+        total = 24 + sum(32 + len(entry.source.encode("utf-8")) for entry in entries)
+        return spec.SignalIndexCache(total, self.subscriber_id, entries).build()
 
     @classmethod
     def parse(cls, data: bytes) -> SignalIndexCache:
         """Decode a serialized cache; refuses truncated or inconsistent data."""
-        if len(data) < 24:
-            raise ProtocolError("signal index cache shorter than its header")
-        (total,) = struct.unpack_from(">I", data)
-        if total > len(data):
+        if len(data) >= 24:
+            (count,) = struct.unpack_from(">I", data, 20)
+            if count > (len(data) - 24) // 32:
+                raise ProtocolError(
+                    f"signal index cache claims {count} entries, too many for its size"
+                )
+        try:
+            message = spec.SignalIndexCache.parse(data)
+        except (WireError, UnicodeDecodeError) as exc:
+            raise ProtocolError(f"bad signal index cache: {exc}") from None
+        if message.binary_length > len(data):
             raise ProtocolError("signal index cache length runs past its payload")
-        subscriber = uuid.UUID(bytes=bytes(data[4:20]))
-        (count,) = struct.unpack_from(">I", data, 20)
-        if count > (len(data) - 24) // 32:
-            raise ProtocolError(f"signal index cache claims {count} entries, too many for its size")
-        offset = 24
-        entries = []
-        for _ in range(count):
-            if len(data) - offset < 24:
-                raise ProtocolError("signal index cache entry truncated")
-            (index,) = struct.unpack_from(">i", data, offset)
-            signal = uuid.UUID(bytes=bytes(data[offset + 4 : offset + 20]))
-            (size,) = struct.unpack_from(">I", data, offset + 20)
-            offset += 24
-            if len(data) - offset < size + 8:
-                raise ProtocolError("signal index cache entry truncated")
-            source = bytes(data[offset : offset + size]).decode("utf-8", errors="replace")
-            offset += size
-            (key,) = struct.unpack_from(">Q", data, offset)
-            offset += 8
-            entries.append((index, signal, source, key))
-        return cls(subscriber, entries)
+        return cls(
+            message.subscriber_id,
+            [(e.index, e.signal_id, e.source, e.key_id) for e in message.entries],
+        )

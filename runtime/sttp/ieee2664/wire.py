@@ -13,6 +13,8 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from gridbind.codegen.support import WireError
+from gridbind.generated.sttp import ieee2664 as spec
 from gridbind.sttp.ieee2664.constants import (
     KNOWN_COMMANDS,
     KNOWN_RESPONSES,
@@ -151,45 +153,34 @@ def gunzip_bytes(data: bytes, limit: int = MAX_INFLATED_SIZE) -> bytes:
 
 def build_subscribe(connection_string: str, flags: int = 0x02) -> bytes:
     """SUBSCRIBE payload: data packet flags byte (COMPACT), uint32 length, UTF-8 parameters."""
-    text = connection_string.encode("utf-8")
-    return bytes([flags]) + _U32.pack(len(text)) + text
+    return spec.Subscribe(spec.DataPacketFlags(flags), connection_string).build()
 
 
 def parse_subscribe(payload: bytes) -> tuple[int, str]:
     """``(flags, connection string)`` of a SUBSCRIBE payload."""
-    if len(payload) < 5:
-        raise ProtocolError("SUBSCRIBE payload shorter than its header")
-    (length,) = _U32.unpack_from(payload, 1)
-    if length > len(payload) - 5:
-        raise ProtocolError("SUBSCRIBE connection string runs past the packet")
     try:
-        text = payload[5 : 5 + length].decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ProtocolError(f"SUBSCRIBE connection string is not UTF-8: {exc}") from None
-    return payload[0], text
+        message = spec.Subscribe.parse(payload)
+    except (WireError, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"bad SUBSCRIBE payload: {exc}") from None
+    return int(message.flags), message.connection_string
 
 
 def build_metadata_filters(filters: str) -> bytes:
     """METADATA_REFRESH payload carrying ``;``-separated metadata filter expressions."""
-    if not filters:
-        return b""
-    text = filters.encode("utf-8")
-    return _U32.pack(len(text)) + text
+    items = [spec.MetadataFilter(filters)] if filters else []
+    return spec.MetadataRefresh(items).build()
 
 
 def parse_metadata_filters(payload: bytes) -> str:
     """Metadata filter expressions of a METADATA_REFRESH payload ("" when none)."""
-    if len(payload) < 4:
-        return ""
-    (length,) = _U32.unpack_from(payload)
-    if length > len(payload) - 4:
-        raise ProtocolError("METADATA_REFRESH filter runs past the packet")
-    return payload[4 : 4 + length].decode("utf-8", errors="strict")
+    try:
+        message = spec.MetadataRefresh.parse(payload)
+    except (WireError, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"bad METADATA_REFRESH payload: {exc}") from None
+    return ";".join(item.text for item in message.filters)
 
 
 # ----------------------------------------------------------------------------------- base times
-
-_BASE_TIMES = struct.Struct(">iqq")
 
 
 @dataclass(frozen=True)
@@ -201,15 +192,17 @@ class BaseTimes:
 
     def build(self) -> bytes:
         """UPDATE_BASE_TIMES payload: int32 time index, two int64 offsets."""
-        return _BASE_TIMES.pack(self.time_index, self.offsets[0], self.offsets[1])
+        return spec.UpdateBaseTimes(self.time_index, self.offsets[0], self.offsets[1]).build()
 
     @classmethod
     def parse(cls, payload: bytes) -> BaseTimes:
         """Decode an UPDATE_BASE_TIMES payload."""
-        if len(payload) < _BASE_TIMES.size:
-            raise ProtocolError("UPDATE_BASE_TIMES payload too short")
-        index, first, second = _BASE_TIMES.unpack_from(payload)
-        return cls(0 if index == 0 else 1, (first, second))
+        try:
+            message = spec.UpdateBaseTimes.parse(payload)
+        except WireError as exc:
+            raise ProtocolError(f"bad UPDATE_BASE_TIMES payload: {exc}") from None
+        index = 0 if message.time_index == 0 else 1
+        return cls(index, (message.base_time0, message.base_time1))
 
 
 # ---------------------------------------------------------------------------------- cipher keys
@@ -224,31 +217,22 @@ class CipherKeys:
 
     def build(self) -> bytes:
         """UPDATE_CIPHER_KEYS payload: active index byte, then int32-length key and IV, twice."""
-        out = bytearray([self.active])
-        for key, iv in self.keys:
-            out += struct.pack(">i", len(key)) + key + struct.pack(">i", len(iv)) + iv
-        return bytes(out)
+        (even_key, even_iv), (odd_key, odd_iv) = self.keys
+        return spec.UpdateCipherKeys(
+            self.active, spec.CipherKeyPair(even_key, even_iv), spec.CipherKeyPair(odd_key, odd_iv)
+        ).build()
 
     @classmethod
     def parse(cls, payload: bytes) -> CipherKeys:
         """Decode an UPDATE_CIPHER_KEYS payload (key sizes must be AES sizes, IVs 16 bytes)."""
-        if not payload:
-            raise ProtocolError("empty UPDATE_CIPHER_KEYS payload")
-        offset = 1
-        parts: list[bytes] = []
-        for _ in range(4):
-            if len(payload) < offset + 4:
-                raise ProtocolError("UPDATE_CIPHER_KEYS payload truncated")
-            (size,) = struct.unpack_from(">i", payload, offset)
-            offset += 4
-            if size < 0 or len(payload) < offset + size:
-                raise ProtocolError("UPDATE_CIPHER_KEYS length runs past the packet")
-            parts.append(bytes(payload[offset : offset + size]))
-            offset += size
-        for key in parts[0::2]:
-            if len(key) not in (16, 24, 32):
-                raise ProtocolError(f"cipher key of {len(key)} bytes is not an AES key")
-        for iv in parts[1::2]:
-            if len(iv) != 16:
-                raise ProtocolError(f"cipher IV of {len(iv)} bytes is not 16 bytes")
-        return cls(1 if payload[0] else 0, ((parts[0], parts[1]), (parts[2], parts[3])))
+        try:
+            message = spec.UpdateCipherKeys.parse(payload)
+        except WireError as exc:
+            raise ProtocolError(f"bad UPDATE_CIPHER_KEYS payload: {exc}") from None
+        for pair in (message.even, message.odd):
+            if len(pair.key) not in (16, 24, 32):
+                raise ProtocolError(f"cipher key of {len(pair.key)} bytes is not an AES key")
+        return cls(
+            1 if message.active else 0,
+            ((message.even.key, message.even.iv), (message.odd.key, message.odd.iv)),
+        )
