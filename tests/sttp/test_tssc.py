@@ -8,6 +8,7 @@ test_tssc_oracle.py.
 
 from __future__ import annotations
 
+import os
 import random
 import struct
 import time
@@ -495,3 +496,46 @@ def test_hostile_ids_do_not_over_allocate(impl: str) -> None:
     )
     got = TsscDecoder(DEPLOYED, implementation=impl).decode(blocks[0].data)
     assert list(got.ids) == ids
+
+
+@pytest.mark.timeout(60)
+def test_fallback_used_when_extension_is_missing() -> None:
+    """Without the compiled module, "auto" selects the pure-Python core and "c" says clearly that
+    it is not built (a fresh interpreter, so this process's imports stay untouched)."""
+    import subprocess
+    import sys
+
+    script = """
+import sys
+sys.modules["gridbind.sttp._tssc"] = None  # the import fails as if the build had failed
+from gridbind.sttp import tssc
+assert tssc.available_implementations() == ("python",), tssc.available_implementations()
+assert tssc.TsscEncoder().implementation == "python"
+try:
+    tssc.TsscDecoder(implementation="c")
+except RuntimeError as exc:
+    assert "not built" in str(exc)
+else:
+    raise AssertionError("implementation='c' accepted without the extension")
+block = tssc.TsscEncoder().encode([1], [2], [3], [4.0])[0]
+assert tssc.TsscDecoder().decode_measurements(block.data) == [(1, 2, 3, 4.0)]
+print("ok")
+"""
+    env = {k: v for k, v in os.environ.items() if k != "GRIDBIND_TSSC_PURE"}
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=50, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+def test_non_contiguous_numpy_columns(impl: str) -> None:
+    np = pytest.importorskip("numpy")
+    ids = np.arange(20, dtype=np.uint32)[::2]
+    stamps = np.arange(20, dtype=np.int64)[::2]
+    flags = np.zeros(20, dtype=np.uint32)[::2]
+    values = np.linspace(0, 1, 20, dtype=np.float32)[::2]
+    blocks = TsscEncoder(DEPLOYED, implementation=impl).encode(ids, stamps, flags, values)
+    cols = TsscDecoder(DEPLOYED, implementation=impl).decode(blocks[0].data)
+    assert list(cols.ids) == ids.tolist() and list(cols.timestamps) == stamps.tolist()
+    assert cols.values.tobytes() == values.tobytes()
