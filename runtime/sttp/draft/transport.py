@@ -1,0 +1,751 @@
+"""Thin asyncio transports around the draft profile's sans-IO sessions.
+
+:class:`Publisher` listens (forward connections) or dials out to a listening subscriber
+(reverse connections); :class:`Subscriber` dials (forward) or listens (reverse). Either side
+may use TLS (:class:`~gridbind.sttp.draft.security.TlsConfig`); a subscriber may ask for a UDP
+data channel (``udp=True``) and secure it with AES (``secure_data_channel()``).
+
+Example::
+
+    publisher = Publisher(points={signal: ValueType.SINGLE for signal in signals})
+    await publisher.start()                      # 127.0.0.1, ephemeral port
+    subscriber = Subscriber(port=publisher.port)
+    await subscriber.connect()
+    await subscriber.subscribe()                 # all data points
+    publisher.publish([Measurement(signal, 50.0, ticks_now())])
+    async for batch in subscriber.measurements():
+        ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from gridbind.generated.sttp import draft_0_8 as wire
+from gridbind.sttp.draft.access import ANONYMOUS, AccessControl
+from gridbind.sttp.draft.characteristics import Options, Policy
+from gridbind.sttp.draft.metadata import MetadataDatabase, QueryResult, decode_result
+from gridbind.sttp.draft.packets import MAX_RAW_PACKET
+from gridbind.sttp.draft.security import DatagramCipher, TlsConfig, peer_identity
+from gridbind.sttp.draft.session import (
+    STATEFUL,
+    STATELESS,
+    Catalog,
+    CommandFailed,
+    CommandSucceeded,
+    DataChannelSecured,
+    DataPointsReceived,
+    Event,
+    MetadataReceived,
+    MetadataSchemaReceived,
+    NegotiationComplete,
+    PublisherSession,
+    SessionClosed,
+    SubscriberSession,
+    _Session,
+)
+from gridbind.sttp.measurement import Measurement
+
+__all__ = ["CommandError", "Publisher", "SessionError", "Subscriber", "SubscriptionRefused"]
+
+log = logging.getLogger("gridbind.sttp.draft")
+CC = wire.CommandCode
+SSC = wire.SubscribeSubCommand
+SM = wire.SubscriptionMode
+
+
+class SessionError(ConnectionError):
+    """The session ended (negotiation failed, time-out, peer terminated, ...)."""
+
+
+class CommandError(RuntimeError):
+    """The peer answered RequestFailed to a command."""
+
+    def __init__(self, event: CommandFailed) -> None:
+        super().__init__(f"command {event.command:#04x} failed: {event.reason} {event.details}")
+        self.event = event
+
+
+class SubscriptionRefused(CommandError):
+    """The publisher refused the requested characteristics; ``proposed`` holds its offer."""
+
+    @property
+    def proposed(self) -> dict[str, str]:
+        """Options the publisher would grant."""
+        return self.event.proposed or {}
+
+
+class _Link(asyncio.Protocol):
+    """One TCP (or TLS) connection driving one session."""
+
+    def __init__(self, make_session: Callable[[_Link], _Session], owner: Any) -> None:
+        self._make_session = make_session
+        self.owner = owner
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.session: Any = None
+        self.identity = ANONYMOUS
+        self.peer: tuple[str, int] | None = None
+        self.udp: asyncio.DatagramTransport | None = None
+        self.cipher: DatagramCipher | None = None
+        self.closed = self.loop.create_future()
+        self._timer: asyncio.TimerHandle | None = None
+        self._writable = asyncio.Event()
+        self._writable.set()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.peer = transport.get_extra_info("peername")
+        identity = peer_identity(transport.get_extra_info("ssl_object"))
+        if identity:
+            self.identity = identity
+        self.session = self._make_session(self)
+        self.session.tls = transport.get_extra_info("ssl_object") is not None
+        self.owner._link_made(self)
+        self.flush()
+
+    def data_received(self, data: bytes) -> None:
+        if self.session is None:
+            return
+        self.handle(self.session.receive_data(data, self.loop.time()))
+
+    def handle(self, events: Iterable[Event]) -> None:
+        for event in events:
+            if isinstance(event, DataChannelSecured):
+                self.cipher = DatagramCipher(event.key, event.iv)
+            try:
+                self.owner._event(self, event)
+            except Exception:  # an application callback must not kill the connection
+                log.exception("event handler failed")
+        self.flush()
+
+    def flush(self) -> None:
+        session = self.session
+        if session is None or self.transport is None:
+            return
+        data = session.data_to_send()
+        if data and not self.transport.is_closing():
+            self.transport.write(data)
+        if isinstance(session, PublisherSession):
+            datagrams = session.datagrams_to_send()
+            if datagrams and self.udp is not None:
+                for frame in datagrams:
+                    self.udp.sendto(self.cipher.encrypt(frame) if self.cipher else frame)
+        if session.closed:
+            self.transport.close()
+            return
+        self._schedule()
+
+    def _schedule(self) -> None:
+        deadline = self.session.next_deadline()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if deadline is not None:
+            self._timer = self.loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self.session is not None:
+            self.handle(self.session.tick(self.loop.time()))
+
+    def pause_writing(self) -> None:
+        self._writable.clear()
+
+    def resume_writing(self) -> None:
+        self._writable.set()
+
+    async def drain(self) -> None:
+        """Wait until the socket's write buffer has room."""
+        if not self.closed.done():
+            await self._writable.wait()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self.udp is not None:
+            self.udp.close()
+        self._writable.set()
+        if self.session is not None:
+            events = self.session.close(str(exc) if exc else "connection closed")
+            for event in events:
+                with contextlib.suppress(Exception):
+                    self.owner._event(self, event)
+        if not self.closed.done():
+            self.closed.set_result(self.session.close_reason if self.session else "closed")
+        self.owner._link_lost(self)
+
+    def close(self) -> None:
+        """Close the connection."""
+        if self.transport is not None:
+            self.transport.close()
+
+
+class Publisher:
+    """An STTP publisher (draft-0.8 profile).
+
+    Points and metadata: ``points`` maps signal ids to their ValueTypeCode (Single by default
+    for unknown points), ``metadata`` is a shared :class:`MetadataDatabase` (its DataPoint
+    table also lists points). ``access`` restricts what each subscriber identity sees
+    (default: everyone sees everything), ``policy`` bounds requested characteristics.
+    ``tls`` makes every connection TLS. ``udp`` offers a UDP data channel. ``stateful`` /
+    ``stateless`` list the algorithms offered. Time-outs are in seconds.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        points: Mapping[uuid.UUID, int] | None = None,
+        metadata: MetadataDatabase | None = None,
+        access: AccessControl | None = None,
+        policy: Policy | None = None,
+        tls: TlsConfig | None = None,
+        udp: bool = True,
+        stateful: Sequence[str] = STATEFUL,
+        stateless: Sequence[str] = STATELESS,
+        versions: Sequence[tuple[int, int]] = ((1, 0),),
+        negotiation_timeout: float = 5.0,
+        response_timeout: float = 10.0,
+        keepalive_interval: float | None = None,
+        noop_timeout: float = 5.0,
+        verification_timeout: float = 5.0,
+        max_payload: int = MAX_RAW_PACKET,
+        on_event: Callable[[Any, Event], None] | None = None,
+    ) -> None:
+        self.host = host
+        self._port = port
+        self.metadata = metadata or MetadataDatabase()
+        self.catalog = Catalog(
+            self.metadata,
+            access or AccessControl.allow_all(),
+            policy or Policy(),
+            dict(points or {}),
+        )
+        self.tls = tls
+        self.on_event = on_event
+        self._session_options = dict(
+            versions=versions,
+            stateful=stateful,
+            stateless=stateless,
+            udp=udp,
+            negotiation_timeout=negotiation_timeout,
+            response_timeout=response_timeout,
+            keepalive_interval=keepalive_interval,
+            noop_timeout=noop_timeout,
+            verification_timeout=verification_timeout,
+            max_payload=max_payload,
+        )
+        self._server: asyncio.base_events.Server | None = None
+        self._links: list[_Link] = []
+        self._changed = asyncio.Condition()
+        self.metadata.on_change(self._metadata_changed)
+        self.events: list[tuple[Any, Event]] = []
+
+    # lifecycle
+    @property
+    def port(self) -> int:
+        """The listening port."""
+        if self._server is None:
+            return self._port
+        return self._server.sockets[0].getsockname()[1]
+
+    async def start(self) -> None:
+        """Listen for subscribers (forward connections)."""
+        context = self.tls.server_context() if self.tls else None
+        self._server = await asyncio.get_running_loop().create_server(
+            lambda: _Link(self._new_session, self), self.host, self._port, ssl=context
+        )
+
+    async def connect(self, host: str, port: int, *, timeout: float = 10.0) -> _Link:
+        """Dial out to a listening subscriber (reverse connection); returns the connection."""
+        loop = asyncio.get_running_loop()
+        context = self.tls.client_context() if self.tls else None
+        server_hostname = (self.tls.server_hostname or host) if self.tls else None
+        _, link = await asyncio.wait_for(
+            loop.create_connection(
+                lambda: _Link(self._new_session, self),
+                host,
+                port,
+                ssl=context,
+                server_hostname=server_hostname,
+            ),
+            timeout,
+        )
+        return link
+
+    async def stop(self) -> None:
+        """Stop listening and close every connection."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        for link in list(self._links):
+            link.close()
+        for link in list(self._links):
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(link.closed), 2.0)
+
+    async def __aenter__(self) -> Publisher:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # sessions
+    def _new_session(self, link: _Link) -> PublisherSession:
+        return PublisherSession(
+            self.catalog,
+            now=link.loop.time(),
+            identity=link.identity,
+            **self._session_options,  # type: ignore[arg-type]
+        )
+
+    def _link_made(self, link: _Link) -> None:
+        self._links.append(link)
+
+    def _link_lost(self, link: _Link) -> None:
+        if link in self._links:
+            self._links.remove(link)
+        self._notify()
+
+    def _event(self, link: _Link, event: Event) -> None:
+        if isinstance(event, NegotiationComplete) and event.udp_port and link.peer:
+            asyncio.ensure_future(self._open_udp(link, event.udp_port))
+        self.events.append((link, event))
+        if len(self.events) > 10_000:
+            del self.events[:5_000]
+        if self.on_event is not None:
+            self.on_event(link, event)
+        self._notify()
+
+    def _notify(self) -> None:
+        async def notify() -> None:
+            async with self._changed:
+                self._changed.notify_all()
+
+        asyncio.ensure_future(notify())
+
+    async def _open_udp(self, link: _Link, port: int) -> None:
+        assert link.peer is not None
+        transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+            asyncio.DatagramProtocol, remote_addr=(link.peer[0], port)
+        )
+        link.udp = transport  # type: ignore[assignment]
+        if link.transport is None or link.transport.is_closing():
+            transport.close()
+
+    def _metadata_changed(self) -> None:
+        for link in list(self._links):
+            if link.session is not None:
+                link.handle(link.session.access_changed())
+
+    @property
+    def connections(self) -> list[_Link]:
+        """Open connections (``.session`` is the PublisherSession, ``.identity`` the peer)."""
+        return list(self._links)
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+        """Wait until ``predicate()`` holds (checked after every session event)."""
+
+        async def wait() -> None:
+            async with self._changed:
+                await self._changed.wait_for(predicate)
+
+        await asyncio.wait_for(wait(), timeout)
+
+    async def wait_subscribed(self, count: int = 1, timeout: float = 10.0) -> None:
+        """Wait until ``count`` connections have a non-empty subscription."""
+        await self.wait_for(
+            lambda: sum(1 for link in self._links if link.session.subscribed_points) >= count,
+            timeout,
+        )
+
+    # data
+    def define_points(self, points: Mapping[uuid.UUID, int]) -> None:
+        """Declare (or re-type) points by ValueTypeCode."""
+        self.catalog.value_types.update(points)
+        self._metadata_changed()
+
+    def publish(self, measurements: Sequence[Measurement]) -> int:
+        """Send measurements to every subscriber that subscribed to them; returns points queued."""
+        total = 0
+        for link in self._links:
+            session = link.session
+            if session is None:
+                continue
+            total += session.publish(measurements, link.loop.time())
+            link.flush()
+        return total
+
+    async def drain(self) -> None:
+        """Wait until every connection can take more data (back-pressure)."""
+        for link in list(self._links):
+            await link.drain()
+
+    def send_bulk(self, data: bytes) -> list[uuid.UUID]:
+        """Send a large buffer to every negotiated subscriber; returns the transfer ids."""
+        ids = []
+        for link in self._links:
+            if link.session is not None and link.session.negotiated:
+                ids.append(link.session.send_bulk(data))
+                link.flush()
+        return ids
+
+
+class _DatagramSink(asyncio.DatagramProtocol):
+    def __init__(self, owner: Subscriber) -> None:
+        self.owner = owner
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.owner._datagram(data)
+
+
+class Subscriber:
+    """An STTP subscriber (draft-0.8 profile).
+
+    ``host``/``port`` of the publisher (forward) or where to listen (reverse, see
+    :meth:`listen`). ``udp=True`` asks for a UDP data channel on ``udp_port`` (0: any free
+    port). ``stateful``/``stateless`` are algorithm preferences. Measurements arrive through
+    ``on_measurements(list[Measurement])`` and/or :meth:`measurements` (an async iterator of
+    batches, bounded by ``queue_size`` batches; when full the oldest batch is dropped and
+    counted in ``dropped_batches``).
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tls: TlsConfig | None = None,
+        udp: bool = False,
+        udp_port: int = 0,
+        stateful: Sequence[str] = STATEFUL,
+        stateless: Sequence[str] = STATELESS,
+        versions: Sequence[tuple[int, int]] = ((1, 0),),
+        negotiation_timeout: float = 5.0,
+        response_timeout: float = 10.0,
+        keepalive_interval: float | None = None,
+        noop_timeout: float = 5.0,
+        max_payload: int = MAX_RAW_PACKET,
+        on_measurements: Callable[[list[Measurement]], None] | None = None,
+        on_event: Callable[[Event], None] | None = None,
+        queue_size: int = 10_000,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.tls = tls
+        self.udp = udp
+        self.udp_port = udp_port
+        self.on_measurements = on_measurements
+        self.on_event = on_event
+        self._session_options = dict(
+            versions=versions,
+            stateful=stateful,
+            stateless=stateless,
+            negotiation_timeout=negotiation_timeout,
+            response_timeout=response_timeout,
+            keepalive_interval=keepalive_interval,
+            noop_timeout=noop_timeout,
+            max_payload=max_payload,
+        )
+        self.link: _Link | None = None
+        self._server: asyncio.base_events.Server | None = None
+        self._udp: asyncio.DatagramTransport | None = None
+        self._negotiated: asyncio.Future[NegotiationComplete] | None = None
+        self._waiters: dict[int, list[asyncio.Future[Any]]] = {}
+        self._queue: asyncio.Queue[list[Measurement] | None] = asyncio.Queue(queue_size)
+        self.dropped_batches = 0
+        self.bad_datagrams = 0
+        self.events: list[Event] = []
+        self.received = 0
+        self.bytes_received = 0
+
+    # connection
+    async def _prepare(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._negotiated = loop.create_future()
+        if self.udp and self._udp is None:
+            self._udp, _ = await loop.create_datagram_endpoint(
+                lambda: _DatagramSink(self), local_addr=(self.host, self.udp_port)
+            )
+            self.udp_port = self._udp.get_extra_info("sockname")[1]
+
+    async def connect(self, *, timeout: float = 10.0) -> NegotiationComplete:
+        """Dial the publisher (forward connection) and complete session negotiation."""
+        await self._prepare()
+        loop = asyncio.get_running_loop()
+        context = self.tls.client_context() if self.tls else None
+        server_hostname = (self.tls.server_hostname or self.host) if self.tls else None
+        await asyncio.wait_for(
+            loop.create_connection(
+                lambda: _Link(self._new_session, self),
+                self.host,
+                self.port,
+                ssl=context,
+                server_hostname=server_hostname,
+            ),
+            timeout,
+        )
+        return await self.wait_negotiated(timeout)
+
+    async def listen(self) -> int:
+        """Listen for the publisher to dial in (reverse connection); returns the port."""
+        await self._prepare()
+        context = self.tls.server_context() if self.tls else None
+
+        def accept() -> _Link:
+            if self.link is not None:  # one publisher per subscriber
+                raise ConnectionRefusedError("already connected")
+            return _Link(self._new_session, self)
+
+        self._server = await asyncio.get_running_loop().create_server(
+            accept, self.host, self.port, ssl=context
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self.port
+
+    async def wait_negotiated(self, timeout: float = 10.0) -> NegotiationComplete:
+        """Wait for session negotiation to complete (raises :class:`SessionError` if it fails)."""
+        assert self._negotiated is not None, "connect() or listen() first"
+        return await asyncio.wait_for(asyncio.shield(self._negotiated), timeout)
+
+    async def close(self) -> None:
+        """Close the connection (and the listener / UDP socket)."""
+        if self._server is not None:
+            self._server.close()
+        if self.link is not None:
+            self.link.close()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self.link.closed), 2.0)
+        if self._udp is not None:
+            self._udp.close()
+            self._udp = None
+
+    async def __aenter__(self) -> Subscriber:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def session(self) -> SubscriberSession:
+        """The sans-IO session (after connecting)."""
+        if self.link is None or self.link.session is None:
+            raise SessionError("not connected")
+        return self.link.session
+
+    def _new_session(self, link: _Link) -> SubscriberSession:
+        return SubscriberSession(
+            now=link.loop.time(),
+            udp_port=self.udp_port if self.udp else 0,
+            **self._session_options,  # type: ignore[arg-type]
+        )
+
+    def _link_made(self, link: _Link) -> None:
+        self.link = link
+
+    def _link_lost(self, link: _Link) -> None:
+        reason = link.session.close_reason if link.session else "closed"
+        self._fail_all(SessionError(reason))
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait(None)
+
+    def _fail_all(self, error: Exception) -> None:
+        if self._negotiated is not None and not self._negotiated.done():
+            self._negotiated.set_exception(error)
+            self._negotiated.exception()  # mark retrieved: a caller may not be waiting
+        for waiters in self._waiters.values():
+            for future in waiters:
+                if not future.done():
+                    future.set_exception(error)
+        self._waiters.clear()
+
+    def _event(self, link: _Link, event: Event) -> None:
+        if isinstance(event, DataPointsReceived):
+            self._deliver(event.measurements)
+            return
+        self.events.append(event)
+        if len(self.events) > 10_000:
+            del self.events[:5_000]
+        if isinstance(event, NegotiationComplete):
+            if self._negotiated is not None and not self._negotiated.done():
+                self._negotiated.set_result(event)
+        elif isinstance(event, SessionClosed):
+            self._fail_all(SessionError(event.reason))
+        elif isinstance(event, (CommandSucceeded, CommandFailed)):
+            self._resolve(event.command, event)
+        elif isinstance(event, MetadataSchemaReceived):
+            self._resolve(CC.GetMetadataSchema, event)
+        elif isinstance(event, MetadataReceived):
+            self._resolve(CC.GetMetadata, event)
+        if self.on_event is not None:
+            self.on_event(event)
+
+    def _resolve(self, command: int, event: Event) -> None:
+        waiters = self._waiters.get(command)
+        if not waiters:
+            return
+        future = waiters.pop(0)
+        if future.done():
+            return
+        if isinstance(event, CommandFailed):
+            error = SubscriptionRefused(event) if event.proposed else CommandError(event)
+            future.set_exception(error)
+        else:
+            future.set_result(event)
+
+    def _deliver(self, batch: list[Measurement]) -> None:
+        self.received += len(batch)
+        if self.on_measurements is not None:
+            self.on_measurements(batch)
+        if self._queue.full():
+            self._queue.get_nowait()
+            self.dropped_batches += 1
+        self._queue.put_nowait(batch)
+
+    def _datagram(self, data: bytes) -> None:
+        link = self.link
+        if link is None or link.session is None:
+            return
+        if link.cipher is not None:
+            try:
+                data = link.cipher.decrypt(data)
+            except ValueError:
+                self.bad_datagrams += 1
+                return
+        self.bytes_received += len(data)
+        events = link.session.receive_datagram(data)
+        if not events and link.session.stats.get("bad_datagrams"):
+            self.bad_datagrams = link.session.stats["bad_datagrams"]
+        link.handle(events)
+
+    async def _request(self, command: int, send: Callable[[float], None], timeout: float) -> Any:
+        link = self.link
+        if link is None or link.session is None or link.session.closed:
+            raise SessionError("not connected")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(command, []).append(future)
+        send(link.loop.time())
+        link.flush()
+        return await asyncio.wait_for(future, timeout)
+
+    # requests
+    async def subscribe(
+        self,
+        points: Iterable[uuid.UUID] | None = None,
+        *,
+        query: str | None = None,
+        mode: int = SM.Replace,
+        options: Options | Mapping[str, str] | None = None,
+        timeout: float = 10.0,
+    ) -> CommandSucceeded:
+        """Subscribe to ``points`` (ids), or by ``query``, or to everything (neither given).
+
+        ``mode`` is Replace, Append or Remove. ``options`` are the requested characteristics.
+        Raises :class:`SubscriptionRefused` (with ``proposed``) when the publisher refuses them.
+        """
+        items: list[wire.SubscribeItem] = []
+        if options is not None:
+            named = options.to_named() if isinstance(options, Options) else dict(options)
+            items.append(
+                wire.SubscribeItem(
+                    sub_command=SSC.ConfigureOptions,
+                    mode=SM.Replace,
+                    body=wire.SttpNamedSet(
+                        items=[wire.NamedValue(name=k, value=v) for k, v in named.items()]
+                    ),
+                )
+            )
+        if points is not None:
+            ids = list(points)
+            if not ids and mode != SM.Replace:
+                raise ValueError("no points given")
+            for start in range(0, max(len(ids), 1), 3000):
+                items.append(
+                    wire.SubscribeItem(
+                        sub_command=SSC.DataPointByID,
+                        mode=SM(mode) if start == 0 else SM.Append,
+                        body=ids[start : start + 3000],
+                    )
+                )
+        elif query is not None:
+            items.append(wire.SubscribeItem(sub_command=SSC.ByQuery, mode=SM(mode), body=query))
+        else:
+            items.append(
+                wire.SubscribeItem(sub_command=SSC.AllDataPoints, mode=SM(mode), body=None)
+            )
+        return await self._request(
+            CC.Subscribe, lambda now: self.session.subscribe(items, now), timeout
+        )
+
+    async def unsubscribe(self, timeout: float = 10.0) -> CommandSucceeded:
+        """Remove every subscribed point (the seed's replacement of Unsubscribe)."""
+        return await self.subscribe(mode=SM.Remove, timeout=timeout)
+
+    async def get_metadata_schema(
+        self, include_schema: bool = True, timeout: float = 10.0
+    ) -> wire.MetadataSchema:
+        """The publisher's metadata schema version, revision and (optionally) tables."""
+        event = await self._request(
+            CC.GetMetadataSchema,
+            lambda now: self.session.get_metadata_schema(include_schema, now),
+            timeout,
+        )
+        return event.schema
+
+    async def get_metadata(
+        self,
+        query: str = "SELECT * FROM DataPoint",
+        *,
+        revision: int = 0,
+        update: bool = False,
+        schema_version: uuid.UUID | None = None,
+        timeout: float = 10.0,
+    ) -> QueryResult:
+        """Rows of one table (``update=True``: only changes since ``revision``)."""
+        event = await self._request(
+            CC.GetMetadata,
+            lambda now: self.session.get_metadata(
+                query, now, revision=revision, update=update, schema_version=schema_version
+            ),
+            timeout,
+        )
+        return decode_result(event.items)
+
+    async def secure_data_channel(self, timeout: float = 10.0) -> None:
+        """Ask for AES-256 keys for the UDP data channel (before subscribing)."""
+        await self._request(
+            CC.SecureDataChannel, lambda now: self.session.secure_data_channel(now), timeout
+        )
+
+    async def measurements(self) -> AsyncIterator[list[Measurement]]:
+        """Batches of received measurements until the connection closes."""
+        while True:
+            batch = await self._queue.get()
+            if batch is None:
+                return
+            yield batch
+
+    async def collect(self, count: int, timeout: float) -> list[Measurement]:
+        """Receive until ``count`` measurements arrived (or ``timeout`` seconds passed)."""
+        out: list[Measurement] = []
+
+        async def run() -> None:
+            async for batch in self.measurements():
+                out.extend(batch)
+                if len(out) >= count:
+                    return
+
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(run(), timeout)
+        return out
