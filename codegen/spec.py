@@ -138,7 +138,7 @@ class Cond:
     """A field's presence condition."""
 
     field: str
-    op: str  # "equals" | "not_equals" | "bits"
+    op: str  # "equals" | "not_equals" | "bits" (any set) | "not_bits" (all clear)
     value: int
 
 
@@ -706,14 +706,18 @@ class _Checker:
     def options(self, fdef: FieldDef, raw: dict, path: PathT, known: dict[str, FieldDef]) -> None:
         if "when" in raw and raw["when"] is not None:
             wpath = path + ("when",)
-            when = self.mapping(raw["when"], wpath, {"field", "equals", "not_equals", "bits"})
+            when = self.mapping(
+                raw["when"], wpath, {"field", "equals", "not_equals", "bits", "not_bits"}
+            )
             ref = self.required(when, "field", wpath)
             target = known.get(ref) if isinstance(ref, str) else None
             if target is None:
                 raise self.error(wpath + ("field",), f"bad reference: no earlier field {ref!r}")
-            ops = [op for op in ("equals", "not_equals", "bits") if op in when]
+            ops = [op for op in ("equals", "not_equals", "bits", "not_bits") if op in when]
             if len(ops) != 1:
-                raise self.error(wpath, "when needs exactly one of equals, not_equals, bits")
+                raise self.error(
+                    wpath, "when needs exactly one of equals, not_equals, bits, not_bits"
+                )
             op = ops[0]
             if target.kind not in ("int", "enum", "flags", "bool"):
                 raise self.error(

@@ -100,6 +100,8 @@ class Strategies:
             return value == when.value
         if when.op == "not_equals":
             return value != when.value
+        if when.op == "not_bits":
+            return not value & when.value
         return bool(value & when.value)
 
     def _switch_key(self, fdef: FieldDef, codes: list[int]) -> st.SearchStrategy[Any]:

@@ -53,7 +53,26 @@ def module_name(spec_file: str | Path) -> str:
 class _Renderer:
     def __init__(self, spec: Spec) -> None:
         self.spec = spec
-        self.codec_modules: set[str] = set()
+        self.codec_modules: dict[str, str] = {}  # module -> alias
+
+    def ref(self, dotted: str) -> str:
+        """``pkg.mod.NAME`` -> ``_pkg_mod.NAME``, importing ``pkg.mod`` under that alias.
+
+        ``import a.b as _a_b`` binds through sys.modules, so a runtime package may import its
+        generated module while that module imports the package's codecs (no circular failure).
+        """
+        module, _, attr = dotted.rpartition(".")
+        if not module:
+            return dotted
+        alias = "_" + module.replace(".", "_")
+        self.codec_modules[module] = alias
+        return f"{alias}.{attr}"
+
+    def py_ref(self, annotation: str) -> str:
+        """A codec's ``py`` annotation with dotted names routed through :meth:`ref`."""
+        return re.sub(
+            r"[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)+", lambda m: self.ref(m.group(0)), annotation
+        )
 
     # construct expressions
 
@@ -116,8 +135,7 @@ class _Renderer:
             default = self.cons(fdef.default_case) if fdef.default_case else "c.Error"
             out = f"c.Switch(c.this.{fdef.on}, {{{cases}}}, default={default})"
         elif kind == "codec":
-            self.codec_modules.add(fdef.codec.rpartition(".")[0])
-            out = fdef.codec
+            out = self.ref(fdef.codec)
         elif kind == "enum":
             out = f"_s.EnumOf({self.base_cons(self.spec.enums[fdef.type].base)}, {fdef.type})"
         elif kind == "flags":
@@ -141,6 +159,8 @@ class _Renderer:
             return f"{ref} == {when.value}"
         if when.op == "not_equals":
             return f"{ref} != {when.value}"
+        if when.op == "not_bits":
+            return f"({ref} & {when.value:#x}) == 0"
         return f"({ref} & {when.value:#x}) != 0"
 
     def cond_text(self, fdef: FieldDef) -> str:
@@ -148,6 +168,8 @@ class _Renderer:
         assert when is not None
         if when.op == "bits":
             return f"{when.field} has bits {when.value:#x}"
+        if when.op == "not_bits":
+            return f"{when.field} has none of bits {when.value:#x}"
         return f"{when.field} {'==' if when.op == 'equals' else '!='} {when.value}"
 
     # Python types and defaults
@@ -173,7 +195,7 @@ class _Renderer:
                 options.append("None")
             out = " | ".join(options)
         elif kind == "codec":
-            out = fdef.py
+            out = self.py_ref(fdef.py)
         else:
             out = fdef.type
         if fdef.when is not None and not out.endswith("None"):
@@ -243,7 +265,7 @@ class _Renderer:
             known = {"int": "0", "float": "0.0", "str": '""', "bytes": 'b""', "bool": "False"}
             if fdef.py in known:
                 return known[fdef.py]
-            return f"field(default_factory={fdef.py})"
+            return f"field(default_factory={self.py_ref(fdef.py)})"
         raise AssertionError(kind)  # pragma: no cover
 
     def default_value_of(self, fdef: FieldDef) -> int | None:
@@ -313,6 +335,98 @@ class _Renderer:
                 lines.extend(body)
         return lines
 
+    # struct.Struct fast path for fixed layouts
+
+    _FMT_INT = {(8, False): "B", (8, True): "b", (16, False): "H", (16, True): "h"}
+    _FMT_INT |= {(32, False): "I", (32, True): "i", (64, False): "Q", (64, True): "q"}
+
+    def fast_path(self, struct: StructDef) -> dict[str, Any] | None:
+        """A ``struct.Struct`` plan when every field has a fixed width and no condition."""
+        if struct.layout != "construct" or not struct.fields:
+            return None
+        little: bool | None = None
+        fmt = ""
+        index = 0
+        unpack: list[tuple[str, str]] = []
+        pack: list[str] = []
+
+        def scalar(fdef: FieldDef) -> tuple[str, str, str] | None:
+            """(format char, value from ``{}``, packable from ``{}``) of one element."""
+            nonlocal little
+            kind = fdef.kind
+            if kind in ("enum", "flags"):
+                base = self.spec.enums[fdef.type].base
+                bits, is_little = int(base[1:]), self.spec.byte_order == "little"
+                char = self._FMT_INT.get((bits, False))
+                wrap = (
+                    f"_s.enum_value({fdef.type}, {{}})" if kind == "enum" else f"{fdef.type}({{}})"
+                )
+                if char is None:
+                    return None
+                if bits > 8:
+                    if little is not None and little != is_little:
+                        return None
+                    little = is_little
+                return char, wrap, "int({})"
+            if kind == "int":
+                char = self._FMT_INT.get((fdef.bits, fdef.signed))
+                if char is None:
+                    return None
+                if fdef.bits > 8:
+                    if little is not None and little != fdef.little:
+                        return None
+                    little = fdef.little
+                return char, "{}", "{}"
+            if kind == "float":
+                is_little = self.spec.byte_order == "little"
+                if little is not None and little != is_little:
+                    return None
+                little = is_little
+                return ("f" if fdef.bits == 32 else "d"), "{}", "{}"
+            if kind == "bool":
+                return "?", "{}", "{}"
+            if kind == "guid":
+                attr = "bytes_le" if fdef.dotnet else "bytes"
+                return "16s", f"uuid.UUID({attr}={{}})", f"{{}}.{attr}"
+            return None
+
+        for fdef in struct.fields:
+            if (
+                fdef.when is not None
+                or fdef.length_of is not None
+                or fdef.constraints.get("choices")
+            ):
+                return None
+            if fdef.kind == "array" and fdef.size is not None and fdef.size.const:
+                assert fdef.of is not None
+                elem = scalar(fdef.of)
+                if elem is None or elem[1] != "{}" or elem[0] == "16s":
+                    return None
+                count = fdef.size.const
+                fmt += f"{count}{elem[0]}"
+                unpack.append((fdef.name, f"list(v[{index}:{index + count}])"))
+                pack.append(f"*self.{fdef.name}")
+                index += count
+                continue
+            elem = scalar(fdef)
+            if elem is None:
+                return None
+            fmt += elem[0]
+            unpack.append((fdef.name, elem[1].format(f"v[{index}]")))
+            pack.append(elem[2].format(f"self.{fdef.name}"))
+            index += 1
+        arrays = [
+            (f.name, f.size.const)
+            for f in struct.fields
+            if f.kind == "array" and f.size is not None and f.size.const
+        ]
+        return {
+            "fmt": (">" if not little else "<") + fmt,
+            "unpack": unpack,
+            "pack": pack,
+            "arrays": arrays,
+        }
+
     # bit-byte-block
 
     def bbb_read(self, fdef: FieldDef) -> str:
@@ -322,8 +436,7 @@ class _Renderer:
         elif kind == "bbb":
             out = f"r.read_uint({fdef.bits})" if fdef.bits else f"r.read_segments({fdef.type[3:]})"
         elif kind == "codec":
-            self.codec_modules.add(fdef.codec.rpartition(".")[0])
-            out = f"{fdef.codec}.read(r)"
+            out = f"{self.ref(fdef.codec)}.read(r)"
         elif kind in ("enum", "flags"):
             bits = int(self.spec.enums[fdef.type].base[1:])
             out = f"{fdef.type}(r.read_uint({bits}))"
@@ -354,7 +467,7 @@ class _Renderer:
             else:
                 out = f"w.write_segments({fdef.type[3:]}, {value})"
         elif kind == "codec":
-            out = f"{fdef.codec}.write(w, {value})"
+            out = f"{self.ref(fdef.codec)}.write(w, {value})"
         elif kind in ("enum", "flags"):
             bits = int(self.spec.enums[fdef.type].base[1:])
             out = f"w.write_uint({bits}, int({value}))"
@@ -423,6 +536,7 @@ class _Renderer:
             "names": tuple(f.name for f in public),
             "checks": self.checks(struct),
             "bbb": struct.layout == "bit-byte-block",
+            "fast": self.fast_path(struct),
             "message": struct.is_message,
             "code": f"{struct.code:#04x}" if struct.is_message else None,
         }
@@ -465,7 +579,7 @@ class _Renderer:
             "header": header(source),
             "doc": _doc(spec.doc, "", f"Profile {spec.profile!r}."),
             "profile": spec.profile,
-            "codec_modules": sorted(self.codec_modules),
+            "codec_modules": sorted(self.codec_modules.items()),
             "enums": enums,
             "structs": structs,
             "messages": messages,

@@ -25,14 +25,19 @@ __all__ = [
     "ConstraintError",
     "EnumOf",
     "FixedAscii",
+    "FixedRecord",
+    "MetadataColumn",
     "FlagsOf",
     "Guid",
     "MessageInfo",
     "Record",
     "WireError",
     "build",
+    "check",
     "compiled",
+    "enum_value",
     "parse",
+    "read_record",
 ]
 
 
@@ -123,6 +128,35 @@ def build(subcon: construct.Construct, obj: Any, name: str) -> bytes:
 def _short(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return text or type(exc).__name__
+
+
+class FixedRecord(construct.Construct):
+    """A fixed-layout generated dataclass (``struct.Struct`` fast path) embedded in construct."""
+
+    def __init__(self, cls: Any, size: int) -> None:
+        super().__init__()
+        self.cls = cls
+        self.size = size
+
+    def _parse(self, stream: Any, context: Any, path: str) -> Any:
+        return self.cls.parse(construct.stream_read(stream, self.size, path))
+
+    def _build(self, obj: Any, stream: Any, context: Any, path: str) -> Any:
+        if not isinstance(obj, self.cls):
+            raise ConstraintError(f"expected {self.cls.__name__}, got {type(obj).__name__}")
+        construct.stream_write(stream, obj.build(), self.size, path)
+        return obj
+
+    def _sizeof(self, context: Any, path: str) -> int:
+        return self.size
+
+
+def enum_value(cls: Any, value: int) -> Any:
+    """``cls(value)`` for an IntEnum, undefined values as ConstraintError."""
+    try:
+        return cls(value)
+    except ValueError:
+        raise ConstraintError(f"{value} is not a {cls.__name__} value") from None
 
 
 class Record(construct.Adapter):

@@ -9,13 +9,14 @@ Profile 'draft-0.8'.
 from __future__ import annotations
 
 import enum
+import struct
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
 import construct as c
 
-import gridbind.sttp.encoding
+import gridbind.sttp.encoding as _gridbind_sttp_encoding
 from gridbind.codegen import support as _s
 from gridbind.codegen.support import ConstraintError, MessageInfo, WireError
 from gridbind.sttp.encoding import BitByteReader, BitByteWriter
@@ -554,24 +555,34 @@ class Version:
 
     @classmethod
     def parse(cls, data: bytes) -> Self:
-        """Parse all of ``data`` (trailing bytes are an error)."""
-        return _s.parse(VERSION, data, "Version")
+        """Parse all of ``data`` (fixed layout: a ``struct.Struct`` fast path)."""
+        try:
+            v = _VERSION_FORMAT.unpack(data)
+            record = cls(
+                major=v[0],
+                minor=v[1],
+            )
+        except ConstraintError:
+            raise
+        except (struct.error, ValueError, TypeError) as exc:
+            raise WireError(f"Version: cannot parse {len(data)} bytes: {exc}") from exc
+        record.validate()
+        return record
 
     def build(self) -> bytes:
         """Serialize (constraints are checked first)."""
-        return _s.build(VERSION, self, "Version")
+        self.validate()
+        try:
+            return _VERSION_FORMAT.pack(
+                self.major,
+                self.minor,
+            )
+        except (struct.error, AttributeError, TypeError, ValueError, OverflowError) as exc:
+            raise WireError(f"Version: cannot build: {exc}") from exc
 
 
-VERSION = _s.Record(
-    _s.compiled(
-        c.Struct(
-            "major" / c.Int8ub,
-            "minor" / c.Int8ub,
-        )
-    ),
-    Version,
-    ("major", "minor"),
-)
+_VERSION_FORMAT = struct.Struct(">BB")
+VERSION = _s.FixedRecord(Version, _VERSION_FORMAT.size)
 
 
 @dataclass(slots=True)
@@ -988,26 +999,38 @@ class DataPointKey:
 
     @classmethod
     def parse(cls, data: bytes) -> Self:
-        """Parse all of ``data`` (trailing bytes are an error)."""
-        return _s.parse(DATA_POINT_KEY, data, "DataPointKey")
+        """Parse all of ``data`` (fixed layout: a ``struct.Struct`` fast path)."""
+        try:
+            v = _DATA_POINT_KEY_FORMAT.unpack(data)
+            record = cls(
+                runtime_id=v[0],
+                point_id=uuid.UUID(bytes=v[1]),
+                value_type=_s.enum_value(ValueTypeCode, v[2]),
+                flags=StateFlags(v[3]),
+            )
+        except ConstraintError:
+            raise
+        except (struct.error, ValueError, TypeError) as exc:
+            raise WireError(f"DataPointKey: cannot parse {len(data)} bytes: {exc}") from exc
+        record.validate()
+        return record
 
     def build(self) -> bytes:
         """Serialize (constraints are checked first)."""
-        return _s.build(DATA_POINT_KEY, self, "DataPointKey")
+        self.validate()
+        try:
+            return _DATA_POINT_KEY_FORMAT.pack(
+                self.runtime_id,
+                self.point_id.bytes,
+                int(self.value_type),
+                int(self.flags),
+            )
+        except (struct.error, AttributeError, TypeError, ValueError, OverflowError) as exc:
+            raise WireError(f"DataPointKey: cannot build: {exc}") from exc
 
 
-DATA_POINT_KEY = _s.Record(
-    _s.compiled(
-        c.Struct(
-            "runtime_id" / c.Int32sb,
-            "point_id" / _s.Guid(dotnet=False),
-            "value_type" / _s.EnumOf(c.Int8ub, ValueTypeCode),
-            "flags" / _s.FlagsOf(c.Int16ub, StateFlags),
-        )
-    ),
-    DataPointKey,
-    ("runtime_id", "point_id", "value_type", "flags"),
-)
+_DATA_POINT_KEY_FORMAT = struct.Struct(">i16sBH")
+DATA_POINT_KEY = _s.FixedRecord(DataPointKey, _DATA_POINT_KEY_FORMAT.size)
 
 
 @dataclass(slots=True)
@@ -1116,20 +1139,20 @@ class DataPoint:
 
     runtime_id: int = 0
     """-1 when the id is sent instead."""
-    id: gridbind.sttp.encoding.SttpValue | None = None
+    id: _gridbind_sttp_encoding.SttpValue | None = None
     """Decision: The id is present only when runtime_id is -1 ("can optionally be sent instead")."""
-    timestamp: gridbind.sttp.encoding.SttpValue = field(
-        default_factory=gridbind.sttp.encoding.SttpValue
+    timestamp: _gridbind_sttp_encoding.SttpValue = field(
+        default_factory=_gridbind_sttp_encoding.SttpValue
     )
-    value: gridbind.sttp.encoding.SttpValue = field(
-        default_factory=gridbind.sttp.encoding.SttpValue
+    value: _gridbind_sttp_encoding.SttpValue = field(
+        default_factory=_gridbind_sttp_encoding.SttpValue
     )
     quality: int = 0
     """Decision: The uint64 quality bits are 8-bit segmented, so the usual small values take 1-2
     bytes.
 """
-    extended_data: gridbind.sttp.encoding.SttpValue = field(
-        default_factory=gridbind.sttp.encoding.SttpValue
+    extended_data: _gridbind_sttp_encoding.SttpValue = field(
+        default_factory=_gridbind_sttp_encoding.SttpValue
     )
 
     def validate(self) -> None:
@@ -1147,11 +1170,11 @@ class DataPoint:
     def read(cls, r: BitByteReader) -> Self:
         """Read one record from a Bit-Byte-Block."""
         runtime_id = r.read_int(32)
-        id = gridbind.sttp.encoding.STTP_VALUE.read(r) if runtime_id == -1 else None
-        timestamp = gridbind.sttp.encoding.STTP_VALUE.read(r)
-        value = gridbind.sttp.encoding.STTP_VALUE.read(r)
+        id = _gridbind_sttp_encoding.STTP_VALUE.read(r) if runtime_id == -1 else None
+        timestamp = _gridbind_sttp_encoding.STTP_VALUE.read(r)
+        value = _gridbind_sttp_encoding.STTP_VALUE.read(r)
         quality = r.read_segments(8)
-        extended_data = gridbind.sttp.encoding.STTP_VALUE.read(r)
+        extended_data = _gridbind_sttp_encoding.STTP_VALUE.read(r)
         record = cls(
             runtime_id=runtime_id,
             id=id,
@@ -1168,11 +1191,11 @@ class DataPoint:
         self.validate()
         w.write_int(32, self.runtime_id)
         if self.id is not None:
-            gridbind.sttp.encoding.STTP_VALUE.write(w, self.id)
-        gridbind.sttp.encoding.STTP_VALUE.write(w, self.timestamp)
-        gridbind.sttp.encoding.STTP_VALUE.write(w, self.value)
+            _gridbind_sttp_encoding.STTP_VALUE.write(w, self.id)
+        _gridbind_sttp_encoding.STTP_VALUE.write(w, self.timestamp)
+        _gridbind_sttp_encoding.STTP_VALUE.write(w, self.value)
         w.write_segments(8, self.quality)
-        gridbind.sttp.encoding.STTP_VALUE.write(w, self.extended_data)
+        _gridbind_sttp_encoding.STTP_VALUE.write(w, self.extended_data)
 
     @classmethod
     def parse(cls, data: bytes) -> Self:
@@ -1216,41 +1239,52 @@ class FixedSizeDataPoint:
 
     @classmethod
     def parse(cls, data: bytes) -> Self:
-        """Parse all of ``data`` (trailing bytes are an error)."""
-        return _s.parse(FIXED_SIZE_DATA_POINT, data, "FixedSizeDataPoint")
+        """Parse all of ``data`` (fixed layout: a ``struct.Struct`` fast path)."""
+        try:
+            v = _FIXED_SIZE_DATA_POINT_FORMAT.unpack(data)
+            record = cls(
+                id=v[0],
+                value=list(v[1:9]),
+                time1=v[9],
+                time2=v[10],
+                time_quality_flags=TimeQualityFlags(v[11]),
+                data_quality_flags=DataQualityFlags(v[12]),
+                sequence=v[13],
+                fragment=v[14],
+                length=v[15],
+            )
+        except ConstraintError:
+            raise
+        except (struct.error, ValueError, TypeError) as exc:
+            raise WireError(f"FixedSizeDataPoint: cannot parse {len(data)} bytes: {exc}") from exc
+        record.validate()
+        return record
 
     def build(self) -> bytes:
         """Serialize (constraints are checked first)."""
-        return _s.build(FIXED_SIZE_DATA_POINT, self, "FixedSizeDataPoint")
-
-
-FIXED_SIZE_DATA_POINT = _s.Record(
-    _s.compiled(
-        c.Struct(
-            "id" / c.Int32ub,
-            "value" / c.Array(8, c.Int64ub),
-            "time1" / c.Int64ub,
-            "time2" / c.Int64ub,
-            "time_quality_flags" / _s.FlagsOf(c.Int8ub, TimeQualityFlags),
-            "data_quality_flags" / _s.FlagsOf(c.Int8ub, DataQualityFlags),
-            "sequence" / c.Int32ub,
-            "fragment" / c.Int32ub,
-            "length" / c.Int8ub,
+        self.validate()
+        _s.check(
+            len(self.value) == 8,
+            lambda: f"FixedSizeDataPoint.value has {len(self.value)} items, not 8",
         )
-    ),
-    FixedSizeDataPoint,
-    (
-        "id",
-        "value",
-        "time1",
-        "time2",
-        "time_quality_flags",
-        "data_quality_flags",
-        "sequence",
-        "fragment",
-        "length",
-    ),
-)
+        try:
+            return _FIXED_SIZE_DATA_POINT_FORMAT.pack(
+                self.id,
+                *self.value,
+                self.time1,
+                self.time2,
+                int(self.time_quality_flags),
+                int(self.data_quality_flags),
+                self.sequence,
+                self.fragment,
+                self.length,
+            )
+        except (struct.error, AttributeError, TypeError, ValueError, OverflowError) as exc:
+            raise WireError(f"FixedSizeDataPoint: cannot build: {exc}") from exc
+
+
+_FIXED_SIZE_DATA_POINT_FORMAT = struct.Struct(">I8QQQBBIIB")
+FIXED_SIZE_DATA_POINT = _s.FixedRecord(FixedSizeDataPoint, _FIXED_SIZE_DATA_POINT_FORMAT.size)
 
 
 @dataclass(slots=True)
@@ -1270,25 +1304,36 @@ class SttpBulkTransport:
 
     @classmethod
     def parse(cls, data: bytes) -> Self:
-        """Parse all of ``data`` (trailing bytes are an error)."""
-        return _s.parse(STTP_BULK_TRANSPORT, data, "SttpBulkTransport")
+        """Parse all of ``data`` (fixed layout: a ``struct.Struct`` fast path)."""
+        try:
+            v = _STTP_BULK_TRANSPORT_FORMAT.unpack(data)
+            record = cls(
+                fundamental_type=_s.enum_value(ValueTypeCode, v[0]),
+                bulk_transport_id=uuid.UUID(bytes=v[1]),
+                length=v[2],
+            )
+        except ConstraintError:
+            raise
+        except (struct.error, ValueError, TypeError) as exc:
+            raise WireError(f"SttpBulkTransport: cannot parse {len(data)} bytes: {exc}") from exc
+        record.validate()
+        return record
 
     def build(self) -> bytes:
         """Serialize (constraints are checked first)."""
-        return _s.build(STTP_BULK_TRANSPORT, self, "SttpBulkTransport")
+        self.validate()
+        try:
+            return _STTP_BULK_TRANSPORT_FORMAT.pack(
+                int(self.fundamental_type),
+                self.bulk_transport_id.bytes,
+                self.length,
+            )
+        except (struct.error, AttributeError, TypeError, ValueError, OverflowError) as exc:
+            raise WireError(f"SttpBulkTransport: cannot build: {exc}") from exc
 
 
-STTP_BULK_TRANSPORT = _s.Record(
-    _s.compiled(
-        c.Struct(
-            "fundamental_type" / _s.EnumOf(c.Int8ub, ValueTypeCode),
-            "bulk_transport_id" / _s.Guid(dotnet=False),
-            "length" / c.Int64sb,
-        )
-    ),
-    SttpBulkTransport,
-    ("fundamental_type", "bulk_transport_id", "length"),
-)
+_STTP_BULK_TRANSPORT_FORMAT = struct.Struct(">B16sq")
+STTP_BULK_TRANSPORT = _s.FixedRecord(SttpBulkTransport, _STTP_BULK_TRANSPORT_FORMAT.size)
 
 
 @dataclass(slots=True)
@@ -1308,25 +1353,36 @@ class BulkBeginSend:
 
     @classmethod
     def parse(cls, data: bytes) -> Self:
-        """Parse all of ``data`` (trailing bytes are an error)."""
-        return _s.parse(BULK_BEGIN_SEND, data, "BulkBeginSend")
+        """Parse all of ``data`` (fixed layout: a ``struct.Struct`` fast path)."""
+        try:
+            v = _BULK_BEGIN_SEND_FORMAT.unpack(data)
+            record = cls(
+                id=uuid.UUID(bytes=v[0]),
+                fundamental_type=_s.enum_value(ValueTypeCode, v[1]),
+                length=v[2],
+            )
+        except ConstraintError:
+            raise
+        except (struct.error, ValueError, TypeError) as exc:
+            raise WireError(f"BulkBeginSend: cannot parse {len(data)} bytes: {exc}") from exc
+        record.validate()
+        return record
 
     def build(self) -> bytes:
         """Serialize (constraints are checked first)."""
-        return _s.build(BULK_BEGIN_SEND, self, "BulkBeginSend")
+        self.validate()
+        try:
+            return _BULK_BEGIN_SEND_FORMAT.pack(
+                self.id.bytes,
+                int(self.fundamental_type),
+                self.length,
+            )
+        except (struct.error, AttributeError, TypeError, ValueError, OverflowError) as exc:
+            raise WireError(f"BulkBeginSend: cannot build: {exc}") from exc
 
 
-BULK_BEGIN_SEND = _s.Record(
-    _s.compiled(
-        c.Struct(
-            "id" / _s.Guid(dotnet=False),
-            "fundamental_type" / _s.EnumOf(c.Int8ub, ValueTypeCode),
-            "length" / c.Int64sb,
-        )
-    ),
-    BulkBeginSend,
-    ("id", "fundamental_type", "length"),
-)
+_BULK_BEGIN_SEND_FORMAT = struct.Struct(">16sBq")
+BULK_BEGIN_SEND = _s.FixedRecord(BulkBeginSend, _BULK_BEGIN_SEND_FORMAT.size)
 
 
 @dataclass(slots=True)
@@ -1379,23 +1435,32 @@ class BulkCancelSend:
 
     @classmethod
     def parse(cls, data: bytes) -> Self:
-        """Parse all of ``data`` (trailing bytes are an error)."""
-        return _s.parse(BULK_CANCEL_SEND, data, "BulkCancelSend")
+        """Parse all of ``data`` (fixed layout: a ``struct.Struct`` fast path)."""
+        try:
+            v = _BULK_CANCEL_SEND_FORMAT.unpack(data)
+            record = cls(
+                id=uuid.UUID(bytes=v[0]),
+            )
+        except ConstraintError:
+            raise
+        except (struct.error, ValueError, TypeError) as exc:
+            raise WireError(f"BulkCancelSend: cannot parse {len(data)} bytes: {exc}") from exc
+        record.validate()
+        return record
 
     def build(self) -> bytes:
         """Serialize (constraints are checked first)."""
-        return _s.build(BULK_CANCEL_SEND, self, "BulkCancelSend")
+        self.validate()
+        try:
+            return _BULK_CANCEL_SEND_FORMAT.pack(
+                self.id.bytes,
+            )
+        except (struct.error, AttributeError, TypeError, ValueError, OverflowError) as exc:
+            raise WireError(f"BulkCancelSend: cannot build: {exc}") from exc
 
 
-BULK_CANCEL_SEND = _s.Record(
-    _s.compiled(
-        c.Struct(
-            "id" / _s.Guid(dotnet=False),
-        )
-    ),
-    BulkCancelSend,
-    ("id",),
-)
+_BULK_CANCEL_SEND_FORMAT = struct.Struct(">16s")
+BULK_CANCEL_SEND = _s.FixedRecord(BulkCancelSend, _BULK_CANCEL_SEND_FORMAT.size)
 
 
 @dataclass(slots=True)
@@ -1792,23 +1857,32 @@ class GetMetadataSchema:
 
     @classmethod
     def parse(cls, data: bytes) -> Self:
-        """Parse all of ``data`` (trailing bytes are an error)."""
-        return _s.parse(GET_METADATA_SCHEMA, data, "GetMetadataSchema")
+        """Parse all of ``data`` (fixed layout: a ``struct.Struct`` fast path)."""
+        try:
+            v = _GET_METADATA_SCHEMA_FORMAT.unpack(data)
+            record = cls(
+                include_schema=v[0],
+            )
+        except ConstraintError:
+            raise
+        except (struct.error, ValueError, TypeError) as exc:
+            raise WireError(f"GetMetadataSchema: cannot parse {len(data)} bytes: {exc}") from exc
+        record.validate()
+        return record
 
     def build(self) -> bytes:
         """Serialize (constraints are checked first)."""
-        return _s.build(GET_METADATA_SCHEMA, self, "GetMetadataSchema")
+        self.validate()
+        try:
+            return _GET_METADATA_SCHEMA_FORMAT.pack(
+                self.include_schema,
+            )
+        except (struct.error, AttributeError, TypeError, ValueError, OverflowError) as exc:
+            raise WireError(f"GetMetadataSchema: cannot build: {exc}") from exc
 
 
-GET_METADATA_SCHEMA = _s.Record(
-    _s.compiled(
-        c.Struct(
-            "include_schema" / c.Flag,
-        )
-    ),
-    GetMetadataSchema,
-    ("include_schema",),
-)
+_GET_METADATA_SCHEMA_FORMAT = struct.Struct(">?")
+GET_METADATA_SCHEMA = _s.FixedRecord(GetMetadataSchema, _GET_METADATA_SCHEMA_FORMAT.size)
 
 
 @dataclass(slots=True)

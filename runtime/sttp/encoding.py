@@ -261,14 +261,22 @@ class BitByteReader:
     def read_bit_group(self, count: int) -> int:
         """``count`` (0..7) bits, LSB first."""
         value = 0
-        for i in range(count):
+        shift = 0
+        while count:
             if not self._left:
                 self._open_bit_byte()
-            if self._pos >= self._limit() and self._left <= self._unused:
-                raise BitByteError("read past the end of the bit section")
-            value |= (self._cur & 1) << i
-            self._cur >>= 1
-            self._left -= 1
+            take = min(count, self._left)
+            if self._pos >= self._limit():
+                # the leftmost bit-byte: its top ``unused`` bits are padding
+                available = self._left - self._unused
+                if available <= 0:
+                    raise BitByteError("read past the end of the bit section")
+                take = min(take, available)
+            value |= (self._cur & ((1 << take) - 1)) << shift
+            self._cur >>= take
+            self._left -= take
+            shift += take
+            count -= take
         return value
 
     def read_bool(self) -> bool:

@@ -155,3 +155,58 @@ def test_fixture_round_trips(fixture: tuple[ModuleType, Strategies], name: str) 
         assert cls.parse(obj.build()) == obj
 
     round_trip()
+
+
+FAST_SPEC = """\
+profile: fast
+enums:
+  Mode:
+    type: u16
+    values: {On: 1, Off: 2}
+structs:
+  Fixed:
+    fields:
+      - {name: a, type: u8}
+      - {name: b, type: i32, min: -5}
+      - {name: mode, type: Mode}
+      - {name: ok, type: bool}
+      - {name: g, type: guid, order: dotnet}
+      - {name: samples, type: array, of: u16, count: 3}
+      - {name: x, type: f64}
+  Outer:
+    fields:
+      - {name: fixed, type: Fixed}
+      - {name: tail, type: bytes}
+"""
+
+
+def test_fixed_layout_fast_path_matches_the_wire(tmp_path: Path) -> None:
+    spec_file = tmp_path / "fast.yaml"
+    spec_file.write_text(FAST_SPEC)
+    out = generate(spec_file, tmp_path / "fast_module.py", "fast.yaml")
+    assert 'struct.Struct(">BiH?16s3Hd")' in out.read_text()
+    module_spec = importlib.util.spec_from_file_location("gridbind_fast_fixture", out)
+    assert module_spec and module_spec.loader
+    m = importlib.util.module_from_spec(module_spec)
+    sys.modules[module_spec.name] = m
+    module_spec.loader.exec_module(m)
+    guid = uuid.UUID("00112233-4455-6677-8899-aabbccddeeff")
+    fixed = m.Fixed(a=1, b=-2, mode=m.Mode.Off, ok=True, g=guid, samples=[1, 2, 3], x=0.5)
+    wire = (
+        b"\x01" + b"\xff\xff\xff\xfe" + b"\x00\x02" + b"\x01" + guid.bytes_le
+        + b"\x00\x01\x00\x02\x00\x03" + b"\x3f\xe0" + bytes(6)
+    )  # fmt: skip
+    assert fixed.build() == wire
+    assert m.Fixed.parse(wire) == fixed
+    outer = m.Outer(fixed=fixed, tail=b"!")
+    assert outer.build() == wire + b"!" and m.Outer.parse(wire + b"!") == outer
+    with pytest.raises(m.ConstraintError, match="has 2 items, not 3"):
+        m.Fixed(samples=[1, 2]).build()
+    with pytest.raises(m.ConstraintError, match="below the minimum -5"):
+        m.Fixed.parse(wire.replace(b"\xff\xff\xff\xfe", b"\xff\xff\xff\x00"))
+    with pytest.raises(m.ConstraintError, match="not a Mode value"):
+        m.Fixed.parse(wire.replace(b"\x00\x02\x01", b"\x00\x07\x01", 1))
+    with pytest.raises(m.WireError, match="cannot parse"):
+        m.Fixed.parse(wire[:-1])
+    with pytest.raises(m.WireError):
+        m.Outer.parse(wire[:10])
