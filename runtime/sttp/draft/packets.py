@@ -5,11 +5,12 @@ Decisions this module implements (the seed leaves them open; each is tested):
 - Basic encoding: ``SendDataPoints`` carries consecutive ``DataPoint`` records in one
   Bit-Byte-Block; a packet holds at most :data:`MAX_RAW_PACKET` bytes (the seed's 2^14 "maximum
   payload size"), bigger points travel in fragments.
-- DEFLATE: the ``SendDataPoints`` payload is compressed (raw RFC 1951) and sent as a
-  ``BeginFragment`` with ``compressionMode = Deflate`` and ``commandCode = SendDataPoints``;
-  stateful (one stream per session, sync-flushed per packet) on the reliable channel, stateless
-  (fresh state per packet) on UDP. Output may be at most 1024 bytes larger than the input and
-  nothing inflates past 16384 bytes.
+- DEFLATE: each ``SendDataPoints`` payload is compressed on its own (raw RFC 1951, the seed's
+  stateless mode, :mod:`gridbind.sttp.compression`) and sent as a ``BeginFragment`` with
+  ``compressionMode = Deflate`` and ``commandCode = SendDataPoints``, on either channel: the
+  fragment assembler (:mod:`gridbind.sttp.fragments`) inflates per packet, so a negotiated
+  stateful DEFLATE is run packet by packet too. Output may be at most 1024 bytes larger than
+  the input and nothing inflates past 16384 bytes.
 - TSSC (reliable channel only): points whose value is a Single and whose runtime ID fits the
   seed's 16-bit ids are TSSC-coded with the seed's code table, as a ``BeginFragment`` with
   ``compressionMode = Tssc``; the fragment is one framed TSSC block and ``totalRawSize`` is the
@@ -21,14 +22,13 @@ Decisions this module implements (the seed leaves them open; each is tested):
 
 from __future__ import annotations
 
-import struct
-import zlib
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 from gridbind.generated.sttp import draft_0_8 as wire
-from gridbind.sttp.draft.framing import encode_frame
+from gridbind.sttp.compression import CompressionError
 from gridbind.sttp.encoding import BitByteError, SttpValue, ValueType
+from gridbind.sttp.fragments import Assembler, FragmentError, Fragmenter, Packet
 from gridbind.sttp.tssc import SEED, TsscDecoder, TsscEncoder, TsscError
 
 __all__ = [
@@ -37,7 +37,7 @@ __all__ = [
     "MAX_RAW_PACKET",
     "DataDecoder",
     "DataEncoder",
-    "FragmentAssembler",
+    "FragmentError",
     "PacketError",
     "WirePoint",
 ]
@@ -49,7 +49,9 @@ COMPRESSION_LIMIT = 1024
 #: Serialized size of a FixedSizeDataPoint (what a TSSC point stands for in ``totalRawSize``).
 FIXED_SIZE_POINT_BYTES = 95
 _TSSC_MAX_POINTS = MAX_RAW_PACKET // FIXED_SIZE_POINT_BYTES
-_BEGIN_OVERHEAD = 10  # totalFragmentSize, totalRawSize, commandCode, compressionMode
+_BEGIN_OVERHEAD = 13  # frame header + totalFragmentSize, totalRawSize, code, compressionMode
+#: Largest fragmented packet a receiver assembles.
+MAX_ASSEMBLED = 4 << 20
 _SEND = int(wire.CommandCode.SendDataPoints)
 _U32 = 0xFFFFFFFF
 
@@ -90,7 +92,8 @@ class DataEncoder:
     """Publisher side: turns batches of :class:`WirePoint` into frames for one channel.
 
     ``algorithm`` is the negotiated name (``"NONE"``, ``"DEFLATE"``, ``"TSSC"``); ``stateful``
-    says whether the channel is reliable (state kept across packets) or lossy.
+    says whether the channel is reliable (TSSC keeps its state across packets there).
+    ``max_payload`` bounds every frame's payload.
     """
 
     def __init__(self, algorithm: str, *, stateful: bool, max_payload: int = MAX_RAW_PACKET):
@@ -98,16 +101,16 @@ class DataEncoder:
             raise ValueError(f"unknown compression algorithm {algorithm!r}")
         if algorithm == "TSSC" and not stateful:
             raise ValueError("TSSC is stateful and needs a reliable channel")
-        if not 64 <= max_payload <= 0xFFFF - 3:
-            raise ValueError("max_payload must be 64..65532")
+        if not 256 <= max_payload <= 0xFFFF - 3:
+            raise ValueError("max_payload must be 256..65532")
         self.algorithm = algorithm
         self.stateful = stateful
         self.max_payload = max_payload
-        self._deflate = zlib.compressobj(6, zlib.DEFLATED, -15) if stateful else None
+        self._fragmenter = Fragmenter(max_payload + 3)
         self._tssc = TsscEncoder(SEED, max_block_size=max_payload - _BEGIN_OVERHEAD)
 
     def encode(self, points: Sequence[WirePoint]) -> list[bytes]:
-        """Frames carrying ``points`` in order of kind (TSSC points first, then basic ones)."""
+        """Frames carrying ``points`` (TSSC-coded points first, then basic-encoded ones)."""
         frames: list[bytes] = []
         basic: Iterable[WirePoint] = points
         if self.algorithm == "TSSC":
@@ -145,13 +148,19 @@ class DataEncoder:
         block = self._tssc.finish()
         if block is None:
             return []
-        return self._fragments(block, count * FIXED_SIZE_POINT_BYTES, wire.CompressionMode.Tssc)
+        return self._fragmenter.frames(
+            _SEND,
+            block,
+            wire.CompressionMode.Tssc,
+            raw_size=count * FIXED_SIZE_POINT_BYTES,
+        )
 
     def _basic_packets(self, points: Iterable[WirePoint]) -> list[bytes]:
         packets: list[bytes] = []
         batch: list[wire.DataPoint] = []
         size = 0
         limit = MAX_RAW_PACKET if self.algorithm == "DEFLATE" else self.max_payload
+        limit -= 64
         for point in points:
             estimate = _estimate(point)
             if batch and size + estimate > limit:
@@ -171,97 +180,13 @@ class DataEncoder:
             raise PacketError(f"cannot encode data points: {exc}") from exc
 
     def _emit(self, raw: bytes) -> list[bytes]:
-        if self.algorithm != "DEFLATE":
-            if len(raw) <= self.max_payload:
-                return [encode_frame(_SEND, raw)]
-            return self._fragments(raw, len(raw), wire.CompressionMode.Uncompressed)
-        if len(raw) > MAX_RAW_PACKET:
-            # a single huge point: DEFLATE cannot carry it within the inflate limit
-            return self._fragments(raw, len(raw), wire.CompressionMode.Uncompressed)
-        if self._deflate is not None:
-            packed = self._deflate.compress(raw) + self._deflate.flush(zlib.Z_SYNC_FLUSH)
-        else:
-            one = zlib.compressobj(6, zlib.DEFLATED, -15)
-            packed = one.compress(raw) + one.flush(zlib.Z_FINISH)
-        if len(packed) > len(raw) + COMPRESSION_LIMIT:
-            raise PacketError("DEFLATE output exceeds the input by more than 1024 bytes")
-        return self._fragments(packed, len(raw), wire.CompressionMode.Deflate)
-
-    def _fragments(self, data: bytes, raw_size: int, mode: int) -> list[bytes]:
-        first = self.max_payload - _BEGIN_OVERHEAD
-        frames = [
-            encode_frame(
-                wire.CommandCode.BeginFragment,
-                struct.pack(">iiBB", len(data), raw_size, _SEND, mode) + data[:first],
-            )
-        ]
-        step = self.max_payload
-        for offset in range(first, len(data), step):
-            frames.append(encode_frame(wire.CommandCode.NextFragment, data[offset : offset + step]))
-        return frames
-
-
-class FragmentAssembler:
-    """Reassembles ``BeginFragment``/``NextFragment`` sequences; bounded by ``max_total`` bytes.
-
-    :meth:`begin` and :meth:`next` return ``(command_code, compression_mode, raw_size, data)``
-    when the sequence is complete, else ``None``. Interleaving, overlong, oversized and
-    out-of-order fragments raise :class:`PacketError`.
-    """
-
-    def __init__(self, max_total: int = 1 << 24) -> None:
-        self.max_total = max_total
-        self._active: tuple[int, int, int, int] | None = None
-        self._parts = bytearray()
-
-    @property
-    def active(self) -> bool:
-        """True while a fragmented packet is incomplete (no other frame may come then)."""
-        return self._active is not None
-
-    def begin(self, payload: bytes) -> tuple[int, int, int, bytes] | None:
-        """Start a sequence from a BeginFragment payload."""
-        if self._active is not None:
-            self.abort()
-            raise PacketError("BeginFragment while another fragmented packet is incomplete")
-        if len(payload) < _BEGIN_OVERHEAD:
-            raise PacketError("BeginFragment shorter than its 10-byte header")
-        total, raw, code, mode = struct.unpack_from(">iiBB", payload)
-        if total < 0 or raw < 0 or total > self.max_total:
-            raise PacketError(f"fragmented packet of {total} bytes is outside 0..{self.max_total}")
-        if mode not in (0, 1, 2):
-            raise PacketError(f"unknown compression mode {mode}")
-        if mode == wire.CompressionMode.Uncompressed and raw != total:
-            raise PacketError("uncompressed fragments must have totalRawSize == totalFragmentSize")
-        if mode != wire.CompressionMode.Uncompressed and raw > MAX_RAW_PACKET:
-            raise PacketError(f"compressed packet would inflate to {raw} > {MAX_RAW_PACKET} bytes")
-        self._active = (total, raw, code, mode)
-        self._parts = bytearray()
-        return self._add(payload[_BEGIN_OVERHEAD:])
-
-    def next(self, payload: bytes) -> tuple[int, int, int, bytes] | None:
-        """Continue the sequence with a NextFragment payload."""
-        if self._active is None:
-            raise PacketError("NextFragment without a preceding BeginFragment")
-        return self._add(payload)
-
-    def abort(self) -> None:
-        """Drop an incomplete sequence."""
-        self._active = None
-        self._parts = bytearray()
-
-    def _add(self, data: bytes) -> tuple[int, int, int, bytes] | None:
-        assert self._active is not None
-        total, raw, code, mode = self._active
-        self._parts += data
-        if len(self._parts) > total:
-            self.abort()
-            raise PacketError("fragments exceed the announced totalFragmentSize")
-        if len(self._parts) < total:
-            return None
-        result = (code, mode, raw, bytes(self._parts))
-        self.abort()
-        return result
+        mode = wire.CompressionMode.Uncompressed
+        if self.algorithm == "DEFLATE" and len(raw) <= MAX_RAW_PACKET:
+            mode = wire.CompressionMode.Deflate  # bigger (single huge point): uncompressed
+        try:
+            return self._fragmenter.frames(_SEND, raw, mode)
+        except (CompressionError, FragmentError) as exc:
+            raise PacketError(str(exc)) from exc
 
 
 class DataDecoder:
@@ -269,7 +194,6 @@ class DataDecoder:
 
     def __init__(self, *, stateful: bool) -> None:
         self.stateful = stateful
-        self._inflate = zlib.decompressobj(-15) if stateful else None
         self._tssc = TsscDecoder(SEED)
 
     def basic(self, payload: bytes) -> list[WirePoint]:
@@ -286,18 +210,21 @@ class DataDecoder:
             )
         return points
 
-    def assembled(self, code: int, mode: int, raw_size: int, data: bytes) -> list[WirePoint]:
-        """Points of a reassembled (possibly compressed) packet."""
-        if code != _SEND:
-            raise PacketError(f"fragmented command {code:#04x} is not SendDataPoints")
-        if mode == wire.CompressionMode.Uncompressed:
-            return self.basic(data)
-        if mode == wire.CompressionMode.Deflate:
-            return self.basic(self._inflate_packet(data, raw_size))
+    def packet(self, packet: Packet) -> list[WirePoint]:
+        """Points of a reassembled (already inflated, or TSSC-coded) packet."""
+        if packet.command_code != _SEND:
+            raise PacketError(
+                f"fragmented command {packet.command_code:#04x} is not SendDataPoints"
+            )
+        if packet.compression != wire.CompressionMode.Tssc:
+            return self.basic(packet.payload)
         if not self.stateful:
             raise PacketError("TSSC data on a lossy channel")
+        raw_size = packet.raw_size or 0
+        if raw_size > MAX_RAW_PACKET:
+            raise PacketError(f"TSSC block stands for {raw_size} > {MAX_RAW_PACKET} bytes")
         try:
-            columns = self._tssc.decode(data)
+            columns = self._tssc.decode(packet.payload)
         except TsscError as exc:
             raise PacketError(f"TSSC block: {exc}") from exc
         if len(columns) * FIXED_SIZE_POINT_BYTES != raw_size:
@@ -309,19 +236,7 @@ class DataDecoder:
             for pid, ts, flags, value in columns.rows()
         ]
 
-    def _inflate_packet(self, data: bytes, raw_size: int) -> bytes:
-        try:
-            if self._inflate is not None:
-                raw = self._inflate.decompress(data, MAX_RAW_PACKET + 1)
-                leftover = self._inflate.unconsumed_tail
-            else:
-                one = zlib.decompressobj(-15)
-                raw = one.decompress(data, MAX_RAW_PACKET + 1)
-                leftover = one.unconsumed_tail
-        except zlib.error as exc:
-            raise PacketError(f"DEFLATE data is corrupt: {exc}") from exc
-        if len(raw) > MAX_RAW_PACKET or leftover:
-            raise PacketError(f"DEFLATE packet inflates past {MAX_RAW_PACKET} bytes")
-        if len(raw) != raw_size:
-            raise PacketError(f"DEFLATE packet inflated to {len(raw)} bytes, announced {raw_size}")
-        return raw
+
+def assembler() -> Assembler:
+    """A fragment assembler bounded to :data:`MAX_ASSEMBLED` bytes."""
+    return Assembler(MAX_ASSEMBLED)

@@ -37,9 +37,10 @@ from gridbind.sttp.draft.packets import (
     MAX_RAW_PACKET,
     DataDecoder,
     DataEncoder,
-    FragmentAssembler,
+    FragmentError,
     PacketError,
     WirePoint,
+    assembler,
 )
 from gridbind.sttp.encoding import ValueType
 from gridbind.sttp.measurement import Measurement
@@ -352,7 +353,7 @@ class _Session:
                 events.extend(self._frame(code, payload, now))
             except _Terminate as exc:
                 events.extend(self._terminate(exc.command, exc.reason))
-            except (WireError, ConstraintError, PacketError, MetadataError) as exc:
+            except (WireError, ConstraintError, PacketError, FragmentError, MetadataError) as exc:
                 events.extend(self._terminate(code, f"malformed {_name(code)}: {exc}"))
         return events
 
@@ -984,7 +985,7 @@ class SubscriberSession(_Session):
         self._step = "versions"
         self.mapping: dict[int, tuple[uuid.UUID, int, int]] = {}
         self._tcp = DataDecoder(stateful=True)
-        self._fragments = FragmentAssembler()
+        self._fragments = assembler()
         self._metadata: list[wire.MetadataResponseItem] = []
         self._bulk: dict[uuid.UUID, tuple[int, int, bytearray]] = {}
         self.unmapped = 0
@@ -992,18 +993,15 @@ class SubscriberSession(_Session):
 
     # negotiation
     def _command(self, code: int, payload: bytes, now: float) -> list[Event]:
-        if self._fragments.active and code != CC.NextFragment:
-            raise _Terminate(code, f"{_name(code)} interleaved with a fragmented packet")
         if code == CC.NegotiateSession:
             return self._negotiate(wire.NegotiateSession.parse(payload))
         if self.negotiated is None:
             raise _Terminate(code, f"{_name(code)} before session negotiation completed")
         if code == CC.SendDataPoints:
             return self._points(self._tcp.basic(payload), "tcp")
-        if code == CC.BeginFragment:
-            return self._assembled(self._fragments.begin(payload))
-        if code == CC.NextFragment:
-            return self._assembled(self._fragments.next(payload))
+        if code in (CC.BeginFragment, CC.NextFragment):
+            packet = self._fragments.feed(code, payload)
+            return [] if packet is None else self._points(self._tcp.packet(packet), "tcp")
         if code == CC.RuntimeIDMapping:
             return self._mapping(wire.RuntimeIDMapping.parse(payload))
         if code == CC.GetMetadataSchemaResponse:
@@ -1067,6 +1065,11 @@ class SubscriberSession(_Session):
             )
             return []
         raise _Terminate(CC.NegotiateSession, "NegotiateSession out of order")
+
+    def _frame(self, code: int, payload: bytes, now: float) -> list[Event]:
+        if self._fragments.busy and code != CC.NextFragment:
+            raise _Terminate(code, f"{_name(code)} interleaved with a fragmented packet")
+        return super()._frame(code, payload, now)
 
     @staticmethod
     def _pick(offered: list[tuple[str, tuple[int, int]]], preference: list[str]) -> str | None:
@@ -1164,11 +1167,6 @@ class SubscriberSession(_Session):
         self._succeed(CC.RuntimeIDMapping)
         return [MappingChanged(added, removed)]
 
-    def _assembled(self, packet: tuple[int, int, int, bytes] | None) -> list[Event]:
-        if packet is None:
-            return []
-        return self._points(self._tcp.assembled(*packet), "tcp")
-
     def receive_datagram(self, datagram: bytes) -> list[Event]:
         """One decrypted UDP datagram (one frame). Bad datagrams are dropped and counted."""
         if self.negotiated is None or self.closed:
@@ -1181,13 +1179,13 @@ class SubscriberSession(_Session):
             if code == CC.SendDataPoints:
                 points = self._udp_decoder.basic(payload)
             elif code == CC.BeginFragment:
-                packet = FragmentAssembler().begin(payload)
+                packet = assembler().feed(code, payload)
                 if packet is None:
                     raise PacketError("fragmented datagram")
-                points = self._udp_decoder.assembled(*packet)
+                points = self._udp_decoder.packet(packet)
             else:
                 raise PacketError(f"{_name(code)} on the data channel")
-        except (FrameError, PacketError) as exc:
+        except (FrameError, PacketError, FragmentError) as exc:
             self.stats["bad_datagrams"] = self.stats.get("bad_datagrams", 0) + 1
             self.close_reason = str(exc)
             return []
