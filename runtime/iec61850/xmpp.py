@@ -36,6 +36,7 @@ from slixmpp.xmlstream.matcher.base import MatcherBase
 
 __all__ = [
     "PAYLOAD_NS",
+    "ASSOC_NS",
     "RESOURCE",
     "XmppSettings",
     "XmppError",
@@ -54,6 +55,11 @@ log = logging.getLogger(__name__)
 PAYLOAD_NS = "http://www.iec.ch/61850/2018/SCSM_8_2"
 #: The resource every 8-2 entity binds (Annex D).
 RESOURCE = "IEC"
+#: With E2E security off, the association id travels in an element of this namespace that wraps
+#: the payload, ``<association id="7"><MMSpdu>...</MMSpdu></association>`` (a project decision;
+#: the E2E envelope of IEC 62351-4 carries it as ``assoID`` instead).
+ASSOC_NS = "urn:gridbind:iec61850-8-2:association"
+_ASSOC_TAG = "{" + ASSOC_NS + "}association"
 _STANZAS_NS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 
 # Annex D, Table D.1: confirmed request services carried in iq get; all others in iq set.
@@ -180,14 +186,40 @@ class Inbound:
     sender: str  # full JID
     id: str
     payload: ET.Element
+    association: str | None = None
     _stanza: Any = field(default=None, repr=False)
+
+
+def _association_of(xml: ET.Element) -> str | None:
+    el = xml.find(_ASSOC_TAG)
+    if el is None:
+        return None
+    value = el.get("id")
+    return value if value and len(value) <= 64 else None
+
+
+def _attach(xml: ET.Element, payload: ET.Element, association: str | None) -> None:
+    # RFC 6120 allows one child in an iq: the association id wraps the payload, the way the
+    # E2E envelope (ClearTransfer) wraps it once IEC 62351-4 security is on.
+    if association is None:
+        xml.append(payload)
+    else:
+        ET.SubElement(xml, _ASSOC_TAG, {"id": association}).append(payload)
 
 
 def _first_payload(xml: ET.Element) -> ET.Element | None:
     prefix = "{" + PAYLOAD_NS + "}"
     for child in xml:
-        if isinstance(child.tag, str) and child.tag.startswith(prefix):
+        tag = child.tag
+        if not isinstance(tag, str):
+            continue
+        if tag.startswith(prefix):
             return child
+        if tag == _ASSOC_TAG:
+            for inner in child:
+                if isinstance(inner.tag, str) and inner.tag.startswith(prefix):
+                    return inner
+            return None
     return None
 
 
@@ -457,6 +489,7 @@ class IecXmpp:
             sender=str(stanza["from"]),
             id=stanza["id"],
             payload=payload,
+            association=_association_of(stanza.xml),
             _stanza=stanza,
         )
         try:
@@ -481,13 +514,15 @@ class IecXmpp:
             if item.kind == "iq":
                 self.reply_error(item, "internal-server-error", type(exc).__name__)
 
-    def reply(self, item: Inbound, payload: ET.Element | None) -> None:
+    def reply(
+        self, item: Inbound, payload: ET.Element | None, association: str | None = None
+    ) -> None:
         """Answer an iq request with ``iq type=result`` carrying ``payload``."""
         if self._client is None or item.kind != "iq":
             return
         reply = item._stanza.reply(clear=True)
         if payload is not None:
-            reply.xml.append(payload)
+            _attach(reply.xml, payload, association)
         reply.send()
 
     def reply_error(
@@ -505,7 +540,12 @@ class IecXmpp:
         reply.send()
 
     async def request(
-        self, to: str, iq_type: str, payload: ET.Element, timeout: float | None = None
+        self,
+        to: str,
+        iq_type: str,
+        payload: ET.Element,
+        timeout: float | None = None,
+        association: str | None = None,
     ) -> ET.Element | None:
         """Send ``payload`` in an iq get/set to a full JID; return the result's payload.
 
@@ -515,7 +555,7 @@ class IecXmpp:
             raise ValueError("an 8-2 request travels in iq get or set")
         client = self._require_client()
         iq = client.make_iq(ito=to, itype=iq_type)
-        iq.xml.append(payload)
+        _attach(iq.xml, payload, association)
         try:
             answer = await iq.send(timeout=timeout or self.settings.request_timeout)
         except IqError as exc:
@@ -525,11 +565,11 @@ class IecXmpp:
             raise RequestTimeout(f"no answer from {to} within the time limit") from None
         return _first_payload(answer.xml)
 
-    def send_message(self, to: str, payload: ET.Element) -> None:
+    def send_message(self, to: str, payload: ET.Element, association: str | None = None) -> None:
         """Send ``payload`` in a ``message type='normal'`` (informationReport, rejectPDU)."""
         client = self._require_client()
         msg = client.make_message(mto=to, mtype="normal")
-        msg.xml.append(payload)
+        _attach(msg.xml, payload, association)
         msg.send()
 
     def send_raw(self, data: str) -> None:

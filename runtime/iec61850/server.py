@@ -1,0 +1,321 @@
+"""An IED server over XMPP: an SCL-built model served with the ACSI services of this package.
+
+:class:`IedServer` glues the pieces: the slixmpp adapter (:mod:`.xmpp`) delivers stanzas, the
+strict codec (:mod:`.codec`) gates every payload (size limit, no DOCTYPE, schema validation),
+:mod:`.pdu` maps it to a neutral PDU, the sans-IO :class:`~.association.AssociationCore` admits
+or refuses it, and :class:`~.services.acsi.ServerServices` answers. Errors follow Annex D:
+
+- iq of the wrong type for its service (Table D.1), an undecodable or schema-invalid payload:
+  ``bad-request`` stanza error (plus a rejectPDU in a message when an association is known);
+- a request outside an association or with an unknown association id: ``not-authorized`` /
+  ``item-not-found`` stanza error;
+- oversized PDU, unsupported service, outstanding limit or duplicate invokeID: rejectPDU in a
+  ``message`` plus a ``bad-request`` stanza error on the iq (RFC 6120 needs an answer);
+- a failed service: confirmed-ErrorPDU in ``iq result``.
+
+Nothing a peer sends can raise out of the handler: every path ends in an answer.
+
+Usage::
+
+    model = load_scl("feeder.scd")
+    server = IedServer(model, XmppSettings(jid=model.jid, password=..., ca_file=..., host=...,
+                       port=...), files_root="/srv/ied-files")
+    await server.start()
+    model.update("FDR1MEAS/MMXU1.TotW.mag.f", 1234.5)
+"""
+
+from __future__ import annotations
+
+import logging
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from . import codec as _codec
+from . import pdu as _pdu
+from .association import (
+    CONFIRMED_SERVICES,
+    Admit,
+    AssociationCore,
+    AssociationEnded,
+    AssociationError,
+    InitiateParams,
+    NoAssociation,
+    Reject,
+)
+from .files import FileStore
+from .model import ServerModel
+from .services.acsi import ServerServices, ServiceError
+from .xmpp import IecXmpp, Inbound, XmppSettings, stanza_for_pdu
+
+__all__ = ["IedServer", "SERVER_SERVICES"]
+
+log = logging.getLogger(__name__)
+
+#: Services this server implements (obtainFile is not offered yet).
+SERVER_SERVICES = frozenset(CONFIRMED_SERVICES) - {
+    "obtainFile",
+    "readJournal",
+    "status",
+    "identify",
+}
+
+
+class IedServer:
+    """Serve ``model`` as the XMPP entity of ``settings`` (resource ``IEC``)."""
+
+    def __init__(
+        self,
+        model: ServerModel,
+        settings: XmppSettings,
+        *,
+        files_root: str | Path | None = None,
+        max_pdu_size: int = 65000,
+        max_outstanding: int = 16,
+        nesting_level: int = 10,
+        max_associations: int = 64,
+        services: frozenset[str] = SERVER_SERVICES,
+        strict: bool = True,
+    ) -> None:
+        self.model = model
+        self.files = FileStore(files_root) if files_root is not None else None
+        if self.files is None:
+            services = services - {
+                "fileOpen",
+                "fileRead",
+                "fileClose",
+                "fileDelete",
+                "fileDirectory",
+            }
+        self.core = AssociationCore(
+            InitiateParams(
+                max_pdu_size=max_pdu_size,
+                max_outstanding_calling=max_outstanding,
+                max_outstanding_called=max_outstanding,
+                nesting_level=nesting_level,
+                services=frozenset(services),
+            ),
+            max_associations=max_associations,
+        )
+        self.services = ServerServices(model, self.files)
+        self.strict = strict
+        self._codec = _codec.Codec(_codec.Limits(max_bytes=max(max_pdu_size * 2, 1 << 16)))
+        self.xmpp = IecXmpp(
+            settings,
+            self._on_inbound,
+            on_peer_unavailable=self._peer_unavailable,
+            on_link_lost=self._link_lost,
+        )
+        #: Called with every AssociationStarted/AssociationEnded event (tests, applications).
+        self.on_event: Callable[[Any], None] | None = None
+
+    @property
+    def jid(self) -> str:
+        return self.xmpp.full_jid
+
+    async def start(self) -> None:
+        await self.xmpp.start()
+
+    async def close(self) -> None:
+        for assoc in list(self.core.associations.values()):
+            self.core.abort(assoc, "server closing")
+        self._flush_events()
+        await self.xmpp.close()
+
+    async def __aenter__(self) -> "IedServer":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # ---------------------------------------------------------------- events
+    def _flush_events(self) -> None:
+        for event in self.core.take_events():
+            if isinstance(event, AssociationEnded):
+                self.services.association_ended(event.association)
+                if not self.core.of_peer(event.association.peer):
+                    self.xmpp.untrack_peer(event.association.peer)
+                log.info(
+                    "association %s with %s %s %s",
+                    event.association.id,
+                    event.association.peer,
+                    event.how,
+                    event.reason,
+                )
+            if self.on_event is not None:
+                self.on_event(event)
+
+    def _peer_unavailable(self, jid: str) -> None:
+        self.core.peer_unavailable(jid)
+        self._flush_events()
+
+    def _link_lost(self) -> None:
+        self.core.link_lost()
+        self._flush_events()
+
+    # ---------------------------------------------------------------- inbound
+    def _on_inbound(self, item: Inbound) -> None:
+        if item.kind == "message":
+            self._on_message(item)
+            return
+        try:
+            raw = ET.tostring(item.payload)
+            if self.strict:
+                self._codec.validate(raw)
+            message = _pdu.decode(item.payload)
+        except (_codec.CodecError, _pdu.PduError) as exc:
+            self._refuse_undecodable(item, exc)
+            return
+        kind = message[0]
+        try:
+            if kind == "confirmed-RequestPDU":
+                self._confirmed(item, message, len(raw))
+            elif kind == "initiate-RequestPDU":
+                self._initiate(item, message[1])
+            elif kind == "conclude-RequestPDU":
+                self._conclude(item)
+            elif kind == "cancel-RequestPDU":
+                self._cancel(item, message[1])
+            else:
+                self.xmpp.reply_error(item, "bad-request", f"{kind} is not a request")
+        finally:
+            self._flush_events()
+
+    def _on_message(self, item: Inbound) -> None:
+        # Clients send no unconfirmed services to a server in this profile; a rejectPDU from a
+        # client means it could not use one of our answers: worth a log line, nothing more.
+        try:
+            message = _pdu.decode(item.payload)
+        except _pdu.PduError as exc:
+            log.info("undecodable message from %s: %s", item.sender, exc)
+            return
+        if message[0] == "rejectPDU":
+            log.warning("%s rejected invokeID %s: %s", item.sender, message[1], message[2])
+
+    def _refuse_undecodable(self, item: Inbound, exc: Exception) -> None:
+        reason = getattr(exc, "reason", "pdu-error:invalid-pdu")
+        invoke_id = getattr(exc, "invoke_id", None)
+        assoc = self.core.get(item.sender, item.association or "")
+        if assoc is not None:
+            self.xmpp.send_message(
+                item.sender, _pdu.encode(("rejectPDU", invoke_id, reason)), assoc.id
+            )
+        self.xmpp.reply_error(item, "bad-request", f"{reason}: {exc}")
+
+    def _initiate(self, item: Inbound, proposed: InitiateParams) -> None:
+        if item.type != "set":
+            self.xmpp.reply_error(item, "bad-request", "initiate-RequestPDU travels in iq set")
+            return
+        if not item.association:
+            self.xmpp.reply_error(item, "bad-request", "initiate without an association id")
+            return
+        try:
+            assoc = self.core.accept(item.sender, item.association, proposed)
+        except AssociationError as exc:
+            self.xmpp.reply(
+                item,
+                _pdu.encode(("initiate-ErrorPDU", ("initiate", "other", str(exc)))),
+                item.association,
+            )
+            return
+        self.xmpp.track_peer(item.sender)
+        self.xmpp.reply(item, _pdu.encode(("initiate-ResponsePDU", assoc.params)), assoc.id)
+
+    def _conclude(self, item: Inbound) -> None:
+        try:
+            assoc = self.core.conclude(item.sender, item.association)
+        except AssociationError as exc:
+            if self.core.get(item.sender, item.association or "") is None:
+                self.xmpp.reply_error(item, "item-not-found", str(exc), "cancel")
+                return
+            self.xmpp.reply(
+                item,
+                _pdu.encode(
+                    ("conclude-ErrorPDU", ("conclude", "further-communication-required", str(exc)))
+                ),
+                item.association,
+            )
+            return
+        self.xmpp.reply(item, _pdu.encode(("conclude-ResponsePDU",)), assoc.id)
+
+    def _cancel(self, item: Inbound, invoke_id: int) -> None:
+        assoc = self.core.get(item.sender, item.association or "")
+        if assoc is None:
+            self.xmpp.reply_error(item, "item-not-found", "unknown association", "cancel")
+            return
+        # Requests are answered as they arrive: by the time a cancel is read there is nothing
+        # left to cancel.
+        error = (
+            "cancel",
+            "invoke-id-unknown" if invoke_id not in assoc.outstanding else "cancel-not-possible",
+            "",
+        )
+        self.xmpp.reply(item, _pdu.encode(("cancel-ErrorPDU", invoke_id, error)), assoc.id)
+
+    def _confirmed(self, item: Inbound, message: tuple, size: int) -> None:
+        _, invoke_id, service, args = message
+        expected = stanza_for_pdu("confirmed-RequestPDU", service)[1]
+        if item.type != expected:
+            self.xmpp.reply_error(
+                item, "bad-request", f"Annex D: {service} travels in iq {expected}"
+            )
+            return
+        verdict = self.core.admit(item.sender, item.association, invoke_id, service, size)
+        if isinstance(verdict, NoAssociation):
+            self.xmpp.reply_error(item, verdict.condition, verdict.text, "cancel")
+            return
+        if isinstance(verdict, Reject):
+            self.xmpp.send_message(
+                item.sender,
+                _pdu.encode(("rejectPDU", invoke_id, verdict.reason.value)),
+                item.association,
+            )
+            self.xmpp.reply_error(item, "bad-request", f"{verdict.reason.value}: {verdict.text}")
+            return
+        assert isinstance(verdict, Admit)
+        assoc = verdict.association
+        try:
+            result = self._serve(assoc, service, args)
+            answer = ("confirmed-ResponsePDU", invoke_id, service, result)
+        except ServiceError as exc:
+            answer = ("confirmed-ErrorPDU", invoke_id, (exc.error_class, exc.code, exc.text))
+        except Exception as exc:  # noqa: BLE001 - a bug in one service must not take the IED down
+            log.exception("service %s failed", service)
+            answer = ("confirmed-ErrorPDU", invoke_id, ("service", "other", type(exc).__name__))
+        finally:
+            self.core.done(assoc, invoke_id)
+        self.xmpp.reply(item, _pdu.encode(answer), assoc.id)
+
+    def _serve(self, assoc: Any, service: str, args: Any) -> Any:
+        s = self.services
+        if service in ("getNameList", "extendedGetNameList"):
+            return s.get_name_list(assoc, *args)
+        if service == "read":
+            return s.read(assoc, args)
+        if service == "write":
+            return s.write(assoc, *args)
+        if service == "getVariableAccessAttributes":
+            return s.get_variable_access_attributes(assoc, args)
+        if service == "defineNamedVariableList":
+            s.define_named_variable_list(assoc, *args)
+            return None
+        if service == "getNamedVariableListAttributes":
+            return s.get_named_variable_list_attributes(assoc, args)
+        if service == "deleteNamedVariableList":
+            scope, names, _domain = args
+            return s.delete_named_variable_list(assoc, scope, names)
+        if service == "fileDirectory":
+            return s.file_directory(assoc, *args)
+        if service == "fileOpen":
+            return s.file_open(assoc, *args)
+        if service == "fileRead":
+            return s.file_read(assoc, args)
+        if service == "fileClose":
+            s.file_close(assoc, args)
+            return None
+        if service == "fileDelete":
+            s.file_delete(assoc, args)
+            return None
+        raise ServiceError("service", "other", f"{service} is not implemented")
