@@ -368,6 +368,7 @@ class _Checker:
                         f"unknown enum {bf.enum!r}",
                     )
         ordered = self.order(structs)
+        self.check_array_elements(ordered)
         frame = self.frame(top.get("frame"), ordered) if top.get("frame") is not None else None
         return Spec(
             file=self.file,
@@ -820,6 +821,47 @@ class _Checker:
                     raise self.error(
                         fdef.path,
                         f"size {ref.name} {fdef.size.offset:+d} does not undo adjust {ref.adjust}",
+                    )
+
+    def min_size(self, fdef: FieldDef | None, structs: dict[str, StructDef]) -> int:
+        """Fewest bytes (bits, in bit-byte-block) a field can take on the wire."""
+        if fdef is None or fdef.when is not None:
+            return 0
+        kind = fdef.kind
+        if kind in ("int", "float"):
+            return fdef.bits // 8
+        if kind in ("bool", "codec", "bbb"):
+            return 1  # codecs are documented to consume at least one byte (or bit)
+        if kind == "guid":
+            return 16
+        if kind in ("enum", "flags"):
+            return int(self.enums[fdef.type].base[1:]) // 8
+        if kind in ("ascii", "string", "bytes", "array"):
+            if fdef.prefix is not None:
+                return int(fdef.prefix[1:]) // 8
+            if fdef.size is not None and fdef.size.const is not None:
+                if kind == "array":
+                    return fdef.size.const * self.min_size(fdef.of, structs)
+                return fdef.size.const
+            return 1 if kind == "string" and fdef.size is None and fdef.prefix is None else 0
+        if kind == "switch":
+            options = [self.min_size(case, structs) for _, case in fdef.cases]
+            if fdef.default_case is not None:
+                options.append(self.min_size(fdef.default_case, structs))
+            return min(options) if options else 0
+        if kind == "struct":
+            return sum(self.min_size(f, structs) for f in structs[fdef.type].fields)
+        return 0
+
+    def check_array_elements(self, structs: dict[str, StructDef]) -> None:
+        """Refuse arrays whose elements may take no space: a hostile count would spin forever."""
+        for struct in structs.values():
+            for fdef in struct.fields:
+                if fdef.kind == "array" and self.min_size(fdef.of, structs) == 0:
+                    raise self.error(
+                        fdef.path + ("of",),
+                        f"array elements of type {fdef.of.type!r} can be empty; "
+                        "an element must take at least one byte",
                     )
 
     def check_codes(self, structs: dict[str, StructDef]) -> None:

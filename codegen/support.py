@@ -292,7 +292,10 @@ class BitByteArray(construct.Construct):
         reader = BitByteReader(construct.stream_read_entire(stream, path))
         items = []
         while not reader.at_end():
+            before = reader.position()
             items.append(self.cls.read(reader))
+            if reader.position() == before:
+                raise BitByteError(f"{self.cls.__name__} record consumed nothing")
         return items
 
     def _build(self, obj: Any, stream: Any, context: Any, path: str) -> Any:

@@ -240,6 +240,10 @@ class BitByteReader:
     def _limit(self) -> int:
         return len(self._data) - self._opened
 
+    def position(self) -> tuple[int, int, int]:
+        """Opaque read position (bytes read, bit-bytes opened, bits left): compare for progress."""
+        return (self._pos, self._opened, self._left)
+
     def at_end(self) -> bool:
         """Whether every byte and every non-padding bit has been read."""
         if self._pos < self._limit():

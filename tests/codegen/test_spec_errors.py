@@ -206,3 +206,14 @@ def test_command_prints_one_line_and_fails(tmp_path: Path) -> None:
     lines = out.stderr.strip().splitlines()
     assert lines == [f"{spec.as_posix()}:10:structs.Pair.fields[1].type: unknown type 'u99'"]
     assert not (tmp_path / "x.py").exists()
+
+
+def test_array_of_possibly_empty_elements_is_refused(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        "      - {name: pair, type: Pair}",
+        "      - {name: items, type: array, of: Pong, prefix: u32}",
+    )
+    assert error_of(tmp_path, text) == (
+        "specs/sttp/broken.yaml:19:messages.Ping.fields[0].of: array elements of type 'Pong' "
+        "can be empty; an element must take at least one byte"
+    )
