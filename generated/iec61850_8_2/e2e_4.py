@@ -499,6 +499,27 @@ class Authenticator:
 
 
 @dataclass(slots=True, kw_only=True)
+class ClearTbp:
+    """
+    What the ICV of a ClearTransfer covers (content of tbp).
+    """
+
+    token2: ClearToken2 = field(
+        metadata={
+            "type": "Element",
+            "namespace": "http://www.iec.ch/62351/2018/E2E_4",
+        }
+    )
+    appl_data: ApplData = field(
+        metadata={
+            "name": "applData",
+            "type": "Element",
+            "namespace": "http://www.iec.ch/62351/2018/E2E_4",
+        }
+    )
+
+
+@dataclass(slots=True, kw_only=True)
 class EncrMode:
     choice: None | EncrMode.Aea | EncrMode.NonAea = field(
         default=None,
@@ -568,6 +589,28 @@ class EncrMode:
                     "min_occurs": 1,
                 },
             )
+
+
+@dataclass(slots=True, kw_only=True)
+class EncrTbp:
+    """
+    token2 is the AAD with AES-GCM.
+    """
+
+    token2: ClearToken2 = field(
+        metadata={
+            "type": "Element",
+            "namespace": "http://www.iec.ch/62351/2018/E2E_4",
+        }
+    )
+    encrypted_appl_data: bytes = field(
+        metadata={
+            "name": "encrypted-applData",
+            "type": "Element",
+            "namespace": "http://www.iec.ch/62351/2018/E2E_4",
+            "format": "base16",
+        }
+    )
 
 
 @dataclass(slots=True, kw_only=True)
@@ -703,7 +746,7 @@ class ClearTransfer:
     class Meta:
         namespace = "http://www.iec.ch/62351/2018/E2E_4"
 
-    tbp: ClearTransfer.Tbp = field(
+    tbp: ClearTbp = field(
         metadata={
             "type": "Element",
         }
@@ -714,27 +757,13 @@ class ClearTransfer:
         }
     )
 
-    @dataclass(slots=True, kw_only=True)
-    class Tbp:
-        token2: ClearToken2 = field(
-            metadata={
-                "type": "Element",
-            }
-        )
-        appl_data: ApplData = field(
-            metadata={
-                "name": "applData",
-                "type": "Element",
-            }
-        )
-
 
 @dataclass(slots=True, kw_only=True)
 class EncrTransfer:
     class Meta:
         namespace = "http://www.iec.ch/62351/2018/E2E_4"
 
-    tbp: EncrTransfer.Tbp = field(
+    tbp: EncrTbp = field(
         metadata={
             "type": "Element",
         }
@@ -745,21 +774,6 @@ class EncrTransfer:
             "type": "Element",
         },
     )
-
-    @dataclass(slots=True, kw_only=True)
-    class Tbp:
-        token2: ClearToken2 = field(
-            metadata={
-                "type": "Element",
-            }
-        )
-        encrypted_appl_data: bytes = field(
-            metadata={
-                "name": "encrypted-applData",
-                "type": "Element",
-                "format": "base16",
-            }
-        )
 
 
 @dataclass(slots=True, kw_only=True)

@@ -272,6 +272,8 @@ class Codec:
         if isinstance(data, etree._Element):
             return self._check_element(copy.deepcopy(data))
         if isinstance(data, ET.Element):
+            # ET serialises recursively: bound depth and size first, without recursion.
+            _check_etree(data, self.limits)
             data = ET.tostring(data, encoding="utf-8", xml_declaration=False)
         if isinstance(data, str):
             data = data.encode("utf-8")
@@ -290,10 +292,25 @@ class Codec:
         try:
             root = etree.fromstring(data, self._parser())
         except etree.XMLSyntaxError as exc:
-            raise _syntax_error(exc) from None
+            error = _syntax_error(exc)
+            if isinstance(error, SchemaViolation):
+                # Validation runs while parsing, so a truncated document often trips the schema
+                # first ("<co" at the end is an unexpected element): report malformedness first.
+                error = self._wellformedness_error(data) or error
+            raise error from None
         if root.getroottree().docinfo.doctype:
             raise ForbiddenXml("DOCTYPE is not accepted")
         return root
+
+    def _wellformedness_error(self, data: bytes) -> CodecError | None:
+        plain = etree.XMLParser(
+            recover=False, resolve_entities=False, load_dtd=False, no_network=True
+        )
+        try:
+            etree.fromstring(data, plain)
+        except etree.XMLSyntaxError as exc:
+            return _syntax_error(exc)
+        return None
 
     def _check_element(self, root: etree._Element) -> etree._Element:
         size_guard = sum(1 for _ in root.iter())
@@ -323,7 +340,8 @@ class Codec:
         cls = self.roots.get(root.tag)
         if cls is None:
             raise UnknownRoot(f"{_pretty(root.tag)} is not a PDU of the schema set", "/")
-        if self.fast and cls is Mmspdu:
+        # The fast path only counts Data nesting; the rest of its PDUs is at most 16 deep.
+        if self.fast and cls is Mmspdu and self.limits.max_depth >= 16:
             from gridbind.iec61850 import fastxer
 
             result = fastxer.decode_mmspdu(root, self.limits.max_depth)
@@ -384,6 +402,19 @@ def _pretty(tag: str) -> str:
     return tag if not tag.startswith("{") else f"{tag[1:].split('}')[1]} ({tag[1:].split('}')[0]})"
 
 
+def _check_etree(root: ET.Element, limits: Limits) -> None:
+    count = 0
+    stack = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        if depth > limits.max_depth:
+            raise LimitExceeded(f"elements nested deeper than {limits.max_depth}")
+        if count * 8 > limits.max_bytes:
+            raise LimitExceeded(f"element tree of more than {count} elements is too large")
+        stack.extend((child, depth + 1) for child in node)
+
+
 def _check_depth(root: etree._Element, limit: int) -> None:
     depth = 0
     for event, _ in etree.iterwalk(root, events=("start", "end")):
@@ -400,7 +431,7 @@ def _syntax_error(exc: etree.XMLSyntaxError) -> CodecError:
     # only the exception's own code and message describe this document.
     code = exc.code or 0
     message = _clean(exc.msg or str(exc))
-    where = f"line {exc.lineno}" if exc.lineno else ""
+    where = f"line {exc.lineno}" if exc.lineno else _element_of(message)
     if _SCHEMA_CODES[0] <= code < _SCHEMA_CODES[1]:
         if code == _NO_GLOBAL_DECLARATION:
             return UnknownRoot(message, where)
@@ -424,6 +455,14 @@ def _clean(message: str) -> str:
     if message[:2] in ("b'", 'b"') and message[-1:] in ("'", '"'):
         message = message[2:-1]
     return re.sub(r"\s*\(line \d+\)$", "", message).strip()
+
+
+_ELEMENT_IN_MESSAGE = re.compile(r"Element '(?:\{[^}]*\})?([^']+)'")
+
+
+def _element_of(message: str) -> str:
+    found = _ELEMENT_IN_MESSAGE.search(message)
+    return f"element {found.group(1)}" if found else ""
 
 
 def _schema_error(log: Any) -> SchemaViolation:
