@@ -73,7 +73,6 @@ def test_hand_edit_extra_and_missing_files_fail_the_check(tmp_path: Path) -> Non
     repaired = gridbind("codegen", "all", "--root", str(root))
     assert repaired.returncode == 0, repaired.stderr
     assert not (root / "generated" / "sttp" / "stray.py").exists()
-    assert gridbind("codegen", "all", "--check", "--root", str(root)).returncode == 0
     assert not pipeline.compare(ROOT / "generated", root / "generated")
 
 
