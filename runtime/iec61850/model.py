@@ -207,6 +207,11 @@ def check_value(btype: str, value: Any, enum: EnumType | None = None) -> Any:
             raise ModelError(DataAccessError.OBJECT_VALUE_INVALID, f"{btype} too long")
         if kind == "str" and not all(" " <= ch <= "~" for ch in value):
             raise ModelError(DataAccessError.OBJECT_VALUE_INVALID, f"{btype}: not visible ASCII")
+        if kind == "ustr" and any(
+            (ch < " " and ch not in "\t\n\r") or "\ud800" <= ch <= "\udfff" or ch in "\ufffe\uffff"
+            for ch in value
+        ):
+            raise ModelError(DataAccessError.OBJECT_VALUE_INVALID, f"{btype}: not XML characters")
         return value
     if kind == "bytes":
         if not isinstance(value, (bytes, bytearray)):

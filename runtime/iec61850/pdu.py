@@ -13,6 +13,7 @@ the receiver turns into a rejectPDU; it never propagates as another exception ty
 
 from __future__ import annotations
 
+import re
 import struct
 import xml.etree.ElementTree as ET
 from typing import Any
@@ -24,6 +25,7 @@ from .xmpp import PAYLOAD_NS
 __all__ = ["PduError", "encode", "decode", "MAX_DATA_DEPTH", "tag"]
 
 _P = "{" + PAYLOAD_NS + "}"
+_REJECT_PART = re.compile(r"[A-Za-z][A-Za-z-]{0,40}")
 #: Nesting bound of Data / TypeDescription while decoding (a hostile PDU cannot recurse deeper).
 MAX_DATA_DEPTH = 24
 
@@ -785,6 +787,8 @@ def encode(pdu: tuple) -> ET.Element:
         if pdu[1] is not None:
             _el(el, "originalInvokeID", pdu[1])
         group, _, reason = pdu[2].partition(":")
+        if not (_REJECT_PART.fullmatch(group) and _REJECT_PART.fullmatch(reason)):
+            raise PduError(f"not a reject reason: {pdu[2][:60]!r}")
         rr = _el(el, "rejectReason")
         _el(_el(rr, group), reason)
     elif kind == "informationReport":

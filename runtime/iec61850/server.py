@@ -195,8 +195,10 @@ class IedServer:
             log.warning("%s rejected invokeID %s: %s", item.sender, message[1], message[2])
 
     def _refuse_undecodable(self, item: Inbound, exc: Exception) -> None:
-        reason = getattr(exc, "reason", "pdu-error:invalid-pdu")
-        invoke_id = getattr(exc, "invoke_id", None)
+        if isinstance(exc, _pdu.PduError):
+            reason, invoke_id = exc.reason, exc.invoke_id
+        else:  # the codec's gate: not well-formed, forbidden or schema-invalid
+            reason, invoke_id = "pdu-error:invalid-pdu", None
         assoc = self.core.get(item.sender, item.association or "")
         if assoc is not None:
             self.xmpp.send_message(

@@ -536,7 +536,10 @@ class IecXmpp:
         reply["error"]["type"] = etype
         reply["error"]["condition"] = condition
         if text:
-            reply["error"]["text"] = text[:500]
+            # Error texts may quote peer input: keep only characters XML 1.0 can carry.
+            reply["error"]["text"] = "".join(
+                c if c >= " " or c in "\t\n" else "?" for c in text[:500]
+            )
         reply.send()
 
     async def request(

@@ -1,0 +1,124 @@
+"""Malformed and hostile stanzas from a raw XMPP client never crash the IED server: each gets an
+error answer (or is dropped, for messages) and the server keeps serving."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import pytest
+
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import StanzaPath
+
+from gridbind.iec61850.client import Client
+from gridbind.iec61850.scl import load_scl
+from gridbind.iec61850.server import IedServer
+from gridbind.iec61850.xmpp import ASSOC_NS, PAYLOAD_NS, XmppSettings
+
+FEEDER = Path(__file__).parent / "data" / "feeder.scd"
+pytestmark = pytest.mark.prosody
+
+
+def settings(prosody, account, **kw) -> XmppSettings:
+    return XmppSettings(
+        jid=account.jid,
+        password=account.password,
+        ca_file=prosody.ca_cert,
+        host="127.0.0.1",
+        port=prosody.c2s_port,
+        sasl_mechanism="PLAIN",
+        request_timeout=5,
+        **kw,
+    )
+
+
+def req(body: str, assoc: str | None = None) -> str:
+    inner = f'<MMSpdu xmlns="{PAYLOAD_NS}">{body}</MMSpdu>'
+    if assoc is not None:
+        inner = f'<association xmlns="{ASSOC_NS}" id="{assoc}">{inner}</association>'
+    return inner
+
+
+NAME_LIST = (
+    "<confirmed-RequestPDU><invokeID>{i}</invokeID><service><getNameList><objectClass>"
+    "<basicObjectClass><domain/></basicObjectClass></objectClass><objectScope><vmdSpecific/>"
+    "</objectScope></getNameList></service></confirmed-RequestPDU>"
+)
+
+HOSTILE = [
+    ("get", req("<confirmed-RequestPDU><invokeID>abc</invokeID></confirmed-RequestPDU>", "A")),
+    ("get", req("<confirmed-RequestPDU><invokeID>1</invokeID><service/></confirmed-RequestPDU>", "A")),
+    ("get", req("<nonsense/>", "A")),
+    ("get", req("", "A")),
+    ("get", req("<Data>" + "<structure><Data>" * 200 + "</Data></structure>" * 200 + "</Data>", "A")),
+    ("set", req("<confirmed-RequestPDU><invokeID>2</invokeID><service><write>"
+                "<variableAccessSpecification><listOfVariable/></variableAccessSpecification>"
+                "<listOfData><Data><floating-point>zz</floating-point></Data></listOfData></write>"
+                "</service></confirmed-RequestPDU>", "A")),
+    ("set", req("<initiate-RequestPDU><proposedMaxServOutstandingCalling>x"
+                "</proposedMaxServOutstandingCalling></initiate-RequestPDU>", "B")),
+    ("set", req("<initiate-RequestPDU/>")),
+    ("get", f'<association xmlns="{ASSOC_NS}" id="A"/>'),
+    ("get", f'<association xmlns="{ASSOC_NS}" id="A"><foo xmlns="urn:x"/></association>'),
+    ("get", req(NAME_LIST.format(i=1)) + "<extra/>"),
+    ("get", req("<conclude-RequestPDU>junk</conclude-RequestPDU>", "A")),
+    ("get", req("<confirmed-ResponsePDU><invokeID>1</invokeID><service><fileClose/></service>"
+                "</confirmed-ResponsePDU>", "A")),
+    ("get", req(NAME_LIST.format(i=7) * 2, "A")),
+    ("get", req("<cancel-RequestPDU>5</cancel-RequestPDU>", "A")),
+]  # fmt: skip
+
+
+@contextlib.asynccontextmanager
+async def pair(prosody, xmpp_account):
+    server = IedServer(load_scl(FEEDER), settings(prosody, xmpp_account("ied")))
+    client = Client(settings(prosody, xmpp_account("raw")))
+    await asyncio.gather(server.start(), client.connect())
+    try:
+        yield server, client
+    finally:
+        await asyncio.gather(client.close(), server.close())
+
+
+@pytest.mark.timeout(60)
+def test_hostile_stanzas_are_answered_and_survived(prosody, xmpp_account) -> None:
+    async def main():
+        async with pair(prosody, xmpp_account) as (server, client):
+            ied = await client.associate(server.jid)
+            raw = client.xmpp._client
+            for n, (iq_type, body) in enumerate(HOSTILE):
+                body = body.replace('id="A"', f'id="{ied.id}"')
+                waiter = asyncio.get_running_loop().create_future()
+                raw.register_handler(
+                    Callback(
+                        f"hostile{n}",
+                        StanzaPath(f"iq@id=hostile{n}"),
+                        lambda s, w=waiter: w.done() or w.set_result(s),
+                        once=True,
+                    )
+                )
+                client.xmpp.send_raw(
+                    f'<iq xmlns="jabber:client" type="{iq_type}" id="hostile{n}" '
+                    f'to="{server.jid}">{body}</iq>'
+                )
+                try:
+                    answer = await asyncio.wait_for(waiter, 5)
+                except asyncio.TimeoutError:
+                    raise AssertionError(f"no answer to hostile stanza {n}") from None
+                assert answer["type"] in ("error", "result"), (n, answer)
+            # messages with garbage are dropped silently
+            client.xmpp.send_raw(
+                f'<message xmlns="jabber:client" to="{server.jid}" type="normal">'
+                f"{req('<rejectPDU><rejectReason><bogus/></rejectReason></rejectPDU>')}</message>"
+            )
+            client.xmpp.send_raw(
+                f'<message xmlns="jabber:client" to="{server.jid}" type="normal">'
+                f"{req('<unconfirmed-PDU/>')}</message>"
+            )
+            # and the server still serves the association
+            assert await ied.get_server_directory() == ["FDR1LD0", "FDR1MEAS", "FDR1PROT"]
+            assert await ied.get_data_values("FDR1LD0/GGIO1.IntIn1.stVal", "ST") == 42
+
+    asyncio.run(asyncio.wait_for(main(), 50))
