@@ -294,7 +294,8 @@ _SubElement = etree.SubElement
 
 
 def _set_text(parent: etree._Element, tag: str, text: str) -> None:
-    _SubElement(parent, tag).text = text
+    # Empty values are written as empty-element tags, like xsdata does.
+    _SubElement(parent, tag).text = text or None
 
 
 def _hexstr(value: bytes) -> str:
