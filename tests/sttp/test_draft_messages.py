@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import uuid
 from pathlib import Path
 
@@ -89,6 +90,33 @@ def test_garbage_gives_wire_error_only(name: str) -> None:
         assert cls.parse(obj.build()) == obj
 
     fuzz()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_mutated_messages_give_wire_error_only(name: str) -> None:
+    cls = getattr(d, name)
+
+    @given(STRATEGIES.for_struct(name), st.randoms(use_true_random=False))
+    @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    def mutate(obj: object, rnd: random.Random) -> None:
+        data = bytearray(obj.build())
+        for _ in range(rnd.randint(1, 3)):
+            op = rnd.randint(0, 3)
+            if op == 0 and data:
+                data[rnd.randrange(len(data))] = rnd.randrange(256)
+            elif op == 1 and data:
+                del data[rnd.randrange(len(data)) :]
+            elif op == 2:
+                data += bytes(rnd.randrange(256) for _ in range(rnd.randint(1, 5)))
+            elif data:
+                data.insert(rnd.randrange(len(data)), rnd.randrange(256))
+        try:
+            parsed = cls.parse(bytes(data))
+        except d.WireError:
+            return
+        assert cls.parse(parsed.build()) == parsed
+
+    mutate()
 
 
 # --- hand-worked vectors ----------------------------------------------------------------------
