@@ -73,6 +73,20 @@ ALGORITHM_VERSIONS = {"NONE": (0, 0), "DEFLATE": (1, 0), "TSSC": (1, 0)}
 STATEFUL = ("TSSC", "DEFLATE", "NONE")
 STATELESS = ("DEFLATE", "NONE")
 _RECEIPT = struct.Struct(">iq")
+#: Metadata ``DataType`` names of the ValueTypeCodes.
+_TYPE_NAMES = {
+    "NULL": 0,
+    "INT64": 1,
+    "SINGLE": 2,
+    "DOUBLE": 3,
+    "STTPTIME": 4,
+    "BOOL": 5,
+    "GUID": 6,
+    "STRING": 7,
+    "STTPBUFFER": 8,
+    "STTPMARKUP": 9,
+    "STTPBULKTRANSPORT": 10,
+}
 _MAPPING_CHUNK = 600
 _MAX_RECIPE = 4096
 
@@ -405,6 +419,25 @@ class _Session:
         return [event]
 
 
+def _coerce(value_type: int, value: Any) -> Any:
+    """``value`` as the Python form of ``value_type`` (raises when it cannot be)."""
+    if value_type in (ValueType.SINGLE, ValueType.DOUBLE):
+        return value if type(value) is float else float(value)
+    if value_type == ValueType.BOOL:
+        return bool(value)
+    if value_type in (ValueType.INT64, ValueType.STTP_TIME):
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError(f"{value} is not an integer")
+        return int(value)
+    if value_type == ValueType.STRING:
+        return value if isinstance(value, str) else str(value)
+    if value_type == ValueType.GUID:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    if value_type in (ValueType.STTP_BUFFER, ValueType.STTP_MARKUP):
+        return bytes(value)
+    return value
+
+
 def _name(code: int) -> str:
     info = wire.MESSAGES.get(code)
     return info.name if info else f"frame {code:#04x}"
@@ -471,8 +504,24 @@ class Catalog:
         return known
 
     def value_type(self, point: uuid.UUID) -> int:
-        """ValueTypeCode of ``point`` (Single unless declared)."""
-        return self.value_types.get(point, ValueType.SINGLE)
+        """ValueTypeCode of ``point``: declared, else its metadata ``DataType``, else Single."""
+        declared = self.value_types.get(point)
+        if declared is not None:
+            return declared
+        row = self.row(point)
+        if row is not None:
+            name = str(row.get("DataType") or "").upper()
+            if name in _TYPE_NAMES:
+                return _TYPE_NAMES[name]
+        return ValueType.SINGLE
+
+    def is_angle(self, point: uuid.UUID) -> bool:
+        """Whether the metadata says ``point`` is a phase angle (for filtered down-sampling)."""
+        row = self.row(point)
+        if row is None:
+            return False
+        kind = str(row.get("Signal Type") or row.get("SignalType") or "").upper()
+        return kind in ("PA", "VPHA", "IPHA")
 
 
 class PublisherSession(_Session):
@@ -785,7 +834,8 @@ class PublisherSession(_Session):
         verified = self.catalog.policy.verified_points
         for point, options in wanted.items():
             entry = self._points.get(point)
-            if entry is not None and entry.options == options:
+            value_type = self.catalog.value_type(point)
+            if entry is not None and entry.options == options and entry.value_type == value_type:
                 continue
             if entry is None:
                 if self._free_ids:
@@ -795,16 +845,17 @@ class PublisherSession(_Session):
                     self._next_id += 1
                 entry = _Subscribed(
                     runtime_id,
-                    self.catalog.value_type(point),
+                    value_type,
                     options,
                     point in verified,
-                    PointFilter(options),
+                    self._filter(point, options),
                 )
                 self._points[point] = entry
                 self._by_runtime[runtime_id] = point
             else:
                 entry.options = options
-                entry.filter = PointFilter(options)
+                entry.value_type = value_type
+                entry.filter = self._filter(point, options)
             added.append(
                 wire.DataPointKey(
                     runtime_id=entry.runtime_id,
@@ -819,6 +870,13 @@ class PublisherSession(_Session):
         if keys:
             return [SubscriptionChanged(list(self._points))]
         return []
+
+    def _filter(self, point: uuid.UUID, options: Options) -> PointFilter:
+        if options.resolution and not options.angle and self.catalog.is_angle(point):
+            from dataclasses import replace
+
+            return PointFilter(replace(options, angle=True))
+        return PointFilter(options)
 
     def access_changed(self) -> list[Event]:
         """Re-evaluate the subscription after metadata or access rules changed."""
@@ -853,6 +911,11 @@ class PublisherSession(_Session):
             if options.priority:
                 prioritised = True
             for stamp, value, quality in out:
+                try:
+                    value = _coerce(entry.value_type, value)
+                except (TypeError, ValueError, OverflowError):
+                    self.stats["rejected"] = self.stats.get("rejected", 0) + 1
+                    continue
                 point = WirePoint(entry.runtime_id, entry.value_type, stamp, value, quality)
                 if entry.verify:
                     verified.append(point)
