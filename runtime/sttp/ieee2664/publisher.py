@@ -130,6 +130,8 @@ class Connection(asyncio.Protocol):
         session = self.session
         if session is None or not session.subscribed or self.closed:
             return 0
+        if self.transport is None or self.transport.is_closing():
+            return 0
         settings = session.settings
         if settings is not None and settings.start_time:
             return 0  # a historical replay owns this subscription's data flow
@@ -328,7 +330,12 @@ class Publisher:
         return sum(connection.publish(measurements, now) for connection in list(self._connections))
 
     async def drain(self) -> None:
-        """Wait until every subscriber's send buffer is below the high-water mark."""
+        """Wait until every subscriber's send buffer is below the high-water mark.
+
+        Always yields to the event loop once, so a source that publishes in a tight loop still
+        lets commands (unsubscribe) and disconnects be processed.
+        """
+        await asyncio.sleep(0)
         for connection in list(self._connections):
             await connection.drain()
 

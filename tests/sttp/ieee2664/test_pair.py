@@ -369,3 +369,74 @@ def test_sync_collect_helper():
         done.set()
         thread.join(5)
     assert len(result) == 25 and all(m.signal_id in set(signals) for m in result)
+
+
+def _self_signed(tmp_path):
+    """A throw-away CA-less certificate for 127.0.0.1 (written by this test, not committed)."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+@pytest.mark.timeout(30)
+def test_tls_command_channel_with_pinned_self_signed_certificate(tmp_path):
+    import ssl
+
+    cert, private = _self_signed(tmp_path)
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert, private)
+    client = ssl.create_default_context(cafile=str(cert))
+    metadata, signals = synthetic_pmu_metadata(20)
+    frames = list(PmuSource(signals, start_ticks=ticks_now()).frames(10))
+    sent = [m for frame in frames for m in frame]
+
+    async def run() -> None:
+        async with Publisher(metadata, port=0, ssl=server) as publisher:
+            async with Subscriber(
+                port=publisher.port, filter_expression=ALL, ssl=client, auto_reconnect=False
+            ) as subscriber:
+                await subscriber.wait_subscribed(10)
+                assert publisher.connections[0].transport.get_extra_info("ssl_object") is not None
+                await _publish(publisher, frames)
+                assert key(await _receive(subscriber, len(sent))) == key(sent)
+            # a subscriber that does not trust the certificate is refused
+            untrusting = Subscriber(
+                port=publisher.port, ssl=ssl.create_default_context(), auto_reconnect=False
+            )
+            with pytest.raises(ConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
+                await untrusting.start()
+
+    asyncio.run(run())
