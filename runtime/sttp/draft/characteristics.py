@@ -175,6 +175,9 @@ class Policy:
         return granted
 
 
+_SKIP = object()
+
+
 def _wrap(angle: float) -> float:
     wrapped = math.fmod(angle + 180.0, 360.0)
     if wrapped <= 0:
@@ -211,7 +214,7 @@ class PointFilter:
         else:
             out = [(timestamp, value, quality)]
         if options.exception:
-            out = [item for item in out if self._exceptional(item)]
+            out = self._exceptions(out)
         return out
 
     def flush(self) -> list[tuple[int, Any, int]]:
@@ -222,11 +225,19 @@ class PointFilter:
         self._items = []
         self._window = None
         if self.options.exception:
-            out = [item for item in out if self._exceptional(item)]
+            out = self._exceptions(out)
         return out
 
-    def _exceptional(self, item: tuple[int, Any, int]) -> bool:
-        value = item[1]
+    def _exceptions(self, items: list[tuple[int, Any, int]]) -> list[tuple[int, Any, int]]:
+        out = []
+        for stamp, value, quality in items:
+            value = self._exceptional(value)
+            if value is not _SKIP:
+                out.append((stamp, value, quality))
+        return out
+
+    def _exceptional(self, value: Any) -> Any:
+        """``value`` (zero-deadband clamped) when it is to be published, else ``_SKIP``."""
         options = self.options
         numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
         if numeric and options.zero_deadband and abs(value) <= options.zero_deadband:
@@ -242,7 +253,8 @@ class PointFilter:
         if publish:
             self._last = value
             self._has_last = True
-        return publish
+            return value
+        return _SKIP
 
     def _downsample(self, timestamp: int, value: Any, quality: int) -> list[tuple[int, Any, int]]:
         period = round(self.options.resolution * TICKS_PER_SECOND)
