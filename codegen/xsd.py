@@ -31,7 +31,7 @@ from pathlib import Path, PurePosixPath
 
 from gridbind.codegen.errors import SpecError
 
-__all__ = ["CONFIG", "PACKAGE", "XSD_SUBDIR", "generate", "collect_schemas"]
+__all__ = ["CONFIG", "PACKAGE", "XSD_SUBDIR", "generate", "collect_schemas", "module_name"]
 
 #: The checked-in xsdata settings.
 CONFIG = Path(__file__).with_name("xsdata.xml")
@@ -133,26 +133,69 @@ def _roots(schemas: dict[str, bytes]) -> list[str]:
     return roots or sorted(schemas)
 
 
-def _config():
-    from xsdata.models.config import GeneratorConfig
+def _namespaces(schemas: dict[str, bytes]) -> list[str]:
+    found = set()
+    pattern = re.compile(rb"""\btargetNamespace\s*=\s*["']([^"']+)["']""")
+    for data in schemas.values():
+        match = pattern.search(data)
+        if match:
+            found.add(match.group(1).decode())
+    return sorted(found)
+
+
+def module_name(namespace: str) -> str:
+    """Module of a namespace without a configured name: its last segment in snake case."""
+    last = re.split(r"[/:#]", namespace.rstrip("/:#"))[-1] or "schema"
+    name = re.sub(r"[^0-9a-zA-Z]+", "_", last).strip("_").lower() or "schema"
+    return f"ns_{name}" if name[0].isdigit() else name
+
+
+def _config(namespaces: list[str]):
+    from xsdata.models.config import GeneratorConfig, GeneratorSubstitution, ObjectType
 
     try:
         config = GeneratorConfig.read(CONFIG)
     except Exception as exc:  # noqa: BLE001 - any config failure is a spec error of the config
         raise SpecError(CONFIG.name, "", f"xsdata config unreadable: {exc}") from None
     config.output.package = PACKAGE
+    # Every namespace becomes one flat module of the package; the config names the known ones.
+    subs = config.substitutions.substitution
+    known = {s.search for s in subs if s.type == ObjectType.PACKAGE}
+    used = {s.replace for s in subs if s.type == ObjectType.PACKAGE}
+    for ns in namespaces:
+        if ns in known:
+            continue
+        name, n = module_name(ns), 2
+        while name in used:
+            name, n = f"{module_name(ns)}_{n}", n + 1
+        used.add(name)
+        subs.append(
+            GeneratorSubstitution(
+                type=ObjectType.PACKAGE, search=f"^{re.escape(ns)}$", replace=name
+            )
+        )
     return config
 
 
 @contextlib.contextmanager
 def _chdir(path: Path) -> Iterator[None]:
-    """xsdata computes module paths against cwd: pin it to a scratch folder."""
+    """xsdata computes module paths against cwd: pin it to a scratch folder.
+
+    xsdata memoises those cwd-based paths process-wide, so the memo is cleared on the way in and
+    out (a second generation in the same process would otherwise reuse the first one's folder).
+    """
+    from xsdata.utils import package
+
     old = os.getcwd()
     os.chdir(path)
+    package.package_path.cache_clear()
+    package.module_path.cache_clear()
     try:
         yield
     finally:
         os.chdir(old)
+        package.package_path.cache_clear()
+        package.module_path.cache_clear()
 
 
 @contextlib.contextmanager
@@ -179,7 +222,7 @@ def _quiet_xsdata() -> Iterator[list[str]]:
         log.propagate = old_propagate
 
 
-def _render(folder: Path, roots: list[str], display: str) -> dict[str, str]:
+def _render(folder: Path, roots: list[str], namespaces: list[str], display: str) -> dict[str, str]:
     """Run xsdata on the schema set in ``folder``; returns ``{relative module path: source}``."""
     from xsdata.codegen.exceptions import CodegenError
     from xsdata.codegen.transformer import ResourceTransformer
@@ -194,7 +237,7 @@ def _render(folder: Path, roots: list[str], display: str) -> dict[str, str]:
         def validate_imports(self) -> None:
             return None
 
-    config = _config()
+    config = _config(namespaces)
     transformer = ResourceTransformer(config=config)
     uris = [(folder / rel).resolve().as_uri() for rel in roots]
     out: dict[str, str] = {}
@@ -253,7 +296,7 @@ def generate(source: Path, out_dir: Path) -> list[Path]:
             target.write_bytes(data)
         roots = _roots(schemas)
         _validate_set(folder, roots, display)
-        modules = _render(folder, roots, display)
+        modules = _render(folder, roots, _namespaces(schemas), display)
 
     files: dict[str, bytes] = {}
     for rel, code in sorted(modules.items()):
