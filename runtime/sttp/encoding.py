@@ -227,18 +227,16 @@ class BitByteWriter:
 class BitByteReader:
     """Reads a Bit-Byte-Block in the order it was written."""
 
-    __slots__ = ("_data", "_pos", "_opened", "_cur", "_left", "_unused")
+    __slots__ = ("_data", "_pos", "_opened", "_end", "_cur", "_left", "_unused")
 
     def __init__(self, data: bytes) -> None:
         self._data = bytes(data)
         self._pos = 0  # next byte of the byte section
         self._opened = 0  # bit-bytes opened from the right
+        self._end = len(self._data)  # end of the byte section: first opened bit-byte
         self._cur = 0  # remaining bits of the current bit-byte, LSB next
         self._left = 0  # how many bits remain in the current bit-byte
         self._unused = 0  # padding bits of the leftmost bit-byte (from the header)
-
-    def _limit(self) -> int:
-        return len(self._data) - self._opened
 
     def position(self) -> tuple[int, int, int]:
         """Opaque read position (bytes read, bit-bytes opened, bits left): compare for progress."""
@@ -246,7 +244,7 @@ class BitByteReader:
 
     def at_end(self) -> bool:
         """Whether every byte and every non-padding bit has been read."""
-        if self._pos < self._limit():
+        if self._pos < self._end:
             return False
         return self._opened == 0 or self._left <= self._unused
 
@@ -255,6 +253,7 @@ class BitByteReader:
         if index < self._pos:
             raise BitByteError("bit section ran into the byte section")
         self._opened += 1
+        self._end = index
         self._cur = self._data[index]
         self._left = 8
         if self._opened == 1:
@@ -264,13 +263,20 @@ class BitByteReader:
 
     def read_bit_group(self, count: int) -> int:
         """``count`` (0..7) bits, LSB first."""
+        left = self._left
+        if count <= left and (self._pos < self._end or left - count >= self._unused):
+            # common case: the bits are all in the current bit-byte
+            cur = self._cur
+            self._cur = cur >> count
+            self._left = left - count
+            return cur & ((1 << count) - 1)
         value = 0
         shift = 0
         while count:
             if not self._left:
                 self._open_bit_byte()
             take = min(count, self._left)
-            if self._pos >= self._limit():
+            if self._pos >= self._end:
                 # the leftmost bit-byte: its top ``unused`` bits are padding
                 available = self._left - self._unused
                 if available <= 0:
@@ -290,7 +296,7 @@ class BitByteReader:
     def read_bytes_raw(self, count: int) -> bytes:
         """``count`` bytes of the byte section."""
         end = self._pos + count
-        if count < 0 or end > self._limit():
+        if count < 0 or end > self._end:
             raise BitByteError(f"{count} bytes requested, byte section exhausted")
         chunk = self._data[self._pos : end]
         self._pos = end
