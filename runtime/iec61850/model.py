@@ -231,7 +231,7 @@ class DataAttribute:
 
     __slots__ = (
         "name", "fc", "btype", "type_id", "enum", "children", "elements", "count",
-        "value", "parent", "trigger", "values_by_sg",
+        "value", "parent", "trigger", "values_by_sg", "fcset",
     )  # fmt: skip
 
     def __init__(
@@ -258,6 +258,7 @@ class DataAttribute:
         self.trigger = trigger
         # FC SG/SE attributes keep one value per setting group (index 1..numOfSG).
         self.values_by_sg: dict[int, Any] | None = None
+        self.fcset: frozenset[str] | None = None  # cache of fcs_of(); the tree is fixed
 
     @property
     def is_struct(self) -> bool:
@@ -266,6 +267,7 @@ class DataAttribute:
     def add(self, child: "DataAttribute") -> "DataAttribute":
         child.parent = self
         self.children[child.name] = child
+        self.fcset = None
         return child
 
     def reference(self) -> str:
@@ -278,7 +280,7 @@ class DataAttribute:
 class DataObject:
     """A data object (CDC instance): data attributes and sub data objects."""
 
-    __slots__ = ("name", "cdc", "type_id", "children", "parent", "count")
+    __slots__ = ("name", "cdc", "type_id", "children", "parent", "count", "fcset")
 
     def __init__(self, name: str, cdc: str = "", type_id: str = "", count: int = 0) -> None:
         self.name = name
@@ -287,10 +289,12 @@ class DataObject:
         self.count = count
         self.children: dict[str, DataObject | DataAttribute] = {}
         self.parent: Node | None = None
+        self.fcset: frozenset[str] | None = None
 
     def add(self, child: "DataObject | DataAttribute") -> "DataObject | DataAttribute":
         child.parent = self
         self.children[child.name] = child
+        self.fcset = None
         return child
 
     @property
@@ -394,12 +398,14 @@ class LogicalNode:
         self.datasets: dict[str, DataSet] = {}
         self.parent: LogicalDevice | None = None
         self.sgcb: SettingGroupControl | None = None
+        self._fcs: list[str] | None = None
 
     def add(self, child: DataObject) -> DataObject:
         if child.name in self.children:
             raise ValueError(f"{self.name}: duplicate data object {child.name}")
         child.parent = self
         self.children[child.name] = child
+        self._fcs = None
         return child
 
     @property
@@ -411,8 +417,10 @@ class LogicalNode:
 
     def fcs(self) -> list[str]:
         """The FCs present in this LN, in the 8-1 order (its MMS first structure level)."""
-        present = {fc for child in self.children.values() for fc in fcs_of(child)}
-        return [fc for fc in FC_ORDER if fc in present]
+        if self._fcs is None:
+            present = {fc for child in self.children.values() for fc in fcs_of(child)}
+            self._fcs = [fc for fc in FC_ORDER if fc in present]
+        return self._fcs
 
     def __repr__(self) -> str:
         return f"<LN {self.reference()}>"
@@ -448,15 +456,21 @@ def _reference(node: Any) -> str:
     return ".".join(reversed(parts))
 
 
-def fcs_of(node: DataObject | DataAttribute) -> set[str]:
+def fcs_of(node: DataObject | DataAttribute) -> frozenset[str]:
     """Every FC under ``node`` (SG attributes count for SE too: the edit view of settings)."""
+    cached = node.fcset
+    if cached is not None:
+        return cached
     if isinstance(node, DataAttribute):
-        return {"SG", "SE"} if node.fc in ("SG", "SE") else {node.fc}
-    if isinstance(node, ControlBlock):
-        return {node.fc}
-    result: set[str] = set()
-    for child in node.children.values():
-        result |= fcs_of(child)
+        result = frozenset({"SG", "SE"} if node.fc in ("SG", "SE") else {node.fc})
+    elif isinstance(node, ControlBlock):
+        result = frozenset({node.fc})
+    else:
+        acc: set[str] = set()
+        for child in node.children.values():
+            acc |= fcs_of(child)
+        result = frozenset(acc)
+    node.fcset = result
     return result
 
 

@@ -27,7 +27,6 @@ Usage::
 from __future__ import annotations
 
 import logging
-import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -161,7 +160,7 @@ class IedServer:
             self._on_message(item)
             return
         try:
-            raw = ET.tostring(item.payload)
+            raw = _pdu.to_bytes(item.payload)
             if self.strict:
                 self._codec.validate(raw)
             message = _pdu.decode(item.payload)

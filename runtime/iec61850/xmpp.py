@@ -367,6 +367,15 @@ class IecXmpp:
                 client.abort()
         for task in list(self._tasks):
             task.cancel()
+        # slixmpp leaves its outgoing filter task running after disconnect; end it here so that
+        # closing the event loop does not warn about a destroyed pending task.
+        filters = getattr(client, "_run_out_filters", None)
+        if filters is not None and not filters.done():
+            filters.cancel()
+            try:
+                await filters
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - it was cancelled
+                pass
 
     def drop_link(self) -> None:
         """Cut the TCP connection without a goodbye (a link loss; tests resumption)."""
