@@ -594,3 +594,46 @@ def iter_signal_keys(
     """``(signal, source, key id)`` per signal, keyed from a table with SignalID and ID columns."""
     keys = {row.get("SignalID"): measurement_key(row.get("ID")) for row in table.rows}
     return [(signal, *keys.get(signal, ("", 0))) for signal in signals]
+
+
+def _field(row: Mapping[str, Any], *names: str) -> Any:
+    upper = {key.upper().replace(" ", ""): value for key, value in row.items()}
+    for name in names:
+        value = upper.get(name.upper().replace(" ", ""))
+        if value is not None:
+            return value
+    return None
+
+
+def from_data_points(
+    rows: Iterable[Mapping[str, Any]], source: str = "STTP", device: str = ""
+) -> DataSet:
+    """Deployed metadata from rows of the draft profile's DataPoint table (Appendix F template).
+
+    Where the two models overlap: PointID -> SignalID, PointTag, "Signal Type" -> SignalAcronym,
+    Description, PositionIndex -> the measurement key ``SOURCE:n`` (n = index + 1), so one
+    metadata source serves both profiles.
+    """
+    metadata = empty_source_metadata()
+    table = metadata["MeasurementDetail"]
+    for number, row in enumerate(rows, start=1):
+        signal = _field(row, "PointID", "SignalID")
+        if isinstance(signal, str):
+            signal = uuid.UUID(signal)
+        if not isinstance(signal, uuid.UUID):
+            raise MetadataError(f"data point row {number} has no PointID")
+        position = _field(row, "PositionIndex")
+        key = int(position) + 1 if isinstance(position, int) else number
+        kind = _field(row, "SignalType", "SignalAcronym") or "CALC"
+        table.add(
+            DeviceAcronym=_field(row, "DeviceAcronym", "Device") or device or None,
+            ID=f"{source}:{key}",
+            SignalID=signal,
+            PointTag=_field(row, "PointTag") or str(signal),
+            SignalReference=_field(row, "SignalReference"),
+            SignalAcronym=str(kind).upper(),
+            Description=_field(row, "Description"),
+            Internal=True,
+            Enabled=True,
+        )
+    return metadata

@@ -91,6 +91,8 @@ class Subscriber:
         on_measurements: called with each received batch (on the event loop).
         on_event: called with every session event (metadata, subscription updates, failures...).
         queue_batches: bound of the async-iterator queue; reading pauses when it is full.
+        idle_timeout: close (and, with ``auto_reconnect``, redial) a connection on which nothing,
+            not even a NO_OP keep-alive, arrived for this many seconds (0 disables).
     """
 
     def __init__(
@@ -116,6 +118,7 @@ class Subscriber:
         on_event: Callable[[Event], Any] | None = None,
         queue_batches: int = 1024,
         connect_timeout: float = 5.0,
+        idle_timeout: float = 0.0,
     ) -> None:
         self.host, self.port = host, port
         self.settings = settings or SubscriptionSettings()
@@ -134,6 +137,9 @@ class Subscriber:
         self.on_measurements = on_measurements
         self.on_event = on_event
         self.connect_timeout = connect_timeout
+        self.idle_timeout = idle_timeout
+        self._last_rx = 0.0
+        self._close_reason: str | None = None
         self.session = SubscriberSession(self.config)
         self.metadata: DataSet | None = None
         self.cache: SignalIndexCache | None = None
@@ -149,6 +155,7 @@ class Subscriber:
         self._subscribed = asyncio.Event()
         self._metadata_event = asyncio.Event()
         self._complete = asyncio.Event()
+        self._unsubscribed = asyncio.Event()
         self._paused = False
         self._fatal: BaseException | None = None
         self._totals = Statistics()
@@ -171,7 +178,14 @@ class Subscriber:
         protocol = self._protocol
         if protocol and protocol.transport and not protocol.transport.is_closing():
             if self.session.subscribed:
+                # Let the publisher answer UNSUBSCRIBE before closing, so it does not write
+                # into a reset connection.
+                self._unsubscribed.clear()
                 protocol.transport.write(self.session.unsubscribe())
+                try:
+                    await asyncio.wait_for(self._unsubscribed.wait(), 1.0)
+                except asyncio.TimeoutError:
+                    pass
             protocol.transport.close()
         if self._runner is not None and not self._connected.is_set():
             self._runner.cancel()  # still dialling or backing off: nothing to wind down
@@ -348,7 +362,13 @@ class Subscriber:
                 elif self.auto_subscribe:
                     await self._send_subscribe()
                 self._connected.set()
+                self._last_rx = loop.time()
+                watchdog = (
+                    loop.create_task(self._watch_idle(protocol)) if self.idle_timeout else None
+                )
                 exc = await protocol.closed
+                if watchdog is not None:
+                    watchdog.cancel()
             finally:
                 self._connected.clear()
                 self._subscribed.clear()
@@ -358,13 +378,27 @@ class Subscriber:
                 break
             if self._stopping or not self.auto_reconnect:
                 break
-            self.last_error = f"connection lost: {exc or self._fatal or 'closed by publisher'}"
+            reason = exc or self._fatal or self._close_reason or "closed by publisher"
+            self.last_error = f"connection lost: {reason}"
+            self._close_reason = None
             log.info("%s; reconnecting", self.last_error)
             attempt += 1
             if 0 <= self.max_retries < attempt:
                 break
             await asyncio.sleep(self._backoff(attempt))
         self._queue.put_nowait(None)
+
+    async def _watch_idle(self, protocol: _CommandProtocol) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.idle_timeout / 4)
+            if loop.time() - self._last_rx > self.idle_timeout:
+                self._close_reason = f"nothing received for {self.idle_timeout} s"
+                self.last_error = self._close_reason
+                log.warning("%s; closing the connection", self.last_error)
+                if protocol.transport is not None:
+                    protocol.transport.abort()
+                return
 
     def _backoff(self, attempt: int) -> float:
         return min(self.retry_interval * 2 ** max(attempt - 1, 0), self.max_retry_interval)
@@ -375,6 +409,7 @@ class Subscriber:
 
     # -- input dispatch
     def _on_tcp(self, data: bytes) -> None:
+        self._last_rx = asyncio.get_running_loop().time()
         try:
             events = self.session.receive(data)
         except ProtocolError as exc:
@@ -426,6 +461,8 @@ class Subscriber:
             elif isinstance(event, ProcessingComplete):
                 self._complete.set()
             elif isinstance(event, CommandSucceeded):
+                if event.command == 0x03:
+                    self._unsubscribed.set()
                 log.debug("command 0x%02X succeeded: %s", event.command, event.message)
             if self.on_event is not None:
                 self.on_event(event)

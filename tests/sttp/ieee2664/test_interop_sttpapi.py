@@ -100,9 +100,7 @@ def test_sttpapi_publisher_to_gridbind_subscriber_tssc_300k(sttpapi_publisher, f
             assert len(received) == len(sent) == 300_000
             assert key(received) == key(sent)  # values, timestamps and flags exact, 0 lost
             assert subscriber.stats.dropped_packets == 0
-            assert (
-                subscriber.session.uses_tssc if hasattr(subscriber.session, "uses_tssc") else True
-            )
+            assert subscriber.session.modes & 0x20000000  # it asked for payload compression
             assert subscriber.stats.data_bytes / len(sent) < 4.0  # TSSC, not compact (17+ B)
 
     asyncio.run(run())
@@ -304,5 +302,30 @@ def test_filter_expressions_select_what_sttpapi_selects(sttpapi_publisher, fleet
             finally:
                 peer.close()
         assert from_sttpapi_publisher == from_ours == sttpapi_view_of_ours == expected
+
+    asyncio.run(run())
+
+
+@pytest.mark.timeout(60)
+def test_gridbind_udp_subscriber_against_sttpapi_publisher(sttpapi_publisher, fleet):
+    """sttpapi's publisher has no UDP data channel: it ignores dataChannel and keeps sending
+    (compact) on TCP; our subscriber asks for UDP and still receives everything."""
+    _, signals = fleet
+    frames, sent = _frames(signals, 0.5)
+
+    async def run() -> None:
+        async with Subscriber(
+            port=int(sttpapi_publisher.port), filter_expression=ALL, udp=True, auto_reconnect=False
+        ) as subscriber:
+            await subscriber.wait_subscribed(15)
+            assert subscriber.settings.udp_port > 0
+            publishing = asyncio.create_task(
+                asyncio.to_thread(_run_sttpapi_publisher, sttpapi_publisher, frames)
+            )
+            received = await _receive(subscriber, len(sent), 30)
+            await publishing
+        assert [(s, v, t) for s, v, t, _ in key(received)] == [
+            (s, v, t) for s, v, t, _ in key(sent)
+        ]
 
     asyncio.run(run())

@@ -440,3 +440,31 @@ def test_tls_command_channel_with_pinned_self_signed_certificate(tmp_path):
                 await untrusting.start()
 
     asyncio.run(run())
+
+
+@pytest.mark.timeout(30)
+def test_idle_timeout_redials_a_silent_publisher():
+    """A publisher that accepts but never answers is dropped after idle_timeout and redialled."""
+    accepted: list = []
+
+    async def run() -> None:
+        async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            accepted.append(writer)
+            await reader.read(1 << 16)
+            await asyncio.sleep(10)
+
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            subscriber = Subscriber(port=port, idle_timeout=0.4, retry_interval=0.05)
+            await subscriber.start()
+            for _ in range(60):
+                if subscriber.connections >= 2:
+                    break
+                await asyncio.sleep(0.05)
+            assert subscriber.connections >= 2 and "nothing received" in subscriber.last_error
+            await subscriber.stop()
+            for writer in accepted:
+                writer.close()
+
+    asyncio.run(run())

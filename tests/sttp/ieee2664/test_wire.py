@@ -237,3 +237,29 @@ def test_subscriber_closes_cleanly_on_hostile_publisher():
             await subscriber.stop()
 
     asyncio.run(run())
+
+
+def test_metadata_from_draft_data_point_rows():
+    """The draft profile's DataPoint rows feed the deployed metadata and its filters."""
+    from gridbind.sttp.expressions import select_signal_ids
+    from gridbind.sttp.ieee2664.metadata import active_measurements, from_data_points
+
+    points = [
+        {
+            "PointID": uuid.UUID(int=i + 1),
+            "PointTag": f"PMU0:{kind}",
+            "Signal Type": kind,
+            "PositionIndex": i,
+        }
+        for i, kind in enumerate(["FREQ", "DFDT", "VPHM", "VPHA"])
+    ]
+    metadata = from_data_points(points)
+    rows = metadata["MeasurementDetail"].rows
+    assert [r["ID"] for r in rows] == ["STTP:1", "STTP:2", "STTP:3", "STTP:4"]
+    view = active_measurements(metadata, uuid.uuid4())
+    assert select_signal_ids([view], "FILTER ActiveMeasurements WHERE SignalType='VPHA'") == [
+        uuid.UUID(int=4)
+    ]
+    assert DataSet.from_xml(metadata.to_xml())["MeasurementDetail"].rows == rows
+    with pytest.raises(MetadataError, match="no PointID"):
+        from_data_points([{"PointTag": "x"}])
