@@ -14,6 +14,7 @@ Encode::
     data = codec.encode(pdu)                # bytes, no XML declaration, default namespace
     el = codec.to_element(pdu)              # lxml element (a fresh tree the caller owns)
     el = codec.to_etree(pdu)                # xml.etree element (what slixmpp wants)
+    codec.pdu_names(pdu)                    # ("confirmed-RequestPDU", "read"): Annex D lookup
 
 What "strict" means here, in this order:
 
@@ -76,6 +77,7 @@ __all__ = [
     "to_element",
     "to_etree",
     "validate",
+    "pdu_names",
     "schema_dir",
 ]
 
@@ -219,6 +221,7 @@ class Codec:
         self._serializer = XmlSerializer(context=self.context, config=config)
         self._tree_serializer = TreeSerializer(context=self.context, config=config)
         self._local = threading.local()
+        self._choice_names: dict[tuple[type, type], str] = {}
         self.roots: dict[str, type] = {}
         for name in sorted(getattr(_gen, "__all__", dir(_gen))):
             cls = getattr(_gen, name, None)
@@ -397,6 +400,43 @@ class Codec:
         """Raise a :class:`CodecError` unless ``data`` is a strictly parseable, valid document."""
         self.parse_tree(data)
 
+    # ---- introspection ------------------------------------------------------------------
+
+    def choice_name(self, obj: Any) -> str:
+        """Element name of the alternative held by ``obj.choice`` (a generated CHOICE class).
+
+        ``choice_name(Mmspdu(choice=ConfirmedRequestPdu(...)))`` -> ``"confirmed-RequestPDU"``.
+        """
+        key = (type(obj), type(obj.choice))
+        name = self._choice_names.get(key)
+        if name is None:
+            meta = self.context.build(type(obj))
+            for var in meta.get_all_vars():
+                if var.name != "choice" or not var.is_elements:
+                    continue
+                for choice in var.elements.values():
+                    if type(obj.choice) in choice.types:
+                        name = choice.local_name
+                        break
+            if name is None:
+                raise EncodeError(f"{type(obj.choice).__name__} is no alternative of {key[0]}")
+            self._choice_names[key] = name
+        return name
+
+    def pdu_names(self, pdu: Mmspdu) -> tuple[str, str | None]:
+        """``(PDU alternative, service)`` of an MMSpdu, as Annex D Table D.1 names them.
+
+        ``("confirmed-RequestPDU", "read")``, ``("unconfirmed-PDU", "informationReport")``,
+        ``("rejectPDU", None)``...
+        """
+        kind = self.choice_name(pdu)
+        body = pdu.choice
+        if kind in ("confirmed-RequestPDU", "confirmed-ResponsePDU"):
+            return kind, self.choice_name(body.service)
+        if kind == "unconfirmed-PDU":
+            return kind, "informationReport"
+        return kind, None
+
 
 def _pretty(tag: str) -> str:
     return tag if not tag.startswith("{") else f"{tag[1:].split('}')[1]} ({tag[1:].split('}')[0]})"
@@ -523,3 +563,8 @@ def to_etree(obj: Any, *, validate: bool = True) -> ET.Element:
 def validate(data: bytes | str | Any) -> None:
     """:meth:`Codec.validate` of the default codec."""
     default_codec().validate(data)
+
+
+def pdu_names(pdu: Mmspdu) -> tuple[str, str | None]:
+    """:meth:`Codec.pdu_names` of the default codec (for ``xmpp.stanza_for_pdu``)."""
+    return default_codec().pdu_names(pdu)

@@ -535,3 +535,27 @@ def test_encode_validates_outbound_pdus():
 def test_encode_refuses_non_pdu_objects():
     with pytest.raises(codec.EncodeError):
         codec.encode(object())
+
+
+@pytest.mark.parametrize(
+    "name,xml", CASES[: len(SERVICES) * 3], ids=[c[0] for c in CASES[: len(SERVICES) * 3]]
+)
+def test_pdu_names_give_the_annex_d_keys(name, xml):
+    kind, service = codec.pdu_names(codec.decode_pdu(xml.encode()))
+    if name.endswith("-request"):
+        assert (kind, service) == ("confirmed-RequestPDU", name.rsplit("-", 1)[0])
+    elif kind == "confirmed-ResponsePDU":
+        assert service == name.rsplit("-", 1)[0]
+    else:
+        assert (kind, service) == ("confirmed-ErrorPDU", None)
+
+
+def test_pdu_names_of_other_pdus():
+    special = {
+        "informationReport": ("unconfirmed-PDU", "informationReport"),
+        "informationReport-LastApplError": ("unconfirmed-PDU", "informationReport"),
+        "rejectPDU-no-invoke": ("rejectPDU", None),
+        "errorPDU-others-description": ("confirmed-ErrorPDU", None),
+    }
+    for name, xml in OTHER_PDUS.items():
+        assert codec.pdu_names(codec.decode_pdu(xml.encode())) == special.get(name, (name, None))
