@@ -1,0 +1,64 @@
+"""Both roles on one connection: two gateways exchange data in both directions over one TCP
+connection."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from gridbind.sttp import Measurement
+from gridbind.sttp.draft import ValueType
+from gridbind.sttp.draft.gateway import Gateway
+
+T0 = 638_000_000_000_000_000
+
+
+@pytest.mark.timeout(20)
+def test_bidirectional_exchange_over_one_connection():
+    east_points = [uuid.uuid4() for _ in range(50)]
+    west_points = [uuid.uuid4() for _ in range(30)]
+
+    async def main():
+        east = Gateway(
+            publisher_options={"points": {p: ValueType.DOUBLE for p in east_points}},
+            subscriber_options={"stateful": ["DEFLATE"]},
+        )
+        west = Gateway(
+            publisher_options={
+                "points": {p: ValueType.INT64 for p in west_points},
+                "keepalive_interval": 0.1,
+            },
+        )
+        await east.start()
+        try:
+            await west.connect("127.0.0.1", east.port)
+            await east.wait_negotiated()
+            assert west.subscriber.session.negotiated.stateful == "TSSC"
+            assert east.subscriber.session.negotiated.stateful == "DEFLATE"
+            await west.subscriber.subscribe()
+            await east.subscriber.subscribe(west_points[:10])
+            east.publisher.publish(
+                [Measurement(p, k / 7, T0 + k) for k, p in enumerate(east_points)]
+            )
+            west.publisher.publish(
+                [Measurement(p, k * 3, T0 + k) for k, p in enumerate(west_points)]
+            )
+            at_west = await west.subscriber.collect(50, 5)
+            at_east = await east.subscriber.collect(10, 5)
+            await asyncio.sleep(0.5)  # keep-alives flow over the shared connection
+            alive = len(east.publisher.connections) == 1 and not west.subscriber.session.closed
+            return at_west, at_east, alive
+        finally:
+            await west.stop()
+            await east.stop()
+
+    at_west, at_east, alive = asyncio.run(asyncio.wait_for(main(), 15))
+    assert sorted((m.signal_id, m.value) for m in at_west) == sorted(
+        (p, k / 7) for k, p in enumerate(east_points)
+    )
+    assert sorted((m.signal_id, m.value) for m in at_east) == sorted(
+        (p, k * 3) for k, p in enumerate(west_points[:10])
+    )
+    assert alive
