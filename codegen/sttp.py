@@ -600,7 +600,7 @@ def _doc(doc: str, decision: str, extra: str = "") -> str:
     text = text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
     if text.endswith('"'):
         text += " "
-    return text + "\n" if "\n" in text else text
+    return text
 
 
 def render_spec(spec: Spec, source: str) -> str:

@@ -938,7 +938,7 @@ class SubscribeItem:
     body: SttpNamedSet | None | list[uuid.UUID] | str = field(default_factory=SttpNamedSet)
     """Decision: SttpPointID is the data point's Guid (the DataPoint table's PointID); a uint16
     count precedes them. SttpQueryExpression is UTF-8 text with a uint16 length.
-"""
+    """
 
     def validate(self) -> None:
         """Check the constraints of the spec; raises :class:`ConstraintError`."""
@@ -1150,7 +1150,7 @@ class DataPoint:
     quality: int = 0
     """Decision: The uint64 quality bits are 8-bit segmented, so the usual small values take 1-2
     bytes.
-"""
+    """
     extended_data: _gridbind_sttp_encoding.SttpValue = field(
         default_factory=_gridbind_sttp_encoding.SttpValue
     )
@@ -1633,7 +1633,7 @@ class AttributeValue:
     value: None | str | float | bytes | int | uuid.UUID | bool = None
     """Decision: Strings and binaries take a uint16 length; Decimal is carried as its 16 raw
     bytes (big-endian 128-bit), since Python has no IEEE decimal128 type to map it to.
-"""
+    """
 
     def validate(self) -> None:
         """Check the constraints of the spec; raises :class:`ConstraintError`."""
@@ -2372,7 +2372,7 @@ class RequestSucceeded:
 
     Decision: Strings are UTF-8 with a uint16 length (null = empty); the reply payload the
     negotiation text puts in a Succeeded response follows and runs to the end.
-"""
+    """
 
     def validate(self) -> None:
         """Check the constraints of the spec; raises :class:`ConstraintError`."""
@@ -2420,7 +2420,7 @@ class RequestFailed:
     """The supported alternatives, e.g. ProtocolVersions or OperationalModes.
 
     Decision: As RequestSucceeded.data.
-"""
+    """
 
     def validate(self) -> None:
         """Check the constraints of the spec; raises :class:`ConstraintError`."""

@@ -571,7 +571,7 @@ class CompactMeasurement:
     Decision: A hand-written construct because the language has no "bits clear" condition; the
     runtime's CompactCodec also covers the millisecond (uint16) and no-time variants, which
     depend on subscription settings rather than on the wire.
-"""
+    """
 
     def validate(self) -> None:
         """Check the constraints of the spec; raises :class:`ConstraintError`."""
