@@ -196,9 +196,8 @@ async def _publish(args: argparse.Namespace) -> int:
         metadata = _csv_metadata(signals)
     else:
         metadata, signals = synthetic_pmu_metadata(args.signals, frames_per_second=int(args.rate))
-        frames = iter(
-            lambda source=PmuSource(signals, args.rate, ticks_now()): source.next_frame(), None
-        )
+        source = PmuSource(signals, args.rate, ticks_now())
+        frames = iter(source.next_frame, None)
     publisher = Publisher(
         metadata,
         host=args.host,

@@ -400,7 +400,9 @@ def select_rows(
         if order_by:
             keys = [(_column_key(table, name), asc, exact) for name, asc, exact in order_by]
 
-            def compare(left: Mapping[str, Any], right: Mapping[str, Any]) -> int:
+            def compare(
+                left: Mapping[str, Any], right: Mapping[str, Any], keys: list = keys
+            ) -> int:
                 for key, asc, exact in keys:
                     result = _compare_sort(left.get(key), right.get(key), exact)
                     if result:

@@ -181,7 +181,6 @@ HAVE_STTPAPI = importlib.util.find_spec("sttp") is not None
 
 
 def _sttpapi_select(rows: list[dict], text: str) -> list[str]:
-    from decimal import Decimal
 
     from sttp.data.dataset import DataSet
     from sttp.data.datatype import DataType

@@ -12,7 +12,7 @@ import math
 import struct
 import uuid
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +23,6 @@ from gridbind.sttp.ieee2664.compact import CompactCodec, SignalIndexCache
 from gridbind.sttp.ieee2664.constants import (
     MAX_COMMAND_SIZE,
     PROTOCOL_VERSION,
-    TSSC_VERSION,
     BufferBlockFlags,
     DataPacketFlags,
     OperationalEncoding,
