@@ -575,7 +575,16 @@ class _Renderer:
                 "code": spec.frame.code,
                 "payload": spec.frame.payload,
             }
+        defaults = [f["default"] for st_ in structs for f in st_["fields"]]
         return {
+            "uses": {
+                "field": any(d.startswith("field(") for d in defaults),
+                "enum": bool(enums),
+                "struct": any(st_["fast"] for st_ in structs),
+                "classvar": bool(messages),
+                "bbb": any(st_["bbb"] for st_ in structs),
+                "any": bool(messages) or spec.frame is not None,
+            },
             "header": header(source),
             "doc": _doc(spec.doc, "", f"Profile {spec.profile!r}."),
             "profile": spec.profile,

@@ -21,7 +21,6 @@ import construct as c
 import gridbind.sttp.ieee2664.spec_codecs as _gridbind_sttp_ieee2664_spec_codecs
 from gridbind.codegen import support as _s
 from gridbind.codegen.support import ConstraintError, MessageInfo, WireError
-from gridbind.sttp.encoding import BitByteReader, BitByteWriter
 
 __all__ = [
     "ConstraintError",

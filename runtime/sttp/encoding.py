@@ -41,6 +41,8 @@ __all__ = [
     "UInt15",
     "UnPackSign",
     "ValueType",
+    "decode_sttp_time",
+    "encode_sttp_time",
 ]
 
 _U64 = (1 << 64) - 1
@@ -118,6 +120,45 @@ def UnPackSign(value: int) -> int:  # noqa: N802 - the seed's name
     if value & 1 == 0:
         return value >> 1
     return ~(value >> 1)
+
+
+# --- SttpTime -------------------------------------------------------------------------------
+
+#: .NET DateTime.MaxValue in ticks (9999-12-31 23:59:59.9999999).
+DATETIME_MAX_TICKS = 3_155_378_975_999_999_999
+_TICKS_PER_MINUTE = 600_000_000
+_TICKS_PER_SECOND = 10_000_000
+
+
+def encode_sttp_time(ticks: int, leap_second: bool = False) -> int:
+    """SttpTime of a moment: plain .NET ticks, or for a 61st (leap) second the space above MaxValue.
+
+    The seed allocates the values above DateTime.MaxValue to the 61st second of each minute.
+    Decision: a leap-second moment is ``MaxValue + 1 + minute * 10^7 + fraction`` where ``minute``
+    is the index of its minute since 0001-01-01 and ``fraction`` its ticks into that second; pass
+    ``ticks`` of second 59 of that minute plus the fraction, with ``leap_second=True``.
+    """
+    if not 0 <= ticks <= DATETIME_MAX_TICKS:
+        raise ValueError(f"SttpTime: {ticks} ticks are outside DateTime")
+    if not leap_second:
+        return ticks
+    minute, into = divmod(ticks, _TICKS_PER_MINUTE)
+    if into < 59 * _TICKS_PER_SECOND:
+        raise ValueError("SttpTime: a leap second follows second 59 of its minute")
+    return DATETIME_MAX_TICKS + 1 + minute * _TICKS_PER_SECOND + (into - 59 * _TICKS_PER_SECOND)
+
+
+def decode_sttp_time(value: int) -> tuple[int, bool]:
+    """Inverse of :func:`encode_sttp_time`: (ticks, leap_second)."""
+    if value < 0 or value > _I64_MAX:
+        raise ValueError(f"SttpTime: {value} is not a valid time")
+    if value <= DATETIME_MAX_TICKS:
+        return value, False
+    minute, fraction = divmod(value - DATETIME_MAX_TICKS - 1, _TICKS_PER_SECOND)
+    ticks = minute * _TICKS_PER_MINUTE + 59 * _TICKS_PER_SECOND + fraction
+    if ticks > DATETIME_MAX_TICKS:
+        raise ValueError(f"SttpTime: {value} is past the last leap second")
+    return ticks, True
 
 
 # --- Bit-Byte-Block ---------------------------------------------------------------------------

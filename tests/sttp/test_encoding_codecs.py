@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from gridbind.codegen.strategies import sttp_values
 from gridbind.sttp.encoding import (
+    DATETIME_MAX_TICKS,
     STTP_VALUE,
     BitByteError,
     BitByteReader,
@@ -22,6 +23,8 @@ from gridbind.sttp.encoding import (
     UInt15,
     UnPackSign,
     ValueType,
+    decode_sttp_time,
+    encode_sttp_time,
 )
 
 pytestmark = pytest.mark.timeout(60)
@@ -252,3 +255,26 @@ def test_bulk_transport_value() -> None:
     reader = BitByteReader(writer.finish())
     assert STTP_VALUE.read(reader) == SttpValue(ValueType.STTP_BULK_TRANSPORT, ref)
     assert reader.at_end()
+
+
+def test_sttp_time_plain_and_leap_second() -> None:
+    ticks = 638_000_000_000_000_000
+    assert encode_sttp_time(ticks) == ticks and decode_sttp_time(ticks) == (ticks, False)
+    minute_start = ticks - ticks % 600_000_000
+    second_59 = minute_start + 59 * 10_000_000
+    leap = encode_sttp_time(second_59 + 1234, leap_second=True)
+    assert leap == DATETIME_MAX_TICKS + 1 + (minute_start // 600_000_000) * 10_000_000 + 1234
+    assert decode_sttp_time(leap) == (second_59 + 1234, True)
+    with pytest.raises(ValueError, match="follows second 59"):
+        encode_sttp_time(minute_start, leap_second=True)
+    with pytest.raises(ValueError):
+        decode_sttp_time(-1)
+
+
+@given(st.integers(0, DATETIME_MAX_TICKS), st.booleans())
+def test_sttp_time_round_trip(ticks: int, leap: bool) -> None:
+    if leap:  # move into second 59 of the same minute, keeping the fraction
+        ticks = ticks - ticks % 600_000_000 + 59 * 10_000_000 + ticks % 10_000_000
+    if ticks > DATETIME_MAX_TICKS:
+        return
+    assert decode_sttp_time(encode_sttp_time(ticks, leap)) == (ticks, leap)
