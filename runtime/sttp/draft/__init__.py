@@ -3,6 +3,8 @@
 - :class:`Publisher` / :class:`Subscriber`: asyncio endpoints (TCP, TLS, UDP data channel with
   AES, forward and reverse connections); see :mod:`gridbind.sttp.draft.transport`.
 - :class:`PublisherSession` / :class:`SubscriberSession`: the sans-IO protocol cores.
+- :class:`Gateway`: publisher and subscriber over one connection (bidirectional exchange).
+- :mod:`gridbind.sttp.draft.sync`: blocking helpers for scripts.
 - :class:`MetadataDatabase`, :class:`AccessControl`, :class:`Options` / :class:`Policy`
   (data point characteristics), :class:`TlsConfig`.
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 from gridbind.sttp.draft.access import AccessControl
 from gridbind.sttp.draft.characteristics import Options, Policy
+from gridbind.sttp.draft.gateway import Gateway
 from gridbind.sttp.draft.metadata import MetadataDatabase, QueryResult
 from gridbind.sttp.draft.security import TlsConfig
 from gridbind.sttp.draft.session import (
@@ -35,6 +38,7 @@ __all__ = [
     "AccessControl",
     "Catalog",
     "CommandError",
+    "Gateway",
     "MetadataDatabase",
     "NegotiationComplete",
     "Options",

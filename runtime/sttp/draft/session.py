@@ -32,7 +32,12 @@ from gridbind.sttp.draft.characteristics import (
     Policy,
 )
 from gridbind.sttp.draft.framing import FrameError, FrameReader, encode_frame
-from gridbind.sttp.draft.metadata import MetadataDatabase, MetadataError, MetaTable
+from gridbind.sttp.draft.metadata import (
+    MetadataDatabase,
+    MetadataError,
+    MetaTable,
+    decode_result,
+)
 from gridbind.sttp.draft.packets import (
     MAX_RAW_PACKET,
     DataDecoder,
@@ -808,8 +813,6 @@ class PublisherSession(_Session):
             raise MetadataError("no DataPoint table to query")
         request = wire.GetMetadata(query=text)
         items = self.catalog.metadata.answer(request)
-        from gridbind.sttp.draft.metadata import decode_result
-
         result = decode_result(items)
         if result.table is None or result.table.name.upper() != "DATAPOINT":
             raise MetadataError("a subscription query must select from the DataPoint table")
@@ -1275,7 +1278,8 @@ class SubscriberSession(_Session):
         BTS = wire.BulkTransportSubCommand
         body = item.body
         if item.sub_command == BTS.BeginSend:
-            if body.length > self.max_bulk:
+            pending = sum(state[1] for state in self._bulk.values())
+            if body.length + pending > self.max_bulk:
                 raise _Terminate(CC.BulkTransport, f"bulk transfer of {body.length} bytes too big")
             if len(self._bulk) >= 16:
                 raise _Terminate(CC.BulkTransport, "too many concurrent bulk transfers")

@@ -36,6 +36,7 @@ from gridbind.sttp.draft.security import DatagramCipher, TlsConfig, peer_identit
 from gridbind.sttp.draft.session import (
     STATEFUL,
     STATELESS,
+    BulkReceived,
     Catalog,
     CommandFailed,
     CommandSucceeded,
@@ -55,6 +56,8 @@ from gridbind.sttp.measurement import Measurement
 __all__ = ["CommandError", "Publisher", "SessionError", "Subscriber", "SubscriptionRefused"]
 
 log = logging.getLogger("gridbind.sttp.draft")
+#: Unsent bytes a connection may hold before the peer is dropped as too slow.
+MAX_WRITE_BUFFER = 64 << 20
 CC = wire.CommandCode
 SSC = wire.SubscribeSubCommand
 SM = wire.SubscriptionMode
@@ -133,6 +136,14 @@ class _Link(asyncio.Protocol):
         data = session.data_to_send()
         if data and not self.transport.is_closing():
             self.transport.write(data)
+            if self.transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
+                # a peer that does not read must not make us buffer without bound
+                events = session.close(f"peer too slow: over {MAX_WRITE_BUFFER} bytes unsent")
+                for event in events:
+                    with contextlib.suppress(Exception):
+                        self.owner._event(self, event)
+                self.transport.abort()
+                return
         if isinstance(session, PublisherSession):
             datagrams = session.datagrams_to_send()
             if datagrams and self.udp is not None:
@@ -468,6 +479,7 @@ class Subscriber:
         self.events: list[Event] = []
         self.received = 0
         self.bytes_received = 0
+        self._bulk: asyncio.Queue[BulkReceived] = asyncio.Queue(64)
 
     # connection
     async def _prepare(self) -> None:
@@ -557,8 +569,10 @@ class Subscriber:
     def _link_lost(self, link: _Link) -> None:
         reason = link.session.close_reason if link.session else "closed"
         self._fail_all(SessionError(reason))
-        with contextlib.suppress(asyncio.QueueFull):
-            self._queue.put_nowait(None)
+        if self._queue.full():
+            self._queue.get_nowait()
+            self.dropped_batches += 1
+        self._queue.put_nowait(None)  # ends measurements()
 
     def _fail_all(self, error: Exception) -> None:
         if self._negotiated is not None and not self._negotiated.done():
@@ -588,6 +602,10 @@ class Subscriber:
             self._resolve(CC.GetMetadataSchema, event)
         elif isinstance(event, MetadataReceived):
             self._resolve(CC.GetMetadata, event)
+        elif isinstance(event, BulkReceived):
+            if self._bulk.full():
+                self._bulk.get_nowait()
+            self._bulk.put_nowait(event)
         if self.on_event is not None:
             self.on_event(event)
 
@@ -727,6 +745,10 @@ class Subscriber:
         await self._request(
             CC.SecureDataChannel, lambda now: self.session.secure_data_channel(now), timeout
         )
+
+    async def receive_bulk(self, timeout: float = 30.0) -> BulkReceived:
+        """The next complete BulkTransport buffer (``.data``, ``.transfer_id``)."""
+        return await asyncio.wait_for(self._bulk.get(), timeout)
 
     async def measurements(self) -> AsyncIterator[list[Measurement]]:
         """Batches of received measurements until the connection closes."""
