@@ -11,7 +11,8 @@
                                           delete DS}
     gridbind iec61850 sg --peer ... {show LD | activate LD N | edit LD N | get REF |
                                      set LD N REF VALUE [REF VALUE ...]}   (edit, set, confirm)
-    gridbind iec61850 file --peer ... {list | info NAME | get NAME [-o OUT] | delete NAME}
+    gridbind iec61850 file --peer ... {list | info NAME | get NAME [-o OUT] | put NAME -i IN |
+                                       delete NAME}
 
 Values on the command line are JSON (``true``, ``12.5``, ``"text"``, ``{"SIUnit": 38, ...}``);
 values printed are JSON too (timestamps as ``{"seconds", "fraction", "quality"}``, bytes as hex).
@@ -257,9 +258,16 @@ def _cmd_file(args: argparse.Namespace) -> int:
         elif args.action == "delete":
             await ied.delete_file(args.name)
             print("ok")
+        elif args.action == "put":
+            data = Path(args.input).read_bytes()
+            await ied.set_file(args.name, data)
+            print(f"{len(data)} bytes -> {args.name}")
 
-    if args.action in ("info", "get", "delete") and not args.name:
+    if args.action in ("info", "get", "delete", "put") and not args.name:
         print(f"error: file {args.action} needs a NAME", file=sys.stderr)
+        return 2
+    if args.action == "put" and not args.input:
+        print("error: file put needs --input LOCAL_FILE", file=sys.stderr)
         return 2
     return asyncio.run(_with_client(args, action))
 
@@ -302,6 +310,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("action", choices=["show", "activate", "edit", "set", "get"])
     p.add_argument("args", nargs="+")
     p = client_parser("file", "file services", _cmd_file)
-    p.add_argument("action", choices=["list", "info", "get", "delete"])
+    p.add_argument("action", choices=["list", "info", "get", "put", "delete"])
     p.add_argument("name", nargs="?")
     p.add_argument("-o", "--output", help="get: write to this file instead of stdout")
+    p.add_argument("-i", "--input", help="put: the local file to send (SetFile)")

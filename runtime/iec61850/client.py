@@ -538,6 +538,15 @@ class ClientAssociation:
     async def delete_file(self, name: str) -> None:
         await self.request("fileDelete", name.split("/"))
 
+    async def set_file(self, name: str, data: bytes, *, timeout: float = 60.0) -> None:
+        """SetFile: offer ``data`` and ask the server to obtain it as ``name`` (obtainFile);
+        the server reads it back with fileOpen/fileRead/fileClose in this association."""
+        source = self.client._offer(bytes(data))
+        try:
+            await self.request("obtainFile", ([source], name.split("/")), timeout=timeout)
+        finally:
+            self.client._withdraw(source)
+
 
 class Client:
     """An 8-2 client application: one XMPP session, any number of associations."""
@@ -567,6 +576,20 @@ class Client:
             on_link_lost=self._link_lost,
         )
         self._sessions: dict[tuple[str, str], ClientAssociation] = {}
+        # SetFile: files this client offers to its servers (source name -> data), and the files
+        # a server has open (frsmID -> [data, position]).
+        self._offered: dict[str, bytes] = {}
+        self._open: dict[int, list] = {}
+        self._offer_ids = 0
+
+    def _offer(self, data: bytes) -> str:
+        self._offer_ids += 1
+        name = f"gridbind-setfile-{self._offer_ids}"
+        self._offered[name] = data
+        return name
+
+    def _withdraw(self, name: str) -> None:
+        self._offered.pop(name, None)
 
     async def connect(self) -> None:
         await self.xmpp.start()
@@ -624,8 +647,7 @@ class Client:
 
     def _on_inbound(self, item: Inbound) -> None:
         if item.kind == "iq":
-            # This client serves nothing (obtainFile is not offered): say so per Table D.2.
-            self.xmpp.reply_error(item, "service-unavailable", "this entity is a client", "cancel")
+            self._serve_file_request(item)
             return
         try:
             message = _pdu.decode(item.payload)
@@ -639,6 +661,59 @@ class Client:
             log.debug(
                 "informationReport from %s ignored (reports are not in this client)", item.sender
             )
+
+    def _serve_file_request(self, item: Inbound) -> None:
+        """A server reading a file we offered for SetFile (fileOpen/fileRead/fileClose)."""
+        session = self._sessions.get((item.sender, item.association or ""))
+        if session is None:
+            self.xmpp.reply_error(item, "item-not-found", "no such association", "cancel")
+            return
+        try:
+            message = _pdu.decode(item.payload)
+        except _pdu.PduError as exc:
+            self.xmpp.reply_error(item, "bad-request", exc.reason)
+            return
+        if message[0] != "confirmed-RequestPDU":
+            self.xmpp.reply_error(item, "bad-request", f"{message[0]} is not a request")
+            return
+        _, invoke_id, service, args = message
+        try:
+            if service == "fileOpen":
+                segments, position = args
+                data = self._offered.get("/".join(segments))
+                if data is None:
+                    raise LookupError("file-non-existent")
+                if not 0 <= position <= len(data):
+                    raise LookupError("position-invalid")
+                frsm = max(self._open, default=0) + 1
+                self._open[frsm] = [data, position]
+                result: Any = (frsm, len(data), None)
+            elif service == "fileRead":
+                state = self._open.get(args)
+                if state is None:
+                    raise LookupError("other")
+                data, pos = state
+                chunk = max(64, (session.params.max_pdu_size - 400) // 2)
+                result = (data[pos : pos + chunk], pos + chunk < len(data))
+                state[1] = min(len(data), pos + chunk)
+            elif service == "fileClose":
+                if self._open.pop(args, None) is None:
+                    raise LookupError("other")
+                result = None
+            else:
+                self.xmpp.send_message(
+                    item.sender,
+                    _pdu.encode(
+                        ("rejectPDU", invoke_id, "confirmed-requestPDU:unrecognized-service")
+                    ),
+                    session.id,
+                )
+                self.xmpp.reply_error(item, "bad-request", f"{service} is not served by a client")
+                return
+            answer: tuple = ("confirmed-ResponsePDU", invoke_id, service, result)
+        except LookupError as exc:
+            answer = ("confirmed-ErrorPDU", invoke_id, ("file", str(exc.args[0]), ""))
+        self.xmpp.reply(item, _pdu.encode(answer), session.id)
 
     def _flush(self) -> None:
         for event in self.core.take_events():

@@ -43,7 +43,7 @@ from .association import (
     NoAssociation,
     Reject,
 )
-from .files import FileStore
+from .files import FileStore, FileStoreError
 from .model import ServerModel
 from .services.acsi import ServerServices, ServiceError
 from .xmpp import IecXmpp, Inbound, XmppSettings, stanza_for_pdu
@@ -52,9 +52,8 @@ __all__ = ["IedServer", "SERVER_SERVICES"]
 
 log = logging.getLogger(__name__)
 
-#: Services this server implements (obtainFile is not offered yet).
+#: Services this server implements (the file services only with a file store).
 SERVER_SERVICES = frozenset(CONFIRMED_SERVICES) - {
-    "obtainFile",
     "readJournal",
     "status",
     "identify",
@@ -86,6 +85,7 @@ class IedServer:
                 "fileClose",
                 "fileDelete",
                 "fileDirectory",
+                "obtainFile",
             }
         self.core = AssociationCore(
             InitiateParams(
@@ -106,6 +106,7 @@ class IedServer:
             on_peer_unavailable=self._peer_unavailable,
             on_link_lost=self._link_lost,
         )
+        self._invoke = 0  # invokeIDs of the requests this server sends (obtainFile)
         #: Called with every AssociationStarted/AssociationEnded event (tests, applications).
         self.on_event: Callable[[Any], None] | None = None
 
@@ -155,7 +156,7 @@ class IedServer:
         self._flush_events()
 
     # ---------------------------------------------------------------- inbound
-    def _on_inbound(self, item: Inbound) -> None:
+    def _on_inbound(self, item: Inbound) -> Any:
         if item.kind == "message":
             self._on_message(item)
             return
@@ -170,7 +171,7 @@ class IedServer:
         kind = message[0]
         try:
             if kind == "confirmed-RequestPDU":
-                self._confirmed(item, message, len(raw))
+                return self._confirmed(item, message, len(raw))
             elif kind == "initiate-RequestPDU":
                 self._initiate(item, message[1])
             elif kind == "conclude-RequestPDU":
@@ -255,7 +256,7 @@ class IedServer:
         )
         self.xmpp.reply(item, _pdu.encode(("cancel-ErrorPDU", invoke_id, error)), assoc.id)
 
-    def _confirmed(self, item: Inbound, message: tuple, size: int) -> None:
+    def _confirmed(self, item: Inbound, message: tuple, size: int) -> Any:
         _, invoke_id, service, args = message
         expected = stanza_for_pdu("confirmed-RequestPDU", service)[1]
         if item.type != expected:
@@ -277,6 +278,10 @@ class IedServer:
             return
         assert isinstance(verdict, Admit)
         assoc = verdict.association
+        if service == "obtainFile":
+            # SetFile: the server reads the file from the requester (fileOpen/fileRead/fileClose
+            # in the same association) before it answers, so this one runs as a task.
+            return self._obtain_file(item, assoc, invoke_id, args)
         try:
             result = self._serve(assoc, service, args)
             answer = ("confirmed-ResponsePDU", invoke_id, service, result)
@@ -288,6 +293,70 @@ class IedServer:
         finally:
             self.core.done(assoc, invoke_id)
         self.xmpp.reply(item, _pdu.encode(answer), assoc.id)
+
+    async def _obtain_file(self, item: Inbound, assoc: Any, invoke_id: int, args: Any) -> None:
+        source, dest = args
+        try:
+            store = self.services._store()
+            try:
+                store.path_of(dest)
+            except FileStoreError as exc:
+                raise ServiceError("file", exc.code, str(exc)) from None
+            if not store.writable:
+                raise ServiceError("file", "file-access-denied", "the file store is read-only")
+            data = await self._pull_file(assoc, source, store.max_file_size)
+            try:
+                store.store(dest, data)
+            except FileStoreError as exc:
+                raise ServiceError("file", exc.code, str(exc)) from None
+            answer: tuple = ("confirmed-ResponsePDU", invoke_id, "obtainFile", None)
+        except ServiceError as exc:
+            answer = ("confirmed-ErrorPDU", invoke_id, (exc.error_class, exc.code, exc.text))
+        except Exception as exc:  # noqa: BLE001 - the peer may answer anything, or nothing
+            log.info("obtainFile from %s failed: %r", assoc.peer, exc)
+            answer = ("confirmed-ErrorPDU", invoke_id, ("file", "other", f"source: {exc}"))
+        finally:
+            self.core.done(assoc, invoke_id)
+        if assoc.open:
+            self.xmpp.reply(item, _pdu.encode(answer), assoc.id)
+
+    async def _pull_file(self, assoc: Any, source: list[str], limit: int) -> bytes:
+        """Read ``source`` from the association's peer (the server is the requester here)."""
+        if not {"fileOpen", "fileRead", "fileClose"} <= assoc.peer_services:
+            raise ServiceError("file", "other", "the requester offers no file services")
+
+        async def call(service: str, args: Any) -> Any:
+            self._invoke = self._invoke % (1 << 31) + 1
+            payload = _pdu.encode(("confirmed-RequestPDU", self._invoke, service, args))
+            iq_type = stanza_for_pdu("confirmed-RequestPDU", service)[1]
+            answer = await self.xmpp.request(assoc.peer, iq_type, payload, association=assoc.id)
+            if answer is None:
+                raise ServiceError("file", "other", f"empty answer to {service}")
+            message = _pdu.decode(answer)
+            if message[0] == "confirmed-ErrorPDU":
+                raise ServiceError("file", "other", f"source {service}: {message[2][1]}")
+            if message[0] != "confirmed-ResponsePDU" or message[2] != service:
+                raise ServiceError("file", "other", f"unexpected answer to {service}")
+            return message[3]
+
+        frsm, size, _ = await call("fileOpen", (source, 0))
+        if size > limit:
+            await call("fileClose", frsm)
+            raise ServiceError("file", "insufficient-space-in-filestore", f"{size} octets")
+        chunks: list[bytes] = []
+        total = 0
+        try:
+            while True:
+                data, more = await call("fileRead", frsm)
+                total += len(data)
+                if total > limit:
+                    raise ServiceError("file", "insufficient-space-in-filestore", "too large")
+                chunks.append(data)
+                if not more or not data:
+                    break
+        finally:
+            await call("fileClose", frsm)
+        return b"".join(chunks)
 
     def _serve(self, assoc: Any, service: str, args: Any) -> Any:
         s = self.services

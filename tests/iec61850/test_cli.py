@@ -96,6 +96,9 @@ def test_client_commands(served, capsys) -> None:
     assert [e["name"] for e in json.loads(out)] == ["log.txt"]
     status, out, _ = gb(capsys, "file", *client, "get", "log.txt", "-o", str(tmp / "copy.txt"))
     assert status == 0 and (tmp / "copy.txt").read_text() == "event 1\n"
+    (tmp / "up.bin").write_bytes(b"\x00\x01" * 3000)
+    status, out, _ = gb(capsys, "file", *client, "put", "up.bin", "-i", str(tmp / "up.bin"))
+    assert status == 0 and (files / "up.bin").read_bytes() == b"\x00\x01" * 3000
     status, out, _ = gb(capsys, "file", *client, "delete", "log.txt")
     assert status == 0 and not (files / "log.txt").exists()
     status, _, err = gb(capsys, "file", *client, "get", "../secret")

@@ -280,6 +280,22 @@ def test_files(prosody, xmpp_account, tmp_path) -> None:
                 assert err.value.error_class == "file"
             with pytest.raises(ServiceFailed):
                 await ied.delete_file("readme.txt")
+            # SetFile (obtainFile): the server reads the file back from this client, paged
+            payload = bytes(range(251)) * 30
+            await ied.set_file("upload/new.bin", payload)
+            assert (tmp_path / "files" / "upload" / "new.bin").read_bytes() == payload
+            assert await ied.get_file("upload/new.bin") == payload
+            with pytest.raises(ServiceFailed) as err:
+                await ied.set_file("../outside.bin", b"x")
+            assert err.value.error_class == "file"
+            assert not (tmp_path / "outside.bin").exists()
+            with pytest.raises(ServiceFailed) as err:  # the client does not offer that source
+                await ied.request("obtainFile", (["not-offered"], ["x.bin"]))
+            assert err.value.error_class == "file"
+            assert await ied.get_server_directory("FILE") == [
+                "COMTRADE/fault1.cfg",
+                "upload/new.bin",
+            ]
 
     run(main())
 
