@@ -45,6 +45,7 @@ __all__ = [
     "TimeQualityFlags",
     "DataQualityFlags",
     "Command",
+    "Response",
     "Version",
     "NamedVersion",
     "NamedVersions",
@@ -102,7 +103,7 @@ _ZERO_GUID = uuid.UUID(int=0)
 #: Where this profile decided something its source document leaves open: spec path -> reason.
 DECISIONS: dict[str, str] = {
     "enums.BulkTransportSubCommand": "Named without codes or payloads in the draft; numbered 1-3 in the order listed.",
-    "enums.CommandCode": "SecureDataChannel, described but given no code, is 0x0B, the next free command code.",
+    "enums.CommandCode": "SecureDataChannel, described but given no code, is 0x0B, the next free command code. Unsubscribe gets no code: the draft replaces it with Subscribe (Remove, AllDataPoints).",
     "enums.CompressionMode": 'The draft gives no numbers; 0 is "None" (named Uncompressed: None is reserved in Python), then the algorithms in the order of "Compression Algorithms".',
     "enums.MetadataResponseSubCommand": "Named without codes in the draft; numbered 1-5 in the order listed.",
     "enums.NegotiateResponseSubCommand": "Named without codes in the draft; numbered 1-5 in the order listed.",
@@ -139,7 +140,8 @@ class CommandCode(enum.IntEnum):
     Wire type u8.
 
     Decision: SecureDataChannel, described but given no code, is 0x0B, the next free command
-    code.
+    code. Unsubscribe gets no code: the draft replaces it with Subscribe (Remove,
+    AllDataPoints).
     """
 
     BeginFragment = 0x1
@@ -539,6 +541,47 @@ COMMAND = _s.Record(
     ),
     Command,
     ("command_code", "payload"),
+)
+
+
+@dataclass(slots=True)
+class Response:
+    """The frame of a response ("Response Structure"), the same layout as Command with a response
+    code; parse_frame reads both through Command, since the code tells them apart.
+    """
+
+    response_code: int = 0
+    """Response code (CommandCode 0x80-0x84)."""
+    payload: bytes = b""
+
+    def validate(self) -> None:
+        """Check the constraints of the spec; raises :class:`ConstraintError`."""
+        _s.check(
+            len(self.payload) <= 65532,
+            lambda: f"Response.payload has {len(self.payload)} items/characters, more than 65532",
+        )
+
+    @classmethod
+    def parse(cls, data: bytes) -> Self:
+        """Parse all of ``data`` (trailing bytes are an error)."""
+        return _s.parse(RESPONSE, data, "Response")
+
+    def build(self) -> bytes:
+        """Serialize (constraints are checked first)."""
+        return _s.build(RESPONSE, self, "Response")
+
+
+RESPONSE = _s.Record(
+    _s.compiled(
+        c.Struct(
+            "response_code" / c.Int8ub,
+            "length" / c.Rebuild(c.Int16ub, c.len_(c.this.payload) + 3),
+            c.Check(c.this.length >= 3),
+            "payload" / c.Bytes(c.this.length - 3),
+        )
+    ),
+    Response,
+    ("response_code", "payload"),
 )
 
 

@@ -24,7 +24,7 @@ NAMES = list(SPEC.structs)
 
 def test_every_seed_structure_is_generated() -> None:
     wanted = {
-        "Version", "NamedVersion", "NamedVersions", "Command", "ProtocolVersions",
+        "Version", "NamedVersion", "NamedVersions", "Command", "Response", "ProtocolVersions",
         "OperationalModes", "BeginFragment", "NextFragment", "GetMetadataSchema", "GetMetadata",
         "Subscribe", "SubscribeItem", "RuntimeIDMapping", "SendDataPoints", "SendDataPointsCustom",
         "RequestSucceeded", "RequestFailed", "DataPoint", "FixedSizeDataPoint", "NegotiateSession",
@@ -177,6 +177,8 @@ def test_command_frame_length_counts_the_header() -> None:
         d.parse_frame(b"\x42\x00\x03")
     with pytest.raises(d.ConstraintError, match="more than 65532"):
         d.Command(command_code=7, payload=bytes(65533)).build()
+    succeeded = d.build_frame(d.RequestSucceeded(command=0xFF))
+    assert d.Response.parse(succeeded) == d.Response(0x83, succeeded[3:])
 
 
 def test_negotiate_session_protocol_versions() -> None:
