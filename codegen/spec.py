@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import construct
 import yaml
 
 from gridbind.codegen.errors import SpecError
@@ -453,7 +454,7 @@ class _Checker:
         body = self.mapping(body, path, allowed)
         layout = body.get("layout", "construct")
         if layout not in ("construct", "bit-byte-block"):
-            raise self.error(path + ("layout",), f"layout must be construct or bit-byte-block")
+            raise self.error(path + ("layout",), "layout must be construct or bit-byte-block")
         raw_fields = body.get("fields", [])
         if raw_fields is None:
             raw_fields = []
@@ -521,7 +522,7 @@ class _Checker:
             fdef.bits, fdef.signed = INT_TYPES[type_name]
             endian = raw.get("endian")
             if endian not in (None, "big", "little"):
-                raise self.error(path + ("endian",), f"endian must be big or little")
+                raise self.error(path + ("endian",), "endian must be big or little")
             fdef.little = self.little if endian is None else endian == "little"
             if bbb and fdef.little:
                 raise self.error(path + ("endian",), "bit-byte-block integers are big-endian")
@@ -591,7 +592,7 @@ class _Checker:
             if target is None:
                 raise self.error(path + ("on",), f"bad reference: no earlier field {on!r}")
             if target.kind not in ("int", "enum"):
-                raise self.error(path + ("on",), f"switch needs an integer or enum field")
+                raise self.error(path + ("on",), "switch needs an integer or enum field")
             fdef.on = on
             cases = self.mapping(self.required(raw, "cases", path), path + ("cases",))
             seen: set[int] = set()
@@ -696,8 +697,6 @@ class _Checker:
         obj = getattr(module, attr, None)
         if obj is None:
             raise self.error(path, f"bad reference: {module_name} has no {attr!r}")
-        import construct
-
         if bbb:
             if not (callable(getattr(obj, "read", None)) and callable(getattr(obj, "write", None))):
                 raise self.error(path, f"bad reference: {dotted} has no read/write")
@@ -843,7 +842,7 @@ class _Checker:
                 if kind == "array":
                     return fdef.size.const * self.min_size(fdef.of, structs)
                 return fdef.size.const
-            return 1 if kind == "string" and fdef.size is None and fdef.prefix is None else 0
+            return 0
         if kind == "switch":
             options = [self.min_size(case, structs) for _, case in fdef.cases]
             if fdef.default_case is not None:
