@@ -204,6 +204,9 @@ class ClientAssociation:
         self._slots = asyncio.Semaphore(max(1, assoc.params.max_outstanding_calling))
         self._types: dict[tuple[str, str], tuple] = {}
         self._rejects: dict[int, str] = {}
+        self._inflight: set[asyncio.Future] = set()
+        #: getNameList, or extendedGetNameList (8-2) when the server offers it and it is chosen.
+        self.name_service = "getNameList"
 
     @property
     def peer(self) -> str:
@@ -241,8 +244,16 @@ class ClientAssociation:
     ) -> Any:
         iq_type = stanza_for_pdu("confirmed-RequestPDU", service)[1]
         self.assoc.outstanding.add(invoke_id)
+        sending = asyncio.ensure_future(self.client._send(self, iq_type, payload, timeout))
+        self._inflight.add(sending)
         try:
-            answer = await self.client._send(self, iq_type, payload, timeout)
+            answer = await sending
+        except asyncio.CancelledError:
+            if not self.assoc.open and sending.cancelled():
+                raise AssociationAborted(
+                    f"association {self.id} with {self.peer} ended during {service}"
+                ) from None
+            raise
         except StanzaError as exc:
             reject = self._rejects.pop(invoke_id, None)
             if reject is not None:
@@ -251,6 +262,7 @@ class ClientAssociation:
                 raise AssociationAborted(str(exc)) from None
             raise
         finally:
+            self._inflight.discard(sending)
             self.assoc.outstanding.discard(invoke_id)
         message = self._decode(answer)
         if message[0] == "confirmed-ResponsePDU" and message[1] == invoke_id:
@@ -269,6 +281,11 @@ class ClientAssociation:
             return _pdu.decode(answer)
         except _pdu.PduError as exc:
             raise ClientError(f"undecodable answer: {exc}") from None
+
+    def _abort_pending(self) -> None:
+        """The association ended: fail every request still waiting for its answer."""
+        for fut in list(self._inflight):
+            fut.cancel()
 
     async def conclude(self) -> None:
         """Release the association (conclude)."""
@@ -294,7 +311,7 @@ class ClientAssociation:
     async def _names(self, object_class: str, scope: str, domain: str | None) -> list[str]:
         names: list[str] = []
         after = None
-        service = "getNameList"
+        service = self.name_service
         for _ in range(100000):
             got, more = await self.request(service, (object_class, scope, domain, after))
             names += got
@@ -718,7 +735,9 @@ class Client:
     def _flush(self) -> None:
         for event in self.core.take_events():
             if isinstance(event, AssociationEnded):
-                self._sessions.pop(event.association.key, None)
+                session = self._sessions.pop(event.association.key, None)
+                if session is not None:
+                    session._abort_pending()
                 if not self.core.of_peer(event.association.peer):
                     self.xmpp.untrack_peer(event.association.peer)
 

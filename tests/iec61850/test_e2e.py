@@ -326,6 +326,10 @@ def test_paging_with_small_pdu_and_two_clients(prosody, xmpp_account) -> None:
                 assert len(sent) > 3  # moreFollows/continueAfter paging
                 names_big = await big._names("namedVariable", "domainSpecific", "FDR1LD0")
                 assert names_small == names_big and len(names_big) == 172
+                small.name_service = "extendedGetNameList"  # the 8-2 variant, same paging
+                sent.clear()
+                assert await small._names("namedVariable", "domainSpecific", "FDR1LD0") == names_big
+                assert set(sent) == {"extendedGetNameList"} and len(sent) > 3
                 both = await asyncio.gather(
                     *[big.get_data_values("FDR1LD0/GGIO1.IntIn1.stVal", "ST") for _ in range(20)],
                     *[small.get_data_values("FDR1LD0/GGIO1.Ind1.stVal", "ST") for _ in range(20)],
@@ -417,5 +421,40 @@ def test_presence_loss_aborts_and_resumption_keeps(prosody, xmpp_account) -> Non
             assert aborted and aborted[0].association.id == gone.id
             await other.close()
             assert await ied.get_server_directory()
+
+    run(main())
+
+
+@pytest.mark.timeout(60)
+def test_server_link_loss_aborts_everything_and_clients_fail_fast(prosody, xmpp_account) -> None:
+    async def main():
+        # a server without stream management whose link drops: all associations abort there,
+        # and the client's waiting request fails as soon as the server's presence goes away
+        model = load_scl(FEEDER)
+        server = IedServer(
+            model, settings(prosody, xmpp_account("fragile"), stream_management=False)
+        )
+        client = Client(settings(prosody, xmpp_account("waiter")))
+        await asyncio.gather(server.start(), client.connect())
+        try:
+            a1 = await client.associate(server.jid)
+            await client.associate(server.jid)
+            assert len(server.core.associations) == 2
+            # cut the server's link while a read is outstanding
+            original = server.services.read
+
+            def slow_read(assoc, spec):
+                server.xmpp.drop_link()
+                return original(assoc, spec)
+
+            server.services.read = slow_read
+            t0 = asyncio.get_running_loop().time()
+            with pytest.raises(AssociationAborted):
+                await a1.get_data_values("FDR1LD0/GGIO1.Ind1.stVal", "ST")
+            assert asyncio.get_running_loop().time() - t0 < 5  # not the 8 s request timeout
+            assert server.core.associations == {}
+            assert client.associations == []
+        finally:
+            await asyncio.gather(client.close(), server.close())
 
     run(main())
