@@ -9,7 +9,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 
 from gridbind.codegen.spec import load_spec
 from gridbind.codegen.strategies import Strategies
@@ -150,7 +150,7 @@ def test_fixture_round_trips(fixture: tuple[ModuleType, Strategies], name: str) 
     cls = getattr(m, name)
 
     @given(strategies.for_struct(name))
-    @settings(max_examples=60, deadline=None)
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
     def round_trip(obj: object) -> None:
         assert cls.parse(obj.build()) == obj
 

@@ -66,7 +66,7 @@ def test_round_trip_every_struct_and_message(name: str) -> None:
     cls = getattr(d, name)
 
     @given(STRATEGIES.for_struct(name))
-    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
     def round_trip(obj: object) -> None:
         data = obj.build()
         assert cls.parse(data) == obj
@@ -81,7 +81,7 @@ def test_garbage_gives_wire_error_only(name: str) -> None:
     cls = getattr(d, name)
 
     @given(st.binary(max_size=64))
-    @settings(max_examples=60, deadline=None)
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
     def fuzz(data: bytes) -> None:
         try:
             obj = cls.parse(data)
@@ -97,7 +97,7 @@ def test_mutated_messages_give_wire_error_only(name: str) -> None:
     cls = getattr(d, name)
 
     @given(STRATEGIES.for_struct(name), st.randoms(use_true_random=False))
-    @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
     def mutate(obj: object, rnd: random.Random) -> None:
         data = bytearray(obj.build())
         for _ in range(rnd.randint(1, 3)):

@@ -62,6 +62,7 @@ def test_decode_15_bits_refuses_truncated_and_empty() -> None:
 
 
 @given(st.integers(0, 32767))
+@settings(deadline=None)
 def test_15_bits_round_trip(value: int) -> None:
     data = Encode15Bits(value)
     assert len(data) == (1 if value <= 127 else 2)
@@ -87,6 +88,7 @@ def test_pack_sign_vectors(value: int, packed: int) -> None:
 
 
 @given(INT64)
+@settings(deadline=None)
 def test_pack_sign_round_trip(value: int) -> None:
     packed = PackSign(value)
     assert 0 <= packed < 1 << 64
@@ -155,7 +157,7 @@ def test_sttp_value_guid_is_big_endian() -> None:
 
 
 @given(st.lists(sttp_values(), max_size=6))
-@settings(max_examples=150)
+@settings(max_examples=150, deadline=None)
 def test_sttp_values_round_trip_in_one_block(values: list[SttpValue]) -> None:
     writer = BitByteWriter()
     for value in values:
@@ -180,6 +182,7 @@ def test_sttp_values_round_trip_in_one_block(values: list[SttpValue]) -> None:
         max_size=12,
     )
 )
+@settings(deadline=None)
 def test_bit_byte_block_mixed_round_trip(ops: list[tuple[str, int, object]]) -> None:
     writer = BitByteWriter()
     for op, bits, value in ops:
@@ -211,7 +214,7 @@ def test_segmented_sizes() -> None:
 
 
 @given(st.binary(max_size=40))
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 def test_reader_on_garbage_raises_only_bit_byte_error(data: bytes) -> None:
     reader = BitByteReader(data)
     try:
@@ -272,6 +275,7 @@ def test_sttp_time_plain_and_leap_second() -> None:
 
 
 @given(st.integers(0, DATETIME_MAX_TICKS), st.booleans())
+@settings(deadline=None)
 def test_sttp_time_round_trip(ticks: int, leap: bool) -> None:
     if leap:  # move into second 59 of the same minute, keeping the fraction
         ticks = ticks - ticks % 600_000_000 + 59 * 10_000_000 + ticks % 10_000_000
