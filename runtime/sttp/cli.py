@@ -46,6 +46,9 @@ def register(subparsers: Any) -> None:
     publish.add_argument(
         "--wait-subscribers", type=int, default=0, help="start the stream once N subscribed"
     )
+    publish.add_argument(
+        "--dial", metavar="HOST:PORT", help="reverse connection: dial a listening subscriber"
+    )
     publish.set_defaults(func=run_publish)
 
     subscribe = commands.add_parser("subscribe", help="receive measurements")
@@ -61,6 +64,9 @@ def register(subparsers: Any) -> None:
     subscribe.add_argument("--start-time", default="", help="historical replay start (e.g. *-1h)")
     subscribe.add_argument("--stop-time", default="", help="historical replay stop")
     subscribe.add_argument("--throttle", type=float, default=0.0, help="publish interval, s")
+    subscribe.add_argument(
+        "--listen", action="store_true", help="reverse connection: wait for the publisher to dial"
+    )
     subscribe.set_defaults(func=run_subscribe)
 
 
@@ -206,8 +212,14 @@ async def _publish(args: argparse.Namespace) -> int:
         ssl=_server_tls(args),
         cipher_rotation_interval=args.key_rotation,
     )
-    await publisher.start()
-    print(f"publishing {len(signals)} signals on {args.host}:{publisher.port}", file=sys.stderr)
+    if args.dial:
+        host, _, port = args.dial.rpartition(":")
+        await publisher.start(listen=False)
+        await publisher.connect(host or "127.0.0.1", int(port))
+        print(f"publishing {len(signals)} signals to {args.dial}", file=sys.stderr)
+    else:
+        await publisher.start()
+        print(f"publishing {len(signals)} signals on {args.host}:{publisher.port}", file=sys.stderr)
     while sum(1 for c in publisher.connections if c.session and c.session.subscribed) < (
         args.wait_subscribers
     ):
@@ -289,7 +301,8 @@ async def _subscribe(args: argparse.Namespace) -> int:
         config=SubscriberConfig(compress_payload=not args.no_compression),
         udp=args.udp,
         udp_port=args.udp_port,
-        ssl=_client_tls(args),
+        ssl=_server_tls(args) if args.listen else _client_tls(args),
+        listen=args.listen,
     )
 
     async def consume() -> None:

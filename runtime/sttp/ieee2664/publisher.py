@@ -58,6 +58,7 @@ class Connection(asyncio.Protocol):
         self._tasks: list[asyncio.Task[Any]] = []
         self._latest: dict[uuid.UUID, Measurement] = {}
         self.closed = False
+        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     # -- asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -85,6 +86,8 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if not self.lost.done():
+            self.lost.set_result(None)
         self.publisher._connections.discard(self)
         for task in self._tasks:
             task.cancel()
@@ -285,6 +288,7 @@ class Publisher:
         self.on_event = on_event
         self._server: asyncio.Server | None = None
         self._connections: set[Connection] = set()
+        self._dialers: list[asyncio.Task[None]] = []
 
     @property
     def port(self) -> int:
@@ -298,15 +302,20 @@ class Publisher:
         """Current subscriber connections."""
         return list(self._connections)
 
-    async def start(self) -> None:
-        """Listen for subscribers."""
+    async def start(self, listen: bool = True) -> None:
+        """Listen for subscribers (``listen=False``: only :meth:`connect` to listening ones)."""
+        if not listen:
+            return
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: Connection(self), self.host, self._port, ssl=self.ssl
         )
 
     async def stop(self) -> None:
-        """Close the listener and every connection."""
+        """Close the listener, stop redialling and close every connection."""
+        for dialer in self._dialers:
+            dialer.cancel()
+        self._dialers.clear()
         if self._server is not None:
             self._server.close()
         for connection in list(self._connections):
@@ -323,6 +332,60 @@ class Publisher:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+    async def connect(
+        self,
+        host: str,
+        port: int,
+        *,
+        retry_interval: float = 1.0,
+        max_retry_interval: float = 30.0,
+        server_hostname: str | None = None,
+    ) -> None:
+        """Reverse connection: dial a listening subscriber and keep redialling (with back-off)
+        whenever the connection fails or drops, until :meth:`stop`. Returns once connected."""
+        connected = asyncio.get_running_loop().create_future()
+        task = asyncio.create_task(
+            self._dial(host, port, retry_interval, max_retry_interval, server_hostname, connected)
+        )
+        self._dialers.append(task)
+        done, _ = await asyncio.wait({task, connected}, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            task.result()
+
+    async def _dial(
+        self,
+        host: str,
+        port: int,
+        retry_interval: float,
+        max_retry_interval: float,
+        server_hostname: str | None,
+        connected: asyncio.Future[None],
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        attempt = 0
+        while True:
+            try:
+                _, connection = await loop.create_connection(
+                    lambda: Connection(self),
+                    host,
+                    port,
+                    ssl=self.ssl,
+                    server_hostname=(server_hostname or host) if self.ssl else None,
+                )
+            except OSError as exc:
+                attempt += 1
+                wait = min(retry_interval * 2 ** (attempt - 1), max_retry_interval)
+                log.info(
+                    "dialling subscriber %s:%s failed (%s); retry in %.1f s", host, port, exc, wait
+                )
+                await asyncio.sleep(wait)
+                continue
+            attempt = 0
+            if not connected.done():
+                connected.set_result(None)
+            await connection.lost
+            await asyncio.sleep(retry_interval)
 
     def publish(self, measurements: Sequence[Measurement]) -> int:
         """Send measurements to every subscriber that selected them; returns copies queued."""

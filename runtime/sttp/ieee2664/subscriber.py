@@ -47,14 +47,18 @@ class _CommandProtocol(asyncio.Protocol):
     def __init__(self, owner: Subscriber) -> None:
         self.owner = owner
         self.transport: asyncio.Transport | None = None
+        self.reject = False
         self.closed = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        if self.reject:
+            transport.close()
 
     def data_received(self, data: bytes) -> None:
-        self.owner._on_tcp(data)
+        if not self.reject:
+            self.owner._on_tcp(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed.done():
@@ -93,6 +97,8 @@ class Subscriber:
         queue_batches: bound of the async-iterator queue; reading pauses when it is full.
         idle_timeout: close (and, with ``auto_reconnect``, redial) a connection on which nothing,
             not even a NO_OP keep-alive, arrived for this many seconds (0 disables).
+        listen: reverse connection: listen on ``host:port`` (port 0: any, see :attr:`port` after
+            :meth:`wait_listening`) and let the publisher dial in (``Publisher.connect``).
     """
 
     def __init__(
@@ -119,6 +125,7 @@ class Subscriber:
         queue_batches: int = 1024,
         connect_timeout: float = 5.0,
         idle_timeout: float = 0.0,
+        listen: bool = False,
     ) -> None:
         self.host, self.port = host, port
         self.settings = settings or SubscriptionSettings()
@@ -140,6 +147,10 @@ class Subscriber:
         self.idle_timeout = idle_timeout
         self._last_rx = 0.0
         self._close_reason: str | None = None
+        self.listen = listen
+        self._server: asyncio.Server | None = None
+        self._incoming: asyncio.Queue[_CommandProtocol] = asyncio.Queue()
+        self._listening = asyncio.Event()
         self.session = SubscriberSession(self.config)
         self.metadata: DataSet | None = None
         self.cache: SignalIndexCache | None = None
@@ -162,10 +173,13 @@ class Subscriber:
 
     # -- lifecycle
     async def start(self) -> None:
-        """Connect (retrying per the reconnect policy) and return once connected."""
+        """Connect (retrying per the reconnect policy) and return once connected; with
+        ``listen``, return once listening for the publisher."""
         self._stopping = False
         self._runner = asyncio.create_task(self._run(), name="sttp-subscriber")
-        waiter = asyncio.create_task(self._connected.wait())
+        waiter = asyncio.create_task(
+            self._listening.wait() if self.listen else self._connected.wait()
+        )
         done, _ = await asyncio.wait({waiter, self._runner}, return_when=asyncio.FIRST_COMPLETED)
         if self._runner in done:
             waiter.cancel()
@@ -195,6 +209,9 @@ class Subscriber:
             except (asyncio.TimeoutError, asyncio.CancelledError, ConnectionError, OSError):
                 self._runner.cancel()
         self._close_udp()
+        if self._server is not None:
+            self._server.close()
+            self._server = None
         self._queue.put_nowait(None)
 
     async def __aenter__(self) -> Subscriber:
@@ -331,6 +348,17 @@ class Subscriber:
         attempt = 0
         loop = asyncio.get_running_loop()
         while not self._stopping:
+            if self.listen:
+                protocol = await self._accept()
+                attempt = 0
+                self.connections += 1
+                self._protocol = protocol
+                self._totals_add(self.session.stats)
+                self.session = SubscriberSession(self.config)
+                self._subscribed.clear()
+                if await self._serve(protocol, loop):
+                    break
+                continue
             try:
                 _, protocol = await asyncio.wait_for(
                     loop.create_connection(
@@ -355,38 +383,68 @@ class Subscriber:
             self._totals_add(self.session.stats)
             self.session = SubscriberSession(self.config)
             self._subscribed.clear()
-            try:
-                self._send(self.session.start(udp=self.udp))
-                if self.request_metadata_first:
-                    self._send(self.session.request_metadata(self.metadata_filters))
-                elif self.auto_subscribe:
-                    await self._send_subscribe()
-                self._connected.set()
-                self._last_rx = loop.time()
-                watchdog = (
-                    loop.create_task(self._watch_idle(protocol)) if self.idle_timeout else None
-                )
-                exc = await protocol.closed
-                if watchdog is not None:
-                    watchdog.cancel()
-            finally:
-                self._connected.clear()
-                self._subscribed.clear()
-                if protocol.transport is not None:
-                    protocol.transport.close()
-            if self._fatal is not None and not self.auto_reconnect:
+            if await self._serve(protocol, loop):
                 break
-            if self._stopping or not self.auto_reconnect:
-                break
-            reason = exc or self._fatal or self._close_reason or "closed by publisher"
-            self.last_error = f"connection lost: {reason}"
-            self._close_reason = None
-            log.info("%s; reconnecting", self.last_error)
             attempt += 1
             if 0 <= self.max_retries < attempt:
                 break
             await asyncio.sleep(self._backoff(attempt))
         self._queue.put_nowait(None)
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+
+    async def _serve(self, protocol: _CommandProtocol, loop: asyncio.AbstractEventLoop) -> bool:
+        """Run one connection until it closes; True when the subscriber should not go on."""
+        watchdog = None
+        try:
+            self._send(self.session.start(udp=self.udp))
+            if self.request_metadata_first:
+                self._send(self.session.request_metadata(self.metadata_filters))
+            elif self.auto_subscribe:
+                await self._send_subscribe()
+            self._connected.set()
+            self._last_rx = loop.time()
+            if self.idle_timeout:
+                watchdog = loop.create_task(self._watch_idle(protocol))
+            exc = await protocol.closed
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+            self._connected.clear()
+            self._subscribed.clear()
+            if protocol.transport is not None:
+                protocol.transport.close()
+        if self._stopping or not self.auto_reconnect or (self._fatal and not self.auto_reconnect):
+            return True
+        reason = exc or self._fatal or self._close_reason or "closed by publisher"
+        self.last_error = f"connection lost: {reason}"
+        self._close_reason = None
+        log.info("%s; %s", self.last_error, "waiting" if self.listen else "reconnecting")
+        return False
+
+    async def _accept(self) -> _CommandProtocol:
+        """Reverse connection: listen on host:port and take the next publisher that dials in."""
+        loop = asyncio.get_running_loop()
+        if self._server is None:
+            self._incoming = asyncio.Queue()
+
+            def accepted() -> _CommandProtocol:
+                protocol = _CommandProtocol(self)
+                if self._connected.is_set() or self._incoming.qsize():
+                    protocol.reject = True  # one publisher at a time
+                else:
+                    self._incoming.put_nowait(protocol)
+                return protocol
+
+            self._server = await loop.create_server(accepted, self.host, self.port, ssl=self.ssl)
+            self.port = self._server.sockets[0].getsockname()[1]
+            self._listening.set()
+        while True:
+            protocol = await self._incoming.get()
+            await asyncio.sleep(0)  # let connection_made run
+            if protocol.transport is not None and not protocol.transport.is_closing():
+                return protocol
 
     async def _watch_idle(self, protocol: _CommandProtocol) -> None:
         loop = asyncio.get_running_loop()

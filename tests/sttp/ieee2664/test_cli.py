@@ -128,3 +128,58 @@ def test_subscribe_reports_unreachable_publisher(capsys):
     assert status == 0
     assert 2 <= time.monotonic() - started < 10
     assert "received 0 measurements" in capsys.readouterr().err
+
+
+@pytest.mark.timeout(60)
+def test_reverse_connection_from_the_command_line():
+    port = _free_port()
+    subscriber = subprocess.Popen(
+        [
+            PYTHON,
+            "-m",
+            "gridbind",
+            "sttp",
+            "subscribe",
+            "--listen",
+            "--port",
+            str(port),
+            "--output",
+            "jsonl",
+            "--count",
+            "20",
+            "--seconds",
+            "30",
+            "--stats",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.0)
+    publisher = subprocess.Popen(
+        [
+            PYTHON,
+            "-m",
+            "gridbind",
+            "sttp",
+            "publish",
+            "--dial",
+            f"127.0.0.1:{port}",
+            "--signals",
+            "10",
+            "--seconds",
+            "20",
+            "--stats",
+            "0",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        out, err = subscriber.communicate(timeout=40)
+    finally:
+        publisher.terminate()
+        publisher.wait(10)
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert len(lines) == 20, err

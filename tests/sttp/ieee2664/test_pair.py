@@ -468,3 +468,35 @@ def test_idle_timeout_redials_a_silent_publisher():
                 writer.close()
 
     asyncio.run(run())
+
+
+@pytest.mark.timeout(30)
+def test_reverse_connection_publisher_dials_listening_subscriber():
+    metadata, signals = synthetic_pmu_metadata(30)
+    source = PmuSource(signals, start_ticks=ticks_now())
+
+    async def run() -> None:
+        subscriber = Subscriber(port=0, listen=True, filter_expression=ALL)
+        await subscriber.start()
+        publisher = Publisher(metadata)
+        await publisher.start(listen=False)
+        await publisher.connect("127.0.0.1", subscriber.port, retry_interval=0.1)
+        await subscriber.wait_subscribed(10)
+        for _ in range(40):
+            if publisher.connections and publisher.connections[0].session.subscribed:
+                break
+            await asyncio.sleep(0.05)
+        frame = source.next_frame()
+        publisher.publish(frame)
+        assert key(await _receive(subscriber, len(frame))) == key(frame)
+        # the publisher redials after the connection drops
+        publisher.connections[0].close()
+        for _ in range(100):
+            if subscriber.connections == 2 and subscriber.subscribed:
+                break
+            await asyncio.sleep(0.05)
+        assert subscriber.connections == 2 and subscriber.subscribed
+        await publisher.stop()
+        await subscriber.stop()
+
+    asyncio.run(run())
