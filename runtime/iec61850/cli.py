@@ -314,3 +314,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("name", nargs="?")
     p.add_argument("-o", "--output", help="get: write to this file instead of stdout")
     p.add_argument("-i", "--input", help="put: the local file to send (SetFile)")
+
+    from .demo import register_demo
+
+    register_demo(sub)
