@@ -14,6 +14,7 @@ Time is passed in explicitly (``now``, seconds of a monotonic clock); transports
 
 from __future__ import annotations
 
+import logging
 import os
 import struct
 import uuid
@@ -70,6 +71,7 @@ __all__ = [
     "Verified",
 ]
 
+log = logging.getLogger("gridbind.sttp.draft")
 CC = wire.CommandCode
 NS = wire.NegotiateSubCommand
 SSC = wire.SubscribeSubCommand
@@ -374,6 +376,9 @@ class _Session:
                 events.extend(self._terminate(exc.command, exc.reason))
             except (WireError, ConstraintError, PacketError, FragmentError, MetadataError) as exc:
                 events.extend(self._terminate(code, f"malformed {_name(code)}: {exc}"))
+            except Exception as exc:  # noqa: BLE001 - hostile input must end the session, not us
+                log.exception("unexpected error handling %s", _name(code))
+                events.extend(self._terminate(code, f"cannot handle {_name(code)}: {exc!r}"))
         return events
 
     def _frame(self, code: int, payload: bytes, now: float) -> list[Event]:
