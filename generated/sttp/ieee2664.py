@@ -18,7 +18,6 @@ from typing import Any, ClassVar, Self
 
 import construct as c
 
-import gridbind.sttp.ieee2664.spec_codecs as _gridbind_sttp_ieee2664_spec_codecs
 from gridbind.codegen import support as _s
 from gridbind.codegen.support import ConstraintError, MessageInfo, WireError
 
@@ -118,7 +117,7 @@ DECISIONS: dict[str, str] = {
     "messages.MetadataRefresh": "An empty payload (no filter) is the empty array; at most one filter string is sent.",
     "messages.UpdateSignalIndexCache": "sttpapi writes 0xFF as the slot of an uncompressed cache; readers treat it as 0.",
     "structs.CommandFrame": "Commands above 1 MiB are refused (deployed publishers refuse 32 KiB; filter expressions of large subscriptions need more).",
-    "structs.CompactMeasurement.fields[3]": 'A hand-written construct because the language has no "bits clear" condition; the runtime\u0027s CompactCodec also covers the millisecond (uint16) and no-time variants, which depend on subscription settings rather than on the wire.',
+    "structs.CompactMeasurement": "Only the tick-resolution, includeTime layout is wire-determined; the millisecond (uint16) and no-time variants depend on subscription settings and live in the runtime\u0027s CompactCodec.",
     "structs.ResponseFrame": "The language has one frame per spec; commands use it (CommandFrame) and responses are this struct behind a uint32 size that the runtime\u0027s PacketReader strips.",
     "structs.SignalIndexCache": "binary_length is written as the whole cache including itself; deployed readers only check that it does not exceed the buffer, so both counting conventions interoperate.",
 }
@@ -559,22 +558,42 @@ class CompactMeasurement:
     """A compact measurement of a subscription with includeTime and tick resolution: flags,
     runtime index, float32 value, then a uint32 offset from the base time chosen by TimeIndex
     (BaseTimeOffset set) or the full uint64 ticks.
+
+    Decision: Only the tick-resolution, includeTime layout is wire-determined; the millisecond
+    (uint16) and no-time variants depend on subscription settings and live in the runtime's
+    CompactCodec.
     """
 
     flags: CompactStateFlags = CompactStateFlags(0)
     index: int = 0
     value: float = 0.0
-    time: int = 0
-    """uint32 offset from the base time (BaseTimeOffset set) or uint64 ticks (clear).
-
-    Decision: A hand-written construct because the language has no "bits clear" condition; the
-    runtime's CompactCodec also covers the millisecond (uint16) and no-time variants, which
-    depend on subscription settings rather than on the wire.
-    """
+    offset: int | None = None
+    """Ticks after the base time."""
+    ticks: int | None = None
+    """Full timestamp."""
 
     def validate(self) -> None:
         """Check the constraints of the spec; raises :class:`ConstraintError`."""
-        return None
+        if (self.flags & 0x40) != 0:
+            _s.check(
+                self.offset is not None,
+                lambda: "CompactMeasurement.offset is required when flags has bits 0x40",
+            )
+        else:
+            _s.check(
+                self.offset is None,
+                lambda: "CompactMeasurement.offset must be None unless flags has bits 0x40",
+            )
+        if (self.flags & 0x40) == 0:
+            _s.check(
+                self.ticks is not None,
+                lambda: "CompactMeasurement.ticks is required when flags has none of bits 0x40",
+            )
+        else:
+            _s.check(
+                self.ticks is None,
+                lambda: "CompactMeasurement.ticks must be None unless flags has none of bits 0x40",
+            )
 
     @classmethod
     def parse(cls, data: bytes) -> Self:
@@ -592,11 +611,12 @@ COMPACT_MEASUREMENT = _s.Record(
             "flags" / _s.FlagsOf(c.Int8ub, CompactStateFlags),
             "index" / c.Int32ub,
             "value" / c.Float32b,
-            "time" / _gridbind_sttp_ieee2664_spec_codecs.COMPACT_TIME,
+            "offset" / c.If((c.this.flags & 0x40) != 0, c.Int32ub),
+            "ticks" / c.If((c.this.flags & 0x40) == 0, c.Int64ub),
         )
     ),
     CompactMeasurement,
-    ("flags", "index", "value", "time"),
+    ("flags", "index", "value", "offset", "ticks"),
 )
 
 

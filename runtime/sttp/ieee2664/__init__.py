@@ -6,8 +6,8 @@ measurement format and signal index cache, :mod:`.wire` the framing and small pa
 (built on the structures generated from ``specs/sttp/ieee2664.yaml``).
 ``gridbind.sttp.Publisher(profile="ieee2664", ...)`` returns :class:`Publisher`.
 
-Names are imported lazily: the generated module imports :mod:`.spec_codecs` from this package,
-which must not pull in the runtime that imports the generated module.
+Names are imported lazily, so importing one submodule (or ``gridbind.sttp``'s factory) does not
+load the whole asyncio runtime.
 """
 
 from __future__ import annotations

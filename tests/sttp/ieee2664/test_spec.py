@@ -59,9 +59,14 @@ def test_compact_encoder_output_parses_with_generated_struct():
     near = codec.encode(7, Measurement(signal, 1.5, 1_000_000_123, 0x100))
     far = codec.encode(8, Measurement(signal, -2.25, 9_000_000_000_000, 0))
     assert spec.CompactMeasurement.parse(near) == spec.CompactMeasurement(
-        spec.CompactStateFlags.BaseTimeOffset | spec.CompactStateFlags.DataQuality, 7, 1.5, 123
+        spec.CompactStateFlags.BaseTimeOffset | spec.CompactStateFlags.DataQuality,
+        7,
+        1.5,
+        123,
+        None,
     )
-    assert spec.CompactMeasurement.parse(far).time == 9_000_000_000_000
+    parsed = spec.CompactMeasurement.parse(far)
+    assert (parsed.offset, parsed.ticks) == (None, 9_000_000_000_000)
 
 
 def test_signal_index_cache_uses_generated_layout():
