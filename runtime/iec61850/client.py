@@ -28,6 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from . import codec as _codec
 from . import pdu as _pdu
 from .association import (
     CONFIRMED_SERVICES,
@@ -87,6 +88,17 @@ class RequestRejected(ClientError):
 
 class AssociationAborted(ClientError):
     """The association ended (presence of the server lost, our link lost, concluded)."""
+
+
+_GATE: _codec.Codec | None = None
+
+
+def _gate() -> _codec.Codec:
+    global _GATE
+    if _GATE is None:
+        # Answers may carry whole files and data sets: a larger bound than requests get.
+        _GATE = _codec.Codec(_codec.Limits(max_bytes=4 << 20))
+    return _GATE
 
 
 def mms_name(reference: str, fc: str | None = None) -> tuple[str, str, str]:
@@ -275,12 +287,14 @@ class ClientAssociation:
 
     @staticmethod
     def _decode(answer: ET.Element | None) -> tuple:
+        """Answers are untrusted too: the strict codec gate, then the neutral decode."""
         if answer is None:
             raise ClientError("empty answer")
         try:
+            _gate().validate(_pdu.to_bytes(answer))
             return _pdu.decode(answer)
-        except _pdu.PduError as exc:
-            raise ClientError(f"undecodable answer: {exc}") from None
+        except (_codec.CodecError, _pdu.PduError) as exc:
+            raise ClientError(f"invalid answer: {exc}") from None
 
     def _abort_pending(self) -> None:
         """The association ended: fail every request still waiting for its answer."""

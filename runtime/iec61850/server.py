@@ -42,11 +42,12 @@ from .association import (
     InitiateParams,
     NoAssociation,
     Reject,
+    RejectReason,
 )
 from .files import FileStore, FileStoreError
 from .model import ServerModel
 from .services.acsi import ServerServices, ServiceError
-from .xmpp import IecXmpp, Inbound, XmppSettings, stanza_for_pdu
+from .xmpp import PAYLOAD_NS, IecXmpp, Inbound, XmppSettings, stanza_for_pdu
 
 __all__ = ["IedServer", "SERVER_SERVICES"]
 
@@ -58,6 +59,19 @@ SERVER_SERVICES = frozenset(CONFIRMED_SERVICES) - {
     "status",
     "identify",
 }
+
+
+def _invoke_id_of(payload: Any) -> int | None:
+    """The invokeID of a request the codec refused, when it is readable (for the rejectPDU)."""
+    el = payload.find(f"{{{PAYLOAD_NS}}}confirmed-RequestPDU/{{{PAYLOAD_NS}}}invokeID")
+    text = (el.text or "").strip() if el is not None else ""
+    return int(text) if text.isdigit() and len(text) <= 10 and int(text) < 1 << 32 else None
+
+
+def _data_depth(data: tuple) -> int:
+    if data and data[0] in ("structure", "array"):
+        return 1 + max((_data_depth(d) for d in data[1]), default=0)
+    return 1
 
 
 class IedServer:
@@ -198,7 +212,7 @@ class IedServer:
         if isinstance(exc, _pdu.PduError):
             reason, invoke_id = exc.reason, exc.invoke_id
         else:  # the codec's gate: not well-formed, forbidden or schema-invalid
-            reason, invoke_id = "pdu-error:invalid-pdu", None
+            reason, invoke_id = "pdu-error:invalid-pdu", _invoke_id_of(item.payload)
         assoc = self.core.get(item.sender, item.association or "")
         if assoc is not None:
             self.xmpp.send_message(
@@ -268,6 +282,15 @@ class IedServer:
         if isinstance(verdict, NoAssociation):
             self.xmpp.reply_error(item, verdict.condition, verdict.text, "cancel")
             return
+        if isinstance(verdict, Admit) and service == "write":
+            depth = max((_data_depth(d) for d in args[1]), default=0)
+            if depth > verdict.association.params.nesting_level:
+                self.core.done(verdict.association, invoke_id)
+                verdict = Reject(
+                    RejectReason.MAX_RECURSION,
+                    f"Data nested {depth} deep, negotiated {verdict.association.params.nesting_level}",
+                    verdict.association,
+                )
         if isinstance(verdict, Reject):
             self.xmpp.send_message(
                 item.sender,

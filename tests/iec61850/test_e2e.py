@@ -196,6 +196,13 @@ def test_data_sets(prosody, xmpp_account) -> None:
             assert err.value.code == "object-undefined"
             with pytest.raises(ServiceFailed):  # referenced by control blocks and from SCL
                 await ied.delete_data_set("FDR1LD0/LLN0.Status")
+            # a client-made data set is refused deletion while a control block references it
+            await ied.create_data_set("FDR1LD0/LLN0.Used", [("FDR1LD0/GGIO1.Ind2", "ST")])
+            await ied.set_gocb_values("FDR1LD0/LLN0.gcbStatus", DatSet="FDR1LD0/LLN0.Used")
+            with pytest.raises(ServiceFailed):
+                await ied.delete_data_set("FDR1LD0/LLN0.Used")
+            await ied.set_gocb_values("FDR1LD0/LLN0.gcbStatus", DatSet="FDR1LD0/LLN0.Status")
+            await ied.delete_data_set("FDR1LD0/LLN0.Used")
             await ied.delete_data_set("FDR1LD0/GGIO1.Mine")
             await ied.delete_data_set("@temp")
             with pytest.raises(ServiceFailed):
@@ -382,6 +389,24 @@ def test_association_errors(prosody, xmpp_account) -> None:
             with pytest.raises(StanzaError) as err:
                 await client.xmpp.request(server.jid, "set", payload, association=ied.id)
             assert err.value.condition == "bad-request"
+            # a reference longer than an Identifier allows: the codec gate refuses it
+            long_name = ("domain-specific", "FDR1LD0", "GGIO1$ST$" + "A" * 70)
+            with pytest.raises(RequestRejected) as err:
+                await ied.request("read", ("listOfVariable", [long_name]))
+            assert err.value.reason == "pdu-error:invalid-pdu"
+            # Data nested deeper than the negotiated nesting level
+            deep = ("boolean", True)
+            for _ in range(ied.params.nesting_level + 1):
+                deep = ("structure", [deep])
+            with pytest.raises(RequestRejected) as err:
+                await ied.request(
+                    "write",
+                    (
+                        ("listOfVariable", [("domain-specific", "FDR1LD0", "GGIO1$DC$Ind1$d")]),
+                        [deep],
+                    ),
+                )
+            assert err.value.reason == "confirmed-requestPDU:max-recursion-exceeded"
             # association limit -> initiate-ErrorPDU
             await client.associate(server.jid)
             with pytest.raises(ServiceFailed) as err:
