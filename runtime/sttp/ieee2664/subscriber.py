@@ -26,6 +26,7 @@ from gridbind.sttp.ieee2664.params import SubscriptionSettings
 from gridbind.sttp.ieee2664.session import (
     CommandFailed,
     CommandSucceeded,
+    ConfigurationChanged,
     Event,
     MeasurementsReceived,
     MetadataReceived,
@@ -97,6 +98,7 @@ class Subscriber:
         queue_batches: bound of the async-iterator queue; reading pauses when it is full.
         idle_timeout: close (and, with ``auto_reconnect``, redial) a connection on which nothing,
             not even a NO_OP keep-alive, arrived for this many seconds (0 disables).
+        refresh_on_change: on CONFIGURATION_CHANGED, refresh metadata and resubscribe.
         listen: reverse connection: listen on ``host:port`` (port 0: any, see :attr:`port` after
             :meth:`wait_listening`) and let the publisher dial in (``Publisher.connect``).
     """
@@ -126,6 +128,7 @@ class Subscriber:
         connect_timeout: float = 5.0,
         idle_timeout: float = 0.0,
         listen: bool = False,
+        refresh_on_change: bool = True,
     ) -> None:
         self.host, self.port = host, port
         self.settings = settings or SubscriptionSettings()
@@ -148,6 +151,7 @@ class Subscriber:
         self._last_rx = 0.0
         self._close_reason: str | None = None
         self.listen = listen
+        self.refresh_on_change = refresh_on_change
         self._server: asyncio.Server | None = None
         self._incoming: asyncio.Queue[_CommandProtocol] = asyncio.Queue()
         self._listening = asyncio.Event()
@@ -516,6 +520,8 @@ class Subscriber:
             elif isinstance(event, CommandFailed):
                 self.last_error = f"command 0x{event.command:02X} failed: {event.message}"
                 log.warning("%s", self.last_error)
+            elif isinstance(event, ConfigurationChanged) and self.refresh_on_change:
+                asyncio.get_running_loop().create_task(self._refresh_after_change())
             elif isinstance(event, ProcessingComplete):
                 self._complete.set()
             elif isinstance(event, CommandSucceeded):
@@ -524,6 +530,18 @@ class Subscriber:
                 log.debug("command 0x%02X succeeded: %s", event.command, event.message)
             if self.on_event is not None:
                 self.on_event(event)
+
+    async def _refresh_after_change(self) -> None:
+        """The publisher's metadata changed: fetch it and renew the subscription, whose filter
+        expression may now select other signals."""
+        try:
+            self._metadata_event.clear()
+            self._send(self.session.request_metadata(self.metadata_filters))
+            await self.wait_metadata()
+            if self.session.settings is not None:
+                await self.subscribe()
+        except (ConnectionError, OSError, asyncio.TimeoutError) as exc:
+            log.warning("refresh after configuration change failed: %s", exc)
 
     async def _subscribe_after_metadata(self) -> None:
         try:

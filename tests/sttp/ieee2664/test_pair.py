@@ -500,3 +500,27 @@ def test_reverse_connection_publisher_dials_listening_subscriber():
         await subscriber.stop()
 
     asyncio.run(run())
+
+
+@pytest.mark.timeout(30)
+def test_configuration_change_refreshes_metadata_and_subscription():
+    small, _ = synthetic_pmu_metadata(10)
+    large, signals = synthetic_pmu_metadata(20)
+
+    async def run() -> None:
+        async with Publisher(small, port=0) as publisher:
+            async with Subscriber(
+                port=publisher.port,
+                filter_expression="FILTER ActiveMeasurements WHERE SignalType = 'FREQ'",
+                auto_reconnect=False,
+            ) as subscriber:
+                assert len(await subscriber.wait_subscribed(10)) == 1
+                publisher.define_metadata(large)
+                for _ in range(100):
+                    if subscriber.cache is not None and len(subscriber.cache) == 2:
+                        break
+                    await asyncio.sleep(0.05)
+                assert set(subscriber.cache.signal_ids) == {signals[0], signals[10]}
+                assert len(subscriber.metadata["MeasurementDetail"].rows) == 20
+
+    asyncio.run(run())
