@@ -132,7 +132,9 @@ class _Renderer:
                 f"{code}: {self.cons(case) if case is not None else 'c.Pass'}"
                 for code, case in fdef.cases
             )
-            default = self.cons(fdef.default_case) if fdef.default_case else "c.Error"
+            default = (
+                self.cons(fdef.default_case) if fdef.default_case else f"_s.NoCase({fdef.on!r})"
+            )
             out = f"c.Switch(c.this.{fdef.on}, {{{cases}}}, default={default})"
         elif kind == "codec":
             out = self.ref(fdef.codec)

@@ -30,6 +30,7 @@ __all__ = [
     "FlagsOf",
     "Guid",
     "MessageInfo",
+    "NoCase",
     "Record",
     "WireError",
     "build",
@@ -149,6 +150,23 @@ class FixedRecord(construct.Construct):
 
     def _sizeof(self, context: Any, path: str) -> int:
         return self.size
+
+
+class NoCase(construct.Construct):
+    """The default of a switch without ``default_case``: an unknown code is a clear error."""
+
+    def __init__(self, on: str) -> None:
+        super().__init__()
+        self.on = on
+
+    def _parse(self, stream: Any, context: Any, path: str) -> Any:
+        raise ConstraintError(f"no case for {self.on} = {context.get(self.on)!r}")
+
+    def _build(self, obj: Any, stream: Any, context: Any, path: str) -> Any:
+        raise ConstraintError(f"no case for {self.on} = {context.get(self.on)!r}")
+
+    def _sizeof(self, context: Any, path: str) -> int:
+        raise construct.SizeofError("unknown case", path=path)
 
 
 def enum_value(cls: Any, value: int) -> Any:

@@ -1011,7 +1011,7 @@ SUBSCRIBE_ITEM = _s.Record(
                     3: c.PrefixedArray(c.Int16ub, _s.Guid(dotnet=False)),
                     4: c.PascalString(c.Int16ub, "utf-8"),
                 },
-                default=c.Error,
+                default=_s.NoCase("sub_command"),
             ),
         )
     ),
@@ -1541,7 +1541,7 @@ BULK_TRANSPORT_ITEM = _s.Record(
             / c.Switch(
                 c.this.sub_command,
                 {1: BULK_BEGIN_SEND, 2: BULK_SEND_FRAGMENT, 3: BULK_CANCEL_SEND},
-                default=c.Error,
+                default=_s.NoCase("sub_command"),
             ),
         )
     ),
@@ -1712,7 +1712,7 @@ ATTRIBUTE_VALUE = _s.Record(
                     9: c.Prefixed(c.Int16ub, c.GreedyBytes),
                     10: c.Flag,
                 },
-                default=c.Error,
+                default=_s.NoCase("type"),
             ),
         )
     ),
@@ -1785,7 +1785,7 @@ METADATA_RESPONSE_ITEM = _s.Record(
             / c.Switch(
                 c.this.sub_command,
                 {1: c.Pass, 2: TABLE_SCHEMA, 3: METADATA_ROW, 4: ATTRIBUTE_VALUE, 5: c.Pass},
-                default=c.Error,
+                default=_s.NoCase("sub_command"),
             ),
         )
     ),
@@ -2164,7 +2164,7 @@ NEGOTIATE_SESSION = _s.Record(
                     5: CHANGE_INSTANCE,
                     6: CHANGE_UDP_CIPHER,
                 },
-                default=c.Error,
+                default=_s.NoCase("sub_command"),
             ),
         )
     ),
@@ -2388,7 +2388,7 @@ NEGOTIATE_SESSION_RESPONSE = _s.Record(
                     4: INSTANCE_LIST,
                     5: c.Pass,
                 },
-                default=c.Error,
+                default=_s.NoCase("sub_command"),
             ),
         )
     ),

@@ -71,6 +71,15 @@ messages:
       - {name: n, type: u8, length_of: items}
       - {name: items, type: array, of: {type: string, prefix: u8}, count: n}
       - {name: tail, type: array, of: u16}
+  Tagged:
+    code: 0x11
+    kind: response
+    direction: publisher
+    response: false
+    channel: data
+    fields:
+      - {name: tag, type: u8}
+      - {name: body, type: switch, on: tag, cases: {1: u8, 2: Little}}
 """
 
 
@@ -144,7 +153,19 @@ def test_count_field_and_array_to_the_end(fixture: tuple[ModuleType, Strategies]
         m.Wrapped.parse(b"\x00\x01")  # odd byte after the u16 array
 
 
-@pytest.mark.parametrize("name", ["Little", "Texts", "Shapes", "Wrapped"])
+def test_switch_without_default_refuses_unknown_codes(
+    fixture: tuple[ModuleType, Strategies],
+) -> None:
+    m, _ = fixture
+    assert m.Tagged.parse(b"\x01\x07") == m.Tagged(1, 7)
+    with pytest.raises(m.ConstraintError, match="no case for tag = 3"):
+        m.Tagged.parse(b"\x03\x07")
+    with pytest.raises(m.ConstraintError, match="no case for tag = 5"):
+        m.Tagged(5, 1).build()
+    assert m.message_info(0x11).channel == "data"
+
+
+@pytest.mark.parametrize("name", ["Little", "Texts", "Shapes", "Wrapped", "Tagged"])
 def test_fixture_round_trips(fixture: tuple[ModuleType, Strategies], name: str) -> None:
     m, strategies = fixture
     cls = getattr(m, name)
