@@ -1,5 +1,14 @@
 """gridbind.codegen: turns ``specs/`` into ``generated/``.
 
-The 8-2 XSDs become typed xsdata dataclasses; the declarative STTP descriptions become construct
-parsers/builders and typed message classes through jinja2 templates.
+The 8-2 XSDs become typed xsdata dataclasses (:mod:`gridbind.codegen.xsd`); the declarative STTP
+descriptions (``specs/sttp/*.yaml``, language in ``specs/sttp/README.md``) become construct
+parsers/builders and typed message classes through jinja2 templates:
+
+- :mod:`~gridbind.codegen.spec` reads and checks a spec (one-line :class:`SpecError` on problems),
+- :mod:`~gridbind.codegen.sttp` renders a checked spec into a module,
+- :mod:`~gridbind.codegen.metadata` compiles the Appendix F metadata templates,
+- :mod:`~gridbind.codegen.pipeline` regenerates or checks the whole ``generated/`` tree,
+- :mod:`~gridbind.codegen.support` is the run-time half the generated STTP modules import,
+- :mod:`~gridbind.codegen.strategies` gives hypothesis strategies for generated classes (tests),
+- :mod:`~gridbind.codegen.cli` is ``gridbind codegen {xsd,sttp,all}``.
 """
