@@ -31,6 +31,8 @@ from typing import Any
 import slixmpp
 from slixmpp import JID
 from slixmpp.exceptions import IqError, IqTimeout
+from slixmpp.stanza import Iq, Message
+from slixmpp.xmlstream import ElementBase, register_stanza_plugin
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher.base import MatcherBase
 
@@ -47,6 +49,8 @@ __all__ = [
     "IecXmpp",
     "stanza_for_pdu",
     "parse_address",
+    "MmsPayload",
+    "AssociationWrapper",
 ]
 
 log = logging.getLogger(__name__)
@@ -198,13 +202,39 @@ def _association_of(xml: ET.Element) -> str | None:
     return value if value and len(value) <= 64 else None
 
 
-def _attach(xml: ET.Element, payload: ET.Element, association: str | None) -> None:
+class MmsPayload(ElementBase):
+    """Stanza plugin ``stanza['mmspdu']``: the 8-2 payload root (``MMSpdu`` in PAYLOAD_NS)."""
+
+    namespace = PAYLOAD_NS
+    name = "MMSpdu"
+    plugin_attrib = "mmspdu"
+    interfaces: set[str] = set()
+
+
+class AssociationWrapper(ElementBase):
+    """Stanza plugin ``stanza['iec_association']``: the association envelope (E2E off)."""
+
+    namespace = ASSOC_NS
+    name = "association"
+    plugin_attrib = "iec_association"
+    interfaces = {"id"}
+
+
+register_stanza_plugin(AssociationWrapper, MmsPayload)
+for _stanza_class in (Iq, Message):
+    register_stanza_plugin(_stanza_class, MmsPayload)
+    register_stanza_plugin(_stanza_class, AssociationWrapper)
+
+
+def _attach(stanza: Any, payload: ET.Element, association: str | None) -> None:
     # RFC 6120 allows one child in an iq: the association id wraps the payload, the way the
     # E2E envelope (ClearTransfer) wraps it once IEC 62351-4 security is on.
     if association is None:
-        xml.append(payload)
+        stanza.xml.append(payload)
     else:
-        ET.SubElement(xml, _ASSOC_TAG, {"id": association}).append(payload)
+        wrapper = stanza["iec_association"]
+        wrapper["id"] = association
+        wrapper.xml.append(payload)
 
 
 def _first_payload(xml: ET.Element) -> ET.Element | None:
@@ -531,7 +561,7 @@ class IecXmpp:
             return
         reply = item._stanza.reply(clear=True)
         if payload is not None:
-            _attach(reply.xml, payload, association)
+            _attach(reply, payload, association)
         reply.send()
 
     def reply_error(
@@ -567,7 +597,7 @@ class IecXmpp:
             raise ValueError("an 8-2 request travels in iq get or set")
         client = self._require_client()
         iq = client.make_iq(ito=to, itype=iq_type)
-        _attach(iq.xml, payload, association)
+        _attach(iq, payload, association)
         try:
             answer = await iq.send(timeout=timeout or self.settings.request_timeout)
         except IqError as exc:
@@ -581,7 +611,7 @@ class IecXmpp:
         """Send ``payload`` in a ``message type='normal'`` (informationReport, rejectPDU)."""
         client = self._require_client()
         msg = client.make_message(mto=to, mtype="normal")
-        _attach(msg.xml, payload, association)
+        _attach(msg, payload, association)
         msg.send()
 
     def send_raw(self, data: str) -> None:

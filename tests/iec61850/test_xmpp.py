@@ -221,3 +221,20 @@ def test_xep0198_resumption_keeps_the_session(prosody, xmpp_account) -> None:
             await asyncio.gather(a.xmpp.close(), b.xmpp.close())
 
     run(main())
+
+
+def test_stanza_plugins_wrap_the_payload() -> None:
+    from slixmpp.stanza import Iq
+
+    from gridbind.iec61850.xmpp import ASSOC_NS, _association_of, _attach, _first_payload
+
+    iq = Iq()
+    _attach(iq, ET.Element(f"{{{PAYLOAD_NS}}}MMSpdu"), "42")
+    assert iq["iec_association"]["id"] == "42"
+    assert iq.xml.find(f"{{{ASSOC_NS}}}association/{{{PAYLOAD_NS}}}MMSpdu") is not None
+    assert len(iq.xml) == 1  # RFC 6120: one child per iq
+    assert _association_of(iq.xml) == "42"
+    assert _first_payload(iq.xml).tag == f"{{{PAYLOAD_NS}}}MMSpdu"
+    bare = Iq()
+    _attach(bare, ET.Element(f"{{{PAYLOAD_NS}}}MMSpdu"), None)
+    assert _association_of(bare.xml) is None and _first_payload(bare.xml) is not None
