@@ -54,10 +54,21 @@ FIELD_KEYS = {
     "adjust",
     *CONSTRAINT_KEYS,
 }
+#: Module-level names of a generated module that spec types must not shadow.
+MODULE_NAMES = {
+    "Any", "BitByteReader", "BitByteWriter", "ClassVar", "ConstraintError", "DECISIONS",
+    "MESSAGES", "MessageInfo", "PROFILE", "Self", "WireError", "build_frame", "c", "dataclass",
+    "enum", "field", "message_info", "parse_frame", "parse_payload", "struct", "uuid",
+}  # fmt: skip
 _SIZE_EXPR = re.compile(r"^\s*([A-Za-z_]\w*)\s*(?:([+-])\s*(\d+))?\s*$")
 
 
 # --- YAML with line numbers -------------------------------------------------------------------
+
+
+def constant_name(name: str) -> str:
+    """``NamedVersion`` -> ``NAMED_VERSION`` (the construct object of a struct)."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).upper()
 
 
 def format_path(path: PathT) -> str:
@@ -390,6 +401,14 @@ class _Checker:
             raise self.error(
                 path, f"{name!r} is already defined at {format_path(self.names[name])}"
             )
+        if name in MODULE_NAMES or name.startswith("_"):
+            raise self.error(path, f"{name!r} is reserved in the generated module")
+        const = constant_name(name)
+        if const in MODULE_NAMES:
+            raise self.error(path, f"{name!r} makes the constant {const}, reserved in the module")
+        for other in self.names:
+            if constant_name(other) == const:
+                raise self.error(path, f"{name!r} and {other!r} both make the constant {const}")
         self.names[name] = path
 
     def enum(self, name: str, body: Any, path: PathT, is_flags: bool) -> EnumDef:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gridbind.codegen.render import header, render_template, write_python
-from gridbind.codegen.spec import EnumDef, FieldDef, Spec, StructDef, load_spec
+from gridbind.codegen.spec import EnumDef, FieldDef, Spec, StructDef, constant_name, load_spec
 
 _INT_CONS = {8: "Int8", 16: "Int16", 24: "Int24", 32: "Int32", 64: "Int64"}
 _PY_SIMPLE = {
@@ -36,11 +36,6 @@ _PY_DEFAULT = {
     "bytes": 'b""',
     "bbb": "0",
 }
-
-
-def constant_name(name: str) -> str:
-    """``NamedVersion`` -> ``NAMED_VERSION``."""
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).upper()
 
 
 def module_name(spec_file: str | Path) -> str:

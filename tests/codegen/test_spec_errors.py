@@ -217,3 +217,18 @@ def test_array_of_possibly_empty_elements_is_refused(tmp_path: Path) -> None:
         "specs/sttp/broken.yaml:19:messages.Ping.fields[0].of: array elements of type 'Pong' "
         "can be empty; an element must take at least one byte"
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("uuid", "'uuid' is reserved in the generated module"),
+        ("Messages", "'Messages' makes the constant MESSAGES, reserved in the module"),
+        ("PAIR", "'PAIR' and 'Pair' both make the constant PAIR"),
+    ],
+)
+def test_names_that_would_clash_in_the_module(tmp_path: Path, name: str, reason: str) -> None:
+    text = GOOD.replace(
+        "messages:\n", f"  {name}:\n    fields: [{{name: x, type: u8}}]\nmessages:\n"
+    )
+    assert error_of(tmp_path, text) == f"specs/sttp/broken.yaml:11:structs.{name}: {reason}"
