@@ -137,9 +137,15 @@ class _SttpapiSubscriber:
         assert err is None, err
         assert await asyncio.to_thread(self.subscribed.wait, 15), self.errors
 
-    async def wait_for(self, count: int, timeout: float) -> None:
+    async def wait_for(self, count: int, timeout: float, settle: float = 1.5) -> None:
+        """Wait for ``count`` measurements, or until nothing new arrived for ``settle`` s."""
         deadline = time.monotonic() + timeout
+        last, last_change = -1, time.monotonic()
         while len(self.received) < count and time.monotonic() < deadline:
+            if len(self.received) != last:
+                last, last_change = len(self.received), time.monotonic()
+            elif time.monotonic() - last_change > settle:
+                return
             await asyncio.sleep(0.05)
 
     def close(self) -> None:
@@ -244,10 +250,11 @@ def test_udp_data_channel_to_sttpapi_subscriber(fleet):
                 for frame in frames:
                     publisher.publish(frame)
                     await publisher.drain()
-                    await asyncio.sleep(0.002)
+                    await asyncio.sleep(1 / 30)  # real time: 30 frames/s
                 await peer.wait_for(len(sent), 10)
                 received = from_sttpapi(peer.received)
                 lost = len(sent) - len(received)
+                print(f"UDP to sttpapi: {len(received)} of {len(sent)} received, {lost} lost")
                 assert 0 <= lost < len(sent) // 2, f"lost {lost} of {len(sent)}"
                 expected = {(s, t): (v, expected_compact_roundtrip(f)) for s, v, t, f in key(sent)}
                 for signal, value, stamp, flags in received:
