@@ -25,9 +25,11 @@ it (noisy: the sttpapi pair does ~58-60k/s on a quiet machine; re-measure), 8 s 
     gridbind -> sttpapi               16,616        17.59         0.51        2.19    1874000
     gridbind pair / sttpapi pair: 25.7x
 
-(another run with less load: sttpapi pair 55,872/s, gridbind pair 1,225,970/s, 21.9x). Mixed
-pairs run at the speed of their sttpapi side. The gridbind subscriber's CPU per measurement is
-~24x below sttpapi's, at the same ~2.16 bytes per measurement.
+(other runs: less load -- sttpapi pair 55,872/s, gridbind pair 1,225,970/s, 21.9x; more load --
+30,825/s vs 384,767/s, 12.5x, with CPU per measurement 16.98/14.05 us (sttpapi sub/pub) against
+0.75/0.71 us (gridbind)). Throughput swings with the other work on the machine; the CPU cost per
+measurement is the stable figure: the gridbind subscriber needs ~20x less than sttpapi's at the
+same ~2.17 bytes per measurement. Mixed pairs run at the speed of their sttpapi side.
 """
 
 from __future__ import annotations
