@@ -524,3 +524,40 @@ def test_configuration_change_refreshes_metadata_and_subscription():
                 assert len(subscriber.metadata["MeasurementDetail"].rows) == 20
 
     asyncio.run(run())
+
+
+@pytest.mark.timeout(30)
+def test_noop_keepalive_and_time_reasonability_check():
+    """NO_OPs keep an idle subscription alive; lag/lead time drop unreasonable timestamps."""
+    metadata, signals = synthetic_pmu_metadata(3)
+    seen: list = []
+
+    async def run() -> None:
+        async with Publisher(metadata, port=0, noop_interval=0.1) as publisher:
+            settings = SubscriptionSettings(
+                filter_expression=ALL,
+                enable_time_reasonability_check=True,
+                lag_time=5.0,
+                lead_time=1.0,
+            )
+            async with Subscriber(
+                port=publisher.port, settings=settings, idle_timeout=0.5, on_event=seen.append
+            ) as subscriber:
+                await subscriber.wait_subscribed(10)
+                await asyncio.sleep(1.5)  # idle, but NO_OPs arrive every 0.1 s
+                assert subscriber.connections == 1 and subscriber.connected
+                assert sum(type(e).__name__ == "NoOp" for e in seen) >= 5
+                now = ticks_now()
+                publisher.publish(
+                    [
+                        Measurement(signals[0], 1.0, now - 60 * 10_000_000),  # too old
+                        Measurement(signals[1], 2.0, now),
+                        Measurement(signals[2], 3.0, now + 60 * 10_000_000),  # too far ahead
+                    ]
+                )
+                received = await _receive(subscriber, 1, 5)
+                await asyncio.sleep(0.2)
+                assert [m.value for m in received] == [2.0]
+                assert subscriber.stats.measurements == 1
+
+    asyncio.run(run())
