@@ -305,7 +305,8 @@ class IecXmpp:
         self._client: slixmpp.ClientXMPP | None = None
         self._ready: asyncio.Future[None] | None = None
         self._closing = False
-        self._session_live = False
+        # idle (before the first session) -> live -> resuming -> live | lost -> live ...
+        self._state = "idle"
         self._resume_timer: asyncio.TimerHandle | None = None
         self._tracked: set[str] = set()
         self._tasks: set[asyncio.Task] = set()
@@ -379,6 +380,7 @@ class IecXmpp:
 
     async def _teardown(self) -> None:
         self._closing = True
+        self._state = "idle"
         if self._resume_timer is not None:
             self._resume_timer.cancel()
             self._resume_timer = None
@@ -414,7 +416,7 @@ class IecXmpp:
 
     @property
     def connected(self) -> bool:
-        return self._session_live
+        return self._state == "live"
 
     @property
     def full_jid(self) -> str:
@@ -458,47 +460,62 @@ class IecXmpp:
         client.send_presence()
         for peer in self._tracked:
             client.send_presence(pto=peer)
-        self._session_live = True
+        if self._state == "resuming":
+            # Resumption refused: this is a new session, the old one (and its associations) is
+            # gone.
+            self._report_lost()
+        self._state = "live"
+        self._cancel_resume_timer()
         if self._ready is not None and not self._ready.done():
             self._ready.set_result(None)
 
-    def _session_resumed(self, _event: Any) -> None:
-        self._session_live = True
+    def _cancel_resume_timer(self) -> None:
         if self._resume_timer is not None:
             self._resume_timer.cancel()
             self._resume_timer = None
+
+    def _report_lost(self) -> None:
+        if self._state == "lost":
+            return
+        self._state = "lost"
+        if not self._closing and self._on_link_lost is not None:
+            self._on_link_lost()
+
+    def _session_resumed(self, _event: Any) -> None:
+        was = self._state
+        self._state = "live"
+        self._cancel_resume_timer()
         log.info("%s: XEP-0198 session resumed", self.jid)
-        if self._on_resumed is not None:
+        if was == "resuming" and self._on_resumed is not None:
             self._on_resumed()
 
     def _session_end(self, _event: Any) -> None:
-        was_live, self._session_live = self._session_live, False
-        if was_live and not self._closing and self._on_link_lost is not None:
-            self._on_link_lost()
+        if self._state in ("live", "resuming"):
+            self._report_lost()
 
     def _disconnected(self, _reason: Any) -> None:
         if self._closing or self._client is None:
             return
         client = self._client
         sm = client.plugin["xep_0198"] if "xep_0198" in client.plugin else None
-        if self._session_live and sm is not None and sm.sm_id:
-            # Link lost with a resumable session: try to resume; associations stay for now.
-            self._session_live = False
+        if self._state == "live" and sm is not None and sm.sm_id:
+            # Link lost with a resumable session: associations stay while we try to resume.
+            self._state = "resuming"
             loop = asyncio.get_running_loop()
             self._resume_timer = loop.call_later(self.settings.resume_window, self._resume_expired)
+        elif self._state == "live":
+            self._report_lost()
+        if self._state != "idle":
+            # An IED stays reachable: reconnect (resume, or a fresh session) with slixmpp's
+            # back-off until close().
             self._connect()
-            return
-        if self._session_live:
-            self._session_end(None)
 
     def _resume_expired(self) -> None:
         self._resume_timer = None
-        if self._session_live or self._client is None:
+        if self._state != "resuming":
             return
         log.warning("%s: no resumption within %s s", self.jid, self.settings.resume_window)
-        self._client.cancel_connection_attempt()
-        self._session_live = True  # so that _session_end reports it once
-        self._session_end(None)
+        self._report_lost()
 
     def _presence_unavailable(self, presence: Any) -> None:
         sender = str(presence["from"])
@@ -511,7 +528,7 @@ class IecXmpp:
         if jid in self._tracked:
             return
         self._tracked.add(jid)
-        if self._client is not None and self._session_live:
+        if self._client is not None and self._state == "live":
             self._client.send_presence(pto=jid)
 
     def untrack_peer(self, jid: str) -> None:

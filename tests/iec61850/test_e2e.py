@@ -483,3 +483,31 @@ def test_server_link_loss_aborts_everything_and_clients_fail_fast(prosody, xmpp_
             await asyncio.gather(client.close(), server.close())
 
     run(main())
+
+
+@pytest.mark.timeout(60)
+def test_resumption_window_expiry_aborts_but_the_ied_comes_back(prosody, xmpp_account) -> None:
+    async def main():
+        server = IedServer(
+            load_scl(FEEDER), settings(prosody, xmpp_account("comeback"), resume_window=0.01)
+        )
+        client = Client(settings(prosody, xmpp_account("patient")))
+        await asyncio.gather(server.start(), client.connect())
+        try:
+            old = await client.associate(server.jid)
+            server.xmpp.drop_link()
+            for _ in range(200):
+                if not server.core.associations and server.xmpp.connected:
+                    break
+                await asyncio.sleep(0.02)
+            assert server.core.associations == {}  # window expired: link declared lost
+            assert server.xmpp.connected  # ... and the IED is reachable again
+            with pytest.raises(StanzaError) as err:
+                await old.get_server_directory()
+            assert err.value.condition == "item-not-found"
+            fresh = await client.associate(server.jid)
+            assert await fresh.get_data_values("FDR1LD0/GGIO1.IntIn1.stVal", "ST") == 42
+        finally:
+            await asyncio.gather(client.close(), server.close())
+
+    run(main())
