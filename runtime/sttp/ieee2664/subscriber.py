@@ -162,6 +162,7 @@ class Subscriber:
         self.last_error: str | None = None
         self._queue: asyncio.Queue[list[Measurement] | None] = asyncio.Queue()
         self._queue_limit = queue_batches
+        self._iterators = 0
         self._protocol: _CommandProtocol | None = None
         self._udp_transport: asyncio.DatagramTransport | None = None
         self._runner: asyncio.Task[None] | None = None
@@ -331,6 +332,14 @@ class Subscriber:
 
     async def batches(self) -> AsyncIterator[list[Measurement]]:
         """Received measurement batches, as they arrive, until :meth:`stop`."""
+        self._iterators += 1
+        try:
+            async for batch in self._drain_queue():
+                yield batch
+        finally:
+            self._iterators -= 1
+
+    async def _drain_queue(self) -> AsyncIterator[list[Measurement]]:
         while True:
             batch = await self._queue.get()
             if self._paused and self._queue.qsize() < self._queue_limit // 2:
@@ -499,6 +508,8 @@ class Subscriber:
                 batch = event.measurements
                 if self.on_measurements is not None:
                     self.on_measurements(batch)
+                    if not self._iterators:
+                        continue  # callback-only use: nothing will drain the queue
                 self._queue.put_nowait(batch)
                 if not self._paused and self._queue.qsize() >= self._queue_limit:
                     self._paused = True

@@ -561,3 +561,29 @@ def test_noop_keepalive_and_time_reasonability_check():
                 assert subscriber.stats.measurements == 1
 
     asyncio.run(run())
+
+
+@pytest.mark.timeout(30)
+def test_callback_only_subscriber_is_not_stalled_by_the_iterator_queue():
+    metadata, signals = synthetic_pmu_metadata(5)
+    source = PmuSource(signals, start_ticks=ticks_now())
+    got: list = []
+
+    async def run() -> None:
+        async with Publisher(metadata, port=0) as publisher:
+            async with Subscriber(
+                port=publisher.port,
+                filter_expression=ALL,
+                on_measurements=got.extend,
+                queue_batches=4,
+                auto_reconnect=False,
+            ) as subscriber:
+                await subscriber.wait_subscribed(10)
+                await _publish(publisher, source.frames(50))
+                for _ in range(100):
+                    if len(got) == 250:
+                        break
+                    await asyncio.sleep(0.02)
+        assert len(got) == 250
+
+    asyncio.run(run())
