@@ -263,3 +263,39 @@ def test_metadata_from_draft_data_point_rows():
     assert DataSet.from_xml(metadata.to_xml())["MeasurementDetail"].rows == rows
     with pytest.raises(MetadataError, match="no PointID"):
         from_data_points([{"PointTag": "x"}])
+
+
+@pytest.mark.timeout(30)
+def test_stalled_subscriber_is_disconnected_not_buffered_without_bound():
+    from gridbind.sttp.ieee2664 import PmuSource, SubscriberConfig
+    from gridbind.sttp.ieee2664.session import SubscriberSession as Session
+    from gridbind.sttp.measurement import ticks_now
+
+    metadata, signals = synthetic_pmu_metadata(1000)
+    frames = list(PmuSource(signals, start_ticks=ticks_now()).frames(20))
+
+    async def run() -> None:
+        async with Publisher(metadata, port=0, max_backlog=1 << 20) as publisher:
+            # a subscriber that subscribes (compact, 17+ bytes/measurement) and never reads again
+            session = Session(SubscriberConfig(compress_payload=False))
+            reader, writer = await asyncio.open_connection("127.0.0.1", publisher.port)
+            writer.write(session.start() + session.subscribe(SubscriptionSettings("PPA:1;PPA:2")))
+            writer.write(session.subscribe(SubscriptionSettings()))
+            await writer.drain()
+            for _ in range(100):
+                if publisher.connections and publisher.connections[0].session.subscribed:
+                    break
+                await asyncio.sleep(0.02)
+            stalled = publisher.connections[0]
+            for number in range(2000):
+                publisher.publish(frames[number % 20])  # never blocks
+                if stalled.closed:
+                    break
+                if number % 20 == 0:
+                    await asyncio.sleep(0)
+            assert stalled.closed and stalled not in publisher.connections
+            writer.close()
+            async with Subscriber(port=publisher.port, auto_reconnect=False) as healthy:
+                assert len(await healthy.wait_subscribed(5)) == 1000
+
+    asyncio.run(run())
