@@ -120,23 +120,6 @@ class RejectReason(str, Enum):
         return self.value.split(":")[1]
 
 
-#: Integer codes of the reject reasons in ISO 9506-2 (for codecs that carry integers).
-REJECT_CODES = {
-    "other": 0,
-    "unrecognized-service": 1,
-    "unrecognized-modifier": 2,
-    "invalid-invokeID": 3,
-    "invalid-argument": 4,
-    "invalid-modifier": 5,
-    "max-serv-outstanding-exceeded": 6,
-    "max-recursion-exceeded": 8,
-    "value-out-of-range": 9,
-    "unknown-pdu-type": 0,
-    "invalid-pdu": 1,
-    "illegal-acse-mapping": 2,
-}
-
-
 class AssociationError(Exception):
     """An association could not be made or used (initiate refused, duplicate id, ...)."""
 

@@ -508,7 +508,9 @@ class ServerModel:
         self.writable_fcs: set[str] = set(DEFAULT_WRITABLE_FCS)
         self._write_hooks: list[WriteHook] = []
         self._listeners: list[UpdateListener] = []
-        #: Non-persistent (association-specific) data sets live in the association, not here.
+        # SetEditSGValue buffers per logical device, until ConfirmEditSGValues or a new
+        # SelectEditSG. (Non-persistent data sets live in their association, not here.)
+        self._sg_edits: dict[str, dict[DataAttribute, Any]] = {}
 
     # ---------------------------------------------------------------- structure
     def add(self, ld: LogicalDevice) -> LogicalDevice:
@@ -732,26 +734,27 @@ class ServerModel:
         if attr.name in cb.writable:
             return
         if attr.name in cb.writable_when_disabled:
+            # (a DatSet value is checked against the data sets by the service layer)
             enable = cb.children.get(cb.enable_attr or "")
             if isinstance(enable, DataAttribute) and enable.value:
                 raise ModelError(
                     DataAccessError.TEMPORARILY_UNAVAILABLE,
                     f"{cb.name}.{attr.name} is writable only while disabled",
                 )
-            if attr.name == "DatSet":
-                return  # checked by the caller against the data sets
             return
         raise ModelError(
             DataAccessError.OBJECT_ACCESS_DENIED, f"{cb.name}.{attr.name} is read-only"
         )
 
     # ---------------------------------------------------------------- setting groups
+    @staticmethod
+    def _ld_of(node: Any) -> "LogicalDevice":
+        while not isinstance(node, LogicalDevice):
+            node = node.parent
+        return node
+
     def _sg_edit_buffer(self, attr: Any) -> dict[DataAttribute, Any]:
-        ld = attr
-        while not isinstance(ld, LogicalDevice):
-            ld = ld.parent
-        buffers = self.__dict__.setdefault("_sg_edits", {})
-        return buffers.setdefault(ld.name, {})
+        return self._sg_edits.setdefault(self._ld_of(attr).name, {})
 
     def sgcb(self, ld_name: str) -> SettingGroupControl:
         ld = self.logical_device(ld_name)
@@ -774,7 +777,7 @@ class ServerModel:
         if not 0 <= sg <= sgcb.num_of_sg:
             raise ModelError(DataAccessError.OBJECT_VALUE_INVALID, f"no setting group {sg}")
         sgcb.edit_sg = sg
-        self.__dict__.setdefault("_sg_edits", {}).pop(ld_name, None)
+        self._sg_edits.pop(ld_name, None)
         self._sync_sgcb(sgcb)
 
     def confirm_edit_sg(self, ld_name: str) -> None:
@@ -782,7 +785,7 @@ class ServerModel:
         sgcb = self.sgcb(ld_name)
         if not sgcb.edit_sg:
             raise ModelError(DataAccessError.TEMPORARILY_UNAVAILABLE, "no group is being edited")
-        for attr, value in self.__dict__.setdefault("_sg_edits", {}).pop(ld_name, {}).items():
+        for attr, value in self._sg_edits.pop(ld_name, {}).items():
             assert attr.values_by_sg is not None
             attr.values_by_sg[sgcb.edit_sg] = value
             for listener in self._listeners:
@@ -793,11 +796,7 @@ class ServerModel:
         sgcb = self._sgcb_of(attr)
         if sgcb is None or not sgcb.edit_sg or attr.values_by_sg is None:
             raise ModelError(DataAccessError.TEMPORARILY_UNAVAILABLE, "no group is being edited")
-        pending = self.__dict__.get("_sg_edits", {})
-        ld = attr
-        while not isinstance(ld, LogicalDevice):
-            ld = ld.parent
-        buffer = pending.get(ld.name, {})
+        buffer = self._sg_edits.get(self._ld_of(attr).name, {})
         if attr in buffer:
             return buffer[attr]
         return attr.values_by_sg.get(sgcb.edit_sg, attr.value)

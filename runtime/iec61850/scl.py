@@ -234,7 +234,7 @@ class _Loader:
         except (ValueError, ModelError) as exc:
             raise self.err(val, f"bad Val for {da.name} ({da.btype}): {exc}") from None
 
-    def apply_instance_values(self, node: Any, el: etree._Element, sg_values: bool) -> None:
+    def apply_instance_values(self, node: Any, el: etree._Element) -> None:
         """Apply DOI/SDI/DAI Val (and sGroup-indexed values) below ``el`` onto ``node``."""
         for child in el:
             tag = etree.QName(child).localname
@@ -257,7 +257,7 @@ class _Loader:
                     else:
                         target.value = value
             else:
-                self.apply_instance_values(target, child, sg_values)
+                self.apply_instance_values(target, child)
 
     # ---------------------------------------------------------------- IED
     def load(self, ied_name: str | None) -> ServerModel:
@@ -311,7 +311,7 @@ class _Loader:
                     ln.add(self.make_do(t, self.req(do_el, "name"), self.req(do_el, "type"), do_el))
                 if tag == "LN0":
                     self.setting_control(model, ln, ln_el)
-                self.apply_instance_values(ln, ln_el, True)
+                self.apply_instance_values(ln, ln_el)
         # Data sets and control blocks refer across LNs: a second pass once all LNs exist.
         for ld, ld_el in ld_elements:
             for ln_el in ld_el:

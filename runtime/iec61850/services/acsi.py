@@ -31,6 +31,7 @@ from ..model import (
     LogicalNode,
     ModelError,
     ServerModel,
+    children_with_fc,
 )
 from .mmsview import (
     data_matches,
@@ -200,8 +201,6 @@ class ServerServices:
         elif isinstance(node, DataAttribute):
             children = list(node.children.values())
         else:
-            from ..model import children_with_fc
-
             children = list(children_with_fc(node, fc))
         for child, item in zip(children, data[1]):
             yield from self._leaves(child, fc, item)

@@ -38,7 +38,6 @@ __all__ = [
     "data_value",
     "python_value",
     "domain_variable_names",
-    "ln_directory",
     "page_names",
 ]
 
@@ -187,30 +186,6 @@ def domain_variable_names(ld: LogicalDevice) -> list[str]:
 def domain_list_names(ld: LogicalDevice) -> list[str]:
     """Every persistent NamedVariableList (data set) of a domain: ``LN$DSName``, sorted."""
     return sorted(f"{ln.name}${ds}" for ln in ld.children.values() for ds in ln.datasets)
-
-
-ACSI_CLASSES = {
-    "DATA": None,
-    "DATA-SET": None,
-    "BRCB": "BR",
-    "URCB": "RP",
-    "LCB": "LG",
-    "GoCB": "GO",
-    "MSVCB": "MS",
-    "SGCB": "SP",
-}
-
-
-def ln_directory(ln: LogicalNode, acsi_class: str = "DATA") -> list[str]:
-    """GetLogicalNodeDirectory: names of one ACSI class in an LN (model order)."""
-    if acsi_class == "DATA":
-        return [c.name for c in ln.children.values() if not hasattr(c, "kind") or c.kind == "DO"]
-    if acsi_class == "DATA-SET":
-        return list(ln.datasets)
-    if acsi_class not in ACSI_CLASSES:
-        raise ModelError(DataAccessError.OBJECT_ACCESS_UNSUPPORTED, f"ACSI class {acsi_class}")
-    kind = {"SGCB": "SGCB", "GoCB": "GoCB", "MSVCB": "MSVCB", "LCB": "LCB"}.get(acsi_class)
-    return [cb.name for cb in ln.control_blocks if cb.kind == (kind or acsi_class)]
 
 
 def page_names(
