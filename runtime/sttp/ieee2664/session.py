@@ -89,6 +89,14 @@ class MetadataReceived(Event):
 
 
 @dataclass
+class SchemaReceived(Event):
+    """Tables without rows: the primary metadata schema or the signal selection schema."""
+
+    command: int
+    schema: DataSet
+
+
+@dataclass
 class SubscriptionUpdated(Event):
     cache: SignalIndexCache
     cache_index: int
@@ -273,6 +281,14 @@ class SubscriberSession:
         """METADATA_REFRESH, optionally with ``FILTER <table> WHERE ...`` expressions."""
         return self._command(ServerCommand.METADATA_REFRESH, build_metadata_filters(filters))
 
+    def request_schema(self, selection: bool = False) -> bytes:
+        """GET_PRIMARY_METADATA_SCHEMA, or GET_SIGNAL_SELECTION_SCHEMA (ActiveMeasurements)."""
+        return self._command(
+            ServerCommand.GET_SIGNAL_SELECTION_SCHEMA
+            if selection
+            else ServerCommand.GET_PRIMARY_METADATA_SCHEMA
+        )
+
     def subscribe(self, settings: SubscriptionSettings) -> bytes:
         """SUBSCRIBE with the given parameters; resets TSSC state for the new subscription."""
         self.settings = settings
@@ -360,6 +376,16 @@ class SubscriberSession:
                 except MetadataError as exc:
                     raise ProtocolError(f"bad metadata from publisher: {exc}") from None
                 events.append(MetadataReceived(self.metadata, len(payload)))
+                return
+            if command in (
+                ServerCommand.GET_PRIMARY_METADATA_SCHEMA,
+                ServerCommand.GET_SIGNAL_SELECTION_SCHEMA,
+            ):
+                data = gunzip_bytes(payload) if payload[:2] == b"\x1f\x8b" else payload
+                try:
+                    events.append(SchemaReceived(command, DataSet.from_xml(data)))
+                except MetadataError as exc:
+                    raise ProtocolError(f"bad schema from publisher: {exc}") from None
                 return
             if command == ServerCommand.SUBSCRIBE:
                 self.subscribed = True
@@ -697,17 +723,12 @@ class PublisherSession:
             ServerCommand.GET_PRIMARY_METADATA_SCHEMA,
             ServerCommand.GET_SIGNAL_SELECTION_SCHEMA,
         ):
-            schema = (
-                self.state.metadata if code == ServerCommand.GET_PRIMARY_METADATA_SCHEMA else None
+            source = (
+                self.state.metadata.tables
+                if code == ServerCommand.GET_PRIMARY_METADATA_SCHEMA
+                else [self.state.active]
             )
-            from gridbind.sttp.ieee2664.metadata import DataSet as _DS
-
-            tables = (
-                [DataTable(t.name, t.columns) for t in schema.tables]
-                if schema is not None
-                else [DataTable(self.state.active.name, self.state.active.columns)]
-            )
-            xml = _DS("DataSet", tables).to_xml()
+            xml = DataSet("DataSet", [DataTable(t.name, t.columns) for t in source]).to_xml()
             compressed = bool(self.modes & OperationalModes.COMPRESS_METADATA)
             self._respond(ServerResponse.SUCCEEDED, code, gzip_bytes(xml) if compressed else xml)
         elif is_user_command(code):

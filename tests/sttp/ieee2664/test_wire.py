@@ -299,3 +299,17 @@ def test_stalled_subscriber_is_disconnected_not_buffered_without_bound():
                 assert len(await healthy.wait_subscribed(5)) == 1000
 
     asyncio.run(run())
+
+
+def test_schema_requests():
+    metadata, _ = synthetic_pmu_metadata(3)
+    publisher = PublisherSession(PublisherState(metadata))
+    subscriber = SubscriberSession()
+    publisher.receive(subscriber.start())
+    subscriber.receive(publisher.data_to_send())
+    publisher.receive(subscriber.request_schema() + subscriber.request_schema(selection=True))
+    primary, selection = subscriber.receive(publisher.data_to_send())
+    assert [t.name for t in primary.schema.tables] == [t.name for t in metadata.tables]
+    assert all(not t.rows for t in primary.schema.tables)
+    assert selection.schema.tables[0].name == "ActiveMeasurements"
+    assert "SignalType" in selection.schema.tables[0].column_names
