@@ -301,6 +301,7 @@ def generate(source: Path, out_dir: Path) -> list[Path]:
     files: dict[str, bytes] = {}
     for rel, code in sorted(modules.items()):
         files[rel] = _format(code, display).encode()
+    files[FAST_MODULE] = _fast_module(files, schemas, display)
     for rel, data in schemas.items():
         files[f"{XSD_SUBDIR}/{rel}"] = data
 
@@ -317,6 +318,409 @@ def generate(source: Path, out_dir: Path) -> list[Path]:
             target.write_bytes(data)
         written.append(target)
     return written
+
+
+# ----------------------------------------------------------------------------------------------
+# fast path: specialised lxml decoders/encoders emitted from the generated classes
+
+FAST_MODULE = "fastxer.py"
+_PRIVATE_PACKAGE = "_gridbind_codegen_xsd_probe"
+_TEXT_TYPES = {int: "int", bool: "bool", str: "str"}
+# Leaf conversions written inline into the emitted decoders (the enclosing class checked depth).
+_INLINE_DECODE = {
+    "int": "int(child.text)",
+    "str": 'child.text or ""',
+    "bool": '(child.text or "").strip() in ("true", "1")',
+    "hex": "_d_hex(child, 0, 0)",
+}
+
+
+def _global_elements(schemas: dict[str, bytes]) -> set[str]:
+    """``{ns}name`` of every global element of the schema set."""
+    from lxml import etree
+
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    found = set()
+    for data in schemas.values():
+        root = etree.fromstring(data, parser)
+        ns = root.get("targetNamespace", "")
+        for child in root.iterchildren("{http://www.w3.org/2001/XMLSchema}element"):
+            if child.get("name"):
+                found.add(f"{{{ns}}}{child.get('name')}" if ns else child.get("name"))
+    return found
+
+
+def _fast_module(files: dict[str, bytes], schemas: dict[str, bytes], display: str) -> bytes:
+    """Emit, format and return the fast module of a generated package."""
+    import shutil
+    import sys
+
+    package, tmp = _load_probe(files)
+    try:
+        source = _emit_fast(package, _global_elements(schemas))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        for name in [n for n in sys.modules if n.split(".")[0] == _PRIVATE_PACKAGE]:
+            del sys.modules[name]
+    return _format(source, display).encode()
+
+
+def _load_probe(files: dict[str, bytes]):
+    """Import the freshly generated modules (from a scratch copy) to read xsdata's metadata."""
+    import importlib.util
+    import sys
+
+    tmp = Path(tempfile.mkdtemp(prefix="gridbind-xsd-probe-"))
+    for rel, data in files.items():
+        if rel.endswith(".py") and "/" not in rel:
+            (tmp / rel).write_bytes(data)
+    for name in [
+        n for n in sys.modules if n == _PRIVATE_PACKAGE or n.startswith(_PRIVATE_PACKAGE + ".")
+    ]:
+        del sys.modules[name]
+    spec = importlib.util.spec_from_file_location(
+        _PRIVATE_PACKAGE, tmp / "__init__.py", submodule_search_locations=[str(tmp)]
+    )
+    package = importlib.util.module_from_spec(spec)
+    sys.modules[_PRIVATE_PACKAGE] = package
+    try:
+        spec.loader.exec_module(package)
+    except Exception as exc:  # noqa: BLE001 - generated code that does not import is a spec error
+        raise SpecError("generated", "", f"generated package does not import: {exc}") from None
+    return package, tmp
+
+
+def _classes(package) -> list[type]:
+    import sys
+
+    found: dict[str, type] = {}
+
+    def walk(owner, module_name: str) -> None:
+        for value in vars(owner).values():
+            if (
+                isinstance(value, type)
+                and hasattr(value, "__dataclass_fields__")
+                and value.__module__ == module_name
+                and f"{value.__module__}.{value.__qualname__}" not in found
+            ):
+                found[f"{value.__module__}.{value.__qualname__}"] = value
+                walk(value, module_name)
+
+    for name in sorted(sys.modules):
+        if name.startswith(_PRIVATE_PACKAGE + "."):
+            walk(sys.modules[name], name)
+    return [found[key] for key in sorted(found)]
+
+
+def _ref(cls: type) -> str:
+    module = cls.__module__.rsplit(".", 1)[1]
+    return f"_m_{module}.{cls.__qualname__}"
+
+
+def _fname(kind: str, cls: type) -> str:
+    module = cls.__module__.rsplit(".", 1)[1]
+    return f"_{kind}_{module}__{cls.__qualname__.replace('.', '_')}"
+
+
+def _tag_name(qname: str, tags: dict[str, str]) -> str:
+    """Module-level constant holding ``qname`` (``T_<module>__<local>``), registered in ``tags``."""
+    name = tags.get(qname)
+    if name is None:
+        ns, _, local = qname[1:].partition("}") if qname.startswith("{") else ("", "", qname)
+        base = "T_" + (module_name(ns) + "__" if ns else "") + re.sub(r"\W", "_", local)
+        name, n = base, 2
+        while name in tags.values():
+            name, n = f"{base}_{n}", n + 1
+        tags[qname] = name
+    return name
+
+
+def _value_kind(var) -> str | None:
+    """How a non-class value is written as text: int, bool, str, hex; None if unsupported."""
+    if var.clazz is not None:
+        return "class"
+    if len(var.types) != 1:
+        return None
+    kind = var.types[0]
+    if kind is bytes:
+        return "hex" if var.format == "base16" else None
+    return _TEXT_TYPES.get(kind)
+
+
+def _emit_fast(package, elements: set[str]) -> str:
+    """Source of the fast module: one decoder and one encoder per generated class."""
+    from xsdata.formats.dataclass.context import XmlContext
+
+    context = XmlContext()
+    classes = _classes(package)
+    modules = sorted({c.__module__.rsplit(".", 1)[1] for c in classes})
+    lines = [
+        '"""Specialised lxml decoders/encoders of the generated classes (the codec\'s fast path).',
+        "",
+        "Emitted by ``gridbind codegen xsd`` from xsdata's metadata of this package: one function",
+        "per class. Decoders expect *schema-valid* trees (the codec validates while parsing) and",
+        "raise :class:`NotCovered` for anything they were not emitted for, :class:`TooDeep` past the",
+        "nesting limit. Encoders write what xsdata writes, byte for byte.",
+        '"""',
+        "",
+        "from lxml import etree",
+        "",
+    ]
+    lines += [f"from . import {m} as _m_{m}" for m in modules]
+    lines += [
+        "",
+        "_S = etree.SubElement",
+        "",
+        "",
+        "class NotCovered(Exception):",
+        '    """The fast path has no code for this document or object."""',
+        "",
+        "",
+        "class TooDeep(Exception):",
+        '    """Elements nested deeper than the limit."""',
+        "",
+        "",
+        "def _d_int(el, depth, limit):",
+        "    return int(el.text)",
+        "",
+        "",
+        "def _d_bool(el, depth, limit):",
+        '    text = (el.text or "").strip()',
+        '    return text == "true" or text == "1"',
+        "",
+        "",
+        "def _d_str(el, depth, limit):",
+        '    return el.text or ""',
+        "",
+        "",
+        "def _d_hex(el, depth, limit):",
+        '    return bytes.fromhex("".join((el.text or "").split()))',
+        "",
+        "",
+        "def _t_int(value):",
+        "    return str(value)",
+        "",
+        "",
+        "def _t_bool(value):",
+        '    return "true" if value else "false"',
+        "",
+        "",
+        "def _t_str(value):",
+        "    return value or None",
+        "",
+        "",
+        "def _t_hex(value):",
+        "    return value.hex().upper() or None",
+        "",
+        "",
+    ]
+    roots: list[tuple[str, type]] = []
+    tables: list[str] = []
+    tags: dict[str, str] = {}
+    # xsdata resolves unqualified fields of a class from the namespace of the element holding it
+    # (``parent_ns``): walk from the global elements and emit one function pair per
+    # (class, parent namespace) actually reachable.
+    for cls in classes:
+        if cls.__qualname__ == cls.__name__:
+            qname = context.build(cls).qname
+            if qname in elements:
+                roots.append((qname, cls))
+    roots.sort(key=lambda r: r[0])
+    suffixes: dict[tuple[type, str | None], str] = {}
+
+    def fn(kind: str, cls: type, ns: str | None) -> str:
+        key = (cls, ns)
+        if key not in suffixes:
+            taken = sum(1 for c, _ in suffixes if c is cls)
+            suffixes[key] = f"__{taken + 1}" if taken else ""
+        return _fname(kind, cls) + suffixes[key]
+
+    def child_ns(qname: str) -> str | None:
+        return qname[1:].split("}")[0] if qname.startswith("{") else None
+
+    work: list[tuple[type, str | None]] = []
+    queue: list[tuple[type, str | None]] = [(cls, None) for _, cls in roots]
+    seen: set[tuple[type, str | None]] = set()
+    while queue:
+        item = queue.pop(0)
+        if item in seen:
+            continue
+        seen.add(item)
+        work.append(item)
+        for var in context.build(item[0], item[1]).get_all_vars():
+            if var.clazz is not None and (var.is_element or var.is_text):
+                queue.append((var.clazz, child_ns(var.qname)))
+            for choice in var.elements.values() if var.is_elements else ():
+                if choice.clazz is not None:
+                    queue.append((choice.clazz, child_ns(choice.qname)))
+
+    for cls, parent_ns in work:
+        meta = context.build(cls, parent_ns)
+        dname, fname = fn("d", cls, parent_ns), fn("f", cls, parent_ns)
+        vars_ = list(meta.get_all_vars())
+        supported = all(v.is_text or v.is_element or v.is_elements for v in vars_) and not any(
+            v.is_elements and (v.list_element or len(vars_) != 1) for v in vars_
+        )
+        for var in vars_:
+            if var.is_text and _value_kind(var) in (None, "class"):
+                supported = False
+            if var.is_element and _value_kind(var) is None:
+                supported = False
+            if var.is_elements and any(_value_kind(c) is None for c in var.elements.values()):
+                supported = False
+        if not supported:
+            lines += [
+                f"def {dname}(el, depth, limit):",
+                f'    raise NotCovered("{cls.__qualname__}")',
+                "",
+                "",
+                f"def {fname}(el, obj):",
+                f'    raise NotCovered("{cls.__qualname__}")',
+                "",
+                "",
+            ]
+            continue
+        # decoder
+        body = [
+            f"def {dname}(el, depth, limit):",
+            "    if depth >= limit:",
+            "        raise TooDeep(depth)",
+        ]
+        text_vars = [v for v in vars_ if v.is_text]
+        elem_vars = [v for v in vars_ if v.is_element or v.is_elements]
+        args = []
+        if text_vars:
+            var = text_vars[0]
+            body.append(f"    v_{var.name} = _d_{_value_kind(var)}(el, depth, limit)")
+            args.append(var.name)
+        if len(elem_vars) == 1 and elem_vars[0].is_elements:
+            var = elem_vars[0]
+            table = f"_C{len(tables)}"
+            entries = []
+            for qname, choice in sorted(var.elements.items()):
+                kind = _value_kind(choice)
+                func = (
+                    fn("d", choice.clazz, child_ns(choice.qname))
+                    if kind == "class"
+                    else f"_d_{kind}"
+                )
+                entries.append(f"    {_tag_name(qname, tags)}: {func},")
+            tables.append("\n".join([f"{table} = {{", *entries, "}"]))
+            body += [
+                "    if len(el) != 1:",
+                "        if len(el) == 0:",
+                f"            return {_ref(cls)}()",
+                '        raise NotCovered("choice")',
+                "    child = el[0]",
+                f"    decode = {table}.get(child.tag)",
+                "    if decode is None:",
+                "        raise NotCovered(child.tag)",
+                f"    return {_ref(cls)}({var.name}=decode(child, depth + 1, limit))",
+            ]
+        else:
+            for var in elem_vars:
+                body.append(f"    v_{var.name} = {'[]' if var.list_element else 'None'}")
+                args.append(var.name)
+            if elem_vars:
+                body.append("    for child in el:")
+                body.append("        tag = child.tag")
+                for i, var in enumerate(elem_vars):
+                    kind = _value_kind(var)
+                    if kind == "class":
+                        call = f"{fn('d', var.clazz, child_ns(var.qname))}(child, depth + 1, limit)"
+                    else:
+                        call = _INLINE_DECODE[kind]
+                    tag = _tag_name(var.qname, tags)
+                    body.append(f"        {'if' if i == 0 else 'elif'} tag == {tag}:")
+                    if var.list_element:
+                        body.append(f"            v_{var.name}.append({call})")
+                    else:
+                        body.append(f"            v_{var.name} = {call}")
+                body += ["        else:", "            raise NotCovered(tag)"]
+            kwargs = ", ".join(f"{a}=v_{a}" for a in args)
+            body.append(f"    return {_ref(cls)}({kwargs})")
+        lines += body + ["", ""]
+        # encoder (fills an existing element)
+        body = [f"def {fname}(el, obj):"]
+        for var in vars_:
+            kind = _value_kind(var)
+            if var.is_text:
+                body.append(f"    el.text = _t_{kind}(obj.{var.name})")
+            elif var.is_elements:
+                table = f"_C{len(tables)}"
+                entries = []
+                for qname, choice in sorted(var.elements.items()):
+                    ckind = _value_kind(choice)
+                    key = _ref(choice.clazz) if ckind == "class" else choice.types[0].__name__
+                    func = fn("f", choice.clazz, child_ns(qname)) if ckind == "class" else None
+                    tag = _tag_name(qname, tags)
+                    if func:
+                        entries.append(f"    {key}: ({tag}, {func}, None),")
+                    else:
+                        entries.append(f"    {key}: ({tag}, None, _t_{ckind}),")
+                tables.append("\n".join([f"{table} = {{", *entries, "}"]))
+                body += [
+                    f"    value = obj.{var.name}",
+                    "    if value is not None:",
+                    f"        found = {table}.get(type(value))",
+                    "        if found is None:",
+                    "            raise NotCovered(type(value).__name__)",
+                    "        tag, fill, text = found",
+                    "        if fill is not None:",
+                    "            fill(_S(el, tag), value)",
+                    "        else:",
+                    "            _S(el, tag).text = text(value)",
+                ]
+            else:
+                tag = _tag_name(var.qname, tags)
+                write = (
+                    f"{fn('f', var.clazz, child_ns(var.qname))}(_S(el, {tag}), @V@)"
+                    if kind == "class"
+                    else f"_S(el, {tag}).text = _t_{kind}(@V@)"
+                )
+                if var.list_element:
+                    body += [
+                        f"    for item in obj.{var.name}:",
+                        "        " + write.replace("@V@", "item"),
+                    ]
+                else:
+                    body += [
+                        f"    if obj.{var.name} is not None:",
+                        "        " + write.replace("@V@", f"obj.{var.name}"),
+                    ]
+        if len(body) == 1:
+            body.append("    return None")
+        lines += body + ["", ""]
+    constants = [f"{name} = {qname!r}" for qname, name in sorted(tags.items(), key=lambda t: t[1])]
+    lines += ["", ""] + constants + ["", ""] + tables + ["", ""]
+    lines.append("#: Root element -> (class, decoder, filler) of every global element.")
+    lines.append("ROOTS = {")
+    for qname, cls in sorted(roots, key=lambda r: r[0]):
+        lines.append(f"    {qname!r}: ({_ref(cls)}, {fn('d', cls, None)}, {fn('f', cls, None)}),")
+    lines.append("}")
+    lines.append("_BY_CLASS = {cls: (qname, fill) for qname, (cls, _, fill) in ROOTS.items()}")
+    lines += [
+        "",
+        "",
+        "def decode(root, limit=64):",
+        '    """Schema-valid root element -> typed object; NotCovered/TooDeep otherwise."""',
+        "    found = ROOTS.get(root.tag)",
+        "    if found is None:",
+        "        raise NotCovered(root.tag)",
+        "    return found[1](root, 1, limit)",
+        "",
+        "",
+        "def encode(obj, nsmap):",
+        '    """Typed root object -> new lxml element (``nsmap`` as the root\'s namespace map)."""',
+        "    found = _BY_CLASS.get(type(obj))",
+        "    if found is None:",
+        "        raise NotCovered(type(obj).__name__)",
+        "    root = etree.Element(found[0], nsmap=nsmap)",
+        "    found[1](root, obj)",
+        "    return root",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def _debug_main() -> (

@@ -18,7 +18,8 @@ Encode::
 
 What "strict" means here, in this order:
 
-1. Input limits before any parsing: at most ``Limits.max_bytes`` (default 1 MiB); UTF-8 only;
+1. Input limits before any parsing: at most ``Limits.max_bytes`` (default 1 MiB); UTF-8 only
+   (decoded as UTF-8 whatever the declaration says);
    any ``<!DOCTYPE``/``<!ENTITY`` is refused (:class:`ForbiddenXml`), so no DTD, entity, billion
    laughs or external entity can reach the parser.
 2. One lxml parse with recover, DTD loading, entity resolution, XInclude and network all off,
@@ -27,9 +28,10 @@ What "strict" means here, in this order:
    (:class:`MalformedXml`, :class:`SchemaViolation`, :class:`UnknownRoot`).
 3. An application nesting limit (``Limits.max_depth``, default 64 elements) checked while the
    typed object is built (:class:`LimitExceeded`).
-4. The typed object is built by the fast path (:mod:`gridbind.iec61850.fastxer`: Data, read,
-   write, informationReport and the PDUs around them) or by xsdata with one shared, warmed
-   ``XmlContext``, ``fail_on_converter_warnings`` and a fresh ``ns_map`` per call.
+4. The typed object is built by the fast path (:mod:`gridbind.iec61850.fastxer`: lxml decoders
+   emitted by codegen for every generated class) or, for anything it does not cover, by xsdata
+   with one shared, warmed ``XmlContext``, ``fail_on_converter_warnings`` and a fresh ``ns_map``
+   per call.
 
 Elements handed in are never modified: an ``xml.etree`` element is serialised and parsed again
 through the strict path above (which also copies it); an lxml element is copied before xsdata sees
@@ -56,6 +58,7 @@ from lxml import etree
 
 import gridbind.generated.iec61850_8_2 as _gen
 from gridbind.generated.iec61850_8_2 import Mmspdu
+from gridbind.iec61850 import fastxer
 
 __all__ = [
     "SCSM_NS",
@@ -255,6 +258,9 @@ class Codec:
         parser = getattr(self._local, "parser", None)
         if parser is None:
             parser = etree.XMLParser(
+                # Decoded as UTF-8 whatever the XML declaration says (no UTF-7/EBCDIC tricks
+                # around the DOCTYPE check).
+                encoding="utf-8",
                 schema=self.schema,
                 recover=False,
                 resolve_entities=False,
@@ -285,8 +291,6 @@ class Codec:
         data = bytes(data)
         if len(data) > self.limits.max_bytes:
             raise LimitExceeded(f"document of {len(data)} bytes exceeds {self.limits.max_bytes}")
-        if not data.strip():
-            raise MalformedXml("empty document")
         if data.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in data:
             raise ForbiddenXml("only UTF-8 documents are accepted")
         found = _FORBIDDEN.search(data)
@@ -343,11 +347,8 @@ class Codec:
         cls = self.roots.get(root.tag)
         if cls is None:
             raise UnknownRoot(f"{_pretty(root.tag)} is not a PDU of the schema set", "/")
-        # The fast path only counts Data nesting; the rest of its PDUs is at most 16 deep.
-        if self.fast and cls is Mmspdu and self.limits.max_depth >= 16:
-            from gridbind.iec61850 import fastxer
-
-            result = fastxer.decode_mmspdu(root, self.limits.max_depth)
+        if self.fast:
+            result = fastxer.decode(root, self.limits.max_depth)
             if result is not fastxer.NOT_FAST:
                 return result
         _check_depth(root, self.limits.max_depth)
@@ -371,10 +372,8 @@ class Codec:
         """Typed object -> a new lxml element (schema-validated unless ``validate=False``)."""
         ns_map = self._ns_map(obj)
         root = None
-        if self.fast and type(obj) is Mmspdu:
-            from gridbind.iec61850 import fastxer
-
-            root = fastxer.encode_mmspdu(obj)
+        if self.fast:
+            root = fastxer.encode(obj, ns_map)
         if root is None:
             try:
                 root = self._tree_serializer.render(obj, ns_map=ns_map).getroot()

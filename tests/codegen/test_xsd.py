@@ -57,6 +57,7 @@ def test_folder_generates_an_importable_typed_package(tmp_path):
     names = sorted(p.relative_to(out).as_posix() for p in written)
     assert names == [
         "__init__.py",
+        "fastxer.py",
         "main.py",
         "other.py",
         "xsd/main.xsd",
@@ -75,6 +76,19 @@ def test_folder_generates_an_importable_typed_package(tmp_path):
     )
     assert "<integer>5</integer>" in xml
     assert XmlParser().from_string(xml, package.Message) == message
+    # The emitted fast path reads and writes the same XML as xsdata.
+    from lxml import etree
+
+    fast = (
+        sys.modules["gridbind_fixture_pkg.fastxer"]
+        if "gridbind_fixture_pkg.fastxer" in (sys.modules)
+        else importlib.import_module("gridbind_fixture_pkg.fastxer")
+    )
+    assert fast.decode(etree.fromstring(xml.encode())) == message
+    element = fast.encode(message, {None: "urn:gridbind:fixture:main"})
+    assert etree.tostring(element).decode() == xml
+    with pytest.raises(fast.TooDeep):
+        fast.decode(etree.fromstring(xml.encode()), limit=2)
 
 
 def test_compound_choice_fields(tmp_path):

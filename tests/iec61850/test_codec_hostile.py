@@ -94,6 +94,14 @@ def test_plain_doctype():
     fails(b"<!DOCTYPE MMSpdu>" + READ, codec.ForbiddenXml, "DOCTYPE")
 
 
+def test_declared_encoding_cannot_smuggle_a_doctype():
+    # In UTF-7 "+ADw-" is "<": the codec decodes as UTF-8 whatever the declaration says.
+    smuggled = b'<?xml version="1.0" encoding="UTF-7"?>+ADw-!DOCTYPE m+AD4-' + READ
+    fails(smuggled, codec.MalformedXml)
+    latin = b'<?xml version="1.0" encoding="ISO-8859-1"?>' + READ.replace(b"IED1LD0", b"IED\xe9")
+    fails(latin, codec.MalformedXml)
+
+
 def test_xinclude_is_never_processed():
     data = READ.replace(
         b"<invokeID>7</invokeID>",
