@@ -27,6 +27,7 @@ from typing import Any, Iterable, Sequence
 
 from gridbind.generated.sttp import draft_0_8 as wire
 from gridbind.sttp.compression import CompressionError
+from gridbind.sttp.draft.basic import decode_points, encode_points
 from gridbind.sttp.encoding import BitByteError, SttpValue, ValueType
 from gridbind.sttp.fragments import Assembler, FragmentError, Fragmenter, Packet
 from gridbind.sttp.tssc import SEED, TsscDecoder, TsscEncoder, TsscError
@@ -157,7 +158,7 @@ class DataEncoder:
 
     def _basic_packets(self, points: Iterable[WirePoint]) -> list[bytes]:
         packets: list[bytes] = []
-        batch: list[wire.DataPoint] = []
+        batch: list[WirePoint] = []
         size = 0
         limit = MAX_RAW_PACKET if self.algorithm == "DEFLATE" else self.max_payload
         limit -= 64
@@ -166,16 +167,19 @@ class DataEncoder:
             if batch and size + estimate > limit:
                 packets.append(self._build(batch))
                 batch, size = [], 0
-            batch.append(_to_datapoint(point))
+            batch.append(point)
             size += estimate
         if batch:
             packets.append(self._build(batch))
         return packets
 
     @staticmethod
-    def _build(batch: list[wire.DataPoint]) -> bytes:
+    def _build(batch: list[WirePoint]) -> bytes:
+        fast = encode_points(batch)
+        if fast is not None:
+            return fast
         try:
-            return wire.SendDataPoints(points=batch).build()
+            return wire.SendDataPoints(points=[_to_datapoint(p) for p in batch]).build()
         except (wire.WireError, wire.ConstraintError, BitByteError) as exc:
             raise PacketError(f"cannot encode data points: {exc}") from exc
 
@@ -198,6 +202,9 @@ class DataDecoder:
 
     def basic(self, payload: bytes) -> list[WirePoint]:
         """Points of a SendDataPoints payload."""
+        fast = decode_points(payload)
+        if fast is not None:
+            return [WirePoint(*row) for row in fast]
         try:
             packet = wire.SendDataPoints.parse(payload)
         except (wire.WireError, wire.ConstraintError, BitByteError, ValueError) as exc:
