@@ -349,10 +349,16 @@ class ClientAssociation:
         blocks (``BRCB``, ``URCB``, ``LCB``, ``GoCB``, ``MSVCB``, ``SGCB``) of one LN."""
         ld, _, ln = ln_ref.partition("/")
         if acsi_class == "DATA-SET":
+            if ln not in await self.get_logical_device_directory(ld):
+                raise ServiceFailed("getNameList", ("access", "object-non-existent", ln_ref))
             lists = await self._names("namedVariableList", "domainSpecific", ld)
             return [n.split("$", 1)[1] for n in lists if n.split("$", 1)[0] == ln]
         fc_of = {"BRCB": "BR", "URCB": "RP", "LCB": "LG", "GoCB": "GO", "MSVCB": "MS"}
+        if acsi_class not in fc_of and acsi_class not in ("DATA", "SGCB"):
+            raise ValueError(f"unknown ACSI class {acsi_class!r}")
         names = await self._names("namedVariable", "domainSpecific", ld)
+        if ln not in names:
+            raise ServiceFailed("getNameList", ("access", "object-non-existent", ln_ref))
         out: list[str] = []
         for name in names:
             parts = name.split("$")
@@ -386,13 +392,18 @@ class ClientAssociation:
             return [name for name, _ in td[1]] if td[0] == "structure" else []
         seen: list[str] = []
         names = await self._names("namedVariable", "domainSpecific", ld)
-        depth = 2 + len(path.split("."))
         want = path.split(".")
+        depth = 2 + len(want)
+        exists = False
         for name in names:
             parts = name.split("$")
-            if parts[0] == ln and len(parts) == depth + 1 and parts[2:depth] == want:
-                if parts[-1] not in seen:
-                    seen.append(parts[-1])
+            if parts[0] != ln or parts[2:depth] != want:
+                continue
+            exists = True
+            if len(parts) == depth + 1 and parts[-1] not in seen:
+                seen.append(parts[-1])
+        if not exists:
+            raise ServiceFailed("getNameList", ("access", "object-non-existent", reference))
         return sorted(seen)
 
     async def browse(self) -> dict[str, Any]:

@@ -119,6 +119,21 @@ def test_directories_and_values(prosody, xmpp_account) -> None:
                 await ied.get_data_values("FDR1LD0/GGIO1." + "A" * 130, "ST")
             with pytest.raises(ServiceFailed):
                 await ied.get_logical_device_directory("NOPE")
+            for call in (
+                ied.get_logical_node_directory("FDR1LD0/GGIO9"),
+                ied.get_logical_node_directory("FDR1LD0/GGIO9", "DATA-SET"),
+                ied.get_data_directory("FDR1MEAS/MMXU1.Nope"),
+                ied.get_data_definition("FDR1MEAS/MMXU1.Nope", "MX"),
+            ):
+                with pytest.raises(ServiceFailed) as err:
+                    await call
+                assert err.value.code == "object-non-existent"
+            with pytest.raises(ServiceFailed):
+                await ied.get_all_data_values("FDR1LD0/GGIO9")
+            with pytest.raises(ServiceFailed):
+                await ied.get_all_data_values("FDR1LD0/GGIO1", "MS")
+            with pytest.raises(RequestRejected):  # this server has no file store
+                await ied.get_server_directory("FILE")
             await ied.conclude()
             assert not ied.open
             with pytest.raises(AssociationAborted):
@@ -284,6 +299,9 @@ def test_files(prosody, xmpp_account, tmp_path) -> None:
             for bad in ("../../etc/passwd", "nope.txt"):
                 with pytest.raises(ServiceFailed) as err:
                     await ied.get_file(bad)
+                assert err.value.error_class == "file"
+                with pytest.raises(ServiceFailed) as err:
+                    await ied.get_file_attribute_values(bad)
                 assert err.value.error_class == "file"
             with pytest.raises(ServiceFailed):
                 await ied.delete_file("readme.txt")
@@ -489,7 +507,7 @@ def test_server_link_loss_aborts_everything_and_clients_fail_fast(prosody, xmpp_
 def test_resumption_window_expiry_aborts_but_the_ied_comes_back(prosody, xmpp_account) -> None:
     async def main():
         server = IedServer(
-            load_scl(FEEDER), settings(prosody, xmpp_account("comeback"), resume_window=0.01)
+            load_scl(FEEDER), settings(prosody, xmpp_account("comeback"), resume_window=0.0)
         )
         client = Client(settings(prosody, xmpp_account("patient")))
         await asyncio.gather(server.start(), client.connect())
