@@ -325,7 +325,13 @@ def decode_result(items: list[wire.MetadataResponseItem]) -> QueryResult:
             result.table = item.body
         elif item.sub_command == MRS.DefineRow and result.table is not None:
             names = [c.name for c in result.table.columns]
-            result.rows.append({n: value_of(v) for n, v in zip(names, item.body.values)})
+            if len(names) != len(item.body.values):
+                raise MetadataError(
+                    f"row of {len(item.body.values)} values for {len(names)} columns"
+                )
+            result.rows.append(
+                {n: value_of(v) for n, v in zip(names, item.body.values, strict=True)}
+            )
         elif item.sub_command == MRS.UndefineRow:
             result.removed.append(value_of(item.body))
     return result

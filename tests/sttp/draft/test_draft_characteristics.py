@@ -9,7 +9,7 @@ import math
 import uuid
 
 import pytest
-from test_draft_session import pump, subscribe_all
+from test_draft_session import pump
 
 from gridbind.generated.sttp import draft_0_8 as wire
 from gridbind.sttp import Measurement
@@ -18,7 +18,6 @@ from gridbind.sttp.draft import (
     Policy,
     Publisher,
     Subscriber,
-    SubscriptionRefused,
     ValueType,
 )
 from gridbind.sttp.draft.characteristics import CharacteristicsError, PointFilter
@@ -73,7 +72,7 @@ def windows(kind: str):
     # 30 samples/s down to 10/s: windows centred on multiples of 0.1 s
     stamps = [k * FRAME for k in range(7)]
     quality = [0, 4, 4, 0, 2, 1, 0]
-    data = [(t, float(k), q) for k, (t, q) in enumerate(zip(stamps, quality))]
+    data = [(t, float(k), q) for k, (t, q) in enumerate(zip(stamps, quality, strict=True))]
     options = Options(resolution=0.1, resolution_type={"latest": 0, "closest": 1, "best": 2}[kind])
     return feed(options, data)
 
@@ -96,7 +95,7 @@ def test_filter_averages_and_unwraps_angles():
     angles = [170.0, 179.0, -179.0, -177.0, 175.0, -175.0]
     out, rest = feed(
         Options(resolution=0.1, resolution_type=3, angle=True),
-        [(t, a, 0) for t, a in zip(stamps, angles)],
+        [(t, a, 0) for t, a in zip(stamps, angles, strict=True)],
     )
     assert out[0][1] == pytest.approx(174.5)
     # -179, -177, 175 unwrap to -179, -177, -185: mean -180.33 wraps to 179.67
