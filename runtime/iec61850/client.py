@@ -698,7 +698,8 @@ class Client:
             return
         session = self._sessions.get((item.sender, item.association or ""))
         if message[0] == "rejectPDU" and session is not None and message[1] is not None:
-            session._rejects[message[1]] = message[2]
+            if message[1] in session.assoc.outstanding:  # only rejects of waiting requests
+                session._rejects[message[1]] = message[2]
         elif message[0] == "informationReport":
             log.debug(
                 "informationReport from %s ignored (reports are not in this client)", item.sender
@@ -727,6 +728,8 @@ class Client:
                     raise LookupError("file-non-existent")
                 if not 0 <= position <= len(data):
                     raise LookupError("position-invalid")
+                if len(self._open) >= 16:
+                    raise LookupError("file-busy")
                 frsm = max(self._open, default=0) + 1
                 self._open[frsm] = [data, position]
                 result: Any = (frsm, len(data), None)

@@ -162,3 +162,17 @@ def test_definitions_and_files(env) -> None:
     with pytest.raises(ServiceError) as err:
         svc.file_open(assoc, ["..", "etc"], 0)
     assert err.value.error_class == "file"
+
+
+def test_creation_is_bounded(env) -> None:
+    from gridbind.iec61850.services.acsi import MAX_AA_DATASETS
+
+    svc, assoc = env
+    member = [dom("FDR1LD0", "GGIO1$ST$Ind2")]
+    for i in range(MAX_AA_DATASETS):
+        svc.define_named_variable_list(assoc, ("aa-specific", f"d{i}"), member)
+    with pytest.raises(ServiceError) as err:
+        svc.define_named_variable_list(assoc, ("aa-specific", "one_more"), member)
+    assert (err.value.error_class, err.value.code) == ("resource", "capability-unavailable")
+    with pytest.raises(ServiceError):
+        svc.define_named_variable_list(assoc, ("aa-specific", "big"), member * 300)

@@ -48,6 +48,10 @@ __all__ = ["ServiceError", "ServerServices", "object_name_of_fcda", "fcda_of_obj
 #: Octets of a response that are not names/entries (PDU envelope, stanza): kept out of paging.
 RESPONSE_OVERHEAD = 400
 MAX_DATASET_MEMBERS = 256
+#: Bounds on what clients may create: data sets per association (non-persistent) and
+#: client-created persistent data sets per logical node.
+MAX_AA_DATASETS = 64
+MAX_DYNAMIC_DATASETS_PER_LN = 64
 _DS_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
 
 
@@ -279,6 +283,8 @@ class ServerServices:
                 raise _service_error(exc) from None
             if ds_name in ln.datasets or ds_name in ln.children:
                 raise ServiceError("definition", "object-exists", f"{ds_name} exists")
+            if sum(ds.deletable for ds in ln.datasets.values()) >= MAX_DYNAMIC_DATASETS_PER_LN:
+                raise ServiceError("resource", "capability-unavailable", "too many data sets")
             ln.datasets[ds_name] = DataSet(
                 ds_name, fcdas, owner=ln, persistent=True, deletable=True
             )
@@ -287,6 +293,8 @@ class ServerServices:
                 raise ServiceError("definition", "invalid-address", f"bad name {name[1]!r}")
             if name[1] in assoc.datasets:
                 raise ServiceError("definition", "object-exists", f"{name[1]} exists")
+            if len(assoc.datasets) >= MAX_AA_DATASETS:
+                raise ServiceError("resource", "capability-unavailable", "too many data sets")
             assoc.datasets[name[1]] = DataSet(
                 name[1], fcdas, owner=None, persistent=False, deletable=True
             )
