@@ -11,6 +11,7 @@ import uuid
 import pytest
 
 from gridbind.generated.sttp import draft_0_8 as wire
+from gridbind.sttp import Measurement
 from gridbind.sttp.draft import MetadataDatabase, Publisher, Subscriber, ValueType
 from gridbind.sttp.draft import transport
 from gridbind.sttp.draft.sync import fetch_metadata, receive, serve
@@ -167,3 +168,35 @@ def test_a_peer_that_stops_reading_is_dropped(monkeypatch):
 
     connections, reasons = run(main())
     assert connections == [] and any("too slow" in r for r in reasons)
+
+
+@pytest.mark.timeout(20)
+def test_verified_points_get_receipts_over_tcp():
+    from gridbind.sttp.draft import Policy
+    from gridbind.sttp.draft.session import Verified
+
+    critical, normal = uuid.uuid4(), uuid.uuid4()
+
+    async def main():
+        publisher = Publisher(
+            points={critical: ValueType.DOUBLE, normal: ValueType.DOUBLE},
+            policy=Policy(verified_points=frozenset({critical})),
+        )
+        await publisher.start()
+        subscriber = Subscriber(port=publisher.port)
+        try:
+            await subscriber.connect()
+            await subscriber.subscribe()
+            publisher.publish([Measurement(critical, 1.0, 10), Measurement(normal, 2.0, 10)])
+            got = await subscriber.collect(2, 5)
+            await publisher.wait_for(
+                lambda: any(isinstance(e, Verified) for _, e in publisher.events), 5
+            )
+            return got, [e for _, e in publisher.events if isinstance(e, Verified)]
+        finally:
+            await subscriber.close()
+            await publisher.stop()
+
+    got, receipts = run(main())
+    assert sorted(m.value for m in got) == [1.0, 2.0]
+    assert receipts == [Verified(critical, 10)]

@@ -400,3 +400,35 @@ def test_bulk_transport_reassembles_large_buffers():
     _, events = pump(pub, sub)
     [done] = [e for e in events if type(e).__name__ == "BulkReceived"]
     assert done.transfer_id == transfer and done.data == blob
+
+
+def test_unanswered_command_times_out():
+    pub = PublisherSession(catalog())
+    sub = SubscriberSession(response_timeout=1.0)
+    pump(pub, sub)
+    sub.get_metadata_schema(True, now=5.0)
+    sub.data_to_send()  # lost on the way: no answer will come
+    assert sub.next_deadline() == 6.0
+    assert sub.tick(5.9) == [] and not sub.closed
+    events = sub.tick(6.0)
+    assert sub.closed and "no response" in events[0].reason
+
+
+def test_remove_all_is_the_unsubscribe():
+    ids = [uuid.uuid4() for _ in range(3)]
+    pub, sub = negotiated({i: ValueType.SINGLE for i in ids})
+    subscribe_all(pub, sub)
+    sub.subscribe(
+        [
+            wire.SubscribeItem(
+                sub_command=wire.SubscribeSubCommand.AllDataPoints,
+                mode=wire.SubscriptionMode.Remove,
+                body=None,
+            )
+        ],
+        0.0,
+    )
+    _, events = pump(pub, sub)
+    assert pub.subscribed_points == [] and sub.mapping == {}
+    pub.publish([Measurement(i, 1.0, T0) for i in ids])
+    assert pub.data_to_send() == b""
