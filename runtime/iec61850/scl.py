@@ -126,7 +126,11 @@ class _Loader:
             for el in dtt.iterfind(_N + tag):
                 ident = self.req(el, "id")
                 if ident in table:
-                    raise self.err(el, f"duplicate {tag} id {ident!r}")
+                    # Tools sometimes repeat a template verbatim (libiec61850's sg_demo.cid):
+                    # harmless when identical, an error when the two differ.
+                    if _canonical(table[ident]) != _canonical(el):
+                        raise self.err(el, f"duplicate {tag} id {ident!r} with another content")
+                    continue
                 table[ident] = el
         for el in dtt.iterfind(_N + "EnumType"):
             ident = self.req(el, "id")
@@ -502,6 +506,16 @@ class _Loader:
                         raise self.err(p, f"P type JID {jid!r} is not a JID")
                     return jid
         return None
+
+
+def _canonical(el: etree._Element) -> tuple:
+    """A whitespace- and order-of-attributes-insensitive form of a template element."""
+    return (
+        etree.QName(el).localname,
+        tuple(sorted(el.attrib.items())),
+        (el.text or "").strip(),
+        tuple(_canonical(child) for child in el if isinstance(child.tag, str)),
+    )
 
 
 def _ref(node: Any) -> str:

@@ -190,7 +190,7 @@ BROKEN = [
     ('datSet="Measurements" confRev="1" buffered', 'datSet="Nope" confRev="1" buffered', "datSet"),
     ('<DOI name="IntIn1">', '<DOI name="IntIn9">', "no such element"),
     ('lnType="MMXU_T"', 'lnType="MMXU_X"', "LNodeType 'MMXU_X'"),
-    ('<DAType id="Vector">', '<DAType id="AnalogueValue">', "duplicate DAType"),
+    ('<DAType id="Vector">', '<DAType id="AnalogueValue">', "duplicate DAType id 'AnalogueValue' with"),
     ('fc="MX" dchg="true"/>\n      <DA name="q" bType="Quality" fc="MX" qchg="true"/>\n      <DA name="t" bType="Timestamp" fc="MX"/>\n      <DA name="units"',
      'fc="QQ" dchg="true"/>\n      <DA name="q" bType="Quality" fc="MX" qchg="true"/>\n      <DA name="t" bType="Timestamp" fc="MX"/>\n      <DA name="units"',
      "FC"),
@@ -235,3 +235,10 @@ def test_hostile_xml_is_refused(tmp_path) -> None:
     ).encode()
     with pytest.raises(SclError):
         load_scl(laughs)
+
+
+def test_identical_duplicate_template_is_accepted() -> None:
+    text = FEEDER.read_text()
+    block = text[text.index('    <DOType id="INS_T"') : text.index('    <DOType id="SPC_T"')]
+    model = load_scl(text.replace(block, block + block, 1).encode())
+    assert model.read("FDR1LD0/GGIO1.IntIn1.stVal", "ST") == 42
