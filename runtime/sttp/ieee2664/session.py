@@ -592,6 +592,7 @@ class PublisherSession:
         self._encoder: Any = None
         self.compact = CompactCodec()
         self._base_sent = False
+        self._pending_base: BaseTimes | None = None
         self._awaiting_cache_confirm = False
         self._buffer_sequence = 0
         self._out = bytearray()
@@ -713,11 +714,12 @@ class PublisherSession:
                 self.keys = self._pending_keys
                 self._pending_keys = None
             events.append(Confirmed(code, payload))
-        elif code in (
-            ServerCommand.CONFIRM_NOTIFICATION,
-            ServerCommand.CONFIRM_BUFFER_BLOCK,
-            ServerCommand.CONFIRM_UPDATE_BASE_TIMES,
-        ):
+        elif code == ServerCommand.CONFIRM_UPDATE_BASE_TIMES:
+            if self._pending_base is not None:
+                self._apply_base(self._pending_base)
+                self._pending_base = None
+            events.append(Confirmed(code, payload))
+        elif code in (ServerCommand.CONFIRM_NOTIFICATION, ServerCommand.CONFIRM_BUFFER_BLOCK):
             events.append(Confirmed(code, payload))
         elif code in (
             ServerCommand.GET_PRIMARY_METADATA_SCHEMA,
@@ -817,17 +819,20 @@ class PublisherSession:
         self._encoder = None
         self.compact = CompactCodec(settings.include_time, settings.use_millisecond_resolution)
         self._base_sent = False
+        self._pending_base = None
         cache_bytes = self.cache.build()
         if self.modes & OperationalModes.COMPRESS_SIGNAL_INDEX_CACHE:
             cache_bytes = gzip_bytes(cache_bytes)
         if self.version > 1:
             cache_bytes = bytes([self.cache_index]) + cache_bytes
+        if self.udp_target is not None and self.state.config.encrypt_udp:
+            # Keys go before the signal index cache: once the subscriber confirms the cache
+            # (and UDP data starts) it has processed the keys too.
+            self.keys = None
+            self.rotate_cipher_keys()
         self.succeed(command, f"Client subscribed to {len(signals)} signals.")
         self._respond(ServerResponse.UPDATE_SIGNAL_INDEX_CACHE, command, cache_bytes)
         self._awaiting_cache_confirm = self.udp_target is not None and self.version > 1
-        if self.udp_target is not None and self.state.config.encrypt_udp:
-            self.keys = None
-            self.rotate_cipher_keys()
         self.subscribed = True
         events.append(Subscribed(settings, signals, temporal))
 
@@ -902,23 +907,13 @@ class PublisherSession:
     def _publish_compact(self, selected: list[tuple[int, Measurement]]) -> None:
         settings = self.settings
         assert settings is not None
-        if (
-            settings.include_time
-            and self.state.config.use_base_time_offsets
-            and not self._base_sent
-        ):
-            first = selected[0][1].timestamp
-            base = first - first % 10_000_000
-            self.compact.base_times = (base, 0)
-            self.compact.time_index = 0
-            self._respond(
-                ServerResponse.UPDATE_BASE_TIMES,
-                ServerCommand.SUBSCRIBE,
-                BaseTimes(0, (base, 0)).build(),
-            )
-            self._base_sent = True
-        elif settings.include_time and self._base_sent:
-            self._maybe_rotate_base(selected[-1][1].timestamp)
+        if settings.include_time and self.state.config.use_base_time_offsets:
+            if not self._base_sent:
+                first = selected[0][1].timestamp
+                self._announce_base(BaseTimes(0, (first - first % 10_000_000, 0)))
+                self._base_sent = True
+            elif self._pending_base is None:
+                self._maybe_rotate_base(selected[-1][1].timestamp)
         encode = self.compact.encode
         for start in range(0, len(selected), COMPACT_CHUNK):
             chunk = selected[start : start + COMPACT_CHUNK]
@@ -949,23 +944,30 @@ class PublisherSession:
                 self._out += packet
                 self.stats.data_bytes += len(packet)
 
+    def _announce_base(self, times: BaseTimes) -> None:
+        """Send new base times. On TCP they apply at once (the stream keeps them in order); on
+        UDP, datagrams can overtake the command channel, so they apply when the subscriber
+        confirms (a subscriber that never confirms gets full 8-byte timestamps)."""
+        self._respond(ServerResponse.UPDATE_BASE_TIMES, ServerCommand.SUBSCRIBE, times.build())
+        if self.udp_target is None:
+            self._apply_base(times)
+        else:
+            self._pending_base = times
+
+    def _apply_base(self, times: BaseTimes) -> None:
+        self.compact.base_times = times.offsets
+        self.compact.time_index = times.time_index
+
     def _maybe_rotate_base(self, latest: int) -> None:
         codec = self.compact
         base = codec.base_times[codec.time_index]
         # Rotate well before the 32-bit tick offset (~7 minutes) runs out.
-        if latest - base < 3_000_000_000:
+        if base and latest - base < 3_000_000_000:
             return
-        fresh = 1 - codec.time_index
-        new_base = latest - latest % 10_000_000
+        fresh = 1 - codec.time_index if base else codec.time_index
         bases = list(codec.base_times)
-        bases[fresh] = new_base
-        codec.base_times = (bases[0], bases[1])
-        codec.time_index = fresh
-        self._respond(
-            ServerResponse.UPDATE_BASE_TIMES,
-            ServerCommand.SUBSCRIBE,
-            BaseTimes(fresh, codec.base_times).build(),
-        )
+        bases[fresh] = latest - latest % 10_000_000
+        self._announce_base(BaseTimes(fresh, (bases[0], bases[1])))
 
     def buffer_block(self, signal_id: uuid.UUID, data: bytes, confirm: bool = True) -> bool:
         """Queue a BUFFER_BLOCK for a subscribed signal; False when it is not subscribed."""

@@ -587,3 +587,46 @@ def test_callback_only_subscriber_is_not_stalled_by_the_iterator_queue():
         assert len(got) == 250
 
     asyncio.run(run())
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("udp", [False, True])
+def test_compact_base_time_rotation(udp):
+    """Timestamps far apart make the publisher rotate base times; values stay exact. On UDP the
+    offsets are used only once the subscriber confirmed the base times."""
+    metadata, signals = synthetic_pmu_metadata(10)
+    start = ticks_now()
+    frames = []
+    for step in range(6):
+        frame = PmuSource(signals, start_ticks=start + step * 200 * 10_000_000).next_frame()
+        frames.append(frame)
+    sent = [m for frame in frames for m in frame]
+    updates: list = []
+
+    async def run() -> None:
+        async with Publisher(metadata, port=0) as publisher:
+            async with Subscriber(
+                port=publisher.port,
+                filter_expression=ALL,
+                udp=udp,
+                config=SubscriberConfig(compress_payload=False),
+                auto_reconnect=False,
+                on_event=lambda e: (
+                    updates.append(e) if type(e).__name__ == "BaseTimesUpdated" else None
+                ),
+            ) as subscriber:
+                await subscriber.wait_subscribed(10)
+                session = publisher.connections[0].session
+                for frame in frames:
+                    publisher.publish(frame)
+                    await publisher.drain()
+                    await asyncio.sleep(0.05)  # lets UDP base-time confirmations come back
+                received = await _receive(subscriber, len(sent), 10)
+                assert [(m.signal_id, m.timestamp) for m in received] == [
+                    (m.signal_id, m.timestamp) for m in sent
+                ]
+                assert len(updates) >= 3
+                assert session.compact.base_times[session.compact.time_index] > 0
+                assert session.stats.data_bytes / len(sent) < 17  # 4-byte offsets were used
+
+    asyncio.run(run())
