@@ -101,8 +101,16 @@ def _gate() -> _codec.Codec:
     return _GATE
 
 
-def mms_name(reference: str, fc: str | None = None) -> tuple[str, str, str]:
-    """``LD/LN[.DO.DA]`` + FC -> domain-specific ObjectName ``(LD, LN$FC$DO$DA)``."""
+def mms_name(reference: str, fc: str | None = None) -> tuple:
+    """``LD/LN[.DO.DA]`` + FC -> domain-specific ObjectName ``(LD, LN$FC$DO$DA)``.
+
+    ``LD/LN.DO.arr(3)`` names one element of an array attribute (alternateAccess index 3).
+    """
+    if reference.endswith(")") and "(" in reference:
+        base, _, index = reference[:-1].rpartition("(")
+        if not index.isdigit():
+            raise ValueError(f"bad array index in {reference!r}")
+        return mms_name(base, fc) + (int(index),)
     ld, sep, rest = reference.partition("/")
     if not sep or not ld or not rest:
         raise ValueError(f"not an ObjectReference: {reference!r}")
@@ -379,7 +387,14 @@ class ClientAssociation:
         """GetDataDefinition: the MMS type description of ``reference`` in ``fc`` (cached)."""
         key = (reference, fc)
         if key not in self._types:
-            _, td = await self.request("getVariableAccessAttributes", mms_name(reference, fc))
+            name = mms_name(reference, fc)
+            if len(name) == 4:  # an array element: the element type of the array
+                td = await self.get_data_definition(reference[: reference.rindex("(")], fc)
+                if td[0] != "array":
+                    raise ValueError(f"{reference}: not an array")
+                td = td[2]
+            else:
+                _, td = await self.request("getVariableAccessAttributes", name)
             self._types[key] = td
         return self._types[key]
 

@@ -201,7 +201,14 @@ def _var_defs(parent: ET.Element, name: str, names: list[tuple]) -> None:
     for n in names:
         seq = _el(el, "SEQUENCE")
         spec = _el(seq, "variableSpecification")
-        _object_name(spec, "name", n)
+        if n[0] == "domain-specific" and len(n) == 4:
+            # One array element: ("domain-specific", LD, item, index) -> alternateAccess index
+            _object_name(spec, "name", n[:3])
+            aa = _el(seq, "alternateAccess")
+            sel = _el(_el(_el(aa, "CHOICE"), "unnamed"), "selectAccess")
+            _el(sel, "index", n[3])
+        else:
+            _object_name(spec, "name", n)
 
 
 def _read_var_defs(el: ET.Element) -> list[tuple]:
@@ -209,13 +216,34 @@ def _read_var_defs(el: ET.Element) -> list[tuple]:
     for seq in el:
         if _local(seq) != "SEQUENCE":
             raise PduError("listOfVariable holds SEQUENCE elements")
-        if _child(seq, "alternateAccess", required=False) is not None:
-            raise PduError(
-                "alternateAccess is not supported", "confirmed-requestPDU:unrecognized-modifier"
-            )
         spec = _child(seq, "variableSpecification")
-        out.append(_read_object_name(_child(spec, "name")))
+        name = _read_object_name(_child(spec, "name"))
+        aa = _child(seq, "alternateAccess", required=False)
+        if aa is not None:
+            name = name + (_read_index(aa),)
+        out.append(name)
     return out
+
+
+def _read_index(aa: ET.Element) -> int:
+    """The one alternateAccess form supported: a single unnamed selectAccess index."""
+    unsupported = PduError(
+        "only alternateAccess of one array index is supported",
+        "confirmed-requestPDU:unrecognized-modifier",
+    )
+    choices = list(aa)
+    if len(choices) != 1:
+        raise unsupported
+    unnamed = _only(choices[0])
+    if _local(unnamed) != "unnamed":
+        raise unsupported
+    select = _only(unnamed)
+    if _local(select) != "selectAccess":
+        raise unsupported
+    index = _only(select)
+    if _local(index) != "index":
+        raise unsupported
+    return _int(index, 0, 2**32 - 1)
 
 
 def _vas(parent: ET.Element, spec: tuple) -> None:

@@ -83,6 +83,7 @@ def test_directories_and_values(prosody, xmpp_account) -> None:
             assert await ied.get_logical_node_directory("FDR1PROT/LLN0", "SGCB") == ["SGCB"]
             assert await ied.get_data_directory("FDR1MEAS/MMXU1.TotW") == [
                 "db",
+                "limits",
                 "mag",
                 "q",
                 "t",
@@ -105,6 +106,16 @@ def test_directories_and_values(prosody, xmpp_account) -> None:
             everything = await ied.get_all_data_values("FDR1MEAS/MMXU1")
             assert list(everything) == ["MX", "ST", "CF"]
             assert everything["CF"]["TotW"]["db"] == 500
+            assert everything["CF"]["TotW"]["limits"] == [0, 0, 0]
+            # arrays: one element through alternateAccess (index), read and written
+            await ied.set_data_values("FDR1MEAS/MMXU1.TotW.limits(1)", "CF", 7)
+            assert await ied.get_data_values("FDR1MEAS/MMXU1.TotW.limits(1)", "CF") == 7
+            assert await ied.get_data_values("FDR1MEAS/MMXU1.TotW.limits", "CF") == [0, 7, 0]
+            await ied.set_data_values("FDR1MEAS/MMXU1.TotW.limits", "CF", [1, 2, 3])
+            assert server.model.read("FDR1MEAS/MMXU1.TotW.limits", "CF") == [1, 2, 3]
+            with pytest.raises(DataAccessFailed) as err:
+                await ied.get_data_values("FDR1MEAS/MMXU1.TotW.limits(3)", "CF")
+            assert err.value.code == "object-non-existent"
             tree = await ied.browse()
             assert "stVal" in tree["FDR1LD0"]["GGIO1"]["ST"]["Ind1"]
             # negative: wrong FC, unknown object, FC XX, too-long reference, type mismatch

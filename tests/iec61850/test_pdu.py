@@ -71,6 +71,12 @@ PDUS = [
     ),
     ("confirmed-RequestPDU", 4, "read", ("listOfVariable", [D, ("aa-specific", "x")])),
     ("confirmed-RequestPDU", 5, "read", ("variableListName", ("domain-specific", "LD", "LLN0$DS"))),
+    (
+        "confirmed-RequestPDU",
+        18,
+        "read",
+        ("listOfVariable", [("domain-specific", "LD", "LN$CF$DO$arr", 2)]),
+    ),
     ("confirmed-RequestPDU", 6, "write", (("listOfVariable", [D]), [DATA])),
     ("confirmed-RequestPDU", 7, "getVariableAccessAttributes", D),
     ("confirmed-RequestPDU", 8, "defineNamedVariableList", (("aa-specific", "ds"), [D, D])),
@@ -159,7 +165,8 @@ def raw(xml: str) -> ET.Element:
         (
             "<confirmed-RequestPDU><invokeID>3</invokeID><service><read><variableAccessSpecification>"
             "<listOfVariable><SEQUENCE><variableSpecification><name><vmd-specific>A</vmd-specific>"
-            "</name></variableSpecification><alternateAccess/></SEQUENCE></listOfVariable>"
+            "</name></variableSpecification><alternateAccess><CHOICE><named><componentName>x"
+            "</componentName></named></CHOICE></alternateAccess></SEQUENCE></listOfVariable>"
             "</variableAccessSpecification></read></service></confirmed-RequestPDU>",
             "confirmed-requestPDU:unrecognized-modifier",
         ),

@@ -152,7 +152,14 @@ class ServerServices:
     # ---------------------------------------------------------------- read / write
     def _resolve(self, assoc: Association, name: tuple) -> tuple[Any, str]:
         if name[0] == "domain-specific":
-            return self.model.find_mms(name[1], name[2])
+            node, fc = self.model.find_mms(name[1], name[2])
+            if len(name) == 4:  # alternateAccess: one element of an array attribute
+                if not isinstance(node, DataAttribute) or not node.elements:
+                    raise ModelError(DataAccessError.OBJECT_ATTRIBUTE_INCONSISTENT, "not an array")
+                if name[3] >= len(node.elements):
+                    raise ModelError(DataAccessError.OBJECT_NON_EXISTENT, f"no element {name[3]}")
+                node = node.elements[name[3]]
+            return node, fc
         raise ModelError(DataAccessError.OBJECT_NON_EXISTENT, f"no {name[0]} variable {name[-1]!r}")
 
     def read_variable(self, assoc: Association, name: tuple) -> tuple:
