@@ -427,7 +427,8 @@ class Subscriber:
     port). ``stateful``/``stateless`` are algorithm preferences. Measurements arrive through
     ``on_measurements(list[Measurement])`` and/or :meth:`measurements` (an async iterator of
     batches, bounded by ``queue_size`` batches; when full the oldest batch is dropped and
-    counted in ``dropped_batches``).
+    counted in ``dropped_batches``). With ``reconnect`` (seconds), a forward connection that
+    is lost (e.g. a NoOp time-out) is re-established and the subscriptions are sent again.
     """
 
     def __init__(
@@ -449,8 +450,15 @@ class Subscriber:
         on_measurements: Callable[[list[Measurement]], None] | None = None,
         on_event: Callable[[Event], None] | None = None,
         queue_size: int = 10_000,
+        reconnect: float | None = None,
     ) -> None:
         self.host = host
+        self.reconnect = reconnect
+        self.reconnects = 0
+        self._closing = False
+        self._forward = False
+        self._subscriptions: list[dict[str, Any]] = []
+        self._reconnecting: asyncio.Future[None] | None = None
         self.port = port
         self.tls = tls
         self.udp = udp
@@ -492,6 +500,8 @@ class Subscriber:
 
     async def connect(self, *, timeout: float = 10.0) -> NegotiationComplete:
         """Dial the publisher (forward connection) and complete session negotiation."""
+        self._forward = True
+        self._closing = False
         await self._prepare()
         loop = asyncio.get_running_loop()
         context = self.tls.client_context() if self.tls else None
@@ -531,6 +541,9 @@ class Subscriber:
 
     async def close(self) -> None:
         """Close the connection (and the listener / UDP socket)."""
+        self._closing = True
+        if self._reconnecting is not None:
+            self._reconnecting.cancel()
         if self._server is not None:
             self._server.close()
         if self.link is not None:
@@ -540,6 +553,9 @@ class Subscriber:
         if self._udp is not None:
             self._udp.close()
             self._udp = None
+        if self._queue.full():
+            self._queue.get_nowait()
+        self._queue.put_nowait(None)  # ends measurements() even between reconnections
 
     async def __aenter__(self) -> Subscriber:
         await self.connect()
@@ -568,10 +584,28 @@ class Subscriber:
     def _link_lost(self, link: _Link) -> None:
         reason = link.session.close_reason if link.session else "closed"
         self._fail_all(SessionError(reason))
+        if self.reconnect is not None and self._forward and not self._closing:
+            log.warning("connection lost (%s); reconnecting in %.1fs", reason, self.reconnect)
+            self._reconnecting = asyncio.ensure_future(self._reconnect_loop())
+            return
         if self._queue.full():
             self._queue.get_nowait()
             self.dropped_batches += 1
         self._queue.put_nowait(None)  # ends measurements()
+
+    async def _reconnect_loop(self) -> None:
+        assert self.reconnect is not None
+        while not self._closing:
+            await asyncio.sleep(self.reconnect)
+            try:
+                await self.connect()
+                for request in self._subscriptions:
+                    await self.subscribe(**request, _replay=True)
+            except (OSError, SessionError, CommandError, asyncio.TimeoutError) as exc:
+                log.warning("reconnect failed: %s", exc)
+                continue
+            self.reconnects += 1
+            return
 
     def _fail_all(self, error: Exception) -> None:
         if self._negotiated is not None and not self._negotiated.done():
@@ -665,6 +699,7 @@ class Subscriber:
         mode: int = SM.Replace,
         options: Options | Mapping[str, str] | None = None,
         timeout: float = 10.0,
+        _replay: bool = False,
     ) -> CommandSucceeded:
         """Subscribe to ``points`` (ids), or by ``query``, or to everything (neither given).
 
@@ -701,9 +736,18 @@ class Subscriber:
             items.append(
                 wire.SubscribeItem(sub_command=SSC.AllDataPoints, mode=SM(mode), body=None)
             )
-        return await self._request(
+        result = await self._request(
             CC.Subscribe, lambda now: self.session.subscribe(items, now), timeout
         )
+        if not _replay:  # remembered for reconnection
+            request = dict(
+                points=None if points is None else ids, query=query, mode=mode, options=options
+            )
+            if mode == SM.Replace:
+                self._subscriptions = []
+            self._subscriptions.append(request)
+            del self._subscriptions[:-64]
+        return result
 
     async def unsubscribe(self, timeout: float = 10.0) -> CommandSucceeded:
         """Remove every subscribed point (the seed's replacement of Unsubscribe)."""

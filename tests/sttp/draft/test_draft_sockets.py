@@ -232,3 +232,40 @@ def test_facade_selects_the_draft_profile():
         return negotiated
 
     assert run(main()).stateful == "TSSC"
+
+
+@pytest.mark.timeout(20)
+def test_subscriber_reconnects_and_resubscribes():
+    import uuid
+
+    from gridbind.sttp import Measurement
+    from gridbind.sttp.draft import ValueType
+
+    signal = uuid.uuid4()
+
+    async def main():
+        publisher = Publisher(points={signal: ValueType.DOUBLE})
+        await publisher.start()
+        subscriber = Subscriber(port=publisher.port, reconnect=0.1)
+        try:
+            await subscriber.connect()
+            await subscriber.subscribe([signal], options={"priority": "2"})
+            [link] = publisher.connections
+            link.close()  # the connection breaks
+            await publisher.wait_for(
+                lambda: any(
+                    c is not link and c.session.subscribed_points for c in publisher.connections
+                ),
+                5,
+            )
+            publisher.publish([Measurement(signal, 4.25, 99)])
+            got = await subscriber.collect(1, 5)
+            [fresh] = publisher.connections
+            return got, subscriber.reconnects, fresh.session._points[signal].options.priority
+        finally:
+            await subscriber.close()
+            await publisher.stop()
+
+    got, reconnects, priority = run(main())
+    assert [(m.signal_id, m.value) for m in got] == [(signal, 4.25)]
+    assert reconnects == 1 and priority == 2
