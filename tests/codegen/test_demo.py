@@ -15,7 +15,7 @@ def test_demo_round_trips_every_message() -> None:
         [sys.executable, "-m", "gridbind", "demo"], capture_output=True, text=True, timeout=80
     )
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "committed generated/ matches: yes" in out.stdout
+    assert "committed generated/sttp matches: yes" in out.stdout
     assert "profile draft-0.8" in out.stdout
     assert "0x06 SendDataPoints" in out.stdout and "FAILED" not in out.stdout
     summary = re.search(r"^(\d+)/(\d+) messages round-tripped$", out.stdout, re.M)
