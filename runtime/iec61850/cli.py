@@ -59,8 +59,13 @@ def _settings(args: argparse.Namespace) -> XmppSettings:
     )
 
 
-def _xmpp_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--jid", required=True, help="own XMPP account (resource IEC is added)")
+def _xmpp_options(p: argparse.ArgumentParser, jid_required: bool = True) -> None:
+    p.add_argument(
+        "--jid",
+        required=jid_required,
+        help="own XMPP account (resource IEC is added)"
+        + ("" if jid_required else "; default: the P type JID of the IED's ConnectedAP"),
+    )
     p.add_argument("--password-file", help="file holding the account's password")
     p.add_argument("--xmpp", metavar="HOST:PORT", help="XMPP server (default: DNS SRV)")
     p.add_argument("--ca", required=True, help="CA certificate(s) the XMPP server must chain to")
@@ -282,7 +287,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--ied", help="IED name (needed when the file holds several)")
     p.add_argument("--files", help="folder served by the file services")
     p.add_argument("--max-pdu-size", type=int, default=65000)
-    _xmpp_options(p)
+    _xmpp_options(p, jid_required=False)
     p.set_defaults(func=_cmd_serve)
 
     def client_parser(name: str, help_text: str, func) -> argparse.ArgumentParser:

@@ -39,7 +39,7 @@ from .association import (
     InitiateParams,
 )
 from .model import Timestamp
-from .xmpp import IecXmpp, Inbound, StanzaError, XmppSettings, stanza_for_pdu
+from .xmpp import IecXmpp, Inbound, StanzaError, XmppError, XmppSettings, stanza_for_pdu
 
 __all__ = [
     "Client",
@@ -651,13 +651,23 @@ class Client:
     async def connect(self) -> None:
         await self.xmpp.start()
 
-    async def close(self) -> None:
-        for session in list(self._sessions.values()):
-            if session.assoc.open and self.xmpp.connected:
-                try:
-                    await asyncio.wait_for(session.conclude(), 3)
-                except (ClientError, StanzaError, asyncio.TimeoutError) as exc:
-                    log.info("conclude of %s failed: %s", session.id, exc)
+    async def close(self, conclude_timeout: float = 3.0) -> None:
+        """Conclude open associations (bounded by ``conclude_timeout``) and leave XMPP."""
+
+        async def conclude(session: ClientAssociation) -> None:
+            try:
+                await session.conclude()
+            except (ClientError, StanzaError, XmppError) as exc:
+                log.info("conclude of %s failed: %s", session.id, exc)
+
+        if self.xmpp.connected:
+            open_sessions = [s for s in self._sessions.values() if s.assoc.open]
+            try:
+                await asyncio.wait_for(
+                    asyncio.gather(*(conclude(s) for s in open_sessions)), conclude_timeout
+                )
+            except asyncio.TimeoutError:
+                log.info("conclude did not finish within %s s", conclude_timeout)
         self.core.link_lost()
         self._flush()
         await self.xmpp.close()

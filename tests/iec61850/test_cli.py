@@ -114,6 +114,11 @@ def test_serve_errors(prosody, tmp_path, capsys) -> None:
     status = main(["iec61850", "serve", "--scl", str(bad), "--jid", "a@test.local",
                    "--password-file", str(pw), "--ca", str(prosody.ca_cert)])  # fmt: skip
     assert status == 2 and "DOType 'NOPE'" in capsys.readouterr().err
+    # without --jid, serve takes the P type JID of the SCL (fdr1@test.local, no such account)
+    status = main(["iec61850", "serve", "--scl", str(FEEDER), "--password-file", str(pw),
+                   "--xmpp", f"127.0.0.1:{prosody.c2s_port}", "--ca", str(prosody.ca_cert),
+                   "--sasl", "PLAIN"])  # fmt: skip
+    assert status == 1 and "fdr1@test.local" in capsys.readouterr().err
     t0 = time.monotonic()
     status = main(["iec61850", "read", "--peer", "x@test.local", "--jid", "nobody@test.local",
                    "--password-file", str(pw), "--xmpp", f"127.0.0.1:{prosody.c2s_port}",
