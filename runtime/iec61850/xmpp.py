@@ -327,10 +327,11 @@ class IecXmpp:
         client.enable_direct_tls = bool(s.direct_tls)
         client.enable_starttls = not s.direct_tls
         client.enable_plaintext = False
-        client.register_plugin("xep_0199", {"keepalive": s.ping_interval > 0})
+        keepalive = {"keepalive": s.ping_interval > 0}
         if s.ping_interval > 0:
-            client.plugin["xep_0199"].interval = s.ping_interval
-            client.plugin["xep_0199"].timeout = max(1.0, s.ping_interval)
+            # a ping unanswered within the interval means a frozen link: slixmpp reconnects
+            keepalive.update(interval=s.ping_interval, timeout=max(1.0, s.ping_interval))
+        client.register_plugin("xep_0199", keepalive)
         if s.stream_management:
             client.register_plugin("xep_0198", {"allow_resume": True})
         client.register_handler(Callback("IEC 61850-8-2 payload", _PayloadMatcher(), self._inbound))

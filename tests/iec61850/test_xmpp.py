@@ -238,3 +238,27 @@ def test_stanza_plugins_wrap_the_payload() -> None:
     bare = Iq()
     _attach(bare, ET.Element(f"{{{PAYLOAD_NS}}}MMSpdu"), None)
     assert _association_of(bare.xml) is None and _first_payload(bare.xml) is not None
+
+
+@pytest.mark.timeout(30)
+def test_xep0199_keepalive_pings(prosody, xmpp_account) -> None:
+    async def main() -> None:
+        a = Echo()
+        xa = a.build(settings(prosody, xmpp_account("ping"), ping_interval=0.2))
+        plugin_pings = []
+        await xa.start()
+        try:
+            plugin = xa._client.plugin["xep_0199"]
+            original = plugin.ping
+
+            async def counting(*args, **kw):
+                plugin_pings.append(kw.get("jid") or (args[0] if args else None))
+                return await original(*args, **kw)
+
+            plugin.ping = counting
+            await asyncio.sleep(1.0)
+            assert len(plugin_pings) >= 2 and xa.connected
+        finally:
+            await xa.close()
+
+    run(main())
