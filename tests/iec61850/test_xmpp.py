@@ -262,3 +262,17 @@ def test_xep0199_keepalive_pings(prosody, xmpp_account) -> None:
             await xa.close()
 
     run(main())
+
+
+@pytest.mark.timeout(30)
+def test_srv_lookup_without_records_is_a_clear_error(prosody, xmpp_account) -> None:
+    account = xmpp_account("srv")
+
+    async def main() -> None:
+        # No host/port: slixmpp looks up _xmpp-client._tcp.test.local (and the A record);
+        # neither exists here, which must end in an error, not a retry loop.
+        s = settings(prosody, account, host=None, port=None, connect_timeout=5)
+        with pytest.raises(XmppConnectError, match="DNS"):
+            await IecXmpp(s, lambda item: None).start()
+
+    run(main(), 20)
