@@ -8,6 +8,7 @@ import asyncio
 import uuid
 
 import pytest
+from draft_pki import pki_fixture  # noqa: F401 - provides the pki fixture
 
 from gridbind.generated.sttp import draft_0_8 as wire
 from gridbind.generated.sttp.templates import DataPointRecord, PmuRecord

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from streaming import stream
+from draft_streaming import stream
 
 from gridbind.sttp.draft import Publisher, Subscriber
 from gridbind.sttp.draft.synthetic import SyntheticPmu

@@ -9,7 +9,8 @@ import ssl
 import uuid
 
 import pytest
-from streaming import stream
+from draft_pki import pki_fixture  # noqa: F401 - provides the pki fixture
+from draft_streaming import stream
 
 from gridbind.sttp import Measurement
 from gridbind.sttp.draft import (

@@ -1,4 +1,8 @@
-"""Fixtures of the draft-profile tests: certificates (own test CA, self-signed, wrong names)."""
+"""Certificates for the draft-profile TLS tests (own test CA, self-signed, wrong names).
+
+Imported by the tests that need them (`from draft_pki import pki_fixture`); not a conftest, so the
+project-wide `conftest` module name stays the top-level one.
+"""
 
 from __future__ import annotations
 
@@ -73,8 +77,8 @@ class Pki:
     self_signed_sub: Cert
 
 
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory) -> Pki:
+@pytest.fixture(scope="session", name="pki")
+def pki_fixture(tmp_path_factory) -> Pki:
     folder = tmp_path_factory.mktemp("pki")
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_cert, _ = _issue("gridbind test CA", None, None, ca=True, key=ca_key)
