@@ -592,6 +592,10 @@ class PublisherSession(_Session):
         self._verify_pending: dict[tuple[int, int], float] = {}
         self._bulk_seq = 0
         self.published = {"tcp": 0, "udp": 0}
+        #: Data points published per priority level (the seed's recommended statistics).
+        self.published_by_priority = [0] * 8
+        #: Values held back by exception (deadband) or down-sampling.
+        self.suppressed = 0
         self._send(
             wire.NegotiateSession(
                 sub_command=NS.ProtocolVersions,
@@ -603,6 +607,19 @@ class PublisherSession(_Session):
     def subscribed_points(self) -> list[uuid.UUID]:
         """Points currently subscribed by this peer."""
         return list(self._points)
+
+    def configured(self) -> dict[str, Any]:
+        """Subscribed points per characteristic (the seed's recommended statistics)."""
+        by_priority = [0] * 8
+        counts = {"lossy": 0, "verified": 0, "exception": 0, "downsampled": 0}
+        for entry in self._points.values():
+            options = entry.options
+            by_priority[options.priority] += 1
+            counts["lossy"] += options.lossy
+            counts["verified"] += entry.verify
+            counts["exception"] += options.exception
+            counts["downsampled"] += bool(options.resolution)
+        return {"by_priority": by_priority, **counts}
 
     def runtime_id(self, point: uuid.UUID) -> int | None:
         """Runtime ID assigned to ``point`` in this session."""
@@ -918,6 +935,9 @@ class PublisherSession(_Session):
             options = entry.options
             if options.priority:
                 prioritised = True
+            if not out:
+                self.suppressed += 1
+            self.published_by_priority[options.priority] += len(out)
             for stamp, value, quality in out:
                 try:
                     value = _coerce(entry.value_type, value)

@@ -159,6 +159,11 @@ def test_priority_orders_publication_and_flags_carry_the_grant():
     _, events = pump(pub, sub)
     [batch] = [e for e in events if isinstance(e, DataPointsReceived)]
     assert [m.signal_id for m in batch.measurements] == [high, low]
+    pub.publish([Measurement(high, 2.0, 2)])  # unchanged: held back by the exception rule
+    assert pub.published_by_priority[6] == 1 and pub.published_by_priority[0] == 1
+    assert pub.suppressed == 1
+    configured = pub.configured()
+    assert configured["by_priority"][6] == 1 and configured["exception"] == 1
 
 
 def test_reliability_is_ignored_without_a_data_channel():
