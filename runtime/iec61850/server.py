@@ -183,6 +183,13 @@ class IedServer:
             self._refuse_undecodable(item, exc)
             return
         kind = message[0]
+        if kind in ("initiate-RequestPDU", "conclude-RequestPDU", "cancel-RequestPDU"):
+            expected = stanza_for_pdu(kind)[1]
+            if item.type != expected:
+                self.xmpp.reply_error(
+                    item, "bad-request", f"Annex D: {kind} travels in iq {expected}"
+                )
+                return
         try:
             if kind == "confirmed-RequestPDU":
                 return self._confirmed(item, message, len(raw))
@@ -221,9 +228,6 @@ class IedServer:
         self.xmpp.reply_error(item, "bad-request", f"{reason}: {exc}")
 
     def _initiate(self, item: Inbound, proposed: InitiateParams) -> None:
-        if item.type != "set":
-            self.xmpp.reply_error(item, "bad-request", "initiate-RequestPDU travels in iq set")
-            return
         if not item.association:
             self.xmpp.reply_error(item, "bad-request", "initiate without an association id")
             return

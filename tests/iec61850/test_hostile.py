@@ -68,6 +68,8 @@ HOSTILE = [
                 "</confirmed-ResponsePDU>", "A")),
     ("get", req(NAME_LIST.format(i=7) * 2, "A")),
     ("get", req("<cancel-RequestPDU>5</cancel-RequestPDU>", "A")),
+    ("get", req("<conclude-RequestPDU/>", "A")),  # conclude travels in iq set: bad-request
+    ("get", req("<initiate-RequestPDU/>", "C")),
 ]  # fmt: skip
 
 
