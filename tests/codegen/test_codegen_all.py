@@ -94,8 +94,15 @@ def test_sttp_command_writes_the_committed_module(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(240)
 def test_wheel_carries_generated_code_and_the_command(tmp_path: Path) -> None:
+    # build from a copy: an in-tree build would leave build/ and *.egg-info in the checkout
+    source = tmp_path / "source"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.so")
+    for folder in ("runtime", "codegen", "generated"):
+        shutil.copytree(ROOT / folder, source / folder, ignore=ignore)
+    for name in ("setup.py", "pyproject.toml", "README.md"):
+        shutil.copyfile(ROOT / name, source / name)
     out = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(tmp_path)],
+        [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "-q", "-w", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=220,
