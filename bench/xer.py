@@ -157,21 +157,36 @@ def hand_encode(value: tuple) -> bytes:
 # ---- timing --------------------------------------------------------------------------------
 
 
-def per_call(func: Callable[[], object], seconds: float) -> float:
-    """Best microseconds per call over 5 rounds of about ``seconds / 5`` each."""
+def _batch(func: Callable[[], object], seconds: float) -> int:
+    """Calls per measuring round so that one round takes about ``seconds``."""
     func()
     start, n = time.perf_counter(), 0
     while time.perf_counter() - start < 0.02:
         func()
         n += 1
-    batch = max(1, int(n * seconds / 5 / 0.02))
-    best = float("inf")
-    for _ in range(5):
-        t0 = time.perf_counter()
-        for _ in range(batch):
-            func()
-        best = min(best, (time.perf_counter() - t0) / batch)
-    return best * 1e6
+    return max(1, int(n * seconds / 0.02))
+
+
+def per_call(func: Callable[[], object], seconds: float) -> float:
+    """Best microseconds per call over 5 rounds of about ``seconds / 5`` each."""
+    return interleaved([func], seconds)[0]
+
+
+def interleaved(funcs: list[Callable[[], object]], seconds: float, rounds: int = 9) -> list[float]:
+    """Best microseconds per call of each function, measured round-robin.
+
+    The box is shared: measuring the codecs in turn, round after round, exposes all of them to
+    the same background load, and the best round of each is compared.
+    """
+    batches = [_batch(f, seconds / rounds) for f in funcs]
+    best = [float("inf")] * len(funcs)
+    for _ in range(rounds):
+        for i, (func, batch) in enumerate(zip(funcs, batches)):
+            t0 = time.perf_counter()
+            for _ in range(batch):
+                func()
+            best[i] = min(best[i], (time.perf_counter() - t0) / batch)
+    return [b * 1e6 for b in best]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -213,11 +228,10 @@ def main(argv: list[str] | None = None) -> int:
                 lambda: xs_serializer.render(pdu, ns_map={None: NS}).encode(),
             ),
         ]
-        base_dec = base_enc = None
-        for name, dec, enc in rows:
-            d_us, e_us = per_call(dec, opts.seconds), per_call(enc, opts.seconds)
-            base_dec = base_dec or d_us
-            base_enc = base_enc or e_us
+        decode_us = interleaved([row[1] for row in rows], opts.seconds * len(rows))
+        encode_us = interleaved([row[2] for row in rows], opts.seconds * len(rows))
+        base_dec, base_enc = decode_us[0], encode_us[0]
+        for (name, _, _), d_us, e_us in zip(rows, decode_us, encode_us):
             print(
                 f"{label:<14}{name:<22}{d_us:>11.1f}{d_us / base_dec:>7.1f}"
                 f"{e_us:>11.1f}{e_us / base_enc:>7.1f}"

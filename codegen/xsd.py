@@ -412,9 +412,15 @@ def _classes(package) -> list[type]:
     return [found[key] for key in sorted(found)]
 
 
+_CLASS_REFS: dict[str, str] = {}
+
+
 def _ref(cls: type) -> str:
+    """Module-level constant naming ``cls`` in the emitted module (one attribute lookup)."""
     module = cls.__module__.rsplit(".", 1)[1]
-    return f"_m_{module}.{cls.__qualname__}"
+    name = f"C_{module}__{cls.__qualname__.replace('.', '_')}"
+    _CLASS_REFS[name] = f"_m_{module}.{cls.__qualname__}"
+    return name
 
 
 def _fname(kind: str, cls: type) -> str:
@@ -447,11 +453,30 @@ def _value_kind(var) -> str | None:
     return _TEXT_TYPES.get(kind)
 
 
+def _construct(cls: type, values: list[tuple[str, str]]) -> list[str]:
+    """Lines building ``cls`` from ``(field, expression)``.
+
+    When the decoder sets every dataclass field, the instance is made with ``object.__new__``
+    and slot assignments (about twice as fast as the keyword ``__init__``; the generated classes
+    have no ``__post_init__``); otherwise through the constructor.
+    """
+    import dataclasses
+
+    fields = {f.name for f in dataclasses.fields(cls)}
+    if fields == {name for name, _ in values} and not hasattr(cls, "__post_init__"):
+        lines = [f"    obj = _new({_ref(cls)})"]
+        lines += [f"    obj.{name} = {expr}" for name, expr in values]
+        return lines + ["    return obj"]
+    kwargs = ", ".join(f"{name}={expr}" for name, expr in values)
+    return [f"    return {_ref(cls)}({kwargs})"]
+
+
 def _emit_fast(package, elements: set[str]) -> str:
     """Source of the fast module: one decoder and one encoder per generated class."""
     from xsdata.formats.dataclass.context import XmlContext
 
     context = XmlContext()
+    _CLASS_REFS.clear()
     classes = _classes(package)
     modules = sorted({c.__module__.rsplit(".", 1)[1] for c in classes})
     lines = [
@@ -470,6 +495,7 @@ def _emit_fast(package, elements: set[str]) -> str:
     lines += [
         "",
         "_S = etree.SubElement",
+        "_new = object.__new__",
         "",
         "",
         "class NotCovered(Exception):",
@@ -591,7 +617,8 @@ def _emit_fast(package, elements: set[str]) -> str:
         args = []
         if text_vars:
             var = text_vars[0]
-            body.append(f"    v_{var.name} = _d_{_value_kind(var)}(el, depth, limit)")
+            inline = _INLINE_DECODE[_value_kind(var)].replace("child", "el")
+            body.append(f"    v_{var.name} = {inline}")
             args.append(var.name)
         if len(elem_vars) == 1 and elem_vars[0].is_elements:
             var = elem_vars[0]
@@ -607,16 +634,16 @@ def _emit_fast(package, elements: set[str]) -> str:
                 entries.append(f"    {_tag_name(qname, tags)}: {func},")
             tables.append("\n".join([f"{table} = {{", *entries, "}"]))
             body += [
-                "    if len(el) != 1:",
-                "        if len(el) == 0:",
-                f"            return {_ref(cls)}()",
-                '        raise NotCovered("choice")',
-                "    child = el[0]",
+                # The schema allows exactly one alternative here.
+                "    try:",
+                "        child = el[0]",
+                "    except IndexError:",
+                f"        return {_ref(cls)}()",
                 f"    decode = {table}.get(child.tag)",
                 "    if decode is None:",
                 "        raise NotCovered(child.tag)",
-                f"    return {_ref(cls)}({var.name}=decode(child, depth + 1, limit))",
             ]
+            body += _construct(cls, [(var.name, "decode(child, depth + 1, limit)")])
         else:
             for var in elem_vars:
                 body.append(f"    v_{var.name} = {'[]' if var.list_element else 'None'}")
@@ -637,8 +664,7 @@ def _emit_fast(package, elements: set[str]) -> str:
                     else:
                         body.append(f"            v_{var.name} = {call}")
                 body += ["        else:", "            raise NotCovered(tag)"]
-            kwargs = ", ".join(f"{a}=v_{a}" for a in args)
-            body.append(f"    return {_ref(cls)}({kwargs})")
+            body += _construct(cls, [(a, f"v_{a}") for a in args])
         lines += body + ["", ""]
         # encoder (fills an existing element)
         body = [f"def {fname}(el, obj):"]
@@ -720,6 +746,8 @@ def _emit_fast(package, elements: set[str]) -> str:
         "    return root",
         "",
     ]
+    at = lines.index("_new = object.__new__") + 1
+    lines[at:at] = [""] + [f"{name} = {target}" for name, target in sorted(_CLASS_REFS.items())]
     return "\n".join(lines)
 
 

@@ -14,6 +14,464 @@ from . import e2e_4 as _m_e2e_4
 from . import scsm_8_2 as _m_scsm_8_2
 
 _S = etree.SubElement
+_new = object.__new__
+
+C_e2e_4__AeaAlgorithm = _m_e2e_4.AeaAlgorithm
+C_e2e_4__AeaAlgorithm_Aes128Gcm = _m_e2e_4.AeaAlgorithm.Aes128Gcm
+C_e2e_4__AeaAlgorithm_Aes256Gcm = _m_e2e_4.AeaAlgorithm.Aes256Gcm
+C_e2e_4__ApplAbort = _m_e2e_4.ApplAbort
+C_e2e_4__ApplData = _m_e2e_4.ApplData
+C_e2e_4__ApplicationReject = _m_e2e_4.ApplicationReject
+C_e2e_4__AssociationContext = _m_e2e_4.AssociationContext
+C_e2e_4__Authenticator = _m_e2e_4.Authenticator
+C_e2e_4__ClearTbp = _m_e2e_4.ClearTbp
+C_e2e_4__ClearToken1 = _m_e2e_4.ClearToken1
+C_e2e_4__ClearToken1_CertPath = _m_e2e_4.ClearToken1.CertPath
+C_e2e_4__ClearToken1_Version = _m_e2e_4.ClearToken1.Version
+C_e2e_4__ClearToken2 = _m_e2e_4.ClearToken2
+C_e2e_4__ClearToken2_Rekey = _m_e2e_4.ClearToken2.Rekey
+C_e2e_4__ClearToken3 = _m_e2e_4.ClearToken3
+C_e2e_4__ClearTransfer = _m_e2e_4.ClearTransfer
+C_e2e_4__ConfParams = _m_e2e_4.ConfParams
+C_e2e_4__DhKey = _m_e2e_4.DhKey
+C_e2e_4__DhKey_EcdhSecp256R1 = _m_e2e_4.DhKey.EcdhSecp256R1
+C_e2e_4__DhKey_ModpGroup14 = _m_e2e_4.DhKey.ModpGroup14
+C_e2e_4__DtSecAbort = _m_e2e_4.DtSecAbort
+C_e2e_4__EncrMode = _m_e2e_4.EncrMode
+C_e2e_4__EncrMode_Aea = _m_e2e_4.EncrMode.Aea
+C_e2e_4__EncrMode_NonAea = _m_e2e_4.EncrMode.NonAea
+C_e2e_4__EncrMode_NonAea_Encryption = _m_e2e_4.EncrMode.NonAea.Encryption
+C_e2e_4__EncrMode_NonAea_Icv = _m_e2e_4.EncrMode.NonAea.Icv
+C_e2e_4__EncrTbp = _m_e2e_4.EncrTbp
+C_e2e_4__EncrTransfer = _m_e2e_4.EncrTransfer
+C_e2e_4__EncryptionAlgorithm = _m_e2e_4.EncryptionAlgorithm
+C_e2e_4__EncryptionAlgorithm_Aes128Cbc = _m_e2e_4.EncryptionAlgorithm.Aes128Cbc
+C_e2e_4__EncryptionAlgorithm_Aes256Cbc = _m_e2e_4.EncryptionAlgorithm.Aes256Cbc
+C_e2e_4__HandshakeAcc = _m_e2e_4.HandshakeAcc
+C_e2e_4__HandshakeReq = _m_e2e_4.HandshakeReq
+C_e2e_4__HandshakeSecAbort = _m_e2e_4.HandshakeSecAbort
+C_e2e_4__HandshakeSecReject = _m_e2e_4.HandshakeSecReject
+C_e2e_4__HandshakeTbs = _m_e2e_4.HandshakeTbs
+C_e2e_4__HmacAlgorithm = _m_e2e_4.HmacAlgorithm
+C_e2e_4__IcvAlgorithm = _m_e2e_4.IcvAlgorithm
+C_e2e_4__IcvAlgorithm_Aes128Gcm = _m_e2e_4.IcvAlgorithm.Aes128Gcm
+C_e2e_4__IcvAlgorithm_Aes256Gcm = _m_e2e_4.IcvAlgorithm.Aes256Gcm
+C_e2e_4__IcvAlgorithm_HmacSha256 = _m_e2e_4.IcvAlgorithm.HmacSha256
+C_e2e_4__Null = _m_e2e_4.Null
+C_e2e_4__ProtectedProtocol = _m_e2e_4.ProtectedProtocol
+C_e2e_4__ProtectedProtocol_Iec608705104 = _m_e2e_4.ProtectedProtocol.Iec608705104
+C_e2e_4__ProtectedProtocol_Iec6185081 = _m_e2e_4.ProtectedProtocol.Iec6185081
+C_e2e_4__ProtectedProtocol_Iec6185082 = _m_e2e_4.ProtectedProtocol.Iec6185082
+C_e2e_4__ReleaseReq = _m_e2e_4.ReleaseReq
+C_e2e_4__ReleaseRsp = _m_e2e_4.ReleaseRsp
+C_e2e_4__SignatureAlgorithm = _m_e2e_4.SignatureAlgorithm
+C_e2e_4__SignatureAlgorithm_EcdsaP256Sha256 = _m_e2e_4.SignatureAlgorithm.EcdsaP256Sha256
+C_e2e_4__SignatureAlgorithm_RsaSha256 = _m_e2e_4.SignatureAlgorithm.RsaSha256
+C_scsm_8_2__AccessError = _m_scsm_8_2.AccessError
+C_scsm_8_2__AccessError_ObjectAccessDenied = _m_scsm_8_2.AccessError.ObjectAccessDenied
+C_scsm_8_2__AccessError_ObjectAccessUnsupported = _m_scsm_8_2.AccessError.ObjectAccessUnsupported
+C_scsm_8_2__AccessError_ObjectInvalidated = _m_scsm_8_2.AccessError.ObjectInvalidated
+C_scsm_8_2__AccessError_ObjectNonExistent = _m_scsm_8_2.AccessError.ObjectNonExistent
+C_scsm_8_2__AccessError_Other = _m_scsm_8_2.AccessError.Other
+C_scsm_8_2__AccessResult = _m_scsm_8_2.AccessResult
+C_scsm_8_2__AccessSelection = _m_scsm_8_2.AccessSelection
+C_scsm_8_2__AlternateAccess = _m_scsm_8_2.AlternateAccess
+C_scsm_8_2__AlternateAccessSelection = _m_scsm_8_2.AlternateAccessSelection
+C_scsm_8_2__AlternateAccessSelection_SelectAlternateAccess = (
+    _m_scsm_8_2.AlternateAccessSelection.SelectAlternateAccess
+)
+C_scsm_8_2__AlternateAccess_Choice = _m_scsm_8_2.AlternateAccess.Choice
+C_scsm_8_2__AlternateAccess_Choice_Named = _m_scsm_8_2.AlternateAccess.Choice.Named
+C_scsm_8_2__ApplicationReference = _m_scsm_8_2.ApplicationReference
+C_scsm_8_2__ApplicationReferenceError = _m_scsm_8_2.ApplicationReferenceError
+C_scsm_8_2__ApplicationReferenceError_AplicationUnreachable = (
+    _m_scsm_8_2.ApplicationReferenceError.AplicationUnreachable
+)
+C_scsm_8_2__ApplicationReferenceError_ApplicationReferenceInvalid = (
+    _m_scsm_8_2.ApplicationReferenceError.ApplicationReferenceInvalid
+)
+C_scsm_8_2__ApplicationReferenceError_ConnectionLost = (
+    _m_scsm_8_2.ApplicationReferenceError.ConnectionLost
+)
+C_scsm_8_2__ApplicationReferenceError_ContextUnsupported = (
+    _m_scsm_8_2.ApplicationReferenceError.ContextUnsupported
+)
+C_scsm_8_2__ApplicationReferenceError_Other = _m_scsm_8_2.ApplicationReferenceError.Other
+C_scsm_8_2__Array = _m_scsm_8_2.Array
+C_scsm_8_2__BasicObjectClass = _m_scsm_8_2.BasicObjectClass
+C_scsm_8_2__BasicObjectClass_AccessControlList = _m_scsm_8_2.BasicObjectClass.AccessControlList
+C_scsm_8_2__BasicObjectClass_DataExchange = _m_scsm_8_2.BasicObjectClass.DataExchange
+C_scsm_8_2__BasicObjectClass_Domain = _m_scsm_8_2.BasicObjectClass.Domain
+C_scsm_8_2__BasicObjectClass_EventAction = _m_scsm_8_2.BasicObjectClass.EventAction
+C_scsm_8_2__BasicObjectClass_EventCondition = _m_scsm_8_2.BasicObjectClass.EventCondition
+C_scsm_8_2__BasicObjectClass_EventEnrollment = _m_scsm_8_2.BasicObjectClass.EventEnrollment
+C_scsm_8_2__BasicObjectClass_Journal = _m_scsm_8_2.BasicObjectClass.Journal
+C_scsm_8_2__BasicObjectClass_NamedType = _m_scsm_8_2.BasicObjectClass.NamedType
+C_scsm_8_2__BasicObjectClass_NamedVariable = _m_scsm_8_2.BasicObjectClass.NamedVariable
+C_scsm_8_2__BasicObjectClass_NamedVariableList = _m_scsm_8_2.BasicObjectClass.NamedVariableList
+C_scsm_8_2__BasicObjectClass_OperatorStation = _m_scsm_8_2.BasicObjectClass.OperatorStation
+C_scsm_8_2__BasicObjectClass_ProgramInvocation = _m_scsm_8_2.BasicObjectClass.ProgramInvocation
+C_scsm_8_2__BasicObjectClass_ScatteredAccess = _m_scsm_8_2.BasicObjectClass.ScatteredAccess
+C_scsm_8_2__BasicObjectClass_Semaphore = _m_scsm_8_2.BasicObjectClass.Semaphore
+C_scsm_8_2__CancelError = _m_scsm_8_2.CancelError
+C_scsm_8_2__CancelErrorPdu = _m_scsm_8_2.CancelErrorPdu
+C_scsm_8_2__CancelError_CancelNotPossible = _m_scsm_8_2.CancelError.CancelNotPossible
+C_scsm_8_2__CancelError_InvokeIdUnknown = _m_scsm_8_2.CancelError.InvokeIdUnknown
+C_scsm_8_2__CancelError_Other = _m_scsm_8_2.CancelError.Other
+C_scsm_8_2__ConcludeError = _m_scsm_8_2.ConcludeError
+C_scsm_8_2__ConcludeError_FurtherCommunicationRequired = (
+    _m_scsm_8_2.ConcludeError.FurtherCommunicationRequired
+)
+C_scsm_8_2__ConcludeError_Other = _m_scsm_8_2.ConcludeError.Other
+C_scsm_8_2__ConfirmedErrorPdu = _m_scsm_8_2.ConfirmedErrorPdu
+C_scsm_8_2__ConfirmedRequestPdu = _m_scsm_8_2.ConfirmedRequestPdu
+C_scsm_8_2__ConfirmedResponsePdu = _m_scsm_8_2.ConfirmedResponsePdu
+C_scsm_8_2__ConfirmedServiceRequest = _m_scsm_8_2.ConfirmedServiceRequest
+C_scsm_8_2__ConfirmedServiceRequest_ExtendedGetNameList = (
+    _m_scsm_8_2.ConfirmedServiceRequest.ExtendedGetNameList
+)
+C_scsm_8_2__ConfirmedServiceRequest_FileClose = _m_scsm_8_2.ConfirmedServiceRequest.FileClose
+C_scsm_8_2__ConfirmedServiceRequest_FileRead = _m_scsm_8_2.ConfirmedServiceRequest.FileRead
+C_scsm_8_2__ConfirmedServiceRequest_GetNameList = _m_scsm_8_2.ConfirmedServiceRequest.GetNameList
+C_scsm_8_2__ConfirmedServiceResponse = _m_scsm_8_2.ConfirmedServiceResponse
+C_scsm_8_2__ConfirmedServiceResponse_DefineNamedVariableList = (
+    _m_scsm_8_2.ConfirmedServiceResponse.DefineNamedVariableList
+)
+C_scsm_8_2__ConfirmedServiceResponse_ExtendedGetNameList = (
+    _m_scsm_8_2.ConfirmedServiceResponse.ExtendedGetNameList
+)
+C_scsm_8_2__ConfirmedServiceResponse_FileClose = _m_scsm_8_2.ConfirmedServiceResponse.FileClose
+C_scsm_8_2__ConfirmedServiceResponse_FileDelete = _m_scsm_8_2.ConfirmedServiceResponse.FileDelete
+C_scsm_8_2__ConfirmedServiceResponse_GetNameList = _m_scsm_8_2.ConfirmedServiceResponse.GetNameList
+C_scsm_8_2__ConfirmedServiceResponse_ObtainFile = _m_scsm_8_2.ConfirmedServiceResponse.ObtainFile
+C_scsm_8_2__Data = _m_scsm_8_2.Data
+C_scsm_8_2__DataAccessError = _m_scsm_8_2.DataAccessError
+C_scsm_8_2__DataAccessError_HardwareFault = _m_scsm_8_2.DataAccessError.HardwareFault
+C_scsm_8_2__DataAccessError_InvalidAddress = _m_scsm_8_2.DataAccessError.InvalidAddress
+C_scsm_8_2__DataAccessError_ObjectAccessDenied = _m_scsm_8_2.DataAccessError.ObjectAccessDenied
+C_scsm_8_2__DataAccessError_ObjectAccessUnsupported = (
+    _m_scsm_8_2.DataAccessError.ObjectAccessUnsupported
+)
+C_scsm_8_2__DataAccessError_ObjectAttributeInconsistent = (
+    _m_scsm_8_2.DataAccessError.ObjectAttributeInconsistent
+)
+C_scsm_8_2__DataAccessError_ObjectInvalidated = _m_scsm_8_2.DataAccessError.ObjectInvalidated
+C_scsm_8_2__DataAccessError_ObjectNonExistent = _m_scsm_8_2.DataAccessError.ObjectNonExistent
+C_scsm_8_2__DataAccessError_ObjectUndefined = _m_scsm_8_2.DataAccessError.ObjectUndefined
+C_scsm_8_2__DataAccessError_ObjectValueInvalid = _m_scsm_8_2.DataAccessError.ObjectValueInvalid
+C_scsm_8_2__DataAccessError_TemporarilyUnavailable = (
+    _m_scsm_8_2.DataAccessError.TemporarilyUnavailable
+)
+C_scsm_8_2__DataAccessError_TypeInconsistent = _m_scsm_8_2.DataAccessError.TypeInconsistent
+C_scsm_8_2__DataAccessError_TypeUnsupported = _m_scsm_8_2.DataAccessError.TypeUnsupported
+C_scsm_8_2__Data_BinaryTime = _m_scsm_8_2.Data.BinaryTime
+C_scsm_8_2__Data_BitString = _m_scsm_8_2.Data.BitString
+C_scsm_8_2__Data_FloatingPoint = _m_scsm_8_2.Data.FloatingPoint
+C_scsm_8_2__Data_Integer = _m_scsm_8_2.Data.Integer
+C_scsm_8_2__Data_MmsString = _m_scsm_8_2.Data.MmsString
+C_scsm_8_2__Data_OctetString = _m_scsm_8_2.Data.OctetString
+C_scsm_8_2__Data_Unsigned = _m_scsm_8_2.Data.Unsigned
+C_scsm_8_2__Data_UtcTime = _m_scsm_8_2.Data.UtcTime
+C_scsm_8_2__Data_VisibleString = _m_scsm_8_2.Data.VisibleString
+C_scsm_8_2__DefineNamedVariableListRequest = _m_scsm_8_2.DefineNamedVariableListRequest
+C_scsm_8_2__DefinitionError = _m_scsm_8_2.DefinitionError
+C_scsm_8_2__DefinitionError_InvalidAddress = _m_scsm_8_2.DefinitionError.InvalidAddress
+C_scsm_8_2__DefinitionError_ObjectAttributeInconsistent = (
+    _m_scsm_8_2.DefinitionError.ObjectAttributeInconsistent
+)
+C_scsm_8_2__DefinitionError_ObjectExists = _m_scsm_8_2.DefinitionError.ObjectExists
+C_scsm_8_2__DefinitionError_ObjectUndefined = _m_scsm_8_2.DefinitionError.ObjectUndefined
+C_scsm_8_2__DefinitionError_Other = _m_scsm_8_2.DefinitionError.Other
+C_scsm_8_2__DefinitionError_TypeInconsistent = _m_scsm_8_2.DefinitionError.TypeInconsistent
+C_scsm_8_2__DefinitionError_TypeUnsupported = _m_scsm_8_2.DefinitionError.TypeUnsupported
+C_scsm_8_2__DeleteNamedVariableListRequest = _m_scsm_8_2.DeleteNamedVariableListRequest
+C_scsm_8_2__DeleteNamedVariableListRequest_ListOfVariableListName = (
+    _m_scsm_8_2.DeleteNamedVariableListRequest.ListOfVariableListName
+)
+C_scsm_8_2__DeleteNamedVariableListResponse = _m_scsm_8_2.DeleteNamedVariableListResponse
+C_scsm_8_2__DirectoryEntry = _m_scsm_8_2.DirectoryEntry
+C_scsm_8_2__EntryContent = _m_scsm_8_2.EntryContent
+C_scsm_8_2__EntryContent_EntryForm = _m_scsm_8_2.EntryContent.EntryForm
+C_scsm_8_2__EntryContent_EntryForm_Data = _m_scsm_8_2.EntryContent.EntryForm.Data
+C_scsm_8_2__EntryContent_EntryForm_Data_ListOfVariables = (
+    _m_scsm_8_2.EntryContent.EntryForm.Data.ListOfVariables
+)
+C_scsm_8_2__FileAttributes = _m_scsm_8_2.FileAttributes
+C_scsm_8_2__FileDirectoryRequest = _m_scsm_8_2.FileDirectoryRequest
+C_scsm_8_2__FileDirectoryResponse = _m_scsm_8_2.FileDirectoryResponse
+C_scsm_8_2__FileDirectoryResponse_ListOfDirectoryEntry = (
+    _m_scsm_8_2.FileDirectoryResponse.ListOfDirectoryEntry
+)
+C_scsm_8_2__FileError = _m_scsm_8_2.FileError
+C_scsm_8_2__FileError_ContentTypeInvalid = _m_scsm_8_2.FileError.ContentTypeInvalid
+C_scsm_8_2__FileError_DuplicateFilename = _m_scsm_8_2.FileError.DuplicateFilename
+C_scsm_8_2__FileError_FileAccessDenied = _m_scsm_8_2.FileError.FileAccessDenied
+C_scsm_8_2__FileError_FileBusy = _m_scsm_8_2.FileError.FileBusy
+C_scsm_8_2__FileError_FileNonExistent = _m_scsm_8_2.FileError.FileNonExistent
+C_scsm_8_2__FileError_FilenameAmbiguous = _m_scsm_8_2.FileError.FilenameAmbiguous
+C_scsm_8_2__FileError_FilenameSyntaxError = _m_scsm_8_2.FileError.FilenameSyntaxError
+C_scsm_8_2__FileError_InsufficientSpaceInFilestore = (
+    _m_scsm_8_2.FileError.InsufficientSpaceInFilestore
+)
+C_scsm_8_2__FileError_Other = _m_scsm_8_2.FileError.Other
+C_scsm_8_2__FileError_PositionInvalid = _m_scsm_8_2.FileError.PositionInvalid
+C_scsm_8_2__FileName = _m_scsm_8_2.FileName
+C_scsm_8_2__FileOpenRequest = _m_scsm_8_2.FileOpenRequest
+C_scsm_8_2__FileOpenResponse = _m_scsm_8_2.FileOpenResponse
+C_scsm_8_2__FileReadResponse = _m_scsm_8_2.FileReadResponse
+C_scsm_8_2__GetNameListRequest_ObjectScope = _m_scsm_8_2.GetNameListRequest.ObjectScope
+C_scsm_8_2__GetNameListRequest_ObjectScope_AaSpecific = (
+    _m_scsm_8_2.GetNameListRequest.ObjectScope.AaSpecific
+)
+C_scsm_8_2__GetNameListRequest_ObjectScope_VmdSpecific = (
+    _m_scsm_8_2.GetNameListRequest.ObjectScope.VmdSpecific
+)
+C_scsm_8_2__GetNameListResponse_ListOfIdentifier = _m_scsm_8_2.GetNameListResponse.ListOfIdentifier
+C_scsm_8_2__GetNamedVariableListAttributesResponse = (
+    _m_scsm_8_2.GetNamedVariableListAttributesResponse
+)
+C_scsm_8_2__GetVariableAccessAttributesRequest = _m_scsm_8_2.GetVariableAccessAttributesRequest
+C_scsm_8_2__GetVariableAccessAttributesResponse = _m_scsm_8_2.GetVariableAccessAttributesResponse
+C_scsm_8_2__IndexRange = _m_scsm_8_2.IndexRange
+C_scsm_8_2__InformationReport = _m_scsm_8_2.InformationReport
+C_scsm_8_2__InitiateError = _m_scsm_8_2.InitiateError
+C_scsm_8_2__InitiateError_MaxSegmentInsufficient = _m_scsm_8_2.InitiateError.MaxSegmentInsufficient
+C_scsm_8_2__InitiateError_MaxServicesOutstandingCalledInsufficient = (
+    _m_scsm_8_2.InitiateError.MaxServicesOutstandingCalledInsufficient
+)
+C_scsm_8_2__InitiateError_MaxServicesOutstandingCallingInsufficient = (
+    _m_scsm_8_2.InitiateError.MaxServicesOutstandingCallingInsufficient
+)
+C_scsm_8_2__InitiateError_NestingLevelInsufficient = (
+    _m_scsm_8_2.InitiateError.NestingLevelInsufficient
+)
+C_scsm_8_2__InitiateError_Other = _m_scsm_8_2.InitiateError.Other
+C_scsm_8_2__InitiateError_ParameterCbbInsufficient = (
+    _m_scsm_8_2.InitiateError.ParameterCbbInsufficient
+)
+C_scsm_8_2__InitiateError_ServiceCbbInsufficient = _m_scsm_8_2.InitiateError.ServiceCbbInsufficient
+C_scsm_8_2__InitiateError_VersionIncompatible = _m_scsm_8_2.InitiateError.VersionIncompatible
+C_scsm_8_2__InitiateRequestPdu = _m_scsm_8_2.InitiateRequestPdu
+C_scsm_8_2__InitiateRequestPdu_InitRequestDetail = _m_scsm_8_2.InitiateRequestPdu.InitRequestDetail
+C_scsm_8_2__InitiateResponsePdu = _m_scsm_8_2.InitiateResponsePdu
+C_scsm_8_2__InitiateResponsePdu_InitResponseDetail = (
+    _m_scsm_8_2.InitiateResponsePdu.InitResponseDetail
+)
+C_scsm_8_2__JournalEntry = _m_scsm_8_2.JournalEntry
+C_scsm_8_2__JournalVariable = _m_scsm_8_2.JournalVariable
+C_scsm_8_2__ListOfAccessResult = _m_scsm_8_2.ListOfAccessResult
+C_scsm_8_2__ListOfData = _m_scsm_8_2.ListOfData
+C_scsm_8_2__Mmspdu = _m_scsm_8_2.Mmspdu
+C_scsm_8_2__Mmspdu_CancelRequestPdu = _m_scsm_8_2.Mmspdu.CancelRequestPdu
+C_scsm_8_2__Mmspdu_CancelResponsePdu = _m_scsm_8_2.Mmspdu.CancelResponsePdu
+C_scsm_8_2__Mmspdu_ConcludeErrorPdu = _m_scsm_8_2.Mmspdu.ConcludeErrorPdu
+C_scsm_8_2__Mmspdu_ConcludeRequestPdu = _m_scsm_8_2.Mmspdu.ConcludeRequestPdu
+C_scsm_8_2__Mmspdu_ConcludeResponsePdu = _m_scsm_8_2.Mmspdu.ConcludeResponsePdu
+C_scsm_8_2__Mmspdu_InitiateErrorPdu = _m_scsm_8_2.Mmspdu.InitiateErrorPdu
+C_scsm_8_2__Null = _m_scsm_8_2.Null
+C_scsm_8_2__ObjectClass = _m_scsm_8_2.ObjectClass
+C_scsm_8_2__ObjectName = _m_scsm_8_2.ObjectName
+C_scsm_8_2__ObjectName_AaSpecific = _m_scsm_8_2.ObjectName.AaSpecific
+C_scsm_8_2__ObjectName_DomainSpecific = _m_scsm_8_2.ObjectName.DomainSpecific
+C_scsm_8_2__ObjectName_VmdSpecific = _m_scsm_8_2.ObjectName.VmdSpecific
+C_scsm_8_2__ObtainFileError = _m_scsm_8_2.ObtainFileError
+C_scsm_8_2__ObtainFileError_DestinationFile = _m_scsm_8_2.ObtainFileError.DestinationFile
+C_scsm_8_2__ObtainFileError_SourceFile = _m_scsm_8_2.ObtainFileError.SourceFile
+C_scsm_8_2__ObtainFileRequest = _m_scsm_8_2.ObtainFileRequest
+C_scsm_8_2__ReadJournalRequest = _m_scsm_8_2.ReadJournalRequest
+C_scsm_8_2__ReadJournalRequest_EntryToStartAfter = _m_scsm_8_2.ReadJournalRequest.EntryToStartAfter
+C_scsm_8_2__ReadJournalRequest_ListOfVariables = _m_scsm_8_2.ReadJournalRequest.ListOfVariables
+C_scsm_8_2__ReadJournalRequest_RangeStartSpecification = (
+    _m_scsm_8_2.ReadJournalRequest.RangeStartSpecification
+)
+C_scsm_8_2__ReadJournalRequest_RangeStartSpecification_StartingEntry = (
+    _m_scsm_8_2.ReadJournalRequest.RangeStartSpecification.StartingEntry
+)
+C_scsm_8_2__ReadJournalRequest_RangeStartSpecification_StartingTime = (
+    _m_scsm_8_2.ReadJournalRequest.RangeStartSpecification.StartingTime
+)
+C_scsm_8_2__ReadJournalRequest_RangeStopSpecification = (
+    _m_scsm_8_2.ReadJournalRequest.RangeStopSpecification
+)
+C_scsm_8_2__ReadJournalResponse = _m_scsm_8_2.ReadJournalResponse
+C_scsm_8_2__ReadJournalResponse_ListOfJournalEntry = (
+    _m_scsm_8_2.ReadJournalResponse.ListOfJournalEntry
+)
+C_scsm_8_2__ReadRequest = _m_scsm_8_2.ReadRequest
+C_scsm_8_2__ReadResponse = _m_scsm_8_2.ReadResponse
+C_scsm_8_2__RejectCancelError = _m_scsm_8_2.RejectCancelError
+C_scsm_8_2__RejectCancelError_InvalidInvokeId = _m_scsm_8_2.RejectCancelError.InvalidInvokeId
+C_scsm_8_2__RejectCancelError_InvalidServiceError = (
+    _m_scsm_8_2.RejectCancelError.InvalidServiceError
+)
+C_scsm_8_2__RejectCancelError_Other = _m_scsm_8_2.RejectCancelError.Other
+C_scsm_8_2__RejectCancelError_ValueOutOfRange = _m_scsm_8_2.RejectCancelError.ValueOutOfRange
+C_scsm_8_2__RejectCancelRequest = _m_scsm_8_2.RejectCancelRequest
+C_scsm_8_2__RejectCancelRequest_InvalidInvokeId = _m_scsm_8_2.RejectCancelRequest.InvalidInvokeId
+C_scsm_8_2__RejectCancelRequest_Other = _m_scsm_8_2.RejectCancelRequest.Other
+C_scsm_8_2__RejectCancelResponse = _m_scsm_8_2.RejectCancelResponse
+C_scsm_8_2__RejectCancelResponse_InvalidInvokeId = _m_scsm_8_2.RejectCancelResponse.InvalidInvokeId
+C_scsm_8_2__RejectCancelResponse_Other = _m_scsm_8_2.RejectCancelResponse.Other
+C_scsm_8_2__RejectConcludeError = _m_scsm_8_2.RejectConcludeError
+C_scsm_8_2__RejectConcludeError_InvalidServiceError = (
+    _m_scsm_8_2.RejectConcludeError.InvalidServiceError
+)
+C_scsm_8_2__RejectConcludeError_Other = _m_scsm_8_2.RejectConcludeError.Other
+C_scsm_8_2__RejectConcludeError_ValueOutOfRange = _m_scsm_8_2.RejectConcludeError.ValueOutOfRange
+C_scsm_8_2__RejectConcludeRequest = _m_scsm_8_2.RejectConcludeRequest
+C_scsm_8_2__RejectConcludeRequest_InvalidArgument = (
+    _m_scsm_8_2.RejectConcludeRequest.InvalidArgument
+)
+C_scsm_8_2__RejectConcludeRequest_Other = _m_scsm_8_2.RejectConcludeRequest.Other
+C_scsm_8_2__RejectConcludeResponse = _m_scsm_8_2.RejectConcludeResponse
+C_scsm_8_2__RejectConcludeResponse_InvalidResult = _m_scsm_8_2.RejectConcludeResponse.InvalidResult
+C_scsm_8_2__RejectConcludeResponse_Other = _m_scsm_8_2.RejectConcludeResponse.Other
+C_scsm_8_2__RejectConfirmedError = _m_scsm_8_2.RejectConfirmedError
+C_scsm_8_2__RejectConfirmedError_InvalidInvokeId = _m_scsm_8_2.RejectConfirmedError.InvalidInvokeId
+C_scsm_8_2__RejectConfirmedError_InvalidServiceError = (
+    _m_scsm_8_2.RejectConfirmedError.InvalidServiceError
+)
+C_scsm_8_2__RejectConfirmedError_Other = _m_scsm_8_2.RejectConfirmedError.Other
+C_scsm_8_2__RejectConfirmedError_UnrecognizedService = (
+    _m_scsm_8_2.RejectConfirmedError.UnrecognizedService
+)
+C_scsm_8_2__RejectConfirmedError_ValueOutOfRange = _m_scsm_8_2.RejectConfirmedError.ValueOutOfRange
+C_scsm_8_2__RejectConfirmedRequest = _m_scsm_8_2.RejectConfirmedRequest
+C_scsm_8_2__RejectConfirmedRequest_InvalidArgument = (
+    _m_scsm_8_2.RejectConfirmedRequest.InvalidArgument
+)
+C_scsm_8_2__RejectConfirmedRequest_InvalidInvokeId = (
+    _m_scsm_8_2.RejectConfirmedRequest.InvalidInvokeId
+)
+C_scsm_8_2__RejectConfirmedRequest_InvalidModifier = (
+    _m_scsm_8_2.RejectConfirmedRequest.InvalidModifier
+)
+C_scsm_8_2__RejectConfirmedRequest_MaxRecursionExceeded = (
+    _m_scsm_8_2.RejectConfirmedRequest.MaxRecursionExceeded
+)
+C_scsm_8_2__RejectConfirmedRequest_MaxServOutstandingExceeded = (
+    _m_scsm_8_2.RejectConfirmedRequest.MaxServOutstandingExceeded
+)
+C_scsm_8_2__RejectConfirmedRequest_Other = _m_scsm_8_2.RejectConfirmedRequest.Other
+C_scsm_8_2__RejectConfirmedRequest_UnrecognizedModifier = (
+    _m_scsm_8_2.RejectConfirmedRequest.UnrecognizedModifier
+)
+C_scsm_8_2__RejectConfirmedRequest_UnrecognizedService = (
+    _m_scsm_8_2.RejectConfirmedRequest.UnrecognizedService
+)
+C_scsm_8_2__RejectConfirmedRequest_ValueOutOfRange = (
+    _m_scsm_8_2.RejectConfirmedRequest.ValueOutOfRange
+)
+C_scsm_8_2__RejectConfirmedResponse = _m_scsm_8_2.RejectConfirmedResponse
+C_scsm_8_2__RejectConfirmedResponse_InvalidInvokeId = (
+    _m_scsm_8_2.RejectConfirmedResponse.InvalidInvokeId
+)
+C_scsm_8_2__RejectConfirmedResponse_InvalidResult = (
+    _m_scsm_8_2.RejectConfirmedResponse.InvalidResult
+)
+C_scsm_8_2__RejectConfirmedResponse_MaxRecursionExceeded = (
+    _m_scsm_8_2.RejectConfirmedResponse.MaxRecursionExceeded
+)
+C_scsm_8_2__RejectConfirmedResponse_Other = _m_scsm_8_2.RejectConfirmedResponse.Other
+C_scsm_8_2__RejectConfirmedResponse_UnrecognizedService = (
+    _m_scsm_8_2.RejectConfirmedResponse.UnrecognizedService
+)
+C_scsm_8_2__RejectConfirmedResponse_ValueOutOfRange = (
+    _m_scsm_8_2.RejectConfirmedResponse.ValueOutOfRange
+)
+C_scsm_8_2__RejectPdu = _m_scsm_8_2.RejectPdu
+C_scsm_8_2__RejectPduError = _m_scsm_8_2.RejectPduError
+C_scsm_8_2__RejectPduError_IllegalAcseMapping = _m_scsm_8_2.RejectPduError.IllegalAcseMapping
+C_scsm_8_2__RejectPduError_InvalidPdu = _m_scsm_8_2.RejectPduError.InvalidPdu
+C_scsm_8_2__RejectPduError_UnknownPduType = _m_scsm_8_2.RejectPduError.UnknownPduType
+C_scsm_8_2__RejectPdu_RejectReason = _m_scsm_8_2.RejectPdu.RejectReason
+C_scsm_8_2__RejectUnconfirmed = _m_scsm_8_2.RejectUnconfirmed
+C_scsm_8_2__RejectUnconfirmed_InvalidArgument = _m_scsm_8_2.RejectUnconfirmed.InvalidArgument
+C_scsm_8_2__RejectUnconfirmed_MaxRecursionExceeded = (
+    _m_scsm_8_2.RejectUnconfirmed.MaxRecursionExceeded
+)
+C_scsm_8_2__RejectUnconfirmed_Other = _m_scsm_8_2.RejectUnconfirmed.Other
+C_scsm_8_2__RejectUnconfirmed_UnrecognizedService = (
+    _m_scsm_8_2.RejectUnconfirmed.UnrecognizedService
+)
+C_scsm_8_2__RejectUnconfirmed_ValueOutOfRange = _m_scsm_8_2.RejectUnconfirmed.ValueOutOfRange
+C_scsm_8_2__ResourceError = _m_scsm_8_2.ResourceError
+C_scsm_8_2__ResourceError_CapabilityUnavailable = _m_scsm_8_2.ResourceError.CapabilityUnavailable
+C_scsm_8_2__ResourceError_CapabilityUnknown = _m_scsm_8_2.ResourceError.CapabilityUnknown
+C_scsm_8_2__ResourceError_MassStorageUnavailable = _m_scsm_8_2.ResourceError.MassStorageUnavailable
+C_scsm_8_2__ResourceError_MemoryUnavailable = _m_scsm_8_2.ResourceError.MemoryUnavailable
+C_scsm_8_2__ResourceError_Other = _m_scsm_8_2.ResourceError.Other
+C_scsm_8_2__ResourceError_ProcessorResourceUnavailable = (
+    _m_scsm_8_2.ResourceError.ProcessorResourceUnavailable
+)
+C_scsm_8_2__ScopeOfDelete = _m_scsm_8_2.ScopeOfDelete
+C_scsm_8_2__ScopeOfDelete_AaSpecific = _m_scsm_8_2.ScopeOfDelete.AaSpecific
+C_scsm_8_2__ScopeOfDelete_Domain = _m_scsm_8_2.ScopeOfDelete.Domain
+C_scsm_8_2__ScopeOfDelete_Specific = _m_scsm_8_2.ScopeOfDelete.Specific
+C_scsm_8_2__ScopeOfDelete_Vmd = _m_scsm_8_2.ScopeOfDelete.Vmd
+C_scsm_8_2__ServiceError = _m_scsm_8_2.ServiceError
+C_scsm_8_2__ServiceErrorClass = _m_scsm_8_2.ServiceErrorClass
+C_scsm_8_2__ServiceErrorClass_ContinuationInvalid = (
+    _m_scsm_8_2.ServiceErrorClass.ContinuationInvalid
+)
+C_scsm_8_2__ServiceErrorClass_ObjectConstraintConflict = (
+    _m_scsm_8_2.ServiceErrorClass.ObjectConstraintConflict
+)
+C_scsm_8_2__ServiceErrorClass_ObjectStateConflict = (
+    _m_scsm_8_2.ServiceErrorClass.ObjectStateConflict
+)
+C_scsm_8_2__ServiceErrorClass_Other = _m_scsm_8_2.ServiceErrorClass.Other
+C_scsm_8_2__ServiceErrorClass_PduSize = _m_scsm_8_2.ServiceErrorClass.PduSize
+C_scsm_8_2__ServiceErrorClass_PrimitivesOutOfSequence = (
+    _m_scsm_8_2.ServiceErrorClass.PrimitivesOutOfSequence
+)
+C_scsm_8_2__ServiceError_ErrorClass = _m_scsm_8_2.ServiceError.ErrorClass
+C_scsm_8_2__ServiceError_ServiceSpecificInformation = (
+    _m_scsm_8_2.ServiceError.ServiceSpecificInformation
+)
+C_scsm_8_2__ServicePreemptError = _m_scsm_8_2.ServicePreemptError
+C_scsm_8_2__ServicePreemptError_Cancel = _m_scsm_8_2.ServicePreemptError.Cancel
+C_scsm_8_2__ServicePreemptError_Deadlock = _m_scsm_8_2.ServicePreemptError.Deadlock
+C_scsm_8_2__ServicePreemptError_Other = _m_scsm_8_2.ServicePreemptError.Other
+C_scsm_8_2__ServicePreemptError_Timeout = _m_scsm_8_2.ServicePreemptError.Timeout
+C_scsm_8_2__Structure = _m_scsm_8_2.Structure
+C_scsm_8_2__TimeResolutionError = _m_scsm_8_2.TimeResolutionError
+C_scsm_8_2__TimeResolutionError_Other = _m_scsm_8_2.TimeResolutionError.Other
+C_scsm_8_2__TimeResolutionError_UnsupportableTimeResolution = (
+    _m_scsm_8_2.TimeResolutionError.UnsupportableTimeResolution
+)
+C_scsm_8_2__TypeDescription = _m_scsm_8_2.TypeDescription
+C_scsm_8_2__TypeDescription_Array = _m_scsm_8_2.TypeDescription.Array
+C_scsm_8_2__TypeDescription_BitString = _m_scsm_8_2.TypeDescription.BitString
+C_scsm_8_2__TypeDescription_Boolean = _m_scsm_8_2.TypeDescription.Boolean
+C_scsm_8_2__TypeDescription_FloatingPoint = _m_scsm_8_2.TypeDescription.FloatingPoint
+C_scsm_8_2__TypeDescription_Integer = _m_scsm_8_2.TypeDescription.Integer
+C_scsm_8_2__TypeDescription_MmsString = _m_scsm_8_2.TypeDescription.MmsString
+C_scsm_8_2__TypeDescription_OctetString = _m_scsm_8_2.TypeDescription.OctetString
+C_scsm_8_2__TypeDescription_Structure = _m_scsm_8_2.TypeDescription.Structure
+C_scsm_8_2__TypeDescription_Structure_Components = _m_scsm_8_2.TypeDescription.Structure.Components
+C_scsm_8_2__TypeDescription_Structure_Components_Sequence = (
+    _m_scsm_8_2.TypeDescription.Structure.Components.Sequence
+)
+C_scsm_8_2__TypeDescription_Unsigned = _m_scsm_8_2.TypeDescription.Unsigned
+C_scsm_8_2__TypeDescription_UtcTime = _m_scsm_8_2.TypeDescription.UtcTime
+C_scsm_8_2__TypeDescription_VisibleString = _m_scsm_8_2.TypeDescription.VisibleString
+C_scsm_8_2__TypeSpecification = _m_scsm_8_2.TypeSpecification
+C_scsm_8_2__UnconfirmedPdu = _m_scsm_8_2.UnconfirmedPdu
+C_scsm_8_2__UnconfirmedService = _m_scsm_8_2.UnconfirmedService
+C_scsm_8_2__VariableAccessSpecification = _m_scsm_8_2.VariableAccessSpecification
+C_scsm_8_2__VariableDefs = _m_scsm_8_2.VariableDefs
+C_scsm_8_2__VariableDefs_Sequence = _m_scsm_8_2.VariableDefs.Sequence
+C_scsm_8_2__VariableSpecification = _m_scsm_8_2.VariableSpecification
+C_scsm_8_2__VmdStateError = _m_scsm_8_2.VmdStateError
+C_scsm_8_2__VmdStateError_DomainTransferProblem = _m_scsm_8_2.VmdStateError.DomainTransferProblem
+C_scsm_8_2__VmdStateError_Other = _m_scsm_8_2.VmdStateError.Other
+C_scsm_8_2__VmdStateError_StateMachineIdInvalid = _m_scsm_8_2.VmdStateError.StateMachineIdInvalid
+C_scsm_8_2__VmdStateError_VmdOperationalProblem = _m_scsm_8_2.VmdStateError.VmdOperationalProblem
+C_scsm_8_2__VmdStateError_VmdStateConflict = _m_scsm_8_2.VmdStateError.VmdStateConflict
+C_scsm_8_2__WriteRequest = _m_scsm_8_2.WriteRequest
+C_scsm_8_2__WriteResponse = _m_scsm_8_2.WriteResponse
+C_scsm_8_2__WriteResponse_Choice = _m_scsm_8_2.WriteResponse.Choice
 
 
 class NotCovered(Exception):
@@ -60,15 +518,16 @@ def _t_hex(value):
 def _d_scsm_8_2__Mmspdu(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_scsm_8_2.Mmspdu()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_scsm_8_2__Mmspdu()
     decode = _C0.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_scsm_8_2.Mmspdu(choice=decode(child, depth + 1, limit))
+    obj = _new(C_scsm_8_2__Mmspdu)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_scsm_8_2__Mmspdu(el, obj):
@@ -97,7 +556,10 @@ def _d_e2e_4__ApplAbort(el, depth, limit):
             v_auth = _d_e2e_4__Authenticator(child, depth + 1, limit)
         else:
             raise NotCovered(tag)
-    return _m_e2e_4.ApplAbort(token3=v_token3, auth=v_auth)
+    obj = _new(C_e2e_4__ApplAbort)
+    obj.token3 = v_token3
+    obj.auth = v_auth
+    return obj
 
 
 def _f_e2e_4__ApplAbort(el, obj):
@@ -120,7 +582,10 @@ def _d_e2e_4__ApplicationReject(el, depth, limit):
             v_sign = _d_hex(child, 0, 0)
         else:
             raise NotCovered(tag)
-    return _m_e2e_4.ApplicationReject(tbs=v_tbs, sign=v_sign)
+    obj = _new(C_e2e_4__ApplicationReject)
+    obj.tbs = v_tbs
+    obj.sign = v_sign
+    return obj
 
 
 def _f_e2e_4__ApplicationReject(el, obj):
@@ -146,7 +611,11 @@ def _d_e2e_4__AssociationContext(el, depth, limit):
             v_appl_data = _d_e2e_4__ApplData(child, depth + 1, limit)
         else:
             raise NotCovered(tag)
-    return _m_e2e_4.AssociationContext(pp=v_pp, asso_id=v_asso_id, appl_data=v_appl_data)
+    obj = _new(C_e2e_4__AssociationContext)
+    obj.pp = v_pp
+    obj.asso_id = v_asso_id
+    obj.appl_data = v_appl_data
+    return obj
 
 
 def _f_e2e_4__AssociationContext(el, obj):
@@ -171,7 +640,10 @@ def _d_e2e_4__ClearTransfer(el, depth, limit):
             v_auth = _d_e2e_4__Authenticator(child, depth + 1, limit)
         else:
             raise NotCovered(tag)
-    return _m_e2e_4.ClearTransfer(tbp=v_tbp, auth=v_auth)
+    obj = _new(C_e2e_4__ClearTransfer)
+    obj.tbp = v_tbp
+    obj.auth = v_auth
+    return obj
 
 
 def _f_e2e_4__ClearTransfer(el, obj):
@@ -194,7 +666,10 @@ def _d_e2e_4__DtSecAbort(el, depth, limit):
             v_diag = int(child.text)
         else:
             raise NotCovered(tag)
-    return _m_e2e_4.DtSecAbort(token3=v_token3, diag=v_diag)
+    obj = _new(C_e2e_4__DtSecAbort)
+    obj.token3 = v_token3
+    obj.diag = v_diag
+    return obj
 
 
 def _f_e2e_4__DtSecAbort(el, obj):
@@ -217,7 +692,10 @@ def _d_e2e_4__EncrTransfer(el, depth, limit):
             v_auth = _d_e2e_4__Authenticator(child, depth + 1, limit)
         else:
             raise NotCovered(tag)
-    return _m_e2e_4.EncrTransfer(tbp=v_tbp, auth=v_auth)
+    obj = _new(C_e2e_4__EncrTransfer)
+    obj.tbp = v_tbp
+    obj.auth = v_auth
+    return obj
 
 
 def _f_e2e_4__EncrTransfer(el, obj):
@@ -240,7 +718,10 @@ def _d_e2e_4__HandshakeAcc(el, depth, limit):
             v_sign = _d_hex(child, 0, 0)
         else:
             raise NotCovered(tag)
-    return _m_e2e_4.HandshakeAcc(tbs=v_tbs, sign=v_sign)
+    obj = _new(C_e2e_4__HandshakeAcc)
+    obj.tbs = v_tbs
+    obj.sign = v_sign
+    return obj
 
 
 def _f_e2e_4__HandshakeAcc(el, obj):
@@ -266,7 +747,11 @@ def _d_e2e_4__HandshakeReq(el, depth, limit):
             v_sign = _d_hex(child, 0, 0)
         else:
             raise NotCovered(tag)
-    return _m_e2e_4.HandshakeReq(pp=v_pp, tbs=v_tbs, sign=v_sign)
+    obj = _new(C_e2e_4__HandshakeReq)
+    obj.pp = v_pp
+    obj.tbs = v_tbs
+    obj.sign = v_sign
+    return obj
 
 
 def _f_e2e_4__HandshakeReq(el, obj):
@@ -294,7 +779,11 @@ def _d_e2e_4__HandshakeSecAbort(el, depth, limit):
             v_diag = int(child.text)
         else:
             raise NotCovered(tag)
-    return _m_e2e_4.HandshakeSecAbort(asso_id=v_asso_id, time=v_time, diag=v_diag)
+    obj = _new(C_e2e_4__HandshakeSecAbort)
+    obj.asso_id = v_asso_id
+    obj.time = v_time
+    obj.diag = v_diag
+    return obj
 
 
 def _f_e2e_4__HandshakeSecAbort(el, obj):
@@ -322,7 +811,11 @@ def _d_e2e_4__HandshakeSecReject(el, depth, limit):
             v_diag = int(child.text)
         else:
             raise NotCovered(tag)
-    return _m_e2e_4.HandshakeSecReject(asso_id=v_asso_id, time=v_time, diag=v_diag)
+    obj = _new(C_e2e_4__HandshakeSecReject)
+    obj.asso_id = v_asso_id
+    obj.time = v_time
+    obj.diag = v_diag
+    return obj
 
 
 def _f_e2e_4__HandshakeSecReject(el, obj):
@@ -347,7 +840,10 @@ def _d_e2e_4__ReleaseReq(el, depth, limit):
             v_auth = _d_e2e_4__Authenticator(child, depth + 1, limit)
         else:
             raise NotCovered(tag)
-    return _m_e2e_4.ReleaseReq(token3=v_token3, auth=v_auth)
+    obj = _new(C_e2e_4__ReleaseReq)
+    obj.token3 = v_token3
+    obj.auth = v_auth
+    return obj
 
 
 def _f_e2e_4__ReleaseReq(el, obj):
@@ -370,7 +866,10 @@ def _d_e2e_4__ReleaseRsp(el, depth, limit):
             v_auth = _d_e2e_4__Authenticator(child, depth + 1, limit)
         else:
             raise NotCovered(tag)
-    return _m_e2e_4.ReleaseRsp(token3=v_token3, auth=v_auth)
+    obj = _new(C_e2e_4__ReleaseRsp)
+    obj.token3 = v_token3
+    obj.auth = v_auth
+    return obj
 
 
 def _f_e2e_4__ReleaseRsp(el, obj):
@@ -393,7 +892,10 @@ def _d_scsm_8_2__ConfirmedRequestPdu(el, depth, limit):
             v_service = _d_scsm_8_2__ConfirmedServiceRequest(child, depth + 1, limit)
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.ConfirmedRequestPdu(invoke_id=v_invoke_id, service=v_service)
+    obj = _new(C_scsm_8_2__ConfirmedRequestPdu)
+    obj.invoke_id = v_invoke_id
+    obj.service = v_service
+    return obj
 
 
 def _f_scsm_8_2__ConfirmedRequestPdu(el, obj):
@@ -416,7 +918,10 @@ def _d_scsm_8_2__ConfirmedResponsePdu(el, depth, limit):
             v_service = _d_scsm_8_2__ConfirmedServiceResponse(child, depth + 1, limit)
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.ConfirmedResponsePdu(invoke_id=v_invoke_id, service=v_service)
+    obj = _new(C_scsm_8_2__ConfirmedResponsePdu)
+    obj.invoke_id = v_invoke_id
+    obj.service = v_service
+    return obj
 
 
 def _f_scsm_8_2__ConfirmedResponsePdu(el, obj):
@@ -442,9 +947,11 @@ def _d_scsm_8_2__ConfirmedErrorPdu(el, depth, limit):
             v_service_error = _d_scsm_8_2__ServiceError(child, depth + 1, limit)
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.ConfirmedErrorPdu(
-        invoke_id=v_invoke_id, modifier_position=v_modifier_position, service_error=v_service_error
-    )
+    obj = _new(C_scsm_8_2__ConfirmedErrorPdu)
+    obj.invoke_id = v_invoke_id
+    obj.modifier_position = v_modifier_position
+    obj.service_error = v_service_error
+    return obj
 
 
 def _f_scsm_8_2__ConfirmedErrorPdu(el, obj):
@@ -466,7 +973,9 @@ def _d_scsm_8_2__UnconfirmedPdu(el, depth, limit):
             v_service = _d_scsm_8_2__UnconfirmedService(child, depth + 1, limit)
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.UnconfirmedPdu(service=v_service)
+    obj = _new(C_scsm_8_2__UnconfirmedPdu)
+    obj.service = v_service
+    return obj
 
 
 def _f_scsm_8_2__UnconfirmedPdu(el, obj):
@@ -487,9 +996,10 @@ def _d_scsm_8_2__RejectPdu(el, depth, limit):
             v_reject_reason = _d_scsm_8_2__RejectPdu_RejectReason(child, depth + 1, limit)
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.RejectPdu(
-        original_invoke_id=v_original_invoke_id, reject_reason=v_reject_reason
-    )
+    obj = _new(C_scsm_8_2__RejectPdu)
+    obj.original_invoke_id = v_original_invoke_id
+    obj.reject_reason = v_reject_reason
+    return obj
 
 
 def _f_scsm_8_2__RejectPdu(el, obj):
@@ -502,8 +1012,10 @@ def _f_scsm_8_2__RejectPdu(el, obj):
 def _d_scsm_8_2__Mmspdu_CancelRequestPdu(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    v_value = _d_int(el, depth, limit)
-    return _m_scsm_8_2.Mmspdu.CancelRequestPdu(value=v_value)
+    v_value = int(el.text)
+    obj = _new(C_scsm_8_2__Mmspdu_CancelRequestPdu)
+    obj.value = v_value
+    return obj
 
 
 def _f_scsm_8_2__Mmspdu_CancelRequestPdu(el, obj):
@@ -513,8 +1025,10 @@ def _f_scsm_8_2__Mmspdu_CancelRequestPdu(el, obj):
 def _d_scsm_8_2__Mmspdu_CancelResponsePdu(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    v_value = _d_int(el, depth, limit)
-    return _m_scsm_8_2.Mmspdu.CancelResponsePdu(value=v_value)
+    v_value = int(el.text)
+    obj = _new(C_scsm_8_2__Mmspdu_CancelResponsePdu)
+    obj.value = v_value
+    return obj
 
 
 def _f_scsm_8_2__Mmspdu_CancelResponsePdu(el, obj):
@@ -534,9 +1048,10 @@ def _d_scsm_8_2__CancelErrorPdu(el, depth, limit):
             v_service_error = _d_scsm_8_2__ServiceError(child, depth + 1, limit)
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.CancelErrorPdu(
-        original_invoke_id=v_original_invoke_id, service_error=v_service_error
-    )
+    obj = _new(C_scsm_8_2__CancelErrorPdu)
+    obj.original_invoke_id = v_original_invoke_id
+    obj.service_error = v_service_error
+    return obj
 
 
 def _f_scsm_8_2__CancelErrorPdu(el, obj):
@@ -570,13 +1085,13 @@ def _d_scsm_8_2__InitiateRequestPdu(el, depth, limit):
             )
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.InitiateRequestPdu(
-        local_detail_calling=v_local_detail_calling,
-        proposed_max_serv_outstanding_calling=v_proposed_max_serv_outstanding_calling,
-        proposed_max_serv_outstanding_called=v_proposed_max_serv_outstanding_called,
-        proposed_data_structure_nesting_level=v_proposed_data_structure_nesting_level,
-        init_request_detail=v_init_request_detail,
-    )
+    obj = _new(C_scsm_8_2__InitiateRequestPdu)
+    obj.local_detail_calling = v_local_detail_calling
+    obj.proposed_max_serv_outstanding_calling = v_proposed_max_serv_outstanding_calling
+    obj.proposed_max_serv_outstanding_called = v_proposed_max_serv_outstanding_called
+    obj.proposed_data_structure_nesting_level = v_proposed_data_structure_nesting_level
+    obj.init_request_detail = v_init_request_detail
+    return obj
 
 
 def _f_scsm_8_2__InitiateRequestPdu(el, obj):
@@ -624,13 +1139,13 @@ def _d_scsm_8_2__InitiateResponsePdu(el, depth, limit):
             )
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.InitiateResponsePdu(
-        local_detail_called=v_local_detail_called,
-        negotiated_max_serv_outstanding_calling=v_negotiated_max_serv_outstanding_calling,
-        negotiated_max_serv_outstanding_called=v_negotiated_max_serv_outstanding_called,
-        negotiated_data_structure_nesting_level=v_negotiated_data_structure_nesting_level,
-        init_response_detail=v_init_response_detail,
-    )
+    obj = _new(C_scsm_8_2__InitiateResponsePdu)
+    obj.local_detail_called = v_local_detail_called
+    obj.negotiated_max_serv_outstanding_calling = v_negotiated_max_serv_outstanding_calling
+    obj.negotiated_max_serv_outstanding_called = v_negotiated_max_serv_outstanding_called
+    obj.negotiated_data_structure_nesting_level = v_negotiated_data_structure_nesting_level
+    obj.init_response_detail = v_init_response_detail
+    return obj
 
 
 def _f_scsm_8_2__InitiateResponsePdu(el, obj):
@@ -675,12 +1190,12 @@ def _d_scsm_8_2__Mmspdu_InitiateErrorPdu(el, depth, limit):
             )
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.Mmspdu.InitiateErrorPdu(
-        error_class=v_error_class,
-        additional_code=v_additional_code,
-        additional_description=v_additional_description,
-        service_specific_information=v_service_specific_information,
-    )
+    obj = _new(C_scsm_8_2__Mmspdu_InitiateErrorPdu)
+    obj.error_class = v_error_class
+    obj.additional_code = v_additional_code
+    obj.additional_description = v_additional_description
+    obj.service_specific_information = v_service_specific_information
+    return obj
 
 
 def _f_scsm_8_2__Mmspdu_InitiateErrorPdu(el, obj):
@@ -699,7 +1214,8 @@ def _f_scsm_8_2__Mmspdu_InitiateErrorPdu(el, obj):
 def _d_scsm_8_2__Mmspdu_ConcludeRequestPdu(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.Mmspdu.ConcludeRequestPdu()
+    obj = _new(C_scsm_8_2__Mmspdu_ConcludeRequestPdu)
+    return obj
 
 
 def _f_scsm_8_2__Mmspdu_ConcludeRequestPdu(el, obj):
@@ -709,7 +1225,8 @@ def _f_scsm_8_2__Mmspdu_ConcludeRequestPdu(el, obj):
 def _d_scsm_8_2__Mmspdu_ConcludeResponsePdu(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.Mmspdu.ConcludeResponsePdu()
+    obj = _new(C_scsm_8_2__Mmspdu_ConcludeResponsePdu)
+    return obj
 
 
 def _f_scsm_8_2__Mmspdu_ConcludeResponsePdu(el, obj):
@@ -737,12 +1254,12 @@ def _d_scsm_8_2__Mmspdu_ConcludeErrorPdu(el, depth, limit):
             )
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.Mmspdu.ConcludeErrorPdu(
-        error_class=v_error_class,
-        additional_code=v_additional_code,
-        additional_description=v_additional_description,
-        service_specific_information=v_service_specific_information,
-    )
+    obj = _new(C_scsm_8_2__Mmspdu_ConcludeErrorPdu)
+    obj.error_class = v_error_class
+    obj.additional_code = v_additional_code
+    obj.additional_description = v_additional_description
+    obj.service_specific_information = v_service_specific_information
+    return obj
 
 
 def _f_scsm_8_2__Mmspdu_ConcludeErrorPdu(el, obj):
@@ -774,7 +1291,11 @@ def _d_e2e_4__ClearToken3(el, depth, limit):
             v_seq = int(child.text)
         else:
             raise NotCovered(tag)
-    return _m_e2e_4.ClearToken3(asso_id=v_asso_id, time=v_time, seq=v_seq)
+    obj = _new(C_e2e_4__ClearToken3)
+    obj.asso_id = v_asso_id
+    obj.time = v_time
+    obj.seq = v_seq
+    return obj
 
 
 def _f_e2e_4__ClearToken3(el, obj):
@@ -802,7 +1323,11 @@ def _d_e2e_4__Authenticator(el, depth, limit):
             v_icv = _d_hex(child, 0, 0)
         else:
             raise NotCovered(tag)
-    return _m_e2e_4.Authenticator(nonce=v_nonce, algorithm=v_algorithm, icv=v_icv)
+    obj = _new(C_e2e_4__Authenticator)
+    obj.nonce = v_nonce
+    obj.algorithm = v_algorithm
+    obj.icv = v_icv
+    return obj
 
 
 def _f_e2e_4__Authenticator(el, obj):
@@ -827,7 +1352,10 @@ def _d_e2e_4__HandshakeTbs(el, depth, limit):
             v_appl_data = _d_e2e_4__ApplData(child, depth + 1, limit)
         else:
             raise NotCovered(tag)
-    return _m_e2e_4.HandshakeTbs(token1=v_token1, appl_data=v_appl_data)
+    obj = _new(C_e2e_4__HandshakeTbs)
+    obj.token1 = v_token1
+    obj.appl_data = v_appl_data
+    return obj
 
 
 def _f_e2e_4__HandshakeTbs(el, obj):
@@ -840,15 +1368,16 @@ def _f_e2e_4__HandshakeTbs(el, obj):
 def _d_e2e_4__ProtectedProtocol(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_e2e_4.ProtectedProtocol()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_e2e_4__ProtectedProtocol()
     decode = _C2.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_e2e_4.ProtectedProtocol(choice=decode(child, depth + 1, limit))
+    obj = _new(C_e2e_4__ProtectedProtocol)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_e2e_4__ProtectedProtocol(el, obj):
@@ -874,7 +1403,9 @@ def _d_e2e_4__ApplData(el, depth, limit):
             v_mmspdu = _d_scsm_8_2__Mmspdu__2(child, depth + 1, limit)
         else:
             raise NotCovered(tag)
-    return _m_e2e_4.ApplData(mmspdu=v_mmspdu)
+    obj = _new(C_e2e_4__ApplData)
+    obj.mmspdu = v_mmspdu
+    return obj
 
 
 def _f_e2e_4__ApplData(el, obj):
@@ -895,7 +1426,10 @@ def _d_e2e_4__ClearTbp(el, depth, limit):
             v_appl_data = _d_e2e_4__ApplData(child, depth + 1, limit)
         else:
             raise NotCovered(tag)
-    return _m_e2e_4.ClearTbp(token2=v_token2, appl_data=v_appl_data)
+    obj = _new(C_e2e_4__ClearTbp)
+    obj.token2 = v_token2
+    obj.appl_data = v_appl_data
+    return obj
 
 
 def _f_e2e_4__ClearTbp(el, obj):
@@ -918,7 +1452,10 @@ def _d_e2e_4__EncrTbp(el, depth, limit):
             v_encrypted_appl_data = _d_hex(child, 0, 0)
         else:
             raise NotCovered(tag)
-    return _m_e2e_4.EncrTbp(token2=v_token2, encrypted_appl_data=v_encrypted_appl_data)
+    obj = _new(C_e2e_4__EncrTbp)
+    obj.token2 = v_token2
+    obj.encrypted_appl_data = v_encrypted_appl_data
+    return obj
 
 
 def _f_e2e_4__EncrTbp(el, obj):
@@ -931,15 +1468,16 @@ def _f_e2e_4__EncrTbp(el, obj):
 def _d_scsm_8_2__ConfirmedServiceRequest(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_scsm_8_2.ConfirmedServiceRequest()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_scsm_8_2__ConfirmedServiceRequest()
     decode = _C4.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_scsm_8_2.ConfirmedServiceRequest(choice=decode(child, depth + 1, limit))
+    obj = _new(C_scsm_8_2__ConfirmedServiceRequest)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_scsm_8_2__ConfirmedServiceRequest(el, obj):
@@ -958,15 +1496,16 @@ def _f_scsm_8_2__ConfirmedServiceRequest(el, obj):
 def _d_scsm_8_2__ConfirmedServiceResponse(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_scsm_8_2.ConfirmedServiceResponse()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_scsm_8_2__ConfirmedServiceResponse()
     decode = _C6.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_scsm_8_2.ConfirmedServiceResponse(choice=decode(child, depth + 1, limit))
+    obj = _new(C_scsm_8_2__ConfirmedServiceResponse)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_scsm_8_2__ConfirmedServiceResponse(el, obj):
@@ -1003,12 +1542,12 @@ def _d_scsm_8_2__ServiceError(el, depth, limit):
             )
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.ServiceError(
-        error_class=v_error_class,
-        additional_code=v_additional_code,
-        additional_description=v_additional_description,
-        service_specific_information=v_service_specific_information,
-    )
+    obj = _new(C_scsm_8_2__ServiceError)
+    obj.error_class = v_error_class
+    obj.additional_code = v_additional_code
+    obj.additional_description = v_additional_description
+    obj.service_specific_information = v_service_specific_information
+    return obj
 
 
 def _f_scsm_8_2__ServiceError(el, obj):
@@ -1034,7 +1573,9 @@ def _d_scsm_8_2__UnconfirmedService(el, depth, limit):
             v_information_report = _d_scsm_8_2__InformationReport(child, depth + 1, limit)
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.UnconfirmedService(information_report=v_information_report)
+    obj = _new(C_scsm_8_2__UnconfirmedService)
+    obj.information_report = v_information_report
+    return obj
 
 
 def _f_scsm_8_2__UnconfirmedService(el, obj):
@@ -1047,15 +1588,16 @@ def _f_scsm_8_2__UnconfirmedService(el, obj):
 def _d_scsm_8_2__RejectPdu_RejectReason(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_scsm_8_2.RejectPdu.RejectReason()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_scsm_8_2__RejectPdu_RejectReason()
     decode = _C8.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_scsm_8_2.RejectPdu.RejectReason(choice=decode(child, depth + 1, limit))
+    obj = _new(C_scsm_8_2__RejectPdu_RejectReason)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_scsm_8_2__RejectPdu_RejectReason(el, obj):
@@ -1087,11 +1629,11 @@ def _d_scsm_8_2__InitiateRequestPdu_InitRequestDetail(el, depth, limit):
             v_services_supported_calling = child.text or ""
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.InitiateRequestPdu.InitRequestDetail(
-        proposed_version_number=v_proposed_version_number,
-        proposed_parameter_cbb=v_proposed_parameter_cbb,
-        services_supported_calling=v_services_supported_calling,
-    )
+    obj = _new(C_scsm_8_2__InitiateRequestPdu_InitRequestDetail)
+    obj.proposed_version_number = v_proposed_version_number
+    obj.proposed_parameter_cbb = v_proposed_parameter_cbb
+    obj.services_supported_calling = v_services_supported_calling
+    return obj
 
 
 def _f_scsm_8_2__InitiateRequestPdu_InitRequestDetail(el, obj):
@@ -1119,11 +1661,11 @@ def _d_scsm_8_2__InitiateResponsePdu_InitResponseDetail(el, depth, limit):
             v_services_supported_called = child.text or ""
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.InitiateResponsePdu.InitResponseDetail(
-        negotiated_version_number=v_negotiated_version_number,
-        negotiated_parameter_cbb=v_negotiated_parameter_cbb,
-        services_supported_called=v_services_supported_called,
-    )
+    obj = _new(C_scsm_8_2__InitiateResponsePdu_InitResponseDetail)
+    obj.negotiated_version_number = v_negotiated_version_number
+    obj.negotiated_parameter_cbb = v_negotiated_parameter_cbb
+    obj.services_supported_called = v_services_supported_called
+    return obj
 
 
 def _f_scsm_8_2__InitiateResponsePdu_InitResponseDetail(el, obj):
@@ -1138,15 +1680,16 @@ def _f_scsm_8_2__InitiateResponsePdu_InitResponseDetail(el, obj):
 def _d_scsm_8_2__ServiceError_ErrorClass(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_scsm_8_2.ServiceError.ErrorClass()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_scsm_8_2__ServiceError_ErrorClass()
     decode = _C10.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_scsm_8_2.ServiceError.ErrorClass(choice=decode(child, depth + 1, limit))
+    obj = _new(C_scsm_8_2__ServiceError_ErrorClass)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_scsm_8_2__ServiceError_ErrorClass(el, obj):
@@ -1165,17 +1708,16 @@ def _f_scsm_8_2__ServiceError_ErrorClass(el, obj):
 def _d_scsm_8_2__ServiceError_ServiceSpecificInformation(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_scsm_8_2.ServiceError.ServiceSpecificInformation()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_scsm_8_2__ServiceError_ServiceSpecificInformation()
     decode = _C12.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_scsm_8_2.ServiceError.ServiceSpecificInformation(
-        choice=decode(child, depth + 1, limit)
-    )
+    obj = _new(C_scsm_8_2__ServiceError_ServiceSpecificInformation)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_scsm_8_2__ServiceError_ServiceSpecificInformation(el, obj):
@@ -1194,15 +1736,16 @@ def _f_scsm_8_2__ServiceError_ServiceSpecificInformation(el, obj):
 def _d_e2e_4__IcvAlgorithm(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_e2e_4.IcvAlgorithm()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_e2e_4__IcvAlgorithm()
     decode = _C14.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_e2e_4.IcvAlgorithm(choice=decode(child, depth + 1, limit))
+    obj = _new(C_e2e_4__IcvAlgorithm)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_e2e_4__IcvAlgorithm(el, obj):
@@ -1258,19 +1801,19 @@ def _d_e2e_4__ClearToken1(el, depth, limit):
             v_att_cert = _d_hex(child, 0, 0)
         else:
             raise NotCovered(tag)
-    return _m_e2e_4.ClearToken1(
-        sig_alg=v_sig_alg,
-        pk_cert=v_pk_cert,
-        cert_path=v_cert_path,
-        version=v_version,
-        asso_id=v_asso_id,
-        dh_key=v_dh_key,
-        hmac=v_hmac,
-        time=v_time,
-        encr_mode=v_encr_mode,
-        conf_params=v_conf_params,
-        att_cert=v_att_cert,
-    )
+    obj = _new(C_e2e_4__ClearToken1)
+    obj.sig_alg = v_sig_alg
+    obj.pk_cert = v_pk_cert
+    obj.cert_path = v_cert_path
+    obj.version = v_version
+    obj.asso_id = v_asso_id
+    obj.dh_key = v_dh_key
+    obj.hmac = v_hmac
+    obj.time = v_time
+    obj.encr_mode = v_encr_mode
+    obj.conf_params = v_conf_params
+    obj.att_cert = v_att_cert
+    return obj
 
 
 def _f_e2e_4__ClearToken1(el, obj):
@@ -1301,7 +1844,8 @@ def _f_e2e_4__ClearToken1(el, obj):
 def _d_e2e_4__ProtectedProtocol_Iec6185081(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_e2e_4.ProtectedProtocol.Iec6185081()
+    obj = _new(C_e2e_4__ProtectedProtocol_Iec6185081)
+    return obj
 
 
 def _f_e2e_4__ProtectedProtocol_Iec6185081(el, obj):
@@ -1311,7 +1855,8 @@ def _f_e2e_4__ProtectedProtocol_Iec6185081(el, obj):
 def _d_e2e_4__ProtectedProtocol_Iec6185082(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_e2e_4.ProtectedProtocol.Iec6185082()
+    obj = _new(C_e2e_4__ProtectedProtocol_Iec6185082)
+    return obj
 
 
 def _f_e2e_4__ProtectedProtocol_Iec6185082(el, obj):
@@ -1321,7 +1866,8 @@ def _f_e2e_4__ProtectedProtocol_Iec6185082(el, obj):
 def _d_e2e_4__ProtectedProtocol_Iec608705104(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_e2e_4.ProtectedProtocol.Iec608705104()
+    obj = _new(C_e2e_4__ProtectedProtocol_Iec608705104)
+    return obj
 
 
 def _f_e2e_4__ProtectedProtocol_Iec608705104(el, obj):
@@ -1331,15 +1877,16 @@ def _f_e2e_4__ProtectedProtocol_Iec608705104(el, obj):
 def _d_scsm_8_2__Mmspdu__2(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_scsm_8_2.Mmspdu()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_scsm_8_2__Mmspdu()
     decode = _C16.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_scsm_8_2.Mmspdu(choice=decode(child, depth + 1, limit))
+    obj = _new(C_scsm_8_2__Mmspdu)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_scsm_8_2__Mmspdu__2(el, obj):
@@ -1377,7 +1924,13 @@ def _d_e2e_4__ClearToken2(el, depth, limit):
             v_rekey = _d_e2e_4__ClearToken2_Rekey(child, depth + 1, limit)
         else:
             raise NotCovered(tag)
-    return _m_e2e_4.ClearToken2(asso_id=v_asso_id, time=v_time, seq=v_seq, iv=v_iv, rekey=v_rekey)
+    obj = _new(C_e2e_4__ClearToken2)
+    obj.asso_id = v_asso_id
+    obj.time = v_time
+    obj.seq = v_seq
+    obj.iv = v_iv
+    obj.rekey = v_rekey
+    return obj
 
 
 def _f_e2e_4__ClearToken2(el, obj):
@@ -1409,9 +1962,11 @@ def _d_scsm_8_2__ConfirmedServiceRequest_GetNameList(el, depth, limit):
             v_continue_after = child.text or ""
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.ConfirmedServiceRequest.GetNameList(
-        object_class=v_object_class, object_scope=v_object_scope, continue_after=v_continue_after
-    )
+    obj = _new(C_scsm_8_2__ConfirmedServiceRequest_GetNameList)
+    obj.object_class = v_object_class
+    obj.object_scope = v_object_scope
+    obj.continue_after = v_continue_after
+    return obj
 
 
 def _f_scsm_8_2__ConfirmedServiceRequest_GetNameList(el, obj):
@@ -1440,10 +1995,10 @@ def _d_scsm_8_2__ReadRequest(el, depth, limit):
             )
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.ReadRequest(
-        specification_with_result=v_specification_with_result,
-        variable_access_specification=v_variable_access_specification,
-    )
+    obj = _new(C_scsm_8_2__ReadRequest)
+    obj.specification_with_result = v_specification_with_result
+    obj.variable_access_specification = v_variable_access_specification
+    return obj
 
 
 def _f_scsm_8_2__ReadRequest(el, obj):
@@ -1470,9 +2025,10 @@ def _d_scsm_8_2__WriteRequest(el, depth, limit):
             v_list_of_data = _d_scsm_8_2__ListOfData(child, depth + 1, limit)
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.WriteRequest(
-        variable_access_specification=v_variable_access_specification, list_of_data=v_list_of_data
-    )
+    obj = _new(C_scsm_8_2__WriteRequest)
+    obj.variable_access_specification = v_variable_access_specification
+    obj.list_of_data = v_list_of_data
+    return obj
 
 
 def _f_scsm_8_2__WriteRequest(el, obj):
@@ -1494,7 +2050,9 @@ def _d_scsm_8_2__GetVariableAccessAttributesRequest(el, depth, limit):
             v_name = _d_scsm_8_2__ObjectName(child, depth + 1, limit)
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.GetVariableAccessAttributesRequest(name=v_name)
+    obj = _new(C_scsm_8_2__GetVariableAccessAttributesRequest)
+    obj.name = v_name
+    return obj
 
 
 def _f_scsm_8_2__GetVariableAccessAttributesRequest(el, obj):
@@ -1515,9 +2073,10 @@ def _d_scsm_8_2__DefineNamedVariableListRequest(el, depth, limit):
             v_list_of_variable = _d_scsm_8_2__VariableDefs(child, depth + 1, limit)
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.DefineNamedVariableListRequest(
-        variable_list_name=v_variable_list_name, list_of_variable=v_list_of_variable
-    )
+    obj = _new(C_scsm_8_2__DefineNamedVariableListRequest)
+    obj.variable_list_name = v_variable_list_name
+    obj.list_of_variable = v_list_of_variable
+    return obj
 
 
 def _f_scsm_8_2__DefineNamedVariableListRequest(el, obj):
@@ -1530,15 +2089,16 @@ def _f_scsm_8_2__DefineNamedVariableListRequest(el, obj):
 def _d_scsm_8_2__ObjectName(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_scsm_8_2.ObjectName()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_scsm_8_2__ObjectName()
     decode = _C18.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_scsm_8_2.ObjectName(choice=decode(child, depth + 1, limit))
+    obj = _new(C_scsm_8_2__ObjectName)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_scsm_8_2__ObjectName(el, obj):
@@ -1574,11 +2134,11 @@ def _d_scsm_8_2__DeleteNamedVariableListRequest(el, depth, limit):
             v_domain_name = child.text or ""
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.DeleteNamedVariableListRequest(
-        scope_of_delete=v_scope_of_delete,
-        list_of_variable_list_name=v_list_of_variable_list_name,
-        domain_name=v_domain_name,
-    )
+    obj = _new(C_scsm_8_2__DeleteNamedVariableListRequest)
+    obj.scope_of_delete = v_scope_of_delete
+    obj.list_of_variable_list_name = v_list_of_variable_list_name
+    obj.domain_name = v_domain_name
+    return obj
 
 
 def _f_scsm_8_2__DeleteNamedVariableListRequest(el, obj):
@@ -1622,13 +2182,13 @@ def _d_scsm_8_2__ReadJournalRequest(el, depth, limit):
             )
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.ReadJournalRequest(
-        journal_name=v_journal_name,
-        range_start_specification=v_range_start_specification,
-        range_stop_specification=v_range_stop_specification,
-        list_of_variables=v_list_of_variables,
-        entry_to_start_after=v_entry_to_start_after,
-    )
+    obj = _new(C_scsm_8_2__ReadJournalRequest)
+    obj.journal_name = v_journal_name
+    obj.range_start_specification = v_range_start_specification
+    obj.range_stop_specification = v_range_stop_specification
+    obj.list_of_variables = v_list_of_variables
+    obj.entry_to_start_after = v_entry_to_start_after
+    return obj
 
 
 def _f_scsm_8_2__ReadJournalRequest(el, obj):
@@ -1668,11 +2228,11 @@ def _d_scsm_8_2__ObtainFileRequest(el, depth, limit):
             v_destination_file = _d_scsm_8_2__FileName(child, depth + 1, limit)
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.ObtainFileRequest(
-        source_file_server=v_source_file_server,
-        source_file=v_source_file,
-        destination_file=v_destination_file,
-    )
+    obj = _new(C_scsm_8_2__ObtainFileRequest)
+    obj.source_file_server = v_source_file_server
+    obj.source_file = v_source_file
+    obj.destination_file = v_destination_file
+    return obj
 
 
 def _f_scsm_8_2__ObtainFileRequest(el, obj):
@@ -1699,7 +2259,10 @@ def _d_scsm_8_2__FileOpenRequest(el, depth, limit):
             v_initial_position = int(child.text)
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.FileOpenRequest(file_name=v_file_name, initial_position=v_initial_position)
+    obj = _new(C_scsm_8_2__FileOpenRequest)
+    obj.file_name = v_file_name
+    obj.initial_position = v_initial_position
+    return obj
 
 
 def _f_scsm_8_2__FileOpenRequest(el, obj):
@@ -1712,8 +2275,10 @@ def _f_scsm_8_2__FileOpenRequest(el, obj):
 def _d_scsm_8_2__ConfirmedServiceRequest_FileRead(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    v_value = _d_int(el, depth, limit)
-    return _m_scsm_8_2.ConfirmedServiceRequest.FileRead(value=v_value)
+    v_value = int(el.text)
+    obj = _new(C_scsm_8_2__ConfirmedServiceRequest_FileRead)
+    obj.value = v_value
+    return obj
 
 
 def _f_scsm_8_2__ConfirmedServiceRequest_FileRead(el, obj):
@@ -1723,8 +2288,10 @@ def _f_scsm_8_2__ConfirmedServiceRequest_FileRead(el, obj):
 def _d_scsm_8_2__ConfirmedServiceRequest_FileClose(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    v_value = _d_int(el, depth, limit)
-    return _m_scsm_8_2.ConfirmedServiceRequest.FileClose(value=v_value)
+    v_value = int(el.text)
+    obj = _new(C_scsm_8_2__ConfirmedServiceRequest_FileClose)
+    obj.value = v_value
+    return obj
 
 
 def _f_scsm_8_2__ConfirmedServiceRequest_FileClose(el, obj):
@@ -1741,7 +2308,9 @@ def _d_scsm_8_2__FileName(el, depth, limit):
             v_graphic_string.append(child.text or "")
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.FileName(graphic_string=v_graphic_string)
+    obj = _new(C_scsm_8_2__FileName)
+    obj.graphic_string = v_graphic_string
+    return obj
 
 
 def _f_scsm_8_2__FileName(el, obj):
@@ -1762,9 +2331,10 @@ def _d_scsm_8_2__FileDirectoryRequest(el, depth, limit):
             v_continue_after = _d_scsm_8_2__FileName(child, depth + 1, limit)
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.FileDirectoryRequest(
-        file_specification=v_file_specification, continue_after=v_continue_after
-    )
+    obj = _new(C_scsm_8_2__FileDirectoryRequest)
+    obj.file_specification = v_file_specification
+    obj.continue_after = v_continue_after
+    return obj
 
 
 def _f_scsm_8_2__FileDirectoryRequest(el, obj):
@@ -1790,9 +2360,11 @@ def _d_scsm_8_2__ConfirmedServiceRequest_ExtendedGetNameList(el, depth, limit):
             v_continue_after = child.text or ""
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.ConfirmedServiceRequest.ExtendedGetNameList(
-        object_class=v_object_class, object_scope=v_object_scope, continue_after=v_continue_after
-    )
+    obj = _new(C_scsm_8_2__ConfirmedServiceRequest_ExtendedGetNameList)
+    obj.object_class = v_object_class
+    obj.object_scope = v_object_scope
+    obj.continue_after = v_continue_after
+    return obj
 
 
 def _f_scsm_8_2__ConfirmedServiceRequest_ExtendedGetNameList(el, obj):
@@ -1821,9 +2393,10 @@ def _d_scsm_8_2__ConfirmedServiceResponse_GetNameList(el, depth, limit):
             v_more_follows = (child.text or "").strip() in ("true", "1")
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.ConfirmedServiceResponse.GetNameList(
-        list_of_identifier=v_list_of_identifier, more_follows=v_more_follows
-    )
+    obj = _new(C_scsm_8_2__ConfirmedServiceResponse_GetNameList)
+    obj.list_of_identifier = v_list_of_identifier
+    obj.more_follows = v_more_follows
+    return obj
 
 
 def _f_scsm_8_2__ConfirmedServiceResponse_GetNameList(el, obj):
@@ -1850,10 +2423,10 @@ def _d_scsm_8_2__ReadResponse(el, depth, limit):
             v_list_of_access_result = _d_scsm_8_2__ListOfAccessResult(child, depth + 1, limit)
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.ReadResponse(
-        variable_access_specification=v_variable_access_specification,
-        list_of_access_result=v_list_of_access_result,
-    )
+    obj = _new(C_scsm_8_2__ReadResponse)
+    obj.variable_access_specification = v_variable_access_specification
+    obj.list_of_access_result = v_list_of_access_result
+    return obj
 
 
 def _f_scsm_8_2__ReadResponse(el, obj):
@@ -1877,7 +2450,9 @@ def _d_scsm_8_2__WriteResponse(el, depth, limit):
             v_choice.append(_d_scsm_8_2__WriteResponse_Choice(child, depth + 1, limit))
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.WriteResponse(choice=v_choice)
+    obj = _new(C_scsm_8_2__WriteResponse)
+    obj.choice = v_choice
+    return obj
 
 
 def _f_scsm_8_2__WriteResponse(el, obj):
@@ -1898,9 +2473,10 @@ def _d_scsm_8_2__GetVariableAccessAttributesResponse(el, depth, limit):
             v_type_description = _d_scsm_8_2__TypeDescription(child, depth + 1, limit)
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.GetVariableAccessAttributesResponse(
-        mms_deletable=v_mms_deletable, type_description=v_type_description
-    )
+    obj = _new(C_scsm_8_2__GetVariableAccessAttributesResponse)
+    obj.mms_deletable = v_mms_deletable
+    obj.type_description = v_type_description
+    return obj
 
 
 def _f_scsm_8_2__GetVariableAccessAttributesResponse(el, obj):
@@ -1913,7 +2489,8 @@ def _f_scsm_8_2__GetVariableAccessAttributesResponse(el, obj):
 def _d_scsm_8_2__ConfirmedServiceResponse_DefineNamedVariableList(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.ConfirmedServiceResponse.DefineNamedVariableList()
+    obj = _new(C_scsm_8_2__ConfirmedServiceResponse_DefineNamedVariableList)
+    return obj
 
 
 def _f_scsm_8_2__ConfirmedServiceResponse_DefineNamedVariableList(el, obj):
@@ -1933,9 +2510,10 @@ def _d_scsm_8_2__GetNamedVariableListAttributesResponse(el, depth, limit):
             v_list_of_variable = _d_scsm_8_2__VariableDefs(child, depth + 1, limit)
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.GetNamedVariableListAttributesResponse(
-        mms_deletable=v_mms_deletable, list_of_variable=v_list_of_variable
-    )
+    obj = _new(C_scsm_8_2__GetNamedVariableListAttributesResponse)
+    obj.mms_deletable = v_mms_deletable
+    obj.list_of_variable = v_list_of_variable
+    return obj
 
 
 def _f_scsm_8_2__GetNamedVariableListAttributesResponse(el, obj):
@@ -1958,9 +2536,10 @@ def _d_scsm_8_2__DeleteNamedVariableListResponse(el, depth, limit):
             v_number_deleted = int(child.text)
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.DeleteNamedVariableListResponse(
-        number_matched=v_number_matched, number_deleted=v_number_deleted
-    )
+    obj = _new(C_scsm_8_2__DeleteNamedVariableListResponse)
+    obj.number_matched = v_number_matched
+    obj.number_deleted = v_number_deleted
+    return obj
 
 
 def _f_scsm_8_2__DeleteNamedVariableListResponse(el, obj):
@@ -1985,9 +2564,10 @@ def _d_scsm_8_2__ReadJournalResponse(el, depth, limit):
             v_more_follows = (child.text or "").strip() in ("true", "1")
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.ReadJournalResponse(
-        list_of_journal_entry=v_list_of_journal_entry, more_follows=v_more_follows
-    )
+    obj = _new(C_scsm_8_2__ReadJournalResponse)
+    obj.list_of_journal_entry = v_list_of_journal_entry
+    obj.more_follows = v_more_follows
+    return obj
 
 
 def _f_scsm_8_2__ReadJournalResponse(el, obj):
@@ -2002,7 +2582,8 @@ def _f_scsm_8_2__ReadJournalResponse(el, obj):
 def _d_scsm_8_2__ConfirmedServiceResponse_ObtainFile(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.ConfirmedServiceResponse.ObtainFile()
+    obj = _new(C_scsm_8_2__ConfirmedServiceResponse_ObtainFile)
+    return obj
 
 
 def _f_scsm_8_2__ConfirmedServiceResponse_ObtainFile(el, obj):
@@ -2022,7 +2603,10 @@ def _d_scsm_8_2__FileOpenResponse(el, depth, limit):
             v_file_attributes = _d_scsm_8_2__FileAttributes(child, depth + 1, limit)
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.FileOpenResponse(frsm_id=v_frsm_id, file_attributes=v_file_attributes)
+    obj = _new(C_scsm_8_2__FileOpenResponse)
+    obj.frsm_id = v_frsm_id
+    obj.file_attributes = v_file_attributes
+    return obj
 
 
 def _f_scsm_8_2__FileOpenResponse(el, obj):
@@ -2045,7 +2629,10 @@ def _d_scsm_8_2__FileReadResponse(el, depth, limit):
             v_more_follows = (child.text or "").strip() in ("true", "1")
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.FileReadResponse(file_data=v_file_data, more_follows=v_more_follows)
+    obj = _new(C_scsm_8_2__FileReadResponse)
+    obj.file_data = v_file_data
+    obj.more_follows = v_more_follows
+    return obj
 
 
 def _f_scsm_8_2__FileReadResponse(el, obj):
@@ -2058,7 +2645,8 @@ def _f_scsm_8_2__FileReadResponse(el, obj):
 def _d_scsm_8_2__ConfirmedServiceResponse_FileClose(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.ConfirmedServiceResponse.FileClose()
+    obj = _new(C_scsm_8_2__ConfirmedServiceResponse_FileClose)
+    return obj
 
 
 def _f_scsm_8_2__ConfirmedServiceResponse_FileClose(el, obj):
@@ -2068,7 +2656,8 @@ def _f_scsm_8_2__ConfirmedServiceResponse_FileClose(el, obj):
 def _d_scsm_8_2__ConfirmedServiceResponse_FileDelete(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.ConfirmedServiceResponse.FileDelete()
+    obj = _new(C_scsm_8_2__ConfirmedServiceResponse_FileDelete)
+    return obj
 
 
 def _f_scsm_8_2__ConfirmedServiceResponse_FileDelete(el, obj):
@@ -2090,9 +2679,10 @@ def _d_scsm_8_2__FileDirectoryResponse(el, depth, limit):
             v_more_follows = (child.text or "").strip() in ("true", "1")
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.FileDirectoryResponse(
-        list_of_directory_entry=v_list_of_directory_entry, more_follows=v_more_follows
-    )
+    obj = _new(C_scsm_8_2__FileDirectoryResponse)
+    obj.list_of_directory_entry = v_list_of_directory_entry
+    obj.more_follows = v_more_follows
+    return obj
 
 
 def _f_scsm_8_2__FileDirectoryResponse(el, obj):
@@ -2119,9 +2709,10 @@ def _d_scsm_8_2__ConfirmedServiceResponse_ExtendedGetNameList(el, depth, limit):
             v_more_follows = (child.text or "").strip() in ("true", "1")
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.ConfirmedServiceResponse.ExtendedGetNameList(
-        list_of_identifier=v_list_of_identifier, more_follows=v_more_follows
-    )
+    obj = _new(C_scsm_8_2__ConfirmedServiceResponse_ExtendedGetNameList)
+    obj.list_of_identifier = v_list_of_identifier
+    obj.more_follows = v_more_follows
+    return obj
 
 
 def _f_scsm_8_2__ConfirmedServiceResponse_ExtendedGetNameList(el, obj):
@@ -2148,10 +2739,10 @@ def _d_scsm_8_2__InformationReport(el, depth, limit):
             v_list_of_access_result = _d_scsm_8_2__ListOfAccessResult(child, depth + 1, limit)
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.InformationReport(
-        variable_access_specification=v_variable_access_specification,
-        list_of_access_result=v_list_of_access_result,
-    )
+    obj = _new(C_scsm_8_2__InformationReport)
+    obj.variable_access_specification = v_variable_access_specification
+    obj.list_of_access_result = v_list_of_access_result
+    return obj
 
 
 def _f_scsm_8_2__InformationReport(el, obj):
@@ -2168,15 +2759,16 @@ def _f_scsm_8_2__InformationReport(el, obj):
 def _d_scsm_8_2__RejectConfirmedRequest(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_scsm_8_2.RejectConfirmedRequest()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_scsm_8_2__RejectConfirmedRequest()
     decode = _C20.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_scsm_8_2.RejectConfirmedRequest(choice=decode(child, depth + 1, limit))
+    obj = _new(C_scsm_8_2__RejectConfirmedRequest)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_scsm_8_2__RejectConfirmedRequest(el, obj):
@@ -2195,15 +2787,16 @@ def _f_scsm_8_2__RejectConfirmedRequest(el, obj):
 def _d_scsm_8_2__RejectConfirmedResponse(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_scsm_8_2.RejectConfirmedResponse()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_scsm_8_2__RejectConfirmedResponse()
     decode = _C22.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_scsm_8_2.RejectConfirmedResponse(choice=decode(child, depth + 1, limit))
+    obj = _new(C_scsm_8_2__RejectConfirmedResponse)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_scsm_8_2__RejectConfirmedResponse(el, obj):
@@ -2222,15 +2815,16 @@ def _f_scsm_8_2__RejectConfirmedResponse(el, obj):
 def _d_scsm_8_2__RejectConfirmedError(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_scsm_8_2.RejectConfirmedError()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_scsm_8_2__RejectConfirmedError()
     decode = _C24.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_scsm_8_2.RejectConfirmedError(choice=decode(child, depth + 1, limit))
+    obj = _new(C_scsm_8_2__RejectConfirmedError)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_scsm_8_2__RejectConfirmedError(el, obj):
@@ -2249,15 +2843,16 @@ def _f_scsm_8_2__RejectConfirmedError(el, obj):
 def _d_scsm_8_2__RejectUnconfirmed(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_scsm_8_2.RejectUnconfirmed()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_scsm_8_2__RejectUnconfirmed()
     decode = _C26.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_scsm_8_2.RejectUnconfirmed(choice=decode(child, depth + 1, limit))
+    obj = _new(C_scsm_8_2__RejectUnconfirmed)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_scsm_8_2__RejectUnconfirmed(el, obj):
@@ -2276,15 +2871,16 @@ def _f_scsm_8_2__RejectUnconfirmed(el, obj):
 def _d_scsm_8_2__RejectPduError(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_scsm_8_2.RejectPduError()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_scsm_8_2__RejectPduError()
     decode = _C28.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_scsm_8_2.RejectPduError(choice=decode(child, depth + 1, limit))
+    obj = _new(C_scsm_8_2__RejectPduError)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_scsm_8_2__RejectPduError(el, obj):
@@ -2303,15 +2899,16 @@ def _f_scsm_8_2__RejectPduError(el, obj):
 def _d_scsm_8_2__RejectCancelRequest(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_scsm_8_2.RejectCancelRequest()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_scsm_8_2__RejectCancelRequest()
     decode = _C30.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_scsm_8_2.RejectCancelRequest(choice=decode(child, depth + 1, limit))
+    obj = _new(C_scsm_8_2__RejectCancelRequest)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_scsm_8_2__RejectCancelRequest(el, obj):
@@ -2330,15 +2927,16 @@ def _f_scsm_8_2__RejectCancelRequest(el, obj):
 def _d_scsm_8_2__RejectCancelResponse(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_scsm_8_2.RejectCancelResponse()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_scsm_8_2__RejectCancelResponse()
     decode = _C32.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_scsm_8_2.RejectCancelResponse(choice=decode(child, depth + 1, limit))
+    obj = _new(C_scsm_8_2__RejectCancelResponse)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_scsm_8_2__RejectCancelResponse(el, obj):
@@ -2357,15 +2955,16 @@ def _f_scsm_8_2__RejectCancelResponse(el, obj):
 def _d_scsm_8_2__RejectCancelError(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_scsm_8_2.RejectCancelError()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_scsm_8_2__RejectCancelError()
     decode = _C34.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_scsm_8_2.RejectCancelError(choice=decode(child, depth + 1, limit))
+    obj = _new(C_scsm_8_2__RejectCancelError)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_scsm_8_2__RejectCancelError(el, obj):
@@ -2384,15 +2983,16 @@ def _f_scsm_8_2__RejectCancelError(el, obj):
 def _d_scsm_8_2__RejectConcludeRequest(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_scsm_8_2.RejectConcludeRequest()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_scsm_8_2__RejectConcludeRequest()
     decode = _C36.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_scsm_8_2.RejectConcludeRequest(choice=decode(child, depth + 1, limit))
+    obj = _new(C_scsm_8_2__RejectConcludeRequest)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_scsm_8_2__RejectConcludeRequest(el, obj):
@@ -2411,15 +3011,16 @@ def _f_scsm_8_2__RejectConcludeRequest(el, obj):
 def _d_scsm_8_2__RejectConcludeResponse(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_scsm_8_2.RejectConcludeResponse()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_scsm_8_2__RejectConcludeResponse()
     decode = _C38.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_scsm_8_2.RejectConcludeResponse(choice=decode(child, depth + 1, limit))
+    obj = _new(C_scsm_8_2__RejectConcludeResponse)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_scsm_8_2__RejectConcludeResponse(el, obj):
@@ -2438,15 +3039,16 @@ def _f_scsm_8_2__RejectConcludeResponse(el, obj):
 def _d_scsm_8_2__RejectConcludeError(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_scsm_8_2.RejectConcludeError()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_scsm_8_2__RejectConcludeError()
     decode = _C40.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_scsm_8_2.RejectConcludeError(choice=decode(child, depth + 1, limit))
+    obj = _new(C_scsm_8_2__RejectConcludeError)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_scsm_8_2__RejectConcludeError(el, obj):
@@ -2465,15 +3067,16 @@ def _f_scsm_8_2__RejectConcludeError(el, obj):
 def _d_scsm_8_2__VmdStateError(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_scsm_8_2.VmdStateError()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_scsm_8_2__VmdStateError()
     decode = _C42.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_scsm_8_2.VmdStateError(choice=decode(child, depth + 1, limit))
+    obj = _new(C_scsm_8_2__VmdStateError)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_scsm_8_2__VmdStateError(el, obj):
@@ -2492,15 +3095,16 @@ def _f_scsm_8_2__VmdStateError(el, obj):
 def _d_scsm_8_2__ApplicationReferenceError(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_scsm_8_2.ApplicationReferenceError()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_scsm_8_2__ApplicationReferenceError()
     decode = _C44.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_scsm_8_2.ApplicationReferenceError(choice=decode(child, depth + 1, limit))
+    obj = _new(C_scsm_8_2__ApplicationReferenceError)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_scsm_8_2__ApplicationReferenceError(el, obj):
@@ -2519,15 +3123,16 @@ def _f_scsm_8_2__ApplicationReferenceError(el, obj):
 def _d_scsm_8_2__DefinitionError(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_scsm_8_2.DefinitionError()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_scsm_8_2__DefinitionError()
     decode = _C46.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_scsm_8_2.DefinitionError(choice=decode(child, depth + 1, limit))
+    obj = _new(C_scsm_8_2__DefinitionError)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_scsm_8_2__DefinitionError(el, obj):
@@ -2546,15 +3151,16 @@ def _f_scsm_8_2__DefinitionError(el, obj):
 def _d_scsm_8_2__ResourceError(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_scsm_8_2.ResourceError()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_scsm_8_2__ResourceError()
     decode = _C48.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_scsm_8_2.ResourceError(choice=decode(child, depth + 1, limit))
+    obj = _new(C_scsm_8_2__ResourceError)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_scsm_8_2__ResourceError(el, obj):
@@ -2573,15 +3179,16 @@ def _f_scsm_8_2__ResourceError(el, obj):
 def _d_scsm_8_2__ServiceErrorClass(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_scsm_8_2.ServiceErrorClass()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_scsm_8_2__ServiceErrorClass()
     decode = _C50.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_scsm_8_2.ServiceErrorClass(choice=decode(child, depth + 1, limit))
+    obj = _new(C_scsm_8_2__ServiceErrorClass)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_scsm_8_2__ServiceErrorClass(el, obj):
@@ -2600,15 +3207,16 @@ def _f_scsm_8_2__ServiceErrorClass(el, obj):
 def _d_scsm_8_2__ServicePreemptError(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_scsm_8_2.ServicePreemptError()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_scsm_8_2__ServicePreemptError()
     decode = _C52.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_scsm_8_2.ServicePreemptError(choice=decode(child, depth + 1, limit))
+    obj = _new(C_scsm_8_2__ServicePreemptError)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_scsm_8_2__ServicePreemptError(el, obj):
@@ -2627,15 +3235,16 @@ def _f_scsm_8_2__ServicePreemptError(el, obj):
 def _d_scsm_8_2__TimeResolutionError(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_scsm_8_2.TimeResolutionError()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_scsm_8_2__TimeResolutionError()
     decode = _C54.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_scsm_8_2.TimeResolutionError(choice=decode(child, depth + 1, limit))
+    obj = _new(C_scsm_8_2__TimeResolutionError)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_scsm_8_2__TimeResolutionError(el, obj):
@@ -2654,15 +3263,16 @@ def _f_scsm_8_2__TimeResolutionError(el, obj):
 def _d_scsm_8_2__AccessError(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_scsm_8_2.AccessError()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_scsm_8_2__AccessError()
     decode = _C56.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_scsm_8_2.AccessError(choice=decode(child, depth + 1, limit))
+    obj = _new(C_scsm_8_2__AccessError)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_scsm_8_2__AccessError(el, obj):
@@ -2681,15 +3291,16 @@ def _f_scsm_8_2__AccessError(el, obj):
 def _d_scsm_8_2__InitiateError(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_scsm_8_2.InitiateError()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_scsm_8_2__InitiateError()
     decode = _C58.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_scsm_8_2.InitiateError(choice=decode(child, depth + 1, limit))
+    obj = _new(C_scsm_8_2__InitiateError)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_scsm_8_2__InitiateError(el, obj):
@@ -2708,15 +3319,16 @@ def _f_scsm_8_2__InitiateError(el, obj):
 def _d_scsm_8_2__ConcludeError(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_scsm_8_2.ConcludeError()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_scsm_8_2__ConcludeError()
     decode = _C60.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_scsm_8_2.ConcludeError(choice=decode(child, depth + 1, limit))
+    obj = _new(C_scsm_8_2__ConcludeError)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_scsm_8_2__ConcludeError(el, obj):
@@ -2735,15 +3347,16 @@ def _f_scsm_8_2__ConcludeError(el, obj):
 def _d_scsm_8_2__CancelError(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_scsm_8_2.CancelError()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_scsm_8_2__CancelError()
     decode = _C62.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_scsm_8_2.CancelError(choice=decode(child, depth + 1, limit))
+    obj = _new(C_scsm_8_2__CancelError)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_scsm_8_2__CancelError(el, obj):
@@ -2762,15 +3375,16 @@ def _f_scsm_8_2__CancelError(el, obj):
 def _d_scsm_8_2__FileError(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_scsm_8_2.FileError()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_scsm_8_2__FileError()
     decode = _C64.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_scsm_8_2.FileError(choice=decode(child, depth + 1, limit))
+    obj = _new(C_scsm_8_2__FileError)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_scsm_8_2__FileError(el, obj):
@@ -2789,15 +3403,16 @@ def _f_scsm_8_2__FileError(el, obj):
 def _d_scsm_8_2__ObtainFileError(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_scsm_8_2.ObtainFileError()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_scsm_8_2__ObtainFileError()
     decode = _C66.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_scsm_8_2.ObtainFileError(choice=decode(child, depth + 1, limit))
+    obj = _new(C_scsm_8_2__ObtainFileError)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_scsm_8_2__ObtainFileError(el, obj):
@@ -2816,7 +3431,8 @@ def _f_scsm_8_2__ObtainFileError(el, obj):
 def _d_e2e_4__IcvAlgorithm_HmacSha256(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_e2e_4.IcvAlgorithm.HmacSha256()
+    obj = _new(C_e2e_4__IcvAlgorithm_HmacSha256)
+    return obj
 
 
 def _f_e2e_4__IcvAlgorithm_HmacSha256(el, obj):
@@ -2826,7 +3442,8 @@ def _f_e2e_4__IcvAlgorithm_HmacSha256(el, obj):
 def _d_e2e_4__IcvAlgorithm_Aes128Gcm(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_e2e_4.IcvAlgorithm.Aes128Gcm()
+    obj = _new(C_e2e_4__IcvAlgorithm_Aes128Gcm)
+    return obj
 
 
 def _f_e2e_4__IcvAlgorithm_Aes128Gcm(el, obj):
@@ -2836,7 +3453,8 @@ def _f_e2e_4__IcvAlgorithm_Aes128Gcm(el, obj):
 def _d_e2e_4__IcvAlgorithm_Aes256Gcm(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_e2e_4.IcvAlgorithm.Aes256Gcm()
+    obj = _new(C_e2e_4__IcvAlgorithm_Aes256Gcm)
+    return obj
 
 
 def _f_e2e_4__IcvAlgorithm_Aes256Gcm(el, obj):
@@ -2846,15 +3464,16 @@ def _f_e2e_4__IcvAlgorithm_Aes256Gcm(el, obj):
 def _d_e2e_4__SignatureAlgorithm(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_e2e_4.SignatureAlgorithm()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_e2e_4__SignatureAlgorithm()
     decode = _C68.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_e2e_4.SignatureAlgorithm(choice=decode(child, depth + 1, limit))
+    obj = _new(C_e2e_4__SignatureAlgorithm)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_e2e_4__SignatureAlgorithm(el, obj):
@@ -2880,7 +3499,9 @@ def _d_e2e_4__ClearToken1_CertPath(el, depth, limit):
             v_certificate.append(_d_hex(child, 0, 0))
         else:
             raise NotCovered(tag)
-    return _m_e2e_4.ClearToken1.CertPath(certificate=v_certificate)
+    obj = _new(C_e2e_4__ClearToken1_CertPath)
+    obj.certificate = v_certificate
+    return obj
 
 
 def _f_e2e_4__ClearToken1_CertPath(el, obj):
@@ -2898,7 +3519,9 @@ def _d_e2e_4__ClearToken1_Version(el, depth, limit):
             v_v1 = _d_e2e_4__Null(child, depth + 1, limit)
         else:
             raise NotCovered(tag)
-    return _m_e2e_4.ClearToken1.Version(v1=v_v1)
+    obj = _new(C_e2e_4__ClearToken1_Version)
+    obj.v1 = v_v1
+    return obj
 
 
 def _f_e2e_4__ClearToken1_Version(el, obj):
@@ -2909,15 +3532,16 @@ def _f_e2e_4__ClearToken1_Version(el, obj):
 def _d_e2e_4__DhKey(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_e2e_4.DhKey()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_e2e_4__DhKey()
     decode = _C70.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_e2e_4.DhKey(choice=decode(child, depth + 1, limit))
+    obj = _new(C_e2e_4__DhKey)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_e2e_4__DhKey(el, obj):
@@ -2943,7 +3567,9 @@ def _d_e2e_4__HmacAlgorithm(el, depth, limit):
             v_hmac_sha256 = _d_e2e_4__Null(child, depth + 1, limit)
         else:
             raise NotCovered(tag)
-    return _m_e2e_4.HmacAlgorithm(hmac_sha256=v_hmac_sha256)
+    obj = _new(C_e2e_4__HmacAlgorithm)
+    obj.hmac_sha256 = v_hmac_sha256
+    return obj
 
 
 def _f_e2e_4__HmacAlgorithm(el, obj):
@@ -2954,15 +3580,16 @@ def _f_e2e_4__HmacAlgorithm(el, obj):
 def _d_e2e_4__EncrMode(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_e2e_4.EncrMode()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_e2e_4__EncrMode()
     decode = _C72.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_e2e_4.EncrMode(choice=decode(child, depth + 1, limit))
+    obj = _new(C_e2e_4__EncrMode)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_e2e_4__EncrMode(el, obj):
@@ -2994,9 +3621,11 @@ def _d_e2e_4__ConfParams(el, depth, limit):
             v_vpn = (child.text or "").strip() in ("true", "1")
         else:
             raise NotCovered(tag)
-    return _m_e2e_4.ConfParams(
-        tls_protected=v_tls_protected, appl_protected=v_appl_protected, vpn=v_vpn
-    )
+    obj = _new(C_e2e_4__ConfParams)
+    obj.tls_protected = v_tls_protected
+    obj.appl_protected = v_appl_protected
+    obj.vpn = v_vpn
+    return obj
 
 
 def _f_e2e_4__ConfParams(el, obj):
@@ -3021,7 +3650,10 @@ def _d_e2e_4__ClearToken2_Rekey(el, depth, limit):
             v_sign = _d_hex(child, 0, 0)
         else:
             raise NotCovered(tag)
-    return _m_e2e_4.ClearToken2.Rekey(dh_key=v_dh_key, sign=v_sign)
+    obj = _new(C_e2e_4__ClearToken2_Rekey)
+    obj.dh_key = v_dh_key
+    obj.sign = v_sign
+    return obj
 
 
 def _f_e2e_4__ClearToken2_Rekey(el, obj):
@@ -3041,7 +3673,9 @@ def _d_scsm_8_2__ObjectClass(el, depth, limit):
             v_basic_object_class = _d_scsm_8_2__BasicObjectClass(child, depth + 1, limit)
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.ObjectClass(basic_object_class=v_basic_object_class)
+    obj = _new(C_scsm_8_2__ObjectClass)
+    obj.basic_object_class = v_basic_object_class
+    return obj
 
 
 def _f_scsm_8_2__ObjectClass(el, obj):
@@ -3052,15 +3686,16 @@ def _f_scsm_8_2__ObjectClass(el, obj):
 def _d_scsm_8_2__GetNameListRequest_ObjectScope(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_scsm_8_2.GetNameListRequest.ObjectScope()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_scsm_8_2__GetNameListRequest_ObjectScope()
     decode = _C74.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_scsm_8_2.GetNameListRequest.ObjectScope(choice=decode(child, depth + 1, limit))
+    obj = _new(C_scsm_8_2__GetNameListRequest_ObjectScope)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_scsm_8_2__GetNameListRequest_ObjectScope(el, obj):
@@ -3079,15 +3714,16 @@ def _f_scsm_8_2__GetNameListRequest_ObjectScope(el, obj):
 def _d_scsm_8_2__VariableAccessSpecification(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_scsm_8_2.VariableAccessSpecification()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_scsm_8_2__VariableAccessSpecification()
     decode = _C76.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_scsm_8_2.VariableAccessSpecification(choice=decode(child, depth + 1, limit))
+    obj = _new(C_scsm_8_2__VariableAccessSpecification)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_scsm_8_2__VariableAccessSpecification(el, obj):
@@ -3113,7 +3749,9 @@ def _d_scsm_8_2__ListOfData(el, depth, limit):
             v_data.append(_d_scsm_8_2__Data(child, depth + 1, limit))
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.ListOfData(data=v_data)
+    obj = _new(C_scsm_8_2__ListOfData)
+    obj.data = v_data
+    return obj
 
 
 def _f_scsm_8_2__ListOfData(el, obj):
@@ -3131,7 +3769,9 @@ def _d_scsm_8_2__VariableDefs(el, depth, limit):
             v_sequence.append(_d_scsm_8_2__VariableDefs_Sequence(child, depth + 1, limit))
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.VariableDefs(sequence=v_sequence)
+    obj = _new(C_scsm_8_2__VariableDefs)
+    obj.sequence = v_sequence
+    return obj
 
 
 def _f_scsm_8_2__VariableDefs(el, obj):
@@ -3142,8 +3782,10 @@ def _f_scsm_8_2__VariableDefs(el, obj):
 def _d_scsm_8_2__ObjectName_VmdSpecific(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    v_value = _d_str(el, depth, limit)
-    return _m_scsm_8_2.ObjectName.VmdSpecific(value=v_value)
+    v_value = el.text or ""
+    obj = _new(C_scsm_8_2__ObjectName_VmdSpecific)
+    obj.value = v_value
+    return obj
 
 
 def _f_scsm_8_2__ObjectName_VmdSpecific(el, obj):
@@ -3163,7 +3805,10 @@ def _d_scsm_8_2__ObjectName_DomainSpecific(el, depth, limit):
             v_item_id = child.text or ""
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.ObjectName.DomainSpecific(domain_id=v_domain_id, item_id=v_item_id)
+    obj = _new(C_scsm_8_2__ObjectName_DomainSpecific)
+    obj.domain_id = v_domain_id
+    obj.item_id = v_item_id
+    return obj
 
 
 def _f_scsm_8_2__ObjectName_DomainSpecific(el, obj):
@@ -3176,8 +3821,10 @@ def _f_scsm_8_2__ObjectName_DomainSpecific(el, obj):
 def _d_scsm_8_2__ObjectName_AaSpecific(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    v_value = _d_str(el, depth, limit)
-    return _m_scsm_8_2.ObjectName.AaSpecific(value=v_value)
+    v_value = el.text or ""
+    obj = _new(C_scsm_8_2__ObjectName_AaSpecific)
+    obj.value = v_value
+    return obj
 
 
 def _f_scsm_8_2__ObjectName_AaSpecific(el, obj):
@@ -3187,15 +3834,16 @@ def _f_scsm_8_2__ObjectName_AaSpecific(el, obj):
 def _d_scsm_8_2__ScopeOfDelete(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_scsm_8_2.ScopeOfDelete()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_scsm_8_2__ScopeOfDelete()
     decode = _C78.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_scsm_8_2.ScopeOfDelete(choice=decode(child, depth + 1, limit))
+    obj = _new(C_scsm_8_2__ScopeOfDelete)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_scsm_8_2__ScopeOfDelete(el, obj):
@@ -3221,9 +3869,9 @@ def _d_scsm_8_2__DeleteNamedVariableListRequest_ListOfVariableListName(el, depth
             v_object_name.append(_d_scsm_8_2__ObjectName(child, depth + 1, limit))
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.DeleteNamedVariableListRequest.ListOfVariableListName(
-        object_name=v_object_name
-    )
+    obj = _new(C_scsm_8_2__DeleteNamedVariableListRequest_ListOfVariableListName)
+    obj.object_name = v_object_name
+    return obj
 
 
 def _f_scsm_8_2__DeleteNamedVariableListRequest_ListOfVariableListName(el, obj):
@@ -3234,17 +3882,16 @@ def _f_scsm_8_2__DeleteNamedVariableListRequest_ListOfVariableListName(el, obj):
 def _d_scsm_8_2__ReadJournalRequest_RangeStartSpecification(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_scsm_8_2.ReadJournalRequest.RangeStartSpecification()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_scsm_8_2__ReadJournalRequest_RangeStartSpecification()
     decode = _C80.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_scsm_8_2.ReadJournalRequest.RangeStartSpecification(
-        choice=decode(child, depth + 1, limit)
-    )
+    obj = _new(C_scsm_8_2__ReadJournalRequest_RangeStartSpecification)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_scsm_8_2__ReadJournalRequest_RangeStartSpecification(el, obj):
@@ -3263,17 +3910,16 @@ def _f_scsm_8_2__ReadJournalRequest_RangeStartSpecification(el, obj):
 def _d_scsm_8_2__ReadJournalRequest_RangeStopSpecification(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_scsm_8_2.ReadJournalRequest.RangeStopSpecification()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_scsm_8_2__ReadJournalRequest_RangeStopSpecification()
     decode = _C82.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_scsm_8_2.ReadJournalRequest.RangeStopSpecification(
-        choice=decode(child, depth + 1, limit)
-    )
+    obj = _new(C_scsm_8_2__ReadJournalRequest_RangeStopSpecification)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_scsm_8_2__ReadJournalRequest_RangeStopSpecification(el, obj):
@@ -3299,7 +3945,9 @@ def _d_scsm_8_2__ReadJournalRequest_ListOfVariables(el, depth, limit):
             v_visible_string.append(child.text or "")
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.ReadJournalRequest.ListOfVariables(visible_string=v_visible_string)
+    obj = _new(C_scsm_8_2__ReadJournalRequest_ListOfVariables)
+    obj.visible_string = v_visible_string
+    return obj
 
 
 def _f_scsm_8_2__ReadJournalRequest_ListOfVariables(el, obj):
@@ -3320,9 +3968,10 @@ def _d_scsm_8_2__ReadJournalRequest_EntryToStartAfter(el, depth, limit):
             v_entry_specification = _d_hex(child, 0, 0)
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.ReadJournalRequest.EntryToStartAfter(
-        time_specification=v_time_specification, entry_specification=v_entry_specification
-    )
+    obj = _new(C_scsm_8_2__ReadJournalRequest_EntryToStartAfter)
+    obj.time_specification = v_time_specification
+    obj.entry_specification = v_entry_specification
+    return obj
 
 
 def _f_scsm_8_2__ReadJournalRequest_EntryToStartAfter(el, obj):
@@ -3351,12 +4000,12 @@ def _d_scsm_8_2__ApplicationReference(el, depth, limit):
             v_ae_invocation_id = int(child.text)
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.ApplicationReference(
-        ap_title=v_ap_title,
-        ap_invocation_id=v_ap_invocation_id,
-        ae_qualifier=v_ae_qualifier,
-        ae_invocation_id=v_ae_invocation_id,
-    )
+    obj = _new(C_scsm_8_2__ApplicationReference)
+    obj.ap_title = v_ap_title
+    obj.ap_invocation_id = v_ap_invocation_id
+    obj.ae_qualifier = v_ae_qualifier
+    obj.ae_invocation_id = v_ae_invocation_id
+    return obj
 
 
 def _f_scsm_8_2__ApplicationReference(el, obj):
@@ -3380,7 +4029,9 @@ def _d_scsm_8_2__GetNameListResponse_ListOfIdentifier(el, depth, limit):
             v_identifier.append(child.text or "")
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.GetNameListResponse.ListOfIdentifier(identifier=v_identifier)
+    obj = _new(C_scsm_8_2__GetNameListResponse_ListOfIdentifier)
+    obj.identifier = v_identifier
+    return obj
 
 
 def _f_scsm_8_2__GetNameListResponse_ListOfIdentifier(el, obj):
@@ -3398,7 +4049,9 @@ def _d_scsm_8_2__ListOfAccessResult(el, depth, limit):
             v_access_result.append(_d_scsm_8_2__AccessResult(child, depth + 1, limit))
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.ListOfAccessResult(access_result=v_access_result)
+    obj = _new(C_scsm_8_2__ListOfAccessResult)
+    obj.access_result = v_access_result
+    return obj
 
 
 def _f_scsm_8_2__ListOfAccessResult(el, obj):
@@ -3409,15 +4062,16 @@ def _f_scsm_8_2__ListOfAccessResult(el, obj):
 def _d_scsm_8_2__WriteResponse_Choice(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_scsm_8_2.WriteResponse.Choice()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_scsm_8_2__WriteResponse_Choice()
     decode = _C84.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_scsm_8_2.WriteResponse.Choice(choice=decode(child, depth + 1, limit))
+    obj = _new(C_scsm_8_2__WriteResponse_Choice)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_scsm_8_2__WriteResponse_Choice(el, obj):
@@ -3436,15 +4090,16 @@ def _f_scsm_8_2__WriteResponse_Choice(el, obj):
 def _d_scsm_8_2__TypeDescription(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_scsm_8_2.TypeDescription()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_scsm_8_2__TypeDescription()
     decode = _C86.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_scsm_8_2.TypeDescription(choice=decode(child, depth + 1, limit))
+    obj = _new(C_scsm_8_2__TypeDescription)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_scsm_8_2__TypeDescription(el, obj):
@@ -3470,7 +4125,9 @@ def _d_scsm_8_2__ReadJournalResponse_ListOfJournalEntry(el, depth, limit):
             v_journal_entry.append(_d_scsm_8_2__JournalEntry(child, depth + 1, limit))
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.ReadJournalResponse.ListOfJournalEntry(journal_entry=v_journal_entry)
+    obj = _new(C_scsm_8_2__ReadJournalResponse_ListOfJournalEntry)
+    obj.journal_entry = v_journal_entry
+    return obj
 
 
 def _f_scsm_8_2__ReadJournalResponse_ListOfJournalEntry(el, obj):
@@ -3491,7 +4148,10 @@ def _d_scsm_8_2__FileAttributes(el, depth, limit):
             v_last_modified = child.text or ""
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.FileAttributes(size_of_file=v_size_of_file, last_modified=v_last_modified)
+    obj = _new(C_scsm_8_2__FileAttributes)
+    obj.size_of_file = v_size_of_file
+    obj.last_modified = v_last_modified
+    return obj
 
 
 def _f_scsm_8_2__FileAttributes(el, obj):
@@ -3511,7 +4171,9 @@ def _d_scsm_8_2__FileDirectoryResponse_ListOfDirectoryEntry(el, depth, limit):
             v_directory_entry.append(_d_scsm_8_2__DirectoryEntry(child, depth + 1, limit))
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.FileDirectoryResponse.ListOfDirectoryEntry(directory_entry=v_directory_entry)
+    obj = _new(C_scsm_8_2__FileDirectoryResponse_ListOfDirectoryEntry)
+    obj.directory_entry = v_directory_entry
+    return obj
 
 
 def _f_scsm_8_2__FileDirectoryResponse_ListOfDirectoryEntry(el, obj):
@@ -3522,7 +4184,8 @@ def _f_scsm_8_2__FileDirectoryResponse_ListOfDirectoryEntry(el, obj):
 def _d_scsm_8_2__RejectConfirmedRequest_Other(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.RejectConfirmedRequest.Other()
+    obj = _new(C_scsm_8_2__RejectConfirmedRequest_Other)
+    return obj
 
 
 def _f_scsm_8_2__RejectConfirmedRequest_Other(el, obj):
@@ -3532,7 +4195,8 @@ def _f_scsm_8_2__RejectConfirmedRequest_Other(el, obj):
 def _d_scsm_8_2__RejectConfirmedRequest_UnrecognizedService(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.RejectConfirmedRequest.UnrecognizedService()
+    obj = _new(C_scsm_8_2__RejectConfirmedRequest_UnrecognizedService)
+    return obj
 
 
 def _f_scsm_8_2__RejectConfirmedRequest_UnrecognizedService(el, obj):
@@ -3542,7 +4206,8 @@ def _f_scsm_8_2__RejectConfirmedRequest_UnrecognizedService(el, obj):
 def _d_scsm_8_2__RejectConfirmedRequest_UnrecognizedModifier(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.RejectConfirmedRequest.UnrecognizedModifier()
+    obj = _new(C_scsm_8_2__RejectConfirmedRequest_UnrecognizedModifier)
+    return obj
 
 
 def _f_scsm_8_2__RejectConfirmedRequest_UnrecognizedModifier(el, obj):
@@ -3552,7 +4217,8 @@ def _f_scsm_8_2__RejectConfirmedRequest_UnrecognizedModifier(el, obj):
 def _d_scsm_8_2__RejectConfirmedRequest_InvalidInvokeId(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.RejectConfirmedRequest.InvalidInvokeId()
+    obj = _new(C_scsm_8_2__RejectConfirmedRequest_InvalidInvokeId)
+    return obj
 
 
 def _f_scsm_8_2__RejectConfirmedRequest_InvalidInvokeId(el, obj):
@@ -3562,7 +4228,8 @@ def _f_scsm_8_2__RejectConfirmedRequest_InvalidInvokeId(el, obj):
 def _d_scsm_8_2__RejectConfirmedRequest_InvalidArgument(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.RejectConfirmedRequest.InvalidArgument()
+    obj = _new(C_scsm_8_2__RejectConfirmedRequest_InvalidArgument)
+    return obj
 
 
 def _f_scsm_8_2__RejectConfirmedRequest_InvalidArgument(el, obj):
@@ -3572,7 +4239,8 @@ def _f_scsm_8_2__RejectConfirmedRequest_InvalidArgument(el, obj):
 def _d_scsm_8_2__RejectConfirmedRequest_InvalidModifier(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.RejectConfirmedRequest.InvalidModifier()
+    obj = _new(C_scsm_8_2__RejectConfirmedRequest_InvalidModifier)
+    return obj
 
 
 def _f_scsm_8_2__RejectConfirmedRequest_InvalidModifier(el, obj):
@@ -3582,7 +4250,8 @@ def _f_scsm_8_2__RejectConfirmedRequest_InvalidModifier(el, obj):
 def _d_scsm_8_2__RejectConfirmedRequest_MaxServOutstandingExceeded(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.RejectConfirmedRequest.MaxServOutstandingExceeded()
+    obj = _new(C_scsm_8_2__RejectConfirmedRequest_MaxServOutstandingExceeded)
+    return obj
 
 
 def _f_scsm_8_2__RejectConfirmedRequest_MaxServOutstandingExceeded(el, obj):
@@ -3592,7 +4261,8 @@ def _f_scsm_8_2__RejectConfirmedRequest_MaxServOutstandingExceeded(el, obj):
 def _d_scsm_8_2__RejectConfirmedRequest_MaxRecursionExceeded(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.RejectConfirmedRequest.MaxRecursionExceeded()
+    obj = _new(C_scsm_8_2__RejectConfirmedRequest_MaxRecursionExceeded)
+    return obj
 
 
 def _f_scsm_8_2__RejectConfirmedRequest_MaxRecursionExceeded(el, obj):
@@ -3602,7 +4272,8 @@ def _f_scsm_8_2__RejectConfirmedRequest_MaxRecursionExceeded(el, obj):
 def _d_scsm_8_2__RejectConfirmedRequest_ValueOutOfRange(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.RejectConfirmedRequest.ValueOutOfRange()
+    obj = _new(C_scsm_8_2__RejectConfirmedRequest_ValueOutOfRange)
+    return obj
 
 
 def _f_scsm_8_2__RejectConfirmedRequest_ValueOutOfRange(el, obj):
@@ -3612,7 +4283,8 @@ def _f_scsm_8_2__RejectConfirmedRequest_ValueOutOfRange(el, obj):
 def _d_scsm_8_2__RejectConfirmedResponse_Other(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.RejectConfirmedResponse.Other()
+    obj = _new(C_scsm_8_2__RejectConfirmedResponse_Other)
+    return obj
 
 
 def _f_scsm_8_2__RejectConfirmedResponse_Other(el, obj):
@@ -3622,7 +4294,8 @@ def _f_scsm_8_2__RejectConfirmedResponse_Other(el, obj):
 def _d_scsm_8_2__RejectConfirmedResponse_UnrecognizedService(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.RejectConfirmedResponse.UnrecognizedService()
+    obj = _new(C_scsm_8_2__RejectConfirmedResponse_UnrecognizedService)
+    return obj
 
 
 def _f_scsm_8_2__RejectConfirmedResponse_UnrecognizedService(el, obj):
@@ -3632,7 +4305,8 @@ def _f_scsm_8_2__RejectConfirmedResponse_UnrecognizedService(el, obj):
 def _d_scsm_8_2__RejectConfirmedResponse_InvalidInvokeId(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.RejectConfirmedResponse.InvalidInvokeId()
+    obj = _new(C_scsm_8_2__RejectConfirmedResponse_InvalidInvokeId)
+    return obj
 
 
 def _f_scsm_8_2__RejectConfirmedResponse_InvalidInvokeId(el, obj):
@@ -3642,7 +4316,8 @@ def _f_scsm_8_2__RejectConfirmedResponse_InvalidInvokeId(el, obj):
 def _d_scsm_8_2__RejectConfirmedResponse_InvalidResult(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.RejectConfirmedResponse.InvalidResult()
+    obj = _new(C_scsm_8_2__RejectConfirmedResponse_InvalidResult)
+    return obj
 
 
 def _f_scsm_8_2__RejectConfirmedResponse_InvalidResult(el, obj):
@@ -3652,7 +4327,8 @@ def _f_scsm_8_2__RejectConfirmedResponse_InvalidResult(el, obj):
 def _d_scsm_8_2__RejectConfirmedResponse_MaxRecursionExceeded(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.RejectConfirmedResponse.MaxRecursionExceeded()
+    obj = _new(C_scsm_8_2__RejectConfirmedResponse_MaxRecursionExceeded)
+    return obj
 
 
 def _f_scsm_8_2__RejectConfirmedResponse_MaxRecursionExceeded(el, obj):
@@ -3662,7 +4338,8 @@ def _f_scsm_8_2__RejectConfirmedResponse_MaxRecursionExceeded(el, obj):
 def _d_scsm_8_2__RejectConfirmedResponse_ValueOutOfRange(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.RejectConfirmedResponse.ValueOutOfRange()
+    obj = _new(C_scsm_8_2__RejectConfirmedResponse_ValueOutOfRange)
+    return obj
 
 
 def _f_scsm_8_2__RejectConfirmedResponse_ValueOutOfRange(el, obj):
@@ -3672,7 +4349,8 @@ def _f_scsm_8_2__RejectConfirmedResponse_ValueOutOfRange(el, obj):
 def _d_scsm_8_2__RejectConfirmedError_Other(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.RejectConfirmedError.Other()
+    obj = _new(C_scsm_8_2__RejectConfirmedError_Other)
+    return obj
 
 
 def _f_scsm_8_2__RejectConfirmedError_Other(el, obj):
@@ -3682,7 +4360,8 @@ def _f_scsm_8_2__RejectConfirmedError_Other(el, obj):
 def _d_scsm_8_2__RejectConfirmedError_UnrecognizedService(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.RejectConfirmedError.UnrecognizedService()
+    obj = _new(C_scsm_8_2__RejectConfirmedError_UnrecognizedService)
+    return obj
 
 
 def _f_scsm_8_2__RejectConfirmedError_UnrecognizedService(el, obj):
@@ -3692,7 +4371,8 @@ def _f_scsm_8_2__RejectConfirmedError_UnrecognizedService(el, obj):
 def _d_scsm_8_2__RejectConfirmedError_InvalidInvokeId(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.RejectConfirmedError.InvalidInvokeId()
+    obj = _new(C_scsm_8_2__RejectConfirmedError_InvalidInvokeId)
+    return obj
 
 
 def _f_scsm_8_2__RejectConfirmedError_InvalidInvokeId(el, obj):
@@ -3702,7 +4382,8 @@ def _f_scsm_8_2__RejectConfirmedError_InvalidInvokeId(el, obj):
 def _d_scsm_8_2__RejectConfirmedError_InvalidServiceError(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.RejectConfirmedError.InvalidServiceError()
+    obj = _new(C_scsm_8_2__RejectConfirmedError_InvalidServiceError)
+    return obj
 
 
 def _f_scsm_8_2__RejectConfirmedError_InvalidServiceError(el, obj):
@@ -3712,7 +4393,8 @@ def _f_scsm_8_2__RejectConfirmedError_InvalidServiceError(el, obj):
 def _d_scsm_8_2__RejectConfirmedError_ValueOutOfRange(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.RejectConfirmedError.ValueOutOfRange()
+    obj = _new(C_scsm_8_2__RejectConfirmedError_ValueOutOfRange)
+    return obj
 
 
 def _f_scsm_8_2__RejectConfirmedError_ValueOutOfRange(el, obj):
@@ -3722,7 +4404,8 @@ def _f_scsm_8_2__RejectConfirmedError_ValueOutOfRange(el, obj):
 def _d_scsm_8_2__RejectUnconfirmed_Other(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.RejectUnconfirmed.Other()
+    obj = _new(C_scsm_8_2__RejectUnconfirmed_Other)
+    return obj
 
 
 def _f_scsm_8_2__RejectUnconfirmed_Other(el, obj):
@@ -3732,7 +4415,8 @@ def _f_scsm_8_2__RejectUnconfirmed_Other(el, obj):
 def _d_scsm_8_2__RejectUnconfirmed_UnrecognizedService(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.RejectUnconfirmed.UnrecognizedService()
+    obj = _new(C_scsm_8_2__RejectUnconfirmed_UnrecognizedService)
+    return obj
 
 
 def _f_scsm_8_2__RejectUnconfirmed_UnrecognizedService(el, obj):
@@ -3742,7 +4426,8 @@ def _f_scsm_8_2__RejectUnconfirmed_UnrecognizedService(el, obj):
 def _d_scsm_8_2__RejectUnconfirmed_InvalidArgument(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.RejectUnconfirmed.InvalidArgument()
+    obj = _new(C_scsm_8_2__RejectUnconfirmed_InvalidArgument)
+    return obj
 
 
 def _f_scsm_8_2__RejectUnconfirmed_InvalidArgument(el, obj):
@@ -3752,7 +4437,8 @@ def _f_scsm_8_2__RejectUnconfirmed_InvalidArgument(el, obj):
 def _d_scsm_8_2__RejectUnconfirmed_MaxRecursionExceeded(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.RejectUnconfirmed.MaxRecursionExceeded()
+    obj = _new(C_scsm_8_2__RejectUnconfirmed_MaxRecursionExceeded)
+    return obj
 
 
 def _f_scsm_8_2__RejectUnconfirmed_MaxRecursionExceeded(el, obj):
@@ -3762,7 +4448,8 @@ def _f_scsm_8_2__RejectUnconfirmed_MaxRecursionExceeded(el, obj):
 def _d_scsm_8_2__RejectUnconfirmed_ValueOutOfRange(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.RejectUnconfirmed.ValueOutOfRange()
+    obj = _new(C_scsm_8_2__RejectUnconfirmed_ValueOutOfRange)
+    return obj
 
 
 def _f_scsm_8_2__RejectUnconfirmed_ValueOutOfRange(el, obj):
@@ -3772,7 +4459,8 @@ def _f_scsm_8_2__RejectUnconfirmed_ValueOutOfRange(el, obj):
 def _d_scsm_8_2__RejectPduError_UnknownPduType(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.RejectPduError.UnknownPduType()
+    obj = _new(C_scsm_8_2__RejectPduError_UnknownPduType)
+    return obj
 
 
 def _f_scsm_8_2__RejectPduError_UnknownPduType(el, obj):
@@ -3782,7 +4470,8 @@ def _f_scsm_8_2__RejectPduError_UnknownPduType(el, obj):
 def _d_scsm_8_2__RejectPduError_InvalidPdu(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.RejectPduError.InvalidPdu()
+    obj = _new(C_scsm_8_2__RejectPduError_InvalidPdu)
+    return obj
 
 
 def _f_scsm_8_2__RejectPduError_InvalidPdu(el, obj):
@@ -3792,7 +4481,8 @@ def _f_scsm_8_2__RejectPduError_InvalidPdu(el, obj):
 def _d_scsm_8_2__RejectPduError_IllegalAcseMapping(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.RejectPduError.IllegalAcseMapping()
+    obj = _new(C_scsm_8_2__RejectPduError_IllegalAcseMapping)
+    return obj
 
 
 def _f_scsm_8_2__RejectPduError_IllegalAcseMapping(el, obj):
@@ -3802,7 +4492,8 @@ def _f_scsm_8_2__RejectPduError_IllegalAcseMapping(el, obj):
 def _d_scsm_8_2__RejectCancelRequest_Other(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.RejectCancelRequest.Other()
+    obj = _new(C_scsm_8_2__RejectCancelRequest_Other)
+    return obj
 
 
 def _f_scsm_8_2__RejectCancelRequest_Other(el, obj):
@@ -3812,7 +4503,8 @@ def _f_scsm_8_2__RejectCancelRequest_Other(el, obj):
 def _d_scsm_8_2__RejectCancelRequest_InvalidInvokeId(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.RejectCancelRequest.InvalidInvokeId()
+    obj = _new(C_scsm_8_2__RejectCancelRequest_InvalidInvokeId)
+    return obj
 
 
 def _f_scsm_8_2__RejectCancelRequest_InvalidInvokeId(el, obj):
@@ -3822,7 +4514,8 @@ def _f_scsm_8_2__RejectCancelRequest_InvalidInvokeId(el, obj):
 def _d_scsm_8_2__RejectCancelResponse_Other(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.RejectCancelResponse.Other()
+    obj = _new(C_scsm_8_2__RejectCancelResponse_Other)
+    return obj
 
 
 def _f_scsm_8_2__RejectCancelResponse_Other(el, obj):
@@ -3832,7 +4525,8 @@ def _f_scsm_8_2__RejectCancelResponse_Other(el, obj):
 def _d_scsm_8_2__RejectCancelResponse_InvalidInvokeId(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.RejectCancelResponse.InvalidInvokeId()
+    obj = _new(C_scsm_8_2__RejectCancelResponse_InvalidInvokeId)
+    return obj
 
 
 def _f_scsm_8_2__RejectCancelResponse_InvalidInvokeId(el, obj):
@@ -3842,7 +4536,8 @@ def _f_scsm_8_2__RejectCancelResponse_InvalidInvokeId(el, obj):
 def _d_scsm_8_2__RejectCancelError_Other(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.RejectCancelError.Other()
+    obj = _new(C_scsm_8_2__RejectCancelError_Other)
+    return obj
 
 
 def _f_scsm_8_2__RejectCancelError_Other(el, obj):
@@ -3852,7 +4547,8 @@ def _f_scsm_8_2__RejectCancelError_Other(el, obj):
 def _d_scsm_8_2__RejectCancelError_InvalidInvokeId(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.RejectCancelError.InvalidInvokeId()
+    obj = _new(C_scsm_8_2__RejectCancelError_InvalidInvokeId)
+    return obj
 
 
 def _f_scsm_8_2__RejectCancelError_InvalidInvokeId(el, obj):
@@ -3862,7 +4558,8 @@ def _f_scsm_8_2__RejectCancelError_InvalidInvokeId(el, obj):
 def _d_scsm_8_2__RejectCancelError_InvalidServiceError(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.RejectCancelError.InvalidServiceError()
+    obj = _new(C_scsm_8_2__RejectCancelError_InvalidServiceError)
+    return obj
 
 
 def _f_scsm_8_2__RejectCancelError_InvalidServiceError(el, obj):
@@ -3872,7 +4569,8 @@ def _f_scsm_8_2__RejectCancelError_InvalidServiceError(el, obj):
 def _d_scsm_8_2__RejectCancelError_ValueOutOfRange(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.RejectCancelError.ValueOutOfRange()
+    obj = _new(C_scsm_8_2__RejectCancelError_ValueOutOfRange)
+    return obj
 
 
 def _f_scsm_8_2__RejectCancelError_ValueOutOfRange(el, obj):
@@ -3882,7 +4580,8 @@ def _f_scsm_8_2__RejectCancelError_ValueOutOfRange(el, obj):
 def _d_scsm_8_2__RejectConcludeRequest_Other(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.RejectConcludeRequest.Other()
+    obj = _new(C_scsm_8_2__RejectConcludeRequest_Other)
+    return obj
 
 
 def _f_scsm_8_2__RejectConcludeRequest_Other(el, obj):
@@ -3892,7 +4591,8 @@ def _f_scsm_8_2__RejectConcludeRequest_Other(el, obj):
 def _d_scsm_8_2__RejectConcludeRequest_InvalidArgument(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.RejectConcludeRequest.InvalidArgument()
+    obj = _new(C_scsm_8_2__RejectConcludeRequest_InvalidArgument)
+    return obj
 
 
 def _f_scsm_8_2__RejectConcludeRequest_InvalidArgument(el, obj):
@@ -3902,7 +4602,8 @@ def _f_scsm_8_2__RejectConcludeRequest_InvalidArgument(el, obj):
 def _d_scsm_8_2__RejectConcludeResponse_Other(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.RejectConcludeResponse.Other()
+    obj = _new(C_scsm_8_2__RejectConcludeResponse_Other)
+    return obj
 
 
 def _f_scsm_8_2__RejectConcludeResponse_Other(el, obj):
@@ -3912,7 +4613,8 @@ def _f_scsm_8_2__RejectConcludeResponse_Other(el, obj):
 def _d_scsm_8_2__RejectConcludeResponse_InvalidResult(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.RejectConcludeResponse.InvalidResult()
+    obj = _new(C_scsm_8_2__RejectConcludeResponse_InvalidResult)
+    return obj
 
 
 def _f_scsm_8_2__RejectConcludeResponse_InvalidResult(el, obj):
@@ -3922,7 +4624,8 @@ def _f_scsm_8_2__RejectConcludeResponse_InvalidResult(el, obj):
 def _d_scsm_8_2__RejectConcludeError_Other(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.RejectConcludeError.Other()
+    obj = _new(C_scsm_8_2__RejectConcludeError_Other)
+    return obj
 
 
 def _f_scsm_8_2__RejectConcludeError_Other(el, obj):
@@ -3932,7 +4635,8 @@ def _f_scsm_8_2__RejectConcludeError_Other(el, obj):
 def _d_scsm_8_2__RejectConcludeError_InvalidServiceError(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.RejectConcludeError.InvalidServiceError()
+    obj = _new(C_scsm_8_2__RejectConcludeError_InvalidServiceError)
+    return obj
 
 
 def _f_scsm_8_2__RejectConcludeError_InvalidServiceError(el, obj):
@@ -3942,7 +4646,8 @@ def _f_scsm_8_2__RejectConcludeError_InvalidServiceError(el, obj):
 def _d_scsm_8_2__RejectConcludeError_ValueOutOfRange(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.RejectConcludeError.ValueOutOfRange()
+    obj = _new(C_scsm_8_2__RejectConcludeError_ValueOutOfRange)
+    return obj
 
 
 def _f_scsm_8_2__RejectConcludeError_ValueOutOfRange(el, obj):
@@ -3952,7 +4657,8 @@ def _f_scsm_8_2__RejectConcludeError_ValueOutOfRange(el, obj):
 def _d_scsm_8_2__VmdStateError_Other(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.VmdStateError.Other()
+    obj = _new(C_scsm_8_2__VmdStateError_Other)
+    return obj
 
 
 def _f_scsm_8_2__VmdStateError_Other(el, obj):
@@ -3962,7 +4668,8 @@ def _f_scsm_8_2__VmdStateError_Other(el, obj):
 def _d_scsm_8_2__VmdStateError_VmdStateConflict(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.VmdStateError.VmdStateConflict()
+    obj = _new(C_scsm_8_2__VmdStateError_VmdStateConflict)
+    return obj
 
 
 def _f_scsm_8_2__VmdStateError_VmdStateConflict(el, obj):
@@ -3972,7 +4679,8 @@ def _f_scsm_8_2__VmdStateError_VmdStateConflict(el, obj):
 def _d_scsm_8_2__VmdStateError_VmdOperationalProblem(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.VmdStateError.VmdOperationalProblem()
+    obj = _new(C_scsm_8_2__VmdStateError_VmdOperationalProblem)
+    return obj
 
 
 def _f_scsm_8_2__VmdStateError_VmdOperationalProblem(el, obj):
@@ -3982,7 +4690,8 @@ def _f_scsm_8_2__VmdStateError_VmdOperationalProblem(el, obj):
 def _d_scsm_8_2__VmdStateError_DomainTransferProblem(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.VmdStateError.DomainTransferProblem()
+    obj = _new(C_scsm_8_2__VmdStateError_DomainTransferProblem)
+    return obj
 
 
 def _f_scsm_8_2__VmdStateError_DomainTransferProblem(el, obj):
@@ -3992,7 +4701,8 @@ def _f_scsm_8_2__VmdStateError_DomainTransferProblem(el, obj):
 def _d_scsm_8_2__VmdStateError_StateMachineIdInvalid(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.VmdStateError.StateMachineIdInvalid()
+    obj = _new(C_scsm_8_2__VmdStateError_StateMachineIdInvalid)
+    return obj
 
 
 def _f_scsm_8_2__VmdStateError_StateMachineIdInvalid(el, obj):
@@ -4002,7 +4712,8 @@ def _f_scsm_8_2__VmdStateError_StateMachineIdInvalid(el, obj):
 def _d_scsm_8_2__ApplicationReferenceError_Other(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.ApplicationReferenceError.Other()
+    obj = _new(C_scsm_8_2__ApplicationReferenceError_Other)
+    return obj
 
 
 def _f_scsm_8_2__ApplicationReferenceError_Other(el, obj):
@@ -4012,7 +4723,8 @@ def _f_scsm_8_2__ApplicationReferenceError_Other(el, obj):
 def _d_scsm_8_2__ApplicationReferenceError_AplicationUnreachable(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.ApplicationReferenceError.AplicationUnreachable()
+    obj = _new(C_scsm_8_2__ApplicationReferenceError_AplicationUnreachable)
+    return obj
 
 
 def _f_scsm_8_2__ApplicationReferenceError_AplicationUnreachable(el, obj):
@@ -4022,7 +4734,8 @@ def _f_scsm_8_2__ApplicationReferenceError_AplicationUnreachable(el, obj):
 def _d_scsm_8_2__ApplicationReferenceError_ConnectionLost(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.ApplicationReferenceError.ConnectionLost()
+    obj = _new(C_scsm_8_2__ApplicationReferenceError_ConnectionLost)
+    return obj
 
 
 def _f_scsm_8_2__ApplicationReferenceError_ConnectionLost(el, obj):
@@ -4032,7 +4745,8 @@ def _f_scsm_8_2__ApplicationReferenceError_ConnectionLost(el, obj):
 def _d_scsm_8_2__ApplicationReferenceError_ApplicationReferenceInvalid(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.ApplicationReferenceError.ApplicationReferenceInvalid()
+    obj = _new(C_scsm_8_2__ApplicationReferenceError_ApplicationReferenceInvalid)
+    return obj
 
 
 def _f_scsm_8_2__ApplicationReferenceError_ApplicationReferenceInvalid(el, obj):
@@ -4042,7 +4756,8 @@ def _f_scsm_8_2__ApplicationReferenceError_ApplicationReferenceInvalid(el, obj):
 def _d_scsm_8_2__ApplicationReferenceError_ContextUnsupported(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.ApplicationReferenceError.ContextUnsupported()
+    obj = _new(C_scsm_8_2__ApplicationReferenceError_ContextUnsupported)
+    return obj
 
 
 def _f_scsm_8_2__ApplicationReferenceError_ContextUnsupported(el, obj):
@@ -4052,7 +4767,8 @@ def _f_scsm_8_2__ApplicationReferenceError_ContextUnsupported(el, obj):
 def _d_scsm_8_2__DefinitionError_Other(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.DefinitionError.Other()
+    obj = _new(C_scsm_8_2__DefinitionError_Other)
+    return obj
 
 
 def _f_scsm_8_2__DefinitionError_Other(el, obj):
@@ -4062,7 +4778,8 @@ def _f_scsm_8_2__DefinitionError_Other(el, obj):
 def _d_scsm_8_2__DefinitionError_ObjectUndefined(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.DefinitionError.ObjectUndefined()
+    obj = _new(C_scsm_8_2__DefinitionError_ObjectUndefined)
+    return obj
 
 
 def _f_scsm_8_2__DefinitionError_ObjectUndefined(el, obj):
@@ -4072,7 +4789,8 @@ def _f_scsm_8_2__DefinitionError_ObjectUndefined(el, obj):
 def _d_scsm_8_2__DefinitionError_InvalidAddress(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.DefinitionError.InvalidAddress()
+    obj = _new(C_scsm_8_2__DefinitionError_InvalidAddress)
+    return obj
 
 
 def _f_scsm_8_2__DefinitionError_InvalidAddress(el, obj):
@@ -4082,7 +4800,8 @@ def _f_scsm_8_2__DefinitionError_InvalidAddress(el, obj):
 def _d_scsm_8_2__DefinitionError_TypeUnsupported(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.DefinitionError.TypeUnsupported()
+    obj = _new(C_scsm_8_2__DefinitionError_TypeUnsupported)
+    return obj
 
 
 def _f_scsm_8_2__DefinitionError_TypeUnsupported(el, obj):
@@ -4092,7 +4811,8 @@ def _f_scsm_8_2__DefinitionError_TypeUnsupported(el, obj):
 def _d_scsm_8_2__DefinitionError_TypeInconsistent(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.DefinitionError.TypeInconsistent()
+    obj = _new(C_scsm_8_2__DefinitionError_TypeInconsistent)
+    return obj
 
 
 def _f_scsm_8_2__DefinitionError_TypeInconsistent(el, obj):
@@ -4102,7 +4822,8 @@ def _f_scsm_8_2__DefinitionError_TypeInconsistent(el, obj):
 def _d_scsm_8_2__DefinitionError_ObjectExists(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.DefinitionError.ObjectExists()
+    obj = _new(C_scsm_8_2__DefinitionError_ObjectExists)
+    return obj
 
 
 def _f_scsm_8_2__DefinitionError_ObjectExists(el, obj):
@@ -4112,7 +4833,8 @@ def _f_scsm_8_2__DefinitionError_ObjectExists(el, obj):
 def _d_scsm_8_2__DefinitionError_ObjectAttributeInconsistent(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.DefinitionError.ObjectAttributeInconsistent()
+    obj = _new(C_scsm_8_2__DefinitionError_ObjectAttributeInconsistent)
+    return obj
 
 
 def _f_scsm_8_2__DefinitionError_ObjectAttributeInconsistent(el, obj):
@@ -4122,7 +4844,8 @@ def _f_scsm_8_2__DefinitionError_ObjectAttributeInconsistent(el, obj):
 def _d_scsm_8_2__ResourceError_Other(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.ResourceError.Other()
+    obj = _new(C_scsm_8_2__ResourceError_Other)
+    return obj
 
 
 def _f_scsm_8_2__ResourceError_Other(el, obj):
@@ -4132,7 +4855,8 @@ def _f_scsm_8_2__ResourceError_Other(el, obj):
 def _d_scsm_8_2__ResourceError_MemoryUnavailable(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.ResourceError.MemoryUnavailable()
+    obj = _new(C_scsm_8_2__ResourceError_MemoryUnavailable)
+    return obj
 
 
 def _f_scsm_8_2__ResourceError_MemoryUnavailable(el, obj):
@@ -4142,7 +4866,8 @@ def _f_scsm_8_2__ResourceError_MemoryUnavailable(el, obj):
 def _d_scsm_8_2__ResourceError_ProcessorResourceUnavailable(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.ResourceError.ProcessorResourceUnavailable()
+    obj = _new(C_scsm_8_2__ResourceError_ProcessorResourceUnavailable)
+    return obj
 
 
 def _f_scsm_8_2__ResourceError_ProcessorResourceUnavailable(el, obj):
@@ -4152,7 +4877,8 @@ def _f_scsm_8_2__ResourceError_ProcessorResourceUnavailable(el, obj):
 def _d_scsm_8_2__ResourceError_MassStorageUnavailable(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.ResourceError.MassStorageUnavailable()
+    obj = _new(C_scsm_8_2__ResourceError_MassStorageUnavailable)
+    return obj
 
 
 def _f_scsm_8_2__ResourceError_MassStorageUnavailable(el, obj):
@@ -4162,7 +4888,8 @@ def _f_scsm_8_2__ResourceError_MassStorageUnavailable(el, obj):
 def _d_scsm_8_2__ResourceError_CapabilityUnavailable(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.ResourceError.CapabilityUnavailable()
+    obj = _new(C_scsm_8_2__ResourceError_CapabilityUnavailable)
+    return obj
 
 
 def _f_scsm_8_2__ResourceError_CapabilityUnavailable(el, obj):
@@ -4172,7 +4899,8 @@ def _f_scsm_8_2__ResourceError_CapabilityUnavailable(el, obj):
 def _d_scsm_8_2__ResourceError_CapabilityUnknown(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.ResourceError.CapabilityUnknown()
+    obj = _new(C_scsm_8_2__ResourceError_CapabilityUnknown)
+    return obj
 
 
 def _f_scsm_8_2__ResourceError_CapabilityUnknown(el, obj):
@@ -4182,7 +4910,8 @@ def _f_scsm_8_2__ResourceError_CapabilityUnknown(el, obj):
 def _d_scsm_8_2__ServiceErrorClass_Other(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.ServiceErrorClass.Other()
+    obj = _new(C_scsm_8_2__ServiceErrorClass_Other)
+    return obj
 
 
 def _f_scsm_8_2__ServiceErrorClass_Other(el, obj):
@@ -4192,7 +4921,8 @@ def _f_scsm_8_2__ServiceErrorClass_Other(el, obj):
 def _d_scsm_8_2__ServiceErrorClass_PrimitivesOutOfSequence(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.ServiceErrorClass.PrimitivesOutOfSequence()
+    obj = _new(C_scsm_8_2__ServiceErrorClass_PrimitivesOutOfSequence)
+    return obj
 
 
 def _f_scsm_8_2__ServiceErrorClass_PrimitivesOutOfSequence(el, obj):
@@ -4202,7 +4932,8 @@ def _f_scsm_8_2__ServiceErrorClass_PrimitivesOutOfSequence(el, obj):
 def _d_scsm_8_2__ServiceErrorClass_ObjectStateConflict(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.ServiceErrorClass.ObjectStateConflict()
+    obj = _new(C_scsm_8_2__ServiceErrorClass_ObjectStateConflict)
+    return obj
 
 
 def _f_scsm_8_2__ServiceErrorClass_ObjectStateConflict(el, obj):
@@ -4212,7 +4943,8 @@ def _f_scsm_8_2__ServiceErrorClass_ObjectStateConflict(el, obj):
 def _d_scsm_8_2__ServiceErrorClass_PduSize(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.ServiceErrorClass.PduSize()
+    obj = _new(C_scsm_8_2__ServiceErrorClass_PduSize)
+    return obj
 
 
 def _f_scsm_8_2__ServiceErrorClass_PduSize(el, obj):
@@ -4222,7 +4954,8 @@ def _f_scsm_8_2__ServiceErrorClass_PduSize(el, obj):
 def _d_scsm_8_2__ServiceErrorClass_ContinuationInvalid(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.ServiceErrorClass.ContinuationInvalid()
+    obj = _new(C_scsm_8_2__ServiceErrorClass_ContinuationInvalid)
+    return obj
 
 
 def _f_scsm_8_2__ServiceErrorClass_ContinuationInvalid(el, obj):
@@ -4232,7 +4965,8 @@ def _f_scsm_8_2__ServiceErrorClass_ContinuationInvalid(el, obj):
 def _d_scsm_8_2__ServiceErrorClass_ObjectConstraintConflict(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.ServiceErrorClass.ObjectConstraintConflict()
+    obj = _new(C_scsm_8_2__ServiceErrorClass_ObjectConstraintConflict)
+    return obj
 
 
 def _f_scsm_8_2__ServiceErrorClass_ObjectConstraintConflict(el, obj):
@@ -4242,7 +4976,8 @@ def _f_scsm_8_2__ServiceErrorClass_ObjectConstraintConflict(el, obj):
 def _d_scsm_8_2__ServicePreemptError_Other(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.ServicePreemptError.Other()
+    obj = _new(C_scsm_8_2__ServicePreemptError_Other)
+    return obj
 
 
 def _f_scsm_8_2__ServicePreemptError_Other(el, obj):
@@ -4252,7 +4987,8 @@ def _f_scsm_8_2__ServicePreemptError_Other(el, obj):
 def _d_scsm_8_2__ServicePreemptError_Timeout(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.ServicePreemptError.Timeout()
+    obj = _new(C_scsm_8_2__ServicePreemptError_Timeout)
+    return obj
 
 
 def _f_scsm_8_2__ServicePreemptError_Timeout(el, obj):
@@ -4262,7 +4998,8 @@ def _f_scsm_8_2__ServicePreemptError_Timeout(el, obj):
 def _d_scsm_8_2__ServicePreemptError_Deadlock(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.ServicePreemptError.Deadlock()
+    obj = _new(C_scsm_8_2__ServicePreemptError_Deadlock)
+    return obj
 
 
 def _f_scsm_8_2__ServicePreemptError_Deadlock(el, obj):
@@ -4272,7 +5009,8 @@ def _f_scsm_8_2__ServicePreemptError_Deadlock(el, obj):
 def _d_scsm_8_2__ServicePreemptError_Cancel(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.ServicePreemptError.Cancel()
+    obj = _new(C_scsm_8_2__ServicePreemptError_Cancel)
+    return obj
 
 
 def _f_scsm_8_2__ServicePreemptError_Cancel(el, obj):
@@ -4282,7 +5020,8 @@ def _f_scsm_8_2__ServicePreemptError_Cancel(el, obj):
 def _d_scsm_8_2__TimeResolutionError_Other(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.TimeResolutionError.Other()
+    obj = _new(C_scsm_8_2__TimeResolutionError_Other)
+    return obj
 
 
 def _f_scsm_8_2__TimeResolutionError_Other(el, obj):
@@ -4292,7 +5031,8 @@ def _f_scsm_8_2__TimeResolutionError_Other(el, obj):
 def _d_scsm_8_2__TimeResolutionError_UnsupportableTimeResolution(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.TimeResolutionError.UnsupportableTimeResolution()
+    obj = _new(C_scsm_8_2__TimeResolutionError_UnsupportableTimeResolution)
+    return obj
 
 
 def _f_scsm_8_2__TimeResolutionError_UnsupportableTimeResolution(el, obj):
@@ -4302,7 +5042,8 @@ def _f_scsm_8_2__TimeResolutionError_UnsupportableTimeResolution(el, obj):
 def _d_scsm_8_2__AccessError_Other(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.AccessError.Other()
+    obj = _new(C_scsm_8_2__AccessError_Other)
+    return obj
 
 
 def _f_scsm_8_2__AccessError_Other(el, obj):
@@ -4312,7 +5053,8 @@ def _f_scsm_8_2__AccessError_Other(el, obj):
 def _d_scsm_8_2__AccessError_ObjectAccessUnsupported(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.AccessError.ObjectAccessUnsupported()
+    obj = _new(C_scsm_8_2__AccessError_ObjectAccessUnsupported)
+    return obj
 
 
 def _f_scsm_8_2__AccessError_ObjectAccessUnsupported(el, obj):
@@ -4322,7 +5064,8 @@ def _f_scsm_8_2__AccessError_ObjectAccessUnsupported(el, obj):
 def _d_scsm_8_2__AccessError_ObjectNonExistent(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.AccessError.ObjectNonExistent()
+    obj = _new(C_scsm_8_2__AccessError_ObjectNonExistent)
+    return obj
 
 
 def _f_scsm_8_2__AccessError_ObjectNonExistent(el, obj):
@@ -4332,7 +5075,8 @@ def _f_scsm_8_2__AccessError_ObjectNonExistent(el, obj):
 def _d_scsm_8_2__AccessError_ObjectAccessDenied(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.AccessError.ObjectAccessDenied()
+    obj = _new(C_scsm_8_2__AccessError_ObjectAccessDenied)
+    return obj
 
 
 def _f_scsm_8_2__AccessError_ObjectAccessDenied(el, obj):
@@ -4342,7 +5086,8 @@ def _f_scsm_8_2__AccessError_ObjectAccessDenied(el, obj):
 def _d_scsm_8_2__AccessError_ObjectInvalidated(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.AccessError.ObjectInvalidated()
+    obj = _new(C_scsm_8_2__AccessError_ObjectInvalidated)
+    return obj
 
 
 def _f_scsm_8_2__AccessError_ObjectInvalidated(el, obj):
@@ -4352,7 +5097,8 @@ def _f_scsm_8_2__AccessError_ObjectInvalidated(el, obj):
 def _d_scsm_8_2__InitiateError_Other(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.InitiateError.Other()
+    obj = _new(C_scsm_8_2__InitiateError_Other)
+    return obj
 
 
 def _f_scsm_8_2__InitiateError_Other(el, obj):
@@ -4362,7 +5108,8 @@ def _f_scsm_8_2__InitiateError_Other(el, obj):
 def _d_scsm_8_2__InitiateError_VersionIncompatible(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.InitiateError.VersionIncompatible()
+    obj = _new(C_scsm_8_2__InitiateError_VersionIncompatible)
+    return obj
 
 
 def _f_scsm_8_2__InitiateError_VersionIncompatible(el, obj):
@@ -4372,7 +5119,8 @@ def _f_scsm_8_2__InitiateError_VersionIncompatible(el, obj):
 def _d_scsm_8_2__InitiateError_MaxSegmentInsufficient(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.InitiateError.MaxSegmentInsufficient()
+    obj = _new(C_scsm_8_2__InitiateError_MaxSegmentInsufficient)
+    return obj
 
 
 def _f_scsm_8_2__InitiateError_MaxSegmentInsufficient(el, obj):
@@ -4382,7 +5130,8 @@ def _f_scsm_8_2__InitiateError_MaxSegmentInsufficient(el, obj):
 def _d_scsm_8_2__InitiateError_MaxServicesOutstandingCallingInsufficient(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.InitiateError.MaxServicesOutstandingCallingInsufficient()
+    obj = _new(C_scsm_8_2__InitiateError_MaxServicesOutstandingCallingInsufficient)
+    return obj
 
 
 def _f_scsm_8_2__InitiateError_MaxServicesOutstandingCallingInsufficient(el, obj):
@@ -4392,7 +5141,8 @@ def _f_scsm_8_2__InitiateError_MaxServicesOutstandingCallingInsufficient(el, obj
 def _d_scsm_8_2__InitiateError_MaxServicesOutstandingCalledInsufficient(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.InitiateError.MaxServicesOutstandingCalledInsufficient()
+    obj = _new(C_scsm_8_2__InitiateError_MaxServicesOutstandingCalledInsufficient)
+    return obj
 
 
 def _f_scsm_8_2__InitiateError_MaxServicesOutstandingCalledInsufficient(el, obj):
@@ -4402,7 +5152,8 @@ def _f_scsm_8_2__InitiateError_MaxServicesOutstandingCalledInsufficient(el, obj)
 def _d_scsm_8_2__InitiateError_ServiceCbbInsufficient(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.InitiateError.ServiceCbbInsufficient()
+    obj = _new(C_scsm_8_2__InitiateError_ServiceCbbInsufficient)
+    return obj
 
 
 def _f_scsm_8_2__InitiateError_ServiceCbbInsufficient(el, obj):
@@ -4412,7 +5163,8 @@ def _f_scsm_8_2__InitiateError_ServiceCbbInsufficient(el, obj):
 def _d_scsm_8_2__InitiateError_ParameterCbbInsufficient(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.InitiateError.ParameterCbbInsufficient()
+    obj = _new(C_scsm_8_2__InitiateError_ParameterCbbInsufficient)
+    return obj
 
 
 def _f_scsm_8_2__InitiateError_ParameterCbbInsufficient(el, obj):
@@ -4422,7 +5174,8 @@ def _f_scsm_8_2__InitiateError_ParameterCbbInsufficient(el, obj):
 def _d_scsm_8_2__InitiateError_NestingLevelInsufficient(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.InitiateError.NestingLevelInsufficient()
+    obj = _new(C_scsm_8_2__InitiateError_NestingLevelInsufficient)
+    return obj
 
 
 def _f_scsm_8_2__InitiateError_NestingLevelInsufficient(el, obj):
@@ -4432,7 +5185,8 @@ def _f_scsm_8_2__InitiateError_NestingLevelInsufficient(el, obj):
 def _d_scsm_8_2__ConcludeError_Other(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.ConcludeError.Other()
+    obj = _new(C_scsm_8_2__ConcludeError_Other)
+    return obj
 
 
 def _f_scsm_8_2__ConcludeError_Other(el, obj):
@@ -4442,7 +5196,8 @@ def _f_scsm_8_2__ConcludeError_Other(el, obj):
 def _d_scsm_8_2__ConcludeError_FurtherCommunicationRequired(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.ConcludeError.FurtherCommunicationRequired()
+    obj = _new(C_scsm_8_2__ConcludeError_FurtherCommunicationRequired)
+    return obj
 
 
 def _f_scsm_8_2__ConcludeError_FurtherCommunicationRequired(el, obj):
@@ -4452,7 +5207,8 @@ def _f_scsm_8_2__ConcludeError_FurtherCommunicationRequired(el, obj):
 def _d_scsm_8_2__CancelError_Other(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.CancelError.Other()
+    obj = _new(C_scsm_8_2__CancelError_Other)
+    return obj
 
 
 def _f_scsm_8_2__CancelError_Other(el, obj):
@@ -4462,7 +5218,8 @@ def _f_scsm_8_2__CancelError_Other(el, obj):
 def _d_scsm_8_2__CancelError_InvokeIdUnknown(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.CancelError.InvokeIdUnknown()
+    obj = _new(C_scsm_8_2__CancelError_InvokeIdUnknown)
+    return obj
 
 
 def _f_scsm_8_2__CancelError_InvokeIdUnknown(el, obj):
@@ -4472,7 +5229,8 @@ def _f_scsm_8_2__CancelError_InvokeIdUnknown(el, obj):
 def _d_scsm_8_2__CancelError_CancelNotPossible(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.CancelError.CancelNotPossible()
+    obj = _new(C_scsm_8_2__CancelError_CancelNotPossible)
+    return obj
 
 
 def _f_scsm_8_2__CancelError_CancelNotPossible(el, obj):
@@ -4482,7 +5240,8 @@ def _f_scsm_8_2__CancelError_CancelNotPossible(el, obj):
 def _d_scsm_8_2__FileError_Other(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.FileError.Other()
+    obj = _new(C_scsm_8_2__FileError_Other)
+    return obj
 
 
 def _f_scsm_8_2__FileError_Other(el, obj):
@@ -4492,7 +5251,8 @@ def _f_scsm_8_2__FileError_Other(el, obj):
 def _d_scsm_8_2__FileError_FilenameAmbiguous(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.FileError.FilenameAmbiguous()
+    obj = _new(C_scsm_8_2__FileError_FilenameAmbiguous)
+    return obj
 
 
 def _f_scsm_8_2__FileError_FilenameAmbiguous(el, obj):
@@ -4502,7 +5262,8 @@ def _f_scsm_8_2__FileError_FilenameAmbiguous(el, obj):
 def _d_scsm_8_2__FileError_FileBusy(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.FileError.FileBusy()
+    obj = _new(C_scsm_8_2__FileError_FileBusy)
+    return obj
 
 
 def _f_scsm_8_2__FileError_FileBusy(el, obj):
@@ -4512,7 +5273,8 @@ def _f_scsm_8_2__FileError_FileBusy(el, obj):
 def _d_scsm_8_2__FileError_FilenameSyntaxError(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.FileError.FilenameSyntaxError()
+    obj = _new(C_scsm_8_2__FileError_FilenameSyntaxError)
+    return obj
 
 
 def _f_scsm_8_2__FileError_FilenameSyntaxError(el, obj):
@@ -4522,7 +5284,8 @@ def _f_scsm_8_2__FileError_FilenameSyntaxError(el, obj):
 def _d_scsm_8_2__FileError_ContentTypeInvalid(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.FileError.ContentTypeInvalid()
+    obj = _new(C_scsm_8_2__FileError_ContentTypeInvalid)
+    return obj
 
 
 def _f_scsm_8_2__FileError_ContentTypeInvalid(el, obj):
@@ -4532,7 +5295,8 @@ def _f_scsm_8_2__FileError_ContentTypeInvalid(el, obj):
 def _d_scsm_8_2__FileError_PositionInvalid(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.FileError.PositionInvalid()
+    obj = _new(C_scsm_8_2__FileError_PositionInvalid)
+    return obj
 
 
 def _f_scsm_8_2__FileError_PositionInvalid(el, obj):
@@ -4542,7 +5306,8 @@ def _f_scsm_8_2__FileError_PositionInvalid(el, obj):
 def _d_scsm_8_2__FileError_FileAccessDenied(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.FileError.FileAccessDenied()
+    obj = _new(C_scsm_8_2__FileError_FileAccessDenied)
+    return obj
 
 
 def _f_scsm_8_2__FileError_FileAccessDenied(el, obj):
@@ -4552,7 +5317,8 @@ def _f_scsm_8_2__FileError_FileAccessDenied(el, obj):
 def _d_scsm_8_2__FileError_FileNonExistent(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.FileError.FileNonExistent()
+    obj = _new(C_scsm_8_2__FileError_FileNonExistent)
+    return obj
 
 
 def _f_scsm_8_2__FileError_FileNonExistent(el, obj):
@@ -4562,7 +5328,8 @@ def _f_scsm_8_2__FileError_FileNonExistent(el, obj):
 def _d_scsm_8_2__FileError_DuplicateFilename(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.FileError.DuplicateFilename()
+    obj = _new(C_scsm_8_2__FileError_DuplicateFilename)
+    return obj
 
 
 def _f_scsm_8_2__FileError_DuplicateFilename(el, obj):
@@ -4572,7 +5339,8 @@ def _f_scsm_8_2__FileError_DuplicateFilename(el, obj):
 def _d_scsm_8_2__FileError_InsufficientSpaceInFilestore(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.FileError.InsufficientSpaceInFilestore()
+    obj = _new(C_scsm_8_2__FileError_InsufficientSpaceInFilestore)
+    return obj
 
 
 def _f_scsm_8_2__FileError_InsufficientSpaceInFilestore(el, obj):
@@ -4582,7 +5350,8 @@ def _f_scsm_8_2__FileError_InsufficientSpaceInFilestore(el, obj):
 def _d_scsm_8_2__ObtainFileError_SourceFile(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.ObtainFileError.SourceFile()
+    obj = _new(C_scsm_8_2__ObtainFileError_SourceFile)
+    return obj
 
 
 def _f_scsm_8_2__ObtainFileError_SourceFile(el, obj):
@@ -4592,7 +5361,8 @@ def _f_scsm_8_2__ObtainFileError_SourceFile(el, obj):
 def _d_scsm_8_2__ObtainFileError_DestinationFile(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.ObtainFileError.DestinationFile()
+    obj = _new(C_scsm_8_2__ObtainFileError_DestinationFile)
+    return obj
 
 
 def _f_scsm_8_2__ObtainFileError_DestinationFile(el, obj):
@@ -4602,7 +5372,8 @@ def _f_scsm_8_2__ObtainFileError_DestinationFile(el, obj):
 def _d_e2e_4__SignatureAlgorithm_RsaSha256(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_e2e_4.SignatureAlgorithm.RsaSha256()
+    obj = _new(C_e2e_4__SignatureAlgorithm_RsaSha256)
+    return obj
 
 
 def _f_e2e_4__SignatureAlgorithm_RsaSha256(el, obj):
@@ -4612,7 +5383,8 @@ def _f_e2e_4__SignatureAlgorithm_RsaSha256(el, obj):
 def _d_e2e_4__SignatureAlgorithm_EcdsaP256Sha256(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_e2e_4.SignatureAlgorithm.EcdsaP256Sha256()
+    obj = _new(C_e2e_4__SignatureAlgorithm_EcdsaP256Sha256)
+    return obj
 
 
 def _f_e2e_4__SignatureAlgorithm_EcdsaP256Sha256(el, obj):
@@ -4622,7 +5394,8 @@ def _f_e2e_4__SignatureAlgorithm_EcdsaP256Sha256(el, obj):
 def _d_e2e_4__Null(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_e2e_4.Null()
+    obj = _new(C_e2e_4__Null)
+    return obj
 
 
 def _f_e2e_4__Null(el, obj):
@@ -4632,8 +5405,10 @@ def _f_e2e_4__Null(el, obj):
 def _d_e2e_4__DhKey_EcdhSecp256R1(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    v_value = _d_hex(el, depth, limit)
-    return _m_e2e_4.DhKey.EcdhSecp256R1(value=v_value)
+    v_value = _d_hex(el, 0, 0)
+    obj = _new(C_e2e_4__DhKey_EcdhSecp256R1)
+    obj.value = v_value
+    return obj
 
 
 def _f_e2e_4__DhKey_EcdhSecp256R1(el, obj):
@@ -4643,8 +5418,10 @@ def _f_e2e_4__DhKey_EcdhSecp256R1(el, obj):
 def _d_e2e_4__DhKey_ModpGroup14(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    v_value = _d_hex(el, depth, limit)
-    return _m_e2e_4.DhKey.ModpGroup14(value=v_value)
+    v_value = _d_hex(el, 0, 0)
+    obj = _new(C_e2e_4__DhKey_ModpGroup14)
+    obj.value = v_value
+    return obj
 
 
 def _f_e2e_4__DhKey_ModpGroup14(el, obj):
@@ -4661,7 +5438,9 @@ def _d_e2e_4__EncrMode_Aea(el, depth, limit):
             v_aea_algorithm.append(_d_e2e_4__AeaAlgorithm(child, depth + 1, limit))
         else:
             raise NotCovered(tag)
-    return _m_e2e_4.EncrMode.Aea(aea_algorithm=v_aea_algorithm)
+    obj = _new(C_e2e_4__EncrMode_Aea)
+    obj.aea_algorithm = v_aea_algorithm
+    return obj
 
 
 def _f_e2e_4__EncrMode_Aea(el, obj):
@@ -4682,7 +5461,10 @@ def _d_e2e_4__EncrMode_NonAea(el, depth, limit):
             v_icv = _d_e2e_4__EncrMode_NonAea_Icv(child, depth + 1, limit)
         else:
             raise NotCovered(tag)
-    return _m_e2e_4.EncrMode.NonAea(encryption=v_encryption, icv=v_icv)
+    obj = _new(C_e2e_4__EncrMode_NonAea)
+    obj.encryption = v_encryption
+    obj.icv = v_icv
+    return obj
 
 
 def _f_e2e_4__EncrMode_NonAea(el, obj):
@@ -4695,15 +5477,16 @@ def _f_e2e_4__EncrMode_NonAea(el, obj):
 def _d_scsm_8_2__BasicObjectClass(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_scsm_8_2.BasicObjectClass()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_scsm_8_2__BasicObjectClass()
     decode = _C88.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_scsm_8_2.BasicObjectClass(choice=decode(child, depth + 1, limit))
+    obj = _new(C_scsm_8_2__BasicObjectClass)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_scsm_8_2__BasicObjectClass(el, obj):
@@ -4722,7 +5505,8 @@ def _f_scsm_8_2__BasicObjectClass(el, obj):
 def _d_scsm_8_2__GetNameListRequest_ObjectScope_VmdSpecific(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.GetNameListRequest.ObjectScope.VmdSpecific()
+    obj = _new(C_scsm_8_2__GetNameListRequest_ObjectScope_VmdSpecific)
+    return obj
 
 
 def _f_scsm_8_2__GetNameListRequest_ObjectScope_VmdSpecific(el, obj):
@@ -4732,7 +5516,8 @@ def _f_scsm_8_2__GetNameListRequest_ObjectScope_VmdSpecific(el, obj):
 def _d_scsm_8_2__GetNameListRequest_ObjectScope_AaSpecific(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.GetNameListRequest.ObjectScope.AaSpecific()
+    obj = _new(C_scsm_8_2__GetNameListRequest_ObjectScope_AaSpecific)
+    return obj
 
 
 def _f_scsm_8_2__GetNameListRequest_ObjectScope_AaSpecific(el, obj):
@@ -4742,15 +5527,16 @@ def _f_scsm_8_2__GetNameListRequest_ObjectScope_AaSpecific(el, obj):
 def _d_scsm_8_2__Data(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_scsm_8_2.Data()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_scsm_8_2__Data()
     decode = _C90.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_scsm_8_2.Data(choice=decode(child, depth + 1, limit))
+    obj = _new(C_scsm_8_2__Data)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_scsm_8_2__Data(el, obj):
@@ -4779,9 +5565,10 @@ def _d_scsm_8_2__VariableDefs_Sequence(el, depth, limit):
             v_alternate_access = _d_scsm_8_2__AlternateAccess(child, depth + 1, limit)
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.VariableDefs.Sequence(
-        variable_specification=v_variable_specification, alternate_access=v_alternate_access
-    )
+    obj = _new(C_scsm_8_2__VariableDefs_Sequence)
+    obj.variable_specification = v_variable_specification
+    obj.alternate_access = v_alternate_access
+    return obj
 
 
 def _f_scsm_8_2__VariableDefs_Sequence(el, obj):
@@ -4796,7 +5583,8 @@ def _f_scsm_8_2__VariableDefs_Sequence(el, obj):
 def _d_scsm_8_2__ScopeOfDelete_Specific(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.ScopeOfDelete.Specific()
+    obj = _new(C_scsm_8_2__ScopeOfDelete_Specific)
+    return obj
 
 
 def _f_scsm_8_2__ScopeOfDelete_Specific(el, obj):
@@ -4806,7 +5594,8 @@ def _f_scsm_8_2__ScopeOfDelete_Specific(el, obj):
 def _d_scsm_8_2__ScopeOfDelete_AaSpecific(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.ScopeOfDelete.AaSpecific()
+    obj = _new(C_scsm_8_2__ScopeOfDelete_AaSpecific)
+    return obj
 
 
 def _f_scsm_8_2__ScopeOfDelete_AaSpecific(el, obj):
@@ -4816,7 +5605,8 @@ def _f_scsm_8_2__ScopeOfDelete_AaSpecific(el, obj):
 def _d_scsm_8_2__ScopeOfDelete_Domain(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.ScopeOfDelete.Domain()
+    obj = _new(C_scsm_8_2__ScopeOfDelete_Domain)
+    return obj
 
 
 def _f_scsm_8_2__ScopeOfDelete_Domain(el, obj):
@@ -4826,7 +5616,8 @@ def _f_scsm_8_2__ScopeOfDelete_Domain(el, obj):
 def _d_scsm_8_2__ScopeOfDelete_Vmd(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.ScopeOfDelete.Vmd()
+    obj = _new(C_scsm_8_2__ScopeOfDelete_Vmd)
+    return obj
 
 
 def _f_scsm_8_2__ScopeOfDelete_Vmd(el, obj):
@@ -4836,8 +5627,10 @@ def _f_scsm_8_2__ScopeOfDelete_Vmd(el, obj):
 def _d_scsm_8_2__ReadJournalRequest_RangeStartSpecification_StartingTime(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    v_value = _d_hex(el, depth, limit)
-    return _m_scsm_8_2.ReadJournalRequest.RangeStartSpecification.StartingTime(value=v_value)
+    v_value = _d_hex(el, 0, 0)
+    obj = _new(C_scsm_8_2__ReadJournalRequest_RangeStartSpecification_StartingTime)
+    obj.value = v_value
+    return obj
 
 
 def _f_scsm_8_2__ReadJournalRequest_RangeStartSpecification_StartingTime(el, obj):
@@ -4847,8 +5640,10 @@ def _f_scsm_8_2__ReadJournalRequest_RangeStartSpecification_StartingTime(el, obj
 def _d_scsm_8_2__ReadJournalRequest_RangeStartSpecification_StartingEntry(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    v_value = _d_hex(el, depth, limit)
-    return _m_scsm_8_2.ReadJournalRequest.RangeStartSpecification.StartingEntry(value=v_value)
+    v_value = _d_hex(el, 0, 0)
+    obj = _new(C_scsm_8_2__ReadJournalRequest_RangeStartSpecification_StartingEntry)
+    obj.value = v_value
+    return obj
 
 
 def _f_scsm_8_2__ReadJournalRequest_RangeStartSpecification_StartingEntry(el, obj):
@@ -4858,15 +5653,16 @@ def _f_scsm_8_2__ReadJournalRequest_RangeStartSpecification_StartingEntry(el, ob
 def _d_scsm_8_2__AccessResult(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_scsm_8_2.AccessResult()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_scsm_8_2__AccessResult()
     decode = _C92.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_scsm_8_2.AccessResult(choice=decode(child, depth + 1, limit))
+    obj = _new(C_scsm_8_2__AccessResult)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_scsm_8_2__AccessResult(el, obj):
@@ -4885,15 +5681,16 @@ def _f_scsm_8_2__AccessResult(el, obj):
 def _d_scsm_8_2__DataAccessError(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_scsm_8_2.DataAccessError()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_scsm_8_2__DataAccessError()
     decode = _C94.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_scsm_8_2.DataAccessError(choice=decode(child, depth + 1, limit))
+    obj = _new(C_scsm_8_2__DataAccessError)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_scsm_8_2__DataAccessError(el, obj):
@@ -4912,7 +5709,8 @@ def _f_scsm_8_2__DataAccessError(el, obj):
 def _d_scsm_8_2__Null(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.Null()
+    obj = _new(C_scsm_8_2__Null)
+    return obj
 
 
 def _f_scsm_8_2__Null(el, obj):
@@ -4935,9 +5733,11 @@ def _d_scsm_8_2__TypeDescription_Array(el, depth, limit):
             v_element_type = _d_scsm_8_2__TypeSpecification(child, depth + 1, limit)
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.TypeDescription.Array(
-        packed=v_packed, number_of_elements=v_number_of_elements, element_type=v_element_type
-    )
+    obj = _new(C_scsm_8_2__TypeDescription_Array)
+    obj.packed = v_packed
+    obj.number_of_elements = v_number_of_elements
+    obj.element_type = v_element_type
+    return obj
 
 
 def _f_scsm_8_2__TypeDescription_Array(el, obj):
@@ -4964,7 +5764,10 @@ def _d_scsm_8_2__TypeDescription_Structure(el, depth, limit):
             )
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.TypeDescription.Structure(packed=v_packed, components=v_components)
+    obj = _new(C_scsm_8_2__TypeDescription_Structure)
+    obj.packed = v_packed
+    obj.components = v_components
+    return obj
 
 
 def _f_scsm_8_2__TypeDescription_Structure(el, obj):
@@ -4979,7 +5782,8 @@ def _f_scsm_8_2__TypeDescription_Structure(el, obj):
 def _d_scsm_8_2__TypeDescription_Boolean(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.TypeDescription.Boolean()
+    obj = _new(C_scsm_8_2__TypeDescription_Boolean)
+    return obj
 
 
 def _f_scsm_8_2__TypeDescription_Boolean(el, obj):
@@ -4989,8 +5793,10 @@ def _f_scsm_8_2__TypeDescription_Boolean(el, obj):
 def _d_scsm_8_2__TypeDescription_BitString(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    v_value = _d_int(el, depth, limit)
-    return _m_scsm_8_2.TypeDescription.BitString(value=v_value)
+    v_value = int(el.text)
+    obj = _new(C_scsm_8_2__TypeDescription_BitString)
+    obj.value = v_value
+    return obj
 
 
 def _f_scsm_8_2__TypeDescription_BitString(el, obj):
@@ -5000,8 +5806,10 @@ def _f_scsm_8_2__TypeDescription_BitString(el, obj):
 def _d_scsm_8_2__TypeDescription_Integer(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    v_value = _d_int(el, depth, limit)
-    return _m_scsm_8_2.TypeDescription.Integer(value=v_value)
+    v_value = int(el.text)
+    obj = _new(C_scsm_8_2__TypeDescription_Integer)
+    obj.value = v_value
+    return obj
 
 
 def _f_scsm_8_2__TypeDescription_Integer(el, obj):
@@ -5011,8 +5819,10 @@ def _f_scsm_8_2__TypeDescription_Integer(el, obj):
 def _d_scsm_8_2__TypeDescription_Unsigned(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    v_value = _d_int(el, depth, limit)
-    return _m_scsm_8_2.TypeDescription.Unsigned(value=v_value)
+    v_value = int(el.text)
+    obj = _new(C_scsm_8_2__TypeDescription_Unsigned)
+    obj.value = v_value
+    return obj
 
 
 def _f_scsm_8_2__TypeDescription_Unsigned(el, obj):
@@ -5032,9 +5842,10 @@ def _d_scsm_8_2__TypeDescription_FloatingPoint(el, depth, limit):
             v_exponent_width = int(child.text)
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.TypeDescription.FloatingPoint(
-        format_width=v_format_width, exponent_width=v_exponent_width
-    )
+    obj = _new(C_scsm_8_2__TypeDescription_FloatingPoint)
+    obj.format_width = v_format_width
+    obj.exponent_width = v_exponent_width
+    return obj
 
 
 def _f_scsm_8_2__TypeDescription_FloatingPoint(el, obj):
@@ -5047,8 +5858,10 @@ def _f_scsm_8_2__TypeDescription_FloatingPoint(el, obj):
 def _d_scsm_8_2__TypeDescription_OctetString(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    v_value = _d_int(el, depth, limit)
-    return _m_scsm_8_2.TypeDescription.OctetString(value=v_value)
+    v_value = int(el.text)
+    obj = _new(C_scsm_8_2__TypeDescription_OctetString)
+    obj.value = v_value
+    return obj
 
 
 def _f_scsm_8_2__TypeDescription_OctetString(el, obj):
@@ -5058,8 +5871,10 @@ def _f_scsm_8_2__TypeDescription_OctetString(el, obj):
 def _d_scsm_8_2__TypeDescription_VisibleString(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    v_value = _d_int(el, depth, limit)
-    return _m_scsm_8_2.TypeDescription.VisibleString(value=v_value)
+    v_value = int(el.text)
+    obj = _new(C_scsm_8_2__TypeDescription_VisibleString)
+    obj.value = v_value
+    return obj
 
 
 def _f_scsm_8_2__TypeDescription_VisibleString(el, obj):
@@ -5069,8 +5884,10 @@ def _f_scsm_8_2__TypeDescription_VisibleString(el, obj):
 def _d_scsm_8_2__TypeDescription_MmsString(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    v_value = _d_int(el, depth, limit)
-    return _m_scsm_8_2.TypeDescription.MmsString(value=v_value)
+    v_value = int(el.text)
+    obj = _new(C_scsm_8_2__TypeDescription_MmsString)
+    obj.value = v_value
+    return obj
 
 
 def _f_scsm_8_2__TypeDescription_MmsString(el, obj):
@@ -5080,7 +5897,8 @@ def _f_scsm_8_2__TypeDescription_MmsString(el, obj):
 def _d_scsm_8_2__TypeDescription_UtcTime(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.TypeDescription.UtcTime()
+    obj = _new(C_scsm_8_2__TypeDescription_UtcTime)
+    return obj
 
 
 def _f_scsm_8_2__TypeDescription_UtcTime(el, obj):
@@ -5103,11 +5921,11 @@ def _d_scsm_8_2__JournalEntry(el, depth, limit):
             v_entry_content = _d_scsm_8_2__EntryContent(child, depth + 1, limit)
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.JournalEntry(
-        entry_identifier=v_entry_identifier,
-        originating_application=v_originating_application,
-        entry_content=v_entry_content,
-    )
+    obj = _new(C_scsm_8_2__JournalEntry)
+    obj.entry_identifier = v_entry_identifier
+    obj.originating_application = v_originating_application
+    obj.entry_content = v_entry_content
+    return obj
 
 
 def _f_scsm_8_2__JournalEntry(el, obj):
@@ -5134,7 +5952,10 @@ def _d_scsm_8_2__DirectoryEntry(el, depth, limit):
             v_file_attributes = _d_scsm_8_2__FileAttributes(child, depth + 1, limit)
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.DirectoryEntry(file_name=v_file_name, file_attributes=v_file_attributes)
+    obj = _new(C_scsm_8_2__DirectoryEntry)
+    obj.file_name = v_file_name
+    obj.file_attributes = v_file_attributes
+    return obj
 
 
 def _f_scsm_8_2__DirectoryEntry(el, obj):
@@ -5147,15 +5968,16 @@ def _f_scsm_8_2__DirectoryEntry(el, obj):
 def _d_e2e_4__AeaAlgorithm(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_e2e_4.AeaAlgorithm()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_e2e_4__AeaAlgorithm()
     decode = _C96.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_e2e_4.AeaAlgorithm(choice=decode(child, depth + 1, limit))
+    obj = _new(C_e2e_4__AeaAlgorithm)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_e2e_4__AeaAlgorithm(el, obj):
@@ -5181,7 +6003,9 @@ def _d_e2e_4__EncrMode_NonAea_Encryption(el, depth, limit):
             v_encryption_algorithm.append(_d_e2e_4__EncryptionAlgorithm(child, depth + 1, limit))
         else:
             raise NotCovered(tag)
-    return _m_e2e_4.EncrMode.NonAea.Encryption(encryption_algorithm=v_encryption_algorithm)
+    obj = _new(C_e2e_4__EncrMode_NonAea_Encryption)
+    obj.encryption_algorithm = v_encryption_algorithm
+    return obj
 
 
 def _f_e2e_4__EncrMode_NonAea_Encryption(el, obj):
@@ -5199,7 +6023,9 @@ def _d_e2e_4__EncrMode_NonAea_Icv(el, depth, limit):
             v_icv_algorithm.append(_d_e2e_4__IcvAlgorithm(child, depth + 1, limit))
         else:
             raise NotCovered(tag)
-    return _m_e2e_4.EncrMode.NonAea.Icv(icv_algorithm=v_icv_algorithm)
+    obj = _new(C_e2e_4__EncrMode_NonAea_Icv)
+    obj.icv_algorithm = v_icv_algorithm
+    return obj
 
 
 def _f_e2e_4__EncrMode_NonAea_Icv(el, obj):
@@ -5210,7 +6036,8 @@ def _f_e2e_4__EncrMode_NonAea_Icv(el, obj):
 def _d_scsm_8_2__BasicObjectClass_NamedVariable(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.BasicObjectClass.NamedVariable()
+    obj = _new(C_scsm_8_2__BasicObjectClass_NamedVariable)
+    return obj
 
 
 def _f_scsm_8_2__BasicObjectClass_NamedVariable(el, obj):
@@ -5220,7 +6047,8 @@ def _f_scsm_8_2__BasicObjectClass_NamedVariable(el, obj):
 def _d_scsm_8_2__BasicObjectClass_ScatteredAccess(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.BasicObjectClass.ScatteredAccess()
+    obj = _new(C_scsm_8_2__BasicObjectClass_ScatteredAccess)
+    return obj
 
 
 def _f_scsm_8_2__BasicObjectClass_ScatteredAccess(el, obj):
@@ -5230,7 +6058,8 @@ def _f_scsm_8_2__BasicObjectClass_ScatteredAccess(el, obj):
 def _d_scsm_8_2__BasicObjectClass_NamedVariableList(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.BasicObjectClass.NamedVariableList()
+    obj = _new(C_scsm_8_2__BasicObjectClass_NamedVariableList)
+    return obj
 
 
 def _f_scsm_8_2__BasicObjectClass_NamedVariableList(el, obj):
@@ -5240,7 +6069,8 @@ def _f_scsm_8_2__BasicObjectClass_NamedVariableList(el, obj):
 def _d_scsm_8_2__BasicObjectClass_NamedType(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.BasicObjectClass.NamedType()
+    obj = _new(C_scsm_8_2__BasicObjectClass_NamedType)
+    return obj
 
 
 def _f_scsm_8_2__BasicObjectClass_NamedType(el, obj):
@@ -5250,7 +6080,8 @@ def _f_scsm_8_2__BasicObjectClass_NamedType(el, obj):
 def _d_scsm_8_2__BasicObjectClass_Semaphore(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.BasicObjectClass.Semaphore()
+    obj = _new(C_scsm_8_2__BasicObjectClass_Semaphore)
+    return obj
 
 
 def _f_scsm_8_2__BasicObjectClass_Semaphore(el, obj):
@@ -5260,7 +6091,8 @@ def _f_scsm_8_2__BasicObjectClass_Semaphore(el, obj):
 def _d_scsm_8_2__BasicObjectClass_EventCondition(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.BasicObjectClass.EventCondition()
+    obj = _new(C_scsm_8_2__BasicObjectClass_EventCondition)
+    return obj
 
 
 def _f_scsm_8_2__BasicObjectClass_EventCondition(el, obj):
@@ -5270,7 +6102,8 @@ def _f_scsm_8_2__BasicObjectClass_EventCondition(el, obj):
 def _d_scsm_8_2__BasicObjectClass_EventAction(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.BasicObjectClass.EventAction()
+    obj = _new(C_scsm_8_2__BasicObjectClass_EventAction)
+    return obj
 
 
 def _f_scsm_8_2__BasicObjectClass_EventAction(el, obj):
@@ -5280,7 +6113,8 @@ def _f_scsm_8_2__BasicObjectClass_EventAction(el, obj):
 def _d_scsm_8_2__BasicObjectClass_EventEnrollment(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.BasicObjectClass.EventEnrollment()
+    obj = _new(C_scsm_8_2__BasicObjectClass_EventEnrollment)
+    return obj
 
 
 def _f_scsm_8_2__BasicObjectClass_EventEnrollment(el, obj):
@@ -5290,7 +6124,8 @@ def _f_scsm_8_2__BasicObjectClass_EventEnrollment(el, obj):
 def _d_scsm_8_2__BasicObjectClass_Journal(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.BasicObjectClass.Journal()
+    obj = _new(C_scsm_8_2__BasicObjectClass_Journal)
+    return obj
 
 
 def _f_scsm_8_2__BasicObjectClass_Journal(el, obj):
@@ -5300,7 +6135,8 @@ def _f_scsm_8_2__BasicObjectClass_Journal(el, obj):
 def _d_scsm_8_2__BasicObjectClass_Domain(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.BasicObjectClass.Domain()
+    obj = _new(C_scsm_8_2__BasicObjectClass_Domain)
+    return obj
 
 
 def _f_scsm_8_2__BasicObjectClass_Domain(el, obj):
@@ -5310,7 +6146,8 @@ def _f_scsm_8_2__BasicObjectClass_Domain(el, obj):
 def _d_scsm_8_2__BasicObjectClass_ProgramInvocation(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.BasicObjectClass.ProgramInvocation()
+    obj = _new(C_scsm_8_2__BasicObjectClass_ProgramInvocation)
+    return obj
 
 
 def _f_scsm_8_2__BasicObjectClass_ProgramInvocation(el, obj):
@@ -5320,7 +6157,8 @@ def _f_scsm_8_2__BasicObjectClass_ProgramInvocation(el, obj):
 def _d_scsm_8_2__BasicObjectClass_OperatorStation(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.BasicObjectClass.OperatorStation()
+    obj = _new(C_scsm_8_2__BasicObjectClass_OperatorStation)
+    return obj
 
 
 def _f_scsm_8_2__BasicObjectClass_OperatorStation(el, obj):
@@ -5330,7 +6168,8 @@ def _f_scsm_8_2__BasicObjectClass_OperatorStation(el, obj):
 def _d_scsm_8_2__BasicObjectClass_DataExchange(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.BasicObjectClass.DataExchange()
+    obj = _new(C_scsm_8_2__BasicObjectClass_DataExchange)
+    return obj
 
 
 def _f_scsm_8_2__BasicObjectClass_DataExchange(el, obj):
@@ -5340,7 +6179,8 @@ def _f_scsm_8_2__BasicObjectClass_DataExchange(el, obj):
 def _d_scsm_8_2__BasicObjectClass_AccessControlList(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.BasicObjectClass.AccessControlList()
+    obj = _new(C_scsm_8_2__BasicObjectClass_AccessControlList)
+    return obj
 
 
 def _f_scsm_8_2__BasicObjectClass_AccessControlList(el, obj):
@@ -5357,7 +6197,9 @@ def _d_scsm_8_2__Array(el, depth, limit):
             v_data.append(_d_scsm_8_2__Data(child, depth + 1, limit))
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.Array(data=v_data)
+    obj = _new(C_scsm_8_2__Array)
+    obj.data = v_data
+    return obj
 
 
 def _f_scsm_8_2__Array(el, obj):
@@ -5375,7 +6217,9 @@ def _d_scsm_8_2__Structure(el, depth, limit):
             v_data.append(_d_scsm_8_2__Data(child, depth + 1, limit))
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.Structure(data=v_data)
+    obj = _new(C_scsm_8_2__Structure)
+    obj.data = v_data
+    return obj
 
 
 def _f_scsm_8_2__Structure(el, obj):
@@ -5386,8 +6230,10 @@ def _f_scsm_8_2__Structure(el, obj):
 def _d_scsm_8_2__Data_BitString(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    v_value = _d_str(el, depth, limit)
-    return _m_scsm_8_2.Data.BitString(value=v_value)
+    v_value = el.text or ""
+    obj = _new(C_scsm_8_2__Data_BitString)
+    obj.value = v_value
+    return obj
 
 
 def _f_scsm_8_2__Data_BitString(el, obj):
@@ -5397,8 +6243,10 @@ def _f_scsm_8_2__Data_BitString(el, obj):
 def _d_scsm_8_2__Data_Integer(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    v_value = _d_int(el, depth, limit)
-    return _m_scsm_8_2.Data.Integer(value=v_value)
+    v_value = int(el.text)
+    obj = _new(C_scsm_8_2__Data_Integer)
+    obj.value = v_value
+    return obj
 
 
 def _f_scsm_8_2__Data_Integer(el, obj):
@@ -5408,8 +6256,10 @@ def _f_scsm_8_2__Data_Integer(el, obj):
 def _d_scsm_8_2__Data_Unsigned(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    v_value = _d_int(el, depth, limit)
-    return _m_scsm_8_2.Data.Unsigned(value=v_value)
+    v_value = int(el.text)
+    obj = _new(C_scsm_8_2__Data_Unsigned)
+    obj.value = v_value
+    return obj
 
 
 def _f_scsm_8_2__Data_Unsigned(el, obj):
@@ -5419,8 +6269,10 @@ def _f_scsm_8_2__Data_Unsigned(el, obj):
 def _d_scsm_8_2__Data_FloatingPoint(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    v_value = _d_hex(el, depth, limit)
-    return _m_scsm_8_2.Data.FloatingPoint(value=v_value)
+    v_value = _d_hex(el, 0, 0)
+    obj = _new(C_scsm_8_2__Data_FloatingPoint)
+    obj.value = v_value
+    return obj
 
 
 def _f_scsm_8_2__Data_FloatingPoint(el, obj):
@@ -5430,8 +6282,10 @@ def _f_scsm_8_2__Data_FloatingPoint(el, obj):
 def _d_scsm_8_2__Data_OctetString(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    v_value = _d_hex(el, depth, limit)
-    return _m_scsm_8_2.Data.OctetString(value=v_value)
+    v_value = _d_hex(el, 0, 0)
+    obj = _new(C_scsm_8_2__Data_OctetString)
+    obj.value = v_value
+    return obj
 
 
 def _f_scsm_8_2__Data_OctetString(el, obj):
@@ -5441,8 +6295,10 @@ def _f_scsm_8_2__Data_OctetString(el, obj):
 def _d_scsm_8_2__Data_VisibleString(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    v_value = _d_str(el, depth, limit)
-    return _m_scsm_8_2.Data.VisibleString(value=v_value)
+    v_value = el.text or ""
+    obj = _new(C_scsm_8_2__Data_VisibleString)
+    obj.value = v_value
+    return obj
 
 
 def _f_scsm_8_2__Data_VisibleString(el, obj):
@@ -5452,8 +6308,10 @@ def _f_scsm_8_2__Data_VisibleString(el, obj):
 def _d_scsm_8_2__Data_BinaryTime(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    v_value = _d_hex(el, depth, limit)
-    return _m_scsm_8_2.Data.BinaryTime(value=v_value)
+    v_value = _d_hex(el, 0, 0)
+    obj = _new(C_scsm_8_2__Data_BinaryTime)
+    obj.value = v_value
+    return obj
 
 
 def _f_scsm_8_2__Data_BinaryTime(el, obj):
@@ -5463,8 +6321,10 @@ def _f_scsm_8_2__Data_BinaryTime(el, obj):
 def _d_scsm_8_2__Data_MmsString(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    v_value = _d_str(el, depth, limit)
-    return _m_scsm_8_2.Data.MmsString(value=v_value)
+    v_value = el.text or ""
+    obj = _new(C_scsm_8_2__Data_MmsString)
+    obj.value = v_value
+    return obj
 
 
 def _f_scsm_8_2__Data_MmsString(el, obj):
@@ -5474,8 +6334,10 @@ def _f_scsm_8_2__Data_MmsString(el, obj):
 def _d_scsm_8_2__Data_UtcTime(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    v_value = _d_hex(el, depth, limit)
-    return _m_scsm_8_2.Data.UtcTime(value=v_value)
+    v_value = _d_hex(el, 0, 0)
+    obj = _new(C_scsm_8_2__Data_UtcTime)
+    obj.value = v_value
+    return obj
 
 
 def _f_scsm_8_2__Data_UtcTime(el, obj):
@@ -5492,7 +6354,9 @@ def _d_scsm_8_2__VariableSpecification(el, depth, limit):
             v_name = _d_scsm_8_2__ObjectName(child, depth + 1, limit)
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.VariableSpecification(name=v_name)
+    obj = _new(C_scsm_8_2__VariableSpecification)
+    obj.name = v_name
+    return obj
 
 
 def _f_scsm_8_2__VariableSpecification(el, obj):
@@ -5510,7 +6374,9 @@ def _d_scsm_8_2__AlternateAccess(el, depth, limit):
             v_choice.append(_d_scsm_8_2__AlternateAccess_Choice(child, depth + 1, limit))
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.AlternateAccess(choice=v_choice)
+    obj = _new(C_scsm_8_2__AlternateAccess)
+    obj.choice = v_choice
+    return obj
 
 
 def _f_scsm_8_2__AlternateAccess(el, obj):
@@ -5521,7 +6387,8 @@ def _f_scsm_8_2__AlternateAccess(el, obj):
 def _d_scsm_8_2__DataAccessError_ObjectInvalidated(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.DataAccessError.ObjectInvalidated()
+    obj = _new(C_scsm_8_2__DataAccessError_ObjectInvalidated)
+    return obj
 
 
 def _f_scsm_8_2__DataAccessError_ObjectInvalidated(el, obj):
@@ -5531,7 +6398,8 @@ def _f_scsm_8_2__DataAccessError_ObjectInvalidated(el, obj):
 def _d_scsm_8_2__DataAccessError_HardwareFault(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.DataAccessError.HardwareFault()
+    obj = _new(C_scsm_8_2__DataAccessError_HardwareFault)
+    return obj
 
 
 def _f_scsm_8_2__DataAccessError_HardwareFault(el, obj):
@@ -5541,7 +6409,8 @@ def _f_scsm_8_2__DataAccessError_HardwareFault(el, obj):
 def _d_scsm_8_2__DataAccessError_TemporarilyUnavailable(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.DataAccessError.TemporarilyUnavailable()
+    obj = _new(C_scsm_8_2__DataAccessError_TemporarilyUnavailable)
+    return obj
 
 
 def _f_scsm_8_2__DataAccessError_TemporarilyUnavailable(el, obj):
@@ -5551,7 +6420,8 @@ def _f_scsm_8_2__DataAccessError_TemporarilyUnavailable(el, obj):
 def _d_scsm_8_2__DataAccessError_ObjectAccessDenied(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.DataAccessError.ObjectAccessDenied()
+    obj = _new(C_scsm_8_2__DataAccessError_ObjectAccessDenied)
+    return obj
 
 
 def _f_scsm_8_2__DataAccessError_ObjectAccessDenied(el, obj):
@@ -5561,7 +6431,8 @@ def _f_scsm_8_2__DataAccessError_ObjectAccessDenied(el, obj):
 def _d_scsm_8_2__DataAccessError_ObjectUndefined(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.DataAccessError.ObjectUndefined()
+    obj = _new(C_scsm_8_2__DataAccessError_ObjectUndefined)
+    return obj
 
 
 def _f_scsm_8_2__DataAccessError_ObjectUndefined(el, obj):
@@ -5571,7 +6442,8 @@ def _f_scsm_8_2__DataAccessError_ObjectUndefined(el, obj):
 def _d_scsm_8_2__DataAccessError_InvalidAddress(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.DataAccessError.InvalidAddress()
+    obj = _new(C_scsm_8_2__DataAccessError_InvalidAddress)
+    return obj
 
 
 def _f_scsm_8_2__DataAccessError_InvalidAddress(el, obj):
@@ -5581,7 +6453,8 @@ def _f_scsm_8_2__DataAccessError_InvalidAddress(el, obj):
 def _d_scsm_8_2__DataAccessError_TypeUnsupported(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.DataAccessError.TypeUnsupported()
+    obj = _new(C_scsm_8_2__DataAccessError_TypeUnsupported)
+    return obj
 
 
 def _f_scsm_8_2__DataAccessError_TypeUnsupported(el, obj):
@@ -5591,7 +6464,8 @@ def _f_scsm_8_2__DataAccessError_TypeUnsupported(el, obj):
 def _d_scsm_8_2__DataAccessError_TypeInconsistent(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.DataAccessError.TypeInconsistent()
+    obj = _new(C_scsm_8_2__DataAccessError_TypeInconsistent)
+    return obj
 
 
 def _f_scsm_8_2__DataAccessError_TypeInconsistent(el, obj):
@@ -5601,7 +6475,8 @@ def _f_scsm_8_2__DataAccessError_TypeInconsistent(el, obj):
 def _d_scsm_8_2__DataAccessError_ObjectAttributeInconsistent(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.DataAccessError.ObjectAttributeInconsistent()
+    obj = _new(C_scsm_8_2__DataAccessError_ObjectAttributeInconsistent)
+    return obj
 
 
 def _f_scsm_8_2__DataAccessError_ObjectAttributeInconsistent(el, obj):
@@ -5611,7 +6486,8 @@ def _f_scsm_8_2__DataAccessError_ObjectAttributeInconsistent(el, obj):
 def _d_scsm_8_2__DataAccessError_ObjectAccessUnsupported(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.DataAccessError.ObjectAccessUnsupported()
+    obj = _new(C_scsm_8_2__DataAccessError_ObjectAccessUnsupported)
+    return obj
 
 
 def _f_scsm_8_2__DataAccessError_ObjectAccessUnsupported(el, obj):
@@ -5621,7 +6497,8 @@ def _f_scsm_8_2__DataAccessError_ObjectAccessUnsupported(el, obj):
 def _d_scsm_8_2__DataAccessError_ObjectNonExistent(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.DataAccessError.ObjectNonExistent()
+    obj = _new(C_scsm_8_2__DataAccessError_ObjectNonExistent)
+    return obj
 
 
 def _f_scsm_8_2__DataAccessError_ObjectNonExistent(el, obj):
@@ -5631,7 +6508,8 @@ def _f_scsm_8_2__DataAccessError_ObjectNonExistent(el, obj):
 def _d_scsm_8_2__DataAccessError_ObjectValueInvalid(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_scsm_8_2.DataAccessError.ObjectValueInvalid()
+    obj = _new(C_scsm_8_2__DataAccessError_ObjectValueInvalid)
+    return obj
 
 
 def _f_scsm_8_2__DataAccessError_ObjectValueInvalid(el, obj):
@@ -5641,15 +6519,16 @@ def _f_scsm_8_2__DataAccessError_ObjectValueInvalid(el, obj):
 def _d_scsm_8_2__TypeSpecification(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_scsm_8_2.TypeSpecification()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_scsm_8_2__TypeSpecification()
     decode = _C98.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_scsm_8_2.TypeSpecification(choice=decode(child, depth + 1, limit))
+    obj = _new(C_scsm_8_2__TypeSpecification)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_scsm_8_2__TypeSpecification(el, obj):
@@ -5677,7 +6556,9 @@ def _d_scsm_8_2__TypeDescription_Structure_Components(el, depth, limit):
             )
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.TypeDescription.Structure.Components(sequence=v_sequence)
+    obj = _new(C_scsm_8_2__TypeDescription_Structure_Components)
+    obj.sequence = v_sequence
+    return obj
 
 
 def _f_scsm_8_2__TypeDescription_Structure_Components(el, obj):
@@ -5700,7 +6581,10 @@ def _d_scsm_8_2__EntryContent(el, depth, limit):
             v_entry_form = _d_scsm_8_2__EntryContent_EntryForm(child, depth + 1, limit)
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.EntryContent(occurrence_time=v_occurrence_time, entry_form=v_entry_form)
+    obj = _new(C_scsm_8_2__EntryContent)
+    obj.occurrence_time = v_occurrence_time
+    obj.entry_form = v_entry_form
+    return obj
 
 
 def _f_scsm_8_2__EntryContent(el, obj):
@@ -5713,7 +6597,8 @@ def _f_scsm_8_2__EntryContent(el, obj):
 def _d_e2e_4__AeaAlgorithm_Aes128Gcm(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_e2e_4.AeaAlgorithm.Aes128Gcm()
+    obj = _new(C_e2e_4__AeaAlgorithm_Aes128Gcm)
+    return obj
 
 
 def _f_e2e_4__AeaAlgorithm_Aes128Gcm(el, obj):
@@ -5723,7 +6608,8 @@ def _f_e2e_4__AeaAlgorithm_Aes128Gcm(el, obj):
 def _d_e2e_4__AeaAlgorithm_Aes256Gcm(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_e2e_4.AeaAlgorithm.Aes256Gcm()
+    obj = _new(C_e2e_4__AeaAlgorithm_Aes256Gcm)
+    return obj
 
 
 def _f_e2e_4__AeaAlgorithm_Aes256Gcm(el, obj):
@@ -5733,15 +6619,16 @@ def _f_e2e_4__AeaAlgorithm_Aes256Gcm(el, obj):
 def _d_e2e_4__EncryptionAlgorithm(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_e2e_4.EncryptionAlgorithm()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_e2e_4__EncryptionAlgorithm()
     decode = _C100.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_e2e_4.EncryptionAlgorithm(choice=decode(child, depth + 1, limit))
+    obj = _new(C_e2e_4__EncryptionAlgorithm)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_e2e_4__EncryptionAlgorithm(el, obj):
@@ -5760,15 +6647,16 @@ def _f_e2e_4__EncryptionAlgorithm(el, obj):
 def _d_scsm_8_2__AlternateAccess_Choice(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_scsm_8_2.AlternateAccess.Choice()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_scsm_8_2__AlternateAccess_Choice()
     decode = _C102.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_scsm_8_2.AlternateAccess.Choice(choice=decode(child, depth + 1, limit))
+    obj = _new(C_scsm_8_2__AlternateAccess_Choice)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_scsm_8_2__AlternateAccess_Choice(el, obj):
@@ -5797,9 +6685,10 @@ def _d_scsm_8_2__TypeDescription_Structure_Components_Sequence(el, depth, limit)
             v_component_type = _d_scsm_8_2__TypeSpecification(child, depth + 1, limit)
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.TypeDescription.Structure.Components.Sequence(
-        component_name=v_component_name, component_type=v_component_type
-    )
+    obj = _new(C_scsm_8_2__TypeDescription_Structure_Components_Sequence)
+    obj.component_name = v_component_name
+    obj.component_type = v_component_type
+    return obj
 
 
 def _f_scsm_8_2__TypeDescription_Structure_Components_Sequence(el, obj):
@@ -5812,15 +6701,16 @@ def _f_scsm_8_2__TypeDescription_Structure_Components_Sequence(el, obj):
 def _d_scsm_8_2__EntryContent_EntryForm(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_scsm_8_2.EntryContent.EntryForm()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_scsm_8_2__EntryContent_EntryForm()
     decode = _C104.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_scsm_8_2.EntryContent.EntryForm(choice=decode(child, depth + 1, limit))
+    obj = _new(C_scsm_8_2__EntryContent_EntryForm)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_scsm_8_2__EntryContent_EntryForm(el, obj):
@@ -5839,7 +6729,8 @@ def _f_scsm_8_2__EntryContent_EntryForm(el, obj):
 def _d_e2e_4__EncryptionAlgorithm_Aes128Cbc(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_e2e_4.EncryptionAlgorithm.Aes128Cbc()
+    obj = _new(C_e2e_4__EncryptionAlgorithm_Aes128Cbc)
+    return obj
 
 
 def _f_e2e_4__EncryptionAlgorithm_Aes128Cbc(el, obj):
@@ -5849,7 +6740,8 @@ def _f_e2e_4__EncryptionAlgorithm_Aes128Cbc(el, obj):
 def _d_e2e_4__EncryptionAlgorithm_Aes256Cbc(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    return _m_e2e_4.EncryptionAlgorithm.Aes256Cbc()
+    obj = _new(C_e2e_4__EncryptionAlgorithm_Aes256Cbc)
+    return obj
 
 
 def _f_e2e_4__EncryptionAlgorithm_Aes256Cbc(el, obj):
@@ -5859,15 +6751,16 @@ def _f_e2e_4__EncryptionAlgorithm_Aes256Cbc(el, obj):
 def _d_scsm_8_2__AlternateAccessSelection(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_scsm_8_2.AlternateAccessSelection()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_scsm_8_2__AlternateAccessSelection()
     decode = _C106.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_scsm_8_2.AlternateAccessSelection(choice=decode(child, depth + 1, limit))
+    obj = _new(C_scsm_8_2__AlternateAccessSelection)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_scsm_8_2__AlternateAccessSelection(el, obj):
@@ -5896,9 +6789,10 @@ def _d_scsm_8_2__AlternateAccess_Choice_Named(el, depth, limit):
             v_access = _d_scsm_8_2__AlternateAccessSelection(child, depth + 1, limit)
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.AlternateAccess.Choice.Named(
-        component_name=v_component_name, access=v_access
-    )
+    obj = _new(C_scsm_8_2__AlternateAccess_Choice_Named)
+    obj.component_name = v_component_name
+    obj.access = v_access
+    return obj
 
 
 def _f_scsm_8_2__AlternateAccess_Choice_Named(el, obj):
@@ -5920,7 +6814,9 @@ def _d_scsm_8_2__EntryContent_EntryForm_Data(el, depth, limit):
             )
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.EntryContent.EntryForm.Data(list_of_variables=v_list_of_variables)
+    obj = _new(C_scsm_8_2__EntryContent_EntryForm_Data)
+    obj.list_of_variables = v_list_of_variables
+    return obj
 
 
 def _f_scsm_8_2__EntryContent_EntryForm_Data(el, obj):
@@ -5943,9 +6839,10 @@ def _d_scsm_8_2__AlternateAccessSelection_SelectAlternateAccess(el, depth, limit
             v_alternate_access = _d_scsm_8_2__AlternateAccess(child, depth + 1, limit)
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.AlternateAccessSelection.SelectAlternateAccess(
-        access_selection=v_access_selection, alternate_access=v_alternate_access
-    )
+    obj = _new(C_scsm_8_2__AlternateAccessSelection_SelectAlternateAccess)
+    obj.access_selection = v_access_selection
+    obj.alternate_access = v_alternate_access
+    return obj
 
 
 def _f_scsm_8_2__AlternateAccessSelection_SelectAlternateAccess(el, obj):
@@ -5958,15 +6855,16 @@ def _f_scsm_8_2__AlternateAccessSelection_SelectAlternateAccess(el, obj):
 def _d_scsm_8_2__AccessSelection(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
-    if len(el) != 1:
-        if len(el) == 0:
-            return _m_scsm_8_2.AccessSelection()
-        raise NotCovered("choice")
-    child = el[0]
+    try:
+        child = el[0]
+    except IndexError:
+        return C_scsm_8_2__AccessSelection()
     decode = _C108.get(child.tag)
     if decode is None:
         raise NotCovered(child.tag)
-    return _m_scsm_8_2.AccessSelection(choice=decode(child, depth + 1, limit))
+    obj = _new(C_scsm_8_2__AccessSelection)
+    obj.choice = decode(child, depth + 1, limit)
+    return obj
 
 
 def _f_scsm_8_2__AccessSelection(el, obj):
@@ -5992,9 +6890,9 @@ def _d_scsm_8_2__EntryContent_EntryForm_Data_ListOfVariables(el, depth, limit):
             v_journal_variable.append(_d_scsm_8_2__JournalVariable(child, depth + 1, limit))
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.EntryContent.EntryForm.Data.ListOfVariables(
-        journal_variable=v_journal_variable
-    )
+    obj = _new(C_scsm_8_2__EntryContent_EntryForm_Data_ListOfVariables)
+    obj.journal_variable = v_journal_variable
+    return obj
 
 
 def _f_scsm_8_2__EntryContent_EntryForm_Data_ListOfVariables(el, obj):
@@ -6015,7 +6913,10 @@ def _d_scsm_8_2__IndexRange(el, depth, limit):
             v_number_of_elements = int(child.text)
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.IndexRange(low_index=v_low_index, number_of_elements=v_number_of_elements)
+    obj = _new(C_scsm_8_2__IndexRange)
+    obj.low_index = v_low_index
+    obj.number_of_elements = v_number_of_elements
+    return obj
 
 
 def _f_scsm_8_2__IndexRange(el, obj):
@@ -6038,9 +6939,10 @@ def _d_scsm_8_2__JournalVariable(el, depth, limit):
             v_value_specification = _d_scsm_8_2__Data(child, depth + 1, limit)
         else:
             raise NotCovered(tag)
-    return _m_scsm_8_2.JournalVariable(
-        variable_tag=v_variable_tag, value_specification=v_value_specification
-    )
+    obj = _new(C_scsm_8_2__JournalVariable)
+    obj.variable_tag = v_variable_tag
+    obj.value_specification = v_value_specification
+    return obj
 
 
 def _f_scsm_8_2__JournalVariable(el, obj):
@@ -6472,64 +7374,64 @@ _C0 = {
     T_scsm_8_2__unconfirmed_PDU: _d_scsm_8_2__UnconfirmedPdu,
 }
 _C1 = {
-    _m_scsm_8_2.CancelErrorPdu: (T_scsm_8_2__cancel_ErrorPDU, _f_scsm_8_2__CancelErrorPdu, None),
-    _m_scsm_8_2.Mmspdu.CancelRequestPdu: (
+    C_scsm_8_2__CancelErrorPdu: (T_scsm_8_2__cancel_ErrorPDU, _f_scsm_8_2__CancelErrorPdu, None),
+    C_scsm_8_2__Mmspdu_CancelRequestPdu: (
         T_scsm_8_2__cancel_RequestPDU,
         _f_scsm_8_2__Mmspdu_CancelRequestPdu,
         None,
     ),
-    _m_scsm_8_2.Mmspdu.CancelResponsePdu: (
+    C_scsm_8_2__Mmspdu_CancelResponsePdu: (
         T_scsm_8_2__cancel_ResponsePDU,
         _f_scsm_8_2__Mmspdu_CancelResponsePdu,
         None,
     ),
-    _m_scsm_8_2.Mmspdu.ConcludeErrorPdu: (
+    C_scsm_8_2__Mmspdu_ConcludeErrorPdu: (
         T_scsm_8_2__conclude_ErrorPDU,
         _f_scsm_8_2__Mmspdu_ConcludeErrorPdu,
         None,
     ),
-    _m_scsm_8_2.Mmspdu.ConcludeRequestPdu: (
+    C_scsm_8_2__Mmspdu_ConcludeRequestPdu: (
         T_scsm_8_2__conclude_RequestPDU,
         _f_scsm_8_2__Mmspdu_ConcludeRequestPdu,
         None,
     ),
-    _m_scsm_8_2.Mmspdu.ConcludeResponsePdu: (
+    C_scsm_8_2__Mmspdu_ConcludeResponsePdu: (
         T_scsm_8_2__conclude_ResponsePDU,
         _f_scsm_8_2__Mmspdu_ConcludeResponsePdu,
         None,
     ),
-    _m_scsm_8_2.ConfirmedErrorPdu: (
+    C_scsm_8_2__ConfirmedErrorPdu: (
         T_scsm_8_2__confirmed_ErrorPDU,
         _f_scsm_8_2__ConfirmedErrorPdu,
         None,
     ),
-    _m_scsm_8_2.ConfirmedRequestPdu: (
+    C_scsm_8_2__ConfirmedRequestPdu: (
         T_scsm_8_2__confirmed_RequestPDU,
         _f_scsm_8_2__ConfirmedRequestPdu,
         None,
     ),
-    _m_scsm_8_2.ConfirmedResponsePdu: (
+    C_scsm_8_2__ConfirmedResponsePdu: (
         T_scsm_8_2__confirmed_ResponsePDU,
         _f_scsm_8_2__ConfirmedResponsePdu,
         None,
     ),
-    _m_scsm_8_2.Mmspdu.InitiateErrorPdu: (
+    C_scsm_8_2__Mmspdu_InitiateErrorPdu: (
         T_scsm_8_2__initiate_ErrorPDU,
         _f_scsm_8_2__Mmspdu_InitiateErrorPdu,
         None,
     ),
-    _m_scsm_8_2.InitiateRequestPdu: (
+    C_scsm_8_2__InitiateRequestPdu: (
         T_scsm_8_2__initiate_RequestPDU,
         _f_scsm_8_2__InitiateRequestPdu,
         None,
     ),
-    _m_scsm_8_2.InitiateResponsePdu: (
+    C_scsm_8_2__InitiateResponsePdu: (
         T_scsm_8_2__initiate_ResponsePDU,
         _f_scsm_8_2__InitiateResponsePdu,
         None,
     ),
-    _m_scsm_8_2.RejectPdu: (T_scsm_8_2__rejectPDU, _f_scsm_8_2__RejectPdu, None),
-    _m_scsm_8_2.UnconfirmedPdu: (T_scsm_8_2__unconfirmed_PDU, _f_scsm_8_2__UnconfirmedPdu, None),
+    C_scsm_8_2__RejectPdu: (T_scsm_8_2__rejectPDU, _f_scsm_8_2__RejectPdu, None),
+    C_scsm_8_2__UnconfirmedPdu: (T_scsm_8_2__unconfirmed_PDU, _f_scsm_8_2__UnconfirmedPdu, None),
 }
 _C2 = {
     T_e2e_4__iec60870_5_104: _d_e2e_4__ProtectedProtocol_Iec608705104,
@@ -6537,17 +7439,17 @@ _C2 = {
     T_e2e_4__iec61850_8_2: _d_e2e_4__ProtectedProtocol_Iec6185082,
 }
 _C3 = {
-    _m_e2e_4.ProtectedProtocol.Iec608705104: (
+    C_e2e_4__ProtectedProtocol_Iec608705104: (
         T_e2e_4__iec60870_5_104,
         _f_e2e_4__ProtectedProtocol_Iec608705104,
         None,
     ),
-    _m_e2e_4.ProtectedProtocol.Iec6185081: (
+    C_e2e_4__ProtectedProtocol_Iec6185081: (
         T_e2e_4__iec61850_8_1,
         _f_e2e_4__ProtectedProtocol_Iec6185081,
         None,
     ),
-    _m_e2e_4.ProtectedProtocol.Iec6185082: (
+    C_e2e_4__ProtectedProtocol_Iec6185082: (
         T_e2e_4__iec61850_8_2,
         _f_e2e_4__ProtectedProtocol_Iec6185082,
         None,
@@ -6571,61 +7473,61 @@ _C4 = {
     T_scsm_8_2__write: _d_scsm_8_2__WriteRequest,
 }
 _C5 = {
-    _m_scsm_8_2.DefineNamedVariableListRequest: (
+    C_scsm_8_2__DefineNamedVariableListRequest: (
         T_scsm_8_2__defineNamedVariableList,
         _f_scsm_8_2__DefineNamedVariableListRequest,
         None,
     ),
-    _m_scsm_8_2.DeleteNamedVariableListRequest: (
+    C_scsm_8_2__DeleteNamedVariableListRequest: (
         T_scsm_8_2__deleteNamedVariableList,
         _f_scsm_8_2__DeleteNamedVariableListRequest,
         None,
     ),
-    _m_scsm_8_2.ConfirmedServiceRequest.ExtendedGetNameList: (
+    C_scsm_8_2__ConfirmedServiceRequest_ExtendedGetNameList: (
         T_scsm_8_2__extendedGetNameList,
         _f_scsm_8_2__ConfirmedServiceRequest_ExtendedGetNameList,
         None,
     ),
-    _m_scsm_8_2.ConfirmedServiceRequest.FileClose: (
+    C_scsm_8_2__ConfirmedServiceRequest_FileClose: (
         T_scsm_8_2__fileClose,
         _f_scsm_8_2__ConfirmedServiceRequest_FileClose,
         None,
     ),
-    _m_scsm_8_2.FileName: (T_scsm_8_2__fileDelete, _f_scsm_8_2__FileName, None),
-    _m_scsm_8_2.FileDirectoryRequest: (
+    C_scsm_8_2__FileName: (T_scsm_8_2__fileDelete, _f_scsm_8_2__FileName, None),
+    C_scsm_8_2__FileDirectoryRequest: (
         T_scsm_8_2__fileDirectory,
         _f_scsm_8_2__FileDirectoryRequest,
         None,
     ),
-    _m_scsm_8_2.FileOpenRequest: (T_scsm_8_2__fileOpen, _f_scsm_8_2__FileOpenRequest, None),
-    _m_scsm_8_2.ConfirmedServiceRequest.FileRead: (
+    C_scsm_8_2__FileOpenRequest: (T_scsm_8_2__fileOpen, _f_scsm_8_2__FileOpenRequest, None),
+    C_scsm_8_2__ConfirmedServiceRequest_FileRead: (
         T_scsm_8_2__fileRead,
         _f_scsm_8_2__ConfirmedServiceRequest_FileRead,
         None,
     ),
-    _m_scsm_8_2.ConfirmedServiceRequest.GetNameList: (
+    C_scsm_8_2__ConfirmedServiceRequest_GetNameList: (
         T_scsm_8_2__getNameList,
         _f_scsm_8_2__ConfirmedServiceRequest_GetNameList,
         None,
     ),
-    _m_scsm_8_2.ObjectName: (
+    C_scsm_8_2__ObjectName: (
         T_scsm_8_2__getNamedVariableListAttributes,
         _f_scsm_8_2__ObjectName,
         None,
     ),
-    _m_scsm_8_2.GetVariableAccessAttributesRequest: (
+    C_scsm_8_2__GetVariableAccessAttributesRequest: (
         T_scsm_8_2__getVariableAccessAttributes,
         _f_scsm_8_2__GetVariableAccessAttributesRequest,
         None,
     ),
-    _m_scsm_8_2.ObtainFileRequest: (T_scsm_8_2__obtainFile, _f_scsm_8_2__ObtainFileRequest, None),
-    _m_scsm_8_2.ReadRequest: (T_scsm_8_2__read, _f_scsm_8_2__ReadRequest, None),
-    _m_scsm_8_2.ReadJournalRequest: (
+    C_scsm_8_2__ObtainFileRequest: (T_scsm_8_2__obtainFile, _f_scsm_8_2__ObtainFileRequest, None),
+    C_scsm_8_2__ReadRequest: (T_scsm_8_2__read, _f_scsm_8_2__ReadRequest, None),
+    C_scsm_8_2__ReadJournalRequest: (
         T_scsm_8_2__readJournal,
         _f_scsm_8_2__ReadJournalRequest,
         None,
     ),
-    _m_scsm_8_2.WriteRequest: (T_scsm_8_2__write, _f_scsm_8_2__WriteRequest, None),
+    C_scsm_8_2__WriteRequest: (T_scsm_8_2__write, _f_scsm_8_2__WriteRequest, None),
 }
 _C6 = {
     T_scsm_8_2__defineNamedVariableList: _d_scsm_8_2__ConfirmedServiceResponse_DefineNamedVariableList,
@@ -6645,65 +7547,65 @@ _C6 = {
     T_scsm_8_2__write: _d_scsm_8_2__WriteResponse,
 }
 _C7 = {
-    _m_scsm_8_2.ConfirmedServiceResponse.DefineNamedVariableList: (
+    C_scsm_8_2__ConfirmedServiceResponse_DefineNamedVariableList: (
         T_scsm_8_2__defineNamedVariableList,
         _f_scsm_8_2__ConfirmedServiceResponse_DefineNamedVariableList,
         None,
     ),
-    _m_scsm_8_2.DeleteNamedVariableListResponse: (
+    C_scsm_8_2__DeleteNamedVariableListResponse: (
         T_scsm_8_2__deleteNamedVariableList,
         _f_scsm_8_2__DeleteNamedVariableListResponse,
         None,
     ),
-    _m_scsm_8_2.ConfirmedServiceResponse.ExtendedGetNameList: (
+    C_scsm_8_2__ConfirmedServiceResponse_ExtendedGetNameList: (
         T_scsm_8_2__extendedGetNameList,
         _f_scsm_8_2__ConfirmedServiceResponse_ExtendedGetNameList,
         None,
     ),
-    _m_scsm_8_2.ConfirmedServiceResponse.FileClose: (
+    C_scsm_8_2__ConfirmedServiceResponse_FileClose: (
         T_scsm_8_2__fileClose,
         _f_scsm_8_2__ConfirmedServiceResponse_FileClose,
         None,
     ),
-    _m_scsm_8_2.ConfirmedServiceResponse.FileDelete: (
+    C_scsm_8_2__ConfirmedServiceResponse_FileDelete: (
         T_scsm_8_2__fileDelete,
         _f_scsm_8_2__ConfirmedServiceResponse_FileDelete,
         None,
     ),
-    _m_scsm_8_2.FileDirectoryResponse: (
+    C_scsm_8_2__FileDirectoryResponse: (
         T_scsm_8_2__fileDirectory,
         _f_scsm_8_2__FileDirectoryResponse,
         None,
     ),
-    _m_scsm_8_2.FileOpenResponse: (T_scsm_8_2__fileOpen, _f_scsm_8_2__FileOpenResponse, None),
-    _m_scsm_8_2.FileReadResponse: (T_scsm_8_2__fileRead, _f_scsm_8_2__FileReadResponse, None),
-    _m_scsm_8_2.ConfirmedServiceResponse.GetNameList: (
+    C_scsm_8_2__FileOpenResponse: (T_scsm_8_2__fileOpen, _f_scsm_8_2__FileOpenResponse, None),
+    C_scsm_8_2__FileReadResponse: (T_scsm_8_2__fileRead, _f_scsm_8_2__FileReadResponse, None),
+    C_scsm_8_2__ConfirmedServiceResponse_GetNameList: (
         T_scsm_8_2__getNameList,
         _f_scsm_8_2__ConfirmedServiceResponse_GetNameList,
         None,
     ),
-    _m_scsm_8_2.GetNamedVariableListAttributesResponse: (
+    C_scsm_8_2__GetNamedVariableListAttributesResponse: (
         T_scsm_8_2__getNamedVariableListAttributes,
         _f_scsm_8_2__GetNamedVariableListAttributesResponse,
         None,
     ),
-    _m_scsm_8_2.GetVariableAccessAttributesResponse: (
+    C_scsm_8_2__GetVariableAccessAttributesResponse: (
         T_scsm_8_2__getVariableAccessAttributes,
         _f_scsm_8_2__GetVariableAccessAttributesResponse,
         None,
     ),
-    _m_scsm_8_2.ConfirmedServiceResponse.ObtainFile: (
+    C_scsm_8_2__ConfirmedServiceResponse_ObtainFile: (
         T_scsm_8_2__obtainFile,
         _f_scsm_8_2__ConfirmedServiceResponse_ObtainFile,
         None,
     ),
-    _m_scsm_8_2.ReadResponse: (T_scsm_8_2__read, _f_scsm_8_2__ReadResponse, None),
-    _m_scsm_8_2.ReadJournalResponse: (
+    C_scsm_8_2__ReadResponse: (T_scsm_8_2__read, _f_scsm_8_2__ReadResponse, None),
+    C_scsm_8_2__ReadJournalResponse: (
         T_scsm_8_2__readJournal,
         _f_scsm_8_2__ReadJournalResponse,
         None,
     ),
-    _m_scsm_8_2.WriteResponse: (T_scsm_8_2__write, _f_scsm_8_2__WriteResponse, None),
+    C_scsm_8_2__WriteResponse: (T_scsm_8_2__write, _f_scsm_8_2__WriteResponse, None),
 }
 _C8 = {
     T_scsm_8_2__cancel_errorPDU: _d_scsm_8_2__RejectCancelError,
@@ -6719,53 +7621,53 @@ _C8 = {
     T_scsm_8_2__unconfirmedPDU: _d_scsm_8_2__RejectUnconfirmed,
 }
 _C9 = {
-    _m_scsm_8_2.RejectCancelError: (
+    C_scsm_8_2__RejectCancelError: (
         T_scsm_8_2__cancel_errorPDU,
         _f_scsm_8_2__RejectCancelError,
         None,
     ),
-    _m_scsm_8_2.RejectCancelRequest: (
+    C_scsm_8_2__RejectCancelRequest: (
         T_scsm_8_2__cancel_requestPDU,
         _f_scsm_8_2__RejectCancelRequest,
         None,
     ),
-    _m_scsm_8_2.RejectCancelResponse: (
+    C_scsm_8_2__RejectCancelResponse: (
         T_scsm_8_2__cancel_responsePDU,
         _f_scsm_8_2__RejectCancelResponse,
         None,
     ),
-    _m_scsm_8_2.RejectConcludeError: (
+    C_scsm_8_2__RejectConcludeError: (
         T_scsm_8_2__conclude_errorPDU,
         _f_scsm_8_2__RejectConcludeError,
         None,
     ),
-    _m_scsm_8_2.RejectConcludeRequest: (
+    C_scsm_8_2__RejectConcludeRequest: (
         T_scsm_8_2__conclude_requestPDU,
         _f_scsm_8_2__RejectConcludeRequest,
         None,
     ),
-    _m_scsm_8_2.RejectConcludeResponse: (
+    C_scsm_8_2__RejectConcludeResponse: (
         T_scsm_8_2__conclude_responsePDU,
         _f_scsm_8_2__RejectConcludeResponse,
         None,
     ),
-    _m_scsm_8_2.RejectConfirmedError: (
+    C_scsm_8_2__RejectConfirmedError: (
         T_scsm_8_2__confirmed_errorPDU,
         _f_scsm_8_2__RejectConfirmedError,
         None,
     ),
-    _m_scsm_8_2.RejectConfirmedRequest: (
+    C_scsm_8_2__RejectConfirmedRequest: (
         T_scsm_8_2__confirmed_requestPDU,
         _f_scsm_8_2__RejectConfirmedRequest,
         None,
     ),
-    _m_scsm_8_2.RejectConfirmedResponse: (
+    C_scsm_8_2__RejectConfirmedResponse: (
         T_scsm_8_2__confirmed_responsePDU,
         _f_scsm_8_2__RejectConfirmedResponse,
         None,
     ),
-    _m_scsm_8_2.RejectPduError: (T_scsm_8_2__pdu_error, _f_scsm_8_2__RejectPduError, None),
-    _m_scsm_8_2.RejectUnconfirmed: (
+    C_scsm_8_2__RejectPduError: (T_scsm_8_2__pdu_error, _f_scsm_8_2__RejectPduError, None),
+    C_scsm_8_2__RejectUnconfirmed: (
         T_scsm_8_2__unconfirmedPDU,
         _f_scsm_8_2__RejectUnconfirmed,
         None,
@@ -6787,31 +7689,31 @@ _C10 = {
     T_scsm_8_2__vmd_state: _d_scsm_8_2__VmdStateError,
 }
 _C11 = {
-    _m_scsm_8_2.AccessError: (T_scsm_8_2__access, _f_scsm_8_2__AccessError, None),
-    _m_scsm_8_2.ApplicationReferenceError: (
+    C_scsm_8_2__AccessError: (T_scsm_8_2__access, _f_scsm_8_2__AccessError, None),
+    C_scsm_8_2__ApplicationReferenceError: (
         T_scsm_8_2__application_reference,
         _f_scsm_8_2__ApplicationReferenceError,
         None,
     ),
-    _m_scsm_8_2.CancelError: (T_scsm_8_2__cancel, _f_scsm_8_2__CancelError, None),
-    _m_scsm_8_2.ConcludeError: (T_scsm_8_2__conclude, _f_scsm_8_2__ConcludeError, None),
-    _m_scsm_8_2.DefinitionError: (T_scsm_8_2__definition, _f_scsm_8_2__DefinitionError, None),
-    _m_scsm_8_2.FileError: (T_scsm_8_2__file, _f_scsm_8_2__FileError, None),
-    _m_scsm_8_2.InitiateError: (T_scsm_8_2__initiate, _f_scsm_8_2__InitiateError, None),
+    C_scsm_8_2__CancelError: (T_scsm_8_2__cancel, _f_scsm_8_2__CancelError, None),
+    C_scsm_8_2__ConcludeError: (T_scsm_8_2__conclude, _f_scsm_8_2__ConcludeError, None),
+    C_scsm_8_2__DefinitionError: (T_scsm_8_2__definition, _f_scsm_8_2__DefinitionError, None),
+    C_scsm_8_2__FileError: (T_scsm_8_2__file, _f_scsm_8_2__FileError, None),
+    C_scsm_8_2__InitiateError: (T_scsm_8_2__initiate, _f_scsm_8_2__InitiateError, None),
     int: (T_scsm_8_2__others, None, _t_int),
-    _m_scsm_8_2.ResourceError: (T_scsm_8_2__resource, _f_scsm_8_2__ResourceError, None),
-    _m_scsm_8_2.ServiceErrorClass: (T_scsm_8_2__service, _f_scsm_8_2__ServiceErrorClass, None),
-    _m_scsm_8_2.ServicePreemptError: (
+    C_scsm_8_2__ResourceError: (T_scsm_8_2__resource, _f_scsm_8_2__ResourceError, None),
+    C_scsm_8_2__ServiceErrorClass: (T_scsm_8_2__service, _f_scsm_8_2__ServiceErrorClass, None),
+    C_scsm_8_2__ServicePreemptError: (
         T_scsm_8_2__service_preempt,
         _f_scsm_8_2__ServicePreemptError,
         None,
     ),
-    _m_scsm_8_2.TimeResolutionError: (
+    C_scsm_8_2__TimeResolutionError: (
         T_scsm_8_2__time_resolution,
         _f_scsm_8_2__TimeResolutionError,
         None,
     ),
-    _m_scsm_8_2.VmdStateError: (T_scsm_8_2__vmd_state, _f_scsm_8_2__VmdStateError, None),
+    C_scsm_8_2__VmdStateError: (T_scsm_8_2__vmd_state, _f_scsm_8_2__VmdStateError, None),
 }
 _C12 = {
     T_scsm_8_2__deleteNamedVariableList: _d_int,
@@ -6819,7 +7721,7 @@ _C12 = {
 }
 _C13 = {
     int: (T_scsm_8_2__deleteNamedVariableList, None, _t_int),
-    _m_scsm_8_2.ObtainFileError: (T_scsm_8_2__obtainFile, _f_scsm_8_2__ObtainFileError, None),
+    C_scsm_8_2__ObtainFileError: (T_scsm_8_2__obtainFile, _f_scsm_8_2__ObtainFileError, None),
 }
 _C14 = {
     T_e2e_4__aes_128_gcm: _d_e2e_4__IcvAlgorithm_Aes128Gcm,
@@ -6827,9 +7729,9 @@ _C14 = {
     T_e2e_4__hmac_sha256: _d_e2e_4__IcvAlgorithm_HmacSha256,
 }
 _C15 = {
-    _m_e2e_4.IcvAlgorithm.Aes128Gcm: (T_e2e_4__aes_128_gcm, _f_e2e_4__IcvAlgorithm_Aes128Gcm, None),
-    _m_e2e_4.IcvAlgorithm.Aes256Gcm: (T_e2e_4__aes_256_gcm, _f_e2e_4__IcvAlgorithm_Aes256Gcm, None),
-    _m_e2e_4.IcvAlgorithm.HmacSha256: (
+    C_e2e_4__IcvAlgorithm_Aes128Gcm: (T_e2e_4__aes_128_gcm, _f_e2e_4__IcvAlgorithm_Aes128Gcm, None),
+    C_e2e_4__IcvAlgorithm_Aes256Gcm: (T_e2e_4__aes_256_gcm, _f_e2e_4__IcvAlgorithm_Aes256Gcm, None),
+    C_e2e_4__IcvAlgorithm_HmacSha256: (
         T_e2e_4__hmac_sha256,
         _f_e2e_4__IcvAlgorithm_HmacSha256,
         None,
@@ -6852,64 +7754,64 @@ _C16 = {
     T_scsm_8_2__unconfirmed_PDU: _d_scsm_8_2__UnconfirmedPdu,
 }
 _C17 = {
-    _m_scsm_8_2.CancelErrorPdu: (T_scsm_8_2__cancel_ErrorPDU, _f_scsm_8_2__CancelErrorPdu, None),
-    _m_scsm_8_2.Mmspdu.CancelRequestPdu: (
+    C_scsm_8_2__CancelErrorPdu: (T_scsm_8_2__cancel_ErrorPDU, _f_scsm_8_2__CancelErrorPdu, None),
+    C_scsm_8_2__Mmspdu_CancelRequestPdu: (
         T_scsm_8_2__cancel_RequestPDU,
         _f_scsm_8_2__Mmspdu_CancelRequestPdu,
         None,
     ),
-    _m_scsm_8_2.Mmspdu.CancelResponsePdu: (
+    C_scsm_8_2__Mmspdu_CancelResponsePdu: (
         T_scsm_8_2__cancel_ResponsePDU,
         _f_scsm_8_2__Mmspdu_CancelResponsePdu,
         None,
     ),
-    _m_scsm_8_2.Mmspdu.ConcludeErrorPdu: (
+    C_scsm_8_2__Mmspdu_ConcludeErrorPdu: (
         T_scsm_8_2__conclude_ErrorPDU,
         _f_scsm_8_2__Mmspdu_ConcludeErrorPdu,
         None,
     ),
-    _m_scsm_8_2.Mmspdu.ConcludeRequestPdu: (
+    C_scsm_8_2__Mmspdu_ConcludeRequestPdu: (
         T_scsm_8_2__conclude_RequestPDU,
         _f_scsm_8_2__Mmspdu_ConcludeRequestPdu,
         None,
     ),
-    _m_scsm_8_2.Mmspdu.ConcludeResponsePdu: (
+    C_scsm_8_2__Mmspdu_ConcludeResponsePdu: (
         T_scsm_8_2__conclude_ResponsePDU,
         _f_scsm_8_2__Mmspdu_ConcludeResponsePdu,
         None,
     ),
-    _m_scsm_8_2.ConfirmedErrorPdu: (
+    C_scsm_8_2__ConfirmedErrorPdu: (
         T_scsm_8_2__confirmed_ErrorPDU,
         _f_scsm_8_2__ConfirmedErrorPdu,
         None,
     ),
-    _m_scsm_8_2.ConfirmedRequestPdu: (
+    C_scsm_8_2__ConfirmedRequestPdu: (
         T_scsm_8_2__confirmed_RequestPDU,
         _f_scsm_8_2__ConfirmedRequestPdu,
         None,
     ),
-    _m_scsm_8_2.ConfirmedResponsePdu: (
+    C_scsm_8_2__ConfirmedResponsePdu: (
         T_scsm_8_2__confirmed_ResponsePDU,
         _f_scsm_8_2__ConfirmedResponsePdu,
         None,
     ),
-    _m_scsm_8_2.Mmspdu.InitiateErrorPdu: (
+    C_scsm_8_2__Mmspdu_InitiateErrorPdu: (
         T_scsm_8_2__initiate_ErrorPDU,
         _f_scsm_8_2__Mmspdu_InitiateErrorPdu,
         None,
     ),
-    _m_scsm_8_2.InitiateRequestPdu: (
+    C_scsm_8_2__InitiateRequestPdu: (
         T_scsm_8_2__initiate_RequestPDU,
         _f_scsm_8_2__InitiateRequestPdu,
         None,
     ),
-    _m_scsm_8_2.InitiateResponsePdu: (
+    C_scsm_8_2__InitiateResponsePdu: (
         T_scsm_8_2__initiate_ResponsePDU,
         _f_scsm_8_2__InitiateResponsePdu,
         None,
     ),
-    _m_scsm_8_2.RejectPdu: (T_scsm_8_2__rejectPDU, _f_scsm_8_2__RejectPdu, None),
-    _m_scsm_8_2.UnconfirmedPdu: (T_scsm_8_2__unconfirmed_PDU, _f_scsm_8_2__UnconfirmedPdu, None),
+    C_scsm_8_2__RejectPdu: (T_scsm_8_2__rejectPDU, _f_scsm_8_2__RejectPdu, None),
+    C_scsm_8_2__UnconfirmedPdu: (T_scsm_8_2__unconfirmed_PDU, _f_scsm_8_2__UnconfirmedPdu, None),
 }
 _C18 = {
     T_scsm_8_2__aa_specific: _d_scsm_8_2__ObjectName_AaSpecific,
@@ -6917,17 +7819,17 @@ _C18 = {
     T_scsm_8_2__vmd_specific: _d_scsm_8_2__ObjectName_VmdSpecific,
 }
 _C19 = {
-    _m_scsm_8_2.ObjectName.AaSpecific: (
+    C_scsm_8_2__ObjectName_AaSpecific: (
         T_scsm_8_2__aa_specific,
         _f_scsm_8_2__ObjectName_AaSpecific,
         None,
     ),
-    _m_scsm_8_2.ObjectName.DomainSpecific: (
+    C_scsm_8_2__ObjectName_DomainSpecific: (
         T_scsm_8_2__domain_specific,
         _f_scsm_8_2__ObjectName_DomainSpecific,
         None,
     ),
-    _m_scsm_8_2.ObjectName.VmdSpecific: (
+    C_scsm_8_2__ObjectName_VmdSpecific: (
         T_scsm_8_2__vmd_specific,
         _f_scsm_8_2__ObjectName_VmdSpecific,
         None,
@@ -6945,47 +7847,47 @@ _C20 = {
     T_scsm_8_2__value_out_of_range: _d_scsm_8_2__RejectConfirmedRequest_ValueOutOfRange,
 }
 _C21 = {
-    _m_scsm_8_2.RejectConfirmedRequest.InvalidArgument: (
+    C_scsm_8_2__RejectConfirmedRequest_InvalidArgument: (
         T_scsm_8_2__invalid_argument,
         _f_scsm_8_2__RejectConfirmedRequest_InvalidArgument,
         None,
     ),
-    _m_scsm_8_2.RejectConfirmedRequest.InvalidInvokeId: (
+    C_scsm_8_2__RejectConfirmedRequest_InvalidInvokeId: (
         T_scsm_8_2__invalid_invokeID,
         _f_scsm_8_2__RejectConfirmedRequest_InvalidInvokeId,
         None,
     ),
-    _m_scsm_8_2.RejectConfirmedRequest.InvalidModifier: (
+    C_scsm_8_2__RejectConfirmedRequest_InvalidModifier: (
         T_scsm_8_2__invalid_modifier,
         _f_scsm_8_2__RejectConfirmedRequest_InvalidModifier,
         None,
     ),
-    _m_scsm_8_2.RejectConfirmedRequest.MaxRecursionExceeded: (
+    C_scsm_8_2__RejectConfirmedRequest_MaxRecursionExceeded: (
         T_scsm_8_2__max_recursion_exceeded,
         _f_scsm_8_2__RejectConfirmedRequest_MaxRecursionExceeded,
         None,
     ),
-    _m_scsm_8_2.RejectConfirmedRequest.MaxServOutstandingExceeded: (
+    C_scsm_8_2__RejectConfirmedRequest_MaxServOutstandingExceeded: (
         T_scsm_8_2__max_serv_outstanding_exceeded,
         _f_scsm_8_2__RejectConfirmedRequest_MaxServOutstandingExceeded,
         None,
     ),
-    _m_scsm_8_2.RejectConfirmedRequest.Other: (
+    C_scsm_8_2__RejectConfirmedRequest_Other: (
         T_scsm_8_2__other,
         _f_scsm_8_2__RejectConfirmedRequest_Other,
         None,
     ),
-    _m_scsm_8_2.RejectConfirmedRequest.UnrecognizedModifier: (
+    C_scsm_8_2__RejectConfirmedRequest_UnrecognizedModifier: (
         T_scsm_8_2__unrecognized_modifier,
         _f_scsm_8_2__RejectConfirmedRequest_UnrecognizedModifier,
         None,
     ),
-    _m_scsm_8_2.RejectConfirmedRequest.UnrecognizedService: (
+    C_scsm_8_2__RejectConfirmedRequest_UnrecognizedService: (
         T_scsm_8_2__unrecognized_service,
         _f_scsm_8_2__RejectConfirmedRequest_UnrecognizedService,
         None,
     ),
-    _m_scsm_8_2.RejectConfirmedRequest.ValueOutOfRange: (
+    C_scsm_8_2__RejectConfirmedRequest_ValueOutOfRange: (
         T_scsm_8_2__value_out_of_range,
         _f_scsm_8_2__RejectConfirmedRequest_ValueOutOfRange,
         None,
@@ -7000,32 +7902,32 @@ _C22 = {
     T_scsm_8_2__value_out_of_range: _d_scsm_8_2__RejectConfirmedResponse_ValueOutOfRange,
 }
 _C23 = {
-    _m_scsm_8_2.RejectConfirmedResponse.InvalidInvokeId: (
+    C_scsm_8_2__RejectConfirmedResponse_InvalidInvokeId: (
         T_scsm_8_2__invalid_invokeID,
         _f_scsm_8_2__RejectConfirmedResponse_InvalidInvokeId,
         None,
     ),
-    _m_scsm_8_2.RejectConfirmedResponse.InvalidResult: (
+    C_scsm_8_2__RejectConfirmedResponse_InvalidResult: (
         T_scsm_8_2__invalid_result,
         _f_scsm_8_2__RejectConfirmedResponse_InvalidResult,
         None,
     ),
-    _m_scsm_8_2.RejectConfirmedResponse.MaxRecursionExceeded: (
+    C_scsm_8_2__RejectConfirmedResponse_MaxRecursionExceeded: (
         T_scsm_8_2__max_recursion_exceeded,
         _f_scsm_8_2__RejectConfirmedResponse_MaxRecursionExceeded,
         None,
     ),
-    _m_scsm_8_2.RejectConfirmedResponse.Other: (
+    C_scsm_8_2__RejectConfirmedResponse_Other: (
         T_scsm_8_2__other,
         _f_scsm_8_2__RejectConfirmedResponse_Other,
         None,
     ),
-    _m_scsm_8_2.RejectConfirmedResponse.UnrecognizedService: (
+    C_scsm_8_2__RejectConfirmedResponse_UnrecognizedService: (
         T_scsm_8_2__unrecognized_service,
         _f_scsm_8_2__RejectConfirmedResponse_UnrecognizedService,
         None,
     ),
-    _m_scsm_8_2.RejectConfirmedResponse.ValueOutOfRange: (
+    C_scsm_8_2__RejectConfirmedResponse_ValueOutOfRange: (
         T_scsm_8_2__value_out_of_range,
         _f_scsm_8_2__RejectConfirmedResponse_ValueOutOfRange,
         None,
@@ -7039,27 +7941,27 @@ _C24 = {
     T_scsm_8_2__value_out_of_range: _d_scsm_8_2__RejectConfirmedError_ValueOutOfRange,
 }
 _C25 = {
-    _m_scsm_8_2.RejectConfirmedError.InvalidInvokeId: (
+    C_scsm_8_2__RejectConfirmedError_InvalidInvokeId: (
         T_scsm_8_2__invalid_invokeID,
         _f_scsm_8_2__RejectConfirmedError_InvalidInvokeId,
         None,
     ),
-    _m_scsm_8_2.RejectConfirmedError.InvalidServiceError: (
+    C_scsm_8_2__RejectConfirmedError_InvalidServiceError: (
         T_scsm_8_2__invalid_serviceError,
         _f_scsm_8_2__RejectConfirmedError_InvalidServiceError,
         None,
     ),
-    _m_scsm_8_2.RejectConfirmedError.Other: (
+    C_scsm_8_2__RejectConfirmedError_Other: (
         T_scsm_8_2__other,
         _f_scsm_8_2__RejectConfirmedError_Other,
         None,
     ),
-    _m_scsm_8_2.RejectConfirmedError.UnrecognizedService: (
+    C_scsm_8_2__RejectConfirmedError_UnrecognizedService: (
         T_scsm_8_2__unrecognized_service,
         _f_scsm_8_2__RejectConfirmedError_UnrecognizedService,
         None,
     ),
-    _m_scsm_8_2.RejectConfirmedError.ValueOutOfRange: (
+    C_scsm_8_2__RejectConfirmedError_ValueOutOfRange: (
         T_scsm_8_2__value_out_of_range,
         _f_scsm_8_2__RejectConfirmedError_ValueOutOfRange,
         None,
@@ -7073,27 +7975,27 @@ _C26 = {
     T_scsm_8_2__value_out_of_range: _d_scsm_8_2__RejectUnconfirmed_ValueOutOfRange,
 }
 _C27 = {
-    _m_scsm_8_2.RejectUnconfirmed.InvalidArgument: (
+    C_scsm_8_2__RejectUnconfirmed_InvalidArgument: (
         T_scsm_8_2__invalid_argument,
         _f_scsm_8_2__RejectUnconfirmed_InvalidArgument,
         None,
     ),
-    _m_scsm_8_2.RejectUnconfirmed.MaxRecursionExceeded: (
+    C_scsm_8_2__RejectUnconfirmed_MaxRecursionExceeded: (
         T_scsm_8_2__max_recursion_exceeded,
         _f_scsm_8_2__RejectUnconfirmed_MaxRecursionExceeded,
         None,
     ),
-    _m_scsm_8_2.RejectUnconfirmed.Other: (
+    C_scsm_8_2__RejectUnconfirmed_Other: (
         T_scsm_8_2__other,
         _f_scsm_8_2__RejectUnconfirmed_Other,
         None,
     ),
-    _m_scsm_8_2.RejectUnconfirmed.UnrecognizedService: (
+    C_scsm_8_2__RejectUnconfirmed_UnrecognizedService: (
         T_scsm_8_2__unrecognized_service,
         _f_scsm_8_2__RejectUnconfirmed_UnrecognizedService,
         None,
     ),
-    _m_scsm_8_2.RejectUnconfirmed.ValueOutOfRange: (
+    C_scsm_8_2__RejectUnconfirmed_ValueOutOfRange: (
         T_scsm_8_2__value_out_of_range,
         _f_scsm_8_2__RejectUnconfirmed_ValueOutOfRange,
         None,
@@ -7105,17 +8007,17 @@ _C28 = {
     T_scsm_8_2__unknown_pdu_type: _d_scsm_8_2__RejectPduError_UnknownPduType,
 }
 _C29 = {
-    _m_scsm_8_2.RejectPduError.IllegalAcseMapping: (
+    C_scsm_8_2__RejectPduError_IllegalAcseMapping: (
         T_scsm_8_2__illegal_acse_mapping,
         _f_scsm_8_2__RejectPduError_IllegalAcseMapping,
         None,
     ),
-    _m_scsm_8_2.RejectPduError.InvalidPdu: (
+    C_scsm_8_2__RejectPduError_InvalidPdu: (
         T_scsm_8_2__invalid_pdu,
         _f_scsm_8_2__RejectPduError_InvalidPdu,
         None,
     ),
-    _m_scsm_8_2.RejectPduError.UnknownPduType: (
+    C_scsm_8_2__RejectPduError_UnknownPduType: (
         T_scsm_8_2__unknown_pdu_type,
         _f_scsm_8_2__RejectPduError_UnknownPduType,
         None,
@@ -7126,12 +8028,12 @@ _C30 = {
     T_scsm_8_2__other: _d_scsm_8_2__RejectCancelRequest_Other,
 }
 _C31 = {
-    _m_scsm_8_2.RejectCancelRequest.InvalidInvokeId: (
+    C_scsm_8_2__RejectCancelRequest_InvalidInvokeId: (
         T_scsm_8_2__invalid_invokeID,
         _f_scsm_8_2__RejectCancelRequest_InvalidInvokeId,
         None,
     ),
-    _m_scsm_8_2.RejectCancelRequest.Other: (
+    C_scsm_8_2__RejectCancelRequest_Other: (
         T_scsm_8_2__other,
         _f_scsm_8_2__RejectCancelRequest_Other,
         None,
@@ -7142,12 +8044,12 @@ _C32 = {
     T_scsm_8_2__other: _d_scsm_8_2__RejectCancelResponse_Other,
 }
 _C33 = {
-    _m_scsm_8_2.RejectCancelResponse.InvalidInvokeId: (
+    C_scsm_8_2__RejectCancelResponse_InvalidInvokeId: (
         T_scsm_8_2__invalid_invokeID,
         _f_scsm_8_2__RejectCancelResponse_InvalidInvokeId,
         None,
     ),
-    _m_scsm_8_2.RejectCancelResponse.Other: (
+    C_scsm_8_2__RejectCancelResponse_Other: (
         T_scsm_8_2__other,
         _f_scsm_8_2__RejectCancelResponse_Other,
         None,
@@ -7160,22 +8062,22 @@ _C34 = {
     T_scsm_8_2__value_out_of_range: _d_scsm_8_2__RejectCancelError_ValueOutOfRange,
 }
 _C35 = {
-    _m_scsm_8_2.RejectCancelError.InvalidInvokeId: (
+    C_scsm_8_2__RejectCancelError_InvalidInvokeId: (
         T_scsm_8_2__invalid_invokeID,
         _f_scsm_8_2__RejectCancelError_InvalidInvokeId,
         None,
     ),
-    _m_scsm_8_2.RejectCancelError.InvalidServiceError: (
+    C_scsm_8_2__RejectCancelError_InvalidServiceError: (
         T_scsm_8_2__invalid_serviceError,
         _f_scsm_8_2__RejectCancelError_InvalidServiceError,
         None,
     ),
-    _m_scsm_8_2.RejectCancelError.Other: (
+    C_scsm_8_2__RejectCancelError_Other: (
         T_scsm_8_2__other,
         _f_scsm_8_2__RejectCancelError_Other,
         None,
     ),
-    _m_scsm_8_2.RejectCancelError.ValueOutOfRange: (
+    C_scsm_8_2__RejectCancelError_ValueOutOfRange: (
         T_scsm_8_2__value_out_of_range,
         _f_scsm_8_2__RejectCancelError_ValueOutOfRange,
         None,
@@ -7186,12 +8088,12 @@ _C36 = {
     T_scsm_8_2__other: _d_scsm_8_2__RejectConcludeRequest_Other,
 }
 _C37 = {
-    _m_scsm_8_2.RejectConcludeRequest.InvalidArgument: (
+    C_scsm_8_2__RejectConcludeRequest_InvalidArgument: (
         T_scsm_8_2__invalid_argument,
         _f_scsm_8_2__RejectConcludeRequest_InvalidArgument,
         None,
     ),
-    _m_scsm_8_2.RejectConcludeRequest.Other: (
+    C_scsm_8_2__RejectConcludeRequest_Other: (
         T_scsm_8_2__other,
         _f_scsm_8_2__RejectConcludeRequest_Other,
         None,
@@ -7202,12 +8104,12 @@ _C38 = {
     T_scsm_8_2__other: _d_scsm_8_2__RejectConcludeResponse_Other,
 }
 _C39 = {
-    _m_scsm_8_2.RejectConcludeResponse.InvalidResult: (
+    C_scsm_8_2__RejectConcludeResponse_InvalidResult: (
         T_scsm_8_2__invalid_result,
         _f_scsm_8_2__RejectConcludeResponse_InvalidResult,
         None,
     ),
-    _m_scsm_8_2.RejectConcludeResponse.Other: (
+    C_scsm_8_2__RejectConcludeResponse_Other: (
         T_scsm_8_2__other,
         _f_scsm_8_2__RejectConcludeResponse_Other,
         None,
@@ -7219,17 +8121,17 @@ _C40 = {
     T_scsm_8_2__value_out_of_range: _d_scsm_8_2__RejectConcludeError_ValueOutOfRange,
 }
 _C41 = {
-    _m_scsm_8_2.RejectConcludeError.InvalidServiceError: (
+    C_scsm_8_2__RejectConcludeError_InvalidServiceError: (
         T_scsm_8_2__invalid_serviceError,
         _f_scsm_8_2__RejectConcludeError_InvalidServiceError,
         None,
     ),
-    _m_scsm_8_2.RejectConcludeError.Other: (
+    C_scsm_8_2__RejectConcludeError_Other: (
         T_scsm_8_2__other,
         _f_scsm_8_2__RejectConcludeError_Other,
         None,
     ),
-    _m_scsm_8_2.RejectConcludeError.ValueOutOfRange: (
+    C_scsm_8_2__RejectConcludeError_ValueOutOfRange: (
         T_scsm_8_2__value_out_of_range,
         _f_scsm_8_2__RejectConcludeError_ValueOutOfRange,
         None,
@@ -7243,23 +8145,23 @@ _C42 = {
     T_scsm_8_2__vmd_state_conflict: _d_scsm_8_2__VmdStateError_VmdStateConflict,
 }
 _C43 = {
-    _m_scsm_8_2.VmdStateError.DomainTransferProblem: (
+    C_scsm_8_2__VmdStateError_DomainTransferProblem: (
         T_scsm_8_2__domain_transfer_problem,
         _f_scsm_8_2__VmdStateError_DomainTransferProblem,
         None,
     ),
-    _m_scsm_8_2.VmdStateError.Other: (T_scsm_8_2__other, _f_scsm_8_2__VmdStateError_Other, None),
-    _m_scsm_8_2.VmdStateError.StateMachineIdInvalid: (
+    C_scsm_8_2__VmdStateError_Other: (T_scsm_8_2__other, _f_scsm_8_2__VmdStateError_Other, None),
+    C_scsm_8_2__VmdStateError_StateMachineIdInvalid: (
         T_scsm_8_2__state_machine_id_invalid,
         _f_scsm_8_2__VmdStateError_StateMachineIdInvalid,
         None,
     ),
-    _m_scsm_8_2.VmdStateError.VmdOperationalProblem: (
+    C_scsm_8_2__VmdStateError_VmdOperationalProblem: (
         T_scsm_8_2__vmd_operational_problem,
         _f_scsm_8_2__VmdStateError_VmdOperationalProblem,
         None,
     ),
-    _m_scsm_8_2.VmdStateError.VmdStateConflict: (
+    C_scsm_8_2__VmdStateError_VmdStateConflict: (
         T_scsm_8_2__vmd_state_conflict,
         _f_scsm_8_2__VmdStateError_VmdStateConflict,
         None,
@@ -7273,27 +8175,27 @@ _C44 = {
     T_scsm_8_2__other: _d_scsm_8_2__ApplicationReferenceError_Other,
 }
 _C45 = {
-    _m_scsm_8_2.ApplicationReferenceError.AplicationUnreachable: (
+    C_scsm_8_2__ApplicationReferenceError_AplicationUnreachable: (
         T_scsm_8_2__aplication_unreachable,
         _f_scsm_8_2__ApplicationReferenceError_AplicationUnreachable,
         None,
     ),
-    _m_scsm_8_2.ApplicationReferenceError.ApplicationReferenceInvalid: (
+    C_scsm_8_2__ApplicationReferenceError_ApplicationReferenceInvalid: (
         T_scsm_8_2__application_reference_invalid,
         _f_scsm_8_2__ApplicationReferenceError_ApplicationReferenceInvalid,
         None,
     ),
-    _m_scsm_8_2.ApplicationReferenceError.ConnectionLost: (
+    C_scsm_8_2__ApplicationReferenceError_ConnectionLost: (
         T_scsm_8_2__connection_lost,
         _f_scsm_8_2__ApplicationReferenceError_ConnectionLost,
         None,
     ),
-    _m_scsm_8_2.ApplicationReferenceError.ContextUnsupported: (
+    C_scsm_8_2__ApplicationReferenceError_ContextUnsupported: (
         T_scsm_8_2__context_unsupported,
         _f_scsm_8_2__ApplicationReferenceError_ContextUnsupported,
         None,
     ),
-    _m_scsm_8_2.ApplicationReferenceError.Other: (
+    C_scsm_8_2__ApplicationReferenceError_Other: (
         T_scsm_8_2__other,
         _f_scsm_8_2__ApplicationReferenceError_Other,
         None,
@@ -7309,37 +8211,37 @@ _C46 = {
     T_scsm_8_2__type_unsupported: _d_scsm_8_2__DefinitionError_TypeUnsupported,
 }
 _C47 = {
-    _m_scsm_8_2.DefinitionError.InvalidAddress: (
+    C_scsm_8_2__DefinitionError_InvalidAddress: (
         T_scsm_8_2__invalid_address,
         _f_scsm_8_2__DefinitionError_InvalidAddress,
         None,
     ),
-    _m_scsm_8_2.DefinitionError.ObjectAttributeInconsistent: (
+    C_scsm_8_2__DefinitionError_ObjectAttributeInconsistent: (
         T_scsm_8_2__object_attribute_inconsistent,
         _f_scsm_8_2__DefinitionError_ObjectAttributeInconsistent,
         None,
     ),
-    _m_scsm_8_2.DefinitionError.ObjectExists: (
+    C_scsm_8_2__DefinitionError_ObjectExists: (
         T_scsm_8_2__object_exists,
         _f_scsm_8_2__DefinitionError_ObjectExists,
         None,
     ),
-    _m_scsm_8_2.DefinitionError.ObjectUndefined: (
+    C_scsm_8_2__DefinitionError_ObjectUndefined: (
         T_scsm_8_2__object_undefined,
         _f_scsm_8_2__DefinitionError_ObjectUndefined,
         None,
     ),
-    _m_scsm_8_2.DefinitionError.Other: (
+    C_scsm_8_2__DefinitionError_Other: (
         T_scsm_8_2__other,
         _f_scsm_8_2__DefinitionError_Other,
         None,
     ),
-    _m_scsm_8_2.DefinitionError.TypeInconsistent: (
+    C_scsm_8_2__DefinitionError_TypeInconsistent: (
         T_scsm_8_2__type_inconsistent,
         _f_scsm_8_2__DefinitionError_TypeInconsistent,
         None,
     ),
-    _m_scsm_8_2.DefinitionError.TypeUnsupported: (
+    C_scsm_8_2__DefinitionError_TypeUnsupported: (
         T_scsm_8_2__type_unsupported,
         _f_scsm_8_2__DefinitionError_TypeUnsupported,
         None,
@@ -7354,28 +8256,28 @@ _C48 = {
     T_scsm_8_2__processor_resource_unavailable: _d_scsm_8_2__ResourceError_ProcessorResourceUnavailable,
 }
 _C49 = {
-    _m_scsm_8_2.ResourceError.CapabilityUnavailable: (
+    C_scsm_8_2__ResourceError_CapabilityUnavailable: (
         T_scsm_8_2__capability_unavailable,
         _f_scsm_8_2__ResourceError_CapabilityUnavailable,
         None,
     ),
-    _m_scsm_8_2.ResourceError.CapabilityUnknown: (
+    C_scsm_8_2__ResourceError_CapabilityUnknown: (
         T_scsm_8_2__capability_unknown,
         _f_scsm_8_2__ResourceError_CapabilityUnknown,
         None,
     ),
-    _m_scsm_8_2.ResourceError.MassStorageUnavailable: (
+    C_scsm_8_2__ResourceError_MassStorageUnavailable: (
         T_scsm_8_2__mass_storage_unavailable,
         _f_scsm_8_2__ResourceError_MassStorageUnavailable,
         None,
     ),
-    _m_scsm_8_2.ResourceError.MemoryUnavailable: (
+    C_scsm_8_2__ResourceError_MemoryUnavailable: (
         T_scsm_8_2__memory_unavailable,
         _f_scsm_8_2__ResourceError_MemoryUnavailable,
         None,
     ),
-    _m_scsm_8_2.ResourceError.Other: (T_scsm_8_2__other, _f_scsm_8_2__ResourceError_Other, None),
-    _m_scsm_8_2.ResourceError.ProcessorResourceUnavailable: (
+    C_scsm_8_2__ResourceError_Other: (T_scsm_8_2__other, _f_scsm_8_2__ResourceError_Other, None),
+    C_scsm_8_2__ResourceError_ProcessorResourceUnavailable: (
         T_scsm_8_2__processor_resource_unavailable,
         _f_scsm_8_2__ResourceError_ProcessorResourceUnavailable,
         None,
@@ -7390,32 +8292,32 @@ _C50 = {
     T_scsm_8_2__primitives_out_of_sequence: _d_scsm_8_2__ServiceErrorClass_PrimitivesOutOfSequence,
 }
 _C51 = {
-    _m_scsm_8_2.ServiceErrorClass.ContinuationInvalid: (
+    C_scsm_8_2__ServiceErrorClass_ContinuationInvalid: (
         T_scsm_8_2__continuation_invalid,
         _f_scsm_8_2__ServiceErrorClass_ContinuationInvalid,
         None,
     ),
-    _m_scsm_8_2.ServiceErrorClass.ObjectConstraintConflict: (
+    C_scsm_8_2__ServiceErrorClass_ObjectConstraintConflict: (
         T_scsm_8_2__object_constraint_conflict,
         _f_scsm_8_2__ServiceErrorClass_ObjectConstraintConflict,
         None,
     ),
-    _m_scsm_8_2.ServiceErrorClass.ObjectStateConflict: (
+    C_scsm_8_2__ServiceErrorClass_ObjectStateConflict: (
         T_scsm_8_2__object_state_conflict,
         _f_scsm_8_2__ServiceErrorClass_ObjectStateConflict,
         None,
     ),
-    _m_scsm_8_2.ServiceErrorClass.Other: (
+    C_scsm_8_2__ServiceErrorClass_Other: (
         T_scsm_8_2__other,
         _f_scsm_8_2__ServiceErrorClass_Other,
         None,
     ),
-    _m_scsm_8_2.ServiceErrorClass.PduSize: (
+    C_scsm_8_2__ServiceErrorClass_PduSize: (
         T_scsm_8_2__pdu_size,
         _f_scsm_8_2__ServiceErrorClass_PduSize,
         None,
     ),
-    _m_scsm_8_2.ServiceErrorClass.PrimitivesOutOfSequence: (
+    C_scsm_8_2__ServiceErrorClass_PrimitivesOutOfSequence: (
         T_scsm_8_2__primitives_out_of_sequence,
         _f_scsm_8_2__ServiceErrorClass_PrimitivesOutOfSequence,
         None,
@@ -7428,22 +8330,22 @@ _C52 = {
     T_scsm_8_2__timeout: _d_scsm_8_2__ServicePreemptError_Timeout,
 }
 _C53 = {
-    _m_scsm_8_2.ServicePreemptError.Cancel: (
+    C_scsm_8_2__ServicePreemptError_Cancel: (
         T_scsm_8_2__cancel,
         _f_scsm_8_2__ServicePreemptError_Cancel,
         None,
     ),
-    _m_scsm_8_2.ServicePreemptError.Deadlock: (
+    C_scsm_8_2__ServicePreemptError_Deadlock: (
         T_scsm_8_2__deadlock,
         _f_scsm_8_2__ServicePreemptError_Deadlock,
         None,
     ),
-    _m_scsm_8_2.ServicePreemptError.Other: (
+    C_scsm_8_2__ServicePreemptError_Other: (
         T_scsm_8_2__other,
         _f_scsm_8_2__ServicePreemptError_Other,
         None,
     ),
-    _m_scsm_8_2.ServicePreemptError.Timeout: (
+    C_scsm_8_2__ServicePreemptError_Timeout: (
         T_scsm_8_2__timeout,
         _f_scsm_8_2__ServicePreemptError_Timeout,
         None,
@@ -7454,12 +8356,12 @@ _C54 = {
     T_scsm_8_2__unsupportable_time_resolution: _d_scsm_8_2__TimeResolutionError_UnsupportableTimeResolution,
 }
 _C55 = {
-    _m_scsm_8_2.TimeResolutionError.Other: (
+    C_scsm_8_2__TimeResolutionError_Other: (
         T_scsm_8_2__other,
         _f_scsm_8_2__TimeResolutionError_Other,
         None,
     ),
-    _m_scsm_8_2.TimeResolutionError.UnsupportableTimeResolution: (
+    C_scsm_8_2__TimeResolutionError_UnsupportableTimeResolution: (
         T_scsm_8_2__unsupportable_time_resolution,
         _f_scsm_8_2__TimeResolutionError_UnsupportableTimeResolution,
         None,
@@ -7473,27 +8375,27 @@ _C56 = {
     T_scsm_8_2__other: _d_scsm_8_2__AccessError_Other,
 }
 _C57 = {
-    _m_scsm_8_2.AccessError.ObjectAccessDenied: (
+    C_scsm_8_2__AccessError_ObjectAccessDenied: (
         T_scsm_8_2__object_access_denied,
         _f_scsm_8_2__AccessError_ObjectAccessDenied,
         None,
     ),
-    _m_scsm_8_2.AccessError.ObjectAccessUnsupported: (
+    C_scsm_8_2__AccessError_ObjectAccessUnsupported: (
         T_scsm_8_2__object_access_unsupported,
         _f_scsm_8_2__AccessError_ObjectAccessUnsupported,
         None,
     ),
-    _m_scsm_8_2.AccessError.ObjectInvalidated: (
+    C_scsm_8_2__AccessError_ObjectInvalidated: (
         T_scsm_8_2__object_invalidated,
         _f_scsm_8_2__AccessError_ObjectInvalidated,
         None,
     ),
-    _m_scsm_8_2.AccessError.ObjectNonExistent: (
+    C_scsm_8_2__AccessError_ObjectNonExistent: (
         T_scsm_8_2__object_non_existent,
         _f_scsm_8_2__AccessError_ObjectNonExistent,
         None,
     ),
-    _m_scsm_8_2.AccessError.Other: (T_scsm_8_2__other, _f_scsm_8_2__AccessError_Other, None),
+    C_scsm_8_2__AccessError_Other: (T_scsm_8_2__other, _f_scsm_8_2__AccessError_Other, None),
 }
 _C58 = {
     T_scsm_8_2__max_segment_insufficient: _d_scsm_8_2__InitiateError_MaxSegmentInsufficient,
@@ -7506,38 +8408,38 @@ _C58 = {
     T_scsm_8_2__version_incompatible: _d_scsm_8_2__InitiateError_VersionIncompatible,
 }
 _C59 = {
-    _m_scsm_8_2.InitiateError.MaxSegmentInsufficient: (
+    C_scsm_8_2__InitiateError_MaxSegmentInsufficient: (
         T_scsm_8_2__max_segment_insufficient,
         _f_scsm_8_2__InitiateError_MaxSegmentInsufficient,
         None,
     ),
-    _m_scsm_8_2.InitiateError.MaxServicesOutstandingCalledInsufficient: (
+    C_scsm_8_2__InitiateError_MaxServicesOutstandingCalledInsufficient: (
         T_scsm_8_2__max_services_outstanding_called_insufficient,
         _f_scsm_8_2__InitiateError_MaxServicesOutstandingCalledInsufficient,
         None,
     ),
-    _m_scsm_8_2.InitiateError.MaxServicesOutstandingCallingInsufficient: (
+    C_scsm_8_2__InitiateError_MaxServicesOutstandingCallingInsufficient: (
         T_scsm_8_2__max_services_outstanding_calling_insufficient,
         _f_scsm_8_2__InitiateError_MaxServicesOutstandingCallingInsufficient,
         None,
     ),
-    _m_scsm_8_2.InitiateError.NestingLevelInsufficient: (
+    C_scsm_8_2__InitiateError_NestingLevelInsufficient: (
         T_scsm_8_2__nesting_level_insufficient,
         _f_scsm_8_2__InitiateError_NestingLevelInsufficient,
         None,
     ),
-    _m_scsm_8_2.InitiateError.Other: (T_scsm_8_2__other, _f_scsm_8_2__InitiateError_Other, None),
-    _m_scsm_8_2.InitiateError.ParameterCbbInsufficient: (
+    C_scsm_8_2__InitiateError_Other: (T_scsm_8_2__other, _f_scsm_8_2__InitiateError_Other, None),
+    C_scsm_8_2__InitiateError_ParameterCbbInsufficient: (
         T_scsm_8_2__parameter_CBB_insufficient,
         _f_scsm_8_2__InitiateError_ParameterCbbInsufficient,
         None,
     ),
-    _m_scsm_8_2.InitiateError.ServiceCbbInsufficient: (
+    C_scsm_8_2__InitiateError_ServiceCbbInsufficient: (
         T_scsm_8_2__service_CBB_insufficient,
         _f_scsm_8_2__InitiateError_ServiceCbbInsufficient,
         None,
     ),
-    _m_scsm_8_2.InitiateError.VersionIncompatible: (
+    C_scsm_8_2__InitiateError_VersionIncompatible: (
         T_scsm_8_2__version_incompatible,
         _f_scsm_8_2__InitiateError_VersionIncompatible,
         None,
@@ -7548,12 +8450,12 @@ _C60 = {
     T_scsm_8_2__other: _d_scsm_8_2__ConcludeError_Other,
 }
 _C61 = {
-    _m_scsm_8_2.ConcludeError.FurtherCommunicationRequired: (
+    C_scsm_8_2__ConcludeError_FurtherCommunicationRequired: (
         T_scsm_8_2__further_communication_required,
         _f_scsm_8_2__ConcludeError_FurtherCommunicationRequired,
         None,
     ),
-    _m_scsm_8_2.ConcludeError.Other: (T_scsm_8_2__other, _f_scsm_8_2__ConcludeError_Other, None),
+    C_scsm_8_2__ConcludeError_Other: (T_scsm_8_2__other, _f_scsm_8_2__ConcludeError_Other, None),
 }
 _C62 = {
     T_scsm_8_2__cancel_not_possible: _d_scsm_8_2__CancelError_CancelNotPossible,
@@ -7561,17 +8463,17 @@ _C62 = {
     T_scsm_8_2__other: _d_scsm_8_2__CancelError_Other,
 }
 _C63 = {
-    _m_scsm_8_2.CancelError.CancelNotPossible: (
+    C_scsm_8_2__CancelError_CancelNotPossible: (
         T_scsm_8_2__cancel_not_possible,
         _f_scsm_8_2__CancelError_CancelNotPossible,
         None,
     ),
-    _m_scsm_8_2.CancelError.InvokeIdUnknown: (
+    C_scsm_8_2__CancelError_InvokeIdUnknown: (
         T_scsm_8_2__invoke_id_unknown,
         _f_scsm_8_2__CancelError_InvokeIdUnknown,
         None,
     ),
-    _m_scsm_8_2.CancelError.Other: (T_scsm_8_2__other, _f_scsm_8_2__CancelError_Other, None),
+    C_scsm_8_2__CancelError_Other: (T_scsm_8_2__other, _f_scsm_8_2__CancelError_Other, None),
 }
 _C64 = {
     T_scsm_8_2__content_type_invalid: _d_scsm_8_2__FileError_ContentTypeInvalid,
@@ -7586,44 +8488,44 @@ _C64 = {
     T_scsm_8_2__position_invalid: _d_scsm_8_2__FileError_PositionInvalid,
 }
 _C65 = {
-    _m_scsm_8_2.FileError.ContentTypeInvalid: (
+    C_scsm_8_2__FileError_ContentTypeInvalid: (
         T_scsm_8_2__content_type_invalid,
         _f_scsm_8_2__FileError_ContentTypeInvalid,
         None,
     ),
-    _m_scsm_8_2.FileError.DuplicateFilename: (
+    C_scsm_8_2__FileError_DuplicateFilename: (
         T_scsm_8_2__duplicate_filename,
         _f_scsm_8_2__FileError_DuplicateFilename,
         None,
     ),
-    _m_scsm_8_2.FileError.FileAccessDenied: (
+    C_scsm_8_2__FileError_FileAccessDenied: (
         T_scsm_8_2__file_access_denied,
         _f_scsm_8_2__FileError_FileAccessDenied,
         None,
     ),
-    _m_scsm_8_2.FileError.FileBusy: (T_scsm_8_2__file_busy, _f_scsm_8_2__FileError_FileBusy, None),
-    _m_scsm_8_2.FileError.FileNonExistent: (
+    C_scsm_8_2__FileError_FileBusy: (T_scsm_8_2__file_busy, _f_scsm_8_2__FileError_FileBusy, None),
+    C_scsm_8_2__FileError_FileNonExistent: (
         T_scsm_8_2__file_non_existent,
         _f_scsm_8_2__FileError_FileNonExistent,
         None,
     ),
-    _m_scsm_8_2.FileError.FilenameAmbiguous: (
+    C_scsm_8_2__FileError_FilenameAmbiguous: (
         T_scsm_8_2__filename_ambiguous,
         _f_scsm_8_2__FileError_FilenameAmbiguous,
         None,
     ),
-    _m_scsm_8_2.FileError.FilenameSyntaxError: (
+    C_scsm_8_2__FileError_FilenameSyntaxError: (
         T_scsm_8_2__filename_syntax_error,
         _f_scsm_8_2__FileError_FilenameSyntaxError,
         None,
     ),
-    _m_scsm_8_2.FileError.InsufficientSpaceInFilestore: (
+    C_scsm_8_2__FileError_InsufficientSpaceInFilestore: (
         T_scsm_8_2__insufficient_space_in_filestore,
         _f_scsm_8_2__FileError_InsufficientSpaceInFilestore,
         None,
     ),
-    _m_scsm_8_2.FileError.Other: (T_scsm_8_2__other, _f_scsm_8_2__FileError_Other, None),
-    _m_scsm_8_2.FileError.PositionInvalid: (
+    C_scsm_8_2__FileError_Other: (T_scsm_8_2__other, _f_scsm_8_2__FileError_Other, None),
+    C_scsm_8_2__FileError_PositionInvalid: (
         T_scsm_8_2__position_invalid,
         _f_scsm_8_2__FileError_PositionInvalid,
         None,
@@ -7634,12 +8536,12 @@ _C66 = {
     T_scsm_8_2__source_file: _d_scsm_8_2__ObtainFileError_SourceFile,
 }
 _C67 = {
-    _m_scsm_8_2.ObtainFileError.DestinationFile: (
+    C_scsm_8_2__ObtainFileError_DestinationFile: (
         T_scsm_8_2__destination_file,
         _f_scsm_8_2__ObtainFileError_DestinationFile,
         None,
     ),
-    _m_scsm_8_2.ObtainFileError.SourceFile: (
+    C_scsm_8_2__ObtainFileError_SourceFile: (
         T_scsm_8_2__source_file,
         _f_scsm_8_2__ObtainFileError_SourceFile,
         None,
@@ -7650,12 +8552,12 @@ _C68 = {
     T_e2e_4__rsa_sha256: _d_e2e_4__SignatureAlgorithm_RsaSha256,
 }
 _C69 = {
-    _m_e2e_4.SignatureAlgorithm.EcdsaP256Sha256: (
+    C_e2e_4__SignatureAlgorithm_EcdsaP256Sha256: (
         T_e2e_4__ecdsa_p256_sha256,
         _f_e2e_4__SignatureAlgorithm_EcdsaP256Sha256,
         None,
     ),
-    _m_e2e_4.SignatureAlgorithm.RsaSha256: (
+    C_e2e_4__SignatureAlgorithm_RsaSha256: (
         T_e2e_4__rsa_sha256,
         _f_e2e_4__SignatureAlgorithm_RsaSha256,
         None,
@@ -7666,16 +8568,16 @@ _C70 = {
     T_e2e_4__modp_group14: _d_e2e_4__DhKey_ModpGroup14,
 }
 _C71 = {
-    _m_e2e_4.DhKey.EcdhSecp256R1: (T_e2e_4__ecdh_secp256r1, _f_e2e_4__DhKey_EcdhSecp256R1, None),
-    _m_e2e_4.DhKey.ModpGroup14: (T_e2e_4__modp_group14, _f_e2e_4__DhKey_ModpGroup14, None),
+    C_e2e_4__DhKey_EcdhSecp256R1: (T_e2e_4__ecdh_secp256r1, _f_e2e_4__DhKey_EcdhSecp256R1, None),
+    C_e2e_4__DhKey_ModpGroup14: (T_e2e_4__modp_group14, _f_e2e_4__DhKey_ModpGroup14, None),
 }
 _C72 = {
     T_e2e_4__aea: _d_e2e_4__EncrMode_Aea,
     T_e2e_4__non_aea: _d_e2e_4__EncrMode_NonAea,
 }
 _C73 = {
-    _m_e2e_4.EncrMode.Aea: (T_e2e_4__aea, _f_e2e_4__EncrMode_Aea, None),
-    _m_e2e_4.EncrMode.NonAea: (T_e2e_4__non_aea, _f_e2e_4__EncrMode_NonAea, None),
+    C_e2e_4__EncrMode_Aea: (T_e2e_4__aea, _f_e2e_4__EncrMode_Aea, None),
+    C_e2e_4__EncrMode_NonAea: (T_e2e_4__non_aea, _f_e2e_4__EncrMode_NonAea, None),
 }
 _C74 = {
     T_scsm_8_2__aaSpecific: _d_scsm_8_2__GetNameListRequest_ObjectScope_AaSpecific,
@@ -7683,13 +8585,13 @@ _C74 = {
     T_scsm_8_2__vmdSpecific: _d_scsm_8_2__GetNameListRequest_ObjectScope_VmdSpecific,
 }
 _C75 = {
-    _m_scsm_8_2.GetNameListRequest.ObjectScope.AaSpecific: (
+    C_scsm_8_2__GetNameListRequest_ObjectScope_AaSpecific: (
         T_scsm_8_2__aaSpecific,
         _f_scsm_8_2__GetNameListRequest_ObjectScope_AaSpecific,
         None,
     ),
     str: (T_scsm_8_2__domainSpecific, None, _t_str),
-    _m_scsm_8_2.GetNameListRequest.ObjectScope.VmdSpecific: (
+    C_scsm_8_2__GetNameListRequest_ObjectScope_VmdSpecific: (
         T_scsm_8_2__vmdSpecific,
         _f_scsm_8_2__GetNameListRequest_ObjectScope_VmdSpecific,
         None,
@@ -7700,8 +8602,8 @@ _C76 = {
     T_scsm_8_2__variableListName: _d_scsm_8_2__ObjectName,
 }
 _C77 = {
-    _m_scsm_8_2.VariableDefs: (T_scsm_8_2__listOfVariable, _f_scsm_8_2__VariableDefs, None),
-    _m_scsm_8_2.ObjectName: (T_scsm_8_2__variableListName, _f_scsm_8_2__ObjectName, None),
+    C_scsm_8_2__VariableDefs: (T_scsm_8_2__listOfVariable, _f_scsm_8_2__VariableDefs, None),
+    C_scsm_8_2__ObjectName: (T_scsm_8_2__variableListName, _f_scsm_8_2__ObjectName, None),
 }
 _C78 = {
     T_scsm_8_2__aa_specific: _d_scsm_8_2__ScopeOfDelete_AaSpecific,
@@ -7710,30 +8612,30 @@ _C78 = {
     T_scsm_8_2__vmd: _d_scsm_8_2__ScopeOfDelete_Vmd,
 }
 _C79 = {
-    _m_scsm_8_2.ScopeOfDelete.AaSpecific: (
+    C_scsm_8_2__ScopeOfDelete_AaSpecific: (
         T_scsm_8_2__aa_specific,
         _f_scsm_8_2__ScopeOfDelete_AaSpecific,
         None,
     ),
-    _m_scsm_8_2.ScopeOfDelete.Domain: (T_scsm_8_2__domain, _f_scsm_8_2__ScopeOfDelete_Domain, None),
-    _m_scsm_8_2.ScopeOfDelete.Specific: (
+    C_scsm_8_2__ScopeOfDelete_Domain: (T_scsm_8_2__domain, _f_scsm_8_2__ScopeOfDelete_Domain, None),
+    C_scsm_8_2__ScopeOfDelete_Specific: (
         T_scsm_8_2__specific,
         _f_scsm_8_2__ScopeOfDelete_Specific,
         None,
     ),
-    _m_scsm_8_2.ScopeOfDelete.Vmd: (T_scsm_8_2__vmd, _f_scsm_8_2__ScopeOfDelete_Vmd, None),
+    C_scsm_8_2__ScopeOfDelete_Vmd: (T_scsm_8_2__vmd, _f_scsm_8_2__ScopeOfDelete_Vmd, None),
 }
 _C80 = {
     T_scsm_8_2__startingEntry: _d_scsm_8_2__ReadJournalRequest_RangeStartSpecification_StartingEntry,
     T_scsm_8_2__startingTime: _d_scsm_8_2__ReadJournalRequest_RangeStartSpecification_StartingTime,
 }
 _C81 = {
-    _m_scsm_8_2.ReadJournalRequest.RangeStartSpecification.StartingEntry: (
+    C_scsm_8_2__ReadJournalRequest_RangeStartSpecification_StartingEntry: (
         T_scsm_8_2__startingEntry,
         _f_scsm_8_2__ReadJournalRequest_RangeStartSpecification_StartingEntry,
         None,
     ),
-    _m_scsm_8_2.ReadJournalRequest.RangeStartSpecification.StartingTime: (
+    C_scsm_8_2__ReadJournalRequest_RangeStartSpecification_StartingTime: (
         T_scsm_8_2__startingTime,
         _f_scsm_8_2__ReadJournalRequest_RangeStartSpecification_StartingTime,
         None,
@@ -7752,8 +8654,8 @@ _C84 = {
     T_scsm_8_2__success: _d_scsm_8_2__Null,
 }
 _C85 = {
-    _m_scsm_8_2.DataAccessError: (T_scsm_8_2__failure, _f_scsm_8_2__DataAccessError, None),
-    _m_scsm_8_2.Null: (T_scsm_8_2__success, _f_scsm_8_2__Null, None),
+    C_scsm_8_2__DataAccessError: (T_scsm_8_2__failure, _f_scsm_8_2__DataAccessError, None),
+    C_scsm_8_2__Null: (T_scsm_8_2__success, _f_scsm_8_2__Null, None),
 }
 _C86 = {
     T_scsm_8_2__array: _d_scsm_8_2__TypeDescription_Array,
@@ -7770,58 +8672,58 @@ _C86 = {
     T_scsm_8_2__visible_string: _d_scsm_8_2__TypeDescription_VisibleString,
 }
 _C87 = {
-    _m_scsm_8_2.TypeDescription.Array: (
+    C_scsm_8_2__TypeDescription_Array: (
         T_scsm_8_2__array,
         _f_scsm_8_2__TypeDescription_Array,
         None,
     ),
     bool: (T_scsm_8_2__binary_time, None, _t_bool),
-    _m_scsm_8_2.TypeDescription.BitString: (
+    C_scsm_8_2__TypeDescription_BitString: (
         T_scsm_8_2__bit_string,
         _f_scsm_8_2__TypeDescription_BitString,
         None,
     ),
-    _m_scsm_8_2.TypeDescription.Boolean: (
+    C_scsm_8_2__TypeDescription_Boolean: (
         T_scsm_8_2__boolean,
         _f_scsm_8_2__TypeDescription_Boolean,
         None,
     ),
-    _m_scsm_8_2.TypeDescription.FloatingPoint: (
+    C_scsm_8_2__TypeDescription_FloatingPoint: (
         T_scsm_8_2__floating_point,
         _f_scsm_8_2__TypeDescription_FloatingPoint,
         None,
     ),
-    _m_scsm_8_2.TypeDescription.Integer: (
+    C_scsm_8_2__TypeDescription_Integer: (
         T_scsm_8_2__integer,
         _f_scsm_8_2__TypeDescription_Integer,
         None,
     ),
-    _m_scsm_8_2.TypeDescription.MmsString: (
+    C_scsm_8_2__TypeDescription_MmsString: (
         T_scsm_8_2__mMSString,
         _f_scsm_8_2__TypeDescription_MmsString,
         None,
     ),
-    _m_scsm_8_2.TypeDescription.OctetString: (
+    C_scsm_8_2__TypeDescription_OctetString: (
         T_scsm_8_2__octet_string,
         _f_scsm_8_2__TypeDescription_OctetString,
         None,
     ),
-    _m_scsm_8_2.TypeDescription.Structure: (
+    C_scsm_8_2__TypeDescription_Structure: (
         T_scsm_8_2__structure,
         _f_scsm_8_2__TypeDescription_Structure,
         None,
     ),
-    _m_scsm_8_2.TypeDescription.Unsigned: (
+    C_scsm_8_2__TypeDescription_Unsigned: (
         T_scsm_8_2__unsigned,
         _f_scsm_8_2__TypeDescription_Unsigned,
         None,
     ),
-    _m_scsm_8_2.TypeDescription.UtcTime: (
+    C_scsm_8_2__TypeDescription_UtcTime: (
         T_scsm_8_2__utc_time,
         _f_scsm_8_2__TypeDescription_UtcTime,
         None,
     ),
-    _m_scsm_8_2.TypeDescription.VisibleString: (
+    C_scsm_8_2__TypeDescription_VisibleString: (
         T_scsm_8_2__visible_string,
         _f_scsm_8_2__TypeDescription_VisibleString,
         None,
@@ -7844,72 +8746,72 @@ _C88 = {
     T_scsm_8_2__semaphore: _d_scsm_8_2__BasicObjectClass_Semaphore,
 }
 _C89 = {
-    _m_scsm_8_2.BasicObjectClass.AccessControlList: (
+    C_scsm_8_2__BasicObjectClass_AccessControlList: (
         T_scsm_8_2__accessControlList,
         _f_scsm_8_2__BasicObjectClass_AccessControlList,
         None,
     ),
-    _m_scsm_8_2.BasicObjectClass.DataExchange: (
+    C_scsm_8_2__BasicObjectClass_DataExchange: (
         T_scsm_8_2__dataExchange,
         _f_scsm_8_2__BasicObjectClass_DataExchange,
         None,
     ),
-    _m_scsm_8_2.BasicObjectClass.Domain: (
+    C_scsm_8_2__BasicObjectClass_Domain: (
         T_scsm_8_2__domain,
         _f_scsm_8_2__BasicObjectClass_Domain,
         None,
     ),
-    _m_scsm_8_2.BasicObjectClass.EventAction: (
+    C_scsm_8_2__BasicObjectClass_EventAction: (
         T_scsm_8_2__eventAction,
         _f_scsm_8_2__BasicObjectClass_EventAction,
         None,
     ),
-    _m_scsm_8_2.BasicObjectClass.EventCondition: (
+    C_scsm_8_2__BasicObjectClass_EventCondition: (
         T_scsm_8_2__eventCondition,
         _f_scsm_8_2__BasicObjectClass_EventCondition,
         None,
     ),
-    _m_scsm_8_2.BasicObjectClass.EventEnrollment: (
+    C_scsm_8_2__BasicObjectClass_EventEnrollment: (
         T_scsm_8_2__eventEnrollment,
         _f_scsm_8_2__BasicObjectClass_EventEnrollment,
         None,
     ),
-    _m_scsm_8_2.BasicObjectClass.Journal: (
+    C_scsm_8_2__BasicObjectClass_Journal: (
         T_scsm_8_2__journal,
         _f_scsm_8_2__BasicObjectClass_Journal,
         None,
     ),
-    _m_scsm_8_2.BasicObjectClass.NamedType: (
+    C_scsm_8_2__BasicObjectClass_NamedType: (
         T_scsm_8_2__namedType,
         _f_scsm_8_2__BasicObjectClass_NamedType,
         None,
     ),
-    _m_scsm_8_2.BasicObjectClass.NamedVariable: (
+    C_scsm_8_2__BasicObjectClass_NamedVariable: (
         T_scsm_8_2__namedVariable,
         _f_scsm_8_2__BasicObjectClass_NamedVariable,
         None,
     ),
-    _m_scsm_8_2.BasicObjectClass.NamedVariableList: (
+    C_scsm_8_2__BasicObjectClass_NamedVariableList: (
         T_scsm_8_2__namedVariableList,
         _f_scsm_8_2__BasicObjectClass_NamedVariableList,
         None,
     ),
-    _m_scsm_8_2.BasicObjectClass.OperatorStation: (
+    C_scsm_8_2__BasicObjectClass_OperatorStation: (
         T_scsm_8_2__operatorStation,
         _f_scsm_8_2__BasicObjectClass_OperatorStation,
         None,
     ),
-    _m_scsm_8_2.BasicObjectClass.ProgramInvocation: (
+    C_scsm_8_2__BasicObjectClass_ProgramInvocation: (
         T_scsm_8_2__programInvocation,
         _f_scsm_8_2__BasicObjectClass_ProgramInvocation,
         None,
     ),
-    _m_scsm_8_2.BasicObjectClass.ScatteredAccess: (
+    C_scsm_8_2__BasicObjectClass_ScatteredAccess: (
         T_scsm_8_2__scatteredAccess,
         _f_scsm_8_2__BasicObjectClass_ScatteredAccess,
         None,
     ),
-    _m_scsm_8_2.BasicObjectClass.Semaphore: (
+    C_scsm_8_2__BasicObjectClass_Semaphore: (
         T_scsm_8_2__semaphore,
         _f_scsm_8_2__BasicObjectClass_Semaphore,
         None,
@@ -7930,22 +8832,22 @@ _C90 = {
     T_scsm_8_2__visible_string: _d_scsm_8_2__Data_VisibleString,
 }
 _C91 = {
-    _m_scsm_8_2.Array: (T_scsm_8_2__array, _f_scsm_8_2__Array, None),
-    _m_scsm_8_2.Data.BinaryTime: (T_scsm_8_2__binary_time, _f_scsm_8_2__Data_BinaryTime, None),
-    _m_scsm_8_2.Data.BitString: (T_scsm_8_2__bit_string, _f_scsm_8_2__Data_BitString, None),
+    C_scsm_8_2__Array: (T_scsm_8_2__array, _f_scsm_8_2__Array, None),
+    C_scsm_8_2__Data_BinaryTime: (T_scsm_8_2__binary_time, _f_scsm_8_2__Data_BinaryTime, None),
+    C_scsm_8_2__Data_BitString: (T_scsm_8_2__bit_string, _f_scsm_8_2__Data_BitString, None),
     bool: (T_scsm_8_2__boolean, None, _t_bool),
-    _m_scsm_8_2.Data.FloatingPoint: (
+    C_scsm_8_2__Data_FloatingPoint: (
         T_scsm_8_2__floating_point,
         _f_scsm_8_2__Data_FloatingPoint,
         None,
     ),
-    _m_scsm_8_2.Data.Integer: (T_scsm_8_2__integer, _f_scsm_8_2__Data_Integer, None),
-    _m_scsm_8_2.Data.MmsString: (T_scsm_8_2__mMSString, _f_scsm_8_2__Data_MmsString, None),
-    _m_scsm_8_2.Data.OctetString: (T_scsm_8_2__octet_string, _f_scsm_8_2__Data_OctetString, None),
-    _m_scsm_8_2.Structure: (T_scsm_8_2__structure, _f_scsm_8_2__Structure, None),
-    _m_scsm_8_2.Data.Unsigned: (T_scsm_8_2__unsigned, _f_scsm_8_2__Data_Unsigned, None),
-    _m_scsm_8_2.Data.UtcTime: (T_scsm_8_2__utc_time, _f_scsm_8_2__Data_UtcTime, None),
-    _m_scsm_8_2.Data.VisibleString: (
+    C_scsm_8_2__Data_Integer: (T_scsm_8_2__integer, _f_scsm_8_2__Data_Integer, None),
+    C_scsm_8_2__Data_MmsString: (T_scsm_8_2__mMSString, _f_scsm_8_2__Data_MmsString, None),
+    C_scsm_8_2__Data_OctetString: (T_scsm_8_2__octet_string, _f_scsm_8_2__Data_OctetString, None),
+    C_scsm_8_2__Structure: (T_scsm_8_2__structure, _f_scsm_8_2__Structure, None),
+    C_scsm_8_2__Data_Unsigned: (T_scsm_8_2__unsigned, _f_scsm_8_2__Data_Unsigned, None),
+    C_scsm_8_2__Data_UtcTime: (T_scsm_8_2__utc_time, _f_scsm_8_2__Data_UtcTime, None),
+    C_scsm_8_2__Data_VisibleString: (
         T_scsm_8_2__visible_string,
         _f_scsm_8_2__Data_VisibleString,
         None,
@@ -7956,8 +8858,8 @@ _C92 = {
     T_scsm_8_2__success: _d_scsm_8_2__Data,
 }
 _C93 = {
-    _m_scsm_8_2.DataAccessError: (T_scsm_8_2__failure, _f_scsm_8_2__DataAccessError, None),
-    _m_scsm_8_2.Data: (T_scsm_8_2__success, _f_scsm_8_2__Data, None),
+    C_scsm_8_2__DataAccessError: (T_scsm_8_2__failure, _f_scsm_8_2__DataAccessError, None),
+    C_scsm_8_2__Data: (T_scsm_8_2__success, _f_scsm_8_2__Data, None),
 }
 _C94 = {
     T_scsm_8_2__hardware_fault: _d_scsm_8_2__DataAccessError_HardwareFault,
@@ -7974,62 +8876,62 @@ _C94 = {
     T_scsm_8_2__type_unsupported: _d_scsm_8_2__DataAccessError_TypeUnsupported,
 }
 _C95 = {
-    _m_scsm_8_2.DataAccessError.HardwareFault: (
+    C_scsm_8_2__DataAccessError_HardwareFault: (
         T_scsm_8_2__hardware_fault,
         _f_scsm_8_2__DataAccessError_HardwareFault,
         None,
     ),
-    _m_scsm_8_2.DataAccessError.InvalidAddress: (
+    C_scsm_8_2__DataAccessError_InvalidAddress: (
         T_scsm_8_2__invalid_address,
         _f_scsm_8_2__DataAccessError_InvalidAddress,
         None,
     ),
-    _m_scsm_8_2.DataAccessError.ObjectAccessDenied: (
+    C_scsm_8_2__DataAccessError_ObjectAccessDenied: (
         T_scsm_8_2__object_access_denied,
         _f_scsm_8_2__DataAccessError_ObjectAccessDenied,
         None,
     ),
-    _m_scsm_8_2.DataAccessError.ObjectAccessUnsupported: (
+    C_scsm_8_2__DataAccessError_ObjectAccessUnsupported: (
         T_scsm_8_2__object_access_unsupported,
         _f_scsm_8_2__DataAccessError_ObjectAccessUnsupported,
         None,
     ),
-    _m_scsm_8_2.DataAccessError.ObjectAttributeInconsistent: (
+    C_scsm_8_2__DataAccessError_ObjectAttributeInconsistent: (
         T_scsm_8_2__object_attribute_inconsistent,
         _f_scsm_8_2__DataAccessError_ObjectAttributeInconsistent,
         None,
     ),
-    _m_scsm_8_2.DataAccessError.ObjectInvalidated: (
+    C_scsm_8_2__DataAccessError_ObjectInvalidated: (
         T_scsm_8_2__object_invalidated,
         _f_scsm_8_2__DataAccessError_ObjectInvalidated,
         None,
     ),
-    _m_scsm_8_2.DataAccessError.ObjectNonExistent: (
+    C_scsm_8_2__DataAccessError_ObjectNonExistent: (
         T_scsm_8_2__object_non_existent,
         _f_scsm_8_2__DataAccessError_ObjectNonExistent,
         None,
     ),
-    _m_scsm_8_2.DataAccessError.ObjectUndefined: (
+    C_scsm_8_2__DataAccessError_ObjectUndefined: (
         T_scsm_8_2__object_undefined,
         _f_scsm_8_2__DataAccessError_ObjectUndefined,
         None,
     ),
-    _m_scsm_8_2.DataAccessError.ObjectValueInvalid: (
+    C_scsm_8_2__DataAccessError_ObjectValueInvalid: (
         T_scsm_8_2__object_value_invalid,
         _f_scsm_8_2__DataAccessError_ObjectValueInvalid,
         None,
     ),
-    _m_scsm_8_2.DataAccessError.TemporarilyUnavailable: (
+    C_scsm_8_2__DataAccessError_TemporarilyUnavailable: (
         T_scsm_8_2__temporarily_unavailable,
         _f_scsm_8_2__DataAccessError_TemporarilyUnavailable,
         None,
     ),
-    _m_scsm_8_2.DataAccessError.TypeInconsistent: (
+    C_scsm_8_2__DataAccessError_TypeInconsistent: (
         T_scsm_8_2__type_inconsistent,
         _f_scsm_8_2__DataAccessError_TypeInconsistent,
         None,
     ),
-    _m_scsm_8_2.DataAccessError.TypeUnsupported: (
+    C_scsm_8_2__DataAccessError_TypeUnsupported: (
         T_scsm_8_2__type_unsupported,
         _f_scsm_8_2__DataAccessError_TypeUnsupported,
         None,
@@ -8040,28 +8942,28 @@ _C96 = {
     T_e2e_4__aes_256_gcm: _d_e2e_4__AeaAlgorithm_Aes256Gcm,
 }
 _C97 = {
-    _m_e2e_4.AeaAlgorithm.Aes128Gcm: (T_e2e_4__aes_128_gcm, _f_e2e_4__AeaAlgorithm_Aes128Gcm, None),
-    _m_e2e_4.AeaAlgorithm.Aes256Gcm: (T_e2e_4__aes_256_gcm, _f_e2e_4__AeaAlgorithm_Aes256Gcm, None),
+    C_e2e_4__AeaAlgorithm_Aes128Gcm: (T_e2e_4__aes_128_gcm, _f_e2e_4__AeaAlgorithm_Aes128Gcm, None),
+    C_e2e_4__AeaAlgorithm_Aes256Gcm: (T_e2e_4__aes_256_gcm, _f_e2e_4__AeaAlgorithm_Aes256Gcm, None),
 }
 _C98 = {
     T_scsm_8_2__typeDescription: _d_scsm_8_2__TypeDescription,
     T_scsm_8_2__typeName: _d_scsm_8_2__ObjectName,
 }
 _C99 = {
-    _m_scsm_8_2.TypeDescription: (T_scsm_8_2__typeDescription, _f_scsm_8_2__TypeDescription, None),
-    _m_scsm_8_2.ObjectName: (T_scsm_8_2__typeName, _f_scsm_8_2__ObjectName, None),
+    C_scsm_8_2__TypeDescription: (T_scsm_8_2__typeDescription, _f_scsm_8_2__TypeDescription, None),
+    C_scsm_8_2__ObjectName: (T_scsm_8_2__typeName, _f_scsm_8_2__ObjectName, None),
 }
 _C100 = {
     T_e2e_4__aes_128_cbc: _d_e2e_4__EncryptionAlgorithm_Aes128Cbc,
     T_e2e_4__aes_256_cbc: _d_e2e_4__EncryptionAlgorithm_Aes256Cbc,
 }
 _C101 = {
-    _m_e2e_4.EncryptionAlgorithm.Aes128Cbc: (
+    C_e2e_4__EncryptionAlgorithm_Aes128Cbc: (
         T_e2e_4__aes_128_cbc,
         _f_e2e_4__EncryptionAlgorithm_Aes128Cbc,
         None,
     ),
-    _m_e2e_4.EncryptionAlgorithm.Aes256Cbc: (
+    C_e2e_4__EncryptionAlgorithm_Aes256Cbc: (
         T_e2e_4__aes_256_cbc,
         _f_e2e_4__EncryptionAlgorithm_Aes256Cbc,
         None,
@@ -8072,12 +8974,12 @@ _C102 = {
     T_scsm_8_2__unnamed: _d_scsm_8_2__AlternateAccessSelection,
 }
 _C103 = {
-    _m_scsm_8_2.AlternateAccess.Choice.Named: (
+    C_scsm_8_2__AlternateAccess_Choice_Named: (
         T_scsm_8_2__named,
         _f_scsm_8_2__AlternateAccess_Choice_Named,
         None,
     ),
-    _m_scsm_8_2.AlternateAccessSelection: (
+    C_scsm_8_2__AlternateAccessSelection: (
         T_scsm_8_2__unnamed,
         _f_scsm_8_2__AlternateAccessSelection,
         None,
@@ -8089,7 +8991,7 @@ _C104 = {
 }
 _C105 = {
     str: (T_scsm_8_2__annotation, None, _t_str),
-    _m_scsm_8_2.EntryContent.EntryForm.Data: (
+    C_scsm_8_2__EntryContent_EntryForm_Data: (
         T_scsm_8_2__data,
         _f_scsm_8_2__EntryContent_EntryForm_Data,
         None,
@@ -8100,8 +9002,8 @@ _C106 = {
     T_scsm_8_2__selectAlternateAccess: _d_scsm_8_2__AlternateAccessSelection_SelectAlternateAccess,
 }
 _C107 = {
-    _m_scsm_8_2.AccessSelection: (T_scsm_8_2__selectAccess, _f_scsm_8_2__AccessSelection, None),
-    _m_scsm_8_2.AlternateAccessSelection.SelectAlternateAccess: (
+    C_scsm_8_2__AccessSelection: (T_scsm_8_2__selectAccess, _f_scsm_8_2__AccessSelection, None),
+    C_scsm_8_2__AlternateAccessSelection_SelectAlternateAccess: (
         T_scsm_8_2__selectAlternateAccess,
         _f_scsm_8_2__AlternateAccessSelection_SelectAlternateAccess,
         None,
@@ -8114,77 +9016,77 @@ _C108 = {
     T_scsm_8_2__indexRange: _d_scsm_8_2__IndexRange,
 }
 _C109 = {
-    _m_scsm_8_2.Null: (T_scsm_8_2__allElements, _f_scsm_8_2__Null, None),
+    C_scsm_8_2__Null: (T_scsm_8_2__allElements, _f_scsm_8_2__Null, None),
     str: (T_scsm_8_2__component, None, _t_str),
     int: (T_scsm_8_2__index, None, _t_int),
-    _m_scsm_8_2.IndexRange: (T_scsm_8_2__indexRange, _f_scsm_8_2__IndexRange, None),
+    C_scsm_8_2__IndexRange: (T_scsm_8_2__indexRange, _f_scsm_8_2__IndexRange, None),
 }
 
 
 #: Root element -> (class, decoder, filler) of every global element.
 ROOTS = {
     "{http://www.iec.ch/61850/2018/SCSM_8_2}MMSpdu": (
-        _m_scsm_8_2.Mmspdu,
+        C_scsm_8_2__Mmspdu,
         _d_scsm_8_2__Mmspdu,
         _f_scsm_8_2__Mmspdu,
     ),
     "{http://www.iec.ch/62351/2018/E2E_4}ApplAbort": (
-        _m_e2e_4.ApplAbort,
+        C_e2e_4__ApplAbort,
         _d_e2e_4__ApplAbort,
         _f_e2e_4__ApplAbort,
     ),
     "{http://www.iec.ch/62351/2018/E2E_4}ApplicationReject": (
-        _m_e2e_4.ApplicationReject,
+        C_e2e_4__ApplicationReject,
         _d_e2e_4__ApplicationReject,
         _f_e2e_4__ApplicationReject,
     ),
     "{http://www.iec.ch/62351/2018/E2E_4}AssociationContext": (
-        _m_e2e_4.AssociationContext,
+        C_e2e_4__AssociationContext,
         _d_e2e_4__AssociationContext,
         _f_e2e_4__AssociationContext,
     ),
     "{http://www.iec.ch/62351/2018/E2E_4}ClearTransfer": (
-        _m_e2e_4.ClearTransfer,
+        C_e2e_4__ClearTransfer,
         _d_e2e_4__ClearTransfer,
         _f_e2e_4__ClearTransfer,
     ),
     "{http://www.iec.ch/62351/2018/E2E_4}DtSecAbort": (
-        _m_e2e_4.DtSecAbort,
+        C_e2e_4__DtSecAbort,
         _d_e2e_4__DtSecAbort,
         _f_e2e_4__DtSecAbort,
     ),
     "{http://www.iec.ch/62351/2018/E2E_4}EncrTransfer": (
-        _m_e2e_4.EncrTransfer,
+        C_e2e_4__EncrTransfer,
         _d_e2e_4__EncrTransfer,
         _f_e2e_4__EncrTransfer,
     ),
     "{http://www.iec.ch/62351/2018/E2E_4}HandshakeAcc": (
-        _m_e2e_4.HandshakeAcc,
+        C_e2e_4__HandshakeAcc,
         _d_e2e_4__HandshakeAcc,
         _f_e2e_4__HandshakeAcc,
     ),
     "{http://www.iec.ch/62351/2018/E2E_4}HandshakeReq": (
-        _m_e2e_4.HandshakeReq,
+        C_e2e_4__HandshakeReq,
         _d_e2e_4__HandshakeReq,
         _f_e2e_4__HandshakeReq,
     ),
     "{http://www.iec.ch/62351/2018/E2E_4}HandshakeSecAbort": (
-        _m_e2e_4.HandshakeSecAbort,
+        C_e2e_4__HandshakeSecAbort,
         _d_e2e_4__HandshakeSecAbort,
         _f_e2e_4__HandshakeSecAbort,
     ),
     "{http://www.iec.ch/62351/2018/E2E_4}HandshakeSecReject": (
-        _m_e2e_4.HandshakeSecReject,
+        C_e2e_4__HandshakeSecReject,
         _d_e2e_4__HandshakeSecReject,
         _f_e2e_4__HandshakeSecReject,
     ),
     "{http://www.iec.ch/62351/2018/E2E_4}ReleaseReq": (
-        _m_e2e_4.ReleaseReq,
+        C_e2e_4__ReleaseReq,
         _d_e2e_4__ReleaseReq,
         _f_e2e_4__ReleaseReq,
     ),
     "{http://www.iec.ch/62351/2018/E2E_4}ReleaseRsp": (
-        _m_e2e_4.ReleaseRsp,
+        C_e2e_4__ReleaseRsp,
         _d_e2e_4__ReleaseRsp,
         _f_e2e_4__ReleaseRsp,
     ),
