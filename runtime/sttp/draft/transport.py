@@ -416,7 +416,7 @@ class _DatagramSink(asyncio.DatagramProtocol):
         self.owner = owner
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.owner._datagram(data)
+        self.owner._datagram(data, addr)
 
 
 class Subscriber:
@@ -664,9 +664,12 @@ class Subscriber:
             self.dropped_batches += 1
         self._queue.put_nowait(batch)
 
-    def _datagram(self, data: bytes) -> None:
+    def _datagram(self, data: bytes, addr: tuple[str, int]) -> None:
         link = self.link
         if link is None or link.session is None:
+            return
+        if link.peer is not None and addr[0] != link.peer[0]:
+            self.bad_datagrams += 1  # only the publisher we are connected to may send data
             return
         if link.cipher is not None:
             try:
@@ -675,9 +678,10 @@ class Subscriber:
                 self.bad_datagrams += 1
                 return
         self.bytes_received += len(data)
+        stats = link.session.stats
+        before = stats.get("bad_datagrams", 0)
         events = link.session.receive_datagram(data)
-        if not events and link.session.stats.get("bad_datagrams"):
-            self.bad_datagrams = link.session.stats["bad_datagrams"]
+        self.bad_datagrams += stats.get("bad_datagrams", 0) - before
         link.handle(events)
 
     async def _request(self, command: int, send: Callable[[float], None], timeout: float) -> Any:

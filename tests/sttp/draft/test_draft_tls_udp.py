@@ -226,3 +226,43 @@ def test_udp_data_channel_with_aes_1000_signals_30fps_10s(pki):
     assert by_channel["udp"] == outcome.received > 0 and by_channel["tcp"] == 0
     assert outcome.wrong == 0 and bad == 0  # loss is only counted; what arrives is exact
     assert outcome.distinct <= outcome.expected
+
+
+@pytest.mark.timeout(20)
+def test_forged_datagrams_are_dropped(pki):
+    from gridbind.generated.sttp import draft_0_8 as wire
+    from gridbind.sttp.draft.security import DatagramCipher
+
+    signal = uuid.uuid4()
+
+    async def main():
+        publisher, subscriber = tls_pair(pki)
+        publisher.define_points({signal: ValueType.DOUBLE})
+        await publisher.start()
+        subscriber.port = publisher.port
+        try:
+            await subscriber.connect()
+            await subscriber.secure_data_channel()
+            await subscriber.subscribe(options={"reliability": "lossy"})
+            [link] = publisher.connections
+            await publisher.wait_for(lambda: link.udp is not None, 5)
+            loop = asyncio.get_running_loop()
+            forger, _ = await loop.create_datagram_endpoint(
+                asyncio.DatagramProtocol, remote_addr=("127.0.0.1", subscriber.udp_port)
+            )
+            plain = wire.build_frame(wire.SendDataPoints(points=[]))
+            forger.sendto(plain)  # not encrypted
+            forger.sendto(DatagramCipher(bytes(32), bytes(16)).encrypt(plain))  # wrong key
+            forger.sendto(b"\x00" * 48)
+            forger.close()
+            await asyncio.sleep(0.2)
+            publisher.publish([Measurement(signal, 2.5, T0)])
+            got = await subscriber.collect(1, 5)
+            return got, subscriber.bad_datagrams, subscriber.session.closed
+        finally:
+            await subscriber.close()
+            await publisher.stop()
+
+    got, bad, closed = run(main())
+    assert [(m.value, m.timestamp) for m in got] == [(2.5, T0)]
+    assert bad == 3 and not closed
