@@ -303,9 +303,10 @@ _EPOCH_1984 = 441763200  # 1984-01-01T00:00:00Z in Unix seconds
 
 
 def _btime_hex(ts: Timestamp) -> str:
-    t = ts.to_float() - _EPOCH_1984
-    days = max(0, int(t // 86400))
-    ms = int(round((t - days * 86400) * 1000))
+    # TimeOfDay counts from 1984-01-01: earlier times (an unset EntryTime is 1970) become 1984.
+    t = min(max(0.0, ts.to_float() - _EPOCH_1984), 65535 * 86400.0)
+    days = min(65535, int(t // 86400))
+    ms = min(86_399_999, int(round((t - days * 86400) * 1000)))
     return ms.to_bytes(4, "big").hex() + days.to_bytes(2, "big").hex()
 
 

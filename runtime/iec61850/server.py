@@ -61,6 +61,10 @@ SERVER_SERVICES = frozenset(CONFIRMED_SERVICES) - {
 }
 
 
+#: Responses that can grow past the PDU size (name lists, directories, file reads page).
+_UNPAGED = frozenset({"read", "getVariableAccessAttributes", "getNamedVariableListAttributes"})
+
+
 def _invoke_id_of(payload: Any) -> int | None:
     """The invokeID of a request the codec refused, when it is readable (for the rejectPDU)."""
     el = payload.find(f"{{{PAYLOAD_NS}}}confirmed-RequestPDU/{{{PAYLOAD_NS}}}invokeID")
@@ -319,7 +323,25 @@ class IedServer:
             answer = ("confirmed-ErrorPDU", invoke_id, ("service", "other", type(exc).__name__))
         finally:
             self.core.done(assoc, invoke_id)
-        self.xmpp.reply(item, _pdu.encode(answer), assoc.id)
+        try:
+            element = _pdu.encode(answer)
+        except (_pdu.PduError, ValueError, OverflowError, TypeError) as exc:
+            log.error("cannot encode the %s response: %s", service, exc)
+            element = _pdu.encode(
+                ("confirmed-ErrorPDU", invoke_id, ("service", "other", "unencodable response"))
+            )
+        if answer[0] == "confirmed-ResponsePDU" and service in _UNPAGED:
+            # Services without paging must still respect the negotiated PDU size.
+            size = len(_pdu.to_bytes(element))
+            if size > assoc.params.max_pdu_size:
+                element = _pdu.encode(
+                    (
+                        "confirmed-ErrorPDU",
+                        invoke_id,
+                        ("service", "pdu-size", f"response of {size} octets"),
+                    )
+                )
+        self.xmpp.reply(item, element, assoc.id)
 
     async def _obtain_file(self, item: Inbound, assoc: Any, invoke_id: int, args: Any) -> None:
         source, dest = args

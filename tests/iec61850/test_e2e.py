@@ -360,6 +360,10 @@ def test_paging_with_small_pdu_and_two_clients(prosody, xmpp_account) -> None:
                 small.request = counting
                 names_small = await small._names("namedVariable", "domainSpecific", "FDR1LD0")
                 assert len(sent) > 3  # moreFollows/continueAfter paging
+                with pytest.raises(ServiceFailed) as err:  # too big for 1024 octets
+                    await small.get_all_data_values("FDR1LD0/LLN0")
+                assert (err.value.error_class, err.value.code) == ("service", "pdu-size")
+                assert (await big.get_all_data_values("FDR1LD0/LLN0"))["ST"]["Mod"]["stVal"] == 1
                 names_big = await big._names("namedVariable", "domainSpecific", "FDR1LD0")
                 assert names_small == names_big and len(names_big) == 172
                 small.name_service = "extendedGetNameList"  # the 8-2 variant, same paging
