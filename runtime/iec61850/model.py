@@ -621,10 +621,10 @@ class ServerModel:
         """The value of a basic attribute as seen through ``fc``."""
         if attr.values_by_sg is not None:
             idx = self.sg_value_index(attr, fc or attr.fc)
-            if fc == "SE" and not idx:
-                raise ModelError(
-                    DataAccessError.TEMPORARILY_UNAVAILABLE, "no setting group selected for edit"
-                )
+            if not idx:
+                # SE before any SelectEditSG shows the active group (writes are still refused):
+                # a whole-LN read must not fail because nobody is editing settings.
+                idx = self.sg_value_index(attr, "SG")
             return attr.values_by_sg.get(idx or 1, attr.value)
         return attr.value
 

@@ -176,3 +176,27 @@ def test_creation_is_bounded(env) -> None:
     assert (err.value.error_class, err.value.code) == ("resource", "capability-unavailable")
     with pytest.raises(ServiceError):
         svc.define_named_variable_list(assoc, ("aa-specific", "big"), member * 300)
+
+
+def test_every_ln_encodes_schema_valid(env) -> None:
+    """Whole LNs (all FCs: values and type descriptions) of the test and demo SCL encode into
+    schema-valid PDUs: no basic type is left without a correct MMS mapping."""
+    from gridbind.iec61850.demo import DEMO_SCL
+    from gridbind.iec61850.pdu import encode
+    from gridbind.iec61850.services.mmsview import data_value, type_description
+    from test_pdu import valid
+
+    svc, _ = env
+    for model in (svc.model, load_scl(DEMO_SCL)):
+        for ln in model.iter_nodes():
+            valid(
+                encode(
+                    ("confirmed-ResponsePDU", 1, "read", [("success", data_value(model, ln, ""))])
+                )
+            )
+            valid(
+                encode(
+                    ("confirmed-ResponsePDU", 1, "getVariableAccessAttributes",
+                     (False, type_description(ln, "")))
+                )
+            )  # fmt: skip
