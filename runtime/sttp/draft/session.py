@@ -1081,6 +1081,8 @@ class SubscriberSession(_Session):
         self._bulk: dict[uuid.UUID, tuple[int, int, bytearray]] = {}
         self.unmapped = 0
         self.received = {"tcp": 0, "udp": 0}
+        #: Why the last dropped datagram was refused.
+        self.last_datagram_error = ""
 
     # negotiation
     def _command(self, code: int, payload: bytes, now: float) -> list[Event]:
@@ -1278,7 +1280,7 @@ class SubscriberSession(_Session):
                 raise PacketError(f"{_name(code)} on the data channel")
         except (FrameError, PacketError, FragmentError) as exc:
             self.stats["bad_datagrams"] = self.stats.get("bad_datagrams", 0) + 1
-            self.close_reason = str(exc)
+            self.last_datagram_error = str(exc)
             return []
         return self._points(points, "udp")
 
