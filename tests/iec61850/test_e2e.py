@@ -477,6 +477,9 @@ def test_presence_loss_aborts_and_resumption_keeps(prosody, xmpp_account) -> Non
             assert len(server.core.associations) == 1
             aborted = [e for e in events if getattr(e, "how", "") == "aborted"]
             assert aborted and aborted[0].association.id == gone.id
+            assert not gone.open  # the client lost its link too: its side aborted as well
+            with pytest.raises(AssociationAborted):
+                await gone.get_server_directory()
             await other.close()
             assert await ied.get_server_directory()
 
