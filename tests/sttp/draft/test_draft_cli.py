@@ -110,3 +110,78 @@ def test_cli_subscribe_reports_a_refused_connection():
     )
     assert done.returncode == 1 and "error:" in done.stderr
     assert time.monotonic() - started < 10
+
+
+@pytest.mark.timeout(40)
+def test_cli_publishes_a_csv_file(tmp_path):
+    import json
+    import uuid
+
+    signals = [uuid.uuid4() for _ in range(5)]
+    source = tmp_path / "source.csv"
+    with source.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["signal_id", "timestamp", "value", "flags"])
+        for frame in range(10):
+            for k, signal in enumerate(signals):
+                writer.writerow([signal, 638_000_000_000_000_000 + frame, frame * 10 + k / 4, k])
+    port = free_port()
+    common = ["--profile", "draft-0.8", "--port", str(port)]
+    publisher = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gridbind",
+            "sttp",
+            "publish",
+            *common,
+            "--csv",
+            str(source),
+            "--rate",
+            "20",
+            "--wait-subscribers",
+            "1",
+            "--stats",
+            "0",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert "publishing on" in publisher.stderr.readline()
+        out = tmp_path / "out.jsonl"
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "gridbind",
+                "sttp",
+                "subscribe",
+                *common,
+                "--count",
+                "50",
+                "--output",
+                "jsonl",
+                "--out",
+                str(out),
+                "--seconds",
+                "15",
+                "--stats",
+                "0",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert publisher.wait(15) == 0
+    finally:
+        publisher.kill()
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    got = sorted((r["timestamp"], r["signal_id"], r["value"], r["flags"]) for r in rows)
+    expected = sorted(
+        (638_000_000_000_000_000 + f, str(s), f * 10 + k / 4, k)
+        for f in range(10)
+        for k, s in enumerate(signals)
+    )
+    assert got == expected
