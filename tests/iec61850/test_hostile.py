@@ -69,6 +69,10 @@ HOSTILE = [
     ("get", req(NAME_LIST.format(i=7) * 2, "A")),
     ("get", req("<cancel-RequestPDU>5</cancel-RequestPDU>", "A")),
     ("get", req("<conclude-RequestPDU/>", "A")),  # conclude travels in iq set: bad-request
+    ("set", req("<confirmed-RequestPDU><invokeID>3</invokeID><service><write>"
+                "<variableAccessSpecification><listOfVariable/></variableAccessSpecification>"
+                "<listOfData><Data><visible-string>" + "x" * 150_000 + "</visible-string></Data>"
+                "</listOfData></write></service></confirmed-RequestPDU>", "A")),  # > codec limit
     ("get", req("<initiate-RequestPDU/>", "C")),
 ]  # fmt: skip
 
