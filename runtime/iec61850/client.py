@@ -39,6 +39,7 @@ from .association import (
     InitiateParams,
 )
 from .model import Timestamp
+from .references import parse_reference
 from .xmpp import IecXmpp, Inbound, StanzaError, XmppError, XmppSettings, stanza_for_pdu
 
 __all__ = [
@@ -105,26 +106,22 @@ def mms_name(reference: str, fc: str | None = None) -> tuple:
     """``LD/LN[.DO.DA]`` + FC -> domain-specific ObjectName ``(LD, LN$FC$DO$DA)``.
 
     ``LD/LN.DO.arr(3)`` names one element of an array attribute (alternateAccess index 3).
+    Syntax and length limits are checked by :func:`gridbind.iec61850.references.parse_reference`
+    (a ``ValueError``); the FC is left to the server to judge, so that FC ``XX`` gets its answer.
     """
-    if reference.endswith(")") and "(" in reference:
-        base, _, index = reference[:-1].rpartition("(")
-        if not index.isdigit():
-            raise ValueError(f"bad array index in {reference!r}")
-        return mms_name(base, fc) + (int(index),)
-    ld, sep, rest = reference.partition("/")
-    if not sep or not ld or not rest:
-        raise ValueError(f"not an ObjectReference: {reference!r}")
-    if len(reference) > 129:
-        raise ValueError("ObjectReference longer than 129 characters")
-    ln, _, path = rest.partition(".")
-    item = ln
-    if fc:
-        item += "$" + fc
-    if path:
-        if not fc:
-            raise ValueError("a data reference needs a functional constraint")
-        item += "$" + path.replace(".", "$")
-    return ("domain-specific", ld, item)
+    ref = parse_reference(reference)
+    indexes = [i for i, (_, index) in enumerate(ref.path) if index is not None]
+    if indexes and indexes != [len(ref.path) - 1]:
+        raise ValueError(f"{reference}: only the last element may carry an array index")
+    names = [name for name, _ in ref.path]
+    if names and not fc:
+        raise ValueError("a data reference needs a functional constraint")
+    item = "$".join([ref.ln, *([fc] if fc else []), *names])
+    if len(item) > 64:
+        raise ValueError(f"itemId of {len(item)} characters exceeds 64")
+    if indexes:
+        return ("domain-specific", ref.ld, item, ref.path[-1][1])
+    return ("domain-specific", ref.ld, item)
 
 
 def dataset_name(reference: str) -> tuple:

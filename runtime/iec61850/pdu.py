@@ -14,11 +14,11 @@ the receiver turns into a rejectPDU; it never propagates as another exception ty
 from __future__ import annotations
 
 import re
-import struct
 import xml.etree.ElementTree as ET
 from typing import Any
 
 from .association import InitiateParams, bits_to_services, services_to_bits
+from .mmsdata import MmsDataError, floating_point_octets, floating_point_value
 from .model import Timestamp
 from .xmpp import PAYLOAD_NS
 
@@ -286,9 +286,11 @@ def _read_file_name(el: ET.Element) -> list[str]:
 
 # ---------------------------------------------------------------- Data
 def _float_hex(value: float, width: int) -> str:
-    if width == 64:
-        return "0b" + struct.pack(">d", value).hex()
-    return "08" + struct.pack(">f", value).hex()
+    # The 8-1 layout (exponent-width octet + IEEE 754) is decided in one place: mmsdata.
+    try:
+        return floating_point_octets(value, 64 if width == 64 else 32).hex()
+    except MmsDataError as exc:
+        raise PduError(str(exc)) from None
 
 
 def _utc_hex(ts: Timestamp) -> str:
@@ -363,11 +365,10 @@ def _read_data(el: ET.Element, depth: int = 0) -> tuple:
         return (kind, _int(alt, lo=0))
     if kind == "floating-point":
         raw = _hex(alt)
-        if len(raw) == 5 and raw[0] == 8:
-            return (kind, struct.unpack(">f", raw[1:])[0], 32)
-        if len(raw) == 9 and raw[0] == 11:
-            return (kind, struct.unpack(">d", raw[1:])[0], 64)
-        raise PduError("floating-point must be 5 (08+float32) or 9 (0b+float64) octets")
+        try:
+            return (kind, floating_point_value(raw), 32 if len(raw) == 5 else 64)
+        except MmsDataError as exc:
+            raise PduError(str(exc)) from None
     if kind == "bit-string":
         bits = _bits(alt)
         if not bits:
