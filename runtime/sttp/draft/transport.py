@@ -48,8 +48,8 @@ from gridbind.sttp.draft.session import (
     PublisherSession,
     SessionClosed,
     SubscriberSession,
-    _Session,
 )
+from gridbind.sttp.draft.core import _Session
 from gridbind.sttp.measurement import Measurement
 
 __all__ = ["CommandError", "Publisher", "SessionError", "Subscriber", "SubscriptionRefused"]

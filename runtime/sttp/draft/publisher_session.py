@@ -1,0 +1,618 @@
+"""The publisher end of a draft-profile connection (sans-IO): negotiation as the initiator,
+subscriptions, RuntimeIDMapping, publication with characteristics, metadata answers, access
+control, SecureDataChannel keys, verification receipts and BulkTransport."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from gridbind.generated.sttp import draft_0_8 as wire
+from gridbind.sttp.draft.access import ANONYMOUS, AccessControl
+from gridbind.sttp.draft.characteristics import (
+    CharacteristicsError,
+    Options,
+    PointFilter,
+    Policy,
+)
+from gridbind.sttp.draft.core import (
+    _MAPPING_CHUNK,
+    _MAX_RECIPE,
+    _RECEIPT,
+    _TYPE_NAMES,
+    ALGORITHM_VERSIONS,
+    CC,
+    NS,
+    SM,
+    SSC,
+    STATEFUL,
+    STATELESS,
+    _coerce,
+    _modes,
+    _name,
+    _names,
+    _Session,
+    _Terminate,
+)
+from gridbind.sttp.draft.events import (
+    DataChannelSecured,
+    Event,
+    NegotiationComplete,
+    SubscriptionChanged,
+    VerificationTimedOut,
+    Verified,
+)
+from gridbind.sttp.draft.metadata import (
+    MetadataDatabase,
+    MetadataError,
+    MetaTable,
+    decode_result,
+)
+from gridbind.sttp.draft.packets import MAX_RAW_PACKET, DataEncoder, WirePoint
+from gridbind.sttp.encoding import ValueType
+from gridbind.sttp.measurement import Measurement
+
+__all__ = ["Catalog", "PublisherSession"]
+
+
+@dataclass
+class _Subscribed:
+    runtime_id: int
+    value_type: int
+    options: Options
+    verify: bool
+    filter: PointFilter
+
+
+@dataclass
+class Catalog:
+    """The publisher's points: value types, metadata, access control, characteristics policy."""
+
+    metadata: MetadataDatabase
+    access: AccessControl = field(default_factory=AccessControl.allow_all)
+    policy: Policy = field(default_factory=Policy)
+    value_types: dict[uuid.UUID, int] = field(default_factory=dict)
+    #: Column of the DataPoint table that names the point id.
+    key_column: str = "PointID"
+
+    def datapoint_table(self) -> MetaTable | None:
+        """The DataPoint table, when defined."""
+        try:
+            return self.metadata.table("DataPoint")
+        except MetadataError:
+            return None
+
+    def row(self, point: uuid.UUID) -> dict[str, Any] | None:
+        """DataPoint metadata row of ``point``."""
+        table = self.datapoint_table()
+        return None if table is None else table.rows.get(point)
+
+    def points(self) -> list[uuid.UUID]:
+        """Every point the publisher offers."""
+        table = self.datapoint_table()
+        known = list(self.value_types)
+        if table is not None:
+            seen = set(known)
+            known += [p for p in table.rows if p not in seen]
+        return known
+
+    def value_type(self, point: uuid.UUID) -> int:
+        """ValueTypeCode of ``point``: declared, else its metadata ``DataType``, else Single."""
+        declared = self.value_types.get(point)
+        if declared is not None:
+            return declared
+        row = self.row(point)
+        if row is not None:
+            name = str(row.get("DataType") or "").upper()
+            if name in _TYPE_NAMES:
+                return _TYPE_NAMES[name]
+        return ValueType.SINGLE
+
+    def is_angle(self, point: uuid.UUID) -> bool:
+        """Whether the metadata says ``point`` is a phase angle (for filtered down-sampling)."""
+        row = self.row(point)
+        if row is None:
+            return False
+        kind = str(row.get("Signal Type") or row.get("SignalType") or "").upper()
+        return kind in ("PA", "VPHA", "IPHA")
+
+
+class PublisherSession(_Session):
+    """The publisher end of one connection.
+
+    Options: ``versions`` offered, ``stateful``/``stateless`` algorithm names offered,
+    ``udp`` (whether a UDP data channel is supported), ``identity`` of the peer for access
+    control, time-outs in seconds, ``max_payload`` of a frame.
+    """
+
+    role = "publisher"
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        *,
+        now: float = 0.0,
+        identity: str = ANONYMOUS,
+        versions: Sequence[tuple[int, int]] = ((1, 0),),
+        stateful: Sequence[str] = STATEFUL,
+        stateless: Sequence[str] = STATELESS,
+        udp: bool = True,
+        tls: bool = False,
+        negotiation_timeout: float = 5.0,
+        response_timeout: float = 10.0,
+        keepalive_interval: float | None = None,
+        noop_timeout: float = 5.0,
+        verification_timeout: float = 5.0,
+        max_payload: int = MAX_RAW_PACKET,
+    ) -> None:
+        super().__init__(
+            now=now,
+            negotiation_timeout=negotiation_timeout,
+            response_timeout=response_timeout,
+            keepalive_interval=keepalive_interval,
+            noop_timeout=noop_timeout,
+            max_payload=max_payload,
+        )
+        self.catalog = catalog
+        self.identity = identity
+        self.tls = tls
+        self.versions = [tuple(v) for v in versions]
+        self.offer_stateful = list(stateful)
+        self.offer_stateless = list(stateless)
+        self.udp = udp
+        self.verification_timeout = verification_timeout
+        self._step = "versions"
+        self._points: dict[uuid.UUID, _Subscribed] = {}
+        self._by_runtime: dict[int, uuid.UUID] = {}
+        self._free_ids: list[int] = []
+        self._next_id = 0
+        self._recipe: list[tuple[int, int, Any, Options]] = []
+        self.ever_subscribed = False
+        self.udp_key: tuple[bytes, bytes] | None = None
+        self._tcp: DataEncoder | None = None
+        self._udp: DataEncoder | None = None
+        self._datagrams: list[bytes] = []
+        self._verify_pending: dict[tuple[int, int], float] = {}
+        self._bulk_seq = 0
+        self.published = {"tcp": 0, "udp": 0}
+        #: Data points published per priority level (the seed's recommended statistics).
+        self.published_by_priority = [0] * 8
+        #: Values held back by exception (deadband) or down-sampling.
+        self.suppressed = 0
+        self._send(
+            wire.NegotiateSession(
+                sub_command=NS.ProtocolVersions,
+                body=wire.ProtocolVersions(versions=[wire.Version(*v) for v in self.versions]),
+            )
+        )
+
+    @property
+    def subscribed_points(self) -> list[uuid.UUID]:
+        """Points currently subscribed by this peer."""
+        return list(self._points)
+
+    def configured(self) -> dict[str, Any]:
+        """Subscribed points per characteristic (the seed's recommended statistics)."""
+        by_priority = [0] * 8
+        counts = {"lossy": 0, "verified": 0, "exception": 0, "downsampled": 0}
+        for entry in self._points.values():
+            options = entry.options
+            by_priority[options.priority] += 1
+            counts["lossy"] += options.lossy
+            counts["verified"] += entry.verify
+            counts["exception"] += options.exception
+            counts["downsampled"] += bool(options.resolution)
+        return {"by_priority": by_priority, **counts}
+
+    def runtime_id(self, point: uuid.UUID) -> int | None:
+        """Runtime ID assigned to ``point`` in this session."""
+        entry = self._points.get(point)
+        return None if entry is None else entry.runtime_id
+
+    def datagrams_to_send(self) -> list[bytes]:
+        """Frames for the UDP data channel (one per datagram); empties the queue."""
+        out, self._datagrams = self._datagrams, []
+        return out
+
+    # negotiation
+    def _succeeded(self, ok: wire.RequestSucceeded, now: float) -> list[Event]:
+        if ok.command == CC.NegotiateSession and self.negotiated is None:
+            return self._negotiation_reply(ok.data, now)
+        if self.negotiated is None:
+            raise _Terminate(CC.RequestSucceeded, "response before session negotiation completed")
+        if ok.command == CC.SendDataPoints:
+            return self._receipts(ok.data)
+        return super()._succeeded(ok, now)
+
+    def _failed(self, failed: wire.RequestFailed, now: float) -> list[Event]:
+        events = super()._failed(failed, now)
+        if self.negotiated is None and failed.command == CC.NegotiateSession and not self.closed:
+            events += self._close(f"subscriber refused negotiation: {failed.reason}", True)
+        return events
+
+    def _negotiation_reply(self, data: bytes, now: float) -> list[Event]:
+        if self._step == "versions":
+            chosen = wire.ProtocolVersions.parse(data)
+            picked = [(v.major, v.minor) for v in chosen.versions]
+            if len(picked) != 1 or picked[0] not in self.versions:
+                return self._terminate(CC.NegotiateSession, f"unacceptable protocol {picked}")
+            self.version = picked[0]
+            self._step = "modes"
+            self._send(
+                wire.NegotiateSession(
+                    sub_command=NS.OperationalModes,
+                    body=_modes(int(self.udp), self.offer_stateful, self.offer_stateless),
+                )
+            )
+            return []
+        if self._step != "modes":
+            raise _Terminate(CC.NegotiateSession, "unexpected negotiation reply")
+        modes = wire.OperationalModes.parse(data)
+        stateful, stateless = _names(modes.stateful), _names(modes.stateless)
+        offered_sf = {(n, ALGORITHM_VERSIONS[n]) for n in self.offer_stateful}
+        offered_sl = {(n, ALGORITHM_VERSIONS[n]) for n in self.offer_stateless}
+        if len(stateful) != 1 or stateful[0] not in offered_sf:
+            return self._terminate(CC.NegotiateSession, f"unacceptable stateful mode {stateful}")
+        if len(stateless) != 1 or stateless[0] not in offered_sl:
+            return self._terminate(CC.NegotiateSession, f"unacceptable stateless mode {stateless}")
+        if stateless[0][0] == "TSSC":
+            return self._terminate(CC.NegotiateSession, "TSSC cannot be stateless")
+        if modes.udp_port and not self.udp:
+            return self._terminate(CC.NegotiateSession, "this publisher does not support UDP")
+        self._succeed(CC.NegotiateSession)
+        self._step = "done"
+        self._tcp = DataEncoder(stateful[0][0], stateful=True, max_payload=self.max_payload)
+        if modes.udp_port:
+            self._udp = DataEncoder(stateless[0][0], stateful=False, max_payload=self.max_payload)
+        return self._negotiation_done(
+            NegotiationComplete(self.version, stateful[0][0], stateless[0][0], modes.udp_port)
+        )
+
+    # commands
+    def _command(self, code: int, payload: bytes, now: float) -> list[Event]:
+        if self.negotiated is None:
+            raise _Terminate(code, f"{_name(code)} before session negotiation completed")
+        message = wire.parse_payload(code, payload)
+        if code == CC.Subscribe:
+            return self._subscribe(message)
+        if code == CC.GetMetadataSchema:
+            self._send(
+                wire.GetMetadataSchemaResponse(
+                    schema=self.catalog.metadata.schema(message.include_schema)
+                )
+            )
+            return []
+        if code == CC.GetMetadata:
+            return self._get_metadata(message)
+        if code == CC.SecureDataChannel:
+            return self._secure_data_channel()
+        raise _Terminate(code, f"{_name(code)} is not handled by a publisher")
+
+    def _secure_data_channel(self) -> list[Event]:
+        if not self.negotiated or not self.negotiated.udp_port:
+            self._refuse(
+                CC.SecureDataChannel,
+                "data channel functions can only be secured when a lossy communications "
+                "protocol (UDP) has been established",
+            )
+            return []
+        if not self.tls:
+            self._refuse(
+                CC.SecureDataChannel,
+                "data channel functions can only be secured when command channel functions are "
+                "already secured using TLS",
+            )
+            return []
+        if self.ever_subscribed:
+            self._refuse(
+                CC.SecureDataChannel,
+                "data channel functions cannot be secured after a subscription has already "
+                "been initiated",
+            )
+            return []
+        key, iv = os.urandom(32), os.urandom(16)
+        self.udp_key = (key, iv)
+        self._succeed(CC.SecureDataChannel, "keys", wire.DataChannelKeys(key=key, iv=iv).build())
+        return [DataChannelSecured(key, iv)]
+
+    def _get_metadata(self, request: wire.GetMetadata) -> list[Event]:
+        def visible(table: MetaTable, row: Mapping[str, Any]) -> bool:
+            if table.name.upper() != "DATAPOINT":
+                return True
+            return self.catalog.access.allowed(self.identity, row[table.key], row)
+
+        try:
+            items = self.catalog.metadata.answer(request, visible)
+        except MetadataError as exc:
+            self._refuse(CC.GetMetadata, "bad metadata query", details=str(exc))
+            return []
+        batch: list[wire.MetadataResponseItem] = []
+        size = 0
+        for item in items:
+            item_size = len(item.build())
+            if batch and size + item_size > self.max_payload - 16:
+                self._send(wire.GetMetadataResponse(items=batch))
+                batch, size = [], 0
+            batch.append(item)
+            size += item_size
+        self._send(wire.GetMetadataResponse(items=batch))
+        return []
+
+    def _subscribe(self, request: wire.Subscribe) -> list[Event]:
+        recipe = list(self._recipe)
+        options = Options()
+        named: dict[str, str] = {}
+        for item in request.items:
+            if item.sub_command == SSC.ConfigureOptions:
+                pairs = {nv.name: nv.value for nv in item.body.items}
+                if item.mode == SM.Replace:
+                    named = dict(pairs)
+                elif item.mode == SM.Append:
+                    named.update(pairs)
+                else:
+                    for name in pairs:
+                        named.pop(name, None)
+                try:
+                    options = Options.from_named(named)
+                except CharacteristicsError as exc:
+                    self._refuse(CC.Subscribe, "bad subscription options", details=str(exc))
+                    return []
+                granted = self.catalog.policy.review(options)
+                if granted != options:
+                    proposed = wire.SttpNamedSet(
+                        items=[
+                            wire.NamedValue(name=k, value=v) for k, v in granted.to_named().items()
+                        ]
+                    )
+                    self._refuse(
+                        CC.Subscribe,
+                        "requested characteristics refused; proposed values attached",
+                        proposed.build(),
+                    )
+                    return []
+                continue
+            if item.mode == SM.Replace:
+                recipe = []
+            recipe.append((item.mode, item.sub_command, item.body, options))
+        if len(recipe) > _MAX_RECIPE:
+            self._refuse(CC.Subscribe, "subscription too fragmented; use Replace")
+            return []
+        try:
+            wanted = self._evaluate(recipe)
+        except MetadataError as exc:
+            self._refuse(CC.Subscribe, "bad subscription query", details=str(exc))
+            return []
+        self._recipe = recipe
+        self.ever_subscribed = True
+        events = self._apply(wanted)
+        self._succeed(CC.Subscribe, f"{len(self._points)} data points subscribed")
+        return events
+
+    def _evaluate(self, recipe: list[tuple[int, int, Any, Options]]) -> dict[uuid.UUID, Options]:
+        catalog = self.catalog
+        wanted: dict[uuid.UUID, Options] = {}
+        offered = catalog.points()
+        offered_set = set(offered)
+        for mode, kind, body, options in recipe:
+            if kind == SSC.AllDataPoints:
+                selected = offered
+            elif kind == SSC.DataPointByID:
+                selected = [p for p in body if p in offered_set]
+            else:
+                selected = self._query(body)
+            if mode == SM.Remove:
+                for point in selected:
+                    wanted.pop(point, None)
+            else:
+                for point in selected:
+                    wanted[point] = options
+        return {
+            p: o
+            for p, o in wanted.items()
+            if catalog.access.allowed(self.identity, p, catalog.row(p))
+        }
+
+    def _query(self, text: str) -> list[uuid.UUID]:
+        table = self.catalog.datapoint_table()
+        if table is None:
+            raise MetadataError("no DataPoint table to query")
+        request = wire.GetMetadata(query=text)
+        items = self.catalog.metadata.answer(request)
+        result = decode_result(items)
+        if result.table is None or result.table.name.upper() != "DATAPOINT":
+            raise MetadataError("a subscription query must select from the DataPoint table")
+        return [row[table.key] for row in result.rows]
+
+    def _apply(self, wanted: dict[uuid.UUID, Options]) -> list[Event]:
+        added: list[wire.DataPointKey] = []
+        removed: list[wire.DataPointKey] = []
+        for point in list(self._points):
+            if point not in wanted:
+                entry = self._points.pop(point)
+                del self._by_runtime[entry.runtime_id]
+                self._free_ids.append(entry.runtime_id)
+                removed.append(
+                    wire.DataPointKey(
+                        runtime_id=entry.runtime_id,
+                        point_id=point,
+                        value_type=wire.ValueTypeCode(entry.value_type),
+                        flags=wire.StateFlags(0),
+                    )
+                )
+        verified = self.catalog.policy.verified_points
+        for point, options in wanted.items():
+            entry = self._points.get(point)
+            value_type = self.catalog.value_type(point)
+            if entry is not None and entry.options == options and entry.value_type == value_type:
+                continue
+            if entry is None:
+                if self._free_ids:
+                    runtime_id = self._free_ids.pop()
+                else:
+                    runtime_id = self._next_id
+                    self._next_id += 1
+                entry = _Subscribed(
+                    runtime_id,
+                    value_type,
+                    options,
+                    point in verified,
+                    self._filter(point, options),
+                )
+                self._points[point] = entry
+                self._by_runtime[runtime_id] = point
+            else:
+                entry.options = options
+                entry.value_type = value_type
+                entry.filter = self._filter(point, options)
+            added.append(
+                wire.DataPointKey(
+                    runtime_id=entry.runtime_id,
+                    point_id=point,
+                    value_type=wire.ValueTypeCode(entry.value_type),
+                    flags=wire.StateFlags(options.state_flags(entry.verify)),
+                )
+            )
+        keys = removed + added
+        for start in range(0, len(keys), _MAPPING_CHUNK):
+            self._send(wire.RuntimeIDMapping(points=keys[start : start + _MAPPING_CHUNK]))
+        if keys:
+            return [SubscriptionChanged(list(self._points))]
+        return []
+
+    def _filter(self, point: uuid.UUID, options: Options) -> PointFilter:
+        if options.resolution and not options.angle and self.catalog.is_angle(point):
+            from dataclasses import replace
+
+            return PointFilter(replace(options, angle=True))
+        return PointFilter(options)
+
+    def access_changed(self) -> list[Event]:
+        """Re-evaluate the subscription after metadata or access rules changed."""
+        if self.negotiated is None or self.closed:
+            return []
+        try:
+            wanted = self._evaluate(self._recipe)
+        except MetadataError:
+            wanted = {}
+        return self._apply(wanted)
+
+    # data
+    def publish(self, measurements: Iterable[Measurement], now: float = 0.0) -> int:
+        """Queue the subscribed measurements; returns how many data points were queued."""
+        if self.negotiated is None or self.closed or not self._points:
+            return 0
+        points = self._points
+        tcp: list[WirePoint] = []
+        udp: list[WirePoint] = []
+        verified: list[WirePoint] = []
+        prioritised = False
+        use_udp = self._udp is not None
+        for m in measurements:
+            entry = points.get(m.signal_id)
+            if entry is None:
+                continue
+            if entry.filter.passthrough:
+                out = [(m.timestamp, m.value, m.flags)]
+            else:
+                out = entry.filter.offer(m.timestamp, m.value, m.flags)
+            options = entry.options
+            if options.priority:
+                prioritised = True
+            if not out:
+                self.suppressed += 1
+            self.published_by_priority[options.priority] += len(out)
+            for stamp, value, quality in out:
+                try:
+                    value = _coerce(entry.value_type, value)
+                except (TypeError, ValueError, OverflowError):
+                    self.stats["rejected"] = self.stats.get("rejected", 0) + 1
+                    continue
+                point = WirePoint(entry.runtime_id, entry.value_type, stamp, value, quality)
+                if entry.verify:
+                    verified.append(point)
+                    self._verify_pending[(entry.runtime_id, stamp)] = (
+                        now + self.verification_timeout
+                    )
+                elif options.lossy and use_udp:
+                    udp.append(point)
+                else:
+                    tcp.append(point)
+        if prioritised:
+            tcp.sort(key=lambda p: -self._points[self._by_runtime[p.runtime_id]].options.priority)
+        assert self._tcp is not None
+        if tcp:
+            self._send_frames(self._tcp.encode(tcp))
+        if verified:
+            basic = DataEncoder("NONE", stateful=True, max_payload=self.max_payload)
+            self._send_frames(basic.encode(verified))
+        if udp and self._udp is not None:
+            self._datagrams.extend(self._udp.encode(udp))
+        self.published["tcp"] += len(tcp) + len(verified)
+        self.published["udp"] += len(udp)
+        return len(tcp) + len(udp) + len(verified)
+
+    def _receipts(self, data: bytes) -> list[Event]:
+        if len(data) % _RECEIPT.size:
+            raise _Terminate(CC.RequestSucceeded, "malformed verification receipt")
+        events: list[Event] = []
+        for offset in range(0, len(data), _RECEIPT.size):
+            runtime_id, stamp = _RECEIPT.unpack_from(data, offset)
+            if self._verify_pending.pop((runtime_id, stamp), None) is not None:
+                point = self._by_runtime.get(runtime_id)
+                if point is not None:
+                    events.append(Verified(point, stamp))
+        return events
+
+    def next_deadline(self) -> float | None:
+        """Earliest timer including verification receipts."""
+        base = super().next_deadline()
+        if self._verify_pending:
+            first = min(self._verify_pending.values())
+            return first if base is None else min(base, first)
+        return base
+
+    def tick(self, now: float) -> list[Event]:
+        """Time-outs, keep-alive and overdue verification receipts."""
+        events = super().tick(now)
+        expired = [k for k, t in self._verify_pending.items() if now >= t]
+        for key in expired:
+            del self._verify_pending[key]
+            point = self._by_runtime.get(key[0])
+            if point is not None:
+                events.append(VerificationTimedOut(point, key[1]))
+        return events
+
+    def send_bulk(self, data: bytes, fundamental_type: int = ValueType.STTP_BUFFER) -> uuid.UUID:
+        """Send a large buffer (e.g. a file) with BulkTransport; returns its transfer id."""
+        if self.negotiated is None:
+            raise RuntimeError("session negotiation has not completed")
+        transfer = uuid.uuid4()
+        BTS = wire.BulkTransportSubCommand
+        self._send(
+            wire.BulkTransport(
+                item=wire.BulkTransportItem(
+                    sub_command=BTS.BeginSend,
+                    body=wire.BulkBeginSend(
+                        id=transfer,
+                        fundamental_type=wire.ValueTypeCode(fundamental_type),
+                        length=len(data),
+                    ),
+                )
+            )
+        )
+        step = self.max_payload - 64
+        for offset in range(0, len(data), step):
+            self._send(
+                wire.BulkTransport(
+                    item=wire.BulkTransportItem(
+                        sub_command=BTS.SendFragment,
+                        body=wire.BulkSendFragment(
+                            id=transfer, offset=offset, data=data[offset : offset + step]
+                        ),
+                    )
+                )
+            )
+        return transfer

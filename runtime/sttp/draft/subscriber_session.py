@@ -1,0 +1,344 @@
+"""The subscriber end of a draft-profile connection (sans-IO): negotiation as the responder,
+requests (Subscribe, metadata, SecureDataChannel), RuntimeIDMapping, data on both channels,
+fragments, verification receipts and BulkTransport reassembly."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from gridbind.codegen.support import ConstraintError, WireError
+from gridbind.generated.sttp import draft_0_8 as wire
+from gridbind.sttp.draft.core import (
+    _RECEIPT,
+    ALGORITHM_VERSIONS,
+    CC,
+    NS,
+    STATEFUL,
+    STATELESS,
+    _modes,
+    _name,
+    _names,
+    _Session,
+    _Terminate,
+)
+from gridbind.sttp.draft.events import (
+    BulkReceived,
+    CommandFailed,
+    CommandSucceeded,
+    DataChannelSecured,
+    DataPointsReceived,
+    Event,
+    MappingChanged,
+    MetadataReceived,
+    MetadataSchemaReceived,
+    NegotiationComplete,
+)
+from gridbind.sttp.draft.framing import FrameError, FrameReader
+from gridbind.sttp.draft.packets import (
+    MAX_RAW_PACKET,
+    DataDecoder,
+    FragmentError,
+    PacketError,
+    WirePoint,
+    assembler,
+)
+from gridbind.sttp.measurement import Measurement
+
+__all__ = ["SubscriberSession"]
+
+
+class SubscriberSession(_Session):
+    """The subscriber end of one connection.
+
+    ``versions`` supported, ``stateful``/``stateless`` algorithm preferences (first offered
+    one wins), ``udp_port`` the local UDP port for the data channel (0: none), time-outs in
+    seconds, ``max_bulk`` bytes accepted per BulkTransport.
+    """
+
+    role = "subscriber"
+
+    def __init__(
+        self,
+        *,
+        now: float = 0.0,
+        versions: Sequence[tuple[int, int]] = ((1, 0),),
+        stateful: Sequence[str] = STATEFUL,
+        stateless: Sequence[str] = STATELESS,
+        udp_port: int = 0,
+        negotiation_timeout: float = 5.0,
+        response_timeout: float = 10.0,
+        keepalive_interval: float | None = None,
+        noop_timeout: float = 5.0,
+        max_payload: int = MAX_RAW_PACKET,
+        max_bulk: int = 64 << 20,
+    ) -> None:
+        super().__init__(
+            now=now,
+            negotiation_timeout=negotiation_timeout,
+            response_timeout=response_timeout,
+            keepalive_interval=keepalive_interval,
+            noop_timeout=noop_timeout,
+            max_payload=max_payload,
+        )
+        self.versions = [tuple(v) for v in versions]
+        self.prefer_stateful = list(stateful)
+        self.prefer_stateless = list(stateless)
+        self.udp_port = udp_port
+        self.max_bulk = max_bulk
+        self._step = "versions"
+        self.mapping: dict[int, tuple[uuid.UUID, int, int]] = {}
+        self._tcp = DataDecoder(stateful=True)
+        self._fragments = assembler()
+        self._metadata: list[wire.MetadataResponseItem] = []
+        self._bulk: dict[uuid.UUID, tuple[int, int, bytearray]] = {}
+        self.unmapped = 0
+        self.received = {"tcp": 0, "udp": 0}
+        #: Why the last dropped datagram was refused.
+        self.last_datagram_error = ""
+
+    # negotiation
+    def _command(self, code: int, payload: bytes, now: float) -> list[Event]:
+        if code == CC.NegotiateSession:
+            return self._negotiate(wire.NegotiateSession.parse(payload))
+        if self.negotiated is None:
+            raise _Terminate(code, f"{_name(code)} before session negotiation completed")
+        if code == CC.SendDataPoints:
+            return self._points(self._tcp.basic(payload), "tcp")
+        if code in (CC.BeginFragment, CC.NextFragment):
+            packet = self._fragments.feed(code, payload)
+            return [] if packet is None else self._points(self._tcp.packet(packet), "tcp")
+        if code == CC.RuntimeIDMapping:
+            return self._mapping(wire.RuntimeIDMapping.parse(payload))
+        if code == CC.GetMetadataSchemaResponse:
+            if not self._answered(CC.GetMetadataSchema):
+                raise _Terminate(code, "GetMetadataSchemaResponse without a request")
+            return [MetadataSchemaReceived(wire.GetMetadataSchemaResponse.parse(payload).schema)]
+        if code == CC.GetMetadataResponse:
+            if not self._pending.get(CC.GetMetadata):
+                raise _Terminate(code, "GetMetadataResponse without a request")
+            items = wire.GetMetadataResponse.parse(payload).items
+            self._metadata.extend(items)
+            if len(self._metadata) > 1_000_000:
+                raise _Terminate(code, "metadata response too large")
+            if items and items[-1].sub_command == wire.MetadataResponseSubCommand.Finished:
+                self._answered(CC.GetMetadata)
+                done, self._metadata = self._metadata, []
+                return [MetadataReceived(done)]
+            return []
+        if code == CC.BulkTransport:
+            return self._bulk_item(wire.BulkTransport.parse(payload).item)
+        raise _Terminate(code, f"{_name(code)} is not handled by a subscriber")
+
+    def _negotiate(self, message: wire.NegotiateSession) -> list[Event]:
+        if self.negotiated is not None:
+            raise _Terminate(CC.NegotiateSession, "session negotiation already completed")
+        if message.sub_command == NS.ProtocolVersions and self._step == "versions":
+            offered = [(v.major, v.minor) for v in message.body.versions]
+            common = [v for v in offered if v in self.versions]
+            if not common:
+                mine = wire.ProtocolVersions(versions=[wire.Version(*v) for v in self.versions])
+                return self._terminate(
+                    CC.NegotiateSession, f"no supported protocol version in {offered}", mine.build()
+                )
+            chosen = max(common)
+            self._step = "modes"
+            self._succeed(
+                CC.NegotiateSession,
+                data=wire.ProtocolVersions(versions=[wire.Version(*chosen)]).build(),
+            )
+            self.version = chosen
+            return []
+        if message.sub_command == NS.OperationalModes and self._step == "modes":
+            modes = message.body
+            stateful = self._pick(_names(modes.stateful), self.prefer_stateful)
+            stateless = self._pick(_names(modes.stateless), self.prefer_stateless)
+            problem = ""
+            if stateful is None:
+                problem = "no common stateful compression"
+            elif stateless is None:
+                problem = "no common stateless compression"
+            elif self.udp_port and not modes.udp_port:
+                problem = "the publisher does not support a UDP data channel"
+            if problem:
+                mine = _modes(self.udp_port, self.prefer_stateful, self.prefer_stateless)
+                return self._terminate(CC.NegotiateSession, problem, mine.build())
+            assert stateful is not None and stateless is not None
+            self._chosen = (stateful, stateless)
+            self._step = "confirm"
+            self._succeed(
+                CC.NegotiateSession, data=_modes(self.udp_port, [stateful], [stateless]).build()
+            )
+            return []
+        raise _Terminate(CC.NegotiateSession, "NegotiateSession out of order")
+
+    def _frame(self, code: int, payload: bytes, now: float) -> list[Event]:
+        if self._fragments.busy and code != CC.NextFragment:
+            raise _Terminate(code, f"{_name(code)} interleaved with a fragmented packet")
+        return super()._frame(code, payload, now)
+
+    @staticmethod
+    def _pick(offered: list[tuple[str, tuple[int, int]]], preference: list[str]) -> str | None:
+        available = set(offered)
+        for name in preference:
+            if (name, ALGORITHM_VERSIONS[name]) in available:
+                return name
+        return None
+
+    def _succeeded(self, ok: wire.RequestSucceeded, now: float) -> list[Event]:
+        if ok.command == CC.NegotiateSession and self.negotiated is None:
+            if self._step != "confirm":
+                raise _Terminate(CC.NegotiateSession, "negotiation confirmed out of order")
+            self._step = "done"
+            self._udp_decoder = DataDecoder(stateful=False)
+            return self._negotiation_done(
+                NegotiationComplete(self.version, self._chosen[0], self._chosen[1], self.udp_port)
+            )
+        if self.negotiated is None:
+            raise _Terminate(CC.RequestSucceeded, "response before session negotiation completed")
+        if ok.command == CC.SecureDataChannel and self._answered(CC.SecureDataChannel):
+            keys = wire.DataChannelKeys.parse(ok.data)
+            return [CommandSucceeded(ok.command, ok.reason), DataChannelSecured(keys.key, keys.iv)]
+        if ok.command == CC.RuntimeIDMapping:
+            return []
+        return super()._succeeded(ok, now)
+
+    def _failed(self, failed: wire.RequestFailed, now: float) -> list[Event]:
+        events = super()._failed(failed, now)
+        for event in events:
+            if isinstance(event, CommandFailed) and event.command == CC.Subscribe and event.data:
+                try:
+                    named = wire.SttpNamedSet.parse(event.data)
+                    event.proposed = {nv.name: nv.value for nv in named.items}
+                except (WireError, ConstraintError):
+                    event.proposed = None
+        if failed.command == CC.SecureDataChannel and not self.closed:
+            events += self._close(f"SecureDataChannel refused: {failed.reason}")
+        return events
+
+    # requests
+    def subscribe(self, items: Sequence[wire.SubscribeItem], now: float) -> None:
+        """Send a Subscribe with ``items`` (answered by CommandSucceeded/CommandFailed)."""
+        self._require_ready()
+        self._send(wire.Subscribe(items=list(items)))
+        self._expect(CC.Subscribe, now)
+
+    def get_metadata_schema(self, include_schema: bool, now: float) -> None:
+        """Ask for the metadata schema (answered by MetadataSchemaReceived)."""
+        self._require_ready()
+        self._send(wire.GetMetadataSchema(include_schema=include_schema))
+        self._expect(CC.GetMetadataSchema, now)
+
+    def get_metadata(
+        self,
+        query: str,
+        now: float,
+        *,
+        revision: int = 0,
+        update: bool = False,
+        schema_version: uuid.UUID | None = None,
+    ) -> None:
+        """Ask for one table (answered by MetadataReceived or CommandFailed)."""
+        self._require_ready()
+        self._send(
+            wire.GetMetadata(
+                schema_version=schema_version or uuid.UUID(int=0),
+                revision=revision,
+                is_update_query=update,
+                query=query,
+            )
+        )
+        self._expect(CC.GetMetadata, now)
+
+    def secure_data_channel(self, now: float) -> None:
+        """Ask for AES keys for the UDP data channel (DataChannelSecured or a close)."""
+        self._require_ready()
+        self._send_raw(CC.SecureDataChannel, b"")
+        self._expect(CC.SecureDataChannel, now)
+
+    def _require_ready(self) -> None:
+        if self.negotiated is None or self.closed:
+            raise RuntimeError("session negotiation has not completed")
+
+    # data
+    def _mapping(self, message: wire.RuntimeIDMapping) -> list[Event]:
+        added, removed = [], []
+        for key in message.points:
+            if key.flags & wire.StateFlags.KeyAction:
+                self.mapping[key.runtime_id] = (key.point_id, int(key.value_type), int(key.flags))
+                added.append(key)
+            else:
+                if self.mapping.pop(key.runtime_id, None) is not None:
+                    removed.append(key.runtime_id)
+        self._succeed(CC.RuntimeIDMapping)
+        return [MappingChanged(added, removed)]
+
+    def receive_datagram(self, datagram: bytes) -> list[Event]:
+        """One decrypted UDP datagram (one frame). Bad datagrams are dropped and counted."""
+        if self.negotiated is None or self.closed:
+            return []
+        try:
+            frames = FrameReader().feed(datagram)
+            if len(frames) != 1:
+                raise PacketError("a datagram carries exactly one frame")
+            code, payload = frames[0]
+            if code == CC.SendDataPoints:
+                points = self._udp_decoder.basic(payload)
+            elif code == CC.BeginFragment:
+                packet = assembler().feed(code, payload)
+                if packet is None:
+                    raise PacketError("fragmented datagram")
+                points = self._udp_decoder.packet(packet)
+            else:
+                raise PacketError(f"{_name(code)} on the data channel")
+        except (FrameError, PacketError, FragmentError) as exc:
+            self.stats["bad_datagrams"] = self.stats.get("bad_datagrams", 0) + 1
+            self.last_datagram_error = str(exc)
+            return []
+        return self._points(points, "udp")
+
+    def _points(self, points: list[WirePoint], channel: str) -> list[Event]:
+        mapping = self.mapping
+        out: list[Measurement] = []
+        receipts = bytearray()
+        for p in points:
+            key = mapping.get(p.runtime_id)
+            if key is None:
+                self.unmapped += 1
+                continue
+            out.append(Measurement(key[0], p.value, p.timestamp, p.quality))
+            if key[2] & wire.StateFlags.Verification:
+                receipts += _RECEIPT.pack(p.runtime_id, p.timestamp)
+        if receipts:
+            self._succeed(CC.SendDataPoints, "received", bytes(receipts))
+        self.received[channel] += len(out)
+        return [DataPointsReceived(out, channel)] if out else []
+
+    def _bulk_item(self, item: wire.BulkTransportItem) -> list[Event]:
+        BTS = wire.BulkTransportSubCommand
+        body = item.body
+        if item.sub_command == BTS.BeginSend:
+            pending = sum(state[1] for state in self._bulk.values())
+            if body.length + pending > self.max_bulk:
+                raise _Terminate(CC.BulkTransport, f"bulk transfer of {body.length} bytes too big")
+            if len(self._bulk) >= 16:
+                raise _Terminate(CC.BulkTransport, "too many concurrent bulk transfers")
+            self._bulk[body.id] = (int(body.fundamental_type), body.length, bytearray())
+            return self._bulk_done(body.id)
+        if item.sub_command == BTS.CancelSend:
+            self._bulk.pop(body.id, None)
+            return []
+        state = self._bulk.get(body.id)
+        if state is None:
+            raise _Terminate(CC.BulkTransport, "bulk fragment of an unknown transfer")
+        if body.offset != len(state[2]) or len(state[2]) + len(body.data) > state[1]:
+            raise _Terminate(CC.BulkTransport, "bulk fragment out of order or too long")
+        state[2].extend(body.data)
+        return self._bulk_done(body.id)
+
+    def _bulk_done(self, transfer: uuid.UUID) -> list[Event]:
+        kind, length, data = self._bulk[transfer]
+        if len(data) < length:
+            return []
+        del self._bulk[transfer]
+        return [BulkReceived(transfer, kind, bytes(data))]
