@@ -6,6 +6,9 @@
 - ``__init__.py`` re-exporting every class, one module per target namespace
   (``scsm_8_2.py`` for ``http://www.iec.ch/61850/2018/SCSM_8_2``, ``e2e_4.py`` for
   ``http://www.iec.ch/62351/2018/E2E_4``; other namespaces get a snake-case module name),
+- ``fastxer.py``: the codec's fast path, one specialised lxml decoder and encoder per generated
+  class, emitted from xsdata's metadata of the classes just generated (the generated modules are
+  imported from a scratch copy under a private name to read it),
 - ``xsd/``: a copy of every schema file (relative layout kept, so ``schemaLocation`` still resolves)
   that the run-time codec compiles into one ``lxml.etree.XMLSchema`` for validation.
 

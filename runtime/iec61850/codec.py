@@ -16,6 +16,9 @@ Encode::
     el = codec.to_etree(pdu)                # xml.etree element (what slixmpp wants)
     codec.pdu_names(pdu)                    # ("confirmed-RequestPDU", "read"): Annex D lookup
 
+E2E envelopes are encoded with their namespace as default namespace and the 8-2 namespace under
+the prefix ``mms`` (``<ClearTransfer xmlns="...E2E_4" xmlns:mms="...SCSM_8_2">``).
+
 What "strict" means here, in this order:
 
 1. Input limits before any parsing: at most ``Limits.max_bytes`` (default 1 MiB); UTF-8 only
@@ -33,9 +36,9 @@ What "strict" means here, in this order:
    with one shared, warmed ``XmlContext``, ``fail_on_converter_warnings`` and a fresh ``ns_map``
    per call.
 
-Elements handed in are never modified: an ``xml.etree`` element is serialised and parsed again
-through the strict path above (which also copies it); an lxml element is copied before xsdata sees
-it (xsdata empties the trees it parses).
+Elements handed in are never modified: an ``xml.etree`` element is depth/size-checked, serialised
+and parsed again through the strict path above; an lxml element is copied, bounded and validated
+(xsdata empties the trees it parses, so it never sees the caller's tree).
 
 Every failure is a :class:`CodecError` subclass with a one-line message naming the place (line or
 element path) and the reason. Encoding validates the produced tree against the schema by default
