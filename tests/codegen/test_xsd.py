@@ -206,3 +206,11 @@ def test_zip_with_escaping_path_is_refused(tmp_path):
         archive.writestr("../escape.xsd", HEAD + "</xs:schema>")
     with pytest.raises(SpecError, match="unsafe"):
         generate(evil, tmp_path / "out")
+
+
+def test_folder_holding_only_the_zip_uses_the_zip(tmp_path):
+    spec = tmp_path / "iec61850_8_2"
+    spec.mkdir()
+    (spec / "DECISIONS.md").write_text("notes\n")
+    (spec / ZIP.name).write_bytes(ZIP.read_bytes())
+    assert collect_schemas(spec) == collect_schemas(FOLDER)
