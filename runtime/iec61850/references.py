@@ -1,10 +1,10 @@
 """ACSI ObjectReference strings <-> MMS ObjectName (IEC 61850-8-1 naming, reused by 8-2).
 
-A data reference ``LD/LN.DO.DA[FC]`` (``"IED1LD0/XCBR1.Pos.stVal"`` with FC ``ST``) becomes the
-domain-specific name ``domainId=IED1LD0``, ``itemId=XCBR1$ST$Pos$stVal``: the logical device is
-the MMS domain, and the LN-relative path is flattened with ``$`` after the functional
-constraint, which sits right after the LN name (the LN's first structure level is its FCs, in the
-8-1 order :data:`FC_ORDER`). Array elements (``DA(3)``) cannot be flattened: they go into
+A data reference ``LD/LN.DO.DA[FC]`` (``"IED1LD0/XCBR1.Pos.stVal[ST]"``, or reference and FC
+given apart) becomes the domain-specific name ``domainId=IED1LD0``, ``itemId=XCBR1$ST$Pos$stVal``:
+the logical device is the MMS domain, and the LN-relative path is flattened with ``$`` after the
+functional constraint, which sits right after the LN name (the LN's first structure level is its
+FCs, in the 8-1 order :data:`FC_ORDER`). Array elements (``DA(3)``) cannot be flattened: they go into
 ``alternateAccess`` (:func:`to_variable`). Data sets and logs use ``LN$Name`` without FC
 (:func:`list_name`, :func:`list_reference`); data sets starting with ``@`` are non-persistent
 (aa-specific).
@@ -35,6 +35,8 @@ __all__ = [
     "list_name",
     "list_reference",
     "fc_sort_key",
+    "split_fc",
+    "with_fc",
 ]
 
 #: Functional constraints in the order of the LN structure of IEC 61850-8-1.
@@ -118,6 +120,20 @@ def parse_reference(reference: str) -> DataReference:
     return DataReference(ld, ln, tuple(path))
 
 
+_FC_SUFFIX = re.compile(r"^(.*)\[([A-Z]{2})\]$")
+
+
+def split_fc(text: str) -> tuple[str, str | None]:
+    """``"LD/LN.DO.DA[ST]"`` -> ``("LD/LN.DO.DA", "ST")``; no suffix -> ``(text, None)``."""
+    match = _FC_SUFFIX.match(text)
+    return (match.group(1), match.group(2)) if match else (text, None)
+
+
+def with_fc(reference: str, fc: str | None) -> str:
+    """Inverse of :func:`split_fc`: ``("LD/LN.DO", "ST")`` -> ``"LD/LN.DO[ST]"``."""
+    return f"{reference}[{fc}]" if fc else reference
+
+
 def _check_fc(fc: str) -> None:
     if fc == "XX":
         raise ReferenceError_("functional constraint XX is not mapped to MMS")
@@ -142,9 +158,12 @@ def _split_at_index(ref: DataReference) -> tuple[list[str], list[tuple[str, int 
 def to_object_name(reference: str | DataReference, fc: str | None = None) -> m.ObjectName:
     """ObjectReference (+FC) -> domain-specific ObjectName (``LN$FC$DO$DA``).
 
-    Without ``fc`` only an LN reference (``LD/LN``) is accepted. Array indexes are refused here:
+    The FC is ``fc`` or a ``[FC]`` suffix of the string (``"LD/XCBR1.Pos.stVal[ST]"``).
+    Without an FC only an LN reference (``LD/LN``) is accepted. Array indexes are refused here:
     use :func:`to_variable`.
     """
+    if isinstance(reference, str) and fc is None:
+        reference, fc = split_fc(reference)
     ref = parse_reference(reference) if isinstance(reference, str) else reference
     if any(index is not None for _, index in ref.path):
         raise ReferenceError_(f"{ref} addresses an array element: use to_variable()")
@@ -166,12 +185,16 @@ def _object_name(ref: DataReference, flat: list[str], fc: str | None) -> m.Objec
     )
 
 
-def to_variable(reference: str | DataReference, fc: str) -> m.VariableDefs.Sequence:
+def to_variable(reference: str | DataReference, fc: str | None = None) -> m.VariableDefs.Sequence:
     """ObjectReference + FC -> one ``listOfVariable`` entry, with alternateAccess for arrays.
 
     ``LD/LN.DO.arr(2).sub`` becomes the variable ``LN$FC$DO$arr`` with the access
-    selectAlternateAccess(index 2, component ``sub``).
+    selectAlternateAccess(index 2, component ``sub``). ``fc`` may also be a ``[FC]`` suffix.
     """
+    if isinstance(reference, str) and fc is None:
+        reference, fc = split_fc(reference)
+    if fc is None:
+        raise ReferenceError_(f"{reference} needs a functional constraint")
     ref = parse_reference(reference) if isinstance(reference, str) else reference
     flat, rest = _split_at_index(ref)
     name = _object_name(ref, flat, fc)

@@ -127,3 +127,17 @@ def test_round_trip(ld, ln, path, fc):
     reference = "/".join([ld, ".".join([ln, *path])])
     name = r.to_object_name(reference, fc)
     assert r.from_object_name(name) == (reference, fc)
+
+
+def test_fc_suffix_syntax():
+    assert r.split_fc("IED1LD0/XCBR1.Pos.stVal[ST]") == ("IED1LD0/XCBR1.Pos.stVal", "ST")
+    assert r.split_fc("IED1LD0/XCBR1") == ("IED1LD0/XCBR1", None)
+    name = r.to_object_name("IED1LD0/XCBR1.Pos.stVal[ST]")
+    assert dom(name) == ("IED1LD0", "XCBR1$ST$Pos$stVal")
+    assert r.with_fc(*r.from_object_name(name)) == "IED1LD0/XCBR1.Pos.stVal[ST]"
+    entry = r.to_variable("IED1LD0/MHAI1.HA.phsAHar(1)[MX]")
+    assert r.with_fc(*r.from_variable(entry)) == "IED1LD0/MHAI1.HA.phsAHar(1)[MX]"
+    with pytest.raises(r.ReferenceError_, match="XX"):
+        r.to_object_name("IED1LD0/XCBR1.Pos[XX]")
+    with pytest.raises(r.ReferenceError_, match="functional constraint"):
+        r.to_variable("IED1LD0/XCBR1.Pos")
