@@ -288,9 +288,11 @@ def _format(source: str, display: str) -> str:
 def generate(source: Path, out_dir: Path) -> list[Path]:
     """Generate the typed package of the XSDs in ``source`` (a folder or a .zip) into ``out_dir``.
 
-    Writes ``out_dir/__init__.py``, one module per namespace and ``out_dir/xsd/**.xsd``; stale
-    ``.py``/``.xsd`` files of an earlier run are removed. Returns the written paths, sorted.
-    Raises :class:`SpecError` for anything that prevents a correct package.
+    Writes ``out_dir/__init__.py``, one module per namespace, ``out_dir/fastxer.py`` and
+    ``out_dir/xsd/**.xsd``; stale ``.py``/``.xsd`` files of an earlier run are removed. Returns
+    the written paths, sorted. Schemas are compiled with network access off (a remote import is a
+    :class:`SpecError`, never a download). Raises :class:`SpecError` for anything that prevents a
+    correct package.
     """
     source = Path(source)
     out_dir = Path(out_dir)
@@ -760,9 +762,8 @@ def _emit_fast(package, elements: set[str]) -> str:
     return "\n".join(lines)
 
 
-def _debug_main() -> (
-    None
-):  # pragma: no cover - manual helper: python -m gridbind.codegen.xsd SRC OUT
+def _debug_main() -> None:  # pragma: no cover
+    """``python -m gridbind.codegen.xsd SOURCE OUT``: generate without the gridbind command."""
     import sys
 
     for path in generate(Path(sys.argv[1]), Path(sys.argv[2])):
