@@ -174,7 +174,7 @@ def test_missing_include_is_a_spec_error(tmp_path):
         tmp_path / "s",
         {"a.xsd": HEAD + '<xs:include schemaLocation="gone.xsd"/></xs:schema>'},
     )
-    with pytest.raises(SpecError):
+    with pytest.raises(SpecError, match="not a file of the schema set"):
         generate(src, tmp_path / "out")
 
 
@@ -210,3 +210,16 @@ def test_folder_holding_only_the_zip_uses_the_zip(tmp_path):
     (spec / "DECISIONS.md").write_text("notes\n")
     (spec / ZIP.name).write_bytes(ZIP.read_bytes())
     assert collect_schemas(spec) == collect_schemas(FOLDER)
+
+
+def test_remote_import_is_a_spec_error_not_a_download(tmp_path):
+    src = write_set(
+        tmp_path / "s",
+        {
+            "a.xsd": HEAD
+            + '<xs:import namespace="urn:remote" schemaLocation="http://127.0.0.1:9/r.xsd"/>'
+            + '<xs:element name="x" type="xs:int"/></xs:schema>'
+        },
+    )
+    with pytest.raises(SpecError, match="not a file of the schema set"):
+        generate(src, tmp_path / "out")
