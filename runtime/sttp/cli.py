@@ -54,6 +54,9 @@ def register(subparsers: Any) -> None:
     subscribe = commands.add_parser("subscribe", help="receive measurements")
     _common(subscribe)
     subscribe.add_argument("--filter", default="", help="filter expression selecting signals")
+    subscribe.add_argument(
+        "--ids", default="", help="comma-separated signal ids (GUIDs) to subscribe to"
+    )
     subscribe.add_argument("--udp", action="store_true", help="receive data on a UDP channel")
     subscribe.add_argument("--udp-port", type=int, default=0, help="local UDP port (0: any)")
     subscribe.add_argument(
@@ -80,7 +83,22 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tls-key", help="PEM private key for --tls-cert")
     parser.add_argument("--tls-ca", help="CA bundle to verify the peer (enables TLS on subscribe)")
     parser.add_argument(
-        "--no-compression", action="store_true", help="no TSSC (compact measurements)"
+        "--compression",
+        choices=("tssc", "deflate", "none"),
+        default="tssc",
+        help="data compression (deflate: draft-0.8 only; ieee2664 none: compact measurements)",
+    )
+    parser.add_argument("--no-compression", action="store_true", help="same as --compression none")
+    parser.add_argument(
+        "--tls-min", choices=("1.2", "1.3"), default="1.3", help="lowest TLS version accepted"
+    )
+    parser.add_argument(
+        "--tls-server-name", help="name expected in the publisher's certificate (behind NAT)"
+    )
+    parser.add_argument(
+        "--tls-no-hostname-check",
+        action="store_true",
+        help="accept a publisher certificate naming another host (warned; CA still checked)",
     )
     parser.add_argument("--count", type=int, help="stop after N measurements")
     parser.add_argument("--seconds", type=float, help="stop after S seconds")
@@ -100,10 +118,22 @@ def _draft(args: argparse.Namespace, name: str) -> int:
     return int(getattr(module, name)(args) or 0)
 
 
+def compression(args: argparse.Namespace) -> str:
+    """The chosen data compression, ``tssc``, ``deflate`` or ``none``."""
+    return "none" if args.no_compression else args.compression
+
+
+def _tls_minimum(args: argparse.Namespace, context: ssl.SSLContext) -> None:
+    context.minimum_version = ssl.TLSVersion[f"TLSv1_{args.tls_min[-1]}"]
+    if context.minimum_version < ssl.TLSVersion.MAXIMUM_SUPPORTED:
+        log.warning("TLS minimum version %s is below the latest", context.minimum_version.name)
+
+
 def _server_tls(args: argparse.Namespace) -> ssl.SSLContext | None:
     if not args.tls_cert:
         return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    _tls_minimum(args, context)
     context.load_cert_chain(args.tls_cert, args.tls_key)
     if args.tls_ca:
         context.load_verify_locations(args.tls_ca)
@@ -115,6 +145,10 @@ def _client_tls(args: argparse.Namespace) -> ssl.SSLContext | None:
     if not args.tls_ca:
         return None
     context = ssl.create_default_context(cafile=args.tls_ca)
+    _tls_minimum(args, context)
+    if args.tls_no_hostname_check:
+        log.warning("TLS: the publisher's certificate name is NOT checked (CA still validated)")
+        context.check_hostname = False
     if args.tls_cert:
         context.load_cert_chain(args.tls_cert, args.tls_key)
     return context
@@ -186,7 +220,18 @@ def run_publish(args: argparse.Namespace) -> int:
     """``gridbind sttp publish``."""
     if args.profile != "ieee2664":
         return _draft(args, "run_publish")
+    if compression(args) == "deflate":
+        return _ieee2664_deflate()
     return asyncio.run(_publish(args))
+
+
+def _ieee2664_deflate() -> int:
+    print(
+        "error: ieee2664 compresses data with TSSC (--compression tssc) or sends compact "
+        "measurements (--compression none); DEFLATE is a draft-0.8 data compression",
+        file=sys.stderr,
+    )
+    return 2
 
 
 async def _publish(args: argparse.Namespace) -> int:
@@ -195,7 +240,7 @@ async def _publish(args: argparse.Namespace) -> int:
     from gridbind.sttp.measurement import ticks_now
 
     config = PublisherConfig(
-        allow_payload_compression=not args.no_compression, encrypt_udp=args.udp_encrypt
+        allow_payload_compression=compression(args) == "tssc", encrypt_udp=args.udp_encrypt
     )
     if args.csv:
         signals, frames = _csv_frames(args.csv)
@@ -253,6 +298,8 @@ def run_subscribe(args: argparse.Namespace) -> int:
     """``gridbind sttp subscribe``."""
     if args.profile != "ieee2664":
         return _draft(args, "run_subscribe")
+    if compression(args) == "deflate":
+        return _ieee2664_deflate()
     try:
         return asyncio.run(_subscribe(args))
     except ConnectionError as exc:
@@ -283,8 +330,12 @@ def _writer(kind: str, handle: IO[str]) -> Any:
 async def _subscribe(args: argparse.Namespace) -> int:
     from gridbind.sttp.ieee2664 import Subscriber, SubscriberConfig, SubscriptionSettings
 
+    # A signal id is itself a filter expression statement; statements join with ';'.
+    statements = [text.strip() for text in args.ids.split(",") if text.strip()]
+    if args.filter:
+        statements.append(args.filter)
     settings = SubscriptionSettings(
-        filter_expression=args.filter,
+        filter_expression="; ".join(statements),
         start_time=args.start_time,
         stop_time=args.stop_time,
         throttled=args.throttle > 0,
@@ -298,7 +349,7 @@ async def _subscribe(args: argparse.Namespace) -> int:
         args.host,
         args.port,
         settings=settings,
-        config=SubscriberConfig(compress_payload=not args.no_compression),
+        config=SubscriberConfig(compress_payload=compression(args) == "tssc"),
         udp=args.udp,
         udp_port=args.udp_port,
         ssl=_server_tls(args) if args.listen else _client_tls(args),

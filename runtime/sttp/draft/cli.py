@@ -1,12 +1,13 @@
 """Command-line runners of the draft-0.8 profile, called by ``gridbind sttp publish|subscribe
 --profile draft-0.8`` (the shared parser lives in :mod:`gridbind.sttp.cli`).
 
-Options read here beyond the shared ones, when the parser provides them (else defaults):
-``compression`` (``tssc``/``deflate``/``none``), ``connect`` (publisher: ``HOST:PORT`` of a
-listening subscriber, a reverse connection), ``listen`` (subscriber: wait for the publisher to
-dial in), ``ids`` (subscriber: comma-separated point ids). ``--filter`` on subscribe is a
-metadata query selecting points, e.g. ``SELECT PointID FROM DataPoint WHERE [Signal
-Type]='FREQ'``.
+Profile specifics: ``--compression`` picks the stateful algorithm offered (``tssc`` offers TSSC,
+DEFLATE and NONE; ``deflate`` offers DEFLATE and NONE); ``--dial HOST:PORT`` (publisher) and
+``--listen`` (subscriber) make a reverse connection; ``--ids`` subscribes to points by id;
+``--filter`` on subscribe is a metadata query selecting points, e.g. ``SELECT PointID FROM
+DataPoint WHERE [Signal Type]='FREQ'``. With ``--udp`` over TLS the subscriber asks for the
+SecureDataChannel (AES-256 on the UDP data), so ``--udp-encrypt`` is refused here rather than
+silently ignored; ``--key-rotation`` applies to the ieee2664 profile only.
 
 Examples::
 
@@ -20,6 +21,7 @@ import argparse
 import asyncio
 import csv
 import json
+import ssl
 import sys
 import time
 import uuid
@@ -47,7 +49,15 @@ def _stateful(args: argparse.Namespace) -> list[str]:
 def _tls(args: argparse.Namespace) -> TlsConfig | None:
     if not (args.tls_cert or args.tls_ca):
         return None
-    return TlsConfig(certfile=args.tls_cert, keyfile=args.tls_key, cafile=args.tls_ca)
+    minimum = getattr(args, "tls_min", "1.3")
+    return TlsConfig(
+        certfile=args.tls_cert,
+        keyfile=args.tls_key,
+        cafile=args.tls_ca,
+        check_hostname=not getattr(args, "tls_no_hostname_check", False),
+        server_hostname=getattr(args, "tls_server_name", None),
+        minimum_version=ssl.TLSVersion[f"TLSv1_{minimum[-1]}"],
+    )
 
 
 def _csv_source(path: str) -> tuple[MetadataDatabase, Iterator[list[Measurement]]]:
@@ -104,6 +114,13 @@ class _Meter:
 
 def run_publish(args: argparse.Namespace) -> int:
     """``gridbind sttp publish --profile draft-0.8``."""
+    if getattr(args, "udp_encrypt", False):
+        print(
+            "error: --udp-encrypt is an ieee2664 option; in draft-0.8 a subscriber using --udp "
+            "over TLS gets AES-encrypted UDP data (SecureDataChannel)",
+            file=sys.stderr,
+        )
+        return 2
     try:
         return asyncio.run(_publish(args))
     except (OSError, SessionError) as exc:
@@ -128,7 +145,7 @@ async def _publish(args: argparse.Namespace) -> int:
         stateful=_stateful(args),
         keepalive_interval=10.0,
     )
-    connect = getattr(args, "connect", None)
+    connect = getattr(args, "dial", None)
     if connect:
         host, _, port = connect.rpartition(":")
         await publisher.connect(host or "127.0.0.1", int(port))
@@ -215,10 +232,16 @@ async def _subscribe(args: argparse.Namespace) -> int:
         nonlocal received
         if getattr(args, "listen", False):
             port = await subscriber.listen()
-            print(f"waiting for the publisher on {args.host}:{port}", file=sys.stderr)
-            await subscriber.wait_negotiated(3600)
+            print(f"waiting for the publisher on {args.host}:{port}", file=sys.stderr, flush=True)
+            agreed = await subscriber.wait_negotiated(3600)
         else:
-            await subscriber.connect()
+            agreed = await subscriber.connect()
+        print(
+            f"negotiated STTP {agreed.version[0]}.{agreed.version[1]}: stateful "
+            f"{agreed.stateful}, stateless {agreed.stateless}, UDP port {agreed.udp_port or 'none'}",
+            file=sys.stderr,
+            flush=True,
+        )
         if getattr(args, "metadata_out", None):
             result = await subscriber.get_metadata()
             with open(args.metadata_out, "w") as out:
@@ -226,6 +249,7 @@ async def _subscribe(args: argparse.Namespace) -> int:
                     out.write(json.dumps({k: _plain(v) for k, v in row.items()}) + "\n")
         if subscriber.udp and tls is not None:
             await subscriber.secure_data_channel()
+            print("UDP data channel secured (AES-256)", file=sys.stderr, flush=True)
         ids = getattr(args, "ids", None)
         options = {"reliability": "lossy"} if subscriber.udp else None
         if ids:
