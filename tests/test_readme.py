@@ -1,0 +1,33 @@
+"""The README's Python examples run as written (STTP ones on 127.0.0.1, bounded in time)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def example(heading: str) -> str:
+    """The first ```python block after ``heading``."""
+    text = README.read_text()
+    section = text[text.index(heading) :]
+    match = re.search(r"```python\n(.*?)```", section, re.S)
+    assert match, f"no python example under {heading!r}"
+    return match.group(1)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "heading", ["### Subscribe and publish (IEEE 2664)", "### The draft-0.8 profile"]
+)
+def test_sttp_example_runs(heading: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", example(heading)], capture_output=True, text=True, timeout=45
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Measurement(" in done.stdout, done.stdout
