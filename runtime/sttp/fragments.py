@@ -11,13 +11,29 @@ The payload structures are the generated ``BeginFragment`` / ``NextFragment`` cl
 Project decisions where the draft is silent:
 
 * ``Deflate`` compresses the whole packet payload once, statelessly (raw RFC 1951, see
-  :mod:`gridbind.sttp.compression`), before splitting; the receiver inflates exactly
-  ``total_raw_size`` bytes (more is refused without allocating it). With compression the packet is
-  always sent as a BeginFragment, even when it fits, because only BeginFragment carries the mode.
+  :mod:`gridbind.sttp.compression`), before splitting. With compression the packet is always
+  sent as a BeginFragment, even when it fits, because only BeginFragment carries the mode.
+* The seed's limits apply to every compressed packet: a packet that would decompress to more
+  than :data:`~gridbind.sttp.compression.MAX_INFLATED` (16384) bytes is a decompression failure.
+  So the :class:`Fragmenter` deflates a packet only when its raw size is at most 16384 bytes;
+  a larger packet asked for ``Deflate`` is sent uncompressed (``compressionMode`` none). The
+  :class:`Assembler` refuses a compressed BeginFragment declaring a ``totalRawSize`` above
+  16384, and DEFLATE data that inflates to more (or less) than its declared size, without
+  inflating more than 16384 bytes.
 * ``Tssc`` fragments carry data the caller already compressed with its session's TSSC encoder;
-  they are assembled unchanged and handed back with their mode and declared raw size.
-* ``max_size`` (default 16 MiB) bounds the declared sizes, so a hostile BeginFragment cannot make
-  the receiver reserve or inflate more than that.
+  they are assembled unchanged and handed back with their mode and declared raw size (at most
+  16384, so the Fragmenter refuses a larger ``raw_size``: TSSC data cannot be sent raw).
+* ``max_size`` (default 16 MiB) bounds the declared sizes of every packet (compressed ones are
+  held to 16384 raw bytes as above), so a hostile BeginFragment cannot make the receiver
+  reserve more than that.
+
+Fragment order: NextFragment carries no offset or index (on the wire it is only the fragment
+bytes), so the assembler cannot tell reordered or swapped fragments of the same size from the
+right order. Reordering is only detectable downstream: for ``Deflate`` through decompression
+(the swapped stream usually fails to inflate or inflates to another size, both
+:class:`FragmentError`; stored, incompressible blocks can still inflate to permuted bytes of
+the right size), otherwise only through the validation of the reassembled command (parsing,
+TSSC decoding).
 """
 
 from __future__ import annotations
@@ -33,7 +49,7 @@ from gridbind.generated.sttp.draft_0_8 import (
     NextFragment,
     WireError,
 )
-from gridbind.sttp.compression import DecompressionError, deflate, inflate
+from gridbind.sttp.compression import MAX_INFLATED, DecompressionError, deflate, inflate
 
 __all__ = ["Assembler", "FragmentError", "Fragmenter", "Packet"]
 
@@ -47,7 +63,8 @@ _FRAGMENT_CODES = (CommandCode.BeginFragment, CommandCode.NextFragment)
 
 class FragmentError(ValueError):
     """A fragment sequence is malformed: interleaved, out of order, overlong, truncated, too
-    large, or its compressed data does not inflate to the declared size."""
+    large (a compressed packet above 16384 raw bytes), or its compressed data does not inflate
+    to the declared size."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,20 +103,29 @@ class Fragmenter:
         """``(command code, payload)`` pairs to send in order: the payload itself when it fits
         uncompressed, else one BeginFragment and as many NextFragment as needed.
 
-        ``raw_size`` is required for ``Tssc`` (``payload`` is already TSSC data)."""
+        ``Deflate`` is applied only to payloads of at most 16384 bytes (what a receiver may
+        inflate); a larger payload is sent uncompressed instead. ``raw_size`` is required for
+        ``Tssc`` (``payload`` is already TSSC data) and may not exceed 16384."""
         compression = CompressionMode(compression)
         if command_code in _FRAGMENT_CODES:
             raise FragmentError("fragment commands cannot themselves be fragmented")
+        if compression is CompressionMode.Deflate and len(payload) > MAX_INFLATED:
+            compression = CompressionMode.Uncompressed  # the receiver would refuse to inflate it
         if compression is CompressionMode.Uncompressed:
             if FRAME_HEADER + len(payload) <= self.max_packet_size:
                 return [(command_code, payload)]
             data, raw = payload, len(payload)
         elif compression is CompressionMode.Deflate:
-            data = deflate(payload, level=self.deflate_level, max_size=len(payload))
+            data = deflate(payload, level=self.deflate_level)
             raw = len(payload)
         else:
             if raw_size is None:
                 raise ValueError("Tssc fragments need the raw_size of the data points")
+            if raw_size > MAX_INFLATED:
+                raise FragmentError(
+                    f"Tssc packet of {raw_size} raw bytes exceeds the {MAX_INFLATED}-byte "
+                    "limit a receiver decompresses"
+                )
             data, raw = payload, raw_size
         if len(data) > _INT32_MAX or raw > _INT32_MAX:
             raise FragmentError("packet too large for BeginFragment's int32 sizes")
@@ -204,6 +230,15 @@ class Assembler:
                 f"({begin.total_raw_size} raw) exceeds the {self.max_size}-byte limit"
             )
         if (
+            begin.compression_mode is not CompressionMode.Uncompressed
+            and begin.total_raw_size > MAX_INFLATED
+        ):
+            self._fail(
+                f"compressed ({begin.compression_mode.name}) fragmented packet declares "
+                f"{begin.total_raw_size} raw bytes, above the {MAX_INFLATED}-byte "
+                "decompression limit"
+            )
+        if (
             begin.compression_mode is CompressionMode.Uncompressed
             and begin.total_raw_size != begin.total_fragment_size
         ):
@@ -230,10 +265,17 @@ class Assembler:
         self._abort()
         mode = begin.compression_mode
         if mode is CompressionMode.Deflate:
+            # Inflate up to the seed's limit (not just the declaration) so an overlong stream
+            # is reported with its size; nothing past 16384 bytes is ever allocated.
             try:
-                data = inflate(data, max_size=begin.total_raw_size)
+                data = inflate(data, max_size=MAX_INFLATED)
             except DecompressionError as exc:
                 raise FragmentError(f"fragmented packet does not inflate: {exc}") from None
+            if len(data) > begin.total_raw_size:
+                raise FragmentError(
+                    f"fragmented packet inflates to {len(data)} bytes, more than the "
+                    f"{begin.total_raw_size} its BeginFragment declares"
+                )
             if len(data) != begin.total_raw_size:
                 raise FragmentError(
                     f"fragmented packet inflates to {len(data)} bytes, "

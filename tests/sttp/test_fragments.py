@@ -17,6 +17,7 @@ from gridbind.generated.sttp.draft_0_8 import (
     CompressionMode,
     NextFragment,
 )
+from gridbind.sttp.compression import MAX_INFLATED, deflate
 from gridbind.sttp.fragments import Assembler, FragmentError, Fragmenter, Packet
 from gridbind.sttp.tssc import SEED, TsscDecoder, TsscEncoder
 
@@ -58,22 +59,34 @@ def test_layout_matches_the_seed() -> None:
     assert all(len(f) <= 100 for f in frames)
 
 
-@pytest.mark.parametrize("size", [0, 1, 86, 87, 88, 65532, 65533, 200_000])
+@pytest.mark.parametrize("size", [0, 1, 86, 87, 88, 16384, 16385, 65532, 65533, 200_000])
 @pytest.mark.parametrize("mode", [CompressionMode.Uncompressed, CompressionMode.Deflate])
 def test_round_trip(size: int, mode: CompressionMode) -> None:
+    """Deflate applies up to the seed's 16384-byte inflate limit; larger packets travel
+    uncompressed (compressionMode none) and still round-trip."""
     payload = metadata_like(size)
+    sent_mode = mode if size <= MAX_INFLATED else CompressionMode.Uncompressed
     for max_packet in (100, 65535):
         frames = Fragmenter(max_packet).frames(METADATA, payload, mode)
         assert all(len(f) <= max_packet for f in frames)
+        if len(frames) > 1 or sent_mode is CompressionMode.Deflate:
+            begin = BeginFragment.parse(frames[0][3:])
+            assert begin.compression_mode is sent_mode and begin.total_raw_size == size
         (packet,) = assemble(frames)
         assert (packet.command_code, packet.payload) == (METADATA, payload)
-        assert packet.compression is mode
-        if mode is CompressionMode.Deflate:
+        assert packet.compression is sent_mode
+        if sent_mode is CompressionMode.Deflate:
             assert packet.fragmented  # only BeginFragment carries the compression mode
 
 
+def test_deflate_of_a_large_packet_sends_it_uncompressed() -> None:
+    payload = metadata_like(200_000)
+    frag = Fragmenter(1500)
+    assert frag.frames(METADATA, payload, CompressionMode.Deflate) == frag.frames(METADATA, payload)
+
+
 def test_deflate_makes_fewer_fragments() -> None:
-    payload = metadata_like(300_000)
+    payload = metadata_like(MAX_INFLATED)
     plain = Fragmenter(1500).frames(METADATA, payload)
     packed = Fragmenter(1500).frames(METADATA, payload, CompressionMode.Deflate)
     assert len(packed) < len(plain) / 2
@@ -86,15 +99,20 @@ def test_deflate_makes_fewer_fragments() -> None:
 
 def test_tssc_payload_passes_through_with_its_mode() -> None:
     enc = TsscEncoder(SEED, max_block_size=60_000)
-    block = enc.encode(list(range(5000)), [7] * 5000, [0] * 5000, [1.5] * 5000)[0]
+    block = enc.encode(list(range(1024)), [7] * 1024, [0] * 1024, [1.5] * 1024)[0]
     frames = Fragmenter(1000).frames(
-        CommandCode.SendDataPointsCustom, block.data, CompressionMode.Tssc, raw_size=5000 * 16
+        CommandCode.SendDataPointsCustom, block.data, CompressionMode.Tssc, raw_size=1024 * 16
     )
+    assert len(frames) > 2
     (packet,) = assemble(frames)
-    assert packet.compression is CompressionMode.Tssc and packet.raw_size == 5000 * 16
-    assert len(TsscDecoder(SEED).decode(packet.payload)) == 5000
+    assert packet.compression is CompressionMode.Tssc and packet.raw_size == 1024 * 16
+    assert len(TsscDecoder(SEED).decode(packet.payload)) == 1024
     with pytest.raises(ValueError, match="raw_size"):
         Fragmenter().split(CommandCode.SendDataPointsCustom, b"x", CompressionMode.Tssc)
+    with pytest.raises(FragmentError, match="16385 raw bytes exceeds the 16384-byte limit"):
+        Fragmenter().split(
+            CommandCode.SendDataPointsCustom, b"x", CompressionMode.Tssc, raw_size=16385
+        )
 
 
 def test_other_commands_pass_through_between_packets() -> None:
@@ -177,6 +195,68 @@ def test_deflate_size_mismatch_and_bombs_are_refused() -> None:
         asm.feed(CommandCode.BeginFragment, begin(len(data), 11, data, mode=1))
     with pytest.raises(FragmentError, match="does not inflate"):
         asm.feed(CommandCode.BeginFragment, begin(3, 3, b"\xff\xff\xff", mode=1))
+
+
+@pytest.mark.parametrize("mode", [CompressionMode.Deflate, CompressionMode.Tssc])
+def test_compressed_raw_size_above_the_inflate_limit_is_refused(mode: CompressionMode) -> None:
+    """A hostile BeginFragment declaring a compressed packet of more than 16384 raw bytes is
+    refused before any fragment is stored, even under a much larger assembler max_size."""
+    asm = Assembler()
+    assert asm.max_size > MAX_INFLATED
+    with pytest.raises(FragmentError, match="16385 raw bytes, above the 16384-byte"):
+        asm.feed(CommandCode.BeginFragment, begin(100, 16385, b"x" * 10, mode=mode))
+    assert not asm.busy
+    asm.feed(CommandCode.BeginFragment, begin(100, 16384, b"x" * 10, mode=mode))
+    assert asm.busy  # the limit itself is allowed
+    # uncompressed packets are bounded by max_size only
+    asm = Assembler()
+    asm.feed(CommandCode.BeginFragment, begin(20_000, 20_000, b"x" * 10))
+    assert asm.busy
+
+
+def test_deflate_inflating_past_its_declaration_is_refused() -> None:
+    data = deflate(b"x" * 2000)
+    asm = Assembler()
+    with pytest.raises(FragmentError, match="inflates to 2000 bytes, more than the 1000"):
+        asm.feed(CommandCode.BeginFragment, begin(len(data), 1000, data, mode=1))
+    assert not asm.busy
+    # past the seed's limit itself: refused without inflating more than 16384 bytes
+    over = zlib.compressobj(9, zlib.DEFLATED, -15)
+    data = over.compress(b"y" * (MAX_INFLATED + 1)) + over.flush()
+    with pytest.raises(FragmentError, match="inflates past the 16384-byte limit"):
+        asm.feed(CommandCode.BeginFragment, begin(len(data), MAX_INFLATED, data, mode=1))
+    # split across fragments, the check applies to the reassembled stream
+    frames = Fragmenter(20).frames(METADATA, b"x" * 2000, CompressionMode.Deflate)
+    assert len(frames) > 1
+    frames[0] = frames[0][:7] + struct.pack(">i", 1000) + frames[0][11:]  # totalRawSize
+    with pytest.raises(FragmentError, match="more than the 1000"):
+        assemble(frames)
+
+
+def test_swapped_deflate_fragments_fail_with_a_clear_error() -> None:
+    """NextFragment has no offset, so swapping two of them is invisible to the framing; for a
+    DEFLATE packet the swap is caught when the reassembled stream is inflated."""
+    payload = metadata_like(MAX_INFLATED)
+    frames = Fragmenter(200).frames(METADATA, payload, CompressionMode.Deflate)
+    assert len(frames) > 4
+    swapped = [frames[0], frames[2], frames[1], *frames[3:]]
+    assert len(swapped[1]) == len(swapped[2])  # same sizes: the totals still add up
+    with pytest.raises(FragmentError, match="fragmented packet (does not inflate|inflates to)"):
+        assemble(swapped)
+    asm = Assembler()  # the error dropped the partial packet; the assembler is reusable
+    assert [p.payload for p in assemble(frames, asm)] == [payload]
+
+
+def test_swapped_fragments_of_stored_deflate_blocks_go_unnoticed() -> None:
+    """The limit of that check (documented in the module): incompressible data is sent in
+    stored DEFLATE blocks, whose bytes are copied verbatim, so swapped equal-size fragments
+    inside one block inflate to the right size with permuted content. Only the command's own
+    validation can catch that (as for uncompressed packets)."""
+    payload = random.Random(7).randbytes(4000)
+    frames = Fragmenter(200).frames(METADATA, payload, CompressionMode.Deflate)
+    swapped = [frames[0], frames[2], frames[1], *frames[3:]]
+    (packet,) = assemble(swapped)
+    assert len(packet.payload) == len(payload) and packet.payload != payload
 
 
 def test_generated_payload_classes_are_used() -> None:

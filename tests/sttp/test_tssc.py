@@ -156,6 +156,84 @@ def test_seed_time_deltas_and_value_history(impl: str) -> None:
     assert len(blocks[0].data) < 3 + 9 + 8 + 5 * 3  # first measurement + a few bits each
 
 
+def test_seed_hand_derived_codes_bytes(impl: str) -> None:
+    """Byte-exact, derived by hand from the algorithm (seed table, Appendix E numbering):
+    TimeXOR7Bit, TimeDelta1Forward, Timestamp2, TimeDelta1Reverse, Quality7Bit32, Quality2,
+    ValueXOR32/4/8, ValueZero, Value2, Value3, Value1, PointIDXOR4/8/12/16, EndOfStream; and
+    the first adaptation of a point's coder (to mode 1, plain 5-bit codes).
+
+    Rules used: each code of a measurement is written with the coder of the point of the
+    *previous* measurement (the first one with the startup coder). A fresh coder is mode 4:
+    Value1 (17) = '1', Value2 (18) = '01', Value3 (19) = '001', any other code '000' + 5 bits.
+    After its 6th code a coder adapts (the 6th code still uses the old mode). The bit stream
+    reserves an output byte when its first bit is written; whole bytes (XOR bytes, varints)
+    are appended at the current end, so they can land after a partly filled bit byte.
+    Point state starts with next id = id + 1, flags 0/0, values 0/0/0; the stream starts with
+    timestamps 0/0 and four time deltas of INT64_MAX.
+    """
+    x, y, z = 0x42700000, 0x42700001, 0x42700011  # 60.0 and two neighbours
+    a, b, c, d = 0x0000, 0x0035, 0x0A6A, 0xB484
+    rows = [
+        (a, 0, 0, x),
+        (a, 10, 0, y),
+        (a, 20, 0, z),
+        (a, 10, 5, 0),
+        (a, 0, 0, z),
+        (a, 0, 0, y),
+        (b, 0, 0, 0),
+        (c, 0, 0, 0),
+        (d, 0, 0, 0),
+    ]
+    # m1 (a, 0, 0, x), startup coder (mode 4), next id 0 = a: no id code; ts 0 = last ts and
+    #   flags 0 = a's flags: no codes. x is not v1/v2/v3 (all 0) nor 0: ValueXOR32 (28, since
+    #   x ^ 0 >= 2**28) = 00011100 -> byte 0 = 1C, then x little-endian: 00 00 70 42.
+    #   a: v = (x, 0, 0).
+    # m2 (a, 10, 0, y), a's coder (mode 4). a's predicted next id is 1: PointIDXOR4 (1) =
+    #   00000001 -> byte 5 = 01; its nibble 0 ^ 1 = 0001 opens byte 6. Time 10 > 0, no delta
+    #   matches (INT64_MAX): TimeXOR7Bit (14) = 00001110 -> byte 6 = 0001 0000 = 10, opens
+    #   byte 7 with 1110; varint 10 ^ 0 = 0A appended as byte 8. y ^ x = 1: ValueXOR4 (21) =
+    #   00010101 -> byte 7 = 1110 0001 = E1, opens byte 9 with 0101; nibble 0001 -> byte 9 =
+    #   0101 0001 = 51. Deltas (10, MAX, MAX, MAX); ts (10, 0); a: v = (y, x, 0).
+    # m3 (a, 20, 0, z): 10 + delta1 = 20: TimeDelta1Forward (5) -> byte 10 = 05. z ^ y = 0x10:
+    #   ValueXOR8 (22) -> byte 11 = 16, the XOR byte 10 appended as byte 12. ts (20, 10).
+    #   a: v = (z, y, x).
+    # m4 (a, 10, 5, 0): 10 is the timestamp before last: Timestamp2 (13) -> byte 13 = 0D. This
+    #   is a's 6th code: 1 each of codes 1, 5, 13, 14, 21, 22, so the sizes are mode 1: 6 * 5 =
+    #   30, mode 2: 1 + 5 * 6 = 31, mode 3: 1 + 2 + 4 * 7 = 31, mode 4: 1 + 2 + 3 + 3 * 8 = 30;
+    #   the first smallest is mode 1: from now on a's coder writes every code in 5 bits.
+    #   Flags 5 is neither flags1 nor flags2 (0): Quality7Bit32 (16) = 10000 opens byte 14,
+    #   varint 05 appended as byte 15. Value 0 is not in (z, y, x): ValueZero (20) = 10100 ->
+    #   byte 14 = 10000 101 = 85, bits '00' open byte 16. ts (10, 20); a: flags (5, 0),
+    #   v = (0, z, y).
+    # m5 (a, 0, 0, z): 0 is not ts2 (20) and 0 < 10; 10 - delta1 = 0: TimeDelta1Reverse (9) =
+    #   01001; flags 0 = flags2: Quality2 (15) = 01111 -> byte 16 = 00 01001 0 = 12, '1111'
+    #   opens byte 17; z = v2: Value2 (18) = 10010 -> byte 17 = 1111 1001 = F9, '0' opens
+    #   byte 18. ts (0, 10); a: flags (0, 5), v = (z, 0, y).
+    # m6 (a, 0, 0, y): same time and flags; y = v3: Value3 (19) = 10011 -> byte 18 = '010011'.
+    #   a: v = (y, z, 0).
+    # m7 (b, 0, 0, 0), a's coder: a's next id is now 0, 0x35 ^ 0 = 0x35 < 2**8: PointIDXOR8 (2)
+    #   = 00010 -> byte 18 = 010011 00 = 4C, '010' opens byte 19; the XOR byte 35 appended as
+    #   byte 20. b is new (v1 = 0): Value1 (17) = 10001 -> byte 19 = 010 10001 = 51.
+    # m8 (c, 0, 0, 0), b's fresh coder (mode 4): b's next id 0x36, 0x0A6A ^ 0x36 = 0x0A5C:
+    #   PointIDXOR12 (3) = 00000011 -> byte 21 = 03; low nibble 1100 opens byte 22, the next 8
+    #   bits A5 appended as byte 23. Value1 is mode 4's 1-bit code: '1' -> byte 22 '11001'.
+    # m9 (d, 0, 0, 0), c's fresh coder: c's next id 0x0A6B, 0xB484 ^ 0x0A6B = 0xBEEF:
+    #   PointIDXOR16 (4) = 00000100 -> byte 22 = 11001 000 = C8, '00100' opens byte 24; the XOR
+    #   bytes appended little-endian as bytes 25, 26 = EF BE. Value1 '1' -> byte 24 '001001'.
+    # finish: bits are pending, so EndOfStream (0) with d's fresh coder (mode 4) = 00000000 ->
+    #   byte 24 = 001001 00 = 24, '000000' opens byte 27, padded with zeros -> 00.
+    expected = bytes.fromhex(
+        "1C 00007042 01 10 E1 0A 51 05 16 10 0D 85 05 12 F9 4C 51 35 03 C8 A5 24 EFBE 00"
+    )
+    header = bytes([85, 0, 0])  # version 85, sequence number 0
+    enc = TsscEncoder(SEED, implementation=impl)
+    blocks = enc.encode(*columns(rows))
+    assert [(blk.count, blk.data) for blk in blocks] == [(len(rows), header + expected)]
+    for decoder_impl in tssc.available_implementations():
+        dec = TsscDecoder(SEED, implementation=decoder_impl)
+        assert decoded_rows(dec.decode(header + expected)) == rows
+
+
 # ---------------------------------------------------------------------------------------------
 # Round trips and C == Python
 
