@@ -36,9 +36,11 @@ What "strict" means here, in this order:
    with one shared, warmed ``XmlContext``, ``fail_on_converter_warnings`` and a fresh ``ns_map``
    per call.
 
-Elements handed in are never modified: an ``xml.etree`` element is depth/size-checked, serialised
-and parsed again through the strict path above; an lxml element is copied, bounded and validated
-(xsdata empties the trees it parses, so it never sees the caller's tree).
+Elements handed in are never modified. Both kinds are first bounded on the caller's tree by one
+walk that stops early (depth, a lower bound of the serialised size against ``max_bytes``, lxml
+entity-reference nodes refused), so hostile trees are refused before any copy. An ``xml.etree``
+element is then serialised and parsed again through the strict path above; an lxml element is
+copied and validated (xsdata empties the trees it parses, so it never sees the caller's tree).
 
 Every failure is a :class:`CodecError` subclass with a one-line message naming the place (line or
 element path) and the reason. Encoding validates the produced tree against the schema by default
@@ -283,11 +285,17 @@ class Codec:
         """Strictly parse and validate; returns a schema-valid lxml root the caller owns."""
         if type(data) is not bytes:
             if isinstance(data, etree._Element):
+                # Bound depth and size on the caller's tree first (cheap, stops early), then
+                # copy: a hostile tree is refused before any work proportional to its size.
+                _check_tree(data, self.limits)
                 return self._check_element(copy.deepcopy(data))
             if isinstance(data, ET.Element):
                 # ET serialises recursively: bound depth and size first, without recursion.
-                _check_etree(data, self.limits)
-                data = ET.tostring(data, encoding="utf-8", xml_declaration=False)
+                _check_tree(data, self.limits)
+                try:
+                    data = ET.tostring(data, encoding="utf-8", xml_declaration=False)
+                except (TypeError, ValueError, AttributeError) as exc:
+                    raise MalformedXml(f"cannot serialise the element tree: {exc}") from None
             elif isinstance(data, str):
                 data = data.encode("utf-8")
             elif isinstance(data, (bytes, bytearray, memoryview)):
@@ -326,14 +334,13 @@ class Codec:
         return None
 
     def _check_element(self, root: etree._Element) -> etree._Element:
-        size_guard = sum(1 for _ in root.iter())
-        if size_guard * 8 > self.limits.max_bytes:
-            raise LimitExceeded(f"element tree of {size_guard} elements is too large")
-        _check_depth(root, self.limits.max_depth)
+        """Validate a (copied, already bounded) lxml tree; every failure is a CodecError."""
         try:
             self.schema.assertValid(root)
         except etree.DocumentInvalid as exc:
             raise _schema_error(exc.error_log) from None
+        except etree.Error as exc:  # XMLSchemaValidateError ("Internal error...") and kin
+            raise SchemaViolation(f"schema validation failed: {_clean(str(exc))}") from None
         return root
 
     def decode(self, data: bytes | str | Any) -> Any:
@@ -447,17 +454,61 @@ def _pretty(tag: str) -> str:
     return tag if not tag.startswith("{") else f"{tag[1:].split('}')[1]} ({tag[1:].split('}')[0]})"
 
 
-def _check_etree(root: ET.Element, limits: Limits) -> None:
-    count = 0
+def _check_tree(root: Any, limits: Limits) -> None:
+    """Bound an lxml or xml.etree tree before it is copied or serialised (no recursion).
+
+    Refuses nesting deeper than ``limits.max_depth`` and trees whose serialised form is certain to
+    exceed ``limits.max_bytes``: the walk adds up a lower bound of the UTF-8 size (tags by local
+    name, text, tail, comments, attribute names and values; no namespace declarations, no
+    escaping) and stops as soon as either limit is passed, so a 10 MB text or a 10,000-deep tree
+    is refused at once. lxml entity-reference nodes (``etree.Entity``) are refused: no entity
+    reaches the parser through bytes either.
+    """
+    max_bytes, max_depth = limits.max_bytes, limits.max_depth
+    size = 0
     stack = [(root, 1)]
+    pop, extend = stack.pop, stack.extend
     while stack:
-        node, depth = stack.pop()
-        count += 1
-        if depth > limits.max_depth:
-            raise LimitExceeded(f"elements nested deeper than {limits.max_depth}")
-        if count * 8 > limits.max_bytes:
-            raise LimitExceeded(f"element tree of more than {count} elements is too large")
-        stack.extend((child, depth + 1) for child in node)
+        node, depth = pop()
+        if depth > max_depth:
+            raise LimitExceeded(f"elements nested deeper than {max_depth}")
+        tag, text, tail = node.tag, node.text, node.tail
+        children = len(node)
+        if type(tag) is str:
+            local = len(tag) - tag.find("}") - 1  # "{ns}name" -> len("name")
+            size += 2 * local + 5 if text or children else local + 3  # <n>..</n> or <n/>
+            for key, value in node.items():
+                size += len(key) - key.find("}") + 3 + _text_size(value, max_bytes, tag)
+        elif tag is _ENTITY:
+            raise ForbiddenXml(f"entity reference {text} is not accepted", _where(node))
+        if text:
+            size += _text_size(text, max_bytes, tag)
+        if tail:
+            size += _text_size(tail, max_bytes, tag)
+        if size > max_bytes:
+            raise LimitExceeded(f"element tree of more than {max_bytes} bytes of XML")
+        if children:
+            depth += 1
+            extend([(child, depth) for child in node])
+
+
+_ENTITY = etree.Entity  # the ``tag`` of lxml entity-reference nodes
+
+
+def _text_size(text: Any, limit: int, tag: Any) -> int:
+    """UTF-8 size of one text (or at least ``limit + 1`` when longer than ``limit`` anyway)."""
+    if not isinstance(text, str):
+        raise MalformedXml(f"text of {_pretty(str(tag))} is a {type(text).__name__}, not str")
+    if len(text) > limit or text.isascii():
+        return len(text)  # characters are a lower bound of the UTF-8 bytes
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _where(node: Any) -> str:
+    parent = node.getparent() if isinstance(node, etree._Element) else None
+    if parent is None or not isinstance(parent.tag, str):
+        return ""
+    return f"element {parent.tag.rsplit('}', 1)[-1]}"
 
 
 def _check_depth(root: etree._Element, limit: int) -> None:

@@ -332,6 +332,9 @@ OTHER_PDUS = {
     "rejectPDU-no-invoke": pdu(
         "<rejectPDU><rejectReason><pdu-error><invalid-pdu/></pdu-error></rejectReason></rejectPDU>"
     ),
+    # write's negative sample above is a positive response with a per-item failure; a write the
+    # server refuses as a whole is answered with a confirmed-ErrorPDU (its service is not named).
+    "write-confirmed-ErrorPDU": err("<access><object-access-denied/></access>", invoke=8),
     "errorPDU-others-description": err(
         "<others>12</others>",
         "<additionalCode>-1</additionalCode><additionalDescription>busy</additionalDescription>",
@@ -556,6 +559,7 @@ def test_pdu_names_of_other_pdus():
         "informationReport-LastApplError": ("unconfirmed-PDU", "informationReport"),
         "rejectPDU-no-invoke": ("rejectPDU", None),
         "errorPDU-others-description": ("confirmed-ErrorPDU", None),
+        "write-confirmed-ErrorPDU": ("confirmed-ErrorPDU", None),
     }
     for name, xml in OTHER_PDUS.items():
         assert codec.pdu_names(codec.decode_pdu(xml.encode())) == special.get(name, (name, None))

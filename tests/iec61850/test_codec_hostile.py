@@ -27,7 +27,27 @@ RESPONSE = (
 ).encode()
 
 
+E2E = codec.E2E_NS
+#: RESPONSE inside a ClearTransfer envelope (the 8-2 namespace under the prefix ``mms``).
+MMS_IN_E2E = (
+    RESPONSE.decode()
+    .replace(f' xmlns="{NS}"', "")
+    .replace("</", "\0")
+    .replace("<", "<mms:")
+    .replace("\0", "</mms:")
+)
+ENVELOPE = (
+    f'<ClearTransfer xmlns="{E2E}" xmlns:mms="{NS}"><tbp><token2><assoID>1:2</assoID>'
+    "<time>20240501120000,123Z</time><seq>0</seq></token2><applData>"
+    + MMS_IN_E2E
+    + "</applData></tbp><auth><algorithm><hmac-sha256/></algorithm><icv>"
+    + "AB" * 32
+    + "</icv></auth></ClearTransfer>"
+).encode()
+
+
 def fails(data, error=codec.CodecError, match: str | None = None, budget: float = 2.0):
+    codec.default_codec()  # built and warmed outside the time budget
     start = time.perf_counter()
     with pytest.raises(error, match=match) as info:
         codec.decode(data)
@@ -39,12 +59,23 @@ def fails(data, error=codec.CodecError, match: str | None = None, budget: float 
 def test_valid_samples_pass():
     assert codec.decode(READ) is not None
     assert codec.decode(RESPONSE) is not None
+    assert codec.decode(ENVELOPE).tbp.appl_data.mmspdu == codec.decode(RESPONSE)
 
 
 @pytest.mark.parametrize("cut", range(1, len(READ), 7))
 def test_truncated_pdu(cut):
     # xsdata's default recover mode accepted some truncations (itemId cut short): not here.
     fails(READ[:cut], codec.MalformedXml)
+
+
+@pytest.mark.parametrize("cut", range(1, len(RESPONSE), 7))
+def test_truncated_response_pdu(cut):
+    fails(RESPONSE[:cut], codec.MalformedXml)
+
+
+@pytest.mark.parametrize("cut", range(1, len(ENVELOPE), 11))
+def test_truncated_e2e_envelope(cut):
+    fails(ENVELOPE[:cut], codec.MalformedXml)
 
 
 def test_truncated_inside_identifier_is_not_accepted():
@@ -134,6 +165,16 @@ def test_deep_nesting_as_lxml_element():
     fails(root, codec.LimitExceeded)
 
 
+def test_deep_nesting_as_lxml_element_is_refused_before_copying():
+    # The depth walk runs on the caller's tree and stops at max_depth: no deep copy of 10,000
+    # levels (that alone took ~0.15-0.9 s).
+    root = etree.Element(f"{{{NS}}}MMSpdu", nsmap={None: NS})
+    node = root
+    for _ in range(10_000):
+        node = etree.SubElement(node, f"{{{NS}}}structure")
+    fails(root, codec.LimitExceeded, "deeper than 64", budget=0.05)
+
+
 def test_nesting_within_limits_is_accepted():
     data = RESPONSE.replace(
         b"<bit-string>0100</bit-string>",
@@ -146,6 +187,77 @@ def test_ten_megabyte_payload():
     big = RESPONSE.replace(b"0100", b"01" * 5_000_000)
     assert len(big) > 10_000_000
     fails(big, codec.LimitExceeded, "exceeds", budget=0.5)
+
+
+BIG = RESPONSE.replace(b"0100", b"01" * 5_000_000)
+
+
+@pytest.mark.parametrize("kind", ["lxml", "xml.etree"])
+def test_ten_megabyte_payload_as_element(kind):
+    # Elements obey max_bytes like bytes do; the walk stops as soon as the limit is passed.
+    root = etree.fromstring(BIG) if kind == "lxml" else ET.fromstring(BIG)
+    fails(root, codec.LimitExceeded, "1048576 bytes", budget=0.5)
+
+
+def _lxml_response() -> etree._Element:
+    return etree.fromstring(RESPONSE)
+
+
+@pytest.mark.parametrize("where", ["tail-after-comment", "attribute", "comment"])
+def test_ten_megabytes_hidden_in_an_lxml_element(where):
+    root = _lxml_response()
+    bits = root.find(f".//{{{NS}}}bit-string")
+    comment = etree.Comment("x" * 10_000_000 if where == "comment" else "c")
+    bits.append(comment)
+    if where == "tail-after-comment":
+        comment.tail = "01" * 5_000_000
+    elif where == "attribute":
+        bits.set("x", "1" * 10_000_000)
+    fails(root, codec.LimitExceeded, "bytes of XML", budget=0.5)
+
+
+REPORT_TEXT = RESPONSE.replace(b"<bit-string>0100</bit-string>", b"<mMSString>TEXT</mMSString>")
+
+
+@pytest.mark.parametrize("kind", ["bytes", "lxml", "xml.etree"])
+def test_max_bytes_counts_utf8_bytes_of_elements_too(kind):
+    # 400 characters, 800 bytes: over a 600-byte limit in every input form.
+    text = REPORT_TEXT.replace(b"TEXT", "Ä".encode() * 400)
+    small = codec.Codec(codec.Limits(max_bytes=600))
+    data = {"bytes": text, "lxml": etree.fromstring(text), "xml.etree": ET.fromstring(text)}[kind]
+    with pytest.raises(codec.LimitExceeded):
+        small.decode(data)
+    assert codec.decode(data) is not None
+
+
+def test_entity_node_in_lxml_element():
+    # lxml's validator fails on entity-reference nodes with XMLSchemaValidateError ("Internal
+    # error"): the codec refuses them itself, like a DOCTYPE in bytes.
+    root = etree.fromstring(READ)
+    root.find(f".//{{{NS}}}domainId").append(etree.Entity("lol"))
+    error = fails(root, codec.ForbiddenXml, "entity reference &lol;")
+    assert error.where == "element domainId"
+
+
+def test_entity_nodes_of_a_parse_without_entity_resolution():
+    doc = b'<!DOCTYPE m [<!ENTITY e "IED">]>' + READ.replace(b"IED1LD0", b"&e;1LD0")
+    root = etree.fromstring(doc, etree.XMLParser(resolve_entities=False))
+    fails(root, codec.ForbiddenXml, "entity")
+    charref = etree.fromstring(READ)
+    charref.find(f".//{{{NS}}}itemId").insert(0, etree.Entity("#65"))
+    fails(charref, codec.ForbiddenXml, "entity")
+
+
+def test_xml_etree_element_that_cannot_be_serialised():
+    root = ET.fromstring(READ)
+    root.find(f".//{{{NS}}}invokeID").text = 7  # ET accepts any object; tostring does not
+    fails(root, codec.MalformedXml, "not str")
+
+
+def test_comments_in_an_lxml_element_are_ignored():
+    root = etree.fromstring(READ)
+    root.find(f".//{{{NS}}}domain-specific").insert(1, etree.Comment("note"))
+    assert codec.decode(root) == codec.decode(READ)
 
 
 def test_wrong_namespace():

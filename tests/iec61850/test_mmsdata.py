@@ -157,6 +157,54 @@ def test_opt_flds_positions():
     )
 
 
+# Bit positions (bit 0 = leftmost XER character) in the IEC 61850-8-1 order that mmsdata documents
+# on its members; the mapping notes (section 5) only say these are bit strings.
+REASON_FOR_INCLUSION_BITS = [
+    (d.ReasonForInclusion.RESERVED, 0),
+    (d.ReasonForInclusion.DATA_CHANGE, 1),
+    (d.ReasonForInclusion.QUALITY_CHANGE, 2),
+    (d.ReasonForInclusion.DATA_UPDATE, 3),
+    (d.ReasonForInclusion.INTEGRITY, 4),
+    (d.ReasonForInclusion.GENERAL_INTERROGATION, 5),
+    (d.ReasonForInclusion.APPLICATION_TRIGGER, 6),
+]
+CHECK_CONDITIONS_BITS = [
+    (d.CheckConditions.SYNCHROCHECK, 0),
+    (d.CheckConditions.INTERLOCK_CHECK, 1),
+]
+
+
+@pytest.mark.parametrize(
+    "flags,table",
+    [
+        (d.ReasonForInclusion, REASON_FOR_INCLUSION_BITS),
+        (d.CheckConditions, CHECK_CONDITIONS_BITS),
+    ],
+    ids=["ReasonForInclusion", "CheckConditions"],
+)
+def test_full_bit_position_table(flags, table):
+    # Every member is in the table, in bit order, and nothing else is.
+    assert [member for member, _ in table] == list(flags)
+    assert [bit for _, bit in table] == list(range(flags.width()))
+    for member, bit in table:
+        bits = member.to_bits()
+        assert bits == "0" * bit + "1" + "0" * (flags.width() - bit - 1), member
+        assert flags.from_bits(bits) is member
+        assert flags.from_bits(through_codec(d.bit_string(member))) is member
+    everything = flags(0)
+    for member, _ in table:
+        everything |= member
+    assert everything.to_bits() == "1" * flags.width()
+    assert flags.from_bits("0" * flags.width()) == flags(0)
+
+
+def test_reason_code_of_a_report():
+    # data-change + general-interrogation: bits 1 and 5 of 7.
+    value = d.ReasonForInclusion.DATA_CHANGE | d.ReasonForInclusion.GENERAL_INTERROGATION
+    assert value.to_bits() == "0100010"
+    assert d.CheckConditions.from_bits("01") == d.CheckConditions.INTERLOCK_CHECK
+
+
 def test_utc_time_layout_and_time_quality():
     when = datetime(2024, 5, 1, 12, 0, 0, 500000, tzinfo=UTC)
     quality = d.TimeQuality(clock_not_synchronized=True, accuracy=10)
