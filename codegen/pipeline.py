@@ -2,7 +2,8 @@
 
 Everything is first generated into a temporary tree; ``all`` then mirrors that tree into
 ``generated/`` (adding, replacing and deleting files), ``--check`` only compares it byte for byte.
-Files directly in ``generated/`` (its ``__init__.py``) are hand-written and left alone.
+Codegen owns every file of ``generated/``, its own ``__init__.py`` included (written from
+:data:`PACKAGE_DOC`), so a hand edit anywhere fails the check.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from gridbind.codegen.render import header, write_python
 STTP_DIR = "sttp"
 XSD_DIR = "iec61850_8_2"
 _IGNORED = {"__pycache__", ".mypy_cache"}
+#: Docstring of ``generated/__init__.py`` (the package that holds everything codegen writes).
+PACKAGE_DOC = "gridbind.generated: code written by ``gridbind codegen all``. Never edit by hand."
 
 
 def default_root() -> Path:
@@ -44,7 +47,7 @@ def generate_tree(root: Path, out: Path, xsd: bool = True) -> list[Path]:
 
     ``xsd=False`` leaves out the XSD set (the demo needs only the STTP modules).
     """
-    written: list[Path] = []
+    written = [write_python(out / "__init__.py", f'{header("specs")}\n"""{PACKAGE_DOC}"""\n')]
     specs = root / "specs"
     sttp_specs = sorted((specs / "sttp").glob("*.yaml"))
     templates = sorted((specs / "sttp" / "templates").glob("*.yaml"))
@@ -73,13 +76,13 @@ def generate_tree(root: Path, out: Path, xsd: bool = True) -> list[Path]:
 
 
 def _files(tree: Path) -> dict[str, Path]:
-    """Generated files of ``tree`` by relative path (top-level files and caches excluded)."""
+    """Generated files of ``tree`` by relative path (caches and byte code excluded)."""
     out: dict[str, Path] = {}
     if not tree.is_dir():
         return out
     for path in sorted(tree.rglob("*")):
         rel = path.relative_to(tree)
-        if not path.is_file() or len(rel.parts) < 2 or _IGNORED & set(rel.parts):
+        if not path.is_file() or _IGNORED & set(rel.parts):
             continue
         if path.suffix == ".pyc":
             continue

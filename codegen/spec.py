@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 import keyword
 import re
+import struct as pystruct
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -356,6 +358,7 @@ class _Checker:
         self.little = byte_order == "little"
         self.enums: dict[str, EnumDef] = {}
         self.names: dict[str, PathT] = {}
+        self.constants: dict[str, str] = {}  # construct constant -> its struct
         for section, is_flags in (("enums", False), ("flags", True)):
             for name, body in self.mapping(top.get(section) or {}, (section,)).items():
                 self.enums[name] = self.enum(name, body, (section, name), is_flags)
@@ -363,7 +366,7 @@ class _Checker:
         for section in ("structs", "messages"):
             for name, body in self.mapping(top.get(section) or {}, (section,)).items():
                 path = (section, name)
-                self.claim(name, path)
+                self.claim(name, path, constant=True)
                 raw_structs[name] = (body, path, section == "messages")
         self.struct_names = set(raw_structs)
         self.layouts = {
@@ -393,7 +396,8 @@ class _Checker:
             decisions=self.decisions,
         )
 
-    def claim(self, name: Any, path: PathT) -> None:
+    def claim(self, name: Any, path: PathT, constant: bool = False) -> None:
+        """Reserve a type name; ``constant``: it also makes a module constant (structs, messages)."""
         self.identifier(name, path, "type name")
         if name in SIMPLE_TYPES | COMPOSITE_TYPES | BBB_ONLY_TYPES:
             raise self.error(path, f"{name!r} is a built-in type name")
@@ -409,6 +413,22 @@ class _Checker:
         for other in self.names:
             if constant_name(other) == const:
                 raise self.error(path, f"{name!r} and {other!r} both make the constant {const}")
+        if name in self.constants:
+            raise self.error(
+                path, f"{name!r} is the construct constant of {self.constants[name]!r}"
+            )
+        if constant:
+            if const == name:
+                raise self.error(
+                    path,
+                    f"{name!r} makes the construct constant {const}, the name of its own class "
+                    "(give it a lowercase letter)",
+                )
+            if const in self.names:
+                raise self.error(
+                    path, f"{name!r} makes the construct constant {const}, already a type name"
+                )
+            self.constants[const] = name
         self.names[name] = path
 
     def enum(self, name: str, body: Any, path: PathT, is_flags: bool) -> EnumDef:
@@ -765,8 +785,120 @@ class _Checker:
         elif "adjust" in raw:
             raise self.error(path + ("adjust",), "adjust needs length_of")
         if "default" in raw:
+            self.check_default(fdef, raw["default"], path + ("default",))
             fdef.default = raw["default"]
             fdef.has_default = True
+
+    def check_default(self, fdef: FieldDef, value: Any, path: PathT) -> None:
+        """Refuse a ``default:`` the field could not hold (the module would be broken)."""
+
+        def bad(reason: str) -> SpecError:
+            return self.error(path, f"bad default: {reason}")
+
+        kind = fdef.kind
+        if kind == "switch":
+            raise bad("a switch takes no default; its fallback case is default_case: TYPE")
+        if kind in ("struct", "array"):
+            raise bad(f"{kind} field {fdef.name!r} takes no default")
+        if fdef.when is not None:
+            raise bad(f"conditional field {fdef.name!r} defaults to None")
+        if fdef.length_of is not None:
+            raise bad(f"computed field {fdef.name!r} (length_of) takes no default")
+        shown = _show(value)
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if kind in ("int", "bbb"):
+            if kind == "int":
+                bits, signed, type_name = fdef.bits, fdef.signed, fdef.type
+            else:
+                bits, signed, type_name = fdef.bits or 64, False, fdef.type
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise bad(f"{shown} is not an integer ({type_name})")
+            low = -(1 << (bits - 1)) if signed else 0
+            high = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
+            if not low <= value <= high:
+                raise bad(f"{shown} does not fit {type_name}")
+        elif kind == "float":
+            if not number:
+                raise bad(f"{shown} is not a number ({fdef.type})")
+            try:
+                pystruct.pack(">f" if fdef.bits == 32 else ">d", value)
+            except (OverflowError, pystruct.error):
+                raise bad(f"{shown} does not fit {fdef.type}") from None
+        elif kind == "bool":
+            if not isinstance(value, bool):
+                raise bad(f"{shown} is not true or false")
+        elif kind == "guid":
+            try:
+                uuid.UUID(value)
+            except (TypeError, ValueError, AttributeError):
+                raise bad(f"{shown} is not a GUID in text form") from None
+        elif kind in ("ascii", "string"):
+            if not isinstance(value, str):
+                raise bad(f"{shown} is not text ({fdef.type})")
+            try:
+                encoded = value.encode("ascii" if kind == "ascii" else fdef.encoding)
+            except UnicodeEncodeError:
+                raise bad(f"{shown} cannot be encoded as {fdef.encoding}") from None
+            self.check_default_length(fdef, len(encoded), shown, bad)
+        elif kind == "bytes":
+            if not isinstance(value, bytes):
+                raise bad(f"{shown} is not bytes (write !!binary BASE64)")
+            self.check_default_length(fdef, len(value), shown, bad)
+        elif kind in ("enum", "flags"):
+            enum = self.enums[fdef.type]
+            if isinstance(value, str):
+                if value not in enum.values:
+                    raise bad(f"{shown} is not a {fdef.type} member")
+            elif isinstance(value, bool):
+                raise bad(
+                    f"{shown} is not a {fdef.type} member (YAML reads Off/No as false: quote it)"
+                )
+            elif not isinstance(value, int):
+                raise bad(f"{shown} is not a {fdef.type} member or value")
+            elif kind == "enum" and value not in enum.values.values():
+                raise bad(f"{shown} is not a {fdef.type} value")
+            elif not 0 <= value < 1 << INT_TYPES[enum.base][0]:
+                raise bad(f"{shown} does not fit {fdef.type} ({enum.base})")
+        elif kind == "codec":
+            accepted = {"int": int, "float": (int, float), "str": str, "bytes": bytes, "bool": bool}
+            expected = accepted.get(fdef.py)
+            if expected is None:
+                raise bad(f"a codec field of py {fdef.py} takes no default")
+            if not isinstance(value, expected) or (fdef.py != "bool" and isinstance(value, bool)):
+                raise bad(f"{shown} is not {fdef.py}")
+        self.check_default_constraints(fdef, value, shown, bad)
+
+    def check_default_length(self, fdef: FieldDef, length: int, shown: str, bad: Any) -> None:
+        if fdef.prefix is not None and length >= 1 << INT_TYPES[fdef.prefix][0]:
+            raise bad(f"{shown} is too long for a {fdef.prefix} prefix")
+        if fdef.size is not None and fdef.size.const is not None:
+            if fdef.kind == "bytes" and length != fdef.size.const:
+                raise bad(f"{shown} is not {fdef.size.const} bytes")
+            if length > fdef.size.const:
+                raise bad(f"{shown} is longer than size {fdef.size.const}")
+        if fdef.kind == "ascii" and fdef.size is None and length > 0xFF:
+            raise bad(f"{shown} is too long for a bit-byte-block ascii (u8 length)")
+
+    def check_default_constraints(self, fdef: FieldDef, value: Any, shown: str, bad: Any) -> None:
+        c = fdef.constraints
+        if "min" in c and value < c["min"]:
+            raise bad(f"{shown} is below the minimum {c['min']!r}")
+        if "max" in c and value > c["max"]:
+            raise bad(f"{shown} is above the maximum {c['max']!r}")
+        if "choices" in c:
+            if fdef.kind in ("enum", "flags"):
+                members = self.enums[fdef.type].values
+                choices = [members.get(v, v) if isinstance(v, str) else v for v in c["choices"]]
+                found = members.get(value, value) if isinstance(value, str) else value
+            else:
+                choices, found = c["choices"], value
+            if found not in choices:
+                raise bad(f"{shown} is not one of the choices {c['choices']!r}")
+        length = len(value) if isinstance(value, (str, bytes)) else None
+        if length is not None and length < c.get("min_length", 0):
+            raise bad(f"{shown} is shorter than min_length {c['min_length']}")
+        if length is not None and length > c.get("max_length", length):
+            raise bad(f"{shown} is longer than max_length {c['max_length']}")
 
     def check_constraints(self, fdef: FieldDef, path: PathT) -> None:
         c = fdef.constraints
@@ -941,6 +1073,12 @@ class _Checker:
         if payload not in by_name or by_name[payload].kind != "bytes":
             raise self.error(path + ("payload",), f"bad reference: {name} has no bytes {payload!r}")
         return Frame(name, code, payload)
+
+
+def _show(value: Any) -> str:
+    """A default value as the error shows it (one line, not too long)."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _kind(value: Any) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -38,6 +39,8 @@ def test_regeneration_reproduces_the_committed_tree(tmp_path: Path) -> None:
     pipeline.generate_tree(ROOT, first, xsd=False)
     diff = pipeline.compare(first, ROOT / "generated", only=pipeline.STTP_DIR)
     assert not diff, "\n".join(diff.lines())
+    package_init = (first / "__init__.py").read_bytes()
+    assert package_init == (ROOT / "generated" / "__init__.py").read_bytes()
     sttp_files = sorted((first / "sttp").glob("*.py"))
     assert {p.name for p in sttp_files} >= {"__init__.py", "draft_0_8.py", "templates.py"}
     for path in sttp_files:
@@ -67,6 +70,29 @@ def test_hand_edit_extra_and_missing_files_fail_the_check(tmp_path: Path) -> Non
 
 
 @pytest.mark.timeout(120)
+def test_hand_edit_of_generated_init_fails_the_check(tmp_path: Path) -> None:
+    # generated/__init__.py says "Never edit by hand": codegen writes it, so the check covers it
+    root = copy_tree(tmp_path / "checkout")
+    assert gridbind("codegen", "all", "--check", "--root", str(root)).returncode == 0
+    init = root / "generated" / "__init__.py"
+    init.write_text(init.read_text() + "HAND_EDIT = 1\n")
+    (root / "generated" / "stray.py").write_text("x = 1\n")
+
+    out = gridbind("codegen", "all", "--check", "--root", str(root))
+    assert out.returncode == 1
+    assert "changed: generated/__init__.py" in out.stdout
+    assert "extra: generated/stray.py" in out.stdout
+
+    repaired = gridbind("codegen", "all", "--root", str(root))
+    assert repaired.returncode == 0, repaired.stderr
+    assert init.read_bytes() == (ROOT / "generated" / "__init__.py").read_bytes()
+    assert not (root / "generated" / "stray.py").exists()
+    init.unlink()
+    out = gridbind("codegen", "all", "--check", "--root", str(root))
+    assert out.returncode == 1 and "missing: generated/__init__.py" in out.stdout
+
+
+@pytest.mark.timeout(120)
 def test_changed_spec_fails_the_check_and_a_broken_spec_is_one_line(tmp_path: Path) -> None:
     root = copy_tree(tmp_path / "checkout")
     spec = root / "specs" / "sttp" / "draft-0.8.yaml"
@@ -92,7 +118,26 @@ def test_sttp_command_writes_the_committed_module(tmp_path: Path) -> None:
     assert out_file.read_bytes() == (ROOT / "generated" / "sttp" / "draft_0_8.py").read_bytes()
 
 
-@pytest.mark.timeout(240)
+INSTALLED_CHECK = """\
+import sys
+from pathlib import Path
+
+import gridbind
+import gridbind.generated.sttp.draft_0_8 as draft
+import gridbind.iec61850.codec as codec
+
+target = Path(sys.argv[1]).resolve()
+for module in (gridbind, draft, codec):
+    assert target in Path(module.__file__).resolve().parents, module.__file__
+assert target in codec.schema_dir().parents, codec.schema_dir()
+codec.Codec()  # compiles the XSD set installed from the wheel
+version = draft.Version(major=1, minor=2)
+assert draft.Version.parse(version.build()) == version
+print("installed wheel works")
+"""
+
+
+@pytest.mark.timeout(300)
 def test_wheel_carries_generated_code_and_the_command(tmp_path: Path) -> None:
     # build from a copy: an in-tree build would leave build/ and *.egg-info in the checkout
     source = tmp_path / "source"
@@ -105,14 +150,41 @@ def test_wheel_carries_generated_code_and_the_command(tmp_path: Path) -> None:
         [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "-q", "-w", str(tmp_path)],
         capture_output=True,
         text=True,
-        timeout=220,
+        timeout=200,
     )
     assert out.returncode == 0, out.stderr[-2000:]
     (wheel,) = tmp_path.glob("gridbind-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "gridbind/cli.py" in names
-    assert "gridbind/generated/sttp/draft_0_8.py" in names
-    assert "gridbind/generated/sttp/templates.py" in names
+    assert "gridbind/generated/__init__.py" in names
     assert "gridbind/codegen/templates/sttp_module.py.j2" in names
     assert "gridbind/sttp/encoding.py" in names
     assert not any(name.startswith(("runtime/", "generated/")) for name in names)
+    generated = ROOT / "generated"
+    sttp_modules = sorted(generated.glob("sttp/*.py"))
+    xsds = sorted(generated.glob("iec61850_8_2/xsd/*.xsd"))
+    assert {p.name for p in sttp_modules} >= {"__init__.py", "draft_0_8.py", "templates.py"}
+    assert xsds, "no XSD set in generated/iec61850_8_2/xsd"
+    for path in sttp_modules + xsds + [generated / "iec61850_8_2" / "__init__.py"]:
+        assert f"gridbind/generated/{path.relative_to(generated).as_posix()}" in names
+
+    # install it where nothing else is and import from there, away from the checkout
+    target = tmp_path / "installed"
+    out = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target)]
+        + [str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    out = subprocess.run(
+        [sys.executable, "-c", INSTALLED_CHECK, str(target)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(target)},
+    )
+    assert out.returncode == 0, out.stdout + out.stderr[-2000:]
+    assert "installed wheel works" in out.stdout

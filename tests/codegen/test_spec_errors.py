@@ -232,3 +232,111 @@ def test_names_that_would_clash_in_the_module(tmp_path: Path, name: str, reason:
         "messages:\n", f"  {name}:\n    fields: [{{name: x, type: u8}}]\nmessages:\n"
     )
     assert error_of(tmp_path, text) == f"specs/sttp/broken.yaml:11:structs.{name}: {reason}"
+
+
+@pytest.mark.parametrize(
+    ("field", "reason"),
+    [
+        ("{name: x, type: u8, default: 300}", "300 does not fit u8"),
+        ("{name: x, type: i8, default: -129}", "-129 does not fit i8"),
+        ("{name: x, type: u16, default: '7'}", "'7' is not an integer (u16)"),
+        ("{name: x, type: u8, default: true}", "True is not an integer (u8)"),
+        ("{name: x, type: u8, default: null}", "None is not an integer (u8)"),
+        ("{name: x, type: u8, max: 9, default: 10}", "10 is above the maximum 9"),
+        ("{name: x, type: u8, choices: [1, 2], default: 3}", "3 is not one of the choices [1, 2]"),
+        ("{name: x, type: f32, default: 1.0e+39}", "1e+39 does not fit f32"),
+        ("{name: x, type: bool, default: 1}", "1 is not true or false"),
+        ("{name: x, type: guid, default: nope}", "'nope' is not a GUID in text form"),
+        ("{name: x, type: ascii, size: 2, default: abc}", "'abc' is longer than size 2"),
+        ("{name: x, type: string, prefix: u8, default: 5}", "5 is not text (string)"),
+        ("{name: x, type: string, encoding: ascii, default: é}", "'é' cannot be encoded as ascii"),
+        (
+            "{name: x, type: bytes, prefix: u8, default: abc}",
+            "'abc' is not bytes (write !!binary BASE64)",
+        ),
+        ("{name: x, type: Kind, default: C}", "'C' is not a Kind member"),
+        ("{name: x, type: Kind, default: 3}", "3 is not a Kind value"),
+        (
+            "{name: x, type: Kind, default: Off}",
+            "False is not a Kind member (YAML reads Off/No as false: quote it)",
+        ),
+        (
+            "{name: x, type: switch, on: kind, cases: {A: Pair}, default: Pair}",
+            "a switch takes no default; its fallback case is default_case: TYPE",
+        ),
+        ("{name: x, type: Pair, default: {}}", "struct field 'x' takes no default"),
+        ("{name: x, type: array, of: u8, default: []}", "array field 'x' takes no default"),
+        (
+            "{name: x, type: u8, when: {field: kind, equals: A}, default: 1}",
+            "conditional field 'x' defaults to None",
+        ),
+    ],
+    ids=[
+        "int-range",
+        "signed-range",
+        "string-on-int",
+        "bool-on-int",
+        "null-on-int",
+        "above-max",
+        "not-a-choice",
+        "float-range",
+        "int-on-bool",
+        "bad-guid",
+        "ascii-too-long",
+        "int-on-string",
+        "unencodable",
+        "text-on-bytes",
+        "unknown-member",
+        "unknown-value",
+        "yaml-boolean-member",
+        "switch-default",
+        "struct-default",
+        "array-default",
+        "conditional-default",
+    ],
+)
+def test_default_that_does_not_fit_the_field_is_refused(
+    tmp_path: Path, field: str, reason: str
+) -> None:
+    text = GOOD.replace(
+        "      - {name: pair, type: Pair}",
+        f"      - {{name: kind, type: Kind}}\n      - {field}",
+    )
+    assert error_of(tmp_path, text) == (
+        f"specs/sttp/broken.yaml:20:messages.Ping.fields[1].default: bad default: {reason}"
+    )
+
+
+def test_switch_fallback_is_default_case(tmp_path: Path) -> None:
+    # the README's spelling of the fallback case is the one codegen reads
+    text = GOOD.replace(
+        "      - {name: pair, type: Pair}",
+        "      - {name: kind, type: Kind}\n"
+        "      - {name: x, type: switch, on: kind, cases: {A: Pair}, default_case: u8}",
+    )
+    spec = tmp_path / "ok.yaml"
+    spec.write_text(text)
+    _, switch = load_spec(spec, "ok.yaml").structs["Ping"].fields
+    assert switch.default_case is not None and switch.default_case.type == "u8"
+    readme = (Path(__file__).resolve().parents[2] / "specs" / "sttp" / "README.md").read_text()
+    assert "`default_case: TYPE`" in readme and "`default: TYPE`" not in readme
+
+
+@pytest.mark.parametrize(
+    ("names", "reason"),
+    [
+        (["AB"], "'AB' makes the construct constant AB, the name of its own class"),
+        (["S"], "'S' makes the construct constant S, the name of its own class"),
+        (["A2B", "A2b"], "'A2b' makes the construct constant A2B, already a type name"),
+        (["A2b", "A2B"], "'A2B' is the construct constant of 'A2b'"),
+    ],
+    ids=["all-caps", "one-letter", "constant-of-later", "constant-of-earlier"],
+)
+def test_struct_name_that_is_a_construct_constant_is_refused(
+    tmp_path: Path, names: list[str], reason: str
+) -> None:
+    added = "".join(f"  {name}:\n    fields: [{{name: x, type: u8}}]\n" for name in names)
+    text = GOOD.replace("messages:\n", f"{added}messages:\n")
+    line = 11 + 2 * (len(names) - 1)
+    message = error_of(tmp_path, text)
+    assert message.startswith(f"specs/sttp/broken.yaml:{line}:structs.{names[-1]}: {reason}")

@@ -231,3 +231,46 @@ def test_fixed_layout_fast_path_matches_the_wire(tmp_path: Path) -> None:
         m.Fixed.parse(wire[:-1])
     with pytest.raises(m.WireError):
         m.Outer.parse(wire[:10])
+
+
+DEFAULTS_SPEC = """\
+profile: defaults
+enums:
+  Mode:
+    type: u8
+    values: {On: 1, Off: 2}
+flags:
+  Opts:
+    type: u8
+    values: {A: 0x01, B: 0x02}
+structs:
+  Defaults:
+    fields:
+      - {name: a, type: u8, default: 255}
+      - {name: b, type: i16, min: -10, default: -10}
+      - {name: f, type: f32, default: 1}
+      - {name: ok, type: bool, default: true}
+      - {name: g, type: guid, default: 00112233-4455-6677-8899-aabbccddeeff}
+      - {name: tag, type: ascii, size: 3, default: ab}
+      - {name: text, type: string, prefix: u8, default: hé}
+      - {name: raw, type: bytes, size: 2, default: !!binary AAE=}
+      - {name: mode, type: Mode, default: "Off"}
+      - {name: opts, type: Opts, default: 3}
+"""
+
+
+def test_defaults_that_fit_compile_and_build(tmp_path: Path) -> None:
+    spec_file = tmp_path / "defaults.yaml"
+    spec_file.write_text(DEFAULTS_SPEC)
+    out = generate(spec_file, tmp_path / "defaults_module.py", "defaults.yaml")
+    module_spec = importlib.util.spec_from_file_location("gridbind_defaults_fixture", out)
+    assert module_spec and module_spec.loader
+    m = importlib.util.module_from_spec(module_spec)
+    sys.modules[module_spec.name] = m
+    module_spec.loader.exec_module(m)
+    record = m.Defaults()
+    assert (record.a, record.b, record.f, record.ok) == (255, -10, 1, True)
+    assert record.g == uuid.UUID("00112233-4455-6677-8899-aabbccddeeff")
+    assert (record.tag, record.text, record.raw) == ("ab", "hé", b"\x00\x01")
+    assert record.mode is m.Mode.Off and record.opts == m.Opts.A | m.Opts.B
+    assert m.Defaults.parse(record.build()) == record
