@@ -13,19 +13,37 @@ the first level with a matching rule decides, DENY winning within a level. When 
 ``default_allow`` decides (False: access control is always on). The group ``"*"`` holds every
 identity. Filters are :mod:`gridbind.sttp.expressions` expressions over the point's DataPoint
 metadata row; a row lacking a column the rule names does not match it.
+
+Metadata follows the points (:func:`metadata_visibility`). The seed asks for "access control
+for both data and metadata so that only authorized users are able to successfully receive
+information", and says an ``ALLOW WHERE`` expression "would cause the allowed metadata to
+dynamically change": so a subscriber sees the DataPoint rows of the points it is allowed, and
+a Resource or CDSM row only when it is related to at least one allowed point (see
+:meth:`~gridbind.sttp.draft.metadata.MetadataDatabase.related_points`: referenced by the
+point's ``ProducerTableName``/``ProducerTableID``, holding its PointID, or referenced in turn by
+such a row, e.g. the PMU's Substation). A row related to points that are all disallowed is
+hidden. A row related to no point at all is judged by the rules themselves, as if it were a
+point with that row (``ALLOW ALL`` shows it, ``ALLOW WHERE DataType = 'BOOL'`` does not match
+a row without that column, so the default denial hides it): access control stays always on.
+Decisions: table definitions (GetMetadataSchema) are visible to every session; an update query
+reports removed rows (UndefineRow) by key whatever their former visibility, and a row that
+becomes hidden is simply no longer sent (it is not reported as removed).
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gridbind.sttp.expressions import CompiledExpression, FilterExpressionError, compile_expression
 
-__all__ = ["ANONYMOUS", "AccessControl", "AccessRule", "parse_rule"]
+__all__ = ["ANONYMOUS", "AccessControl", "AccessRule", "metadata_visibility", "parse_rule"]
+
+if TYPE_CHECKING:
+    from gridbind.sttp.draft.metadata import MetadataDatabase, MetaTable
 
 ANONYMOUS = "anonymous"
 _RULE = re.compile(r"^\s*(?P<verb>ALLOW|DENY)\s+(?P<body>.+?)\s*$", re.IGNORECASE | re.DOTALL)
@@ -119,3 +137,31 @@ class AccessControl:
             if verdict:
                 return True
         return self.default_allow
+
+
+def metadata_visibility(
+    database: MetadataDatabase, access: AccessControl, identity: str, table: MetaTable
+) -> Callable[[MetaTable, Mapping[str, Any]], bool]:
+    """Which rows of ``table`` ``identity`` may see (see the module documentation)."""
+    if table.name.upper() == "DATAPOINT":
+        return lambda t, row: access.allowed(identity, row[t.key], row)
+    related = database.related_points()
+    try:
+        points = database.table("DataPoint").rows
+    except ValueError:  # MetadataError: no DataPoint table
+        points = {}
+    verdicts: dict[Any, bool] = {}
+
+    def point_allowed(point: Any) -> bool:
+        if point not in verdicts:
+            verdicts[point] = access.allowed(identity, point, points.get(point))
+        return verdicts[point]
+
+    def visible(t: MetaTable, row: Mapping[str, Any]) -> bool:
+        key = row[t.key]
+        linked = related.get((t.name.upper(), key))
+        if linked:
+            return any(point_allowed(p) for p in linked)
+        return access.allowed(identity, key, row)
+
+    return visible

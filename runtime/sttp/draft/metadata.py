@@ -214,6 +214,64 @@ class MetadataDatabase:
                 self._oldest_revision = table.tombstones.pop(oldest)
         self._changed()
 
+    def related_points(self) -> dict[tuple[str, Any], set[Any]]:
+        """The data points each non-DataPoint row is related to, keyed ``(TABLE, key)``.
+
+        A row is related to a data point when (a) the DataPoint row references it through a
+        ``<X>TableName`` / ``<X>TableID`` column pair (Appendix F: ``ProducerTableName`` /
+        ``ProducerTableID``), (b) one of its own Guid columns holds the point's PointID, or
+        (c) transitively, a related row references it through such a pair (a PMU's
+        ``SubstationTableName`` / ``SubstationTableID``, a Phasor's ``LineTableName`` /
+        ``LineTableID``). A pair without a table name matches the key in any non-DataPoint
+        table. Rows missing from the result are related to no data point.
+        """
+        with self._lock:
+            try:
+                datapoints = self.table("DataPoint")
+            except MetadataError:
+                return {}
+            others = [t for t in self._tables.values() if t is not datapoints]
+            by_name = {t.name.upper(): t for t in others}
+            related: dict[tuple[str, Any], set[Any]] = {}
+
+            def targets(table: MetaTable, row: Mapping[str, Any]) -> list[tuple[str, Any]]:
+                out = []
+                for name_column, id_column in _reference_pairs(table):
+                    target_key = row.get(id_column)
+                    if target_key is None:
+                        continue
+                    target_name = str(row.get(name_column) or "").strip("[] ").upper()
+                    candidates = [by_name[target_name]] if target_name in by_name else []
+                    if not target_name:
+                        candidates = others
+                    out += [
+                        (t.name.upper(), target_key) for t in candidates if target_key in t.rows
+                    ]
+                return out
+
+            pending: list[tuple[str, Any]] = []
+            for point, row in datapoints.rows.items():  # (a)
+                for target in targets(datapoints, row):
+                    related.setdefault(target, set()).add(point)
+                    pending.append(target)
+            for table in others:  # (b)
+                guid_columns = [n for n, kind in table.columns[1:] if kind == AVT.Guid]
+                for key, row in table.rows.items():
+                    for column in guid_columns:
+                        if row.get(column) in datapoints.rows:
+                            related.setdefault((table.name.upper(), key), set()).add(row[column])
+                            pending.append((table.name.upper(), key))
+            while pending:  # (c)
+                source = pending.pop()
+                table = by_name[source[0]]
+                points = related[source]
+                for target in targets(table, table.rows[source[1]]):
+                    known = related.setdefault(target, set())
+                    if not points <= known:
+                        known |= points
+                        pending.append(target)
+            return related
+
     def rows(self, table_name: str) -> list[dict[str, Any]]:
         """Copies of the rows of a table."""
         with self._lock:
@@ -309,6 +367,18 @@ class MetadataDatabase:
         if table.key not in columns:
             columns = [table.key] + columns  # rows must stay identifiable for updates
         return table, columns, where
+
+
+def _reference_pairs(table: MetaTable) -> list[tuple[str, str]]:
+    """``(<X>TableName, <X>TableID)`` column pairs of ``table``: references to other rows."""
+    names = {n.upper(): n for n in table.column_names}
+    pairs = []
+    for upper, name in names.items():
+        if upper.endswith("TABLENAME"):
+            id_column = names.get(upper[: -len("NAME")] + "ID")
+            if id_column is not None:
+                pairs.append((name, id_column))
+    return pairs
 
 
 def _item(sub: int, body: Any = None) -> wire.MetadataResponseItem:

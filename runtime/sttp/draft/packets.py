@@ -118,11 +118,7 @@ class DataEncoder:
             basic = []
             tssc_points = []
             for point in points:
-                if (
-                    point.value_type == ValueType.SINGLE
-                    and 0 <= point.runtime_id <= 0xFFFF
-                    and 0 <= point.quality <= _U32
-                ):
+                if self.tssc_coded(point):
                     tssc_points.append(point)
                 else:
                     basic.append(point)
@@ -130,6 +126,15 @@ class DataEncoder:
         for raw in self._basic_packets(basic):
             frames.extend(self._emit(raw))
         return frames
+
+    def tssc_coded(self, point: WirePoint) -> bool:
+        """Whether :meth:`encode` TSSC-codes ``point`` (those go before basic-encoded ones)."""
+        return (
+            self.algorithm == "TSSC"
+            and point.value_type == ValueType.SINGLE
+            and 0 <= point.runtime_id <= 0xFFFF
+            and 0 <= point.quality <= _U32
+        )
 
     def _encode_tssc(self, points: list[WirePoint]) -> list[bytes]:
         frames = []

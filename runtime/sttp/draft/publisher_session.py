@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gridbind.generated.sttp import draft_0_8 as wire
-from gridbind.sttp.draft.access import ANONYMOUS, AccessControl
+from gridbind.sttp.draft.access import ANONYMOUS, AccessControl, metadata_visibility
 from gridbind.sttp.draft.characteristics import (
     CharacteristicsError,
     Options,
@@ -53,9 +53,12 @@ from gridbind.sttp.draft.metadata import (
 )
 from gridbind.sttp.draft.packets import MAX_RAW_PACKET, DataEncoder, WirePoint
 from gridbind.sttp.encoding import ValueType
+from gridbind.sttp.fragments import Fragmenter
 from gridbind.sttp.measurement import Measurement
 
 __all__ = ["Catalog", "PublisherSession"]
+
+_FRAGMENT_CODES = (CC.BeginFragment, CC.NextFragment)
 
 
 @dataclass
@@ -217,6 +220,14 @@ class PublisherSession(_Session):
         out, self._datagrams = self._datagrams, []
         return out
 
+    def _send_raw(self, code: int, payload: bytes) -> None:
+        """Send one command; a payload above ``max_payload`` (e.g. a metadata row bigger than
+        a packet) goes as BeginFragment + NextFragment, which the subscriber reassembles."""
+        if len(payload) <= self.max_payload or code in _FRAGMENT_CODES:
+            super()._send_raw(code, payload)
+            return
+        self._send_frames(Fragmenter(self.max_payload + 3).frames(code, payload))
+
     # negotiation
     def _succeeded(self, ok: wire.RequestSucceeded, now: float) -> list[Event]:
         if ok.command == CC.NegotiateSession and self.negotiated is None:
@@ -319,10 +330,16 @@ class PublisherSession(_Session):
         return [DataChannelSecured(key, iv)]
 
     def _get_metadata(self, request: wire.GetMetadata) -> list[Event]:
+        catalog = self.catalog
+        visibility: dict[str, Any] = {}
+
         def visible(table: MetaTable, row: Mapping[str, Any]) -> bool:
-            if table.name.upper() != "DATAPOINT":
-                return True
-            return self.catalog.access.allowed(self.identity, row[table.key], row)
+            # rows of other tables follow the allowed points (see access.metadata_visibility)
+            check = visibility.get(table.name)
+            if check is None:
+                check = metadata_visibility(catalog.metadata, catalog.access, self.identity, table)
+                visibility[table.name] = check
+            return check(table, row)
 
         try:
             items = self.catalog.metadata.answer(request, visible)
@@ -540,19 +557,52 @@ class PublisherSession(_Session):
                     udp.append(point)
                 else:
                     tcp.append(point)
+        assert self._tcp is not None
         if prioritised:
-            tcp.sort(key=lambda p: -self._points[self._by_runtime[p.runtime_id]].options.priority)
+            self._send_prioritised(tcp, verified)
+            udp.sort(key=lambda p: -self._priority(p))
+        else:
+            self._send_reliable(tcp, verified)
+        if udp and self._udp is not None:
+            self._datagrams.extend(self._udp.encode(udp))
+        self.published["tcp"] += len(tcp) + len(verified)
+        self.published["udp"] += len(udp)
+        return len(tcp) + len(udp) + len(verified)
+
+    def _priority(self, point: WirePoint) -> int:
+        return self._points[self._by_runtime[point.runtime_id]].options.priority
+
+    def _send_prioritised(self, tcp: list[WirePoint], verified: list[WirePoint]) -> None:
+        """Send highest priority first. One encoding emits TSSC-coded points, then
+        basic-encoded ones, then verified ones (own encoder), so levels share one encoding
+        only while that keeps the order; otherwise a new one starts."""
+        assert self._tcp is not None
+        levels: dict[int, list[tuple[int, WirePoint]]] = {}
+        for point in tcp:
+            category = 0 if self._tcp.tssc_coded(point) else 1
+            levels.setdefault(self._priority(point), []).append((category, point))
+        for point in verified:
+            levels.setdefault(self._priority(point), []).append((2, point))
+        group_tcp: list[WirePoint] = []
+        group_verified: list[WirePoint] = []
+        highest = 0  # latest category in the current group
+        for level in sorted(levels, reverse=True):
+            items = levels[level]
+            if min(c for c, _ in items) < highest:
+                self._send_reliable(group_tcp, group_verified)
+                group_tcp, group_verified, highest = [], [], 0
+            for category, point in items:
+                (group_verified if category == 2 else group_tcp).append(point)
+                highest = max(highest, category)
+        self._send_reliable(group_tcp, group_verified)
+
+    def _send_reliable(self, tcp: list[WirePoint], verified: list[WirePoint]) -> None:
         assert self._tcp is not None
         if tcp:
             self._send_frames(self._tcp.encode(tcp))
         if verified:
             basic = DataEncoder("NONE", stateful=True, max_payload=self.max_payload)
             self._send_frames(basic.encode(verified))
-        if udp and self._udp is not None:
-            self._datagrams.extend(self._udp.encode(udp))
-        self.published["tcp"] += len(tcp) + len(verified)
-        self.published["udp"] += len(udp)
-        return len(tcp) + len(udp) + len(verified)
 
     def _receipts(self, data: bytes) -> list[Event]:
         if len(data) % _RECEIPT.size:

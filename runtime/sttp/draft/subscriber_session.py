@@ -107,7 +107,15 @@ class SubscriberSession(_Session):
             return self._points(self._tcp.basic(payload), "tcp")
         if code in (CC.BeginFragment, CC.NextFragment):
             packet = self._fragments.feed(code, payload)
-            return [] if packet is None else self._points(self._tcp.packet(packet), "tcp")
+            if packet is None:
+                return []
+            if packet.command_code != CC.SendDataPoints:
+                # another command too big for one packet (e.g. a large metadata response):
+                # handled as if it had come whole (the assembler refuses nested fragments)
+                if packet.compression == wire.CompressionMode.Tssc:
+                    raise PacketError(f"TSSC-coded {_name(packet.command_code)}")
+                return _Session._frame(self, packet.command_code, packet.payload, now)
+            return self._points(self._tcp.packet(packet), "tcp")
         if code == CC.RuntimeIDMapping:
             return self._mapping(wire.RuntimeIDMapping.parse(payload))
         if code == CC.GetMetadataSchemaResponse:

@@ -196,6 +196,35 @@ def test_secure_data_channel_failed_after_subscription(pki):
         run(secure_after(*tls_pair(pki), subscribe_first=True))
 
 
+def watch_datagrams(subscriber: Subscriber) -> dict[str, int]:
+    """Count the (decrypted) UDP datagrams by kind: DEFLATE BeginFragment, plain, other."""
+    from gridbind.generated.sttp import draft_0_8 as wire
+
+    counts = {"deflate": 0, "raw_bytes": 0, "wire_bytes": 0, "other": 0}
+    session = subscriber.session
+    receive = session.receive_datagram
+
+    def spy(datagram: bytes):
+        code = datagram[0]
+        if code == wire.CommandCode.BeginFragment:
+            begin = wire.BeginFragment.parse(datagram[3:])
+            if (
+                begin.compression_mode == wire.CompressionMode.Deflate
+                and begin.command_code == wire.CommandCode.SendDataPoints
+            ):
+                counts["deflate"] += 1
+                counts["raw_bytes"] += begin.total_raw_size
+                counts["wire_bytes"] += begin.total_fragment_size
+            else:
+                counts["other"] += 1
+        else:
+            counts["other"] += 1
+        return receive(datagram)
+
+    session.receive_datagram = spy
+    return counts
+
+
 async def udp_stream(pki, seconds):
     pmu = SyntheticPmu(1000, 30.0, start=T0)
     publisher, subscriber = tls_pair(pki)
@@ -205,14 +234,17 @@ async def udp_stream(pki, seconds):
     try:
         negotiated = await subscriber.connect()
         assert negotiated.udp_port == subscriber.udp_port != 0
+        assert negotiated.stateless == "DEFLATE"  # the stateless algorithm for UDP
+        modes = watch_datagrams(subscriber)
         await subscriber.secure_data_channel()
         assert subscriber.link.cipher is not None
         await subscriber.subscribe(options={"reliability": "lossy"})
         await publisher.wait_subscribed()
         [link] = publisher.connections
+        assert link.session.negotiated.stateless == "DEFLATE"
         await publisher.wait_for(lambda: link.udp is not None, 5)
         outcome = await stream(publisher, subscriber, pmu, seconds, settle=2.0, lossy=True)
-        return outcome, subscriber.session.received, subscriber.bad_datagrams
+        return outcome, subscriber.session.received, subscriber.bad_datagrams, modes
     finally:
         await subscriber.close()
         await publisher.stop()
@@ -220,12 +252,15 @@ async def udp_stream(pki, seconds):
 
 @pytest.mark.timeout(45)
 def test_udp_data_channel_with_aes_1000_signals_30fps_10s(pki):
-    outcome, by_channel, bad = run(udp_stream(pki, 10.0), 40)
+    outcome, by_channel, bad, modes = run(udp_stream(pki, 10.0), 40)
     loss = outcome.expected - outcome.distinct
     print(f"UDP+AES: {outcome.distinct}/{outcome.expected} received, loss {loss}")
     assert by_channel["udp"] == outcome.received > 0 and by_channel["tcp"] == 0
     assert outcome.wrong == 0 and bad == 0  # loss is only counted; what arrives is exact
     assert outcome.distinct <= outcome.expected
+    # every data datagram was a stateless DEFLATE packet, and DEFLATE actually compressed
+    assert modes["deflate"] > 0 and modes["other"] == 0
+    assert modes["wire_bytes"] < modes["raw_bytes"]
 
 
 @pytest.mark.timeout(20)
