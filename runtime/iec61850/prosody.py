@@ -5,6 +5,12 @@ certificate for the virtual host (subjectAltName = the domain, because slixmpp c
 certificate against the JID's domain, not against 127.0.0.1), the account store and the log. The
 system Prosody is never touched. Facts behind the config (``run_as_root``, Nagle, smacks) are in
 the project's reference notes on the XMPP test server.
+
+With ``client_certs=True`` a second virtual host (:attr:`Prosody.cert_domain`, ``ccert.<domain>``)
+authenticates clients with SASL EXTERNAL only: Prosody asks for a client certificate, checks its
+chain against the test CA and takes the account from the certificate's subjectAltName
+``id-on-xmppAddr`` (community module ``mod_auth_ccert``, Debian package ``prosody-modules``).
+:meth:`Prosody.issue_client_cert` makes such certificates.
 """
 
 from __future__ import annotations
@@ -23,11 +29,29 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
-__all__ = ["ProsodyError", "Prosody", "prosody_available", "make_test_pki", "TestPKI"]
+__all__ = [
+    "ProsodyError",
+    "Prosody",
+    "prosody_available",
+    "client_cert_auth_available",
+    "make_test_pki",
+    "make_client_cert",
+    "TestPKI",
+]
 
 LOOPBACK = "127.0.0.1"
+#: id-on-xmppAddr (RFC 6120 section 13.7.1.4): the otherName of a certificate that carries a JID.
+ID_ON_XMPPADDR = ObjectIdentifier("1.3.6.1.5.5.7.8.5")
+# Where Debian's prosody-modules puts mod_auth_ccert (Prosody's own module dir); other layouts
+# keep the community modules apart and need plugin_paths.
+_CCERT_DIRS = (
+    Path("/usr/lib/prosody/modules"),
+    Path("/usr/lib/prosody-modules"),
+    Path("/usr/share/prosody-modules"),
+    Path("/usr/local/lib/prosody/modules"),
+)
 
 
 class ProsodyError(RuntimeError):
@@ -37,6 +61,22 @@ class ProsodyError(RuntimeError):
 def prosody_available() -> bool:
     """True when both ``prosody`` and ``prosodyctl`` are on PATH."""
     return bool(shutil.which("prosody") and shutil.which("prosodyctl"))
+
+
+def _ccert_module_dir() -> Path | None:
+    for base in _CCERT_DIRS:
+        for candidate in (
+            base / "mod_auth_ccert" / "mod_auth_ccert.lua",
+            base / "mod_auth_ccert.lua",
+        ):
+            if candidate.is_file():
+                return base
+    return None
+
+
+def client_cert_auth_available() -> bool:
+    """True when Prosody and its community module ``mod_auth_ccert`` (prosody-modules) exist."""
+    return prosody_available() and _ccert_module_dir() is not None
 
 
 def _free_port() -> int:
@@ -77,8 +117,13 @@ def _name(common_name: str) -> x509.Name:
     )
 
 
-def make_test_pki(directory: Path, domain: str, *, days: int = 2) -> TestPKI:
-    """Create a P-256 test CA and a server leaf for ``domain`` (SAN DNS:domain) in ``directory``."""
+def make_test_pki(
+    directory: Path, domain: str, *, days: int = 2, extra_domains: tuple[str, ...] = ()
+) -> TestPKI:
+    """Create a P-256 test CA and a server leaf for ``domain`` (SAN DNS:domain) in ``directory``.
+
+    ``extra_domains`` are further DNS names of the leaf (other virtual hosts of the server).
+    """
     directory.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=5)
     until = now + datetime.timedelta(days=days)
@@ -120,7 +165,10 @@ def make_test_pki(directory: Path, domain: str, *, days: int = 2) -> TestPKI:
         .not_valid_before(now)
         .not_valid_after(until)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(domain)]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(d) for d in (domain, *extra_domains)]),
+            critical=False,
+        )
         .add_extension(
             x509.ExtendedKeyUsage(
                 [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
@@ -143,6 +191,62 @@ def make_test_pki(directory: Path, domain: str, *, days: int = 2) -> TestPKI:
     pki.server_cert.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
     _write_key(pki.server_key, leaf_key)
     return pki
+
+
+def _der_utf8string(text: str) -> bytes:
+    data = text.encode("utf-8")
+    if len(data) < 0x80:
+        length = bytes([len(data)])
+    else:
+        raw = len(data).to_bytes((len(data).bit_length() + 7) // 8, "big")
+        length = bytes([0x80 | len(raw)]) + raw
+    return b"\x0c" + length + data
+
+
+def make_client_cert(
+    ca_cert: Path,
+    ca_key: Path,
+    jid: str,
+    directory: Path,
+    *,
+    name: str | None = None,
+    days: int = 2,
+) -> tuple[Path, Path]:
+    """Issue a client certificate for ``jid`` signed by the CA in ``ca_cert``/``ca_key``.
+
+    The JID travels as subjectAltName otherName ``id-on-xmppAddr`` (UTF8String, RFC 6120 section
+    13.7.1.4, what ``mod_auth_ccert`` reads) and as the subject CN. Returns ``(cert, key)`` PEM
+    paths in ``directory`` (file stem ``name``, default the JID's local part).
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    issuer = x509.load_pem_x509_certificate(Path(ca_cert).read_bytes())
+    signer = serialization.load_pem_private_key(Path(ca_key).read_bytes(), password=None)
+    now = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=5)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(jid))
+        .issuer_name(issuer.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.OtherName(ID_ON_XMPPADDR, _der_utf8string(jid))]),
+            critical=False,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.public_key()), False
+        )
+        .sign(signer, hashes.SHA256())
+    )
+    stem = name or jid.split("@", 1)[0]
+    cert_path, key_path = directory / f"{stem}.pem", directory / f"{stem}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_key(key_path, key)
+    return cert_path, key_path
 
 
 _CONFIG = """\
@@ -172,6 +276,29 @@ network_settings = {{ nagle = false }}
 VirtualHost "{domain}"
 """
 
+# SASL EXTERNAL only (mod_auth_ccert): the account is the certificate's id-on-xmppAddr on this
+# host. verify peer + client_once asks the client for a certificate, on STARTTLS (c2s_ssl) and on
+# direct TLS (c2s_direct_tls_ssl, chosen by SNI). Prosody's default verifyext lsec_continue stays:
+# a bad chain gets through the handshake so that mod_auth_ccert refuses it in SASL
+# (<not-authorized/>, a clear error, not a TLS alert); its default lsec_ignore_purpose is removed
+# (`= false` takes an entry out of the set): with it, OpenSSL checks a client certificate as a
+# server certificate (serverAuth) and refuses the clientAuth-only certificates made here.
+_CCERT_TLS = """{{
+        certificate = "{dir}/pki/cert.pem";
+        key = "{dir}/pki/key.pem";
+        cafile = "{dir}/pki/ca.pem";
+        capath = false;
+        verify = {{ "peer"; "client_once" }};
+        verifyext = {{ lsec_ignore_purpose = false }};
+    }}"""
+_CCERT_HOST = f"""
+VirtualHost "{{cert_domain}}"
+    authentication = "ccert"
+    certificate_match = "xmppaddr"
+    c2s_ssl = {_CCERT_TLS}
+    c2s_direct_tls_ssl = {_CCERT_TLS}
+"""
+
 
 @dataclass
 class Prosody:
@@ -185,6 +312,8 @@ class Prosody:
     hibernation: int = 600
     directory: Path | None = None
     start_timeout: float = 10.0
+    #: Add the SASL EXTERNAL virtual host :attr:`cert_domain` (needs prosody-modules).
+    client_certs: bool = False
     c2s_port: int = 0
     c2s_tls_port: int = 0
     host: str = LOOPBACK
@@ -209,6 +338,23 @@ class Prosody:
             raise ProsodyError("Prosody is not configured yet")
         return self.pki.ca_cert
 
+    @property
+    def cert_domain(self) -> str:
+        """The virtual host of certificate (SASL EXTERNAL) accounts, when ``client_certs``."""
+        return f"ccert.{self.domain}"
+
+    def issue_client_cert(self, user: str, directory: Path | None = None) -> tuple[Path, Path]:
+        """A client certificate of the test CA for ``user@cert_domain``: ``(cert, key)`` paths.
+
+        No account needs registering: on :attr:`cert_domain` the certificate is the account.
+        """
+        self.configure()
+        assert self.pki is not None and self.directory is not None
+        jid = f"{user}@{self.cert_domain}"
+        return make_client_cert(
+            self.pki.ca_cert, self.pki.ca_key, jid, directory or self.directory / "clients"
+        )
+
     def configure(self) -> None:
         """Write the directory, certificates and config (idempotent)."""
         if not prosody_available():
@@ -220,17 +366,35 @@ class Prosody:
             return
         (self.directory / "data").mkdir(parents=True, exist_ok=True)
         (self.directory / "certs").mkdir(exist_ok=True)
-        self.pki = make_test_pki(self.directory / "pki", self.domain)
+        config = _CONFIG
+        extra: tuple[str, ...] = ()
+        if self.client_certs:
+            modules = _ccert_module_dir()
+            if modules is None:
+                raise ProsodyError(
+                    "client_certs needs mod_auth_ccert (Debian: apt-get install prosody-modules)"
+                )
+            if modules != _CCERT_DIRS[0]:
+                config = f'plugin_paths = {{{{ "{modules}" }}}}\n' + config
+            # Direct TLS also needs the request at port level: the SNI switch to the host's
+            # context swaps the certificate but keeps the port context's verify mode (measured).
+            config = config.replace(
+                "network_settings", f"c2s_direct_tls_ssl = {_CCERT_TLS}\nnetwork_settings", 1
+            )
+            config += _CCERT_HOST
+            extra = (self.cert_domain,)
+        self.pki = make_test_pki(self.directory / "pki", self.domain, extra_domains=extra)
         self.c2s_port = self.c2s_port or _free_port()
         self.c2s_tls_port = self.c2s_tls_port or _free_port()
         self.config_path.write_text(
-            _CONFIG.format(
+            config.format(
                 dir=self.directory,
                 host=self.host,
                 c2s=self.c2s_port,
                 c2s_tls=self.c2s_tls_port,
                 hibernation=int(self.hibernation),
                 domain=self.domain,
+                cert_domain=self.cert_domain,
             )
         )
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from gridbind.iec61850.prosody import Prosody, prosody_available
+from gridbind.iec61850.prosody import Prosody, client_cert_auth_available, prosody_available
 
 
 def _root_require() -> Callable[[bool, str], None]:
@@ -37,6 +37,25 @@ def prosody() -> Iterator[Prosody]:
     """A running private Prosody on 127.0.0.1 (domain ``test.local``, 3 s resumption window)."""
     require(prosody_available(), "Prosody (apt-get install prosody)")
     server = Prosody(domain="test.local", hibernation=3)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def prosody_ccert() -> Iterator[Prosody]:
+    """A second private Prosody whose host ``ccert.test.local`` takes SASL EXTERNAL only.
+
+    Accounts there are client certificates of the server's test CA
+    (:meth:`Prosody.issue_client_cert`); ``test.local`` beside it keeps password accounts.
+    """
+    require(
+        client_cert_auth_available(),
+        "Prosody with mod_auth_ccert (apt-get install prosody prosody-modules)",
+    )
+    server = Prosody(domain="test.local", hibernation=3, client_certs=True)
     server.start()
     try:
         yield server
