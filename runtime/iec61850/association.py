@@ -11,8 +11,12 @@ state changes are appended to :attr:`AssociationCore.events`, like h11: the serv
 (:mod:`gridbind.iec61850.server`, :mod:`~gridbind.iec61850.client`) turn them into PDUs and
 stanzas. Project decisions where the 8-2 text is not available (all in this one place):
 
-- With E2E security off, the association id travels as a string chosen by the *calling* side,
-  unique per (calling JID, called JID) pair; the called side refuses a duplicate.
+- With E2E security off, the association id travels as the ``assoID`` of the schema's
+  ``AssociationContext`` (E2E_4.xsd, pattern :data:`ASSO_ID_PATTERN`: ``n`` or ``n:n``). The
+  *calling* side chooses it (``n``, at most 10 digits), unique per (calling JID, called JID) pair;
+  the called side refuses a duplicate or an id off the pattern and answers with the same string:
+  it never extends it to the ``n:n`` (initiator:responder) form of ClearToken1, which belongs to
+  the E2E handshake. An inbound ``n:n`` id is accepted as an opaque string and echoed unchanged.
 - ``localDetailCalling``/``Called`` carry the maximum PDU size in octets (8-1 practice); the
   negotiated size is the minimum of both, never below :data:`MIN_PDU_SIZE`.
 - A refused request is answered twice: the rejectPDU in a ``message`` (Annex D Table D.1) and, to
@@ -24,12 +28,15 @@ stanzas. Project decisions where the 8-2 text is not available (all in this one 
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 
 __all__ = [
     "SERVICE_BITS",
+    "ASSO_ID_PATTERN",
+    "valid_asso_id",
     "SERVICE_SUPPORT_BITS",
     "PARAMETER_CBB_BITS",
     "MIN_PDU_SIZE",
@@ -78,11 +85,19 @@ PARAMETER_CBB_BITS = 11
 #: The CBBs an 8-1/8-2 server offers: str1, str2, vnam, valt, vlis.
 DEFAULT_PARAMETER_CBB = "11110001000"
 MIN_PDU_SIZE = 1024
+#: ``AssoID`` of E2E_4.xsd: ``n`` or ``n:n`` (initiator part, responder part), 1-10 digits each.
+ASSO_ID_PATTERN = re.compile(r"[0-9]{1,10}(:[0-9]{1,10})?")
+_MAX_ID = 10**10 - 1
 DEFAULT_PDU_SIZE = 65000
 MMS_VERSION = 1
 
 #: Services a client may call in a confirmed-RequestPDU (conclude/cancel have their own PDUs).
 CONFIRMED_SERVICES = frozenset(SERVICE_BITS) - {"informationReport", "conclude", "cancel"}
+
+
+def valid_asso_id(value: object) -> bool:
+    """True when ``value`` is an ``AssoID`` of E2E_4.xsd (``n`` or ``n:n``)."""
+    return isinstance(value, str) and ASSO_ID_PATTERN.fullmatch(value) is not None
 
 
 def services_to_bits(services: Iterable[str]) -> str:
@@ -290,8 +305,8 @@ class AssociationCore:
         Raises :class:`AssociationError` (-> initiate-ErrorPDU) for a duplicate id, too many
         associations, or parameters that cannot be negotiated.
         """
-        if not assoc_id or len(assoc_id) > 64:
-            raise AssociationError("association id must be 1..64 characters")
+        if not valid_asso_id(assoc_id):
+            raise AssociationError(f"association id {assoc_id!r} is not an AssoID (n or n:n)")
         if (peer, assoc_id) in self.associations:
             raise AssociationError(f"association {assoc_id!r} with {peer} already exists")
         if len(self.associations) >= self.max_associations:
@@ -350,8 +365,19 @@ class AssociationCore:
 
     # ---------------------------------------------------------------- calling (client) role
     def new_id(self) -> str:
-        """A fresh association id (unique for this endpoint, so per JID pair too)."""
-        return str(next(self._ids))
+        """A fresh association id (unique for this endpoint, so per JID pair too).
+
+        Decimal, 1..10 digits (the ``n`` form of ``AssoID``): the counter wraps after
+        9999999999 and skips ids still in use.
+        """
+        in_use = {a.id for a in self.associations.values()}
+        while True:
+            value = next(self._ids)
+            if value > _MAX_ID:
+                self._ids = itertools.count(2)
+                value = 1
+            if str(value) not in in_use:
+                return str(value)
 
     def proposal(self) -> InitiateParams:
         return self.local

@@ -40,7 +40,15 @@ from .association import (
 )
 from .model import Timestamp
 from .references import parse_reference
-from .xmpp import IecXmpp, Inbound, StanzaError, XmppError, XmppSettings, stanza_for_pdu
+from .xmpp import (
+    IecXmpp,
+    Inbound,
+    InvalidPayload,
+    StanzaError,
+    XmppError,
+    XmppSettings,
+    stanza_for_pdu,
+)
 
 __all__ = [
     "Client",
@@ -222,6 +230,11 @@ class ClientAssociation:
         self._types: dict[tuple[str, str], tuple] = {}
         self._rejects: dict[int, str] = {}
         self._inflight: set[asyncio.Future] = set()
+        # SetFile: files offered to this association's server only (source name -> data), and
+        # the ones it has open (frsmID -> [data, position]). Another association, with the same
+        # or another server, sees neither.
+        self._offered: dict[str, bytes] = {}
+        self._open: dict[int, list] = {}
         #: getNameList, or extendedGetNameList (8-2) when the server offers it and it is chosen.
         self.name_service = "getNameList"
 
@@ -292,11 +305,11 @@ class ClientAssociation:
 
     @staticmethod
     def _decode(answer: ET.Element | None) -> tuple:
-        """Answers are untrusted too: the strict codec gate, then the neutral decode."""
+        """Answers are untrusted too: the adapter's strict gate (:func:`_gate`) has validated
+        the envelope and its payload; this is the neutral decode."""
         if answer is None:
             raise ClientError("empty answer")
         try:
-            _gate().validate(_pdu.to_bytes(answer))
             return _pdu.decode(answer)
         except (_codec.CodecError, _pdu.PduError) as exc:
             raise ClientError(f"invalid answer: {exc}") from None
@@ -595,11 +608,17 @@ class ClientAssociation:
     async def set_file(self, name: str, data: bytes, *, timeout: float = 60.0) -> None:
         """SetFile: offer ``data`` and ask the server to obtain it as ``name`` (obtainFile);
         the server reads it back with fileOpen/fileRead/fileClose in this association."""
-        source = self.client._offer(bytes(data))
+        source = self._offer(bytes(data))
         try:
             await self.request("obtainFile", ([source], name.split("/")), timeout=timeout)
         finally:
-            self.client._withdraw(source)
+            self._offered.pop(source, None)
+
+    def _offer(self, data: bytes) -> str:
+        self.client._offer_ids += 1
+        name = f"gridbind-setfile-{self.client._offer_ids}"
+        self._offered[name] = data
+        return name
 
 
 class Client:
@@ -628,22 +647,11 @@ class Client:
             self._on_inbound,
             on_peer_unavailable=self._peer_unavailable,
             on_link_lost=self._link_lost,
+            gate=_gate(),
         )
         self._sessions: dict[tuple[str, str], ClientAssociation] = {}
-        # SetFile: files this client offers to its servers (source name -> data), and the files
-        # a server has open (frsmID -> [data, position]).
-        self._offered: dict[str, bytes] = {}
-        self._open: dict[int, list] = {}
+        # SetFile source names are unique per client; offers live in their ClientAssociation.
         self._offer_ids = 0
-
-    def _offer(self, data: bytes) -> str:
-        self._offer_ids += 1
-        name = f"gridbind-setfile-{self._offer_ids}"
-        self._offered[name] = data
-        return name
-
-    def _withdraw(self, name: str) -> None:
-        self._offered.pop(name, None)
 
     async def connect(self) -> None:
         await self.xmpp.start()
@@ -683,7 +691,12 @@ class Client:
         assoc_id = self.core.new_id()
         self.xmpp.track_peer(server_jid)
         payload = _pdu.encode(("initiate-RequestPDU", self.core.proposal()))
-        answer = await self.xmpp.request(server_jid, "set", payload, timeout, association=assoc_id)
+        try:
+            answer = await self.xmpp.request(
+                server_jid, "set", payload, timeout, association=assoc_id
+            )
+        except InvalidPayload as exc:
+            raise ClientError(f"invalid answer: {exc}") from None
         message = ClientAssociation._decode(answer)
         if message[0] == "initiate-ErrorPDU":
             raise ServiceFailed("initiate", message[1])
@@ -705,13 +718,19 @@ class Client:
     async def _send(
         self, session: ClientAssociation, iq_type: str, payload: ET.Element, timeout: float | None
     ) -> ET.Element | None:
-        return await self.xmpp.request(
-            session.peer, iq_type, payload, timeout, association=session.id
-        )
+        try:
+            return await self.xmpp.request(
+                session.peer, iq_type, payload, timeout, association=session.id
+            )
+        except InvalidPayload as exc:
+            raise ClientError(f"invalid answer: {exc}") from None
 
     def _on_inbound(self, item: Inbound) -> None:
         if item.kind == "iq":
             self._serve_file_request(item)
+            return
+        if item.error is not None:  # informationReport / rejectPDU refused by the strict gate
+            log.info("message from %s refused: %s", item.sender, item.error)
             return
         try:
             message = _pdu.decode(item.payload)
@@ -728,8 +747,26 @@ class Client:
             )
 
     def _serve_file_request(self, item: Inbound) -> None:
-        """A server reading a file we offered for SetFile (fileOpen/fileRead/fileClose)."""
+        """A server reading a file we offered for SetFile (fileOpen/fileRead/fileClose).
+
+        Only the association the offer was made in (peer + association id) may open it; any
+        other gets ``file-non-existent``, as for a name never offered.
+        """
         session = self._sessions.get((item.sender, item.association or ""))
+        if item.error is not None:  # malformed envelope or refused by the strict gate
+            if session is not None:
+                self.xmpp.send_message(
+                    item.sender,
+                    _pdu.encode(("rejectPDU", None, "pdu-error:invalid-pdu")),
+                    session.id,
+                )
+            self.xmpp.reply_error(item, "bad-request", f"pdu-error:invalid-pdu: {item.error}")
+            return
+        if not item.association:
+            self.xmpp.reply_error(
+                item, "not-authorized", "request outside an association", "cancel"
+            )
+            return
         if session is None:
             self.xmpp.reply_error(item, "item-not-found", "no such association", "cancel")
             return
@@ -745,18 +782,18 @@ class Client:
         try:
             if service == "fileOpen":
                 segments, position = args
-                data = self._offered.get("/".join(segments))
+                data = session._offered.get("/".join(segments))
                 if data is None:
                     raise LookupError("file-non-existent")
                 if not 0 <= position <= len(data):
                     raise LookupError("position-invalid")
-                if len(self._open) >= 16:
+                if len(session._open) >= 16:
                     raise LookupError("file-busy")
-                frsm = max(self._open, default=0) + 1
-                self._open[frsm] = [data, position]
+                frsm = max(session._open, default=0) + 1
+                session._open[frsm] = [data, position]
                 result: Any = (frsm, len(data), None)
             elif service == "fileRead":
-                state = self._open.get(args)
+                state = session._open.get(args)
                 if state is None:
                     raise LookupError("other")
                 data, pos = state
@@ -764,7 +801,7 @@ class Client:
                 result = (data[pos : pos + chunk], pos + chunk < len(data))
                 state[1] = min(len(data), pos + chunk)
             elif service == "fileClose":
-                if self._open.pop(args, None) is None:
+                if session._open.pop(args, None) is None:
                     raise LookupError("other")
                 result = None
             else:

@@ -5,8 +5,10 @@ strict codec (:mod:`.codec`) gates every payload (size limit, no DOCTYPE, schema
 :mod:`.pdu` maps it to a neutral PDU, the sans-IO :class:`~.association.AssociationCore` admits
 or refuses it, and :class:`~.services.acsi.ServerServices` answers. Errors follow Annex D:
 
-- iq of the wrong type for its service (Table D.1), an undecodable or schema-invalid payload:
-  ``bad-request`` stanza error (plus a rejectPDU in a message when an association is known);
+- iq of the wrong type for its service (Table D.1), an undecodable or schema-invalid payload, a
+  malformed ``AssociationContext`` (assoID off its pattern, no applData, two payloads, wrong
+  namespace, an E2E-secured envelope while E2E is off): ``bad-request`` stanza error (plus a
+  rejectPDU in a message when an association is known);
 - a request outside an association or with an unknown association id: ``not-authorized`` /
   ``item-not-found`` stanza error;
 - oversized PDU, unsupported service, outstanding limit or duplicate invokeID: rejectPDU in a
@@ -118,11 +120,14 @@ class IedServer:
         self.services = ServerServices(model, self.files)
         self.strict = strict
         self._codec = _codec.Codec(_codec.Limits(max_bytes=max(max_pdu_size * 2, 1 << 16)))
+        # The strict gate runs in the adapter: every envelope (AssociationContext of E2E_4) with
+        # its MMSpdu, requests, messages and the answers to our own obtainFile reads alike.
         self.xmpp = IecXmpp(
             settings,
             self._on_inbound,
             on_peer_unavailable=self._peer_unavailable,
             on_link_lost=self._link_lost,
+            gate=self._codec if strict else None,
         )
         self._invoke = 0  # invokeIDs of the requests this server sends (obtainFile)
         #: Called with every AssociationStarted/AssociationEnded event (tests, applications).
@@ -178,13 +183,17 @@ class IedServer:
         if item.kind == "message":
             self._on_message(item)
             return
+        if item.error is not None:  # malformed envelope, or refused by the strict gate
+            self._refuse_undecodable(item, item.error)
+            return
         try:
-            raw = _pdu.to_bytes(item.payload)
-            if self.strict:
-                self._codec.validate(raw)
+            size = item.size or len(_pdu.to_bytes(item.payload))
             message = _pdu.decode(item.payload)
         except (_codec.CodecError, _pdu.PduError) as exc:
             self._refuse_undecodable(item, exc)
+            return
+        except RecursionError:
+            self._refuse_undecodable(item, _codec.LimitExceeded("elements nested too deep"))
             return
         kind = message[0]
         if kind in ("initiate-RequestPDU", "conclude-RequestPDU", "cancel-RequestPDU"):
@@ -196,7 +205,7 @@ class IedServer:
                 return
         try:
             if kind == "confirmed-RequestPDU":
-                return self._confirmed(item, message, len(raw))
+                return self._confirmed(item, message, size)
             elif kind == "initiate-RequestPDU":
                 self._initiate(item, message[1])
             elif kind == "conclude-RequestPDU":
@@ -211,6 +220,9 @@ class IedServer:
     def _on_message(self, item: Inbound) -> None:
         # Clients send no unconfirmed services to a server in this profile; a rejectPDU from a
         # client means it could not use one of our answers: worth a log line, nothing more.
+        if item.error is not None:
+            log.info("message from %s refused: %s", item.sender, item.error)
+            return
         try:
             message = _pdu.decode(item.payload)
         except _pdu.PduError as exc:

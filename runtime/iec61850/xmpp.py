@@ -36,6 +36,8 @@ from slixmpp.xmlstream import ElementBase, register_stanza_plugin
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher.base import MatcherBase
 
+from .association import valid_asso_id
+
 __all__ = [
     "PAYLOAD_NS",
     "ASSOC_NS",
@@ -51,6 +53,7 @@ __all__ = [
     "parse_address",
     "MmsPayload",
     "AssociationWrapper",
+    "InvalidPayload",
 ]
 
 log = logging.getLogger(__name__)
@@ -59,11 +62,15 @@ log = logging.getLogger(__name__)
 PAYLOAD_NS = "http://www.iec.ch/61850/2018/SCSM_8_2"
 #: The resource every 8-2 entity binds (Annex D).
 RESOURCE = "IEC"
-#: With E2E security off, the association id travels in an element of this namespace that wraps
-#: the payload, ``<association id="7"><MMSpdu>...</MMSpdu></association>`` (a project decision;
-#: the E2E envelope of IEC 62351-4 carries it as ``assoID`` instead).
-ASSOC_NS = "urn:gridbind:iec61850-8-2:association"
-_ASSOC_TAG = "{" + ASSOC_NS + "}association"
+#: With E2E security off by configuration, association-scoped PDUs travel in the bare association
+#: context of IEC 62351-4, element ``AssociationContext`` of the project's E2E_4.xsd (namespace
+#: of the E2E envelope): ``<AssociationContext><pp><iec61850-8-2/></pp><assoID>7</assoID>
+#: <applData><MMSpdu xmlns=PAYLOAD_NS>...</MMSpdu></applData></AssociationContext>``.
+ASSOC_NS = "http://www.iec.ch/62351/2018/E2E_4"
+_ASSOC_TAG = "{" + ASSOC_NS + "}AssociationContext"
+_MMSPDU_TAG = "{" + PAYLOAD_NS + "}MMSpdu"
+#: The ProtectedProtocol alternative this adapter sends in ``pp`` and accepts (``pp`` is optional).
+_PP_TAG = "{" + ASSOC_NS + "}iec61850-8-2"
 _STANZAS_NS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 
 # Annex D, Table D.1: confirmed request services carried in iq get; all others in iq set.
@@ -136,6 +143,10 @@ class RequestTimeout(XmppError):
     """No answer to an iq within the time limit."""
 
 
+class InvalidPayload(XmppError):
+    """An answer failed the strict gate (envelope or payload) or came in another association."""
+
+
 class StanzaError(XmppError):
     """A peer (or the XMPP server) answered with an RFC 6120 stanza error (Table D.2)."""
 
@@ -150,9 +161,12 @@ class StanzaError(XmppError):
 class XmppSettings:
     """How to reach the XMPP server and who to be.
 
-    ``host``/``port`` given: connect there (no DNS). Left empty: DNS SRV for the JID's domain.
+    ``host``/``port`` given: connect there (no DNS). Left empty: DNS SRV for the JID's domain
+    (``_xmpp-client._tcp``, ``_xmpps-client._tcp`` with ``direct_tls``), asking ``dns_servers``
+    (``IP`` or ``IP:PORT``) when given, else the system's resolvers.
     ``ca_file`` is mandatory: TLS is always required and validated. ``client_cert`` +
-    ``client_key`` with ``sasl_mechanism="EXTERNAL"`` authenticate with a certificate.
+    ``client_key`` with ``sasl_mechanism="EXTERNAL"`` authenticate with a certificate that
+    carries the JID (id-on-xmppAddr); the JID is sent as authzid.
     """
 
     jid: str
@@ -164,6 +178,7 @@ class XmppSettings:
     sasl_mechanism: str | None = None
     client_cert: Path | str | None = None
     client_key: Path | str | None = None
+    dns_servers: tuple[str, ...] = ()
     connect_timeout: float = 15.0
     #: XEP-0199 keepalive period in seconds (0: off). Detects a frozen server or link.
     ping_interval: float = 0.0
@@ -192,14 +207,108 @@ class Inbound:
     payload: ET.Element
     association: str | None = None
     _stanza: Any = field(default=None, repr=False)
+    #: The ``AssociationContext`` the payload came in (None: a bare payload).
+    envelope: ET.Element | None = None
+    #: Why the stanza is refused (a ``codec.CodecError``): a malformed envelope, or, with a gate,
+    #: a schema-invalid envelope or payload. ``payload`` is then the best guess (maybe the
+    #: envelope itself) and must not be used.
+    error: Exception | None = None
+    #: Octets of the serialised MMSpdu (set by the gate; 0 without one).
+    size: int = 0
 
 
-def _association_of(xml: ET.Element) -> str | None:
-    el = xml.find(_ASSOC_TAG)
-    if el is None:
+@dataclass
+class _Unwrapped:
+    payload: ET.Element
+    association: str | None
+    envelope: ET.Element | None
+    problem: str | None
+
+
+def _local_of(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _is_8_2(tag: Any) -> bool:
+    # A PAYLOAD_NS or E2E element is 8-2 traffic; so is an MMSpdu or AssociationContext in another
+    # namespace (refused as malformed rather than left to the default "feature-not-implemented").
+    if not isinstance(tag, str):
+        return False
+    if tag.startswith(("{" + PAYLOAD_NS + "}", "{" + ASSOC_NS + "}")):
+        return True
+    return _local_of(tag) in ("MMSpdu", "AssociationContext")
+
+
+def _unwrap(xml: ET.Element) -> _Unwrapped | None:
+    """The 8-2 content of a stanza (structure only; the schema check is the gate's), or None."""
+    children = [c for c in xml if isinstance(c.tag, str)]
+    ours = [c for c in children if _is_8_2(c.tag)]
+    if not ours:
         return None
-    value = el.get("id")
-    return value if value and len(value) <= 64 else None
+    first = ours[0]
+    problem = None
+    if len(ours) > 1:
+        problem = f"{len(ours)} payloads in one stanza"
+    elif _local_of(xml.tag) == "iq" and len(children) > 1:
+        problem = "an iq request carries exactly one payload (RFC 6120)"
+    if first.tag != _ASSOC_TAG:
+        if not first.tag.startswith("{" + PAYLOAD_NS + "}"):
+            problem = problem or (
+                f"{_local_of(first.tag)} in namespace {first.tag[1:].split('}')[0]!r} "
+                "is not accepted (E2E security is off: bare association context only)"
+                if first.tag.startswith("{")
+                else f"{first.tag} without namespace"
+            )
+        return _Unwrapped(first, None, None, problem)
+    # AssociationContext: pp? assoID applData(MMSpdu), validated in full by the gate.
+    asso = first.find("{" + ASSOC_NS + "}assoID")
+    text = asso.text if asso is not None else None
+    association = text if valid_asso_id(text) else None
+    if association is None:
+        problem = problem or f"assoID {text!r} is not an AssoID (n or n:n)"
+    pp = first.find("{" + ASSOC_NS + "}pp")
+    if pp is not None and [c.tag for c in pp if isinstance(c.tag, str)] != [_PP_TAG]:
+        problem = problem or "pp names another protocol than iec61850-8-2"
+    appl = first.find("{" + ASSOC_NS + "}applData")
+    inner = [c for c in appl if isinstance(c.tag, str)] if appl is not None else []
+    if appl is None:
+        problem = problem or "AssociationContext without applData"
+    elif len(inner) != 1:
+        problem = problem or f"applData carries {len(inner)} elements, not one MMSpdu"
+    elif inner[0].tag != _MMSPDU_TAG:
+        problem = problem or f"applData carries {inner[0].tag}, not MMSpdu of {PAYLOAD_NS}"
+    payload = inner[0] if len(inner) == 1 else first
+    return _Unwrapped(payload, association, first, problem)
+
+
+def _gate_check(gate: Any, found: _Unwrapped) -> tuple[Exception | None, int]:
+    """Strict codec gate of what travelled: ``(error or None, MMSpdu octets)``.
+
+    The whole envelope is validated against the schema set (E2E_4 imports SCSM_8_2, so the
+    payload inside is validated in the same pass); its root must be the element it claims to be.
+    """
+    from . import codec as _codec
+    from .pdu import to_bytes  # pdu imports this module: late import
+
+    if found.problem is not None:
+        return _codec.SchemaViolation(found.problem), 0
+    try:
+        data = to_bytes(found.payload)
+        size = len(data)
+        if found.envelope is not None:
+            data = to_bytes(found.envelope)
+    except RecursionError:
+        return _codec.LimitExceeded("elements nested too deep to serialise"), 0
+    if gate is None:  # structure checked, no schema gate configured
+        return None, size
+    try:
+        root = gate.parse_tree(data)
+        expected = _ASSOC_TAG if found.envelope is not None else _MMSPDU_TAG
+        if root.tag != expected:
+            raise _codec.UnknownRoot(f"expected {_local_of(expected)}, got {root.tag}", "/")
+    except _codec.CodecError as exc:
+        return exc, size
+    return None, size
 
 
 class MmsPayload(ElementBase):
@@ -212,45 +321,42 @@ class MmsPayload(ElementBase):
 
 
 class AssociationWrapper(ElementBase):
-    """Stanza plugin ``stanza['iec_association']``: the association envelope (E2E off)."""
+    """Stanza plugin ``stanza['iec_association']``: ``AssociationContext`` of E2E_4 (E2E off)."""
 
     namespace = ASSOC_NS
-    name = "association"
+    name = "AssociationContext"
     plugin_attrib = "iec_association"
-    interfaces = {"id"}
+    interfaces = {"assoID"}
+    sub_interfaces = {"assoID"}
 
 
-register_stanza_plugin(AssociationWrapper, MmsPayload)
 for _stanza_class in (Iq, Message):
     register_stanza_plugin(_stanza_class, MmsPayload)
     register_stanza_plugin(_stanza_class, AssociationWrapper)
 
 
 def _attach(stanza: Any, payload: ET.Element, association: str | None) -> None:
-    # RFC 6120 allows one child in an iq: the association id wraps the payload, the way the
+    # RFC 6120 allows one child in an iq: the AssociationContext wraps the payload, the way the
     # E2E envelope (ClearTransfer) wraps it once IEC 62351-4 security is on.
     if association is None:
         stanza.xml.append(payload)
-    else:
-        wrapper = stanza["iec_association"]
-        wrapper["id"] = association
-        wrapper.xml.append(payload)
+        return
+    if not valid_asso_id(association):
+        raise ValueError(f"association id {association!r} is not an AssoID (n or n:n)")
+    wrapper = stanza["iec_association"]
+    ET.SubElement(ET.SubElement(wrapper.xml, "{" + ASSOC_NS + "}pp"), _PP_TAG)
+    wrapper["assoID"] = association
+    ET.SubElement(wrapper.xml, "{" + ASSOC_NS + "}applData").append(payload)
+
+
+def _association_of(xml: ET.Element) -> str | None:
+    found = _unwrap(xml)
+    return found.association if found is not None else None
 
 
 def _first_payload(xml: ET.Element) -> ET.Element | None:
-    prefix = "{" + PAYLOAD_NS + "}"
-    for child in xml:
-        tag = child.tag
-        if not isinstance(tag, str):
-            continue
-        if tag.startswith(prefix):
-            return child
-        if tag == _ASSOC_TAG:
-            for inner in child:
-                if isinstance(inner.tag, str) and inner.tag.startswith(prefix):
-                    return inner
-            return None
-    return None
+    found = _unwrap(xml)
+    return found.payload if found is not None and found.problem is None else None
 
 
 class _PayloadMatcher(MatcherBase):
@@ -266,7 +372,7 @@ class _PayloadMatcher(MatcherBase):
                 return False
         elif name != "message":
             return False
-        return _first_payload(stanza.xml) is not None
+        return any(_is_8_2(child.tag) for child in stanza.xml)
 
 
 InboundHandler = Callable[[Inbound], "Awaitable[None] | None"]
@@ -278,6 +384,12 @@ class IecXmpp:
     ``on_inbound`` receives every iq get/set and message with a payload; iq requests must be
     answered with :meth:`reply` or :meth:`reply_error` (the adapter answers ``internal-server-
     error`` itself when the handler raises, so a bad stanza never goes unanswered or crashes).
+
+    ``gate`` (a :class:`~gridbind.iec61850.codec.Codec`): every inbound envelope or bare payload,
+    requests, messages and answers alike, is validated strictly before use. A refused inbound
+    stanza still reaches ``on_inbound`` with :attr:`Inbound.error` set (the handler owns the
+    mapped answer); a refused answer raises :class:`InvalidPayload` from :meth:`request`. A
+    malformed AssociationContext is refused even without a gate.
     """
 
     def __init__(
@@ -288,7 +400,9 @@ class IecXmpp:
         on_peer_unavailable: Callable[[str], None] | None = None,
         on_link_lost: Callable[[], None] | None = None,
         on_resumed: Callable[[], None] | None = None,
+        gate: Any = None,
     ) -> None:
+        self._gate = gate
         if not settings.ca_file:
             raise XmppConnectError("a CA file is required: TLS is always validated")
         if not Path(settings.ca_file).is_file():
@@ -318,12 +432,24 @@ class IecXmpp:
         ctx.check_hostname = True
         ctx.verify_mode = ssl.CERT_REQUIRED
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        if s.client_cert and s.client_key:
+            # Loaded here, not through slixmpp's certfile/keyfile (which only logs a bad file):
+            # a missing or mismatched certificate is a clear error before any connection.
+            try:
+                ctx.load_cert_chain(str(s.client_cert), str(s.client_key))
+            except (OSError, ssl.SSLError) as exc:
+                raise XmppConnectError(
+                    f"client certificate {s.client_cert} / key {s.client_key} unusable: {exc}"
+                ) from None
         client = slixmpp.ClientXMPP(
             str(self.jid), s.password, sasl_mech=s.sasl_mechanism, ssl_context=ctx
         )
-        if s.client_cert and s.client_key:
-            client.certfile = str(s.client_cert)
-            client.keyfile = str(s.client_key)
+        if (s.sasl_mechanism or "").upper() == "EXTERNAL":
+            # authzid = our JID: the server must match the certificate against this account
+            # (RFC 6120 6.4.6), not log us in as whatever JID the certificate carries.
+            client.credentials["authzid"] = self.jid.bare
+        if s.dns_servers:
+            client.configure_dns = self._configure_dns
         client.enable_direct_tls = bool(s.direct_tls)
         client.enable_starttls = not s.direct_tls
         client.enable_plaintext = False
@@ -365,6 +491,16 @@ class IecXmpp:
         except BaseException:
             await self._teardown()
             raise
+
+    def _configure_dns(
+        self, resolver: Any, domain: str | None = None, port: int | None = None
+    ) -> None:
+        # slixmpp's hook on each SRV/A lookup; resolver is an aiodns.DNSResolver (or None when
+        # aiodns is missing, in which case slixmpp cannot do SRV at all).
+        if resolver is None:
+            log.warning("%s: no aiodns, dns_servers ignored (no SRV lookup)", self.jid)
+            return
+        resolver.nameservers = list(self.settings.dns_servers)
 
     def _connect(self) -> None:
         assert self._client is not None
@@ -536,8 +672,8 @@ class IecXmpp:
         self._tracked.discard(jid)
 
     def _inbound(self, stanza: Any) -> None:
-        payload = _first_payload(stanza.xml)
-        if payload is None:  # matcher guarantees it; defensive against plugin reordering
+        found = _unwrap(stanza.xml)
+        if found is None:  # matcher guarantees it; defensive against plugin reordering
             return
         kind = stanza.name
         item = Inbound(
@@ -545,10 +681,13 @@ class IecXmpp:
             type=stanza["type"] or ("normal" if kind == "message" else ""),
             sender=str(stanza["from"]),
             id=stanza["id"],
-            payload=payload,
-            association=_association_of(stanza.xml),
+            payload=found.payload,
+            association=found.association,
             _stanza=stanza,
+            envelope=found.envelope,
         )
+        if self._gate is not None or found.problem is not None:
+            item.error, item.size = _gate_check(self._gate, found)
         try:
             result = self._on_inbound(item)
         except Exception as exc:  # noqa: BLE001 - a bad stanza must never take the endpoint down
@@ -609,7 +748,8 @@ class IecXmpp:
     ) -> ET.Element | None:
         """Send ``payload`` in an iq get/set to a full JID; return the result's payload.
 
-        Raises :class:`StanzaError` for an error answer and :class:`RequestTimeout`.
+        Raises :class:`StanzaError` for an error answer, :class:`RequestTimeout`, and
+        :class:`InvalidPayload` for an answer refused by the gate or from another association.
         """
         if iq_type not in ("get", "set"):
             raise ValueError("an 8-2 request travels in iq get or set")
@@ -623,7 +763,18 @@ class IecXmpp:
             raise StanzaError(err["condition"], err["text"], err["type"]) from None
         except IqTimeout:
             raise RequestTimeout(f"no answer from {to} within the time limit") from None
-        return _first_payload(answer.xml)
+        found = _unwrap(answer.xml)
+        if found is None:
+            return None
+        if found.association != association and found.problem is None:
+            raise InvalidPayload(
+                f"answer from {to} in association {found.association!r}, not {association!r}"
+            )
+        if self._gate is not None or found.problem is not None:
+            error, _ = _gate_check(self._gate, found)
+            if error is not None:
+                raise InvalidPayload(f"answer from {to}: {error}")
+        return found.payload
 
     def send_message(self, to: str, payload: ET.Element, association: str | None = None) -> None:
         """Send ``payload`` in a ``message type='normal'`` (informationReport, rejectPDU)."""

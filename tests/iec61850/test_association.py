@@ -17,6 +17,7 @@ from gridbind.iec61850.association import (
     RejectReason,
     bits_to_services,
     services_to_bits,
+    valid_asso_id,
 )
 
 CLIENT = "client@test.local/IEC"
@@ -53,12 +54,14 @@ def test_negotiation_refusals() -> None:
     with pytest.raises(AssociationError, match="already exists"):
         core.accept(CLIENT, "1", InitiateParams())
     core.accept(OTHER, "1", InitiateParams())  # ids are per JID pair
-    with pytest.raises(AssociationError):
-        core.accept(CLIENT, "", InitiateParams())
+    for bad in ("", "a", "12345678901", "1:", ":1", "1:2:3", " 1", "1\n", "x" * 64):
+        with pytest.raises(AssociationError, match="AssoID"):
+            core.accept(CLIENT, bad, InitiateParams())
+    core.accept(CLIENT, "3:1", InitiateParams())  # the n:n form is an AssoID too, kept as is
     limited = AssociationCore(max_associations=1)
-    limited.accept(CLIENT, "a", InitiateParams())
+    limited.accept(CLIENT, "1", InitiateParams())
     with pytest.raises(AssociationError, match="at most"):
-        limited.accept(CLIENT, "b", InitiateParams())
+        limited.accept(CLIENT, "2", InitiateParams())
 
 
 def test_admission_rules() -> None:
@@ -111,6 +114,7 @@ def test_client_side_checks_the_answer() -> None:
     client = AssociationCore(InitiateParams(max_pdu_size=8192, max_outstanding_calling=4))
     assoc_id = client.new_id()
     assert assoc_id != client.new_id()
+    assert valid_asso_id(assoc_id)
     with pytest.raises(AssociationError):
         client.established("ied@test.local/IEC", assoc_id, InitiateParams(max_pdu_size=9000))
     with pytest.raises(AssociationError):
@@ -126,3 +130,15 @@ def test_service_bits_roundtrip() -> None:
     assert len(bits) == 94 and bits[4] == bits[5] == bits[93] == "1" and bits.count("1") == 3
     assert bits_to_services(bits) == {"read", "write", "extendedGetNameList"}
     assert bits_to_services("01") == {"getNameList"}
+
+
+def test_new_ids_are_asso_ids_that_wrap_and_skip_live_ones() -> None:
+    import itertools
+
+    core = AssociationCore()
+    assert [core.new_id() for _ in range(3)] == ["1", "2", "3"]
+    core.established("ied@test.local/IEC", "1", InitiateParams())
+    core._ids = itertools.count(10**10 - 1)  # the last 10-digit id, then wrap to 1 (in use)
+    assert core.new_id() == "9999999999"
+    assert core.new_id() == "2"
+    assert all(valid_asso_id(core.new_id()) for _ in range(5))

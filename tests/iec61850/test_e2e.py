@@ -337,6 +337,74 @@ def test_files(prosody, xmpp_account, tmp_path) -> None:
 
 
 @pytest.mark.timeout(60)
+def test_set_file_offers_are_scoped_to_their_association(prosody, xmpp_account, tmp_path) -> None:
+    from gridbind.iec61850 import pdu
+    from gridbind.iec61850.services.acsi import ServiceError
+
+    async def main():
+        async with served(prosody, xmpp_account, tmp_path) as (server, client):
+            (tmp_path / "files2").mkdir()
+            other = IedServer(
+                load_scl(FEEDER),
+                settings(prosody, xmpp_account("ied2")),
+                files_root=tmp_path / "files2",
+            )
+            await other.start()
+            try:
+                me = client.xmpp.full_jid
+                ied, second, ied2 = await asyncio.gather(
+                    client.associate(server.jid),
+                    client.associate(server.jid),
+                    client.associate(other.jid),
+                )
+                source = ied._offer(b"for the first association only")
+                first_side = server.core.get(me, ied.id)
+                # the association the offer was made in reads it (fileOpen/Read/Close via Prosody)
+                data = await server._pull_file(first_side, [source], 1 << 20)
+                assert data == b"for the first association only"
+                # a second association with the same server: file-non-existent
+                with pytest.raises(ServiceError, match="file-non-existent"):
+                    await server._pull_file(server.core.get(me, second.id), [source], 1 << 20)
+                # another associated server: file-non-existent
+                with pytest.raises(ServiceError, match="file-non-existent"):
+                    await other._pull_file(other.core.get(me, ied2.id), [source], 1 << 20)
+                # another server naming the first association's id: not its association
+                open_req = pdu.encode(("confirmed-RequestPDU", 1, "fileOpen", ([source], 0)))
+                with pytest.raises(StanzaError) as err:
+                    await other.xmpp.request(me, "set", open_req, association=ied.id)
+                assert err.value.condition == "item-not-found"
+                # outside any association: not-authorized
+                with pytest.raises(StanzaError) as err:
+                    await other.xmpp.request(me, "set", open_req)
+                assert err.value.condition == "not-authorized"
+                # the client gates a server's requests strictly too: a file name segment longer
+                # than the schema allows is a bad-request, however valid the association
+                too_long = pdu.encode(("confirmed-RequestPDU", 3, "fileOpen", (["x" * 300], 0)))
+                with pytest.raises(StanzaError) as err:
+                    await server.xmpp.request(me, "set", too_long, association=ied.id)
+                assert err.value.condition == "bad-request"
+                # open file handles are per association too
+                answer = await server.xmpp.request(me, "set", open_req, association=ied.id)
+                _, _, _, (frsm, size, _) = pdu.decode(answer)
+                assert size == len(data)
+                read = pdu.encode(("confirmed-RequestPDU", 2, "fileRead", frsm))
+                answer = await server.xmpp.request(me, "get", read, association=second.id)
+                assert pdu.decode(answer)[0] == "confirmed-ErrorPDU"
+                answer = await server.xmpp.request(me, "get", read, association=ied.id)
+                assert pdu.decode(answer)[3] == (data, False)
+                # SetFile still works in every association, each with its own offer
+                await second.set_file("second.bin", b"2")
+                await ied2.set_file("other.bin", b"3")
+                assert (tmp_path / "files" / "second.bin").read_bytes() == b"2"
+                assert (tmp_path / "files2" / "other.bin").read_bytes() == b"3"
+                assert not second._offered and not ied2._offered
+            finally:
+                await other.close()
+
+    run(main())
+
+
+@pytest.mark.timeout(60)
 def test_paging_with_small_pdu_and_two_clients(prosody, xmpp_account) -> None:
     async def main():
         async with served(prosody, xmpp_account, client_kw={"max_pdu_size": 1024}) as (

@@ -34,10 +34,15 @@ def settings(prosody, account, **kw) -> XmppSettings:
     )
 
 
+def ctx(inner: str, ns: str = ASSOC_NS) -> str:
+    return f'<AssociationContext xmlns="{ns}">{inner}</AssociationContext>'
+
+
 def req(body: str, assoc: str | None = None) -> str:
+    """``body`` in an MMSpdu, in the AssociationContext of ``assoc`` ("A": the test's own)."""
     inner = f'<MMSpdu xmlns="{PAYLOAD_NS}">{body}</MMSpdu>'
     if assoc is not None:
-        inner = f'<association xmlns="{ASSOC_NS}" id="{assoc}">{inner}</association>'
+        inner = ctx(f"<pp><iec61850-8-2/></pp><assoID>{assoc}</assoID><applData>{inner}</applData>")
     return inner
 
 
@@ -46,6 +51,20 @@ NAME_LIST = (
     "<basicObjectClass><domain/></basicObjectClass></objectClass><objectScope><vmdSpecific/>"
     "</objectScope></getNameList></service></confirmed-RequestPDU>"
 )
+
+#: Malformed envelopes in the association of the test: each one a bad-request, never served.
+BAD_ENVELOPES = [
+    ("get", ctx("<assoID>A</assoID>")),  # no applData
+    ("get", ctx("<assoID>A</assoID><applData/>")),
+    ("get", ctx('<assoID>A</assoID><applData><foo xmlns="urn:x"/></applData>')),
+    ("get", ctx(f"<assoID>A</assoID><applData>{req(NAME_LIST.format(i=4)) * 2}</applData>")),
+    ("get", ctx(f"<assoID>x7</assoID><applData>{req(NAME_LIST.format(i=5))}</applData>")),
+    ("get", ctx(f"<assoID>A</assoID><applData>{req(NAME_LIST.format(i=6))}</applData>", "urn:x")),
+    ("get", ctx(f"<assoID>A</assoID><applData>{req(NAME_LIST.format(i=8))}</applData>") * 2),
+    ("get", ctx(f"<pp><iec60870-5-104/></pp><assoID>A</assoID><applData>"
+                f"{req(NAME_LIST.format(i=9))}</applData>")),
+    ("get", f'<ClearTransfer xmlns="{ASSOC_NS}"/>'),
+]  # fmt: skip
 
 HOSTILE = [
     ("get", req("<confirmed-RequestPDU><invokeID>abc</invokeID></confirmed-RequestPDU>", "A")),
@@ -58,10 +77,8 @@ HOSTILE = [
                 "<listOfData><Data><floating-point>zz</floating-point></Data></listOfData></write>"
                 "</service></confirmed-RequestPDU>", "A")),
     ("set", req("<initiate-RequestPDU><proposedMaxServOutstandingCalling>x"
-                "</proposedMaxServOutstandingCalling></initiate-RequestPDU>", "B")),
+                "</proposedMaxServOutstandingCalling></initiate-RequestPDU>", "98")),
     ("set", req("<initiate-RequestPDU/>")),
-    ("get", f'<association xmlns="{ASSOC_NS}" id="A"/>'),
-    ("get", f'<association xmlns="{ASSOC_NS}" id="A"><foo xmlns="urn:x"/></association>'),
     ("get", req(NAME_LIST.format(i=1)) + "<extra/>"),
     ("get", req("<conclude-RequestPDU>junk</conclude-RequestPDU>", "A")),
     ("get", req("<confirmed-ResponsePDU><invokeID>1</invokeID><service><fileClose/></service>"
@@ -73,8 +90,12 @@ HOSTILE = [
                 "<variableAccessSpecification><listOfVariable/></variableAccessSpecification>"
                 "<listOfData><Data><visible-string>" + "x" * 150_000 + "</visible-string></Data>"
                 "</listOfData></write></service></confirmed-RequestPDU>", "A")),  # > codec limit
-    ("get", req("<initiate-RequestPDU/>", "C")),
+    ("get", req("<initiate-RequestPDU/>", "99")),
+    # the old private wrapper is no 8-2 payload any more: slixmpp's feature-not-implemented
+    ("get", (f'<association xmlns="urn:gridbind:iec61850-8-2:association" id="A">'
+             f"{req(NAME_LIST.format(i=10))}</association>")),
 ]  # fmt: skip
+HOSTILE += BAD_ENVELOPES
 
 
 @contextlib.asynccontextmanager
@@ -94,8 +115,16 @@ def test_hostile_stanzas_are_answered_and_survived(prosody, xmpp_account) -> Non
         async with pair(prosody, xmpp_account) as (server, client):
             ied = await client.associate(server.jid)
             raw = client.xmpp._client
+            rejects: list[str] = []
+            raw.register_handler(
+                Callback(
+                    "rejects",
+                    StanzaPath("message"),
+                    lambda m: rejects.append(str(m)) if "rejectPDU" in str(m) else None,
+                )
+            )
             for n, (iq_type, body) in enumerate(HOSTILE):
-                body = body.replace('id="A"', f'id="{ied.id}"')
+                body = body.replace("<assoID>A</assoID>", f"<assoID>{ied.id}</assoID>")
                 waiter = asyncio.get_running_loop().create_future()
                 raw.register_handler(
                     Callback(
@@ -114,6 +143,10 @@ def test_hostile_stanzas_are_answered_and_survived(prosody, xmpp_account) -> Non
                 except asyncio.TimeoutError:
                     raise AssertionError(f"no answer to hostile stanza {n}") from None
                 assert answer["type"] in ("error", "result"), (n, answer)
+                if n >= len(HOSTILE) - len(BAD_ENVELOPES):
+                    # a malformed or invalid envelope is a bad-request, never served
+                    assert answer["type"] == "error", (n, answer)
+                    assert answer["error"]["condition"] == "bad-request", (n, answer)
             # messages with garbage are dropped silently
             client.xmpp.send_raw(
                 f'<message xmlns="jabber:client" to="{server.jid}" type="normal">'
@@ -123,6 +156,10 @@ def test_hostile_stanzas_are_answered_and_survived(prosody, xmpp_account) -> Non
                 f'<message xmlns="jabber:client" to="{server.jid}" type="normal">'
                 f"{req('<unconfirmed-PDU/>')}</message>"
             )
+            # malformed envelopes in a known association also got their rejectPDU, in it
+            assert any(
+                "invalid-pdu" in r and f"<assoID>{ied.id}</assoID>" in r for r in rejects
+            ), rejects
             # and the server still serves the association
             assert await ied.get_server_directory() == ["FDR1LD0", "FDR1MEAS", "FDR1PROT"]
             assert await ied.get_data_values("FDR1LD0/GGIO1.IntIn1.stVal", "ST") == 42

@@ -55,19 +55,31 @@ class Echo:
         if item.kind == "message":
             self.messages.put_nowait(item)
             return
+        if item.error is not None:
+            self.xmpp.reply_error(item, "bad-request", str(item.error))
+            return
         if item.payload.tag.endswith("boom"):
             raise RuntimeError("handler bug")
         if item.payload.tag.endswith("refuse"):
             self.xmpp.reply_error(item, "bad-request", "refused")
             return
+        if item.association is not None:  # in an AssociationContext: a real MMSpdu answer
+            from gridbind.iec61850 import pdu
+
+            assoc = item.association
+            if assoc == "3":  # association 3 is answered in another association (4)
+                assoc = "4"
+            self.xmpp.reply(item, pdu.encode(("conclude-ResponsePDU",)), assoc)
+            return
         self.xmpp.reply(item, payload("echo", f"{item.type}:{item.payload.text}"))
 
-    def build(self, s: XmppSettings) -> IecXmpp:
+    def build(self, s: XmppSettings, gate=None) -> IecXmpp:
         self.xmpp = IecXmpp(
             s,
             self.on_inbound,
             on_peer_unavailable=self.unavailable.put_nowait,
             on_link_lost=self.link_lost.set,
+            gate=gate,
         )
         return self.xmpp
 
@@ -91,10 +103,10 @@ def test_table_d1_mapping() -> None:
         parse_address("localhost")
 
 
-async def _pair(prosody, xmpp_account, **kw):
+async def _pair(prosody, xmpp_account, gate=None, **kw):
     a, b = Echo(), Echo()
     xa = a.build(settings(prosody, xmpp_account("a"), **kw))
-    xb = b.build(settings(prosody, xmpp_account("b"), **kw))
+    xb = b.build(settings(prosody, xmpp_account("b"), **kw), gate)
     await asyncio.gather(xa.start(), xb.start())
     return a, b
 
@@ -202,6 +214,58 @@ def test_presence_unavailable_reaches_tracked_peer(prosody, xmpp_account) -> Non
 
 
 @pytest.mark.timeout(40)
+def test_association_context_through_prosody(prosody, xmpp_account) -> None:
+    from slixmpp.xmlstream.handler import Callback
+    from slixmpp.xmlstream.matcher import StanzaPath
+
+    from gridbind.iec61850 import codec, pdu
+    from gridbind.iec61850.xmpp import InvalidPayload
+
+    async def main() -> None:
+        a, b = await _pair(prosody, xmpp_account, gate=codec.default_codec())
+        try:
+            to = b.xmpp.full_jid
+            # b gates strictly: a schema-valid MMSpdu in an AssociationContext is delivered with
+            # its assoID; the answer comes back in the same association
+            got = await a.xmpp.request(to, "set", pdu.encode(("conclude-RequestPDU",)), None, "12")
+            assert got.tag == f"{{{PAYLOAD_NS}}}MMSpdu" and len(got) == 1
+            # a payload the schema does not know is refused by b's gate (bad-request)
+            with pytest.raises(StanzaError) as err:
+                await a.xmpp.request(to, "get", payload("hello"), association="12")
+            assert err.value.condition == "bad-request"
+            # an answer in another association than the request's is refused
+            with pytest.raises(InvalidPayload, match="association '4', not '3'"):
+                await b.xmpp.request(
+                    a.xmpp.full_jid, "set", pdu.encode(("conclude-RequestPDU",)), None, "3"
+                )
+            # messages go through the gate too: a refused one arrives with its error
+            a.xmpp.send_message(to, payload("report"), "12")
+            msg = await asyncio.wait_for(b.messages.get(), 5)
+            assert isinstance(msg.error, codec.CodecError) and msg.association == "12"
+            a.xmpp.send_message(to, pdu.encode(("rejectPDU", 1, "pdu-error:invalid-pdu")), "12")
+            msg = await asyncio.wait_for(b.messages.get(), 5)
+            assert msg.error is None and msg.envelope is not None and msg.size > 0
+            # a malformed envelope (assoID off the pattern) is refused as bad-request
+            waiter = asyncio.get_running_loop().create_future()
+            a.xmpp._client.register_handler(
+                Callback("bad-ctx", StanzaPath("iq@id=bad-ctx"), waiter.set_result, once=True)
+            )
+            a.xmpp.send_raw(
+                f'<iq xmlns="jabber:client" type="get" id="bad-ctx" to="{to}">'
+                f'<AssociationContext xmlns="{codec.E2E_NS}"><assoID>A-1</assoID><applData>'
+                f'<MMSpdu xmlns="{PAYLOAD_NS}"><conclude-RequestPDU/></MMSpdu></applData>'
+                "</AssociationContext></iq>"
+            )
+            answer = await asyncio.wait_for(waiter, 5)
+            assert answer["type"] == "error" and answer["error"]["condition"] == "bad-request"
+            assert "AssoID" in answer["error"]["text"]
+        finally:
+            await asyncio.gather(a.xmpp.close(), b.xmpp.close())
+
+    run(main())
+
+
+@pytest.mark.timeout(40)
 def test_xep0198_resumption_keeps_the_session(prosody, xmpp_account) -> None:
     async def main() -> None:
         a, b = await _pair(prosody, xmpp_account)
@@ -226,18 +290,92 @@ def test_xep0198_resumption_keeps_the_session(prosody, xmpp_account) -> None:
 def test_stanza_plugins_wrap_the_payload() -> None:
     from slixmpp.stanza import Iq
 
+    from gridbind.iec61850 import codec, pdu
     from gridbind.iec61850.xmpp import ASSOC_NS, _association_of, _attach, _first_payload
 
+    assert ASSOC_NS == codec.E2E_NS
     iq = Iq()
-    _attach(iq, ET.Element(f"{{{PAYLOAD_NS}}}MMSpdu"), "42")
-    assert iq["iec_association"]["id"] == "42"
-    assert iq.xml.find(f"{{{ASSOC_NS}}}association/{{{PAYLOAD_NS}}}MMSpdu") is not None
+    _attach(iq, pdu.encode(("conclude-RequestPDU",)), "42")
+    assert iq["iec_association"]["assoID"] == "42"
+    ctx = iq.xml.find(f"{{{ASSOC_NS}}}AssociationContext")
+    assert [c.tag.split("}")[1] for c in ctx] == ["pp", "assoID", "applData"]
+    assert ctx.find(f"{{{ASSOC_NS}}}pp/{{{ASSOC_NS}}}iec61850-8-2") is not None
+    assert ctx.find(f"{{{ASSOC_NS}}}applData/{{{PAYLOAD_NS}}}MMSpdu") is not None
     assert len(iq.xml) == 1  # RFC 6120: one child per iq
     assert _association_of(iq.xml) == "42"
     assert _first_payload(iq.xml).tag == f"{{{PAYLOAD_NS}}}MMSpdu"
+    # the envelope is the schema's AssociationContext: the strict codec validates and decodes it
+    envelope = codec.decode(ET.tostring(ctx))
+    assert type(envelope).__name__ == "AssociationContext" and envelope.asso_id == "42"
+    assert envelope.pp is not None and envelope.appl_data.mmspdu is not None
     bare = Iq()
     _attach(bare, ET.Element(f"{{{PAYLOAD_NS}}}MMSpdu"), None)
     assert _association_of(bare.xml) is None and _first_payload(bare.xml) is not None
+    for bad in ("", "a", "12345678901", "1:2:3", " 7"):
+        with pytest.raises(ValueError, match="AssoID"):
+            _attach(Iq(), ET.Element(f"{{{PAYLOAD_NS}}}MMSpdu"), bad)
+
+
+_E2E = "http://www.iec.ch/62351/2018/E2E_4"
+_PDU = f'<MMSpdu xmlns="{PAYLOAD_NS}"><conclude-RequestPDU/></MMSpdu>'
+
+
+def _ctx(inner: str, ns: str = _E2E) -> str:
+    return f'<AssociationContext xmlns="{ns}">{inner}</AssociationContext>'
+
+
+MALFORMED_ENVELOPES = [
+    ("bad assoID pattern", _ctx(f"<assoID>abc</assoID><applData>{_PDU}</applData>")),
+    ("assoID too long", _ctx(f"<assoID>12345678901</assoID><applData>{_PDU}</applData>")),
+    ("assoID n:n:n", _ctx(f"<assoID>1:2:3</assoID><applData>{_PDU}</applData>")),
+    ("no assoID", _ctx(f"<applData>{_PDU}</applData>")),
+    ("missing applData", _ctx("<assoID>7</assoID>")),
+    ("empty applData", _ctx("<assoID>7</assoID><applData/>")),
+    ("two payloads in applData", _ctx(f"<assoID>7</assoID><applData>{_PDU}{_PDU}</applData>")),
+    ("two envelopes", _ctx(f"<assoID>7</assoID><applData>{_PDU}</applData>") * 2),
+    ("envelope and payload", _ctx(f"<assoID>7</assoID><applData>{_PDU}</applData>") + _PDU),
+    ("wrong namespace", _ctx(f"<assoID>7</assoID><applData>{_PDU}</applData>", "urn:x")),
+    ("old private wrapper", f'<association xmlns="urn:x" id="7">{_PDU}</association>'),
+    ("children unqualified", _ctx(f'<assoID xmlns="">7</assoID><applData>{_PDU}</applData>')),
+    ("payload in wrong namespace", _ctx('<assoID>7</assoID><applData><MMSpdu xmlns="urn:x">'
+                                        "<conclude-RequestPDU/></MMSpdu></applData>")),
+    ("pp of another protocol", _ctx(f"<pp><iec61850-8-1/></pp><assoID>7</assoID>"
+                                    f"<applData>{_PDU}</applData>")),
+    ("elements in the wrong order", _ctx(f"<applData>{_PDU}</applData><assoID>7</assoID>")),
+    ("unknown element", _ctx(f"<assoID>7</assoID><applData>{_PDU}</applData><x/>")),
+    ("invalid payload", _ctx(f'<assoID>7</assoID><applData><MMSpdu xmlns="{PAYLOAD_NS}">'
+                             "<nonsense/></MMSpdu></applData>")),
+    ("E2E secured envelope", f'<ClearTransfer xmlns="{_E2E}"/>'),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "body", [b for _, b in MALFORMED_ENVELOPES], ids=[n for n, _ in MALFORMED_ENVELOPES]
+)
+def test_malformed_association_context_is_refused(body: str) -> None:
+    from gridbind.iec61850 import codec
+    from gridbind.iec61850.xmpp import _gate_check, _unwrap
+
+    stanza = ET.fromstring(f'<iq xmlns="jabber:client" type="get">{body}</iq>')
+    found = _unwrap(stanza)
+    if found is None:  # not 8-2 traffic at all: left to slixmpp (feature-not-implemented)
+        assert "urn:x" in body and "AssociationContext" not in body
+        return
+    error, _ = _gate_check(codec.default_codec(), found)
+    assert isinstance(error, codec.CodecError), body
+
+
+def test_well_formed_association_context_passes_the_gate() -> None:
+    from gridbind.iec61850 import codec
+    from gridbind.iec61850.xmpp import _gate_check, _unwrap
+
+    for inner in (
+        f"<assoID>7</assoID><applData>{_PDU}</applData>",  # pp is optional
+        f"<pp><iec61850-8-2/></pp><assoID>12:4</assoID><applData>{_PDU}</applData>",  # n:n form
+    ):
+        found = _unwrap(ET.fromstring(f'<iq xmlns="jabber:client">{_ctx(inner)}</iq>'))
+        assert found.problem is None and found.association in ("7", "12:4")
+        assert _gate_check(codec.default_codec(), found) == (None, len(_PDU))
 
 
 @pytest.mark.timeout(30)
