@@ -56,6 +56,7 @@ class Connection(asyncio.Protocol):
         self._writable = asyncio.Event()
         self._writable.set()
         self._tasks: list[asyncio.Task[Any]] = []
+        self._timers: list[asyncio.TimerHandle] = []
         self._latest: dict[uuid.UUID, Measurement] = {}
         self.closed = False
         self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -91,6 +92,8 @@ class Connection(asyncio.Protocol):
         self.publisher._connections.discard(self)
         for task in self._tasks:
             task.cancel()
+        for timer in self._timers:
+            timer.cancel()
         if self.udp is not None:
             self.udp.close()
         self._writable.set()
@@ -168,7 +171,9 @@ class Connection(asyncio.Protocol):
                 self._tasks.append(loop.create_task(self._replay(event)))
         elif isinstance(event, Unsubscribed):
             self._latest.clear()
-        elif isinstance(event, (KeysRotationRequested, ProcessingIntervalChanged)):
+        elif isinstance(event, KeysRotationRequested):
+            self._after_rotation()
+        elif isinstance(event, ProcessingIntervalChanged):
             pass
         if publisher.on_event is not None:
             publisher.on_event(self, event)
@@ -208,6 +213,23 @@ class Connection(asyncio.Protocol):
             if self.session is not None and self.session.keys is not None:
                 self.session.rotate_cipher_keys()
                 self.flush()
+                self._after_rotation()
+
+    def _after_rotation(self) -> None:
+        """Switch to the rotated keys after ``cipher_confirm_timeout`` if still unconfirmed."""
+        timeout = self.publisher.config.cipher_confirm_timeout
+        session = self.session
+        if timeout is None or session is None or session.pending_keys is None:
+            return
+        pending = session.pending_keys
+
+        def activate() -> None:
+            if not self.closed and session.pending_keys is pending:
+                session.activate_pending_keys()
+                log.info("subscriber %s:%s did not confirm cipher keys; switched", *self.peer)
+
+        handle = asyncio.get_running_loop().call_later(timeout, activate)
+        self._timers.append(handle)
 
     async def _replay(self, event: Subscribed) -> None:
         history = self.publisher.history
@@ -225,10 +247,16 @@ class Connection(asyncio.Protocol):
         async for batch in history(start, stop, event.signal_ids):
             if self.closed or not session.subscribed:
                 return
-            if first and batch:
-                session.data_start_time(batch[0].timestamp)
+            # The constraints bound the replay whatever the source yields: nothing before the
+            # start or after the stop time goes out, and the replay ends past the stop time.
+            inside = [m for m in batch if start <= m.timestamp <= stop]
+            if first and inside:
+                session.data_start_time(inside[0].timestamp)
                 first = False
-            session.publish(batch, None)
+            if inside:
+                session.publish(inside, None)
+            if batch and min(m.timestamp for m in batch) > stop:
+                break
             self.flush()
             await self.drain()
             interval = settings.processing_interval
@@ -246,6 +274,8 @@ class Publisher:
     Args:
         metadata: the publisher's metadata (DeviceDetail / MeasurementDetail / PhasorDetail...);
             subscriptions are filtered against the ``ActiveMeasurements`` view derived from it.
+            Also accepted as XML data set bytes (e.g. relayed from an upstream publisher), which
+            are then served verbatim.
         host, port: where to listen (port 0 picks a free port; see :attr:`port`).
         config: policy (metadata refresh, NaN filter, base time offsets, UDP encryption...).
         ssl: an ``ssl.SSLContext`` for a TLS command channel.
@@ -259,7 +289,7 @@ class Publisher:
 
     def __init__(
         self,
-        metadata: DataSet | None = None,
+        metadata: DataSet | bytes | str | None = None,
         *,
         host: str = "127.0.0.1",
         port: int = 7165,
@@ -277,7 +307,9 @@ class Publisher:
         self.config = config or PublisherConfig()
         if history is not None:
             self.config.supports_temporal = True
-        self.state = PublisherState(metadata or empty_source_metadata(), self.config)
+        self.state = PublisherState(
+            empty_source_metadata() if metadata is None else metadata, self.config
+        )
         self.host, self._port = host, port
         self.ssl = ssl
         self.noop_interval = noop_interval
@@ -402,8 +434,9 @@ class Publisher:
         for connection in list(self._connections):
             await connection.drain()
 
-    def define_metadata(self, metadata: DataSet) -> None:
-        """Replace the metadata and tell subscribers that the configuration changed."""
+    def define_metadata(self, metadata: DataSet | bytes | str) -> None:
+        """Replace the metadata (a DataSet or XML served verbatim) and tell subscribers that the
+        configuration changed."""
         self.state = PublisherState(metadata, self.config)
         for connection in list(self._connections):
             if connection.session is not None:

@@ -58,8 +58,11 @@ from gridbind.sttp.measurement import Measurement
 _U32 = struct.Struct(">I")
 _DATA_HEAD = struct.Struct(">BI")  # flags, count
 _TSSC_HEAD = struct.Struct(">BH")  # version, sequence
-#: Measurements per data packet; keeps every packet (and UDP datagram) under 32 KiB, the peer's
-#: receive buffer.
+#: Measurements per compact data packet; keeps every packet (and UDP datagram, at most 17 bytes
+#: per measurement plus AES padding) under 32 KiB: the deployed publishers' MaxPacketSize (the
+#: C++ API splits compact packets at 32768 bytes on TCP and UDP alike) and sttpapi's datagram
+#: receive buffer. Smaller datagrams do not lower loopback loss (receive-buffer overflow while
+#: the receiver is busy); a larger receive buffer does, see ``Subscriber.udp_receive_buffer``.
 COMPACT_CHUNK = 1800
 
 # ------------------------------------------------------------------------------------- events
@@ -546,20 +549,34 @@ class PublisherConfig:
     use_base_time_offsets: bool = True
     allow_payload_compression: bool = True
     encrypt_udp: bool = False  # cipher keys for UDP data (deployed peers do it over TLS only)
+    #: seconds after a key rotation to switch to the new keys when the subscriber never sends
+    #: CONFIRM_UPDATE_CIPHER_KEYS (sttpapi's subscriber does not); None: wait for confirmation
+    cipher_confirm_timeout: float | None = 2.0
     supports_temporal: bool = False
 
 
 class PublisherState:
-    """What all connections of one publisher share: metadata and its selection view."""
+    """What all connections of one publisher share: metadata and its selection view.
 
-    def __init__(self, metadata: DataSet, config: PublisherConfig | None = None) -> None:
+    ``metadata`` is a :class:`DataSet`, or the XML data set itself (bytes or text) as another
+    serializer wrote it, e.g. relayed from an upstream publisher: that XML is parsed for the
+    selection view and served verbatim (byte for byte) on unfiltered METADATA_REFRESH.
+    """
+
+    def __init__(
+        self, metadata: DataSet | bytes | str, config: PublisherConfig | None = None
+    ) -> None:
         from gridbind.sttp.ieee2664.metadata import active_measurements
 
         self.config = config or PublisherConfig()
-        self.metadata = metadata
-        self.active: DataTable = active_measurements(metadata, self.config.node_id)
         self._xml: bytes | None = None
         self._gzip: bytes | None = None
+        if isinstance(metadata, (bytes, str)):
+            xml = metadata.encode("utf-8") if isinstance(metadata, str) else bytes(metadata)
+            metadata = DataSet.from_xml(xml)
+            self._xml, self._gzip = xml, gzip_bytes(xml)
+        self.metadata = metadata
+        self.active: DataTable = active_measurements(metadata, self.config.node_id)
 
     def metadata_xml(self, compressed: bool) -> bytes:
         """The metadata XML (cached), GZip-compressed when asked."""
@@ -848,6 +865,21 @@ class PublisherSession:
             keys = CipherKeys(fresh, (pairs[0], pairs[1]))
             self._pending_keys = keys
         self._respond(ServerResponse.UPDATE_CIPHER_KEYS, ServerCommand.SUBSCRIBE, keys.build())
+
+    @property
+    def pending_keys(self) -> CipherKeys | None:
+        """Keys sent by a rotation and not yet in use (awaiting confirmation)."""
+        return self._pending_keys
+
+    def activate_pending_keys(self) -> bool:
+        """Switch to rotated keys the subscriber has not confirmed; False when none pending.
+
+        The update carried both key pairs (the one in use unchanged), so a subscriber that
+        processed it decrypts either index; one that did not cannot decrypt either way."""
+        if self._pending_keys is None:
+            return False
+        self.keys, self._pending_keys = self._pending_keys, None
+        return True
 
     # -- publishing
     def publish(self, measurements: Sequence[Measurement], now_ticks: int | None = None) -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl as ssl_module
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -92,6 +93,7 @@ class Subscriber:
             the wait doubles from ``retry_interval`` up to ``max_retry_interval``; -1 retries
             forever.
         udp: receive data on a UDP channel (``udp_port`` 0 picks a free port on ``udp_host``).
+        udp_receive_buffer: SO_RCVBUF asked for the UDP socket (0 keeps the kernel default).
         ssl: an ``ssl.SSLContext`` for a TLS command channel.
         on_measurements: called with each received batch (on the event loop).
         on_event: called with every session event (metadata, subscription updates, failures...).
@@ -121,6 +123,7 @@ class Subscriber:
         udp: bool = False,
         udp_host: str = "127.0.0.1",
         udp_port: int = 0,
+        udp_receive_buffer: int = 4 * 1024 * 1024,
         ssl: ssl_module.SSLContext | None = None,
         on_measurements: MeasurementsCallback | None = None,
         on_event: Callable[[Event], Any] | None = None,
@@ -143,6 +146,10 @@ class Subscriber:
         self.max_retry_interval = max_retry_interval
         self.max_retries = max_retries
         self.udp, self.udp_host, self.udp_port = udp, udp_host, udp_port
+        self.udp_receive_buffer = udp_receive_buffer
+        #: every connection attempt (loop time) and every wait before a retry, in order
+        self.attempt_times: list[float] = []
+        self.retry_waits: list[float] = []
         self.ssl = ssl
         self.on_measurements = on_measurements
         self.on_event = on_event
@@ -315,6 +322,15 @@ class Subscriber:
         )
         self._udp_transport = transport
         self.udp_port = transport.get_extra_info("sockname")[1]
+        sock = transport.get_extra_info("socket")
+        if self.udp_receive_buffer and sock is not None:
+            # Loopback and LAN losses are receive-buffer overflows while this process is busy
+            # (the kernel default holds ~6 datagrams of a 1000-signal frame); the kernel caps
+            # the request at net.core.rmem_max.
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.udp_receive_buffer)
+            except OSError as exc:
+                log.debug("SO_RCVBUF %d refused: %s", self.udp_receive_buffer, exc)
 
     def _close_udp(self) -> None:
         if self._udp_transport is not None:
@@ -372,6 +388,7 @@ class Subscriber:
                 if await self._serve(protocol, loop):
                     break
                 continue
+            self.attempt_times.append(loop.time())
             try:
                 _, protocol = await asyncio.wait_for(
                     loop.create_connection(
@@ -388,7 +405,7 @@ class Subscriber:
                 attempt += 1
                 if not self.auto_reconnect or 0 <= self.max_retries < attempt:
                     raise ConnectionError(self.last_error) from None
-                await asyncio.sleep(self._backoff(attempt))
+                await self._retry_wait(attempt)
                 continue
             attempt = 0
             self.connections += 1
@@ -401,7 +418,7 @@ class Subscriber:
             attempt += 1
             if 0 <= self.max_retries < attempt:
                 break
-            await asyncio.sleep(self._backoff(attempt))
+            await self._retry_wait(attempt)
         self._queue.put_nowait(None)
         if self._server is not None:
             self._server.close()
@@ -473,6 +490,11 @@ class Subscriber:
 
     def _backoff(self, attempt: int) -> float:
         return min(self.retry_interval * 2 ** max(attempt - 1, 0), self.max_retry_interval)
+
+    async def _retry_wait(self, attempt: int) -> None:
+        wait = self._backoff(attempt)
+        self.retry_waits.append(wait)
+        await asyncio.sleep(wait)
 
     def _totals_add(self, stats: Statistics) -> None:
         for name, value in vars(stats).items():

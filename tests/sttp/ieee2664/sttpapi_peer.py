@@ -83,3 +83,123 @@ def from_sttpapi(measurements: Sequence) -> list[tuple[uuid.UUID, float, int, in
 def key(measurements: Sequence[Measurement]) -> list[tuple[uuid.UUID, float, int, int]]:
     """Comparable tuples of our measurements."""
     return [(m.signal_id, m.value, m.timestamp, m.flags) for m in measurements]
+
+
+# ------------------------------------------------------------------------- metadata comparison
+
+
+def _plain(value):
+    """A comparable Python value of one cell (numpy scalars, aware/naive UTC times)."""
+    import datetime as dt
+
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        return value
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        return value.item()  # numpy scalar
+    return value
+
+
+def sttpapi_tables(dataset) -> dict[str, tuple[list[tuple[str, str]], list[tuple]]]:
+    """``{table: ([(column, xsd type)], [row tuples])}`` of an sttpapi DataSet."""
+    from sttp.data.dataset import DataSet as SttpDataSet
+    from sttp.data.datatype import DataType
+
+    out = {}
+    for name in dataset.tablenames():
+        table = dataset.table(name)
+        columns = []
+        for index in range(table.columncount):
+            column = table.column(index)
+            if column.datatype == DataType.GUID:
+                xsd = "guid"
+            else:
+                xsd = SttpDataSet._datatype_to_xsd(column.datatype).split(":")[-1]
+            columns.append((column.name, xsd))
+        rows = [
+            tuple(_plain(table.row(r)[c]) for c in range(table.columncount))
+            for r in range(table.rowcount)
+        ]
+        out[table.name] = (columns, rows)
+    return out
+
+
+def our_tables(dataset: DataSet) -> dict[str, tuple[list[tuple[str, str]], list[tuple]]]:
+    """The same view of one of our DataSets (or a single DataTable as a one-table dict)."""
+    tables = dataset.tables if isinstance(dataset, DataSet) else [dataset]
+    return {
+        table.name: (
+            [(column.name, column.type) for column in table.columns],
+            [tuple(_plain(row[column.name]) for column in table.columns) for row in table.rows],
+        )
+        for table in tables
+    }
+
+
+# ------------------------------------------------------------------------------ paced streams
+
+
+def pace(frames: Sequence, publish, rate: float = 30.0) -> float:
+    """Call ``publish(frame)`` for each frame at ``rate`` frames/s of wall-clock time (blocking;
+    for sttpapi's synchronous publisher in a thread); returns the seconds it took."""
+    import time
+
+    start = time.monotonic()
+    for number, frame in enumerate(frames):
+        delay = start + number / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        publish(frame)
+    return time.monotonic() - start
+
+
+async def pace_async(frames: Sequence, publish, rate: float = 30.0, drain=None) -> float:
+    """:func:`pace` on an asyncio loop; ``await drain()`` after each frame when given."""
+    import asyncio
+    import time
+
+    start = time.monotonic()
+    for number, frame in enumerate(frames):
+        delay = start + number / rate - time.monotonic()
+        await asyncio.sleep(max(delay, 0))
+        publish(frame)
+        if drain is not None:
+            await drain()
+    return time.monotonic() - start
+
+
+def stream_frames(signals: Sequence[uuid.UUID], seconds: float, rate: float = 30.0, **options):
+    """``(frames, measurements)`` of a synthetic PMU stream spanning ``seconds`` at ``rate``:
+    one frame more than rate x seconds, so a paced run takes at least ``seconds``."""
+    from gridbind.sttp.ieee2664 import PmuSource
+    from gridbind.sttp.measurement import ticks_now
+
+    source = PmuSource(signals, rate=rate, start_ticks=ticks_now(), **options)
+    frames = list(source.frames(int(rate * seconds) + 1))
+    return frames, [m for frame in frames for m in frame]
+
+
+def fix_cipher_key_parser(datasubscriber) -> None:
+    """Work around sttpapi's UPDATE_CIPHER_KEYS reader (its defect, not the protocol's).
+
+    It slices each key and IV as ``data[index:length]`` instead of ``data[index:index+length]``,
+    so a 32-byte key comes out as 27 bytes, AES refuses it and the subscriber disconnects at the
+    first encrypted datagram. This reads the same layout (active index byte, then length-prefixed
+    even key, even IV, odd key, odd IV) correctly and installs the pairs as sttpapi would.
+    """
+    import struct
+
+    def handle(data: bytes) -> None:
+        position, parts = 1, []
+        for _ in range(4):
+            (length,) = struct.unpack_from(">i", data, position)
+            position += 4
+            parts.append(bytes(data[position : position + length]))
+            position += length
+        datasubscriber._key_ivs = [[parts[0], parts[1]], [parts[2], parts[3]]]
+        datasubscriber.cipher_updates = getattr(datasubscriber, "cipher_updates", 0) + 1
+
+    datasubscriber._handle_update_cipherkeys = handle

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
+import itertools
 import math
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
-from sttpapi_peer import key
+from sttpapi_peer import key, our_tables, pace_async, stream_frames
 
 import gridbind.sttp as sttp
 from gridbind.sttp.ieee2664 import (
@@ -52,16 +54,30 @@ async def _publish(publisher: Publisher, frames) -> None:
         await publisher.drain()
 
 
-@pytest.mark.timeout(30)
-def test_tssc_pair_exact_with_high_flags_irregular_times_and_000_metadata():
-    """The cases sttpapi gets wrong: flags >= 0x100, irregular timestamps, `.000` metadata."""
-    metadata, signals = synthetic_pmu_metadata(
-        200, updated_on=datetime(2026, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
-    )
-    xml = metadata.to_xml().replace(b"12:00:00Z", b"12:00:00.000Z")
-    from gridbind.sttp.ieee2664.metadata import DataSet
+NOON = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 
-    metadata = DataSet.from_xml(xml)
+
+def _zero_fraction_xml(metadata, fraction: str) -> bytes:
+    """Our XML with every ``12:00:00Z`` written as ``12:00:00<fraction>`` (``.000Z``; ``.Z`` is
+    what sttpapi's serializer writes for a zero fraction: ``isoformat(milliseconds)`` with the
+    zeros stripped)."""
+    xml = metadata.to_xml()
+    assert b"12:00:00Z" in xml
+    return xml.replace(b"12:00:00Z", b"12:00:00" + fraction.encode())
+
+
+def _served_xml(publisher) -> bytes:
+    """The XML an unfiltered METADATA_REFRESH carries (GZip on the wire), decompressed."""
+    return gzip.decompress(publisher.state.metadata_xml(True))
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("fraction", [".000Z", ".Z"])
+def test_tssc_pair_exact_with_high_flags_irregular_times_and_000_metadata(fraction):
+    """The cases sttpapi gets wrong: flags >= 0x100, irregular timestamps, and metadata whose
+    timestamps carry a zero fraction on the wire (served verbatim by our publisher)."""
+    metadata, signals = synthetic_pmu_metadata(200, updated_on=NOON)
+    xml = _zero_fraction_xml(metadata, fraction)
     source = PmuSource(signals, start_ticks=ticks_now(), flag_every=3, jitter=9_973)
     frames = list(source.frames(90))
     frames[5][0].flags = 0xFFFF_FFFF
@@ -70,18 +86,86 @@ def test_tssc_pair_exact_with_high_flags_irregular_times_and_000_metadata():
     assert any(m.flags >= 0x100 for m in sent)
 
     async def run() -> None:
-        async with sttp.Publisher("ieee2664", metadata=metadata, port=0) as publisher:
+        async with sttp.Publisher("ieee2664", metadata=xml, port=0) as publisher:
+            served = _served_xml(publisher)
+            assert served == xml and b"12:00:00" + fraction.encode() in served
             async with sttp.Subscriber(
                 "ieee2664", port=publisher.port, filter_expression=ALL, auto_reconnect=False
             ) as subscriber:
                 await subscriber.wait_subscribed(10)
-                assert subscriber.metadata["MeasurementDetail"].rows[0]["UpdatedOn"] == datetime(
-                    2026, 3, 1, 12, 0, 0, tzinfo=timezone.utc
-                )
+                assert subscriber.stats.metadata_bytes == len(publisher.state.metadata_xml(True))
+                for name in ("MeasurementDetail", "DeviceDetail", "PhasorDetail"):
+                    assert {r["UpdatedOn"] for r in subscriber.metadata[name].rows} == {NOON}
+                assert our_tables(subscriber.metadata) == our_tables(metadata)
                 assert publisher.connections[0].session.uses_tssc
                 await _publish(publisher, frames)
                 received = await _receive(subscriber, len(sent))
                 assert key(received) == key(sent)
+
+    asyncio.run(run())
+
+
+@pytest.mark.timeout(90)
+def test_pair_paced_1000_signals_30_fps_10_s_tssc_compact_and_udp():
+    """gridbind's own pair on the interop stream: 1000 signals x 30 frames/s for 10 s of
+    wall-clock time to three subscribers at once (TSSC, compact, UDP). TCP runs are exact (0
+    lost), UDP loss is counted; flags >= 0x100, irregular timestamps and ``.000`` metadata."""
+    metadata, signals = synthetic_pmu_metadata(1000, updated_on=NOON)
+    xml = _zero_fraction_xml(metadata, ".000Z")
+    frames, sent = stream_frames(signals, 10.0, flag_every=97, jitter=9_973)
+    frames[5][0].flags = 0xFFFF_FFFF
+    frames[6][1].timestamp += 1
+    compacted = [(s, v, t, expected_compact_roundtrip(f)) for s, v, t, f in key(sent)]
+    got: dict[str, list] = {"tssc": [], "compact": [], "udp": []}
+
+    async def run() -> None:
+        async with Publisher(xml, port=0) as publisher:
+            assert _served_xml(publisher) == xml
+            options = {"port": publisher.port, "filter_expression": ALL, "auto_reconnect": False}
+            subscribers = {
+                "tssc": Subscriber(on_measurements=got["tssc"].extend, **options),
+                "compact": Subscriber(
+                    on_measurements=got["compact"].extend,
+                    config=SubscriberConfig(compress_payload=False),
+                    **options,
+                ),
+                "udp": Subscriber(on_measurements=got["udp"].extend, udp=True, **options),
+            }
+            try:
+                for subscriber in subscribers.values():
+                    await subscriber.start()
+                    assert set((await subscriber.wait_subscribed(10)).signal_ids) == set(signals)
+                    assert our_tables(subscriber.metadata) == our_tables(metadata)
+                for _ in range(100):  # UDP data flows once the cache is confirmed
+                    if all(
+                        c.session.subscribed and not c.session._awaiting_cache_confirm
+                        for c in publisher.connections
+                    ):
+                        break
+                    await asyncio.sleep(0.02)
+                sessions = {
+                    c.session.udp_target is not None: c.session for c in publisher.connections
+                }
+                elapsed = await pace_async(frames, publisher.publish, 30, publisher.drain)
+                assert elapsed >= 10.0
+                for _ in range(200):
+                    if all(len(got[name]) >= len(sent) for name in got):
+                        break
+                    await asyncio.sleep(0.05)
+                assert key(got["tssc"]) == key(sent)  # values, timestamps, flags exact; 0 lost
+                assert key(got["compact"]) == compacted
+                udp = key(got["udp"])
+                lost = len(sent) - len(udp)
+                print(f"gridbind pair UDP: {len(udp)} of {len(sent)}, {lost} lost")
+                assert 0 <= lost <= len(sent) * 0.01
+                index = {(s, t): (v, f) for s, v, t, f in compacted}
+                assert all(index[(s, t)] == (v, f) for s, v, t, f in udp)
+                assert subscribers["tssc"].stats.dropped_packets == 0
+                assert subscribers["tssc"].stats.data_bytes / len(sent) < 4.0
+                assert sessions[True].stats.data_packets >= len(frames)
+            finally:
+                for subscriber in subscribers.values():
+                    await subscriber.stop()
 
     asyncio.run(run())
 
@@ -176,8 +260,91 @@ def test_udp_with_cipher_keys_and_rotation():
     asyncio.run(run())
 
 
+@pytest.mark.timeout(30)
+def test_wrongly_keyed_and_unencrypted_datagrams_are_dropped_and_counted():
+    """On an encrypted UDP channel, datagrams that are not encrypted with the announced keys
+    (plain, a foreign key, the other key index) are dropped and counted; good ones still flow."""
+    import socket
+
+    from gridbind.sttp.ieee2664.cipher import decrypt, encrypt
+    from gridbind.sttp.ieee2664.constants import (
+        DataPacketFlags,
+        ServerCommand,
+        ServerResponse,
+    )
+    from gridbind.sttp.ieee2664.wire import response_body
+
+    metadata, signals = synthetic_pmu_metadata(20)
+    frames = list(PmuSource(signals, start_ticks=ticks_now()).frames(3))
+    captured: list[bytes] = []
+
+    async def run() -> None:
+        config = PublisherConfig(encrypt_udp=True)
+        async with Publisher(
+            metadata, port=0, config=config, cipher_rotation_interval=None
+        ) as publisher:
+            async with Subscriber(
+                port=publisher.port, filter_expression=ALL, udp=True, auto_reconnect=False
+            ) as subscriber:
+                await subscriber.wait_subscribed(10)
+                session = publisher.connections[0].session
+                for _ in range(100):
+                    if not session._awaiting_cache_confirm:
+                        break
+                    await asyncio.sleep(0.02)
+                original = session.datagrams_to_send
+
+                def spy() -> list[bytes]:
+                    out = original()
+                    captured.extend(out)
+                    return out
+
+                session.datagrams_to_send = spy
+                publisher.publish(frames[0])
+                assert key(await _receive(subscriber, 20, 5)) == key(frames[0])
+                genuine = captured[0]
+                flags, body = genuine[6], genuine[7:]
+                active = 1 if flags & DataPacketFlags.CIPHER_INDEX else 0
+                assert session.keys is not None and session.keys.active == active
+                plain = decrypt(*session.keys.keys[active], body)
+
+                def datagram(first: int, payload: bytes) -> bytes:
+                    return response_body(
+                        ServerResponse.DATA_PACKET,
+                        ServerCommand.SUBSCRIBE,
+                        bytes([first]) + payload,
+                    )
+
+                forged = [
+                    datagram(flags & ~DataPacketFlags.CIPHER_INDEX & 0xFF, plain),  # unencrypted
+                    datagram(flags, encrypt(b"\x01" * 32, b"\x02" * 16, plain)),  # foreign key
+                    datagram(flags ^ DataPacketFlags.CIPHER_INDEX, body),  # other key index
+                ]
+                stats = subscriber.stats
+                dropped, measurements = stats.dropped_packets, stats.measurements
+                sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                try:
+                    for packet in forged:
+                        sender.sendto(packet, ("127.0.0.1", subscriber.udp_port))
+                    for _ in range(100):
+                        if subscriber.stats.dropped_packets >= dropped + len(forged):
+                            break
+                        await asyncio.sleep(0.02)
+                finally:
+                    sender.close()
+                assert subscriber.stats.dropped_packets == dropped + len(forged)
+                assert subscriber.stats.measurements == measurements
+                assert subscriber.connected  # dropped, not fatal
+                publisher.publish(frames[1])
+                assert key(await _receive(subscriber, 20, 5)) == key(frames[1])
+
+    asyncio.run(run())
+
+
 @pytest.mark.timeout(40)
 def test_auto_reconnect_with_backoff():
+    """While the publisher is down the subscriber redials with doubling waits up to the cap
+    (0.1, 0.2, 0.4, 0.4 ... s, really slept between attempts), and starts over after success."""
     metadata, signals = synthetic_pmu_metadata(50)
     source = PmuSource(signals, start_ticks=ticks_now())
 
@@ -193,9 +360,22 @@ def test_auto_reconnect_with_backoff():
         frame = source.next_frame()
         publisher.publish(frame)
         assert len(await _receive(subscriber, len(frame))) == len(frame)
+        assert subscriber.retry_waits == [] and len(subscriber.attempt_times) == 1
         await publisher.stop()
-        await asyncio.sleep(1.0)  # several failed attempts with growing waits
+        await asyncio.sleep(1.6)  # 0.1 + 0.2 + 0.4 + 0.4 + 0.4 = 1.5 s of waits
         assert not subscriber.connected
+        waits = list(subscriber.retry_waits)
+        attempts = list(subscriber.attempt_times)
+        assert waits[:4] == [0.1, 0.2, 0.4, 0.4], waits
+        assert set(waits[3:]) == {0.4}  # capped
+        assert 4 <= len(waits) <= 6, waits
+        assert len(attempts) == len(waits) or len(attempts) == len(waits) + 1
+        # the waits are really slept: attempt k+1 follows attempt k by wait k (failed dials
+        # to a closed loopback port return at once)
+        gaps = [b - a for a, b in itertools.pairwise(attempts[1:])]
+        for gap, wait in zip(gaps, waits[1:]):
+            assert wait * 0.95 <= gap < wait + 0.25, (gaps, waits)
+        assert gaps[0] < gaps[1] < gaps[2] + 0.05  # growing until the cap
         publisher = Publisher(metadata, port=port)
         await publisher.start()
         await subscriber.wait_subscribed(10)
@@ -207,8 +387,12 @@ def test_auto_reconnect_with_backoff():
         frame = source.next_frame()
         publisher.publish(frame)
         assert key(await _receive(subscriber, len(frame))) == key(frame)
-        await subscriber.stop()
+        # a new outage starts from retry_interval again
+        before = len(subscriber.retry_waits)
         await publisher.stop()
+        await asyncio.sleep(0.45)
+        assert subscriber.retry_waits[before : before + 2] == [0.1, 0.2]
+        await subscriber.stop()
 
     asyncio.run(run())
 
@@ -246,6 +430,58 @@ def test_historical_replay_with_processing_interval():
         first, last, wanted = asked[0]
         assert first < start < last and len(wanted) == 2
         assert [e.ticks for e in events if isinstance(e, DataStartTime)] == [start]
+
+    asyncio.run(run())
+
+
+@pytest.mark.timeout(30)
+def test_historical_replay_absolute_times_cut_the_archive():
+    """Absolute start and stop times bound the replay even when the history source yields the
+    whole archive: only frames 6..18 of 30 go out, the first is announced, then completion."""
+    from gridbind.sttp.measurement import ticks_to_datetime
+
+    metadata, signals = synthetic_pmu_metadata(20)
+    second = 10_000_000
+    start = (ticks_now() - 60 * second) // second * second
+    archive = list(PmuSource(signals, start_ticks=start).frames(30))
+    first, last = archive[6][0].timestamp, archive[18][0].timestamp
+    asked: list = []
+
+    async def history(low: int, high: int, wanted: list[uuid.UUID]):
+        asked.append((low, high))
+        for frame in archive:  # ignores the bounds: the publisher must enforce them
+            yield frame
+
+    def iso(ticks: int) -> str:
+        whole = ticks_to_datetime(ticks - ticks % second)
+        return f"{whole:%Y-%m-%dT%H:%M:%S}.{ticks % second:07d}Z"
+
+    received: list = []
+    events: list = []
+
+    async def run() -> None:
+        async with Publisher(metadata, port=0, history=history) as publisher:
+            settings = SubscriptionSettings(
+                filter_expression="FILTER ActiveMeasurements WHERE SignalType = 'FREQ'",
+                start_time=iso(first),
+                stop_time=iso(last),
+                processing_interval=0,
+            )
+            async with Subscriber(
+                port=publisher.port,
+                settings=settings,
+                auto_reconnect=False,
+                on_event=events.append,
+                on_measurements=received.extend,
+            ) as subscriber:
+                await subscriber.wait_subscribed(10)
+                await subscriber.wait_processing_complete(10)
+                await asyncio.sleep(0.1)
+        assert asked == [(first, last)]
+        stamps = sorted({m.timestamp for m in received})
+        assert stamps == [frame[0].timestamp for frame in archive[6:19]]
+        assert len(received) == 13 * 2  # two FREQ signals per frame
+        assert [e.ticks for e in events if isinstance(e, DataStartTime)] == [first]
 
     asyncio.run(run())
 
@@ -383,7 +619,7 @@ def _self_signed(tmp_path):
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
