@@ -104,7 +104,7 @@ _ZERO_GUID = uuid.UUID(int=0)
 DECISIONS: dict[str, str] = {
     "enums.BulkTransportSubCommand": "Named without codes or payloads in the draft; numbered 1-3 in the order listed.",
     "enums.CommandCode": "SecureDataChannel, described but given no code, is 0x0B, the next free command code. Unsubscribe gets no code: the draft replaces it with Subscribe (Remove, AllDataPoints).",
-    "enums.CompressionMode": 'The draft gives no numbers; 0 is "None" (named Uncompressed: None is reserved in Python), then the algorithms in the order of "Compression Algorithms".',
+    "enums.CompressionMode": 'The draft gives no numbers; 0 is "None" (named Uncompressed: None is reserved in Python), then the algorithms in the order of "Compression Algorithms". Deflate names no mode: on the TCP channel of a session whose negotiated stateful algorithm is DEFLATE it is the next packet of the sender\u0027s session stream (one raw DEFLATE stream per direction, sync-flushed per packet); everywhere else (UDP, or a stateful TSSC/NONE session) it is a stateless per-packet DEFLATE.',
     "enums.MetadataResponseSubCommand": "Named without codes in the draft; numbered 1-5 in the order listed.",
     "enums.NegotiateResponseSubCommand": "Named without codes in the draft; numbered 1-5 in the order listed.",
     "enums.NegotiateSubCommand": "The draft both says NegotiateSession has sub-commands and that its payloads are ProtocolVersions then OperationalModes; a leading sub-command byte keeps both, since the negotiation step alone cannot identify the later sub-commands\u0027 payloads.",
@@ -256,7 +256,11 @@ class CompressionMode(enum.IntEnum):
     Wire type u8.
 
     Decision: The draft gives no numbers; 0 is "None" (named Uncompressed: None is reserved in
-    Python), then the algorithms in the order of "Compression Algorithms".
+    Python), then the algorithms in the order of "Compression Algorithms". Deflate names no
+    mode: on the TCP channel of a session whose negotiated stateful algorithm is DEFLATE it is
+    the next packet of the sender's session stream (one raw DEFLATE stream per direction,
+    sync-flushed per packet); everywhere else (UDP, or a stateful TSSC/NONE session) it is a
+    stateless per-packet DEFLATE.
     """
 
     Uncompressed = 0x0

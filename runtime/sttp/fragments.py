@@ -10,9 +10,14 @@ The payload structures are the generated ``BeginFragment`` / ``NextFragment`` cl
 
 Project decisions where the draft is silent:
 
-* ``Deflate`` compresses the whole packet payload once, statelessly (raw RFC 1951, see
-  :mod:`gridbind.sttp.compression`), before splitting. With compression the packet is always
-  sent as a BeginFragment, even when it fits, because only BeginFragment carries the mode.
+* ``Deflate`` compresses the whole packet payload once (raw RFC 1951, see
+  :mod:`gridbind.sttp.compression`) before splitting: statelessly by default, or as the next
+  packet of a session stream when the :class:`Fragmenter` / :class:`Assembler` is given one
+  (``deflate_stream``: a :class:`~gridbind.sttp.compression.DeflateCompressor` /
+  :class:`~gridbind.sttp.compression.DeflateDecompressor`, for a negotiated stateful DEFLATE on
+  a reliable channel; both ends must agree, ``compressionMode`` cannot tell them apart). With
+  compression the packet is always sent as a BeginFragment, even when it fits, because only
+  BeginFragment carries the mode.
 * The seed's limits apply to every compressed packet: a packet that would decompress to more
   than :data:`~gridbind.sttp.compression.MAX_INFLATED` (16384) bytes is a decompression failure.
   So the :class:`Fragmenter` deflates a packet only when its raw size is at most 16384 bytes;
@@ -49,7 +54,14 @@ from gridbind.generated.sttp.draft_0_8 import (
     NextFragment,
     WireError,
 )
-from gridbind.sttp.compression import MAX_INFLATED, DecompressionError, deflate, inflate
+from gridbind.sttp.compression import (
+    MAX_INFLATED,
+    DecompressionError,
+    DeflateCompressor,
+    DeflateDecompressor,
+    deflate,
+    inflate,
+)
 
 __all__ = ["Assembler", "FragmentError", "Fragmenter", "Packet"]
 
@@ -84,13 +96,27 @@ def _frame(code: int, payload: bytes) -> bytes:
 
 
 class Fragmenter:
-    """Splits command payloads into frames no larger than ``max_packet_size`` bytes."""
+    """Splits command payloads into frames no larger than ``max_packet_size`` bytes.
 
-    def __init__(self, max_packet_size: int = MAX_PACKET_SIZE, *, deflate_level: int = -1) -> None:
+    With ``deflate_stream``, ``Deflate`` packets are compressed as the next packets of that
+    session stream (stateful DEFLATE) instead of one by one; the frames must then be sent in
+    the order they are made, and every one of them (the peer's history follows the stream);
+    after a :class:`~gridbind.sttp.compression.CompressionError` from the stream the session
+    must end, since the stream already holds the refused packet.
+    """
+
+    def __init__(
+        self,
+        max_packet_size: int = MAX_PACKET_SIZE,
+        *,
+        deflate_level: int = -1,
+        deflate_stream: DeflateCompressor | None = None,
+    ) -> None:
         if not FRAME_HEADER + BEGIN_HEADER + 1 <= max_packet_size <= MAX_PACKET_SIZE:
             raise ValueError(f"max_packet_size must be 14..{MAX_PACKET_SIZE}")
         self.max_packet_size = max_packet_size
         self.deflate_level = deflate_level
+        self.deflate_stream = deflate_stream
 
     def split(
         self,
@@ -116,7 +142,10 @@ class Fragmenter:
                 return [(command_code, payload)]
             data, raw = payload, len(payload)
         elif compression is CompressionMode.Deflate:
-            data = deflate(payload, level=self.deflate_level)
+            if self.deflate_stream is not None:
+                data = self.deflate_stream.compress(payload)
+            else:
+                data = deflate(payload, level=self.deflate_level)
             raw = len(payload)
         else:
             if raw_size is None:
@@ -167,10 +196,19 @@ class Assembler:
     progress. Errors raise :class:`FragmentError` and drop the partial packet; the connection
     should then be closed. Call :meth:`close` when the stream ends: it raises if a packet is
     incomplete.
+
+    With ``deflate_stream`` (stateful DEFLATE), ``Deflate`` packets are inflated as the next
+    packets of that session stream; after an error the stream stays unusable.
     """
 
-    def __init__(self, max_size: int = DEFAULT_MAX_SIZE) -> None:
+    def __init__(
+        self,
+        max_size: int = DEFAULT_MAX_SIZE,
+        *,
+        deflate_stream: DeflateDecompressor | None = None,
+    ) -> None:
         self.max_size = max_size
+        self.deflate_stream = deflate_stream
         self._begin: BeginFragment | None = None
         self._chunks: list[bytes] = []
         self._received = 0
@@ -268,7 +306,10 @@ class Assembler:
             # Inflate up to the seed's limit (not just the declaration) so an overlong stream
             # is reported with its size; nothing past 16384 bytes is ever allocated.
             try:
-                data = inflate(data, max_size=MAX_INFLATED)
+                if self.deflate_stream is not None:
+                    data = self.deflate_stream.decompress(data)
+                else:
+                    data = inflate(data, max_size=MAX_INFLATED)
             except DecompressionError as exc:
                 raise FragmentError(f"fragmented packet does not inflate: {exc}") from None
             if len(data) > begin.total_raw_size:

@@ -1,5 +1,14 @@
 """The machinery both session roles of the draft profile share: framing, RequestSucceeded /
-RequestFailed, termination, time-outs, NoOp keep-alive, and the negotiation helpers."""
+RequestFailed, termination, time-outs, NoOp keep-alive, the negotiation helpers, and
+fragmentation of oversized commands in both directions.
+
+Any command whose payload is larger than ``max_payload`` is sent as BeginFragment +
+NextFragment frames, queued back to back so nothing is interleaved with them; the receiver
+reassembles it (bounded: see each role's ``max_fragmented``) and handles it as if it had come
+whole. A frame other than NextFragment while a fragmented packet is incomplete ends the
+session. When the negotiated stateful algorithm is DEFLATE each direction of the command
+channel runs one DEFLATE stream (see :mod:`gridbind.sttp.draft.packets`): oversized commands of
+at most 16384 bytes are then sent as ``Deflate`` fragments of that stream."""
 
 from __future__ import annotations
 
@@ -21,8 +30,10 @@ from gridbind.sttp.draft.events import (
 )
 from gridbind.sttp.draft.framing import FrameError, FrameReader, encode_frame
 from gridbind.sttp.draft.metadata import MetadataError
-from gridbind.sttp.draft.packets import FragmentError, PacketError
+from gridbind.sttp.compression import DeflateCompressor, DeflateDecompressor
+from gridbind.sttp.draft.packets import STREAM_DEFLATE_LEVEL, FragmentError, PacketError
 from gridbind.sttp.encoding import ValueType
+from gridbind.sttp.fragments import Assembler, Fragmenter
 
 log = logging.getLogger("gridbind.sttp.draft")
 CC = wire.CommandCode
@@ -47,6 +58,7 @@ _TYPE_NAMES = {
     "STTPMARKUP": 9,
     "STTPBULKTRANSPORT": 10,
 }
+_FRAGMENT_CODES = (CC.BeginFragment, CC.NextFragment)
 _MAPPING_CHUNK = 600
 _MAX_RECIPE = 4096
 
@@ -60,6 +72,8 @@ class _Terminate(Exception):
 
 class _Session:
     role = ""
+    #: Largest fragmented packet (declared sizes) this role reassembles.
+    max_fragmented = 4 << 20
 
     def __init__(
         self,
@@ -87,13 +101,27 @@ class _Session:
         self._next_noop: float | None = now + keepalive_interval if keepalive_interval else None
         self._pending: dict[int, deque[float]] = {}
         self.stats = {"frames_in": 0, "frames_out": 0, "bytes_in": 0, "bytes_out": 0}
+        self._fragments = Assembler(self.max_fragmented)
+        #: The session streams of a negotiated stateful DEFLATE (sending, receiving).
+        self._deflate_out: DeflateCompressor | None = None
+        self._deflate_in: DeflateDecompressor | None = None
 
     # sending
     def _send(self, message: Any) -> None:
         self._send_raw(type(message).CODE, message.build())
 
     def _send_raw(self, code: int, payload: bytes) -> None:
+        """Send one command; a payload above ``max_payload`` goes as BeginFragment +
+        NextFragment frames (``Deflate`` with the session stream when stateful DEFLATE was
+        negotiated and it is at most 16384 bytes), which the peer reassembles."""
         if self.closed:
+            return
+        if len(payload) > self.max_payload and code not in _FRAGMENT_CODES:
+            mode = wire.CompressionMode.Uncompressed
+            if self._deflate_out is not None:
+                mode = wire.CompressionMode.Deflate  # the Fragmenter sends > 16384 raw
+            fragmenter = Fragmenter(self.max_payload + 3, deflate_stream=self._deflate_out)
+            self._send_frames(fragmenter.frames(code, payload, mode))
             return
         frame = encode_frame(code, payload)
         self._out += frame
@@ -215,6 +243,8 @@ class _Session:
         return events
 
     def _frame(self, code: int, payload: bytes, now: float) -> list[Event]:
+        if self._fragments.busy and code != CC.NextFragment:
+            raise _Terminate(code, f"{_name(code)} interleaved with a fragmented packet")
         if code == CC.RequestFailed:
             failed = wire.RequestFailed.parse(payload)
             self._answered(failed.command)
@@ -259,6 +289,10 @@ class _Session:
     def _negotiation_done(self, event: NegotiationComplete) -> list[Event]:
         self.negotiated = event
         self._negotiation_deadline = None
+        if event.stateful == "DEFLATE":
+            self._deflate_out = DeflateCompressor(level=STREAM_DEFLATE_LEVEL)
+            self._deflate_in = DeflateDecompressor()
+            self._fragments.deflate_stream = self._deflate_in
         return [event]
 
 

@@ -6,7 +6,10 @@ subscriber at once over a single TCP (or TLS) connection, whichever side dialled
 for. Decision (the seed gives no rule): commands go by their direction in the command table;
 RequestSucceeded/RequestFailed go by the command they answer, and for NegotiateSession by their
 data (a subscriber's reply carries the chosen ProtocolVersions/OperationalModes, the publisher's
-final confirmation is empty). The keep-alive runs on the publisher core only.
+final confirmation is empty). A fragmented packet (BeginFragment + its NextFragments) goes to
+the core its inner command is meant for (by the same rules, on the inner command code and the
+first fragment), and while it is incomplete every frame goes to that core, which refuses
+anything interleaved. The keep-alive runs on the publisher core only.
 
 :class:`Gateway` is the asyncio endpoint: ``gateway.publisher`` and ``gateway.subscriber`` are
 ordinary :class:`~gridbind.sttp.draft.transport.Publisher` /
@@ -50,6 +53,8 @@ class GatewaySession:
         self.publisher = publisher
         self.subscriber = subscriber
         self._reader = FrameReader()
+        self._fragment_core: Any = None
+        self._fragment_left = 0
 
     @property
     def tls(self) -> bool:
@@ -69,6 +74,25 @@ class GatewaySession:
     def close_reason(self) -> str:
         """Why the connection ended."""
         return self.publisher.close_reason or self.subscriber.close_reason
+
+    def _route_fragment(self, code: int, payload: bytes) -> Any:
+        core = self._fragment_core
+        if code == CC.BeginFragment and core is None and len(payload) >= 10:
+            total = int.from_bytes(payload[0:4], "big", signed=True)
+            inner, mode = payload[8], payload[9]
+            first = payload[10:] if mode == wire.CompressionMode.Uncompressed else b""
+            core = self.subscriber if inner in (0x01, 0x02) else self._route(inner, first)
+            left = total - (len(payload) - 10)
+            if left > 0:
+                self._fragment_core, self._fragment_left = core, left
+            return core
+        if core is None:
+            return self._route(code, payload)
+        if code == CC.NextFragment:
+            self._fragment_left -= len(payload)
+            if self._fragment_left <= 0:
+                self._fragment_core = None
+        return core  # anything else interleaved: the core assembling it refuses
 
     def _route(self, code: int, payload: bytes) -> Any:
         if code in _TO_SUBSCRIBER:
@@ -99,7 +123,7 @@ class GatewaySession:
         for code, payload in frames:
             if self.closed:
                 break
-            core = self._route(code, payload)
+            core = self._route_fragment(code, payload)
             role = "publisher" if core is self.publisher else "subscriber"
             events += self._tag(role, core.receive_data(encode_frame(code, payload), now))
         return events + self._propagate_close()

@@ -1,6 +1,12 @@
 """The publisher end of a draft-profile connection (sans-IO): negotiation as the initiator,
 subscriptions, RuntimeIDMapping, publication with characteristics, metadata answers, access
-control, SecureDataChannel keys, verification receipts and BulkTransport."""
+control, SecureDataChannel keys, verification receipts and BulkTransport.
+
+Commands from the subscriber may come fragmented (BeginFragment + NextFragment, e.g. a Subscribe
+by thousands of ids): they are reassembled up to :data:`MAX_COMMAND_FRAGMENTED` bytes (declared
+sizes, checked at BeginFragment, so nothing larger is ever buffered); a larger one is refused
+with RequestFailed (for the fragmented command, with the sizes in the reason) and the session
+closes, as do malformed, interleaved, overlong or TSSC-coded fragments."""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from gridbind.codegen.support import ConstraintError, WireError
 from gridbind.generated.sttp import draft_0_8 as wire
 from gridbind.sttp.draft.access import ANONYMOUS, AccessControl, metadata_visibility
 from gridbind.sttp.draft.characteristics import (
@@ -51,14 +58,16 @@ from gridbind.sttp.draft.metadata import (
     MetaTable,
     decode_result,
 )
-from gridbind.sttp.draft.packets import MAX_RAW_PACKET, DataEncoder, WirePoint
+from gridbind.sttp.draft.packets import MAX_RAW_PACKET, DataEncoder, FragmentError, WirePoint
 from gridbind.sttp.encoding import ValueType
-from gridbind.sttp.fragments import Fragmenter
 from gridbind.sttp.measurement import Measurement
 
-__all__ = ["Catalog", "PublisherSession"]
+__all__ = ["MAX_COMMAND_FRAGMENTED", "Catalog", "PublisherSession"]
 
 _FRAGMENT_CODES = (CC.BeginFragment, CC.NextFragment)
+#: Largest fragmented command a publisher reassembles from a subscriber (1 MiB: a Subscribe by
+#: about 65000 ids).
+MAX_COMMAND_FRAGMENTED = 1 << 20
 
 
 @dataclass
@@ -132,6 +141,7 @@ class PublisherSession(_Session):
     """
 
     role = "publisher"
+    max_fragmented = MAX_COMMAND_FRAGMENTED
 
     def __init__(
         self,
@@ -220,14 +230,6 @@ class PublisherSession(_Session):
         out, self._datagrams = self._datagrams, []
         return out
 
-    def _send_raw(self, code: int, payload: bytes) -> None:
-        """Send one command; a payload above ``max_payload`` (e.g. a metadata row bigger than
-        a packet) goes as BeginFragment + NextFragment, which the subscriber reassembles."""
-        if len(payload) <= self.max_payload or code in _FRAGMENT_CODES:
-            super()._send_raw(code, payload)
-            return
-        self._send_frames(Fragmenter(self.max_payload + 3).frames(code, payload))
-
     # negotiation
     def _succeeded(self, ok: wire.RequestSucceeded, now: float) -> list[Event]:
         if ok.command == CC.NegotiateSession and self.negotiated is None:
@@ -275,17 +277,25 @@ class PublisherSession(_Session):
             return self._terminate(CC.NegotiateSession, "this publisher does not support UDP")
         self._succeed(CC.NegotiateSession)
         self._step = "done"
-        self._tcp = DataEncoder(stateful[0][0], stateful=True, max_payload=self.max_payload)
-        if modes.udp_port:
-            self._udp = DataEncoder(stateless[0][0], stateful=False, max_payload=self.max_payload)
-        return self._negotiation_done(
+        events = self._negotiation_done(
             NegotiationComplete(self.version, stateful[0][0], stateless[0][0], modes.udp_port)
         )
+        self._tcp = DataEncoder(
+            stateful[0][0],
+            stateful=True,
+            max_payload=self.max_payload,
+            deflate_stream=self._deflate_out,  # data and commands share the session stream
+        )
+        if modes.udp_port:
+            self._udp = DataEncoder(stateless[0][0], stateful=False, max_payload=self.max_payload)
+        return events
 
     # commands
     def _command(self, code: int, payload: bytes, now: float) -> list[Event]:
         if self.negotiated is None:
             raise _Terminate(code, f"{_name(code)} before session negotiation completed")
+        if code in _FRAGMENT_CODES:
+            return self._fragment(code, payload, now)
         message = wire.parse_payload(code, payload)
         if code == CC.Subscribe:
             return self._subscribe(message)
@@ -301,6 +311,34 @@ class PublisherSession(_Session):
         if code == CC.SecureDataChannel:
             return self._secure_data_channel()
         raise _Terminate(code, f"{_name(code)} is not handled by a publisher")
+
+    def _fragment(self, code: int, payload: bytes, now: float) -> list[Event]:
+        """A fragment of a command too large for one packet: reassembled, then handled as if
+        it had come whole."""
+        if code == CC.BeginFragment:
+            begin = wire.BeginFragment.parse(payload)
+            size = max(begin.total_fragment_size, begin.total_raw_size)
+            if size > self.max_fragmented:
+                raise _Terminate(
+                    begin.command_code,
+                    f"fragmented {_name(begin.command_code)} of {size} bytes exceeds the "
+                    f"{self.max_fragmented}-byte limit of a publisher for a subscriber command",
+                )
+        try:
+            packet = self._fragments.feed(code, payload)
+        except FragmentError as exc:
+            raise _Terminate(code, f"bad fragment from the subscriber: {exc}") from None
+        if packet is None:
+            return []
+        if packet.compression == wire.CompressionMode.Tssc:
+            raise _Terminate(
+                packet.command_code, f"TSSC-coded {_name(packet.command_code)} from a subscriber"
+            )
+        try:
+            return _Session._frame(self, packet.command_code, packet.payload, now)
+        except (WireError, ConstraintError) as exc:
+            name = _name(packet.command_code)
+            raise _Terminate(packet.command_code, f"malformed fragmented {name}: {exc}") from None
 
     def _secure_data_channel(self) -> list[Event]:
         if not self.negotiated or not self.negotiated.udp_port:

@@ -1,6 +1,7 @@
 """The subscriber end of a draft-profile connection (sans-IO): negotiation as the responder,
-requests (Subscribe, metadata, SecureDataChannel), RuntimeIDMapping, data on both channels,
-fragments, verification receipts and BulkTransport reassembly."""
+requests (Subscribe, metadata, SecureDataChannel; one larger than ``max_payload``, e.g. a
+Subscribe by thousands of ids, is sent as BeginFragment + NextFragment), RuntimeIDMapping, data
+on both channels, fragments, verification receipts and BulkTransport reassembly."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ from gridbind.sttp.draft.events import (
 )
 from gridbind.sttp.draft.framing import FrameError, FrameReader
 from gridbind.sttp.draft.packets import (
+    MAX_ASSEMBLED,
     MAX_RAW_PACKET,
     DataDecoder,
     FragmentError,
@@ -57,6 +59,7 @@ class SubscriberSession(_Session):
     """
 
     role = "subscriber"
+    max_fragmented = MAX_ASSEMBLED
 
     def __init__(
         self,
@@ -89,7 +92,6 @@ class SubscriberSession(_Session):
         self._step = "versions"
         self.mapping: dict[int, tuple[uuid.UUID, int, int]] = {}
         self._tcp = DataDecoder(stateful=True)
-        self._fragments = assembler()
         self._metadata: list[wire.MetadataResponseItem] = []
         self._bulk: dict[uuid.UUID, tuple[int, int, bytearray]] = {}
         self.unmapped = 0
@@ -179,11 +181,6 @@ class SubscriberSession(_Session):
             )
             return []
         raise _Terminate(CC.NegotiateSession, "NegotiateSession out of order")
-
-    def _frame(self, code: int, payload: bytes, now: float) -> list[Event]:
-        if self._fragments.busy and code != CC.NextFragment:
-            raise _Terminate(code, f"{_name(code)} interleaved with a fragmented packet")
-        return super()._frame(code, payload, now)
 
     @staticmethod
     def _pick(offered: list[tuple[str, tuple[int, int]]], preference: list[str]) -> str | None:

@@ -246,7 +246,8 @@ def test_noop_keepalive_answered_and_timeout_disconnects():
         (encode(CC.Subscribe, b"\x07\x00"), "malformed"),  # bad sub-command
         (encode(CC.NoOp, b"x"), "payload"),
         (wire.build_frame(wire.SendDataPoints(points=[])), "not sent to a publisher"),
-        (encode(CC.BeginFragment, b"\x00" * 12), "not handled"),
+        # a subscriber's fragments are reassembled now; a 0-byte one with 2 bytes is overlong
+        (encode(CC.BeginFragment, b"\x00" * 12), "overlong"),
     ],
 )
 def test_malformed_or_misdirected_frames_get_request_failed_and_close(data, why):
