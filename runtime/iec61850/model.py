@@ -9,9 +9,12 @@ Unicode strings, ObjRef); ``bytes`` (Octet64, EntryID); bit strings (Quality, Ch
 OptFlds, SV options) as ``str`` of ``0``/``1`` with bit 0 first; Timestamp/EntryTime as
 :class:`Timestamp`. Structures are :class:`DataAttribute` trees, never values.
 
-Writes from clients go through :meth:`ServerModel.write`: the per-FC write policy, then the
-application hooks (``add_write_hook``), then a type check. Application code updates values with
-:meth:`ServerModel.update` (quality and timestamp of the same data object follow).
+Writes from clients go through :meth:`ServerModel.write`: the per-FC write policy, then a type
+check, then the application hooks (``add_write_hook``). Reads from clients pass the application's
+read hooks (``add_read_hook``, e.g. a per-originator read policy) through
+:meth:`ServerModel.check_read`. Application code updates and reads values with
+:meth:`ServerModel.update` / :meth:`ServerModel.read` (no hooks; quality and timestamp of the same
+data object follow an update).
 """
 
 from __future__ import annotations
@@ -488,7 +491,24 @@ def children_with_fc(node: Any, fc: str) -> Iterator[DataObject | DataAttribute]
             yield child
 
 
+def _read_leaves(node: Any, fc: str) -> Iterator[DataAttribute]:
+    """The basic attributes a read of ``node`` in ``fc`` returns (array elements included)."""
+    if isinstance(node, DataAttribute):
+        if node.elements:
+            for element in node.elements:
+                yield from _read_leaves(element, fc)
+        elif node.children:
+            for child in node.children.values():
+                yield from _read_leaves(child, fc)
+        else:
+            yield node
+        return
+    for child in children_with_fc(node, fc):
+        yield from _read_leaves(child, fc)
+
+
 WriteHook = Callable[["ServerModel", DataAttribute, str, Any, str], "str | None"]
+ReadHook = Callable[["ServerModel", DataAttribute, str, str], "str | None"]
 UpdateListener = Callable[[DataAttribute, Any], None]
 
 #: FCs whose attributes a client may write with SetDataValues (7-2: CF, DC, SP, SV, BL; SE only
@@ -507,6 +527,7 @@ class ServerModel:
         self.jid: str | None = None
         self.writable_fcs: set[str] = set(DEFAULT_WRITABLE_FCS)
         self._write_hooks: list[WriteHook] = []
+        self._read_hooks: list[ReadHook] = []
         self._listeners: list[UpdateListener] = []
         # SetEditSGValue buffers per logical device, until ConfirmEditSGValues or a new
         # SelectEditSG. (Non-persistent data sets live in their association, not here.)
@@ -704,8 +725,51 @@ class ServerModel:
         """
         self._write_hooks.append(hook)
 
+    def check_write_hooks(
+        self, attr: DataAttribute, fc: str, value: Any, originator: str = ""
+    ) -> None:
+        """Run the write hooks on one client write (also the SGCB services' writes)."""
+        for hook in self._write_hooks:
+            code = hook(self, attr, fc, value, originator)
+            if code:
+                raise ModelError(code, f"refused by the application: {attr.reference()}")
+
+    def add_read_hook(self, hook: ReadHook) -> None:
+        """Register ``hook(model, attr, fc, originator) -> None | DataAccessError code``.
+
+        The symmetric of :meth:`add_write_hook` for client reads (GetDataValues,
+        GetAllDataValues, GetDataSetValues, GetEditSGValue, control block reads): it is called
+        for every basic attribute a read covers (array elements one by one), and one refusal
+        (e.g. ``DataAccessError.OBJECT_ACCESS_DENIED``) fails that whole variable, as MMS has no
+        partial value. ``originator`` is the client's full JID. Application reads
+        (:meth:`read`) and the type/name services (GetDataDefinition, directories) are not
+        gated.
+        """
+        self._read_hooks.append(hook)
+
+    def check_read(self, node: Any, fc: str, originator: str = "") -> None:
+        """Raise :class:`ModelError` when a read hook refuses a client's read of ``node``
+        through ``fc`` (``fc == ""`` on an LN: all its FCs)."""
+        if not self._read_hooks:
+            return
+        fcs = node.fcs() if isinstance(node, LogicalNode) and not fc else [fc]
+        for f in fcs:
+            for attr in _read_leaves(node, f):
+                for hook in self._read_hooks:
+                    code = hook(self, attr, f, originator)
+                    if code:
+                        raise ModelError(
+                            code, f"read refused by the application: {attr.reference()}"
+                        )
+
     def write(self, attr: DataAttribute, fc: str, value: Any, originator: str = "") -> None:
         """A client's write of one basic attribute through ``fc`` (policy, type, hooks)."""
+        self.store_write(attr, fc, self.check_write(attr, fc, value, originator))
+
+    def check_write(self, attr: DataAttribute, fc: str, value: Any, originator: str = "") -> Any:
+        """Everything :meth:`write` checks (policy, type, range, hooks), storing nothing: the
+        normalised value, for :meth:`store_write`. A structured write checks all its
+        attributes before it stores any."""
         if fc not in self.writable_fcs and not isinstance(attr.parent, ControlBlock):
             raise ModelError(DataAccessError.OBJECT_ACCESS_DENIED, f"FC {fc} is not writable")
         cb = attr.parent if isinstance(attr.parent, ControlBlock) else None
@@ -720,10 +784,11 @@ class ServerModel:
                 raise ModelError(
                     DataAccessError.TEMPORARILY_UNAVAILABLE, "SelectEditSG has not been done"
                 )
-        for hook in self._write_hooks:
-            code = hook(self, attr, fc, value, originator)
-            if code:
-                raise ModelError(code, f"refused by the application: {attr.reference()}")
+        self.check_write_hooks(attr, fc, value, originator)
+        return value
+
+    def store_write(self, attr: DataAttribute, fc: str, value: Any) -> None:
+        """Store a value :meth:`check_write` accepted (SE: into the edit buffer)."""
         if fc == "SE":
             assert attr.values_by_sg is not None
             self._sg_edit_buffer(attr)[attr] = value

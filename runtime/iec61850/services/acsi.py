@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime
 import re
+from collections.abc import Callable
 from typing import Any
 
 from ..association import Association
@@ -75,6 +76,7 @@ _ACCESS_TO_SERVICE = {
     DataAccessError.TYPE_INCONSISTENT: ("definition", "type-inconsistent"),
     DataAccessError.TYPE_UNSUPPORTED: ("definition", "type-unsupported"),
     DataAccessError.OBJECT_UNDEFINED: ("definition", "object-undefined"),
+    DataAccessError.OBJECT_ATTRIBUTE_INCONSISTENT: ("definition", "object-attribute-inconsistent"),
 }
 
 
@@ -165,6 +167,7 @@ class ServerServices:
     def read_variable(self, assoc: Association, name: tuple) -> tuple:
         try:
             node, fc = self._resolve(assoc, name)
+            self.model.check_read(node, fc, assoc.peer)  # the application's read hooks
             return ("success", data_value(self.model, node, fc))
         except ModelError as exc:
             return ("failure", exc.code)
@@ -197,8 +200,11 @@ class ServerServices:
             data_matches(node, fc, data)
             leaves = list(self._leaves(node, fc, data))
             converted = [(attr, python_value(attr, d)) for attr, d in leaves]
-            for attr, value in converted:
-                self._write_attr(assoc, attr, fc, value)
+            # All or nothing: every attribute of a structured write is checked before the
+            # first one is stored.
+            staged = [self._stage_attr(assoc, attr, fc, value) for attr, value in converted]
+            for store in staged:
+                store()
             return None
         except ModelError as exc:
             return exc.code
@@ -216,24 +222,36 @@ class ServerServices:
         for child, item in zip(children, data[1]):
             yield from self._leaves(child, fc, item)
 
-    def _write_attr(self, assoc: Association, attr: DataAttribute, fc: str, value: Any) -> None:
+    def _stage_attr(
+        self, assoc: Association, attr: DataAttribute, fc: str, value: Any
+    ) -> Callable[[], None]:
+        """Check the write of one basic attribute; returns what stores it."""
         cb = attr.parent
         if isinstance(cb, ControlBlock) and cb.kind == "SGCB":
             ld = cb.parent.parent.name
-            if attr.name == "ActSG":
-                self.model.select_active_sg(ld, value)
-            elif attr.name == "EditSG":
-                self.model.select_edit_sg(ld, value)
-            elif attr.name == "CnfEdit":
-                if value is not True:
-                    raise ModelError(DataAccessError.OBJECT_VALUE_INVALID, "CnfEdit takes true")
-                self.model.confirm_edit_sg(ld)
-            else:
+            if attr.name not in ("ActSG", "EditSG", "CnfEdit"):
                 raise ModelError(DataAccessError.OBJECT_ACCESS_DENIED, f"SGCB.{attr.name}")
-            return
+            if attr.name == "CnfEdit" and value is not True:
+                raise ModelError(DataAccessError.OBJECT_VALUE_INVALID, "CnfEdit takes true")
+            # SelectActiveSG & co. are client writes too: the application may veto them.
+            self.model.check_write_hooks(attr, fc, value, assoc.peer)
+            # (an SGCB is never written whole: NumOfSG is read-only, so these run alone)
+            if attr.name == "ActSG":
+                return lambda: self.model.select_active_sg(ld, value)
+            if attr.name == "EditSG":
+                return lambda: self.model.select_edit_sg(ld, value)
+            return lambda: self.model.confirm_edit_sg(ld)
+        value = self.model.check_write(attr, fc, value, originator=assoc.peer)
         if isinstance(cb, ControlBlock) and attr.name == "DatSet" and value:
-            self.model.dataset(value)  # must name an existing persistent data set
-        self.model.write(attr, fc, value, originator=assoc.peer)
+            try:
+                self.model.dataset(value)  # must name an existing persistent data set
+            except ModelError:
+                # The attribute exists; the value written is what is wrong (as libiec61850).
+                raise ModelError(
+                    DataAccessError.OBJECT_VALUE_INVALID,
+                    f"{cb.name}.DatSet: no persistent data set {value!r}",
+                ) from None
+        return lambda: self.model.store_write(attr, fc, value)
 
     # ---------------------------------------------------------------- definitions
     def get_variable_access_attributes(self, assoc: Association, name: tuple) -> tuple:

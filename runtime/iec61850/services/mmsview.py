@@ -88,7 +88,12 @@ def type_description(node: Any, fc: str) -> TypeDesc:
 
 
 def _basic_data(model: ServerModel, attr: DataAttribute, fc: str) -> Data:
-    value = model.get_value(attr, fc)
+    if fc == "SE" and attr.values_by_sg is not None and model.sg_value_index(attr, "SE"):
+        # GetEditSGValue: the edit buffer (SetEditSGValue not yet confirmed), else the group
+        # being edited.
+        value = model.edit_value(attr)
+    else:
+        value = model.get_value(attr, fc)
     td = type_of_btype(attr.btype)
     kind = td[0]
     if kind == "floating-point":
