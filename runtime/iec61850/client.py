@@ -230,6 +230,8 @@ class ClientAssociation:
         self._types: dict[tuple[str, str], tuple] = {}
         self._rejects: dict[int, str] = {}
         self._inflight: set[asyncio.Future] = set()
+        #: Why the association ended (an abort reason, or "concluded"), once it has.
+        self._ended = ""
         # SetFile: files offered to this association's server only (source name -> data), and
         # the ones it has open (frsmID -> [data, position]). Another association, with the same
         # or another server, sees neither.
@@ -258,7 +260,10 @@ class ClientAssociation:
     async def request(self, service: str, args: Any, *, timeout: float | None = None) -> Any:
         """Send one confirmed request; returns the neutral result (see :mod:`.pdu`)."""
         if not self.assoc.open:
-            raise AssociationAborted(f"association {self.id} with {self.peer} is closed")
+            raise AssociationAborted(
+                f"association {self.id} with {self.peer} is closed"
+                + (f": {self._ended}" if self._ended else "")
+            )
         if service not in self.assoc.peer_services:
             raise RequestRejected(
                 "confirmed-requestPDU:unrecognized-service", f"{service} not offered"
@@ -282,6 +287,7 @@ class ClientAssociation:
             if not self.assoc.open and sending.cancelled():
                 raise AssociationAborted(
                     f"association {self.id} with {self.peer} ended during {service}"
+                    + (f": {self._ended}" if self._ended else "")
                 ) from None
             raise
         except StanzaError as exc:
@@ -290,6 +296,12 @@ class ClientAssociation:
                 raise RequestRejected(reject, exc.text) from None
             if not self.assoc.open:
                 raise AssociationAborted(str(exc)) from None
+            raise
+        except XmppError as exc:
+            if not self.assoc.open:
+                raise AssociationAborted(
+                    f"association {self.id} with {self.peer} ended during {service}: {exc}"
+                ) from None
             raise
         finally:
             self._inflight.discard(sending)
@@ -314,8 +326,9 @@ class ClientAssociation:
         except (_codec.CodecError, _pdu.PduError) as exc:
             raise ClientError(f"invalid answer: {exc}") from None
 
-    def _abort_pending(self) -> None:
+    def _abort_pending(self, reason: str = "") -> None:
         """The association ended: fail every request still waiting for its answer."""
+        self._ended = reason
         for fut in list(self._inflight):
             fut.cancel()
 
@@ -824,7 +837,7 @@ class Client:
             if isinstance(event, AssociationEnded):
                 session = self._sessions.pop(event.association.key, None)
                 if session is not None:
-                    session._abort_pending()
+                    session._abort_pending(event.reason or event.how)
                 if not self.core.of_peer(event.association.peer):
                     self.xmpp.untrack_peer(event.association.peer)
 
@@ -833,5 +846,7 @@ class Client:
         self._flush()
 
     def _link_lost(self) -> None:
-        self.core.link_lost()
+        reason = self.xmpp.lost_reason or "XMPP link lost"
+        for assoc in list(self.core.associations.values()):
+            self.core.abort(assoc, reason)
         self._flush()

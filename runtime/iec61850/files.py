@@ -11,12 +11,15 @@ number and read in chunks no larger than the negotiated PDU allows.
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 __all__ = ["FileStoreError", "FileEntry", "FileStore", "MAX_SEGMENT", "MAX_NAME"]
+
+log = logging.getLogger(__name__)
 
 MAX_SEGMENT = 64
 MAX_NAME = 255
@@ -101,6 +104,17 @@ class FileStore:
             raise FileStoreError(FILE_NAME_SYNTAX_ERROR, f"file name over {MAX_NAME}")
         return name
 
+    @classmethod
+    def _nameable(cls, name: str) -> bool:
+        """True when ``name`` is a valid MMS FileName (GraphicString: printable ASCII)."""
+        if any(not " " <= c <= "~" for c in name):
+            return False
+        try:
+            cls.check_name(name.split("/"))
+        except FileStoreError:
+            return False
+        return True
+
     def path_of(self, segments: list[str] | str) -> Path:
         """The path of a file name inside the root (refuses anything that leaves it)."""
         name = self.check_name(segments)
@@ -139,7 +153,12 @@ class FileStore:
                 try:
                     if not path.resolve().is_relative_to(self.root) or not path.is_file():
                         continue
-                    entries.append(self._entry(path))
+                    entry = self._entry(path)
+                    if not self._nameable(entry.name):
+                        # no MMS FileName can carry it: listing it would break the whole page
+                        log.warning("file store: %r has no valid MMS file name; not listed", path)
+                        continue
+                    entries.append(entry)
                 except OSError:
                     continue
         return sorted(entries, key=lambda e: e.name)

@@ -65,6 +65,8 @@ SERVER_SERVICES = frozenset(CONFIRMED_SERVICES) - {
 
 #: Responses that can grow past the PDU size (name lists, directories, file reads page).
 _UNPAGED = frozenset({"read", "getVariableAccessAttributes", "getNamedVariableListAttributes"})
+#: Responses that page (``(entries, moreFollows)``): cut to the PDU size when the estimate fell short.
+_PAGED = frozenset({"fileDirectory", "getNameList", "extendedGetNameList"})
 
 
 def _invoke_id_of(payload: Any) -> int | None:
@@ -175,7 +177,10 @@ class IedServer:
         self._flush_events()
 
     def _link_lost(self) -> None:
-        self.core.link_lost()
+        # Every association aborts, with the reason (e.g. a stream error "conflict") in the log.
+        reason = self.xmpp.lost_reason or "XMPP link lost"
+        for assoc in list(self.core.associations.values()):
+            self.core.abort(assoc, reason)
         self._flush_events()
 
     # ---------------------------------------------------------------- inbound
@@ -342,6 +347,8 @@ class IedServer:
             element = _pdu.encode(
                 ("confirmed-ErrorPDU", invoke_id, ("service", "other", "unencodable response"))
             )
+        if answer[0] == "confirmed-ResponsePDU" and service in _PAGED:
+            element = self._fit_page(element, answer, assoc.params.max_pdu_size)
         if answer[0] == "confirmed-ResponsePDU" and service in _UNPAGED:
             # Services without paging must still respect the negotiated PDU size.
             size = len(_pdu.to_bytes(element))
@@ -354,6 +361,30 @@ class IedServer:
                     )
                 )
         self.xmpp.reply(item, element, assoc.id)
+
+    @staticmethod
+    def _fit_page(element: Any, answer: tuple, limit: int) -> Any:
+        """A page of a paged list, cut until it fits the negotiated PDU size (moreFollows set).
+
+        The services estimate the cost of each entry; names that grow in XER (``&amp;``) or
+        long folders can make the estimate short, so the encoded PDU has the last word.
+        """
+        _, invoke_id, service, (items, more) = answer
+        size = len(_pdu.to_bytes(element))
+        while size > limit and len(items) > 1:
+            keep = max(1, min(len(items) - 1, len(items) * limit // size))
+            items, more = items[:keep], True
+            element = _pdu.encode(("confirmed-ResponsePDU", invoke_id, service, (items, more)))
+            size = len(_pdu.to_bytes(element))
+        if size > limit:
+            return _pdu.encode(
+                (
+                    "confirmed-ErrorPDU",
+                    invoke_id,
+                    ("service", "pdu-size", f"one entry of {size} octets"),
+                )
+            )
+        return element
 
     async def _obtain_file(self, item: Inbound, assoc: Any, invoke_id: int, args: Any) -> None:
         source, dest = args

@@ -45,6 +45,7 @@ __all__ = [
     "XmppSettings",
     "XmppError",
     "XmppConnectError",
+    "LinkLost",
     "StanzaError",
     "RequestTimeout",
     "Inbound",
@@ -137,6 +138,28 @@ class XmppError(Exception):
 
 class XmppConnectError(XmppError):
     """Connecting, TLS validation or authentication failed."""
+
+
+class LinkLost(XmppError):
+    """The XMPP session ended for good (e.g. an RFC 6120 stream error such as ``conflict``)
+    while a request waited for its answer, or before it was sent."""
+
+
+#: RFC 6120 stream error conditions after which logging in again may work (the server going
+#: down, a timeout, a reset); after any other (``conflict``: our full JID logged in elsewhere,
+#: ``not-authorized``: the account is gone, ``policy-violation``, ...) the endpoint stays down:
+#: logging in again would, for ``conflict``, kick the other session in turn, for ever.
+_RECOVERABLE_STREAM_ERRORS = frozenset(
+    {
+        "system-shutdown",
+        "connection-timeout",
+        "reset",
+        "see-other-host",
+        "remote-connection-failed",
+        "internal-server-error",
+        "resource-constraint",
+    }
+)
 
 
 class RequestTimeout(XmppError):
@@ -424,6 +447,12 @@ class IecXmpp:
         self._resume_timer: asyncio.TimerHandle | None = None
         self._tracked: set[str] = set()
         self._tasks: set[asyncio.Task] = set()
+        #: iq futures waiting for their answer: failed at once when the session is lost.
+        self._pending: set[asyncio.Future] = set()
+        #: Why the session ended for good (an unrecoverable stream error), else None.
+        self._fatal: str | None = None
+        #: Why the last session was lost (read by on_link_lost handlers), else None.
+        self.lost_reason: str | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def _build(self) -> slixmpp.ClientXMPP:
@@ -476,8 +505,11 @@ class IecXmpp:
     async def start(self) -> None:
         """Connect, validate TLS, authenticate, bind ``IEC``, get the roster, send presence."""
         loop = asyncio.get_running_loop()
+        if self._client is not None:  # a restart after a session ended for good
+            await self._teardown()
         self._ready = loop.create_future()
         self._closing = False
+        self._fatal = self.lost_reason = None
         self._client = self._build()
         self._connect()
         try:
@@ -536,6 +568,9 @@ class IecXmpp:
                 client.abort()
         for task in list(self._tasks):
             task.cancel()
+        for fut in list(self._pending):
+            if not fut.done():
+                fut.set_exception(LinkLost(f"{self.jid} closed"))
         # slixmpp leaves its outgoing filter task running after disconnect; end it here so that
         # closing the event loop does not warn about a destroyed pending task.
         filters = getattr(client, "_run_out_filters", None)
@@ -579,9 +614,18 @@ class IecXmpp:
         self._fail(XmppConnectError(f"SASL authentication of {self.jid.bare} failed"))
 
     def _stream_error(self, error: Any) -> None:
-        condition = error["condition"] if error is not None else "unknown"
-        log.warning("%s: stream error %s", self.jid, condition)
-        self._fail(XmppConnectError(f"stream error from the XMPP server: {condition}"))
+        condition = (error["condition"] if error is not None else "") or "undefined-condition"
+        text = error["text"] if error is not None else ""
+        reason = f"stream error from the XMPP server: {condition}" + (f" ({text})" if text else "")
+        if condition in _RECOVERABLE_STREAM_ERRORS:
+            log.warning("%s: %s; logging in again", self.jid, reason)
+        else:
+            # Table D.2: an unrecoverable fault. The session is over; do not log in again.
+            self._fatal = reason
+            log.warning(
+                "%s: %s; session ended for good, every association aborts", self.jid, reason
+            )
+        self._fail(XmppConnectError(reason))
 
     async def _session_start(self, _event: Any) -> None:
         client = self._client
@@ -615,8 +659,14 @@ class IecXmpp:
         if self._state == "lost":
             return
         self._state = "lost"
+        self.lost_reason = self._fatal or "XMPP link lost"
         if not self._closing and self._on_link_lost is not None:
             self._on_link_lost()
+        # Requests still waiting (outside any association, or not failed by the handler) fail
+        # now with the reason instead of waiting for their timeout.
+        for fut in list(self._pending):
+            if not fut.done():
+                fut.set_exception(LinkLost(self.lost_reason))
 
     def _session_resumed(self, _event: Any) -> None:
         was = self._state
@@ -632,6 +682,10 @@ class IecXmpp:
 
     def _disconnected(self, _reason: Any) -> None:
         if self._closing or self._client is None:
+            return
+        if self._fatal is not None:
+            # An unrecoverable stream error ended the session: no resumption, no new login.
+            self._report_lost()
             return
         client = self._client
         sm = client.plugin["xep_0198"] if "xep_0198" in client.plugin else None
@@ -754,15 +808,21 @@ class IecXmpp:
         if iq_type not in ("get", "set"):
             raise ValueError("an 8-2 request travels in iq get or set")
         client = self._require_client()
+        if self._fatal is not None:
+            raise LinkLost(self._fatal)
         iq = client.make_iq(ito=to, itype=iq_type)
         _attach(iq, payload, association)
+        sent = iq.send(timeout=timeout or self.settings.request_timeout)
+        self._pending.add(sent)
         try:
-            answer = await iq.send(timeout=timeout or self.settings.request_timeout)
+            answer = await sent
         except IqError as exc:
             err = exc.iq["error"]
             raise StanzaError(err["condition"], err["text"], err["type"]) from None
         except IqTimeout:
             raise RequestTimeout(f"no answer from {to} within the time limit") from None
+        finally:
+            self._pending.discard(sent)
         found = _unwrap(answer.xml)
         if found is None:
             return None

@@ -1,0 +1,211 @@
+"""Negotiated limits through a real Prosody: outstanding requests, conclude while requests are
+outstanding (conclude-ErrorPDU), and fileDirectory paging (moreFollows) at a small PDU size."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from pathlib import Path
+
+import pytest
+
+from gridbind.iec61850 import pdu as _pdu
+from gridbind.iec61850.client import Client, RequestRejected, ServiceFailed
+from gridbind.iec61850.scl import load_scl
+from gridbind.iec61850.server import IedServer
+from gridbind.iec61850.xmpp import XmppSettings
+
+FEEDER = Path(__file__).parent / "data" / "feeder.scd"
+pytestmark = pytest.mark.prosody
+
+
+def settings(prosody, account) -> XmppSettings:
+    return XmppSettings(
+        jid=account.jid,
+        password=account.password,
+        ca_file=prosody.ca_cert,
+        host="127.0.0.1",
+        port=prosody.c2s_port,
+        sasl_mechanism="PLAIN",
+        connect_timeout=8,
+        request_timeout=8,
+    )
+
+
+@contextlib.asynccontextmanager
+async def served(prosody, xmpp_account, files: Path, *, server_kw=None, client_kw=None):
+    server = IedServer(
+        load_scl(FEEDER),
+        settings(prosody, xmpp_account("ied")),
+        files_root=files,
+        **(server_kw or {}),
+    )
+    client = Client(settings(prosody, xmpp_account("ops")), **(client_kw or {}))
+    await asyncio.gather(server.start(), client.connect())
+    try:
+        yield server, client
+    finally:
+        await asyncio.gather(client.close(), server.close())
+
+
+def run(coro, timeout=40):
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+async def _until(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        await asyncio.sleep(0.02)
+
+
+def _hold_file_reads(client: Client) -> tuple[asyncio.Event, list]:
+    """The client sits on the server's reads of offered files (SetFile) until ``release``:
+    each obtainFile then stays outstanding at the server. Messages pass at once."""
+    release, held = asyncio.Event(), []
+    serve = client.xmpp._on_inbound
+
+    def on_inbound(item):
+        if item.kind != "iq":
+            return serve(item)
+        held.append(item)
+
+        async def later():
+            await release.wait()
+            serve(item)
+
+        return later()
+
+    client.xmpp._on_inbound = on_inbound
+    return release, held
+
+
+ST_VAL = "FDR1LD0/GGIO1.IntIn1.stVal"
+
+
+@pytest.mark.timeout(60)
+def test_outstanding_limit_and_conclude_while_outstanding(prosody, xmpp_account, tmp_path) -> None:
+    async def main():
+        (tmp_path / "files").mkdir()
+        async with served(
+            prosody,
+            xmpp_account,
+            tmp_path / "files",
+            server_kw={"max_outstanding": 2},
+            client_kw={"max_outstanding": 4},
+        ) as (server, client):
+            ied = await client.associate(server.jid)
+            assert ied.params.max_outstanding_calling == 2  # the minimum of both offers
+            release, held = _hold_file_reads(client)
+            first = asyncio.ensure_future(ied.set_file("up/a.bin", b"a" * 3000))
+            await _until(lambda: len(held) == 1, 5, "server reading the first file")
+            # one of two slots busy: another request is admitted and answered at once
+            assert await asyncio.wait_for(ied.get_data_values(ST_VAL, "ST"), 5) == 42
+            second = asyncio.ensure_future(ied.set_file("up/b.bin", b"b" * 10))
+            await _until(lambda: len(held) == 2, 5, "server reading the second file")
+            (assoc,) = server.core.associations.values()
+            assert len(assoc.outstanding) == 2
+            # the client's own API keeps to the negotiated limit: a third call waits its turn
+            queued = asyncio.ensure_future(ied.get_data_values(ST_VAL, "ST"))
+            await asyncio.sleep(0.3)
+            assert not queued.done()
+            # a third request sent anyway (past the client's limit): rejectPDU
+            # max-serv-outstanding-exceeded in a message, bad-request on the iq; nothing served
+            args = ("domain", "vmdSpecific", None, None)
+            payload = _pdu.encode(("confirmed-RequestPDU", 9001, "getNameList", args))
+            with pytest.raises(RequestRejected) as err:
+                await asyncio.wait_for(ied._exchange(payload, "getNameList", 9001, 5), 6)
+            assert err.value.reason == "confirmed-requestPDU:max-serv-outstanding-exceeded"
+            assert len(assoc.outstanding) == 2 and ied.open
+            # conclude with requests outstanding: conclude-ErrorPDU, the association goes on
+            with pytest.raises(ServiceFailed) as failed:
+                await asyncio.wait_for(ied.conclude(), 5)
+            assert failed.value.code == "further-communication-required", failed.value
+            assert ied.open and server.core.associations
+            # the held requests complete, then the queued one; the files arrived whole
+            release.set()
+            assert await asyncio.wait_for(asyncio.gather(first, second), 10) == [None, None]
+            assert await asyncio.wait_for(queued, 5) == 42
+            assert (tmp_path / "files" / "up" / "a.bin").read_bytes() == b"a" * 3000
+            assert (tmp_path / "files" / "up" / "b.bin").read_bytes() == b"b" * 10
+            assert not assoc.outstanding
+            await asyncio.wait_for(ied.conclude(), 5)
+            assert not ied.open and not server.core.associations
+
+    run(main())
+
+
+def _names() -> list[str]:
+    """File names of several lengths, folders, and characters that grow in XER."""
+    names = [f"f{i:03d}.dat" for i in range(60)]
+    names += [f"COMTRADE/{'x' * (20 + i)}_{i:02d}.cfg" for i in range(30)]
+    names += [f"deep/a/b/{'y' * 30}{i:02d}" for i in range(20)]
+    names += [f"amp/{'&' * 40}{i:02d}" for i in range(20)]  # &amp; in XER: 5 octets each
+    names += [f"lt/{'<' * 60}{i:02d}" for i in range(10)]  # segments up to 64 characters
+    return names
+
+
+#: On disk but no MMS FileName (GraphicString is printable ASCII, segments <= 64): not listed.
+UNNAMEABLE = ["deep/caf\u00e9.txt", "ctl/tab\there", f"long/{'s' * 65}"]
+
+
+@pytest.mark.timeout(60)
+def test_file_directory_pages_at_a_small_pdu_size(prosody, xmpp_account, tmp_path) -> None:
+    root = tmp_path / "files"
+    names = _names()
+    for n, name in enumerate(names):
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"z" * n)
+    for name in UNNAMEABLE:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"?")
+
+    async def main():
+        async with served(prosody, xmpp_account, root, client_kw={"max_pdu_size": 1024}) as (
+            server,
+            client,
+        ):
+            ied = await client.associate(server.jid)
+            limit = ied.params.max_pdu_size
+            assert limit == 1024
+            sizes: list[int] = []
+            reply = server.xmpp.reply
+
+            def measured(item, payload, association=None):
+                if payload is not None and payload.find(".//{*}fileDirectory") is not None:
+                    sizes.append(len(_pdu.to_bytes(payload)))
+                return reply(item, payload, association)
+
+            server.xmpp.reply = measured
+            listing = await ied.list_files()
+            got = [e["name"] for e in listing]
+            assert len(got) == len(set(got)), "an entry was listed twice"
+            assert sorted(got) == sorted(names)
+            assert {e["name"]: e["size"] for e in listing} == {n: i for i, n in enumerate(names)}
+            assert len(sizes) > 10, sizes  # many pages (moreFollows / continueAfter)
+            assert max(sizes) <= limit, f"a page of {max(sizes)} octets > PDU size {limit}"
+            # one folder, paged as well
+            sizes.clear()
+            sub = await ied.list_files("COMTRADE")
+            assert sorted(e["name"] for e in sub) == sorted(
+                n for n in names if n.startswith("COMTRADE/")
+            )
+            assert len(sizes) > 1 and max(sizes) <= limit
+            assert await ied.get_server_directory("FILE") == got
+            # name lists page within the PDU size too
+            sizes.clear()
+            names_seen: list[int] = []
+
+            def measured_names(item, payload, association=None):
+                if payload is not None and payload.find(".//{*}listOfIdentifier") is not None:
+                    names_seen.append(len(_pdu.to_bytes(payload)))
+                return reply(item, payload, association)
+
+            server.xmpp.reply = measured_names
+            assert "MMXU1" in await ied.get_logical_device_directory("FDR1MEAS")
+            assert names_seen and max(names_seen) <= limit, names_seen
+
+    run(main())
