@@ -394,4 +394,7 @@ async def _subscribe(args: argparse.Namespace) -> int:
         f"{stats.dropped_packets} dropped packets",
         file=sys.stderr,
     )
+    if args.udp:
+        cipher = "AES-encrypted" if subscriber.session.keys is not None else "unencrypted"
+        print(f"UDP data channel: {stats.data_packets} data packets, {cipher}", file=sys.stderr)
     return 0

@@ -405,6 +405,8 @@ class Subscriber:
                 attempt += 1
                 if not self.auto_reconnect or 0 <= self.max_retries < attempt:
                     raise ConnectionError(self.last_error) from None
+                # Back-off bounds the rate; a refused certificate must not look like silence.
+                log.warning("%s (attempt %d; retrying)", self.last_error, attempt)
                 await self._retry_wait(attempt)
                 continue
             attempt = 0

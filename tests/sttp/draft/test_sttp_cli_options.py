@@ -1,4 +1,4 @@
-"""``gridbind sttp`` options as real processes on 127.0.0.1: reverse connections, point ids,
+"""``gridbind sttp`` options of both profiles as real processes on 127.0.0.1: reverse connections, ids,
 compression choice, TLS (validation, name relaxation) and the secured UDP data channel."""
 
 from __future__ import annotations
@@ -263,3 +263,129 @@ def test_ieee2664_ids_select_signals(tmp_path):
     got = rows(out)
     assert len(got) == 60
     assert {row["signal_id"] for row in got} == chosen
+
+
+@pytest.mark.timeout(60)
+def test_ieee2664_tls_and_encrypted_udp_from_the_command_line(tmp_path, pki):
+    port = free_port()
+    publisher = gridbind(
+        "publish",
+        "--port",
+        str(port),
+        "--signals",
+        "50",
+        "--tls-cert",
+        str(pki.publisher.cert),
+        "--tls-key",
+        str(pki.publisher.key),
+        "--udp-encrypt",
+        "--key-rotation",
+        "1",
+        "--seconds",
+        "40",
+        "--stats",
+        "0",
+    )
+    first_line(publisher, "publishing")
+    out = tmp_path / "points.jsonl"
+    subscriber = gridbind(
+        "subscribe",
+        "--port",
+        str(port),
+        "--tls-ca",
+        str(pki.ca),
+        "--udp",
+        "--count",
+        "4500",
+        "--output",
+        "jsonl",
+        "--out",
+        str(out),
+        "--seconds",
+        "25",
+        "--stats",
+        "0",
+    )
+    err = finish(subscriber, publisher)
+    assert subscriber.returncode == 0, err
+    assert "received 4500 measurements" in err
+    assert "UDP data channel:" in err and "AES-encrypted" in err
+    assert len(rows(out)) == 4500
+
+
+@pytest.mark.timeout(60)
+def test_ieee2664_untrusted_publisher_certificate_is_refused(pki):
+    port = free_port()
+    publisher = gridbind(
+        "publish",
+        "--port",
+        str(port),
+        "--signals",
+        "10",
+        "--tls-cert",
+        str(pki.intruder.cert),
+        "--tls-key",
+        str(pki.intruder.key),
+        "--seconds",
+        "30",
+        "--stats",
+        "0",
+    )
+    try:
+        first_line(publisher, "publishing")
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "gridbind",
+                "sttp",
+                "subscribe",
+                "--port",
+                str(port),
+                "--tls-ca",
+                str(pki.ca),
+                "--seconds",
+                "4",
+                "--stats",
+                "0",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+    finally:
+        publisher.terminate()
+        publisher.wait(10)
+    assert "received 0 measurements" in done.stderr, done.stderr
+    assert "CERTIFICATE_VERIFY_FAILED" in done.stderr, done.stderr
+
+
+@pytest.mark.timeout(60)
+def test_ieee2664_throttled_subscription(tmp_path):
+    port = free_port()
+    publisher = gridbind(
+        "publish", "--port", str(port), "--signals", "20", "--seconds", "40", "--stats", "0"
+    )
+    first_line(publisher, "publishing")
+    out = tmp_path / "points.jsonl"
+    subscriber = gridbind(
+        "subscribe",
+        "--port",
+        str(port),
+        "--throttle",
+        "0.5",
+        "--output",
+        "jsonl",
+        "--out",
+        str(out),
+        "--seconds",
+        "4",
+        "--stats",
+        "0",
+    )
+    err = finish(subscriber, publisher)
+    assert subscriber.returncode == 0, err
+    got = rows(out)
+    # unthrottled, 4 s would bring 20 signals x 30 frames/s x 4 s = 2400 measurements
+    assert 20 <= len(got) <= 20 * 10, len(got)
+    assert len({row["timestamp"] for row in got}) <= 10
