@@ -150,7 +150,16 @@ class Options:
 
 @dataclass(frozen=True)
 class Policy:
-    """What the publisher grants. A request outside it is refused with proposed options."""
+    """What the publisher grants. A request outside it is refused with proposed options.
+
+    Some limits are not negotiable and end the connection (RequestFailed for the Subscribe with
+    TerminateConnection, see :meth:`subscription_problem`), as "Data Point Characteristics"
+    says: ``lossy_points`` must be published over the lossy data channel (they are assigned
+    ``reliability=lossy``, shown by the Reliability flag of their RuntimeIDMapping key), so a
+    subscription including one from a subscriber without a UDP data channel is terminated;
+    ``max_exception_points`` is the most points with exception delivery this publisher can
+    fulfil for one subscriber ("e.g. based on volume"; ``None``: no limit).
+    """
 
     max_priority: int = 6
     allow_lossy: bool = True
@@ -158,6 +167,35 @@ class Policy:
     allow_full_resolution: bool = True
     min_resolution: float = 0.0
     verified_points: frozenset = field(default_factory=frozenset)
+    lossy_points: frozenset = field(default_factory=frozenset)
+    max_exception_points: int | None = None
+
+    def assign(self, point: Any, options: Options) -> Options:
+        """The options published for ``point`` (``options`` with publisher-assigned values)."""
+        if point in self.lossy_points and not options.lossy:
+            return replace(options, lossy=True)
+        return options
+
+    def subscription_problem(self, wanted: Mapping[Any, Options], data_channel: bool) -> str:
+        """Why this publisher cannot serve the subscription ``wanted`` (point -> assigned
+        options) at all ("": it can); ``data_channel``: the subscriber defined a UDP one."""
+        if not data_channel and self.lossy_points:
+            required = sum(1 for point in wanted if point in self.lossy_points)
+            if required:
+                return (
+                    f"the publisher requires {required} of the {len(wanted)} subscribed data "
+                    "points to be published over a lossy data communications channel (UDP) and "
+                    "the subscriber has not defined one"
+                )
+        if self.max_exception_points is not None:
+            exceptions = sum(1 for options in wanted.values() if options.exception)
+            if exceptions > self.max_exception_points:
+                return (
+                    f"the publisher cannot fulfil the requested exception characteristics for "
+                    f"{exceptions} data points (at most {self.max_exception_points} per "
+                    "subscriber)"
+                )
+        return ""
 
     def review(self, requested: Options) -> Options:
         """The options this policy grants for ``requested`` (equal when all is allowed)."""

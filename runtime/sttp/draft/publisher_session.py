@@ -440,6 +440,9 @@ class PublisherSession(_Session):
         except MetadataError as exc:
             self._refuse(CC.Subscribe, "bad subscription query", details=str(exc))
             return []
+        problem = self._problem(wanted)
+        if problem:
+            return self._terminate(CC.Subscribe, problem)
         self._recipe = recipe
         self.ever_subscribed = True
         events = self._apply(wanted)
@@ -464,11 +467,18 @@ class PublisherSession(_Session):
             else:
                 for point in selected:
                     wanted[point] = options
+        assign = catalog.policy.assign
         return {
-            p: o
+            p: assign(p, o)
             for p, o in wanted.items()
             if catalog.access.allowed(self.identity, p, catalog.row(p))
         }
+
+    def _problem(self, wanted: dict[uuid.UUID, Options]) -> str:
+        """Why the policy cannot serve ``wanted`` at all ("": it can); see
+        :meth:`Policy.subscription_problem`."""
+        data_channel = bool(self.negotiated and self.negotiated.udp_port)
+        return self.catalog.policy.subscription_problem(wanted, data_channel)
 
     def _query(self, text: str) -> list[uuid.UUID]:
         table = self.catalog.datapoint_table()
@@ -552,6 +562,9 @@ class PublisherSession(_Session):
             wanted = self._evaluate(self._recipe)
         except MetadataError:
             wanted = {}
+        problem = self._problem(wanted)
+        if problem:  # e.g. newly allowed points the policy cannot serve to this subscriber
+            return self._terminate(CC.Subscribe, problem)
         return self._apply(wanted)
 
     # data

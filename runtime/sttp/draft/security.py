@@ -7,6 +7,26 @@ certificate that is not in the file is untrusted). Server-style sockets can requ
 client certificates the same way, so a publisher can validate its subscribers. Relaxations
 (``check_hostname=False`` for NAT'd names, ``verify=False``) are possible but logged loudly.
 
+Revocation ("Certificate Validation": CA-issued certificates are checked against the certificate
+revocation lists): ``crlfile`` names PEM CRL(s) of the issuing CA(s). Client-style sockets check
+the server's (leaf) certificate during the handshake (``ssl.VERIFY_CRL_CHECK_LEAF``): a revoked
+one fails with ``SSLCertVerificationError`` "certificate revoked". Server-style sockets check the
+client's leaf certificate right after the handshake instead (same rules: the issuer's CRL must be
+present, correctly signed by that issuer and current, and must not list the serial), because
+asyncio drops the TLS alert of a failed server-side handshake: the client would only see an EOF
+and the server would log nothing. After the handshake the refusal is logged and the client gets
+a terminating RequestFailed naming the cause. With ``crlfile`` every issuer of a peer leaf needs
+a CRL (fail-closed, as OpenSSL's "unable to get certificate CRL"), so it is for CA-issued
+certificates, not pinned self-signed ones.
+
+Client address (server-style sockets; "Server Certificate Validation" step 3): after the
+handshake, one of the IP addresses or host names of the validated client certificate
+(subjectAltName, else the subject common name) must match the client's peer address; host names
+match when they resolve to it. ``check_client_address`` is ``None`` (default: checked for
+CA-issued client certificates, not for pinned self-signed ones, whose trust is the out-of-band
+exchange itself), ``True`` (always) or ``False`` (never; logged loudly, e.g. behind NAT). A
+mismatch closes the connection with a logged reason and a terminating RequestFailed to the peer.
+
 UDP payload encryption (decision; the seed only says "AES ... key size of 256 ... key and
 initialization vector"): AES-256-CBC with PKCS#7 padding, one datagram at a time, with a random
 16-byte block prepended to each plaintext so equal frames never encrypt equally under the fixed
@@ -15,15 +35,29 @@ IV. Datagrams that do not decrypt are dropped.
 
 from __future__ import annotations
 
+import asyncio
+import datetime
+import ipaddress
 import logging
 import os
+import socket
 import ssl
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
+from cryptography import x509
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-__all__ = ["DatagramCipher", "TlsConfig", "peer_identity"]
+__all__ = [
+    "DatagramCipher",
+    "TlsConfig",
+    "certificate_addresses",
+    "names_resolve_to",
+    "peer_identity",
+]
 
 log = logging.getLogger("gridbind.sttp.draft")
 LATEST_TLS = ssl.TLSVersion.TLSv1_3
@@ -44,6 +78,14 @@ class TlsConfig:
     #: Name expected in the server's certificate (client side; defaults to the host dialled).
     server_hostname: str | None = None
     minimum_version: ssl.TLSVersion = LATEST_TLS
+    #: PEM certificate revocation list(s) of the CA(s): revoked peer certificates are refused.
+    crlfile: str | None = None
+    #: Server side: match the client certificate's addresses/names against the peer address
+    #: (``None``: for CA-issued client certificates only; ``False``: never, logged loudly).
+    check_client_address: bool | None = None
+    #: Seconds allowed to resolve a client certificate's host names for that check.
+    resolve_timeout: float = 5.0
+    _revocation: Any = field(default=None, init=False, repr=False, compare=False)
 
     def _base(self, purpose: ssl.Purpose) -> ssl.SSLContext:
         protocol = (
@@ -64,7 +106,21 @@ class TlsConfig:
             context.load_cert_chain(self.certfile, self.keyfile)
         if self.cafile:
             context.load_verify_locations(cafile=self.cafile)
+        if self.crlfile and purpose == ssl.Purpose.SERVER_AUTH:
+            context.load_verify_locations(cafile=self.crlfile)  # PEM CRLs join the store
+            context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
+        elif self.crlfile:
+            self._revocations()  # server side: checked after the handshake; fail early if bad
         return context
+
+    def _revocations(self) -> _Revocations:
+        assert self.crlfile
+        key = tuple(
+            (name, Path(name).stat().st_mtime_ns) for name in (self.crlfile, self.cafile) if name
+        )
+        if self._revocation is None or self._revocation.key != key:
+            self._revocation = _Revocations(key, self.crlfile, self.cafile)
+        return self._revocation
 
     def server_context(self) -> ssl.SSLContext:
         """Context for server-style sockets (publisher listening, or subscriber in reverse mode)."""
@@ -78,7 +134,48 @@ class TlsConfig:
         else:
             log.warning("TLS server: client certificates are NOT validated (verify=False)")
             context.verify_mode = ssl.CERT_NONE
+        if context.verify_mode == ssl.CERT_REQUIRED and self.check_client_address is False:
+            log.warning(
+                "TLS server: client certificate addresses are NOT checked against the "
+                "connecting peer (check_client_address=False)"
+            )
         return context
+
+    def client_refusal(
+        self, ssl_object: ssl.SSLObject | None, peer: Any
+    ) -> tuple[str | None, list[str]]:
+        """Server side, after the handshake: ``(None, [])`` when the client may proceed,
+        else ``(reason, names)``: refused for ``reason`` (revoked, or not naming the peer
+        address) unless one of the host ``names`` of its certificate resolves to the peer
+        address (see :func:`names_resolve_to`)."""
+        if ssl_object is None or not ssl_object.server_side:
+            return None, []
+        cert = ssl_object.getpeercert()
+        if not cert:
+            return None, []  # no validated client certificate (verification off)
+        if self.crlfile:
+            der = ssl_object.getpeercert(binary_form=True)
+            problem = self._revocations().problem(der) if der else "no certificate"
+            if problem:
+                return f"client certificate {_subject(cert)!r}: {problem}", []
+        if self.check_client_address is False:
+            return None, []
+        if self.check_client_address is None and cert.get("issuer") == cert.get("subject"):
+            return None, []  # pinned self-signed: trusted by the out-of-band exchange
+        host = _peer_host(peer)
+        addresses, names = certificate_addresses(cert)
+        try:
+            address = _normal(ipaddress.ip_address(host))
+        except ValueError:
+            address = None
+        if address is not None and address in addresses:
+            return None, []
+        listed = [str(a) for a in addresses] + names
+        reason = (
+            f"client certificate {_subject(cert)!r} lists {listed or 'no address'}, "
+            f"none of which matches the client's address {host}"
+        )
+        return reason, [n for n in names if "*" not in n]
 
     def client_context(self) -> ssl.SSLContext:
         """Context for client-style sockets (subscriber dialling, or publisher in reverse mode)."""
@@ -95,6 +192,119 @@ class TlsConfig:
             context.check_hostname = True
             context.verify_mode = ssl.CERT_REQUIRED
         return context
+
+
+class _Revocations:
+    """The CRLs of ``crlfile`` and the issuer certificates they are checked against."""
+
+    def __init__(self, key: tuple, crlfile: str, cafile: str | None) -> None:
+        self.key = key
+        text = Path(crlfile).read_bytes()
+        marker = b"-----BEGIN X509 CRL-----"
+        self.crls = [x509.load_pem_x509_crl(marker + part) for part in text.split(marker)[1:]]
+        if not self.crls:
+            raise ValueError(f"{crlfile}: no PEM certificate revocation list")
+        self.issuers: list[x509.Certificate] = []
+        for name in (cafile, crlfile):
+            if name and b"-----BEGIN CERTIFICATE-----" in Path(name).read_bytes():
+                self.issuers += x509.load_pem_x509_certificates(Path(name).read_bytes())
+
+    def problem(self, der: bytes) -> str | None:
+        """Why the certificate ``der`` is not acceptable (``None``: not revoked)."""
+        cert = x509.load_der_x509_certificate(der)
+        issuer = cert.issuer.rfc4514_string()
+        keys = [c.public_key() for c in self.issuers if c.subject == cert.issuer]
+        crls = []
+        for crl in self.crls:
+            if crl.issuer != cert.issuer:
+                continue
+            for key in keys:
+                try:
+                    if crl.is_signature_valid(key):  # type: ignore[arg-type]
+                        crls.append(crl)
+                        break
+                except (TypeError, ValueError):
+                    continue
+        if not crls:
+            return f"no valid certificate revocation list of its issuer {issuer!r}"
+        now = datetime.datetime.now(datetime.timezone.utc)
+        current = [
+            crl
+            for crl in crls
+            if crl.last_update_utc <= now
+            and (crl.next_update_utc is None or now <= crl.next_update_utc)
+        ]
+        if not current:
+            return f"the certificate revocation list of {issuer!r} has expired or is not yet valid"
+        for crl in current:
+            revoked = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
+            if revoked is not None:
+                when = revoked.revocation_date_utc.isoformat()
+                return f"certificate revoked (serial {cert.serial_number:#x}, since {when})"
+        return None
+
+
+def _peer_host(peer: Any) -> str:
+    host = peer[0] if isinstance(peer, (tuple, list)) and peer else str(peer)
+    return str(host).split("%", 1)[0]
+
+
+def _normal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> Any:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _subject(cert: dict) -> str:
+    for rdn in cert.get("subject", ()):
+        for name, value in rdn:
+            if name == "commonName":
+                return str(value)
+    return ""
+
+
+def certificate_addresses(cert: dict) -> tuple[list[Any], list[str]]:
+    """IP addresses and host names a (``getpeercert()``) certificate is issued for: its
+    subjectAltName entries, else the subject common name."""
+    addresses: list[Any] = []
+    names: list[str] = []
+    entries = [(kind, value) for kind, value in cert.get("subjectAltName", ())]
+    if not entries:
+        entries = [("DNS", _subject(cert))] if _subject(cert) else []
+    for kind, value in entries:
+        text = str(value).strip()
+        try:
+            address = _normal(ipaddress.ip_address(text))
+        except ValueError:
+            if kind == "DNS" and text:
+                names.append(text.lower().rstrip("."))
+            continue
+        if kind in ("IP Address", "DNS"):
+            addresses.append(address)
+    return addresses, names
+
+
+async def names_resolve_to(names: Sequence[str], peer: Any, timeout: float = 5.0) -> bool:
+    """Whether one of the host ``names`` resolves to the ``peer`` address."""
+    try:
+        wanted = _normal(ipaddress.ip_address(_peer_host(peer)))
+    except ValueError:
+        return False
+    loop = asyncio.get_running_loop()
+    for name in names:
+        try:
+            infos = await asyncio.wait_for(
+                loop.getaddrinfo(name, None, type=socket.SOCK_STREAM), timeout
+            )
+        except (OSError, asyncio.TimeoutError, UnicodeError):
+            continue
+        for info in infos:
+            try:
+                if _normal(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])) == wanted:
+                    return True
+            except ValueError:
+                continue
+    return False
 
 
 def peer_identity(ssl_object: ssl.SSLObject | None) -> str | None:

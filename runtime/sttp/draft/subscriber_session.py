@@ -55,7 +55,10 @@ class SubscriberSession(_Session):
 
     ``versions`` supported, ``stateful``/``stateless`` algorithm preferences (first offered
     one wins), ``udp_port`` the local UDP port for the data channel (0: none), time-outs in
-    seconds, ``max_bulk`` bytes accepted per BulkTransport.
+    seconds, ``max_bulk`` bytes accepted per BulkTransport. ``max_verified_points`` is the most
+    subscribed points requiring verification receipts this subscriber accepts (``None``: no
+    limit): a RuntimeIDMapping beyond it is answered with RequestFailed (TerminateConnection)
+    and the session closes ("Verification Characteristic", e.g. upload bandwidth).
     """
 
     role = "subscriber"
@@ -75,6 +78,7 @@ class SubscriberSession(_Session):
         noop_timeout: float = 5.0,
         max_payload: int = MAX_RAW_PACKET,
         max_bulk: int = 64 << 20,
+        max_verified_points: int | None = None,
     ) -> None:
         super().__init__(
             now=now,
@@ -89,6 +93,7 @@ class SubscriberSession(_Session):
         self.prefer_stateless = list(stateless)
         self.udp_port = udp_port
         self.max_bulk = max_bulk
+        self.max_verified_points = max_verified_points
         self._step = "versions"
         self.mapping: dict[int, tuple[uuid.UUID, int, int]] = {}
         self._tcp = DataDecoder(stateful=True)
@@ -275,8 +280,22 @@ class SubscriberSession(_Session):
             else:
                 if self.mapping.pop(key.runtime_id, None) is not None:
                     removed.append(key.runtime_id)
+        events: list[Event] = [MappingChanged(added, removed)]
+        limit = self.max_verified_points
+        if limit is not None and self.verified_points > limit:
+            return events + self._terminate(
+                CC.RuntimeIDMapping,
+                f"{self.verified_points} subscribed data points require verification; this "
+                f"subscriber accepts at most {limit}",
+            )
         self._succeed(CC.RuntimeIDMapping)
-        return [MappingChanged(added, removed)]
+        return events
+
+    @property
+    def verified_points(self) -> int:
+        """Subscribed points that require a verification receipt (the seed's statistics)."""
+        flag = wire.StateFlags.Verification
+        return sum(1 for key in self.mapping.values() if key[2] & flag)
 
     def receive_datagram(self, datagram: bytes) -> list[Event]:
         """One decrypted UDP datagram (one frame). Bad datagrams are dropped and counted."""

@@ -31,7 +31,13 @@ from gridbind.sttp.draft.access import ANONYMOUS, AccessControl
 from gridbind.sttp.draft.characteristics import Options, Policy
 from gridbind.sttp.draft.metadata import MetadataDatabase, QueryResult, decode_result
 from gridbind.sttp.draft.packets import MAX_RAW_PACKET
-from gridbind.sttp.draft.security import DatagramCipher, TlsConfig, peer_identity
+from gridbind.sttp.draft.framing import encode_frame
+from gridbind.sttp.draft.security import (
+    DatagramCipher,
+    TlsConfig,
+    names_resolve_to,
+    peer_identity,
+)
 from gridbind.sttp.draft.session import (
     STATEFUL,
     STATELESS,
@@ -57,6 +63,8 @@ __all__ = ["CommandError", "Publisher", "SessionError", "Subscriber", "Subscript
 log = logging.getLogger("gridbind.sttp.draft")
 #: Unsent bytes a connection may hold before the peer is dropped as too slow.
 MAX_WRITE_BUFFER = 64 << 20
+#: Bytes held from a peer while its certificate's host names are resolved.
+MAX_HELD = 1 << 20
 CC = wire.CommandCode
 SSC = wire.SubscribeSubCommand
 SM = wire.SubscriptionMode
@@ -100,11 +108,34 @@ class _Link(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._writable = asyncio.Event()
         self._writable.set()
+        #: Why the connection was refused after the TLS handshake ("" when it was not).
+        self.refused = ""
+        self._held: bytearray | None = None
+        self._check: asyncio.Future[None] | None = None
+        self._closing = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         self.peer = transport.get_extra_info("peername")
+        tls = getattr(self.owner, "tls", None)
+        if isinstance(tls, TlsConfig):
+            # server-style sockets: a revoked client certificate, or one that does not name the
+            # connecting address, is refused
+            ssl_object = transport.get_extra_info("ssl_object")
+            reason, names = tls.client_refusal(ssl_object, self.peer)
+            if reason is not None:
+                if not names:
+                    self._refuse(reason)
+                    return
+                self._held = bytearray()  # bytes that arrive while the names resolve
+                self._check = asyncio.ensure_future(self._check_names(tls, reason, names))
+                return
+        self._start()
+
+    def _start(self) -> None:
+        transport = self.transport
+        assert transport is not None
         identity = peer_identity(transport.get_extra_info("ssl_object"))
         if identity:
             self.identity = identity
@@ -113,7 +144,46 @@ class _Link(asyncio.Protocol):
         self.owner._link_made(self)
         self.flush()
 
+    async def _check_names(self, tls: TlsConfig, reason: str, names: list[str]) -> None:
+        matched = await names_resolve_to(names, self.peer, tls.resolve_timeout)
+        held, self._held = self._held, None
+        if self.transport is None or self.transport.is_closing():
+            return
+        if not matched:
+            self._refuse(reason + " (nor does any of its host names resolve to it)")
+            return
+        self._start()
+        if held:
+            self.data_received(bytes(held))
+
+    def _refuse(self, reason: str) -> None:
+        """Refuse the peer after the TLS handshake: a terminating RequestFailed, then close."""
+        assert self.transport is not None
+        self.refused = reason
+        log.warning("TLS: refused the connection from %s: %s", self.peer, reason)
+        failed = wire.RequestFailed(
+            command=CC.NegotiateSession,
+            terminate_connection=True,
+            reason=f"connection refused: {reason}",
+            details="",
+            data=b"",
+        )
+        if not self.transport.is_closing():
+            self.transport.write(encode_frame(CC.RequestFailed, failed.build()))
+            self.transport.close()
+        report = getattr(self.owner, "_refused", None)
+        if report is not None:
+            with contextlib.suppress(Exception):
+                report(self, SessionClosed(f"connection refused: {reason}"))
+
     def data_received(self, data: bytes) -> None:
+        if self._held is not None:
+            if len(self._held) + len(data) > MAX_HELD:
+                self._held = None
+                self._refuse("too much data before the client address check completed")
+                return
+            self._held += data
+            return
         if self.session is None:
             return
         self.handle(self.session.receive_data(data, self.loop.time()))
@@ -180,20 +250,40 @@ class _Link(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        if self._check is not None:
+            self._check.cancel()
+        self._held = None
         if self.udp is not None:
             self.udp.close()
         self._writable.set()
-        if self.session is not None:
-            events = self.session.close(str(exc) if exc else "connection closed")
+        session = self.session
+        if session is not None:
+            reason = str(exc) if exc else "connection closed"
+            if (
+                exc is None
+                and not self._closing
+                and session.tls
+                and session.negotiated is None
+                and session.stats["frames_in"] == 0
+            ):
+                reason = (
+                    "connection closed by the peer right after the TLS handshake (it may have "
+                    "refused this side's certificate: untrusted, revoked or not naming this "
+                    "address)"
+                )
+            events = session.close(reason)
             for event in events:
                 with contextlib.suppress(Exception):
                     self.owner._event(self, event)
         if not self.closed.done():
-            self.closed.set_result(self.session.close_reason if self.session else "closed")
-        self.owner._link_lost(self)
+            reason = self.session.close_reason if self.session else ""
+            self.closed.set_result(reason or self.refused or "closed")
+        if self.session is not None:  # else never made (refused or checking the address)
+            self.owner._link_lost(self)
 
     def close(self) -> None:
         """Close the connection."""
+        self._closing = True
         if self.transport is not None:
             self.transport.close()
 
@@ -327,6 +417,13 @@ class Publisher:
             self._links.remove(link)
         self._notify()
 
+    def _refused(self, link: _Link, event: SessionClosed) -> None:
+        """A connection refused after the TLS handshake (never a session)."""
+        self.events.append((link, event))
+        if self.on_event is not None:
+            self.on_event(link, event)
+        self._notify()
+
     def _event(self, link: _Link, event: Event) -> None:
         if isinstance(event, NegotiationComplete) and event.udp_port and link.peer:
             asyncio.ensure_future(self._open_udp(link, event.udp_port))
@@ -429,6 +526,8 @@ class Subscriber:
     batches, bounded by ``queue_size`` batches; when full the oldest batch is dropped and
     counted in ``dropped_batches``). With ``reconnect`` (seconds), a forward connection that
     is lost (e.g. a NoOp time-out) is re-established and the subscriptions are sent again.
+    ``max_verified_points`` bounds how many subscribed points may require verification
+    receipts; a subscription beyond it is terminated by this subscriber.
     """
 
     def __init__(
@@ -451,6 +550,7 @@ class Subscriber:
         on_event: Callable[[Event], None] | None = None,
         queue_size: int = 10_000,
         reconnect: float | None = None,
+        max_verified_points: int | None = None,
     ) -> None:
         self.host = host
         self.reconnect = reconnect
@@ -474,6 +574,7 @@ class Subscriber:
             keepalive_interval=keepalive_interval,
             noop_timeout=noop_timeout,
             max_payload=max_payload,
+            max_verified_points=max_verified_points,
         )
         self.link: _Link | None = None
         self._server: asyncio.base_events.Server | None = None
@@ -580,6 +681,12 @@ class Subscriber:
 
     def _link_made(self, link: _Link) -> None:
         self.link = link
+
+    def _refused(self, link: _Link, event: SessionClosed) -> None:
+        """A dialling publisher refused after the TLS handshake (reverse connections)."""
+        self.events.append(event)
+        if self.on_event is not None:
+            self.on_event(event)
 
     def _link_lost(self, link: _Link) -> None:
         reason = link.session.close_reason if link.session else "closed"

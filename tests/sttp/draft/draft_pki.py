@@ -75,6 +75,7 @@ class Pki:
     wrong_name: Cert  # issued by the CA for another host name
     self_signed: Cert  # publisher's pinned self-signed certificate
     self_signed_sub: Cert
+    ca_key: Path | None = None  # the test CA's private key (PEM), e.g. to sign CRLs
 
 
 @pytest.fixture(scope="session", name="pki")
@@ -86,6 +87,13 @@ def pki_fixture(tmp_path_factory) -> Pki:
     other_cert, _ = _issue("other CA", None, None, ca=True, key=other_key)
     (folder / "ca.pem").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     (folder / "other.pem").write_bytes(other_cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "ca.key").write_bytes(
+        ca_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
 
     def issued(stem, cn, issuer_cert, issuer_key, sans=("127.0.0.1", "localhost")):
         cert, key = _issue(cn, issuer_cert.subject, issuer_key, sans=sans)
@@ -104,4 +112,5 @@ def pki_fixture(tmp_path_factory) -> Pki:
         wrong_name=issued("wrong", "elsewhere", ca_cert, ca_key, sans=("192.0.2.7",)),
         self_signed=self_signed("pinned", "pinned-publisher"),
         self_signed_sub=self_signed("pinned-sub", "pinned-subscriber"),
+        ca_key=folder / "ca.key",
     )
