@@ -6,7 +6,8 @@ Starts a private Prosody (loopback, own CA, as the tests do) and measures, throu
 server in one run:
 
 1. raw slixmpp: an iq get carrying the same MMSpdu tree as gridbind's GetDataValues request,
-   echoed untouched by a second slixmpp client (the XMPP floor for that payload);
+   in the same ``AssociationContext`` envelope (E2E security off), echoed untouched (in the
+   envelope too) by a second slixmpp client (the XMPP floor for that payload);
 2. gridbind GetDataValues of one attribute (``LD/GGIO1.AnIn1.mag.f``, MX);
 3. gridbind GetDataSetValues of a 50-attribute data set;
 
@@ -112,9 +113,13 @@ async def run(args: argparse.Namespace, server: Prosody) -> None:
             request_timeout=60,
         )
 
-    # raw slixmpp iq echo (payload of about a GetDataValues request's size)
+    # raw slixmpp iq echo: the payload travels both ways in the same AssociationContext envelope
+    # as gridbind's (E2E security off), so both carry the same elements.
     echo_box: list[IecXmpp] = []
-    echoer = IecXmpp(settings("echo"), lambda item: echo_box[0].reply(item, item.payload))
+    echoer = IecXmpp(
+        settings("echo"),
+        lambda item: echo_box[0].reply(item, item.payload, item.association),
+    )
     echo_box.append(echoer)
     caller = IecXmpp(settings("caller"), lambda item: None)
     # gridbind IED and client
@@ -134,7 +139,7 @@ async def run(args: argparse.Namespace, server: Prosody) -> None:
     )
 
     async def raw_call():
-        await caller.request(echoer.full_jid, "get", blob)
+        await caller.request(echoer.full_jid, "get", blob, association=assoc.id)
 
     async def one_attr():
         value = await assoc.get_data_values("BENCHLD/GGIO1.AnIn1.mag.f", "MX")

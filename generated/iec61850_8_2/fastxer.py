@@ -548,7 +548,7 @@ def _d_e2e_4__ApplAbort(el, depth, limit):
         raise TooDeep(depth)
     v_token3 = None
     v_auth = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_e2e_4__token3:
             v_token3 = _d_e2e_4__ClearToken3(child, depth + 1, limit)
@@ -574,7 +574,7 @@ def _d_e2e_4__ApplicationReject(el, depth, limit):
         raise TooDeep(depth)
     v_tbs = None
     v_sign = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_e2e_4__tbs:
             v_tbs = _d_e2e_4__HandshakeTbs(child, depth + 1, limit)
@@ -601,7 +601,7 @@ def _d_e2e_4__AssociationContext(el, depth, limit):
     v_pp = None
     v_asso_id = None
     v_appl_data = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_e2e_4__pp:
             v_pp = _d_e2e_4__ProtectedProtocol(child, depth + 1, limit)
@@ -632,7 +632,7 @@ def _d_e2e_4__ClearTransfer(el, depth, limit):
         raise TooDeep(depth)
     v_tbp = None
     v_auth = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_e2e_4__tbp:
             v_tbp = _d_e2e_4__ClearTbp(child, depth + 1, limit)
@@ -658,7 +658,7 @@ def _d_e2e_4__DtSecAbort(el, depth, limit):
         raise TooDeep(depth)
     v_token3 = None
     v_diag = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_e2e_4__token3:
             v_token3 = _d_e2e_4__ClearToken3(child, depth + 1, limit)
@@ -684,7 +684,7 @@ def _d_e2e_4__EncrTransfer(el, depth, limit):
         raise TooDeep(depth)
     v_tbp = None
     v_auth = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_e2e_4__tbp:
             v_tbp = _d_e2e_4__EncrTbp(child, depth + 1, limit)
@@ -710,7 +710,7 @@ def _d_e2e_4__HandshakeAcc(el, depth, limit):
         raise TooDeep(depth)
     v_tbs = None
     v_sign = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_e2e_4__tbs:
             v_tbs = _d_e2e_4__HandshakeTbs(child, depth + 1, limit)
@@ -737,7 +737,7 @@ def _d_e2e_4__HandshakeReq(el, depth, limit):
     v_pp = None
     v_tbs = None
     v_sign = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_e2e_4__pp:
             v_pp = _d_e2e_4__ProtectedProtocol(child, depth + 1, limit)
@@ -769,7 +769,7 @@ def _d_e2e_4__HandshakeSecAbort(el, depth, limit):
     v_asso_id = None
     v_time = None
     v_diag = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_e2e_4__assoID:
             v_asso_id = child.text or ""
@@ -801,7 +801,7 @@ def _d_e2e_4__HandshakeSecReject(el, depth, limit):
     v_asso_id = None
     v_time = None
     v_diag = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_e2e_4__assoID:
             v_asso_id = child.text or ""
@@ -832,7 +832,7 @@ def _d_e2e_4__ReleaseReq(el, depth, limit):
         raise TooDeep(depth)
     v_token3 = None
     v_auth = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_e2e_4__token3:
             v_token3 = _d_e2e_4__ClearToken3(child, depth + 1, limit)
@@ -858,7 +858,7 @@ def _d_e2e_4__ReleaseRsp(el, depth, limit):
         raise TooDeep(depth)
     v_token3 = None
     v_auth = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_e2e_4__token3:
             v_token3 = _d_e2e_4__ClearToken3(child, depth + 1, limit)
@@ -884,7 +884,7 @@ def _d_scsm_8_2__ConfirmedRequestPdu(el, depth, limit):
         raise TooDeep(depth)
     v_invoke_id = None
     v_service = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__invokeID:
             v_invoke_id = int(child.text)
@@ -910,7 +910,7 @@ def _d_scsm_8_2__ConfirmedResponsePdu(el, depth, limit):
         raise TooDeep(depth)
     v_invoke_id = None
     v_service = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__invokeID:
             v_invoke_id = int(child.text)
@@ -937,7 +937,7 @@ def _d_scsm_8_2__ConfirmedErrorPdu(el, depth, limit):
     v_invoke_id = None
     v_modifier_position = None
     v_service_error = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__invokeID:
             v_invoke_id = int(child.text)
@@ -967,7 +967,7 @@ def _d_scsm_8_2__UnconfirmedPdu(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
     v_service = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__service:
             v_service = _d_scsm_8_2__UnconfirmedService(child, depth + 1, limit)
@@ -988,7 +988,7 @@ def _d_scsm_8_2__RejectPdu(el, depth, limit):
         raise TooDeep(depth)
     v_original_invoke_id = None
     v_reject_reason = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__originalInvokeID:
             v_original_invoke_id = int(child.text)
@@ -1040,7 +1040,7 @@ def _d_scsm_8_2__CancelErrorPdu(el, depth, limit):
         raise TooDeep(depth)
     v_original_invoke_id = None
     v_service_error = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__originalInvokeID:
             v_original_invoke_id = int(child.text)
@@ -1069,7 +1069,7 @@ def _d_scsm_8_2__InitiateRequestPdu(el, depth, limit):
     v_proposed_max_serv_outstanding_called = None
     v_proposed_data_structure_nesting_level = None
     v_init_request_detail = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__localDetailCalling:
             v_local_detail_calling = int(child.text)
@@ -1123,7 +1123,7 @@ def _d_scsm_8_2__InitiateResponsePdu(el, depth, limit):
     v_negotiated_max_serv_outstanding_called = None
     v_negotiated_data_structure_nesting_level = None
     v_init_response_detail = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__localDetailCalled:
             v_local_detail_called = int(child.text)
@@ -1176,7 +1176,7 @@ def _d_scsm_8_2__Mmspdu_InitiateErrorPdu(el, depth, limit):
     v_additional_code = None
     v_additional_description = None
     v_service_specific_information = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__errorClass:
             v_error_class = _d_scsm_8_2__ServiceError_ErrorClass(child, depth + 1, limit)
@@ -1240,7 +1240,7 @@ def _d_scsm_8_2__Mmspdu_ConcludeErrorPdu(el, depth, limit):
     v_additional_code = None
     v_additional_description = None
     v_service_specific_information = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__errorClass:
             v_error_class = _d_scsm_8_2__ServiceError_ErrorClass(child, depth + 1, limit)
@@ -1281,7 +1281,7 @@ def _d_e2e_4__ClearToken3(el, depth, limit):
     v_asso_id = None
     v_time = None
     v_seq = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_e2e_4__assoID:
             v_asso_id = child.text or ""
@@ -1313,7 +1313,7 @@ def _d_e2e_4__Authenticator(el, depth, limit):
     v_nonce = None
     v_algorithm = None
     v_icv = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_e2e_4__nonce:
             v_nonce = _d_hex(child, 0, 0)
@@ -1344,7 +1344,7 @@ def _d_e2e_4__HandshakeTbs(el, depth, limit):
         raise TooDeep(depth)
     v_token1 = None
     v_appl_data = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_e2e_4__token1:
             v_token1 = _d_e2e_4__ClearToken1(child, depth + 1, limit)
@@ -1397,7 +1397,7 @@ def _d_e2e_4__ApplData(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
     v_mmspdu = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__MMSpdu:
             v_mmspdu = _d_scsm_8_2__Mmspdu__2(child, depth + 1, limit)
@@ -1418,7 +1418,7 @@ def _d_e2e_4__ClearTbp(el, depth, limit):
         raise TooDeep(depth)
     v_token2 = None
     v_appl_data = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_e2e_4__token2:
             v_token2 = _d_e2e_4__ClearToken2(child, depth + 1, limit)
@@ -1444,7 +1444,7 @@ def _d_e2e_4__EncrTbp(el, depth, limit):
         raise TooDeep(depth)
     v_token2 = None
     v_encrypted_appl_data = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_e2e_4__token2:
             v_token2 = _d_e2e_4__ClearToken2(child, depth + 1, limit)
@@ -1528,7 +1528,7 @@ def _d_scsm_8_2__ServiceError(el, depth, limit):
     v_additional_code = None
     v_additional_description = None
     v_service_specific_information = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__errorClass:
             v_error_class = _d_scsm_8_2__ServiceError_ErrorClass(child, depth + 1, limit)
@@ -1567,7 +1567,7 @@ def _d_scsm_8_2__UnconfirmedService(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
     v_information_report = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__informationReport:
             v_information_report = _d_scsm_8_2__InformationReport(child, depth + 1, limit)
@@ -1619,7 +1619,7 @@ def _d_scsm_8_2__InitiateRequestPdu_InitRequestDetail(el, depth, limit):
     v_proposed_version_number = None
     v_proposed_parameter_cbb = None
     v_services_supported_calling = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__proposedVersionNumber:
             v_proposed_version_number = int(child.text)
@@ -1651,7 +1651,7 @@ def _d_scsm_8_2__InitiateResponsePdu_InitResponseDetail(el, depth, limit):
     v_negotiated_version_number = None
     v_negotiated_parameter_cbb = None
     v_services_supported_called = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__negotiatedVersionNumber:
             v_negotiated_version_number = int(child.text)
@@ -1775,7 +1775,7 @@ def _d_e2e_4__ClearToken1(el, depth, limit):
     v_encr_mode = None
     v_conf_params = None
     v_att_cert = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_e2e_4__sigAlg:
             v_sig_alg = _d_e2e_4__SignatureAlgorithm(child, depth + 1, limit)
@@ -1910,7 +1910,7 @@ def _d_e2e_4__ClearToken2(el, depth, limit):
     v_seq = None
     v_iv = None
     v_rekey = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_e2e_4__assoID:
             v_asso_id = child.text or ""
@@ -1952,7 +1952,7 @@ def _d_scsm_8_2__ConfirmedServiceRequest_GetNameList(el, depth, limit):
     v_object_class = None
     v_object_scope = None
     v_continue_after = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__objectClass:
             v_object_class = _d_scsm_8_2__ObjectClass(child, depth + 1, limit)
@@ -1985,7 +1985,7 @@ def _d_scsm_8_2__ReadRequest(el, depth, limit):
         raise TooDeep(depth)
     v_specification_with_result = None
     v_variable_access_specification = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__specificationWithResult:
             v_specification_with_result = (child.text or "").strip() in ("true", "1")
@@ -2015,7 +2015,7 @@ def _d_scsm_8_2__WriteRequest(el, depth, limit):
         raise TooDeep(depth)
     v_variable_access_specification = None
     v_list_of_data = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__variableAccessSpecification:
             v_variable_access_specification = _d_scsm_8_2__VariableAccessSpecification(
@@ -2044,7 +2044,7 @@ def _d_scsm_8_2__GetVariableAccessAttributesRequest(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
     v_name = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__name:
             v_name = _d_scsm_8_2__ObjectName(child, depth + 1, limit)
@@ -2065,7 +2065,7 @@ def _d_scsm_8_2__DefineNamedVariableListRequest(el, depth, limit):
         raise TooDeep(depth)
     v_variable_list_name = None
     v_list_of_variable = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__variableListName:
             v_variable_list_name = _d_scsm_8_2__ObjectName(child, depth + 1, limit)
@@ -2120,7 +2120,7 @@ def _d_scsm_8_2__DeleteNamedVariableListRequest(el, depth, limit):
     v_scope_of_delete = None
     v_list_of_variable_list_name = None
     v_domain_name = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__scopeOfDelete:
             v_scope_of_delete = _d_scsm_8_2__ScopeOfDelete(child, depth + 1, limit)
@@ -2160,7 +2160,7 @@ def _d_scsm_8_2__ReadJournalRequest(el, depth, limit):
     v_range_stop_specification = None
     v_list_of_variables = None
     v_entry_to_start_after = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__journalName:
             v_journal_name = _d_scsm_8_2__ObjectName(child, depth + 1, limit)
@@ -2218,7 +2218,7 @@ def _d_scsm_8_2__ObtainFileRequest(el, depth, limit):
     v_source_file_server = None
     v_source_file = None
     v_destination_file = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__sourceFileServer:
             v_source_file_server = _d_scsm_8_2__ApplicationReference(child, depth + 1, limit)
@@ -2251,7 +2251,7 @@ def _d_scsm_8_2__FileOpenRequest(el, depth, limit):
         raise TooDeep(depth)
     v_file_name = None
     v_initial_position = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__fileName:
             v_file_name = _d_scsm_8_2__FileName(child, depth + 1, limit)
@@ -2302,7 +2302,7 @@ def _d_scsm_8_2__FileName(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
     v_graphic_string = []
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__GraphicString:
             v_graphic_string.append(child.text or "")
@@ -2323,7 +2323,7 @@ def _d_scsm_8_2__FileDirectoryRequest(el, depth, limit):
         raise TooDeep(depth)
     v_file_specification = None
     v_continue_after = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__fileSpecification:
             v_file_specification = _d_scsm_8_2__FileName(child, depth + 1, limit)
@@ -2350,7 +2350,7 @@ def _d_scsm_8_2__ConfirmedServiceRequest_ExtendedGetNameList(el, depth, limit):
     v_object_class = None
     v_object_scope = None
     v_continue_after = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__objectClass:
             v_object_class = _d_scsm_8_2__ObjectClass(child, depth + 1, limit)
@@ -2383,7 +2383,7 @@ def _d_scsm_8_2__ConfirmedServiceResponse_GetNameList(el, depth, limit):
         raise TooDeep(depth)
     v_list_of_identifier = None
     v_more_follows = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__listOfIdentifier:
             v_list_of_identifier = _d_scsm_8_2__GetNameListResponse_ListOfIdentifier(
@@ -2413,7 +2413,7 @@ def _d_scsm_8_2__ReadResponse(el, depth, limit):
         raise TooDeep(depth)
     v_variable_access_specification = None
     v_list_of_access_result = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__variableAccessSpecification:
             v_variable_access_specification = _d_scsm_8_2__VariableAccessSpecification(
@@ -2444,7 +2444,7 @@ def _d_scsm_8_2__WriteResponse(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
     v_choice = []
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__CHOICE:
             v_choice.append(_d_scsm_8_2__WriteResponse_Choice(child, depth + 1, limit))
@@ -2465,7 +2465,7 @@ def _d_scsm_8_2__GetVariableAccessAttributesResponse(el, depth, limit):
         raise TooDeep(depth)
     v_mms_deletable = None
     v_type_description = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__mmsDeletable:
             v_mms_deletable = (child.text or "").strip() in ("true", "1")
@@ -2502,7 +2502,7 @@ def _d_scsm_8_2__GetNamedVariableListAttributesResponse(el, depth, limit):
         raise TooDeep(depth)
     v_mms_deletable = None
     v_list_of_variable = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__mmsDeletable:
             v_mms_deletable = (child.text or "").strip() in ("true", "1")
@@ -2528,7 +2528,7 @@ def _d_scsm_8_2__DeleteNamedVariableListResponse(el, depth, limit):
         raise TooDeep(depth)
     v_number_matched = None
     v_number_deleted = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__numberMatched:
             v_number_matched = int(child.text)
@@ -2554,7 +2554,7 @@ def _d_scsm_8_2__ReadJournalResponse(el, depth, limit):
         raise TooDeep(depth)
     v_list_of_journal_entry = None
     v_more_follows = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__listOfJournalEntry:
             v_list_of_journal_entry = _d_scsm_8_2__ReadJournalResponse_ListOfJournalEntry(
@@ -2595,7 +2595,7 @@ def _d_scsm_8_2__FileOpenResponse(el, depth, limit):
         raise TooDeep(depth)
     v_frsm_id = None
     v_file_attributes = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__frsmID:
             v_frsm_id = int(child.text)
@@ -2621,7 +2621,7 @@ def _d_scsm_8_2__FileReadResponse(el, depth, limit):
         raise TooDeep(depth)
     v_file_data = None
     v_more_follows = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__fileData:
             v_file_data = _d_hex(child, 0, 0)
@@ -2669,7 +2669,7 @@ def _d_scsm_8_2__FileDirectoryResponse(el, depth, limit):
         raise TooDeep(depth)
     v_list_of_directory_entry = None
     v_more_follows = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__listOfDirectoryEntry:
             v_list_of_directory_entry = _d_scsm_8_2__FileDirectoryResponse_ListOfDirectoryEntry(
@@ -2699,7 +2699,7 @@ def _d_scsm_8_2__ConfirmedServiceResponse_ExtendedGetNameList(el, depth, limit):
         raise TooDeep(depth)
     v_list_of_identifier = None
     v_more_follows = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__listOfIdentifier:
             v_list_of_identifier = _d_scsm_8_2__GetNameListResponse_ListOfIdentifier(
@@ -2729,7 +2729,7 @@ def _d_scsm_8_2__InformationReport(el, depth, limit):
         raise TooDeep(depth)
     v_variable_access_specification = None
     v_list_of_access_result = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__variableAccessSpecification:
             v_variable_access_specification = _d_scsm_8_2__VariableAccessSpecification(
@@ -3493,7 +3493,7 @@ def _d_e2e_4__ClearToken1_CertPath(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
     v_certificate = []
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_e2e_4__Certificate:
             v_certificate.append(_d_hex(child, 0, 0))
@@ -3513,7 +3513,7 @@ def _d_e2e_4__ClearToken1_Version(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
     v_v1 = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_e2e_4__v1:
             v_v1 = _d_e2e_4__Null(child, depth + 1, limit)
@@ -3561,7 +3561,7 @@ def _d_e2e_4__HmacAlgorithm(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
     v_hmac_sha256 = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_e2e_4__hmac_sha256:
             v_hmac_sha256 = _d_e2e_4__Null(child, depth + 1, limit)
@@ -3611,7 +3611,7 @@ def _d_e2e_4__ConfParams(el, depth, limit):
     v_tls_protected = None
     v_appl_protected = None
     v_vpn = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_e2e_4__tlsProtected:
             v_tls_protected = (child.text or "").strip() in ("true", "1")
@@ -3642,7 +3642,7 @@ def _d_e2e_4__ClearToken2_Rekey(el, depth, limit):
         raise TooDeep(depth)
     v_dh_key = None
     v_sign = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_e2e_4__dhKey:
             v_dh_key = _d_e2e_4__DhKey(child, depth + 1, limit)
@@ -3667,7 +3667,7 @@ def _d_scsm_8_2__ObjectClass(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
     v_basic_object_class = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__basicObjectClass:
             v_basic_object_class = _d_scsm_8_2__BasicObjectClass(child, depth + 1, limit)
@@ -3743,7 +3743,7 @@ def _d_scsm_8_2__ListOfData(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
     v_data = []
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__Data:
             v_data.append(_d_scsm_8_2__Data(child, depth + 1, limit))
@@ -3763,7 +3763,7 @@ def _d_scsm_8_2__VariableDefs(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
     v_sequence = []
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__SEQUENCE:
             v_sequence.append(_d_scsm_8_2__VariableDefs_Sequence(child, depth + 1, limit))
@@ -3797,7 +3797,7 @@ def _d_scsm_8_2__ObjectName_DomainSpecific(el, depth, limit):
         raise TooDeep(depth)
     v_domain_id = None
     v_item_id = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__domainId:
             v_domain_id = child.text or ""
@@ -3863,7 +3863,7 @@ def _d_scsm_8_2__DeleteNamedVariableListRequest_ListOfVariableListName(el, depth
     if depth >= limit:
         raise TooDeep(depth)
     v_object_name = []
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__ObjectName:
             v_object_name.append(_d_scsm_8_2__ObjectName(child, depth + 1, limit))
@@ -3939,7 +3939,7 @@ def _d_scsm_8_2__ReadJournalRequest_ListOfVariables(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
     v_visible_string = []
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__VisibleString:
             v_visible_string.append(child.text or "")
@@ -3960,7 +3960,7 @@ def _d_scsm_8_2__ReadJournalRequest_EntryToStartAfter(el, depth, limit):
         raise TooDeep(depth)
     v_time_specification = None
     v_entry_specification = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__timeSpecification:
             v_time_specification = _d_hex(child, 0, 0)
@@ -3988,7 +3988,7 @@ def _d_scsm_8_2__ApplicationReference(el, depth, limit):
     v_ap_invocation_id = None
     v_ae_qualifier = None
     v_ae_invocation_id = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__ap_title:
             v_ap_title = child.text or ""
@@ -4023,7 +4023,7 @@ def _d_scsm_8_2__GetNameListResponse_ListOfIdentifier(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
     v_identifier = []
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__Identifier:
             v_identifier.append(child.text or "")
@@ -4043,7 +4043,7 @@ def _d_scsm_8_2__ListOfAccessResult(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
     v_access_result = []
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__AccessResult:
             v_access_result.append(_d_scsm_8_2__AccessResult(child, depth + 1, limit))
@@ -4119,7 +4119,7 @@ def _d_scsm_8_2__ReadJournalResponse_ListOfJournalEntry(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
     v_journal_entry = []
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__JournalEntry:
             v_journal_entry.append(_d_scsm_8_2__JournalEntry(child, depth + 1, limit))
@@ -4140,7 +4140,7 @@ def _d_scsm_8_2__FileAttributes(el, depth, limit):
         raise TooDeep(depth)
     v_size_of_file = None
     v_last_modified = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__sizeOfFile:
             v_size_of_file = int(child.text)
@@ -4165,7 +4165,7 @@ def _d_scsm_8_2__FileDirectoryResponse_ListOfDirectoryEntry(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
     v_directory_entry = []
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__DirectoryEntry:
             v_directory_entry.append(_d_scsm_8_2__DirectoryEntry(child, depth + 1, limit))
@@ -5432,7 +5432,7 @@ def _d_e2e_4__EncrMode_Aea(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
     v_aea_algorithm = []
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_e2e_4__AeaAlgorithm:
             v_aea_algorithm.append(_d_e2e_4__AeaAlgorithm(child, depth + 1, limit))
@@ -5453,7 +5453,7 @@ def _d_e2e_4__EncrMode_NonAea(el, depth, limit):
         raise TooDeep(depth)
     v_encryption = None
     v_icv = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_e2e_4__encryption:
             v_encryption = _d_e2e_4__EncrMode_NonAea_Encryption(child, depth + 1, limit)
@@ -5557,7 +5557,7 @@ def _d_scsm_8_2__VariableDefs_Sequence(el, depth, limit):
         raise TooDeep(depth)
     v_variable_specification = None
     v_alternate_access = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__variableSpecification:
             v_variable_specification = _d_scsm_8_2__VariableSpecification(child, depth + 1, limit)
@@ -5723,7 +5723,7 @@ def _d_scsm_8_2__TypeDescription_Array(el, depth, limit):
     v_packed = None
     v_number_of_elements = None
     v_element_type = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__packed:
             v_packed = (child.text or "").strip() in ("true", "1")
@@ -5754,7 +5754,7 @@ def _d_scsm_8_2__TypeDescription_Structure(el, depth, limit):
         raise TooDeep(depth)
     v_packed = None
     v_components = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__packed:
             v_packed = (child.text or "").strip() in ("true", "1")
@@ -5834,7 +5834,7 @@ def _d_scsm_8_2__TypeDescription_FloatingPoint(el, depth, limit):
         raise TooDeep(depth)
     v_format_width = None
     v_exponent_width = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__format_width:
             v_format_width = int(child.text)
@@ -5911,7 +5911,7 @@ def _d_scsm_8_2__JournalEntry(el, depth, limit):
     v_entry_identifier = None
     v_originating_application = None
     v_entry_content = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__entryIdentifier:
             v_entry_identifier = _d_hex(child, 0, 0)
@@ -5944,7 +5944,7 @@ def _d_scsm_8_2__DirectoryEntry(el, depth, limit):
         raise TooDeep(depth)
     v_file_name = None
     v_file_attributes = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__fileName:
             v_file_name = _d_scsm_8_2__FileName(child, depth + 1, limit)
@@ -5997,7 +5997,7 @@ def _d_e2e_4__EncrMode_NonAea_Encryption(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
     v_encryption_algorithm = []
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_e2e_4__EncryptionAlgorithm:
             v_encryption_algorithm.append(_d_e2e_4__EncryptionAlgorithm(child, depth + 1, limit))
@@ -6017,7 +6017,7 @@ def _d_e2e_4__EncrMode_NonAea_Icv(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
     v_icv_algorithm = []
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_e2e_4__IcvAlgorithm:
             v_icv_algorithm.append(_d_e2e_4__IcvAlgorithm(child, depth + 1, limit))
@@ -6191,7 +6191,7 @@ def _d_scsm_8_2__Array(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
     v_data = []
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__Data:
             v_data.append(_d_scsm_8_2__Data(child, depth + 1, limit))
@@ -6211,7 +6211,7 @@ def _d_scsm_8_2__Structure(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
     v_data = []
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__Data:
             v_data.append(_d_scsm_8_2__Data(child, depth + 1, limit))
@@ -6348,7 +6348,7 @@ def _d_scsm_8_2__VariableSpecification(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
     v_name = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__name:
             v_name = _d_scsm_8_2__ObjectName(child, depth + 1, limit)
@@ -6368,7 +6368,7 @@ def _d_scsm_8_2__AlternateAccess(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
     v_choice = []
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__CHOICE:
             v_choice.append(_d_scsm_8_2__AlternateAccess_Choice(child, depth + 1, limit))
@@ -6548,7 +6548,7 @@ def _d_scsm_8_2__TypeDescription_Structure_Components(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
     v_sequence = []
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__SEQUENCE:
             v_sequence.append(
@@ -6573,7 +6573,7 @@ def _d_scsm_8_2__EntryContent(el, depth, limit):
         raise TooDeep(depth)
     v_occurrence_time = None
     v_entry_form = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__occurrenceTime:
             v_occurrence_time = _d_hex(child, 0, 0)
@@ -6677,7 +6677,7 @@ def _d_scsm_8_2__TypeDescription_Structure_Components_Sequence(el, depth, limit)
         raise TooDeep(depth)
     v_component_name = None
     v_component_type = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__componentName:
             v_component_name = child.text or ""
@@ -6781,7 +6781,7 @@ def _d_scsm_8_2__AlternateAccess_Choice_Named(el, depth, limit):
         raise TooDeep(depth)
     v_component_name = None
     v_access = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__componentName:
             v_component_name = child.text or ""
@@ -6806,7 +6806,7 @@ def _d_scsm_8_2__EntryContent_EntryForm_Data(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
     v_list_of_variables = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__listOfVariables:
             v_list_of_variables = _d_scsm_8_2__EntryContent_EntryForm_Data_ListOfVariables(
@@ -6831,7 +6831,7 @@ def _d_scsm_8_2__AlternateAccessSelection_SelectAlternateAccess(el, depth, limit
         raise TooDeep(depth)
     v_access_selection = None
     v_alternate_access = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__accessSelection:
             v_access_selection = _d_scsm_8_2__AccessSelection(child, depth + 1, limit)
@@ -6884,7 +6884,7 @@ def _d_scsm_8_2__EntryContent_EntryForm_Data_ListOfVariables(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
     v_journal_variable = []
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__Journal_Variable:
             v_journal_variable.append(_d_scsm_8_2__JournalVariable(child, depth + 1, limit))
@@ -6905,7 +6905,7 @@ def _d_scsm_8_2__IndexRange(el, depth, limit):
         raise TooDeep(depth)
     v_low_index = None
     v_number_of_elements = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__lowIndex:
             v_low_index = int(child.text)
@@ -6931,7 +6931,7 @@ def _d_scsm_8_2__JournalVariable(el, depth, limit):
         raise TooDeep(depth)
     v_variable_tag = None
     v_value_specification = None
-    for child in el:
+    for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__variableTag:
             v_variable_tag = child.text or ""
@@ -9094,9 +9094,12 @@ ROOTS = {
 _BY_CLASS = {cls: (qname, fill) for qname, (cls, _, fill) in ROOTS.items()}
 
 
-def decode(root, limit=64):
-    """Schema-valid root element -> typed object; NotCovered/TooDeep otherwise."""
-    found = ROOTS.get(root.tag)
+def decode(root, limit=64, tag=None):
+    """Schema-valid root element -> typed object; NotCovered/TooDeep otherwise.
+
+    ``tag``: ``root.tag`` if the caller has it (lxml builds that string on each access).
+    """
+    found = ROOTS.get(root.tag if tag is None else tag)
     if found is None:
         raise NotCovered(root.tag)
     return found[1](root, 1, limit)

@@ -22,6 +22,7 @@ and the transport's :class:`~.xmpp.StanzaError` / :class:`~.xmpp.RequestTimeout`
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
@@ -110,6 +111,7 @@ def _gate() -> _codec.Codec:
     return _GATE
 
 
+@functools.lru_cache(maxsize=4096)  # pure and hot (every read/write): parse a reference once
 def mms_name(reference: str, fc: str | None = None) -> tuple:
     """``LD/LN[.DO.DA]`` + FC -> domain-specific ObjectName ``(LD, LN$FC$DO$DA)``.
 

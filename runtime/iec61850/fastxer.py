@@ -36,10 +36,14 @@ class _NotFast:
 NOT_FAST: Any = _NotFast()
 
 
-def decode(root: etree._Element, max_depth: int = 64) -> Any:
-    """A schema-valid root element -> typed object, or :data:`NOT_FAST`."""
+def decode(root: etree._Element, max_depth: int = 64, tag: str | None = None) -> Any:
+    """A schema-valid root element -> typed object, or :data:`NOT_FAST`.
+
+    ``tag``: ``root.tag`` when the caller has read it already (lxml builds the string anew on
+    every access).
+    """
     try:
-        return _generated.decode(root, max_depth)
+        return _generated.decode(root, max_depth, tag)
     except _generated.NotCovered:
         return NOT_FAST
     except _generated.TooDeep:

@@ -22,7 +22,15 @@ from .mmsdata import MmsDataError, floating_point_octets, floating_point_value
 from .model import Timestamp
 from .xmpp import PAYLOAD_NS
 
-__all__ = ["PduError", "encode", "decode", "to_bytes", "MAX_DATA_DEPTH", "tag"]
+__all__ = [
+    "PduError",
+    "encode",
+    "decode",
+    "to_bytes",
+    "to_bytes_with_inner",
+    "MAX_DATA_DEPTH",
+    "tag",
+]
 
 _P = "{" + PAYLOAD_NS + "}"
 _REJECT_PART = re.compile(r"[A-Za-z][A-Za-z-]{0,40}")
@@ -62,32 +70,103 @@ def to_bytes(root: ET.Element) -> bytes:
     return "".join(out).encode()
 
 
+def to_bytes_with_inner(root: ET.Element, inner: ET.Element) -> tuple[bytes, int]:
+    """``(to_bytes(root), len(to_bytes(inner)))`` in one serialisation.
+
+    ``inner`` is a descendant of ``root`` in another namespace than its parent (the MMSpdu in
+    the ``applData`` of an AssociationContext), so it serialises inside ``root`` exactly as on
+    its own (with its ``xmlns``): its octets are a slice of the envelope's.
+    """
+    out: list[str] = []
+    span: list[int] = []
+    try:
+        _ser_around(root, out, None, inner, span)
+    except _Fallback:
+        return to_bytes(root), len(to_bytes(inner))
+    if len(span) != 2:  # not found, or its parent is in its namespace: no shortcut
+        return "".join(out).encode(), len(to_bytes(inner))
+    part = "".join(out[span[0] : span[1]])
+    size = len(part) if part.isascii() else len(part.encode())
+    return "".join(out).encode(), size
+
+
 class _Fallback(Exception):
     pass
+
+
+#: "{ns}local" -> (ns, local, "<local", '<local xmlns="ns"', "</local>"), bounded: tags come
+#: from peers, so the memo stops growing at _SPLIT_MAX entries.
+_SPLIT: dict[str, tuple[str, str, str, str, str]] = {}
+_SPLIT_MAX = 2048
+
+
+def _split(t: str) -> tuple[str, str, str, str, str]:
+    if t[0] == "{":
+        ns, _, local = t[1:].partition("}")
+    else:
+        ns, local = "", t
+    parts = (ns, local, "<" + local, f'<{local} xmlns="{ns}"', f"</{local}>")
+    if len(_SPLIT) < _SPLIT_MAX:
+        _SPLIT[t] = parts
+    return parts
+
+
+def _escape(text: str) -> str:
+    if "&" in text or "<" in text or ">" in text:
+        return text.translate(_ESCAPES)
+    return text
 
 
 def _ser(el: ET.Element, out: list[str], parent_ns: str | None) -> None:
     t = el.tag
     if not isinstance(t, str) or el.attrib:
         raise _Fallback
-    if t[0] == "{":
-        ns, _, local = t[1:].partition("}")
-    else:
-        ns, local = "", t
-    if ns != parent_ns:
-        out.append(f'<{local} xmlns="{ns}"')
-    else:
-        out.append("<" + local)
+    parts = _SPLIT.get(t) or _split(t)
+    ns = parts[0]
+    append = out.append
+    append(parts[2] if ns == parent_ns else parts[3])
     text = el.text
-    if len(el) or text:
-        out.append(">")
+    if text or len(el):
+        append(">")
         if text:
-            out.append(text.translate(_ESCAPES))
+            append(_escape(text))
         for child in el:
             _ser(child, out, ns)
-            if child.tail:
-                out.append(child.tail.translate(_ESCAPES))
-        out.append(f"</{local}>")
+            tail = child.tail
+            if tail:
+                append(_escape(tail))
+        append(parts[4])
+    else:
+        append("/>")
+
+
+def _ser_around(
+    el: ET.Element, out: list[str], parent_ns: str | None, inner: ET.Element, span: list[int]
+) -> None:
+    # _ser for the few envelope elements, noting where ``inner`` starts and ends in ``out``.
+    t = el.tag
+    if not isinstance(t, str) or el.attrib:
+        raise _Fallback
+    parts = _SPLIT.get(t) or _split(t)
+    ns = parts[0]
+    out.append(parts[2] if ns == parent_ns else parts[3])
+    text = el.text
+    if text or len(el):
+        out.append(">")
+        if text:
+            out.append(_escape(text))
+        for child in el:
+            if child is inner:
+                start = len(out)
+                _ser(child, out, ns)
+                if (_SPLIT.get(child.tag) or _split(child.tag))[0] != ns:  # serialised as alone
+                    span += [start, len(out)]
+            else:
+                _ser_around(child, out, ns, inner, span)
+            tail = child.tail
+            if tail:
+                out.append(_escape(tail))
+        out.append(parts[4])
     else:
         out.append("/>")
 

@@ -304,22 +304,35 @@ def _unwrap(xml: ET.Element) -> _Unwrapped | None:
     return _Unwrapped(payload, association, first, problem)
 
 
+_HELPERS: tuple | None = None
+
+
+def _gate_helpers() -> tuple:
+    global _HELPERS
+    if _HELPERS is None:
+        from . import codec as _codec
+        from .pdu import to_bytes, to_bytes_with_inner  # pdu imports this module: late import
+
+        _HELPERS = (_codec, to_bytes, to_bytes_with_inner)
+    return _HELPERS
+
+
 def _gate_check(gate: Any, found: _Unwrapped) -> tuple[Exception | None, int]:
     """Strict codec gate of what travelled: ``(error or None, MMSpdu octets)``.
 
     The whole envelope is validated against the schema set (E2E_4 imports SCSM_8_2, so the
     payload inside is validated in the same pass); its root must be the element it claims to be.
     """
-    from . import codec as _codec
-    from .pdu import to_bytes  # pdu imports this module: late import
-
+    _codec, to_bytes, to_bytes_with_inner = _gate_helpers()
     if found.problem is not None:
         return _codec.SchemaViolation(found.problem), 0
     try:
-        data = to_bytes(found.payload)
-        size = len(data)
         if found.envelope is not None:
-            data = to_bytes(found.envelope)
+            # One serialisation: the envelope's octets, and the MMSpdu's own size within them.
+            data, size = to_bytes_with_inner(found.envelope, found.payload)
+        else:
+            data = to_bytes(found.payload)
+            size = len(data)
     except RecursionError:
         return _codec.LimitExceeded("elements nested too deep to serialise"), 0
     if gate is None:  # structure checked, no schema gate configured
