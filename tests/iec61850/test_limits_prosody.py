@@ -14,23 +14,10 @@ from gridbind.iec61850 import pdu as _pdu
 from gridbind.iec61850.client import Client, RequestRejected, ServiceFailed
 from gridbind.iec61850.scl import load_scl
 from gridbind.iec61850.server import IedServer
-from gridbind.iec61850.xmpp import XmppSettings
+from iec_accounts import settings
 
 FEEDER = Path(__file__).parent / "data" / "feeder.scd"
 pytestmark = pytest.mark.prosody
-
-
-def settings(prosody, account) -> XmppSettings:
-    return XmppSettings(
-        jid=account.jid,
-        password=account.password,
-        ca_file=prosody.ca_cert,
-        host="127.0.0.1",
-        port=prosody.c2s_port,
-        sasl_mechanism="PLAIN",
-        connect_timeout=8,
-        request_timeout=8,
-    )
 
 
 @contextlib.asynccontextmanager

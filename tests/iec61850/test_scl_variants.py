@@ -13,7 +13,7 @@ from gridbind.cli import main as gridbind_main
 from gridbind.iec61850.client import Client
 from gridbind.iec61850.scl import SclError, list_ieds, load_scl
 from gridbind.iec61850.server import IedServer
-from gridbind.iec61850.xmpp import XmppSettings
+from iec_accounts import settings as _settings
 
 DATA = Path(__file__).parent / "data"
 ICD = DATA / "breaker.icd"
@@ -117,19 +117,6 @@ def test_serving_an_icd_without_jid_is_a_clear_error(tmp_path, capsys) -> None:
     err = capsys.readouterr().err
     assert status == 2
     assert "no --jid" in err and "JID" in err.replace("--jid", "")
-
-
-def _settings(prosody, account) -> XmppSettings:
-    return XmppSettings(
-        jid=account.jid,
-        password=account.password,
-        ca_file=prosody.ca_cert,
-        host="127.0.0.1",
-        port=prosody.c2s_port,
-        sasl_mechanism="PLAIN",
-        connect_timeout=8,
-        request_timeout=8,
-    )
 
 
 @pytest.mark.prosody

@@ -27,25 +27,12 @@ from gridbind.iec61850.client import (
 from gridbind.iec61850.model import DataAccessError
 from gridbind.iec61850.scl import load_scl
 from gridbind.iec61850.server import IedServer
-from gridbind.iec61850.xmpp import XmppSettings
+from iec_accounts import settings
 
 DATA = Path(__file__).parent / "data"
 FEEDER = DATA / "feeder.scd"
 BAY2 = DATA / "bay2.cid"
 pytestmark = pytest.mark.prosody
-
-
-def settings(prosody, account) -> XmppSettings:
-    return XmppSettings(
-        jid=account.jid,
-        password=account.password,
-        ca_file=prosody.ca_cert,
-        host="127.0.0.1",
-        port=prosody.c2s_port,
-        sasl_mechanism="PLAIN",
-        connect_timeout=8,
-        request_timeout=8,
-    )
 
 
 @contextlib.asynccontextmanager

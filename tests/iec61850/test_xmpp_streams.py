@@ -29,25 +29,11 @@ from gridbind.iec61850.client import AssociationAborted, Client
 from gridbind.iec61850.prosody import Prosody
 from gridbind.iec61850.scl import load_scl
 from gridbind.iec61850.server import IedServer
-from gridbind.iec61850.xmpp import XmppConnectError, XmppError, XmppSettings
+from gridbind.iec61850.xmpp import XmppConnectError, XmppError
+from iec_accounts import settings
 
 FEEDER = Path(__file__).parent / "data" / "feeder.scd"
 pytestmark = pytest.mark.prosody
-
-
-def settings(prosody, account, **kw) -> XmppSettings:
-    base = dict(
-        jid=account.jid,
-        password=account.password,
-        ca_file=prosody.ca_cert,
-        host="127.0.0.1",
-        port=prosody.c2s_port,
-        sasl_mechanism="PLAIN",
-        connect_timeout=8,
-        request_timeout=8,
-    )
-    base.update(kw)
-    return XmppSettings(**base)
 
 
 def run(coro, timeout=40):
