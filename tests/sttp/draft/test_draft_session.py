@@ -24,6 +24,7 @@ from gridbind.sttp.draft.session import (
     SubscriberSession,
 )
 from gridbind.sttp.encoding import ValueType
+from draft_sansio import encode, frames, pump
 
 CC = wire.CommandCode
 T0 = 638_000_000_000_000_000
@@ -31,30 +32,6 @@ T0 = 638_000_000_000_000_000
 
 def catalog(points: dict[uuid.UUID, int] | None = None) -> Catalog:
     return Catalog(MetadataDatabase(), value_types=dict(points or {}))
-
-
-def pump(pub: PublisherSession, sub: SubscriberSession, now: float = 0.0):
-    """Move bytes both ways until quiet; returns (publisher events, subscriber events)."""
-    pub_events, sub_events = [], []
-    for _ in range(100):
-        a = pub.data_to_send()
-        if a:
-            sub_events += sub.receive_data(a, now)
-        b = sub.data_to_send()
-        if b:
-            pub_events += pub.receive_data(b, now)
-        if not a and not b:
-            return pub_events, sub_events
-    raise AssertionError("sessions did not settle")
-
-
-def frames(data: bytes) -> list[tuple[int, bytes]]:
-    out, offset = [], 0
-    while offset < len(data):
-        code, length = struct.unpack_from(">BH", data, offset)
-        out.append((code, data[offset + 3 : offset + length]))
-        offset += length
-    return out
 
 
 def failed(data: bytes) -> wire.RequestFailed:
@@ -103,10 +80,6 @@ def test_negotiation_exactly_as_written():
     assert sub.receive_data(encode(code, payload), 0.0) == [
         NegotiationComplete((1, 0), "DEFLATE", "NONE", 0)
     ]
-
-
-def encode(code: int, payload: bytes) -> bytes:
-    return struct.pack(">BH", code, len(payload) + 3) + payload
 
 
 def test_subscriber_refuses_unknown_protocol_version():

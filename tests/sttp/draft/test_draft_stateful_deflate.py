@@ -5,7 +5,6 @@ cleanly (RequestFailed, close), never a crash or a hang."""
 from __future__ import annotations
 
 import asyncio
-import struct
 import uuid
 import zlib
 
@@ -22,38 +21,12 @@ from gridbind.sttp.draft.session import (
     SessionClosed,
     SubscriberSession,
 )
+from draft_sansio import encode, frames, pump
 
 CC = wire.CommandCode
 DEFLATE = wire.CompressionMode.Deflate
 T0 = 638_000_000_000_000_000
 SYNC = b"\x00\x00\xff\xff"
-
-
-def encode(code: int, payload: bytes) -> bytes:
-    return struct.pack(">BH", code, len(payload) + 3) + payload
-
-
-def frames(data: bytes) -> list[tuple[int, bytes]]:
-    out, offset = [], 0
-    while offset < len(data):
-        code, length = struct.unpack_from(">BH", data, offset)
-        out.append((code, data[offset + 3 : offset + length]))
-        offset += length
-    return out
-
-
-def pump(pub, sub, now=0.0):
-    pub_events, sub_events = [], []
-    for _ in range(100):
-        a = pub.data_to_send()
-        if a:
-            sub_events += sub.receive_data(a, now)
-        b = sub.data_to_send()
-        if b:
-            pub_events += pub.receive_data(b, now)
-        if not a and not b:
-            return pub_events, sub_events
-    raise AssertionError("sessions did not settle")
 
 
 IDS = [uuid.uuid4() for _ in range(200)]

@@ -25,37 +25,11 @@ from gridbind.sttp.draft.session import (
     SubscriberSession,
 )
 from gridbind.sttp.draft.transport import CommandError
+from draft_sansio import encode, frames, pump
 
 CC = wire.CommandCode
 SSC, SM = wire.SubscribeSubCommand, wire.SubscriptionMode
 T0 = 638_000_000_000_000_000
-
-
-def encode(code: int, payload: bytes) -> bytes:
-    return struct.pack(">BH", code, len(payload) + 3) + payload
-
-
-def frames(data: bytes) -> list[tuple[int, bytes]]:
-    out, offset = [], 0
-    while offset < len(data):
-        code, length = struct.unpack_from(">BH", data, offset)
-        out.append((code, data[offset + 3 : offset + length]))
-        offset += length
-    return out
-
-
-def pump(pub, sub, now=0.0):
-    pub_events, sub_events = [], []
-    for _ in range(100):
-        a = pub.data_to_send()
-        if a:
-            sub_events += sub.receive_data(a, now)
-        b = sub.data_to_send()
-        if b:
-            pub_events += pub.receive_data(b, now)
-        if not a and not b:
-            return pub_events, sub_events
-    raise AssertionError("sessions did not settle")
 
 
 def negotiated(ids=(), stateful=("TSSC",), sub_payload=16384):
