@@ -158,6 +158,13 @@ class DataEncoder:
             frames.extend(self._emit(raw))
         return frames
 
+    def fits_one_frame(self, point: WirePoint) -> bool:
+        """Whether ``point`` alone encodes to one frame (a UDP datagram carries one frame)."""
+        limit = MAX_RAW_PACKET if self.algorithm == "DEFLATE" else self.max_payload
+        if self.algorithm == "DEFLATE":
+            limit = min(limit, self.max_payload - 1024)  # DEFLATE may grow it by 1024 bytes
+        return _estimate(point) <= limit - 64
+
     def tssc_coded(self, point: WirePoint) -> bool:
         """Whether :meth:`encode` TSSC-codes ``point`` (those go before basic-encoded ones)."""
         return (

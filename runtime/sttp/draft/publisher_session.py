@@ -604,7 +604,8 @@ class PublisherSession(_Session):
                     self._verify_pending[(entry.runtime_id, stamp)] = (
                         now + self.verification_timeout
                     )
-                elif options.lossy and use_udp:
+                # A point too big for one datagram travels reliably: datagrams carry one frame.
+                elif options.lossy and use_udp and self._udp.fits_one_frame(point):
                     udp.append(point)
                 else:
                     tcp.append(point)

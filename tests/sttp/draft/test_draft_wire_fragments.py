@@ -152,3 +152,33 @@ def test_metadata_row_larger_than_a_packet_arrives_fragmented(size):
     runs = [r for r in fragments(seen) if len(r) > 1]
     assert len(runs) == 1 and all(s <= MAX_RAW_PACKET for _, s in runs[0])
     assert all(s <= MAX_RAW_PACKET for _, s in seen)
+
+
+@pytest.mark.timeout(20)
+def test_a_lossy_point_too_big_for_a_datagram_travels_reliably():
+    """A datagram carries one frame, so a value needing fragments goes on the TCP channel;
+    small lossy points still use UDP."""
+    blob, small = uuid.uuid4(), uuid.uuid4()
+    big_blob = os.urandom(50_000)
+
+    async def main():
+        publisher = Publisher(points={blob: ValueType.STTP_BUFFER, small: ValueType.DOUBLE})
+        await publisher.start()
+        subscriber = Subscriber(port=publisher.port, udp=True)
+        try:
+            await subscriber.connect()
+            await subscriber.subscribe(options={"reliability": "lossy"})
+            await publisher.wait_subscribed(1)
+            publisher.publish([Measurement(blob, big_blob, T0, 2)])
+            publisher.publish([Measurement(small, 1.5, T0)])
+            got = await subscriber.collect(2, 5)
+            (link,) = publisher.connections
+            return got, link.session.published, subscriber.session.stats
+        finally:
+            await subscriber.close()
+            await publisher.stop()
+
+    got, published, stats = run(main())
+    assert sorted((m.signal_id, m.value) for m in got) == sorted([(blob, big_blob), (small, 1.5)])
+    assert published["tcp"] == 1 and published["udp"] == 1
+    assert stats.get("bad_datagrams", 0) == 0
