@@ -506,6 +506,47 @@ def _construct(cls: type, values: list[tuple[str, str]]) -> list[str]:
     return [f"    return {_ref(cls)}({kwargs})"]
 
 
+def _positional(cls: type, text_vars: list, elem_vars: list, fn, child_ns) -> list[str]:
+    """Decoder lines for the common shape of a sequence: only its required elements present.
+
+    When every required field is one plain element and the element has exactly as many child
+    nodes as there are required fields, a schema-valid tree holds those elements in schema
+    order and nothing else: optional and repeated fields are absent, and there is no comment or
+    processing instruction (lxml counts those as children, so a tree handed in with any of them
+    has more nodes and takes the general tag-by-tag loop). The children are then read by
+    position, without building and comparing their tags. Empty when the shape does not apply.
+    """
+    required = [v for v in elem_vars if v.required]
+    if (
+        text_vars
+        or not required
+        or any(v.list_element or not v.is_element or v.sequence for v in required)
+        or any(v.is_elements or v.sequence for v in elem_vars)
+    ):
+        return []
+    body = [f"    if len(el) == {len(required)}:"]
+    names = [f"c{i}" for i in range(len(required))]
+    if len(required) == 1:
+        body.append("        c0 = el[0]")
+    elif len(required) == 2:
+        body.append("        c0 = el[0]")
+        body.append("        c1 = el[1]")
+    else:
+        body.append(f"        {', '.join(names)} = el[:]")
+    position = {v.name: name for v, name in zip(required, names)}
+    values = []
+    for var in elem_vars:
+        child = position.get(var.name)
+        if child is None:
+            values.append((var.name, "[]" if var.list_element else "None"))
+        elif _value_kind(var) == "class":
+            call = f"{fn('d', var.clazz, child_ns(var.qname))}({child}, depth + 1, limit)"
+            values.append((var.name, call))
+        else:
+            values.append((var.name, re.sub(r"\bchild\b", child, _INLINE_DECODE[_value_kind(var)])))
+    return body + ["    " + line for line in _construct(cls, values)]
+
+
 def _emit_fast(package, elements: set[str]) -> str:
     """Source of the fast module: one decoder and one encoder per generated class."""
     from xsdata.formats.dataclass.context import XmlContext
@@ -680,6 +721,7 @@ def _emit_fast(package, elements: set[str]) -> str:
             ]
             body += _construct(cls, [(var.name, "decode(child, depth + 1, limit)")])
         else:
+            body += _positional(cls, text_vars, elem_vars, fn, child_ns)
             for var in elem_vars:
                 body.append(f"    v_{var.name} = {'[]' if var.list_element else 'None'}")
                 args.append(var.name)

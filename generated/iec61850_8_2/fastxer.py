@@ -546,6 +546,12 @@ def _f_scsm_8_2__Mmspdu(el, obj):
 def _d_e2e_4__ApplAbort(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 1:
+        c0 = el[0]
+        obj = _new(C_e2e_4__ApplAbort)
+        obj.token3 = _d_e2e_4__ClearToken3(c0, depth + 1, limit)
+        obj.auth = None
+        return obj
     v_token3 = None
     v_auth = None
     for child in el[:]:
@@ -572,6 +578,13 @@ def _f_e2e_4__ApplAbort(el, obj):
 def _d_e2e_4__ApplicationReject(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 2:
+        c0 = el[0]
+        c1 = el[1]
+        obj = _new(C_e2e_4__ApplicationReject)
+        obj.tbs = _d_e2e_4__HandshakeTbs(c0, depth + 1, limit)
+        obj.sign = _d_hex(c1, 0, 0)
+        return obj
     v_tbs = None
     v_sign = None
     for child in el[:]:
@@ -598,6 +611,14 @@ def _f_e2e_4__ApplicationReject(el, obj):
 def _d_e2e_4__AssociationContext(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 2:
+        c0 = el[0]
+        c1 = el[1]
+        obj = _new(C_e2e_4__AssociationContext)
+        obj.pp = None
+        obj.asso_id = c0.text or ""
+        obj.appl_data = _d_e2e_4__ApplData(c1, depth + 1, limit)
+        return obj
     v_pp = None
     v_asso_id = None
     v_appl_data = None
@@ -630,6 +651,13 @@ def _f_e2e_4__AssociationContext(el, obj):
 def _d_e2e_4__ClearTransfer(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 2:
+        c0 = el[0]
+        c1 = el[1]
+        obj = _new(C_e2e_4__ClearTransfer)
+        obj.tbp = _d_e2e_4__ClearTbp(c0, depth + 1, limit)
+        obj.auth = _d_e2e_4__Authenticator(c1, depth + 1, limit)
+        return obj
     v_tbp = None
     v_auth = None
     for child in el[:]:
@@ -656,6 +684,13 @@ def _f_e2e_4__ClearTransfer(el, obj):
 def _d_e2e_4__DtSecAbort(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 2:
+        c0 = el[0]
+        c1 = el[1]
+        obj = _new(C_e2e_4__DtSecAbort)
+        obj.token3 = _d_e2e_4__ClearToken3(c0, depth + 1, limit)
+        obj.diag = int(c1.text)
+        return obj
     v_token3 = None
     v_diag = None
     for child in el[:]:
@@ -682,6 +717,12 @@ def _f_e2e_4__DtSecAbort(el, obj):
 def _d_e2e_4__EncrTransfer(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 1:
+        c0 = el[0]
+        obj = _new(C_e2e_4__EncrTransfer)
+        obj.tbp = _d_e2e_4__EncrTbp(c0, depth + 1, limit)
+        obj.auth = None
+        return obj
     v_tbp = None
     v_auth = None
     for child in el[:]:
@@ -708,6 +749,13 @@ def _f_e2e_4__EncrTransfer(el, obj):
 def _d_e2e_4__HandshakeAcc(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 2:
+        c0 = el[0]
+        c1 = el[1]
+        obj = _new(C_e2e_4__HandshakeAcc)
+        obj.tbs = _d_e2e_4__HandshakeTbs(c0, depth + 1, limit)
+        obj.sign = _d_hex(c1, 0, 0)
+        return obj
     v_tbs = None
     v_sign = None
     for child in el[:]:
@@ -734,6 +782,13 @@ def _f_e2e_4__HandshakeAcc(el, obj):
 def _d_e2e_4__HandshakeReq(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 3:
+        c0, c1, c2 = el[:]
+        obj = _new(C_e2e_4__HandshakeReq)
+        obj.pp = _d_e2e_4__ProtectedProtocol(c0, depth + 1, limit)
+        obj.tbs = _d_e2e_4__HandshakeTbs(c1, depth + 1, limit)
+        obj.sign = _d_hex(c2, 0, 0)
+        return obj
     v_pp = None
     v_tbs = None
     v_sign = None
@@ -766,6 +821,13 @@ def _f_e2e_4__HandshakeReq(el, obj):
 def _d_e2e_4__HandshakeSecAbort(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 3:
+        c0, c1, c2 = el[:]
+        obj = _new(C_e2e_4__HandshakeSecAbort)
+        obj.asso_id = c0.text or ""
+        obj.time = c1.text or ""
+        obj.diag = int(c2.text)
+        return obj
     v_asso_id = None
     v_time = None
     v_diag = None
@@ -798,6 +860,13 @@ def _f_e2e_4__HandshakeSecAbort(el, obj):
 def _d_e2e_4__HandshakeSecReject(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 3:
+        c0, c1, c2 = el[:]
+        obj = _new(C_e2e_4__HandshakeSecReject)
+        obj.asso_id = c0.text or ""
+        obj.time = c1.text or ""
+        obj.diag = int(c2.text)
+        return obj
     v_asso_id = None
     v_time = None
     v_diag = None
@@ -830,6 +899,12 @@ def _f_e2e_4__HandshakeSecReject(el, obj):
 def _d_e2e_4__ReleaseReq(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 1:
+        c0 = el[0]
+        obj = _new(C_e2e_4__ReleaseReq)
+        obj.token3 = _d_e2e_4__ClearToken3(c0, depth + 1, limit)
+        obj.auth = None
+        return obj
     v_token3 = None
     v_auth = None
     for child in el[:]:
@@ -856,6 +931,12 @@ def _f_e2e_4__ReleaseReq(el, obj):
 def _d_e2e_4__ReleaseRsp(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 1:
+        c0 = el[0]
+        obj = _new(C_e2e_4__ReleaseRsp)
+        obj.token3 = _d_e2e_4__ClearToken3(c0, depth + 1, limit)
+        obj.auth = None
+        return obj
     v_token3 = None
     v_auth = None
     for child in el[:]:
@@ -882,6 +963,13 @@ def _f_e2e_4__ReleaseRsp(el, obj):
 def _d_scsm_8_2__ConfirmedRequestPdu(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 2:
+        c0 = el[0]
+        c1 = el[1]
+        obj = _new(C_scsm_8_2__ConfirmedRequestPdu)
+        obj.invoke_id = int(c0.text)
+        obj.service = _d_scsm_8_2__ConfirmedServiceRequest(c1, depth + 1, limit)
+        return obj
     v_invoke_id = None
     v_service = None
     for child in el[:]:
@@ -908,6 +996,13 @@ def _f_scsm_8_2__ConfirmedRequestPdu(el, obj):
 def _d_scsm_8_2__ConfirmedResponsePdu(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 2:
+        c0 = el[0]
+        c1 = el[1]
+        obj = _new(C_scsm_8_2__ConfirmedResponsePdu)
+        obj.invoke_id = int(c0.text)
+        obj.service = _d_scsm_8_2__ConfirmedServiceResponse(c1, depth + 1, limit)
+        return obj
     v_invoke_id = None
     v_service = None
     for child in el[:]:
@@ -934,6 +1029,14 @@ def _f_scsm_8_2__ConfirmedResponsePdu(el, obj):
 def _d_scsm_8_2__ConfirmedErrorPdu(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 2:
+        c0 = el[0]
+        c1 = el[1]
+        obj = _new(C_scsm_8_2__ConfirmedErrorPdu)
+        obj.invoke_id = int(c0.text)
+        obj.modifier_position = None
+        obj.service_error = _d_scsm_8_2__ServiceError(c1, depth + 1, limit)
+        return obj
     v_invoke_id = None
     v_modifier_position = None
     v_service_error = None
@@ -966,6 +1069,11 @@ def _f_scsm_8_2__ConfirmedErrorPdu(el, obj):
 def _d_scsm_8_2__UnconfirmedPdu(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 1:
+        c0 = el[0]
+        obj = _new(C_scsm_8_2__UnconfirmedPdu)
+        obj.service = _d_scsm_8_2__UnconfirmedService(c0, depth + 1, limit)
+        return obj
     v_service = None
     for child in el[:]:
         tag = child.tag
@@ -986,6 +1094,12 @@ def _f_scsm_8_2__UnconfirmedPdu(el, obj):
 def _d_scsm_8_2__RejectPdu(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 1:
+        c0 = el[0]
+        obj = _new(C_scsm_8_2__RejectPdu)
+        obj.original_invoke_id = None
+        obj.reject_reason = _d_scsm_8_2__RejectPdu_RejectReason(c0, depth + 1, limit)
+        return obj
     v_original_invoke_id = None
     v_reject_reason = None
     for child in el[:]:
@@ -1038,6 +1152,13 @@ def _f_scsm_8_2__Mmspdu_CancelResponsePdu(el, obj):
 def _d_scsm_8_2__CancelErrorPdu(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 2:
+        c0 = el[0]
+        c1 = el[1]
+        obj = _new(C_scsm_8_2__CancelErrorPdu)
+        obj.original_invoke_id = int(c0.text)
+        obj.service_error = _d_scsm_8_2__ServiceError(c1, depth + 1, limit)
+        return obj
     v_original_invoke_id = None
     v_service_error = None
     for child in el[:]:
@@ -1064,6 +1185,17 @@ def _f_scsm_8_2__CancelErrorPdu(el, obj):
 def _d_scsm_8_2__InitiateRequestPdu(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 3:
+        c0, c1, c2 = el[:]
+        obj = _new(C_scsm_8_2__InitiateRequestPdu)
+        obj.local_detail_calling = None
+        obj.proposed_max_serv_outstanding_calling = int(c0.text)
+        obj.proposed_max_serv_outstanding_called = int(c1.text)
+        obj.proposed_data_structure_nesting_level = None
+        obj.init_request_detail = _d_scsm_8_2__InitiateRequestPdu_InitRequestDetail(
+            c2, depth + 1, limit
+        )
+        return obj
     v_local_detail_calling = None
     v_proposed_max_serv_outstanding_calling = None
     v_proposed_max_serv_outstanding_called = None
@@ -1118,6 +1250,17 @@ def _f_scsm_8_2__InitiateRequestPdu(el, obj):
 def _d_scsm_8_2__InitiateResponsePdu(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 3:
+        c0, c1, c2 = el[:]
+        obj = _new(C_scsm_8_2__InitiateResponsePdu)
+        obj.local_detail_called = None
+        obj.negotiated_max_serv_outstanding_calling = int(c0.text)
+        obj.negotiated_max_serv_outstanding_called = int(c1.text)
+        obj.negotiated_data_structure_nesting_level = None
+        obj.init_response_detail = _d_scsm_8_2__InitiateResponsePdu_InitResponseDetail(
+            c2, depth + 1, limit
+        )
+        return obj
     v_local_detail_called = None
     v_negotiated_max_serv_outstanding_calling = None
     v_negotiated_max_serv_outstanding_called = None
@@ -1172,6 +1315,14 @@ def _f_scsm_8_2__InitiateResponsePdu(el, obj):
 def _d_scsm_8_2__Mmspdu_InitiateErrorPdu(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 1:
+        c0 = el[0]
+        obj = _new(C_scsm_8_2__Mmspdu_InitiateErrorPdu)
+        obj.error_class = _d_scsm_8_2__ServiceError_ErrorClass(c0, depth + 1, limit)
+        obj.additional_code = None
+        obj.additional_description = None
+        obj.service_specific_information = None
+        return obj
     v_error_class = None
     v_additional_code = None
     v_additional_description = None
@@ -1236,6 +1387,14 @@ def _f_scsm_8_2__Mmspdu_ConcludeResponsePdu(el, obj):
 def _d_scsm_8_2__Mmspdu_ConcludeErrorPdu(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 1:
+        c0 = el[0]
+        obj = _new(C_scsm_8_2__Mmspdu_ConcludeErrorPdu)
+        obj.error_class = _d_scsm_8_2__ServiceError_ErrorClass(c0, depth + 1, limit)
+        obj.additional_code = None
+        obj.additional_description = None
+        obj.service_specific_information = None
+        return obj
     v_error_class = None
     v_additional_code = None
     v_additional_description = None
@@ -1278,6 +1437,14 @@ def _f_scsm_8_2__Mmspdu_ConcludeErrorPdu(el, obj):
 def _d_e2e_4__ClearToken3(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 2:
+        c0 = el[0]
+        c1 = el[1]
+        obj = _new(C_e2e_4__ClearToken3)
+        obj.asso_id = c0.text or ""
+        obj.time = c1.text or ""
+        obj.seq = None
+        return obj
     v_asso_id = None
     v_time = None
     v_seq = None
@@ -1310,6 +1477,14 @@ def _f_e2e_4__ClearToken3(el, obj):
 def _d_e2e_4__Authenticator(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 2:
+        c0 = el[0]
+        c1 = el[1]
+        obj = _new(C_e2e_4__Authenticator)
+        obj.nonce = None
+        obj.algorithm = _d_e2e_4__IcvAlgorithm(c0, depth + 1, limit)
+        obj.icv = _d_hex(c1, 0, 0)
+        return obj
     v_nonce = None
     v_algorithm = None
     v_icv = None
@@ -1342,6 +1517,13 @@ def _f_e2e_4__Authenticator(el, obj):
 def _d_e2e_4__HandshakeTbs(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 2:
+        c0 = el[0]
+        c1 = el[1]
+        obj = _new(C_e2e_4__HandshakeTbs)
+        obj.token1 = _d_e2e_4__ClearToken1(c0, depth + 1, limit)
+        obj.appl_data = _d_e2e_4__ApplData(c1, depth + 1, limit)
+        return obj
     v_token1 = None
     v_appl_data = None
     for child in el[:]:
@@ -1396,6 +1578,11 @@ def _f_e2e_4__ProtectedProtocol(el, obj):
 def _d_e2e_4__ApplData(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 1:
+        c0 = el[0]
+        obj = _new(C_e2e_4__ApplData)
+        obj.mmspdu = _d_scsm_8_2__Mmspdu__2(c0, depth + 1, limit)
+        return obj
     v_mmspdu = None
     for child in el[:]:
         tag = child.tag
@@ -1416,6 +1603,13 @@ def _f_e2e_4__ApplData(el, obj):
 def _d_e2e_4__ClearTbp(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 2:
+        c0 = el[0]
+        c1 = el[1]
+        obj = _new(C_e2e_4__ClearTbp)
+        obj.token2 = _d_e2e_4__ClearToken2(c0, depth + 1, limit)
+        obj.appl_data = _d_e2e_4__ApplData(c1, depth + 1, limit)
+        return obj
     v_token2 = None
     v_appl_data = None
     for child in el[:]:
@@ -1442,6 +1636,13 @@ def _f_e2e_4__ClearTbp(el, obj):
 def _d_e2e_4__EncrTbp(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 2:
+        c0 = el[0]
+        c1 = el[1]
+        obj = _new(C_e2e_4__EncrTbp)
+        obj.token2 = _d_e2e_4__ClearToken2(c0, depth + 1, limit)
+        obj.encrypted_appl_data = _d_hex(c1, 0, 0)
+        return obj
     v_token2 = None
     v_encrypted_appl_data = None
     for child in el[:]:
@@ -1524,6 +1725,14 @@ def _f_scsm_8_2__ConfirmedServiceResponse(el, obj):
 def _d_scsm_8_2__ServiceError(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 1:
+        c0 = el[0]
+        obj = _new(C_scsm_8_2__ServiceError)
+        obj.error_class = _d_scsm_8_2__ServiceError_ErrorClass(c0, depth + 1, limit)
+        obj.additional_code = None
+        obj.additional_description = None
+        obj.service_specific_information = None
+        return obj
     v_error_class = None
     v_additional_code = None
     v_additional_description = None
@@ -1616,6 +1825,13 @@ def _f_scsm_8_2__RejectPdu_RejectReason(el, obj):
 def _d_scsm_8_2__InitiateRequestPdu_InitRequestDetail(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 3:
+        c0, c1, c2 = el[:]
+        obj = _new(C_scsm_8_2__InitiateRequestPdu_InitRequestDetail)
+        obj.proposed_version_number = int(c0.text)
+        obj.proposed_parameter_cbb = c1.text or ""
+        obj.services_supported_calling = c2.text or ""
+        return obj
     v_proposed_version_number = None
     v_proposed_parameter_cbb = None
     v_services_supported_calling = None
@@ -1648,6 +1864,13 @@ def _f_scsm_8_2__InitiateRequestPdu_InitRequestDetail(el, obj):
 def _d_scsm_8_2__InitiateResponsePdu_InitResponseDetail(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 3:
+        c0, c1, c2 = el[:]
+        obj = _new(C_scsm_8_2__InitiateResponsePdu_InitResponseDetail)
+        obj.negotiated_version_number = int(c0.text)
+        obj.negotiated_parameter_cbb = c1.text or ""
+        obj.services_supported_called = c2.text or ""
+        return obj
     v_negotiated_version_number = None
     v_negotiated_parameter_cbb = None
     v_services_supported_called = None
@@ -1764,6 +1987,21 @@ def _f_e2e_4__IcvAlgorithm(el, obj):
 def _d_e2e_4__ClearToken1(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 9:
+        c0, c1, c2, c3, c4, c5, c6, c7, c8 = el[:]
+        obj = _new(C_e2e_4__ClearToken1)
+        obj.sig_alg = _d_e2e_4__SignatureAlgorithm(c0, depth + 1, limit)
+        obj.pk_cert = _d_hex(c1, 0, 0)
+        obj.cert_path = None
+        obj.version = _d_e2e_4__ClearToken1_Version(c2, depth + 1, limit)
+        obj.asso_id = c3.text or ""
+        obj.dh_key = _d_e2e_4__DhKey(c4, depth + 1, limit)
+        obj.hmac = _d_e2e_4__HmacAlgorithm(c5, depth + 1, limit)
+        obj.time = c6.text or ""
+        obj.encr_mode = _d_e2e_4__EncrMode(c7, depth + 1, limit)
+        obj.conf_params = _d_e2e_4__ConfParams(c8, depth + 1, limit)
+        obj.att_cert = None
+        return obj
     v_sig_alg = None
     v_pk_cert = None
     v_cert_path = None
@@ -1905,6 +2143,15 @@ def _f_scsm_8_2__Mmspdu__2(el, obj):
 def _d_e2e_4__ClearToken2(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 3:
+        c0, c1, c2 = el[:]
+        obj = _new(C_e2e_4__ClearToken2)
+        obj.asso_id = c0.text or ""
+        obj.time = c1.text or ""
+        obj.seq = int(c2.text)
+        obj.iv = None
+        obj.rekey = None
+        return obj
     v_asso_id = None
     v_time = None
     v_seq = None
@@ -1949,6 +2196,14 @@ def _f_e2e_4__ClearToken2(el, obj):
 def _d_scsm_8_2__ConfirmedServiceRequest_GetNameList(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 2:
+        c0 = el[0]
+        c1 = el[1]
+        obj = _new(C_scsm_8_2__ConfirmedServiceRequest_GetNameList)
+        obj.object_class = _d_scsm_8_2__ObjectClass(c0, depth + 1, limit)
+        obj.object_scope = _d_scsm_8_2__GetNameListRequest_ObjectScope(c1, depth + 1, limit)
+        obj.continue_after = None
+        return obj
     v_object_class = None
     v_object_scope = None
     v_continue_after = None
@@ -1983,6 +2238,14 @@ def _f_scsm_8_2__ConfirmedServiceRequest_GetNameList(el, obj):
 def _d_scsm_8_2__ReadRequest(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 1:
+        c0 = el[0]
+        obj = _new(C_scsm_8_2__ReadRequest)
+        obj.specification_with_result = None
+        obj.variable_access_specification = _d_scsm_8_2__VariableAccessSpecification(
+            c0, depth + 1, limit
+        )
+        return obj
     v_specification_with_result = None
     v_variable_access_specification = None
     for child in el[:]:
@@ -2013,6 +2276,15 @@ def _f_scsm_8_2__ReadRequest(el, obj):
 def _d_scsm_8_2__WriteRequest(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 2:
+        c0 = el[0]
+        c1 = el[1]
+        obj = _new(C_scsm_8_2__WriteRequest)
+        obj.variable_access_specification = _d_scsm_8_2__VariableAccessSpecification(
+            c0, depth + 1, limit
+        )
+        obj.list_of_data = _d_scsm_8_2__ListOfData(c1, depth + 1, limit)
+        return obj
     v_variable_access_specification = None
     v_list_of_data = None
     for child in el[:]:
@@ -2063,6 +2335,13 @@ def _f_scsm_8_2__GetVariableAccessAttributesRequest(el, obj):
 def _d_scsm_8_2__DefineNamedVariableListRequest(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 2:
+        c0 = el[0]
+        c1 = el[1]
+        obj = _new(C_scsm_8_2__DefineNamedVariableListRequest)
+        obj.variable_list_name = _d_scsm_8_2__ObjectName(c0, depth + 1, limit)
+        obj.list_of_variable = _d_scsm_8_2__VariableDefs(c1, depth + 1, limit)
+        return obj
     v_variable_list_name = None
     v_list_of_variable = None
     for child in el[:]:
@@ -2155,6 +2434,15 @@ def _f_scsm_8_2__DeleteNamedVariableListRequest(el, obj):
 def _d_scsm_8_2__ReadJournalRequest(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 1:
+        c0 = el[0]
+        obj = _new(C_scsm_8_2__ReadJournalRequest)
+        obj.journal_name = _d_scsm_8_2__ObjectName(c0, depth + 1, limit)
+        obj.range_start_specification = None
+        obj.range_stop_specification = None
+        obj.list_of_variables = None
+        obj.entry_to_start_after = None
+        return obj
     v_journal_name = None
     v_range_start_specification = None
     v_range_stop_specification = None
@@ -2215,6 +2503,14 @@ def _f_scsm_8_2__ReadJournalRequest(el, obj):
 def _d_scsm_8_2__ObtainFileRequest(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 2:
+        c0 = el[0]
+        c1 = el[1]
+        obj = _new(C_scsm_8_2__ObtainFileRequest)
+        obj.source_file_server = None
+        obj.source_file = _d_scsm_8_2__FileName(c0, depth + 1, limit)
+        obj.destination_file = _d_scsm_8_2__FileName(c1, depth + 1, limit)
+        return obj
     v_source_file_server = None
     v_source_file = None
     v_destination_file = None
@@ -2249,6 +2545,13 @@ def _f_scsm_8_2__ObtainFileRequest(el, obj):
 def _d_scsm_8_2__FileOpenRequest(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 2:
+        c0 = el[0]
+        c1 = el[1]
+        obj = _new(C_scsm_8_2__FileOpenRequest)
+        obj.file_name = _d_scsm_8_2__FileName(c0, depth + 1, limit)
+        obj.initial_position = int(c1.text)
+        return obj
     v_file_name = None
     v_initial_position = None
     for child in el[:]:
@@ -2347,6 +2650,14 @@ def _f_scsm_8_2__FileDirectoryRequest(el, obj):
 def _d_scsm_8_2__ConfirmedServiceRequest_ExtendedGetNameList(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 2:
+        c0 = el[0]
+        c1 = el[1]
+        obj = _new(C_scsm_8_2__ConfirmedServiceRequest_ExtendedGetNameList)
+        obj.object_class = _d_scsm_8_2__ObjectClass(c0, depth + 1, limit)
+        obj.object_scope = _d_scsm_8_2__GetNameListRequest_ObjectScope(c1, depth + 1, limit)
+        obj.continue_after = None
+        return obj
     v_object_class = None
     v_object_scope = None
     v_continue_after = None
@@ -2381,6 +2692,14 @@ def _f_scsm_8_2__ConfirmedServiceRequest_ExtendedGetNameList(el, obj):
 def _d_scsm_8_2__ConfirmedServiceResponse_GetNameList(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 1:
+        c0 = el[0]
+        obj = _new(C_scsm_8_2__ConfirmedServiceResponse_GetNameList)
+        obj.list_of_identifier = _d_scsm_8_2__GetNameListResponse_ListOfIdentifier(
+            c0, depth + 1, limit
+        )
+        obj.more_follows = None
+        return obj
     v_list_of_identifier = None
     v_more_follows = None
     for child in el[:]:
@@ -2411,6 +2730,12 @@ def _f_scsm_8_2__ConfirmedServiceResponse_GetNameList(el, obj):
 def _d_scsm_8_2__ReadResponse(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 1:
+        c0 = el[0]
+        obj = _new(C_scsm_8_2__ReadResponse)
+        obj.variable_access_specification = None
+        obj.list_of_access_result = _d_scsm_8_2__ListOfAccessResult(c0, depth + 1, limit)
+        return obj
     v_variable_access_specification = None
     v_list_of_access_result = None
     for child in el[:]:
@@ -2463,6 +2788,13 @@ def _f_scsm_8_2__WriteResponse(el, obj):
 def _d_scsm_8_2__GetVariableAccessAttributesResponse(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 2:
+        c0 = el[0]
+        c1 = el[1]
+        obj = _new(C_scsm_8_2__GetVariableAccessAttributesResponse)
+        obj.mms_deletable = (c0.text or "").strip() in ("true", "1")
+        obj.type_description = _d_scsm_8_2__TypeDescription(c1, depth + 1, limit)
+        return obj
     v_mms_deletable = None
     v_type_description = None
     for child in el[:]:
@@ -2500,6 +2832,13 @@ def _f_scsm_8_2__ConfirmedServiceResponse_DefineNamedVariableList(el, obj):
 def _d_scsm_8_2__GetNamedVariableListAttributesResponse(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 2:
+        c0 = el[0]
+        c1 = el[1]
+        obj = _new(C_scsm_8_2__GetNamedVariableListAttributesResponse)
+        obj.mms_deletable = (c0.text or "").strip() in ("true", "1")
+        obj.list_of_variable = _d_scsm_8_2__VariableDefs(c1, depth + 1, limit)
+        return obj
     v_mms_deletable = None
     v_list_of_variable = None
     for child in el[:]:
@@ -2526,6 +2865,13 @@ def _f_scsm_8_2__GetNamedVariableListAttributesResponse(el, obj):
 def _d_scsm_8_2__DeleteNamedVariableListResponse(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 2:
+        c0 = el[0]
+        c1 = el[1]
+        obj = _new(C_scsm_8_2__DeleteNamedVariableListResponse)
+        obj.number_matched = int(c0.text)
+        obj.number_deleted = int(c1.text)
+        return obj
     v_number_matched = None
     v_number_deleted = None
     for child in el[:]:
@@ -2552,6 +2898,14 @@ def _f_scsm_8_2__DeleteNamedVariableListResponse(el, obj):
 def _d_scsm_8_2__ReadJournalResponse(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 1:
+        c0 = el[0]
+        obj = _new(C_scsm_8_2__ReadJournalResponse)
+        obj.list_of_journal_entry = _d_scsm_8_2__ReadJournalResponse_ListOfJournalEntry(
+            c0, depth + 1, limit
+        )
+        obj.more_follows = None
+        return obj
     v_list_of_journal_entry = None
     v_more_follows = None
     for child in el[:]:
@@ -2593,6 +2947,13 @@ def _f_scsm_8_2__ConfirmedServiceResponse_ObtainFile(el, obj):
 def _d_scsm_8_2__FileOpenResponse(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 2:
+        c0 = el[0]
+        c1 = el[1]
+        obj = _new(C_scsm_8_2__FileOpenResponse)
+        obj.frsm_id = int(c0.text)
+        obj.file_attributes = _d_scsm_8_2__FileAttributes(c1, depth + 1, limit)
+        return obj
     v_frsm_id = None
     v_file_attributes = None
     for child in el[:]:
@@ -2619,6 +2980,12 @@ def _f_scsm_8_2__FileOpenResponse(el, obj):
 def _d_scsm_8_2__FileReadResponse(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 1:
+        c0 = el[0]
+        obj = _new(C_scsm_8_2__FileReadResponse)
+        obj.file_data = _d_hex(c0, 0, 0)
+        obj.more_follows = None
+        return obj
     v_file_data = None
     v_more_follows = None
     for child in el[:]:
@@ -2667,6 +3034,14 @@ def _f_scsm_8_2__ConfirmedServiceResponse_FileDelete(el, obj):
 def _d_scsm_8_2__FileDirectoryResponse(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 1:
+        c0 = el[0]
+        obj = _new(C_scsm_8_2__FileDirectoryResponse)
+        obj.list_of_directory_entry = _d_scsm_8_2__FileDirectoryResponse_ListOfDirectoryEntry(
+            c0, depth + 1, limit
+        )
+        obj.more_follows = None
+        return obj
     v_list_of_directory_entry = None
     v_more_follows = None
     for child in el[:]:
@@ -2697,6 +3072,14 @@ def _f_scsm_8_2__FileDirectoryResponse(el, obj):
 def _d_scsm_8_2__ConfirmedServiceResponse_ExtendedGetNameList(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 1:
+        c0 = el[0]
+        obj = _new(C_scsm_8_2__ConfirmedServiceResponse_ExtendedGetNameList)
+        obj.list_of_identifier = _d_scsm_8_2__GetNameListResponse_ListOfIdentifier(
+            c0, depth + 1, limit
+        )
+        obj.more_follows = None
+        return obj
     v_list_of_identifier = None
     v_more_follows = None
     for child in el[:]:
@@ -2727,6 +3110,15 @@ def _f_scsm_8_2__ConfirmedServiceResponse_ExtendedGetNameList(el, obj):
 def _d_scsm_8_2__InformationReport(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 2:
+        c0 = el[0]
+        c1 = el[1]
+        obj = _new(C_scsm_8_2__InformationReport)
+        obj.variable_access_specification = _d_scsm_8_2__VariableAccessSpecification(
+            c0, depth + 1, limit
+        )
+        obj.list_of_access_result = _d_scsm_8_2__ListOfAccessResult(c1, depth + 1, limit)
+        return obj
     v_variable_access_specification = None
     v_list_of_access_result = None
     for child in el[:]:
@@ -3608,6 +4000,13 @@ def _f_e2e_4__EncrMode(el, obj):
 def _d_e2e_4__ConfParams(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 3:
+        c0, c1, c2 = el[:]
+        obj = _new(C_e2e_4__ConfParams)
+        obj.tls_protected = (c0.text or "").strip() in ("true", "1")
+        obj.appl_protected = (c1.text or "").strip() in ("true", "1")
+        obj.vpn = (c2.text or "").strip() in ("true", "1")
+        return obj
     v_tls_protected = None
     v_appl_protected = None
     v_vpn = None
@@ -3640,6 +4039,13 @@ def _f_e2e_4__ConfParams(el, obj):
 def _d_e2e_4__ClearToken2_Rekey(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 2:
+        c0 = el[0]
+        c1 = el[1]
+        obj = _new(C_e2e_4__ClearToken2_Rekey)
+        obj.dh_key = _d_e2e_4__DhKey(c0, depth + 1, limit)
+        obj.sign = _d_hex(c1, 0, 0)
+        return obj
     v_dh_key = None
     v_sign = None
     for child in el[:]:
@@ -3795,6 +4201,13 @@ def _f_scsm_8_2__ObjectName_VmdSpecific(el, obj):
 def _d_scsm_8_2__ObjectName_DomainSpecific(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 2:
+        c0 = el[0]
+        c1 = el[1]
+        obj = _new(C_scsm_8_2__ObjectName_DomainSpecific)
+        obj.domain_id = c0.text or ""
+        obj.item_id = c1.text or ""
+        return obj
     v_domain_id = None
     v_item_id = None
     for child in el[:]:
@@ -3958,6 +4371,13 @@ def _f_scsm_8_2__ReadJournalRequest_ListOfVariables(el, obj):
 def _d_scsm_8_2__ReadJournalRequest_EntryToStartAfter(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 2:
+        c0 = el[0]
+        c1 = el[1]
+        obj = _new(C_scsm_8_2__ReadJournalRequest_EntryToStartAfter)
+        obj.time_specification = _d_hex(c0, 0, 0)
+        obj.entry_specification = _d_hex(c1, 0, 0)
+        return obj
     v_time_specification = None
     v_entry_specification = None
     for child in el[:]:
@@ -4138,6 +4558,12 @@ def _f_scsm_8_2__ReadJournalResponse_ListOfJournalEntry(el, obj):
 def _d_scsm_8_2__FileAttributes(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 1:
+        c0 = el[0]
+        obj = _new(C_scsm_8_2__FileAttributes)
+        obj.size_of_file = int(c0.text)
+        obj.last_modified = None
+        return obj
     v_size_of_file = None
     v_last_modified = None
     for child in el[:]:
@@ -5451,6 +5877,13 @@ def _f_e2e_4__EncrMode_Aea(el, obj):
 def _d_e2e_4__EncrMode_NonAea(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 2:
+        c0 = el[0]
+        c1 = el[1]
+        obj = _new(C_e2e_4__EncrMode_NonAea)
+        obj.encryption = _d_e2e_4__EncrMode_NonAea_Encryption(c0, depth + 1, limit)
+        obj.icv = _d_e2e_4__EncrMode_NonAea_Icv(c1, depth + 1, limit)
+        return obj
     v_encryption = None
     v_icv = None
     for child in el[:]:
@@ -5555,6 +5988,12 @@ def _f_scsm_8_2__Data(el, obj):
 def _d_scsm_8_2__VariableDefs_Sequence(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 1:
+        c0 = el[0]
+        obj = _new(C_scsm_8_2__VariableDefs_Sequence)
+        obj.variable_specification = _d_scsm_8_2__VariableSpecification(c0, depth + 1, limit)
+        obj.alternate_access = None
+        return obj
     v_variable_specification = None
     v_alternate_access = None
     for child in el[:]:
@@ -5720,6 +6159,14 @@ def _f_scsm_8_2__Null(el, obj):
 def _d_scsm_8_2__TypeDescription_Array(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 2:
+        c0 = el[0]
+        c1 = el[1]
+        obj = _new(C_scsm_8_2__TypeDescription_Array)
+        obj.packed = None
+        obj.number_of_elements = int(c0.text)
+        obj.element_type = _d_scsm_8_2__TypeSpecification(c1, depth + 1, limit)
+        return obj
     v_packed = None
     v_number_of_elements = None
     v_element_type = None
@@ -5752,6 +6199,12 @@ def _f_scsm_8_2__TypeDescription_Array(el, obj):
 def _d_scsm_8_2__TypeDescription_Structure(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 1:
+        c0 = el[0]
+        obj = _new(C_scsm_8_2__TypeDescription_Structure)
+        obj.packed = None
+        obj.components = _d_scsm_8_2__TypeDescription_Structure_Components(c0, depth + 1, limit)
+        return obj
     v_packed = None
     v_components = None
     for child in el[:]:
@@ -5832,6 +6285,13 @@ def _f_scsm_8_2__TypeDescription_Unsigned(el, obj):
 def _d_scsm_8_2__TypeDescription_FloatingPoint(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 2:
+        c0 = el[0]
+        c1 = el[1]
+        obj = _new(C_scsm_8_2__TypeDescription_FloatingPoint)
+        obj.format_width = int(c0.text)
+        obj.exponent_width = int(c1.text)
+        return obj
     v_format_width = None
     v_exponent_width = None
     for child in el[:]:
@@ -5908,6 +6368,13 @@ def _f_scsm_8_2__TypeDescription_UtcTime(el, obj):
 def _d_scsm_8_2__JournalEntry(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 3:
+        c0, c1, c2 = el[:]
+        obj = _new(C_scsm_8_2__JournalEntry)
+        obj.entry_identifier = _d_hex(c0, 0, 0)
+        obj.originating_application = _d_scsm_8_2__ApplicationReference(c1, depth + 1, limit)
+        obj.entry_content = _d_scsm_8_2__EntryContent(c2, depth + 1, limit)
+        return obj
     v_entry_identifier = None
     v_originating_application = None
     v_entry_content = None
@@ -5942,6 +6409,13 @@ def _f_scsm_8_2__JournalEntry(el, obj):
 def _d_scsm_8_2__DirectoryEntry(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 2:
+        c0 = el[0]
+        c1 = el[1]
+        obj = _new(C_scsm_8_2__DirectoryEntry)
+        obj.file_name = _d_scsm_8_2__FileName(c0, depth + 1, limit)
+        obj.file_attributes = _d_scsm_8_2__FileAttributes(c1, depth + 1, limit)
+        return obj
     v_file_name = None
     v_file_attributes = None
     for child in el[:]:
@@ -6571,6 +7045,13 @@ def _f_scsm_8_2__TypeDescription_Structure_Components(el, obj):
 def _d_scsm_8_2__EntryContent(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 2:
+        c0 = el[0]
+        c1 = el[1]
+        obj = _new(C_scsm_8_2__EntryContent)
+        obj.occurrence_time = _d_hex(c0, 0, 0)
+        obj.entry_form = _d_scsm_8_2__EntryContent_EntryForm(c1, depth + 1, limit)
+        return obj
     v_occurrence_time = None
     v_entry_form = None
     for child in el[:]:
@@ -6675,6 +7156,12 @@ def _f_scsm_8_2__AlternateAccess_Choice(el, obj):
 def _d_scsm_8_2__TypeDescription_Structure_Components_Sequence(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 1:
+        c0 = el[0]
+        obj = _new(C_scsm_8_2__TypeDescription_Structure_Components_Sequence)
+        obj.component_name = None
+        obj.component_type = _d_scsm_8_2__TypeSpecification(c0, depth + 1, limit)
+        return obj
     v_component_name = None
     v_component_type = None
     for child in el[:]:
@@ -6779,6 +7266,13 @@ def _f_scsm_8_2__AlternateAccessSelection(el, obj):
 def _d_scsm_8_2__AlternateAccess_Choice_Named(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 2:
+        c0 = el[0]
+        c1 = el[1]
+        obj = _new(C_scsm_8_2__AlternateAccess_Choice_Named)
+        obj.component_name = c0.text or ""
+        obj.access = _d_scsm_8_2__AlternateAccessSelection(c1, depth + 1, limit)
+        return obj
     v_component_name = None
     v_access = None
     for child in el[:]:
@@ -6829,6 +7323,13 @@ def _f_scsm_8_2__EntryContent_EntryForm_Data(el, obj):
 def _d_scsm_8_2__AlternateAccessSelection_SelectAlternateAccess(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 2:
+        c0 = el[0]
+        c1 = el[1]
+        obj = _new(C_scsm_8_2__AlternateAccessSelection_SelectAlternateAccess)
+        obj.access_selection = _d_scsm_8_2__AccessSelection(c0, depth + 1, limit)
+        obj.alternate_access = _d_scsm_8_2__AlternateAccess(c1, depth + 1, limit)
+        return obj
     v_access_selection = None
     v_alternate_access = None
     for child in el[:]:
@@ -6903,6 +7404,13 @@ def _f_scsm_8_2__EntryContent_EntryForm_Data_ListOfVariables(el, obj):
 def _d_scsm_8_2__IndexRange(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 2:
+        c0 = el[0]
+        c1 = el[1]
+        obj = _new(C_scsm_8_2__IndexRange)
+        obj.low_index = int(c0.text)
+        obj.number_of_elements = int(c1.text)
+        return obj
     v_low_index = None
     v_number_of_elements = None
     for child in el[:]:
@@ -6929,6 +7437,13 @@ def _f_scsm_8_2__IndexRange(el, obj):
 def _d_scsm_8_2__JournalVariable(el, depth, limit):
     if depth >= limit:
         raise TooDeep(depth)
+    if len(el) == 2:
+        c0 = el[0]
+        c1 = el[1]
+        obj = _new(C_scsm_8_2__JournalVariable)
+        obj.variable_tag = c0.text or ""
+        obj.value_specification = _d_scsm_8_2__Data(c1, depth + 1, limit)
+        return obj
     v_variable_tag = None
     v_value_specification = None
     for child in el[:]:

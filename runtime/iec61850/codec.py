@@ -352,6 +352,12 @@ class Codec:
     def decode(self, data: bytes | str | Any) -> Any:
         """Bytes, str or an element -> the typed object of its root (Mmspdu, ClearTransfer...)."""
         root = self.parse_tree(data)
+        if self.fast:
+            # from_element's fast path inlined (one call less per PDU); every root the fast
+            # path covers is a global element of the schema set, i.e. in ``self.roots``.
+            result = _fast_decode(root, self.limits.max_depth)
+            if result is not _NOT_FAST:
+                return result
         return self.from_element(root, owned=True)
 
     def decode_pdu(self, data: bytes | str | Any) -> Mmspdu:
@@ -500,6 +506,8 @@ def _check_tree(root: Any, limits: Limits) -> None:
 
 
 _ENTITY = etree.Entity  # the ``tag`` of lxml entity-reference nodes
+_fast_decode = fastxer.decode
+_NOT_FAST = fastxer.NOT_FAST
 
 
 def _text_size(text: Any, limit: int, tag: Any) -> int:
