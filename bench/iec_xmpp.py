@@ -15,24 +15,7 @@ each as sequential latency (median, p99) and as throughput with N requests in fl
 built from an SCL text generated here (one GGIO with 50 MV data objects and a 50-member data set).
 The target of issue 6: single-attribute GetDataValues throughput >= 80% of the raw iq echo.
 
-Measured 2026-11-22 on the shared 2-core machine while five other engineers were building and
-testing (load average 2-3, so absolute figures swing by +-40% from run to run; the ratio, taken
-from interleaved rounds, is the meaningful number). Defaults (1000 requests x 5 rounds, 32 in
-flight); all four XMPP clients (echo pair, IED, client) live in this one Python process:
-
-    run (load)                               median ms   p99 ms    req/s
-    raw slixmpp iq echo          (~2)             2.03     7.33      828
-    gridbind GetDataValues 1 attr                 2.87     6.06      646     78%
-    gridbind GetDataSetValues 50                  7.30    14.84      203
-    raw slixmpp iq echo          (~3.1)           5.28    14.29      413
-    gridbind GetDataValues 1 attr                 6.40    17.45      378     91%
-    gridbind GetDataSetValues 50                 11.42    26.38      115
-
-With a flat 600-character payload instead of the real request tree the raw echo is faster
-(slixmpp's serialiser costs per element): 986 vs 972 req/s (99%) in one run, 1446 vs 568 (39%)
-in a run where something else took a core halfway. Per request, gridbind's own layers (strict
-codec gate on both sides, neutral PDU mapping, model lookup) cost about 0.15-0.3 ms of CPU next
-to slixmpp's ~0.9 ms per stanza on each side.
+Measured figures, with the peer's from the same run: README.md, section Benchmarks.
 """
 
 from __future__ import annotations

@@ -15,21 +15,7 @@ packets on the wire, framing included); the publisher reports its CPU time per m
 over the same run. ``in flight`` is what the publisher had sent but the subscriber had not read
 when the subscriber stopped: socket buffers' worth, bounded (it does not grow with run time).
 
-Figures measured on the shared 2-core development machine while five other engineers worked on
-it (noisy: the sttpapi pair does ~58-60k/s on a quiet machine; re-measure), 8 s per pair:
-
-    pair                      measurements/s  sub us/meas  pub us/meas  bytes/meas  in flight
-    sttpapi -> sttpapi                27,879        16.06        11.86        2.17     113000
-    gridbind -> gridbind             715,110         0.67         0.46        2.16    3385000
-    sttpapi -> gridbind               64,530         1.07        12.19        2.16       1000
-    gridbind -> sttpapi               16,616        17.59         0.51        2.19    1874000
-    gridbind pair / sttpapi pair: 25.7x
-
-(other runs: less load -- sttpapi pair 55,872/s, gridbind pair 1,225,970/s, 21.9x; more load --
-30,825/s vs 384,767/s, 12.5x, with CPU per measurement 16.98/14.05 us (sttpapi sub/pub) against
-0.75/0.71 us (gridbind)). Throughput swings with the other work on the machine; the CPU cost per
-measurement is the stable figure: the gridbind subscriber needs ~20x less than sttpapi's at the
-same ~2.17 bytes per measurement. Mixed pairs run at the speed of their sttpapi side.
+Measured figures, with the peer's from the same run: README.md, section Benchmarks.
 """
 
 from __future__ import annotations

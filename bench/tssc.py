@@ -9,18 +9,7 @@ implementation, measurements/s for encode and decode on one core and bytes per m
 payload, and with the 3-byte block header). sttpapi is fed the types its encoder handles correctly
 (numpy.uint32 flags, Python-int timestamps).
 
-Measured 2026-11-22 on the shared 2-core build machine (load ~1.5 from other work), default
-arguments (300,000 measurements, best of 3 for the compiled core's columnar path):
-
-    implementation              encode/s      decode/s   B/meas  B/meas+hdr
-    gridbind[c]               28,452,276    33,115,993    2.325       2.328
-    gridbind[python]             457,928       445,193    2.325       2.328
-    gridbind add()/tuples      2,614,723     8,838,767    2.325       2.328
-    sttpapi                      108,710        89,104    2.325       2.328
-
-("add()/tuples" is the per-measurement convenience path on the compiled core.)
-The bytes are identical to sttpapi's (same algorithm, bit-exact), so bytes/measurement match
-exactly; the figure depends on the stream (about 2.3-2.6 for this generator's noise levels).
+Measured figures, with the peer's from the same run: README.md, section Benchmarks.
 """
 
 from __future__ import annotations
