@@ -56,7 +56,8 @@ class Connection(asyncio.Protocol):
         self._writable = asyncio.Event()
         self._writable.set()
         self._tasks: list[asyncio.Task[Any]] = []
-        self._timers: list[asyncio.TimerHandle] = []
+        # At most one: a newer rotation makes an older unconfirmed one moot.
+        self._rotation_timer: asyncio.TimerHandle | None = None
         self._latest: dict[uuid.UUID, Measurement] = {}
         self.closed = False
         self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -92,8 +93,8 @@ class Connection(asyncio.Protocol):
         self.publisher._connections.discard(self)
         for task in self._tasks:
             task.cancel()
-        for timer in self._timers:
-            timer.cancel()
+        if self._rotation_timer is not None:
+            self._rotation_timer.cancel()
         if self.udp is not None:
             self.udp.close()
         self._writable.set()
@@ -157,6 +158,9 @@ class Connection(asyncio.Protocol):
             for task in self._tasks[1:]:
                 task.cancel()
             del self._tasks[1:]
+            if self._rotation_timer is not None:
+                self._rotation_timer.cancel()
+                self._rotation_timer = None
             loop = asyncio.get_running_loop()
             assert self.session is not None
             if self.session.udp_target is not None:
@@ -228,8 +232,9 @@ class Connection(asyncio.Protocol):
                 session.activate_pending_keys()
                 log.info("subscriber %s:%s did not confirm cipher keys; switched", *self.peer)
 
-        handle = asyncio.get_running_loop().call_later(timeout, activate)
-        self._timers.append(handle)
+        if self._rotation_timer is not None:
+            self._rotation_timer.cancel()
+        self._rotation_timer = asyncio.get_running_loop().call_later(timeout, activate)
 
     async def _replay(self, event: Subscribed) -> None:
         history = self.publisher.history

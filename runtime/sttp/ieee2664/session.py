@@ -572,7 +572,14 @@ class PublisherState:
         self._xml: bytes | None = None
         self._gzip: bytes | None = None
         if isinstance(metadata, (bytes, str)):
-            xml = metadata.encode("utf-8") if isinstance(metadata, str) else bytes(metadata)
+            if isinstance(metadata, str):
+                # Text has no encoding of its own: serve it as UTF-8, with a declaration saying so.
+                text = metadata.lstrip("\ufeff")
+                if text.startswith("<?xml"):
+                    text = text[text.index("?>") + 2 :].lstrip()
+                xml = ('<?xml version="1.0" encoding="utf-8"?>\n' + text).encode("utf-8")
+            else:
+                xml = bytes(metadata)
             metadata = DataSet.from_xml(xml)
             self._xml, self._gzip = xml, gzip_bytes(xml)
         self.metadata = metadata
@@ -846,6 +853,7 @@ class PublisherSession:
             # Keys go before the signal index cache: once the subscriber confirms the cache
             # (and UDP data starts) it has processed the keys too.
             self.keys = None
+            self._pending_keys = None  # an unconfirmed rotation of the old subscription is moot
             self.rotate_cipher_keys()
         self.succeed(command, f"Client subscribed to {len(signals)} signals.")
         self._respond(ServerResponse.UPDATE_SIGNAL_INDEX_CACHE, command, cache_bytes)

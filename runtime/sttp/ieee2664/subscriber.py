@@ -41,6 +41,15 @@ from gridbind.sttp.ieee2664.wire import ProtocolError
 from gridbind.sttp.measurement import Measurement
 
 log = logging.getLogger(__name__)
+#: How many connection attempts and retry waits a subscriber remembers.
+HISTORY = 256
+
+
+def _remember(values: list[float], value: float) -> None:
+    values.append(value)
+    if len(values) > HISTORY:
+        del values[: len(values) - HISTORY]
+
 
 MeasurementsCallback = Callable[[list[Measurement]], Any]
 
@@ -147,7 +156,8 @@ class Subscriber:
         self.max_retries = max_retries
         self.udp, self.udp_host, self.udp_port = udp, udp_host, udp_port
         self.udp_receive_buffer = udp_receive_buffer
-        #: every connection attempt (loop time) and every wait before a retry, in order
+        #: the latest connection attempts (loop time) and waits before a retry, in order (the
+        #: last HISTORY of each: a subscriber reconnecting for months must not grow them)
         self.attempt_times: list[float] = []
         self.retry_waits: list[float] = []
         self.ssl = ssl
@@ -388,7 +398,7 @@ class Subscriber:
                 if await self._serve(protocol, loop):
                     break
                 continue
-            self.attempt_times.append(loop.time())
+            _remember(self.attempt_times, loop.time())
             try:
                 _, protocol = await asyncio.wait_for(
                     loop.create_connection(
@@ -495,7 +505,7 @@ class Subscriber:
 
     async def _retry_wait(self, attempt: int) -> None:
         wait = self._backoff(attempt)
-        self.retry_waits.append(wait)
+        _remember(self.retry_waits, wait)
         await asyncio.sleep(wait)
 
     def _totals_add(self, stats: Statistics) -> None:

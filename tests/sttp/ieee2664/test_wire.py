@@ -313,3 +313,15 @@ def test_schema_requests():
     assert all(not t.rows for t in primary.schema.tables)
     assert selection.schema.tables[0].name == "ActiveMeasurements"
     assert "SignalType" in selection.schema.tables[0].column_names
+
+
+def test_text_metadata_is_served_as_utf8_whatever_its_declaration_said():
+    from gridbind.sttp.ieee2664.metadata import DataSet, synthetic_pmu_metadata
+    from gridbind.sttp.ieee2664.session import PublisherState
+
+    metadata, _ = synthetic_pmu_metadata(10)
+    body = metadata.to_xml().decode("utf-8").split("?>", 1)[-1].lstrip()
+    text = '<?xml version="1.0" encoding="utf-16"?>\n' + body  # as .NET StringWriter writes
+    served = PublisherState(text).metadata_xml(False)
+    assert served.startswith(b'<?xml version="1.0" encoding="utf-8"?>')
+    assert DataSet.from_xml(served).to_xml() == metadata.to_xml()
