@@ -506,7 +506,7 @@ def _construct(cls: type, values: list[tuple[str, str]]) -> list[str]:
     return [f"    return {_ref(cls)}({kwargs})"]
 
 
-def _positional(cls: type, text_vars: list, elem_vars: list, fn, child_ns) -> list[str]:
+def _positional(cls: type, text_vars: list, elem_vars: list, fn, child_ns, tag_of) -> list[str]:
     """Decoder lines for the common shape of a sequence: only its required elements present.
 
     When every required field is one plain element and the element has exactly as many child
@@ -533,6 +533,8 @@ def _positional(cls: type, text_vars: list, elem_vars: list, fn, child_ns) -> li
         body.append("        c1 = el[1]")
     else:
         body.append(f"        {', '.join(names)} = el[:]")
+    checks = " and ".join(f"{n}.tag == {tag_of(v.qname)}" for v, n in zip(required, names))
+    body.append(f"        if {checks}:")
     position = {v.name: name for v, name in zip(required, names)}
     values = []
     for var in elem_vars:
@@ -544,7 +546,7 @@ def _positional(cls: type, text_vars: list, elem_vars: list, fn, child_ns) -> li
             values.append((var.name, call))
         else:
             values.append((var.name, re.sub(r"\bchild\b", child, _INLINE_DECODE[_value_kind(var)])))
-    return body + ["    " + line for line in _construct(cls, values)]
+    return body + ["        " + line for line in _construct(cls, values)]
 
 
 def _emit_fast(package, elements: set[str]) -> str:
@@ -721,7 +723,9 @@ def _emit_fast(package, elements: set[str]) -> str:
             ]
             body += _construct(cls, [(var.name, "decode(child, depth + 1, limit)")])
         else:
-            body += _positional(cls, text_vars, elem_vars, fn, child_ns)
+            body += _positional(
+                cls, text_vars, elem_vars, fn, child_ns, lambda q: _tag_name(q, tags)
+            )
             for var in elem_vars:
                 body.append(f"    v_{var.name} = {'[]' if var.list_element else 'None'}")
                 args.append(var.name)

@@ -548,10 +548,11 @@ def _d_e2e_4__ApplAbort(el, depth, limit):
         raise TooDeep(depth)
     if len(el) == 1:
         c0 = el[0]
-        obj = _new(C_e2e_4__ApplAbort)
-        obj.token3 = _d_e2e_4__ClearToken3(c0, depth + 1, limit)
-        obj.auth = None
-        return obj
+        if c0.tag == T_e2e_4__token3:
+            obj = _new(C_e2e_4__ApplAbort)
+            obj.token3 = _d_e2e_4__ClearToken3(c0, depth + 1, limit)
+            obj.auth = None
+            return obj
     v_token3 = None
     v_auth = None
     for child in el[:]:
@@ -581,10 +582,11 @@ def _d_e2e_4__ApplicationReject(el, depth, limit):
     if len(el) == 2:
         c0 = el[0]
         c1 = el[1]
-        obj = _new(C_e2e_4__ApplicationReject)
-        obj.tbs = _d_e2e_4__HandshakeTbs(c0, depth + 1, limit)
-        obj.sign = _d_hex(c1, 0, 0)
-        return obj
+        if c0.tag == T_e2e_4__tbs and c1.tag == T_e2e_4__sign:
+            obj = _new(C_e2e_4__ApplicationReject)
+            obj.tbs = _d_e2e_4__HandshakeTbs(c0, depth + 1, limit)
+            obj.sign = _d_hex(c1, 0, 0)
+            return obj
     v_tbs = None
     v_sign = None
     for child in el[:]:
@@ -614,11 +616,12 @@ def _d_e2e_4__AssociationContext(el, depth, limit):
     if len(el) == 2:
         c0 = el[0]
         c1 = el[1]
-        obj = _new(C_e2e_4__AssociationContext)
-        obj.pp = None
-        obj.asso_id = c0.text or ""
-        obj.appl_data = _d_e2e_4__ApplData(c1, depth + 1, limit)
-        return obj
+        if c0.tag == T_e2e_4__assoID and c1.tag == T_e2e_4__applData:
+            obj = _new(C_e2e_4__AssociationContext)
+            obj.pp = None
+            obj.asso_id = c0.text or ""
+            obj.appl_data = _d_e2e_4__ApplData(c1, depth + 1, limit)
+            return obj
     v_pp = None
     v_asso_id = None
     v_appl_data = None
@@ -654,10 +657,11 @@ def _d_e2e_4__ClearTransfer(el, depth, limit):
     if len(el) == 2:
         c0 = el[0]
         c1 = el[1]
-        obj = _new(C_e2e_4__ClearTransfer)
-        obj.tbp = _d_e2e_4__ClearTbp(c0, depth + 1, limit)
-        obj.auth = _d_e2e_4__Authenticator(c1, depth + 1, limit)
-        return obj
+        if c0.tag == T_e2e_4__tbp and c1.tag == T_e2e_4__auth:
+            obj = _new(C_e2e_4__ClearTransfer)
+            obj.tbp = _d_e2e_4__ClearTbp(c0, depth + 1, limit)
+            obj.auth = _d_e2e_4__Authenticator(c1, depth + 1, limit)
+            return obj
     v_tbp = None
     v_auth = None
     for child in el[:]:
@@ -687,10 +691,11 @@ def _d_e2e_4__DtSecAbort(el, depth, limit):
     if len(el) == 2:
         c0 = el[0]
         c1 = el[1]
-        obj = _new(C_e2e_4__DtSecAbort)
-        obj.token3 = _d_e2e_4__ClearToken3(c0, depth + 1, limit)
-        obj.diag = int(c1.text)
-        return obj
+        if c0.tag == T_e2e_4__token3 and c1.tag == T_e2e_4__diag:
+            obj = _new(C_e2e_4__DtSecAbort)
+            obj.token3 = _d_e2e_4__ClearToken3(c0, depth + 1, limit)
+            obj.diag = int(c1.text)
+            return obj
     v_token3 = None
     v_diag = None
     for child in el[:]:
@@ -719,10 +724,11 @@ def _d_e2e_4__EncrTransfer(el, depth, limit):
         raise TooDeep(depth)
     if len(el) == 1:
         c0 = el[0]
-        obj = _new(C_e2e_4__EncrTransfer)
-        obj.tbp = _d_e2e_4__EncrTbp(c0, depth + 1, limit)
-        obj.auth = None
-        return obj
+        if c0.tag == T_e2e_4__tbp:
+            obj = _new(C_e2e_4__EncrTransfer)
+            obj.tbp = _d_e2e_4__EncrTbp(c0, depth + 1, limit)
+            obj.auth = None
+            return obj
     v_tbp = None
     v_auth = None
     for child in el[:]:
@@ -752,10 +758,11 @@ def _d_e2e_4__HandshakeAcc(el, depth, limit):
     if len(el) == 2:
         c0 = el[0]
         c1 = el[1]
-        obj = _new(C_e2e_4__HandshakeAcc)
-        obj.tbs = _d_e2e_4__HandshakeTbs(c0, depth + 1, limit)
-        obj.sign = _d_hex(c1, 0, 0)
-        return obj
+        if c0.tag == T_e2e_4__tbs and c1.tag == T_e2e_4__sign:
+            obj = _new(C_e2e_4__HandshakeAcc)
+            obj.tbs = _d_e2e_4__HandshakeTbs(c0, depth + 1, limit)
+            obj.sign = _d_hex(c1, 0, 0)
+            return obj
     v_tbs = None
     v_sign = None
     for child in el[:]:
@@ -784,11 +791,12 @@ def _d_e2e_4__HandshakeReq(el, depth, limit):
         raise TooDeep(depth)
     if len(el) == 3:
         c0, c1, c2 = el[:]
-        obj = _new(C_e2e_4__HandshakeReq)
-        obj.pp = _d_e2e_4__ProtectedProtocol(c0, depth + 1, limit)
-        obj.tbs = _d_e2e_4__HandshakeTbs(c1, depth + 1, limit)
-        obj.sign = _d_hex(c2, 0, 0)
-        return obj
+        if c0.tag == T_e2e_4__pp and c1.tag == T_e2e_4__tbs and c2.tag == T_e2e_4__sign:
+            obj = _new(C_e2e_4__HandshakeReq)
+            obj.pp = _d_e2e_4__ProtectedProtocol(c0, depth + 1, limit)
+            obj.tbs = _d_e2e_4__HandshakeTbs(c1, depth + 1, limit)
+            obj.sign = _d_hex(c2, 0, 0)
+            return obj
     v_pp = None
     v_tbs = None
     v_sign = None
@@ -823,11 +831,12 @@ def _d_e2e_4__HandshakeSecAbort(el, depth, limit):
         raise TooDeep(depth)
     if len(el) == 3:
         c0, c1, c2 = el[:]
-        obj = _new(C_e2e_4__HandshakeSecAbort)
-        obj.asso_id = c0.text or ""
-        obj.time = c1.text or ""
-        obj.diag = int(c2.text)
-        return obj
+        if c0.tag == T_e2e_4__assoID and c1.tag == T_e2e_4__time and c2.tag == T_e2e_4__diag:
+            obj = _new(C_e2e_4__HandshakeSecAbort)
+            obj.asso_id = c0.text or ""
+            obj.time = c1.text or ""
+            obj.diag = int(c2.text)
+            return obj
     v_asso_id = None
     v_time = None
     v_diag = None
@@ -862,11 +871,12 @@ def _d_e2e_4__HandshakeSecReject(el, depth, limit):
         raise TooDeep(depth)
     if len(el) == 3:
         c0, c1, c2 = el[:]
-        obj = _new(C_e2e_4__HandshakeSecReject)
-        obj.asso_id = c0.text or ""
-        obj.time = c1.text or ""
-        obj.diag = int(c2.text)
-        return obj
+        if c0.tag == T_e2e_4__assoID and c1.tag == T_e2e_4__time and c2.tag == T_e2e_4__diag:
+            obj = _new(C_e2e_4__HandshakeSecReject)
+            obj.asso_id = c0.text or ""
+            obj.time = c1.text or ""
+            obj.diag = int(c2.text)
+            return obj
     v_asso_id = None
     v_time = None
     v_diag = None
@@ -901,10 +911,11 @@ def _d_e2e_4__ReleaseReq(el, depth, limit):
         raise TooDeep(depth)
     if len(el) == 1:
         c0 = el[0]
-        obj = _new(C_e2e_4__ReleaseReq)
-        obj.token3 = _d_e2e_4__ClearToken3(c0, depth + 1, limit)
-        obj.auth = None
-        return obj
+        if c0.tag == T_e2e_4__token3:
+            obj = _new(C_e2e_4__ReleaseReq)
+            obj.token3 = _d_e2e_4__ClearToken3(c0, depth + 1, limit)
+            obj.auth = None
+            return obj
     v_token3 = None
     v_auth = None
     for child in el[:]:
@@ -933,10 +944,11 @@ def _d_e2e_4__ReleaseRsp(el, depth, limit):
         raise TooDeep(depth)
     if len(el) == 1:
         c0 = el[0]
-        obj = _new(C_e2e_4__ReleaseRsp)
-        obj.token3 = _d_e2e_4__ClearToken3(c0, depth + 1, limit)
-        obj.auth = None
-        return obj
+        if c0.tag == T_e2e_4__token3:
+            obj = _new(C_e2e_4__ReleaseRsp)
+            obj.token3 = _d_e2e_4__ClearToken3(c0, depth + 1, limit)
+            obj.auth = None
+            return obj
     v_token3 = None
     v_auth = None
     for child in el[:]:
@@ -966,10 +978,11 @@ def _d_scsm_8_2__ConfirmedRequestPdu(el, depth, limit):
     if len(el) == 2:
         c0 = el[0]
         c1 = el[1]
-        obj = _new(C_scsm_8_2__ConfirmedRequestPdu)
-        obj.invoke_id = int(c0.text)
-        obj.service = _d_scsm_8_2__ConfirmedServiceRequest(c1, depth + 1, limit)
-        return obj
+        if c0.tag == T_scsm_8_2__invokeID and c1.tag == T_scsm_8_2__service:
+            obj = _new(C_scsm_8_2__ConfirmedRequestPdu)
+            obj.invoke_id = int(c0.text)
+            obj.service = _d_scsm_8_2__ConfirmedServiceRequest(c1, depth + 1, limit)
+            return obj
     v_invoke_id = None
     v_service = None
     for child in el[:]:
@@ -999,10 +1012,11 @@ def _d_scsm_8_2__ConfirmedResponsePdu(el, depth, limit):
     if len(el) == 2:
         c0 = el[0]
         c1 = el[1]
-        obj = _new(C_scsm_8_2__ConfirmedResponsePdu)
-        obj.invoke_id = int(c0.text)
-        obj.service = _d_scsm_8_2__ConfirmedServiceResponse(c1, depth + 1, limit)
-        return obj
+        if c0.tag == T_scsm_8_2__invokeID and c1.tag == T_scsm_8_2__service:
+            obj = _new(C_scsm_8_2__ConfirmedResponsePdu)
+            obj.invoke_id = int(c0.text)
+            obj.service = _d_scsm_8_2__ConfirmedServiceResponse(c1, depth + 1, limit)
+            return obj
     v_invoke_id = None
     v_service = None
     for child in el[:]:
@@ -1032,11 +1046,12 @@ def _d_scsm_8_2__ConfirmedErrorPdu(el, depth, limit):
     if len(el) == 2:
         c0 = el[0]
         c1 = el[1]
-        obj = _new(C_scsm_8_2__ConfirmedErrorPdu)
-        obj.invoke_id = int(c0.text)
-        obj.modifier_position = None
-        obj.service_error = _d_scsm_8_2__ServiceError(c1, depth + 1, limit)
-        return obj
+        if c0.tag == T_scsm_8_2__invokeID and c1.tag == T_scsm_8_2__serviceError:
+            obj = _new(C_scsm_8_2__ConfirmedErrorPdu)
+            obj.invoke_id = int(c0.text)
+            obj.modifier_position = None
+            obj.service_error = _d_scsm_8_2__ServiceError(c1, depth + 1, limit)
+            return obj
     v_invoke_id = None
     v_modifier_position = None
     v_service_error = None
@@ -1071,9 +1086,10 @@ def _d_scsm_8_2__UnconfirmedPdu(el, depth, limit):
         raise TooDeep(depth)
     if len(el) == 1:
         c0 = el[0]
-        obj = _new(C_scsm_8_2__UnconfirmedPdu)
-        obj.service = _d_scsm_8_2__UnconfirmedService(c0, depth + 1, limit)
-        return obj
+        if c0.tag == T_scsm_8_2__service:
+            obj = _new(C_scsm_8_2__UnconfirmedPdu)
+            obj.service = _d_scsm_8_2__UnconfirmedService(c0, depth + 1, limit)
+            return obj
     v_service = None
     for child in el[:]:
         tag = child.tag
@@ -1096,10 +1112,11 @@ def _d_scsm_8_2__RejectPdu(el, depth, limit):
         raise TooDeep(depth)
     if len(el) == 1:
         c0 = el[0]
-        obj = _new(C_scsm_8_2__RejectPdu)
-        obj.original_invoke_id = None
-        obj.reject_reason = _d_scsm_8_2__RejectPdu_RejectReason(c0, depth + 1, limit)
-        return obj
+        if c0.tag == T_scsm_8_2__rejectReason:
+            obj = _new(C_scsm_8_2__RejectPdu)
+            obj.original_invoke_id = None
+            obj.reject_reason = _d_scsm_8_2__RejectPdu_RejectReason(c0, depth + 1, limit)
+            return obj
     v_original_invoke_id = None
     v_reject_reason = None
     for child in el[:]:
@@ -1155,10 +1172,11 @@ def _d_scsm_8_2__CancelErrorPdu(el, depth, limit):
     if len(el) == 2:
         c0 = el[0]
         c1 = el[1]
-        obj = _new(C_scsm_8_2__CancelErrorPdu)
-        obj.original_invoke_id = int(c0.text)
-        obj.service_error = _d_scsm_8_2__ServiceError(c1, depth + 1, limit)
-        return obj
+        if c0.tag == T_scsm_8_2__originalInvokeID and c1.tag == T_scsm_8_2__serviceError:
+            obj = _new(C_scsm_8_2__CancelErrorPdu)
+            obj.original_invoke_id = int(c0.text)
+            obj.service_error = _d_scsm_8_2__ServiceError(c1, depth + 1, limit)
+            return obj
     v_original_invoke_id = None
     v_service_error = None
     for child in el[:]:
@@ -1187,15 +1205,20 @@ def _d_scsm_8_2__InitiateRequestPdu(el, depth, limit):
         raise TooDeep(depth)
     if len(el) == 3:
         c0, c1, c2 = el[:]
-        obj = _new(C_scsm_8_2__InitiateRequestPdu)
-        obj.local_detail_calling = None
-        obj.proposed_max_serv_outstanding_calling = int(c0.text)
-        obj.proposed_max_serv_outstanding_called = int(c1.text)
-        obj.proposed_data_structure_nesting_level = None
-        obj.init_request_detail = _d_scsm_8_2__InitiateRequestPdu_InitRequestDetail(
-            c2, depth + 1, limit
-        )
-        return obj
+        if (
+            c0.tag == T_scsm_8_2__proposedMaxServOutstandingCalling
+            and c1.tag == T_scsm_8_2__proposedMaxServOutstandingCalled
+            and c2.tag == T_scsm_8_2__initRequestDetail
+        ):
+            obj = _new(C_scsm_8_2__InitiateRequestPdu)
+            obj.local_detail_calling = None
+            obj.proposed_max_serv_outstanding_calling = int(c0.text)
+            obj.proposed_max_serv_outstanding_called = int(c1.text)
+            obj.proposed_data_structure_nesting_level = None
+            obj.init_request_detail = _d_scsm_8_2__InitiateRequestPdu_InitRequestDetail(
+                c2, depth + 1, limit
+            )
+            return obj
     v_local_detail_calling = None
     v_proposed_max_serv_outstanding_calling = None
     v_proposed_max_serv_outstanding_called = None
@@ -1252,15 +1275,20 @@ def _d_scsm_8_2__InitiateResponsePdu(el, depth, limit):
         raise TooDeep(depth)
     if len(el) == 3:
         c0, c1, c2 = el[:]
-        obj = _new(C_scsm_8_2__InitiateResponsePdu)
-        obj.local_detail_called = None
-        obj.negotiated_max_serv_outstanding_calling = int(c0.text)
-        obj.negotiated_max_serv_outstanding_called = int(c1.text)
-        obj.negotiated_data_structure_nesting_level = None
-        obj.init_response_detail = _d_scsm_8_2__InitiateResponsePdu_InitResponseDetail(
-            c2, depth + 1, limit
-        )
-        return obj
+        if (
+            c0.tag == T_scsm_8_2__negotiatedMaxServOutstandingCalling
+            and c1.tag == T_scsm_8_2__negotiatedMaxServOutstandingCalled
+            and c2.tag == T_scsm_8_2__initResponseDetail
+        ):
+            obj = _new(C_scsm_8_2__InitiateResponsePdu)
+            obj.local_detail_called = None
+            obj.negotiated_max_serv_outstanding_calling = int(c0.text)
+            obj.negotiated_max_serv_outstanding_called = int(c1.text)
+            obj.negotiated_data_structure_nesting_level = None
+            obj.init_response_detail = _d_scsm_8_2__InitiateResponsePdu_InitResponseDetail(
+                c2, depth + 1, limit
+            )
+            return obj
     v_local_detail_called = None
     v_negotiated_max_serv_outstanding_calling = None
     v_negotiated_max_serv_outstanding_called = None
@@ -1317,12 +1345,13 @@ def _d_scsm_8_2__Mmspdu_InitiateErrorPdu(el, depth, limit):
         raise TooDeep(depth)
     if len(el) == 1:
         c0 = el[0]
-        obj = _new(C_scsm_8_2__Mmspdu_InitiateErrorPdu)
-        obj.error_class = _d_scsm_8_2__ServiceError_ErrorClass(c0, depth + 1, limit)
-        obj.additional_code = None
-        obj.additional_description = None
-        obj.service_specific_information = None
-        return obj
+        if c0.tag == T_scsm_8_2__errorClass:
+            obj = _new(C_scsm_8_2__Mmspdu_InitiateErrorPdu)
+            obj.error_class = _d_scsm_8_2__ServiceError_ErrorClass(c0, depth + 1, limit)
+            obj.additional_code = None
+            obj.additional_description = None
+            obj.service_specific_information = None
+            return obj
     v_error_class = None
     v_additional_code = None
     v_additional_description = None
@@ -1389,12 +1418,13 @@ def _d_scsm_8_2__Mmspdu_ConcludeErrorPdu(el, depth, limit):
         raise TooDeep(depth)
     if len(el) == 1:
         c0 = el[0]
-        obj = _new(C_scsm_8_2__Mmspdu_ConcludeErrorPdu)
-        obj.error_class = _d_scsm_8_2__ServiceError_ErrorClass(c0, depth + 1, limit)
-        obj.additional_code = None
-        obj.additional_description = None
-        obj.service_specific_information = None
-        return obj
+        if c0.tag == T_scsm_8_2__errorClass:
+            obj = _new(C_scsm_8_2__Mmspdu_ConcludeErrorPdu)
+            obj.error_class = _d_scsm_8_2__ServiceError_ErrorClass(c0, depth + 1, limit)
+            obj.additional_code = None
+            obj.additional_description = None
+            obj.service_specific_information = None
+            return obj
     v_error_class = None
     v_additional_code = None
     v_additional_description = None
@@ -1440,11 +1470,12 @@ def _d_e2e_4__ClearToken3(el, depth, limit):
     if len(el) == 2:
         c0 = el[0]
         c1 = el[1]
-        obj = _new(C_e2e_4__ClearToken3)
-        obj.asso_id = c0.text or ""
-        obj.time = c1.text or ""
-        obj.seq = None
-        return obj
+        if c0.tag == T_e2e_4__assoID and c1.tag == T_e2e_4__time:
+            obj = _new(C_e2e_4__ClearToken3)
+            obj.asso_id = c0.text or ""
+            obj.time = c1.text or ""
+            obj.seq = None
+            return obj
     v_asso_id = None
     v_time = None
     v_seq = None
@@ -1480,11 +1511,12 @@ def _d_e2e_4__Authenticator(el, depth, limit):
     if len(el) == 2:
         c0 = el[0]
         c1 = el[1]
-        obj = _new(C_e2e_4__Authenticator)
-        obj.nonce = None
-        obj.algorithm = _d_e2e_4__IcvAlgorithm(c0, depth + 1, limit)
-        obj.icv = _d_hex(c1, 0, 0)
-        return obj
+        if c0.tag == T_e2e_4__algorithm and c1.tag == T_e2e_4__icv:
+            obj = _new(C_e2e_4__Authenticator)
+            obj.nonce = None
+            obj.algorithm = _d_e2e_4__IcvAlgorithm(c0, depth + 1, limit)
+            obj.icv = _d_hex(c1, 0, 0)
+            return obj
     v_nonce = None
     v_algorithm = None
     v_icv = None
@@ -1520,10 +1552,11 @@ def _d_e2e_4__HandshakeTbs(el, depth, limit):
     if len(el) == 2:
         c0 = el[0]
         c1 = el[1]
-        obj = _new(C_e2e_4__HandshakeTbs)
-        obj.token1 = _d_e2e_4__ClearToken1(c0, depth + 1, limit)
-        obj.appl_data = _d_e2e_4__ApplData(c1, depth + 1, limit)
-        return obj
+        if c0.tag == T_e2e_4__token1 and c1.tag == T_e2e_4__applData:
+            obj = _new(C_e2e_4__HandshakeTbs)
+            obj.token1 = _d_e2e_4__ClearToken1(c0, depth + 1, limit)
+            obj.appl_data = _d_e2e_4__ApplData(c1, depth + 1, limit)
+            return obj
     v_token1 = None
     v_appl_data = None
     for child in el[:]:
@@ -1580,9 +1613,10 @@ def _d_e2e_4__ApplData(el, depth, limit):
         raise TooDeep(depth)
     if len(el) == 1:
         c0 = el[0]
-        obj = _new(C_e2e_4__ApplData)
-        obj.mmspdu = _d_scsm_8_2__Mmspdu__2(c0, depth + 1, limit)
-        return obj
+        if c0.tag == T_scsm_8_2__MMSpdu:
+            obj = _new(C_e2e_4__ApplData)
+            obj.mmspdu = _d_scsm_8_2__Mmspdu__2(c0, depth + 1, limit)
+            return obj
     v_mmspdu = None
     for child in el[:]:
         tag = child.tag
@@ -1606,10 +1640,11 @@ def _d_e2e_4__ClearTbp(el, depth, limit):
     if len(el) == 2:
         c0 = el[0]
         c1 = el[1]
-        obj = _new(C_e2e_4__ClearTbp)
-        obj.token2 = _d_e2e_4__ClearToken2(c0, depth + 1, limit)
-        obj.appl_data = _d_e2e_4__ApplData(c1, depth + 1, limit)
-        return obj
+        if c0.tag == T_e2e_4__token2 and c1.tag == T_e2e_4__applData:
+            obj = _new(C_e2e_4__ClearTbp)
+            obj.token2 = _d_e2e_4__ClearToken2(c0, depth + 1, limit)
+            obj.appl_data = _d_e2e_4__ApplData(c1, depth + 1, limit)
+            return obj
     v_token2 = None
     v_appl_data = None
     for child in el[:]:
@@ -1639,10 +1674,11 @@ def _d_e2e_4__EncrTbp(el, depth, limit):
     if len(el) == 2:
         c0 = el[0]
         c1 = el[1]
-        obj = _new(C_e2e_4__EncrTbp)
-        obj.token2 = _d_e2e_4__ClearToken2(c0, depth + 1, limit)
-        obj.encrypted_appl_data = _d_hex(c1, 0, 0)
-        return obj
+        if c0.tag == T_e2e_4__token2 and c1.tag == T_e2e_4__encrypted_applData:
+            obj = _new(C_e2e_4__EncrTbp)
+            obj.token2 = _d_e2e_4__ClearToken2(c0, depth + 1, limit)
+            obj.encrypted_appl_data = _d_hex(c1, 0, 0)
+            return obj
     v_token2 = None
     v_encrypted_appl_data = None
     for child in el[:]:
@@ -1727,12 +1763,13 @@ def _d_scsm_8_2__ServiceError(el, depth, limit):
         raise TooDeep(depth)
     if len(el) == 1:
         c0 = el[0]
-        obj = _new(C_scsm_8_2__ServiceError)
-        obj.error_class = _d_scsm_8_2__ServiceError_ErrorClass(c0, depth + 1, limit)
-        obj.additional_code = None
-        obj.additional_description = None
-        obj.service_specific_information = None
-        return obj
+        if c0.tag == T_scsm_8_2__errorClass:
+            obj = _new(C_scsm_8_2__ServiceError)
+            obj.error_class = _d_scsm_8_2__ServiceError_ErrorClass(c0, depth + 1, limit)
+            obj.additional_code = None
+            obj.additional_description = None
+            obj.service_specific_information = None
+            return obj
     v_error_class = None
     v_additional_code = None
     v_additional_description = None
@@ -1827,11 +1864,16 @@ def _d_scsm_8_2__InitiateRequestPdu_InitRequestDetail(el, depth, limit):
         raise TooDeep(depth)
     if len(el) == 3:
         c0, c1, c2 = el[:]
-        obj = _new(C_scsm_8_2__InitiateRequestPdu_InitRequestDetail)
-        obj.proposed_version_number = int(c0.text)
-        obj.proposed_parameter_cbb = c1.text or ""
-        obj.services_supported_calling = c2.text or ""
-        return obj
+        if (
+            c0.tag == T_scsm_8_2__proposedVersionNumber
+            and c1.tag == T_scsm_8_2__proposedParameterCBB
+            and c2.tag == T_scsm_8_2__servicesSupportedCalling
+        ):
+            obj = _new(C_scsm_8_2__InitiateRequestPdu_InitRequestDetail)
+            obj.proposed_version_number = int(c0.text)
+            obj.proposed_parameter_cbb = c1.text or ""
+            obj.services_supported_calling = c2.text or ""
+            return obj
     v_proposed_version_number = None
     v_proposed_parameter_cbb = None
     v_services_supported_calling = None
@@ -1866,11 +1908,16 @@ def _d_scsm_8_2__InitiateResponsePdu_InitResponseDetail(el, depth, limit):
         raise TooDeep(depth)
     if len(el) == 3:
         c0, c1, c2 = el[:]
-        obj = _new(C_scsm_8_2__InitiateResponsePdu_InitResponseDetail)
-        obj.negotiated_version_number = int(c0.text)
-        obj.negotiated_parameter_cbb = c1.text or ""
-        obj.services_supported_called = c2.text or ""
-        return obj
+        if (
+            c0.tag == T_scsm_8_2__negotiatedVersionNumber
+            and c1.tag == T_scsm_8_2__negotiatedParameterCBB
+            and c2.tag == T_scsm_8_2__servicesSupportedCalled
+        ):
+            obj = _new(C_scsm_8_2__InitiateResponsePdu_InitResponseDetail)
+            obj.negotiated_version_number = int(c0.text)
+            obj.negotiated_parameter_cbb = c1.text or ""
+            obj.services_supported_called = c2.text or ""
+            return obj
     v_negotiated_version_number = None
     v_negotiated_parameter_cbb = None
     v_services_supported_called = None
@@ -1989,19 +2036,30 @@ def _d_e2e_4__ClearToken1(el, depth, limit):
         raise TooDeep(depth)
     if len(el) == 9:
         c0, c1, c2, c3, c4, c5, c6, c7, c8 = el[:]
-        obj = _new(C_e2e_4__ClearToken1)
-        obj.sig_alg = _d_e2e_4__SignatureAlgorithm(c0, depth + 1, limit)
-        obj.pk_cert = _d_hex(c1, 0, 0)
-        obj.cert_path = None
-        obj.version = _d_e2e_4__ClearToken1_Version(c2, depth + 1, limit)
-        obj.asso_id = c3.text or ""
-        obj.dh_key = _d_e2e_4__DhKey(c4, depth + 1, limit)
-        obj.hmac = _d_e2e_4__HmacAlgorithm(c5, depth + 1, limit)
-        obj.time = c6.text or ""
-        obj.encr_mode = _d_e2e_4__EncrMode(c7, depth + 1, limit)
-        obj.conf_params = _d_e2e_4__ConfParams(c8, depth + 1, limit)
-        obj.att_cert = None
-        return obj
+        if (
+            c0.tag == T_e2e_4__sigAlg
+            and c1.tag == T_e2e_4__pkCert
+            and c2.tag == T_e2e_4__version
+            and c3.tag == T_e2e_4__assoID
+            and c4.tag == T_e2e_4__dhKey
+            and c5.tag == T_e2e_4__hmac
+            and c6.tag == T_e2e_4__time
+            and c7.tag == T_e2e_4__encr_mode
+            and c8.tag == T_e2e_4__confParams
+        ):
+            obj = _new(C_e2e_4__ClearToken1)
+            obj.sig_alg = _d_e2e_4__SignatureAlgorithm(c0, depth + 1, limit)
+            obj.pk_cert = _d_hex(c1, 0, 0)
+            obj.cert_path = None
+            obj.version = _d_e2e_4__ClearToken1_Version(c2, depth + 1, limit)
+            obj.asso_id = c3.text or ""
+            obj.dh_key = _d_e2e_4__DhKey(c4, depth + 1, limit)
+            obj.hmac = _d_e2e_4__HmacAlgorithm(c5, depth + 1, limit)
+            obj.time = c6.text or ""
+            obj.encr_mode = _d_e2e_4__EncrMode(c7, depth + 1, limit)
+            obj.conf_params = _d_e2e_4__ConfParams(c8, depth + 1, limit)
+            obj.att_cert = None
+            return obj
     v_sig_alg = None
     v_pk_cert = None
     v_cert_path = None
@@ -2145,13 +2203,14 @@ def _d_e2e_4__ClearToken2(el, depth, limit):
         raise TooDeep(depth)
     if len(el) == 3:
         c0, c1, c2 = el[:]
-        obj = _new(C_e2e_4__ClearToken2)
-        obj.asso_id = c0.text or ""
-        obj.time = c1.text or ""
-        obj.seq = int(c2.text)
-        obj.iv = None
-        obj.rekey = None
-        return obj
+        if c0.tag == T_e2e_4__assoID and c1.tag == T_e2e_4__time and c2.tag == T_e2e_4__seq:
+            obj = _new(C_e2e_4__ClearToken2)
+            obj.asso_id = c0.text or ""
+            obj.time = c1.text or ""
+            obj.seq = int(c2.text)
+            obj.iv = None
+            obj.rekey = None
+            return obj
     v_asso_id = None
     v_time = None
     v_seq = None
@@ -2199,11 +2258,12 @@ def _d_scsm_8_2__ConfirmedServiceRequest_GetNameList(el, depth, limit):
     if len(el) == 2:
         c0 = el[0]
         c1 = el[1]
-        obj = _new(C_scsm_8_2__ConfirmedServiceRequest_GetNameList)
-        obj.object_class = _d_scsm_8_2__ObjectClass(c0, depth + 1, limit)
-        obj.object_scope = _d_scsm_8_2__GetNameListRequest_ObjectScope(c1, depth + 1, limit)
-        obj.continue_after = None
-        return obj
+        if c0.tag == T_scsm_8_2__objectClass and c1.tag == T_scsm_8_2__objectScope:
+            obj = _new(C_scsm_8_2__ConfirmedServiceRequest_GetNameList)
+            obj.object_class = _d_scsm_8_2__ObjectClass(c0, depth + 1, limit)
+            obj.object_scope = _d_scsm_8_2__GetNameListRequest_ObjectScope(c1, depth + 1, limit)
+            obj.continue_after = None
+            return obj
     v_object_class = None
     v_object_scope = None
     v_continue_after = None
@@ -2240,12 +2300,13 @@ def _d_scsm_8_2__ReadRequest(el, depth, limit):
         raise TooDeep(depth)
     if len(el) == 1:
         c0 = el[0]
-        obj = _new(C_scsm_8_2__ReadRequest)
-        obj.specification_with_result = None
-        obj.variable_access_specification = _d_scsm_8_2__VariableAccessSpecification(
-            c0, depth + 1, limit
-        )
-        return obj
+        if c0.tag == T_scsm_8_2__variableAccessSpecification:
+            obj = _new(C_scsm_8_2__ReadRequest)
+            obj.specification_with_result = None
+            obj.variable_access_specification = _d_scsm_8_2__VariableAccessSpecification(
+                c0, depth + 1, limit
+            )
+            return obj
     v_specification_with_result = None
     v_variable_access_specification = None
     for child in el[:]:
@@ -2279,12 +2340,13 @@ def _d_scsm_8_2__WriteRequest(el, depth, limit):
     if len(el) == 2:
         c0 = el[0]
         c1 = el[1]
-        obj = _new(C_scsm_8_2__WriteRequest)
-        obj.variable_access_specification = _d_scsm_8_2__VariableAccessSpecification(
-            c0, depth + 1, limit
-        )
-        obj.list_of_data = _d_scsm_8_2__ListOfData(c1, depth + 1, limit)
-        return obj
+        if c0.tag == T_scsm_8_2__variableAccessSpecification and c1.tag == T_scsm_8_2__listOfData:
+            obj = _new(C_scsm_8_2__WriteRequest)
+            obj.variable_access_specification = _d_scsm_8_2__VariableAccessSpecification(
+                c0, depth + 1, limit
+            )
+            obj.list_of_data = _d_scsm_8_2__ListOfData(c1, depth + 1, limit)
+            return obj
     v_variable_access_specification = None
     v_list_of_data = None
     for child in el[:]:
@@ -2338,10 +2400,11 @@ def _d_scsm_8_2__DefineNamedVariableListRequest(el, depth, limit):
     if len(el) == 2:
         c0 = el[0]
         c1 = el[1]
-        obj = _new(C_scsm_8_2__DefineNamedVariableListRequest)
-        obj.variable_list_name = _d_scsm_8_2__ObjectName(c0, depth + 1, limit)
-        obj.list_of_variable = _d_scsm_8_2__VariableDefs(c1, depth + 1, limit)
-        return obj
+        if c0.tag == T_scsm_8_2__variableListName and c1.tag == T_scsm_8_2__listOfVariable:
+            obj = _new(C_scsm_8_2__DefineNamedVariableListRequest)
+            obj.variable_list_name = _d_scsm_8_2__ObjectName(c0, depth + 1, limit)
+            obj.list_of_variable = _d_scsm_8_2__VariableDefs(c1, depth + 1, limit)
+            return obj
     v_variable_list_name = None
     v_list_of_variable = None
     for child in el[:]:
@@ -2436,13 +2499,14 @@ def _d_scsm_8_2__ReadJournalRequest(el, depth, limit):
         raise TooDeep(depth)
     if len(el) == 1:
         c0 = el[0]
-        obj = _new(C_scsm_8_2__ReadJournalRequest)
-        obj.journal_name = _d_scsm_8_2__ObjectName(c0, depth + 1, limit)
-        obj.range_start_specification = None
-        obj.range_stop_specification = None
-        obj.list_of_variables = None
-        obj.entry_to_start_after = None
-        return obj
+        if c0.tag == T_scsm_8_2__journalName:
+            obj = _new(C_scsm_8_2__ReadJournalRequest)
+            obj.journal_name = _d_scsm_8_2__ObjectName(c0, depth + 1, limit)
+            obj.range_start_specification = None
+            obj.range_stop_specification = None
+            obj.list_of_variables = None
+            obj.entry_to_start_after = None
+            return obj
     v_journal_name = None
     v_range_start_specification = None
     v_range_stop_specification = None
@@ -2506,11 +2570,12 @@ def _d_scsm_8_2__ObtainFileRequest(el, depth, limit):
     if len(el) == 2:
         c0 = el[0]
         c1 = el[1]
-        obj = _new(C_scsm_8_2__ObtainFileRequest)
-        obj.source_file_server = None
-        obj.source_file = _d_scsm_8_2__FileName(c0, depth + 1, limit)
-        obj.destination_file = _d_scsm_8_2__FileName(c1, depth + 1, limit)
-        return obj
+        if c0.tag == T_scsm_8_2__sourceFile and c1.tag == T_scsm_8_2__destinationFile:
+            obj = _new(C_scsm_8_2__ObtainFileRequest)
+            obj.source_file_server = None
+            obj.source_file = _d_scsm_8_2__FileName(c0, depth + 1, limit)
+            obj.destination_file = _d_scsm_8_2__FileName(c1, depth + 1, limit)
+            return obj
     v_source_file_server = None
     v_source_file = None
     v_destination_file = None
@@ -2548,10 +2613,11 @@ def _d_scsm_8_2__FileOpenRequest(el, depth, limit):
     if len(el) == 2:
         c0 = el[0]
         c1 = el[1]
-        obj = _new(C_scsm_8_2__FileOpenRequest)
-        obj.file_name = _d_scsm_8_2__FileName(c0, depth + 1, limit)
-        obj.initial_position = int(c1.text)
-        return obj
+        if c0.tag == T_scsm_8_2__fileName and c1.tag == T_scsm_8_2__initialPosition:
+            obj = _new(C_scsm_8_2__FileOpenRequest)
+            obj.file_name = _d_scsm_8_2__FileName(c0, depth + 1, limit)
+            obj.initial_position = int(c1.text)
+            return obj
     v_file_name = None
     v_initial_position = None
     for child in el[:]:
@@ -2653,11 +2719,12 @@ def _d_scsm_8_2__ConfirmedServiceRequest_ExtendedGetNameList(el, depth, limit):
     if len(el) == 2:
         c0 = el[0]
         c1 = el[1]
-        obj = _new(C_scsm_8_2__ConfirmedServiceRequest_ExtendedGetNameList)
-        obj.object_class = _d_scsm_8_2__ObjectClass(c0, depth + 1, limit)
-        obj.object_scope = _d_scsm_8_2__GetNameListRequest_ObjectScope(c1, depth + 1, limit)
-        obj.continue_after = None
-        return obj
+        if c0.tag == T_scsm_8_2__objectClass and c1.tag == T_scsm_8_2__objectScope:
+            obj = _new(C_scsm_8_2__ConfirmedServiceRequest_ExtendedGetNameList)
+            obj.object_class = _d_scsm_8_2__ObjectClass(c0, depth + 1, limit)
+            obj.object_scope = _d_scsm_8_2__GetNameListRequest_ObjectScope(c1, depth + 1, limit)
+            obj.continue_after = None
+            return obj
     v_object_class = None
     v_object_scope = None
     v_continue_after = None
@@ -2694,12 +2761,13 @@ def _d_scsm_8_2__ConfirmedServiceResponse_GetNameList(el, depth, limit):
         raise TooDeep(depth)
     if len(el) == 1:
         c0 = el[0]
-        obj = _new(C_scsm_8_2__ConfirmedServiceResponse_GetNameList)
-        obj.list_of_identifier = _d_scsm_8_2__GetNameListResponse_ListOfIdentifier(
-            c0, depth + 1, limit
-        )
-        obj.more_follows = None
-        return obj
+        if c0.tag == T_scsm_8_2__listOfIdentifier:
+            obj = _new(C_scsm_8_2__ConfirmedServiceResponse_GetNameList)
+            obj.list_of_identifier = _d_scsm_8_2__GetNameListResponse_ListOfIdentifier(
+                c0, depth + 1, limit
+            )
+            obj.more_follows = None
+            return obj
     v_list_of_identifier = None
     v_more_follows = None
     for child in el[:]:
@@ -2732,10 +2800,11 @@ def _d_scsm_8_2__ReadResponse(el, depth, limit):
         raise TooDeep(depth)
     if len(el) == 1:
         c0 = el[0]
-        obj = _new(C_scsm_8_2__ReadResponse)
-        obj.variable_access_specification = None
-        obj.list_of_access_result = _d_scsm_8_2__ListOfAccessResult(c0, depth + 1, limit)
-        return obj
+        if c0.tag == T_scsm_8_2__listOfAccessResult:
+            obj = _new(C_scsm_8_2__ReadResponse)
+            obj.variable_access_specification = None
+            obj.list_of_access_result = _d_scsm_8_2__ListOfAccessResult(c0, depth + 1, limit)
+            return obj
     v_variable_access_specification = None
     v_list_of_access_result = None
     for child in el[:]:
@@ -2791,10 +2860,11 @@ def _d_scsm_8_2__GetVariableAccessAttributesResponse(el, depth, limit):
     if len(el) == 2:
         c0 = el[0]
         c1 = el[1]
-        obj = _new(C_scsm_8_2__GetVariableAccessAttributesResponse)
-        obj.mms_deletable = (c0.text or "").strip() in ("true", "1")
-        obj.type_description = _d_scsm_8_2__TypeDescription(c1, depth + 1, limit)
-        return obj
+        if c0.tag == T_scsm_8_2__mmsDeletable and c1.tag == T_scsm_8_2__typeDescription:
+            obj = _new(C_scsm_8_2__GetVariableAccessAttributesResponse)
+            obj.mms_deletable = (c0.text or "").strip() in ("true", "1")
+            obj.type_description = _d_scsm_8_2__TypeDescription(c1, depth + 1, limit)
+            return obj
     v_mms_deletable = None
     v_type_description = None
     for child in el[:]:
@@ -2835,10 +2905,11 @@ def _d_scsm_8_2__GetNamedVariableListAttributesResponse(el, depth, limit):
     if len(el) == 2:
         c0 = el[0]
         c1 = el[1]
-        obj = _new(C_scsm_8_2__GetNamedVariableListAttributesResponse)
-        obj.mms_deletable = (c0.text or "").strip() in ("true", "1")
-        obj.list_of_variable = _d_scsm_8_2__VariableDefs(c1, depth + 1, limit)
-        return obj
+        if c0.tag == T_scsm_8_2__mmsDeletable and c1.tag == T_scsm_8_2__listOfVariable:
+            obj = _new(C_scsm_8_2__GetNamedVariableListAttributesResponse)
+            obj.mms_deletable = (c0.text or "").strip() in ("true", "1")
+            obj.list_of_variable = _d_scsm_8_2__VariableDefs(c1, depth + 1, limit)
+            return obj
     v_mms_deletable = None
     v_list_of_variable = None
     for child in el[:]:
@@ -2868,10 +2939,11 @@ def _d_scsm_8_2__DeleteNamedVariableListResponse(el, depth, limit):
     if len(el) == 2:
         c0 = el[0]
         c1 = el[1]
-        obj = _new(C_scsm_8_2__DeleteNamedVariableListResponse)
-        obj.number_matched = int(c0.text)
-        obj.number_deleted = int(c1.text)
-        return obj
+        if c0.tag == T_scsm_8_2__numberMatched and c1.tag == T_scsm_8_2__numberDeleted:
+            obj = _new(C_scsm_8_2__DeleteNamedVariableListResponse)
+            obj.number_matched = int(c0.text)
+            obj.number_deleted = int(c1.text)
+            return obj
     v_number_matched = None
     v_number_deleted = None
     for child in el[:]:
@@ -2900,12 +2972,13 @@ def _d_scsm_8_2__ReadJournalResponse(el, depth, limit):
         raise TooDeep(depth)
     if len(el) == 1:
         c0 = el[0]
-        obj = _new(C_scsm_8_2__ReadJournalResponse)
-        obj.list_of_journal_entry = _d_scsm_8_2__ReadJournalResponse_ListOfJournalEntry(
-            c0, depth + 1, limit
-        )
-        obj.more_follows = None
-        return obj
+        if c0.tag == T_scsm_8_2__listOfJournalEntry:
+            obj = _new(C_scsm_8_2__ReadJournalResponse)
+            obj.list_of_journal_entry = _d_scsm_8_2__ReadJournalResponse_ListOfJournalEntry(
+                c0, depth + 1, limit
+            )
+            obj.more_follows = None
+            return obj
     v_list_of_journal_entry = None
     v_more_follows = None
     for child in el[:]:
@@ -2950,10 +3023,11 @@ def _d_scsm_8_2__FileOpenResponse(el, depth, limit):
     if len(el) == 2:
         c0 = el[0]
         c1 = el[1]
-        obj = _new(C_scsm_8_2__FileOpenResponse)
-        obj.frsm_id = int(c0.text)
-        obj.file_attributes = _d_scsm_8_2__FileAttributes(c1, depth + 1, limit)
-        return obj
+        if c0.tag == T_scsm_8_2__frsmID and c1.tag == T_scsm_8_2__fileAttributes:
+            obj = _new(C_scsm_8_2__FileOpenResponse)
+            obj.frsm_id = int(c0.text)
+            obj.file_attributes = _d_scsm_8_2__FileAttributes(c1, depth + 1, limit)
+            return obj
     v_frsm_id = None
     v_file_attributes = None
     for child in el[:]:
@@ -2982,10 +3056,11 @@ def _d_scsm_8_2__FileReadResponse(el, depth, limit):
         raise TooDeep(depth)
     if len(el) == 1:
         c0 = el[0]
-        obj = _new(C_scsm_8_2__FileReadResponse)
-        obj.file_data = _d_hex(c0, 0, 0)
-        obj.more_follows = None
-        return obj
+        if c0.tag == T_scsm_8_2__fileData:
+            obj = _new(C_scsm_8_2__FileReadResponse)
+            obj.file_data = _d_hex(c0, 0, 0)
+            obj.more_follows = None
+            return obj
     v_file_data = None
     v_more_follows = None
     for child in el[:]:
@@ -3036,12 +3111,13 @@ def _d_scsm_8_2__FileDirectoryResponse(el, depth, limit):
         raise TooDeep(depth)
     if len(el) == 1:
         c0 = el[0]
-        obj = _new(C_scsm_8_2__FileDirectoryResponse)
-        obj.list_of_directory_entry = _d_scsm_8_2__FileDirectoryResponse_ListOfDirectoryEntry(
-            c0, depth + 1, limit
-        )
-        obj.more_follows = None
-        return obj
+        if c0.tag == T_scsm_8_2__listOfDirectoryEntry:
+            obj = _new(C_scsm_8_2__FileDirectoryResponse)
+            obj.list_of_directory_entry = _d_scsm_8_2__FileDirectoryResponse_ListOfDirectoryEntry(
+                c0, depth + 1, limit
+            )
+            obj.more_follows = None
+            return obj
     v_list_of_directory_entry = None
     v_more_follows = None
     for child in el[:]:
@@ -3074,12 +3150,13 @@ def _d_scsm_8_2__ConfirmedServiceResponse_ExtendedGetNameList(el, depth, limit):
         raise TooDeep(depth)
     if len(el) == 1:
         c0 = el[0]
-        obj = _new(C_scsm_8_2__ConfirmedServiceResponse_ExtendedGetNameList)
-        obj.list_of_identifier = _d_scsm_8_2__GetNameListResponse_ListOfIdentifier(
-            c0, depth + 1, limit
-        )
-        obj.more_follows = None
-        return obj
+        if c0.tag == T_scsm_8_2__listOfIdentifier:
+            obj = _new(C_scsm_8_2__ConfirmedServiceResponse_ExtendedGetNameList)
+            obj.list_of_identifier = _d_scsm_8_2__GetNameListResponse_ListOfIdentifier(
+                c0, depth + 1, limit
+            )
+            obj.more_follows = None
+            return obj
     v_list_of_identifier = None
     v_more_follows = None
     for child in el[:]:
@@ -3113,12 +3190,16 @@ def _d_scsm_8_2__InformationReport(el, depth, limit):
     if len(el) == 2:
         c0 = el[0]
         c1 = el[1]
-        obj = _new(C_scsm_8_2__InformationReport)
-        obj.variable_access_specification = _d_scsm_8_2__VariableAccessSpecification(
-            c0, depth + 1, limit
-        )
-        obj.list_of_access_result = _d_scsm_8_2__ListOfAccessResult(c1, depth + 1, limit)
-        return obj
+        if (
+            c0.tag == T_scsm_8_2__variableAccessSpecification
+            and c1.tag == T_scsm_8_2__listOfAccessResult
+        ):
+            obj = _new(C_scsm_8_2__InformationReport)
+            obj.variable_access_specification = _d_scsm_8_2__VariableAccessSpecification(
+                c0, depth + 1, limit
+            )
+            obj.list_of_access_result = _d_scsm_8_2__ListOfAccessResult(c1, depth + 1, limit)
+            return obj
     v_variable_access_specification = None
     v_list_of_access_result = None
     for child in el[:]:
@@ -4002,11 +4083,16 @@ def _d_e2e_4__ConfParams(el, depth, limit):
         raise TooDeep(depth)
     if len(el) == 3:
         c0, c1, c2 = el[:]
-        obj = _new(C_e2e_4__ConfParams)
-        obj.tls_protected = (c0.text or "").strip() in ("true", "1")
-        obj.appl_protected = (c1.text or "").strip() in ("true", "1")
-        obj.vpn = (c2.text or "").strip() in ("true", "1")
-        return obj
+        if (
+            c0.tag == T_e2e_4__tlsProtected
+            and c1.tag == T_e2e_4__applProtected
+            and c2.tag == T_e2e_4__vpn
+        ):
+            obj = _new(C_e2e_4__ConfParams)
+            obj.tls_protected = (c0.text or "").strip() in ("true", "1")
+            obj.appl_protected = (c1.text or "").strip() in ("true", "1")
+            obj.vpn = (c2.text or "").strip() in ("true", "1")
+            return obj
     v_tls_protected = None
     v_appl_protected = None
     v_vpn = None
@@ -4042,10 +4128,11 @@ def _d_e2e_4__ClearToken2_Rekey(el, depth, limit):
     if len(el) == 2:
         c0 = el[0]
         c1 = el[1]
-        obj = _new(C_e2e_4__ClearToken2_Rekey)
-        obj.dh_key = _d_e2e_4__DhKey(c0, depth + 1, limit)
-        obj.sign = _d_hex(c1, 0, 0)
-        return obj
+        if c0.tag == T_e2e_4__dhKey and c1.tag == T_e2e_4__sign:
+            obj = _new(C_e2e_4__ClearToken2_Rekey)
+            obj.dh_key = _d_e2e_4__DhKey(c0, depth + 1, limit)
+            obj.sign = _d_hex(c1, 0, 0)
+            return obj
     v_dh_key = None
     v_sign = None
     for child in el[:]:
@@ -4204,10 +4291,11 @@ def _d_scsm_8_2__ObjectName_DomainSpecific(el, depth, limit):
     if len(el) == 2:
         c0 = el[0]
         c1 = el[1]
-        obj = _new(C_scsm_8_2__ObjectName_DomainSpecific)
-        obj.domain_id = c0.text or ""
-        obj.item_id = c1.text or ""
-        return obj
+        if c0.tag == T_scsm_8_2__domainId and c1.tag == T_scsm_8_2__itemId:
+            obj = _new(C_scsm_8_2__ObjectName_DomainSpecific)
+            obj.domain_id = c0.text or ""
+            obj.item_id = c1.text or ""
+            return obj
     v_domain_id = None
     v_item_id = None
     for child in el[:]:
@@ -4374,10 +4462,11 @@ def _d_scsm_8_2__ReadJournalRequest_EntryToStartAfter(el, depth, limit):
     if len(el) == 2:
         c0 = el[0]
         c1 = el[1]
-        obj = _new(C_scsm_8_2__ReadJournalRequest_EntryToStartAfter)
-        obj.time_specification = _d_hex(c0, 0, 0)
-        obj.entry_specification = _d_hex(c1, 0, 0)
-        return obj
+        if c0.tag == T_scsm_8_2__timeSpecification and c1.tag == T_scsm_8_2__entrySpecification:
+            obj = _new(C_scsm_8_2__ReadJournalRequest_EntryToStartAfter)
+            obj.time_specification = _d_hex(c0, 0, 0)
+            obj.entry_specification = _d_hex(c1, 0, 0)
+            return obj
     v_time_specification = None
     v_entry_specification = None
     for child in el[:]:
@@ -4560,10 +4649,11 @@ def _d_scsm_8_2__FileAttributes(el, depth, limit):
         raise TooDeep(depth)
     if len(el) == 1:
         c0 = el[0]
-        obj = _new(C_scsm_8_2__FileAttributes)
-        obj.size_of_file = int(c0.text)
-        obj.last_modified = None
-        return obj
+        if c0.tag == T_scsm_8_2__sizeOfFile:
+            obj = _new(C_scsm_8_2__FileAttributes)
+            obj.size_of_file = int(c0.text)
+            obj.last_modified = None
+            return obj
     v_size_of_file = None
     v_last_modified = None
     for child in el[:]:
@@ -5880,10 +5970,11 @@ def _d_e2e_4__EncrMode_NonAea(el, depth, limit):
     if len(el) == 2:
         c0 = el[0]
         c1 = el[1]
-        obj = _new(C_e2e_4__EncrMode_NonAea)
-        obj.encryption = _d_e2e_4__EncrMode_NonAea_Encryption(c0, depth + 1, limit)
-        obj.icv = _d_e2e_4__EncrMode_NonAea_Icv(c1, depth + 1, limit)
-        return obj
+        if c0.tag == T_e2e_4__encryption and c1.tag == T_e2e_4__icv:
+            obj = _new(C_e2e_4__EncrMode_NonAea)
+            obj.encryption = _d_e2e_4__EncrMode_NonAea_Encryption(c0, depth + 1, limit)
+            obj.icv = _d_e2e_4__EncrMode_NonAea_Icv(c1, depth + 1, limit)
+            return obj
     v_encryption = None
     v_icv = None
     for child in el[:]:
@@ -5990,10 +6081,11 @@ def _d_scsm_8_2__VariableDefs_Sequence(el, depth, limit):
         raise TooDeep(depth)
     if len(el) == 1:
         c0 = el[0]
-        obj = _new(C_scsm_8_2__VariableDefs_Sequence)
-        obj.variable_specification = _d_scsm_8_2__VariableSpecification(c0, depth + 1, limit)
-        obj.alternate_access = None
-        return obj
+        if c0.tag == T_scsm_8_2__variableSpecification:
+            obj = _new(C_scsm_8_2__VariableDefs_Sequence)
+            obj.variable_specification = _d_scsm_8_2__VariableSpecification(c0, depth + 1, limit)
+            obj.alternate_access = None
+            return obj
     v_variable_specification = None
     v_alternate_access = None
     for child in el[:]:
@@ -6162,11 +6254,12 @@ def _d_scsm_8_2__TypeDescription_Array(el, depth, limit):
     if len(el) == 2:
         c0 = el[0]
         c1 = el[1]
-        obj = _new(C_scsm_8_2__TypeDescription_Array)
-        obj.packed = None
-        obj.number_of_elements = int(c0.text)
-        obj.element_type = _d_scsm_8_2__TypeSpecification(c1, depth + 1, limit)
-        return obj
+        if c0.tag == T_scsm_8_2__numberOfElements and c1.tag == T_scsm_8_2__elementType:
+            obj = _new(C_scsm_8_2__TypeDescription_Array)
+            obj.packed = None
+            obj.number_of_elements = int(c0.text)
+            obj.element_type = _d_scsm_8_2__TypeSpecification(c1, depth + 1, limit)
+            return obj
     v_packed = None
     v_number_of_elements = None
     v_element_type = None
@@ -6201,10 +6294,11 @@ def _d_scsm_8_2__TypeDescription_Structure(el, depth, limit):
         raise TooDeep(depth)
     if len(el) == 1:
         c0 = el[0]
-        obj = _new(C_scsm_8_2__TypeDescription_Structure)
-        obj.packed = None
-        obj.components = _d_scsm_8_2__TypeDescription_Structure_Components(c0, depth + 1, limit)
-        return obj
+        if c0.tag == T_scsm_8_2__components:
+            obj = _new(C_scsm_8_2__TypeDescription_Structure)
+            obj.packed = None
+            obj.components = _d_scsm_8_2__TypeDescription_Structure_Components(c0, depth + 1, limit)
+            return obj
     v_packed = None
     v_components = None
     for child in el[:]:
@@ -6288,10 +6382,11 @@ def _d_scsm_8_2__TypeDescription_FloatingPoint(el, depth, limit):
     if len(el) == 2:
         c0 = el[0]
         c1 = el[1]
-        obj = _new(C_scsm_8_2__TypeDescription_FloatingPoint)
-        obj.format_width = int(c0.text)
-        obj.exponent_width = int(c1.text)
-        return obj
+        if c0.tag == T_scsm_8_2__format_width and c1.tag == T_scsm_8_2__exponent_width:
+            obj = _new(C_scsm_8_2__TypeDescription_FloatingPoint)
+            obj.format_width = int(c0.text)
+            obj.exponent_width = int(c1.text)
+            return obj
     v_format_width = None
     v_exponent_width = None
     for child in el[:]:
@@ -6370,11 +6465,16 @@ def _d_scsm_8_2__JournalEntry(el, depth, limit):
         raise TooDeep(depth)
     if len(el) == 3:
         c0, c1, c2 = el[:]
-        obj = _new(C_scsm_8_2__JournalEntry)
-        obj.entry_identifier = _d_hex(c0, 0, 0)
-        obj.originating_application = _d_scsm_8_2__ApplicationReference(c1, depth + 1, limit)
-        obj.entry_content = _d_scsm_8_2__EntryContent(c2, depth + 1, limit)
-        return obj
+        if (
+            c0.tag == T_scsm_8_2__entryIdentifier
+            and c1.tag == T_scsm_8_2__originatingApplication
+            and c2.tag == T_scsm_8_2__entryContent
+        ):
+            obj = _new(C_scsm_8_2__JournalEntry)
+            obj.entry_identifier = _d_hex(c0, 0, 0)
+            obj.originating_application = _d_scsm_8_2__ApplicationReference(c1, depth + 1, limit)
+            obj.entry_content = _d_scsm_8_2__EntryContent(c2, depth + 1, limit)
+            return obj
     v_entry_identifier = None
     v_originating_application = None
     v_entry_content = None
@@ -6412,10 +6512,11 @@ def _d_scsm_8_2__DirectoryEntry(el, depth, limit):
     if len(el) == 2:
         c0 = el[0]
         c1 = el[1]
-        obj = _new(C_scsm_8_2__DirectoryEntry)
-        obj.file_name = _d_scsm_8_2__FileName(c0, depth + 1, limit)
-        obj.file_attributes = _d_scsm_8_2__FileAttributes(c1, depth + 1, limit)
-        return obj
+        if c0.tag == T_scsm_8_2__fileName and c1.tag == T_scsm_8_2__fileAttributes:
+            obj = _new(C_scsm_8_2__DirectoryEntry)
+            obj.file_name = _d_scsm_8_2__FileName(c0, depth + 1, limit)
+            obj.file_attributes = _d_scsm_8_2__FileAttributes(c1, depth + 1, limit)
+            return obj
     v_file_name = None
     v_file_attributes = None
     for child in el[:]:
@@ -7048,10 +7149,11 @@ def _d_scsm_8_2__EntryContent(el, depth, limit):
     if len(el) == 2:
         c0 = el[0]
         c1 = el[1]
-        obj = _new(C_scsm_8_2__EntryContent)
-        obj.occurrence_time = _d_hex(c0, 0, 0)
-        obj.entry_form = _d_scsm_8_2__EntryContent_EntryForm(c1, depth + 1, limit)
-        return obj
+        if c0.tag == T_scsm_8_2__occurrenceTime and c1.tag == T_scsm_8_2__entryForm:
+            obj = _new(C_scsm_8_2__EntryContent)
+            obj.occurrence_time = _d_hex(c0, 0, 0)
+            obj.entry_form = _d_scsm_8_2__EntryContent_EntryForm(c1, depth + 1, limit)
+            return obj
     v_occurrence_time = None
     v_entry_form = None
     for child in el[:]:
@@ -7158,10 +7260,11 @@ def _d_scsm_8_2__TypeDescription_Structure_Components_Sequence(el, depth, limit)
         raise TooDeep(depth)
     if len(el) == 1:
         c0 = el[0]
-        obj = _new(C_scsm_8_2__TypeDescription_Structure_Components_Sequence)
-        obj.component_name = None
-        obj.component_type = _d_scsm_8_2__TypeSpecification(c0, depth + 1, limit)
-        return obj
+        if c0.tag == T_scsm_8_2__componentType:
+            obj = _new(C_scsm_8_2__TypeDescription_Structure_Components_Sequence)
+            obj.component_name = None
+            obj.component_type = _d_scsm_8_2__TypeSpecification(c0, depth + 1, limit)
+            return obj
     v_component_name = None
     v_component_type = None
     for child in el[:]:
@@ -7269,10 +7372,11 @@ def _d_scsm_8_2__AlternateAccess_Choice_Named(el, depth, limit):
     if len(el) == 2:
         c0 = el[0]
         c1 = el[1]
-        obj = _new(C_scsm_8_2__AlternateAccess_Choice_Named)
-        obj.component_name = c0.text or ""
-        obj.access = _d_scsm_8_2__AlternateAccessSelection(c1, depth + 1, limit)
-        return obj
+        if c0.tag == T_scsm_8_2__componentName and c1.tag == T_scsm_8_2__access:
+            obj = _new(C_scsm_8_2__AlternateAccess_Choice_Named)
+            obj.component_name = c0.text or ""
+            obj.access = _d_scsm_8_2__AlternateAccessSelection(c1, depth + 1, limit)
+            return obj
     v_component_name = None
     v_access = None
     for child in el[:]:
@@ -7326,10 +7430,11 @@ def _d_scsm_8_2__AlternateAccessSelection_SelectAlternateAccess(el, depth, limit
     if len(el) == 2:
         c0 = el[0]
         c1 = el[1]
-        obj = _new(C_scsm_8_2__AlternateAccessSelection_SelectAlternateAccess)
-        obj.access_selection = _d_scsm_8_2__AccessSelection(c0, depth + 1, limit)
-        obj.alternate_access = _d_scsm_8_2__AlternateAccess(c1, depth + 1, limit)
-        return obj
+        if c0.tag == T_scsm_8_2__accessSelection and c1.tag == T_scsm_8_2__alternateAccess:
+            obj = _new(C_scsm_8_2__AlternateAccessSelection_SelectAlternateAccess)
+            obj.access_selection = _d_scsm_8_2__AccessSelection(c0, depth + 1, limit)
+            obj.alternate_access = _d_scsm_8_2__AlternateAccess(c1, depth + 1, limit)
+            return obj
     v_access_selection = None
     v_alternate_access = None
     for child in el[:]:
@@ -7407,10 +7512,11 @@ def _d_scsm_8_2__IndexRange(el, depth, limit):
     if len(el) == 2:
         c0 = el[0]
         c1 = el[1]
-        obj = _new(C_scsm_8_2__IndexRange)
-        obj.low_index = int(c0.text)
-        obj.number_of_elements = int(c1.text)
-        return obj
+        if c0.tag == T_scsm_8_2__lowIndex and c1.tag == T_scsm_8_2__numberOfElements:
+            obj = _new(C_scsm_8_2__IndexRange)
+            obj.low_index = int(c0.text)
+            obj.number_of_elements = int(c1.text)
+            return obj
     v_low_index = None
     v_number_of_elements = None
     for child in el[:]:
@@ -7440,10 +7546,11 @@ def _d_scsm_8_2__JournalVariable(el, depth, limit):
     if len(el) == 2:
         c0 = el[0]
         c1 = el[1]
-        obj = _new(C_scsm_8_2__JournalVariable)
-        obj.variable_tag = c0.text or ""
-        obj.value_specification = _d_scsm_8_2__Data(c1, depth + 1, limit)
-        return obj
+        if c0.tag == T_scsm_8_2__variableTag and c1.tag == T_scsm_8_2__valueSpecification:
+            obj = _new(C_scsm_8_2__JournalVariable)
+            obj.variable_tag = c0.text or ""
+            obj.value_specification = _d_scsm_8_2__Data(c1, depth + 1, limit)
+            return obj
     v_variable_tag = None
     v_value_specification = None
     for child in el[:]:

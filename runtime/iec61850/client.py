@@ -627,7 +627,10 @@ class ClientAssociation:
         try:
             await self.request("obtainFile", ([source], name.split("/")), timeout=timeout)
         finally:
-            self._offered.pop(source, None)
+            offered = self._offered.pop(source, None)
+            # A server that opened the offer and never closed it must not keep the data alive.
+            for frsm in [k for k, state in self._open.items() if state[0] is offered]:
+                del self._open[frsm]
 
     def _offer(self, data: bytes) -> str:
         self.client._offer_ids += 1

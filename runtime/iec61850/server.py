@@ -73,7 +73,11 @@ def _invoke_id_of(payload: Any) -> int | None:
     """The invokeID of a request the codec refused, when it is readable (for the rejectPDU)."""
     el = payload.find(f"{{{PAYLOAD_NS}}}confirmed-RequestPDU/{{{PAYLOAD_NS}}}invokeID")
     text = (el.text or "").strip() if el is not None else ""
-    return int(text) if text.isdigit() and len(text) <= 10 and int(text) < 1 << 32 else None
+    return (
+        int(text)
+        if text.isascii() and text.isdigit() and len(text) <= 10 and int(text) < 1 << 32
+        else None
+    )
 
 
 def _data_depth(data: tuple) -> int:

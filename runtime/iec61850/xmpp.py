@@ -474,6 +474,8 @@ class IecXmpp:
         ctx.check_hostname = True
         ctx.verify_mode = ssl.CERT_REQUIRED
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        if bool(s.client_cert) != bool(s.client_key):
+            raise XmppConnectError("client_cert and client_key go together: one of them is missing")
         if s.client_cert and s.client_key:
             # Loaded here, not through slixmpp's certfile/keyfile (which only logs a bad file):
             # a missing or mismatched certificate is a clear error before any connection.
