@@ -124,8 +124,10 @@ def compression(args: argparse.Namespace) -> str:
 
 
 def _tls_minimum(args: argparse.Namespace, context: ssl.SSLContext) -> None:
+    from gridbind.sttp.draft.security import LATEST_TLS
+
     context.minimum_version = ssl.TLSVersion[f"TLSv1_{args.tls_min[-1]}"]
-    if context.minimum_version < ssl.TLSVersion.MAXIMUM_SUPPORTED:
+    if context.minimum_version < LATEST_TLS:
         log.warning("TLS minimum version %s is below the latest", context.minimum_version.name)
 
 
@@ -354,6 +356,7 @@ async def _subscribe(args: argparse.Namespace) -> int:
         udp_port=args.udp_port,
         ssl=_server_tls(args) if args.listen else _client_tls(args),
         listen=args.listen,
+        server_hostname=args.tls_server_name,
     )
 
     async def consume() -> None:

@@ -38,8 +38,10 @@ __all__ = ["run_publish", "run_subscribe"]
 
 
 def _stateful(args: argparse.Namespace) -> list[str]:
-    choice = getattr(args, "compression", None)
-    if getattr(args, "no_compression", False) or choice == "none":
+    from gridbind.sttp.cli import compression
+
+    choice = compression(args)
+    if choice == "none":
         return ["NONE"]
     if choice == "deflate":
         return ["DEFLATE", "NONE"]

@@ -112,6 +112,8 @@ class Subscriber:
         refresh_on_change: on CONFIGURATION_CHANGED, refresh metadata and resubscribe.
         listen: reverse connection: listen on ``host:port`` (port 0: any, see :attr:`port` after
             :meth:`wait_listening`) and let the publisher dial in (``Publisher.connect``).
+        server_hostname: the name expected in the publisher's TLS certificate when it differs
+            from ``host`` (a publisher behind NAT); defaults to ``host``.
     """
 
     def __init__(
@@ -140,6 +142,7 @@ class Subscriber:
         connect_timeout: float = 5.0,
         idle_timeout: float = 0.0,
         listen: bool = False,
+        server_hostname: str | None = None,
         refresh_on_change: bool = True,
     ) -> None:
         self.host, self.port = host, port
@@ -168,6 +171,7 @@ class Subscriber:
         self._last_rx = 0.0
         self._close_reason: str | None = None
         self.listen = listen
+        self.server_hostname = server_hostname
         self.refresh_on_change = refresh_on_change
         self._server: asyncio.Server | None = None
         self._incoming: asyncio.Queue[_CommandProtocol] = asyncio.Queue()
@@ -406,7 +410,7 @@ class Subscriber:
                         self.host,
                         self.port,
                         ssl=self.ssl,
-                        server_hostname=self.host if self.ssl else None,
+                        server_hostname=(self.server_hostname or self.host) if self.ssl else None,
                     ),
                     self.connect_timeout,
                 )

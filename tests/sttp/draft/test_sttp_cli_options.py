@@ -389,3 +389,57 @@ def test_ieee2664_throttled_subscription(tmp_path):
     # unthrottled, 4 s would bring 20 signals x 30 frames/s x 4 s = 2400 measurements
     assert 20 <= len(got) <= 20 * 10, len(got)
     assert len({row["timestamp"] for row in got}) <= 10
+
+
+@pytest.mark.timeout(60)
+def test_ieee2664_expected_server_name_and_lower_tls_minimum(pki):
+    port = free_port()
+    publisher = gridbind(
+        "publish",
+        "--port",
+        str(port),
+        "--signals",
+        "10",
+        "--tls-cert",
+        str(pki.wrong_name.cert),  # names 192.0.2.7 only, as a publisher behind NAT might
+        "--tls-key",
+        str(pki.wrong_name.key),
+        "--seconds",
+        "40",
+        "--stats",
+        "0",
+    )
+    try:
+        first_line(publisher, "publishing")
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "gridbind",
+                "sttp",
+                "subscribe",
+                "--port",
+                str(port),
+                "--tls-ca",
+                str(pki.ca),
+                "--tls-server-name",
+                "192.0.2.7",
+                "--tls-min",
+                "1.2",
+                "--count",
+                "30",
+                "--seconds",
+                "15",
+                "--stats",
+                "0",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=25,
+        )
+    finally:
+        publisher.terminate()
+        publisher.wait(10)
+    assert done.returncode == 0, done.stderr
+    assert "received 30 measurements" in done.stderr
+    assert "TLS minimum version TLSv1_2 is below the latest" in done.stderr
