@@ -68,6 +68,13 @@ _SIZE_EXPR = re.compile(r"^\s*([A-Za-z_]\w*)\s*(?:([+-])\s*(\d+))?\s*$")
 # --- YAML with line numbers -------------------------------------------------------------------
 
 
+def int_range(bits: int, signed: bool) -> tuple[int, int]:
+    """The lowest and highest value of a ``bits``-wide integer."""
+    if signed:
+        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return 0, (1 << bits) - 1
+
+
 def constant_name(name: str) -> str:
     """``NamedVersion`` -> ``NAMED_VERSION`` (the construct object of a struct)."""
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).upper()
@@ -813,8 +820,7 @@ class _Checker:
                 bits, signed, type_name = fdef.bits or 64, False, fdef.type
             if isinstance(value, bool) or not isinstance(value, int):
                 raise bad(f"{shown} is not an integer ({type_name})")
-            low = -(1 << (bits - 1)) if signed else 0
-            high = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
+            low, high = int_range(bits, signed)
             if not low <= value <= high:
                 raise bad(f"{shown} does not fit {type_name}")
         elif kind == "float":
@@ -915,8 +921,7 @@ class _Checker:
         if "min" in c and "max" in c and c["min"] > c["max"]:
             raise self.error(path + ("min",), f"bad constraint: min {c['min']} > max {c['max']}")
         if fdef.kind == "int":
-            low = -(1 << (fdef.bits - 1)) if fdef.signed else 0
-            high = (1 << (fdef.bits - 1)) - 1 if fdef.signed else (1 << fdef.bits) - 1
+            low, high = int_range(fdef.bits, fdef.signed)
             for key in ("min", "max"):
                 if key in c and not low <= c[key] <= high:
                     raise self.error(
