@@ -65,14 +65,14 @@ MODULE_NAMES = {
 _SIZE_EXPR = re.compile(r"^\s*([A-Za-z_]\w*)\s*(?:([+-])\s*(\d+))?\s*$")
 
 
-# --- YAML with line numbers -------------------------------------------------------------------
-
-
 def int_range(bits: int, signed: bool) -> tuple[int, int]:
     """The lowest and highest value of a ``bits``-wide integer."""
     if signed:
         return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     return 0, (1 << bits) - 1
+
+
+# --- YAML with line numbers -------------------------------------------------------------------
 
 
 def constant_name(name: str) -> str:
