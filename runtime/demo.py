@@ -208,20 +208,16 @@ async def _sttp_ieee2664(signals: int, rate: float, seconds: float, say: Say) ->
                 f"data compression: {'TSSC' if session.uses_tssc else 'compact (no TSSC)'}"
             )
             say(f"streaming for {seconds:g} s")
-            ticker = _Ticker(tally, lambda: subscriber.stats.data_bytes, say)
-            ticking = asyncio.create_task(ticker.run())
-            try:
-                queued = await _pace(
-                    source.next_frame, publisher.publish, publisher.drain, tally, rate, seconds
-                )
-                await _settle(tally)
-                ticker.line()
-            finally:
-                ticking.cancel()
-            took = time.monotonic() - ticker.started
+            queued, took = await _stream(
+                tally,
+                lambda: subscriber.stats.data_bytes,
+                source.next_frame,
+                publisher,
+                (rate, seconds),
+                say,
+            )
             stats = subscriber.stats
-        if queued != tally.published:
-            say(f"publisher queued {queued:,} of {tally.published:,} measurements - FAILED")
+        if not _all_queued(queued, tally, say):
             return False
         ok = _total("IEEE 2664", tally, stats.data_bytes, took, stats.dropped_packets, say)
         return ok and bool(session.uses_tssc)
@@ -260,24 +256,47 @@ async def _sttp_draft(signals: int, rate: float, seconds: float, say: Say) -> bo
             def data_bytes() -> int:
                 return subscriber.session.stats["bytes_in"] + subscriber.bytes_received
 
-            ticker = _Ticker(tally, data_bytes, say)
-            tasks = [asyncio.create_task(ticker.run()), asyncio.create_task(consume())]
+            consuming = asyncio.create_task(consume())
             try:
-                queued = await _pace(
-                    lambda: next(frames), publisher.publish, publisher.drain, tally, rate, seconds
+                queued, took = await _stream(
+                    tally, data_bytes, lambda: next(frames), publisher, (rate, seconds), say
                 )
-                await _settle(tally)
-                ticker.line()
             finally:
-                for task in tasks:
-                    task.cancel()
-            took = time.monotonic() - ticker.started
+                consuming.cancel()
             total = data_bytes()
-        if queued != tally.published:
-            say(f"publisher queued {queued:,} of {tally.published:,} measurements - FAILED")
+        if not _all_queued(queued, tally, say):
             return False
         ok = _total("draft-0.8", tally, total, took, subscriber.dropped_batches, say)
         return ok and agreed.stateful == "TSSC"
+
+
+async def _stream(
+    tally: "_Tally",
+    data_bytes: Callable[[], int],
+    next_frame: Callable[[], Any],
+    publisher: Any,
+    pacing: tuple[float, float],
+    say: Say,
+) -> tuple[int, float]:
+    """Publish paced frames for ``pacing`` = (rate, seconds) with live statistics, wait for the
+    subscriber to settle; returns (measurements queued, seconds taken)."""
+    rate, seconds = pacing
+    ticker = _Ticker(tally, data_bytes, say)
+    ticking = asyncio.create_task(ticker.run())
+    try:
+        queued = await _pace(next_frame, publisher.publish, publisher.drain, tally, rate, seconds)
+        await _settle(tally)
+        ticker.line()
+    finally:
+        ticking.cancel()
+    return queued, time.monotonic() - ticker.started
+
+
+def _all_queued(queued: int, tally: "_Tally", say: Say) -> bool:
+    if queued != tally.published:
+        say(f"publisher queued {queued:,} of {tally.published:,} measurements - FAILED")
+        return False
+    return True
 
 
 def _run_async(what: str, coro: Any, limit: float) -> bool:
