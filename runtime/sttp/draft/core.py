@@ -59,6 +59,7 @@ _TYPE_NAMES = {
     "STTPBULKTRANSPORT": 10,
 }
 _FRAGMENT_CODES = (CC.BeginFragment, CC.NextFragment)
+_ANSWERS = (CC.RequestSucceeded, CC.RequestFailed)
 _MAPPING_CHUNK = 600
 _MAX_RECIPE = 4096
 
@@ -113,13 +114,16 @@ class _Session:
     def _send_raw(self, code: int, payload: bytes) -> None:
         """Send one command; a payload above ``max_payload`` goes as BeginFragment +
         NextFragment frames (``Deflate`` with the session stream when stateful DEFLATE was
-        negotiated and it is at most 16384 bytes), which the peer reassembles."""
+        negotiated and it is at most 16384 bytes, RequestSucceeded/RequestFailed excepted),
+        which the peer reassembles."""
         if self.closed:
             return
         if len(payload) > self.max_payload and code not in _FRAGMENT_CODES:
             mode = wire.CompressionMode.Uncompressed
-            if self._deflate_out is not None:
-                mode = wire.CompressionMode.Deflate  # the Fragmenter sends > 16384 raw
+            if self._deflate_out is not None and code not in _ANSWERS:
+                # (> 16384 raw goes uncompressed.) Answers stay readable: a gateway routes
+                # them by the command code they answer, the first byte of first_fragment.
+                mode = wire.CompressionMode.Deflate
             fragmenter = Fragmenter(self.max_payload + 3, deflate_stream=self._deflate_out)
             self._send_frames(fragmenter.frames(code, payload, mode))
             return

@@ -204,6 +204,9 @@ class DataEncoder:
         batch: list[WirePoint] = []
         size = 0
         limit = MAX_RAW_PACKET if self.algorithm == "DEFLATE" else self.max_payload
+        if self.algorithm == "DEFLATE" and not self.stateful:
+            # a datagram carries one frame: as fits_one_frame, DEFLATE may grow it by 1024
+            limit = min(limit, self.max_payload - 1024)
         limit -= 64
         for point in points:
             estimate = _estimate(point)

@@ -284,17 +284,29 @@ def certificate_addresses(cert: dict) -> tuple[list[Any], list[str]]:
     return addresses, names
 
 
+#: :func:`names_resolve_to` resolves at most this many host names of one certificate.
+MAX_RESOLVED_NAMES = 8
+
+
 async def names_resolve_to(names: Sequence[str], peer: Any, timeout: float = 5.0) -> bool:
-    """Whether one of the host ``names`` resolves to the ``peer`` address."""
+    """Whether one of the host ``names`` resolves to the ``peer`` address.
+
+    ``timeout`` bounds the whole check, not each name; only the first
+    :data:`MAX_RESOLVED_NAMES` names are tried (a certificate listing more must name the
+    peer by one of those, or by an IP address SAN)."""
     try:
         wanted = _normal(ipaddress.ip_address(_peer_host(peer)))
     except ValueError:
         return False
     loop = asyncio.get_running_loop()
-    for name in names:
+    deadline = loop.time() + timeout
+    for name in names[:MAX_RESOLVED_NAMES]:
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            return False
         try:
             infos = await asyncio.wait_for(
-                loop.getaddrinfo(name, None, type=socket.SOCK_STREAM), timeout
+                loop.getaddrinfo(name, None, type=socket.SOCK_STREAM), remaining
             )
         except (OSError, asyncio.TimeoutError, UnicodeError):
             continue

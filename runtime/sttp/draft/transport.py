@@ -65,6 +65,17 @@ log = logging.getLogger("gridbind.sttp.draft")
 MAX_WRITE_BUFFER = 64 << 20
 #: Bytes held from a peer while its certificate's host names are resolved.
 MAX_HELD = 1 << 20
+#: ``Publisher.events`` / ``Subscriber.events`` keep at most this many entries (oldest go).
+MAX_EVENTS = 10_000
+
+
+def _record(events: list, entry: Any) -> None:
+    """Append ``entry`` to an events list, dropping the oldest half past :data:`MAX_EVENTS`."""
+    events.append(entry)
+    if len(events) > MAX_EVENTS:
+        del events[: MAX_EVENTS // 2]
+
+
 CC = wire.CommandCode
 SSC = wire.SubscribeSubCommand
 SM = wire.SubscriptionMode
@@ -419,7 +430,7 @@ class Publisher:
 
     def _refused(self, link: _Link, event: SessionClosed) -> None:
         """A connection refused after the TLS handshake (never a session)."""
-        self.events.append((link, event))
+        _record(self.events, (link, event))
         if self.on_event is not None:
             self.on_event(link, event)
         self._notify()
@@ -427,9 +438,7 @@ class Publisher:
     def _event(self, link: _Link, event: Event) -> None:
         if isinstance(event, NegotiationComplete) and event.udp_port and link.peer:
             asyncio.ensure_future(self._open_udp(link, event.udp_port))
-        self.events.append((link, event))
-        if len(self.events) > 10_000:
-            del self.events[:5_000]
+        _record(self.events, (link, event))
         if self.on_event is not None:
             self.on_event(link, event)
         self._notify()
@@ -684,7 +693,7 @@ class Subscriber:
 
     def _refused(self, link: _Link, event: SessionClosed) -> None:
         """A dialling publisher refused after the TLS handshake (reverse connections)."""
-        self.events.append(event)
+        _record(self.events, event)
         if self.on_event is not None:
             self.on_event(event)
 
@@ -728,9 +737,7 @@ class Subscriber:
         if isinstance(event, DataPointsReceived):
             self._deliver(event.measurements)
             return
-        self.events.append(event)
-        if len(self.events) > 10_000:
-            del self.events[:5_000]
+        _record(self.events, event)
         if isinstance(event, NegotiationComplete):
             if self._negotiated is not None and not self._negotiated.done():
                 self._negotiated.set_result(event)

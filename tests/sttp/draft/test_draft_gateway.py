@@ -62,3 +62,29 @@ def test_bidirectional_exchange_over_one_connection():
         (p, k * 3) for k, p in enumerate(west_points[:10])
     )
     assert alive
+
+
+def test_a_fragmented_answer_under_stateful_deflate_routes_to_the_core_that_asked():
+    import os
+
+    from draft_sansio import frames
+
+    from gridbind.generated.sttp import draft_0_8 as wire
+    from gridbind.sttp.draft.gateway import GatewaySession
+    from gridbind.sttp.draft.session import SubscriberSession
+    from test_draft_stateful_deflate import subscribed
+
+    pub, _ = subscribed("DEFLATE")
+    assert pub._deflate_out is not None
+    pub.max_payload = 1000  # fragmented, yet small enough (<= 16384) to be DEFLATE-able
+    CC = wire.CommandCode
+    answer = wire.RequestSucceeded(command=CC.GetMetadata, data=os.urandom(4000))
+    pub._send_raw(CC.RequestSucceeded, answer.build())
+    sent = frames(pub.data_to_send())
+    code, begin = sent[0]
+    assert code == CC.BeginFragment and len(sent) > 1
+    gateway = GatewaySession(pub, SubscriberSession())
+    assert gateway._route_fragment(code, begin) is gateway.subscriber
+    for code, payload in sent[1:]:
+        assert gateway._route_fragment(code, payload) is gateway.subscriber
+    assert gateway._fragment_core is None

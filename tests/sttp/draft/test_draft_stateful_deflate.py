@@ -205,3 +205,32 @@ def test_socket_corrupted_stream_packet_closes_both_ends_cleanly():
     got, closed, reason = asyncio.run(asyncio.wait_for(main(), 15))
     assert [m.value for m in got] == [m.value for m in batch(0)]
     assert closed and "inflate" in reason
+
+
+@pytest.mark.timeout(10)
+def test_stateless_deflate_packets_fit_one_frame_each():
+    import random
+
+    from gridbind.sttp.draft.packets import DataDecoder, DataEncoder, WirePoint
+    from gridbind.sttp.draft.framing import FrameReader
+    from gridbind.sttp.fragments import Assembler
+
+    rng = random.Random(7)
+    points = [
+        WirePoint(i, ValueType.DOUBLE, T0 + i, rng.random(), rng.getrandbits(32))
+        for i in range(3000)
+    ]
+    udp = DataEncoder("DEFLATE", stateful=False, max_payload=1400)
+    decoder = DataDecoder(stateful=False)
+    got = []
+    for frame in udp.encode(points):
+        assert len(frame) <= 1400 + 3
+        ((code, payload),) = FrameReader().feed(frame)
+        assert code in (CC.SendDataPoints, CC.BeginFragment)
+        if code == CC.SendDataPoints:
+            got += decoder.basic(payload)
+        else:
+            packet = Assembler().feed(code, payload)
+            assert packet is not None  # complete in one frame, no NextFragment
+            got += decoder.packet(packet)
+    assert got == points

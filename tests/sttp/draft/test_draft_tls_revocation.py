@@ -265,3 +265,47 @@ def test_subscriber_names_a_bare_close_after_the_handshake(pki, tmp_path):
             await server.wait_closed()
 
     assert "right after the TLS handshake" in run(main())
+
+
+def test_refused_connections_do_not_grow_the_event_lists_forever():
+    from gridbind.sttp.draft.transport import MAX_EVENTS
+
+    publisher, subscriber = Publisher(), Subscriber()
+    publisher._notify = lambda: None  # no event loop here
+    refused = SessionClosed("certificate revoked")
+    for _ in range(MAX_EVENTS + 10):
+        publisher._refused(None, refused)
+        subscriber._refused(None, refused)
+    assert len(publisher.events) <= MAX_EVENTS
+    assert len(subscriber.events) <= MAX_EVENTS
+    assert publisher.events[-1] == (None, refused) and subscriber.events[-1] == refused
+
+
+def test_name_resolution_has_one_deadline_and_a_name_cap():
+    import time
+
+    from gridbind.sttp.draft import security
+
+    calls = []
+
+    async def check(names, timeout, delay):
+        loop = asyncio.get_running_loop()
+
+        async def slow(name, *args, **kwargs):
+            calls.append(name)
+            await asyncio.sleep(delay)
+            return [(None, None, None, "", ("10.9.9.9", 0))]
+
+        loop.getaddrinfo = slow
+        try:
+            return await security.names_resolve_to(names, ("127.0.0.1", 1), timeout)
+        finally:
+            del loop.getaddrinfo
+
+    many = [f"h{i}.example" for i in range(300)]
+    started = time.monotonic()
+    assert asyncio.run(check(many, 0.5, 0.2)) is False
+    assert time.monotonic() - started < 1.5  # one deadline, not 300 x 0.5 s
+    calls.clear()
+    assert asyncio.run(check(many, 5.0, 0.0)) is False
+    assert len(calls) == security.MAX_RESOLVED_NAMES
