@@ -33,6 +33,15 @@ def gridbind(*args: str, **kwargs) -> subprocess.Popen:
     )
 
 
+def run_gridbind(*args: str, timeout: float) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "gridbind", "sttp", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def first_line(process: subprocess.Popen, wanted: str) -> str:
     line = process.stderr.readline()
     assert wanted in line, line
@@ -180,29 +189,16 @@ def test_draft_tls_name_mismatch_refused_unless_relaxed(pki):
     try:
         first_line(publisher, "publishing on")
         common = [*DRAFT, "--port", str(port), "--tls-ca", str(pki.ca), "--stats", "0"]
-        strict = subprocess.run(
-            [sys.executable, "-m", "gridbind", "sttp", "subscribe", *common, "--seconds", "10"],
-            capture_output=True,
-            text=True,
-            timeout=20,
-        )
+        strict = run_gridbind("subscribe", *common, "--seconds", "10", timeout=20)
         assert strict.returncode == 1 and "error:" in strict.stderr
-        relaxed = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "gridbind",
-                "sttp",
-                "subscribe",
-                *common,
-                "--tls-no-hostname-check",
-                "--count",
-                "30",
-                "--seconds",
-                "15",
-            ],
-            capture_output=True,
-            text=True,
+        relaxed = run_gridbind(
+            "subscribe",
+            *common,
+            "--tls-no-hostname-check",
+            "--count",
+            "30",
+            "--seconds",
+            "15",
             timeout=25,
         )
     finally:
@@ -215,19 +211,9 @@ def test_draft_tls_name_mismatch_refused_unless_relaxed(pki):
 
 @pytest.mark.timeout(30)
 def test_options_a_profile_does_not_have_are_refused():
-    draft = subprocess.run(
-        [sys.executable, "-m", "gridbind", "sttp", "publish", *DRAFT, "--udp-encrypt"],
-        capture_output=True,
-        text=True,
-        timeout=20,
-    )
+    draft = run_gridbind("publish", *DRAFT, "--udp-encrypt", timeout=20)
     assert draft.returncode == 2 and "SecureDataChannel" in draft.stderr
-    deployed = subprocess.run(
-        [sys.executable, "-m", "gridbind", "sttp", "subscribe", "--compression", "deflate"],
-        capture_output=True,
-        text=True,
-        timeout=20,
-    )
+    deployed = run_gridbind("subscribe", "--compression", "deflate", timeout=20)
     assert deployed.returncode == 2 and "DEFLATE is a draft-0.8" in deployed.stderr
 
 
@@ -333,24 +319,16 @@ def test_ieee2664_untrusted_publisher_certificate_is_refused(pki):
     )
     try:
         first_line(publisher, "publishing")
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "gridbind",
-                "sttp",
-                "subscribe",
-                "--port",
-                str(port),
-                "--tls-ca",
-                str(pki.ca),
-                "--seconds",
-                "4",
-                "--stats",
-                "0",
-            ],
-            capture_output=True,
-            text=True,
+        done = run_gridbind(
+            "subscribe",
+            "--port",
+            str(port),
+            "--tls-ca",
+            str(pki.ca),
+            "--seconds",
+            "4",
+            "--stats",
+            "0",
             timeout=20,
         )
     finally:
@@ -411,30 +389,22 @@ def test_ieee2664_expected_server_name_and_lower_tls_minimum(pki):
     )
     try:
         first_line(publisher, "publishing")
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "gridbind",
-                "sttp",
-                "subscribe",
-                "--port",
-                str(port),
-                "--tls-ca",
-                str(pki.ca),
-                "--tls-server-name",
-                "192.0.2.7",
-                "--tls-min",
-                "1.2",
-                "--count",
-                "30",
-                "--seconds",
-                "15",
-                "--stats",
-                "0",
-            ],
-            capture_output=True,
-            text=True,
+        done = run_gridbind(
+            "subscribe",
+            "--port",
+            str(port),
+            "--tls-ca",
+            str(pki.ca),
+            "--tls-server-name",
+            "192.0.2.7",
+            "--tls-min",
+            "1.2",
+            "--count",
+            "30",
+            "--seconds",
+            "15",
+            "--stats",
+            "0",
             timeout=25,
         )
     finally:
