@@ -20,7 +20,7 @@ from gridbind.iec61850.model import quality_bits
 from gridbind.iec61850.scl import load_scl
 from gridbind.iec61850.server import IedServer
 from gridbind.iec61850.xmpp import StanzaError
-from iec_accounts import settings
+from iec_testkit import run, settings
 
 FEEDER = Path(__file__).parent / "data" / "feeder.scd"
 pytestmark = pytest.mark.prosody
@@ -44,10 +44,6 @@ async def served(prosody, xmpp_account, tmp_path=None, *, server_kw=None, client
         yield server, client
     finally:
         await asyncio.gather(client.close(), server.close())
-
-
-def run(coro, timeout=40):
-    return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
 @pytest.mark.timeout(60)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ from gridbind.iec61850 import pdu as _pdu
 from gridbind.iec61850.client import Client, RequestRejected, ServiceFailed
 from gridbind.iec61850.scl import load_scl
 from gridbind.iec61850.server import IedServer
-from iec_accounts import settings
+from iec_testkit import run, settings, until
 
 FEEDER = Path(__file__).parent / "data" / "feeder.scd"
 pytestmark = pytest.mark.prosody
@@ -34,18 +33,6 @@ async def served(prosody, xmpp_account, files: Path, *, server_kw=None, client_k
         yield server, client
     finally:
         await asyncio.gather(client.close(), server.close())
-
-
-def run(coro, timeout=40):
-    return asyncio.run(asyncio.wait_for(coro, timeout))
-
-
-async def _until(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        await asyncio.sleep(0.02)
 
 
 def _hold_file_reads(client: Client) -> tuple[asyncio.Event, list]:
@@ -87,11 +74,11 @@ def test_outstanding_limit_and_conclude_while_outstanding(prosody, xmpp_account,
             assert ied.params.max_outstanding_calling == 2  # the minimum of both offers
             release, held = _hold_file_reads(client)
             first = asyncio.ensure_future(ied.set_file("up/a.bin", b"a" * 3000))
-            await _until(lambda: len(held) == 1, 5, "server reading the first file")
+            await until(lambda: len(held) == 1, 5, "server reading the first file")
             # one of two slots busy: another request is admitted and answered at once
             assert await asyncio.wait_for(ied.get_data_values(ST_VAL, "ST"), 5) == 42
             second = asyncio.ensure_future(ied.set_file("up/b.bin", b"b" * 10))
-            await _until(lambda: len(held) == 2, 5, "server reading the second file")
+            await until(lambda: len(held) == 2, 5, "server reading the second file")
             (assoc,) = server.core.associations.values()
             assert len(assoc.outstanding) == 2
             # the client's own API keeps to the negotiated limit: a third call waits its turn

@@ -13,7 +13,7 @@ from gridbind.cli import main as gridbind_main
 from gridbind.iec61850.client import Client
 from gridbind.iec61850.scl import SclError, list_ieds, load_scl
 from gridbind.iec61850.server import IedServer
-from iec_accounts import settings as _settings
+from iec_testkit import settings as _settings
 
 DATA = Path(__file__).parent / "data"
 ICD = DATA / "breaker.icd"

@@ -27,7 +27,7 @@ from gridbind.iec61850.client import (
 from gridbind.iec61850.model import DataAccessError
 from gridbind.iec61850.scl import load_scl
 from gridbind.iec61850.server import IedServer
-from iec_accounts import settings
+from iec_testkit import settings
 
 DATA = Path(__file__).parent / "data"
 FEEDER = DATA / "feeder.scd"

@@ -19,21 +19,11 @@ from gridbind.iec61850.xmpp import (
     parse_address,
     stanza_for_pdu,
 )
+from iec_testkit import settings as account_settings
 
 
 def settings(prosody, account, **kw) -> XmppSettings:
-    base = dict(
-        jid=account.jid,
-        password=account.password,
-        ca_file=prosody.ca_cert,
-        host="127.0.0.1",
-        port=prosody.c2s_port,
-        sasl_mechanism="PLAIN",
-        connect_timeout=8,
-        request_timeout=5,
-    )
-    base.update(kw)
-    return XmppSettings(**base)
+    return account_settings(prosody, account, **{"request_timeout": 5, **kw})
 
 
 def payload(tag: str, text: str = "") -> ET.Element:

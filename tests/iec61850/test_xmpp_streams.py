@@ -30,22 +30,10 @@ from gridbind.iec61850.prosody import Prosody
 from gridbind.iec61850.scl import load_scl
 from gridbind.iec61850.server import IedServer
 from gridbind.iec61850.xmpp import XmppConnectError, XmppError
-from iec_accounts import settings
+from iec_testkit import run, settings, until
 
 FEEDER = Path(__file__).parent / "data" / "feeder.scd"
 pytestmark = pytest.mark.prosody
-
-
-def run(coro, timeout=40):
-    return asyncio.run(asyncio.wait_for(coro, timeout))
-
-
-async def _until(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        await asyncio.sleep(0.05)
 
 
 def _hold_requests(server: IedServer) -> tuple[asyncio.Event, asyncio.Event]:
@@ -82,7 +70,9 @@ def test_conflict_kicks_an_ied_server(prosody, xmpp_account, caplog) -> None:
             assert await ied.get_data_values("FDR1LD0/GGIO1.IntIn1.stVal", "ST") == 42
             second = IedServer(load_scl(FEEDER), settings(prosody, ied_account))
             await second.start()  # same full JID (resource IEC): Prosody replaces the first
-            await _until(lambda: any(isinstance(e, AssociationEnded) for e in events), 5, "abort")
+            await until(
+                lambda: any(isinstance(e, AssociationEnded) for e in events), 5, "abort", step=0.05
+            )
             ended = [e for e in events if isinstance(e, AssociationEnded)]
             assert ended[0].how == "aborted" and "conflict" in ended[0].reason
             assert not first.xmpp.connected and not first.core.associations
@@ -91,7 +81,7 @@ def test_conflict_kicks_an_ied_server(prosody, xmpp_account, caplog) -> None:
                 for r in caplog.records
             ), [r.getMessage() for r in caplog.records]
             # the client saw its server go (presence unavailable): its association aborted too
-            await _until(lambda: not ied.open, 5, "client-side abort")
+            await until(lambda: not ied.open, 5, "client-side abort", step=0.05)
             with pytest.raises(AssociationAborted):
                 await ied.get_data_values("FDR1LD0/GGIO1.IntIn1.stVal", "ST")
             # the kicked IED does not log back in (it would kick the newcomer in turn)
