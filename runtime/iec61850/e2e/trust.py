@@ -1,0 +1,147 @@
+"""Checks of a peer's E2E certificate: trust path, validity, keyUsage and the peer's JID.
+
+- Path: the certificate, then the ``certPath`` certificates the peer sent (at most
+  :data:`MAX_PATH`, each a CA by basicConstraints), up to a configured trust anchor; every link's
+  signature is verified (``verify_directly_issued_by``) and every certificate must be valid at
+  ``now``. No revocation source is consulted (diagnostic 10 stays reserved).
+- keyUsage of the end-entity certificate: the extension must be present with both
+  ``digitalSignature`` and ``keyAgreement`` (IEC 62351-4 E2E certificate).
+- Identity: the peer's bare JID must be in the certificate's subjectAltName, as an ``otherName``
+  ``id-on-xmppAddr`` (1.3.6.1.5.5.7.8.5, RFC 6120 13.7.1.4: a DER UTF8String) or as a URI
+  ``xmpp:<bare JID>``; the comparison is case-insensitive and ignores the resource. The subject
+  common name is never used.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from cryptography import x509
+from cryptography.x509.oid import ExtensionOID, ObjectIdentifier
+from gridbind.iec61850.e2e.config import bare_jid
+from gridbind.iec61850.e2e.diagnostics import HandshakeDiag, HandshakeError
+
+__all__ = ["ID_ON_XMPP_ADDR", "MAX_PATH", "certificate_jids", "check_certificate"]
+
+#: id-on-xmppAddr (RFC 6120).
+ID_ON_XMPP_ADDR = ObjectIdentifier("1.3.6.1.5.5.7.8.5")
+#: At most this many intermediates are followed.
+MAX_PATH = 4
+
+
+def _fail(diag: HandshakeDiag, detail: str) -> HandshakeError:
+    return HandshakeError(diag, detail)
+
+
+def _utf8string(der: bytes) -> str | None:
+    # DER UTF8String: tag 0x0C, short or long definite length.
+    if len(der) < 2 or der[0] != 0x0C:
+        return None
+    length, offset = der[1], 2
+    if length & 0x80:
+        n = length & 0x7F
+        if n == 0 or n > 2 or len(der) < 2 + n:
+            return None
+        length, offset = int.from_bytes(der[2 : 2 + n], "big"), 2 + n
+    if len(der) != offset + length:
+        return None
+    try:
+        return der[offset:].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def certificate_jids(cert: x509.Certificate) -> list[str]:
+    """The JIDs a certificate names in its subjectAltName (xmppAddr and ``xmpp:`` URIs)."""
+    try:
+        san = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
+    except x509.ExtensionNotFound:
+        return []
+    jids = []
+    for other in san.get_values_for_type(x509.OtherName):
+        if other.type_id == ID_ON_XMPP_ADDR:
+            value = _utf8string(other.value)
+            if value is not None:
+                jids.append(value)
+    for uri in san.get_values_for_type(x509.UniformResourceIdentifier):
+        if uri.startswith("xmpp:"):
+            jids.append(uri[5:])
+    return jids
+
+
+def _valid_at(cert: x509.Certificate, now: datetime, what: str) -> None:
+    if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+        raise _fail(
+            HandshakeDiag.CERTIFICATE_NOT_VALID_NOW,
+            f"{what} is valid {cert.not_valid_before_utc:%Y-%m-%d %H:%M} .. "
+            f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC, not at {now:%Y-%m-%d %H:%M}",
+        )
+
+
+def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    if cert.issuer != issuer.subject:
+        return False
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except Exception:  # noqa: BLE001 - InvalidSignature, ValueError, TypeError by key type
+        return False
+    return True
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return cert.extensions.get_extension_for_oid(ExtensionOID.BASIC_CONSTRAINTS).value.ca
+    except x509.ExtensionNotFound:
+        return False
+
+
+def check_certificate(
+    leaf_der: bytes,
+    path_der: list[bytes],
+    anchors: tuple[x509.Certificate, ...],
+    now: float,
+    peer_jid: str,
+) -> x509.Certificate:
+    """The peer's end-entity certificate if it passes every check; HandshakeError otherwise."""
+    try:
+        leaf = x509.load_der_x509_certificate(leaf_der)
+        path = [x509.load_der_x509_certificate(d) for d in path_der]
+    except ValueError as exc:
+        raise _fail(HandshakeDiag.MALFORMED_CERTIFICATE, f"not a DER certificate: {exc}") from None
+    if len(path) > MAX_PATH:
+        raise _fail(HandshakeDiag.INVALID_CERTIFICATE_PATH, f"certPath longer than {MAX_PATH}")
+    at = datetime.fromtimestamp(now, tz=UTC)
+    current = leaf
+    for _ in range(MAX_PATH + 1):
+        if any(_issued_by(current, anchor) for anchor in anchors):
+            break
+        nxt = next((c for c in path if _issued_by(current, c) and _is_ca(c)), None)
+        if nxt is None:
+            raise _fail(
+                HandshakeDiag.UNTRUSTED_CERTIFICATE,
+                f"no path from {leaf.subject.rfc4514_string()} to a trust anchor",
+            )
+        _valid_at(nxt, at, "an intermediate CA certificate")
+        current = nxt
+    else:
+        raise _fail(HandshakeDiag.INVALID_CERTIFICATE_PATH, "certificate path loops")
+    _valid_at(leaf, at, "the E2E certificate")
+    try:
+        usage = leaf.extensions.get_extension_for_oid(ExtensionOID.KEY_USAGE).value
+    except x509.ExtensionNotFound:
+        raise _fail(
+            HandshakeDiag.INVALID_KEY_USAGE, "the E2E certificate has no keyUsage"
+        ) from None
+    if not (usage.digital_signature and usage.key_agreement):
+        raise _fail(
+            HandshakeDiag.INVALID_KEY_USAGE,
+            "keyUsage must include digitalSignature and keyAgreement",
+        )
+    want = bare_jid(peer_jid)
+    names = certificate_jids(leaf)
+    if want not in (bare_jid(n) for n in names):
+        raise _fail(
+            HandshakeDiag.PEER_IDENTITY_MISMATCH,
+            f"certificate names {names or 'no JID'}, the peer is {want}",
+        )
+    return leaf

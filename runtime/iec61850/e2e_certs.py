@@ -1,0 +1,166 @@
+"""Test certificates for E2E security: a CA and E2E end-entity certificates bound to a JID.
+
+Meant for tests, demos and a CLI (never for production keys)::
+
+    ca = make_ca("gridbind test E2E CA")
+    leaf = make_e2e_certificate(ca, "ied1@example.test")   # keyUsage digitalSignature +
+                                                           # keyAgreement, SAN id-on-xmppAddr
+    paths = write_pem(leaf, directory, "ied1")             # cert (leaf + chain), key, trust
+
+Options exist to make deliberately wrong certificates (other JID, keyUsage, validity, RSA).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+from gridbind.iec61850.e2e.trust import ID_ON_XMPP_ADDR
+
+__all__ = ["Issued", "make_ca", "make_e2e_certificate", "write_pem", "xmpp_addr"]
+
+
+@dataclass
+class Issued:
+    """A certificate with its private key and the chain above it (issuers, leaf excluded)."""
+
+    certificate: x509.Certificate
+    key: Any
+    chain: list[x509.Certificate] = field(default_factory=list)
+
+
+def _key(kind: str) -> Any:
+    if kind == "ec":
+        return ec.generate_private_key(ec.SECP256R1())
+    if kind.startswith("rsa"):
+        return rsa.generate_private_key(public_exponent=65537, key_size=int(kind[3:] or 2048))
+    raise ValueError(f"key kind {kind!r}: ec or rsa<bits>")
+
+
+def _name(cn: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def xmpp_addr(jid: str) -> x509.OtherName:
+    """subjectAltName otherName id-on-xmppAddr (a DER UTF8String) for ``jid``."""
+    raw = jid.encode("utf-8")
+    if len(raw) > 127:
+        raise ValueError("JID too long for this helper (127 octets)")
+    return x509.OtherName(ID_ON_XMPP_ADDR, b"\x0c" + bytes([len(raw)]) + raw)
+
+
+def make_ca(
+    name: str = "gridbind test E2E CA",
+    *,
+    issuer: Issued | None = None,
+    key_kind: str = "ec",
+    days: int = 30,
+) -> Issued:
+    """A self-signed CA (or an intermediate CA below ``issuer``)."""
+    key = _key(key_kind)
+    now = dt.datetime.now(dt.UTC)
+    signer_key = issuer.key if issuer else key
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(name))
+        .issuer_name(issuer.certificate.subject if issuer else _name(name))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+    )
+    cert = builder.sign(signer_key, hashes.SHA256())
+    chain = ([issuer.certificate] + issuer.chain) if issuer else []
+    return Issued(cert, key, chain)
+
+
+def make_e2e_certificate(
+    ca: Issued,
+    jid: str,
+    *,
+    key_kind: str = "ec",
+    digital_signature: bool = True,
+    key_agreement: bool = True,
+    not_before: dt.datetime | None = None,
+    not_after: dt.datetime | None = None,
+    san: bool = True,
+) -> Issued:
+    """An E2E end-entity certificate for ``jid`` issued by ``ca`` (chain includes ``ca``
+    unless ``ca`` is a self-signed root)."""
+    key = _key(key_kind)
+    now = dt.datetime.now(dt.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(jid))
+        .issuer_name(ca.certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before or now - dt.timedelta(minutes=5))
+        .not_valid_after(not_after or now + dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=digital_signature,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=key_agreement,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+    )
+    if san:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([xmpp_addr(jid)]), critical=False
+        )
+    cert = builder.sign(ca.key, hashes.SHA256())
+    # certPath: the intermediates only (a self-signed root is what the peer trusts anyway).
+    chain = [c for c in [ca.certificate] + ca.chain if c.issuer != c.subject]
+    return Issued(cert, key, chain)
+
+
+def write_pem(issued: Issued, directory: str | Path, stem: str) -> dict[str, Path]:
+    """``<stem>.crt`` (leaf then intermediates) and ``<stem>.key`` (PKCS#8, unencrypted,
+    mode 0600); returns both paths."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    crt, key = d / f"{stem}.crt", d / f"{stem}.key"
+    crt.write_bytes(
+        b"".join(
+            c.public_bytes(serialization.Encoding.PEM) for c in [issued.certificate] + issued.chain
+        )
+    )
+    key.touch(mode=0o600)
+    key.write_bytes(
+        issued.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return {"certificate": crt, "key": key}
