@@ -194,10 +194,8 @@ class E2ESession:
         plaintext = codec.encode(pdu)
         if self.config.aead:
             token2.iv = os.urandom(12)
-            env = e.EncrTransfer(tbp=e.EncrTbp(token2=token2, encrypted_appl_data=b"\x00"))
-            aad = canonical_part(env, "tbp", "token2")
-            env.tbp.encrypted_appl_data = crypto.gcm_seal(self._send.enc, token2.iv, plaintext, aad)
-            return env
+            ciphertext = crypto.gcm_seal(self._send.enc, token2.iv, plaintext, _aad(token2))
+            return e.EncrTransfer(tbp=e.EncrTbp(token2=token2, encrypted_appl_data=ciphertext))
         token2.iv = os.urandom(16)
         env = e.EncrTransfer(
             tbp=e.EncrTbp(
@@ -392,8 +390,7 @@ class E2ESession:
                     self._abort(t, DtDiag.PROTOCOL_ERROR, "AES-GCM EncrTransfer with an auth")
                 if len(iv) != 12:
                     self._abort(t, DtDiag.INVALID_IV, "AES-GCM nonce must be 12 octets")
-                aad = canonical_part(env, "tbp", "token2")
-                plaintext = crypto.gcm_open(keys.enc, iv, env.tbp.encrypted_appl_data, aad)
+                plaintext = crypto.gcm_open(keys.enc, iv, env.tbp.encrypted_appl_data, _aad(token2))
             else:
                 if env.auth is None or alternative_name(env.auth.algorithm) != "hmac-sha256":
                     self._abort(t, DtDiag.UNSUPPORTED_ALGORITHM, "AES-CBC needs an HMAC-SHA256")
@@ -455,6 +452,14 @@ class E2ESession:
             self._accept(self._check_token(token3.time, token3.seq, self._recv, t), self._recv)
         except TransferError as exc:
             raise ReleaseError(f"{type(env).__name__}: {exc}") from None
+
+
+def _aad(token2: e.ClearToken2) -> bytes:
+    """The AES-GCM AAD: the canonical content of ``token2``, computed on an envelope that holds
+    only that token (the canonical bytes of a part do not depend on its siblings), so the cost
+    does not grow with the ciphertext."""
+    probe = e.EncrTransfer(tbp=e.EncrTbp(token2=token2, encrypted_appl_data=b"\x00"))
+    return canonical_part(probe, "tbp", "token2")
 
 
 def _icv_alg(name: str) -> e.IcvAlgorithm:
