@@ -21,6 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
+
 from gridbind.iec61850.e2e.trust import ID_ON_XMPP_ADDR
 
 __all__ = ["Issued", "make_ca", "make_e2e_certificate", "write_pem", "xmpp_addr"]

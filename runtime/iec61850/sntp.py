@@ -387,9 +387,13 @@ class SntpPoller:
         *,
         interval_s: float = 64.0,
         timeout: float = 2.0,
+        samples: int = 4,
     ) -> None:
         if not servers:
             raise ValueError("at least one SNTP server")
+        if not 1 <= samples <= 8:
+            raise ValueError("samples per poll: 1..8")
+        self.samples = samples
         self.clock = clock
         self.servers = servers
         self.interval_s = interval_s
@@ -398,15 +402,24 @@ class SntpPoller:
         self._task: asyncio.Task[None] | None = None
 
     async def poll_once(self) -> bool:
-        """Try the servers in order; True when one answered validly."""
+        """Try the servers in order; True when one answered validly.
+
+        Each server is asked ``samples`` times and the answer with the smallest round-trip delay
+        is used (RFC 5905's clock filter idea: the least delayed sample has the least
+        asymmetry error)."""
         for host, port in self.servers:
-            try:
-                result = await query(host, port, timeout=self.timeout, clock=self.clock.now)
-            except (SntpError, OSError) as exc:
-                self.last_error = exc if isinstance(exc, SntpError) else SntpError(str(exc))
-                continue
-            self.clock.update(result)
-            return True
+            results = []
+            for _ in range(self.samples):
+                try:
+                    results.append(
+                        await query(host, port, timeout=self.timeout, clock=self.clock.now)
+                    )
+                except (SntpError, OSError) as exc:
+                    self.last_error = exc if isinstance(exc, SntpError) else SntpError(str(exc))
+                    break
+            if results:
+                self.clock.update(min(results, key=lambda r: r.delay))
+                return True
         self.clock.failed()
         return False
 

@@ -9,8 +9,12 @@ import datetime as dt
 import logging
 import time
 
-import gridbind.generated.iec61850_8_2 as m
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import gridbind.generated.iec61850_8_2 as m
 from gridbind.generated.iec61850_8_2 import e2e_4 as e
 from gridbind.iec61850 import codec
 from gridbind.iec61850.e2e import (
@@ -19,6 +23,7 @@ from gridbind.iec61850.e2e import (
     DtDiag,
     E2EConfig,
     E2EPolicy,
+    EnvelopeLayer,
     HandshakeDiag,
     HandshakeError,
     HandshakeRejected,
@@ -32,9 +37,7 @@ from gridbind.iec61850.e2e import (
     crypto,
 )
 from gridbind.iec61850.e2e.tokens import canonical_part, format_time, parse_time
-from gridbind.iec61850.e2e_certs import make_ca, make_e2e_certificate
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from gridbind.iec61850.e2e_certs import make_ca, make_e2e_certificate, write_pem
 
 CLIENT = "client1@example.test/IEC"
 IED = "ied1@example.test/IEC"
@@ -224,6 +227,7 @@ def aborts(session, envelope, diag: DtDiag, now=T0):
 def test_handshake_then_authenticated_transfer_both_ways(pki, caplog):
     caplog.set_level(logging.INFO, logger="gridbind.iec61850.security")
     client, ied = handshake(cfg(pki, "client"), cfg(pki, "ied"))
+    assert isinstance(client, EnvelopeLayer) and isinstance(ied, EnvelopeLayer)
     assert client.asso_id == ied.asso_id and client.asso_id.startswith("7:")
     assert client.initiate_pdu == initiate_response() and ied.initiate_pdu == initiate_request()
     for i, pdu in enumerate([read_request(1), write_secret(2), read_request(3)]):
@@ -575,6 +579,31 @@ def test_config_refuses_a_key_of_another_certificate(pki):
         )
 
 
+def test_config_from_pem_files(pki, tmp_path):
+    inter = make_ca("intermediate", issuer=pki["ca"])
+    leaf = make_e2e_certificate(inter, "client1@example.test")
+    paths = write_pem(leaf, tmp_path, "client1")
+    anchors = tmp_path / "trust.pem"
+    anchors.write_bytes(pki["ca"].certificate.public_bytes(Encoding.PEM))
+    assert oct(paths["key"].stat().st_mode & 0o777) == "0o600"
+    config = E2EConfig.load(
+        "encrypted", certificate=paths["certificate"], key=paths["key"], trust_anchors=anchors
+    )
+    assert config.mode is Mode.ENCRYPTED and config.cert_path == (inter.certificate,)
+    assert Responder(cfg(pki, "ied", Mode.ENCRYPTED)).receive(
+        CLIENT, wire(Initiator(config, IED, "1", initiate_request(), T0).request), T0
+    )
+    assert E2EConfig.load("off").mode is Mode.OFF
+    with pytest.raises(ConfigError, match="needs --e2e-cert"):
+        E2EConfig.load("authenticated", certificate=paths["certificate"])
+    with pytest.raises(ConfigError, match="cannot read"):
+        E2EConfig.load(
+            "authenticated", certificate=tmp_path / "nope", key=paths["key"], trust_anchors=anchors
+        )
+    with pytest.raises(ConfigError, match="cipher"):
+        cfg(pki, "client", Mode.ENCRYPTED, cipher="rot13")
+
+
 # ---- building blocks ------------------------------------------------------------------------
 
 
@@ -656,3 +685,24 @@ def test_open_of_mutated_envelopes_raises_only_e2e_errors(pki, mode, position, a
         assert ied.state is SessionState.ABORTED
         return
     assert pdu == write_secret()  # only a mutation that kept the value (e.g. hex case)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(position=st.floats(0, 1), byte=st.integers(0, 255))
+def test_responder_on_mutated_handshake_requests_raises_only_handshake_errors(pki, position, byte):
+    data = bytearray(codec.encode(_request(pki).request))
+    data[int(position * (len(data) - 1))] = byte
+    try:
+        envelope = codec.decode(bytes(data))
+    except codec.CodecError:
+        return
+    try:
+        offer = Responder(cfg(pki, "ied")).receive(CLIENT, envelope, T0)
+    except HandshakeError as exc:
+        assert isinstance(exc.reply, e.HandshakeSecReject)
+        return
+    assert offer is not None and offer.initiate_request == initiate_request()

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
-import ssl
 import socket
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 

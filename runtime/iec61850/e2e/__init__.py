@@ -31,7 +31,7 @@ from gridbind.iec61850.e2e.diagnostics import (
 )
 from gridbind.iec61850.e2e.handshake import HandshakeOffer, Initiator, Responder
 from gridbind.iec61850.e2e.tokens import SECURITY_LOG
-from gridbind.iec61850.e2e.transfer import E2ESession, SessionState
+from gridbind.iec61850.e2e.transfer import E2ESession, EnvelopeLayer, SessionState
 
 __all__ = [
     "SECURITY_LOG",

@@ -16,6 +16,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+
 from gridbind.generated.iec61850_8_2 import e2e_4
 from gridbind.iec61850.e2e.crypto import sig_alg_of_key
 from gridbind.iec61850.e2e.diagnostics import ConfigError

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
+
 from gridbind.generated.iec61850_8_2 import Mmspdu
 from gridbind.generated.iec61850_8_2 import e2e_4 as e
 from gridbind.iec61850 import codec

@@ -24,9 +24,10 @@ import typing
 from datetime import UTC, datetime
 from typing import Any
 
+from lxml import etree
+
 from gridbind.generated.iec61850_8_2 import e2e_4
 from gridbind.iec61850 import codec
-from lxml import etree
 
 __all__ = [
     "SECURITY_LOG",

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 
 from cryptography import x509
 from cryptography.x509.oid import ExtensionOID, ObjectIdentifier
+
 from gridbind.iec61850.e2e.config import bare_jid
 from gridbind.iec61850.e2e.diagnostics import HandshakeDiag, HandshakeError
 
