@@ -8,12 +8,18 @@ import contextlib
 import importlib.util
 import socket
 import ssl
+import time
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import slixmpp
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
 from cryptography import x509
 
+from gridbind.iec61850 import codec
 from gridbind.iec61850.client import AssociationAborted, Client
 from gridbind.iec61850.ejabberd import (
     Ejabberd,
@@ -27,6 +33,7 @@ from iec_testkit import run, settings, until
 
 FEEDER = Path(__file__).parent / "data" / "feeder.scd"
 PASSWORD = "s3cret-test"
+SECRET = "TopSecretSetpoint4711"  # the payload value of test_e2e_security.write_secret
 
 
 def _require():
@@ -50,7 +57,9 @@ class Account:
 @pytest.fixture(scope="module")
 def ejabberd():
     require(ejabberd_available(), "ejabberd (apt-get install ejabberd)")
-    server = Ejabberd(domain="test.local")
+    # debug: every stanza is logged; offline messages are stored in the spool: both are what an
+    # XMPP operator could read, checked for plaintext by the E2E storage test.
+    server = Ejabberd(domain="test.local", loglevel="debug", offline_messages=True)
     server.start()
     try:
         yield server
@@ -114,6 +123,102 @@ def test_iec_services_through_ejabberd(ejabberd) -> None:
             await _association_reads_writes(server, client)
 
     run(main(), 25)
+
+
+async def _raw_client(node: Ejabberd, account: Account):
+    """A bare slixmpp client (no 8-2 adapter): sends and receives any message payload."""
+    ctx = ssl.create_default_context(cafile=str(node.ca_cert))
+    client = slixmpp.ClientXMPP(f"{account.jid}/IEC", account.password, ssl_context=ctx)
+    client.enable_direct_tls, client.enable_starttls, client.enable_plaintext = False, True, False
+    started, inbox = asyncio.Event(), asyncio.Queue()
+
+    def session_start(_event) -> None:
+        client.send_presence()  # initial presence: the server then delivers stored messages
+        started.set()
+
+    client.add_event_handler("session_start", session_start)
+    # slixmpp's "message" event needs a <body/>: match every message stanza instead.
+    client.register_handler(
+        Callback("any message", MatchXPath("{jabber:client}message"), inbox.put_nowait)
+    )
+    client.connect(node.host, node.c2s_port)
+    await asyncio.wait_for(started.wait(), 10)
+    return client, inbox
+
+
+def _files_containing(root: Path, needle: bytes) -> list[str]:
+    return [
+        str(p.relative_to(root))
+        for p in root.rglob("*")
+        if p.is_file() and needle.lower() in p.read_bytes().lower()
+    ]
+
+
+@pytest.mark.timeout(40)
+def test_server_logs_and_storage_hold_no_plaintext_of_encrypted_payloads(ejabberd) -> None:
+    """ejabberd logs every stanza (debug) and stores messages for an offline account: the
+    encrypted payload's plaintext is in neither, the authenticated one's is (the control), and
+    both envelopes still open after storage and re-serialisation by the server."""
+    from test_e2e_security import cfg, handshake, write_secret
+
+    from gridbind.iec61850.e2e import Mode
+    from gridbind.iec61850.e2e_certs import make_ca, make_e2e_certificate
+
+    ca = make_ca()
+    pki = {
+        "ca": ca,
+        "client": make_e2e_certificate(ca, "client1@example.test"),
+        "ied": make_e2e_certificate(ca, "ied1@example.test"),
+    }
+    sealed_by, opened_by = {}, {}
+    for mode in (Mode.ENCRYPTED, Mode.AUTHENTICATED):
+        sealed_by[mode], opened_by[mode] = handshake(
+            cfg(pki, "client", mode), cfg(pki, "ied", mode)
+        )
+    control = "ControlVisible0815"
+    encrypted = write_secret()  # carries SECRET
+    clear = write_secret()
+    clear.choice.service.choice.list_of_data.data[0].choice.value = control
+    sender = Account(ejabberd.register("e2e-sender", PASSWORD), PASSWORD)
+    offline = Account(ejabberd.register("e2e-offline", PASSWORD), PASSWORD)
+    root = ejabberd.directory
+
+    async def main():
+        client, _ = await _raw_client(ejabberd, sender)
+        now = time.time()
+        for mode, pdu in ((Mode.ENCRYPTED, encrypted), (Mode.AUTHENTICATED, clear)):
+            msg = client.make_message(mto=f"{offline.jid}/IEC", mtype="normal")
+            msg.xml.append(codec.to_etree(sealed_by[mode].seal(pdu, now)))
+            # XEP-0334 store hint: ejabberd stores body-less messages only when asked to.
+            msg.xml.append(ET.Element("{urn:xmpp:hints}store"))
+            msg.send()
+        await client.disconnect()
+        await until(
+            lambda: _files_containing(root / "spool", control.encode())
+            and _files_containing(root / "logs", control.encode()),
+            10,
+            "the control payload stored and logged in clear",
+        )
+        assert _files_containing(root, SECRET.encode()) == []
+        assert _files_containing(root, SECRET.encode().hex().encode()) == []
+        receiver, inbox = await _raw_client(ejabberd, offline)
+        try:
+            got = {}
+            for _ in range(2):
+                msg = await asyncio.wait_for(inbox.get(), 10)
+                (env,) = [c for c in msg.xml if c.tag.startswith("{" + codec.E2E_NS + "}")]
+                envelope = codec.decode(env)
+                mode = (
+                    Mode.ENCRYPTED
+                    if type(envelope).__name__ == "EncrTransfer"
+                    else (Mode.AUTHENTICATED)
+                )
+                got[mode] = opened_by[mode].open(envelope, time.time())
+            assert got == {Mode.ENCRYPTED: encrypted, Mode.AUTHENTICATED: clear}
+        finally:
+            await receiver.disconnect()
+
+    run(main(), 35)
 
 
 @pytest.mark.timeout(40)
