@@ -291,13 +291,27 @@ def test_intermediate_ca_goes_in_cert_path(pki):
     responder_refuses(hs.request, cfg(pki, "ied"), HandshakeDiag.UNTRUSTED_CERTIFICATE)
 
 
-def test_rekey_renews_keys_and_is_signed(pki):
-    client, ied = handshake(cfg(pki, "client", rekey_interval_s=900), cfg(pki, "ied"))
-    old = client._send.icv
+@pytest.mark.parametrize(
+    "mode,cipher",
+    [
+        (Mode.AUTHENTICATED, "aes-128-gcm"),
+        (Mode.ENCRYPTED, "aes-128-gcm"),
+        (Mode.ENCRYPTED, "aes-256-cbc"),
+    ],
+)
+def test_rekey_renews_keys_and_is_signed(pki, mode, cipher):
+    client, ied = handshake(
+        cfg(pki, "client", mode, cipher=cipher, rekey_interval_s=900),
+        cfg(pki, "ied", mode, cipher=cipher),
+    )
+    old = (client._send.enc, client._send.icv, client._send.ctl)
     env = client.seal(read_request(), T0 + 1000)
-    assert env.tbp.token2.rekey is not None and client._send.icv != old
+    assert env.tbp.token2.rekey is not None
+    assert (client._send.enc, client._send.icv, client._send.ctl) != old
     assert ied.open(wire(env), T0 + 1000) == read_request()
     assert ied.open(wire(client.seal(read_request(2), T0 + 1001)), T0 + 1001) == read_request(2)
+    # The other direction keeps its own keys (each sender renews its own).
+    assert client.open(wire(ied.seal(read_response(), T0 + 1002)), T0 + 1002) == read_response()
     # A rekey whose signature is not the peer's: invalid-rekey.
     env = client.seal(read_request(3), T0 + 2000)
     env.tbp.token2.rekey.sign = (
@@ -474,6 +488,12 @@ def test_altered_handshake_content(pki):
     hs = _request(pki)
     hs.request.tbs.appl_data.mmspdu.choice.local_detail_calling = 1  # after signing
     responder_refuses(hs.request, cfg(pki, "ied"), HandshakeDiag.INVALID_SIGNATURE)
+
+
+def test_protected_protocol_must_be_8_2(pki):
+    hs = _request(pki)
+    hs.request.pp = e.ProtectedProtocol(choice=e.ProtectedProtocol.Iec6185081())
+    responder_refuses(hs.request, cfg(pki, "ied"), HandshakeDiag.UNSUPPORTED_PROTOCOL)
 
 
 def test_wrong_key_usage(pki):

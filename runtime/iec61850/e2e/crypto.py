@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 __all__ = [
     "MODP14_P",
+    "MAX_RSA_BITS",
     "DecryptError",
     "DhError",
     "DhKeyPair",
@@ -59,6 +60,10 @@ MODP14_P = int(
 )
 
 
+#: Upper bound of RSA keys: bounds the work a peer's certificate can ask for.
+MAX_RSA_BITS = 8192
+
+
 class DhError(ValueError):
     """A peer's DH public value is malformed or outside the group."""
 
@@ -74,8 +79,8 @@ def sig_alg_of_key(key: Any) -> str:
             return "ecdsa-p256-sha256"
         raise ValueError(f"EC curve {key.curve.name} is not P-256")
     if isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
-        if key.key_size < 2048:
-            raise ValueError(f"RSA key of {key.key_size} bits (at least 2048 required)")
+        if not 2048 <= key.key_size <= MAX_RSA_BITS:
+            raise ValueError(f"RSA key of {key.key_size} bits (2048..{MAX_RSA_BITS} accepted)")
         return "rsa-sha256"
     raise ValueError(f"unsupported key type {type(key).__name__}")
 
