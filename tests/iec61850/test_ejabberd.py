@@ -33,6 +33,7 @@ from iec_testkit import run, settings, until
 
 FEEDER = Path(__file__).parent / "data" / "feeder.scd"
 PASSWORD = "s3cret-test"
+pytestmark = pytest.mark.ejabberd
 SECRET = "TopSecretSetpoint4711"  # the payload value of test_e2e_security.write_secret
 
 
