@@ -271,6 +271,27 @@ def test_encrypted_transfer_hides_the_payload(pki, cipher, group):
     assert client.open(wire(ied.seal(read_response(), T0 + 1)), T0 + 1) == read_response()
 
 
+@pytest.mark.parametrize(
+    "mode,icv", [(Mode.AUTHENTICATED, "aes-128-gcm"), (Mode.ENCRYPTED, "aes-256-gcm")]
+)
+def test_gmac_icv_with_the_authenticator_nonce(pki, mode, icv):
+    opts = {"icv": icv, "cipher": "aes-128-cbc"}
+    client, ied = handshake(cfg(pki, "client", mode, **opts), cfg(pki, "ied", mode, **opts))
+    env = client.seal(write_secret(), T0)
+    assert len(env.auth.nonce) == 12 and len(env.auth.icv) == 16
+    assert isinstance(
+        env.auth.algorithm.choice, (e.IcvAlgorithm.Aes128Gcm, e.IcvAlgorithm.Aes256Gcm)
+    )
+    assert ied.open(wire(env), T0) == write_secret()
+    env = client.seal(read_request(), T0 + 1)
+    env.auth.nonce = bytes(12)  # the nonce is an input of the GMAC: altering it is detected
+    aborts(ied, wire(env), DtDiag.INVALID_ICV, T0 + 1)
+    hs = _request(pki, mode=mode, cipher="aes-128-cbc")  # HMAC-SHA256 offered, GMAC wanted
+    responder_refuses(
+        hs.request, cfg(pki, "ied", mode, **opts), HandshakeDiag.NO_COMMON_ENCRYPTION_MODE
+    )
+
+
 def test_rsa_e2e_certificates(pki):
     ca = pki["ca"]
     rsa_pki = dict(pki)
@@ -622,6 +643,8 @@ def test_config_from_pem_files(pki, tmp_path):
         )
     with pytest.raises(ConfigError, match="cipher"):
         cfg(pki, "client", Mode.ENCRYPTED, cipher="rot13")
+    with pytest.raises(ConfigError, match="ICV"):
+        cfg(pki, "client", icv="crc32")
 
 
 # ---- building blocks ------------------------------------------------------------------------

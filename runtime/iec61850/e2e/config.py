@@ -56,8 +56,9 @@ class E2EConfig:
     """One E2E policy: mode, the local E2E identity, trust anchors and algorithms.
 
     ``cipher`` (encrypted mode): ``aes-128-gcm`` / ``aes-256-gcm`` (aea) or ``aes-128-cbc`` /
-    ``aes-256-cbc`` (non-aea, with HMAC-SHA256 ICV). ``rekey_interval_s`` must lie within 15 min
-    and 24 h. ``window_s`` is the accepted clock distance of token times (10 minutes).
+    ``aes-256-cbc`` (non-aea). ``icv`` (authenticated mode and CBC): ``hmac-sha256`` or GMAC
+    ``aes-128-gcm`` / ``aes-256-gcm`` (nonce in the Authenticator). ``rekey_interval_s`` must lie
+    within 15 min and 24 h. ``window_s`` is the accepted clock distance of token times (10 minutes).
     """
 
     mode: Mode
@@ -67,6 +68,7 @@ class E2EConfig:
     cert_path: tuple[x509.Certificate, ...] = ()
     dh_group: str = "ecdh-secp256r1"
     cipher: str = "aes-128-gcm"
+    icv: str = "hmac-sha256"
     rekey_interval_s: float = 3600.0
     window_s: float = WINDOW_S
 
@@ -95,6 +97,8 @@ class E2EConfig:
         )
         if self.cipher not in ciphers:
             raise ConfigError(f"unknown cipher {self.cipher!r} (one of {', '.join(ciphers)})")
+        if self.icv not in alternative_names(e2e_4.IcvAlgorithm):
+            raise ConfigError(f"unknown ICV algorithm {self.icv!r}")
         if not REKEY_MIN_S <= self.rekey_interval_s <= REKEY_MAX_S:
             raise ConfigError(
                 f"rekey interval {self.rekey_interval_s} s is outside 15 min..24 h"

@@ -7,7 +7,7 @@
   octets big-endian; peer values checked to lie in the prime-order subgroup). ``cryptography``
   deprecates finite-field DH, so group 14 is computed with Python's ``pow`` (a 256-bit private
   exponent, RFC 3526's size for 128-bit strength; not constant-time: ECDH P-256 is the default).
-- HKDF-SHA256 (RFC 5869), HMAC-SHA256, AES-GCM (12-octet nonce, 16-octet tag appended to the
+- HKDF-SHA256 (RFC 5869), HMAC-SHA256, GMAC, AES-GCM (12-octet nonce, 16-octet tag appended to the
   ciphertext) and AES-CBC with PKCS#7 padding.
 """
 
@@ -37,6 +37,7 @@ __all__ = [
     "cbc_open",
     "cbc_seal",
     "gcm_open",
+    "gmac",
     "gcm_seal",
     "hkdf",
     "hmac_equal",
@@ -162,6 +163,11 @@ def hmac_sha256(key: bytes, data: bytes) -> bytes:
 
 def hmac_equal(a: bytes, b: bytes) -> bool:
     return hmac.compare_digest(a, b)
+
+
+def gmac(key: bytes, nonce: bytes, data: bytes) -> bytes:
+    """GMAC: the 16-octet AES-GCM tag of an empty plaintext with ``data`` as AAD."""
+    return AESGCM(key).encrypt(nonce, b"", data)
 
 
 def gcm_seal(key: bytes, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:

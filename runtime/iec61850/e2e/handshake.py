@@ -31,7 +31,7 @@ Keys (RFC 5869 HKDF-SHA256): ``secret`` = the DH shared secret of the two epheme
 ``salt`` = SHA-256(SHA-256(tbs of HandshakeReq) || SHA-256(tbs of HandshakeAcc)) (canonical
 bytes); per direction (``initiator-to-responder``, ``responder-to-initiator``), ``info`` =
 ``gridbind-e2e-v1|<assoID n:m>|<direction>|<use>`` with use ``enc`` (AES key; GCM or CBC),
-``icv`` (HMAC-SHA256 key; authenticated mode and CBC), ``ctl`` (release/abort ICV) and ``chain``
+``icv`` (HMAC-SHA256 or GMAC key; authenticated mode and CBC), ``ctl`` (release/abort ICV) and ``chain``
 (salt of the next rekey).
 """
 
@@ -77,7 +77,6 @@ _PP = "iec61850-8-2"
 
 
 def _encr_mode(config: E2EConfig) -> e.EncrMode:
-    hmac = alternative(e.IcvAlgorithm, "hmac-sha256")
     if config.mode is Mode.ENCRYPTED and config.aead:
         return e.EncrMode(
             choice=e.EncrMode.Aea(aea_algorithm=[alternative(e.AeaAlgorithm, config.cipher)])
@@ -88,27 +87,30 @@ def _encr_mode(config: E2EConfig) -> e.EncrMode:
     return e.EncrMode(
         choice=e.EncrMode.NonAea(
             encryption=e.EncrMode.NonAea.Encryption(encryption_algorithm=ciphers),
-            icv=e.EncrMode.NonAea.Icv(icv_algorithm=[hmac]),
+            icv=e.EncrMode.NonAea.Icv(icv_algorithm=[alternative(e.IcvAlgorithm, config.icv)]),
         )
     )
 
 
-def _offered(mode: e.EncrMode) -> set[tuple[Mode, str | None]]:
-    """The (mode, cipher) pairs an encr-mode offers."""
+_Choice = tuple[Mode, str | None, str | None]  # (mode, cipher, ICV algorithm)
+
+
+def _offered(mode: e.EncrMode) -> set[_Choice]:
+    """The (mode, cipher, ICV) combinations an encr-mode offers."""
     choice = mode.choice
     if isinstance(choice, e.EncrMode.Aea):
-        return {(Mode.ENCRYPTED, alternative_name(a)) for a in choice.aea_algorithm}
-    icvs = {alternative_name(a) for a in choice.icv.icv_algorithm}
-    if "hmac-sha256" not in icvs:
-        return set()
+        return {(Mode.ENCRYPTED, alternative_name(a), None) for a in choice.aea_algorithm}
+    icvs = [alternative_name(a) for a in choice.icv.icv_algorithm]
     ciphers = [alternative_name(a) for a in choice.encryption.encryption_algorithm]
     if not ciphers:
-        return {(Mode.AUTHENTICATED, None)}
-    return {(Mode.ENCRYPTED, c) for c in ciphers}
+        return {(Mode.AUTHENTICATED, None, icv) for icv in icvs}
+    return {(Mode.ENCRYPTED, c, icv) for c in ciphers for icv in icvs}
 
 
-def _wanted(config: E2EConfig) -> tuple[Mode, str | None]:
-    return (config.mode, config.cipher if config.mode is Mode.ENCRYPTED else None)
+def _wanted(config: E2EConfig) -> _Choice:
+    if config.mode is Mode.ENCRYPTED and config.aead:
+        return (Mode.ENCRYPTED, config.cipher, None)
+    return (config.mode, config.cipher if config.mode is Mode.ENCRYPTED else None, config.icv)
 
 
 def _token1(config: E2EConfig, asso_id: str, dh: crypto.DhKeyPair, t: float) -> e.ClearToken1:

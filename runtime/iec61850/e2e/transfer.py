@@ -8,12 +8,13 @@
 
 Rules (DECISIONS.md 32-36):
 
-- ClearTransfer: ``auth`` = HMAC-SHA256 over the canonical content of ``tbp``
-  (:func:`~gridbind.iec61850.e2e.tokens.canonical_part`), ``nonce`` absent.
+- ClearTransfer: ``auth`` = the agreed ICV over the canonical content of ``tbp``
+  (:func:`~gridbind.iec61850.e2e.tokens.canonical_part`): HMAC-SHA256 (``nonce`` absent) or
+  GMAC (AES-GCM tag of empty plaintext with the content as AAD; 12-octet ``nonce``).
 - EncrTransfer with AES-GCM: ``token2.iv`` is the 12-octet nonce, the AAD is the canonical content
   of ``token2``, the 16-octet tag ends ``encrypted-applData``; no ``auth``. With AES-CBC:
-  ``token2.iv`` is the 16-octet IV, ``auth`` = HMAC-SHA256 over the canonical content of ``tbp``
-  (encrypt-then-MAC). The plaintext is the codec's encoding of the ``MMSpdu``.
+  ``token2.iv`` is the 16-octet IV, ``auth`` = the agreed ICV over the canonical content of
+  ``tbp`` (encrypt-then-MAC). The plaintext is the codec's encoding of the ``MMSpdu``.
 - ClearToken2: ``time`` is the sender's clock (milliseconds; never going backwards), ``seq`` is 0
   at a new time value and +1 per message with the same value. The receiver checks, after the
   ICV: the token time within the window of its clock, then a (time, seq) already seen among the
@@ -124,7 +125,8 @@ class DirectionKeys:
         if config.mode is Mode.ENCRYPTED:
             enc = crypto.hkdf(secret, salt, info + b"enc", _key_len(config.cipher))
         if config.mode is Mode.AUTHENTICATED or not config.aead:
-            icv = crypto.hkdf(secret, salt, info + b"icv", 32)
+            icv_len = 32 if config.icv == "hmac-sha256" else _key_len(config.icv)
+            icv = crypto.hkdf(secret, salt, info + b"icv", icv_len)
         return cls(
             enc=enc,
             icv=icv,
@@ -206,9 +208,9 @@ class E2ESession:
         if self.config.mode is Mode.AUTHENTICATED:
             env: Any = e.ClearTransfer(
                 tbp=e.ClearTbp(token2=token2, appl_data=e.ApplData(mmspdu=pdu)),
-                auth=e.Authenticator(algorithm=_icv_alg("hmac-sha256"), icv=b"\x00"),
+                auth=e.Authenticator(algorithm=_icv_alg(self.config.icv), icv=b"\x00"),
             )
-            env.auth.icv = crypto.hmac_sha256(self._send.icv, canonical_part(env, "tbp"))
+            env.auth.nonce, env.auth.icv = self._icv(self._send, canonical_part(env, "tbp"))
             return env
         plaintext = codec.encode(pdu)
         if self.config.aead:
@@ -221,9 +223,9 @@ class E2ESession:
                 token2=token2,
                 encrypted_appl_data=crypto.cbc_seal(self._send.enc, token2.iv, plaintext),
             ),
-            auth=e.Authenticator(algorithm=_icv_alg("hmac-sha256"), icv=b"\x00"),
+            auth=e.Authenticator(algorithm=_icv_alg(self.config.icv), icv=b"\x00"),
         )
-        env.auth.icv = crypto.hmac_sha256(self._send.icv, canonical_part(env, "tbp"))
+        env.auth.nonce, env.auth.icv = self._icv(self._send, canonical_part(env, "tbp"))
         return env
 
     def open(self, envelope: Any, now: Now) -> Mmspdu:
@@ -384,16 +386,37 @@ class E2ESession:
         self._seen.append(pair)
         self._seen_set.add(pair)
 
+    def _icv(self, keys: DirectionKeys, data: bytes) -> tuple[bytes | None, bytes]:
+        """``(nonce, icv)`` of ``data`` with the agreed ICV algorithm."""
+        if self.config.icv == "hmac-sha256":
+            return None, crypto.hmac_sha256(keys.icv, data)
+        nonce = os.urandom(12)
+        return nonce, crypto.gmac(keys.icv, nonce, data)
+
+    def _check_icv(self, auth: e.Authenticator, keys: DirectionKeys, data: bytes, t: float) -> None:
+        if alternative_name(auth.algorithm) != self.config.icv:
+            self._abort(
+                t,
+                DtDiag.UNSUPPORTED_ALGORITHM,
+                f"ICV {alternative_name(auth.algorithm)}, agreed {self.config.icv}",
+            )
+        if self.config.icv == "hmac-sha256":
+            if auth.nonce is not None:
+                self._abort(t, DtDiag.PROTOCOL_ERROR, "HMAC-SHA256 ICV with a nonce")
+            good = crypto.hmac_equal(crypto.hmac_sha256(keys.icv, data), auth.icv)
+        else:
+            if auth.nonce is None or len(auth.nonce) != 12:
+                self._abort(t, DtDiag.INVALID_IV, "GMAC nonce must be 12 octets")
+            good = crypto.hmac_equal(crypto.gmac(keys.icv, auth.nonce, data), auth.icv)
+        if not good:
+            self._abort(t, DtDiag.INVALID_ICV, "ICV does not match tbp")
+
     def _open_clear(self, env: e.ClearTransfer, t: float) -> Mmspdu:
         if self.config.mode is not Mode.AUTHENTICATED:
             self._abort(t, DtDiag.WRONG_ENVELOPE, "ClearTransfer on an encrypted association")
         token2 = env.tbp.token2
         keys = self._receive_keys(token2, t)
-        if alternative_name(env.auth.algorithm) != "hmac-sha256" or env.auth.nonce is not None:
-            self._abort(t, DtDiag.UNSUPPORTED_ALGORITHM, "ClearTransfer ICV must be HMAC-SHA256")
-        icv = crypto.hmac_sha256(keys.icv, canonical_part(env, "tbp"))
-        if not crypto.hmac_equal(icv, env.auth.icv):
-            self._abort(t, DtDiag.INVALID_ICV, "ICV does not match tbp")
+        self._check_icv(env.auth, keys, canonical_part(env, "tbp"), t)
         self._accept(self._check_token(token2.time, token2.seq, keys, t), keys)
         return env.tbp.appl_data.mmspdu
 
@@ -411,13 +434,11 @@ class E2ESession:
                     self._abort(t, DtDiag.INVALID_IV, "AES-GCM nonce must be 12 octets")
                 plaintext = crypto.gcm_open(keys.enc, iv, env.tbp.encrypted_appl_data, _aad(token2))
             else:
-                if env.auth is None or alternative_name(env.auth.algorithm) != "hmac-sha256":
-                    self._abort(t, DtDiag.UNSUPPORTED_ALGORITHM, "AES-CBC needs an HMAC-SHA256")
+                if env.auth is None:
+                    self._abort(t, DtDiag.UNSUPPORTED_ALGORITHM, "AES-CBC without an ICV")
                 if len(iv) != 16:
                     self._abort(t, DtDiag.INVALID_IV, "AES-CBC IV must be 16 octets")
-                icv = crypto.hmac_sha256(keys.icv, canonical_part(env, "tbp"))
-                if not crypto.hmac_equal(icv, env.auth.icv):
-                    self._abort(t, DtDiag.INVALID_ICV, "ICV does not match tbp")
+                self._check_icv(env.auth, keys, canonical_part(env, "tbp"), t)
                 plaintext = crypto.cbc_open(keys.enc, iv, env.tbp.encrypted_appl_data)
         except crypto.DecryptError as exc:
             self._abort(t, DtDiag.DECRYPTION_FAILED, str(exc))
