@@ -8,10 +8,15 @@ Meant for tests, demos and a CLI (never for production keys)::
     paths = write_pem(leaf, directory, "ied1")             # cert (leaf + chain), key, trust
 
 Options exist to make deliberately wrong certificates (other JID, keyUsage, validity, RSA).
+
+From a shell (a test CA plus one E2E certificate per JID, PEM files in ``DIR``)::
+
+    python -m gridbind.iec61850.e2e_certs --out DIR ied1@example.org client1@example.org
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +29,7 @@ from cryptography.x509.oid import NameOID
 
 from gridbind.iec61850.e2e.trust import ID_ON_XMPP_ADDR
 
-__all__ = ["Issued", "make_ca", "make_e2e_certificate", "write_pem", "xmpp_addr"]
+__all__ = ["Issued", "main", "make_ca", "make_e2e_certificate", "write_pem", "xmpp_addr"]
 
 
 @dataclass
@@ -165,3 +170,35 @@ def write_pem(issued: Issued, directory: str | Path, stem: str) -> dict[str, Pat
         )
     )
     return {"certificate": crt, "key": key}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write ``ca.crt`` (the trust anchor), and ``<local part>.crt`` / ``.key`` per JID."""
+    parser = argparse.ArgumentParser(
+        prog="python -m gridbind.iec61850.e2e_certs",
+        description="Make a test CA and IEC 62351-4 E2E certificates bound to JIDs.",
+    )
+    parser.add_argument("jids", nargs="+", metavar="JID")
+    parser.add_argument("--out", required=True, type=Path, help="directory for the PEM files")
+    parser.add_argument("--days", type=int, default=30, help="validity (default 30)")
+    parser.add_argument("--rsa", action="store_true", help="RSA-2048 keys instead of P-256")
+    args = parser.parse_args(argv)
+    ca = make_ca(days=args.days)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "ca.crt").write_bytes(ca.certificate.public_bytes(serialization.Encoding.PEM))
+    now = dt.datetime.now(dt.timezone.utc)
+    for jid in args.jids:
+        leaf = make_e2e_certificate(
+            ca,
+            jid,
+            key_kind="rsa2048" if args.rsa else "ec",
+            not_after=now + dt.timedelta(days=args.days),
+        )
+        paths = write_pem(leaf, args.out, jid.split("@", 1)[0])
+        print(f"{jid}: {paths['certificate']} {paths['key']}")
+    print(f"trust anchor: {args.out / 'ca.crt'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -37,6 +37,7 @@ from gridbind.iec61850.e2e import (
     crypto,
 )
 from gridbind.iec61850.e2e.tokens import canonical_part, format_time, parse_time
+from gridbind.iec61850.e2e_certs import main as certs_main
 from gridbind.iec61850.e2e_certs import make_ca, make_e2e_certificate, write_pem
 
 CLIENT = "client1@example.test/IEC"
@@ -645,6 +646,22 @@ def test_config_from_pem_files(pki, tmp_path):
         cfg(pki, "client", Mode.ENCRYPTED, cipher="rot13")
     with pytest.raises(ConfigError, match="ICV"):
         cfg(pki, "client", icv="crc32")
+
+
+def test_certificate_command_makes_a_working_pair(tmp_path, capsys):
+    assert certs_main(["--out", str(tmp_path), "client1@example.test", "ied1@example.test"]) == 0
+    assert "trust anchor" in capsys.readouterr().out
+
+    def load(stem: str, mode: Mode = Mode.AUTHENTICATED) -> E2EConfig:
+        return E2EConfig.load(
+            mode,
+            certificate=tmp_path / f"{stem}.crt",
+            key=tmp_path / f"{stem}.key",
+            trust_anchors=tmp_path / "ca.crt",
+        )
+
+    client, ied = handshake(load("client1"), load("ied1"))
+    assert ied.open(wire(client.seal(read_request(), T0)), T0) == read_request()
 
 
 # ---- building blocks ------------------------------------------------------------------------
