@@ -160,7 +160,7 @@ class _Epmd:
                 return
             except OSError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise EjabberdError(f"epmd did not listen on {LOOPBACK}:{self.port}")
+                    raise EjabberdError(f"epmd did not listen on {LOOPBACK}:{self.port}") from None
                 time.sleep(0.02)
 
     def stop(self) -> None:

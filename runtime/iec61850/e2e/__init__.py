@@ -42,6 +42,7 @@ __all__ = [
     "E2EError",
     "E2EPolicy",
     "E2ESession",
+    "EnvelopeLayer",
     "HandshakeDiag",
     "HandshakeError",
     "HandshakeOffer",
