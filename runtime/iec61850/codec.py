@@ -87,6 +87,7 @@ __all__ = [
     "validate",
     "pdu_names",
     "schema_dir",
+    "xml_text_problem",
 ]
 
 #: Namespace of the 8-2 payload (MMS PDUs in XER).
@@ -298,6 +299,9 @@ class Codec:
                     data = ET.tostring(data, encoding="utf-8", xml_declaration=False)
                 except (TypeError, ValueError, AttributeError) as exc:
                     raise MalformedXml(f"cannot serialise the element tree: {exc}") from None
+                # ET writes a carriage return in text raw, and the parser's end-of-line
+                # handling would turn it into a line feed (DECISIONS.md 32): keep the value.
+                data = data.replace(b"\r", b"&#13;")
             elif isinstance(data, str):
                 data = data.encode("utf-8")
             elif isinstance(data, (bytes, bytearray, memoryview)):
@@ -380,9 +384,29 @@ class Codec:
         _check_depth(root, self.limits.max_depth)
         tree = root if owned else copy.deepcopy(root)
         try:
-            return self._xml_parser.parse(tree, cls, ns_map={})
+            obj = self._xml_parser.parse(tree, cls, ns_map={})
         except Exception as exc:  # noqa: BLE001 - xsdata raises ParserError/ConverterWarning...
             raise SchemaViolation(f"cannot build {cls.__name__}: {exc}") from None
+        self._empty_booleans_to_none(obj)
+        return obj
+
+    def _empty_booleans_to_none(self, obj: Any) -> None:
+        """xsdata keeps an empty boolean (``<moreFollows/>``, valid where the XSD has a default)
+        as ``""``; the fast path reads it as None like an absent element (DECISIONS.md 33)."""
+        stack = [obj]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, list):
+                stack.extend(node)
+                continue
+            if not hasattr(node, "__dataclass_fields__"):
+                continue
+            for var in self.context.build(type(node)).get_all_vars():
+                value = getattr(node, var.name, None)
+                if value == "" and bool in var.types:
+                    setattr(node, var.name, None)
+                elif value is not None and not isinstance(value, (str, bytes, int, float)):
+                    stack.append(value)
 
     # ---- serializing --------------------------------------------------------------------
 
@@ -404,6 +428,9 @@ class Codec:
             try:
                 root = self._tree_serializer.render(obj, ns_map=ns_map).getroot()
             except Exception as exc:  # noqa: BLE001 - xsdata raises SerializerError and others
+                problem = _unwritable_text(obj)
+                if problem:
+                    raise EncodeError(problem) from None
                 raise EncodeError(f"cannot serialize {type(obj).__name__}: {exc}") from None
         if validate:
             try:
@@ -418,7 +445,12 @@ class Codec:
         return etree.tostring(self.to_element(obj, validate=validate), encoding="utf-8")
 
     def to_etree(self, obj: Any, *, validate: bool = True) -> ET.Element:
-        """Typed object -> ``xml.etree.ElementTree.Element`` (for slixmpp stanzas)."""
+        """Typed object -> ``xml.etree.ElementTree.Element`` (for slixmpp stanzas).
+
+        The tree holds values, not their XML form: whoever serialises it must write a carriage
+        return in text as ``&#13;`` (DECISIONS.md 32); ``xml.etree`` and slixmpp write it raw,
+        and the receiving parser then reads a line feed.
+        """
         return ET.fromstring(self.encode(obj, validate=validate))
 
     def validate(self, data: bytes | str | Any) -> None:
@@ -461,6 +493,45 @@ class Codec:
         if kind == "unconfirmed-PDU":
             return kind, "informationReport"
         return kind, None
+
+
+#: Characters XML 1.0 cannot carry at all, not even as a character reference: C0 controls but
+#: TAB, LF and CR, lone surrogates, U+FFFE and U+FFFF (DECISIONS.md 32).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_text_problem(text: str) -> str | None:
+    """Why ``text`` cannot be written as XER text (a one-line reason), or None if it can.
+
+    XML 1.0 has no way to carry C0 control characters other than TAB, LF and CR: written raw
+    they make the whole XMPP stream ill-formed (the server closes it), and X.680's escapes
+    (``<bel/>``...) need mixed content that the schema's string types do not allow.
+    """
+    found = _NOT_XML.search(text)
+    if found is None:
+        return None
+    return (
+        f"character U+{ord(found.group(0)):04X} at position {found.start()} cannot be sent: "
+        "XML 1.0 has no representation for it"
+    )
+
+
+def _unwritable_text(obj: Any) -> str | None:
+    """The first string of a typed object that XML cannot carry, described; None if none."""
+    stack = [("", obj)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, str):
+            problem = xml_text_problem(node)
+            if problem:
+                return f"{path.lstrip('.') or 'text'}: {problem}"
+        elif isinstance(node, list):
+            stack.extend((f"{path}[{i}]", item) for i, item in enumerate(node))
+        elif hasattr(node, "__dataclass_fields__"):
+            stack.extend(
+                (f"{path}.{name}", getattr(node, name)) for name in node.__dataclass_fields__
+            )
+    return None
 
 
 def _pretty(tag: str) -> str:
