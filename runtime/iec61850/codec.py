@@ -213,7 +213,9 @@ class Codec:
     Use :func:`default_codec` (a process-wide instance) unless other :class:`Limits` are needed.
     """
 
-    def __init__(self, limits: Limits = DEFAULT_LIMITS, *, fast: bool = True) -> None:
+    def __init__(
+        self, limits: Limits = DEFAULT_LIMITS, *, fast: bool = True, lenient_x693: bool = False
+    ) -> None:
         from xsdata.formats.dataclass.context import XmlContext
         from xsdata.formats.dataclass.parsers import XmlParser
         from xsdata.formats.dataclass.parsers.config import ParserConfig
@@ -223,6 +225,9 @@ class Codec:
 
         self.limits = limits
         self.fast = fast
+        #: Also read X.693's literal forms where the schema guessed (DECISIONS.md 34).
+        self.lenient_x693 = lenient_x693
+        self._literal_forms: Any = None
         self.schema, elements = _schema_bundle()
         self.context = XmlContext()
         self._xml_parser = XmlParser(
@@ -284,14 +289,25 @@ class Codec:
             self._local.parser = parser
         return parser
 
-    def parse_tree(self, data: bytes | str | Any) -> etree._Element:
-        """Strictly parse and validate; returns a schema-valid lxml root the caller owns."""
+    def parse_tree(
+        self, data: bytes | str | Any, *, lenient_x693: bool | None = None
+    ) -> etree._Element:
+        """Strictly parse and validate; returns a schema-valid lxml root the caller owns.
+
+        ``lenient_x693`` (default: the codec's setting) first rewrites X.693's value lists of
+        SEQUENCE OF CHOICE and its ``<true/>``/``<false/>`` into the schema's forms
+        (:mod:`gridbind.iec61850.x693`); the result is then validated as usual.
+        """
+        lenient = self.lenient_x693 if lenient_x693 is None else lenient_x693
         if type(data) is not bytes:
             if isinstance(data, etree._Element):
                 # Bound depth and size on the caller's tree first (cheap, stops early), then
                 # copy: a hostile tree is refused before any work proportional to its size.
                 _check_tree(data, self.limits)
-                return self._check_element(copy.deepcopy(data))
+                tree = copy.deepcopy(data)
+                if lenient:
+                    self.literal_forms().rewrite(tree)
+                return self._check_element(tree)
             if isinstance(data, ET.Element):
                 # ET serialises recursively: bound depth and size first, without recursion.
                 _check_tree(data, self.limits)
@@ -319,6 +335,8 @@ class Codec:
             found = _FORBIDDEN.search(data)
             if found:
                 raise ForbiddenXml(f"{found.group(0).decode()[2:]} declarations are not accepted")
+        if lenient:
+            return self._parse_lenient(data)
         parser = getattr(self._local, "parser", None) or self._parser()
         try:
             root = etree.fromstring(data, parser)
@@ -332,6 +350,37 @@ class Codec:
         # No DOCTYPE check on the tree: the parser decodes UTF-8 whatever the declaration says,
         # so libxml2 can only meet a DOCTYPE through the literal bytes the scan above refused.
         return root
+
+    def literal_forms(self) -> Any:
+        """The X.693 forms of the schema set (built on first use)."""
+        if self._literal_forms is None:
+            from gridbind.iec61850.x693 import LiteralForms
+
+            self._literal_forms = LiteralForms(schema_dir())
+        return self._literal_forms
+
+    def _parse_lenient(self, data: bytes) -> etree._Element:
+        """Parse without the schema (same guards), rewrite X.693's forms, then validate."""
+        plain = getattr(self._local, "plain", None)
+        if plain is None:
+            plain = self._local.plain = etree.XMLParser(
+                encoding="utf-8",
+                recover=False,
+                resolve_entities=False,
+                load_dtd=False,
+                no_network=True,
+                huge_tree=False,
+                remove_comments=True,
+                remove_pis=True,
+                collect_ids=False,
+            )
+        try:
+            root = etree.fromstring(data, plain)
+        except etree.XMLSyntaxError as exc:
+            raise _syntax_error(exc) from None
+        _check_tree(root, self.limits)
+        self.literal_forms().rewrite(root)
+        return self._check_element(root)
 
     def _wellformedness_error(self, data: bytes) -> CodecError | None:
         plain = etree.XMLParser(
@@ -353,9 +402,12 @@ class Codec:
             raise SchemaViolation(f"schema validation failed: {_clean(str(exc))}") from None
         return root
 
-    def decode(self, data: bytes | str | Any) -> Any:
-        """Bytes, str or an element -> the typed object of its root (Mmspdu, ClearTransfer...)."""
-        root = self.parse_tree(data)
+    def decode(self, data: bytes | str | Any, *, lenient_x693: bool | None = None) -> Any:
+        """Bytes, str or an element -> the typed object of its root (Mmspdu, ClearTransfer...).
+
+        ``lenient_x693``: see :meth:`parse_tree` (default: the codec's setting).
+        """
+        root = self.parse_tree(data, lenient_x693=lenient_x693)
         if self.fast:
             # from_element's fast path inlined (one call less per PDU); every root the fast
             # path covers is a global element of the schema set, i.e. in ``self.roots``.
@@ -364,9 +416,9 @@ class Codec:
                 return result
         return self.from_element(root, owned=True)
 
-    def decode_pdu(self, data: bytes | str | Any) -> Mmspdu:
+    def decode_pdu(self, data: bytes | str | Any, *, lenient_x693: bool | None = None) -> Mmspdu:
         """Like :meth:`decode` but the root must be ``MMSpdu`` of the 8-2 namespace."""
-        root = self.parse_tree(data)
+        root = self.parse_tree(data, lenient_x693=lenient_x693)
         if root.tag != _MMSPDU_TAG:
             raise UnknownRoot(f"expected MMSpdu, got {_pretty(root.tag)}", "/")
         return self.from_element(root, owned=True)
@@ -453,9 +505,9 @@ class Codec:
         """
         return ET.fromstring(self.encode(obj, validate=validate))
 
-    def validate(self, data: bytes | str | Any) -> None:
+    def validate(self, data: bytes | str | Any, *, lenient_x693: bool | None = None) -> None:
         """Raise a :class:`CodecError` unless ``data`` is a strictly parseable, valid document."""
-        self.parse_tree(data)
+        self.parse_tree(data, lenient_x693=lenient_x693)
 
     # ---- introspection ------------------------------------------------------------------
 
@@ -677,14 +729,14 @@ def default_codec() -> Codec:
     return _DEFAULT
 
 
-def decode(data: bytes | str | Any) -> Any:
+def decode(data: bytes | str | Any, *, lenient_x693: bool = False) -> Any:
     """:meth:`Codec.decode` of the default codec."""
-    return default_codec().decode(data)
+    return default_codec().decode(data, lenient_x693=lenient_x693)
 
 
-def decode_pdu(data: bytes | str | Any) -> Mmspdu:
-    """:meth:`Codec.decode_pdu` of the default codec."""
-    return default_codec().decode_pdu(data)
+def decode_pdu(data: bytes | str | Any, *, lenient_x693: bool = False) -> Mmspdu:
+    """:meth:`Codec.decode_pdu` of the default codec (``lenient_x693``: see ``parse_tree``)."""
+    return default_codec().decode_pdu(data, lenient_x693=lenient_x693)
 
 
 def encode(obj: Any, *, validate: bool = True) -> bytes:

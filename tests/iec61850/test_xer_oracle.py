@@ -480,3 +480,19 @@ def test_without_the_decisions_the_oracle_disagrees():
     compiled.decode("MMSpdu", literal.encode())
     assert canonical(apply_decisions(ours, {})) != literal  # named numbers kept as elements
     assert "<CHOICE>" in ours.decode() and "<CHOICE>" not in literal
+
+
+@pytest.mark.parametrize("path", sorted(CODECS))
+@pytest.mark.parametrize("name", sorted(DATA_TYPES))
+def test_lenient_reading_takes_the_oracles_own_output(name, path):
+    """DECISIONS.md 34: X.693's value lists and ``<true/>`` as asn1tools writes them."""
+    compiled, _ = oracle()
+    ours, value = DATA_TYPES[name]
+    oracle_pdu = (
+        "confirmed-ResponsePDU",
+        {"invokeID": 1, "service": ("read", {"listOfAccessResult": [("success", value)]})},
+    )
+    literal = compiled.encode("MMSpdu", oracle_pdu).replace(b"\r", b"&#13;")  # Q2
+    literal = literal.replace(b"<MMSpdu>", f'<MMSpdu xmlns="{NS}">'.encode(), 1)  # 1, 2
+    c = CODECS[path]
+    assert c.decode_pdu(literal, lenient_x693=True) == read_response(ours)
