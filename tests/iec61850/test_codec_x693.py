@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lxml import etree
 
 from gridbind.iec61850 import codec
@@ -142,3 +144,36 @@ def test_forms_come_from_the_schema():
     ]
     assert f"{{{NS}}}moreFollows" in forms.booleans
     assert f"{{{NS}}}integer" not in forms.booleans
+
+
+# ---- fuzz: the lenient path only ever answers a value or a CodecError ------------------------
+
+_TAGS = ["success", "failure", "AccessResult", "Data", "boolean", "true", "false", "structure",
+         "array", "integer", "CHOICE", "write", "listOfAccessResult", "moreFollows", "bogus"]  # fmt: skip
+
+
+def _xml(tree) -> str:
+    if isinstance(tree, str):
+        return tree.replace("&", "&amp;").replace("<", "&lt;")
+    tag, children = tree
+    return f"<{tag}>{''.join(_xml(c) for c in children)}</{tag}>"
+
+
+_trees = st.recursive(
+    st.sampled_from(["", "true", "1", "x", " "]),
+    lambda inner: st.tuples(st.sampled_from(_TAGS), st.lists(inner, max_size=4)),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(tree=_trees)
+def test_lenient_fuzz(tree):
+    data = response(f"<read><listOfAccessResult>{_xml(tree)}</listOfAccessResult></read>")
+    for c in (CODECS["fast"], CODECS["xsdata"]):
+        try:
+            pdu = c.decode_pdu(data, lenient_x693=True)
+        except codec.CodecError:
+            continue
+        # whatever is accepted encodes in the schema's form and reads back strictly
+        assert c.decode_pdu(c.encode(pdu)) == pdu
