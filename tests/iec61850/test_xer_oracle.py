@@ -27,6 +27,10 @@ Patches the oracle needs (applied to the ASN.1 text in :func:`oracle_source`):
   ``conclude-ResponsePDU`` (NULL), ``conclude-ErrorPDU`` (ServiceError).
 - P5: two typos in the named-number comments, fixed as DECISIONS.md 7 says
   (``filename-syntax-error``, ``file-access-denied``).
+- P6: the services the file leaves out but the mapping uses, with their ISO 9506-2 types:
+  ``obtainFile`` (request ``ObtainFile-Request``, response NULL; ``sourceFileServer``'s
+  ApplicationReference reduced as DECISIONS.md 16 says) and ``extendedGetNameList``
+  (GetNameList-Request/-Response, DECISIONS.md 15).
 
 Oracle quirks the comparison accounts for:
 
@@ -38,7 +42,7 @@ Oracle quirks the comparison accounts for:
   line feed: the defect DECISIONS.md 32 fixes in gridbind. The test escapes the oracle's raw CRs
   as ``&#13;`` before reading its output.
 
-Services the file does not define (readJournal, obtainFile, extendedGetNameList) and the
+The service the file does not define and P6 does not add (readJournal, DECISIONS.md 16) and the
 alternatives it comments out (ServiceError.serviceSpecificInformation, named alternate access,
 TypeSpecification.typeName) are outside this oracle; the XSD and the codec tests cover them.
 """
@@ -96,14 +100,42 @@ Cancel-ErrorPDU ::= SEQUENCE {
 """
 
 
+MISSING_SERVICES = {
+    "ConfirmedServiceRequest": """
+    ,obtainFile [46] IMPLICIT ObtainFile-Request,
+    extendedGetNameList [98] IMPLICIT GetNameList-Request
+}""",
+    "ConfirmedServiceResponse": """
+    ,obtainFile [46] IMPLICIT NULL,
+    extendedGetNameList [98] IMPLICIT GetNameList-Response
+}
+
+ObtainFile-Request ::= SEQUENCE {
+    sourceFileServer [0] IMPLICIT ApplicationReference OPTIONAL,
+    sourceFile [1] IMPLICIT FileName,
+    destinationFile [2] IMPLICIT FileName
+}
+
+ApplicationReference ::= SEQUENCE {
+    ap-title [0] VisibleString OPTIONAL,
+    ap-invocation-id [1] INTEGER OPTIONAL,
+    ae-qualifier [2] INTEGER OPTIONAL,
+    ae-invocation-id [3] INTEGER OPTIONAL
+}""",
+}
+
+
 def oracle_source(text: str) -> str:
-    """The shared ASN.1 text with patches P1-P5 of the module docstring."""
+    """The shared ASN.1 text with patches P1-P6 of the module docstring."""
     text = re.sub(r"([A-Za-z0-9])_([A-Za-z0-9])", r"\1-\2", text)  # P1
     text = text.replace("domainID", "domainId").replace("itemID", "itemId")  # P2
     text = re.sub(r"^(\s*)bool(\s+\[3\])", r"\1boolean\2", text, flags=re.M)
     text = re.sub(r"CHOICE\s*\{\s*basic\s+BasicIdentifier[^}]*\}", "Identifier", text)  # P3
     pdu = re.search(r"MMSpdu ::= CHOICE \{[^}]*\}", text)  # P4
     text = text[: pdu.end() - 1] + MISSING_PDUS + text[pdu.end() :]
+    for choice, added in MISSING_SERVICES.items():  # P6
+        found = re.search(rf"{choice} ::= CHOICE \{{[^}}]*\}}", text)
+        text = text[: found.end() - 1] + added + text[found.end() :]
     return text.replace("filename-syntax-Error", "filename-syntax-error").replace(  # P5
         "file-acces-denied", "file-access-denied"
     )
@@ -186,6 +218,7 @@ DEFAULTS = {
     ("read", "specificationWithResult"): "<false />",
     ("deleteNamedVariableList", "scopeOfDelete"): "0",
     ("getNameList", "moreFollows"): "<true />",
+    ("extendedGetNameList", "moreFollows"): "<true />",
     ("fileRead", "moreFollows"): "<true />",
     ("fileDirectory", "moreFollows"): "<false />",
 }
@@ -304,6 +337,21 @@ PDUS = {
         "</GraphicString></fileName><initialPosition>0</initialPosition></fileOpen>"
     ),
     "fileRead": request("<fileRead>7</fileRead>"),
+    "obtainFile": request(
+        "<obtainFile><sourceFileServer><ap-title>ops</ap-title><ae-qualifier>3</ae-qualifier>"
+        "</sourceFileServer><sourceFile><GraphicString>offer-1</GraphicString></sourceFile>"
+        "<destinationFile><GraphicString>COMTRADE</GraphicString><GraphicString>b.cfg"
+        "</GraphicString></destinationFile></obtainFile>"
+    ),
+    "extendedGetNameList": request(
+        "<extendedGetNameList><objectClass><basicObjectClass><domain/></basicObjectClass>"
+        "</objectClass><objectScope><vmdSpecific/></objectScope></extendedGetNameList>"
+    ),
+    "obtainFile-response": response("<obtainFile/>"),
+    "extendedGetNameList-response": response(
+        "<extendedGetNameList><listOfIdentifier><Identifier>LD0</Identifier>"
+        "</listOfIdentifier><moreFollows>false</moreFollows></extendedGetNameList>"
+    ),
     "fileClose": request("<fileClose>7</fileClose>"),
     "fileDelete": request("<fileDelete><GraphicString>a.cfg</GraphicString></fileDelete>"),
     "fileDirectory": request(
