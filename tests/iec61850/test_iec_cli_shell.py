@@ -221,3 +221,16 @@ def test_carriage_return_over_xmpp(dev):
     )
     assert run.returncode == 0, run.stderr
     assert run.stdout == 'ok\n"a\\r\\nb"\n'
+
+
+@pytest.mark.timeout(30)
+def test_devserver_without_prosody_says_how_to_install_it(tmp_path):
+    run = subprocess.run(
+        [sys.executable, "-m", "gridbind", "iec61850", "devserver", "--dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        env={**ENV, "PATH": str(tmp_path)},
+    )
+    assert run.returncode == 2 and "apt-get install prosody" in run.stderr
+    assert not list(tmp_path.iterdir())
