@@ -23,7 +23,6 @@ from lxml import etree
 __all__ = ["LiteralForms"]
 
 _XS = "{http://www.w3.org/2001/XMLSchema}"
-_BOOLEAN_TYPES = {"xs:boolean", "boolean"}
 
 
 class LiteralForms:
@@ -77,9 +76,8 @@ class LiteralForms:
             if not name:
                 continue
             top = element.getparent() is schema
-            if element.get("type", "").split(":")[-1] in _BOOLEAN_TYPES and element.get(
-                "type", ""
-            ).startswith(("xs:", "xsd:")):
+            kind = element.get("type", "")
+            if kind.partition(":")[0] in ("xs", "xsd") and kind.endswith(":boolean"):
                 self.booleans.add(tag(name, top))
             body = element.find(f"{_XS}complexType")
             if body is None:
@@ -105,7 +103,7 @@ class LiteralForms:
             tag = el.tag
             if tag in booleans and len(el) == 1 and not (el.text or "").strip():
                 child = el[0]
-                local = _local(child.tag)
+                local = _local(child.tag) if isinstance(child.tag, str) else ""
                 if (
                     local in ("true", "false")
                     and len(child) == 0

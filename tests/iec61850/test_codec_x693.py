@@ -177,3 +177,23 @@ def test_lenient_fuzz(tree):
             continue
         # whatever is accepted encodes in the schema's form and reads back strictly
         assert c.decode_pdu(c.encode(pdu)) == pdu
+
+
+def test_lenient_reading_of_a_tree_with_comments():
+    literal, schema_form = PAIRS["value list and <true/>"]
+    tree = etree.fromstring(literal)
+    boolean = tree.find(f".//{{{NS}}}boolean")
+    boolean.insert(0, etree.Comment("peer's note"))
+    boolean.append(etree.Comment("another"))
+    # a comment next to <true/> is not a value: refused, never a crash
+    with pytest.raises(codec.SchemaViolation):
+        codec.decode_pdu(tree, lenient_x693=True)
+    only_comment = etree.fromstring(literal)
+    boolean = only_comment.find(f".//{{{NS}}}boolean")
+    boolean.remove(boolean[0])
+    boolean.append(etree.Comment("no value"))
+    with pytest.raises(codec.SchemaViolation):
+        codec.decode_pdu(only_comment, lenient_x693=True)
+    tree = etree.fromstring(literal)
+    tree.find(f".//{{{NS}}}listOfAccessResult").insert(0, etree.Comment("list note"))
+    assert codec.decode_pdu(tree, lenient_x693=True) == codec.decode_pdu(schema_form)
