@@ -119,22 +119,30 @@ def type_from_description(td: Any) -> ValueType:
     choice = getattr(td, "choice", None)  # a generated TypeDescription
     if choice is None:
         return ANY
+    if isinstance(choice, bool):  # binary-time's only content is a BOOLEAN (with date)
+        return ValueType("time")
     name = type(choice).__name__
     if name == "Structure" and hasattr(choice, "components"):
         return ValueType(
             "struct",
             members=tuple(
-                (c.component_name, type_from_description(c.component_type.type_description))
+                (c.component_name, _of_specification(c.component_type))
                 for c in choice.components.sequence
             ),
         )
     if name == "Array" and hasattr(choice, "element_type"):
-        return ValueType(
-            "array", element=type_from_description(choice.element_type.type_description)
-        )
+        return ValueType("array", element=_of_specification(choice.element_type))
     if name == "FloatingPoint" and hasattr(choice, "format_width"):
         return ValueType("float32" if choice.format_width == 32 else "float64")
     return ValueType(_TYPED_KIND.get(name, "any"))
+
+
+def _of_specification(spec: Any) -> ValueType:
+    """A TypeSpecification: a type description (a type name cannot be resolved here)."""
+    inner = getattr(spec, "choice", None)
+    if type(inner).__name__ == "TypeDescription":
+        return type_from_description(inner)
+    return ANY
 
 
 _MMS_KIND = {

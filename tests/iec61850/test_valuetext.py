@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gridbind.iec61850 import codec
 from gridbind.iec61850.model import Timestamp
 from gridbind.iec61850.scl import load_scl
 from gridbind.iec61850.valuetext import (
@@ -24,6 +25,8 @@ from gridbind.iec61850.valuetext import (
     type_from_description,
     type_from_model,
 )
+
+from test_xer_oracle import PDUS
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -153,3 +156,12 @@ def test_types_from_a_server_type_description():
     assert '"f": 0.1' in text and "T00:00:05.000000358Z" in text and '"01"' in text
     back = parse_value(text, vt)
     assert as_float32(back["mag"].pop("f")) == value["mag"].pop("f") and back == value
+
+
+def test_types_from_a_generated_type_description():
+    td = codec.decode_pdu(PDUS["getVariableAccessAttributes-response"])
+    vt = type_from_description(td.choice.service.choice.type_description)
+    assert vt.kind == "struct" and [n for n, _ in vt.members] == ["mag", "t", None]
+    assert [t.kind for _, t in vt.members] == ["float32", "time", "array"]
+    assert vt.members[2][1].element == ValueType("bits")
+    assert format_value({"mag": as_float32(0.1)}, vt) == '{\n "mag": 0.1\n}'
