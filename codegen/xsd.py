@@ -365,7 +365,9 @@ _TEXT_TYPES = {int: "int", bool: "bool", str: "str"}
 _INLINE_DECODE = {
     "int": "int(child.text)",
     "str": 'child.text or ""',
-    "bool": '(child.text or "").strip() in ("true", "1")',
+    # An empty boolean is schema-valid only where the XSD gives a default (``<moreFollows/>``):
+    # it then reads as None, like an absent element (the default applies), on every path.
+    "bool": '_BOOL.get((child.text or "").strip())',
     "hex": "_d_hex(child, 0, 0)",
 }
 
@@ -588,9 +590,11 @@ def _emit_fast(package, elements: set[str]) -> str:
         "    return int(el.text)",
         "",
         "",
+        '_BOOL = {"true": True, "1": True, "false": False, "0": False}',
+        "",
+        "",
         "def _d_bool(el, depth, limit):",
-        '    text = (el.text or "").strip()',
-        '    return text == "true" or text == "1"',
+        '    return _BOOL.get((el.text or "").strip())',
         "",
         "",
         "def _d_str(el, depth, limit):",

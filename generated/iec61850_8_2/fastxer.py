@@ -486,9 +486,11 @@ def _d_int(el, depth, limit):
     return int(el.text)
 
 
+_BOOL = {"true": True, "1": True, "false": False, "0": False}
+
+
 def _d_bool(el, depth, limit):
-    text = (el.text or "").strip()
-    return text == "true" or text == "1"
+    return _BOOL.get((el.text or "").strip())
 
 
 def _d_str(el, depth, limit):
@@ -2312,7 +2314,7 @@ def _d_scsm_8_2__ReadRequest(el, depth, limit):
     for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__specificationWithResult:
-            v_specification_with_result = (child.text or "").strip() in ("true", "1")
+            v_specification_with_result = _BOOL.get((child.text or "").strip())
         elif tag == T_scsm_8_2__variableAccessSpecification:
             v_variable_access_specification = _d_scsm_8_2__VariableAccessSpecification(
                 child, depth + 1, limit
@@ -2777,7 +2779,7 @@ def _d_scsm_8_2__ConfirmedServiceResponse_GetNameList(el, depth, limit):
                 child, depth + 1, limit
             )
         elif tag == T_scsm_8_2__moreFollows:
-            v_more_follows = (child.text or "").strip() in ("true", "1")
+            v_more_follows = _BOOL.get((child.text or "").strip())
         else:
             raise NotCovered(tag)
     obj = _new(C_scsm_8_2__ConfirmedServiceResponse_GetNameList)
@@ -2862,7 +2864,7 @@ def _d_scsm_8_2__GetVariableAccessAttributesResponse(el, depth, limit):
         c1 = el[1]
         if c0.tag == T_scsm_8_2__mmsDeletable and c1.tag == T_scsm_8_2__typeDescription:
             obj = _new(C_scsm_8_2__GetVariableAccessAttributesResponse)
-            obj.mms_deletable = (c0.text or "").strip() in ("true", "1")
+            obj.mms_deletable = _BOOL.get((c0.text or "").strip())
             obj.type_description = _d_scsm_8_2__TypeDescription(c1, depth + 1, limit)
             return obj
     v_mms_deletable = None
@@ -2870,7 +2872,7 @@ def _d_scsm_8_2__GetVariableAccessAttributesResponse(el, depth, limit):
     for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__mmsDeletable:
-            v_mms_deletable = (child.text or "").strip() in ("true", "1")
+            v_mms_deletable = _BOOL.get((child.text or "").strip())
         elif tag == T_scsm_8_2__typeDescription:
             v_type_description = _d_scsm_8_2__TypeDescription(child, depth + 1, limit)
         else:
@@ -2907,7 +2909,7 @@ def _d_scsm_8_2__GetNamedVariableListAttributesResponse(el, depth, limit):
         c1 = el[1]
         if c0.tag == T_scsm_8_2__mmsDeletable and c1.tag == T_scsm_8_2__listOfVariable:
             obj = _new(C_scsm_8_2__GetNamedVariableListAttributesResponse)
-            obj.mms_deletable = (c0.text or "").strip() in ("true", "1")
+            obj.mms_deletable = _BOOL.get((c0.text or "").strip())
             obj.list_of_variable = _d_scsm_8_2__VariableDefs(c1, depth + 1, limit)
             return obj
     v_mms_deletable = None
@@ -2915,7 +2917,7 @@ def _d_scsm_8_2__GetNamedVariableListAttributesResponse(el, depth, limit):
     for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__mmsDeletable:
-            v_mms_deletable = (child.text or "").strip() in ("true", "1")
+            v_mms_deletable = _BOOL.get((child.text or "").strip())
         elif tag == T_scsm_8_2__listOfVariable:
             v_list_of_variable = _d_scsm_8_2__VariableDefs(child, depth + 1, limit)
         else:
@@ -2988,7 +2990,7 @@ def _d_scsm_8_2__ReadJournalResponse(el, depth, limit):
                 child, depth + 1, limit
             )
         elif tag == T_scsm_8_2__moreFollows:
-            v_more_follows = (child.text or "").strip() in ("true", "1")
+            v_more_follows = _BOOL.get((child.text or "").strip())
         else:
             raise NotCovered(tag)
     obj = _new(C_scsm_8_2__ReadJournalResponse)
@@ -3068,7 +3070,7 @@ def _d_scsm_8_2__FileReadResponse(el, depth, limit):
         if tag == T_scsm_8_2__fileData:
             v_file_data = _d_hex(child, 0, 0)
         elif tag == T_scsm_8_2__moreFollows:
-            v_more_follows = (child.text or "").strip() in ("true", "1")
+            v_more_follows = _BOOL.get((child.text or "").strip())
         else:
             raise NotCovered(tag)
     obj = _new(C_scsm_8_2__FileReadResponse)
@@ -3127,7 +3129,7 @@ def _d_scsm_8_2__FileDirectoryResponse(el, depth, limit):
                 child, depth + 1, limit
             )
         elif tag == T_scsm_8_2__moreFollows:
-            v_more_follows = (child.text or "").strip() in ("true", "1")
+            v_more_follows = _BOOL.get((child.text or "").strip())
         else:
             raise NotCovered(tag)
     obj = _new(C_scsm_8_2__FileDirectoryResponse)
@@ -3166,7 +3168,7 @@ def _d_scsm_8_2__ConfirmedServiceResponse_ExtendedGetNameList(el, depth, limit):
                 child, depth + 1, limit
             )
         elif tag == T_scsm_8_2__moreFollows:
-            v_more_follows = (child.text or "").strip() in ("true", "1")
+            v_more_follows = _BOOL.get((child.text or "").strip())
         else:
             raise NotCovered(tag)
     obj = _new(C_scsm_8_2__ConfirmedServiceResponse_ExtendedGetNameList)
@@ -4089,9 +4091,9 @@ def _d_e2e_4__ConfParams(el, depth, limit):
             and c2.tag == T_e2e_4__vpn
         ):
             obj = _new(C_e2e_4__ConfParams)
-            obj.tls_protected = (c0.text or "").strip() in ("true", "1")
-            obj.appl_protected = (c1.text or "").strip() in ("true", "1")
-            obj.vpn = (c2.text or "").strip() in ("true", "1")
+            obj.tls_protected = _BOOL.get((c0.text or "").strip())
+            obj.appl_protected = _BOOL.get((c1.text or "").strip())
+            obj.vpn = _BOOL.get((c2.text or "").strip())
             return obj
     v_tls_protected = None
     v_appl_protected = None
@@ -4099,11 +4101,11 @@ def _d_e2e_4__ConfParams(el, depth, limit):
     for child in el[:]:
         tag = child.tag
         if tag == T_e2e_4__tlsProtected:
-            v_tls_protected = (child.text or "").strip() in ("true", "1")
+            v_tls_protected = _BOOL.get((child.text or "").strip())
         elif tag == T_e2e_4__applProtected:
-            v_appl_protected = (child.text or "").strip() in ("true", "1")
+            v_appl_protected = _BOOL.get((child.text or "").strip())
         elif tag == T_e2e_4__vpn:
-            v_vpn = (child.text or "").strip() in ("true", "1")
+            v_vpn = _BOOL.get((child.text or "").strip())
         else:
             raise NotCovered(tag)
     obj = _new(C_e2e_4__ConfParams)
@@ -6266,7 +6268,7 @@ def _d_scsm_8_2__TypeDescription_Array(el, depth, limit):
     for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__packed:
-            v_packed = (child.text or "").strip() in ("true", "1")
+            v_packed = _BOOL.get((child.text or "").strip())
         elif tag == T_scsm_8_2__numberOfElements:
             v_number_of_elements = int(child.text)
         elif tag == T_scsm_8_2__elementType:
@@ -6304,7 +6306,7 @@ def _d_scsm_8_2__TypeDescription_Structure(el, depth, limit):
     for child in el[:]:
         tag = child.tag
         if tag == T_scsm_8_2__packed:
-            v_packed = (child.text or "").strip() in ("true", "1")
+            v_packed = _BOOL.get((child.text or "").strip())
         elif tag == T_scsm_8_2__components:
             v_components = _d_scsm_8_2__TypeDescription_Structure_Components(
                 child, depth + 1, limit

@@ -13,10 +13,12 @@
                                      set LD N REF VALUE [REF VALUE ...]}   (edit, set, confirm)
     gridbind iec61850 file --peer ... {list | info NAME | get NAME [-o OUT] | put NAME -i IN |
                                        delete NAME}
+    gridbind iec61850 shell --peer ... [--script FILE]   (commands from stdin, one association)
+    gridbind iec61850 devserver [--accounts ied,ops]     (a private Prosody; prints the settings)
 
-Values on the command line are JSON (``true``, ``12.5``, ``"text"``, ``{"SIUnit": 38, ...}``);
-values printed are JSON too (timestamps as ``{"seconds", "fraction", "quality"}``, bytes as hex).
-``--xmpp`` omitted means DNS SRV for the JID's domain.
+Values are printed as JSON and read back in exactly that form (:mod:`.valuetext`: enums by name
+with ``--scl``, octet strings as hex, timestamps as ISO 8601 with nanoseconds, FLOAT32 as the
+shortest decimal of the same float). ``--xmpp`` omitted means DNS SRV for the JID's domain.
 """
 
 from __future__ import annotations
@@ -27,10 +29,20 @@ import json
 import logging
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
-from .model import Timestamp
+from .valuetext import (
+    ANY,
+    ValueTextError,
+    ValueType,
+    format_value,
+    parse_value,
+    to_json,
+    type_from_description,
+    type_from_model,
+)
 from .xmpp import XmppConnectError, XmppError, XmppSettings, parse_address
 
 __all__ = ["register"]
@@ -76,31 +88,6 @@ def _xmpp_options(p: argparse.ArgumentParser, jid_required: bool = True) -> None
     p.add_argument("--timeout", type=float, default=15.0, help="request timeout in seconds")
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Timestamp):
-        return {"seconds": value.seconds, "fraction": value.fraction, "quality": value.quality}
-    if isinstance(value, (bytes, bytearray)):
-        return value.hex()
-    if isinstance(value, Exception):
-        return {"error": str(value)}
-    return value
-
-
-def _print(value: Any) -> None:
-    print(json.dumps(_jsonable(value), indent=1 if isinstance(value, (dict, list)) else None))
-
-
-def _parse_value(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        raise SystemExit(f"value must be JSON (strings in quotes): {text!r}") from None
-
-
 # ---------------------------------------------------------------- serve
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .scl import SclError, load_scl
@@ -139,10 +126,82 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- client commands
+REFERENCE_HELP = """\
+references:
+  LD/LN[.DO[.SDO]...[.DA[.BDA]...]]   e.g. FDR1MEAS/MMXU1.TotW.mag.f
+    LD  = IED name + LDevice inst (FDR1 + MEAS); LN = prefix + lnClass + inst (MMXU1,
+          LLN0); an array element is written DA(3)
+  data sets: LD/LN.DSname (persistent) or @DSname (this association only: use them in
+    `gridbind iec61850 shell`, the association ends with each single command)
+
+functional constraints (FC):
+  ST status  MX measurands  CO control  CF configuration  DC description
+  SP set point  SG setting group (active)  SE setting group (edit)  SV substitution
+  BR/RP report control  LG log control  GO/GS GOOSE  MS/US multicast/unicast SV  EX extended
+
+values are JSON, printed and read the same way:
+  true | 42 | "on" (Enum by name with --scl, or the ordinal 1) | 0.1 (FLOAT32: the shortest
+  decimal of the same float) | "00AB" (octet string, hex) | "text" |
+  "2024-05-01T12:00:00.500000000Z" (Timestamp; " quality=0A" when the TimeQuality octet is
+  set; or seconds since 1970) | "0000000000000" (Quality and other bit strings) |
+  {"mag": {"f": 1.5}} (structure) | [1, 2] (array)
+  Give --scl FILE (the IED's SCL) to print and write enums by name.
+"""
+
+SG_HELP = """\
+actions (LD is a logical device with a setting group control block, N a group number):
+  show LD                 SGCB values (NumOfSG, ActSG, EditSG, CnfEdit, LActTm)
+  activate LD N           SelectActiveSG
+  get REF                 a setting of the active group (FC SG)
+  set LD N REF VALUE...   select group N for editing, set each REF to VALUE, confirm
+  edit LD N               SelectEditSG (the edit buffer belongs to this association)
+  setval REF VALUE        SetEditSGValue (after edit, in one shell association)
+  getedit REF             GetEditSGValue (FC SE)
+  confirm LD              ConfirmEditSGValues
+edit/setval/getedit/confirm only make sense inside `gridbind iec61850 shell` (one association).
+"""
+
+
+class _Session:
+    """One association and what the commands need to print and parse its values."""
+
+    def __init__(self, ied: Any, model: Any = None) -> None:
+        self.ied = ied
+        self.model = model
+
+    async def type_of(self, reference: str, fc: str) -> ValueType:
+        """The value type of ``reference`` in ``fc``: from the SCL if given, else the server."""
+        if self.model is not None:
+            from .model import ModelError
+
+            try:
+                return type_from_model(self.model.find(reference, fc), fc)
+            except (ModelError, KeyError, ValueError):
+                pass
+        return type_from_description(await self.ied.get_data_definition(reference, fc))
+
+    def show(self, value: Any, vt: ValueType = ANY) -> None:
+        print(format_value(value, vt), flush=True)
+
+
+def _load_model(args: argparse.Namespace) -> Any:
+    if not getattr(args, "scl", None):
+        return None
+    from .scl import load_scl
+
+    return load_scl(args.scl, args.ied)
+
+
 async def _with_client(args: argparse.Namespace, action) -> int:
     from .client import Client, ClientError
+    from .scl import SclError
     from .xmpp import RequestTimeout, StanzaError
 
+    try:
+        model = _load_model(args)
+    except SclError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     client = Client(_settings(args), max_pdu_size=args.max_pdu_size)
     try:
         await client.connect()
@@ -151,7 +210,7 @@ async def _with_client(args: argparse.Namespace, action) -> int:
         return 1
     try:
         ied = await client.associate(args.peer)
-        result = await action(ied)
+        result = await action(_Session(ied, model))
         await ied.conclude()
         return result or 0
     except (ClientError, StanzaError, RequestTimeout, ValueError, TypeError) as exc:
@@ -161,120 +220,373 @@ async def _with_client(args: argparse.Namespace, action) -> int:
         await client.close()
 
 
-def _cmd_browse(args: argparse.Namespace) -> int:
-    async def action(ied) -> None:
-        tree = await ied.browse()
+async def _browse(s: _Session, args: argparse.Namespace) -> None:
+    tree = await s.ied.browse()
 
-        def show(node: dict, indent: int) -> None:
-            for name, sub in node.items():
-                print("  " * indent + name)
-                if indent < args.depth:
-                    show(sub, indent + 1)
+    def show(node: dict, indent: int) -> None:
+        for name, sub in node.items():
+            print("  " * indent + name)
+            if indent < args.depth:
+                show(sub, indent + 1)
 
-        show(tree, 0)
-
-    return asyncio.run(_with_client(args, action))
+    show(tree, 0)
 
 
-def _cmd_read(args: argparse.Namespace) -> int:
-    async def action(ied) -> None:
-        _print(await ied.get_data_values(args.reference, args.fc))
-
-    return asyncio.run(_with_client(args, action))
+async def _read(s: _Session, args: argparse.Namespace) -> None:
+    vt = await s.type_of(args.reference, args.fc)
+    s.show(await s.ied.get_data_values(args.reference, args.fc), vt)
 
 
-def _cmd_write(args: argparse.Namespace) -> int:
-    value = _parse_value(args.value)
-
-    async def action(ied) -> None:
-        await ied.set_data_values(args.reference, args.fc, value)
-        print("ok")
-
-    return asyncio.run(_with_client(args, action))
+async def _write(s: _Session, args: argparse.Namespace) -> None:
+    vt = await s.type_of(args.reference, args.fc)
+    await s.ied.set_data_values(args.reference, args.fc, parse_value(args.value, vt))
+    print("ok", flush=True)
 
 
 def _member(text: str) -> tuple[str, str]:
     ref, _, rest = text.partition("[")
     if not rest.endswith("]"):
-        raise SystemExit(f"member must be REF[FC], e.g. LD/LN.DO.DA[ST]: {text!r}")
+        raise ValueTextError(f"member must be REF[FC], e.g. LD/LN.DO.DA[ST]: {text!r}")
     return ref, rest[:-1]
 
 
-def _cmd_dataset(args: argparse.Namespace) -> int:
-    async def action(ied) -> None:
-        if args.action == "list":
-            _print(await ied.get_logical_node_directory(args.target, "DATA-SET"))
-        elif args.action == "show":
-            _print([f"{r}[{fc}]" for r, fc in await ied.get_data_set_directory(args.target)])
-        elif args.action == "values":
-            _print(await ied.get_data_set_values(args.target))
-        elif args.action == "create":
-            if not args.members:
-                raise SystemExit("create needs at least one member REF[FC]")
-            await ied.create_data_set(args.target, [_member(m) for m in args.members])
-            print("ok")
-        elif args.action == "delete":
-            await ied.delete_data_set(args.target)
-            print("ok")
-
-    return asyncio.run(_with_client(args, action))
-
-
-def _cmd_sg(args: argparse.Namespace) -> int:
-    async def action(ied) -> None:
-        a = args.args
-        if args.action == "show":
-            _print(await ied.get_sgcb_values(a[0]))
-        elif args.action == "activate":
-            await ied.select_active_sg(a[0], int(a[1]))
-            print("ok")
-        elif args.action == "edit":
-            await ied.select_edit_sg(a[0], int(a[1]))
-            print("ok")
-        elif args.action == "set":
-            # One association must select, set and confirm: "set LD N REF VALUE [REF VALUE...]"
-            ld, group, pairs = a[0], int(a[1]), a[2:]
-            if not pairs or len(pairs) % 2:
-                raise SystemExit("set needs LD GROUP REF VALUE [REF VALUE ...]")
-            await ied.select_edit_sg(ld, group)
-            for ref, text in zip(pairs[::2], pairs[1::2]):
-                await ied.set_edit_sg_value(ref, _parse_value(text))
-            await ied.confirm_edit_sg_values(ld)
-            print("ok")
-        elif args.action == "get":
-            _print(await ied.get_data_values(a[0], "SG"))
-
-    return asyncio.run(_with_client(args, action))
+async def _dataset(s: _Session, args: argparse.Namespace) -> None:
+    ied = s.ied
+    if args.action == "list":
+        s.show(await ied.get_logical_node_directory(args.target, "DATA-SET"))
+    elif args.action == "show":
+        s.show([f"{r}[{fc}]" for r, fc in await ied.get_data_set_directory(args.target)])
+    elif args.action == "values":
+        members = await ied.get_data_set_directory(args.target)
+        types = [await s.type_of(ref, fc) for ref, fc in members]
+        values = await ied.get_data_set_values(args.target)
+        s.show([to_json(v, t) for v, t in zip(values, types)])
+    elif args.action == "create":
+        if not args.members:
+            raise ValueTextError("create needs at least one member REF[FC]")
+        await ied.create_data_set(args.target, [_member(m) for m in args.members])
+        print("ok", flush=True)
+    elif args.action == "delete":
+        await ied.delete_data_set(args.target)
+        print("ok", flush=True)
 
 
-def _cmd_file(args: argparse.Namespace) -> int:
-    async def action(ied) -> None:
-        if args.action == "list":
-            _print(await ied.list_files(args.name))
-        elif args.action == "info":
-            _print(await ied.get_file_attribute_values(args.name))
-        elif args.action == "get":
-            data = await ied.get_file(args.name)
-            if args.output:
-                Path(args.output).write_bytes(data)
-                print(f"{len(data)} bytes -> {args.output}")
-            else:
-                sys.stdout.buffer.write(data)
-        elif args.action == "delete":
-            await ied.delete_file(args.name)
-            print("ok")
-        elif args.action == "put":
-            data = Path(args.input).read_bytes()
-            await ied.set_file(args.name, data)
-            print(f"{len(data)} bytes -> {args.name}")
+_SG_ARITY = {
+    "show": 1, "activate": 2, "edit": 2, "get": 1, "getedit": 1, "setval": 2, "confirm": 1,
+}  # fmt: skip
 
+
+async def _sg(s: _Session, args: argparse.Namespace) -> None:
+    ied, a, action = s.ied, args.args, args.action
+    if action == "set":
+        if len(a) < 4 or len(a) % 2:
+            raise ValueTextError("sg set needs LD GROUP REF VALUE [REF VALUE ...]")
+    elif len(a) != _SG_ARITY[action]:
+        raise ValueTextError(f"sg {action} takes {_SG_ARITY[action]} argument(s), see sg --help")
+    if action == "show":
+        s.show(await ied.get_sgcb_values(a[0]))
+    elif action == "activate":
+        await ied.select_active_sg(a[0], int(a[1]))
+        print("ok", flush=True)
+    elif action == "edit":
+        await ied.select_edit_sg(a[0], int(a[1]))
+        print("ok", flush=True)
+    elif action == "setval":
+        value = parse_value(a[1], await s.type_of(a[0], "SG"))
+        await ied.set_edit_sg_value(a[0], value)
+        print("ok", flush=True)
+    elif action == "getedit":
+        s.show(await ied.get_edit_sg_value(a[0]), await s.type_of(a[0], "SG"))
+    elif action == "confirm":
+        await ied.confirm_edit_sg_values(a[0])
+        print("ok", flush=True)
+    elif action == "set":
+        ld, group, pairs = a[0], int(a[1]), a[2:]
+        values = [
+            (ref, parse_value(text, await s.type_of(ref, "SG")))
+            for ref, text in zip(pairs[::2], pairs[1::2])
+        ]
+        await ied.select_edit_sg(ld, group)
+        for ref, value in values:
+            await ied.set_edit_sg_value(ref, value)
+        await ied.confirm_edit_sg_values(ld)
+        print("ok", flush=True)
+    elif action == "get":
+        s.show(await ied.get_data_values(a[0], "SG"), await s.type_of(a[0], "SG"))
+
+
+async def _file(s: _Session, args: argparse.Namespace) -> None:
+    ied = s.ied
     if args.action in ("info", "get", "delete", "put") and not args.name:
-        print(f"error: file {args.action} needs a NAME", file=sys.stderr)
-        return 2
+        raise ValueTextError(f"file {args.action} needs a NAME")
     if args.action == "put" and not args.input:
-        print("error: file put needs --input LOCAL_FILE", file=sys.stderr)
-        return 2
+        raise ValueTextError("file put needs --input LOCAL_FILE")
+    if args.action == "list":
+        s.show(await ied.list_files(args.name))
+    elif args.action == "info":
+        s.show(await ied.get_file_attribute_values(args.name))
+    elif args.action == "get":
+        data = await ied.get_file(args.name)
+        if args.output:
+            Path(args.output).write_bytes(data)
+            print(f"{len(data)} bytes -> {args.output}", flush=True)
+        else:
+            sys.stdout.flush()
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+    elif args.action == "delete":
+        await ied.delete_file(args.name)
+        print("ok", flush=True)
+    elif args.action == "put":
+        data = Path(args.input).read_bytes()
+        await ied.set_file(args.name, data)
+        print(f"{len(data)} bytes -> {args.name}", flush=True)
+
+
+_COMMANDS = {
+    "browse": ("print the IED's model tree", _browse),
+    "read": ("GetDataValues of one reference in one FC", _read),
+    "write": ("SetDataValues of one reference in one FC", _write),
+    "dataset": ("data set services", _dataset),
+    "sg": ("setting group services", _sg),
+    "file": ("file services", _file),
+}
+
+
+def _command_arguments(name: str, p: argparse.ArgumentParser) -> None:
+    """The arguments of a client command (shared by the single commands and the shell)."""
+    if name == "browse":
+        p.add_argument("--depth", type=int, default=3, help="levels below the LDs to print")
+    elif name in ("read", "write"):
+        p.add_argument("reference", help="LD/LN.DO[.DA...], see below")
+        p.add_argument("fc", help="functional constraint (ST, MX, CF, DC, SP, SG, ...)")
+        if name == "write":
+            p.add_argument("value", help="JSON, exactly as `read` prints it")
+    elif name == "dataset":
+        p.add_argument("action", choices=["list", "show", "values", "create", "delete"])
+        p.add_argument("target", help="LN (list) or data set LD/LN.DS or @DS")
+        p.add_argument("members", nargs="*", help="create: REF[FC] members")
+    elif name == "sg":
+        p.add_argument("action", choices=sorted([*_SG_ARITY, "set"]))
+        p.add_argument("args", nargs="+")
+    elif name == "file":
+        p.add_argument("action", choices=["list", "info", "get", "put", "delete"])
+        p.add_argument("name", nargs="?")
+        p.add_argument("-o", "--output", help="get: write to this file instead of stdout")
+        p.add_argument("-i", "--input", help="put: the local file to send (SetFile)")
+
+
+_EPILOGS = {"read": REFERENCE_HELP, "write": REFERENCE_HELP, "dataset": REFERENCE_HELP,
+            "sg": SG_HELP + "\n" + REFERENCE_HELP}  # fmt: skip
+
+
+def _cmd_client(args: argparse.Namespace) -> int:
+    _, run = _COMMANDS[args.iec_command]
+
+    async def action(session: _Session) -> None:
+        await run(session, args)
+
     return asyncio.run(_with_client(args, action))
+
+
+# ---------------------------------------------------------------- shell
+class _UsageError(Exception):
+    """A shell line that does not parse."""
+
+
+class _LineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # never exit the shell on a typo
+        raise _UsageError(f"{self.prog}: {message}")
+
+
+SHELL_HELP = """\
+Reads one command per line (from stdin, or --script FILE) and runs them all in ONE association,
+so association-specific data sets (@name) and setting group edits work:
+
+  read FDR1MEAS/MMXU1.TotW.mag.f MX
+  dataset create @mine FDR1LD0/GGIO1.Ind1.stVal[ST] FDR1MEAS/MMXU1.TotW.mag.f[MX]
+  dataset values @mine
+  sg edit FDR1PROT 2
+  sg setval FDR1PROT/IPTOC1.StrVal.setMag.f 1.5
+  sg confirm FDR1PROT
+
+Commands: browse, read, write, dataset, sg, file (as the single commands, without the
+connection options; `help COMMAND` shows one), `help`, `quit`. The VALUE of `write` and
+`sg setval` is the rest of the line, pasted as `read` prints it (no extra quoting). Blank lines
+and lines starting with # are skipped. Exit status 1 if any command failed.
+"""
+
+
+def _shell_words(line: str) -> list[str]:
+    """Split a shell line; a value (the rest of ``write REF FC VALUE`` and ``sg setval REF
+    VALUE``) is kept as typed, so the JSON that ``read`` prints can be pasted back unquoted."""
+    import shlex
+
+    head = line.split(None, 3)
+    if head[0] == "write" and len(head) == 4:
+        return head
+    if head[:2] == ["sg", "setval"] and len(head) == 4:
+        return head
+    return shlex.split(line)
+
+
+def _shell_parser() -> _LineParser:
+    parser = _LineParser(prog="shell", add_help=False)
+    sub = parser.add_subparsers(dest="iec_command", metavar="COMMAND", parser_class=_LineParser)
+    for name, (help_text, _) in _COMMANDS.items():
+        p = sub.add_parser(
+            name,
+            help=help_text,
+            epilog=_EPILOGS.get(name),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        _command_arguments(name, p)
+    return parser
+
+
+def _cmd_shell(args: argparse.Namespace) -> int:
+    from .client import ClientError
+    from .xmpp import RequestTimeout, StanzaError
+
+    parser = _shell_parser()
+    if args.script:
+        lines = Path(args.script).read_text(encoding="utf-8").splitlines()
+    else:
+        lines = None
+    interactive = lines is None and sys.stdin.isatty()
+
+    async def action(session: _Session) -> int:
+        failed = 0
+        loop = asyncio.get_running_loop()
+        source = iter(lines) if lines is not None else None
+        while True:
+            if source is not None:
+                line = next(source, None)
+            else:
+                if interactive:
+                    print("iec61850> ", end="", flush=True)
+                line = await loop.run_in_executor(None, sys.stdin.readline)
+                line = line if line else None
+            if line is None:
+                break
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            try:
+                words = _shell_words(line)
+            except ValueError as exc:
+                print(f"error: {exc}", file=sys.stderr, flush=True)
+                failed += 1
+                continue
+            if words[0] in ("quit", "exit"):
+                break
+            if words[0] == "help":
+                target = (
+                    parser._subparsers._group_actions[0].choices.get(words[1])
+                    if len(words) > 1
+                    else None
+                )
+                print((target or parser).format_help() if target else SHELL_HELP, flush=True)
+                continue
+            try:
+                parsed = parser.parse_args(words)
+                if parsed.iec_command is None:
+                    raise _UsageError("no command")
+                await _COMMANDS[parsed.iec_command][1](session, parsed)
+            except (
+                _UsageError,
+                ClientError,
+                StanzaError,
+                RequestTimeout,
+                ValueError,
+                TypeError,
+            ) as exc:
+                print(f"error: {exc}", file=sys.stderr, flush=True)
+                failed += 1
+        return 1 if failed else 0
+
+    return asyncio.run(_with_client(args, action))
+
+
+# ---------------------------------------------------------------- devserver
+def _cmd_devserver(args: argparse.Namespace) -> int:
+    import secrets
+
+    from .prosody import Prosody, ProsodyError, prosody_available
+
+    if not prosody_available():
+        print(
+            "error: Prosody is not installed (Debian/Ubuntu: sudo apt-get install prosody)",
+            file=sys.stderr,
+        )
+        return 2
+    accounts = [a.strip() for a in args.accounts.split(",") if a.strip()]
+    if not accounts or any(not a.replace("-", "").replace(".", "").isalnum() for a in accounts):
+        print("error: --accounts takes names like ied,ops", file=sys.stderr)
+        return 2
+    directory = Path(args.dir).resolve() if args.dir else None
+    if directory is not None:
+        directory.mkdir(parents=True, exist_ok=True)
+    server = Prosody(domain=args.domain, directory=directory)
+    try:
+        server.start()
+        jids = {}
+        for account in accounts:
+            password = secrets.token_urlsafe(18)
+            jids[account] = server.register(account, password)
+            pw_file = server.directory / f"{account}.password"
+            pw_file.touch(mode=0o600)
+            pw_file.write_text(password + "\n")
+    except ProsodyError as exc:
+        server.cleanup()
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    home = server.directory
+    common = f"--xmpp 127.0.0.1:{server.c2s_port} --ca {server.ca_cert}"
+    first, rest = accounts[0], accounts[1:] or accounts[:1]
+    client = rest[0]
+    settings = {
+        "domain": args.domain,
+        "xmpp": f"127.0.0.1:{server.c2s_port}",
+        "ca": str(server.ca_cert),
+        "accounts": {
+            a: {"jid": jids[a], "password_file": str(home / f"{a}.password")} for a in accounts
+        },
+    }
+    (home / "settings.json").write_text(json.dumps(settings, indent=1) + "\n")
+    print(
+        f"""\
+XMPP development server (Prosody, loopback only) for {args.domain}, files in {home}
+  server     127.0.0.1:{server.c2s_port} (STARTTLS), CA certificate {server.ca_cert}
+  accounts   {", ".join(f"{jids[a]} (password in {home / (a + '.password')})" for a in accounts)}
+
+Serve an IED from its SCL file as {jids[first]}:
+  gridbind iec61850 serve --scl IED.scd --jid {jids[first]} \\
+      --password-file {home / (first + '.password')} {common}
+
+Then, in another terminal, use it as {jids[client]}:
+  gridbind iec61850 browse --peer {jids[first]} --jid {jids[client]} \\
+      --password-file {home / (client + '.password')} {common}
+  (the same options for read, write, dataset, sg, file and shell)
+
+Settings as JSON: {home / 'settings.json'}. Ctrl-C stops the server.""",
+        flush=True,
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            if not server.running:
+                print("error: Prosody exited", file=sys.stderr)
+                return 1
+    finally:
+        if directory is None:
+            server.cleanup()
+        else:
+            server.stop()
+    print("stopped", flush=True)
+    return 0
 
 
 def register(subparsers: Any) -> None:
@@ -290,35 +602,39 @@ def register(subparsers: Any) -> None:
     _xmpp_options(p, jid_required=False)
     p.set_defaults(func=_cmd_serve)
 
-    def client_parser(name: str, help_text: str, func) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text)
+    def client_parser(name: str, help_text: str, func, epilog: str | None = None):
+        p = sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         p.add_argument("--peer", required=True, help="the IED's JID (resource IEC is added)")
         p.add_argument("--max-pdu-size", type=int, default=65000)
+        p.add_argument("--scl", help="the IED's SCL file: enums by name, exact types (optional)")
+        p.add_argument("--ied", help="IED name in --scl (when the file holds several)")
         _xmpp_options(p)
         p.set_defaults(func=func)
         return p
 
-    p = client_parser("browse", "print the IED's model tree", _cmd_browse)
-    p.add_argument("--depth", type=int, default=3, help="levels below the LDs to print")
-    p = client_parser("read", "GetDataValues", _cmd_read)
-    p.add_argument("reference")
-    p.add_argument("fc")
-    p = client_parser("write", "SetDataValues (value in JSON)", _cmd_write)
-    p.add_argument("reference")
-    p.add_argument("fc")
-    p.add_argument("value")
-    p = client_parser("dataset", "data set services", _cmd_dataset)
-    p.add_argument("action", choices=["list", "show", "values", "create", "delete"])
-    p.add_argument("target", help="LN (list) or data set LD/LN.DS or @DS")
-    p.add_argument("members", nargs="*", help="create: REF[FC] members")
-    p = client_parser("sg", "setting group services", _cmd_sg)
-    p.add_argument("action", choices=["show", "activate", "edit", "set", "get"])
-    p.add_argument("args", nargs="+")
-    p = client_parser("file", "file services", _cmd_file)
-    p.add_argument("action", choices=["list", "info", "get", "put", "delete"])
-    p.add_argument("name", nargs="?")
-    p.add_argument("-o", "--output", help="get: write to this file instead of stdout")
-    p.add_argument("-i", "--input", help="put: the local file to send (SetFile)")
+    for name, (help_text, _) in _COMMANDS.items():
+        p = client_parser(name, help_text, _cmd_client, _EPILOGS.get(name))
+        _command_arguments(name, p)
+    p = client_parser("shell", "run several commands in one association", _cmd_shell, SHELL_HELP)
+    p.add_argument("--script", help="read the commands from this file instead of stdin")
+
+    p = sub.add_parser(
+        "devserver",
+        help="start a private development XMPP server and print the settings to use",
+        description="Starts Prosody on 127.0.0.1 with its own CA and the given accounts "
+        "(random passwords in password files), prints the serve and client commands, and runs "
+        "until Ctrl-C. Needs Prosody (Debian/Ubuntu: apt-get install prosody).",
+    )
+    p.add_argument("--accounts", default="ied,ops", help="account names (default: ied,ops)")
+    p.add_argument("--domain", default="gridbind.test", help="XMPP domain (default: %(default)s)")
+    p.add_argument("--dir", help="keep config, CA, accounts here (default: a temporary folder)")
+    p.set_defaults(func=_cmd_devserver)
 
     from .demo import register_demo
 

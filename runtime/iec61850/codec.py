@@ -87,6 +87,7 @@ __all__ = [
     "validate",
     "pdu_names",
     "schema_dir",
+    "xml_text_problem",
 ]
 
 #: Namespace of the 8-2 payload (MMS PDUs in XER).
@@ -212,7 +213,9 @@ class Codec:
     Use :func:`default_codec` (a process-wide instance) unless other :class:`Limits` are needed.
     """
 
-    def __init__(self, limits: Limits = DEFAULT_LIMITS, *, fast: bool = True) -> None:
+    def __init__(
+        self, limits: Limits = DEFAULT_LIMITS, *, fast: bool = True, lenient_x693: bool = False
+    ) -> None:
         from xsdata.formats.dataclass.context import XmlContext
         from xsdata.formats.dataclass.parsers import XmlParser
         from xsdata.formats.dataclass.parsers.config import ParserConfig
@@ -222,6 +225,9 @@ class Codec:
 
         self.limits = limits
         self.fast = fast
+        #: Also read X.693's literal forms where the schema guessed (DECISIONS.md 34).
+        self.lenient_x693 = lenient_x693
+        self._literal_forms: Any = None
         self.schema, elements = _schema_bundle()
         self.context = XmlContext()
         self._xml_parser = XmlParser(
@@ -283,14 +289,25 @@ class Codec:
             self._local.parser = parser
         return parser
 
-    def parse_tree(self, data: bytes | str | Any) -> etree._Element:
-        """Strictly parse and validate; returns a schema-valid lxml root the caller owns."""
+    def parse_tree(
+        self, data: bytes | str | Any, *, lenient_x693: bool | None = None
+    ) -> etree._Element:
+        """Strictly parse and validate; returns a schema-valid lxml root the caller owns.
+
+        ``lenient_x693`` (default: the codec's setting) first rewrites X.693's value lists of
+        SEQUENCE OF CHOICE and its ``<true/>``/``<false/>`` into the schema's forms
+        (:mod:`gridbind.iec61850.x693`); the result is then validated as usual.
+        """
+        lenient = self.lenient_x693 if lenient_x693 is None else lenient_x693
         if type(data) is not bytes:
             if isinstance(data, etree._Element):
                 # Bound depth and size on the caller's tree first (cheap, stops early), then
                 # copy: a hostile tree is refused before any work proportional to its size.
                 _check_tree(data, self.limits)
-                return self._check_element(copy.deepcopy(data))
+                tree = copy.deepcopy(data)
+                if lenient:
+                    self.literal_forms().rewrite(tree)
+                return self._check_element(tree)
             if isinstance(data, ET.Element):
                 # ET serialises recursively: bound depth and size first, without recursion.
                 _check_tree(data, self.limits)
@@ -298,6 +315,9 @@ class Codec:
                     data = ET.tostring(data, encoding="utf-8", xml_declaration=False)
                 except (TypeError, ValueError, AttributeError) as exc:
                     raise MalformedXml(f"cannot serialise the element tree: {exc}") from None
+                # ET writes a carriage return in text raw, and the parser's end-of-line
+                # handling would turn it into a line feed (DECISIONS.md 32): keep the value.
+                data = data.replace(b"\r", b"&#13;")
             elif isinstance(data, str):
                 data = data.encode("utf-8")
             elif isinstance(data, (bytes, bytearray, memoryview)):
@@ -315,6 +335,8 @@ class Codec:
             found = _FORBIDDEN.search(data)
             if found:
                 raise ForbiddenXml(f"{found.group(0).decode()[2:]} declarations are not accepted")
+        if lenient:
+            return self._parse_lenient(data)
         parser = getattr(self._local, "parser", None) or self._parser()
         try:
             root = etree.fromstring(data, parser)
@@ -328,6 +350,37 @@ class Codec:
         # No DOCTYPE check on the tree: the parser decodes UTF-8 whatever the declaration says,
         # so libxml2 can only meet a DOCTYPE through the literal bytes the scan above refused.
         return root
+
+    def literal_forms(self) -> Any:
+        """The X.693 forms of the schema set (built on first use)."""
+        if self._literal_forms is None:
+            from gridbind.iec61850.x693 import LiteralForms
+
+            self._literal_forms = LiteralForms(schema_dir())
+        return self._literal_forms
+
+    def _parse_lenient(self, data: bytes) -> etree._Element:
+        """Parse without the schema (same guards), rewrite X.693's forms, then validate."""
+        plain = getattr(self._local, "plain", None)
+        if plain is None:
+            plain = self._local.plain = etree.XMLParser(
+                encoding="utf-8",
+                recover=False,
+                resolve_entities=False,
+                load_dtd=False,
+                no_network=True,
+                huge_tree=False,
+                remove_comments=True,
+                remove_pis=True,
+                collect_ids=False,
+            )
+        try:
+            root = etree.fromstring(data, plain)
+        except etree.XMLSyntaxError as exc:
+            raise _syntax_error(exc) from None
+        _check_tree(root, self.limits)
+        self.literal_forms().rewrite(root)
+        return self._check_element(root)
 
     def _wellformedness_error(self, data: bytes) -> CodecError | None:
         plain = etree.XMLParser(
@@ -349,9 +402,12 @@ class Codec:
             raise SchemaViolation(f"schema validation failed: {_clean(str(exc))}") from None
         return root
 
-    def decode(self, data: bytes | str | Any) -> Any:
-        """Bytes, str or an element -> the typed object of its root (Mmspdu, ClearTransfer...)."""
-        root = self.parse_tree(data)
+    def decode(self, data: bytes | str | Any, *, lenient_x693: bool | None = None) -> Any:
+        """Bytes, str or an element -> the typed object of its root (Mmspdu, ClearTransfer...).
+
+        ``lenient_x693``: see :meth:`parse_tree` (default: the codec's setting).
+        """
+        root = self.parse_tree(data, lenient_x693=lenient_x693)
         if self.fast:
             # from_element's fast path inlined (one call less per PDU); every root the fast
             # path covers is a global element of the schema set, i.e. in ``self.roots``.
@@ -360,9 +416,9 @@ class Codec:
                 return result
         return self.from_element(root, owned=True)
 
-    def decode_pdu(self, data: bytes | str | Any) -> Mmspdu:
+    def decode_pdu(self, data: bytes | str | Any, *, lenient_x693: bool | None = None) -> Mmspdu:
         """Like :meth:`decode` but the root must be ``MMSpdu`` of the 8-2 namespace."""
-        root = self.parse_tree(data)
+        root = self.parse_tree(data, lenient_x693=lenient_x693)
         if root.tag != _MMSPDU_TAG:
             raise UnknownRoot(f"expected MMSpdu, got {_pretty(root.tag)}", "/")
         return self.from_element(root, owned=True)
@@ -380,9 +436,29 @@ class Codec:
         _check_depth(root, self.limits.max_depth)
         tree = root if owned else copy.deepcopy(root)
         try:
-            return self._xml_parser.parse(tree, cls, ns_map={})
+            obj = self._xml_parser.parse(tree, cls, ns_map={})
         except Exception as exc:  # noqa: BLE001 - xsdata raises ParserError/ConverterWarning...
             raise SchemaViolation(f"cannot build {cls.__name__}: {exc}") from None
+        self._empty_booleans_to_none(obj)
+        return obj
+
+    def _empty_booleans_to_none(self, obj: Any) -> None:
+        """xsdata keeps an empty boolean (``<moreFollows/>``, valid where the XSD has a default)
+        as ``""``; the fast path reads it as None like an absent element (DECISIONS.md 33)."""
+        stack = [obj]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, list):
+                stack.extend(node)
+                continue
+            if not hasattr(node, "__dataclass_fields__"):
+                continue
+            for var in self.context.build(type(node)).get_all_vars():
+                value = getattr(node, var.name, None)
+                if value == "" and bool in var.types:
+                    setattr(node, var.name, None)
+                elif value is not None and not isinstance(value, (str, bytes, int, float)):
+                    stack.append(value)
 
     # ---- serializing --------------------------------------------------------------------
 
@@ -404,6 +480,9 @@ class Codec:
             try:
                 root = self._tree_serializer.render(obj, ns_map=ns_map).getroot()
             except Exception as exc:  # noqa: BLE001 - xsdata raises SerializerError and others
+                problem = _unwritable_text(obj)
+                if problem:
+                    raise EncodeError(problem) from None
                 raise EncodeError(f"cannot serialize {type(obj).__name__}: {exc}") from None
         if validate:
             try:
@@ -418,12 +497,17 @@ class Codec:
         return etree.tostring(self.to_element(obj, validate=validate), encoding="utf-8")
 
     def to_etree(self, obj: Any, *, validate: bool = True) -> ET.Element:
-        """Typed object -> ``xml.etree.ElementTree.Element`` (for slixmpp stanzas)."""
+        """Typed object -> ``xml.etree.ElementTree.Element`` (for slixmpp stanzas).
+
+        The tree holds values, not their XML form: whoever serialises it must write a carriage
+        return in text as ``&#13;`` (DECISIONS.md 32); ``xml.etree`` and slixmpp write it raw,
+        and the receiving parser then reads a line feed.
+        """
         return ET.fromstring(self.encode(obj, validate=validate))
 
-    def validate(self, data: bytes | str | Any) -> None:
+    def validate(self, data: bytes | str | Any, *, lenient_x693: bool | None = None) -> None:
         """Raise a :class:`CodecError` unless ``data`` is a strictly parseable, valid document."""
-        self.parse_tree(data)
+        self.parse_tree(data, lenient_x693=lenient_x693)
 
     # ---- introspection ------------------------------------------------------------------
 
@@ -461,6 +545,45 @@ class Codec:
         if kind == "unconfirmed-PDU":
             return kind, "informationReport"
         return kind, None
+
+
+#: Characters XML 1.0 cannot carry at all, not even as a character reference: C0 controls but
+#: TAB, LF and CR, lone surrogates, U+FFFE and U+FFFF (DECISIONS.md 32).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_text_problem(text: str) -> str | None:
+    """Why ``text`` cannot be written as XER text (a one-line reason), or None if it can.
+
+    XML 1.0 has no way to carry C0 control characters other than TAB, LF and CR: written raw
+    they make the whole XMPP stream ill-formed (the server closes it), and X.680's escapes
+    (``<bel/>``...) need mixed content that the schema's string types do not allow.
+    """
+    found = _NOT_XML.search(text)
+    if found is None:
+        return None
+    return (
+        f"character U+{ord(found.group(0)):04X} at position {found.start()} cannot be sent: "
+        "XML 1.0 has no representation for it"
+    )
+
+
+def _unwritable_text(obj: Any) -> str | None:
+    """The first string of a typed object that XML cannot carry, described; None if none."""
+    stack = [("", obj)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, str):
+            problem = xml_text_problem(node)
+            if problem:
+                return f"{path.lstrip('.') or 'text'}: {problem}"
+        elif isinstance(node, list):
+            stack.extend((f"{path}[{i}]", item) for i, item in enumerate(node))
+        elif hasattr(node, "__dataclass_fields__"):
+            stack.extend(
+                (f"{path}.{name}", getattr(node, name)) for name in node.__dataclass_fields__
+            )
+    return None
 
 
 def _pretty(tag: str) -> str:
@@ -606,14 +729,14 @@ def default_codec() -> Codec:
     return _DEFAULT
 
 
-def decode(data: bytes | str | Any) -> Any:
+def decode(data: bytes | str | Any, *, lenient_x693: bool = False) -> Any:
     """:meth:`Codec.decode` of the default codec."""
-    return default_codec().decode(data)
+    return default_codec().decode(data, lenient_x693=lenient_x693)
 
 
-def decode_pdu(data: bytes | str | Any) -> Mmspdu:
-    """:meth:`Codec.decode_pdu` of the default codec."""
-    return default_codec().decode_pdu(data)
+def decode_pdu(data: bytes | str | Any, *, lenient_x693: bool = False) -> Mmspdu:
+    """:meth:`Codec.decode_pdu` of the default codec (``lenient_x693``: see ``parse_tree``)."""
+    return default_codec().decode_pdu(data, lenient_x693=lenient_x693)
 
 
 def encode(obj: Any, *, validate: bool = True) -> bytes:

@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
+from gridbind.iec61850.codec import xml_text_problem
 
 Data = m.Data
 
@@ -164,14 +165,25 @@ def octet_string(value: bytes) -> Data:
 
 
 def visible_string(value: str) -> Data:
-    """VISIBLE STRING: printable ASCII only."""
+    """VISIBLE STRING: printable ASCII only (no TAB, CR or LF: ISO 646 graphic characters)."""
+    if not isinstance(value, str):
+        raise MmsDataError(f"visible-string expects str, got {type(value).__name__}")
     if any(not " " <= ch <= "~" for ch in value):
         raise MmsDataError(f"visible-string allows ASCII 0x20..0x7E only: {value!r}")
     return Data(choice=m.Data.VisibleString(value=value))
 
 
 def mms_string(value: str) -> Data:
-    """UNICODE STRING (``mMSString``)."""
+    """UNICODE STRING (``mMSString``): any text XML 1.0 can carry.
+
+    TAB, LF and CR are kept (CR travels as ``&#13;``); other C0 control characters, lone
+    surrogates and U+FFFE/U+FFFF are refused here, before anything is sent (DECISIONS.md 32).
+    """
+    if not isinstance(value, str):
+        raise MmsDataError(f"mMSString expects str, got {type(value).__name__}")
+    problem = xml_text_problem(value)
+    if problem:
+        raise MmsDataError(f"mMSString {value!r}: {problem}")
     return Data(choice=m.Data.MmsString(value=value))
 
 

@@ -1,7 +1,7 @@
 """Diagnostic codes and the one exception tree of the E2E engine.
 
 The schema gives the ranges only (``HandshakeDiagnostics`` 0..25, ``DtDiagnostics`` 0..15,
-DECISIONS.md 25); the names and numbers below are the project's assignment (DECISIONS.md 32), kept
+DECISIONS.md 25); the names and numbers below are the project's assignment (DECISIONS.md 35), kept
 in this one place so that the official list replaces them in one edit.
 
 Every failure the engine detects is an :class:`E2EError`. Those that end an association carry the

@@ -1,6 +1,6 @@
 """Building blocks shared by handshake and transfer: E2E time, canonical bytes, algorithm names.
 
-**Canonical serialisation** (what signatures and ICVs cover; DECISIONS.md 33). The signed or
+**Canonical serialisation** (what signatures and ICVs cover; DECISIONS.md 36). The signed or
 authenticated part of an envelope (``tbs`` of the handshake PDUs, ``tbp`` of the transfer PDUs,
 ``token3`` of release PDUs) is serialised by encoding the *whole typed envelope* with the
 project's codec (:func:`gridbind.iec61850.codec.to_element`, E2E namespace as default, 8-2 under

@@ -6,7 +6,7 @@
 - ``open(envelope, now)`` -> the ``Mmspdu`` inside, or :class:`TransferError` carrying the
   ``DtSecAbort`` to send (and :class:`PeerAborted` when the peer aborted).
 
-Rules (DECISIONS.md 32-36):
+Rules (DECISIONS.md 35-39):
 
 - ClearTransfer: ``auth`` = the agreed ICV over the canonical content of ``tbp``
   (:func:`~gridbind.iec61850.e2e.tokens.canonical_part`): HMAC-SHA256 (``nonce`` absent) or
@@ -31,7 +31,7 @@ Rules (DECISIONS.md 32-36):
   older than 24 h plus the window.
 - Release and abort PDUs carry ClearToken3 (assoID, time, seq from the same sequence) and an
   HMAC-SHA256 authenticator over the canonical content of ``token3`` with the per-direction
-  control key (DECISIONS.md 35).
+  control key (DECISIONS.md 38).
 """
 
 from __future__ import annotations
