@@ -32,6 +32,8 @@ from .model import (
     LogicalNode,
     ModelError,
     ServerModel,
+    DEFAULT_RESV_TMS,
+    ServiceLimits,
     SettingGroupControl,
     Timestamp,
     check_value,
@@ -105,6 +107,10 @@ class _Loader:
     def __init__(self, root: etree._Element, origin: str) -> None:
         self.root = root
         self.origin = origin
+        self.services = ServiceLimits()
+        #: The Services element (None: the IED states no limits) and its children by name.
+        self.services_el: etree._Element | None = None
+        self.service: dict[str, etree._Element] = {}
 
     def err(self, el: etree._Element | None, message: str) -> SclError:
         line = f":{el.sourceline}" if el is not None and el.sourceline else ""
@@ -281,6 +287,7 @@ class _Loader:
         name = self.req(ied, "name")
         t = self.templates()
         model = ServerModel(name)
+        model.limits = self.services = self.read_services(ied)
         model.enum_types = dict(t.enums)
         servers = [
             (ap, ap.find(_N + "Server"))
@@ -331,21 +338,68 @@ class _Loader:
         model.jid = self.jid_of(name, ap.get("name"))
         return model
 
+    # ---------------------------------------------------------------- Services
+    def read_services(self, ied: etree._Element) -> ServiceLimits:
+        """The online limits of the IED's ``Services`` (none without the element)."""
+        limits = ServiceLimits()
+        el = ied.find(_N + "Services")
+        if el is None:
+            return limits
+        self.services_el = el
+        for child in el:
+            if isinstance(child.tag, str):
+                self.service[etree.QName(child).localname] = child
+        dyn_assoc = self.service.get("DynAssociation")
+        if dyn_assoc is not None and dyn_assoc.get("max"):
+            limits.max_associations = self.positive(dyn_assoc, "max")
+        dyn = self.service.get("DynDataSet")
+        limits.dyn_datasets = dyn is not None
+        if dyn is not None:
+            limits.dyn_datasets_max = self.positive(dyn, "max")
+            if dyn.get("maxAttributes"):
+                limits.dyn_dataset_attributes = self.positive(dyn, "maxAttributes")
+        groups = self.service.get("SettingGroups")
+        sg_edit = groups.find(_N + "SGEdit") if groups is not None else None
+        limits.sg_edit = sg_edit is not None
+        # (ConfSG is about configuring numOfSGs offline; SelectActiveSG comes with the SGCB)
+        limits.sg_select_active = groups is not None
+        limits.sg_resv_tms = sg_edit is not None and _bool_attr(self, sg_edit, "resvTms")
+        return limits
+
+    def positive(self, el: etree._Element, attr: str) -> int:
+        """A required attribute of type unsigned int, at least 1."""
+        value = _int_attr(self, el, attr) if el.get(attr) else None
+        if value is None or value < 1:
+            raise self.err(el, f"<{etree.QName(el).localname}> needs {attr} as a positive integer")
+        return value
+
     def setting_control(self, model: ServerModel, ln: LogicalNode, ln_el: etree._Element) -> None:
         sc = ln_el.find(_N + "SettingControl")
         if sc is None:
             return
+        if self.services_el is not None and "SettingGroups" not in self.service:
+            raise self.err(sc, "SettingControl, but the IED's Services have no SettingGroups")
         num = _int_attr(self, sc, "numOfSGs")
         act = _int_attr(self, sc, "actSG") or 1
         if not 1 <= num <= 255 or not 1 <= act <= num:
             raise self.err(sc, f"SettingControl numOfSGs={num} actSG={act} out of range")
-        sgcb = SettingGroupControl(num_of_sg=num, act_sg=act)
+        resv_tms = None
+        if self.services.sg_resv_tms:
+            # SGEdit resvTms="true": the SGCB has ResvTms (7-2 Ed2), SettingControl its value.
+            resv_tms = _int_attr(self, sc, "resvTms") if sc.get("resvTms") else DEFAULT_RESV_TMS
+            if not 0 < resv_tms <= 65535:
+                raise self.err(sc, f"SettingControl resvTms={resv_tms} out of range")
+        elif sc.get("resvTms"):
+            raise self.err(sc, 'SettingControl resvTms needs Services SGEdit resvTms="true"')
+        sgcb = SettingGroupControl(num_of_sg=num, act_sg=act, resv_tms=resv_tms)
         cb = ControlBlock("SGCB", "SGCB", "SP")
         cb.attr("NumOfSG", "INT8U", num)
         cb.attr("ActSG", "INT8U", act)
         cb.attr("EditSG", "INT8U", 0)
         cb.attr("CnfEdit", "BOOLEAN", False)
         cb.attr("LActTm", "Timestamp", Timestamp.now())
+        if resv_tms is not None:
+            cb.attr("ResvTms", "INT16U", resv_tms)
         cb.writable = frozenset()
         sgcb.block = cb
         ln.add(cb)
@@ -530,6 +584,19 @@ def _int_attr(loader: _Loader, el: etree._Element, name: str) -> int:
         return int(text)
     except ValueError:
         raise loader.err(el, f"attribute {name}={text!r} is not an integer") from None
+
+
+def _bool_attr(loader: _Loader, el: etree._Element, name: str, default: bool = False) -> bool:
+    """An xs:boolean attribute (``true``/``false``/``1``/``0``, white space collapsed)."""
+    text = el.get(name)
+    if text is None:
+        return default
+    text = text.strip()
+    if text in ("true", "1"):
+        return True
+    if text in ("false", "0"):
+        return False
+    raise loader.err(el, f"attribute {name}={text!r} is not a boolean")
 
 
 def _trgops(el: etree._Element) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -168,20 +169,26 @@ class ServerServices:
         try:
             node, fc = self._resolve(assoc, name)
             self.model.check_read(node, fc, assoc.peer)  # the application's read hooks
-            return ("success", data_value(self.model, node, fc))
+            return ("success", data_value(self.model, node, fc, assoc.key))
         except ModelError as exc:
             return ("failure", exc.code)
 
-    def read(self, assoc: Association, spec: tuple) -> list[tuple]:
+    def read(self, assoc: Association, spec: tuple, now: float | None = None) -> list[tuple]:
         """read: ``spec`` is ``("listOfVariable", [ObjectName])`` or
-        ``("variableListName", ObjectName)`` (GetDataSetValues)."""
+        ``("variableListName", ObjectName)`` (GetDataSetValues). ``now`` (monotonic seconds)
+        expires setting group reservations first."""
+        self.expire(now)
         if spec[0] == "listOfVariable":
             return [self.read_variable(assoc, name) for name in spec[1]]
         ds = self._dataset(assoc, spec[1])
         return [self.read_variable(assoc, object_name_of_fcda(m)) for m in ds.members]
 
-    def write(self, assoc: Association, spec: tuple, datas: list[tuple]) -> list[str | None]:
-        """write (SetDataValues, SetDataSetValues, SG and control block services)."""
+    def write(
+        self, assoc: Association, spec: tuple, datas: list[tuple], now: float | None = None
+    ) -> list[str | None]:
+        """write (SetDataValues, SetDataSetValues, SG and control block services); ``now``
+        (monotonic seconds) expires and starts setting group reservations."""
+        now = self.expire(now)
         if spec[0] == "listOfVariable":
             names = list(spec[1])
         else:
@@ -190,9 +197,11 @@ class ServerServices:
             raise ServiceError(
                 "definition", "type-inconsistent", f"{len(names)} variables, {len(datas)} values"
             )
-        return [self.write_variable(assoc, n, d) for n, d in zip(names, datas)]
+        return [self.write_variable(assoc, n, d, now) for n, d in zip(names, datas)]
 
-    def write_variable(self, assoc: Association, name: tuple, data: tuple) -> str | None:
+    def write_variable(
+        self, assoc: Association, name: tuple, data: tuple, now: float | None = None
+    ) -> str | None:
         try:
             node, fc = self._resolve(assoc, name)
             if isinstance(node, LogicalNode):
@@ -202,7 +211,7 @@ class ServerServices:
             converted = [(attr, python_value(attr, d)) for attr, d in leaves]
             # All or nothing: every attribute of a structured write is checked before the
             # first one is stored.
-            staged = [self._stage_attr(assoc, attr, fc, value) for attr, value in converted]
+            staged = [self._stage_attr(assoc, attr, fc, value, now) for attr, value in converted]
             for store in staged:
                 store()
             return None
@@ -223,7 +232,7 @@ class ServerServices:
             yield from self._leaves(child, fc, item)
 
     def _stage_attr(
-        self, assoc: Association, attr: DataAttribute, fc: str, value: Any
+        self, assoc: Association, attr: DataAttribute, fc: str, value: Any, now: float | None
     ) -> Callable[[], None]:
         """Check the write of one basic attribute; returns what stores it."""
         cb = attr.parent
@@ -233,15 +242,18 @@ class ServerServices:
                 raise ModelError(DataAccessError.OBJECT_ACCESS_DENIED, f"SGCB.{attr.name}")
             if attr.name == "CnfEdit" and value is not True:
                 raise ModelError(DataAccessError.OBJECT_VALUE_INVALID, "CnfEdit takes true")
+            self._check_sg_offered(attr.name)
             # SelectActiveSG & co. are client writes too: the application may veto them.
             self.model.check_write_hooks(attr, fc, value, assoc.peer)
             # (an SGCB is never written whole: NumOfSG is read-only, so these run alone)
             if attr.name == "ActSG":
                 return lambda: self.model.select_active_sg(ld, value)
             if attr.name == "EditSG":
-                return lambda: self.model.select_edit_sg(ld, value)
-            return lambda: self.model.confirm_edit_sg(ld)
-        value = self.model.check_write(attr, fc, value, originator=assoc.peer)
+                return lambda: self.model.select_edit_sg(ld, value, assoc.key, now)
+            return lambda: self.model.confirm_edit_sg(ld, assoc.key)
+        if fc == "SE":
+            self._check_sg_offered("SE")
+        value = self.model.check_write(attr, fc, value, originator=assoc.peer, editor=assoc.key)
         if isinstance(cb, ControlBlock) and attr.name == "DatSet" and value:
             try:
                 self.model.dataset(value)  # must name an existing persistent data set
@@ -252,6 +264,30 @@ class ServerServices:
                     f"{cb.name}.DatSet: no persistent data set {value!r}",
                 ) from None
         return lambda: self.model.store_write(attr, fc, value)
+
+    # ---------------------------------------------------------------- setting group reservations
+    def _check_sg_offered(self, what: str) -> None:
+        """SCL Services: SelectActiveSG needs SettingGroups, the edit services SGEdit."""
+        limits = self.model.limits
+        offered = limits.sg_select_active if what == "ActSG" else limits.sg_edit
+        if not offered:
+            service = "SelectActiveSG" if what == "ActSG" else "setting group editing (SGEdit)"
+            raise ModelError(
+                DataAccessError.OBJECT_ACCESS_DENIED, f"{service} is not in the IED's Services"
+            )
+
+    def expire(self, now: float | None = None) -> float:
+        """End the SelectEditSG reservations whose ``ResvTms`` ran out at ``now`` (monotonic
+        seconds; the clock when None). Returns ``now``. The server calls it at
+        :meth:`next_deadline` (reads and writes call it too)."""
+        if now is None:
+            now = time.monotonic()
+        self.model.expire_sg_reservations(now)
+        return now
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`expire` must run next (monotonic seconds), or None."""
+        return self.model.next_sg_deadline()
 
     # ---------------------------------------------------------------- definitions
     def get_variable_access_attributes(self, assoc: Association, name: tuple) -> tuple:
@@ -415,7 +451,10 @@ class ServerServices:
             raise self._file_error(exc) from None
 
     def association_ended(self, assoc: Association) -> None:
-        """Release what an association held (open files; its aa-specific data sets go with it)."""
+        """Release what an association held (open files, setting group edit reservations and
+        their unconfirmed values; its aa-specific data sets go with it). The server calls it
+        on conclude and on abort."""
+        self.model.release_sg_edits(assoc.key)
         if self.files is not None and assoc.files:
             self.files.close_all(list(assoc.files))
         assoc.files.clear()
