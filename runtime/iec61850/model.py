@@ -28,6 +28,7 @@ __all__ = [
     "FC_ORDER",
     "FCS",
     "BTYPE_KIND",
+    "CODED_ENUM_NAMES",
     "DataAccessError",
     "ModelError",
     "Timestamp",
@@ -72,6 +73,12 @@ BTYPE_KIND: dict[str, tuple[str, int]] = {
     "Timestamp": ("time", 0), "EntryTime": ("time", 0),
     "PhyComAddr": ("struct", 0), "Struct": ("struct", 0),
 }  # fmt: skip
+
+#: The names of the coded enumerations' values (7-2/7-3), ordinal = index; SCL writes names.
+CODED_ENUM_NAMES: dict[str, tuple[str, ...]] = {
+    "Dbpos": ("intermediate-state", "off", "on", "bad-state"),
+    "Tcmd": ("stop", "lower", "higher", "reserved"),
+}
 
 #: Quality with validity good and no flags.
 GOOD = "0" * 13
@@ -236,7 +243,7 @@ class DataAttribute:
 
     __slots__ = (
         "name", "fc", "btype", "type_id", "enum", "children", "elements", "count",
-        "value", "parent", "trigger", "values_by_sg", "fcset",
+        "value", "parent", "trigger", "values_by_sg", "fcset", "val_kind",
     )  # fmt: skip
 
     def __init__(
@@ -264,6 +271,8 @@ class DataAttribute:
         # FC SG/SE attributes keep one value per setting group (index 1..numOfSG).
         self.values_by_sg: dict[int, Any] | None = None
         self.fcset: frozenset[str] | None = None  # cache of fcs_of(); the tree is fixed
+        #: SCL valKind (IEC 61850-6): ``Spec``, ``Conf`` (default), ``RO`` or ``Set``.
+        self.val_kind = "Conf"
 
     @property
     def is_struct(self) -> bool:
@@ -283,9 +292,10 @@ class DataAttribute:
 
 
 class DataObject:
-    """A data object (CDC instance): data attributes and sub data objects."""
+    """A data object (CDC instance): data attributes and sub data objects. An SDO array (SCL
+    ``count``) holds its ``elements`` (data objects named ``0``, ``1``, ...) and no children."""
 
-    __slots__ = ("name", "cdc", "type_id", "children", "parent", "count", "fcset")
+    __slots__ = ("name", "cdc", "type_id", "children", "parent", "count", "fcset", "elements")
 
     def __init__(self, name: str, cdc: str = "", type_id: str = "", count: int = 0) -> None:
         self.name = name
@@ -293,6 +303,7 @@ class DataObject:
         self.type_id = type_id
         self.count = count
         self.children: dict[str, DataObject | DataAttribute] = {}
+        self.elements: list[DataObject] = []
         self.parent: Node | None = None
         self.fcset: frozenset[str] | None = None
 
@@ -488,7 +499,7 @@ def fcs_of(node: DataObject | DataAttribute) -> frozenset[str]:
         result = frozenset({node.fc})
     else:
         acc: set[str] = set()
-        for child in node.children.values():
+        for child in list(node.children.values()) + node.elements[:1]:
             acc |= fcs_of(child)
         result = frozenset(acc)
     node.fcset = result
@@ -521,6 +532,8 @@ def _read_leaves(node: Any, fc: str) -> Iterator[DataAttribute]:
         else:
             yield node
         return
+    for element in getattr(node, "elements", ()):
+        yield from _read_leaves(element, fc)
     for child in children_with_fc(node, fc):
         yield from _read_leaves(child, fc)
 
@@ -533,6 +546,10 @@ UpdateListener = Callable[[DataAttribute, Any], None]
 #: after SelectEditSG). ST, MX, SG, EX, OR are server-owned; CO goes through the control model;
 #: RP/BR/LG/GO/MS through their control blocks.
 DEFAULT_WRITABLE_FCS = frozenset({"CF", "DC", "SP", "SV", "BL", "SE", "US"})
+#: SCL valKinds whose attributes no client write may change.
+READ_ONLY_VAL_KINDS = frozenset({"RO", "Spec"})
+#: Every SCL valKind (tValKindEnum).
+VAL_KINDS = frozenset({"Spec", "Conf", "RO", "Set"})
 
 
 @dataclass
@@ -664,6 +681,8 @@ class ServerModel:
             for child in node.children.values():
                 yield from self.walk_attributes(child, fc)
             return
+        for element in getattr(node, "elements", ()):
+            yield from self.walk_attributes(element, fc)
         for child in children_with_fc(node, fc):
             yield from self.walk_attributes(child, fc)
 
@@ -703,7 +722,7 @@ class ServerModel:
     def to_python(self, node: Any, fc: str) -> Any:
         if isinstance(node, DataAttribute) and not node.children and not node.elements:
             return self.get_value(node, fc)
-        if isinstance(node, DataAttribute) and node.elements:
+        if isinstance(node, (DataAttribute, DataObject)) and node.elements:
             return [self.to_python(e, fc) for e in node.elements]
         return {child.name: self.to_python(child, fc) for child in children_with_fc(node, fc)}
 
@@ -828,6 +847,13 @@ class ServerModel:
         reservation."""
         if fc not in self.writable_fcs and not isinstance(attr.parent, ControlBlock):
             raise ModelError(DataAccessError.OBJECT_ACCESS_DENIED, f"FC {fc} is not writable")
+        if attr.val_kind in READ_ONLY_VAL_KINDS:
+            # SCL valKind RO: never changed online; Spec: a specification, not a value the IED
+            # runs with. Set and Conf follow the FC write policy.
+            raise ModelError(
+                DataAccessError.OBJECT_ACCESS_DENIED,
+                f"{attr.reference()} is valKind {attr.val_kind} in the SCL: not writable online",
+            )
         cb = attr.parent if isinstance(attr.parent, ControlBlock) else None
         if cb is not None:
             self._check_cb_write(cb, attr)

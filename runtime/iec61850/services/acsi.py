@@ -222,7 +222,7 @@ class ServerServices:
         if isinstance(node, DataAttribute) and not node.children and not node.elements:
             yield node, data
             return
-        if isinstance(node, DataAttribute) and node.elements:
+        if getattr(node, "elements", None):  # DA or SDO array
             children = node.elements
         elif isinstance(node, DataAttribute):
             children = list(node.children.values())
@@ -326,6 +326,7 @@ class ServerServices:
             raise ServiceError("definition", "object-attribute-inconsistent", "no members")
         if len(members) > MAX_DATASET_MEMBERS:
             raise ServiceError("resource", "capability-unavailable", "too many members")
+        self._check_dyn_dataset_limits(assoc, len(members))
         fcdas = []
         for member in members:
             try:
@@ -361,6 +362,31 @@ class ServerServices:
             )
         else:
             raise ServiceError("access", "object-access-unsupported", "vmd-specific data sets")
+
+    def _check_dyn_dataset_limits(self, assoc: Association, members: int) -> None:
+        """SCL Services DynDataSet: CreateDataSet offered at all, ``max`` dynamic data sets
+        (the server's client-created persistent ones plus this association's own) and
+        ``maxAttributes`` members."""
+        limits = self.model.limits
+        if not limits.dyn_datasets:
+            raise ServiceError(
+                "access", "object-access-unsupported", "no DynDataSet in the IED's Services"
+            )
+        most = limits.dyn_dataset_attributes
+        if most is not None and members > most:
+            raise ServiceError(
+                "resource", "capability-unavailable", f"more than {most} members (maxAttributes)"
+            )
+        if limits.dyn_datasets_max is not None:
+            existing = len(assoc.datasets) + sum(
+                ds.deletable for ln in self.model.iter_nodes() for ds in ln.datasets.values()
+            )
+            if existing >= limits.dyn_datasets_max:
+                raise ServiceError(
+                    "resource",
+                    "capability-unavailable",
+                    f"{existing} dynamic data sets exist (DynDataSet max)",
+                )
 
     def delete_named_variable_list(
         self, assoc: Association, scope: str, names: list[tuple]

@@ -85,6 +85,8 @@ def type_description(node: Any, fc: str) -> TypeDesc:
                 [(c.name, type_description(c, fc)) for c in node.children.values()],
             )
         return type_of_btype(node.btype)
+    if isinstance(node, DataObject) and node.elements:  # SDO array
+        return ("array", len(node.elements), type_description(node.elements[0], fc))
     return ("structure", [(c.name, type_description(c, fc)) for c in children_with_fc(node, fc)])
 
 
@@ -118,6 +120,8 @@ def data_value(model: ServerModel, node: Any, fc: str, editor: Hashable = None) 
                 [data_value(model, c, fc, editor) for c in node.children.values()],
             )
         return _basic_data(model, node, fc, editor)
+    if isinstance(node, DataObject) and node.elements:  # SDO array
+        return ("array", [data_value(model, e, fc, editor) for e in node.elements])
     return ("structure", [data_value(model, c, fc, editor) for c in children_with_fc(node, fc)])
 
 
