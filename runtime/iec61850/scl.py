@@ -387,7 +387,10 @@ class _Loader:
             inst = self.req(ld_el, "inst")
             ld_name = ld_el.get("ldName") or name + inst
             if not _LD_NAME.fullmatch(ld_name):
-                raise self.err(ld_el, f"logical device name {ld_name!r} is not an MMS Identifier (a letter, then up to 63 of A-Za-z0-9_)")
+                raise self.err(
+                    ld_el,
+                    f"logical device name {ld_name!r} is not an MMS Identifier (a letter, then up to 63 of A-Za-z0-9_)",
+                )
             if ld_name in model.children:
                 raise self.err(ld_el, f"duplicate logical device {ld_name}")
             ld = model.add(LogicalDevice(inst, ld_name))

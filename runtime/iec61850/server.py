@@ -46,7 +46,7 @@ from .association import (
     Reject,
     RejectReason,
 )
-from .files import FileStore, FileStoreError
+from .files import FileStore
 from .model import ServerModel
 from .services.acsi import ServerServices, ServiceError
 from .xmpp import PAYLOAD_NS, IecXmpp, Inbound, XmppSettings, stanza_for_pdu
@@ -101,9 +101,14 @@ class IedServer:
         max_associations: int = 64,
         services: frozenset[str] = SERVER_SERVICES,
         strict: bool = True,
+        allow_file_overwrite: bool = False,
     ) -> None:
         self.model = model
-        self.files = FileStore(files_root) if files_root is not None else None
+        self.files = (
+            FileStore(files_root, allow_overwrite=allow_file_overwrite)
+            if files_root is not None
+            else None
+        )
         if self.files is None:
             services = services - {
                 "fileOpen",
@@ -393,18 +398,9 @@ class IedServer:
     async def _obtain_file(self, item: Inbound, assoc: Any, invoke_id: int, args: Any) -> None:
         source, dest = args
         try:
-            store = self.services._store()
-            try:
-                store.path_of(dest)
-            except FileStoreError as exc:
-                raise ServiceError("file", exc.code, str(exc)) from None
-            if not store.writable:
-                raise ServiceError("file", "file-access-denied", "the file store is read-only")
-            data = await self._pull_file(assoc, source, store.max_file_size)
-            try:
-                store.store(dest, data)
-            except FileStoreError as exc:
-                raise ServiceError("file", exc.code, str(exc)) from None
+            self.services.obtain_file_check(dest)  # duplicate-filename before any fetch
+            data = await self._pull_file(assoc, source, self.services._store().max_file_size)
+            self.services.obtain_file_store(dest, data)
             answer: tuple = ("confirmed-ResponsePDU", invoke_id, "obtainFile", None)
         except ServiceError as exc:
             answer = ("confirmed-ErrorPDU", invoke_id, (exc.error_class, exc.code, exc.text))

@@ -476,6 +476,23 @@ class ServerServices:
         except FileStoreError as exc:
             raise self._file_error(exc) from None
 
+    def obtain_file_check(self, dest: list[str]) -> None:
+        """SetFile (obtainFile), before the server fetches the file from the client: the store
+        is writable and ``dest`` a valid name that is not taken (``duplicate-filename`` unless
+        the store allows overwriting)."""
+        try:
+            self._store().check_target(dest)
+        except FileStoreError as exc:
+            raise self._file_error(exc) from None
+
+    def obtain_file_store(self, dest: list[str], data: bytes) -> None:
+        """SetFile (obtainFile), once the file is fetched: store it (checked again, as another
+        association may have taken the name meanwhile)."""
+        try:
+            self._store().store(dest, data)
+        except FileStoreError as exc:
+            raise self._file_error(exc) from None
+
     def association_ended(self, assoc: Association) -> None:
         """Release what an association held (open files, setting group edit reservations and
         their unconfirmed values; its aa-specific data sets go with it). The server calls it
