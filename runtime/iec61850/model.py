@@ -546,6 +546,8 @@ UpdateListener = Callable[[DataAttribute, Any], None]
 #: after SelectEditSG). ST, MX, SG, EX, OR are server-owned; CO goes through the control model;
 #: RP/BR/LG/GO/MS through their control blocks.
 DEFAULT_WRITABLE_FCS = frozenset({"CF", "DC", "SP", "SV", "BL", "SE", "US"})
+#: Selections in one alternateAccess (the peer chooses; a 61850 model is far shallower).
+MAX_ACCESS_STEPS = 16
 #: SCL valKinds whose attributes no client write may change.
 READ_ONLY_VAL_KINDS = frozenset({"RO", "Spec"})
 #: Every SCL valKind (tValKindEnum).
@@ -671,6 +673,66 @@ class ServerModel:
             if child is None or not (isinstance(child, DataAttribute) or has_fc(child, fc)):
                 raise ModelError(DataAccessError.OBJECT_NON_EXISTENT, f"no object {domain}/{item}")
             node = child
+        return node, fc
+
+    def select_access(self, node: Any, fc: str, steps: list[tuple]) -> tuple[Any, str]:
+        """Apply an MMS alternateAccess (8-2 8.2.6) to a resolved variable: ``steps`` is the
+        chain of ``("component", name)`` and ``("index", n)`` selections, outermost first.
+
+        A component selects, in an LN read whole, its FC; in an LN's FC, a data object; in a
+        data object or structure, a member (an FCD / FCDA inside the LN); an index selects
+        one element of a DA or SDO array. Returns the selected node and its FC.
+        """
+        if len(steps) > MAX_ACCESS_STEPS:
+            raise ModelError(
+                DataAccessError.OBJECT_ACCESS_UNSUPPORTED,
+                f"alternateAccess deeper than {MAX_ACCESS_STEPS}",
+            )
+        for step in steps:
+            kind = step[0]
+            elements = getattr(node, "elements", None)
+            if kind == "component":
+                name = step[1]
+                if elements:
+                    raise ModelError(
+                        DataAccessError.OBJECT_ATTRIBUTE_INCONSISTENT,
+                        f"{name!r}: {node.name} is an array, select an index",
+                    )
+                if isinstance(node, LogicalNode) and not fc:
+                    if name not in node.fcs():
+                        raise ModelError(
+                            DataAccessError.OBJECT_NON_EXISTENT, f"{node.name} has no {name}"
+                        )
+                    fc = name
+                    continue
+                if isinstance(node, DataAttribute) and not node.children:
+                    raise ModelError(
+                        DataAccessError.OBJECT_ATTRIBUTE_INCONSISTENT,
+                        f"component {name!r} of the basic attribute {node.name}",
+                    )
+                child = node.children.get(name)
+                if child is None or not (isinstance(child, DataAttribute) or has_fc(child, fc)):
+                    raise ModelError(
+                        DataAccessError.OBJECT_NON_EXISTENT, f"no component {name!r} in {fc}"
+                    )
+                node = child
+            elif kind == "index":
+                if not elements:
+                    raise ModelError(
+                        DataAccessError.OBJECT_ATTRIBUTE_INCONSISTENT,
+                        f"index {step[1]}: {getattr(node, 'name', node)} is not an array",
+                    )
+                if not 0 <= step[1] < len(elements):
+                    raise ModelError(
+                        DataAccessError.OBJECT_NON_EXISTENT,
+                        f"no element {step[1]} in {node.name}[0..{len(elements) - 1}]",
+                    )
+                node = elements[step[1]]
+            else:
+                raise ModelError(
+                    DataAccessError.OBJECT_ACCESS_UNSUPPORTED,
+                    f"alternateAccess {kind} is not supported (component and index are)",
+                )
         return node, fc
 
     def walk_attributes(self, node: Any, fc: str) -> Iterator[DataAttribute]:

@@ -45,7 +45,13 @@ from .mmsview import (
     type_description,
 )
 
-__all__ = ["ServiceError", "ServerServices", "object_name_of_fcda", "fcda_of_object_name"]
+__all__ = [
+    "ServiceError",
+    "ServerServices",
+    "object_name_of_fcda",
+    "fcda_of_object_name",
+    "access_steps",
+]
 
 #: Octets of a response that are not names/entries (PDU envelope, stanza): kept out of paging.
 RESPONSE_OVERHEAD = 400
@@ -84,6 +90,37 @@ _ACCESS_TO_SERVICE = {
 def _service_error(exc: ModelError) -> ServiceError:
     cls, code = _ACCESS_TO_SERVICE.get(exc.code, ("access", "other"))
     return ServiceError(cls, code, str(exc))
+
+
+def access_steps(alternate_access: Any) -> list[tuple]:
+    """The steps (``("component", name)`` / ``("index", n)``) of a typed alternateAccess of
+    the generated 8-2 classes (``AlternateAccess``), for :meth:`ServerModel.select_access`.
+
+    One unnamed selection per level (``selectAccess``, or ``selectAlternateAccess`` nesting the
+    next level); several selections (a restructured result) and ``named`` are refused."""
+    steps: list[tuple] = []
+    level = alternate_access
+    while level is not None:
+        if len(steps) > 16 or len(level.choice) != 1:
+            raise ModelError(
+                DataAccessError.OBJECT_ACCESS_UNSUPPORTED,
+                "alternateAccess with one selection per level only",
+            )
+        selection = level.choice[0].choice  # AlternateAccessSelection, or Named
+        if not hasattr(selection, "choice"):
+            raise ModelError(DataAccessError.OBJECT_ACCESS_UNSUPPORTED, "named alternateAccess")
+        inner = selection.choice
+        if hasattr(inner, "access_selection"):  # selectAlternateAccess: this step, then more
+            access, level = inner.access_selection.choice, inner.alternate_access
+        else:  # selectAccess: the last step
+            access, level = getattr(inner, "choice", None), None
+        if isinstance(access, bool) or not isinstance(access, (str, int)):
+            raise ModelError(
+                DataAccessError.OBJECT_ACCESS_UNSUPPORTED,
+                "alternateAccess indexRange / allElements are not supported",
+            )
+        steps.append(("component", access) if isinstance(access, str) else ("index", access))
+    return steps
 
 
 def object_name_of_fcda(member: FCDA) -> tuple[str, str, str]:
@@ -154,14 +191,13 @@ class ServerServices:
 
     # ---------------------------------------------------------------- read / write
     def _resolve(self, assoc: Association, name: tuple) -> tuple[Any, str]:
+        """An ObjectName -> (node, FC). A fourth member is its alternateAccess: an index (one
+        array element) or the list of steps of :meth:`ServerModel.select_access`."""
         if name[0] == "domain-specific":
             node, fc = self.model.find_mms(name[1], name[2])
-            if len(name) == 4:  # alternateAccess: one element of an array attribute
-                if not isinstance(node, DataAttribute) or not node.elements:
-                    raise ModelError(DataAccessError.OBJECT_ATTRIBUTE_INCONSISTENT, "not an array")
-                if name[3] >= len(node.elements):
-                    raise ModelError(DataAccessError.OBJECT_NON_EXISTENT, f"no element {name[3]}")
-                node = node.elements[name[3]]
+            if len(name) == 4:
+                steps = [("index", name[3])] if isinstance(name[3], int) else list(name[3])
+                node, fc = self.model.select_access(node, fc, steps)
             return node, fc
         raise ModelError(DataAccessError.OBJECT_NON_EXISTENT, f"no {name[0]} variable {name[-1]!r}")
 
