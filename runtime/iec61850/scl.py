@@ -50,6 +50,12 @@ _N = "{" + SCL_NS + "}"
 MAX_SCL_BYTES = 64 * 1024 * 1024
 #: Elements of one DA/SDO array (``count``); arrays of 61850 models are small (harmonics: 64).
 MAX_ARRAY = 1024
+#: Instances of one ReportControl (``RptEnabled max``; indexed names end in 01..99).
+MAX_RCB_INSTANCES = 99
+_DATA_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+_LN_CLASS = re.compile(r"[A-Z][A-Z0-9]{0,3}")
+_LN_INST = re.compile(r"[0-9]{1,12}")
+_LN_PREFIX = re.compile(r"([A-Za-z][A-Za-z0-9_]{0,10})?")
 _LD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _MAC = re.compile(r"[0-9A-Fa-f]{2}(-[0-9A-Fa-f]{2}){5}")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
@@ -85,15 +91,19 @@ def parse_scl(source: str | Path | bytes) -> etree._ElementTree:
         data = source
         if len(data) > MAX_SCL_BYTES:
             raise SclError(f"SCL larger than {MAX_SCL_BYTES} bytes")
+    origin = str(source) if isinstance(source, (str, Path)) else "<scl>"
     try:
         root = etree.fromstring(data, _parser())
     except etree.XMLSyntaxError as exc:
-        raise SclError(f"SCL is not well-formed XML: {exc}") from None
+        line = exc.lineno if exc.lineno else 1
+        raise SclError(f"{origin}:{line}: SCL is not well-formed XML: {exc.msg}") from None
     tree = root.getroottree()
     if tree.docinfo.internalDTD is not None or tree.docinfo.doctype:
-        raise SclError("SCL with a DOCTYPE is refused")
+        raise SclError(f"{origin}:1: SCL with a DOCTYPE is refused")
     if root.tag != _N + "SCL":
-        raise SclError(f"root element is {root.tag!r}, not SCL in {SCL_NS}")
+        raise SclError(
+            f"{origin}:{root.sourceline or 1}: root element is {root.tag!r}, not SCL in {SCL_NS}"
+        )
     return tree
 
 
@@ -163,6 +173,13 @@ class _Loader:
         return t
 
     # ---------------------------------------------------------------- instances
+    def data_name(self, el: etree._Element) -> str:
+        """The ``name`` of a DO / SDO / DA / BDA: one MMS name component (no ``$`` or ``.``)."""
+        name = self.req(el, "name")
+        if not _DATA_NAME.fullmatch(name):
+            raise self.err(el, f"name {name!r} is not a data name (a letter, then A-Za-z0-9_)")
+        return name
+
     def val_kind(self, el: etree._Element, inherited: str) -> str:
         kind = el.get("valKind")
         if kind is None:
@@ -179,7 +196,7 @@ class _Loader:
         depth: int = 0,
         inherited_kind: str = "Conf",
     ) -> DataAttribute:
-        name = self.req(el, "name")
+        name = self.data_name(el)
         btype = self.req(el, "bType")
         if btype not in BTYPE_KIND:
             raise self.err(el, f"unknown bType {btype!r}")
@@ -252,7 +269,7 @@ class _Loader:
                     raise self.err(child, f"unknown or unmapped FC {fc!r}")
                 do.add(self.make_da(t, child, fc))
             elif tag == "SDO":
-                sub_name = self.req(child, "name")
+                sub_name = self.data_name(child)
                 if sub_name == name and self.req(child, "type") == type_id:
                     raise self.err(child, "SDO refers to its own DOType")
                 do.add(self.make_do(t, sub_name, self.req(child, "type"), child, depth + 1))
@@ -406,6 +423,12 @@ class _Loader:
                     raise self.err(ln_el, f"LN {ln_class} without inst (only LLN0 has none)")
                 if tag == "LN0" and (ln_class != "LLN0" or ln_el.get("inst")):
                     raise self.err(ln_el, 'LN0 must be lnClass="LLN0" with inst=""')
+                if not _LN_CLASS.fullmatch(ln_class):
+                    raise self.err(ln_el, f"lnClass {ln_class!r} is not 1..4 upper-case letters")
+                if tag == "LN" and not _LN_INST.fullmatch(ln_el.get("inst", "")):
+                    raise self.err(ln_el, f"LN inst {ln_el.get('inst')!r} is not 1..12 digits")
+                if not _LN_PREFIX.fullmatch(ln_el.get("prefix", "")):
+                    raise self.err(ln_el, f"LN prefix {ln_el.get('prefix')!r} is not a name")
                 lnt = t.lnode.get(ln_type)
                 if lnt is None:
                     raise self.err(ln_el, f"LNodeType {ln_type!r} not found")
@@ -417,7 +440,7 @@ class _Loader:
                 except ValueError as exc:
                     raise self.err(ln_el, str(exc)) from None
                 for do_el in lnt.iterfind(_N + "DO"):
-                    do = self.make_do(t, self.req(do_el, "name"), self.req(do_el, "type"), do_el)
+                    do = self.make_do(t, self.data_name(do_el), self.req(do_el, "type"), do_el)
                     if do.name in ln.children:
                         raise self.err(do_el, f"LNodeType {ln_type}: two DOs named {do.name}")
                     ln.add(do)
@@ -725,6 +748,9 @@ class _Loader:
         enabled = el.find(_N + "RptEnabled")
         count = _int_attr(self, enabled, "max") if enabled is not None else 1
         count = count or 1
+        if count > MAX_RCB_INSTANCES:
+            # indexed instances are named name01..name99 (8-1)
+            raise self.err(enabled, f"RptEnabled max={count} above {MAX_RCB_INSTANCES}")
         indexed = el.get("indexed", "true") == "true" and count > 1
         names = [f"{name}{i:02d}" for i in range(1, count + 1)] if indexed else [name]
         conf = self.service.get("ConfReportControl")
