@@ -126,7 +126,8 @@ class IedServer:
                 nesting_level=nesting_level,
                 services=frozenset(services),
             ),
-            max_associations=max_associations,
+            # SCL Services DynAssociation max lowers the server's own bound
+            max_associations=min(max_associations, model.limits.max_associations or (1 << 31)),
         )
         self.services = ServerServices(model, self.files)
         self.strict = strict

@@ -243,3 +243,14 @@ def test_gocb_without_gse_entry_has_zero_address() -> None:
     gocb = load_scl(DATA / "feeder.scd").read("FDR1LD0/LLN0.gcbStatus", "GO")
     assert gocb["DstAddress"] == {"Addr": b"\x00" * 6, "PRIORITY": 0, "VID": 0, "APPID": 0}
     assert (gocb["MinTime"], gocb["MaxTime"]) == (0, 0)
+
+
+def test_dyn_association_max_bounds_the_server(tmp_path) -> None:
+    from gridbind.iec61850.server import IedServer
+    from gridbind.iec61850.xmpp import XmppSettings
+
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not read before start()")
+    settings = XmppSettings(jid="fid1@test.local", ca_file=ca)
+    assert IedServer(load_scl(FIDELITY), settings).core.max_associations == 4  # SCL max
+    assert IedServer(load_scl(DATA / "breaker.icd"), settings).core.max_associations == 64
