@@ -52,6 +52,8 @@ MAX_SCL_BYTES = 64 * 1024 * 1024
 MAX_ARRAY = 1024
 #: Instances of one ReportControl (``RptEnabled max``; indexed names end in 01..99).
 MAX_RCB_INSTANCES = 99
+#: Data objects and attributes of one IED model (large real IEDs have some 10**5).
+MAX_MODEL_NODES = 500_000
 _DATA_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 _LN_CLASS = re.compile(r"[A-Z][A-Z0-9]{0,3}")
 _LN_INST = re.compile(r"[0-9]{1,12}")
@@ -129,6 +131,8 @@ class _Loader:
         self.services_el: etree._Element | None = None
         self.service: dict[str, etree._Element] = {}
         self.counts: dict[str, int] = {}
+        self.nodes = 0  # data objects and attributes instantiated so far
+        self.sizes: dict[str, int] = {}  # DOType id / "DAType id" -> instance size
         #: The IED's ConnectedAP elements (GSE / SMV addresses).
         self.connected_aps: list[etree._Element] = []
 
@@ -173,6 +177,49 @@ class _Loader:
         return t
 
     # ---------------------------------------------------------------- instances
+    def spend(self, el: etree._Element, nodes: int, count: bool = True) -> None:
+        """Account for ``nodes`` more model nodes (``count=False``: only check that they
+        fit): templates nest and arrays multiply, so the whole instantiated model is
+        bounded, not each template."""
+        if self.nodes + nodes > MAX_MODEL_NODES:
+            raise self.err(
+                el, f"the model would exceed {MAX_MODEL_NODES} data objects and attributes"
+            )
+        if count:
+            self.nodes += nodes
+
+    def do_size(self, t: _Templates, type_id: str, depth: int = 0) -> int:
+        """Data objects and attributes one instance of DOType ``type_id`` makes (memoised;
+        0 for what the builder refuses anyway: unknown types, nesting deeper than 10)."""
+        if type_id in self.sizes:
+            return self.sizes[type_id]
+        dot = t.do.get(type_id)
+        if dot is None or depth > 10:
+            return 0
+        size = 1
+        for child in dot:
+            tag = etree.QName(child).localname
+            times = max(1, _count(child))
+            if tag == "DA":
+                size += times * self.da_size(t, child, depth + 1)
+            elif tag == "SDO":
+                size += times * self.do_size(t, child.get("type", ""), depth + 1)
+        self.sizes[type_id] = size
+        return size
+
+    def da_size(self, t: _Templates, el: etree._Element, depth: int) -> int:
+        """Attributes one DA / BDA makes (its structure, not its own count)."""
+        if el.get("bType") != "Struct" or depth > 12:
+            return 1
+        key = "DAType " + el.get("type", "")
+        if key not in self.sizes:
+            dat = t.da.get(el.get("type", ""))
+            self.sizes[key] = 1 + sum(
+                max(1, _count(bda)) * self.da_size(t, bda, depth + 1)
+                for bda in (dat.iterfind(_N + "BDA") if dat is not None else ())
+            )
+        return self.sizes[key]
+
     def data_name(self, el: etree._Element) -> str:
         """The ``name`` of a DO / SDO / DA / BDA: one MMS name component (no ``$`` or ``.``)."""
         name = self.req(el, "name")
@@ -197,6 +244,7 @@ class _Loader:
         inherited_kind: str = "Conf",
     ) -> DataAttribute:
         name = self.data_name(el)
+        self.spend(el, 1)
         btype = self.req(el, "bType")
         if btype not in BTYPE_KIND:
             raise self.err(el, f"unknown bType {btype!r}")
@@ -223,6 +271,7 @@ class _Loader:
         if count:
             if count > MAX_ARRAY:
                 raise self.err(el, f"count={count} above {MAX_ARRAY}")
+            self.spend(el, count * _size(da))
             for i in range(count):
                 elem = DataAttribute(str(i), fc, btype, type_id=type_id, enum=enum)
                 elem.val_kind = da.val_kind
@@ -256,11 +305,15 @@ class _Loader:
                 raise self.err(el, f"count={count} above {MAX_ARRAY}")
             array = DataObject(name, cdc=dot.get("cdc", ""), type_id=type_id, count=count)
             for i in range(count):
+                before = self.nodes
                 element = self.make_do(t, str(i), type_id, dot, depth + 1)
+                if i == 0:  # the whole array's cost, before building the rest of it
+                    self.spend(el, (self.nodes - before) * (count - 1), count=False)
                 element.parent = array
                 array.elements.append(element)
             return array
         do = DataObject(name, cdc=dot.get("cdc", ""), type_id=type_id)
+        self.spend(el, 1)
         for child in dot:
             tag = etree.QName(child).localname
             if tag == "DA":
@@ -440,6 +493,8 @@ class _Loader:
                 except ValueError as exc:
                     raise self.err(ln_el, str(exc)) from None
                 for do_el in lnt.iterfind(_N + "DO"):
+                    # the DOType's whole size first: nesting multiplies, refuse before building
+                    self.spend(do_el, self.do_size(t, do_el.get("type", "")), count=False)
                     do = self.make_do(t, self.data_name(do_el), self.req(do_el, "type"), do_el)
                     if do.name in ln.children:
                         raise self.err(do_el, f"LNodeType {ln_type}: two DOs named {do.name}")
@@ -927,6 +982,16 @@ def _trgops(el: etree._Element) -> str:
         "1" if trg is not None and trg.get(k) == "true" else "0"
         for k in ("dchg", "qchg", "dupd", "period", "gi")
     )
+
+
+def _count(el: etree._Element) -> int:
+    """``count`` for size estimates (the builder reports a malformed one)."""
+    text = el.get("count", "")
+    return min(int(text), MAX_ARRAY) if text.isascii() and text.isdigit() else 0
+
+
+def _size(da: DataAttribute) -> int:
+    return 1 + sum(_size(c) for c in da.children.values()) + sum(_size(e) for e in da.elements)
 
 
 def _set_val_kind(da: DataAttribute, kind: str) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from lxml import etree
@@ -64,3 +65,41 @@ def test_any_single_mutation_loads_or_is_an_scl_error(slot, value) -> None:
     except SclError as exc:
         assert type(exc) is SclError
         assert re.match(r"<scl>:\d+: ", str(exc)), str(exc)
+
+
+def _nested_types(fan_out: int, depth: int, count: str = "") -> bytes:
+    """A DAType tree of ``depth`` levels, each with ``fan_out`` members of the next level."""
+    types = (
+        "".join(
+            f'<DAType id="T{d}">'
+            + "".join(
+                f'<BDA name="m{i}" bType="Struct" type="T{d + 1}"{count}/>' for i in range(fan_out)
+            )
+            + "</DAType>"
+            for d in range(depth)
+        )
+        + f'<DAType id="T{depth}"><BDA name="f" bType="FLOAT32"/></DAType>'
+    )
+    return (
+        '<SCL xmlns="http://www.iec.ch/61850/2003/SCL"><IED name="X"><AccessPoint name="A">'
+        '<Server><LDevice inst="L"><LN0 lnClass="LLN0" lnType="N" inst=""/></LDevice></Server>'
+        '</AccessPoint></IED><DataTypeTemplates><LNodeType id="N" lnClass="LLN0">'
+        '<DO name="Big" type="D"/></LNodeType><DOType id="D" cdc="X">'
+        '<DA name="v" bType="Struct" type="T0" fc="MX"/></DOType>'
+        + types
+        + "</DataTypeTemplates></SCL>"
+    ).encode()
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize(
+    "scl",
+    [
+        _nested_types(10, 9),  # 10**9 attributes through nesting alone
+        _nested_types(2, 9, ' count="1000"'),  # arrays multiplying
+    ],
+)
+def test_template_blowup_is_bounded(scl) -> None:
+    with pytest.raises(SclError, match=r"<scl>:\d+: the model would exceed"):
+        load_scl(scl)
+    assert load_scl(_nested_types(2, 4)).read("XL/LLN0.Big.v.m1.m0.m1.m0.f", "MX") == 0.0
