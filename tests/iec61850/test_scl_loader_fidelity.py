@@ -75,6 +75,8 @@ def test_integers_are_xml_schema_integers(bad) -> None:
 
 def test_dai_ix_sets_array_elements(model) -> None:
     assert model.read("FID1CTRL/XCBR1.Lim.vals", "SP") == [10, 0, 30, 0]
+    # SDI ix: a member of one element of an array of structures
+    assert model.read("FID1CTRL/XCBR1.Lim.pts", "SP") == [{"f": 0.0}, {"f": 2.5}]
 
 
 @pytest.mark.parametrize(
