@@ -26,6 +26,7 @@ from ..files import FileStore, FileStoreError
 from ..model import (
     FCDA,
     FCS,
+    MAX_ACCESS_STEPS,
     ControlBlock,
     DataAccessError,
     DataAttribute,
@@ -101,7 +102,7 @@ def access_steps(alternate_access: Any) -> list[tuple]:
     steps: list[tuple] = []
     level = alternate_access
     while level is not None:
-        if len(steps) > 16 or len(level.choice) != 1:
+        if len(steps) > MAX_ACCESS_STEPS or len(level.choice) != 1:
             raise ModelError(
                 DataAccessError.OBJECT_ACCESS_UNSUPPORTED,
                 "alternateAccess with one selection per level only",
