@@ -572,6 +572,8 @@ class ServiceLimits:
     sg_edit: bool = True
     sg_select_active: bool = True
     sg_resv_tms: bool = False
+    #: FileHandling: the file services (GetFile, SetFile, DeleteFile, file directory).
+    file_handling: bool = True
 
 
 class ServerModel:

@@ -537,6 +537,7 @@ class _Loader:
             limits.dyn_datasets_max = self.positive(dyn, "max")
             if dyn.get("maxAttributes"):
                 limits.dyn_dataset_attributes = self.positive(dyn, "maxAttributes")
+        limits.file_handling = "FileHandling" in self.service
         groups = self.service.get("SettingGroups")
         sg_edit = groups.find(_N + "SGEdit") if groups is not None else None
         limits.sg_edit = sg_edit is not None

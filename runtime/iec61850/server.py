@@ -109,7 +109,7 @@ class IedServer:
             if files_root is not None
             else None
         )
-        if self.files is None:
+        if self.files is None or not model.limits.file_handling:  # (SCL Services FileHandling)
             services = services - {
                 "fileOpen",
                 "fileRead",

@@ -247,7 +247,7 @@ def test_gocb_without_gse_entry_has_zero_address() -> None:
     assert (gocb["MinTime"], gocb["MaxTime"]) == (0, 0)
 
 
-def test_dyn_association_max_bounds_the_server(tmp_path) -> None:
+def test_services_bound_the_server(tmp_path) -> None:
     from gridbind.iec61850.server import IedServer
     from gridbind.iec61850.xmpp import XmppSettings
 
@@ -256,3 +256,8 @@ def test_dyn_association_max_bounds_the_server(tmp_path) -> None:
     settings = XmppSettings(jid="fid1@test.local", ca_file=ca)
     assert IedServer(load_scl(FIDELITY), settings).core.max_associations == 4  # SCL max
     assert IedServer(load_scl(DATA / "breaker.icd"), settings).core.max_associations == 64
+    # no FileHandling in fidelity.cid's Services: no file services offered, files_root or not
+    offered = IedServer(load_scl(FIDELITY), settings, files_root=tmp_path).core.local.services
+    assert "fileOpen" not in offered and "obtainFile" not in offered and "read" in offered
+    offered = IedServer(load_scl(DATA / "breaker.icd"), settings, files_root=tmp_path)
+    assert "fileOpen" in offered.core.local.services

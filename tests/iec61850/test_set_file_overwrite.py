@@ -70,3 +70,22 @@ def test_file_store_default_and_explicit_override(tmp_path) -> None:
     with pytest.raises(FileStoreError) as err:
         FileStore(tmp_path, writable=False).check_target("y.bin")
     assert err.value.code == "file-access-denied"
+
+
+def test_file_services_need_file_handling_in_services(tmp_path) -> None:
+    from gridbind.iec61850.association import AssociationCore, InitiateParams
+
+    (tmp_path / "a.bin").write_bytes(b"a")
+    text = FEEDER.read_text().replace("<FileHandling/>", "", 1)
+    svc = ServerServices(load_scl(text.encode()), FileStore(tmp_path))
+    assoc = AssociationCore(InitiateParams()).accept("c@t.local/x", "1", InitiateParams())
+    for call in (
+        lambda: svc.file_directory(assoc, None, None),
+        lambda: svc.file_open(assoc, ["a.bin"], 0),
+        lambda: svc.file_delete(assoc, ["a.bin"]),
+        lambda: svc.obtain_file_check(["b.bin"]),
+    ):
+        with pytest.raises(ServiceError, match="no FileHandling") as err:
+            call()
+        assert err.value.code == "file-access-denied"
+    assert (tmp_path / "a.bin").exists()

@@ -452,6 +452,10 @@ class ServerServices:
     def _store(self) -> FileStore:
         if self.files is None:
             raise ServiceError("file", "file-access-denied", "this server has no file store")
+        if not self.model.limits.file_handling:
+            raise ServiceError(
+                "file", "file-access-denied", "no FileHandling in the IED's Services"
+            )
         return self.files
 
     @staticmethod
