@@ -62,7 +62,10 @@ class _Open:
 
 
 class FileStore:
-    """Files under ``root``; ``max_open`` files may be open at once (GetFile in progress)."""
+    """Files under ``root``; ``max_open`` files may be open at once (GetFile in progress).
+
+    SetFile never replaces an existing file (``duplicate-filename``) unless ``allow_overwrite``.
+    """
 
     def __init__(
         self,
@@ -71,11 +74,13 @@ class FileStore:
         writable: bool = True,
         max_open: int = 16,
         max_file_size: int = 64 * 1024 * 1024,
+        allow_overwrite: bool = False,
     ) -> None:
         self.root = Path(root).resolve()
         if not self.root.is_dir():
             raise FileStoreError(FILE_NON_EXISTENT, f"file store root {self.root} is not a folder")
         self.writable = writable
+        self.allow_overwrite = allow_overwrite
         self.max_open = max_open
         self.max_file_size = max_file_size
         self._open: dict[int, _Open] = {}
@@ -214,17 +219,32 @@ class FileStore:
                 state.handle.close()
 
     # ---------------------------------------------------------------- SetFile, DeleteFile
-    def store(self, segments: list[str] | str, data: bytes, *, overwrite: bool = True) -> FileEntry:
-        """Write a whole file (the end of SetFile/obtainFile); atomic by rename."""
+    def check_target(self, segments: list[str] | str, *, overwrite: bool | None = None) -> Path:
+        """What SetFile checks before it fetches anything: the store is writable, the name is
+        valid and inside the root, and no file of that name exists (unless overwriting is
+        allowed: ``overwrite``, else :attr:`allow_overwrite`) or it is not open."""
         if not self.writable:
             raise FileStoreError(FILE_ACCESS_DENIED, "the file store is read-only")
-        if len(data) > self.max_file_size:
-            raise FileStoreError(INSUFFICIENT_SPACE, f"file larger than {self.max_file_size}")
         path = self.path_of(segments)
+        if overwrite is None:
+            overwrite = self.allow_overwrite
         if path.exists() and (not overwrite or not path.is_file()):
-            raise FileStoreError(DUPLICATE_FILENAME, f"{self.check_name(segments)!r} exists")
+            raise FileStoreError(
+                DUPLICATE_FILENAME,
+                f"{self.check_name(segments)!r} exists and this server does not overwrite files",
+            )
         if self._is_open(path):
             raise FileStoreError(FILE_BUSY, f"{self.check_name(segments)!r} is open")
+        return path
+
+    def store(
+        self, segments: list[str] | str, data: bytes, *, overwrite: bool | None = None
+    ) -> FileEntry:
+        """Write a whole file (the end of SetFile/obtainFile); atomic by rename. An existing
+        file is ``duplicate-filename`` unless ``overwrite`` (default :attr:`allow_overwrite`)."""
+        if len(data) > self.max_file_size:
+            raise FileStoreError(INSUFFICIENT_SPACE, f"file larger than {self.max_file_size}")
+        path = self.check_target(segments, overwrite=overwrite)
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.parent.resolve().is_relative_to(self.root):
             raise FileStoreError(FILE_ACCESS_DENIED, "target folder is outside the file store")

@@ -20,7 +20,7 @@ data object follow an update).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from typing import Any, Union
 
@@ -28,6 +28,7 @@ __all__ = [
     "FC_ORDER",
     "FCS",
     "BTYPE_KIND",
+    "CODED_ENUM_NAMES",
     "DataAccessError",
     "ModelError",
     "Timestamp",
@@ -40,6 +41,8 @@ __all__ = [
     "LogicalNode",
     "LogicalDevice",
     "SettingGroupControl",
+    "ServiceLimits",
+    "DEFAULT_RESV_TMS",
     "ServerModel",
     "quality_bits",
     "GOOD",
@@ -70,6 +73,12 @@ BTYPE_KIND: dict[str, tuple[str, int]] = {
     "Timestamp": ("time", 0), "EntryTime": ("time", 0),
     "PhyComAddr": ("struct", 0), "Struct": ("struct", 0),
 }  # fmt: skip
+
+#: The names of the coded enumerations' values (7-2/7-3), ordinal = index; SCL writes names.
+CODED_ENUM_NAMES: dict[str, tuple[str, ...]] = {
+    "Dbpos": ("intermediate-state", "off", "on", "bad-state"),
+    "Tcmd": ("stop", "lower", "higher", "reserved"),
+}
 
 #: Quality with validity good and no flags.
 GOOD = "0" * 13
@@ -234,7 +243,7 @@ class DataAttribute:
 
     __slots__ = (
         "name", "fc", "btype", "type_id", "enum", "children", "elements", "count",
-        "value", "parent", "trigger", "values_by_sg", "fcset",
+        "value", "parent", "trigger", "values_by_sg", "fcset", "val_kind",
     )  # fmt: skip
 
     def __init__(
@@ -262,6 +271,8 @@ class DataAttribute:
         # FC SG/SE attributes keep one value per setting group (index 1..numOfSG).
         self.values_by_sg: dict[int, Any] | None = None
         self.fcset: frozenset[str] | None = None  # cache of fcs_of(); the tree is fixed
+        #: SCL valKind (IEC 61850-6): ``Spec``, ``Conf`` (default), ``RO`` or ``Set``.
+        self.val_kind = "Conf"
 
     @property
     def is_struct(self) -> bool:
@@ -281,9 +292,10 @@ class DataAttribute:
 
 
 class DataObject:
-    """A data object (CDC instance): data attributes and sub data objects."""
+    """A data object (CDC instance): data attributes and sub data objects. An SDO array (SCL
+    ``count``) holds its ``elements`` (data objects named ``0``, ``1``, ...) and no children."""
 
-    __slots__ = ("name", "cdc", "type_id", "children", "parent", "count", "fcset")
+    __slots__ = ("name", "cdc", "type_id", "children", "parent", "count", "fcset", "elements")
 
     def __init__(self, name: str, cdc: str = "", type_id: str = "", count: int = 0) -> None:
         self.name = name
@@ -291,6 +303,7 @@ class DataObject:
         self.type_id = type_id
         self.count = count
         self.children: dict[str, DataObject | DataAttribute] = {}
+        self.elements: list[DataObject] = []
         self.parent: Node | None = None
         self.fcset: frozenset[str] | None = None
 
@@ -377,15 +390,31 @@ class ControlBlock(DataObject):
         return f"<{self.kind} {self.reference()}>"
 
 
+#: Reservation time of an edit setting group when SCL asks for ``ResvTms`` (``SGEdit
+#: resvTms="true"``) but its ``SettingControl`` gives no ``resvTms``.
+DEFAULT_RESV_TMS = 30
+
+
 @dataclass
 class SettingGroupControl:
-    """State of a setting group control block (SGCB, LLN0$SP$SGCB)."""
+    """State of a setting group control block (SGCB, LLN0$SP$SGCB).
+
+    ``editor`` is who called SelectEditSG (7-2 Ed2): the server's association key, or ``None``
+    for the local application. Only the editor may SetEditSGValue / ConfirmEditSGValues or
+    select another edit group; the reservation ends with SelectEditSG 0, the end of the
+    editor's association (:meth:`ServerModel.release_sg_edits`) or, when ``resv_tms`` is set
+    (SGCB ``ResvTms``), ``resv_tms`` seconds after SelectEditSG
+    (:meth:`ServerModel.expire_sg_reservations`).
+    """
 
     num_of_sg: int
     act_sg: int
     edit_sg: int = 0
     cnf_edit: bool = False
     block: ControlBlock | None = None
+    resv_tms: int | None = None
+    editor: Hashable | None = None
+    reserved_until: float | None = None
 
 
 class LogicalNode:
@@ -470,7 +499,7 @@ def fcs_of(node: DataObject | DataAttribute) -> frozenset[str]:
         result = frozenset({node.fc})
     else:
         acc: set[str] = set()
-        for child in node.children.values():
+        for child in list(node.children.values()) + node.elements[:1]:
             acc |= fcs_of(child)
         result = frozenset(acc)
     node.fcset = result
@@ -503,6 +532,8 @@ def _read_leaves(node: Any, fc: str) -> Iterator[DataAttribute]:
         else:
             yield node
         return
+    for element in getattr(node, "elements", ()):
+        yield from _read_leaves(element, fc)
     for child in children_with_fc(node, fc):
         yield from _read_leaves(child, fc)
 
@@ -515,6 +546,34 @@ UpdateListener = Callable[[DataAttribute, Any], None]
 #: after SelectEditSG). ST, MX, SG, EX, OR are server-owned; CO goes through the control model;
 #: RP/BR/LG/GO/MS through their control blocks.
 DEFAULT_WRITABLE_FCS = frozenset({"CF", "DC", "SP", "SV", "BL", "SE", "US"})
+#: Selections in one alternateAccess (the peer chooses; a 61850 model is far shallower).
+MAX_ACCESS_STEPS = 16
+#: SCL valKinds whose attributes no client write may change.
+READ_ONLY_VAL_KINDS = frozenset({"RO", "Spec"})
+#: Every SCL valKind (tValKindEnum).
+VAL_KINDS = frozenset({"Spec", "Conf", "RO", "Set"})
+
+
+@dataclass
+class ServiceLimits:
+    """What the SCL ``Services`` element of the IED allows online (IEC 61850-6 tServices).
+
+    ``None`` is "no limit stated"; a model built without SCL ``Services`` has no limits.
+    """
+
+    #: DynAssociation max: simultaneous associations.
+    max_associations: int | None = None
+    #: DynDataSet: CreateDataSet allowed at all, how many dynamic data sets may exist (the
+    #: server's persistent ones plus the calling association's own), members per data set.
+    dyn_datasets: bool = True
+    dyn_datasets_max: int | None = None
+    dyn_dataset_attributes: int | None = None
+    #: SettingGroups: SGEdit (SelectEditSG & co.), ConfSG (SelectActiveSG), SGEdit resvTms.
+    sg_edit: bool = True
+    sg_select_active: bool = True
+    sg_resv_tms: bool = False
+    #: FileHandling: the file services (GetFile, SetFile, DeleteFile, file directory).
+    file_handling: bool = True
 
 
 class ServerModel:
@@ -525,6 +584,7 @@ class ServerModel:
         self.children: dict[str, LogicalDevice] = {}
         self.enum_types: dict[str, EnumType] = {}
         self.jid: str | None = None
+        self.limits = ServiceLimits()
         self.writable_fcs: set[str] = set(DEFAULT_WRITABLE_FCS)
         self._write_hooks: list[WriteHook] = []
         self._read_hooks: list[ReadHook] = []
@@ -617,6 +677,66 @@ class ServerModel:
             node = child
         return node, fc
 
+    def select_access(self, node: Any, fc: str, steps: list[tuple]) -> tuple[Any, str]:
+        """Apply an MMS alternateAccess (8-2 8.2.6) to a resolved variable: ``steps`` is the
+        chain of ``("component", name)`` and ``("index", n)`` selections, outermost first.
+
+        A component selects, in an LN read whole, its FC; in an LN's FC, a data object; in a
+        data object or structure, a member (an FCD / FCDA inside the LN); an index selects
+        one element of a DA or SDO array. Returns the selected node and its FC.
+        """
+        if len(steps) > MAX_ACCESS_STEPS:
+            raise ModelError(
+                DataAccessError.OBJECT_ACCESS_UNSUPPORTED,
+                f"alternateAccess deeper than {MAX_ACCESS_STEPS}",
+            )
+        for step in steps:
+            kind = step[0]
+            elements = getattr(node, "elements", None)
+            if kind == "component":
+                name = step[1]
+                if elements:
+                    raise ModelError(
+                        DataAccessError.OBJECT_ATTRIBUTE_INCONSISTENT,
+                        f"{name!r}: {node.name} is an array, select an index",
+                    )
+                if isinstance(node, LogicalNode) and not fc:
+                    if name not in node.fcs():
+                        raise ModelError(
+                            DataAccessError.OBJECT_NON_EXISTENT, f"{node.name} has no {name}"
+                        )
+                    fc = name
+                    continue
+                if isinstance(node, DataAttribute) and not node.children:
+                    raise ModelError(
+                        DataAccessError.OBJECT_ATTRIBUTE_INCONSISTENT,
+                        f"component {name!r} of the basic attribute {node.name}",
+                    )
+                child = node.children.get(name)
+                if child is None or not (isinstance(child, DataAttribute) or has_fc(child, fc)):
+                    raise ModelError(
+                        DataAccessError.OBJECT_NON_EXISTENT, f"no component {name!r} in {fc}"
+                    )
+                node = child
+            elif kind == "index":
+                if not elements:
+                    raise ModelError(
+                        DataAccessError.OBJECT_ATTRIBUTE_INCONSISTENT,
+                        f"index {step[1]}: {getattr(node, 'name', node)} is not an array",
+                    )
+                if not 0 <= step[1] < len(elements):
+                    raise ModelError(
+                        DataAccessError.OBJECT_NON_EXISTENT,
+                        f"no element {step[1]} in {node.name}[0..{len(elements) - 1}]",
+                    )
+                node = elements[step[1]]
+            else:
+                raise ModelError(
+                    DataAccessError.OBJECT_ACCESS_UNSUPPORTED,
+                    f"alternateAccess {kind} is not supported (component and index are)",
+                )
+        return node, fc
+
     def walk_attributes(self, node: Any, fc: str) -> Iterator[DataAttribute]:
         """Every basic attribute under ``node`` visible in ``fc``, depth first in model order."""
         if isinstance(node, DataAttribute):
@@ -625,6 +745,8 @@ class ServerModel:
             for child in node.children.values():
                 yield from self.walk_attributes(child, fc)
             return
+        for element in getattr(node, "elements", ()):
+            yield from self.walk_attributes(element, fc)
         for child in children_with_fc(node, fc):
             yield from self.walk_attributes(child, fc)
 
@@ -664,7 +786,7 @@ class ServerModel:
     def to_python(self, node: Any, fc: str) -> Any:
         if isinstance(node, DataAttribute) and not node.children and not node.elements:
             return self.get_value(node, fc)
-        if isinstance(node, DataAttribute) and node.elements:
+        if isinstance(node, (DataAttribute, DataObject)) and node.elements:
             return [self.to_python(e, fc) for e in node.elements]
         return {child.name: self.to_python(child, fc) for child in children_with_fc(node, fc)}
 
@@ -762,16 +884,40 @@ class ServerModel:
                             code, f"read refused by the application: {attr.reference()}"
                         )
 
-    def write(self, attr: DataAttribute, fc: str, value: Any, originator: str = "") -> None:
-        """A client's write of one basic attribute through ``fc`` (policy, type, hooks)."""
-        self.store_write(attr, fc, self.check_write(attr, fc, value, originator))
+    def write(
+        self,
+        attr: DataAttribute,
+        fc: str,
+        value: Any,
+        originator: str = "",
+        editor: Hashable = None,
+    ) -> None:
+        """A client's write of one basic attribute through ``fc`` (policy, type, hooks).
 
-    def check_write(self, attr: DataAttribute, fc: str, value: Any, originator: str = "") -> Any:
+        ``editor`` identifies the writer for FC SE (its association key; ``None``: local)."""
+        self.store_write(attr, fc, self.check_write(attr, fc, value, originator, editor))
+
+    def check_write(
+        self,
+        attr: DataAttribute,
+        fc: str,
+        value: Any,
+        originator: str = "",
+        editor: Hashable = None,
+    ) -> Any:
         """Everything :meth:`write` checks (policy, type, range, hooks), storing nothing: the
         normalised value, for :meth:`store_write`. A structured write checks all its
-        attributes before it stores any."""
+        attributes before it stores any. SE writes need ``editor`` to hold the SelectEditSG
+        reservation."""
         if fc not in self.writable_fcs and not isinstance(attr.parent, ControlBlock):
             raise ModelError(DataAccessError.OBJECT_ACCESS_DENIED, f"FC {fc} is not writable")
+        if attr.val_kind in READ_ONLY_VAL_KINDS:
+            # SCL valKind RO: never changed online; Spec: a specification, not a value the IED
+            # runs with. Set and Conf follow the FC write policy.
+            raise ModelError(
+                DataAccessError.OBJECT_ACCESS_DENIED,
+                f"{attr.reference()} is valKind {attr.val_kind} in the SCL: not writable online",
+            )
         cb = attr.parent if isinstance(attr.parent, ControlBlock) else None
         if cb is not None:
             self._check_cb_write(cb, attr)
@@ -784,6 +930,7 @@ class ServerModel:
                 raise ModelError(
                     DataAccessError.TEMPORARILY_UNAVAILABLE, "SelectEditSG has not been done"
                 )
+            self._check_editor(self._ld_of(attr).name, sgcb, editor)
         self.check_write_hooks(attr, fc, value, originator)
         return value
 
@@ -834,39 +981,103 @@ class ServerModel:
         if not 1 <= sg <= sgcb.num_of_sg:
             raise ModelError(DataAccessError.OBJECT_VALUE_INVALID, f"no setting group {sg}")
         sgcb.act_sg = sg
-        self._sync_sgcb(sgcb)
+        self._sync_sgcb(sgcb, activated=True)
 
-    def select_edit_sg(self, ld_name: str, sg: int) -> None:
-        """SelectEditSG: ``sg`` (1..NumOfSG) becomes editable; 0 ends editing, dropping edits."""
+    def _check_editor(self, ld_name: str, sgcb: SettingGroupControl, editor: Hashable) -> None:
+        # 7-2 Ed2 instance-locked-by-other-client; 8-1 maps it to temporarily-unavailable.
+        if sgcb.edit_sg and sgcb.editor != editor:
+            raise ModelError(
+                DataAccessError.TEMPORARILY_UNAVAILABLE,
+                f"{ld_name}: setting group {sgcb.edit_sg} is reserved for editing by another"
+                " association",
+            )
+
+    def select_edit_sg(
+        self, ld_name: str, sg: int, editor: Hashable = None, now: float | None = None
+    ) -> None:
+        """SelectEditSG: ``sg`` (1..NumOfSG) becomes editable by ``editor`` (an association
+        key; ``None`` is the local application); 0 ends editing. Either drops the unconfirmed
+        edits. Refused while another editor holds the reservation. ``now`` (monotonic seconds)
+        starts the ``ResvTms`` reservation and expires an old one."""
         sgcb = self.sgcb(ld_name)
+        if now is not None:
+            self.expire_sg_reservations(now)
         if not 0 <= sg <= sgcb.num_of_sg:
             raise ModelError(DataAccessError.OBJECT_VALUE_INVALID, f"no setting group {sg}")
-        sgcb.edit_sg = sg
+        self._check_editor(ld_name, sgcb, editor)
         self._sg_edits.pop(ld_name, None)
+        sgcb.edit_sg = sg
+        sgcb.editor = editor if sg else None
+        sgcb.reserved_until = None
+        if sg and sgcb.resv_tms is not None:
+            if now is None:
+                now = time.monotonic()
+            sgcb.reserved_until = now + sgcb.resv_tms
         self._sync_sgcb(sgcb)
 
-    def confirm_edit_sg(self, ld_name: str) -> None:
-        """ConfirmEditSGValues: store the edited values into the group being edited."""
+    def confirm_edit_sg(self, ld_name: str, editor: Hashable = None) -> None:
+        """ConfirmEditSGValues: store ``editor``'s edited values into the group it edits."""
         sgcb = self.sgcb(ld_name)
         if not sgcb.edit_sg:
             raise ModelError(DataAccessError.TEMPORARILY_UNAVAILABLE, "no group is being edited")
+        self._check_editor(ld_name, sgcb, editor)
         for attr, value in self._sg_edits.pop(ld_name, {}).items():
             assert attr.values_by_sg is not None
             attr.values_by_sg[sgcb.edit_sg] = value
             for listener in self._listeners:
                 listener(attr, value)
 
-    def edit_value(self, attr: DataAttribute) -> Any:
-        """GetEditSGValue of one attribute: the pending edit, else the stored group value."""
+    def edit_value(self, attr: DataAttribute, editor: Hashable = None) -> Any:
+        """GetEditSGValue of one attribute: ``editor``'s pending edit, else the stored value of
+        the group being edited (another association never sees unconfirmed values)."""
         sgcb = self._sgcb_of(attr)
         if sgcb is None or not sgcb.edit_sg or attr.values_by_sg is None:
             raise ModelError(DataAccessError.TEMPORARILY_UNAVAILABLE, "no group is being edited")
-        buffer = self._sg_edits.get(self._ld_of(attr).name, {})
-        if attr in buffer:
-            return buffer[attr]
+        if sgcb.editor == editor:
+            buffer = self._sg_edits.get(self._ld_of(attr).name, {})
+            if attr in buffer:
+                return buffer[attr]
         return attr.values_by_sg.get(sgcb.edit_sg, attr.value)
 
-    def _sync_sgcb(self, sgcb: SettingGroupControl) -> None:
+    def _end_reservation(self, ld_name: str, sgcb: SettingGroupControl) -> None:
+        self._sg_edits.pop(ld_name, None)
+        sgcb.edit_sg = 0
+        sgcb.editor = None
+        sgcb.reserved_until = None
+        self._sync_sgcb(sgcb)
+
+    def _sgcbs(self) -> Iterator[tuple[str, SettingGroupControl]]:
+        for ld in self.children.values():
+            lln0 = ld.children.get("LLN0")
+            if lln0 is not None and lln0.sgcb is not None:
+                yield ld.name, lln0.sgcb
+
+    def release_sg_edits(self, editor: Hashable) -> list[str]:
+        """``editor``'s association ended (conclude or abort): drop its edit reservations and
+        unconfirmed values. Returns the logical devices released."""
+        released = []
+        for ld_name, sgcb in self._sgcbs():
+            if sgcb.edit_sg and sgcb.editor == editor:
+                self._end_reservation(ld_name, sgcb)
+                released.append(ld_name)
+        return released
+
+    def expire_sg_reservations(self, now: float) -> list[str]:
+        """End every edit reservation whose ``ResvTms`` ran out at ``now`` (monotonic seconds).
+        Returns the logical devices released."""
+        released = []
+        for ld_name, sgcb in self._sgcbs():
+            if sgcb.reserved_until is not None and now >= sgcb.reserved_until:
+                self._end_reservation(ld_name, sgcb)
+                released.append(ld_name)
+        return released
+
+    def next_sg_deadline(self) -> float | None:
+        """The earliest time an edit reservation expires (for the server's timer), or None."""
+        deadlines = [s.reserved_until for _, s in self._sgcbs() if s.reserved_until is not None]
+        return min(deadlines, default=None)
+
+    def _sync_sgcb(self, sgcb: SettingGroupControl, activated: bool = False) -> None:
         block = sgcb.block
         if block is None:
             return
@@ -878,7 +1089,7 @@ class ServerModel:
         if isinstance(cnf, DataAttribute):
             cnf.value = False
         lact = block.children.get("LActTm")
-        if isinstance(lact, DataAttribute):
+        if activated and isinstance(lact, DataAttribute):
             lact.value = Timestamp.now()
 
     # ---------------------------------------------------------------- data sets

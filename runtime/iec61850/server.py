@@ -46,7 +46,7 @@ from .association import (
     Reject,
     RejectReason,
 )
-from .files import FileStore, FileStoreError
+from .files import FileStore
 from .model import ServerModel
 from .services.acsi import ServerServices, ServiceError
 from .xmpp import PAYLOAD_NS, IecXmpp, Inbound, XmppSettings, stanza_for_pdu
@@ -101,10 +101,15 @@ class IedServer:
         max_associations: int = 64,
         services: frozenset[str] = SERVER_SERVICES,
         strict: bool = True,
+        allow_file_overwrite: bool = False,
     ) -> None:
         self.model = model
-        self.files = FileStore(files_root) if files_root is not None else None
-        if self.files is None:
+        self.files = (
+            FileStore(files_root, allow_overwrite=allow_file_overwrite)
+            if files_root is not None
+            else None
+        )
+        if self.files is None or not model.limits.file_handling:  # (SCL Services FileHandling)
             services = services - {
                 "fileOpen",
                 "fileRead",
@@ -121,7 +126,8 @@ class IedServer:
                 nesting_level=nesting_level,
                 services=frozenset(services),
             ),
-            max_associations=max_associations,
+            # SCL Services DynAssociation max lowers the server's own bound
+            max_associations=min(max_associations, model.limits.max_associations or (1 << 31)),
         )
         self.services = ServerServices(model, self.files)
         self.strict = strict
@@ -393,18 +399,9 @@ class IedServer:
     async def _obtain_file(self, item: Inbound, assoc: Any, invoke_id: int, args: Any) -> None:
         source, dest = args
         try:
-            store = self.services._store()
-            try:
-                store.path_of(dest)
-            except FileStoreError as exc:
-                raise ServiceError("file", exc.code, str(exc)) from None
-            if not store.writable:
-                raise ServiceError("file", "file-access-denied", "the file store is read-only")
-            data = await self._pull_file(assoc, source, store.max_file_size)
-            try:
-                store.store(dest, data)
-            except FileStoreError as exc:
-                raise ServiceError("file", exc.code, str(exc)) from None
+            self.services.obtain_file_check(dest)  # duplicate-filename before any fetch
+            data = await self._pull_file(assoc, source, self.services._store().max_file_size)
+            self.services.obtain_file_store(dest, data)
             answer: tuple = ("confirmed-ResponsePDU", invoke_id, "obtainFile", None)
         except ServiceError as exc:
             answer = ("confirmed-ErrorPDU", invoke_id, (exc.error_class, exc.code, exc.text))

@@ -42,7 +42,8 @@ def test_name_lists_and_paging(env) -> None:
             assoc, "namedVariable", "domainSpecific", "FDR1LD0", collected[-1]
         )
         collected += names
-    assert len(collected) == len(set(collected)) == 172
+    # (GoCB MinTime, MaxTime and the MSVCB DstAddress with its 4 members: 172 + 7)
+    assert len(collected) == len(set(collected)) == 179
     assert "LLN0$GO$gcbStatus$GoEna" in collected
     assert svc.get_name_list(assoc, "namedVariableList", "domainSpecific", "FDR1LD0", None) == (
         ["LLN0$Measurements", "LLN0$Status"],

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +26,7 @@ from ..files import FileStore, FileStoreError
 from ..model import (
     FCDA,
     FCS,
+    MAX_ACCESS_STEPS,
     ControlBlock,
     DataAccessError,
     DataAttribute,
@@ -44,7 +46,13 @@ from .mmsview import (
     type_description,
 )
 
-__all__ = ["ServiceError", "ServerServices", "object_name_of_fcda", "fcda_of_object_name"]
+__all__ = [
+    "ServiceError",
+    "ServerServices",
+    "object_name_of_fcda",
+    "fcda_of_object_name",
+    "access_steps",
+]
 
 #: Octets of a response that are not names/entries (PDU envelope, stanza): kept out of paging.
 RESPONSE_OVERHEAD = 400
@@ -83,6 +91,37 @@ _ACCESS_TO_SERVICE = {
 def _service_error(exc: ModelError) -> ServiceError:
     cls, code = _ACCESS_TO_SERVICE.get(exc.code, ("access", "other"))
     return ServiceError(cls, code, str(exc))
+
+
+def access_steps(alternate_access: Any) -> list[tuple]:
+    """The steps (``("component", name)`` / ``("index", n)``) of a typed alternateAccess of
+    the generated 8-2 classes (``AlternateAccess``), for :meth:`ServerModel.select_access`.
+
+    One unnamed selection per level (``selectAccess``, or ``selectAlternateAccess`` nesting the
+    next level); several selections (a restructured result) and ``named`` are refused."""
+    steps: list[tuple] = []
+    level = alternate_access
+    while level is not None:
+        if len(steps) > MAX_ACCESS_STEPS or len(level.choice) != 1:
+            raise ModelError(
+                DataAccessError.OBJECT_ACCESS_UNSUPPORTED,
+                "alternateAccess with one selection per level only",
+            )
+        selection = level.choice[0].choice  # AlternateAccessSelection, or Named
+        if not hasattr(selection, "choice"):
+            raise ModelError(DataAccessError.OBJECT_ACCESS_UNSUPPORTED, "named alternateAccess")
+        inner = selection.choice
+        if hasattr(inner, "access_selection"):  # selectAlternateAccess: this step, then more
+            access, level = inner.access_selection.choice, inner.alternate_access
+        else:  # selectAccess: the last step
+            access, level = getattr(inner, "choice", None), None
+        if isinstance(access, bool) or not isinstance(access, (str, int)):
+            raise ModelError(
+                DataAccessError.OBJECT_ACCESS_UNSUPPORTED,
+                "alternateAccess indexRange / allElements are not supported",
+            )
+        steps.append(("component", access) if isinstance(access, str) else ("index", access))
+    return steps
 
 
 def object_name_of_fcda(member: FCDA) -> tuple[str, str, str]:
@@ -153,14 +192,13 @@ class ServerServices:
 
     # ---------------------------------------------------------------- read / write
     def _resolve(self, assoc: Association, name: tuple) -> tuple[Any, str]:
+        """An ObjectName -> (node, FC). A fourth member is its alternateAccess: an index (one
+        array element) or the list of steps of :meth:`ServerModel.select_access`."""
         if name[0] == "domain-specific":
             node, fc = self.model.find_mms(name[1], name[2])
-            if len(name) == 4:  # alternateAccess: one element of an array attribute
-                if not isinstance(node, DataAttribute) or not node.elements:
-                    raise ModelError(DataAccessError.OBJECT_ATTRIBUTE_INCONSISTENT, "not an array")
-                if name[3] >= len(node.elements):
-                    raise ModelError(DataAccessError.OBJECT_NON_EXISTENT, f"no element {name[3]}")
-                node = node.elements[name[3]]
+            if len(name) == 4:
+                steps = [("index", name[3])] if isinstance(name[3], int) else list(name[3])
+                node, fc = self.model.select_access(node, fc, steps)
             return node, fc
         raise ModelError(DataAccessError.OBJECT_NON_EXISTENT, f"no {name[0]} variable {name[-1]!r}")
 
@@ -168,20 +206,26 @@ class ServerServices:
         try:
             node, fc = self._resolve(assoc, name)
             self.model.check_read(node, fc, assoc.peer)  # the application's read hooks
-            return ("success", data_value(self.model, node, fc))
+            return ("success", data_value(self.model, node, fc, assoc.key))
         except ModelError as exc:
             return ("failure", exc.code)
 
-    def read(self, assoc: Association, spec: tuple) -> list[tuple]:
+    def read(self, assoc: Association, spec: tuple, now: float | None = None) -> list[tuple]:
         """read: ``spec`` is ``("listOfVariable", [ObjectName])`` or
-        ``("variableListName", ObjectName)`` (GetDataSetValues)."""
+        ``("variableListName", ObjectName)`` (GetDataSetValues). ``now`` (monotonic seconds)
+        expires setting group reservations first."""
+        self.expire(now)
         if spec[0] == "listOfVariable":
             return [self.read_variable(assoc, name) for name in spec[1]]
         ds = self._dataset(assoc, spec[1])
         return [self.read_variable(assoc, object_name_of_fcda(m)) for m in ds.members]
 
-    def write(self, assoc: Association, spec: tuple, datas: list[tuple]) -> list[str | None]:
-        """write (SetDataValues, SetDataSetValues, SG and control block services)."""
+    def write(
+        self, assoc: Association, spec: tuple, datas: list[tuple], now: float | None = None
+    ) -> list[str | None]:
+        """write (SetDataValues, SetDataSetValues, SG and control block services); ``now``
+        (monotonic seconds) expires and starts setting group reservations."""
+        now = self.expire(now)
         if spec[0] == "listOfVariable":
             names = list(spec[1])
         else:
@@ -190,9 +234,11 @@ class ServerServices:
             raise ServiceError(
                 "definition", "type-inconsistent", f"{len(names)} variables, {len(datas)} values"
             )
-        return [self.write_variable(assoc, n, d) for n, d in zip(names, datas)]
+        return [self.write_variable(assoc, n, d, now) for n, d in zip(names, datas)]
 
-    def write_variable(self, assoc: Association, name: tuple, data: tuple) -> str | None:
+    def write_variable(
+        self, assoc: Association, name: tuple, data: tuple, now: float | None = None
+    ) -> str | None:
         try:
             node, fc = self._resolve(assoc, name)
             if isinstance(node, LogicalNode):
@@ -202,7 +248,7 @@ class ServerServices:
             converted = [(attr, python_value(attr, d)) for attr, d in leaves]
             # All or nothing: every attribute of a structured write is checked before the
             # first one is stored.
-            staged = [self._stage_attr(assoc, attr, fc, value) for attr, value in converted]
+            staged = [self._stage_attr(assoc, attr, fc, value, now) for attr, value in converted]
             for store in staged:
                 store()
             return None
@@ -213,7 +259,7 @@ class ServerServices:
         if isinstance(node, DataAttribute) and not node.children and not node.elements:
             yield node, data
             return
-        if isinstance(node, DataAttribute) and node.elements:
+        if getattr(node, "elements", None):  # DA or SDO array
             children = node.elements
         elif isinstance(node, DataAttribute):
             children = list(node.children.values())
@@ -223,7 +269,7 @@ class ServerServices:
             yield from self._leaves(child, fc, item)
 
     def _stage_attr(
-        self, assoc: Association, attr: DataAttribute, fc: str, value: Any
+        self, assoc: Association, attr: DataAttribute, fc: str, value: Any, now: float | None
     ) -> Callable[[], None]:
         """Check the write of one basic attribute; returns what stores it."""
         cb = attr.parent
@@ -233,15 +279,18 @@ class ServerServices:
                 raise ModelError(DataAccessError.OBJECT_ACCESS_DENIED, f"SGCB.{attr.name}")
             if attr.name == "CnfEdit" and value is not True:
                 raise ModelError(DataAccessError.OBJECT_VALUE_INVALID, "CnfEdit takes true")
+            self._check_sg_offered(attr.name)
             # SelectActiveSG & co. are client writes too: the application may veto them.
             self.model.check_write_hooks(attr, fc, value, assoc.peer)
             # (an SGCB is never written whole: NumOfSG is read-only, so these run alone)
             if attr.name == "ActSG":
                 return lambda: self.model.select_active_sg(ld, value)
             if attr.name == "EditSG":
-                return lambda: self.model.select_edit_sg(ld, value)
-            return lambda: self.model.confirm_edit_sg(ld)
-        value = self.model.check_write(attr, fc, value, originator=assoc.peer)
+                return lambda: self.model.select_edit_sg(ld, value, assoc.key, now)
+            return lambda: self.model.confirm_edit_sg(ld, assoc.key)
+        if fc == "SE":
+            self._check_sg_offered("SE")
+        value = self.model.check_write(attr, fc, value, originator=assoc.peer, editor=assoc.key)
         if isinstance(cb, ControlBlock) and attr.name == "DatSet" and value:
             try:
                 self.model.dataset(value)  # must name an existing persistent data set
@@ -252,6 +301,30 @@ class ServerServices:
                     f"{cb.name}.DatSet: no persistent data set {value!r}",
                 ) from None
         return lambda: self.model.store_write(attr, fc, value)
+
+    # ---------------------------------------------------------------- setting group reservations
+    def _check_sg_offered(self, what: str) -> None:
+        """SCL Services: SelectActiveSG needs SettingGroups, the edit services SGEdit."""
+        limits = self.model.limits
+        offered = limits.sg_select_active if what == "ActSG" else limits.sg_edit
+        if not offered:
+            service = "SelectActiveSG" if what == "ActSG" else "setting group editing (SGEdit)"
+            raise ModelError(
+                DataAccessError.OBJECT_ACCESS_DENIED, f"{service} is not in the IED's Services"
+            )
+
+    def expire(self, now: float | None = None) -> float:
+        """End the SelectEditSG reservations whose ``ResvTms`` ran out at ``now`` (monotonic
+        seconds; the clock when None). Returns ``now``. The server calls it at
+        :meth:`next_deadline` (reads and writes call it too)."""
+        if now is None:
+            now = time.monotonic()
+        self.model.expire_sg_reservations(now)
+        return now
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`expire` must run next (monotonic seconds), or None."""
+        return self.model.next_sg_deadline()
 
     # ---------------------------------------------------------------- definitions
     def get_variable_access_attributes(self, assoc: Association, name: tuple) -> tuple:
@@ -290,6 +363,7 @@ class ServerServices:
             raise ServiceError("definition", "object-attribute-inconsistent", "no members")
         if len(members) > MAX_DATASET_MEMBERS:
             raise ServiceError("resource", "capability-unavailable", "too many members")
+        self._check_dyn_dataset_limits(assoc, len(members))
         fcdas = []
         for member in members:
             try:
@@ -326,6 +400,31 @@ class ServerServices:
         else:
             raise ServiceError("access", "object-access-unsupported", "vmd-specific data sets")
 
+    def _check_dyn_dataset_limits(self, assoc: Association, members: int) -> None:
+        """SCL Services DynDataSet: CreateDataSet offered at all, ``max`` dynamic data sets
+        (the server's client-created persistent ones plus this association's own) and
+        ``maxAttributes`` members."""
+        limits = self.model.limits
+        if not limits.dyn_datasets:
+            raise ServiceError(
+                "access", "object-access-unsupported", "no DynDataSet in the IED's Services"
+            )
+        most = limits.dyn_dataset_attributes
+        if most is not None and members > most:
+            raise ServiceError(
+                "resource", "capability-unavailable", f"more than {most} members (maxAttributes)"
+            )
+        if limits.dyn_datasets_max is not None:
+            existing = len(assoc.datasets) + sum(
+                ds.deletable for ln in self.model.iter_nodes() for ds in ln.datasets.values()
+            )
+            if existing >= limits.dyn_datasets_max:
+                raise ServiceError(
+                    "resource",
+                    "capability-unavailable",
+                    f"{existing} dynamic data sets exist (DynDataSet max)",
+                )
+
     def delete_named_variable_list(
         self, assoc: Association, scope: str, names: list[tuple]
     ) -> tuple[int, int]:
@@ -353,6 +452,10 @@ class ServerServices:
     def _store(self) -> FileStore:
         if self.files is None:
             raise ServiceError("file", "file-access-denied", "this server has no file store")
+        if not self.model.limits.file_handling:
+            raise ServiceError(
+                "file", "file-access-denied", "no FileHandling in the IED's Services"
+            )
         return self.files
 
     @staticmethod
@@ -414,8 +517,28 @@ class ServerServices:
         except FileStoreError as exc:
             raise self._file_error(exc) from None
 
+    def obtain_file_check(self, dest: list[str]) -> None:
+        """SetFile (obtainFile), before the server fetches the file from the client: the store
+        is writable and ``dest`` a valid name that is not taken (``duplicate-filename`` unless
+        the store allows overwriting)."""
+        try:
+            self._store().check_target(dest)
+        except FileStoreError as exc:
+            raise self._file_error(exc) from None
+
+    def obtain_file_store(self, dest: list[str], data: bytes) -> None:
+        """SetFile (obtainFile), once the file is fetched: store it (checked again, as another
+        association may have taken the name meanwhile)."""
+        try:
+            self._store().store(dest, data)
+        except FileStoreError as exc:
+            raise self._file_error(exc) from None
+
     def association_ended(self, assoc: Association) -> None:
-        """Release what an association held (open files; its aa-specific data sets go with it)."""
+        """Release what an association held (open files, setting group edit reservations and
+        their unconfirmed values; its aa-specific data sets go with it). The server calls it
+        on conclude and on abort."""
+        self.model.release_sg_edits(assoc.key)
         if self.files is not None and assoc.files:
             self.files.close_all(list(assoc.files))
         assoc.files.clear()

@@ -18,6 +18,7 @@ with ``$`` (``GGIO1$ST$Ind1$stVal``).
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Any
 
 from ..model import (
@@ -84,14 +85,16 @@ def type_description(node: Any, fc: str) -> TypeDesc:
                 [(c.name, type_description(c, fc)) for c in node.children.values()],
             )
         return type_of_btype(node.btype)
+    if isinstance(node, DataObject) and node.elements:  # SDO array
+        return ("array", len(node.elements), type_description(node.elements[0], fc))
     return ("structure", [(c.name, type_description(c, fc)) for c in children_with_fc(node, fc)])
 
 
-def _basic_data(model: ServerModel, attr: DataAttribute, fc: str) -> Data:
+def _basic_data(model: ServerModel, attr: DataAttribute, fc: str, editor: Hashable) -> Data:
     if fc == "SE" and attr.values_by_sg is not None and model.sg_value_index(attr, "SE"):
-        # GetEditSGValue: the edit buffer (SetEditSGValue not yet confirmed), else the group
-        # being edited.
-        value = model.edit_value(attr)
+        # GetEditSGValue: the editor's edit buffer (SetEditSGValue not yet confirmed), else the
+        # group being edited.
+        value = model.edit_value(attr, editor)
     else:
         value = model.get_value(attr, fc)
     td = type_of_btype(attr.btype)
@@ -103,17 +106,23 @@ def _basic_data(model: ServerModel, attr: DataAttribute, fc: str) -> Data:
     return (kind, value)
 
 
-def data_value(model: ServerModel, node: Any, fc: str) -> Data:
-    """The Data value of ``node`` seen through ``fc``."""
+def data_value(model: ServerModel, node: Any, fc: str, editor: Hashable = None) -> Data:
+    """The Data value of ``node`` seen through ``fc``; ``editor`` (the reader's association
+    key) sees its own unconfirmed setting group edits in FC SE."""
     if isinstance(node, LogicalNode) and not fc:
-        return ("structure", [data_value(model, node, f) for f in node.fcs()])
+        return ("structure", [data_value(model, node, f, editor) for f in node.fcs()])
     if isinstance(node, DataAttribute):
         if node.elements:
-            return ("array", [data_value(model, e, fc) for e in node.elements])
+            return ("array", [data_value(model, e, fc, editor) for e in node.elements])
         if node.children:
-            return ("structure", [data_value(model, c, fc) for c in node.children.values()])
-        return _basic_data(model, node, fc)
-    return ("structure", [data_value(model, c, fc) for c in children_with_fc(node, fc)])
+            return (
+                "structure",
+                [data_value(model, c, fc, editor) for c in node.children.values()],
+            )
+        return _basic_data(model, node, fc, editor)
+    if isinstance(node, DataObject) and node.elements:  # SDO array
+        return ("array", [data_value(model, e, fc, editor) for e in node.elements])
+    return ("structure", [data_value(model, c, fc, editor) for c in children_with_fc(node, fc)])
 
 
 def python_value(attr: DataAttribute, data: Data) -> Any:
