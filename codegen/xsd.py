@@ -298,12 +298,14 @@ def _render(folder: Path, roots: list[str], namespaces: list[str], display: str)
     return out
 
 
-def _format(source: str, display: str) -> str:
+def _format(source: str, display: str, signed: bool = False) -> str:
+    """black-format a module; ``signed``: it already says it is generated (no header added)."""
     import black
 
     mode = black.Mode(line_length=_LINE_LENGTH, target_versions={black.TargetVersion.PY311})
+    head = "" if signed else _HEADER.format(source=display)
     try:
-        return black.format_str(_HEADER.format(source=display) + source, mode=mode)
+        return black.format_str(head + source, mode=mode)
     except Exception as exc:  # noqa: BLE001 - black raises its own InvalidInput and friends
         raise SpecError(display, "", f"generated code does not format: {exc}") from None
 
@@ -399,7 +401,18 @@ def _fast_module(files: dict[str, bytes], schemas: dict[str, bytes], display: st
         shutil.rmtree(tmp, ignore_errors=True)
         for name in [n for n in sys.modules if n.split(".")[0] == _PRIVATE_PACKAGE]:
             del sys.modules[name]
-    return _format(source, display).encode()
+    return _format(_sign_docstring(source, display), display, signed=True).encode()
+
+
+def _sign_docstring(source: str, display: str) -> str:
+    """Put the "generated, never edit" line into the module's own docstring (its last paragraph).
+
+    The other modules get it as their docstring; a module that has a docstring of its own would
+    otherwise start with two string statements, and only the first is the module docstring.
+    """
+    end = source.index('\n"""\n') + 1
+    note = _HEADER.format(source=display).strip().strip('"')
+    return f"{source[:end]}\n{note}\n{source[end:]}"
 
 
 def _load_probe(files: dict[str, bytes]):

@@ -223,3 +223,23 @@ def test_remote_import_is_a_spec_error_not_a_download(tmp_path):
     )
     with pytest.raises(SpecError, match="not a file of the schema set"):
         generate(src, tmp_path / "out")
+
+
+def test_every_generated_module_has_exactly_one_docstring(tmp_path):
+    import ast
+
+    generate(FOLDER, tmp_path / "out")
+    committed = Path(__file__).resolve().parents[2] / "generated" / "iec61850_8_2"
+    modules = sorted((tmp_path / "out").glob("*.py")) + sorted(committed.glob("*.py"))
+    assert any(p.name == "fastxer.py" for p in modules)
+    for path in modules:
+        body = ast.parse(path.read_text()).body
+        strings = [
+            i
+            for i, node in enumerate(body)
+            if isinstance(node, ast.Expr)
+            and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str)
+        ]
+        assert strings == [0], f"{path.name}: string statements at {strings}"
+        assert "Never edit by hand." in ast.get_docstring(ast.parse(path.read_text()))
