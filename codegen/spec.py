@@ -352,7 +352,17 @@ class _Checker:
         top = self.mapping(
             self.data,
             (),
-            {"profile", "doc", "byte_order", "frame", "enums", "flags", "structs", "messages"},
+            {
+                "profile",
+                "doc",
+                "byte_order",
+                "frame",
+                "codes",
+                "enums",
+                "flags",
+                "structs",
+                "messages",
+            },
         )
         profile = self.required(top, "profile", ())
         if not isinstance(profile, str) or not profile:
@@ -382,6 +392,7 @@ class _Checker:
         }
         structs = {name: self.struct(name, *raw) for name, raw in raw_structs.items()}
         self.check_codes(structs)
+        self.check_code_enums(top.get("codes"), structs)
         for bitfield_owner in self.enums.values():
             for bf in bitfield_owner.bitfields:
                 if bf.enum is not None and (bf.enum not in self.enums or self.enums[bf.enum].flags):
@@ -1030,6 +1041,39 @@ class _Checker:
                     f"duplicate code {struct.code:#04x} (also {seen[struct.code]})",
                 )
             seen[struct.code] = struct.name
+
+    def check_code_enums(self, raw: Any, structs: dict[str, StructDef]) -> None:
+        """``codes:`` names the enum of the message codes (one, or one per kind); every message
+        code must be a member of it, under the message's own name, so the enum the runtime keys
+        its handler tables on and the messages cannot drift apart (``tests/codegen`` requires
+        ``codes:`` in every spec of ``specs/sttp``)."""
+        messages = [s for s in structs.values() if s.is_message]
+        if raw is None:
+            return
+        by_kind = raw if isinstance(raw, dict) else {"command": raw, "response": raw}
+        if isinstance(raw, dict):
+            self.mapping(raw, ("codes",), {"command", "response"})
+        for kind, name in by_kind.items():
+            where = ("codes", kind) if isinstance(raw, dict) else ("codes",)
+            enum = self.enums.get(name) if isinstance(name, str) else None
+            if enum is None or enum.flags:
+                raise self.error(where, f"bad reference: no enum {name!r}")
+        for struct in messages:
+            name = by_kind.get(struct.kind)
+            if name is None:
+                raise self.error(("codes",), f"no code enum for {struct.kind} messages")
+            members = {value: member for member, value in self.enums[name].values.items()}
+            member = members.get(struct.code)
+            if member is None:
+                raise self.error(
+                    struct.path + ("code",),
+                    f"code {struct.code:#04x} of {struct.name} is not a member of {name}",
+                )
+            if member != struct.name:
+                raise self.error(
+                    struct.path + ("code",),
+                    f"code {struct.code:#04x} is {name}.{member}, not {struct.name}",
+                )
 
     def order(self, structs: dict[str, StructDef]) -> dict[str, StructDef]:
         ordered: dict[str, StructDef] = {}

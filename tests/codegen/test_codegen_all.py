@@ -96,7 +96,8 @@ def test_hand_edit_of_generated_init_fails_the_check(tmp_path: Path) -> None:
 def test_changed_spec_fails_the_check_and_a_broken_spec_is_one_line(tmp_path: Path) -> None:
     root = copy_tree(tmp_path / "checkout")
     spec = root / "specs" / "sttp" / "draft-0.8.yaml"
-    spec.write_text(spec.read_text().replace("SecureDataChannel: 0x0B", "SecureDataChannel: 0x0C"))
+    text = spec.read_text().replace("SecureDataChannel: 0x0B", "SecureDataChannel: 0x0C")
+    spec.write_text(text.replace("code: 0x0B", "code: 0x0C"))
     out = gridbind("codegen", "all", "--check", "--root", str(root))
     assert out.returncode == 1 and "changed: generated/sttp/draft_0_8.py" in out.stdout
 

@@ -138,8 +138,8 @@ def test_good_spec_loads(tmp_path: Path) -> None:
         (
             "profile: test",
             "profile: test\nframes: {}",
-            "specs/sttp/broken.yaml:2:frames: unknown key 'frames' (allowed: byte_order, doc, "
-            "enums, flags, frame, messages, profile, structs)",
+            "specs/sttp/broken.yaml:2:frames: unknown key 'frames' (allowed: byte_order, codes, "
+            "doc, enums, flags, frame, messages, profile, structs)",
         ),
     ],
     ids=[
@@ -340,3 +340,51 @@ def test_struct_name_that_is_a_construct_constant_is_refused(
     line = 11 + 2 * (len(names) - 1)
     message = error_of(tmp_path, text)
     assert message.startswith(f"specs/sttp/broken.yaml:{line}:structs.{names[-1]}: {reason}")
+
+
+CODES = GOOD.replace(
+    "structs:\n", "  Code:\n    type: u8\n    values: {Ping: 1, Pong: 2}\nstructs:\n", 1
+)
+
+
+@pytest.mark.parametrize(
+    "codes,edit,expected",
+    [
+        (
+            "codes: Code",
+            ("code: 0x02", "code: 0x03"),
+            "specs/sttp/broken.yaml:24:messages.Pong.code: code 0x03 of Pong is not a member of Code",
+        ),
+        (
+            "codes: Code",
+            ("{Ping: 1, Pong: 2}", "{Ping: 2, Pong: 1}"),
+            "specs/sttp/broken.yaml:16:messages.Ping.code: code 0x01 is Code.Pong, not Ping",
+        ),
+        (
+            "codes: {command: Code, response: Kind}",
+            ("", ""),
+            "specs/sttp/broken.yaml:24:messages.Pong.code: code 0x02 is Kind.B, not Pong",
+        ),
+        ("codes: Nope", ("", ""), "specs/sttp/broken.yaml:29:codes: bad reference: no enum 'Nope'"),
+        (
+            "codes: {command: Code}",
+            ("", ""),
+            "specs/sttp/broken.yaml:29:codes: no code enum for response messages",
+        ),
+    ],
+    ids=["not-a-member", "other-name", "per-kind", "unknown-enum", "kind-without-enum"],
+)
+def test_message_codes_must_be_members_of_the_code_enum(tmp_path, codes, edit, expected) -> None:
+    text = CODES.replace(*edit) + codes + "\n"
+    assert error_of(tmp_path, text) == expected
+
+
+def test_code_enums_accepted_and_every_project_spec_declares_one(tmp_path) -> None:
+    spec = tmp_path / "good.yaml"
+    spec.write_text(CODES + "codes: {command: Code, response: Code}\n")
+    assert [m.name for m in load_spec(spec, "good.yaml").messages] == ["Ping", "Pong"]
+    root = Path(__file__).resolve().parents[2]
+    for path in sorted((root / "specs" / "sttp").glob("*.yaml")):
+        text = path.read_text()
+        assert "\ncodes:" in text, f"{path.name} names no code enum (codes:)"
+        load_spec(path, path.name)
