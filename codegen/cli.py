@@ -17,30 +17,30 @@ EXIT_SPEC = 2
 
 
 def _xsd(args: argparse.Namespace) -> int:
-    from gridbind.codegen.pipeline import XSD_DIR, default_root, xsd_generator
+    from gridbind.codegen.pipeline import XSD_DIR, xsd_generator
 
     generate = xsd_generator()
     if generate is None:
         print("gridbind codegen xsd: the XSD generator is not installed", file=sys.stderr)
         return EXIT_SPEC
-    out = Path(args.out) if args.out else default_root() / "generated" / XSD_DIR
+    out = Path(args.out) if args.out else checkout(args, "xsd") / "generated" / XSD_DIR
     written = generate(Path(args.source), out)
     print(f"wrote {len(written)} files to {out}")
     return 0
 
 
 def _sttp(args: argparse.Namespace) -> int:
-    from gridbind.codegen import sttp
-    from gridbind.codegen.pipeline import default_root
+    from gridbind.codegen import pipeline, sttp
 
     spec = Path(args.spec)
-    out = (
-        Path(args.out)
-        if args.out
-        else default_root() / "generated" / "sttp" / f"{sttp.module_name(spec)}.py"
-    )
+    root = pipeline.find_root(spec.resolve().parent)
+    if args.out:
+        out = Path(args.out)
+    else:
+        root = checkout(args, "sttp") if root is None else root
+        out = root / "generated" / "sttp" / f"{sttp.module_name(spec)}.py"
     try:
-        display = spec.resolve().relative_to(default_root().resolve()).as_posix()
+        display = spec.resolve().relative_to(root.resolve()).as_posix() if root else spec.as_posix()
     except ValueError:
         display = spec.as_posix()
     sttp.generate(spec, out, display)
@@ -48,13 +48,42 @@ def _sttp(args: argparse.Namespace) -> int:
     return 0
 
 
+class NotACheckout(Exception):
+    """cwd is not inside a gridbind checkout and no --root was given."""
+
+
+def checkout(args: argparse.Namespace, command: str) -> Path:
+    """The checkout a command works on: ``--root``, else the one holding the current directory.
+
+    Never the checkout the installed package happens to live in: running from a second checkout
+    must regenerate that second checkout. When the codegen doing the work is another checkout's
+    (an environment installed from elsewhere), a note on stderr says so.
+    """
+    from gridbind.codegen import pipeline
+
+    if getattr(args, "root", None):
+        root = Path(args.root).resolve()
+        if not (root / "specs").is_dir():
+            raise NotACheckout(f"gridbind codegen {command}: no specs/ folder in {root}")
+    else:
+        found = pipeline.find_root()
+        if found is None:
+            raise NotACheckout(
+                f"gridbind codegen {command}: {Path.cwd()} is not inside a gridbind checkout "
+                "(no pyproject.toml of gridbind with specs/ and codegen/ here or above); "
+                "run it in a checkout or pass --root DIR"
+            )
+        root = found
+    mine = Path(__file__).resolve().parent
+    if (root / "codegen").is_dir() and (root / "codegen").resolve() != mine:
+        print(f"note: generating {root} with the codegen installed from {mine}", file=sys.stderr)
+    return root
+
+
 def _all(args: argparse.Namespace) -> int:
     from gridbind.codegen import pipeline
 
-    root = Path(args.root) if args.root else pipeline.default_root()
-    if not (root / "specs").is_dir():
-        print(f"gridbind codegen all: no specs/ folder in {root}", file=sys.stderr)
-        return EXIT_SPEC
+    root = checkout(args, "all")
     if args.check:
         diff = pipeline.check(root)
         if diff:
@@ -77,6 +106,9 @@ def _guard(func):
             return func(args)
         except SpecError as exc:
             print(str(exc).splitlines()[0] if str(exc) else "spec error", file=sys.stderr)
+            return EXIT_SPEC
+        except NotACheckout as exc:
+            print(str(exc), file=sys.stderr)
             return EXIT_SPEC
 
     return run
@@ -101,5 +133,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     every.add_argument(
         "--check", action="store_true", help="only check generated/ is up to date (exit 1 if not)"
     )
-    every.add_argument("--root", help="checkout holding specs/ and generated/ (default: this one)")
+    every.add_argument(
+        "--root", help="checkout holding specs/ and generated/ (default: the one holding cwd)"
+    )
     every.set_defaults(func=_guard(_all))

@@ -27,8 +27,35 @@ _IGNORED = {"__pycache__", ".mypy_cache"}
 PACKAGE_DOC = "gridbind.generated: code written by ``gridbind codegen all``. Never edit by hand."
 
 
+def is_checkout(folder: Path) -> bool:
+    """Whether ``folder`` is a gridbind checkout: pyproject.toml of the project ``gridbind``,
+    ``specs/`` and ``codegen/``."""
+    import tomllib
+
+    try:
+        project = tomllib.loads((folder / "pyproject.toml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
+    named = project.get("project", {}).get("name") == "gridbind"
+    return named and (folder / "specs").is_dir() and (folder / "codegen").is_dir()
+
+
+def find_root(start: Path | None = None) -> Path | None:
+    """The checkout holding ``start`` (default: cwd): it or its nearest parent that
+    :func:`is_checkout`; None outside any checkout."""
+    here = Path.cwd() if start is None else Path(start)
+    here = here.resolve()
+    for folder in (here, *here.parents):
+        if is_checkout(folder):
+            return folder
+    return None
+
+
 def default_root() -> Path:
-    """The checkout holding specs/ and generated/: the source tree of this package, else cwd."""
+    """The checkout of cwd; outside one, the source tree of this package, else cwd."""
+    found = find_root()
+    if found is not None:
+        return found
     here = Path(__file__).resolve().parent.parent
     if (here / "specs").is_dir() and (here / "generated").is_dir():
         return here
@@ -161,6 +188,8 @@ __all__ = [
     "check",
     "compare",
     "default_root",
+    "find_root",
     "generate_tree",
+    "is_checkout",
     "regenerate",
 ]

@@ -16,9 +16,15 @@ from gridbind.codegen import pipeline
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def gridbind(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def gridbind(
+    *args: str, timeout: float = 120, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "gridbind", *args], capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "gridbind", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
     )
 
 
@@ -189,3 +195,36 @@ def test_wheel_carries_generated_code_and_the_command(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stdout + out.stderr[-2000:]
     assert "installed wheel works" in out.stdout
+
+
+@pytest.mark.timeout(120)
+def test_all_works_on_the_checkout_of_the_current_directory(tmp_path: Path) -> None:
+    # a second checkout, run from one of its sub-folders with this checkout's environment
+    other = copy_tree(tmp_path / "second")
+    shutil.copyfile(ROOT / "pyproject.toml", other / "pyproject.toml")
+    shutil.copytree(ROOT / "codegen", other / "codegen", ignore=shutil.ignore_patterns("__pyc*"))
+    spec = other / "specs" / "sttp" / "draft-0.8.yaml"
+    spec.write_text(spec.read_text().replace("uint8 is used.", "uint8 is used (second)."))
+
+    out = gridbind("codegen", "all", cwd=other / "specs" / "sttp")
+    assert out.returncode == 0, out.stderr
+    assert "changed: generated/sttp/draft_0_8.py" in out.stdout
+    assert "(second)" in (other / "generated" / "sttp" / "draft_0_8.py").read_text()
+    assert f"note: generating {other.resolve()} with the codegen installed from" in out.stderr
+    # this checkout was left alone
+    assert "(second)" not in (ROOT / "generated" / "sttp" / "draft_0_8.py").read_text()
+    assert gridbind("codegen", "all", "--check", cwd=other).returncode == 0
+
+
+@pytest.mark.timeout(60)
+def test_all_outside_a_checkout_says_so_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "specs").mkdir()  # a specs/ folder alone does not make a checkout
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "other"\n')
+    for args in (("codegen", "all"), ("codegen", "all", "--check")):
+        out = gridbind(*args, cwd=tmp_path)
+        assert out.returncode == 2
+        assert out.stdout == ""
+        (line,) = out.stderr.strip().splitlines()
+        assert f"{tmp_path.resolve()} is not inside a gridbind checkout" in line
+        assert "--root" in line
+    assert not (tmp_path / "generated").exists()
