@@ -63,7 +63,7 @@ from lxml import etree
 
 import gridbind.generated.iec61850_8_2 as _gen
 from gridbind.generated.iec61850_8_2 import Mmspdu
-from gridbind.iec61850 import fastxer
+from gridbind.iec61850 import fastxer, schemaset
 
 __all__ = [
     "SCSM_NS",
@@ -157,7 +157,7 @@ _BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 def schema_dir() -> Path:
     """Folder of the XSD set installed next to the generated package."""
-    return Path(_gen.__file__).resolve().parent / "xsd"
+    return schemaset.SCHEMA_DIR
 
 
 # ----------------------------------------------------------------------------------------------

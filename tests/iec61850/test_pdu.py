@@ -4,23 +4,20 @@ malformed or hostile payloads become PduError (never another exception)."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from functools import cache
-from pathlib import Path
 
 import pytest
 from lxml import etree
 
+from gridbind.iec61850 import schemaset
 from gridbind.iec61850.association import InitiateParams
+from gridbind.iec61850.codec import SCSM_NS
 from gridbind.iec61850.model import Timestamp
 from gridbind.iec61850.pdu import PduError, decode, encode
 from gridbind.iec61850.xmpp import PAYLOAD_NS
 
-XSD = Path(__file__).resolve().parents[2] / "generated" / "iec61850_8_2" / "xsd" / "SCSM_8_2.xsd"
 
-
-@cache
 def schema() -> etree.XMLSchema:
-    return etree.XMLSchema(etree.parse(str(XSD)))
+    return schemaset.xml_schema(SCSM_NS)
 
 
 def valid(el: ET.Element) -> None:
