@@ -1,7 +1,10 @@
-"""``gridbind codegen {xsd,sttp,all}``: the Python API of codegen behind a command line.
+"""``gridbind codegen {xsd,sttp,all,diff,check-runtime}``: codegen behind a command line.
 
-A broken spec prints exactly one line (``FILE:LINE:PATH: reason``) on stderr and exits 2;
-``all --check`` exits 1 and lists the files that differ when generated/ is stale.
+A broken spec prints exactly one line (``FILE:LINE:PATH: reason``) on stderr and exits 2, as does
+a command run outside a checkout; ``all --check`` exits 1 and lists the files that differ when
+generated/ is stale. ``all`` prints a short review of the 8-2 types when they changed, and both
+``all`` and ``all --check`` exit 3 (naming file, line, generated class and field) when the
+hand-written runtime does not fit the generated 8-2 classes.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from gridbind.codegen.errors import SpecError
 
 EXIT_STALE = 1
 EXIT_SPEC = 2
+EXIT_RUNTIME = 3
 
 
 def _xsd(args: argparse.Namespace) -> int:
@@ -80,10 +84,28 @@ def checkout(args: argparse.Namespace, command: str) -> Path:
     return root
 
 
+def _runtime_fits(root: Path, new, old=None) -> int:
+    """Print the runtime's uses that do not fit the generated 8-2 classes; EXIT_RUNTIME if any."""
+    from gridbind.codegen import review
+
+    problems = review.runtime_problems(root, new, old)
+    if not problems:
+        return 0
+    print(
+        f"gridbind codegen: the hand-written runtime does not fit the generated 8-2 classes "
+        f"({len(problems)} uses):",
+        file=sys.stderr,
+    )
+    for problem in problems:
+        print(f"  {problem.line()}", file=sys.stderr)
+    return EXIT_RUNTIME
+
+
 def _all(args: argparse.Namespace) -> int:
-    from gridbind.codegen import pipeline
+    from gridbind.codegen import pipeline, review
 
     root = checkout(args, "all")
+    package = root / "generated" / pipeline.XSD_DIR
     if args.check:
         diff = pipeline.check(root)
         if diff:
@@ -92,12 +114,44 @@ def _all(args: argparse.Namespace) -> int:
                 print(f"  {line}")
             return EXIT_STALE
         print("generated/ is up to date")
-        return 0
+        return _runtime_fits(root, review.generated_snapshot(package))
+    old = review.generated_snapshot(package)
     diff = pipeline.regenerate(root)
     for line in diff.lines():
         print(line.replace("missing:", "added:").replace("extra:", "removed:"))
     print(f"generated/ regenerated ({len(diff.lines())} files changed)")
+    new = review.generated_snapshot(package)
+    if new.types.classes and (new.schemas != old.schemas or new.types != old.types):
+        decisions_md = root / "specs" / pipeline.XSD_DIR / "DECISIONS.md"
+        for line in review.report(old, new, decisions_md, limit=40):
+            print(line)
+    return _runtime_fits(root, new, old)
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from gridbind.codegen import pipeline, review
+
+    root = checkout(args, "diff")
+    old = review.resolve(root, args.old, f"generated/{pipeline.XSD_DIR}")
+    new = review.resolve(root, args.new, f"specs/{pipeline.XSD_DIR}")
+    for line in review.report(old, new, root / "specs" / pipeline.XSD_DIR / "DECISIONS.md"):
+        print(line)
+    problems = review.runtime_problems(root, new, old)
+    print(f"runtime fit: {len(problems)} problem(s)")
+    for problem in problems:
+        print(f"  {problem.line()}")
     return 0
+
+
+def _check_runtime(args: argparse.Namespace) -> int:
+    from gridbind.codegen import pipeline, review
+
+    root = checkout(args, "check-runtime")
+    new = review.generated_snapshot(root / "generated" / pipeline.XSD_DIR)
+    status = _runtime_fits(root, new)
+    if status == 0:
+        print("the runtime fits the generated 8-2 classes")
+    return status
 
 
 def _guard(func):
@@ -137,3 +191,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--root", help="checkout holding specs/ and generated/ (default: the one holding cwd)"
     )
     every.set_defaults(func=_guard(_all))
+
+    review = sub.add_parser(
+        "diff",
+        help="what a new 8-2 schema set changes: types, DECISIONS.md entries, runtime fit",
+    )
+    review.add_argument(
+        "--old",
+        help="generated package folder, XSD folder/zip or git revision "
+        "(default generated/iec61850_8_2)",
+    )
+    review.add_argument(
+        "--new", help="XSD folder/zip or generated package folder (default specs/iec61850_8_2)"
+    )
+    review.add_argument("--root", help="checkout (default: the one holding cwd)")
+    review.set_defaults(func=_guard(_diff))
+
+    fits = sub.add_parser(
+        "check-runtime", help="check the runtime's uses of the generated 8-2 classes (exit 3)"
+    )
+    fits.add_argument("--root", help="checkout (default: the one holding cwd)")
+    fits.set_defaults(func=_guard(_check_runtime))
