@@ -115,6 +115,8 @@ class _Scanner(ast.NodeVisitor):
                     return ("module", node.attr, "")
                 return ("class", None, node.attr)
             if kind == "module":
+                if node.attr.startswith("__"):
+                    return None  # __name__, __file__: the module object itself
                 if module == "fastxer" or not node.attr[:1].isupper():
                     return ("moduleattr", module, node.attr)
                 return ("class", module, node.attr)

@@ -158,6 +158,10 @@ def build(x):
             return b
     fastxer.decode(x)
     return gen.Colour, h.choice, x.old_name
+
+
+def names():
+    return m.__name__, gen.__file__, fastxer.__doc__
 """
 
 
@@ -211,6 +215,12 @@ def test_runtime_fit_names_line_class_and_field(tmp_path):
         "runtime/use.py:18: reads .old_name, a field of t.Holder; no generated class has it now"
         in lines
     )
+
+
+def test_this_checkouts_runtime_fits_its_generated_classes():
+    snapshot = review.generated_snapshot(ROOT / "generated" / "iec61850_8_2")
+    assert len(snapshot.types.classes) > 300
+    assert [p.line() for p in review.runtime_problems(ROOT, snapshot)] == []
 
 
 def test_probes_settle_on_the_authored_set_and_see_contradictions():
