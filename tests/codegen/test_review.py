@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -230,6 +231,12 @@ def test_probes_settle_on_the_authored_set_and_see_contradictions():
     review.ensure_probes_match(SPECS / "DECISIONS.md")
     titles = decisions.titles(SPECS / "DECISIONS.md")
     assert set(decisions.PROBES) <= set(titles)
+    # each probe is about the entry of its number (a renumbered DECISIONS.md fails here)
+    text = (SPECS / "DECISIONS.md").read_text()
+    entries = dict(re.findall(r"^(\d+)\. (.*?)(?=^\d+\. |^#|\Z)", text, re.M | re.S))
+    for number, (title, _) in decisions.PROBES.items():
+        words = [w for w in re.findall(r"[\w-]{4,}", title.lower()) if w not in {"text"}]
+        assert any(w in entries[str(number)].lower() for w in words), (number, title)
 
     scsm = authored["SCSM_8_2.xsd"].decode()
     boolean = scsm.replace(
