@@ -195,8 +195,8 @@ def uses(runtime_dir: Path, modules: set[str], root: Path | None = None) -> list
 def _lookup(types: TypeSet, module: str | None, qual: str) -> ClassInfo | None:
     if module is not None:
         return types.classes.get(f"{module}.{qual}")
-    found = types.by_name().get(qual, [])
-    return found[0] if len(found) == 1 else None
+    found = sorted(types.by_name().get(qual, []), key=lambda c: c.module)
+    return found[0] if found else None
 
 
 def _shape(f: FieldInfo, renames: dict[str, str]) -> tuple:
@@ -248,10 +248,7 @@ def check(
         if info is None:
             key = f"{use.module}.{use.name}" if use.module else None
             hint = f" (renamed to {renames[key]}?)" if key and key in renames else ""
-            if use.module is None and len(new.by_name().get(use.name, [])) > 1:
-                report(use, f"{use.name} is ambiguous: several generated modules define it")
-            else:
-                report(use, f"generated class {shown(use.module, use.name)} no longer exists{hint}")
+            report(use, f"generated class {shown(use.module, use.name)} no longer exists{hint}")
             continue
         before = _lookup(old, use.module, use.name) if old is not None else None
         if before is None and old is not None:
