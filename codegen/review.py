@@ -99,8 +99,13 @@ def report(
             f"settled, {len(outcomes) - sum(count.values())} open"
         )
         for outcome in sorted(outcomes, key=lambda o: (o.status != "contradicted", o.number)):
+            if limit is not None and outcome.status == "settled":
+                continue  # the short report lists what needs a look
             title = titles.get(outcome.number) or outcome.title
             lines.append(f"  {outcome.status}: {outcome.number}. {title} - {outcome.evidence}")
+        if limit is not None and count["settled"]:
+            settled = ", ".join(str(o.number) for o in outcomes if o.status == "settled")
+            lines.append(f"  settled: {settled} (details: gridbind codegen diff)")
     return lines
 
 
