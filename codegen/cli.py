@@ -10,6 +10,7 @@ hand-written runtime does not fit the generated 8-2 classes.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -164,6 +165,10 @@ def _guard(func):
         except NotACheckout as exc:
             print(str(exc), file=sys.stderr)
             return EXIT_SPEC
+        except BrokenPipeError:
+            # the reader (``| head``) has gone: stop quietly, as the shell tools do
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
 
     return run
 
