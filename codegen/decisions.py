@@ -327,6 +327,22 @@ def _asso_id(s: Schemas) -> tuple[str, str]:
     return CONTRADICTED, f"assoID pattern is {pattern!r} (no n:n form)"
 
 
+def _diagnostics(s: Schemas) -> tuple[str, str]:
+    out, found = [], 0
+    for name, high in (("HandshakeDiagnostics", "25"), ("DtDiagnostics", "15")):
+        for doc in s.namespace_docs(E2E_NS):
+            node = doc.find(f"{_XS}simpleType[@name='{name}']")
+            if node is not None:
+                found += 1
+                facets = s.facets(node)
+                if facets.get("maxInclusive") != high or s.builtin_base(node) is None:
+                    shown = facets.get("maxInclusive", "unbounded")
+                    out.append(f"{name} is {s.builtin_base(node)} up to {shown}, not 0..{high}")
+    if not found:
+        return OPEN, "no HandshakeDiagnostics or DtDiagnostics type"
+    return (CONTRADICTED, "; ".join(out)) if out else (SETTLED, "0..25 and 0..15 numbers")
+
+
 #: DECISIONS.md entry number -> (short title, probe).
 PROBES: dict[int, tuple[str, Probe]] = {
     1: ("root element MMSpdu", _root),
@@ -343,6 +359,7 @@ PROBES: dict[int, tuple[str, Probe]] = {
     20: ("E2E global elements", _e2e_elements),
     21: ("applData holds MMSpdu", _appl_data),
     24: ("assoID n or n:n", _asso_id),
+    25: ("diagnostics as numbers", _diagnostics),
 }
 
 

@@ -64,11 +64,14 @@ def published_scsm(text: str, breaking: bool = False) -> str:
 
 
 def published_e2e(text: str) -> str:
-    """E2E_4.xsd as the publication changes it: DtDiagnostics 0..15 becomes 0..12."""
+    """E2E_4.xsd as the publication changes it: a certificate is at most 16384 octets."""
     return _edit(
         text,
-        '<xs:restriction base="xs:unsignedByte">\n      <xs:maxInclusive value="15"/>',
-        '<xs:restriction base="xs:unsignedByte">\n      <xs:maxInclusive value="12"/>',
+        "<xs:documentation>DER X.509 certificate (hex).</xs:documentation></xs:annotation>\n"
+        '    <xs:restriction base="xs:hexBinary">\n      <xs:minLength value="1"/>\n',
+        "<xs:documentation>DER X.509 certificate (hex).</xs:documentation></xs:annotation>\n"
+        '    <xs:restriction base="xs:hexBinary">\n      <xs:minLength value="1"/>\n'
+        '      <xs:maxLength value="16384"/>\n',
     )
 
 

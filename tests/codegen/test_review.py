@@ -257,6 +257,12 @@ def test_probes_settle_on_the_authored_set_and_see_contradictions():
         and "no global element MMSpdu" in by_number[1].evidence
     )
     assert by_number[2].status == "settled"
+    e2e = authored["E2E_4.xsd"].replace(
+        b'<xs:maxInclusive value="15"/>', b'<xs:maxInclusive value="12"/>'
+    )
+    by_number = {o.number: o for o in decisions.probe({**authored, "E2E_4.xsd": e2e})}
+    assert by_number[25].status == "contradicted"
+    assert by_number[25].evidence == "DtDiagnostics is xs:unsignedByte up to 12, not 0..15"
     gone = {"E2E_4.xsd": authored["E2E_4.xsd"].replace(b'name="applData"', b'name="data"')}
     assert {o.number: o.status for o in decisions.probe(gone)}[21] == "open"
 
@@ -293,6 +299,6 @@ def test_diff_command_between_packages_and_against_git(tmp_path):
     assert (
         same.stdout.splitlines()[0] == "8-2 types: 0 classes added, 0 removed, 0 renamed, 0 changed"
     )
-    assert "DECISIONS.md probes: 0 contradicted, 14 settled, 0 open" in same.stdout
+    assert "DECISIONS.md probes: 0 contradicted, 15 settled, 0 open" in same.stdout
     bad = gridbind("codegen", "diff", "--old", "no-such-revision")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
