@@ -15,6 +15,7 @@ from gridbind.sttp.expressions import (
     FilterStatement,
     IdentifierStatement,
     Table,
+    Dialect,
     compile_expression,
     evaluate,
     parse,
@@ -102,14 +103,18 @@ def test_identifiers_and_statement_union_without_duplicates(table):
 
 
 def test_operators_functions_and_nulls():
-    assert evaluate("1 + 2 * 3") == 7
+    sql = Dialect.SQL
+    assert evaluate("1 + 2 * 3", dialect=sql) == 7
+    assert evaluate("1 + 2 * 3") == 9  # the deployed grammar: + - * / on one level
     assert evaluate("(1 + 2) * 3 % 4") == 1
     # Shifts and bitwise operators share one precedence level, left to right, as in the grammar.
     assert evaluate("0x10 | 1 << 2") == 68
     assert evaluate("7 / 2") == 3 and evaluate("7.0 / 2") == 3.5
     assert evaluate("'a' + 'b'") == "ab"
     assert evaluate("NULL = 1") is None and evaluate("NULL IS NULL") is True
-    assert evaluate("NULL AND False") is False and evaluate("NULL OR True") is True
+    assert evaluate("NULL AND False", dialect=sql) is False
+    assert evaluate("NULL OR True", dialect=sql) is True
+    assert evaluate("NULL AND False") is None and evaluate("NULL OR True") is None
     assert evaluate("Coalesce(NULL, NULL, 3)") == 3
     assert evaluate("IIf(Len('abc') = 3, Upper('x'), 'no')") == "X"
     assert evaluate("Contains('Hello', 'ELL')") is False

@@ -38,7 +38,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from gridbind.sttp.expressions import CompiledExpression, FilterExpressionError, compile_expression
+from gridbind.sttp.expressions import (
+    CompiledExpression,
+    Dialect,
+    FilterExpressionError,
+    compile_expression,
+)
 
 __all__ = ["ANONYMOUS", "AccessControl", "AccessRule", "metadata_visibility", "parse_rule"]
 
@@ -88,7 +93,7 @@ def parse_rule(text: str) -> AccessRule:
         return AccessRule(allow, text=text)
     if body[:5].upper() == "WHERE":
         try:
-            return AccessRule(allow, where=compile_expression(body[5:]), text=text)
+            return AccessRule(allow, where=compile_expression(body[5:], Dialect.SQL), text=text)
         except FilterExpressionError as exc:
             raise ValueError(f"access rule {text!r}: {exc}") from exc
     try:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gridbind.generated.sttp import draft_0_8 as wire
-from gridbind.sttp.expressions import FilterExpressionError, compile_expression
+from gridbind.sttp.expressions import Budget, Dialect, FilterExpressionError, compile_expression
 
 __all__ = ["MetadataDatabase", "MetadataError", "MetaTable", "QueryResult", "attribute", "value_of"]
 
@@ -313,11 +313,12 @@ class MetadataDatabase:
             )
             items = [_item(MRS.DefineTable, schema)]
             since = request.revision if request.is_update_query else -1
+            budget = Budget()  # one evaluation budget for the whole (peer-chosen) query
             for key, row in table.rows.items():
                 if table.row_revision[key] <= since or not visible(table, row):
                     continue
                 try:
-                    if where is not None and not where.matches(row):
+                    if where is not None and not where.matches(row, budget):
                         continue
                 except FilterExpressionError as exc:
                     raise MetadataError(str(exc)) from exc
@@ -357,7 +358,7 @@ class MetadataDatabase:
         where = None
         if match["where"]:
             try:
-                where = compile_expression(match["where"])
+                where = compile_expression(match["where"], Dialect.SQL)
             except FilterExpressionError as exc:
                 raise MetadataError(str(exc)) from exc
             known = {n.upper() for n in table.column_names}

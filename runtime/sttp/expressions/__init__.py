@@ -1,0 +1,118 @@
+"""STTP filter expressions: a parser and a bounded evaluator over metadata rows.
+
+The deployed STTP family selects signals and metadata with a small SQL-like language, e.g.::
+
+    FILTER ActiveMeasurements WHERE SignalType='FREQ'
+    FILTER TOP 10 ActiveMeasurements WHERE SignalType LIKE 'VPH%' ORDER BY PointTag DESC
+    {E4BBFE6A-35BD-4E5B-92C9-11FF913E7877}; PPA:15; "DOM_GPLAINS-BUS1:VH"
+
+A filter expression is a ``;``-separated list of statements. Each statement is one of
+
+- ``FILTER [TOP n] <table> WHERE <expression> [ORDER BY col [ASC|DESC], ...]``;
+- an identifier: a signal ID (GUID), a measurement key (``SOURCE:123``) or a quoted point tag
+  (``"TAG"``), matched against the primary table's ``SignalID``/``ID``/``PointTag`` columns;
+- a bare boolean expression, evaluated against the primary table.
+
+Besides selection, :func:`compile_expression` / :func:`evaluate` evaluate one expression against a
+row, which suits access rules such as the draft profile's ``ALLOW WHERE DataType='BOOL'``::
+
+    rule = compile_expression("DataType = 'BOOL'", Dialect.SQL)
+    rule.matches({"DataType": "bool"})   # True
+
+Rows are mappings from column name to a Python value (``None`` is NULL); column names resolve
+case-insensitively. Tables are anything with ``name``, ``column_names`` and ``rows``.
+
+Semantics (the one place where gridbind's choices are written down)
+-------------------------------------------------------------------
+Both dialects: string comparison, ``IN`` and ``LIKE`` ignore case unless the exact forms
+(``===``, ``!==``, ``BINARY``) are used; the string functions are case-sensitive unless their
+``ignoreCase`` argument is true; ``NULL`` propagates through operators and a ``NULL`` condition
+selects nothing; ``LIKE`` takes ``%`` or ``*`` wildcards at the start and/or end only; ``TOP n``
+limits the scan (the first ``n`` matches in table order) and ``ORDER BY`` then sorts them, NULLs
+first; a negative ``TOP`` means no limit. Numbers: integer literals are 64-bit integers (wrapping
+on overflow, as C# does unchecked; a literal past 64 bits is a Decimal), literals with a fraction or
+exponent are Decimal; float beats Decimal beats integer when types mix; integer ``/`` truncates
+toward zero and ``%`` takes the dividend's sign (C#); Floor / Ceiling / Round keep the type
+(Round is banker's rounding, .NET's default); ``Power`` computes in floating point and must fit
+the result type; ``DateAdd`` of months or years to a missing day (Dec 31 minus one month) gives
+the month's last day, as .NET does.
+
+:attr:`Dialect.DEPLOYED` (the ieee2664 profile; the default) follows the grammar of GSF's
+``FilterExpressionSyntax`` that the deployed C++, Go and Python engines generate their parsers
+from, and where that grammar's own comment (a conventional precedence table) disagrees with it,
+the grammar wins, because it is what the engines run: ``NOT`` binds tighter than ``AND`` / ``OR``,
+which share one level (left to right: ``a OR b AND c`` is ``(a OR b) AND c``); ``IN`` > ``IS NULL``
+> every comparison operator (one level) > ``LIKE``; ``* / % + -`` share one level (``1 + 2 * 3``
+is 9), tighter than ``<< >> & | ^ XOR`` (one level). ``AND`` / ``OR`` evaluate both sides and give
+NULL when either is NULL. ``LIKE`` without a wildcard never matches (all three engines).
+
+:attr:`Dialect.SQL` (the draft profile, whose text asks for "SQL style expressions"): SQL
+levels (``OR`` < ``AND`` < ``NOT`` < ``IN`` / ``LIKE`` / ``IS`` < equality < relational < bitwise <
+``+ -`` < ``* / %``), three-valued ``AND`` / ``OR`` (``NULL AND FALSE`` is FALSE), and ``LIKE``
+without a wildcard tests equality.
+
+Defects of ``sttpapi`` 0.7.6 that gridbind does not copy are listed in
+``docs/sttpapi-defects.md``.
+
+Bounds (hostile input)
+----------------------
+An expression is untrusted peer input. :class:`Limits` bounds its length, nesting, evaluation
+steps and wall-clock time per request (one :class:`Budget` for a whole SUBSCRIBE or metadata
+query), and the size of every intermediate string, integer (64 bits) and Decimal (28 digits).
+Regular expressions run on RE2 (linear time); patterns it cannot run in linear time
+(backreferences, lookaround) are refused. :func:`select_signal_ids_async` /
+:func:`select_rows_async` / :func:`run_bounded` run the work in a small thread pool, off the event
+loop. Every failure, of parsing or of evaluation, is a :class:`FilterExpressionError`.
+"""
+
+from gridbind.sttp.expressions.budget import Budget, FilterExpressionError, Limits
+from gridbind.sttp.expressions.offloop import (
+    run_bounded,
+    select_rows_async,
+    select_signal_ids_async,
+)
+from gridbind.sttp.expressions.parser import (
+    CompiledExpression,
+    Dialect,
+    ExpressionStatement,
+    FilterStatement,
+    IdentifierStatement,
+    Statement,
+    compile_expression,
+    evaluate,
+    parse,
+)
+from gridbind.sttp.expressions.select import (
+    IdFields,
+    Table,
+    TableLike,
+    select_rows,
+    select_signal_ids,
+)
+
+#: Longest expression text accepted by default.
+MAX_EXPRESSION_LENGTH = Limits().max_length
+
+__all__ = [
+    "Budget",
+    "CompiledExpression",
+    "Dialect",
+    "ExpressionStatement",
+    "FilterExpressionError",
+    "FilterStatement",
+    "IdFields",
+    "IdentifierStatement",
+    "Limits",
+    "MAX_EXPRESSION_LENGTH",
+    "Statement",
+    "Table",
+    "TableLike",
+    "compile_expression",
+    "evaluate",
+    "parse",
+    "run_bounded",
+    "select_rows",
+    "select_rows_async",
+    "select_signal_ids",
+    "select_signal_ids_async",
+]
