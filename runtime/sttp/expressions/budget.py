@@ -60,7 +60,7 @@ class Budget:
         self.steps = limits.max_steps
         start = time.monotonic() if now is None else now
         self.deadline = start + limits.max_seconds
-        self._next_check = self.steps - _CHECK_EVERY
+        self._next_check = max(self.steps - _CHECK_EVERY, 0)
 
     def charge(self, cost: int = 1) -> None:
         """Spend ``cost`` steps; raises :class:`FilterExpressionError` once the budget is gone."""
@@ -74,7 +74,7 @@ class Budget:
                 raise FilterExpressionError(
                     f"filter expression exceeds its budget of {self.limits.max_seconds} s"
                 )
-            self._next_check = self.steps - _CHECK_EVERY
+            self._next_check = max(self.steps - _CHECK_EVERY, 0)
 
     def charge_text(self, *texts: str) -> None:
         """Charge for walking strings (one step per 256 characters)."""
