@@ -117,7 +117,7 @@ def test_wrong_argument_types_are_filter_errors_not_attribute_errors():
         "SPLIT('a,b', '', 0)",
         "Replace(1, 'a', 'b')",
         "Contains(1, 'a')",
-        "SubStr('abc', 10)",
+        "SubStr('abc', -1)",
         "SubStr('abc', 1, -1)",
         "DateAdd(#2024-01-01#, 9223372036854775807, 'Day')",
         "DateAdd(#2024-01-01#, 99999, 'Year')",

@@ -44,12 +44,21 @@ def _ci(flag: Any) -> bool:
     return False if flag is None else to_bool(flag)
 
 
-def _string_test(name: str, test: Callable[[str, str], Any], empty: Any = False) -> Impl:
+_REFUSE = object()  # a NULL argument that the deployed engines refuse
+
+
+def _string_test(
+    name: str, test: Callable[[str, str], Any], empty: Any = False, null: Any = None
+) -> Impl:
+    """A (source, probe[, ignoreCase]) function: NULL source gives ``null``, NULL probe ``empty``."""
+
     def run(budget: Budget, source: Any, probe: Any, ignore_case: Any = None) -> Any:
         source, probe = _string(source, name), _string(probe, name, "second")
         if source is None:
-            return None
+            return null
         if probe is None:
+            if empty is _REFUSE:
+                raise FilterExpressionError(f"{name}: the second argument is NULL")
             return empty
         budget.charge_text(source, probe)
         if _ci(ignore_case):
@@ -83,7 +92,9 @@ def _replace(budget: Budget, source: Any, probe: Any, replacement: Any, ci: Any 
     replacement = _string(replacement, "Replace", "third")
     if source is None:
         return None
-    if probe is None or probe == "":
+    if probe is None:
+        raise FilterExpressionError("Replace: the second argument is NULL")
+    if probe == "":
         return source
     replacement = replacement or ""
     budget.charge_text(source, probe, replacement)
@@ -114,7 +125,7 @@ def _split(budget: Budget, source: Any, delimiter: Any, index: Any, ci: Any = No
         else source.split(delimiter)
     )
     position = to_int(index)
-    return parts[position] if 0 <= position < len(parts) else None
+    return parts[position] if 0 <= position < len(parts) else ""
 
 
 def _substr(budget: Budget, source: Any, index: Any, length: Any = None) -> Any:
@@ -122,8 +133,8 @@ def _substr(budget: Budget, source: Any, index: Any, length: Any = None) -> Any:
     if source is None:
         return None
     start = to_int(index)
-    if not 0 <= start <= len(source):
-        raise FilterExpressionError(f"SubStr: index {start} outside the string")
+    if start < 0:
+        raise FilterExpressionError(f"SubStr: negative index {start}")
     if length is None:
         return source[start:]
     count = to_int(length)
@@ -134,9 +145,9 @@ def _substr(budget: Budget, source: Any, index: Any, length: Any = None) -> Any:
 
 def _text_fn(name: str, fn: Callable[[str], str]) -> Impl:
     def run(budget: Budget, value: Any) -> Any:
-        if value is None:
+        text = _string(value, name)
+        if text is None:
             return None
-        text = value if isinstance(value, str) else str(value)
         budget.charge_text(text)
         return budget.check_string(fn(text), f"{name} result")
 
@@ -144,9 +155,8 @@ def _text_fn(name: str, fn: Callable[[str], str]) -> Impl:
 
 
 def _len(budget: Budget, value: Any) -> Any:
-    if value is None:
-        return None
-    return len(value if isinstance(value, str) else str(value))
+    text = _string(value, "Len")
+    return None if text is None else len(text)
 
 
 _TYPE_NAMES: dict[str, type] = {
@@ -250,10 +260,15 @@ def _date_diff(budget: Budget, left: Any, right: Any, interval: Any) -> Any:
         return None
     start, end = to_datetime(left), to_datetime(right)
     unit = _interval(interval)
-    if unit == "year":
-        return end.year - start.year
-    if unit == "month":
-        return (end.year - start.year) * 12 + end.month - start.month
+    if unit in ("year", "month"):
+        # Complete months (and years) between the two, as the deployed engines count them.
+        months = (end.year - start.year) * 12 + end.month - start.month
+        rest = (end.day, end.time()) < (start.day, start.time())
+        if months > 0 and rest:
+            months -= 1
+        elif months < 0 and not rest and (end.day, end.time()) != (start.day, start.time()):
+            months += 1
+        return int(months / 12) if unit == "year" else months
     return int((end - start).total_seconds() / _SECONDS[unit])
 
 
@@ -268,7 +283,7 @@ def _date_part(budget: Budget, value: Any, interval: Any) -> Any:
         "day": moment.day,
         "dayofyear": moment.timetuple().tm_yday,
         "week": moment.isocalendar()[1],
-        "weekday": (moment.weekday() + 1) % 7,
+        "weekday": (moment.weekday() + 1) % 7 + 1,  # Sunday 1 .. Saturday 7 (SQL Server's)
         "hour": moment.hour,
         "minute": moment.minute,
         "second": moment.second,
@@ -403,7 +418,9 @@ def _coalesce(budget: Budget, *values: Any) -> Any:
 
 
 def _iif(budget: Budget, test: Any, when_true: Any, when_false: Any) -> Any:
-    return when_true if test is not None and to_bool(test) else when_false
+    if test is not None and not isinstance(test, bool):
+        raise FilterExpressionError("IIf: the first argument must be a boolean")
+    return when_true if test else when_false
 
 
 def _extreme(bigger: bool) -> Impl:
@@ -426,12 +443,8 @@ def _extreme(bigger: bool) -> Impl:
 
 def _strcmp(budget: Budget, left: Any, right: Any, ignore_case: Any = None) -> Any:
     left, right = _string(left, "StrCmp"), _string(right, "StrCmp", "second")
-    if left is None and right is None:
-        return 0
-    if left is None:
-        return -1
-    if right is None:
-        return 1
+    if left is None or right is None:
+        return None
     budget.charge_text(left, right)
     if _ci(ignore_case):
         left, right = left.upper(), right.upper()
@@ -473,10 +486,10 @@ FUNCTIONS: dict[str, tuple[int, int, Impl]] = {
     "CONTAINS": (2, 3, _string_test("Contains", lambda s, t: t in s)),
     "STARTSWITH": (2, 3, _string_test("StartsWith", lambda s, t: s.startswith(t))),
     "ENDSWITH": (2, 3, _string_test("EndsWith", lambda s, t: s.endswith(t))),
-    "INDEXOF": (2, 3, _string_test("IndexOf", lambda s, t: s.find(t), empty=-1)),
-    "LASTINDEXOF": (2, 3, _string_test("LastIndexOf", lambda s, t: s.rfind(t), empty=-1)),
+    "INDEXOF": (2, 3, _string_test("IndexOf", lambda s, t: s.find(t), empty=_REFUSE)),
+    "LASTINDEXOF": (2, 3, _string_test("LastIndexOf", lambda s, t: s.rfind(t), empty=_REFUSE)),
     "NTHINDEXOF": (3, 4, _nth_index),
-    "STRCOUNT": (2, 3, _string_test("StrCount", _strcount, empty=0)),
+    "STRCOUNT": (2, 3, _string_test("StrCount", _strcount, empty=0, null=0)),
     "STRCMP": (2, 3, _strcmp),
     "REPLACE": (3, 4, _replace),
     "SPLIT": (3, 4, _split),

@@ -82,6 +82,11 @@ def _compare_sort(left: Any, right: Any, exact: bool) -> int:
         return (left > right) - (left < right)
 
 
+def _deployed_order(statements: list[Statement]) -> list[Statement]:
+    named = [s for s in statements if isinstance(s, IdentifierStatement)]
+    return named + [s for s in statements if not isinstance(s, IdentifierStatement)]
+
+
 def _select(
     tables: Tables,
     statements: list[Statement],
@@ -159,14 +164,19 @@ def select_rows(
     dialect: Dialect = Dialect.DEPLOYED,
     limits: Limits = DEFAULT_LIMITS,
 ) -> list[Mapping[str, Any]]:
-    """Rows selected by every statement of ``text``, in statement order, without duplicates.
+    """Rows selected by every statement of ``text``, without duplicates.
+
+    Order: first the directly named signals (in statement order), then the rows of each
+    ``FILTER`` / bare expression statement in statement order (table order, or ``ORDER BY``),
+    as the deployed engines do (they resolve identifiers while parsing, and evaluate the
+    expression statements afterwards).
 
     ``FILTER`` statements name their table; identifiers and bare expressions use
     ``primary_table``. The whole selection shares one :class:`Budget` of ``limits``. Raises
     only :class:`FilterExpressionError` (unknown tables or columns, non-boolean conditions,
     exhausted budget, ...).
     """
-    statements = parse(text, dialect, limits)
+    statements = _deployed_order(parse(text, dialect, limits))
     return _select(tables, statements, primary_table, id_fields, Budget(limits))
 
 
@@ -181,7 +191,8 @@ def select_signal_ids(
     """Signal IDs selected by ``text``: directly named GUIDs plus the selected rows' ``SignalID``.
 
     Directly named GUIDs are kept even when no metadata row names them, as the deployed
-    publishers do; duplicates are removed, order is kept.
+    publishers do; the order is that of :func:`select_rows`; the first occurrence of a duplicate
+    wins.
     """
     result: list[uuid.UUID] = []
     seen: set[uuid.UUID] = set()
@@ -192,16 +203,18 @@ def select_signal_ids(
             seen.add(signal)
             result.append(signal)
 
-    statements = parse(text, dialect, limits)
-    for statement in statements:
+    budget = Budget(limits)
+    key: str | None = None
+    for statement in _deployed_order(parse(text, dialect, limits)):
         if isinstance(statement, IdentifierStatement) and statement.kind == "signal_id":
             add(statement.value)
-    rows = _select(tables, statements, primary_table, id_fields, Budget(limits))
-    key: str | None = None
-    for row in rows:
-        if key is None:
-            key = {name.upper(): name for name in row}.get(id_fields.signal_id.upper())
+            continue
+        for row in _select(tables, [statement], primary_table, id_fields, budget):
             if key is None:
-                break
-        add(row.get(key))
+                key = {name.upper(): name for name in row}.get(id_fields.signal_id.upper())
+                if key is None:
+                    raise FilterExpressionError(
+                        f"the selected rows have no {id_fields.signal_id!r} column"
+                    )
+            add(row.get(key))
     return result
