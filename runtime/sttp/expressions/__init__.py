@@ -88,6 +88,7 @@ from gridbind.sttp.expressions.select import (
     TableLike,
     select_rows,
     select_signal_ids,
+    select_statement_rows,
 )
 
 #: Longest expression text accepted by default.
@@ -115,4 +116,5 @@ __all__ = [
     "select_rows_async",
     "select_signal_ids",
     "select_signal_ids_async",
+    "select_statement_rows",
 ]

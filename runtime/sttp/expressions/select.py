@@ -18,7 +18,14 @@ from gridbind.sttp.expressions.parser import (
 )
 from gridbind.sttp.expressions.values import as_uuid
 
-__all__ = ["IdFields", "Table", "TableLike", "select_rows", "select_signal_ids"]
+__all__ = [
+    "IdFields",
+    "Table",
+    "TableLike",
+    "select_rows",
+    "select_signal_ids",
+    "select_statement_rows",
+]
 
 
 class TableLike(Protocol):
@@ -154,6 +161,17 @@ def _select(
         for row in matched:
             add(row)
     return selected
+
+
+def select_statement_rows(
+    tables: Tables,
+    statement: Statement,
+    budget: Budget,
+    primary_table: str = "ActiveMeasurements",
+    id_fields: IdFields = IdFields(),
+) -> list[Mapping[str, Any]]:
+    """Rows one parsed statement selects, charging ``budget`` (shared by a request's statements)."""
+    return _select(tables, [statement], primary_table, id_fields, budget)
 
 
 def select_rows(

@@ -21,7 +21,13 @@ from typing import Any
 
 from lxml import etree
 
-from gridbind.sttp.expressions import FilterExpressionError, FilterStatement, parse, select_rows
+from gridbind.sttp.expressions import (
+    Budget,
+    FilterExpressionError,
+    FilterStatement,
+    parse,
+    select_statement_rows,
+)
 
 XS_NS = "http://www.w3.org/2001/XMLSchema"
 MSDATA_NS = "urn:schemas-microsoft-com:xml-msdata"
@@ -218,13 +224,13 @@ class DataSet:
         try:
             statements = [s for s in parse(filters) if isinstance(s, FilterStatement)]
             keep: dict[str, list[dict[str, Any]]] = {}
+            budget = Budget()  # one evaluation budget for the whole (peer-chosen) request
             for statement in statements:
                 table = self.table(statement.table)
                 if table is None:
                     raise FilterExpressionError(f"unknown table {statement.table!r}")
-                text = f"FILTER {'TOP %d ' % statement.top if statement.top >= 0 else ''}"
-                text += f"[{table.name}] WHERE {statement.where.text}"
-                keep.setdefault(table.name, []).extend(select_rows(self.tables, text))
+                rows = select_statement_rows(self.tables, statement, budget)
+                keep.setdefault(table.name, []).extend(rows)
         except FilterExpressionError as exc:
             raise MetadataError(f"bad metadata filter: {exc}") from None
         return DataSet(
