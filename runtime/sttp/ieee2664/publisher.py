@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+from gridbind.sttp.expressions import FilterExpressionError, run_bounded
 from gridbind.sttp.ieee2664.metadata import DataSet, MetadataError, parse_datetime
 from gridbind.sttp.ieee2664.session import (
     Event,
@@ -32,6 +33,7 @@ from gridbind.sttp.ieee2664.session import (
     PublisherConfig,
     PublisherSession,
     PublisherState,
+    FilterRequested,
     Subscribed,
     Unsubscribed,
 )
@@ -61,6 +63,8 @@ class Connection(asyncio.Protocol):
         self._latest: dict[uuid.UUID, Measurement] = {}
         self.closed = False
         self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # A subscriber's filter runs off the event loop (at most one at a time per connection).
+        self._filter_task: asyncio.Task[None] | None = None
 
     # -- asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -68,6 +72,7 @@ class Connection(asyncio.Protocol):
         self.transport = transport
         self.peer = transport.get_extra_info("peername")[:2]
         self.session = PublisherSession(self.publisher.state, self.peer[0])
+        self.session.defer_filters = True
         transport.set_write_buffer_limits(high=self.publisher.high_water)
         self.publisher._connections.add(self)
         self._tasks.append(asyncio.get_running_loop().create_task(self._keepalive()))
@@ -93,6 +98,8 @@ class Connection(asyncio.Protocol):
         self.publisher._connections.discard(self)
         for task in self._tasks:
             task.cancel()
+        if self._filter_task is not None:
+            self._filter_task.cancel()
         if self._rotation_timer is not None:
             self._rotation_timer.cancel()
         if self.udp is not None:
@@ -151,8 +158,30 @@ class Connection(asyncio.Protocol):
             self.flush()
         return count
 
+    async def _run_filter(self, event: FilterRequested) -> None:
+        try:
+            result: Any = await run_bounded(event.run)
+        except FilterExpressionError as exc:
+            result = exc
+        if self.closed or self.session is None:
+            return
+        try:
+            events = self.session.filter_done(result)
+        except ProtocolError as exc:
+            log.warning("closing %s:%s: %s", *self.peer, exc)
+            self.flush()
+            self.close()
+            return
+        for follow in events:
+            self._handle(follow)
+        self.flush()
+
     def _handle(self, event: Event) -> None:
         publisher = self.publisher
+        if isinstance(event, FilterRequested):
+            loop = asyncio.get_running_loop()
+            self._filter_task = loop.create_task(self._run_filter(event))
+            return
         if isinstance(event, Subscribed):
             self._latest.clear()
             for task in self._tasks[1:]:

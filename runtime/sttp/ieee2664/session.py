@@ -12,7 +12,7 @@ import math
 import struct
 import uuid
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +58,8 @@ from gridbind.sttp.measurement import Measurement
 _U32 = struct.Struct(">I")
 _DATA_HEAD = struct.Struct(">BI")  # flags, count
 _TSSC_HEAD = struct.Struct(">BH")  # version, sequence
+# Commands a subscriber may pipeline behind a filter being evaluated off the event loop.
+_MAX_BACKLOG = 64
 #: Measurements per compact data packet; keeps every packet (and UDP datagram, at most 17 bytes
 #: per measurement plus AES padding) under 32 KiB: the deployed publishers' MaxPacketSize (the
 #: C++ API splits compact packets at 32768 bytes on TCP and UDP alike) and sttpapi's datagram
@@ -205,6 +207,18 @@ class UserCommand(Event):
 class Confirmed(Event):
     command: int
     payload: bytes
+
+
+@dataclass
+class FilterRequested(Event):
+    """The session waits for a filter evaluation (only with ``defer_filters``).
+
+    The shell runs ``run()`` off its event loop (it never raises for a bad filter: it returns
+    the error) and hands the result to :meth:`PublisherSession.filter_done`; commands that
+    arrive meanwhile wait, in order, in the session.
+    """
+
+    run: Callable[[], Any]
 
 
 # --------------------------------------------------------------------------------- statistics
@@ -622,6 +636,10 @@ class PublisherSession:
         self._out = bytearray()
         self._datagrams: list[bytes] = []
         self._nan_filter = state.config.force_nan_filter
+        #: True: filter evaluations become FilterRequested events (the asyncio shell sets it).
+        self.defer_filters = False
+        self._parked: Callable[[Any, list[Event]], None] | None = None
+        self._backlog: list[bytes] = []
 
     @property
     def uses_tssc(self) -> bool:
@@ -694,12 +712,56 @@ class PublisherSession:
         events: list[Event] = []
         for packet in self.reader.feed(data):
             self.stats.command_bytes += len(packet) + 4
-            code, payload = split_command(packet)
-            if not self.validated and code != ServerCommand.DEFINE_OPERATIONAL_MODES:
-                raise ProtocolError(
-                    f"command 0x{code:02X} before DEFINE_OPERATIONAL_MODES; closing the session"
-                )
-            self._command(code, payload, events)
+            if self._parked is not None:
+                self._wait(packet)
+                continue
+            self._packet(packet, events)
+        return events
+
+    def _packet(self, packet: bytes, events: list[Event]) -> None:
+        code, payload = split_command(packet)
+        if not self.validated and code != ServerCommand.DEFINE_OPERATIONAL_MODES:
+            raise ProtocolError(
+                f"command 0x{code:02X} before DEFINE_OPERATIONAL_MODES; closing the session"
+            )
+        self._command(code, payload, events)
+
+    # -- filter evaluation off the event loop (defer_filters)
+    def _evaluate(
+        self,
+        work: Callable[[], Any],
+        finish: Callable[[Any, list[Event]], None],
+        events: list[Event],
+    ) -> None:
+        """Run ``work`` (a bounded filter evaluation) now, or park until the shell ran it."""
+
+        def run() -> Any:
+            try:
+                return work()
+            except (FilterExpressionError, MetadataError) as exc:
+                return exc
+
+        if not self.defer_filters:
+            finish(run(), events)
+            return
+        self._parked = finish
+        events.append(FilterRequested(run))
+
+    def _wait(self, packet: bytes) -> None:
+        # Commands pipelined behind a filter wait for it; a peer cannot queue without bound.
+        if len(self._backlog) >= _MAX_BACKLOG:
+            raise ProtocolError(f"more than {_MAX_BACKLOG} commands behind a filter evaluation")
+        self._backlog.append(packet)
+
+    def filter_done(self, result: Any) -> list[Event]:
+        """The result of a :class:`FilterRequested` run -> events (then waiting commands run)."""
+        events: list[Event] = []
+        finish, self._parked = self._parked, None
+        if finish is None:
+            return events
+        finish(result, events)
+        while self._backlog and self._parked is None:
+            self._packet(self._backlog.pop(0), events)
         return events
 
     def _command(self, code: int, payload: bytes, events: list[Event]) -> None:
@@ -800,15 +862,22 @@ class PublisherSession:
             self.fail(command, f"Bad metadata filter: {exc}")
             return
         compressed = bool(self.modes & OperationalModes.COMPRESS_METADATA)
-        if filters:
-            try:
-                xml = self.state.metadata.filtered(filters).to_xml()
-            except MetadataError as exc:
-                self.fail(command, str(exc))
-                return
-            data = gzip_bytes(xml) if compressed else xml
-        else:
-            data = self.state.metadata_xml(compressed)
+        if not filters:
+            self._metadata_answer(filters, self.state.metadata_xml(compressed), events)
+            return
+        metadata = self.state.metadata
+
+        def work() -> bytes:
+            xml = metadata.filtered(filters).to_xml()
+            return gzip_bytes(xml) if compressed else xml
+
+        self._evaluate(work, lambda data, out: self._metadata_answer(filters, data, out), events)
+
+    def _metadata_answer(self, filters: str, data: Any, events: list[Event]) -> None:
+        command = ServerCommand.METADATA_REFRESH
+        if isinstance(data, (MetadataError, FilterExpressionError)):
+            self.fail(command, str(data))
+            return
         self._respond(ServerResponse.SUCCEEDED, command, data)
         self.stats.metadata_bytes += len(data)
         events.append(MetadataRequested(filters))
@@ -820,10 +889,19 @@ class PublisherSession:
         expression = (
             settings.filter_expression.strip() or "FILTER ActiveMeasurements WHERE ID IS NOT NULL"
         )
-        try:
-            signals = select_signal_ids([self.state.active], expression)
-        except FilterExpressionError as exc:
-            self.fail(command, f"Bad filter expression: {exc}")
+        active = self.state.active
+        self._evaluate(
+            lambda: select_signal_ids([active], expression),
+            lambda signals, out: self._subscribed(settings, signals, out),
+            events,
+        )
+
+    def _subscribed(
+        self, settings: SubscriptionSettings, signals: Any, events: list[Event]
+    ) -> None:
+        command = ServerCommand.SUBSCRIBE
+        if isinstance(signals, FilterExpressionError):
+            self.fail(command, f"Bad filter expression: {signals}")
             return
         temporal = bool(settings.start_time)
         if temporal and not self.state.config.supports_temporal:

@@ -1,0 +1,154 @@
+"""One subscriber's hostile filter does not stall data to another (ieee2664, real sockets)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from gridbind.sttp.ieee2664 import (
+    PmuSource,
+    Publisher,
+    Subscriber,
+    SubscriptionSettings,
+    synthetic_pmu_metadata,
+)
+from gridbind.sttp.ieee2664.session import (
+    CommandFailed,
+    CommandSucceeded,
+    MetadataReceived,
+    SubscriberConfig,
+    SubscriberSession,
+)
+from gridbind.sttp.measurement import ticks_now
+
+ALL = "FILTER ActiveMeasurements WHERE SignalType <> 'NONE'"
+# Every row costs the evaluator 6000 steps (one per list item): 400 rows exceed the budget (2
+# million steps or 2 s), which ends the request in its worker thread while the event loop keeps
+# streaming to everyone else.
+_HEAVY = "PointTag IN (" + ", ".join(f"'x{i}'" for i in range(6000)) + ")"
+# (filter, the publisher's answer): FAILED with a reason, or SUCCEEDED (RE2 is linear, so the
+# catastrophic pattern is just a quick no-match).
+HOSTILE = [
+    (f"FILTER ActiveMeasurements WHERE {_HEAVY}", "budget"),
+    ("FILTER ActiveMeasurements WHERE POWER(10, 100000000) > 1", "Power"),
+    ("FILTER ActiveMeasurements WHERE REGEXMATCH('(a*)*b', '" + "a" * 30_000 + "')", None),
+    ("FILTER ActiveMeasurements WHERE SPLIT(1, 1, 0) = 'x'", "Split"),
+]
+
+
+async def _hostile_request(port: int, payload: bytes, session: SubscriberSession) -> object:
+    """Send ``payload`` after the modes; the first SUCCEEDED/FAILED answer to it."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(session.start())
+        await writer.drain()
+        writer.write(payload)
+        await writer.drain()
+        answers = 0
+        while True:
+            data = await asyncio.wait_for(reader.read(1 << 16), 15)
+            assert data, "the publisher dropped the hostile subscriber instead of answering"
+            for event in session.receive(data):
+                if isinstance(event, (CommandFailed, CommandSucceeded, MetadataReceived)):
+                    answers += 1
+                    if answers == 2:  # the first answers DEFINE_OPERATIONAL_MODES
+                        return event
+    finally:
+        writer.close()
+
+
+@pytest.mark.timeout(60)
+def test_hostile_filters_fail_alone_while_data_keeps_flowing_to_another_subscriber():
+    metadata, signals = synthetic_pmu_metadata(400)
+    arrivals: list[float] = []
+
+    async def run() -> None:
+        async with Publisher(metadata, port=0) as publisher:
+            async with Subscriber(
+                port=publisher.port,
+                filter_expression=ALL,
+                auto_reconnect=False,
+                on_measurements=lambda batch: arrivals.append(time.monotonic()),
+            ) as healthy:
+                await healthy.wait_subscribed(10)
+                source = PmuSource(signals, rate=50, start_ticks=ticks_now())
+                stop = asyncio.Event()
+
+                async def pump() -> None:
+                    for frame in source.frames(100_000):
+                        if stop.is_set():
+                            return
+                        publisher.publish(frame)
+                        await asyncio.sleep(0.02)
+
+                pumping = asyncio.get_running_loop().create_task(pump())
+                await asyncio.sleep(0.3)
+                start = time.monotonic()
+                for text, reason in HOSTILE:
+                    session = SubscriberSession(SubscriberConfig())
+                    payload = session.subscribe(SubscriptionSettings(filter_expression=text))
+                    answer = await _hostile_request(publisher.port, payload, session)
+                    if reason is None:
+                        assert isinstance(answer, CommandSucceeded), (text[:60], answer)
+                        assert "0 signals" in answer.message
+                    else:
+                        assert isinstance(answer, CommandFailed), (text[:60], answer)
+                        assert (
+                            "Bad filter expression" in answer.message and reason in answer.message
+                        )
+                metadata_session = SubscriberSession(SubscriberConfig())
+                answer = await _hostile_request(
+                    publisher.port,
+                    metadata_session.request_metadata(f"FILTER MeasurementDetail WHERE {_HEAVY}"),
+                    metadata_session,
+                )
+                assert isinstance(answer, CommandFailed) and "budget" in answer.message
+                hostile_seconds = time.monotonic() - start
+                await asyncio.sleep(0.2)
+                stop.set()
+                await pumping
+                during = [t for t in arrivals if start <= t <= start + hostile_seconds]
+                gaps = [b - a for a, b in zip(during, during[1:])]
+                # The two budget-bound filters took seconds; the healthy subscriber still got
+                # a batch every frame or so (50 frames/s), never a stall.
+                assert hostile_seconds > 1.0
+                assert len(during) > hostile_seconds * 20
+                assert max(gaps) < 0.5, max(gaps)
+                assert healthy.subscribed
+
+    asyncio.run(run())
+
+
+def test_commands_behind_a_deferred_filter_wait_in_order_and_are_bounded():
+    from gridbind.sttp.ieee2664.session import (
+        FilterRequested,
+        MetadataRequested,
+        ModesDefined,
+        PublisherSession,
+        PublisherState,
+        Subscribed,
+    )
+    from gridbind.sttp.ieee2664.wire import ProtocolError
+
+    metadata, signals = synthetic_pmu_metadata(8)
+    state = PublisherState(metadata)
+    client = SubscriberSession(SubscriberConfig())
+    session = PublisherSession(state)
+    session.defer_filters = True
+    data = client.start() + client.subscribe(SubscriptionSettings(filter_expression=ALL))
+    events = session.receive(data + client.request_metadata())
+    assert [type(e) for e in events] == [ModesDefined, FilterRequested]
+    request = events[1]
+    answered = client.receive(session.data_to_send())
+    assert [type(e) for e in answered] == [CommandSucceeded]  # only the modes so far
+    events = session.filter_done(request.run())
+    assert [type(e) for e in events] == [Subscribed, MetadataRequested]
+    assert set(events[0].signal_ids) == set(signals)
+
+    session = PublisherSession(state)
+    session.defer_filters = True
+    session.receive(client.start() + client.subscribe(SubscriptionSettings(filter_expression=ALL)))
+    with pytest.raises(ProtocolError, match="behind a filter"):
+        session.receive(client.request_metadata() * 65)
