@@ -152,3 +152,130 @@ def test_commands_behind_a_deferred_filter_wait_in_order_and_are_bounded():
     session.receive(client.start() + client.subscribe(SubscriptionSettings(filter_expression=ALL)))
     with pytest.raises(ProtocolError, match="behind a filter"):
         session.receive(client.request_metadata() * 65)
+
+
+@pytest.mark.timeout(60)
+def test_draft_hostile_query_fails_alone_while_data_keeps_flowing():
+    from gridbind.sttp.draft import Publisher as DraftPublisher
+    from gridbind.sttp.draft import Subscriber as DraftSubscriber
+    from gridbind.sttp.draft.synthetic import SyntheticPmu
+    from gridbind.sttp.draft.transport import CommandError
+
+    pmu = SyntheticPmu(400, rate=50)
+    arrivals: list[float] = []
+
+    async def run() -> None:
+        publisher = DraftPublisher(metadata=pmu.metadata())
+        await publisher.start()
+        healthy = DraftSubscriber(
+            port=publisher.port, on_measurements=lambda batch: arrivals.append(time.monotonic())
+        )
+        hostile = DraftSubscriber(port=publisher.port)
+        try:
+            await healthy.connect()
+            await healthy.subscribe()
+            await hostile.connect()
+            stop = asyncio.Event()
+
+            async def pump() -> None:
+                for frame in pmu.frames(100_000):
+                    if stop.is_set():
+                        return
+                    publisher.publish(frame)
+                    await asyncio.sleep(0.02)
+
+            pumping = asyncio.get_running_loop().create_task(pump())
+            await asyncio.sleep(0.3)
+            start = time.monotonic()
+            with pytest.raises(CommandError, match="bad metadata query"):
+                await hostile.get_metadata(f"FILTER DataPoint WHERE {_HEAVY}", timeout=20)
+            with pytest.raises(CommandError, match="bad subscription query"):
+                await hostile.subscribe(
+                    query=f"SELECT PointID FROM DataPoint WHERE {_HEAVY}", timeout=20
+                )
+            hostile_seconds = time.monotonic() - start
+            await asyncio.sleep(0.2)
+            stop.set()
+            await pumping
+            during = [t for t in arrivals if start <= t <= start + hostile_seconds]
+            gaps = [b - a for a, b in zip(during, during[1:])]
+            assert hostile_seconds > 1.0
+            assert len(during) > hostile_seconds * 20
+            assert max(gaps) < 0.5, max(gaps)
+            assert (await hostile.get_metadata("SELECT PointTag FROM DataPoint")).rows
+        finally:
+            await hostile.close()
+            await healthy.close()
+            await publisher.stop()
+
+    asyncio.run(run())
+
+
+def _draft_pair():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent / "draft"))
+    from draft_sansio import pump
+
+    from gridbind.sttp.draft.session import Catalog, PublisherSession, SubscriberSession
+    from gridbind.sttp.draft.synthetic import SyntheticPmu
+
+    pmu = SyntheticPmu(400)
+    pub = PublisherSession(Catalog(pmu.metadata()))
+    sub = SubscriberSession()
+    pump(pub, sub)
+    assert pub.negotiated is not None
+    return pub, sub, pmu
+
+
+def test_draft_commands_behind_a_deferred_query_wait_in_order():
+    from gridbind.generated.sttp import draft_0_8 as wire
+    from gridbind.sttp.draft.events import (
+        FilterRequested,
+        MetadataReceived,
+        SubscriptionChanged,
+    )
+
+    pub, sub, pmu = _draft_pair()
+    pub.defer_filters = True
+    sub.get_metadata("SELECT PointTag FROM DataPoint WHERE [Signal Type] = 'FREQ'", 0.0)
+    everything = wire.SubscribeItem(
+        sub_command=wire.SubscribeSubCommand.ByQuery,
+        mode=wire.SubscriptionMode.Replace,
+        body="SELECT PointID FROM DataPoint",
+    )
+    sub.subscribe([everything], 0.0)
+    events = pub.receive_data(sub.data_to_send(), 0.0)
+    assert [type(e) for e in events] == [FilterRequested]
+    assert pub.data_to_send() == b""  # nothing answered while the query runs
+    events = pub.filter_done(events[0].run(), 0.0)
+    assert [type(e) for e in events] == [FilterRequested]  # the subscription's own query
+    answers = sub.receive_data(pub.data_to_send(), 0.0)
+    assert [type(e) for e in answers] == [MetadataReceived]
+    events = pub.filter_done(events[0].run(), 0.0)
+    assert any(isinstance(e, SubscriptionChanged) for e in events)
+    assert set(pub._points) == set(pmu.ids)
+
+
+def test_draft_subscription_recipe_shares_one_budget():
+    from gridbind.generated.sttp import draft_0_8 as wire
+    from gridbind.sttp.draft.events import CommandFailed
+
+    pub, sub, _pmu = _draft_pair()
+    # Each query alone (600 thousand steps) is within the budget; fifteen together are not.
+    in_list = ", ".join(f"'x{i}'" for i in range(1500))
+    query = f"SELECT PointID FROM DataPoint WHERE PointTag IN ({in_list})"
+    item = wire.SubscribeItem(
+        sub_command=wire.SubscribeSubCommand.ByQuery,
+        mode=wire.SubscriptionMode.Append,
+        body=query,
+    )
+    items = [item] * 15
+    sub.subscribe(items, 0.0)
+    start = time.monotonic()
+    pub.receive_data(sub.data_to_send(), 0.0)
+    # With a budget per query the fifteen would all run (about 10 s) and succeed.
+    assert time.monotonic() - start < 5.0
+    [refusal] = [e for e in sub.receive_data(pub.data_to_send(), 0.0) if type(e) is CommandFailed]
+    assert "bad subscription query" in refusal.reason and "budget" in refusal.details

@@ -62,6 +62,8 @@ _FRAGMENT_CODES = (CC.BeginFragment, CC.NextFragment)
 _ANSWERS = (CC.RequestSucceeded, CC.RequestFailed)
 _MAPPING_CHUNK = 600
 _MAX_RECIPE = 4096
+# Commands a peer may pipeline behind a filter being evaluated off the event loop.
+_MAX_BACKLOG = 64
 
 
 class _Terminate(Exception):
@@ -106,6 +108,10 @@ class _Session:
         #: The session streams of a negotiated stateful DEFLATE (sending, receiving).
         self._deflate_out: DeflateCompressor | None = None
         self._deflate_in: DeflateDecompressor | None = None
+        # A command whose filter runs off the event loop parks the session (FilterRequested);
+        # the frames behind it wait here, in order.
+        self._parked: Any = None
+        self._backlog: deque[tuple[int, bytes]] = deque()
 
     # sending
     def _send(self, message: Any) -> None:
@@ -235,15 +241,36 @@ class _Session:
             if self.closed:
                 break
             self.stats["frames_in"] += 1
-            try:
-                events.extend(self._frame(code, payload, now))
-            except _Terminate as exc:
-                events.extend(self._terminate(exc.command, exc.reason))
-            except (WireError, ConstraintError, PacketError, FragmentError, MetadataError) as exc:
-                events.extend(self._terminate(code, f"malformed {_name(code)}: {exc}"))
-            except Exception as exc:  # noqa: BLE001 - hostile input must end the session, not us
-                log.exception("unexpected error handling %s", _name(code))
-                events.extend(self._terminate(code, f"cannot handle {_name(code)}: {exc!r}"))
+            if self._parked is not None:
+                if len(self._backlog) >= _MAX_BACKLOG:
+                    return events + self._terminate(
+                        code, f"more than {_MAX_BACKLOG} commands behind a filter evaluation"
+                    )
+                self._backlog.append((code, payload))
+                continue
+            events.extend(self._guarded_frame(code, payload, now))
+        return events
+
+    def _guarded_frame(self, code: int, payload: bytes, now: float) -> list[Event]:
+        try:
+            return self._frame(code, payload, now)
+        except _Terminate as exc:
+            return self._terminate(exc.command, exc.reason)
+        except (WireError, ConstraintError, PacketError, FragmentError, MetadataError) as exc:
+            return self._terminate(code, f"malformed {_name(code)}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - hostile input must end the session, not us
+            log.exception("unexpected error handling %s", _name(code))
+            return self._terminate(code, f"cannot handle {_name(code)}: {exc!r}")
+
+    def filter_done(self, result: Any, now: float) -> list[Event]:
+        """The result of a :class:`FilterRequested` run -> events; waiting commands then run."""
+        finish, self._parked = self._parked, None
+        if finish is None or self.closed:
+            return []
+        events: list[Event] = list(finish(result))
+        while self._backlog and self._parked is None and not self.closed:
+            code, payload = self._backlog.popleft()
+            events.extend(self._guarded_frame(code, payload, now))
         return events
 
     def _frame(self, code: int, payload: bytes, now: float) -> list[Event]:

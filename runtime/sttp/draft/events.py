@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from gridbind.generated.sttp import draft_0_8 as wire
 from gridbind.sttp.measurement import Measurement
@@ -15,6 +17,7 @@ __all__ = [
     "DataChannelSecured",
     "DataPointsReceived",
     "Event",
+    "FilterRequested",
     "MappingChanged",
     "MetadataReceived",
     "MetadataSchemaReceived",
@@ -138,3 +141,13 @@ class VerificationTimedOut(Event):
 
     signal_id: uuid.UUID
     timestamp: int
+
+
+@dataclass
+class FilterRequested(Event):
+    """A publisher session waits for a metadata query / subscription evaluation (only with
+    ``defer_filters``): the shell runs ``run()`` off its event loop (it returns, never raises, a
+    bad query's error) and hands the result to ``session.filter_done(result, now)``; commands
+    that arrive meanwhile wait, in order, in the session."""
+
+    run: Callable[[], Any]

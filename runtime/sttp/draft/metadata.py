@@ -293,10 +293,12 @@ class MetadataDatabase:
         self,
         request: wire.GetMetadata,
         visible: Callable[[MetaTable, Mapping[str, Any]], bool] = lambda t, r: True,
+        budget: Budget | None = None,
     ) -> list[wire.MetadataResponseItem]:
         """Response items for a GetMetadata (rows the caller may not see are left out).
 
-        Raises :class:`MetadataError` for a bad query.
+        ``budget`` bounds the filter evaluation (a fresh one when None). Raises
+        :class:`MetadataError` for a bad query.
         """
         with self._lock:
             zero = uuid.UUID(int=0)
@@ -313,7 +315,7 @@ class MetadataDatabase:
             )
             items = [_item(MRS.DefineTable, schema)]
             since = request.revision if request.is_update_query else -1
-            budget = Budget()  # one evaluation budget for the whole (peer-chosen) query
+            budget = budget or Budget()  # one evaluation budget for the whole request
             for key, row in table.rows.items():
                 if table.row_revision[key] <= since or not visible(table, row):
                     continue

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +47,7 @@ from gridbind.sttp.draft.core import (
 from gridbind.sttp.draft.events import (
     DataChannelSecured,
     Event,
+    FilterRequested,
     NegotiationComplete,
     SubscriptionChanged,
     VerificationTimedOut,
@@ -60,6 +61,7 @@ from gridbind.sttp.draft.metadata import (
 )
 from gridbind.sttp.draft.packets import MAX_RAW_PACKET, DataEncoder, FragmentError, WirePoint
 from gridbind.sttp.encoding import ValueType
+from gridbind.sttp.expressions import Budget, FilterExpressionError
 from gridbind.sttp.measurement import Measurement
 
 __all__ = ["MAX_COMMAND_FRAGMENTED", "Catalog", "PublisherSession"]
@@ -177,6 +179,9 @@ class PublisherSession(_Session):
         self.offer_stateless = list(stateless)
         self.udp = udp
         self.verification_timeout = verification_timeout
+        #: True: metadata queries and subscriptions are evaluated by the shell, off its event
+        #: loop (FilterRequested); the asyncio transport sets it.
+        self.defer_filters = False
         self._step = "versions"
         self._points: dict[uuid.UUID, _Subscribed] = {}
         self._by_runtime: dict[int, uuid.UUID] = {}
@@ -379,10 +384,29 @@ class PublisherSession(_Session):
                 visibility[table.name] = check
             return check(table, row)
 
-        try:
-            items = self.catalog.metadata.answer(request, visible)
-        except MetadataError as exc:
-            self._refuse(CC.GetMetadata, "bad metadata query", details=str(exc))
+        return self._deferred(
+            lambda: self.catalog.metadata.answer(request, visible), self._metadata_answer
+        )
+
+    def _deferred(
+        self, work: Callable[[], Any], finish: Callable[[Any], list[Event]]
+    ) -> list[Event]:
+        """Run ``work`` (a budgeted query evaluation) now, or park until the shell ran it."""
+
+        def run() -> Any:
+            try:
+                return work()
+            except (MetadataError, FilterExpressionError) as exc:
+                return MetadataError(str(exc))
+
+        if not self.defer_filters:
+            return finish(run())
+        self._parked = finish
+        return [FilterRequested(run)]
+
+    def _metadata_answer(self, items: Any) -> list[Event]:
+        if isinstance(items, MetadataError):
+            self._refuse(CC.GetMetadata, "bad metadata query", details=str(items))
             return []
         batch: list[wire.MetadataResponseItem] = []
         size = 0
@@ -435,10 +459,13 @@ class PublisherSession(_Session):
         if len(recipe) > _MAX_RECIPE:
             self._refuse(CC.Subscribe, "subscription too fragmented; use Replace")
             return []
-        try:
-            wanted = self._evaluate(recipe)
-        except MetadataError as exc:
-            self._refuse(CC.Subscribe, "bad subscription query", details=str(exc))
+        return self._deferred(
+            lambda: self._evaluate(recipe), lambda wanted: self._subscribed(recipe, wanted)
+        )
+
+    def _subscribed(self, recipe: list[tuple[int, int, Any, Options]], wanted: Any) -> list[Event]:
+        if isinstance(wanted, MetadataError):
+            self._refuse(CC.Subscribe, "bad subscription query", details=str(wanted))
             return []
         problem = self._problem(wanted)
         if problem:
@@ -452,6 +479,7 @@ class PublisherSession(_Session):
     def _evaluate(self, recipe: list[tuple[int, int, Any, Options]]) -> dict[uuid.UUID, Options]:
         catalog = self.catalog
         wanted: dict[uuid.UUID, Options] = {}
+        budget = Budget()  # one filter budget for every query of the recipe
         offered = catalog.points()
         offered_set = set(offered)
         for mode, kind, body, options in recipe:
@@ -460,7 +488,7 @@ class PublisherSession(_Session):
             elif kind == SSC.DataPointByID:
                 selected = [p for p in body if p in offered_set]
             else:
-                selected = self._query(body)
+                selected = self._query(body, budget)
             if mode == SM.Remove:
                 for point in selected:
                     wanted.pop(point, None)
@@ -480,12 +508,12 @@ class PublisherSession(_Session):
         data_channel = bool(self.negotiated and self.negotiated.udp_port)
         return self.catalog.policy.subscription_problem(wanted, data_channel)
 
-    def _query(self, text: str) -> list[uuid.UUID]:
+    def _query(self, text: str, budget: Budget | None = None) -> list[uuid.UUID]:
         table = self.catalog.datapoint_table()
         if table is None:
             raise MetadataError("no DataPoint table to query")
         request = wire.GetMetadata(query=text)
-        items = self.catalog.metadata.answer(request)
+        items = self.catalog.metadata.answer(request, budget=budget)
         result = decode_result(items)
         if result.table is None or result.table.name.upper() != "DATAPOINT":
             raise MetadataError("a subscription query must select from the DataPoint table")

@@ -29,7 +29,12 @@ from typing import Any
 from gridbind.generated.sttp import draft_0_8 as wire
 from gridbind.sttp.draft.access import ANONYMOUS, AccessControl
 from gridbind.sttp.draft.characteristics import Options, Policy
-from gridbind.sttp.draft.metadata import MetadataDatabase, QueryResult, decode_result
+from gridbind.sttp.draft.metadata import (
+    MetadataDatabase,
+    MetadataError,
+    QueryResult,
+    decode_result,
+)
 from gridbind.sttp.draft.packets import MAX_RAW_PACKET
 from gridbind.sttp.draft.framing import encode_frame
 from gridbind.sttp.draft.security import (
@@ -56,6 +61,8 @@ from gridbind.sttp.draft.session import (
     SubscriberSession,
 )
 from gridbind.sttp.draft.core import _Session
+from gridbind.sttp.draft.events import FilterRequested
+from gridbind.sttp.expressions import FilterExpressionError, run_bounded
 from gridbind.sttp.measurement import Measurement
 
 __all__ = ["CommandError", "Publisher", "SessionError", "Subscriber", "SubscriptionRefused"]
@@ -124,6 +131,8 @@ class _Link(asyncio.Protocol):
         self._held: bytearray | None = None
         self._check: asyncio.Future[None] | None = None
         self._closing = False
+        # A peer's metadata query or subscription runs off the event loop (one at a time).
+        self._filter_task: asyncio.Task[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -152,6 +161,8 @@ class _Link(asyncio.Protocol):
             self.identity = identity
         self.session = self._make_session(self)
         self.session.tls = transport.get_extra_info("ssl_object") is not None
+        if isinstance(self.session, PublisherSession):
+            self.session.defer_filters = True
         self.owner._link_made(self)
         self.flush()
 
@@ -199,8 +210,24 @@ class _Link(asyncio.Protocol):
             return
         self.handle(self.session.receive_data(data, self.loop.time()))
 
+    async def _run_filter(self, event: FilterRequested) -> None:
+        try:
+            result: Any = await run_bounded(event.run)
+        except FilterExpressionError as exc:
+            result = MetadataError(str(exc))
+        except Exception as exc:  # noqa: BLE001 - a peer's query must end its session, not us
+            log.exception("filter evaluation failed")
+            if self.session is not None:
+                self.handle(self.session.close(f"cannot evaluate the query: {exc!r}"))
+            return
+        if self.session is not None and self.transport is not None:
+            self.handle(self.session.filter_done(result, self.loop.time()))
+
     def handle(self, events: Iterable[Event]) -> None:
         for event in events:
+            if isinstance(event, FilterRequested):
+                self._filter_task = self.loop.create_task(self._run_filter(event))
+                continue
             if isinstance(event, DataChannelSecured):
                 self.cipher = DatagramCipher(event.key, event.iv)
             try:
@@ -261,6 +288,8 @@ class _Link(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        if self._filter_task is not None:
+            self._filter_task.cancel()
         if self._check is not None:
             self._check.cancel()
         self._held = None
