@@ -78,7 +78,10 @@ class Budget:
 
     def charge_text(self, *texts: str) -> None:
         """Charge for walking strings (one step per 256 characters)."""
-        self.charge(1 + sum(len(text) for text in texts) // 256)
+        size = 0
+        for text in texts:
+            size += len(text)
+        self.charge(1 + (size >> 8))
 
     def check_string(self, text: str, what: str = "string") -> str:
         """``text`` if it is within the string cap."""

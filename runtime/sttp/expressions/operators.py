@@ -99,9 +99,11 @@ def compare(op: str, left: Eval, right: Eval) -> Eval:
         lhs, rhs = left(scope), right(scope)
         if lhs is None or rhs is None:
             return None
-        lhs, rhs = coerce_pair(lhs, rhs)
+        if type(lhs) is not type(rhs):
+            lhs, rhs = coerce_pair(lhs, rhs)
         if isinstance(lhs, str):
-            scope.budget.charge_text(lhs, rhs)
+            if len(lhs) + len(rhs) > 256:
+                scope.budget.charge_text(lhs, rhs)
             if not exact:
                 lhs, rhs = lhs.upper(), rhs.upper()
         if op in ("=", "==", "==="):

@@ -883,7 +883,6 @@ class PublisherSession:
         events.append(MetadataRequested(filters))
 
     def _subscribe(self, payload: bytes, events: list[Event]) -> None:
-        command = ServerCommand.SUBSCRIBE
         _flags, text = parse_subscribe(payload)
         settings = SubscriptionSettings.parse(text)
         expression = (
