@@ -174,6 +174,16 @@ def test_length_and_nesting_limits():
     assert evaluate(" OR ".join(["False"] * 200) + " OR True") is True
 
 
+@pytest.mark.parametrize("unit", ["a-", "1.", "a.b", "x!", "@1"])
+def test_tokenizing_is_linear_in_the_expression_length(unit):
+    # A measurement-key alternative of the token expression used to rescan the whole run of
+    # acronym characters at every token inside it: 64 KiB of "a-" took seconds.
+    text = unit * (60_000 // len(unit))
+    with pytest.raises(FilterExpressionError):
+        _ends_quickly(lambda: select_rows([_table(2)], text), 1.0)
+    assert [r["ID"] for r in select_rows([_table(4)], "PPA:2;PPA:3; x-1.y:4")] == ["PPA:2", "PPA:3"]
+
+
 # ----------------------------------------------------------------------------------- fuzzing
 
 _COLUMNS = ["SignalID", "ID", "PointTag", "SignalType", "Adder", "Multiplier", "Description"]

@@ -41,22 +41,32 @@ KEYWORDS = frozenset(
 
 _HEX = "[0-9a-fA-F]"
 _GUID_BODY = rf"{_HEX}{{8}}-?{_HEX}{{4}}-?{_HEX}{{4}}-?{_HEX}{{4}}-?{_HEX}{{12}}"
+# The remaining tokens, tried after _FIRST and the measurement key (see below).
 _TOKEN_RE = re.compile(
     r"""
-    (?P<ws>[ \t\r\n\v]+|--[^\r\n]*|/\*.*?(?:\*/|\Z))
-  | (?P<guid>'(?:GUIDB)'|\{(?:GUIDB)\}|(?:GUIDB)(?![0-9a-zA-Z_]))
-  | (?P<datetime>\#[^\#]+\#)
-  | (?P<mkey>[A-Za-z0-9\-!_.@\#$]+:[0-9]+(?![0-9A-Za-z_]))
-  | (?P<string>'(?:[^']|'')*')
+    (?P<string>'(?:[^']|'')*')
   | (?P<tag>"[A-Za-z0-9\-!_.@\#$:]+")
   | (?P<hex>0[xX][0-9a-fA-F]+)
   | (?P<number>(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)
   | (?P<ident>`[^`]+`|\[[^\]]+\]|[A-Za-z_][A-Za-z_0-9]*)
   | (?P<op>===|!==|==|!=|<>|<=|>=|<<|>>|&&|\|\||[;,()+\-*/%<>=!~&|^])
+    """,
+    re.VERBOSE,
+)
+_DIGITS = re.compile(r"[0-9]+")
+# Measurement keys (``SOURCE:123``) are found apart from the token expression: a regular
+# expression alternative would rescan the whole run of acronym characters at every token inside
+# it (``a-a-a-...`` made tokenizing quadratic); the run's end is found once and cached.
+_FIRST = re.compile(
+    r"""
+    (?P<ws>[ \t\r\n\v]+|--[^\r\n]*|/\*.*?(?:\*/|\Z))
+  | (?P<guid>'(?:GUIDB)'|\{(?:GUIDB)\}|(?:GUIDB)(?![0-9a-zA-Z_]))
+  | (?P<datetime>\#[^\#]+\#)
     """.replace("GUIDB", _GUID_BODY),
     re.VERBOSE | re.DOTALL,
 )
-_DIGITS = re.compile(r"[0-9]+")
+_ACRONYM_RUN = re.compile(r"[A-Za-z0-9\-!_.@#$]+")
+_MKEY_TAIL = re.compile(r":[0-9]+(?![0-9A-Za-z_])")
 
 
 @dataclass(frozen=True)
@@ -92,8 +102,22 @@ def tokenize(text: str, max_length: int) -> list[Token]:
         raise FilterExpressionError(f"filter expression longer than {max_length} chars")
     tokens: list[Token] = []
     pos = 0
+    run_end = 0  # end of the acronym-character run that contains pos (when pos < run_end)
+    key_end = -1  # end of the measurement key that the run ends with (-1: it does not)
     while pos < len(text):
-        match = _TOKEN_RE.match(text, pos)
+        match = _FIRST.match(text, pos)
+        if match is None:
+            if pos >= run_end:
+                run = _ACRONYM_RUN.match(text, pos)
+                run_end = run.end() if run else pos
+                tail = _MKEY_TAIL.match(text, run_end) if run else None
+                key_end = tail.end() if tail else -1
+            if pos < run_end and key_end >= 0:
+                raw = text[pos:key_end]
+                tokens.append(Token("mkey", raw, raw, pos))
+                pos = key_end
+                continue
+            match = _TOKEN_RE.match(text, pos)
         if match is None:
             raise FilterExpressionError(f"unexpected character {text[pos]!r} at position {pos}")
         kind = match.lastgroup or ""
@@ -102,8 +126,6 @@ def tokenize(text: str, max_length: int) -> list[Token]:
             pass
         elif kind == "guid":
             tokens.append(Token("guid", raw, uuid.UUID(raw.strip("'{}")), pos))
-        elif kind == "mkey":
-            tokens.append(Token("mkey", raw, raw, pos))
         elif kind == "string":
             tokens.append(Token("string", raw, raw[1:-1].replace("''", "'"), pos))
         elif kind == "tag":
