@@ -147,6 +147,13 @@ def coerce_pair(left: Any, right: Any) -> tuple[Any, Any]:
     if is_number(left) and is_number(right):
         return numeric_pair(left, right)
     if isinstance(left, bool) or isinstance(right, bool):
+        # A boolean meets a number as 0 / 1 (the deployed engines widen it), text as a boolean.
+        if is_number(left) or is_number(right):
+            return (
+                numeric_pair(int(left), right)
+                if isinstance(left, bool)
+                else (numeric_pair(left, int(right)))
+            )
         return to_bool(left), to_bool(right)
     if isinstance(left, uuid.UUID) or isinstance(right, uuid.UUID):
         lhs, rhs = as_uuid(left), as_uuid(right)
