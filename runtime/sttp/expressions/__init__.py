@@ -31,11 +31,20 @@ selects nothing; ``LIKE`` takes ``%`` or ``*`` wildcards at the start and/or end
 limits the scan (the first ``n`` matches in table order) and ``ORDER BY`` then sorts them, NULLs
 first; a negative ``TOP`` means no limit. Numbers: integer literals are 64-bit integers (wrapping
 on overflow, as C# does unchecked; a literal past 64 bits is a Decimal), literals with a fraction or
-exponent are Decimal; float beats Decimal beats integer when types mix; integer ``/`` truncates
-toward zero and ``%`` takes the dividend's sign (C#); Floor / Ceiling / Round keep the type
-(Round is banker's rounding, .NET's default); ``Power`` computes in floating point and must fit
-the result type; ``DateAdd`` of months or years to a missing day (Dec 31 minus one month) gives
-the month's last day, as .NET does.
+exponent are Decimal; float beats Decimal beats integer when types mix, a boolean meets a number as
+0 / 1; integer ``/`` truncates toward zero and ``%`` takes the dividend's sign (C#); ``%`` and the
+bitwise operators need integers (``& | ^`` also take two booleans); text that does not convert to
+the other operand's type compares unequal (neither less nor greater); Floor / Ceiling / Round keep
+the type (Round is banker's rounding, .NET's default, and takes an optional digit count, a
+gridbind extension); ``Power`` computes in floating point and must fit the result type;
+``DateAdd`` of months or years to a missing day (Dec 31 minus one month) gives the month's last
+day, as .NET does; ``DateDiff`` counts calendar boundaries (years and months by number, days by
+date, shorter units truncated) and ``DatePart(x, 'Weekday')`` counts Sunday as 1, as GSF's C++
+engine does; ``Split`` of text without the delimiter gives the whole text at index 0. A
+statement list selects the directly named signals (GUIDs, measurement keys, point tags) first, in
+statement order, then the rows of the ``FILTER`` / expression statements in statement order, as
+the deployed engines do (they resolve identifiers while parsing). A quoted point tag may contain
+``:`` (the deployed grammar's cannot).
 
 :attr:`Dialect.DEPLOYED` (the ieee2664 profile; the default) follows the grammar of GSF's
 ``FilterExpressionSyntax`` that the deployed C++, Go and Python engines generate their parsers

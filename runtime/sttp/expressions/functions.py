@@ -237,6 +237,17 @@ def _interval(name: Any) -> str:
     return key
 
 
+def _add_months(moment: datetime, count: int) -> datetime:
+    months = moment.month - 1 + count
+    year = moment.year + months // 12
+    month = months % 12 + 1
+    if not 1 <= year <= 9999:
+        raise FilterExpressionError(f"DateAdd: year {year} out of range")
+    # A missing day (Dec 31 minus one month) becomes the month's last day, as in .NET.
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
+
+
 def _date_add(budget: Budget, value: Any, amount: Any, interval: Any) -> Any:
     if value is None:
         return None
@@ -244,14 +255,7 @@ def _date_add(budget: Budget, value: Any, amount: Any, interval: Any) -> Any:
     count = to_int(amount)
     unit = _interval(interval)
     if unit in ("year", "month"):
-        months = moment.month - 1 + count * (12 if unit == "year" else 1)
-        year = moment.year + months // 12
-        month = months % 12 + 1
-        if not 1 <= year <= 9999:
-            raise FilterExpressionError(f"DateAdd: year {year} out of range")
-        # A missing day (Dec 31 minus one month) becomes the month's last day, as in .NET.
-        day = min(moment.day, calendar.monthrange(year, month)[1])
-        return moment.replace(year=year, month=month, day=day)
+        return _add_months(moment, count * (12 if unit == "year" else 1))
     return moment + timedelta(seconds=_SECONDS[unit] * count)
 
 
@@ -260,15 +264,15 @@ def _date_diff(budget: Budget, left: Any, right: Any, interval: Any) -> Any:
         return None
     start, end = to_datetime(left), to_datetime(right)
     unit = _interval(interval)
-    if unit in ("year", "month"):
-        # Complete months (and years) between the two, as the deployed engines count them.
-        months = (end.year - start.year) * 12 + end.month - start.month
-        rest = (end.day, end.time()) < (start.day, start.time())
-        if months > 0 and rest:
-            months -= 1
-        elif months < 0 and not rest and (end.day, end.time()) != (start.day, start.time()):
-            months += 1
-        return int(months / 12) if unit == "year" else months
+    # Calendar boundaries crossed, as GSF's C++ engine (and SQL Server's DATEDIFF) count them:
+    # years and months by their numbers, days by dates; shorter units truncate the duration.
+    if unit == "year":
+        return end.year - start.year
+    if unit == "month":
+        return (end.year - start.year) * 12 + end.month - start.month
+    if unit in ("day", "dayofyear", "weekday", "week"):
+        days = (end.date() - start.date()).days
+        return int(days / 7) if unit == "week" else days
     return int((end - start).total_seconds() / _SECONDS[unit])
 
 

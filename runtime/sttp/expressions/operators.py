@@ -100,7 +100,14 @@ def compare(op: str, left: Eval, right: Eval) -> Eval:
         if lhs is None or rhs is None:
             return None
         if type(lhs) is not type(rhs):
-            lhs, rhs = coerce_pair(lhs, rhs)
+            try:
+                lhs, rhs = coerce_pair(lhs, rhs)
+            except FilterExpressionError:
+                if isinstance(lhs, str) or isinstance(rhs, str):
+                    # Text that does not convert to the other side's type is unequal to it
+                    # (and neither less nor greater), as in the deployed engines.
+                    return op in ("!=", "!==", "<>")
+                raise
         if isinstance(lhs, str):
             if len(lhs) + len(rhs) > 256:
                 scope.budget.charge_text(lhs, rhs)
@@ -152,6 +159,8 @@ def arith(op: str, left: Eval, right: Eval) -> Eval:
             budget.charge_text(lhs, rhs)
             return lhs + rhs
         a, b = numeric_pair(lhs, rhs)
+        if op == "%" and not isinstance(a, int):
+            raise FilterExpressionError("% needs integer operands")
         if b == 0 and op in ("/", "%"):
             raise FilterExpressionError("division by zero")
         if isinstance(a, int):
@@ -186,7 +195,9 @@ def bitwise(op: str, left: Eval, right: Eval) -> Eval:
             return None
         if isinstance(lhs, bool) and isinstance(rhs, bool) and op in ("&", "|", "^"):
             return (lhs and rhs) if op == "&" else (lhs or rhs) if op == "|" else lhs != rhs
-        a, b = to_int(lhs), to_int(rhs)
+        if not (isinstance(lhs, int) and isinstance(rhs, int)):  # bool is an int here
+            raise FilterExpressionError(f"{op} needs integer operands")
+        a, b = int(lhs), int(rhs)
         if op == "&":
             return a & b
         if op == "|":
@@ -213,7 +224,15 @@ def in_list(left: Eval, items: list[Eval], exact: bool, negate: bool) -> Eval:
             candidate = item(scope)
             if candidate is None:
                 continue
-            lhs, rhs = coerce_pair(value, candidate)
+            if type(value) is type(candidate):
+                lhs, rhs = value, candidate
+            else:
+                try:
+                    lhs, rhs = coerce_pair(value, candidate)
+                except FilterExpressionError:
+                    if isinstance(value, str) or isinstance(candidate, str):
+                        continue  # unconvertible text is unequal (see compare)
+                    raise
             if isinstance(lhs, str):
                 scope.budget.charge_text(lhs, rhs)
                 if not exact:
