@@ -26,6 +26,7 @@ from gridbind.sttp.expressions.values import (
     to_float,
     to_int,
     to_number,
+    to_text,
     wrap64,
 )
 
@@ -188,7 +189,7 @@ def _convert(budget: Budget, value: Any, type_name: Any) -> Any:
     if target is None:
         raise FilterExpressionError(f"Convert: unknown type {str(type_name)[:40]!r}")
     if target is str:
-        return budget.check_string(value if isinstance(value, str) else str(value))
+        return budget.check_string(to_text(value))
     if target is bool:
         return to_bool(value)
     if target is int:

@@ -16,6 +16,7 @@ from gridbind.sttp.expressions.values import (
     to_bool,
     to_int,
     to_number,
+    to_text,
     wrap64,
 )
 
@@ -153,7 +154,7 @@ def arith(op: str, left: Eval, right: Eval) -> Eval:
         if lhs is None or rhs is None:
             return None
         if op == "+" and (isinstance(lhs, str) or isinstance(rhs, str)):
-            lhs, rhs = str(lhs), str(rhs)
+            lhs, rhs = to_text(lhs), to_text(rhs)
             if len(lhs) + len(rhs) > budget.limits.max_string:
                 budget.check_string(lhs + rhs[: budget.limits.max_string], "concatenation")
             budget.charge_text(lhs, rhs)

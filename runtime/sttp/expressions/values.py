@@ -27,6 +27,7 @@ __all__ = [
     "to_datetime",
     "to_int",
     "to_number",
+    "to_text",
     "wrap64",
 ]
 
@@ -107,6 +108,15 @@ def to_datetime(value: Any) -> datetime:
     if isinstance(value, str):
         return parse_datetime(value)
     raise FilterExpressionError(f"cannot convert {_show(value)} to a date/time")
+
+
+def to_text(value: Any) -> str:
+    """Text of a value; a Decimal in plain notation (``1E+2`` is ``100``, as .NET writes it)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    return str(value)
 
 
 def as_uuid(value: Any) -> uuid.UUID | None:
