@@ -267,7 +267,13 @@ class _Session:
         finish, self._parked = self._parked, None
         if finish is None or self.closed:
             return []
-        events: list[Event] = list(finish(result))
+        try:
+            events: list[Event] = list(finish(result))
+        except _Terminate as exc:
+            events = self._terminate(exc.command, exc.reason)
+        except Exception as exc:  # noqa: BLE001 - as for a frame: end the session, not us
+            log.exception("unexpected error finishing a deferred request")
+            events = self._terminate(0, f"cannot finish the request: {exc!r}")
         while self._backlog and self._parked is None and not self.closed:
             code, payload = self._backlog.popleft()
             events.extend(self._guarded_frame(code, payload, now))

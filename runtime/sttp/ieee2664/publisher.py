@@ -172,6 +172,10 @@ class Connection(asyncio.Protocol):
             self.flush()
             self.close()
             return
+        except Exception:  # noqa: BLE001 - a bug must close this connection only
+            log.exception("closing %s:%s after a failed filter evaluation", *self.peer)
+            self.close()
+            return
         for follow in events:
             self._handle(follow)
         self.flush()
