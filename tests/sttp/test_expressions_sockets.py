@@ -38,6 +38,19 @@ HOSTILE = [
 ]
 
 
+def _assert_kept_flowing(arrivals: list[float], windows: list[tuple[float, float]]) -> None:
+    """Data kept arriving during each window in which a budget-exhausting filter ran: no gap
+    anywhere near the window's length (evaluated on the event loop, the gap is all of it)."""
+    longest = max(end - start for start, end in windows)
+    assert longest > 0.25, windows  # the filters did real work, or the test proves nothing
+    for start, end in windows:
+        if end - start < 0.25:
+            continue
+        inside = [start] + [t for t in arrivals if start < t < end] + [end]
+        gap = max(b - a for a, b in zip(inside, inside[1:]))
+        assert gap < min(0.5, max(0.2, (end - start) * 0.6)), (gap, end - start)
+
+
 async def _hostile_request(port: int, payload: bytes, session: SubscriberSession) -> object:
     """Send ``payload`` after the modes; the first SUCCEEDED/FAILED answer to it."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -85,11 +98,13 @@ def test_hostile_filters_fail_alone_while_data_keeps_flowing_to_another_subscrib
 
                 pumping = asyncio.get_running_loop().create_task(pump())
                 await asyncio.sleep(0.3)
-                start = time.monotonic()
+                windows = []
                 for text, reason in HOSTILE:
                     session = SubscriberSession(SubscriberConfig())
                     payload = session.subscribe(SubscriptionSettings(filter_expression=text))
+                    start = time.monotonic()
                     answer = await _hostile_request(publisher.port, payload, session)
+                    windows.append((start, time.monotonic()))
                     if reason is None:
                         assert isinstance(answer, CommandSucceeded), (text[:60], answer)
                         assert "0 signals" in answer.message
@@ -99,23 +114,18 @@ def test_hostile_filters_fail_alone_while_data_keeps_flowing_to_another_subscrib
                             "Bad filter expression" in answer.message and reason in answer.message
                         )
                 metadata_session = SubscriberSession(SubscriberConfig())
+                start = time.monotonic()
                 answer = await _hostile_request(
                     publisher.port,
                     metadata_session.request_metadata(f"FILTER MeasurementDetail WHERE {_HEAVY}"),
                     metadata_session,
                 )
+                windows.append((start, time.monotonic()))
                 assert isinstance(answer, CommandFailed) and "budget" in answer.message
-                hostile_seconds = time.monotonic() - start
                 await asyncio.sleep(0.2)
                 stop.set()
                 await pumping
-                during = [t for t in arrivals if start <= t <= start + hostile_seconds]
-                gaps = [b - a for a, b in zip(during, during[1:])]
-                # The two budget-bound filters took seconds; the healthy subscriber still got
-                # a batch every frame or so (50 frames/s), never a stall.
-                assert hostile_seconds > 1.0
-                assert len(during) > hostile_seconds * 20
-                assert max(gaps) < 0.5, max(gaps)
+                _assert_kept_flowing(arrivals, windows)
                 assert healthy.subscribed
 
     asyncio.run(run())
@@ -186,22 +196,21 @@ def test_draft_hostile_query_fails_alone_while_data_keeps_flowing():
 
             pumping = asyncio.get_running_loop().create_task(pump())
             await asyncio.sleep(0.3)
+            windows = []
             start = time.monotonic()
             with pytest.raises(CommandError, match="bad metadata query"):
                 await hostile.get_metadata(f"FILTER DataPoint WHERE {_HEAVY}", timeout=20)
+            windows.append((start, time.monotonic()))
+            start = time.monotonic()
             with pytest.raises(CommandError, match="bad subscription query"):
                 await hostile.subscribe(
                     query=f"SELECT PointID FROM DataPoint WHERE {_HEAVY}", timeout=20
                 )
-            hostile_seconds = time.monotonic() - start
+            windows.append((start, time.monotonic()))
             await asyncio.sleep(0.2)
             stop.set()
             await pumping
-            during = [t for t in arrivals if start <= t <= start + hostile_seconds]
-            gaps = [b - a for a, b in zip(during, during[1:])]
-            assert hostile_seconds > 1.0
-            assert len(during) > hostile_seconds * 20
-            assert max(gaps) < 0.5, max(gaps)
+            _assert_kept_flowing(arrivals, windows)
             assert (await hostile.get_metadata("SELECT PointTag FROM DataPoint")).rows
         finally:
             await hostile.close()
