@@ -180,7 +180,7 @@ def test_tokenizing_is_linear_in_the_expression_length(unit):
     # acronym characters at every token inside it: 64 KiB of "a-" took seconds.
     text = unit * (60_000 // len(unit))
     with pytest.raises(FilterExpressionError):
-        _ends_quickly(lambda: select_rows([_table(2)], text), 1.0)
+        _ends_quickly(lambda: select_rows([_table(2)], text), 2.0)
     assert [r["ID"] for r in select_rows([_table(4)], "PPA:2;PPA:3; x-1.y:4")] == ["PPA:2", "PPA:3"]
 
 
@@ -300,7 +300,7 @@ def _select_bounded(text: str, dialect: Dialect) -> None:
         select_signal_ids([_FUZZ_TABLE], text, dialect=dialect, limits=_FUZZ_LIMITS)
     except FilterExpressionError as exc:
         _expected(exc)
-    assert time.monotonic() - start < 2.0, text
+    assert time.monotonic() - start < 3.0, text
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -312,7 +312,7 @@ def test_fuzzed_expression_trees_raise_only_filter_expression_error(tree, dialec
         evaluate(tree, _FUZZ_TABLE.rows[1], dialect=dialect, limits=_FUZZ_LIMITS)
     except FilterExpressionError as exc:
         _expected(exc)
-    assert time.monotonic() - start < 2.0, tree
+    assert time.monotonic() - start < 3.0, tree
 
 
 _TOKENS = [
