@@ -296,3 +296,41 @@ def test_draft_subscription_recipe_shares_one_budget():
     assert time.monotonic() - start < 5.0
     [refusal] = [e for e in sub.receive_data(pub.data_to_send(), 0.0) if type(e) is CommandFailed]
     assert "bad subscription query" in refusal.reason and "budget" in refusal.details
+
+
+def test_draft_heavy_subscription_is_rechecked_off_loop_after_a_metadata_change():
+    from gridbind.generated.sttp import draft_0_8 as wire
+    from gridbind.sttp.draft.events import FilterRequested
+
+    pub, sub, _pmu = _draft_pair()
+    pub.defer_filters = True
+    in_list = ", ".join(f"'x{i}'" for i in range(2000))  # over a million steps
+    heavy = wire.SubscribeItem(
+        sub_command=wire.SubscribeSubCommand.ByQuery,
+        mode=wire.SubscriptionMode.Replace,
+        body=f"SELECT PointID FROM DataPoint WHERE PointTag IN ({in_list})",
+    )
+    sub.subscribe([heavy], 0.0)
+    [request] = pub.receive_data(sub.data_to_send(), 0.0)
+    pub.filter_done(request.run(), 0.0)
+    start = time.monotonic()
+    events = pub.access_changed()  # e.g. the publisher's metadata changed
+    assert time.monotonic() - start < 0.3  # only the quick on-loop budget was spent
+    assert [type(e) for e in events] == [FilterRequested]
+    assert pub.access_changed() == []  # a second change waits for the first
+    events = pub.filter_done(events[0].run(), 0.0)
+    assert [type(e) for e in events] == [FilterRequested]  # ... then runs once more
+    pub.filter_done(events[0].run(), 0.0)
+    assert pub._parked is None
+
+    light, sub_light, _pmu = _draft_pair()
+    light.defer_filters = True
+    everything = wire.SubscribeItem(
+        sub_command=wire.SubscribeSubCommand.ByQuery,
+        mode=wire.SubscriptionMode.Replace,
+        body="SELECT PointID FROM DataPoint",
+    )
+    sub_light.subscribe([everything], 0.0)
+    [request] = light.receive_data(sub_light.data_to_send(), 0.0)
+    light.filter_done(request.run(), 0.0)
+    assert not any(isinstance(e, FilterRequested) for e in light.access_changed())  # at once

@@ -61,7 +61,7 @@ from gridbind.sttp.draft.metadata import (
 )
 from gridbind.sttp.draft.packets import MAX_RAW_PACKET, DataEncoder, FragmentError, WirePoint
 from gridbind.sttp.encoding import ValueType
-from gridbind.sttp.expressions import Budget, FilterExpressionError
+from gridbind.sttp.expressions import Budget, BudgetExceeded, FilterExpressionError, Limits
 from gridbind.sttp.measurement import Measurement
 
 __all__ = ["MAX_COMMAND_FRAGMENTED", "Catalog", "PublisherSession"]
@@ -79,6 +79,10 @@ class _Subscribed:
     options: Options
     verify: bool
     filter: PointFilter
+
+
+# On-loop budget of re-evaluating a subscription after a metadata change (more goes off-loop).
+_QUICK = Limits(max_steps=50_000, max_seconds=0.05)
 
 
 @dataclass
@@ -182,6 +186,7 @@ class PublisherSession(_Session):
         #: True: metadata queries and subscriptions are evaluated by the shell, off its event
         #: loop (FilterRequested); the asyncio transport sets it.
         self.defer_filters = False
+        self._recheck = False
         self._step = "versions"
         self._points: dict[uuid.UUID, _Subscribed] = {}
         self._by_runtime: dict[int, uuid.UUID] = {}
@@ -476,10 +481,12 @@ class PublisherSession(_Session):
         self._succeed(CC.Subscribe, f"{len(self._points)} data points subscribed")
         return events
 
-    def _evaluate(self, recipe: list[tuple[int, int, Any, Options]]) -> dict[uuid.UUID, Options]:
+    def _evaluate(
+        self, recipe: list[tuple[int, int, Any, Options]], limits: Limits | None = None
+    ) -> dict[uuid.UUID, Options]:
         catalog = self.catalog
         wanted: dict[uuid.UUID, Options] = {}
-        budget = Budget()  # one filter budget for every query of the recipe
+        budget = Budget(limits or Limits())  # one filter budget for every query of the recipe
         offered = catalog.points()
         offered_set = set(offered)
         for mode, kind, body, options in recipe:
@@ -583,12 +590,35 @@ class PublisherSession(_Session):
         return PointFilter(options)
 
     def access_changed(self) -> list[Event]:
-        """Re-evaluate the subscription after metadata or access rules changed."""
+        """Re-evaluate the subscription after metadata or access rules changed.
+
+        A cheap recipe is re-evaluated at once; one that needs more than a small budget goes
+        the deferred way (``defer_filters``), so a peer's heavy query cannot hold the event loop
+        on every metadata change.
+        """
         if self.negotiated is None or self.closed:
             return []
+        if self._parked is not None:
+            self._recheck = True  # once the evaluation under way is done
+            return []
+        recipe = self._recipe
         try:
-            wanted = self._evaluate(self._recipe)
-        except MetadataError:
+            wanted: Any = self._evaluate(recipe, _QUICK if self.defer_filters else None)
+        except MetadataError as exc:
+            if not (self.defer_filters and isinstance(exc.__cause__, BudgetExceeded)):
+                return self._rechecked(exc)
+            return self._deferred(lambda: self._evaluate(recipe), self._rechecked)
+        return self._rechecked(wanted)
+
+    def filter_done(self, result: Any, now: float) -> list[Event]:
+        events = super().filter_done(result, now)
+        if self._recheck and self._parked is None and not self.closed:
+            self._recheck = False
+            events += self.access_changed()
+        return events
+
+    def _rechecked(self, wanted: Any) -> list[Event]:
+        if isinstance(wanted, MetadataError):
             wanted = {}
         problem = self._problem(wanted)
         if problem:  # e.g. newly allowed points the policy cannot serve to this subscriber

@@ -71,10 +71,11 @@ query), and the size of every intermediate string, integer (64 bits) and Decimal
 Regular expressions run on RE2 (linear time); patterns it cannot run in linear time
 (backreferences, lookaround) are refused. :func:`select_signal_ids_async` /
 :func:`select_rows_async` / :func:`run_bounded` run the work in a small thread pool, off the event
-loop. Every failure, of parsing or of evaluation, is a :class:`FilterExpressionError`.
+loop. Every failure, of parsing or of evaluation, is a :class:`FilterExpressionError`
+(:class:`BudgetExceeded` when the steps or the time ran out).
 """
 
-from gridbind.sttp.expressions.budget import Budget, FilterExpressionError, Limits
+from gridbind.sttp.expressions.budget import Budget, BudgetExceeded, FilterExpressionError, Limits
 from gridbind.sttp.expressions.offloop import (
     run_bounded,
     select_rows_async,
@@ -105,6 +106,7 @@ MAX_EXPRESSION_LENGTH = Limits().max_length
 
 __all__ = [
     "Budget",
+    "BudgetExceeded",
     "CompiledExpression",
     "Dialect",
     "ExpressionStatement",

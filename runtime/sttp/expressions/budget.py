@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Budget", "FilterExpressionError", "Limits", "Scope"]
+__all__ = ["Budget", "BudgetExceeded", "FilterExpressionError", "Limits", "Scope"]
 
 
 class FilterExpressionError(ValueError):
@@ -24,6 +24,10 @@ class FilterExpressionError(ValueError):
     This is the only exception the expression engine raises; the publishers turn it into a FAILED
     answer to the one subscriber that sent the expression.
     """
+
+
+class BudgetExceeded(FilterExpressionError):
+    """The request used up its steps or its time (a FilterExpressionError like the others)."""
 
 
 @dataclass(frozen=True)
@@ -67,11 +71,11 @@ class Budget:
         self.steps -= cost
         if self.steps <= self._next_check:
             if self.steps <= 0:
-                raise FilterExpressionError(
+                raise BudgetExceeded(
                     f"filter expression exceeds its budget of {self.limits.max_steps} steps"
                 )
             if time.monotonic() > self.deadline:
-                raise FilterExpressionError(
+                raise BudgetExceeded(
                     f"filter expression exceeds its budget of {self.limits.max_seconds} s"
                 )
             self._next_check = max(self.steps - _CHECK_EVERY, 0)
