@@ -5,9 +5,10 @@ Usage: ``.venv/bin/python bench/iec_xmpp.py [--requests 1000] [--rounds 5] [--in
 Starts a private Prosody (loopback, own CA, as the tests do) and measures, through the same
 server in one run:
 
-1. raw slixmpp: an iq get carrying the same MMSpdu tree as gridbind's GetDataValues request,
-   in the same ``AssociationContext`` envelope (E2E security off), echoed untouched (in the
-   envelope too) by a second slixmpp client (the XMPP floor for that payload);
+1. raw slixmpp: an iq get carrying the same MMSpdu as gridbind's GetDataValues request, in the
+   same ``AssociationContext`` envelope (E2E security off), echoed back (decoded by the strict
+   gate and re-encoded, as every 8-2 endpoint does) by a second adapter (the floor for that
+   payload);
 2. gridbind GetDataValues of one attribute (``LD/GGIO1.AnIn1.mag.f``, MX);
 3. gridbind GetDataSetValues of a 50-attribute data set;
 
@@ -25,8 +26,9 @@ import asyncio
 import statistics
 import time
 
-from gridbind.iec61850 import pdu as _pdu
+from gridbind.iec61850 import mms
 from gridbind.iec61850.client import Client
+from gridbind.iec61850.envelope import ClearContext
 from gridbind.iec61850.prosody import Prosody, prosody_available
 from gridbind.iec61850.scl import load_scl
 from gridbind.iec61850.server import IedServer
@@ -99,10 +101,7 @@ async def run(args: argparse.Namespace, server: Prosody) -> None:
     # raw slixmpp iq echo: the payload travels both ways in the same AssociationContext envelope
     # as gridbind's (E2E security off), so both carry the same elements.
     echo_box: list[IecXmpp] = []
-    echoer = IecXmpp(
-        settings("echo"),
-        lambda item: echo_box[0].reply(item, item.payload, item.association),
-    )
+    echoer = IecXmpp(settings("echo"), lambda item: echo_box[0].reply(item, item.payload))
     echo_box.append(echoer)
     caller = IecXmpp(settings("caller"), lambda item: None)
     # gridbind IED and client
@@ -112,27 +111,20 @@ async def run(args: argparse.Namespace, server: Prosody) -> None:
     assoc = await client.associate(ied.jid)
     # The echoed payload is the very GetDataValues request gridbind sends (same elements, same
     # bytes): slixmpp's cost grows with the element count, so a flat blob would flatter XMPP.
-    blob = _pdu.encode(
-        (
-            "confirmed-RequestPDU",
-            1,
-            "read",
-            ("listOfVariable", [("domain-specific", "BENCHLD", "GGIO1$MX$AnIn1$mag$f")]),
-        )
+    blob = ClearContext(echoer.full_jid, assoc.id).seal(
+        mms.confirmed_request(1, mms.read(mms.dom("BENCHLD", "GGIO1$MX$AnIn1$mag$f"))), 0.0
     )
 
     async def raw_call():
-        await caller.request(echoer.full_jid, "get", blob, association=assoc.id)
+        await caller.request(echoer.full_jid, "get", blob)
 
     async def one_attr():
         value = await assoc.get_data_values("BENCHLD/GGIO1.AnIn1.mag.f", "MX")
         assert value == 0.0
 
     async def dataset():
-        values = await assoc.request(
-            "read", ("variableListName", ("domain-specific", "BENCHLD", "LLN0$All"))
-        )
-        assert len(values) == N_ATTR
+        response = await assoc.request(mms.read_list(mms.dom("BENCHLD", "LLN0$All")))
+        assert len(response.list_of_access_result.access_result) == N_ATTR
 
     calls = {"raw": raw_call, "one": one_attr, "ds": dataset}
     lat: dict[str, list[float]] = {k: [] for k in calls}

@@ -162,6 +162,8 @@ class Association:
     peer_services: frozenset[str]
     outstanding: set[int] = field(default_factory=set)
     open: bool = True
+    #: Why it ended (``concluded`` or the abort reason), once it has.
+    end_reason: str = ""
     #: Association-specific (aa-specific) data sets created by the peer: name -> data set.
     datasets: dict = field(default_factory=dict)
     #: Server side: open file handles (frsmID -> state).
@@ -242,6 +244,7 @@ class AssociationCore:
         if self.associations.pop(assoc.key, None) is None:
             return
         assoc.open = False
+        assoc.end_reason = reason or how
         self.events.append(AssociationEnded(assoc, how, reason))
 
     def peer_unavailable(self, peer: str) -> list[Association]:

@@ -8,15 +8,23 @@
         print(await ied.get_logical_device_directory("FDR1LD0"))
         print(await ied.get_data_values("FDR1MEAS/MMXU1.TotW.mag.f", "MX"))
         await ied.set_data_values("FDR1LD0/GGIO1.Ind1.d", "DC", "feeder 7 breaker")
+        async for report in ied.reports():   # informationReports the server sends
+            ...
         await ied.conclude()
 
 References are ACSI ObjectReferences (``LD/LN.DO.DA``) with a functional constraint. Values are
 Python values (see :mod:`gridbind.iec61850.model`); structures come back as dicts named after the
-server's type description (fetched once per reference and cached).
+server's type description (fetched once per reference and cached). :meth:`ClientAssociation.
+request` sends any typed ``ConfirmedServiceRequest`` (built with :mod:`gridbind.iec61850.mms`)
+and returns the typed response.
+
+This is the asyncio shell of the sans-IO :class:`~.client_protocol.ClientProtocol`, on the
+slixmpp adapter (from ``settings``) or any transport of that shape (``transport=``, e.g. an
+endpoint of :class:`~gridbind.iec61850.memory.MemoryNetwork`).
 
 Errors: :class:`ServiceFailed` (a confirmed-ErrorPDU), :class:`DataAccessFailed` (a per-item
 failure of a read or write), :class:`RequestRejected` (a rejectPDU), :class:`AssociationAborted`,
-and the transport's :class:`~.xmpp.StanzaError` / :class:`~.xmpp.RequestTimeout`.
+and the transport's :class:`~.stanza.StanzaError` / :class:`~.stanza.RequestTimeout`.
 """
 
 from __future__ import annotations
@@ -24,32 +32,39 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import xml.etree.ElementTree as ET
-from collections.abc import Iterable
-from dataclasses import dataclass
+import time
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
+from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
+
 from . import codec as _codec
-from . import pdu as _pdu
-from .association import (
-    CONFIRMED_SERVICES,
-    Association,
-    AssociationCore,
-    AssociationEnded,
-    AssociationError,
-    InitiateParams,
+from . import mms
+from .association import CONFIRMED_SERVICES, Association, AssociationCore, AssociationEnded
+from .association import InitiateParams
+from .client_protocol import (
+    AssociationAborted,
+    ClientError,
+    ClientProtocol,
+    DataAccessFailed,
+    ReportReceived,
+    RequestRejected,
+    ServiceFailed,
 )
+from .envelope import ClearContext, EnvelopeFactory
+from .mmsdata import floating_point_octets, floating_point_value
 from .model import Timestamp
+from .protocol import Call, ErrorReply, Reply, Send, Transport
 from .references import parse_reference
-from .xmpp import (
-    IecXmpp,
-    Inbound,
-    InvalidPayload,
-    StanzaError,
-    XmppError,
-    XmppSettings,
-    stanza_for_pdu,
+from .services.mmsview import (
+    binary_time_octets,
+    td_kind,
+    timestamp_octets,
+    timestamp_of_binary_time,
+    timestamp_of_octets,
 )
+from .stanza import StanzaError, XmppError
+from .xmpp import IecXmpp, XmppSettings
 
 __all__ = [
     "Client",
@@ -60,45 +75,17 @@ __all__ = [
     "RequestRejected",
     "AssociationAborted",
     "mms_name",
+    "dataset_name",
+    "reference_of",
     "to_python",
     "from_python",
+    "MAX_QUEUED_REPORTS",
 ]
 
 log = logging.getLogger(__name__)
 
-
-class ClientError(Exception):
-    """Base class of the client's service errors."""
-
-
-class ServiceFailed(ClientError):
-    """The server answered with a confirmed-ErrorPDU (``error_class``/``code`` as in the XSD)."""
-
-    def __init__(self, service: str, error: tuple[str, str, str]) -> None:
-        cls, code, text = error
-        super().__init__(f"{service}: {cls}/{code}" + (f" ({text})" if text else ""))
-        self.error_class, self.code, self.text = cls, code, text
-
-
-class DataAccessFailed(ClientError):
-    """One variable of a read or write failed; ``code`` is a DataAccessError name."""
-
-    def __init__(self, reference: str, code: str) -> None:
-        super().__init__(f"{reference}: {code}")
-        self.reference, self.code = reference, code
-
-
-class RequestRejected(ClientError):
-    """The server rejected the request (rejectPDU); ``reason`` is ``group:reason``."""
-
-    def __init__(self, reason: str, text: str = "") -> None:
-        super().__init__(f"rejected: {reason}" + (f" ({text})" if text else ""))
-        self.reason = reason
-
-
-class AssociationAborted(ClientError):
-    """The association ended (presence of the server lost, our link lost, concluded)."""
-
+#: informationReports kept per association until read (the oldest is dropped beyond).
+MAX_QUEUED_REPORTS = 1024
 
 _GATE: _codec.Codec | None = None
 
@@ -113,11 +100,12 @@ def _gate() -> _codec.Codec:
 
 @functools.lru_cache(maxsize=4096)  # pure and hot (every read/write): parse a reference once
 def mms_name(reference: str, fc: str | None = None) -> tuple:
-    """``LD/LN[.DO.DA]`` + FC -> domain-specific ObjectName ``(LD, LN$FC$DO$DA)``.
+    """``LD/LN[.DO.DA]`` + FC -> key ``("domain-specific", LD, "LN$FC$DO$DA")``.
 
-    ``LD/LN.DO.arr(3)`` names one element of an array attribute (alternateAccess index 3).
-    Syntax and length limits are checked by :func:`gridbind.iec61850.references.parse_reference`
-    (a ``ValueError``); the FC is left to the server to judge, so that FC ``XX`` gets its answer.
+    ``LD/LN.DO.arr(3)`` names one element of an array attribute (alternateAccess index 3, a
+    fourth item of the key). Syntax and length limits are checked by
+    :func:`gridbind.iec61850.references.parse_reference` (a ``ValueError``); the FC is left to
+    the server to judge, so that FC ``XX`` gets its answer.
     """
     ref = parse_reference(reference)
     indexes = [i for i, (_, index) in enumerate(ref.path) if index is not None]
@@ -134,20 +122,24 @@ def mms_name(reference: str, fc: str | None = None) -> tuple:
     return ("domain-specific", ref.ld, item)
 
 
-def dataset_name(reference: str) -> tuple:
+def _variable(key: tuple) -> m.VariableDefs.Sequence:
+    return mms.variable(mms.dom(key[1], key[2]), key[3] if len(key) == 4 else None)
+
+
+def dataset_name(reference: str) -> m.ObjectName:
     """``LD/LN.DS`` (persistent) or ``@DS`` (this association only) -> ObjectName."""
     if reference.startswith("@"):
-        return ("aa-specific", reference[1:])
+        return mms.aa(reference[1:])
     ld, sep, rest = reference.partition("/")
     ln, dot, ds = rest.partition(".")
     if not sep or not dot or not ld or not ln or not ds:
         raise ValueError(f"not a data set reference: {reference!r}")
-    return ("domain-specific", ld, f"{ln}${ds}")
+    return mms.dom(ld, f"{ln}${ds}")
 
 
-def reference_of(name: tuple) -> tuple[str, str]:
+def reference_of(name: m.ObjectName) -> tuple[str, str]:
     """Domain-specific ObjectName -> (``LD/LN.DO.DA``, FC)."""
-    _, ld, item = name
+    _, ld, item = mms.name_key(name)
     parts = item.split("$")
     ref = f"{ld}/{parts[0]}"
     if len(parts) > 2:
@@ -155,70 +147,99 @@ def reference_of(name: tuple) -> tuple[str, str]:
     return ref, parts[1] if len(parts) > 1 else ""
 
 
-def to_python(data: tuple, td: tuple | None = None) -> Any:
+def _components(td: m.TypeDescription) -> list[tuple[str, Any]]:
+    return [
+        (seq.component_name or "", seq.component_type.choice)
+        for seq in td.choice.components.sequence
+    ]
+
+
+def to_python(data: m.Data, td: m.TypeDescription | None = None) -> Any:
     """Data -> Python value; structures become dicts when a type description names them."""
-    kind = data[0]
-    if kind == "structure":
-        if td is not None and td[0] == "structure" and len(td[1]) == len(data[1]):
-            return {name: to_python(d, sub) for (name, sub), d in zip(td[1], data[1])}
-        return [to_python(d) for d in data[1]]
-    if kind == "array":
-        sub = td[2] if td is not None and td[0] == "array" else None
-        return [to_python(d, sub) for d in data[1]]
-    return data[1]
+    choice = data.choice
+    if isinstance(choice, m.Structure):
+        if td is not None and isinstance(td.choice, m.TypeDescription.Structure):
+            comps = _components(td)
+            if len(comps) == len(choice.data):
+                return {name: to_python(d, sub) for (name, sub), d in zip(comps, choice.data)}
+        return [to_python(d) for d in choice.data]
+    if isinstance(choice, m.Array):
+        sub = None
+        if td is not None and isinstance(td.choice, m.TypeDescription.Array):
+            sub = td.choice.element_type.choice
+        return [to_python(d, sub) for d in choice.data]
+    if isinstance(choice, bool):
+        return choice
+    if isinstance(choice, m.Data.FloatingPoint):
+        return floating_point_value(choice.value)
+    if isinstance(choice, m.Data.UtcTime):
+        return timestamp_of_octets(choice.value)
+    if isinstance(choice, m.Data.BinaryTime):
+        return timestamp_of_binary_time(choice.value)
+    if choice is None:
+        raise ClientError("Data without a value")
+    return choice.value
 
 
-def from_python(value: Any, td: tuple) -> tuple:
+def from_python(value: Any, td: m.TypeDescription) -> m.Data:
     """Python value -> Data of type ``td`` (raises ``TypeError``/``ValueError`` on mismatch)."""
-    kind = td[0]
+    kind = td_kind(td)
     if kind == "structure":
+        comps = _components(td)
         if isinstance(value, dict):
-            missing = [n for n, _ in td[1] if n not in value]
-            extra = set(value) - {n for n, _ in td[1]}
+            missing = [n for n, _ in comps if n not in value]
+            extra = set(value) - {n for n, _ in comps}
             if missing or extra:
-                raise ValueError(f"structure needs exactly {[n for n, _ in td[1]]}")
-            return (kind, [from_python(value[n], sub) for n, sub in td[1]])
-        items = list(value)
-        if len(items) != len(td[1]):
-            raise ValueError(f"structure of {len(td[1])} components")
-        return (kind, [from_python(v, sub) for v, (_, sub) in zip(items, td[1])])
+                raise ValueError(f"structure needs exactly {[n for n, _ in comps]}")
+            items = [from_python(value[n], sub) for n, sub in comps]
+        else:
+            values = list(value)
+            if len(values) != len(comps):
+                raise ValueError(f"structure of {len(comps)} components")
+            items = [from_python(v, sub) for v, (_, sub) in zip(values, comps)]
+        return m.Data(choice=m.Structure(data=items))
     if kind == "array":
-        return (kind, [from_python(v, td[2]) for v in value])
+        sub = td.choice.element_type.choice
+        return m.Data(choice=m.Array(data=[from_python(v, sub) for v in value]))
     if kind == "boolean":
         if not isinstance(value, bool):
             raise TypeError("expected a bool")
-        return (kind, value)
+        return m.Data(choice=value)
     if kind in ("integer", "unsigned"):
         if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError(f"expected an int for {kind}")
-        return (kind, value)
+        cls = m.Data.Integer if kind == "integer" else m.Data.Unsigned
+        return m.Data(choice=cls(value=value))
     if kind == "floating-point":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise TypeError("expected a number")
-        return (kind, float(value), td[1])
+        width = 32 if td.choice.format_width == 32 else 64
+        return m.Data(choice=m.Data.FloatingPoint(value=floating_point_octets(value, width)))
     if kind == "bit-string":
         if not isinstance(value, str) or value.strip("01"):
             raise TypeError("expected a bit string of 0/1 characters")
-        return (kind, value)
+        return m.Data(choice=m.Data.BitString(value=value))
     if kind == "octet-string":
-        return (kind, bytes(value))
+        return m.Data(choice=m.Data.OctetString(value=bytes(value)))
     if kind in ("visible-string", "mMSString"):
         if not isinstance(value, str):
             raise TypeError("expected a str")
-        return (kind, value)
+        cls = m.Data.VisibleString if kind == "visible-string" else m.Data.MmsString
+        return m.Data(choice=cls(value=value))
     if kind in ("utc-time", "binary-time"):
-        if isinstance(value, (int, float)):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
             value = Timestamp.from_float(float(value))
         if not isinstance(value, Timestamp):
             raise TypeError("expected a Timestamp or seconds")
-        return (kind, value)
+        if kind == "utc-time":
+            return m.Data(choice=m.Data.UtcTime(value=timestamp_octets(value)))
+        return m.Data(choice=m.Data.BinaryTime(value=binary_time_octets(value)))
     raise TypeError(f"unknown type {kind}")
 
 
-@dataclass
-class _Pending:
-    future: asyncio.Future
-    service: str
+def _failure_code(result: m.AccessResult) -> str | None:
+    choice = result.choice
+    return mms.name_of(choice) if isinstance(choice, m.DataAccessError) else None
 
 
 class ClientAssociation:
@@ -227,18 +248,12 @@ class ClientAssociation:
     def __init__(self, client: "Client", assoc: Association) -> None:
         self.client = client
         self.assoc = assoc
-        self._invoke = 0
         self._slots = asyncio.Semaphore(max(1, assoc.params.max_outstanding_calling))
-        self._types: dict[tuple[str, str], tuple] = {}
-        self._rejects: dict[int, str] = {}
+        self._types: dict[tuple[str, str], m.TypeDescription] = {}
         self._inflight: set[asyncio.Future] = set()
-        #: Why the association ended (an abort reason, or "concluded"), once it has.
-        self._ended = ""
-        # SetFile: files offered to this association's server only (source name -> data), and
-        # the ones it has open (frsmID -> [data, position]). Another association, with the same
-        # or another server, sees neither.
-        self._offered: dict[str, bytes] = {}
-        self._open: dict[int, list] = {}
+        self._reports: asyncio.Queue[m.InformationReport | None] = asyncio.Queue()
+        #: informationReports dropped because nobody read them (beyond MAX_QUEUED_REPORTS).
+        self.dropped_reports = 0
         #: getNameList, or extendedGetNameList (8-2) when the server offers it and it is chosen.
         self.name_service = "getNameList"
 
@@ -259,99 +274,80 @@ class ClientAssociation:
         return self.assoc.open
 
     # ---------------------------------------------------------------- plumbing
-    async def request(self, service: str, args: Any, *, timeout: float | None = None) -> Any:
-        """Send one confirmed request; returns the neutral result (see :mod:`.pdu`)."""
-        if not self.assoc.open:
-            raise AssociationAborted(
-                f"association {self.id} with {self.peer} is closed"
-                + (f": {self._ended}" if self._ended else "")
-            )
-        if service not in self.assoc.peer_services:
-            raise RequestRejected(
-                "confirmed-requestPDU:unrecognized-service", f"{service} not offered"
-            )
-        async with self._slots:
-            self._invoke = (self._invoke + 1) % (1 << 32)
-            invoke_id = self._invoke
-            payload = _pdu.encode(("confirmed-RequestPDU", invoke_id, service, args))
-            return await self._exchange(payload, service, invoke_id, timeout)
-
-    async def _exchange(
-        self, payload: ET.Element, service: str, invoke_id: int, timeout: float | None
+    async def request(
+        self, request: m.ConfirmedServiceRequest, *, timeout: float | None = None
     ) -> Any:
-        iq_type = stanza_for_pdu("confirmed-RequestPDU", service)[1]
-        self.assoc.outstanding.add(invoke_id)
-        sending = asyncio.ensure_future(self.client._send(self, iq_type, payload, timeout))
+        """Send one confirmed request (see :mod:`.mms`); returns the typed response
+        (``ReadResponse``, ``WriteResponse``, ...)."""
+        proto = self.client.protocol
+        proto.check_open(self.assoc)
+        async with self._slots:
+            call = proto.call(self.assoc, request, time.time())
+            answer = await self._send(call, timeout)
+            return proto.result(self.assoc, call, answer, time.time())
+
+    async def _send(self, call: Call, timeout: float | None) -> Any:
+        transport = self.client.transport
+        sending = asyncio.get_running_loop().create_task(
+            transport.request(call.to, call.iq_type, call.payload, timeout)
+        )
         self._inflight.add(sending)
         try:
-            answer = await sending
+            return await sending
         except asyncio.CancelledError:
+            self.client.protocol.abandon(self.assoc, call)
             if not self.assoc.open and sending.cancelled():
-                raise AssociationAborted(
-                    f"association {self.id} with {self.peer} ended during {service}"
-                    + (f": {self._ended}" if self._ended else "")
-                ) from None
-            raise
-        except StanzaError as exc:
-            reject = self._rejects.pop(invoke_id, None)
-            if reject is not None:
-                raise RequestRejected(reject, exc.text) from None
-            if not self.assoc.open:
-                raise AssociationAborted(str(exc)) from None
+                raise AssociationAborted(self._ended_text("ended during a request")) from None
             raise
         except XmppError as exc:
-            if not self.assoc.open:
-                raise AssociationAborted(
-                    f"association {self.id} with {self.peer} ended during {service}: {exc}"
-                ) from None
-            raise
+            if not self.assoc.open and not isinstance(exc, StanzaError):
+                self.client.protocol.abandon(self.assoc, call)
+                raise AssociationAborted(self._ended_text(f"ended: {exc}")) from None
+            return exc
         finally:
             self._inflight.discard(sending)
-            self.assoc.outstanding.discard(invoke_id)
-        message = self._decode(answer)
-        if message[0] == "confirmed-ResponsePDU" and message[1] == invoke_id:
-            if message[2] != service:
-                raise ClientError(f"answer to {service} carries {message[2]}")
-            return message[3]
-        if message[0] == "confirmed-ErrorPDU" and message[1] == invoke_id:
-            raise ServiceFailed(service, message[2])
-        raise ClientError(f"unexpected answer {message[0]} to invokeID {invoke_id}")
 
-    @staticmethod
-    def _decode(answer: ET.Element | None) -> tuple:
-        """Answers are untrusted too: the adapter's strict gate (:func:`_gate`) has validated
-        the envelope and its payload; this is the neutral decode."""
-        if answer is None:
-            raise ClientError("empty answer")
-        try:
-            return _pdu.decode(answer)
-        except (_codec.CodecError, _pdu.PduError) as exc:
-            raise ClientError(f"invalid answer: {exc}") from None
+    def _ended_text(self, what: str) -> str:
+        reason = self.client.protocol.ended_reason(self.assoc)
+        return f"association {self.id} with {self.peer} {what}" + (f": {reason}" if reason else "")
 
-    def _abort_pending(self, reason: str = "") -> None:
-        """The association ended: fail every request still waiting for its answer."""
-        self._ended = reason
+    def _ended(self) -> None:
+        """The association ended: fail every request still waiting, end the report stream."""
         for fut in list(self._inflight):
             fut.cancel()
+        self._reports.put_nowait(None)
+
+    def _report(self, report: m.InformationReport) -> None:
+        if self._reports.qsize() >= MAX_QUEUED_REPORTS:
+            self._reports.get_nowait()
+            self.dropped_reports += 1
+        self._reports.put_nowait(report)
+
+    async def reports(self) -> AsyncIterator[m.InformationReport]:
+        """The informationReports of this association as they arrive (reports,
+        CommandTermination), until the association ends."""
+        while True:
+            report = await self._reports.get()
+            if report is None:
+                self._reports.put_nowait(None)  # the end stays visible to other readers
+                return
+            yield report
 
     async def conclude(self) -> None:
         """Release the association (conclude)."""
         if not self.assoc.open:
             return
-        answer = await self.client._send(self, "set", _pdu.encode(("conclude-RequestPDU",)), None)
-        message = self._decode(answer)
-        if message[0] == "conclude-ErrorPDU":
-            raise ServiceFailed("conclude", message[1])
-        if message[0] != "conclude-ResponsePDU":
-            raise ClientError(f"unexpected answer {message[0]} to conclude")
-        self.client.core.concluded(self.assoc)
+        proto = self.client.protocol
+        call = proto.conclude(self.assoc, time.time())
+        answer = await self.client.transport.request(call.to, call.iq_type, call.payload)
+        proto.concluded(self.assoc, answer, time.time())
         self.client._flush()
 
     async def __aenter__(self) -> "ClientAssociation":
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self.assoc.open and self.client.xmpp.connected:
+        if self.assoc.open and self.client.transport.connected:
             await self.conclude()
 
     # ---------------------------------------------------------------- directories
@@ -360,7 +356,11 @@ class ClientAssociation:
         after = None
         service = self.name_service
         for _ in range(100000):
-            got, more = await self.request(service, (object_class, scope, domain, after))
+            response = await self.request(
+                mms.get_name_list(object_class, scope, domain, after, service=service)
+            )
+            got = response.list_of_identifier.identifier
+            more = True if response.more_follows is None else response.more_follows
             names += got
             if not more or not got:
                 return names
@@ -408,18 +408,21 @@ class ClientAssociation:
                 out.append(parts[2])
         return sorted(out)
 
-    async def get_data_definition(self, reference: str, fc: str) -> tuple:
+    async def get_data_definition(self, reference: str, fc: str) -> m.TypeDescription:
         """GetDataDefinition: the MMS type description of ``reference`` in ``fc`` (cached)."""
         key = (reference, fc)
         if key not in self._types:
             name = mms_name(reference, fc)
             if len(name) == 4:  # an array element: the element type of the array
                 td = await self.get_data_definition(reference[: reference.rindex("(")], fc)
-                if td[0] != "array":
+                if not isinstance(td.choice, m.TypeDescription.Array):
                     raise ValueError(f"{reference}: not an array")
-                td = td[2]
+                td = td.choice.element_type.choice
             else:
-                _, td = await self.request("getVariableAccessAttributes", name)
+                response = await self.request(
+                    mms.get_variable_access_attributes(mms.dom(name[1], name[2]))
+                )
+                td = response.type_description
             self._types[key] = td
         return self._types[key]
 
@@ -429,7 +432,7 @@ class ClientAssociation:
         ln, _, path = rest.partition(".")
         if fc is not None:
             td = await self.get_data_definition(reference, fc)
-            return [name for name, _ in td[1]] if td[0] == "structure" else []
+            return [n for n, _ in _components(td)] if td_kind(td) == "structure" else []
         seen: list[str] = []
         names = await self._names("namedVariable", "domainSpecific", ld)
         want = path.split(".")
@@ -462,17 +465,18 @@ class ClientAssociation:
     async def get_data_values(self, reference: str, fc: str) -> Any:
         """GetDataValues of one FCD/FCDA: a Python value (dict for a structure)."""
         td = await self.get_data_definition(reference, fc)
-        results = await self.request("read", ("listOfVariable", [mms_name(reference, fc)]))
-        return self._value(reference, results, td)
+        response = await self.request(mms.read(_variable(mms_name(reference, fc))))
+        return self._value(reference, response, td)
 
     @staticmethod
-    def _value(reference: str, results: list[tuple], td: tuple | None) -> Any:
+    def _value(reference: str, response: m.ReadResponse, td: m.TypeDescription | None) -> Any:
+        results = response.list_of_access_result.access_result
         if len(results) != 1:
             raise ClientError(f"{len(results)} results for one variable")
-        kind, value = results[0]
-        if kind == "failure":
-            raise DataAccessFailed(reference, value)
-        return to_python(value, td)
+        code = _failure_code(results[0])
+        if code is not None:
+            raise DataAccessFailed(reference, code)
+        return to_python(results[0].choice, td)
 
     async def get_all_data_values(self, ln_ref: str, fc: str | None = None) -> dict[str, Any]:
         """GetAllDataValues of an LN: ``{FC: {DO: ...}}`` (or ``{DO: ...}`` for one FC)."""
@@ -481,18 +485,17 @@ class ClientAssociation:
         ld, _, ln = ln_ref.partition("/")
         key = (ln_ref, "")
         if key not in self._types:
-            _, td = await self.request("getVariableAccessAttributes", ("domain-specific", ld, ln))
-            self._types[key] = td
-        results = await self.request("read", ("listOfVariable", [("domain-specific", ld, ln)]))
-        return self._value(ln_ref, results, self._types[key])
+            response = await self.request(mms.get_variable_access_attributes(mms.dom(ld, ln)))
+            self._types[key] = response.type_description
+        response = await self.request(mms.read(mms.dom(ld, ln)))
+        return self._value(ln_ref, response, self._types[key])
 
     async def set_data_values(self, reference: str, fc: str, value: Any) -> None:
         """SetDataValues of one FCD/FCDA (raises :class:`DataAccessFailed` when refused)."""
         td = await self.get_data_definition(reference, fc)
         data = from_python(value, td)
-        results = await self.request(
-            "write", (("listOfVariable", [mms_name(reference, fc)]), [data])
-        )
+        response = await self.request(mms.write([_variable(mms_name(reference, fc))], [data]))
+        results = mms.write_results(response)
         if len(results) != 1:
             raise ClientError(f"{len(results)} write results for one variable")
         if results[0] is not None:
@@ -501,17 +504,18 @@ class ClientAssociation:
     # ---------------------------------------------------------------- data sets
     async def get_data_set_directory(self, ds_ref: str) -> list[tuple[str, str]]:
         """GetDataSetDirectory: members as (reference, FC)."""
-        _, members = await self.request("getNamedVariableListAttributes", dataset_name(ds_ref))
-        return [reference_of(m) for m in members]
+        response = await self.request(mms.get_named_variable_list_attributes(dataset_name(ds_ref)))
+        return [reference_of(name) for name in mms.var_def_names(response.list_of_variable)]
 
     async def get_data_set_values(self, ds_ref: str) -> list[Any]:
         """GetDataSetValues: one value per member (a :class:`DataAccessFailed` for a failure)."""
         members = await self.get_data_set_directory(ds_ref)
         tds = [await self.get_data_definition(ref, fc) for ref, fc in members]
-        results = await self.request("read", ("variableListName", dataset_name(ds_ref)))
+        response = await self.request(mms.read_list(dataset_name(ds_ref)))
         out: list[Any] = []
-        for (ref, _), td, (kind, value) in zip(members, tds, results):
-            out.append(DataAccessFailed(ref, value) if kind == "failure" else to_python(value, td))
+        for (ref, _), td, result in zip(members, tds, response.list_of_access_result.access_result):
+            code = _failure_code(result)
+            out.append(DataAccessFailed(ref, code) if code else to_python(result.choice, td))
         return out
 
     async def set_data_set_values(self, ds_ref: str, values: list[Any]) -> list[str | None]:
@@ -523,20 +527,20 @@ class ClientAssociation:
             from_python(v, await self.get_data_definition(ref, fc))
             for v, (ref, fc) in zip(values, members)
         ]
-        return await self.request("write", (("variableListName", dataset_name(ds_ref)), datas))
+        return mms.write_results(await self.request(mms.write(dataset_name(ds_ref), datas)))
 
     async def create_data_set(self, ds_ref: str, members: Iterable[tuple[str, str]]) -> None:
         """CreateDataSet: ``LD/LN.DS`` is persistent, ``@DS`` lives as long as the association."""
         await self.request(
-            "defineNamedVariableList",
-            (dataset_name(ds_ref), [mms_name(ref, fc) for ref, fc in members]),
+            mms.define_named_variable_list(
+                dataset_name(ds_ref), [_variable(mms_name(ref, fc)) for ref, fc in members]
+            )
         )
 
     async def delete_data_set(self, ds_ref: str) -> None:
         """DeleteDataSet (raises :class:`ServiceFailed` when it was not deleted)."""
-        matched, deleted = await self.request(
-            "deleteNamedVariableList", ("specific", [dataset_name(ds_ref)], None)
-        )
+        response = await self.request(mms.delete_named_variable_list([dataset_name(ds_ref)]))
+        matched, deleted = response.number_matched, response.number_deleted
         if not matched:
             raise ServiceFailed(
                 "deleteNamedVariableList", ("access", "object-non-existent", ds_ref)
@@ -585,105 +589,120 @@ class ClientAssociation:
     async def list_files(self, spec: str | None = None) -> list[dict[str, Any]]:
         """GetServerDirectory(FILE): ``[{"name", "size", "modified"}]`` (all pages)."""
         out: list[dict[str, Any]] = []
-        after = None
-        seg = spec.split("/") if spec else None
+        after: list[str] | None = None
         while True:
-            entries, more = await self.request("fileDirectory", (seg, after))
-            for segments, size, mtime in entries:
-                out.append({"name": "/".join(segments), "size": size, "modified": mtime})
-            if not more or not entries:
+            response = await self.request(mms.file_directory(spec, after))
+            entries = response.list_of_directory_entry.directory_entry
+            out += [_entry(e) for e in entries]
+            if not response.more_follows or not entries:
                 return out
-            after = entries[-1][0]
+            after = mms.segments(entries[-1].file_name)
 
     async def get_file_attribute_values(self, name: str) -> dict[str, Any]:
-        entries, _ = await self.request("fileDirectory", (name.split("/"), None))
+        response = await self.request(mms.file_directory(name))
+        entries = response.list_of_directory_entry.directory_entry
         if len(entries) != 1:
             raise ServiceFailed("fileDirectory", ("file", "file-non-existent", name))
-        segments, size, mtime = entries[0]
-        return {"name": "/".join(segments), "size": size, "modified": mtime}
+        return _entry(entries[0])
 
     async def get_file(self, name: str) -> bytes:
         """GetFile: fileOpen, fileRead until no more follows, fileClose."""
-        frsm, size, _ = await self.request("fileOpen", (name.split("/"), 0))
+        frsm = (await self.request(mms.file_open(name))).frsm_id
         chunks: list[bytes] = []
         try:
             while True:
-                data, more = await self.request("fileRead", frsm)
-                chunks.append(data)
-                if not more:
+                response = await self.request(mms.file_read(frsm))
+                chunks.append(response.file_data)
+                if response.more_follows is False or not response.file_data:
                     break
         finally:
             if self.assoc.open:
-                await self.request("fileClose", frsm)
+                await self.request(mms.file_close(frsm))
         return b"".join(chunks)
 
     async def delete_file(self, name: str) -> None:
-        await self.request("fileDelete", name.split("/"))
+        await self.request(mms.file_delete(name))
 
     async def set_file(self, name: str, data: bytes, *, timeout: float = 60.0) -> None:
         """SetFile: offer ``data`` and ask the server to obtain it as ``name`` (obtainFile);
         the server reads it back with fileOpen/fileRead/fileClose in this association."""
-        source = self._offer(bytes(data))
+        proto = self.client.protocol
+        source = proto.offer(self.assoc, bytes(data))
         try:
-            await self.request("obtainFile", ([source], name.split("/")), timeout=timeout)
+            await self.request(mms.obtain_file([source], name), timeout=timeout)
         finally:
-            offered = self._offered.pop(source, None)
             # A server that opened the offer and never closed it must not keep the data alive.
-            for frsm in [k for k, state in self._open.items() if state[0] is offered]:
-                del self._open[frsm]
+            proto.withdraw(self.assoc, source)
 
-    def _offer(self, data: bytes) -> str:
-        self.client._offer_ids += 1
-        name = f"gridbind-setfile-{self.client._offer_ids}"
-        self._offered[name] = data
-        return name
+
+def _entry(entry: m.DirectoryEntry) -> dict[str, Any]:
+    return {
+        "name": "/".join(mms.segments(entry.file_name)),
+        "size": entry.file_attributes.size_of_file,
+        "modified": entry.file_attributes.last_modified,
+    }
 
 
 class Client:
-    """An 8-2 client application: one XMPP session, any number of associations."""
+    """An 8-2 client application: one XMPP session (or ``transport``), any number of
+    associations."""
 
     def __init__(
         self,
-        settings: XmppSettings,
+        settings: XmppSettings | None = None,
         *,
+        transport: Transport | None = None,
         max_pdu_size: int = 65000,
         max_outstanding: int = 16,
         nesting_level: int = 10,
         services: frozenset[str] = frozenset(CONFIRMED_SERVICES),
+        envelopes: EnvelopeFactory = ClearContext,
     ) -> None:
-        self.core = AssociationCore(
+        self.protocol = ClientProtocol(
             InitiateParams(
                 max_pdu_size=max_pdu_size,
                 max_outstanding_calling=max_outstanding,
                 max_outstanding_called=max_outstanding,
                 nesting_level=nesting_level,
                 services=services,
-            )
+            ),
+            envelopes=envelopes,
         )
-        self.xmpp = IecXmpp(
-            settings,
+        if transport is None:
+            if settings is None:
+                raise ValueError("Client needs XMPP settings or a transport")
+            transport = IecXmpp(settings)
+        self.transport: Any = transport
+        transport.set_handlers(
             self._on_inbound,
             on_peer_unavailable=self._peer_unavailable,
             on_link_lost=self._link_lost,
             gate=_gate(),
         )
         self._sessions: dict[tuple[str, str], ClientAssociation] = {}
-        # SetFile source names are unique per client; offers live in their ClientAssociation.
-        self._offer_ids = 0
+
+    @property
+    def xmpp(self) -> Any:
+        """The transport (named for the XMPP adapter it usually is)."""
+        return self.transport
+
+    @property
+    def core(self) -> AssociationCore:
+        return self.protocol.core
 
     async def connect(self) -> None:
-        await self.xmpp.start()
+        await self.transport.start()
 
     async def close(self, conclude_timeout: float = 3.0) -> None:
-        """Conclude open associations (bounded by ``conclude_timeout``) and leave XMPP."""
+        """Conclude open associations (bounded by ``conclude_timeout``) and leave."""
 
         async def conclude(session: ClientAssociation) -> None:
             try:
                 await session.conclude()
-            except (ClientError, StanzaError, XmppError) as exc:
+            except (ClientError, XmppError) as exc:
                 log.info("conclude of %s failed: %s", session.id, exc)
 
-        if self.xmpp.connected:
+        if self.transport.connected:
             open_sessions = [s for s in self._sessions.values() if s.assoc.open]
             try:
                 await asyncio.wait_for(
@@ -691,9 +710,9 @@ class Client:
                 )
             except asyncio.TimeoutError:
                 log.info("conclude did not finish within %s s", conclude_timeout)
-        self.core.link_lost()
+        self.protocol.link_lost("client closed")
         self._flush()
-        await self.xmpp.close()
+        await self.transport.close()
 
     async def __aenter__(self) -> "Client":
         await self.connect()
@@ -706,152 +725,51 @@ class Client:
         """Initiate an association with ``server_jid`` (a full JID, resource ``IEC``)."""
         if "/" not in server_jid:
             server_jid += "/IEC"
-        assoc_id = self.core.new_id()
-        self.xmpp.track_peer(server_jid)
-        payload = _pdu.encode(("initiate-RequestPDU", self.core.proposal()))
+        call = self.protocol.initiate(server_jid, time.time())
+        self.transport.track_peer(server_jid)
         try:
-            answer = await self.xmpp.request(
-                server_jid, "set", payload, timeout, association=assoc_id
-            )
-        except InvalidPayload as exc:
-            raise ClientError(f"invalid answer: {exc}") from None
-        message = ClientAssociation._decode(answer)
-        if message[0] == "initiate-ErrorPDU":
-            raise ServiceFailed("initiate", message[1])
-        if message[0] != "initiate-ResponsePDU":
-            raise ClientError(f"unexpected answer {message[0]} to initiate")
-        try:
-            assoc = self.core.established(server_jid, assoc_id, message[1])
-        except AssociationError as exc:
-            raise ClientError(str(exc)) from None
+            answer: Any = await self.transport.request(call.to, call.iq_type, call.payload, timeout)
+        except Exception as exc:  # noqa: BLE001 - handed to the protocol, which raises it
+            answer = exc
+        assoc = self.protocol.initiated(call, answer, time.time())
         session = ClientAssociation(self, assoc)
         self._sessions[assoc.key] = session
-        self.core.take_events()
+        self._flush()
         return session
 
     @property
     def associations(self) -> list[ClientAssociation]:
         return list(self._sessions.values())
 
-    async def _send(
-        self, session: ClientAssociation, iq_type: str, payload: ET.Element, timeout: float | None
-    ) -> ET.Element | None:
+    def _on_inbound(self, item: Any) -> None:
         try:
-            return await self.xmpp.request(
-                session.peer, iq_type, payload, timeout, association=session.id
-            )
-        except InvalidPayload as exc:
-            raise ClientError(f"invalid answer: {exc}") from None
-
-    def _on_inbound(self, item: Inbound) -> None:
-        if item.kind == "iq":
-            self._serve_file_request(item)
-            return
-        if item.error is not None:  # informationReport / rejectPDU refused by the strict gate
-            log.info("message from %s refused: %s", item.sender, item.error)
-            return
-        try:
-            message = _pdu.decode(item.payload)
-        except _pdu.PduError as exc:
-            log.info("undecodable message from %s: %s", item.sender, exc)
-            return
-        session = self._sessions.get((item.sender, item.association or ""))
-        if message[0] == "rejectPDU" and session is not None and message[1] is not None:
-            if message[1] in session.assoc.outstanding:  # only rejects of waiting requests
-                session._rejects[message[1]] = message[2]
-        elif message[0] == "informationReport":
-            log.debug(
-                "informationReport from %s ignored (reports are not in this client)", item.sender
-            )
-
-    def _serve_file_request(self, item: Inbound) -> None:
-        """A server reading a file we offered for SetFile (fileOpen/fileRead/fileClose).
-
-        Only the association the offer was made in (peer + association id) may open it; any
-        other gets ``file-non-existent``, as for a name never offered.
-        """
-        session = self._sessions.get((item.sender, item.association or ""))
-        if item.error is not None:  # malformed envelope or refused by the strict gate
-            if session is not None:
-                self.xmpp.send_message(
-                    item.sender,
-                    _pdu.encode(("rejectPDU", None, "pdu-error:invalid-pdu")),
-                    session.id,
-                )
-            self.xmpp.reply_error(item, "bad-request", f"pdu-error:invalid-pdu: {item.error}")
-            return
-        if not item.association:
-            self.xmpp.reply_error(
-                item, "not-authorized", "request outside an association", "cancel"
-            )
-            return
-        if session is None:
-            self.xmpp.reply_error(item, "item-not-found", "no such association", "cancel")
-            return
-        try:
-            message = _pdu.decode(item.payload)
-        except _pdu.PduError as exc:
-            self.xmpp.reply_error(item, "bad-request", exc.reason)
-            return
-        if message[0] != "confirmed-RequestPDU":
-            self.xmpp.reply_error(item, "bad-request", f"{message[0]} is not a request")
-            return
-        _, invoke_id, service, args = message
-        try:
-            if service == "fileOpen":
-                segments, position = args
-                data = session._offered.get("/".join(segments))
-                if data is None:
-                    raise LookupError("file-non-existent")
-                if not 0 <= position <= len(data):
-                    raise LookupError("position-invalid")
-                if len(session._open) >= 16:
-                    raise LookupError("file-busy")
-                frsm = max(session._open, default=0) + 1
-                session._open[frsm] = [data, position]
-                result: Any = (frsm, len(data), None)
-            elif service == "fileRead":
-                state = session._open.get(args)
-                if state is None:
-                    raise LookupError("other")
-                data, pos = state
-                chunk = max(64, (session.params.max_pdu_size - 400) // 2)
-                result = (data[pos : pos + chunk], pos + chunk < len(data))
-                state[1] = min(len(data), pos + chunk)
-            elif service == "fileClose":
-                if session._open.pop(args, None) is None:
-                    raise LookupError("other")
-                result = None
-            else:
-                self.xmpp.send_message(
-                    item.sender,
-                    _pdu.encode(
-                        ("rejectPDU", invoke_id, "confirmed-requestPDU:unrecognized-service")
-                    ),
-                    session.id,
-                )
-                self.xmpp.reply_error(item, "bad-request", f"{service} is not served by a client")
-                return
-            answer: tuple = ("confirmed-ResponsePDU", invoke_id, service, result)
-        except LookupError as exc:
-            answer = ("confirmed-ErrorPDU", invoke_id, ("file", str(exc.args[0]), ""))
-        self.xmpp.reply(item, _pdu.encode(answer), session.id)
+            for o in self.protocol.receive(item, time.time()):
+                if isinstance(o, Reply):
+                    self.transport.reply(o.request, o.payload)
+                elif isinstance(o, ErrorReply):
+                    self.transport.reply_error(o.request, o.condition, o.text, o.etype)
+                elif isinstance(o, Send):
+                    self.transport.send_message(o.to, o.payload)
+        finally:
+            self._flush()
 
     def _flush(self) -> None:
-        for event in self.core.take_events():
-            if isinstance(event, AssociationEnded):
+        for event in self.protocol.take_events():
+            if isinstance(event, ReportReceived):
+                session = self._sessions.get(event.association.key)
+                if session is not None:
+                    session._report(event.report)
+            elif isinstance(event, AssociationEnded):
                 session = self._sessions.pop(event.association.key, None)
                 if session is not None:
-                    session._abort_pending(event.reason or event.how)
+                    session._ended()
                 if not self.core.of_peer(event.association.peer):
-                    self.xmpp.untrack_peer(event.association.peer)
+                    self.transport.untrack_peer(event.association.peer)
 
     def _peer_unavailable(self, jid: str) -> None:
-        self.core.peer_unavailable(jid)
+        self.protocol.peer_unavailable(jid)
         self._flush()
 
     def _link_lost(self) -> None:
-        reason = self.xmpp.lost_reason or "XMPP link lost"
-        for assoc in list(self.core.associations.values()):
-            self.core.abort(assoc, reason)
+        self.protocol.link_lost(self.transport.lost_reason or "XMPP link lost")
         self._flush()

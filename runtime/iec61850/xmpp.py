@@ -1,11 +1,14 @@
 """The slixmpp adapter of IEC 61850-8-2: one XMPP client per IED or client application.
 
 This module knows XMPP (connection, TLS, SASL, roster, presence, XEP-0199, XEP-0198, Annex D stanza
-types and Table D.2 stanza errors) and nothing of MMS beyond the payload namespace: payloads come
-in and go out as ``xml.etree`` elements of :data:`PAYLOAD_NS`; the sans-IO association core
-(:mod:`gridbind.iec61850.association`) decides what they mean.
+types and Table D.2 stanza errors) and moves stanzas, nothing more: what an 8-2 payload looks like
+inside a stanza is :mod:`gridbind.iec61850.stanza` (shared with the in-memory transport), and the
+strict codec gate that decodes every received payload to the generated typed classes (and encodes
+the typed payloads sent) is injected (``gate``, a :class:`~gridbind.iec61850.codec.Codec`). The
+protocol cores (:mod:`~gridbind.iec61850.server_protocol`,
+:mod:`~gridbind.iec61850.client_protocol`) decide what the payloads mean.
 
-Link semantics surfaced to the core (mapping notes section 2):
+Link semantics surfaced to the cores (mapping notes section 2):
 
 - ``on_link_lost()``: the XMPP session is gone for good (no XEP-0198 resumption, resumption refused,
   or the resumption window elapsed): every association of this JID is aborted.
@@ -19,24 +22,36 @@ which Prosody follows with ``unavailable`` when the sender's session ends.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import ssl
-import xml.etree.ElementTree as ET
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import slixmpp
 from slixmpp import JID
 from slixmpp.exceptions import IqError, IqTimeout
-from slixmpp.stanza import Iq, Message
-from slixmpp.xmlstream import ElementBase, register_stanza_plugin
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher.base import MatcherBase
 
-from .association import valid_asso_id
+from . import codec as _codec
+from .stanza import (
+    ASSOC_NS,
+    PAYLOAD_NS,
+    RESOURCE,
+    InvalidPayload,
+    LinkLost,
+    Received,
+    RequestTimeout,
+    StanzaError,
+    XmppError,
+    decode_payload,
+    is_8_2,
+    payload_element,
+    stanza_for_pdu,
+    unwrap,
+)
 
 __all__ = [
     "PAYLOAD_NS",
@@ -48,101 +63,18 @@ __all__ = [
     "LinkLost",
     "StanzaError",
     "RequestTimeout",
-    "Inbound",
+    "Received",
     "IecXmpp",
     "stanza_for_pdu",
     "parse_address",
-    "MmsPayload",
-    "AssociationWrapper",
     "InvalidPayload",
 ]
 
 log = logging.getLogger(__name__)
 
-#: Namespace of the 8-2 payload (version 2018, revision A, release 1).
-PAYLOAD_NS = "http://www.iec.ch/61850/2018/SCSM_8_2"
-#: The resource every 8-2 entity binds (Annex D).
-RESOURCE = "IEC"
-#: With E2E security off by configuration, association-scoped PDUs travel in the bare association
-#: context of IEC 62351-4, element ``AssociationContext`` of the project's E2E_4.xsd (namespace
-#: of the E2E envelope): ``<AssociationContext><pp><iec61850-8-2/></pp><assoID>7</assoID>
-#: <applData><MMSpdu xmlns=PAYLOAD_NS>...</MMSpdu></applData></AssociationContext>``.
-ASSOC_NS = "http://www.iec.ch/62351/2018/E2E_4"
-_ASSOC_TAG = "{" + ASSOC_NS + "}AssociationContext"
-_MMSPDU_TAG = "{" + PAYLOAD_NS + "}MMSpdu"
-#: The ProtectedProtocol alternative this adapter sends in ``pp`` and accepts (``pp`` is optional).
-_PP_TAG = "{" + ASSOC_NS + "}iec61850-8-2"
-_STANZAS_NS = "urn:ietf:params:xml:ns:xmpp-stanzas"
-
-# Annex D, Table D.1: confirmed request services carried in iq get; all others in iq set.
-_IQ_GET_SERVICES = frozenset(
-    {
-        "getNameList",
-        "read",
-        "getVariableAccessAttributes",
-        "getNamedVariableListAttributes",
-        "readJournal",
-        "fileRead",
-        "fileDirectory",
-        "obtainFile",
-        "extendedGetNameList",
-    }
-)
-_IQ_SET_SERVICES = frozenset(
-    {
-        "write",
-        "defineNamedVariableList",
-        "deleteNamedVariableList",
-        "fileOpen",
-        "fileClose",
-        "fileDelete",
-    }
-)
-
-
-def stanza_for_pdu(pdu: str, service: str | None = None) -> tuple[str, str]:
-    """Annex D Table D.1: ``(stanza, type)`` carrying a PDU (and, for requests, its service).
-
-    ``pdu`` is the MMSpdu alternative (``confirmed-RequestPDU``, ``rejectPDU``, ...). Raises
-    ``ValueError`` for a PDU or service that has no mapping (the caller rejects it).
-    """
-    if pdu == "confirmed-RequestPDU":
-        if service in _IQ_GET_SERVICES:
-            return ("iq", "get")
-        if service in _IQ_SET_SERVICES:
-            return ("iq", "set")
-        raise ValueError(f"service {service!r} is not mapped to XMPP (Annex D)")
-    if pdu in {
-        "confirmed-ResponsePDU",
-        "confirmed-ErrorPDU",
-        "cancel-ResponsePDU",
-        "cancel-ErrorPDU",
-        "conclude-ResponsePDU",
-        "conclude-ErrorPDU",
-        "initiate-ResponsePDU",
-        "initiate-ErrorPDU",
-    }:
-        return ("iq", "result")
-    if pdu in {"unconfirmed-PDU", "rejectPDU"}:
-        return ("message", "normal")
-    if pdu == "cancel-RequestPDU":
-        return ("iq", "get")
-    if pdu in {"conclude-RequestPDU", "initiate-RequestPDU"}:
-        return ("iq", "set")
-    raise ValueError(f"PDU {pdu!r} is not mapped to XMPP (Annex D)")
-
-
-class XmppError(Exception):
-    """Base class of transport errors."""
-
 
 class XmppConnectError(XmppError):
     """Connecting, TLS validation or authentication failed."""
-
-
-class LinkLost(XmppError):
-    """The XMPP session ended for good (e.g. an RFC 6120 stream error such as ``conflict``)
-    while a request waited for its answer, or before it was sent."""
 
 
 #: RFC 6120 stream error conditions after which logging in again may work (the server going
@@ -160,24 +92,6 @@ _RECOVERABLE_STREAM_ERRORS = frozenset(
         "resource-constraint",
     }
 )
-
-
-class RequestTimeout(XmppError):
-    """No answer to an iq within the time limit."""
-
-
-class InvalidPayload(XmppError):
-    """An answer failed the strict gate (envelope or payload) or came in another association."""
-
-
-class StanzaError(XmppError):
-    """A peer (or the XMPP server) answered with an RFC 6120 stanza error (Table D.2)."""
-
-    def __init__(self, condition: str, text: str = "", etype: str = "cancel") -> None:
-        super().__init__(f"{condition}: {text}" if text else condition)
-        self.condition = condition
-        self.text = text
-        self.etype = etype
 
 
 @dataclass
@@ -219,182 +133,6 @@ def parse_address(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-@dataclass
-class Inbound:
-    """An 8-2 stanza received: its kind, type, sender, id and payload element."""
-
-    kind: str  # "iq" | "message"
-    type: str
-    sender: str  # full JID
-    id: str
-    payload: ET.Element
-    association: str | None = None
-    _stanza: Any = field(default=None, repr=False)
-    #: The ``AssociationContext`` the payload came in (None: a bare payload).
-    envelope: ET.Element | None = None
-    #: Why the stanza is refused (a ``codec.CodecError``): a malformed envelope, or, with a gate,
-    #: a schema-invalid envelope or payload. ``payload`` is then the best guess (maybe the
-    #: envelope itself) and must not be used.
-    error: Exception | None = None
-    #: Octets of the serialised MMSpdu (set by the gate; 0 without one).
-    size: int = 0
-
-
-@dataclass
-class _Unwrapped:
-    payload: ET.Element
-    association: str | None
-    envelope: ET.Element | None
-    problem: str | None
-
-
-def _local_of(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
-
-
-def _is_8_2(tag: Any) -> bool:
-    # A PAYLOAD_NS or E2E element is 8-2 traffic; so is an MMSpdu or AssociationContext in another
-    # namespace (refused as malformed rather than left to the default "feature-not-implemented").
-    if not isinstance(tag, str):
-        return False
-    if tag.startswith(("{" + PAYLOAD_NS + "}", "{" + ASSOC_NS + "}")):
-        return True
-    return _local_of(tag) in ("MMSpdu", "AssociationContext")
-
-
-def _unwrap(xml: ET.Element) -> _Unwrapped | None:
-    """The 8-2 content of a stanza (structure only; the schema check is the gate's), or None."""
-    children = [c for c in xml if isinstance(c.tag, str)]
-    ours = [c for c in children if _is_8_2(c.tag)]
-    if not ours:
-        return None
-    first = ours[0]
-    problem = None
-    if len(ours) > 1:
-        problem = f"{len(ours)} payloads in one stanza"
-    elif _local_of(xml.tag) == "iq" and len(children) > 1:
-        problem = "an iq request carries exactly one payload (RFC 6120)"
-    if first.tag != _ASSOC_TAG:
-        if not first.tag.startswith("{" + PAYLOAD_NS + "}"):
-            problem = problem or (
-                f"{_local_of(first.tag)} in namespace {first.tag[1:].split('}')[0]!r} "
-                "is not accepted (E2E security is off: bare association context only)"
-                if first.tag.startswith("{")
-                else f"{first.tag} without namespace"
-            )
-        return _Unwrapped(first, None, None, problem)
-    # AssociationContext: pp? assoID applData(MMSpdu), validated in full by the gate.
-    asso = first.find("{" + ASSOC_NS + "}assoID")
-    text = asso.text if asso is not None else None
-    association = text if valid_asso_id(text) else None
-    if association is None:
-        problem = problem or f"assoID {text!r} is not an AssoID (n or n:n)"
-    pp = first.find("{" + ASSOC_NS + "}pp")
-    if pp is not None and [c.tag for c in pp if isinstance(c.tag, str)] != [_PP_TAG]:
-        problem = problem or "pp names another protocol than iec61850-8-2"
-    appl = first.find("{" + ASSOC_NS + "}applData")
-    inner = [c for c in appl if isinstance(c.tag, str)] if appl is not None else []
-    if appl is None:
-        problem = problem or "AssociationContext without applData"
-    elif len(inner) != 1:
-        problem = problem or f"applData carries {len(inner)} elements, not one MMSpdu"
-    elif inner[0].tag != _MMSPDU_TAG:
-        problem = problem or f"applData carries {inner[0].tag}, not MMSpdu of {PAYLOAD_NS}"
-    payload = inner[0] if len(inner) == 1 else first
-    return _Unwrapped(payload, association, first, problem)
-
-
-_HELPERS: tuple | None = None
-
-
-def _gate_helpers() -> tuple:
-    global _HELPERS
-    if _HELPERS is None:
-        from . import codec as _codec
-        from .pdu import to_bytes, to_bytes_with_inner  # pdu imports this module: late import
-
-        _HELPERS = (_codec, to_bytes, to_bytes_with_inner)
-    return _HELPERS
-
-
-def _gate_check(gate: Any, found: _Unwrapped) -> tuple[Exception | None, int]:
-    """Strict codec gate of what travelled: ``(error or None, MMSpdu octets)``.
-
-    The whole envelope is validated against the schema set (E2E_4 imports SCSM_8_2, so the
-    payload inside is validated in the same pass); its root must be the element it claims to be.
-    """
-    _codec, to_bytes, to_bytes_with_inner = _gate_helpers()
-    if found.problem is not None:
-        return _codec.SchemaViolation(found.problem), 0
-    try:
-        if found.envelope is not None:
-            # One serialisation: the envelope's octets, and the MMSpdu's own size within them.
-            data, size = to_bytes_with_inner(found.envelope, found.payload)
-        else:
-            data = to_bytes(found.payload)
-            size = len(data)
-    except RecursionError:
-        return _codec.LimitExceeded("elements nested too deep to serialise"), 0
-    if gate is None:  # structure checked, no schema gate configured
-        return None, size
-    try:
-        root = gate.parse_tree(data)
-        expected = _ASSOC_TAG if found.envelope is not None else _MMSPDU_TAG
-        if root.tag != expected:
-            raise _codec.UnknownRoot(f"expected {_local_of(expected)}, got {root.tag}", "/")
-    except _codec.CodecError as exc:
-        return exc, size
-    return None, size
-
-
-class MmsPayload(ElementBase):
-    """Stanza plugin ``stanza['mmspdu']``: the 8-2 payload root (``MMSpdu`` in PAYLOAD_NS)."""
-
-    namespace = PAYLOAD_NS
-    name = "MMSpdu"
-    plugin_attrib = "mmspdu"
-    interfaces: set[str] = set()
-
-
-class AssociationWrapper(ElementBase):
-    """Stanza plugin ``stanza['iec_association']``: ``AssociationContext`` of E2E_4 (E2E off)."""
-
-    namespace = ASSOC_NS
-    name = "AssociationContext"
-    plugin_attrib = "iec_association"
-    interfaces = {"assoID"}
-    sub_interfaces = {"assoID"}
-
-
-for _stanza_class in (Iq, Message):
-    register_stanza_plugin(_stanza_class, MmsPayload)
-    register_stanza_plugin(_stanza_class, AssociationWrapper)
-
-
-def _attach(stanza: Any, payload: ET.Element, association: str | None) -> None:
-    # RFC 6120 allows one child in an iq: the AssociationContext wraps the payload, the way the
-    # E2E envelope (ClearTransfer) wraps it once IEC 62351-4 security is on.
-    if association is None:
-        stanza.xml.append(payload)
-        return
-    if not valid_asso_id(association):
-        raise ValueError(f"association id {association!r} is not an AssoID (n or n:n)")
-    wrapper = stanza["iec_association"]
-    ET.SubElement(ET.SubElement(wrapper.xml, "{" + ASSOC_NS + "}pp"), _PP_TAG)
-    wrapper["assoID"] = association
-    ET.SubElement(wrapper.xml, "{" + ASSOC_NS + "}applData").append(payload)
-
-
-def _association_of(xml: ET.Element) -> str | None:
-    found = _unwrap(xml)
-    return found.association if found is not None else None
-
-
-def _first_payload(xml: ET.Element) -> ET.Element | None:
-    found = _unwrap(xml)
-    return found.payload if found is not None and found.problem is None else None
-
-
 class _PayloadMatcher(MatcherBase):
     """Matches iq get/set and message stanzas that carry a payload in PAYLOAD_NS."""
 
@@ -408,37 +146,37 @@ class _PayloadMatcher(MatcherBase):
                 return False
         elif name != "message":
             return False
-        return any(_is_8_2(child.tag) for child in stanza.xml)
+        return is_8_2(stanza.xml)
 
 
-InboundHandler = Callable[[Inbound], "Awaitable[None] | None"]
+InboundHandler = Callable[[Received], None]
 
 
 class IecXmpp:
     """A connected 8-2 XMPP endpoint (resource ``IEC``).
 
-    ``on_inbound`` receives every iq get/set and message with a payload; iq requests must be
-    answered with :meth:`reply` or :meth:`reply_error` (the adapter answers ``internal-server-
-    error`` itself when the handler raises, so a bad stanza never goes unanswered or crashes).
+    ``on_inbound`` receives every iq get/set and message with an 8-2 payload as a
+    :class:`~gridbind.iec61850.stanza.Received`; iq requests must be answered with :meth:`reply`
+    or :meth:`reply_error` (the adapter answers ``internal-server-error`` itself when the handler
+    raises, so a bad stanza never goes unanswered or crashes).
 
-    ``gate`` (a :class:`~gridbind.iec61850.codec.Codec`): every inbound envelope or bare payload,
-    requests, messages and answers alike, is validated strictly before use. A refused inbound
-    stanza still reaches ``on_inbound`` with :attr:`Inbound.error` set (the handler owns the
-    mapped answer); a refused answer raises :class:`InvalidPayload` from :meth:`request`. A
-    malformed AssociationContext is refused even without a gate.
+    ``gate`` (a :class:`~gridbind.iec61850.codec.Codec`, default: the process-wide one): every
+    received payload, requests, messages and answers alike, is decoded by it strictly (schema
+    validation in the same pass) to the typed object; a refused one arrives with
+    :attr:`Received.error` set and no payload. Typed payloads sent are encoded by it.
     """
 
     def __init__(
         self,
         settings: XmppSettings,
-        on_inbound: InboundHandler,
+        on_inbound: InboundHandler | None = None,
         *,
         on_peer_unavailable: Callable[[str], None] | None = None,
         on_link_lost: Callable[[], None] | None = None,
         on_resumed: Callable[[], None] | None = None,
-        gate: Any = None,
+        gate: _codec.Codec | None = None,
     ) -> None:
-        self._gate = gate
+        self._gate = gate or _codec.default_codec()
         if not settings.ca_file:
             raise XmppConnectError("a CA file is required: TLS is always validated")
         if not Path(settings.ca_file).is_file():
@@ -459,13 +197,27 @@ class IecXmpp:
         self._state = "idle"
         self._resume_timer: asyncio.TimerHandle | None = None
         self._tracked: set[str] = set()
-        self._tasks: set[asyncio.Task] = set()
         #: iq futures waiting for their answer: failed at once when the session is lost.
         self._pending: set[asyncio.Future] = set()
         #: Why the session ended for good (an unrecoverable stream error), else None.
         self._fatal: str | None = None
         #: Why the last session was lost (read by on_link_lost handlers), else None.
         self.lost_reason: str | None = None
+
+    def set_handlers(
+        self,
+        on_inbound: InboundHandler,
+        *,
+        on_peer_unavailable: Callable[[str], None] | None = None,
+        on_link_lost: Callable[[], None] | None = None,
+        gate: _codec.Codec | None = None,
+    ) -> None:
+        """Wire the adapter to a shell (the server or client) before :meth:`start`."""
+        self._on_inbound = on_inbound
+        self._on_peer_unavailable = on_peer_unavailable
+        self._on_link_lost = on_link_lost
+        if gate is not None:
+            self._gate = gate
 
     # ------------------------------------------------------------------ lifecycle
     def _build(self) -> slixmpp.ClientXMPP:
@@ -581,8 +333,6 @@ class IecXmpp:
                 await asyncio.wait_for(client.disconnect(wait=1.0), 3.0)
             except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - leaving anyway
                 client.abort()
-        for task in list(self._tasks):
-            task.cancel()
         for fut in list(self._pending):
             if not fut.done():
                 fut.set_exception(LinkLost(f"{self.jid} closed"))
@@ -741,62 +491,43 @@ class IecXmpp:
         self._tracked.discard(jid)
 
     def _inbound(self, stanza: Any) -> None:
-        found = _unwrap(stanza.xml)
+        found = unwrap(stanza.xml)
         if found is None:  # matcher guarantees it; defensive against plugin reordering
             return
         kind = stanza.name
-        item = Inbound(
+        item = Received(
             kind=kind,
             type=stanza["type"] or ("normal" if kind == "message" else ""),
             sender=str(stanza["from"]),
             id=stanza["id"],
-            payload=found.payload,
-            association=found.association,
-            _stanza=stanza,
-            envelope=found.envelope,
+            handle=stanza,
         )
-        if self._gate is not None or found.problem is not None:
-            item.error, item.size = _gate_check(self._gate, found)
+        decode_payload(found, self._gate, item)
         try:
-            result = self._on_inbound(item)
+            if self._on_inbound is None:
+                raise XmppError("no handler")
+            self._on_inbound(item)
         except Exception as exc:  # noqa: BLE001 - a bad stanza must never take the endpoint down
             log.exception("%s: handler failed on a stanza from %s", self.jid, item.sender)
             if kind == "iq":
                 self.reply_error(item, "internal-server-error", f"{type(exc).__name__}")
-            return
-        if inspect.isawaitable(result):
-            task = asyncio.ensure_future(result)
-            self._tasks.add(task)
-            task.add_done_callback(lambda t, item=item: self._task_done(t, item))
 
-    def _task_done(self, task: asyncio.Task, item: Inbound) -> None:
-        self._tasks.discard(task)
-        if task.cancelled():
-            return
-        exc = task.exception()
-        if exc is not None:
-            log.error("%s: async handler failed: %r", self.jid, exc)
-            if item.kind == "iq":
-                self.reply_error(item, "internal-server-error", type(exc).__name__)
-
-    def reply(
-        self, item: Inbound, payload: ET.Element | None, association: str | None = None
-    ) -> None:
-        """Answer an iq request with ``iq type=result`` carrying ``payload``."""
+    def reply(self, item: Received, payload: Any) -> None:
+        """Answer an iq request with ``iq type=result`` carrying ``payload`` (typed, or None)."""
         if self._client is None or item.kind != "iq":
             return
-        reply = item._stanza.reply(clear=True)
+        reply = item.handle.reply(clear=True)
         if payload is not None:
-            _attach(reply, payload, association)
+            reply.xml.append(payload_element(payload, self._gate))
         reply.send()
 
     def reply_error(
-        self, item: Inbound, condition: str, text: str = "", etype: str = "modify"
+        self, item: Received, condition: str, text: str = "", etype: str = "modify"
     ) -> None:
         """Answer an iq request with an RFC 6120 stanza error (Table D.2, recoverable faults)."""
         if self._client is None or item.kind != "iq":
             return
-        reply = item._stanza.reply(clear=True)
+        reply = item.handle.reply(clear=True)
         reply["type"] = "error"
         reply["error"]["type"] = etype
         reply["error"]["condition"] = condition
@@ -808,17 +539,12 @@ class IecXmpp:
         reply.send()
 
     async def request(
-        self,
-        to: str,
-        iq_type: str,
-        payload: ET.Element,
-        timeout: float | None = None,
-        association: str | None = None,
-    ) -> ET.Element | None:
-        """Send ``payload`` in an iq get/set to a full JID; return the result's payload.
+        self, to: str, iq_type: str, payload: Any, timeout: float | None = None
+    ) -> Received:
+        """Send the typed ``payload`` in an iq get/set to a full JID; return the answer.
 
-        Raises :class:`StanzaError` for an error answer, :class:`RequestTimeout`, and
-        :class:`InvalidPayload` for an answer refused by the gate or from another association.
+        The answer comes decoded by the gate (or with :attr:`Received.error` set). Raises
+        :class:`StanzaError` for an error answer, :class:`RequestTimeout`, :class:`LinkLost`.
         """
         if iq_type not in ("get", "set"):
             raise ValueError("an 8-2 request travels in iq get or set")
@@ -826,7 +552,7 @@ class IecXmpp:
         if self._fatal is not None:
             raise LinkLost(self._fatal)
         iq = client.make_iq(ito=to, itype=iq_type)
-        _attach(iq, payload, association)
+        iq.xml.append(payload_element(payload, self._gate))
         sent = iq.send(timeout=timeout or self.settings.request_timeout)
         self._pending.add(sent)
         try:
@@ -838,24 +564,17 @@ class IecXmpp:
             raise RequestTimeout(f"no answer from {to} within the time limit") from None
         finally:
             self._pending.discard(sent)
-        found = _unwrap(answer.xml)
+        item = Received("iq", "result", str(answer["from"]), answer["id"], handle=answer)
+        found = unwrap(answer.xml)
         if found is None:
-            return None
-        if found.association != association and found.problem is None:
-            raise InvalidPayload(
-                f"answer from {to} in association {found.association!r}, not {association!r}"
-            )
-        if self._gate is not None or found.problem is not None:
-            error, _ = _gate_check(self._gate, found)
-            if error is not None:
-                raise InvalidPayload(f"answer from {to}: {error}")
-        return found.payload
+            return item
+        return decode_payload(found, self._gate, item)
 
-    def send_message(self, to: str, payload: ET.Element, association: str | None = None) -> None:
-        """Send ``payload`` in a ``message type='normal'`` (informationReport, rejectPDU)."""
+    def send_message(self, to: str, payload: Any) -> None:
+        """Send the typed ``payload`` in a ``message type='normal'`` (informationReport...)."""
         client = self._require_client()
         msg = client.make_message(mto=to, mtype="normal")
-        _attach(msg, payload, association)
+        msg.xml.append(payload_element(payload, self._gate))
         msg.send()
 
     def send_raw(self, data: str) -> None:

@@ -1,11 +1,10 @@
 """The server side of the ACSI services, as MMS services over the model (8-1/8-2 mapping).
 
-Requests and responses are in the neutral forms of :mod:`.mmsview` plus these:
-
-- ObjectName: ``("domain-specific", domain, item)``, ``("vmd-specific", item)`` or
-  ``("aa-specific", item)``;
-- AccessResult: ``("success", Data)`` or ``("failure", DataAccessError code)``;
-- write result: ``None`` (success) or a DataAccessError code.
+:meth:`ServerServices.serve` takes the typed ``ConfirmedServiceRequest`` of the generated 8-2
+classes and returns the typed ``ConfirmedServiceResponse`` (a handler table keyed by the request
+class). Inside, a variable is addressed by its key ``("domain-specific", domain, item)`` (plus an
+array index for an alternate access of one element) or ``("aa-specific", item)``; values are
+the generated ``Data`` of :mod:`.mmsview`.
 
 Service errors (a confirmed-ErrorPDU) are raised as :class:`ServiceError` with the XSD names of
 the error class and code. Which ACSI service is which MMS service is in the mapping notes,
@@ -21,7 +20,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..association import Association
+from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
+
+from .. import mms
+from ..association import Association, RejectReason
 from ..files import FileStore, FileStoreError
 from ..model import (
     FCDA,
@@ -48,10 +50,12 @@ from .mmsview import (
 
 __all__ = [
     "ServiceError",
+    "RequestRefused",
     "ServerServices",
     "object_name_of_fcda",
     "fcda_of_object_name",
     "access_steps",
+    "variable_key",
 ]
 
 #: Octets of a response that are not names/entries (PDU envelope, stanza): kept out of paging.
@@ -72,6 +76,29 @@ class ServiceError(Exception):
         self.error_class = error_class
         self.code = code
         self.text = text
+
+
+class RequestRefused(Exception):
+    """A request this server cannot even interpret (answered with a rejectPDU, not an error)."""
+
+    def __init__(self, reason: RejectReason, text: str) -> None:
+        super().__init__(text)
+        self.reason = reason
+        self.text = text
+
+
+def variable_key(seq: m.VariableDefs.Sequence) -> tuple:
+    """Key of one listOfVariable entry: the ObjectName key, plus its typed ``AlternateAccess``
+    when it has one (resolved per variable, so that an unsupported one fails that variable)."""
+    name = seq.variable_specification.name
+    if name is None:
+        raise RequestRefused(RejectReason.INVALID_ARGUMENT, "variable without a name")
+    key = mms.name_key(name)
+    return key if seq.alternate_access is None else key + (seq.alternate_access,)
+
+
+def _member(key: tuple) -> m.VariableDefs.Sequence:
+    return mms.variable(mms.dom(key[1], key[2]))
 
 
 # DataAccessError -> ServiceError (for services that answer with a ServiceError, not per item).
@@ -150,6 +177,159 @@ class ServerServices:
     def __init__(self, model: ServerModel, files: FileStore | None = None) -> None:
         self.model = model
         self.files = files
+        # One entry per service: the handler of the generated request class.
+        self._handlers: dict[type, Callable[[Association, Any, float], Any]] = {
+            m.ConfirmedServiceRequest.GetNameList: self._get_name_list,
+            m.ConfirmedServiceRequest.ExtendedGetNameList: self._get_name_list,
+            m.ReadRequest: self._read,
+            m.WriteRequest: self._write,
+            m.GetVariableAccessAttributesRequest: self._get_variable_access_attributes,
+            m.DefineNamedVariableListRequest: self._define_named_variable_list,
+            m.ObjectName: self._get_named_variable_list_attributes,
+            m.DeleteNamedVariableListRequest: self._delete_named_variable_list,
+            m.FileDirectoryRequest: self._file_directory,
+            m.FileOpenRequest: self._file_open,
+            m.ConfirmedServiceRequest.FileRead: self._file_read,
+            m.ConfirmedServiceRequest.FileClose: self._file_close,
+            m.FileName: self._file_delete,
+        }
+
+    def serves(self, request: m.ConfirmedServiceRequest) -> bool:
+        """True when :meth:`serve` has a handler for this request's service."""
+        return type(request.choice) in self._handlers
+
+    def serve(
+        self, assoc: Association, request: m.ConfirmedServiceRequest, now: float | None = None
+    ) -> m.ConfirmedServiceResponse:
+        """Answer one confirmed request (raises :class:`ServiceError`, :class:`RequestRefused`).
+
+        ``now`` (monotonic seconds; the clock when None) expires setting group reservations
+        first and starts new ones."""
+        handler = self._handlers.get(type(request.choice))
+        if handler is None:
+            raise ServiceError("service", "other", f"{mms.service_of(request)} is not served")
+        return m.ConfirmedServiceResponse(choice=handler(assoc, request.choice, self.expire(now)))
+
+    # ---------------------------------------------------------------- typed requests
+    def _get_name_list(self, assoc: Association, req: m.GetNameListRequest, now: float) -> Any:
+        oc = req.object_class.basic_object_class
+        if oc is None:
+            raise ServiceError("access", "object-access-unsupported", "extended object class")
+        scope = req.object_scope
+        scope_name = mms.name_of(scope)
+        domain = scope.choice if scope_name == "domainSpecific" else None
+        names, more = self.get_name_list(
+            assoc, mms.name_of(oc), scope_name, domain, req.continue_after
+        )
+        cls = (
+            m.ConfirmedServiceResponse.ExtendedGetNameList
+            if isinstance(req, m.ConfirmedServiceRequest.ExtendedGetNameList)
+            else m.ConfirmedServiceResponse.GetNameList
+        )
+        return cls(
+            list_of_identifier=m.GetNameListResponse.ListOfIdentifier(identifier=names),
+            more_follows=more,
+        )
+
+    def _spec_keys(self, assoc: Association, spec: m.VariableAccessSpecification) -> list:
+        if isinstance(spec.choice, m.VariableDefs):
+            return [variable_key(seq) for seq in spec.choice.sequence]
+        if isinstance(spec.choice, m.ObjectName):
+            ds = self._dataset(assoc, mms.name_key(spec.choice))
+            return [object_name_of_fcda(member) for member in ds.members]
+        raise RequestRefused(RejectReason.INVALID_ARGUMENT, "empty variableAccessSpecification")
+
+    def _read(self, assoc: Association, req: m.ReadRequest, now: float) -> m.ReadResponse:
+        keys = self._spec_keys(assoc, req.variable_access_specification)
+        results = [self.read_variable(assoc, key) for key in keys]
+        return m.ReadResponse(list_of_access_result=m.ListOfAccessResult(access_result=results))
+
+    def _write(self, assoc: Association, req: m.WriteRequest, now: float) -> m.WriteResponse:
+        keys = self._spec_keys(assoc, req.variable_access_specification)
+        datas = req.list_of_data.data
+        if len(keys) != len(datas):
+            raise ServiceError(
+                "definition", "type-inconsistent", f"{len(keys)} variables, {len(datas)} values"
+            )
+        out = []
+        for key, data in zip(keys, datas):
+            code = self.write_variable(assoc, key, data, now)
+            choice = mms.choice_of(m.DataAccessError, code) if code else m.Null()
+            out.append(m.WriteResponse.Choice(choice=choice))
+        return m.WriteResponse(choice=out)
+
+    def _get_variable_access_attributes(
+        self, assoc: Association, req: m.GetVariableAccessAttributesRequest, now: float
+    ) -> m.GetVariableAccessAttributesResponse:
+        if req.name is None:
+            raise ServiceError("access", "object-access-unsupported", "by address")
+        deletable, td = self.get_variable_access_attributes(assoc, mms.name_key(req.name))
+        return m.GetVariableAccessAttributesResponse(mms_deletable=deletable, type_description=td)
+
+    def _define_named_variable_list(
+        self, assoc: Association, req: m.DefineNamedVariableListRequest, now: float
+    ) -> Any:
+        members = [variable_key(seq) for seq in req.list_of_variable.sequence]
+        self.define_named_variable_list(assoc, mms.name_key(req.variable_list_name), members)
+        return m.ConfirmedServiceResponse.DefineNamedVariableList()
+
+    def _get_named_variable_list_attributes(
+        self, assoc: Association, name: m.ObjectName, now: float
+    ) -> m.GetNamedVariableListAttributesResponse:
+        deletable, members = self.get_named_variable_list_attributes(assoc, mms.name_key(name))
+        return m.GetNamedVariableListAttributesResponse(
+            mms_deletable=deletable, list_of_variable=mms.var_defs(map(_member, members))
+        )
+
+    def _delete_named_variable_list(
+        self, assoc: Association, req: m.DeleteNamedVariableListRequest, now: float
+    ) -> m.DeleteNamedVariableListResponse:
+        scope = mms.name_of(req.scope_of_delete) if req.scope_of_delete else "specific"
+        names = req.list_of_variable_list_name.object_name if req.list_of_variable_list_name else []
+        matched, deleted = self.delete_named_variable_list(
+            assoc, scope, [mms.name_key(n) for n in names]
+        )
+        return m.DeleteNamedVariableListResponse(number_matched=matched, number_deleted=deleted)
+
+    def _file_directory(
+        self, assoc: Association, req: m.FileDirectoryRequest, now: float
+    ) -> m.FileDirectoryResponse:
+        spec = mms.segments(req.file_specification) if req.file_specification else None
+        after = mms.segments(req.continue_after) if req.continue_after else None
+        entries, more = self.file_directory(assoc, spec, after)
+        return m.FileDirectoryResponse(
+            list_of_directory_entry=m.FileDirectoryResponse.ListOfDirectoryEntry(
+                directory_entry=[
+                    m.DirectoryEntry(
+                        file_name=mms.file_name(segs),
+                        file_attributes=m.FileAttributes(size_of_file=size, last_modified=mtime),
+                    )
+                    for segs, size, mtime in entries
+                ]
+            ),
+            more_follows=more,
+        )
+
+    def _file_open(
+        self, assoc: Association, req: m.FileOpenRequest, now: float
+    ) -> m.FileOpenResponse:
+        frsm, size, mtime = self.file_open(assoc, mms.segments(req.file_name), req.initial_position)
+        return m.FileOpenResponse(
+            frsm_id=frsm,
+            file_attributes=m.FileAttributes(size_of_file=size, last_modified=mtime),
+        )
+
+    def _file_read(self, assoc: Association, req: Any, now: float) -> m.FileReadResponse:
+        data, more = self.file_read(assoc, req.value)
+        return m.FileReadResponse(file_data=data, more_follows=more)
+
+    def _file_close(self, assoc: Association, req: Any, now: float) -> Any:
+        self.file_close(assoc, req.value)
+        return m.ConfirmedServiceResponse.FileClose()
+
+    def _file_delete(self, assoc: Association, name: m.FileName, now: float) -> Any:
+        self.file_delete(assoc, mms.segments(name))
+        return m.ConfirmedServiceResponse.FileDelete()
 
     # ---------------------------------------------------------------- names
     def get_name_list(
@@ -197,47 +377,27 @@ class ServerServices:
         if name[0] == "domain-specific":
             node, fc = self.model.find_mms(name[1], name[2])
             if len(name) == 4:
-                steps = [("index", name[3])] if isinstance(name[3], int) else list(name[3])
+                access = name[3]
+                if isinstance(access, m.AlternateAccess):
+                    steps = access_steps(access)
+                elif isinstance(access, int):
+                    steps = [("index", access)]
+                else:
+                    steps = list(access)
                 node, fc = self.model.select_access(node, fc, steps)
             return node, fc
         raise ModelError(DataAccessError.OBJECT_NON_EXISTENT, f"no {name[0]} variable {name[-1]!r}")
 
-    def read_variable(self, assoc: Association, name: tuple) -> tuple:
+    def read_variable(self, assoc: Association, name: tuple) -> m.AccessResult:
         try:
             node, fc = self._resolve(assoc, name)
             self.model.check_read(node, fc, assoc.peer)  # the application's read hooks
-            return ("success", data_value(self.model, node, fc, assoc.key))
+            return m.AccessResult(choice=data_value(self.model, node, fc, assoc.key))
         except ModelError as exc:
-            return ("failure", exc.code)
-
-    def read(self, assoc: Association, spec: tuple, now: float | None = None) -> list[tuple]:
-        """read: ``spec`` is ``("listOfVariable", [ObjectName])`` or
-        ``("variableListName", ObjectName)`` (GetDataSetValues). ``now`` (monotonic seconds)
-        expires setting group reservations first."""
-        self.expire(now)
-        if spec[0] == "listOfVariable":
-            return [self.read_variable(assoc, name) for name in spec[1]]
-        ds = self._dataset(assoc, spec[1])
-        return [self.read_variable(assoc, object_name_of_fcda(m)) for m in ds.members]
-
-    def write(
-        self, assoc: Association, spec: tuple, datas: list[tuple], now: float | None = None
-    ) -> list[str | None]:
-        """write (SetDataValues, SetDataSetValues, SG and control block services); ``now``
-        (monotonic seconds) expires and starts setting group reservations."""
-        now = self.expire(now)
-        if spec[0] == "listOfVariable":
-            names = list(spec[1])
-        else:
-            names = [object_name_of_fcda(m) for m in self._dataset(assoc, spec[1]).members]
-        if len(names) != len(datas):
-            raise ServiceError(
-                "definition", "type-inconsistent", f"{len(names)} variables, {len(datas)} values"
-            )
-        return [self.write_variable(assoc, n, d, now) for n, d in zip(names, datas)]
+            return mms.access_failure(exc.code)
 
     def write_variable(
-        self, assoc: Association, name: tuple, data: tuple, now: float | None = None
+        self, assoc: Association, name: tuple, data: m.Data, now: float | None = None
     ) -> str | None:
         try:
             node, fc = self._resolve(assoc, name)
@@ -255,7 +415,7 @@ class ServerServices:
         except ModelError as exc:
             return exc.code
 
-    def _leaves(self, node: Any, fc: str, data: tuple):
+    def _leaves(self, node: Any, fc: str, data: m.Data):
         if isinstance(node, DataAttribute) and not node.children and not node.elements:
             yield node, data
             return
@@ -265,7 +425,7 @@ class ServerServices:
             children = list(node.children.values())
         else:
             children = list(children_with_fc(node, fc))
-        for child, item in zip(children, data[1]):
+        for child, item in zip(children, data.choice.data):
             yield from self._leaves(child, fc, item)
 
     def _stage_attr(
@@ -327,7 +487,9 @@ class ServerServices:
         return self.model.next_sg_deadline()
 
     # ---------------------------------------------------------------- definitions
-    def get_variable_access_attributes(self, assoc: Association, name: tuple) -> tuple:
+    def get_variable_access_attributes(
+        self, assoc: Association, name: tuple
+    ) -> tuple[bool, m.TypeDescription]:
         """GetDataDirectory / GetDataDefinition: (mmsDeletable, type description)."""
         try:
             node, fc = self._resolve(assoc, name)

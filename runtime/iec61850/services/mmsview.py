@@ -1,16 +1,11 @@
-"""The MMS view of the server model (IEC 61850-8-1 mapping, reused by 8-2).
+"""The MMS view of the server model (IEC 61850-8-1 mapping, reused by 8-2), in the generated
+classes: :class:`~gridbind.generated.iec61850_8_2.TypeDescription` and ``Data``.
 
-Neutral forms, one per MMS construct, so that the mapping rules live here and the PDU classes
-live in the codec:
-
-- a *type description* is a tuple: ``("structure", [(name, td), ...])``, ``("array", n, td)``,
-  ``("boolean",)``, ``("integer", bits)``, ``("unsigned", bits)``,
-  ``("floating-point", 32|64)``, ``("bit-string", n)``, ``("octet-string", n)``,
-  ``("visible-string", n)``, ``("mMSString", n)``, ``("utc-time",)``, ``("binary-time", True)``;
-  a negative ``n`` means "variable length up to -n" (MMS convention);
-- a *Data* value is ``(kind, value)`` with the same kinds: structure/array values are lists of
-  Data; ``floating-point`` is ``(kind, float, 32|64)``; bit strings are ``0``/``1`` strings;
-  ``utc-time``/``binary-time`` hold a :class:`~gridbind.iec61850.model.Timestamp`.
+This is the one place where model values become MMS Data and back (mapping notes section 5):
+FLOAT32/64 in the 8-1 floating-point layout (:mod:`gridbind.iec61850.mmsdata`), Timestamp as the
+8 utc-time octets, EntryTime as binary-time (days since 1984), coded enums (Dbpos...) as bit
+strings. A variable length string or octet string has a negative size in its type description
+(MMS convention: "up to n").
 
 The LN is one structured NamedVariable whose first level is the FCs in the 8-1 order; names join
 with ``$`` (``GGIO1$ST$Ind1$stVal``).
@@ -21,6 +16,9 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import Any
 
+from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
+
+from ..mmsdata import MmsDataError, floating_point_octets, floating_point_value
 from ..model import (
     BTYPE_KIND,
     DataAccessError,
@@ -30,148 +28,303 @@ from ..model import (
     LogicalNode,
     ModelError,
     ServerModel,
+    Timestamp,
     children_with_fc,
 )
 
 __all__ = [
     "type_of_btype",
     "type_description",
+    "td_kind",
     "data_value",
     "python_value",
+    "data_matches",
     "domain_variable_names",
+    "domain_list_names",
     "page_names",
+    "timestamp_octets",
+    "timestamp_of_octets",
+    "binary_time_octets",
+    "timestamp_of_binary_time",
 ]
 
-TypeDesc = tuple
-Data = tuple
+_TD = m.TypeDescription
+_BOOLEAN_TD = _TD(choice=_TD.Boolean())
+_UTC_TD = _TD(choice=_TD.UtcTime())
+_TD_KIND = {
+    _TD.Structure: "structure",
+    _TD.Array: "array",
+    _TD.Boolean: "boolean",
+    _TD.Integer: "integer",
+    _TD.Unsigned: "unsigned",
+    _TD.FloatingPoint: "floating-point",
+    _TD.BitString: "bit-string",
+    _TD.OctetString: "octet-string",
+    _TD.VisibleString: "visible-string",
+    _TD.MmsString: "mMSString",
+    _TD.UtcTime: "utc-time",
+    bool: "binary-time",
+}
+_DATA_KIND = {
+    m.Structure: "structure",
+    m.Array: "array",
+    bool: "boolean",
+    m.Data.Integer: "integer",
+    m.Data.Unsigned: "unsigned",
+    m.Data.FloatingPoint: "floating-point",
+    m.Data.BitString: "bit-string",
+    m.Data.OctetString: "octet-string",
+    m.Data.VisibleString: "visible-string",
+    m.Data.MmsString: "mMSString",
+    m.Data.UtcTime: "utc-time",
+    m.Data.BinaryTime: "binary-time",
+}
 
 
-def type_of_btype(btype: str) -> TypeDesc:
+def td_kind(td: m.TypeDescription) -> str:
+    """The alternative name of a type description (``structure``, ``boolean``...)."""
+    return _TD_KIND[type(td.choice)]
+
+
+def data_kind(data: m.Data) -> str | None:
+    return _DATA_KIND.get(type(data.choice))
+
+
+def _components(td: m.TypeDescription) -> list[tuple[str, m.TypeDescription]]:
+    return [
+        (seq.component_name or "", seq.component_type.choice)
+        for seq in td.choice.components.sequence
+    ]
+
+
+def _structure_td(items: list[tuple[str, m.TypeDescription]]) -> m.TypeDescription:
+    seq = _TD.Structure.Components.Sequence
+    return _TD(
+        choice=_TD.Structure(
+            components=_TD.Structure.Components(
+                sequence=[
+                    seq(component_name=n, component_type=m.TypeSpecification(choice=t))
+                    for n, t in items
+                ]
+            )
+        )
+    )
+
+
+def type_of_btype(btype: str) -> m.TypeDescription:
     """The MMS type description of a basic type."""
     kind, size = BTYPE_KIND[btype]
     if kind == "bool":
-        return ("boolean",)
+        return _BOOLEAN_TD
     if kind == "int":
-        return ("integer", size)
+        return _TD(choice=_TD.Integer(value=size))
     if kind == "uint":
-        return ("unsigned", size)
+        return _TD(choice=_TD.Unsigned(value=size))
     if kind == "enum":
-        return ("integer", 8)
+        return _TD(choice=_TD.Integer(value=8))
     if kind in ("coded", "bits"):
-        return ("bit-string", size)
+        return _TD(choice=_TD.BitString(value=size))
     if kind == "float":
-        return ("floating-point", size)
+        return _TD(
+            choice=_TD.FloatingPoint(
+                format_width=32 if size == 32 else 64, exponent_width=8 if size == 32 else 11
+            )
+        )
     if kind == "str":
-        return ("visible-string", -size)
+        return _TD(choice=_TD.VisibleString(value=-size))
     if kind == "ustr":
-        return ("mMSString", -size)
+        return _TD(choice=_TD.MmsString(value=-size))
     if kind == "bytes":
-        return ("octet-string", 8 if btype == "EntryID" else -size)
+        return _TD(choice=_TD.OctetString(value=8 if btype == "EntryID" else -size))
     if kind == "time":
-        return ("binary-time", True) if btype == "EntryTime" else ("utc-time",)
+        return _TD(choice=True) if btype == "EntryTime" else _UTC_TD
     raise ModelError(DataAccessError.TYPE_UNSUPPORTED, f"no MMS type for {btype}")
 
 
-def type_description(node: Any, fc: str) -> TypeDesc:
+def type_description(node: Any, fc: str) -> m.TypeDescription:
     """Type of ``node`` seen through ``fc`` (``fc == ""`` on an LN: all its FCs)."""
     if isinstance(node, LogicalNode) and not fc:
-        return ("structure", [(f, type_description(node, f)) for f in node.fcs()])
+        return _structure_td([(f, type_description(node, f)) for f in node.fcs()])
     if isinstance(node, DataAttribute):
         if node.elements:
-            return ("array", len(node.elements), type_description(node.elements[0], fc))
+            return _TD(
+                choice=_TD.Array(
+                    number_of_elements=len(node.elements),
+                    element_type=m.TypeSpecification(choice=type_description(node.elements[0], fc)),
+                )
+            )
         if node.children:
-            return (
-                "structure",
-                [(c.name, type_description(c, fc)) for c in node.children.values()],
+            return _structure_td(
+                [(c.name, type_description(c, fc)) for c in node.children.values()]
             )
         return type_of_btype(node.btype)
     if isinstance(node, DataObject) and node.elements:  # SDO array
-        return ("array", len(node.elements), type_description(node.elements[0], fc))
-    return ("structure", [(c.name, type_description(c, fc)) for c in children_with_fc(node, fc)])
+        return _TD(
+            choice=_TD.Array(
+                number_of_elements=len(node.elements),
+                element_type=m.TypeSpecification(choice=type_description(node.elements[0], fc)),
+            )
+        )
+    return _structure_td([(c.name, type_description(c, fc)) for c in children_with_fc(node, fc)])
 
 
-def _basic_data(model: ServerModel, attr: DataAttribute, fc: str, editor: Hashable) -> Data:
+# ---------------------------------------------------------------- time
+_EPOCH_1984 = 441763200  # 1984-01-01T00:00:00Z in Unix seconds
+
+
+def timestamp_octets(ts: Timestamp) -> bytes:
+    """The 8 utc-time octets of a Timestamp."""
+    return (
+        (ts.seconds & 0xFFFFFFFF).to_bytes(4, "big")
+        + (ts.fraction & 0xFFFFFF).to_bytes(3, "big")
+        + bytes([ts.quality & 0xFF])
+    )
+
+
+def timestamp_of_octets(raw: bytes) -> Timestamp:
+    return Timestamp(int.from_bytes(raw[:4], "big"), int.from_bytes(raw[4:7], "big"), raw[7])
+
+
+def binary_time_octets(ts: Timestamp) -> bytes:
+    """EntryTime as 6 binary-time octets; times before 1984 (an unset EntryTime) become 1984."""
+    t = min(max(0.0, ts.to_float() - _EPOCH_1984), 65535 * 86400.0)
+    days = min(65535, int(t // 86400))
+    ms = min(86_399_999, int(round((t - days * 86400) * 1000)))
+    return ms.to_bytes(4, "big") + days.to_bytes(2, "big")
+
+
+def timestamp_of_binary_time(raw: bytes) -> Timestamp:
+    ms = int.from_bytes(raw[:4], "big")
+    days = int.from_bytes(raw[4:6], "big") if len(raw) == 6 else 0
+    return Timestamp.from_float(_EPOCH_1984 + days * 86400 + ms / 1000)
+
+
+# ---------------------------------------------------------------- values
+def _basic_data(model: ServerModel, attr: DataAttribute, fc: str, editor: Hashable) -> m.Data:
     if fc == "SE" and attr.values_by_sg is not None and model.sg_value_index(attr, "SE"):
         # GetEditSGValue: the editor's edit buffer (SetEditSGValue not yet confirmed), else the
         # group being edited.
         value = model.edit_value(attr, editor)
     else:
         value = model.get_value(attr, fc)
-    td = type_of_btype(attr.btype)
-    kind = td[0]
-    if kind == "floating-point":
-        return (kind, value, td[1])
-    if kind == "bit-string" and BTYPE_KIND[attr.btype][0] == "coded":
-        return (kind, format(value, "02b"))
-    return (kind, value)
+    kind, size = BTYPE_KIND[attr.btype]
+    if kind == "bool":
+        return m.Data(choice=value)
+    if kind in ("int", "enum"):
+        return m.Data(choice=m.Data.Integer(value=value))
+    if kind == "uint":
+        return m.Data(choice=m.Data.Unsigned(value=value))
+    if kind == "float":
+        return m.Data(choice=m.Data.FloatingPoint(value=floating_point_octets(value, size)))
+    if kind == "coded":
+        return m.Data(choice=m.Data.BitString(value=format(value, f"0{size}b")))
+    if kind == "bits":
+        return m.Data(choice=m.Data.BitString(value=value))
+    if kind == "str":
+        return m.Data(choice=m.Data.VisibleString(value=value))
+    if kind == "ustr":
+        return m.Data(choice=m.Data.MmsString(value=value))
+    if kind == "bytes":
+        return m.Data(choice=m.Data.OctetString(value=value))
+    if kind == "time":
+        if attr.btype == "EntryTime":
+            return m.Data(choice=m.Data.BinaryTime(value=binary_time_octets(value)))
+        return m.Data(choice=m.Data.UtcTime(value=timestamp_octets(value)))
+    raise ModelError(DataAccessError.TYPE_UNSUPPORTED, f"no MMS value for {attr.btype}")
 
 
-def data_value(model: ServerModel, node: Any, fc: str, editor: Hashable = None) -> Data:
+def data_value(model: ServerModel, node: Any, fc: str, editor: Hashable = None) -> m.Data:
     """The Data value of ``node`` seen through ``fc``; ``editor`` (the reader's association
     key) sees its own unconfirmed setting group edits in FC SE."""
     if isinstance(node, LogicalNode) and not fc:
-        return ("structure", [data_value(model, node, f, editor) for f in node.fcs()])
+        return m.Data(
+            choice=m.Structure(data=[data_value(model, node, f, editor) for f in node.fcs()])
+        )
     if isinstance(node, DataAttribute):
         if node.elements:
-            return ("array", [data_value(model, e, fc, editor) for e in node.elements])
+            return m.Data(
+                choice=m.Array(data=[data_value(model, e, fc, editor) for e in node.elements])
+            )
         if node.children:
-            return (
-                "structure",
-                [data_value(model, c, fc, editor) for c in node.children.values()],
+            return m.Data(
+                choice=m.Structure(
+                    data=[data_value(model, c, fc, editor) for c in node.children.values()]
+                )
             )
         return _basic_data(model, node, fc, editor)
     if isinstance(node, DataObject) and node.elements:  # SDO array
-        return ("array", [data_value(model, e, fc, editor) for e in node.elements])
-    return ("structure", [data_value(model, c, fc, editor) for c in children_with_fc(node, fc)])
+        return m.Data(
+            choice=m.Array(data=[data_value(model, e, fc, editor) for e in node.elements])
+        )
+    return m.Data(
+        choice=m.Structure(
+            data=[data_value(model, c, fc, editor) for c in children_with_fc(node, fc)]
+        )
+    )
 
 
-def python_value(attr: DataAttribute, data: Data) -> Any:
+def python_value(attr: DataAttribute, data: m.Data) -> Any:
     """The Python value of a Data written to a basic attribute (type-checked by kind)."""
     expected = type_of_btype(attr.btype)
-    kind = data[0] if data else None
-    if kind != expected[0]:
+    kind = data_kind(data)
+    want = td_kind(expected)
+    if kind != want:
         raise ModelError(
             DataAccessError.TYPE_INCONSISTENT,
-            f"{attr.reference()}: expected {expected[0]}, got {kind}",
+            f"{attr.reference()}: expected {want}, got {kind}",
         )
-    value = data[1]
+    choice = data.choice
     btype_kind = BTYPE_KIND[attr.btype][0]
     if kind == "bit-string":
-        if len(value) != expected[1]:
+        if len(choice.value) != expected.choice.value:
             raise ModelError(
                 DataAccessError.TYPE_INCONSISTENT,
-                f"{attr.reference()}: expected {expected[1]} bits, got {len(value)}",
+                f"{attr.reference()}: expected {expected.choice.value} bits, "
+                f"got {len(choice.value)}",
             )
         if btype_kind == "coded":
-            return int(value, 2)
-    return value
+            return int(choice.value, 2)
+        return choice.value
+    if kind == "boolean":
+        return choice
+    if kind == "floating-point":
+        try:
+            return floating_point_value(choice.value)
+        except MmsDataError as exc:
+            raise ModelError(DataAccessError.TYPE_INCONSISTENT, str(exc)) from None
+    if kind == "utc-time":
+        return timestamp_of_octets(choice.value)
+    if kind == "binary-time":
+        return timestamp_of_binary_time(choice.value)
+    return choice.value
 
 
-def data_matches(node: Any, fc: str, data: Data) -> None:
+def data_matches(node: Any, fc: str, data: m.Data) -> None:
     """Raise ``type-inconsistent`` unless ``data`` has the shape of ``node`` in ``fc``."""
     td = type_description(node, fc)
     _match(td, data, node.reference() if hasattr(node, "reference") else "")
 
 
-def _match(td: TypeDesc, data: Data, where: str) -> None:
-    if not data or data[0] != td[0]:
-        raise ModelError(
-            DataAccessError.TYPE_INCONSISTENT,
-            f"{where}: expected {td[0]}, got {data[0] if data else None}",
-        )
-    if td[0] == "structure":
-        if len(data[1]) != len(td[1]):
+def _match(td: m.TypeDescription, data: m.Data, where: str) -> None:
+    want, got = td_kind(td), data_kind(data)
+    if want != got:
+        raise ModelError(DataAccessError.TYPE_INCONSISTENT, f"{where}: expected {want}, got {got}")
+    if want == "structure":
+        comps = _components(td)
+        items = data.choice.data
+        if len(items) != len(comps):
             raise ModelError(
                 DataAccessError.TYPE_INCONSISTENT,
-                f"{where}: structure of {len(td[1])} components, got {len(data[1])}",
+                f"{where}: structure of {len(comps)} components, got {len(items)}",
             )
-        for (name, sub), item in zip(td[1], data[1]):
+        for (name, sub), item in zip(comps, items):
             _match(sub, item, f"{where}.{name}")
-    elif td[0] == "array":
-        if len(data[1]) != td[1]:
+    elif want == "array":
+        arr = td.choice
+        if len(data.choice.data) != arr.number_of_elements:
             raise ModelError(DataAccessError.TYPE_INCONSISTENT, f"{where}: array length")
-        for item in data[1]:
-            _match(td[2], item, where)
+        for item in data.choice.data:
+            _match(arr.element_type.choice, item, where)
 
 
 # ---------------------------------------------------------------- names

@@ -1,0 +1,96 @@
+"""The per-association envelope layer of IEC 61850-8-2: how an MMSpdu travels in a stanza.
+
+The seam: an :class:`EnvelopeLayer` per association, chosen by an :data:`EnvelopeFactory` when
+the association is made (``factory(peer, asso_id)``), with two methods on typed objects of
+:mod:`gridbind.generated.iec61850_8_2`::
+
+    envelope = layer.seal(pdu, now)      # Mmspdu -> the typed envelope put in the stanza
+    pdu = layer.open(envelope, now)      # typed envelope -> Mmspdu, or EnvelopeError
+
+The protocol cores (:mod:`gridbind.iec61850.protocol`) call nothing else: the transports carry
+whatever typed object ``seal`` returns (the codec encodes any global element of the schema set)
+and hand back whatever they received, decoded. ``now`` is there for the layers that need time
+(IEC 62351-4 ClearTransfer/EncrTransfer check token lifetimes and sequence numbers); this one
+does not use it.
+
+:class:`ClearContext` is the implementation with E2E security off by configuration: the MMSpdu
+travels in the bare ``AssociationContext`` of E2E_4.xsd, ``<AssociationContext><pp><iec61850-8-2/>
+</pp><assoID>7</assoID><applData><MMSpdu>...</MMSpdu></applData></AssociationContext>``; ``pp``
+is optional on input and must name 8-2 when present. An E2E envelope (``ClearTransfer``...) is
+refused by it with a clear error, as is an AssociationContext of another association. The
+IEC 62351-4 layer (``gridbind.iec61850.e2e``) plugs in as another factory with the same shape.
+
+Requests outside any association (before an initiate) travel as a bare ``MMSpdu``:
+:func:`association_id` of such a payload is None.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from gridbind.generated.iec61850_8_2 import e2e_4 as e2e
+from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
+
+__all__ = [
+    "EnvelopeError",
+    "EnvelopeLayer",
+    "EnvelopeFactory",
+    "ClearContext",
+    "association_id",
+]
+
+
+class EnvelopeError(ValueError):
+    """The envelope cannot be opened by this association's layer (answered ``bad-request``)."""
+
+
+class EnvelopeLayer(Protocol):
+    """How one association wraps its PDUs (E2E off: :class:`ClearContext`)."""
+
+    def seal(self, pdu: m.Mmspdu, now: float) -> Any:
+        """The typed envelope that carries ``pdu``."""
+
+    def open(self, envelope: Any, now: float) -> m.Mmspdu:
+        """The MMSpdu inside ``envelope``; raises :class:`EnvelopeError` when refused."""
+
+
+#: ``factory(peer JID, association id)`` -> the layer of a new association.
+EnvelopeFactory = Callable[[str, str], EnvelopeLayer]
+
+_PP_8_2 = e2e.ProtectedProtocol(choice=e2e.ProtectedProtocol.Iec6185082())
+
+
+def association_id(payload: Any) -> str | None:
+    """The association id a received payload names (None for a bare MMSpdu)."""
+    if isinstance(payload, m.Mmspdu):
+        return None
+    value = getattr(payload, "asso_id", None)
+    return value if isinstance(value, str) else None
+
+
+class ClearContext:
+    """E2E security off: the MMSpdu in the bare ``AssociationContext`` of ``asso_id``."""
+
+    __slots__ = ("asso_id",)
+
+    def __init__(self, peer: str, asso_id: str) -> None:
+        self.asso_id = asso_id
+
+    def seal(self, pdu: m.Mmspdu, now: float) -> e2e.AssociationContext:
+        return e2e.AssociationContext(
+            pp=_PP_8_2, asso_id=self.asso_id, appl_data=e2e.ApplData(mmspdu=pdu)
+        )
+
+    def open(self, envelope: Any, now: float) -> m.Mmspdu:
+        if not isinstance(envelope, e2e.AssociationContext):
+            raise EnvelopeError(
+                f"{type(envelope).__name__} is not accepted: E2E security is off "
+                "(bare AssociationContext only)"
+            )
+        if envelope.asso_id != self.asso_id:
+            raise EnvelopeError(f"assoID {envelope.asso_id!r} is not {self.asso_id!r}")
+        pp = envelope.pp
+        if pp is not None and not isinstance(pp.choice, e2e.ProtectedProtocol.Iec6185082):
+            raise EnvelopeError("pp names another protocol than iec61850-8-2")
+        return envelope.appl_data.mmspdu

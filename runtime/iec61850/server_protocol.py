@@ -1,0 +1,505 @@
+"""Sans-IO server (called side) protocol of IEC 61850-8-2: received stanzas in, answers out.
+
+:class:`ServerProtocol` decides everything between the transport and the ACSI services, on the
+typed classes of :mod:`gridbind.generated.iec61850_8_2`, with the time as an argument::
+
+    out = proto.receive(received, now)        # -> [Reply | ErrorReply | Send | Call]
+    out = proto.answer(token, answer, now)    # the answer (or failure) of one of our Calls
+    out = proto.information_report(assoc, report, now)
+    proto.peer_unavailable(jid); proto.link_lost(reason); proto.take_events()
+
+It uses the association state of :class:`~.association.AssociationCore` and opens/seals every
+PDU through the association's envelope layer (:mod:`.envelope`). Errors follow Annex D:
+
+- iq of the wrong type for its PDU or service (Table D.1), a payload the strict gate refused, an
+  envelope its layer refuses: ``bad-request`` stanza error (plus a rejectPDU in a message when an
+  association is known);
+- a request outside an association or with an unknown association id: ``not-authorized`` /
+  ``item-not-found`` stanza error;
+- oversized PDU, unsupported service or modifier, outstanding limit, duplicate invokeID, Data
+  nested deeper than negotiated: rejectPDU in a ``message`` plus a ``bad-request`` stanza error
+  on the iq (RFC 6120 needs an answer);
+- a failed service: confirmed-ErrorPDU in ``iq result``; a response larger than the negotiated
+  PDU size: cut to a page (``moreFollows``) for the paged services, else ``service/pdu-size``.
+
+obtainFile (SetFile) is a pull: the server becomes the requester of fileOpen/fileRead/fileClose
+in the same association (:class:`Call` items), and answers the obtainFile once the file is
+stored. Nothing a peer sends raises out of :meth:`ServerProtocol.receive`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
+
+from . import mms
+from .association import (
+    Admit,
+    Association,
+    AssociationCore,
+    AssociationEnded,
+    AssociationError,
+    Event,
+    InitiateParams,
+    NoAssociation,
+    Reject,
+    RejectReason,
+)
+from .envelope import ClearContext, EnvelopeError, EnvelopeFactory, EnvelopeLayer
+from .envelope import association_id as _association_id
+from .protocol import Call, ErrorReply, Outgoing, Reply, Send
+from .services.acsi import RequestRefused, ServerServices, ServiceError
+from .stanza import Received, StanzaError, XmppError, stanza_for_pdu
+
+__all__ = ["ServerProtocol", "PULL_SERVICES"]
+
+log = logging.getLogger(__name__)
+
+#: Responses without paging that must still fit the negotiated PDU size.
+_UNPAGED = frozenset({"read", "getVariableAccessAttributes", "getNamedVariableListAttributes"})
+#: The services a requester must offer for obtainFile.
+PULL_SERVICES = frozenset({"fileOpen", "fileRead", "fileClose"})
+
+
+def data_depth(data: m.Data) -> int:
+    """Nesting depth of a Data value (1 for a basic value)."""
+    choice = data.choice
+    if isinstance(choice, (m.Structure, m.Array)):
+        return 1 + max((data_depth(d) for d in choice.data), default=0)
+    return 1
+
+
+@dataclass
+class _Pull:
+    """An obtainFile in progress: the server reads the source file from the requester."""
+
+    request: Received
+    assoc: Association
+    invoke_id: int
+    destination: list[str]
+    source: list[str]
+    limit: int
+    stage: str = "open"  # -> reading -> close
+    invoke: int = 0  # of the Call in flight
+    frsm: int = 0
+    chunks: list[bytes] = field(default_factory=list)
+    total: int = 0
+    failure: ServiceError | None = None
+
+
+class ServerProtocol:
+    """The called side of 8-2: associations, Annex D checks and the services of ``services``.
+
+    ``measure(pdu)`` gives the octets of an encoded MMSpdu (the codec's encoder): responses are
+    measured against the negotiated PDU size before they leave.
+    """
+
+    def __init__(
+        self,
+        services: ServerServices,
+        local: InitiateParams,
+        measure: Callable[[m.Mmspdu], int],
+        *,
+        max_associations: int = 64,
+        envelopes: EnvelopeFactory = ClearContext,
+    ) -> None:
+        self.services = services
+        self.core = AssociationCore(local, max_associations=max_associations)
+        self._measure = measure
+        self._envelopes = envelopes
+        self._layers: dict[tuple[str, str], EnvelopeLayer] = {}
+        self._pulls: dict[int, _Pull] = {}
+        self._token = 0
+        self._invoke = 0  # invokeIDs of the requests this server sends (obtainFile)
+        self._handlers: dict[type, Callable[..., list[Outgoing]]] = {
+            m.ConfirmedRequestPdu: self._confirmed,
+            m.InitiateRequestPdu: self._initiate,
+            m.Mmspdu.ConcludeRequestPdu: self._conclude,
+            m.Mmspdu.CancelRequestPdu: self._cancel,
+        }
+
+    # ---------------------------------------------------------------- state
+    def take_events(self) -> list[Event]:
+        """Association started/ended since the last call (ended ones released their state)."""
+        events = self.core.take_events()
+        for event in events:
+            if isinstance(event, AssociationEnded):
+                self._ended(event.association)
+        return events
+
+    def _ended(self, assoc: Association) -> None:
+        self._layers.pop(assoc.key, None)
+        self.services.association_ended(assoc)
+        for token, pull in list(self._pulls.items()):
+            if pull.assoc is assoc:
+                del self._pulls[token]
+
+    def peer_unavailable(self, jid: str) -> None:
+        self.core.peer_unavailable(jid)
+
+    def link_lost(self, reason: str = "XMPP link lost") -> None:
+        for assoc in list(self.core.associations.values()):
+            self.core.abort(assoc, reason)
+
+    def _seal(self, assoc: Association, pdu: m.Mmspdu, now: float) -> Any:
+        layer = self._layers.get(assoc.key)
+        if layer is None:  # ended meanwhile: nothing may leave in its name
+            raise EnvelopeError(f"association {assoc.id} has ended")
+        return layer.seal(pdu, now)
+
+    def _reply(self, item: Received, assoc: Association, pdu: m.Mmspdu, now: float) -> Reply:
+        return Reply(item, self._seal(assoc, pdu, now))
+
+    def information_report(
+        self, assoc: Association, report: m.Mmspdu, now: float
+    ) -> list[Outgoing]:
+        """An unconfirmed PDU (informationReport) to the client of ``assoc``, in a message."""
+        if not isinstance(report.choice, m.UnconfirmedPdu):
+            raise ValueError("only unconfirmed PDUs are sent unasked")
+        if not assoc.open or self.core.get(assoc.peer, assoc.id) is not assoc:
+            raise AssociationError(f"association {assoc.id} with {assoc.peer} is closed")
+        return [Send(assoc.peer, self._seal(assoc, report, now))]
+
+    # ---------------------------------------------------------------- inbound
+    def receive(self, item: Received, now: float) -> list[Outgoing]:
+        """Everything a received stanza leads to (never raises for peer input)."""
+        if item.kind == "message":
+            self._message(item, now)
+            return []
+        if item.kind != "iq" or item.type not in ("get", "set"):
+            return []
+        if item.error is not None:
+            return self._refuse(
+                item, RejectReason.INVALID_PDU, str(item.error), item.invoke_id, now
+            )
+        assoc_id = item.association = _association_id(item.payload)
+        if assoc_id is None:
+            pdu = item.payload
+            layer = None
+        else:
+            key = (item.sender, assoc_id)
+            layer = self._layers.get(key) or self._envelopes(item.sender, assoc_id)
+            try:
+                pdu = layer.open(item.payload, now)
+            except EnvelopeError as exc:
+                return self._refuse(item, RejectReason.INVALID_PDU, str(exc), None, now)
+        if not isinstance(pdu, m.Mmspdu):
+            return [ErrorReply(item, "bad-request", "the payload is not an MMSpdu")]
+        kind = mms.pdu_kind(pdu)
+        handler = self._handlers.get(type(pdu.choice))
+        if handler is None:
+            return [ErrorReply(item, "bad-request", f"{kind} is not a request")]
+        if kind != "confirmed-RequestPDU":
+            expected = stanza_for_pdu(kind)[1]
+            if item.type != expected:
+                return [
+                    ErrorReply(item, "bad-request", f"Annex D: {kind} travels in iq {expected}")
+                ]
+        try:
+            return handler(item, pdu.choice, layer, now)
+        except Exception:  # noqa: BLE001 - a bug must not leave the iq unanswered
+            log.exception("%s from %s failed", kind, item.sender)
+            return [ErrorReply(item, "internal-server-error", kind, "cancel")]
+
+    def _message(self, item: Received, now: float) -> None:
+        # Clients send no unconfirmed services to a server in this profile; a rejectPDU from a
+        # client means it could not use one of our answers: worth a log line, nothing more.
+        if item.error is not None:
+            log.info("message from %s refused: %s", item.sender, item.error)
+            return
+        assoc_id = _association_id(item.payload)
+        layer = self._layers.get((item.sender, assoc_id or ""))
+        try:
+            pdu = layer.open(item.payload, now) if layer is not None else item.payload
+        except EnvelopeError as exc:
+            log.info("message from %s refused: %s", item.sender, exc)
+            return
+        if isinstance(pdu, m.Mmspdu) and isinstance(pdu.choice, m.RejectPdu):
+            log.warning(
+                "%s rejected invokeID %s: %s",
+                item.sender,
+                pdu.choice.original_invoke_id,
+                mms.reject_reason(pdu.choice),
+            )
+
+    def _refuse(
+        self,
+        item: Received,
+        reason: RejectReason,
+        text: str,
+        invoke_id: int | None,
+        now: float,
+    ) -> list[Outgoing]:
+        out: list[Outgoing] = []
+        assoc = self.core.get(item.sender, item.association or "")
+        if assoc is not None:
+            out.append(Send(item.sender, self._seal(assoc, mms.reject(invoke_id, reason), now)))
+        out.append(ErrorReply(item, "bad-request", f"{reason.value}: {text}"))
+        return out
+
+    def _initiate(
+        self, item: Received, body: m.InitiateRequestPdu, layer: Any, now: float
+    ) -> list[Outgoing]:
+        if layer is None or item.association is None:
+            return [ErrorReply(item, "bad-request", "initiate without an association id")]
+        try:
+            proposed = mms.initiate_params(body)
+            assoc = self.core.accept(item.sender, item.association, proposed)
+        except AssociationError as exc:
+            error = mms.service_error("initiate", "other", str(exc), cls=m.Mmspdu.InitiateErrorPdu)
+            return [Reply(item, layer.seal(m.Mmspdu(choice=error), now))]
+        self._layers[assoc.key] = layer
+        return [self._reply(item, assoc, mms.initiate_response(assoc.params), now)]
+
+    def _conclude(self, item: Received, body: Any, layer: Any, now: float) -> list[Outgoing]:
+        try:
+            assoc = self.core.conclude(item.sender, item.association)
+        except AssociationError as exc:
+            assoc = self.core.get(item.sender, item.association or "")
+            if assoc is None:
+                return [ErrorReply(item, "item-not-found", str(exc), "cancel")]
+            error = mms.service_error(
+                "conclude",
+                "further-communication-required",
+                str(exc),
+                cls=m.Mmspdu.ConcludeErrorPdu,
+            )
+            return [self._reply(item, assoc, m.Mmspdu(choice=error), now)]
+        pdu = m.Mmspdu(choice=m.Mmspdu.ConcludeResponsePdu())
+        # The association has ended: its layer seals this last answer.
+        return [Reply(item, layer.seal(pdu, now))]
+
+    def _cancel(
+        self, item: Received, body: m.Mmspdu.CancelRequestPdu, layer: Any, now: float
+    ) -> list[Outgoing]:
+        assoc = self.core.get(item.sender, item.association or "")
+        if assoc is None:
+            return [ErrorReply(item, "item-not-found", "unknown association", "cancel")]
+        # Requests are answered as they arrive (obtainFile aside, which cannot be cancelled
+        # half-stored): by the time a cancel is read there is nothing left to cancel.
+        code = "invoke-id-unknown" if body.value not in assoc.outstanding else "cancel-not-possible"
+        error = m.CancelErrorPdu(
+            original_invoke_id=body.value, service_error=mms.service_error("cancel", code)
+        )
+        return [self._reply(item, assoc, m.Mmspdu(choice=error), now)]
+
+    def _confirmed(
+        self, item: Received, body: m.ConfirmedRequestPdu, layer: Any, now: float
+    ) -> list[Outgoing]:
+        invoke_id = body.invoke_id
+        service = mms.service_of(body.service)
+        try:
+            expected = stanza_for_pdu("confirmed-RequestPDU", service)[1]
+        except ValueError:
+            expected = item.type  # unmapped: refused below as an unrecognized service
+        if item.type != expected:
+            return [ErrorReply(item, "bad-request", f"Annex D: {service} travels in iq {expected}")]
+        verdict = self.core.admit(item.sender, item.association, invoke_id, service, item.size)
+        if isinstance(verdict, NoAssociation):
+            return [ErrorReply(item, verdict.condition, verdict.text, "cancel")]
+        if isinstance(verdict, Admit) and isinstance(body.service.choice, m.WriteRequest):
+            depth = max((data_depth(d) for d in body.service.choice.list_of_data.data), default=0)
+            nesting = verdict.association.params.nesting_level
+            if depth > nesting:
+                self.core.done(verdict.association, invoke_id)
+                verdict = Reject(
+                    RejectReason.MAX_RECURSION,
+                    f"Data nested {depth} deep, negotiated {nesting}",
+                    verdict.association,
+                )
+        if isinstance(verdict, Reject):
+            return self._refuse(item, verdict.reason, verdict.text, invoke_id, now)
+        assoc = verdict.association
+        if isinstance(body.service.choice, m.ObtainFileRequest):
+            return self._start_pull(item, assoc, invoke_id, body.service.choice, now)
+        try:
+            response = self.services.serve(assoc, body.service)
+            answer = mms.confirmed_response(invoke_id, response)
+        except ServiceError as exc:
+            answer = mms.confirmed_error(invoke_id, exc.error_class, exc.code, exc.text)
+        except RequestRefused as exc:
+            self.core.done(assoc, invoke_id)
+            return self._refuse(item, exc.reason, exc.text, invoke_id, now)
+        except Exception as exc:  # noqa: BLE001 - a bug in one service must not take the IED down
+            log.exception("service %s failed", service)
+            answer = mms.confirmed_error(invoke_id, "service", "other", type(exc).__name__)
+        finally:
+            self.core.done(assoc, invoke_id)
+        if isinstance(answer.choice, m.ConfirmedResponsePdu):
+            answer = self._fit(answer, service, assoc.params.max_pdu_size)
+        return [self._reply(item, assoc, answer, now)]
+
+    # ---------------------------------------------------------------- size limits
+    def _size(self, pdu: m.Mmspdu) -> int:
+        return self._measure(pdu)
+
+    def _fit(self, answer: m.Mmspdu, service: str, limit: int) -> m.Mmspdu:
+        """The response cut to a page when it is paged, a pdu-size error when it cannot be."""
+        invoke_id = answer.choice.invoke_id
+        body = answer.choice.service.choice
+        items = _page_items(body)
+        if items is None and service not in _UNPAGED:
+            return answer
+        try:
+            size = self._size(answer)
+        except Exception as exc:  # noqa: BLE001 - the codec refuses what the schema cannot carry
+            log.error("cannot encode the %s response: %s", service, exc)
+            return mms.confirmed_error(invoke_id, "service", "other", "unencodable response")
+        if items is not None:
+            # The services estimate each entry's cost; names that grow in XER (``&amp;``) or
+            # long folders can make the estimate short, so the encoded PDU has the last word.
+            while size > limit and len(items) > 1:
+                keep = max(1, min(len(items) - 1, len(items) * limit // size))
+                del items[keep:]
+                body.more_follows = True
+                size = self._size(answer)
+            if size > limit:
+                return mms.confirmed_error(
+                    invoke_id, "service", "pdu-size", f"one entry of {size} octets"
+                )
+            return answer
+        if size > limit:
+            return mms.confirmed_error(
+                invoke_id, "service", "pdu-size", f"response of {size} octets"
+            )
+        return answer
+
+    # ---------------------------------------------------------------- obtainFile pull
+    def _start_pull(
+        self,
+        item: Received,
+        assoc: Association,
+        invoke_id: int,
+        req: m.ObtainFileRequest,
+        now: float,
+    ) -> list[Outgoing]:
+        pull = _Pull(
+            item, assoc, invoke_id, mms.segments(req.destination_file),
+            mms.segments(req.source_file), 0,
+        )  # fmt: skip
+        try:
+            # A writable store and a free, valid name (duplicate-filename) before any fetch.
+            self.services.obtain_file_check(pull.destination)
+            if not PULL_SERVICES <= assoc.peer_services:
+                raise ServiceError("file", "other", "the requester offers no file services")
+            pull.limit = self.services._store().max_file_size
+        except ServiceError as exc:
+            return self._finish_pull(pull, exc, now)
+        return [self._call(pull, mms.file_open(pull.source, 0), now)]
+
+    def _call(self, pull: _Pull, request: m.ConfirmedServiceRequest, now: float) -> Call:
+        self._token += 1
+        self._invoke = self._invoke % (1 << 31) + 1
+        self._pulls[self._token] = pull
+        pull.invoke = self._invoke
+        iq_type = stanza_for_pdu("confirmed-RequestPDU", mms.service_of(request))[1]
+        payload = self._seal(pull.assoc, mms.confirmed_request(self._invoke, request), now)
+        return Call(pull.assoc.peer, iq_type, payload, self._token)
+
+    def answer(self, token: int, answer: Received | Exception, now: float) -> list[Outgoing]:
+        """The answer (a received ``iq result``) or the failure of the :class:`Call` ``token``."""
+        pull = self._pulls.pop(token, None)
+        if pull is None:  # the association ended meanwhile
+            return []
+        try:
+            result = self._pull_result(pull, answer, now)
+        except ServiceError as exc:
+            if pull.stage == "reading" and pull.failure is None:
+                # Close the source before answering (best effort).
+                pull.failure = exc
+                pull.stage = "close"
+                return [self._call(pull, mms.file_close(pull.frsm), now)]
+            return self._finish_pull(pull, pull.failure or exc, now)
+        return self._advance(pull, result, now)
+
+    def _pull_result(self, pull: _Pull, answer: Received | Exception, now: float) -> Any:
+        service = {"open": "fileOpen", "reading": "fileRead", "close": "fileClose"}[pull.stage]
+        if isinstance(answer, Exception):
+            if isinstance(answer, (StanzaError, XmppError)):
+                raise ServiceError("file", "other", f"source {service}: {answer}")
+            raise ServiceError("file", "other", f"source {service}: {answer!r}")
+        if answer.error is not None:
+            raise ServiceError("file", "other", f"source {service}: {answer.error}")
+        layer = self._layers.get(pull.assoc.key)
+        try:
+            if layer is None:
+                raise EnvelopeError("association ended")
+            if _association_id(answer.payload) != pull.assoc.id:
+                raise EnvelopeError("answer in another association")
+            pdu = layer.open(answer.payload, now)
+        except EnvelopeError as exc:
+            raise ServiceError("file", "other", f"source {service}: {exc}") from None
+        body = pdu.choice
+        if isinstance(body, m.ConfirmedErrorPdu):
+            _, code, _ = mms.error_parts(body.service_error)
+            raise ServiceError("file", "other", f"source {service}: {code}")
+        if (
+            not isinstance(body, m.ConfirmedResponsePdu)
+            or body.invoke_id != pull.invoke
+            or mms.service_of(body.service) != service
+        ):
+            raise ServiceError("file", "other", f"unexpected answer to {service}")
+        return body.service.choice
+
+    def _advance(self, pull: _Pull, result: Any, now: float) -> list[Outgoing]:
+        if pull.stage == "open":
+            pull.frsm = result.frsm_id
+            pull.stage = "reading"
+            if result.file_attributes.size_of_file > pull.limit:
+                pull.failure = ServiceError(
+                    "file",
+                    "insufficient-space-in-filestore",
+                    f"{result.file_attributes.size_of_file} octets",
+                )
+                pull.stage = "close"
+                return [self._call(pull, mms.file_close(pull.frsm), now)]
+            return [self._call(pull, mms.file_read(pull.frsm), now)]
+        if pull.stage == "reading":
+            data = result.file_data
+            pull.total += len(data)
+            if pull.total > pull.limit:
+                pull.failure = ServiceError("file", "insufficient-space-in-filestore", "too large")
+                pull.stage = "close"
+                return [self._call(pull, mms.file_close(pull.frsm), now)]
+            pull.chunks.append(data)
+            more = True if result.more_follows is None else result.more_follows
+            if more and data:
+                return [self._call(pull, mms.file_read(pull.frsm), now)]
+            pull.stage = "close"
+            return [self._call(pull, mms.file_close(pull.frsm), now)]
+        # closed
+        return self._finish_pull(pull, pull.failure, now)
+
+    def _finish_pull(self, pull: _Pull, failure: ServiceError | None, now: float):
+        if failure is None:
+            try:  # checked again: another association may have taken the name meanwhile
+                self.services.obtain_file_store(pull.destination, b"".join(pull.chunks))
+            except ServiceError as exc:
+                failure = exc
+        if failure is None:
+            answer = mms.confirmed_response(
+                pull.invoke_id,
+                m.ConfirmedServiceResponse(choice=m.ConfirmedServiceResponse.ObtainFile()),
+            )
+        else:
+            log.info("obtainFile from %s failed: %s", pull.assoc.peer, failure)
+            answer = mms.confirmed_error(
+                pull.invoke_id, failure.error_class, failure.code, failure.text
+            )
+        self.core.done(pull.assoc, pull.invoke_id)
+        if not pull.assoc.open:
+            return []
+        return [self._reply(pull.request, pull.assoc, answer, now)]
+
+
+def _page_items(body: Any) -> list | None:
+    """The entries of a paged response (name lists, directories), else None."""
+    if isinstance(body, m.GetNameListResponse):
+        return body.list_of_identifier.identifier
+    if isinstance(body, m.FileDirectoryResponse):
+        return body.list_of_directory_entry.directory_entry
+    return None

@@ -1,0 +1,390 @@
+"""The stanza level of IEC 61850-8-2, shared by every transport (XMPP, in-memory).
+
+What an 8-2 payload looks like inside a stanza, and nothing about how stanzas move:
+
+- :func:`stanza_for_pdu`: Annex D Table D.1 (which stanza and type carries which PDU/service);
+- :func:`unwrap`: the one 8-2 child of a received stanza (structure only);
+- :func:`decode_payload`: the strict codec gate (injected: a :class:`~.codec.Codec`) turns it into
+  the typed object (``Mmspdu`` or an envelope such as ``AssociationContext``) in one validating
+  decode, measuring the MMSpdu's octets for the PDU size limit on the way;
+- :func:`payload_element`: a typed payload back to the ``xml.etree`` element slixmpp carries;
+- :class:`Received`: a received stanza as the protocol cores see it.
+
+Namespaces come from the generated module; the transport errors (:class:`XmppError` and kin) are
+defined here so that every transport raises the same ones.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from typing import Any
+
+from gridbind.generated.iec61850_8_2 import e2e_4 as _e2e
+from gridbind.generated.iec61850_8_2 import scsm_8_2 as _scsm
+
+from . import codec as _codec
+
+__all__ = [
+    "PAYLOAD_NS",
+    "ASSOC_NS",
+    "RESOURCE",
+    "stanza_for_pdu",
+    "Received",
+    "Found",
+    "unwrap",
+    "decode_payload",
+    "payload_element",
+    "to_bytes",
+    "to_bytes_with_inner",
+    "XmppError",
+    "LinkLost",
+    "RequestTimeout",
+    "InvalidPayload",
+    "StanzaError",
+]
+
+#: Namespace of the 8-2 payload (version 2018, revision A, release 1).
+PAYLOAD_NS: str = _scsm.__NAMESPACE__
+#: Namespace of the IEC 62351-4 envelopes (``AssociationContext`` with E2E security off).
+ASSOC_NS: str = _e2e.__NAMESPACE__
+#: The resource every 8-2 entity binds (Annex D).
+RESOURCE = "IEC"
+_MMSPDU_TAG = "{" + PAYLOAD_NS + "}MMSpdu"
+_ASSOC_TAG = "{" + ASSOC_NS + "}AssociationContext"
+_APPL_TAG = "{" + ASSOC_NS + "}applData"
+
+# Annex D, Table D.1: confirmed request services carried in iq get; all others in iq set.
+_IQ_GET_SERVICES = frozenset(
+    {
+        "getNameList",
+        "read",
+        "getVariableAccessAttributes",
+        "getNamedVariableListAttributes",
+        "readJournal",
+        "fileRead",
+        "fileDirectory",
+        "obtainFile",
+        "extendedGetNameList",
+    }
+)
+_IQ_SET_SERVICES = frozenset(
+    {
+        "write",
+        "defineNamedVariableList",
+        "deleteNamedVariableList",
+        "fileOpen",
+        "fileClose",
+        "fileDelete",
+    }
+)
+_RESULTS = frozenset(
+    {
+        "confirmed-ResponsePDU",
+        "confirmed-ErrorPDU",
+        "cancel-ResponsePDU",
+        "cancel-ErrorPDU",
+        "conclude-ResponsePDU",
+        "conclude-ErrorPDU",
+        "initiate-ResponsePDU",
+        "initiate-ErrorPDU",
+    }
+)
+
+
+def stanza_for_pdu(pdu: str, service: str | None = None) -> tuple[str, str]:
+    """Annex D Table D.1: ``(stanza, type)`` carrying a PDU (and, for requests, its service).
+
+    ``pdu`` is the MMSpdu alternative (``confirmed-RequestPDU``, ``rejectPDU``, ...). Raises
+    ``ValueError`` for a PDU or service that has no mapping (the caller rejects it).
+    """
+    if pdu == "confirmed-RequestPDU":
+        if service in _IQ_GET_SERVICES:
+            return ("iq", "get")
+        if service in _IQ_SET_SERVICES:
+            return ("iq", "set")
+        raise ValueError(f"service {service!r} is not mapped to XMPP (Annex D)")
+    if pdu in _RESULTS:
+        return ("iq", "result")
+    if pdu in {"unconfirmed-PDU", "rejectPDU"}:
+        return ("message", "normal")
+    if pdu == "cancel-RequestPDU":
+        return ("iq", "get")
+    if pdu in {"conclude-RequestPDU", "initiate-RequestPDU"}:
+        return ("iq", "set")
+    raise ValueError(f"PDU {pdu!r} is not mapped to XMPP (Annex D)")
+
+
+# ---------------------------------------------------------------------------------- errors
+class XmppError(Exception):
+    """Base class of transport errors."""
+
+
+class LinkLost(XmppError):
+    """The session ended for good (e.g. an RFC 6120 stream error such as ``conflict``) while a
+    request waited for its answer, or before it was sent."""
+
+
+class RequestTimeout(XmppError):
+    """No answer to an iq within the time limit."""
+
+
+class InvalidPayload(XmppError):
+    """An answer failed the strict gate (envelope or payload) or came in another association."""
+
+
+class StanzaError(XmppError):
+    """A peer (or the XMPP server) answered with an RFC 6120 stanza error (Table D.2)."""
+
+    def __init__(self, condition: str, text: str = "", etype: str = "cancel") -> None:
+        super().__init__(f"{condition}: {text}" if text else condition)
+        self.condition = condition
+        self.text = text
+        self.etype = etype
+
+
+# ---------------------------------------------------------------------------------- received
+@dataclass
+class Received:
+    """An 8-2 stanza received, its payload decoded (or refused) by the strict gate.
+
+    ``payload`` is the typed ``Mmspdu`` (outside an association) or envelope; None when
+    ``error`` says why the gate refused it, in which case ``invoke_id`` is the invokeID of a
+    refused confirmed request when it could be read (for the rejectPDU). ``size``: octets of the
+    serialised MMSpdu (for the negotiated PDU size).
+    """
+
+    kind: str  # "iq" | "message"
+    type: str
+    sender: str  # full JID
+    id: str
+    payload: Any = None
+    association: str | None = None
+    error: Exception | None = None
+    invoke_id: int | None = None
+    size: int = 0
+    #: The transport's handle of the stanza (for the reply).
+    handle: Any = field(default=None, repr=False)
+
+
+@dataclass
+class Found:
+    """The 8-2 child of a stanza: the element, the MMSpdu inside an envelope, and a problem."""
+
+    element: ET.Element
+    inner: ET.Element | None
+    association: str | None
+    problem: str | None
+
+
+def _local_of(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _is_8_2(tag: Any) -> bool:
+    # A PAYLOAD_NS or E2E element is 8-2 traffic; so is an MMSpdu or AssociationContext in another
+    # namespace (refused as malformed rather than left to the default "feature-not-implemented").
+    if not isinstance(tag, str):
+        return False
+    if tag.startswith(("{" + PAYLOAD_NS + "}", "{" + ASSOC_NS + "}")):
+        return True
+    return _local_of(tag) in ("MMSpdu", "AssociationContext")
+
+
+def is_8_2(xml: ET.Element) -> bool:
+    """True when a stanza carries an 8-2 payload (for a transport's stanza matcher)."""
+    return any(_is_8_2(child.tag) for child in xml)
+
+
+def unwrap(xml: ET.Element) -> Found | None:
+    """The 8-2 content of a stanza (structure only; the schema check is the gate's), or None."""
+    children = [c for c in xml if isinstance(c.tag, str)]
+    ours = [c for c in children if _is_8_2(c.tag)]
+    if not ours:
+        return None
+    first = ours[0]
+    problem = None
+    if len(ours) > 1:
+        problem = f"{len(ours)} payloads in one stanza"
+    elif _local_of(xml.tag) == "iq" and len(children) > 1:
+        problem = "an iq request carries exactly one payload (RFC 6120)"
+    elif not first.tag.startswith(("{" + PAYLOAD_NS + "}", "{" + ASSOC_NS + "}")):
+        problem = (
+            f"{_local_of(first.tag)} in namespace {first.tag[1:].split('}')[0]!r} is not 8-2"
+            if first.tag.startswith("{")
+            else f"{first.tag} without namespace"
+        )
+    inner = None
+    association = None
+    if first.tag == _ASSOC_TAG:
+        asso = first.find("{" + ASSOC_NS + "}assoID")
+        association = asso.text if asso is not None else None
+        appl = first.find(_APPL_TAG)
+        if appl is not None:
+            inner = appl.find(_MMSPDU_TAG)
+    return Found(first, inner, association, problem)
+
+
+def _invoke_id_of(element: ET.Element) -> int | None:
+    """The invokeID of a request the gate refused, when it is readable (for the rejectPDU)."""
+    root = element
+    if root.tag != _MMSPDU_TAG:
+        appl = root.find(_APPL_TAG)
+        root = appl.find(_MMSPDU_TAG) if appl is not None else None
+        if root is None:
+            return None
+    el = root.find(f"{{{PAYLOAD_NS}}}confirmed-RequestPDU/{{{PAYLOAD_NS}}}invokeID")
+    text = (el.text or "").strip() if el is not None else ""
+    return (
+        int(text)
+        if text.isascii() and text.isdigit() and len(text) <= 10 and int(text) < 1 << 32
+        else None
+    )
+
+
+def decode_payload(found: Found, gate: _codec.Codec, item: Received) -> Received:
+    """Fill ``item`` with the typed payload of ``found`` (or the gate's refusal)."""
+    item.association = found.association
+    if found.problem is not None:
+        item.error = _codec.SchemaViolation(found.problem)
+        item.invoke_id = _invoke_id_of(found.element)
+        return item
+    try:
+        if found.inner is not None:
+            # One serialisation: the envelope's octets, and the MMSpdu's own size within them.
+            data, item.size = to_bytes_with_inner(found.element, found.inner)
+        else:
+            data = to_bytes(found.element)
+            item.size = len(data)
+        item.payload = gate.decode(data)
+    except RecursionError:
+        item.error = _codec.LimitExceeded("elements nested too deep to serialise")
+    except _codec.CodecError as exc:
+        item.error = exc
+    if item.error is not None:
+        item.invoke_id = _invoke_id_of(found.element)
+    return item
+
+
+def payload_element(obj: Any, gate: _codec.Codec) -> ET.Element:
+    """A typed payload (``Mmspdu`` or envelope) as the ``xml.etree`` element of a stanza."""
+    return gate.to_etree(obj)
+
+
+# ---------------------------------------------------------------------------------- bytes
+_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+
+
+def to_bytes(root: ET.Element) -> bytes:
+    """Serialise a payload element (UTF-8, default namespaces, no prefixes).
+
+    About three times faster than ``ET.tostring`` for the attribute-free trees of MMS PDUs;
+    anything unusual (attributes, comments) falls back to ``ET.tostring``.
+    """
+    out: list[str] = []
+    try:
+        _ser(root, out, None)
+    except _Fallback:
+        return ET.tostring(root)
+    return "".join(out).encode()
+
+
+def to_bytes_with_inner(root: ET.Element, inner: ET.Element) -> tuple[bytes, int]:
+    """``(to_bytes(root), len(to_bytes(inner)))`` in one serialisation.
+
+    ``inner`` is a descendant of ``root`` in another namespace than its parent (the MMSpdu in
+    the ``applData`` of an AssociationContext), so it serialises inside ``root`` exactly as on
+    its own (with its ``xmlns``): its octets are a slice of the envelope's.
+    """
+    out: list[str] = []
+    span: list[int] = []
+    try:
+        _ser_around(root, out, None, inner, span)
+    except _Fallback:
+        return to_bytes(root), len(to_bytes(inner))
+    if len(span) != 2:  # not found, or its parent is in its namespace: no shortcut
+        return "".join(out).encode(), len(to_bytes(inner))
+    part = "".join(out[span[0] : span[1]])
+    size = len(part) if part.isascii() else len(part.encode())
+    return "".join(out).encode(), size
+
+
+class _Fallback(Exception):
+    pass
+
+
+#: "{ns}local" -> (ns, local, "<local", '<local xmlns="ns"', "</local>"), bounded: tags come
+#: from peers, so the memo stops growing at _SPLIT_MAX entries.
+_SPLIT: dict[str, tuple[str, str, str, str, str]] = {}
+_SPLIT_MAX = 2048
+
+
+def _split(t: str) -> tuple[str, str, str, str, str]:
+    if t[0] == "{":
+        ns, _, local = t[1:].partition("}")
+    else:
+        ns, local = "", t
+    parts = (ns, local, "<" + local, f'<{local} xmlns="{ns}"', f"</{local}>")
+    if len(_SPLIT) < _SPLIT_MAX:
+        _SPLIT[t] = parts
+    return parts
+
+
+def _escape(text: str) -> str:
+    if "&" in text or "<" in text or ">" in text:
+        return text.translate(_ESCAPES)
+    return text
+
+
+def _ser(el: ET.Element, out: list[str], parent_ns: str | None) -> None:
+    t = el.tag
+    if not isinstance(t, str) or el.attrib:
+        raise _Fallback
+    parts = _SPLIT.get(t) or _split(t)
+    ns = parts[0]
+    append = out.append
+    append(parts[2] if ns == parent_ns else parts[3])
+    text = el.text
+    if text or len(el):
+        append(">")
+        if text:
+            append(_escape(text))
+        for child in el:
+            _ser(child, out, ns)
+            tail = child.tail
+            if tail:
+                append(_escape(tail))
+        append(parts[4])
+    else:
+        append("/>")
+
+
+def _ser_around(
+    el: ET.Element, out: list[str], parent_ns: str | None, inner: ET.Element, span: list[int]
+) -> None:
+    # _ser for the few envelope elements, noting where ``inner`` starts and ends in ``out``.
+    t = el.tag
+    if not isinstance(t, str) or el.attrib:
+        raise _Fallback
+    parts = _SPLIT.get(t) or _split(t)
+    ns = parts[0]
+    out.append(parts[2] if ns == parent_ns else parts[3])
+    text = el.text
+    if text or len(el):
+        out.append(">")
+        if text:
+            out.append(_escape(text))
+        for child in el:
+            if child is inner:
+                start = len(out)
+                _ser(child, out, ns)
+                if (_SPLIT.get(child.tag) or _split(child.tag))[0] != ns:  # serialised as alone
+                    span += [start, len(out)]
+            else:
+                _ser_around(child, out, ns, inner, span)
+            tail = child.tail
+            if tail:
+                out.append(_escape(tail))
+        out.append(parts[4])
+    else:
+        out.append("/>")
