@@ -304,6 +304,9 @@ class ClientAssociation:
                 self.client.protocol.abandon(self.assoc, call)
                 raise AssociationAborted(self._ended_text(f"ended: {exc}")) from None
             return exc
+        except Exception:  # e.g. the codec refusing to encode the request: nothing was sent
+            self.client.protocol.abandon(self.assoc, call)
+            raise
         finally:
             self._inflight.discard(sending)
 

@@ -281,6 +281,11 @@ class ClientProtocol:
         state.offered[name] = bytes(data)
         return name
 
+    def offers(self, assoc: Association) -> list[str]:
+        """The source names ``assoc``'s server may read (offers not yet withdrawn)."""
+        state = self._state.get(assoc.key)
+        return list(state.offered) if state is not None else []
+
     def withdraw(self, assoc: Association, name: str) -> None:
         """Forget an offer (and the handles a server left open on it)."""
         state = self._state.get(assoc.key)

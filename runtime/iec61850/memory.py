@@ -161,6 +161,7 @@ class MemoryEndpoint:
         for fut in self._pending.values():
             if not fut.done():
                 fut.set_exception(LinkLost(reason))
+                fut.exception()  # the waiter gets it; no "never retrieved" if it went away
         self._pending.clear()
         loop = asyncio.get_running_loop()
         for peer in self._tracked:

@@ -1,5 +1,5 @@
 """Small helpers shared by the 8-2 tests: account settings on the private Prosody, a bounded
-event-loop run, and polling with a deadline.
+event-loop run, polling with a deadline, and an IED with clients on the in-memory transport.
 
 Imported by test modules (`from iec_testkit import settings, run, until`); not a conftest, so the
 project-wide `conftest` module name stays the top-level one.
@@ -8,10 +8,20 @@ project-wide `conftest` module name stays the top-level one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable, Coroutine
+import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator, Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
+from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
+from gridbind.iec61850 import codec, mms
+from gridbind.iec61850.client import Client, to_python
+from gridbind.iec61850.envelope import ClearContext
+from gridbind.iec61850.memory import MemoryNetwork
+from gridbind.iec61850.scl import load_scl
+from gridbind.iec61850.server import IedServer
 from gridbind.iec61850.xmpp import XmppSettings
 
 
@@ -45,3 +55,58 @@ async def until(
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout} s: {what}")
         await asyncio.sleep(step)
+
+
+# ---------------------------------------------------------------------------------- in memory
+FEEDER = Path(__file__).parent / "data" / "feeder.scd"
+
+
+@contextlib.asynccontextmanager
+async def memory_served(
+    scl: Path = FEEDER,
+    *,
+    files: Path | None = None,
+    clients: int = 1,
+    server_kw: dict | None = None,
+    client_kw: dict | None = None,
+) -> AsyncIterator[tuple[IedServer, list[Client], MemoryNetwork]]:
+    """An IED served from ``scl`` and ``clients`` clients on one in-memory network."""
+    net = MemoryNetwork()
+    server = IedServer(
+        load_scl(scl), transport=net.endpoint("ied@memory.test"), files_root=files,
+        **(server_kw or {}),
+    )  # fmt: skip
+    apps = [
+        Client(transport=net.endpoint(f"ops{i}@memory.test"), **(client_kw or {}))
+        for i in range(clients)
+    ]
+    await asyncio.gather(server.start(), *(c.connect() for c in apps))
+    try:
+        yield server, apps, net
+    finally:
+        await asyncio.gather(*(c.close() for c in apps), server.close())
+
+
+def results(response: Any) -> list[tuple[str, Any]]:
+    """A read response as ``[("success", python value) | ("failure", DataAccessError name)]``."""
+    out = []
+    for result in response.list_of_access_result.access_result:
+        if isinstance(result.choice, m.DataAccessError):
+            out.append(("failure", mms.name_of(result.choice)))
+        else:
+            out.append(("success", to_python(result.choice)))
+    return out
+
+
+def unchecked_element(payload: Any) -> ET.Element:
+    """A typed payload encoded without the schema check (what a careless peer would send)."""
+    return ET.fromstring(codec.encode(payload, validate=False))
+
+
+async def send_unchecked(
+    ied: Any, request: m.ConfirmedServiceRequest, iq_type: str = "get", invoke_id: int = 9999
+) -> Any:
+    """Send ``request`` in ``ied``'s association without the client's checks; the answer."""
+    pdu = mms.confirmed_request(invoke_id, request)
+    envelope = ClearContext(ied.peer, ied.id).seal(pdu, 0.0)
+    return await ied.client.transport.request(ied.peer, iq_type, unchecked_element(envelope))

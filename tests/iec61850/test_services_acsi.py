@@ -1,5 +1,5 @@
-"""ACSI services over the model in their neutral MMS forms (no codec, no sockets): the rules that
-the end-to-end tests then exercise through Prosody."""
+"""ACSI services over the model on the typed requests and responses of the generated classes (no
+transport): the rules that the service tests then exercise through a client."""
 
 from __future__ import annotations
 
@@ -7,10 +7,15 @@ from pathlib import Path
 
 import pytest
 
+from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
+from gridbind.iec61850 import codec, mms
+from gridbind.iec61850 import mmsdata as d
 from gridbind.iec61850.association import AssociationCore, InitiateParams
 from gridbind.iec61850.files import FileStore
 from gridbind.iec61850.scl import load_scl
-from gridbind.iec61850.services.acsi import ServerServices, ServiceError
+from gridbind.iec61850.services.acsi import RequestRefused, ServerServices, ServiceError
+from gridbind.iec61850.services.mmsview import td_kind
+from iec_testkit import results
 
 FEEDER = Path(__file__).parent / "data" / "feeder.scd"
 
@@ -26,6 +31,24 @@ def env(tmp_path):
 
 def dom(ld, item):
     return ("domain-specific", ld, item)
+
+
+def _name(key: tuple) -> m.ObjectName:
+    return mms.dom(key[1], key[2]) if key[0] == "domain-specific" else mms.aa(key[1])
+
+
+def read(svc, assoc, *keys) -> list:
+    response = svc.serve(assoc, mms.read(*map(_name, keys))).choice
+    return results(response)
+
+
+def read_list(svc, assoc, key) -> list:
+    return results(svc.serve(assoc, mms.read_list(_name(key))).choice)
+
+
+def write(svc, assoc, target, datas) -> list:
+    target = _name(target) if isinstance(target, tuple) else [_name(k) for k in target]
+    return mms.write_results(svc.serve(assoc, mms.write(target, datas)).choice)
 
 
 def test_name_lists_and_paging(env) -> None:
@@ -58,44 +81,47 @@ def test_name_lists_and_paging(env) -> None:
 
 def test_read_write(env) -> None:
     svc, assoc = env
-    res = svc.read(
+    res = read(svc, assoc, dom("FDR1LD0", "GGIO1$ST$Ind1$stVal"), dom("FDR1LD0", "GGIO1$MX$Ind1"))
+    assert res == [("success", True), ("failure", "object-non-existent")]
+    w = write(
+        svc,
         assoc,
-        (
-            "listOfVariable",
-            [dom("FDR1LD0", "GGIO1$ST$Ind1$stVal"), dom("FDR1LD0", "GGIO1$MX$Ind1")],
-        ),
-    )
-    assert res == [("success", ("boolean", True)), ("failure", "object-non-existent")]
-    w = svc.write(
-        assoc,
-        (
-            "listOfVariable",
-            [dom("FDR1LD0", "GGIO1$DC$Ind1$d"), dom("FDR1LD0", "GGIO1$ST$Ind1$stVal")],
-        ),
-        [("visible-string", "new"), ("boolean", False)],
+        [dom("FDR1LD0", "GGIO1$DC$Ind1$d"), dom("FDR1LD0", "GGIO1$ST$Ind1$stVal")],
+        [d.visible_string("new"), d.boolean(False)],
     )
     assert w == [None, "object-access-denied"]
     assert svc.model.read("FDR1LD0/GGIO1.Ind1.d", "DC") == "new"
-    assert svc.write(
-        assoc, ("listOfVariable", [dom("FDR1LD0", "GGIO1$DC$Ind1$d")]), [("integer", 5)]
-    ) == ["type-inconsistent"]
+    assert write(svc, assoc, [dom("FDR1LD0", "GGIO1$DC$Ind1$d")], [d.integer(5)]) == [
+        "type-inconsistent"
+    ]
     # structure write: all of units (SIUnit, multiplier) at once
-    assert svc.write(
+    assert write(
+        svc,
         assoc,
-        ("listOfVariable", [dom("FDR1MEAS", "MMXU1$CF$TotW$units")]),
-        [("structure", [("integer", 33), ("integer", 3)])],
+        [dom("FDR1MEAS", "MMXU1$CF$TotW$units")],
+        [d.structure([d.integer(33), d.integer(3)])],
     ) == [None]
     assert svc.model.read("FDR1MEAS/MMXU1.TotW.units", "CF") == {"SIUnit": 33, "multiplier": 3}
     with pytest.raises(ServiceError):
-        svc.write(assoc, ("listOfVariable", [dom("FDR1LD0", "GGIO1$DC$Ind1$d")]), [])
+        write(svc, assoc, [dom("FDR1LD0", "GGIO1$DC$Ind1$d")], [])
+    # an alternate access other than one array index is refused as a modifier
+    odd = mms.variable(mms.dom("FDR1LD0", "GGIO1$ST$Ind1"))
+    odd.alternate_access = m.AlternateAccess(
+        choice=[mms.choice_of(m.AlternateAccess.Choice, "unnamed",
+                              m.AlternateAccessSelection(choice=m.AccessSelection(choice="stVal")))]
+    )  # fmt: skip
+    with pytest.raises(RequestRefused) as refused:
+        svc.serve(assoc, mms.read(odd))
+    assert refused.value.reason.value == "confirmed-requestPDU:unrecognized-modifier"
 
 
 def test_datasets(env) -> None:
     svc, assoc = env
     status = dom("FDR1LD0", "LLN0$Status")
-    deletable, members = svc.get_named_variable_list_attributes(assoc, status)
-    assert not deletable and members[0] == dom("FDR1LD0", "GGIO1$ST$Ind1$stVal")
-    assert [r[0] for r in svc.read(assoc, ("variableListName", status))] == ["success"] * 4
+    response = svc.serve(assoc, mms.get_named_variable_list_attributes(_name(status))).choice
+    members = mms.var_def_names(response.list_of_variable)
+    assert not response.mms_deletable and members[0] == mms.dom("FDR1LD0", "GGIO1$ST$Ind1$stVal")
+    assert [r[0] for r in read_list(svc, assoc, status)] == ["success"] * 4
     new = dom("FDR1LD0", "GGIO1$Mine")
     svc.define_named_variable_list(
         assoc, new, [dom("FDR1LD0", "GGIO1$ST$Ind1$stVal"), dom("FDR1LD0", "GGIO1$DC$Ind1$d")]
@@ -108,9 +134,10 @@ def test_datasets(env) -> None:
             assoc, dom("FDR1LD0", "GGIO1$X"), [dom("FDR1LD0", "GGIO1$ST$No")]
         )
     assert err.value.code == "object-undefined"
-    assert svc.write(
-        assoc, ("variableListName", new), [("boolean", True), ("visible-string", "via ds")]
-    ) == ["object-access-denied", None]
+    assert write(svc, assoc, new, [d.boolean(True), d.visible_string("via ds")]) == [
+        "object-access-denied",
+        None,
+    ]
     svc.define_named_variable_list(assoc, ("aa-specific", "tmp"), [dom("FDR1LD0", "GGIO1$ST$Ind2")])
     assert svc.get_name_list(assoc, "namedVariableList", "aaSpecific", None, None) == (
         ["tmp"],
@@ -129,27 +156,22 @@ def test_setting_groups_through_writes(env) -> None:
     sgcb = lambda a: dom("FDR1PROT", f"LLN0$SP$SGCB${a}")  # noqa: E731
     se = dom("FDR1PROT", "IPTOC1$SE$OpDlTmms$setVal")
     sg = dom("FDR1PROT", "IPTOC1$SG$OpDlTmms$setVal")
-    assert svc.write(assoc, ("listOfVariable", [se]), [("integer", 1)]) == [
-        "temporarily-unavailable"
-    ]
-    assert svc.write(assoc, ("listOfVariable", [sgcb("EditSG")]), [("unsigned", 2)]) == [None]
-    assert svc.read(assoc, ("listOfVariable", [se])) == [("success", ("integer", 20))]
-    assert svc.write(assoc, ("listOfVariable", [se]), [("integer", 25)]) == [None]
-    assert svc.write(assoc, ("listOfVariable", [sgcb("CnfEdit")]), [("boolean", True)]) == [None]
-    assert svc.write(assoc, ("listOfVariable", [sgcb("ActSG")]), [("unsigned", 2)]) == [None]
-    assert svc.read(assoc, ("listOfVariable", [sg])) == [("success", ("integer", 25))]
-    assert svc.write(assoc, ("listOfVariable", [sgcb("ActSG")]), [("unsigned", 9)]) == [
-        "object-value-invalid"
-    ]
-    assert svc.write(assoc, ("listOfVariable", [sgcb("NumOfSG")]), [("unsigned", 9)]) == [
-        "object-access-denied"
-    ]
+    assert write(svc, assoc, [se], [d.integer(1)]) == ["temporarily-unavailable"]
+    assert write(svc, assoc, [sgcb("EditSG")], [d.unsigned(2)]) == [None]
+    assert read(svc, assoc, se) == [("success", 20)]
+    assert write(svc, assoc, [se], [d.integer(25)]) == [None]
+    assert write(svc, assoc, [sgcb("CnfEdit")], [d.boolean(True)]) == [None]
+    assert write(svc, assoc, [sgcb("ActSG")], [d.unsigned(2)]) == [None]
+    assert read(svc, assoc, sg) == [("success", 25)]
+    assert write(svc, assoc, [sgcb("ActSG")], [d.unsigned(9)]) == ["object-value-invalid"]
+    assert write(svc, assoc, [sgcb("NumOfSG")], [d.unsigned(9)]) == ["object-access-denied"]
 
 
 def test_definitions_and_files(env) -> None:
     svc, assoc = env
     _, td = svc.get_variable_access_attributes(assoc, dom("FDR1MEAS", "MMXU1$MX$TotW"))
-    assert td[0] == "structure" and [c[0] for c in td[1]] == ["mag", "q", "t"]
+    assert td_kind(td) == "structure"
+    assert [c.component_name for c in td.choice.components.sequence] == ["mag", "q", "t"]
     with pytest.raises(ServiceError):
         svc.get_variable_access_attributes(assoc, dom("FDR1MEAS", "MMXU1$XX$TotW"))
     entries, more = svc.file_directory(assoc, None, None)
@@ -183,21 +205,13 @@ def test_every_ln_encodes_schema_valid(env) -> None:
     """Whole LNs (all FCs: values and type descriptions) of the test and demo SCL encode into
     schema-valid PDUs: no basic type is left without a correct MMS mapping."""
     from gridbind.iec61850.demo import DEMO_SCL
-    from gridbind.iec61850.pdu import encode
-    from gridbind.iec61850.services.mmsview import data_value, type_description
-    from test_pdu import valid
 
-    svc, _ = env
+    svc, assoc = env
     for model in (svc.model, load_scl(DEMO_SCL)):
+        services = ServerServices(model)
         for ln in model.iter_nodes():
-            valid(
-                encode(
-                    ("confirmed-ResponsePDU", 1, "read", [("success", data_value(model, ln, ""))])
-                )
-            )
-            valid(
-                encode(
-                    ("confirmed-ResponsePDU", 1, "getVariableAccessAttributes",
-                     (False, type_description(ln, "")))
-                )
-            )  # fmt: skip
+            name = mms.dom(ln.parent.name, ln.name)
+            for request in (mms.read(name), mms.get_variable_access_attributes(name)):
+                response = services.serve(assoc, request)
+                codec.encode(mms.confirmed_response(1, response))  # validates
+            assert results(services.serve(assoc, mms.read(name)).choice)[0][0] == "success"

@@ -1,4 +1,4 @@
-"""Negative answers of every ACSI service, through a real Prosody: wrong FC, FC XX, unknown
+"""Negative answers of every ACSI service, client and server on the in-memory transport: wrong FC, FC XX, unknown
 objects, too-long references, type mismatches, access denied (write and read hooks), setting
 group sequencing, control block attributes and file names.
 
@@ -18,40 +18,37 @@ from pathlib import Path
 
 import pytest
 
-from gridbind.iec61850.client import (
-    Client,
-    DataAccessFailed,
-    RequestRejected,
-    ServiceFailed,
-)
+from gridbind.iec61850 import codec, mms
+from gridbind.iec61850 import mmsdata as d
+from gridbind.iec61850.client import DataAccessFailed, RequestRejected, ServiceFailed
 from gridbind.iec61850.model import DataAccessError
-from gridbind.iec61850.scl import load_scl
-from gridbind.iec61850.server import IedServer
-from iec_testkit import settings
+from gridbind.iec61850.services.mmsview import td_kind
+from gridbind.iec61850.stanza import StanzaError
+from iec_testkit import memory_served, results, send_unchecked
 
 DATA = Path(__file__).parent / "data"
 FEEDER = DATA / "feeder.scd"
 BAY2 = DATA / "bay2.cid"
-pytestmark = pytest.mark.prosody
+dom = mms.dom
 
 
 @contextlib.asynccontextmanager
-async def served(prosody, xmpp_account, *, scl=FEEDER, files=None, clients=1):
-    server = IedServer(load_scl(scl), settings(prosody, xmpp_account("neg-ied")), files_root=files)
-    apps = [Client(settings(prosody, xmpp_account("neg-ops"))) for _ in range(clients)]
-    await asyncio.gather(server.start(), *(c.connect() for c in apps))
-    try:
+async def served(*, scl=FEEDER, files=None, clients=1):
+    async with memory_served(scl, files=files, clients=clients) as (server, apps, _):
         yield server, apps
-    finally:
-        await asyncio.gather(*(c.close() for c in apps), server.close())
 
 
-def run(coro, timeout=45):
+def run(coro, timeout=20):
     return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
-def dom(ld: str, item: str) -> tuple:
-    return ("domain-specific", ld, item)
+async def write(ied, target, datas) -> list:
+    return mms.write_results(await ied.request(mms.write(target, datas)))
+
+
+async def delete(ied, names, scope="specific") -> tuple[int, int]:
+    response = await ied.request(mms.delete_named_variable_list(names, scope))
+    return response.number_matched, response.number_deleted
 
 
 async def service_error(call) -> tuple[str, str]:
@@ -69,10 +66,10 @@ async def access_error(call) -> str:
 NON_EXISTENT = ("access", "object-non-existent")
 
 
-@pytest.mark.timeout(60)
-def test_definition_directory_and_name_lists(prosody, xmpp_account) -> None:
+@pytest.mark.timeout(30)
+def test_definition_directory_and_name_lists() -> None:
     async def main():
-        async with served(prosody, xmpp_account) as (server, (client,)):
+        async with served() as (server, (client,)):
             ied = await client.associate(server.jid)
             # GetDataDefinition: wrong FC, FC XX, unknown DO / LN / LD, an FC the LN lacks
             for ref, fc in (
@@ -95,11 +92,11 @@ def test_definition_directory_and_name_lists(prosody, xmpp_account) -> None:
             # FC XX reaches the server unchanged (the client leaves the FC to it)
             for item in ("GGIO1$XX", "GGIO1$XX$Ind1", "GGIO1$XX$Ind1$stVal"):
                 with pytest.raises(ServiceFailed) as err:
-                    await ied.request("getVariableAccessAttributes", dom("FDR1LD0", item))
+                    await ied.request(mms.get_variable_access_attributes(dom("FDR1LD0", item)))
                 assert (err.value.error_class, err.value.code) == NON_EXISTENT
             # a malformed item (empty component) is an invalid address, not a missing object
             with pytest.raises(ServiceFailed) as err:
-                await ied.request("getVariableAccessAttributes", dom("FDR1LD0", "GGIO1$$Ind1"))
+                await ied.request(mms.get_variable_access_attributes(dom("FDR1LD0", "GGIO1$$Ind1")))
             assert (err.value.error_class, err.value.code) == ("definition", "invalid-address")
             # too-long references: refused by the client's reference parser ...
             long_do = "FDR1LD0/GGIO1." + "A" * 130
@@ -109,23 +106,26 @@ def test_definition_directory_and_name_lists(prosody, xmpp_account) -> None:
                 await ied.get_data_directory(long_do, "ST")
             with pytest.raises(ValueError):  # itemId over 64 characters
                 await ied.get_data_definition("FDR1LD0/GGIO1." + "B" * 60, "ST")
-            # ... and, sent anyway, by the server's strict codec gate (Identifier <= 64)
+            # ... by the client's encoder (as strict as the server) and, sent anyway, by the
+            # server's strict codec gate (Identifier <= 64)
             for name in (
                 dom("FDR1LD0", "GGIO1$ST$" + "A" * 70),
                 dom("D" * 65, "GGIO1$ST$Ind1"),
             ):
-                with pytest.raises(RequestRejected) as err:
-                    await ied.request("getVariableAccessAttributes", name)
-                assert err.value.reason == "pdu-error:invalid-pdu"
+                with pytest.raises(codec.EncodeError, match="maxLength"):
+                    await ied.request(mms.get_variable_access_attributes(name))
+                with pytest.raises(StanzaError) as err:
+                    await send_unchecked(ied, mms.get_variable_access_attributes(name))
+                assert err.value.condition == "bad-request"
+                assert err.value.text.startswith("pdu-error:invalid-pdu")
             # exactly 64 characters is a legal name, just not an existing one
             with pytest.raises(ServiceFailed) as err:
                 await ied.request(
-                    "getVariableAccessAttributes", dom("FDR1LD0", "GGIO1$ST$" + "C" * 55)
+                    mms.get_variable_access_attributes(dom("FDR1LD0", "GGIO1$ST$" + "C" * 55))
                 )
             assert (err.value.error_class, err.value.code) == NON_EXISTENT
-            assert await ied.get_data_definition("FDR1LD0/GGIO1.Ind1.stVal", "ST") == (
-                "boolean",
-            )  # still usable
+            td = await ied.get_data_definition("FDR1LD0/GGIO1.Ind1.stVal", "ST")
+            assert td_kind(td) == "boolean"  # still usable
             # GetLogicalDeviceDirectory / GetLogicalNodeDirectory: unknown LD and LN
             assert await service_error(ied.get_logical_device_directory("NOPE")) == NON_EXISTENT
             for acsi_class in ("DATA", "DATA-SET", "URCB", "BRCB", "LCB", "GoCB", "MSVCB", "SGCB"):
@@ -134,7 +134,7 @@ def test_definition_directory_and_name_lists(prosody, xmpp_account) -> None:
                     assert code == NON_EXISTENT, (ln_ref, acsi_class)
             for object_class in ("namedVariable", "namedVariableList"):
                 with pytest.raises(ServiceFailed) as err:
-                    await ied.request("getNameList", (object_class, "domainSpecific", "NOPE", None))
+                    await ied.request(mms.get_name_list(object_class, "domainSpecific", "NOPE"))
                 assert (err.value.error_class, err.value.code) == NON_EXISTENT
             # an existing LN without control blocks of a class: empty, not an error
             assert await ied.get_logical_node_directory("FDR1LD0/GGIO1", "GoCB") == []
@@ -142,10 +142,10 @@ def test_definition_directory_and_name_lists(prosody, xmpp_account) -> None:
     run(main())
 
 
-@pytest.mark.timeout(60)
-def test_data_set_services(prosody, xmpp_account) -> None:
+@pytest.mark.timeout(30)
+def test_data_set_services() -> None:
     async def main():
-        async with served(prosody, xmpp_account) as (server, (client,)):
+        async with served() as (server, (client,)):
             ied = await client.associate(server.jid)
             members = [
                 ("FDR1LD0/GGIO1.Ind1.d", "DC"),  # VisString255, writable
@@ -154,21 +154,19 @@ def test_data_set_services(prosody, xmpp_account) -> None:
                 ("FDR1MEAS/MMXU1.TotW.units", "CF"),  # structure
             ]
             await ied.create_data_set("FDR1LD0/GGIO1.Mixed", members)
-            target = ("variableListName", dom("FDR1LD0", "GGIO1$Mixed"))
+            target = dom("FDR1LD0", "GGIO1$Mixed")
             # SetDataSetValues: one result per member, type mismatches member by member
-            results = await ied.request(
-                "write",
-                (
-                    target,
-                    [
-                        ("integer", 5),  # not a visible-string
-                        ("integer", 1),  # fine
-                        ("boolean", False),  # right type, FC ST is not writable
-                        ("structure", [("integer", 1)]),  # too few components
-                    ],
-                ),
+            codes = await write(
+                ied,
+                target,
+                [
+                    d.integer(5),  # not a visible-string
+                    d.integer(1),  # fine
+                    d.boolean(False),  # right type, FC ST is not writable
+                    d.structure([d.integer(1)]),  # too few components
+                ],
             )
-            assert results == [
+            assert codes == [
                 DataAccessError.TYPE_INCONSISTENT,
                 None,
                 DataAccessError.OBJECT_ACCESS_DENIED,
@@ -176,20 +174,18 @@ def test_data_set_services(prosody, xmpp_account) -> None:
             ]
             assert server.model.read("FDR1LD0/GGIO1.SPCSO1.ctlModel", "CF") == 1
             assert server.model.read("FDR1LD0/GGIO1.Ind1.d", "DC") == ""
-            results = await ied.request(
-                "write",
-                (
-                    target,
-                    [
-                        ("visible-string", "ok"),
-                        ("integer", 42),  # not an ordinal of CtlModelKind
-                        ("integer", 1),  # not a boolean
-                        # SIUnit Hz is fine, multiplier 77 is no MultiplierKind
-                        ("structure", [("integer", 33), ("integer", 77)]),
-                    ],
-                ),
+            codes = await write(
+                ied,
+                target,
+                [
+                    d.visible_string("ok"),
+                    d.integer(42),  # not an ordinal of CtlModelKind
+                    d.integer(1),  # not a boolean
+                    # SIUnit Hz is fine, multiplier 77 is no MultiplierKind
+                    d.structure([d.integer(33), d.integer(77)]),
+                ],
             )
-            assert results == [
+            assert codes == [
                 None,
                 DataAccessError.OBJECT_VALUE_INVALID,
                 DataAccessError.TYPE_INCONSISTENT,
@@ -199,23 +195,21 @@ def test_data_set_services(prosody, xmpp_account) -> None:
             # a refused structure is not half written
             units = "FDR1MEAS/MMXU1.TotW.units"
             assert server.model.read(units, "CF") == {"SIUnit": 38, "multiplier": 0}
-            results = await ied.request(
-                "write",
-                (
-                    target,
-                    [
-                        ("visible-string", "ok"),
-                        ("integer", 1),
-                        ("boolean", True),
-                        ("structure", [("integer", 33), ("integer", 3)]),
-                    ],
-                ),
+            codes = await write(
+                ied,
+                target,
+                [
+                    d.visible_string("ok"),
+                    d.integer(1),
+                    d.boolean(True),
+                    d.structure([d.integer(33), d.integer(3)]),
+                ],
             )
-            assert results == [None, None, DataAccessError.OBJECT_ACCESS_DENIED, None]
+            assert codes == [None, None, DataAccessError.OBJECT_ACCESS_DENIED, None]
             assert server.model.read(units, "CF") == {"SIUnit": 33, "multiplier": 3}
             # a value list of the wrong length is no per-member answer: the whole write fails
             with pytest.raises(ServiceFailed) as err:
-                await ied.request("write", (target, [("visible-string", "x")]))
+                await ied.request(mms.write(target, [d.visible_string("x")]))
             assert (err.value.error_class, err.value.code) == ("definition", "type-inconsistent")
             with pytest.raises(ValueError):  # the client checks the count first
                 await ied.set_data_set_values("FDR1LD0/GGIO1.Mixed", ["x"])
@@ -228,9 +222,9 @@ def test_data_set_services(prosody, xmpp_account) -> None:
                 assert await service_error(ied.set_data_set_values(ds, [])) == NON_EXISTENT
             for name in (dom("FDR1LD0", "LLN0$Nope"), dom("FDR1LD0", "Status")):
                 for call in (
-                    ied.request("read", ("variableListName", name)),
-                    ied.request("getNamedVariableListAttributes", name),
-                    ied.request("write", (("variableListName", name), [("boolean", True)])),
+                    ied.request(mms.read_list(name)),
+                    ied.request(mms.get_named_variable_list_attributes(name)),
+                    ied.request(mms.write(name, [d.boolean(True)])),
                 ):
                     assert await service_error(call) == NON_EXISTENT
             # CreateDataSet: unknown member, member with FC XX, wrong FC, whole LN, bad names
@@ -250,7 +244,7 @@ def test_data_set_services(prosody, xmpp_account) -> None:
             for whole in (dom("FDR1LD0", "GGIO1"), dom("FDR1LD0", "GGIO1$ST")):
                 with pytest.raises(ServiceFailed) as err:
                     await ied.request(
-                        "defineNamedVariableList", (dom("FDR1LD0", "GGIO1$Bad"), [whole])
+                        mms.define_named_variable_list(dom("FDR1LD0", "GGIO1$Bad"), [whole])
                     )
                 assert (err.value.error_class, err.value.code) == ("definition", "object-undefined")
             assert await ied.get_logical_node_directory("FDR1LD0/GGIO1", "DATA-SET") == ["Mixed"]
@@ -273,42 +267,34 @@ def test_data_set_services(prosody, xmpp_account) -> None:
                 "object-attribute-inconsistent",
             )
             # DeleteDataSet of an unknown one: nothing matched
-            assert await ied.request(
-                "deleteNamedVariableList", ("specific", [dom("FDR1LD0", "LLN0$Nope")], None)
-            ) == (0, 0)
+            assert await delete(ied, [dom("FDR1LD0", "LLN0$Nope")]) == (0, 0)
             for ds in ("FDR1LD0/LLN0.Nope", "@nope", "NOPE/LLN0.Status"):
                 assert await service_error(ied.delete_data_set(ds)) == NON_EXISTENT
             # ... of an SCL-defined one: matched, not deleted, still there
-            assert await ied.request(
-                "deleteNamedVariableList", ("specific", [dom("FDR1LD0", "LLN0$Status")], None)
-            ) == (1, 0)
+            assert await delete(ied, [dom("FDR1LD0", "LLN0$Status")]) == (1, 0)
             assert await service_error(ied.delete_data_set("FDR1LD0/LLN0.Status")) == (
                 "access",
                 "object-access-denied",
             )
             assert len(await ied.get_data_set_directory("FDR1LD0/LLN0.Status")) == 4
             # a mixed request deletes what it may and counts the rest
-            assert await ied.request(
-                "deleteNamedVariableList",
-                (
-                    "specific",
-                    [dom("FDR1LD0", "GGIO1$Mixed"), dom("FDR1LD0", "LLN0$Status"),
-                     dom("FDR1LD0", "LLN0$Nope"), ("aa-specific", "mine")],
-                    None,
-                ),
+            assert await delete(
+                ied,
+                [dom("FDR1LD0", "GGIO1$Mixed"), dom("FDR1LD0", "LLN0$Status"),
+                 dom("FDR1LD0", "LLN0$Nope"), mms.aa("mine")],
             ) == (3, 2)  # fmt: skip
             assert await ied.get_logical_node_directory("FDR1LD0/GGIO1", "DATA-SET") == []
             with pytest.raises(ServiceFailed) as err:  # only specific deletes exist
-                await ied.request("deleteNamedVariableList", ("domain", [], "FDR1LD0"))
+                await ied.request(mms.delete_named_variable_list([], "domain", "FDR1LD0"))
             assert err.value.error_class == "service"
 
     run(main())
 
 
-@pytest.mark.timeout(60)
-def test_scl_data_set_not_deletable_even_unreferenced(prosody, xmpp_account) -> None:
+@pytest.mark.timeout(30)
+def test_scl_data_set_not_deletable_even_unreferenced() -> None:
     async def main():
-        async with served(prosody, xmpp_account, scl=BAY2) as (server, (client,)):
+        async with served(scl=BAY2) as (server, (client,)):
             ied = await client.associate(server.jid)
             assert not server.model.dataset_users(server.model.dataset("BAY2CTRL/LLN0.Spare"))
             assert await service_error(ied.delete_data_set("BAY2CTRL/LLN0.Spare")) == (
@@ -327,10 +313,10 @@ def test_scl_data_set_not_deletable_even_unreferenced(prosody, xmpp_account) -> 
     run(main())
 
 
-@pytest.mark.timeout(60)
-def test_setting_group_sequencing(prosody, xmpp_account) -> None:
+@pytest.mark.timeout(30)
+def test_setting_group_sequencing() -> None:
     async def main():
-        async with served(prosody, xmpp_account) as (server, (client,)):
+        async with served() as (server, (client,)):
             ied = await client.associate(server.jid)
             ref = "FDR1PROT/IPTOC1.StrVal.setMag.f"
             # SelectActiveSG / SelectEditSG out of range (NumOfSG is 3)
@@ -353,11 +339,10 @@ def test_setting_group_sequencing(prosody, xmpp_account) -> None:
             # GetEditSGValue of a reference that has no SE: nothing of it is in FC SE
             for non_se in ("FDR1LD0/GGIO1.Ind1.stVal", "FDR1PROT/IPTOC1.Beh.stVal"):
                 assert await service_error(ied.get_edit_sg_value(non_se)) == NON_EXISTENT
-                results = await ied.request(
-                    "read",
-                    ("listOfVariable", [dom(non_se.split("/")[0], _item(non_se, "SE"))]),
+                response = await ied.request(
+                    mms.read(dom(non_se.split("/")[0], _item(non_se, "SE")))
                 )
-                assert results == [("failure", DataAccessError.OBJECT_NON_EXISTENT)]
+                assert results(response) == [("failure", DataAccessError.OBJECT_NON_EXISTENT)]
             # SG is read-only, SGCB attributes other than the three service ones too
             assert await access_error(ied.set_data_values(ref, "SG", 1.0)) == (
                 DataAccessError.OBJECT_ACCESS_DENIED
@@ -416,10 +401,10 @@ def _item(ref: str, fc: str) -> str:
     return "$".join([ln, fc, *path.split(".")])
 
 
-@pytest.mark.timeout(60)
-def test_gocb_and_msvcb(prosody, xmpp_account) -> None:
+@pytest.mark.timeout(30)
+def test_gocb_and_msvcb() -> None:
     async def main():
-        async with served(prosody, xmpp_account) as (server, (client,)):
+        async with served() as (server, (client,)):
             ied = await client.associate(server.jid)
             # unknown control blocks, a control block of the other kind, an LN without any
             for call in (
@@ -435,18 +420,14 @@ def test_gocb_and_msvcb(prosody, xmpp_account) -> None:
             ):
                 assert await service_error(call) == NON_EXISTENT
             for item, data in (
-                ("LLN0$GO$gcbNope$GoEna", ("boolean", True)),
-                ("LLN0$MS$msvNope$SvEna", ("boolean", True)),
-                ("LLN0$MS$gcbStatus$GoEna", ("boolean", True)),
+                ("LLN0$GO$gcbNope$GoEna", d.boolean(True)),
+                ("LLN0$MS$msvNope$SvEna", d.boolean(True)),
+                ("LLN0$MS$gcbStatus$GoEna", d.boolean(True)),
             ):
-                results = await ied.request(
-                    "write", (("listOfVariable", [dom("FDR1LD0", item)]), [data])
-                )
-                assert results == [DataAccessError.OBJECT_NON_EXISTENT]
-            results = await ied.request(
-                "read", ("listOfVariable", [dom("FDR1LD0", "LLN0$GO$gcbNope")])
-            )
-            assert results == [("failure", DataAccessError.OBJECT_NON_EXISTENT)]
+                codes = await write(ied, [dom("FDR1LD0", item)], [data])
+                assert codes == [DataAccessError.OBJECT_NON_EXISTENT]
+            response = await ied.request(mms.read(dom("FDR1LD0", "LLN0$GO$gcbNope")))
+            assert results(response) == [("failure", DataAccessError.OBJECT_NON_EXISTENT)]
             # read-only attributes: access denied, whether enabled or not
             for gocb_attr, value in (("ConfRev", 9), ("NdsCom", True), ("FixedOffs", True)):
                 code = await access_error(
@@ -463,14 +444,8 @@ def test_gocb_and_msvcb(prosody, xmpp_account) -> None:
                 )
                 assert code == DataAccessError.OBJECT_ACCESS_DENIED, msv_attr
             # type mismatch on a control block attribute
-            results = await ied.request(
-                "write",
-                (
-                    ("listOfVariable", [dom("FDR1LD0", "LLN0$GO$gcbStatus$GoID")]),
-                    [("integer", 7)],
-                ),
-            )
-            assert results == [DataAccessError.TYPE_INCONSISTENT]
+            codes = await write(ied, [dom("FDR1LD0", "LLN0$GO$gcbStatus$GoID")], [d.integer(7)])
+            assert codes == [DataAccessError.TYPE_INCONSISTENT]
             # DatSet must name a persistent data set: the value is invalid, not the attribute
             await ied.create_data_set("@temp", [("FDR1LD0/GGIO1.Ind2", "ST")])
             for value in ("FDR1LD0/LLN0.Nope", "NOPE/LLN0.Status", "@temp", "garbage"):
@@ -494,8 +469,8 @@ def test_gocb_and_msvcb(prosody, xmpp_account) -> None:
     run(main())
 
 
-@pytest.mark.timeout(60)
-def test_delete_file_names(prosody, xmpp_account, tmp_path) -> None:
+@pytest.mark.timeout(30)
+def test_delete_file_names(tmp_path) -> None:
     root = tmp_path / "files"
     (root / "sub").mkdir(parents=True)
     (root / "keep.txt").write_text("keep")
@@ -506,7 +481,7 @@ def test_delete_file_names(prosody, xmpp_account, tmp_path) -> None:
     (root / "away").symlink_to(tmp_path, target_is_directory=True)
 
     async def main():
-        async with served(prosody, xmpp_account, files=root) as (server, (client,)):
+        async with served(files=root) as (server, (client,)):
             ied = await client.associate(server.jid)
             for name in ("../outside.txt", "sub/../../outside.txt", "./keep.txt", "sub/./x"):
                 code = await service_error(ied.delete_file(name))
@@ -518,7 +493,7 @@ def test_delete_file_names(prosody, xmpp_account, tmp_path) -> None:
             # ... and a segment starting with "/" is refused by the server
             for segments in (["/etc/passwd"], ["/", "x"], ["sub\\..\\..\\outside.txt"]):
                 with pytest.raises(ServiceFailed) as err:
-                    await ied.request("fileDelete", segments)
+                    await ied.request(mms.file_delete(segments))
                 assert (err.value.error_class, err.value.code) == (
                     "file",
                     "filename-syntax-error",
@@ -532,9 +507,9 @@ def test_delete_file_names(prosody, xmpp_account, tmp_path) -> None:
                 code = await service_error(ied.delete_file(name))
                 assert code == ("file", "file-non-existent"), name
             # a file being read (GetFile in progress) is busy
-            frsm, _, _ = await ied.request("fileOpen", (["sub", "open.txt"], 0))
+            frsm = (await ied.request(mms.file_open(["sub", "open.txt"]))).frsm_id
             assert await service_error(ied.delete_file("sub/open.txt")) == ("file", "file-busy")
-            await ied.request("fileClose", frsm)
+            await ied.request(mms.file_close(frsm))
             await ied.delete_file("sub/open.txt")
             assert outside.read_text() == "must survive"
             assert (root / "keep.txt").exists() and (root / "escape.txt").is_symlink()
@@ -543,10 +518,10 @@ def test_delete_file_names(prosody, xmpp_account, tmp_path) -> None:
     run(main())
 
 
-@pytest.mark.timeout(60)
-def test_read_hook_denies_reads_per_originator(prosody, xmpp_account) -> None:
+@pytest.mark.timeout(30)
+def test_read_hook_denies_reads_per_originator() -> None:
     async def main():
-        async with served(prosody, xmpp_account, clients=2) as (server, (trusted, other)):
+        async with served(clients=2) as (server, (trusted, other)):
             allowed = trusted.xmpp.full_jid.split("/")[0]
             calls = []
 
@@ -585,12 +560,10 @@ def test_read_hook_denies_reads_per_originator(prosody, xmpp_account) -> None:
             values = await ied.get_data_set_values("FDR1LD0/LLN0.Status")
             assert values[0] is True and values[3] == 1500.5
             assert isinstance(values[2], DataAccessFailed) and values[2].code == denied
-            results = await ied.request(
-                "read",
-                ("listOfVariable", [dom("FDR1LD0", "GGIO1$DC$Ind1$d"),
-                                    dom("FDR1LD0", "GGIO1$ST$Ind1$stVal")]),
-            )  # fmt: skip
-            assert results == [("failure", denied), ("success", ("boolean", True))]
+            response = await ied.request(
+                mms.read(dom("FDR1LD0", "GGIO1$DC$Ind1$d"), dom("FDR1LD0", "GGIO1$ST$Ind1$stVal"))
+            )
+            assert results(response) == [("failure", denied), ("success", True)]
             # definitions and directories are not values: not gated
             assert await ied.get_data_definition("FDR1LD0/GGIO1.Ind1.d", "DC")
             assert "Ind2" in await ied.get_logical_node_directory("FDR1LD0/GGIO1")
