@@ -8,11 +8,14 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
+from gridbind.iec61850 import codec
+from gridbind.iec61850.envelope import ClearContext, EnvelopeError
 from gridbind.iec61850.prosody import make_test_pki
+from gridbind.iec61850.stanza import Received, decode_payload, payload_element, unwrap
 from gridbind.iec61850.xmpp import (
     PAYLOAD_NS,
     IecXmpp,
-    Inbound,
     StanzaError,
     XmppConnectError,
     XmppSettings,
@@ -21,55 +24,62 @@ from gridbind.iec61850.xmpp import (
 )
 from iec_testkit import settings as account_settings
 
+#: cancel-RequestPDU values the echo treats specially.
+REFUSE, BOOM = 13, 666
+
 
 def settings(prosody, account, **kw) -> XmppSettings:
     return account_settings(prosody, account, **{"request_timeout": 5, **kw})
 
 
-def payload(tag: str, text: str = "") -> ET.Element:
-    el = ET.Element(f"{{{PAYLOAD_NS}}}{tag}")
-    el.text = text
-    return el
+def cancel(n: int) -> m.Mmspdu:
+    """A small typed payload that carries a number (cancel-RequestPDU)."""
+    return m.Mmspdu(choice=m.Mmspdu.CancelRequestPdu(value=n))
+
+
+def echoed(answer: Received) -> int:
+    return answer.payload.choice.value
 
 
 class Echo:
-    """An endpoint that echoes iq payloads and records messages."""
+    """An endpoint that answers cancel-RequestPDU n with cancel-ResponsePDU n (+1000 for iq set)
+    and records messages."""
 
     def __init__(self) -> None:
-        self.messages: asyncio.Queue[Inbound] = asyncio.Queue()
+        self.messages: asyncio.Queue[Received] = asyncio.Queue()
         self.unavailable: asyncio.Queue[str] = asyncio.Queue()
         self.link_lost = asyncio.Event()
         self.xmpp: IecXmpp | None = None
 
-    def on_inbound(self, item: Inbound) -> None:
+    def on_inbound(self, item: Received) -> None:
         if item.kind == "message":
             self.messages.put_nowait(item)
             return
         if item.error is not None:
             self.xmpp.reply_error(item, "bad-request", str(item.error))
             return
-        if item.payload.tag.endswith("boom"):
+        payload = item.payload
+        if not isinstance(payload, m.Mmspdu):  # an AssociationContext: answered in it
+            layer = ClearContext(item.sender, payload.asso_id)
+            layer.open(payload, 0.0)
+            answer = m.Mmspdu(choice=m.Mmspdu.ConcludeResponsePdu())
+            self.xmpp.reply(item, layer.seal(answer, 0.0))
+            return
+        n = payload.choice.value
+        if n == BOOM:
             raise RuntimeError("handler bug")
-        if item.payload.tag.endswith("refuse"):
+        if n == REFUSE:
             self.xmpp.reply_error(item, "bad-request", "refused")
             return
-        if item.association is not None:  # in an AssociationContext: a real MMSpdu answer
-            from gridbind.iec61850 import pdu
+        value = n + (1000 if item.type == "set" else 0)
+        self.xmpp.reply(item, m.Mmspdu(choice=m.Mmspdu.CancelResponsePdu(value=value)))
 
-            assoc = item.association
-            if assoc == "3":  # association 3 is answered in another association (4)
-                assoc = "4"
-            self.xmpp.reply(item, pdu.encode(("conclude-ResponsePDU",)), assoc)
-            return
-        self.xmpp.reply(item, payload("echo", f"{item.type}:{item.payload.text}"))
-
-    def build(self, s: XmppSettings, gate=None) -> IecXmpp:
+    def build(self, s: XmppSettings) -> IecXmpp:
         self.xmpp = IecXmpp(
             s,
             self.on_inbound,
             on_peer_unavailable=self.unavailable.put_nowait,
             on_link_lost=self.link_lost.set,
-            gate=gate,
         )
         return self.xmpp
 
@@ -93,10 +103,10 @@ def test_table_d1_mapping() -> None:
         parse_address("localhost")
 
 
-async def _pair(prosody, xmpp_account, gate=None, **kw):
+async def _pair(prosody, xmpp_account, **kw):
     a, b = Echo(), Echo()
     xa = a.build(settings(prosody, xmpp_account("a"), **kw))
-    xb = b.build(settings(prosody, xmpp_account("b"), **kw), gate)
+    xb = b.build(settings(prosody, xmpp_account("b"), **kw))
     await asyncio.gather(xa.start(), xb.start())
     return a, b
 
@@ -115,24 +125,25 @@ def test_iq_and_message_roundtrip(prosody, xmpp_account, direct_tls, mech) -> No
         )
         try:
             assert a.xmpp.full_jid.endswith("/IEC")
-            answer = await a.xmpp.request(b.xmpp.full_jid, "get", payload("hello", "1"))
-            assert answer.tag == f"{{{PAYLOAD_NS}}}echo" and answer.text == "get:1"
-            answer = await a.xmpp.request(b.xmpp.full_jid, "set", payload("hello", "2"))
-            assert answer.text == "set:2"
+            answer = await a.xmpp.request(b.xmpp.full_jid, "get", cancel(1))
+            assert isinstance(answer.payload.choice, m.Mmspdu.CancelResponsePdu)
+            assert echoed(answer) == 1 and answer.sender == b.xmpp.full_jid
+            assert echoed(await a.xmpp.request(b.xmpp.full_jid, "set", cancel(2))) == 1002
             with pytest.raises(StanzaError) as err:
-                await a.xmpp.request(b.xmpp.full_jid, "get", payload("refuse"))
+                await a.xmpp.request(b.xmpp.full_jid, "get", cancel(REFUSE))
             assert err.value.condition == "bad-request"
             # A handler that raises still answers (internal-server-error), and keeps serving.
             with pytest.raises(StanzaError) as err:
-                await a.xmpp.request(b.xmpp.full_jid, "get", payload("boom"))
+                await a.xmpp.request(b.xmpp.full_jid, "get", cancel(BOOM))
             assert err.value.condition == "internal-server-error"
-            assert (await a.xmpp.request(b.xmpp.full_jid, "get", payload("x", "3"))).text == "get:3"
-            a.xmpp.send_message(b.xmpp.full_jid, payload("report", "r"))
+            assert echoed(await a.xmpp.request(b.xmpp.full_jid, "get", cancel(3))) == 3
+            a.xmpp.send_message(b.xmpp.full_jid, cancel(4))
             msg = await asyncio.wait_for(b.messages.get(), 5)
             assert msg.type == "normal" and msg.sender == a.xmpp.full_jid
+            assert msg.payload == cancel(4) and msg.size > 0
             # To the bare JID, Prosody answers itself (service-unavailable): mapped to StanzaError.
             with pytest.raises(StanzaError):
-                await a.xmpp.request(b.xmpp.jid.bare, "get", payload("hello"))
+                await a.xmpp.request(b.xmpp.jid.bare, "get", cancel(5))
             assert await a.xmpp.ping() < 5
         finally:
             await asyncio.gather(a.xmpp.close(), b.xmpp.close())
@@ -192,7 +203,7 @@ def test_presence_unavailable_reaches_tracked_peer(prosody, xmpp_account) -> Non
         try:
             a.xmpp.track_peer(b.xmpp.full_jid)
             b.xmpp.track_peer(a.xmpp.full_jid)
-            await a.xmpp.request(b.xmpp.full_jid, "get", payload("sync"))
+            await a.xmpp.request(b.xmpp.full_jid, "get", cancel(7))
             b_jid = b.xmpp.full_jid
             b.xmpp.drop_link()  # no XEP-0198: Prosody tells a at once
             assert await asyncio.wait_for(a.unavailable.get(), 5) == b_jid
@@ -208,47 +219,52 @@ def test_association_context_through_prosody(prosody, xmpp_account) -> None:
     from slixmpp.xmlstream.handler import Callback
     from slixmpp.xmlstream.matcher import StanzaPath
 
-    from gridbind.iec61850 import codec, pdu
-    from gridbind.iec61850.xmpp import InvalidPayload
-
     async def main() -> None:
-        a, b = await _pair(prosody, xmpp_account, gate=codec.default_codec())
+        a, b = await _pair(prosody, xmpp_account)
         try:
             to = b.xmpp.full_jid
+            layer = ClearContext(to, "12")
             # b gates strictly: a schema-valid MMSpdu in an AssociationContext is delivered with
             # its assoID; the answer comes back in the same association
-            got = await a.xmpp.request(to, "set", pdu.encode(("conclude-RequestPDU",)), None, "12")
-            assert got.tag == f"{{{PAYLOAD_NS}}}MMSpdu" and len(got) == 1
-            # a payload the schema does not know is refused by b's gate (bad-request)
-            with pytest.raises(StanzaError) as err:
-                await a.xmpp.request(to, "get", payload("hello"), association="12")
-            assert err.value.condition == "bad-request"
-            # an answer in another association than the request's is refused
-            with pytest.raises(InvalidPayload, match="association '4', not '3'"):
-                await b.xmpp.request(
-                    a.xmpp.full_jid, "set", pdu.encode(("conclude-RequestPDU",)), None, "3"
+            conclude = m.Mmspdu(choice=m.Mmspdu.ConcludeRequestPdu())
+            got = await a.xmpp.request(to, "set", layer.seal(conclude, 0.0))
+            assert got.association == "12" and got.payload.asso_id == "12"
+            assert isinstance(layer.open(got.payload, 0.0).choice, m.Mmspdu.ConcludeResponsePdu)
+
+            async def raw(stanza_id: str, body: str):
+                waiter = asyncio.get_running_loop().create_future()
+                a.xmpp._client.register_handler(
+                    Callback(stanza_id, StanzaPath(f"iq@id={stanza_id}"), waiter.set_result,
+                             once=True)
+                )  # fmt: skip
+                a.xmpp.send_raw(
+                    f'<iq xmlns="jabber:client" type="get" id="{stanza_id}" to="{to}">{body}</iq>'
                 )
+                return await asyncio.wait_for(waiter, 5)
+
+            # a payload the schema does not know is refused by b's gate (bad-request)
+            answer = await raw("unknown", f'<MMSpdu xmlns="{PAYLOAD_NS}"><hello/></MMSpdu>')
+            assert answer["type"] == "error" and answer["error"]["condition"] == "bad-request"
             # messages go through the gate too: a refused one arrives with its error
-            a.xmpp.send_message(to, payload("report"), "12")
-            msg = await asyncio.wait_for(b.messages.get(), 5)
-            assert isinstance(msg.error, codec.CodecError) and msg.association == "12"
-            a.xmpp.send_message(to, pdu.encode(("rejectPDU", 1, "pdu-error:invalid-pdu")), "12")
-            msg = await asyncio.wait_for(b.messages.get(), 5)
-            assert msg.error is None and msg.envelope is not None and msg.size > 0
-            # a malformed envelope (assoID off the pattern) is refused as bad-request
-            waiter = asyncio.get_running_loop().create_future()
-            a.xmpp._client.register_handler(
-                Callback("bad-ctx", StanzaPath("iq@id=bad-ctx"), waiter.set_result, once=True)
-            )
             a.xmpp.send_raw(
-                f'<iq xmlns="jabber:client" type="get" id="bad-ctx" to="{to}">'
+                f'<message xmlns="jabber:client" type="normal" to="{to}">'
+                f'<MMSpdu xmlns="{PAYLOAD_NS}"><report/></MMSpdu></message>'
+            )
+            msg = await asyncio.wait_for(b.messages.get(), 5)
+            assert isinstance(msg.error, codec.CodecError) and msg.payload is None
+            reject = m.Mmspdu(choice=m.Mmspdu.CancelResponsePdu(value=1))
+            a.xmpp.send_message(to, layer.seal(reject, 0.0))
+            msg = await asyncio.wait_for(b.messages.get(), 5)
+            assert msg.error is None and msg.association == "12" and msg.size > 0
+            # a malformed envelope (assoID off the pattern) is refused as bad-request
+            answer = await raw(
+                "bad-ctx",
                 f'<AssociationContext xmlns="{codec.E2E_NS}"><assoID>A-1</assoID><applData>'
                 f'<MMSpdu xmlns="{PAYLOAD_NS}"><conclude-RequestPDU/></MMSpdu></applData>'
-                "</AssociationContext></iq>"
+                "</AssociationContext>",
             )
-            answer = await asyncio.wait_for(waiter, 5)
             assert answer["type"] == "error" and answer["error"]["condition"] == "bad-request"
-            assert "AssoID" in answer["error"]["text"]
+            assert "assoID" in answer["error"]["text"]
         finally:
             await asyncio.gather(a.xmpp.close(), b.xmpp.close())
 
@@ -262,13 +278,13 @@ def test_xep0198_resumption_keeps_the_session(prosody, xmpp_account) -> None:
         try:
             a.xmpp.track_peer(b.xmpp.full_jid)
             b.xmpp.track_peer(a.xmpp.full_jid)
-            await a.xmpp.request(b.xmpp.full_jid, "get", payload("sync"))
+            await a.xmpp.request(b.xmpp.full_jid, "get", cancel(7))
             resumed = asyncio.Event()
             b.xmpp._on_resumed = resumed.set
             b.xmpp.drop_link()
             await asyncio.wait_for(resumed.wait(), 10)
-            answer = await a.xmpp.request(b.xmpp.full_jid, "get", payload("after", "r"))
-            assert answer.text == "get:r"
+            answer = await a.xmpp.request(b.xmpp.full_jid, "get", cancel(8))
+            assert echoed(answer) == 8
             assert not b.link_lost.is_set()
             assert a.unavailable.empty()
         finally:
@@ -277,33 +293,28 @@ def test_xep0198_resumption_keeps_the_session(prosody, xmpp_account) -> None:
     run(main())
 
 
-def test_stanza_plugins_wrap_the_payload() -> None:
-    from slixmpp.stanza import Iq
-
-    from gridbind.iec61850 import codec, pdu
-    from gridbind.iec61850.xmpp import ASSOC_NS, _association_of, _attach, _first_payload
-
-    assert ASSOC_NS == codec.E2E_NS
-    iq = Iq()
-    _attach(iq, pdu.encode(("conclude-RequestPDU",)), "42")
-    assert iq["iec_association"]["assoID"] == "42"
-    ctx = iq.xml.find(f"{{{ASSOC_NS}}}AssociationContext")
+def test_envelope_in_the_stanza() -> None:
+    gate = codec.default_codec()
+    pdu = m.Mmspdu(choice=m.Mmspdu.ConcludeRequestPdu())
+    ctx = payload_element(ClearContext("peer@x/IEC", "42").seal(pdu, 0.0), gate)
+    assert ctx.tag == f"{{{codec.E2E_NS}}}AssociationContext"
     assert [c.tag.split("}")[1] for c in ctx] == ["pp", "assoID", "applData"]
-    assert ctx.find(f"{{{ASSOC_NS}}}pp/{{{ASSOC_NS}}}iec61850-8-2") is not None
-    assert ctx.find(f"{{{ASSOC_NS}}}applData/{{{PAYLOAD_NS}}}MMSpdu") is not None
-    assert len(iq.xml) == 1  # RFC 6120: one child per iq
-    assert _association_of(iq.xml) == "42"
-    assert _first_payload(iq.xml).tag == f"{{{PAYLOAD_NS}}}MMSpdu"
-    # the envelope is the schema's AssociationContext: the strict codec validates and decodes it
-    envelope = codec.decode(ET.tostring(ctx))
-    assert type(envelope).__name__ == "AssociationContext" and envelope.asso_id == "42"
-    assert envelope.pp is not None and envelope.appl_data.mmspdu is not None
-    bare = Iq()
-    _attach(bare, ET.Element(f"{{{PAYLOAD_NS}}}MMSpdu"), None)
-    assert _association_of(bare.xml) is None and _first_payload(bare.xml) is not None
-    for bad in ("", "a", "12345678901", "1:2:3", " 7"):
-        with pytest.raises(ValueError, match="AssoID"):
-            _attach(Iq(), ET.Element(f"{{{PAYLOAD_NS}}}MMSpdu"), bad)
+    assert ctx.find(f"{{{codec.E2E_NS}}}pp/{{{codec.E2E_NS}}}iec61850-8-2") is not None
+    assert ctx.find(f"{{{codec.E2E_NS}}}applData/{{{PAYLOAD_NS}}}MMSpdu") is not None
+    iq = ET.Element("{jabber:client}iq")
+    iq.append(ctx)
+    found = unwrap(iq)
+    assert found.association == "42" and found.problem is None
+    item = decode_payload(found, gate, Received("iq", "get", "peer@x/IEC", "1"))
+    assert item.error is None and item.association == "42" and item.payload.asso_id == "42"
+    assert item.size == len(codec.encode(pdu))  # the MMSpdu's octets, not the envelope's
+    bare = ET.Element("{jabber:client}iq")
+    bare.append(payload_element(pdu, gate))
+    item = decode_payload(unwrap(bare), gate, Received("iq", "get", "peer@x/IEC", "2"))
+    assert item.association is None and item.payload == pdu
+    for bad in ("", "a", "12345678901", "1:2:3", " 7"):  # the schema's AssoID pattern
+        with pytest.raises(codec.EncodeError):
+            payload_element(ClearContext("peer@x/IEC", bad).seal(pdu, 0.0), gate)
 
 
 _E2E = "http://www.iec.ch/62351/2018/E2E_4"
@@ -343,29 +354,29 @@ MALFORMED_ENVELOPES = [
     "body", [b for _, b in MALFORMED_ENVELOPES], ids=[n for n, _ in MALFORMED_ENVELOPES]
 )
 def test_malformed_association_context_is_refused(body: str) -> None:
-    from gridbind.iec61850 import codec
-    from gridbind.iec61850.xmpp import _gate_check, _unwrap
-
     stanza = ET.fromstring(f'<iq xmlns="jabber:client" type="get">{body}</iq>')
-    found = _unwrap(stanza)
+    found = unwrap(stanza)
     if found is None:  # not 8-2 traffic at all: left to slixmpp (feature-not-implemented)
         assert "urn:x" in body and "AssociationContext" not in body
         return
-    error, _ = _gate_check(codec.default_codec(), found)
-    assert isinstance(error, codec.CodecError), body
+    item = decode_payload(found, codec.default_codec(), Received("iq", "get", "p@x/IEC", "1"))
+    if item.error is None:  # schema-valid, but not what an association with E2E off accepts
+        with pytest.raises(EnvelopeError):
+            ClearContext("p@x/IEC", "7").open(item.payload, 0.0)
+    else:
+        assert isinstance(item.error, codec.CodecError), body
 
 
 def test_well_formed_association_context_passes_the_gate() -> None:
-    from gridbind.iec61850 import codec
-    from gridbind.iec61850.xmpp import _gate_check, _unwrap
-
-    for inner in (
-        f"<assoID>7</assoID><applData>{_PDU}</applData>",  # pp is optional
-        f"<pp><iec61850-8-2/></pp><assoID>12:4</assoID><applData>{_PDU}</applData>",  # n:n form
+    for inner, assoc in (
+        (f"<assoID>7</assoID><applData>{_PDU}</applData>", "7"),  # pp is optional
+        (f"<pp><iec61850-8-2/></pp><assoID>12:4</assoID><applData>{_PDU}</applData>", "12:4"),
     ):
-        found = _unwrap(ET.fromstring(f'<iq xmlns="jabber:client">{_ctx(inner)}</iq>'))
-        assert found.problem is None and found.association in ("7", "12:4")
-        assert _gate_check(codec.default_codec(), found) == (None, len(_PDU))
+        found = unwrap(ET.fromstring(f'<iq xmlns="jabber:client">{_ctx(inner)}</iq>'))
+        assert found.problem is None and found.association == assoc
+        item = decode_payload(found, codec.default_codec(), Received("iq", "get", "p@x", "1"))
+        assert item.error is None and item.size == len(_PDU)
+        assert ClearContext("p@x", assoc).open(item.payload, 0.0) == codec.decode(_PDU)
 
 
 @pytest.mark.timeout(30)

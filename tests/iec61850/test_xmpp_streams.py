@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import inspect
 import logging
 import time
 from pathlib import Path
@@ -38,15 +37,18 @@ pytestmark = pytest.mark.prosody
 
 def _hold_requests(server: IedServer) -> tuple[asyncio.Event, asyncio.Event]:
     """Make ``server`` sit on every request until ``release`` is set; ``arrived`` marks one."""
-    release, arrived = asyncio.Event(), asyncio.Event()
+    release, arrived, tasks = asyncio.Event(), asyncio.Event(), set()
     serve = server.xmpp._on_inbound
 
-    async def held(item):
+    async def later(item):
         arrived.set()
         await release.wait()
-        result = serve(item)
-        if inspect.isawaitable(result):
-            await result
+        serve(item)
+
+    def held(item):
+        task = asyncio.get_running_loop().create_task(later(item))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
     server.xmpp._on_inbound = held
     return release, arrived

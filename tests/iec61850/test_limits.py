@@ -1,5 +1,6 @@
-"""Negotiated limits through a real Prosody: outstanding requests, conclude while requests are
-outstanding (conclude-ErrorPDU), and fileDirectory paging (moreFollows) at a small PDU size."""
+"""Negotiated limits, on the in-memory transport: outstanding requests, conclude while requests
+are outstanding (conclude-ErrorPDU), and fileDirectory paging (moreFollows) at a small PDU
+size."""
 
 from __future__ import annotations
 
@@ -9,37 +10,28 @@ from pathlib import Path
 
 import pytest
 
-from gridbind.iec61850 import pdu as _pdu
-from gridbind.iec61850.client import Client, RequestRejected, ServiceFailed
-from gridbind.iec61850.scl import load_scl
-from gridbind.iec61850.server import IedServer
-from iec_testkit import run, settings, until
-
-FEEDER = Path(__file__).parent / "data" / "feeder.scd"
-pytestmark = pytest.mark.prosody
+from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
+from gridbind.iec61850 import codec, mms
+from gridbind.iec61850.client import Client, ServiceFailed
+from gridbind.iec61850.stanza import StanzaError
+from iec_testkit import FEEDER, memory_served, run, send_unchecked, until
 
 
 @contextlib.asynccontextmanager
-async def served(prosody, xmpp_account, files: Path, *, server_kw=None, client_kw=None):
-    server = IedServer(
-        load_scl(FEEDER),
-        settings(prosody, xmpp_account("ied")),
-        files_root=files,
-        **(server_kw or {}),
-    )
-    client = Client(settings(prosody, xmpp_account("ops")), **(client_kw or {}))
-    await asyncio.gather(server.start(), client.connect())
-    try:
+async def served(files: Path, *, server_kw=None, client_kw=None):
+    async with memory_served(FEEDER, files=files, server_kw=server_kw, client_kw=client_kw) as (
+        server,
+        (client,),
+        _,
+    ):
         yield server, client
-    finally:
-        await asyncio.gather(client.close(), server.close())
 
 
 def _hold_file_reads(client: Client) -> tuple[asyncio.Event, list]:
     """The client sits on the server's reads of offered files (SetFile) until ``release``:
     each obtainFile then stays outstanding at the server. Messages pass at once."""
-    release, held = asyncio.Event(), []
-    serve = client.xmpp._on_inbound
+    release, held, tasks = asyncio.Event(), [], set()
+    serve = client.transport.on_inbound
 
     def on_inbound(item):
         if item.kind != "iq":
@@ -50,22 +42,46 @@ def _hold_file_reads(client: Client) -> tuple[asyncio.Event, list]:
             await release.wait()
             serve(item)
 
-        return later()
+        task = asyncio.get_running_loop().create_task(later())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
-    client.xmpp._on_inbound = on_inbound
+    client.transport.on_inbound = on_inbound
     return release, held
+
+
+def _record(server, method: str) -> list:
+    """The typed payloads the server's transport sends through ``method``."""
+    sent: list = []
+    original = getattr(server.transport, method)
+
+    def recording(*args):
+        sent.append(args[-1])
+        return original(*args)
+
+    setattr(server.transport, method, recording)
+    return sent
+
+
+def _answers(sent: list, kind: type) -> list[int]:
+    """Octets of the MMSpdus of the recorded answers whose service response is ``kind``."""
+    sizes = []
+    for envelope in sent:
+        pdu = envelope.appl_data.mmspdu if envelope is not None else None
+        if pdu is not None and isinstance(pdu.choice, m.ConfirmedResponsePdu):
+            if isinstance(pdu.choice.service.choice, kind):
+                sizes.append(len(codec.encode(pdu)))
+    return sizes
 
 
 ST_VAL = "FDR1LD0/GGIO1.IntIn1.stVal"
 
 
-@pytest.mark.timeout(60)
-def test_outstanding_limit_and_conclude_while_outstanding(prosody, xmpp_account, tmp_path) -> None:
+@pytest.mark.timeout(20)
+def test_outstanding_limit_and_conclude_while_outstanding(tmp_path) -> None:
     async def main():
         (tmp_path / "files").mkdir()
         async with served(
-            prosody,
-            xmpp_account,
             tmp_path / "files",
             server_kw={"max_outstanding": 2},
             client_kw={"max_outstanding": 4},
@@ -87,11 +103,13 @@ def test_outstanding_limit_and_conclude_while_outstanding(prosody, xmpp_account,
             assert not queued.done()
             # a third request sent anyway (past the client's limit): rejectPDU
             # max-serv-outstanding-exceeded in a message, bad-request on the iq; nothing served
-            args = ("domain", "vmdSpecific", None, None)
-            payload = _pdu.encode(("confirmed-RequestPDU", 9001, "getNameList", args))
-            with pytest.raises(RequestRejected) as err:
-                await asyncio.wait_for(ied._exchange(payload, "getNameList", 9001, 5), 6)
-            assert err.value.reason == "confirmed-requestPDU:max-serv-outstanding-exceeded"
+            messages = _record(server, "send_message")
+            with pytest.raises(StanzaError) as err:
+                await send_unchecked(ied, mms.get_name_list("domain", "vmdSpecific"), "get", 9001)
+            reason = "confirmed-requestPDU:max-serv-outstanding-exceeded"
+            assert err.value.condition == "bad-request" and err.value.text.startswith(reason)
+            (reject,) = [e.appl_data.mmspdu.choice for e in messages]
+            assert mms.reject_reason(reject) == reason and reject.original_invoke_id == 9001
             assert len(assoc.outstanding) == 2 and ied.open
             # conclude with requests outstanding: conclude-ErrorPDU, the association goes on
             with pytest.raises(ServiceFailed) as failed:
@@ -125,8 +143,8 @@ def _names() -> list[str]:
 UNNAMEABLE = ["deep/caf\u00e9.txt", "ctl/tab\there", f"long/{'s' * 65}"]
 
 
-@pytest.mark.timeout(60)
-def test_file_directory_pages_at_a_small_pdu_size(prosody, xmpp_account, tmp_path) -> None:
+@pytest.mark.timeout(20)
+def test_file_directory_pages_at_a_small_pdu_size(tmp_path) -> None:
     root = tmp_path / "files"
     names = _names()
     for n, name in enumerate(names):
@@ -138,48 +156,35 @@ def test_file_directory_pages_at_a_small_pdu_size(prosody, xmpp_account, tmp_pat
         (root / name).write_bytes(b"?")
 
     async def main():
-        async with served(prosody, xmpp_account, root, client_kw={"max_pdu_size": 1024}) as (
+        async with served(root, client_kw={"max_pdu_size": 1024}) as (
             server,
             client,
         ):
             ied = await client.associate(server.jid)
             limit = ied.params.max_pdu_size
             assert limit == 1024
-            sizes: list[int] = []
-            reply = server.xmpp.reply
-
-            def measured(item, payload, association=None):
-                if payload is not None and payload.find(".//{*}fileDirectory") is not None:
-                    sizes.append(len(_pdu.to_bytes(payload)))
-                return reply(item, payload, association)
-
-            server.xmpp.reply = measured
+            replies = _record(server, "reply")
             listing = await ied.list_files()
             got = [e["name"] for e in listing]
             assert len(got) == len(set(got)), "an entry was listed twice"
             assert sorted(got) == sorted(names)
             assert {e["name"]: e["size"] for e in listing} == {n: i for i, n in enumerate(names)}
+            sizes = _answers(replies, m.FileDirectoryResponse)
             assert len(sizes) > 10, sizes  # many pages (moreFollows / continueAfter)
             assert max(sizes) <= limit, f"a page of {max(sizes)} octets > PDU size {limit}"
             # one folder, paged as well
-            sizes.clear()
+            replies.clear()
             sub = await ied.list_files("COMTRADE")
+            sizes = _answers(replies, m.FileDirectoryResponse)
             assert sorted(e["name"] for e in sub) == sorted(
                 n for n in names if n.startswith("COMTRADE/")
             )
             assert len(sizes) > 1 and max(sizes) <= limit
             assert await ied.get_server_directory("FILE") == got
             # name lists page within the PDU size too
-            sizes.clear()
-            names_seen: list[int] = []
-
-            def measured_names(item, payload, association=None):
-                if payload is not None and payload.find(".//{*}listOfIdentifier") is not None:
-                    names_seen.append(len(_pdu.to_bytes(payload)))
-                return reply(item, payload, association)
-
-            server.xmpp.reply = measured_names
+            replies.clear()
             assert "MMXU1" in await ied.get_logical_device_directory("FDR1MEAS")
+            names_seen = _answers(replies, m.GetNameListResponse)
             assert names_seen and max(names_seen) <= limit, names_seen
 
     run(main())
