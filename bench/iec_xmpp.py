@@ -5,10 +5,9 @@ Usage: ``.venv/bin/python bench/iec_xmpp.py [--requests 1000] [--rounds 5] [--in
 Starts a private Prosody (loopback, own CA, as the tests do) and measures, through the same
 server in one run:
 
-1. raw slixmpp: an iq get carrying the same MMSpdu as gridbind's GetDataValues request, in the
-   same ``AssociationContext`` envelope (E2E security off), echoed back (decoded by the strict
-   gate and re-encoded, as every 8-2 endpoint does) by a second adapter (the floor for that
-   payload);
+1. raw slixmpp: an iq get carrying the same MMSpdu tree as gridbind's GetDataValues request,
+   in the same ``AssociationContext`` envelope (E2E security off), echoed untouched (in the
+   envelope too) by a second slixmpp client (the XMPP floor for that payload);
 2. gridbind GetDataValues of one attribute (``LD/GGIO1.AnIn1.mag.f``, MX);
 3. gridbind GetDataSetValues of a 50-attribute data set;
 
@@ -28,13 +27,34 @@ import time
 
 from gridbind.iec61850 import mms
 from gridbind.iec61850.client import Client
+from gridbind.iec61850.codec import default_codec
 from gridbind.iec61850.envelope import ClearContext
 from gridbind.iec61850.prosody import Prosody, prosody_available
 from gridbind.iec61850.scl import load_scl
 from gridbind.iec61850.server import IedServer
+from gridbind.iec61850.stanza import ASSOC_NS, payload_element
 from gridbind.iec61850.xmpp import IecXmpp, XmppSettings
 
 N_ATTR = 50
+
+
+class RawEcho(IecXmpp):
+    """The XMPP floor: answers every 8-2 iq with its payload element, untouched (no gate)."""
+
+    def _inbound(self, stanza) -> None:
+        payload = [c for c in stanza.xml if isinstance(c.tag, str) and ASSOC_NS in c.tag]
+        reply = stanza.reply(clear=True)
+        reply.xml.extend(payload)
+        reply.send()
+
+
+class RawCaller(IecXmpp):
+    """Sends a ready payload element in an iq get and waits for the answer (no gate)."""
+
+    async def raw_request(self, to: str, element) -> None:
+        iq = self._client.make_iq(ito=to, itype="get")
+        iq.xml.append(element)
+        await iq.send(timeout=60)
 
 
 def bench_scl(n: int = N_ATTR) -> bytes:
@@ -100,10 +120,8 @@ async def run(args: argparse.Namespace, server: Prosody) -> None:
 
     # raw slixmpp iq echo: the payload travels both ways in the same AssociationContext envelope
     # as gridbind's (E2E security off), so both carry the same elements.
-    echo_box: list[IecXmpp] = []
-    echoer = IecXmpp(settings("echo"), lambda item: echo_box[0].reply(item, item.payload))
-    echo_box.append(echoer)
-    caller = IecXmpp(settings("caller"), lambda item: None)
+    echoer = RawEcho(settings("echo"))
+    caller = RawCaller(settings("caller"))
     # gridbind IED and client
     ied = IedServer(load_scl(bench_scl()), settings("ied"), max_outstanding=64)
     client = Client(settings("client"), max_outstanding=64)
@@ -111,12 +129,15 @@ async def run(args: argparse.Namespace, server: Prosody) -> None:
     assoc = await client.associate(ied.jid)
     # The echoed payload is the very GetDataValues request gridbind sends (same elements, same
     # bytes): slixmpp's cost grows with the element count, so a flat blob would flatter XMPP.
-    blob = ClearContext(echoer.full_jid, assoc.id).seal(
-        mms.confirmed_request(1, mms.read(mms.dom("BENCHLD", "GGIO1$MX$AnIn1$mag$f"))), 0.0
+    blob = payload_element(
+        ClearContext(echoer.full_jid, assoc.id).seal(
+            mms.confirmed_request(1, mms.read(mms.dom("BENCHLD", "GGIO1$MX$AnIn1$mag$f"))), 0.0
+        ),
+        default_codec(),
     )
 
     async def raw_call():
-        await caller.request(echoer.full_jid, "get", blob)
+        await caller.raw_request(echoer.full_jid, blob)
 
     async def one_attr():
         value = await assoc.get_data_values("BENCHLD/GGIO1.AnIn1.mag.f", "MX")

@@ -31,3 +31,16 @@ def test_sttp_example_runs(heading: str) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "Measurement(" in done.stdout, done.stdout
+
+
+@pytest.mark.timeout(60)
+def test_iec61850_in_memory_example_runs() -> None:
+    # The first python block after "XMPP is slixmpp" is the in-memory one.
+    done = subprocess.run(
+        [sys.executable, "-c", example("XMPP is slixmpp")],
+        capture_output=True,
+        text=True,
+        timeout=45,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "FEEDER7" in done.stdout, done.stdout

@@ -7,9 +7,10 @@ confirmed request (association known? PDU size? outstanding limit? invokeID uniq
 supported?), Conclude, and Abort (presence ``unavailable`` of a peer, loss of our XMPP link).
 
 Decisions are returned as values (:class:`Admit`, :class:`Reject`, :class:`NoAssociation`) and
-state changes are appended to :attr:`AssociationCore.events`, like h11: the server and client
-(:mod:`gridbind.iec61850.server`, :mod:`~gridbind.iec61850.client`) turn them into PDUs and
-stanzas. Project decisions where the 8-2 text is not available (all in this one place):
+state changes are appended to :attr:`AssociationCore.events`, like h11: the protocol cores
+(:mod:`gridbind.iec61850.server_protocol`, :mod:`~gridbind.iec61850.client_protocol`) turn them
+into typed PDUs, sealed by each association's envelope layer (:mod:`~gridbind.iec61850.envelope`).
+Project decisions where the 8-2 text is not available (all in this one place):
 
 - With E2E security off, the association id travels as the ``assoID`` of the schema's
   ``AssociationContext`` (E2E_4.xsd, pattern :data:`ASSO_ID_PATTERN`: ``n`` or ``n:n``). The

@@ -250,7 +250,8 @@ class ClientAssociation:
         self.assoc = assoc
         self._slots = asyncio.Semaphore(max(1, assoc.params.max_outstanding_calling))
         self._types: dict[tuple[str, str], m.TypeDescription] = {}
-        self._inflight: set[asyncio.Future] = set()
+        self._inflight: set[asyncio.Task] = set()
+        self._aborted: set[asyncio.Task] = set()
         self._reports: asyncio.Queue[m.InformationReport | None] = asyncio.Queue()
         #: informationReports dropped because nobody read them (beyond MAX_QUEUED_REPORTS).
         self.dropped_reports = 0
@@ -287,16 +288,17 @@ class ClientAssociation:
             return proto.result(self.assoc, call, answer, time.time())
 
     async def _send(self, call: Call, timeout: float | None) -> Any:
-        transport = self.client.transport
-        sending = asyncio.get_running_loop().create_task(
-            transport.request(call.to, call.iq_type, call.payload, timeout)
-        )
-        self._inflight.add(sending)
+        # The waiting task is registered so that the association's end can stop it at once
+        # (no second task per request: the hot path of every service).
+        task = asyncio.current_task()
+        assert task is not None
+        self._inflight.add(task)
         try:
-            return await sending
+            return await self.client.transport.request(call.to, call.iq_type, call.payload, timeout)
         except asyncio.CancelledError:
             self.client.protocol.abandon(self.assoc, call)
-            if not self.assoc.open and sending.cancelled():
+            if task in self._aborted:  # cancelled by _ended(), not by the caller
+                task.uncancel()
                 raise AssociationAborted(self._ended_text("ended during a request")) from None
             raise
         except XmppError as exc:
@@ -308,7 +310,8 @@ class ClientAssociation:
             self.client.protocol.abandon(self.assoc, call)
             raise
         finally:
-            self._inflight.discard(sending)
+            self._inflight.discard(task)
+            self._aborted.discard(task)
 
     def _ended_text(self, what: str) -> str:
         reason = self.client.protocol.ended_reason(self.assoc)
@@ -316,8 +319,9 @@ class ClientAssociation:
 
     def _ended(self) -> None:
         """The association ended: fail every request still waiting, end the report stream."""
-        for fut in list(self._inflight):
-            fut.cancel()
+        for task in list(self._inflight):
+            self._aborted.add(task)
+            task.cancel()
         self._reports.put_nowait(None)
 
     def _report(self, report: m.InformationReport) -> None:

@@ -344,6 +344,8 @@ class ServerProtocol:
         items = _page_items(body)
         if items is None and service not in _UNPAGED:
             return answer
+        if isinstance(body, m.ReadResponse) and read_bound(body) <= limit:
+            return answer  # surely fits: no trial encoding on the hot path
         try:
             size = self._size(answer)
         except Exception as exc:  # noqa: BLE001 - the codec refuses what the schema cannot carry
@@ -494,6 +496,40 @@ class ServerProtocol:
         if not pull.assoc.open:
             return []
         return [self._reply(pull.request, pull.assoc, answer, now)]
+
+
+#: Octets of a read response around its AccessResults (MMSpdu with its xmlns, invokeID up to
+#: 4294967295, the service elements), rounded up.
+_READ_FRAME = 320
+#: Per AccessResult element, and per Data element (the element and its alternative's tags).
+_RESULT_TAGS = 64
+_DATA_TAGS = 48
+
+
+def read_bound(body: m.ReadResponse) -> int:
+    """An upper bound of the XER octets of a read response (to skip measuring small ones).
+
+    Text may grow fivefold in XER (``&amp;``) and in UTF-8 up to fourfold: 24 octets per
+    character bounds both; octets are two hex digits each.
+    """
+    total = _READ_FRAME
+    for result in body.list_of_access_result.access_result:
+        total += _RESULT_TAGS
+        if isinstance(result.choice, m.Data):
+            total += _data_bound(result.choice)
+    return total
+
+
+def _data_bound(data: m.Data) -> int:
+    choice = data.choice
+    if isinstance(choice, (m.Structure, m.Array)):
+        return _DATA_TAGS + sum(_data_bound(item) for item in choice.data)
+    value = getattr(choice, "value", None)
+    if isinstance(value, str):
+        return _DATA_TAGS + 24 * len(value)
+    if isinstance(value, bytes):
+        return _DATA_TAGS + 2 * len(value)
+    return _DATA_TAGS + 48  # booleans and integers (at most 40 digits and a sign)
 
 
 def _page_items(body: Any) -> list | None:

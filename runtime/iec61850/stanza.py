@@ -267,8 +267,29 @@ def decode_payload(found: Found, gate: _codec.Codec, item: Received) -> Received
 
 
 def payload_element(obj: Any, gate: _codec.Codec) -> ET.Element:
-    """A typed payload (``Mmspdu`` or envelope) as the ``xml.etree`` element of a stanza."""
-    return gate.to_etree(obj)
+    """A typed payload (``Mmspdu`` or envelope) as the ``xml.etree`` element of a stanza.
+
+    Encoded (and schema-validated) by the gate; the lxml tree is copied into ``xml.etree``
+    element by element, about twice as fast as serialising and parsing it again.
+    """
+    source = gate.to_element(obj)
+    root = ET.Element(source.tag, dict(source.attrib))
+    root.text = source.text
+    _copy_children(source, root)
+    return root
+
+
+def _copy_children(source: Any, target: ET.Element) -> None:
+    # The encoder's own tree: bounded depth (the schema's), elements only (no comments/PIs).
+    sub = ET.SubElement
+    for child in source:
+        copy = (
+            sub(target, child.tag, dict(child.attrib)) if child.attrib else sub(target, child.tag)
+        )
+        copy.text = child.text
+        copy.tail = child.tail
+        if len(child):
+            _copy_children(child, copy)
 
 
 # ---------------------------------------------------------------------------------- bytes
