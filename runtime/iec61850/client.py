@@ -61,7 +61,6 @@ from .services.mmsview import (
     td_kind,
     timestamp_octets,
     timestamp_of_binary_time,
-    timestamp_of_octets,
 )
 from .stanza import StanzaError, XmppError
 from .xmpp import IecXmpp, XmppSettings
@@ -173,7 +172,7 @@ def to_python(data: m.Data, td: m.TypeDescription | None = None) -> Any:
     if isinstance(choice, m.Data.FloatingPoint):
         return floating_point_value(choice.value)
     if isinstance(choice, m.Data.UtcTime):
-        return timestamp_of_octets(choice.value)
+        return Timestamp.from_octets(choice.value)
     if isinstance(choice, m.Data.BinaryTime):
         return timestamp_of_binary_time(choice.value)
     if choice is None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import enum
 import struct
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -236,17 +237,39 @@ class TimeQuality:
 
 @dataclass(frozen=True, slots=True)
 class Timestamp:
-    """A 7-2 TimeStamp: whole seconds since the epoch, 24-bit fraction, and TimeQuality."""
+    """A 7-2 TimeStamp: whole seconds since the epoch, 24-bit fraction, and TimeQuality.
 
-    seconds: int
+    The one TimeStamp type of the package (the server model's values too). ``quality`` may be
+    given as the TimeQuality octet (an int); it is kept as a :class:`TimeQuality`.
+    """
+
+    seconds: int = 0
     fraction: int = 0
     quality: TimeQuality = TimeQuality()
 
     def __post_init__(self) -> None:
+        if isinstance(self.quality, int):
+            object.__setattr__(self, "quality", TimeQuality.from_octet(self.quality & 0xFF))
         if not 0 <= self.seconds <= 0xFFFFFFFF:
             raise MmsDataError(f"TimeStamp seconds {self.seconds} outside 0..2**32-1")
         if not 0 <= self.fraction <= 0xFFFFFF:
             raise MmsDataError(f"TimeStamp fraction {self.fraction} outside 0..2**24-1")
+
+    @classmethod
+    def from_float(cls, t: float, quality: TimeQuality | int = 0) -> Timestamp:
+        """From seconds since the epoch (``time.time()``); the fraction rounds down."""
+        seconds = int(t)
+        fraction = min(int((t - seconds) * (1 << 24)), (1 << 24) - 1)
+        return cls(seconds, fraction, quality)  # type: ignore[arg-type]
+
+    @classmethod
+    def now(cls) -> Timestamp:
+        """The current time (TimeQuality octet 0, as the server model stamps its values)."""
+        return cls.from_float(time.time())
+
+    def to_float(self) -> float:
+        """Seconds since the epoch."""
+        return self.seconds + self.fraction / (1 << 24)
 
     @classmethod
     def from_datetime(cls, when: datetime, quality: TimeQuality = TimeQuality()) -> Timestamp:

@@ -24,6 +24,8 @@ from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from typing import Any, Union
 
+from .mmsdata import Timestamp
+
 __all__ = [
     "FC_ORDER",
     "FCS",
@@ -121,28 +123,6 @@ class ModelError(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
-
-
-@dataclass(frozen=True)
-class Timestamp:
-    """UTC time as 8-1 encodes it: seconds since 1970, a 24-bit fraction, and TimeQuality bits."""
-
-    seconds: int = 0
-    fraction: int = 0  # units of 2**-24 s
-    quality: int = 0  # TimeQuality octet (leap, failure, not synchronised, accuracy bits)
-
-    @classmethod
-    def from_float(cls, t: float, quality: int = 0) -> "Timestamp":
-        seconds = int(t)
-        fraction = min(int((t - seconds) * (1 << 24)), (1 << 24) - 1)
-        return cls(seconds, fraction, quality)
-
-    @classmethod
-    def now(cls) -> "Timestamp":
-        return cls.from_float(time.time())
-
-    def to_float(self) -> float:
-        return self.seconds + self.fraction / (1 << 24)
 
 
 @dataclass

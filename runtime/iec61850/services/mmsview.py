@@ -174,15 +174,15 @@ _EPOCH_1984 = 441763200  # 1984-01-01T00:00:00Z in Unix seconds
 
 def timestamp_octets(ts: Timestamp) -> bytes:
     """The 8 utc-time octets of a Timestamp."""
-    return (
-        (ts.seconds & 0xFFFFFFFF).to_bytes(4, "big")
-        + (ts.fraction & 0xFFFFFF).to_bytes(3, "big")
-        + bytes([ts.quality & 0xFF])
-    )
+    return ts.to_octets()
 
 
 def timestamp_of_octets(raw: bytes) -> Timestamp:
-    return Timestamp(int.from_bytes(raw[:4], "big"), int.from_bytes(raw[4:7], "big"), raw[7])
+    """A Timestamp of 8 utc-time octets (an invalid TimeAccuracy is a ``ModelError``)."""
+    try:
+        return Timestamp.from_octets(raw)
+    except MmsDataError as exc:
+        raise ModelError(DataAccessError.OBJECT_VALUE_INVALID, str(exc)) from None
 
 
 def binary_time_octets(ts: Timestamp) -> bytes:
