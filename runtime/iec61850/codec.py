@@ -91,9 +91,9 @@ __all__ = [
 ]
 
 #: Namespace of the 8-2 payload (MMS PDUs in XER).
-SCSM_NS = "http://www.iec.ch/61850/2018/SCSM_8_2"
+SCSM_NS: str = _gen.scsm_8_2.__NAMESPACE__
 #: Namespace of the IEC 62351-4 end-to-end envelope.
-E2E_NS = "http://www.iec.ch/62351/2018/E2E_4"
+E2E_NS: str = _gen.e2e_4.__NAMESPACE__
 _XS = "{http://www.w3.org/2001/XMLSchema}"
 _MMSPDU_TAG = "{" + SCSM_NS + "}MMSpdu"
 

@@ -61,12 +61,22 @@ EnvelopeFactory = Callable[[str, str], EnvelopeLayer]
 _PP_8_2 = e2e.ProtectedProtocol(choice=e2e.ProtectedProtocol.Iec6185082())
 
 
+#: Where the envelopes of E2E_4.xsd carry the association id: AssociationContext (E2E off),
+#: ClearTransfer/EncrTransfer (ClearToken2), HandshakeReq/HandshakeAcc (ClearToken1).
+_ASSO_ID_PATHS = (("asso_id",), ("tbp", "token2", "asso_id"), ("tbs", "token1", "asso_id"))
+
+
 def association_id(payload: Any) -> str | None:
     """The association id a received payload names (None for a bare MMSpdu)."""
     if isinstance(payload, m.Mmspdu):
         return None
-    value = getattr(payload, "asso_id", None)
-    return value if isinstance(value, str) else None
+    for path in _ASSO_ID_PATHS:
+        value = payload
+        for name in path:
+            value = getattr(value, name, None)
+        if isinstance(value, str):
+            return value
+    return None
 
 
 class ClearContext:

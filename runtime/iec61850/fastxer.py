@@ -20,6 +20,7 @@ from typing import Any
 from lxml import etree
 
 from gridbind.generated.iec61850_8_2 import fastxer as _generated
+from gridbind.generated.iec61850_8_2 import scsm_8_2 as _scsm
 
 __all__ = ["NOT_FAST", "decode", "encode", "decode_mmspdu", "encode_mmspdu"]
 
@@ -71,4 +72,4 @@ def decode_mmspdu(root: etree._Element, max_depth: int = 64) -> Any:
 
 def encode_mmspdu(pdu: Any) -> etree._Element | None:
     """:func:`encode` with the 8-2 namespace as default namespace."""
-    return encode(pdu, {None: "http://www.iec.ch/61850/2018/SCSM_8_2"})
+    return encode(pdu, {None: _scsm.__NAMESPACE__})

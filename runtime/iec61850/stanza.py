@@ -24,6 +24,7 @@ from gridbind.generated.iec61850_8_2 import e2e_4 as _e2e
 from gridbind.generated.iec61850_8_2 import scsm_8_2 as _scsm
 
 from . import codec as _codec
+from .envelope import association_id
 
 __all__ = [
     "PAYLOAD_NS",
@@ -222,6 +223,9 @@ def unwrap(xml: ET.Element) -> Found | None:
         appl = first.find(_APPL_TAG)
         if appl is not None:
             inner = appl.find(_MMSPDU_TAG)
+    elif first.tag.startswith("{" + ASSOC_NS + "}"):
+        # Another E2E envelope (ClearTransfer...): its MMSpdu, wherever the schema puts it.
+        inner = first.find(".//" + _MMSPDU_TAG)
     return Found(first, inner, association, problem)
 
 
@@ -257,6 +261,7 @@ def decode_payload(found: Found, gate: _codec.Codec, item: Received) -> Received
             data = to_bytes(found.element)
             item.size = len(data)
         item.payload = gate.decode(data)
+        item.association = association_id(item.payload)
     except RecursionError:
         item.error = _codec.LimitExceeded("elements nested too deep to serialise")
     except _codec.CodecError as exc:

@@ -321,3 +321,29 @@ def test_every_request_gets_one_answer(tmp_path_factory, datas, stype, invoke, j
     out = proto.receive(item, 1.0)
     answers = [o for o in out if isinstance(o, (Reply, ErrorReply))]
     assert len(answers) == 1 and all(isinstance(o, (Reply, ErrorReply, Send)) for o in out)
+
+
+def test_e2e_envelope_names_its_association_and_is_refused_with_e2e_off(tmp_path) -> None:
+    """An IEC 62351-4 ClearTransfer carries its assoID in ClearToken2: the core finds the
+    association and its layer (ClearContext, E2E off) refuses it: rejectPDU in the association
+    plus bad-request, nothing served."""
+    from gridbind.generated.iec61850_8_2 import e2e_4 as e2e
+    from gridbind.iec61850.envelope import association_id
+
+    icv = mms.choice_of(e2e.IcvAlgorithm, "hmac-sha256")
+    proto = server(tmp_path)
+    associate(proto, "1")
+    pdu = mms.confirmed_request(3, mms.read(mms.dom("FDR1LD0", "GGIO1$ST$Ind1$stVal")))
+    transfer = e2e.ClearTransfer(
+        tbp=e2e.ClearTbp(
+            token2=e2e.ClearToken2(asso_id="1", time="20260101000000,000Z", seq=1),
+            appl_data=e2e.ApplData(mmspdu=pdu),
+        ),
+        auth=e2e.Authenticator(algorithm=icv, icv=b"\x00" * 16),
+    )
+    assert association_id(transfer) == "1" and association_id(pdu) is None
+    item = received(transfer)  # schema-valid: through the stanza element and the gate
+    assert item.error is None and item.association == "1"
+    reject, error = proto.receive(item, 1.0)
+    assert isinstance(reject, Send) and reject.payload.asso_id == "1"
+    assert error.condition == "bad-request" and "E2E security is off" in error.text
