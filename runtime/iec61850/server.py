@@ -135,6 +135,11 @@ class IedServer:
     def jid(self) -> str:
         return self.transport.full_jid
 
+    @property
+    def associations(self) -> list[Association]:
+        """The open associations (for :meth:`send_information_report`)."""
+        return list(self.core.associations.values())
+
     def _measure(self, pdu: m.Mmspdu) -> int:
         return len(self._codec.encode(pdu))
 

@@ -388,7 +388,7 @@ class ServerProtocol:
             self.services.obtain_file_check(pull.destination)
             if not PULL_SERVICES <= assoc.peer_services:
                 raise ServiceError("file", "other", "the requester offers no file services")
-            pull.limit = self.services._store().max_file_size
+            pull.limit = self.services.file_store().max_file_size
         except ServiceError as exc:
             return self._finish_pull(pull, exc, now)
         return [self._call(pull, mms.file_open(pull.source, 0), now)]

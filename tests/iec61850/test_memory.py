@@ -111,7 +111,7 @@ def test_information_reports_reach_the_client_as_typed_events() -> None:
     async def main():
         async with memory_served() as (server, (client,), _):
             ied = await client.associate(server.jid)
-            (assoc,) = server.core.associations.values()
+            (assoc,) = server.associations
             results = [m.AccessResult(choice=d.integer(n)) for n in range(3)]
             for n in range(3):
                 report = mms.information_report(mms.vmd("RPT"), results[: n + 1])

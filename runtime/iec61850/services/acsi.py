@@ -620,6 +620,10 @@ class ServerServices:
             )
         return self.files
 
+    def file_store(self) -> FileStore:
+        """The file store (a ``file-access-denied`` ServiceError when there is none)."""
+        return self._store()
+
     @staticmethod
     def _file_error(exc: FileStoreError) -> ServiceError:
         return ServiceError("file", exc.code, str(exc))
