@@ -199,8 +199,7 @@ def timestamp_text(ts: Timestamp) -> str:
     nanos = round(ts.fraction * 1_000_000_000 / (1 << 24))
     when = _EPOCH + _dt.timedelta(seconds=ts.seconds)
     text = when.strftime("%Y-%m-%dT%H:%M:%S") + f".{nanos:09d}Z"
-    octet = ts.quality.to_octet()
-    return text + (f" quality={octet:02X}" if octet else "")
+    return text + (f" quality={ts.quality:02X}" if ts.quality else "")
 
 
 def to_json(value: Any, vt: ValueType = ANY) -> Any:

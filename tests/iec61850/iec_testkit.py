@@ -110,3 +110,10 @@ async def send_unchecked(
     pdu = mms.confirmed_request(invoke_id, request)
     envelope = ClearContext(ied.peer, ied.id).seal(pdu, 0.0)
     return await ied.client.transport.request(ied.peer, iq_type, unchecked_element(envelope))
+
+
+def outcome(result: m.AccessResult) -> tuple[str, Any]:
+    """``("success", Data)`` or ``("failure", DataAccessError name)`` of one AccessResult."""
+    if isinstance(result.choice, m.DataAccessError):
+        return ("failure", mms.name_of(result.choice))
+    return ("success", result.choice)

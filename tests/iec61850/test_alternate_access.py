@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 
 from gridbind.generated.iec61850_8_2 import scsm_8_2 as g
+from gridbind.iec61850 import mmsdata as d
 from gridbind.iec61850.association import AssociationCore, InitiateParams
 from gridbind.iec61850.model import DataAccessError, ModelError
 from gridbind.iec61850.scl import load_scl
 from gridbind.iec61850.services.acsi import ServerServices, access_steps
+from iec_testkit import outcome
 
 DATA = Path(__file__).parent / "data"
 
@@ -26,12 +28,13 @@ def env():
 
 def read(env, item, steps):
     svc, assoc = env
-    return svc.read(assoc, ("listOfVariable", [("domain-specific", "FID1CTRL", item, steps)]))[0]
+    (result,) = svc.read_variables(assoc, [("domain-specific", "FID1CTRL", item, steps)])
+    return outcome(result)
 
 
 def test_fcd_and_fcda_inside_an_ln(env) -> None:
     svc, _ = env
-    stval = ("success", ("bit-string", "10"))  # Dbpos on
+    stval = ("success", d.bit_string("10"))  # Dbpos on
     # LN whole, component = FC, then DO, then DA
     assert (
         read(env, "XCBR1", [("component", "ST"), ("component", "Pos"), ("component", "stVal")])
@@ -41,10 +44,10 @@ def test_fcd_and_fcda_inside_an_ln(env) -> None:
     assert read(env, "XCBR1$ST", [("component", "Pos"), ("component", "stVal")]) == stval
     # an FCD: the whole data object in that FC
     kind, data = read(env, "XCBR1$ST", [("component", "Pos")])
-    assert kind == "success" and data[0] == "structure" and data[1][0] == stval[1]
+    assert kind == "success" and d.as_items(data)[0] == stval[1]
     # the same as the flat name
-    flat = svc.read(env[1], ("listOfVariable", [("domain-specific", "FID1CTRL", "XCBR1$ST$Pos")]))
-    assert flat[0] == (kind, data)
+    (flat,) = svc.read_variables(env[1], [("domain-specific", "FID1CTRL", "XCBR1$ST$Pos")])
+    assert outcome(flat) == (kind, data)
 
 
 def test_nested_component_and_index(env) -> None:
@@ -56,11 +59,11 @@ def test_nested_component_and_index(env) -> None:
         ("component", "mag"),
         ("component", "f"),
     ]
-    assert read(env, "MMXU1$MX", steps) == ("success", ("floating-point", 0.25, 32))
-    assert read(env, "XCBR1$SP$Lim$vals", [("index", 2)]) == ("success", ("integer", 30))
+    assert read(env, "MMXU1$MX", steps) == ("success", d.float32(0.25))
+    assert read(env, "XCBR1$SP$Lim$vals", [("index", 2)]) == ("success", d.integer(30))
     assert read(env, "XCBR1$SP$Lim", [("component", "vals"), ("index", 0)]) == (
         "success",
-        ("integer", 10),
+        d.integer(10),
     )
 
 
@@ -87,7 +90,7 @@ def test_write_through_alternate_access(env) -> None:
     svc, assoc = env
     name = ("domain-specific", "FID1CTRL", "XCBR1$SP", [("component", "Lim"),
                                                         ("component", "vals"), ("index", 3)])  # fmt: skip
-    assert svc.write(assoc, ("listOfVariable", [name]), [("integer", 44)]) == [None]
+    assert svc.write_variables(assoc, [name], [d.integer(44)]) == [None]
     assert svc.model.read("FID1CTRL/XCBR1.Lim.vals", "SP")[3] == 44
 
 

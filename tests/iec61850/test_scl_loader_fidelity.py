@@ -13,7 +13,7 @@ from gridbind.iec61850.association import AssociationCore, InitiateParams
 from gridbind.iec61850.model import DataAccessError, Timestamp
 from gridbind.iec61850.scl import SclError, load_scl
 from gridbind.iec61850.services.acsi import ServerServices, ServiceError
-from gridbind.iec61850.services.mmsview import type_description
+from gridbind.iec61850.services.mmsview import td_kind, type_description
 
 DATA = Path(__file__).parent / "data"
 FIDELITY = DATA / "fidelity.cid"
@@ -98,8 +98,10 @@ def test_sdo_count_is_an_array_of_data_objects(model) -> None:
     har = model.read("FID1CTRL/MMXU1.Har.phsAHar", "MX")
     assert [e["cVal"]["mag"]["f"] for e in har] == [0.0, 0.25, 0.0]
     td = type_description(model.find("FID1CTRL/MMXU1.Har", "MX"), "MX")
-    assert td[0] == "structure" and td[1][0][0] == "phsAHar"
-    assert td[1][0][1][:2] == ("array", 3)
+    first = td.choice.components.sequence[0]
+    assert td_kind(td) == "structure" and first.component_name == "phsAHar"
+    har_td = first.component_type.choice
+    assert td_kind(har_td) == "array" and har_td.choice.number_of_elements == 3
 
 
 def test_timestamp_val(model) -> None:

@@ -104,15 +104,25 @@ def test_read_write(env) -> None:
     assert svc.model.read("FDR1MEAS/MMXU1.TotW.units", "CF") == {"SIUnit": 33, "multiplier": 3}
     with pytest.raises(ServiceError):
         write(svc, assoc, [dom("FDR1LD0", "GGIO1$DC$Ind1$d")], [])
-    # an alternate access other than one array index is refused as a modifier
-    odd = mms.variable(mms.dom("FDR1LD0", "GGIO1$ST$Ind1"))
-    odd.alternate_access = m.AlternateAccess(
+    # the typed alternateAccess reaches the model's selection (by component), per variable
+    by_component = mms.variable(mms.dom("FDR1LD0", "GGIO1$ST$Ind1"))
+    by_component.alternate_access = m.AlternateAccess(
         choice=[mms.choice_of(m.AlternateAccess.Choice, "unnamed",
                               m.AlternateAccessSelection(choice=m.AccessSelection(choice="stVal")))]
     )  # fmt: skip
+    named = mms.variable(mms.dom("FDR1LD0", "GGIO1$ST$Ind1"))
+    named.alternate_access = m.AlternateAccess(
+        choice=[m.AlternateAccess.Choice(choice=m.AlternateAccess.Choice.Named(
+            component_name="stVal",
+            access=m.AlternateAccessSelection(choice=m.AccessSelection(choice=0))))]
+    )  # fmt: skip
+    response = svc.serve(assoc, mms.read(by_component, named)).choice
+    assert results(response) == [("success", True), ("failure", "object-access-unsupported")]
+    # a variable without a name is no variable: the request is refused (a rejectPDU)
     with pytest.raises(RequestRefused) as refused:
-        svc.serve(assoc, mms.read(odd))
-    assert refused.value.reason.value == "confirmed-requestPDU:unrecognized-modifier"
+        svc.serve(assoc, mms.read(m.VariableDefs.Sequence(
+            variable_specification=m.VariableSpecification())))  # fmt: skip
+    assert refused.value.reason.value == "confirmed-requestPDU:invalid-argument"
 
 
 def test_datasets(env) -> None:

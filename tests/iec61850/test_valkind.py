@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from gridbind.iec61850 import mmsdata as d
 from gridbind.iec61850.association import AssociationCore, InitiateParams
 from gridbind.iec61850.model import DataAccessError, ModelError
 from gridbind.iec61850.scl import SclError, load_scl
@@ -27,7 +28,7 @@ def svc():
 
 def write(svc_assoc, ld, item, data):
     svc, assoc = svc_assoc
-    return svc.write(assoc, ("listOfVariable", [("domain-specific", ld, item)]), [data])[0]
+    return svc.write_variables(assoc, [("domain-specific", ld, item)], [data])[0]
 
 
 def test_val_kinds_from_templates_and_instances(svc) -> None:
@@ -43,20 +44,20 @@ def test_val_kinds_from_templates_and_instances(svc) -> None:
 
 def test_ro_and_spec_writes_are_refused_set_and_conf_written(svc) -> None:
     model = svc[0].model
-    assert write(svc, "FID1CTRL", "LLN0$DC$NamPlt$vendor", ("visible-string", "x")) == DENIED
-    assert write(svc, "FID1CTRL", "XCBR1$DC$Pos$d", ("visible-string", "x")) == DENIED
-    assert write(svc, "FID1CTRL", "XCBR1$SP$Lim$spec", ("integer", 1)) == DENIED
+    assert write(svc, "FID1CTRL", "LLN0$DC$NamPlt$vendor", d.visible_string("x")) == DENIED
+    assert write(svc, "FID1CTRL", "XCBR1$DC$Pos$d", d.visible_string("x")) == DENIED
+    assert write(svc, "FID1CTRL", "XCBR1$SP$Lim$spec", d.integer(1)) == DENIED
     assert model.read("FID1CTRL/XCBR1.Pos.d", "DC") == " main breaker "
-    assert write(svc, "FID1CTRL", "LLN0$DC$NamPlt$configRev", ("visible-string", "r2")) is None
+    assert write(svc, "FID1CTRL", "LLN0$DC$NamPlt$configRev", d.visible_string("r2")) is None
     assert model.read("FID1CTRL/LLN0.NamPlt.configRev", "DC") == "r2"
-    assert write(svc, "FID1CTRL", "XCBR1$CF$Pos$ctlModel", ("integer", 2)) is None
+    assert write(svc, "FID1CTRL", "XCBR1$CF$Pos$ctlModel", d.integer(2)) is None
     # a structured write with one RO member stores nothing
     assert (
         write(
             svc,
             "FID1CTRL",
             "LLN0$DC$NamPlt",
-            ("structure", [("visible-string", "v"), ("visible-string", "r3")]),
+            d.structure([d.visible_string("v"), d.visible_string("r3")]),
         )
         == DENIED
     )
@@ -72,7 +73,7 @@ def test_ro_and_spec_writes_are_refused_set_and_conf_written(svc) -> None:
 def test_set_array_elements_are_writable(svc) -> None:
     svc_, assoc = svc
     name = ("domain-specific", "FID1CTRL", "XCBR1$SP$Lim$vals", 1)
-    assert svc_.write(assoc, ("listOfVariable", [name]), [("integer", 20)]) == [None]
+    assert svc_.write_variables(assoc, [name], [d.integer(20)]) == [None]
     assert svc_.model.read("FID1CTRL/XCBR1.Lim.vals", "SP") == [10, 20, 30, 0]
 
 

@@ -246,17 +246,35 @@ class ServerServices:
 
     def _write(self, assoc: Association, req: m.WriteRequest, now: float) -> m.WriteResponse:
         keys = self._spec_keys(assoc, req.variable_access_specification)
-        datas = req.list_of_data.data
+        codes = self.write_variables(assoc, keys, req.list_of_data.data, now)
+        return m.WriteResponse(
+            choice=[
+                m.WriteResponse.Choice(
+                    choice=mms.choice_of(m.DataAccessError, code) if code else m.Null()
+                )
+                for code in codes
+            ]
+        )
+
+    def read_variables(
+        self, assoc: Association, keys: list[tuple], now: float | None = None
+    ) -> list[m.AccessResult]:
+        """Read variables by key (ObjectName key, plus an alternate access); ``now``
+        (monotonic seconds) expires setting group reservations first."""
+        self.expire(now)
+        return [self.read_variable(assoc, key) for key in keys]
+
+    def write_variables(
+        self, assoc: Association, keys: list[tuple], datas: list[m.Data], now: float | None = None
+    ) -> list[str | None]:
+        """Write variables by key: per variable None (success) or a DataAccessError name;
+        ``now`` (monotonic seconds) expires and starts setting group reservations."""
+        now = self.expire(now)
         if len(keys) != len(datas):
             raise ServiceError(
                 "definition", "type-inconsistent", f"{len(keys)} variables, {len(datas)} values"
             )
-        out = []
-        for key, data in zip(keys, datas):
-            code = self.write_variable(assoc, key, data, now)
-            choice = mms.choice_of(m.DataAccessError, code) if code else m.Null()
-            out.append(m.WriteResponse.Choice(choice=choice))
-        return m.WriteResponse(choice=out)
+        return [self.write_variable(assoc, key, data, now) for key, data in zip(keys, datas)]
 
     def _get_variable_access_attributes(
         self, assoc: Association, req: m.GetVariableAccessAttributesRequest, now: float
