@@ -36,7 +36,7 @@ from .association import (
     InitiateParams,
     RejectReason,
 )
-from .envelope import ClearContext, EnvelopeError, EnvelopeFactory, EnvelopeLayer
+from .envelope import ClearContext, EnvelopeFactory, EnvelopeLayer
 from .envelope import association_id as _association_id
 from .protocol import Call, ErrorReply, Outgoing, Reply, Send
 from .stanza import Received, StanzaError, stanza_for_pdu
@@ -266,7 +266,7 @@ class ClientProtocol:
             )
         try:
             pdu = layer.open(answer.payload, now)
-        except EnvelopeError as exc:
+        except Exception as exc:  # noqa: BLE001 - a layer refuses by raising
             raise ClientError(f"invalid answer: {exc}") from None
         if not isinstance(pdu, m.Mmspdu):
             raise ClientError("invalid answer: not an MMSpdu")
@@ -321,7 +321,7 @@ class ClientProtocol:
             return [ErrorReply(item, "item-not-found", "no such association", "cancel")]
         try:
             pdu = state.layer.open(item.payload, now)
-        except EnvelopeError as exc:
+        except Exception as exc:  # noqa: BLE001 - a layer refuses by raising
             return [ErrorReply(item, "bad-request", str(exc))]
         body = pdu.choice
         if not isinstance(body, m.ConfirmedRequestPdu):
@@ -385,7 +385,7 @@ class ClientProtocol:
             return
         try:
             pdu = state.layer.open(item.payload, now)
-        except EnvelopeError as exc:
+        except Exception as exc:  # noqa: BLE001 - a layer refuses by raising
             log.info("message from %s refused: %s", item.sender, exc)
             return
         body = pdu.choice

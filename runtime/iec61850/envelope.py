@@ -27,7 +27,7 @@ Requests outside any association (before an initiate) travel as a bare ``MMSpdu`
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from gridbind.generated.iec61850_8_2 import e2e_4 as e2e
 from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
@@ -45,8 +45,11 @@ class EnvelopeError(ValueError):
     """The envelope cannot be opened by this association's layer (answered ``bad-request``)."""
 
 
+@runtime_checkable
 class EnvelopeLayer(Protocol):
-    """How one association wraps its PDUs (E2E off: :class:`ClearContext`)."""
+    """How one association wraps its PDUs (E2E off: :class:`ClearContext`; IEC 62351-4:
+    :class:`gridbind.iec61850.e2e.E2ESession`). ``open`` refuses by raising (EnvelopeError
+    here; the protocol cores answer any exception of ``open`` as a refused envelope)."""
 
     def seal(self, pdu: m.Mmspdu, now: float) -> Any:
         """The typed envelope that carries ``pdu``."""

@@ -185,7 +185,7 @@ class ServerProtocol:
             layer = self._layers.get(key) or self._envelopes(item.sender, assoc_id)
             try:
                 pdu = layer.open(item.payload, now)
-            except EnvelopeError as exc:
+            except Exception as exc:  # noqa: BLE001 - a layer refuses by raising
                 return self._refuse(item, RejectReason.INVALID_PDU, str(exc), None, now)
         if not isinstance(pdu, m.Mmspdu):
             return [ErrorReply(item, "bad-request", "the payload is not an MMSpdu")]
@@ -215,7 +215,7 @@ class ServerProtocol:
         layer = self._layers.get((item.sender, assoc_id or ""))
         try:
             pdu = layer.open(item.payload, now) if layer is not None else item.payload
-        except EnvelopeError as exc:
+        except Exception as exc:  # noqa: BLE001 - a layer refuses by raising
             log.info("message from %s refused: %s", item.sender, exc)
             return
         if isinstance(pdu, m.Mmspdu) and isinstance(pdu.choice, m.RejectPdu):
@@ -433,7 +433,7 @@ class ServerProtocol:
             if _association_id(answer.payload) != pull.assoc.id:
                 raise EnvelopeError("answer in another association")
             pdu = layer.open(answer.payload, now)
-        except EnvelopeError as exc:
+        except Exception as exc:  # noqa: BLE001 - a layer refuses by raising
             raise ServiceError("file", "other", f"source {service}: {exc}") from None
         body = pdu.choice
         if isinstance(body, m.ConfirmedErrorPdu):

@@ -41,13 +41,14 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from cryptography import x509
 
 from gridbind.generated.iec61850_8_2 import Mmspdu
 from gridbind.generated.iec61850_8_2 import e2e_4 as e
 from gridbind.iec61850 import codec
+from gridbind.iec61850.envelope import EnvelopeLayer
 from gridbind.iec61850.e2e import crypto
 from gridbind.iec61850.e2e.config import REKEY_MAX_S, E2EConfig, Mode
 from gridbind.iec61850.e2e.diagnostics import (
@@ -82,17 +83,6 @@ REPLAY_MEMORY = 256
 
 I2R = b"initiator-to-responder"
 R2I = b"responder-to-initiator"
-
-
-@runtime_checkable
-class EnvelopeLayer(Protocol):
-    """The per-association envelope layer the 8-2 protocol core plugs in (E2E on or off)."""
-
-    def seal(self, pdu: Mmspdu, now: Now) -> Any:
-        """The envelope object (generated E2E_4 class) that carries ``pdu``."""
-
-    def open(self, envelope: Any, now: Now) -> Mmspdu:
-        """The PDU an inbound envelope carries; raises when the envelope must be refused."""
 
 
 class SessionState(str, Enum):
