@@ -202,37 +202,69 @@ def array(items: Iterable[Data]) -> Data:
 # time
 
 
-@dataclass(frozen=True, slots=True)
-class TimeQuality:
-    """The TimeQuality octet of a TimeStamp (7-2): three flags and the 5-bit accuracy.
+class TimeQuality(int):
+    """The TimeQuality octet of a TimeStamp (7-2): an ``int`` (the octet) with its three flags
+    and the 5-bit accuracy as attributes.
 
-    ``accuracy`` is the number of significant fraction bits (0..24), 31 = unspecified.
-    Octet layout (8-1): bit 7 LeapSecondsKnown, 6 ClockFailure, 5 ClockNotSynchronized, 4..0
-    TimeAccuracy.
+    ``accuracy`` is the number of significant fraction bits (0..24), 31 = unspecified; the
+    constructor refuses 25..30. Octet layout (8-1): bit 7 LeapSecondsKnown, 6 ClockFailure,
+    5 ClockNotSynchronized, 4..0 TimeAccuracy. Being the octet, it compares, formats and
+    serialises as one (``ts.quality == 0``, ``f"{ts.quality:02X}"``).
     """
 
-    leap_seconds_known: bool = False
-    clock_failure: bool = False
-    clock_not_synchronized: bool = False
-    accuracy: int = 31
+    __slots__ = ()
 
-    def __post_init__(self) -> None:
-        if not (0 <= self.accuracy <= 24 or self.accuracy == 31):
-            raise MmsDataError(f"TimeAccuracy {self.accuracy} is neither 0..24 nor 31")
+    def __new__(
+        cls,
+        leap_seconds_known: bool = False,
+        clock_failure: bool = False,
+        clock_not_synchronized: bool = False,
+        accuracy: int = 31,
+    ) -> TimeQuality:
+        if not (0 <= accuracy <= 24 or accuracy == 31):
+            raise MmsDataError(f"TimeAccuracy {accuracy} is neither 0..24 nor 31")
+        return int.__new__(
+            cls,
+            (0x80 if leap_seconds_known else 0)
+            | (0x40 if clock_failure else 0)
+            | (0x20 if clock_not_synchronized else 0)
+            | accuracy,
+        )
+
+    @property
+    def leap_seconds_known(self) -> bool:
+        return bool(self & 0x80)
+
+    @property
+    def clock_failure(self) -> bool:
+        return bool(self & 0x40)
+
+    @property
+    def clock_not_synchronized(self) -> bool:
+        return bool(self & 0x20)
+
+    @property
+    def accuracy(self) -> int:
+        return self & 0x1F
 
     def to_octet(self) -> int:
         """The octet value."""
-        return (
-            (0x80 if self.leap_seconds_known else 0)
-            | (0x40 if self.clock_failure else 0)
-            | (0x20 if self.clock_not_synchronized else 0)
-            | self.accuracy
-        )
+        return int(self)
 
     @classmethod
     def from_octet(cls, octet: int) -> TimeQuality:
-        """Parse the octet (accuracy values 25..30 are invalid)."""
-        return cls(bool(octet & 0x80), bool(octet & 0x40), bool(octet & 0x20), octet & 0x1F)
+        """The octet as received (an accuracy of 25..30, which the constructor refuses, is
+        kept as the peer sent it)."""
+        if not 0 <= octet <= 0xFF:
+            raise MmsDataError(f"TimeQuality octet {octet} outside 0..255")
+        return int.__new__(cls, octet)
+
+    def __repr__(self) -> str:
+        return (
+            f"TimeQuality(leap_seconds_known={self.leap_seconds_known}, "
+            f"clock_failure={self.clock_failure}, "
+            f"clock_not_synchronized={self.clock_not_synchronized}, accuracy={self.accuracy})"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,16 +272,17 @@ class Timestamp:
     """A 7-2 TimeStamp: whole seconds since the epoch, 24-bit fraction, and TimeQuality.
 
     The one TimeStamp type of the package (the server model's values too). ``quality`` may be
-    given as the TimeQuality octet (an int); it is kept as a :class:`TimeQuality`.
+    given as the TimeQuality octet (an int); it is kept as a :class:`TimeQuality` (octet 0 when
+    not given, as the model stamps its values).
     """
 
     seconds: int = 0
     fraction: int = 0
-    quality: TimeQuality = TimeQuality()
+    quality: TimeQuality = TimeQuality.from_octet(0)
 
     def __post_init__(self) -> None:
-        if isinstance(self.quality, int):
-            object.__setattr__(self, "quality", TimeQuality.from_octet(self.quality & 0xFF))
+        if not isinstance(self.quality, TimeQuality):
+            object.__setattr__(self, "quality", TimeQuality.from_octet(self.quality))
         if not 0 <= self.seconds <= 0xFFFFFFFF:
             raise MmsDataError(f"TimeStamp seconds {self.seconds} outside 0..2**32-1")
         if not 0 <= self.fraction <= 0xFFFFFF:
