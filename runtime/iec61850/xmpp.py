@@ -257,6 +257,13 @@ class IecXmpp:
         if s.stream_management:
             client.register_plugin("xep_0198", {"allow_resume": True})
         client.register_handler(Callback("IEC 61850-8-2 payload", _PayloadMatcher(), self._inbound))
+        # slixmpp's serialiser writes a CR in text raw, and XML end-of-line handling turns it
+        # into LF at the receiver: every CR of the outgoing stream becomes a character
+        # reference (markup never holds one, so only text and attribute values change).
+        send_raw = client.send_raw
+        client.send_raw = lambda data: send_raw(  # type: ignore[method-assign]
+            data.replace("\r", "&#13;") if isinstance(data, str) and "\r" in data else data
+        )
         client.add_event_handler("session_start", self._session_start)
         client.add_event_handler("session_resumed", self._session_resumed)
         client.add_event_handler("session_end", self._session_end)

@@ -208,9 +208,9 @@ def test_help_explains_references_and_functional_constraints(capsys):
 @pytest.mark.timeout(60)
 @pytest.mark.xfail(
     strict=True,
-    reason="the XMPP adapter writes a CR in payload text raw (slixmpp's serialiser), so it "
-    "arrives as LF; the codec keeps it (&#13;, DECISIONS.md 32). Remove this mark when "
-    "xmpp.py writes CR as &#13;.",
+    reason="the XMPP adapter sends a CR as &#13; (the codec keeps it, DECISIONS.md 32), but "
+    "Prosody serialises the stanza again with the CR raw, so it arrives as LF. Remove this "
+    "mark when the XMPP server keeps it.",
 )
 def test_carriage_return_over_xmpp(dev):
     run = gridbind(

@@ -415,3 +415,25 @@ def test_srv_lookup_without_records_is_a_clear_error(prosody, xmpp_account) -> N
             await IecXmpp(s, lambda item: None).start()
 
     run(main(), 20)
+
+
+def test_carriage_return_leaves_as_a_character_reference(tmp_path) -> None:
+    """slixmpp writes a CR in text raw (the receiver's end-of-line handling would make it LF):
+    the adapter sends it as &#13;, in the stanza as serialised on the stream."""
+    ca = make_test_pki(tmp_path, "example.test").ca_cert  # no connection is made
+    adapter = IecXmpp(XmppSettings(jid="a@example.test", password="x", ca_file=ca))
+    client = adapter._build()
+    written: list[bytes] = []
+
+    class Transport:
+        def write(self, data: bytes) -> None:
+            written.append(data)
+
+    client.transport = Transport()
+    message = client.make_message(mto="b@example.test/IEC", mtype="normal")
+    report = m.Mmspdu(choice=m.Mmspdu.CancelRequestPdu(value=1))
+    element = payload_element(report, codec.default_codec())
+    element[0].tail = "\r\n"  # text with a CR in it, as a mMSString value would carry
+    message.xml.append(element)
+    client.send_raw(str(message))
+    assert written and b"&#13;\n" in written[0] and b"\r" not in written[0]
