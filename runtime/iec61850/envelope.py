@@ -22,6 +22,12 @@ IEC 62351-4 layer (``gridbind.iec61850.e2e``) plugs in as another factory with t
 
 Requests outside any association (before an initiate) travel as a bare ``MMSpdu``:
 :func:`association_id` of such a payload is None.
+
+Left for the IEC 62351-4 integration: its handshake carries the initiate PDUs in HandshakeReq /
+HandshakeAcc and extends the assoID to ``n:n``, and a refused transfer is answered with the
+engine's DtSecAbort; the cores key an association by the id of its initiate and answer a
+refusal with a rejectPDU, so a handshake layer needs the cores to re-key the association and
+to send the layer's own refusal (the engine's ``E2ESession`` already has the seal/open shape).
 """
 
 from __future__ import annotations
