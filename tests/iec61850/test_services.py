@@ -24,7 +24,6 @@ from gridbind.iec61850.envelope import ClearContext
 from gridbind.iec61850.model import quality_bits
 from gridbind.iec61850.scl import load_scl
 from gridbind.iec61850.server import IedServer
-from gridbind.iec61850.services.mmsview import td_kind
 from gridbind.iec61850.stanza import StanzaError
 from iec_testkit import memory_served, run, send_unchecked, unchecked_element
 

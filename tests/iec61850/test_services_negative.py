@@ -20,7 +20,7 @@ import pytest
 
 from gridbind.iec61850 import codec, mms
 from gridbind.iec61850 import mmsdata as d
-from gridbind.iec61850.client import DataAccessFailed, RequestRejected, ServiceFailed
+from gridbind.iec61850.client import DataAccessFailed, ServiceFailed
 from gridbind.iec61850.model import DataAccessError
 from gridbind.iec61850.services.mmsview import td_kind
 from gridbind.iec61850.stanza import StanzaError
