@@ -52,6 +52,9 @@ __all__ = [
     "MAX_OPEN_OFFERS",
 ]
 
+#: FileAttributes, by its element (a new schema publication may rename the XSD type).
+_FILE_ATTRIBUTES = mms.field_class(m.FileOpenResponse, "file_attributes")
+
 log = logging.getLogger(__name__)
 
 #: Files a server may hold open at once from the offers of one association.
@@ -360,7 +363,7 @@ class ClientProtocol:
             frsm = max(state.open, default=0) + 1
             state.open[frsm] = [data, req.initial_position]
             return m.FileOpenResponse(
-                frsm_id=frsm, file_attributes=m.FileAttributes(size_of_file=len(data))
+                frsm_id=frsm, file_attributes=_FILE_ATTRIBUTES(size_of_file=len(data))
             )
         if isinstance(req, m.ConfirmedServiceRequest.FileRead):
             entry = state.open.get(req.value)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import typing
 from collections.abc import Iterable, Sequence
 from functools import cache
 from typing import Any, ForwardRef
@@ -29,6 +30,7 @@ from .association import InitiateParams, bits_to_services, services_to_bits
 __all__ = [
     "MmsError",
     "alternative",
+    "field_class",
     "choice_of",
     "name_of",
     "service_of",
@@ -92,6 +94,23 @@ def _choices(cls: type) -> tuple[dict[str, type], dict[type, str]]:
             by_name = {c["name"]: _resolve(cls, c["type"]) for c in f.metadata["choices"]}
             return by_name, {t: n for n, t in by_name.items()}
     raise MmsError(f"{cls.__name__} is not a CHOICE")
+
+
+@cache
+def field_class(owner: type, name: str) -> type:
+    """The generated class of the field ``name`` of ``owner`` (list and optional unwrapped).
+
+    For classes named after an XSD *type* (which a new schema publication may rename, e.g.
+    ``FileAttributes``): the field, named after its element, stays.
+    """
+    hints = typing.get_type_hints(owner, vars(sys.modules[owner.__module__]))
+    hint = hints[name]
+    while typing.get_args(hint):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(args) != 1:
+            raise MmsError(f"{owner.__name__}.{name} is not of one class")
+        hint = args[0]
+    return hint
 
 
 def alternative(cls: type, name: str) -> type:

@@ -32,8 +32,9 @@ SUITES = [
     "tests/iec61850/test_codec_hostile.py",
     "tests/iec61850/test_mmsdata.py",
     "tests/iec61850/test_references.py",
-    "tests/iec61850/test_pdu.py",
+    "tests/iec61850/test_protocol.py",
     "tests/iec61850/test_schema.py",
+    "tests/iec61850/test_services.py",
     "tests/iec61850/test_services_acsi.py",
     "tests/iec61850/test_services_negative.py",
 ]

@@ -171,7 +171,7 @@ def test_obtain_file_pull_outstanding_limit_and_duplicates(tmp_path) -> None:
     (out,) = proto.receive(received(conclude, stype="set"), 2.0)
     assert isinstance(opened(out).choice, m.Mmspdu.ConcludeErrorPdu)
     # the first pull: open, read (two pieces), close, then the obtainFile answer
-    attrs = m.FileAttributes(size_of_file=6)
+    attrs = mms.field_class(m.FileOpenResponse, "file_attributes")(size_of_file=6)
     (call,) = proto.answer(
         call.token, _answer(call, m.FileOpenResponse(frsm_id=4, file_attributes=attrs)), 3.0
     )

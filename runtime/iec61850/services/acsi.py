@@ -58,6 +58,9 @@ __all__ = [
     "variable_key",
 ]
 
+#: FileAttributes, by its element (a new schema publication may rename the XSD type).
+_FILE_ATTRIBUTES = mms.field_class(m.FileOpenResponse, "file_attributes")
+
 #: Octets of a response that are not names/entries (PDU envelope, stanza): kept out of paging.
 RESPONSE_OVERHEAD = 400
 MAX_DATASET_MEMBERS = 256
@@ -320,7 +323,7 @@ class ServerServices:
                 directory_entry=[
                     m.DirectoryEntry(
                         file_name=mms.file_name(segs),
-                        file_attributes=m.FileAttributes(size_of_file=size, last_modified=mtime),
+                        file_attributes=_FILE_ATTRIBUTES(size_of_file=size, last_modified=mtime),
                     )
                     for segs, size, mtime in entries
                 ]
@@ -334,7 +337,7 @@ class ServerServices:
         frsm, size, mtime = self.file_open(assoc, mms.segments(req.file_name), req.initial_position)
         return m.FileOpenResponse(
             frsm_id=frsm,
-            file_attributes=m.FileAttributes(size_of_file=size, last_modified=mtime),
+            file_attributes=_FILE_ATTRIBUTES(size_of_file=size, last_modified=mtime),
         )
 
     def _file_read(self, assoc: Association, req: Any, now: float) -> m.FileReadResponse:
