@@ -78,6 +78,15 @@ class Transport(Protocol):
     @property
     def connected(self) -> bool: ...
 
+    def set_handlers(
+        self,
+        on_inbound: InboundHandler,
+        *,
+        on_peer_unavailable: Callable[[str], None] | None = None,
+        on_link_lost: Callable[[], None] | None = None,
+        gate: Any = None,
+    ) -> None: ...
+
     async def start(self) -> None: ...
 
     async def close(self) -> None: ...
