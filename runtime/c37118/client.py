@@ -250,10 +250,13 @@ class PdcSession:
         if previous is None or config_signature(previous) != config_signature(config):
             self.stats.config_changes += 1
             events.append(ConfigurationChanged(config, previous))
-        self.config = self.known = config
+            current = config
+        else:
+            current = previous  # the same stream: keep the object its mapping is keyed on
+        self.config = self.known = current
         layout = self.decoder.layout
-        if layout is None or layout.config is not config:
-            self.decoder.layout = DataLayout(config)
+        if layout is None or layout.config is not current:
+            self.decoder.layout = DataLayout(current)
         if not self.streaming:
             self.streaming = True
             self.command(Command.DATA_ON)

@@ -182,6 +182,8 @@ _COMPONENT_PHASE = {
     COMPONENT_B: "B",
     COMPONENT_C: "C",
 }
+#: PhasorDetail Phase -> CFG-3 component code (the inverse of the table above).
+COMPONENT_PHASE_CODES = {phase: code for code, phase in _COMPONENT_PHASE.items()}
 _PHASE_NAME = re.compile(r"(?:^[VI]|[\s_.\-]|PH)([ABC])$|^[VI]([ABC])(?:[\s_.\-]|$)")
 _ACRONYM_CHARS = re.compile(r"[^A-Z0-9_!\-]+")
 

@@ -1,0 +1,344 @@
+"""STTP -> C37.118: a configuration made from STTP metadata, and frames from measurements.
+
+:class:`OutboundPlan` reads the IEEE 2664 metadata a subscription received (DeviceDetail,
+MeasurementDetail, PhasorDetail, the conventions of :mod:`gridbind.c37118.mapping`) and makes
+one PMU block per device: FREQ / DFDT, one phasor per PhasorDetail (magnitude + angle signals
+paired by PhasorSourceIndex), ALOG, DIGI, and the FLAG (STAT) / QUAL signals when present.
+
+:class:`FrameAssembler` collects measurements by timestamp and emits a frame when every signal
+of that timestamp arrived, or, incomplete, once ``lag`` newer timestamps are pending (missing
+values are NaN / -32768 and that PMU's STAT says "absent data inserted"). At most ``lag`` + 1
+timestamps are pending: the memory a publisher can make it hold is bounded.
+
+Decisions: phasors are always sent as floating point (FORMAT bit 1), polar unless ``format``
+asks for rectangular; analogs and FREQ / DFREQ follow ``format`` (integer FREQ is mHz off
+nominal, integer DFREQ 0.01 Hz/s, integer analogs unscaled). STAT is the FLAG signal's value
+when the stream has one, otherwise :func:`~gridbind.c37118.mapping.flags_stat` of the PMU's
+frequency flags; the FRACSEC quality byte is the QUAL signal's value (or 0).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from gridbind.c37118.constants import DATA_TEST_MODE, Format, FrameType
+from gridbind.c37118.errors import ConfigurationError
+from gridbind.c37118.frames import (
+    AnalogChannel,
+    ConfigFrame,
+    DigitalWord,
+    PhasorChannel,
+    PmuConfig,
+    Stamp,
+)
+from gridbind.c37118.layout import DataLayout
+from gridbind.c37118.mapping import COMPONENT_PHASE_CODES, flags_stat, ticks_stamp
+from gridbind.sttp.measurement import Measurement
+
+_INDEX = re.compile(r"-[A-Z]{2}(\d+)$")
+_RADIANS = math.pi / 180.0
+#: Measurement roles in a PMU block.
+FREQ, DFDT, MAG, ANG, ANALOG, DIGITAL, FLAG, QUAL = range(8)
+
+
+@dataclass(slots=True)
+class Target:
+    """Where one signal's value goes: PMU block, role and channel number (0-based)."""
+
+    pmu: int
+    role: int
+    channel: int = 0
+
+
+def _reference_index(reference: str | None, fallback: int) -> int:
+    match = _INDEX.search((reference or "").upper())
+    return int(match.group(1)) if match else fallback
+
+
+def _ascii16(text: str) -> str:
+    return text.encode("ascii", "replace").decode("ascii")[:16]
+
+
+class OutboundPlan:
+    """The C37.118 stream ``idcode`` made of an STTP metadata data set."""
+
+    def __init__(
+        self,
+        metadata: Any,
+        idcode: int,
+        *,
+        format: int = 0xF,
+        time_base: int = 1_000_000,
+        data_rate: int | None = None,
+        fnom: int = 60,
+        cfgcnt: int = 0,
+    ) -> None:
+        self.idcode = idcode
+        self.format = (format | Format.PHASOR_FLOAT) & 0xF
+        self.time_base = time_base
+        self.fnom = fnom
+        devices = metadata.table("DeviceDetail")
+        measurements = metadata.table("MeasurementDetail")
+        phasor_table = metadata.table("PhasorDetail")
+        device_rows = {
+            row["Acronym"]: row
+            for row in (devices.rows if devices else [])
+            if row.get("Acronym") and not row.get("IsConcentrator")
+        }
+        phasor_rows = {
+            (row.get("DeviceAcronym"), int(row.get("SourceIndex") or 0)): row
+            for row in (phasor_table.rows if phasor_table else [])
+        }
+        by_device: dict[str, list[dict[str, Any]]] = {}
+        for row in measurements.rows if measurements else []:
+            if row.get("Enabled") is False or not row.get("DeviceAcronym"):
+                continue
+            by_device.setdefault(row["DeviceAcronym"], []).append(row)
+        order = [name for name in device_rows if name in by_device]
+        order += [name for name in by_device if name not in device_rows]
+        if not order:
+            raise ConfigurationError("the STTP metadata names no device with measurements")
+        self.targets: dict[uuid.UUID, Target] = {}
+        pmus: list[PmuConfig] = []
+        used_ids: set[int] = set()
+        rate = data_rate
+        for position, acronym in enumerate(order):
+            device = device_rows.get(acronym, {})
+            rows = by_device[acronym]
+            access = int(device.get("AccessID") or 0)
+            pmu_id = access if 1 <= access <= 65534 and access not in used_ids else 0
+            while not pmu_id or pmu_id in used_ids:
+                pmu_id = (idcode + position + len(used_ids)) % 65534 + 1
+            used_ids.add(pmu_id)
+            if rate is None and device.get("FramesPerSecond"):
+                rate = int(device["FramesPerSecond"])
+            pmus.append(self._pmu(position, acronym, device, pmu_id, rows, phasor_rows))
+        self.has_flag = [
+            any(t.role == FLAG and t.pmu == i for t in self.targets.values())
+            for i in range(len(pmus))
+        ]
+        self.config = ConfigFrame(Stamp(idcode), pmus, time_base, rate or 30, FrameType.CFG2)
+        self.layout = DataLayout(self.config)
+        self.expected = len(self.targets)
+
+    def _pmu(
+        self,
+        position: int,
+        acronym: str,
+        device: dict[str, Any],
+        pmu_id: int,
+        rows: list[dict[str, Any]],
+        phasor_rows: dict[tuple[str, int], dict[str, Any]],
+    ) -> PmuConfig:
+        phasors: dict[int, dict[str, Any]] = {}
+        analogs: list[tuple[int, dict[str, Any]]] = []
+        digitals: list[tuple[int, dict[str, Any]]] = []
+        for number, row in enumerate(rows, start=1):
+            kind = (row.get("SignalAcronym") or "").upper()
+            signal = row.get("SignalID")
+            if not isinstance(signal, uuid.UUID):
+                continue
+            if kind == "FREQ":
+                self.targets[signal] = Target(position, FREQ)
+            elif kind == "DFDT":
+                self.targets[signal] = Target(position, DFDT)
+            elif kind in ("VPHM", "IPHM", "VPHA", "IPHA"):
+                index = int(row.get("PhasorSourceIndex") or 0) or _reference_index(
+                    row.get("SignalReference"), number
+                )
+                entry = phasors.setdefault(index, {"kind": kind[0]})
+                entry["mag" if kind.endswith("M") else "ang"] = signal
+            elif kind == "ALOG":
+                analogs.append((_reference_index(row.get("SignalReference"), number), row))
+            elif kind == "DIGI":
+                digitals.append((_reference_index(row.get("SignalReference"), number), row))
+            elif kind == "FLAG":
+                self.targets[signal] = Target(position, FLAG)
+            elif kind == "QUAL":
+                self.targets[signal] = Target(position, QUAL)
+        channels = []
+        for channel, index in enumerate(sorted(phasors)):
+            entry = phasors[index]
+            detail = phasor_rows.get((acronym, index), {})
+            label = detail.get("Label") or f"{entry['kind']}{index}"
+            kind = (detail.get("Type") or entry["kind"]).upper()
+            phase = detail.get("Phase") or "+"
+            channels.append(
+                PhasorChannel(_ascii16(label), kind == "I", 1, COMPONENT_PHASE_CODES.get(phase, 1))
+            )
+            for role, key in ((MAG, "mag"), (ANG, "ang")):
+                if key in entry:
+                    self.targets[entry[key]] = Target(position, role, channel)
+        analog_channels = []
+        for channel, (_, row) in enumerate(sorted(analogs, key=lambda item: item[0])):
+            self.targets[row["SignalID"]] = Target(position, ANALOG, channel)
+            name = (row.get("PointTag") or "").rpartition(":")[2] or f"A{channel + 1}"
+            analog_channels.append(AnalogChannel(_ascii16(name), 0, 1))
+        words = []
+        for channel, (_, row) in enumerate(sorted(digitals, key=lambda item: item[0])):
+            self.targets[row["SignalID"]] = Target(position, DIGITAL, channel)
+            words.append(DigitalWord(tuple(f"D{channel + 1}_{bit}" for bit in range(16))))
+        station = _ascii16(str(device.get("Name") or acronym))
+        return PmuConfig(station, pmu_id, self.format, channels, analog_channels, words, self.fnom)
+
+    # -- engineering values -> wire fields
+    def frame_values(self, values: list[list[Any]], flags: list[int], missing: list[bool]) -> list:
+        """Flat field list of one frame from per-PMU engineering values (see :class:`FrameAssembler`)."""
+        out: list = []
+        fmt = self.format
+        for position, (pmu, slot) in enumerate(zip(self.config.pmus, self.layout.slots)):
+            v = values[position]
+            stat = v[FLAG_SLOT]
+            if stat is None or (isinstance(stat, float) and math.isnan(stat)):
+                stat = flags_stat(flags[position])
+            stat = int(stat) & 0xFFFF
+            if missing[position]:
+                stat = (stat & 0x3FFF) | (DATA_TEST_MODE << 14)
+            out.append(stat)
+            mags, angs = v[MAG_SLOT], v[ANG_SLOT]
+            for channel in range(slot.phasor_count):
+                mag, ang = mags[channel], angs[channel]
+                if fmt & Format.POLAR:
+                    out.append(mag)
+                    out.append(ang * _RADIANS)
+                else:
+                    out.append(mag * math.cos(ang * _RADIANS))
+                    out.append(mag * math.sin(ang * _RADIANS))
+            freq, dfdt = v[FREQ_SLOT], v[DFDT_SLOT]
+            if fmt & Format.FREQ_FLOAT:
+                out.append(freq)
+                out.append(dfdt)
+            else:
+                out.append(_int16((freq - pmu.fnom) * 1000.0))
+                out.append(_int16(dfdt * 100.0))
+            for value in v[ANALOG_SLOT]:
+                out.append(value if fmt & Format.ANALOG_FLOAT else _int16(value))
+            for value in v[DIGITAL_SLOT]:
+                out.append(0 if math.isnan(value) else int(value) & 0xFFFF)
+        return out
+
+    def blank(self) -> list[list[Any]]:
+        """Per-PMU value holders, every value missing."""
+        nan = math.nan
+        return [
+            [
+                nan,
+                nan,
+                [nan] * len(p.phasors),
+                [nan] * len(p.phasors),
+                [nan] * len(p.analogs),
+                [nan] * len(p.digitals),
+                None,
+                None,
+            ]
+            for p in self.config.pmus
+        ]
+
+
+FREQ_SLOT, DFDT_SLOT, MAG_SLOT, ANG_SLOT, ANALOG_SLOT, DIGITAL_SLOT, FLAG_SLOT, QUAL_SLOT = range(8)
+_ROLE_SLOT = {
+    FREQ: FREQ_SLOT,
+    DFDT: DFDT_SLOT,
+    MAG: MAG_SLOT,
+    ANG: ANG_SLOT,
+    ANALOG: ANALOG_SLOT,
+    DIGITAL: DIGITAL_SLOT,
+    FLAG: FLAG_SLOT,
+    QUAL: QUAL_SLOT,
+}
+
+
+def _int16(value: float) -> int:
+    if math.isnan(value):
+        return -32768
+    return max(-32767, min(32767, round(value)))
+
+
+class _Pending:
+    __slots__ = ("values", "flags", "filled", "seen")
+
+    def __init__(self, plan: OutboundPlan) -> None:
+        self.values = plan.blank()
+        self.flags = [0] * len(plan.config.pmus)
+        self.filled = 0
+        self.seen: set[uuid.UUID] = set()
+
+
+class FrameAssembler:
+    """Measurements in, whole C37.118 data frames (bytes) out, by timestamp."""
+
+    def __init__(self, plan: OutboundPlan, lag: int = 2) -> None:
+        self.plan = plan
+        self.lag = lag
+        self.pending: dict[int, _Pending] = {}
+        self.incomplete = 0
+        self.late = 0
+        self._last_emitted = -1
+
+    def add(self, measurements: Iterable[Measurement]) -> list[bytes]:
+        """Take measurements; returns the frames they completed, oldest first."""
+        plan = self.plan
+        targets = plan.targets
+        done: list[int] = []
+        for m in measurements:
+            target = targets.get(m.signal_id)
+            if target is None:
+                continue
+            if m.timestamp <= self._last_emitted:
+                self.late += 1
+                continue
+            entry = self.pending.get(m.timestamp)
+            if entry is None:
+                entry = self.pending[m.timestamp] = _Pending(plan)
+            if m.signal_id in entry.seen:
+                continue
+            entry.seen.add(m.signal_id)
+            holder = entry.values[target.pmu]
+            slot = _ROLE_SLOT[target.role]
+            if slot in (MAG_SLOT, ANG_SLOT, ANALOG_SLOT, DIGITAL_SLOT):
+                holder[slot][target.channel] = m.value
+            else:
+                holder[slot] = m.value
+            if target.role == FREQ or (target.role != FLAG and not entry.flags[target.pmu]):
+                entry.flags[target.pmu] = m.flags
+            entry.filled += 1
+            if entry.filled == plan.expected:
+                done.append(m.timestamp)
+        frames = [self._emit(stamp) for stamp in sorted(done)]
+        while len(self.pending) > self.lag:
+            frames.append(self._emit(min(self.pending)))
+        return frames
+
+    def flush(self) -> list[bytes]:
+        """Emit everything pending (incomplete frames included)."""
+        return [self._emit(stamp) for stamp in sorted(self.pending)]
+
+    def _emit(self, ticks: int) -> bytes:
+        # Anything older than a frame being emitted can no longer complete.
+        frames_before = [stamp for stamp in self.pending if stamp < ticks]
+        entry = self.pending.pop(ticks)
+        for stamp in frames_before:
+            self.pending.pop(stamp)
+            self.incomplete += 1
+        plan = self.plan
+        missing = [
+            any(_missing(value) for value in (*v[:2], *v[2], *v[3], *v[4], *v[5]))
+            for v in entry.values
+        ]
+        if entry.filled < plan.expected:
+            self.incomplete += 1
+        quality = entry.values[0][QUAL_SLOT]
+        quality = 0 if quality is None or math.isnan(quality) else int(quality) & 0xFF
+        soc, fracsec = ticks_stamp(ticks, plan.time_base, quality)
+        self._last_emitted = max(self._last_emitted, ticks)
+        fields = plan.frame_values(entry.values, entry.flags, missing)
+        return plan.layout.pack(Stamp(plan.idcode, soc, fracsec), fields)
+
+
+def _missing(value: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value)
