@@ -1,0 +1,96 @@
+"""Hypothesis fuzz of the frame decoder: whatever bytes arrive, events come out, never an
+exception, and the decoder holds no more than one frame's worth of bytes."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gridbind.c37118.constants import MAX_FRAME, FrameType
+from gridbind.c37118.frames import (
+    AnalogChannel,
+    ConfigFrame,
+    DataFrame,
+    DigitalWord,
+    PhasorChannel,
+    PmuConfig,
+    PmuData,
+    Stamp,
+    build_cfg3,
+    build_config,
+)
+from gridbind.c37118.framing import (
+    ConfigPending,
+    ConfigReceived,
+    DataReceived,
+    DataUnmatched,
+    FrameDecoder,
+    FrameRejected,
+)
+from gridbind.c37118.layout import DataLayout
+
+PMU = PmuConfig(
+    "FUZZ",
+    3,
+    0x5,
+    [PhasorChannel("V"), PhasorChannel("I", True)],
+    [AnalogChannel("A")],
+    [DigitalWord()],
+)
+CONFIG = ConfigFrame(Stamp(3), [PMU, PMU], 1_000_000, 30)
+LAYOUT = DataLayout(CONFIG)
+VALID = [
+    build_config(CONFIG),
+    *build_cfg3(ConfigFrame(Stamp(3), [PMU], 1_000_000, 30, FrameType.CFG3), 48),
+    LAYOUT.build(DataFrame(Stamp(3, 1, 2), [PmuData(0, [(1, 2), (3, 4)], 5, 6, [7.0], [8])] * 2)),
+]
+KNOWN = (ConfigReceived, ConfigPending, DataReceived, DataUnmatched, FrameRejected)
+
+
+def _decode(chunks: list[bytes]) -> None:
+    decoder = FrameDecoder()
+    decoder.layout = LAYOUT
+    for chunk in chunks:
+        for event in decoder.feed(chunk):
+            assert isinstance(event, KNOWN) or type(event).__name__.endswith("Received")
+        assert len(decoder._buffer) <= MAX_FRAME + len(chunk)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.binary(max_size=600), max_size=8))
+def test_random_bytes(chunks):
+    _decode(chunks)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from(range(len(VALID))), min_size=1, max_size=6),
+    st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=6),
+    st.integers(1, 97),
+)
+def test_mutated_valid_frames(order, flips, split):
+    stream = bytearray(b"".join(VALID[i] for i in order))
+    for position, value in flips:
+        if stream:
+            stream[position % len(stream)] = value
+    data = bytes(stream)
+    _decode([data[i : i + split] for i in range(0, len(data), split)])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=16, max_size=400))
+def test_datagrams_and_sync_prefixed_garbage(body):
+    decoder = FrameDecoder()
+    decoder.layout = LAYOUT
+    for prefix in (b"\xaa\x01", b"\xaa\x21", b"\xaa\x31", b"\xaa\x41", b"\xaa\x51", b"\xaa\x11"):
+        frame = prefix + len(body).to_bytes(2, "big") + body[4:]
+        assert len(decoder.datagram(frame)) == 1
+        decoder.feed(frame)
+
+
+def test_found_cases():
+    """Inputs hypothesis found interesting, kept as plain cases."""
+    _decode([b"\xaa"])
+    _decode([b"\xaa\x01\x00\x10" + bytes(12)])  # a data frame of the minimum size
+    _decode([b"\xaa\x51\x00\x10" + bytes(12)])  # a CFG-3 with no CONT_IDX
+    _decode([b"\xaa\x51\x00\x12" + bytes(12) + b"\xff\xff" + bytes(2)])
