@@ -136,6 +136,7 @@ class PdcSession:
         self._last_rx = 0.0
         self._last_ticks: int | None = None
         self._cfg3_failed = False
+        self._change_announced = False
 
     # -- output
     def data_to_send(self) -> bytes:
@@ -227,10 +228,14 @@ class PdcSession:
                 self.stats.frames_lost += gap
         if last is None or ticks > last:
             self._last_ticks = ticks
-        for slot in layout.slots:
-            if values[slot.stat] & Stat.CONFIG_CHANGE:
-                self._maybe_request(now)
-                break
+        if any(values[slot.stat] & Stat.CONFIG_CHANGE for slot in layout.slots):
+            # A change is announced: ask (rate-limited) while the bit is set ...
+            self._change_announced = True
+            self._maybe_request(now)
+        elif self._change_announced:
+            # ... and once more when it clears, which is when the change has happened.
+            self._change_announced = False
+            self._request(now)
         events.append(DataFrameReceived(stamp, values, layout))
 
     def _hold(self, raw: bytes, now: float) -> None:

@@ -193,7 +193,9 @@ class PmuServer:
     """Asyncio C37.118 server for one stream (``config.stamp.idcode``).
 
     ``clock`` returns ``(SOC, FRACSEC)`` for configuration and header frames (default: 0);
-    ``udp_target`` sends data frames to ``(host, port)`` over UDP as well.
+    ``udp_target`` sends data frames to ``(host, port)`` over UDP *instead of* TCP (commands and
+    configuration stay on TCP), while at least one connection has data turned on;
+    ``max_frame`` bounds CFG-3 frames (larger configurations go in continuation frames).
     """
 
     def __init__(
@@ -206,9 +208,10 @@ class PmuServer:
         clock: Callable[[], tuple[int, int]] | None = None,
         udp_target: tuple[str, int] | None = None,
         max_backlog: int = 8 * 1024 * 1024,
+        max_frame: int = 0xFFFF,
         on_event: Callable[[Any, Any], Any] | None = None,
     ) -> None:
-        self.state = StreamState(config, header, clock)
+        self.state = StreamState(config, header, clock, max_frame)
         self.host, self._port = host, port
         self.udp_target = udp_target
         self.max_backlog = max_backlog
@@ -264,18 +267,20 @@ class PmuServer:
         return sum(1 for connection in self.connections if connection.session.streaming)
 
     def send_data(self, frame: bytes) -> int:
-        """Send one data frame to every streaming connection (and UDP); returns copies sent."""
-        sent = 0
-        for connection in list(self.connections):
-            if connection.session.streaming:
-                connection.session.send(frame)
-                connection.flush()
-                sent += 1
-        if self._udp is not None and sent:
+        """Send one data frame to every streaming connection (or the UDP target); returns how
+        many copies went out."""
+        streaming = [c for c in list(self.connections) if c.session.streaming]
+        if self._udp is not None:
+            if not streaming:
+                return 0
             self._udp.sendto(frame)
-            sent += 1
-        self.frames_sent += 1 if sent else 0
-        return sent
+            self.frames_sent += 1
+            return 1
+        for connection in streaming:
+            connection.session.send(frame)
+            connection.flush()
+        self.frames_sent += 1 if streaming else 0
+        return len(streaming)
 
     def set_config(self, config: ConfigFrame) -> None:
         """Serve a new configuration; streaming connections get the CFG-2 in-band at once."""
