@@ -3,9 +3,9 @@
 
 Configuration changes: when the PMU's configuration changes, :class:`C37118ToSttp` replaces the
 publisher's metadata (IEEE 2664 subscribers get CONFIGURATION_CHANGED, fetch the metadata and
-subscribe again) and holds the measurements of the frames that follow, at most
-``hold_seconds`` or ``max_hold_frames`` frames, until every subscriber that was subscribed has
-subscribed again; then it publishes them in order, so a subscriber loses no frame after a change.
+subscribe again) and holds the measurements of the frames that follow until every subscriber that
+was subscribed has subscribed again, then publishes them in order: a subscriber loses no frame
+after a change. The hold ends after ``hold_seconds`` or ``max_hold_measurements`` at the latest.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ class C37118ToSttp:
         udp_port: int | None = None,
         compression: bool = True,
         hold_seconds: float = 3.0,
-        max_hold_frames: int = 600,
+        max_hold_measurements: int = 500_000,
         data_timeout: float = 10.0,
     ) -> None:
         if profile not in ("ieee2664", "draft-0.8"):
@@ -85,7 +85,8 @@ class C37118ToSttp:
         self.sttp_host, self.sttp_port = sttp_host, sttp_port
         self.compression = compression
         self.hold_seconds = hold_seconds
-        self.max_hold_frames = max_hold_frames
+        self.max_hold_measurements = max_hold_measurements
+        self._held_count = 0
         self.client = PdcClient(
             pmu_host,
             pmu_port,
@@ -211,7 +212,8 @@ class C37118ToSttp:
         self.rates.frames += 1
         if self._awaiting:
             self._held.append(measurements)
-            if len(self._held) > self.max_hold_frames:
+            self._held_count += len(measurements)
+            if self._held_count > self.max_hold_measurements:
                 self._release()
             return
         self.publisher.publish(measurements)
@@ -230,6 +232,7 @@ class C37118ToSttp:
         if self._release_timer is not None:
             self._release_timer.cancel()
             self._release_timer = None
+        self._held_count = 0
         while self._held:
             batch = self._held.popleft()
             self.publisher.publish(batch)

@@ -159,7 +159,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
         def rates() -> Any:
             if bridge.assembler is not None:
-                bridge.rates.frames_lost = bridge.assembler.incomplete
+                bridge.rates.frames_lost = bridge.assembler.lost
             if bridge.server is not None:
                 bridge.rates.rejected = bridge.server.rejected
             return bridge.rates

@@ -3,8 +3,8 @@
 :class:`PdcSession` is the sans-IO core. It sends TURN OFF, SEND CFG-2 (or CFG-3) and, once the
 configuration is in, TURN ON; it follows configuration changes (a STAT "configuration change"
 bit or a data frame the configuration does not describe makes it ask again, at most once per
-``config_retry`` seconds) and holds up to ``max_held`` undescribed data frames until the new
-configuration arrives, so none of the frames after a change is lost. Time comes in as ``now``
+``config_retry`` seconds) and holds up to ``max_held`` undescribed data frames (and
+``max_held_bytes``) until the new configuration arrives, so none of the frames after a change is lost. Time comes in as ``now``
 (seconds); :meth:`PdcSession.next_deadline` / :meth:`PdcSession.tick` drive the retries and the
 data time-out.
 
@@ -117,6 +117,7 @@ class PdcSession:
         config_retry: float = 2.0,
         data_timeout: float = 10.0,
         max_held: int = 600,
+        max_held_bytes: int = 8 << 20,
         known: ConfigFrame | None = None,
         stats: ClientStats | None = None,
     ) -> None:
@@ -125,6 +126,8 @@ class PdcSession:
         self.config_retry = config_retry
         self.data_timeout = data_timeout
         self.max_held = max_held
+        self.max_held_bytes = max_held_bytes
+        self._held_bytes = 0
         self.config: ConfigFrame | None = None
         self.known = known
         self.stats = stats or ClientStats()
@@ -239,11 +242,14 @@ class PdcSession:
         events.append(DataFrameReceived(stamp, values, layout))
 
     def _hold(self, raw: bytes, now: float) -> None:
-        if len(self._held) >= self.max_held:
-            self._held.popleft()
+        while self._held and (
+            len(self._held) >= self.max_held or self._held_bytes + len(raw) > self.max_held_bytes
+        ):
+            self._held_bytes -= len(self._held.popleft())
             self.stats.dropped_held += 1
             self.stats.frames_lost += 1
         self._held.append(raw)
+        self._held_bytes += len(raw)
         self.stats.held += 1
         self._maybe_request(now)
 
@@ -266,6 +272,7 @@ class PdcSession:
             self.streaming = True
             self.command(Command.DATA_ON)
         held, self._held = self._held, deque()
+        self._held_bytes = 0
         if held:
             # Frames that arrived before their configuration: parse them now, in order.
             events.extend(self._handle([self.decoder.frame(raw) for raw in held], now))

@@ -8,7 +8,8 @@ paired by PhasorSourceIndex), ALOG, DIGI, and the FLAG (STAT) / QUAL signals whe
 :class:`FrameAssembler` collects measurements by timestamp and emits a frame when every signal
 of that timestamp arrived, or, incomplete, once ``lag`` newer timestamps are pending (missing
 values are NaN / -32768 and that PMU's STAT says "absent data inserted"). At most ``lag`` + 1
-timestamps are pending: the memory a publisher can make it hold is bounded.
+timestamps are pending: the memory a publisher can make it hold is bounded. ``incomplete``
+counts frames sent with missing values, ``lost`` timestamps that never arrived at all.
 
 Decisions: phasors are always sent as floating point (FORMAT bit 1), polar unless ``format``
 asks for rectangular; analogs and FREQ / DFREQ follow ``format`` (integer FREQ is mHz off
@@ -103,6 +104,8 @@ class OutboundPlan:
         order += [name for name in by_device if name not in device_rows]
         if not order:
             raise ConfigurationError("the STTP metadata names no device with measurements")
+        if len(order) > 6000:  # a data frame has >= 10 bytes per PMU block and <= 65535 bytes
+            raise ConfigurationError(f"{len(order)} devices do not fit one C37.118 data frame")
         self.targets: dict[uuid.UUID, Target] = {}
         pmus: list[PmuConfig] = []
         used_ids: set[int] = set()
@@ -278,6 +281,7 @@ class FrameAssembler:
         self.pending: dict[int, _Pending] = {}
         self.incomplete = 0
         self.late = 0
+        self.lost = 0
         self._last_emitted = -1
 
     def add(self, measurements: Iterable[Measurement]) -> list[bytes]:
@@ -309,7 +313,13 @@ class FrameAssembler:
             entry.filled += 1
             if entry.filled == plan.expected:
                 done.append(m.timestamp)
-        frames = [self._emit(stamp) for stamp in sorted(done)]
+        frames = []
+        for stamp in sorted(done):
+            # C37.118 frames go out in time order: older incomplete ones first.
+            for older in sorted(t for t in self.pending if t < stamp):
+                frames.append(self._emit(older))
+            if stamp in self.pending:
+                frames.append(self._emit(stamp))
         while len(self.pending) > self.lag:
             frames.append(self._emit(min(self.pending)))
         return frames
@@ -319,12 +329,7 @@ class FrameAssembler:
         return [self._emit(stamp) for stamp in sorted(self.pending)]
 
     def _emit(self, ticks: int) -> bytes:
-        # Anything older than a frame being emitted can no longer complete.
-        frames_before = [stamp for stamp in self.pending if stamp < ticks]
         entry = self.pending.pop(ticks)
-        for stamp in frames_before:
-            self.pending.pop(stamp)
-            self.incomplete += 1
         plan = self.plan
         missing = [
             any(_missing(value) for value in (*v[:2], *v[2], *v[3], *v[4], *v[5]))
@@ -335,6 +340,10 @@ class FrameAssembler:
         quality = entry.values[0][QUAL_SLOT]
         quality = 0 if quality is None or math.isnan(quality) else int(quality) & 0xFF
         soc, fracsec = ticks_stamp(ticks, plan.time_base, quality)
+        rate = plan.config.data_rate
+        if self._last_emitted >= 0 and rate > 0:
+            # frames that never came (whole timestamps missing from the STTP stream)
+            self.lost += max(round((ticks - self._last_emitted) * rate / 10_000_000) - 1, 0)
         self._last_emitted = max(self._last_emitted, ticks)
         fields = plan.frame_values(entry.values, entry.flags, missing)
         return plan.layout.pack(Stamp(plan.idcode, soc, fracsec), fields)

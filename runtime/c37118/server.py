@@ -162,6 +162,12 @@ class _Connection(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         self.peer = transport.get_extra_info("peername")
+        if len(self.server.connections) >= self.server.max_connections:
+            log.warning(
+                "refusing PDC %s: %d connections already", self.peer, len(self.server.connections)
+            )
+            transport.close()
+            return
         self.server.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
@@ -195,7 +201,8 @@ class PmuServer:
     ``clock`` returns ``(SOC, FRACSEC)`` for configuration and header frames (default: 0);
     ``udp_target`` sends data frames to ``(host, port)`` over UDP *instead of* TCP (commands and
     configuration stay on TCP), while at least one connection has data turned on;
-    ``max_frame`` bounds CFG-3 frames (larger configurations go in continuation frames).
+    ``max_frame`` bounds CFG-3 frames (larger configurations go in continuation frames);
+    connections beyond ``max_connections`` are closed at once.
     """
 
     def __init__(
@@ -209,12 +216,14 @@ class PmuServer:
         udp_target: tuple[str, int] | None = None,
         max_backlog: int = 8 * 1024 * 1024,
         max_frame: int = 0xFFFF,
+        max_connections: int = 64,
         on_event: Callable[[Any, Any], Any] | None = None,
     ) -> None:
         self.state = StreamState(config, header, clock, max_frame)
         self.host, self._port = host, port
         self.udp_target = udp_target
         self.max_backlog = max_backlog
+        self.max_connections = max_connections
         self.on_event = on_event
         self.connections: set[_Connection] = set()
         self.rejected = 0
