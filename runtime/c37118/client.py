@@ -236,7 +236,8 @@ class PdcSession:
             self._change_announced = True
             self._maybe_request(now)
         elif self._change_announced:
-            # ... and once more when it clears, which is when the change has happened.
+            # ... and once more when it clears without a new configuration having come (in-band
+            # or as an answer): that is when the change happened.
             self._change_announced = False
             self._request(now)
         events.append(DataFrameReceived(stamp, values, layout))
@@ -262,6 +263,7 @@ class PdcSession:
             self.stats.config_changes += 1
             events.append(ConfigurationChanged(config, previous))
             current = config
+            self._change_announced = False  # the announced change has arrived
         else:
             current = previous  # the same stream: keep the object its mapping is keyed on
         self.config = self.known = current
