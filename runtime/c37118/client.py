@@ -399,7 +399,7 @@ class PdcClient:
                 _, tcp = await asyncio.wait_for(
                     loop.create_connection(lambda: _Tcp(self), self.host, self.port), 10.0
                 )
-            except (OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError) as exc:
                 self.last_error = str(exc) or type(exc).__name__
                 attempt += 1
                 wait = min(self.retry_interval * 2 ** (attempt - 1), self.max_retry_interval)

@@ -204,7 +204,7 @@ def check_frame(data: bytes | bytearray | memoryview) -> tuple[FrameType, int, S
     if size < MIN_FRAME:
         raise FrameError(f"frame of {size} bytes is shorter than the {MIN_FRAME}-byte minimum")
     kind = frame_type(data)
-    sync1, sync2, framesize, idcode, soc, fracsec = _HEAD.unpack_from(data)
+    _, sync2, framesize, idcode, soc, fracsec = _HEAD.unpack_from(data)
     if framesize != size:
         raise FrameError(f"FRAMESIZE {framesize} does not match the {size} bytes received")
     expected = crc_ccitt(data[:-CHK_SIZE])

@@ -11,10 +11,24 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from gridbind.c37118.constants import CHK_SIZE, HEADER_SIZE, MAX_FRAME, SYNC_BYTE, Format, FrameType
+from gridbind.c37118.constants import (
+    CHK_SIZE,
+    HEADER_SIZE,
+    MAX_FRAME,
+    SYNC_BYTE,
+    Format,
+    FrameType,
+)
 from gridbind.c37118.crc import crc_ccitt
 from gridbind.c37118.errors import ConfigurationError, FrameError
-from gridbind.c37118.frames import ConfigFrame, DataFrame, PmuConfig, PmuData, Stamp, seal
+from gridbind.c37118.frames import (
+    ConfigFrame,
+    DataFrame,
+    PmuConfig,
+    PmuData,
+    Stamp,
+    seal,
+)
 
 _HEAD = struct.Struct(">BBHHII")
 _CHK = struct.Struct(">H")

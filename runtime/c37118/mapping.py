@@ -46,9 +46,9 @@ from __future__ import annotations
 import math
 import re
 import uuid
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from itertools import repeat
 from operator import itemgetter
@@ -257,7 +257,7 @@ class StreamMapping:
         self.company = company
         self.source = source
         self.node_id = node_id or uuid.UUID(int=0)
-        self.updated_on = updated_on or datetime.now(timezone.utc).replace(microsecond=0)
+        self.updated_on = updated_on or datetime.now(UTC).replace(microsecond=0)
         self.layout = DataLayout(config)
         self.concentrator = ""
         if len(config.pmus) > 1:

@@ -263,7 +263,7 @@ def _int16(value: float) -> int:
 
 
 class _Pending:
-    __slots__ = ("values", "flags", "filled", "seen")
+    __slots__ = ("filled", "flags", "seen", "values")
 
     def __init__(self, plan: OutboundPlan) -> None:
         self.values = plan.blank()

@@ -10,7 +10,6 @@ import sys
 
 import pytest
 from c37118_peers import ALL, f32, free_port, wait_until
-
 from gridbind.c37118.bridge import C37118ToSttp
 from gridbind.c37118.client import ConfigurationChanged, DataFrameReceived, PdcClient
 from gridbind.c37118.constants import Command, FrameType

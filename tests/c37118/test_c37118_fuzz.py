@@ -3,9 +3,6 @@ exception, and the decoder holds no more than one frame's worth of bytes."""
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from gridbind.c37118.constants import MAX_FRAME, FrameType
 from gridbind.c37118.frames import (
     AnalogChannel,
@@ -28,6 +25,8 @@ from gridbind.c37118.framing import (
     FrameRejected,
 )
 from gridbind.c37118.layout import DataLayout
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 PMU = PmuConfig(
     "FUZZ",

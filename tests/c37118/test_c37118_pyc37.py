@@ -23,10 +23,14 @@ from c37118_peers import (
     f32,
     wait_until,
 )
-
 from conftest import require
 from gridbind.c37118.bridge import C37118ToSttp, SttpToC37118
-from gridbind.sttp.ieee2664 import PmuSource, Publisher, Subscriber, synthetic_pmu_metadata
+from gridbind.sttp.ieee2664 import (
+    PmuSource,
+    Publisher,
+    Subscriber,
+    synthetic_pmu_metadata,
+)
 from gridbind.sttp.measurement import UNIX_EPOCH_TICKS, ticks_now
 
 IDCODE = 7734

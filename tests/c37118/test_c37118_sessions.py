@@ -4,11 +4,9 @@ and the asyncio server against a hostile PDC."""
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import pytest
 from c37118_peers import wait_until
-
 from gridbind.c37118.client import (
     BadFrame,
     ConfigurationChanged,
@@ -33,7 +31,13 @@ from gridbind.c37118.frames import (
 )
 from gridbind.c37118.framing import FrameDecoder
 from gridbind.c37118.layout import DataLayout
-from gridbind.c37118.server import BadCommand, CommandHandled, PmuServer, StreamSession, StreamState
+from gridbind.c37118.server import (
+    BadCommand,
+    CommandHandled,
+    PmuServer,
+    StreamSession,
+    StreamState,
+)
 
 ID = 5
 
@@ -181,7 +185,7 @@ def test_server_survives_hostile_pdcs_and_bounds_connections():
         server = PmuServer(_config(1), port=0, max_connections=2)
         await server.start()
         try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            _, writer = await asyncio.open_connection("127.0.0.1", server.port)
             writer.write(b"\x00" * 1000 + b"\xaa\x41\xff\xff" + bytes(100) + b"\xaa\x41\x00\x03")
             writer.write(bytes(70_000))  # a FRAMESIZE of 65535 that never completes
             writer.write(build_command(CommandFrame(Stamp(ID), Command.SEND_CFG2)))
@@ -199,3 +203,19 @@ def test_server_survives_hostile_pdcs_and_bounds_connections():
             await server.stop()
 
     asyncio.run(run())
+
+
+def test_an_announced_change_delivered_in_band_is_not_asked_again():
+    """A PMU that sends its new CFG-2 in-band after the STAT bit: no further request (pyc37's
+    per-connection process would answer it with the old configuration)."""
+    old, new = _config(1), _config(2, 1)
+    session = PdcSession(ID, config_retry=5.0)
+    session.start(0.0)
+    session.receive(build_config(old), 0.0)
+    session.data_to_send()
+    session.receive(_data(old, 0, 0x0400), 0.1)
+    assert _commands(session) == [Command.SEND_CFG2]
+    session.receive(build_config(old), 0.2)  # the answer: still the old one
+    events = session.receive(build_config(new) + _data(new, 1) + _data(new, 2), 0.3)
+    assert [type(e) for e in events] == [ConfigurationChanged, DataFrameReceived, DataFrameReceived]
+    assert _commands(session) == []
