@@ -192,7 +192,13 @@ class PdcSession:
     def receive(self, data: bytes, now: float) -> list[Event]:
         """Events of bytes received on TCP."""
         self._last_rx = now
-        return self._handle(self.decoder.feed(data), now)
+        events: list[Event] = []
+        decoder = self.decoder
+        for item in decoder.split(data):
+            # one frame at a time: a configuration changes the layout of the frames after it
+            decoded = item if isinstance(item, FrameRejected) else decoder.frame(item)
+            events.extend(self._handle([decoded], now))
+        return events
 
     def receive_datagram(self, data: bytes, now: float) -> list[Event]:
         """Events of one UDP datagram."""

@@ -113,9 +113,20 @@ class FrameDecoder:
 
     def feed(self, data: bytes) -> list[Event]:
         """Events of the frames completed by ``data`` (a TCP stream chunk)."""
+        return [
+            item if isinstance(item, FrameRejected) else self.frame(item)
+            for item in self.split(data)
+        ]
+
+    def split(self, data: bytes) -> list[bytes | FrameRejected]:
+        """The whole frames (not yet checked) completed by ``data``, and the bytes skipped.
+
+        A caller that changes :attr:`layout` between frames (a configuration arriving in the
+        same read as the data that follows it) decodes each one with :meth:`frame` in turn.
+        """
         buffer = self._buffer
         buffer += data
-        events: list[Event] = []
+        out: list[bytes | FrameRejected] = []
         start = 0
         end = len(buffer)
         while end - start >= 4:
@@ -127,20 +138,20 @@ class FrameDecoder:
                         break
                     found += 1
                 skip = (found if found >= 0 else end) - start
-                events.append(FrameRejected(f"lost SYNC: skipped {skip} bytes", skip))
+                out.append(FrameRejected(f"lost SYNC: skipped {skip} bytes", skip))
                 start += skip
                 continue
             size = (buffer[start + 2] << 8) | buffer[start + 3]
             if size < MIN_FRAME:
-                events.append(FrameRejected(f"FRAMESIZE {size} is below {MIN_FRAME}", 1))
+                out.append(FrameRejected(f"FRAMESIZE {size} is below {MIN_FRAME}", 1))
                 start += 1
                 continue
             if end - start < size:
                 break
-            events.append(self.frame(bytes(buffer[start : start + size])))
+            out.append(bytes(buffer[start : start + size]))
             start += size
         del buffer[:start]
-        return events
+        return out
 
     def datagram(self, data: bytes) -> list[Event]:
         """Events of one UDP datagram (exactly one frame)."""
