@@ -93,3 +93,24 @@ def test_found_cases():
     _decode([b"\xaa\x01\x00\x10" + bytes(12)])  # a data frame of the minimum size
     _decode([b"\xaa\x51\x00\x10" + bytes(12)])  # a CFG-3 with no CONT_IDX
     _decode([b"\xaa\x51\x00\x12" + bytes(12) + b"\xff\xff" + bytes(2)])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.sampled_from(range(len(VALID))), min_size=1, max_size=6),
+    st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=4),
+    st.integers(1, 200),
+)
+def test_pdc_session_takes_anything(order, flips, split):
+    """The client core never raises, whatever the device sends; held frames stay bounded."""
+    from gridbind.c37118.client import PdcSession
+
+    session = PdcSession(3, max_held=4, max_held_bytes=4096)
+    session.start(0.0)
+    stream = bytearray(b"".join(VALID[i] for i in order))
+    for position, value in flips:
+        stream[position % len(stream)] = value
+    for number, offset in enumerate(range(0, len(stream), split)):
+        session.receive(bytes(stream[offset : offset + split]), number * 0.01)
+        session.tick(number * 0.01)
+        assert len(session._held) <= 4 and session._held_bytes <= 4096 + 65535

@@ -287,3 +287,102 @@ def test_sttp_publisher_to_pyc37_pdc():
             assert got.get_stat()[3] == (number % 5 == 1)  # trigger
 
     asyncio.run(run())
+
+
+@pytest.mark.timeout(60)
+def test_bridge_metadata_with_analogs_digitals_and_stat_to_pyc37_pdc():
+    """Metadata as the C37.118 -> STTP bridge makes it (ALOG, DIGI, FLAG, QUAL too), published by
+    a gridbind publisher, served back as C37.118: pyc37 reads the analogs, digital words and the
+    STAT bits it can decode (its decoder refuses non-zero time-quality fields)."""
+    require(PYC37, "pyc37")
+    from gridbind.c37118.frames import (
+        AnalogChannel,
+        ConfigFrame,
+        DigitalWord,
+        PhasorChannel,
+        PmuConfig,
+        Stamp,
+    )
+    from gridbind.c37118.mapping import StreamMapping
+    from gridbind.sttp.measurement import Measurement
+
+    pmu = PmuConfig(
+        "FEEDER 9",
+        9,
+        0xF,
+        [PhasorChannel("VA"), PhasorChannel("IA", True)],
+        [AnalogChannel("MW"), AnalogChannel("MVAR")],
+        [DigitalWord()],
+    )
+    mapping = StreamMapping(ConfigFrame(Stamp(9), [pmu], 1_000_000, RATE))
+    stats = [0x0000, 0x0800, 0x1200, 0x0400, 0x0003]
+    start = ticks_now()
+    frames = []
+    for number in range(15):
+        ticks = start + number * 10_000_000 // RATE
+        values = {
+            "FREQ": 60.0 + number * 0.001,
+            "DFDT": 0.25,
+            "VPHM1": f32(7200.5 + number),
+            "VPHA1": f32(10.0 * number - 70),
+            "IPHM2": f32(101.25),
+            "IPHA2": f32(-30.0),
+            "ALOG1": f32(1.5 * number),
+            "ALOG2": f32(-2.75),
+            "DIGI1": float(0x8001 + number),
+            "FLAG": float(stats[number % 5]),
+            "QUAL": 0.0,
+        }
+        frames.append(
+            [
+                Measurement(s.signal_id, values[s.point_tag.rpartition(":")[2]], ticks)
+                for s in mapping.signals
+            ]
+        )
+
+    async def run() -> None:
+        publisher = Publisher(mapping.metadata(), port=0)
+        await publisher.start()
+        bridge = SttpToC37118("127.0.0.1", publisher.port, port=0, idcode=9, format=0x7)
+        pdc = None
+        try:
+            await bridge.start()
+            server = await bridge.wait_ready()
+            pdc = Pyc37Pdc(server.port, 9)
+            await asyncio.to_thread(pdc.connect)
+            await wait_until(lambda: server.streaming == 1, 10)
+            reader = asyncio.create_task(asyncio.to_thread(pdc.read, len(frames)))
+            for frame in frames:
+                publisher.publish(frame)
+                await asyncio.sleep(1 / RATE)
+            await asyncio.wait_for(reader, 20)
+        finally:
+            if pdc is not None:
+                pdc.close()
+            await bridge.stop()
+            await publisher.stop()
+        assert [n.strip() for n in pdc.config.get_channel_names()[:4]] == [
+            "VA",
+            "IA",
+            "ALOG1",
+            "ALOG2",
+        ]
+        for number, got in enumerate(pdc.frames):
+            assert got.get_analog() == [f32(1.5 * number), -2.75]
+            assert got.get_digital() == [0x8001 + number]
+            assert got.get_freq() == number and got.get_dfreq() == 25
+            assert got.get_phasors()[1] == (101.25, f32(math.radians(-30.0)))
+            _, _, sorting, trigger, change, modified, _, _, reason = got.get_stat()
+            stat = stats[number % 5]
+            assert (sorting == "arrival") == bool(stat & 0x1000)
+            assert (trigger, change, modified) == (
+                bool(stat & 0x800),
+                bool(stat & 0x400),
+                bool(stat & 0x200),
+            )
+            assert (
+                reason
+                == ("manual", "magnitude_low", "magnitude_high", "phase_angle_diff")[stat & 3]
+            )
+
+    asyncio.run(run())
