@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gridbind.c37118.constants import Command, FrameType, Stat
+from gridbind.c37118.errors import ConfigurationError
 from gridbind.c37118.frames import (
     CommandFrame,
     ConfigFrame,
@@ -264,6 +265,13 @@ class PdcSession:
         if config.kind == FrameType.CFG1:
             return  # CFG-1 describes what the device can do, not the stream
         self._requested_at = None
+        try:
+            layout = DataLayout(config)
+        except ConfigurationError as exc:
+            self.stats.rejected += 1
+            self.stats.reasons.append(str(exc))
+            events.append(BadFrame(f"configuration refused: {exc}"))
+            return
         previous = self.config or self.known
         if previous is None or config_signature(previous) != config_signature(config):
             self.stats.config_changes += 1
@@ -273,9 +281,9 @@ class PdcSession:
         else:
             current = previous  # the same stream: keep the object its mapping is keyed on
         self.config = self.known = current
-        layout = self.decoder.layout
-        if layout is None or layout.config is not current:
-            self.decoder.layout = DataLayout(current)
+        in_force = self.decoder.layout
+        if in_force is None or in_force.config is not current:
+            self.decoder.layout = layout if current is config else DataLayout(current)
         if not self.streaming:
             self.streaming = True
             self.command(Command.DATA_ON)

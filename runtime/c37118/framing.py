@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gridbind.c37118.constants import MIN_FRAME, SYNC_BYTE, FrameType
-from gridbind.c37118.errors import FrameError
+from gridbind.c37118.errors import C37118Error, FrameError
 from gridbind.c37118.frames import (
     CommandFrame,
     ConfigFrame,
@@ -181,9 +181,9 @@ class FrameDecoder:
             if kind == FrameType.HEADER:
                 return HeaderReceived(parse_header(raw))
             return CommandReceived(parse_command(raw))
-        except FrameError as exc:
+        except C37118Error as exc:  # a bad frame, or a configuration whose data cannot fit
             return FrameRejected(str(exc), len(raw))
-        except ValueError as exc:  # a reserved frame type or a layout that cannot be built
+        except ValueError as exc:  # a reserved frame type
             return FrameRejected(str(exc), len(raw))
 
     def _fragment(self, raw: bytes) -> Event:

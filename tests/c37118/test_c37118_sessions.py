@@ -219,3 +219,21 @@ def test_an_announced_change_delivered_in_band_is_not_asked_again():
     events = session.receive(build_config(new) + _data(new, 1) + _data(new, 2), 0.3)
     assert [type(e) for e in events] == [ConfigurationChanged, DataFrameReceived, DataFrameReceived]
     assert _commands(session) == []
+
+
+def test_a_configuration_whose_data_frames_cannot_fit_is_refused():
+    """9000 float phasors: a valid CFG-3 (in continuation frames) whose data frame would need
+    72 KB; the decoder and the client refuse it with a clear reason and go on."""
+    pmu = PmuConfig("BIG", ID, 0xF, [PhasorChannel("V")] * 9000)
+    fragments = build_cfg3(ConfigFrame(Stamp(ID), [pmu], 1_000_000, 10, FrameType.CFG3))
+    assert len(fragments) > 1
+    decoder = FrameDecoder()
+    events = [e for f in fragments for e in decoder.feed(f)]
+    assert "exceed 65535" in events[-1].reason and decoder.layout is None
+    session = PdcSession(ID)
+    session.start(0.0)
+    events = session.receive(b"".join(fragments), 0.0)
+    assert isinstance(events[-1], BadFrame) and "65535" in events[-1].reason
+    assert session.config is None
+    events = session.receive(build_config(_config(1)), 0.1)
+    assert isinstance(events[0], ConfigurationChanged)
