@@ -35,7 +35,13 @@ FORMAT = 0x7
 
 
 def _config(pmus: int, phasors: int, idcode: int = 1):
-    from gridbind.c37118.frames import ConfigFrame, DigitalWord, PhasorChannel, PmuConfig, Stamp
+    from gridbind.c37118.frames import (
+        ConfigFrame,
+        DigitalWord,
+        PhasorChannel,
+        PmuConfig,
+        Stamp,
+    )
 
     blocks = [
         PmuConfig(

@@ -183,7 +183,7 @@ class C37118ToSttp:
                 c for c in self.publisher.connections if c.session and c.session.subscribed
             }
             self.publisher.define_metadata(mapping.metadata())
-            if subscribed and not first:
+            if subscribed:  # they subscribed to the old (or the empty) metadata
                 self._awaiting = subscribed
                 loop = asyncio.get_running_loop()
                 if self._release_timer is not None:
