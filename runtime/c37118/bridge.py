@@ -20,6 +20,7 @@ from typing import Any
 
 from gridbind.c37118.client import (
     BadFrame,
+    config_signature,
     ConfigurationChanged,
     DataFrameReceived,
     PdcClient,
@@ -318,8 +319,12 @@ class SttpToC37118:
 
     async def _configure(self, plan: OutboundPlan) -> None:
         old = self.plan
-        if old is not None and old.config == plan.config and old.targets == plan.targets:
-            return
+        if (
+            old is not None
+            and old.targets == plan.targets
+            and config_signature(old.config) == config_signature(plan.config)
+        ):
+            return  # a metadata refresh that changes nothing C37.118 carries
         if self.assembler is not None and self.server is not None:
             for frame in self.assembler.flush():
                 self.server.send_data(frame)
@@ -336,7 +341,9 @@ class SttpToC37118:
             await self.server.start()
             self._ready.set()
         else:
-            self._cfgcnt += 1
+            self._cfgcnt += 1  # CFGCNT counts the changes of the served configuration
+            for pmu in plan.config.pmus:
+                pmu.cfgcnt = self._cfgcnt & 0xFFFF
             self.rates.config_changes += 1
             self.server.set_config(plan.config)
 

@@ -83,6 +83,7 @@ class OutboundPlan:
         self.format = (format | Format.PHASOR_FLOAT) & 0xF
         self.time_base = time_base
         self.fnom = fnom
+        self.cfgcnt = cfgcnt
         devices = metadata.table("DeviceDetail")
         measurements = metadata.table("MeasurementDetail")
         phasor_table = metadata.table("PhasorDetail")

@@ -289,3 +289,54 @@ def test_cli_bridge_and_serve():
     frames = [e for e in events if isinstance(e, DataFrameReceived)]
     assert len(frames) > 5
     assert frames[-1].layout.to_frame(frames[-1].stamp, frames[-1].values).blocks[0].phasors
+
+
+@pytest.mark.timeout(30)
+def test_serve_follows_a_metadata_change():
+    """The STTP publisher's metadata changes (a PMU gains a phasor): the served configuration
+    changes, CFGCNT counts it, and the PDC gets it in-band and reads the frames after it."""
+    from gridbind.c37118.bridge import SttpToC37118
+    from gridbind.c37118.mapping import StreamMapping
+    from gridbind.sttp.ieee2664 import Publisher
+
+    old, new = StreamMapping(config(2)), StreamMapping(config(3))
+
+    async def run() -> list:
+        events: list = []
+        publisher = Publisher(old.metadata(), port=0)
+        await publisher.start()
+        bridge = SttpToC37118("127.0.0.1", publisher.port, port=0, idcode=3)
+        client = None
+        try:
+            await bridge.start()
+            server = await bridge.wait_ready()
+            client = PdcClient("127.0.0.1", server.port, 3, on_event=events.append)
+            await client.start()
+            await wait_until(lambda: server.streaming == 1, 5)
+            stamp, values = old.layout.unpack(old.layout.build(frame(config(2), 1)))
+            publisher.publish(old.measurements(stamp, values))
+            await wait_until(lambda: client.stats.frames == 1, 5)
+            publisher.define_metadata(new.metadata())
+            await wait_until(lambda: client.stats.config_changes == 2, 10)
+            await wait_until(
+                lambda: bridge.subscriber.subscribed and bridge.plan.expected == len(new.signals),
+                10,
+            )
+            await asyncio.sleep(0.3)  # the renewed subscription is in force
+            stamp, values = new.layout.unpack(new.layout.build(frame(config(3), 2)))
+            publisher.publish(new.measurements(stamp, values))
+            await wait_until(lambda: client.stats.frames == 2, 10)
+        finally:
+            if client is not None:
+                await client.stop()
+            await bridge.stop()
+            await publisher.stop()
+        return events
+
+    events = asyncio.run(run())
+    changes = [e.config for e in events if isinstance(e, ConfigurationChanged)]
+    assert [len(c.pmus[0].phasors) for c in changes] == [2, 3]
+    assert [c.pmus[0].cfgcnt for c in changes] == [0, 1]
+    data = [e for e in events if isinstance(e, DataFrameReceived)]
+    last = data[-1].layout.to_frame(data[-1].stamp, data[-1].values)
+    assert last.blocks[0].phasors == [(102.0, 0.25)] * 3
