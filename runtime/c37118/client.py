@@ -65,6 +65,8 @@ class DataFrameReceived:
 
 @dataclass(slots=True)
 class HeaderText:
+    """The device's header frame text."""
+
     text: str
 
 
@@ -96,6 +98,8 @@ class ClientStats:
     config_requests: int = 0
     held: int = 0
     dropped_held: int = 0
+    #: ticks of the newest data frame (kept over reconnections, so a gap counts as lost frames)
+    last_ticks: int | None = None
     reasons: deque[str] = field(default_factory=lambda: deque(maxlen=32))
 
 
@@ -138,7 +142,6 @@ class PdcSession:
         self._held: deque[bytes] = deque()
         self._requested_at: float | None = None
         self._last_rx = 0.0
-        self._last_ticks: int | None = None
         self._cfg3_failed = False
         self._change_announced = False
 
@@ -230,14 +233,14 @@ class PdcSession:
         config = layout.config
         rate = config.data_rate
         ticks = stamp_ticks(stamp.soc, stamp.fracsec, config.time_base)
-        last = self._last_ticks
+        last = self.stats.last_ticks
         if last is not None and rate > 0 and ticks > last:
             period = TICKS_PER_SECOND / rate
             gap = round((ticks - last) / period) - 1
             if gap > 0:
                 self.stats.frames_lost += gap
         if last is None or ticks > last:
-            self._last_ticks = ticks
+            self.stats.last_ticks = ticks
         if any(values[slot.stat] & Stat.CONFIG_CHANGE for slot in layout.slots):
             # A change is announced: ask (rate-limited) while the bit is set ...
             self._change_announced = True

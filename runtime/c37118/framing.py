@@ -39,11 +39,15 @@ class ConfigReceived:
 
 @dataclass(slots=True)
 class HeaderReceived:
+    """A header frame."""
+
     frame: HeaderFrame
 
 
 @dataclass(slots=True)
 class CommandReceived:
+    """A command frame."""
+
     frame: CommandFrame
 
 

@@ -43,6 +43,8 @@ class CommandHandled:
 
 @dataclass(slots=True)
 class BadCommand:
+    """Bytes from a PDC that were not a valid command frame."""
+
     reason: str
 
 

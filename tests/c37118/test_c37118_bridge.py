@@ -340,3 +340,35 @@ def test_serve_follows_a_metadata_change():
     data = [e for e in events if isinstance(e, DataFrameReceived)]
     last = data[-1].layout.to_frame(data[-1].stamp, data[-1].values)
     assert last.blocks[0].phasors == [(102.0, 0.25)] * 3
+
+
+@pytest.mark.timeout(30)
+def test_bridge_reconnects_and_counts_the_frames_missed_meanwhile():
+    cfg = config()
+    port = free_port()
+
+    async def run() -> C37118ToSttp:
+        server = PmuServer(cfg, port=port)
+        await server.start()
+        bridge = C37118ToSttp("127.0.0.1", port, ID, sttp_port=0)
+        await bridge.start()
+        try:
+            await wait_until(lambda: server.streaming == 1, 5)
+            server.send_data(server.layout.build(frame(cfg, 0)))
+            await wait_until(lambda: bridge.rates.frames == 1, 5)
+            await server.stop()  # the PMU goes away ...
+            await asyncio.sleep(0.3)
+            server = PmuServer(cfg, port=port)  # ... and comes back
+            await server.start()
+            await wait_until(lambda: server.streaming == 1, 10)
+            server.send_data(server.layout.build(frame(cfg, 30)))  # 29 frames were missed
+            await wait_until(lambda: bridge.rates.frames == 2, 5)
+            await server.stop()
+        finally:
+            await bridge.stop()
+        return bridge
+
+    bridge = asyncio.run(run())
+    rates = bridge.sync_rates()
+    assert bridge.client.connections == 2
+    assert rates.config_changes == 1 and rates.frames_lost == 29
