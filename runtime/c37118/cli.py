@@ -158,10 +158,11 @@ def run_serve(args: argparse.Namespace) -> int:
         )
 
         def rates() -> Any:
-            if bridge.assembler is not None:
-                bridge.rates.frames_lost = bridge.assembler.lost
-            if bridge.server is not None:
-                bridge.rates.rejected = bridge.server.rejected
+            assembler, server = bridge.assembler, bridge.server
+            if assembler is not None:
+                bridge.rates.frames_lost = assembler.lost
+            if server is not None:
+                bridge.rates.rejected = server.rejected + (assembler.unservable if assembler else 0)
             return bridge.rates
 
         return await _run(

@@ -219,6 +219,10 @@ def seal(kind: FrameType, version: int, stamp: Stamp, body: bytes) -> bytes:
     size = HEADER_SIZE + len(body) + CHK_SIZE
     if size > MAX_FRAME:
         raise ConfigurationError(f"{kind.name} frame of {size} bytes exceeds 65535")
+    if not (0 <= stamp.soc <= 0xFFFFFFFF and 0 <= stamp.fracsec <= 0xFFFFFFFF):
+        raise ConfigurationError(f"SOC {stamp.soc} / FRACSEC {stamp.fracsec} do not fit 32 bits")
+    if not 0 <= stamp.idcode <= 0xFFFF:
+        raise ConfigurationError(f"IDCODE {stamp.idcode} does not fit 16 bits")
     head = _HEAD.pack(
         SYNC_BYTE, (int(kind) << 4) | version, size, stamp.idcode, stamp.soc, stamp.fracsec
     )

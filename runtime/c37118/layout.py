@@ -117,7 +117,7 @@ class DataLayout:
         """A whole data frame from a flat field tuple (the inverse of :meth:`unpack`)."""
         try:
             body = self.body.pack(*values)
-        except struct.error as exc:
+        except (struct.error, OverflowError) as exc:
             raise ConfigurationError(f"data values do not fit the configuration: {exc}") from None
         return seal(FrameType.DATA, version, stamp, body)
 

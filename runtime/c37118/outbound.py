@@ -9,7 +9,8 @@ paired by PhasorSourceIndex), ALOG, DIGI, and the FLAG (STAT) / QUAL signals whe
 of that timestamp arrived, or, incomplete, once ``lag`` newer timestamps are pending (missing
 values are NaN / -32768 and that PMU's STAT says "absent data inserted"). At most ``lag`` + 1
 timestamps are pending: the memory a publisher can make it hold is bounded. ``incomplete``
-counts frames sent with missing values, ``lost`` timestamps that never arrived at all.
+counts frames sent with missing values, ``lost`` timestamps that never arrived at all,
+``unservable`` frames whose time SOC cannot carry.
 
 Decisions: phasors are always sent as floating point (FORMAT bit 1), polar unless ``format``
 asks for rectangular; analogs and FREQ / DFREQ follow ``format`` (integer FREQ is mHz off
@@ -41,7 +42,7 @@ from gridbind.c37118.layout import DataLayout
 from gridbind.c37118.mapping import COMPONENT_PHASE_CODES, flags_stat, ticks_stamp
 from gridbind.sttp.measurement import Measurement
 
-_INDEX = re.compile(r"-[A-Z]{2}(\d+)$")
+_INDEX = re.compile(r"-[A-Z]{2}(\d{1,9})$")
 _RADIANS = math.pi / 180.0
 #: Measurement roles in a PMU block.
 FREQ, DFDT, MAG, ANG, ANALOG, DIGITAL, FLAG, QUAL = range(8)
@@ -59,6 +60,21 @@ class Target:
 def _reference_index(reference: str | None, fallback: int) -> int:
     match = _INDEX.search((reference or "").upper())
     return int(match.group(1)) if match else fallback
+
+
+def _as_int(value: Any) -> int:
+    """A metadata cell as an int (0 when absent or not a number: metadata is a peer's input)."""
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError, OverflowError):
+        return 0
+
+
+def _word(value: Any, mask: int) -> int:
+    """A measurement value as an unsigned word (0 when not a finite number)."""
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        return 0
+    return int(value) & mask
 
 
 def _ascii16(text: str) -> str:
@@ -93,7 +109,7 @@ class OutboundPlan:
             if row.get("Acronym") and not row.get("IsConcentrator")
         }
         phasor_rows = {
-            (row.get("DeviceAcronym"), int(row.get("SourceIndex") or 0)): row
+            (row.get("DeviceAcronym"), _as_int(row.get("SourceIndex"))): row
             for row in (phasor_table.rows if phasor_table else [])
         }
         by_device: dict[str, list[dict[str, Any]]] = {}
@@ -114,13 +130,13 @@ class OutboundPlan:
         for position, acronym in enumerate(order):
             device = device_rows.get(acronym, {})
             rows = by_device[acronym]
-            access = int(device.get("AccessID") or 0)
+            access = _as_int(device.get("AccessID"))
             pmu_id = access if 1 <= access <= 65534 and access not in used_ids else 0
             while not pmu_id or pmu_id in used_ids:
                 pmu_id = (idcode + position + len(used_ids)) % 65534 + 1
             used_ids.add(pmu_id)
-            if rate is None and device.get("FramesPerSecond"):
-                rate = int(device["FramesPerSecond"])
+            if rate is None and 0 < _as_int(device.get("FramesPerSecond")) <= 32767:
+                rate = _as_int(device["FramesPerSecond"])
             pmus.append(self._pmu(position, acronym, device, pmu_id, rows, phasor_rows))
         self.has_flag = [
             any(t.role == FLAG and t.pmu == i for t in self.targets.values())
@@ -152,7 +168,7 @@ class OutboundPlan:
             elif kind == "DFDT":
                 self.targets[signal] = Target(position, DFDT)
             elif kind in ("VPHM", "IPHM", "VPHA", "IPHA"):
-                index = int(row.get("PhasorSourceIndex") or 0) or _reference_index(
+                index = _as_int(row.get("PhasorSourceIndex")) or _reference_index(
                     row.get("SignalReference"), number
                 )
                 entry = phasors.setdefault(index, {"kind": kind[0]})
@@ -200,7 +216,7 @@ class OutboundPlan:
             stat = v[FLAG_SLOT]
             if stat is None or (isinstance(stat, float) and math.isnan(stat)):
                 stat = flags_stat(flags[position])
-            stat = int(stat) & 0xFFFF
+            stat = _word(stat, 0xFFFF)
             if missing[position]:
                 stat = (stat & 0x3FFF) | (DATA_TEST_MODE << 14)
             out.append(stat)
@@ -223,7 +239,7 @@ class OutboundPlan:
             for value in v[ANALOG_SLOT]:
                 out.append(value if fmt & Format.ANALOG_FLOAT else _int16(value))
             for value in v[DIGITAL_SLOT]:
-                out.append(0 if math.isnan(value) else int(value) & 0xFFFF)
+                out.append(_word(value, 0xFFFF))
         return out
 
     def blank(self) -> list[list[Any]]:
@@ -260,6 +276,8 @@ _ROLE_SLOT = {
 def _int16(value: float) -> int:
     if math.isnan(value):
         return -32768
+    if math.isinf(value):
+        return 32767 if value > 0 else -32767
     return max(-32767, min(32767, round(value)))
 
 
@@ -283,6 +301,7 @@ class FrameAssembler:
         self.incomplete = 0
         self.late = 0
         self.lost = 0
+        self.unservable = 0
         self._last_emitted = -1
 
     def add(self, measurements: Iterable[Measurement]) -> list[bytes]:
@@ -323,13 +342,14 @@ class FrameAssembler:
                 frames.append(self._emit(stamp))
         while len(self.pending) > self.lag:
             frames.append(self._emit(min(self.pending)))
-        return frames
+        return [frame for frame in frames if frame is not None]
 
     def flush(self) -> list[bytes]:
         """Emit everything pending (incomplete frames included)."""
-        return [self._emit(stamp) for stamp in sorted(self.pending)]
+        frames = [self._emit(stamp) for stamp in sorted(self.pending)]
+        return [frame for frame in frames if frame is not None]
 
-    def _emit(self, ticks: int) -> bytes:
+    def _emit(self, ticks: int) -> bytes | None:
         entry = self.pending.pop(ticks)
         plan = self.plan
         missing = [
@@ -339,7 +359,7 @@ class FrameAssembler:
         if entry.filled < plan.expected:
             self.incomplete += 1
         quality = entry.values[0][QUAL_SLOT]
-        quality = 0 if quality is None or math.isnan(quality) else int(quality) & 0xFF
+        quality = 0 if quality is None else _word(quality, 0xFF)
         soc, fracsec = ticks_stamp(ticks, plan.time_base, quality)
         rate = plan.config.data_rate
         if self._last_emitted >= 0 and rate > 0:
@@ -347,7 +367,11 @@ class FrameAssembler:
             self.lost += max(round((ticks - self._last_emitted) * rate / 10_000_000) - 1, 0)
         self._last_emitted = max(self._last_emitted, ticks)
         fields = plan.frame_values(entry.values, entry.flags, missing)
-        return plan.layout.pack(Stamp(plan.idcode, soc, fracsec), fields)
+        try:
+            return plan.layout.pack(Stamp(plan.idcode, soc, fracsec), fields)
+        except ConfigurationError:  # a time C37.118 cannot carry (before 1970, after 2106)
+            self.unservable += 1
+            return None
 
 
 def _missing(value: Any) -> bool:

@@ -114,3 +114,96 @@ def test_pdc_session_takes_anything(order, flips, split):
         session.receive(bytes(stream[offset : offset + split]), number * 0.01)
         session.tick(number * 0.01)
         assert len(session._held) <= 4 and session._held_bytes <= 4096 + 65535
+
+
+_CELLS = st.one_of(
+    st.none(), st.integers(-(2**70), 2**70), st.text(max_size=30), st.floats(), st.booleans()
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {
+                "DeviceAcronym": st.sampled_from(["A", "B", "", None]),
+                "SignalAcronym": st.sampled_from(
+                    [
+                        "FREQ",
+                        "DFDT",
+                        "VPHM",
+                        "VPHA",
+                        "IPHM",
+                        "IPHA",
+                        "ALOG",
+                        "DIGI",
+                        "FLAG",
+                        "QUAL",
+                        "X",
+                    ]
+                ),
+                "SignalReference": st.one_of(
+                    st.none(), st.text(max_size=12), st.just("A-PA99999999999")
+                ),
+                "PhasorSourceIndex": _CELLS,
+            }
+        ),
+        max_size=30,
+    ),
+    st.lists(
+        st.tuples(st.integers(0, 29), st.floats(), st.integers(-(2**63), 2**63 - 1)), max_size=60
+    ),
+    _CELLS,
+)
+def test_outbound_takes_any_metadata_and_measurements(rows, values, access):
+    """Metadata and measurements are a publisher's input: the plan is built or refused with
+    ConfigurationError, and the assembler never raises."""
+    import uuid
+
+    from gridbind.c37118.errors import ConfigurationError
+    from gridbind.c37118.outbound import FrameAssembler, OutboundPlan
+    from gridbind.sttp.ieee2664.metadata import empty_source_metadata
+    from gridbind.sttp.measurement import Measurement
+
+    metadata = empty_source_metadata()
+    metadata["DeviceDetail"].add(Acronym="A", AccessID=access if isinstance(access, int) else None)
+    ids = []
+    for number, row in enumerate(rows):
+        signal = uuid.UUID(int=number + 1)
+        ids.append(signal)
+        index = row["PhasorSourceIndex"]
+        metadata["MeasurementDetail"].add(
+            SignalID=signal,
+            DeviceAcronym=row["DeviceAcronym"],
+            SignalAcronym=row["SignalAcronym"],
+            SignalReference=row["SignalReference"],
+            PhasorSourceIndex=index if isinstance(index, int) else None,
+        )
+    try:
+        plan = OutboundPlan(metadata, 9, format=0x7)
+    except ConfigurationError:
+        return
+    assembler = FrameAssembler(plan)
+    batch = [Measurement(ids[i % len(ids)], v, t) for i, v, t in values] if ids else []
+    for frame in assembler.add(batch) + assembler.flush():
+        assert plan.layout.parse(frame).stamp.idcode == 9
+
+
+def test_found_outbound_cases():
+    """A double beyond float32 range in a float field: the frame is unservable, not an error."""
+    import uuid
+
+    from gridbind.c37118.outbound import FrameAssembler, OutboundPlan
+    from gridbind.sttp.ieee2664.metadata import empty_source_metadata
+    from gridbind.sttp.measurement import Measurement
+
+    metadata = empty_source_metadata()
+    metadata["MeasurementDetail"].add(
+        SignalID=uuid.UUID(int=1), DeviceAcronym="A", SignalAcronym="VPHM"
+    )
+    plan = OutboundPlan(metadata, 9, format=0x7)
+    assembler = FrameAssembler(plan)
+    stamp = 640_000_000_000_000_000
+    assert assembler.add([Measurement(uuid.UUID(int=1), 1e300, stamp)]) == []
+    assert assembler.unservable == 1
+    assert len(assembler.add([Measurement(uuid.UUID(int=1), 1.0, stamp + 1)])) == 1
