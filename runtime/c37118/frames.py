@@ -357,7 +357,13 @@ def parse_config(data: bytes) -> ConfigFrame:
     if offset + 2 != end:
         raise FrameError(f"configuration has {end - offset - 2} bytes beyond its PMU blocks")
     data_rate = _I16.unpack_from(data, offset)[0]
+    _time_base(time_word)
     return ConfigFrame(stamp, pmus, time_word & 0xFFFFFF, data_rate, kind, time_word >> 24, version)
+
+
+def _time_base(time_word: int) -> None:
+    if not time_word & 0xFFFFFF:
+        raise FrameError("TIME_BASE is 0: FRACSEC would mean nothing")
 
 
 def build_config(frame: ConfigFrame) -> bytes:
@@ -552,6 +558,7 @@ def parse_cfg3_body(stamp: Stamp, body: bytes, version: int = VERSION_2011) -> C
     data_rate = _I16.unpack(reader.take(2, "DATA_RATE"))[0]
     if reader.left():
         raise FrameError(f"CFG-3 has {reader.left()} bytes beyond DATA_RATE")
+    _time_base(time_word)
     return ConfigFrame(
         stamp, pmus, time_word & 0xFFFFFF, data_rate, FrameType.CFG3, time_word >> 24, version
     )

@@ -186,6 +186,13 @@ _COMPONENT_PHASE = {
 COMPONENT_PHASE_CODES = {phase: code for code, phase in _COMPONENT_PHASE.items()}
 _PHASE_NAME = re.compile(r"(?:^[VI]|[\s_.\-]|PH)([ABC])$|^[VI]([ABC])(?:[\s_.\-]|$)")
 _ACRONYM_CHARS = re.compile(r"[^A-Z0-9_!\-]+")
+#: Characters XML 1.0 cannot carry (names come from the device: its metadata must still be XML).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
+
+
+def printable(name: str) -> str:
+    """A device-sent name with the characters metadata XML cannot carry replaced by ``?``."""
+    return _NOT_XML.sub("?", name).strip()
 
 
 def phase_of(name: str, component: int | None = None) -> str:
@@ -322,12 +329,9 @@ class StreamMapping:
             for number, channel in enumerate(pmu.phasors, start=1):
                 kind = "I" if channel.is_current else "V"
                 phase = phase_of(channel.name, channel.component if cfg3 else None)
-                self._signal(
-                    f"{kind}PHM", device, position, number, channel=channel.name, phase=phase
-                )
-                self._signal(
-                    f"{kind}PHA", device, position, number, channel=channel.name, phase=phase
-                )
+                name = printable(channel.name)
+                self._signal(f"{kind}PHM", device, position, number, channel=name, phase=phase)
+                self._signal(f"{kind}PHA", device, position, number, channel=name, phase=phase)
                 first = slot.phasors + 2 * (number - 1)
                 integer = not fmt & Format.PHASOR_FLOAT
                 if not integer:
@@ -348,7 +352,7 @@ class StreamMapping:
                     scales += [0.0, 0.0]
                     offsets += [0.0, 0.0]
             for number, channel in enumerate(pmu.analogs, start=1):
-                self._signal("ALOG", device, position, number, channel=channel.name)
+                self._signal("ALOG", device, position, number, channel=printable(channel.name))
                 indexes.append(slot.analogs + number - 1)
                 if fmt & Format.ANALOG_FLOAT:
                     scales.append(1.0)
@@ -358,7 +362,8 @@ class StreamMapping:
                     scales.append(channel.factor if cfg3 else float(channel.scale))
                     offsets.append(channel.offset if cfg3 else 0.0)
             for number, word in enumerate(pmu.digitals, start=1):
-                self._signal("DIGI", device, position, number, channel=",".join(word.names))
+                names = ",".join(printable(name) for name in word.names)
+                self._signal("DIGI", device, position, number, channel=names)
                 indexes.append(slot.digitals + number - 1)
                 scales.append(1.0)
                 offsets.append(0.0)
@@ -453,7 +458,7 @@ class StreamMapping:
                 OriginalSource=None,
                 IsConcentrator=False,
                 Acronym=device.acronym,
-                Name=pmu.station.strip() or device.acronym,
+                Name=printable(pmu.station) or device.acronym,
                 AccessID=pmu.idcode,
                 ParentAcronym=device.parent or None,
                 ProtocolName=PROTOCOL_NAME,

@@ -207,3 +207,90 @@ def test_found_outbound_cases():
     assert assembler.add([Measurement(uuid.UUID(int=1), 1e300, stamp)]) == []
     assert assembler.unservable == 1
     assert len(assembler.add([Measurement(uuid.UUID(int=1), 1.0, stamp + 1)])) == 1
+
+
+_NAMES = st.text(st.characters(codec="ascii"), max_size=16)
+
+
+@st.composite
+def _configs(draw):
+    pmus = []
+    for number in range(draw(st.integers(1, 3))):
+        pmus.append(
+            PmuConfig(
+                draw(_NAMES),
+                number + 1,
+                draw(st.integers(0, 15)),
+                [
+                    PhasorChannel(draw(_NAMES), draw(st.booleans()), draw(st.integers(0, 0xFFFFFF)))
+                    for _ in range(draw(st.integers(0, 3)))
+                ],
+                [
+                    AnalogChannel(
+                        draw(_NAMES),
+                        draw(st.integers(0, 255)),
+                        draw(st.integers(-(2**23), 2**23 - 1)),
+                    )
+                    for _ in range(draw(st.integers(0, 2)))
+                ],
+                [DigitalWord() for _ in range(draw(st.integers(0, 2)))],
+                draw(st.sampled_from([50, 60])),
+            )
+        )
+    return ConfigFrame(
+        Stamp(3), pmus, draw(st.integers(1, 0xFFFFFF)), draw(st.integers(-32768, 32767))
+    )
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_configs(), st.binary(max_size=200), st.integers(0, 2**32 - 1))
+def test_any_device_configuration_and_data_map_to_sttp(config, noise, fracsec):
+    """A device's configuration and data are its input: metadata and measurements come out of
+    every valid one, whatever the names, scales, formats and bit patterns."""
+    import struct as _struct
+
+    from gridbind.c37118.client import DataFrameReceived, PdcSession
+    from gridbind.c37118.mapping import StreamMapping
+
+    session = PdcSession(3)
+    session.start(0.0)
+    layout = DataLayout(config)
+    body = noise[: layout.body.size].ljust(layout.body.size, b"\x00")
+    head = _struct.pack(">BBHHII", 0xAA, 0x02, layout.frame_size, 3, 1_800_000_000, fracsec)
+    from gridbind.c37118.crc import crc_ccitt
+
+    raw = head + body
+    raw += crc_ccitt(raw).to_bytes(2, "big")
+    events = session.receive(build_config(config) + raw, 0.0)
+    data = [e for e in events if isinstance(e, DataFrameReceived)]
+    assert len(data) == 1
+    mapping = StreamMapping(session.config)
+    mapping.metadata().to_xml()
+    measurements = mapping.measurements(data[0].stamp, data[0].values)
+    assert len(measurements) == len(mapping.signals)
+
+
+def test_found_device_cases():
+    """Control characters in station and channel names (found by fuzzing): the metadata is
+    still XML, with ``?`` in their place; TIME_BASE 0 is refused."""
+    from gridbind.c37118.errors import FrameError
+    from gridbind.c37118.frames import parse_config
+    from gridbind.c37118.mapping import StreamMapping
+    from gridbind.sttp.ieee2664.metadata import DataSet
+
+    pmu = PmuConfig("\x1bST", 1, 0, [PhasorChannel("\x1f")], [AnalogChannel("a\x00")])
+    mapping = StreamMapping(ConfigFrame(Stamp(3), [pmu], 1, 30))
+    metadata = DataSet.from_xml(mapping.metadata().to_xml())
+    assert metadata["DeviceDetail"].rows[0]["Name"] == "?ST"
+    assert metadata["PhasorDetail"].rows[0]["Label"] == "?"
+    raw = bytearray(build_config(ConfigFrame(Stamp(3), [pmu], 1, 30)))
+    raw[14:18] = b"\x00\x00\x00\x00"
+    from gridbind.c37118.crc import crc_ccitt
+
+    raw[-2:] = crc_ccitt(bytes(raw[:-2])).to_bytes(2, "big")
+    try:
+        parse_config(bytes(raw))
+    except FrameError as exc:
+        assert "TIME_BASE" in str(exc)
+    else:
+        raise AssertionError("TIME_BASE 0 was accepted")
