@@ -126,7 +126,19 @@ class SttpapiSubscriber:
         self.peer.set_newmeasurements_receiver(self.received.extend)
         self.peer.set_subscriptionupdated_receiver(lambda cache: self.subscribed.set())
         self.config = Config(autoreconnect=False)
+        self.filter_expression = filter_expression
         self.peer.subscribe(filter_expression, Settings())
+
+    def follow_changes(self) -> None:
+        """On CONFIGURATION_CHANGED fetch the metadata and subscribe again (sttpapi leaves that
+        to the application)."""
+        from sttp.settings import Settings
+
+        def changed() -> None:
+            self.peer.request_metadata()
+            self.peer.subscribe(self.filter_expression, Settings())
+
+        self.peer.configurationchanged_receiver = changed
 
     async def connect(self, port: int) -> None:
         err = await asyncio.to_thread(self.peer.connect, f"127.0.0.1:{port}", self.config)

@@ -185,9 +185,11 @@ def test_pyc37_pmu_to_sttp_subscribers():
 @pytest.mark.timeout(60)
 def test_configuration_change_mid_stream_loses_no_frame():
     """The PMU flags a configuration change (STAT bit 10), sends its new CFG-2 in-band and goes
-    on with a third phasor and a third analog; the subscriber gets every frame before and after,
-    the new signals included, and the old signals keep their IDs."""
+    on with a third phasor and a third analog; both subscribers (gridbind, and sttpapi, which
+    subscribes again when told the configuration changed) get every frame before and after, the
+    new signals included, and the old signals keep their IDs."""
     require(PYC37, "pyc37")
+    require(STTPAPI, "sttpapi")
     old, new = pyc37_config(2, 2, 1), pyc37_config(3, 3, 2)
     before = [pyc37_frame(old, n, 2, 2, 0x0400 if n >= 7 else 0) for n in range(10)]
     after = [pyc37_frame(new, n, 3, 3, 0) for n in range(10, 22)]
@@ -195,6 +197,7 @@ def test_configuration_change_mid_stream_loses_no_frame():
     async def run() -> None:
         pmu = Pyc37Pmu(old, IDCODE, RATE)
         bridge = C37118ToSttp("127.0.0.1", pmu.port, IDCODE, sttp_port=0)
+        peer = None
         try:
             await bridge.start()
             await bridge.wait_configured()
@@ -203,6 +206,9 @@ def test_configuration_change_mid_stream_loses_no_frame():
             subscriber.on_measurements = ours.extend
             await subscriber.start()
             await subscriber.wait_subscribed()
+            peer = SttpapiSubscriber()
+            peer.follow_changes()
+            await peer.connect(bridge.port)
             first_ids = set(subscriber.cache.signal_ids)
             for frame in before:
                 pmu.send(frame)
@@ -210,28 +216,36 @@ def test_configuration_change_mid_stream_loses_no_frame():
             for frame in after:
                 pmu.send(frame)
             total = 10 * 11 + 12 * 14
-            await wait_until(lambda: len(ours) >= total, 40)
+            await wait_until(lambda: len(ours) >= total and len(peer.received) >= total, 40)
             await asyncio.sleep(0.2)
-            assert len(ours) == total
+            assert len(ours) == total and len(peer.received) == total
             assert bridge.sync_rates().config_changes == 2 and bridge.rates.frames_lost == 0
             names = _references(subscriber.metadata)
             assert first_ids < set(names)
-            stamps = sorted({m.timestamp for m in ours})
-            assert len(stamps) == 22
+            want = {}
             for frame in after:
                 for reference, item in expected(frame, 3).items():
-                    matches = [
-                        m
-                        for m in ours
-                        if names[m.signal_id] == reference and m.timestamp == item[1]
-                    ]
-                    assert [(m.value, m.timestamp, m.flags) for m in matches] == [item]
+                    want[(reference, item[1])] = item
+            got = {(names[m.signal_id], m.timestamp): (m.value, m.timestamp, m.flags) for m in ours}
+            theirs = {
+                (names[m.signalid], int(m.timestamp)): (
+                    float(m.value),
+                    int(m.timestamp),
+                    int(m.flags),
+                )
+                for m in peer.received
+            }
+            for received in (got, theirs):
+                assert len({stamp for _, stamp in received}) == 22
+                assert {key: received[key] for key in want} == want
             flagged = [
                 m for m in ours if names[m.signal_id] == f"{DEVICE}-SF" and m.value == 0x0400
             ]
             assert len(flagged) == 3 and all(m.flags == 0x4000_0000 for m in flagged)
             await subscriber.stop()
         finally:
+            if peer is not None:
+                peer.close()
             await bridge.stop()
             pmu.stop()
 
