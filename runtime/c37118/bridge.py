@@ -28,7 +28,7 @@ from gridbind.c37118.client import (
 from gridbind.c37118.errors import C37118Error
 from gridbind.c37118.frames import ConfigFrame
 from gridbind.c37118.mapping import StreamMapping
-from gridbind.c37118.outbound import FrameAssembler, OutboundPlan
+from gridbind.c37118.outbound import FrameAssembler, OutboundPlan, metadata_from_data_points
 from gridbind.c37118.server import PmuServer
 from gridbind.sttp.measurement import Measurement
 
@@ -243,8 +243,10 @@ class C37118ToSttp:
 class SttpToC37118:
     """STTP subscription -> C37.118 server (PMU / PDC emulation) for stream ``idcode``.
 
-    The server starts once the first metadata arrived (its configuration is made from it); a
-    later metadata change becomes a new configuration, sent in-band to streaming PDCs.
+    The server starts once the first metadata arrived (its configuration is made from it); with
+    the IEEE 2664 profile a later metadata change becomes a new configuration, sent in-band to
+    streaming PDCs. With ``profile="draft-0.8"`` the metadata is the publisher's DataPoint table
+    (:func:`metadata_from_data_points`), read once after connecting.
     """
 
     def __init__(
@@ -261,9 +263,11 @@ class SttpToC37118:
         udp_target: tuple[str, int] | None = None,
         lag: int = 2,
         compression: bool = True,
+        profile: str = "ieee2664",
     ) -> None:
-        from gridbind.sttp.ieee2664 import Subscriber, SubscriberConfig
-
+        if profile not in ("ieee2664", "draft-0.8"):
+            raise ValueError(f"unknown STTP profile {profile!r}")
+        self.profile = profile
         self.idcode, self.format, self.time_base = idcode, format, time_base
         self.host, self.port_wanted = host, port
         self.udp_target = udp_target
@@ -275,17 +279,34 @@ class SttpToC37118:
         self._ready = asyncio.Event()
         self._cfgcnt = 0
         self._tasks: set[asyncio.Task[None]] = set()
-        self.subscriber = Subscriber(
-            sttp_host,
-            sttp_port,
-            filter_expression=filter_expression,
-            config=SubscriberConfig(compress_payload=compression),
-            on_measurements=self._measurements,
-            on_event=self._event,
-        )
+        if profile == "ieee2664":
+            from gridbind.sttp.ieee2664 import Subscriber, SubscriberConfig
+
+            self.subscriber: Any = Subscriber(
+                sttp_host,
+                sttp_port,
+                filter_expression=filter_expression,
+                config=SubscriberConfig(compress_payload=compression),
+                on_measurements=self._measurements,
+                on_event=self._event,
+            )
+        else:
+            from gridbind.sttp.draft import Subscriber as DraftSubscriber
+
+            self.subscriber = DraftSubscriber(
+                host=sttp_host, port=sttp_port, on_measurements=self._measurements
+            )
 
     async def start(self) -> None:
-        await self.subscriber.start()
+        if self.profile == "ieee2664":
+            await self.subscriber.start()
+            return
+        await self.subscriber.connect()
+        result = await self.subscriber.get_metadata("DataPoint")
+        plan = self._plan(metadata_from_data_points(result.rows))
+        if plan is not None:
+            await self._configure(plan)
+        await self.subscriber.subscribe()
 
     async def wait_ready(self, timeout: float = 10.0) -> PmuServer:
         """Wait until the C37.118 server listens; returns it."""
@@ -294,24 +315,32 @@ class SttpToC37118:
         return self.server
 
     async def stop(self) -> None:
-        await self.subscriber.stop()
+        if self.profile == "ieee2664":
+            await self.subscriber.stop()
+        else:
+            await self.subscriber.close()
         if self.server is not None:
             await self.server.stop()
+
+    def _plan(self, metadata: Any) -> OutboundPlan | None:
+        try:
+            return OutboundPlan(
+                metadata,
+                self.idcode,
+                format=self.format,
+                time_base=self.time_base,
+                cfgcnt=self._cfgcnt,
+            )
+        except C37118Error as exc:
+            log.error("cannot serve this metadata as C37.118: %s", exc)
+            return None
 
     def _event(self, event: Any) -> None:
         from gridbind.sttp.ieee2664.session import MetadataReceived
 
         if isinstance(event, MetadataReceived):
-            try:
-                plan = OutboundPlan(
-                    event.metadata,
-                    self.idcode,
-                    format=self.format,
-                    time_base=self.time_base,
-                    cfgcnt=self._cfgcnt,
-                )
-            except C37118Error as exc:
-                log.error("cannot serve this metadata as C37.118: %s", exc)
+            plan = self._plan(event.metadata)
+            if plan is None:
                 return
             task = asyncio.get_running_loop().create_task(self._configure(plan))
             self._tasks.add(task)

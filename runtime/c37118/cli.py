@@ -50,7 +50,12 @@ def register(subparsers: Any) -> None:
         help="FORMAT bits (phasors are always float; 0x1 polar, 0x4 float analogs, 0x8 float "
         "FREQ/DFREQ); default 0xF",
     )
-    serve.add_argument("--udp-to", metavar="HOST:PORT", help="also send data frames over UDP")
+    serve.add_argument(
+        "--udp-to", metavar="HOST:PORT", help="send data frames over UDP (commands stay on TCP)"
+    )
+    serve.add_argument(
+        "--profile", choices=("ieee2664", "draft-0.8"), default="ieee2664", help="STTP profile"
+    )
     serve.add_argument(
         "--filter",
         default="FILTER ActiveMeasurements WHERE SignalType <> 'NONE'",
@@ -155,6 +160,7 @@ def run_serve(args: argparse.Namespace) -> int:
             format=args.format,
             filter_expression=args.filter,
             udp_target=_address(args.udp_to) if args.udp_to else None,
+            profile=args.profile,
         )
 
         def rates() -> Any:

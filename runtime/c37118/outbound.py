@@ -81,6 +81,52 @@ def _ascii16(text: str) -> str:
     return text.encode("ascii", "replace").decode("ascii")[:16]
 
 
+def metadata_from_data_points(rows: Iterable[dict[str, Any]]) -> Any:
+    """The IEEE 2664 metadata tables of draft-0.8 DataPoint rows (Appendix F template).
+
+    The device is the signal reference before its last ``-`` (the deployed form the bridge
+    writes, ``DEVICE-PA1``); phasors pair by the reference's index; the channel name and phase
+    designation become the PhasorDetail label and phase.
+    """
+    from gridbind.sttp.ieee2664.metadata import empty_source_metadata
+
+    metadata = empty_source_metadata()
+    devices: dict[str, None] = {}
+    phasors: set[tuple[str, int]] = set()
+    for number, row in enumerate(rows, start=1):
+        signal = row.get("PointID")
+        if not isinstance(signal, uuid.UUID):
+            continue
+        kind = str(row.get("Signal Type") or "").upper()
+        reference = str(row.get("SignalReference") or "")
+        device = reference.rpartition("-")[0] or "PMU"
+        devices.setdefault(device)
+        index = _reference_index(reference, 0)
+        if kind in ("VPHM", "IPHM") and (device, index) not in phasors:
+            phasors.add((device, index))
+            metadata["PhasorDetail"].add(
+                ID=len(phasors),
+                DeviceAcronym=device,
+                Label=row.get("Channel Name") or f"{kind[0]}{index}",
+                Type=kind[0],
+                Phase=row.get("Phase Designation") or "+",
+                SourceIndex=index,
+            )
+        metadata["MeasurementDetail"].add(
+            DeviceAcronym=device,
+            ID=f"DP:{number}",
+            SignalID=signal,
+            PointTag=row.get("PointTag"),
+            SignalReference=reference,
+            SignalAcronym=kind,
+            PhasorSourceIndex=index if kind[1:3] == "PH" else None,
+            Enabled=True,
+        )
+    for device in devices:
+        metadata["DeviceDetail"].add(Acronym=device, Name=device, Enabled=True)
+    return metadata
+
+
 class OutboundPlan:
     """The C37.118 stream ``idcode`` made of an STTP metadata data set."""
 

@@ -372,3 +372,52 @@ def test_bridge_reconnects_and_counts_the_frames_missed_meanwhile():
     rates = bridge.sync_rates()
     assert bridge.client.connections == 2
     assert rates.config_changes == 1 and rates.frames_lost == 29
+
+
+@pytest.mark.timeout(30)
+def test_draft_profile_both_ways():
+    """C37.118 -> draft-0.8 STTP -> C37.118: the served configuration is the device's (names,
+    phasor types, counts) and the frames carry the same values."""
+    from gridbind.c37118.bridge import SttpToC37118
+
+    cfg = config()
+
+    async def run() -> list:
+        events: list = []
+        server = PmuServer(cfg, port=0)
+        await server.start()
+        inbound = C37118ToSttp("127.0.0.1", server.port, ID, sttp_port=0, profile="draft-0.8")
+        outbound = client = None
+        try:
+            await inbound.start()
+            await inbound.wait_configured()
+            outbound = SttpToC37118(
+                "127.0.0.1", inbound.port, port=0, idcode=8, profile="draft-0.8", format=0x0F
+            )
+            await outbound.start()
+            served = await outbound.wait_ready()
+            client = PdcClient("127.0.0.1", served.port, 8, on_event=events.append)
+            await client.start()
+            await wait_until(lambda: served.streaming == 1 and server.streaming == 1, 5)
+            for number in range(4):
+                server.send_data(server.layout.build(frame(cfg, number)))
+                await asyncio.sleep(0.02)
+            await wait_until(lambda: client.stats.frames >= 3, 5)
+        finally:
+            if client is not None:
+                await client.stop()
+            if outbound is not None:
+                await outbound.stop()
+            await inbound.stop()
+            await server.stop()
+        return events
+
+    events = asyncio.run(run())
+    config_out = next(e.config for e in events if isinstance(e, ConfigurationChanged))
+    assert [p.station for p in config_out.pmus] == ["SUB_A", "SUB_B"]
+    assert [c.name for c in config_out.pmus[0].phasors] == ["V1", "V2"]
+    assert config_out.pmus[1].phasors[0].is_current
+    data = [e for e in events if isinstance(e, DataFrameReceived)]
+    got = data[0].layout.to_frame(data[0].stamp, data[0].values)
+    assert got.blocks[0].phasors == [(100.0, 0.25)] * 2 and got.blocks[0].digitals == [0]
+    assert got.blocks[1].phasors[0] == (pytest.approx(0.0, abs=1e-6), pytest.approx(0.0, abs=1e-6))
