@@ -20,15 +20,19 @@ from typing import Any
 
 from gridbind.c37118.client import (
     BadFrame,
-    config_signature,
     ConfigurationChanged,
     DataFrameReceived,
     PdcClient,
+    config_signature,
 )
 from gridbind.c37118.errors import C37118Error
 from gridbind.c37118.frames import ConfigFrame
 from gridbind.c37118.mapping import StreamMapping
-from gridbind.c37118.outbound import FrameAssembler, OutboundPlan, metadata_from_data_points
+from gridbind.c37118.outbound import (
+    FrameAssembler,
+    OutboundPlan,
+    metadata_from_data_points,
+)
 from gridbind.c37118.server import PmuServer
 from gridbind.sttp.measurement import Measurement
 
