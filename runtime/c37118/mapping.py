@@ -383,7 +383,6 @@ class StreamMapping:
         self._ids = [signal.signal_id for signal in self.signals]
         self._counts = counts
         self._stat_slots = [slot.stat for slot in self.layout.slots]
-        self._raw_indexes = indexes
         self._flags_cache: dict[tuple[int, int], int] = {}
 
     def measurements(self, stamp: Stamp, values: tuple) -> list[Measurement]:
@@ -407,12 +406,11 @@ class StreamMapping:
             out[position] = math.hypot(real, imaginary)
             out[position + 1] = math.atan2(imaginary, real) * _DEGREES
         cache = self._flags_cache
-        flags_list: list[int] | None = None
         stats = [full[slot] for slot in self._stat_slots]
         if not any(stats) and quality == 0:
             flags_iter: Iterable[int] = repeat(0)
         else:
-            flags_list = []
+            flags_list: list[int] = []
             for stat, count in zip(stats, self._counts):
                 key = (stat, quality)
                 flags = cache.get(key)

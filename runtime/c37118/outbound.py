@@ -171,23 +171,28 @@ class OutboundPlan:
             raise ConfigurationError(f"{len(order)} devices do not fit one C37.118 data frame")
         self.targets: dict[uuid.UUID, Target] = {}
         pmus: list[PmuConfig] = []
+        # A device's IDCODE is its AccessID (the first device claiming one keeps it); devices
+        # without a usable one get the next free IDCODE after the stream's own.
+        claimed: dict[str, int] = {}
         used_ids: set[int] = set()
+        for acronym in order:
+            access = _as_int(device_rows.get(acronym, {}).get("AccessID"))
+            if 1 <= access <= 65534 and access not in used_ids:
+                claimed[acronym] = access
+                used_ids.add(access)
         rate = data_rate
         for position, acronym in enumerate(order):
             device = device_rows.get(acronym, {})
             rows = by_device[acronym]
-            access = _as_int(device.get("AccessID"))
-            pmu_id = access if 1 <= access <= 65534 and access not in used_ids else 0
-            while not pmu_id or pmu_id in used_ids:
-                pmu_id = (idcode + position + len(used_ids)) % 65534 + 1
-            used_ids.add(pmu_id)
+            pmu_id = claimed.get(acronym, 0)
+            if not pmu_id:
+                pmu_id = (idcode + position) % 65534 + 1
+                while pmu_id in used_ids:  # at most 6000 devices: bounded
+                    pmu_id = pmu_id % 65534 + 1
+                used_ids.add(pmu_id)
             if rate is None and 0 < _as_int(device.get("FramesPerSecond")) <= 32767:
                 rate = _as_int(device["FramesPerSecond"])
             pmus.append(self._pmu(position, acronym, device, pmu_id, rows, phasor_rows))
-        self.has_flag = [
-            any(t.role == FLAG and t.pmu == i for t in self.targets.values())
-            for i in range(len(pmus))
-        ]
         self.config = ConfigFrame(Stamp(idcode), pmus, time_base, rate or 30, FrameType.CFG2)
         self.layout = DataLayout(self.config)
         self.expected = len(self.targets)

@@ -258,3 +258,18 @@ def test_outbound_incomplete_frames_are_bounded_and_marked():
     served = plan.layout.parse(frames[0])
     assert served.blocks[0].freq == 125 and served.blocks[0].dfreq == 50
     assert served.blocks[1].stat >> 14 == 2  # absent data inserted
+
+
+def test_outbound_idcodes_are_unique_whatever_the_access_ids():
+    from gridbind.sttp.ieee2664.metadata import empty_source_metadata
+
+    metadata = empty_source_metadata()
+    for number, access in enumerate([5, 5, None, 0, 70000, 6, 6]):
+        acronym = f"D{number}"
+        metadata["DeviceDetail"].add(Acronym=acronym, AccessID=access)
+        metadata["MeasurementDetail"].add(
+            SignalID=uuid.UUID(int=number + 1), DeviceAcronym=acronym, SignalAcronym="FREQ"
+        )
+    plan = OutboundPlan(metadata, 3)
+    ids = [pmu.idcode for pmu in plan.config.pmus]
+    assert len(set(ids)) == 7 and ids[0] == 5 and ids[5] == 6 and all(1 <= i <= 65534 for i in ids)
