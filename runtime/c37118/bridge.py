@@ -197,7 +197,12 @@ class C37118ToSttp:
         else:
             from gridbind.sttp.encoding import ValueType
 
-            self._database.upsert_many("DataPoint", mapping.data_point_rows())
+            rows = mapping.data_point_rows()
+            current = {row["PointID"] for row in rows}
+            for row in self._database.rows("DataPoint"):
+                if row["PointID"] not in current:  # a signal the new configuration dropped
+                    self._database.delete("DataPoint", row["PointID"])
+            self._database.upsert_many("DataPoint", rows)
             self.publisher.define_points(
                 {signal.signal_id: ValueType.SINGLE for signal in mapping.signals}
             )

@@ -421,3 +421,33 @@ def test_draft_profile_both_ways():
     got = data[0].layout.to_frame(data[0].stamp, data[0].values)
     assert got.blocks[0].phasors == [(100.0, 0.25)] * 2 and got.blocks[0].digitals == [0]
     assert got.blocks[1].phasors[0] == (pytest.approx(0.0, abs=1e-6), pytest.approx(0.0, abs=1e-6))
+
+
+@pytest.mark.timeout(20)
+def test_draft_profile_follows_a_configuration_change():
+    """The device drops a phasor: the DataPoint table loses its two rows and gains nothing."""
+    from gridbind.sttp.draft import Subscriber as DraftSubscriber
+
+    async def run() -> tuple[int, int, int]:
+        server = PmuServer(config(3), port=0)
+        await server.start()
+        bridge = C37118ToSttp("127.0.0.1", server.port, ID, sttp_port=0, profile="draft-0.8")
+        subscriber = None
+        try:
+            await bridge.start()
+            first = len((await bridge.wait_configured()).signals)
+            await wait_until(lambda: server.streaming == 1, 5)
+            server.set_config(config(2))  # in-band CFG-2
+            await wait_until(lambda: bridge.sync_rates().config_changes == 2, 5)
+            subscriber = DraftSubscriber(port=bridge.port)
+            await subscriber.connect()
+            rows = (await subscriber.get_metadata("DataPoint")).rows
+            return first, len(bridge.mapping.signals), len(rows)
+        finally:
+            if subscriber is not None:
+                await subscriber.close()
+            await bridge.stop()
+            await server.stop()
+
+    first, second, rows = asyncio.run(run())
+    assert first == second + 2 and rows == second
