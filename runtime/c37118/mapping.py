@@ -270,11 +270,13 @@ class StreamMapping:
         if len(config.pmus) > 1:
             self.concentrator = concentrator or f"PDC{config.stamp.idcode}"
         self.devices: list[Device] = []
-        seen: set[str] = set()
-        for pmu in config.pmus:
+        seen: set[str] = {self.concentrator}
+        for number, pmu in enumerate(config.pmus, start=1):
             acronym = acronym_of(pmu.station, f"PMU{pmu.idcode}")
-            if acronym in seen:
+            if acronym in seen:  # acronyms (and so signal IDs) must be unique in the stream
                 acronym = f"{acronym}_{pmu.idcode}"
+            if acronym in seen:
+                acronym = f"{acronym}_{number}"
             seen.add(acronym)
             self.devices.append(Device(acronym, pmu, self.concentrator))
         self.signals: list[Signal] = []

@@ -273,3 +273,11 @@ def test_outbound_idcodes_are_unique_whatever_the_access_ids():
     plan = OutboundPlan(metadata, 3)
     ids = [pmu.idcode for pmu in plan.config.pmus]
     assert len(set(ids)) == 7 and ids[0] == 5 and ids[5] == 6 and all(1 <= i <= 65534 for i in ids)
+
+
+def test_signal_ids_stay_unique_when_stations_and_idcodes_repeat():
+    pmus = [PmuConfig("same", 4, 0, [PhasorChannel("V")]) for _ in range(3)]
+    pmus.append(PmuConfig("PDC9", 5))  # the concentrator's own acronym
+    mapping = StreamMapping(ConfigFrame(Stamp(9), pmus, 1_000_000, 30))
+    assert [d.acronym for d in mapping.devices] == ["SAME", "SAME_4", "SAME_4_3", "PDC9_5"]
+    assert len({s.signal_id for s in mapping.signals}) == len(mapping.signals)
