@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 import uuid
 from collections import deque
@@ -37,6 +38,8 @@ from gridbind.c37118.server import PmuServer
 from gridbind.sttp.measurement import Measurement
 
 log = logging.getLogger(__name__)
+#: Stands in the set of awaited subscribers while a metadata definition is deferred.
+_DEFERRED = object()
 
 
 @dataclass(slots=True)
@@ -80,6 +83,7 @@ class C37118ToSttp:
         compression: bool = True,
         hold_seconds: float = 3.0,
         max_hold_measurements: int = 500_000,
+        min_change_interval: float = 1.0,
         data_timeout: float = 10.0,
     ) -> None:
         if profile not in ("ieee2664", "draft-0.8"):
@@ -110,6 +114,11 @@ class C37118ToSttp:
         self._release_timer: asyncio.TimerHandle | None = None
         self._configured = asyncio.Event()
         self._database: Any = None
+        self.min_change_interval = min_change_interval
+        #: how many times metadata was defined (configuration changes may be coalesced)
+        self.definitions = 0
+        self._last_definition = -math.inf
+        self._deferred: asyncio.TimerHandle | None = None
 
     # -- lifecycle
     async def start(self) -> None:
@@ -140,6 +149,8 @@ class C37118ToSttp:
         await self.client.stop()
         if self._release_timer is not None:
             self._release_timer.cancel()
+        if self._deferred is not None:
+            self._deferred.cancel()
         if self.publisher is not None:
             await self.publisher.stop()
 
@@ -183,14 +194,44 @@ class C37118ToSttp:
         self._mappings[id(config)] = mapping
         if len(self._mappings) > 4:
             del self._mappings[next(iter(self._mappings))]
+        log.info(
+            "configuration %s: %d PMUs, %d signals",
+            "received" if first else "changed",
+            len(config.pmus),
+            len(mapping.signals),
+        )
+        loop = asyncio.get_running_loop()
+        wait = self._last_definition + self.min_change_interval - loop.time()
+        if wait > 0:
+            # A device that changes its configuration again and again must not make the bridge
+            # rebuild and re-announce metadata at its pace: the latest one goes out when the
+            # interval is over, and frames wait (bounded) for it.
+            self._awaiting.add(_DEFERRED)
+            if self._deferred is None:
+                self._deferred = loop.call_later(wait, self._define_latest)
+            return
+        self._define(mapping)
+
+    def _define_latest(self) -> None:
+        self._deferred = None
+        self._awaiting.discard(_DEFERRED)
+        if self.mapping is not None:
+            self._define(self.mapping)
+        if not self._awaiting:
+            self._release()
+
+    def _define(self, mapping: StreamMapping) -> None:
+        """Publish ``mapping``'s metadata (and hold frames until subscribers follow it)."""
+        loop = asyncio.get_running_loop()
+        self._last_definition = loop.time()
+        self.definitions += 1
         if self.profile == "ieee2664":
             subscribed = {
                 c for c in self.publisher.connections if c.session and c.session.subscribed
             }
             self.publisher.define_metadata(mapping.metadata())
             if subscribed:  # they subscribed to the old (or the empty) metadata
-                self._awaiting = subscribed
-                loop = asyncio.get_running_loop()
+                self._awaiting |= subscribed
                 if self._release_timer is not None:
                     self._release_timer.cancel()
                 self._release_timer = loop.call_later(self.hold_seconds, self._release)
@@ -206,12 +247,6 @@ class C37118ToSttp:
             self.publisher.define_points(
                 {signal.signal_id: ValueType.SINGLE for signal in mapping.signals}
             )
-        log.info(
-            "configuration %s: %d PMUs, %d signals",
-            "received" if first else "changed",
-            len(config.pmus),
-            len(mapping.signals),
-        )
         self._configured.set()
 
     def _data(self, event: DataFrameReceived) -> None:
@@ -224,7 +259,7 @@ class C37118ToSttp:
             self._held.append(measurements)
             self._held_count += len(measurements)
             if self._held_count > self.max_hold_measurements:
-                self._release()
+                self._release(force=True)
             return
         self.publisher.publish(measurements)
         self.rates.measurements += len(measurements)
@@ -237,8 +272,14 @@ class C37118ToSttp:
             if not self._awaiting:
                 self._release()
 
-    def _release(self) -> None:
-        self._awaiting = set()
+    def _release(self, force: bool = False) -> None:
+        """End the hold and publish the held frames in order: every subscriber followed the new
+        metadata, or ``hold_seconds`` passed, or (``force``) the hold reached its bound."""
+        deferred = _DEFERRED in self._awaiting
+        if deferred and not force:
+            self._awaiting = {_DEFERRED}  # their metadata is not out yet; it is due shortly
+            return
+        self._awaiting = {_DEFERRED} if deferred else set()
         if self._release_timer is not None:
             self._release_timer.cancel()
             self._release_timer = None

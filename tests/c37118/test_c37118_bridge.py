@@ -438,7 +438,7 @@ def test_draft_profile_follows_a_configuration_change():
             first = len((await bridge.wait_configured()).signals)
             await wait_until(lambda: server.streaming == 1, 5)
             server.set_config(config(2))  # in-band CFG-2
-            await wait_until(lambda: bridge.sync_rates().config_changes == 2, 5)
+            await wait_until(lambda: bridge.definitions == 2, 5)  # after min_change_interval
             subscriber = DraftSubscriber(port=bridge.port)
             await subscriber.connect()
             rows = (await subscriber.get_metadata("DataPoint")).rows
@@ -451,3 +451,43 @@ def test_draft_profile_follows_a_configuration_change():
 
     first, second, rows = asyncio.run(run())
     assert first == second + 2 and rows == second
+
+
+@pytest.mark.timeout(20)
+def test_a_flapping_configuration_is_announced_at_most_once_per_interval():
+    """A device that changes its configuration 20 times in a fraction of a second: the bridge
+    defines metadata a bounded number of times, the last configuration wins, and the frames of
+    the last configuration all reach the subscriber."""
+    configs = [config(2 + number % 2, f"SUB {number}") for number in range(20)]
+
+    async def run() -> tuple[C37118ToSttp, list]:
+        server = PmuServer(configs[0], port=0)
+        await server.start()
+        bridge = C37118ToSttp("127.0.0.1", server.port, ID, sttp_port=0, min_change_interval=0.5)
+        received: list = []
+        try:
+            await bridge.start()
+            await bridge.wait_configured()
+            subscriber = Subscriber("127.0.0.1", bridge.port, filter_expression=ALL)
+            subscriber.on_measurements = received.extend
+            await subscriber.start()
+            await subscriber.wait_subscribed()
+            await wait_until(lambda: server.streaming == 1, 5)
+            for cfg in configs[1:]:
+                server.set_config(cfg)
+                await asyncio.sleep(0.005)
+            for number in range(5):
+                server.send_data(server.layout.build(frame(configs[-1], number)))
+            signals = len(bridge.mapping.signals) if bridge.mapping else 0
+            await wait_until(lambda: len(received) >= 5 * signals and signals > 0, 10)
+            await subscriber.stop()
+        finally:
+            await bridge.stop()
+            await server.stop()
+        return bridge, received
+
+    bridge, received = asyncio.run(run())
+    assert bridge.sync_rates().config_changes == 20
+    assert bridge.definitions <= 4
+    assert bridge.mapping.devices[0].pmu.station == "SUB 19"
+    assert len(received) == 5 * len(bridge.mapping.signals)
