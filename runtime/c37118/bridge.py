@@ -6,6 +6,8 @@ publisher's metadata (IEEE 2664 subscribers get CONFIGURATION_CHANGED, fetch the
 subscribe again) and holds the measurements of the frames that follow until every subscriber that
 was subscribed has subscribed again, then publishes them in order: a subscriber loses no frame
 after a change. The hold ends after ``hold_seconds`` or ``max_hold_measurements`` at the latest.
+Metadata is re-announced at most once per ``min_change_interval`` seconds: a device flapping its
+configuration gets its latest one announced when the interval is over.
 """
 
 from __future__ import annotations
