@@ -148,6 +148,7 @@ class C37118ToSttp:
         await self.client.start()
 
     async def stop(self) -> None:
+        """Stop the client (data off), then the publisher."""
         await self.client.stop()
         if self._release_timer is not None:
             self._release_timer.cancel()
@@ -350,6 +351,7 @@ class SttpToC37118:
             )
 
     async def start(self) -> None:
+        """Connect to the STTP publisher (draft-0.8: read its DataPoint table, serve, subscribe)."""
         if self.profile == "ieee2664":
             await self.subscriber.start()
             return
@@ -367,6 +369,7 @@ class SttpToC37118:
         return self.server
 
     async def stop(self) -> None:
+        """Close the subscription and the C37.118 server."""
         if self.profile == "ieee2664":
             await self.subscriber.stop()
         else:

@@ -233,6 +233,8 @@ class Signal:
 
 @dataclass(slots=True)
 class Device:
+    """One PMU block as an STTP device: its acronym, configuration and concentrator."""
+
     acronym: str
     pmu: PmuConfig
     parent: str = ""

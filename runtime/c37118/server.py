@@ -67,6 +67,7 @@ class StreamSession:
         }
 
     def data_to_send(self) -> bytes:
+        """Bytes to write to the connection."""
         out = bytes(self._out)
         self._out.clear()
         return out
@@ -95,6 +96,7 @@ class StreamSession:
         return events
 
     def send(self, frame: bytes) -> None:
+        """Queue a frame (data, or an in-band configuration) for this connection."""
         self._out += frame
 
     def _off(self) -> None:
@@ -133,6 +135,7 @@ class StreamState:
         self.set_config(config)
 
     def set_config(self, config: ConfigFrame) -> None:
+        """Offer ``config`` from now on (its IDCODE is the stream's)."""
         self.config = config
         self.idcode = config.stamp.idcode
         self.layout = DataLayout(config)
@@ -142,14 +145,17 @@ class StreamState:
         return Stamp(self.idcode, soc, fracsec)
 
     def config_frame(self, kind: FrameType) -> bytes:
+        """The configuration as a CFG-1 or CFG-2 frame, stamped now."""
         return build_config(replace(self.config, stamp=self._stamp(), kind=kind))
 
     def cfg3_frames(self) -> list[bytes]:
+        """The configuration as CFG-3 (continuation) frames, stamped now."""
         return build_cfg3(
             replace(self.config, stamp=self._stamp(), kind=FrameType.CFG3), self.max_frame
         )
 
     def header_frame(self) -> bytes:
+        """The header frame, stamped now."""
         return build_header(HeaderFrame(self._stamp(), self.header))
 
 
@@ -235,6 +241,7 @@ class PmuServer:
 
     @property
     def port(self) -> int:
+        """The listening port (the real one when 0 was asked for)."""
         if self._server is not None and self._server.sockets:
             return int(self._server.sockets[0].getsockname()[1])
         return self._port
@@ -245,6 +252,7 @@ class PmuServer:
         return self.state.layout
 
     async def start(self) -> None:
+        """Listen for PDCs (and open the UDP data socket, if any)."""
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: _Connection(self), self.host, self._port)
         if self.udp_target is not None:
@@ -253,6 +261,7 @@ class PmuServer:
             )
 
     async def stop(self) -> None:
+        """Stop listening and close every connection."""
         if self._server is not None:
             self._server.close()
         for connection in list(self.connections):
