@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from gridbind.c37118.constants import Command, FrameType
+from gridbind.c37118.errors import ConfigurationError
 from gridbind.c37118.frames import (
     ConfigFrame,
     HeaderFrame,
@@ -85,7 +86,11 @@ class StreamSession:
                 if handler is None:
                     events.append(CommandHandled(frame.command, "unsupported command"))
                     continue
-                handler()
+                try:
+                    handler()
+                except ConfigurationError as exc:  # e.g. a CFG-2 beyond 65535 bytes: use CFG-3
+                    events.append(CommandHandled(frame.command, str(exc)))
+                    continue
                 events.append(CommandHandled(frame.command))
             elif isinstance(item, FrameRejected):
                 self.rejected += 1
@@ -303,10 +308,15 @@ class PmuServer:
         return len(streaming)
 
     def set_config(self, config: ConfigFrame) -> None:
-        """Serve a new configuration; streaming connections get the CFG-2 in-band at once."""
+        """Serve a new configuration; streaming connections get it in-band at once (CFG-2, or
+        CFG-3 when it does not fit one CFG-2 frame)."""
         self.state.set_config(config)
-        frame = self.state.config_frame(FrameType.CFG2)
+        try:
+            frames = [self.state.config_frame(FrameType.CFG2)]
+        except ConfigurationError:  # too big for one CFG-2 frame: CFG-3 continuation frames
+            frames = self.state.cfg3_frames()
         for connection in list(self.connections):
             if connection.session.streaming:
-                connection.session.send(frame)
+                for frame in frames:
+                    connection.session.send(frame)
                 connection.flush()

@@ -237,3 +237,24 @@ def test_a_configuration_whose_data_frames_cannot_fit_is_refused():
     assert session.config is None
     events = session.receive(build_config(_config(1)), 0.1)
     assert isinstance(events[0], ConfigurationChanged)
+
+
+def test_a_configuration_too_big_for_cfg2_is_served_as_cfg3_only():
+    """150 PMUs of 10 phasors and a digital word: CFG-2 would be 147 KB (it cannot be split);
+    SEND CFG-2 is answered with nothing and a reason, SEND CFG-3 with continuation frames."""
+    from gridbind.c37118.frames import DigitalWord
+
+    pmus = [
+        PmuConfig(
+            f"P{n}", n + 1, 0xF, [PhasorChannel(f"V{k}") for k in range(10)], [], [DigitalWord()]
+        )
+        for n in range(150)
+    ]
+    session = StreamSession(StreamState(ConfigFrame(Stamp(ID), pmus, 1_000_000, 60)))
+    events = session.receive(build_command(CommandFrame(Stamp(ID), Command.SEND_CFG2)))
+    assert "exceeds 65535" in events[0].ignored and session.data_to_send() == b""
+    session.receive(build_command(CommandFrame(Stamp(ID), Command.SEND_CFG3)))
+    client = PdcSession(ID, prefer_cfg3=True)
+    client.start(0.0)
+    events = client.receive(session.data_to_send(), 0.0)
+    assert isinstance(events[0], ConfigurationChanged) and len(events[0].config.pmus) == 150
