@@ -1,7 +1,9 @@
 """PDC client: connect to a PMU or PDC, ask for its configuration, stream its data.
 
-:class:`PdcSession` is the sans-IO core. It sends TURN OFF, SEND CFG-2 (or CFG-3) and, once the
-configuration is in, TURN ON; it follows configuration changes (a STAT "configuration change"
+:class:`PdcSession` is the sans-IO core. It sends TURN OFF, SEND CFG-2 (or CFG-3; an unanswered
+request is repeated every ``config_retry`` seconds, alternating between the two, since a device
+may lack CFG-3 or have a configuration too big for CFG-2) and, once the configuration is in,
+TURN ON; it follows configuration changes (a STAT "configuration change"
 bit or a data frame the configuration does not describe makes it ask again, at most once per
 ``config_retry`` seconds) and holds up to ``max_held`` undescribed data frames (and
 ``max_held_bytes``) until the new configuration arrives, so none of the frames after a change is lost. Time comes in as ``now``
@@ -142,7 +144,7 @@ class PdcSession:
         self._held: deque[bytes] = deque()
         self._requested_at: float | None = None
         self._last_rx = 0.0
-        self._cfg3_failed = False
+        self._ask_cfg3 = prefer_cfg3
         self._change_announced = False
 
     # -- output
@@ -163,8 +165,7 @@ class PdcSession:
         self._request(now)
 
     def _request(self, now: float) -> None:
-        use_cfg3 = self.prefer_cfg3 and not self._cfg3_failed
-        self.command(Command.SEND_CFG3 if use_cfg3 else Command.SEND_CFG2)
+        self.command(Command.SEND_CFG3 if self._ask_cfg3 else Command.SEND_CFG2)
         self._requested_at = now
         self.stats.config_requests += 1
 
@@ -184,8 +185,9 @@ class PdcSession:
         """Retry an unanswered configuration request; report a stalled stream."""
         events: list[Event] = []
         if self._requested_at is not None and now - self._requested_at >= self.config_retry:
-            if self.prefer_cfg3 and not self._cfg3_failed:
-                self._cfg3_failed = True  # no CFG-3 answer: the device may not have one
+            # No answer: a device may lack CFG-3 (pyc37), or have a configuration too big for
+            # CFG-2; ask for the other one next.
+            self._ask_cfg3 = not self._ask_cfg3
             self._request(now)
         if self.data_timeout and now - self._last_rx >= self.data_timeout:
             events.append(StreamStalled(now - self._last_rx))

@@ -115,13 +115,15 @@ def test_change_bit_asks_again_rate_limited_and_when_it_clears():
     assert _commands(session) == [Command.SEND_CFG2]  # the bit cleared: the change happened
 
 
-def test_cfg3_falls_back_to_cfg2_and_stalls_are_reported():
+def test_cfg3_and_cfg2_alternate_until_answered_and_stalls_are_reported():
     session = PdcSession(ID, prefer_cfg3=True, config_retry=1.0, data_timeout=5.0)
     session.start(0.0)
     assert _commands(session) == [Command.DATA_OFF, Command.SEND_CFG3]
     assert session.next_deadline() == 1.0
     assert session.tick(1.0) == []
     assert _commands(session) == [Command.SEND_CFG2]
+    session.tick(2.0)
+    assert _commands(session) == [Command.SEND_CFG3]  # alternating until one is answered
     events = session.tick(5.0)
     assert isinstance(events[-1], StreamStalled)
     fragments = build_cfg3(
