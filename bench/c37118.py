@@ -131,7 +131,13 @@ def parse_bench(args: argparse.Namespace) -> None:
     except ImportError:
         print("pyc37 is not installed: no comparison")
         return
-    cfg2 = ConfigFrame2.convert2frame(build_config(config))
+    from gridbind.c37118.errors import ConfigurationError
+
+    try:
+        cfg2 = ConfigFrame2.convert2frame(build_config(config))
+    except ConfigurationError as exc:
+        print(f"pyc37 reads CFG-2 only, and {exc}: no comparison")
+        return
     sample = frames[:20]
 
     def theirs() -> float:
@@ -207,6 +213,9 @@ def role_subscriber(args: argparse.Namespace) -> None:
         subscriber.on_measurements = take
         await subscriber.start()
         await subscriber.wait_subscribed(30)
+        # ready once subscribed to the device's signals (not to the bridge's empty metadata)
+        while not (subscriber.cache and len(subscriber.cache.signal_ids) > 1):
+            await asyncio.sleep(0.05)
         print("ready", flush=True)
         first = None
         while True:
@@ -265,6 +274,7 @@ def bridge_bench(args: argparse.Namespace) -> None:
             str(args.seconds + 8),
             "--stats",
             "1",
+            *(["--cfg3"] if args.pmus > 120 else []),  # CFG-2 frames end at 65,535 bytes
         ],
         stderr=subprocess.PIPE,
         text=True,
