@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "gridbind.codegen.cli",
     "gridbind.sttp.cli",
     "gridbind.iec61850.cli",
+    "gridbind.c37118.cli",
     "gridbind.demo",
 )
 

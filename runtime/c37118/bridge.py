@@ -1,0 +1,449 @@
+"""The two bridges: C37.118 in -> STTP out (:class:`C37118ToSttp`) and STTP in -> C37.118 out
+(:class:`SttpToC37118`). Both are thin: the protocol work is in the sans-IO modules.
+
+Configuration changes: when the PMU's configuration changes, :class:`C37118ToSttp` replaces the
+publisher's metadata (IEEE 2664 subscribers get CONFIGURATION_CHANGED, fetch the metadata and
+subscribe again) and holds the measurements of the frames that follow until every subscriber that
+was subscribed has subscribed again, then publishes them in order: a subscriber loses no frame
+after a change. The hold ends after ``hold_seconds`` or ``max_hold_measurements`` at the latest.
+Metadata is re-announced at most once per ``min_change_interval`` seconds: a device flapping its
+configuration gets its latest one announced when the interval is over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from gridbind.c37118.client import (
+    BadFrame,
+    ConfigurationChanged,
+    DataFrameReceived,
+    PdcClient,
+    config_signature,
+)
+from gridbind.c37118.errors import C37118Error
+from gridbind.c37118.frames import ConfigFrame
+from gridbind.c37118.mapping import StreamMapping
+from gridbind.c37118.outbound import (
+    FrameAssembler,
+    OutboundPlan,
+    metadata_from_data_points,
+)
+from gridbind.c37118.server import PmuServer
+from gridbind.sttp.measurement import Measurement
+
+log = logging.getLogger(__name__)
+#: Stands in the set of awaited subscribers while a metadata definition is deferred.
+_DEFERRED = object()
+
+
+@dataclass(slots=True)
+class Rates:
+    """Counters a bridge reports (the CLI prints their rates)."""
+
+    frames: int = 0
+    measurements: int = 0
+    frames_lost: int = 0
+    rejected: int = 0
+    config_changes: int = 0
+
+
+class C37118ToSttp:
+    """PMU / PDC stream (C37.118 over TCP, data optionally over UDP) -> STTP publisher.
+
+    Args:
+        pmu_host, pmu_port, idcode: the C37.118 device and stream to read.
+        sttp_host, sttp_port: where the STTP publisher listens (port 0: any free port).
+        profile: ``ieee2664`` (deployed wire) or ``draft-0.8``.
+        company, source, node_id: metadata conventions (see :class:`StreamMapping`).
+        prefer_cfg3: ask the device for CFG-3 (falls back to CFG-2 when it has none).
+        udp_port: also read data frames from this local UDP port.
+        compression: let IEEE 2664 subscribers use TSSC.
+    """
+
+    def __init__(
+        self,
+        pmu_host: str,
+        pmu_port: int,
+        idcode: int,
+        *,
+        sttp_host: str = "127.0.0.1",
+        sttp_port: int = 7165,
+        profile: str = "ieee2664",
+        company: str = "GB",
+        source: str = "PPA",
+        node_id: uuid.UUID | None = None,
+        prefer_cfg3: bool = False,
+        udp_port: int | None = None,
+        compression: bool = True,
+        hold_seconds: float = 3.0,
+        max_hold_measurements: int = 500_000,
+        min_change_interval: float = 1.0,
+        data_timeout: float = 10.0,
+    ) -> None:
+        if profile not in ("ieee2664", "draft-0.8"):
+            raise ValueError(f"unknown STTP profile {profile!r}")
+        self.profile = profile
+        self.company, self.source = company, source
+        self.node_id = node_id or uuid.uuid5(uuid.NAMESPACE_DNS, f"{pmu_host}:{pmu_port}/{idcode}")
+        self.sttp_host, self.sttp_port = sttp_host, sttp_port
+        self.compression = compression
+        self.hold_seconds = hold_seconds
+        self.max_hold_measurements = max_hold_measurements
+        self._held_count = 0
+        self.client = PdcClient(
+            pmu_host,
+            pmu_port,
+            idcode,
+            on_event=self._on_event,
+            prefer_cfg3=prefer_cfg3,
+            udp_port=udp_port,
+            data_timeout=data_timeout,
+        )
+        self.rates = Rates()
+        self.mapping: StreamMapping | None = None
+        self.publisher: Any = None
+        self._mappings: dict[int, StreamMapping] = {}
+        self._held: deque[list[Measurement]] = deque()
+        self._awaiting: set[Any] = set()
+        self._release_timer: asyncio.TimerHandle | None = None
+        self._configured = asyncio.Event()
+        self._database: Any = None
+        self.min_change_interval = min_change_interval
+        #: how many times metadata was defined (configuration changes may be coalesced)
+        self.definitions = 0
+        self._last_definition = -math.inf
+        self._deferred: asyncio.TimerHandle | None = None
+
+    # -- lifecycle
+    async def start(self) -> None:
+        """Start the STTP publisher, then the C37.118 client."""
+        if self.profile == "ieee2664":
+            from gridbind.sttp.ieee2664 import Publisher, PublisherConfig
+
+            self.publisher = Publisher(
+                None,
+                host=self.sttp_host,
+                port=self.sttp_port,
+                config=PublisherConfig(allow_payload_compression=self.compression),
+                on_event=self._on_publisher_event,
+            )
+        else:
+            from gridbind.generated.sttp.templates import DataPointRecord
+            from gridbind.sttp.draft import MetadataDatabase, Publisher
+
+            self._database = MetadataDatabase()
+            self._database.define_template(DataPointRecord, extra=[("DataType", 0x01)])
+            self.publisher = Publisher(
+                host=self.sttp_host, port=self.sttp_port, metadata=self._database
+            )
+        await self.publisher.start()
+        await self.client.start()
+
+    async def stop(self) -> None:
+        """Stop the client (data off), then the publisher."""
+        await self.client.stop()
+        if self._release_timer is not None:
+            self._release_timer.cancel()
+        if self._deferred is not None:
+            self._deferred.cancel()
+        if self.publisher is not None:
+            await self.publisher.stop()
+
+    async def wait_configured(self, timeout: float = 10.0) -> StreamMapping:
+        """Wait for the first configuration; returns its mapping."""
+        await asyncio.wait_for(self._configured.wait(), timeout)
+        assert self.mapping is not None
+        return self.mapping
+
+    @property
+    def port(self) -> int:
+        """The STTP publisher's port."""
+        return int(self.publisher.port)
+
+    def sync_rates(self) -> Rates:
+        """Counters, with the client's loss / rejection / change counts folded in."""
+        stats = self.client.stats
+        self.rates.frames_lost = stats.frames_lost
+        self.rates.rejected = stats.rejected
+        self.rates.config_changes = stats.config_changes
+        return self.rates
+
+    # -- C37.118 side
+    def _on_event(self, event: Any) -> None:
+        try:
+            if isinstance(event, DataFrameReceived):
+                self._data(event)
+            elif isinstance(event, ConfigurationChanged):
+                self._configure(event.config)
+            elif isinstance(event, BadFrame):
+                pass  # counted by the client; the stream goes on
+        except C37118Error as exc:
+            log.error("dropping a frame: %s", exc)
+
+    def _configure(self, config: ConfigFrame) -> None:
+        mapping = StreamMapping(
+            config, company=self.company, source=self.source, node_id=self.node_id
+        )
+        first = self.mapping is None
+        self.mapping = mapping
+        self._mappings[id(config)] = mapping
+        if len(self._mappings) > 4:
+            del self._mappings[next(iter(self._mappings))]
+        log.info(
+            "configuration %s: %d PMUs, %d signals",
+            "received" if first else "changed",
+            len(config.pmus),
+            len(mapping.signals),
+        )
+        loop = asyncio.get_running_loop()
+        wait = self._last_definition + self.min_change_interval - loop.time()
+        if wait > 0:
+            # A device that changes its configuration again and again must not make the bridge
+            # rebuild and re-announce metadata at its pace: the latest one goes out when the
+            # interval is over, and frames wait (bounded) for it.
+            self._awaiting.add(_DEFERRED)
+            if self._deferred is None:
+                self._deferred = loop.call_later(wait, self._define_latest)
+            return
+        self._define(mapping)
+
+    def _define_latest(self) -> None:
+        self._deferred = None
+        self._awaiting.discard(_DEFERRED)
+        if self.mapping is not None:
+            self._define(self.mapping)
+        if not self._awaiting:
+            self._release()
+
+    def _define(self, mapping: StreamMapping) -> None:
+        """Publish ``mapping``'s metadata (and hold frames until subscribers follow it)."""
+        loop = asyncio.get_running_loop()
+        self._last_definition = loop.time()
+        self.definitions += 1
+        if self.profile == "ieee2664":
+            subscribed = {
+                c for c in self.publisher.connections if c.session and c.session.subscribed
+            }
+            self.publisher.define_metadata(mapping.metadata())
+            if subscribed:  # they subscribed to the old (or the empty) metadata
+                self._awaiting |= subscribed
+                if self._release_timer is not None:
+                    self._release_timer.cancel()
+                self._release_timer = loop.call_later(self.hold_seconds, self._release)
+        else:
+            from gridbind.sttp.encoding import ValueType
+
+            rows = mapping.data_point_rows()
+            current = {row["PointID"] for row in rows}
+            for row in self._database.rows("DataPoint"):
+                if row["PointID"] not in current:  # a signal the new configuration dropped
+                    self._database.delete("DataPoint", row["PointID"])
+            self._database.upsert_many("DataPoint", rows)
+            self.publisher.define_points(
+                {signal.signal_id: ValueType.SINGLE for signal in mapping.signals}
+            )
+        self._configured.set()
+
+    def _data(self, event: DataFrameReceived) -> None:
+        mapping = self._mappings.get(id(event.layout.config))
+        if mapping is None:
+            return
+        measurements = mapping.measurements(event.stamp, event.values)
+        self.rates.frames += 1
+        if self._awaiting:
+            self._held.append(measurements)
+            self._held_count += len(measurements)
+            if self._held_count > self.max_hold_measurements:
+                self._release(force=True)
+            return
+        self.publisher.publish(measurements)
+        self.rates.measurements += len(measurements)
+
+    def _on_publisher_event(self, connection: Any, event: Any) -> None:
+        from gridbind.sttp.ieee2664.session import Subscribed
+
+        if isinstance(event, Subscribed) and connection in self._awaiting:
+            self._awaiting.discard(connection)
+            if not self._awaiting:
+                self._release()
+
+    def _release(self, force: bool = False) -> None:
+        """End the hold and publish the held frames in order: every subscriber followed the new
+        metadata, or ``hold_seconds`` passed, or (``force``) the hold reached its bound."""
+        deferred = _DEFERRED in self._awaiting
+        if deferred and not force:
+            self._awaiting = {_DEFERRED}  # their metadata is not out yet; it is due shortly
+            return
+        self._awaiting = {_DEFERRED} if deferred else set()
+        if self._release_timer is not None:
+            self._release_timer.cancel()
+            self._release_timer = None
+        self._held_count = 0
+        while self._held:
+            batch = self._held.popleft()
+            self.publisher.publish(batch)
+            self.rates.measurements += len(batch)
+
+
+class SttpToC37118:
+    """STTP subscription -> C37.118 server (PMU / PDC emulation) for stream ``idcode``.
+
+    The server starts once the first metadata arrived (its configuration is made from it); with
+    the IEEE 2664 profile a later metadata change becomes a new configuration, sent in-band to
+    streaming PDCs. With ``profile="draft-0.8"`` the metadata is the publisher's DataPoint table
+    (:func:`metadata_from_data_points`), read once after connecting.
+    """
+
+    def __init__(
+        self,
+        sttp_host: str,
+        sttp_port: int,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 4712,
+        idcode: int = 1,
+        format: int = 0xF,
+        time_base: int = 1_000_000,
+        filter_expression: str = "FILTER ActiveMeasurements WHERE SignalType <> 'NONE'",
+        udp_target: tuple[str, int] | None = None,
+        lag: int = 2,
+        compression: bool = True,
+        profile: str = "ieee2664",
+    ) -> None:
+        if profile not in ("ieee2664", "draft-0.8"):
+            raise ValueError(f"unknown STTP profile {profile!r}")
+        self.profile = profile
+        self.idcode, self.format, self.time_base = idcode, format, time_base
+        self.host, self.port_wanted = host, port
+        self.udp_target = udp_target
+        self.lag = lag
+        self.rates = Rates()
+        self.plan: OutboundPlan | None = None
+        self.assembler: FrameAssembler | None = None
+        self.server: PmuServer | None = None
+        self._ready = asyncio.Event()
+        self._cfgcnt = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        if profile == "ieee2664":
+            from gridbind.sttp.ieee2664 import Subscriber, SubscriberConfig
+
+            self.subscriber: Any = Subscriber(
+                sttp_host,
+                sttp_port,
+                filter_expression=filter_expression,
+                config=SubscriberConfig(compress_payload=compression),
+                on_measurements=self._measurements,
+                on_event=self._event,
+            )
+        else:
+            from gridbind.sttp.draft import Subscriber as DraftSubscriber
+
+            self.subscriber = DraftSubscriber(
+                host=sttp_host, port=sttp_port, on_measurements=self._measurements
+            )
+
+    async def start(self) -> None:
+        """Connect to the STTP publisher (draft-0.8: read its DataPoint table, serve, subscribe)."""
+        if self.profile == "ieee2664":
+            await self.subscriber.start()
+            return
+        await self.subscriber.connect()
+        result = await self.subscriber.get_metadata("DataPoint")
+        plan = self._plan(metadata_from_data_points(result.rows))
+        if plan is not None:
+            await self._configure(plan)
+        await self.subscriber.subscribe()
+
+    async def wait_ready(self, timeout: float = 10.0) -> PmuServer:
+        """Wait until the C37.118 server listens; returns it."""
+        await asyncio.wait_for(self._ready.wait(), timeout)
+        assert self.server is not None
+        return self.server
+
+    async def stop(self) -> None:
+        """Close the subscription and the C37.118 server."""
+        if self.profile == "ieee2664":
+            await self.subscriber.stop()
+        else:
+            await self.subscriber.close()
+        if self.server is not None:
+            await self.server.stop()
+
+    def _plan(self, metadata: Any) -> OutboundPlan | None:
+        try:
+            return OutboundPlan(
+                metadata,
+                self.idcode,
+                format=self.format,
+                time_base=self.time_base,
+                cfgcnt=self._cfgcnt,
+            )
+        except C37118Error as exc:
+            log.error("cannot serve this metadata as C37.118: %s", exc)
+            return None
+
+    def _event(self, event: Any) -> None:
+        from gridbind.sttp.ieee2664.session import MetadataReceived
+
+        if isinstance(event, MetadataReceived):
+            plan = self._plan(event.metadata)
+            if plan is None:
+                return
+            task = asyncio.get_running_loop().create_task(self._configure(plan))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _configure(self, plan: OutboundPlan) -> None:
+        old = self.plan
+        if (
+            old is not None
+            and old.targets == plan.targets
+            and config_signature(old.config) == config_signature(plan.config)
+        ):
+            return  # a metadata refresh that changes nothing C37.118 carries
+        if self.assembler is not None and self.server is not None:
+            for frame in self.assembler.flush():
+                self.server.send_data(frame)
+        self.plan = plan
+        self.assembler = FrameAssembler(plan, self.lag)
+        if self.server is None:
+            self.server = PmuServer(
+                plan.config,
+                host=self.host,
+                port=self.port_wanted,
+                clock=_now_stamp(plan.time_base),
+                udp_target=self.udp_target,
+            )
+            await self.server.start()
+            self._ready.set()
+        else:
+            self._cfgcnt += 1  # CFGCNT counts the changes of the served configuration
+            for pmu in plan.config.pmus:
+                pmu.cfgcnt = self._cfgcnt & 0xFFFF
+            self.rates.config_changes += 1
+            self.server.set_config(plan.config)
+
+    def _measurements(self, batch: list[Measurement]) -> None:
+        if self.assembler is None or self.server is None:
+            return
+        for frame in self.assembler.add(batch):
+            self.server.send_data(frame)
+            self.rates.frames += 1
+        self.rates.measurements += len(batch)
+
+
+def _now_stamp(time_base: int) -> Any:
+    def clock() -> tuple[int, int]:
+        now = time.time()
+        whole = int(now)
+        return whole, int((now - whole) * time_base) % time_base
+
+    return clock
