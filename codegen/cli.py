@@ -20,6 +20,9 @@ EXIT_STALE = 1
 EXIT_SPEC = 2
 EXIT_RUNTIME = 3
 
+#: Top-level modules of the ``codegen`` extra: the run-time install (no extras) lacks them.
+CODEGEN_EXTRA = frozenset({"jinja2", "yaml", "black", "click", "toposort"})
+
 
 def _xsd(args: argparse.Namespace) -> int:
     from gridbind.codegen.pipeline import XSD_DIR, xsd_generator
@@ -164,6 +167,15 @@ def _guard(func):
             return EXIT_SPEC
         except NotACheckout as exc:
             print(str(exc), file=sys.stderr)
+            return EXIT_SPEC
+        except ModuleNotFoundError as exc:
+            if exc.name not in CODEGEN_EXTRA:
+                raise
+            print(
+                f"gridbind codegen: {exc.name} is missing; the generator needs the codegen "
+                "extra (pip install 'gridbind[codegen]')",
+                file=sys.stderr,
+            )
             return EXIT_SPEC
         except BrokenPipeError:
             # the reader (``| head``) has gone: stop quietly, as the shell tools do

@@ -17,8 +17,8 @@ from typing import Any, ClassVar, Self
 import construct as c
 
 import gridbind.sttp.encoding as _gridbind_sttp_encoding
-from gridbind.codegen import support as _s
-from gridbind.codegen.support import ConstraintError, MessageInfo, WireError
+from gridbind.sttp import codecsupport as _s
+from gridbind.sttp.codecsupport import ConstraintError, MessageInfo, WireError
 from gridbind.sttp.encoding import BitByteReader, BitByteWriter
 
 __all__ = [

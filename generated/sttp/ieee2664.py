@@ -18,8 +18,8 @@ from typing import Any, ClassVar, Self
 
 import construct as c
 
-from gridbind.codegen import support as _s
-from gridbind.codegen.support import ConstraintError, MessageInfo, WireError
+from gridbind.sttp import codecsupport as _s
+from gridbind.sttp.codecsupport import ConstraintError, MessageInfo, WireError
 
 __all__ = [
     "ConstraintError",

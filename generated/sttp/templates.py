@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
-from gridbind.codegen.support import ConstraintError, MetadataColumn
+from gridbind.sttp.codecsupport import ConstraintError, MetadataColumn
 
 __all__ = [
     "TEMPLATES",

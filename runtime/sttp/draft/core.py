@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from gridbind.codegen.support import ConstraintError, WireError
+from gridbind.sttp.codecsupport import ConstraintError, WireError
 from gridbind.generated.sttp import draft_0_8 as wire
 from gridbind.sttp.draft.events import (
     CommandFailed,

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gridbind.codegen.support import ConstraintError, WireError
+from gridbind.sttp.codecsupport import ConstraintError, WireError
 from gridbind.generated.sttp import draft_0_8 as wire
 from gridbind.sttp.draft.access import ANONYMOUS, AccessControl, metadata_visibility
 from gridbind.sttp.draft.characteristics import (

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from gridbind.codegen.support import WireError
+from gridbind.sttp.codecsupport import WireError
 from gridbind.generated.sttp import ieee2664 as spec
 from gridbind.sttp.ieee2664.constants import CompactStateFlags
 from gridbind.sttp.ieee2664.wire import ProtocolError

@@ -13,7 +13,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from gridbind.codegen.support import WireError
+from gridbind.sttp.codecsupport import WireError
 from gridbind.generated.sttp import ieee2664 as spec
 from gridbind.sttp.ieee2664.constants import (
     KNOWN_COMMANDS,

@@ -1,7 +1,8 @@
 """Run-time helpers of the generated STTP modules (``gridbind.generated.sttp.*``).
 
-Kept free of codegen-only dependencies (jinja2, black, PyYAML): generated code imports only this,
-construct and the hand-written codecs it references.
+The generated code imports only this module, construct and the hand-written codecs its specs
+reference; it lives in the runtime so that running a publisher or subscriber needs neither the
+generator (``gridbind.codegen``) nor its extra (jinja2, PyYAML, black).
 """
 
 from __future__ import annotations
