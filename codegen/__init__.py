@@ -8,7 +8,6 @@ parsers/builders and typed message classes through jinja2 templates:
 - :mod:`~gridbind.codegen.sttp` renders a checked spec into a module,
 - :mod:`~gridbind.codegen.metadata` compiles the Appendix F metadata templates,
 - :mod:`~gridbind.codegen.pipeline` regenerates or checks the whole ``generated/`` tree,
-- :mod:`~gridbind.codegen.strategies` gives hypothesis strategies for generated classes (tests),
 - :mod:`~gridbind.codegen.cli` is ``gridbind codegen {xsd,sttp,all}``.
 
 The generated modules import only the runtime (:mod:`gridbind.sttp.codecsupport`), never this

@@ -12,8 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from gridbind.codegen.spec import load_spec
-from gridbind.codegen.strategies import Strategies
 from gridbind.codegen.sttp import generate
+
+from sttp_strategies import Strategies
 
 pytestmark = pytest.mark.timeout(60)
 

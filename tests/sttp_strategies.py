@@ -1,7 +1,8 @@
 """Hypothesis strategies for the classes of a generated STTP module, derived from its spec.
 
-Used by the tests (every struct and message round-trips build -> parse); import only where
-hypothesis is installed (the ``test`` extra). Values respect the spec: integer ranges, constraints,
+Used by the tests (every struct and message round-trips build -> parse) as ``sttp_strategies``
+(tests/ is on the test path through tests/conftest.py); it lives with the tests so that neither the
+library nor the generator needs hypothesis. Values respect the spec: integer ranges, constraints,
 conditions (a conditional field is drawn exactly when its condition holds) and switch cases.
 """
 
