@@ -78,6 +78,10 @@ def test_wheel_carries_generated_code_and_the_command(wheel: Path) -> None:
     assert "gridbind/sttp/encoding.py" in names
     assert "gridbind/sttp/codecsupport.py" in names
     assert not any(name.startswith(("runtime/", "generated/", "tests/")) for name in names)
+    # code only tests and benchmarks use stays out of the library (tests/ and bench/ hold it)
+    assert not any(name.startswith("gridbind/") and "strateg" in name for name in names)
+    assert "gridbind/sttp/draft/bench.py" not in names
+    assert "gridbind/iec61850/ejabberd.py" not in names
     generated = ROOT / "generated"
     sttp_modules = sorted(generated.glob("sttp/*.py"))
     xsds = sorted(generated.glob("iec61850_8_2/xsd/*.xsd"))

@@ -21,15 +21,11 @@ from cryptography import x509
 
 from gridbind.iec61850 import codec
 from gridbind.iec61850.client import AssociationAborted, Client
-from gridbind.iec61850.ejabberd import (
-    Ejabberd,
-    EjabberdCluster,
-    EjabberdError,
-    ejabberd_available,
-)
 from gridbind.iec61850.scl import load_scl
 from gridbind.iec61850.server import IedServer
 from iec_testkit import run, settings, until
+
+from ejabberd_nodes import Ejabberd, EjabberdCluster, EjabberdError, ejabberd_available
 
 FEEDER = Path(__file__).parent / "data" / "feeder.scd"
 PASSWORD = "s3cret-test"

@@ -1,4 +1,4 @@
-"""Throughput of the draft profile over loopback TCP: ``python -m gridbind.sttp.draft.bench``.
+"""Throughput of the draft profile over loopback TCP: ``.venv/bin/python bench/sttp_draft.py``.
 
 Publishes ``--frames`` frames of ``--signals`` synthetic PMU signals as fast as the subscriber
 takes them, for each compression mode, and prints measurements/s, bytes per measurement on the
