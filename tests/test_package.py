@@ -213,3 +213,22 @@ def test_wheel_without_extras_runs_in_a_clean_virtualenv(wheel: Path, tmp_path: 
     )
     assert out.returncode == 2, out.stdout + out.stderr
     assert "pip install 'gridbind[codegen]'" in out.stderr
+
+
+@pytest.mark.timeout(60)
+def test_mypy_resolves_the_three_source_folders(tmp_path: Path) -> None:
+    """Type checkers follow the editable install (.ci/setup: editable_mode=strict)."""
+    mypy = shutil.which("mypy", path=str(Path(sys.executable).parent))
+    require(mypy is not None, "mypy (the test extra)")
+    modules = ["gridbind.sttp.measurement", "gridbind.codegen.errors", "gridbind.generated"]
+    # a module that does not exist is the control: the check must be able to fail
+    code = "import " + ", ".join(modules + ["gridbind.nowhere"])
+    out = subprocess.run(
+        [mypy, "--follow-imports=silent", "--cache-dir", str(tmp_path), "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=50,
+        cwd=tmp_path,
+    )
+    missing = [line for line in out.stdout.splitlines() if "import-not-found" in line]
+    assert len(missing) == 1 and '"gridbind.nowhere"' in missing[0], out.stdout + out.stderr
