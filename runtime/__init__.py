@@ -2,7 +2,8 @@
 
 Subpackages: :mod:`gridbind.sttp` (STTP publisher/subscriber, both wire profiles),
 :mod:`gridbind.iec61850` (8-2 codec, XMPP transport, server and client), :mod:`gridbind.codegen`
-(specs -> generated code) and :mod:`gridbind.generated` (the committed output of codegen).
+(specs -> generated code; needs the ``codegen`` extra, never imported at run time) and
+:mod:`gridbind.generated` (the committed output of codegen).
 """
 
 __version__ = "0.1.0"
