@@ -51,6 +51,7 @@ from .client_protocol import (
     RequestRejected,
     ServiceFailed,
 )
+from .control.client import ControlClient, ControlOutcome
 from .envelope import ClearContext, EnvelopeFactory
 from .mmsdata import floating_point_octets, floating_point_value
 from .model import Timestamp
@@ -256,6 +257,8 @@ class ClientAssociation:
         self.dropped_reports = 0
         #: getNameList, or extendedGetNameList (8-2) when the server offers it and it is chosen.
         self.name_service = "getNameList"
+        #: The control services (LastApplError and CommandTermination reports go there).
+        self.controls = ControlClient(self, from_python, mms_name)
 
     @property
     def peer(self) -> str:
@@ -322,8 +325,11 @@ class ClientAssociation:
             self._aborted.add(task)
             task.cancel()
         self._reports.put_nowait(None)
+        self.controls.ended()
 
     def _report(self, report: m.InformationReport) -> None:
+        if self.controls.take(report):
+            return
         if self._reports.qsize() >= MAX_QUEUED_REPORTS:
             self._reports.get_nowait()
             self.dropped_reports += 1
@@ -590,6 +596,23 @@ class ClientAssociation:
     async def set_msvcb_values(self, reference: str, **attributes: Any) -> None:
         for name, value in attributes.items():
             await self.set_data_values(f"{reference}.{name}", "MS", value)
+
+    # ---------------------------------------------------------------- controls
+    async def operate(self, reference: str, value: Any, **kw: Any) -> ControlOutcome:
+        """Operate ``LD/LN.DO`` (see :meth:`.control.client.ControlClient.operate`)."""
+        return await self.controls.operate(reference, value, **kw)
+
+    async def select(self, reference: str) -> ControlOutcome:
+        """Select (read of ``$SBO``, sbo-with-normal-security)."""
+        return await self.controls.select(reference)
+
+    async def select_with_value(self, reference: str, value: Any, **kw: Any) -> ControlOutcome:
+        """SelectWithValue (write of ``$SBOw``, sbo-with-enhanced-security)."""
+        return await self.controls.select_with_value(reference, value, **kw)
+
+    async def cancel(self, reference: str, value: Any, **kw: Any) -> ControlOutcome:
+        """Cancel (write of ``$Cancel``)."""
+        return await self.controls.cancel(reference, value, **kw)
 
     # ---------------------------------------------------------------- files
     async def list_files(self, spec: str | None = None) -> list[dict[str, Any]]:

@@ -22,6 +22,7 @@ Usage::
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 from collections.abc import Callable
@@ -39,6 +40,7 @@ from .association import (
     AssociationStarted,
     InitiateParams,
 )
+from .control.service import Abandon, ControlHandlers, ControlService, Execute
 from .envelope import ClearContext, EnvelopeFactory
 from .files import FileStore
 from .model import ServerModel
@@ -76,8 +78,14 @@ class IedServer:
         services: frozenset[str] = SERVER_SERVICES,
         envelopes: EnvelopeFactory = ClearContext,
         allow_file_overwrite: bool = False,
+        control_handlers: ControlHandlers | None = None,
+        operate_timeout: float = 10.0,
     ) -> None:
         self.model = model
+        #: The control services; ``controls.handlers`` is the application's say (checks, operate).
+        self.controls = ControlService(model, control_handlers, operate_timeout=operate_timeout)
+        self._executions: dict[int, asyncio.Task] = {}
+        self._timer: asyncio.TimerHandle | None = None
         self.files = (
             FileStore(files_root, allow_overwrite=allow_file_overwrite)
             if files_root is not None
@@ -101,6 +109,7 @@ class IedServer:
             # SCL Services DynAssociation max lowers the server's own bound
             max_associations=min(max_associations, model.limits.max_associations or (1 << 31)),
             envelopes=envelopes,
+            controls=self.controls,
         )
         if transport is None:
             if settings is None:
@@ -150,7 +159,9 @@ class IedServer:
     async def close(self) -> None:
         self.protocol.link_lost("server closing")
         self._flush_events()
-        for task in list(self._tasks):
+        if self._timer is not None:
+            self._timer.cancel()
+        for task in list(self._tasks) + list(self._executions.values()):
             task.cancel()
         await self.transport.close()
 
@@ -185,6 +196,54 @@ class IedServer:
                 task = asyncio.get_running_loop().create_task(self._call(o))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
+            elif isinstance(o, Execute):
+                self._execute(o)
+            elif isinstance(o, Abandon):
+                running = self._executions.pop(o.token, None)
+                if running is not None:
+                    running.cancel()
+        self._arm()
+
+    # ---------------------------------------------------------------- controls
+    def _execute(self, o: Execute) -> None:
+        """Ask the application (``on_operate``, sync or async) and hand its verdict back."""
+        handler = self.controls.handlers.on_operate
+        try:
+            verdict: Any = True if handler is None else handler(o.action)
+        except Exception as exc:  # noqa: BLE001 - a failing handler is a failed operation
+            log.exception("on_operate of %s failed", o.action.ref)
+            verdict = exc
+        if inspect.isawaitable(verdict):
+            task = asyncio.get_running_loop().create_task(self._verdict(o.token, verdict))
+            self._executions[o.token] = task
+            task.add_done_callback(lambda _t, token=o.token: self._executions.pop(token, None))
+            return
+        self._emit(self.protocol.control_executed(o.token, verdict, time.time()))
+
+    async def _verdict(self, token: int, pending: Any) -> None:
+        try:
+            verdict = await pending
+        except Exception as exc:  # noqa: BLE001 - a failing handler is a failed operation
+            log.warning("on_operate failed: %r", exc)
+            verdict = exc
+        self._emit(self.protocol.control_executed(token, verdict, time.time()))
+
+    def _arm(self) -> None:
+        """(Re)arm the one timer at the protocol's next deadline."""
+        deadline = self.protocol.next_deadline()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if deadline is not None:
+            delay = max(0.0, deadline - time.time())
+            self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        try:
+            self._emit(self.protocol.timer(time.time()))
+        finally:
+            self._flush_events()
 
     async def _call(self, call: Call) -> None:
         try:

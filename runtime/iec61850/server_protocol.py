@@ -37,6 +37,7 @@ from typing import Any
 from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
 
 from . import mms
+from .control.service import Abandon, Answer, ControlService, Deferred, Execute, Report
 from .association import (
     Admit,
     Association,
@@ -106,8 +107,12 @@ class ServerProtocol:
         *,
         max_associations: int = 64,
         envelopes: EnvelopeFactory = ClearContext,
+        controls: ControlService | None = None,
     ) -> None:
         self.services = services
+        #: The control services (writes of $Oper/$SBOw/$Cancel, reads of $SBO), when served.
+        self.controls = controls
+        self._control_waits: dict[int, tuple[Received, Association, int]] = {}
         self.core = AssociationCore(local, max_associations=max_associations)
         self._measure = measure
         self._envelopes = envelopes
@@ -134,6 +139,11 @@ class ServerProtocol:
     def _ended(self, assoc: Association) -> None:
         self._layers.pop(assoc.key, None)
         self.services.association_ended(assoc)
+        if self.controls is not None:
+            self.controls.association_ended(assoc)
+            for token, wait in list(self._control_waits.items()):
+                if wait[1] is assoc:
+                    del self._control_waits[token]
         for token, pull in list(self._pulls.items()):
             if pull.assoc is assoc:
                 del self._pulls[token]
@@ -316,6 +326,10 @@ class ServerProtocol:
         assoc = verdict.association
         if isinstance(body.service.choice, m.ObtainFileRequest):
             return self._start_pull(item, assoc, invoke_id, body.service.choice, now)
+        if self.controls is not None:
+            handled = self._control(item, assoc, invoke_id, body.service.choice, now)
+            if handled is not None:
+                return handled
         try:
             response = self.services.serve(assoc, body.service)
             answer = mms.confirmed_response(invoke_id, response)
@@ -332,6 +346,82 @@ class ServerProtocol:
         if isinstance(answer.choice, m.ConfirmedResponsePdu):
             answer = self._fit(answer, service, assoc.params.max_pdu_size)
         return [self._reply(item, assoc, answer, now)]
+
+    # ---------------------------------------------------------------- controls
+    def _control(
+        self, item: Received, assoc: Association, invoke_id: int, req: Any, now: float
+    ) -> list[Outgoing] | None:
+        """A one-variable write of $Oper/$SBOw/$Cancel or read of $SBO (else None)."""
+        assert self.controls is not None
+        if not isinstance(req, (m.WriteRequest, m.ReadRequest)):
+            return None
+        spec = req.variable_access_specification.choice
+        if not isinstance(spec, m.VariableDefs) or len(spec.sequence) != 1:
+            return None
+        seq = spec.sequence[0]
+        if seq.alternate_access is not None or seq.variable_specification.name is None:
+            return None
+        key = mms.name_key(seq.variable_specification.name)
+        if not self.controls.claims(key):
+            return None
+        if isinstance(req, m.ReadRequest):
+            result, outputs = self.controls.read_sbo(assoc, key, now)
+            out = self._control_outputs(outputs, now)
+            self.core.done(assoc, invoke_id)
+            body = m.ReadResponse(
+                list_of_access_result=m.ListOfAccessResult(access_result=[result])
+            )
+            answer = mms.confirmed_response(invoke_id, m.ConfirmedServiceResponse(choice=body))
+            return out + [self._reply(item, assoc, answer, now)]
+        datas = req.list_of_data.data
+        if len(datas) != 1:
+            return None
+        outputs = self.controls.write(assoc, key, datas[0], now)
+        return self._control_outputs(outputs, now, (item, assoc, invoke_id))
+
+    def _control_outputs(
+        self, outputs: list, now: float, current: tuple[Received, Association, int] | None = None
+    ) -> list[Outgoing]:
+        out: list[Outgoing] = []
+        for o in outputs:
+            if isinstance(o, Report):
+                if o.association.open and o.association.key in self._layers:
+                    out.append(Send(o.association.peer, self._seal(o.association, o.pdu, now)))
+            elif isinstance(o, Deferred):
+                assert current is not None
+                self._control_waits[o.token] = current
+            elif isinstance(o, Answer):
+                wait = current if o.token is None else self._control_waits.pop(o.token, None)
+                if wait is None:  # its association ended meanwhile
+                    continue
+                request, assoc, invoke_id = wait
+                self.core.done(assoc, invoke_id)
+                choice = mms.choice_of(m.DataAccessError, o.failure) if o.failure else m.Null()
+                response = m.WriteResponse(choice=[m.WriteResponse.Choice(choice=choice)])
+                answer = mms.confirmed_response(
+                    invoke_id, m.ConfirmedServiceResponse(choice=response)
+                )
+                if assoc.open:
+                    out.append(self._reply(request, assoc, answer, now))
+            elif isinstance(o, (Execute, Abandon)):
+                out.append(o)  # for the shell: run (or stop waiting for) the application
+        return out
+
+    def control_executed(self, token: int, verdict: Any, now: float) -> list[Outgoing]:
+        """The application's verdict on the :class:`~.control.service.Execute` ``token``."""
+        if self.controls is None:
+            return []
+        return self._control_outputs(self.controls.executed(token, verdict, now), now)
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`timer` must run next (the control services' clock), or None."""
+        return self.controls.next_deadline() if self.controls is not None else None
+
+    def timer(self, now: float) -> list[Outgoing]:
+        """Select timeouts, time-activated operates, executions past their time limit."""
+        if self.controls is None:
+            return []
+        return self._control_outputs(self.controls.timer(now), now)
 
     # ---------------------------------------------------------------- size limits
     def _size(self, pdu: m.Mmspdu) -> int:
