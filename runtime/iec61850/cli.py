@@ -621,6 +621,9 @@ def register(subparsers: Any) -> None:
     for name, (help_text, _) in _COMMANDS.items():
         p = client_parser(name, help_text, _cmd_client, _EPILOGS.get(name))
         _command_arguments(name, p)
+    from .cli_control import register_operate
+
+    register_operate(client_parser, _with_client)
     p = client_parser("shell", "run several commands in one association", _cmd_shell, SHELL_HELP)
     p.add_argument("--script", help="read the commands from this file instead of stdin")
 

@@ -37,7 +37,7 @@ and ``ctlNum`` when it has them. Other CDCs (APC, BSC...) are left to ``on_opera
 
 from __future__ import annotations
 
-import inspect
+import logging
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
@@ -56,6 +56,7 @@ from ..model import (
     ModelError,
     ServerModel,
     Timestamp,
+    check_value,
     quality_bits,
 )
 from ..services.mmsview import data_matches, python_value
@@ -89,6 +90,7 @@ __all__ = [
 CONTROL_ATTRIBUTES = frozenset({"Oper", "SBOw", "Cancel", "SBO"})
 #: How long the server waits for ``on_operate`` (seconds) when the object has no operTimeout.
 DEFAULT_OPERATE_TIMEOUT = 10.0
+log = logging.getLogger(__name__)
 _BEH_ON, _BEH_ON_BLOCKED, _BEH_TEST, _BEH_TEST_BLOCKED, _BEH_OFF = 1, 2, 3, 4, 5
 
 
@@ -204,7 +206,7 @@ def last_appl_error(
 def _value_of(attr: Any, data: m.Data) -> Any:
     if isinstance(attr, DataAttribute) and attr.children:
         return {c.name: _value_of(c, x) for c, x in zip(attr.children.values(), data.choice.data)}
-    return python_value(attr, data)
+    return check_value(attr.btype, python_value(attr, data), attr.enum)
 
 
 def _seconds(value: Any) -> float:
@@ -450,7 +452,10 @@ class ControlService:
         entry = self._entries[run.obj.ref]
         request = run.action.request
         if cause is None:
-            self._reflect(entry.node, request)
+            try:
+                self._reflect(entry.node, request)
+            except ModelError as exc:  # a value the object cannot show: the command still ran
+                log.warning("%s: operated value not reflected: %s", entry.obj.ref, exc)
         out: list[Output] = []
         if run.deferred:
             if cause is not None:

@@ -1,0 +1,116 @@
+"""``gridbind iec61850 operate``: a control service from the command line.
+
+::
+
+    gridbind iec61850 operate --peer ctl1@example.org ... CTL1CTRL/CSWI5.Pos true
+    gridbind iec61850 operate --peer ... CTL1CTRL/CSWI4.Pos false --at +5     (TimeActivatedOperate)
+    gridbind iec61850 operate --peer ... CTL1CTRL/CSWI5.Pos true --select-only / --cancel
+
+The control model (ctlModel, FC CF) decides the sequence: Select ($SBO) or SelectWithValue
+($SBOw) first for the SBO models, then Operate ($Oper), then the CommandTermination for enhanced
+security. The outcome is printed as one JSON object (``ok``, ``service``, ``ctlNum``,
+``addCause``, ``addCauseText``, ``failure``, ``terminated``); the exit status is 0 when it
+succeeded, 1 when refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .control.addcause import AddCause
+from .control.client import ControlOutcome
+from .control.models import CtlModel
+from .valuetext import parse_value, type_from_description
+
+__all__ = ["register_operate", "outcome_json"]
+
+HELP = "operate a control (Select/SelectWithValue as its ctlModel needs, Operate, Cancel)"
+
+
+def outcome_json(outcome: ControlOutcome) -> str:
+    """The outcome as one line of JSON."""
+    cause = outcome.add_cause
+    return json.dumps(
+        {
+            "ok": outcome.ok,
+            "service": outcome.service,
+            "ctlNum": outcome.ctl_num,
+            "addCause": None if cause is None else int(cause),
+            "addCauseText": cause.text if isinstance(cause, AddCause) else None,
+            "failure": outcome.failure,
+            "terminated": outcome.terminated,
+        }
+    )
+
+
+def _oper_time(text: str | None) -> float | None:
+    if not text:
+        return None
+    if text.startswith("+"):
+        return time.time() + float(text[1:])
+    return float(text)
+
+
+async def _operate(session: Any, args: argparse.Namespace) -> int:
+    ied = session.ied
+    td = await ied.get_data_definition(f"{args.reference}.Oper.ctlVal", "CO")
+    value = parse_value(args.value, type_from_description(td))
+    params: dict[str, Any] = {
+        "test": args.test,
+        "interlock_check": args.interlock_check,
+        "synchrocheck": args.synchrocheck,
+    }
+    if args.select_only:
+        model = await ied.controls.control_model(args.reference)
+        if model == CtlModel.SBO_NORMAL:
+            outcome = await ied.select(args.reference)
+        else:
+            outcome = await ied.select_with_value(args.reference, value, **params)
+    elif args.cancel:
+        outcome = await ied.cancel(args.reference, value, **params)
+    else:
+        outcome = await ied.operate(
+            args.reference,
+            value,
+            select=False if args.no_select else None,
+            oper_time=_oper_time(args.at),
+            termination_timeout=args.termination_timeout,
+            **params,
+        )
+    print(outcome_json(outcome), flush=True)
+    return 0 if outcome.ok else 1
+
+
+def register_operate(
+    client_parser: Callable[..., argparse.ArgumentParser],
+    run_client: Callable[[argparse.Namespace, Callable[[Any], Awaitable[Any]]], Awaitable[int]],
+) -> None:
+    """Add ``operate`` with the client command factory and runner of :mod:`.cli`."""
+
+    def command(args: argparse.Namespace) -> int:
+        async def action(session: Any) -> int:
+            return await _operate(session, args)
+
+        return asyncio.run(run_client(args, action))
+
+    p = client_parser("operate", HELP, command, __doc__)
+    p.add_argument("reference", help="the controllable data object, LD/LN.DO")
+    p.add_argument("value", help="ctlVal as JSON (true/false, a number...)")
+    p.add_argument("--no-select", action="store_true", help="Operate without selecting first")
+    p.add_argument("--select-only", action="store_true", help="only Select / SelectWithValue")
+    p.add_argument("--cancel", action="store_true", help="Cancel (a selection, a waiting operate)")
+    p.add_argument("--at", help="TimeActivatedOperate: operTm as epoch seconds or +SECONDS")
+    p.add_argument("--test", action="store_true", help="Test: a command for an LN in test mode")
+    p.add_argument("--interlock-check", action="store_true", help="Check: interlock-check")
+    p.add_argument("--synchrocheck", action="store_true", help="Check: synchrocheck")
+    p.add_argument(
+        "--termination-timeout",
+        type=float,
+        default=10.0,
+        help="seconds to wait for the CommandTermination (enhanced security)",
+    )
