@@ -1,0 +1,127 @@
+"""The control services' sans-IO core (:class:`ControlService`) driven with ``now`` alone:
+time-activated operate at operTm, select timeout, execution time limit, CommandTermination
+PDUs, and hostile Oper values; no transport, no clock."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
+from gridbind.iec61850 import mms
+from gridbind.iec61850 import mmsdata as d
+from gridbind.iec61850.association import Association, InitiateParams
+from gridbind.iec61850.control.addcause import AddCause
+from gridbind.iec61850.control.client import parse_last_appl_error
+from gridbind.iec61850.control.service import (
+    Abandon,
+    Answer,
+    ControlService,
+    Deferred,
+    Execute,
+    Report,
+)
+from gridbind.iec61850.model import Timestamp
+from gridbind.iec61850.scl import load_scl
+
+CONTROLS = Path(__file__).parent / "data" / "controls.icd"
+LD = "CTL1CTRL"
+T0 = 1_800_000_000.0
+
+
+def assoc(peer="ops@x/IEC", ident="1") -> Association:
+    return Association(peer, ident, InitiateParams(), frozenset())
+
+
+def oper(val=True, *, oper_tm=0.0, num=1, ident=b"me", test=False, check="00") -> m.Data:
+    return d.structure(
+        [
+            d.boolean(val),
+            d.utc_time(Timestamp.from_float(oper_tm)),
+            d.structure([d.integer(3), d.octet_string(ident)]),
+            d.unsigned(num),
+            d.utc_time(Timestamp.from_float(T0)),
+            d.boolean(test),
+            d.bit_string(check),
+        ]
+    )
+
+
+def key(ln: str, service: str = "Oper") -> tuple:
+    return ("domain-specific", LD, f"{ln}$CO$Pos${service}")
+
+
+@pytest.fixture()
+def service() -> ControlService:
+    return ControlService(load_scl(CONTROLS))
+
+
+def test_time_activated_operate_fires_at_oper_tm(service) -> None:
+    a = assoc()
+    out = service.write(a, key("CSWI4"), oper(oper_tm=T0 + 5), T0)
+    assert out == [Answer(None)] and service.next_deadline() == T0 + 5
+    assert service.timer(T0 + 4.999) == []
+    (execute,) = service.timer(T0 + 5)
+    assert isinstance(execute, Execute) and execute.action.ctl_val is True
+    # the application's time limit (operTimeout 300 ms) is the next deadline
+    assert service.next_deadline() == pytest.approx(T0 + 5.3)
+    (report,) = service.executed(execute.token, True, T0 + 5.1)
+    assert isinstance(report, Report) and report.association is a
+    info = report.pdu.choice.service.information_report
+    names = [mms.name_key(n) for n in mms.var_def_names(info.variable_access_specification.choice)]
+    assert names == [key("CSWI4")]  # CommandTermination +: the Oper alone
+    assert service.model.read(f"{LD}/CSWI4.Pos.stVal", "ST") == 2
+    assert service.next_deadline() is None
+
+
+def test_execution_time_limit_and_negative_termination(service) -> None:
+    a = assoc()
+    out = service.write(a, key("CSWI4"), oper(), T0)
+    assert out[0] == Answer(None) and isinstance(out[1], Execute)
+    token = out[1].token
+    out = service.timer(T0 + 0.3)
+    assert out[0] == Abandon(token)
+    info = out[1].pdu.choice.service.information_report
+    names = [mms.name_key(n) for n in mms.var_def_names(info.variable_access_specification.choice)]
+    assert names == [("vmd-specific", "LastApplError"), key("CSWI4")]
+    error = parse_last_appl_error(info.list_of_access_result.access_result[0].choice)
+    assert error.cause == AddCause.TIME_LIMIT_OVER and error.or_ident == b"me"
+    assert error.cntrl_obj == f"{LD}/CSWI4$CO$Pos$Oper"
+    assert service.executed(token, True, T0 + 0.4) == []  # too late: ignored
+    assert service.model.read(f"{LD}/CSWI4.Pos.stVal", "ST") == 1
+
+
+def test_normal_security_defers_the_answer(service) -> None:
+    a = assoc()
+    out = service.write(a, key("CSWI2"), oper(), T0)
+    assert isinstance(out[0], Deferred) and isinstance(out[1], Execute)
+    out = service.executed(out[1].token, AddCause.BLOCKED_BY_PROCESS, T0 + 0.1)
+    assert isinstance(out[0], Report)
+    assert out[1] == Answer("object-access-denied", out[1].token)
+
+
+def test_select_timeout_by_deadline(service) -> None:
+    a = assoc()
+    result, _ = service.read_sbo(a, key("CSWI3", "SBO"), T0)
+    assert result.choice.choice.value == f"{LD}/CSWI3$CO$Pos"
+    assert service.next_deadline() == pytest.approx(T0 + 0.4)
+    service.timer(T0 + 0.4)
+    out = service.write(a, key("CSWI3"), oper(), T0 + 0.5)
+    lae = out[0].pdu.choice.service.information_report.list_of_access_result.access_result[0]
+    assert parse_last_appl_error(lae.choice).cause == AddCause.OBJECT_NOT_SELECTED
+
+
+@pytest.mark.parametrize(
+    "data, code",
+    [
+        (d.structure([d.boolean(True)]), "type-inconsistent"),
+        (d.integer(1), "type-inconsistent"),
+        (oper(ident=b"x" * 65), "object-value-invalid"),
+        (oper(check="0"), "type-inconsistent"),
+        (oper(num=300), "object-value-invalid"),
+    ],
+)
+def test_hostile_oper_values_are_refused_cleanly(service, data, code) -> None:
+    assert service.write(assoc(), key("CSWI2"), data, T0) == [Answer(code)]
+    assert service.control_object(f"{LD}/CSWI2.Pos").state == "unselected"
