@@ -294,3 +294,32 @@ def test_control_pdus_on_the_wire() -> None:
             assert mms.write_results(response) == ["object-access-denied"]
 
     run(main(), 10)
+
+
+@pytest.mark.timeout(10)
+def test_control_service_tracking_in_ltrk() -> None:
+    async def main():
+        async with served(clients=2) as (server, (one, two), _):
+            a = await one.associate(server.jid)
+            b = await two.associate(server.jid)
+            ref = f"{LD}/CSWI5.Pos"
+            assert (await a.select_with_value(ref, True, ctl_num=5)).ok
+            cts = await b.get_data_values(f"{LD}/LTRK1.DpcTrk", "SR")  # read over the wire
+            assert cts["objRef"] == ref and cts["serviceType"] == 44  # SelectWithValue
+            assert cts["errorCode"] == 0 and cts["respAddCause"] == 25  # no-error, None
+            assert cts["ctlVal"] is True and cts["ctlNum"] == 5
+            assert cts["originatorID"] == one.transport.full_jid.encode()
+            assert cts["origin"] == {"orCat": 3, "orIdent": one.transport.full_jid.encode()}
+            assert (await b.operate(ref, False, select=False)).ok is False
+            cts = await b.get_data_values(f"{LD}/LTRK1.DpcTrk", "SR")
+            assert (cts["serviceType"], cts["errorCode"], cts["respAddCause"]) == (46, 8, 27)
+            assert cts["originatorID"] == two.transport.full_jid.encode()
+            assert (await a.operate(ref, True, select=False, ctl_num=5)).ok
+            cts = server.model.read(f"{LD}/LTRK1.DpcTrk", "SR")
+            assert cts["serviceType"] == 47 and cts["errorCode"] == 0  # CommandTermination +
+            assert cts["t"].to_float() > time.time() - 5
+            # a control whose CDC has no CTS in the SCL (INC) is not tracked
+            assert (await a.operate(f"{LD}/GGIO1.ISCSO1", 7)).ok
+            assert server.model.read(f"{LD}/LTRK1.DpcTrk.serviceType", "SR") == 47
+
+    run(main(), 10)

@@ -61,6 +61,7 @@ from ..model import (
 )
 from ..services.mmsview import data_matches, python_value
 from .addcause import AddCause, ControlError, failure_code
+from .tracking import ControlTracking
 from .models import (
     DEFAULT_SBO_TIMEOUT,
     Accept,
@@ -231,6 +232,8 @@ class ControlService:
         # time-activated operates waiting for their operTm, by (object, association key)
         self._pending_oper: dict[tuple[str, Hashable], _Run] = {}
         self._token = 0
+        #: Control service tracking (CTS of LTRK), when the SCL declares it.
+        self.tracking = ControlTracking(model)
         for ln in model.iter_nodes():
             for do in ln.children.values():
                 oper = do.children.get("Oper")
@@ -290,6 +293,7 @@ class ControlService:
         request = ControlRequest("SBO", assoc.key)
         refused = self._mode_check(entry, request, select=True)
         verdict = refused or entry.obj.select(request, now)
+        self._track(entry, "SBO", request, verdict, assoc)
         if isinstance(verdict, Refuse):
             return m.AccessResult(choice=d.visible_string("")), out
         return m.AccessResult(choice=d.visible_string(self._mms_ref(entry))), out
@@ -325,6 +329,9 @@ class ControlService:
             else:
                 verdict = obj.operate(request, now)
                 refused = self._checked(verdict, action, obj, now)
+        tracked = "TimActOper" if service == "Oper" and request.oper_tm else service
+        if refused is not None or service != "Oper" or obj.enhanced or request.oper_tm:
+            self._track(entry, tracked, request, refused, assoc)
         if refused is not None:
             return out + [
                 self._lae(assoc, entry, service, request, refused.cause, refused.error),
@@ -457,6 +464,10 @@ class ControlService:
             except ModelError as exc:  # a value the object cannot show: the command still ran
                 log.warning("%s: operated value not reflected: %s", entry.obj.ref, exc)
         out: list[Output] = []
+        if run.terminate:
+            self._track(entry, "CmdTerm", request, cause, run.assoc)
+        elif run.deferred:  # normal security: the Oper is answered now
+            self._track(entry, "Oper", request, cause, run.assoc)
         if run.deferred:
             if cause is not None:
                 out.append(self._lae(run.assoc, entry, "Oper", request, cause))
@@ -472,6 +483,19 @@ class ControlService:
         else:
             out.append(self._lae(run.assoc, entry, "Oper", request, cause, oper=run.oper))
         return out
+
+    def _track(
+        self,
+        entry: _Entry,
+        service: str,
+        request: ControlRequest,
+        verdict: AddCause | Refuse | Accept | None,
+        assoc: Association,
+    ) -> None:
+        cause = verdict.cause if isinstance(verdict, Refuse) else verdict
+        if isinstance(cause, Accept):
+            cause = None
+        self.tracking.record(entry.node, service, request, cause, assoc.peer)
 
     def _reflect(self, do: DataObject, request: ControlRequest) -> None:
         st = do.children.get("stVal")

@@ -1,0 +1,142 @@
+"""Control service tracking (IEC 61850-7-2 Ed2.1 service tracking; 8-2 mapping Tables 50-53,
+80): when the SCL declares an ``LTRK`` logical node with CTS data objects, every control service
+updates the CTS of its control object's CDC.
+
+What this module does, and what it leaves out (kept to what it can do faithfully):
+
+- the CTS is chosen by the CDC of the control object: ``SpcTrk`` (SPC), ``DpcTrk`` (DPC),
+  ``IncTrk`` (INC), ``EncTrk`` (ENC), ``BscTrk`` (BSC), ``IscTrk`` (ISC), ``BacTrk`` (BAC),
+  ``ApcFTrk`` (APC); an LTRK of the control object's logical device first, else the first LTRK
+  of the server. An object whose CTS the SCL does not declare is not tracked.
+- tracked services: Select, SelectWithValue, Cancel, Operate, TimeActivatedOperate (at the
+  response) and CommandTermination (when it is sent); a request so malformed that it has no
+  parameters (type-inconsistent) is not tracked.
+- attributes (FC SR), each written only when the CTS has it: ``objRef`` (``LD/LN.DO``),
+  ``serviceType``, ``errorCode``, ``originatorID`` (the client's JID, up to 64 octets),
+  ``respAddCause``, ``ctlVal``, ``operTm``, ``origin``, ``ctlNum``, ``T``, ``Test``, ``Check``,
+  and ``t`` (the time of the service).
+- ``serviceType`` and ``errorCode`` are written by *name*, through the SCL's own EnumType of the
+  attribute (7-2 ServiceType names such as ``SelectWithValue``; ServiceError names such as
+  ``instance-locked-by-other-client``), so that the ordinals are those the SCL declares; a name
+  the SCL's enum lacks leaves the attribute unchanged. ``respAddCause`` is the AddCause ordinal
+  (``None``, 25, for a positive response).
+- the ServiceError of a refusal: Locked-by-other-client -> instance-locked-by-other-client,
+  Object-not-selected -> control-must-be-selected, Inconsistent-parameters ->
+  parameter-value-inconsistent, Blocked-by-mode / Command-already-in-execution ->
+  access-not-allowed-in-current-state, Not-supported -> class-not-supported, any other ->
+  failed-due-to-server-constraint.
+- GTS/BTS/UTS/LTS/OTS/STS (the other service tracking CDCs) are not written here.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ..model import DataAttribute, DataObject, LogicalNode, ModelError, ServerModel, Timestamp
+from .addcause import AddCause
+from .models import ControlRequest
+
+__all__ = ["ControlTracking", "SERVICE_TYPES"]
+
+log = logging.getLogger(__name__)
+
+#: Control attribute (and "time-activated") -> 7-2 ServiceType name.
+SERVICE_TYPES = {
+    "SBO": "Select",
+    "SBOw": "SelectWithValue",
+    "Cancel": "Cancel",
+    "Oper": "Operate",
+    "TimActOper": "TimeActivatedOperate",
+    "CmdTerm": "CommandTermination",
+}
+_ERRORS = {
+    AddCause.LOCKED_BY_OTHER_CLIENT: "instance-locked-by-other-client",
+    AddCause.OBJECT_NOT_SELECTED: "control-must-be-selected",
+    AddCause.INCONSISTENT_PARAMETERS: "parameter-value-inconsistent",
+    AddCause.BLOCKED_BY_MODE: "access-not-allowed-in-current-state",
+    AddCause.COMMAND_ALREADY_IN_EXECUTION: "access-not-allowed-in-current-state",
+    AddCause.NOT_SUPPORTED: "class-not-supported",
+}
+
+
+def _cts_name(cdc: str) -> str:
+    return "ApcFTrk" if cdc == "APC" else cdc.capitalize() + "Trk"
+
+
+class ControlTracking:
+    """The CTS objects of ``model``'s LTRK logical nodes (see the module docstring)."""
+
+    def __init__(self, model: ServerModel) -> None:
+        self.model = model
+        self._ltrk: dict[str, list[LogicalNode]] = {}
+        for ln in model.iter_nodes():
+            if ln.ln_class == "LTRK" and ln.parent is not None:
+                self._ltrk.setdefault(ln.parent.name, []).append(ln)
+
+    def cts_of(self, control: DataObject) -> DataObject | None:
+        """The CTS that tracks ``control`` (None when the SCL declares none)."""
+        name = _cts_name(control.cdc)
+        ld = control.parent.parent.name if isinstance(control.parent, LogicalNode) else ""
+        candidates = self._ltrk.get(ld, []) + [
+            ln for key, lns in self._ltrk.items() if key != ld for ln in lns
+        ]
+        for ln in candidates:
+            cts = ln.children.get(name)
+            if isinstance(cts, DataObject):
+                return cts
+        return None
+
+    def record(
+        self,
+        control: DataObject,
+        service: str,
+        request: ControlRequest,
+        cause: AddCause | None,
+        peer: str,
+    ) -> None:
+        """Write one control service into the CTS of ``control`` (when there is one)."""
+        cts = self.cts_of(control)
+        if cts is None:
+            return
+        error = (
+            "no-error" if cause is None else _ERRORS.get(cause, "failed-due-to-server-constraint")
+        )
+        values: list[tuple[str, Any]] = [
+            ("objRef", control.reference()),
+            ("serviceType", SERVICE_TYPES[service]),
+            ("errorCode", error),
+            ("originatorID", peer.encode()[:64]),
+            ("respAddCause", int(cause if cause is not None else AddCause.NONE)),
+            ("ctlVal", request.ctl_val),
+            ("operTm", Timestamp.from_float(request.oper_tm or 0.0)),
+            ("origin.orCat", request.or_cat),
+            ("origin.orIdent", request.or_ident),
+            ("ctlNum", request.ctl_num),
+            ("T", Timestamp.from_float(request.t)),
+            ("Test", request.test),
+            ("Check", request.check),
+        ]
+        if service == "SBO":  # a Select carries no command parameters
+            values = values[:5]
+        ref = cts.reference()
+        for path, value in values:
+            attr = self._attr(cts, path)
+            if attr is None or value is None:
+                continue
+            if attr.enum is not None and isinstance(value, str):
+                try:
+                    value = attr.enum.ordinal(value)
+                except KeyError:
+                    continue
+            try:
+                self.model.update(f"{ref}.{path}", value, timestamp=Timestamp.now())
+            except ModelError as exc:  # e.g. a ctlVal the CTS types differently
+                log.debug("%s.%s not tracked: %s", ref, path, exc)
+
+    @staticmethod
+    def _attr(cts: DataObject, path: str) -> DataAttribute | None:
+        node: Any = cts
+        for part in path.split("."):
+            node = node.children.get(part) if node is not None else None
+        return node if isinstance(node, DataAttribute) and not node.children else None
