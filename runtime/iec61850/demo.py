@@ -2,8 +2,8 @@
 
 ``gridbind iec61850 demo`` (or :func:`run_demo` from the main ``gridbind demo``) starts a private
 Prosody on loopback with its own test CA, serves the IED described by :data:`DEMO_SCL` (written
-for this demo), and lets a client browse, read, write, build a data set, switch setting groups
-and fetch a file, printing what happens. Needs Prosody (Debian: ``apt-get install prosody``).
+for this demo), and lets a client browse, read, write, build a data set, switch setting groups,
+fetch a file and operate a switch (SBO with enhanced security), printing what happens. Needs Prosody (Debian: ``apt-get install prosody``).
 """
 
 from __future__ import annotations
@@ -35,6 +35,10 @@ DEMO_SCL = b"""<?xml version="1.0" encoding="UTF-8"?>
       <LN lnClass="XCBR" inst="1" lnType="XCBR_T">
         <DOI name="Pos"><DAI name="stVal"><Val>2</Val></DAI></DOI>
       </LN>
+      <LN lnClass="CSWI" inst="1" lnType="CSWI_T">
+        <DOI name="Pos"><DAI name="stVal"><Val>2</Val></DAI>
+          <DAI name="ctlModel"><Val>sbo-with-enhanced-security</Val></DAI></DOI>
+      </LN>
     </LDevice>
     <LDevice inst="MEAS">
       <LN0 lnClass="LLN0" lnType="LLN0_T"><SettingControl numOfSGs="2" actSG="1"/></LN0>
@@ -50,6 +54,7 @@ DEMO_SCL = b"""<?xml version="1.0" encoding="UTF-8"?>
   <DataTypeTemplates>
     <LNodeType id="LLN0_T" lnClass="LLN0"><DO name="Beh" type="ENS_Beh"/><DO name="NamPlt" type="LPL_T"/></LNodeType>
     <LNodeType id="XCBR_T" lnClass="XCBR"><DO name="Beh" type="ENS_Beh"/><DO name="Pos" type="DPC_T"/></LNodeType>
+    <LNodeType id="CSWI_T" lnClass="CSWI"><DO name="Beh" type="ENS_Beh"/><DO name="Pos" type="DPC_SBOE"/></LNodeType>
     <LNodeType id="MMXU_T" lnClass="MMXU"><DO name="TotW" type="MV_T"/><DO name="Hz" type="MV_T"/></LNodeType>
     <LNodeType id="PTOC_T" lnClass="PTOC"><DO name="OpDlTmms" type="ING_T"/></LNodeType>
     <DOType id="ENS_Beh" cdc="ENS">
@@ -61,6 +66,17 @@ DEMO_SCL = b"""<?xml version="1.0" encoding="UTF-8"?>
     <DOType id="DPC_T" cdc="DPC"><DA name="stVal" bType="Dbpos" fc="ST"/>
       <DA name="q" bType="Quality" fc="ST"/><DA name="t" bType="Timestamp" fc="ST"/>
       <DA name="ctlModel" bType="Enum" type="CtlModelKind" fc="CF"><Val>status-only</Val></DA></DOType>
+    <DOType id="DPC_SBOE" cdc="DPC"><DA name="SBOw" bType="Struct" type="DPCOper_T" fc="CO"/>
+      <DA name="Oper" bType="Struct" type="DPCOper_T" fc="CO"/>
+      <DA name="Cancel" bType="Struct" type="DPCOper_T" fc="CO"/>
+      <DA name="stVal" bType="Dbpos" fc="ST"/><DA name="q" bType="Quality" fc="ST"/>
+      <DA name="t" bType="Timestamp" fc="ST"/>
+      <DA name="ctlModel" bType="Enum" type="CtlModelKind" fc="CF"/></DOType>
+    <DAType id="DPCOper_T"><BDA name="ctlVal" bType="BOOLEAN"/><BDA name="operTm" bType="Timestamp"/>
+      <BDA name="origin" bType="Struct" type="Orig_T"/><BDA name="ctlNum" bType="INT8U"/>
+      <BDA name="T" bType="Timestamp"/><BDA name="Test" bType="BOOLEAN"/></DAType>
+    <DAType id="Orig_T"><BDA name="orCat" bType="Enum" type="OrCat"/><BDA name="orIdent" bType="Octet64"/></DAType>
+    <EnumType id="OrCat"><EnumVal ord="0">not-supported</EnumVal><EnumVal ord="3">remote-control</EnumVal></EnumType>
     <DOType id="MV_T" cdc="MV"><DA name="mag" bType="Struct" type="AV" fc="MX"/>
       <DA name="q" bType="Quality" fc="MX"/><DA name="t" bType="Timestamp" fc="MX"/>
       <DA name="d" bType="VisString255" fc="DC"/></DOType>
@@ -68,7 +84,8 @@ DEMO_SCL = b"""<?xml version="1.0" encoding="UTF-8"?>
     <DAType id="AV"><BDA name="f" bType="FLOAT32"/></DAType>
     <EnumType id="BehModKind"><EnumVal ord="1">on</EnumVal><EnumVal ord="5">off</EnumVal></EnumType>
     <EnumType id="CtlModelKind"><EnumVal ord="0">status-only</EnumVal>
-      <EnumVal ord="1">direct-with-normal-security</EnumVal></EnumType>
+      <EnumVal ord="1">direct-with-normal-security</EnumVal>
+      <EnumVal ord="4">sbo-with-enhanced-security</EnumVal></EnumType>
   </DataTypeTemplates>
 </SCL>
 """
@@ -133,6 +150,13 @@ async def _scenario(prosody, files: Path, say: Callable[[str], None]) -> None:
         say(f"SelectActiveSG 2: {ref} = {await ied.get_data_values(ref, 'SG')}")
         say(f"files: {[f['name'] for f in await ied.list_files()]}")
         say(f"GetFile events.log: {(await ied.get_file('events.log')).decode().strip()!r}")
+        # -- control: sbo-with-enhanced-security (SelectWithValue, Operate, CommandTermination)
+        pos = "FEEDER7CTRL/CSWI1.Pos"
+        outcome = await ied.operate(pos, False)
+        state = await ied.get_data_values(f"{pos}.stVal", "ST")
+        say(f"operate {pos} open: {outcome}; stVal = {state} (Dbpos 01: off)")
+        say(f"operate {pos} without SelectWithValue: {await ied.operate(pos, True, select=False)}")
+        # -- end of control
         await ied.conclude()
         say("association concluded")
     finally:

@@ -28,4 +28,9 @@ def test_demo_runs(prosody) -> None:  # the fixture enforces Prosody's presence 
     assert "refused: FEEDER7MEAS/MMXU1.TotW.mag.f: object-access-denied" in text
     assert "SelectActiveSG 2: FEEDER7MEAS/OCPTOC1.OpDlTmms.setVal = 40" in text
     assert "XCBR1 opened by protection" in text
+    assert (
+        "CSWI1.Pos open: Oper ok, CommandTermination + (ctlNum 1); stVal = 01 (Dbpos 01: off)"
+        in text
+    )
+    assert "without SelectWithValue: Oper refused: temporarily-unavailable, AddCause " in text
     assert lines[-1] == "association concluded"

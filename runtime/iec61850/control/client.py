@@ -93,9 +93,13 @@ class ControlOutcome:
 
     def __str__(self) -> str:
         if self.ok:
-            return f"{self.service} ok (ctlNum {self.ctl_num})"
+            end = ", CommandTermination +" if self.terminated else ""
+            return f"{self.service} ok{end} (ctlNum {self.ctl_num})"
         cause = self.add_cause.text if isinstance(self.add_cause, AddCause) else self.add_cause
-        return f"{self.service} refused: {self.failure or 'CommandTermination -'}" + (
+        what = self.failure or (
+            "CommandTermination -" if self.terminated is False else "no CommandTermination"
+        )
+        return f"{self.service} refused: {what}" + (
             f", AddCause {cause}" if cause is not None else ""
         )
 
