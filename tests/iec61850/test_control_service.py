@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
 from gridbind.iec61850 import mms
@@ -125,3 +127,50 @@ def test_select_timeout_by_deadline(service) -> None:
 def test_hostile_oper_values_are_refused_cleanly(service, data, code) -> None:
     assert service.write(assoc(), key("CSWI2"), data, T0) == [Answer(code)]
     assert service.control_object(f"{LD}/CSWI2.Pos").state == "unselected"
+
+
+# ---------------------------------------------------------------------------------- fuzz
+_LEAVES = st.one_of(
+    st.booleans().map(d.boolean),
+    st.integers(-(2**40), 2**40).map(d.integer),
+    st.integers(0, 2**40).map(d.unsigned),
+    st.binary(max_size=80).map(d.octet_string),
+    st.text(alphabet="abc$/ ", max_size=20).map(d.visible_string),
+    st.text(alphabet="01", min_size=1, max_size=16).map(d.bit_string),
+    st.floats(0, 4e9).map(lambda f: d.utc_time(Timestamp.from_float(f))),
+)
+_DATA = st.recursive(
+    _LEAVES, lambda inner: st.lists(inner, max_size=8).map(d.structure), max_leaves=24
+)
+_OPERS = st.builds(
+    oper,
+    st.booleans(),
+    oper_tm=st.sampled_from([0.0, T0 - 1, T0 + 1, T0 + 50]),
+    num=st.integers(0, 400),
+    ident=st.binary(max_size=70),
+    test=st.booleans(),
+    check=st.text(alphabet="01", min_size=1, max_size=3),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.one_of(_DATA, _OPERS), target=st.sampled_from(["CSWI2", "CSWI4", "CSWI6"]))
+def test_fuzz_control_writes_answer_without_raising(data, target) -> None:
+    service = ControlService(load_scl(CONTROLS))
+    out = service.write(assoc(), key(target), data, T0)
+    answers = [o for o in out if isinstance(o, (Answer, Deferred))]
+    assert len(answers) == 1
+    for o in service.timer(T0 + 100) + out:
+        if isinstance(o, Execute):
+            service.executed(o.token, True, T0 + 100)
+    assert service.control_object(f"{LD}/{target}.Pos").state == "unselected"
+    assert service.next_deadline() is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=_DATA)
+def test_fuzz_last_appl_error_parser_raises_only_value_errors(data) -> None:
+    try:
+        parse_last_appl_error(data)
+    except ValueError:
+        pass

@@ -84,7 +84,9 @@ def test_not_selected_select_timeout_and_cancel() -> None:
             assert (await ied.select(f"{LD}/CSWI3.Pos")).ok
             obj = server.controls.control_object(f"{LD}/CSWI3.Pos")
             assert obj.state == "ready"
+            assert server.model.read(f"{LD}/CSWI3.Pos.stSeld", "ST") is True
             await until(lambda: obj.state == "unselected", 2, "select timeout")
+            assert server.model.read(f"{LD}/CSWI3.Pos.stSeld", "ST") is False
             outcome = await ied.operate(f"{LD}/CSWI3.Pos", True, select=False)
             assert outcome.add_cause == AddCause.OBJECT_NOT_SELECTED
             # Cancel ends a SelectWithValue

@@ -32,7 +32,8 @@ Test mode (7-4 Beh of the control's LN): Beh ``on``/``on-blocked`` take commands
 false, ``test``/``test/blocked`` only with Test true, ``off`` none (Blocked-by-mode). On success
 the value is reflected (7-2): ``stVal`` of SPC/DPC/INC/ENC-like objects (a Dbpos gets on/off),
 with ``t`` now and ``q`` good (``test`` set for a test command), and the object's ST ``origin``
-and ``ctlNum`` when it has them. Other CDCs (APC, BSC...) are left to ``on_operate``.
+and ``ctlNum`` when it has them; ``stSeld`` follows the selection. Other CDCs (APC, BSC...)
+are left to ``on_operate``.
 """
 
 from __future__ import annotations
@@ -285,6 +286,11 @@ class ControlService:
     # ---------------------------------------------------------------- services
     def read_sbo(self, assoc: Association, key: tuple, now: float) -> tuple[m.AccessResult, list]:
         """Select (read of ``$SBO``): the object's reference, or "" when refused."""
+        result = self._read_sbo(assoc, key, now)
+        self._sync_selected()
+        return result
+
+    def _read_sbo(self, assoc: Association, key: tuple, now: float) -> tuple[m.AccessResult, list]:
         out = self.timer(now)
         found = self._entry(key)
         if found is None or found[1] != "SBO":
@@ -300,6 +306,11 @@ class ControlService:
 
     def write(self, assoc: Association, key: tuple, data: m.Data, now: float) -> list[Output]:
         """SelectWithValue / Cancel / Operate (write of ``$SBOw`` / ``$Cancel`` / ``$Oper``)."""
+        out = self._write(assoc, key, data, now)
+        self._sync_selected()
+        return out
+
+    def _write(self, assoc: Association, key: tuple, data: m.Data, now: float) -> list[Output]:
         out = self.timer(now)
         found = self._entry(key)
         if found is None:
@@ -440,6 +451,11 @@ class ControlService:
 
     def executed(self, token: int, verdict: Verdict, now: float) -> list[Output]:
         """The application's verdict on the execution ``token`` (ignored when it came late)."""
+        out = self._executed(token, verdict, now)
+        self._sync_selected()
+        return out
+
+    def _executed(self, token: int, verdict: Verdict, now: float) -> list[Output]:
         run = self._runs.pop(token, None)
         if run is None:
             return []
@@ -551,7 +567,17 @@ class ControlService:
                 del self._runs[token]
                 out.append(Abandon(token))
                 out += self._finish(run, AddCause.TIME_LIMIT_OVER, now)
+        self._sync_selected()
         return out
+
+    def _sync_selected(self) -> None:
+        """``stSeld`` (7-3, FC ST) follows the selection of objects that have it."""
+        for entry in self._entries.values():
+            attr = entry.node.children.get("stSeld")
+            if isinstance(attr, DataAttribute) and attr.fc == "ST":
+                selected = entry.obj.selected_by is not None
+                if attr.value != selected:
+                    self.model.update(f"{entry.obj.ref}.stSeld", selected)
 
     def _activate(self, entry: _Entry, request: ControlRequest, now: float) -> list[Output]:
         run = self._pending_oper.pop((entry.obj.ref, request.owner), None)
@@ -573,3 +599,4 @@ class ControlService:
         for token, run in list(self._runs.items()):
             if run.assoc is assoc and run.deferred:
                 run.deferred = False  # nobody to answer; the execution still ends normally
+        self._sync_selected()
