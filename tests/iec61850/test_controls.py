@@ -325,3 +325,40 @@ def test_control_service_tracking_in_ltrk() -> None:
             assert server.model.read(f"{LD}/LTRK1.DpcTrk.serviceType", "SR") == 47
 
     run(main(), 10)
+
+
+@pytest.mark.timeout(10)
+def test_association_ending_during_execution_and_pending_operate() -> None:
+    release = asyncio.Event()
+
+    async def handler(action):
+        await release.wait()
+        return True
+
+    async def main():
+        handlers = ControlHandlers(on_operate=handler)
+        async with served(clients=2, control_handlers=handlers) as (server, (one, two), _):
+            a = await one.associate(server.jid)
+            b = await two.associate(server.jid)
+            task = asyncio.get_running_loop().create_task(a.operate(f"{LD}/CSWI2.Pos", True))
+            obj = server.controls.control_object(f"{LD}/CSWI2.Pos")
+            await until(lambda: obj.state == "executing", 2, "executing")
+            # a time-activated operate of b waits; b's link drops: it is dropped with it
+            pending = asyncio.get_running_loop().create_task(
+                b.operate(f"{LD}/CSWI4.Pos", True, oper_time=time.time() + 30)
+            )
+            other = server.controls.control_object(f"{LD}/CSWI4.Pos")
+            await until(lambda: other.state == "wait-for-activation", 2, "waiting")
+            two.transport.drop_link()
+            await until(lambda: other.state == "unselected", 2, "pending operate dropped")
+            with pytest.raises(Exception):
+                await pending
+            assert server.controls.next_deadline() is not None  # a's execution is still bounded
+            one.transport.drop_link()
+            with pytest.raises(Exception):
+                await task
+            release.set()  # the application answers for an association that is gone
+            await until(lambda: obj.state == "unselected", 2, "execution ended")
+            assert st(server, "CSWI2.Pos") == ON and not server.protocol._control_waits
+
+    run(main(), 10)

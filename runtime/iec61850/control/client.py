@@ -25,6 +25,7 @@ from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
 
 from .. import mms
 from .. import mmsdata as d
+from ..client_protocol import AssociationAborted
 from ..model import Timestamp
 from .addcause import AddCause, ControlError
 from .models import CtlModel
@@ -163,7 +164,11 @@ class ControlClient:
         """The association ended: CommandTerminations will not come."""
         for waiter in self._terminations.values():
             if not waiter.done():
-                waiter.cancel()
+                waiter.set_exception(
+                    AssociationAborted(
+                        f"association {self.ied.id} ended before the CommandTermination"
+                    )
+                )
 
     # ---------------------------------------------------------------- services
     async def control_model(self, ref: str) -> int:
