@@ -44,3 +44,18 @@ def test_iec61850_in_memory_example_runs() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "FEEDER7" in done.stdout, done.stdout
+
+
+@pytest.mark.timeout(60)
+def test_iec61850_controls_example_runs() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", example("### Controls")],
+        capture_output=True,
+        text=True,
+        timeout=45,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "Oper ok, CommandTermination + (ctlNum 1)",
+        "Oper refused: CommandTermination -, AddCause Blocked-by-process",
+    ], done.stdout
