@@ -336,8 +336,8 @@ class ClientAssociation:
         self._reports.put_nowait(report)
 
     async def reports(self) -> AsyncIterator[m.InformationReport]:
-        """The informationReports of this association as they arrive (reports,
-        CommandTermination), until the association ends."""
+        """The informationReports of this association as they arrive, until the association
+        ends (LastApplError and CommandTermination go to :attr:`controls` instead)."""
         while True:
             report = await self._reports.get()
             if report is None:
