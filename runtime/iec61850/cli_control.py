@@ -19,7 +19,7 @@ import argparse
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from .control.addcause import AddCause
@@ -88,7 +88,9 @@ async def _operate(session: Any, args: argparse.Namespace) -> int:
 
 def register_operate(
     client_parser: Callable[..., argparse.ArgumentParser],
-    run_client: Callable[[argparse.Namespace, Callable[[Any], Awaitable[Any]]], Awaitable[int]],
+    run_client: Callable[
+        [argparse.Namespace, Callable[[Any], Awaitable[Any]]], Coroutine[Any, Any, int]
+    ],
 ) -> None:
     """Add ``operate`` with the client command factory and runner of :mod:`.cli`."""
 

@@ -382,7 +382,7 @@ class ServerProtocol:
     def _control_outputs(
         self, outputs: list, now: float, current: tuple[Received, Association, int] | None = None
     ) -> list[Outgoing]:
-        out: list[Outgoing] = []
+        out: list[Any] = []  # Outgoing, and the shell's Execute / Abandon
         for o in outputs:
             if isinstance(o, Report):
                 if o.association.open and o.association.key in self._layers:

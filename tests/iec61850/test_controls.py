@@ -10,12 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
+from iec_testkit import memory_served, run, until
 
 from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
 from gridbind.iec61850 import mms
+from gridbind.iec61850.client import AssociationAborted
 from gridbind.iec61850.control.addcause import AddCause
 from gridbind.iec61850.control.service import ControlHandlers
-from iec_testkit import memory_served, run, until
 
 CONTROLS = Path(__file__).parent / "data" / "controls.icd"
 LD = "CTL1CTRL"
@@ -351,11 +352,11 @@ def test_association_ending_during_execution_and_pending_operate() -> None:
             await until(lambda: other.state == "wait-for-activation", 2, "waiting")
             two.transport.drop_link()
             await until(lambda: other.state == "unselected", 2, "pending operate dropped")
-            with pytest.raises(Exception):
+            with pytest.raises(AssociationAborted):
                 await pending
             assert server.controls.next_deadline() is not None  # a's execution is still bounded
             one.transport.drop_link()
-            with pytest.raises(Exception):
+            with pytest.raises(AssociationAborted):
                 await task
             release.set()  # the application answers for an association that is gone
             await until(lambda: obj.state == "unselected", 2, "execution ended")

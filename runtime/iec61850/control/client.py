@@ -144,7 +144,10 @@ class ControlClient:
         error = None
         if names[0] == ("vmd-specific", "LastApplError"):
             try:
-                error = parse_last_appl_error(results[0].choice)
+                choice = results[0].choice
+                if not isinstance(choice, m.Data):
+                    raise ValueError("LastApplError is an access failure")
+                error = parse_last_appl_error(choice)
             except (ValueError, TypeError):
                 return True  # ours, but unreadable: nothing to learn from it
             self.last_appl_error = error
@@ -276,7 +279,7 @@ class ControlClient:
                 return ControlOutcome(True, service, num)
             try:
                 negative = await asyncio.wait_for(waiter, termination_timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return ControlOutcome(False, service, num, failure=None, terminated=None)
             if negative is None:
                 return ControlOutcome(True, service, num, terminated=True)
@@ -311,6 +314,8 @@ class ControlClient:
             "Test": bool(params.get("test", False)),
             "Check": check,
         }
+        if not isinstance(td.choice, m.TypeDescription.Structure):
+            raise TypeError("a control attribute is a structure")
         components = [seq.component_name for seq in td.choice.components.sequence]
         return {name: values[name] for name in components if name in values}
 

@@ -94,7 +94,7 @@ class ControlRequest:
     def interlock_check(self) -> bool:
         return self.check[1:2] == "1"
 
-    def same_command(self, other: "ControlRequest") -> bool:
+    def same_command(self, other: ControlRequest) -> bool:
         """Operate repeats what SelectWithValue announced (ctlVal, origin, ctlNum, Test)."""
         return (self.ctl_val, self.or_cat, self.or_ident, self.ctl_num, self.test) == (
             other.ctl_val,

@@ -62,17 +62,16 @@ from ..model import (
 )
 from ..services.mmsview import data_matches, python_value
 from .addcause import AddCause, ControlError, failure_code
-from .tracking import ControlTracking
 from .models import (
     DEFAULT_SBO_TIMEOUT,
     Accept,
     Activate,
     ControlObject,
     ControlRequest,
-    CtlModel,
     Refuse,
     SelectExpired,
 )
+from .tracking import ControlTracking
 
 __all__ = [
     "ControlAction",
@@ -207,7 +206,11 @@ def last_appl_error(
 
 def _value_of(attr: Any, data: m.Data) -> Any:
     if isinstance(attr, DataAttribute) and attr.children:
-        return {c.name: _value_of(c, x) for c, x in zip(attr.children.values(), data.choice.data)}
+        assert isinstance(data.choice, m.Structure)  # data_matches checked the shape
+        return {
+            c.name: _value_of(c, x)
+            for c, x in zip(attr.children.values(), data.choice.data, strict=True)
+        }
     return check_value(attr.btype, python_value(attr, data), attr.enum)
 
 
@@ -596,7 +599,7 @@ class ControlService:
             entry.obj.release(assoc.key)
         for k in [k for k, run in self._pending_oper.items() if run.assoc is assoc]:
             del self._pending_oper[k]
-        for token, run in list(self._runs.items()):
+        for run in self._runs.values():
             if run.assoc is assoc and run.deferred:
                 run.deferred = False  # nobody to answer; the execution still ends normally
         self._sync_selected()

@@ -77,7 +77,8 @@ class ControlTracking:
     def cts_of(self, control: DataObject) -> DataObject | None:
         """The CTS that tracks ``control`` (None when the SCL declares none)."""
         name = _cts_name(control.cdc)
-        ld = control.parent.parent.name if isinstance(control.parent, LogicalNode) else ""
+        ln = control.parent
+        ld = ln.parent.name if isinstance(ln, LogicalNode) and ln.parent is not None else ""
         candidates = self._ltrk.get(ld, []) + [
             ln for key, lns in self._ltrk.items() if key != ld for ln in lns
         ]
