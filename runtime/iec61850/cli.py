@@ -13,6 +13,7 @@
                                      set LD N REF VALUE [REF VALUE ...]}   (edit, set, confirm)
     gridbind iec61850 file --peer ... {list | info NAME | get NAME [-o OUT] | put NAME -i IN |
                                        delete NAME}
+    gridbind iec61850 operate --peer ... CTL1CTRL/CSWI1.Pos true [--at +5 | --cancel | ...]
     gridbind iec61850 shell --peer ... [--script FILE]   (commands from stdin, one association)
     gridbind iec61850 devserver [--accounts ied,ops]     (a private Prosody; prints the settings)
 
@@ -33,6 +34,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from .cli_control import OPERATE_EPILOG, OPERATE_HELP, add_operate_arguments, operate_command
 from .valuetext import (
     ANY,
     ValueTextError,
@@ -350,6 +352,7 @@ _COMMANDS = {
     "dataset": ("data set services", _dataset),
     "sg": ("setting group services", _sg),
     "file": ("file services", _file),
+    "operate": (OPERATE_HELP, operate_command),
 }
 
 
@@ -374,17 +377,19 @@ def _command_arguments(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("name", nargs="?")
         p.add_argument("-o", "--output", help="get: write to this file instead of stdout")
         p.add_argument("-i", "--input", help="put: the local file to send (SetFile)")
+    elif name == "operate":
+        add_operate_arguments(p)
 
 
 _EPILOGS = {"read": REFERENCE_HELP, "write": REFERENCE_HELP, "dataset": REFERENCE_HELP,
-            "sg": SG_HELP + "\n" + REFERENCE_HELP}  # fmt: skip
+            "sg": SG_HELP + "\n" + REFERENCE_HELP, "operate": OPERATE_EPILOG}  # fmt: skip
 
 
 def _cmd_client(args: argparse.Namespace) -> int:
     _, run = _COMMANDS[args.iec_command]
 
-    async def action(session: _Session) -> None:
-        await run(session, args)
+    async def action(session: _Session) -> int | None:
+        return await run(session, args)  # operate: 1 when the command was refused
 
     return asyncio.run(_with_client(args, action))
 
@@ -621,9 +626,6 @@ def register(subparsers: Any) -> None:
     for name, (help_text, _) in _COMMANDS.items():
         p = client_parser(name, help_text, _cmd_client, _EPILOGS.get(name))
         _command_arguments(name, p)
-    from .cli_control import register_operate
-
-    register_operate(client_parser, _with_client)
     p = client_parser("shell", "run several commands in one association", _cmd_shell, SHELL_HELP)
     p.add_argument("--script", help="read the commands from this file instead of stdin")
 

@@ -4,7 +4,8 @@
 
     gridbind iec61850 operate --peer ctl1@example.org ... CTL1CTRL/CSWI5.Pos true
     gridbind iec61850 operate --peer ... CTL1CTRL/CSWI4.Pos false --at +5     (TimeActivatedOperate)
-    gridbind iec61850 operate --peer ... CTL1CTRL/CSWI5.Pos true --select-only / --cancel
+    gridbind iec61850 shell --peer ...   then: operate CTL1CTRL/CSWI5.Pos true --select-only
+                                           operate CTL1CTRL/CSWI5.Pos true --cancel
 
 The control model (ctlModel, FC CF) decides the sequence: Select ($SBO) or SelectWithValue
 ($SBOw) first for the SBO models, then Operate ($Oper), then the CommandTermination for enhanced
@@ -16,10 +17,8 @@ succeeded, 1 when refused.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from .control.addcause import AddCause
@@ -27,9 +26,22 @@ from .control.client import ControlOutcome
 from .control.models import CtlModel
 from .valuetext import parse_value, type_from_description
 
-__all__ = ["register_operate", "outcome_json"]
+__all__ = [
+    "OPERATE_HELP",
+    "OPERATE_EPILOG",
+    "add_operate_arguments",
+    "operate_command",
+    "outcome_json",
+]
 
-HELP = "operate a control (Select/SelectWithValue as its ctlModel needs, Operate, Cancel)"
+OPERATE_HELP = "operate a control (Select/SelectWithValue as its ctlModel needs, Operate, Cancel)"
+OPERATE_EPILOG = """\
+The ctlModel decides: Select or SelectWithValue first for SBO models (unless --no-select), then
+Operate, then the CommandTermination of enhanced security. A selection belongs to its
+association: --select-only and --cancel make sense inside `gridbind iec61850 shell`, where the
+next command runs in the same association. Prints the outcome as JSON (ok, service, ctlNum,
+addCause, addCauseText, failure, terminated); exit status 1 when refused.
+"""
 
 
 def outcome_json(outcome: ControlOutcome) -> str:
@@ -56,7 +68,8 @@ def _oper_time(text: str | None) -> float | None:
     return float(text)
 
 
-async def _operate(session: Any, args: argparse.Namespace) -> int:
+async def operate_command(session: Any, args: argparse.Namespace) -> int:
+    """Run ``operate`` in ``session`` (the CLI's association); 0 ok, 1 refused."""
     ied = session.ied
     td = await ied.get_data_definition(f"{args.reference}.Oper.ctlVal", "CO")
     value = parse_value(args.value, type_from_description(td))
@@ -86,21 +99,8 @@ async def _operate(session: Any, args: argparse.Namespace) -> int:
     return 0 if outcome.ok else 1
 
 
-def register_operate(
-    client_parser: Callable[..., argparse.ArgumentParser],
-    run_client: Callable[
-        [argparse.Namespace, Callable[[Any], Awaitable[Any]]], Coroutine[Any, Any, int]
-    ],
-) -> None:
-    """Add ``operate`` with the client command factory and runner of :mod:`.cli`."""
-
-    def command(args: argparse.Namespace) -> int:
-        async def action(session: Any) -> int:
-            return await _operate(session, args)
-
-        return asyncio.run(run_client(args, action))
-
-    p = client_parser("operate", HELP, command, __doc__)
+def add_operate_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of ``operate`` (the single command and the shell's)."""
     p.add_argument("reference", help="the controllable data object, LD/LN.DO")
     p.add_argument("value", help="ctlVal as JSON (true/false, a number...)")
     p.add_argument("--no-select", action="store_true", help="Operate without selecting first")

@@ -121,6 +121,11 @@ def test_wrong_ctl_num_or_origin_after_select_with_value() -> None:
             assert st(server, "CSWI5.Pos") == OFF
             outcome = await ied.operate(ref, True, select=False, ctl_num=10)
             assert outcome.ok and outcome.terminated and st(server, "CSWI5.Pos") == ON
+            # a separate Operate repeats the ctlNum of this association's SelectWithValue
+            assert (await ied.select_with_value(ref, False)).ok
+            assert (await ied.operate(f"{LD}/CSWI2.Pos", True)).ok  # numbers move on
+            outcome = await ied.operate(ref, False, select=False)
+            assert outcome.ok and st(server, "CSWI5.Pos") == OFF
 
     run(main(), 10)
 

@@ -77,6 +77,22 @@ def test_cli_operate_against_a_served_ied(prosody, xmpp_account, tmp_path) -> No
         status, outcome = operate(f"{LD}/CSWI1.Pos", "true")
         assert status == 1 and outcome["addCause"] == int(AddCause.NOT_SUPPORTED)
         assert outcome["addCauseText"] == "Not-supported"
+        # in one association (shell): SelectWithValue, then Operate without selecting again
+        script = tmp_path / "ops.txt"
+        script.write_text(
+            f"operate {LD}/CSWI5.Pos false --select-only\n"
+            f"operate {LD}/CSWI5.Pos false --no-select\n"
+            f"operate {LD}/CSWI5.Pos true --no-select\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-m", "gridbind", "iec61850", "shell", *client, "--script",
+             str(script)],
+            capture_output=True, text=True, env=env, timeout=40,
+        )  # fmt: skip
+        outcomes = [json.loads(line) for line in done.stdout.splitlines()]
+        assert [o["ok"] for o in outcomes] == [True, True, False], done.stderr
+        assert outcomes[0]["service"] == "SBOw" and outcomes[1]["terminated"] is True
+        assert outcomes[2]["addCauseText"] == "Object-not-selected"
     finally:
         proc.terminate()
         proc.wait(10)

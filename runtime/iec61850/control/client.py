@@ -5,7 +5,8 @@ TimeActivatedOperate on one association, with the outcome incl. AddCause.
 (``ied.controls``; ``ied.operate(...)`` & co. delegate to it). It builds the Oper / SBOw / Cancel
 structure from the server's type description of that attribute (only the components it has:
 ctlVal, operTm, origin (orCat, orIdent), ctlNum, T, Test, Check), numbers commands with ctlNum
-(auto-increment modulo 256; SelectWithValue and its Operate share one), and reads the
+(auto-increment modulo 256; SelectWithValue and its Operate share one, also when the Operate
+comes separately with ``select=False``), and reads the
 informationReports of the control services: a ``LastApplError`` that precedes a negative write
 response gives the outcome its AddCause, and for enhanced security :meth:`ControlClient.operate`
 waits for the CommandTermination (``$Oper``, preceded by LastApplError when negative).
@@ -123,6 +124,7 @@ class ControlClient:
         self._name = name
         self._ctl_num = 0
         self._models: dict[str, int] = {}
+        self._selected: dict[str, int] = {}  # ctlNum of this association's SelectWithValue
         self._errors: dict[str, LastApplError] = {}
         self._terminations: dict[str, asyncio.Future] = {}
         #: The last LastApplError received in this association.
@@ -196,13 +198,16 @@ class ControlClient:
     ) -> ControlOutcome:
         """SelectWithValue (sbo-with-enhanced-security): a write of ``$SBOw``."""
         num = self._next_ctl_num() if ctl_num is None else ctl_num
-        return await self._write(ref, "SBOw", value, num, params)
+        outcome = await self._write(ref, "SBOw", value, num, params)
+        if outcome.ok:
+            self._selected[ref] = num
+        return outcome
 
     async def cancel(
         self, ref: str, value: Any, *, ctl_num: int | None = None, **params: Any
     ) -> ControlOutcome:
         """Cancel a selection or a waiting time-activated operate: a write of ``$Cancel``."""
-        num = self._ctl_num if ctl_num is None else ctl_num
+        num = self._selected.pop(ref, self._ctl_num) if ctl_num is None else ctl_num
         return await self._write(ref, "Cancel", value, num, params)
 
     async def operate(
@@ -226,7 +231,13 @@ class ControlClient:
         model = await self.control_model(ref)
         if select is None:
             select = model in (CtlModel.SBO_NORMAL, CtlModel.SBO_ENHANCED)
-        num = self._next_ctl_num() if ctl_num is None else ctl_num
+        if ctl_num is not None:
+            num = ctl_num
+        elif not select and ref in self._selected:  # Operate repeats its SelectWithValue
+            num = self._selected[ref]
+        else:
+            num = self._next_ctl_num()
+        self._selected.pop(ref, None)
         if select and model == CtlModel.SBO_ENHANCED:
             selected = await self._write(ref, "SBOw", value, num, params)
             if not selected.ok:
