@@ -17,6 +17,10 @@ Usage::
     await server.start()
     model.update("FDR1MEAS/MMXU1.TotW.mag.f", 1234.5)
     server.send_information_report(association, mms.information_report(...))
+
+Controls (:mod:`.control`): ``IedServer(..., control_handlers=ControlHandlers(on_operate=...),
+operate_timeout=10.0)``; the select timeouts, time-activated operates and the bound on the
+application run on one timer at the protocol core's ``next_deadline()``.
 """
 
 from __future__ import annotations
