@@ -14,9 +14,11 @@ from iec_testkit import memory_served, run, until
 
 from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
 from gridbind.iec61850 import mms
+from gridbind.iec61850 import mmsdata as d
 from gridbind.iec61850.client import AssociationAborted
 from gridbind.iec61850.control.addcause import AddCause
-from gridbind.iec61850.control.service import ControlHandlers
+from gridbind.iec61850.control.models import ControlRequest
+from gridbind.iec61850.control.service import ControlHandlers, last_appl_error
 
 CONTROLS = Path(__file__).parent / "data" / "controls.icd"
 LD = "CTL1CTRL"
@@ -366,5 +368,30 @@ def test_association_ending_during_execution_and_pending_operate() -> None:
             release.set()  # the application answers for an association that is gone
             await until(lambda: obj.state == "unselected", 2, "execution ended")
             assert st(server, "CSWI2.Pos") == ON and not server.protocol._control_waits
+
+    run(main(), 10)
+
+
+@pytest.mark.timeout(10)
+def test_client_keeps_no_unasked_last_appl_errors() -> None:
+    async def main():
+        async with served() as (server, (client,), _):
+            ied = await client.associate(server.jid)
+            (assoc,) = server.associations
+            request = ControlRequest("Oper", assoc.key)
+            for n in range(50):  # a server sending LastApplErrors nobody asked for
+                data = last_appl_error(f"X/Y$CO$Z{n}$Oper", request, AddCause(n % 28), 0)
+                pdu = mms.information_report(
+                    [mms.vmd("LastApplError")], [m.AccessResult(choice=data)]
+                )
+                server.send_information_report(assoc, pdu)
+            bad = mms.information_report(
+                [mms.vmd("LastApplError")], [m.AccessResult(choice=d.integer(1))]
+            )
+            server.send_information_report(assoc, bad)
+            await until(lambda: ied.controls.last_appl_error is not None, 2, "reports")
+            await ied.get_server_directory()  # everything sent before has arrived
+            assert ied.controls.last_appl_error.cntrl_obj == "X/Y$CO$Z49$Oper"
+            assert ied.controls._errors == {} and ied._reports.empty()
 
     run(main(), 10)

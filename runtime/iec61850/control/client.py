@@ -126,6 +126,7 @@ class ControlClient:
         self._models: dict[str, int] = {}
         self._selected: dict[str, int] = {}  # ctlNum of this association's SelectWithValue
         self._errors: dict[str, LastApplError] = {}
+        self._writing: set[str] = set()  # CntrlObj of the writes awaiting their answer
         self._terminations: dict[str, asyncio.Future] = {}
         #: The last LastApplError received in this association.
         self.last_appl_error: LastApplError | None = None
@@ -153,7 +154,8 @@ class ControlClient:
             except (ValueError, TypeError):
                 return True  # ours, but unreadable: nothing to learn from it
             self.last_appl_error = error
-            self._errors[error.cntrl_obj] = error
+            if error.cntrl_obj in self._writing:  # kept only for a write awaiting its answer
+                self._errors[error.cntrl_obj] = error
             names = names[1:]
         if len(names) == 1 and names[0][0] == "domain-specific":
             _, ld, item = names[0]
@@ -267,6 +269,7 @@ class ControlClient:
         key = self._name(reference, "CO")
         cntrl = f"{key[1]}/{key[2]}"
         self._errors.pop(cntrl, None)
+        self._writing.add(cntrl)
         waiter = None
         if termination_timeout is not None:
             waiter = asyncio.get_running_loop().create_future()
@@ -298,6 +301,8 @@ class ControlClient:
                 False, service, num, negative.cause, _error(negative), terminated=False
             )
         finally:
+            self._writing.discard(cntrl)
+            self._errors.pop(cntrl, None)
             if waiter is not None and self._terminations.get(cntrl) is waiter:
                 del self._terminations[cntrl]
 
