@@ -26,7 +26,11 @@ Check bits ask for them), run when SelectWithValue or Operate arrive; ``on_opera
 (sync or async; True / None = success, False or an AddCause = failure). Normal security answers
 the Oper write once the execution ended (bounded by ``operate_timeout``, then Time-limit-over);
 enhanced security answers it once the checks passed and ends with CommandTermination.
-A time-activated operate is answered at once and executes at ``operTm`` (checks at receipt).
+A time-activated operate is answered at once and executes at ``operTm``: the checks run at
+receipt, ``on_operate`` at activation (where dynamic conditions, e.g. a synchrocheck at execution
+time, refuse with their AddCause, as libiec61850's wait-for-execution handler does). Controls of
+sub data objects (``LN$CO$DO$SDO$Oper``) and control attributes inside a multi-variable read or
+write are not served as controls (the latter get object-access-denied).
 
 Test mode (7-4 Beh of the control's LN): Beh ``on``/``on-blocked`` take commands with Test
 false, ``test``/``test/blocked`` only with Test true, ``off`` none (Blocked-by-mode). On success
