@@ -766,3 +766,72 @@ def test_responder_on_mutated_handshake_requests_raises_only_handshake_errors(pk
         assert isinstance(exc.reply, e.HandshakeSecReject)
         return
     assert offer is not None and offer.initiate_request == initiate_request()
+
+
+# ---- forged certificates: mutations of the DER inside pkCert -------------------------------
+
+EC_PUBLIC_KEY_OID = bytes.fromhex("06072a8648ce3d0201")  # id-ecPublicKey
+
+
+def _with_pk_cert(hs, der: bytes, key) -> None:
+    """Put ``der`` in the request's pkCert and sign again, so the certificate is what fails."""
+    hs.request.tbs.token1.pk_cert = der
+    hs.request.sign = crypto.sign(key, canonical_part(hs.request, "tbs"))
+
+
+def test_certificate_with_an_unknown_key_algorithm_is_malformed(pki):
+    der = pki["client"].certificate.public_bytes(Encoding.DER)
+    assert der.count(EC_PUBLIC_KEY_OID) == 1
+    forged = der.replace(EC_PUBLIC_KEY_OID, EC_PUBLIC_KEY_OID[:-1] + b"\x09")
+    hs = _request(pki)
+    _with_pk_cert(hs, forged, pki["client"].key)
+    responder_refuses(hs.request, cfg(pki, "ied"), HandshakeDiag.MALFORMED_CERTIFICATE)
+    # The same forgery in the acceptance: the initiator refuses it with the same diagnostic.
+    hs = _request(pki)
+    offer = Responder(cfg(pki, "ied")).receive(CLIENT, wire(hs.request), T0)
+    _, acc = offer.accept(initiate_response(), T0)
+    acc.tbs.token1.pk_cert = forged
+    acc.sign = crypto.sign(pki["ied"].key, canonical_part(acc, "tbs"))
+    with pytest.raises(HandshakeError) as err:
+        hs.complete(wire(acc), T0)
+    assert err.value.diag is HandshakeDiag.MALFORMED_CERTIFICATE
+
+
+def test_forged_intermediate_in_cert_path_is_malformed(pki):
+    der = pki["ca"].certificate.public_bytes(Encoding.DER)
+    forged = der.replace(EC_PUBLIC_KEY_OID, EC_PUBLIC_KEY_OID[:-1] + b"\x09")
+    hs = _request(pki)
+    hs.request.tbs.token1.cert_path = e.ClearToken1.CertPath(certificate=[forged])
+    hs.request.sign = crypto.sign(pki["client"].key, canonical_part(hs.request, "tbs"))
+    responder_refuses(hs.request, cfg(pki, "ied"), HandshakeDiag.MALFORMED_CERTIFICATE)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    position=st.floats(0, 1),
+    action=st.sampled_from(["set", "delete", "insert"]),
+    byte=st.integers(0, 255),
+)
+def test_responder_on_mutated_certificate_der_raises_only_handshake_errors(
+    pki, position, action, byte
+):
+    der = bytearray(pki["client"].certificate.public_bytes(Encoding.DER))
+    i = int(position * (len(der) - 1))
+    if action == "set":
+        der[i] = byte
+    elif action == "delete":
+        del der[i]
+    else:
+        der.insert(i, byte)
+    hs = _request(pki)
+    _with_pk_cert(hs, bytes(der), pki["client"].key)
+    try:
+        offer = Responder(cfg(pki, "ied")).receive(CLIENT, wire(hs.request), T0)
+    except HandshakeError as exc:
+        assert isinstance(exc.reply, e.HandshakeSecReject)
+        return
+    assert offer is not None  # a mutation that left a valid certificate (e.g. in the signature)

@@ -67,7 +67,7 @@ from gridbind.iec61850.e2e.tokens import (
     to_posix,
 )
 from gridbind.iec61850.e2e.transfer import I2R, R2I, DirectionKeys, E2ESession
-from gridbind.iec61850.e2e.trust import check_certificate
+from gridbind.iec61850.e2e.trust import check_certificate, load_certificate
 
 __all__ = ["MAX_REPLAY_CACHE", "HandshakeOffer", "Initiator", "Responder"]
 
@@ -160,11 +160,7 @@ def _check_signed(
     """Every check of a signed handshake PDU; HandshakeError (no reply) on the first failure."""
     token1 = env.tbs.token1
     sig_alg = alternative_name(token1.sig_alg)
-    try:
-        presented = x509.load_der_x509_certificate(token1.pk_cert)
-        public = presented.public_key()
-    except (ValueError, TypeError) as exc:
-        raise HandshakeError(HandshakeDiag.MALFORMED_CERTIFICATE, str(exc)) from None
+    public = load_certificate(token1.pk_cert).public_key()
     if not crypto.verify(public, sig_alg, env.sign, canonical_part(env, "tbs")):
         raise HandshakeError(HandshakeDiag.INVALID_SIGNATURE, "signature does not verify")
     path = token1.cert_path.certificate if token1.cert_path is not None else []

@@ -22,7 +22,13 @@ from cryptography.x509.oid import ExtensionOID, ObjectIdentifier
 from gridbind.iec61850.e2e.config import bare_jid
 from gridbind.iec61850.e2e.diagnostics import HandshakeDiag, HandshakeError
 
-__all__ = ["ID_ON_XMPP_ADDR", "MAX_PATH", "certificate_jids", "check_certificate"]
+__all__ = [
+    "ID_ON_XMPP_ADDR",
+    "MAX_PATH",
+    "certificate_jids",
+    "check_certificate",
+    "load_certificate",
+]
 
 #: id-on-xmppAddr (RFC 6120).
 ID_ON_XMPP_ADDR = ObjectIdentifier("1.3.6.1.5.5.7.8.5")
@@ -32,6 +38,24 @@ MAX_PATH = 4
 
 def _fail(diag: HandshakeDiag, detail: str) -> HandshakeError:
     return HandshakeError(diag, detail)
+
+
+def load_certificate(der: bytes) -> x509.Certificate:
+    """A peer's DER certificate, parsed eagerly; MALFORMED_CERTIFICATE on any parsing failure.
+
+    ``cryptography`` parses lazily: an unknown key algorithm (``UnsupportedAlgorithm``), a
+    malformed extension or key only shows when used, so key and extensions are touched here.
+    """
+    try:
+        cert = x509.load_der_x509_certificate(der)
+        cert.public_key()
+        list(cert.extensions)
+        cert.subject, cert.issuer  # noqa: B018 - forces their parsing
+    except Exception as exc:  # noqa: BLE001 - any parser failure is a malformed certificate
+        raise _fail(
+            HandshakeDiag.MALFORMED_CERTIFICATE, f"not a usable DER certificate: {exc}"
+        ) from None
+    return cert
 
 
 def _utf8string(der: bytes) -> str | None:
@@ -104,11 +128,8 @@ def check_certificate(
     peer_jid: str,
 ) -> x509.Certificate:
     """The peer's end-entity certificate if it passes every check; HandshakeError otherwise."""
-    try:
-        leaf = x509.load_der_x509_certificate(leaf_der)
-        path = [x509.load_der_x509_certificate(d) for d in path_der]
-    except ValueError as exc:
-        raise _fail(HandshakeDiag.MALFORMED_CERTIFICATE, f"not a DER certificate: {exc}") from None
+    leaf = load_certificate(leaf_der)
+    path = [load_certificate(d) for d in path_der]
     if len(path) > MAX_PATH:
         raise _fail(HandshakeDiag.INVALID_CERTIFICATE_PATH, f"certPath longer than {MAX_PATH}")
     at = datetime.fromtimestamp(now, tz=UTC)
