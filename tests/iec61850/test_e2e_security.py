@@ -835,3 +835,45 @@ def test_responder_on_mutated_certificate_der_raises_only_handshake_errors(
         assert isinstance(exc.reply, e.HandshakeSecReject)
         return
     assert offer is not None  # a mutation that left a valid certificate (e.g. in the signature)
+
+
+def test_replayed_handshake_request_with_a_malleated_signature(pki):
+    from cryptography.hazmat.primitives.asymmetric.utils import (
+        decode_dss_signature,
+        encode_dss_signature,
+    )
+
+    hs = _request(pki)
+    responder = Responder(cfg(pki, "ied"))
+    assert responder.receive(CLIENT, wire(hs.request), T0) is not None
+    r, s = decode_dss_signature(hs.request.sign)
+    order = {
+        "secp256r1": 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551,
+        "secp384r1": int(
+            "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF"
+            "581A0DB248B0A77AECEC196ACCC52973",
+            16,
+        ),
+    }[pki["client"].key.curve.name]
+    hs.request.sign = encode_dss_signature(r, order - s)  # also a valid signature
+    with pytest.raises(HandshakeError) as err:
+        responder.receive(CLIENT, wire(hs.request), T0 + 1)
+    assert err.value.diag is HandshakeDiag.REPLAYED_HANDSHAKE
+
+
+def test_one_peer_cannot_fill_the_replay_memory(pki, monkeypatch):
+    from gridbind.iec61850.e2e import handshake as hs_module
+
+    monkeypatch.setattr(hs_module, "MAX_REPLAY_PER_PEER", 3)
+    responder = Responder(cfg(pki, "ied"))
+    for asso in range(3):
+        assert responder.receive(CLIENT, wire(_request(pki, asso=str(asso)).request), T0)
+    with pytest.raises(HandshakeError) as err:
+        responder.receive(CLIENT, wire(_request(pki, asso="9").request), T0)
+    assert err.value.diag is HandshakeDiag.RESOURCES_EXHAUSTED
+    # Another peer is still served.
+    other = _request(pki, "wrong_jid")
+    assert responder.receive("mallory@example.test/IEC", wire(other.request), T0)
+    # Once the window has passed, the first peer's entries are forgotten.
+    later = T0 + 2 * cfg(pki, "ied").window_s + 1
+    assert responder.receive(CLIENT, wire(_request(pki, now=later).request), later)

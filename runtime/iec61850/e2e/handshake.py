@@ -69,10 +69,12 @@ from gridbind.iec61850.e2e.tokens import (
 from gridbind.iec61850.e2e.transfer import I2R, R2I, DirectionKeys, E2ESession
 from gridbind.iec61850.e2e.trust import check_certificate, load_certificate
 
-__all__ = ["MAX_REPLAY_CACHE", "HandshakeOffer", "Initiator", "Responder"]
+__all__ = ["MAX_REPLAY_CACHE", "MAX_REPLAY_PER_PEER", "HandshakeOffer", "Initiator", "Responder"]
 
-#: Bound of the responder's memory of recent HandshakeReq signatures (replay detection).
+#: Bound of the responder's memory of recent HandshakeReqs (replay detection).
 MAX_REPLAY_CACHE = 4096
+#: Share of that memory one peer (bare JID) may hold, so one peer cannot lock out the others.
+MAX_REPLAY_PER_PEER = 64
 _PP = "iec61850-8-2"
 
 
@@ -391,6 +393,7 @@ class Responder:
         self.policy = policy if isinstance(policy, E2EPolicy) else E2EPolicy(policy)
         self._ids = itertools.count(1)
         self._recent: OrderedDict[tuple[str, bytes], float] = OrderedDict()
+        self._per_peer: dict[str, int] = {}
 
     def receive(self, peer: str, envelope: Any, now: Now) -> HandshakeOffer | None:
         """Check an association request; ``None`` when it is an E2E-off request and E2E is off
@@ -427,16 +430,26 @@ class Responder:
         checked = _check_signed(config, env, peer, t, dh, ("initiate-RequestPDU",))
         if not env.tbs.token1.asso_id.isdigit():
             raise HandshakeError(HandshakeDiag.INVALID_ASSO_ID, "request assoID must be n")
-        self._remember(peer, env.sign, t, config.window_s)
+        # Keyed on the signed content, not the signature: ECDSA's (r, n - s) also verifies.
+        self._remember(peer, canonical_part(env, "tbs"), t, config.window_s)
         part = str(next(self._ids) % 10**10)
         return HandshakeOffer(config, peer, env, checked, dh, part)
 
-    def _remember(self, peer: str, sign: bytes, t: float, window: float) -> None:
+    def _remember(self, peer: str, tbs: bytes, t: float, window: float) -> None:
         while self._recent and next(iter(self._recent.values())) < t - 2 * window:
-            self._recent.popitem(last=False)
-        key = (bare_jid(peer), crypto.sha256(sign))
+            (old_peer, _), _ = self._recent.popitem(last=False)
+            self._per_peer[old_peer] -= 1
+            if not self._per_peer[old_peer]:
+                del self._per_peer[old_peer]
+        who = bare_jid(peer)
+        key = (who, crypto.sha256(tbs))
         if key in self._recent:
             raise HandshakeError(HandshakeDiag.REPLAYED_HANDSHAKE, "HandshakeReq seen before")
+        if self._per_peer.get(who, 0) >= MAX_REPLAY_PER_PEER:
+            raise HandshakeError(
+                HandshakeDiag.RESOURCES_EXHAUSTED, f"too many recent handshakes from {who}"
+            )
         if len(self._recent) >= MAX_REPLAY_CACHE:
             raise HandshakeError(HandshakeDiag.RESOURCES_EXHAUSTED, "too many recent handshakes")
         self._recent[key] = t
+        self._per_peer[who] = self._per_peer.get(who, 0) + 1
