@@ -877,3 +877,21 @@ def test_one_peer_cannot_fill_the_replay_memory(pki, monkeypatch):
     # Once the window has passed, the first peer's entries are forgotten.
     later = T0 + 2 * cfg(pki, "ied").window_s + 1
     assert responder.receive(CLIENT, wire(_request(pki, now=later).request), later)
+
+
+def test_appl_abort_must_carry_a_valid_icv(pki):
+    client, ied = handshake(cfg(pki, "client"), cfg(pki, "ied"))
+    forged = client.abort(T0)
+    forged.auth.icv = bytes(len(forged.auth.icv))  # an attacker without the control key
+    aborts(ied, wire(forged), DtDiag.INVALID_ICV)
+    # Without an authenticator at all.
+    client, ied = handshake(cfg(pki, "client"), cfg(pki, "ied"), asso="5")
+    bare = client.abort(T0)
+    bare.auth = None
+    aborts(ied, wire(bare), DtDiag.INVALID_ICV)
+    # A genuine ApplAbort, replayed on a later association with the same number, is refused too.
+    client, ied = handshake(cfg(pki, "client"), cfg(pki, "ied"), asso="4")
+    old = client.abort(T0)
+    client, ied = handshake(cfg(pki, "client"), cfg(pki, "ied"), asso="4")
+    with pytest.raises(TransferError):
+        ied.open(wire(old), T0)

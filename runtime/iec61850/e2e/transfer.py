@@ -180,7 +180,7 @@ class E2ESession:
             e.AssociationContext: self._open_plain,
             e.DtSecAbort: self._peer_abort,
             e.HandshakeSecAbort: self._peer_abort,
-            e.ApplAbort: self._peer_abort,
+            e.ApplAbort: self._peer_appl_abort,
         }
 
     # ---- the envelope layer ------------------------------------------------------------------
@@ -458,6 +458,19 @@ class E2ESession:
             "E2E association %s: peer %s sent %s (diag %s)", self.asso_id, self.peer, kind, diag
         )
         raise PeerAborted(kind, diag, env)
+
+    def _peer_appl_abort(self, env: e.ApplAbort, t: float) -> Mmspdu:
+        # Unlike DtSecAbort / HandshakeSecAbort (sent when keys may be unusable), ApplAbort is
+        # protected like the release PDUs: without this check anyone could end the association.
+        token3 = env.token3
+        if token3.asso_id != self.asso_id:
+            self._abort(t, DtDiag.INVALID_ASSO_ID, f"ApplAbort for assoID {token3.asso_id!r}")
+        if env.auth is None or not crypto.hmac_equal(
+            crypto.hmac_sha256(self._recv.ctl, canonical_part(env, "token3")), env.auth.icv
+        ):
+            self._abort(t, DtDiag.INVALID_ICV, "ApplAbort ICV does not match token3")
+        self._accept(self._check_token(token3.time, token3.seq, self._recv, t), self._recv)
+        return self._peer_abort(env, t)
 
     def _control(self, cls: type, t: float) -> Any:
         _, time, seq = self._next_time_seq(t)
