@@ -895,3 +895,32 @@ def test_appl_abort_must_carry_a_valid_icv(pki):
     client, ied = handshake(cfg(pki, "client"), cfg(pki, "ied"), asso="4")
     with pytest.raises(TransferError):
         ied.open(wire(old), T0)
+
+
+def test_acceptance_is_bound_to_the_request_it_answers(pki):
+    # An old, validly signed HandshakeAcc for an earlier request with the same assoID number.
+    old = _request(pki, asso="7", now=T0 - 60)
+    offer = Responder(cfg(pki, "ied")).receive(CLIENT, wire(old.request), T0 - 60)
+    _, old_acc = offer.accept(initiate_response(), T0 - 60)
+    hs = _request(pki, asso="7")
+    with pytest.raises(HandshakeError) as err:
+        hs.complete(wire(old_acc), T0)
+    assert err.value.diag is HandshakeDiag.INVALID_SIGNATURE
+    # The same for an old ApplicationReject.
+    old = _request(pki, asso="7", now=T0 - 60)
+    offer = Responder(cfg(pki, "ied")).receive(CLIENT, wire(old.request), T0 - 60)
+    old_reject = offer.reject(initiate_error(), T0 - 60)
+    hs = _request(pki, asso="7")
+    with pytest.raises(HandshakeError) as err:
+        hs.complete(wire(old_reject), T0)
+    assert err.value.diag is HandshakeDiag.INVALID_SIGNATURE
+
+
+def test_acceptance_timed_before_the_request_is_refused(pki):
+    hs = _request(pki)
+    offer = Responder(cfg(pki, "ied")).receive(CLIENT, wire(hs.request), T0)
+    _, acc = offer.accept(initiate_response(), T0 - 30)
+    with pytest.raises(HandshakeError) as err:
+        hs.complete(wire(acc), T0)
+    assert err.value.diag is HandshakeDiag.TIME_OUT_OF_WINDOW
+    assert isinstance(wire(err.value.reply), e.HandshakeSecAbort)

@@ -138,9 +138,25 @@ def _token1(config: E2EConfig, asso_id: str, dh: crypto.DhKeyPair, t: float) -> 
     )
 
 
-def _signed(cls: type, config: E2EConfig, token1: e.ClearToken1, pdu: Mmspdu, **kw: Any) -> Any:
+def _signed_bytes(env: Any, answers: e.HandshakeReq | None) -> bytes:
+    """What ``sign`` covers: the canonical tbs, and for an answer the hash of the request's tbs
+    (DECISIONS.md 41), so an old answer cannot complete a new handshake."""
+    tbs = canonical_part(env, "tbs")
+    if answers is None:
+        return tbs
+    return tbs + crypto.sha256(canonical_part(answers, "tbs"))
+
+
+def _signed(
+    cls: type,
+    config: E2EConfig,
+    token1: e.ClearToken1,
+    pdu: Mmspdu,
+    answers: e.HandshakeReq | None = None,
+    **kw: Any,
+) -> Any:
     env = cls(tbs=e.HandshakeTbs(token1=token1, appl_data=e.ApplData(mmspdu=pdu)), sign=b"\0", **kw)
-    env.sign = crypto.sign(config.private_key, canonical_part(env, "tbs"))
+    env.sign = crypto.sign(config.private_key, _signed_bytes(env, answers))
     return env
 
 
@@ -157,13 +173,19 @@ class _Checked:
 
 
 def _check_signed(
-    config: E2EConfig, env: Any, peer: str, t: float, own_dh: crypto.DhKeyPair, pdu_kinds: tuple
+    config: E2EConfig,
+    env: Any,
+    peer: str,
+    t: float,
+    own_dh: crypto.DhKeyPair,
+    pdu_kinds: tuple,
+    answers: e.HandshakeReq | None = None,
 ) -> _Checked:
     """Every check of a signed handshake PDU; HandshakeError (no reply) on the first failure."""
     token1 = env.tbs.token1
     sig_alg = alternative_name(token1.sig_alg)
     public = load_certificate(token1.pk_cert).public_key()
-    if not crypto.verify(public, sig_alg, env.sign, canonical_part(env, "tbs")):
+    if not crypto.verify(public, sig_alg, env.sign, _signed_bytes(env, answers)):
         raise HandshakeError(HandshakeDiag.INVALID_SIGNATURE, "signature does not verify")
     path = token1.cert_path.certificate if token1.cert_path is not None else []
     cert = check_certificate(token1.pk_cert, path, config.trust_anchors, t, peer)
@@ -262,6 +284,7 @@ class Initiator:
         self._dh = crypto.DhKeyPair.generate(config.dh_group)
         self._done = False
         t = to_posix(now)
+        self._sent_at = parse_time(format_time(t))  # as the peer sees it, at the wire precision
         self.request: e.HandshakeReq = _signed(
             e.HandshakeReq,
             config,
@@ -315,7 +338,13 @@ class Initiator:
 
     def _check(self, env: Any, t: float, kinds: tuple) -> _Checked:
         try:
-            checked = _check_signed(self.config, env, self.peer, t, self._dh, kinds)
+            checked = _check_signed(
+                self.config, env, self.peer, t, self._dh, kinds, answers=self.request
+            )
+            if parse_time(env.tbs.token1.time) < self._sent_at:
+                raise HandshakeError(
+                    HandshakeDiag.TIME_OUT_OF_WINDOW, "answer is timed before the request"
+                )
             head, _, tail = env.tbs.token1.asso_id.partition(":")
             if head != self.asso_id or not tail:
                 raise HandshakeError(
@@ -360,6 +389,7 @@ class HandshakeOffer:
             self.config,
             _token1(self.config, self.asso_id, self.dh, t),
             initiate_response,
+            answers=self.request,
         )
         session = _session(
             self.config,
@@ -383,6 +413,7 @@ class HandshakeOffer:
             self.config,
             _token1(self.config, self.asso_id, self.dh, t),
             initiate_error,
+            answers=self.request,
         )
 
 
