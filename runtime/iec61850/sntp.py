@@ -9,6 +9,10 @@
   originate timestamp is not the transmit timestamp of our request, or when its transmit time is
   zero. Refusals that may come from a stray or forged datagram (malformed, wrong mode,
   originate mismatch) are ``final=False``: the asyncio client keeps waiting for the real answer.
+  Also refused: a zero receive timestamp, and a root distance (root delay / 2 + root
+  dispersion, RFC 5905) above ``max_root_distance`` (16 s, RFC 5905's MAXDISP). The request's
+  transmit timestamp is a 64-bit random nonce (it does not reveal our clock; RFC 5905 section 9
+  recommends randomising it), and the local send time is kept apart for the offset.
 - :class:`SntpServer` (sans-IO, mode 4): ``respond(data, now)`` -> reply datagram or ``None``
   (dropped: malformed or not a mode-3 request). A server on a :meth:`ClockSource.local` clock is
   a reference by configuration (its stratum); one on an SNTP-fed clock answers leap 3 and
@@ -18,8 +22,14 @@
   ``hold_s`` (or SNTP is not configured), ``clock_failure`` after ``failure_limit`` consecutive
   failed polls (the configured time source is unreliable), ``accuracy`` = the number of
   significant fraction bits implied by the error bound (``floor(-log2(bound))``, 0..24; 31 =
-  unspecified while not synchronised).
-- Thin asyncio shells: :func:`query`, :func:`serve`, and :class:`SntpPoller` (one kept task).
+  unspecified while not synchronised). A result that would move the clock by more than
+  ``max_step_s`` is refused (:meth:`ClockSource.update` raises), except on the first sync when
+  ``allow_first_step`` is set.
+- :class:`SntpPollCore` (sans-IO): the poll schedule and sampling as deadlines:
+  ``next_deadline()``, ``handle_timer(now)`` and ``datagram_received(server, data, now)``
+  return the datagrams to send.
+- Thin asyncio shells: :func:`query`, :func:`serve`, and :class:`SntpPoller` (one kept task
+  around :class:`SntpPollCore`).
 
 Time stamps are NTP 64-bit values (era 0 from 1900; a value with the top bit clear is taken as
 era 1, from 2036, as RFC 4330 section 3 says). Port 123 by default, configurable everywhere.
@@ -46,7 +56,9 @@ __all__ = [
     "SntpClient",
     "SntpServer",
     "ClockSource",
+    "SntpPollCore",
     "SntpPoller",
+    "SntpSend",
     "query",
     "serve",
     "ntp_from_posix",
@@ -59,6 +71,8 @@ NTP_UNIX_DELTA = 2_208_988_800
 _HEADER = struct.Struct("!BBbbII4sQQQQ")
 MODE_CLIENT, MODE_SERVER = 3, 4
 LEAP_UNSYNC = 3
+#: RFC 5905 MAXDISP: a server whose root distance exceeds this is not a usable reference.
+MAX_ROOT_DISTANCE = 16.0
 
 
 class SntpError(Exception):
@@ -151,15 +165,16 @@ class SntpResult:
 class SntpClient:
     """Sans-IO SNTP client (mode 3): one outstanding request at a time."""
 
-    def __init__(self, version: int = 4) -> None:
+    def __init__(self, version: int = 4, *, max_root_distance: float = MAX_ROOT_DISTANCE) -> None:
         self.version = version
+        self.max_root_distance = max_root_distance
         self._sent: int | None = None
         self._sent_posix = 0.0
 
     def request(self, now: float) -> bytes:
-        """A mode-3 request; its transmit timestamp (low bits random, RFC 5905 ``xmt`` nonce)
-        must come back as the reply's originate timestamp."""
-        ts = (ntp_from_posix(now) & ~0xFFFF) | int.from_bytes(os.urandom(2), "big")
+        """A mode-3 request; its transmit timestamp is a 64-bit random nonce (the send time
+        ``now`` stays local) that must come back as the reply's originate timestamp."""
+        ts = int.from_bytes(os.urandom(8), "big") or 1
         self._sent, self._sent_posix = ts, now
         return NtpPacket(version=self.version, mode=MODE_CLIENT, transmit_ts=ts).encode()
 
@@ -182,6 +197,11 @@ class SntpClient:
             raise SntpError("leap indicator 3: server clock not synchronised")
         if p.transmit_ts == 0:
             raise SntpError("transmit timestamp is zero")
+        if p.receive_ts == 0:
+            raise SntpError("receive timestamp is zero")
+        distance = p.root_delay / (1 << 17) + p.root_dispersion / (1 << 16)
+        if distance > self.max_root_distance:
+            raise SntpError(f"root distance {distance:.3f} s exceeds {self.max_root_distance} s")
         self._sent = None
         t1, t4 = self._sent_posix, now
         t2, t3 = posix_from_ntp(p.receive_ts), posix_from_ntp(p.transmit_ts)
@@ -207,6 +227,10 @@ class ClockSource:
     monotonic: Callable[[], float] = time.monotonic
     offset: float = 0.0
     error: float | None = None
+    #: Largest correction accepted from one result (ntpd's panic threshold); None: no limit.
+    max_step_s: float | None = 1000.0
+    #: The first sync may step the clock by any amount (a freshly booted device).
+    allow_first_step: bool = True
     _synced_at: float | None = field(default=None, init=False, repr=False)
     _failures: int = field(default=0, init=False, repr=False)
 
@@ -244,7 +268,20 @@ class ClockSource:
         return Timestamp.from_float(self.now(), self.quality().to_octet())
 
     def update(self, result: SntpResult) -> None:
-        """Apply an accepted SNTP result (the offset is relative to the corrected clock)."""
+        """Apply an accepted SNTP result (the offset is relative to the corrected clock).
+
+        SntpError (and a failure recorded) when it would step the clock by more than
+        ``max_step_s``, unless it is the first sync and ``allow_first_step`` is set."""
+        first = self.error is None
+        if (
+            self.max_step_s is not None
+            and abs(result.offset) > self.max_step_s
+            and not (first and self.allow_first_step)
+        ):
+            self.failed()
+            raise SntpError(
+                f"offset {result.offset:+.3f} s exceeds the maximum step of {self.max_step_s} s"
+            )
         self.offset += result.offset
         self.error = result.error
         self._synced_at = self.monotonic()
@@ -377,8 +414,21 @@ async def query(
         transport.close()
 
 
-class SntpPoller:
-    """Polls SNTP servers every ``interval_s`` and updates a :class:`ClockSource`."""
+@dataclass(frozen=True)
+class SntpSend:
+    """A datagram :class:`SntpPollCore` wants sent to ``server`` (host, port)."""
+
+    server: tuple[str, int]
+    datagram: bytes
+
+
+class SntpPollCore:
+    """Sans-IO SNTP poll schedule: every ``interval_s`` each server in turn is asked ``samples``
+    times; the least delayed answer (RFC 5905's clock filter idea: the least delayed sample has
+    the least asymmetry error) updates ``clock``. A server that does not answer validly within
+    ``timeout`` is left for the next; a poll where none answered counts as a clock failure.
+
+    ``now`` is a monotonic time for deadlines; the NTP timestamps come from ``clock.now()``."""
 
     def __init__(
         self,
@@ -393,40 +443,168 @@ class SntpPoller:
             raise ValueError("at least one SNTP server")
         if not 1 <= samples <= 8:
             raise ValueError("samples per poll: 1..8")
-        self.samples = samples
         self.clock = clock
-        self.servers = servers
+        self.servers = list(servers)
         self.interval_s = interval_s
         self.timeout = timeout
+        self.samples = samples
         self.last_error: SntpError | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._deadline = -math.inf  # poll at the first timer
+        self._index: int | None = None  # server being asked; None between polls
+        self._client: SntpClient | None = None
+        self._results: list[SntpResult] = []
+        self._refusal: SntpError | None = None
 
-    async def poll_once(self) -> bool:
-        """Try the servers in order; True when one answered validly.
+    def next_deadline(self) -> float:
+        """When :meth:`handle_timer` must be called next (a poll is due, or a reply timed out)."""
+        return self._deadline
 
-        Each server is asked ``samples`` times and the answer with the smallest round-trip delay
-        is used (RFC 5905's clock filter idea: the least delayed sample has the least
-        asymmetry error)."""
-        for host, port in self.servers:
-            results = []
-            for _ in range(self.samples):
-                try:
-                    results.append(
-                        await query(host, port, timeout=self.timeout, clock=self.clock.now)
-                    )
-                except (SntpError, OSError) as exc:
-                    self.last_error = exc if isinstance(exc, SntpError) else SntpError(str(exc))
-                    break
-            if results:
-                self.clock.update(min(results, key=lambda r: r.delay))
-                return True
+    def handle_timer(self, now: float) -> list[SntpSend]:
+        """Start a due poll, or give up on the server that did not answer in time."""
+        if now < self._deadline:
+            return []
+        if self._index is None:
+            self._index, self._results = 0, []
+            return self._ask(now)
+        host, port = self.servers[self._index]
+        last = f" (last refusal: {self._refusal})" if self._refusal else ""
+        self.last_error = SntpError(
+            f"no valid SNTP reply from {host}:{port} in {self.timeout} s{last}"
+        )
+        return self._next_server(now)
+
+    def datagram_received(self, server: tuple[str, int], data: bytes, now: float) -> list[SntpSend]:
+        """A datagram from ``server``; stray ones (other server, no request out) are dropped."""
+        if self._index is None or self._client is None or server != self.servers[self._index]:
+            return []
+        try:
+            result = self._client.response(data, self.clock.now())
+        except SntpError as exc:
+            self._refusal = exc
+            if not exc.final:
+                return []  # maybe forged or stray: keep waiting for the real answer
+            self.last_error = exc
+            return self._next_server(now)
+        self._results.append(result)
+        if len(self._results) < self.samples:
+            return self._ask(now)
+        return self._finish(now)
+
+    def send_failed(self, server: tuple[str, int], error: Exception, now: float) -> list[SntpSend]:
+        """The transport could not send to ``server`` (or reported an ICMP error)."""
+        if self._index is None or server != self.servers[self._index]:
+            return []
+        self.last_error = SntpError(f"{server[0]}:{server[1]}: {error}")
+        return self._next_server(now)
+
+    def _ask(self, now: float) -> list[SntpSend]:
+        self._client, self._refusal = SntpClient(), None
+        self._deadline = now + self.timeout
+        assert self._index is not None
+        return [SntpSend(self.servers[self._index], self._client.request(self.clock.now()))]
+
+    def _next_server(self, now: float) -> list[SntpSend]:
+        assert self._index is not None
+        if self._results:
+            return self._finish(now)
+        self._index += 1
+        if self._index < len(self.servers):
+            return self._ask(now)
         self.clock.failed()
-        return False
+        return self._idle(now)
+
+    def _finish(self, now: float) -> list[SntpSend]:
+        try:
+            self.clock.update(min(self._results, key=lambda r: r.delay))
+        except SntpError as exc:
+            self.last_error = exc
+        return self._idle(now)
+
+    def _idle(self, now: float) -> list[SntpSend]:
+        self._index, self._client, self._results = None, None, []
+        self._deadline = now + self.interval_s
+        return []
+
+
+class _PollProtocol(asyncio.DatagramProtocol):
+    def __init__(self, poller: SntpPoller, server: tuple[str, int]) -> None:
+        self.poller = poller
+        self.server = server
+
+    def datagram_received(self, data: bytes, addr: tuple) -> None:
+        self.poller._feed(self.poller.core.datagram_received(self.server, data, _loop_time()))
+
+    def error_received(self, exc: Exception) -> None:
+        self.poller._feed(self.poller.core.send_failed(self.server, exc, _loop_time()))
+
+
+def _loop_time() -> float:
+    return asyncio.get_running_loop().time()
+
+
+class SntpPoller:
+    """Asyncio shell of :class:`SntpPollCore`: one connected UDP endpoint per server, one kept
+    task that sends what the core asks for and waits until its next deadline or a datagram."""
+
+    def __init__(
+        self,
+        clock: ClockSource,
+        servers: list[tuple[str, int]],
+        *,
+        interval_s: float = 64.0,
+        timeout: float = 2.0,
+        samples: int = 4,
+    ) -> None:
+        self.core = SntpPollCore(
+            clock, servers, interval_s=interval_s, timeout=timeout, samples=samples
+        )
+        self.clock = clock
+        self._task: asyncio.Task[None] | None = None
+        self._outbox: list[SntpSend] = []
+        self._wake: asyncio.Event | None = None
+        self._endpoints: dict[tuple[str, int], asyncio.DatagramTransport] = {}
+
+    @property
+    def last_error(self) -> SntpError | None:
+        return self.core.last_error
+
+    def _feed(self, sends: list[SntpSend]) -> None:
+        self._outbox.extend(sends)
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _send(self, item: SntpSend) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            transport = self._endpoints.get(item.server)
+            if transport is None or transport.is_closing():
+                transport, _ = await loop.create_datagram_endpoint(
+                    lambda: _PollProtocol(self, item.server), remote_addr=item.server
+                )
+                self._endpoints[item.server] = transport
+            transport.sendto(item.datagram)
+        except OSError as exc:
+            self._feed(self.core.send_failed(item.server, exc, loop.time()))
 
     async def _run(self) -> None:
-        while True:
-            await self.poll_once()
-            await asyncio.sleep(self.interval_s)
+        loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        try:
+            while True:
+                self._outbox.extend(self.core.handle_timer(loop.time()))
+                while self._outbox:
+                    await self._send(self._outbox.pop(0))
+                self._wake.clear()
+                delay = self.core.next_deadline() - loop.time()
+                if delay > 0:
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), delay)
+                    except TimeoutError:
+                        pass
+        finally:
+            for transport in self._endpoints.values():
+                transport.close()
+            self._endpoints.clear()
 
     def start(self) -> None:
         if self._task is None:

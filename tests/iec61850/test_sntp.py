@@ -81,6 +81,10 @@ def test_client_computes_offset_and_delay():
         ({"originate_ts": 12345}, "originate timestamp", False),
         ({"transmit_ts": 0}, "transmit timestamp is zero", True),
         ({"version": 0}, "version 0", True),
+        ({"receive_ts": 0}, "receive timestamp is zero", True),
+        ({"root_dispersion": 17 << 16}, "root distance 17.000 s", True),
+        ({"root_delay": 34 << 16}, "root distance 17.000 s", True),
+        ({"root_delay": 16 << 16, "root_dispersion": 9 << 16}, "root distance 17.000 s", True),
     ],
 )
 def test_client_refuses_bad_replies(changes, match, final):
@@ -221,3 +225,93 @@ def test_query_over_udp_refuses_bad_replies(changes, match):
             sock.close()
 
     run(main())
+
+
+def test_request_transmit_timestamp_is_a_64_bit_nonce():
+    stamps = {NtpPacket.decode(SntpClient().request(T)).transmit_ts for _ in range(8)}
+    assert len(stamps) == 8
+    # It does not reveal the local clock (the offset uses the kept send time).
+    assert not any(ts >> 32 == ntp_from_posix(T) >> 32 for ts in stamps)
+    client = SntpClient()
+    req = client.request(T)
+    assert client.response(good_reply(req, T + 5), T).offset == pytest.approx(5.0, abs=1e-6)
+
+
+def test_root_distance_limit_is_configurable():
+    client = SntpClient(max_root_distance=0.5)
+    req = client.request(T)
+    with pytest.raises(SntpError, match="root distance"):
+        client.response(good_reply(req, T, root_dispersion=1 << 16), T)
+
+
+def _result(offset: float) -> sntp.SntpResult:
+    return sntp.SntpResult(offset=offset, delay=0.01, stratum=2, error=0.01, server_time=T)
+
+
+def test_clock_step_is_limited():
+    clock = ClockSource(wall=lambda: T, max_step_s=10.0)
+    clock.update(_result(100.0))  # the first sync may step (allow_first_step)
+    assert clock.now() == pytest.approx(T + 100.0)
+    with pytest.raises(SntpError, match="maximum step of 10.0 s"):
+        clock.update(_result(-50.0))
+    assert clock.now() == pytest.approx(T + 100.0)
+    clock.update(_result(2.0))
+    assert clock.now() == pytest.approx(T + 102.0)
+    strict = ClockSource(wall=lambda: T, max_step_s=10.0, allow_first_step=False)
+    with pytest.raises(SntpError, match="maximum step"):
+        strict.update(_result(100.0))
+    assert strict.offset == 0.0 and not strict.synchronized()
+
+
+class _FakeServer:
+    def __init__(self, ahead: float) -> None:
+        reference = ClockSource.local(wall=lambda: T)
+        reference.offset = ahead
+        self.core = SntpServer(reference)
+
+    def answer(self, send: sntp.SntpSend) -> bytes:
+        return self.core.respond(send.datagram, self.core.clock.now())
+
+
+def test_poll_core_samples_then_waits_for_the_interval():
+    clock = ClockSource(wall=lambda: T, monotonic=lambda: 0.0)
+    server = _FakeServer(3.25)
+    core = sntp.SntpPollCore(clock, [("a", 123)], interval_s=64, timeout=2, samples=3)
+    sends = core.handle_timer(0.0)
+    assert [s.server for s in sends] == [("a", 123)] and core.next_deadline() == 2.0
+    for n in range(3):
+        assert core.handle_timer(0.5) == []  # nothing due yet
+        sends = core.datagram_received(("a", 123), server.answer(sends[0]), 0.1 * (n + 1))
+    assert sends == [] and core.next_deadline() == pytest.approx(0.3 + 64)
+    assert clock.synchronized() and clock.offset == pytest.approx(3.25, abs=1e-6)
+    # A datagram from another address or when none is outstanding is dropped.
+    assert core.datagram_received(("b", 123), b"\0" * 48, 1.0) == []
+
+
+def test_poll_core_times_out_then_asks_the_next_server():
+    clock = ClockSource(wall=lambda: T, monotonic=lambda: 0.0)
+    server = _FakeServer(1.0)
+    core = sntp.SntpPollCore(clock, [("a", 123), ("b", 123)], timeout=2, samples=1)
+    (first,) = core.handle_timer(0.0)
+    assert first.server == ("a", 123)
+    (second,) = core.handle_timer(2.0)  # "a" timed out
+    assert second.server == ("b", 123) and "no valid SNTP reply from a:123" in str(core.last_error)
+    # A forged reply (wrong originate) is ignored; the real one is used.
+    assert core.datagram_received(("b", 123), good_reply(first.datagram, T), 2.1) == []
+    core.datagram_received(("b", 123), server.answer(second), 2.2)
+    assert clock.synchronized() and clock.offset == pytest.approx(1.0, abs=1e-6)
+    # A poll where no server answers is a clock failure.
+    failing = ClockSource(wall=lambda: T, failure_limit=1)
+    core = sntp.SntpPollCore(failing, [("a", 123)], timeout=2, samples=1, interval_s=60)
+    core.handle_timer(0.0)
+    assert core.handle_timer(2.0) == [] and core.next_deadline() == 62.0
+    assert failing.quality().clock_failure
+
+
+def test_poll_core_refuses_a_step_beyond_the_limit():
+    clock = ClockSource(wall=lambda: T, max_step_s=5.0, allow_first_step=False)
+    server = _FakeServer(30.0)
+    core = sntp.SntpPollCore(clock, [("a", 123)], samples=1)
+    (send,) = core.handle_timer(0.0)
+    core.datagram_received(("a", 123), server.answer(send), 0.1)
+    assert "maximum step" in str(core.last_error) and clock.offset == 0.0
