@@ -36,7 +36,9 @@ from .stanza import (
     RequestTimeout,
     StanzaError,
     XmppError,
+    answer_matches,
     decode_payload,
+    error_text,
     payload_element,
     unwrap,
 )
@@ -105,7 +107,8 @@ class MemoryEndpoint:
         self.request_timeout = request_timeout
         self._gate = gate or _codec.default_codec()
         self._tracked: set[str] = set()
-        self._pending: dict[str, asyncio.Future] = {}
+        # iq id -> (the JID asked, the answer): only that JID may answer (a spoofed id is dropped).
+        self._pending: dict[str, tuple[str, asyncio.Future]] = {}
         self._live = False
         self.lost_reason: str | None = None
 
@@ -158,7 +161,7 @@ class MemoryEndpoint:
             return
         self._live = False
         self.network.online.pop(self.full_jid, None)
-        for fut in self._pending.values():
+        for _, fut in self._pending.values():
             if not fut.done():
                 fut.set_exception(LinkLost(reason))
                 fut.exception()  # the waiter gets it; no "never retrieved" if it went away
@@ -209,7 +212,7 @@ class MemoryEndpoint:
         self._require_live()
         sid = self.network.next_id()
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
-        self._pending[sid] = fut
+        self._pending[sid] = (to, fut)
         stanza = self._stanza("iq", to, iq_type, sid, self._element(payload))
         try:
             if not self.network.deliver(self, to, stanza):
@@ -243,7 +246,9 @@ class MemoryEndpoint:
         error = ET.SubElement(stanza, _CLIENT_NS + "error", {"type": etype})
         error.append(ET.Element(f"{{urn:ietf:params:xml:ns:xmpp-stanzas}}{condition}"))
         if text:
-            ET.SubElement(error, "{urn:ietf:params:xml:ns:xmpp-stanzas}text").text = text[:500]
+            ET.SubElement(error, "{urn:ietf:params:xml:ns:xmpp-stanzas}text").text = error_text(
+                text
+            )
         self.network.deliver(self, item.sender, stanza)
 
     def _receive(self, sender: str, stanza: ET.Element) -> None:
@@ -273,8 +278,13 @@ class MemoryEndpoint:
                 self.reply_error(item, "internal-server-error", type(exc).__name__)
 
     def _answer(self, sender: str, sid: str, stype: str, stanza: ET.Element) -> None:
-        fut = self._pending.get(sid)
+        asked, fut = self._pending.get(sid, ("", None))
         if fut is None or fut.done():
+            return
+        if not answer_matches(asked, sender):
+            log.warning(
+                "%s: dropped an answer to %s from %s (asked %s)", self.full_jid, sid, sender, asked
+            )
             return
         if stype == "error":
             error = stanza.find(_CLIENT_NS + "error")

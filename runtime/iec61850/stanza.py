@@ -43,6 +43,8 @@ __all__ = [
     "RequestTimeout",
     "InvalidPayload",
     "StanzaError",
+    "error_text",
+    "answer_matches",
 ]
 
 #: Namespace of the 8-2 payload (version 2018, revision A, release 1).
@@ -91,6 +93,27 @@ _RESULTS = frozenset(
         "initiate-ErrorPDU",
     }
 )
+
+
+def error_text(text: str, limit: int = 500) -> str:
+    """A stanza error text that may quote peer input: at most ``limit`` characters, each one
+    XML 1.0 can carry (others, CR included, become ``?``)."""
+    return "".join(
+        (
+            c
+            if c in "\t\n" or " " <= c <= "\ud7ff" or "\ue000" <= c <= "\ufffd" or c >= "\U00010000"
+            else "?"
+        )
+        for c in text[:limit]
+    )
+
+
+def answer_matches(asked: str, sender: str) -> bool:
+    """Whether an iq answer from ``sender`` may answer a request sent to ``asked`` (the full JID
+    asked, or any resource of a bare JID asked), as slixmpp matches them."""
+    if sender == asked:
+        return True
+    return "/" not in asked and sender.split("/", 1)[0] == asked
 
 
 def stanza_for_pdu(pdu: str, service: str | None = None) -> tuple[str, str]:

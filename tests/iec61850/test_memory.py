@@ -146,7 +146,7 @@ def test_hostile_stanzas_are_answered_in_memory() -> None:
                 stanza = ET.fromstring(f'<x xmlns="jabber:client">{body}</x>')
                 sid = net.next_id()
                 fut = asyncio.get_running_loop().create_future()
-                raw._pending[sid] = fut
+                raw._pending[sid] = (server.jid, fut)
                 iq = raw._stanza("iq", server.jid, iq_type, sid, *list(stanza))
                 assert net.deliver(raw, server.jid, iq)
                 try:
@@ -164,3 +164,52 @@ def test_hostile_stanzas_are_answered_in_memory() -> None:
             assert await ied.get_server_directory() == ["FDR1LD0", "FDR1MEAS", "FDR1PROT"]
 
     run(main(), 20)
+
+
+@pytest.mark.timeout(10)
+def test_an_answer_from_another_jid_is_dropped() -> None:
+    async def main():
+        net = MemoryNetwork()
+        a = net.endpoint("a@memory.test", request_timeout=0.3)
+        b = net.endpoint("b@memory.test")
+        mallory = net.endpoint("mallory@memory.test")
+        asked: list = []
+        a.set_handlers(lambda item: None)
+        b.set_handlers(asked.append)
+        mallory.set_handlers(lambda item: None)
+        for ep in (a, b, mallory):
+            await ep.start()
+        task = asyncio.get_running_loop().create_task(a.request(b.full_jid, "get", CANCEL))
+        await until(lambda: asked, 2, "the request reached b")
+        # mallory knows (or guesses) the iq id and answers first, as result and as error
+        spoof = mallory._stanza("iq", a.full_jid, "result", asked[0].id)
+        net.deliver(mallory, a.full_jid, spoof)
+        spoof = mallory._stanza("iq", a.full_jid, "error", asked[0].id)
+        ET.SubElement(spoof, "{jabber:client}error", {"type": "cancel"})
+        net.deliver(mallory, a.full_jid, spoof)
+        await asyncio.sleep(0.05)
+        assert not task.done()
+        b.reply(asked[0], CANCEL)  # the real answer still gets through
+        answer = await task
+        assert answer.sender == b.full_jid and answer.payload == CANCEL
+
+    run(main())
+
+
+@pytest.mark.timeout(10)
+def test_error_text_is_sanitised_in_memory() -> None:
+    async def main():
+        net = MemoryNetwork()
+        a = net.endpoint("a@memory.test")
+        b = net.endpoint("b@memory.test")
+        a.set_handlers(lambda item: None)
+        b.set_handlers(
+            lambda item: b.reply_error(item, "bad-request", "x\x00\x1b\r\ud800\ufffey" * 100)
+        )
+        await a.start()
+        await b.start()
+        with pytest.raises(StanzaError) as err:
+            await a.request(b.full_jid, "get", CANCEL)
+        assert err.value.text.startswith("x?????yx") and len(err.value.text) == 500
+
+    run(main())
