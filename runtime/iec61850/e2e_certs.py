@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from gridbind.iec61850.e2e.trust import ID_ON_XMPP_ADDR
+from gridbind.iec61850.pki import make_ca_certificate, xmpp_addr
 
 __all__ = ["Issued", "main", "make_ca", "make_e2e_certificate", "write_pem", "xmpp_addr"]
 
@@ -53,50 +53,27 @@ def _name(cn: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
 
-def xmpp_addr(jid: str) -> x509.OtherName:
-    """subjectAltName otherName id-on-xmppAddr (a DER UTF8String) for ``jid``."""
-    raw = jid.encode("utf-8")
-    if len(raw) > 127:
-        raise ValueError("JID too long for this helper (127 octets)")
-    return x509.OtherName(ID_ON_XMPP_ADDR, b"\x0c" + bytes([len(raw)]) + raw)
-
-
 def make_ca(
     name: str = "gridbind test E2E CA",
     *,
     issuer: Issued | None = None,
     key_kind: str = "ec",
     days: int = 30,
+    path_length: int | None = None,
 ) -> Issued:
-    """A self-signed CA (or an intermediate CA below ``issuer``)."""
+    """A self-signed CA (or an intermediate CA below ``issuer``); ``path_length`` is its
+    basicConstraints pathLenConstraint (None: unlimited)."""
     key = _key(key_kind)
     now = dt.datetime.now(dt.UTC)
-    signer_key = issuer.key if issuer else key
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(name))
-        .issuer_name(issuer.certificate.subject if issuer else _name(name))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+    cert = make_ca_certificate(
+        _name(name),
+        key,
+        not_before=now - dt.timedelta(minutes=5),
+        not_after=now + dt.timedelta(days=days),
+        issuer=issuer.certificate if issuer else None,
+        issuer_key=issuer.key if issuer else None,
+        path_length=path_length,
     )
-    cert = builder.sign(signer_key, hashes.SHA256())
     chain = ([issuer.certificate] + issuer.chain) if issuer else []
     return Issued(cert, key, chain)
 

@@ -67,7 +67,13 @@ class EnvelopeLayer(Protocol):
 #: ``factory(peer JID, association id)`` -> the layer of a new association.
 EnvelopeFactory = Callable[[str, str], EnvelopeLayer]
 
-_PP_8_2 = e2e.ProtectedProtocol(choice=e2e.ProtectedProtocol.Iec6185082())
+#: The protected protocol (``pp``) of every 8-2 envelope; the package's one definition.
+PP_8_2 = e2e.ProtectedProtocol(choice=e2e.ProtectedProtocol.Iec6185082())
+
+
+def names_8_2(pp: e2e.ProtectedProtocol) -> bool:
+    """Whether ``pp`` names IEC 61850-8-2."""
+    return isinstance(pp.choice, type(PP_8_2.choice))
 
 
 #: Where the envelopes of E2E_4.xsd carry the association id: AssociationContext (E2E off),
@@ -98,7 +104,7 @@ class ClearContext:
 
     def seal(self, pdu: m.Mmspdu, now: float) -> e2e.AssociationContext:
         return e2e.AssociationContext(
-            pp=_PP_8_2, asso_id=self.asso_id, appl_data=e2e.ApplData(mmspdu=pdu)
+            pp=PP_8_2, asso_id=self.asso_id, appl_data=e2e.ApplData(mmspdu=pdu)
         )
 
     def open(self, envelope: Any, now: float) -> m.Mmspdu:
@@ -110,6 +116,6 @@ class ClearContext:
         if envelope.asso_id != self.asso_id:
             raise EnvelopeError(f"assoID {envelope.asso_id!r} is not {self.asso_id!r}")
         pp = envelope.pp
-        if pp is not None and not isinstance(pp.choice, e2e.ProtectedProtocol.Iec6185082):
+        if pp is not None and not names_8_2(pp):
             raise EnvelopeError("pp names another protocol than iec61850-8-2")
         return envelope.appl_data.mmspdu

@@ -29,7 +29,9 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from .pki import ID_ON_XMPP_ADDR, make_ca_certificate, xmpp_addr
 
 __all__ = [
     "ProsodyError",
@@ -43,7 +45,7 @@ __all__ = [
 
 LOOPBACK = "127.0.0.1"
 #: id-on-xmppAddr (RFC 6120 section 13.7.1.4): the otherName of a certificate that carries a JID.
-ID_ON_XMPPADDR = ObjectIdentifier("1.3.6.1.5.5.7.8.5")
+ID_ON_XMPPADDR = ID_ON_XMPP_ADDR  # the name this module exported before pki.py
 # Where Debian's prosody-modules puts mod_auth_ccert (Prosody's own module dir); other layouts
 # keep the community modules apart and need plugin_paths.
 _CCERT_DIRS = (
@@ -129,32 +131,7 @@ def make_test_pki(
     until = now + datetime.timedelta(days=days)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = _name(f"gridbind test CA for {domain}")
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(until)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
-        .sign(ca_key, hashes.SHA256())
-    )
+    ca_cert = make_ca_certificate(ca_name, ca_key, not_before=now, not_after=until, path_length=0)
     leaf_key = ec.generate_private_key(ec.SECP256R1())
     leaf = (
         x509.CertificateBuilder()
@@ -193,16 +170,6 @@ def make_test_pki(
     return pki
 
 
-def _der_utf8string(text: str) -> bytes:
-    data = text.encode("utf-8")
-    if len(data) < 0x80:
-        length = bytes([len(data)])
-    else:
-        raw = len(data).to_bytes((len(data).bit_length() + 7) // 8, "big")
-        length = bytes([0x80 | len(raw)]) + raw
-    return b"\x0c" + length + data
-
-
 def make_client_cert(
     ca_cert: Path,
     ca_key: Path,
@@ -233,7 +200,7 @@ def make_client_cert(
         .not_valid_after(now + datetime.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
-            x509.SubjectAlternativeName([x509.OtherName(ID_ON_XMPPADDR, _der_utf8string(jid))]),
+            x509.SubjectAlternativeName([xmpp_addr(jid)]),
             critical=False,
         )
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)

@@ -924,3 +924,82 @@ def test_acceptance_timed_before_the_request_is_refused(pki):
         hs.complete(wire(acc), T0)
     assert err.value.diag is HandshakeDiag.TIME_OUT_OF_WINDOW
     assert isinstance(wire(err.value.reply), e.HandshakeSecAbort)
+
+
+# ---- trust path rules: intermediates are CAs with keyCertSign, pathLen is respected ---------
+
+
+def _intermediate(issuer, *, ca=True, key_cert_sign=True, path_length=None):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec as ec_keys
+    from cryptography.x509.oid import NameOID
+
+    from gridbind.iec61850.e2e_certs import Issued
+
+    key = ec_keys.generate_private_key(ec_keys.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "odd intermediate")])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(issuer.certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=path_length), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=key_cert_sign,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(issuer.key, hashes.SHA256())
+    )
+    return Issued(cert, key, [issuer.certificate, *issuer.chain])
+
+
+def _path_refused(pki, inter, anchor=None):
+    leaf = make_e2e_certificate(inter, "client1@example.test")
+    hs = Initiator(cfg({**pki, "client": leaf}, "client"), IED, "3", initiate_request(), T0)
+    ied = cfg(pki, "ied")
+    if anchor is not None:
+        ied = E2EConfig(
+            Mode.AUTHENTICATED,
+            certificate=pki["ied"].certificate,
+            private_key=pki["ied"].key,
+            trust_anchors=(anchor.certificate,),
+        )
+    return responder_refuses(hs.request, ied, HandshakeDiag.INVALID_CERTIFICATE_PATH)
+
+
+def test_intermediate_without_key_cert_sign_is_refused(pki):
+    _path_refused(pki, _intermediate(pki["ca"], key_cert_sign=False))
+
+
+def test_intermediate_that_is_not_a_ca_is_refused(pki):
+    _path_refused(pki, _intermediate(pki["ca"], ca=False))
+
+
+def test_path_length_constraints_are_respected(pki):
+    # An intermediate with pathLen 0 may not have another intermediate below it.
+    upper = make_ca("upper", issuer=pki["ca"], path_length=0)
+    lower = make_ca("lower", issuer=upper)
+    _path_refused(pki, lower)
+    # A trust anchor with pathLen 0 admits no intermediate at all.
+    root = make_ca("strict root", path_length=0)
+    _path_refused(pki, make_ca("below strict root", issuer=root), anchor=root)
+    # pathLen 1 admits exactly one.
+    upper = make_ca("upper 1", issuer=pki["ca"], path_length=1)
+    leaf = make_e2e_certificate(make_ca("lower 1", issuer=upper), "client1@example.test")
+    hs = Initiator(cfg({**pki, "client": leaf}, "client"), IED, "3", initiate_request(), T0)
+    assert Responder(cfg(pki, "ied")).receive(CLIENT, wire(hs.request), T0) is not None

@@ -68,6 +68,7 @@ from gridbind.iec61850.e2e.tokens import (
 )
 from gridbind.iec61850.e2e.transfer import I2R, R2I, DirectionKeys, E2ESession
 from gridbind.iec61850.e2e.trust import check_certificate, load_certificate
+from gridbind.iec61850.envelope import PP_8_2, names_8_2
 
 __all__ = ["MAX_REPLAY_CACHE", "MAX_REPLAY_PER_PEER", "HandshakeOffer", "Initiator", "Responder"]
 
@@ -75,7 +76,6 @@ __all__ = ["MAX_REPLAY_CACHE", "MAX_REPLAY_PER_PEER", "HandshakeOffer", "Initiat
 MAX_REPLAY_CACHE = 4096
 #: Share of that memory one peer (bare JID) may hold, so one peer cannot lock out the others.
 MAX_REPLAY_PER_PEER = 64
-_PP = "iec61850-8-2"
 
 
 def _encr_mode(config: E2EConfig) -> e.EncrMode:
@@ -290,7 +290,7 @@ class Initiator:
             config,
             _token1(config, asso_id, self._dh, t),
             initiate_request,
-            pp=alternative(e.ProtectedProtocol, _PP),
+            pp=PP_8_2,
         )
 
     def _abort(self, diag: HandshakeDiag, detail: str, t: float) -> HandshakeError:
@@ -455,7 +455,7 @@ class Responder:
             raise HandshakeError(HandshakeDiag.UNEXPECTED_MESSAGE, type(env).__name__)
         if config.mode is Mode.OFF:
             raise HandshakeError(HandshakeDiag.E2E_MISMATCH, "HandshakeReq, local policy is off")
-        if alternative_name(env.pp) != _PP:
+        if not names_8_2(env.pp):
             raise HandshakeError(HandshakeDiag.UNSUPPORTED_PROTOCOL, alternative_name(env.pp))
         dh = crypto.DhKeyPair.generate(config.dh_group)
         checked = _check_signed(config, env, peer, t, dh, ("initiate-RequestPDU",))

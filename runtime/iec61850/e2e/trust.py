@@ -1,9 +1,11 @@
 """Checks of a peer's E2E certificate: trust path, validity, keyUsage and the peer's JID.
 
 - Path: the certificate, then the ``certPath`` certificates the peer sent (at most
-  :data:`MAX_PATH`, each a CA by basicConstraints), up to a configured trust anchor; every link's
-  signature is verified (``verify_directly_issued_by``) and every certificate must be valid at
-  ``now``. No revocation source is consulted (diagnostic 10 stays reserved).
+  :data:`MAX_PATH`), up to a configured trust anchor; every link's signature is verified
+  (``verify_directly_issued_by``) and every certificate must be valid at ``now``. An
+  intermediate must be a CA (basicConstraints CA true) with keyUsage keyCertSign, and every CA
+  on the path (the anchor too) must allow the intermediates below it (pathLenConstraint). No
+  revocation source is consulted (diagnostic 10 stays reserved).
 - keyUsage of the end-entity certificate: the extension must be present with both
   ``digitalSignature`` and ``keyAgreement`` (IEC 62351-4 E2E certificate).
 - Identity: the peer's bare JID must be in the certificate's subjectAltName, as an ``otherName``
@@ -17,10 +19,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from cryptography import x509
-from cryptography.x509.oid import ExtensionOID, ObjectIdentifier
+from cryptography.x509.oid import ExtensionOID
 
 from gridbind.iec61850.e2e.config import bare_jid
 from gridbind.iec61850.e2e.diagnostics import HandshakeDiag, HandshakeError
+from gridbind.iec61850.pki import ID_ON_XMPP_ADDR, parse_der_utf8string
 
 __all__ = [
     "ID_ON_XMPP_ADDR",
@@ -30,8 +33,6 @@ __all__ = [
     "load_certificate",
 ]
 
-#: id-on-xmppAddr (RFC 6120).
-ID_ON_XMPP_ADDR = ObjectIdentifier("1.3.6.1.5.5.7.8.5")
 #: At most this many intermediates are followed.
 MAX_PATH = 4
 
@@ -58,24 +59,6 @@ def load_certificate(der: bytes) -> x509.Certificate:
     return cert
 
 
-def _utf8string(der: bytes) -> str | None:
-    # DER UTF8String: tag 0x0C, short or long definite length.
-    if len(der) < 2 or der[0] != 0x0C:
-        return None
-    length, offset = der[1], 2
-    if length & 0x80:
-        n = length & 0x7F
-        if n == 0 or n > 2 or len(der) < 2 + n:
-            return None
-        length, offset = int.from_bytes(der[2 : 2 + n], "big"), 2 + n
-    if len(der) != offset + length:
-        return None
-    try:
-        return der[offset:].decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-
-
 def certificate_jids(cert: x509.Certificate) -> list[str]:
     """The JIDs a certificate names in its subjectAltName (xmppAddr and ``xmpp:`` URIs)."""
     try:
@@ -85,7 +68,7 @@ def certificate_jids(cert: x509.Certificate) -> list[str]:
     jids = []
     for other in san.get_values_for_type(x509.OtherName):
         if other.type_id == ID_ON_XMPP_ADDR:
-            value = _utf8string(other.value)
+            value = parse_der_utf8string(other.value)
             if value is not None:
                 jids.append(value)
     for uri in san.get_values_for_type(x509.UniformResourceIdentifier):
@@ -113,11 +96,29 @@ def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     return True
 
 
-def _is_ca(cert: x509.Certificate) -> bool:
+def _check_issuing_ca(ca: x509.Certificate, below: int, what: str, anchor: bool) -> None:
+    """``ca`` may issue the path below it, which holds ``below`` intermediates (RFC 5280 6.1.4).
+
+    A trust anchor is configured, not sent: only its pathLenConstraint, when present, applies."""
     try:
-        return cert.extensions.get_extension_for_oid(ExtensionOID.BASIC_CONSTRAINTS).value.ca
+        constraints = ca.extensions.get_extension_for_oid(ExtensionOID.BASIC_CONSTRAINTS).value
     except x509.ExtensionNotFound:
-        return False
+        constraints = None
+    if not anchor:
+        if constraints is None or not constraints.ca:
+            raise _fail(HandshakeDiag.INVALID_CERTIFICATE_PATH, f"{what} is not a CA")
+        try:
+            usage = ca.extensions.get_extension_for_oid(ExtensionOID.KEY_USAGE).value
+        except x509.ExtensionNotFound:
+            usage = None
+        if usage is None or not usage.key_cert_sign:
+            raise _fail(HandshakeDiag.INVALID_CERTIFICATE_PATH, f"{what} lacks keyCertSign")
+    limit = constraints.path_length if constraints is not None else None
+    if limit is not None and below > limit:
+        raise _fail(
+            HandshakeDiag.INVALID_CERTIFICATE_PATH,
+            f"{what} allows {limit} intermediate(s) below it, the path has {below}",
+        )
 
 
 def check_certificate(
@@ -134,16 +135,20 @@ def check_certificate(
         raise _fail(HandshakeDiag.INVALID_CERTIFICATE_PATH, f"certPath longer than {MAX_PATH}")
     at = datetime.fromtimestamp(now, tz=UTC)
     current = leaf
-    for _ in range(MAX_PATH + 1):
-        if any(_issued_by(current, anchor) for anchor in anchors):
+    for below in range(MAX_PATH + 1):
+        anchor = next((a for a in anchors if _issued_by(current, a)), None)
+        if anchor is not None:
+            _check_issuing_ca(anchor, below, "the trust anchor", anchor=True)
             break
-        nxt = next((c for c in path if _issued_by(current, c) and _is_ca(c)), None)
+        # Any issuer found is checked, so a non-CA one is a clear path error, not "untrusted".
+        nxt = next((c for c in path if _issued_by(current, c)), None)
         if nxt is None:
             raise _fail(
                 HandshakeDiag.UNTRUSTED_CERTIFICATE,
                 f"no path from {leaf.subject.rfc4514_string()} to a trust anchor",
             )
         _valid_at(nxt, at, "an intermediate CA certificate")
+        _check_issuing_ca(nxt, below, f"intermediate {nxt.subject.rfc4514_string()}", anchor=False)
         current = nxt
     else:
         raise _fail(HandshakeDiag.INVALID_CERTIFICATE_PATH, "certificate path loops")
