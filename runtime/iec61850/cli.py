@@ -541,6 +541,7 @@ def _cmd_devserver(args: argparse.Namespace) -> int:
             jids[account] = server.register(account, password)
             pw_file = server.directory / f"{account}.password"
             pw_file.touch(mode=0o600)
+            pw_file.chmod(0o600)  # touch keeps the mode of a file left by an earlier run
             pw_file.write_text(password + "\n")
     except ProsodyError as exc:
         server.cleanup()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -180,7 +181,23 @@ def run_demo(say: Callable[[str], None] = print) -> int:
     return 0
 
 
+def write_demo_scl(args: argparse.Namespace) -> int:
+    """``demo-scl``: the demo IED's SCL file (IED ``FEEDER7``) on stdout or into ``--out``."""
+    if args.out:
+        Path(args.out).write_bytes(DEMO_SCL)
+    else:
+        sys.stdout.buffer.write(DEMO_SCL)
+        sys.stdout.flush()
+    return 0
+
+
 def register_demo(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``demo`` under ``gridbind iec61850``."""
+    """Add ``demo`` and ``demo-scl`` under ``gridbind iec61850``."""
     p = subparsers.add_parser("demo", help="serve a demo IED over a private Prosody and use it")
     p.set_defaults(func=lambda args: run_demo())
+    p = subparsers.add_parser(
+        "demo-scl",
+        help="write the demo IED's SCL file (IED FEEDER7), e.g. to try serve and the client",
+    )
+    p.add_argument("--out", "-o", help="write to this file instead of stdout")
+    p.set_defaults(func=write_demo_scl)
