@@ -223,9 +223,18 @@ class AssociationCore:
     nesting level and supported services (as server, what it will serve).
     """
 
-    def __init__(self, local: InitiateParams | None = None, *, max_associations: int = 64) -> None:
+    def __init__(
+        self,
+        local: InitiateParams | None = None,
+        *,
+        max_associations: int = 64,
+        max_per_peer: int = 8,
+    ) -> None:
         self.local = local or InitiateParams()
         self.max_associations = max_associations
+        #: Associations one account (bare JID, all resources) may hold, so that one peer
+        #: cannot take every slot of :attr:`max_associations`.
+        self.max_per_peer = max_per_peer
         self.associations: dict[tuple[str, str], Association] = {}
         self.events: list[Event] = []
         self._ids = itertools.count(1)
@@ -315,6 +324,12 @@ class AssociationCore:
             raise AssociationError(f"association {assoc_id!r} with {peer} already exists")
         if len(self.associations) >= self.max_associations:
             raise AssociationError(f"at most {self.max_associations} associations")
+        account = peer.split("/", 1)[0]
+        held = sum(1 for a in self.associations.values() if a.peer.split("/", 1)[0] == account)
+        if held >= self.max_per_peer:
+            raise AssociationError(
+                f"{account} already holds {held} associations (at most {self.max_per_peer} per peer)"
+            )
         negotiated = self.negotiate(proposed)
         assoc = Association(peer, assoc_id, negotiated, peer_services=proposed.services)
         self.associations[assoc.key] = assoc

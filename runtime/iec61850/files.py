@@ -6,6 +6,10 @@ with ``/`` into a relative path. Everything that could leave the root is refused
 system access: absolute paths, ``..`` and ``.`` segments, backslashes, NUL and control characters,
 and (after resolution) symbolic links pointing outside the root. Open files are bounded in
 number and read in chunks no larger than the negotiated PDU allows.
+
+A file the server pulls (obtainFile) is written to a :class:`Spool` in the root as it arrives
+(not held in memory) and renamed into place when complete; spool files are never listed, and
+their names are refused as file names.
 """
 
 from __future__ import annotations
@@ -13,16 +17,19 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["FileStoreError", "FileEntry", "FileStore", "MAX_SEGMENT", "MAX_NAME"]
+__all__ = ["FileStoreError", "FileEntry", "FileStore", "Spool", "MAX_SEGMENT", "MAX_NAME"]
 
 log = logging.getLogger(__name__)
 
 MAX_SEGMENT = 64
 MAX_NAME = 255
+#: Name prefix of spool files in the root (never listed, refused as a file name).
+SPOOL_PREFIX = ".gridbind-spool-"
 
 
 class FileStoreError(Exception):
@@ -52,6 +59,38 @@ class FileEntry:
     name: str
     size: int
     mtime: float
+
+
+class Spool:
+    """A file being received, written to a temporary file in the store's root; at most
+    ``limit`` octets. :meth:`FileStore.store` renames it into place; :meth:`discard` drops it."""
+
+    def __init__(self, root: Path, limit: int) -> None:
+        fd, name = tempfile.mkstemp(prefix=SPOOL_PREFIX, suffix=".part", dir=root)
+        self.path = Path(name)
+        # unbuffered: each piece (one PDU) goes straight to the file
+        self._handle: BinaryIO | None = os.fdopen(fd, "wb", buffering=0)
+        self.limit = limit
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        """Append ``data``; INSUFFICIENT_SPACE beyond the limit (nothing is written then)."""
+        if self._handle is None:
+            raise FileStoreError(FILE_ACCESS_DENIED, "spool already closed")
+        if self.size + len(data) > self.limit:
+            raise FileStoreError(INSUFFICIENT_SPACE, f"file larger than {self.limit}")
+        self._handle.write(data)
+        self.size += len(data)
+
+    def _close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def discard(self) -> None:
+        """Drop the received part (idempotent)."""
+        self._close()
+        self.path.unlink(missing_ok=True)
 
 
 @dataclass
@@ -101,7 +140,7 @@ class FileStore:
             if seg.startswith("/") or "\\" in seg or any(ord(c) < 32 or c == "\x7f" for c in seg):
                 raise FileStoreError(FILE_NAME_SYNTAX_ERROR, f"illegal file name {seg!r}")
             for part in seg.split("/"):
-                if part in ("", ".", ".."):
+                if part in ("", ".", "..") or part.startswith(SPOOL_PREFIX):
                     raise FileStoreError(FILE_NAME_SYNTAX_ERROR, f"illegal file name {seg!r}")
                 parts.append(part)
         name = "/".join(parts)
@@ -154,6 +193,8 @@ class FileStore:
         for dirpath, dirnames, filenames in os.walk(base, followlinks=False):
             dirnames.sort()
             for fn in filenames:
+                if fn.startswith(SPOOL_PREFIX):
+                    continue  # a file still arriving
                 path = Path(dirpath, fn)
                 try:
                     if not path.resolve().is_relative_to(self.root) or not path.is_file():
@@ -237,20 +278,40 @@ class FileStore:
             raise FileStoreError(FILE_BUSY, f"{self.check_name(segments)!r} is open")
         return path
 
+    def spool(self) -> Spool:
+        """A :class:`Spool` for a file about to arrive (at most :attr:`max_file_size`)."""
+        if not self.writable:
+            raise FileStoreError(FILE_ACCESS_DENIED, "the file store is read-only")
+        try:
+            return Spool(self.root, self.max_file_size)
+        except OSError as exc:
+            raise FileStoreError(INSUFFICIENT_SPACE, f"cannot spool: {exc}") from None
+
     def store(
-        self, segments: list[str] | str, data: bytes, *, overwrite: bool | None = None
+        self, segments: list[str] | str, data: bytes | Spool, *, overwrite: bool | None = None
     ) -> FileEntry:
-        """Write a whole file (the end of SetFile/obtainFile); atomic by rename. An existing
-        file is ``duplicate-filename`` unless ``overwrite`` (default :attr:`allow_overwrite`)."""
-        if len(data) > self.max_file_size:
-            raise FileStoreError(INSUFFICIENT_SPACE, f"file larger than {self.max_file_size}")
-        path = self.check_target(segments, overwrite=overwrite)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.parent.resolve().is_relative_to(self.root):
-            raise FileStoreError(FILE_ACCESS_DENIED, "target folder is outside the file store")
-        tmp = path.with_name(f".{path.name}.part")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        """Write a whole file (the end of SetFile/obtainFile), from bytes or a :class:`Spool`
+        (consumed: renamed into place or discarded); atomic by rename. An existing file is
+        ``duplicate-filename`` unless ``overwrite`` (default :attr:`allow_overwrite`)."""
+        spool = data if isinstance(data, Spool) else None
+        try:
+            size = spool.size if spool is not None else len(data)  # type: ignore[arg-type]
+            if size > self.max_file_size:
+                raise FileStoreError(INSUFFICIENT_SPACE, f"file larger than {self.max_file_size}")
+            path = self.check_target(segments, overwrite=overwrite)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.parent.resolve().is_relative_to(self.root):
+                raise FileStoreError(FILE_ACCESS_DENIED, "target folder is outside the file store")
+            if spool is not None:
+                spool._close()
+                os.replace(spool.path, path)
+            else:
+                tmp = path.with_name(f".{path.name}.part")
+                tmp.write_bytes(data)  # type: ignore[arg-type]
+                os.replace(tmp, path)
+        finally:
+            if spool is not None:
+                spool.discard()  # a no-op after the rename
         return self._entry(path)
 
     def delete(self, segments: list[str] | str) -> None:

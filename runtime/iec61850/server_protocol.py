@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
@@ -52,6 +52,7 @@ from .association import (
 )
 from .envelope import ClearContext, EnvelopeError, EnvelopeFactory, EnvelopeLayer
 from .envelope import association_id as _association_id
+from .files import FileStoreError, Spool
 from .protocol import Call, ErrorReply, Outgoing, Reply, Send
 from .services.acsi import RequestRefused, ServerServices, ServiceError
 from .stanza import Received, StanzaError, XmppError, stanza_for_pdu
@@ -87,9 +88,14 @@ class _Pull:
     stage: str = "open"  # -> reading -> close
     invoke: int = 0  # of the Call in flight
     frsm: int = 0
-    chunks: list[bytes] = field(default_factory=list)
+    spool: Spool | None = None  # the file as it arrives, on disk (not in memory)
     total: int = 0
     failure: ServiceError | None = None
+
+    def discard(self) -> None:
+        if self.spool is not None:
+            self.spool.discard()
+            self.spool = None
 
 
 class ServerProtocol:
@@ -106,6 +112,7 @@ class ServerProtocol:
         measure: Callable[[m.Mmspdu], int],
         *,
         max_associations: int = 64,
+        max_associations_per_peer: int = 8,
         envelopes: EnvelopeFactory = ClearContext,
         controls: ControlService | None = None,
     ) -> None:
@@ -113,7 +120,9 @@ class ServerProtocol:
         #: The control services (writes of $Oper/$SBOw/$Cancel, reads of $SBO), when served.
         self.controls = controls
         self._control_waits: dict[int, tuple[Received, Association, int]] = {}
-        self.core = AssociationCore(local, max_associations=max_associations)
+        self.core = AssociationCore(
+            local, max_associations=max_associations, max_per_peer=max_associations_per_peer
+        )
         self._measure = measure
         self._envelopes = envelopes
         self._layers: dict[tuple[str, str], EnvelopeLayer] = {}
@@ -147,6 +156,7 @@ class ServerProtocol:
         for token, pull in list(self._pulls.items()):
             if pull.assoc is assoc:
                 del self._pulls[token]
+                pull.discard()
 
     def peer_unavailable(self, jid: str) -> None:
         self.core.peer_unavailable(jid)
@@ -474,11 +484,21 @@ class ServerProtocol:
             mms.segments(req.source_file), 0,
         )  # fmt: skip
         try:
+            # One pull per association: each holds a spool file and a file of the requester.
+            if any(p.assoc is assoc for p in self._pulls.values()):
+                raise ServiceError(
+                    "resource", "capability-unavailable", "one obtainFile at a time per association"
+                )
             # A writable store and a free, valid name (duplicate-filename) before any fetch.
             self.services.obtain_file_check(pull.destination)
             if not PULL_SERVICES <= assoc.peer_services:
                 raise ServiceError("file", "other", "the requester offers no file services")
-            pull.limit = self.services.file_store().max_file_size
+            store = self.services.file_store()
+            pull.limit = store.max_file_size
+            try:
+                pull.spool = store.spool()
+            except FileStoreError as exc:
+                raise ServiceError("file", exc.code, str(exc)) from None
         except ServiceError as exc:
             return self._finish_pull(pull, exc, now)
         return [self._call(pull, mms.file_open(pull.source, 0), now)]
@@ -557,7 +577,18 @@ class ServerProtocol:
                 pull.failure = ServiceError("file", "insufficient-space-in-filestore", "too large")
                 pull.stage = "close"
                 return [self._call(pull, mms.file_close(pull.frsm), now)]
-            pull.chunks.append(data)
+            assert pull.spool is not None
+            try:
+                pull.spool.write(data)
+            except (FileStoreError, OSError) as exc:
+                code = (
+                    exc.code
+                    if isinstance(exc, FileStoreError)
+                    else "insufficient-space-in-filestore"
+                )
+                pull.failure = ServiceError("file", code, str(exc))
+                pull.stage = "close"
+                return [self._call(pull, mms.file_close(pull.frsm), now)]
             more = True if result.more_follows is None else result.more_follows
             if more and data:
                 return [self._call(pull, mms.file_read(pull.frsm), now)]
@@ -567,11 +598,12 @@ class ServerProtocol:
         return self._finish_pull(pull, pull.failure, now)
 
     def _finish_pull(self, pull: _Pull, failure: ServiceError | None, now: float):
-        if failure is None:
+        if failure is None and pull.spool is not None:
             try:  # checked again: another association may have taken the name meanwhile
-                self.services.obtain_file_store(pull.destination, b"".join(pull.chunks))
+                self.services.obtain_file_store(pull.destination, pull.spool)
             except ServiceError as exc:
                 failure = exc
+        pull.discard()
         if failure is None:
             answer = mms.confirmed_response(
                 pull.invoke_id,
