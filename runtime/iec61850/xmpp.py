@@ -47,6 +47,7 @@ from .stanza import (
     StanzaError,
     XmppError,
     decode_payload,
+    error_text,
     is_8_2,
     payload_element,
     stanza_for_pdu,
@@ -150,6 +151,12 @@ class _PayloadMatcher(MatcherBase):
 
 
 InboundHandler = Callable[[Received], None]
+
+
+def _payload_crs_escaped(data: Any) -> Any:
+    if isinstance(data, str) and "\r" in data and (PAYLOAD_NS in data or ASSOC_NS in data):
+        return data.replace("\r", "&#13;")
+    return data
 
 
 class IecXmpp:
@@ -258,11 +265,13 @@ class IecXmpp:
             client.register_plugin("xep_0198", {"allow_resume": True})
         client.register_handler(Callback("IEC 61850-8-2 payload", _PayloadMatcher(), self._inbound))
         # slixmpp's serialiser writes a CR in text raw, and XML end-of-line handling turns it
-        # into LF at the receiver: every CR of the outgoing stream becomes a character
-        # reference (markup never holds one, so only text and attribute values change).
-        send_raw = client.send_raw
+        # into LF at the receiver: in 8-2 payload stanzas every CR becomes a character reference
+        # (markup never holds one). Stanzas reach send_raw serialised, after slixmpp's out
+        # filters (XEP-0198 counts there), so the wrapper sits here and picks payload stanzas by
+        # namespace; IecXmpp.send_raw keeps the unwrapped method (raw bytes as given).
+        self._send_raw_unchanged = send_raw = client.send_raw
         client.send_raw = lambda data: send_raw(  # type: ignore[method-assign]
-            data.replace("\r", "&#13;") if isinstance(data, str) and "\r" in data else data
+            _payload_crs_escaped(data)
         )
         client.add_event_handler("session_start", self._session_start)
         client.add_event_handler("session_resumed", self._session_resumed)
@@ -540,9 +549,7 @@ class IecXmpp:
         reply["error"]["condition"] = condition
         if text:
             # Error texts may quote peer input: keep only characters XML 1.0 can carry.
-            reply["error"]["text"] = "".join(
-                c if c >= " " or c in "\t\n" else "?" for c in text[:500]
-            )
+            reply["error"]["text"] = error_text(text)
         reply.send()
 
     async def request(
@@ -585,8 +592,9 @@ class IecXmpp:
         msg.send()
 
     def send_raw(self, data: str) -> None:
-        """Send raw XML on the stream (tests of hostile input only)."""
-        self._require_client().send_raw(data)
+        """Send raw XML on the stream exactly as given (tests of hostile input only)."""
+        self._require_client()
+        self._send_raw_unchanged(data)
 
     def _require_client(self) -> slixmpp.ClientXMPP:
         if self._client is None:
