@@ -79,6 +79,7 @@ class IedServer:
         max_outstanding: int = 16,
         nesting_level: int = 10,
         max_associations: int = 64,
+        max_associations_per_peer: int = 8,
         services: frozenset[str] = SERVER_SERVICES,
         envelopes: EnvelopeFactory = ClearContext,
         allow_file_overwrite: bool = False,
@@ -112,6 +113,7 @@ class IedServer:
             self._measure,
             # SCL Services DynAssociation max lowers the server's own bound
             max_associations=min(max_associations, model.limits.max_associations or (1 << 31)),
+            max_associations_per_peer=max_associations_per_peer,
             envelopes=envelopes,
             controls=self.controls,
         )

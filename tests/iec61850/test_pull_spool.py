@@ -140,3 +140,19 @@ def test_per_peer_cap_on_the_memory_transport() -> None:
             await asyncio.gather(*(a.conclude() for a in held))
 
     run(main(), 20)
+
+
+def test_per_peer_cap_is_configurable_on_the_server() -> None:
+    from gridbind.iec61850.client_protocol import ServiceFailed
+    from iec_testkit import memory_served, run
+
+    async def main():
+        kw = {"max_associations_per_peer": 1}
+        async with memory_served(server_kw=kw) as (server, (client,), _):
+            ied = await client.associate(server.jid)
+            with pytest.raises(ServiceFailed, match="at most 1 per peer"):
+                await client.associate(server.jid)
+            await ied.conclude()
+            await client.associate(server.jid)  # the slot is free again
+
+    run(main(), 20)
