@@ -57,6 +57,7 @@ from .mmsdata import floating_point_octets, floating_point_value
 from .model import Timestamp
 from .protocol import Call, ErrorReply, Reply, Send, Transport
 from .references import parse_reference
+from .reporting.client_api import ReportingMixin
 from .services.mmsview import (
     binary_time_octets,
     td_kind,
@@ -242,7 +243,7 @@ def _failure_code(result: m.AccessResult) -> str | None:
     return mms.name_of(choice) if isinstance(choice, m.DataAccessError) else None
 
 
-class ClientAssociation:
+class ClientAssociation(ReportingMixin):
     """One association with an IED; every ACSI method is a coroutine."""
 
     def __init__(self, client: "Client", assoc: Association) -> None:

@@ -521,6 +521,8 @@ def _read_leaves(node: Any, fc: str) -> Iterator[DataAttribute]:
 WriteHook = Callable[["ServerModel", DataAttribute, str, Any, str], "str | None"]
 ReadHook = Callable[["ServerModel", DataAttribute, str, str], "str | None"]
 UpdateListener = Callable[[DataAttribute, Any], None]
+#: ``listener(attr, old, new)``: what report and log triggers need (dchg/qchg compare old and new).
+ChangeListener = Callable[[DataAttribute, Any, Any], None]
 
 #: FCs whose attributes a client may write with SetDataValues (7-2: CF, DC, SP, SV, BL; SE only
 #: after SelectEditSG). ST, MX, SG, EX, OR are server-owned; CO goes through the control model;
@@ -569,6 +571,7 @@ class ServerModel:
         self._write_hooks: list[WriteHook] = []
         self._read_hooks: list[ReadHook] = []
         self._listeners: list[UpdateListener] = []
+        self._change_listeners: list[ChangeListener] = []
         # SetEditSGValue buffers per logical device, until ConfirmEditSGValues or a new
         # SelectEditSG. (Non-persistent data sets live in their association, not here.)
         self._sg_edits: dict[str, dict[DataAttribute, Any]] = {}
@@ -809,15 +812,24 @@ class ServerModel:
         if attr.values_by_sg is not None:
             sgcb = self._sgcb_of(attr)
             idx = sg or (sgcb.act_sg if sgcb else 1)
+            old = attr.values_by_sg.get(idx, attr.value)
             attr.values_by_sg[idx] = value
         else:
+            old = attr.value
             attr.value = value
         for listener in self._listeners:
             listener(attr, value)
+        for change in self._change_listeners:
+            change(attr, old, value)
 
     def add_update_listener(self, listener: UpdateListener) -> None:
         """Call ``listener(attr, value)`` after every value change (reports, logs, UIs)."""
         self._listeners.append(listener)
+
+    def add_change_listener(self, listener: ChangeListener) -> None:
+        """Call ``listener(attr, old, new)`` after every value store (also unchanged values: a
+        data update ``dupd`` is a trigger of its own)."""
+        self._change_listeners.append(listener)
 
     def add_write_hook(self, hook: WriteHook) -> None:
         """Register ``hook(model, attr, fc, value, originator) -> None | DataAccessError code``.

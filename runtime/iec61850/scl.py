@@ -842,7 +842,9 @@ class _Loader:
         )  # fmt: skip
         for cb_name in names:
             cb = ControlBlock(cb_name, "BRCB" if buffered else "URCB", "BR" if buffered else "RP")
-            cb.attr("RptID", "VisString129", el.get("rptID") or ln.reference() + "." + cb_name)
+            # 8-1: an empty rptID reports as the RCB's MMS reference, LD/LN$RP$name.
+            default_id = f"{ln.reference()}${'BR' if buffered else 'RP'}${cb_name}"
+            cb.attr("RptID", "VisString129", el.get("rptID") or default_id)
             cb.attr("RptEna", "BOOLEAN", False)
             if not buffered:
                 cb.attr("Resv", "BOOLEAN", False)

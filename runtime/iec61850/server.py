@@ -49,6 +49,8 @@ from .envelope import ClearContext, EnvelopeFactory
 from .files import FileStore
 from .model import ServerModel
 from .protocol import Call, ErrorReply, Outgoing, Reply, Send, Transport
+from .reporting import ReportEngine
+from .reporting.rcb import DEFAULT_BUFFER_ENTRIES
 from .server_protocol import ServerProtocol
 from .services.acsi import ServerServices
 from .xmpp import IecXmpp, XmppSettings
@@ -85,6 +87,7 @@ class IedServer:
         allow_file_overwrite: bool = False,
         control_handlers: ControlHandlers | None = None,
         operate_timeout: float = 10.0,
+        report_buffer_entries: int = DEFAULT_BUFFER_ENTRIES,
     ) -> None:
         self.model = model
         #: The control services; ``controls.handlers`` is the application's say (checks, operate).
@@ -129,6 +132,13 @@ class IedServer:
             gate=self._codec,
         )
         self._tasks: set[asyncio.Task] = set()
+        #: Reports: the sans-IO engine, fed with model changes; one timer for its deadlines.
+        self.reports = ReportEngine(model, self._measure, buffer_entries=report_buffer_entries)
+        self.protocol.services.reports = self.reports
+        model.add_change_listener(self._on_change)
+        self._report_timer: asyncio.TimerHandle | None = None
+        self._pump_scheduled = False
+        self._closing = False
         #: Called with every AssociationStarted/AssociationEnded event (tests, applications).
         self.on_event: Callable[[Any], None] | None = None
 
@@ -163,6 +173,9 @@ class IedServer:
         await self.transport.start()
 
     async def close(self) -> None:
+        self._closing = True
+        if self._report_timer is not None:
+            self._report_timer.cancel()
         self.protocol.link_lost("server closing")
         self._flush_events()
         if self._timer is not None:
@@ -183,12 +196,42 @@ class IedServer:
         """Send an unconfirmed PDU (informationReport) to the client of ``association``."""
         self._emit(self.protocol.information_report(association, report, time.time()))
 
+    # ---------------------------------------------------------------- reports
+    def _on_change(self, attr: Any, old: Any, new: Any) -> None:
+        self.reports.notify(attr, old, new, time.time())
+        if not self._pump_scheduled:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop (a model updated before serving): next pump
+                return
+            self._pump_scheduled = True
+            # after the application's update returns (its q and t are stored by then)
+            loop.call_soon(self._pump)
+
+    def _pump(self) -> None:
+        self._pump_scheduled = False
+        if self._closing:
+            return
+        now = time.time()
+        self.reports.poll(now)
+        for assoc, pdu in self.reports.take():
+            if assoc.open:
+                self._emit(self.protocol.information_report(assoc, pdu, now))
+        if self._report_timer is not None:
+            self._report_timer.cancel()
+            self._report_timer = None
+        deadline = self.reports.next_deadline()
+        if deadline is not None:
+            loop = asyncio.get_running_loop()
+            self._report_timer = loop.call_at(loop.time() + max(0.0, deadline - now), self._pump)
+
     # ---------------------------------------------------------------- plumbing
     def _on_inbound(self, item: Any) -> None:
         try:
             self._emit(self.protocol.receive(item, time.time()))
         finally:
             self._flush_events()
+            self._pump()
 
     def _emit(self, out: list[Outgoing]) -> None:
         for o in out:
@@ -266,6 +309,7 @@ class IedServer:
             if isinstance(event, AssociationStarted):
                 self.transport.track_peer(event.association.peer)
             elif isinstance(event, AssociationEnded):
+                self.reports.association_ended(event.association, time.time())
                 if not self.core.of_peer(event.association.peer):
                     self.transport.untrack_peer(event.association.peer)
                 log.info(

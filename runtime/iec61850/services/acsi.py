@@ -71,6 +71,10 @@ MAX_DYNAMIC_DATASETS_PER_LN = 64
 _DS_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
 
 
+#: Report control blocks (their writes have the report engine's rules).
+_RCB_KINDS = ("URCB", "BRCB")
+
+
 class ServiceError(Exception):
     """A confirmed-ErrorPDU: ``error_class`` and ``code`` are XSD element names."""
 
@@ -180,6 +184,8 @@ class ServerServices:
     def __init__(self, model: ServerModel, files: FileStore | None = None) -> None:
         self.model = model
         self.files = files
+        #: The server's :class:`~..reporting.ReportEngine` (RCB writes go through it).
+        self.reports: Any = None
         # One entry per service: the handler of the generated request class.
         self._handlers: dict[type, Callable[[Association, Any, float], Any]] = {
             m.ConfirmedServiceRequest.GetNameList: self._get_name_list,
@@ -481,6 +487,9 @@ class ServerServices:
                     DataAccessError.OBJECT_VALUE_INVALID,
                     f"{cb.name}.DatSet: no persistent data set {value!r}",
                 ) from None
+        if isinstance(cb, ControlBlock) and cb.kind in _RCB_KINDS and self.reports is not None:
+            # reservation, enable, GI, PurgeBuf: the report engine's rules
+            return self.reports.stage_write(assoc, cb, attr, value, time.time())
         return lambda: self.model.store_write(attr, fc, value)
 
     # ---------------------------------------------------------------- setting group reservations

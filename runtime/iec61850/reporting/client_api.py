@@ -1,0 +1,99 @@
+"""The reporting services of a client association: Get/Set BRCB/URCB values, enabling a report
+and the stream of typed reports. Mixed into :class:`~..client.ClientAssociation`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from ..client_protocol import DataAccessFailed
+from ..mmsdata import BitFlags
+from .report_pdu import Report, ReportError, is_report, parse_report
+
+__all__ = ["ReportingMixin", "RCB_WRITE_ORDER"]
+
+log = logging.getLogger(__name__)
+
+#: The order a SetBRCBValues / SetURCBValues writes attributes in: the reservation first,
+#: configuration next, the enable (and GI) last.
+RCB_WRITE_ORDER = (
+    "Resv", "ResvTms", "RptID", "DatSet", "OptFlds", "BufTm", "TrgOps", "IntgPd",
+    "PurgeBuf", "EntryID", "RptEna", "GI",
+)  # fmt: skip
+
+
+def _fc(buffered: bool) -> str:
+    return "BR" if buffered else "RP"
+
+
+class ReportingMixin:
+    """Needs ``get_data_values``, ``set_data_values`` and ``reports`` of the association."""
+
+    async def get_brcb_values(self, reference: str) -> dict[str, Any]:
+        """GetBRCBValues: every attribute of the BRCB ``LD/LN.name``."""
+        return await self.get_data_values(reference, "BR")  # type: ignore[attr-defined]
+
+    async def get_urcb_values(self, reference: str) -> dict[str, Any]:
+        """GetURCBValues: every attribute of the URCB ``LD/LN.name``."""
+        return await self.get_data_values(reference, "RP")  # type: ignore[attr-defined]
+
+    async def set_brcb_values(self, reference: str, **attributes: Any) -> dict[str, str | None]:
+        """SetBRCBValues: per attribute None (written) or the DataAccessError name."""
+        return await self._set_rcb(reference, True, attributes)
+
+    async def set_urcb_values(self, reference: str, **attributes: Any) -> dict[str, str | None]:
+        """SetURCBValues: per attribute None (written) or the DataAccessError name."""
+        return await self._set_rcb(reference, False, attributes)
+
+    async def _set_rcb(
+        self, reference: str, buffered: bool, attributes: dict[str, Any]
+    ) -> dict[str, str | None]:
+        unknown = set(attributes) - set(RCB_WRITE_ORDER)
+        if unknown:
+            raise ValueError(f"not writable RCB attributes: {sorted(unknown)}")
+        results: dict[str, str | None] = {}
+        for name in RCB_WRITE_ORDER:
+            if name not in attributes:
+                continue
+            value = attributes[name]
+            if isinstance(value, BitFlags):
+                value = value.to_bits()
+            try:
+                await self.set_data_values(  # type: ignore[attr-defined]
+                    f"{reference}.{name}", _fc(buffered), value
+                )
+                results[name] = None
+            except DataAccessFailed as exc:
+                results[name] = exc.code
+        return results
+
+    async def enable_reporting(
+        self, reference: str, *, buffered: bool, gi: bool = False, **attributes: Any
+    ) -> dict[str, str | None]:
+        """Configure (``attributes``) and enable an RCB, then ask for a GI when ``gi``.
+
+        Raises :class:`~..client_protocol.DataAccessFailed` when the enable is refused."""
+        attributes["RptEna"] = True
+        if gi:
+            attributes["GI"] = True
+        results = await self._set_rcb(reference, buffered, attributes)
+        if results.get("RptEna"):
+            raise DataAccessFailed(f"{reference}.RptEna", results["RptEna"])
+        return results
+
+    async def disable_reporting(self, reference: str, *, buffered: bool) -> None:
+        await self.set_data_values(  # type: ignore[attr-defined]
+            f"{reference}.RptEna", _fc(buffered), False
+        )
+
+    async def report_stream(self) -> AsyncIterator[Report]:
+        """The reports of this association as typed :class:`Report` objects (other
+        informationReports are skipped; so is a malformed report, with a log line)."""
+        async for info in self.reports():  # type: ignore[attr-defined]
+            if not is_report(info):
+                continue
+            try:
+                yield parse_report(info)
+            except ReportError as exc:
+                log.warning("malformed report: %s", exc)

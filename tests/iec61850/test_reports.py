@@ -1,0 +1,237 @@
+"""Reporting on the in-memory transport: every trigger option, integrity, GI, BufTm, URCB
+reservation, the write rules, segmentation, and buffered reports across a lost client."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from gridbind.iec61850.client_protocol import DataAccessFailed
+from gridbind.iec61850.mmsdata import OptFlds, ReasonForInclusion as R, TriggerConditions as T
+from gridbind.iec61850.model import quality_bits
+from iec_testkit import memory_served, run, until
+
+URCB = "FDR1LD0/LLN0.urcbStatus01"
+URCB2 = "FDR1LD0/LLN0.urcbStatus02"
+BRCB = "FDR1LD0/LLN0.brcbMeas"
+ALL_OPT = (
+    OptFlds.SEQUENCE_NUMBER | OptFlds.REPORT_TIME_STAMP | OptFlds.REASON_FOR_INCLUSION
+    | OptFlds.DATA_SET_NAME | OptFlds.DATA_REFERENCE | OptFlds.CONF_REVISION
+)  # fmt: skip
+IND1 = "FDR1LD0/GGIO1$ST$Ind1$stVal"
+
+
+async def next_reports(ied, n: int, timeout: float = 2.0) -> list:
+    out = []
+
+    async def collect():
+        async for r in ied.report_stream():
+            out.append(r)
+            if len(out) == n:
+                return
+
+    await asyncio.wait_for(collect(), timeout)
+    return out
+
+
+async def no_report(ied, wait: float = 0.15) -> None:
+    with pytest.raises(asyncio.TimeoutError):
+        await next_reports(ied, 1, wait)
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(
+    "trg, expected",
+    [
+        (T.DATA_CHANGE, [(0, R.DATA_CHANGE, False)]),
+        (T.QUALITY_CHANGE, [(1, R.QUALITY_CHANGE, quality_bits("invalid"))]),
+        (
+            T.DATA_UPDATE,
+            [],  # Ind1.stVal and q have no dupd in the SCL: nothing is an update
+        ),
+        (
+            T.DATA_CHANGE | T.QUALITY_CHANGE,
+            [(0, R.DATA_CHANGE, False), (1, R.QUALITY_CHANGE, quality_bits("invalid"))],
+        ),
+    ],
+)
+def test_each_trigger_option_gives_exactly_its_reports(trg, expected) -> None:
+    async def main():
+        async with memory_served() as (server, (client,), _):
+            ied = await client.associate(server.jid)
+            res = await ied.enable_reporting(
+                URCB, buffered=False, TrgOps=trg, OptFlds=ALL_OPT, BufTm=0, IntgPd=0
+            )
+            assert set(res.values()) == {None}
+            server.model.update("FDR1LD0/GGIO1.Ind1.stVal", False)  # dchg on member 0
+            server.model.update("FDR1LD0/GGIO1.Ind1.q", quality_bits("invalid"))  # qchg member 1
+            server.model.update("FDR1LD0/GGIO1.Ind1.stVal", False)  # unchanged: no dchg
+            got = await next_reports(ied, len(expected)) if expected else []
+            await no_report(ied)
+            assert [(r.values[0].index, r.values[0].reason, r.values[0].value) for r in got] == [
+                (i, reason, value) for i, reason, value in expected
+            ]
+            for n, r in enumerate(got):
+                assert r.rpt_id == "FDR1/Status" and r.seq_num == n and r.conf_rev == 1
+                assert r.dat_set == "FDR1LD0/LLN0$Status"
+                assert len(r.inclusion) == 4 and r.inclusion.count("1") == 1
+                assert r.values[0].reference in (IND1, "FDR1LD0/GGIO1$ST$Ind1$q")
+
+    run(main(), 10)
+
+
+@pytest.mark.timeout(10)
+def test_data_update_of_a_dupd_attribute_reports_unchanged_values() -> None:
+    async def main():
+        async with memory_served() as (server, (client,), _):
+            # Ind2 is an SPS whose q has qchg; make stVal a dupd attribute for this test
+            stval = server.model.find("FDR1LD0/GGIO1.Ind2.stVal", "ST")
+            stval.trigger = frozenset({"dupd"})
+            ied = await client.associate(server.jid)
+            await ied.enable_reporting(URCB, buffered=False, TrgOps=T.DATA_UPDATE, OptFlds=ALL_OPT)
+            server.model.update("FDR1LD0/GGIO1.Ind2.stVal", False)
+            server.model.update("FDR1LD0/GGIO1.Ind2.stVal", False)
+            got = await next_reports(ied, 2)
+            await no_report(ied)
+            assert [(r.values[0].index, r.values[0].reason) for r in got] == [
+                (2, R.DATA_UPDATE),
+                (2, R.DATA_UPDATE),
+            ]
+            # a whole-DO member: the value is the structure (stVal, q, t)
+            assert got[0].values[0].reference == "FDR1LD0/GGIO1$ST$Ind2"
+            assert got[0].values[0].value[0] is False
+
+    run(main(), 10)
+
+
+@pytest.mark.timeout(10)
+def test_buffer_time_aggregates_and_a_second_change_sends_at_once() -> None:
+    async def main():
+        async with memory_served() as (server, (client,), _):
+            ied = await client.associate(server.jid)
+            await ied.enable_reporting(
+                URCB, buffered=False, TrgOps=T.DATA_CHANGE | T.QUALITY_CHANGE,
+                OptFlds=ALL_OPT, BufTm=200,
+            )  # fmt: skip
+            server.model.update("FDR1LD0/GGIO1.Ind1.stVal", False)
+            server.model.update("FDR1LD0/GGIO1.Ind1.q", quality_bits("invalid"))
+            await no_report(ied, 0.1)  # still within BufTm
+            (r,) = await next_reports(ied, 1, 1.0)
+            assert r.inclusion == "1100"
+            assert [(v.index, v.reason) for v in r.values] == [
+                (0, R.DATA_CHANGE),
+                (1, R.QUALITY_CHANGE),
+            ]
+            # the same member twice within BufTm: the first report leaves at once
+            server.model.update("FDR1LD0/GGIO1.Ind1.stVal", True)
+            server.model.update("FDR1LD0/GGIO1.Ind1.stVal", False)
+            first = await next_reports(ied, 1, 0.1)
+            assert first[0].values[0].value is True
+            second = await next_reports(ied, 1, 1.0)
+            assert second[0].values[0].value is False
+            assert [first[0].seq_num, second[0].seq_num] == [1, 2]
+
+    run(main(), 10)
+
+
+@pytest.mark.timeout(10)
+def test_integrity_period_and_general_interrogation() -> None:
+    async def main():
+        async with memory_served() as (server, (client,), _):
+            ied = await client.associate(server.jid)
+            await ied.enable_reporting(
+                URCB, buffered=False, TrgOps=T.INTEGRITY | T.GENERAL_INTERROGATION,
+                OptFlds=ALL_OPT, IntgPd=150, gi=True,
+            )  # fmt: skip
+            (gi,) = await next_reports(ied, 1, 0.1)
+            assert gi.inclusion == "1111"
+            assert {v.reason for v in gi.values} == {R.GENERAL_INTERROGATION}
+            assert gi.by_reference()[IND1] is True
+            assert gi.by_reference()["MEAS/MMXU1$MX$TotW$mag$f".replace("MEAS", "FDR1MEAS")]
+            assert (await ied.get_urcb_values(URCB))["GI"] is False
+            server.model.update("FDR1LD0/GGIO1.Ind1.stVal", False)  # dchg not in TrgOps
+            first, second = await next_reports(ied, 2, 1.0)
+            for r in (first, second):
+                assert r.inclusion == "1111" and {v.reason for v in r.values} == {R.INTEGRITY}
+            assert first.by_reference()[IND1] is False
+            assert 0.1 < second.time_of_entry.to_float() - first.time_of_entry.to_float() < 0.3
+
+    run(main(), 10)
+
+
+@pytest.mark.timeout(10)
+def test_two_clients_use_their_own_urcb_instances_and_reservations() -> None:
+    async def main():
+        async with memory_served(clients=2) as (server, (c1, c2), _):
+            a = await c1.associate(server.jid)
+            b = await c2.associate(server.jid)
+            await a.enable_reporting(URCB, buffered=False, TrgOps=T.DATA_CHANGE, OptFlds=ALL_OPT)
+            # the instance is a's: b can neither write nor enable it
+            with pytest.raises(DataAccessFailed, match="temporarily-unavailable"):
+                await b.enable_reporting(URCB, buffered=False)
+            values = await b.get_urcb_values(URCB)
+            assert values["Resv"] is True and values["RptEna"] is True
+            assert values["Owner"] == c1.transport.full_jid.encode()
+            await b.enable_reporting(URCB2, buffered=False, TrgOps=T.DATA_CHANGE, OptFlds=ALL_OPT)
+            server.model.update("FDR1LD0/GGIO1.Ind1.stVal", False)
+            (ra,) = await next_reports(a, 1)
+            (rb,) = await next_reports(b, 1)
+            assert ra.values[0].value is False and rb.values[0].value is False
+            # locked while enabled; Resv cannot be dropped while enabled
+            res = await a.set_urcb_values(URCB, DatSet="FDR1LD0/LLN0.Measurements", Resv=False)
+            assert res == {"Resv": "temporarily-unavailable", "DatSet": "temporarily-unavailable"}
+            # a leaves: its instance is free again (disabled, unreserved)
+            await a.conclude()
+            await until(lambda: not server.associations[0].peer.startswith("ops0"), 2, "ended")
+            values = await b.get_urcb_values(URCB)
+            assert values["Resv"] is False and values["RptEna"] is False and values["Owner"] == b""
+            await b.disable_reporting(URCB2, buffered=False)
+            res = await b.set_urcb_values(URCB, DatSet="FDR1LD0/LLN0.Measurements", Resv=True)
+            assert res == {"Resv": None, "DatSet": None}
+            values = await b.get_urcb_values(URCB)
+            assert values["ConfRev"] == 2 and values["Resv"] is True
+
+    run(main(), 10)
+
+
+@pytest.mark.timeout(10)
+def test_enable_needs_a_data_set_and_sqnum_restarts() -> None:
+    async def main():
+        async with memory_served() as (server, (client,), _):
+            ied = await client.associate(server.jid)
+            res = await ied.set_urcb_values(URCB, DatSet="FDR1LD0/LLN0.Nope")
+            assert res == {"DatSet": "object-value-invalid"}
+            await ied.enable_reporting(URCB, buffered=False, TrgOps=T.DATA_CHANGE, OptFlds=ALL_OPT)
+            server.model.update("FDR1LD0/GGIO1.Ind1.stVal", False)
+            server.model.update("FDR1LD0/GGIO1.Ind1.stVal", True)
+            assert [r.seq_num for r in await next_reports(ied, 2)] == [0, 1]
+            assert (await ied.get_urcb_values(URCB))["SqNum"] == 2
+            await ied.disable_reporting(URCB, buffered=False)
+            await ied.enable_reporting(URCB, buffered=False)
+            server.model.update("FDR1LD0/GGIO1.Ind1.stVal", False)
+            assert [r.seq_num for r in await next_reports(ied, 1)] == [0]
+
+    run(main(), 10)
+
+
+@pytest.mark.timeout(10)
+def test_a_report_larger_than_the_pdu_size_is_segmented() -> None:
+    async def main():
+        async with memory_served(server_kw={"max_pdu_size": 1800}) as (server, (client,), _):
+            ied = await client.associate(server.jid)
+            await ied.enable_reporting(
+                URCB, buffered=False, TrgOps=T.GENERAL_INTERROGATION,
+                OptFlds=ALL_OPT | OptFlds.SEGMENTATION, gi=True,
+            )  # fmt: skip
+            parts = []
+            async for r in ied.report_stream():
+                parts.append(r)
+                if not r.more_segments_follow:
+                    break
+            assert len(parts) > 1
+            assert [p.sub_seq_num for p in parts] == list(range(len(parts)))
+            assert {p.seq_num for p in parts} == {0}
+            assert sorted(v.index for p in parts for v in p.values) == [0, 1, 2, 3]
+
+    run(main(), 10)
