@@ -235,3 +235,119 @@ def test_a_report_larger_than_the_pdu_size_is_segmented() -> None:
             assert sorted(v.index for p in parts for v in p.values) == [0, 1, 2, 3]
 
     run(main(), 10)
+
+
+BUF_OPT = (
+    OptFlds.SEQUENCE_NUMBER | OptFlds.ENTRY_ID | OptFlds.BUFFER_OVERFLOW | OptFlds.DATA_REFERENCE
+)
+TOTW = "FDR1MEAS/MMXU1.TotW.mag.f"
+
+
+async def lose_client(server, client) -> None:
+    """Cut the client's link: the server learns it from presence and aborts."""
+    client.transport.drop_link("cable cut")
+    await until(lambda: not server.associations, 2, "server-side abort")
+
+
+async def resume(server, net, entry_id: bytes):
+    from gridbind.iec61850.client import Client
+
+    again = Client(transport=net.endpoint("ops0@memory.test"))
+    await again.connect()
+    ied = await again.associate(server.jid)
+    res = await ied.enable_reporting(BRCB, buffered=True, EntryID=entry_id)
+    assert res == {"EntryID": None, "RptEna": None}
+    return again, ied
+
+
+@pytest.mark.timeout(10)
+def test_buffered_reports_survive_a_lost_client_and_resume_after_its_entry_id() -> None:
+    async def main():
+        async with memory_served(clients=2) as (server, (c1, c2), net):
+            ied = await c1.associate(server.jid)
+            await ied.enable_reporting(
+                BRCB, buffered=True, TrgOps=T.DATA_CHANGE, OptFlds=BUF_OPT, ResvTms=5
+            )
+            for n in range(3):
+                server.model.update(TOTW, 100.0 + n)
+            got = await next_reports(ied, 3)
+            assert [r.values[0].value[0][0] for r in got] == [100.0, 101.0, 102.0]
+            last = got[-1].entry_id
+            values = await ied.get_brcb_values(BRCB)
+            assert values["EntryID"] == last and values["Owner"] == c1.transport.full_jid.encode()
+            await lose_client(server, c1)
+            for n in range(4):
+                server.model.update(TOTW, 200.0 + n)
+            await asyncio.sleep(0.05)
+            # reserved for its client (ResvTms): another one cannot take it
+            other = await c2.associate(server.jid)
+            with pytest.raises(DataAccessFailed, match="temporarily-unavailable"):
+                await other.enable_reporting(BRCB, buffered=True)
+            again, ied = await resume(server, net, last)
+            try:
+                got = await next_reports(ied, 4)
+                await no_report(ied)
+                assert [r.values[0].value[0][0] for r in got] == [200.0, 201.0, 202.0, 203.0]
+                assert [r.buf_ovfl for r in got] == [False] * 4
+                ids = [int.from_bytes(r.entry_id, "big") for r in got]
+                assert ids == list(range(ids[0], ids[0] + 4)) and ids[0] > int.from_bytes(
+                    last, "big"
+                )
+                assert got[0].values[0].reference == "FDR1MEAS/MMXU1$MX$TotW"
+            finally:
+                await again.close()
+
+    run(main(), 10)
+
+
+@pytest.mark.timeout(10)
+def test_overflow_while_away_sets_bufovfl_and_keeps_what_fit() -> None:
+    async def main():
+        async with memory_served(server_kw={"report_buffer_entries": 3}) as (server, (c1,), net):
+            ied = await c1.associate(server.jid)
+            await ied.enable_reporting(BRCB, buffered=True, TrgOps=T.DATA_CHANGE, OptFlds=BUF_OPT)
+            server.model.update(TOTW, 1.0)
+            (first,) = await next_reports(ied, 1)
+            await lose_client(server, c1)
+            for n in range(5):
+                server.model.update(TOTW, 10.0 + n)
+            await asyncio.sleep(0.05)
+            again, ied = await resume(server, net, first.entry_id)
+            try:
+                got = await next_reports(ied, 3)
+                await no_report(ied)
+                assert [r.values[0].value[0][0] for r in got] == [12.0, 13.0, 14.0]
+                assert [r.buf_ovfl for r in got] == [True, False, False]
+            finally:
+                await again.close()
+
+    run(main(), 10)
+
+
+@pytest.mark.timeout(10)
+def test_purge_buffer_and_entry_id_write_rules() -> None:
+    async def main():
+        async with memory_served() as (server, (c1,), _):
+            ied = await c1.associate(server.jid)
+            await ied.enable_reporting(BRCB, buffered=True, TrgOps=T.DATA_CHANGE, OptFlds=BUF_OPT)
+            # locked while enabled
+            res = await ied.set_brcb_values(BRCB, PurgeBuf=True, EntryID=b"\0" * 8)
+            assert res == {
+                "PurgeBuf": "temporarily-unavailable",
+                "EntryID": "temporarily-unavailable",
+            }
+            await ied.disable_reporting(BRCB, buffered=True)
+            server.model.update(TOTW, 5.0)  # buffered while disabled
+            await asyncio.sleep(0.05)
+            # an EntryID the server never issued is refused
+            res = await ied.set_brcb_values(BRCB, EntryID=(1 << 40).to_bytes(8, "big"))
+            assert res == {"EntryID": "object-value-invalid"}
+            assert await ied.set_brcb_values(BRCB, PurgeBuf=True) == {"PurgeBuf": None}
+            assert (await ied.get_brcb_values(BRCB))["PurgeBuf"] is False
+            await ied.enable_reporting(BRCB, buffered=True, EntryID=b"\0" * 8)
+            await no_report(ied)  # the purged entry is gone
+            server.model.update(TOTW, 6.0)
+            (r,) = await next_reports(ied, 1)
+            assert r.values[0].value[0][0] == 6.0
+
+    run(main(), 10)
