@@ -14,6 +14,7 @@
     gridbind iec61850 file --peer ... {list | info NAME | get NAME [-o OUT] | put NAME -i IN |
                                        delete NAME}
     gridbind iec61850 operate --peer ... CTL1CTRL/CSWI1.Pos true [--at +5 | --cancel | ...]
+    gridbind iec61850 watch --peer ... RCB [--buffered] [--gi] [--count N]   (see cli_events)
     gridbind iec61850 shell --peer ... [--script FILE]   (commands from stdin, one association)
     gridbind iec61850 devserver [--accounts ied,ops]     (a private Prosody; prints the settings)
 
@@ -627,6 +628,9 @@ def register(subparsers: Any) -> None:
     for name, (help_text, _) in _COMMANDS.items():
         p = client_parser(name, help_text, _cmd_client, _EPILOGS.get(name))
         _command_arguments(name, p)
+    from .cli_events import register_events  # watch (and log): reports and logs
+
+    register_events(client_parser)
     p = client_parser("shell", "run several commands in one association", _cmd_shell, SHELL_HELP)
     p.add_argument("--script", help="read the commands from this file instead of stdin")
 
