@@ -57,6 +57,7 @@ from .mmsdata import floating_point_octets, floating_point_value
 from .model import Timestamp
 from .protocol import Call, ErrorReply, Reply, Send, Transport
 from .references import parse_reference
+from .logs.client_api import LoggingMixin
 from .reporting.client_api import ReportingMixin
 from .services.mmsview import (
     binary_time_octets,
@@ -243,7 +244,7 @@ def _failure_code(result: m.AccessResult) -> str | None:
     return mms.name_of(choice) if isinstance(choice, m.DataAccessError) else None
 
 
-class ClientAssociation(ReportingMixin):
+class ClientAssociation(ReportingMixin, LoggingMixin):
     """One association with an IED; every ACSI method is a coroutine."""
 
     def __init__(self, client: "Client", assoc: Association) -> None:
@@ -392,13 +393,19 @@ class ClientAssociation(ReportingMixin):
 
     async def get_logical_node_directory(self, ln_ref: str, acsi_class: str = "DATA") -> list[str]:
         """GetLogicalNodeDirectory: names of data (``DATA``), data sets (``DATA-SET``) or control
-        blocks (``BRCB``, ``URCB``, ``LCB``, ``GoCB``, ``MSVCB``, ``SGCB``) of one LN."""
+        blocks (``BRCB``, ``URCB``, ``LCB``, ``GoCB``, ``MSVCB``, ``SGCB``) or logs (``LOG``) of one
+        LN."""
         ld, _, ln = ln_ref.partition("/")
         if acsi_class == "DATA-SET":
             if ln not in await self.get_logical_device_directory(ld):
                 raise ServiceFailed("getNameList", ("access", "object-non-existent", ln_ref))
             lists = await self._names("namedVariableList", "domainSpecific", ld)
             return [n.split("$", 1)[1] for n in lists if n.split("$", 1)[0] == ln]
+        if acsi_class == "LOG":  # the journals (logs) of the LN
+            if ln not in await self.get_logical_device_directory(ld):
+                raise ServiceFailed("getNameList", ("access", "object-non-existent", ln_ref))
+            logs = await self._names("journal", "domainSpecific", ld)
+            return [n.split("$", 1)[1] for n in logs if n.split("$", 1)[0] == ln]
         fc_of = {"BRCB": "BR", "URCB": "RP", "LCB": "LG", "GoCB": "GO", "MSVCB": "MS"}
         if acsi_class not in fc_of and acsi_class not in ("DATA", "SGCB"):
             raise ValueError(f"unknown ACSI class {acsi_class!r}")

@@ -741,8 +741,13 @@ class _Loader:
         elif tag == "LogControl":
             cb = ControlBlock(self.req(el, "name"), "LCB", "LG")
             cb.attr("LogEna", "BOOLEAN", el.get("logEna", "true") == "true")
-            cb.attr("LogRef", "ObjRef", f"{ld.name}/{el.get('logName', ln.name)}")
+            cb.attr("LogRef", "ObjRef", self._log_ref(ld, ln, el))
             cb.attr("DatSet", "ObjRef", self._dataset_ref(ln, el))
+            # 8-1 LCB order: the log's status between DatSet and TrgOps
+            cb.attr("OldEntrTm", "EntryTime", Timestamp())
+            cb.attr("NewEntrTm", "EntryTime", Timestamp())
+            cb.attr("OldEnt", "EntryID", b"\x00" * 8)
+            cb.attr("NewEnt", "EntryID", b"\x00" * 8)
             cb.attr("TrgOps", "TrgOps", _trgops(el))
             cb.attr("IntgPd", "INT32U", _int_attr(self, el, "intgPd"))
             cb.enable_attr = "LogEna"
@@ -797,6 +802,19 @@ class _Loader:
             )
             self.count_limit("SMVsc", el, "sampled value control blocks")
             self._add_cb(ln, cb, el)
+
+    def _log_ref(self, ld: LogicalDevice, ln: LogicalNode, el: etree._Element) -> str:
+        """8-1 LogRef ``LD/LN$LogName``: the log of the LN the LogControl names (ldInst,
+        prefix, lnClass, lnInst; by default LLN0 of its own LD, 6 Ed2)."""
+        log_name = el.get("logName") or ln.name
+        ld_name = ld.name
+        if el.get("ldInst"):
+            ld_name = ld.name[: len(ld.name) - len(ld.inst)] + el.get("ldInst", "")
+        ln_class = el.get("lnClass", "LLN0")
+        ln_name = (
+            "LLN0" if ln_class == "LLN0" else el.get("prefix", "") + ln_class + el.get("lnInst", "")
+        )
+        return f"{ld_name}/{ln_name}${log_name}"
 
     def report_control(self, ln: LogicalNode, el: etree._Element) -> None:
         name = self.req(el, "name")

@@ -49,6 +49,8 @@ from .envelope import ClearContext, EnvelopeFactory
 from .files import FileStore
 from .model import ServerModel
 from .protocol import Call, ErrorReply, Outgoing, Reply, Send, Transport
+from .logs.lcb import LogEngine
+from .logs.store import DEFAULT_MAX_ENTRIES, LogStore
 from .reporting import ReportEngine
 from .reporting.rcb import DEFAULT_BUFFER_ENTRIES
 from .server_protocol import ServerProtocol
@@ -59,8 +61,9 @@ __all__ = ["IedServer", "SERVER_SERVICES"]
 
 log = logging.getLogger(__name__)
 
-#: Services this server implements (the file services only with a file store).
-SERVER_SERVICES = frozenset(CONFIRMED_SERVICES) - {"readJournal", "status", "identify"}
+#: Services this server implements (the file services only with a file store, readJournal
+#: only when the IED has logs).
+SERVER_SERVICES = frozenset(CONFIRMED_SERVICES) - {"status", "identify"}
 _FILE_SERVICES = frozenset(
     {"fileOpen", "fileRead", "fileClose", "fileDelete", "fileDirectory", "obtainFile"}
 )
@@ -88,6 +91,8 @@ class IedServer:
         control_handlers: ControlHandlers | None = None,
         operate_timeout: float = 10.0,
         report_buffer_entries: int = DEFAULT_BUFFER_ENTRIES,
+        log_store: str | Path | LogStore = ":memory:",
+        log_entries: int = DEFAULT_MAX_ENTRIES,
     ) -> None:
         self.model = model
         #: The control services; ``controls.handlers`` is the application's say (checks, operate).
@@ -101,6 +106,12 @@ class IedServer:
         )
         if self.files is None or not model.limits.file_handling:  # (SCL Services FileHandling)
             services = services - _FILE_SERVICES
+        # Logs: a persistent store (a sqlite file) survives a restart of the server.
+        self._own_store = not isinstance(log_store, LogStore)
+        store = LogStore(log_store, log_entries) if self._own_store else log_store
+        self.logs = LogEngine(model, store, time.time())  # type: ignore[arg-type]
+        if not self.logs.logs:
+            services = services - {"readJournal"}
         # The gate bounds what peers send; answers to our own obtainFile reads carry file
         # chunks of at most one PDU.
         self._codec = _codec.Codec(_codec.Limits(max_bytes=max(max_pdu_size * 2, 1 << 16)))
@@ -135,6 +146,7 @@ class IedServer:
         #: Reports: the sans-IO engine, fed with model changes; one timer for its deadlines.
         self.reports = ReportEngine(model, self._measure, buffer_entries=report_buffer_entries)
         self.protocol.services.reports = self.reports
+        self.protocol.services.logs = self.logs
         model.add_change_listener(self._on_change)
         self._report_timer: asyncio.TimerHandle | None = None
         self._pump_scheduled = False
@@ -183,6 +195,8 @@ class IedServer:
         for task in list(self._tasks) + list(self._executions.values()):
             task.cancel()
         await self.transport.close()
+        if self._own_store:
+            self.logs.store.close()
 
     async def __aenter__(self) -> "IedServer":
         await self.start()
@@ -198,7 +212,9 @@ class IedServer:
 
     # ---------------------------------------------------------------- reports
     def _on_change(self, attr: Any, old: Any, new: Any) -> None:
-        self.reports.notify(attr, old, new, time.time())
+        now = time.time()
+        self.reports.notify(attr, old, new, now)
+        self.logs.notify(attr, old, new, now)
         if not self._pump_scheduled:
             try:
                 loop = asyncio.get_running_loop()
@@ -214,13 +230,15 @@ class IedServer:
             return
         now = time.time()
         self.reports.poll(now)
+        self.logs.poll(now)
         for assoc, pdu in self.reports.take():
             if assoc.open:
                 self._emit(self.protocol.information_report(assoc, pdu, now))
         if self._report_timer is not None:
             self._report_timer.cancel()
             self._report_timer = None
-        deadline = self.reports.next_deadline()
+        deadlines = [t for t in (self.reports.next_deadline(), self.logs.next_deadline()) if t]
+        deadline = min(deadlines, default=None)
         if deadline is not None:
             loop = asyncio.get_running_loop()
             self._report_timer = loop.call_at(loop.time() + max(0.0, deadline - now), self._pump)

@@ -660,4 +660,6 @@ def _page_items(body: Any) -> list | None:
         return body.list_of_identifier.identifier
     if isinstance(body, m.FileDirectoryResponse):
         return body.list_of_directory_entry.directory_entry
+    if isinstance(body, m.ReadJournalResponse):
+        return body.list_of_journal_entry.journal_entry
     return None

@@ -65,8 +65,9 @@ def test_name_lists_and_paging(env) -> None:
             assoc, "namedVariable", "domainSpecific", "FDR1LD0", collected[-1]
         )
         collected += names
-    # (GoCB MinTime, MaxTime and the MSVCB DstAddress with its 4 members: 172 + 7)
-    assert len(collected) == len(set(collected)) == 179
+    # (GoCB MinTime, MaxTime and the MSVCB DstAddress with its 4 members: 172 + 7; the LCB's
+    # OldEntrTm, NewEntrTm, OldEnt, NewEnt: + 4)
+    assert len(collected) == len(set(collected)) == 183
     assert "LLN0$GO$gcbStatus$GoEna" in collected
     assert svc.get_name_list(assoc, "namedVariableList", "domainSpecific", "FDR1LD0", None) == (
         ["LLN0$Measurements", "LLN0$Status"],

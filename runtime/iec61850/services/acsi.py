@@ -186,6 +186,8 @@ class ServerServices:
         self.files = files
         #: The server's :class:`~..reporting.ReportEngine` (RCB writes go through it).
         self.reports: Any = None
+        #: The server's :class:`~..logs.LogEngine` (LCB writes, readJournal, journal names).
+        self.logs: Any = None
         # One entry per service: the handler of the generated request class.
         self._handlers: dict[type, Callable[[Association, Any, float], Any]] = {
             m.ConfirmedServiceRequest.GetNameList: self._get_name_list,
@@ -201,6 +203,7 @@ class ServerServices:
             m.ConfirmedServiceRequest.FileRead: self._file_read,
             m.ConfirmedServiceRequest.FileClose: self._file_close,
             m.FileName: self._file_delete,
+            m.ReadJournalRequest: self._read_journal,
         }
 
     def serves(self, request: m.ConfirmedServiceRequest) -> bool:
@@ -354,6 +357,16 @@ class ServerServices:
         self.file_close(assoc, req.value)
         return m.ConfirmedServiceResponse.FileClose()
 
+    def _read_journal(self, assoc: Association, req: m.ReadJournalRequest, now: float) -> Any:
+        if self.logs is None:
+            raise ServiceError("access", "object-non-existent", "the IED has no logs")
+        from ..logs.lcb import JournalError
+
+        try:
+            return self.logs.read_journal(req)
+        except JournalError as exc:
+            raise ServiceError(exc.error_class, exc.code, exc.text) from None
+
     def _file_delete(self, assoc: Association, name: m.FileName, now: float) -> Any:
         self.file_delete(assoc, mms.segments(name))
         return m.ConfirmedServiceResponse.FileDelete()
@@ -390,6 +403,12 @@ class ServerServices:
                 names = sorted(assoc.datasets) if object_class == "namedVariableList" else []
             else:
                 names = []
+        elif object_class == "journal" and scope == "domainSpecific":
+            try:  # GetLogicalNodeDirectory(LOG): the logs of an LD
+                self.model.logical_device(domain or "")
+            except ModelError as exc:
+                raise _service_error(exc) from None
+            names = self.logs.journal_names(domain) if self.logs is not None else []
         else:
             raise ServiceError(
                 "access", "object-access-unsupported", f"object class {object_class}"
@@ -490,6 +509,8 @@ class ServerServices:
         if isinstance(cb, ControlBlock) and cb.kind in _RCB_KINDS and self.reports is not None:
             # reservation, enable, GI, PurgeBuf: the report engine's rules
             return self.reports.stage_write(assoc, cb, attr, value, time.time())
+        if isinstance(cb, ControlBlock) and cb.kind == "LCB" and self.logs is not None:
+            return self.logs.stage_write(assoc, cb, attr, value, time.time())
         return lambda: self.model.store_write(attr, fc, value)
 
     # ---------------------------------------------------------------- setting group reservations

@@ -1,0 +1,243 @@
+"""Log control blocks (LCB, FC LG) of IEC 61850-7-2 and the readJournal service, sans-IO.
+
+:class:`LogEngine` logs the members of an enabled LCB's data set into the persistent
+:class:`~.store.LogStore`: one entry per triggering change (TrgOps dchg/qchg/dupd against the
+attributes' SCL trigger options) and one entry of every member each IntgPd (TrgOps integrity;
+:meth:`poll` at :meth:`next_deadline`). LogRef names the log (``LD/LN$LogName``); the LCB's
+OldEntrTm/NewEntrTm/OldEnt/NewEnt follow the store. readJournal answers QueryLogByTime and
+QueryLogAfter a page at a time (``moreFollows``; the server also cuts a page to the PDU size).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
+
+from .. import mms
+from ..association import Association
+from ..mmsdata import ReasonForInclusion, Timestamp, TriggerConditions
+from ..model import ControlBlock, DataAccessError, DataAttribute, LogicalNode, ModelError
+from ..model import ServerModel
+from ..reporting.rcb import member_reference, trigger_options
+from ..services.mmsview import data_value, timestamp_of_binary_time
+from .journal import journal_entry
+from .store import LogStore, StoredEntry
+
+__all__ = ["LogEngine", "MAX_JOURNAL_PAGE"]
+
+#: Entries of one readJournal answer at most (the PDU size may cut it shorter).
+MAX_JOURNAL_PAGE = 200
+
+_TRIGGERS = {
+    "dchg": (TriggerConditions.DATA_CHANGE, ReasonForInclusion.DATA_CHANGE),
+    "qchg": (TriggerConditions.QUALITY_CHANGE, ReasonForInclusion.QUALITY_CHANGE),
+    "dupd": (TriggerConditions.DATA_UPDATE, ReasonForInclusion.DATA_UPDATE),
+}
+
+
+class JournalError(Exception):
+    """A readJournal the server refuses: (error class, code, text)."""
+
+    def __init__(self, error_class: str, code: str, text: str) -> None:
+        super().__init__(text)
+        self.error_class, self.code, self.text = error_class, code, text
+
+
+@dataclass(eq=False)
+class Lcb:
+    cb: ControlBlock
+    members: list[tuple[Any, str, str]] = field(default_factory=list)
+    integrity_deadline: float | None = None
+
+    def get(self, name: str) -> Any:
+        attr = self.cb.children.get(name)
+        return attr.value if isinstance(attr, DataAttribute) else None
+
+    def put(self, name: str, value: Any) -> None:
+        attr = self.cb.children.get(name)
+        if isinstance(attr, DataAttribute):
+            attr.value = value
+
+    @property
+    def log(self) -> str:
+        return self.get("LogRef") or ""
+
+
+def _ms(t: float) -> float:
+    return round(t * 1000) / 1000
+
+
+class LogEngine:
+    """Every LCB of ``model`` with its entries in ``store``."""
+
+    def __init__(self, model: ServerModel, store: LogStore, now: float) -> None:
+        self.model = model
+        self.store = store
+        self.lcbs: dict[ControlBlock, Lcb] = {}
+        for ln in model.iter_nodes():
+            for cb in ln.control_blocks:
+                if cb.kind == "LCB":
+                    self.lcbs[cb] = Lcb(cb)
+        self._watch: dict[int, list[tuple[Lcb, int]]] = {}
+        for lcb in self.lcbs.values():
+            self._status(lcb)
+            if lcb.get("LogEna"):
+                try:
+                    self._enable(lcb, now)
+                except ModelError:
+                    lcb.put("LogEna", False)  # an SCL LCB without a usable data set
+        self._rewatch()
+
+    @property
+    def logs(self) -> list[str]:
+        """The log references (``LD/LN$LogName``) of the IED."""
+        return sorted({lcb.log for lcb in self.lcbs.values() if lcb.log})
+
+    def journal_names(self, ld: str) -> list[str]:
+        """The MMS journal names (``LN$LogName``) of a logical device."""
+        return sorted(log.partition("/")[2] for log in self.logs if log.partition("/")[0] == ld)
+
+    # ---------------------------------------------------------------- writes
+    def stage_write(
+        self, assoc: Association, cb: ControlBlock, attr: DataAttribute, value: Any, now: float
+    ) -> Callable[[], None]:
+        lcb = self.lcbs[cb]
+        if attr.name == "LogEna" and value and not lcb.get("LogEna"):
+            self._members(lcb.get("DatSet"))  # raises when DatSet names no data set
+
+        def store() -> None:
+            attr.value = value
+            if attr.name == "LogEna":
+                if value:
+                    self._enable(lcb, now)
+                else:
+                    lcb.integrity_deadline = None
+                self._rewatch()
+
+        return store
+
+    def _members(self, ds_ref: str) -> list[tuple[Any, str, str]]:
+        try:
+            ds = self.model.dataset(ds_ref)
+        except ModelError:
+            raise ModelError(
+                DataAccessError.OBJECT_VALUE_INVALID, f"no data set {ds_ref!r}"
+            ) from None
+        return [
+            (self.model.resolve_member(f), f.fc, member_reference(f.ref, f.fc)) for f in ds.members
+        ]
+
+    def _enable(self, lcb: Lcb, now: float) -> None:
+        lcb.members = self._members(lcb.get("DatSet"))
+        period = lcb.get("IntgPd") or 0
+        trg = TriggerConditions.from_bits(lcb.get("TrgOps"))
+        lcb.integrity_deadline = (
+            now + period / 1000 if TriggerConditions.INTEGRITY in trg and period > 0 else None
+        )
+
+    def _rewatch(self) -> None:
+        watch: dict[int, list[tuple[Lcb, int]]] = {}
+        for lcb in self.lcbs.values():
+            if lcb.get("LogEna") and lcb.members:
+                for i, (node, _, _) in enumerate(lcb.members):
+                    watch.setdefault(id(node), []).append((lcb, i))
+        self._watch = watch
+
+    # ---------------------------------------------------------------- entries
+    def notify(self, attr: DataAttribute, old: Any, new: Any, now: float) -> None:
+        if not self._watch:
+            return
+        options = trigger_options(attr)
+        if not options:
+            return
+        node: Any = attr
+        while node is not None and not isinstance(node, LogicalNode):
+            for lcb, index in self._watch.get(id(node), ()):
+                trg = TriggerConditions.from_bits(lcb.get("TrgOps"))
+                reason = ReasonForInclusion(0)
+                for option in options:
+                    op, why = _TRIGGERS[option]
+                    if op in trg and (option == "dupd" or old != new):
+                        reason |= why
+                if reason:
+                    self._log(lcb, [index], reason, now)
+            node = node.parent
+
+    def _log(self, lcb: Lcb, indices: list[int], reason: ReasonForInclusion, now: float) -> None:
+        values = []
+        for i in indices:
+            node, fc, ref = lcb.members[i]
+            values.append((ref, data_value(self.model, node, fc), reason.to_bits()))
+        self.store.add(lcb.log, _ms(now), values)
+        for other in self.lcbs.values():
+            if other.log == lcb.log:
+                self._status(other)
+
+    def _status(self, lcb: Lcb) -> None:
+        old, new = self.store.status(lcb.log)
+        for prefix, entry in (("Old", old), ("New", new)):
+            if entry is not None:
+                lcb.put(f"{prefix}EntrTm", Timestamp.from_float(entry.time))
+                lcb.put(f"{prefix}Ent", entry.entry_id.to_bytes(8, "big"))
+
+    def next_deadline(self) -> float | None:
+        times = [lcb.integrity_deadline for lcb in self.lcbs.values() if lcb.integrity_deadline]
+        return min(times, default=None)
+
+    def poll(self, now: float) -> None:
+        for lcb in self.lcbs.values():
+            if lcb.integrity_deadline is not None and lcb.integrity_deadline <= now:
+                self._log(lcb, list(range(len(lcb.members))), ReasonForInclusion.INTEGRITY, now)
+                period = (lcb.get("IntgPd") or 0) / 1000
+                nxt = lcb.integrity_deadline + period
+                lcb.integrity_deadline = nxt if nxt > now else now + period
+
+    # ---------------------------------------------------------------- readJournal
+    def read_journal(self, req: m.ReadJournalRequest) -> m.ReadJournalResponse:
+        key = mms.name_key(req.journal_name)
+        if key[0] != "domain-specific" or f"{key[1]}/{key[2]}" not in self.logs:
+            raise JournalError("access", "object-non-existent", f"no journal {key[-1]!r}")
+        log = f"{key[1]}/{key[2]}"
+        if req.list_of_variables is not None and req.list_of_variables.visible_string:
+            raise JournalError("service", "other", "listOfVariables is not supported")
+        start = stop = None
+        after = None
+        limit = MAX_JOURNAL_PAGE
+        rs = req.range_start_specification
+        if rs is not None:
+            if isinstance(rs.choice, m.ReadJournalRequest.RangeStartSpecification.StartingTime):
+                start = timestamp_of_binary_time(rs.choice.value).to_float()
+            elif rs.choice is not None:
+                after = int.from_bytes(rs.choice.value[:8], "big")
+                after -= 1  # startingEntry includes the entry itself
+        stop_spec = req.range_stop_specification
+        if stop_spec is not None:
+            if isinstance(stop_spec.choice, bytes):
+                stop = timestamp_of_binary_time(stop_spec.choice).to_float()
+            elif isinstance(stop_spec.choice, int):
+                if stop_spec.choice < 1:
+                    raise JournalError("service", "other", "numberOfEntries below 1")
+                limit = min(limit, stop_spec.choice)
+        if req.entry_to_start_after is not None:
+            raw = req.entry_to_start_after.entry_specification
+            if len(raw) != 8:
+                raise JournalError("service", "other", "an EntryID has 8 octets")
+            after = int.from_bytes(raw, "big")
+            start = None  # the entry identifies the position; its time is informative
+        entries, more = self.store.query(
+            log, start=start, stop=stop, after_entry=after, limit=limit
+        )
+        if stop_spec is not None and isinstance(stop_spec.choice, int):
+            more = False  # numberOfEntries asked for no more
+        return m.ReadJournalResponse(
+            list_of_journal_entry=m.ReadJournalResponse.ListOfJournalEntry(
+                journal_entry=[journal_entry(e) for e in entries]
+            ),
+            more_follows=more,
+        )
+
+
+__all__ += ["JournalError", "StoredEntry"]
