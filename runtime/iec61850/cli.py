@@ -15,6 +15,7 @@
                                        delete NAME}
     gridbind iec61850 operate --peer ... CTL1CTRL/CSWI1.Pos true [--at +5 | --cancel | ...]
     gridbind iec61850 watch --peer ... RCB [--buffered] [--gi] [--count N]   (see cli_events)
+    gridbind iec61850 log --peer ... LD/LN$Log [--from T] [--to T] [--after ENTRYID --at T]
     gridbind iec61850 shell --peer ... [--script FILE]   (commands from stdin, one association)
     gridbind iec61850 devserver [--accounts ied,ops]     (a private Prosody; prints the settings)
 
@@ -108,8 +109,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     async def serve() -> int:
         server = IedServer(
-            model, _settings(args), files_root=args.files, max_pdu_size=args.max_pdu_size
-        )
+            model, _settings(args), files_root=args.files, max_pdu_size=args.max_pdu_size,
+            log_store=args.log_db or ":memory:",
+        )  # fmt: skip
         try:
             await server.start()
         except XmppError as exc:
@@ -606,6 +608,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--ied", help="IED name (needed when the file holds several)")
     p.add_argument("--files", help="folder served by the file services")
     p.add_argument("--max-pdu-size", type=int, default=65000)
+    p.add_argument("--log-db", help="sqlite file of the IED's logs (kept across restarts)")
     _xmpp_options(p, jid_required=False)
     p.set_defaults(func=_cmd_serve)
 

@@ -1,4 +1,5 @@
-"""``gridbind iec61850 watch``: enable a report control block and print each report.
+"""``gridbind iec61850 watch`` (enable a report control block and print each report) and
+``gridbind iec61850 log`` (query a log).
 
 ::
 
@@ -8,20 +9,32 @@
 
 Each report is one JSON line: ``{"rptID", "seqNum", "timeOfEntry", "entryID", "bufOvfl",
 "subSeqNum", "moreSegmentsFollow", "values": [{"index", "reference", "value", "reason"}]}``
-(fields the report's OptFlds leave out are null). Registered by :mod:`.cli`.
+(fields the report's OptFlds leave out are null).
+
+::
+
+    gridbind iec61850 log --peer ... FDR1LD0/LLN0$Events [--from T] [--to T]
+    gridbind iec61850 log --peer ... FDR1LD0/LLN0$Events --after ENTRYID --at T
+
+QueryLogByTime (``--from``/``--to``; default: everything) or QueryLogAfter (the entries after
+EntryID ``--after``, 16 hex digits, logged at ``--at``); one JSON line per entry:
+``{"entryID", "time", "values": [{"reference", "value", "reason"}]}``. Times are ISO 8601
+(``2026-12-03T16:00:00Z``) or seconds since 1970. Registered by :mod:`.cli`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
 import json
+import re
 from typing import Any
 
 from .mmsdata import OptFlds, TriggerConditions
 from .valuetext import to_json
 
-__all__ = ["register_events", "report_json"]
+__all__ = ["register_events", "report_json", "log_entry_json"]
 
 _TRGOPS = {
     "dchg": TriggerConditions.DATA_CHANGE,
@@ -116,12 +129,66 @@ async def _watch(session: Any, args: argparse.Namespace) -> int:
     return 0
 
 
+def _time(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    # (fromisoformat takes at most 6 fractional digits; the CLI prints 9)
+    text = re.sub(r"(\.\d{6})\d+", r"\1", text.strip())
+    when = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    return when.timestamp()
+
+
+def log_entry_json(entry: Any) -> dict[str, Any]:
+    """The JSON data ``log`` prints for one :class:`~.logs.LogEntry`."""
+    return {
+        "entryID": entry.entry_id.hex(),
+        "time": to_json(entry.time),
+        "values": [
+            {"reference": v.reference, "value": to_json(v.value), "reason": _reason_names(v.reason)}
+            for v in entry.values
+        ],
+    }
+
+
+async def _log(session: Any, args: argparse.Namespace) -> int:
+    ied = session.ied
+    if args.after is not None:
+        if args.at is None:
+            raise ValueError("--after needs --at (the time of that entry)")
+        entries = await ied.query_log_after(
+            args.log, _time(args.at), bytes.fromhex(args.after), max_entries=args.max_entries
+        )
+    else:
+        start = _time(args.start) if args.start else 0.0
+        stop = _time(args.stop) if args.stop else None
+        entries = await ied.query_log_by_time(args.log, start, stop, max_entries=args.max_entries)
+    for entry in entries:
+        print(json.dumps(log_entry_json(entry)), flush=True)
+    return 0
+
+
 def register_events(client_parser: Any) -> None:
-    """Add ``watch`` with ``client_parser(name, help, func)`` of :func:`.cli.register`."""
+    """Add ``watch`` and ``log`` with ``client_parser(name, help, func)`` of
+    :func:`.cli.register`."""
     from .cli import _with_client
 
     def run_watch(args: argparse.Namespace) -> int:
         return asyncio.run(_with_client(args, lambda session: _watch(session, args)))
+
+    def run_log(args: argparse.Namespace) -> int:
+        return asyncio.run(_with_client(args, lambda session: _log(session, args)))
+
+    p = client_parser("log", "query a log (QueryLogByTime, QueryLogAfter)", run_log)
+    p.add_argument("log", help="the log reference LD/LN$LogName, e.g. FDR1LD0/LLN0$Events")
+    p.add_argument("--from", dest="start", help="entries from this time (default: all)")
+    p.add_argument("--to", dest="stop", help="entries up to this time")
+    p.add_argument("--after", help="QueryLogAfter: entries after this EntryID (hex)")
+    p.add_argument("--at", help="QueryLogAfter: the time of the --after entry")
+    p.add_argument("--max-entries", type=int, default=100_000, help="refuse larger answers")
 
     p = client_parser("watch", "enable a report control block and print each report", run_watch)
     p.add_argument("rcb", help="the RCB reference, e.g. FDR1LD0/LLN0.urcbStatus01")

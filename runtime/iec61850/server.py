@@ -183,6 +183,7 @@ class IedServer:
     # ---------------------------------------------------------------- lifecycle
     async def start(self) -> None:
         await self.transport.start()
+        self._pump()  # arm the timer of LCBs the SCL enables
 
     async def close(self) -> None:
         self._closing = True
