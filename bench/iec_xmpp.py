@@ -1,6 +1,7 @@
 """IEC 61850-8-2 over XMPP: what the 61850 layers cost next to XMPP itself.
 
 Usage: ``.venv/bin/python bench/iec_xmpp.py [--requests 1000] [--rounds 5] [--inflight 32]``
+or ``.venv/bin/python bench/iec_xmpp.py --mode reports [--reports 5000] [--seconds 10]``
 
 Starts a private Prosody (loopback, own CA, as the tests do) and measures, through the same
 server in one run:
@@ -14,6 +15,13 @@ server in one run:
 each as sequential latency (median, p99) and as throughput with N requests in flight. The IED is
 built from an SCL text generated here (one GGIO with 50 MV data objects and a 50-member data set).
 The target of issue 6: single-attribute GetDataValues throughput >= 80% of the raw iq echo.
+
+Mode ``reports`` measures reporting through the same kind of Prosody: a URCB (BufTm 0,
+TrgOps dchg, one FLOAT32 member) whose member the server changes (a) as fast as it can for one
+client: reports/s delivered, every one checked (the values count up: no loss, no reorder); (b)
+paced at 100/s for one client: latency from the data change to the client's report callback
+(median, p99); (c) 20 clients, each with its own URCB instance, at 20 changes/s each: losses
+and latency. Target of issue 11: >= 500 reports/s to one client, no loss with 20 clients.
 
 Measured figures, with the peer's from the same run: README.md, section Benchmarks.
 """
@@ -176,17 +184,151 @@ async def run(args: argparse.Namespace, server: Prosody) -> None:
     print(f"GetDataValues throughput / raw iq echo: {ratio:.0%} (target >= 80%)")
 
 
+def report_scl(clients: int) -> bytes:
+    return f"""<SCL xmlns="http://www.iec.ch/61850/2003/SCL">
+  <IED name="BENCH"><AccessPoint name="AP"><Server><LDevice inst="LD">
+    <LN0 lnClass="LLN0" lnType="LLN0">
+      <DataSet name="Ev"><FCDA ldInst="LD" lnClass="GGIO" lnInst="1" doName="AnIn1"
+        daName="mag.f" fc="MX"/></DataSet>
+      <ReportControl name="rcb" datSet="Ev" bufTime="0" confRev="1">
+        <TrgOps dchg="true"/><OptFields seqNum="true"/><RptEnabled max="{clients}"/>
+      </ReportControl>
+    </LN0>
+    <LN lnClass="GGIO" inst="1" lnType="GGIO"/>
+  </LDevice></Server></AccessPoint></IED>
+  <DataTypeTemplates>
+    <LNodeType id="LLN0" lnClass="LLN0"><DO name="Beh" type="MV"/></LNodeType>
+    <LNodeType id="GGIO" lnClass="GGIO"><DO name="AnIn1" type="MV"/></LNodeType>
+    <DOType id="MV" cdc="MV"><DA name="mag" bType="Struct" type="AV" fc="MX" dchg="true"/>
+      <DA name="q" bType="Quality" fc="MX" qchg="true"/><DA name="t" bType="Timestamp" fc="MX"/>
+    </DOType>
+    <DAType id="AV"><BDA name="f" bType="FLOAT32"/></DAType>
+  </DataTypeTemplates></SCL>""".encode()
+
+
+class Receiver:
+    """One client's report stream: the values in order and when each arrived."""
+
+    def __init__(self, assoc) -> None:
+        self.values: list[float] = []
+        self.arrived: list[float] = []
+        self.task = asyncio.get_running_loop().create_task(self._run(assoc))
+
+    async def _run(self, assoc) -> None:
+        async for report in assoc.report_stream():
+            self.values.append(report.values[0].value)
+            self.arrived.append(time.perf_counter())
+
+
+async def run_reports(args: argparse.Namespace, server: Prosody) -> None:
+    from gridbind.iec61850.mmsdata import OptFlds, TriggerConditions
+
+    def settings(user: str) -> XmppSettings:
+        server.register(user, "bench")
+        return XmppSettings(
+            jid=f"{user}@{server.domain}", password="bench", ca_file=server.ca_cert,
+            host="127.0.0.1", port=server.c2s_port, sasl_mechanism="PLAIN", request_timeout=60,
+        )  # fmt: skip
+
+    n_clients = 20
+    ied = IedServer(load_scl(report_scl(n_clients)), settings("ied"))
+    clients = [Client(settings(f"client{i}")) for i in range(n_clients)]
+    await asyncio.gather(ied.start(), *(c.connect() for c in clients))
+    assocs = [await c.associate(ied.jid) for c in clients]
+    ref = "BENCHLD/GGIO1.AnIn1.mag.f"
+    value = 0.0
+    changed: dict[float, float] = {}
+
+    def change() -> None:
+        nonlocal value
+        value += 1
+        changed[value] = time.perf_counter()
+        ied.model.update(ref, value)
+
+    async def enable(i: int) -> Receiver:
+        rx = Receiver(assocs[i])
+        await assocs[i].enable_reporting(
+            f"BENCHLD/LLN0.rcb{i + 1:02d}", buffered=False,
+            TrgOps=TriggerConditions.DATA_CHANGE, OptFlds=OptFlds.SEQUENCE_NUMBER,
+        )  # fmt: skip
+        return rx
+
+    async def wait_for(rxs: list[Receiver], last: float, timeout: float) -> None:
+        end = time.perf_counter() + timeout
+        while any(not rx.values or rx.values[-1] < last for rx in rxs):
+            if time.perf_counter() > end:
+                return
+            await asyncio.sleep(0.01)
+
+    def check(rx: Receiver, first: float, last: float) -> tuple[int, list[float]]:
+        wanted = [first + k for k in range(int(last - first) + 1)]
+        got = [v for v in rx.values if first <= v <= last]
+        lost = len(wanted) - len(got) if got == sorted(got) else len(wanted)
+        lat = [t - changed[v] for v, t in zip(rx.values, rx.arrived) if first <= v <= last]
+        return lost, lat
+
+    def line(name: str, lost: int, lat: list[float], rate: float | None) -> None:
+        lat = sorted(lat) or [0.0]
+        p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
+        shown = f"{rate:10.0f}" if rate is not None else f"{'':>10}"
+        print(f"{name:<44} {statistics.median(lat) * 1000:8.2f} {p99:8.2f} {shown} {lost:6d}")
+
+    print(f"{'':44} {'median':>8} {'p99':>8} {'reports/s':>10} {'lost':>6}   (latency ms)")
+    # (a) one client, as fast as the server can change the value
+    rx = await enable(0)
+    first = value + 1
+    t0 = time.perf_counter()
+    for k in range(args.reports):
+        change()
+        if k % 50 == 49:
+            await asyncio.sleep(0)  # the server sends between bursts
+    await wait_for([rx], value, 60)
+    rate = sum(1 for v in rx.values if v >= first) / (rx.arrived[-1] - t0)
+    lost, lat = check(rx, first, value)
+    line("1 client, unpaced", lost, lat, rate)
+    # (b) one client, paced 100/s: latency without queueing
+    first = value + 1
+    for _ in range(int(args.seconds * 100)):
+        change()
+        await asyncio.sleep(0.01)
+    await wait_for([rx], value, 10)
+    lost, lat = check(rx, first, value)
+    line("1 client, 100 reports/s", lost, lat, None)
+    # (c) 20 clients, 20 changes/s each
+    rxs = [rx] + [await enable(i) for i in range(1, n_clients)]
+    first = value + 1
+    for _ in range(int(args.seconds * 20)):
+        change()
+        await asyncio.sleep(0.05)
+    await wait_for(rxs, value, 10)
+    results = [check(r, first, value) for r in rxs]
+    total = sum(len(r.values) for r in rxs)
+    line(
+        f"{n_clients} clients x 20 reports/s",
+        sum(lost for lost, _ in results),
+        [t for _, lat in results for t in lat],
+        None,
+    )
+    print(f"({total} reports delivered in all; lost counts every missing or reordered one)")
+    for r in rxs:
+        r.task.cancel()
+    await asyncio.gather(*(c.close() for c in clients), ied.close())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=("requests", "reports"), default="requests")
     parser.add_argument("--requests", type=int, default=1000, help="requests per round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--inflight", type=int, default=32)
+    parser.add_argument("--reports", type=int, default=5000, help="reports mode: unpaced count")
+    parser.add_argument("--seconds", type=float, default=10, help="reports mode: paced runs")
     args = parser.parse_args()
     if not prosody_available():
         print("Prosody is not installed (Debian: apt-get install prosody)")
         return 2
     with Prosody(domain="bench.local") as server:
-        asyncio.run(run(args, server))
+        asyncio.run(run(args, server) if args.mode == "requests" else run_reports(args, server))
     return 0
 
 

@@ -150,6 +150,9 @@ def test_integrity_period_and_general_interrogation() -> None:
             assert gi.by_reference()[IND1] is True
             assert gi.by_reference()["MEAS/MMXU1$MX$TotW$mag$f".replace("MEAS", "FDR1MEAS")]
             assert (await ied.get_urcb_values(URCB))["GI"] is False
+            # GI is answered only with general-interrogation in TrgOps
+            await ied.enable_reporting(URCB2, buffered=False, TrgOps=T.INTEGRITY, IntgPd=0, gi=True)
+            assert await ied.set_urcb_values(URCB2, GI=True) == {"GI": None}
             server.model.update("FDR1LD0/GGIO1.Ind1.stVal", False)  # dchg not in TrgOps
             first, second = await next_reports(ied, 2, 1.0)
             for r in (first, second):

@@ -210,7 +210,8 @@ class ReportEngine:
                 self._disable(rcb, now)
             return
         if name == "GI":
-            if value and rcb.enabled:
+            # (7-2: only a block whose TrgOps has general-interrogation answers a GI)
+            if value and rcb.enabled and TriggerConditions.GENERAL_INTERROGATION in rcb.trg_ops:
                 self._flush(rcb, now)
                 self._whole(rcb, ReasonForInclusion.GENERAL_INTERROGATION, now)
             return  # GI reads back false: the interrogation is done
