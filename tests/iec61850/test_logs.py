@@ -135,3 +135,47 @@ def test_the_log_is_bounded_and_survives_a_server_restart(tmp_path) -> None:
             ]
 
     run(main(), 10)
+
+
+@pytest.mark.timeout(10)
+def test_hostile_read_journal_requests_are_answered_with_errors() -> None:
+    from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
+    from gridbind.iec61850 import mms
+
+    rjr = m.ReadJournalRequest
+
+    async def main():
+        async with memory_served() as (server, (client,), _):
+            ied = await client.associate(server.jid)
+            await log_changes(server, ied, [False, True, False])
+            for bad, code in [
+                (rjr(journal_name=mms.vmd("Events")), "object-non-existent"),
+                (rjr(journal_name=mms.dom("FDR1LD0", "LLN0$Nope")), "object-non-existent"),
+                (
+                    rjr(
+                        journal_name=mms.dom("FDR1LD0", "LLN0$Events"),
+                        entry_to_start_after=rjr.EntryToStartAfter(
+                            time_specification=b"\0" * 6, entry_specification=b"\1"
+                        ),
+                    ),
+                    "other",
+                ),
+                (
+                    rjr(
+                        journal_name=mms.dom("FDR1LD0", "LLN0$Events"),
+                        range_stop_specification=rjr.RangeStopSpecification(choice=0),
+                    ),
+                    "other",
+                ),
+            ]:
+                with pytest.raises(ServiceFailed, match=code):
+                    await ied.request(mms.request("readJournal", bad))
+            # numberOfEntries bounds an answer; an unbounded one is cut to a page
+            two = rjr(
+                journal_name=mms.dom("FDR1LD0", "LLN0$Events"),
+                range_stop_specification=rjr.RangeStopSpecification(choice=2),
+            )
+            answer = await ied.request(mms.request("readJournal", two))
+            assert len(answer.list_of_journal_entry.journal_entry) == 2 and not answer.more_follows
+
+    run(main(), 10)

@@ -354,3 +354,22 @@ def test_purge_buffer_and_entry_id_write_rules() -> None:
             assert r.values[0].value[0][0] == 6.0
 
     run(main(), 10)
+
+
+@pytest.mark.timeout(10)
+def test_a_brcb_reservation_ends_after_resvtms() -> None:
+    async def main():
+        async with memory_served(clients=2) as (server, (c1, c2), _):
+            ied = await c1.associate(server.jid)
+            await ied.enable_reporting(BRCB, buffered=True, TrgOps=T.DATA_CHANGE, ResvTms=1)
+            await lose_client(server, c1)
+            other = await c2.associate(server.jid)
+            with pytest.raises(DataAccessFailed, match="temporarily-unavailable"):
+                await other.enable_reporting(BRCB, buffered=True)
+            assert (await other.get_brcb_values(BRCB))["Owner"] == c1.transport.full_jid.encode()
+            await asyncio.sleep(1.1)  # the server's timer ends the reservation
+            assert (await other.get_brcb_values(BRCB))["Owner"] == b""
+            await other.enable_reporting(BRCB, buffered=True, OptFlds=BUF_OPT)
+            assert (await other.get_brcb_values(BRCB))["Owner"] == c2.transport.full_jid.encode()
+
+    run(main(), 10)
