@@ -264,7 +264,9 @@ async def run_reports(args: argparse.Namespace, server: Prosody) -> None:
         wanted = [first + k for k in range(int(last - first) + 1)]
         got = [v for v in rx.values if first <= v <= last]
         lost = len(wanted) - len(got) if got == sorted(got) else len(wanted)
-        lat = [t - changed[v] for v, t in zip(rx.values, rx.arrived) if first <= v <= last]
+        lat = [
+            t - changed[v] for v, t in zip(rx.values, rx.arrived, strict=True) if first <= v <= last
+        ]
         return lost, lat
 
     def line(name: str, lost: int, lat: list[float], rate: float | None) -> None:

@@ -122,7 +122,7 @@ async def _watch(session: Any, args: argparse.Namespace) -> int:
 
     try:
         await asyncio.wait_for(show(), args.seconds)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
     if ied.open:
         await ied.disable_reporting(args.rcb, buffered=args.buffered)
@@ -138,7 +138,7 @@ def _time(text: str) -> float:
     text = re.sub(r"(\.\d{6})\d+", r"\1", text.strip())
     when = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
     if when.tzinfo is None:
-        when = when.replace(tzinfo=datetime.timezone.utc)
+        when = when.replace(tzinfo=datetime.UTC)
     return when.timestamp()
 
 

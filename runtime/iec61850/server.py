@@ -107,9 +107,11 @@ class IedServer:
         if self.files is None or not model.limits.file_handling:  # (SCL Services FileHandling)
             services = services - _FILE_SERVICES
         # Logs: a persistent store (a sqlite file) survives a restart of the server.
-        self._own_store = not isinstance(log_store, LogStore)
-        store = LogStore(log_store, log_entries) if self._own_store else log_store
-        self.logs = LogEngine(model, store, time.time())  # type: ignore[arg-type]
+        if isinstance(log_store, LogStore):
+            store, self._own_store = log_store, False
+        else:
+            store, self._own_store = LogStore(log_store, log_entries), True
+        self.logs = LogEngine(model, store, time.time())
         if not self.logs.logs:
             services = services - {"readJournal"}
         # The gate bounds what peers send; answers to our own obtainFile reads carry file

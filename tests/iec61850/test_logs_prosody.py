@@ -10,7 +10,6 @@ import sys
 import time
 
 import pytest
-
 from iec_testkit import FEEDER
 
 pytestmark = pytest.mark.prosody

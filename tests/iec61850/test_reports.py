@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from iec_testkit import memory_served, run, until
 
 from gridbind.iec61850.client_protocol import DataAccessFailed
-from gridbind.iec61850.mmsdata import OptFlds, ReasonForInclusion as R, TriggerConditions as T
+from gridbind.iec61850.mmsdata import OptFlds
+from gridbind.iec61850.mmsdata import ReasonForInclusion as R
+from gridbind.iec61850.mmsdata import TriggerConditions as T
 from gridbind.iec61850.model import quality_bits
-from iec_testkit import memory_served, run, until
 
 URCB = "FDR1LD0/LLN0.urcbStatus01"
 URCB2 = "FDR1LD0/LLN0.urcbStatus02"

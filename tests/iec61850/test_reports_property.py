@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_codec_property import data_values, visible
 
 from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
 from gridbind.iec61850 import mms
@@ -19,7 +20,6 @@ from gridbind.iec61850.reporting.report_pdu import (
     build_reports,
     parse_report,
 )
-from test_codec_property import data_values, visible
 
 pytestmark = pytest.mark.timeout(120)
 

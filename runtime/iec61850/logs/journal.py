@@ -10,7 +10,7 @@ starting time and ``entryToStartAfter``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
 
@@ -89,7 +89,9 @@ def parse_journal_entry(entry: m.JournalEntry) -> LogEntry:
             if not values or values[-1].reason is not None:
                 raise JournalError("a ReasonCode without its value")
             try:
-                values[-1].reason = ReasonForInclusion.from_bits(var.value_specification)
+                values[-1].reason = cast(
+                    ReasonForInclusion, ReasonForInclusion.from_bits(var.value_specification)
+                )
             except d.MmsDataError as exc:
                 raise JournalError(str(exc)) from None
         else:

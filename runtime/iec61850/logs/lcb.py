@@ -19,8 +19,14 @@ from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
 from .. import mms
 from ..association import Association
 from ..mmsdata import ReasonForInclusion, Timestamp, TriggerConditions
-from ..model import ControlBlock, DataAccessError, DataAttribute, LogicalNode, ModelError
-from ..model import ServerModel
+from ..model import (
+    ControlBlock,
+    DataAccessError,
+    DataAttribute,
+    LogicalNode,
+    ModelError,
+    ServerModel,
+)
 from ..reporting.rcb import member_reference, trigger_options
 from ..services.mmsview import data_value, timestamp_of_binary_time
 from .journal import journal_entry

@@ -53,7 +53,7 @@ _BY_TAG = {tag: cls for cls, tag in (*_SIMPLE.items(), *_OCTETS.items())}
 
 def data_to_json(data: m.Data) -> Any:
     """A compact JSON form of a Data value (``[tag, value]``)."""
-    c = data.choice
+    c: Any = data.choice
     if isinstance(c, bool):
         return ["B", c]
     if isinstance(c, m.Structure):
@@ -77,7 +77,7 @@ def data_from_json(obj: Any) -> m.Data:
         return m.Data(choice=m.Structure(data=[data_from_json(x) for x in value]))
     if tag == "A":
         return m.Data(choice=m.Array(data=[data_from_json(x) for x in value]))
-    cls = _BY_TAG[tag]
+    cls: Any = _BY_TAG[tag]
     if cls in _OCTETS:
         return m.Data(choice=cls(value=base64.b64decode(value)))
     return m.Data(choice=cls(value=value))

@@ -78,8 +78,9 @@ class ReportingMixin:
         if gi:
             attributes["GI"] = True
         results = await self._set_rcb(reference, buffered, attributes)
-        if results.get("RptEna"):
-            raise DataAccessFailed(f"{reference}.RptEna", results["RptEna"])
+        code = results.get("RptEna")
+        if code:
+            raise DataAccessFailed(f"{reference}.RptEna", code)
         return results
 
     async def disable_reporting(self, reference: str, *, buffered: bool) -> None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
 
@@ -120,11 +120,11 @@ class Rcb:
 
     @property
     def trg_ops(self) -> TriggerConditions:
-        return TriggerConditions.from_bits(self.get("TrgOps"))
+        return cast(TriggerConditions, TriggerConditions.from_bits(self.get("TrgOps")))
 
     @property
     def opt_flds(self) -> OptFlds:
-        return OptFlds.from_bits(self.get("OptFlds"))
+        return cast(OptFlds, OptFlds.from_bits(self.get("OptFlds")))
 
     @property
     def active(self) -> bool:

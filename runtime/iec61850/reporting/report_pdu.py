@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
 
@@ -192,7 +192,7 @@ def parse_report(report: m.InformationReport) -> Report:
         return items[pos - 1]
 
     try:
-        out = Report(d.as_str(take()), OptFlds.from_bits(take()), "")
+        out = Report(d.as_str(take()), cast(OptFlds, OptFlds.from_bits(take())), "")
         opt = out.opt_flds
         if OptFlds.SEQUENCE_NUMBER in opt:
             out.seq_num = d.as_int(take())
@@ -220,10 +220,12 @@ def parse_report(report: m.InformationReport) -> Report:
         values = [take() for _ in indices]
         reasons: list[ReasonForInclusion | None] = [None] * len(indices)
         if OptFlds.REASON_FOR_INCLUSION in opt:
-            reasons = [ReasonForInclusion.from_bits(take()) for _ in indices]
+            reasons = [
+                cast(ReasonForInclusion, ReasonForInclusion.from_bits(take())) for _ in indices
+            ]
     except d.MmsDataError as exc:
         raise ReportError(str(exc)) from None
     if pos != len(items):
         raise ReportError(f"{len(items) - pos} AccessResults after the report")
-    out.values = [ReportedValue(*row) for row in zip(indices, refs, values, reasons)]
+    out.values = [ReportedValue(*row) for row in zip(indices, refs, values, reasons, strict=True)]
     return out
