@@ -375,3 +375,14 @@ def test_a_brcb_reservation_ends_after_resvtms() -> None:
             assert (await other.get_brcb_values(BRCB))["Owner"] == c2.transport.full_jid.encode()
 
     run(main(), 10)
+
+
+def test_rptid_defaults_to_the_rcb_reference_and_owner_exists() -> None:
+    from iec_testkit import FEEDER
+
+    from gridbind.iec61850.scl import load_scl
+
+    model = load_scl(FEEDER)
+    assert model.read(f"{BRCB}.RptID", "BR") == "FDR1LD0/LLN0$BR$brcbMeas"  # rptID left empty
+    assert model.read(f"{URCB}.RptID", "RP") == "FDR1/Status"
+    assert model.read(f"{URCB}.Owner", "RP") == b"" and model.read(f"{BRCB}.Owner", "BR") == b""
