@@ -1,0 +1,81 @@
+"""The sans-IO report and log engines on their own: time passed in, deadlines out."""
+
+from __future__ import annotations
+
+from iec_testkit import FEEDER
+
+from gridbind.iec61850 import codec
+from gridbind.iec61850.association import Association, InitiateParams
+from gridbind.iec61850.logs import LogEngine, LogStore
+from gridbind.iec61850.mmsdata import OptFlds, TriggerConditions
+from gridbind.iec61850.reporting import ReportEngine, parse_report
+from gridbind.iec61850.scl import load_scl
+
+URCB = "FDR1LD0/LLN0.urcbStatus01"
+IND1 = "FDR1LD0/GGIO1.Ind1.stVal"
+
+
+def engine():
+    model = load_scl(FEEDER)
+    gate = codec.Codec()
+    reports = ReportEngine(model, lambda pdu: len(gate.encode(pdu)))
+    model.add_change_listener(lambda a, o, n: reports.notify(a, o, n, clock[0]))
+    clock = [1000.0]
+    assoc = Association("ops@x/IEC", "a1", InitiateParams(), frozenset())
+    return model, reports, assoc, clock
+
+
+def write(model, reports, assoc, name: str, value, now: float) -> None:
+    cb = model.find(URCB, "RP")
+    reports.stage_write(assoc, cb, cb.children[name], value, now)()
+
+
+def test_buftm_and_integrity_are_deadlines() -> None:
+    model, reports, assoc, clock = engine()
+    trg = TriggerConditions.DATA_CHANGE | TriggerConditions.INTEGRITY
+    write(model, reports, assoc, "TrgOps", trg.to_bits(), 1000.0)
+    write(model, reports, assoc, "OptFlds", OptFlds.SEQUENCE_NUMBER.to_bits(), 1000.0)
+    write(model, reports, assoc, "BufTm", 100, 1000.0)
+    write(model, reports, assoc, "IntgPd", 1000, 1000.0)
+    write(model, reports, assoc, "RptEna", True, 1000.0)
+    assert reports.next_deadline() == 1001.0  # the integrity period
+    model.update(IND1, False)
+    assert reports.next_deadline() == 1000.1  # BufTm runs from the change
+    reports.poll(1000.05)
+    assert reports.take() == []
+    reports.poll(1000.1)
+    ((to, pdu),) = reports.take()
+    assert to is assoc
+    r = parse_report(pdu.choice.service.information_report)
+    assert r.inclusion == "1000" and r.seq_num == 0
+    assert reports.next_deadline() == 1001.0
+    reports.poll(1001.0)
+    ((_, pdu),) = reports.take()
+    r = parse_report(pdu.choice.service.information_report)
+    assert r.inclusion == "1111" and r.seq_num == 1
+    assert reports.next_deadline() == 1002.0
+    # the client goes: no deadline is left, nothing is sent
+    reports.association_ended(assoc, 1001.5)
+    assert reports.next_deadline() is None
+    model.update(IND1, True)
+    reports.poll(1010.0)
+    assert reports.take() == []
+
+
+def test_log_engine_integrity_is_a_deadline(tmp_path) -> None:
+    model = load_scl(FEEDER)
+    logs = LogEngine(model, LogStore(tmp_path / "l.sqlite"), 50.0)
+    lcb = model.find("FDR1LD0/LLN0.logStatus", "LG")
+    assoc = Association("ops@x/IEC", "a1", InitiateParams(), frozenset())
+    bits = TriggerConditions.INTEGRITY.to_bits()
+    for name, value in (("TrgOps", bits), ("IntgPd", 500), ("LogEna", True)):
+        logs.stage_write(assoc, lcb, lcb.children[name], value, 100.0)()
+    assert logs.next_deadline() == 100.5
+    logs.poll(100.4)
+    assert logs.store.status(logs.logs[0]) == (None, None)
+    logs.poll(100.5)
+    old, new = logs.store.status("FDR1LD0/LLN0$Events")
+    assert old is not None and new is not None and old.entry_id == new.entry_id == 1
+    assert new.time == 100.5 and len(new.values) == 4
+    assert model.read("FDR1LD0/LLN0.logStatus.NewEnt", "LG") == (1).to_bytes(8, "big")
+    assert logs.next_deadline() == 101.0
