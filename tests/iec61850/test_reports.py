@@ -386,3 +386,20 @@ def test_rptid_defaults_to_the_rcb_reference_and_owner_exists() -> None:
     assert model.read(f"{BRCB}.RptID", "BR") == "FDR1LD0/LLN0$BR$brcbMeas"  # rptID left empty
     assert model.read(f"{URCB}.RptID", "RP") == "FDR1/Status"
     assert model.read(f"{URCB}.Owner", "RP") == b"" and model.read(f"{BRCB}.Owner", "BR") == b""
+
+
+@pytest.mark.timeout(10)
+def test_references_come_from_the_data_set_directory_without_data_ref() -> None:
+    async def main():
+        async with memory_served() as (server, (client,), _):
+            ied = await client.associate(server.jid)
+            await ied.enable_reporting(
+                URCB, buffered=False, TrgOps=T.DATA_CHANGE, OptFlds=OptFlds.DATA_SET_NAME, BufTm=0
+            )
+            server.model.update("FDR1LD0/GGIO1.Ind1.stVal", False)
+            server.model.update(TOTW, 7.5)
+            first, second = await next_reports(ied, 2)
+            assert first.by_reference() == {IND1: False}
+            assert second.by_reference() == {"FDR1MEAS/MMXU1$MX$TotW$mag$f": 7.5}
+
+    run(main(), 10)

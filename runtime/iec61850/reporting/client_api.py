@@ -7,8 +7,9 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from ..client_protocol import DataAccessFailed
+from ..client_protocol import ClientError, DataAccessFailed
 from ..mmsdata import BitFlags
+from .rcb import member_reference
 from .report_pdu import Report, ReportError, is_report, parse_report
 
 __all__ = ["ReportingMixin", "RCB_WRITE_ORDER"]
@@ -90,11 +91,38 @@ class ReportingMixin:
 
     async def report_stream(self) -> AsyncIterator[Report]:
         """The reports of this association as typed :class:`Report` objects (other
-        informationReports are skipped; so is a malformed report, with a log line)."""
+        informationReports are skipped; so is a malformed report, with a log line).
+
+        A report that names its data set (OptFlds data-set-name) but carries no data
+        references gets them from the data set's directory (read once per data set)."""
+        directories: dict[str, list[str]] = {}
         async for info in self.reports():  # type: ignore[attr-defined]
             if not is_report(info):
                 continue
             try:
-                yield parse_report(info)
+                report = parse_report(info)
             except ReportError as exc:
                 log.warning("malformed report: %s", exc)
+                continue
+            if report.dat_set and any(v.reference is None for v in report.values):
+                await self._fill_references(report, directories)
+            yield report
+
+    async def _fill_references(self, report: Report, directories: dict[str, list[str]]) -> None:
+        name = report.dat_set or ""
+        if name not in directories:
+            if len(directories) >= 64:  # a server naming ever new data sets: bounded
+                directories.clear()
+            ld_ln, _, ds = name.rpartition("$")
+            try:
+                members = await self.get_data_set_directory(  # type: ignore[attr-defined]
+                    f"{ld_ln}.{ds}"
+                )
+            except ClientError as exc:
+                log.warning("no directory of data set %s: %s", name, exc)
+                members = []
+            directories[name] = [member_reference(ref, fc) for ref, fc in members]
+        refs = directories[name]
+        for v in report.values:
+            if v.reference is None and v.index < len(refs):
+                v.reference = refs[v.index]
