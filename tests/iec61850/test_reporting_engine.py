@@ -79,3 +79,16 @@ def test_log_engine_integrity_is_a_deadline(tmp_path) -> None:
     assert new.time == 100.5 and len(new.values) == 4
     assert model.read("FDR1LD0/LLN0.logStatus.NewEnt", "LG") == (1).to_bytes(8, "big")
     assert logs.next_deadline() == 101.0
+
+
+def test_a_tiny_integrity_period_is_run_at_the_floor() -> None:
+    from gridbind.iec61850.reporting.rcb import MIN_INTEGRITY_MS
+
+    model, reports, assoc, clock = engine()
+    write(model, reports, assoc, "TrgOps", TriggerConditions.INTEGRITY.to_bits(), 1000.0)
+    write(model, reports, assoc, "IntgPd", 1, 1000.0)
+    write(model, reports, assoc, "RptEna", True, 1000.0)
+    assert reports.next_deadline() == 1000.0 + MIN_INTEGRITY_MS / 1000
+    reports.poll(1005.0)  # far behind: one report, and the next period from now
+    assert len(reports.take()) == 1
+    assert reports.next_deadline() == 1005.0 + MIN_INTEGRITY_MS / 1000

@@ -27,7 +27,7 @@ from ..model import (
     ModelError,
     ServerModel,
 )
-from ..reporting.rcb import member_reference, trigger_options
+from ..reporting.rcb import integrity_period, member_reference, trigger_options
 from ..services.mmsview import data_value, timestamp_of_binary_time
 from .journal import journal_entry
 from .store import LogStore, StoredEntry
@@ -138,10 +138,10 @@ class LogEngine:
 
     def _enable(self, lcb: Lcb, now: float) -> None:
         lcb.members = self._members(lcb.get("DatSet"))
-        period = lcb.get("IntgPd") or 0
+        period = integrity_period(lcb.get("IntgPd"))
         trg = TriggerConditions.from_bits(lcb.get("TrgOps"))
         lcb.integrity_deadline = (
-            now + period / 1000 if TriggerConditions.INTEGRITY in trg and period > 0 else None
+            now + period if TriggerConditions.INTEGRITY in trg and period > 0 else None
         )
 
     def _rewatch(self) -> None:
@@ -197,7 +197,7 @@ class LogEngine:
         for lcb in self.lcbs.values():
             if lcb.integrity_deadline is not None and lcb.integrity_deadline <= now:
                 self._log(lcb, list(range(len(lcb.members))), ReasonForInclusion.INTEGRITY, now)
-                period = (lcb.get("IntgPd") or 0) / 1000
+                period = integrity_period(lcb.get("IntgPd"))
                 nxt = lcb.integrity_deadline + period
                 lcb.integrity_deadline = nxt if nxt > now else now + period
 

@@ -48,6 +48,15 @@ __all__ = ["ReportEngine", "Rcb", "DEFAULT_BUFFER_ENTRIES", "member_reference"]
 
 #: Entries of one BRCB buffer unless the server says otherwise.
 DEFAULT_BUFFER_ENTRIES = 1000
+#: The shortest integrity period run (ms): a client writing IntgPd 1 must not make the IED
+#: build a report of the whole data set every millisecond.
+MIN_INTEGRITY_MS = 10
+
+
+def integrity_period(ms: int | None) -> float:
+    """Seconds between integrity reports or log entries (0: none)."""
+    return max(ms, MIN_INTEGRITY_MS) / 1000 if ms else 0.0
+
 
 _TRIGGER_REASON = {
     "dchg": ReasonForInclusion.DATA_CHANGE,
@@ -252,9 +261,9 @@ class ReportEngine:
         self._reserve(rcb, assoc)
         if not rcb.buffered:
             rcb.put("SqNum", 0)
-        period = rcb.get("IntgPd") or 0
+        period = integrity_period(rcb.get("IntgPd"))
         if TriggerConditions.INTEGRITY in rcb.trg_ops and period > 0:
-            rcb.integrity_deadline = now + period / 1000
+            rcb.integrity_deadline = now + period
         if rcb.buffer is not None:
             rcb.buffering = True
             for entry in rcb.buffer.due():  # resume: what the client has not received
@@ -369,7 +378,7 @@ class ReportEngine:
             if rcb.integrity_deadline is not None and rcb.integrity_deadline <= now:
                 self._flush(rcb, now)
                 self._whole(rcb, ReasonForInclusion.INTEGRITY, now)
-                period = (rcb.get("IntgPd") or 0) / 1000
+                period = integrity_period(rcb.get("IntgPd"))
                 nxt = rcb.integrity_deadline + period
                 rcb.integrity_deadline = nxt if nxt > now else now + period
             self._expire(rcb, now)
