@@ -102,3 +102,6 @@ def test_cli_watch_prints_gi_and_integrity_reports(served) -> None:  # noqa: F81
     assert all(v["reason"] == ["integrity"] for r in reports for v in r["values"])
     buffered = watch(client_args, BRCB, "--buffered", "--trgops", "gi", "--gi", "--count", "1")
     assert buffered[0]["entryID"] and buffered[0]["bufOvfl"] is False
+    # the BRCB kept its buffer: a new watch from EntryID zero gets that GI report again
+    (again,) = watch(client_args, BRCB, "--buffered", "--entry-id", "00" * 8, "--count", "1")
+    assert again["entryID"] == buffered[0]["entryID"] and again["values"] == buffered[0]["values"]
