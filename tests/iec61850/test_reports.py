@@ -342,6 +342,7 @@ def test_purge_buffer_and_entry_id_write_rules() -> None:
                 "EntryID": "temporarily-unavailable",
             }
             await ied.disable_reporting(BRCB, buffered=True)
+            assert (await ied.get_brcb_values(BRCB))["Owner"] == b""  # ResvTms 0: free again
             server.model.update(TOTW, 5.0)  # buffered while disabled
             await asyncio.sleep(0.05)
             # an EntryID the server never issued is refused

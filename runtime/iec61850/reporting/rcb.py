@@ -217,6 +217,9 @@ class ReportEngine:
                 self._enable(rcb, assoc, now)
             elif not value and rcb.enabled:
                 self._disable(rcb, now)
+                if rcb.buffered and not rcb.get("ResvTms"):
+                    self._reserve(rcb, None)  # 7-2 Ed2: a BRCB is reserved while enabled or
+                    # while its ResvTms holds it
             return
         if name == "GI":
             # (7-2: only a block whose TrgOps has general-interrogation answers a GI)
