@@ -150,7 +150,6 @@ class IedServer:
         self.protocol.services.reports = self.reports
         self.protocol.services.logs = self.logs
         model.add_change_listener(self._on_change)
-        self._report_timer: asyncio.TimerHandle | None = None
         self._pump_scheduled = False
         self._closing = False
         #: Called with every AssociationStarted/AssociationEnded event (tests, applications).
@@ -189,8 +188,6 @@ class IedServer:
 
     async def close(self) -> None:
         self._closing = True
-        if self._report_timer is not None:
-            self._report_timer.cancel()
         self.protocol.link_lost("server closing")
         self._flush_events()
         if self._timer is not None:
@@ -237,14 +234,7 @@ class IedServer:
         for assoc, pdu in self.reports.take():
             if assoc.open:
                 self._emit(self.protocol.information_report(assoc, pdu, now))
-        if self._report_timer is not None:
-            self._report_timer.cancel()
-            self._report_timer = None
-        deadlines = [t for t in (self.reports.next_deadline(), self.logs.next_deadline()) if t]
-        deadline = min(deadlines, default=None)
-        if deadline is not None:
-            loop = asyncio.get_running_loop()
-            self._report_timer = loop.call_at(loop.time() + max(0.0, deadline - now), self._pump)
+        self._arm()
 
     # ---------------------------------------------------------------- plumbing
     def _on_inbound(self, item: Any) -> None:
@@ -299,8 +289,16 @@ class IedServer:
         self._emit(self.protocol.control_executed(token, verdict, time.time()))
 
     def _arm(self) -> None:
-        """(Re)arm the one timer at the protocol's next deadline."""
-        deadline = self.protocol.next_deadline()
+        """(Re)arm the one timer at the next deadline of the protocol (controls), the reports
+        (BufTm, IntgPd, ResvTms) and the logs (IntgPd)."""
+        if self._closing:
+            return
+        deadlines = (
+            self.protocol.next_deadline(),
+            self.reports.next_deadline(),
+            self.logs.next_deadline(),
+        )
+        deadline = min((t for t in deadlines if t is not None), default=None)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -314,6 +312,7 @@ class IedServer:
             self._emit(self.protocol.timer(time.time()))
         finally:
             self._flush_events()
+            self._pump()  # reports and logs due now (and the timer re-armed)
 
     async def _call(self, call: Call) -> None:
         try:
