@@ -2,7 +2,11 @@
 
 :class:`StreamSession` is the sans-IO core of one connection: command frames in, frames out
 (TURN ON / OFF, SEND HEADER, CFG-1, CFG-2, CFG-3 in continuation frames). Commands for another
-IDCODE and malformed frames are counted and ignored; the connection goes on.
+IDCODE and malformed frames are counted and ignored; the connection goes on. The configuration
+bytes are built once per configuration (a request only restamps SOC / FRACSEC and the CRC); one
+read answers each kind of request at most once, and once ``max_out`` bytes wait to be sent the
+session ignores further commands that produce output: a PDC cannot make one read cost more than
+a few configurations.
 
 :class:`PmuServer` is the asyncio shell: it listens on TCP, sends each data frame to every
 connection that turned data on (and, with ``udp_target``, as UDP datagrams while at least one
@@ -18,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from gridbind.c37118.constants import Command, FrameType
+from gridbind.c37118.constants import CHK_SIZE, HEADER_SIZE, Command, FrameType
 from gridbind.c37118.errors import ConfigurationError
 from gridbind.c37118.frames import (
     ConfigFrame,
@@ -27,6 +31,7 @@ from gridbind.c37118.frames import (
     build_cfg3,
     build_config,
     build_header,
+    seal,
 )
 from gridbind.c37118.framing import CommandReceived, FrameDecoder, FrameRejected
 from gridbind.c37118.layout import DataLayout
@@ -52,8 +57,9 @@ class BadCommand:
 class StreamSession:
     """Sans-IO server side of one connection for the stream described by ``server``."""
 
-    def __init__(self, stream: StreamState) -> None:
+    def __init__(self, stream: StreamState, max_out: int = 8 * 1024 * 1024) -> None:
         self.stream = stream
+        self.max_out = max_out
         self.decoder = FrameDecoder(auto_layout=False)
         self.streaming = False
         self.rejected = 0
@@ -76,6 +82,7 @@ class StreamSession:
     def receive(self, data: bytes) -> list[CommandHandled | BadCommand]:
         """Act on the command frames in ``data``."""
         events: list[CommandHandled | BadCommand] = []
+        answered: set[int] = set()
         for item in self.decoder.feed(data):
             if isinstance(item, CommandReceived):
                 frame = item.frame
@@ -86,6 +93,16 @@ class StreamSession:
                 if handler is None:
                     events.append(CommandHandled(frame.command, "unsupported command"))
                     continue
+                if frame.command in _ANSWERS:
+                    # A request repeated within one read gets one answer; a PDC that does not
+                    # read its answers gets none until the backlog drains.
+                    if frame.command in answered:
+                        events.append(CommandHandled(frame.command, "repeated in one read"))
+                        continue
+                    if len(self._out) >= self.max_out:
+                        events.append(CommandHandled(frame.command, "output backlog full"))
+                        continue
+                    answered.add(frame.command)
                 try:
                     handler()
                 except ConfigurationError as exc:  # e.g. a CFG-2 beyond 65535 bytes: use CFG-3
@@ -124,6 +141,10 @@ class StreamSession:
             self._out += frame
 
 
+#: Commands answered with frames (the ones a PDC could repeat to make the server work).
+_ANSWERS = frozenset({Command.SEND_HEADER, Command.SEND_CFG1, Command.SEND_CFG2, Command.SEND_CFG3})
+
+
 class StreamState:
     """The stream a server offers: its configuration, header and clock for frame stamps."""
 
@@ -144,6 +165,28 @@ class StreamState:
         self.config = config
         self.idcode = config.stamp.idcode
         self.layout = DataLayout(config)
+        # Frame bodies (header and CRC stripped) built on first request, once per configuration.
+        self._bodies: dict[FrameType, list[bytes] | ConfigurationError] = {}
+
+    def _cached(self, kind: FrameType) -> list[bytes]:
+        bodies = self._bodies.get(kind)
+        if bodies is None:
+            try:
+                if kind == FrameType.CFG3:
+                    frames = build_cfg3(
+                        replace(self.config, stamp=Stamp(self.idcode), kind=kind), self.max_frame
+                    )
+                else:
+                    frames = [
+                        build_config(replace(self.config, stamp=Stamp(self.idcode), kind=kind))
+                    ]
+                bodies = [frame[HEADER_SIZE:-CHK_SIZE] for frame in frames]
+            except ConfigurationError as exc:
+                bodies = exc
+            self._bodies[kind] = bodies
+        if isinstance(bodies, ConfigurationError):
+            raise ConfigurationError(str(bodies))
+        return bodies
 
     def _stamp(self) -> Stamp:
         soc, fracsec = self.clock()
@@ -151,13 +194,16 @@ class StreamState:
 
     def config_frame(self, kind: FrameType) -> bytes:
         """The configuration as a CFG-1 or CFG-2 frame, stamped now."""
-        return build_config(replace(self.config, stamp=self._stamp(), kind=kind))
+        (body,) = self._cached(kind)
+        return seal(kind, self.config.version, self._stamp(), body)
 
     def cfg3_frames(self) -> list[bytes]:
         """The configuration as CFG-3 (continuation) frames, stamped now."""
-        return build_cfg3(
-            replace(self.config, stamp=self._stamp(), kind=FrameType.CFG3), self.max_frame
-        )
+        stamp = self._stamp()
+        return [
+            seal(FrameType.CFG3, self.config.version, stamp, body)
+            for body in self._cached(FrameType.CFG3)
+        ]
 
     def header_frame(self) -> bytes:
         """The header frame, stamped now."""
@@ -167,7 +213,7 @@ class StreamState:
 class _Connection(asyncio.Protocol):
     def __init__(self, server: PmuServer) -> None:
         self.server = server
-        self.session = StreamSession(server.state)
+        self.session = StreamSession(server.state, server.max_backlog)
         self.transport: asyncio.Transport | None = None
         self.peer: Any = None
 

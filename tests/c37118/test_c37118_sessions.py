@@ -4,6 +4,7 @@ and the asyncio server against a hostile PDC."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 from c37118_peers import wait_until
@@ -260,3 +261,41 @@ def test_a_configuration_too_big_for_cfg2_is_served_as_cfg3_only():
     client.start(0.0)
     events = client.receive(session.data_to_send(), 0.0)
     assert isinstance(events[0], ConfigurationChanged) and len(events[0].config.pmus) == 150
+
+
+def test_one_read_of_repeated_configuration_requests_is_cheap():
+    """100 PMUs x 10 phasors and 64 KiB of SEND CFG-2 / CFG-3: one answer per kind and read,
+    built once per configuration (it used to queue 177 MiB and block the loop for seconds)."""
+    import time
+
+    pmus = [
+        PmuConfig(f"P{n}", n + 1, 0xF, [PhasorChannel(f"V{k}") for k in range(10)])
+        for n in range(100)
+    ]
+    state = StreamState(ConfigFrame(Stamp(ID), pmus, 1_000_000, 60), clock=lambda: (9, 1))
+    session = StreamSession(state)
+    cfg2 = build_command(CommandFrame(Stamp(ID), Command.SEND_CFG2))
+    cfg3 = build_command(CommandFrame(Stamp(ID), Command.SEND_CFG3))
+    read = (cfg2 + cfg3) * (65536 // 36)
+    started = time.perf_counter()
+    for _ in range(3):
+        events = session.receive(read)
+        out = session.data_to_send()
+        assert len(out) < 200_000  # one CFG-2 and one CFG-3 (~44 KB each)
+    assert time.perf_counter() - started < 1.0
+    assert sum(1 for e in events if not e.ignored) == 2
+    assert {e.ignored for e in events if e.ignored} == {"repeated in one read"}
+    answers = FrameDecoder(auto_layout=False).feed(out)
+    assert [a.config.kind for a in answers] == [FrameType.CFG2, FrameType.CFG3]
+    assert answers[0].config.stamp == Stamp(ID, 9, 1) and len(answers[1].config.pmus) == 100
+
+
+def test_requests_wait_while_the_output_backlog_is_full():
+    state = StreamState(_config(1))
+    session = StreamSession(state, max_out=10)
+    session.send(bytes(20))  # data frames the PDC has not read yet
+    events = session.receive(build_command(CommandFrame(Stamp(ID), Command.SEND_CFG2)))
+    assert events == [CommandHandled(Command.SEND_CFG2, "output backlog full")]
+    assert session.data_to_send() == bytes(20)
+    session.receive(build_command(CommandFrame(Stamp(ID), Command.SEND_CFG2)))
+    assert session.data_to_send() == build_config(replace(_config(1), stamp=Stamp(ID)))
