@@ -490,8 +490,10 @@ def parse_cfg3_body(stamp: Stamp, body: bytes, version: int = VERSION_2011) -> C
     """A CFG-3 configuration from the joined bytes after CONT_IDX of all its fragments."""
     reader = _Reader(body)
     time_word, num_pmu = reader.unpack(struct.Struct(">IH"), "TIME_BASE/NUM_PMU")
-    # A CFG-3 PMU block is at least 1+2+16+8+12+13+4 = 56 bytes.
-    if num_pmu == 0 or num_pmu * 56 > reader.left():
+    # A CFG-3 PMU block (Table 10) is at least STN 1 + IDCODE 2 + G_PMU_ID 16 + FORMAT and the
+    # three counts 8 + LAT/LON/ELEV 12 + SVC_CLASS 1 + WINDOW 4 + GRP_DLY 4 + FNOM 2 + CFGCNT 2
+    # = 52 bytes.
+    if num_pmu == 0 or num_pmu * 52 > reader.left():
         raise FrameError(f"NUM_PMU {num_pmu} does not fit a {len(body)}-byte CFG-3")
     pmus = []
     for number in range(num_pmu):
@@ -499,8 +501,9 @@ def parse_cfg3_body(stamp: Stamp, body: bytes, version: int = VERSION_2011) -> C
         idcode = _U16.unpack(reader.take(2, "IDCODE"))[0]
         global_id = uuid.UUID(bytes=reader.take(16, "G_PMU_ID"))
         fmt, phnmr, annmr, dgnmr = struct.unpack(">HHHH", reader.take(8, "FORMAT/counts"))
-        # Each name is at least its length byte, each channel has 12/8/4 bytes of scaling.
-        least = phnmr * 13 + annmr * 9 + dgnmr * 20 + 29
+        # Each name is at least its length byte, each channel has 12/8/4 bytes of scaling; then
+        # the 25-byte tail (LAT .. CFGCNT) and, after the last block, the 2-byte DATA_RATE.
+        least = phnmr * 13 + annmr * 9 + dgnmr * 20 + _CFG3_PMU_TAIL.size + 2
         if least > reader.left():
             raise FrameError(
                 f"PMU {idcode}: PHNMR {phnmr} / ANNMR {annmr} / DGNMR {dgnmr} "

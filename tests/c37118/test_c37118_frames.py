@@ -302,6 +302,43 @@ def test_cfg3_layout_by_hand():
     )
     head = "AA52" + f"{14 + len(body) // 2 + 2:04X}" + "0002" "00000005" "00000006"
     assert raw == sealed(head + body)
+    # ... and the same hand-written bytes parse back (a one-character channel name: the PMU
+    # block is 2+25+14+12+25 = 78 bytes, the smallest a one-phasor block can be)
+    decoder = FrameDecoder()
+    (event,) = decoder.feed(sealed(head + body))
+    assert event.config.pmus == [pmu] and event.config.data_rate == 60
+
+
+def test_smallest_cfg3_pmu_block_by_hand():
+    """A PMU block with no channel is 52 bytes and its station name (Table 10); with
+    DATA_RATE that is all that follows NUM_PMU."""
+    body = (
+        "0000"
+        "000F4240"
+        "0001"  # CONT_IDX, TIME_BASE, NUM_PMU
+        "0158"
+        "0009" + "11" * 16 + "0000"
+        "0000"
+        "0000"
+        "0000" + "7FC00000" * 3 + "4D"  # STN "X", IDCODE 9, ids
+        "00000000"
+        "00000000"  # LAT/LON/ELEV NaN, SVC_CLASS M
+        "0001"
+        "0003"  # FNOM 50, CFGCNT 3
+        "FFFE"  # DATA_RATE -2 (one frame every 2 s)
+    )
+    assert len(body) // 2 - 8 - 2 == 52 + len("X")
+    head = "AA52" + f"{14 + len(body) // 2 + 2:04X}" + "0009" "00000001" "00000000"
+    (event,) = FrameDecoder().feed(sealed(head + body))
+    (pmu,) = event.config.pmus
+    assert (pmu.station, pmu.idcode, pmu.fnom, pmu.cfgcnt, pmu.service_class) == (
+        "X",
+        9,
+        50,
+        3,
+        "M",
+    )
+    assert pmu.global_id.bytes == b"\x11" * 16 and event.config.data_rate == -2
 
 
 # ----------------------------------------------------------------------------- hostile input
@@ -348,7 +385,7 @@ def test_cfg3_hostile_fragments_and_lengths():
     events = [e for f in fragments for e in small.feed(f)]
     assert any("exceeds 50 bytes" in getattr(e, "reason", "") for e in events)
     single = bytearray(build_cfg3(config)[0])
-    single[24] = 0xFF  # the STN length byte claims 255 bytes
+    single[22] = 0xFF  # the STN length byte (after header, CONT_IDX, TIME_BASE, NUM_PMU)
     events = FrameDecoder().feed(_reseal(bytes(single)))
     assert type(events[0]).__name__ == "FrameRejected"
     assert "CFG-3" in events[0].reason or "do not fit" in events[0].reason
