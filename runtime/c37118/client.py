@@ -24,14 +24,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gridbind.c37118.constants import Command, FrameType, Stat
-from gridbind.c37118.errors import ConfigurationError
+from gridbind.c37118.errors import C37118Error
 from gridbind.c37118.frames import (
     CommandFrame,
     ConfigFrame,
     Stamp,
     build_command,
-    build_config,
-    cfg3_body,
 )
 from gridbind.c37118.framing import (
     ConfigReceived,
@@ -105,12 +103,14 @@ class ClientStats:
     reasons: deque[str] = field(default_factory=lambda: deque(maxlen=32))
 
 
-def config_signature(config: ConfigFrame) -> bytes:
-    """Bytes that are equal exactly when two configurations describe the same stream."""
-    if config.kind == FrameType.CFG3:
-        return b"3" + cfg3_body(config)
-    copy = ConfigFrame(Stamp(config.stamp.idcode), config.pmus, config.time_base, config.data_rate)
-    return b"2" + build_config(copy)
+def config_signature(config: ConfigFrame) -> str:
+    """A text equal exactly when two configurations describe the same stream.
+
+    Made of the parsed values (their ``repr``: NaN coordinates compare equal), never by building
+    the configuration again: what a peer sent may parse and still not be buildable.
+    """
+    family = "3" if config.kind == FrameType.CFG3 else "2"
+    return repr((family, config.stamp.idcode, config.time_base, config.data_rate, config.pmus))
 
 
 class PdcSession:
@@ -217,7 +217,12 @@ class PdcSession:
             if isinstance(item, DataReceived):
                 self._data(item.stamp, item.values, item.layout, now, events)
             elif isinstance(item, ConfigReceived):
-                self._configuration(item.config, now, events)
+                try:
+                    self._configuration(item.config, now, events)
+                except C37118Error as exc:  # what the device sent must never end the session
+                    self.stats.rejected += 1
+                    self.stats.reasons.append(str(exc))
+                    events.append(BadFrame(f"configuration refused: {exc}"))
             elif isinstance(item, DataUnmatched):
                 self._hold(item.raw, now)
             elif isinstance(item, FrameRejected):
@@ -272,7 +277,7 @@ class PdcSession:
         self._requested_at = None
         try:
             layout = DataLayout(config)
-        except ConfigurationError as exc:
+        except C37118Error as exc:
             self.stats.rejected += 1
             self.stats.reasons.append(str(exc))
             events.append(BadFrame(f"configuration refused: {exc}"))

@@ -308,6 +308,7 @@ def parse_config(data: bytes) -> ConfigFrame:
         _need(data, offset, 26, end, f"PMU {number + 1} header")
         station = _name16(bytes(data[offset : offset + 16]))
         idcode, fmt, phnmr, annmr, dgnmr = _PMU_HEAD.unpack_from(data, offset + 16)
+        _pmu_idcode(idcode)
         offset += 26
         names = phnmr + annmr + 16 * dgnmr
         _need(
@@ -359,6 +360,14 @@ def parse_config(data: bytes) -> ConfigFrame:
     data_rate = _I16.unpack_from(data, offset)[0]
     _time_base(time_word)
     return ConfigFrame(stamp, pmus, time_word & 0xFFFFFF, data_rate, kind, time_word >> 24, version)
+
+
+def _pmu_idcode(idcode: int) -> int:
+    # 0 and 65535 are reserved (C37.118.2-2011, 6.2): a block carrying one could not be
+    # built again, nor named apart from "all streams".
+    if not 1 <= idcode <= 65534:
+        raise FrameError(f"PMU IDCODE {idcode} is not in 1..65534")
+    return idcode
 
 
 def _time_base(time_word: int) -> None:
@@ -498,7 +507,7 @@ def parse_cfg3_body(stamp: Stamp, body: bytes, version: int = VERSION_2011) -> C
     pmus = []
     for number in range(num_pmu):
         station = reader.name(f"PMU {number + 1} STN")
-        idcode = _U16.unpack(reader.take(2, "IDCODE"))[0]
+        idcode = _pmu_idcode(_U16.unpack(reader.take(2, "IDCODE"))[0])
         global_id = uuid.UUID(bytes=reader.take(16, "G_PMU_ID"))
         fmt, phnmr, annmr, dgnmr = struct.unpack(">HHHH", reader.take(8, "FORMAT/counts"))
         # Each name is at least its length byte, each channel has 12/8/4 bytes of scaling; then

@@ -291,3 +291,99 @@ def test_found_device_cases():
     raw[-2:] = crc_ccitt(bytes(raw[:-2])).to_bytes(2, "big")
     with pytest.raises(FrameError, match="TIME_BASE"):
         parse_config(bytes(raw))
+
+
+# ------------------------------------------------ validly sealed hostile frames (correct CRC)
+
+
+def _sealed(kind: int, idcode: int, body: bytes) -> bytes:
+    from gridbind.c37118.crc import crc_ccitt
+
+    size = 14 + len(body) + 2
+    frame = bytes([0xAA, (kind << 4) | 2]) + size.to_bytes(2, "big") + idcode.to_bytes(2, "big")
+    frame += bytes(8) + body
+    return frame + crc_ccitt(frame).to_bytes(2, "big")
+
+
+_U16 = st.integers(0, 0xFFFF)
+_SMALL = st.integers(0, 3)
+
+
+@st.composite
+def _hostile_cfg2(draw):
+    pmus = []
+    for _ in range(draw(st.integers(1, 3))):
+        phnmr, annmr, dgnmr = draw(_SMALL), draw(_SMALL), draw(st.integers(0, 1))
+        names = phnmr + annmr + 16 * dgnmr
+        block = draw(st.binary(min_size=16, max_size=16))  # STN: any bytes
+        block += b"".join(
+            v.to_bytes(2, "big")
+            for v in (draw(st.sampled_from([0, 1, 3, 65534, 65535])), draw(_U16))
+        )
+        block += b"".join(v.to_bytes(2, "big") for v in (phnmr, annmr, dgnmr))
+        block += draw(st.binary(min_size=16 * names, max_size=16 * names))
+        block += draw(st.binary(min_size=4 * (phnmr + annmr + dgnmr) + 4, max_size=4 * 9 + 4))[
+            : 4 * (phnmr + annmr + dgnmr) + 4
+        ]
+        pmus.append(block)
+    head = draw(st.integers(0, 0xFFFFFFFF)).to_bytes(4, "big") + len(pmus).to_bytes(2, "big")
+    return head + b"".join(pmus) + draw(_U16).to_bytes(2, "big")
+
+
+@st.composite
+def _hostile_cfg3(draw):
+    pmus = []
+    for _ in range(draw(st.integers(1, 2))):
+        phnmr, annmr, dgnmr = draw(_SMALL), draw(_SMALL), draw(st.integers(0, 1))
+        names = [draw(st.binary(max_size=255)) for _ in range(1 + phnmr + annmr + 16 * dgnmr)]
+        block = bytes([len(names[0])]) + names[0]
+        block += draw(st.sampled_from([0, 1, 65535])).to_bytes(2, "big") + bytes(16)
+        block += b"".join(v.to_bytes(2, "big") for v in (draw(_U16), phnmr, annmr, dgnmr))
+        block += b"".join(bytes([len(n)]) + n for n in names[1:])
+        size = 12 * phnmr + 8 * annmr + 4 * dgnmr + 25
+        block += draw(st.binary(min_size=size, max_size=size))
+        pmus.append(block)
+    head = draw(st.integers(0, 0xFFFFFFFF)).to_bytes(4, "big") + len(pmus).to_bytes(2, "big")
+    return b"\x00\x00" + head + b"".join(pmus) + draw(_U16).to_bytes(2, "big")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.one_of(
+            _hostile_cfg2().map(lambda body: (3, body)),
+            _hostile_cfg3().map(lambda body: (5, body)),
+            st.binary(max_size=200).map(lambda body: (0, body)),
+        ),
+        min_size=1,
+        max_size=5,
+    ),
+    st.booleans(),
+)
+def test_sealed_hostile_configurations_and_data_never_raise(frames, cfg3):
+    """Frames with random fields and a correct CRC, each sent twice (a repeated configuration
+    is compared with the one in force), over TCP and UDP: the client core and the mapping the
+    bridge builds of what it accepts raise nothing but C37.118 errors the bridge catches."""
+    from gridbind.c37118.client import ConfigurationChanged, DataFrameReceived, PdcSession
+    from gridbind.c37118.errors import C37118Error
+    from gridbind.c37118.mapping import StreamMapping
+
+    session = PdcSession(3, prefer_cfg3=cfg3, max_held=4, max_held_bytes=4096)
+    session.start(0.0)
+    mappings = {}
+    for number, (kind, body) in enumerate(frames * 2):
+        raw = _sealed(kind, 3, body)
+        now = number * 0.01
+        events = session.receive_datagram(raw, now) if number % 2 else session.receive(raw, now)
+        for event in events:
+            try:
+                if isinstance(event, ConfigurationChanged):
+                    mapping = mappings[id(event.config)] = StreamMapping(event.config)
+                    mapping.metadata()
+                elif isinstance(event, DataFrameReceived):
+                    mapping = mappings.get(id(event.layout.config))
+                    if mapping is not None:
+                        mapping.measurements(event.stamp, event.values)
+            except C37118Error:
+                pass
+        session.tick(now)

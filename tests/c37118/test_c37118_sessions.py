@@ -299,3 +299,39 @@ def test_requests_wait_while_the_output_backlog_is_full():
     assert session.data_to_send() == bytes(20)
     session.receive(build_command(CommandFrame(Stamp(ID), Command.SEND_CFG2)))
     assert session.data_to_send() == build_config(replace(_config(1), stamp=Stamp(ID)))
+
+
+def _reseal(raw: bytes) -> bytes:
+    from gridbind.c37118.crc import crc_ccitt
+
+    return raw[:-2] + crc_ccitt(raw[:-2]).to_bytes(2, "big")
+
+
+@pytest.mark.parametrize("idcode", [0, 65535])
+def test_a_configuration_with_a_reserved_pmu_idcode_is_a_bad_frame(idcode):
+    """Twice the same CFG-2 whose PMU block says IDCODE 0 / 65535: refused at parse time, and
+    the session goes on (the second copy used to raise out of receive)."""
+    good = build_config(_config(1))
+    offset = 14 + 6 + 16  # header, TIME_BASE + NUM_PMU, STN
+    hostile = _reseal(good[:offset] + idcode.to_bytes(2, "big") + good[offset + 2 :])
+    session = PdcSession(ID)
+    session.start(0.0)
+    for now in (0.0, 0.1):
+        events = session.receive(hostile, now)
+        assert isinstance(events[0], BadFrame) and "IDCODE" in events[0].reason
+    assert isinstance(session.receive(good, 0.2)[0], ConfigurationChanged)
+
+
+def test_a_cfg3_whose_names_grow_past_255_bytes_is_the_same_configuration_twice():
+    """A 255-byte station name of invalid UTF-8 decodes to 255 U+FFFD (765 bytes); the second
+    copy is compared by value, not rebuilt, so it is no change and no exception."""
+    cfg = ConfigFrame(Stamp(ID), [PmuConfig("S" * 255, ID, 0xF)], 1_000_000, 10, FrameType.CFG3)
+    (raw,) = build_cfg3(cfg)
+    start = 14 + 2 + 6 + 1  # header, CONT_IDX, TIME_BASE + NUM_PMU, name length
+    hostile = _reseal(raw[:start] + b"\xff" * 255 + raw[start + 255 :])
+    session = PdcSession(ID, prefer_cfg3=True)
+    session.start(0.0)
+    first = session.receive(hostile, 0.0)
+    assert isinstance(first[0], ConfigurationChanged)
+    assert first[0].config.pmus[0].station == "\ufffd" * 255
+    assert session.receive(hostile, 0.1) == []
