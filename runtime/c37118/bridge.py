@@ -37,7 +37,7 @@ from gridbind.c37118.outbound import (
     metadata_from_data_points,
 )
 from gridbind.c37118.server import PmuServer
-from gridbind.sttp.measurement import Measurement
+from gridbind.sttp.measurement import TICKS_PER_SECOND, UNIX_EPOCH_TICKS, Measurement
 
 log = logging.getLogger(__name__)
 #: Stands in the set of awaited subscribers while a metadata definition is deferred.
@@ -434,7 +434,8 @@ class SttpToC37118:
     def _measurements(self, batch: list[Measurement]) -> None:
         if self.assembler is None or self.server is None:
             return
-        for frame in self.assembler.add(batch):
+        now = UNIX_EPOCH_TICKS + int(time.time() * TICKS_PER_SECOND)
+        for frame in self.assembler.add(batch, now):
             self.server.send_data(frame)
             self.rates.frames += 1
         self.rates.measurements += len(batch)

@@ -12,6 +12,12 @@ timestamps are pending: the memory a publisher can make it hold is bounded. ``in
 counts frames sent with missing values, ``lost`` timestamps that never arrived at all,
 ``unservable`` frames whose time SOC cannot carry.
 
+Like openPDC's concentrator ``LeadTime``, a measurement more than ``lead_time`` seconds ahead
+of the local clock (``now``, in ticks; without one, of the newest frame sent) is refused and
+counted in ``future``: a publisher's clock error cannot make every later frame "late". Should
+the stream still fall behind the newest frame sent (the local clock stepped back), ``resync``
+consecutive late timestamps make the assembler start again from the stream's time.
+
 Decisions: phasors are always sent as floating point (FORMAT bit 1), polar unless ``format``
 asks for rectangular; analogs and FREQ / DFREQ follow ``format`` (integer FREQ is mHz off
 nominal, integer DFREQ 0.01 Hz/s, integer analogs unscaled). STAT is the FLAG signal's value
@@ -40,7 +46,7 @@ from gridbind.c37118.frames import (
 )
 from gridbind.c37118.layout import DataLayout
 from gridbind.c37118.mapping import COMPONENT_PHASE_CODES, flags_stat, ticks_stamp
-from gridbind.sttp.measurement import Measurement
+from gridbind.sttp.measurement import TICKS_PER_SECOND, Measurement
 
 _INDEX = re.compile(r"-[A-Z]{2}(\d{1,9})$")
 _RADIANS = math.pi / 180.0
@@ -345,28 +351,48 @@ class _Pending:
 class FrameAssembler:
     """Measurements in, whole C37.118 data frames (bytes) out, by timestamp."""
 
-    def __init__(self, plan: OutboundPlan, lag: int = 2) -> None:
+    def __init__(
+        self, plan: OutboundPlan, lag: int = 2, lead_time: float = 5.0, resync: int = 30
+    ) -> None:
         self.plan = plan
         self.lag = lag
+        self.lead_ticks = round(lead_time * TICKS_PER_SECOND)
+        self.resync = resync
         self.pending: dict[int, _Pending] = {}
         self.incomplete = 0
         self.late = 0
+        self.future = 0
+        self.resyncs = 0
         self.lost = 0
         self.unservable = 0
         self._last_emitted = -1
+        self._late_stamps: set[int] = set()
 
-    def add(self, measurements: Iterable[Measurement]) -> list[bytes]:
-        """Take measurements; returns the frames they completed, oldest first."""
+    def add(self, measurements: Iterable[Measurement], now: int | None = None) -> list[bytes]:
+        """Take measurements (``now``: the local clock in ticks); returns the frames they
+        completed, oldest first."""
         plan = self.plan
         targets = plan.targets
         done: list[int] = []
+        reference = now if now is not None else self._last_emitted
+        horizon = reference + self.lead_ticks if reference >= 0 else None
         for m in measurements:
             target = targets.get(m.signal_id)
             if target is None:
                 continue
+            if horizon is not None and m.timestamp > horizon:
+                self.future += 1
+                continue
             if m.timestamp <= self._last_emitted:
                 self.late += 1
+                self._late_stamps.add(m.timestamp)
+                if len(self._late_stamps) >= self.resync:
+                    # The stream is consistently behind the newest frame sent: follow it.
+                    self.resyncs += 1
+                    self._last_emitted = -1
+                    self._late_stamps.clear()
                 continue
+            self._late_stamps.clear()
             entry = self.pending.get(m.timestamp)
             if entry is None:
                 entry = self.pending[m.timestamp] = _Pending(plan)

@@ -281,3 +281,48 @@ def test_signal_ids_stay_unique_when_stations_and_idcodes_repeat():
     mapping = StreamMapping(ConfigFrame(Stamp(9), pmus, 1_000_000, 30))
     assert [d.acronym for d in mapping.devices] == ["SAME", "SAME_4", "SAME_4_3", "PDC9_5"]
     assert len({s.signal_id for s in mapping.signals}) == len(mapping.signals)
+
+
+def _second(source: StreamMapping, second: int) -> list[Measurement]:
+    frame = DataFrame(
+        Stamp(20, second, 0),
+        [
+            PmuData(0, [(1.0, 0.0), (1.0, 0.0)], 50.125, 0.5, [1.0], [1]),
+            PmuData(0, [(1.0, 0.0)], 50.0, 0.0, [], []),
+        ],
+    )
+    return _values(source, frame)
+
+
+def test_far_future_timestamps_are_refused_by_the_lead_time():
+    """Three frames stamped a year ahead used to be sent and make every later frame late."""
+    source = StreamMapping(_config(0xF))
+    plan = OutboundPlan(source.metadata(), 1)
+    assembler = FrameAssembler(plan, lag=2, lead_time=5.0)
+    start = 1_700_000_000
+    now = UNIX_EPOCH_TICKS + start * 10_000_000
+    for ahead in (1, 2, 3):
+        assert assembler.add(_second(source, start + 365 * 86400 + ahead), now) == []
+    frames = []
+    for second in range(4):
+        frames += assembler.add(_second(source, start + second), now + second * 10_000_000)
+    assert len(frames) == 4 and assembler.late == 0
+    assert assembler.future == 3 * len(plan.targets)
+    assert [plan.layout.parse(f).stamp.soc for f in frames] == [start + s for s in range(4)]
+
+
+def test_a_stream_behind_the_newest_frame_sent_is_followed_again():
+    """Without a local clock, a far-future frame is sent; ``resync`` late timestamps later the
+    assembler follows the stream's time again."""
+    source = StreamMapping(_config(0xF))
+    plan = OutboundPlan(source.metadata(), 1)
+    assembler = FrameAssembler(plan, lag=2, resync=5)
+    start = 1_700_000_000
+    assert len(assembler.add(_second(source, start + 10**6))) == 1
+    frames = []
+    for second in range(8):
+        frames += assembler.add(_second(source, start + second))
+    # seconds 0-3 and the first measurement of second 4 are late; the rest is followed
+    assert assembler.resyncs == 1 and assembler.late == 4 * len(plan.targets) + 1
+    assert [plan.layout.parse(f).stamp.soc for f in frames] == [start + s for s in range(4, 8)]
+    assert assembler.incomplete == 1
