@@ -91,7 +91,7 @@ def parse_bench(args: argparse.Namespace) -> None:
     config = _config(args.pmus, args.phasors)
     config.data_rate = args.rate
     layout = DataLayout(config)
-    frames = [_frame(layout, config, n, args.rate, 1_800_000_000) for n in range(args.rate * 5)]
+    frames = [_frame(layout, config, n, args.rate, 1_700_000_000) for n in range(args.rate * 5)]
     stream = b"".join(frames)
     mapping = StreamMapping(config)
 
@@ -162,7 +162,7 @@ def role_source(args: argparse.Namespace) -> None:
     config = _config(args.pmus, args.phasors)
     config.data_rate = args.rate
     layout = DataLayout(config)
-    frames = [_frame(layout, config, n, args.rate, 1_800_000_000) for n in range(args.rate * 10)]
+    frames = [_frame(layout, config, n, args.rate, 1_700_000_000) for n in range(args.rate * 10)]
 
     async def run() -> None:
         server = PmuServer(config, port=args.port)
@@ -182,7 +182,7 @@ def role_source(args: argparse.Namespace) -> None:
             cycle, position = divmod(number, len(frames))
             raw = frames[position]
             if cycle:  # advance SOC by whole cycles of 10 s so timestamps keep increasing
-                raw = _frame(layout, config, number, args.rate, 1_800_000_000)
+                raw = _frame(layout, config, number, args.rate, 1_700_000_000)
             server.send_data(raw)
         await asyncio.sleep(1.0)
         print(json.dumps({"sent": total, "late": late}), flush=True)

@@ -53,7 +53,7 @@ def config(phasors: int = 2, station: str = "SUB A") -> ConfigFrame:
 def frame(cfg: ConfigFrame, number: int, stat: int = 0) -> DataFrame:
     phasors = len(cfg.pmus[0].phasors)
     return DataFrame(
-        Stamp(ID, 1_800_000_000 + number // 30, (number % 30) * 33333),
+        Stamp(ID, 1_700_000_000 + number // 30, (number % 30) * 33333),
         [
             PmuData(stat, [(100.0 + number, 0.25)] * phasors, 60.0, 0.0, [float(number)], [number]),
             PmuData(0, [(number, -number)], number, 0, [], []),
