@@ -202,6 +202,15 @@ class OutboundPlan:
         self.config = ConfigFrame(Stamp(idcode), pmus, time_base, rate or 30, FrameType.CFG2)
         self.layout = DataLayout(self.config)
         self.expected = len(self.targets)
+        #: per PMU, the (holder slot, channel) of every value a signal feeds: only those can be
+        #: missing (a subscription of some of a device's signals leaves the others NaN for good)
+        self.fed: list[list[tuple[int, int | None]]] = [[] for _ in pmus]
+        for target in self.targets.values():
+            slot = _ROLE_SLOT[target.role]
+            if slot in (FREQ_SLOT, DFDT_SLOT):
+                self.fed[target.pmu].append((slot, None))
+            elif slot in (MAG_SLOT, ANG_SLOT, ANALOG_SLOT, DIGITAL_SLOT):
+                self.fed[target.pmu].append((slot, target.channel))
 
     def _pmu(
         self,
@@ -430,8 +439,8 @@ class FrameAssembler:
         entry = self.pending.pop(ticks)
         plan = self.plan
         missing = [
-            any(_missing(value) for value in (*v[:2], *v[2], *v[3], *v[4], *v[5]))
-            for v in entry.values
+            any(_missing(v[slot] if channel is None else v[slot][channel]) for slot, channel in fed)
+            for v, fed in zip(entry.values, plan.fed)
         ]
         if entry.filled < plan.expected:
             self.incomplete += 1

@@ -326,3 +326,31 @@ def test_a_stream_behind_the_newest_frame_sent_is_followed_again():
     assert assembler.resyncs == 1 and assembler.late == 4 * len(plan.targets) + 1
     assert [plan.layout.parse(f).stamp.soc for f in frames] == [start + s for s in range(4, 8)]
     assert assembler.incomplete == 1
+
+
+def test_a_partial_subscription_is_not_flagged_as_missing_data():
+    """Subscribed to frequency and the first phasor's magnitude only: complete frames carry
+    NaN for the rest but their STAT says good data (it used to say "absent data inserted")."""
+    source = StreamMapping(_config(0xF))
+    wanted = {s.signal_id for s in source.signals if s.reference.endswith(("-FQ", "-PM1"))}
+    metadata = source.metadata()
+    table = metadata["MeasurementDetail"]
+    table.rows[:] = [row for row in table.rows if row["SignalID"] in wanted]
+    plan = OutboundPlan(metadata, 1)
+    assembler = FrameAssembler(plan)
+    frames = assembler.add(_second(source, 1_700_000_000))
+    assert len(frames) == 1 and assembler.incomplete == 0
+    served = plan.layout.parse(frames[0])
+    assert [block.stat >> 14 for block in served.blocks] == [0, 0]
+    assert math.isnan(served.blocks[0].dfreq) and served.blocks[0].phasors[0][0] == 1.0
+    # a fed value that did not come is still flagged
+    partial = [m for m in _second(source, 1_700_000_001) if not m.signal_id == plan_freq(plan)]
+    assembler.add(partial)
+    (late,) = assembler.flush()
+    assert plan.layout.parse(late).blocks[0].stat >> 14 == 2
+
+
+def plan_freq(plan: OutboundPlan):
+    from gridbind.c37118.outbound import FREQ
+
+    return next(s for s, t in plan.targets.items() if t.role == FREQ and t.pmu == 0)
