@@ -270,7 +270,16 @@ class OutboundPlan:
             self.targets[row["SignalID"]] = Target(position, DIGITAL, channel)
             words.append(DigitalWord(tuple(f"D{channel + 1}_{bit}" for bit in range(16))))
         station = _ascii16(str(device.get("Name") or acronym))
-        return PmuConfig(station, pmu_id, self.format, channels, analog_channels, words, self.fnom)
+        return PmuConfig(
+            station,
+            pmu_id,
+            self.format,
+            channels,
+            analog_channels,
+            words,
+            self.fnom,
+            self.cfgcnt & 0xFFFF,
+        )
 
     # -- engineering values -> wire fields
     def frame_values(self, values: list[list[Any]], flags: list[int], missing: list[bool]) -> list:

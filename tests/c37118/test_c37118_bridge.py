@@ -491,3 +491,28 @@ def test_a_flapping_configuration_is_announced_at_most_once_per_interval():
     assert bridge.definitions <= 4
     assert bridge.mapping.devices[0].pmu.station == "SUB 19"
     assert len(received) == 5 * len(bridge.mapping.signals)
+
+
+@pytest.mark.timeout(10)
+def test_metadata_refreshes_after_a_change_are_no_new_configuration():
+    """CFGCNT goes into the plan's PMU blocks: refreshes of unchanged metadata after a first
+    change used to differ from the served configuration by CFGCNT alone."""
+    from gridbind.c37118.bridge import SttpToC37118
+    from gridbind.c37118.mapping import StreamMapping
+
+    async def run() -> tuple[int, list[int]]:
+        bridge = SttpToC37118("127.0.0.1", 9, port=0, idcode=5)
+        first, second = StreamMapping(config(2)), StreamMapping(config(3))
+        try:
+            for metadata in (first, second, second, second, first, first):
+                plan = bridge._plan(metadata.metadata())
+                assert plan is not None
+                await bridge._configure(plan)
+            assert bridge.server is not None and bridge.plan is not None
+            return bridge.rates.config_changes, [p.cfgcnt for p in bridge.plan.config.pmus]
+        finally:
+            if bridge.server is not None:
+                await bridge.server.stop()
+
+    changes, cfgcnts = asyncio.run(run())
+    assert changes == 2 and cfgcnts == [2, 2]
