@@ -64,7 +64,8 @@ class C37118ToSttp:
         profile: ``ieee2664`` (deployed wire) or ``draft-0.8``.
         company, source, node_id: metadata conventions (see :class:`StreamMapping`).
         prefer_cfg3: ask the device for CFG-3 (falls back to CFG-2 when it has none).
-        udp_port: also read data frames from this local UDP port.
+        udp_port: also read data frames from this local UDP port (sent by the PMU's host).
+        udp_host: the local address of that UDP port (``0.0.0.0``: every interface).
         compression: let IEEE 2664 subscribers use TSSC.
     """
 
@@ -82,6 +83,7 @@ class C37118ToSttp:
         node_id: uuid.UUID | None = None,
         prefer_cfg3: bool = False,
         udp_port: int | None = None,
+        udp_host: str = "127.0.0.1",
         compression: bool = True,
         hold_seconds: float = 3.0,
         max_hold_measurements: int = 500_000,
@@ -105,6 +107,7 @@ class C37118ToSttp:
             on_event=self._on_event,
             prefer_cfg3=prefer_cfg3,
             udp_port=udp_port,
+            udp_host=udp_host,
             data_timeout=data_timeout,
         )
         self.rates = Rates()

@@ -33,6 +33,12 @@ def register(subparsers: Any) -> None:
     )
     bridge.add_argument("--cfg3", action="store_true", help="ask for CFG-3 (else CFG-2)")
     bridge.add_argument("--udp-port", type=int, help="also read data frames on this UDP port")
+    bridge.add_argument(
+        "--udp-host",
+        default="127.0.0.1",
+        help="local address of the UDP port (0.0.0.0 for a PMU on another host; default "
+        "127.0.0.1); only the PMU's own address is listened to",
+    )
     bridge.add_argument("--company", default="GB", help="company acronym of point tags")
     bridge.add_argument("--no-compression", action="store_true", help="no TSSC (ieee2664)")
     _common(bridge)
@@ -131,6 +137,7 @@ def run_bridge(args: argparse.Namespace) -> int:
             company=args.company,
             prefer_cfg3=args.cfg3,
             udp_port=args.udp_port,
+            udp_host=args.udp_host,
             compression=not args.no_compression,
         )
         return await _run(

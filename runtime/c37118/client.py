@@ -17,13 +17,14 @@ frames where the device sends them over UDP, reconnection with back-off.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gridbind.c37118.constants import Command, FrameType, Stat
+from gridbind.c37118.constants import MIN_FRAME, SYNC_BYTE, Command, FrameType, Stat
 from gridbind.c37118.errors import C37118Error
 from gridbind.c37118.frames import (
     CommandFrame,
@@ -207,9 +208,21 @@ class PdcSession:
         return events
 
     def receive_datagram(self, data: bytes, now: float) -> list[Event]:
-        """Events of one UDP datagram."""
+        """Events of one UDP datagram: only a data frame of this stream's IDCODE is taken (a
+        configuration or command over UDP is refused: anyone can send a datagram)."""
+        if len(data) < MIN_FRAME or data[0] != SYNC_BYTE or (data[1] >> 4) & 0x7 != FrameType.DATA:
+            return [self.refuse("a UDP datagram that is not a data frame")]
+        idcode = (data[4] << 8) | data[5]
+        if idcode != self.idcode:
+            return [self.refuse(f"a UDP data frame of IDCODE {idcode}")]
         self._last_rx = now
         return self._handle(self.decoder.datagram(data), now)
+
+    def refuse(self, reason: str) -> BadFrame:
+        """Count input refused before decoding (e.g. a datagram from another host)."""
+        self.stats.rejected += 1
+        self.stats.reasons.append(reason)
+        return BadFrame(reason)
 
     def _handle(self, decoded: list, now: float) -> list[Event]:
         events: list[Event] = []
@@ -327,7 +340,7 @@ class _Udp(asyncio.DatagramProtocol):
         self.owner = owner
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.owner._feed(data, datagram=True)
+        self.owner._feed(data, datagram=True, sender=addr[0])
 
 
 class PdcClient:
@@ -335,7 +348,8 @@ class PdcClient:
 
     ``on_event`` receives every :data:`Event` (on the event loop). ``udp_port`` (0: any free
     port, see :attr:`udp_port` after :meth:`start`) also takes data frames from UDP datagrams on
-    ``udp_host``. The client reconnects after a lost connection or a stalled stream, waiting
+    ``udp_host`` (``0.0.0.0`` for a PMU on another host): only data frames of ``idcode`` sent
+    from the PMU's address (the TCP connection's peer); other datagrams are counted as rejected. The client reconnects after a lost connection or a stalled stream, waiting
     ``retry_interval`` seconds doubling up to ``max_retry_interval``.
     """
 
@@ -373,6 +387,8 @@ class PdcClient:
         self._runner: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
         self._stopping = False
+        #: the PMU's address (of the TCP connection): UDP data from any other is refused
+        self._peer_host: str | None = None
 
     @property
     def config(self) -> ConfigFrame | None:
@@ -439,6 +455,8 @@ class PdcClient:
             attempt = 0
             self.connections += 1
             self._tcp = tcp
+            peer = tcp.transport.get_extra_info("peername") if tcp.transport else None
+            self._peer_host = peer[0] if peer else None
             known = self.session.known if self.session is not None else None
             self.session = PdcSession(
                 self.idcode,
@@ -460,12 +478,14 @@ class PdcClient:
                 log.warning("connection to %s:%s lost; reconnecting", self.host, self.port)
                 await asyncio.sleep(self.retry_interval)
 
-    def _feed(self, data: bytes, datagram: bool) -> None:
+    def _feed(self, data: bytes, datagram: bool, sender: str | None = None) -> None:
         session = self.session
         if session is None:
             return
         now = asyncio.get_running_loop().time()
-        if datagram:
+        if datagram and not _same_host(sender, self._peer_host):
+            events: list[Event] = [session.refuse(f"UDP datagram from {sender}, not the PMU")]
+        elif datagram:
             events = session.receive_datagram(data, now)
         else:
             events = session.receive(data, now)
@@ -513,3 +533,15 @@ class PdcClient:
         events = self.session.tick(asyncio.get_running_loop().time())
         self._flush()
         self._dispatch(events)
+
+
+def _same_host(sender: str | None, peer: str | None) -> bool:
+    if sender is None or peer is None:
+        return False
+    try:
+        a, b = ipaddress.ip_address(sender.split("%")[0]), ipaddress.ip_address(peer.split("%")[0])
+    except ValueError:
+        return sender == peer
+    mapped_a = getattr(a, "ipv4_mapped", None) or a
+    mapped_b = getattr(b, "ipv4_mapped", None) or b
+    return mapped_a == mapped_b

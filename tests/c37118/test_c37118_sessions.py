@@ -335,3 +335,50 @@ def test_a_cfg3_whose_names_grow_past_255_bytes_is_the_same_configuration_twice(
     assert isinstance(first[0], ConfigurationChanged)
     assert first[0].config.pmus[0].station == "\ufffd" * 255
     assert session.receive(hostile, 0.1) == []
+
+
+def test_udp_takes_only_data_frames_of_the_stream():
+    """A configuration (or a data frame of another stream) by UDP used to be taken: anyone can
+    send a datagram."""
+    session = PdcSession(ID)
+    session.start(0.0)
+    events = session.receive_datagram(build_config(_config(2)), 0.0)
+    assert isinstance(events[0], BadFrame) and session.config is None
+    session.receive(build_config(_config(1)), 0.1)
+    other = bytearray(_data(_config(1), 0))
+    other[4:6] = (ID + 1).to_bytes(2, "big")
+    events = session.receive_datagram(_reseal(bytes(other)), 0.2)
+    assert isinstance(events[0], BadFrame) and "IDCODE" in events[0].reason
+    assert isinstance(session.receive_datagram(_data(_config(1), 1), 0.3)[0], DataFrameReceived)
+    assert session.stats.rejected == 2 and session.stats.frames == 1
+
+
+@pytest.mark.timeout(10)
+def test_udp_data_from_another_host_is_refused():
+    import socket
+
+    from gridbind.c37118.client import PdcClient
+
+    async def run() -> tuple[list, int]:
+        events: list = []
+        server = PmuServer(_config(1), port=0)
+        await server.start()
+        client = PdcClient("127.0.0.1", server.port, ID, on_event=events.append, udp_port=0)
+        await client.start()
+        try:
+            await wait_until(lambda: server.streaming == 1, 5)
+            await wait_until(lambda: len(events) == 1, 5)  # the configuration
+            for count, source in ((2, "127.0.0.2"), (3, "127.0.0.1")):
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                    sock.bind((source, 0))
+                    sock.sendto(_data(_config(1), 0), ("127.0.0.1", client.udp_port))
+                await wait_until(lambda: len(events) >= count, 5)  # noqa: B023
+        finally:
+            await client.stop()
+            await server.stop()
+        return events, client.stats.rejected
+
+    events, rejected = asyncio.run(run())
+    kinds = [type(e) for e in events if not isinstance(e, ConfigurationChanged)]
+    assert kinds == [BadFrame, DataFrameReceived] and rejected == 1
+    assert "127.0.0.2" in events[1].reason
