@@ -114,6 +114,13 @@ def config_signature(config: ConfigFrame) -> str:
     return repr((family, config.stamp.idcode, config.time_base, config.data_rate, config.pmus))
 
 
+def frame_period(data_rate: int) -> float:
+    """Seconds between frames: DATA_RATE > 0 is frames per second, < 0 seconds per frame."""
+    if data_rate > 0:
+        return 1.0 / data_rate
+    return float(-data_rate) if data_rate else 0.0
+
+
 class PdcSession:
     """Sans-IO PDC client core for the stream ``idcode``."""
 
@@ -177,10 +184,18 @@ class PdcSession:
     # -- timers
     def next_deadline(self) -> float | None:
         """When :meth:`tick` must run next (seconds, same clock as ``now``)."""
-        deadlines = [self._last_rx + self.data_timeout] if self.data_timeout else []
+        timeout = self._data_timeout()
+        deadlines = [self._last_rx + timeout] if timeout else []
         if self._requested_at is not None:
             deadlines.append(self._requested_at + self.config_retry)
         return min(deadlines) if deadlines else None
+
+    def _data_timeout(self) -> float:
+        """``data_timeout``, but never less than 3 frame periods of the stream (a negative
+        DATA_RATE is seconds per frame)."""
+        if not self.data_timeout or self.config is None:
+            return self.data_timeout
+        return max(self.data_timeout, 3 * frame_period(self.config.data_rate))
 
     def tick(self, now: float) -> list[Event]:
         """Retry an unanswered configuration request; report a stalled stream."""
@@ -190,7 +205,8 @@ class PdcSession:
             # CFG-2; ask for the other one next.
             self._ask_cfg3 = not self._ask_cfg3
             self._request(now)
-        if self.data_timeout and now - self._last_rx >= self.data_timeout:
+        timeout = self._data_timeout()
+        if timeout and now - self._last_rx >= timeout:
             events.append(StreamStalled(now - self._last_rx))
             self._last_rx = now
         return events
@@ -254,8 +270,8 @@ class PdcSession:
         rate = config.data_rate
         ticks = stamp_ticks(stamp.soc, stamp.fracsec, config.time_base)
         last = self.stats.last_ticks
-        if last is not None and rate > 0 and ticks > last:
-            period = TICKS_PER_SECOND / rate
+        if last is not None and rate and ticks > last:
+            period = frame_period(rate) * TICKS_PER_SECOND
             gap = round((ticks - last) / period) - 1
             if gap > 0:
                 self.stats.frames_lost += gap

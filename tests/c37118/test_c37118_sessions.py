@@ -382,3 +382,25 @@ def test_udp_data_from_another_host_is_refused():
     kinds = [type(e) for e in events if not isinstance(e, ConfigurationChanged)]
     assert kinds == [BadFrame, DataFrameReceived] and rejected == 1
     assert "127.0.0.2" in events[1].reason
+
+
+def test_negative_data_rate_is_seconds_per_frame():
+    """DATA_RATE -20: one frame every 20 s. The data time-out stretches to 3 periods and lost
+    frames are counted in periods of 20 s (they were never counted, and a 10 s time-out
+    reconnected between every two frames)."""
+    slow = replace(_config(1), data_rate=-20)
+    session = PdcSession(ID, data_timeout=10.0)
+    session.start(0.0)
+    session.receive(build_config(slow), 0.0)
+    assert session.next_deadline() == 60.0
+    layout = DataLayout(slow)
+
+    def frame(second: int) -> bytes:
+        block = PmuData(0, [(1.0, 0.0)], 60.0, 0.0, [], [])
+        return layout.build(DataFrame(Stamp(ID, 1000 + second, 0), [block]))
+
+    session.receive(frame(0), 1.0)
+    assert session.tick(30.0) == []
+    session.receive(frame(80), 40.0)  # 20, 40 and 60 never came
+    assert session.stats.frames_lost == 3
+    assert [type(e) for e in session.tick(100.0)] == [StreamStalled]
