@@ -274,11 +274,13 @@ class StreamMapping:
         self.devices: list[Device] = []
         seen: set[str] = {self.concentrator}
         for number, pmu in enumerate(config.pmus, start=1):
-            acronym = acronym_of(pmu.station, f"PMU{pmu.idcode}")
+            base = acronym = acronym_of(pmu.station, f"PMU{pmu.idcode}")
             if acronym in seen:  # acronyms (and so signal IDs) must be unique in the stream
-                acronym = f"{acronym}_{pmu.idcode}"
-            if acronym in seen:
-                acronym = f"{acronym}_{number}"
+                acronym = f"{base}_{pmu.idcode}"
+            suffix = number
+            while acronym in seen:  # another station may be named like a made-up acronym
+                acronym = f"{base}_{pmu.idcode}_{suffix}"
+                suffix += 1
             seen.add(acronym)
             self.devices.append(Device(acronym, pmu, self.concentrator))
         self.signals: list[Signal] = []

@@ -354,3 +354,16 @@ def plan_freq(plan: OutboundPlan):
     from gridbind.c37118.outbound import FREQ
 
     return next(s for s, t in plan.targets.items() if t.role == FREQ and t.pmu == 0)
+
+
+def test_made_up_acronyms_do_not_collide_with_station_names():
+    """Stations X_1_4, X, X_1, X (IDCODE 1 last): the last one's made-up X_1 and X_1_4 are
+    taken by real stations; it used to get X_1_4 twice."""
+    pmus = [
+        PmuConfig(name, idcode, 0, [PhasorChannel("V")])
+        for name, idcode in (("X_1_4", 2), ("X", 3), ("X_1", 5), ("X", 1))
+    ]
+    mapping = StreamMapping(ConfigFrame(Stamp(9), pmus, 1_000_000, 30))
+    acronyms = [d.acronym for d in mapping.devices]
+    assert acronyms == ["X_1_4", "X", "X_1", "X_1_5"]
+    assert len({s.signal_id for s in mapping.signals}) == len(mapping.signals)
