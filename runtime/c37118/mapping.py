@@ -13,8 +13,13 @@ Conventions (those of openPDC and the IEEE 2664 metadata its publishers serve):
   DIGI, FLAG (the STAT word: the deployed type for "status flags"; STAT is the deployed type of a
   *statistic*) and QUAL (the FRACSEC time-quality byte); signal references
   ``ACRONYM-FQ``, ``-DF``, ``-PM1``, ``-PA1``, ``-AV1``, ``-DV1``, ``-SF``, ``-QF``; point tags
-  ``COMPANY_ACRONYM:FREQ``, ``:VPHM1``... (the form :func:`synthetic_pmu_metadata` uses); signal
-  IDs are UUIDv5 of the node and signal reference, so a restart or reconnection keeps them.
+  in openPDC's classic default form (``DefaultPointTagNameExpression``
+  ``{CompanyAcronym}_{DeviceAcronym}[?{SignalType.Source}=Phasor[-{SignalType.Suffix}
+  {SignalIndex}]]:{VendorAcronym}{SignalType.Abbreviation}[?{SignalType.Source}!=Phasor
+  [?{SignalIndex}!=-1[{SignalIndex}]]]`` with its SignalType table, no vendor acronym):
+  ``CO_ACRONYM-PM1:V``, ``-PA1:VH``, ``-PM2:I``, ``-PA2:IH``, ``CO_ACRONYM:F``, ``:DF``,
+  ``:AV1``, ``:DV1``, ``:S``, ``:QF``; signal IDs are UUIDv5 of the node and signal reference,
+  so a restart or reconnection keeps them.
 
 Values: phasors become magnitude and angle in degrees (rectangular ones through hypot/atan2),
 integer data scaled by PHUNIT (10^-5 per bit) or the CFG-3 factor, integer FREQ is nominal +
@@ -173,6 +178,19 @@ _SUFFIX = {
     "FLAG": "SF",
     "QUAL": "QF",
 }
+#: openPDC SignalType.Abbreviation (the point tag's last part).
+_ABBREVIATION = {
+    "FREQ": "F",
+    "DFDT": "DF",
+    "VPHM": "V",
+    "VPHA": "VH",
+    "IPHM": "I",
+    "IPHA": "IH",
+    "ALOG": "AV",
+    "DIGI": "DV",
+    "FLAG": "S",
+    "QUAL": "QF",
+}
 _UNITS = {"FREQ": "Hz", "DFDT": "Hz/s", "VPHM": "Volts", "IPHM": "Amps"}
 _COMPONENT_PHASE = {
     COMPONENT_ZERO: "0",
@@ -290,15 +308,18 @@ class StreamMapping:
     def _signal(self, kind: str, device: Device, position: int, index: int, **extra: Any) -> Signal:
         suffix = _SUFFIX[kind]
         reference = f"{device.acronym}-{suffix}{index or ''}"
-        tag_kind = f"{kind}{index or ''}"
         prefix = f"{self.company}_" if self.company else ""
+        if kind[1:3] == "PH":  # SignalType.Source "Phasor": the index goes before the colon
+            tag = f"{prefix}{device.acronym}-{suffix}{index}:{_ABBREVIATION[kind]}"
+        else:
+            tag = f"{prefix}{device.acronym}:{_ABBREVIATION[kind]}{index or ''}"
         signal = Signal(
             uuid.uuid5(SIGNAL_NAMESPACE, f"{self.node_id}/{reference}"),
             kind,
             device.acronym,
             index,
             reference,
-            f"{prefix}{device.acronym}:{tag_kind}",
+            tag,
             pmu=position,
             **extra,
         )

@@ -133,16 +133,16 @@ def test_metadata_conventions():
     rows = metadata["MeasurementDetail"].rows
     first = [(r["SignalAcronym"], r["SignalReference"], r["PointTag"]) for r in rows[:10]]
     assert first == [
-        ("FREQ", "SHELBY_1-FQ", "TVA_SHELBY_1:FREQ"),
-        ("DFDT", "SHELBY_1-DF", "TVA_SHELBY_1:DFDT"),
-        ("VPHM", "SHELBY_1-PM1", "TVA_SHELBY_1:VPHM1"),
-        ("VPHA", "SHELBY_1-PA1", "TVA_SHELBY_1:VPHA1"),
-        ("IPHM", "SHELBY_1-PM2", "TVA_SHELBY_1:IPHM2"),
-        ("IPHA", "SHELBY_1-PA2", "TVA_SHELBY_1:IPHA2"),
-        ("ALOG", "SHELBY_1-AV1", "TVA_SHELBY_1:ALOG1"),
-        ("DIGI", "SHELBY_1-DV1", "TVA_SHELBY_1:DIGI1"),
-        ("FLAG", "SHELBY_1-SF", "TVA_SHELBY_1:FLAG"),
-        ("QUAL", "SHELBY_1-QF", "TVA_SHELBY_1:QUAL"),
+        ("FREQ", "SHELBY_1-FQ", "TVA_SHELBY_1:F"),
+        ("DFDT", "SHELBY_1-DF", "TVA_SHELBY_1:DF"),
+        ("VPHM", "SHELBY_1-PM1", "TVA_SHELBY_1-PM1:V"),
+        ("VPHA", "SHELBY_1-PA1", "TVA_SHELBY_1-PA1:VH"),
+        ("IPHM", "SHELBY_1-PM2", "TVA_SHELBY_1-PM2:I"),
+        ("IPHA", "SHELBY_1-PA2", "TVA_SHELBY_1-PA2:IH"),
+        ("ALOG", "SHELBY_1-AV1", "TVA_SHELBY_1:AV1"),
+        ("DIGI", "SHELBY_1-DV1", "TVA_SHELBY_1:DV1"),
+        ("FLAG", "SHELBY_1-SF", "TVA_SHELBY_1:S"),
+        ("QUAL", "SHELBY_1-QF", "TVA_SHELBY_1:QF"),
     ]
     assert [r["ID"] for r in rows[:2]] == ["PPA:1", "PPA:2"]
     assert rows[2]["PhasorSourceIndex"] == 1 and rows[0]["PhasorSourceIndex"] is None

@@ -161,7 +161,7 @@ def test_pyc37_pmu_to_sttp_subscribers():
             # the metadata as the deployed peer reads it
             signal = {v: k for k, v in names.items()}
             record = peer.record(signal[f"{DEVICE}-PA2"])
-            assert record.signaltypename == "IPHA" and record.pointtag == f"TVA_{DEVICE}:IPHA2"
+            assert record.signaltypename == "IPHA" and record.pointtag == f"TVA_{DEVICE}-PA2:IH"
             assert record.phasor is not None and record.phasor.type == "I"
             assert record.phasor.phase == "B" and record.phasor.label == "IB"
             assert peer.record(signal[f"{DEVICE}-SF"]).signaltypename == "FLAG"
@@ -349,7 +349,7 @@ def test_bridge_metadata_with_analogs_digitals_and_stat_to_pyc37_pdc():
         }
         frames.append(
             [
-                Measurement(s.signal_id, values[s.point_tag.rpartition(":")[2]], ticks)
+                Measurement(s.signal_id, values[f"{s.kind}{s.index or ''}"], ticks)
                 for s in mapping.signals
             ]
         )
@@ -378,8 +378,8 @@ def test_bridge_metadata_with_analogs_digitals_and_stat_to_pyc37_pdc():
         assert [n.strip() for n in pdc.config.get_channel_names()[:4]] == [
             "VA",
             "IA",
-            "ALOG1",
-            "ALOG2",
+            "AV1",
+            "AV2",
         ]
         for number, got in enumerate(pdc.frames):
             assert got.get_analog() == [f32(1.5 * number), -2.75]
