@@ -25,6 +25,13 @@ Values: phasors become magnitude and angle in degrees (rectangular ones through 
 integer data scaled by PHUNIT (10^-5 per bit) or the CFG-3 factor, integer FREQ is nominal +
 mHz, integer DFREQ is 0.01 Hz/s, the integer "missing" code -32768 becomes NaN.
 
+CFG-3 scaling (C37.118.2-2011 Table 10), decided as follows: the PHSCALE magnitude factor and
+the ANSCALE factor convert *integer* data to engineering units, as CFG-2's PHUNIT / ANUNIT do
+(floating-point data is in engineering units already, so no factor applies to it). The PHSCALE
+angle adjustment and the ANSCALE offset correct the *measurement*, whatever its representation:
+they apply to integer and floating-point data alike (angle + adjustment in degrees, not wrapped
+to +-180; analog x factor + offset, or float analog + offset).
+
 STAT <-> STTP state flags (every measurement of the PMU block carries them; the FLAG signal
 carries the exact STAT word, so nothing is lost either way):
 
@@ -332,8 +339,9 @@ class StreamMapping:
         indexes: list[int] = []
         scales: list[float] = []
         offsets: list[float] = []
-        # (output position, first field, scale, integer format) of rectangular phasors
-        self._rect: list[tuple[int, int, float, bool]] = []
+        # (output position, first field, scale, integer format, angle adjustment in degrees) of
+        # rectangular phasors
+        self._rect: list[tuple[int, int, float, bool, float]] = []
         signed: list[int] = []  # output positions of signed integer fields (-32768: missing)
         quality_slot = self.layout.field_count  # QUAL reads the FRACSEC byte appended there
         counts = []
@@ -365,16 +373,17 @@ class StreamMapping:
                     scale = 1.0
                 else:
                     scale = channel.factor if cfg3 else channel.scale * 1e-5
+                adjust = channel.angle_offset * _DEGREES if cfg3 else 0.0
                 if fmt & Format.POLAR:
                     angle = 1e-4 * _DEGREES if integer else _DEGREES
                     if integer:
                         signed.append(len(indexes) + 1)  # the magnitude is unsigned
                     indexes += [first, first + 1]
                     scales += [scale, angle]
-                    offsets += [0.0, 0.0]
+                    offsets += [0.0, adjust]
                 else:
                     out = len(indexes)
-                    self._rect.append((out, first, scale, integer))
+                    self._rect.append((out, first, scale, integer, adjust))
                     indexes += [first, first + 1]
                     scales += [0.0, 0.0]
                     offsets += [0.0, 0.0]
@@ -383,7 +392,7 @@ class StreamMapping:
                 indexes.append(slot.analogs + number - 1)
                 if fmt & Format.ANALOG_FLOAT:
                     scales.append(1.0)
-                    offsets.append(0.0)
+                    offsets.append(channel.offset if cfg3 else 0.0)
                 else:
                     signed.append(len(indexes) - 1)
                     scales.append(channel.factor if cfg3 else float(channel.scale))
@@ -423,7 +432,7 @@ class StreamMapping:
             for position in self._int_positions:
                 if raws[position] == -32768:
                     out[position] = math.nan
-        for position, first, scale, integer in self._rect:
+        for position, first, scale, integer, adjust in self._rect:
             real, imaginary = full[first], full[first + 1]
             if integer and (real == -32768 or imaginary == -32768):
                 out[position] = out[position + 1] = math.nan
@@ -431,7 +440,7 @@ class StreamMapping:
             real *= scale
             imaginary *= scale
             out[position] = math.hypot(real, imaginary)
-            out[position + 1] = math.atan2(imaginary, real) * _DEGREES
+            out[position + 1] = math.atan2(imaginary, real) * _DEGREES + adjust
         cache = self._flags_cache
         stats = [full[slot] for slot in self._stat_slots]
         if not any(stats) and quality == 0:

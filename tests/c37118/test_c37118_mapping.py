@@ -367,3 +367,25 @@ def test_made_up_acronyms_do_not_collide_with_station_names():
     acronyms = [d.acronym for d in mapping.devices]
     assert acronyms == ["X_1_4", "X", "X_1", "X_1_5"]
     assert len({s.signal_id for s in mapping.signals}) == len(mapping.signals)
+
+
+@pytest.mark.parametrize("fmt", [0x0, 0x1, 0x2, 0x3, 0x4, 0x5, 0x6, 0x7])
+def test_cfg3_angle_adjustment_and_analog_offset_apply_to_every_format(fmt):
+    """PHSCALE's angle adjustment was parsed and never applied; ANSCALE's offset applied to
+    integer analogs only. The factors stay integer-only (float data is in engineering units)."""
+    phasor = PhasorChannel("V", False, 1, 1, factor=2.0, angle_offset=math.radians(10.0))
+    analog = AnalogChannel("MW", 0, 1, 4.0, 0.5)
+    pmu = PmuConfig("P", 7, fmt, [phasor], [analog])
+    mapping = StreamMapping(ConfigFrame(Stamp(7), [pmu], 1_000_000, 30, FrameType.CFG3))
+    integer_phasor, polar = not fmt & 0x2, fmt & 0x1
+    if polar:
+        wire = (100, 5236) if integer_phasor else (100.0, math.radians(30.0))  # 0.5236 rad
+    else:
+        wire = (866, 500) if integer_phasor else (86.6025, 50.0)
+    raw_analog = 3 if not fmt & 0x4 else 3.0
+    frame = DataFrame(Stamp(7, 5, 0), [PmuData(0, [wire], 0, 0, [raw_analog], [])])
+    got = {s.reference: m.value for s, m in zip(mapping.signals, _values(mapping, frame))}
+    magnitude = 100.0 if polar else math.hypot(*wire)
+    assert got["P-PM1"] == pytest.approx(magnitude * (2.0 if integer_phasor else 1.0), rel=1e-4)
+    assert got["P-PA1"] == pytest.approx(40.0, abs=0.1)  # 30 degrees + 10 adjustment
+    assert got["P-AV1"] == (3 * 4.0 + 0.5 if not fmt & 0x4 else 3.0 + 0.5)
