@@ -32,7 +32,8 @@ from gridbind.c37118.constants import (
 from gridbind.c37118.crc import crc_ccitt
 from gridbind.c37118.errors import ConfigurationError, FrameError
 
-_HEAD = struct.Struct(">BBHHII")
+#: SYNC (2 bytes), FRAMESIZE, IDCODE, SOC, FRACSEC: the common frame header.
+HEAD = struct.Struct(">BBHHII")
 _U16 = struct.Struct(">H")
 _I16 = struct.Struct(">h")
 _U32 = struct.Struct(">I")
@@ -204,7 +205,7 @@ def check_frame(data: bytes | bytearray | memoryview) -> tuple[FrameType, int, S
     if size < MIN_FRAME:
         raise FrameError(f"frame of {size} bytes is shorter than the {MIN_FRAME}-byte minimum")
     kind = frame_type(data)
-    _, sync2, framesize, idcode, soc, fracsec = _HEAD.unpack_from(data)
+    _, sync2, framesize, idcode, soc, fracsec = HEAD.unpack_from(data)
     if framesize != size:
         raise FrameError(f"FRAMESIZE {framesize} does not match the {size} bytes received")
     expected = crc_ccitt(data[:-CHK_SIZE])
@@ -223,7 +224,7 @@ def seal(kind: FrameType, version: int, stamp: Stamp, body: bytes) -> bytes:
         raise ConfigurationError(f"SOC {stamp.soc} / FRACSEC {stamp.fracsec} do not fit 32 bits")
     if not 0 <= stamp.idcode <= 0xFFFF:
         raise ConfigurationError(f"IDCODE {stamp.idcode} does not fit 16 bits")
-    head = _HEAD.pack(
+    head = HEAD.pack(
         SYNC_BYTE, (int(kind) << 4) | version, size, stamp.idcode, stamp.soc, stamp.fracsec
     )
     frame = head + body

@@ -16,12 +16,14 @@ from gridbind.c37118.constants import (
     HEADER_SIZE,
     MAX_FRAME,
     SYNC_BYTE,
+    VERSION_2011,
     Format,
     FrameType,
 )
 from gridbind.c37118.crc import crc_ccitt
 from gridbind.c37118.errors import ConfigurationError, FrameError
 from gridbind.c37118.frames import (
+    HEAD,
     ConfigFrame,
     DataFrame,
     PmuConfig,
@@ -30,7 +32,6 @@ from gridbind.c37118.frames import (
     seal,
 )
 
-_HEAD = struct.Struct(">BBHHII")
 _CHK = struct.Struct(">H")
 
 
@@ -104,7 +105,7 @@ class DataLayout:
                 f"data frame of {size} bytes does not match the configuration "
                 f"({self.frame_size} bytes)"
             )
-        sync1, sync2, framesize, idcode, soc, fracsec = _HEAD.unpack_from(data)
+        sync1, sync2, framesize, idcode, soc, fracsec = HEAD.unpack_from(data)
         if sync1 != SYNC_BYTE or sync2 & 0xF0 != 0:
             raise FrameError(f"not a data frame: SYNC {sync1:02X}{sync2:02X}")
         if framesize != size:
@@ -113,7 +114,7 @@ class DataLayout:
             raise FrameError("CRC mismatch in a data frame")
         return Stamp(idcode, soc, fracsec), self.body.unpack_from(data, HEADER_SIZE)
 
-    def pack(self, stamp: Stamp, values: tuple | list, version: int = 2) -> bytes:
+    def pack(self, stamp: Stamp, values: tuple | list, version: int = VERSION_2011) -> bytes:
         """A whole data frame from a flat field tuple (the inverse of :meth:`unpack`)."""
         try:
             body = self.body.pack(*values)

@@ -68,6 +68,10 @@ from typing import Any
 
 from gridbind.c37118.constants import (
     CLOCK_FAILURE,
+    DATA_GOOD,
+    DATA_INVALID,
+    DATA_PMU_ERROR,
+    DATA_TEST_MODE,
     COMPONENT_A,
     COMPONENT_B,
     COMPONENT_C,
@@ -99,6 +103,7 @@ PROTOCOL_NAME = "IEEE C37.118.2-2011"
 #: Namespace of the deterministic signal IDs (UUIDv5 of "node/signal reference").
 SIGNAL_NAMESPACE = uuid.UUID("6f1b7c52-3a0e-5d1e-9c37-118201100000")
 _DEGREES = 180.0 / math.pi
+#: STTP flags of STAT data error DATA_GOOD, DATA_PMU_ERROR, DATA_TEST_MODE, DATA_INVALID (0..3)
 _DATA_ERROR_FLAGS = (0, SUSPECT_DATA, BAD_DATA | SUSPECT_DATA, BAD_DATA)
 
 
@@ -134,7 +139,11 @@ def flags_stat(flags: int) -> int:
     """The STAT word standing for STTP state flags (the inverse of :func:`stat_flags` for every
     bit it maps back; time-quality fields stay 0)."""
     bad, suspect = bool(flags & BAD_DATA), bool(flags & SUSPECT_DATA)
-    stat = (3 if bad and not suspect else 2 if bad else 1 if suspect else 0) << 14
+    if bad:
+        error = DATA_INVALID if not suspect else DATA_TEST_MODE
+    else:
+        error = DATA_PMU_ERROR if suspect else DATA_GOOD
+    stat = error << 14
     if flags & BAD_TIME:
         stat |= Stat.SYNC_LOST
     if flags & USER_FLAG_2:
