@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from gridbind.c37118.client import (
-    BadFrame,
     ConfigurationChanged,
-    DataFrameReceived,
+    DataReceived,
+    FrameRejected,
     PdcClient,
     config_signature,
 )
@@ -182,11 +182,11 @@ class C37118ToSttp:
     # -- C37.118 side
     def _on_event(self, event: Any) -> None:
         try:
-            if isinstance(event, DataFrameReceived):
+            if isinstance(event, DataReceived):
                 self._data(event)
             elif isinstance(event, ConfigurationChanged):
                 self._configure(event.config)
-            elif isinstance(event, BadFrame):
+            elif isinstance(event, FrameRejected):
                 pass  # counted by the client; the stream goes on
         except C37118Error as exc:
             log.error("dropping a frame: %s", exc)
@@ -255,7 +255,7 @@ class C37118ToSttp:
             )
         self._configured.set()
 
-    def _data(self, event: DataFrameReceived) -> None:
+    def _data(self, event: DataReceived) -> None:
         mapping = self._mappings.get(id(event.layout.config))
         if mapping is None:
             return

@@ -46,6 +46,21 @@ from gridbind.sttp.measurement import TICKS_PER_SECOND
 
 log = logging.getLogger(__name__)
 
+# The decoder's events are the client's too (one class per event across the package).
+__all__ = [
+    "ClientStats",
+    "ConfigurationChanged",
+    "DataReceived",
+    "Event",
+    "FrameRejected",
+    "HeaderReceived",
+    "PdcClient",
+    "PdcSession",
+    "StreamStalled",
+    "config_signature",
+    "frame_period",
+]
+
 
 @dataclass(slots=True)
 class ConfigurationChanged:
@@ -56,36 +71,13 @@ class ConfigurationChanged:
 
 
 @dataclass(slots=True)
-class DataFrameReceived:
-    """One data frame: its stamp, flat field tuple and the layout (configuration) it follows."""
-
-    stamp: Stamp
-    values: tuple
-    layout: DataLayout
-
-
-@dataclass(slots=True)
-class HeaderText:
-    """The device's header frame text."""
-
-    text: str
-
-
-@dataclass(slots=True)
-class BadFrame:
-    """A frame that was refused (the session goes on)."""
-
-    reason: str
-
-
-@dataclass(slots=True)
 class StreamStalled:
     """Nothing arrived for ``seconds``; the transport reconnects."""
 
     seconds: float
 
 
-Event = ConfigurationChanged | DataFrameReceived | HeaderText | BadFrame | StreamStalled
+Event = ConfigurationChanged | DataReceived | HeaderReceived | FrameRejected | StreamStalled
 
 
 @dataclass(slots=True)
@@ -234,37 +226,34 @@ class PdcSession:
         self._last_rx = now
         return self._handle(self.decoder.datagram(data), now)
 
-    def refuse(self, reason: str) -> BadFrame:
+    def refuse(self, reason: str) -> FrameRejected:
         """Count input refused before decoding (e.g. a datagram from another host)."""
         self.stats.rejected += 1
         self.stats.reasons.append(reason)
-        return BadFrame(reason)
+        return FrameRejected(reason)
 
     def _handle(self, decoded: list, now: float) -> list[Event]:
         events: list[Event] = []
         for item in decoded:
             if isinstance(item, DataReceived):
-                self._data(item.stamp, item.values, item.layout, now, events)
+                self._data(item, now, events)
             elif isinstance(item, ConfigReceived):
                 try:
                     self._configuration(item.config, now, events)
                 except C37118Error as exc:  # what the device sent must never end the session
-                    self.stats.rejected += 1
-                    self.stats.reasons.append(str(exc))
-                    events.append(BadFrame(f"configuration refused: {exc}"))
+                    events.append(self.refuse(f"configuration refused: {exc}"))
             elif isinstance(item, DataUnmatched):
                 self._hold(item.raw, now)
             elif isinstance(item, FrameRejected):
                 self.stats.rejected += 1
                 self.stats.reasons.append(item.reason)
-                events.append(BadFrame(item.reason))
+                events.append(item)
             elif isinstance(item, HeaderReceived):
-                events.append(HeaderText(item.frame.text))
+                events.append(item)
         return events
 
-    def _data(
-        self, stamp: Stamp, values: tuple, layout: DataLayout, now: float, events: list
-    ) -> None:
+    def _data(self, item: DataReceived, now: float, events: list) -> None:
+        stamp, values, layout = item.stamp, item.values, item.layout
         self.stats.frames += 1
         config = layout.config
         rate = config.data_rate
@@ -286,7 +275,7 @@ class PdcSession:
             # or as an answer): that is when the change happened.
             self._change_announced = False
             self._request(now)
-        events.append(DataFrameReceived(stamp, values, layout))
+        events.append(item)
 
     def _hold(self, raw: bytes, now: float) -> None:
         while self._held and (
@@ -307,9 +296,7 @@ class PdcSession:
         try:
             layout = DataLayout(config)
         except C37118Error as exc:
-            self.stats.rejected += 1
-            self.stats.reasons.append(str(exc))
-            events.append(BadFrame(f"configuration refused: {exc}"))
+            events.append(self.refuse(f"configuration refused: {exc}"))
             return
         previous = self.config or self.known
         if previous is None or config_signature(previous) != config_signature(config):
@@ -513,7 +500,7 @@ class PdcClient:
             if isinstance(event, StreamStalled) and self._tcp and self._tcp.transport:
                 log.warning("no data for %.1f s; reconnecting", event.seconds)
                 self._tcp.transport.close()
-            elif isinstance(event, BadFrame):
+            elif isinstance(event, FrameRejected):
                 log.warning("bad frame from %s:%s: %s", self.host, self.port, event.reason)
             if self.on_event is not None:
                 self.on_event(event)

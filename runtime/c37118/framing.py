@@ -80,7 +80,7 @@ class FrameRejected:
     """Bytes that were not a valid frame, and why."""
 
     reason: str
-    size: int
+    size: int = 0  # bytes skipped (0: refused before or after framing, e.g. a UDP sender)
 
 
 Event = (

@@ -11,7 +11,7 @@ import sys
 import pytest
 from c37118_peers import ALL, f32, free_port, wait_until
 from gridbind.c37118.bridge import C37118ToSttp
-from gridbind.c37118.client import ConfigurationChanged, DataFrameReceived, PdcClient
+from gridbind.c37118.client import ConfigurationChanged, DataReceived, PdcClient
 from gridbind.c37118.constants import Command, FrameType
 from gridbind.c37118.crc import crc_ccitt
 from gridbind.c37118.frames import (
@@ -104,7 +104,7 @@ def test_cfg3_continuation_udp_data_and_config_change_bit():
             await server.stop()
         changes = [e for e in events if isinstance(e, ConfigurationChanged)]
         assert len(changes) == 2 and changes[1].config.kind == FrameType.CFG3
-        data = [e for e in events if isinstance(e, DataFrameReceived)]
+        data = [e for e in events if isinstance(e, DataReceived)]
         assert [e.layout.to_frame(e.stamp, e.values) for e in data] == [
             frame(first, n, 0x0400 if n > 6 else 0) for n in range(10)
         ] + [frame(second, n) for n in range(10, 20)]
@@ -286,7 +286,7 @@ def test_cli_bridge_and_serve():
     assert "frames/s" in bridge_err and "frames lost" in bridge_err, bridge_err
     assert "configuration changes" in bridge_err and "1 configuration changes" in bridge_err
     assert "measurements/s" in serve_err, serve_err
-    frames = [e for e in events if isinstance(e, DataFrameReceived)]
+    frames = [e for e in events if isinstance(e, DataReceived)]
     assert len(frames) > 5
     assert frames[-1].layout.to_frame(frames[-1].stamp, frames[-1].values).blocks[0].phasors
 
@@ -337,7 +337,7 @@ def test_serve_follows_a_metadata_change():
     changes = [e.config for e in events if isinstance(e, ConfigurationChanged)]
     assert [len(c.pmus[0].phasors) for c in changes] == [2, 3]
     assert [c.pmus[0].cfgcnt for c in changes] == [0, 1]
-    data = [e for e in events if isinstance(e, DataFrameReceived)]
+    data = [e for e in events if isinstance(e, DataReceived)]
     last = data[-1].layout.to_frame(data[-1].stamp, data[-1].values)
     assert last.blocks[0].phasors == [(102.0, 0.25)] * 3
 
@@ -417,7 +417,7 @@ def test_draft_profile_both_ways():
     assert [p.station for p in config_out.pmus] == ["SUB_A", "SUB_B"]
     assert [c.name for c in config_out.pmus[0].phasors] == ["V1", "V2"]
     assert config_out.pmus[1].phasors[0].is_current
-    data = [e for e in events if isinstance(e, DataFrameReceived)]
+    data = [e for e in events if isinstance(e, DataReceived)]
     got = data[0].layout.to_frame(data[0].stamp, data[0].values)
     assert got.blocks[0].phasors == [(100.0, 0.25)] * 2 and got.blocks[0].digitals == [0]
     assert got.blocks[1].phasors[0] == (pytest.approx(0.0, abs=1e-6), pytest.approx(0.0, abs=1e-6))

@@ -250,7 +250,7 @@ def test_any_device_configuration_and_data_map_to_sttp(config, noise, fracsec):
     every valid one, whatever the names, scales, formats and bit patterns."""
     import struct as _struct
 
-    from gridbind.c37118.client import DataFrameReceived, PdcSession
+    from gridbind.c37118.client import DataReceived, PdcSession
     from gridbind.c37118.mapping import StreamMapping
 
     session = PdcSession(3)
@@ -263,7 +263,7 @@ def test_any_device_configuration_and_data_map_to_sttp(config, noise, fracsec):
     raw = head + body
     raw += crc_ccitt(raw).to_bytes(2, "big")
     events = session.receive(build_config(config) + raw, 0.0)
-    data = [e for e in events if isinstance(e, DataFrameReceived)]
+    data = [e for e in events if isinstance(e, DataReceived)]
     assert len(data) == 1
     mapping = StreamMapping(session.config)
     mapping.metadata().to_xml()
@@ -364,7 +364,7 @@ def test_sealed_hostile_configurations_and_data_never_raise(frames, cfg3):
     """Frames with random fields and a correct CRC, each sent twice (a repeated configuration
     is compared with the one in force), over TCP and UDP: the client core and the mapping the
     bridge builds of what it accepts raise nothing but C37.118 errors the bridge catches."""
-    from gridbind.c37118.client import ConfigurationChanged, DataFrameReceived, PdcSession
+    from gridbind.c37118.client import ConfigurationChanged, DataReceived, PdcSession
     from gridbind.c37118.errors import C37118Error
     from gridbind.c37118.mapping import StreamMapping
 
@@ -380,7 +380,7 @@ def test_sealed_hostile_configurations_and_data_never_raise(frames, cfg3):
                 if isinstance(event, ConfigurationChanged):
                     mapping = mappings[id(event.config)] = StreamMapping(event.config)
                     mapping.metadata()
-                elif isinstance(event, DataFrameReceived):
+                elif isinstance(event, DataReceived):
                     mapping = mappings.get(id(event.layout.config))
                     if mapping is not None:
                         mapping.measurements(event.stamp, event.values)

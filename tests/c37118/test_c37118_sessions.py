@@ -9,10 +9,10 @@ from dataclasses import replace
 import pytest
 from c37118_peers import wait_until
 from gridbind.c37118.client import (
-    BadFrame,
     ConfigurationChanged,
-    DataFrameReceived,
-    HeaderText,
+    DataReceived,
+    FrameRejected,
+    HeaderReceived,
     PdcSession,
     StreamStalled,
 )
@@ -74,7 +74,7 @@ def test_start_config_then_data_on():
     assert isinstance(events[0], ConfigurationChanged) and events[0].previous is None
     assert _commands(session) == [Command.DATA_ON]
     events = session.receive(_data(_config(1), 0) + _data(_config(1), 3), 0.2)
-    assert [type(e) for e in events] == [DataFrameReceived, DataFrameReceived]
+    assert [type(e) for e in events] == [DataReceived, DataReceived]
     assert session.stats.frames_lost == 2  # frames 1 and 2 never came
 
 
@@ -141,16 +141,17 @@ def test_bad_frames_are_events_and_held_frames_are_bounded():
     session.start(0.0)
     bad = build_config(_config(1))
     events = session.receive(bad[:-1] + bytes([bad[-1] ^ 1]), 0.0)
-    assert len(events) == 1 and isinstance(events[0], BadFrame) and "CRC" in events[0].reason
+    assert len(events) == 1 and isinstance(events[0], FrameRejected) and "CRC" in events[0].reason
     config = _config(1)
     for number in range(5):  # no configuration yet: held, at most 3
         assert session.receive(_data(config, number), 0.1) == []
     assert session.stats.dropped_held == 2 and session.stats.frames_lost == 2
     events = session.receive(build_config(config), 0.2)
-    assert [type(e) for e in events] == [ConfigurationChanged] + [DataFrameReceived] * 3
+    assert [type(e) for e in events] == [ConfigurationChanged] + [DataReceived] * 3
     header = b"\xaa\x11\x00\x12" + ID.to_bytes(2, "big") + bytes(8) + b"hi"
     header += crc_ccitt(header).to_bytes(2, "big")
-    assert session.receive(header, 0.3) == [HeaderText("hi")]
+    (event,) = session.receive(header, 0.3)
+    assert isinstance(event, HeaderReceived) and event.frame.text == "hi"
 
 
 def test_stream_session_commands():
@@ -220,7 +221,7 @@ def test_an_announced_change_delivered_in_band_is_not_asked_again():
     assert _commands(session) == [Command.SEND_CFG2]
     session.receive(build_config(old), 0.2)  # the answer: still the old one
     events = session.receive(build_config(new) + _data(new, 1) + _data(new, 2), 0.3)
-    assert [type(e) for e in events] == [ConfigurationChanged, DataFrameReceived, DataFrameReceived]
+    assert [type(e) for e in events] == [ConfigurationChanged, DataReceived, DataReceived]
     assert _commands(session) == []
 
 
@@ -236,7 +237,7 @@ def test_a_configuration_whose_data_frames_cannot_fit_is_refused():
     session = PdcSession(ID)
     session.start(0.0)
     events = session.receive(b"".join(fragments), 0.0)
-    assert isinstance(events[-1], BadFrame) and "65535" in events[-1].reason
+    assert isinstance(events[-1], FrameRejected) and "65535" in events[-1].reason
     assert session.config is None
     events = session.receive(build_config(_config(1)), 0.1)
     assert isinstance(events[0], ConfigurationChanged)
@@ -318,7 +319,7 @@ def test_a_configuration_with_a_reserved_pmu_idcode_is_a_bad_frame(idcode):
     session.start(0.0)
     for now in (0.0, 0.1):
         events = session.receive(hostile, now)
-        assert isinstance(events[0], BadFrame) and "IDCODE" in events[0].reason
+        assert isinstance(events[0], FrameRejected) and "IDCODE" in events[0].reason
     assert isinstance(session.receive(good, 0.2)[0], ConfigurationChanged)
 
 
@@ -343,13 +344,13 @@ def test_udp_takes_only_data_frames_of_the_stream():
     session = PdcSession(ID)
     session.start(0.0)
     events = session.receive_datagram(build_config(_config(2)), 0.0)
-    assert isinstance(events[0], BadFrame) and session.config is None
+    assert isinstance(events[0], FrameRejected) and session.config is None
     session.receive(build_config(_config(1)), 0.1)
     other = bytearray(_data(_config(1), 0))
     other[4:6] = (ID + 1).to_bytes(2, "big")
     events = session.receive_datagram(_reseal(bytes(other)), 0.2)
-    assert isinstance(events[0], BadFrame) and "IDCODE" in events[0].reason
-    assert isinstance(session.receive_datagram(_data(_config(1), 1), 0.3)[0], DataFrameReceived)
+    assert isinstance(events[0], FrameRejected) and "IDCODE" in events[0].reason
+    assert isinstance(session.receive_datagram(_data(_config(1), 1), 0.3)[0], DataReceived)
     assert session.stats.rejected == 2 and session.stats.frames == 1
 
 
@@ -380,7 +381,7 @@ def test_udp_data_from_another_host_is_refused():
 
     events, rejected = asyncio.run(run())
     kinds = [type(e) for e in events if not isinstance(e, ConfigurationChanged)]
-    assert kinds == [BadFrame, DataFrameReceived] and rejected == 1
+    assert kinds == [FrameRejected, DataReceived] and rejected == 1
     assert "127.0.0.2" in events[1].reason
 
 
