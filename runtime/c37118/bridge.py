@@ -7,17 +7,16 @@ subscribe again) and holds the measurements of the frames that follow until ever
 was subscribed has subscribed again, then publishes them in order: a subscriber loses no frame
 after a change. The hold ends after ``hold_seconds`` or ``max_hold_measurements`` at the latest.
 Metadata is re-announced at most once per ``min_change_interval`` seconds: a device flapping its
-configuration gets its latest one announced when the interval is over.
+configuration gets its latest one announced when the interval is over. These decisions are the
+sans-IO :class:`~gridbind.c37118.hold.HoldCore`'s; the bridge only runs its one timer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 import uuid
-from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +29,7 @@ from gridbind.c37118.client import (
 )
 from gridbind.c37118.errors import C37118Error
 from gridbind.c37118.frames import ConfigFrame
+from gridbind.c37118.hold import HoldCore
 from gridbind.c37118.mapping import StreamMapping
 from gridbind.c37118.outbound import (
     FrameAssembler,
@@ -40,8 +40,6 @@ from gridbind.c37118.server import PmuServer
 from gridbind.sttp.measurement import TICKS_PER_SECOND, UNIX_EPOCH_TICKS, Measurement
 
 log = logging.getLogger(__name__)
-#: Stands in the set of awaited subscribers while a metadata definition is deferred.
-_DEFERRED = object()
 
 
 @dataclass(slots=True)
@@ -97,9 +95,7 @@ class C37118ToSttp:
         self.node_id = node_id or uuid.uuid5(uuid.NAMESPACE_DNS, f"{pmu_host}:{pmu_port}/{idcode}")
         self.sttp_host, self.sttp_port = sttp_host, sttp_port
         self.compression = compression
-        self.hold_seconds = hold_seconds
-        self.max_hold_measurements = max_hold_measurements
-        self._held_count = 0
+        self.hold = HoldCore(hold_seconds, max_hold_measurements, min_change_interval)
         self.client = PdcClient(
             pmu_host,
             pmu_port,
@@ -114,16 +110,11 @@ class C37118ToSttp:
         self.mapping: StreamMapping | None = None
         self.publisher: Any = None
         self._mappings: dict[int, StreamMapping] = {}
-        self._held: deque[list[Measurement]] = deque()
-        self._awaiting: set[Any] = set()
-        self._release_timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.TimerHandle | None = None
         self._configured = asyncio.Event()
         self._database: Any = None
-        self.min_change_interval = min_change_interval
         #: how many times metadata was defined (configuration changes may be coalesced)
         self.definitions = 0
-        self._last_definition = -math.inf
-        self._deferred: asyncio.TimerHandle | None = None
 
     # -- lifecycle
     async def start(self) -> None:
@@ -153,10 +144,9 @@ class C37118ToSttp:
     async def stop(self) -> None:
         """Stop the client (data off), then the publisher."""
         await self.client.stop()
-        if self._release_timer is not None:
-            self._release_timer.cancel()
-        if self._deferred is not None:
-            self._deferred.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self.publisher is not None:
             await self.publisher.stop()
 
@@ -206,41 +196,45 @@ class C37118ToSttp:
             len(config.pmus),
             len(mapping.signals),
         )
-        loop = asyncio.get_running_loop()
-        wait = self._last_definition + self.min_change_interval - loop.time()
-        if wait > 0:
-            # A device that changes its configuration again and again must not make the bridge
-            # rebuild and re-announce metadata at its pace: the latest one goes out when the
-            # interval is over, and frames wait (bounded) for it.
-            self._awaiting.add(_DEFERRED)
-            if self._deferred is None:
-                self._deferred = loop.call_later(wait, self._define_latest)
-            return
-        self._define(mapping)
+        if self.hold.configuration_changed(self._now()):
+            self._define(mapping)
+        self._arm()
 
-    def _define_latest(self) -> None:
-        self._deferred = None
-        self._awaiting.discard(_DEFERRED)
-        if self.mapping is not None:
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def _arm(self) -> None:
+        """One timer, at the hold core's next deadline."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        deadline = self.hold.next_deadline()
+        if deadline is not None:
+            self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        announce, batches = self.hold.handle_timer(self._now())
+        self._publish(batches)
+        if announce and self.mapping is not None:
             self._define(self.mapping)
-        if not self._awaiting:
-            self._release()
+        self._arm()
+
+    def _publish(self, batches: list[list[Measurement]]) -> None:
+        for batch in batches:
+            self.publisher.publish(batch)
+            self.rates.measurements += len(batch)
 
     def _define(self, mapping: StreamMapping) -> None:
         """Publish ``mapping``'s metadata (and hold frames until subscribers follow it)."""
-        loop = asyncio.get_running_loop()
-        self._last_definition = loop.time()
         self.definitions += 1
+        subscribed: set[Any] = set()
         if self.profile == "ieee2664":
+            # they subscribed to the old (or the empty) metadata: hold until they follow
             subscribed = {
                 c for c in self.publisher.connections if c.session and c.session.subscribed
             }
             self.publisher.define_metadata(mapping.metadata())
-            if subscribed:  # they subscribed to the old (or the empty) metadata
-                self._awaiting |= subscribed
-                if self._release_timer is not None:
-                    self._release_timer.cancel()
-                self._release_timer = loop.call_later(self.hold_seconds, self._release)
         else:
             from gridbind.sttp.encoding import ValueType
 
@@ -253,6 +247,7 @@ class C37118ToSttp:
             self.publisher.define_points(
                 {signal.signal_id: ValueType.SINGLE for signal in mapping.signals}
             )
+        self._publish(self.hold.defined(self._now(), subscribed))
         self._configured.set()
 
     def _data(self, event: DataReceived) -> None:
@@ -261,39 +256,14 @@ class C37118ToSttp:
             return
         measurements = mapping.measurements(event.stamp, event.values)
         self.rates.frames += 1
-        if self._awaiting:
-            self._held.append(measurements)
-            self._held_count += len(measurements)
-            if self._held_count > self.max_hold_measurements:
-                self._release(force=True)
-            return
-        self.publisher.publish(measurements)
-        self.rates.measurements += len(measurements)
+        self._publish(self.hold.data(measurements))
 
     def _on_publisher_event(self, connection: Any, event: Any) -> None:
         from gridbind.sttp.ieee2664.session import Subscribed
 
-        if isinstance(event, Subscribed) and connection in self._awaiting:
-            self._awaiting.discard(connection)
-            if not self._awaiting:
-                self._release()
-
-    def _release(self, force: bool = False) -> None:
-        """End the hold and publish the held frames in order: every subscriber followed the new
-        metadata, or ``hold_seconds`` passed, or (``force``) the hold reached its bound."""
-        deferred = _DEFERRED in self._awaiting
-        if deferred and not force:
-            self._awaiting = {_DEFERRED}  # their metadata is not out yet; it is due shortly
-            return
-        self._awaiting = {_DEFERRED} if deferred else set()
-        if self._release_timer is not None:
-            self._release_timer.cancel()
-            self._release_timer = None
-        self._held_count = 0
-        while self._held:
-            batch = self._held.popleft()
-            self.publisher.publish(batch)
-            self.rates.measurements += len(batch)
+        if isinstance(event, Subscribed):
+            self._publish(self.hold.subscribed(connection))
+            self._arm()
 
 
 class SttpToC37118:
