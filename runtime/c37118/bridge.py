@@ -44,7 +44,9 @@ log = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class Rates:
-    """Counters a bridge reports (the CLI prints their rates)."""
+    """A snapshot of the counters a bridge reports (the CLI prints their rates), made by
+    ``rates()`` from where each is counted: the client's :class:`ClientStats`, the assembler,
+    the server, and the bridge's own frames and measurements."""
 
     frames: int = 0
     measurements: int = 0
@@ -106,7 +108,9 @@ class C37118ToSttp:
             udp_host=udp_host,
             data_timeout=data_timeout,
         )
-        self.rates = Rates()
+        #: data frames mapped and measurements published
+        self.frames = 0
+        self.measurements = 0
         self.mapping: StreamMapping | None = None
         self.publisher: Any = None
         self._mappings: dict[int, StreamMapping] = {}
@@ -161,13 +165,12 @@ class C37118ToSttp:
         """The STTP publisher's port."""
         return int(self.publisher.port)
 
-    def sync_rates(self) -> Rates:
-        """Counters, with the client's loss / rejection / change counts folded in."""
+    def rates(self) -> Rates:
+        """The counters now (loss, rejections and changes are the client's)."""
         stats = self.client.stats
-        self.rates.frames_lost = stats.frames_lost
-        self.rates.rejected = stats.rejected
-        self.rates.config_changes = stats.config_changes
-        return self.rates
+        return Rates(
+            self.frames, self.measurements, stats.frames_lost, stats.rejected, stats.config_changes
+        )
 
     # -- C37.118 side
     def _on_event(self, event: Any) -> None:
@@ -223,7 +226,7 @@ class C37118ToSttp:
     def _publish(self, batches: list[list[Measurement]]) -> None:
         for batch in batches:
             self.publisher.publish(batch)
-            self.rates.measurements += len(batch)
+            self.measurements += len(batch)
 
     def _define(self, mapping: StreamMapping) -> None:
         """Publish ``mapping``'s metadata (and hold frames until subscribers follow it)."""
@@ -255,7 +258,7 @@ class C37118ToSttp:
         if mapping is None:
             return
         measurements = mapping.measurements(event.stamp, event.values)
-        self.rates.frames += 1
+        self.frames += 1
         self._publish(self.hold.data(measurements))
 
     def _on_publisher_event(self, connection: Any, event: Any) -> None:
@@ -298,7 +301,10 @@ class SttpToC37118:
         self.host, self.port_wanted = host, port
         self.udp_target = udp_target
         self.lag = lag
-        self.rates = Rates()
+        #: frames served, measurements received, served configuration changes
+        self.frames = 0
+        self.measurements = 0
+        self.config_changes = 0
         self.plan: OutboundPlan | None = None
         self.assembler: FrameAssembler | None = None
         self.server: PmuServer | None = None
@@ -401,7 +407,7 @@ class SttpToC37118:
             self._cfgcnt += 1  # CFGCNT counts the changes of the served configuration
             for pmu in plan.config.pmus:
                 pmu.cfgcnt = self._cfgcnt & 0xFFFF
-            self.rates.config_changes += 1
+            self.config_changes += 1
             self.server.set_config(plan.config)
 
     def _measurements(self, batch: list[Measurement]) -> None:
@@ -410,8 +416,17 @@ class SttpToC37118:
         now = UNIX_EPOCH_TICKS + int(time.time() * TICKS_PER_SECOND)
         for frame in self.assembler.add(batch, now):
             self.server.send_data(frame)
-            self.rates.frames += 1
-        self.rates.measurements += len(batch)
+            self.frames += 1
+        self.measurements += len(batch)
+
+    def rates(self) -> Rates:
+        """The counters now: frames lost are timestamps that never came, rejected the bad
+        commands and the frames whose time C37.118 cannot carry."""
+        assembler, server = self.assembler, self.server
+        lost = assembler.lost if assembler is not None else 0
+        rejected = server.rejected if server is not None else 0
+        rejected += assembler.unservable if assembler is not None else 0
+        return Rates(self.frames, self.measurements, lost, rejected, self.config_changes)
 
 
 def _now_stamp(time_base: int) -> Any:

@@ -143,7 +143,7 @@ def run_bridge(args: argparse.Namespace) -> int:
         return await _run(
             bridge,
             args,
-            bridge.sync_rates,
+            bridge.rates,
             f"bridging C37.118 {args.pmu} (IDCODE {args.id}) to STTP {args.profile} on "
             f"{args.sttp_host}:{args.sttp_port}",
         )
@@ -170,18 +170,10 @@ def run_serve(args: argparse.Namespace) -> int:
             profile=args.profile,
         )
 
-        def rates() -> Any:
-            assembler, server = bridge.assembler, bridge.server
-            if assembler is not None:
-                bridge.rates.frames_lost = assembler.lost
-            if server is not None:
-                bridge.rates.rejected = server.rejected + (assembler.unservable if assembler else 0)
-            return bridge.rates
-
         return await _run(
             bridge,
             args,
-            rates,
+            bridge.rates,
             f"serving STTP {args.sttp} as C37.118 (IDCODE {args.id}) on {args.host}:{args.port}",
         )
 

@@ -165,12 +165,12 @@ def test_hostile_frames_never_stop_the_bridge():
         try:
             await bridge.start()
             await bridge.wait_configured()
-            await wait_until(lambda: bridge.rates.frames == 6, 5)
-            assert bridge.sync_rates().rejected >= 5
+            await wait_until(lambda: bridge.frames == 6, 5)
+            assert bridge.rates().rejected >= 5
             reasons = " | ".join(bridge.client.stats.reasons)
             for words in ("CRC", "NUM_PMU", "SYNC", "below"):
                 assert words in reasons
-            assert bridge.rates.measurements == 6 * len(bridge.mapping.signals)
+            assert bridge.measurements == 6 * len(bridge.mapping.signals)
         finally:
             await bridge.stop()
             pmu.close()
@@ -355,21 +355,21 @@ def test_bridge_reconnects_and_counts_the_frames_missed_meanwhile():
         try:
             await wait_until(lambda: server.streaming == 1, 5)
             server.send_data(server.layout.build(frame(cfg, 0)))
-            await wait_until(lambda: bridge.rates.frames == 1, 5)
+            await wait_until(lambda: bridge.frames == 1, 5)
             await server.stop()  # the PMU goes away ...
             await asyncio.sleep(0.3)
             server = PmuServer(cfg, port=port)  # ... and comes back
             await server.start()
             await wait_until(lambda: server.streaming == 1, 10)
             server.send_data(server.layout.build(frame(cfg, 30)))  # 29 frames were missed
-            await wait_until(lambda: bridge.rates.frames == 2, 5)
+            await wait_until(lambda: bridge.frames == 2, 5)
             await server.stop()
         finally:
             await bridge.stop()
         return bridge
 
     bridge = asyncio.run(run())
-    rates = bridge.sync_rates()
+    rates = bridge.rates()
     assert bridge.client.connections == 2
     assert rates.config_changes == 1 and rates.frames_lost == 29
 
@@ -487,7 +487,7 @@ def test_a_flapping_configuration_is_announced_at_most_once_per_interval():
         return bridge, received
 
     bridge, received = asyncio.run(run())
-    assert bridge.sync_rates().config_changes == 20
+    assert bridge.rates().config_changes == 20
     assert bridge.definitions <= 4
     assert bridge.mapping.devices[0].pmu.station == "SUB 19"
     assert len(received) == 5 * len(bridge.mapping.signals)
@@ -509,7 +509,7 @@ def test_metadata_refreshes_after_a_change_are_no_new_configuration():
                 assert plan is not None
                 await bridge._configure(plan)
             assert bridge.server is not None and bridge.plan is not None
-            return bridge.rates.config_changes, [p.cfgcnt for p in bridge.plan.config.pmus]
+            return bridge.rates().config_changes, [p.cfgcnt for p in bridge.plan.config.pmus]
         finally:
             if bridge.server is not None:
                 await bridge.server.stop()

@@ -157,7 +157,7 @@ def test_pyc37_pmu_to_sttp_subscribers():
                 for m in peer.received
             }
             assert len(peer.received) == total and theirs == want
-            assert bridge.sync_rates().frames_lost == 0 and bridge.rates.rejected == 0
+            assert bridge.rates().frames_lost == 0 and bridge.rates().rejected == 0
             # the metadata as the deployed peer reads it
             signal = {v: k for k, v in names.items()}
             record = peer.record(signal[f"{DEVICE}-PA2"])
@@ -219,7 +219,7 @@ def test_configuration_change_mid_stream_loses_no_frame():
             await wait_until(lambda: len(ours) >= total and len(peer.received) >= total, 40)
             await asyncio.sleep(0.2)
             assert len(ours) == total and len(peer.received) == total
-            assert bridge.sync_rates().config_changes == 2 and bridge.rates.frames_lost == 0
+            assert bridge.rates().config_changes == 2 and bridge.rates().frames_lost == 0
             names = _references(subscriber.metadata)
             assert first_ids < set(names)
             want = {}
