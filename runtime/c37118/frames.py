@@ -386,16 +386,16 @@ def build_config(frame: ConfigFrame) -> bytes:
         parts.append(_pmu_head(pmu))
         for channel in pmu.phasors:
             parts.append(_pack16(channel.name, "channel name"))
-        for channel in pmu.analogs:
-            parts.append(_pack16(channel.name, "channel name"))
+        for analog in pmu.analogs:
+            parts.append(_pack16(analog.name, "channel name"))
         for word in pmu.digitals:
             parts.extend(_pack16(name, "channel name") for name in _sixteen(word))
         for channel in pmu.phasors:
             if not 0 <= channel.scale <= 0xFFFFFF:
                 raise ConfigurationError(f"PHUNIT {channel.scale} is not a 24-bit value")
             parts.append(_U32.pack((int(channel.is_current) << 24) | channel.scale))
-        for channel in pmu.analogs:
-            parts.append(_anunit(channel))
+        for analog in pmu.analogs:
+            parts.append(_anunit(analog))
         for word in pmu.digitals:
             parts.append(struct.pack(">HH", word.normal, word.valid))
         parts.append(_TAIL.pack(_fnom(pmu.fnom), pmu.cfgcnt))
@@ -593,8 +593,8 @@ def cfg3_body(frame: ConfigFrame) -> bytes:
         parts.append(head[:2] + pmu.global_id.bytes + head[2:])
         for channel in pmu.phasors:
             parts.append(_name_bytes(channel.name, "channel name"))
-        for channel in pmu.analogs:
-            parts.append(_name_bytes(channel.name, "channel name"))
+        for analog in pmu.analogs:
+            parts.append(_name_bytes(analog.name, "channel name"))
         for word in pmu.digitals:
             parts.extend(_name_bytes(name, "channel name") for name in _sixteen(word))
         for channel in pmu.phasors:
@@ -608,8 +608,8 @@ def cfg3_body(frame: ConfigFrame) -> bytes:
                     channel.angle_offset,
                 )
             )
-        for channel in pmu.analogs:
-            parts.append(_ANSCALE.pack(channel.factor, channel.offset))
+        for analog in pmu.analogs:
+            parts.append(_ANSCALE.pack(analog.factor, analog.offset))
         for word in pmu.digitals:
             parts.append(struct.pack(">HH", word.normal, word.valid))
         svc = pmu.service_class.encode("ascii", errors="replace")[:1] or b"P"

@@ -396,16 +396,16 @@ class StreamMapping:
                     indexes += [first, first + 1]
                     scales += [0.0, 0.0]
                     offsets += [0.0, 0.0]
-            for number, channel in enumerate(pmu.analogs, start=1):
-                self._signal("ALOG", device, position, number, channel=printable(channel.name))
+            for number, analog in enumerate(pmu.analogs, start=1):
+                self._signal("ALOG", device, position, number, channel=printable(analog.name))
                 indexes.append(slot.analogs + number - 1)
                 if fmt & Format.ANALOG_FLOAT:
                     scales.append(1.0)
-                    offsets.append(channel.offset if cfg3 else 0.0)
+                    offsets.append(analog.offset if cfg3 else 0.0)
                 else:
                     signed.append(len(indexes) - 1)
-                    scales.append(channel.factor if cfg3 else float(channel.scale))
-                    offsets.append(channel.offset if cfg3 else 0.0)
+                    scales.append(analog.factor if cfg3 else float(analog.scale))
+                    offsets.append(analog.offset if cfg3 else 0.0)
             for number, word in enumerate(pmu.digitals, start=1):
                 names = ",".join(printable(name) for name in word.names)
                 self._signal("DIGI", device, position, number, channel=names)
