@@ -296,12 +296,12 @@ def test_found_device_cases():
 # ------------------------------------------------ validly sealed hostile frames (correct CRC)
 
 
-def _sealed(kind: int, idcode: int, body: bytes) -> bytes:
+def _sealed(kind: int, idcode: int, body: bytes, stamp: bytes = bytes(8)) -> bytes:
     from gridbind.c37118.crc import crc_ccitt
 
     size = 14 + len(body) + 2
     frame = bytes([0xAA, (kind << 4) | 2]) + size.to_bytes(2, "big") + idcode.to_bytes(2, "big")
-    frame += bytes(8) + body
+    frame += stamp + body
     return frame + crc_ccitt(frame).to_bytes(2, "big")
 
 
@@ -354,13 +354,15 @@ def _hostile_cfg3(draw):
             _hostile_cfg2().map(lambda body: (3, body)),
             _hostile_cfg3().map(lambda body: (5, body)),
             st.binary(max_size=200).map(lambda body: (0, body)),
+            st.just((0, None)),  # a data frame of random values that fits the layout in force
         ),
         min_size=1,
-        max_size=5,
+        max_size=6,
     ),
     st.booleans(),
+    st.data(),
 )
-def test_sealed_hostile_configurations_and_data_never_raise(frames, cfg3):
+def test_sealed_hostile_configurations_and_data_never_raise(frames, cfg3, data):
     """Frames with random fields and a correct CRC, each sent twice (a repeated configuration
     is compared with the one in force), over TCP and UDP: the client core and the mapping the
     bridge builds of what it accepts raise nothing but C37.118 errors the bridge catches."""
@@ -372,7 +374,13 @@ def test_sealed_hostile_configurations_and_data_never_raise(frames, cfg3):
     session.start(0.0)
     mappings = {}
     for number, (kind, body) in enumerate(frames * 2):
-        raw = _sealed(kind, 3, body)
+        if body is None:  # random SOC, FRACSEC and values, the size the layout expects
+            layout = session.decoder.layout
+            size = layout.body.size if layout is not None else 0
+            stamp = data.draw(st.binary(min_size=8, max_size=8))
+            raw = _sealed(kind, 3, data.draw(st.binary(min_size=size, max_size=size)), stamp)
+        else:
+            raw = _sealed(kind, 3, body)
         now = number * 0.01
         events = session.receive_datagram(raw, now) if number % 2 else session.receive(raw, now)
         for event in events:
