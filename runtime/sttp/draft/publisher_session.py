@@ -61,7 +61,13 @@ from gridbind.sttp.draft.metadata import (
 )
 from gridbind.sttp.draft.packets import MAX_RAW_PACKET, DataEncoder, FragmentError, WirePoint
 from gridbind.sttp.encoding import ValueType
-from gridbind.sttp.expressions import Budget, BudgetExceeded, FilterExpressionError, Limits
+from gridbind.sttp.expressions import (
+    Budget,
+    BudgetExceeded,
+    FilterExpressionError,
+    Limits,
+    evaluation_result,
+)
 from gridbind.sttp.measurement import Measurement
 
 __all__ = ["MAX_COMMAND_FRAGMENTED", "Catalog", "PublisherSession"]
@@ -399,10 +405,8 @@ class PublisherSession(_Session):
         """Run ``work`` (a budgeted query evaluation) now, or park until the shell ran it."""
 
         def run() -> Any:
-            try:
-                return work()
-            except (MetadataError, FilterExpressionError) as exc:
-                return MetadataError(str(exc))
+            result = evaluation_result(work, (MetadataError, FilterExpressionError))
+            return MetadataError(str(result)) if isinstance(result, Exception) else result
 
         if not self.defer_filters:
             return finish(run())

@@ -215,11 +215,6 @@ class _Link(asyncio.Protocol):
             result: Any = await run_bounded(event.run)
         except FilterExpressionError as exc:
             result = MetadataError(str(exc))
-        except Exception as exc:  # noqa: BLE001 - a peer's query must end its session, not us
-            log.exception("filter evaluation failed")
-            if self.session is not None:
-                self.handle(self.session.close(f"cannot evaluate the query: {exc!r}"))
-            return
         if self.session is not None and self.transport is not None:
             self.handle(self.session.filter_done(result, self.loop.time()))
 

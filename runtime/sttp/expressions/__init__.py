@@ -76,6 +76,7 @@ loop. Every failure, of parsing or of evaluation, is a :class:`FilterExpressionE
 """
 
 from gridbind.sttp.expressions.budget import Budget, BudgetExceeded, FilterExpressionError, Limits
+from gridbind.sttp.expressions.deferred import evaluation_result
 from gridbind.sttp.expressions.offloop import (
     run_bounded,
     select_rows_async,
@@ -121,6 +122,7 @@ __all__ = [
     "TableLike",
     "compile_expression",
     "evaluate",
+    "evaluation_result",
     "parse",
     "run_bounded",
     "select_rows",

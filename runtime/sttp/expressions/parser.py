@@ -53,6 +53,8 @@ _EVALUATION_ERRORS = (
     IndexError,
     KeyError,
     RecursionError,
+    # a value that the size caps did not foresee; freed as the exception unwinds
+    MemoryError,
 )
 
 
