@@ -44,7 +44,7 @@ def test_evaluation_result_turns_any_exception_into_the_error_value(caplog):
 def test_memory_error_of_an_operation_is_a_filter_error(monkeypatch):
     from gridbind.sttp.expressions import operators
 
-    def no_memory(_value):
+    def no_memory(*_args):
         raise MemoryError
 
     monkeypatch.setattr(operators, "to_text", no_memory)

@@ -189,7 +189,7 @@ def _convert(budget: Budget, value: Any, type_name: Any) -> Any:
     if target is None:
         raise FilterExpressionError(f"Convert: unknown type {str(type_name)[:40]!r}")
     if target is str:
-        return budget.check_string(to_text(value))
+        return to_text(value, budget.limits.max_string)
     if target is bool:
         return to_bool(value)
     if target is int:
