@@ -56,3 +56,43 @@ def test_to_text_of_decimals():
     with pytest.raises(FilterExpressionError):
         to_text(Decimal("1E+200"), max_size=100)
     assert to_text(Decimal("NaN")) == "NaN"
+
+
+def _big_source() -> str:
+    big = "'a'"
+    for _ in range(4):  # 65536 characters, built by the expression itself
+        big = f"Replace({big}, 'a', '{'a' * 16}')"
+    return big
+
+
+@pytest.mark.parametrize(
+    "function", ["Replace({big}, '{probe}', 'x', true)", "Split({big}, '{probe}', 0, true)"]
+)
+def test_case_insensitive_replace_and_split_are_linear(function):
+    # The reviewer's case: a case-insensitive regular expression tried the 1500-character probe
+    # at each of 65536 positions (0.5 s per call, 3 s for a 2 KB expression).
+    call = function.format(big=_big_source(), probe="a" * 1500 + "b")
+    text = f"Len({call}) + Len({call}) + Len({call}) + Len({call})"
+    start = time.monotonic()
+    assert compile_expression(text).evaluate() == 4 * 65536
+    assert time.monotonic() - start < 0.5
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("Replace('aXbxc', 'x', '-', true)", "a-b-c"),
+        ("Replace('aXbxc', 'x', '-')", "aXb-c"),
+        ("Replace('xxx', 'XX', 'y', true)", "yx"),
+        ("Replace('Straße STRASSE', 'sse', '_', true)", "Straße STRA_"),
+        ("Replace('İx İX', 'x', '-', true)", "İ- İ-"),
+        ("Split('a,B,c', 'b', 1, true)", ",c"),
+        ("Split('aXbxc', 'x', 2, true)", "c"),
+        ("Split('aXbxc', 'x', 0, true)", "a"),
+        ("Split('aXbxc', 'x', 3, true)", ""),
+        ("Split('abc', 'x', 0, true)", "abc"),
+        ("Split('aXbxc', 'x', 1)", "c"),
+    ],
+)
+def test_case_insensitive_replace_and_split_results(text, expected):
+    assert compile_expression(text).evaluate() == expected
