@@ -67,7 +67,8 @@ Bounds (hostile input)
 ----------------------
 An expression is untrusted peer input. :class:`Limits` bounds its length, nesting, evaluation
 steps and wall-clock time per request (one :class:`Budget` for a whole SUBSCRIBE or metadata
-query), and the size of every intermediate string, integer (64 bits) and Decimal (28 digits).
+query), and the size of every intermediate string, integer (64 bits) and Decimal (28 digits); ``ORDER BY``
+takes at most 16 columns and charges every comparison of its sort.
 Regular expressions run on RE2 (linear time); patterns it cannot run in linear time
 (backreferences, lookaround) are refused. :func:`select_signal_ids_async` /
 :func:`select_rows_async` / :func:`run_bounded` run the work in a small thread pool, off the event
