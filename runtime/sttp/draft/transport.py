@@ -212,7 +212,7 @@ class _Link(asyncio.Protocol):
 
     async def _run_filter(self, event: FilterRequested) -> None:
         try:
-            result: Any = await run_bounded(event.run)
+            result: Any = await run_bounded(event.run, peer=self.peer[0] if self.peer else None)
         except FilterExpressionError as exc:
             result = MetadataError(str(exc))
         if self.session is not None and self.transport is not None:

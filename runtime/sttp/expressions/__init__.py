@@ -79,6 +79,7 @@ loop. Every failure, of parsing or of evaluation, is a :class:`FilterExpressionE
 from gridbind.sttp.expressions.budget import Budget, BudgetExceeded, FilterExpressionError, Limits
 from gridbind.sttp.expressions.deferred import evaluation_result
 from gridbind.sttp.expressions.offloop import (
+    FilterBusy,
     run_bounded,
     select_rows_async,
     select_signal_ids_async,
@@ -112,6 +113,7 @@ __all__ = [
     "CompiledExpression",
     "Dialect",
     "ExpressionStatement",
+    "FilterBusy",
     "FilterExpressionError",
     "FilterStatement",
     "IdFields",
