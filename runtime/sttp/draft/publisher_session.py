@@ -193,6 +193,9 @@ class PublisherSession(_Session):
         #: loop (FilterRequested); the asyncio transport sets it.
         self.defer_filters = False
         self._recheck = False
+        # The recipe whose last on-loop re-evaluation exceeded the quick budget: its next ones
+        # go off-loop at once, so N heavy subscriptions do not cost N quick budgets per change.
+        self._heavy_recipe: object = None
         self._step = "versions"
         self._points: dict[uuid.UUID, _Subscribed] = {}
         self._by_runtime: dict[int, uuid.UUID] = {}
@@ -606,11 +609,14 @@ class PublisherSession(_Session):
             self._recheck = True  # once the evaluation under way is done
             return []
         recipe = self._recipe
+        if self.defer_filters and self._heavy_recipe is recipe:
+            return self._deferred(lambda: self._evaluate(recipe), self._rechecked)
         try:
             wanted: Any = self._evaluate(recipe, _QUICK if self.defer_filters else None)
         except MetadataError as exc:
             if not (self.defer_filters and isinstance(exc.__cause__, BudgetExceeded)):
                 return self._rechecked(exc)
+            self._heavy_recipe = recipe
             return self._deferred(lambda: self._evaluate(recipe), self._rechecked)
         return self._rechecked(wanted)
 
