@@ -97,8 +97,9 @@ def test_draft_unexpected_evaluation_error_answers_failed(monkeypatch):
     from gridbind.sttp.draft import metadata as draft_metadata
     from gridbind.sttp.draft.events import CommandFailed as DraftFailed
     from gridbind.sttp.draft.events import FilterRequested as DraftRequested
-    from gridbind.sttp.draft.session import Catalog, SubscriberSession as DraftSubscriber
+    from gridbind.sttp.draft.session import Catalog
     from gridbind.sttp.draft.session import PublisherSession as DraftPublisher
+    from gridbind.sttp.draft.session import SubscriberSession as DraftSubscriber
     from gridbind.sttp.draft.synthetic import SyntheticPmu
 
     pub = DraftPublisher(Catalog(SyntheticPmu(4).metadata()))

@@ -13,9 +13,9 @@ from gridbind.sttp.expressions import (
     FilterBusy,
     FilterExpressionError,
     Limits,
+    offloop,
     run_bounded,
 )
-from gridbind.sttp.expressions import offloop
 
 HEAVY = Limits(max_seconds=0.3)
 

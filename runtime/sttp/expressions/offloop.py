@@ -65,7 +65,7 @@ def _pool() -> ThreadPoolExecutor:
     return _executor
 
 
-def _admit(peer: str | None) -> Callable[[Any], None]:
+def _admit(peer: str | None) -> Callable[..., None]:
     """Count one request in (or refuse it); returns the callback that counts it out."""
     global _pending
     if _pending >= MAX_PENDING:
@@ -121,11 +121,12 @@ async def run_bounded(
     # Counted out when the thread is done, not when this caller stops waiting for it.
     future.add_done_callback(release)
     try:
-        await asyncio.wait({started, future}, return_when=asyncio.FIRST_COMPLETED)
+        waiting: set[asyncio.Future[Any]] = {started, future}
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         wait = limits.max_seconds + 1.0
         try:
             return await asyncio.wait_for(asyncio.shield(future), wait)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise FilterExpressionError(
                 f"filter evaluation took longer than {wait:.0f} s"
             ) from None
