@@ -5,7 +5,8 @@ changes a schema: one optional element added to ``Initiate-RequestPDU``, one alt
 the ``Data`` CHOICE, a complex type renamed, a restriction tightened, the files inside a
 sub-folder of the zip, and an extra XSD of an unrelated namespace next to them. ``breaking=True``
 also renames an element the hand-written runtime relies on (``alternateAccess`` of a variable
-definition), which regeneration must report by class and field.
+definition), which regeneration must report by class and field; ``breaking="cardinality"``
+repeats that element instead (same name, a list now).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def _edit(text: str, old: str, new: str, count: int = 1) -> str:
     return text.replace(old, new)
 
 
-def published_scsm(text: str, breaking: bool = False) -> str:
+def published_scsm(text: str, breaking: bool | str = False) -> str:
     """SCSM_8_2.xsd as the publication changes it."""
     text = _edit(
         text,
@@ -54,7 +55,14 @@ def published_scsm(text: str, breaking: bool = False) -> str:
     )
     text = _edit(text, 'name="FileAttributes"', 'name="FileAttributesType"')
     text = _edit(text, 'type="FileAttributes"', 'type="FileAttributesType"', count=2)
-    if breaking:
+    if breaking == "cardinality":
+        text = _edit(
+            text,
+            '<xs:element name="alternateAccess" type="AlternateAccess" minOccurs="0"/>',
+            '<xs:element name="alternateAccess" type="AlternateAccess" minOccurs="0"'
+            ' maxOccurs="unbounded"/>',
+        )
+    elif breaking:
         text = _edit(
             text,
             '<xs:element name="alternateAccess" type="AlternateAccess" minOccurs="0"/>',
@@ -75,7 +83,7 @@ def published_e2e(text: str) -> str:
     )
 
 
-def build_zip(xsd_dir: Path, target_dir: Path, breaking: bool = False) -> Path:
+def build_zip(xsd_dir: Path, target_dir: Path, breaking: bool | str = False) -> Path:
     """The stand-in code component in ``target_dir``, made from ``SCSM_8_2.xsd``/``E2E_4.xsd``
     of ``xsd_dir``."""
     scsm = published_scsm((xsd_dir / "SCSM_8_2.xsd").read_text(encoding="utf-8"), breaking)
