@@ -95,3 +95,26 @@ def build_zip(xsd_dir: Path, target_dir: Path, breaking: bool | str = False) -> 
         bundle.writestr(f"{TOP}/schemas/E2E_4.xsd", e2e)
         bundle.writestr(f"{TOP}/extras/Extras.xsd", UNRELATED)
     return target
+
+
+#: File names and namespace year of a later edition (:func:`renamed_edition`).
+EDITION_FILES = {
+    "SCSM_8_2.xsd": "IEC61850-8-2_2020_SCSM.xsd",
+    "E2E_4.xsd": "IEC62351-4_2020_E2E.xsd",
+}
+EDITION_NAMESPACES = {
+    "http://www.iec.ch/61850/2018/SCSM_8_2": "http://www.iec.ch/61850/2020/SCSM_8_2",
+    "http://www.iec.ch/62351/2018/E2E_4": "http://www.iec.ch/62351/2020/E2E_4",
+}
+
+
+def renamed_edition(files: dict[str, bytes]) -> dict[str, bytes]:
+    """A schema set as a later edition might publish it: renamed files, a new namespace year."""
+    out = {}
+    for rel, data in files.items():
+        text = data.decode("utf-8")
+        for old, new in {**EDITION_NAMESPACES, **EDITION_FILES}.items():
+            text = text.replace(old, new)
+        name = rel.rsplit("/", 1)[-1]
+        out[f"schemas/{EDITION_FILES.get(name, name)}"] = text.encode("utf-8")
+    return out
