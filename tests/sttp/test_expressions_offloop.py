@@ -142,3 +142,18 @@ def test_concurrent_hostile_connections_are_answered_and_an_honest_one_follows()
             assert isinstance(answer, CommandSucceeded) and waited < 1.0
 
     asyncio.run(run())
+
+
+def test_a_request_is_counted_out_even_when_its_event_loop_is_gone():
+    async def abandon() -> None:
+        task = asyncio.get_running_loop().create_task(
+            run_bounded(time.sleep, 0.3, limits=HEAVY, peer="10.2.0.1")
+        )
+        await asyncio.sleep(0.05)
+        assert offloop._pending == 1 and task  # the caller (and its loop) end before the job
+
+    asyncio.run(abandon())
+    deadline = time.monotonic() + 2
+    while offloop._pending and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert offloop._pending == 0 and offloop._per_peer == {}

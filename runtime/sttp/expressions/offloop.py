@@ -17,9 +17,11 @@ A request keeps its place in the counts until its thread really ended.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -52,6 +54,9 @@ MAX_PER_PEER = 4
 _executor: ThreadPoolExecutor | None = None
 _pending = 0
 _per_peer: dict[str, int] = {}
+# The counts are taken on an event loop and given back by the worker thread (whose loop may be
+# gone by then), so a lock guards them.
+_lock = threading.Lock()
 
 
 class FilterBusy(FilterExpressionError):
@@ -65,24 +70,26 @@ def _pool() -> ThreadPoolExecutor:
     return _executor
 
 
-def _admit(peer: str | None) -> Callable[..., None]:
+def _admit(peer: str | None) -> Callable[[], None]:
     """Count one request in (or refuse it); returns the callback that counts it out."""
     global _pending
-    if _pending >= MAX_PENDING:
-        raise FilterBusy(f"publisher busy: {_pending} filter evaluations under way")
-    if peer is not None and _per_peer.get(peer, 0) >= MAX_PER_PEER:
-        raise FilterBusy(f"publisher busy: {MAX_PER_PEER} filter evaluations of this peer")
-    _pending += 1
-    if peer is not None:
-        _per_peer[peer] = _per_peer.get(peer, 0) + 1
-
-    def release(_future: Any = None) -> None:
-        global _pending
-        _pending -= 1
+    with _lock:
+        if _pending >= MAX_PENDING:
+            raise FilterBusy(f"publisher busy: {_pending} filter evaluations under way")
+        if peer is not None and _per_peer.get(peer, 0) >= MAX_PER_PEER:
+            raise FilterBusy(f"publisher busy: {MAX_PER_PEER} filter evaluations of this peer")
+        _pending += 1
         if peer is not None:
-            left = _per_peer.pop(peer, 1) - 1
-            if left > 0:
-                _per_peer[peer] = left
+            _per_peer[peer] = _per_peer.get(peer, 0) + 1
+
+    def release() -> None:
+        global _pending
+        with _lock:
+            _pending -= 1
+            if peer is not None:
+                left = _per_peer.pop(peer, 1) - 1
+                if left > 0:
+                    _per_peer[peer] = left
 
     return release
 
@@ -110,16 +117,19 @@ async def run_bounded(
             started.set_result(None)
 
     def job() -> T:
-        loop.call_soon_threadsafe(mark_started)
-        return fn(*args, **kwargs)
+        # Counted out when the thread is done, not when the caller stops waiting for it.
+        try:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(mark_started)
+            return fn(*args, **kwargs)
+        finally:
+            release()
 
     try:
         future = loop.run_in_executor(_pool(), job)
     except BaseException:
         release()
         raise
-    # Counted out when the thread is done, not when this caller stops waiting for it.
-    future.add_done_callback(release)
     try:
         waiting: set[asyncio.Future[Any]] = {started, future}
         await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
