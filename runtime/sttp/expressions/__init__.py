@@ -72,8 +72,11 @@ takes at most 16 columns and charges every comparison of its sort.
 Regular expressions run on RE2 (linear time); patterns it cannot run in linear time
 (backreferences, lookaround) are refused. :func:`select_signal_ids_async` /
 :func:`select_rows_async` / :func:`run_bounded` run the work in a small thread pool, off the event
-loop. Every failure, of parsing or of evaluation, is a :class:`FilterExpressionError`
-(:class:`BudgetExceeded` when the steps or the time ran out).
+loop; the pool holds at most 16 requests, 4 per peer, and refuses more at once
+(:class:`FilterBusy`). Every failure, of parsing or of evaluation, is a
+:class:`FilterExpressionError` (:class:`BudgetExceeded` when the steps or the time ran out), and
+:func:`evaluation_result` turns any other exception of a deferred evaluation into one, so a
+peer always gets an answer.
 """
 
 from gridbind.sttp.expressions.budget import Budget, BudgetExceeded, FilterExpressionError, Limits
