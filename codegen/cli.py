@@ -105,8 +105,17 @@ def _runtime_fits(root: Path, new, old=None) -> int:
     return EXIT_RUNTIME
 
 
+def _baseline(package: Path, fallback=None):
+    """The snapshot the runtime fit is checked against: the committed baseline, else
+    ``fallback`` (the generated package before this regeneration)."""
+    from gridbind.codegen import baseline, review
+
+    types = baseline.load(package)
+    return fallback if types is None else review.Snapshot(types, {}, {})
+
+
 def _all(args: argparse.Namespace) -> int:
-    from gridbind.codegen import pipeline, review
+    from gridbind.codegen import baseline, pipeline, review
 
     root = checkout(args, "all")
     package = root / "generated" / pipeline.XSD_DIR
@@ -117,8 +126,18 @@ def _all(args: argparse.Namespace) -> int:
             for line in diff.lines():
                 print(f"  {line}")
             return EXIT_STALE
-        print("generated/ is up to date")
-        return _runtime_fits(root, review.generated_snapshot(package))
+        new = review.generated_snapshot(package)
+        status = _runtime_fits(root, new, _baseline(package))
+        if status or not new.types.classes:
+            return status
+        if baseline.path(package).is_file() and baseline.load(package) == new.types:
+            print("generated/ is up to date")
+            return 0
+        print(
+            f"generated/{pipeline.XSD_DIR}/{baseline.NAME} is out of date "
+            "(run `gridbind codegen all`)"
+        )
+        return EXIT_STALE
     old = review.generated_snapshot(package)
     diff = pipeline.regenerate(root)
     for line in diff.lines():
@@ -129,7 +148,12 @@ def _all(args: argparse.Namespace) -> int:
         decisions_md = root / "specs" / pipeline.XSD_DIR / "DECISIONS.md"
         for line in review.report(old, new, decisions_md, limit=40):
             print(line)
-    return _runtime_fits(root, new, old)
+    status = _runtime_fits(root, new, _baseline(package, old))
+    if status == 0 and new.types.classes and baseline.write(package, new.types):
+        print(
+            f"recorded the types the runtime fits in generated/{pipeline.XSD_DIR}/{baseline.NAME}"
+        )
+    return status
 
 
 def _diff(args: argparse.Namespace) -> int:
@@ -151,8 +175,9 @@ def _check_runtime(args: argparse.Namespace) -> int:
     from gridbind.codegen import pipeline, review
 
     root = checkout(args, "check-runtime")
-    new = review.generated_snapshot(root / "generated" / pipeline.XSD_DIR)
-    status = _runtime_fits(root, new)
+    package = root / "generated" / pipeline.XSD_DIR
+    new = review.generated_snapshot(package)
+    status = _runtime_fits(root, new, _baseline(package))
     if status == 0:
         print("the runtime fits the generated 8-2 classes")
     return status

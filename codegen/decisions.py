@@ -10,18 +10,22 @@ so dropping in the official code component tells which entries to revisit.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from lxml import etree
 
-__all__ = ["Outcome", "PROBES", "Schemas", "probe", "titles"]
+__all__ = ["E2E_ELEMENTS", "Outcome", "PROBES", "Schemas", "probe", "titles"]
 
 XS_NS = "http://www.w3.org/2001/XMLSchema"
 _XS = "{" + XS_NS + "}"
-SCSM_NS = "http://www.iec.ch/61850/2018/SCSM_8_2"
-E2E_NS = "http://www.iec.ch/62351/2018/E2E_4"
+# The namespaces carry the edition's year (``http://www.iec.ch/61850/2018/SCSM_8_2``); a new
+# edition changes it, so the probes find the 8-2 and E2E namespaces by their last path segment
+# (or take them from the generated modules' ``__NAMESPACE__``), never by a hard-coded year.
+_SCSM_TAIL = re.compile(r"https?://www\.iec\.ch/61850/[^/]+/SCSM_8_2")
+_E2E_TAIL = re.compile(r"https?://www\.iec\.ch/62351/[^/]+/E2E_4")
 SETTLED, CONTRADICTED, OPEN = "settled", "contradicted", "open"
 
 
@@ -41,9 +45,26 @@ class Outcome:
 class Schemas:
     """A schema set (``{relative path: bytes}``) with the few look-ups the probes need."""
 
-    def __init__(self, files: dict[str, bytes]) -> None:
+    def __init__(
+        self, files: dict[str, bytes], namespaces: Mapping[str, str] | None = None
+    ) -> None:
         parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
         self.docs = {rel: etree.fromstring(data, parser) for rel, data in sorted(files.items())}
+        given = dict(namespaces or {})
+        #: target namespaces of the 8-2 and E2E schemas of this set ("" when absent)
+        self.scsm_ns = given.get("scsm_8_2") or self._find(_SCSM_TAIL, "MMSpdu")
+        self.e2e_ns = given.get("e2e_4") or self._find(_E2E_TAIL, "HandshakeReq")
+
+    def _find(self, pattern: re.Pattern[str], element: str) -> str:
+        """The target namespace matching ``pattern``, else the one declaring ``element``."""
+        targets = sorted({d.get("targetNamespace", "") for d in self.docs.values()})
+        for namespace in targets:
+            if pattern.fullmatch(namespace):
+                return namespace
+        for namespace in targets:
+            if namespace and element in self.global_elements(namespace):
+                return namespace
+        return ""
 
     def namespace_docs(self, namespace: str) -> list[etree._Element]:
         return [d for d in self.docs.values() if d.get("targetNamespace", "") == namespace]
@@ -126,8 +147,8 @@ class Schemas:
         walk(node)
         return out
 
-    def choice_of(self, type_name: str, namespace: str = SCSM_NS) -> list[str] | None:
-        for doc in self.namespace_docs(namespace):
+    def choice_of(self, type_name: str, namespace: str | None = None) -> list[str] | None:
+        for doc in self.namespace_docs(self.scsm_ns if namespace is None else namespace):
             node = doc.find(f"{_XS}complexType[@name='{type_name}']")
             if node is not None:
                 return self.child_names(node)
@@ -138,14 +159,18 @@ Probe = Callable[[Schemas], tuple[str, str]]
 
 
 def _root(s: Schemas) -> tuple[str, str]:
-    if "MMSpdu" in s.global_elements(SCSM_NS):
+    if "MMSpdu" in s.global_elements(s.scsm_ns):
         return SETTLED, "global element MMSpdu"
-    found = sorted(s.global_elements(SCSM_NS))
+    found = sorted(s.global_elements(s.scsm_ns))
     return CONTRADICTED, f"no global element MMSpdu; global elements: {', '.join(found[:6])}"
 
 
 def _qualified(s: Schemas) -> tuple[str, str]:
-    ours = {rel: d for rel, d in s.docs.items() if d.get("targetNamespace") in (SCSM_NS, E2E_NS)}
+    ours = {
+        rel: d
+        for rel, d in s.docs.items()
+        if d.get("targetNamespace") in {s.scsm_ns, s.e2e_ns} - {""}
+    }
     off = [rel for rel, d in ours.items() if d.get("elementFormDefault") != "qualified"]
     if not ours:
         return OPEN, "no 8-2 or E2E schema"
@@ -156,7 +181,7 @@ def _qualified(s: Schemas) -> tuple[str, str]:
 
 def _iso_names(s: Schemas) -> tuple[str, str]:
     wanted = ("confirmed-RequestPDU", "domain-specific", "floating-point", "utc-time", "domainId")
-    missing = [n for n in wanted if not s.elements(n, SCSM_NS)]
+    missing = [n for n in wanted if not s.elements(n, s.scsm_ns)]
     if not missing:
         return SETTLED, f"elements {', '.join(wanted)} exist"
     other = [
@@ -167,7 +192,7 @@ def _iso_names(s: Schemas) -> tuple[str, str]:
 
 
 def _item_wrappers(s: Schemas) -> tuple[str, str]:
-    lists = s.elements("listOfAccessResult", SCSM_NS)
+    lists = s.elements("listOfAccessResult", s.scsm_ns)
     if not lists:
         return OPEN, "no element listOfAccessResult"
     children = s.child_names(s.type_of(lists[0]))
@@ -178,7 +203,7 @@ def _item_wrappers(s: Schemas) -> tuple[str, str]:
 
 def _boolean(s: Schemas) -> tuple[str, str]:
     data = s.choice_of("Data")
-    found = [e for e in s.elements("boolean", SCSM_NS)]
+    found = [e for e in s.elements("boolean", s.scsm_ns)]
     if not found or data is None:
         return OPEN, "no Data/boolean element"
     kind = s.type_of(found[0])
@@ -190,13 +215,13 @@ def _boolean(s: Schemas) -> tuple[str, str]:
 
 
 def _named_numbers(s: Schemas) -> tuple[str, str]:
-    found = s.elements("object-non-existent", SCSM_NS)
+    found = s.elements("object-non-existent", s.scsm_ns)
     if found:
         kind = s.type_of(found[0])
         if kind is None or (not isinstance(kind, str) and not s.child_names(kind)):
             return SETTLED, "<object-non-existent/> is an empty element"
         return CONTRADICTED, f"object-non-existent has content ({found[0].get('type')})"
-    errors = s.elements("failure", SCSM_NS)
+    errors = s.elements("failure", s.scsm_ns)
     base = s.builtin_base(s.type_of(errors[0])) if errors else None
     if base:
         return CONTRADICTED, f"DataAccessError (failure) is {base}, not empty elements"
@@ -205,7 +230,7 @@ def _named_numbers(s: Schemas) -> tuple[str, str]:
 
 def _simple_base(name: str, want: str) -> Probe:
     def check(s: Schemas) -> tuple[str, str]:
-        found = s.elements(name, SCSM_NS)
+        found = s.elements(name, s.scsm_ns)
         if not found:
             return OPEN, f"no element {name}"
         base = s.builtin_base(s.type_of(found[0]))
@@ -217,7 +242,7 @@ def _simple_base(name: str, want: str) -> Probe:
 
 
 def _bit_string(s: Schemas) -> tuple[str, str]:
-    found = s.elements("bit-string", SCSM_NS)
+    found = s.elements("bit-string", s.scsm_ns)
     if not found:
         return OPEN, "no element bit-string"
     pattern = s.facets(s.type_of(found[0])).get("pattern")
@@ -230,7 +255,7 @@ def _bit_string(s: Schemas) -> tuple[str, str]:
 
 
 def _identifier(s: Schemas) -> tuple[str, str]:
-    for doc in s.namespace_docs(SCSM_NS):
+    for doc in s.namespace_docs(s.scsm_ns):
         node = doc.find(f"{_XS}simpleType[@name='Identifier']")
         if node is not None:
             facets = s.facets(node)
@@ -243,7 +268,7 @@ def _identifier(s: Schemas) -> tuple[str, str]:
 def _integers(s: Schemas) -> tuple[str, str]:
     out = []
     for name, want in (("integer", "xs:integer"), ("unsigned", "xs:nonNegativeInteger")):
-        found = [e for e in s.elements(name, SCSM_NS)]
+        found = [e for e in s.elements(name, s.scsm_ns)]
         if not found:
             return OPEN, f"no Data/{name} element"
         base = s.builtin_base(s.type_of(found[0]))
@@ -281,6 +306,7 @@ def _data_alternatives(s: Schemas) -> tuple[str, str]:
     return CONTRADICTED, "Data has " + "; ".join(p for p in parts if p)
 
 
+#: The E2E global elements the runtime relies on (an official set may add more).
 E2E_ELEMENTS = {
     "HandshakeReq",
     "HandshakeAcc",
@@ -298,7 +324,7 @@ E2E_ELEMENTS = {
 
 
 def _e2e_elements(s: Schemas) -> tuple[str, str]:
-    found = s.global_elements(E2E_NS)
+    found = s.global_elements(s.e2e_ns)
     if not found:
         return OPEN, "no E2E_4 namespace in the set"
     missing = sorted(E2E_ELEMENTS - found)
@@ -308,7 +334,7 @@ def _e2e_elements(s: Schemas) -> tuple[str, str]:
 
 
 def _appl_data(s: Schemas) -> tuple[str, str]:
-    found = s.elements("applData", E2E_NS)
+    found = s.elements("applData", s.e2e_ns)
     if not found:
         return OPEN, "no element applData"
     children = s.child_names(s.type_of(found[0]))
@@ -318,7 +344,7 @@ def _appl_data(s: Schemas) -> tuple[str, str]:
 
 
 def _asso_id(s: Schemas) -> tuple[str, str]:
-    found = s.elements("assoID", E2E_NS)
+    found = s.elements("assoID", s.e2e_ns)
     if not found:
         return OPEN, "no element assoID"
     pattern = s.facets(s.type_of(found[0])).get("pattern", "")
@@ -330,7 +356,7 @@ def _asso_id(s: Schemas) -> tuple[str, str]:
 def _diagnostics(s: Schemas) -> tuple[str, str]:
     out, found = [], 0
     for name, high in (("HandshakeDiagnostics", "25"), ("DtDiagnostics", "15")):
-        for doc in s.namespace_docs(E2E_NS):
+        for doc in s.namespace_docs(s.e2e_ns):
             node = doc.find(f"{_XS}simpleType[@name='{name}']")
             if node is not None:
                 found += 1
@@ -377,9 +403,13 @@ def titles(decisions_md: Path) -> dict[int, str]:
     return out
 
 
-def probe(files: dict[str, bytes]) -> list[Outcome]:
-    """Run every probe on a schema set; a probe that fails on an odd schema is ``open``."""
-    schemas = Schemas(files)
+def probe(files: dict[str, bytes], namespaces: Mapping[str, str] | None = None) -> list[Outcome]:
+    """Run every probe on a schema set; a probe that fails on an odd schema is ``open``.
+
+    ``namespaces``: module -> target namespace of the generated package (``scsm_8_2``,
+    ``e2e_4``), when known; otherwise they are found in the set.
+    """
+    schemas = Schemas(files, namespaces)
     out = []
     for number, (title, check) in sorted(PROBES.items()):
         try:

@@ -23,6 +23,9 @@ from gridbind.codegen.render import header, write_python
 STTP_DIR = "sttp"
 XSD_DIR = "iec61850_8_2"
 _IGNORED = {"__pycache__", ".mypy_cache"}
+#: Files of generated/ that codegen writes apart from the generated tree (see
+#: :mod:`gridbind.codegen.baseline`): regeneration keeps them, the byte comparison skips them.
+_KEPT = {f"{XSD_DIR}/runtime_baseline.json"}
 #: Docstring of ``generated/__init__.py`` (the package that holds everything codegen writes).
 PACKAGE_DOC = "gridbind.generated: code written by ``gridbind codegen all``. Never edit by hand."
 
@@ -111,7 +114,7 @@ def _files(tree: Path) -> dict[str, Path]:
         rel = path.relative_to(tree)
         if not path.is_file() or _IGNORED & set(rel.parts):
             continue
-        if path.suffix == ".pyc":
+        if path.suffix == ".pyc" or rel.as_posix() in _KEPT:
             continue
         out[rel.as_posix()] = path
     return out

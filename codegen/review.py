@@ -91,7 +91,7 @@ def report(
         shown = shown[:limit] + [f"... {rest} more (all of them: gridbind codegen diff --old REV)"]
     lines += [f"  {line}" for line in shown]
     if new.schemas:
-        outcomes = decisions.probe(new.schemas)
+        outcomes = decisions.probe(new.schemas, new.types.namespaces)
         titles = decisions.titles(decisions_md) if decisions_md else {}
         count = {s: sum(o.status == s for o in outcomes) for s in ("settled", "contradicted")}
         lines.append(

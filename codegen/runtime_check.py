@@ -65,6 +65,10 @@ class _Scanner(ast.NodeVisitor):
         self.aliases: dict[str, tuple[str, str | None, str]] = {}
         self.found: list[Use] = []
         self.reads: list[Use] = []
+        # identifier-like strings of module-level tuple constants (``_PATHS = (("asso_id",),)``),
+        # taken as field reads when the module calls getattr with a computed name
+        self.names: list[Use] = []
+        self.dynamic_getattr = False
 
     # imports and aliases
 
@@ -89,6 +93,20 @@ class _Scanner(ast.NodeVisitor):
                 module = source.rsplit(".", 1)[1]
                 self.aliases[bound] = ("class", module, alias.name)
                 self._use(node, "class", module, alias.name)
+
+    def visit_Module(self, node: ast.Module) -> None:
+        for stmt in node.body:
+            if isinstance(stmt, ast.Assign | ast.AnnAssign) and isinstance(
+                stmt.value, ast.Tuple | ast.List | ast.Set
+            ):
+                for item in ast.walk(stmt.value):
+                    if (
+                        isinstance(item, ast.Constant)
+                        and isinstance(item.value, str)
+                        and item.value.isidentifier()
+                    ):
+                        self.names.append(Use(self.file, item.lineno, "read", None, "", item.value))
+        self.generic_visit(node)
 
     def visit_Assign(self, node: ast.Assign) -> None:
         ref = self.resolve(node.value)
@@ -151,6 +169,14 @@ class _Scanner(ast.NodeVisitor):
             self._use(node, "class", ref[1], ref[2])
 
     def visit_Call(self, node: ast.Call) -> None:
+        if isinstance(node.func, ast.Name) and node.func.id in {"getattr", "hasattr"}:
+            if len(node.args) >= 2:
+                named = node.args[1]
+                if isinstance(named, ast.Constant) and isinstance(named.value, str):
+                    # getattr(x, "choice") reads the field as x.choice does
+                    self.reads.append(Use(self.file, node.lineno, "read", None, "", named.value))
+                else:
+                    self.dynamic_getattr = True
         ref = self.resolve(node.func)
         if ref is not None and ref[0] == "class":
             kwargs = [k.arg for k in node.keywords if k.arg is not None]
@@ -186,6 +212,8 @@ def uses(runtime_dir: Path, modules: set[str], root: Path | None = None) -> list
         found += scanner.found
         if scanner.aliases:
             found += scanner.reads
+            if scanner.dynamic_getattr:
+                found += scanner.names
     return found
 
 

@@ -5,7 +5,8 @@ changes a schema: one optional element added to ``Initiate-RequestPDU``, one alt
 the ``Data`` CHOICE, a complex type renamed, a restriction tightened, the files inside a
 sub-folder of the zip, and an extra XSD of an unrelated namespace next to them. ``breaking=True``
 also renames an element the hand-written runtime relies on (``alternateAccess`` of a variable
-definition), which regeneration must report by class and field.
+definition), which regeneration must report by class and field; ``breaking="cardinality"``
+repeats that element instead (same name, a list now).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def _edit(text: str, old: str, new: str, count: int = 1) -> str:
     return text.replace(old, new)
 
 
-def published_scsm(text: str, breaking: bool = False) -> str:
+def published_scsm(text: str, breaking: bool | str = False) -> str:
     """SCSM_8_2.xsd as the publication changes it."""
     text = _edit(
         text,
@@ -54,7 +55,14 @@ def published_scsm(text: str, breaking: bool = False) -> str:
     )
     text = _edit(text, 'name="FileAttributes"', 'name="FileAttributesType"')
     text = _edit(text, 'type="FileAttributes"', 'type="FileAttributesType"', count=2)
-    if breaking:
+    if breaking == "cardinality":
+        text = _edit(
+            text,
+            '<xs:element name="alternateAccess" type="AlternateAccess" minOccurs="0"/>',
+            '<xs:element name="alternateAccess" type="AlternateAccess" minOccurs="0"'
+            ' maxOccurs="unbounded"/>',
+        )
+    elif breaking:
         text = _edit(
             text,
             '<xs:element name="alternateAccess" type="AlternateAccess" minOccurs="0"/>',
@@ -75,7 +83,7 @@ def published_e2e(text: str) -> str:
     )
 
 
-def build_zip(xsd_dir: Path, target_dir: Path, breaking: bool = False) -> Path:
+def build_zip(xsd_dir: Path, target_dir: Path, breaking: bool | str = False) -> Path:
     """The stand-in code component in ``target_dir``, made from ``SCSM_8_2.xsd``/``E2E_4.xsd``
     of ``xsd_dir``."""
     scsm = published_scsm((xsd_dir / "SCSM_8_2.xsd").read_text(encoding="utf-8"), breaking)
@@ -87,3 +95,26 @@ def build_zip(xsd_dir: Path, target_dir: Path, breaking: bool = False) -> Path:
         bundle.writestr(f"{TOP}/schemas/E2E_4.xsd", e2e)
         bundle.writestr(f"{TOP}/extras/Extras.xsd", UNRELATED)
     return target
+
+
+#: File names and namespace year of a later edition (:func:`renamed_edition`).
+EDITION_FILES = {
+    "SCSM_8_2.xsd": "IEC61850-8-2_2020_SCSM.xsd",
+    "E2E_4.xsd": "IEC62351-4_2020_E2E.xsd",
+}
+EDITION_NAMESPACES = {
+    "http://www.iec.ch/61850/2018/SCSM_8_2": "http://www.iec.ch/61850/2020/SCSM_8_2",
+    "http://www.iec.ch/62351/2018/E2E_4": "http://www.iec.ch/62351/2020/E2E_4",
+}
+
+
+def renamed_edition(files: dict[str, bytes]) -> dict[str, bytes]:
+    """A schema set as a later edition might publish it: renamed files, a new namespace year."""
+    out = {}
+    for rel, data in files.items():
+        text = data.decode("utf-8")
+        for old, new in {**EDITION_NAMESPACES, **EDITION_FILES}.items():
+            text = text.replace(old, new)
+        name = rel.rsplit("/", 1)[-1]
+        out[f"schemas/{EDITION_FILES.get(name, name)}"] = text.encode("utf-8")
+    return out

@@ -76,7 +76,7 @@ def gridbind(*args: str, cwd: Path, timeout: float = 120) -> subprocess.Complete
     )
 
 
-def project_copy(target: Path, breaking: bool = False) -> Path:
+def project_copy(target: Path, breaking: bool | str = False) -> Path:
     """A checkout copy whose specs/iec61850_8_2 holds only DECISIONS.md and the code component."""
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.so", "*.egg-info")
     for folder in ("specs", "codegen", "generated", "runtime"):
@@ -181,3 +181,18 @@ def test_a_change_the_runtime_relies_on_stops_codegen_naming_class_and_field(tmp
     assert "access_path" in (root / "generated" / "iec61850_8_2" / "scsm_8_2.py").read_text()
     again = gridbind("codegen", "check-runtime", cwd=root)
     assert again.returncode == 3 and "'alternate_access'" in again.stderr
+
+
+@pytest.mark.timeout(180)
+def test_a_cardinality_change_keeps_failing_until_the_runtime_is_adapted(tmp_path) -> None:
+    # Same field name, now a list: only a comparison with the types the runtime was written
+    # against sees it, and it must keep seeing it after the first regeneration.
+    root = project_copy(tmp_path / "cardinality", breaking="cardinality")
+    message = "generated field scsm_8_2.VariableDefs.Sequence.alternate_access changed"
+    first = gridbind("codegen", "all", cwd=root)
+    assert first.returncode == 3 and message in first.stderr, first.stdout + first.stderr
+    # (``all --check`` reads the same baseline; it is left out to keep the test shorter)
+    for args in (("codegen", "check-runtime"), ("codegen", "all")):
+        again = gridbind(*args, cwd=root)
+        assert again.returncode == 3, (args, again.stdout + again.stderr)
+        assert message in again.stderr

@@ -302,3 +302,17 @@ def test_diff_command_between_packages_and_against_git(tmp_path):
     assert "DECISIONS.md probes: 0 contradicted, 15 settled, 0 open" in same.stdout
     bad = gridbind("codegen", "diff", "--old", "no-such-revision")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_probes_still_report_on_a_later_edition_with_a_new_namespace_year():
+    from publication import EDITION_NAMESPACES, renamed_edition
+
+    edition = renamed_edition(collect_schemas(SPECS))
+    assert not any(old.encode() in data for old in EDITION_NAMESPACES for data in edition.values())
+    outcomes = decisions.probe(edition)
+    assert [o.status for o in outcomes] == ["settled"] * len(decisions.PROBES), [
+        o.line() for o in outcomes if o.status != "settled"
+    ]
+    # the namespaces of the generated modules, when given, are used as they are
+    given = {"scsm_8_2": "urn:elsewhere", "e2e_4": "urn:elsewhere-too"}
+    assert all(o.status != "settled" for o in decisions.probe(edition, given))

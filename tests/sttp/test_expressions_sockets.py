@@ -334,3 +334,30 @@ def test_draft_heavy_subscription_is_rechecked_off_loop_after_a_metadata_change(
     [request] = light.receive_data(sub_light.data_to_send(), 0.0)
     light.filter_done(request.run(), 0.0)
     assert not any(isinstance(e, FilterRequested) for e in light.access_changed())  # at once
+
+
+def test_draft_heavy_subscription_spends_the_quick_budget_only_once():
+    from gridbind.generated.sttp import draft_0_8 as wire
+    from gridbind.sttp.draft.events import FilterRequested
+
+    in_list = ", ".join(f"'x{i}'" for i in range(2000))  # over a million steps
+    heavy = wire.SubscribeItem(
+        sub_command=wire.SubscribeSubCommand.ByQuery,
+        mode=wire.SubscriptionMode.Replace,
+        body=f"SELECT PointID FROM DataPoint WHERE PointTag IN ({in_list})",
+    )
+    publishers = []
+    for _ in range(4):
+        pub, sub, _pmu = _draft_pair()
+        pub.defer_filters = True
+        sub.subscribe([heavy], 0.0)
+        [request] = pub.receive_data(sub.data_to_send(), 0.0)
+        pub.filter_done(request.run(), 0.0)
+        [request] = pub.access_changed()  # the first change learns that the recipe is heavy
+        pub.filter_done(request.run(), 0.0)
+        publishers.append(pub)
+    start = time.monotonic()
+    for pub in publishers:  # one metadata change: every session's recheck
+        assert [type(e) for e in pub.access_changed()] == [FilterRequested]
+    # four quick budgets would be 4 x 50 ms on the event loop
+    assert time.monotonic() - start < 0.1

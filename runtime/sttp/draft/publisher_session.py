@@ -61,7 +61,13 @@ from gridbind.sttp.draft.metadata import (
 )
 from gridbind.sttp.draft.packets import MAX_RAW_PACKET, DataEncoder, FragmentError, WirePoint
 from gridbind.sttp.encoding import ValueType
-from gridbind.sttp.expressions import Budget, BudgetExceeded, FilterExpressionError, Limits
+from gridbind.sttp.expressions import (
+    Budget,
+    BudgetExceeded,
+    FilterExpressionError,
+    Limits,
+    evaluation_result,
+)
 from gridbind.sttp.measurement import Measurement
 
 __all__ = ["MAX_COMMAND_FRAGMENTED", "Catalog", "PublisherSession"]
@@ -187,6 +193,9 @@ class PublisherSession(_Session):
         #: loop (FilterRequested); the asyncio transport sets it.
         self.defer_filters = False
         self._recheck = False
+        # The recipe whose last on-loop re-evaluation exceeded the quick budget: its next ones
+        # go off-loop at once, so N heavy subscriptions do not cost N quick budgets per change.
+        self._heavy_recipe: object = None
         self._step = "versions"
         self._points: dict[uuid.UUID, _Subscribed] = {}
         self._by_runtime: dict[int, uuid.UUID] = {}
@@ -399,10 +408,8 @@ class PublisherSession(_Session):
         """Run ``work`` (a budgeted query evaluation) now, or park until the shell ran it."""
 
         def run() -> Any:
-            try:
-                return work()
-            except (MetadataError, FilterExpressionError) as exc:
-                return MetadataError(str(exc))
+            result = evaluation_result(work, (MetadataError, FilterExpressionError))
+            return MetadataError(str(result)) if isinstance(result, Exception) else result
 
         if not self.defer_filters:
             return finish(run())
@@ -602,11 +609,14 @@ class PublisherSession(_Session):
             self._recheck = True  # once the evaluation under way is done
             return []
         recipe = self._recipe
+        if self.defer_filters and self._heavy_recipe is recipe:
+            return self._deferred(lambda: self._evaluate(recipe), self._rechecked)
         try:
             wanted: Any = self._evaluate(recipe, _QUICK if self.defer_filters else None)
         except MetadataError as exc:
             if not (self.defer_filters and isinstance(exc.__cause__, BudgetExceeded)):
                 return self._rechecked(exc)
+            self._heavy_recipe = recipe
             return self._deferred(lambda: self._evaluate(recipe), self._rechecked)
         return self._rechecked(wanted)
 

@@ -212,14 +212,9 @@ class _Link(asyncio.Protocol):
 
     async def _run_filter(self, event: FilterRequested) -> None:
         try:
-            result: Any = await run_bounded(event.run)
+            result: Any = await run_bounded(event.run, peer=self.peer[0] if self.peer else None)
         except FilterExpressionError as exc:
             result = MetadataError(str(exc))
-        except Exception as exc:  # noqa: BLE001 - a peer's query must end its session, not us
-            log.exception("filter evaluation failed")
-            if self.session is not None:
-                self.handle(self.session.close(f"cannot evaluate the query: {exc!r}"))
-            return
         if self.session is not None and self.transport is not None:
             self.handle(self.session.filter_done(result, self.loop.time()))
 

@@ -67,16 +67,22 @@ Bounds (hostile input)
 ----------------------
 An expression is untrusted peer input. :class:`Limits` bounds its length, nesting, evaluation
 steps and wall-clock time per request (one :class:`Budget` for a whole SUBSCRIBE or metadata
-query), and the size of every intermediate string, integer (64 bits) and Decimal (28 digits).
+query), and the size of every intermediate string, integer (64 bits) and Decimal (28 digits); ``ORDER BY``
+takes at most 16 columns and charges every comparison of its sort.
 Regular expressions run on RE2 (linear time); patterns it cannot run in linear time
 (backreferences, lookaround) are refused. :func:`select_signal_ids_async` /
 :func:`select_rows_async` / :func:`run_bounded` run the work in a small thread pool, off the event
-loop. Every failure, of parsing or of evaluation, is a :class:`FilterExpressionError`
-(:class:`BudgetExceeded` when the steps or the time ran out).
+loop; the pool holds at most 16 requests, 4 per peer, and refuses more at once
+(:class:`FilterBusy`). Every failure, of parsing or of evaluation, is a
+:class:`FilterExpressionError` (:class:`BudgetExceeded` when the steps or the time ran out), and
+:func:`evaluation_result` turns any other exception of a deferred evaluation into one, so a
+peer always gets an answer.
 """
 
 from gridbind.sttp.expressions.budget import Budget, BudgetExceeded, FilterExpressionError, Limits
+from gridbind.sttp.expressions.deferred import evaluation_result
 from gridbind.sttp.expressions.offloop import (
+    FilterBusy,
     run_bounded,
     select_rows_async,
     select_signal_ids_async,
@@ -110,6 +116,7 @@ __all__ = [
     "CompiledExpression",
     "Dialect",
     "ExpressionStatement",
+    "FilterBusy",
     "FilterExpressionError",
     "FilterStatement",
     "IdFields",
@@ -121,6 +128,7 @@ __all__ = [
     "TableLike",
     "compile_expression",
     "evaluate",
+    "evaluation_result",
     "parse",
     "run_bounded",
     "select_rows",

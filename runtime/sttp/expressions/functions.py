@@ -48,6 +48,30 @@ def _ci(flag: Any) -> bool:
 _REFUSE = object()  # a NULL argument that the deployed engines refuse
 
 
+def _fold(text: str) -> str:
+    """``text`` upper-cased character by character, so that indexes still match ``text``."""
+    folded = text.upper()
+    if len(folded) == len(text):
+        return folded  # no character changed length (upper() never shortens)
+    return "".join(u if len(u := c.upper()) == 1 else c for c in text)
+
+
+def _find_all(source: str, probe: str, ignore_case: bool) -> list[int]:
+    """Start indexes of the non-overlapping occurrences of ``probe`` (linear: ``str.find``).
+
+    A case-insensitive regular expression would try the probe at every position (quadratic in
+    one call that holds the GIL); finding on case-folded copies keeps it linear.
+    """
+    if ignore_case:
+        source, probe = _fold(source), _fold(probe)
+    found: list[int] = []
+    start = source.find(probe)
+    while start >= 0:
+        found.append(start)
+        start = source.find(probe, start + len(probe))
+    return found
+
+
 def _string_test(
     name: str, test: Callable[[str, str], Any], empty: Any = False, null: Any = None
 ) -> Impl:
@@ -99,17 +123,23 @@ def _replace(budget: Budget, source: Any, probe: Any, replacement: Any, ci: Any 
         return source
     replacement = replacement or ""
     budget.charge_text(source, probe, replacement)
-    folded = _ci(ci)
-    count = source.upper().count(probe.upper()) if folded else source.count(probe)
+    found = _find_all(source, probe, True) if _ci(ci) else None
+    count = source.count(probe) if found is None else len(found)
     # Size the result before building it, so nested REPLACE cannot grow memory past the cap.
     size = len(source) + count * (len(replacement) - len(probe))
     if size > budget.limits.max_string:
         raise FilterExpressionError(
             f"Replace result of {size} characters exceeds the {budget.limits.max_string} limit"
         )
-    if folded:
-        return re.sub(re.escape(probe), lambda _m: replacement, source, flags=re.IGNORECASE)
-    return source.replace(probe, replacement)
+    if found is None:
+        return source.replace(probe, replacement)
+    pieces: list[str] = []
+    last = 0
+    for start in found:
+        pieces += (source[last:start], replacement)
+        last = start + len(probe)
+    pieces.append(source[last:])
+    return "".join(pieces)
 
 
 def _split(budget: Budget, source: Any, delimiter: Any, index: Any, ci: Any = None) -> Any:
@@ -120,13 +150,14 @@ def _split(budget: Budget, source: Any, delimiter: Any, index: Any, ci: Any = No
     if not delimiter:
         raise FilterExpressionError("Split: the delimiter must not be empty or NULL")
     budget.charge_text(source, delimiter)
-    parts = (
-        re.split(re.escape(delimiter), source, flags=re.IGNORECASE)
-        if _ci(ci)
-        else source.split(delimiter)
-    )
     position = to_int(index)
-    return parts[position] if 0 <= position < len(parts) else ""
+    if not _ci(ci):
+        parts = source.split(delimiter)
+        return parts[position] if 0 <= position < len(parts) else ""
+    bounds = [-len(delimiter)] + _find_all(source, delimiter, True) + [len(source)]
+    if not 0 <= position < len(bounds) - 1:
+        return ""
+    return source[bounds[position] + len(delimiter) : bounds[position + 1]]
 
 
 def _substr(budget: Budget, source: Any, index: Any, length: Any = None) -> Any:
@@ -189,7 +220,7 @@ def _convert(budget: Budget, value: Any, type_name: Any) -> Any:
     if target is None:
         raise FilterExpressionError(f"Convert: unknown type {str(type_name)[:40]!r}")
     if target is str:
-        return budget.check_string(to_text(value))
+        return to_text(value, budget.limits.max_string)
     if target is bool:
         return to_bool(value)
     if target is int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 import re
 import uuid
 from dataclasses import dataclass
@@ -11,10 +12,36 @@ from typing import Any
 
 from gridbind.sttp.expressions.budget import FilterExpressionError
 
-__all__ = ["Token", "tokenize", "parse_datetime", "INT64_MIN", "INT64_MAX"]
+__all__ = [
+    "DECIMAL",
+    "Token",
+    "decimal_literal",
+    "tokenize",
+    "parse_datetime",
+    "INT64_MIN",
+    "INT64_MAX",
+]
 
 INT64_MIN = -(1 << 63)
 INT64_MAX = (1 << 63) - 1
+
+#: Decimal context of every Decimal operation and literal: .NET's 28 digits, a bounded exponent,
+#: traps on (a literal such as ``1e999999999`` is refused, not kept with a huge exponent).
+DECIMAL = decimal.Context(
+    prec=28,
+    Emax=999_999,
+    Emin=-999_999,
+    traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow],
+)
+
+
+def decimal_literal(raw: str) -> Decimal:
+    """A Decimal from number text, created in :data:`DECIMAL`."""
+    try:
+        return DECIMAL.create_decimal(raw)
+    except decimal.DecimalException:
+        raise FilterExpressionError(f"number {raw[:24]!r} does not fit a decimal") from None
+
 
 KEYWORDS = frozenset(
     {
@@ -83,7 +110,7 @@ def _integer(raw: str, base: int) -> Any:
     # Python refuses int() of more than 4300 digits; the length cap keeps us well inside that
     # for hex, and a decimal literal past int64 becomes a Decimal as in the deployed engines.
     if base == 10 and len(raw) > 19:
-        return Decimal(raw)
+        return decimal_literal(raw)
     value = int(raw, base)
     if value > INT64_MAX:
         if base == 16 and value <= (1 << 64) - 1:
@@ -140,7 +167,7 @@ def tokenize(text: str, max_length: int) -> list[Token]:
                 tokens.append(Token("int" if isinstance(value, int) else "number", raw, value, pos))
             else:
                 # Literals with a fraction or exponent are Decimal, as in the deployed engines.
-                tokens.append(Token("number", raw, Decimal(raw), pos))
+                tokens.append(Token("number", raw, decimal_literal(raw), pos))
         elif kind == "ident":
             if raw[0] in "`[":
                 tokens.append(Token("ident", raw, raw[1:-1], pos))

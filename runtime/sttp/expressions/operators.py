@@ -154,9 +154,12 @@ def arith(op: str, left: Eval, right: Eval) -> Eval:
         if lhs is None or rhs is None:
             return None
         if op == "+" and (isinstance(lhs, str) or isinstance(rhs, str)):
-            lhs, rhs = to_text(lhs), to_text(rhs)
-            if len(lhs) + len(rhs) > budget.limits.max_string:
-                budget.check_string(lhs + rhs[: budget.limits.max_string], "concatenation")
+            cap = budget.limits.max_string
+            lhs, rhs = to_text(lhs, cap), to_text(rhs, cap)
+            if len(lhs) + len(rhs) > cap:
+                raise FilterExpressionError(
+                    f"concatenation of {len(lhs) + len(rhs)} characters exceeds the {cap} limit"
+                )
             budget.charge_text(lhs, rhs)
             return lhs + rhs
         a, b = numeric_pair(lhs, rhs)

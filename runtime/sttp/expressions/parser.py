@@ -39,6 +39,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: Most ORDER BY columns of one statement (each one is compared at every one of the sort's
+#: n log n comparisons).
+MAX_ORDER_KEYS = 16
+
 # Deepest tree of operator nodes: evaluation recurses once per level, so this keeps it far from
 # Python's recursion limit (a long chain ``a OR b OR ...`` is one level per operator).
 _MAX_TREE_DEPTH = 250
@@ -53,6 +57,8 @@ _EVALUATION_ERRORS = (
     IndexError,
     KeyError,
     RecursionError,
+    # a value that the size caps did not foresee; freed as the exception unwinds
+    MemoryError,
 )
 
 
@@ -324,6 +330,8 @@ class _Parser:
                 if self.at_kw("ASC", "DESC"):
                     asc = self.advance().value == "ASC"
                 order_by.append((column, asc, exact))
+                if len(order_by) > MAX_ORDER_KEYS:
+                    self.fail(f"more than {MAX_ORDER_KEYS} ORDER BY columns")
                 if not self.at_op(","):
                     break
                 self.advance()

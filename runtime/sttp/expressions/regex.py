@@ -20,8 +20,10 @@ from gridbind.sttp.expressions.budget import Budget, FilterExpressionError
 __all__ = ["regex_search"]
 
 # Memory RE2 may use for one compiled pattern's automata (it falls back to slower, still
-# linear, matching rather than exceed it).
-_MAX_MEMORY = 8 << 20
+# linear, matching rather than exceed it), and how many compiled patterns stay cached: together
+# they bound what the cache keeps (~32 MiB at worst, instead of 128 x 8 MiB).
+_MAX_MEMORY = 1 << 20
+CACHE_SIZE = 32
 
 
 def _options() -> Any:
@@ -34,7 +36,7 @@ def _options() -> Any:
 _OPTIONS = _options()
 
 
-@lru_cache(maxsize=128)
+@lru_cache(maxsize=CACHE_SIZE)
 def _compile(pattern: str) -> Any:
     try:
         return re2.compile(pattern, options=_OPTIONS)

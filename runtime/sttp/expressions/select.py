@@ -151,7 +151,10 @@ def _select(
             budget.charge(len(matched))
 
             def compare(left: Mapping[str, Any], right: Mapping[str, Any]) -> int:
+                # Charged per comparison and per key compared, so the deadline can stop a
+                # running sort.
                 for key, asc, exact in keys:
+                    budget.charge()
                     result = _compare_sort(left.get(key), right.get(key), exact)
                     if result:
                         return result if asc else -result

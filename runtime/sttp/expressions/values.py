@@ -7,7 +7,6 @@ exponent, errors trapped); a Decimal or float is turned into an int only when it
 
 from __future__ import annotations
 
-import decimal
 import math
 import re
 import uuid
@@ -15,8 +14,14 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from gridbind.sttp.expressions.budget import FilterExpressionError
-from gridbind.sttp.expressions.lexer import INT64_MAX, INT64_MIN, parse_datetime
+from gridbind.sttp.expressions.budget import DEFAULT_LIMITS, FilterExpressionError
+from gridbind.sttp.expressions.lexer import (
+    DECIMAL,
+    INT64_MAX,
+    INT64_MIN,
+    decimal_literal,
+    parse_datetime,
+)
 
 __all__ = [
     "DECIMAL",
@@ -31,13 +36,6 @@ __all__ = [
     "wrap64",
 ]
 
-#: Decimal context of every Decimal operation: .NET's 28 digits, a bounded exponent, traps on.
-DECIMAL = decimal.Context(
-    prec=28,
-    Emax=999_999,
-    Emin=-999_999,
-    traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow],
-)
 
 _INT_TEXT = re.compile(r"\s*[-+]?(0[xX][0-9a-fA-F]{1,16}|[0-9]{1,19})\s*")
 _FLOAT_TEXT = re.compile(r"\s*[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]{1,4})?\s*")
@@ -80,7 +78,7 @@ def to_number(value: Any) -> int | float | Decimal:
         if _INT_TEXT.fullmatch(value):
             return wrap64(int(value.strip(), 0) if "x" in value.lower() else int(value))
         if _FLOAT_TEXT.fullmatch(value):
-            return Decimal(value.strip())
+            return decimal_literal(value.strip())
     raise FilterExpressionError(f"cannot convert {_show(value)} to a number")
 
 
@@ -110,11 +108,22 @@ def to_datetime(value: Any) -> datetime:
     raise FilterExpressionError(f"cannot convert {_show(value)} to a date/time")
 
 
-def to_text(value: Any) -> str:
-    """Text of a value; a Decimal in plain notation (``1E+2`` is ``100``, as .NET writes it)."""
+def to_text(value: Any, max_size: int = DEFAULT_LIMITS.max_string) -> str:
+    """Text of a value; a Decimal in plain notation (``1E+2`` is ``100``, as .NET writes it).
+
+    A Decimal whose plain text would exceed ``max_size`` characters is refused before its text
+    is built (``1E+999999`` would be a million characters, built while holding the GIL).
+    """
     if isinstance(value, str):
         return value
     if isinstance(value, Decimal):
+        if value.is_finite():
+            sign, digits, exponent = value.as_tuple()
+            size = len(digits) + abs(int(exponent)) + 2
+            if size > max_size:
+                raise FilterExpressionError(
+                    f"text of the number {value:.3e} exceeds the {max_size} character limit"
+                )
         return format(value, "f")
     return str(value)
 

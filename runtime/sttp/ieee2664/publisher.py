@@ -160,7 +160,7 @@ class Connection(asyncio.Protocol):
 
     async def _run_filter(self, event: FilterRequested) -> None:
         try:
-            result: Any = await run_bounded(event.run)
+            result: Any = await run_bounded(event.run, peer=self.peer[0])
         except FilterExpressionError as exc:
             result = exc
         if self.closed or self.session is None:

@@ -16,7 +16,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gridbind.sttp.expressions import FilterExpressionError, select_signal_ids
+from gridbind.sttp.expressions import (
+    FilterExpressionError,
+    evaluation_result,
+    select_signal_ids,
+)
 from gridbind.sttp.ieee2664 import codecs
 from gridbind.sttp.ieee2664.cipher import decrypt, encrypt, new_cipher_keys, new_key_pair
 from gridbind.sttp.ieee2664.compact import CompactCodec, SignalIndexCache
@@ -736,10 +740,7 @@ class PublisherSession:
         """Run ``work`` (a bounded filter evaluation) now, or park until the shell ran it."""
 
         def run() -> Any:
-            try:
-                return work()
-            except (FilterExpressionError, MetadataError) as exc:
-                return exc
+            return evaluation_result(work, (FilterExpressionError, MetadataError))
 
         if not self.defer_filters:
             finish(run(), events)
