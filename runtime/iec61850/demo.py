@@ -16,6 +16,11 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .mmsdata import ReasonForInclusion
+    from .reporting.report_pdu import Report
 
 __all__ = ["DEMO_SCL", "run_demo", "register_demo"]
 
@@ -112,13 +117,13 @@ LOG = "FEEDER7CTRL/LLN0$Events"
 REPORT_WAIT = 10.0
 
 
-def _report_line(report) -> str:
+def _report_line(report: Report) -> str:
     """One received report: sequence number, then each included member with its reasons."""
     members = ", ".join(f"{v.reference}={v.value} ({_reasons(v.reason)})" for v in report.values)
     return f"report {report.rpt_id} #{report.seq_num}: {members}"
 
 
-def _reasons(reason) -> str:
+def _reasons(reason: ReasonForInclusion | None) -> str:
     if reason is None:
         return "no reason code"
     return "+".join(flag.name.lower().replace("_", "-") for flag in type(reason) if flag in reason)
