@@ -12,8 +12,9 @@ Parts (all but ``codegen`` run by default; ``--only PART`` picks some, ``--codeg
     The same stream for one second on the draft-0.8 profile (TSSC negotiated).
 ``iec61850``
     An IED served from an SCL file over XMPP (a private Prosody with its own test CA), and a
-    client browsing, reading and writing it (:mod:`gridbind.iec61850.demo`). Without Prosody the
-    part is skipped with a clear message, except under ``CI=true`` where that is a failure.
+    client browsing, reading and writing it, watching a buffered report, querying a log and
+    operating a control (:mod:`gridbind.iec61850.demo`). Without Prosody the part is skipped
+    with how to install it, except under ``CI=true`` where that is a failure.
 ``codegen``
     Regenerates every STTP module from ``specs/`` into a temporary folder and round-trips every
     message each one defines; also says whether the committed ``generated/`` matches.
@@ -50,6 +51,11 @@ DEFAULT_PARTS = ("sttp", "draft", "iec61850")
 ALL_SIGNALS = "FILTER ActiveMeasurements WHERE SignalType <> 'NONE'"
 
 Say = Callable[[str], None]
+#: What the 8-2 part says when Prosody is missing.
+INSTALL_PROSODY = (
+    "Install it with `sudo apt-get install prosody` (Debian) or `bash .ci/setup`; "
+    "the demo then starts its own private instance on loopback"
+)
 
 
 def _in_ci() -> bool:
@@ -329,15 +335,13 @@ def _part_draft(args: argparse.Namespace) -> str:
 def _part_iec61850(args: argparse.Namespace) -> str:
     from gridbind.iec61850.prosody import prosody_available
 
-    _heading("IEC 61850-8-2: an IED from SCL served over XMPP, a client browsing, reading, writing")
+    _heading("IEC 61850-8-2: an IED from SCL over XMPP; browse, read, reports, a control")
     if not prosody_available():
         if _in_ci():
             _step("Prosody is not installed, and CI=true requires this part - FAILED")
+            _step(INSTALL_PROSODY)
             return "FAILED (no Prosody)"
-        _step(
-            "SKIPPED: Prosody is not installed (Debian: sudo apt-get install prosody); "
-            "the demo then starts its own private instance on loopback"
-        )
+        _step(f"SKIPPED: Prosody is not installed. {INSTALL_PROSODY}")
         return "skipped (no Prosody)"
     from gridbind.iec61850.demo import run_demo
 

@@ -88,6 +88,13 @@ def test_default_demo_runs_both_protocols_with_a_private_prosody() -> None:
         "SetDataValues TotW.d[DC] -> 'feeder 7 total active power'",
         "SetDataValues TotW.mag.f[MX] refused: ",
         "SelectActiveSG 2: FEEDER7MEAS/OCPTOC1.OpDlTmms.setVal = 40",
+        "SetBRCBValues FEEDER7CTRL/LLN0.brcbOverview: RptEna, GI",
+        "report FEEDER7/Overview #0: FEEDER7MEAS/MMXU1$MX$TotW$mag$f=1533.25 "
+        "(general-interrogation), ",
+        "report FEEDER7/Overview #1: FEEDER7MEAS/MMXU1$MX$TotW$mag$f=1610.5 (data-change)",
+        "operate FEEDER7CTRL/CSWI1.Pos open: Oper ok, CommandTermination + (ctlNum 1); stVal = 01",
+        "report FEEDER7/Overview #3: FEEDER7CTRL/CSWI1$ST$Pos$stVal=01 (data-change)",
+        "QueryLogByTime FEEDER7CTRL/LLN0$Events: 6 entries",
         "association concluded",
     ):
         assert f"\n  {step}" in iec, (step, iec)
@@ -101,14 +108,35 @@ def test_default_demo_runs_both_protocols_with_a_private_prosody() -> None:
 def test_missing_prosody_is_skipped_locally_but_fails_under_ci(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "CI"}
     env["PATH"] = str(tmp_path)  # no prosody, no prosodyctl
-    status, out = demo("--only", "iec61850", env=env, timeout=25)
+    # the other parts still run; the 8-2 part says how to get Prosody
+    status, out = demo("--only", "draft", "--only", "iec61850", env=env, timeout=40)
     assert status == 0, out
-    assert "SKIPPED: Prosody is not installed" in out and "apt-get install prosody" in out
+    assert "negotiated STTP 1.0: stateful TSSC" in section(out, "STTP, draft-0.8 profile")
+    iec = section(out, "IEC 61850-8-2")
+    assert "SKIPPED: Prosody is not installed" in iec
+    assert "`sudo apt-get install prosody`" in iec and "`bash .ci/setup`" in iec
+    summary = section(out, "summary")
+    assert re.search(r"^  draft +ok$", summary, re.M), summary
+    assert re.search(r"^  iec61850 +skipped \(no Prosody\)$", summary, re.M), summary
     assert out.rstrip().endswith("demo passed (iec61850 skipped)")
     status, out = demo("--only", "iec61850", env={**env, "CI": "true"}, timeout=25)
     assert status == 1, out
     assert "CI=true requires this part - FAILED" in out
+    assert "`sudo apt-get install prosody`" in out and "`bash .ci/setup`" in out
     assert out.rstrip().endswith("demo FAILED: iec61850")
+
+
+@pytest.mark.timeout(30)
+def test_iec61850_demo_command_without_prosody_says_how_to_install(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    env["PATH"] = str(tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-m", "gridbind", "iec61850", "demo"],
+        capture_output=True, text=True, timeout=25, env=env,
+    )  # fmt: skip
+    assert out.returncode == 2, out
+    assert "Prosody is not installed" in out.stdout
+    assert "sudo apt-get install prosody" in out.stdout and "bash .ci/setup" in out.stdout
 
 
 @pytest.mark.timeout(30)

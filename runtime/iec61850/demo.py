@@ -3,7 +3,9 @@
 ``gridbind iec61850 demo`` (or :func:`run_demo` from the main ``gridbind demo``) starts a private
 Prosody on loopback with its own test CA, serves the IED described by :data:`DEMO_SCL` (written
 for this demo), and lets a client browse, read, write, build a data set, switch setting groups,
-fetch a file and operate a switch (SBO with enhanced security), printing what happens. Needs Prosody (Debian: ``apt-get install prosody``).
+fetch a file, watch a buffered report (values the application changes, and the operate below),
+operate a switch (SBO with enhanced security) and query a log, printing what happens. Needs
+Prosody (Debian: ``apt-get install prosody``, or ``bash .ci/setup``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,11 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .mmsdata import ReasonForInclusion
+    from .reporting.report_pdu import Report
 
 __all__ = ["DEMO_SCL", "run_demo", "register_demo"]
 
@@ -30,7 +37,18 @@ DEMO_SCL = b"""<?xml version="1.0" encoding="UTF-8"?>
         <DataSet name="Overview">
           <FCDA ldInst="MEAS" lnClass="MMXU" lnInst="1" doName="TotW" daName="mag.f" fc="MX"/>
           <FCDA ldInst="CTRL" lnClass="XCBR" lnInst="1" doName="Pos" daName="stVal" fc="ST"/>
+          <FCDA ldInst="CTRL" lnClass="CSWI" lnInst="1" doName="Pos" daName="stVal" fc="ST"/>
         </DataSet>
+        <ReportControl name="brcbOverview" datSet="Overview" rptID="FEEDER7/Overview" confRev="1"
+            buffered="true" bufTime="0">
+          <TrgOps dchg="true" qchg="true" gi="true"/>
+          <OptFields seqNum="true" timeStamp="true" dataSet="true" reasonCode="true"
+              dataRef="true" entryID="true"/>
+          <RptEnabled max="1"/>
+        </ReportControl>
+        <LogControl name="logOverview" datSet="Overview" logName="Events" logEna="true">
+          <TrgOps dchg="true"/>
+        </LogControl>
         <DOI name="NamPlt"><DAI name="vendor"><Val>gridbind demo</Val></DAI></DOI>
       </LN0>
       <LN lnClass="XCBR" inst="1" lnType="XCBR_T">
@@ -64,13 +82,13 @@ DEMO_SCL = b"""<?xml version="1.0" encoding="UTF-8"?>
     </DOType>
     <DOType id="LPL_T" cdc="LPL"><DA name="vendor" bType="VisString255" fc="DC"/>
       <DA name="d" bType="VisString255" fc="DC"/></DOType>
-    <DOType id="DPC_T" cdc="DPC"><DA name="stVal" bType="Dbpos" fc="ST"/>
+    <DOType id="DPC_T" cdc="DPC"><DA name="stVal" bType="Dbpos" fc="ST" dchg="true"/>
       <DA name="q" bType="Quality" fc="ST"/><DA name="t" bType="Timestamp" fc="ST"/>
       <DA name="ctlModel" bType="Enum" type="CtlModelKind" fc="CF"><Val>status-only</Val></DA></DOType>
     <DOType id="DPC_SBOE" cdc="DPC"><DA name="SBOw" bType="Struct" type="DPCOper_T" fc="CO"/>
       <DA name="Oper" bType="Struct" type="DPCOper_T" fc="CO"/>
       <DA name="Cancel" bType="Struct" type="DPCOper_T" fc="CO"/>
-      <DA name="stVal" bType="Dbpos" fc="ST"/><DA name="q" bType="Quality" fc="ST"/>
+      <DA name="stVal" bType="Dbpos" fc="ST" dchg="true"/><DA name="q" bType="Quality" fc="ST"/>
       <DA name="t" bType="Timestamp" fc="ST"/>
       <DA name="ctlModel" bType="Enum" type="CtlModelKind" fc="CF"/></DOType>
     <DAType id="DPCOper_T"><BDA name="ctlVal" bType="BOOLEAN"/><BDA name="operTm" bType="Timestamp"/>
@@ -78,7 +96,7 @@ DEMO_SCL = b"""<?xml version="1.0" encoding="UTF-8"?>
       <BDA name="T" bType="Timestamp"/><BDA name="Test" bType="BOOLEAN"/></DAType>
     <DAType id="Orig_T"><BDA name="orCat" bType="Enum" type="OrCat"/><BDA name="orIdent" bType="Octet64"/></DAType>
     <EnumType id="OrCat"><EnumVal ord="0">not-supported</EnumVal><EnumVal ord="3">remote-control</EnumVal></EnumType>
-    <DOType id="MV_T" cdc="MV"><DA name="mag" bType="Struct" type="AV" fc="MX"/>
+    <DOType id="MV_T" cdc="MV"><DA name="mag" bType="Struct" type="AV" fc="MX" dchg="true"/>
       <DA name="q" bType="Quality" fc="MX"/><DA name="t" bType="Timestamp" fc="MX"/>
       <DA name="d" bType="VisString255" fc="DC"/></DOType>
     <DOType id="ING_T" cdc="ING"><DA name="setVal" bType="INT32" fc="SG"/></DOType>
@@ -90,6 +108,25 @@ DEMO_SCL = b"""<?xml version="1.0" encoding="UTF-8"?>
   </DataTypeTemplates>
 </SCL>
 """
+
+
+#: The demo's buffered report control block and log (on the data set Overview).
+BRCB = "FEEDER7CTRL/LLN0.brcbOverview"
+LOG = "FEEDER7CTRL/LLN0$Events"
+#: How long the demo waits for each report (they arrive within milliseconds on loopback).
+REPORT_WAIT = 10.0
+
+
+def _report_line(report: Report) -> str:
+    """One received report: sequence number, then each included member with its reasons."""
+    members = ", ".join(f"{v.reference}={v.value} ({_reasons(v.reason)})" for v in report.values)
+    return f"report {report.rpt_id} #{report.seq_num}: {members}"
+
+
+def _reasons(reason: ReasonForInclusion | None) -> str:
+    if reason is None:
+        return "no reason code"
+    return "+".join(flag.name.lower().replace("_", "-") for flag in type(reason) if flag in reason)
 
 
 async def _scenario(prosody, files: Path, say: Callable[[str], None]) -> None:
@@ -151,13 +188,47 @@ async def _scenario(prosody, files: Path, say: Callable[[str], None]) -> None:
         say(f"SelectActiveSG 2: {ref} = {await ied.get_data_values(ref, 'SG')}")
         say(f"files: {[f['name'] for f in await ied.list_files()]}")
         say(f"GetFile events.log: {(await ied.get_file('events.log')).decode().strip()!r}")
-        # -- control: sbo-with-enhanced-security (SelectWithValue, Operate, CommandTermination)
-        pos = "FEEDER7CTRL/CSWI1.Pos"
-        outcome = await ied.operate(pos, False)
-        state = await ied.get_data_values(f"{pos}.stVal", "ST")
-        say(f"operate {pos} open: {outcome}; stVal = {state} (Dbpos 01: off)")
-        say(f"operate {pos} without SelectWithValue: {await ied.operate(pos, True, select=False)}")
-        # -- end of control
+        # -- reports: a BRCB on the data set Overview, watched through the control below
+        reports: asyncio.Queue = asyncio.Queue()
+
+        async def collect() -> None:
+            async for report in ied.report_stream():
+                reports.put_nowait(report)
+
+        async def show(count: int) -> None:
+            for _ in range(count):
+                say(_report_line(await asyncio.wait_for(reports.get(), REPORT_WAIT)))
+
+        collector = asyncio.create_task(collect())
+        try:
+            await ied.enable_reporting(BRCB, buffered=True, gi=True)
+            say(f"SetBRCBValues {BRCB}: RptEna, GI (TrgOps dchg, qchg, gi; reports below)")
+            await show(1)  # the GI: every member, reason general-interrogation
+            for watts in (1610.5, 1587.0):  # the application changes a measurement
+                model.update("FEEDER7MEAS/MMXU1.TotW.mag.f", watts, quality=quality_bits())
+                await show(1)
+            # -- control: sbo-with-enhanced-security (SelectWithValue, Operate, CommandTermination)
+            pos = "FEEDER7CTRL/CSWI1.Pos"
+            outcome = await ied.operate(pos, False)
+            state = await ied.get_data_values(f"{pos}.stVal", "ST")
+            say(f"operate {pos} open: {outcome}; stVal = {state} (Dbpos 01: off)")
+            await show(1)  # the stVal change the operate made, as a report
+            say(
+                f"operate {pos} without SelectWithValue: "
+                f"{await ied.operate(pos, True, select=False)}"
+            )
+            # -- end of control
+            model.update("FEEDER7CTRL/XCBR1.Pos.stVal", 1)  # the breaker follows: open (01)
+            await show(1)
+            await ied.disable_reporting(BRCB, buffered=True)
+        finally:
+            collector.cancel()
+            await asyncio.gather(collector, return_exceptions=True)
+        entries = await ied.query_log_by_time(LOG, start=0.0)
+        say(f"QueryLogByTime {LOG}: {len(entries)} entries (LogControl logOverview, dchg)")
+        for entry in entries:
+            values = ", ".join(f"{v.reference}={v.value}" for v in entry.values)
+            say(f"  entry {entry.entry_id.hex()}: {values}")
         await ied.conclude()
         say("association concluded")
     finally:
@@ -169,7 +240,10 @@ def run_demo(say: Callable[[str], None] = print) -> int:
     from .prosody import Prosody, prosody_available
 
     if not prosody_available():
-        say("Prosody is not installed: apt-get install prosody (the demo runs its own instance)")
+        say(
+            "Prosody is not installed: sudo apt-get install prosody (Debian) or bash .ci/setup"
+            " (the demo runs its own private instance)"
+        )
         return 2
     with tempfile.TemporaryDirectory(prefix="gridbind-demo-") as tmp:
         files = Path(tmp, "files")

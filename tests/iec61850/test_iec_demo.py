@@ -33,4 +33,30 @@ def test_demo_runs(prosody) -> None:  # the fixture enforces Prosody's presence 
         in text
     )
     assert "without SelectWithValue: Oper refused: temporarily-unavailable, AddCause " in text
+    reports = [line for line in lines if line.startswith("report FEEDER7/Overview #")]
+    assert [line.split(":", 1)[0] for line in reports] == [
+        f"report FEEDER7/Overview #{n}" for n in range(5)
+    ], reports
+    # the GI holds every member of Overview; then one data change per report
+    assert reports[0].count("(general-interrogation)") == 3, reports[0]
+    assert reports[1:] == [
+        "report FEEDER7/Overview #1: FEEDER7MEAS/MMXU1$MX$TotW$mag$f=1610.5 (data-change)",
+        "report FEEDER7/Overview #2: FEEDER7MEAS/MMXU1$MX$TotW$mag$f=1587.0 (data-change)",
+        "report FEEDER7/Overview #3: FEEDER7CTRL/CSWI1$ST$Pos$stVal=01 (data-change)",
+        "report FEEDER7/Overview #4: FEEDER7CTRL/XCBR1$ST$Pos$stVal=01 (data-change)",
+    ]
+    # the operate's stVal change is reported right after the operate's outcome
+    operate = next(i for i, line in enumerate(lines) if "CSWI1.Pos open: " in line)
+    assert lines[operate + 1] == reports[3]
+    log = lines.index(
+        "QueryLogByTime FEEDER7CTRL/LLN0$Events: 6 entries (LogControl logOverview, dchg)"
+    )
+    assert lines[log + 1 : log + 7] == [
+        "  entry 0000000000000001: FEEDER7MEAS/MMXU1$MX$TotW$mag$f=1498.5",
+        "  entry 0000000000000002: FEEDER7MEAS/MMXU1$MX$TotW$mag$f=1533.25",
+        "  entry 0000000000000003: FEEDER7MEAS/MMXU1$MX$TotW$mag$f=1610.5",
+        "  entry 0000000000000004: FEEDER7MEAS/MMXU1$MX$TotW$mag$f=1587.0",
+        "  entry 0000000000000005: FEEDER7CTRL/CSWI1$ST$Pos$stVal=01",
+        "  entry 0000000000000006: FEEDER7CTRL/XCBR1$ST$Pos$stVal=01",
+    ]
     assert lines[-1] == "association concluded"
