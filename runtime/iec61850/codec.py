@@ -64,6 +64,8 @@ from lxml import etree
 import gridbind.generated.iec61850_8_2 as _gen
 from gridbind.generated.iec61850_8_2 import Mmspdu
 from gridbind.iec61850 import fastxer, schemaset
+from gridbind.iec61850.errors import Iec61850Error
+from gridbind.errors import LocalError, RemoteError
 
 __all__ = [
     "SCSM_NS",
@@ -104,7 +106,7 @@ T = TypeVar("T")
 # errors
 
 
-class CodecError(ValueError):
+class CodecError(Iec61850Error, ValueError):
     """Base of every codec failure; ``str(err)`` is one line, ``err.where`` the place if known."""
 
     def __init__(self, reason: str, where: str = "") -> None:
@@ -113,19 +115,19 @@ class CodecError(ValueError):
         super().__init__(f"{where}: {reason}" if where else reason)
 
 
-class MalformedXml(CodecError):
+class MalformedXml(CodecError, RemoteError):
     """Not well-formed XML (truncated PDU, bad characters, unclosed tags, wrong encoding)."""
 
 
-class ForbiddenXml(CodecError):
+class ForbiddenXml(CodecError, RemoteError):
     """XML features never accepted from peers: DOCTYPE, entity declarations, non-UTF-8 input."""
 
 
-class LimitExceeded(CodecError):
+class LimitExceeded(CodecError, RemoteError):
     """Input larger or deeper than :class:`Limits` allows."""
 
 
-class SchemaViolation(CodecError):
+class SchemaViolation(CodecError, RemoteError):
     """Well-formed XML that the XSD refuses (two CHOICE alternatives, bad pattern or length...)."""
 
 
@@ -133,7 +135,7 @@ class UnknownRoot(SchemaViolation):
     """The root element is not a global element of the schema set (wrong namespace or name)."""
 
 
-class EncodeError(CodecError):
+class EncodeError(CodecError, LocalError):
     """A typed object that cannot be encoded into a schema-valid PDU."""
 
 

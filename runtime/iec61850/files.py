@@ -21,6 +21,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+from gridbind.iec61850.errors import Iec61850Error
+from gridbind.errors import LocalError
 
 __all__ = ["FileStoreError", "FileEntry", "FileStore", "Spool", "MAX_SEGMENT", "MAX_NAME"]
 
@@ -32,7 +34,7 @@ MAX_NAME = 255
 SPOOL_PREFIX = ".gridbind-spool-"
 
 
-class FileStoreError(Exception):
+class FileStoreError(Iec61850Error, LocalError):
     """A file request failed; ``code`` is an MMS file ServiceError name."""
 
     def __init__(self, code: str, message: str) -> None:

@@ -26,6 +26,7 @@ from typing import Any, ForwardRef
 from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
 
 from .association import InitiateParams, bits_to_services, services_to_bits
+from gridbind.iec61850.errors import Iec61850Error
 
 __all__ = [
     "MmsError",
@@ -75,7 +76,7 @@ __all__ = [
 ]
 
 
-class MmsError(ValueError):
+class MmsError(Iec61850Error, ValueError):
     """A typed object that is not what this module was asked to build or read."""
 
 

@@ -31,6 +31,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from gridbind.errors import LocalError
+from gridbind.iec61850.errors import Iec61850Error
+
 from .pki import ID_ON_XMPP_ADDR, make_ca_certificate, xmpp_addr
 
 __all__ = [
@@ -56,7 +59,7 @@ _CCERT_DIRS = (
 )
 
 
-class ProsodyError(RuntimeError):
+class ProsodyError(Iec61850Error, LocalError, RuntimeError):
     """The private Prosody could not be configured, started or used."""
 
 

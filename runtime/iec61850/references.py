@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 
 from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
+from gridbind.iec61850.errors import Iec61850Error
 
 __all__ = [
     "FC_ORDER",
@@ -70,7 +71,9 @@ _ELEMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\((\d+)\))?")
 _LD = re.compile(r"[A-Za-z0-9_]+")
 
 
-class ReferenceError_(ValueError):  # noqa: N801 - trailing underscore avoids the builtin name
+class ReferenceError_(
+    Iec61850Error, ValueError
+):  # noqa: N801 - trailing underscore avoids the builtin name
     """A reference or name that cannot be mapped (syntax, limits, unmapped FC)."""
 
 

@@ -41,6 +41,8 @@ from .model import (
     Timestamp,
     check_value,
 )
+from gridbind.iec61850.errors import Iec61850Error
+from gridbind.errors import LocalError
 
 __all__ = ["SclError", "load_scl", "parse_scl", "list_ieds", "MAX_SCL_BYTES"]
 
@@ -63,7 +65,7 @@ _MAC = re.compile(r"[0-9A-Fa-f]{2}(-[0-9A-Fa-f]{2}){5}")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 
 
-class SclError(ValueError):
+class SclError(Iec61850Error, LocalError, ValueError):
     """The SCL file is unreadable, invalid or has a broken reference."""
 
 

@@ -56,6 +56,7 @@ from .reporting.rcb import DEFAULT_BUFFER_ENTRIES
 from .server_protocol import ServerProtocol
 from .services.acsi import ServerServices
 from .xmpp import IecXmpp, XmppSettings
+from gridbind.iec61850.errors import InvalidArgument
 
 __all__ = ["IedServer", "SERVER_SERVICES"]
 
@@ -135,7 +136,7 @@ class IedServer:
         )
         if transport is None:
             if settings is None:
-                raise ValueError("IedServer needs XMPP settings or a transport")
+                raise InvalidArgument("IedServer needs XMPP settings or a transport")
             transport = IecXmpp(settings)
         self.transport: Any = transport
         transport.set_handlers(

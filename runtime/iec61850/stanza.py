@@ -25,6 +25,8 @@ from gridbind.generated.iec61850_8_2 import scsm_8_2 as _scsm
 
 from . import codec as _codec
 from .envelope import association_id
+from gridbind.iec61850.errors import Iec61850Error
+from gridbind.errors import RemoteError
 
 __all__ = [
     "PAYLOAD_NS",
@@ -140,24 +142,24 @@ def stanza_for_pdu(pdu: str, service: str | None = None) -> tuple[str, str]:
 
 
 # ---------------------------------------------------------------------------------- errors
-class XmppError(Exception):
+class XmppError(Iec61850Error):
     """Base class of transport errors."""
 
 
-class LinkLost(XmppError):
+class LinkLost(XmppError, RemoteError):
     """The session ended for good (e.g. an RFC 6120 stream error such as ``conflict``) while a
     request waited for its answer, or before it was sent."""
 
 
-class RequestTimeout(XmppError):
+class RequestTimeout(XmppError, RemoteError):
     """No answer to an iq within the time limit."""
 
 
-class InvalidPayload(XmppError):
+class InvalidPayload(XmppError, RemoteError):
     """An answer failed the strict gate (envelope or payload) or came in another association."""
 
 
-class StanzaError(XmppError):
+class StanzaError(XmppError, RemoteError):
     """A peer (or the XMPP server) answered with an RFC 6120 stanza error (Table D.2)."""
 
     def __init__(self, condition: str, text: str = "", etype: str = "cancel") -> None:

@@ -39,6 +39,8 @@ from typing import Any
 
 from .codec import xml_text_problem
 from .model import BTYPE_KIND, DataAttribute, Timestamp, children_with_fc
+from gridbind.iec61850.errors import Iec61850Error
+from gridbind.errors import LocalError
 
 __all__ = [
     "ValueType",
@@ -54,7 +56,7 @@ __all__ = [
 ]
 
 
-class ValueTextError(ValueError):
+class ValueTextError(Iec61850Error, LocalError, ValueError):
     """A text that is not a value of the expected type."""
 
 

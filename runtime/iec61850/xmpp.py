@@ -53,6 +53,8 @@ from .stanza import (
     stanza_for_pdu,
     unwrap,
 )
+from gridbind.errors import RemoteError
+from gridbind.iec61850.errors import InvalidArgument
 
 __all__ = [
     "PAYLOAD_NS",
@@ -74,7 +76,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-class XmppConnectError(XmppError):
+class XmppConnectError(XmppError, RemoteError):
     """Connecting, TLS validation or authentication failed."""
 
 
@@ -130,7 +132,7 @@ def parse_address(text: str) -> tuple[str, int]:
     """Parse ``HOST:PORT`` (``[::1]:5222`` for IPv6)."""
     host, sep, port = text.rpartition(":")
     if not sep or not host or not port.isdigit():
-        raise ValueError(f"expected HOST:PORT, got {text!r}")
+        raise InvalidArgument(f"expected HOST:PORT, got {text!r}")
     return host.strip("[]"), int(port)
 
 

@@ -17,6 +17,7 @@ from typing import Any, Callable, TypeVar
 import construct
 
 from gridbind.sttp.encoding import BitByteError, BitByteReader, BitByteWriter
+from gridbind.sttp.errors import SttpError
 
 T = TypeVar("T")
 
@@ -43,7 +44,7 @@ __all__ = [
 ]
 
 
-class WireError(ValueError):
+class WireError(SttpError, ValueError):
     """Bytes that do not parse as the expected structure, or a value that cannot be built."""
 
 

@@ -34,13 +34,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gridbind.iec61850.prosody import LOOPBACK, TestPKI, make_test_pki
+from gridbind.iec61850.errors import Iec61850Error
+from gridbind.errors import LocalError
 
 __all__ = ["EjabberdError", "Ejabberd", "EjabberdCluster", "ejabberd_available"]
 
 _EJABBERDCTL = Path("/usr/sbin/ejabberdctl")
 
 
-class EjabberdError(RuntimeError):
+class EjabberdError(Iec61850Error, LocalError, RuntimeError):
     """The private ejabberd could not be configured, started, administered or stopped."""
 
 

@@ -7,6 +7,7 @@ and a length below 3 is malformed. :class:`FrameReader` is sans-IO: feed bytes, 
 from __future__ import annotations
 
 import struct
+from gridbind.sttp.errors import SttpError
 
 __all__ = ["FrameError", "FrameReader", "HEADER_SIZE", "MAX_PAYLOAD", "encode_frame"]
 
@@ -16,7 +17,7 @@ MAX_PAYLOAD = 0xFFFF - HEADER_SIZE
 _HEADER = struct.Struct(">BH")
 
 
-class FrameError(ValueError):
+class FrameError(SttpError, ValueError):
     """A frame header that cannot be valid (length below the header size)."""
 
 

@@ -28,6 +28,7 @@ from gridbind.sttp.expressions import (
     parse,
     select_statement_rows,
 )
+from gridbind.sttp.errors import MetadataError  # one class for both profiles
 
 XS_NS = "http://www.w3.org/2001/XMLSchema"
 MSDATA_NS = "urn:schemas-microsoft-com:xml-msdata"
@@ -62,10 +63,6 @@ _INT_TYPES = {
     "unsignedInt",
     "unsignedLong",
 }
-
-
-class MetadataError(ValueError):
-    """Metadata XML that is malformed, hostile or inconsistent with its schema."""
 
 
 @dataclass(frozen=True)

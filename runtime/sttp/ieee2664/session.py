@@ -54,6 +54,7 @@ from gridbind.sttp.ieee2664.wire import (
     split_response,
 )
 from gridbind.sttp.measurement import Measurement
+from gridbind.sttp.errors import InvalidArgument
 
 _U32 = struct.Struct(">I")
 _DATA_HEAD = struct.Struct(">BI")  # flags, count
@@ -334,7 +335,7 @@ class SubscriberSession:
     def user_command(self, code: int, payload: bytes = b"") -> bytes:
         """One of the 16 user-defined commands."""
         if not is_user_command(code):
-            raise ValueError(f"0x{code:02X} is not a user command code (0xD0-0xDF)")
+            raise InvalidArgument(f"0x{code:02X} is not a user command code (0xD0-0xDF)")
         return self._command(code, payload)
 
     def _command(self, code: int, payload: bytes = b"") -> bytes:
@@ -691,7 +692,7 @@ class PublisherSession:
     def user_response(self, code: int, command: int, payload: bytes = b"") -> None:
         """Queue one of the 16 user-defined responses."""
         if not is_user_response(code):
-            raise ValueError(f"0x{code:02X} is not a user response code (0xE0-0xEF)")
+            raise InvalidArgument(f"0x{code:02X} is not a user response code (0xE0-0xEF)")
         self._respond(code, command, payload)
 
     def data_start_time(self, ticks: int) -> None:

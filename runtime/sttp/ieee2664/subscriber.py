@@ -39,6 +39,7 @@ from gridbind.sttp.ieee2664.session import (
 )
 from gridbind.sttp.ieee2664.wire import ProtocolError
 from gridbind.sttp.measurement import Measurement
+from gridbind.sttp.errors import InvalidArgument
 
 log = logging.getLogger(__name__)
 #: How many connection attempts and retry waits a subscriber remembers.
@@ -609,7 +610,7 @@ def collect(
 ) -> list[Measurement]:
     """Synchronous helper: subscribe, gather ``count`` measurements or for ``seconds``, return them."""
     if count is None and seconds is None:
-        raise ValueError("give count or seconds")
+        raise InvalidArgument("give count or seconds")
 
     async def run() -> list[Measurement]:
         received: list[Measurement] = []
