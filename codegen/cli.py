@@ -14,8 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from gridbind.codegen.errors import SpecError
-from gridbind.codegen.errors import CodegenError
+from gridbind.codegen.errors import CodegenError, SpecError
 from gridbind.errors import LocalError
 
 EXIT_STALE = 1

@@ -33,6 +33,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
+
 from gridbind.iec61850.errors import Iec61850Error
 
 __all__ = [

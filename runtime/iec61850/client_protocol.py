@@ -24,7 +24,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from gridbind.errors import RemoteError
 from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
+from gridbind.iec61850.errors import Iec61850Error
 
 from . import mms
 from .association import (
@@ -40,8 +42,6 @@ from .envelope import ClearContext, EnvelopeFactory, EnvelopeLayer
 from .envelope import association_id as _association_id
 from .protocol import Call, ErrorReply, Outgoing, Reply, Send
 from .stanza import Received, StanzaError, stanza_for_pdu
-from gridbind.iec61850.errors import Iec61850Error
-from gridbind.errors import RemoteError
 
 __all__ = [
     "ClientProtocol",

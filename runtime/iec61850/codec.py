@@ -62,10 +62,10 @@ from typing import Any, TypeVar
 from lxml import etree
 
 import gridbind.generated.iec61850_8_2 as _gen
+from gridbind.errors import LocalError, RemoteError
 from gridbind.generated.iec61850_8_2 import Mmspdu
 from gridbind.iec61850 import fastxer, schemaset
 from gridbind.iec61850.errors import Iec61850Error
-from gridbind.errors import LocalError, RemoteError
 
 __all__ = [
     "SCSM_NS",

@@ -21,8 +21,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
-from gridbind.iec61850.errors import Iec61850Error
+
 from gridbind.errors import LocalError
+from gridbind.iec61850.errors import Iec61850Error
 
 __all__ = ["FileStoreError", "FileEntry", "FileStore", "Spool", "MAX_SEGMENT", "MAX_NAME"]
 

@@ -24,9 +24,9 @@ from functools import cache
 from typing import Any, ForwardRef
 
 from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
+from gridbind.iec61850.errors import Iec61850Error
 
 from .association import InitiateParams, bits_to_services, services_to_bits
-from gridbind.iec61850.errors import Iec61850Error
 
 __all__ = [
     "MmsError",

@@ -24,8 +24,9 @@ from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from typing import Any, Union
 
-from .mmsdata import Timestamp
 from gridbind.iec61850.errors import Iec61850Error, InvalidArgument
+
+from .mmsdata import Timestamp
 
 __all__ = [
     "FC_ORDER",

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
+from gridbind.iec61850.errors import InvalidArgument
 
 from . import codec as _codec
 from .association import (
@@ -56,7 +57,6 @@ from .reporting.rcb import DEFAULT_BUFFER_ENTRIES
 from .server_protocol import ServerProtocol
 from .services.acsi import ServerServices
 from .xmpp import IecXmpp, XmppSettings
-from gridbind.iec61850.errors import InvalidArgument
 
 __all__ = ["IedServer", "SERVER_SERVICES"]
 

@@ -45,10 +45,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from gridbind.errors import RemoteError
+from gridbind.iec61850.errors import Iec61850Error, InvalidArgument
 from gridbind.iec61850.mmsdata import TimeQuality
 from gridbind.iec61850.model import Timestamp
-from gridbind.iec61850.errors import Iec61850Error, InvalidArgument
-from gridbind.errors import RemoteError
 
 __all__ = [
     "NTP_PORT",

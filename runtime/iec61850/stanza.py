@@ -20,13 +20,13 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Any
 
+from gridbind.errors import RemoteError
 from gridbind.generated.iec61850_8_2 import e2e_4 as _e2e
 from gridbind.generated.iec61850_8_2 import scsm_8_2 as _scsm
+from gridbind.iec61850.errors import Iec61850Error
 
 from . import codec as _codec
 from .envelope import association_id
-from gridbind.iec61850.errors import Iec61850Error
-from gridbind.errors import RemoteError
 
 __all__ = [
     "PAYLOAD_NS",

@@ -37,10 +37,11 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
+from gridbind.errors import LocalError
+from gridbind.iec61850.errors import Iec61850Error
+
 from .codec import xml_text_problem
 from .model import BTYPE_KIND, DataAttribute, Timestamp, children_with_fc
-from gridbind.iec61850.errors import Iec61850Error
-from gridbind.errors import LocalError
 
 __all__ = [
     "ValueType",

@@ -35,6 +35,9 @@ from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher.base import MatcherBase
 
+from gridbind.errors import RemoteError
+from gridbind.iec61850.errors import InvalidArgument
+
 from . import codec as _codec
 from .stanza import (
     ASSOC_NS,
@@ -53,8 +56,6 @@ from .stanza import (
     stanza_for_pdu,
     unwrap,
 )
-from gridbind.errors import RemoteError
-from gridbind.iec61850.errors import InvalidArgument
 
 __all__ = [
     "PAYLOAD_NS",

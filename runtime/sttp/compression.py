@@ -21,8 +21,9 @@ receiver would refuse them. Fragmented packets (:mod:`gridbind.sttp.fragments`) 
 from __future__ import annotations
 
 import zlib
-from gridbind.sttp.errors import InvalidArgument, SttpError
+
 from gridbind.errors import RemoteError
+from gridbind.sttp.errors import InvalidArgument, SttpError
 
 __all__ = [
     "MAX_EXPANSION",

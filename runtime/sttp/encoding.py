@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import construct
-from gridbind.sttp.errors import DecodeError, InvalidArgument, SttpError
+
 from gridbind.errors import RemoteError
+from gridbind.sttp.errors import DecodeError, InvalidArgument, SttpError
 
 __all__ = [
     "BitByteError",

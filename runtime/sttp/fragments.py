@@ -46,6 +46,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NoReturn
 
+from gridbind.errors import RemoteError
 from gridbind.generated.sttp.draft_0_8 import (
     BeginFragment,
     Command,
@@ -63,7 +64,6 @@ from gridbind.sttp.compression import (
     inflate,
 )
 from gridbind.sttp.errors import InvalidArgument, SttpError
-from gridbind.errors import RemoteError
 
 __all__ = ["Assembler", "FragmentError", "Fragmenter", "Packet"]
 

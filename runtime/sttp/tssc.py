@@ -46,8 +46,9 @@ import struct
 from array import array
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, NamedTuple, Sequence
-from gridbind.sttp.errors import InvalidArgument, SttpError
+
 from gridbind.errors import RemoteError
+from gridbind.sttp.errors import InvalidArgument, SttpError
 
 __all__ = [
     "DEPLOYED",

@@ -33,9 +33,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gridbind.iec61850.prosody import LOOPBACK, TestPKI, make_test_pki
-from gridbind.iec61850.errors import Iec61850Error
 from gridbind.errors import LocalError
+from gridbind.iec61850.errors import Iec61850Error
+from gridbind.iec61850.prosody import LOOPBACK, TestPKI, make_test_pki
 
 __all__ = ["EjabberdError", "Ejabberd", "EjabberdCluster", "ejabberd_available"]
 

@@ -27,8 +27,9 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from gridbind.iec61850.errors import Iec61850Error, InvalidArgument
+
 from gridbind.errors import RemoteError
+from gridbind.iec61850.errors import Iec61850Error, InvalidArgument
 
 __all__ = [
     "MODP14_P",

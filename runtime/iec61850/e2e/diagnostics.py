@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from enum import IntEnum
 from typing import Any
-from gridbind.iec61850.errors import Iec61850Error
+
 from gridbind.errors import LocalError, RemoteError
+from gridbind.iec61850.errors import Iec61850Error
 
 __all__ = [
     "ApplicationRejected",

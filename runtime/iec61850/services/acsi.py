@@ -20,7 +20,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from gridbind.errors import LocalError
 from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
+from gridbind.iec61850.errors import Iec61850Error
 
 from .. import mms
 from ..association import Association, RejectReason
@@ -47,8 +49,6 @@ from .mmsview import (
     python_value,
     type_description,
 )
-from gridbind.iec61850.errors import Iec61850Error
-from gridbind.errors import LocalError
 
 __all__ = [
     "ServiceError",

@@ -38,13 +38,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from gridbind.sttp.errors import InvalidArgument
 from gridbind.sttp.expressions import (
     CompiledExpression,
     Dialect,
     FilterExpressionError,
     compile_expression,
 )
-from gridbind.sttp.errors import InvalidArgument
 
 __all__ = ["ANONYMOUS", "AccessControl", "AccessRule", "metadata_visibility", "parse_rule"]
 

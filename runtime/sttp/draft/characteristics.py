@@ -29,8 +29,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from gridbind.generated.sttp import draft_0_8 as wire
-from gridbind.sttp.measurement import TICKS_PER_SECOND
 from gridbind.sttp.errors import SttpError
+from gridbind.sttp.measurement import TICKS_PER_SECOND
 
 __all__ = [
     "CharacteristicsError",

@@ -7,6 +7,7 @@ and a length below 3 is malformed. :class:`FrameReader` is sans-IO: feed bytes, 
 from __future__ import annotations
 
 import struct
+
 from gridbind.sttp.errors import SttpError
 
 __all__ = ["FrameError", "FrameReader", "HEADER_SIZE", "MAX_PAYLOAD", "encode_frame"]

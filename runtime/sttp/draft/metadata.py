@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gridbind.generated.sttp import draft_0_8 as wire
-from gridbind.sttp.expressions import Budget, Dialect, FilterExpressionError, compile_expression
 from gridbind.sttp.errors import MetadataError  # one class for both profiles
+from gridbind.sttp.expressions import Budget, Dialect, FilterExpressionError, compile_expression
 
 __all__ = ["MetadataDatabase", "MetadataError", "MetaTable", "QueryResult", "attribute", "value_of"]
 

@@ -50,6 +50,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
 from gridbind.sttp.errors import DecodeError, InvalidArgument
 
 __all__ = [

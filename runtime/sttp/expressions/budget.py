@@ -14,6 +14,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
 from gridbind.sttp.errors import SttpError
 
 __all__ = ["Budget", "BudgetExceeded", "FilterExpressionError", "Limits", "Scope"]

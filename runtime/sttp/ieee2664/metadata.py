@@ -21,6 +21,7 @@ from typing import Any
 
 from lxml import etree
 
+from gridbind.sttp.errors import MetadataError  # one class for both profiles
 from gridbind.sttp.expressions import (
     Budget,
     FilterExpressionError,
@@ -28,7 +29,6 @@ from gridbind.sttp.expressions import (
     parse,
     select_statement_rows,
 )
-from gridbind.sttp.errors import MetadataError  # one class for both profiles
 
 XS_NS = "http://www.w3.org/2001/XMLSchema"
 MSDATA_NS = "urn:schemas-microsoft-com:xml-msdata"

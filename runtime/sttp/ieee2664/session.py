@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from gridbind.sttp.errors import InvalidArgument
 from gridbind.sttp.expressions import FilterExpressionError, select_signal_ids
 from gridbind.sttp.ieee2664 import codecs
 from gridbind.sttp.ieee2664.cipher import decrypt, encrypt, new_cipher_keys, new_key_pair
@@ -54,7 +55,6 @@ from gridbind.sttp.ieee2664.wire import (
     split_response,
 )
 from gridbind.sttp.measurement import Measurement
-from gridbind.sttp.errors import InvalidArgument
 
 _U32 = struct.Struct(">I")
 _DATA_HEAD = struct.Struct(">BI")  # flags, count

@@ -21,6 +21,7 @@ import ssl as ssl_module
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from gridbind.sttp.errors import InvalidArgument
 from gridbind.sttp.ieee2664.compact import SignalIndexCache
 from gridbind.sttp.ieee2664.metadata import DataSet
 from gridbind.sttp.ieee2664.params import SubscriptionSettings
@@ -39,7 +40,6 @@ from gridbind.sttp.ieee2664.session import (
 )
 from gridbind.sttp.ieee2664.wire import ProtocolError
 from gridbind.sttp.measurement import Measurement
-from gridbind.sttp.errors import InvalidArgument
 
 log = logging.getLogger(__name__)
 #: How many connection attempts and retry waits a subscriber remembers.
