@@ -132,8 +132,9 @@ def choice_of(cls: type, name: str, value: Any = None) -> Any:
 
 def name_of(holder: Any) -> str:
     """Element name of the alternative that the CHOICE object ``holder`` holds."""
+    owner: type = type(holder)
     try:
-        return _choices(type(holder))[1][type(holder.choice)]
+        return _choices(owner)[1][type(holder.choice)]
     except KeyError:
         raise MmsError(f"{type(holder).__name__} holds no known alternative") from None
 

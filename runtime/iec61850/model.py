@@ -509,8 +509,8 @@ def _read_leaves(node: Any, fc: str) -> Iterator[DataAttribute]:
             for element in node.elements:
                 yield from _read_leaves(element, fc)
         elif node.children:
-            for child in node.children.values():
-                yield from _read_leaves(child, fc)
+            for component in node.children.values():
+                yield from _read_leaves(component, fc)
         else:
             yield node
         return
@@ -727,8 +727,8 @@ class ServerModel:
         if isinstance(node, DataAttribute):
             if not node.children and not node.elements:
                 yield node
-            for child in node.children.values():
-                yield from self.walk_attributes(child, fc)
+            for component in node.children.values():
+                yield from self.walk_attributes(component, fc)
             return
         for element in getattr(node, "elements", ()):
             yield from self.walk_attributes(element, fc)

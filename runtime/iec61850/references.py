@@ -149,12 +149,15 @@ def _identifier(value: str, what: str) -> str:
     return value
 
 
-def _split_at_index(ref: DataReference) -> tuple[list[str], list[tuple[str, int | None]]]:
+def _split_at_index(
+    ref: DataReference,
+) -> tuple[list[str], list[tuple[str | None, int | None]]]:
     flat: list[str] = []
     for pos, (name, index) in enumerate(ref.path):
         flat.append(name)
         if index is not None:
-            return flat, [(None, index)] + list(ref.path[pos + 1 :])  # type: ignore[list-item]
+            rest: list[tuple[str | None, int | None]] = [(None, index)]
+            return flat, rest + list(ref.path[pos + 1 :])
     return flat, []
 
 
@@ -274,10 +277,13 @@ def from_variable(entry: m.VariableDefs.Sequence) -> tuple[str, str | None]:
         ):
             raise ReferenceError_("only single unnamed alternate access selections are mapped")
         selection = access.choice[0].choice.choice
+        step: m.AccessSelection | None
         if isinstance(selection, m.AlternateAccessSelection.SelectAlternateAccess):
             step, access = selection.access_selection, selection.alternate_access
         else:
             step, access = selection, None
+        if step is None:
+            raise ReferenceError_("an alternate access selection without a selection")
         value = step.choice
         if isinstance(value, int) and not isinstance(value, bool):
             reference += f"({value})"

@@ -257,11 +257,12 @@ def unwrap(xml: ET.Element) -> Found | None:
 def _invoke_id_of(element: ET.Element) -> int | None:
     """The invokeID of a request the gate refused, when it is readable (for the rejectPDU)."""
     root = element
-    if root.tag != _MMSPDU_TAG:
-        appl = root.find(_APPL_TAG)
-        root = appl.find(_MMSPDU_TAG) if appl is not None else None
-        if root is None:
+    if element.tag != _MMSPDU_TAG:
+        appl = element.find(_APPL_TAG)
+        inner = appl.find(_MMSPDU_TAG) if appl is not None else None
+        if inner is None:
             return None
+        root = inner
     el = root.find(f"{{{PAYLOAD_NS}}}confirmed-RequestPDU/{{{PAYLOAD_NS}}}invokeID")
     text = (el.text or "").strip() if el is not None else ""
     return (
@@ -303,7 +304,7 @@ def payload_element(obj: Any, gate: _codec.Codec) -> ET.Element:
     element by element, about twice as fast as serialising and parsing it again.
     """
     source = gate.to_element(obj)
-    root = ET.Element(source.tag, dict(source.attrib))
+    root = ET.Element(str(source.tag), dict(source.attrib))  # the encoder's tags are str
     root.text = source.text
     _copy_children(source, root)
     return root

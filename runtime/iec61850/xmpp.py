@@ -27,7 +27,7 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import slixmpp
 from slixmpp import JID
@@ -255,11 +255,12 @@ class IecXmpp:
             # (RFC 6120 6.4.6), not log us in as whatever JID the certificate carries.
             client.credentials["authzid"] = self.jid.bare
         if s.dns_servers:
-            client.configure_dns = self._configure_dns
+            # slixmpp's per-instance hook for SRV/A lookups (its stubs type it as a plain method)
+            client.configure_dns = self._configure_dns  # type: ignore[method-assign]
         client.enable_direct_tls = bool(s.direct_tls)
         client.enable_starttls = not s.direct_tls
         client.enable_plaintext = False
-        keepalive = {"keepalive": s.ping_interval > 0}
+        keepalive: dict[str, bool | float] = {"keepalive": s.ping_interval > 0}
         if s.ping_interval > 0:
             # a ping unanswered within the interval means a frozen link: slixmpp reconnects
             keepalive.update(interval=s.ping_interval, timeout=max(1.0, s.ping_interval))
@@ -565,10 +566,11 @@ class IecXmpp:
         """
         if iq_type not in ("get", "set"):
             raise ValueError("an 8-2 request travels in iq get or set")
+        itype: Literal["get", "set"] = "get" if iq_type == "get" else "set"
         client = self._require_client()
         if self._fatal is not None:
             raise LinkLost(self._fatal)
-        iq = client.make_iq(ito=to, itype=iq_type)
+        iq = client.make_iq(ito=to, itype=itype)
         iq.xml.append(payload_element(payload, self._gate))
         sent = iq.send(timeout=timeout or self.settings.request_timeout)
         self._pending.add(sent)
@@ -608,7 +610,8 @@ class IecXmpp:
         """XEP-0199 ping of ``jid`` (default: the XMPP server); returns the round trip in s."""
         client = self._require_client()
         try:
-            return await client.plugin["xep_0199"].ping(jid=jid, timeout=timeout)
+            target = JID(jid) if jid is not None else None
+            return await client.plugin["xep_0199"].ping(jid=target, timeout=timeout)
         except IqError as exc:
             raise StanzaError(exc.iq["error"]["condition"], exc.iq["error"]["text"]) from None
         except IqTimeout:

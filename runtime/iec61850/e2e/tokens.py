@@ -18,6 +18,7 @@ about wall-clock time, so a monotonic clock must not be passed here.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 import typing
@@ -94,7 +95,7 @@ def canonical_part(envelope: Any, *path: str) -> bytes:
 
 
 def _choices(cls: type) -> tuple[dict[str, Any], ...]:
-    for f in cls.__dataclass_fields__.values():
+    for f in dataclasses.fields(cls):
         if f.name == "choice":
             return f.metadata["choices"]
     raise TypeError(f"{cls.__name__} is not a generated CHOICE")

@@ -227,7 +227,7 @@ class DataSet:
                 if table is None:
                     raise FilterExpressionError(f"unknown table {statement.table!r}")
                 rows = select_statement_rows(self.tables, statement, budget)
-                keep.setdefault(table.name, []).extend(rows)
+                keep.setdefault(table.name, []).extend(dict(row) for row in rows)
         except FilterExpressionError as exc:
             raise MetadataError(f"bad metadata filter: {exc}") from None
         return DataSet(
