@@ -181,3 +181,20 @@ def test_readme_errors_example_runs() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("MalformedXml from the peer:"), done.stdout
+
+
+def test_time_constraint_from_the_peer_is_remote() -> None:
+    from gridbind.sttp.ieee2664.publisher import parse_time_constraint
+
+    with pytest.raises(SttpError) as info:
+        parse_time_constraint("next tuesday-ish")
+    assert isinstance(info.value, RemoteError) and isinstance(info.value, ValueError)
+
+
+def test_naive_e2e_time_is_a_local_mistake() -> None:
+    from datetime import datetime
+
+    from gridbind.iec61850.e2e.tokens import to_posix
+
+    with pytest.raises(gridbind.iec61850.InvalidArgument):
+        to_posix(datetime(2026, 1, 1))

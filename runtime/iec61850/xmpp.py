@@ -565,7 +565,7 @@ class IecXmpp:
         :class:`StanzaError` for an error answer, :class:`RequestTimeout`, :class:`LinkLost`.
         """
         if iq_type not in ("get", "set"):
-            raise ValueError("an 8-2 request travels in iq get or set")
+            raise InvalidArgument("an 8-2 request travels in iq get or set")
         itype: Literal["get", "set"] = "get" if iq_type == "get" else "set"
         client = self._require_client()
         if self._fatal is not None:

@@ -29,6 +29,7 @@ from lxml import etree
 
 from gridbind.generated.iec61850_8_2 import e2e_4
 from gridbind.iec61850 import codec
+from gridbind.iec61850.errors import InvalidArgument
 
 __all__ = [
     "SECURITY_LOG",
@@ -56,7 +57,7 @@ def to_posix(now: Now) -> float:
     """POSIX seconds of ``now`` (float or aware datetime)."""
     if isinstance(now, datetime):
         if now.tzinfo is None:
-            raise ValueError("E2E time must be an aware datetime (UTC)")
+            raise InvalidArgument("E2E time must be an aware datetime (UTC)")
         return now.timestamp()
     return float(now)
 
