@@ -44,7 +44,7 @@ class PacketReader:
         self._buffer = bytearray()
         self._max = max_size
 
-    def feed(self, data: bytes) -> Iterator[memoryview | bytes]:
+    def feed(self, data: bytes) -> Iterator[bytes]:
         """Add received bytes and yield every packet they complete (without the size prefix)."""
         buffer = self._buffer
         buffer += data
