@@ -182,7 +182,9 @@ def enum_value(cls: Any, value: int) -> Any:
 class Record(construct.Adapter):
     """Maps a construct Struct's Container to and from a generated dataclass."""
 
-    def __init__(self, subcon: construct.Construct, cls: type, fields: tuple[str, ...]) -> None:
+    def __init__(
+        self, subcon: construct.Construct, cls: type[Any], fields: tuple[str, ...]
+    ) -> None:
         super().__init__(subcon)
         self.cls = cls
         self.fields = fields
