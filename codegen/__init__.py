@@ -13,3 +13,7 @@ parsers/builders and typed message classes through jinja2 templates:
 The generated modules import only the runtime (:mod:`gridbind.sttp.codecsupport`), never this
 package: ``pip install gridbind`` runs them without the ``codegen`` extra.
 """
+
+from gridbind.codegen.errors import CodegenError, SpecError
+
+__all__ = ["CodegenError", "SpecError"]

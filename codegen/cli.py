@@ -14,7 +14,8 @@ import os
 import sys
 from pathlib import Path
 
-from gridbind.codegen.errors import SpecError
+from gridbind.codegen.errors import CodegenError, SpecError
+from gridbind.errors import LocalError
 
 EXIT_STALE = 1
 EXIT_SPEC = 2
@@ -56,7 +57,7 @@ def _sttp(args: argparse.Namespace) -> int:
     return 0
 
 
-class NotACheckout(Exception):
+class NotACheckout(CodegenError, LocalError):
     """cwd is not inside a gridbind checkout and no --root was given."""
 
 

@@ -76,7 +76,7 @@ class Schemas:
 
     def global_elements(self, namespace: str) -> set[str]:
         return {
-            e.get("name")
+            e.get("name", "")
             for d in self.namespace_docs(namespace)
             for e in d.findall(f"{_XS}element")
             if e.get("name")
@@ -97,8 +97,9 @@ class Schemas:
 
     def type_of(self, element: etree._Element) -> etree._Element | str | None:
         """An element's type: a complexType/simpleType node, ``xs:NAME``, or None (empty)."""
-        if element.get("type"):
-            return self.named_type(element.get("type"), element)
+        type_name = element.get("type")
+        if type_name:
+            return self.named_type(type_name, element)
         for kind in ("complexType", "simpleType"):
             inline = element.find(f"{_XS}{kind}")
             if inline is not None:
@@ -112,9 +113,10 @@ class Schemas:
         if isinstance(node, str):
             return node if node.startswith("xs:") else None
         restriction = node.find(f"{_XS}restriction")
-        if restriction is None or not restriction.get("base"):
+        base = None if restriction is None else restriction.get("base")
+        if restriction is None or not base:
             return None
-        return self.builtin_base(self.named_type(restriction.get("base"), restriction), depth + 1)
+        return self.builtin_base(self.named_type(base, restriction), depth + 1)
 
     def facets(self, node: etree._Element | str | None, depth: int = 0) -> dict[str, str]:
         """Facets of a simple type, the nearest restriction winning (``pattern``, ``maxLength``)."""
@@ -125,8 +127,9 @@ class Schemas:
             return {}
         base = self.facets(self.named_type(restriction.get("base", ""), restriction), depth + 1)
         for facet in restriction:
-            if isinstance(facet.tag, str) and facet.get("value") is not None:
-                base[etree.QName(facet).localname] = facet.get("value")
+            value = facet.get("value")
+            if isinstance(facet.tag, str) and value is not None:
+                base[etree.QName(facet).localname] = value
         return base
 
     def child_names(self, node: etree._Element | str | None) -> list[str]:

@@ -1,11 +1,17 @@
-"""The one error type of codegen: a broken spec, reported as one line with file, place and reason."""
+"""The exception branch of codegen; its main error is a broken spec, reported as one line."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from gridbind.errors import GridbindError, LocalError
 
-class SpecError(Exception):
+
+class CodegenError(GridbindError):
+    """Root of every error raised by :mod:`gridbind.codegen`."""
+
+
+class SpecError(CodegenError, LocalError):
     """A spec (YAML or XSD) that codegen cannot compile.
 
     ``str(error)`` is the one-line report the command prints: ``FILE:LOCATION: REASON`` where

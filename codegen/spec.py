@@ -285,7 +285,10 @@ class Spec:
     @property
     def messages(self) -> list[StructDef]:
         """Messages sorted by code."""
-        return sorted((s for s in self.structs.values() if s.is_message), key=lambda s: s.code)
+        return sorted(
+            (s for s in self.structs.values() if s.is_message),
+            key=lambda s: -1 if s.code is None else s.code,
+        )
 
 
 # --- checking ---------------------------------------------------------------------------------
@@ -692,7 +695,7 @@ class _Checker:
                 )
         else:
             raise self.error(path + ("type",), f"unknown type {type_name!r}")
-        if fdef.kind == "array" and fdef.of.kind == "struct":
+        if fdef.kind == "array" and fdef.of is not None and fdef.of.kind == "struct":
             inner = self.layouts[fdef.of.type]
             if inner == "bit-byte-block" and not fdef.greedy:
                 raise self.error(
@@ -877,7 +880,13 @@ class _Checker:
             elif not 0 <= value < 1 << INT_TYPES[enum.base][0]:
                 raise bad(f"{shown} does not fit {fdef.type} ({enum.base})")
         elif kind == "codec":
-            accepted = {"int": int, "float": (int, float), "str": str, "bytes": bytes, "bool": bool}
+            accepted: dict[str, type | tuple[type, ...]] = {
+                "int": int,
+                "float": (int, float),
+                "str": str,
+                "bytes": bytes,
+                "bool": bool,
+            }
             expected = accepted.get(fdef.py)
             if expected is None:
                 raise bad(f"a codec field of py {fdef.py} takes no default")
@@ -1023,7 +1032,11 @@ class _Checker:
         """Refuse arrays whose elements may take no space: a hostile count would spin forever."""
         for struct in structs.values():
             for fdef in struct.fields:
-                if fdef.kind == "array" and self.min_size(fdef.of, structs) == 0:
+                if (
+                    fdef.kind == "array"
+                    and fdef.of is not None
+                    and self.min_size(fdef.of, structs) == 0
+                ):
                     raise self.error(
                         fdef.path + ("of",),
                         f"array elements of type {fdef.of.type!r} can be empty; "
@@ -1063,7 +1076,7 @@ class _Checker:
             if name is None:
                 raise self.error(("codes",), f"no code enum for {struct.kind} messages")
             members = {value: member for member, value in self.enums[name].values.items()}
-            member = members.get(struct.code)
+            member = None if struct.code is None else members.get(struct.code)
             if member is None:
                 raise self.error(
                     struct.path + ("code",),

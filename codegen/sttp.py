@@ -101,6 +101,7 @@ class _Renderer:
         elif kind == "ascii":
             out = f"_s.FixedAscii({self.size_expr(fdef)}, {fdef.pad!r})"
         elif kind == "string":
+            assert fdef.prefix is not None  # the spec reader gives every string a prefix (u16)
             out = f"c.PascalString({self.base_cons(fdef.prefix)}, {fdef.encoding!r})"
         elif kind == "bytes":
             if fdef.prefix:

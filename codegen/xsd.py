@@ -31,6 +31,7 @@ import tempfile
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from gridbind.codegen.errors import SpecError
 
@@ -110,7 +111,7 @@ def _check_wellformed(schemas: dict[str, bytes], display: str) -> None:
             line = exc.lineno or exc.position[0]
             raise SpecError(f"{display}/{rel}", str(line), exc.msg) from None
         if root.tag != "{http://www.w3.org/2001/XMLSchema}schema":
-            raise SpecError(f"{display}/{rel}", "1", f"root element is {root.tag}, not xs:schema")
+            raise SpecError(f"{display}/{rel}", "1", f"root element is {root.tag!r}, not xs:schema")
 
 
 def _validate_set(folder: Path, rels: list[str], display: str) -> None:
@@ -379,13 +380,14 @@ def _global_elements(schemas: dict[str, bytes]) -> set[str]:
     from lxml import etree
 
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
-    found = set()
+    found: set[str] = set()
     for data in schemas.values():
         root = etree.fromstring(data, parser)
         ns = root.get("targetNamespace", "")
         for child in root.iterchildren("{http://www.w3.org/2001/XMLSchema}element"):
             if child.get("name"):
-                found.add(f"{{{ns}}}{child.get('name')}" if ns else child.get("name"))
+                name = child.get("name", "")
+                found.add(f"{{{ns}}}{name}" if ns else name)
     return found
 
 
@@ -431,6 +433,8 @@ def _load_probe(files: dict[str, bytes]):
     spec = importlib.util.spec_from_file_location(
         _PRIVATE_PACKAGE, tmp / "__init__.py", submodule_search_locations=[str(tmp)]
     )
+    if spec is None or spec.loader is None:
+        raise SpecError(str(tmp), "", "the generated package cannot be loaded")
     package = importlib.util.module_from_spec(spec)
     sys.modules[_PRIVATE_PACKAGE] = package
     try:
@@ -503,6 +507,22 @@ def _value_kind(var) -> str | None:
     return _TEXT_TYPES.get(kind)
 
 
+def _clazz(var: Any) -> type:
+    """The class of a value whose :func:`_value_kind` is ``"class"``."""
+    clazz = var.clazz
+    if clazz is None:
+        raise TypeError(f"{var.name} is not a class-valued field")
+    return clazz
+
+
+def _inline_decode(var: Any) -> str:
+    """The inline decoding expression (of ``child``) for a non-class value."""
+    kind = _value_kind(var)
+    if kind is None or kind not in _INLINE_DECODE:
+        raise TypeError(f"{var.name} has no inline decoder")
+    return _INLINE_DECODE[kind]
+
+
 def _construct(cls: type, values: list[tuple[str, str]]) -> list[str]:
     """Lines building ``cls`` from ``(field, expression)``.
 
@@ -557,10 +577,10 @@ def _positional(cls: type, text_vars: list, elem_vars: list, fn, child_ns, tag_o
         if child is None:
             values.append((var.name, "[]" if var.list_element else "None"))
         elif _value_kind(var) == "class":
-            call = f"{fn('d', var.clazz, child_ns(var.qname))}({child}, depth + 1, limit)"
+            call = f"{fn('d', _clazz(var), child_ns(var.qname))}({child}, depth + 1, limit)"
             values.append((var.name, call))
         else:
-            values.append((var.name, re.sub(r"\bchild\b", child, _INLINE_DECODE[_value_kind(var)])))
+            values.append((var.name, re.sub(r"\bchild\b", child, _inline_decode(var))))
     return body + ["        " + line for line in _construct(cls, values)]
 
 
@@ -712,7 +732,7 @@ def _emit_fast(package, elements: set[str]) -> str:
         args = []
         if text_vars:
             var = text_vars[0]
-            inline = _INLINE_DECODE[_value_kind(var)].replace("child", "el")
+            inline = _inline_decode(var).replace("child", "el")
             body.append(f"    v_{var.name} = {inline}")
             args.append(var.name)
         if len(elem_vars) == 1 and elem_vars[0].is_elements:
@@ -722,7 +742,7 @@ def _emit_fast(package, elements: set[str]) -> str:
             for qname, choice in sorted(var.elements.items()):
                 kind = _value_kind(choice)
                 func = (
-                    fn("d", choice.clazz, child_ns(choice.qname))
+                    fn("d", _clazz(choice), child_ns(choice.qname))
                     if kind == "class"
                     else f"_d_{kind}"
                 )
@@ -753,9 +773,11 @@ def _emit_fast(package, elements: set[str]) -> str:
                 for i, var in enumerate(elem_vars):
                     kind = _value_kind(var)
                     if kind == "class":
-                        call = f"{fn('d', var.clazz, child_ns(var.qname))}(child, depth + 1, limit)"
+                        call = (
+                            f"{fn('d', _clazz(var), child_ns(var.qname))}(child, depth + 1, limit)"
+                        )
                     else:
-                        call = _INLINE_DECODE[kind]
+                        call = _inline_decode(var)
                     tag = _tag_name(var.qname, tags)
                     body.append(f"        {'if' if i == 0 else 'elif'} tag == {tag}:")
                     if var.list_element:
@@ -776,11 +798,11 @@ def _emit_fast(package, elements: set[str]) -> str:
                 entries = []
                 for qname, choice in sorted(var.elements.items()):
                     ckind = _value_kind(choice)
-                    key = _ref(choice.clazz) if ckind == "class" else choice.types[0].__name__
-                    func = fn("f", choice.clazz, child_ns(qname)) if ckind == "class" else None
+                    key = _ref(_clazz(choice)) if ckind == "class" else choice.types[0].__name__
+                    fill_fn = fn("f", _clazz(choice), child_ns(qname)) if ckind == "class" else None
                     tag = _tag_name(qname, tags)
-                    if func:
-                        entries.append(f"    {key}: ({tag}, {func}, None),")
+                    if fill_fn:
+                        entries.append(f"    {key}: ({tag}, {fill_fn}, None),")
                     else:
                         entries.append(f"    {key}: ({tag}, None, _t_{ckind}),")
                 tables.append("\n".join([f"{table} = {{", *entries, "}"]))
@@ -799,7 +821,7 @@ def _emit_fast(package, elements: set[str]) -> str:
             else:
                 tag = _tag_name(var.qname, tags)
                 write = (
-                    f"{fn('f', var.clazz, child_ns(var.qname))}(_S(el, {tag}), @V@)"
+                    f"{fn('f', _clazz(var), child_ns(var.qname))}(_S(el, {tag}), @V@)"
                     if kind == "class"
                     else f"_S(el, {tag}).text = _t_{kind}(@V@)"
                 )

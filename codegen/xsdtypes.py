@@ -122,7 +122,10 @@ def _value(node: ast.AST) -> Any:
     if isinstance(node, ast.Tuple | ast.List):
         return tuple(_value(e) for e in node.elts)
     if isinstance(node, ast.Dict):
-        return {_value(k): _value(v) for k, v in zip(node.keys, node.values)}
+        # A None key is a ``**mapping`` splat: not a literal, kept as its source text.
+        if any(k is None for k in node.keys):
+            return ast.unparse(node)
+        return {_value(k): _value(v) for k, v in zip(node.keys, node.values) if k is not None}
     if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "ForwardRef" and node.args:
         return _value(node.args[0])
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):

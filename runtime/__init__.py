@@ -6,4 +6,7 @@ Subpackages: :mod:`gridbind.sttp` (STTP publisher/subscriber, both wire profiles
 :mod:`gridbind.generated` (the committed output of codegen).
 """
 
+from gridbind.errors import GridbindError, LocalError, RemoteError
+
+__all__ = ["GridbindError", "LocalError", "RemoteError", "__version__"]
 __version__ = "0.1.0"

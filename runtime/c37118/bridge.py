@@ -27,7 +27,7 @@ from gridbind.c37118.client import (
     PdcClient,
     config_signature,
 )
-from gridbind.c37118.errors import C37118Error
+from gridbind.c37118.errors import C37118Error, ConfigurationError
 from gridbind.c37118.frames import ConfigFrame
 from gridbind.c37118.hold import HoldCore
 from gridbind.c37118.mapping import StreamMapping
@@ -91,7 +91,7 @@ class C37118ToSttp:
         data_timeout: float = 10.0,
     ) -> None:
         if profile not in ("ieee2664", "draft-0.8"):
-            raise ValueError(f"unknown STTP profile {profile!r}")
+            raise ConfigurationError(f"unknown STTP profile {profile!r}")
         self.profile = profile
         self.company, self.source = company, source
         self.node_id = node_id or uuid.uuid5(uuid.NAMESPACE_DNS, f"{pmu_host}:{pmu_port}/{idcode}")
@@ -295,7 +295,7 @@ class SttpToC37118:
         profile: str = "ieee2664",
     ) -> None:
         if profile not in ("ieee2664", "draft-0.8"):
-            raise ValueError(f"unknown STTP profile {profile!r}")
+            raise ConfigurationError(f"unknown STTP profile {profile!r}")
         self.profile = profile
         self.idcode, self.format, self.time_base = idcode, format, time_base
         self.host, self.port_wanted = host, port

@@ -34,6 +34,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 
+from gridbind.iec61850.errors import Iec61850Error
+
 __all__ = [
     "SERVICE_BITS",
     "ASSO_ID_PATTERN",
@@ -136,7 +138,7 @@ class RejectReason(str, Enum):
         return self.value.split(":")[1]
 
 
-class AssociationError(Exception):
+class AssociationError(Iec61850Error):
     """An association could not be made or used (initiate refused, duplicate id, ...)."""
 
 

@@ -67,6 +67,7 @@ from .services.mmsview import (
 )
 from .stanza import StanzaError, XmppError
 from .xmpp import IecXmpp, XmppSettings
+from gridbind.iec61850.errors import InvalidArgument
 
 __all__ = [
     "Client",
@@ -112,13 +113,13 @@ def mms_name(reference: str, fc: str | None = None) -> tuple:
     ref = parse_reference(reference)
     indexes = [i for i, (_, index) in enumerate(ref.path) if index is not None]
     if indexes and indexes != [len(ref.path) - 1]:
-        raise ValueError(f"{reference}: only the last element may carry an array index")
+        raise InvalidArgument(f"{reference}: only the last element may carry an array index")
     names = [name for name, _ in ref.path]
     if names and not fc:
-        raise ValueError("a data reference needs a functional constraint")
+        raise InvalidArgument("a data reference needs a functional constraint")
     item = "$".join([ref.ln, *([fc] if fc else []), *names])
     if len(item) > 64:
-        raise ValueError(f"itemId of {len(item)} characters exceeds 64")
+        raise InvalidArgument(f"itemId of {len(item)} characters exceeds 64")
     if indexes:
         return ("domain-specific", ref.ld, item, ref.path[-1][1])
     return ("domain-specific", ref.ld, item)
@@ -135,7 +136,7 @@ def dataset_name(reference: str) -> m.ObjectName:
     ld, sep, rest = reference.partition("/")
     ln, dot, ds = rest.partition(".")
     if not sep or not dot or not ld or not ln or not ds:
-        raise ValueError(f"not a data set reference: {reference!r}")
+        raise InvalidArgument(f"not a data set reference: {reference!r}")
     return mms.dom(ld, f"{ln}${ds}")
 
 
@@ -192,12 +193,12 @@ def from_python(value: Any, td: m.TypeDescription) -> m.Data:
             missing = [n for n, _ in comps if n not in value]
             extra = set(value) - {n for n, _ in comps}
             if missing or extra:
-                raise ValueError(f"structure needs exactly {[n for n, _ in comps]}")
+                raise InvalidArgument(f"structure needs exactly {[n for n, _ in comps]}")
             items = [from_python(value[n], sub) for n, sub in comps]
         else:
             values = list(value)
             if len(values) != len(comps):
-                raise ValueError(f"structure of {len(comps)} components")
+                raise InvalidArgument(f"structure of {len(comps)} components")
             items = [from_python(v, sub) for v, (_, sub) in zip(values, comps)]
         return m.Data(choice=m.Structure(data=items))
     if kind == "array":
@@ -205,38 +206,38 @@ def from_python(value: Any, td: m.TypeDescription) -> m.Data:
         return m.Data(choice=m.Array(data=[from_python(v, sub) for v in value]))
     if kind == "boolean":
         if not isinstance(value, bool):
-            raise TypeError("expected a bool")
+            raise InvalidArgument("expected a bool")
         return m.Data(choice=value)
     if kind in ("integer", "unsigned"):
         if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"expected an int for {kind}")
+            raise InvalidArgument(f"expected an int for {kind}")
         cls = m.Data.Integer if kind == "integer" else m.Data.Unsigned
         return m.Data(choice=cls(value=value))
     if kind == "floating-point":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError("expected a number")
+            raise InvalidArgument("expected a number")
         width = 32 if td.choice.format_width == 32 else 64
         return m.Data(choice=m.Data.FloatingPoint(value=floating_point_octets(value, width)))
     if kind == "bit-string":
         if not isinstance(value, str) or value.strip("01"):
-            raise TypeError("expected a bit string of 0/1 characters")
+            raise InvalidArgument("expected a bit string of 0/1 characters")
         return m.Data(choice=m.Data.BitString(value=value))
     if kind == "octet-string":
         return m.Data(choice=m.Data.OctetString(value=bytes(value)))
     if kind in ("visible-string", "mMSString"):
         if not isinstance(value, str):
-            raise TypeError("expected a str")
+            raise InvalidArgument("expected a str")
         cls = m.Data.VisibleString if kind == "visible-string" else m.Data.MmsString
         return m.Data(choice=cls(value=value))
     if kind in ("utc-time", "binary-time"):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             value = Timestamp.from_float(float(value))
         if not isinstance(value, Timestamp):
-            raise TypeError("expected a Timestamp or seconds")
+            raise InvalidArgument("expected a Timestamp or seconds")
         if kind == "utc-time":
             return m.Data(choice=m.Data.UtcTime(value=timestamp_octets(value)))
         return m.Data(choice=m.Data.BinaryTime(value=binary_time_octets(value)))
-    raise TypeError(f"unknown type {kind}")
+    raise InvalidArgument(f"unknown type {kind}")
 
 
 def _failure_code(result: m.AccessResult) -> str | None:
@@ -408,7 +409,7 @@ class ClientAssociation(ReportingMixin, LoggingMixin):
             return [n.split("$", 1)[1] for n in logs if n.split("$", 1)[0] == ln]
         fc_of = {"BRCB": "BR", "URCB": "RP", "LCB": "LG", "GoCB": "GO", "MSVCB": "MS"}
         if acsi_class not in fc_of and acsi_class not in ("DATA", "SGCB"):
-            raise ValueError(f"unknown ACSI class {acsi_class!r}")
+            raise InvalidArgument(f"unknown ACSI class {acsi_class!r}")
         names = await self._names("namedVariable", "domainSpecific", ld)
         if ln not in names:
             raise ServiceFailed("getNameList", ("access", "object-non-existent", ln_ref))
@@ -436,7 +437,7 @@ class ClientAssociation(ReportingMixin, LoggingMixin):
             if len(name) == 4:  # an array element: the element type of the array
                 td = await self.get_data_definition(reference[: reference.rindex("(")], fc)
                 if not isinstance(td.choice, m.TypeDescription.Array):
-                    raise ValueError(f"{reference}: not an array")
+                    raise InvalidArgument(f"{reference}: not an array")
                 td = td.choice.element_type.choice
             else:
                 response = await self.request(
@@ -542,7 +543,7 @@ class ClientAssociation(ReportingMixin, LoggingMixin):
         """SetDataSetValues: per-member result (None = success, else a DataAccessError name)."""
         members = await self.get_data_set_directory(ds_ref)
         if len(values) != len(members):
-            raise ValueError(f"{ds_ref} has {len(members)} members")
+            raise InvalidArgument(f"{ds_ref} has {len(members)} members")
         datas = [
             from_python(v, await self.get_data_definition(ref, fc))
             for v, (ref, fc) in zip(values, members)
@@ -707,7 +708,7 @@ class Client:
         )
         if transport is None:
             if settings is None:
-                raise ValueError("Client needs XMPP settings or a transport")
+                raise InvalidArgument("Client needs XMPP settings or a transport")
             transport = IecXmpp(settings)
         self.transport: Any = transport
         transport.set_handlers(

@@ -24,7 +24,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from gridbind.errors import RemoteError
 from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
+from gridbind.iec61850.errors import Iec61850Error
 
 from . import mms
 from .association import (
@@ -61,11 +63,11 @@ log = logging.getLogger(__name__)
 MAX_OPEN_OFFERS = 16
 
 
-class ClientError(Exception):
+class ClientError(Iec61850Error):
     """Base class of the client's service errors."""
 
 
-class ServiceFailed(ClientError):
+class ServiceFailed(ClientError, RemoteError):
     """The server answered with a confirmed-ErrorPDU (``error_class``/``code`` as in the XSD)."""
 
     def __init__(self, service: str, error: tuple[str, str, str]) -> None:
@@ -74,7 +76,7 @@ class ServiceFailed(ClientError):
         self.error_class, self.code, self.text = cls, code, text
 
 
-class DataAccessFailed(ClientError):
+class DataAccessFailed(ClientError, RemoteError):
     """One variable of a read or write failed; ``code`` is a DataAccessError name."""
 
     def __init__(self, reference: str, code: str) -> None:
@@ -82,7 +84,7 @@ class DataAccessFailed(ClientError):
         self.reference, self.code = reference, code
 
 
-class RequestRejected(ClientError):
+class RequestRejected(ClientError, RemoteError):
     """The server rejected the request (rejectPDU); ``reason`` is ``group:reason``."""
 
     def __init__(self, reason: str, text: str = "") -> None:
@@ -90,7 +92,7 @@ class RequestRejected(ClientError):
         self.reason = reason
 
 
-class AssociationAborted(ClientError):
+class AssociationAborted(ClientError, RemoteError):
     """The association ended (presence of the server lost, our link lost, concluded)."""
 
 

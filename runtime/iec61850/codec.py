@@ -62,8 +62,10 @@ from typing import Any, TypeVar
 from lxml import etree
 
 import gridbind.generated.iec61850_8_2 as _gen
+from gridbind.errors import LocalError, RemoteError
 from gridbind.generated.iec61850_8_2 import Mmspdu
 from gridbind.iec61850 import fastxer, schemaset
+from gridbind.iec61850.errors import Iec61850Error
 
 __all__ = [
     "SCSM_NS",
@@ -104,7 +106,7 @@ T = TypeVar("T")
 # errors
 
 
-class CodecError(ValueError):
+class CodecError(Iec61850Error, ValueError):
     """Base of every codec failure; ``str(err)`` is one line, ``err.where`` the place if known."""
 
     def __init__(self, reason: str, where: str = "") -> None:
@@ -113,19 +115,19 @@ class CodecError(ValueError):
         super().__init__(f"{where}: {reason}" if where else reason)
 
 
-class MalformedXml(CodecError):
+class MalformedXml(CodecError, RemoteError):
     """Not well-formed XML (truncated PDU, bad characters, unclosed tags, wrong encoding)."""
 
 
-class ForbiddenXml(CodecError):
+class ForbiddenXml(CodecError, RemoteError):
     """XML features never accepted from peers: DOCTYPE, entity declarations, non-UTF-8 input."""
 
 
-class LimitExceeded(CodecError):
+class LimitExceeded(CodecError, RemoteError):
     """Input larger or deeper than :class:`Limits` allows."""
 
 
-class SchemaViolation(CodecError):
+class SchemaViolation(CodecError, RemoteError):
     """Well-formed XML that the XSD refuses (two CHOICE alternatives, bad pattern or length...)."""
 
 
@@ -133,7 +135,7 @@ class UnknownRoot(SchemaViolation):
     """The root element is not a global element of the schema set (wrong namespace or name)."""
 
 
-class EncodeError(CodecError):
+class EncodeError(CodecError, LocalError):
     """A typed object that cannot be encoded into a schema-valid PDU."""
 
 
@@ -172,15 +174,17 @@ def _global_elements(xsd_dir: Path) -> tuple[dict[str, Path], set[tuple[str, str
     included: set[Path] = set()
     for path, root in docs.items():
         for child in root:
-            if child.tag in (f"{_XS}include", f"{_XS}redefine") and child.get("schemaLocation"):
-                included.add((path.parent / child.get("schemaLocation")).resolve())
+            location = child.get("schemaLocation")
+            if child.tag in (f"{_XS}include", f"{_XS}redefine") and location:
+                included.add((path.parent / location).resolve())
     entry: dict[str, Path] = {}
     elements: set[tuple[str, str]] = set()
     for path, root in docs.items():
         ns = root.get("targetNamespace", "")
         for child in root:
-            if child.tag == f"{_XS}element" and child.get("name"):
-                elements.add((ns, child.get("name")))
+            name = child.get("name")
+            if child.tag == f"{_XS}element" and name:
+                elements.add((ns, name))
         if path.resolve() not in included and ns not in entry:
             entry[ns] = path
     return entry, elements
@@ -426,8 +430,8 @@ class Codec:
     def from_element(self, root: etree._Element, *, owned: bool = False) -> Any:
         """A schema-valid lxml element -> typed object (copies ``root`` unless ``owned``)."""
         tag = root.tag
-        cls = self.roots.get(tag)
-        if cls is None:
+        cls = self.roots.get(tag) if isinstance(tag, str) else None
+        if cls is None or not isinstance(tag, str):
             raise UnknownRoot(f"{_pretty(tag)} is not a PDU of the schema set", "/")
         if self.fast:
             result = fastxer.decode(root, self.limits.max_depth, tag)
@@ -436,7 +440,7 @@ class Codec:
         _check_depth(root, self.limits.max_depth)
         tree = root if owned else copy.deepcopy(root)
         try:
-            obj = self._xml_parser.parse(tree, cls, ns_map={})
+            obj: Any = self._xml_parser.parse(tree, cls, ns_map={})
         except Exception as exc:  # noqa: BLE001 - xsdata raises ParserError/ConverterWarning...
             raise SchemaViolation(f"cannot build {cls.__name__}: {exc}") from None
         self._empty_booleans_to_none(obj)
@@ -540,7 +544,7 @@ class Codec:
         """
         kind = self.choice_name(pdu)
         body = pdu.choice
-        if kind in ("confirmed-RequestPDU", "confirmed-ResponsePDU"):
+        if isinstance(body, (_gen.ConfirmedRequestPdu, _gen.ConfirmedResponsePdu)):
             return kind, self.choice_name(body.service)
         if kind == "unconfirmed-PDU":
             return kind, "informationReport"
@@ -586,7 +590,8 @@ def _unwritable_text(obj: Any) -> str | None:
     return None
 
 
-def _pretty(tag: str) -> str:
+def _pretty(tag: object) -> str:
+    tag = str(tag)  # a tag set by hand may be bytes or a QName; parsed tags are str
     return tag if not tag.startswith("{") else f"{tag[1:].split('}')[1]} ({tag[1:].split('}')[0]})"
 
 

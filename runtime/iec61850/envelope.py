@@ -35,8 +35,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
+from gridbind.errors import RemoteError
 from gridbind.generated.iec61850_8_2 import e2e_4 as e2e
 from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
+from gridbind.iec61850.errors import Iec61850Error
 
 __all__ = [
     "EnvelopeError",
@@ -47,7 +49,7 @@ __all__ = [
 ]
 
 
-class EnvelopeError(ValueError):
+class EnvelopeError(Iec61850Error, RemoteError, ValueError):
     """The envelope cannot be opened by this association's layer (answered ``bad-request``)."""
 
 

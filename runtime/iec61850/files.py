@@ -22,6 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from gridbind.errors import LocalError
+from gridbind.iec61850.errors import Iec61850Error
+
 __all__ = ["FileStoreError", "FileEntry", "FileStore", "Spool", "MAX_SEGMENT", "MAX_NAME"]
 
 log = logging.getLogger(__name__)
@@ -32,7 +35,7 @@ MAX_NAME = 255
 SPOOL_PREFIX = ".gridbind-spool-"
 
 
-class FileStoreError(Exception):
+class FileStoreError(Iec61850Error, LocalError):
     """A file request failed; ``code`` is an MMS file ServiceError name."""
 
     def __init__(self, code: str, message: str) -> None:

@@ -24,6 +24,7 @@ from functools import cache
 from typing import Any, ForwardRef
 
 from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
+from gridbind.iec61850.errors import Iec61850Error
 
 from .association import InitiateParams, bits_to_services, services_to_bits
 
@@ -75,7 +76,7 @@ __all__ = [
 ]
 
 
-class MmsError(ValueError):
+class MmsError(Iec61850Error, ValueError):
     """A typed object that is not what this module was asked to build or read."""
 
 
@@ -131,8 +132,9 @@ def choice_of(cls: type, name: str, value: Any = None) -> Any:
 
 def name_of(holder: Any) -> str:
     """Element name of the alternative that the CHOICE object ``holder`` holds."""
+    owner: type = type(holder)
     try:
-        return _choices(type(holder))[1][type(holder.choice)]
+        return _choices(owner)[1][type(holder.choice)]
     except KeyError:
         raise MmsError(f"{type(holder).__name__} holds no known alternative") from None
 

@@ -33,6 +33,7 @@ from typing import Any
 
 from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
 from gridbind.iec61850.codec import xml_text_problem
+from gridbind.iec61850.errors import Iec61850Error
 
 Data = m.Data
 
@@ -77,7 +78,7 @@ __all__ = [
 ]
 
 
-class MmsDataError(ValueError):
+class MmsDataError(Iec61850Error, ValueError):
     """A Python value that does not fit the MMS type, or Data of another alternative."""
 
 

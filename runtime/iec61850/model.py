@@ -24,6 +24,8 @@ from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from typing import Any, Union
 
+from gridbind.iec61850.errors import Iec61850Error, InvalidArgument
+
 from .mmsdata import Timestamp
 
 __all__ = [
@@ -94,10 +96,10 @@ _QUALITY_FLAGS = (
 def quality_bits(validity: str = "good", **flags: bool) -> str:
     """Quality as its 13-bit string: ``quality_bits("invalid", failure=True)``."""
     if validity not in _VALIDITY:
-        raise ValueError(f"validity must be one of {sorted(_VALIDITY)}")
+        raise InvalidArgument(f"validity must be one of {sorted(_VALIDITY)}")
     unknown = set(flags) - set(_QUALITY_FLAGS)
     if unknown:
-        raise ValueError(f"unknown quality flags {sorted(unknown)}")
+        raise InvalidArgument(f"unknown quality flags {sorted(unknown)}")
     return _VALIDITY[validity] + "".join("1" if flags.get(f) else "0" for f in _QUALITY_FLAGS)
 
 
@@ -117,7 +119,7 @@ class DataAccessError:
     OBJECT_VALUE_INVALID = "object-value-invalid"
 
 
-class ModelError(Exception):
+class ModelError(Iec61850Error):
     """An access to the model failed; ``code`` is a :class:`DataAccessError` value."""
 
     def __init__(self, code: str, message: str) -> None:
@@ -414,7 +416,7 @@ class LogicalNode:
 
     def add(self, child: DataObject) -> DataObject:
         if child.name in self.children:
-            raise ValueError(f"{self.name}: duplicate data object {child.name}")
+            raise InvalidArgument(f"{self.name}: duplicate data object {child.name}")
         child.parent = self
         self.children[child.name] = child
         self._fcs = None
@@ -449,7 +451,7 @@ class LogicalDevice:
 
     def add(self, ln: LogicalNode) -> LogicalNode:
         if ln.name in self.children:
-            raise ValueError(f"{self.name}: duplicate logical node {ln.name}")
+            raise InvalidArgument(f"{self.name}: duplicate logical node {ln.name}")
         ln.parent = self
         self.children[ln.name] = ln
         return ln
@@ -507,8 +509,8 @@ def _read_leaves(node: Any, fc: str) -> Iterator[DataAttribute]:
             for element in node.elements:
                 yield from _read_leaves(element, fc)
         elif node.children:
-            for child in node.children.values():
-                yield from _read_leaves(child, fc)
+            for component in node.children.values():
+                yield from _read_leaves(component, fc)
         else:
             yield node
         return
@@ -579,7 +581,7 @@ class ServerModel:
     # ---------------------------------------------------------------- structure
     def add(self, ld: LogicalDevice) -> LogicalDevice:
         if ld.name in self.children:
-            raise ValueError(f"duplicate logical device {ld.name}")
+            raise InvalidArgument(f"duplicate logical device {ld.name}")
         ld.parent = self
         self.children[ld.name] = ld
         return ld
@@ -725,8 +727,8 @@ class ServerModel:
         if isinstance(node, DataAttribute):
             if not node.children and not node.elements:
                 yield node
-            for child in node.children.values():
-                yield from self.walk_attributes(child, fc)
+            for component in node.children.values():
+                yield from self.walk_attributes(component, fc)
             return
         for element in getattr(node, "elements", ()):
             yield from self.walk_attributes(element, fc)

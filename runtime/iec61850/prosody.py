@@ -28,8 +28,11 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from gridbind.errors import LocalError
+from gridbind.iec61850.errors import Iec61850Error
 
 from .pki import ID_ON_XMPP_ADDR, make_ca_certificate, xmpp_addr
 
@@ -56,7 +59,7 @@ _CCERT_DIRS = (
 )
 
 
-class ProsodyError(RuntimeError):
+class ProsodyError(Iec61850Error, LocalError, RuntimeError):
     """The private Prosody could not be configured, started or used."""
 
 
@@ -188,6 +191,8 @@ def make_client_cert(
     directory.mkdir(parents=True, exist_ok=True)
     issuer = x509.load_pem_x509_certificate(Path(ca_cert).read_bytes())
     signer = serialization.load_pem_private_key(Path(ca_key).read_bytes(), password=None)
+    if not isinstance(signer, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)):
+        raise ProsodyError(f"{ca_key}: a CA key must be EC or RSA (signed with SHA-256)")
     now = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=5)
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
@@ -205,7 +210,7 @@ def make_client_cert(
         )
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
         .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.public_key()), False
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()), False
         )
         .sign(signer, hashes.SHA256())
     )

@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 
 from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
+from gridbind.iec61850.errors import Iec61850Error
 
 __all__ = [
     "FC_ORDER",
@@ -70,7 +71,9 @@ _ELEMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\((\d+)\))?")
 _LD = re.compile(r"[A-Za-z0-9_]+")
 
 
-class ReferenceError_(ValueError):  # noqa: N801 - trailing underscore avoids the builtin name
+class ReferenceError_(
+    Iec61850Error, ValueError
+):  # noqa: N801 - trailing underscore avoids the builtin name
     """A reference or name that cannot be mapped (syntax, limits, unmapped FC)."""
 
 
@@ -146,12 +149,15 @@ def _identifier(value: str, what: str) -> str:
     return value
 
 
-def _split_at_index(ref: DataReference) -> tuple[list[str], list[tuple[str, int | None]]]:
+def _split_at_index(
+    ref: DataReference,
+) -> tuple[list[str], list[tuple[str | None, int | None]]]:
     flat: list[str] = []
     for pos, (name, index) in enumerate(ref.path):
         flat.append(name)
         if index is not None:
-            return flat, [(None, index)] + list(ref.path[pos + 1 :])  # type: ignore[list-item]
+            rest: list[tuple[str | None, int | None]] = [(None, index)]
+            return flat, rest + list(ref.path[pos + 1 :])
     return flat, []
 
 
@@ -271,10 +277,13 @@ def from_variable(entry: m.VariableDefs.Sequence) -> tuple[str, str | None]:
         ):
             raise ReferenceError_("only single unnamed alternate access selections are mapped")
         selection = access.choice[0].choice.choice
+        step: m.AccessSelection | None
         if isinstance(selection, m.AlternateAccessSelection.SelectAlternateAccess):
             step, access = selection.access_selection, selection.alternate_access
         else:
             step, access = selection, None
+        if step is None:
+            raise ReferenceError_("an alternate access selection without a selection")
         value = step.choice
         if isinstance(value, int) and not isinstance(value, bool):
             reference += f"({value})"

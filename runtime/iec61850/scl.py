@@ -41,6 +41,8 @@ from .model import (
     Timestamp,
     check_value,
 )
+from gridbind.iec61850.errors import Iec61850Error
+from gridbind.errors import LocalError
 
 __all__ = ["SclError", "load_scl", "parse_scl", "list_ieds", "MAX_SCL_BYTES"]
 
@@ -63,7 +65,7 @@ _MAC = re.compile(r"[0-9A-Fa-f]{2}(-[0-9A-Fa-f]{2}){5}")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 
 
-class SclError(ValueError):
+class SclError(Iec61850Error, LocalError, ValueError):
     """The SCL file is unreadable, invalid or has a broken reference."""
 
 
@@ -445,9 +447,9 @@ class _Loader:
         ]
         model.enum_types = dict(t.enums)
         servers = [
-            (ap, ap.find(_N + "Server"))
+            (ap, server_el)
             for ap in ied.iterfind(_N + "AccessPoint")
-            if ap.find(_N + "Server") is not None
+            if (server_el := ap.find(_N + "Server")) is not None
         ]
         if not servers:
             raise self.err(ied, f"IED {name} has no AccessPoint with a Server")
@@ -508,7 +510,9 @@ class _Loader:
                 tag = etree.QName(ln_el).localname
                 if tag not in ("LN0", "LN"):
                     continue
-                ln_name = ln_el.get("prefix", "") + ln_el.get("lnClass") + ln_el.get("inst", "")
+                ln_name = (
+                    ln_el.get("prefix", "") + self.req(ln_el, "lnClass") + ln_el.get("inst", "")
+                )
                 ln = ld.children[ln_name]
                 for ds_el in ln_el.iterfind(_N + "DataSet"):
                     self.dataset(model, ld, ln, ds_el)
@@ -693,7 +697,7 @@ class _Loader:
             if conf is not None and conf.get("maxAttributes")
             else None
         )
-        members = []
+        members: list[FCDA] = []
         for fcda in ds_el.iterfind(_N + "FCDA"):
             if most is not None and len(members) >= most:
                 raise self.err(
@@ -707,8 +711,9 @@ class _Loader:
             ln_name = fcda.get("prefix", "") + self.req(fcda, "lnClass") + fcda.get("lnInst", "")
             ref = f"{target_ld.name}/{ln_name}"
             for part in ("doName", "daName"):
-                if fcda.get(part):
-                    ref += "." + fcda.get(part)
+                value = fcda.get(part)
+                if value:
+                    ref += "." + value
             try:
                 model.find(ref, fc)
             except ModelError as exc:

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
+from gridbind.iec61850.errors import InvalidArgument
 
 from . import codec as _codec
 from .association import (
@@ -135,7 +136,7 @@ class IedServer:
         )
         if transport is None:
             if settings is None:
-                raise ValueError("IedServer needs XMPP settings or a transport")
+                raise InvalidArgument("IedServer needs XMPP settings or a transport")
             transport = IecXmpp(settings)
         self.transport: Any = transport
         transport.set_handlers(

@@ -45,6 +45,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from gridbind.errors import RemoteError
+from gridbind.iec61850.errors import Iec61850Error, InvalidArgument
 from gridbind.iec61850.mmsdata import TimeQuality
 from gridbind.iec61850.model import Timestamp
 
@@ -75,7 +77,7 @@ LEAP_UNSYNC = 3
 MAX_ROOT_DISTANCE = 16.0
 
 
-class SntpError(Exception):
+class SntpError(Iec61850Error, RemoteError):
     """An SNTP datagram was refused; ``final`` False when a later datagram may still answer."""
 
     def __init__(self, reason: str, *, final: bool = True) -> None:
@@ -299,7 +301,7 @@ class SntpServer:
         self, clock: ClockSource, *, stratum: int = 2, reference_id: bytes = b"LOCL"
     ) -> None:
         if not 1 <= stratum <= 15:
-            raise ValueError("stratum of a synchronised server is 1..15")
+            raise InvalidArgument("stratum of a synchronised server is 1..15")
         self.clock = clock
         self.stratum = stratum
         self.reference_id = reference_id[:4].ljust(4, b"\0")
@@ -440,9 +442,9 @@ class SntpPollCore:
         samples: int = 4,
     ) -> None:
         if not servers:
-            raise ValueError("at least one SNTP server")
+            raise InvalidArgument("at least one SNTP server")
         if not 1 <= samples <= 8:
-            raise ValueError("samples per poll: 1..8")
+            raise InvalidArgument("samples per poll: 1..8")
         self.clock = clock
         self.servers = list(servers)
         self.interval_s = interval_s

@@ -20,8 +20,10 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Any
 
+from gridbind.errors import RemoteError
 from gridbind.generated.iec61850_8_2 import e2e_4 as _e2e
 from gridbind.generated.iec61850_8_2 import scsm_8_2 as _scsm
+from gridbind.iec61850.errors import Iec61850Error
 
 from . import codec as _codec
 from .envelope import association_id
@@ -140,24 +142,24 @@ def stanza_for_pdu(pdu: str, service: str | None = None) -> tuple[str, str]:
 
 
 # ---------------------------------------------------------------------------------- errors
-class XmppError(Exception):
+class XmppError(Iec61850Error):
     """Base class of transport errors."""
 
 
-class LinkLost(XmppError):
+class LinkLost(XmppError, RemoteError):
     """The session ended for good (e.g. an RFC 6120 stream error such as ``conflict``) while a
     request waited for its answer, or before it was sent."""
 
 
-class RequestTimeout(XmppError):
+class RequestTimeout(XmppError, RemoteError):
     """No answer to an iq within the time limit."""
 
 
-class InvalidPayload(XmppError):
+class InvalidPayload(XmppError, RemoteError):
     """An answer failed the strict gate (envelope or payload) or came in another association."""
 
 
-class StanzaError(XmppError):
+class StanzaError(XmppError, RemoteError):
     """A peer (or the XMPP server) answered with an RFC 6120 stanza error (Table D.2)."""
 
     def __init__(self, condition: str, text: str = "", etype: str = "cancel") -> None:
@@ -255,11 +257,12 @@ def unwrap(xml: ET.Element) -> Found | None:
 def _invoke_id_of(element: ET.Element) -> int | None:
     """The invokeID of a request the gate refused, when it is readable (for the rejectPDU)."""
     root = element
-    if root.tag != _MMSPDU_TAG:
-        appl = root.find(_APPL_TAG)
-        root = appl.find(_MMSPDU_TAG) if appl is not None else None
-        if root is None:
+    if element.tag != _MMSPDU_TAG:
+        appl = element.find(_APPL_TAG)
+        inner = appl.find(_MMSPDU_TAG) if appl is not None else None
+        if inner is None:
             return None
+        root = inner
     el = root.find(f"{{{PAYLOAD_NS}}}confirmed-RequestPDU/{{{PAYLOAD_NS}}}invokeID")
     text = (el.text or "").strip() if el is not None else ""
     return (
@@ -301,7 +304,7 @@ def payload_element(obj: Any, gate: _codec.Codec) -> ET.Element:
     element by element, about twice as fast as serialising and parsing it again.
     """
     source = gate.to_element(obj)
-    root = ET.Element(source.tag, dict(source.attrib))
+    root = ET.Element(str(source.tag), dict(source.attrib))  # the encoder's tags are str
     root.text = source.text
     _copy_children(source, root)
     return root

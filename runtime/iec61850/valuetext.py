@@ -37,7 +37,11 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
+from gridbind.errors import LocalError
+from gridbind.iec61850.errors import Iec61850Error
+
 from .codec import xml_text_problem
+from .mmsdata import TimeQuality
 from .model import BTYPE_KIND, DataAttribute, Timestamp, children_with_fc
 
 __all__ = [
@@ -54,7 +58,7 @@ __all__ = [
 ]
 
 
-class ValueTextError(ValueError):
+class ValueTextError(Iec61850Error, LocalError, ValueError):
     """A text that is not a value of the expected type."""
 
 
@@ -256,7 +260,7 @@ def parse_timestamp(text: str) -> Timestamp:
         raise ValueTextError(f"timestamp {text!r} is outside 1970..2106")
     nanos = int((digits or "0").ljust(9, "0"))
     fraction = min(round(nanos * (1 << 24) / 1_000_000_000), (1 << 24) - 1)
-    return Timestamp(seconds, fraction, int(quality, 16) if quality else 0)
+    return Timestamp(seconds, fraction, TimeQuality.from_octet(int(quality, 16) if quality else 0))
 
 
 def from_json(data: Any, vt: ValueType = ANY) -> Any:

@@ -27,13 +27,16 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import slixmpp
 from slixmpp import JID
 from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher.base import MatcherBase
+
+from gridbind.errors import RemoteError
+from gridbind.iec61850.errors import InvalidArgument
 
 from . import codec as _codec
 from .stanza import (
@@ -74,7 +77,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-class XmppConnectError(XmppError):
+class XmppConnectError(XmppError, RemoteError):
     """Connecting, TLS validation or authentication failed."""
 
 
@@ -130,7 +133,7 @@ def parse_address(text: str) -> tuple[str, int]:
     """Parse ``HOST:PORT`` (``[::1]:5222`` for IPv6)."""
     host, sep, port = text.rpartition(":")
     if not sep or not host or not port.isdigit():
-        raise ValueError(f"expected HOST:PORT, got {text!r}")
+        raise InvalidArgument(f"expected HOST:PORT, got {text!r}")
     return host.strip("[]"), int(port)
 
 
@@ -252,11 +255,12 @@ class IecXmpp:
             # (RFC 6120 6.4.6), not log us in as whatever JID the certificate carries.
             client.credentials["authzid"] = self.jid.bare
         if s.dns_servers:
-            client.configure_dns = self._configure_dns
+            # slixmpp's per-instance hook for SRV/A lookups (its stubs type it as a plain method)
+            client.configure_dns = self._configure_dns  # type: ignore[method-assign]
         client.enable_direct_tls = bool(s.direct_tls)
         client.enable_starttls = not s.direct_tls
         client.enable_plaintext = False
-        keepalive = {"keepalive": s.ping_interval > 0}
+        keepalive: dict[str, bool | float] = {"keepalive": s.ping_interval > 0}
         if s.ping_interval > 0:
             # a ping unanswered within the interval means a frozen link: slixmpp reconnects
             keepalive.update(interval=s.ping_interval, timeout=max(1.0, s.ping_interval))
@@ -561,11 +565,12 @@ class IecXmpp:
         :class:`StanzaError` for an error answer, :class:`RequestTimeout`, :class:`LinkLost`.
         """
         if iq_type not in ("get", "set"):
-            raise ValueError("an 8-2 request travels in iq get or set")
+            raise InvalidArgument("an 8-2 request travels in iq get or set")
+        itype: Literal["get", "set"] = "get" if iq_type == "get" else "set"
         client = self._require_client()
         if self._fatal is not None:
             raise LinkLost(self._fatal)
-        iq = client.make_iq(ito=to, itype=iq_type)
+        iq = client.make_iq(ito=to, itype=itype)
         iq.xml.append(payload_element(payload, self._gate))
         sent = iq.send(timeout=timeout or self.settings.request_timeout)
         self._pending.add(sent)
@@ -605,7 +610,8 @@ class IecXmpp:
         """XEP-0199 ping of ``jid`` (default: the XMPP server); returns the round trip in s."""
         client = self._require_client()
         try:
-            return await client.plugin["xep_0199"].ping(jid=jid, timeout=timeout)
+            target = JID(jid) if jid is not None else None
+            return await client.plugin["xep_0199"].ping(jid=target, timeout=timeout)
         except IqError as exc:
             raise StanzaError(exc.iq["error"]["condition"], exc.iq["error"]["text"]) from None
         except IqTimeout:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from gridbind.sttp.errors import DecodeError, InvalidArgument, MetadataError, SttpError
 from gridbind.sttp.measurement import (
     TICKS_PER_SECOND,
     UNIX_EPOCH_TICKS,
@@ -27,10 +28,14 @@ DEFAULT_PROFILE = "ieee2664"
 
 __all__ = [
     "DEFAULT_PROFILE",
+    "DecodeError",
+    "InvalidArgument",
     "PROFILES",
+    "SttpError",
     "TICKS_PER_SECOND",
     "UNIX_EPOCH_TICKS",
     "Measurement",
+    "MetadataError",
     "Publisher",
     "Subscriber",
     "profile_module",
@@ -45,7 +50,7 @@ def profile_module(profile: str) -> Any:
     try:
         return importlib.import_module(PROFILES[profile])
     except KeyError:
-        raise ValueError(
+        raise InvalidArgument(
             f"unknown STTP profile {profile!r}; known: {', '.join(PROFILES)}"
         ) from None
 

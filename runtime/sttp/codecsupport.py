@@ -17,6 +17,7 @@ from typing import Any, Callable, TypeVar
 import construct
 
 from gridbind.sttp.encoding import BitByteError, BitByteReader, BitByteWriter
+from gridbind.sttp.errors import SttpError
 
 T = TypeVar("T")
 
@@ -43,7 +44,7 @@ __all__ = [
 ]
 
 
-class WireError(ValueError):
+class WireError(SttpError, ValueError):
     """Bytes that do not parse as the expected structure, or a value that cannot be built."""
 
 
@@ -181,7 +182,9 @@ def enum_value(cls: Any, value: int) -> Any:
 class Record(construct.Adapter):
     """Maps a construct Struct's Container to and from a generated dataclass."""
 
-    def __init__(self, subcon: construct.Construct, cls: type, fields: tuple[str, ...]) -> None:
+    def __init__(
+        self, subcon: construct.Construct, cls: type[Any], fields: tuple[str, ...]
+    ) -> None:
         super().__init__(subcon)
         self.cls = cls
         self.fields = fields

@@ -22,6 +22,9 @@ from __future__ import annotations
 
 import zlib
 
+from gridbind.errors import RemoteError
+from gridbind.sttp.errors import InvalidArgument, SttpError
+
 __all__ = [
     "MAX_EXPANSION",
     "MAX_INFLATED",
@@ -42,17 +45,17 @@ WBITS = -15
 _SYNC_MARKER = b"\x00\x00\xff\xff"
 
 
-class CompressionError(ValueError):
+class CompressionError(SttpError, ValueError):
     """A packet cannot be compressed within the seed's limits."""
 
 
-class DecompressionError(CompressionError):
+class DecompressionError(CompressionError, RemoteError):
     """A packet is not valid DEFLATE data, is truncated, or inflates past the limit."""
 
 
 def _check_level(level: int) -> None:
     if not -1 <= level <= 9:
-        raise ValueError(f"DEFLATE level must be -1..9, not {level}")
+        raise InvalidArgument(f"DEFLATE level must be -1..9, not {level}")
 
 
 def _check_input(data: bytes, max_size: int) -> None:

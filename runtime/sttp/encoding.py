@@ -27,6 +27,9 @@ from typing import Any
 
 import construct
 
+from gridbind.errors import RemoteError
+from gridbind.sttp.errors import DecodeError, InvalidArgument, SttpError
+
 __all__ = [
     "BitByteError",
     "BitByteReader",
@@ -59,7 +62,7 @@ def Encode15Bits(value: int) -> bytes:  # noqa: N802 - the seed's name
     The seed returns null above 32767; here that is a :class:`ValueError`.
     """
     if not 0 <= value <= 32767:
-        raise ValueError(f"Encode15Bits: {value} is outside 0..32767")
+        raise InvalidArgument(f"Encode15Bits: {value} is outside 0..32767")
     if value <= 127:
         return bytes((value,))
     return bytes(((value & 127) + 128, value >> 7))
@@ -68,11 +71,11 @@ def Encode15Bits(value: int) -> bytes:  # noqa: N802 - the seed's name
 def Decode15Bits(data: bytes) -> int:  # noqa: N802 - the seed's name
     """Decode the 1- or 2-byte form of :func:`Encode15Bits` from the start of ``data``."""
     if not data:
-        raise ValueError("Decode15Bits: no data")
+        raise DecodeError("Decode15Bits: no data")
     if data[0] <= 127:
         return data[0]
     if len(data) < 2:
-        raise ValueError("Decode15Bits: second byte missing")
+        raise DecodeError("Decode15Bits: second byte missing")
     return (data[0] - 128) | (data[1] << 7)
 
 
@@ -107,7 +110,7 @@ UInt15 = _UInt15()
 def PackSign(value: int) -> int:  # noqa: N802 - the seed's name
     """Move the sign of an int64 to bit 0 so small magnitudes have leading zeros (result: uint64)."""
     if not _I64_MIN <= value <= _I64_MAX:
-        raise ValueError(f"PackSign: {value} is not an int64")
+        raise InvalidArgument(f"PackSign: {value} is not an int64")
     if value >= 0:
         return (value << 1) & _U64
     return ((~value << 1) + 1) & _U64
@@ -116,7 +119,7 @@ def PackSign(value: int) -> int:  # noqa: N802 - the seed's name
 def UnPackSign(value: int) -> int:  # noqa: N802 - the seed's name
     """Inverse of :func:`PackSign`: uint64 -> int64."""
     if not 0 <= value <= _U64:
-        raise ValueError(f"UnPackSign: {value} is not a uint64")
+        raise DecodeError(f"UnPackSign: {value} is not a uint64")
     if value & 1 == 0:
         return value >> 1
     return ~(value >> 1)
@@ -139,32 +142,32 @@ def encode_sttp_time(ticks: int, leap_second: bool = False) -> int:
     ``ticks`` of second 59 of that minute plus the fraction, with ``leap_second=True``.
     """
     if not 0 <= ticks <= DATETIME_MAX_TICKS:
-        raise ValueError(f"SttpTime: {ticks} ticks are outside DateTime")
+        raise InvalidArgument(f"SttpTime: {ticks} ticks are outside DateTime")
     if not leap_second:
         return ticks
     minute, into = divmod(ticks, _TICKS_PER_MINUTE)
     if into < 59 * _TICKS_PER_SECOND:
-        raise ValueError("SttpTime: a leap second follows second 59 of its minute")
+        raise InvalidArgument("SttpTime: a leap second follows second 59 of its minute")
     return DATETIME_MAX_TICKS + 1 + minute * _TICKS_PER_SECOND + (into - 59 * _TICKS_PER_SECOND)
 
 
 def decode_sttp_time(value: int) -> tuple[int, bool]:
     """Inverse of :func:`encode_sttp_time`: (ticks, leap_second)."""
     if value < 0 or value > _I64_MAX:
-        raise ValueError(f"SttpTime: {value} is not a valid time")
+        raise DecodeError(f"SttpTime: {value} is not a valid time")
     if value <= DATETIME_MAX_TICKS:
         return value, False
     minute, fraction = divmod(value - DATETIME_MAX_TICKS - 1, _TICKS_PER_SECOND)
     ticks = minute * _TICKS_PER_MINUTE + 59 * _TICKS_PER_SECOND + fraction
     if ticks > DATETIME_MAX_TICKS:
-        raise ValueError(f"SttpTime: {value} is past the last leap second")
+        raise DecodeError(f"SttpTime: {value} is past the last leap second")
     return ticks, True
 
 
 # --- Bit-Byte-Block ---------------------------------------------------------------------------
 
 
-class BitByteError(ValueError):
+class BitByteError(SttpError, RemoteError, ValueError):
     """A Bit-Byte-Block that is malformed or read past its end."""
 
 

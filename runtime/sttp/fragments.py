@@ -46,6 +46,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NoReturn
 
+from gridbind.errors import RemoteError
 from gridbind.generated.sttp.draft_0_8 import (
     BeginFragment,
     Command,
@@ -62,6 +63,7 @@ from gridbind.sttp.compression import (
     deflate,
     inflate,
 )
+from gridbind.sttp.errors import InvalidArgument, SttpError
 
 __all__ = ["Assembler", "FragmentError", "Fragmenter", "Packet"]
 
@@ -73,7 +75,7 @@ _INT32_MAX = 0x7FFFFFFF
 _FRAGMENT_CODES = (CommandCode.BeginFragment, CommandCode.NextFragment)
 
 
-class FragmentError(ValueError):
+class FragmentError(SttpError, RemoteError, ValueError):
     """A fragment sequence is malformed: interleaved, out of order, overlong, truncated, too
     large (a compressed packet above 16384 raw bytes), or its compressed data does not inflate
     to the declared size."""
@@ -113,7 +115,7 @@ class Fragmenter:
         deflate_stream: DeflateCompressor | None = None,
     ) -> None:
         if not FRAME_HEADER + BEGIN_HEADER + 1 <= max_packet_size <= MAX_PACKET_SIZE:
-            raise ValueError(f"max_packet_size must be 14..{MAX_PACKET_SIZE}")
+            raise InvalidArgument(f"max_packet_size must be 14..{MAX_PACKET_SIZE}")
         self.max_packet_size = max_packet_size
         self.deflate_level = deflate_level
         self.deflate_stream = deflate_stream
@@ -149,7 +151,7 @@ class Fragmenter:
             raw = len(payload)
         else:
             if raw_size is None:
-                raise ValueError("Tssc fragments need the raw_size of the data points")
+                raise InvalidArgument("Tssc fragments need the raw_size of the data points")
             if raw_size > MAX_INFLATED:
                 raise FragmentError(
                     f"Tssc packet of {raw_size} raw bytes exceeds the {MAX_INFLATED}-byte "

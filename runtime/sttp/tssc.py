@@ -47,6 +47,9 @@ from array import array
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, NamedTuple, Sequence
 
+from gridbind.errors import RemoteError
+from gridbind.sttp.errors import InvalidArgument, SttpError
+
 __all__ = [
     "DEPLOYED",
     "SEED",
@@ -87,11 +90,11 @@ _U32 = struct.Struct("<I")
 # Errors
 
 
-class TsscError(ValueError):
+class TsscError(SttpError, ValueError):
     """Base class of TSSC errors (bad input to the encoder, bad blocks to the decoder)."""
 
 
-class TsscDecodeError(TsscError):
+class TsscDecodeError(TsscError, RemoteError):
     """A block is truncated, corrupted or was not produced by a matching encoder.
 
     After this error the decoder's state no longer matches the encoder's: the decoder refuses
@@ -104,7 +107,7 @@ class TsscVersionError(TsscDecodeError):
     """The block's version byte is not :data:`TSSC_VERSION`."""
 
 
-class TsscSequenceError(TsscError):
+class TsscSequenceError(TsscError, RemoteError):
     """A block arrived out of sequence (lost or repeated block): ask the publisher to reset.
 
     ``expected`` is the sequence number the decoder waits for, ``received`` the block's (``None``
@@ -144,7 +147,7 @@ class CodeTable:
         names += ["VALUE1", "VALUE2", "VALUE3", "VALUE_ZERO"]
         names += [f"VALUE_XOR{w}" for w in range(4, 33, 4)]
         if len(names) > 32:
-            raise ValueError("a TSSC code table has at most 32 codes (5-bit code words)")
+            raise InvalidArgument("a TSSC code table has at most 32 codes (5-bit code words)")
         object.__setattr__(self, "codes", {name: code for code, name in enumerate(names)})
 
     def __getattr__(self, name: str) -> int:
@@ -180,7 +183,7 @@ def table_for_profile(profile: str) -> CodeTable:
     for table in (SEED, DEPLOYED):
         if table.profile == profile:
             return table
-    raise ValueError(f"no TSSC code table for profile {profile!r}")
+    raise InvalidArgument(f"no TSSC code table for profile {profile!r}")
 
 
 def next_sequence_number(sequence: int) -> int:
@@ -219,7 +222,7 @@ def _resolve(implementation: str) -> str:
         return "c"
     if implementation == "python":
         return "python"
-    raise ValueError(f"unknown TSSC implementation {implementation!r} (auto, c, python)")
+    raise InvalidArgument(f"unknown TSSC implementation {implementation!r} (auto, c, python)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -852,7 +855,7 @@ class TsscEncoder:
         implementation: str = "auto",
     ) -> None:
         if not MIN_MAX_BLOCK_SIZE <= max_block_size <= 0x7FFFFFFF:
-            raise ValueError(f"max_block_size must be at least {MIN_MAX_BLOCK_SIZE}")
+            raise InvalidArgument(f"max_block_size must be at least {MIN_MAX_BLOCK_SIZE}")
         self.table = table
         self.implementation = _resolve(implementation)
         self.max_block_size = max_block_size
@@ -896,7 +899,7 @@ class TsscEncoder:
         """
         cols = _normalise(ids, timestamps, flags, values)
         if not 0 <= start <= len(cols[0]):
-            raise ValueError(f"start {start} outside the columns")
+            raise InvalidArgument(f"start {start} outside the columns")
         return self._add_normalised(cols, start)
 
     def _add_normalised(self, cols: tuple[Any, Any, Any, Any], start: int) -> int:

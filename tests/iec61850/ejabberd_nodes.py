@@ -33,6 +33,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gridbind.errors import LocalError
+from gridbind.iec61850.errors import Iec61850Error
 from gridbind.iec61850.prosody import LOOPBACK, TestPKI, make_test_pki
 
 __all__ = ["EjabberdError", "Ejabberd", "EjabberdCluster", "ejabberd_available"]
@@ -40,7 +42,7 @@ __all__ = ["EjabberdError", "Ejabberd", "EjabberdCluster", "ejabberd_available"]
 _EJABBERDCTL = Path("/usr/sbin/ejabberdctl")
 
 
-class EjabberdError(RuntimeError):
+class EjabberdError(Iec61850Error, LocalError, RuntimeError):
     """The private ejabberd could not be configured, started, administered or stopped."""
 
 

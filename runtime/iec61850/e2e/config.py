@@ -86,8 +86,9 @@ class E2EConfig:
             sig_alg_of_key(self.private_key)
         except ValueError as exc:
             raise ConfigError(f"E2E key: {exc}") from None
-        if self.certificate.public_key().public_numbers() != (
-            self.private_key.public_key().public_numbers()
+        spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        if self.certificate.public_key().public_bytes(*spki) != (
+            self.private_key.public_key().public_bytes(*spki)
         ):
             raise ConfigError("the E2E private key does not belong to the E2E certificate")
         if self.dh_group not in alternative_names(e2e_4.DhKey):

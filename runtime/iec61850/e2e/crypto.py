@@ -28,6 +28,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from gridbind.errors import RemoteError
+from gridbind.iec61850.errors import Iec61850Error, InvalidArgument
+
 __all__ = [
     "MODP14_P",
     "MAX_RSA_BITS",
@@ -65,11 +68,11 @@ MODP14_P = int(
 MAX_RSA_BITS = 8192
 
 
-class DhError(ValueError):
+class DhError(Iec61850Error, RemoteError, ValueError):
     """A peer's DH public value is malformed or outside the group."""
 
 
-class DecryptError(ValueError):
+class DecryptError(Iec61850Error, RemoteError, ValueError):
     """Decryption failed (wrong key, altered ciphertext or tag, bad padding)."""
 
 
@@ -78,12 +81,12 @@ def sig_alg_of_key(key: Any) -> str:
     if isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)):
         if isinstance(key.curve, ec.SECP256R1):
             return "ecdsa-p256-sha256"
-        raise ValueError(f"EC curve {key.curve.name} is not P-256")
+        raise InvalidArgument(f"EC curve {key.curve.name} is not P-256")
     if isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
         if not 2048 <= key.key_size <= MAX_RSA_BITS:
-            raise ValueError(f"RSA key of {key.key_size} bits (2048..{MAX_RSA_BITS} accepted)")
+            raise InvalidArgument(f"RSA key of {key.key_size} bits (2048..{MAX_RSA_BITS} accepted)")
         return "rsa-sha256"
-    raise ValueError(f"unsupported key type {type(key).__name__}")
+    raise InvalidArgument(f"unsupported key type {type(key).__name__}")
 
 
 def sign(key: Any, data: bytes) -> bytes:
@@ -120,7 +123,7 @@ class DhKeyPair:
             return cls(group, ec.generate_private_key(ec.SECP256R1()))
         if group == "modp-group14":
             return cls(group, secrets.randbits(256) | (1 << 255))
-        raise ValueError(f"unsupported DH group {group!r}")
+        raise InvalidArgument(f"unsupported DH group {group!r}")
 
     def public_bytes(self) -> bytes:
         if self.group == "ecdh-secp256r1":

@@ -15,6 +15,9 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import Any
 
+from gridbind.errors import LocalError, RemoteError
+from gridbind.iec61850.errors import Iec61850Error
+
 __all__ = [
     "ApplicationRejected",
     "ConfigError",
@@ -81,15 +84,15 @@ class DtDiag(IntEnum):
     PROTOCOL_ERROR = 15
 
 
-class E2EError(Exception):
+class E2EError(Iec61850Error):
     """Root of every error of :mod:`gridbind.iec61850.e2e`."""
 
 
-class ConfigError(E2EError):
+class ConfigError(E2EError, LocalError):
     """Invalid local E2E configuration (certificate, key, algorithms, rekey interval)."""
 
 
-class HandshakeError(E2EError):
+class HandshakeError(E2EError, RemoteError):
     """The handshake failed here; ``reply`` (if any) is the envelope to send to the peer."""
 
     def __init__(self, diag: HandshakeDiag, detail: str, reply: Any = None) -> None:
@@ -99,7 +102,7 @@ class HandshakeError(E2EError):
         self.reply = reply
 
 
-class HandshakeRejected(E2EError):
+class HandshakeRejected(E2EError, RemoteError):
     """The peer refused the handshake (HandshakeSecReject or HandshakeSecAbort it sent)."""
 
     def __init__(self, diag: int, envelope: Any) -> None:
@@ -109,7 +112,7 @@ class HandshakeRejected(E2EError):
         self.envelope = envelope
 
 
-class ApplicationRejected(E2EError):
+class ApplicationRejected(E2EError, RemoteError):
     """Security accepted, application refused: ``pdu`` is the peer's initiate-ErrorPDU."""
 
     def __init__(self, pdu: Any) -> None:
@@ -117,7 +120,7 @@ class ApplicationRejected(E2EError):
         self.pdu = pdu
 
 
-class TransferError(E2EError):
+class TransferError(E2EError, RemoteError):
     """A data-transfer envelope failed a check; ``reply`` is the DtSecAbort to send."""
 
     def __init__(self, diag: DtDiag, detail: str, reply: Any = None) -> None:
@@ -127,7 +130,7 @@ class TransferError(E2EError):
         self.reply = reply
 
 
-class PeerAborted(E2EError):
+class PeerAborted(E2EError, RemoteError):
     """The peer aborted the association (DtSecAbort, HandshakeSecAbort or ApplAbort)."""
 
     def __init__(self, kind: str, diag: int | None, envelope: Any) -> None:
@@ -137,5 +140,5 @@ class PeerAborted(E2EError):
         self.envelope = envelope
 
 
-class ReleaseError(E2EError):
+class ReleaseError(E2EError, RemoteError):
     """A ReleaseReq/ReleaseRsp failed its checks (wrong association, ICV, time, sequence)."""

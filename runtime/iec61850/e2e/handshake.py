@@ -100,6 +100,8 @@ _Choice = tuple[Mode, str | None, str | None]  # (mode, cipher, ICV algorithm)
 def _offered(mode: e.EncrMode) -> set[_Choice]:
     """The (mode, cipher, ICV) combinations an encr-mode offers."""
     choice = mode.choice
+    if choice is None:
+        return set()
     if isinstance(choice, e.EncrMode.Aea):
         return {(Mode.ENCRYPTED, alternative_name(a), None) for a in choice.aea_algorithm}
     icvs = [alternative_name(a) for a in choice.icv.icv_algorithm]

@@ -18,6 +18,7 @@ about wall-clock time, so a monotonic clock must not be passed here.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 import typing
@@ -28,6 +29,7 @@ from lxml import etree
 
 from gridbind.generated.iec61850_8_2 import e2e_4
 from gridbind.iec61850 import codec
+from gridbind.iec61850.errors import InvalidArgument
 
 __all__ = [
     "SECURITY_LOG",
@@ -55,7 +57,7 @@ def to_posix(now: Now) -> float:
     """POSIX seconds of ``now`` (float or aware datetime)."""
     if isinstance(now, datetime):
         if now.tzinfo is None:
-            raise ValueError("E2E time must be an aware datetime (UTC)")
+            raise InvalidArgument("E2E time must be an aware datetime (UTC)")
         return now.timestamp()
     return float(now)
 
@@ -94,7 +96,7 @@ def canonical_part(envelope: Any, *path: str) -> bytes:
 
 
 def _choices(cls: type) -> tuple[dict[str, Any], ...]:
-    for f in cls.__dataclass_fields__.values():
+    for f in dataclasses.fields(cls):
         if f.name == "choice":
             return f.metadata["choices"]
     raise TypeError(f"{cls.__name__} is not a generated CHOICE")

@@ -41,7 +41,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, NoReturn
 
 from cryptography import x509
 
@@ -105,6 +105,20 @@ class DirectionKeys:
     ctl: bytes
     chain: bytes
     since: float
+
+    @property
+    def enc_key(self) -> bytes:
+        """The encryption key (only an encrypted association has one)."""
+        if self.enc is None:
+            raise E2EError("this E2E association has no encryption key")
+        return self.enc
+
+    @property
+    def icv_key(self) -> bytes:
+        """The ICV key (AES-GCM associations have none: the AEAD tag protects them)."""
+        if self.icv is None:
+            raise E2EError("this E2E association has no ICV key")
+        return self.icv
 
     @classmethod
     def derive(
@@ -205,13 +219,13 @@ class E2ESession:
         plaintext = codec.encode(pdu)
         if self.config.aead:
             token2.iv = os.urandom(12)
-            ciphertext = crypto.gcm_seal(self._send.enc, token2.iv, plaintext, _aad(token2))
+            ciphertext = crypto.gcm_seal(self._send.enc_key, token2.iv, plaintext, _aad(token2))
             return e.EncrTransfer(tbp=e.EncrTbp(token2=token2, encrypted_appl_data=ciphertext))
         token2.iv = os.urandom(16)
         env = e.EncrTransfer(
             tbp=e.EncrTbp(
                 token2=token2,
-                encrypted_appl_data=crypto.cbc_seal(self._send.enc, token2.iv, plaintext),
+                encrypted_appl_data=crypto.cbc_seal(self._send.enc_key, token2.iv, plaintext),
             ),
             auth=e.Authenticator(algorithm=_icv_alg(self.config.icv), icv=b"\x00"),
         )
@@ -304,7 +318,7 @@ class E2ESession:
         SECURITY_LOG.info("E2E association %s: sending keys renewed", self.asso_id)
         return e.ClearToken2.Rekey(dh_key=alternative(e.DhKey, fresh.group, public), sign=sign)
 
-    def _abort(self, t: float, diag: DtDiag, detail: str) -> None:
+    def _abort(self, t: float, diag: DtDiag, detail: str) -> NoReturn:
         self.state = SessionState.ABORTED
         reply = e.DtSecAbort(
             token3=e.ClearToken3(asso_id=self.asso_id, time=format_time(t)), diag=int(diag)
@@ -326,6 +340,8 @@ class E2ESession:
         if token2.rekey is None:
             return self._recv
         group = alternative_name(token2.rekey.dh_key)
+        if token2.rekey.dh_key.choice is None:
+            self._abort(t, DtDiag.PROTOCOL_ERROR, "rekey without a DH public value")
         public = token2.rekey.dh_key.choice.value
         signed = rekey_signed_bytes(self.asso_id, token2.time, token2.seq, group, public)
         if group != self._own_dh.group or not crypto.verify(
@@ -379,9 +395,9 @@ class E2ESession:
     def _icv(self, keys: DirectionKeys, data: bytes) -> tuple[bytes | None, bytes]:
         """``(nonce, icv)`` of ``data`` with the agreed ICV algorithm."""
         if self.config.icv == "hmac-sha256":
-            return None, crypto.hmac_sha256(keys.icv, data)
+            return None, crypto.hmac_sha256(keys.icv_key, data)
         nonce = os.urandom(12)
-        return nonce, crypto.gmac(keys.icv, nonce, data)
+        return nonce, crypto.gmac(keys.icv_key, nonce, data)
 
     def _check_icv(self, auth: e.Authenticator, keys: DirectionKeys, data: bytes, t: float) -> None:
         if alternative_name(auth.algorithm) != self.config.icv:
@@ -393,11 +409,11 @@ class E2ESession:
         if self.config.icv == "hmac-sha256":
             if auth.nonce is not None:
                 self._abort(t, DtDiag.PROTOCOL_ERROR, "HMAC-SHA256 ICV with a nonce")
-            good = crypto.hmac_equal(crypto.hmac_sha256(keys.icv, data), auth.icv)
+            good = crypto.hmac_equal(crypto.hmac_sha256(keys.icv_key, data), auth.icv)
         else:
             if auth.nonce is None or len(auth.nonce) != 12:
                 self._abort(t, DtDiag.INVALID_IV, "GMAC nonce must be 12 octets")
-            good = crypto.hmac_equal(crypto.gmac(keys.icv, auth.nonce, data), auth.icv)
+            good = crypto.hmac_equal(crypto.gmac(keys.icv_key, auth.nonce, data), auth.icv)
         if not good:
             self._abort(t, DtDiag.INVALID_ICV, "ICV does not match tbp")
 
@@ -422,14 +438,16 @@ class E2ESession:
                     self._abort(t, DtDiag.PROTOCOL_ERROR, "AES-GCM EncrTransfer with an auth")
                 if len(iv) != 12:
                     self._abort(t, DtDiag.INVALID_IV, "AES-GCM nonce must be 12 octets")
-                plaintext = crypto.gcm_open(keys.enc, iv, env.tbp.encrypted_appl_data, _aad(token2))
+                plaintext = crypto.gcm_open(
+                    keys.enc_key, iv, env.tbp.encrypted_appl_data, _aad(token2)
+                )
             else:
                 if env.auth is None:
                     self._abort(t, DtDiag.UNSUPPORTED_ALGORITHM, "AES-CBC without an ICV")
                 if len(iv) != 16:
                     self._abort(t, DtDiag.INVALID_IV, "AES-CBC IV must be 16 octets")
                 self._check_icv(env.auth, keys, canonical_part(env, "tbp"), t)
-                plaintext = crypto.cbc_open(keys.enc, iv, env.tbp.encrypted_appl_data)
+                plaintext = crypto.cbc_open(keys.enc_key, iv, env.tbp.encrypted_appl_data)
         except crypto.DecryptError as exc:
             self._abort(t, DtDiag.DECRYPTION_FAILED, str(exc))
         pair = self._check_token(token2.time, token2.seq, keys, t)

@@ -19,7 +19,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from cryptography import x509
-from cryptography.x509.oid import ExtensionOID
 
 from gridbind.iec61850.e2e.config import bare_jid
 from gridbind.iec61850.e2e.diagnostics import HandshakeDiag, HandshakeError
@@ -62,7 +61,7 @@ def load_certificate(der: bytes) -> x509.Certificate:
 def certificate_jids(cert: x509.Certificate) -> list[str]:
     """The JIDs a certificate names in its subjectAltName (xmppAddr and ``xmpp:`` URIs)."""
     try:
-        san = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         return []
     jids = []
@@ -101,14 +100,14 @@ def _check_issuing_ca(ca: x509.Certificate, below: int, what: str, anchor: bool)
 
     A trust anchor is configured, not sent: only its pathLenConstraint, when present, applies."""
     try:
-        constraints = ca.extensions.get_extension_for_oid(ExtensionOID.BASIC_CONSTRAINTS).value
+        constraints = ca.extensions.get_extension_for_class(x509.BasicConstraints).value
     except x509.ExtensionNotFound:
         constraints = None
     if not anchor:
         if constraints is None or not constraints.ca:
             raise _fail(HandshakeDiag.INVALID_CERTIFICATE_PATH, f"{what} is not a CA")
         try:
-            usage = ca.extensions.get_extension_for_oid(ExtensionOID.KEY_USAGE).value
+            usage = ca.extensions.get_extension_for_class(x509.KeyUsage).value
         except x509.ExtensionNotFound:
             usage = None
         if usage is None or not usage.key_cert_sign:
@@ -154,7 +153,7 @@ def check_certificate(
         raise _fail(HandshakeDiag.INVALID_CERTIFICATE_PATH, "certificate path loops")
     _valid_at(leaf, at, "the E2E certificate")
     try:
-        usage = leaf.extensions.get_extension_for_oid(ExtensionOID.KEY_USAGE).value
+        usage = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
     except x509.ExtensionNotFound:
         raise _fail(
             HandshakeDiag.INVALID_KEY_USAGE, "the E2E certificate has no keyUsage"

@@ -12,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, cast
 
+from gridbind.errors import RemoteError
 from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
+from gridbind.iec61850.errors import Iec61850Error
 
 from .. import mms
 from .. import mmsdata as d
@@ -29,7 +31,7 @@ REASON_TAG = "ReasonCode"
 _EF = m.EntryContent.EntryForm
 
 
-class JournalError(ValueError):
+class JournalError(Iec61850Error, RemoteError, ValueError):
     """A journal entry that is not an 8-1 log entry."""
 
 

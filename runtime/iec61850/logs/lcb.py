@@ -14,7 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from gridbind.errors import LocalError
 from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
+from gridbind.iec61850.errors import Iec61850Error
 
 from .. import mms
 from ..association import Association
@@ -44,7 +46,7 @@ _TRIGGERS = {
 }
 
 
-class JournalError(Exception):
+class JournalError(Iec61850Error, LocalError):
     """A readJournal the server refuses: (error class, code, text)."""
 
     def __init__(self, error_class: str, code: str, text: str) -> None:

@@ -13,7 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from gridbind.errors import RemoteError
 from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
+from gridbind.iec61850.errors import Iec61850Error
 
 from .. import mms
 from .. import mmsdata as d
@@ -30,7 +32,7 @@ RPT = "RPT"
 MAX_SEGMENTS = 256
 
 
-class ReportError(ValueError):
+class ReportError(Iec61850Error, RemoteError, ValueError):
     """An informationReport that is not a well-formed 8-1 report."""
 
 

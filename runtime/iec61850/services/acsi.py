@@ -20,7 +20,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from gridbind.errors import LocalError
 from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
+from gridbind.iec61850.errors import Iec61850Error
 
 from .. import mms
 from ..association import Association, RejectReason
@@ -75,7 +77,7 @@ _DS_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
 _RCB_KINDS = ("URCB", "BRCB")
 
 
-class ServiceError(Exception):
+class ServiceError(Iec61850Error, LocalError):
     """A confirmed-ErrorPDU: ``error_class`` and ``code`` are XSD element names."""
 
     def __init__(self, error_class: str, code: str, text: str = "") -> None:
@@ -85,7 +87,7 @@ class ServiceError(Exception):
         self.text = text
 
 
-class RequestRefused(Exception):
+class RequestRefused(Iec61850Error, LocalError):
     """A request this server cannot even interpret (answered with a rejectPDU, not an error)."""
 
     def __init__(self, reason: RejectReason, text: str) -> None:

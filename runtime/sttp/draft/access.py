@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from gridbind.sttp.errors import InvalidArgument
 from gridbind.sttp.expressions import (
     CompiledExpression,
     Dialect,
@@ -86,7 +87,7 @@ def parse_rule(text: str) -> AccessRule:
     """Parse ``ALLOW|DENY (ALL | WHERE <expr> | <guid>)``; raises ``ValueError``."""
     match = _RULE.match(text)
     if not match:
-        raise ValueError(f"access rule must start with ALLOW or DENY: {text!r}")
+        raise InvalidArgument(f"access rule must start with ALLOW or DENY: {text!r}")
     allow = match["verb"].upper() == "ALLOW"
     body = match["body"]
     if body.upper() == "ALL":
@@ -95,11 +96,13 @@ def parse_rule(text: str) -> AccessRule:
         try:
             return AccessRule(allow, where=compile_expression(body[5:], Dialect.SQL), text=text)
         except FilterExpressionError as exc:
-            raise ValueError(f"access rule {text!r}: {exc}") from exc
+            raise InvalidArgument(f"access rule {text!r}: {exc}") from exc
     try:
         return AccessRule(allow, point=uuid.UUID(body.strip("{}' ")), text=text)
     except ValueError:
-        raise ValueError(f"access rule {text!r}: expected ALL, WHERE <expr> or a Guid") from None
+        raise InvalidArgument(
+            f"access rule {text!r}: expected ALL, WHERE <expr> or a Guid"
+        ) from None
 
 
 class AccessControl:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from gridbind.generated.sttp import draft_0_8 as wire
+from gridbind.sttp.errors import SttpError
 from gridbind.sttp.measurement import TICKS_PER_SECOND
 
 __all__ = [
@@ -45,7 +46,7 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
-class CharacteristicsError(ValueError):
+class CharacteristicsError(SttpError, ValueError):
     """An option that cannot be read."""
 
 

@@ -34,6 +34,7 @@ from gridbind.sttp.compression import DeflateCompressor, DeflateDecompressor
 from gridbind.sttp.draft.packets import STREAM_DEFLATE_LEVEL, FragmentError, PacketError
 from gridbind.sttp.encoding import ValueType
 from gridbind.sttp.fragments import Assembler, Fragmenter
+from gridbind.sttp.errors import InvalidArgument
 
 log = logging.getLogger("gridbind.sttp.draft")
 CC = wire.CommandCode
@@ -341,7 +342,7 @@ def _coerce(value_type: int, value: Any) -> Any:
         return bool(value)
     if value_type in (ValueType.INT64, ValueType.STTP_TIME):
         if isinstance(value, float) and not value.is_integer():
-            raise ValueError(f"{value} is not an integer")
+            raise InvalidArgument(f"{value} is not an integer")
         return int(value)
     if value_type == ValueType.STRING:
         return value if isinstance(value, str) else str(value)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import struct
 
+from gridbind.sttp.errors import SttpError
+
 __all__ = ["FrameError", "FrameReader", "HEADER_SIZE", "MAX_PAYLOAD", "encode_frame"]
 
 HEADER_SIZE = 3
@@ -16,7 +18,7 @@ MAX_PAYLOAD = 0xFFFF - HEADER_SIZE
 _HEADER = struct.Struct(">BH")
 
 
-class FrameError(ValueError):
+class FrameError(SttpError, ValueError):
     """A frame header that cannot be valid (length below the header size)."""
 
 

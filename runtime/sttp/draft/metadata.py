@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gridbind.generated.sttp import draft_0_8 as wire
+from gridbind.sttp.errors import MetadataError  # one class for both profiles
 from gridbind.sttp.expressions import Budget, Dialect, FilterExpressionError, compile_expression
 
 __all__ = ["MetadataDatabase", "MetadataError", "MetaTable", "QueryResult", "attribute", "value_of"]
@@ -38,10 +39,6 @@ _FILTER = re.compile(
 )
 #: Deleted-row history kept for update queries; older revisions get VersionNotCompatible.
 MAX_TOMBSTONES = 100_000
-
-
-class MetadataError(ValueError):
-    """A bad table definition, row or query."""
 
 
 def attribute(kind: int, value: Any) -> wire.AttributeValue:

@@ -45,6 +45,8 @@ from gridbind.sttp.draft.basic import decode_points, encode_points
 from gridbind.sttp.encoding import BitByteError, SttpValue, ValueType
 from gridbind.sttp.fragments import Assembler, FragmentError, Fragmenter, Packet
 from gridbind.sttp.tssc import SEED, TsscDecoder, TsscEncoder, TsscError
+from gridbind.sttp.errors import InvalidArgument, SttpError
+from gridbind.errors import RemoteError
 
 __all__ = [
     "COMPRESSION_LIMIT",
@@ -74,7 +76,7 @@ _SEND = int(wire.CommandCode.SendDataPoints)
 _U32 = 0xFFFFFFFF
 
 
-class PacketError(ValueError):
+class PacketError(SttpError, RemoteError, ValueError):
     """A data packet or fragment sequence that is malformed, oversized or out of order."""
 
 
@@ -125,11 +127,11 @@ class DataEncoder:
         deflate_stream: DeflateCompressor | None = None,
     ):
         if algorithm not in ("NONE", "DEFLATE", "TSSC"):
-            raise ValueError(f"unknown compression algorithm {algorithm!r}")
+            raise InvalidArgument(f"unknown compression algorithm {algorithm!r}")
         if algorithm == "TSSC" and not stateful:
-            raise ValueError("TSSC is stateful and needs a reliable channel")
+            raise InvalidArgument("TSSC is stateful and needs a reliable channel")
         if not 256 <= max_payload <= 0xFFFF - 3:
-            raise ValueError("max_payload must be 256..65532")
+            raise InvalidArgument("max_payload must be 256..65532")
         self.algorithm = algorithm
         self.stateful = stateful
         self.max_payload = max_payload

@@ -51,6 +51,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from gridbind.sttp.errors import DecodeError, InvalidArgument
+
 __all__ = [
     "DatagramCipher",
     "TlsConfig",
@@ -125,7 +127,7 @@ class TlsConfig:
     def server_context(self) -> ssl.SSLContext:
         """Context for server-style sockets (publisher listening, or subscriber in reverse mode)."""
         if not self.certfile:
-            raise ValueError("a TLS server needs certfile (and keyfile)")
+            raise InvalidArgument("a TLS server needs certfile (and keyfile)")
         context = self._base(ssl.Purpose.CLIENT_AUTH)
         if self.verify and self.cafile:
             context.verify_mode = ssl.CERT_REQUIRED
@@ -203,7 +205,7 @@ class _Revocations:
         marker = b"-----BEGIN X509 CRL-----"
         self.crls = [x509.load_pem_x509_crl(marker + part) for part in text.split(marker)[1:]]
         if not self.crls:
-            raise ValueError(f"{crlfile}: no PEM certificate revocation list")
+            raise InvalidArgument(f"{crlfile}: no PEM certificate revocation list")
         self.issuers: list[x509.Certificate] = []
         for name in (cafile, crlfile):
             if name and b"-----BEGIN CERTIFICATE-----" in Path(name).read_bytes():
@@ -341,7 +343,7 @@ class DatagramCipher:
 
     def __init__(self, key: bytes, iv: bytes) -> None:
         if len(key) != 32 or len(iv) != 16:
-            raise ValueError("AES-256 needs a 32-byte key and a 16-byte IV")
+            raise InvalidArgument("AES-256 needs a 32-byte key and a 16-byte IV")
         self._cipher = Cipher(algorithms.AES(key), modes.CBC(iv))
 
     def encrypt(self, frame: bytes) -> bytes:
@@ -354,12 +356,12 @@ class DatagramCipher:
     def decrypt(self, datagram: bytes) -> bytes:
         """Decrypt one datagram; raises ``ValueError`` when it is not ours."""
         if len(datagram) < 32 or len(datagram) % 16:
-            raise ValueError("datagram is not AES-CBC ciphertext")
+            raise DecodeError("datagram is not AES-CBC ciphertext")
         decryptor = self._cipher.decryptor()
         plain = decryptor.update(datagram) + decryptor.finalize()
         unpadder = padding.PKCS7(128).unpadder()
         try:
             data = unpadder.update(plain) + unpadder.finalize()
         except ValueError:
-            raise ValueError("datagram does not decrypt (wrong key or corrupted)") from None
+            raise DecodeError("datagram does not decrypt (wrong key or corrupted)") from None
         return data[16:]

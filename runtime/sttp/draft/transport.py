@@ -64,6 +64,8 @@ from gridbind.sttp.draft.core import _Session
 from gridbind.sttp.draft.events import FilterRequested
 from gridbind.sttp.expressions import FilterExpressionError, run_bounded
 from gridbind.sttp.measurement import Measurement
+from gridbind.sttp.errors import InvalidArgument, SttpError
+from gridbind.errors import RemoteError
 
 __all__ = ["CommandError", "Publisher", "SessionError", "Subscriber", "SubscriptionRefused"]
 
@@ -88,11 +90,11 @@ SSC = wire.SubscribeSubCommand
 SM = wire.SubscriptionMode
 
 
-class SessionError(ConnectionError):
+class SessionError(SttpError, RemoteError, ConnectionError):
     """The session ended (negotiation failed, time-out, peer terminated, ...)."""
 
 
-class CommandError(RuntimeError):
+class CommandError(SttpError, RemoteError, RuntimeError):
     """The peer answered RequestFailed to a command."""
 
     def __init__(self, event: CommandFailed) -> None:
@@ -863,7 +865,7 @@ class Subscriber:
         if points is not None:
             ids = list(points)
             if not ids and mode != SM.Replace:
-                raise ValueError("no points given")
+                raise InvalidArgument("no points given")
             for start in range(0, max(len(ids), 1), 3000):
                 items.append(
                     wire.SubscribeItem(

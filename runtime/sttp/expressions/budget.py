@@ -15,10 +15,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gridbind.sttp.errors import SttpError
+
 __all__ = ["Budget", "BudgetExceeded", "FilterExpressionError", "Limits", "Scope"]
 
 
-class FilterExpressionError(ValueError):
+class FilterExpressionError(SttpError, ValueError):
     """A filter expression that does not parse, exceeds its budget, or cannot be evaluated.
 
     This is the only exception the expression engine raises; the publishers turn it into a FAILED

@@ -21,6 +21,7 @@ from typing import Any
 
 from lxml import etree
 
+from gridbind.sttp.errors import MetadataError  # one class for both profiles
 from gridbind.sttp.expressions import (
     Budget,
     FilterExpressionError,
@@ -62,10 +63,6 @@ _INT_TYPES = {
     "unsignedInt",
     "unsignedLong",
 }
-
-
-class MetadataError(ValueError):
-    """Metadata XML that is malformed, hostile or inconsistent with its schema."""
 
 
 @dataclass(frozen=True)
@@ -230,7 +227,7 @@ class DataSet:
                 if table is None:
                     raise FilterExpressionError(f"unknown table {statement.table!r}")
                 rows = select_statement_rows(self.tables, statement, budget)
-                keep.setdefault(table.name, []).extend(rows)
+                keep.setdefault(table.name, []).extend(dict(row) for row in rows)
         except FilterExpressionError as exc:
             raise MetadataError(f"bad metadata filter: {exc}") from None
         return DataSet(

@@ -524,5 +524,5 @@ def parse_time_constraint(text: str, now: int | None = None) -> int:
     try:
         moment = datetime.strptime(value, "%m/%d/%Y %H:%M:%S").replace(tzinfo=timezone.utc)
     except ValueError:
-        raise ValueError(f"not a time constraint: {text!r}") from None
+        raise ProtocolError(f"not a time constraint: {text!r}") from None
     return ticks_from_datetime(moment)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from gridbind.sttp.errors import InvalidArgument
 from gridbind.sttp.expressions import (
     FilterExpressionError,
     evaluation_result,
@@ -338,7 +339,7 @@ class SubscriberSession:
     def user_command(self, code: int, payload: bytes = b"") -> bytes:
         """One of the 16 user-defined commands."""
         if not is_user_command(code):
-            raise ValueError(f"0x{code:02X} is not a user command code (0xD0-0xDF)")
+            raise InvalidArgument(f"0x{code:02X} is not a user command code (0xD0-0xDF)")
         return self._command(code, payload)
 
     def _command(self, code: int, payload: bytes = b"") -> bytes:
@@ -695,7 +696,7 @@ class PublisherSession:
     def user_response(self, code: int, command: int, payload: bytes = b"") -> None:
         """Queue one of the 16 user-defined responses."""
         if not is_user_response(code):
-            raise ValueError(f"0x{code:02X} is not a user response code (0xE0-0xEF)")
+            raise InvalidArgument(f"0x{code:02X} is not a user response code (0xE0-0xEF)")
         self._respond(code, command, payload)
 
     def data_start_time(self, ticks: int) -> None:

@@ -21,6 +21,7 @@ import ssl as ssl_module
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from gridbind.sttp.errors import InvalidArgument
 from gridbind.sttp.ieee2664.compact import SignalIndexCache
 from gridbind.sttp.ieee2664.metadata import DataSet
 from gridbind.sttp.ieee2664.params import SubscriptionSettings
@@ -609,7 +610,7 @@ def collect(
 ) -> list[Measurement]:
     """Synchronous helper: subscribe, gather ``count`` measurements or for ``seconds``, return them."""
     if count is None and seconds is None:
-        raise ValueError("give count or seconds")
+        raise InvalidArgument("give count or seconds")
 
     async def run() -> list[Measurement]:
         received: list[Measurement] = []

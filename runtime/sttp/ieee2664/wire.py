@@ -21,6 +21,8 @@ from gridbind.sttp.ieee2664.constants import (
     MAX_INFLATED_SIZE,
     MAX_PACKET_SIZE,
 )
+from gridbind.sttp.errors import SttpError
+from gridbind.errors import RemoteError
 
 _U32 = struct.Struct(">I")
 _CMD_HEAD = struct.Struct(">IB")
@@ -28,7 +30,7 @@ _RESP_HEAD = struct.Struct(">IBBI")
 _RESP_BODY_HEAD = struct.Struct(">BBI")
 
 
-class ProtocolError(ValueError):
+class ProtocolError(SttpError, RemoteError, ValueError):
     """The peer broke the IEEE 2664 wire: the session must be closed (message says why)."""
 
 
@@ -42,7 +44,7 @@ class PacketReader:
         self._buffer = bytearray()
         self._max = max_size
 
-    def feed(self, data: bytes) -> Iterator[memoryview | bytes]:
+    def feed(self, data: bytes) -> Iterator[bytes]:
         """Add received bytes and yield every packet they complete (without the size prefix)."""
         buffer = self._buffer
         buffer += data
