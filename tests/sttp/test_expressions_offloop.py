@@ -1,4 +1,4 @@
-"""The shared filter pool: bounded queue, a few requests per peer, only the running part timed."""
+"""The shared filter pool: bounded queue, per-peer bound, round-robin turns, running part timed."""
 
 from __future__ import annotations
 
@@ -33,6 +33,15 @@ async def _request(peer: str) -> object:
         return exc
 
 
+async def _workers_idle() -> None:
+    """The dispatcher's own bookkeeping settles once the worker threads returned."""
+    for _ in range(100):
+        if not offloop._waiting and not offloop._turns and offloop._running == 0:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the filter workers did not go idle")
+
+
 @pytest.mark.timeout(20)
 def test_hostile_peers_cannot_starve_an_honest_peer():
     async def run() -> None:
@@ -47,13 +56,12 @@ def test_hostile_peers_cannot_starve_an_honest_peer():
         waited = time.monotonic() - start
         results = await asyncio.gather(*hostile)
         assert answer == "selected"
-        # Only MAX_PER_PEER of each hostile peer wait (4 rounds of 0.3 s on 2 workers); with an
-        # unbounded queue all twenty did (10 rounds, 3 s).
-        assert waited < 2.2, waited
-        busy = [r for r in results if isinstance(r, FilterBusy)]
-        assert len(busy) == 20 - 2 * offloop.MAX_PER_PEER
-        assert all(isinstance(r, BudgetExceeded) for r in results if r not in busy)
+        # Turns go round the peers with waiting work: the honest peer waits for one running
+        # request (0.3 s), not for the twenty queued before it (10 rounds, 3 s, in arrival order).
+        assert waited < 1.0, waited
+        assert all(isinstance(r, BudgetExceeded) for r in results), results
         assert offloop._pending == 0 and offloop._per_peer == {}
+        await _workers_idle()
 
     asyncio.run(run())
 
@@ -61,6 +69,7 @@ def test_hostile_peers_cannot_starve_an_honest_peer():
 @pytest.mark.timeout(20)
 def test_the_queue_is_bounded_and_only_the_running_part_is_timed(monkeypatch):
     monkeypatch.setattr(offloop, "MAX_PER_PEER", 100)
+    monkeypatch.setattr(offloop, "MAX_PENDING", 16)
 
     async def run() -> None:
         requests = [
@@ -92,7 +101,9 @@ def test_async_selection_forwards_its_arguments():
 
 
 @pytest.mark.timeout(30)
-def test_concurrent_hostile_connections_are_answered_and_an_honest_one_follows():
+def test_concurrent_hostile_connections_are_answered_and_an_honest_one_follows(monkeypatch):
+    # A small per-peer bound, so that the loopback peer's fifth request is refused as busy.
+    monkeypatch.setattr(offloop, "MAX_PER_PEER", 4)
     from gridbind.sttp.ieee2664 import Publisher, SubscriptionSettings, synthetic_pmu_metadata
     from gridbind.sttp.ieee2664.session import (
         CommandFailed,
@@ -157,3 +168,39 @@ def test_a_request_is_counted_out_even_when_its_event_loop_is_gone():
     while offloop._pending and time.monotonic() < deadline:
         time.sleep(0.02)
     assert offloop._pending == 0 and offloop._per_peer == {}
+
+
+@pytest.mark.timeout(20)
+def test_one_peer_beyond_its_bound_is_refused_as_busy(monkeypatch):
+    monkeypatch.setattr(offloop, "MAX_PER_PEER", 3)
+
+    async def run() -> None:
+        requests = [asyncio.ensure_future(_request("10.2.0.1")) for _ in range(5)]
+        results = await asyncio.gather(*requests)
+        busy = [r for r in results if isinstance(r, FilterBusy)]
+        assert len(busy) == 2
+        assert all(isinstance(r, BudgetExceeded) for r in results if r not in busy)
+
+    asyncio.run(run())
+
+
+@pytest.mark.timeout(20)
+def test_a_caller_that_gives_up_while_waiting_costs_no_work():
+    ran: list[int] = []
+
+    def work(i: int) -> int:
+        ran.append(i)
+        return i
+
+    async def run() -> None:
+        blockers = [asyncio.ensure_future(_request("10.3.0.1")) for _ in range(offloop.WORKERS)]
+        await asyncio.sleep(0.05)
+        waiting = asyncio.ensure_future(run_bounded(work, 1, limits=HEAVY, peer="10.3.0.2"))
+        await asyncio.sleep(0.05)
+        waiting.cancel()
+        await asyncio.gather(*blockers)
+        assert await run_bounded(work, 2, limits=HEAVY, peer="10.3.0.2") == 2
+        assert ran == [2]
+        assert offloop._pending == 0 and offloop._per_peer == {}
+
+    asyncio.run(run())

@@ -6,12 +6,15 @@ the evaluator; running the work in a small thread pool keeps the event loop free
 to everyone else meanwhile (the interpreter switches threads every few milliseconds, and RE2
 matches in linear time).
 
-The pool is shared by every publisher of the process, so one peer must not be able to fill it:
-at most :data:`MAX_PENDING` requests wait or run at once, at most :data:`MAX_PER_PEER` of them
-from one peer (its IP address; a session itself sends one at a time), and a request over either
-bound is refused at once as "busy" (a FAILED answer) rather than queued. Only the running part
-of a request is timed; the wait for a worker is bounded by the queue's size times the budget.
-A request keeps its place in the counts until its thread really ended.
+The pool is shared by every publisher of the process, so one peer must not be able to fill it
+or starve the others: at most :data:`MAX_PENDING` requests wait or run at once, at most
+:data:`MAX_PER_PEER` of them from one peer (its IP address; a session itself sends one at a
+time), and a request over either bound is refused at once as "busy" (a FAILED answer). Waiting
+requests are handed to the :data:`WORKERS` threads round-robin over the peers that have work, so
+an honest peer waits for at most one request of each other peer, however many a hostile one
+queued; many honest subscribers behind one address (a gateway, a test rig on loopback) queue
+instead of being refused. Only the running part of a request is timed. A request keeps its
+place in the counts until its thread really ended.
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ import inspect
 import logging
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from gridbind.sttp.expressions.budget import DEFAULT_LIMITS, FilterExpressionError, Limits
@@ -47,13 +51,17 @@ T = TypeVar("T")
 #: Threads evaluating filter requests (shared by every publisher of the process).
 WORKERS = 2
 #: Requests waiting for or holding a worker, process-wide.
-MAX_PENDING = 16
+MAX_PENDING = 256
 #: Requests of one peer waiting for or holding a worker.
-MAX_PER_PEER = 4
+MAX_PER_PEER = 32
 
 _executor: ThreadPoolExecutor | None = None
 _pending = 0
 _per_peer: dict[str, int] = {}
+# Waiting jobs per peer, and the peers with waiting jobs in round-robin order.
+_waiting: dict[str | None, deque[Callable[[], None]]] = {}
+_turns: deque[str | None] = deque()
+_running = 0
 # The counts are taken on an event loop and given back by the worker thread (whose loop may be
 # gone by then), so a lock guards them.
 _lock = threading.Lock()
@@ -94,6 +102,41 @@ def _admit(peer: str | None) -> Callable[[], None]:
     return release
 
 
+def _dispatch_locked() -> None:
+    """Hand waiting jobs to free workers, one peer at a time (call with the lock held)."""
+    global _running
+    while _running < WORKERS and _turns:
+        peer = _turns.popleft()
+        queue = _waiting[peer]
+        job = queue.popleft()
+        if queue:
+            _turns.append(peer)
+        else:
+            del _waiting[peer]
+        _running += 1
+        _pool().submit(_run_job, job)
+
+
+def _run_job(job: Callable[[], None]) -> None:
+    global _running
+    try:
+        job()
+    finally:
+        with _lock:
+            _running -= 1
+            _dispatch_locked()
+
+
+def _enqueue(peer: str | None, job: Callable[[], None]) -> None:
+    with _lock:
+        queue = _waiting.get(peer)
+        if queue is None:
+            queue = _waiting[peer] = deque()
+            _turns.append(peer)
+        queue.append(job)
+        _dispatch_locked()
+
+
 async def run_bounded(
     fn: Callable[..., T],
     *args: Any,
@@ -116,17 +159,27 @@ async def run_bounded(
         if not started.done():
             started.set_result(None)
 
-    def job() -> T:
-        # Counted out when the thread is done, not when the caller stops waiting for it.
-        try:
-            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                loop.call_soon_threadsafe(mark_started)
-            return fn(*args, **kwargs)
-        finally:
+    result: Future[T] = Future()
+
+    def job() -> None:
+        # Counted out before the caller hears the outcome, so the counts it sees are settled.
+        if not result.set_running_or_notify_cancel():
             release()
+            return  # the caller gave up while it waited: skip the work
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(mark_started)
+        try:
+            value = fn(*args, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
+            release()
+            result.set_exception(exc)
+        else:
+            release()
+            result.set_result(value)
 
     try:
-        future = loop.run_in_executor(_pool(), job)
+        future = asyncio.wrap_future(result, loop=loop)
+        _enqueue(peer, job)
     except BaseException:
         release()
         raise
@@ -148,6 +201,8 @@ async def run_bounded(
     finally:
         if not started.done():
             started.cancel()
+        # A request still waiting for its turn is dropped (cancelling a running one is a no-op).
+        future.cancel()
 
 
 def _limits_of(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Limits:
