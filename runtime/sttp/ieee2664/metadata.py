@@ -270,7 +270,14 @@ def parse_datetime(text: str) -> datetime:
     if zone and zone != "Z":
         sign = -1 if zone[0] == "-" else 1
         hours, minutes = int(zone[1:3]), int(zone[-2:])
-        moment -= sign * timedelta(hours=hours, minutes=minutes)
+        if hours > 14 or minutes > 59:
+            raise MetadataError(f"bad date/time {text!r}: UTC offset out of range")
+        try:
+            moment -= sign * timedelta(hours=hours, minutes=minutes)
+        except OverflowError:
+            # 0001-01-01T00:00:00+01:00 is before the first representable instant (and
+            # 9999-12-31T23:59:59-01:00 after the last): refuse it as the metadata error it is.
+            raise MetadataError(f"bad date/time {text!r}: outside years 1-9999 in UTC") from None
     return moment
 
 
