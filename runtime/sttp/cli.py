@@ -282,7 +282,9 @@ async def _publish(args: argparse.Namespace) -> int:
             if delay > 0:
                 await asyncio.sleep(delay)
             sent += publisher.publish(frame)
-            await publisher.drain()
+            # A live source keeps its rate: a subscriber that cannot keep up is handled by the
+            # publisher's slow-subscriber policy, it must not hold the stream for the others.
+            await asyncio.sleep(0)
             data = sum(c.session.stats.data_bytes for c in publisher.connections if c.session)
             meter.tick(sent, data)
             if args.count is not None and sent >= args.count:

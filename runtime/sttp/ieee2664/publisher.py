@@ -8,9 +8,17 @@
         await publisher.drain()              # wait for slow subscribers (flow control)
 
 Each connection gets its own session (operational modes, filter expression, signal index cache,
-TSSC or compact encoding, optional UDP data channel with cipher keys). ``publish`` never blocks:
-a subscriber whose send buffer exceeds ``max_backlog`` bytes is disconnected, so a stalled peer
-cannot grow memory without bound; :meth:`drain` lets a source wait for the slowest subscriber.
+TSSC or compact encoding, optional UDP data channel with cipher keys). Whatever one connection
+sends can only close that connection: every error while handling it is logged with the reason
+and ends that connection alone. A connection that has not defined its operational modes within
+``negotiation_timeout`` seconds is closed.
+
+Slow subscribers (the policy of :mod:`gridbind.sttp.slowpeer`): ``publish`` never blocks. Each
+connection's send queue is bounded at ``high_water`` bytes; while a connection is above it, the
+measurements published for it are dropped (counted in ``Connection.dropped``) and its commands
+are not read; one that stays above for ``slow_timeout`` seconds, or passes ``max_backlog`` bytes,
+is disconnected. :meth:`Publisher.drain` waits for lagging subscribers, at most until the policy
+drops them; a live source need not call it per frame.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ import logging
 import re
 import ssl as ssl_module
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -39,6 +47,7 @@ from gridbind.sttp.ieee2664.session import (
 )
 from gridbind.sttp.ieee2664.wire import ProtocolError
 from gridbind.sttp.measurement import Measurement, ticks_from_datetime, ticks_now
+from gridbind.sttp.slowpeer import HIGH_WATER, MAX_BACKLOG, SLOW_TIMEOUT, SendQueue
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +64,10 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.udp: asyncio.DatagramTransport | None = None
         self.peer: tuple[str, int] = ("", 0)
-        self._writable = asyncio.Event()
-        self._writable.set()
+        self.queue: SendQueue | None = None
+        #: why this side closed the connection (None: still open, or closed by the peer)
+        self.close_reason: str | None = None
+        self._negotiation_timer: asyncio.TimerHandle | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         # At most one: a newer rotation makes an older unconfirmed one moot.
         self._rotation_timer: asyncio.TimerHandle | None = None
@@ -71,25 +82,90 @@ class Connection(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         self.peer = transport.get_extra_info("peername")[:2]
-        self.session = PublisherSession(self.publisher.state, self.peer[0])
+        publisher = self.publisher
+        self.session = PublisherSession(publisher.state, self.peer[0])
         self.session.defer_filters = True
-        transport.set_write_buffer_limits(high=self.publisher.high_water)
-        self.publisher._connections.add(self)
-        self._tasks.append(asyncio.get_running_loop().create_task(self._keepalive()))
+        self.queue = SendQueue(
+            transport,
+            self._abort,
+            high_water=publisher.high_water,
+            max_backlog=publisher.max_backlog,
+            slow_timeout=publisher.slow_timeout,
+        )
+        publisher._connections.add(self)
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self._keepalive()))
+        if publisher.negotiation_timeout:
+            self._negotiation_timer = loop.call_later(
+                publisher.negotiation_timeout, self._negotiation_expired
+            )
         log.info("subscriber connected from %s:%s", *self.peer)
 
     def data_received(self, data: bytes) -> None:
         assert self.session is not None
-        try:
-            events = self.session.receive(data)
-        except ProtocolError as exc:
-            log.warning("closing %s:%s: %s", *self.peer, exc)
-            self.flush()
-            self.close()
+        if self.closed:
             return
-        for event in events:
-            self._handle(event)
-        self.flush()
+        try:
+            # Answers beyond the send queue's room wait until the subscriber reads.
+            room = self.publisher.high_water
+            if self.transport is not None:
+                room = max(0, room - self.transport.get_write_buffer_size())
+            events = self.session.receive(data, room)
+        except ProtocolError as exc:
+            self.flush()
+            self._close(str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - nothing a peer sends may escape its connection
+            log.exception("error handling data from %s:%s", *self.peer)
+            self._abort(f"cannot handle its data: {exc!r}")
+            return
+        if self.session.validated and self._negotiation_timer is not None:
+            self._negotiation_timer.cancel()
+            self._negotiation_timer = None
+        try:
+            for event in events:
+                self._handle(event)
+            self.flush()
+        except Exception as exc:  # noqa: BLE001
+            log.exception("error handling events of %s:%s", *self.peer)
+            self._abort(f"cannot handle its request: {exc!r}")
+            return
+        session = self.session
+        if session.held_commands and not session.filter_pending and not self.closed:
+            queue = self.queue
+            if queue is None or not queue.lagging:
+                # the answers went out at once: go on with the held commands (resume_writing
+                # does it when the queue was full)
+                asyncio.get_running_loop().call_soon(self.data_received, b"")
+
+    @property
+    def dropped(self) -> int:
+        """Measurements not sent to this subscriber because it lagged (slow-subscriber policy)."""
+        return self.queue.dropped if self.queue is not None else 0
+
+    def _negotiation_expired(self) -> None:
+        self._negotiation_timer = None
+        if self.session is not None and not self.session.validated:
+            self._close(
+                f"no DEFINE_OPERATIONAL_MODES within {self.publisher.negotiation_timeout:g} s"
+            )
+
+    def _close(self, reason: str) -> None:
+        """Close gracefully (queued bytes go out first), logging why."""
+        if self.close_reason is None:
+            self.close_reason = reason
+            log.warning("closing %s:%s: %s", *self.peer, reason)
+        self.close()
+
+    def _abort(self, reason: str) -> None:
+        """Drop the connection at once (nothing more is sent), logging why."""
+        if self.close_reason is None:
+            self.close_reason = reason
+            log.warning("disconnecting %s:%s: %s", *self.peer, reason)
+        self.closed = True
+        self.publisher._connections.discard(self)
+        if self.transport is not None:
+            self.transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -102,16 +178,24 @@ class Connection(asyncio.Protocol):
             self._filter_task.cancel()
         if self._rotation_timer is not None:
             self._rotation_timer.cancel()
+        if self._negotiation_timer is not None:
+            self._negotiation_timer.cancel()
         if self.udp is not None:
             self.udp.close()
-        self._writable.set()
+        if self.queue is not None:
+            self.queue.closed()
         log.info("subscriber %s:%s disconnected", *self.peer)
 
     def pause_writing(self) -> None:
-        self._writable.clear()
+        if self.queue is not None:
+            self.queue.pause()
 
     def resume_writing(self) -> None:
-        self._writable.set()
+        if self.queue is not None:
+            self.queue.resume()
+        session = self.session
+        if session is not None and session.held_commands and not session.filter_pending:
+            asyncio.get_running_loop().call_soon(self.data_received, b"")
 
     # -- helpers
     def close(self) -> None:
@@ -126,9 +210,7 @@ class Connection(asyncio.Protocol):
         data = self.session.data_to_send()
         if data:
             self.transport.write(data)
-            if self.transport.get_write_buffer_size() > self.publisher.max_backlog:
-                log.warning("subscriber %s:%s is too slow; disconnecting", *self.peer)
-                self.transport.abort()
+            if self.queue is not None and not self.queue.check():
                 return
         datagrams = self.session.datagrams_to_send()
         if datagrams and self.udp is not None:
@@ -136,8 +218,10 @@ class Connection(asyncio.Protocol):
                 self.udp.sendto(datagram)
 
     async def drain(self) -> None:
-        """Wait until the send buffer is below the high-water mark."""
-        await self._writable.wait()
+        """Wait until the send queue is below the high-water mark (or the connection is gone:
+        the slow-subscriber policy bounds the wait by ``slow_timeout``)."""
+        if self.queue is not None and not self.closed:
+            await self.queue.wait()
 
     def publish(self, measurements: Sequence[Measurement], now: int | None) -> int:
         """Hand measurements to this connection (throttled subscriptions keep only the latest)."""
@@ -153,9 +237,18 @@ class Connection(asyncio.Protocol):
             for measurement in measurements:
                 self._latest[measurement.signal_id] = measurement
             return 0
-        count = session.publish(measurements, now)
-        if count:
-            self.flush()
+        queue = self.queue
+        if queue is not None and (queue.lagging or queue.gone):
+            queue.admits_data(session.count_selected(measurements))
+            return 0
+        try:
+            count = session.publish(measurements, now)
+            if count:
+                self.flush()
+        except Exception as exc:  # noqa: BLE001 - one subscription's failure ends only it
+            log.exception("error publishing to %s:%s", *self.peer)
+            self._abort(f"cannot publish to it: {exc!r}")
+            return 0
         return count
 
     async def _run_filter(self, event: FilterRequested) -> None:
@@ -168,17 +261,24 @@ class Connection(asyncio.Protocol):
         try:
             events = self.session.filter_done(result)
         except ProtocolError as exc:
-            log.warning("closing %s:%s: %s", *self.peer, exc)
             self.flush()
-            self.close()
+            self._close(str(exc))
             return
-        except Exception:  # noqa: BLE001 - a bug must close this connection only
+        except Exception as exc:  # noqa: BLE001 - a bug must close this connection only
             log.exception("closing %s:%s after a failed filter evaluation", *self.peer)
-            self.close()
+            self._abort(f"cannot finish its filter evaluation: {exc!r}")
             return
-        for follow in events:
-            self._handle(follow)
-        self.flush()
+        try:
+            for follow in events:
+                self._handle(follow)
+            self.flush()
+        except Exception as exc:  # noqa: BLE001
+            log.exception("error handling events of %s:%s", *self.peer)
+            self._abort(f"cannot handle its request: {exc!r}")
+            return
+        if self.session.held_commands and not self.session.filter_pending and not self.closed:
+            # commands that waited behind the filter or behind a full send queue
+            asyncio.get_running_loop().call_soon(self.data_received, b"")
 
     def _handle(self, event: Event) -> None:
         publisher = self.publisher
@@ -197,15 +297,13 @@ class Connection(asyncio.Protocol):
             loop = asyncio.get_running_loop()
             assert self.session is not None
             if self.session.udp_target is not None:
-                self._tasks.append(loop.create_task(self._open_udp(self.session.udp_target)))
+                self._spawn(self._open_udp(self.session.udp_target))
                 if publisher.cipher_rotation_interval and publisher.config.encrypt_udp:
-                    self._tasks.append(loop.create_task(self._rotate_keys()))
+                    self._spawn(self._rotate_keys())
             if event.settings.throttled:
-                self._tasks.append(
-                    loop.create_task(self._throttle(event.settings.publish_interval))
-                )
+                self._spawn(self._throttle(event.settings.publish_interval))
             if event.temporal:
-                self._tasks.append(loop.create_task(self._replay(event)))
+                self._spawn(self._replay(event))
         elif isinstance(event, Unsubscribed):
             self._latest.clear()
         elif isinstance(event, KeysRotationRequested):
@@ -214,6 +312,20 @@ class Connection(asyncio.Protocol):
             pass
         if publisher.on_event is not None:
             publisher.on_event(self, event)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run per-connection work; its failure ends this connection only, with the reason."""
+
+        async def guarded() -> None:
+            try:
+                await work
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                log.exception("connection task of %s:%s failed", *self.peer)
+                self._abort(f"connection task failed: {exc!r}")
+
+        self._tasks.append(asyncio.get_running_loop().create_task(guarded()))
 
     async def _open_udp(self, target: tuple[str, int]) -> None:
         if self.udp is not None:
@@ -239,6 +351,9 @@ class Connection(asyncio.Protocol):
             if self._latest and self.session is not None:
                 batch = list(self._latest.values())
                 self._latest.clear()
+                if self.queue is not None and (self.queue.lagging or self.queue.gone):
+                    self.queue.admits_data(self.session.count_selected(batch))
+                    continue
                 if self.session.publish(batch, ticks_now()):
                     self.flush()
 
@@ -277,7 +392,7 @@ class Connection(asyncio.Protocol):
         try:
             start = parse_time_constraint(settings.start_time)
             stop = parse_time_constraint(settings.stop_time) if settings.stop_time else ticks_now()
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:
             session.fail(0x02, f"Bad time constraint: {exc}")
             self.flush()
             return
@@ -321,7 +436,12 @@ class Publisher:
         cipher_rotation_interval: seconds between UDP cipher key rotations (``encrypt_udp``).
         history: a source of archived measurements, enabling historical replay for
             subscriptions with ``startTimeConstraint``.
-        max_backlog: bytes a subscriber may lag behind before it is disconnected.
+        high_water: bytes of a subscriber's send queue past which it lags: its measurements are
+            dropped and its commands not read until it catches up (slow-subscriber policy).
+        max_backlog: bytes a subscriber may lag behind before it is disconnected at once.
+        slow_timeout: seconds a subscriber may lag before it is disconnected (0: never).
+        negotiation_timeout: seconds a new connection has to send DEFINE_OPERATIONAL_MODES
+            before it is closed (0: never), as the draft profile's negotiation timeout.
         on_event: called with ``(connection, event)`` for every session event.
     """
 
@@ -336,8 +456,10 @@ class Publisher:
         noop_interval: float = 5.0,
         cipher_rotation_interval: float | None = 60.0,
         history: HistorySource | None = None,
-        max_backlog: int = 64 * 1024 * 1024,
-        high_water: int = 4 * 1024 * 1024,
+        max_backlog: int = MAX_BACKLOG,
+        high_water: int = HIGH_WATER,
+        slow_timeout: float = SLOW_TIMEOUT,
+        negotiation_timeout: float = 5.0,
         on_event: Callable[[Connection, Event], Any] | None = None,
     ) -> None:
         from gridbind.sttp.ieee2664.metadata import empty_source_metadata
@@ -355,6 +477,8 @@ class Publisher:
         self.history = history
         self.max_backlog = max_backlog
         self.high_water = high_water
+        self.slow_timeout = slow_timeout
+        self.negotiation_timeout = negotiation_timeout
         self.on_event = on_event
         self._server: asyncio.Server | None = None
         self._connections: set[Connection] = set()
@@ -463,7 +587,8 @@ class Publisher:
         return sum(connection.publish(measurements, now) for connection in list(self._connections))
 
     async def drain(self) -> None:
-        """Wait until every subscriber's send buffer is below the high-water mark.
+        """Wait until every subscriber's send queue is below the high-water mark; a subscriber
+        that stays above is disconnected after ``slow_timeout``, which bounds the wait.
 
         Always yields to the event loop once, so a source that publishes in a tight loop still
         lets commands (unsubscribe) and disconnects be processed.

@@ -12,6 +12,7 @@ import math
 import struct
 import uuid
 import zlib
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,7 +34,7 @@ from gridbind.sttp.ieee2664.constants import (
     is_user_response,
 )
 from gridbind.sttp.ieee2664.metadata import DataSet, DataTable, MetadataError, iter_signal_keys
-from gridbind.sttp.ieee2664.params import SubscriptionSettings
+from gridbind.sttp.ieee2664.params import SettingsError, SubscriptionSettings
 from gridbind.sttp.ieee2664.wire import (
     BaseTimes,
     CipherKeys,
@@ -635,11 +636,21 @@ class PublisherSession:
         self._buffer_sequence = 0
         self._out = bytearray()
         self._datagrams: list[bytes] = []
+        self._inbox: deque[bytes] = deque()
         self._nan_filter = state.config.force_nan_filter
         #: True: filter evaluations become FilterRequested events (the asyncio shell sets it).
         self.defer_filters = False
         self._parked: Callable[[Any, list[Event]], None] | None = None
-        self._backlog: list[bytes] = []
+
+    @property
+    def held_commands(self) -> int:
+        """Commands received but not yet handled (see ``receive``'s ``output_limit``)."""
+        return len(self._inbox)
+
+    @property
+    def filter_pending(self) -> bool:
+        """A FilterRequested is out: commands wait until :meth:`filter_done`."""
+        return self._parked is not None
 
     @property
     def uses_tssc(self) -> bool:
@@ -707,18 +718,32 @@ class PublisherSession:
         )
 
     # -- input
-    def receive(self, data: bytes) -> list[Event]:
-        """Bytes from the subscriber -> events (responses are queued in ``data_to_send``)."""
+    def receive(self, data: bytes, output_limit: int | None = None) -> list[Event]:
+        """Bytes from the subscriber -> events (responses are queued in ``data_to_send``).
+
+        With ``output_limit``, commands stop being handled once that many bytes of answers
+        are queued; the rest wait (:attr:`held_commands`) for a later call, e.g.
+        ``receive(b"", limit)`` once the subscriber read its answers: a client that does not
+        read cannot make the publisher produce without bound. Commands behind a filter being
+        evaluated off the event loop wait too (at most ``_MAX_BACKLOG`` of them).
+        """
         events: list[Event] = []
-        for packet in self.reader.feed(data):
-            self.stats.command_bytes += len(packet) + 4
+        inbox = self._inbox
+        inbox.extend(self.reader.feed(data))
+        while inbox:
             if self._parked is not None:
-                self._wait(packet)
-                continue
-            self._packet(packet, events)
+                if len(inbox) > _MAX_BACKLOG:
+                    raise ProtocolError(
+                        f"more than {_MAX_BACKLOG} commands behind a filter evaluation"
+                    )
+                break
+            if output_limit is not None and len(self._out) > output_limit:
+                break
+            self._packet(inbox.popleft(), events)
         return events
 
     def _packet(self, packet: bytes, events: list[Event]) -> None:
+        self.stats.command_bytes += len(packet) + 4
         code, payload = split_command(packet)
         if not self.validated and code != ServerCommand.DEFINE_OPERATIONAL_MODES:
             raise ProtocolError(
@@ -747,12 +772,6 @@ class PublisherSession:
         self._parked = finish
         events.append(FilterRequested(run))
 
-    def _wait(self, packet: bytes) -> None:
-        # Commands pipelined behind a filter wait for it; a peer cannot queue without bound.
-        if len(self._backlog) >= _MAX_BACKLOG:
-            raise ProtocolError(f"more than {_MAX_BACKLOG} commands behind a filter evaluation")
-        self._backlog.append(packet)
-
     def filter_done(self, result: Any) -> list[Event]:
         """The result of a :class:`FilterRequested` run -> events (then waiting commands run)."""
         events: list[Event] = []
@@ -760,8 +779,8 @@ class PublisherSession:
         if finish is None:
             return events
         finish(result, events)
-        while self._backlog and self._parked is None:
-            self._packet(self._backlog.pop(0), events)
+        while self._inbox and self._parked is None:
+            self._packet(self._inbox.popleft(), events)
         return events
 
     def _command(self, code: int, payload: bytes, events: list[Event]) -> None:
@@ -884,7 +903,11 @@ class PublisherSession:
 
     def _subscribe(self, payload: bytes, events: list[Event]) -> None:
         _flags, text = parse_subscribe(payload)
-        settings = SubscriptionSettings.parse(text)
+        try:
+            settings = SubscriptionSettings.parse(text)
+        except SettingsError as exc:
+            self.fail(ServerCommand.SUBSCRIBE, f"Bad connection string: {exc}")
+            return
         expression = (
             settings.filter_expression.strip() or "FILTER ActiveMeasurements WHERE ID IS NOT NULL"
         )
@@ -967,6 +990,13 @@ class PublisherSession:
         return True
 
     # -- publishing
+    def count_selected(self, measurements: Sequence[Measurement]) -> int:
+        """How many of ``measurements`` this subscription selects (for loss accounting)."""
+        if not self.subscribed or self.cache is None:
+            return 0
+        by_signal = self.cache.by_signal
+        return sum(1 for measurement in measurements if measurement.signal_id in by_signal)
+
     def publish(self, measurements: Sequence[Measurement], now_ticks: int | None = None) -> int:
         """Encode the subscribed part of ``measurements``; returns how many were queued."""
         if not self.subscribed or self.cache is None or self._awaiting_cache_confirm:

@@ -1,0 +1,343 @@
+"""Hostile subscribers against the IEEE 2664 publisher, over real sockets: whatever one connection
+sends or fails to read closes that connection only; the others keep receiving everything."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import socket
+
+import pytest
+
+from gridbind.sttp.ieee2664 import PmuSource, Publisher, Subscriber, synthetic_pmu_metadata
+from gridbind.sttp.ieee2664.params import SettingsError, SubscriptionSettings
+from gridbind.sttp.ieee2664.session import SubscriberConfig, SubscriberSession
+from gridbind.sttp.ieee2664.wire import PacketReader, split_response
+from gridbind.sttp.measurement import ticks_now
+
+SIGNALS = 200
+
+
+def _frames(signals, count: int) -> list:
+    return list(PmuSource(signals, start_ticks=ticks_now()).frames(count))
+
+
+async def _raw_client(port: int, *, receive_buffer: int = 0):
+    """A socket-level subscriber (our sans-IO session builds its commands)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if receive_buffer:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    return reader, writer, SubscriberSession(SubscriberConfig(compress_payload=False))
+
+
+async def _responses(reader: asyncio.StreamReader, want: int, timeout: float = 5) -> list:
+    """Read until ``want`` response packets (or EOF) arrived: ``(code, command, payload)``."""
+    packets = PacketReader()
+    out: list = []
+
+    async def read() -> None:
+        while len(out) < want:
+            data = await reader.read(65536)
+            if not data:
+                return
+            out.extend(split_response(p) for p in packets.feed(data))
+
+    await asyncio.wait_for(read(), timeout)
+    return out
+
+
+async def _wait(predicate, timeout: float = 5.0) -> None:
+    async def poll() -> None:
+        while not predicate():
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(poll(), timeout)
+
+
+async def _healthy_run(publisher: Publisher, frames: list, healthy: Subscriber, pace: float):
+    """Publish ``frames`` at ``pace`` s per frame without drain (a live source) and return
+    what ``healthy`` received."""
+    received: list = []
+
+    async def gather() -> None:
+        async for batch in healthy.batches():
+            received.extend(batch)
+            if len(received) >= sum(len(frame) for frame in frames):
+                return
+
+    task = asyncio.create_task(gather())
+    for frame in frames:
+        publisher.publish(frame)
+        await asyncio.sleep(pace)
+    await asyncio.wait_for(task, 10)
+    return received
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "enableTimeReasonabilityCheck=true;lagTime=inf",
+        "enableTimeReasonabilityCheck=true;lagTime=nan",
+        "enableTimeReasonabilityCheck=true;leadTime=-inf",
+        "leadTime=-1",
+        "lagTime=1e300",
+        "throttled=true;publishInterval=nan",
+        "throttled=true;publishInterval=1e308",
+        "processingInterval=99999999999999999999999",
+        "processingInterval=-2",
+        "dataChannel={localport=70000}",
+        "startTimeConstraint=*-" + "9" * 400 + "s",
+    ],
+)
+def test_out_of_range_connection_string_values_are_refused(text):
+    with pytest.raises(SettingsError):
+        SubscriptionSettings.parse(text)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("lag", [math.inf, math.nan])
+def test_infinite_lag_time_fails_that_subscribe_and_the_stream_goes_on(lag):
+    """One SUBSCRIBE with lagTime=inf raised OverflowError out of Publisher.publish."""
+    metadata, signals = synthetic_pmu_metadata(SIGNALS // 10)
+    frames = _frames(signals, 30)
+
+    async def run() -> None:
+        async with Publisher(metadata, port=0) as publisher:
+            async with Subscriber(port=publisher.port, auto_reconnect=False) as healthy:
+                await healthy.wait_subscribed(5)
+                reader, writer, session = await _raw_client(publisher.port)
+                hostile = SubscriptionSettings(enable_time_reasonability_check=True, lag_time=lag)
+                assert "lagTime=inf" in hostile.build() or "lagTime=nan" in hostile.build()
+                writer.write(session.start() + session.subscribe(hostile))
+                answers = await _responses(reader, 2)
+                assert [code for code, _, _ in answers] == [0x80, 0x81]  # modes ok, SUBSCRIBE no
+                assert b"lagTime" in answers[1][2]
+                received = await _healthy_run(publisher, frames, healthy, 0.002)
+                assert len(received) == len(frames) * len(signals)
+                assert len(publisher.connections) == 2  # the refused one stays connected
+                writer.close()
+
+    asyncio.run(run())
+
+
+@pytest.mark.timeout(30)
+def test_an_error_inside_one_connection_closes_only_that_connection(monkeypatch):
+    """Whatever escapes a session's handling ends its own connection, with the reason logged."""
+    from gridbind.sttp.ieee2664 import session as session_module
+
+    metadata, signals = synthetic_pmu_metadata(SIGNALS // 10)
+    frames = _frames(signals, 20)
+    real = session_module.PublisherSession._metadata_refresh
+
+    def broken(self, payload, events):
+        if payload:  # only the hostile client sends filters
+            raise RuntimeError("boom")
+        return real(self, payload, events)
+
+    monkeypatch.setattr(session_module.PublisherSession, "_metadata_refresh", broken)
+
+    async def run() -> None:
+        async with Publisher(metadata, port=0) as publisher:
+            async with Subscriber(port=publisher.port, auto_reconnect=False) as healthy:
+                await healthy.wait_subscribed(5)
+                reader, writer, session = await _raw_client(publisher.port)
+                writer.write(session.start() + session.request_metadata("FILTER x WHERE 1=1"))
+                await _responses(reader, 10)  # until EOF
+                assert len(publisher.connections) == 1
+                received = await _healthy_run(publisher, frames, healthy, 0.002)
+                assert len(received) == len(frames) * len(signals)
+                writer.close()
+
+    asyncio.run(run())
+
+
+@pytest.mark.timeout(30)
+def test_connections_that_never_negotiate_are_closed():
+    """200 of 200 silent connections stayed open for 45 s; now the negotiation timeout applies."""
+    metadata, _ = synthetic_pmu_metadata(10)
+
+    async def run() -> None:
+        async with Publisher(metadata, port=0, negotiation_timeout=0.5) as publisher:
+            clients = [
+                await asyncio.open_connection("127.0.0.1", publisher.port) for _ in range(30)
+            ]
+            negotiated = await _raw_client(publisher.port)
+            negotiated[1].write(negotiated[2].start())
+            assert [c for c, _, _ in await _responses(negotiated[0], 1)] == [0x80]
+            await _wait(lambda: len(publisher.connections) == 1, 5)
+            for reader, writer in clients:
+                assert await asyncio.wait_for(reader.read(), 2) == b""
+                writer.close()
+            await asyncio.sleep(0.6)
+            assert len(publisher.connections) == 1  # the negotiated one stays
+            negotiated[1].close()
+
+    asyncio.run(run())
+
+
+@pytest.mark.timeout(30)
+def test_a_subscriber_that_stops_reading_never_stalls_the_others():
+    """The stalled one lags, loses its data, is disconnected; the healthy one gets everything."""
+    metadata, signals = synthetic_pmu_metadata(SIGNALS)
+    frames = _frames(signals, 150)
+
+    async def run() -> None:
+        async with Publisher(metadata, port=0, high_water=64 * 1024, slow_timeout=1.0) as publisher:
+            async with Subscriber(port=publisher.port, auto_reconnect=False) as healthy:
+                await healthy.wait_subscribed(5)
+                reader, writer, session = await _raw_client(publisher.port, receive_buffer=4096)
+                writer.write(session.start() + session.subscribe(SubscriptionSettings()))
+                await _wait(lambda: all(c.session.subscribed for c in publisher.connections))
+                stalled = next(
+                    c for c in publisher.connections if c.peer[1] != healthy_port(healthy)
+                )
+                _small_send_buffer(stalled)
+                received = await _healthy_run(publisher, frames, healthy, 0.01)
+                assert len(received) == len(frames) * SIGNALS
+                await _wait(lambda: stalled.closed, 3)
+                assert "too slow" in (stalled.close_reason or "")
+                assert stalled.dropped > 0
+                writer.close()
+
+    asyncio.run(run())
+
+
+def _small_send_buffer(connection) -> None:
+    """Shrink the publisher side's kernel buffer so the stall shows within a short test (loopback
+    autotuning would otherwise absorb megabytes first)."""
+    sock = connection.transport.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+
+
+def healthy_port(subscriber: Subscriber) -> int:
+    transport = subscriber._protocol.transport
+    return transport.get_extra_info("sockname")[1]
+
+
+@pytest.mark.timeout(30)
+def test_unread_metadata_requests_do_not_stop_the_stream():
+    """150 METADATA_REFRESH requests whose answers are never read: data for everyone stopped."""
+    metadata, signals = synthetic_pmu_metadata(SIGNALS)
+    frames = _frames(signals, 100)
+
+    async def run() -> None:
+        async with Publisher(metadata, port=0, high_water=256 * 1024, slow_timeout=1.0) as pub:
+            async with Subscriber(port=pub.port, auto_reconnect=False) as healthy:
+                await healthy.wait_subscribed(5)
+                reader, writer, session = await _raw_client(pub.port, receive_buffer=4096)
+                await _wait(lambda: len(pub.connections) == 2)
+                hostile = next(c for c in pub.connections if c.peer[1] != healthy_port(healthy))
+                _small_send_buffer(hostile)
+                writer.write(session.start() + session.request_metadata() * 150)
+                received = await _healthy_run(pub, frames, healthy, 0.01)
+                assert len(received) == len(frames) * SIGNALS
+                await _wait(lambda: hostile.closed, 3)
+                # it was not read while it lagged: far fewer than 150 answers were produced
+                assert hostile.session.stats.metadata_bytes < 150 * len(
+                    pub.state.metadata_xml(True)
+                )
+                writer.close()
+
+    asyncio.run(run())
+
+
+@pytest.mark.timeout(30)
+def test_drain_waits_for_a_stalled_subscriber_at_most_its_slow_timeout():
+    metadata, signals = synthetic_pmu_metadata(SIGNALS)
+    frames = _frames(signals, 400)
+
+    async def run() -> None:
+        async with Publisher(metadata, port=0, high_water=32 * 1024, slow_timeout=0.5) as pub:
+            reader, writer, session = await _raw_client(pub.port, receive_buffer=4096)
+            writer.write(session.start() + session.subscribe(SubscriptionSettings()))
+            await _wait(lambda: pub.connections and pub.connections[0].session.subscribed)
+            stalled = pub.connections[0]
+            _small_send_buffer(stalled)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            for frame in frames:
+                pub.publish(frame)
+                await asyncio.wait_for(pub.drain(), 3)
+                if stalled.closed:
+                    break
+            assert stalled.closed and loop.time() - started < 3
+            writer.close()
+
+    asyncio.run(run())
+
+
+@pytest.mark.timeout(30)
+def test_cli_publisher_keeps_streaming_while_a_client_leaves_its_answers_unread():
+    """``gridbind sttp publish`` awaited drain() per frame: unread METADATA_REFRESH answers
+    (1000-signal metadata, past the 4 MiB high-water mark) stopped data for everyone."""
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gridbind", "sttp", "publish", "--port", str(port)]
+        + ["--signals", "1000", "--rate", "30", "--seconds", "20", "--stats", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    assert "publishing" in process.stderr.readline()
+
+    async def run() -> int:
+        reader, writer, session = await _raw_client(port, receive_buffer=4096)
+        # 600 x 23 KB: past the 4 MiB high-water mark even after the kernel's loopback buffers
+        writer.write(session.start() + session.request_metadata() * 600)
+        await writer.drain()
+        await asyncio.sleep(0.5)
+        frames: set[int] = set()
+        async with Subscriber(port=port, auto_reconnect=False) as healthy:
+
+            async def gather() -> None:
+                async for batch in healthy.batches():
+                    frames.update(m.timestamp for m in batch)
+
+            try:
+                await asyncio.wait_for(gather(), 3.0)
+            except asyncio.TimeoutError:
+                pass
+        writer.close()
+        return len(frames)
+
+    try:
+        received_frames = asyncio.run(run())
+    finally:
+        process.terminate()
+        process.wait(10)
+    assert received_frames >= 30  # ~3 s at 30 frames/s, minus the subscription set-up
+
+
+@pytest.mark.parametrize(
+    "text", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "2026-01-01T00:00:00+99:00"]
+)
+def test_metadata_datetime_outside_the_representable_range_is_a_metadata_error(text):
+    """``0001-01-01T00:00:00+01:00`` raised OverflowError out of data_received."""
+    from gridbind.sttp.ieee2664.metadata import MetadataError, parse_datetime
+
+    with pytest.raises(MetadataError):
+        parse_datetime(text)
+
+
+def test_subscriber_session_refuses_metadata_with_an_overflowing_datetime():
+    from gridbind.sttp.ieee2664.metadata import DataSet
+    from gridbind.sttp.ieee2664.session import SubscriberSession
+    from gridbind.sttp.ieee2664.wire import ProtocolError, gzip_bytes, response_packet
+
+    metadata, _ = synthetic_pmu_metadata(2)
+    xml = metadata.to_xml()
+    stamp = DataSet.from_xml(xml)["MeasurementDetail"].rows[0]["UpdatedOn"]
+    written = stamp.strftime("%Y-%m-%dT%H:%M:%S").encode()
+    assert written in xml
+    bad = xml.replace(written, b"0001-01-01T00:00:00+01:00")
+    session = SubscriberSession()
+    with pytest.raises(ProtocolError, match="date/time"):
+        session.receive(response_packet(0x80, 0x01, gzip_bytes(bad)))
