@@ -527,17 +527,17 @@ class SubscriberSession:
         decoder = self._decoders[cache_index]
         if decoder is None:
             decoder = self._decoders[cache_index] = codecs.new_decoder()
+        # Valid runtime indexes are those of the cache: no more point states than that.
+        decoder.max_points = max(len(cache.by_index), 1)
         sequence_error, decode_error = codecs.tssc_errors()
         try:
-            columns = decoder.decode(block)
+            # The declared count bounds the decoding work (checked against the block's size
+            # before any decoding): a hostile block cannot amplify into millions of rows.
+            columns = decoder.decode(block, count)
         except sequence_error:
             return None  # joined mid-stream or lost a packet: wait for the publisher's reset
         except decode_error as exc:
             raise ProtocolError(f"bad TSSC block: {exc}") from None
-        if len(columns) != count:
-            raise ProtocolError(
-                f"TSSC block holds {len(columns)} measurements, header says {count}"
-            )
         signals = cache.by_index
         try:
             return [

@@ -341,3 +341,44 @@ def test_subscriber_session_refuses_metadata_with_an_overflowing_datetime():
     session = SubscriberSession()
     with pytest.raises(ProtocolError, match="date/time"):
         session.receive(response_packet(0x80, 0x01, gzip_bytes(bad)))
+
+
+def _subscribed_session(signals: int = 100) -> SubscriberSession:
+    """A subscriber session that holds a signal index cache of ``signals`` entries."""
+    import uuid
+
+    from gridbind.sttp.ieee2664.compact import SignalIndexCache
+    from gridbind.sttp.ieee2664.wire import response_packet
+
+    session = SubscriberSession(SubscriberConfig(compress_signal_index_cache=False))
+    cache = SignalIndexCache.from_signals(
+        uuid.uuid4(), [(uuid.UUID(int=i + 1), "PPA", i + 1) for i in range(signals)]
+    )
+    session.receive(response_packet(0x83, 0x02, b"\x00" + cache.build()))
+    assert session.caches[0] is not None
+    return session
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("declared", [1000, 8 << 20, 2**32 - 1])
+def test_a_one_mebibyte_tssc_packet_is_refused_without_amplification(declared):
+    """A 1 MiB TSSC packet decoded 8 M measurements (1-1.9 GB) before its count was checked."""
+    import struct
+    import time
+    import tracemalloc
+
+    from gridbind.sttp.ieee2664.wire import ProtocolError, response_packet
+
+    session = _subscribed_session()
+    block = bytes([85, 0, 0]) + b"\xff" * (1 << 20)
+    packet = response_packet(0x82, 0x02, struct.pack(">BI", 0x02 | 0x08, declared) + block)
+    tracemalloc.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(ProtocolError, match="TSSC"):
+            session.receive(packet)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert time.monotonic() - started < 1.0
+    assert peak < 16 << 20
