@@ -33,7 +33,13 @@ from gridbind.sttp.ieee2664.constants import (
     is_user_command,
     is_user_response,
 )
-from gridbind.sttp.ieee2664.metadata import DataSet, DataTable, MetadataError, iter_signal_keys
+from gridbind.sttp.ieee2664.metadata import (
+    MAX_METADATA_CELLS,
+    DataSet,
+    DataTable,
+    MetadataError,
+    iter_signal_keys,
+)
 from gridbind.sttp.ieee2664.params import SettingsError, SubscriptionSettings
 from gridbind.sttp.ieee2664.wire import (
     BaseTimes,
@@ -92,6 +98,13 @@ class CommandFailed(Event):
 class MetadataReceived(Event):
     metadata: DataSet
     wire_bytes: int
+
+
+@dataclass
+class MetadataArrived(Event):
+    """A METADATA_REFRESH answer, not yet parsed (``SubscriberSession.defer_metadata``)."""
+
+    payload: bytes
 
 
 @dataclass
@@ -252,6 +265,8 @@ class SubscriberConfig:
     receive_external_metadata: bool = False
     #: accept compact data packets without their measurement count (sttpapi's publisher)
     lenient_compact: bool = True
+    #: bound of received metadata: XML elements plus row cells (see ``DataSet.from_xml``)
+    max_metadata_cells: int = MAX_METADATA_CELLS
 
 
 class SubscriberSession:
@@ -271,6 +286,10 @@ class SubscriberSession:
         self.subscribed = False
         self._out = bytearray()
         self._use_udp = False
+        #: False: metadata is parsed inside ``receive`` (MetadataReceived); True: ``receive``
+        #: reports MetadataArrived and the caller runs :meth:`decode_metadata` (e.g. in a thread)
+        #: then :meth:`metadata_parsed`
+        self.defer_metadata = False
 
     # -- commands
     def operational_modes(self, udp: bool = False) -> int:
@@ -386,14 +405,10 @@ class SubscriberSession:
         if code == ServerResponse.SUCCEEDED:
             if command == ServerCommand.METADATA_REFRESH:
                 self.stats.metadata_bytes += len(payload)
-                data = payload
-                if self.config.compress_metadata and payload[:2] == b"\x1f\x8b":
-                    data = gunzip_bytes(payload)
-                try:
-                    self.metadata = DataSet.from_xml(data)
-                except MetadataError as exc:
-                    raise ProtocolError(f"bad metadata from publisher: {exc}") from None
-                events.append(MetadataReceived(self.metadata, len(payload)))
+                if self.defer_metadata:
+                    events.append(MetadataArrived(payload))
+                else:
+                    events.append(self.metadata_parsed(self.decode_metadata(payload), payload))
                 return
             if command in (
                 ServerCommand.GET_PRIMARY_METADATA_SCHEMA,
@@ -401,7 +416,8 @@ class SubscriberSession:
             ):
                 data = gunzip_bytes(payload) if payload[:2] == b"\x1f\x8b" else payload
                 try:
-                    events.append(SchemaReceived(command, DataSet.from_xml(data)))
+                    schema = DataSet.from_xml(data, self.config.max_metadata_cells)
+                    events.append(SchemaReceived(command, schema))
                 except MetadataError as exc:
                     raise ProtocolError(f"bad schema from publisher: {exc}") from None
                 return
@@ -448,6 +464,24 @@ class SubscriberSession:
             events.append(UserResponse(code, command, payload))
         elif code == ServerResponse.DATA_PACKET:
             self._data_packet(payload, events, udp=False)
+
+    def decode_metadata(self, payload: bytes) -> DataSet:
+        """The data set of a METADATA_REFRESH answer (inflate and parse, both bounded).
+
+        Touches no session state, so a transport may run it off its event loop
+        (:attr:`defer_metadata`); raises :class:`ProtocolError`."""
+        data = payload
+        if self.config.compress_metadata and payload[:2] == b"\x1f\x8b":
+            data = gunzip_bytes(payload)
+        try:
+            return DataSet.from_xml(data, self.config.max_metadata_cells)
+        except MetadataError as exc:
+            raise ProtocolError(f"bad metadata from publisher: {exc}") from None
+
+    def metadata_parsed(self, metadata: DataSet, payload: bytes) -> MetadataReceived:
+        """Take a decoded data set as the session's metadata."""
+        self.metadata = metadata
+        return MetadataReceived(metadata, len(payload))
 
     def _signal_index_cache(self, payload: bytes) -> SubscriptionUpdated:
         index = 0

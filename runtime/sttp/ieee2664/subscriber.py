@@ -30,6 +30,7 @@ from gridbind.sttp.ieee2664.session import (
     ConfigurationChanged,
     Event,
     MeasurementsReceived,
+    MetadataArrived,
     MetadataReceived,
     ProcessingComplete,
     Statistics,
@@ -176,7 +177,7 @@ class Subscriber:
         self._server: asyncio.Server | None = None
         self._incoming: asyncio.Queue[_CommandProtocol] = asyncio.Queue()
         self._listening = asyncio.Event()
-        self.session = SubscriberSession(self.config)
+        self.session = self._new_session()
         self.metadata: DataSet | None = None
         self.cache: SignalIndexCache | None = None
         self.connections = 0
@@ -196,6 +197,10 @@ class Subscriber:
         self._paused = False
         self._fatal: BaseException | None = None
         self._totals = Statistics()
+        #: the latest metadata answer waiting for the parser (older ones are superseded)
+        self._metadata_next: tuple[SubscriberSession, bytes] | None = None
+        self._metadata_worker: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- lifecycle
     async def start(self) -> None:
@@ -238,6 +243,10 @@ class Subscriber:
         if self._server is not None:
             self._server.close()
             self._server = None
+        self._metadata_next = None
+        for task in [self._metadata_worker, *self._tasks]:
+            if task is not None:
+                task.cancel()
         self._queue.put_nowait(None)
 
     async def __aenter__(self) -> Subscriber:
@@ -397,7 +406,7 @@ class Subscriber:
                 self.connections += 1
                 self._protocol = protocol
                 self._totals_add(self.session.stats)
-                self.session = SubscriberSession(self.config)
+                self.session = self._new_session()
                 self._subscribed.clear()
                 if await self._serve(protocol, loop):
                     break
@@ -427,7 +436,7 @@ class Subscriber:
             self.connections += 1
             self._protocol = protocol
             self._totals_add(self.session.stats)
-            self.session = SubscriberSession(self.config)
+            self.session = self._new_session()
             self._subscribed.clear()
             if await self._serve(protocol, loop):
                 break
@@ -516,6 +525,32 @@ class Subscriber:
         for name, value in vars(stats).items():
             setattr(self._totals, name, getattr(self._totals, name) + value)
 
+    def _new_session(self) -> SubscriberSession:
+        session = SubscriberSession(self.config)
+        session.defer_metadata = True  # parsed off the event loop, see _parse_metadata
+        return session
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _parse_metadata(self) -> None:
+        """Parse metadata answers in a worker thread, one at a time, the latest first: a large
+        (or hostile) data set costs seconds of CPU that must not stop this event loop."""
+        while self._metadata_next is not None:
+            session, payload = self._metadata_next
+            self._metadata_next = None
+            try:
+                metadata = await asyncio.to_thread(session.decode_metadata, payload)
+            except ProtocolError as exc:
+                if session is self.session:
+                    self._fail(exc)
+                continue
+            if session is self.session and self._metadata_next is None:
+                self._dispatch([session.metadata_parsed(metadata, payload)])
+        self._metadata_worker = None
+
     # -- input dispatch
     def _on_tcp(self, data: bytes) -> None:
         self._last_rx = asyncio.get_running_loop().time()
@@ -554,6 +589,13 @@ class Subscriber:
                     if self._protocol and self._protocol.transport:
                         self._protocol.transport.pause_reading()
                 continue
+            if isinstance(event, MetadataArrived):
+                self._metadata_next = (self.session, event.payload)
+                if self._metadata_worker is None:
+                    self._metadata_worker = asyncio.get_running_loop().create_task(
+                        self._parse_metadata()
+                    )
+                continue
             if isinstance(event, MetadataReceived):
                 self.metadata = event.metadata
                 self._metadata_event.set()
@@ -562,7 +604,7 @@ class Subscriber:
                     and not self.session.subscribed
                     and self.session.settings is None
                 ):
-                    asyncio.get_running_loop().create_task(self._subscribe_after_metadata())
+                    self._spawn(self._subscribe_after_metadata())
             elif isinstance(event, SubscriptionUpdated):
                 self.cache = event.cache
                 self._subscribed.set()
@@ -570,7 +612,7 @@ class Subscriber:
                 self.last_error = f"command 0x{event.command:02X} failed: {event.message}"
                 log.warning("%s", self.last_error)
             elif isinstance(event, ConfigurationChanged) and self.refresh_on_change:
-                asyncio.get_running_loop().create_task(self._refresh_after_change())
+                self._spawn(self._refresh_after_change())
             elif isinstance(event, ProcessingComplete):
                 self._complete.set()
             elif isinstance(event, CommandSucceeded):

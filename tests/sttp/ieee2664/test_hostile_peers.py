@@ -8,6 +8,8 @@ import math
 import socket
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from gridbind.sttp.ieee2664 import PmuSource, Publisher, Subscriber, synthetic_pmu_metadata
 from gridbind.sttp.ieee2664.params import SettingsError, SubscriptionSettings
@@ -382,3 +384,95 @@ def test_a_one_mebibyte_tssc_packet_is_refused_without_amplification(declared):
         tracemalloc.stop()
     assert time.monotonic() - started < 1.0
     assert peak < 16 << 20
+
+
+def _metadata_bomb(record: bytes) -> bytes:
+    """64 KB of GZip that inflates to ~60 MiB (under the inflate limit) of tiny records."""
+    import gzip
+
+    metadata, _ = synthetic_pmu_metadata(1)
+    head = metadata.to_xml().split(b"</xs:schema>", 1)[0] + b"</xs:schema>"
+    return gzip.compress(head + record * ((60 << 20) // len(record)) + b"</DataSet>", 9)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("record", [b"<MeasurementDetail/>", b"<a/>"])
+def test_a_metadata_bomb_is_refused_within_bounds(record):
+    """A 64 KB GZip answer inflating under the 64 MiB limit cost 2.1 GB and 21 s."""
+    import resource
+    import time
+
+    from gridbind.sttp.ieee2664.metadata import MAX_METADATA_CELLS
+    from gridbind.sttp.ieee2664.wire import ProtocolError, response_packet
+
+    bomb = _metadata_bomb(record)
+    assert len(bomb) < 160_000
+    session = SubscriberSession(SubscriberConfig(max_metadata_cells=MAX_METADATA_CELLS // 8))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.monotonic()
+    with pytest.raises(ProtocolError, match="too many"):
+        session.receive(response_packet(0x80, 0x01, bomb))
+    assert time.monotonic() - started < 10
+    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert grown < 400 * 1024  # KiB: far from the 2.1 GB it cost
+
+
+@pytest.mark.timeout(30)
+def test_the_subscriber_parses_metadata_off_its_event_loop():
+    """While a metadata bomb is parsed, the subscriber's event loop keeps running."""
+    from gridbind.sttp.ieee2664.wire import response_packet
+
+    bomb = _metadata_bomb(b"<a/>")
+
+    async def run() -> None:
+        served = asyncio.Event()
+
+        async def publisher(reader, writer) -> None:
+            await reader.read(65536)  # DEFINE_OPERATIONAL_MODES + METADATA_REFRESH
+            writer.write(response_packet(0x80, 0x06, b"ok") + response_packet(0x80, 0x01, bomb))
+            served.set()
+            await asyncio.sleep(20)
+
+        server = await asyncio.start_server(publisher, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        subscriber = Subscriber(
+            port=port,
+            auto_reconnect=False,
+            config=SubscriberConfig(max_metadata_cells=1_000_000),
+        )
+        await subscriber.start()
+        await served.wait()
+        loop = asyncio.get_running_loop()
+        worst = 0.0
+        while subscriber._fatal is None:
+            before = loop.time()
+            await asyncio.sleep(0.01)
+            worst = max(worst, loop.time() - before - 0.01)
+        assert "too many" in str(subscriber._fatal)
+        assert worst < 0.5  # the loop was never held for the parse
+        await subscriber.stop()
+        server.close()
+
+    asyncio.run(asyncio.wait_for(run(), 25))
+
+
+_SMALL_XML = synthetic_pmu_metadata(2)[0].to_xml()
+
+
+@pytest.mark.timeout(120)
+@given(
+    cut=st.integers(min_value=0, max_value=len(_SMALL_XML)),
+    insert=st.binary(max_size=40),
+    cells=st.integers(min_value=0, max_value=400),
+)
+@settings(max_examples=300, deadline=None)
+@example(cut=len(_SMALL_XML) - 10, insert=b"<a/>" * 10, cells=5)
+@example(cut=200, insert=b"0001-01-01T00:00:00+01:00", cells=400)
+def test_fuzz_the_bounded_metadata_parser_raises_only_metadata_error(cut, insert, cells):
+    from gridbind.sttp.ieee2664.metadata import DataSet, MetadataError
+
+    data = _SMALL_XML[:cut] + insert + _SMALL_XML[cut:]
+    try:
+        DataSet.from_xml(data, cells)
+    except MetadataError:
+        pass
