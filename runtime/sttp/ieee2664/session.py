@@ -396,7 +396,10 @@ class SubscriberSession:
             except ProtocolError:
                 self.stats.dropped_packets += 1
         elif code in (ServerResponse.BUFFER_BLOCK, ServerResponse.NO_OP):
-            self._response(code, command, payload, events)
+            try:
+                self._response(code, command, payload, events)
+            except ProtocolError:
+                self.stats.dropped_packets += 1  # short or badly compressed: dropped, counted
         else:
             self.stats.dropped_packets += 1
         return events

@@ -198,6 +198,8 @@ class Subscriber:
         self._fatal: BaseException | None = None
         self._totals = Statistics()
         #: the latest metadata answer waiting for the parser (older ones are superseded)
+        #: the current connection confirmed a subscription (resets the reconnect back-off)
+        self._confirmed = False
         self._metadata_next: tuple[SubscriberSession, bytes] | None = None
         self._metadata_worker: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -432,15 +434,18 @@ class Subscriber:
                 log.warning("%s (attempt %d; retrying)", self.last_error, attempt)
                 await self._retry_wait(attempt)
                 continue
-            attempt = 0
             self.connections += 1
             self._protocol = protocol
             self._totals_add(self.session.stats)
             self.session = self._new_session()
             self._subscribed.clear()
+            self._confirmed = False
             if await self._serve(protocol, loop):
                 break
-            attempt += 1
+            # The back-off starts over only after a confirmed subscription (or accepted
+            # operational modes without auto_subscribe): a publisher that accepts connections
+            # and drops them must not get a reconnect per retry_interval.
+            attempt = 1 if self._confirmed else attempt + 1
             if 0 <= self.max_retries < attempt:
                 break
             await self._retry_wait(attempt)
@@ -608,6 +613,7 @@ class Subscriber:
             elif isinstance(event, SubscriptionUpdated):
                 self.cache = event.cache
                 self._subscribed.set()
+                self._confirmed = True
             elif isinstance(event, CommandFailed):
                 self.last_error = f"command 0x{event.command:02X} failed: {event.message}"
                 log.warning("%s", self.last_error)
@@ -618,6 +624,8 @@ class Subscriber:
             elif isinstance(event, CommandSucceeded):
                 if event.command == 0x03:
                     self._unsubscribed.set()
+                elif event.command == 0x06 and not self.auto_subscribe:
+                    self._confirmed = True
                 log.debug("command 0x%02X succeeded: %s", event.command, event.message)
             if self.on_event is not None:
                 self.on_event(event)

@@ -476,3 +476,61 @@ def test_fuzz_the_bounded_metadata_parser_raises_only_metadata_error(cut, insert
         DataSet.from_xml(data, cells)
     except MetadataError:
         pass
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"\x00\x00\x00\x01\x00",  # shorter than sequence + flags + index
+        b"\x00\x00\x00\x01\x08\x00\x00\x00\x00" + b"not gzip",  # COMPRESSED flag, bad GZip
+    ],
+)
+def test_a_bad_buffer_block_datagram_is_dropped_and_counted(payload):
+    """receive_datagram raised ProtocolError for what it is documented to drop."""
+    from gridbind.sttp.ieee2664.wire import response_body
+
+    session = _subscribed_session()
+    assert session.receive_datagram(response_body(0x88, 0x02, payload)) == []
+    assert session.stats.dropped_packets == 1
+
+
+@pytest.mark.timeout(30)
+def test_reconnect_back_off_grows_against_a_publisher_that_accepts_and_drops():
+    """The back-off was reset on every TCP connect: a reconnect per retry_interval."""
+
+    async def run() -> None:
+        async def drop(reader, writer) -> None:
+            writer.close()
+
+        server = await asyncio.start_server(drop, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        subscriber = Subscriber(port=port, retry_interval=0.05, max_retry_interval=0.4)
+        await subscriber.start()
+        await _wait(lambda: len(subscriber.retry_waits) >= 5, 10)
+        assert subscriber.retry_waits[:5] == [0.05, 0.1, 0.2, 0.4, 0.4]
+        await subscriber.stop()
+        server.close()
+
+    asyncio.run(run())
+
+
+@pytest.mark.timeout(30)
+def test_reconnect_back_off_starts_over_after_a_confirmed_subscription():
+    metadata, _ = synthetic_pmu_metadata(10)
+
+    async def run() -> None:
+        async with Publisher(metadata, port=0) as publisher:
+            subscriber = Subscriber(
+                port=publisher.port, retry_interval=0.05, max_retry_interval=0.4
+            )
+            await subscriber.start()
+            for _ in range(3):
+                await subscriber.wait_subscribed(5)
+                for connection in publisher.connections:
+                    connection.close()
+                await _wait(lambda: not subscriber.subscribed, 5)
+            await subscriber.wait_subscribed(5)
+            assert subscriber.retry_waits == [0.05, 0.05, 0.05]
+            await subscriber.stop()
+
+    asyncio.run(run())
