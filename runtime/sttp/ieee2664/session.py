@@ -636,6 +636,14 @@ class PublisherState:
             self._xml, self._gzip = xml, gzip_bytes(xml)
         self.metadata = metadata
         self.active: DataTable = active_measurements(metadata, self.config.node_id)
+        #: signals whose MeasurementDetail row is disabled: never delivered, even when a
+        #: subscriber names their id directly (as the deployed publishers behave)
+        self.disabled: frozenset[uuid.UUID] = frozenset(
+            row["SignalID"]
+            for row in (metadata.table("MeasurementDetail") or DataTable("", [])).rows
+            if isinstance(row.get("SignalID"), uuid.UUID)
+            and (row.get("Enabled") is False or row.get("Enabled") == 0)
+        )
 
     def metadata_xml(self, compressed: bool) -> bytes:
         """The metadata XML (cached), GZip-compressed when asked."""
@@ -962,6 +970,9 @@ class PublisherSession:
         if isinstance(signals, FilterExpressionError):
             self.fail(command, f"Bad filter expression: {signals}")
             return
+        disabled = self.state.disabled
+        if disabled:
+            signals = [signal for signal in signals if signal not in disabled]
         temporal = bool(settings.start_time)
         if temporal and not self.state.config.supports_temporal:
             self.fail(
