@@ -139,6 +139,15 @@ class Connection(asyncio.Protocol):
                 asyncio.get_running_loop().call_soon(self.data_received, b"")
 
     @property
+    def ready(self) -> bool:
+        """True once data published now reaches this subscriber: subscribed, its signal index
+        cache confirmed (UDP data waits for that) and its UDP data channel open."""
+        session = self.session
+        if session is None or self.closed or not session.ready:
+            return False
+        return session.udp_target is None or self.udp is not None
+
+    @property
     def dropped(self) -> int:
         """Measurements not sent to this subscriber because it lagged (slow-subscriber policy)."""
         return self.queue.dropped if self.queue is not None else 0

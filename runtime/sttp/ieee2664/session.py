@@ -698,6 +698,12 @@ class PublisherSession:
         return self._parked is not None
 
     @property
+    def ready(self) -> bool:
+        """Subscribed, and (UDP) the subscriber confirmed the signal index cache: publishing
+        now sends data."""
+        return self.subscribed and self.cache is not None and not self._awaiting_cache_confirm
+
+    @property
     def uses_tssc(self) -> bool:
         """True when data goes out TSSC-compressed (asked for, allowed, TCP, available)."""
         return (
