@@ -564,10 +564,20 @@ class Subscriber:
         except ProtocolError as exc:
             self._fail(exc)
             return
+        except Exception as exc:  # noqa: BLE001 - nothing a publisher sends may escape
+            log.exception("error handling data from the publisher")
+            self._fail(ProtocolError(f"cannot handle the publisher's data: {exc!r}"))
+            return
         self._dispatch(events)
 
     def _on_udp(self, data: bytes) -> None:
-        self._dispatch(self.session.receive_datagram(data))
+        try:
+            events = self.session.receive_datagram(data)
+        except Exception:  # noqa: BLE001 - a datagram the session cannot take is dropped
+            log.exception("dropping an undecodable datagram")
+            self.session.stats.dropped_packets += 1
+            return
+        self._dispatch(events)
 
     def _fail(self, exc: BaseException) -> None:
         log.error("closing the session: %s", exc)

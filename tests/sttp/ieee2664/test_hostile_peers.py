@@ -534,3 +534,31 @@ def test_reconnect_back_off_starts_over_after_a_confirmed_subscription():
             await subscriber.stop()
 
     asyncio.run(run())
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(max_size=200))
+@example(text="lagTime=inf;leadTime=nan")
+@example(text="processingInterval=" + "9" * 5000)
+@example(text="dataChannel={localport=-1}")
+@example(text="a={{}};b=}")
+def test_fuzz_connection_strings_raise_only_protocol_errors(text):
+    from gridbind.sttp.ieee2664.wire import ProtocolError
+
+    try:
+        settings_ = SubscriptionSettings.parse(text)
+    except ProtocolError:
+        return
+    assert math.isfinite(settings_.lag_time) and math.isfinite(settings_.lead_time)
+    assert math.isfinite(settings_.publish_interval)
+
+
+@settings(max_examples=300, deadline=None)
+@given(datagram=st.binary(max_size=64), code=st.sampled_from([0x82, 0x88, 0xFF, 0x80]))
+@example(datagram=b"\x00\x00\x00\x01\x08\x00\x00\x00\x00\x1f\x8b", code=0x88)
+def test_fuzz_datagrams_are_dropped_never_raised(datagram, code):
+    from gridbind.sttp.ieee2664.wire import response_body
+
+    session = _subscribed_session(4)
+    session.receive_datagram(datagram)
+    session.receive_datagram(response_body(code, 0x02, datagram))
