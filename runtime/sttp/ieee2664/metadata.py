@@ -240,6 +240,10 @@ class DataSet:
                     root.remove(node)
         except etree.XMLSyntaxError as exc:
             raise MetadataError(f"metadata is not well-formed XML: {exc}") from None
+        except MetadataError:
+            raise
+        except ValueError as exc:  # e.g. a tag whose prefix has no namespace ("xs:schema")
+            raise MetadataError(f"metadata is not usable XML: {exc}") from None
         if dataset is None:
             name = etree.QName(root).localname if root is not None else ""
             raise MetadataError(f"metadata has no xs:schema with id {name!r}")

@@ -468,6 +468,7 @@ _SMALL_XML = synthetic_pmu_metadata(2)[0].to_xml()
 @settings(max_examples=300, deadline=None)
 @example(cut=len(_SMALL_XML) - 10, insert=b"<a/>" * 10, cells=5)
 @example(cut=200, insert=b"0001-01-01T00:00:00+01:00", cells=400)
+@example(cut=65, insert=b"A", cells=56)  # found: an undeclared prefix raised ValueError
 def test_fuzz_the_bounded_metadata_parser_raises_only_metadata_error(cut, insert, cells):
     from gridbind.sttp.ieee2664.metadata import DataSet, MetadataError
 
