@@ -17,22 +17,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gridbind.sttp.expressions import FilterExpressionError, select_signal_ids
-from gridbind.sttp.ieee2664 import codecs
-from gridbind.sttp.ieee2664.cipher import decrypt, encrypt, new_cipher_keys, new_key_pair
-from gridbind.sttp.ieee2664.compact import CompactCodec, SignalIndexCache
-from gridbind.sttp.ieee2664.constants import (
-    MAX_COMMAND_SIZE,
-    PROTOCOL_VERSION,
+from gridbind.generated.sttp.ieee2664 import (
     BufferBlockFlags,
     DataPacketFlags,
     OperationalEncoding,
     OperationalModes,
     ServerCommand,
     ServerResponse,
-    is_user_command,
-    is_user_response,
 )
+from gridbind.sttp.expressions import FilterExpressionError, select_signal_ids
+from gridbind.sttp.ieee2664 import codecs
+from gridbind.sttp.ieee2664.cipher import decrypt, encrypt, new_cipher_keys, new_key_pair
+from gridbind.sttp.ieee2664.compact import CompactCodec, SignalIndexCache
 from gridbind.sttp.ieee2664.metadata import (
     MAX_METADATA_CELLS,
     DataSet,
@@ -42,6 +38,9 @@ from gridbind.sttp.ieee2664.metadata import (
 )
 from gridbind.sttp.ieee2664.params import SettingsError, SubscriptionSettings
 from gridbind.sttp.ieee2664.wire import (
+    MAX_COMMAND_SIZE,
+    PROTOCOL_VERSION,
+    VERSION_BITS,
     BaseTimes,
     CipherKeys,
     PacketReader,
@@ -53,6 +52,8 @@ from gridbind.sttp.ieee2664.wire import (
     encode_message,
     gunzip_bytes,
     gzip_bytes,
+    is_user_command,
+    is_user_response,
     parse_metadata_filters,
     parse_subscribe,
     response_body,
@@ -294,36 +295,36 @@ class SubscriberSession:
     # -- commands
     def operational_modes(self, udp: bool = False) -> int:
         """The operational modes word this subscriber asks for."""
-        modes = int(OperationalModes.COMPRESSION_GZIP) | (self.config.version & 0xFF)
-        modes |= OperationalEncoding.UTF8
+        modes = int(OperationalModes.CompressionGzip) | (self.config.version & 0xFF)
+        modes |= OperationalEncoding.Utf8
         if self.config.compress_payload and not udp and codecs.tssc_available():
-            modes |= OperationalModes.COMPRESS_PAYLOAD_DATA | OperationalModes.COMPRESSION_TSSC
+            modes |= OperationalModes.CompressPayloadData | OperationalModes.CompressionTssc
         if self.config.compress_metadata:
-            modes |= OperationalModes.COMPRESS_METADATA
+            modes |= OperationalModes.CompressMetadata
         if self.config.compress_signal_index_cache:
-            modes |= OperationalModes.COMPRESS_SIGNAL_INDEX_CACHE
+            modes |= OperationalModes.CompressSignalIndexCache
         if self.config.receive_internal_metadata:
-            modes |= OperationalModes.RECEIVE_INTERNAL_METADATA
+            modes |= OperationalModes.ReceiveInternalMetadata
         if self.config.receive_external_metadata:
-            modes |= OperationalModes.RECEIVE_EXTERNAL_METADATA
+            modes |= OperationalModes.ReceiveExternalMetadata
         return modes
 
     def start(self, udp: bool = False) -> bytes:
         """First bytes of a session: DEFINE_OPERATIONAL_MODES (must precede any other command)."""
         self._use_udp = udp
         self.modes = self.operational_modes(udp)
-        return self._command(ServerCommand.DEFINE_OPERATIONAL_MODES, _U32.pack(self.modes))
+        return self._command(ServerCommand.DefineOperationalModes, _U32.pack(self.modes))
 
     def request_metadata(self, filters: str = "") -> bytes:
         """METADATA_REFRESH, optionally with ``FILTER <table> WHERE ...`` expressions."""
-        return self._command(ServerCommand.METADATA_REFRESH, build_metadata_filters(filters))
+        return self._command(ServerCommand.MetadataRefresh, build_metadata_filters(filters))
 
     def request_schema(self, selection: bool = False) -> bytes:
         """GET_PRIMARY_METADATA_SCHEMA, or GET_SIGNAL_SELECTION_SCHEMA (ActiveMeasurements)."""
         return self._command(
-            ServerCommand.GET_SIGNAL_SELECTION_SCHEMA
+            ServerCommand.GetSignalSelectionSchema
             if selection
-            else ServerCommand.GET_PRIMARY_METADATA_SCHEMA
+            else ServerCommand.GetPrimaryMetadataSchema
         )
 
     def subscribe(self, settings: SubscriptionSettings) -> bytes:
@@ -334,22 +335,20 @@ class SubscriberSession:
             millisecond_resolution=settings.use_millisecond_resolution,
         )
         self._decoders = [None, None]
-        return self._command(ServerCommand.SUBSCRIBE, build_subscribe(settings.build()))
+        return self._command(ServerCommand.Subscribe, build_subscribe(settings.build()))
 
     def unsubscribe(self) -> bytes:
         """UNSUBSCRIBE."""
         self.subscribed = False
-        return self._command(ServerCommand.UNSUBSCRIBE)
+        return self._command(ServerCommand.Unsubscribe)
 
     def rotate_cipher_keys(self) -> bytes:
         """ROTATE_CIPHER_KEYS: ask the publisher for new UDP keys."""
-        return self._command(ServerCommand.ROTATE_CIPHER_KEYS)
+        return self._command(ServerCommand.RotateCipherKeys)
 
     def update_processing_interval(self, interval_ms: int) -> bytes:
         """UPDATE_PROCESSING_INTERVAL (historical replay pace, ms per frame; -1 default)."""
-        return self._command(
-            ServerCommand.UPDATE_PROCESSING_INTERVAL, struct.pack(">i", interval_ms)
-        )
+        return self._command(ServerCommand.UpdateProcessingInterval, struct.pack(">i", interval_ms))
 
     def user_command(self, code: int, payload: bytes = b"") -> bytes:
         """One of the 16 user-defined commands."""
@@ -373,7 +372,7 @@ class SubscriberSession:
         events: list[Event] = []
         for packet in self.reader.feed(data):
             code, command, payload = split_response(packet)
-            if code == ServerResponse.DATA_PACKET:
+            if code == ServerResponse.DataPacket:
                 self.stats.data_bytes += len(packet) + 4
                 self._data_packet(payload, events, udp=False)
             else:
@@ -390,12 +389,12 @@ class SubscriberSession:
             self.stats.dropped_packets += 1
             return events
         self.stats.data_bytes += len(datagram)
-        if code == ServerResponse.DATA_PACKET:
+        if code == ServerResponse.DataPacket:
             try:
                 self._data_packet(payload, events, udp=True)
             except ProtocolError:
                 self.stats.dropped_packets += 1
-        elif code in (ServerResponse.BUFFER_BLOCK, ServerResponse.NO_OP):
+        elif code in (ServerResponse.BufferBlock, ServerResponse.NoOp):
             try:
                 self._response(code, command, payload, events)
             except ProtocolError:
@@ -405,8 +404,8 @@ class SubscriberSession:
         return events
 
     def _response(self, code: int, command: int, payload: bytes, events: list[Event]) -> None:
-        if code == ServerResponse.SUCCEEDED:
-            if command == ServerCommand.METADATA_REFRESH:
+        if code == ServerResponse.Succeeded:
+            if command == ServerCommand.MetadataRefresh:
                 self.stats.metadata_bytes += len(payload)
                 if self.defer_metadata:
                     events.append(MetadataArrived(payload))
@@ -414,8 +413,8 @@ class SubscriberSession:
                     events.append(self.metadata_parsed(self.decode_metadata(payload), payload))
                 return
             if command in (
-                ServerCommand.GET_PRIMARY_METADATA_SCHEMA,
-                ServerCommand.GET_SIGNAL_SELECTION_SCHEMA,
+                ServerCommand.GetPrimaryMetadataSchema,
+                ServerCommand.GetSignalSelectionSchema,
             ):
                 data = gunzip_bytes(payload) if payload[:2] == b"\x1f\x8b" else payload
                 try:
@@ -424,48 +423,48 @@ class SubscriberSession:
                 except MetadataError as exc:
                     raise ProtocolError(f"bad schema from publisher: {exc}") from None
                 return
-            if command == ServerCommand.SUBSCRIBE:
+            if command == ServerCommand.Subscribe:
                 self.subscribed = True
-            elif command == ServerCommand.UNSUBSCRIBE:
+            elif command == ServerCommand.Unsubscribe:
                 self.subscribed = False
             events.append(CommandSucceeded(command, decode_message(payload)))
-        elif code == ServerResponse.FAILED:
-            if command == ServerCommand.SUBSCRIBE:
+        elif code == ServerResponse.Failed:
+            if command == ServerCommand.Subscribe:
                 self.subscribed = False
             events.append(CommandFailed(command, decode_message(payload)))
-        elif code == ServerResponse.UPDATE_SIGNAL_INDEX_CACHE:
+        elif code == ServerResponse.UpdateSignalIndexCache:
             events.append(self._signal_index_cache(payload))
-        elif code == ServerResponse.UPDATE_BASE_TIMES:
+        elif code == ServerResponse.UpdateBaseTimes:
             times = BaseTimes.parse(payload)
             self.compact.base_times = times.offsets
             self.compact.time_index = times.time_index
-            self._out += command_packet(ServerCommand.CONFIRM_UPDATE_BASE_TIMES)
+            self._out += command_packet(ServerCommand.ConfirmUpdateBaseTimes)
             events.append(BaseTimesUpdated(times))
-        elif code == ServerResponse.UPDATE_CIPHER_KEYS:
+        elif code == ServerResponse.UpdateCipherKeys:
             self.keys = CipherKeys.parse(payload)
-            self._out += command_packet(ServerCommand.CONFIRM_UPDATE_CIPHER_KEYS)
+            self._out += command_packet(ServerCommand.ConfirmUpdateCipherKeys)
             events.append(CipherKeysUpdated(self.keys))
-        elif code == ServerResponse.DATA_START_TIME:
+        elif code == ServerResponse.DataStartTime:
             if len(payload) < 8:
                 raise ProtocolError("DATA_START_TIME payload too short")
             events.append(DataStartTime(struct.unpack_from(">q", payload)[0]))
-        elif code == ServerResponse.PROCESSING_COMPLETE:
+        elif code == ServerResponse.ProcessingComplete:
             events.append(ProcessingComplete(decode_message(payload)))
-        elif code == ServerResponse.CONFIGURATION_CHANGED:
+        elif code == ServerResponse.ConfigurationChanged:
             events.append(ConfigurationChanged())
-        elif code == ServerResponse.NOTIFY:
+        elif code == ServerResponse.Notify:
             message = decode_message(payload)
             self._out += command_packet(
-                ServerCommand.CONFIRM_NOTIFICATION, struct.pack(">I", zlib.crc32(payload))
+                ServerCommand.ConfirmNotification, struct.pack(">I", zlib.crc32(payload))
             )
             events.append(Notification(message))
-        elif code == ServerResponse.BUFFER_BLOCK:
+        elif code == ServerResponse.BufferBlock:
             events.append(self._buffer_block(payload))
-        elif code == ServerResponse.NO_OP:
+        elif code == ServerResponse.NoOp:
             events.append(NoOp())
         elif is_user_response(code):
             events.append(UserResponse(code, command, payload))
-        elif code == ServerResponse.DATA_PACKET:
+        elif code == ServerResponse.DataPacket:
             self._data_packet(payload, events, udp=False)
 
     def decode_metadata(self, payload: bytes) -> DataSet:
@@ -502,7 +501,7 @@ class SubscriberSession:
         self.caches[index] = cache
         self._decoders[index] = None
         if self.config.version > 1:
-            self._out += command_packet(ServerCommand.CONFIRM_UPDATE_SIGNAL_INDEX_CACHE)
+            self._out += command_packet(ServerCommand.ConfirmUpdateSignalIndexCache)
         return SubscriptionUpdated(cache, index)
 
     def _buffer_block(self, payload: bytes) -> BufferBlockReceived:
@@ -511,13 +510,13 @@ class SubscriberSession:
         (sequence,) = _U32.unpack_from(payload)
         flags = payload[4]
         body = payload[5:]
-        if flags & BufferBlockFlags.REQUIRE_CONFIRMATION:
-            self._out += command_packet(ServerCommand.CONFIRM_BUFFER_BLOCK, payload[:4])
+        if flags & BufferBlockFlags.RequireConfirmation:
+            self._out += command_packet(ServerCommand.ConfirmBufferBlock, payload[:4])
         (index,) = struct.unpack_from(">i", body)
         data = body[4:]
-        if flags & BufferBlockFlags.COMPRESSED:
+        if flags & BufferBlockFlags.Compressed:
             data = gunzip_bytes(data)
-        cache = self.caches[1 if flags & BufferBlockFlags.CACHE_INDEX else 0]
+        cache = self.caches[1 if flags & BufferBlockFlags.CacheIndex else 0]
         signal = cache.by_index.get(index) if cache else None
         return BufferBlockReceived(sequence, signal, data)
 
@@ -527,23 +526,23 @@ class SubscriberSession:
         flags = payload[0]
         body = payload[1:]
         if udp and self.keys is not None:
-            key, iv = self.keys.keys[1 if flags & DataPacketFlags.CIPHER_INDEX else 0]
+            key, iv = self.keys.keys[1 if flags & DataPacketFlags.CipherIndex else 0]
             body = decrypt(key, iv, body)
         if len(body) < 4:
             raise ProtocolError("DATA_PACKET payload too short")
         (count,) = _U32.unpack_from(body)
-        cache_index = 1 if flags & DataPacketFlags.CACHE_INDEX else 0
+        cache_index = 1 if flags & DataPacketFlags.CacheIndex else 0
         cache = self.caches[cache_index]
         if cache is None:
             self.stats.dropped_packets += 1
             return
         self.stats.data_packets += 1
-        if flags & DataPacketFlags.COMPRESSED:
+        if flags & DataPacketFlags.Compressed:
             measurements = self._tssc(cache_index, cache, bytes(body[4:]), count)
             if measurements is None:
                 self.stats.dropped_packets += 1
                 return
-        elif flags & DataPacketFlags.COMPACT:
+        elif flags & DataPacketFlags.Compact:
             try:
                 measurements = self.compact.decode(body[4:], count, cache)
             except ProtocolError:
@@ -707,7 +706,7 @@ class PublisherSession:
     def uses_tssc(self) -> bool:
         """True when data goes out TSSC-compressed (asked for, allowed, TCP, available)."""
         return (
-            bool(self.modes & OperationalModes.COMPRESS_PAYLOAD_DATA)
+            bool(self.modes & OperationalModes.CompressPayloadData)
             and self.state.config.allow_payload_compression
             and self.udp_target is None
             and codecs.tssc_available()
@@ -732,23 +731,23 @@ class PublisherSession:
 
     def succeed(self, command: int, message: str) -> None:
         """Send SUCCEEDED with a status message."""
-        self._respond(ServerResponse.SUCCEEDED, command, encode_message(message))
+        self._respond(ServerResponse.Succeeded, command, encode_message(message))
 
     def fail(self, command: int, message: str) -> None:
         """Send FAILED with a reason."""
-        self._respond(ServerResponse.FAILED, command, encode_message(message))
+        self._respond(ServerResponse.Failed, command, encode_message(message))
 
     def noop(self) -> None:
         """Queue a NO_OP keep-alive."""
-        self._respond(ServerResponse.NO_OP, ServerCommand.SUBSCRIBE)
+        self._respond(ServerResponse.NoOp, ServerCommand.Subscribe)
 
     def notify(self, message: str) -> None:
         """Queue a NOTIFY for the subscriber (it confirms with CONFIRM_NOTIFICATION)."""
-        self._respond(ServerResponse.NOTIFY, ServerCommand.SUBSCRIBE, encode_message(message))
+        self._respond(ServerResponse.Notify, ServerCommand.Subscribe, encode_message(message))
 
     def configuration_changed(self) -> None:
         """Tell the subscriber that metadata changed."""
-        self._respond(ServerResponse.CONFIGURATION_CHANGED, ServerCommand.SUBSCRIBE)
+        self._respond(ServerResponse.ConfigurationChanged, ServerCommand.Subscribe)
 
     def user_response(self, code: int, command: int, payload: bytes = b"") -> None:
         """Queue one of the 16 user-defined responses."""
@@ -759,13 +758,13 @@ class PublisherSession:
     def data_start_time(self, ticks: int) -> None:
         """Queue DATA_START_TIME (first timestamp of a temporal subscription)."""
         self._respond(
-            ServerResponse.DATA_START_TIME, ServerCommand.SUBSCRIBE, struct.pack(">q", ticks)
+            ServerResponse.DataStartTime, ServerCommand.Subscribe, struct.pack(">q", ticks)
         )
 
     def processing_complete(self, message: str = "historical replay complete") -> None:
         """Queue PROCESSING_COMPLETE (end of a temporal subscription)."""
         self._respond(
-            ServerResponse.PROCESSING_COMPLETE, ServerCommand.SUBSCRIBE, encode_message(message)
+            ServerResponse.ProcessingComplete, ServerCommand.Subscribe, encode_message(message)
         )
 
     # -- input
@@ -796,7 +795,7 @@ class PublisherSession:
     def _packet(self, packet: bytes, events: list[Event]) -> None:
         self.stats.command_bytes += len(packet) + 4
         code, payload = split_command(packet)
-        if not self.validated and code != ServerCommand.DEFINE_OPERATIONAL_MODES:
+        if not self.validated and code != ServerCommand.DefineOperationalModes:
             raise ProtocolError(
                 f"command 0x{code:02X} before DEFINE_OPERATIONAL_MODES; closing the session"
             )
@@ -835,25 +834,25 @@ class PublisherSession:
         return events
 
     def _command(self, code: int, payload: bytes, events: list[Event]) -> None:
-        if code == ServerCommand.DEFINE_OPERATIONAL_MODES:
+        if code == ServerCommand.DefineOperationalModes:
             self._define_modes(payload, events)
-        elif code == ServerCommand.METADATA_REFRESH:
+        elif code == ServerCommand.MetadataRefresh:
             self._metadata_refresh(payload, events)
-        elif code == ServerCommand.SUBSCRIBE:
+        elif code == ServerCommand.Subscribe:
             self._subscribe(payload, events)
-        elif code == ServerCommand.UNSUBSCRIBE:
+        elif code == ServerCommand.Unsubscribe:
             self.subscribed = False
             self.cache = None
             self.succeed(code, "Client unsubscribed.")
             events.append(Unsubscribed())
-        elif code == ServerCommand.ROTATE_CIPHER_KEYS:
+        elif code == ServerCommand.RotateCipherKeys:
             if self.udp_target is None or not self.state.config.encrypt_udp:
                 self.fail(code, "Cipher keys are only used with an encrypted UDP data channel.")
             else:
                 self.rotate_cipher_keys()
                 self.succeed(code, "New cipher keys sent.")
                 events.append(KeysRotationRequested())
-        elif code == ServerCommand.UPDATE_PROCESSING_INTERVAL:
+        elif code == ServerCommand.UpdateProcessingInterval:
             if len(payload) < 4:
                 self.fail(code, "Processing interval payload too short.")
                 return
@@ -862,33 +861,33 @@ class PublisherSession:
                 self.settings.processing_interval = interval
             self.succeed(code, f"New processing interval of {interval} assigned.")
             events.append(ProcessingIntervalChanged(interval))
-        elif code == ServerCommand.CONFIRM_UPDATE_SIGNAL_INDEX_CACHE:
+        elif code == ServerCommand.ConfirmUpdateSignalIndexCache:
             self._awaiting_cache_confirm = False
             events.append(Confirmed(code, payload))
-        elif code == ServerCommand.CONFIRM_UPDATE_CIPHER_KEYS:
+        elif code == ServerCommand.ConfirmUpdateCipherKeys:
             if self._pending_keys is not None:
                 self.keys = self._pending_keys
                 self._pending_keys = None
             events.append(Confirmed(code, payload))
-        elif code == ServerCommand.CONFIRM_UPDATE_BASE_TIMES:
+        elif code == ServerCommand.ConfirmUpdateBaseTimes:
             if self._pending_base is not None:
                 self._apply_base(self._pending_base)
                 self._pending_base = None
             events.append(Confirmed(code, payload))
-        elif code in (ServerCommand.CONFIRM_NOTIFICATION, ServerCommand.CONFIRM_BUFFER_BLOCK):
+        elif code in (ServerCommand.ConfirmNotification, ServerCommand.ConfirmBufferBlock):
             events.append(Confirmed(code, payload))
         elif code in (
-            ServerCommand.GET_PRIMARY_METADATA_SCHEMA,
-            ServerCommand.GET_SIGNAL_SELECTION_SCHEMA,
+            ServerCommand.GetPrimaryMetadataSchema,
+            ServerCommand.GetSignalSelectionSchema,
         ):
             source = (
                 self.state.metadata.tables
-                if code == ServerCommand.GET_PRIMARY_METADATA_SCHEMA
+                if code == ServerCommand.GetPrimaryMetadataSchema
                 else [self.state.active]
             )
             xml = DataSet("DataSet", [DataTable(t.name, t.columns) for t in source]).to_xml()
-            compressed = bool(self.modes & OperationalModes.COMPRESS_METADATA)
-            self._respond(ServerResponse.SUCCEEDED, code, gzip_bytes(xml) if compressed else xml)
+            compressed = bool(self.modes & OperationalModes.CompressMetadata)
+            self._respond(ServerResponse.Succeeded, code, gzip_bytes(xml) if compressed else xml)
         elif is_user_command(code):
             events.append(UserCommand(code, payload))
         else:
@@ -896,33 +895,31 @@ class PublisherSession:
 
     def _define_modes(self, payload: bytes, events: list[Event]) -> None:
         if len(payload) < 4:
-            self.fail(
-                ServerCommand.DEFINE_OPERATIONAL_MODES, "Operational modes payload too short."
-            )
+            self.fail(ServerCommand.DefineOperationalModes, "Operational modes payload too short.")
             raise ProtocolError("DEFINE_OPERATIONAL_MODES payload too short")
         (modes,) = _U32.unpack_from(payload)
-        version = modes & OperationalModes.PRESTANDARD_VERSION_MASK
-        encoding = modes & OperationalModes.ENCODING_MASK
+        version = modes & VERSION_BITS
+        encoding = modes & OperationalModes.EncodingMask
         if not 1 <= version <= 3:
             self.fail(
-                ServerCommand.DEFINE_OPERATIONAL_MODES,
+                ServerCommand.DefineOperationalModes,
                 f"Protocol version {version} is not supported (1-3).",
             )
             raise ProtocolError(f"subscriber asked for protocol version {version}")
-        if encoding != OperationalEncoding.UTF8:
+        if encoding != OperationalEncoding.Utf8:
             self.fail(
-                ServerCommand.DEFINE_OPERATIONAL_MODES, "Only UTF-8 string encoding is supported."
+                ServerCommand.DefineOperationalModes, "Only UTF-8 string encoding is supported."
             )
             raise ProtocolError("subscriber asked for a UTF-16 string encoding")
         self.modes, self.version, self.validated = modes, version, True
         self.succeed(
-            ServerCommand.DEFINE_OPERATIONAL_MODES,
+            ServerCommand.DefineOperationalModes,
             f"STTP v{version} client connection accepted: requested operational modes applied.",
         )
         events.append(ModesDefined(modes, version))
 
     def _metadata_refresh(self, payload: bytes, events: list[Event]) -> None:
-        command = ServerCommand.METADATA_REFRESH
+        command = ServerCommand.MetadataRefresh
         if not self.state.config.allow_metadata_refresh:
             self.fail(command, "Meta-data refresh has been disallowed by the publisher.")
             return
@@ -931,7 +928,7 @@ class PublisherSession:
         except (ProtocolError, UnicodeDecodeError) as exc:
             self.fail(command, f"Bad metadata filter: {exc}")
             return
-        compressed = bool(self.modes & OperationalModes.COMPRESS_METADATA)
+        compressed = bool(self.modes & OperationalModes.CompressMetadata)
         if not filters:
             self._metadata_answer(filters, self.state.metadata_xml(compressed), events)
             return
@@ -944,11 +941,11 @@ class PublisherSession:
         self._evaluate(work, lambda data, out: self._metadata_answer(filters, data, out), events)
 
     def _metadata_answer(self, filters: str, data: Any, events: list[Event]) -> None:
-        command = ServerCommand.METADATA_REFRESH
+        command = ServerCommand.MetadataRefresh
         if isinstance(data, (MetadataError, FilterExpressionError)):
             self.fail(command, str(data))
             return
-        self._respond(ServerResponse.SUCCEEDED, command, data)
+        self._respond(ServerResponse.Succeeded, command, data)
         self.stats.metadata_bytes += len(data)
         events.append(MetadataRequested(filters))
 
@@ -957,7 +954,7 @@ class PublisherSession:
         try:
             settings = SubscriptionSettings.parse(text)
         except SettingsError as exc:
-            self.fail(ServerCommand.SUBSCRIBE, f"Bad connection string: {exc}")
+            self.fail(ServerCommand.Subscribe, f"Bad connection string: {exc}")
             return
         expression = (
             settings.filter_expression.strip() or "FILTER ActiveMeasurements WHERE ID IS NOT NULL"
@@ -972,7 +969,7 @@ class PublisherSession:
     def _subscribed(
         self, settings: SubscriptionSettings, signals: Any, events: list[Event]
     ) -> None:
-        command = ServerCommand.SUBSCRIBE
+        command = ServerCommand.Subscribe
         if isinstance(signals, FilterExpressionError):
             self.fail(command, f"Bad filter expression: {signals}")
             return
@@ -999,7 +996,7 @@ class PublisherSession:
         self._base_sent = False
         self._pending_base = None
         cache_bytes = self.cache.build()
-        if self.modes & OperationalModes.COMPRESS_SIGNAL_INDEX_CACHE:
+        if self.modes & OperationalModes.CompressSignalIndexCache:
             cache_bytes = gzip_bytes(cache_bytes)
         if self.version > 1:
             cache_bytes = bytes([self.cache_index]) + cache_bytes
@@ -1010,7 +1007,7 @@ class PublisherSession:
             self._pending_keys = None  # an unconfirmed rotation of the old subscription is moot
             self.rotate_cipher_keys()
         self.succeed(command, f"Client subscribed to {len(signals)} signals.")
-        self._respond(ServerResponse.UPDATE_SIGNAL_INDEX_CACHE, command, cache_bytes)
+        self._respond(ServerResponse.UpdateSignalIndexCache, command, cache_bytes)
         self._awaiting_cache_confirm = self.udp_target is not None and self.version > 1
         self.subscribed = True
         events.append(Subscribed(settings, signals, temporal))
@@ -1026,7 +1023,7 @@ class PublisherSession:
             pairs[fresh] = new_key_pair()
             keys = CipherKeys(fresh, (pairs[0], pairs[1]))
             self._pending_keys = keys
-        self._respond(ServerResponse.UPDATE_CIPHER_KEYS, ServerCommand.SUBSCRIBE, keys.build())
+        self._respond(ServerResponse.UpdateCipherKeys, ServerCommand.Subscribe, keys.build())
 
     @property
     def pending_keys(self) -> CipherKeys | None:
@@ -1085,9 +1082,9 @@ class PublisherSession:
         return len(selected)
 
     def _flags(self, compressed: bool) -> int:
-        flags = DataPacketFlags.COMPRESSED if compressed else DataPacketFlags.COMPACT
+        flags = DataPacketFlags.Compressed if compressed else DataPacketFlags.Compact
         if self.cache_index:
-            flags |= DataPacketFlags.CACHE_INDEX
+            flags |= DataPacketFlags.CacheIndex
         return int(flags)
 
     def _publish_tssc(self, selected: list[tuple[int, Measurement]]) -> None:
@@ -1100,7 +1097,7 @@ class PublisherSession:
         values = [measurement.value for _, measurement in selected]
         for block in self._encoder.encode(ids, stamps, states, values):
             body = _DATA_HEAD.pack(flags, block.count) + block.data
-            packet = response_packet(ServerResponse.DATA_PACKET, ServerCommand.SUBSCRIBE, body)
+            packet = response_packet(ServerResponse.DataPacket, ServerCommand.Subscribe, body)
             self._out += packet
             self.stats.data_packets += 1
             self.stats.data_bytes += len(packet)
@@ -1127,20 +1124,20 @@ class PublisherSession:
                 and self.state.config.encrypt_udp
             ):
                 if self.keys.active:
-                    flags |= DataPacketFlags.CIPHER_INDEX
+                    flags |= DataPacketFlags.CipherIndex
                 key, iv = self.keys.keys[self.keys.active]
                 rest = encrypt(key, iv, rest)
             payload = bytes([flags]) + rest
             self.stats.data_packets += 1
             if self.udp_target is not None:
                 datagram = response_body(
-                    ServerResponse.DATA_PACKET, ServerCommand.SUBSCRIBE, payload
+                    ServerResponse.DataPacket, ServerCommand.Subscribe, payload
                 )
                 self._datagrams.append(datagram)
                 self.stats.data_bytes += len(datagram)
             else:
                 packet = response_packet(
-                    ServerResponse.DATA_PACKET, ServerCommand.SUBSCRIBE, payload
+                    ServerResponse.DataPacket, ServerCommand.Subscribe, payload
                 )
                 self._out += packet
                 self.stats.data_bytes += len(packet)
@@ -1149,7 +1146,7 @@ class PublisherSession:
         """Send new base times. On TCP they apply at once (the stream keeps them in order); on
         UDP, datagrams can overtake the command channel, so they apply when the subscriber
         confirms (a subscriber that never confirms gets full 8-byte timestamps)."""
-        self._respond(ServerResponse.UPDATE_BASE_TIMES, ServerCommand.SUBSCRIBE, times.build())
+        self._respond(ServerResponse.UpdateBaseTimes, ServerCommand.Subscribe, times.build())
         if self.udp_target is None:
             self._apply_base(times)
         else:
@@ -1177,10 +1174,10 @@ class PublisherSession:
         index = self.cache.by_signal.get(signal_id)
         if index is None:
             return False
-        flags = BufferBlockFlags.REQUIRE_CONFIRMATION if confirm else BufferBlockFlags.NO_FLAGS
+        flags = BufferBlockFlags.RequireConfirmation if confirm else BufferBlockFlags(0)
         if self.cache_index:
-            flags |= BufferBlockFlags.CACHE_INDEX
+            flags |= BufferBlockFlags.CacheIndex
         body = _U32.pack(self._buffer_sequence) + bytes([flags]) + struct.pack(">i", index) + data
         self._buffer_sequence = (self._buffer_sequence + 1) & 0xFFFFFFFF
-        self._respond(ServerResponse.BUFFER_BLOCK, ServerCommand.SUBSCRIBE, body)
+        self._respond(ServerResponse.BufferBlock, ServerCommand.Subscribe, body)
         return True
