@@ -35,15 +35,15 @@ from typing import Any
 from gridbind.sttp.expressions import FilterExpressionError, run_bounded
 from gridbind.sttp.ieee2664.metadata import DataSet, MetadataError, parse_datetime
 from gridbind.sttp.ieee2664.session import (
+    CipherKeysActivated,
     Event,
-    KeysRotationRequested,
-    ProcessingIntervalChanged,
     PublisherConfig,
     PublisherSession,
     PublisherState,
     FilterRequested,
+    SessionExpired,
+    SessionTiming,
     Subscribed,
-    Unsubscribed,
 )
 from gridbind.sttp.ieee2664.wire import ProtocolError
 from gridbind.sttp.measurement import Measurement, ticks_from_datetime, ticks_now
@@ -67,11 +67,10 @@ class Connection(asyncio.Protocol):
         self.queue: SendQueue | None = None
         #: why this side closed the connection (None: still open, or closed by the peer)
         self.close_reason: str | None = None
-        self._negotiation_timer: asyncio.TimerHandle | None = None
+        #: the one timer that calls the session's tick() at its next deadline
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_due: float | None = None
         self._tasks: list[asyncio.Task[Any]] = []
-        # At most one: a newer rotation makes an older unconfirmed one moot.
-        self._rotation_timer: asyncio.TimerHandle | None = None
-        self._latest: dict[uuid.UUID, Measurement] = {}
         self.closed = False
         self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         # A subscriber's filter runs off the event loop (at most one at a time per connection).
@@ -83,7 +82,16 @@ class Connection(asyncio.Protocol):
         self.transport = transport
         self.peer = transport.get_extra_info("peername")[:2]
         publisher = self.publisher
-        self.session = PublisherSession(publisher.state, self.peer[0])
+        loop = asyncio.get_running_loop()
+        rotation = publisher.cipher_rotation_interval if publisher.config.encrypt_udp else None
+        timing = SessionTiming(
+            noop_interval=publisher.noop_interval or 0.0,
+            negotiation_timeout=publisher.negotiation_timeout or 0.0,
+            cipher_rotation_interval=rotation,
+        )
+        self.session = PublisherSession(
+            publisher.state, self.peer[0], now=loop.time(), timing=timing
+        )
         self.session.defer_filters = True
         self.queue = SendQueue(
             transport,
@@ -93,12 +101,7 @@ class Connection(asyncio.Protocol):
             slow_timeout=publisher.slow_timeout,
         )
         publisher._connections.add(self)
-        loop = asyncio.get_running_loop()
-        self._tasks.append(loop.create_task(self._keepalive()))
-        if publisher.negotiation_timeout:
-            self._negotiation_timer = loop.call_later(
-                publisher.negotiation_timeout, self._negotiation_expired
-            )
+        self._schedule()
         log.info("subscriber connected from %s:%s", *self.peer)
 
     def data_received(self, data: bytes) -> None:
@@ -110,7 +113,7 @@ class Connection(asyncio.Protocol):
             room = self.publisher.high_water
             if self.transport is not None:
                 room = max(0, room - self.transport.get_write_buffer_size())
-            events = self.session.receive(data, room)
+            events = self.session.receive(data, room, asyncio.get_running_loop().time())
         except ProtocolError as exc:
             self.flush()
             self._close(str(exc))
@@ -119,9 +122,6 @@ class Connection(asyncio.Protocol):
             log.exception("error handling data from %s:%s", *self.peer)
             self._abort(f"cannot handle its data: {exc!r}")
             return
-        if self.session.validated and self._negotiation_timer is not None:
-            self._negotiation_timer.cancel()
-            self._negotiation_timer = None
         try:
             for event in events:
                 self._handle(event)
@@ -130,6 +130,7 @@ class Connection(asyncio.Protocol):
             log.exception("error handling events of %s:%s", *self.peer)
             self._abort(f"cannot handle its request: {exc!r}")
             return
+        self._schedule()
         session = self.session
         if session.held_commands and not session.filter_pending and not self.closed:
             queue = self.queue
@@ -150,14 +151,39 @@ class Connection(asyncio.Protocol):
     @property
     def dropped(self) -> int:
         """Measurements not sent to this subscriber because it lagged (slow-subscriber policy)."""
-        return self.queue.dropped if self.queue is not None else 0
+        session = self.session.dropped_measurements if self.session is not None else 0
+        return session + (self.queue.dropped if self.queue is not None else 0)
 
-    def _negotiation_expired(self) -> None:
-        self._negotiation_timer = None
-        if self.session is not None and not self.session.validated:
-            self._close(
-                f"no DEFINE_OPERATIONAL_MODES within {self.publisher.negotiation_timeout:g} s"
-            )
+    def _schedule(self) -> None:
+        """(Re)arm the timer for the session's next deadline."""
+        due = self.session.next_deadline() if self.session is not None else None
+        if due == self._timer_due or self.closed:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_due = due
+        if due is not None:
+            self._timer = asyncio.get_running_loop().call_at(due, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer, self._timer_due = None, None
+        session = self.session
+        if session is None or self.closed:
+            return
+        try:
+            for event in session.tick(asyncio.get_running_loop().time(), ticks_now()):
+                if isinstance(event, SessionExpired):
+                    self._close(event.reason)
+                elif isinstance(event, CipherKeysActivated):
+                    log.info("subscriber %s:%s did not confirm cipher keys; switched", *self.peer)
+                self._handle(event)
+            self.flush()
+        except Exception as exc:  # noqa: BLE001 - a failure ends this connection only
+            log.exception("timer work of %s:%s failed", *self.peer)
+            self._abort(f"timer work failed: {exc!r}")
+            return
+        self._schedule()
 
     def _close(self, reason: str) -> None:
         """Close gracefully (queued bytes go out first), logging why."""
@@ -185,10 +211,9 @@ class Connection(asyncio.Protocol):
             task.cancel()
         if self._filter_task is not None:
             self._filter_task.cancel()
-        if self._rotation_timer is not None:
-            self._rotation_timer.cancel()
-        if self._negotiation_timer is not None:
-            self._negotiation_timer.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self.udp is not None:
             self.udp.close()
         if self.queue is not None:
@@ -198,11 +223,15 @@ class Connection(asyncio.Protocol):
     def pause_writing(self) -> None:
         if self.queue is not None:
             self.queue.pause()
+        if self.session is not None:
+            self.session.hold_data = True
 
     def resume_writing(self) -> None:
         if self.queue is not None:
             self.queue.resume()
         session = self.session
+        if session is not None:
+            session.hold_data = False
         if session is not None and session.held_commands and not session.filter_pending:
             asyncio.get_running_loop().call_soon(self.data_received, b"")
 
@@ -242,16 +271,13 @@ class Connection(asyncio.Protocol):
         settings = session.settings
         if settings is not None and settings.start_time:
             return 0  # a historical replay owns this subscription's data flow
-        if settings is not None and settings.throttled:
-            for measurement in measurements:
-                self._latest[measurement.signal_id] = measurement
-            return 0
         queue = self.queue
         if queue is not None and (queue.lagging or queue.gone):
             queue.admits_data(session.count_selected(measurements))
             return 0
         try:
-            count = session.publish(measurements, now)
+            # throttled subscriptions keep the latest values for the session's next interval
+            count = session.offer(measurements, now)
             if count:
                 self.flush()
         except Exception as exc:  # noqa: BLE001 - one subscription's failure ends only it
@@ -285,6 +311,7 @@ class Connection(asyncio.Protocol):
             log.exception("error handling events of %s:%s", *self.peer)
             self._abort(f"cannot handle its request: {exc!r}")
             return
+        self._schedule()  # a subscription may have started throttle / rotation deadlines
         if self.session.held_commands and not self.session.filter_pending and not self.closed:
             # commands that waited behind the filter or behind a full send queue
             asyncio.get_running_loop().call_soon(self.data_received, b"")
@@ -296,29 +323,14 @@ class Connection(asyncio.Protocol):
             self._filter_task = loop.create_task(self._run_filter(event))
             return
         if isinstance(event, Subscribed):
-            self._latest.clear()
-            for task in self._tasks[1:]:
+            for task in self._tasks:
                 task.cancel()
-            del self._tasks[1:]
-            if self._rotation_timer is not None:
-                self._rotation_timer.cancel()
-                self._rotation_timer = None
-            loop = asyncio.get_running_loop()
+            self._tasks.clear()
             assert self.session is not None
             if self.session.udp_target is not None:
                 self._spawn(self._open_udp(self.session.udp_target))
-                if publisher.cipher_rotation_interval and publisher.config.encrypt_udp:
-                    self._spawn(self._rotate_keys())
-            if event.settings.throttled:
-                self._spawn(self._throttle(event.settings.publish_interval))
             if event.temporal:
                 self._spawn(self._replay(event))
-        elif isinstance(event, Unsubscribed):
-            self._latest.clear()
-        elif isinstance(event, KeysRotationRequested):
-            self._after_rotation()
-        elif isinstance(event, ProcessingIntervalChanged):
-            pass
         if publisher.on_event is not None:
             publisher.on_event(self, event)
 
@@ -343,55 +355,6 @@ class Connection(asyncio.Protocol):
         self.udp, _ = await loop.create_datagram_endpoint(
             asyncio.DatagramProtocol, remote_addr=target
         )
-
-    async def _keepalive(self) -> None:
-        interval = self.publisher.noop_interval
-        if not interval:
-            return
-        while True:
-            await asyncio.sleep(interval)
-            if self.session is not None:
-                self.session.noop()
-                self.flush()
-
-    async def _throttle(self, interval: float) -> None:
-        while True:
-            await asyncio.sleep(max(interval, 0.001))
-            if self._latest and self.session is not None:
-                batch = list(self._latest.values())
-                self._latest.clear()
-                if self.queue is not None and (self.queue.lagging or self.queue.gone):
-                    self.queue.admits_data(self.session.count_selected(batch))
-                    continue
-                if self.session.publish(batch, ticks_now()):
-                    self.flush()
-
-    async def _rotate_keys(self) -> None:
-        interval = self.publisher.cipher_rotation_interval
-        assert interval
-        while True:
-            await asyncio.sleep(interval)
-            if self.session is not None and self.session.keys is not None:
-                self.session.rotate_cipher_keys()
-                self.flush()
-                self._after_rotation()
-
-    def _after_rotation(self) -> None:
-        """Switch to the rotated keys after ``cipher_confirm_timeout`` if still unconfirmed."""
-        timeout = self.publisher.config.cipher_confirm_timeout
-        session = self.session
-        if timeout is None or session is None or session.pending_keys is None:
-            return
-        pending = session.pending_keys
-
-        def activate() -> None:
-            if not self.closed and session.pending_keys is pending:
-                session.activate_pending_keys()
-                log.info("subscriber %s:%s did not confirm cipher keys; switched", *self.peer)
-
-        if self._rotation_timer is not None:
-            self._rotation_timer.cancel()
-        self._rotation_timer = asyncio.get_running_loop().call_later(timeout, activate)
 
     async def _replay(self, event: Subscribed) -> None:
         history = self.publisher.history

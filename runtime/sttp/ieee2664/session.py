@@ -213,6 +213,18 @@ class ProcessingIntervalChanged(Event):
 
 
 @dataclass
+class SessionExpired(Event):
+    """A deadline of the session passed (no DEFINE_OPERATIONAL_MODES in time): close it."""
+
+    reason: str
+
+
+@dataclass
+class CipherKeysActivated(Event):
+    """Rotated UDP keys were switched to without the subscriber's confirmation."""
+
+
+@dataclass
 class UserCommand(Event):
     command: int
     payload: bytes
@@ -653,12 +665,50 @@ class PublisherState:
         return self._gzip if compressed else self._xml
 
 
-class PublisherSession:
-    """Protocol core of one subscriber connection on the publisher side."""
+@dataclass
+class SessionTiming:
+    """The periods a publisher session keeps by itself (seconds; 0 / None: off)."""
 
-    def __init__(self, state: PublisherState, peer_host: str = "127.0.0.1") -> None:
+    #: NO_OP keep-alive period
+    noop_interval: float = 0.0
+    #: a connection must define its operational modes within this (then SessionExpired)
+    negotiation_timeout: float = 0.0
+    #: period of UDP cipher key rotation (encrypted UDP subscriptions)
+    cipher_rotation_interval: float | None = None
+
+
+class PublisherSession:
+    """Protocol core of one subscriber connection on the publisher side.
+
+    Time comes in as ``now`` (seconds of any monotonic clock): the session's own periods
+    (keep-alive, negotiation time-out, throttled publication, cipher key rotation and the
+    switch to unconfirmed keys) are deadlines; the transport calls :meth:`tick` at
+    :meth:`next_deadline`, as the draft-0.8 session core does.
+    """
+
+    def __init__(
+        self,
+        state: PublisherState,
+        peer_host: str = "127.0.0.1",
+        *,
+        now: float = 0.0,
+        timing: SessionTiming | None = None,
+    ) -> None:
         self.state = state
         self.peer_host = peer_host
+        self.timing = timing or SessionTiming()
+        self._now = now
+        self._deadlines: dict[str, float] = {}
+        if self.timing.negotiation_timeout:
+            self._deadlines["negotiation"] = now + self.timing.negotiation_timeout
+        if self.timing.noop_interval:
+            self._deadlines["noop"] = now + self.timing.noop_interval
+        #: latest measurement per signal of a throttled subscription, sent at each interval
+        self._latest: dict[uuid.UUID, Measurement] = {}
+        #: set by the transport while the subscriber lags: throttled data is dropped, counted
+        self.hold_data = False
+        #: measurements dropped by the session because the subscriber lagged
+        self.dropped_measurements = 0
         self.reader = PacketReader(max_size=MAX_COMMAND_SIZE)
         self.stats = Statistics()
         self.subscriber_id = uuid.uuid4()
@@ -685,6 +735,67 @@ class PublisherSession:
         #: True: filter evaluations become FilterRequested events (the asyncio shell sets it).
         self.defer_filters = False
         self._parked: Callable[[Any, list[Event]], None] | None = None
+
+    # -- time
+    def next_deadline(self) -> float | None:
+        """When :meth:`tick` has work next (None: nothing scheduled)."""
+        return min(self._deadlines.values(), default=None)
+
+    def tick(self, now: float, now_ticks: int | None = None) -> list[Event]:
+        """Do what is due at ``now``: keep-alive, throttled publication, key rotation and the
+        switch to unconfirmed keys, negotiation time-out. ``now_ticks`` (wall clock, ticks)
+        is the reference of the time reasonability check of throttled data."""
+        self._now = now
+        events: list[Event] = []
+        for name, due in sorted(self._deadlines.items(), key=lambda item: item[1]):
+            if due <= now and self._deadlines.get(name) == due:
+                del self._deadlines[name]
+                getattr(self, f"_due_{name}")(now, now_ticks, events)
+        return events
+
+    def _due_negotiation(self, now: float, now_ticks: int | None, events: list[Event]) -> None:
+        if not self.validated:
+            timeout = self.timing.negotiation_timeout
+            events.append(SessionExpired(f"no DEFINE_OPERATIONAL_MODES within {timeout:g} s"))
+
+    def _due_noop(self, now: float, now_ticks: int | None, events: list[Event]) -> None:
+        self.noop()
+        self._deadlines["noop"] = now + self.timing.noop_interval
+
+    def _due_throttle(self, now: float, now_ticks: int | None, events: list[Event]) -> None:
+        settings = self.settings
+        if not self.subscribed or settings is None or not settings.throttled:
+            return
+        self._deadlines["throttle"] = now + max(settings.publish_interval, 0.001)
+        if self._latest:
+            batch = list(self._latest.values())
+            self._latest.clear()
+            if self.hold_data:
+                self.dropped_measurements += self.count_selected(batch)
+            else:
+                self.publish(batch, now_ticks)
+
+    def _due_rotation(self, now: float, now_ticks: int | None, events: list[Event]) -> None:
+        interval = self.timing.cipher_rotation_interval
+        if not interval or not self.subscribed or self.keys is None:
+            return
+        self._deadlines["rotation"] = now + interval
+        self.rotate_cipher_keys()
+
+    def _due_confirm(self, now: float, now_ticks: int | None, events: list[Event]) -> None:
+        if self.activate_pending_keys():
+            events.append(CipherKeysActivated())
+
+    def offer(self, measurements: Sequence[Measurement], now_ticks: int | None = None) -> int:
+        """Publish now, or, for a throttled subscription, keep the latest value per signal for
+        the next interval; returns how many were queued now."""
+        settings = self.settings
+        if settings is not None and settings.throttled:
+            if self.subscribed:
+                for measurement in measurements:
+                    self._latest[measurement.signal_id] = measurement
+            return 0
+        return self.publish(measurements, now_ticks)
 
     @property
     def held_commands(self) -> int:
@@ -768,7 +879,9 @@ class PublisherSession:
         )
 
     # -- input
-    def receive(self, data: bytes, output_limit: int | None = None) -> list[Event]:
+    def receive(
+        self, data: bytes, output_limit: int | None = None, now: float | None = None
+    ) -> list[Event]:
         """Bytes from the subscriber -> events (responses are queued in ``data_to_send``).
 
         With ``output_limit``, commands stop being handled once that many bytes of answers
@@ -777,6 +890,8 @@ class PublisherSession:
         read cannot make the publisher produce without bound. Commands behind a filter being
         evaluated off the event loop wait too (at most ``_MAX_BACKLOG`` of them).
         """
+        if now is not None:
+            self._now = now
         events: list[Event] = []
         inbox = self._inbox
         inbox.extend(self.reader.feed(data))
@@ -843,6 +958,9 @@ class PublisherSession:
         elif code == ServerCommand.Unsubscribe:
             self.subscribed = False
             self.cache = None
+            self._latest.clear()
+            for name in ("throttle", "rotation", "confirm"):
+                self._deadlines.pop(name, None)
             self.succeed(code, "Client unsubscribed.")
             events.append(Unsubscribed())
         elif code == ServerCommand.RotateCipherKeys:
@@ -912,6 +1030,7 @@ class PublisherSession:
             )
             raise ProtocolError("subscriber asked for a UTF-16 string encoding")
         self.modes, self.version, self.validated = modes, version, True
+        self._deadlines.pop("negotiation", None)
         self.succeed(
             ServerCommand.DefineOperationalModes,
             f"STTP v{version} client connection accepted: requested operational modes applied.",
@@ -1010,6 +1129,14 @@ class PublisherSession:
         self._respond(ServerResponse.UpdateSignalIndexCache, command, cache_bytes)
         self._awaiting_cache_confirm = self.udp_target is not None and self.version > 1
         self.subscribed = True
+        self._latest.clear()
+        for name in ("throttle", "rotation"):
+            self._deadlines.pop(name, None)
+        if settings.throttled:
+            self._deadlines["throttle"] = self._now + max(settings.publish_interval, 0.001)
+        interval = self.timing.cipher_rotation_interval
+        if interval and self.udp_target is not None and self.state.config.encrypt_udp:
+            self._deadlines["rotation"] = self._now + interval
         events.append(Subscribed(settings, signals, temporal))
 
     def rotate_cipher_keys(self) -> None:
@@ -1023,6 +1150,10 @@ class PublisherSession:
             pairs[fresh] = new_key_pair()
             keys = CipherKeys(fresh, (pairs[0], pairs[1]))
             self._pending_keys = keys
+            # Switch after cipher_confirm_timeout if the subscriber never confirms.
+            timeout = self.state.config.cipher_confirm_timeout
+            if timeout is not None:
+                self._deadlines["confirm"] = self._now + timeout
         self._respond(ServerResponse.UpdateCipherKeys, ServerCommand.Subscribe, keys.build())
 
     @property
