@@ -125,7 +125,19 @@ async def _subscribers(args: argparse.Namespace) -> dict:
     for subscriber in subscribers:
         await subscriber.wait_subscribed(30)
     print("subscribed", flush=True)
-    await asyncio.sleep(args.seconds)
+    # Read until every subscriber has the whole stream, or nothing arrived for SETTLE seconds
+    # after the stream began (a slow process must not stop counting before it caught up).
+    expected = int(args.stream_seconds * args.rate) * args.signals
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + args.seconds
+    last_total, last_change = 0, loop.time()
+    while loop.time() < deadline and min(counts) < expected:
+        await asyncio.sleep(0.2)
+        total = sum(counts)
+        if total != last_total:
+            last_total, last_change = total, loop.time()
+        elif total and loop.time() - last_change > SETTLE:
+            break
     for subscriber in subscribers:
         await subscriber.stop()
     p99 = []
@@ -200,12 +212,19 @@ def run_configuration(args: argparse.Namespace, healthy: int) -> dict:
         count = min(args.per_process, left)
         left -= count
         group = _spawn(
-            "subscribers", *common, "--count", str(count), "--seconds", str(args.seconds + 10)
+            "subscribers",
+            *common,
+            "--count",
+            str(count),
+            "--seconds",
+            str(args.seconds + 120),
+            "--stream-seconds",
+            str(args.seconds),
         )
         groups.append(group)
     for group in groups:
         _expect(group, "subscribed")
-    stall = _spawn("stalled", *common, "--seconds", str(args.seconds + 10))
+    stall = _spawn("stalled", *common, "--seconds", str(args.seconds + 30))
     _expect(stall, "subscribed")
     _expect(publisher, "streaming")
     outcome = _result(publisher)
@@ -241,6 +260,7 @@ def main() -> None:
     parser.add_argument("--per-process", type=int, default=10)
     parser.add_argument("--count", type=int, default=1)
     parser.add_argument("--wait", type=int, default=1)
+    parser.add_argument("--stream-seconds", type=float, default=10.0)
     parser.add_argument(
         "--slow-timeout", type=float, default=5.0, help="publisher: seconds a lagging one may lag"
     )
