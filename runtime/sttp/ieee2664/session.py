@@ -283,10 +283,20 @@ class SubscriberConfig:
 
 
 class SubscriberSession:
-    """Protocol core of a data subscriber (one command channel, optional UDP data channel)."""
+    """Protocol core of a data subscriber (one command channel, optional UDP data channel).
 
-    def __init__(self, config: SubscriberConfig | None = None) -> None:
+    With ``idle_timeout`` the session keeps time like the publisher's: ``receive(data, now)``
+    notes activity, :meth:`next_deadline` says when :meth:`tick` may find the command channel
+    idle (SessionExpired: close it).
+    """
+
+    def __init__(
+        self, config: SubscriberConfig | None = None, *, now: float = 0.0, idle_timeout: float = 0.0
+    ) -> None:
         self.config = config or SubscriberConfig()
+        self.idle_timeout = idle_timeout
+        self._last_rx = now
+        self._expired = False
         self.reader = PacketReader()
         self.stats = Statistics()
         self.subscriber_id = uuid.UUID(int=0)
@@ -379,8 +389,25 @@ class SubscriberSession:
         return out
 
     # -- input
-    def receive(self, data: bytes) -> list[Event]:
-        """Bytes from the TCP command channel -> events."""
+    def next_deadline(self) -> float | None:
+        """When the command channel counts as idle (None: no idle time-out)."""
+        if not self.idle_timeout or self._expired:
+            return None
+        return self._last_rx + self.idle_timeout
+
+    def tick(self, now: float) -> list[Event]:
+        """SessionExpired once nothing (not even a NO_OP keep-alive) arrived for
+        ``idle_timeout`` seconds."""
+        deadline = self.next_deadline()
+        if deadline is None or now < deadline:
+            return []
+        self._expired = True
+        return [SessionExpired(f"nothing received for {self.idle_timeout:g} s")]
+
+    def receive(self, data: bytes, now: float | None = None) -> list[Event]:
+        """Bytes from the TCP command channel -> events (``now``: when they arrived)."""
+        if now is not None:
+            self._last_rx = now
         events: list[Event] = []
         for packet in self.reader.feed(data):
             code, command, payload = split_response(packet)

@@ -33,6 +33,7 @@ from gridbind.sttp.ieee2664.session import (
     MetadataArrived,
     MetadataReceived,
     ProcessingComplete,
+    SessionExpired,
     Statistics,
     SubscriberConfig,
     SubscriberSession,
@@ -169,7 +170,7 @@ class Subscriber:
         self.on_event = on_event
         self.connect_timeout = connect_timeout
         self.idle_timeout = idle_timeout
-        self._last_rx = 0.0
+        self._idle_timer: asyncio.TimerHandle | None = None
         self._close_reason: str | None = None
         self.listen = listen
         self.server_hostname = server_hostname
@@ -456,7 +457,6 @@ class Subscriber:
 
     async def _serve(self, protocol: _CommandProtocol, loop: asyncio.AbstractEventLoop) -> bool:
         """Run one connection until it closes; True when the subscriber should not go on."""
-        watchdog = None
         try:
             self._send(self.session.start(udp=self.udp))
             if self.request_metadata_first:
@@ -464,13 +464,13 @@ class Subscriber:
             elif self.auto_subscribe:
                 await self._send_subscribe()
             self._connected.set()
-            self._last_rx = loop.time()
-            if self.idle_timeout:
-                watchdog = loop.create_task(self._watch_idle(protocol))
+            self.session.receive(b"", loop.time())  # the idle clock starts now
+            self._watch_idle(protocol)
             exc = await protocol.closed
         finally:
-            if watchdog is not None:
-                watchdog.cancel()
+            if self._idle_timer is not None:
+                self._idle_timer.cancel()
+                self._idle_timer = None
             self._connected.clear()
             self._subscribed.clear()
             if protocol.transport is not None:
@@ -506,17 +506,28 @@ class Subscriber:
             if protocol.transport is not None and not protocol.transport.is_closing():
                 return protocol
 
-    async def _watch_idle(self, protocol: _CommandProtocol) -> None:
+    def _watch_idle(self, protocol: _CommandProtocol) -> None:
+        """One timer at the session's idle deadline (moved on by what arrived meanwhile)."""
+        due = self.session.next_deadline()
+        if due is None:
+            return
         loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(self.idle_timeout / 4)
-            if loop.time() - self._last_rx > self.idle_timeout:
-                self._close_reason = f"nothing received for {self.idle_timeout} s"
-                self.last_error = self._close_reason
-                log.warning("%s; closing the connection", self.last_error)
-                if protocol.transport is not None:
-                    protocol.transport.abort()
+
+        def check() -> None:
+            self._idle_timer = None
+            if protocol is not self._protocol or protocol.closed.done():
                 return
+            for event in self.session.tick(loop.time()):
+                if isinstance(event, SessionExpired):
+                    self._close_reason = event.reason
+                    self.last_error = event.reason
+                    log.warning("%s; closing the connection", event.reason)
+                    if protocol.transport is not None:
+                        protocol.transport.abort()
+                    return
+            self._watch_idle(protocol)
+
+        self._idle_timer = loop.call_at(due, check)
 
     def _backoff(self, attempt: int) -> float:
         return min(self.retry_interval * 2 ** max(attempt - 1, 0), self.max_retry_interval)
@@ -531,7 +542,7 @@ class Subscriber:
             setattr(self._totals, name, getattr(self._totals, name) + value)
 
     def _new_session(self) -> SubscriberSession:
-        session = SubscriberSession(self.config)
+        session = SubscriberSession(self.config, idle_timeout=self.idle_timeout)
         session.defer_metadata = True  # parsed off the event loop, see _parse_metadata
         return session
 
@@ -558,9 +569,8 @@ class Subscriber:
 
     # -- input dispatch
     def _on_tcp(self, data: bytes) -> None:
-        self._last_rx = asyncio.get_running_loop().time()
         try:
-            events = self.session.receive(data)
+            events = self.session.receive(data, asyncio.get_running_loop().time())
         except ProtocolError as exc:
             self._fail(exc)
             return

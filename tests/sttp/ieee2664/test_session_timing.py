@@ -86,3 +86,15 @@ def test_cipher_key_rotation_and_the_unconfirmed_switch_are_deadlines():
     assert [type(e) for e in publisher.tick(33.0)] == [CipherKeysActivated]
     assert publisher.keys is not first and publisher.pending_keys is None
     assert publisher.next_deadline() == 61.0
+
+
+def test_subscriber_idle_timeout_is_a_deadline_moved_by_what_arrives():
+    publisher, _ = _pair(0.0, SessionTiming(noop_interval=1))
+    subscriber = SubscriberSession(now=0.0, idle_timeout=3)
+    assert subscriber.next_deadline() == 3.0
+    publisher.tick(1.0)
+    subscriber.receive(publisher.data_to_send(), now=1.0)  # a NO_OP keep-alive
+    assert subscriber.next_deadline() == 4.0 and subscriber.tick(3.5) == []
+    assert [type(e) for e in subscriber.tick(4.0)] == [SessionExpired]
+    assert subscriber.next_deadline() is None and subscriber.tick(9.0) == []
+    assert SubscriberSession().next_deadline() is None
