@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import json
 import ssl
@@ -178,6 +179,12 @@ async def _publish(args: argparse.Namespace) -> int:
             if connect and not publisher.connections:
                 print("subscriber disconnected", file=sys.stderr)
                 break
+        # keep the connections open a moment so UDP subscribers read the last frame
+        linger = getattr(args, "linger", 0.0) or 0.0
+        if linger > 0 and publisher.connections:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(publisher.drain(), linger)
+            await asyncio.sleep(linger)
     except (KeyboardInterrupt, asyncio.CancelledError):
         pass
     finally:
