@@ -41,6 +41,7 @@ from gridbind.sttp.ieee2664.session import (
     PublisherSession,
     PublisherState,
     FilterRequested,
+    ReplayDue,
     SessionExpired,
     SessionTiming,
     Subscribed,
@@ -70,6 +71,8 @@ class Connection(asyncio.Protocol):
         #: the one timer that calls the session's tick() at its next deadline
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due: float | None = None
+        #: set when the session says the next historical replay batch may go
+        self._replay_go = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self.closed = False
         self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -177,6 +180,8 @@ class Connection(asyncio.Protocol):
                     self._close(event.reason)
                 elif isinstance(event, CipherKeysActivated):
                     log.info("subscriber %s:%s did not confirm cipher keys; switched", *self.peer)
+                elif isinstance(event, ReplayDue):
+                    self._replay_go.set()
                 self._handle(event)
             self.flush()
         except Exception as exc:  # noqa: BLE001 - a failure ends this connection only
@@ -384,11 +389,13 @@ class Connection(asyncio.Protocol):
                 break
             self.flush()
             await self.drain()
-            interval = settings.processing_interval
-            if interval > 0:
-                await asyncio.sleep(interval / 1000)
-            elif interval == 0:
+            # The pace is a session deadline (processingInterval, changeable meanwhile).
+            if session.replay_sent(asyncio.get_running_loop().time()):
                 await asyncio.sleep(0)
+            else:
+                self._replay_go.clear()
+                self._schedule()
+                await self._replay_go.wait()
         session.processing_complete()
         self.flush()
 

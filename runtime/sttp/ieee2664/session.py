@@ -220,6 +220,11 @@ class SessionExpired(Event):
 
 
 @dataclass
+class ReplayDue(Event):
+    """The next batch of a historical replay may go (its processing interval passed)."""
+
+
+@dataclass
 class CipherKeysActivated(Event):
     """Rotated UDP keys were switched to without the subscriber's confirmation."""
 
@@ -736,6 +741,7 @@ class PublisherSession:
         self.hold_data = False
         #: measurements dropped by the session because the subscriber lagged
         self.dropped_measurements = 0
+        self._replay_sent_at = now
         self.reader = PacketReader(max_size=MAX_COMMAND_SIZE)
         self.stats = Statistics()
         self.subscriber_id = uuid.uuid4()
@@ -808,6 +814,21 @@ class PublisherSession:
             return
         self._deadlines["rotation"] = now + interval
         self.rotate_cipher_keys()
+
+    def _due_replay(self, now: float, now_ticks: int | None, events: list[Event]) -> None:
+        events.append(ReplayDue())
+
+    def replay_sent(self, now: float) -> bool:
+        """A historical replay batch went out at ``now``: True when the next may follow at
+        once, False when it waits for ReplayDue (``processingInterval`` ms per batch, which
+        UPDATE_PROCESSING_INTERVAL may change while it waits)."""
+        self._replay_sent_at = now
+        settings = self.settings
+        interval = settings.processing_interval if settings is not None else -1
+        if interval <= 0:
+            return True
+        self._deadlines["replay"] = now + interval / 1000
+        return False
 
     def _due_confirm(self, now: float, now_ticks: int | None, events: list[Event]) -> None:
         if self.activate_pending_keys():
@@ -986,7 +1007,7 @@ class PublisherSession:
             self.subscribed = False
             self.cache = None
             self._latest.clear()
-            for name in ("throttle", "rotation", "confirm"):
+            for name in ("throttle", "rotation", "confirm", "replay"):
                 self._deadlines.pop(name, None)
             self.succeed(code, "Client unsubscribed.")
             events.append(Unsubscribed())
@@ -1004,6 +1025,8 @@ class PublisherSession:
             (interval,) = struct.unpack_from(">i", payload)
             if self.settings is not None:
                 self.settings.processing_interval = interval
+            if "replay" in self._deadlines:  # a waiting replay batch goes at the new pace
+                self._deadlines["replay"] = self._replay_sent_at + max(interval, 0) / 1000
             self.succeed(code, f"New processing interval of {interval} assigned.")
             events.append(ProcessingIntervalChanged(interval))
         elif code == ServerCommand.ConfirmUpdateSignalIndexCache:
@@ -1157,7 +1180,7 @@ class PublisherSession:
         self._awaiting_cache_confirm = self.udp_target is not None and self.version > 1
         self.subscribed = True
         self._latest.clear()
-        for name in ("throttle", "rotation"):
+        for name in ("throttle", "rotation", "replay"):
             self._deadlines.pop(name, None)
         if settings.throttled:
             self._deadlines["throttle"] = self._now + max(settings.publish_interval, 0.001)

@@ -98,3 +98,23 @@ def test_subscriber_idle_timeout_is_a_deadline_moved_by_what_arrives():
     assert [type(e) for e in subscriber.tick(4.0)] == [SessionExpired]
     assert subscriber.next_deadline() is None and subscriber.tick(9.0) == []
     assert SubscriberSession().next_deadline() is None
+
+
+def test_historical_replay_pace_is_a_deadline_the_subscriber_can_change():
+    from gridbind.sttp.ieee2664.session import ReplayDue
+
+    config = PublisherConfig(supports_temporal=True)
+    publisher, subscriber = _pair(0.0, SessionTiming(), config)
+    settings = SubscriptionSettings(start_time="*-10s", processing_interval=100)
+    publisher.receive(subscriber.start() + subscriber.subscribe(settings), now=0.0)
+    assert publisher.replay_sent(1.0) is False  # 100 ms per batch
+    assert publisher.next_deadline() == 1.1
+    assert publisher.tick(1.05) == []
+    assert [type(e) for e in publisher.tick(1.1)] == [ReplayDue]
+    assert publisher.replay_sent(2.0) is False
+    publisher.receive(subscriber.update_processing_interval(500), now=2.01)
+    assert publisher.next_deadline() == 2.5  # the waiting batch goes at the new pace
+    publisher.receive(subscriber.update_processing_interval(-1), now=2.02)
+    assert publisher.next_deadline() == 2.0  # due at once
+    assert [type(e) for e in publisher.tick(2.02)] == [ReplayDue]
+    assert publisher.replay_sent(3.0) is True and publisher.next_deadline() is None
