@@ -312,7 +312,7 @@ async def _linger(publisher: Any, seconds: float) -> None:
         return
     try:
         await asyncio.wait_for(publisher.drain(), seconds)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return
     await asyncio.sleep(seconds)
 
@@ -422,7 +422,7 @@ async def _subscribe(args: argparse.Namespace) -> int:
 
     try:
         await asyncio.wait_for(run_unless_refused(), args.seconds)
-    except (asyncio.TimeoutError, KeyboardInterrupt):
+    except (TimeoutError, KeyboardInterrupt):
         pass
     finally:
         await subscriber.stop()

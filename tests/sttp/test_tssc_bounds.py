@@ -8,10 +8,10 @@ import time
 import tracemalloc
 
 import pytest
+from conftest import require
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from conftest import require
 from gridbind.sttp import tssc
 from gridbind.sttp.tssc import DEPLOYED, SEED, TsscDecodeError, TsscDecoder, TsscEncoder
 

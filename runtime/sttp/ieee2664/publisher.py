@@ -29,7 +29,7 @@ import re
 import ssl as ssl_module
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from gridbind.sttp.expressions import FilterExpressionError, run_bounded
@@ -37,10 +37,10 @@ from gridbind.sttp.ieee2664.metadata import DataSet, MetadataError, parse_dateti
 from gridbind.sttp.ieee2664.session import (
     CipherKeysActivated,
     Event,
+    FilterRequested,
     PublisherConfig,
     PublisherSession,
     PublisherState,
-    FilterRequested,
     ReplayDue,
     SessionExpired,
     SessionTiming,
@@ -626,7 +626,7 @@ def parse_time_constraint(text: str, now: int | None = None) -> int:
     except MetadataError:
         pass
     try:
-        moment = datetime.strptime(value, "%m/%d/%Y %H:%M:%S").replace(tzinfo=timezone.utc)
+        moment = datetime.strptime(value, "%m/%d/%Y %H:%M:%S").replace(tzinfo=UTC)
     except ValueError:
         raise ValueError(f"not a time constraint: {text!r}") from None
     return ticks_from_datetime(moment)

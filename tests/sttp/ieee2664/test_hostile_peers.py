@@ -305,7 +305,7 @@ def test_cli_publisher_keeps_streaming_while_a_client_leaves_its_answers_unread(
 
             try:
                 await asyncio.wait_for(gather(), 3.0)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         writer.close()
         return len(frames)

@@ -12,10 +12,10 @@ import uuid
 from pathlib import Path
 
 import pytest
+from conftest import require
 from sttpapi_peer import AVAILABLE
 
 from gridbind.sttp.ieee2664 import PmuSource, Publisher, Subscriber, synthetic_pmu_metadata
-from conftest import require
 from gridbind.sttp.measurement import ticks_now
 
 
@@ -41,11 +41,11 @@ def test_a_disabled_signal_is_never_delivered_even_when_named_by_id():
                     assert disabled not in cache.by_signal
                     received: list = []
 
-                    async def gather() -> None:
-                        async for batch in subscriber.batches():
-                            received.extend(batch)
+                    async def gather(into: list, source: Subscriber) -> None:
+                        async for batch in source.batches():
+                            into.extend(batch)
 
-                    task = asyncio.create_task(gather())
+                    task = asyncio.create_task(gather(received, subscriber))
                     for frame in frames:
                         publisher.publish(frame)
                         await publisher.drain()
