@@ -413,7 +413,8 @@ async def _subscribe(args: argparse.Namespace) -> int:
 
     async def run_unless_refused() -> None:
         work = asyncio.get_running_loop().create_task(run())
-        done, _ = await asyncio.wait({work, refused}, return_when=asyncio.FIRST_COMPLETED)
+        waiting: set[asyncio.Future[Any]] = {work, refused}
+        done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         if work not in done:
             work.cancel()
             await asyncio.gather(work, return_exceptions=True)

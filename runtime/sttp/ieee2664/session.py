@@ -942,7 +942,7 @@ class PublisherSession:
             self._now = now
         events: list[Event] = []
         inbox = self._inbox
-        inbox.extend(self.reader.feed(data))
+        inbox.extend(bytes(packet) for packet in self.reader.feed(data))
         while inbox:
             if self._parked is not None:
                 if len(inbox) > _MAX_BACKLOG:
