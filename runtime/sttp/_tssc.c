@@ -5,7 +5,8 @@
  * exactly as the deployed implementations do. Point state is kept in a pool indexed through an
  * open-addressing hash of the 32-bit point id, so hostile ids never cause large allocations: the
  * pool grows by one point per decoded measurement at most, and a block of n bytes yields at most
- * 8n measurements.
+ * 8n measurements. decode() bounds both: at most `limit` measurements per block (the count its
+ * packet declares) and at most `max_points` distinct point ids in the state.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -36,6 +37,7 @@ typedef struct {
     Py_ssize_t last;
     int64_t ts1, ts2;
     int64_t d[4];
+    Py_ssize_t max_points; /* decoder: distinct point ids it may hold (-1: unbounded) */
 } Codec;
 
 static const int ID_WIDTHS[7] = {4, 8, 12, 16, 20, 24, 32};
@@ -139,6 +141,7 @@ static int codec_init(Codec *c, int id_codes, int id_bits) {
     }
     c->id_codes = id_codes;
     c->id_bits = id_bits;
+    c->max_points = -1;
     c->id_mask = id_bits == 32 ? 0xFFFFFFFFu : (uint32_t)((1u << id_bits) - 1);
     int base = id_codes + 1;
     c->td = base;
@@ -164,7 +167,8 @@ static void codec_free(Codec *c) {
 
 static inline uint32_t hash_id(uint32_t id) { return id * 2654435761u; }
 
-/* Index of the point with this id, created on first sight; -1 on memory error. */
+/* Index of the point with this id, created on first sight; -1 on memory error, -2 when a new
+ * point would pass max_points. */
 static Py_ssize_t codec_point(Codec *c, uint32_t id) {
     uint32_t h = hash_id(id) & c->hmask;
     for (;;) {
@@ -173,6 +177,7 @@ static Py_ssize_t codec_point(Codec *c, uint32_t id) {
         if (c->hkeys[h] == id) return v;
         h = (h + 1) & c->hmask;
     }
+    if (c->max_points >= 0 && c->hcount >= c->max_points) return -2;
     if ((size_t)(c->hcount + 1) * 2 > (size_t)c->hmask + 1) {
         uint32_t oldsize = c->hmask + 1;
         uint32_t *oldkeys = c->hkeys;
@@ -707,7 +712,10 @@ static void out_free(Out *o) {
     PyMem_Free(o->ts);
 }
 
-enum { DEC_MORE = 1, DEC_END = 0, DEC_TRUNCATED = -1, DEC_BADCODE = -2, DEC_NOMEM = -3 };
+enum {
+    DEC_MORE = 1, DEC_END = 0, DEC_TRUNCATED = -1, DEC_BADCODE = -2, DEC_NOMEM = -3,
+    DEC_TOOMANYPOINTS = -4
+};
 
 static int dec_one(Codec *c, Reader *r, Out *o, const char **what, int *badcode) {
     if (r->pos >= r->end && r->nbits == 0) return DEC_END;
@@ -726,6 +734,7 @@ static int dec_one(Codec *c, Reader *r, Out *o, const char **what, int *badcode)
     uint32_t pid = last->next_id;
     Py_ssize_t lastidx = c->last;
     Py_ssize_t idx = codec_point(c, pid);
+    if (idx == -2) return DEC_TOOMANYPOINTS;
     if (idx < 0) return DEC_NOMEM;
     last = &c->pts[lastidx]; /* the pool may have moved */
     Point *pt = &c->pts[idx];
@@ -793,16 +802,31 @@ static int dec_one(Codec *c, Reader *r, Out *o, const char **what, int *badcode)
     return DEC_MORE;
 }
 
-static PyObject *Decoder_decode(Decoder *d, PyObject *arg) {
+/* decode(payload, limit=-1, max_points=-1): at most `limit` measurements (the work per block is
+ * bounded by the count its packet declares), at most `max_points` distinct point ids held. */
+static PyObject *Decoder_decode(Decoder *d, PyObject *args) {
     Py_buffer view;
-    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    Py_ssize_t limit = -1, max_points = -1;
+    if (!PyArg_ParseTuple(args, "y*|nn", &view, &limit, &max_points)) return NULL;
     Reader r = {view.buf, 0, view.len, 0, 0};
     Out o = {0};
     PyObject *result = NULL;
     const char *what = "";
     int badcode = 0, status;
-    if (out_grow(&o, view.len / 2 + 16) < 0) goto done;
+    Py_ssize_t cap = view.len / 2 + 16;
+    if (limit >= 0 && limit + 1 < cap) cap = limit + 1;
+    d->c.max_points = max_points;
+    if (out_grow(&o, cap) < 0) goto done;
     while ((status = dec_one(&d->c, &r, &o, &what, &badcode)) == DEC_MORE) {
+        if (limit >= 0 && o.n > limit) {
+            PyErr_Format(PyExc_ValueError, "TSSC block holds more than %zd measurements", limit);
+            goto done;
+        }
+    }
+    if (status == DEC_TOOMANYPOINTS) {
+        PyErr_Format(PyExc_ValueError, "TSSC stream names more than %zd distinct point ids",
+                     max_points);
+        goto done;
     }
     if (status == DEC_TRUNCATED) {
         PyErr_Format(PyExc_ValueError, "TSSC block truncated at byte %zd of %zd after %zd measurements",
@@ -829,8 +853,9 @@ done:
 
 static PyMethodDef Decoder_methods[] = {
     {"reset", (PyCFunction)Decoder_reset, METH_NOARGS, "Forget all point and time state."},
-    {"decode", (PyCFunction)Decoder_decode, METH_O,
-     "decode(payload) -> (count, ids, timestamps, flags, value_bits) as native-endian bytes."},
+    {"decode", (PyCFunction)Decoder_decode, METH_VARARGS,
+     "decode(payload, limit=-1, max_points=-1) -> (count, ids, timestamps, flags, value_bits) "
+     "as native-endian bytes."},
     {NULL},
 };
 

@@ -49,6 +49,12 @@ def register(subparsers: Any) -> None:
     publish.add_argument(
         "--dial", metavar="HOST:PORT", help="reverse connection: dial a listening subscriber"
     )
+    publish.add_argument(
+        "--linger",
+        type=float,
+        default=1.0,
+        help="seconds to keep connections open after the last frame (UDP subscribers)",
+    )
     publish.set_defaults(func=run_publish)
 
     subscribe = commands.add_parser("subscribe", help="receive measurements")
@@ -267,9 +273,9 @@ async def _publish(args: argparse.Namespace) -> int:
     else:
         await publisher.start()
         print(f"publishing {len(signals)} signals on {args.host}:{publisher.port}", file=sys.stderr)
-    while sum(1 for c in publisher.connections if c.session and c.session.subscribed) < (
-        args.wait_subscribers
-    ):
+    # "Subscribed" means ready for data: a UDP subscriber has confirmed its signal index cache
+    # (data before that is not sent) and its data channel is open, so frame 0 is not lost.
+    while sum(1 for c in publisher.connections if c.ready) < args.wait_subscribers:
         await asyncio.sleep(0.05)
     meter = _Meter(args.stats)
     period = 1.0 / args.rate
@@ -282,18 +288,33 @@ async def _publish(args: argparse.Namespace) -> int:
             if delay > 0:
                 await asyncio.sleep(delay)
             sent += publisher.publish(frame)
-            await publisher.drain()
+            # A live source keeps its rate: a subscriber that cannot keep up is handled by the
+            # publisher's slow-subscriber policy, it must not hold the stream for the others.
+            await asyncio.sleep(0)
             data = sum(c.session.stats.data_bytes for c in publisher.connections if c.session)
             meter.tick(sent, data)
             if args.count is not None and sent >= args.count:
                 break
             if args.seconds is not None and time.monotonic() - started >= args.seconds:
                 break
+        await _linger(publisher, args.linger)
     except (KeyboardInterrupt, asyncio.CancelledError):
         pass
     finally:
         await publisher.stop()
     return 0
+
+
+async def _linger(publisher: Any, seconds: float) -> None:
+    """After the last frame: let every subscriber's queue drain, then wait ``seconds`` more, so
+    a UDP subscriber reads the last datagrams before the command channel closes."""
+    if seconds <= 0:
+        return
+    try:
+        await asyncio.wait_for(publisher.drain(), seconds)
+    except TimeoutError:
+        return
+    await asyncio.sleep(seconds)
 
 
 def run_subscribe(args: argparse.Namespace) -> int:
@@ -331,6 +352,7 @@ def _writer(kind: str, handle: IO[str]) -> Any:
 
 async def _subscribe(args: argparse.Namespace) -> int:
     from gridbind.sttp.ieee2664 import Subscriber, SubscriberConfig, SubscriptionSettings
+    from gridbind.sttp.ieee2664.session import CommandFailed
 
     # A signal id is itself a filter expression statement; statements join with ';'.
     statements = [text.strip() for text in args.ids.split(",") if text.strip()]
@@ -372,6 +394,15 @@ async def _subscribe(args: argparse.Namespace) -> int:
             if args.count is not None and received >= args.count:
                 return
 
+    refused: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    def on_event(event: Any) -> None:
+        # A refused SUBSCRIBE ends the command with an error (it exited 0 and waited before).
+        if isinstance(event, CommandFailed) and event.command == 0x02 and not refused.done():
+            refused.set_result(event.message)
+
+    subscriber.on_event = on_event
+
     async def run() -> None:
         await subscriber.start()
         if args.metadata_out:
@@ -380,9 +411,19 @@ async def _subscribe(args: argparse.Namespace) -> int:
                 out.write(metadata.to_xml())
         await consume()
 
+    async def run_unless_refused() -> None:
+        work = asyncio.get_running_loop().create_task(run())
+        waiting: set[asyncio.Future[Any]] = {work, refused}
+        done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        if work not in done:
+            work.cancel()
+            await asyncio.gather(work, return_exceptions=True)
+        else:
+            work.result()
+
     try:
-        await asyncio.wait_for(run(), args.seconds)
-    except (asyncio.TimeoutError, KeyboardInterrupt):
+        await asyncio.wait_for(run_unless_refused(), args.seconds)
+    except (TimeoutError, KeyboardInterrupt):
         pass
     finally:
         await subscriber.stop()
@@ -400,4 +441,7 @@ async def _subscribe(args: argparse.Namespace) -> int:
     if args.udp:
         cipher = "AES-encrypted" if subscriber.session.keys is not None else "unencrypted"
         print(f"UDP data channel: {stats.data_packets} data packets, {cipher}", file=sys.stderr)
+    if refused.done():
+        print(f"error: the publisher refused the subscription: {refused.result()}", file=sys.stderr)
+        return 1
     return 0

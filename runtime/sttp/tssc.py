@@ -77,6 +77,11 @@ HEADER_SIZE = 3
 #: one measurement needs at most 4 code bytes + 4 id + 9 timestamp + 5 flags + 4 value bytes.
 BLOCK_HEADROOM = 100
 DEFAULT_MAX_BLOCK_SIZE = 32768
+#: Most measurements a decoder accepts in one block: what a deployed-size (32 KiB) block holds
+#: at one bit per measurement. Blocks are decoded only up to their declared count.
+MAX_BLOCK_MEASUREMENTS = 8 * DEFAULT_MAX_BLOCK_SIZE
+#: Most distinct point ids a decoder keeps state for.
+MAX_POINTS = 1 << 18
 MIN_MAX_BLOCK_SIZE = BLOCK_HEADROOM + HEADER_SIZE + 1
 
 _MASK32 = 0xFFFFFFFF
@@ -718,16 +723,20 @@ class _PyDecoderCore:
             shift += 7
         return value | (self._byte() << shift)
 
-    def decode(self, payload: bytes) -> tuple[int, bytes, bytes, bytes, bytes]:
+    def decode(
+        self, payload: bytes, limit: int = -1, max_points: int = -1
+    ) -> tuple[int, bytes, bytes, bytes, bytes]:
         self._data = payload
         self._pos = 0
         self._end = len(payload)
         self._nbits = 0
         self._cache = 0
+        self._max_points = max_points
         ids, stamps, flag_col, values = array("I"), array("q"), array("I"), array("I")
         try:
             while self._decode_one(ids, stamps, flag_col, values):
-                pass
+                if 0 <= limit < len(ids):
+                    raise ValueError(f"TSSC block holds more than {limit} measurements")
         except _Truncated:
             raise ValueError(
                 f"TSSC block truncated at byte {self._pos} of {self._end} "
@@ -759,6 +768,10 @@ class _PyDecoderCore:
         pid = last.next_id
         pt = self._points.get(pid)
         if pt is None:
+            if 0 <= self._max_points <= len(self._points):
+                raise ValueError(
+                    f"TSSC stream names more than {self._max_points} distinct point ids"
+                )
             pt = _Point(self._v1)
             pt.next_id = (pid + 1) & self._id_mask
             self._points[pid] = pt
@@ -974,13 +987,26 @@ class TsscDecoder:
     bounded by its length (every measurement costs at least one bit).
     """
 
-    def __init__(self, table: CodeTable = DEPLOYED, *, implementation: str = "auto") -> None:
+    def __init__(
+        self,
+        table: CodeTable = DEPLOYED,
+        *,
+        implementation: str = "auto",
+        max_measurements: int = MAX_BLOCK_MEASUREMENTS,
+        max_points: int = MAX_POINTS,
+    ) -> None:
         self.table = table
         self.implementation = _resolve(implementation)
         _, decoder_class = _core_classes(self.implementation)
         self._core = decoder_class(table.id_codes, table.id_bits)
         self._expected = 0
         self._broken = False
+        #: most measurements one block may hold (checked against its declared count before
+        #: decoding, and while decoding): the work per block is bounded whatever its size
+        self.max_measurements = max_measurements
+        #: most distinct point ids the decoder keeps state for (a session may lower it to the
+        #: size of its signal index cache)
+        self.max_points = max_points
 
     @property
     def expected_sequence(self) -> int:
@@ -1005,6 +1031,16 @@ class TsscDecoder:
         block = bytes(block)
         if len(block) < HEADER_SIZE:
             raise TsscDecodeError(f"TSSC block of {len(block)} bytes has no header")
+        if expected_count is not None:
+            # Every measurement costs at least one bit: a count the block cannot hold, or more
+            # than the bound, is refused before any decoding work.
+            room = 8 * (len(block) - HEADER_SIZE)
+            if not 0 <= expected_count <= min(room, self.max_measurements):
+                self._broken = True
+                raise TsscDecodeError(
+                    f"TSSC packet declares {expected_count} measurements; a block of "
+                    f"{len(block)} bytes holds at most {min(room, self.max_measurements)}"
+                )
         if block[0] != TSSC_VERSION:
             raise TsscVersionError(f"TSSC version {block[0]} not supported (expected 85)")
         sequence = (block[1] << 8) | block[2]
@@ -1022,7 +1058,10 @@ class TsscDecoder:
                 self._expected,
                 sequence,
             )
-        columns = self.decode_payload(block[HEADER_SIZE:])
+        columns = self._decode(
+            block[HEADER_SIZE:],
+            self.max_measurements if expected_count is None else expected_count,
+        )
         if expected_count is not None and len(columns) != expected_count:
             self._broken = True
             raise TsscDecodeError(
@@ -1033,8 +1072,13 @@ class TsscDecoder:
 
     def decode_payload(self, payload: bytes | bytearray | memoryview) -> TsscColumns:
         """Decode an unframed TSSC payload (no version/sequence checks), continuing the state."""
+        return self._decode(payload, self.max_measurements)
+
+    def _decode(self, payload: bytes | bytearray | memoryview, limit: int) -> TsscColumns:
         try:
-            _, ids, stamps, flags, values = self._core.decode(bytes(payload))
+            _, ids, stamps, flags, values = self._core.decode(
+                bytes(payload), limit, self.max_points
+            )
         except ValueError as exc:
             self._broken = True
             raise TsscDecodeError(str(exc)) from None

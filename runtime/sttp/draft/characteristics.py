@@ -25,6 +25,7 @@ and re-wrapped to (-180, 180]) stamped ``kT`` with the OR of the qualities.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
@@ -58,13 +59,23 @@ def _bool(name: str, text: str) -> bool:
     raise CharacteristicsError(f"option {name}={text!r} is not a boolean")
 
 
-def _float(name: str, text: str, minimum: float = 0.0) -> float:
+#: Longest down-sampling resolution, seconds (a year; keeps the tick arithmetic finite).
+MAX_RESOLUTION = 366 * 86400.0
+#: Shortest non-zero resolution: one tick (a shorter one would be a zero-tick window).
+MIN_RESOLUTION = 1 / TICKS_PER_SECOND
+
+
+def _float(
+    name: str, text: str, minimum: float = 0.0, maximum: float = sys.float_info.max
+) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise CharacteristicsError(f"option {name}={text!r} is not a number") from None
-    if not math.isfinite(value) or value < minimum:
-        raise CharacteristicsError(f"option {name}={text!r} must be a finite number >= {minimum}")
+        raise CharacteristicsError(f"option {name}={text[:40]!r} is not a number") from None
+    if not math.isfinite(value) or not minimum <= value <= maximum:
+        raise CharacteristicsError(
+            f"option {name}={text[:40]!r} must be a finite number in {minimum:g}..{maximum:g}"
+        )
     return value
 
 
@@ -102,7 +113,9 @@ class Options:
             elif key == "zerodeadband":
                 values["zero_deadband"] = _float(name, text)
             elif key == "resolution":
-                values["resolution"] = _float(name, text)
+                values["resolution"] = _float(name, text, maximum=MAX_RESOLUTION)
+                if 0 < values["resolution"] < MIN_RESOLUTION:
+                    raise CharacteristicsError(f"resolution {text[:40]!r} is below one tick")
             elif key == "resolutiontype":
                 if text.lower() not in RESOLUTION_TYPES:
                     raise CharacteristicsError(f"resolutionType {text!r} is unknown")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import json
 import ssl
@@ -167,7 +168,8 @@ async def _publish(args: argparse.Namespace) -> int:
             if delay > 0:
                 await asyncio.sleep(delay)
             sent += publisher.publish(frame)
-            await publisher.drain()
+            # a live source keeps its rate; slow subscribers meet the publisher's policy
+            await asyncio.sleep(0)
             data = sum(link.session.stats["bytes_out"] for link in publisher.connections)
             meter.tick(sent, data, "data points sent")
             if args.count is not None and sent >= args.count:
@@ -177,6 +179,12 @@ async def _publish(args: argparse.Namespace) -> int:
             if connect and not publisher.connections:
                 print("subscriber disconnected", file=sys.stderr)
                 break
+        # keep the connections open a moment so UDP subscribers read the last frame
+        linger = getattr(args, "linger", 0.0) or 0.0
+        if linger > 0 and publisher.connections:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(publisher.drain(), linger)
+            await asyncio.sleep(linger)
     except (KeyboardInterrupt, asyncio.CancelledError):
         pass
     finally:

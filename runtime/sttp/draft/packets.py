@@ -278,8 +278,12 @@ class DataDecoder:
         raw_size = packet.raw_size or 0
         if raw_size > MAX_RAW_PACKET:
             raise PacketError(f"TSSC block stands for {raw_size} > {MAX_RAW_PACKET} bytes")
+        count, rest = divmod(raw_size, FIXED_SIZE_POINT_BYTES)
+        if rest:
+            raise PacketError(f"totalRawSize {raw_size} is not a whole number of TSSC points")
         try:
-            columns = self._tssc.decode(packet.payload)
+            # the declared count bounds the decoding work (checked before decoding)
+            columns = self._tssc.decode(packet.payload, count)
         except TsscError as exc:
             raise PacketError(f"TSSC block: {exc}") from exc
         if len(columns) * FIXED_SIZE_POINT_BYTES != raw_size:

@@ -221,6 +221,11 @@ class PublisherSession(_Session):
             )
         )
 
+    def count_subscribed(self, measurements: Iterable[Measurement]) -> int:
+        """How many of ``measurements`` this peer subscribed to (for loss accounting)."""
+        points = self._points
+        return sum(1 for measurement in measurements if measurement.signal_id in points)
+
     @property
     def subscribed_points(self) -> list[uuid.UUID]:
         """Points currently subscribed by this peer."""

@@ -26,9 +26,13 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from gridbind.errors import RemoteError
 from gridbind.generated.sttp import draft_0_8 as wire
 from gridbind.sttp.draft.access import ANONYMOUS, AccessControl
 from gridbind.sttp.draft.characteristics import Options, Policy
+from gridbind.sttp.draft.core import _Session
+from gridbind.sttp.draft.events import FilterRequested
+from gridbind.sttp.draft.framing import encode_frame
 from gridbind.sttp.draft.metadata import (
     MetadataDatabase,
     MetadataError,
@@ -36,7 +40,6 @@ from gridbind.sttp.draft.metadata import (
     decode_result,
 )
 from gridbind.sttp.draft.packets import MAX_RAW_PACKET
-from gridbind.sttp.draft.framing import encode_frame
 from gridbind.sttp.draft.security import (
     DatagramCipher,
     TlsConfig,
@@ -60,12 +63,10 @@ from gridbind.sttp.draft.session import (
     SessionClosed,
     SubscriberSession,
 )
-from gridbind.sttp.draft.core import _Session
-from gridbind.sttp.draft.events import FilterRequested
+from gridbind.sttp.errors import InvalidArgument, SttpError
 from gridbind.sttp.expressions import FilterExpressionError, run_bounded
 from gridbind.sttp.measurement import Measurement
-from gridbind.sttp.errors import InvalidArgument, SttpError
-from gridbind.errors import RemoteError
+from gridbind.sttp.slowpeer import HIGH_WATER, SLOW_TIMEOUT, SendQueue
 
 __all__ = ["CommandError", "Publisher", "SessionError", "Subscriber", "SubscriptionRefused"]
 
@@ -135,6 +136,8 @@ class _Link(asyncio.Protocol):
         self._closing = False
         # A peer's metadata query or subscription runs off the event loop (one at a time).
         self._filter_task: asyncio.Task[None] | None = None
+        #: the slow-subscriber policy of a publisher's connection (None on a subscriber)
+        self.queue: SendQueue | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -165,8 +168,31 @@ class _Link(asyncio.Protocol):
         self.session.tls = transport.get_extra_info("ssl_object") is not None
         if isinstance(self.session, PublisherSession):
             self.session.defer_filters = True
+            self.queue = SendQueue(
+                transport,
+                self._too_slow,
+                high_water=getattr(self.owner, "high_water", HIGH_WATER),
+                max_backlog=MAX_WRITE_BUFFER,
+                slow_timeout=getattr(self.owner, "slow_timeout", SLOW_TIMEOUT),
+            )
         self.owner._link_made(self)
         self.flush()
+
+    def _too_slow(self, reason: str) -> None:
+        """The slow-subscriber policy drops this connection."""
+        log.warning("disconnecting %s: %s", self.peer, reason)
+        session = self.session
+        if session is not None:
+            for event in session.close(reason):
+                with contextlib.suppress(Exception):
+                    self.owner._event(self, event)
+        if self.transport is not None:
+            self.transport.abort()
+
+    @property
+    def dropped(self) -> int:
+        """Data points not sent because this subscriber lagged (slow-subscriber policy)."""
+        return self.queue.dropped if self.queue is not None else 0
 
     async def _check_names(self, tls: TlsConfig, reason: str, names: list[str]) -> None:
         matched = await names_resolve_to(names, self.peer, tls.resolve_timeout)
@@ -240,13 +266,12 @@ class _Link(asyncio.Protocol):
         data = session.data_to_send()
         if data and not self.transport.is_closing():
             self.transport.write(data)
-            if self.transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
+            if self.queue is not None:
+                if not self.queue.check():
+                    return
+            elif self.transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
                 # a peer that does not read must not make us buffer without bound
-                events = session.close(f"peer too slow: over {MAX_WRITE_BUFFER} bytes unsent")
-                for event in events:
-                    with contextlib.suppress(Exception):
-                        self.owner._event(self, event)
-                self.transport.abort()
+                self._too_slow(f"peer too slow: over {MAX_WRITE_BUFFER} bytes unsent")
                 return
         if isinstance(session, PublisherSession):
             datagrams = session.datagrams_to_send()
@@ -273,13 +298,22 @@ class _Link(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._writable.clear()
+        if self.queue is not None:
+            self.queue.pause()
 
     def resume_writing(self) -> None:
         self._writable.set()
+        if self.queue is not None:
+            self.queue.resume()
 
     async def drain(self) -> None:
-        """Wait until the socket's write buffer has room."""
-        if not self.closed.done():
+        """Wait until the socket's write buffer has room (on a publisher's connection at most
+        until the slow-subscriber policy drops it)."""
+        if self.closed.done():
+            return
+        if self.queue is not None:
+            await self.queue.wait()
+        else:
             await self._writable.wait()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -293,6 +327,8 @@ class _Link(asyncio.Protocol):
         if self.udp is not None:
             self.udp.close()
         self._writable.set()
+        if self.queue is not None:
+            self.queue.closed()
         session = self.session
         if session is not None:
             reason = str(exc) if exc else "connection closed"
@@ -334,6 +370,12 @@ class Publisher:
     (default: everyone sees everything), ``policy`` bounds requested characteristics.
     ``tls`` makes every connection TLS. ``udp`` offers a UDP data channel. ``stateful`` /
     ``stateless`` list the algorithms offered. Time-outs are in seconds.
+
+    Slow subscribers (:mod:`gridbind.sttp.slowpeer`): a connection whose send queue passes
+    ``high_water`` bytes lags: its data points are dropped (``connection.dropped``) and its
+    commands not read until it catches up; after ``slow_timeout`` seconds of lagging, or past
+    64 MiB unsent, it is disconnected. ``publish`` never waits; ``drain`` waits for a lagging
+    subscriber at most until the policy drops it.
     """
 
     def __init__(
@@ -357,6 +399,8 @@ class Publisher:
         verification_timeout: float = 5.0,
         max_payload: int = MAX_RAW_PACKET,
         on_event: Callable[[Any, Event], None] | None = None,
+        high_water: int = HIGH_WATER,
+        slow_timeout: float = SLOW_TIMEOUT,
     ) -> None:
         self.host = host
         self._port = port
@@ -369,6 +413,8 @@ class Publisher:
         )
         self.tls = tls
         self.on_event = on_event
+        self.high_water = high_water
+        self.slow_timeout = slow_timeout
         self._session_options = dict(
             versions=versions,
             stateful=stateful,
@@ -520,16 +566,25 @@ class Publisher:
     def publish(self, measurements: Sequence[Measurement]) -> int:
         """Send measurements to every subscriber that subscribed to them; returns points queued."""
         total = 0
-        for link in self._links:
+        for link in list(self._links):
             session = link.session
             if session is None:
                 continue
-            total += session.publish(measurements, link.loop.time())
-            link.flush()
+            queue = link.queue
+            if queue is not None and (queue.lagging or queue.gone):
+                queue.admits_data(session.count_subscribed(measurements))
+                continue
+            try:
+                total += session.publish(measurements, link.loop.time())
+                link.flush()
+            except Exception as exc:  # noqa: BLE001 - one subscription's failure ends only it
+                log.exception("publishing to %s failed", link.peer)
+                link._too_slow(f"cannot publish to it: {exc!r}")
         return total
 
     async def drain(self) -> None:
-        """Wait until every connection can take more data (back-pressure)."""
+        """Wait until every connection can take more data (back-pressure); a subscriber that
+        stays lagging is dropped after ``slow_timeout``, which bounds the wait."""
         for link in list(self._links):
             await link.drain()
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from gridbind.sttp.codecsupport import WireError
 from gridbind.generated.sttp import ieee2664 as spec
-from gridbind.sttp.ieee2664.constants import CompactStateFlags
+from gridbind.generated.sttp.ieee2664 import CompactStateFlags
 from gridbind.sttp.ieee2664.wire import ProtocolError
 from gridbind.sttp.measurement import Measurement
 
@@ -29,12 +29,12 @@ SYSTEM_ISSUE_MASK = 0xE0000000
 CALCULATED_VALUE_MASK = 0x00001000
 ALARM_VALUE_MASK = 0x00400000
 _GROUPS = (
-    (CompactStateFlags.DATA_RANGE, DATA_RANGE_MASK),
-    (CompactStateFlags.DATA_QUALITY, DATA_QUALITY_MASK),
-    (CompactStateFlags.TIME_QUALITY, TIME_QUALITY_MASK),
-    (CompactStateFlags.SYSTEM_ISSUE, SYSTEM_ISSUE_MASK),
-    (CompactStateFlags.CALCULATED_VALUE, CALCULATED_VALUE_MASK),
-    (CompactStateFlags.ALARM_VALUE, ALARM_VALUE_MASK),
+    (CompactStateFlags.DataRange, DATA_RANGE_MASK),
+    (CompactStateFlags.DataQuality, DATA_QUALITY_MASK),
+    (CompactStateFlags.TimeQuality, TIME_QUALITY_MASK),
+    (CompactStateFlags.SystemIssue, SYSTEM_ISSUE_MASK),
+    (CompactStateFlags.CalculatedValue, CALCULATED_VALUE_MASK),
+    (CompactStateFlags.AlarmValue, ALARM_VALUE_MASK),
 )
 _TO_FULL = [0] * 64
 for _bits in range(64):
@@ -90,15 +90,15 @@ class CompactCodec:
             if self.millisecond_resolution:
                 millis = delta // TICKS_PER_MILLISECOND
                 if millis < 0xFFFF:
-                    flags |= CompactStateFlags.BASE_TIME_OFFSET | self._index_bit()
+                    flags |= CompactStateFlags.BaseTimeOffset | self._index_bit()
                     return _HEAD_TS16.pack(flags, index, value, millis)
             elif delta < 0xFFFFFFFF:
-                flags |= CompactStateFlags.BASE_TIME_OFFSET | self._index_bit()
+                flags |= CompactStateFlags.BaseTimeOffset | self._index_bit()
                 return _HEAD_TS32.pack(flags, index, value, delta)
         return _HEAD_TS64.pack(flags | self._index_bit(), index, value, stamp)
 
     def _index_bit(self) -> int:
-        return CompactStateFlags.TIME_INDEX if self.time_index else 0
+        return CompactStateFlags.TimeIndex if self.time_index else 0
 
     def decode(self, data: bytes, count: int | None, lookup: SignalIndexCache) -> list[Measurement]:
         """``count`` measurements from ``data`` (``None``: as many as the data holds); refuses
@@ -119,8 +119,8 @@ class CompactCodec:
             offset += 9
             stamp = 0
             if include_time:
-                if flags & CompactStateFlags.BASE_TIME_OFFSET:
-                    base = bases[1 if flags & CompactStateFlags.TIME_INDEX else 0]
+                if flags & CompactStateFlags.BaseTimeOffset:
+                    base = bases[1 if flags & CompactStateFlags.TimeIndex else 0]
                     if ms:
                         if size - offset < 2:
                             raise ProtocolError("compact timestamp truncated")

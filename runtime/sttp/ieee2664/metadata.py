@@ -11,6 +11,7 @@ size is bounded by the caller's inflate limit.
 
 from __future__ import annotations
 
+import io
 import re
 import uuid
 from collections.abc import Iterable, Mapping
@@ -63,6 +64,25 @@ _INT_TYPES = {
     "unsignedInt",
     "unsignedLong",
 }
+
+
+#: Bound of a received data set: its XML elements plus the cells (rows x columns) of the rows they
+#: make. 100 000 signals of :func:`synthetic_pmu_metadata` use about half of it; the worst case
+#: costs a few hundred MB and some seconds of CPU (the subscriber parses off its event loop).
+MAX_METADATA_CELLS = 4_000_000
+
+
+def _record(table: DataTable, record: Any) -> dict[str, Any]:
+    types = {column.name: column.type for column in table.columns}
+    row: dict[str, Any] = {column.name: None for column in table.columns}
+    for cell in record:
+        if not isinstance(cell.tag, str):
+            continue
+        column_name = etree.QName(cell).localname
+        if column_name not in types:
+            continue
+        row[column_name] = parse_value(cell.text or "", types[column_name], table.name)
+    return row
 
 
 @dataclass(frozen=True)
@@ -154,11 +174,21 @@ class DataSet:
         return etree.tostring(root, xml_declaration=True, encoding="utf-8", standalone=True)
 
     @classmethod
-    def from_xml(cls, data: bytes | str) -> DataSet:
-        """Parse an XML data set; raises :class:`MetadataError` (never resolves entities/DTDs)."""
+    def from_xml(cls, data: bytes | str, max_cells: int | None = None) -> DataSet:
+        """Parse an XML data set; raises :class:`MetadataError` (never resolves entities/DTDs).
+
+        The parse is bounded as well as the inflate before it: records are read one at a time
+        (each dropped from the tree once read), and every XML element plus every cell of the rows
+        they make (rows x columns of their table) counts against ``max_cells`` (default
+        :data:`MAX_METADATA_CELLS`); past it the data set is refused, so a small GZip answer
+        cannot cost gigabytes and minutes.
+        """
         if isinstance(data, str):
             data = data.encode("utf-8")
-        parser = etree.XMLParser(
+        left = MAX_METADATA_CELLS if max_cells is None else max_cells
+        events = etree.iterparse(
+            io.BytesIO(data),
+            events=("start", "end"),
             resolve_entities=False,
             no_network=True,
             load_dtd=False,
@@ -167,16 +197,59 @@ class DataSet:
             remove_comments=True,
             remove_pis=True,
         )
+        dataset: DataSet | None = None
+        tables: dict[str, DataTable] = {}
+        root = None
+        depth = 0
         try:
-            root = etree.fromstring(data, parser)
+            for kind, node in events:
+                if kind == "start":
+                    depth += 1
+                    left -= 1
+                    if left < 0:
+                        raise MetadataError(
+                            "metadata has too many XML elements and cells for the bound"
+                        )
+                    if root is None:
+                        root = node
+                        docinfo = node.getroottree().docinfo
+                        if docinfo.doctype or docinfo.internalDTD is not None:
+                            raise MetadataError("metadata XML with a DTD is refused")
+                    continue
+                depth -= 1
+                if depth != 1 or not isinstance(node.tag, str):
+                    continue
+                if node.tag == _XS + "schema":
+                    if dataset is None:
+                        dataset = cls._schema(root, node)
+                        tables = {table.name: table for table in dataset.tables}
+                else:
+                    table = tables.get(etree.QName(node).localname)
+                    if table is not None:
+                        left -= len(table.columns)
+                        if left < 0:
+                            raise MetadataError(
+                                "metadata has too many XML elements and cells for the bound"
+                            )
+                        table.rows.append(_record(table, node))
+                node.clear()
+                if root is not None and node.getparent() is root:
+                    root.remove(node)
         except etree.XMLSyntaxError as exc:
             raise MetadataError(f"metadata is not well-formed XML: {exc}") from None
-        docinfo = root.getroottree().docinfo
-        if docinfo.doctype or docinfo.internalDTD is not None:
-            raise MetadataError("metadata XML with a DTD is refused")
+        except MetadataError:
+            raise
+        except ValueError as exc:  # e.g. a tag whose prefix has no namespace ("xs:schema")
+            raise MetadataError(f"metadata is not usable XML: {exc}") from None
+        if dataset is None:
+            name = etree.QName(root).localname if root is not None else ""
+            raise MetadataError(f"metadata has no xs:schema with id {name!r}")
+        return dataset
+
+    @classmethod
+    def _schema(cls, root: Any, schema: Any) -> DataSet:
         name = etree.QName(root).localname
-        schema = root.find(_XS + "schema")
-        if schema is None or schema.get("id") != name:
+        if schema.get("id") != name:
             raise MetadataError(f"metadata has no xs:schema with id {name!r}")
         dataset = cls(name)
         for table_node in schema.iterfind(
@@ -195,23 +268,6 @@ class DataSet:
                     xsd = "guid"
                 columns.append(Column(column_name, xsd if xsd in TYPES else "string"))
             dataset.tables.append(DataTable(table_name, columns))
-        tables = {table.name: table for table in dataset.tables}
-        for record in root:
-            if not isinstance(record.tag, str) or record is schema:
-                continue
-            table = tables.get(etree.QName(record).localname)
-            if table is None:
-                continue
-            types = {column.name: column.type for column in table.columns}
-            row: dict[str, Any] = {column.name: None for column in table.columns}
-            for cell in record:
-                if not isinstance(cell.tag, str):
-                    continue
-                column_name = etree.QName(cell).localname
-                if column_name not in types:
-                    continue
-                row[column_name] = parse_value(cell.text or "", types[column_name], table.name)
-            table.rows.append(row)
         return dataset
 
     def filtered(self, filters: str) -> DataSet:
@@ -267,7 +323,14 @@ def parse_datetime(text: str) -> datetime:
     if zone and zone != "Z":
         sign = -1 if zone[0] == "-" else 1
         hours, minutes = int(zone[1:3]), int(zone[-2:])
-        moment -= sign * timedelta(hours=hours, minutes=minutes)
+        if hours > 14 or minutes > 59:
+            raise MetadataError(f"bad date/time {text!r}: UTC offset out of range")
+        try:
+            moment -= sign * timedelta(hours=hours, minutes=minutes)
+        except OverflowError:
+            # 0001-01-01T00:00:00+01:00 is before the first representable instant (and
+            # 9999-12-31T23:59:59-01:00 after the last): refuse it as the metadata error it is.
+            raise MetadataError(f"bad date/time {text!r}: outside years 1-9999 in UTC") from None
     return moment
 
 

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from gridbind.sttp.ieee2664.wire import ProtocolError
 
 MAX_CONNECTION_STRING = 1024 * 1024
+#: Upper bound of every time span a subscriber may ask for (lag / lead time, publish interval),
+#: seconds: a year is far past any deployed setting and keeps tick arithmetic small.
+MAX_SECONDS = 366 * 86400.0
+#: processingInterval is a signed 32-bit millisecond count on the wire (-1: default pace).
+MAX_PROCESSING_INTERVAL = 2**31 - 1
+#: Start / stop time constraints are short expressions (``*-10s``, an ISO date-time, ticks).
+MAX_TIME_CONSTRAINT = 64
+
+
+class SettingsError(ProtocolError):
+    """A connection-string value out of its range: the SUBSCRIBE is refused, the session stays."""
 
 
 def parse_connection_string(text: str) -> dict[str, str]:
@@ -52,11 +64,26 @@ def _bool(value: str | None, default: bool) -> bool:
     return value.strip().lower() in ("true", "1", "yes", "on")
 
 
-def _float(value: str | None, default: float) -> float:
+def _float(
+    name: str, value: str | None, default: float, low: float = 0.0, high: float = MAX_SECONDS
+) -> float:
+    """A finite number in ``[low, high]`` (inf / nan would escape as OverflowError later)."""
+    if value is None or value == "":
+        return default
     try:
-        return float(value) if value not in (None, "") else default
+        number = float(value)
     except ValueError:
-        raise ProtocolError(f"not a number in connection string: {value!r}") from None
+        raise SettingsError(f"{name} is not a number: {value[:40]!r}") from None
+    if not math.isfinite(number) or not low <= number <= high:
+        raise SettingsError(f"{name}={value[:40]} is outside {low:g}..{high:g}")
+    return number
+
+
+def _constraint(name: str, value: str | None) -> str:
+    text = (value or "").strip()
+    if len(text) > MAX_TIME_CONSTRAINT:
+        raise SettingsError(f"{name} is longer than {MAX_TIME_CONSTRAINT} characters")
+    return text
 
 
 @dataclass
@@ -110,7 +137,11 @@ class SubscriptionSettings:
 
     @classmethod
     def parse(cls, text: str) -> SubscriptionSettings:
-        """Settings from a received connection string (unknown keys land in ``extra``)."""
+        """Settings from a received connection string (unknown keys land in ``extra``).
+
+        Every value is range-checked: :class:`SettingsError` names the first one out of range
+        (the publisher answers FAILED); a malformed string raises :class:`ProtocolError`.
+        """
         values = parse_connection_string(text)
         known = {
             "filterexpression",
@@ -135,20 +166,25 @@ class SubscriptionSettings:
             try:
                 udp_port = int(channel.get("localport", "0"))
             except ValueError:
-                raise ProtocolError("dataChannel localport is not an integer") from None
+                raise SettingsError("dataChannel localport is not an integer") from None
             if not 0 <= udp_port <= 65535:
-                raise ProtocolError(f"dataChannel localport {udp_port} out of range")
+                raise SettingsError(f"dataChannel localport {udp_port} out of range")
+        interval_text = (values.get("processinginterval") or "-1").strip()
+        if len(interval_text) > 12:
+            raise SettingsError("processingInterval is too long")
         try:
-            interval = int(values.get("processinginterval", "-1") or -1)
+            interval = int(interval_text)
         except ValueError:
-            raise ProtocolError("processingInterval is not an integer") from None
+            raise SettingsError("processingInterval is not an integer") from None
+        if not -1 <= interval <= MAX_PROCESSING_INTERVAL:
+            raise SettingsError(f"processingInterval {interval} is outside -1..2^31-1")
         return cls(
             filter_expression=values.get("filterexpression", ""),
             include_time=_bool(values.get("includetime"), True),
             throttled=_bool(values.get("throttled"), False),
-            publish_interval=_float(values.get("publishinterval"), 1.0),
-            lag_time=_float(values.get("lagtime"), 10.0),
-            lead_time=_float(values.get("leadtime"), 5.0),
+            publish_interval=_float("publishInterval", values.get("publishinterval"), 1.0, low=0.0),
+            lag_time=_float("lagTime", values.get("lagtime"), 10.0),
+            lead_time=_float("leadTime", values.get("leadtime"), 5.0),
             enable_time_reasonability_check=_bool(
                 values.get("enabletimereasonabilitycheck"), False
             ),
@@ -157,8 +193,8 @@ class SubscriptionSettings:
             request_nan_value_filter=_bool(values.get("requestnanvaluefilter"), False),
             processing_interval=interval,
             udp_port=udp_port,
-            start_time=values.get("starttimeconstraint", ""),
-            stop_time=values.get("stoptimeconstraint", ""),
+            start_time=_constraint("startTimeConstraint", values.get("starttimeconstraint")),
+            stop_time=_constraint("stopTimeConstraint", values.get("stoptimeconstraint")),
             time_constraint_parameters=values.get("timeconstraintparameters", ""),
             extra={key: value for key, value in values.items() if key not in known},
         )

@@ -8,9 +8,17 @@
         await publisher.drain()              # wait for slow subscribers (flow control)
 
 Each connection gets its own session (operational modes, filter expression, signal index cache,
-TSSC or compact encoding, optional UDP data channel with cipher keys). ``publish`` never blocks:
-a subscriber whose send buffer exceeds ``max_backlog`` bytes is disconnected, so a stalled peer
-cannot grow memory without bound; :meth:`drain` lets a source wait for the slowest subscriber.
+TSSC or compact encoding, optional UDP data channel with cipher keys). Whatever one connection
+sends can only close that connection: every error while handling it is logged with the reason
+and ends that connection alone. A connection that has not defined its operational modes within
+``negotiation_timeout`` seconds is closed.
+
+Slow subscribers (the policy of :mod:`gridbind.sttp.slowpeer`): ``publish`` never blocks. Each
+connection's send queue is bounded at ``high_water`` bytes; while a connection is above it, the
+measurements published for it are dropped (counted in ``Connection.dropped``) and its commands
+are not read; one that stays above for ``slow_timeout`` seconds, or passes ``max_backlog`` bytes,
+is disconnected. :meth:`Publisher.drain` waits for lagging subscribers, at most until the policy
+drops them; a live source need not call it per frame.
 """
 
 from __future__ import annotations
@@ -20,25 +28,27 @@ import logging
 import re
 import ssl as ssl_module
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import datetime, timezone
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from gridbind.sttp.expressions import FilterExpressionError, run_bounded
 from gridbind.sttp.ieee2664.metadata import DataSet, MetadataError, parse_datetime
 from gridbind.sttp.ieee2664.session import (
+    CipherKeysActivated,
     Event,
-    KeysRotationRequested,
-    ProcessingIntervalChanged,
+    FilterRequested,
     PublisherConfig,
     PublisherSession,
     PublisherState,
-    FilterRequested,
+    ReplayDue,
+    SessionExpired,
+    SessionTiming,
     Subscribed,
-    Unsubscribed,
 )
 from gridbind.sttp.ieee2664.wire import ProtocolError
 from gridbind.sttp.measurement import Measurement, ticks_from_datetime, ticks_now
+from gridbind.sttp.slowpeer import HIGH_WATER, MAX_BACKLOG, SLOW_TIMEOUT, SendQueue
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +65,15 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.udp: asyncio.DatagramTransport | None = None
         self.peer: tuple[str, int] = ("", 0)
-        self._writable = asyncio.Event()
-        self._writable.set()
+        self.queue: SendQueue | None = None
+        #: why this side closed the connection (None: still open, or closed by the peer)
+        self.close_reason: str | None = None
+        #: the one timer that calls the session's tick() at its next deadline
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_due: float | None = None
+        #: set when the session says the next historical replay batch may go
+        self._replay_go = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
-        # At most one: a newer rotation makes an older unconfirmed one moot.
-        self._rotation_timer: asyncio.TimerHandle | None = None
-        self._latest: dict[uuid.UUID, Measurement] = {}
         self.closed = False
         self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         # A subscriber's filter runs off the event loop (at most one at a time per connection).
@@ -71,25 +84,128 @@ class Connection(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         self.peer = transport.get_extra_info("peername")[:2]
-        self.session = PublisherSession(self.publisher.state, self.peer[0])
+        publisher = self.publisher
+        loop = asyncio.get_running_loop()
+        rotation = publisher.cipher_rotation_interval if publisher.config.encrypt_udp else None
+        timing = SessionTiming(
+            noop_interval=publisher.noop_interval or 0.0,
+            negotiation_timeout=publisher.negotiation_timeout or 0.0,
+            cipher_rotation_interval=rotation,
+        )
+        self.session = PublisherSession(
+            publisher.state, self.peer[0], now=loop.time(), timing=timing
+        )
         self.session.defer_filters = True
-        transport.set_write_buffer_limits(high=self.publisher.high_water)
-        self.publisher._connections.add(self)
-        self._tasks.append(asyncio.get_running_loop().create_task(self._keepalive()))
+        self.queue = SendQueue(
+            transport,
+            self._abort,
+            high_water=publisher.high_water,
+            max_backlog=publisher.max_backlog,
+            slow_timeout=publisher.slow_timeout,
+        )
+        publisher._connections.add(self)
+        self._schedule()
         log.info("subscriber connected from %s:%s", *self.peer)
 
     def data_received(self, data: bytes) -> None:
         assert self.session is not None
-        try:
-            events = self.session.receive(data)
-        except ProtocolError as exc:
-            log.warning("closing %s:%s: %s", *self.peer, exc)
-            self.flush()
-            self.close()
+        if self.closed:
             return
-        for event in events:
-            self._handle(event)
-        self.flush()
+        try:
+            # Answers beyond the send queue's room wait until the subscriber reads.
+            room = self.publisher.high_water
+            if self.transport is not None:
+                room = max(0, room - self.transport.get_write_buffer_size())
+            events = self.session.receive(data, room, asyncio.get_running_loop().time())
+        except ProtocolError as exc:
+            self.flush()
+            self._close(str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - nothing a peer sends may escape its connection
+            log.exception("error handling data from %s:%s", *self.peer)
+            self._abort(f"cannot handle its data: {exc!r}")
+            return
+        try:
+            for event in events:
+                self._handle(event)
+            self.flush()
+        except Exception as exc:  # noqa: BLE001
+            log.exception("error handling events of %s:%s", *self.peer)
+            self._abort(f"cannot handle its request: {exc!r}")
+            return
+        self._schedule()
+        session = self.session
+        if session.held_commands and not session.filter_pending and not self.closed:
+            queue = self.queue
+            if queue is None or not queue.lagging:
+                # the answers went out at once: go on with the held commands (resume_writing
+                # does it when the queue was full)
+                asyncio.get_running_loop().call_soon(self.data_received, b"")
+
+    @property
+    def ready(self) -> bool:
+        """True once data published now reaches this subscriber: subscribed, its signal index
+        cache confirmed (UDP data waits for that) and its UDP data channel open."""
+        session = self.session
+        if session is None or self.closed or not session.ready:
+            return False
+        return session.udp_target is None or self.udp is not None
+
+    @property
+    def dropped(self) -> int:
+        """Measurements not sent to this subscriber because it lagged (slow-subscriber policy)."""
+        session = self.session.dropped_measurements if self.session is not None else 0
+        return session + (self.queue.dropped if self.queue is not None else 0)
+
+    def _schedule(self) -> None:
+        """(Re)arm the timer for the session's next deadline."""
+        due = self.session.next_deadline() if self.session is not None else None
+        if due == self._timer_due or self.closed:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_due = due
+        if due is not None:
+            self._timer = asyncio.get_running_loop().call_at(due, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer, self._timer_due = None, None
+        session = self.session
+        if session is None or self.closed:
+            return
+        try:
+            for event in session.tick(asyncio.get_running_loop().time(), ticks_now()):
+                if isinstance(event, SessionExpired):
+                    self._close(event.reason)
+                elif isinstance(event, CipherKeysActivated):
+                    log.info("subscriber %s:%s did not confirm cipher keys; switched", *self.peer)
+                elif isinstance(event, ReplayDue):
+                    self._replay_go.set()
+                self._handle(event)
+            self.flush()
+        except Exception as exc:  # noqa: BLE001 - a failure ends this connection only
+            log.exception("timer work of %s:%s failed", *self.peer)
+            self._abort(f"timer work failed: {exc!r}")
+            return
+        self._schedule()
+
+    def _close(self, reason: str) -> None:
+        """Close gracefully (queued bytes go out first), logging why."""
+        if self.close_reason is None:
+            self.close_reason = reason
+            log.warning("closing %s:%s: %s", *self.peer, reason)
+        self.close()
+
+    def _abort(self, reason: str) -> None:
+        """Drop the connection at once (nothing more is sent), logging why."""
+        if self.close_reason is None:
+            self.close_reason = reason
+            log.warning("disconnecting %s:%s: %s", *self.peer, reason)
+        self.closed = True
+        self.publisher._connections.discard(self)
+        if self.transport is not None:
+            self.transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -100,18 +216,29 @@ class Connection(asyncio.Protocol):
             task.cancel()
         if self._filter_task is not None:
             self._filter_task.cancel()
-        if self._rotation_timer is not None:
-            self._rotation_timer.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self.udp is not None:
             self.udp.close()
-        self._writable.set()
+        if self.queue is not None:
+            self.queue.closed()
         log.info("subscriber %s:%s disconnected", *self.peer)
 
     def pause_writing(self) -> None:
-        self._writable.clear()
+        if self.queue is not None:
+            self.queue.pause()
+        if self.session is not None:
+            self.session.hold_data = True
 
     def resume_writing(self) -> None:
-        self._writable.set()
+        if self.queue is not None:
+            self.queue.resume()
+        session = self.session
+        if session is not None:
+            session.hold_data = False
+        if session is not None and session.held_commands and not session.filter_pending:
+            asyncio.get_running_loop().call_soon(self.data_received, b"")
 
     # -- helpers
     def close(self) -> None:
@@ -126,9 +253,7 @@ class Connection(asyncio.Protocol):
         data = self.session.data_to_send()
         if data:
             self.transport.write(data)
-            if self.transport.get_write_buffer_size() > self.publisher.max_backlog:
-                log.warning("subscriber %s:%s is too slow; disconnecting", *self.peer)
-                self.transport.abort()
+            if self.queue is not None and not self.queue.check():
                 return
         datagrams = self.session.datagrams_to_send()
         if datagrams and self.udp is not None:
@@ -136,8 +261,10 @@ class Connection(asyncio.Protocol):
                 self.udp.sendto(datagram)
 
     async def drain(self) -> None:
-        """Wait until the send buffer is below the high-water mark."""
-        await self._writable.wait()
+        """Wait until the send queue is below the high-water mark (or the connection is gone:
+        the slow-subscriber policy bounds the wait by ``slow_timeout``)."""
+        if self.queue is not None and not self.closed:
+            await self.queue.wait()
 
     def publish(self, measurements: Sequence[Measurement], now: int | None) -> int:
         """Hand measurements to this connection (throttled subscriptions keep only the latest)."""
@@ -149,13 +276,19 @@ class Connection(asyncio.Protocol):
         settings = session.settings
         if settings is not None and settings.start_time:
             return 0  # a historical replay owns this subscription's data flow
-        if settings is not None and settings.throttled:
-            for measurement in measurements:
-                self._latest[measurement.signal_id] = measurement
+        queue = self.queue
+        if queue is not None and (queue.lagging or queue.gone):
+            queue.admits_data(session.count_selected(measurements))
             return 0
-        count = session.publish(measurements, now)
-        if count:
-            self.flush()
+        try:
+            # throttled subscriptions keep the latest values for the session's next interval
+            count = session.offer(measurements, now)
+            if count:
+                self.flush()
+        except Exception as exc:  # noqa: BLE001 - one subscription's failure ends only it
+            log.exception("error publishing to %s:%s", *self.peer)
+            self._abort(f"cannot publish to it: {exc!r}")
+            return 0
         return count
 
     async def _run_filter(self, event: FilterRequested) -> None:
@@ -168,17 +301,25 @@ class Connection(asyncio.Protocol):
         try:
             events = self.session.filter_done(result)
         except ProtocolError as exc:
-            log.warning("closing %s:%s: %s", *self.peer, exc)
             self.flush()
-            self.close()
+            self._close(str(exc))
             return
-        except Exception:  # noqa: BLE001 - a bug must close this connection only
+        except Exception as exc:  # noqa: BLE001 - a bug must close this connection only
             log.exception("closing %s:%s after a failed filter evaluation", *self.peer)
-            self.close()
+            self._abort(f"cannot finish its filter evaluation: {exc!r}")
             return
-        for follow in events:
-            self._handle(follow)
-        self.flush()
+        try:
+            for follow in events:
+                self._handle(follow)
+            self.flush()
+        except Exception as exc:  # noqa: BLE001
+            log.exception("error handling events of %s:%s", *self.peer)
+            self._abort(f"cannot handle its request: {exc!r}")
+            return
+        self._schedule()  # a subscription may have started throttle / rotation deadlines
+        if self.session.held_commands and not self.session.filter_pending and not self.closed:
+            # commands that waited behind the filter or behind a full send queue
+            asyncio.get_running_loop().call_soon(self.data_received, b"")
 
     def _handle(self, event: Event) -> None:
         publisher = self.publisher
@@ -187,33 +328,30 @@ class Connection(asyncio.Protocol):
             self._filter_task = loop.create_task(self._run_filter(event))
             return
         if isinstance(event, Subscribed):
-            self._latest.clear()
-            for task in self._tasks[1:]:
+            for task in self._tasks:
                 task.cancel()
-            del self._tasks[1:]
-            if self._rotation_timer is not None:
-                self._rotation_timer.cancel()
-                self._rotation_timer = None
-            loop = asyncio.get_running_loop()
+            self._tasks.clear()
             assert self.session is not None
             if self.session.udp_target is not None:
-                self._tasks.append(loop.create_task(self._open_udp(self.session.udp_target)))
-                if publisher.cipher_rotation_interval and publisher.config.encrypt_udp:
-                    self._tasks.append(loop.create_task(self._rotate_keys()))
-            if event.settings.throttled:
-                self._tasks.append(
-                    loop.create_task(self._throttle(event.settings.publish_interval))
-                )
+                self._spawn(self._open_udp(self.session.udp_target))
             if event.temporal:
-                self._tasks.append(loop.create_task(self._replay(event)))
-        elif isinstance(event, Unsubscribed):
-            self._latest.clear()
-        elif isinstance(event, KeysRotationRequested):
-            self._after_rotation()
-        elif isinstance(event, ProcessingIntervalChanged):
-            pass
+                self._spawn(self._replay(event))
         if publisher.on_event is not None:
             publisher.on_event(self, event)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run per-connection work; its failure ends this connection only, with the reason."""
+
+        async def guarded() -> None:
+            try:
+                await work
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                log.exception("connection task of %s:%s failed", *self.peer)
+                self._abort(f"connection task failed: {exc!r}")
+
+        self._tasks.append(asyncio.get_running_loop().create_task(guarded()))
 
     async def _open_udp(self, target: tuple[str, int]) -> None:
         if self.udp is not None:
@@ -223,52 +361,6 @@ class Connection(asyncio.Protocol):
             asyncio.DatagramProtocol, remote_addr=target
         )
 
-    async def _keepalive(self) -> None:
-        interval = self.publisher.noop_interval
-        if not interval:
-            return
-        while True:
-            await asyncio.sleep(interval)
-            if self.session is not None:
-                self.session.noop()
-                self.flush()
-
-    async def _throttle(self, interval: float) -> None:
-        while True:
-            await asyncio.sleep(max(interval, 0.001))
-            if self._latest and self.session is not None:
-                batch = list(self._latest.values())
-                self._latest.clear()
-                if self.session.publish(batch, ticks_now()):
-                    self.flush()
-
-    async def _rotate_keys(self) -> None:
-        interval = self.publisher.cipher_rotation_interval
-        assert interval
-        while True:
-            await asyncio.sleep(interval)
-            if self.session is not None and self.session.keys is not None:
-                self.session.rotate_cipher_keys()
-                self.flush()
-                self._after_rotation()
-
-    def _after_rotation(self) -> None:
-        """Switch to the rotated keys after ``cipher_confirm_timeout`` if still unconfirmed."""
-        timeout = self.publisher.config.cipher_confirm_timeout
-        session = self.session
-        if timeout is None or session is None or session.pending_keys is None:
-            return
-        pending = session.pending_keys
-
-        def activate() -> None:
-            if not self.closed and session.pending_keys is pending:
-                session.activate_pending_keys()
-                log.info("subscriber %s:%s did not confirm cipher keys; switched", *self.peer)
-
-        if self._rotation_timer is not None:
-            self._rotation_timer.cancel()
-        self._rotation_timer = asyncio.get_running_loop().call_later(timeout, activate)
-
     async def _replay(self, event: Subscribed) -> None:
         history = self.publisher.history
         session = self.session
@@ -277,7 +369,7 @@ class Connection(asyncio.Protocol):
         try:
             start = parse_time_constraint(settings.start_time)
             stop = parse_time_constraint(settings.stop_time) if settings.stop_time else ticks_now()
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:
             session.fail(0x02, f"Bad time constraint: {exc}")
             self.flush()
             return
@@ -297,11 +389,13 @@ class Connection(asyncio.Protocol):
                 break
             self.flush()
             await self.drain()
-            interval = settings.processing_interval
-            if interval > 0:
-                await asyncio.sleep(interval / 1000)
-            elif interval == 0:
+            # The pace is a session deadline (processingInterval, changeable meanwhile).
+            if session.replay_sent(asyncio.get_running_loop().time()):
                 await asyncio.sleep(0)
+            else:
+                self._replay_go.clear()
+                self._schedule()
+                await self._replay_go.wait()
         session.processing_complete()
         self.flush()
 
@@ -321,7 +415,12 @@ class Publisher:
         cipher_rotation_interval: seconds between UDP cipher key rotations (``encrypt_udp``).
         history: a source of archived measurements, enabling historical replay for
             subscriptions with ``startTimeConstraint``.
-        max_backlog: bytes a subscriber may lag behind before it is disconnected.
+        high_water: bytes of a subscriber's send queue past which it lags: its measurements are
+            dropped and its commands not read until it catches up (slow-subscriber policy).
+        max_backlog: bytes a subscriber may lag behind before it is disconnected at once.
+        slow_timeout: seconds a subscriber may lag before it is disconnected (0: never).
+        negotiation_timeout: seconds a new connection has to send DEFINE_OPERATIONAL_MODES
+            before it is closed (0: never), as the draft profile's negotiation timeout.
         on_event: called with ``(connection, event)`` for every session event.
     """
 
@@ -336,8 +435,10 @@ class Publisher:
         noop_interval: float = 5.0,
         cipher_rotation_interval: float | None = 60.0,
         history: HistorySource | None = None,
-        max_backlog: int = 64 * 1024 * 1024,
-        high_water: int = 4 * 1024 * 1024,
+        max_backlog: int = MAX_BACKLOG,
+        high_water: int = HIGH_WATER,
+        slow_timeout: float = SLOW_TIMEOUT,
+        negotiation_timeout: float = 5.0,
         on_event: Callable[[Connection, Event], Any] | None = None,
     ) -> None:
         from gridbind.sttp.ieee2664.metadata import empty_source_metadata
@@ -355,6 +456,8 @@ class Publisher:
         self.history = history
         self.max_backlog = max_backlog
         self.high_water = high_water
+        self.slow_timeout = slow_timeout
+        self.negotiation_timeout = negotiation_timeout
         self.on_event = on_event
         self._server: asyncio.Server | None = None
         self._connections: set[Connection] = set()
@@ -463,7 +566,8 @@ class Publisher:
         return sum(connection.publish(measurements, now) for connection in list(self._connections))
 
     async def drain(self) -> None:
-        """Wait until every subscriber's send buffer is below the high-water mark.
+        """Wait until every subscriber's send queue is below the high-water mark; a subscriber
+        that stays above is disconnected after ``slow_timeout``, which bounds the wait.
 
         Always yields to the event loop once, so a source that publishes in a tight loop still
         lets commands (unsubscribe) and disconnects be processed.
@@ -522,7 +626,7 @@ def parse_time_constraint(text: str, now: int | None = None) -> int:
     except MetadataError:
         pass
     try:
-        moment = datetime.strptime(value, "%m/%d/%Y %H:%M:%S").replace(tzinfo=timezone.utc)
+        moment = datetime.strptime(value, "%m/%d/%Y %H:%M:%S").replace(tzinfo=UTC)
     except ValueError:
         raise ProtocolError(f"not a time constraint: {text!r}") from None
     return ticks_from_datetime(moment)

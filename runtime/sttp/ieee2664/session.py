@@ -12,10 +12,19 @@ import math
 import struct
 import uuid
 import zlib
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from gridbind.generated.sttp.ieee2664 import (
+    BufferBlockFlags,
+    DataPacketFlags,
+    OperationalEncoding,
+    OperationalModes,
+    ServerCommand,
+    ServerResponse,
+)
 from gridbind.sttp.errors import InvalidArgument
 from gridbind.sttp.expressions import (
     FilterExpressionError,
@@ -25,21 +34,18 @@ from gridbind.sttp.expressions import (
 from gridbind.sttp.ieee2664 import codecs
 from gridbind.sttp.ieee2664.cipher import decrypt, encrypt, new_cipher_keys, new_key_pair
 from gridbind.sttp.ieee2664.compact import CompactCodec, SignalIndexCache
-from gridbind.sttp.ieee2664.constants import (
+from gridbind.sttp.ieee2664.metadata import (
+    MAX_METADATA_CELLS,
+    DataSet,
+    DataTable,
+    MetadataError,
+    iter_signal_keys,
+)
+from gridbind.sttp.ieee2664.params import SettingsError, SubscriptionSettings
+from gridbind.sttp.ieee2664.wire import (
     MAX_COMMAND_SIZE,
     PROTOCOL_VERSION,
-    BufferBlockFlags,
-    DataPacketFlags,
-    OperationalEncoding,
-    OperationalModes,
-    ServerCommand,
-    ServerResponse,
-    is_user_command,
-    is_user_response,
-)
-from gridbind.sttp.ieee2664.metadata import DataSet, DataTable, MetadataError, iter_signal_keys
-from gridbind.sttp.ieee2664.params import SubscriptionSettings
-from gridbind.sttp.ieee2664.wire import (
+    VERSION_BITS,
     BaseTimes,
     CipherKeys,
     PacketReader,
@@ -51,6 +57,8 @@ from gridbind.sttp.ieee2664.wire import (
     encode_message,
     gunzip_bytes,
     gzip_bytes,
+    is_user_command,
+    is_user_response,
     parse_metadata_filters,
     parse_subscribe,
     response_body,
@@ -96,6 +104,13 @@ class CommandFailed(Event):
 class MetadataReceived(Event):
     metadata: DataSet
     wire_bytes: int
+
+
+@dataclass
+class MetadataArrived(Event):
+    """A METADATA_REFRESH answer, not yet parsed (``SubscriberSession.defer_metadata``)."""
+
+    payload: bytes
 
 
 @dataclass
@@ -203,6 +218,23 @@ class ProcessingIntervalChanged(Event):
 
 
 @dataclass
+class SessionExpired(Event):
+    """A deadline of the session passed (no DEFINE_OPERATIONAL_MODES in time): close it."""
+
+    reason: str
+
+
+@dataclass
+class ReplayDue(Event):
+    """The next batch of a historical replay may go (its processing interval passed)."""
+
+
+@dataclass
+class CipherKeysActivated(Event):
+    """Rotated UDP keys were switched to without the subscriber's confirmation."""
+
+
+@dataclass
 class UserCommand(Event):
     command: int
     payload: bytes
@@ -256,13 +288,25 @@ class SubscriberConfig:
     receive_external_metadata: bool = False
     #: accept compact data packets without their measurement count (sttpapi's publisher)
     lenient_compact: bool = True
+    #: bound of received metadata: XML elements plus row cells (see ``DataSet.from_xml``)
+    max_metadata_cells: int = MAX_METADATA_CELLS
 
 
 class SubscriberSession:
-    """Protocol core of a data subscriber (one command channel, optional UDP data channel)."""
+    """Protocol core of a data subscriber (one command channel, optional UDP data channel).
 
-    def __init__(self, config: SubscriberConfig | None = None) -> None:
+    With ``idle_timeout`` the session keeps time like the publisher's: ``receive(data, now)``
+    notes activity, :meth:`next_deadline` says when :meth:`tick` may find the command channel
+    idle (SessionExpired: close it).
+    """
+
+    def __init__(
+        self, config: SubscriberConfig | None = None, *, now: float = 0.0, idle_timeout: float = 0.0
+    ) -> None:
         self.config = config or SubscriberConfig()
+        self.idle_timeout = idle_timeout
+        self._last_rx = now
+        self._expired = False
         self.reader = PacketReader()
         self.stats = Statistics()
         self.subscriber_id = uuid.UUID(int=0)
@@ -275,40 +319,44 @@ class SubscriberSession:
         self.subscribed = False
         self._out = bytearray()
         self._use_udp = False
+        #: False: metadata is parsed inside ``receive`` (MetadataReceived); True: ``receive``
+        #: reports MetadataArrived and the caller runs :meth:`decode_metadata` (e.g. in a thread)
+        #: then :meth:`metadata_parsed`
+        self.defer_metadata = False
 
     # -- commands
     def operational_modes(self, udp: bool = False) -> int:
         """The operational modes word this subscriber asks for."""
-        modes = int(OperationalModes.COMPRESSION_GZIP) | (self.config.version & 0xFF)
-        modes |= OperationalEncoding.UTF8
+        modes = int(OperationalModes.CompressionGzip) | (self.config.version & 0xFF)
+        modes |= OperationalEncoding.Utf8
         if self.config.compress_payload and not udp and codecs.tssc_available():
-            modes |= OperationalModes.COMPRESS_PAYLOAD_DATA | OperationalModes.COMPRESSION_TSSC
+            modes |= OperationalModes.CompressPayloadData | OperationalModes.CompressionTssc
         if self.config.compress_metadata:
-            modes |= OperationalModes.COMPRESS_METADATA
+            modes |= OperationalModes.CompressMetadata
         if self.config.compress_signal_index_cache:
-            modes |= OperationalModes.COMPRESS_SIGNAL_INDEX_CACHE
+            modes |= OperationalModes.CompressSignalIndexCache
         if self.config.receive_internal_metadata:
-            modes |= OperationalModes.RECEIVE_INTERNAL_METADATA
+            modes |= OperationalModes.ReceiveInternalMetadata
         if self.config.receive_external_metadata:
-            modes |= OperationalModes.RECEIVE_EXTERNAL_METADATA
+            modes |= OperationalModes.ReceiveExternalMetadata
         return modes
 
     def start(self, udp: bool = False) -> bytes:
         """First bytes of a session: DEFINE_OPERATIONAL_MODES (must precede any other command)."""
         self._use_udp = udp
         self.modes = self.operational_modes(udp)
-        return self._command(ServerCommand.DEFINE_OPERATIONAL_MODES, _U32.pack(self.modes))
+        return self._command(ServerCommand.DefineOperationalModes, _U32.pack(self.modes))
 
     def request_metadata(self, filters: str = "") -> bytes:
         """METADATA_REFRESH, optionally with ``FILTER <table> WHERE ...`` expressions."""
-        return self._command(ServerCommand.METADATA_REFRESH, build_metadata_filters(filters))
+        return self._command(ServerCommand.MetadataRefresh, build_metadata_filters(filters))
 
     def request_schema(self, selection: bool = False) -> bytes:
         """GET_PRIMARY_METADATA_SCHEMA, or GET_SIGNAL_SELECTION_SCHEMA (ActiveMeasurements)."""
         return self._command(
-            ServerCommand.GET_SIGNAL_SELECTION_SCHEMA
+            ServerCommand.GetSignalSelectionSchema
             if selection
-            else ServerCommand.GET_PRIMARY_METADATA_SCHEMA
+            else ServerCommand.GetPrimaryMetadataSchema
         )
 
     def subscribe(self, settings: SubscriptionSettings) -> bytes:
@@ -319,22 +367,20 @@ class SubscriberSession:
             millisecond_resolution=settings.use_millisecond_resolution,
         )
         self._decoders = [None, None]
-        return self._command(ServerCommand.SUBSCRIBE, build_subscribe(settings.build()))
+        return self._command(ServerCommand.Subscribe, build_subscribe(settings.build()))
 
     def unsubscribe(self) -> bytes:
         """UNSUBSCRIBE."""
         self.subscribed = False
-        return self._command(ServerCommand.UNSUBSCRIBE)
+        return self._command(ServerCommand.Unsubscribe)
 
     def rotate_cipher_keys(self) -> bytes:
         """ROTATE_CIPHER_KEYS: ask the publisher for new UDP keys."""
-        return self._command(ServerCommand.ROTATE_CIPHER_KEYS)
+        return self._command(ServerCommand.RotateCipherKeys)
 
     def update_processing_interval(self, interval_ms: int) -> bytes:
         """UPDATE_PROCESSING_INTERVAL (historical replay pace, ms per frame; -1 default)."""
-        return self._command(
-            ServerCommand.UPDATE_PROCESSING_INTERVAL, struct.pack(">i", interval_ms)
-        )
+        return self._command(ServerCommand.UpdateProcessingInterval, struct.pack(">i", interval_ms))
 
     def user_command(self, code: int, payload: bytes = b"") -> bytes:
         """One of the 16 user-defined commands."""
@@ -353,12 +399,29 @@ class SubscriberSession:
         return out
 
     # -- input
-    def receive(self, data: bytes) -> list[Event]:
-        """Bytes from the TCP command channel -> events."""
+    def next_deadline(self) -> float | None:
+        """When the command channel counts as idle (None: no idle time-out)."""
+        if not self.idle_timeout or self._expired:
+            return None
+        return self._last_rx + self.idle_timeout
+
+    def tick(self, now: float) -> list[Event]:
+        """SessionExpired once nothing (not even a NO_OP keep-alive) arrived for
+        ``idle_timeout`` seconds."""
+        deadline = self.next_deadline()
+        if deadline is None or now < deadline:
+            return []
+        self._expired = True
+        return [SessionExpired(f"nothing received for {self.idle_timeout:g} s")]
+
+    def receive(self, data: bytes, now: float | None = None) -> list[Event]:
+        """Bytes from the TCP command channel -> events (``now``: when they arrived)."""
+        if now is not None:
+            self._last_rx = now
         events: list[Event] = []
         for packet in self.reader.feed(data):
             code, command, payload = split_response(packet)
-            if code == ServerResponse.DATA_PACKET:
+            if code == ServerResponse.DataPacket:
                 self.stats.data_bytes += len(packet) + 4
                 self._data_packet(payload, events, udp=False)
             else:
@@ -375,83 +438,101 @@ class SubscriberSession:
             self.stats.dropped_packets += 1
             return events
         self.stats.data_bytes += len(datagram)
-        if code == ServerResponse.DATA_PACKET:
+        if code == ServerResponse.DataPacket:
             try:
                 self._data_packet(payload, events, udp=True)
             except ProtocolError:
                 self.stats.dropped_packets += 1
-        elif code in (ServerResponse.BUFFER_BLOCK, ServerResponse.NO_OP):
-            self._response(code, command, payload, events)
+        elif code in (ServerResponse.BufferBlock, ServerResponse.NoOp):
+            try:
+                self._response(code, command, payload, events)
+            except ProtocolError:
+                self.stats.dropped_packets += 1  # short or badly compressed: dropped, counted
         else:
             self.stats.dropped_packets += 1
         return events
 
     def _response(self, code: int, command: int, payload: bytes, events: list[Event]) -> None:
-        if code == ServerResponse.SUCCEEDED:
-            if command == ServerCommand.METADATA_REFRESH:
+        if code == ServerResponse.Succeeded:
+            if command == ServerCommand.MetadataRefresh:
                 self.stats.metadata_bytes += len(payload)
-                data = payload
-                if self.config.compress_metadata and payload[:2] == b"\x1f\x8b":
-                    data = gunzip_bytes(payload)
-                try:
-                    self.metadata = DataSet.from_xml(data)
-                except MetadataError as exc:
-                    raise ProtocolError(f"bad metadata from publisher: {exc}") from None
-                events.append(MetadataReceived(self.metadata, len(payload)))
+                if self.defer_metadata:
+                    events.append(MetadataArrived(payload))
+                else:
+                    events.append(self.metadata_parsed(self.decode_metadata(payload), payload))
                 return
             if command in (
-                ServerCommand.GET_PRIMARY_METADATA_SCHEMA,
-                ServerCommand.GET_SIGNAL_SELECTION_SCHEMA,
+                ServerCommand.GetPrimaryMetadataSchema,
+                ServerCommand.GetSignalSelectionSchema,
             ):
                 data = gunzip_bytes(payload) if payload[:2] == b"\x1f\x8b" else payload
                 try:
-                    events.append(SchemaReceived(command, DataSet.from_xml(data)))
+                    schema = DataSet.from_xml(data, self.config.max_metadata_cells)
+                    events.append(SchemaReceived(command, schema))
                 except MetadataError as exc:
                     raise ProtocolError(f"bad schema from publisher: {exc}") from None
                 return
-            if command == ServerCommand.SUBSCRIBE:
+            if command == ServerCommand.Subscribe:
                 self.subscribed = True
-            elif command == ServerCommand.UNSUBSCRIBE:
+            elif command == ServerCommand.Unsubscribe:
                 self.subscribed = False
             events.append(CommandSucceeded(command, decode_message(payload)))
-        elif code == ServerResponse.FAILED:
-            if command == ServerCommand.SUBSCRIBE:
+        elif code == ServerResponse.Failed:
+            if command == ServerCommand.Subscribe:
                 self.subscribed = False
             events.append(CommandFailed(command, decode_message(payload)))
-        elif code == ServerResponse.UPDATE_SIGNAL_INDEX_CACHE:
+        elif code == ServerResponse.UpdateSignalIndexCache:
             events.append(self._signal_index_cache(payload))
-        elif code == ServerResponse.UPDATE_BASE_TIMES:
+        elif code == ServerResponse.UpdateBaseTimes:
             times = BaseTimes.parse(payload)
             self.compact.base_times = times.offsets
             self.compact.time_index = times.time_index
-            self._out += command_packet(ServerCommand.CONFIRM_UPDATE_BASE_TIMES)
+            self._out += command_packet(ServerCommand.ConfirmUpdateBaseTimes)
             events.append(BaseTimesUpdated(times))
-        elif code == ServerResponse.UPDATE_CIPHER_KEYS:
+        elif code == ServerResponse.UpdateCipherKeys:
             self.keys = CipherKeys.parse(payload)
-            self._out += command_packet(ServerCommand.CONFIRM_UPDATE_CIPHER_KEYS)
+            self._out += command_packet(ServerCommand.ConfirmUpdateCipherKeys)
             events.append(CipherKeysUpdated(self.keys))
-        elif code == ServerResponse.DATA_START_TIME:
+        elif code == ServerResponse.DataStartTime:
             if len(payload) < 8:
                 raise ProtocolError("DATA_START_TIME payload too short")
             events.append(DataStartTime(struct.unpack_from(">q", payload)[0]))
-        elif code == ServerResponse.PROCESSING_COMPLETE:
+        elif code == ServerResponse.ProcessingComplete:
             events.append(ProcessingComplete(decode_message(payload)))
-        elif code == ServerResponse.CONFIGURATION_CHANGED:
+        elif code == ServerResponse.ConfigurationChanged:
             events.append(ConfigurationChanged())
-        elif code == ServerResponse.NOTIFY:
+        elif code == ServerResponse.Notify:
             message = decode_message(payload)
             self._out += command_packet(
-                ServerCommand.CONFIRM_NOTIFICATION, struct.pack(">I", zlib.crc32(payload))
+                ServerCommand.ConfirmNotification, struct.pack(">I", zlib.crc32(payload))
             )
             events.append(Notification(message))
-        elif code == ServerResponse.BUFFER_BLOCK:
+        elif code == ServerResponse.BufferBlock:
             events.append(self._buffer_block(payload))
-        elif code == ServerResponse.NO_OP:
+        elif code == ServerResponse.NoOp:
             events.append(NoOp())
         elif is_user_response(code):
             events.append(UserResponse(code, command, payload))
-        elif code == ServerResponse.DATA_PACKET:
+        elif code == ServerResponse.DataPacket:
             self._data_packet(payload, events, udp=False)
+
+    def decode_metadata(self, payload: bytes) -> DataSet:
+        """The data set of a METADATA_REFRESH answer (inflate and parse, both bounded).
+
+        Touches no session state, so a transport may run it off its event loop
+        (:attr:`defer_metadata`); raises :class:`ProtocolError`."""
+        data = payload
+        if self.config.compress_metadata and payload[:2] == b"\x1f\x8b":
+            data = gunzip_bytes(payload)
+        try:
+            return DataSet.from_xml(data, self.config.max_metadata_cells)
+        except MetadataError as exc:
+            raise ProtocolError(f"bad metadata from publisher: {exc}") from None
+
+    def metadata_parsed(self, metadata: DataSet, payload: bytes) -> MetadataReceived:
+        """Take a decoded data set as the session's metadata."""
+        self.metadata = metadata
+        return MetadataReceived(metadata, len(payload))
 
     def _signal_index_cache(self, payload: bytes) -> SubscriptionUpdated:
         index = 0
@@ -469,7 +550,7 @@ class SubscriberSession:
         self.caches[index] = cache
         self._decoders[index] = None
         if self.config.version > 1:
-            self._out += command_packet(ServerCommand.CONFIRM_UPDATE_SIGNAL_INDEX_CACHE)
+            self._out += command_packet(ServerCommand.ConfirmUpdateSignalIndexCache)
         return SubscriptionUpdated(cache, index)
 
     def _buffer_block(self, payload: bytes) -> BufferBlockReceived:
@@ -478,13 +559,13 @@ class SubscriberSession:
         (sequence,) = _U32.unpack_from(payload)
         flags = payload[4]
         body = payload[5:]
-        if flags & BufferBlockFlags.REQUIRE_CONFIRMATION:
-            self._out += command_packet(ServerCommand.CONFIRM_BUFFER_BLOCK, payload[:4])
+        if flags & BufferBlockFlags.RequireConfirmation:
+            self._out += command_packet(ServerCommand.ConfirmBufferBlock, payload[:4])
         (index,) = struct.unpack_from(">i", body)
         data = body[4:]
-        if flags & BufferBlockFlags.COMPRESSED:
+        if flags & BufferBlockFlags.Compressed:
             data = gunzip_bytes(data)
-        cache = self.caches[1 if flags & BufferBlockFlags.CACHE_INDEX else 0]
+        cache = self.caches[1 if flags & BufferBlockFlags.CacheIndex else 0]
         signal = cache.by_index.get(index) if cache else None
         return BufferBlockReceived(sequence, signal, data)
 
@@ -494,23 +575,23 @@ class SubscriberSession:
         flags = payload[0]
         body = payload[1:]
         if udp and self.keys is not None:
-            key, iv = self.keys.keys[1 if flags & DataPacketFlags.CIPHER_INDEX else 0]
+            key, iv = self.keys.keys[1 if flags & DataPacketFlags.CipherIndex else 0]
             body = decrypt(key, iv, body)
         if len(body) < 4:
             raise ProtocolError("DATA_PACKET payload too short")
         (count,) = _U32.unpack_from(body)
-        cache_index = 1 if flags & DataPacketFlags.CACHE_INDEX else 0
+        cache_index = 1 if flags & DataPacketFlags.CacheIndex else 0
         cache = self.caches[cache_index]
         if cache is None:
             self.stats.dropped_packets += 1
             return
         self.stats.data_packets += 1
-        if flags & DataPacketFlags.COMPRESSED:
+        if flags & DataPacketFlags.Compressed:
             measurements = self._tssc(cache_index, cache, bytes(body[4:]), count)
             if measurements is None:
                 self.stats.dropped_packets += 1
                 return
-        elif flags & DataPacketFlags.COMPACT:
+        elif flags & DataPacketFlags.Compact:
             try:
                 measurements = self.compact.decode(body[4:], count, cache)
             except ProtocolError:
@@ -531,17 +612,17 @@ class SubscriberSession:
         decoder = self._decoders[cache_index]
         if decoder is None:
             decoder = self._decoders[cache_index] = codecs.new_decoder()
+        # Valid runtime indexes are those of the cache: no more point states than that.
+        decoder.max_points = max(len(cache.by_index), 1)
         sequence_error, decode_error = codecs.tssc_errors()
         try:
-            columns = decoder.decode(block)
+            # The declared count bounds the decoding work (checked against the block's size
+            # before any decoding): a hostile block cannot amplify into millions of rows.
+            columns = decoder.decode(block, count)
         except sequence_error:
             return None  # joined mid-stream or lost a packet: wait for the publisher's reset
         except decode_error as exc:
             raise ProtocolError(f"bad TSSC block: {exc}") from None
-        if len(columns) != count:
-            raise ProtocolError(
-                f"TSSC block holds {len(columns)} measurements, header says {count}"
-            )
         signals = cache.by_index
         try:
             return [
@@ -603,6 +684,14 @@ class PublisherState:
             self._xml, self._gzip = xml, gzip_bytes(xml)
         self.metadata = metadata
         self.active: DataTable = active_measurements(metadata, self.config.node_id)
+        #: signals whose MeasurementDetail row is disabled: never delivered, even when a
+        #: subscriber names their id directly (as the deployed publishers behave)
+        self.disabled: frozenset[uuid.UUID] = frozenset(
+            row["SignalID"]
+            for row in (metadata.table("MeasurementDetail") or DataTable("", [])).rows
+            if isinstance(row.get("SignalID"), uuid.UUID)
+            and (row.get("Enabled") is False or row.get("Enabled") == 0)
+        )
 
     def metadata_xml(self, compressed: bool) -> bytes:
         """The metadata XML (cached), GZip-compressed when asked."""
@@ -613,12 +702,51 @@ class PublisherState:
         return self._gzip if compressed else self._xml
 
 
-class PublisherSession:
-    """Protocol core of one subscriber connection on the publisher side."""
+@dataclass
+class SessionTiming:
+    """The periods a publisher session keeps by itself (seconds; 0 / None: off)."""
 
-    def __init__(self, state: PublisherState, peer_host: str = "127.0.0.1") -> None:
+    #: NO_OP keep-alive period
+    noop_interval: float = 0.0
+    #: a connection must define its operational modes within this (then SessionExpired)
+    negotiation_timeout: float = 0.0
+    #: period of UDP cipher key rotation (encrypted UDP subscriptions)
+    cipher_rotation_interval: float | None = None
+
+
+class PublisherSession:
+    """Protocol core of one subscriber connection on the publisher side.
+
+    Time comes in as ``now`` (seconds of any monotonic clock): the session's own periods
+    (keep-alive, negotiation time-out, throttled publication, cipher key rotation and the
+    switch to unconfirmed keys) are deadlines; the transport calls :meth:`tick` at
+    :meth:`next_deadline`, as the draft-0.8 session core does.
+    """
+
+    def __init__(
+        self,
+        state: PublisherState,
+        peer_host: str = "127.0.0.1",
+        *,
+        now: float = 0.0,
+        timing: SessionTiming | None = None,
+    ) -> None:
         self.state = state
         self.peer_host = peer_host
+        self.timing = timing or SessionTiming()
+        self._now = now
+        self._deadlines: dict[str, float] = {}
+        if self.timing.negotiation_timeout:
+            self._deadlines["negotiation"] = now + self.timing.negotiation_timeout
+        if self.timing.noop_interval:
+            self._deadlines["noop"] = now + self.timing.noop_interval
+        #: latest measurement per signal of a throttled subscription, sent at each interval
+        self._latest: dict[uuid.UUID, Measurement] = {}
+        #: set by the transport while the subscriber lags: throttled data is dropped, counted
+        self.hold_data = False
+        #: measurements dropped by the session because the subscriber lagged
+        self.dropped_measurements = 0
+        self._replay_sent_at = now
         self.reader = PacketReader(max_size=MAX_COMMAND_SIZE)
         self.stats = Statistics()
         self.subscriber_id = uuid.uuid4()
@@ -640,17 +768,109 @@ class PublisherSession:
         self._buffer_sequence = 0
         self._out = bytearray()
         self._datagrams: list[bytes] = []
+        self._inbox: deque[bytes] = deque()
         self._nan_filter = state.config.force_nan_filter
         #: True: filter evaluations become FilterRequested events (the asyncio shell sets it).
         self.defer_filters = False
         self._parked: Callable[[Any, list[Event]], None] | None = None
-        self._backlog: list[bytes] = []
+
+    # -- time
+    def next_deadline(self) -> float | None:
+        """When :meth:`tick` has work next (None: nothing scheduled)."""
+        return min(self._deadlines.values(), default=None)
+
+    def tick(self, now: float, now_ticks: int | None = None) -> list[Event]:
+        """Do what is due at ``now``: keep-alive, throttled publication, key rotation and the
+        switch to unconfirmed keys, negotiation time-out. ``now_ticks`` (wall clock, ticks)
+        is the reference of the time reasonability check of throttled data."""
+        self._now = now
+        events: list[Event] = []
+        for name, due in sorted(self._deadlines.items(), key=lambda item: item[1]):
+            if due <= now and self._deadlines.get(name) == due:
+                del self._deadlines[name]
+                getattr(self, f"_due_{name}")(now, now_ticks, events)
+        return events
+
+    def _due_negotiation(self, now: float, now_ticks: int | None, events: list[Event]) -> None:
+        if not self.validated:
+            timeout = self.timing.negotiation_timeout
+            events.append(SessionExpired(f"no DEFINE_OPERATIONAL_MODES within {timeout:g} s"))
+
+    def _due_noop(self, now: float, now_ticks: int | None, events: list[Event]) -> None:
+        self.noop()
+        self._deadlines["noop"] = now + self.timing.noop_interval
+
+    def _due_throttle(self, now: float, now_ticks: int | None, events: list[Event]) -> None:
+        settings = self.settings
+        if not self.subscribed or settings is None or not settings.throttled:
+            return
+        self._deadlines["throttle"] = now + max(settings.publish_interval, 0.001)
+        if self._latest:
+            batch = list(self._latest.values())
+            self._latest.clear()
+            if self.hold_data:
+                self.dropped_measurements += self.count_selected(batch)
+            else:
+                self.publish(batch, now_ticks)
+
+    def _due_rotation(self, now: float, now_ticks: int | None, events: list[Event]) -> None:
+        interval = self.timing.cipher_rotation_interval
+        if not interval or not self.subscribed or self.keys is None:
+            return
+        self._deadlines["rotation"] = now + interval
+        self.rotate_cipher_keys()
+
+    def _due_replay(self, now: float, now_ticks: int | None, events: list[Event]) -> None:
+        events.append(ReplayDue())
+
+    def replay_sent(self, now: float) -> bool:
+        """A historical replay batch went out at ``now``: True when the next may follow at
+        once, False when it waits for ReplayDue (``processingInterval`` ms per batch, which
+        UPDATE_PROCESSING_INTERVAL may change while it waits)."""
+        self._replay_sent_at = now
+        settings = self.settings
+        interval = settings.processing_interval if settings is not None else -1
+        if interval <= 0:
+            return True
+        self._deadlines["replay"] = now + interval / 1000
+        return False
+
+    def _due_confirm(self, now: float, now_ticks: int | None, events: list[Event]) -> None:
+        if self.activate_pending_keys():
+            events.append(CipherKeysActivated())
+
+    def offer(self, measurements: Sequence[Measurement], now_ticks: int | None = None) -> int:
+        """Publish now, or, for a throttled subscription, keep the latest value per signal for
+        the next interval; returns how many were queued now."""
+        settings = self.settings
+        if settings is not None and settings.throttled:
+            if self.subscribed:
+                for measurement in measurements:
+                    self._latest[measurement.signal_id] = measurement
+            return 0
+        return self.publish(measurements, now_ticks)
+
+    @property
+    def held_commands(self) -> int:
+        """Commands received but not yet handled (see ``receive``'s ``output_limit``)."""
+        return len(self._inbox)
+
+    @property
+    def filter_pending(self) -> bool:
+        """A FilterRequested is out: commands wait until :meth:`filter_done`."""
+        return self._parked is not None
+
+    @property
+    def ready(self) -> bool:
+        """Subscribed, and (UDP) the subscriber confirmed the signal index cache: publishing
+        now sends data."""
+        return self.subscribed and self.cache is not None and not self._awaiting_cache_confirm
 
     @property
     def uses_tssc(self) -> bool:
         """True when data goes out TSSC-compressed (asked for, allowed, TCP, available)."""
         return (
-            bool(self.modes & OperationalModes.COMPRESS_PAYLOAD_DATA)
+            bool(self.modes & OperationalModes.CompressPayloadData)
             and self.state.config.allow_payload_compression
             and self.udp_target is None
             and codecs.tssc_available()
@@ -675,23 +895,23 @@ class PublisherSession:
 
     def succeed(self, command: int, message: str) -> None:
         """Send SUCCEEDED with a status message."""
-        self._respond(ServerResponse.SUCCEEDED, command, encode_message(message))
+        self._respond(ServerResponse.Succeeded, command, encode_message(message))
 
     def fail(self, command: int, message: str) -> None:
         """Send FAILED with a reason."""
-        self._respond(ServerResponse.FAILED, command, encode_message(message))
+        self._respond(ServerResponse.Failed, command, encode_message(message))
 
     def noop(self) -> None:
         """Queue a NO_OP keep-alive."""
-        self._respond(ServerResponse.NO_OP, ServerCommand.SUBSCRIBE)
+        self._respond(ServerResponse.NoOp, ServerCommand.Subscribe)
 
     def notify(self, message: str) -> None:
         """Queue a NOTIFY for the subscriber (it confirms with CONFIRM_NOTIFICATION)."""
-        self._respond(ServerResponse.NOTIFY, ServerCommand.SUBSCRIBE, encode_message(message))
+        self._respond(ServerResponse.Notify, ServerCommand.Subscribe, encode_message(message))
 
     def configuration_changed(self) -> None:
         """Tell the subscriber that metadata changed."""
-        self._respond(ServerResponse.CONFIGURATION_CHANGED, ServerCommand.SUBSCRIBE)
+        self._respond(ServerResponse.ConfigurationChanged, ServerCommand.Subscribe)
 
     def user_response(self, code: int, command: int, payload: bytes = b"") -> None:
         """Queue one of the 16 user-defined responses."""
@@ -702,30 +922,48 @@ class PublisherSession:
     def data_start_time(self, ticks: int) -> None:
         """Queue DATA_START_TIME (first timestamp of a temporal subscription)."""
         self._respond(
-            ServerResponse.DATA_START_TIME, ServerCommand.SUBSCRIBE, struct.pack(">q", ticks)
+            ServerResponse.DataStartTime, ServerCommand.Subscribe, struct.pack(">q", ticks)
         )
 
     def processing_complete(self, message: str = "historical replay complete") -> None:
         """Queue PROCESSING_COMPLETE (end of a temporal subscription)."""
         self._respond(
-            ServerResponse.PROCESSING_COMPLETE, ServerCommand.SUBSCRIBE, encode_message(message)
+            ServerResponse.ProcessingComplete, ServerCommand.Subscribe, encode_message(message)
         )
 
     # -- input
-    def receive(self, data: bytes) -> list[Event]:
-        """Bytes from the subscriber -> events (responses are queued in ``data_to_send``)."""
+    def receive(
+        self, data: bytes, output_limit: int | None = None, now: float | None = None
+    ) -> list[Event]:
+        """Bytes from the subscriber -> events (responses are queued in ``data_to_send``).
+
+        With ``output_limit``, commands stop being handled once that many bytes of answers
+        are queued; the rest wait (:attr:`held_commands`) for a later call, e.g.
+        ``receive(b"", limit)`` once the subscriber read its answers: a client that does not
+        read cannot make the publisher produce without bound. Commands behind a filter being
+        evaluated off the event loop wait too (at most ``_MAX_BACKLOG`` of them).
+        """
+        if now is not None:
+            self._now = now
         events: list[Event] = []
-        for packet in self.reader.feed(data):
-            self.stats.command_bytes += len(packet) + 4
+        inbox = self._inbox
+        inbox.extend(bytes(packet) for packet in self.reader.feed(data))
+        while inbox:
             if self._parked is not None:
-                self._wait(packet)
-                continue
-            self._packet(packet, events)
+                if len(inbox) > _MAX_BACKLOG:
+                    raise ProtocolError(
+                        f"more than {_MAX_BACKLOG} commands behind a filter evaluation"
+                    )
+                break
+            if output_limit is not None and len(self._out) > output_limit:
+                break
+            self._packet(inbox.popleft(), events)
         return events
 
     def _packet(self, packet: bytes, events: list[Event]) -> None:
+        self.stats.command_bytes += len(packet) + 4
         code, payload = split_command(packet)
-        if not self.validated and code != ServerCommand.DEFINE_OPERATIONAL_MODES:
+        if not self.validated and code != ServerCommand.DefineOperationalModes:
             raise ProtocolError(
                 f"command 0x{code:02X} before DEFINE_OPERATIONAL_MODES; closing the session"
             )
@@ -749,12 +987,6 @@ class PublisherSession:
         self._parked = finish
         events.append(FilterRequested(run))
 
-    def _wait(self, packet: bytes) -> None:
-        # Commands pipelined behind a filter wait for it; a peer cannot queue without bound.
-        if len(self._backlog) >= _MAX_BACKLOG:
-            raise ProtocolError(f"more than {_MAX_BACKLOG} commands behind a filter evaluation")
-        self._backlog.append(packet)
-
     def filter_done(self, result: Any) -> list[Event]:
         """The result of a :class:`FilterRequested` run -> events (then waiting commands run)."""
         events: list[Event] = []
@@ -762,65 +994,70 @@ class PublisherSession:
         if finish is None:
             return events
         finish(result, events)
-        while self._backlog and self._parked is None:
-            self._packet(self._backlog.pop(0), events)
+        while self._inbox and self._parked is None:
+            self._packet(self._inbox.popleft(), events)
         return events
 
     def _command(self, code: int, payload: bytes, events: list[Event]) -> None:
-        if code == ServerCommand.DEFINE_OPERATIONAL_MODES:
+        if code == ServerCommand.DefineOperationalModes:
             self._define_modes(payload, events)
-        elif code == ServerCommand.METADATA_REFRESH:
+        elif code == ServerCommand.MetadataRefresh:
             self._metadata_refresh(payload, events)
-        elif code == ServerCommand.SUBSCRIBE:
+        elif code == ServerCommand.Subscribe:
             self._subscribe(payload, events)
-        elif code == ServerCommand.UNSUBSCRIBE:
+        elif code == ServerCommand.Unsubscribe:
             self.subscribed = False
             self.cache = None
+            self._latest.clear()
+            for name in ("throttle", "rotation", "confirm", "replay"):
+                self._deadlines.pop(name, None)
             self.succeed(code, "Client unsubscribed.")
             events.append(Unsubscribed())
-        elif code == ServerCommand.ROTATE_CIPHER_KEYS:
+        elif code == ServerCommand.RotateCipherKeys:
             if self.udp_target is None or not self.state.config.encrypt_udp:
                 self.fail(code, "Cipher keys are only used with an encrypted UDP data channel.")
             else:
                 self.rotate_cipher_keys()
                 self.succeed(code, "New cipher keys sent.")
                 events.append(KeysRotationRequested())
-        elif code == ServerCommand.UPDATE_PROCESSING_INTERVAL:
+        elif code == ServerCommand.UpdateProcessingInterval:
             if len(payload) < 4:
                 self.fail(code, "Processing interval payload too short.")
                 return
             (interval,) = struct.unpack_from(">i", payload)
             if self.settings is not None:
                 self.settings.processing_interval = interval
+            if "replay" in self._deadlines:  # a waiting replay batch goes at the new pace
+                self._deadlines["replay"] = self._replay_sent_at + max(interval, 0) / 1000
             self.succeed(code, f"New processing interval of {interval} assigned.")
             events.append(ProcessingIntervalChanged(interval))
-        elif code == ServerCommand.CONFIRM_UPDATE_SIGNAL_INDEX_CACHE:
+        elif code == ServerCommand.ConfirmUpdateSignalIndexCache:
             self._awaiting_cache_confirm = False
             events.append(Confirmed(code, payload))
-        elif code == ServerCommand.CONFIRM_UPDATE_CIPHER_KEYS:
+        elif code == ServerCommand.ConfirmUpdateCipherKeys:
             if self._pending_keys is not None:
                 self.keys = self._pending_keys
                 self._pending_keys = None
             events.append(Confirmed(code, payload))
-        elif code == ServerCommand.CONFIRM_UPDATE_BASE_TIMES:
+        elif code == ServerCommand.ConfirmUpdateBaseTimes:
             if self._pending_base is not None:
                 self._apply_base(self._pending_base)
                 self._pending_base = None
             events.append(Confirmed(code, payload))
-        elif code in (ServerCommand.CONFIRM_NOTIFICATION, ServerCommand.CONFIRM_BUFFER_BLOCK):
+        elif code in (ServerCommand.ConfirmNotification, ServerCommand.ConfirmBufferBlock):
             events.append(Confirmed(code, payload))
         elif code in (
-            ServerCommand.GET_PRIMARY_METADATA_SCHEMA,
-            ServerCommand.GET_SIGNAL_SELECTION_SCHEMA,
+            ServerCommand.GetPrimaryMetadataSchema,
+            ServerCommand.GetSignalSelectionSchema,
         ):
             source = (
                 self.state.metadata.tables
-                if code == ServerCommand.GET_PRIMARY_METADATA_SCHEMA
+                if code == ServerCommand.GetPrimaryMetadataSchema
                 else [self.state.active]
             )
             xml = DataSet("DataSet", [DataTable(t.name, t.columns) for t in source]).to_xml()
-            compressed = bool(self.modes & OperationalModes.COMPRESS_METADATA)
-            self._respond(ServerResponse.SUCCEEDED, code, gzip_bytes(xml) if compressed else xml)
+            compressed = bool(self.modes & OperationalModes.CompressMetadata)
+            self._respond(ServerResponse.Succeeded, code, gzip_bytes(xml) if compressed else xml)
         elif is_user_command(code):
             events.append(UserCommand(code, payload))
         else:
@@ -828,33 +1065,32 @@ class PublisherSession:
 
     def _define_modes(self, payload: bytes, events: list[Event]) -> None:
         if len(payload) < 4:
-            self.fail(
-                ServerCommand.DEFINE_OPERATIONAL_MODES, "Operational modes payload too short."
-            )
+            self.fail(ServerCommand.DefineOperationalModes, "Operational modes payload too short.")
             raise ProtocolError("DEFINE_OPERATIONAL_MODES payload too short")
         (modes,) = _U32.unpack_from(payload)
-        version = modes & OperationalModes.PRESTANDARD_VERSION_MASK
-        encoding = modes & OperationalModes.ENCODING_MASK
+        version = modes & VERSION_BITS
+        encoding = modes & OperationalModes.EncodingMask
         if not 1 <= version <= 3:
             self.fail(
-                ServerCommand.DEFINE_OPERATIONAL_MODES,
+                ServerCommand.DefineOperationalModes,
                 f"Protocol version {version} is not supported (1-3).",
             )
             raise ProtocolError(f"subscriber asked for protocol version {version}")
-        if encoding != OperationalEncoding.UTF8:
+        if encoding != OperationalEncoding.Utf8:
             self.fail(
-                ServerCommand.DEFINE_OPERATIONAL_MODES, "Only UTF-8 string encoding is supported."
+                ServerCommand.DefineOperationalModes, "Only UTF-8 string encoding is supported."
             )
             raise ProtocolError("subscriber asked for a UTF-16 string encoding")
         self.modes, self.version, self.validated = modes, version, True
+        self._deadlines.pop("negotiation", None)
         self.succeed(
-            ServerCommand.DEFINE_OPERATIONAL_MODES,
+            ServerCommand.DefineOperationalModes,
             f"STTP v{version} client connection accepted: requested operational modes applied.",
         )
         events.append(ModesDefined(modes, version))
 
     def _metadata_refresh(self, payload: bytes, events: list[Event]) -> None:
-        command = ServerCommand.METADATA_REFRESH
+        command = ServerCommand.MetadataRefresh
         if not self.state.config.allow_metadata_refresh:
             self.fail(command, "Meta-data refresh has been disallowed by the publisher.")
             return
@@ -863,7 +1099,7 @@ class PublisherSession:
         except (ProtocolError, UnicodeDecodeError) as exc:
             self.fail(command, f"Bad metadata filter: {exc}")
             return
-        compressed = bool(self.modes & OperationalModes.COMPRESS_METADATA)
+        compressed = bool(self.modes & OperationalModes.CompressMetadata)
         if not filters:
             self._metadata_answer(filters, self.state.metadata_xml(compressed), events)
             return
@@ -876,17 +1112,21 @@ class PublisherSession:
         self._evaluate(work, lambda data, out: self._metadata_answer(filters, data, out), events)
 
     def _metadata_answer(self, filters: str, data: Any, events: list[Event]) -> None:
-        command = ServerCommand.METADATA_REFRESH
+        command = ServerCommand.MetadataRefresh
         if isinstance(data, (MetadataError, FilterExpressionError)):
             self.fail(command, str(data))
             return
-        self._respond(ServerResponse.SUCCEEDED, command, data)
+        self._respond(ServerResponse.Succeeded, command, data)
         self.stats.metadata_bytes += len(data)
         events.append(MetadataRequested(filters))
 
     def _subscribe(self, payload: bytes, events: list[Event]) -> None:
         _flags, text = parse_subscribe(payload)
-        settings = SubscriptionSettings.parse(text)
+        try:
+            settings = SubscriptionSettings.parse(text)
+        except SettingsError as exc:
+            self.fail(ServerCommand.Subscribe, f"Bad connection string: {exc}")
+            return
         expression = (
             settings.filter_expression.strip() or "FILTER ActiveMeasurements WHERE ID IS NOT NULL"
         )
@@ -900,10 +1140,13 @@ class PublisherSession:
     def _subscribed(
         self, settings: SubscriptionSettings, signals: Any, events: list[Event]
     ) -> None:
-        command = ServerCommand.SUBSCRIBE
+        command = ServerCommand.Subscribe
         if isinstance(signals, FilterExpressionError):
             self.fail(command, f"Bad filter expression: {signals}")
             return
+        disabled = self.state.disabled
+        if disabled:
+            signals = [signal for signal in signals if signal not in disabled]
         temporal = bool(settings.start_time)
         if temporal and not self.state.config.supports_temporal:
             self.fail(
@@ -924,7 +1167,7 @@ class PublisherSession:
         self._base_sent = False
         self._pending_base = None
         cache_bytes = self.cache.build()
-        if self.modes & OperationalModes.COMPRESS_SIGNAL_INDEX_CACHE:
+        if self.modes & OperationalModes.CompressSignalIndexCache:
             cache_bytes = gzip_bytes(cache_bytes)
         if self.version > 1:
             cache_bytes = bytes([self.cache_index]) + cache_bytes
@@ -935,9 +1178,17 @@ class PublisherSession:
             self._pending_keys = None  # an unconfirmed rotation of the old subscription is moot
             self.rotate_cipher_keys()
         self.succeed(command, f"Client subscribed to {len(signals)} signals.")
-        self._respond(ServerResponse.UPDATE_SIGNAL_INDEX_CACHE, command, cache_bytes)
+        self._respond(ServerResponse.UpdateSignalIndexCache, command, cache_bytes)
         self._awaiting_cache_confirm = self.udp_target is not None and self.version > 1
         self.subscribed = True
+        self._latest.clear()
+        for name in ("throttle", "rotation", "replay"):
+            self._deadlines.pop(name, None)
+        if settings.throttled:
+            self._deadlines["throttle"] = self._now + max(settings.publish_interval, 0.001)
+        interval = self.timing.cipher_rotation_interval
+        if interval and self.udp_target is not None and self.state.config.encrypt_udp:
+            self._deadlines["rotation"] = self._now + interval
         events.append(Subscribed(settings, signals, temporal))
 
     def rotate_cipher_keys(self) -> None:
@@ -951,7 +1202,11 @@ class PublisherSession:
             pairs[fresh] = new_key_pair()
             keys = CipherKeys(fresh, (pairs[0], pairs[1]))
             self._pending_keys = keys
-        self._respond(ServerResponse.UPDATE_CIPHER_KEYS, ServerCommand.SUBSCRIBE, keys.build())
+            # Switch after cipher_confirm_timeout if the subscriber never confirms.
+            timeout = self.state.config.cipher_confirm_timeout
+            if timeout is not None:
+                self._deadlines["confirm"] = self._now + timeout
+        self._respond(ServerResponse.UpdateCipherKeys, ServerCommand.Subscribe, keys.build())
 
     @property
     def pending_keys(self) -> CipherKeys | None:
@@ -969,6 +1224,13 @@ class PublisherSession:
         return True
 
     # -- publishing
+    def count_selected(self, measurements: Sequence[Measurement]) -> int:
+        """How many of ``measurements`` this subscription selects (for loss accounting)."""
+        if not self.subscribed or self.cache is None:
+            return 0
+        by_signal = self.cache.by_signal
+        return sum(1 for measurement in measurements if measurement.signal_id in by_signal)
+
     def publish(self, measurements: Sequence[Measurement], now_ticks: int | None = None) -> int:
         """Encode the subscribed part of ``measurements``; returns how many were queued."""
         if not self.subscribed or self.cache is None or self._awaiting_cache_confirm:
@@ -1003,9 +1265,9 @@ class PublisherSession:
         return len(selected)
 
     def _flags(self, compressed: bool) -> int:
-        flags = DataPacketFlags.COMPRESSED if compressed else DataPacketFlags.COMPACT
+        flags = DataPacketFlags.Compressed if compressed else DataPacketFlags.Compact
         if self.cache_index:
-            flags |= DataPacketFlags.CACHE_INDEX
+            flags |= DataPacketFlags.CacheIndex
         return int(flags)
 
     def _publish_tssc(self, selected: list[tuple[int, Measurement]]) -> None:
@@ -1018,7 +1280,7 @@ class PublisherSession:
         values = [measurement.value for _, measurement in selected]
         for block in self._encoder.encode(ids, stamps, states, values):
             body = _DATA_HEAD.pack(flags, block.count) + block.data
-            packet = response_packet(ServerResponse.DATA_PACKET, ServerCommand.SUBSCRIBE, body)
+            packet = response_packet(ServerResponse.DataPacket, ServerCommand.Subscribe, body)
             self._out += packet
             self.stats.data_packets += 1
             self.stats.data_bytes += len(packet)
@@ -1045,20 +1307,20 @@ class PublisherSession:
                 and self.state.config.encrypt_udp
             ):
                 if self.keys.active:
-                    flags |= DataPacketFlags.CIPHER_INDEX
+                    flags |= DataPacketFlags.CipherIndex
                 key, iv = self.keys.keys[self.keys.active]
                 rest = encrypt(key, iv, rest)
             payload = bytes([flags]) + rest
             self.stats.data_packets += 1
             if self.udp_target is not None:
                 datagram = response_body(
-                    ServerResponse.DATA_PACKET, ServerCommand.SUBSCRIBE, payload
+                    ServerResponse.DataPacket, ServerCommand.Subscribe, payload
                 )
                 self._datagrams.append(datagram)
                 self.stats.data_bytes += len(datagram)
             else:
                 packet = response_packet(
-                    ServerResponse.DATA_PACKET, ServerCommand.SUBSCRIBE, payload
+                    ServerResponse.DataPacket, ServerCommand.Subscribe, payload
                 )
                 self._out += packet
                 self.stats.data_bytes += len(packet)
@@ -1067,7 +1329,7 @@ class PublisherSession:
         """Send new base times. On TCP they apply at once (the stream keeps them in order); on
         UDP, datagrams can overtake the command channel, so they apply when the subscriber
         confirms (a subscriber that never confirms gets full 8-byte timestamps)."""
-        self._respond(ServerResponse.UPDATE_BASE_TIMES, ServerCommand.SUBSCRIBE, times.build())
+        self._respond(ServerResponse.UpdateBaseTimes, ServerCommand.Subscribe, times.build())
         if self.udp_target is None:
             self._apply_base(times)
         else:
@@ -1095,10 +1357,10 @@ class PublisherSession:
         index = self.cache.by_signal.get(signal_id)
         if index is None:
             return False
-        flags = BufferBlockFlags.REQUIRE_CONFIRMATION if confirm else BufferBlockFlags.NO_FLAGS
+        flags = BufferBlockFlags.RequireConfirmation if confirm else BufferBlockFlags(0)
         if self.cache_index:
-            flags |= BufferBlockFlags.CACHE_INDEX
+            flags |= BufferBlockFlags.CacheIndex
         body = _U32.pack(self._buffer_sequence) + bytes([flags]) + struct.pack(">i", index) + data
         self._buffer_sequence = (self._buffer_sequence + 1) & 0xFFFFFFFF
-        self._respond(ServerResponse.BUFFER_BLOCK, ServerCommand.SUBSCRIBE, body)
+        self._respond(ServerResponse.BufferBlock, ServerCommand.Subscribe, body)
         return True

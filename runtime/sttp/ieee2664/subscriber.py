@@ -31,8 +31,10 @@ from gridbind.sttp.ieee2664.session import (
     ConfigurationChanged,
     Event,
     MeasurementsReceived,
+    MetadataArrived,
     MetadataReceived,
     ProcessingComplete,
+    SessionExpired,
     Statistics,
     SubscriberConfig,
     SubscriberSession,
@@ -169,7 +171,7 @@ class Subscriber:
         self.on_event = on_event
         self.connect_timeout = connect_timeout
         self.idle_timeout = idle_timeout
-        self._last_rx = 0.0
+        self._idle_timer: asyncio.TimerHandle | None = None
         self._close_reason: str | None = None
         self.listen = listen
         self.server_hostname = server_hostname
@@ -177,7 +179,7 @@ class Subscriber:
         self._server: asyncio.Server | None = None
         self._incoming: asyncio.Queue[_CommandProtocol] = asyncio.Queue()
         self._listening = asyncio.Event()
-        self.session = SubscriberSession(self.config)
+        self.session = self._new_session()
         self.metadata: DataSet | None = None
         self.cache: SignalIndexCache | None = None
         self.connections = 0
@@ -197,6 +199,12 @@ class Subscriber:
         self._paused = False
         self._fatal: BaseException | None = None
         self._totals = Statistics()
+        #: the latest metadata answer waiting for the parser (older ones are superseded)
+        #: the current connection confirmed a subscription (resets the reconnect back-off)
+        self._confirmed = False
+        self._metadata_next: tuple[SubscriberSession, bytes] | None = None
+        self._metadata_worker: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- lifecycle
     async def start(self) -> None:
@@ -239,6 +247,10 @@ class Subscriber:
         if self._server is not None:
             self._server.close()
             self._server = None
+        self._metadata_next = None
+        for task in [self._metadata_worker, *self._tasks]:
+            if task is not None:
+                task.cancel()
         self._queue.put_nowait(None)
 
     async def __aenter__(self) -> Subscriber:
@@ -398,7 +410,7 @@ class Subscriber:
                 self.connections += 1
                 self._protocol = protocol
                 self._totals_add(self.session.stats)
-                self.session = SubscriberSession(self.config)
+                self.session = self._new_session()
                 self._subscribed.clear()
                 if await self._serve(protocol, loop):
                     break
@@ -424,15 +436,18 @@ class Subscriber:
                 log.warning("%s (attempt %d; retrying)", self.last_error, attempt)
                 await self._retry_wait(attempt)
                 continue
-            attempt = 0
             self.connections += 1
             self._protocol = protocol
             self._totals_add(self.session.stats)
-            self.session = SubscriberSession(self.config)
+            self.session = self._new_session()
             self._subscribed.clear()
+            self._confirmed = False
             if await self._serve(protocol, loop):
                 break
-            attempt += 1
+            # The back-off starts over only after a confirmed subscription (or accepted
+            # operational modes without auto_subscribe): a publisher that accepts connections
+            # and drops them must not get a reconnect per retry_interval.
+            attempt = 1 if self._confirmed else attempt + 1
             if 0 <= self.max_retries < attempt:
                 break
             await self._retry_wait(attempt)
@@ -443,7 +458,6 @@ class Subscriber:
 
     async def _serve(self, protocol: _CommandProtocol, loop: asyncio.AbstractEventLoop) -> bool:
         """Run one connection until it closes; True when the subscriber should not go on."""
-        watchdog = None
         try:
             self._send(self.session.start(udp=self.udp))
             if self.request_metadata_first:
@@ -451,13 +465,13 @@ class Subscriber:
             elif self.auto_subscribe:
                 await self._send_subscribe()
             self._connected.set()
-            self._last_rx = loop.time()
-            if self.idle_timeout:
-                watchdog = loop.create_task(self._watch_idle(protocol))
+            self.session.receive(b"", loop.time())  # the idle clock starts now
+            self._watch_idle(protocol)
             exc = await protocol.closed
         finally:
-            if watchdog is not None:
-                watchdog.cancel()
+            if self._idle_timer is not None:
+                self._idle_timer.cancel()
+                self._idle_timer = None
             self._connected.clear()
             self._subscribed.clear()
             if protocol.transport is not None:
@@ -493,17 +507,28 @@ class Subscriber:
             if protocol.transport is not None and not protocol.transport.is_closing():
                 return protocol
 
-    async def _watch_idle(self, protocol: _CommandProtocol) -> None:
+    def _watch_idle(self, protocol: _CommandProtocol) -> None:
+        """One timer at the session's idle deadline (moved on by what arrived meanwhile)."""
+        due = self.session.next_deadline()
+        if due is None:
+            return
         loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(self.idle_timeout / 4)
-            if loop.time() - self._last_rx > self.idle_timeout:
-                self._close_reason = f"nothing received for {self.idle_timeout} s"
-                self.last_error = self._close_reason
-                log.warning("%s; closing the connection", self.last_error)
-                if protocol.transport is not None:
-                    protocol.transport.abort()
+
+        def check() -> None:
+            self._idle_timer = None
+            if protocol is not self._protocol or protocol.closed.done():
                 return
+            for event in self.session.tick(loop.time()):
+                if isinstance(event, SessionExpired):
+                    self._close_reason = event.reason
+                    self.last_error = event.reason
+                    log.warning("%s; closing the connection", event.reason)
+                    if protocol.transport is not None:
+                        protocol.transport.abort()
+                    return
+            self._watch_idle(protocol)
+
+        self._idle_timer = loop.call_at(due, check)
 
     def _backoff(self, attempt: int) -> float:
         return min(self.retry_interval * 2 ** max(attempt - 1, 0), self.max_retry_interval)
@@ -517,18 +542,53 @@ class Subscriber:
         for name, value in vars(stats).items():
             setattr(self._totals, name, getattr(self._totals, name) + value)
 
+    def _new_session(self) -> SubscriberSession:
+        session = SubscriberSession(self.config, idle_timeout=self.idle_timeout)
+        session.defer_metadata = True  # parsed off the event loop, see _parse_metadata
+        return session
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _parse_metadata(self) -> None:
+        """Parse metadata answers in a worker thread, one at a time, the latest first: a large
+        (or hostile) data set costs seconds of CPU that must not stop this event loop."""
+        while self._metadata_next is not None:
+            session, payload = self._metadata_next
+            self._metadata_next = None
+            try:
+                metadata = await asyncio.to_thread(session.decode_metadata, payload)
+            except ProtocolError as exc:
+                if session is self.session:
+                    self._fail(exc)
+                continue
+            if session is self.session and self._metadata_next is None:
+                self._dispatch([session.metadata_parsed(metadata, payload)])
+        self._metadata_worker = None
+
     # -- input dispatch
     def _on_tcp(self, data: bytes) -> None:
-        self._last_rx = asyncio.get_running_loop().time()
         try:
-            events = self.session.receive(data)
+            events = self.session.receive(data, asyncio.get_running_loop().time())
         except ProtocolError as exc:
             self._fail(exc)
+            return
+        except Exception as exc:  # noqa: BLE001 - nothing a publisher sends may escape
+            log.exception("error handling data from the publisher")
+            self._fail(ProtocolError(f"cannot handle the publisher's data: {exc!r}"))
             return
         self._dispatch(events)
 
     def _on_udp(self, data: bytes) -> None:
-        self._dispatch(self.session.receive_datagram(data))
+        try:
+            events = self.session.receive_datagram(data)
+        except Exception:  # noqa: BLE001 - a datagram the session cannot take is dropped
+            log.exception("dropping an undecodable datagram")
+            self.session.stats.dropped_packets += 1
+            return
+        self._dispatch(events)
 
     def _fail(self, exc: BaseException) -> None:
         log.error("closing the session: %s", exc)
@@ -555,6 +615,13 @@ class Subscriber:
                     if self._protocol and self._protocol.transport:
                         self._protocol.transport.pause_reading()
                 continue
+            if isinstance(event, MetadataArrived):
+                self._metadata_next = (self.session, event.payload)
+                if self._metadata_worker is None:
+                    self._metadata_worker = asyncio.get_running_loop().create_task(
+                        self._parse_metadata()
+                    )
+                continue
             if isinstance(event, MetadataReceived):
                 self.metadata = event.metadata
                 self._metadata_event.set()
@@ -563,20 +630,23 @@ class Subscriber:
                     and not self.session.subscribed
                     and self.session.settings is None
                 ):
-                    asyncio.get_running_loop().create_task(self._subscribe_after_metadata())
+                    self._spawn(self._subscribe_after_metadata())
             elif isinstance(event, SubscriptionUpdated):
                 self.cache = event.cache
                 self._subscribed.set()
+                self._confirmed = True
             elif isinstance(event, CommandFailed):
                 self.last_error = f"command 0x{event.command:02X} failed: {event.message}"
                 log.warning("%s", self.last_error)
             elif isinstance(event, ConfigurationChanged) and self.refresh_on_change:
-                asyncio.get_running_loop().create_task(self._refresh_after_change())
+                self._spawn(self._refresh_after_change())
             elif isinstance(event, ProcessingComplete):
                 self._complete.set()
             elif isinstance(event, CommandSucceeded):
                 if event.command == 0x03:
                     self._unsubscribed.set()
+                elif event.command == 0x06 and not self.auto_subscribe:
+                    self._confirmed = True
                 log.debug("command 0x%02X succeeded: %s", event.command, event.message)
             if self.on_event is not None:
                 self.on_event(event)

@@ -13,16 +13,36 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from gridbind.sttp.codecsupport import WireError
-from gridbind.generated.sttp import ieee2664 as spec
-from gridbind.sttp.ieee2664.constants import (
-    KNOWN_COMMANDS,
-    KNOWN_RESPONSES,
-    MAX_INFLATED_SIZE,
-    MAX_PACKET_SIZE,
-)
-from gridbind.sttp.errors import SttpError
 from gridbind.errors import RemoteError
+from gridbind.generated.sttp import ieee2664 as spec
+from gridbind.sttp.codecsupport import WireError
+from gridbind.sttp.errors import SttpError
+
+#: Highest protocol version we speak; versions > 1 carry a cache index byte with signal index
+#: caches.
+PROTOCOL_VERSION = 2
+#: The protocol version bits of the operational modes word (``OperationalModes.version``).
+VERSION_BITS = 0x1F
+#: Packets larger than this are refused (the peer's own limit for commands is 32 KiB; responses
+#: such as compressed metadata may be larger).
+MAX_PACKET_SIZE = 16 * 1024 * 1024
+MAX_COMMAND_SIZE = 1024 * 1024
+#: Decompressed metadata / signal index caches above this size are refused (zip-bomb guard).
+MAX_INFLATED_SIZE = 64 * 1024 * 1024
+#: Command and response codes of the generated spec (the user-defined ranges included).
+KNOWN_COMMANDS = frozenset(int(code) for code in spec.ServerCommand)
+KNOWN_RESPONSES = frozenset(int(code) for code in spec.ServerResponse)
+
+
+def is_user_command(code: int) -> bool:
+    """True for the 16 user-defined command codes 0xD0-0xDF."""
+    return 0xD0 <= code <= 0xDF
+
+
+def is_user_response(code: int) -> bool:
+    """True for the 16 user-defined response codes 0xE0-0xEF."""
+    return 0xE0 <= code <= 0xEF
+
 
 _U32 = struct.Struct(">I")
 _CMD_HEAD = struct.Struct(">IB")

@@ -267,11 +267,7 @@ def test_wrongly_keyed_and_unencrypted_datagrams_are_dropped_and_counted():
     import socket
 
     from gridbind.sttp.ieee2664.cipher import decrypt, encrypt
-    from gridbind.sttp.ieee2664.constants import (
-        DataPacketFlags,
-        ServerCommand,
-        ServerResponse,
-    )
+    from gridbind.generated.sttp.ieee2664 import DataPacketFlags, ServerCommand, ServerResponse
     from gridbind.sttp.ieee2664.wire import response_body
 
     metadata, signals = synthetic_pmu_metadata(20)
@@ -304,21 +300,21 @@ def test_wrongly_keyed_and_unencrypted_datagrams_are_dropped_and_counted():
                 assert key(await _receive(subscriber, 20, 5)) == key(frames[0])
                 genuine = captured[0]
                 flags, body = genuine[6], genuine[7:]
-                active = 1 if flags & DataPacketFlags.CIPHER_INDEX else 0
+                active = 1 if flags & DataPacketFlags.CipherIndex else 0
                 assert session.keys is not None and session.keys.active == active
                 plain = decrypt(*session.keys.keys[active], body)
 
                 def datagram(first: int, payload: bytes) -> bytes:
                     return response_body(
-                        ServerResponse.DATA_PACKET,
-                        ServerCommand.SUBSCRIBE,
+                        ServerResponse.DataPacket,
+                        ServerCommand.Subscribe,
                         bytes([first]) + payload,
                     )
 
                 forged = [
-                    datagram(flags & ~DataPacketFlags.CIPHER_INDEX & 0xFF, plain),  # unencrypted
+                    datagram(flags & ~DataPacketFlags.CipherIndex & 0xFF, plain),  # unencrypted
                     datagram(flags, encrypt(b"\x01" * 32, b"\x02" * 16, plain)),  # foreign key
-                    datagram(flags ^ DataPacketFlags.CIPHER_INDEX, body),  # other key index
+                    datagram(flags ^ DataPacketFlags.CipherIndex, body),  # other key index
                 ]
                 stats = subscriber.stats
                 dropped, measurements = stats.dropped_packets, stats.measurements
