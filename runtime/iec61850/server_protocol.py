@@ -375,7 +375,10 @@ class ServerProtocol:
         if not self.controls.claims(key):
             return None
         if isinstance(req, m.ReadRequest):
-            result, outputs = self.controls.read_sbo(assoc, key, now)
+            try:
+                result, outputs = self.controls.read_sbo(assoc, key, now)
+            except Exception:  # noqa: BLE001 - as in _confirmed: answer, free the invokeID
+                return self._control_failed(item, assoc, invoke_id, now)
             out = self._control_outputs(outputs, now)
             self.core.done(assoc, invoke_id)
             body = m.ReadResponse(
@@ -386,8 +389,19 @@ class ServerProtocol:
         datas = req.list_of_data.data
         if len(datas) != 1:
             return None
-        outputs = self.controls.write(assoc, key, datas[0], now)
+        try:
+            outputs = self.controls.write(assoc, key, datas[0], now)
+        except Exception:  # noqa: BLE001 - as in _confirmed: answer, free the invokeID
+            return self._control_failed(item, assoc, invoke_id, now)
         return self._control_outputs(outputs, now, (item, assoc, invoke_id))
+
+    def _control_failed(
+        self, item: Received, assoc: Association, invoke_id: int, now: float
+    ) -> list[Outgoing]:
+        log.exception("control service on %s failed", assoc.peer)
+        self.core.done(assoc, invoke_id)
+        answer = mms.confirmed_error(invoke_id, "service", "other", "internal error")
+        return [self._reply(item, assoc, answer, now)]
 
     def _control_outputs(
         self, outputs: list, now: float, current: tuple[Received, Association, int] | None = None

@@ -395,3 +395,37 @@ def test_client_keeps_no_unasked_last_appl_errors() -> None:
             assert ied.controls._errors == {} and ied._reports.empty()
 
     run(main(), 10)
+
+
+@pytest.mark.timeout(10)
+def test_failing_check_handler_refuses_and_frees_the_object() -> None:
+    """A check handler that raises (or answers no AddCause) refuses with Unknown; the object
+    is free again and the association keeps taking requests (no invokeID leaks)."""
+    answers = iter([RuntimeError("bug"), 99] * 6)
+
+    def check(action):
+        if not action.ref.endswith("CSWI5.Pos"):
+            return None
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    async def main():
+        handlers = ControlHandlers(on_check=check)
+        async with served(control_handlers=handlers) as (server, (client,), _):
+            ied = await client.associate(server.jid)
+            for _ in range(12):  # more than the 8 outstanding requests of an association
+                outcome = await ied.operate(f"{LD}/CSWI5.Pos", True)
+                assert outcome.add_cause == AddCause.UNKNOWN, outcome
+                assert server.controls.control_object(f"{LD}/CSWI5.Pos").state == "unselected"
+            # a bug in the control service itself: an error answer, the invokeID is freed
+            write = server.controls.write
+            server.controls.write = lambda *a: 1 / 0
+            for _ in range(10):
+                with pytest.raises(Exception, match="other"):
+                    await ied.operate(f"{LD}/CSWI2.Pos", True)
+            server.controls.write = write
+            assert (await ied.operate(f"{LD}/CSWI2.Pos", True)).ok
+
+    run(main(), 10)

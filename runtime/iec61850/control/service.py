@@ -380,6 +380,15 @@ class ControlService:
         return Refuse(cause)
 
     def _application_checks(self, action: ControlAction) -> AddCause | None:
+        """The application's refusal, if any. A handler that raises or answers no AddCause
+        (an int outside 0..27) refuses with Unknown: the object must not stay locked by it."""
+        try:
+            return self._ask_checks(action)
+        except Exception:  # noqa: BLE001 - the application's bug must not lock the object
+            log.exception("%s: control check handler failed", action.ref)
+            return AddCause.UNKNOWN
+
+    def _ask_checks(self, action: ControlAction) -> AddCause | None:
         h = self.handlers
         request = action.request
         if request.interlock_check and h.on_interlock_check and not h.on_interlock_check(action):
@@ -389,7 +398,7 @@ class ControlService:
         if h.on_check is not None:
             cause = h.on_check(action)
             if cause is not None:
-                return AddCause(cause)
+                return AddCause(cause)  # ValueError outside 0..27: Unknown (see above)
         return None
 
     def _mode_check(self, entry: _Entry, request: ControlRequest, select=False) -> Refuse | None:
