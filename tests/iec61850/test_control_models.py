@@ -138,3 +138,15 @@ def test_addcause_names_and_write_failures() -> None:
     assert len(AddCause) == 28
     assert failure_code(AddCause.LOCKED_BY_OTHER_CLIENT) == "temporarily-unavailable"
     assert failure_code(AddCause.BLOCKED_BY_INTERLOCKING) == "object-access-denied"
+
+
+def test_time_activated_operate_beyond_the_maximum_delay_is_refused() -> None:
+    obj = ControlObject("LD/CSWI1.Pos", CtlModel.DIRECT_ENHANCED, max_activation_delay=60.0)
+    assert obj.operate(oper(oper_tm=100 + 1e8), 100) == Refuse(AddCause.INCONSISTENT_PARAMETERS)
+    assert obj.state == "unselected" and obj.operate(oper(B), 100) == Accept(True)
+    obj.finished(101)
+    assert obj.operate(oper(oper_tm=161.0), 101) == Accept(execute_now=False)
+    # the default bound is a day
+    assert ControlObject("x", CtlModel.DIRECT_NORMAL).operate(oper(oper_tm=1e8), 0) == Refuse(
+        AddCause.INCONSISTENT_PARAMETERS
+    )

@@ -174,3 +174,13 @@ def test_fuzz_last_appl_error_parser_raises_only_value_errors(data) -> None:
         parse_last_appl_error(data)
     except ValueError:
         pass
+
+
+def test_oper_tm_far_ahead_is_refused_and_leaves_the_object_free() -> None:
+    service = ControlService(load_scl(CONTROLS), max_activation_delay=3600.0)
+    a = assoc()
+    out = service.write(a, key("CSWI4"), oper(oper_tm=T0 + 1e8), T0)
+    lae = out[0].pdu.choice.service.information_report.list_of_access_result.access_result[0]
+    assert parse_last_appl_error(lae.choice).cause == AddCause.INCONSISTENT_PARAMETERS
+    assert service.next_deadline() is None
+    assert service.write(a, key("CSWI4"), oper(oper_tm=T0 + 3599), T0) == [Answer(None)]

@@ -19,7 +19,10 @@ operate-many, until sboTimeout). Decisions this project takes where 7-2 leaves r
 - Cancel is accepted by the selecting association (SBO) or, for a pending time-activated operate,
   by the association that sent it; a running execution cannot be cancelled
   (``Command-already-in-execution``);
-- the end of an association drops its selection and its pending (not yet activated) operate.
+- the end of an association drops its selection and its pending (not yet activated) operate;
+- a time-activated operate whose operTm lies more than ``max_activation_delay`` (default
+  :data:`MAX_ACTIVATION_DELAY`, 24 h) ahead is refused with ``Inconsistent-parameters``: the
+  object would otherwise stay locked (wait-for-activation) for as long as the client chose.
 """
 
 from __future__ import annotations
@@ -40,10 +43,13 @@ __all__ = [
     "SelectExpired",
     "ControlObject",
     "DEFAULT_SBO_TIMEOUT",
+    "MAX_ACTIVATION_DELAY",
 ]
 
 #: sboTimeout (seconds) when the SCL gives none (7-3: a configuration value; 30 s as libiec61850).
 DEFAULT_SBO_TIMEOUT = 30.0
+#: How far ahead (seconds) a TimeActivatedOperate's operTm may lie by default.
+MAX_ACTIVATION_DELAY = 24 * 3600.0
 
 
 class CtlModel:
@@ -144,8 +150,10 @@ class ControlObject:
         *,
         sbo_timeout: float = DEFAULT_SBO_TIMEOUT,
         sbo_class: int = SboClass.OPERATE_ONCE,
+        max_activation_delay: float = MAX_ACTIVATION_DELAY,
     ) -> None:
         self.ref = ref
+        self.max_activation_delay = max_activation_delay
         self.ctl_model = ctl_model
         self.sbo_timeout = sbo_timeout
         self.sbo_class = sbo_class
@@ -204,6 +212,8 @@ class ControlObject:
         refused = self._busy(request.owner)
         if refused is not None:
             return refused
+        if request.oper_tm and request.oper_tm - now > self.max_activation_delay:
+            return Refuse(AddCause.INCONSISTENT_PARAMETERS)
         if self.sbo:
             if self.selected_by is None:
                 return Refuse(AddCause.OBJECT_NOT_SELECTED)

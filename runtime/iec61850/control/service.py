@@ -28,7 +28,9 @@ the Oper write once the execution ended (bounded by ``operate_timeout``, then Ti
 enhanced security answers it once the checks passed and ends with CommandTermination.
 A time-activated operate is answered at once and executes at ``operTm``: the checks run at
 receipt, ``on_operate`` at activation (where dynamic conditions, e.g. a synchrocheck at execution
-time, refuse with their AddCause, as libiec61850's wait-for-execution handler does). Controls of
+time, refuse with their AddCause, as libiec61850's wait-for-execution handler does); an operTm
+more than ``max_activation_delay`` ahead (default 24 h) is refused (Inconsistent-parameters).
+Controls of
 sub data objects (``LN$CO$DO$SDO$Oper``) and control attributes inside a multi-variable read or
 write are not served as controls (the latter get object-access-denied).
 
@@ -68,6 +70,7 @@ from ..services.mmsview import data_matches, python_value
 from .addcause import AddCause, ControlError, failure_code
 from .models import (
     DEFAULT_SBO_TIMEOUT,
+    MAX_ACTIVATION_DELAY,
     Accept,
     Activate,
     ControlObject,
@@ -231,6 +234,7 @@ class ControlService:
         handlers: ControlHandlers | None = None,
         *,
         operate_timeout: float = DEFAULT_OPERATE_TIMEOUT,
+        max_activation_delay: float = MAX_ACTIVATION_DELAY,
     ) -> None:
         self.model = model
         self.handlers = handlers or ControlHandlers()
@@ -253,6 +257,7 @@ class ControlService:
                             sbo_timeout=self._cf(do, "sboTimeout", DEFAULT_SBO_TIMEOUT * 1000)
                             / 1000,
                             sbo_class=int(self._cf(do, "sboClass", 0)),
+                            max_activation_delay=max_activation_delay,
                         ),
                         do,
                         ln.parent.name if ln.parent else "",
