@@ -150,3 +150,16 @@ def test_time_activated_operate_beyond_the_maximum_delay_is_refused() -> None:
     assert ControlObject("x", CtlModel.DIRECT_NORMAL).operate(oper(oper_tm=1e8), 0) == Refuse(
         AddCause.INCONSISTENT_PARAMETERS
     )
+
+
+def test_select_with_value_of_a_selected_object_is_object_already_selected() -> None:
+    obj = ControlObject("LD/CSWI1.Pos", CtlModel.SBO_ENHANCED)
+    assert obj.select(sbow(), 0) == Accept()
+    for owner in (A, B):
+        assert obj.select(sbow(owner), 1) == Refuse(AddCause.OBJECT_ALREADY_SELECTED)
+    assert failure_code(AddCause.OBJECT_ALREADY_SELECTED) == "temporarily-unavailable"
+    # Operate and Cancel of another association stay Locked-by-other-client
+    assert obj.operate(oper(B), 1) == Refuse(AddCause.LOCKED_BY_OTHER_CLIENT)
+    assert obj.cancel(cancel(B), 1) == Refuse(AddCause.LOCKED_BY_OTHER_CLIENT)
+    assert obj.operate(oper(A), 1) == Accept(True)
+    assert obj.select(sbow(A), 1) == Refuse(AddCause.OBJECT_ALREADY_SELECTED)

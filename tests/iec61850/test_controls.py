@@ -146,9 +146,11 @@ def test_locked_by_another_client_and_released_with_its_association() -> None:
                 outcome = await b.operate(ref, True)
                 if select is not None:  # a refused Select is an empty SBO, no AddCause
                     assert outcome.failure == "select-failed"
-                else:
-                    assert outcome.add_cause == AddCause.LOCKED_BY_OTHER_CLIENT
+                else:  # SelectWithValue of a selected object (libiec61850's answer)
+                    assert outcome.add_cause == AddCause.OBJECT_ALREADY_SELECTED
                     assert outcome.failure == "temporarily-unavailable"
+                    again = await a.select_with_value(ref, True)  # also for its owner
+                    assert again.add_cause == AddCause.OBJECT_ALREADY_SELECTED
                 outcome = await b.operate(ref, True, select=False)
                 assert outcome.add_cause == AddCause.LOCKED_BY_OTHER_CLIENT
                 assert (await b.cancel(ref, True)).add_cause == AddCause.LOCKED_BY_OTHER_CLIENT

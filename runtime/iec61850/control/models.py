@@ -11,9 +11,10 @@ States (7-2 Figures 31-34, merged): ``unselected`` -> (Select/SelectWithValue) `
 decides) -> ``unselected`` (direct models, sboClass operate-once) or ``ready`` (sboClass
 operate-many, until sboTimeout). Decisions this project takes where 7-2 leaves room:
 
-- a selection belongs to one association (its key): another association's Select, SelectWithValue,
-  Operate or Cancel is refused with ``Locked-by-other-client`` while it lasts;
-- SelectWithValue by the owner of a selection re-selects (new values, timeout restarted);
+- a selection belongs to one association (its key): another association's Select, Operate or
+  Cancel is refused with ``Locked-by-other-client`` while it lasts;
+- SelectWithValue on an object that is not unselected (selected by this or another association,
+  or operating) is refused with ``Object-already-selected``, as libiec61850 answers;
 - Operate after SelectWithValue must repeat ctlVal, origin, ctlNum and Test of the selection,
   else ``Inconsistent-parameters``;
 - Cancel is accepted by the selecting association (SBO) or, for a pending time-activated operate,
@@ -196,6 +197,8 @@ class ControlObject:
         wanted = CtlModel.SBO_NORMAL if request.service == "SBO" else CtlModel.SBO_ENHANCED
         if self.ctl_model != wanted:
             return Refuse(AddCause.NOT_SUPPORTED)
+        if request.service == "SBOw" and self.state != "unselected":
+            return Refuse(AddCause.OBJECT_ALREADY_SELECTED)
         refused = self._busy(request.owner)
         if refused is not None:
             return refused
