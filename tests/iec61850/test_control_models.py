@@ -138,6 +138,8 @@ def test_addcause_names_and_write_failures() -> None:
     assert len(AddCause) == 28
     assert failure_code(AddCause.LOCKED_BY_OTHER_CLIENT) == "temporarily-unavailable"
     assert failure_code(AddCause.BLOCKED_BY_INTERLOCKING) == "object-access-denied"
+    assert failure_code(AddCause.OBJECT_NOT_SELECTED) == "object-access-denied"
+    assert failure_code(AddCause.INCONSISTENT_PARAMETERS) == "type-inconsistent"
 
 
 def test_time_activated_operate_beyond_the_maximum_delay_is_refused() -> None:

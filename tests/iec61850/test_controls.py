@@ -63,8 +63,8 @@ def test_status_only_and_wrong_services_are_refused() -> None:
         async with served() as (server, (client,), _):
             ied = await client.associate(server.jid)
             outcome = await ied.operate(f"{LD}/CSWI1.Pos", True)
-            assert not outcome.ok and outcome.add_cause == AddCause.NOT_SUPPORTED
-            assert outcome.failure == "object-access-denied"
+            assert not outcome.ok and outcome.add_cause is None  # status-only: no LastApplError
+            assert outcome.failure == "object-access-unsupported"
             # SelectWithValue on a normal-security SBO object; Select on an enhanced one
             outcome = await ied.select_with_value(f"{LD}/CSWI3.Pos", True)
             assert outcome.add_cause == AddCause.NOT_SUPPORTED
@@ -82,7 +82,7 @@ def test_not_selected_select_timeout_and_cancel() -> None:
             for ln in ("CSWI3", "CSWI5"):
                 outcome = await ied.operate(f"{LD}/{ln}.Pos", True, select=False)
                 assert outcome.add_cause == AddCause.OBJECT_NOT_SELECTED, ln
-                assert outcome.failure == "temporarily-unavailable"
+                assert outcome.failure == "object-access-denied"
             # sboTimeout is 400 ms: the server's deadline ends the selection, not a sleep
             assert (await ied.select(f"{LD}/CSWI3.Pos")).ok
             obj = server.controls.control_object(f"{LD}/CSWI3.Pos")
@@ -114,6 +114,7 @@ def test_wrong_ctl_num_or_origin_after_select_with_value() -> None:
             assert (await ied.select_with_value(ref, True, ctl_num=10)).ok
             outcome = await ied.operate(ref, True, select=False, ctl_num=11)
             assert outcome.add_cause == AddCause.INCONSISTENT_PARAMETERS
+            assert outcome.failure == "type-inconsistent"
             assert ied.controls.last_appl_error.cntrl_obj == f"{LD}/CSWI5$CO$Pos$Oper"
             assert ied.controls.last_appl_error.ctl_num == 11
             outcome = await ied.operate(ref, True, select=False, ctl_num=10, or_ident=b"other")

@@ -32,7 +32,7 @@ def test_demo_runs(prosody) -> None:  # the fixture enforces Prosody's presence 
         "CSWI1.Pos open: Oper ok, CommandTermination + (ctlNum 1); stVal = 01 (Dbpos 01: off)"
         in text
     )
-    assert "without SelectWithValue: Oper refused: temporarily-unavailable, AddCause " in text
+    assert "without SelectWithValue: Oper refused: object-access-denied, AddCause " in text
     reports = [line for line in lines if line.startswith("report FEEDER7/Overview #")]
     assert [line.split(":", 1)[0] for line in reports] == [
         f"report FEEDER7/Overview #{n}" for n in range(5)

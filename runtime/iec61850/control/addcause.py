@@ -60,19 +60,24 @@ class ControlError(enum.IntEnum):
     OPERATOR_TEST_NOT_OK = 3
 
 
-#: The write failure (MMS DataAccessError) that follows a LastApplError, by AddCause: what the
-#: 8-1 implementations answer (a busy or reserved object is temporarily unavailable; a command
-#: the object refuses outright is denied). Causes not listed answer object-access-denied.
+#: The write failure (MMS DataAccessError) that follows a LastApplError, by AddCause, as
+#: libiec61850 answers: a busy, selected or locked object is temporarily-unavailable; an Operate
+#: that does not repeat its SelectWithValue is type-inconsistent; any other refusal (the object
+#: not selected, a check or the application refusing) is object-access-denied. (A status-only
+#: object answers object-access-unsupported without LastApplError: see the service.)
 _TEMPORARY = frozenset(
     {
         AddCause.COMMAND_ALREADY_IN_EXECUTION,
         AddCause.OBJECT_ALREADY_SELECTED,
         AddCause.LOCKED_BY_OTHER_CLIENT,
-        AddCause.OBJECT_NOT_SELECTED,
     }
 )
 
 
 def failure_code(cause: AddCause) -> str:
     """The DataAccessError name of the negative write response for ``cause``."""
-    return "temporarily-unavailable" if cause in _TEMPORARY else "object-access-denied"
+    if cause in _TEMPORARY:
+        return "temporarily-unavailable"
+    if cause == AddCause.INCONSISTENT_PARAMETERS:
+        return "type-inconsistent"
+    return "object-access-denied"

@@ -9,7 +9,8 @@ mapping defines (mapping notes section 6):
 - SelectWithValue, Cancel, Operate, TimeActivatedOperate: write of ``$SBOw``, ``$Cancel``,
   ``$Oper``; a refusal is an informationReport of the vmd-specific ``LastApplError``
   (CntrlObj, Error, Origin, ctlNum, AddCause) followed by the write failure
-  (:func:`~.addcause.failure_code`);
+  (:func:`~.addcause.failure_code`); a status-only object answers object-access-unsupported
+  alone;
 - CommandTermination (enhanced security): an informationReport of ``$Oper`` with the operated
   value, preceded in the same report by ``LastApplError`` when negative.
 
@@ -75,6 +76,7 @@ from .models import (
     Activate,
     ControlObject,
     ControlRequest,
+    CtlModel,
     Refuse,
     SelectExpired,
 )
@@ -355,6 +357,8 @@ class ControlService:
         tracked = "TimActOper" if service == "Oper" and request.oper_tm else service
         if refused is not None or service != "Oper" or obj.enhanced or request.oper_tm:
             self._track(entry, tracked, request, refused, assoc)
+        if refused is not None and obj.ctl_model == CtlModel.STATUS_ONLY:
+            return out + [Answer(DataAccessError.OBJECT_ACCESS_UNSUPPORTED)]  # 8-1: no LAE
         if refused is not None:
             return out + [
                 self._lae(assoc, entry, service, request, refused.cause, refused.error),
