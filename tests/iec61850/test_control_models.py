@@ -99,7 +99,9 @@ def test_operate_many_keeps_the_selection_until_cancel() -> None:
         assert obj.state == "ready" and obj.next_deadline() == t + 5.5
     assert obj.cancel(cancel(B), 4) == Refuse(AddCause.LOCKED_BY_OTHER_CLIENT)
     assert obj.cancel(cancel(), 4) == Accept()
-    assert obj.cancel(cancel(), 4) == Refuse(AddCause.OBJECT_NOT_SELECTED)
+    assert obj.state == "unselected" and obj.operate(oper(), 4) == Refuse(
+        AddCause.OBJECT_NOT_SELECTED
+    )
 
 
 def test_time_activated_operate_fires_at_oper_tm_and_can_be_cancelled() -> None:
@@ -165,3 +167,9 @@ def test_select_with_value_of_a_selected_object_is_object_already_selected() -> 
     assert obj.cancel(cancel(B), 1) == Refuse(AddCause.LOCKED_BY_OTHER_CLIENT)
     assert obj.operate(oper(A), 1) == Accept(True)
     assert obj.select(sbow(A), 1) == Refuse(AddCause.OBJECT_ALREADY_SELECTED)
+
+
+def test_cancel_of_an_unselected_sbo_object_succeeds() -> None:
+    for model in (CtlModel.SBO_NORMAL, CtlModel.SBO_ENHANCED):
+        obj = ControlObject("LD/CSWI1.Pos", model)
+        assert obj.cancel(cancel(), 0) == Accept() and obj.state == "unselected"

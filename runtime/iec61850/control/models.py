@@ -17,7 +17,8 @@ operate-many, until sboTimeout). Decisions this project takes where 7-2 leaves r
   or operating) is refused with ``Object-already-selected``, as libiec61850 answers;
 - Operate after SelectWithValue must repeat ctlVal, origin, ctlNum and Test of the selection,
   else ``Inconsistent-parameters``;
-- Cancel is accepted by the selecting association (SBO) or, for a pending time-activated operate,
+- Cancel is accepted by the selecting association (SBO; of an unselected SBO object too, as
+  libiec61850 answers) or, for a pending time-activated operate,
   by the association that sent it; a running execution cannot be cancelled
   (``Command-already-in-execution``);
 - the end of an association drops its selection and its pending (not yet activated) operate;
@@ -242,8 +243,8 @@ class ControlObject:
                 return Refuse(AddCause.LOCKED_BY_OTHER_CLIENT)
             self._end()
             return Accept()
-        if self.selected_by is None:
-            return Refuse(AddCause.OBJECT_NOT_SELECTED)
+        if self.selected_by is None:  # SBO: nothing to cancel is a success (libiec61850)
+            return Accept() if self.sbo else Refuse(AddCause.OBJECT_NOT_SELECTED)
         if self.selected_by != request.owner:
             return Refuse(AddCause.LOCKED_BY_OTHER_CLIENT)
         self._end()
