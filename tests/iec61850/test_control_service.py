@@ -19,6 +19,7 @@ from gridbind.iec61850.control.client import parse_last_appl_error
 from gridbind.iec61850.control.service import (
     Abandon,
     Answer,
+    ControlHandlers,
     ControlService,
     Deferred,
     Execute,
@@ -184,3 +185,19 @@ def test_oper_tm_far_ahead_is_refused_and_leaves_the_object_free() -> None:
     assert parse_last_appl_error(lae.choice).cause == AddCause.INCONSISTENT_PARAMETERS
     assert service.next_deadline() is None
     assert service.write(a, key("CSWI4"), oper(oper_tm=T0 + 3599), T0) == [Answer(None)]
+
+
+def test_select_asks_the_application_and_reads_empty_when_refused() -> None:
+    asked = []
+
+    def check(action):
+        asked.append(action.service)
+        return AddCause.BLOCKED_BY_HEALTH if len(asked) == 1 else None
+
+    service = ControlService(load_scl(CONTROLS), ControlHandlers(on_check=check))
+    a = assoc()
+    result, _ = service.read_sbo(a, key("CSWI3", "SBO"), T0)
+    assert result.choice.choice.value == "" and asked == ["SBO"]
+    assert service.control_object(f"{LD}/CSWI3.Pos").state == "unselected"
+    result, _ = service.read_sbo(a, key("CSWI3", "SBO"), T0)
+    assert result.choice.choice.value == f"{LD}/CSWI3$CO$Pos"

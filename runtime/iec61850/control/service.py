@@ -23,7 +23,8 @@ longer than ``operate_timeout``: its late answer is ignored).
 
 The application decides through :class:`ControlHandlers`: ``on_check`` (any refusal, e.g.
 blocked-by-process), ``on_interlock_check`` / ``on_synchrocheck`` (asked only when the command's
-Check bits ask for them), run when SelectWithValue or Operate arrive; ``on_operate`` executes
+Check bits ask for them), run when Select, SelectWithValue or Operate arrive (a Select carries
+no Check: only ``on_check`` is asked; a refused Select reads as ""); ``on_operate`` executes
 (sync or async; True / None = success, False or an AddCause = failure). Normal security answers
 the Oper write once the execution ended (bounded by ``operate_timeout``, then Time-limit-over);
 enhanced security answers it once the checks passed and ends with CommandTermination.
@@ -311,8 +312,9 @@ class ControlService:
             return mms.access_failure(DataAccessError.OBJECT_ACCESS_DENIED), out
         entry, _ = found
         request = ControlRequest("SBO", assoc.key)
+        action = ControlAction(entry.obj.ref, "SBO", entry.obj.ctl_model, request, assoc.peer)
         refused = self._mode_check(entry, request, select=True)
-        verdict = refused or entry.obj.select(request, now)
+        verdict = refused or self._checked(entry.obj.select(request, now), action, entry.obj, now)
         self._track(entry, "SBO", request, verdict, assoc)
         if isinstance(verdict, Refuse):
             return m.AccessResult(choice=d.visible_string("")), out
@@ -382,7 +384,7 @@ class ControlService:
         cause = self._application_checks(action)
         if cause is None:
             return None
-        if action.service == "SBOw":
+        if action.service in ("SBO", "SBOw"):
             obj.release(action.request.owner)
         else:
             obj.finished(now)
