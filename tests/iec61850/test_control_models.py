@@ -71,16 +71,15 @@ def test_sbo_normal_select_operate_and_timeout() -> None:
 def test_sbo_enhanced_needs_the_same_command() -> None:
     obj = ControlObject("LD/CSWI1.Pos", CtlModel.SBO_ENHANCED)
     assert obj.select(ControlRequest("SBO", A), 0) == Refuse(AddCause.NOT_SUPPORTED)
+    for wrong in ({"ctl_num": 8}, {"or_ident": b"you"}, {"test": True}, {"check": "01"}):
+        assert obj.select(sbow(ctl_num=7, or_ident=b"me"), 0) == Accept()
+        command = {"ctl_num": 7, "or_ident": b"me", **wrong}
+        assert obj.operate(oper(**command), 1) == Refuse(AddCause.INCONSISTENT_PARAMETERS)
+        assert obj.state == "unselected"  # a wrong Operate ends the selection
+        assert obj.operate(oper(ctl_num=7, or_ident=b"me"), 1) == Refuse(
+            AddCause.OBJECT_NOT_SELECTED
+        )
     assert obj.select(sbow(ctl_num=7, or_ident=b"me"), 0) == Accept()
-    assert obj.operate(oper(ctl_num=8, or_ident=b"me"), 1) == Refuse(
-        AddCause.INCONSISTENT_PARAMETERS
-    )
-    assert obj.operate(oper(ctl_num=7, or_ident=b"you"), 1) == Refuse(
-        AddCause.INCONSISTENT_PARAMETERS
-    )
-    assert obj.operate(oper(ctl_num=7, or_ident=b"me", test=True), 1) == Refuse(
-        AddCause.INCONSISTENT_PARAMETERS
-    )
     assert obj.operate(oper(ctl_num=7, or_ident=b"me"), 1) == Accept(execute_now=True)
     assert obj.cancel(cancel(), 1.5) == Refuse(AddCause.COMMAND_ALREADY_IN_EXECUTION)
     assert obj.cancel(cancel(B), 1.5) == Refuse(AddCause.LOCKED_BY_OTHER_CLIENT)

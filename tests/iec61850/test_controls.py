@@ -115,11 +115,22 @@ def test_wrong_ctl_num_or_origin_after_select_with_value() -> None:
             assert outcome.failure == "type-inconsistent"
             assert ied.controls.last_appl_error.cntrl_obj == f"{LD}/CSWI5$CO$Pos$Oper"
             assert ied.controls.last_appl_error.ctl_num == 11
-            outcome = await ied.operate(ref, True, select=False, ctl_num=10, or_ident=b"other")
-            assert outcome.add_cause == AddCause.INCONSISTENT_PARAMETERS
+            # the wrong Operate ended the selection
+            outcome = await ied.operate(ref, True, select=False, ctl_num=10)
+            assert outcome.add_cause == AddCause.OBJECT_NOT_SELECTED
+            for wrong in (
+                {"or_ident": b"other"},
+                {"interlock_check": True},
+                {"synchrocheck": True},
+            ):
+                assert (await ied.select_with_value(ref, True, ctl_num=10)).ok
+                outcome = await ied.operate(ref, True, select=False, ctl_num=10, **wrong)
+                assert outcome.add_cause == AddCause.INCONSISTENT_PARAMETERS, wrong
+            assert (await ied.select_with_value(ref, True, ctl_num=10)).ok
             outcome = await ied.operate(ref, False, select=False, ctl_num=10)
             assert outcome.add_cause == AddCause.INCONSISTENT_PARAMETERS
             assert st(server, "CSWI5.Pos") == OFF
+            assert (await ied.select_with_value(ref, True, ctl_num=10)).ok
             outcome = await ied.operate(ref, True, select=False, ctl_num=10)
             assert outcome.ok and outcome.terminated and st(server, "CSWI5.Pos") == ON
             # a separate Operate repeats the ctlNum of this association's SelectWithValue

@@ -15,8 +15,8 @@ operate-many, until sboTimeout). Decisions this project takes where 7-2 leaves r
   Cancel is refused with ``Locked-by-other-client`` while it lasts;
 - SelectWithValue on an object that is not unselected (selected by this or another association,
   or operating) is refused with ``Object-already-selected``, as libiec61850 answers;
-- Operate after SelectWithValue must repeat ctlVal, origin, ctlNum and Test of the selection,
-  else ``Inconsistent-parameters``;
+- Operate after SelectWithValue must repeat ctlVal, origin, ctlNum, Test and Check of the
+  selection, else ``Inconsistent-parameters``, and the selection ends;
 - Cancel is accepted by the selecting association (SBO; of an unselected SBO object too, as
   libiec61850 answers) or, for a pending time-activated operate,
   by the association that sent it; a running execution cannot be cancelled
@@ -103,13 +103,15 @@ class ControlRequest:
         return self.check[1:2] == "1"
 
     def same_command(self, other: ControlRequest) -> bool:
-        """Operate repeats what SelectWithValue announced (ctlVal, origin, ctlNum, Test)."""
-        return (self.ctl_val, self.or_cat, self.or_ident, self.ctl_num, self.test) == (
+        """Operate repeats what SelectWithValue announced (ctlVal, origin, ctlNum, Test, Check)."""
+        mine = (self.ctl_val, self.or_cat, self.or_ident, self.ctl_num, self.test, self.check)
+        return mine == (
             other.ctl_val,
             other.or_cat,
             other.or_ident,
             other.ctl_num,
             other.test,
+            other.check,
         )
 
 
@@ -222,6 +224,7 @@ class ControlObject:
             if self.selected_by is None:
                 return Refuse(AddCause.OBJECT_NOT_SELECTED)
             if self.selection is not None and not request.same_command(self.selection):
+                self._end()  # libiec61850: the selection does not survive a wrong Operate
                 return Refuse(AddCause.INCONSISTENT_PARAMETERS)
         self.pending = request
         if request.oper_tm and request.oper_tm > now:
