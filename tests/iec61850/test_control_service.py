@@ -201,3 +201,22 @@ def test_select_asks_the_application_and_reads_empty_when_refused() -> None:
     assert service.control_object(f"{LD}/CSWI3.Pos").state == "unselected"
     result, _ = service.read_sbo(a, key("CSWI3", "SBO"), T0)
     assert result.choice.choice.value == f"{LD}/CSWI3$CO$Pos"
+
+
+@pytest.mark.parametrize(
+    "ln, attr, cause",
+    [
+        ("CSWI2", "Oper", AddCause.INCONSISTENT_PARAMETERS),
+        ("CSWI5", "SBOw", AddCause.SELECT_FAILED),
+    ],
+)
+@pytest.mark.parametrize("or_cat", [9, -1, 200])
+def test_or_cat_outside_0_to_8_is_object_value_invalid(service, ln, attr, cause, or_cat) -> None:
+    data = oper()
+    data.choice.data[2] = d.structure([d.integer(or_cat), d.octet_string(b"me")])
+    out = service.write(assoc(), key(ln, attr), data, T0)
+    assert out[1] == Answer("object-value-invalid")
+    lae = out[0].pdu.choice.service.information_report.list_of_access_result.access_result[0]
+    error = parse_last_appl_error(lae.choice)
+    assert error.cause == cause and error.cntrl_obj == f"{LD}/{ln}$CO$Pos${attr}"
+    assert service.control_object(f"{LD}/{ln}.Pos").state == "unselected"

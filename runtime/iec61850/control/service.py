@@ -10,7 +10,8 @@ mapping defines (mapping notes section 6):
   ``$Oper``; a refusal is an informationReport of the vmd-specific ``LastApplError``
   (CntrlObj, Error, Origin, ctlNum, AddCause) followed by the write failure
   (:func:`~.addcause.failure_code`); a status-only object answers object-access-unsupported
-  alone;
+  alone; an orCat outside 0..8 is object-value-invalid (LastApplError Select-failed for
+  SelectWithValue, Inconsistent-parameters for Operate);
 - CommandTermination (enhanced security): an informationReport of ``$Oper`` with the operated
   value, preceded in the same report by ``LastApplError`` when negative.
 
@@ -102,6 +103,7 @@ CONTROL_ATTRIBUTES = frozenset({"Oper", "SBOw", "Cancel", "SBO"})
 #: How long the server waits for ``on_operate`` (seconds) when the object has no operTimeout.
 DEFAULT_OPERATE_TIMEOUT = 10.0
 log = logging.getLogger(__name__)
+_MAX_OR_CAT = 8  # 7-3 OrCat: not-supported (0) .. process (8)
 _BEH_ON, _BEH_ON_BLOCKED, _BEH_TEST, _BEH_TEST_BLOCKED, _BEH_OFF = 1, 2, 3, 4, 5
 
 
@@ -344,6 +346,16 @@ class ControlService:
             entry.obj.ref, service, entry.obj.ctl_model, request, assoc.peer
         )  # fmt: skip
         obj = entry.obj
+        if service != "Cancel" and not 0 <= request.or_cat <= _MAX_OR_CAT:
+            # libiec61850: a value the object cannot take; LastApplError says which service
+            cause = (
+                AddCause.SELECT_FAILED if service == "SBOw" else AddCause.INCONSISTENT_PARAMETERS
+            )
+            self._track(entry, service, request, Refuse(cause), assoc)
+            return out + [
+                self._lae(assoc, entry, service, request, cause),
+                Answer(DataAccessError.OBJECT_VALUE_INVALID),
+            ]
         refused = self._mode_check(entry, request)
         if refused is None:
             if service == "SBOw":
