@@ -172,3 +172,14 @@ def test_cancel_of_an_unselected_sbo_object_succeeds() -> None:
     for model in (CtlModel.SBO_NORMAL, CtlModel.SBO_ENHANCED):
         obj = ControlObject("LD/CSWI1.Pos", model)
         assert obj.cancel(cancel(), 0) == Accept() and obj.state == "unselected"
+
+
+def test_operate_many_selection_ends_with_its_association_during_execution() -> None:
+    obj = ControlObject("LD/CSWI1.Pos", CtlModel.SBO_NORMAL, sbo_class=SboClass.OPERATE_MANY)
+    assert obj.select(ControlRequest("SBO", A), 0) == Accept()
+    assert obj.operate(oper(), 1) == Accept(execute_now=True)
+    assert obj.release(A) is None and obj.state == "executing"
+    assert obj.operate(oper(B), 1) == Refuse(AddCause.COMMAND_ALREADY_IN_EXECUTION)
+    obj.finished(2)
+    assert obj.state == "unselected" and obj.next_deadline() is None
+    assert obj.select(ControlRequest("SBO", B), 2) == Accept()

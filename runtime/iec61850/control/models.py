@@ -265,13 +265,16 @@ class ControlObject:
 
     def release(self, owner: Hashable) -> ControlRequest | None:
         """``owner``'s association ended: drop its selection and its pending operate (returned);
-        an execution in progress runs to its end."""
+        an execution in progress runs to its end, and then leaves no selection (operate-many)."""
         dropped = None
         if self.state == "wait-for-activation" and self.pending and self.pending.owner == owner:
             dropped = self.pending
             self._end()
         elif self.state == "ready" and self.selected_by == owner:
             self._end()
+        elif self.state == "executing" and self.selected_by == owner:
+            self.selected_by = None  # finished() then unselects: nobody may keep using it
+            self.selection = None
         return dropped
 
     def timer(self, now: float) -> list[Activate | SelectExpired]:
