@@ -113,6 +113,7 @@ def add_operate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--termination-timeout",
         type=float,
-        default=10.0,
-        help="seconds to wait for the CommandTermination (enhanced security)",
+        default=None,
+        help="seconds to wait for the CommandTermination (enhanced security; default: from the"
+        " object's operTimeout and operTm)",
     )

@@ -441,3 +441,33 @@ def test_failing_check_handler_refuses_and_frees_the_object() -> None:
             assert (await ied.operate(f"{LD}/CSWI2.Pos", True)).ok
 
     run(main(), 10)
+
+
+@pytest.mark.timeout(10)
+def test_client_waits_follow_the_objects_oper_timeout() -> None:
+    """The Oper answer and CommandTermination waits come from operTimeout (and operTm)."""
+
+    async def main():
+        async with served() as (server, (client,), _):
+            ied = await client.associate(server.jid)
+            controls = ied.controls
+            assert await controls.oper_timeout(f"{LD}/CSWI4.Pos") == 0.3
+            assert await controls.oper_timeout(f"{LD}/CSWI2.Pos") is None  # 0: none set
+            waits = []
+            write = controls._write
+
+            async def spy(ref, service, value, num, params, termination=None, **kw):
+                waits.append((ref.split("/")[1], termination, kw.get("request_timeout")))
+                return await write(ref, service, value, num, params, termination, **kw)
+
+            controls._write = spy
+            assert (await ied.operate(f"{LD}/CSWI4.Pos", True)).ok
+            assert (await ied.operate(f"{LD}/CSWI2.Pos", True)).ok
+            in_1s = time.time() + 1
+            assert (await ied.operate(f"{LD}/CSWI4.Pos", False, oper_time=in_1s)).ok
+            margin, default = 5.0, 10.0
+            assert waits[0] == ("CSWI4.Pos", pytest.approx(0.3 + margin), None)
+            assert waits[1] == ("CSWI2.Pos", None, pytest.approx(default + margin))
+            assert waits[2][1] == pytest.approx(1 + 0.3 + margin, abs=0.5)
+
+    run(main(), 10)

@@ -12,7 +12,10 @@ response gives the outcome its AddCause, and for enhanced security :meth:`Contro
 waits for the CommandTermination (``$Oper``, preceded by LastApplError when negative).
 
 ``operate()`` selects first when the object's ctlModel (read once from FC CF) is an SBO model,
-unless ``select=False``.
+unless ``select=False``. The time it waits for the Oper answer (normal security: the end of the
+execution) and for the CommandTermination follows the object's ``operTimeout`` (FC CF, read
+once; :data:`DEFAULT_OPERATE_TIME` when it has none) plus :data:`TRANSIT_MARGIN`, and, for a
+time-activated operate, the time until operTm.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
 
 from .. import mms
 from .. import mmsdata as d
-from ..client_protocol import AssociationAborted
+from ..client_protocol import AssociationAborted, ClientError, DataAccessFailed
 from ..model import Timestamp
 from .addcause import AddCause, ControlError
 from .models import CtlModel
@@ -35,6 +38,10 @@ __all__ = ["ControlClient", "ControlOutcome", "LastApplError", "parse_last_appl_
 
 #: orCat remote-control (7-3 OrCat): what a SCADA / DER master is.
 REMOTE_CONTROL = 3
+#: How long (seconds) the server may take to execute when the object has no operTimeout.
+DEFAULT_OPERATE_TIME = 10.0
+#: Added to the object's operTimeout for the answers' way through the network (seconds).
+TRANSIT_MARGIN = 5.0
 
 
 @dataclass(frozen=True)
@@ -124,6 +131,7 @@ class ControlClient:
         self._name = name
         self._ctl_num = 0
         self._models: dict[str, int] = {}
+        self._oper_timeouts: dict[str, float | None] = {}
         self._selected: dict[str, int] = {}  # ctlNum of this association's SelectWithValue
         self._errors: dict[str, LastApplError] = {}
         self._writing: set[str] = set()  # CntrlObj of the writes awaiting their answer
@@ -184,6 +192,17 @@ class ControlClient:
             self._models[ref] = int(await self.ied.get_data_values(f"{ref}.ctlModel", "CF"))
         return self._models[ref]
 
+    async def oper_timeout(self, ref: str) -> float | None:
+        """The operTimeout of ``ref`` in seconds (None when the object has none), read once."""
+        if ref not in self._oper_timeouts:
+            try:
+                ms = await self.ied.get_data_values(f"{ref}.operTimeout", "CF")
+            except (DataAccessFailed, ClientError):
+                ms = None
+            valid = isinstance(ms, int) and not isinstance(ms, bool) and ms > 0
+            self._oper_timeouts[ref] = ms / 1000 if valid else None
+        return self._oper_timeouts[ref]
+
     def _next_ctl_num(self) -> int:
         self._ctl_num = (self._ctl_num + 1) % 256
         return self._ctl_num
@@ -219,7 +238,7 @@ class ControlClient:
         *,
         select: bool | None = None,
         ctl_num: int | None = None,
-        termination_timeout: float = 10.0,
+        termination_timeout: float | None = None,
         **params: Any,
     ) -> ControlOutcome:
         """Operate (TimeActivatedOperate with ``oper_time``), after a Select/SelectWithValue
@@ -228,7 +247,8 @@ class ControlClient:
 
         ``params``: ``oper_time`` (seconds since the epoch, or a Timestamp), ``test``,
         ``interlock_check``, ``synchrocheck``, ``or_cat`` (default remote-control), ``or_ident``
-        (bytes; default the client's JID).
+        (bytes; default the client's JID). ``termination_timeout`` (seconds): how long to wait
+        for the CommandTermination; by default from the object's operTimeout (module docstring).
         """
         model = await self.control_model(ref)
         if select is None:
@@ -249,8 +269,20 @@ class ControlClient:
             if not selected.ok:
                 return selected
         enhanced = model in (CtlModel.DIRECT_ENHANCED, CtlModel.SBO_ENHANCED)
+        limit = (await self.oper_timeout(ref) or DEFAULT_OPERATE_TIME) + TRANSIT_MARGIN
+        if termination_timeout is None:
+            oper_time = params.get("oper_time") or 0.0
+            if isinstance(oper_time, Timestamp):
+                oper_time = oper_time.to_float()
+            termination_timeout = limit + max(0.0, float(oper_time) - Timestamp.now().to_float())
         return await self._write(
-            ref, "Oper", value, num, params, termination_timeout if enhanced else None
+            ref,
+            "Oper",
+            value,
+            num,
+            params,
+            termination_timeout if enhanced else None,
+            request_timeout=None if enhanced else limit,
         )
 
     # ---------------------------------------------------------------- plumbing
@@ -262,6 +294,7 @@ class ControlClient:
         num: int,
         params: dict[str, Any],
         termination_timeout: float | None = None,
+        request_timeout: float | None = None,
     ) -> ControlOutcome:
         reference = f"{ref}.{service}"
         td = await self.ied.get_data_definition(reference, "CO")
@@ -276,7 +309,7 @@ class ControlClient:
             self._terminations[cntrl] = waiter
         try:
             response = await self.ied.request(
-                mms.write([mms.variable(mms.dom(key[1], key[2]))], [data])
+                mms.write([mms.variable(mms.dom(key[1], key[2]))], [data]), timeout=request_timeout
             )
             (failure,) = mms.write_results(response)
             if failure is not None:
