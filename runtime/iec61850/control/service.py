@@ -300,6 +300,11 @@ class ControlService:
     def _mms_ref(entry: _Entry) -> str:
         return f"{entry.ld}/{entry.ln}$CO${entry.node.name}"
 
+    @staticmethod
+    def _item(entry: _Entry, service: str) -> str:
+        """The domain item of a control attribute: ``LN$CO$DO$Oper`` (or SBOw, Cancel...)."""
+        return f"{entry.ln}$CO${entry.node.name}${service}"
+
     # ---------------------------------------------------------------- services
     def read_sbo(self, assoc: Association, key: tuple, now: float) -> tuple[m.AccessResult, list]:
         """Select (read of ``$SBO``): the object's reference, or "" when refused."""
@@ -464,11 +469,11 @@ class ControlService:
         error: ControlError = ControlError.NO_ERROR,
         oper: m.Data | None = None,
     ) -> Report:
-        cntrl = f"{self._mms_ref(entry)}${service}"
+        cntrl = f"{entry.ld}/{self._item(entry, service)}"
         names = [mms.vmd("LastApplError")]
         results = [m.AccessResult(choice=last_appl_error(cntrl, request, cause, error))]
         if oper is not None:  # a negative CommandTermination
-            names.append(mms.dom(entry.ld, f"{entry.ln}$CO${entry.node.name}$Oper"))
+            names.append(mms.dom(entry.ld, self._item(entry, "Oper")))
             results.append(m.AccessResult(choice=oper))
         return Report(assoc, mms.information_report(names, results))
 
@@ -531,7 +536,7 @@ class ControlService:
         if not run.terminate or not run.assoc.open:
             return out
         if cause is None:
-            name = mms.dom(entry.ld, f"{entry.ln}$CO${entry.node.name}$Oper")
+            name = mms.dom(entry.ld, self._item(entry, "Oper"))
             out.append(
                 Report(run.assoc, mms.information_report([name], [m.AccessResult(choice=run.oper)]))
             )
