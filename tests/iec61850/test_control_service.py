@@ -220,3 +220,24 @@ def test_or_cat_outside_0_to_8_is_object_value_invalid(service, ln, attr, cause,
     error = parse_last_appl_error(lae.choice)
     assert error.cause == cause and error.cntrl_obj == f"{LD}/{ln}$CO$Pos${attr}"
     assert service.control_object(f"{LD}/{ln}.Pos").state == "unselected"
+
+
+def test_tracking_uses_only_an_ltrk_of_the_objects_own_ld(tmp_path) -> None:
+    scl = CONTROLS.read_text()
+    ltrk = '<LN lnClass="LTRK" lnType="C_LTRK" inst="1"/>'
+    other = '<LDevice inst="TRK"><LN0 lnClass="LLN0" lnType="C_LLN0" inst=""/>' f"{ltrk}</LDevice>"
+    scl = scl.replace(ltrk, "").replace("</Server>", other + "</Server>")
+    (tmp_path / "two.icd").write_text(scl)
+    service = ControlService(load_scl(tmp_path / "two.icd"))
+    assert service.tracking.cts_of(service.model.find(f"{LD}/CSWI5.Pos")) is None
+    service.write(assoc(), key("CSWI5", "SBOw"), oper(), T0)
+    assert service.model.read("CTL1TRK/LTRK1.DpcTrk.objRef", "SR") == ""
+
+
+def test_select_leaves_no_parameters_of_the_last_command_in_tracking(service) -> None:
+    service.write(assoc(), key("CSWI5", "SBOw"), oper(num=9, ident=b"me"), T0)
+    assert service.model.read(f"{LD}/LTRK1.DpcTrk.ctlNum", "SR") == 9
+    service.read_sbo(assoc(), key("CSWI3", "SBO"), T0)
+    cts = service.model.read(f"{LD}/LTRK1.DpcTrk", "SR")
+    assert cts["objRef"] == f"{LD}/CSWI3.Pos" and cts["serviceType"] == 43  # Select
+    assert (cts["ctlNum"], cts["ctlVal"], cts["origin"]) == (0, False, {"orCat": 0, "orIdent": b""})

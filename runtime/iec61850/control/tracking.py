@@ -6,8 +6,8 @@ What this module does, and what it leaves out (kept to what it can do faithfully
 
 - the CTS is chosen by the CDC of the control object: ``SpcTrk`` (SPC), ``DpcTrk`` (DPC),
   ``IncTrk`` (INC), ``EncTrk`` (ENC), ``BscTrk`` (BSC), ``IscTrk`` (ISC), ``BacTrk`` (BAC),
-  ``ApcFTrk`` (APC); an LTRK of the control object's logical device first, else the first LTRK
-  of the server. An object whose CTS the SCL does not declare is not tracked.
+  ``ApcFTrk`` (APC), in an LTRK of the control object's own logical device (an LTRK tracks its
+  LD's services). An object whose CTS the SCL does not declare there is not tracked.
 - tracked services: Select, SelectWithValue, Cancel, Operate, TimeActivatedOperate (at the
   response) and CommandTermination (when it is sent); a request so malformed that it has no
   parameters (type-inconsistent) is not tracked.
@@ -33,7 +33,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ..model import DataAttribute, DataObject, LogicalNode, ModelError, ServerModel, Timestamp
+from ..model import (
+    BTYPE_KIND,
+    DataAttribute,
+    DataObject,
+    LogicalNode,
+    ModelError,
+    ServerModel,
+    Timestamp,
+)
 from .addcause import AddCause
 from .models import ControlRequest
 
@@ -60,6 +68,18 @@ _ERRORS = {
 }
 
 
+def _zero(attr: DataAttribute | None) -> Any:
+    """The empty value of a CTS ``ctlVal`` (what a Select, which has none, leaves there)."""
+    kind = BTYPE_KIND.get(attr.btype, ("", 0))[0] if attr is not None else ""
+    if kind == "bool":
+        return False
+    if kind in ("int", "uint"):
+        return 0
+    if kind == "float":
+        return 0.0
+    return None  # an enumerated or coded ctlVal has no neutral value: left as it is
+
+
 def _cts_name(cdc: str) -> str:
     return "ApcFTrk" if cdc == "APC" else cdc.capitalize() + "Trk"
 
@@ -79,10 +99,7 @@ class ControlTracking:
         name = _cts_name(control.cdc)
         ln = control.parent
         ld = ln.parent.name if isinstance(ln, LogicalNode) and ln.parent is not None else ""
-        candidates = self._ltrk.get(ld, []) + [
-            ln for key, lns in self._ltrk.items() if key != ld for ln in lns
-        ]
-        for ln in candidates:
+        for ln in self._ltrk.get(ld, []):
             cts = ln.children.get(name)
             if isinstance(cts, DataObject):
                 return cts
@@ -118,8 +135,8 @@ class ControlTracking:
             ("Test", request.test),
             ("Check", request.check),
         ]
-        if service == "SBO":  # a Select carries no command parameters
-            values = values[:5]
+        if service == "SBO":  # a Select carries no command parameters: none of the last one's
+            values[5] = ("ctlVal", _zero(self._attr(cts, "ctlVal")))
         ref = cts.reference()
         for path, value in values:
             attr = self._attr(cts, path)
