@@ -241,3 +241,19 @@ def test_select_leaves_no_parameters_of_the_last_command_in_tracking(service) ->
     cts = service.model.read(f"{LD}/LTRK1.DpcTrk", "SR")
     assert cts["objRef"] == f"{LD}/CSWI3.Pos" and cts["serviceType"] == 43  # Select
     assert (cts["ctlNum"], cts["ctlVal"], cts["origin"]) == (0, False, {"orCat": 0, "orIdent": b""})
+
+
+@pytest.mark.parametrize("bits, asked", [("01", ["interlock"]), ("10", ["synchro"]), ("00", [])])
+def test_check_bits_on_the_wire(bits, asked) -> None:
+    """Check (7-2 / 8-1): bit 0 synchrocheck, bit 1 interlock-check, as a raw bit string."""
+    seen = []
+
+    def hook(name):
+        return lambda action: seen.append(name) or False
+
+    handlers = ControlHandlers(
+        on_interlock_check=hook("interlock"), on_synchrocheck=hook("synchro")
+    )
+    service = ControlService(load_scl(CONTROLS), handlers)
+    service.write(assoc(), key("CSWI2"), oper(check=bits), T0)
+    assert seen == asked

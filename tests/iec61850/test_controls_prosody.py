@@ -17,11 +17,76 @@ from iec_testkit import run, settings
 
 from gridbind.iec61850.client import Client
 from gridbind.iec61850.control.addcause import AddCause
+from gridbind.iec61850.control.service import ControlHandlers
 from gridbind.iec61850.scl import load_scl
 from gridbind.iec61850.server import IedServer
 
 CONTROLS = Path(__file__).parent / "data" / "controls.icd"
 LD = "CTL1CTRL"
+
+
+@pytest.mark.timeout(60)
+def test_control_failure_paths_through_prosody(prosody, xmpp_account) -> None:
+    """Select timeout, locked by another client, interlock refusal, CommandTermination -, and a
+    check handler that raises, each with its AddCause, over real XMPP."""
+    checks = []
+
+    def interlock(action):
+        checks.append(action.request.check)
+        return False
+
+    def check(action):
+        if action.ref.endswith("XCBR1.Pos") and action.ctl_val is False:
+            raise RuntimeError("application bug")
+        return None
+
+    def operate(action):
+        return AddCause.BLOCKED_BY_PROCESS if action.ref.endswith("CSWI4.Pos") else True
+
+    handlers = ControlHandlers(on_check=check, on_interlock_check=interlock, on_operate=operate)
+
+    async def main():
+        server = IedServer(
+            load_scl(CONTROLS), settings(prosody, xmpp_account("ctlf")), control_handlers=handlers
+        )
+        one = Client(settings(prosody, xmpp_account("opsf1")))
+        two = Client(settings(prosody, xmpp_account("opsf2")))
+        await asyncio.gather(server.start(), one.connect(), two.connect())
+        try:
+            a, b = await asyncio.gather(one.associate(server.jid), two.associate(server.jid))
+            # select timeout (sboTimeout 400 ms)
+            assert (await a.select(f"{LD}/CSWI3.Pos")).ok
+            await asyncio.sleep(0.6)
+            late = await a.operate(f"{LD}/CSWI3.Pos", True, select=False)
+            assert (late.add_cause, late.failure) == (
+                AddCause.OBJECT_NOT_SELECTED,
+                "object-access-denied",
+            )
+            # locked by another client
+            assert (await a.select_with_value(f"{LD}/XCBR1.Pos", True)).ok
+            locked = await b.operate(f"{LD}/XCBR1.Pos", True, select=False)
+            assert (locked.add_cause, locked.failure) == (
+                AddCause.LOCKED_BY_OTHER_CLIENT,
+                "temporarily-unavailable",
+            )
+            assert (await a.cancel(f"{LD}/XCBR1.Pos", True)).ok
+            # interlock refusal, with the Check bits as sent
+            refused = await b.operate(f"{LD}/CSWI2.Pos", True, interlock_check=True)
+            assert refused.add_cause == AddCause.BLOCKED_BY_INTERLOCKING and checks == ["01"]
+            # CommandTermination -
+            ended = await b.operate(f"{LD}/CSWI4.Pos", True)
+            assert (ended.terminated, ended.add_cause) == (False, AddCause.BLOCKED_BY_PROCESS)
+            # a raising check handler: Unknown, and the object and association stay usable
+            for _ in range(3):
+                bug = await a.operate(f"{LD}/XCBR1.Pos", False)
+                assert bug.add_cause == AddCause.UNKNOWN
+            assert (await a.operate(f"{LD}/XCBR1.Pos", True)).ok
+        finally:
+            await asyncio.gather(one.close(), two.close(), server.close())
+
+    run(main(), 50)
+
+
 pytestmark = pytest.mark.prosody
 
 
