@@ -91,13 +91,19 @@ class IedServer:
         allow_file_overwrite: bool = False,
         control_handlers: ControlHandlers | None = None,
         operate_timeout: float = 10.0,
+        max_activation_delay: float = 24 * 3600.0,
         report_buffer_entries: int = DEFAULT_BUFFER_ENTRIES,
         log_store: str | Path | LogStore = ":memory:",
         log_entries: int = DEFAULT_MAX_ENTRIES,
     ) -> None:
         self.model = model
         #: The control services; ``controls.handlers`` is the application's say (checks, operate).
-        self.controls = ControlService(model, control_handlers, operate_timeout=operate_timeout)
+        self.controls = ControlService(
+            model,
+            control_handlers,
+            operate_timeout=operate_timeout,
+            max_activation_delay=max_activation_delay,
+        )
         self._executions: dict[int, asyncio.Task] = {}
         self._timer: asyncio.TimerHandle | None = None
         self.files = (

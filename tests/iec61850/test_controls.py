@@ -471,3 +471,15 @@ def test_client_waits_follow_the_objects_oper_timeout() -> None:
             assert waits[2][1] == pytest.approx(1 + 0.3 + margin, abs=0.5)
 
     run(main(), 10)
+
+
+@pytest.mark.timeout(10)
+def test_server_bounds_the_activation_delay() -> None:
+    async def main():
+        async with served(max_activation_delay=60.0) as (server, (client,), _):
+            ied = await client.associate(server.jid)
+            far = await ied.operate(f"{LD}/CSWI4.Pos", True, oper_time=time.time() + 120)
+            assert far.add_cause == AddCause.INCONSISTENT_PARAMETERS
+            assert server.controls.control_object(f"{LD}/CSWI4.Pos").state == "unselected"
+
+    run(main(), 10)
