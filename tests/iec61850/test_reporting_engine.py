@@ -92,3 +92,39 @@ def test_a_tiny_integrity_period_is_run_at_the_floor() -> None:
     reports.poll(1005.0)  # far behind: one report, and the next period from now
     assert len(reports.take()) == 1
     assert reports.next_deadline() == 1005.0 + MIN_INTEGRITY_MS / 1000
+
+
+def _feeder_with_db_trigger():
+    # a CF attribute with a trigger option in the DO of an MX member (as real tools write it)
+    text = FEEDER.read_bytes().replace(
+        b'<DA name="db" bType="INT32U" fc="CF">',
+        b'<DA name="db" bType="INT32U" fc="CF" dchg="true">',
+    )
+    assert b'fc="CF" dchg="true"' in text
+    return load_scl(text)
+
+
+def test_a_change_in_another_fc_of_a_member_neither_reports_nor_logs(tmp_path) -> None:
+    model = _feeder_with_db_trigger()
+    gate = codec.Codec()
+    reports = ReportEngine(model, lambda pdu: len(gate.encode(pdu)))
+    logs = LogEngine(model, LogStore(tmp_path / "l.sqlite"), 1000.0)
+    model.add_change_listener(
+        lambda a, o, n: (reports.notify(a, o, n, 1000.0), logs.notify(a, o, n, 1000.0))
+    )
+    assoc = Association("ops@x/IEC", "a1", InitiateParams(), frozenset())
+    cb = model.find(URCB, "RP")
+    for name, value in (
+        ("DatSet", "FDR1LD0/LLN0.Measurements"),
+        ("TrgOps", TriggerConditions.DATA_CHANGE.to_bits()),
+        ("BufTm", 0),
+        ("RptEna", True),
+    ):
+        reports.stage_write(assoc, cb, cb.children[name], value, 1000.0)()
+    lcb = model.find("FDR1LD0/LLN0.logStatus", "LG")
+    for name, value in (("DatSet", "FDR1LD0/LLN0.Measurements"), ("LogEna", True)):
+        logs.stage_write(assoc, lcb, lcb.children[name], value, 1000.0)()
+    model.update("FDR1MEAS/MMXU1.TotW.db", 7)
+    reports.poll(1001.0)
+    assert reports.take() == []
+    assert logs.store.status("FDR1LD0/LLN0$Events") == (None, None)

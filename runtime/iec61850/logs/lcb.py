@@ -23,13 +23,20 @@ from ..association import Association
 from ..mmsdata import ReasonForInclusion, Timestamp, TriggerConditions
 from ..model import (
     ControlBlock,
-    DataAccessError,
     DataAttribute,
-    LogicalNode,
     ModelError,
     ServerModel,
 )
-from ..reporting.rcb import integrity_period, member_reference, trigger_options
+from ..reporting.cbstate import (
+    CbState,
+    Member,
+    advance_integrity,
+    concerned,
+    integrity_period,
+    members_of,
+    watch_members,
+)
+from ..reporting.rcb import trigger_options
 from ..services.mmsview import data_value, timestamp_of_binary_time
 from .journal import journal_entry
 from .store import LogStore, StoredEntry
@@ -55,19 +62,9 @@ class JournalError(Iec61850Error, LocalError):
 
 
 @dataclass(eq=False)
-class Lcb:
-    cb: ControlBlock
-    members: list[tuple[Any, str, str]] = field(default_factory=list)
+class Lcb(CbState):
+    members: list[Member] = field(default_factory=list)
     integrity_deadline: float | None = None
-
-    def get(self, name: str) -> Any:
-        attr = self.cb.children.get(name)
-        return attr.value if isinstance(attr, DataAttribute) else None
-
-    def put(self, name: str, value: Any) -> None:
-        attr = self.cb.children.get(name)
-        if isinstance(attr, DataAttribute):
-            attr.value = value
 
     @property
     def log(self) -> str:
@@ -127,16 +124,8 @@ class LogEngine:
 
         return store
 
-    def _members(self, ds_ref: str) -> list[tuple[Any, str, str]]:
-        try:
-            ds = self.model.dataset(ds_ref)
-        except ModelError:
-            raise ModelError(
-                DataAccessError.OBJECT_VALUE_INVALID, f"no data set {ds_ref!r}"
-            ) from None
-        return [
-            (self.model.resolve_member(f), f.fc, member_reference(f.ref, f.fc)) for f in ds.members
-        ]
+    def _members(self, ds_ref: str) -> list[Member]:
+        return members_of(self.model, ds_ref)
 
     def _enable(self, lcb: Lcb, now: float) -> None:
         lcb.members = self._members(lcb.get("DatSet"))
@@ -147,12 +136,9 @@ class LogEngine:
         )
 
     def _rewatch(self) -> None:
-        watch: dict[int, list[tuple[Lcb, int]]] = {}
-        for lcb in self.lcbs.values():
-            if lcb.get("LogEna") and lcb.members:
-                for i, (node, _, _) in enumerate(lcb.members):
-                    watch.setdefault(id(node), []).append((lcb, i))
-        self._watch = watch
+        self._watch = watch_members(
+            (lcb, lcb.members) for lcb in self.lcbs.values() if lcb.get("LogEna")
+        )
 
     # ---------------------------------------------------------------- entries
     def notify(self, attr: DataAttribute, old: Any, new: Any, now: float) -> None:
@@ -161,18 +147,15 @@ class LogEngine:
         options = trigger_options(attr)
         if not options:
             return
-        node: Any = attr
-        while node is not None and not isinstance(node, LogicalNode):
-            for lcb, index in self._watch.get(id(node), ()):
-                trg = TriggerConditions.from_bits(lcb.get("TrgOps"))
-                reason = ReasonForInclusion(0)
-                for option in options:
-                    op, why = _TRIGGERS[option]
-                    if op in trg and (option == "dupd" or old != new):
-                        reason |= why
-                if reason:
-                    self._log(lcb, [index], reason, now)
-            node = node.parent
+        for lcb, index in list(concerned(self._watch, attr)):
+            trg = TriggerConditions.from_bits(lcb.get("TrgOps"))
+            reason = ReasonForInclusion(0)
+            for option in options:
+                op, why = _TRIGGERS[option]
+                if op in trg and (option == "dupd" or old != new):
+                    reason |= why
+            if reason:
+                self._log(lcb, [index], reason, now)
 
     def _log(self, lcb: Lcb, indices: list[int], reason: ReasonForInclusion, now: float) -> None:
         values = []
@@ -200,8 +183,7 @@ class LogEngine:
             if lcb.integrity_deadline is not None and lcb.integrity_deadline <= now:
                 self._log(lcb, list(range(len(lcb.members))), ReasonForInclusion.INTEGRITY, now)
                 period = integrity_period(lcb.get("IntgPd"))
-                nxt = lcb.integrity_deadline + period
-                lcb.integrity_deadline = nxt if nxt > now else now + period
+                lcb.integrity_deadline = advance_integrity(lcb.integrity_deadline, period, now)
 
     # ---------------------------------------------------------------- readJournal
     def read_journal(self, req: m.ReadJournalRequest) -> m.ReadJournalResponse:

@@ -36,28 +36,28 @@ from ..model import (
     ControlBlock,
     DataAccessError,
     DataAttribute,
-    LogicalNode,
     ModelError,
     ServerModel,
 )
 from ..services.mmsview import data_value
 from .buffer import ReportBuffer, entry_id_bytes, entry_id_int
+from .cbstate import (
+    MIN_INTEGRITY_MS,
+    CbState,
+    Member,
+    advance_integrity,
+    concerned,
+    integrity_period,
+    member_reference,
+    members_of,
+    watch_members,
+)
 from .report_pdu import Header, ReportContent, ReportError, build_reports
 
 __all__ = ["ReportEngine", "Rcb", "DEFAULT_BUFFER_ENTRIES", "member_reference"]
 
 #: Entries of one BRCB buffer unless the server says otherwise.
 DEFAULT_BUFFER_ENTRIES = 1000
-#: The shortest integrity period run (ms): a client writing IntgPd 1 must not make the IED
-#: build a report of the whole data set every millisecond.
-MIN_INTEGRITY_MS = 10
-
-
-def integrity_period(ms: int | None) -> float:
-    """Seconds between integrity reports or log entries (0: none)."""
-    return max(ms, MIN_INTEGRITY_MS) / 1000 if ms else 0.0
-
-
 _TRIGGER_REASON = {
     "dchg": ReasonForInclusion.DATA_CHANGE,
     "qchg": ReasonForInclusion.QUALITY_CHANGE,
@@ -68,12 +68,6 @@ _REASON_OF_TRGOP = {
     TriggerConditions.QUALITY_CHANGE: ReasonForInclusion.QUALITY_CHANGE,
     TriggerConditions.DATA_UPDATE: ReasonForInclusion.DATA_UPDATE,
 }
-
-
-def member_reference(ref: str, fc: str) -> str:
-    """The 8-1 data reference of a data set member: ``LD/LN$FC$DO$DA``."""
-    ln_ref, _, rest = ref.partition(".")
-    return f"{ln_ref}${fc}${rest.replace('.', '$')}" if rest else f"{ln_ref}${fc}"
 
 
 def _bare(jid: str) -> str:
@@ -96,15 +90,14 @@ def trigger_options(attr: DataAttribute) -> frozenset[str]:
 
 
 @dataclass(eq=False)
-class Rcb:
+class Rcb(CbState):
     """The run-time state of one RCB instance."""
 
-    cb: ControlBlock
     buffer: ReportBuffer | None
     assoc: Association | None = None
     owner: str | None = None  # bare JID holding the reservation
     reserved_until: float | None = None  # BRCB after its client left (ResvTms)
-    members: list[tuple[Any, str, str]] = field(default_factory=list)  # node, fc, reference
+    members: list[Member] = field(default_factory=list)
     pending: dict[int, tuple[m.Data, ReasonForInclusion]] = field(default_factory=dict)
     pending_deadline: float | None = None
     integrity_deadline: float | None = None
@@ -113,15 +106,6 @@ class Rcb:
     @property
     def buffered(self) -> bool:
         return self.buffer is not None
-
-    def get(self, name: str) -> Any:
-        attr = self.cb.children.get(name)
-        return attr.value if isinstance(attr, DataAttribute) else None
-
-    def put(self, name: str, value: Any) -> None:
-        attr = self.cb.children.get(name)
-        if isinstance(attr, DataAttribute):
-            attr.value = value
 
     @property
     def enabled(self) -> bool:
@@ -302,32 +286,17 @@ class ReportEngine:
             self._reserve(rcb, None)
 
     # ---------------------------------------------------------------- data sets
-    def _members(self, ds_ref: str) -> list[tuple[Any, str, str]]:
-        if not ds_ref:
-            raise ModelError(DataAccessError.OBJECT_VALUE_INVALID, "DatSet is empty")
-        try:
-            ds = self.model.dataset(ds_ref)
-        except ModelError:
-            raise ModelError(
-                DataAccessError.OBJECT_VALUE_INVALID, f"no data set {ds_ref!r}"
-            ) from None
-        return [
-            (self.model.resolve_member(f), f.fc, member_reference(f.ref, f.fc)) for f in ds.members
-        ]
+    def _members(self, ds_ref: str) -> list[Member]:
+        return members_of(self.model, ds_ref)
 
     def _rewatch(self) -> None:
-        watch: dict[int, list[tuple[Rcb, int]]] = {}
         for rcb in self.rcbs.values():
-            if not rcb.active:
-                continue
-            if not rcb.members:
+            if rcb.active and not rcb.members:
                 try:
                     rcb.members = self._members(rcb.get("DatSet"))
                 except ModelError:
                     continue
-            for i, (node, _, _) in enumerate(rcb.members):
-                watch.setdefault(id(node), []).append((rcb, i))
-        self._watch = watch
+        self._watch = watch_members((rcb, rcb.members) for rcb in self.rcbs.values() if rcb.active)
 
     # ---------------------------------------------------------------- triggers
     def notify(self, attr: DataAttribute, old: Any, new: Any, now: float) -> None:
@@ -341,11 +310,8 @@ class ReportEngine:
         for option in options:
             if option == "dupd" or old != new:
                 reasons |= _TRIGGER_REASON[option]
-        node: Any = attr
-        while node is not None and not isinstance(node, LogicalNode):
-            for rcb, index in self._watch.get(id(node), ()):
-                self._member_changed(rcb, index, reasons, now)
-            node = node.parent
+        for rcb, index in list(concerned(self._watch, attr)):
+            self._member_changed(rcb, index, reasons, now)
 
     def _member_changed(
         self, rcb: Rcb, index: int, reasons: ReasonForInclusion, now: float
@@ -382,8 +348,7 @@ class ReportEngine:
                 self._flush(rcb, now)
                 self._whole(rcb, ReasonForInclusion.INTEGRITY, now)
                 period = integrity_period(rcb.get("IntgPd"))
-                nxt = rcb.integrity_deadline + period
-                rcb.integrity_deadline = nxt if nxt > now else now + period
+                rcb.integrity_deadline = advance_integrity(rcb.integrity_deadline, period, now)
             self._expire(rcb, now)
 
     def _flush(self, rcb: Rcb, now: float) -> None:
@@ -436,4 +401,4 @@ class ReportEngine:
             rcb.put("TimeOfEntry", content.time_of_entry)
 
 
-__all__ += ["trigger_options", "entry_id_bytes"]
+__all__ += ["trigger_options", "entry_id_bytes", "integrity_period", "MIN_INTEGRITY_MS"]
