@@ -180,3 +180,45 @@ def test_hostile_read_journal_requests_are_answered_with_errors() -> None:
             assert len(answer.list_of_journal_entry.journal_entry) == 2 and not answer.more_follows
 
     run(main(), 10)
+
+
+def _engine_with_entries(tmp_path, count: int):
+    from iec_testkit import FEEDER
+
+    from gridbind.iec61850.association import Association, InitiateParams
+    from gridbind.iec61850.logs import LogEngine, LogStore
+    from gridbind.iec61850.scl import load_scl
+
+    model = load_scl(FEEDER)
+    logs = LogEngine(model, LogStore(tmp_path / "l.sqlite"), 100.0)
+    model.add_change_listener(lambda a, o, n: logs.notify(a, o, n, 100.0))
+    assoc = Association("ops@x/IEC", "a1", InitiateParams(), frozenset())
+    cb = model.find(LCB, "LG")
+    for name, value in (("TrgOps", T.DATA_CHANGE.to_bits()), ("LogEna", True)):
+        logs.stage_write(assoc, cb, cb.children[name], value, 100.0)()
+    for n in range(count):
+        model.update(IND1, n % 2 == 1)  # starts true: the first is no change
+    return logs
+
+
+def test_number_of_entries_above_a_page_says_more_follow(tmp_path, monkeypatch) -> None:
+    from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
+    from gridbind.iec61850 import mms
+
+    monkeypatch.setattr(lcb_module, "MAX_JOURNAL_PAGE", 4)
+    logs = _engine_with_entries(tmp_path, 11)
+
+    def ask(n: int):
+        return logs.read_journal(
+            m.ReadJournalRequest(
+                journal_name=mms.dom("FDR1LD0", "LLN0$Events"),
+                range_stop_specification=m.ReadJournalRequest.RangeStopSpecification(choice=n),
+            )
+        )
+
+    answer = ask(6)  # more than a page: the rest of the six follows
+    assert len(answer.list_of_journal_entry.journal_entry) == 4 and answer.more_follows
+    answer = ask(3)  # all asked for fit
+    assert len(answer.list_of_journal_entry.journal_entry) == 3 and not answer.more_follows
+    answer = ask(4)
+    assert len(answer.list_of_journal_entry.journal_entry) == 4 and not answer.more_follows

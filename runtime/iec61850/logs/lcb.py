@@ -221,7 +221,9 @@ class LogEngine:
             log, start=start, stop=stop, after_entry=after, limit=limit
         )
         if stop_spec is not None and isinstance(stop_spec.choice, int):
-            more = False  # numberOfEntries asked for no more
+            # numberOfEntries: no more follow once all asked for are in this answer; above a
+            # page the client goes on after the last entry it got
+            more = more and stop_spec.choice > len(entries)
         return m.ReadJournalResponse(
             list_of_journal_entry=m.ReadJournalResponse.ListOfJournalEntry(
                 journal_entry=[journal_entry(e) for e in entries]
