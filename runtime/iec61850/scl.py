@@ -1003,10 +1003,13 @@ def _bool_attr(loader: _Loader, el: etree._Element, name: str, default: bool = F
 
 def _trgops(el: etree._Element) -> str:
     # 8-1 TrgOps: reserved, data-change, quality-change, data-update, integrity, GI.
+    # (SCL tTrgOps: gi defaults to true, the others to false; no TrgOps element: none.)
     trg = el.find(_N + "TrgOps")
+    if trg is None:
+        return "000000"
+    defaults = {"dchg": "false", "qchg": "false", "dupd": "false", "period": "false", "gi": "true"}
     return "0" + "".join(
-        "1" if trg is not None and trg.get(k) == "true" else "0"
-        for k in ("dchg", "qchg", "dupd", "period", "gi")
+        "1" if trg.get(k, default) in ("true", "1") else "0" for k, default in defaults.items()
     )
 
 

@@ -128,3 +128,15 @@ def test_a_change_in_another_fc_of_a_member_neither_reports_nor_logs(tmp_path) -
     reports.poll(1001.0)
     assert reports.take() == []
     assert logs.store.status("FDR1LD0/LLN0$Events") == (None, None)
+
+
+def test_scl_trgops_gi_defaults_to_true() -> None:
+    text = FEEDER.read_bytes()
+    model = load_scl(text)
+    # <TrgOps period="true"/>: gi is true by the SCL schema's default
+    assert model.read("FDR1LD0/LLN0.brcbMeas.TrgOps", "BR") == "000011"
+    assert model.read("FDR1LD0/LLN0.urcbStatus01.TrgOps", "RP") == "011001"
+    explicit = load_scl(
+        text.replace(b'<TrgOps period="true"/>', b'<TrgOps period="true" gi="false"/>')
+    )
+    assert explicit.read("FDR1LD0/LLN0.brcbMeas.TrgOps", "BR") == "000010"
