@@ -756,7 +756,8 @@ class _Loader:
             cb.attr("TrgOps", "TrgOps", _trgops(el))
             cb.attr("IntgPd", "INT32U", _int_attr(self, el, "intgPd"))
             cb.enable_attr = "LogEna"
-            cb.writable = frozenset({"LogEna"})
+            # (LogSettings logEna, Fix by default, says whether clients may switch the log)
+            cb.writable = self.dynamic("LogSettings", {"logEna": "LogEna"})
             cb.writable_when_disabled = self.dynamic(
                 "LogSettings", {"datSet": "DatSet", "trgOps": "TrgOps", "intgPd": "IntgPd"}
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from iec_testkit import FEEDER
 
 from gridbind.iec61850 import codec
@@ -140,3 +141,18 @@ def test_scl_trgops_gi_defaults_to_true() -> None:
         text.replace(b'<TrgOps period="true"/>', b'<TrgOps period="true" gi="false"/>')
     )
     assert explicit.read("FDR1LD0/LLN0.brcbMeas.TrgOps", "BR") == "000010"
+
+
+def test_scl_log_settings_logena_fix_locks_log_ena() -> None:
+    from gridbind.iec61850.model import ModelError
+
+    text = FEEDER.read_bytes()
+    free = load_scl(text)  # no LogSettings: every LCB attribute is for the clients
+    free.check_write(free.find("FDR1LD0/LLN0.logStatus.LogEna", "LG"), "LG", True)
+    fixed = load_scl(text.replace(b"<Services>", b'<Services><LogSettings datSet="Dyn"/>', 1))
+    lcb = fixed.find("FDR1LD0/LLN0.logStatus", "LG")
+    assert "LogEna" not in lcb.writable and "DatSet" in lcb.writable_when_disabled
+    with pytest.raises(ModelError):
+        fixed.check_write(lcb.children["LogEna"], "LG", True)
+    dyn = load_scl(text.replace(b"<Services>", b'<Services><LogSettings logEna="Dyn"/>', 1))
+    dyn.check_write(dyn.find("FDR1LD0/LLN0.logStatus.LogEna", "LG"), "LG", True)
