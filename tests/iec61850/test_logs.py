@@ -89,7 +89,9 @@ def test_entries_by_trigger_and_queries_by_time_and_after_entry_with_paging(monk
 
 
 @pytest.mark.timeout(10)
-def test_integrity_period_logs_every_member() -> None:
+def test_integrity_period_logs_every_member(monkeypatch) -> None:
+    monkeypatch.setattr(lcb_module, "MIN_LOG_INTEGRITY_MS", 100)  # (1 s by default)
+
     async def main():
         async with memory_served() as (server, (client,), _):
             ied = await client.associate(server.jid)

@@ -65,7 +65,7 @@ def test_buftm_and_integrity_are_deadlines() -> None:
 
 def test_log_engine_integrity_is_a_deadline(tmp_path) -> None:
     model = load_scl(FEEDER)
-    logs = LogEngine(model, LogStore(tmp_path / "l.sqlite"), 50.0)
+    logs = LogEngine(model, LogStore(tmp_path / "l.sqlite"), 50.0, min_integrity_ms=100)
     lcb = model.find("FDR1LD0/LLN0.logStatus", "LG")
     assoc = Association("ops@x/IEC", "a1", InitiateParams(), frozenset())
     bits = TriggerConditions.INTEGRITY.to_bits()
@@ -156,3 +156,32 @@ def test_scl_log_settings_logena_fix_locks_log_ena() -> None:
         fixed.check_write(lcb.children["LogEna"], "LG", True)
     dyn = load_scl(text.replace(b"<Services>", b'<Services><LogSettings logEna="Dyn"/>', 1))
     dyn.check_write(dyn.find("FDR1LD0/LLN0.logStatus.LogEna", "LG"), "LG", True)
+
+
+def test_integrity_floors_are_100_ms_for_reports_and_1_s_for_logs(tmp_path) -> None:
+    model, reports, assoc, clock = engine()
+    write(model, reports, assoc, "TrgOps", TriggerConditions.INTEGRITY.to_bits(), 1000.0)
+    write(model, reports, assoc, "IntgPd", 20, 1000.0)
+    write(model, reports, assoc, "RptEna", True, 1000.0)
+    assert reports.next_deadline() == 1000.1
+    gate = codec.Codec()
+    slower = ReportEngine(model, lambda pdu: len(gate.encode(pdu)), min_integrity_ms=250)
+    cb = model.find(URCB, "RP")
+    cb.children["RptEna"].value = False
+    slower.stage_write(assoc, cb, cb.children["RptEna"], True, 1000.0)()
+    assert slower.next_deadline() == 1000.25
+    logs = LogEngine(model, LogStore(tmp_path / "l.sqlite"), 50.0)
+    lcb = model.find("FDR1LD0/LLN0.logStatus", "LG")
+    bits = TriggerConditions.INTEGRITY.to_bits()
+    for name, value in (("TrgOps", bits), ("IntgPd", 20), ("LogEna", True)):
+        logs.stage_write(assoc, lcb, lcb.children[name], value, 100.0)()
+    assert logs.next_deadline() == 101.0
+
+
+def test_a_log_entry_and_the_trim_are_one_transaction(tmp_path) -> None:
+    store = LogStore(tmp_path / "l.sqlite", 2)
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)
+    store.add("LD/LLN0$Log", 1.0, [])
+    kinds = [s.split()[0].upper() for s in statements if s.split()[0].upper() != "SELECT"]
+    assert kinds == ["BEGIN", "INSERT", "DELETE", "COMMIT"]

@@ -28,6 +28,7 @@ from ..model import (
     ServerModel,
 )
 from ..reporting.cbstate import (
+    MIN_LOG_INTEGRITY_MS,
     CbState,
     Member,
     advance_integrity,
@@ -78,8 +79,14 @@ def _ms(t: float) -> float:
 class LogEngine:
     """Every LCB of ``model`` with its entries in ``store``."""
 
-    def __init__(self, model: ServerModel, store: LogStore, now: float) -> None:
+    def __init__(
+        self, model: ServerModel, store: LogStore, now: float, min_integrity_ms: int | None = None
+    ) -> None:
         self.model = model
+        #: IntgPd below this (ms) runs at it
+        self.min_integrity_ms = (
+            MIN_LOG_INTEGRITY_MS if min_integrity_ms is None else min_integrity_ms
+        )
         self.store = store
         self.lcbs: dict[ControlBlock, Lcb] = {}
         for ln in model.iter_nodes():
@@ -129,7 +136,7 @@ class LogEngine:
 
     def _enable(self, lcb: Lcb, now: float) -> None:
         lcb.members = self._members(lcb.get("DatSet"))
-        period = integrity_period(lcb.get("IntgPd"))
+        period = integrity_period(lcb.get("IntgPd"), self.min_integrity_ms)
         trg = TriggerConditions.from_bits(lcb.get("TrgOps"))
         lcb.integrity_deadline = (
             now + period if TriggerConditions.INTEGRITY in trg and period > 0 else None
@@ -182,7 +189,7 @@ class LogEngine:
         for lcb in self.lcbs.values():
             if lcb.integrity_deadline is not None and lcb.integrity_deadline <= now:
                 self._log(lcb, list(range(len(lcb.members))), ReasonForInclusion.INTEGRITY, now)
-                period = integrity_period(lcb.get("IntgPd"))
+                period = integrity_period(lcb.get("IntgPd"), self.min_integrity_ms)
                 lcb.integrity_deadline = advance_integrity(lcb.integrity_deadline, period, now)
 
     # ---------------------------------------------------------------- readJournal

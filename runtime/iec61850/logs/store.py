@@ -112,14 +112,17 @@ class LogStore:
                 ).fetchone()
                 entry_id = (row[0] or 0) + 1
             self._next[log] = entry_id + 1
-            self._db.execute(
-                "INSERT INTO log_entry (log, entry_id, time, content) VALUES (?, ?, ?, ?)",
-                (log, entry_id, time, content),
-            )
-            self._db.execute(
-                "DELETE FROM log_entry WHERE log = ? AND entry_id <= ?",
-                (log, entry_id - self.max_entries),
-            )
+            # one transaction (one WAL commit) for the entry and the trim of the oldest
+            with self._db:
+                self._db.execute("BEGIN")
+                self._db.execute(
+                    "INSERT INTO log_entry (log, entry_id, time, content) VALUES (?, ?, ?, ?)",
+                    (log, entry_id, time, content),
+                )
+                self._db.execute(
+                    "DELETE FROM log_entry WHERE log = ? AND entry_id <= ?",
+                    (log, entry_id - self.max_entries),
+                )
         return StoredEntry(entry_id, time, values)
 
     def status(self, log: str) -> tuple[StoredEntry | None, StoredEntry | None]:

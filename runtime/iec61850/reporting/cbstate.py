@@ -33,11 +33,15 @@ __all__ = [
     "integrity_period",
     "advance_integrity",
     "MIN_INTEGRITY_MS",
+    "MIN_LOG_INTEGRITY_MS",
 ]
 
-#: The shortest integrity period run (ms): a client writing IntgPd 1 must not make the IED
-#: build a report of the whole data set every millisecond.
-MIN_INTEGRITY_MS = 10
+#: The shortest integrity period of reports run (ms, unless the engine is told otherwise): a
+#: client writing IntgPd 1 must not make the IED build a report of the whole data set every
+#: millisecond.
+MIN_INTEGRITY_MS = 100
+#: The same for logs: every integrity period is a write to the log's disk.
+MIN_LOG_INTEGRITY_MS = 1000
 
 #: node, FC, 8-1 reference of one data set member
 Member = tuple[Any, str, str]

@@ -134,8 +134,11 @@ class ReportEngine:
         measure: Callable[[m.Mmspdu], int],
         *,
         buffer_entries: int = DEFAULT_BUFFER_ENTRIES,
+        min_integrity_ms: int | None = None,
     ) -> None:
         self.model = model
+        #: IntgPd below this (ms) runs at it
+        self.min_integrity_ms = MIN_INTEGRITY_MS if min_integrity_ms is None else min_integrity_ms
         self.measure = measure
         self.rcbs: dict[ControlBlock, Rcb] = {}
         for ln in model.iter_nodes():
@@ -248,7 +251,7 @@ class ReportEngine:
         self._reserve(rcb, assoc)
         if not rcb.buffered:
             rcb.put("SqNum", 0)
-        period = integrity_period(rcb.get("IntgPd"))
+        period = integrity_period(rcb.get("IntgPd"), self.min_integrity_ms)
         if TriggerConditions.INTEGRITY in rcb.trg_ops and period > 0:
             rcb.integrity_deadline = now + period
         if rcb.buffer is not None:
@@ -347,7 +350,7 @@ class ReportEngine:
             if rcb.integrity_deadline is not None and rcb.integrity_deadline <= now:
                 self._flush(rcb, now)
                 self._whole(rcb, ReasonForInclusion.INTEGRITY, now)
-                period = integrity_period(rcb.get("IntgPd"))
+                period = integrity_period(rcb.get("IntgPd"), self.min_integrity_ms)
                 rcb.integrity_deadline = advance_integrity(rcb.integrity_deadline, period, now)
             self._expire(rcb, now)
 
