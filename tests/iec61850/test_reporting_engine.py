@@ -185,3 +185,57 @@ def test_a_log_entry_and_the_trim_are_one_transaction(tmp_path) -> None:
     store.add("LD/LLN0$Log", 1.0, [])
     kinds = [s.split()[0].upper() for s in statements if s.split()[0].upper() != "SELECT"]
     assert kinds == ["BEGIN", "INSERT", "DELETE", "COMMIT"]
+
+
+BRCB = "FDR1LD0/LLN0.brcbMeas"
+BUF_OPT = OptFlds.SEQUENCE_NUMBER | OptFlds.BUFFER_OVERFLOW | OptFlds.ENTRY_ID
+
+
+def brcb_engine(monkeypatch, wall: float):
+    from gridbind.iec61850.reporting import buffer as buffer_module
+
+    monkeypatch.setattr(buffer_module.time, "time", lambda: wall)
+    model = load_scl(FEEDER)
+    gate = codec.Codec()
+    return model, ReportEngine(model, lambda pdu: len(gate.encode(pdu)))
+
+
+def brcb_write(model, reports, assoc, name: str, value, now: float) -> None:
+    cb = model.find(BRCB, "BR")
+    reports.stage_write(assoc, cb, cb.children[name], value, now)()
+
+
+TOTW = "FDR1MEAS/MMXU1.TotW.mag.f"
+
+
+def brcb_setup(monkeypatch, wall: float, assoc):
+    model, reports = brcb_engine(monkeypatch, wall)
+    model.add_change_listener(lambda a, o, n: reports.notify(a, o, n, 10.0))
+    brcb_write(model, reports, assoc, "OptFlds", BUF_OPT.to_bits(), 10.0)
+    brcb_write(model, reports, assoc, "TrgOps", TriggerConditions.DATA_CHANGE.to_bits(), 10.0)
+    brcb_write(model, reports, assoc, "RptEna", True, 10.0)
+    return model, reports
+
+
+def test_an_entry_id_of_a_previous_server_run_resends_all_with_bufovfl(monkeypatch) -> None:
+    assoc = Association("ops@x/IEC", "a1", InitiateParams(), frozenset())
+    model, reports = brcb_setup(monkeypatch, 1_700_000_000.0, assoc)
+    model.update(TOTW, 1.0)
+    reports.poll(11.0)
+    ((_, pdu),) = reports.take()
+    old_id = parse_report(pdu.choice.service.information_report).entry_id
+    # the server restarts (a new engine, a later wall clock); it buffers two reports while
+    # the client is away
+    model, reports = brcb_setup(monkeypatch, 1_700_000_060.0, assoc)
+    reports.association_ended(assoc, 10.0)
+    model.update(TOTW, 2.0)
+    model.update(TOTW, 3.0)
+    reports.poll(12.0)
+    assert reports.take() == []
+    back = Association("ops@x/IEC", "a2", InitiateParams(), frozenset())
+    brcb_write(model, reports, back, "EntryID", old_id, 20.0)
+    brcb_write(model, reports, back, "RptEna", True, 20.0)
+    sent = [parse_report(p.choice.service.information_report) for _, p in reports.take()]
+    assert len(sent) == 2  # the old EntryID is no current one: everything, with BufOvfl
+    assert sent[0].buf_ovfl is True
+    assert all(r.entry_id != old_id for r in sent)

@@ -345,8 +345,9 @@ def test_purge_buffer_and_entry_id_write_rules() -> None:
             assert (await ied.get_brcb_values(BRCB))["Owner"] == b""  # ResvTms 0: free again
             server.model.update(TOTW, 5.0)  # buffered while disabled
             await asyncio.sleep(0.05)
-            # an EntryID the server never issued is refused
-            res = await ied.set_brcb_values(BRCB, EntryID=(1 << 40).to_bytes(8, "big"))
+            # an EntryID the server never issued is refused (one of an earlier run of the
+            # server is below the current ones: a resume from the oldest, with BufOvfl)
+            res = await ied.set_brcb_values(BRCB, EntryID=(1 << 62).to_bytes(8, "big"))
             assert res == {"EntryID": "object-value-invalid"}
             assert await ied.set_brcb_values(BRCB, PurgeBuf=True) == {"PurgeBuf": None}
             assert (await ied.get_brcb_values(BRCB))["PurgeBuf"] is False

@@ -1,6 +1,8 @@
 """The bounded report buffer of one BRCB (IEC 61850-7-2 buffered reporting).
 
-Entries keep their EntryID (8 octets, an increasing counter) and stay in the buffer after they
+Entries keep their EntryID (8 octets, an increasing counter seeded from the wall clock: the
+milliseconds since 1970 shifted left 16 bits, so the EntryIDs of a server run are above those of
+every earlier run and a client's EntryID from before a restart is never taken for a current one) and stay in the buffer after they
 were sent, so a client that comes back resumes after the last EntryID it received. When the
 buffer is full the oldest entry goes; if that entry had not been sent yet, the next report sent
 carries BufOvfl.
@@ -8,6 +10,7 @@ carries BufOvfl.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from dataclasses import dataclass
 
@@ -24,6 +27,11 @@ def entry_id_int(raw: bytes) -> int:
     return int.from_bytes(raw.rjust(8, b"\x00")[:8], "big")
 
 
+def first_entry_id() -> int:
+    """The first EntryID of a buffer made now (see the module docstring)."""
+    return max(int(time.time() * 1000) << 16, 1)
+
+
 @dataclass(slots=True)
 class BufferedEntry:
     entry_id: int
@@ -33,12 +41,12 @@ class BufferedEntry:
 class ReportBuffer:
     """At most ``capacity`` entries, oldest first."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, first_id: int | None = None) -> None:
         if capacity < 1:
             raise ValueError("a report buffer holds at least one entry")
         self.capacity = capacity
         self.entries: deque[BufferedEntry] = deque()
-        self._next = 1
+        self._next = first_entry_id() if first_id is None else first_id
         #: The last entry id delivered to the client (0: none).
         self.delivered = 0
         #: An entry that was never delivered has been dropped.
