@@ -224,3 +224,31 @@ def test_number_of_entries_above_a_page_says_more_follow(tmp_path, monkeypatch) 
     assert len(answer.list_of_journal_entry.journal_entry) == 3 and not answer.more_follows
     answer = ask(4)
     assert len(answer.list_of_journal_entry.journal_entry) == 4 and not answer.more_follows
+
+
+def test_bad_journal_times_are_refused_with_a_journal_error(tmp_path) -> None:
+    from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
+    from gridbind.iec61850 import mms
+
+    rjr = m.ReadJournalRequest
+    logs = _engine_with_entries(tmp_path, 3)
+    name = mms.dom("FDR1LD0", "LLN0$Events")
+    day = (100).to_bytes(2, "big")
+    for raw in (b"\0\0\0\1", b"\xff\xff\xff\xff" + day, (86_400_000).to_bytes(4, "big") + day):
+        for req in (
+            rjr(
+                journal_name=name,
+                range_start_specification=rjr.RangeStartSpecification(
+                    choice=rjr.RangeStartSpecification.StartingTime(value=raw)
+                ),
+            ),
+            rjr(journal_name=name, range_stop_specification=rjr.RangeStopSpecification(choice=raw)),
+        ):
+            with pytest.raises(lcb_module.JournalError) as err:
+                logs.read_journal(req)
+            assert (err.value.error_class, err.value.code) == ("service", "other")
+    # (the entries were logged at 100 s after 1970: all before the 1984 epoch of 6 zeros)
+    good = rjr(
+        journal_name=name, range_stop_specification=rjr.RangeStopSpecification(choice=b"\0" * 6)
+    )
+    assert len(logs.read_journal(good).list_of_journal_entry.journal_entry) == 3

@@ -20,7 +20,7 @@ from gridbind.iec61850.errors import Iec61850Error
 
 from .. import mms
 from ..association import Association
-from ..mmsdata import ReasonForInclusion, Timestamp, TriggerConditions
+from ..mmsdata import MmsDataError, ReasonForInclusion, Timestamp, TriggerConditions
 from ..model import (
     ControlBlock,
     DataAttribute,
@@ -70,6 +70,19 @@ class Lcb(CbState):
     @property
     def log(self) -> str:
         return self.get("LogRef") or ""
+
+
+def _journal_time(raw: bytes) -> float:
+    """A readJournal time: a TimeOfDay with its date (6 octets). A 4-octet TimeOfDay names no
+    day, so it is refused rather than taken as a time of 1984-01-01."""
+    if len(raw) != 6:
+        raise JournalError("service", "other", "a journal time is a 6-octet TimeOfDay")
+    if int.from_bytes(raw[:4], "big") >= 86_400_000:
+        raise JournalError("service", "other", "a TimeOfDay is below 86400000 ms")
+    try:
+        return timestamp_of_binary_time(raw).to_float()
+    except (MmsDataError, ValueError, OverflowError) as exc:
+        raise JournalError("service", "other", f"a bad journal time: {exc}") from None
 
 
 def _ms(t: float) -> float:
@@ -206,14 +219,14 @@ class LogEngine:
         rs = req.range_start_specification
         if rs is not None:
             if isinstance(rs.choice, m.ReadJournalRequest.RangeStartSpecification.StartingTime):
-                start = timestamp_of_binary_time(rs.choice.value).to_float()
+                start = _journal_time(rs.choice.value)
             elif rs.choice is not None:
                 after = int.from_bytes(rs.choice.value[:8], "big")
                 after -= 1  # startingEntry includes the entry itself
         stop_spec = req.range_stop_specification
         if stop_spec is not None:
             if isinstance(stop_spec.choice, bytes):
-                stop = timestamp_of_binary_time(stop_spec.choice).to_float()
+                stop = _journal_time(stop_spec.choice)
             elif isinstance(stop_spec.choice, int):
                 if stop_spec.choice < 1:
                     raise JournalError("service", "other", "numberOfEntries below 1")
