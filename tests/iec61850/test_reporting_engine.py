@@ -213,6 +213,7 @@ def brcb_setup(monkeypatch, wall: float, assoc):
     model.add_change_listener(lambda a, o, n: reports.notify(a, o, n, 10.0))
     brcb_write(model, reports, assoc, "OptFlds", BUF_OPT.to_bits(), 10.0)
     brcb_write(model, reports, assoc, "TrgOps", TriggerConditions.DATA_CHANGE.to_bits(), 10.0)
+    brcb_write(model, reports, assoc, "BufTm", 0, 10.0)
     brcb_write(model, reports, assoc, "RptEna", True, 10.0)
     return model, reports
 
@@ -239,3 +240,23 @@ def test_an_entry_id_of_a_previous_server_run_resends_all_with_bufovfl(monkeypat
     assert len(sent) == 2  # the old EntryID is no current one: everything, with BufOvfl
     assert sent[0].buf_ovfl is True
     assert all(r.entry_id != old_id for r in sent)
+
+
+def test_a_resent_brcb_entry_keeps_its_sqnum(monkeypatch) -> None:
+    assoc = Association("ops@x/IEC", "a1", InitiateParams(), frozenset())
+    model, reports = brcb_setup(monkeypatch, 1_700_000_000.0, assoc)
+    model.update(TOTW, 1.0)
+    model.update(TOTW, 2.0)
+    reports.poll(10.0)
+    first = [parse_report(p.choice.service.information_report) for _, p in reports.take()]
+    assert [r.seq_num for r in first] == [0, 1]
+    reports.association_ended(assoc, 10.0)  # the second report may not have arrived
+    model.update(TOTW, 3.0)
+    model.update(TOTW, 4.0)
+    reports.poll(10.0)
+    back = Association("ops@x/IEC", "a2", InitiateParams(), frozenset())
+    brcb_write(model, reports, back, "EntryID", first[0].entry_id, 20.0)
+    brcb_write(model, reports, back, "RptEna", True, 20.0)
+    again = [parse_report(p.choice.service.information_report) for _, p in reports.take()]
+    assert [r.entry_id for r in again[:1]] == [first[1].entry_id]
+    assert [r.seq_num for r in again] == [1, 2, 3]

@@ -36,6 +36,7 @@ def first_entry_id() -> int:
 class BufferedEntry:
     entry_id: int
     content: ReportContent
+    seq: int = 0  # the SqNum of the report: a resend repeats it
 
 
 class ReportBuffer:
@@ -52,8 +53,8 @@ class ReportBuffer:
         #: An entry that was never delivered has been dropped.
         self.overflowed = False
 
-    def add(self, content: ReportContent) -> BufferedEntry:
-        entry = BufferedEntry(self._next, content)
+    def add(self, content: ReportContent, seq: int = 0) -> BufferedEntry:
+        entry = BufferedEntry(self._next, content, seq)
         content.entry_id = entry_id_bytes(self._next)
         self._next += 1
         if len(self.entries) >= self.capacity:

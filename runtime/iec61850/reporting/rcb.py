@@ -257,7 +257,7 @@ class ReportEngine:
         if rcb.buffer is not None:
             rcb.buffering = True
             for entry in rcb.buffer.due():  # resume: what the client has not received
-                self._send(rcb, entry.content, now)
+                self._send(rcb, entry.content, now, entry.seq)
         self._rewatch()
 
     def _disable(self, rcb: Rcb, now: float, keep_owner: bool = True) -> None:
@@ -371,15 +371,22 @@ class ReportEngine:
         self._report(rcb, ReportContent(members, Timestamp.from_float(now)), now)
 
     def _report(self, rcb: Rcb, content: ReportContent, now: float) -> None:
+        seq = None
         if rcb.buffer is not None:
-            rcb.buffer.add(content)
+            # a BRCB numbers its entries as they are made: a resent entry keeps its SqNum
+            seq = rcb.get("SqNum") or 0
+            rcb.buffer.add(content, seq)
+            rcb.put("SqNum", (seq + 1) % (1 << 16))
         if rcb.enabled and rcb.assoc is not None and rcb.assoc.open:
-            self._send(rcb, content, now)
+            self._send(rcb, content, now, seq)
 
-    def _send(self, rcb: Rcb, content: ReportContent, now: float) -> None:
+    def _send(self, rcb: Rcb, content: ReportContent, now: float, seq: int | None = None) -> None:
+        """Send ``content``; ``seq`` is a BRCB entry's SqNum (a URCB takes the next one)."""
         assoc = rcb.assoc
         assert assoc is not None
-        seq = rcb.get("SqNum") or 0
+        urcb_seq = seq is None
+        if seq is None:
+            seq = rcb.get("SqNum") or 0
         buf_ovfl = bool(rcb.buffer is not None and rcb.buffer.overflowed)
         header = Header(
             rpt_id=rcb.get("RptID"),
@@ -396,7 +403,8 @@ class ReportEngine:
             self.unsendable += 1
             return
         self._out.extend((assoc, pdu) for pdu in pdus)
-        rcb.put("SqNum", (seq + 1) % (1 << 16 if rcb.buffered else 1 << 8))
+        if urcb_seq:
+            rcb.put("SqNum", (seq + 1) % (1 << 8))
         if rcb.buffer is not None:
             rcb.buffer.overflowed = False
             rcb.buffer.delivered = entry_id_int(content.entry_id)
