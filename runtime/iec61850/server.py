@@ -118,7 +118,7 @@ class IedServer:
             store, self._own_store = log_store, False
         else:
             store, self._own_store = LogStore(log_store, log_entries), True
-        self.logs = LogEngine(model, store, time.time())
+        self.logs = LogEngine(model, store, time.time(), prune=self._own_store)
         if not self.logs.logs:
             services = services - {"readJournal"}
         # The gate bounds what peers send; answers to our own obtainFile reads carry file

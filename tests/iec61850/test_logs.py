@@ -252,3 +252,23 @@ def test_bad_journal_times_are_refused_with_a_journal_error(tmp_path) -> None:
         journal_name=name, range_stop_specification=rjr.RangeStopSpecification(choice=b"\0" * 6)
     )
     assert len(logs.read_journal(good).list_of_journal_entry.journal_entry) == 3
+
+
+def test_entries_of_logs_dropped_from_the_scl_go_at_startup(tmp_path) -> None:
+    from iec_testkit import FEEDER
+
+    from gridbind.iec61850.logs import LogEngine, LogStore
+    from gridbind.iec61850.scl import load_scl
+
+    store = LogStore(tmp_path / "l.sqlite")
+    for log in (LOG, "FDR1LD0/LLN0$Gone"):
+        store.add(log, 1.0, [])
+        store.add(log, 2.0, [])
+    LogEngine(load_scl(FEEDER), store, 10.0, prune=False)  # a store shared with other IEDs
+    assert store.status("FDR1LD0/LLN0$Gone")[0] is not None
+    LogEngine(load_scl(FEEDER), store, 10.0)
+    assert store.status("FDR1LD0/LLN0$Gone") == (None, None)
+    old, new = store.status(LOG)
+    assert (old.entry_id, new.entry_id) == (1, 2)
+    store.add("FDR1LD0/LLN0$Gone", 3.0, [])  # a log that comes back starts over
+    assert store.status("FDR1LD0/LLN0$Gone")[1].entry_id == 1

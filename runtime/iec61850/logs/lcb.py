@@ -93,7 +93,13 @@ class LogEngine:
     """Every LCB of ``model`` with its entries in ``store``."""
 
     def __init__(
-        self, model: ServerModel, store: LogStore, now: float, min_integrity_ms: int | None = None
+        self,
+        model: ServerModel,
+        store: LogStore,
+        now: float,
+        min_integrity_ms: int | None = None,
+        *,
+        prune: bool = True,
     ) -> None:
         self.model = model
         #: IntgPd below this (ms) runs at it
@@ -107,6 +113,8 @@ class LogEngine:
                 if cb.kind == "LCB":
                     self.lcbs[cb] = Lcb(cb)
         self._watch: dict[int, list[tuple[Lcb, int]]] = {}
+        if prune:  # (a store shared with other IEDs is theirs too: the caller says)
+            store.retain(self.logs)  # the entries of logs no longer in the SCL
         for lcb in self.lcbs.values():
             self._status(lcb)
             if lcb.get("LogEna"):

@@ -125,6 +125,18 @@ class LogStore:
                 )
         return StoredEntry(entry_id, time, values)
 
+    def retain(self, logs: set[str] | frozenset[str] | list[str]) -> int:
+        """Delete the entries of every log not in ``logs`` (logs dropped from the SCL);
+        returns how many went."""
+        keep = sorted(set(logs))
+        marks = ",".join("?" * len(keep))
+        with self._lock, self._db:
+            self._db.execute("BEGIN")
+            cur = self._db.execute(f"DELETE FROM log_entry WHERE log NOT IN ({marks})", keep)
+            for log in [k for k in self._next if k not in keep]:
+                del self._next[log]
+            return cur.rowcount
+
     def status(self, log: str) -> tuple[StoredEntry | None, StoredEntry | None]:
         """The oldest and the newest entry of ``log`` (None when empty)."""
         with self._lock:
