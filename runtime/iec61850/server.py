@@ -118,7 +118,10 @@ class IedServer:
             store, self._own_store = log_store, False
         else:
             store, self._own_store = LogStore(log_store, log_entries), True
-        self.logs = LogEngine(model, store, time.time(), prune=self._own_store)
+        # reports and logs: deadlines on the monotonic clock, entry times on the wall clock
+        self.logs = LogEngine(
+            model, store, time.monotonic(), prune=self._own_store, wall_clock=time.time
+        )
         if not self.logs.logs:
             services = services - {"readJournal"}
         # The gate bounds what peers send; answers to our own obtainFile reads carry file
@@ -153,7 +156,9 @@ class IedServer:
         )
         self._tasks: set[asyncio.Task] = set()
         #: Reports: the sans-IO engine, fed with model changes; one timer for its deadlines.
-        self.reports = ReportEngine(model, self._measure, buffer_entries=report_buffer_entries)
+        self.reports = ReportEngine(
+            model, self._measure, buffer_entries=report_buffer_entries, wall_clock=time.time
+        )
         self.protocol.services.reports = self.reports
         self.protocol.services.logs = self.logs
         model.add_change_listener(self._on_change)
@@ -219,7 +224,7 @@ class IedServer:
 
     # ---------------------------------------------------------------- reports
     def _on_change(self, attr: Any, old: Any, new: Any) -> None:
-        now = time.time()
+        now = time.monotonic()
         self.reports.notify(attr, old, new, now)
         self.logs.notify(attr, old, new, now)
         if not self._pump_scheduled:
@@ -235,12 +240,12 @@ class IedServer:
         self._pump_scheduled = False
         if self._closing:
             return
-        now = time.time()
+        now = time.monotonic()
         self.reports.poll(now)
         self.logs.poll(now)
         for assoc, pdu in self.reports.take():
             if assoc.open:
-                self._emit(self.protocol.information_report(assoc, pdu, now))
+                self._emit(self.protocol.information_report(assoc, pdu, time.time()))
         self._arm()
 
     # ---------------------------------------------------------------- plumbing
@@ -300,17 +305,19 @@ class IedServer:
         (BufTm, IntgPd, ResvTms) and the logs (IntgPd)."""
         if self._closing:
             return
-        deadlines = (
-            self.protocol.next_deadline(),
-            self.reports.next_deadline(),
-            self.logs.next_deadline(),
+        # (the protocol's deadlines are wall-clock times, those of reports and logs monotonic)
+        wall, mono = time.time(), time.monotonic()
+        delays = (
+            (self.protocol.next_deadline(), wall),
+            (self.reports.next_deadline(), mono),
+            (self.logs.next_deadline(), mono),
         )
-        deadline = min((t for t in deadlines if t is not None), default=None)
+        delay = min((t - clock for t, clock in delays if t is not None), default=None)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if deadline is not None:
-            delay = max(0.0, deadline - time.time())
+        if delay is not None:
+            delay = max(0.0, delay)
             self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
 
     def _on_timer(self) -> None:
@@ -336,7 +343,7 @@ class IedServer:
             if isinstance(event, AssociationStarted):
                 self.transport.track_peer(event.association.peer)
             elif isinstance(event, AssociationEnded):
-                self.reports.association_ended(event.association, time.time())
+                self.reports.association_ended(event.association, time.monotonic())
                 if not self.core.of_peer(event.association.peer):
                     self.transport.untrack_peer(event.association.peer)
                 log.info(

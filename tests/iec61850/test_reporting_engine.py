@@ -260,3 +260,37 @@ def test_a_resent_brcb_entry_keeps_its_sqnum(monkeypatch) -> None:
     again = [parse_report(p.choice.service.information_report) for _, p in reports.take()]
     assert [r.entry_id for r in again[:1]] == [first[1].entry_id]
     assert [r.seq_num for r in again] == [1, 2, 3]
+
+
+def test_rcb_writes_run_on_the_now_passed_in_and_entries_on_the_wall_clock(tmp_path) -> None:
+    from gridbind.iec61850 import mmsdata as d
+    from gridbind.iec61850.association import AssociationCore
+    from gridbind.iec61850.services.acsi import ServerServices
+
+    model = load_scl(FEEDER)
+    gate = codec.Codec()
+    wall = 1_700_000_000.0
+    reports = ReportEngine(model, lambda pdu: len(gate.encode(pdu)), wall_clock=lambda: wall)
+    logs = LogEngine(model, LogStore(tmp_path / "l.sqlite"), 50.0, 100, wall_clock=lambda: wall)
+    svc = ServerServices(model)
+    svc.reports, svc.logs = reports, logs
+    assoc = AssociationCore(InitiateParams()).accept("c@t.local/x", "1", InitiateParams())
+    integrity = d.bit_string(TriggerConditions.INTEGRITY.to_bits())
+    for item, data in (
+        ("LLN0$RP$urcbStatus01$TrgOps", integrity),
+        ("LLN0$RP$urcbStatus01$IntgPd", d.unsigned(1000)),
+        ("LLN0$RP$urcbStatus01$OptFlds", d.bit_string(OptFlds.REPORT_TIME_STAMP.to_bits())),
+        ("LLN0$RP$urcbStatus01$RptEna", d.boolean(True)),
+        ("LLN0$LG$logStatus$TrgOps", integrity),
+        ("LLN0$LG$logStatus$IntgPd", d.unsigned(500)),
+        ("LLN0$LG$logStatus$LogEna", d.boolean(True)),
+    ):
+        name = ("domain-specific", "FDR1LD0", item)
+        assert svc.write_variables(assoc, [name], [data], now=10.0) == [None], item
+    assert reports.next_deadline() == 11.0  # a monotonic 10 s, not the time of day
+    assert logs.next_deadline() == 10.5
+    reports.poll(11.0)
+    logs.poll(11.0)
+    ((_, pdu),) = reports.take()
+    assert parse_report(pdu.choice.service.information_report).time_of_entry.to_float() == wall
+    assert logs.store.status("FDR1LD0/LLN0$Events")[1].time == wall

@@ -100,8 +100,11 @@ class LogEngine:
         min_integrity_ms: int | None = None,
         *,
         prune: bool = True,
+        wall_clock: Callable[[], float] | None = None,
     ) -> None:
         self.model = model
+        #: the times of entries come from it when ``now`` is a monotonic clock (None: ``now``)
+        self.wall_clock = wall_clock
         #: IntgPd below this (ms) runs at it
         self.min_integrity_ms = (
             MIN_LOG_INTEGRITY_MS if min_integrity_ms is None else min_integrity_ms
@@ -190,7 +193,8 @@ class LogEngine:
         for i in indices:
             node, fc, ref = lcb.members[i]
             values.append((ref, data_value(self.model, node, fc), reason.to_bits()))
-        self.store.add(lcb.log, _ms(now), values)
+        wall = now if self.wall_clock is None else self.wall_clock()
+        self.store.add(lcb.log, _ms(wall), values)
         for other in self.lcbs.values():
             if other.log == lcb.log:
                 self._status(other)

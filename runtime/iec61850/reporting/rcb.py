@@ -135,8 +135,12 @@ class ReportEngine:
         *,
         buffer_entries: int = DEFAULT_BUFFER_ENTRIES,
         min_integrity_ms: int | None = None,
+        wall_clock: Callable[[], float] | None = None,
     ) -> None:
         self.model = model
+        #: TimeOfEntry comes from it (seconds since 1970) when the ``now`` passed in is a
+        #: monotonic clock for the deadlines; None: ``now`` is the wall clock
+        self.wall_clock = wall_clock
         #: IntgPd below this (ms) runs at it
         self.min_integrity_ms = MIN_INTEGRITY_MS if min_integrity_ms is None else min_integrity_ms
         self.measure = measure
@@ -152,6 +156,9 @@ class ReportEngine:
         self._out: list[tuple[Association, m.Mmspdu]] = []
         #: Reports that could not be built (a member larger than the PDU size).
         self.unsendable = 0
+
+    def _wall(self, now: float) -> float:
+        return now if self.wall_clock is None else self.wall_clock()
 
     # ---------------------------------------------------------------- outputs
     def take(self) -> list[tuple[Association, m.Mmspdu]]:
@@ -361,14 +368,14 @@ class ReportEngine:
         members = [(i, value, reason) for i, (value, reason) in sorted(rcb.pending.items())]
         rcb.pending.clear()
         rcb.pending_deadline = None
-        self._report(rcb, ReportContent(members, Timestamp.from_float(now)), now)
+        self._report(rcb, ReportContent(members, Timestamp.from_float(self._wall(now))), now)
 
     def _whole(self, rcb: Rcb, reason: ReasonForInclusion, now: float) -> None:
         members = [
             (i, data_value(self.model, node, fc), reason)
             for i, (node, fc, _) in enumerate(rcb.members)
         ]
-        self._report(rcb, ReportContent(members, Timestamp.from_float(now)), now)
+        self._report(rcb, ReportContent(members, Timestamp.from_float(self._wall(now))), now)
 
     def _report(self, rcb: Rcb, content: ReportContent, now: float) -> None:
         seq = None

@@ -508,11 +508,12 @@ class ServerServices:
                     DataAccessError.OBJECT_VALUE_INVALID,
                     f"{cb.name}.DatSet: no persistent data set {value!r}",
                 ) from None
+        when = time.monotonic() if now is None else now  # (the services run on monotonic time)
         if isinstance(cb, ControlBlock) and cb.kind in _RCB_KINDS and self.reports is not None:
             # reservation, enable, GI, PurgeBuf: the report engine's rules
-            return self.reports.stage_write(assoc, cb, attr, value, time.time())
+            return self.reports.stage_write(assoc, cb, attr, value, when)
         if isinstance(cb, ControlBlock) and cb.kind == "LCB" and self.logs is not None:
-            return self.logs.stage_write(assoc, cb, attr, value, time.time())
+            return self.logs.stage_write(assoc, cb, attr, value, when)
         return lambda: self.model.store_write(attr, fc, value)
 
     # ---------------------------------------------------------------- setting group reservations
