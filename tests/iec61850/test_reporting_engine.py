@@ -164,11 +164,16 @@ def test_integrity_floors_are_100_ms_for_reports_and_1_s_for_logs(tmp_path) -> N
     write(model, reports, assoc, "IntgPd", 20, 1000.0)
     write(model, reports, assoc, "RptEna", True, 1000.0)
     assert reports.next_deadline() == 1000.1
+    model = load_scl(FEEDER)
     gate = codec.Codec()
     slower = ReportEngine(model, lambda pdu: len(gate.encode(pdu)), min_integrity_ms=250)
     cb = model.find(URCB, "RP")
-    cb.children["RptEna"].value = False
-    slower.stage_write(assoc, cb, cb.children["RptEna"], True, 1000.0)()
+    for name, value in (
+        ("TrgOps", TriggerConditions.INTEGRITY.to_bits()),
+        ("IntgPd", 20),
+        ("RptEna", True),
+    ):
+        slower.stage_write(assoc, cb, cb.children[name], value, 1000.0)()
     assert slower.next_deadline() == 1000.25
     logs = LogEngine(model, LogStore(tmp_path / "l.sqlite"), 50.0)
     lcb = model.find("FDR1LD0/LLN0.logStatus", "LG")
@@ -294,3 +299,22 @@ def test_rcb_writes_run_on_the_now_passed_in_and_entries_on_the_wall_clock(tmp_p
     ((_, pdu),) = reports.take()
     assert parse_report(pdu.choice.service.information_report).time_of_entry.to_float() == wall
     assert logs.store.status("FDR1LD0/LLN0$Events")[1].time == wall
+
+
+def test_an_integrity_period_the_scl_configured_below_the_floor_is_kept(tmp_path) -> None:
+    text = FEEDER.read_bytes().replace(
+        b'logName="Events" logEna="false" intgPd="0"',
+        b'logName="Events" logEna="false" intgPd="200"',
+    )
+    model = load_scl(text)
+    logs = LogEngine(model, LogStore(tmp_path / "l.sqlite"), 50.0)
+    assoc = Association("ops@x/IEC", "a1", InitiateParams(), frozenset())
+    lcb = model.find("FDR1LD0/LLN0.logStatus", "LG")
+    bits = TriggerConditions.INTEGRITY.to_bits()
+    for name, value in (("TrgOps", bits), ("LogEna", True)):
+        logs.stage_write(assoc, lcb, lcb.children[name], value, 100.0)()
+    assert logs.next_deadline() == 100.2  # the IED's own 200 ms
+    logs.stage_write(assoc, lcb, lcb.children["LogEna"], False, 100.0)()
+    logs.stage_write(assoc, lcb, lcb.children["IntgPd"], 20, 100.0)()
+    logs.stage_write(assoc, lcb, lcb.children["LogEna"], True, 100.0)()
+    assert logs.next_deadline() == 100.2  # a client's 20 ms runs at the SCL's period

@@ -33,7 +33,6 @@ from ..reporting.cbstate import (
     Member,
     advance_integrity,
     concerned,
-    integrity_period,
     members_of,
     watch_members,
 )
@@ -160,7 +159,7 @@ class LogEngine:
 
     def _enable(self, lcb: Lcb, now: float) -> None:
         lcb.members = self._members(lcb.get("DatSet"))
-        period = integrity_period(lcb.get("IntgPd"), self.min_integrity_ms)
+        period = lcb.integrity(self.min_integrity_ms)
         trg = TriggerConditions.from_bits(lcb.get("TrgOps"))
         lcb.integrity_deadline = (
             now + period if TriggerConditions.INTEGRITY in trg and period > 0 else None
@@ -214,7 +213,7 @@ class LogEngine:
         for lcb in self.lcbs.values():
             if lcb.integrity_deadline is not None and lcb.integrity_deadline <= now:
                 self._log(lcb, list(range(len(lcb.members))), ReasonForInclusion.INTEGRITY, now)
-                period = integrity_period(lcb.get("IntgPd"), self.min_integrity_ms)
+                period = lcb.integrity(self.min_integrity_ms)
                 lcb.integrity_deadline = advance_integrity(lcb.integrity_deadline, period, now)
 
     # ---------------------------------------------------------------- readJournal

@@ -71,6 +71,15 @@ class CbState:
 
     cb: ControlBlock
 
+    def integrity(self, floor_ms: int) -> float:
+        """Seconds between integrity reports or entries. The floor guards against clients;
+        the period the SCL configured (``scl_intgpd``) is the IED's own choice and is kept."""
+        scl = self.scl_intgpd
+        return integrity_period(self.get("IntgPd"), min(floor_ms, scl) if scl else floor_ms)
+
+    def __post_init__(self) -> None:
+        self.scl_intgpd: int = self.get("IntgPd") or 0
+
     def get(self, name: str) -> Any:
         attr = self.cb.children.get(name)
         return attr.value if isinstance(attr, DataAttribute) else None

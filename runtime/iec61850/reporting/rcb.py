@@ -258,7 +258,7 @@ class ReportEngine:
         self._reserve(rcb, assoc)
         if not rcb.buffered:
             rcb.put("SqNum", 0)
-        period = integrity_period(rcb.get("IntgPd"), self.min_integrity_ms)
+        period = rcb.integrity(self.min_integrity_ms)
         if TriggerConditions.INTEGRITY in rcb.trg_ops and period > 0:
             rcb.integrity_deadline = now + period
         if rcb.buffer is not None:
@@ -357,7 +357,7 @@ class ReportEngine:
             if rcb.integrity_deadline is not None and rcb.integrity_deadline <= now:
                 self._flush(rcb, now)
                 self._whole(rcb, ReasonForInclusion.INTEGRITY, now)
-                period = integrity_period(rcb.get("IntgPd"), self.min_integrity_ms)
+                period = rcb.integrity(self.min_integrity_ms)
                 rcb.integrity_deadline = advance_integrity(rcb.integrity_deadline, period, now)
             self._expire(rcb, now)
 
