@@ -59,6 +59,11 @@ def test_buffered_reports_resume_after_a_real_link_loss(prosody, xmpp_account) -
             server.model.update(TOTW, 1.0)
             (first,) = await next_reports(ied, 1, 5)
             client.xmpp.drop_link()
+            # changes while the IED still believes in the link: their reports go into the
+            # dying link, and only the EntryID resync brings them back
+            for n in range(5):
+                server.model.update(TOTW, 50.0 + n)  # (the same member again: a report each)
+            assert server.associations  # (no await since drop_link: the IED sends them)
             await until(lambda: not server.associations, 10, "presence unavailable at the IED")
             for n in range(20):
                 server.model.update(TOTW, 100.0 + n)
@@ -67,9 +72,11 @@ def test_buffered_reports_resume_after_a_real_link_loss(prosody, xmpp_account) -
             await again.connect()
             ied = await again.associate(server.jid)
             await ied.enable_reporting(BRCB, buffered=True, EntryID=first.entry_id)
-            got = await next_reports(ied, 20, 10)
+            got = await next_reports(ied, 25, 10)
             await no_report(ied, 0.3)
-            assert [r.values[0].value[0][0] for r in got] == [100.0 + n for n in range(20)]
+            assert [r.values[0].value[0][0] for r in got] == [50.0 + n for n in range(5)] + [
+                100.0 + n for n in range(20)
+            ]
             assert not any(r.buf_ovfl for r in got)
         finally:
             await asyncio.gather(*(c.close() for c in (client, again) if c), server.close())
