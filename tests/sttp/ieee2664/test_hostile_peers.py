@@ -443,13 +443,19 @@ def test_the_subscriber_parses_metadata_off_its_event_loop():
         await subscriber.start()
         await served.wait()
         loop = asyncio.get_running_loop()
-        worst = 0.0
+        worst, ticks, began = 0.0, 0, loop.time()
         while subscriber._fatal is None:
             before = loop.time()
             await asyncio.sleep(0.01)
             worst = max(worst, loop.time() - before - 0.01)
+            ticks += 1
+        total = loop.time() - began
         assert "too many" in str(subscriber._fatal)
-        assert worst < 0.5  # the loop was never held for the parse
+        # The loop was never held for the parse: it kept turning all along (a parse on the
+        # loop gives one long gap the length of the parse). The share, not an absolute figure,
+        # keeps this stable on a loaded machine where the worker thread competes for the GIL.
+        assert ticks >= 5, (ticks, total)
+        assert worst < max(0.5, total / 3), (worst, total)
         await subscriber.stop()
         server.close()
 
