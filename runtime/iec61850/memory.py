@@ -58,6 +58,9 @@ class MemoryNetwork:
         self._ids = itertools.count(1)
         #: Stanzas routed (kind, from, to), for tests that check what travelled.
         self.log: list[tuple[str, str, str]] = []
+        #: ``tap(sender, to, stanza)`` sees every stanza before delivery and returns the one to
+        #: deliver (altered, for tests of a hostile operator) or None to drop it.
+        self.tap: Callable[[str, str, ET.Element], ET.Element | None] | None = None
 
     def endpoint(
         self,
@@ -80,6 +83,10 @@ class MemoryNetwork:
         self.log.append((kind, sender.full_jid, to))
         if target is None:
             return False
+        if self.tap is not None:
+            stanza = self.tap(sender.full_jid, to, stanza)
+            if stanza is None:
+                return True
         asyncio.get_running_loop().call_soon(target._receive, sender.full_jid, stanza)
         return True
 

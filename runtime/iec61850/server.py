@@ -46,6 +46,7 @@ from .association import (
     InitiateParams,
 )
 from .control.service import Abandon, ControlHandlers, ControlService, Execute
+from .e2e.layer import E2EEnvelopes
 from .envelope import ClearContext, EnvelopeFactory
 from .files import FileStore
 from .model import ServerModel
@@ -95,7 +96,10 @@ class IedServer:
         report_buffer_entries: int = DEFAULT_BUFFER_ENTRIES,
         log_store: str | Path | LogStore = ":memory:",
         log_entries: int = DEFAULT_MAX_ENTRIES,
+        e2e: Any = None,
     ) -> None:
+        if e2e is not None:  # an E2EConfig / E2EPolicy: IEC 62351-4 per peer
+            envelopes = E2EEnvelopes(e2e)
         self.model = model
         #: The control services; ``controls.handlers`` is the application's say (checks, operate).
         self.controls = ControlService(
