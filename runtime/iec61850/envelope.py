@@ -34,7 +34,8 @@ cores use when present:
 - a ``reply`` attribute on the exception ``open`` raises: the envelope to send instead of a
   rejectPDU (HandshakeSecReject answers the initiate's iq; a DtSecAbort travels in a message);
 - ``release_request(now)`` / ``answer_release(envelope, now)`` / ``confirm_release(envelope,
-  now)``: the signed ReleaseReq/ReleaseRsp exchanged in an ``iq set`` after a conclude.
+  now)``: the signed ReleaseReq/ReleaseRsp exchanged in an ``iq set`` after a conclude (the
+  called side keeps a concluded association's layer while its ``awaits_release`` is true).
 """
 
 from __future__ import annotations

@@ -152,7 +152,7 @@ class ServerProtocol:
     def _ended(self, event: AssociationEnded) -> None:
         assoc = event.association
         layer = self._layers.pop(assoc.key, None)
-        if event.how == "concluded" and hasattr(layer, "answer_release"):
+        if event.how == "concluded" and getattr(layer, "awaits_release", False):
             self._releasing[assoc.key] = layer  # the E2E ReleaseReq follows the conclude
             while len(self._releasing) > MAX_RELEASING:
                 self._releasing.popitem(last=False)

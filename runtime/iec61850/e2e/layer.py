@@ -34,7 +34,6 @@ from typing import Any
 from gridbind.generated.iec61850_8_2 import Mmspdu
 from gridbind.generated.iec61850_8_2 import e2e_4 as e
 from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
-from gridbind.iec61850.envelope import ClearContext, EnvelopeError
 from gridbind.iec61850.e2e.config import E2EConfig, E2EPolicy, Mode
 from gridbind.iec61850.e2e.diagnostics import (
     ApplicationRejected,
@@ -45,6 +44,7 @@ from gridbind.iec61850.e2e.diagnostics import (
 )
 from gridbind.iec61850.e2e.handshake import HandshakeOffer, Initiator, Responder
 from gridbind.iec61850.e2e.transfer import E2ESession, SessionState
+from gridbind.iec61850.envelope import ClearContext, EnvelopeError
 
 __all__ = ["E2EEnvelopes", "E2ELayer"]
 
@@ -96,6 +96,12 @@ class E2ELayer:
         """True once the E2E association was aborted or released (nothing more passes)."""
         session = self.session
         return session is not None and session.state in _ENDED
+
+    @property
+    def awaits_release(self) -> bool:
+        """True while an established E2E session may still be released (after a conclude)."""
+        session = self.session
+        return session is not None and session.state is SessionState.ESTABLISHED
 
     # ---------------------------------------------------------------- the envelope layer
     def seal(self, pdu: Mmspdu, now: float) -> Any:
