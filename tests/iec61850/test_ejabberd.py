@@ -72,9 +72,9 @@ def cluster():
 
 
 @contextlib.asynccontextmanager
-async def served(ied_node, client_node, ied: Account, ops: Account):
-    server = IedServer(load_scl(FEEDER), settings(ied_node, ied))
-    client = Client(settings(client_node, ops))
+async def served(ied_node, client_node, ied: Account, ops: Account, e2e=(None, None)):
+    server = IedServer(load_scl(FEEDER), settings(ied_node, ied), e2e=e2e[0])
+    client = Client(settings(client_node, ops), e2e=e2e[1])
     await asyncio.gather(server.start(), client.connect())
     try:
         yield server, client
@@ -218,16 +218,40 @@ def test_server_logs_and_storage_hold_no_plaintext_of_encrypted_payloads(ejabber
     run(main(), 35)
 
 
+def _e2e_encrypted(ied: Account, ops: Account) -> tuple:
+    from gridbind.iec61850.e2e import E2EConfig, Mode
+    from gridbind.iec61850.e2e_certs import make_ca, make_e2e_certificate
+
+    ca = make_ca()
+
+    def config(jid: str) -> E2EConfig:
+        leaf = make_e2e_certificate(ca, jid)
+        return E2EConfig(
+            Mode.ENCRYPTED,
+            certificate=leaf.certificate,
+            private_key=leaf.key,
+            trust_anchors=(ca.certificate,),
+        )
+
+    return config(ied.jid), config(ops.jid)
+
+
 @pytest.mark.timeout(40)
-def test_cluster_ied_on_one_node_client_on_the_other(cluster) -> None:
+@pytest.mark.parametrize("e2e", ["off", "encrypted"])
+def test_cluster_ied_on_one_node_client_on_the_other(cluster, e2e) -> None:
     node1, node2 = cluster.nodes
     assert node1.node in node2.ctl("list_cluster")
-    ied = Account(cluster.register("ied", PASSWORD), PASSWORD)
-    ops = Account(cluster.register("ops", PASSWORD), PASSWORD)
+    ied = Account(cluster.register(f"ied-{e2e}", PASSWORD), PASSWORD)
+    ops = Account(cluster.register(f"ops-{e2e}", PASSWORD), PASSWORD)
+    security = _e2e_encrypted(ied, ops) if e2e == "encrypted" else (None, None)
 
     async def main():
-        async with served(node1, node2, ied, ops) as (server, client):
+        async with served(node1, node2, ied, ops, security) as (server, client):
+            events = []
+            server.on_event = events.append
             await _association_reads_writes(server, client)
+            # the E2E handshake names the association n:m
+            assert events and all((":" in e.association.id) == (e2e != "off") for e in events)
 
     run(main(), 30)
 
