@@ -113,6 +113,18 @@ def _xmpp_options(p: argparse.ArgumentParser, jid_required: bool = True) -> None
     )
 
 
+def _sntp_server(text: str) -> tuple[str, int]:
+    """``HOST[:PORT]`` of an SNTP server (``[::1]:123`` for IPv6; port 123 by default)."""
+    if text.startswith("[") and text.endswith("]") or text.count(":") != 1 and "]" not in text:
+        return text.strip("[]"), 123
+    if ":" not in text:
+        return text, 123
+    try:
+        return parse_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _e2e(args: argparse.Namespace) -> Any:
     """The E2EConfig of ``--e2e ...`` (ConfigError with a clear text when incomplete)."""
     from .e2e import E2EConfig
@@ -156,6 +168,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             max_pdu_size=args.max_pdu_size,
             e2e=e2e,
             log_store=args.log_db or ":memory:",
+            sntp=args.sntp,
+            sntp_interval_s=args.sntp_interval,
         )
         try:
             await server.start()
@@ -664,6 +678,16 @@ def register(subparsers: Any) -> None:
     p.add_argument("--files", help="folder served by the file services")
     p.add_argument("--max-pdu-size", type=int, default=65000)
     p.add_argument("--log-db", help="sqlite file of the IED's logs (kept across restarts)")
+    p.add_argument(
+        "--sntp",
+        action="append",
+        metavar="HOST[:PORT]",
+        type=_sntp_server,
+        help="SNTP server for the IED's time and TimeQuality (repeat for fallbacks; port 123)",
+    )
+    p.add_argument(
+        "--sntp-interval", type=float, default=64.0, help="SNTP poll interval in s (default 64)"
+    )
     _xmpp_options(p, jid_required=False)
     p.set_defaults(func=_cmd_serve)
 

@@ -56,6 +56,7 @@ from .logs.store import DEFAULT_MAX_ENTRIES, LogStore
 from .reporting import ReportEngine
 from .reporting.rcb import DEFAULT_BUFFER_ENTRIES
 from .server_protocol import ServerProtocol
+from .sntp import ClockSource, SntpPoller
 from .services.acsi import ServerServices
 from .xmpp import IecXmpp, XmppSettings
 
@@ -97,9 +98,22 @@ class IedServer:
         log_store: str | Path | LogStore = ":memory:",
         log_entries: int = DEFAULT_MAX_ENTRIES,
         e2e: Any = None,
+        clock: ClockSource | None = None,
+        sntp: list[tuple[str, int]] | None = None,
+        sntp_interval_s: float = 64.0,
     ) -> None:
         if e2e is not None:  # an E2EConfig / E2EPolicy: IEC 62351-4 per peer
             envelopes = E2EEnvelopes(e2e)
+        #: The IED's time source (``sntp``: polled SNTP servers (host, port) feed it); every
+        #: time stamp the server stamps carries its time and TimeQuality.
+        self.clock = clock or (ClockSource() if sntp else None)
+        self.sntp = (
+            SntpPoller(self.clock, list(sntp), interval_s=sntp_interval_s)
+            if sntp and self.clock is not None
+            else None
+        )
+        if self.clock is not None:
+            model.clock = self.clock.timestamp
         self.model = model
         #: The control services; ``controls.handlers`` is the application's say (checks, operate).
         self.controls = ControlService(
@@ -194,6 +208,8 @@ class IedServer:
 
     # ---------------------------------------------------------------- lifecycle
     async def start(self) -> None:
+        if self.sntp is not None:
+            self.sntp.start()
         await self.transport.start()
         self._pump()  # arm the timer of LCBs the SCL enables
 
@@ -205,6 +221,8 @@ class IedServer:
             self._timer.cancel()
         for task in list(self._tasks) + list(self._executions.values()):
             task.cancel()
+        if self.sntp is not None:
+            await self.sntp.stop()
         await self.transport.close()
         if self._own_store:
             self.logs.store.close()
