@@ -18,7 +18,7 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
 import test_services as ts
-from gridbind.iec61850.client import AssociationAborted, ClientError
+from gridbind.iec61850.client import AssociationAborted, ClientError, ServiceFailed
 from gridbind.iec61850.e2e import (
     DtDiag,
     E2EConfig,
@@ -423,5 +423,27 @@ def test_policy_per_peer(pki) -> None:
             assert op.last("ReleaseReq", apps[0].transport.full_jid) is not None
             assert any(r is not None for r in released) and not secure.open
             assert [a.peer for a in server.associations] == [apps[1].transport.full_jid]
+
+    run(main())
+
+
+@pytest.mark.timeout(10)
+def test_application_reject_after_a_good_handshake(pki) -> None:
+    """Security accepted, association refused (the IED's limit): a signed ApplicationReject
+    carrying the initiate-ErrorPDU."""
+
+    async def main():
+        async with memory_served(
+            server_kw={"e2e": config(pki, "ied"), "max_associations": 1},
+            client_kw=lambda i: {"e2e": config(pki, "ops0")},
+        ) as (server, apps, net):
+            op = Operator(net)
+            first = await apps[0].associate(server.jid)
+            with pytest.raises(ServiceFailed) as err:
+                await apps[0].associate(server.jid)
+            assert err.value.error_class == "initiate"
+            assert any(s.find(E2E_NS + "ApplicationReject") is not None for _, _, s in op.seen)
+            assert await first.get_data_values(VALUE, "DC") is not None  # the first goes on
+            assert len(server.associations) == 1
 
     run(main())
