@@ -147,6 +147,7 @@ def alternative_name(obj: Any) -> str:
     raise ValueError(f"{type(obj).__name__} holds no alternative")
 
 
+@functools.lru_cache(maxsize=64)  # generated classes never change; asked on every message
 def alternative_names(cls: type) -> tuple[str, ...]:
     """All alternative names of a generated CHOICE class, in schema order."""
     return tuple(c["name"] for c in _choices(cls))
