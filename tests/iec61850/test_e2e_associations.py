@@ -18,7 +18,12 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
 import test_services as ts
-from gridbind.iec61850.client import AssociationAborted, ClientError, ServiceFailed
+from gridbind.iec61850.client import (
+    AssociationAborted,
+    ClientError,
+    RequestRejected,
+    ServiceFailed,
+)
 from gridbind.iec61850.e2e import (
     DtDiag,
     E2EConfig,
@@ -465,3 +470,27 @@ def test_fast_gcm_aad_is_the_canonical_token(asso_id, seq, iv) -> None:
     for bad in ("2025120316082,1234Z", "20251203160827,12aZ", "20251332160827,123Z", "２" * 19):
         with pytest.raises(ValueError):
             parse_time(bad)
+
+
+@pytest.mark.timeout(10)
+def test_pdu_size_of_an_encrypted_request_is_its_own(pki) -> None:
+    """The negotiated PDU size bounds the MMSpdu inside EncrTransfer, not the envelope's hex."""
+
+    async def main():
+        async with memory_served(
+            server_kw={"e2e": config(pki, "ied"), "max_pdu_size": 1024},
+            client_kw=lambda i: {"e2e": config(pki, "ops0")},
+        ) as (server, apps, net):
+            op = Operator(net)
+            ied = await apps[0].associate(server.jid)
+            text = "x" * 255  # a ~750-octet write: its envelope is twice as long
+            await ied.set_data_values(VALUE, "DC", text)
+            assert server.model.read(VALUE, "DC") == text
+            sent = op.last("EncrTransfer", apps[0].transport.full_jid)
+            assert len(ET.tostring(sent)) > 1024
+            with pytest.raises(RequestRejected) as err:  # too big inside: rejected as ever
+                await ied.create_data_set("@big", [("FDR1LD0/GGIO1.Ind1.stVal", "ST")] * 40)
+            assert err.value.reason == "pdu-error:invalid-pdu"
+            assert await ied.get_data_values(VALUE, "DC") == text  # the association goes on
+
+    run(main())
