@@ -494,3 +494,38 @@ def test_pdu_size_of_an_encrypted_request_is_its_own(pki) -> None:
             assert await ied.get_data_values(VALUE, "DC") == text  # the association goes on
 
     run(main())
+
+
+@pytest.mark.timeout(10)
+def test_reports_travel_sealed_and_an_altered_one_aborts(pki) -> None:
+    from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
+    from gridbind.iec61850 import mms
+    from gridbind.iec61850 import mmsdata as d
+
+    async def main():
+        async with served(pki) as (server, apps, net):
+            op = Operator(net)
+            ied = await apps[0].associate(server.jid)
+            (assoc,) = server.associations
+
+            def report(n: int):
+                return mms.information_report(mms.vmd("RPT"), [m.AccessResult(choice=d.integer(n))])
+
+            server.send_information_report(assoc, report(1))
+            stream = ied.reports()
+            first = await asyncio.wait_for(stream.__anext__(), 5)
+            assert first.list_of_access_result.access_result[0].choice == d.integer(1)
+
+            def alter(sender, to, stanza):
+                if sender == server.jid:
+                    el = next(stanza.iter(E2E_NS + "encrypted-applData"))
+                    el.text = _hex_flip(el.text)
+                return stanza
+
+            op.alter = alter
+            server.send_information_report(assoc, report(2))
+            await _aborted_both_sides(server, ied)  # the client's DtSecAbort ends it at the IED
+            assert op.diags("DtSecAbort") == [DtDiag.DECRYPTION_FAILED]
+            assert [r async for r in stream] == []  # nothing of the altered report arrived
+
+    run(main())
