@@ -274,8 +274,14 @@ class IedServer:
             self._pump()
 
     def _emit(self, out: list[Outgoing]) -> None:
+        # What the protocol sealed leaves in its order before any synchronous operate runs: an
+        # operate's own output (CommandTermination...) is sealed later, and E2E receivers
+        # refuse a message sealed before one they already have (out of sequence).
+        executes = []
         for o in out:
-            if isinstance(o, Reply):
+            if isinstance(o, Execute):
+                executes.append(o)
+            elif isinstance(o, Reply):
                 self.transport.reply(o.request, o.payload)
             elif isinstance(o, ErrorReply):
                 self.transport.reply_error(o.request, o.condition, o.text, o.etype)
@@ -285,12 +291,12 @@ class IedServer:
                 task = asyncio.get_running_loop().create_task(self._call(o))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
-            elif isinstance(o, Execute):
-                self._execute(o)
             elif isinstance(o, Abandon):
                 running = self._executions.pop(o.token, None)
                 if running is not None:
                     running.cancel()
+        for o in executes:
+            self._execute(o)
         self._arm()
 
     # ---------------------------------------------------------------- controls

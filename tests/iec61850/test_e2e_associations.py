@@ -126,6 +126,42 @@ def test_service_suite_over_e2e(pki, mode, case, monkeypatch, tmp_path) -> None:
     assert "AssociationContext" not in kinds and not any(t.endswith("}MMSpdu") for t in envelopes)
 
 
+#: Known gap: the client opens an iq answer in the task that awaits it, after a message the
+#: server sealed later but that was dispatched first (CommandTermination right after the
+#: operate response), so the strict E2E sequence check aborts. Fix: open answers as they
+#: arrive (a transport hook), in stanza order.
+_ANSWER_ORDER = pytest.mark.xfail(
+    strict=True, reason="answers are opened after later messages (out-of-sequence)"
+)
+CONTROL_SUITE = [
+    pytest.param("test_each_control_model_positive_path", marks=_ANSWER_ORDER),
+    pytest.param(
+        "test_locked_by_another_client_and_released_with_its_association", marks=_ANSWER_ORDER
+    ),
+    pytest.param("test_command_termination_negative_and_async_handler_bound", marks=_ANSWER_ORDER),
+    "test_time_activated_operate_fires_at_oper_tm_and_cancel",
+]
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("mode", [Mode.AUTHENTICATED, Mode.ENCRYPTED], ids=lambda m: m.value)
+@pytest.mark.parametrize("name", CONTROL_SUITE, ids=lambda n: str(n).removeprefix("test_"))
+def test_control_suite_over_e2e(pki, mode, name, monkeypatch) -> None:
+    """The control services (SBO, direct, CommandTermination, time activation) unchanged."""
+    import test_controls as tc
+
+    def e2e_served(clients=1, **server_kw):
+        return memory_served(
+            tc.CONTROLS,
+            clients=clients,
+            server_kw={**server_kw, "e2e": config(pki, "ied", mode)},
+            client_kw=lambda i: {"e2e": config(pki, f"ops{i}", mode)},
+        )
+
+    monkeypatch.setattr(tc, "served", e2e_served)
+    getattr(tc, name)()
+
+
 # ---- helpers for the attacks ----------------------------------------------------------------
 
 
