@@ -731,6 +731,8 @@ class Client:
             gate=_gate(),
         )
         self._sessions: dict[tuple[str, str], ClientAssociation] = {}
+        if hasattr(transport, "on_answer"):  # E2E opens answers in arrival order
+            transport.on_answer = self._on_answer
 
     @property
     def xmpp(self) -> Any:
@@ -806,6 +808,9 @@ class Client:
                     self.transport.send_message(o.to, o.payload)
         finally:
             self._flush()
+
+    def _on_answer(self, item: Any) -> None:
+        self.protocol.answer_arrived(item, time.time())
 
     def _flush(self) -> None:
         for event in self.protocol.take_events():

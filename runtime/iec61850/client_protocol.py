@@ -61,6 +61,8 @@ log = logging.getLogger(__name__)
 
 #: Files a server may hold open at once from the offers of one association.
 MAX_OPEN_OFFERS = 16
+#: Answers opened on arrival and not (yet) taken by their requester.
+MAX_EARLY_ANSWERS = 1024
 
 
 class ClientError(Iec61850Error):
@@ -127,6 +129,8 @@ class ClientProtocol:
         self._state: dict[tuple[str, str], _State] = {}
         self._pending: dict[int, tuple[str, str, EnvelopeLayer]] = {}
         self._releasing: dict[int, Any] = {}
+        # Answers opened as they arrived, by (sender, stanza id), until their requester asks.
+        self._early: dict[tuple[str, str], Any] = {}
         self._token = 0
         self._offer_ids = 0
         self.events: list[Any] = []
@@ -296,6 +300,23 @@ class ClientProtocol:
             raise ServiceFailed(service, mms.error_parts(body.service_error))
         raise ClientError(f"unexpected answer {type(body).__name__} to invokeID {invoke_id}")
 
+    def answer_arrived(self, item: Received, now: float) -> None:
+        """An answer as it arrives, before its requester resumes: an E2E association opens it
+        now, in arrival order with the messages (its sequence check needs that order); the
+        requester's :meth:`result` takes what came out."""
+        if item.error is not None or item.payload is None:
+            return
+        state = self._state.get((item.sender, _association_id(item.payload) or ""))
+        if state is None or getattr(state.layer, "session", None) is None:
+            return
+        try:
+            opened: Any = state.layer.open(item.payload, now)
+        except Exception as exc:  # noqa: BLE001 - a layer refuses by raising
+            opened = exc
+        if len(self._early) >= MAX_EARLY_ANSWERS:  # answers of abandoned requests
+            self._early.pop(next(iter(self._early)))
+        self._early[(item.sender, item.id)] = opened
+
     def _layer_failed(self, assoc: Association, state: _State, exc: BaseException | None) -> None:
         """After a refused envelope: when the layer ended the association (E2E), send its
         abort (DtSecAbort) and abort the association here."""
@@ -323,7 +344,11 @@ class ClientProtocol:
         if named != assoc_id and not (initiate and (named or "").split(":")[0] == assoc_id):
             raise ClientError(f"answer in association {named!r}, not {assoc_id!r}")
         try:
-            pdu = layer.open(answer.payload, now)
+            pdu = self._early.pop((answer.sender, answer.id), None)
+            if pdu is None:
+                pdu = layer.open(answer.payload, now)
+            elif isinstance(pdu, Exception):
+                raise pdu
         except Exception as exc:  # noqa: BLE001 - a layer refuses by raising
             raise ClientError(f"invalid answer: {exc}") from exc
         if not isinstance(pdu, m.Mmspdu):

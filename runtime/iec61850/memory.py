@@ -111,6 +111,9 @@ class MemoryEndpoint:
         self.on_inbound = on_inbound
         self.on_peer_unavailable: Callable[[str], None] | None = None
         self.on_link_lost: Callable[[], None] | None = None
+        #: Called with each decoded answer as it arrives, before its requester resumes (a
+        #: shell that must open envelopes in arrival order, E2E, sets it).
+        self.on_answer: Callable[[Received], None] | None = None
         self.request_timeout = request_timeout
         self._gate = gate or _codec.default_codec()
         self._tracked: set[str] = set()
@@ -307,4 +310,8 @@ class MemoryEndpoint:
             return
         item = Received("iq", "result", sender, sid)
         found = unwrap(stanza)
-        fut.set_result(item if found is None else decode_payload(found, self._gate, item))
+        if found is not None:
+            item = decode_payload(found, self._gate, item)
+            if self.on_answer is not None:
+                self.on_answer(item)
+        fut.set_result(item)

@@ -126,19 +126,12 @@ def test_service_suite_over_e2e(pki, mode, case, monkeypatch, tmp_path) -> None:
     assert "AssociationContext" not in kinds and not any(t.endswith("}MMSpdu") for t in envelopes)
 
 
-#: Known gap: the client opens an iq answer in the task that awaits it, after a message the
-#: server sealed later but that was dispatched first (CommandTermination right after the
-#: operate response), so the strict E2E sequence check aborts. Fix: open answers as they
-#: arrive (a transport hook), in stanza order.
-_ANSWER_ORDER = pytest.mark.xfail(
-    strict=True, reason="answers are opened after later messages (out-of-sequence)"
-)
+#: (A CommandTermination follows its operate response at once: the client opens each answer
+#: as it arrives, in stanza order with the messages, as the E2E sequence check needs.)
 CONTROL_SUITE = [
-    pytest.param("test_each_control_model_positive_path", marks=_ANSWER_ORDER),
-    pytest.param(
-        "test_locked_by_another_client_and_released_with_its_association", marks=_ANSWER_ORDER
-    ),
-    pytest.param("test_command_termination_negative_and_async_handler_bound", marks=_ANSWER_ORDER),
+    "test_each_control_model_positive_path",
+    "test_locked_by_another_client_and_released_with_its_association",
+    "test_command_termination_negative_and_async_handler_bound",
     "test_time_activated_operate_fires_at_oper_tm_and_cancel",
 ]
 
