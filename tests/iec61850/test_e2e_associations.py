@@ -155,6 +155,34 @@ def test_control_suite_over_e2e(pki, mode, name, monkeypatch) -> None:
     getattr(tc, name)()
 
 
+REPORT_SUITE = [
+    "test_integrity_period_and_general_interrogation",
+    "test_buffer_time_aggregates_and_a_second_change_sends_at_once",
+    "test_two_clients_use_their_own_urcb_instances_and_reservations",
+]
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("mode", [Mode.AUTHENTICATED, Mode.ENCRYPTED], ids=lambda m: m.value)
+@pytest.mark.parametrize("name", REPORT_SUITE, ids=lambda n: n.removeprefix("test_"))
+def test_report_suite_over_e2e(pki, mode, name, monkeypatch) -> None:
+    """Reports interleaved with answers: each envelope opened in arrival order."""
+    import test_reports as tr
+
+    plain = tr.memory_served
+
+    def e2e_served(*args, server_kw=None, client_kw=None, **kw):
+        return plain(
+            *args,
+            server_kw={**(server_kw or {}), "e2e": config(pki, "ied", mode)},
+            client_kw=lambda i: {**(client_kw or {}), "e2e": config(pki, f"ops{i}", mode)},
+            **kw,
+        )
+
+    monkeypatch.setattr(tr, "memory_served", e2e_served)
+    getattr(tr, name)()
+
+
 # ---- helpers for the attacks ----------------------------------------------------------------
 
 
