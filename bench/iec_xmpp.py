@@ -11,10 +11,14 @@ server in one run:
    envelope too) by a second slixmpp client (the XMPP floor for that payload);
 2. gridbind GetDataValues of one attribute (``LD/GGIO1.AnIn1.mag.f``, MX);
 3. gridbind GetDataSetValues of a 50-attribute data set;
+4. gridbind GetDataValues of one attribute with IEC 62351-4 E2E security authenticated
+   (ClearTransfer, HMAC-SHA256) and encrypted (EncrTransfer, AES-128-GCM), each on its own
+   IED/client pair (its own E2E certificates from a test CA);
 
 each as sequential latency (median, p99) and as throughput with N requests in flight. The IED is
 built from an SCL text generated here (one GGIO with 50 MV data objects and a 50-member data set).
-The target of issue 6: single-attribute GetDataValues throughput >= 80% of the raw iq echo.
+The target of issue 6: single-attribute GetDataValues throughput >= 80% of the raw iq echo; of
+issue 12: E2E encrypted GetDataValues costs <= 15% of the throughput with E2E off.
 
 Mode ``reports`` measures reporting through the same kind of Prosody: a URCB (BufTm 0,
 TrgOps dchg, one FLOAT32 member) whose member the server changes (a) as fast as it can for one
@@ -36,6 +40,8 @@ import time
 from gridbind.iec61850 import mms
 from gridbind.iec61850.client import Client
 from gridbind.iec61850.codec import default_codec
+from gridbind.iec61850.e2e import E2EConfig, Mode
+from gridbind.iec61850.e2e_certs import make_ca, make_e2e_certificate
 from gridbind.iec61850.envelope import ClearContext
 from gridbind.iec61850.prosody import Prosody, prosody_available
 from gridbind.iec61850.scl import load_scl
@@ -135,6 +141,32 @@ async def run(args: argparse.Namespace, server: Prosody) -> None:
     client = Client(settings("client"), max_outstanding=64)
     await asyncio.gather(echoer.start(), caller.start(), ied.start(), client.connect())
     assoc = await client.associate(ied.jid)
+    # the same with E2E security, one IED/client pair per mode
+    ca = make_ca("bench E2E CA")
+
+    def e2e(user: str, mode: Mode) -> E2EConfig:
+        leaf = make_e2e_certificate(ca, f"{user}@{server.domain}")
+        return E2EConfig(
+            mode,
+            certificate=leaf.certificate,
+            private_key=leaf.key,
+            trust_anchors=(ca.certificate,),
+        )
+
+    secured = {}
+    for mode in (Mode.AUTHENTICATED, Mode.ENCRYPTED):
+        name = mode.value[:4]
+        s_ied = IedServer(
+            load_scl(bench_scl()),
+            settings(f"ied-{name}"),
+            max_outstanding=64,
+            e2e=e2e(f"ied-{name}", mode),
+        )
+        s_client = Client(
+            settings(f"client-{name}"), max_outstanding=64, e2e=e2e(f"client-{name}", mode)
+        )
+        await asyncio.gather(s_ied.start(), s_client.connect())
+        secured[mode] = (s_ied, s_client, await s_client.associate(s_ied.jid))
     # The echoed payload is the very GetDataValues request gridbind sends (same elements, same
     # bytes): slixmpp's cost grows with the element count, so a flat blob would flatter XMPP.
     blob = payload_element(
@@ -155,7 +187,22 @@ async def run(args: argparse.Namespace, server: Prosody) -> None:
         response = await assoc.request(mms.read_list(mms.dom("BENCHLD", "LLN0$All")))
         assert len(response.list_of_access_result.access_result) == N_ATTR
 
-    calls = {"raw": raw_call, "one": one_attr, "ds": dataset}
+    def secured_attr(mode: Mode):
+        association = secured[mode][2]
+
+        async def call():
+            value = await association.get_data_values("BENCHLD/GGIO1.AnIn1.mag.f", "MX")
+            assert value == 0.0
+
+        return call
+
+    calls = {
+        "raw": raw_call,
+        "one": one_attr,
+        "ds": dataset,
+        "auth": secured_attr(Mode.AUTHENTICATED),
+        "encr": secured_attr(Mode.ENCRYPTED),
+    }
     lat: dict[str, list[float]] = {k: [] for k in calls}
     rates: dict[str, list[float]] = {k: [] for k in calls}
     for call in calls.values():  # warm-up: caches, type definitions
@@ -168,11 +215,15 @@ async def run(args: argparse.Namespace, server: Prosody) -> None:
             lat[key] += await latencies(call, max(50, n // 4))
             rates[key].append(await throughput(call, n, args.inflight))
     await asyncio.gather(client.close(), ied.close(), echoer.close(), caller.close())
+    for s_ied, s_client, _ in secured.values():
+        await asyncio.gather(s_client.close(), s_ied.close())
 
     names = {
         "raw": "raw slixmpp iq echo",
         "one": "gridbind GetDataValues (1 attribute)",
         "ds": f"gridbind GetDataSetValues ({N_ATTR} attrs)",
+        "auth": "  ... GetDataValues, E2E authenticated",
+        "encr": "  ... GetDataValues, E2E encrypted",
     }
     print(
         f"{'':38} {'median':>8} {'p99':>8} {'req/s':>10}   "
@@ -182,6 +233,9 @@ async def run(args: argparse.Namespace, server: Prosody) -> None:
         print(summary(names[key], lat[key], statistics.median(rates[key])))
     ratio = statistics.median(rates["one"]) / statistics.median(rates["raw"])
     print(f"GetDataValues throughput / raw iq echo: {ratio:.0%} (target >= 80%)")
+    for key, what in (("auth", "authenticated"), ("encr", "encrypted")):
+        cost = 1 - statistics.median(rates[key]) / statistics.median(rates["one"])
+        print(f"E2E {what} costs {cost:.0%} of GetDataValues throughput (target <= 15%)")
 
 
 def report_scl(clients: int) -> bytes:

@@ -391,7 +391,7 @@ class AssociationCore:
         Decimal, 1..10 digits (the ``n`` form of ``AssoID``): the counter wraps after
         9999999999 and skips ids still in use.
         """
-        in_use = {a.id for a in self.associations.values()}
+        in_use = {a.id.split(":")[0] for a in self.associations.values()}  # n of n:m too
         while True:
             value = next(self._ids)
             if value > _MAX_ID:

@@ -90,6 +90,52 @@ def _xmpp_options(p: argparse.ArgumentParser, jid_required: bool = True) -> None
     p.add_argument("--client-cert", help="client certificate (SASL EXTERNAL)")
     p.add_argument("--client-key", help="client certificate key (SASL EXTERNAL)")
     p.add_argument("--timeout", type=float, default=15.0, help="request timeout in seconds")
+    g = p.add_argument_group(
+        "IEC 62351-4 end-to-end security",
+        "E2E protects each 8-2 PDU from the XMPP operator; both peers must agree on the mode. "
+        "The E2E certificate (keyUsage digitalSignature + keyAgreement, subjectAltName "
+        "xmppAddr = this JID) is separate from the XMPP TLS one; "
+        "`gridbind iec61850 e2e-certs` makes test ones.",
+    )
+    g.add_argument(
+        "--e2e",
+        choices=("off", "authenticated", "encrypted"),
+        default="off",
+        help="E2E security of the associations (default: off)",
+    )
+    g.add_argument("--e2e-cert", help="own E2E certificate (PEM: leaf, then intermediates)")
+    g.add_argument("--e2e-key", help="its private key (PEM)")
+    g.add_argument("--e2e-ca", help="trust anchors for the peers' E2E certificates (PEM)")
+    g.add_argument(
+        "--e2e-cipher",
+        default="aes-128-gcm",
+        help="encrypted mode: aes-128-gcm, aes-256-gcm, aes-128-cbc, aes-256-cbc",
+    )
+
+
+def _sntp_server(text: str) -> tuple[str, int]:
+    """``HOST[:PORT]`` of an SNTP server (``[::1]:123`` for IPv6; port 123 by default)."""
+    if text.startswith("[") and text.endswith("]") or text.count(":") != 1 and "]" not in text:
+        return text.strip("[]"), 123
+    if ":" not in text:
+        return text, 123
+    try:
+        return parse_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _e2e(args: argparse.Namespace) -> Any:
+    """The E2EConfig of ``--e2e ...`` (ConfigError with a clear text when incomplete)."""
+    from .e2e import E2EConfig
+
+    return E2EConfig.load(
+        args.e2e,
+        certificate=args.e2e_cert,
+        key=args.e2e_key,
+        trust_anchors=args.e2e_ca,
+        cipher=args.e2e_cipher,
+    )
 
 
 # ---------------------------------------------------------------- serve
@@ -106,12 +152,25 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         print("error: no --jid and no P type JID in the SCL", file=sys.stderr)
         return 2
     args.jid = args.jid or model.jid.split("/")[0]
+    from .e2e import ConfigError
+
+    try:
+        e2e = _e2e(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
     async def serve() -> int:
         server = IedServer(
-            model, _settings(args), files_root=args.files, max_pdu_size=args.max_pdu_size,
+            model,
+            _settings(args),
+            files_root=args.files,
+            max_pdu_size=args.max_pdu_size,
+            e2e=e2e,
             log_store=args.log_db or ":memory:",
-        )  # fmt: skip
+            sntp=args.sntp,
+            sntp_interval_s=args.sntp_interval,
+        )
         try:
             await server.start()
         except XmppError as exc:
@@ -128,6 +187,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(serve())
+
+
+def _cmd_e2e_certs(args: argparse.Namespace) -> int:
+    from .e2e_certs import main
+
+    return main(
+        [*args.jid, "--out", args.out, "--days", str(args.days), *(["--rsa"] if args.rsa else [])]
+    )
 
 
 # ---------------------------------------------------------------- client commands
@@ -199,15 +266,17 @@ def _load_model(args: argparse.Namespace) -> Any:
 
 async def _with_client(args: argparse.Namespace, action) -> int:
     from .client import Client, ClientError
+    from .e2e import ConfigError
     from .scl import SclError
     from .xmpp import RequestTimeout, StanzaError
 
     try:
         model = _load_model(args)
-    except SclError as exc:
+        e2e = _e2e(args)
+    except (SclError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    client = Client(_settings(args), max_pdu_size=args.max_pdu_size)
+    client = Client(_settings(args), max_pdu_size=args.max_pdu_size, e2e=e2e)
     try:
         await client.connect()
     except XmppConnectError as exc:
@@ -609,6 +678,16 @@ def register(subparsers: Any) -> None:
     p.add_argument("--files", help="folder served by the file services")
     p.add_argument("--max-pdu-size", type=int, default=65000)
     p.add_argument("--log-db", help="sqlite file of the IED's logs (kept across restarts)")
+    p.add_argument(
+        "--sntp",
+        action="append",
+        metavar="HOST[:PORT]",
+        type=_sntp_server,
+        help="SNTP server for the IED's time and TimeQuality (repeat for fallbacks; port 123)",
+    )
+    p.add_argument(
+        "--sntp-interval", type=float, default=64.0, help="SNTP poll interval in s (default 64)"
+    )
     _xmpp_options(p, jid_required=False)
     p.set_defaults(func=_cmd_serve)
 
@@ -648,6 +727,18 @@ def register(subparsers: Any) -> None:
     p.add_argument("--domain", default="gridbind.test", help="XMPP domain (default: %(default)s)")
     p.add_argument("--dir", help="keep config, CA, accounts here (default: a temporary folder)")
     p.set_defaults(func=_cmd_devserver)
+
+    p = sub.add_parser(
+        "e2e-certs",
+        help="make a test CA and IEC 62351-4 E2E certificates bound to JIDs",
+        description="Writes ca.crt (the trust anchor for --e2e-ca) and <name>.crt / <name>.key "
+        "per JID (for --e2e-cert / --e2e-key). For tests and demos, not production keys.",
+    )
+    p.add_argument("--jid", action="append", required=True, help="a JID (repeat for several)")
+    p.add_argument("--out", required=True, help="directory for the PEM files")
+    p.add_argument("--days", type=int, default=30, help="validity in days (default 30)")
+    p.add_argument("--rsa", action="store_true", help="RSA-2048 keys instead of P-256")
+    p.set_defaults(func=_cmd_e2e_certs)
 
     from .demo import register_demo
 

@@ -52,6 +52,7 @@ from .client_protocol import (
     ServiceFailed,
 )
 from .control.client import ControlClient, ControlOutcome
+from .e2e.layer import E2EEnvelopes
 from .envelope import ClearContext, EnvelopeFactory
 from .mmsdata import floating_point_octets, floating_point_value
 from .model import Timestamp
@@ -290,7 +291,11 @@ class ClientAssociation(ReportingMixin, LoggingMixin):
         async with self._slots:
             call = proto.call(self.assoc, request, time.time())
             answer = await self._send(call, timeout)
-            return proto.result(self.assoc, call, answer, time.time())
+            try:
+                return proto.result(self.assoc, call, answer, time.time())
+            finally:
+                if proto.events or proto.core.events:  # e.g. an E2E abort to send
+                    self.client._flush()
 
     async def _send(self, call: Call, timeout: float | None) -> Any:
         # The waiting task is registered so that the association's end can stop it at once
@@ -355,8 +360,13 @@ class ClientAssociation(ReportingMixin, LoggingMixin):
         proto = self.client.protocol
         call = proto.conclude(self.assoc, time.time())
         answer = await self.client.transport.request(call.to, call.iq_type, call.payload)
-        proto.concluded(self.assoc, answer, time.time())
+        release = proto.concluded(self.assoc, answer, time.time())
         self.client._flush()
+        if release is not None:  # E2E: the signed ReleaseReq/ReleaseRsp end it
+            answer = await self.client.transport.request(
+                release.to, release.iq_type, release.payload
+            )
+            proto.released(release, answer, time.time())
 
     async def __aenter__(self) -> "ClientAssociation":
         return self
@@ -695,7 +705,10 @@ class Client:
         nesting_level: int = 10,
         services: frozenset[str] = frozenset(CONFIRMED_SERVICES),
         envelopes: EnvelopeFactory = ClearContext,
+        e2e: Any = None,
     ) -> None:
+        if e2e is not None:  # an E2EConfig / E2EPolicy: IEC 62351-4 per peer
+            envelopes = E2EEnvelopes(e2e)
         self.protocol = ClientProtocol(
             InitiateParams(
                 max_pdu_size=max_pdu_size,
@@ -718,6 +731,8 @@ class Client:
             gate=_gate(),
         )
         self._sessions: dict[tuple[str, str], ClientAssociation] = {}
+        if hasattr(transport, "on_answer"):  # E2E opens answers in arrival order
+            transport.on_answer = self._on_answer
 
     @property
     def xmpp(self) -> Any:
@@ -769,7 +784,10 @@ class Client:
             answer: Any = await self.transport.request(call.to, call.iq_type, call.payload, timeout)
         except Exception as exc:  # noqa: BLE001 - handed to the protocol, which raises it
             answer = exc
-        assoc = self.protocol.initiated(call, answer, time.time())
+        try:
+            assoc = self.protocol.initiated(call, answer, time.time())
+        finally:
+            self._flush()  # e.g. the HandshakeSecAbort of a refused E2E answer
         session = ClientAssociation(self, assoc)
         self._sessions[assoc.key] = session
         self._flush()
@@ -791,9 +809,15 @@ class Client:
         finally:
             self._flush()
 
+    def _on_answer(self, item: Any) -> None:
+        self.protocol.answer_arrived(item, time.time())
+
     def _flush(self) -> None:
         for event in self.protocol.take_events():
-            if isinstance(event, ReportReceived):
+            if isinstance(event, Send):
+                if self.transport.connected:
+                    self.transport.send_message(event.to, event.payload)
+            elif isinstance(event, ReportReceived):
                 session = self._sessions.get(event.association.key)
                 if session is not None:
                     session._report(event.report)

@@ -61,6 +61,8 @@ log = logging.getLogger(__name__)
 
 #: Files a server may hold open at once from the offers of one association.
 MAX_OPEN_OFFERS = 16
+#: Answers opened on arrival and not (yet) taken by their requester.
+MAX_EARLY_ANSWERS = 1024
 
 
 class ClientError(Iec61850Error):
@@ -126,6 +128,9 @@ class ClientProtocol:
         self._envelopes = envelopes
         self._state: dict[tuple[str, str], _State] = {}
         self._pending: dict[int, tuple[str, str, EnvelopeLayer]] = {}
+        self._releasing: dict[int, Any] = {}
+        # Answers opened as they arrived, by (sender, stanza id), until their requester asks.
+        self._early: dict[tuple[str, str], Any] = {}
         self._token = 0
         self._offer_ids = 0
         self.events: list[Any] = []
@@ -160,7 +165,16 @@ class ClientProtocol:
         peer, assoc_id, layer = self._pending.pop(call.token)
         if isinstance(answer, Exception):
             raise answer
-        body = self._open(layer, assoc_id, answer, now).choice
+        try:
+            body = self._open(layer, assoc_id, answer, now, initiate=True).choice
+        except ClientError as exc:
+            # The E2E handshake failed our checks: the peer learns why (HandshakeSecAbort).
+            reply = getattr(exc.__cause__, "reply", None)
+            if reply is not None:
+                self.events.append(Send(peer, reply))
+            raise
+        # The E2E handshake extends the id to n:m: the association is keyed by the layer's id.
+        assoc_id = getattr(layer, "asso_id", None) or assoc_id
         if isinstance(body, m.Mmspdu.InitiateErrorPdu):
             raise ServiceFailed("initiate", mms.error_parts(body))
         if not isinstance(body, m.InitiateResponsePdu):
@@ -177,7 +191,10 @@ class ClientProtocol:
         payload = state.layer.seal(m.Mmspdu(choice=m.Mmspdu.ConcludeRequestPdu()), now)
         return Call(assoc.peer, "set", payload, 0)
 
-    def concluded(self, assoc: Association, answer: Received | Exception, now: float) -> None:
+    def concluded(
+        self, assoc: Association, answer: Received | Exception, now: float
+    ) -> Call | None:
+        """Judge the conclude's answer; returns the E2E release to send next (None: done)."""
         state = self._live(assoc)
         if isinstance(answer, Exception):
             raise answer
@@ -187,6 +204,25 @@ class ClientProtocol:
         if not isinstance(body, m.Mmspdu.ConcludeResponsePdu):
             raise ClientError(f"unexpected answer {type(body).__name__} to conclude")
         self.core.concluded(assoc)
+        release = getattr(state.layer, "release_request", None)
+        payload = release(now) if release is not None else None
+        if payload is None:
+            return None
+        self._token += 1
+        self._releasing[self._token] = state.layer
+        return Call(assoc.peer, "set", payload, self._token)
+
+    def released(self, call: Call, answer: Received | Exception, now: float) -> None:
+        """Check the peer's answer (ReleaseRsp) to the release ``call``."""
+        layer = self._releasing.pop(call.token)
+        if isinstance(answer, Exception):
+            raise answer
+        if answer.error is not None or answer.payload is None:
+            raise ClientError(f"invalid answer to the release: {answer.error}")
+        try:
+            layer.confirm_release(answer.payload, now)
+        except Exception as exc:  # noqa: BLE001 - a layer refuses by raising
+            raise ClientError(f"release refused: {exc}") from exc
 
     # ---------------------------------------------------------------- confirmed services
     def _live(self, assoc: Association) -> _State:
@@ -251,7 +287,11 @@ class ClientProtocol:
             raise answer
         if state is None:
             raise AssociationAborted(f"association {assoc.id} with {assoc.peer} has ended")
-        body = self._open(state.layer, assoc.id, answer, now).choice
+        try:
+            body = self._open(state.layer, assoc.id, answer, now).choice
+        except ClientError as exc:
+            self._layer_failed(assoc, state, exc.__cause__)
+            raise
         if isinstance(body, m.ConfirmedResponsePdu) and body.invoke_id == invoke_id:
             if mms.service_of(body.service) != service:
                 raise ClientError(f"answer to {service} carries {mms.service_of(body.service)}")
@@ -260,19 +300,57 @@ class ClientProtocol:
             raise ServiceFailed(service, mms.error_parts(body.service_error))
         raise ClientError(f"unexpected answer {type(body).__name__} to invokeID {invoke_id}")
 
-    def _open(self, layer: EnvelopeLayer, assoc_id: str, answer: Received, now: float):
+    def answer_arrived(self, item: Received, now: float) -> None:
+        """An answer as it arrives, before its requester resumes: an E2E association opens it
+        now, in arrival order with the messages (its sequence check needs that order); the
+        requester's :meth:`result` takes what came out."""
+        if item.error is not None or item.payload is None:
+            return
+        state = self._state.get((item.sender, _association_id(item.payload) or ""))
+        if state is None or getattr(state.layer, "session", None) is None:
+            return
+        try:
+            opened: Any = state.layer.open(item.payload, now)
+        except Exception as exc:  # noqa: BLE001 - a layer refuses by raising
+            opened = exc
+        if len(self._early) >= MAX_EARLY_ANSWERS:  # answers of abandoned requests
+            self._early.pop(next(iter(self._early)))
+        self._early[(item.sender, item.id)] = opened
+
+    def _layer_failed(self, assoc: Association, state: _State, exc: BaseException | None) -> None:
+        """After a refused envelope: when the layer ended the association (E2E), send its
+        abort (DtSecAbort) and abort the association here."""
+        if not getattr(state.layer, "ended", False):
+            return
+        reply = getattr(exc, "reply", None)
+        if reply is not None:
+            self.events.append(Send(assoc.peer, reply))
+        self.core.abort(assoc, f"E2E: {exc}")
+
+    def _open(
+        self,
+        layer: EnvelopeLayer,
+        assoc_id: str,
+        answer: Received,
+        now: float,
+        initiate: bool = False,
+    ):
         if answer.error is not None:
             raise ClientError(f"invalid answer: {answer.error}")
         if answer.payload is None:
             raise ClientError("empty answer")
-        if _association_id(answer.payload) != assoc_id:
-            raise ClientError(
-                f"answer in association {_association_id(answer.payload)!r}, not {assoc_id!r}"
-            )
+        named = _association_id(answer.payload)
+        # The answer to an E2E initiate names n:m (HandshakeAcc) or n (HandshakeSecReject).
+        if named != assoc_id and not (initiate and (named or "").split(":")[0] == assoc_id):
+            raise ClientError(f"answer in association {named!r}, not {assoc_id!r}")
         try:
-            pdu = layer.open(answer.payload, now)
+            pdu = self._early.pop((answer.sender, answer.id), None)
+            if pdu is None:
+                pdu = layer.open(answer.payload, now)
+            elif isinstance(pdu, Exception):
+                raise pdu
         except Exception as exc:  # noqa: BLE001 - a layer refuses by raising
-            raise ClientError(f"invalid answer: {exc}") from None
+            raise ClientError(f"invalid answer: {exc}") from exc
         if not isinstance(pdu, m.Mmspdu):
             raise ClientError("invalid answer: not an MMSpdu")
         return pdu
@@ -327,6 +405,9 @@ class ClientProtocol:
         try:
             pdu = state.layer.open(item.payload, now)
         except Exception as exc:  # noqa: BLE001 - a layer refuses by raising
+            assoc = self.core.get(item.sender, assoc_id)
+            if assoc is not None:
+                self._layer_failed(assoc, state, exc)
             return [ErrorReply(item, "bad-request", str(exc))]
         body = pdu.choice
         if not isinstance(body, m.ConfirmedRequestPdu):
@@ -392,6 +473,9 @@ class ClientProtocol:
             pdu = state.layer.open(item.payload, now)
         except Exception as exc:  # noqa: BLE001 - a layer refuses by raising
             log.info("message from %s refused: %s", item.sender, exc)
+            assoc = self.core.get(item.sender, item.association or "")
+            if assoc is not None:
+                self._layer_failed(assoc, state, exc)
             return
         body = pdu.choice
         assoc = self.core.get(item.sender, item.association or "")

@@ -23,11 +23,19 @@ IEC 62351-4 layer (``gridbind.iec61850.e2e``) plugs in as another factory with t
 Requests outside any association (before an initiate) travel as a bare ``MMSpdu``:
 :func:`association_id` of such a payload is None.
 
-Left for the IEC 62351-4 integration: its handshake carries the initiate PDUs in HandshakeReq /
-HandshakeAcc and extends the assoID to ``n:n``, and a refused transfer is answered with the
-engine's DtSecAbort; the cores key an association by the id of its initiate and answer a
-refusal with a rejectPDU, so a handshake layer needs the cores to re-key the association and
-to send the layer's own refusal (the engine's ``E2ESession`` already has the seal/open shape).
+With IEC 62351-4 (:class:`gridbind.iec61850.e2e.E2EEnvelopes`) a layer may also have, and the
+cores use when present:
+
+- ``asso_id``: the association id after the layer opened (called side) or was answered
+  (calling side) the initiate: the E2E handshake extends ``n`` to ``n:m``, and the cores key the
+  association by this id;
+- ``ended``: true once the layer itself ended the association (an envelope refused in data
+  transfer, the peer's abort): the cores then abort the association;
+- a ``reply`` attribute on the exception ``open`` raises: the envelope to send instead of a
+  rejectPDU (HandshakeSecReject answers the initiate's iq; a DtSecAbort travels in a message);
+- ``release_request(now)`` / ``answer_release(envelope, now)`` / ``confirm_release(envelope,
+  now)``: the signed ReleaseReq/ReleaseRsp exchanged in an ``iq set`` after a conclude (the
+  called side keeps a concluded association's layer while its ``awaits_release`` is true).
 """
 
 from __future__ import annotations
@@ -79,8 +87,14 @@ def names_8_2(pp: e2e.ProtectedProtocol) -> bool:
 
 
 #: Where the envelopes of E2E_4.xsd carry the association id: AssociationContext (E2E off),
-#: ClearTransfer/EncrTransfer (ClearToken2), HandshakeReq/HandshakeAcc (ClearToken1).
-_ASSO_ID_PATHS = (("asso_id",), ("tbp", "token2", "asso_id"), ("tbs", "token1", "asso_id"))
+#: ClearTransfer/EncrTransfer (ClearToken2), HandshakeReq/HandshakeAcc (ClearToken1),
+#: ReleaseReq/ReleaseRsp/DtSecAbort/ApplAbort (ClearToken3).
+_ASSO_ID_PATHS = (
+    ("asso_id",),
+    ("tbp", "token2", "asso_id"),
+    ("tbs", "token1", "asso_id"),
+    ("token3", "asso_id"),
+)
 
 
 def association_id(payload: Any) -> str | None:

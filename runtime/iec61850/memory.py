@@ -58,6 +58,9 @@ class MemoryNetwork:
         self._ids = itertools.count(1)
         #: Stanzas routed (kind, from, to), for tests that check what travelled.
         self.log: list[tuple[str, str, str]] = []
+        #: ``tap(sender, to, stanza)`` sees every stanza before delivery and returns the one to
+        #: deliver (altered, for tests of a hostile operator) or None to drop it.
+        self.tap: Callable[[str, str, ET.Element], ET.Element | None] | None = None
 
     def endpoint(
         self,
@@ -80,6 +83,10 @@ class MemoryNetwork:
         self.log.append((kind, sender.full_jid, to))
         if target is None:
             return False
+        if self.tap is not None:
+            stanza = self.tap(sender.full_jid, to, stanza)
+            if stanza is None:
+                return True
         asyncio.get_running_loop().call_soon(target._receive, sender.full_jid, stanza)
         return True
 
@@ -104,6 +111,9 @@ class MemoryEndpoint:
         self.on_inbound = on_inbound
         self.on_peer_unavailable: Callable[[str], None] | None = None
         self.on_link_lost: Callable[[], None] | None = None
+        #: Called with each decoded answer as it arrives, before its requester resumes (a
+        #: shell that must open envelopes in arrival order, E2E, sets it).
+        self.on_answer: Callable[[Received], None] | None = None
         self.request_timeout = request_timeout
         self._gate = gate or _codec.default_codec()
         self._tracked: set[str] = set()
@@ -300,4 +310,8 @@ class MemoryEndpoint:
             return
         item = Received("iq", "result", sender, sid)
         found = unwrap(stanza)
-        fut.set_result(item if found is None else decode_payload(found, self._gate, item))
+        if found is not None:
+            item = decode_payload(found, self._gate, item)
+            if self.on_answer is not None:
+                self.on_answer(item)
+        fut.set_result(item)

@@ -570,6 +570,9 @@ class ServerModel:
         self.jid: str | None = None
         self.limits = ServiceLimits()
         self.writable_fcs: set[str] = set(DEFAULT_WRITABLE_FCS)
+        #: The time stamps the server stamps (``t`` of updates, LActTm): an SNTP-fed
+        #: ClockSource's ``timestamp`` carries its TimeQuality (see IedServer ``clock=``).
+        self.clock: Callable[[], Timestamp] = Timestamp.now
         self._write_hooks: list[WriteHook] = []
         self._read_hooks: list[ReadHook] = []
         self._listeners: list[UpdateListener] = []
@@ -808,7 +811,7 @@ class ServerModel:
             if isinstance(t, DataAttribute) and t.fc == attr.fc:
                 if isinstance(timestamp, (int, float)):
                     timestamp = Timestamp.from_float(float(timestamp))
-                self._set(t, timestamp or Timestamp.now())
+                self._set(t, timestamp or self.clock())
 
     def _set(self, attr: DataAttribute, value: Any, sg: int | None = None) -> None:
         if attr.values_by_sg is not None:
@@ -1084,7 +1087,7 @@ class ServerModel:
             cnf.value = False
         lact = block.children.get("LActTm")
         if activated and isinstance(lact, DataAttribute):
-            lact.value = Timestamp.now()
+            lact.value = self.clock()
 
     # ---------------------------------------------------------------- data sets
     def dataset(self, ref: str) -> DataSet:

@@ -286,6 +286,10 @@ class Prosody:
     start_timeout: float = 10.0
     #: Add the SASL EXTERNAL virtual host :attr:`cert_domain` (needs prosody-modules).
     client_certs: bool = False
+    #: Log at debug level (what an operator could see of the traffic).
+    debug_log: bool = False
+    #: Modules enabled beside the default ones (e.g. ``("offline",)`` to store messages).
+    extra_modules: tuple[str, ...] = ()
     c2s_port: int = 0
     c2s_tls_port: int = 0
     host: str = LOOPBACK
@@ -339,6 +343,11 @@ class Prosody:
         (self.directory / "data").mkdir(parents=True, exist_ok=True)
         (self.directory / "certs").mkdir(exist_ok=True)
         config = _CONFIG
+        if self.debug_log:
+            config = config.replace("log = {{ info =", "log = {{ debug =", 1)
+        if self.extra_modules:
+            more = "".join(f' "{name}";' for name in self.extra_modules)
+            config = config.replace('"smacks" }}', f'"smacks";{more} }}}}', 1)
         extra: tuple[str, ...] = ()
         if self.client_certs:
             modules = _ccert_module_dir()

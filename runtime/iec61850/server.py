@@ -46,6 +46,7 @@ from .association import (
     InitiateParams,
 )
 from .control.service import Abandon, ControlHandlers, ControlService, Execute
+from .e2e.layer import E2EEnvelopes
 from .envelope import ClearContext, EnvelopeFactory
 from .files import FileStore
 from .model import ServerModel
@@ -55,6 +56,7 @@ from .logs.store import DEFAULT_MAX_ENTRIES, LogStore
 from .reporting import ReportEngine
 from .reporting.rcb import DEFAULT_BUFFER_ENTRIES
 from .server_protocol import ServerProtocol
+from .sntp import ClockSource, SntpPoller
 from .services.acsi import ServerServices
 from .xmpp import IecXmpp, XmppSettings
 
@@ -95,7 +97,23 @@ class IedServer:
         report_buffer_entries: int = DEFAULT_BUFFER_ENTRIES,
         log_store: str | Path | LogStore = ":memory:",
         log_entries: int = DEFAULT_MAX_ENTRIES,
+        e2e: Any = None,
+        clock: ClockSource | None = None,
+        sntp: list[tuple[str, int]] | None = None,
+        sntp_interval_s: float = 64.0,
     ) -> None:
+        if e2e is not None:  # an E2EConfig / E2EPolicy: IEC 62351-4 per peer
+            envelopes = E2EEnvelopes(e2e)
+        #: The IED's time source (``sntp``: polled SNTP servers (host, port) feed it); every
+        #: time stamp the server stamps carries its time and TimeQuality.
+        self.clock = clock or (ClockSource() if sntp else None)
+        self.sntp = (
+            SntpPoller(self.clock, list(sntp), interval_s=sntp_interval_s)
+            if sntp and self.clock is not None
+            else None
+        )
+        if self.clock is not None:
+            model.clock = self.clock.timestamp
         self.model = model
         #: The control services; ``controls.handlers`` is the application's say (checks, operate).
         self.controls = ControlService(
@@ -195,6 +213,8 @@ class IedServer:
 
     # ---------------------------------------------------------------- lifecycle
     async def start(self) -> None:
+        if self.sntp is not None:
+            self.sntp.start()
         await self.transport.start()
         self._pump()  # arm the timer of LCBs the SCL enables
 
@@ -206,6 +226,8 @@ class IedServer:
             self._timer.cancel()
         for task in list(self._tasks) + list(self._executions.values()):
             task.cancel()
+        if self.sntp is not None:
+            await self.sntp.stop()
         await self.transport.close()
         if self._own_store:
             self.logs.store.close()
@@ -257,8 +279,14 @@ class IedServer:
             self._pump()
 
     def _emit(self, out: list[Outgoing]) -> None:
+        # What the protocol sealed leaves in its order before any synchronous operate runs: an
+        # operate's own output (CommandTermination...) is sealed later, and E2E receivers
+        # refuse a message sealed before one they already have (out of sequence).
+        executes = []
         for o in out:
-            if isinstance(o, Reply):
+            if isinstance(o, Execute):
+                executes.append(o)
+            elif isinstance(o, Reply):
                 self.transport.reply(o.request, o.payload)
             elif isinstance(o, ErrorReply):
                 self.transport.reply_error(o.request, o.condition, o.text, o.etype)
@@ -268,12 +296,12 @@ class IedServer:
                 task = asyncio.get_running_loop().create_task(self._call(o))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
-            elif isinstance(o, Execute):
-                self._execute(o)
             elif isinstance(o, Abandon):
                 running = self._executions.pop(o.token, None)
                 if running is not None:
                     running.cancel()
+        for o in executes:
+            self._execute(o)
         self._arm()
 
     # ---------------------------------------------------------------- controls

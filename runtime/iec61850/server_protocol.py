@@ -30,6 +30,7 @@ stored. Nothing a peer sends raises out of :meth:`ServerProtocol.receive`.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -65,6 +66,8 @@ log = logging.getLogger(__name__)
 _UNPAGED = frozenset({"read", "getVariableAccessAttributes", "getNamedVariableListAttributes"})
 #: The services a requester must offer for obtainFile.
 PULL_SERVICES = frozenset({"fileOpen", "fileRead", "fileClose"})
+#: Concluded associations whose layer still awaits the peer's E2E ReleaseReq (oldest dropped).
+MAX_RELEASING = 256
 
 
 def data_depth(data: m.Data) -> int:
@@ -126,6 +129,7 @@ class ServerProtocol:
         self._measure = measure
         self._envelopes = envelopes
         self._layers: dict[tuple[str, str], EnvelopeLayer] = {}
+        self._releasing: OrderedDict[tuple[str, str], Any] = OrderedDict()
         self._pulls: dict[int, _Pull] = {}
         self._token = 0
         self._invoke = 0  # invokeIDs of the requests this server sends (obtainFile)
@@ -142,11 +146,16 @@ class ServerProtocol:
         events = self.core.take_events()
         for event in events:
             if isinstance(event, AssociationEnded):
-                self._ended(event.association)
+                self._ended(event)
         return events
 
-    def _ended(self, assoc: Association) -> None:
-        self._layers.pop(assoc.key, None)
+    def _ended(self, event: AssociationEnded) -> None:
+        assoc = event.association
+        layer = self._layers.pop(assoc.key, None)
+        if event.how == "concluded" and getattr(layer, "awaits_release", False):
+            self._releasing[assoc.key] = layer  # the E2E ReleaseReq follows the conclude
+            while len(self._releasing) > MAX_RELEASING:
+                self._releasing.popitem(last=False)
         self.services.association_ended(assoc)
         if self.controls is not None:
             self.controls.association_ended(assoc)
@@ -202,11 +211,18 @@ class ServerProtocol:
             layer = None
         else:
             key = (item.sender, assoc_id)
+            if key in self._releasing:
+                return self._release(item, self._releasing.pop(key), now)
             layer = self._layers.get(key) or self._envelopes(item.sender, assoc_id)
             try:
                 pdu = layer.open(item.payload, now)
             except Exception as exc:  # noqa: BLE001 - a layer refuses by raising
-                return self._refuse(item, RejectReason.INVALID_PDU, str(exc), None, now)
+                return self._refused(item, layer, exc, now)
+            # An encrypted PDU is judged by its own size (the ciphertext less the GCM tag),
+            # not by the hex of the envelope.
+            sealed = getattr(getattr(item.payload, "tbp", None), "encrypted_appl_data", None)
+            if isinstance(sealed, bytes):
+                item.size = max(0, len(sealed) - 16)
         if not isinstance(pdu, m.Mmspdu):
             return [ErrorReply(item, "bad-request", "the payload is not an MMSpdu")]
         kind = mms.pdu_kind(pdu)
@@ -225,18 +241,32 @@ class ServerProtocol:
             log.exception("%s from %s failed", kind, item.sender)
             return [ErrorReply(item, "internal-server-error", kind, "cancel")]
 
+    def _layer_of(self, peer: str, assoc_id: str | None) -> tuple[Any, Association | None]:
+        """The layer and association a message names; an abort of the calling side may name
+        the ``n`` part of an ``n:m`` association only (HandshakeSecAbort)."""
+        if not assoc_id:
+            return None, None
+        if (peer, assoc_id) not in self._layers and ":" not in assoc_id:
+            ours = [k for k in self._layers if k[0] == peer and k[1].split(":")[0] == assoc_id]
+            if len(ours) == 1:
+                assoc_id = ours[0][1]
+        return self._layers.get((peer, assoc_id)), self.core.get(peer, assoc_id)
+
     def _message(self, item: Received, now: float) -> None:
         # Clients send no unconfirmed services to a server in this profile; a rejectPDU from a
         # client means it could not use one of our answers: worth a log line, nothing more.
+        # An E2E abort of the client (DtSecAbort, HandshakeSecAbort, ApplAbort) ends the
+        # association through its layer.
         if item.error is not None:
             log.info("message from %s refused: %s", item.sender, item.error)
             return
-        assoc_id = _association_id(item.payload)
-        layer = self._layers.get((item.sender, assoc_id or ""))
+        layer, assoc = self._layer_of(item.sender, _association_id(item.payload))
         try:
             pdu = layer.open(item.payload, now) if layer is not None else item.payload
         except Exception as exc:  # noqa: BLE001 - a layer refuses by raising
             log.info("message from %s refused: %s", item.sender, exc)
+            if getattr(layer, "ended", False) and assoc is not None:
+                self.core.abort(assoc, f"E2E: {exc}")
             return
         if isinstance(pdu, m.Mmspdu) and isinstance(pdu.choice, m.RejectPdu):
             log.warning(
@@ -245,6 +275,32 @@ class ServerProtocol:
                 pdu.choice.original_invoke_id,
                 mms.reject_reason(pdu.choice),
             )
+
+    def _refused(self, item: Received, layer: Any, exc: Exception, now: float) -> list[Outgoing]:
+        """An envelope its layer refused: nothing of it reaches the services.
+
+        The layer's own answer when it has one (``exc.reply``): a HandshakeSecReject answers the
+        initiate's iq; a DtSecAbort travels in a message and the association aborts. Else the
+        rejectPDU of Annex D.
+        """
+        reply = getattr(exc, "reply", None)
+        assoc = self.core.get(item.sender, item.association or "")
+        if getattr(layer, "ended", False):
+            out: list[Outgoing] = [] if reply is None else [Send(item.sender, reply)]
+            if assoc is not None:
+                self.core.abort(assoc, f"E2E: {exc}")
+            return out + [ErrorReply(item, "not-acceptable", str(exc), "cancel")]
+        if reply is not None and assoc is None:
+            return [Reply(item, reply)]
+        return self._refuse(item, RejectReason.INVALID_PDU, str(exc), None, now)
+
+    def _release(self, item: Received, layer: Any, now: float) -> list[Outgoing]:
+        """The E2E ReleaseReq after a conclude: the signed ReleaseRsp."""
+        try:
+            return [Reply(item, layer.answer_release(item.payload, now))]
+        except Exception as exc:  # noqa: BLE001 - a layer refuses by raising
+            log.warning("release from %s refused: %s", item.sender, exc)
+            return [ErrorReply(item, "not-acceptable", str(exc), "cancel")]
 
     def _refuse(
         self,
@@ -266,6 +322,8 @@ class ServerProtocol:
     ) -> list[Outgoing]:
         if layer is None or item.association is None:
             return [ErrorReply(item, "bad-request", "initiate without an association id")]
+        # The E2E handshake extends the id to n:m: the association is keyed by the layer's id.
+        item.association = getattr(layer, "asso_id", None) or item.association
         try:
             proposed = mms.initiate_params(body)
             assoc = self.core.accept(item.sender, item.association, proposed)

@@ -200,6 +200,9 @@ class IecXmpp:
         self._on_peer_unavailable = on_peer_unavailable
         self._on_link_lost = on_link_lost
         self._on_resumed = on_resumed
+        #: Called with each decoded answer as it arrives, in stanza order with the messages
+        #: (a shell that must open envelopes in arrival order, E2E, sets it).
+        self.on_answer: Callable[[Received], None] | None = None
         self._client: slixmpp.ClientXMPP | None = None
         self._ready: asyncio.Future[None] | None = None
         self._closing = False
@@ -572,7 +575,24 @@ class IecXmpp:
             raise LinkLost(self._fatal)
         iq = client.make_iq(ito=to, itype=itype)
         iq.xml.append(payload_element(payload, self._gate))
-        sent = iq.send(timeout=timeout or self.settings.request_timeout)
+        early: list[Received] = []
+
+        def arrived(stanza: Any) -> None:
+            # In stanza order with the messages (slixmpp runs both handlers as they arrive):
+            # decoded and handed to on_answer before the requester resumes.
+            if stanza["type"] != "result" or self.on_answer is None:
+                return
+            try:
+                item = Received("iq", "result", str(stanza["from"]), stanza["id"], handle=stanza)
+                found = unwrap(stanza.xml)
+                if found is not None:
+                    item = decode_payload(found, self._gate, item)
+                    self.on_answer(item)
+                early.append(item)
+            except Exception:  # noqa: BLE001 - the requester decodes it again
+                log.exception("answer from %s: early handling failed", stanza["from"])
+
+        sent = iq.send(callback=arrived, timeout=timeout or self.settings.request_timeout)
         self._pending.add(sent)
         try:
             answer = await sent
@@ -583,6 +603,8 @@ class IecXmpp:
             raise RequestTimeout(f"no answer from {to} within the time limit") from None
         finally:
             self._pending.discard(sent)
+        if early:
+            return early[0]
         item = Received("iq", "result", str(answer["from"]), answer["id"], handle=answer)
         found = unwrap(answer.xml)
         if found is None:

@@ -68,7 +68,7 @@ async def memory_served(
     files: Path | None = None,
     clients: int = 1,
     server_kw: dict | None = None,
-    client_kw: dict | None = None,
+    client_kw: dict | Callable[[int], dict] | None = None,
 ) -> AsyncIterator[tuple[IedServer, list[Client], MemoryNetwork]]:
     """An IED served from ``scl`` and ``clients`` clients on one in-memory network."""
     net = MemoryNetwork()
@@ -76,9 +76,10 @@ async def memory_served(
         load_scl(scl), transport=net.endpoint("ied@memory.test"), files_root=files,
         **(server_kw or {}),
     )  # fmt: skip
+    # ``client_kw`` may be a function of the client's index (e.g. its own E2E certificate)
+    kw_of = client_kw if callable(client_kw) else (lambda i: client_kw or {})
     apps = [
-        Client(transport=net.endpoint(f"ops{i}@memory.test"), **(client_kw or {}))
-        for i in range(clients)
+        Client(transport=net.endpoint(f"ops{i}@memory.test"), **kw_of(i)) for i in range(clients)
     ]
     await asyncio.gather(server.start(), *(c.connect() for c in apps))
     try:

@@ -72,9 +72,9 @@ def cluster():
 
 
 @contextlib.asynccontextmanager
-async def served(ied_node, client_node, ied: Account, ops: Account):
-    server = IedServer(load_scl(FEEDER), settings(ied_node, ied))
-    client = Client(settings(client_node, ops))
+async def served(ied_node, client_node, ied: Account, ops: Account, e2e=(None, None)):
+    server = IedServer(load_scl(FEEDER), settings(ied_node, ied), e2e=e2e[0])
+    client = Client(settings(client_node, ops), e2e=e2e[1])
     await asyncio.gather(server.start(), client.connect())
     try:
         yield server, client
@@ -96,6 +96,24 @@ async def _association_reads_writes(server: IedServer, client: Client) -> None:
     assert not ied.open
 
 
+def _e2e_encrypted(ied: Account, ops: Account) -> tuple:
+    from gridbind.iec61850.e2e import E2EConfig, Mode
+    from gridbind.iec61850.e2e_certs import make_ca, make_e2e_certificate
+
+    ca = make_ca()
+
+    def config(jid: str) -> E2EConfig:
+        leaf = make_e2e_certificate(ca, jid)
+        return E2EConfig(
+            Mode.ENCRYPTED,
+            certificate=leaf.certificate,
+            private_key=leaf.key,
+            trust_anchors=(ca.certificate,),
+        )
+
+    return config(ied.jid), config(ops.jid)
+
+
 @pytest.mark.timeout(30)
 def test_ejabberd_serves_tls_for_the_domain_on_loopback_only(ejabberd) -> None:
     ctx = ssl.create_default_context(cafile=str(ejabberd.ca_cert))
@@ -111,13 +129,19 @@ def test_ejabberd_serves_tls_for_the_domain_on_loopback_only(ejabberd) -> None:
 
 
 @pytest.mark.timeout(30)
-def test_iec_services_through_ejabberd(ejabberd) -> None:
-    ied = Account(ejabberd.register("ied", PASSWORD), PASSWORD)
-    ops = Account(ejabberd.register("ops", PASSWORD), PASSWORD)
+@pytest.mark.parametrize("e2e", ["off", "encrypted"])
+def test_iec_services_through_ejabberd(ejabberd, e2e) -> None:
+    ied = Account(ejabberd.register(f"ied-{e2e}", PASSWORD), PASSWORD)
+    ops = Account(ejabberd.register(f"ops-{e2e}", PASSWORD), PASSWORD)
+    security = _e2e_encrypted(ied, ops) if e2e == "encrypted" else (None, None)
 
     async def main():
-        async with served(ejabberd, ejabberd, ied, ops) as (server, client):
+        async with served(ejabberd, ejabberd, ied, ops, security) as (server, client):
+            events = []
+            server.on_event = events.append
             await _association_reads_writes(server, client)
+            # the E2E handshake names the association n:m
+            assert events and all((":" in e.association.id) == (e2e != "off") for e in events)
 
     run(main(), 25)
 

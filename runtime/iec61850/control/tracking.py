@@ -148,7 +148,7 @@ class ControlTracking:
                 except KeyError:
                     continue
             try:
-                self.model.update(f"{ref}.{path}", value, timestamp=Timestamp.now())
+                self.model.update(f"{ref}.{path}", value, timestamp=self.model.clock())
             except ModelError as exc:  # e.g. a ctlVal the CTS types differently
                 log.debug("%s.%s not tracked: %s", ref, path, exc)
 

@@ -10,6 +10,7 @@ The engine works on the generated classes of ``E2E_4.xsd``
   ApplicationReject, HandshakeSecReject, HandshakeSecAbort).
 - :mod:`~.transfer`: :class:`E2ESession`, the per-association envelope layer with
   ``seal(pdu, now) -> envelope`` and ``open(envelope, now) -> Mmspdu``, rekeying, release, abort.
+- :mod:`~.layer`: :class:`E2EEnvelopes`, the envelope factory the 8-2 protocol cores use.
 - :mod:`~.trust`: certificate checks; :mod:`~.crypto`: primitives; :mod:`~.tokens`: time format,
   canonical serialisation; :mod:`~.diagnostics`: diagnostic codes and the exception tree.
 
@@ -30,6 +31,7 @@ from gridbind.iec61850.e2e.diagnostics import (
     TransferError,
 )
 from gridbind.iec61850.e2e.handshake import HandshakeOffer, Initiator, Responder
+from gridbind.iec61850.e2e.layer import E2EEnvelopes, E2ELayer
 from gridbind.iec61850.e2e.tokens import SECURITY_LOG
 from gridbind.iec61850.e2e.transfer import E2ESession, EnvelopeLayer, SessionState
 
@@ -39,6 +41,8 @@ __all__ = [
     "ConfigError",
     "DtDiag",
     "E2EConfig",
+    "E2EEnvelopes",
+    "E2ELayer",
     "E2EError",
     "E2EPolicy",
     "E2ESession",

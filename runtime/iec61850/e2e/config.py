@@ -134,7 +134,7 @@ class E2EConfig:
         if Mode(mode) is Mode.OFF:
             return cls(Mode.OFF)
         if certificate is None or key is None or trust_anchors is None:
-            raise ConfigError("E2E security on needs --e2e-cert, --e2e-key and --e2e-trust")
+            raise ConfigError("E2E security on needs --e2e-cert, --e2e-key and --e2e-ca")
         chain = load_certificates(certificate)
         return cls(
             Mode(mode),

@@ -37,6 +37,7 @@ Rules (DECISIONS.md 35-39):
 from __future__ import annotations
 
 import os
+import re
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -515,10 +516,37 @@ class E2ESession:
             raise ReleaseError(f"{type(env).__name__}: {exc}") from None
 
 
+_AAD_NS = b' xmlns="' + codec.E2E_NS.encode() + b'">'
+_PLAIN_ID = re.compile(r"[0-9:]{1,21}")
+_PLAIN_TIME = re.compile(r"[0-9]{14},[0-9]{3}Z")
+
+
 def _aad(token2: e.ClearToken2) -> bytes:
-    """The AES-GCM AAD: the canonical content of ``token2``, computed on an envelope that holds
-    only that token (the canonical bytes of a part do not depend on its siblings), so the cost
-    does not grow with the ciphertext."""
+    """The AES-GCM AAD: the canonical content of ``token2``.
+
+    The common token (no rekey, assoID and time of their schema patterns, which need no
+    escaping) is written directly as the bytes exclusive c14n gives (the per-message hot path;
+    ``test_e2e_security`` checks both agree); any other token goes through the codec, on an
+    envelope that holds only that token (the canonical bytes of a part do not depend on its
+    siblings), so the cost does not grow with the ciphertext."""
+    if (
+        token2.rekey is None
+        and _PLAIN_ID.fullmatch(token2.asso_id)
+        and _PLAIN_TIME.fullmatch(token2.time)
+        and isinstance(token2.seq, int)
+    ):
+        parts = [
+            b"<assoID" + _AAD_NS + token2.asso_id.encode() + b"</assoID>",
+            b"<time" + _AAD_NS + token2.time.encode() + b"</time>",
+            b"<seq" + _AAD_NS + str(token2.seq).encode() + b"</seq>",
+        ]
+        if token2.iv is not None:
+            parts.append(b"<iv" + _AAD_NS + token2.iv.hex().upper().encode() + b"</iv>")
+        return b"".join(parts)
+    return _canonical_aad(token2)
+
+
+def _canonical_aad(token2: e.ClearToken2) -> bytes:
     probe = e.EncrTransfer(tbp=e.EncrTbp(token2=token2, encrypted_appl_data=b"\x00"))
     return canonical_part(probe, "tbp", "token2")
 
