@@ -20,12 +20,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from xer import read_response  # noqa: E402
-
 from gridbind.generated.iec61850_8_2 import e2e_4 as e  # noqa: E402
 from gridbind.iec61850 import codec  # noqa: E402
 from gridbind.iec61850.e2e import E2EConfig, Initiator, Mode, Responder  # noqa: E402
 from gridbind.iec61850.e2e_certs import make_ca, make_e2e_certificate  # noqa: E402
+
+from xer import read_response  # noqa: E402
 
 CLIENT, IED = "client@bench.local/IEC", "ied@bench.local/IEC"
 

@@ -277,7 +277,7 @@ async def _sttp_draft(signals: int, rate: float, seconds: float, say: Say) -> bo
 
 
 async def _stream(
-    tally: "_Tally",
+    tally: _Tally,
     data_bytes: Callable[[], int],
     next_frame: Callable[[], Any],
     publisher: Any,
@@ -298,7 +298,7 @@ async def _stream(
     return queued, time.monotonic() - ticker.started
 
 
-def _all_queued(queued: int, tally: "_Tally", say: Say) -> bool:
+def _all_queued(queued: int, tally: _Tally, say: Say) -> bool:
     if queued != tally.published:
         say(f"publisher queued {queued:,} of {tally.published:,} measurements - FAILED")
         return False

@@ -8,8 +8,9 @@ conditions (a conditional field is drawn exactly when its condition holds) and s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 from hypothesis import strategies as st
 

@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import require
 
 from gridbind.iec61850.prosody import prosody_available
+
+from conftest import require
 
 STATS = re.compile(
     r"^  +\d+\.\d s: +([\d,]+) measurements received, +[\d,]+/s, ([\d.]+) bytes/measurement$",

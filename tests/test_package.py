@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -21,8 +21,9 @@ import pytest
 import gridbind
 import gridbind.codegen
 import gridbind.generated
-from conftest import require
 from gridbind.sttp import UNIX_EPOCH_TICKS, ticks_from_datetime, ticks_to_datetime
+
+from conftest import require
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,8 +48,8 @@ def test_python_dash_m_runs_the_command() -> None:
 
 
 def test_ticks_epoch_and_round_trip() -> None:
-    assert ticks_from_datetime(datetime(1970, 1, 1, tzinfo=timezone.utc)) == UNIX_EPOCH_TICKS
-    moment = datetime(2026, 11, 22, 7, 45, 1, 123456, tzinfo=timezone.utc)
+    assert ticks_from_datetime(datetime(1970, 1, 1, tzinfo=UTC)) == UNIX_EPOCH_TICKS
+    moment = datetime(2026, 11, 22, 7, 45, 1, 123456, tzinfo=UTC)
     assert ticks_to_datetime(ticks_from_datetime(moment)) == moment
 
 

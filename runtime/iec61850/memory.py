@@ -228,7 +228,7 @@ class MemoryEndpoint:
             if not self.network.deliver(self, to, stanza):
                 raise StanzaError("service-unavailable", f"{to} is not available")
             return await asyncio.wait_for(fut, timeout or self.request_timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise RequestTimeout(f"no answer from {to} within the time limit") from None
         finally:
             self._pending.pop(sid, None)

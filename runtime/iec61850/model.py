@@ -260,7 +260,7 @@ class DataAttribute:
     def is_struct(self) -> bool:
         return self.btype in ("Struct", "PhyComAddr")
 
-    def add(self, child: "DataAttribute") -> "DataAttribute":
+    def add(self, child: DataAttribute) -> DataAttribute:
         child.parent = self
         self.children[child.name] = child
         self.fcset = None
@@ -289,7 +289,7 @@ class DataObject:
         self.parent: Node | None = None
         self.fcset: frozenset[str] | None = None
 
-    def add(self, child: "DataObject | DataAttribute") -> "DataObject | DataAttribute":
+    def add(self, child: DataObject | DataAttribute) -> DataObject | DataAttribute:
         child.parent = self
         self.children[child.name] = child
         self.fcset = None
@@ -328,7 +328,7 @@ class DataSet:
 
     name: str
     members: list[FCDA]
-    owner: "LogicalNode | None" = None
+    owner: LogicalNode | None = None
     persistent: bool = True
     deletable: bool = False
 
@@ -957,7 +957,7 @@ class ServerModel:
 
     # ---------------------------------------------------------------- setting groups
     @staticmethod
-    def _ld_of(node: Any) -> "LogicalDevice":
+    def _ld_of(node: Any) -> LogicalDevice:
         while not isinstance(node, LogicalDevice):
             node = node.parent
         return node

@@ -130,7 +130,7 @@ def make_test_pki(
     ``extra_domains`` are further DNS names of the leaf (other virtual hosts of the server).
     """
     directory.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=5)
+    now = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=5)
     until = now + datetime.timedelta(days=days)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = _name(f"gridbind test CA for {domain}")
@@ -193,7 +193,7 @@ def make_client_cert(
     signer = serialization.load_pem_private_key(Path(ca_key).read_bytes(), password=None)
     if not isinstance(signer, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)):
         raise ProsodyError(f"{ca_key}: a CA key must be EC or RSA (signed with SHA-256)")
-    now = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=5)
+    now = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=5)
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
         x509.CertificateBuilder()
@@ -465,7 +465,7 @@ class Prosody:
         if self._own_dir and self.directory is not None:
             shutil.rmtree(self.directory, ignore_errors=True)
 
-    def __enter__(self) -> "Prosody":
+    def __enter__(self) -> Prosody:
         self.start()
         return self
 

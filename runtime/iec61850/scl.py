@@ -20,11 +20,16 @@ from typing import Any
 
 from lxml import etree
 
+from gridbind.errors import LocalError
+from gridbind.iec61850.errors import Iec61850Error
+
 from .model import (
     BTYPE_KIND,
     CODED_ENUM_NAMES,
+    DEFAULT_RESV_TMS,
     FCDA,
     FCS,
+    VAL_KINDS,
     ControlBlock,
     DataAttribute,
     DataObject,
@@ -34,15 +39,11 @@ from .model import (
     LogicalNode,
     ModelError,
     ServerModel,
-    DEFAULT_RESV_TMS,
     ServiceLimits,
     SettingGroupControl,
-    VAL_KINDS,
     Timestamp,
     check_value,
 )
-from gridbind.iec61850.errors import Iec61850Error
-from gridbind.errors import LocalError
 
 __all__ = ["SclError", "load_scl", "parse_scl", "list_ieds", "MAX_SCL_BYTES"]
 
@@ -977,9 +978,7 @@ def _xs_datetime(text: str) -> Timestamp:
         else (1 if zone[0] == "+" else -1) * (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60)
     )
     try:
-        moment = datetime.datetime(
-            year, month, day, hour, minute, second, tzinfo=datetime.timezone.utc
-        )
+        moment = datetime.datetime(year, month, day, hour, minute, second, tzinfo=datetime.UTC)
     except ValueError as exc:
         raise ValueError(f"{text!r}: {exc}") from None
     seconds = int(moment.timestamp()) - offset

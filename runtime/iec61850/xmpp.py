@@ -304,7 +304,7 @@ class IecXmpp:
         self._connect()
         try:
             await asyncio.wait_for(asyncio.shield(self._ready), self.settings.connect_timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             await self._teardown()
             raise XmppConnectError(
                 f"no XMPP session within {self.settings.connect_timeout} s "
@@ -354,7 +354,7 @@ class IecXmpp:
                     client.plugin["xep_0198"].sm_id = None
                 client.send_presence(ptype="unavailable")
                 await asyncio.wait_for(client.disconnect(wait=1.0), 3.0)
-            except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - leaving anyway
+            except (TimeoutError, Exception):  # noqa: BLE001 - leaving anyway
                 client.abort()
         for fut in list(self._pending):
             if not fut.done():
@@ -639,7 +639,7 @@ class IecXmpp:
         except IqTimeout:
             raise RequestTimeout("ping timed out") from None
 
-    async def __aenter__(self) -> "IecXmpp":
+    async def __aenter__(self) -> IecXmpp:
         await self.start()
         return self
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from c37118_peers import ALL, f32, free_port, wait_until
+
 from gridbind.c37118.bridge import C37118ToSttp
 from gridbind.c37118.client import ConfigurationChanged, DataReceived, PdcClient
 from gridbind.c37118.constants import Command, FrameType
@@ -30,6 +30,8 @@ from gridbind.c37118.frames import (
 from gridbind.c37118.layout import DataLayout
 from gridbind.c37118.server import PmuServer
 from gridbind.sttp.ieee2664 import Subscriber
+
+from c37118_peers import ALL, f32, free_port, wait_until
 
 ID = 60
 

@@ -10,6 +10,7 @@ import math
 import struct
 
 import pytest
+
 from gridbind.c37118.constants import Command, FrameType
 from gridbind.c37118.crc import crc_ccitt
 from gridbind.c37118.errors import ConfigurationError, FrameError

@@ -4,6 +4,9 @@ exception, and the decoder holds no more than one frame's worth of bytes."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from gridbind.c37118.constants import MAX_FRAME, FrameType
 from gridbind.c37118.frames import (
     AnalogChannel,
@@ -26,8 +29,6 @@ from gridbind.c37118.framing import (
     FrameRejected,
 )
 from gridbind.c37118.layout import DataLayout
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 PMU = PmuConfig(
     "FUZZ",

@@ -7,6 +7,7 @@ import struct
 import uuid
 
 import pytest
+
 from gridbind.c37118.constants import FrameType
 from gridbind.c37118.frames import (
     AnalogChannel,

@@ -13,6 +13,16 @@ import math
 import uuid
 
 import pytest
+
+from gridbind.c37118.bridge import C37118ToSttp, SttpToC37118
+from gridbind.sttp.ieee2664 import (
+    PmuSource,
+    Publisher,
+    Subscriber,
+    synthetic_pmu_metadata,
+)
+from gridbind.sttp.measurement import UNIX_EPOCH_TICKS, ticks_now
+
 from c37118_peers import (
     ALL,
     PYC37,
@@ -24,14 +34,6 @@ from c37118_peers import (
     wait_until,
 )
 from conftest import require
-from gridbind.c37118.bridge import C37118ToSttp, SttpToC37118
-from gridbind.sttp.ieee2664 import (
-    PmuSource,
-    Publisher,
-    Subscriber,
-    synthetic_pmu_metadata,
-)
-from gridbind.sttp.measurement import UNIX_EPOCH_TICKS, ticks_now
 
 IDCODE = 7734
 RATE = 30

@@ -7,7 +7,7 @@ import asyncio
 from dataclasses import replace
 
 import pytest
-from c37118_peers import wait_until
+
 from gridbind.c37118.client import (
     ConfigurationChanged,
     DataReceived,
@@ -39,6 +39,8 @@ from gridbind.c37118.server import (
     StreamSession,
     StreamState,
 )
+
+from c37118_peers import wait_until
 
 ID = 5
 

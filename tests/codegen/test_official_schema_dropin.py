@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from publication import ZIP_NAME, build_zip
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,6 +14,7 @@ from gridbind.iec61850.association import AssociationCore, InitiateParams
 from gridbind.iec61850.model import DataAccessError, ModelError
 from gridbind.iec61850.scl import load_scl
 from gridbind.iec61850.services.acsi import ServerServices, access_steps
+
 from iec_testkit import outcome
 
 DATA = Path(__file__).parent / "data"

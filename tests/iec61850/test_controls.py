@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-from iec_testkit import memory_served, run, until
 
 from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
 from gridbind.iec61850 import mms
@@ -19,6 +18,8 @@ from gridbind.iec61850.client import AssociationAborted
 from gridbind.iec61850.control.addcause import AddCause
 from gridbind.iec61850.control.models import ControlRequest
 from gridbind.iec61850.control.service import ControlHandlers, last_appl_error
+
+from iec_testkit import memory_served, run, until
 
 CONTROLS = Path(__file__).parent / "data" / "controls.icd"
 LD = "CTL1CTRL"

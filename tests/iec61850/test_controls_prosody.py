@@ -13,13 +13,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from iec_testkit import run, settings
 
 from gridbind.iec61850.client import Client
 from gridbind.iec61850.control.addcause import AddCause
 from gridbind.iec61850.control.service import ControlHandlers
 from gridbind.iec61850.scl import load_scl
 from gridbind.iec61850.server import IedServer
+
+from iec_testkit import run, settings
 
 CONTROLS = Path(__file__).parent / "data" / "controls.icd"
 LD = "CTL1CTRL"

@@ -10,13 +10,14 @@ import subprocess
 import sys
 
 import pytest
-from conftest import require
-from iec_testkit import memory_served, run
 
 from gridbind.cli import main
 from gridbind.iec61850.prosody import prosody_available
 from gridbind.iec61850.scl import load_scl
 from gridbind.iec61850.valuetext import format_value, parse_value, type_from_model
+
+from conftest import require
+from iec_testkit import memory_served, run
 
 README_READ = ("FEEDER7MEAS/MMXU1.TotW.mag.f", "MX", "1520.0")
 README_WRITE = ("FEEDER7MEAS/MMXU1.TotW.d", "DC", '"feeder 7"')

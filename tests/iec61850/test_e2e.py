@@ -9,13 +9,14 @@ import contextlib
 from pathlib import Path
 
 import pytest
+from test_services import directories_and_values
 
 from gridbind.iec61850.client import AssociationAborted, Client
 from gridbind.iec61850.scl import load_scl
 from gridbind.iec61850.server import IedServer
 from gridbind.iec61850.xmpp import StanzaError
+
 from iec_testkit import run, settings
-from test_services import directories_and_values
 
 FEEDER = Path(__file__).parent / "data" / "feeder.scd"
 pytestmark = pytest.mark.prosody

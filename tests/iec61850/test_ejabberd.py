@@ -15,17 +15,17 @@ from pathlib import Path
 
 import pytest
 import slixmpp
+from cryptography import x509
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
-from cryptography import x509
 
 from gridbind.iec61850 import codec
 from gridbind.iec61850.client import AssociationAborted, Client
 from gridbind.iec61850.scl import load_scl
 from gridbind.iec61850.server import IedServer
-from iec_testkit import run, settings, until
 
 from ejabberd_nodes import Ejabberd, EjabberdCluster, EjabberdError, ejabberd_available
+from iec_testkit import run, settings, until
 
 FEEDER = Path(__file__).parent / "data" / "feeder.scd"
 PASSWORD = "s3cret-test"

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import logging
 
+from test_services_acsi import FEEDER
+
 from gridbind.iec61850.association import AssociationCore, InitiateParams
 from gridbind.iec61850.files import FileStore
 from gridbind.iec61850.scl import load_scl
 from gridbind.iec61850.services.acsi import ServerServices
-from test_services_acsi import FEEDER
 
 
 def test_unnameable_files_are_left_out_and_logged(tmp_path, caplog) -> None:

@@ -8,7 +8,6 @@ import contextlib
 from pathlib import Path
 
 import pytest
-
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import StanzaPath
 
@@ -140,7 +139,7 @@ def test_hostile_stanzas_are_answered_and_survived(prosody, xmpp_account) -> Non
                 )
                 try:
                     answer = await asyncio.wait_for(waiter, 5)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     raise AssertionError(f"no answer to hostile stanza {n}") from None
                 assert answer["type"] in ("error", "result"), (n, answer)
                 if n >= len(HOSTILE) - len(BAD_ENVELOPES):

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import require
 from gridbind.cli import main
 from gridbind.iec61850.prosody import prosody_available
+
+from conftest import require
 
 DATA = Path(__file__).parent / "data"
 pytestmark = pytest.mark.prosody

@@ -14,6 +14,7 @@ from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
 from gridbind.iec61850 import codec, mms
 from gridbind.iec61850.client import Client, ServiceFailed
 from gridbind.iec61850.stanza import StanzaError
+
 from iec_testkit import FEEDER, memory_served, run, send_unchecked, until
 
 

@@ -8,12 +8,13 @@ import time
 from pathlib import Path
 
 import pytest
-from iec_testkit import memory_served, run
 
 from gridbind.iec61850.client import ServiceFailed
 from gridbind.iec61850.logs import lcb as lcb_module
 from gridbind.iec61850.mmsdata import ReasonForInclusion as R
 from gridbind.iec61850.mmsdata import TriggerConditions as T
+
+from iec_testkit import memory_served, run
 
 LCB = "FDR1LD0/LLN0.logStatus"
 LOG = "FDR1LD0/LLN0$Events"

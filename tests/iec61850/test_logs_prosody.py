@@ -10,6 +10,7 @@ import sys
 import time
 
 import pytest
+
 from iec_testkit import FEEDER
 
 pytestmark = pytest.mark.prosody

@@ -7,6 +7,7 @@ import asyncio
 import xml.etree.ElementTree as ET
 
 import pytest
+from test_hostile import BAD_ENVELOPES, HOSTILE, req
 
 from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
 from gridbind.iec61850 import mms
@@ -14,8 +15,8 @@ from gridbind.iec61850 import mmsdata as d
 from gridbind.iec61850.client import AssociationAborted
 from gridbind.iec61850.memory import MemoryNetwork
 from gridbind.iec61850.stanza import LinkLost, RequestTimeout, StanzaError, XmppError
+
 from iec_testkit import memory_served, run, until
-from test_hostile import BAD_ENVELOPES, HOSTILE, req
 
 CANCEL = m.Mmspdu(choice=m.Mmspdu.CancelRequestPdu(value=1))
 

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
-from gridbind.iec61850 import codec, mmsdata as d
+from gridbind.iec61850 import codec
+from gridbind.iec61850 import mmsdata as d
 
 pytestmark = pytest.mark.timeout(60)
 

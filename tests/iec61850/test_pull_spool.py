@@ -126,9 +126,9 @@ def test_server_refuses_a_peer_over_its_share(tmp_path) -> None:
 def test_per_peer_cap_on_the_memory_transport() -> None:
     import asyncio
 
-    from iec_testkit import memory_served, run
-
     from gridbind.iec61850.client_protocol import ServiceFailed
+
+    from iec_testkit import memory_served, run
 
     async def main():
         async with memory_served(clients=2) as (server, (greedy, other), _):
@@ -144,6 +144,7 @@ def test_per_peer_cap_on_the_memory_transport() -> None:
 
 def test_per_peer_cap_is_configurable_on_the_server() -> None:
     from gridbind.iec61850.client_protocol import ServiceFailed
+
     from iec_testkit import memory_served, run
 
     async def main():

@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from iec_testkit import memory_served, run, until
 
 from gridbind.iec61850.client_protocol import DataAccessFailed
 from gridbind.iec61850.mmsdata import OptFlds
 from gridbind.iec61850.mmsdata import ReasonForInclusion as R
 from gridbind.iec61850.mmsdata import TriggerConditions as T
 from gridbind.iec61850.model import quality_bits
+
+from iec_testkit import memory_served, run, until
 
 URCB = "FDR1LD0/LLN0.urcbStatus01"
 URCB2 = "FDR1LD0/LLN0.urcbStatus02"
@@ -380,9 +381,9 @@ def test_a_brcb_reservation_ends_after_resvtms() -> None:
 
 
 def test_rptid_defaults_to_the_rcb_reference_and_owner_exists() -> None:
-    from iec_testkit import FEEDER
-
     from gridbind.iec61850.scl import load_scl
+
+    from iec_testkit import FEEDER
 
     model = load_scl(FEEDER)
     assert model.read(f"{BRCB}.RptID", "BR") == "FDR1LD0/LLN0$BR$brcbMeas"  # rptID left empty

@@ -11,7 +11,6 @@ import subprocess
 import sys
 
 import pytest
-from iec_testkit import FEEDER, run, settings, until
 from test_iec_cli import served  # noqa: F401 - the CLI server fixture
 from test_reports import ALL_OPT, BRCB, BUF_OPT, TOTW, URCB, next_reports, no_report
 
@@ -19,6 +18,8 @@ from gridbind.iec61850.client import Client
 from gridbind.iec61850.mmsdata import TriggerConditions as T
 from gridbind.iec61850.scl import load_scl
 from gridbind.iec61850.server import IedServer
+
+from iec_testkit import FEEDER, run, settings, until
 
 pytestmark = pytest.mark.prosody
 

@@ -229,10 +229,10 @@ def test_hostile_xml_is_refused(tmp_path) -> None:
     with pytest.raises(SclError):
         load_scl(xxe)
     laughs = (
-        '<?xml version="1.0"?><!DOCTYPE SCL [<!ENTITY a "aaaaaaaaaa">'
-        '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;">]>'
-        '<SCL xmlns="http://www.iec.ch/61850/2003/SCL"><IED name="&c;"/></SCL>'
-    ).encode()
+        b'<?xml version="1.0"?><!DOCTYPE SCL [<!ENTITY a "aaaaaaaaaa">'
+        b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;">]>'
+        b'<SCL xmlns="http://www.iec.ch/61850/2003/SCL"><IED name="&c;"/></SCL>'
+    )
     with pytest.raises(SclError):
         load_scl(laughs)
 

@@ -25,6 +25,7 @@ from gridbind.iec61850.model import quality_bits
 from gridbind.iec61850.scl import load_scl
 from gridbind.iec61850.server import IedServer
 from gridbind.iec61850.stanza import StanzaError
+
 from iec_testkit import memory_served, run, send_unchecked, unchecked_element
 
 FEEDER = Path(__file__).parent / "data" / "feeder.scd"

@@ -15,6 +15,7 @@ from gridbind.iec61850.files import FileStore
 from gridbind.iec61850.scl import load_scl
 from gridbind.iec61850.services.acsi import RequestRefused, ServerServices, ServiceError
 from gridbind.iec61850.services.mmsview import td_kind
+
 from iec_testkit import results
 
 FEEDER = Path(__file__).parent / "data" / "feeder.scd"

@@ -24,6 +24,7 @@ from gridbind.iec61850.client import DataAccessFailed, ServiceFailed
 from gridbind.iec61850.model import DataAccessError
 from gridbind.iec61850.services.mmsview import td_kind
 from gridbind.iec61850.stanza import StanzaError
+
 from iec_testkit import memory_served, results, send_unchecked
 
 DATA = Path(__file__).parent / "data"

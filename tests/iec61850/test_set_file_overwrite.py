@@ -5,11 +5,11 @@ to allow overwriting."""
 from __future__ import annotations
 
 import pytest
+from test_services_acsi import FEEDER
 
 from gridbind.iec61850.files import FileStore, FileStoreError
 from gridbind.iec61850.scl import load_scl
 from gridbind.iec61850.services.acsi import ServerServices, ServiceError
-from test_services_acsi import FEEDER
 
 
 def services(root, **kw) -> ServerServices:

@@ -14,6 +14,7 @@ from gridbind.iec61850.association import AssociationCore, InitiateParams
 from gridbind.iec61850.model import DataAccessError
 from gridbind.iec61850.scl import SclError, load_scl
 from gridbind.iec61850.services.acsi import ServerServices
+
 from iec_testkit import outcome
 
 FEEDER = Path(__file__).parent / "data" / "feeder.scd"

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
-from decimal import Decimal
 import struct
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_xer_oracle import PDUS
 
 from gridbind.iec61850 import codec
 from gridbind.iec61850.model import Timestamp
@@ -25,8 +26,6 @@ from gridbind.iec61850.valuetext import (
     type_from_description,
     type_from_model,
 )
-
-from test_xer_oracle import PDUS
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -22,6 +22,7 @@ from gridbind.iec61850.xmpp import (
     parse_address,
     stanza_for_pdu,
 )
+
 from iec_testkit import settings as account_settings
 
 #: cancel-RequestPDU values the echo treats specially.

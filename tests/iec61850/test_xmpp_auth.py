@@ -183,7 +183,7 @@ class TinyDns:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
 
-    def __enter__(self) -> "TinyDns":
+    def __enter__(self) -> TinyDns:
         self._thread.start()
         return self
 

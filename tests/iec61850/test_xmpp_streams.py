@@ -29,6 +29,7 @@ from gridbind.iec61850.prosody import Prosody
 from gridbind.iec61850.scl import load_scl
 from gridbind.iec61850.server import IedServer
 from gridbind.iec61850.xmpp import XmppConnectError, XmppError
+
 from iec_testkit import run, settings, until
 
 FEEDER = Path(__file__).parent / "data" / "feeder.scd"
@@ -161,7 +162,7 @@ def _wrong_host_leaf(pki, host: str) -> None:
     ca = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
     ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
     key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=5)
+    now = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=5)
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))

@@ -49,7 +49,6 @@ from cryptography import x509
 from gridbind.generated.iec61850_8_2 import Mmspdu
 from gridbind.generated.iec61850_8_2 import e2e_4 as e
 from gridbind.iec61850 import codec
-from gridbind.iec61850.envelope import EnvelopeLayer
 from gridbind.iec61850.e2e import crypto
 from gridbind.iec61850.e2e.config import REKEY_MAX_S, E2EConfig, Mode
 from gridbind.iec61850.e2e.diagnostics import (
@@ -69,6 +68,7 @@ from gridbind.iec61850.e2e.tokens import (
     parse_time,
     to_posix,
 )
+from gridbind.iec61850.envelope import EnvelopeLayer
 
 __all__ = [
     "REPLAY_MEMORY",
