@@ -126,7 +126,9 @@ def _report_line(report: Report) -> str:
 def _reasons(reason: ReasonForInclusion | None) -> str:
     if reason is None:
         return "no reason code"
-    return "+".join(flag.name.lower().replace("_", "-") for flag in type(reason) if flag in reason)
+    # Iterating a Flag class yields its named members only, so ``name`` is never None here.
+    names = (flag.name or "" for flag in type(reason) if flag in reason)
+    return "+".join(name.lower().replace("_", "-") for name in names)
 
 
 async def _scenario(prosody, files: Path, say: Callable[[str], None]) -> None:

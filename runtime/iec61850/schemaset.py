@@ -45,8 +45,9 @@ def entry_points() -> dict[str, Path]:
     included: set[Path] = set()
     for path, root in docs.items():
         for child in root:
-            if child.tag in (f"{_XS}include", f"{_XS}redefine") and child.get("schemaLocation"):
-                included.add((path.parent / child.get("schemaLocation")).resolve())
+            location = child.get("schemaLocation")
+            if child.tag in (f"{_XS}include", f"{_XS}redefine") and location:
+                included.add((path.parent / location).resolve())
     entry: dict[str, Path] = {}
     for path, root in docs.items():
         ns = root.get("targetNamespace", "")

@@ -55,7 +55,7 @@ class LiteralForms:
             content = [c for c in body if c.tag != f"{_XS}annotation"]
             if len(content) != 1 or content[0].tag != f"{_XS}choice":
                 return None
-            names = [c.get("name") for c in content[0].iterchildren(f"{_XS}element")]
+            names = [c.get("name") or "" for c in content[0].iterchildren(f"{_XS}element")]
             return names if all(names) else None
 
         def list_item(body: etree._Element | None) -> etree._Element | None:
@@ -83,12 +83,13 @@ class LiteralForms:
             if body is None:
                 body = types.get(_local(element.get("type", "")))
             item = list_item(body)
-            if item is None or not item.get("name"):
+            item_name = item.get("name") if item is not None else None
+            if item is None or not item_name:
                 continue
             alternatives = choice_of(item)
             if alternatives:
                 entry = (
-                    tag(item.get("name"), False),
+                    tag(item_name, False),
                     frozenset(tag(a, False) for a in alternatives),
                 )
                 known = self.lists.setdefault(tag(name, top), [])
@@ -101,6 +102,7 @@ class LiteralForms:
         lists, booleans = self.lists, self.booleans
         for el in list(root.iter(etree.Element)):
             tag = el.tag
+            assert isinstance(tag, str), "iter(etree.Element) yields elements only"
             if tag in booleans and len(el) == 1 and not (el.text or "").strip():
                 child = el[0]
                 local = _local(child.tag) if isinstance(child.tag, str) else ""

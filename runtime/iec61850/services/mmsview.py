@@ -90,10 +90,19 @@ def data_kind(data: m.Data) -> str | None:
     return _DATA_KIND.get(type(data.choice))
 
 
+def _inline(spec: m.TypeSpecification) -> m.TypeDescription:
+    """The type description of ``spec``; descriptions built from the model are always inline."""
+    td = spec.choice
+    assert isinstance(td, m.TypeDescription), "model type descriptions never name a type"
+    return td
+
+
 def _components(td: m.TypeDescription) -> list[tuple[str, m.TypeDescription]]:
+    structure = td.choice
+    assert isinstance(structure, _TD.Structure), "caller checked the kind"
     return [
-        (seq.component_name or "", seq.component_type.choice)
-        for seq in td.choice.components.sequence
+        (seq.component_name or "", _inline(seq.component_type))
+        for seq in structure.components.sequence
     ]
 
 
@@ -273,29 +282,32 @@ def python_value(attr: DataAttribute, data: m.Data) -> Any:
             DataAccessError.TYPE_INCONSISTENT,
             f"{attr.reference()}: expected {want}, got {kind}",
         )
+    # The kinds matched, so the type of ``data.choice`` picks the branch.
     choice = data.choice
     btype_kind = BTYPE_KIND[attr.btype][0]
-    if kind == "bit-string":
-        if len(choice.value) != expected.choice.value:
+    if isinstance(choice, m.Data.BitString):
+        size = expected.choice
+        assert isinstance(size, _TD.BitString), "kinds matched above"
+        if len(choice.value) != size.value:
             raise ModelError(
                 DataAccessError.TYPE_INCONSISTENT,
-                f"{attr.reference()}: expected {expected.choice.value} bits, "
-                f"got {len(choice.value)}",
+                f"{attr.reference()}: expected {size.value} bits, got {len(choice.value)}",
             )
         if btype_kind == "coded":
             return int(choice.value, 2)
         return choice.value
-    if kind == "boolean":
+    if isinstance(choice, bool):
         return choice
-    if kind == "floating-point":
+    if isinstance(choice, m.Data.FloatingPoint):
         try:
             return floating_point_value(choice.value)
         except MmsDataError as exc:
             raise ModelError(DataAccessError.TYPE_INCONSISTENT, str(exc)) from None
-    if kind == "utc-time":
+    if isinstance(choice, m.Data.UtcTime):
         return timestamp_of_octets(choice.value)
-    if kind == "binary-time":
+    if isinstance(choice, m.Data.BinaryTime):
         return timestamp_of_binary_time(choice.value)
+    assert not isinstance(choice, m.Structure | m.Array) and choice is not None, "basic kind"
     return choice.value
 
 
@@ -309,22 +321,24 @@ def _match(td: m.TypeDescription, data: m.Data, where: str) -> None:
     want, got = td_kind(td), data_kind(data)
     if want != got:
         raise ModelError(DataAccessError.TYPE_INCONSISTENT, f"{where}: expected {want}, got {got}")
-    if want == "structure":
+    choice = data.choice
+    if isinstance(choice, m.Structure):
         comps = _components(td)
-        items = data.choice.data
+        items = choice.data
         if len(items) != len(comps):
             raise ModelError(
                 DataAccessError.TYPE_INCONSISTENT,
                 f"{where}: structure of {len(comps)} components, got {len(items)}",
             )
-        for (name, sub), item in zip(comps, items):
+        for (name, sub), item in zip(comps, items, strict=True):
             _match(sub, item, f"{where}.{name}")
-    elif want == "array":
+    elif isinstance(choice, m.Array):
         arr = td.choice
-        if len(data.choice.data) != arr.number_of_elements:
+        assert isinstance(arr, _TD.Array), "kinds matched above"
+        if len(choice.data) != arr.number_of_elements:
             raise ModelError(DataAccessError.TYPE_INCONSISTENT, f"{where}: array length")
-        for item in data.choice.data:
-            _match(arr.element_type.choice, item, where)
+        for item in choice.data:
+            _match(_inline(arr.element_type), item, where)
 
 
 # ---------------------------------------------------------------- names
