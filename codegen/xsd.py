@@ -568,9 +568,11 @@ def _positional(cls: type, text_vars: list, elem_vars: list, fn, child_ns, tag_o
         body.append("        c1 = el[1]")
     else:
         body.append(f"        {', '.join(names)} = el[:]")
-    checks = " and ".join(f"{n}.tag == {tag_of(v.qname)}" for v, n in zip(required, names))
+    checks = " and ".join(
+        f"{n}.tag == {tag_of(v.qname)}" for v, n in zip(required, names, strict=True)
+    )
     body.append(f"        if {checks}:")
-    position = {v.name: name for v, name in zip(required, names)}
+    position = {v.name: name for v, name in zip(required, names, strict=True)}
     values = []
     for var in elem_vars:
         child = position.get(var.name)

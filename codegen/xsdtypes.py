@@ -125,7 +125,11 @@ def _value(node: ast.AST) -> Any:
         # A None key is a ``**mapping`` splat: not a literal, kept as its source text.
         if any(k is None for k in node.keys):
             return ast.unparse(node)
-        return {_value(k): _value(v) for k, v in zip(node.keys, node.values) if k is not None}
+        return {
+            _value(k): _value(v)
+            for k, v in zip(node.keys, node.values, strict=True)
+            if k is not None
+        }
     if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "ForwardRef" and node.args:
         return _value(node.args[0])
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):

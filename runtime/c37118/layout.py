@@ -130,7 +130,7 @@ class DataLayout:
             blocks.append(
                 PmuData(
                     values[slot.stat],
-                    list(zip(pairs[0::2], pairs[1::2])),
+                    list(zip(pairs[0::2], pairs[1::2], strict=True)),
                     values[slot.freq],
                     values[slot.freq + 1],
                     list(values[slot.analogs : slot.digitals]),
@@ -147,7 +147,7 @@ class DataLayout:
                 f"{len(self.slots)}"
             )
         values: list = []
-        for block, slot in zip(frame.blocks, self.slots):
+        for block, slot in zip(frame.blocks, self.slots, strict=True):
             if (
                 len(block.phasors) != slot.phasor_count
                 or len(block.analogs) != slot.analog_count

@@ -354,7 +354,9 @@ class StreamMapping:
         signed: list[int] = []  # output positions of signed integer fields (-32768: missing)
         quality_slot = self.layout.field_count  # QUAL reads the FRACSEC byte appended there
         counts = []
-        for position, (device, slot) in enumerate(zip(self.devices, self.layout.slots)):
+        for position, (device, slot) in enumerate(
+            zip(self.devices, self.layout.slots, strict=True)
+        ):
             pmu = device.pmu
             fmt = pmu.format
             cfg3 = self.config.kind == FrameType.CFG3
@@ -436,7 +438,7 @@ class StreamMapping:
         ticks = stamp_ticks(stamp.soc, stamp.fracsec, self.config.time_base)
         full = values + (quality,)
         raws = self._get(full)
-        out = [r * s + o for r, s, o in zip(raws, self._scales, self._offsets)]
+        out = [r * s + o for r, s, o in zip(raws, self._scales, self._offsets, strict=True)]
         if self._int_positions and -32768 in raws:
             for position in self._int_positions:
                 if raws[position] == -32768:
@@ -456,7 +458,7 @@ class StreamMapping:
             flags_iter: Iterable[int] = repeat(0)
         else:
             flags_list: list[int] = []
-            for stat, count in zip(stats, self._counts):
+            for stat, count in zip(stats, self._counts, strict=True):
                 key = (stat, quality)
                 flags = cache.get(key)
                 if flags is None:
@@ -467,7 +469,8 @@ class StreamMapping:
             flags_iter = flags_list
         return [
             Measurement(signal, value, ticks, flags)
-            for signal, value, flags in zip(self._ids, out, flags_iter)
+            # flags_iter may be an endless repeat(0)
+            for signal, value, flags in zip(self._ids, out, flags_iter, strict=False)
         ]
 
     # -- metadata

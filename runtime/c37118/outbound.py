@@ -286,7 +286,9 @@ class OutboundPlan:
         """Flat field list of one frame from per-PMU engineering values (see :class:`FrameAssembler`)."""
         out: list = []
         fmt = self.format
-        for position, (pmu, slot) in enumerate(zip(self.config.pmus, self.layout.slots)):
+        for position, (pmu, slot) in enumerate(
+            zip(self.config.pmus, self.layout.slots, strict=True)
+        ):
             v = values[position]
             stat = v[FLAG_SLOT]
             if stat is None or (isinstance(stat, float) and math.isnan(stat)):
@@ -449,7 +451,7 @@ class FrameAssembler:
         plan = self.plan
         missing = [
             any(_missing(v[slot] if channel is None else v[slot][channel]) for slot, channel in fed)
-            for v, fed in zip(entry.values, plan.fed)
+            for v, fed in zip(entry.values, plan.fed, strict=True)
         ]
         if entry.filled < plan.expected:
             self.incomplete += 1

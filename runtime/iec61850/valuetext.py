@@ -218,7 +218,7 @@ def to_json(value: Any, vt: ValueType = ANY) -> Any:
         return {k: to_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         if kind == "struct" and len(vt.members) == len(value):
-            return [to_json(v, t) for v, (_, t) in zip(value, vt.members)]
+            return [to_json(v, t) for v, (_, t) in zip(value, vt.members, strict=True)]
         element = vt.element if kind == "array" and vt.element else ANY
         return [to_json(v, element) for v in value]
     if isinstance(value, Timestamp):
@@ -274,7 +274,7 @@ def from_json(data: Any, vt: ValueType = ANY) -> Any:
                 raise ValueTextError(f"no member(s) {unknown}; members: {list(types)}")
             return {k: from_json(v, types.get(k, ANY)) for k, v in data.items()}
         if isinstance(data, list) and len(data) == len(vt.members):
-            return [from_json(v, t) for v, (_, t) in zip(data, vt.members)]
+            return [from_json(v, t) for v, (_, t) in zip(data, vt.members, strict=True)]
         return data
     if kind == "array" and isinstance(data, list):
         return [from_json(v, vt.element or ANY) for v in data]

@@ -176,7 +176,7 @@ def test_integer_rectangular_values_and_missing():
             PmuData(0, [(0, -10)], 0, 0, [], []),
         ],
     )
-    got = {s.reference: m for s, m in zip(mapping.signals, _values(mapping, frame))}
+    got = {s.reference: m for s, m in zip(mapping.signals, _values(mapping, frame), strict=True)}
     assert got["SHELBY_1-FQ"].value == 50 + -125 * 0.001
     assert got["SHELBY_1-DF"].value == 37 * 0.01
     assert got["SHELBY_1-PM1"].value == pytest.approx(500 * 100_000 * 1e-5)
@@ -198,7 +198,9 @@ def test_integer_polar_and_cfg3_factors():
             PmuData(0, [(1, 0)], 0, 0, [], []),
         ],
     )
-    got = {s.reference: m.value for s, m in zip(mapping.signals, _values(mapping, frame))}
+    got = {
+        s.reference: m.value for s, m in zip(mapping.signals, _values(mapping, frame), strict=True)
+    }
     assert got["SHELBY_1-PM1"] == 1000.0  # CFG-3 factor 1.0
     assert got["SHELBY_1-PA1"] == pytest.approx(90.0, abs=1e-3)
     assert got["SHELBY_1-PM2"] == 2.0  # factor 0.5
@@ -385,7 +387,9 @@ def test_cfg3_angle_adjustment_and_analog_offset_apply_to_every_format(fmt):
         wire = (866, 500) if integer_phasor else (86.6025, 50.0)
     raw_analog = 3 if not fmt & 0x4 else 3.0
     frame = DataFrame(Stamp(7, 5, 0), [PmuData(0, [wire], 0, 0, [raw_analog], [])])
-    got = {s.reference: m.value for s, m in zip(mapping.signals, _values(mapping, frame))}
+    got = {
+        s.reference: m.value for s, m in zip(mapping.signals, _values(mapping, frame), strict=True)
+    }
     magnitude = 100.0 if polar else math.hypot(*wire)
     assert got["P-PM1"] == pytest.approx(magnitude * (2.0 if integer_phasor else 1.0), rel=1e-4)
     assert got["P-PA1"] == pytest.approx(40.0, abs=0.1)  # 30 degrees + 10 adjustment

@@ -291,14 +291,14 @@ def test_sttp_publisher_to_pyc37_pdc():
         assert pdc.config.get_phasor_num() == 4 and pdc.config.get_data_rate() == RATE
         assert [name.strip() for name in pdc.config.get_channel_names()] == ["V1", "I2", "V3", "I4"]
         assert pdc.config.get_ph_units() == [(1, "v"), (1, "i"), (1, "v"), (1, "i")]
-        for number, (sent, got) in enumerate(zip(frames, pdc.frames)):
+        for number, (sent, got) in enumerate(zip(frames, pdc.frames, strict=True)):
             values = [m.value for m in sent]
             relative = sent[0].timestamp - UNIX_EPOCH_TICKS
             assert got.get_soc() == relative // 10_000_000
             assert got.get_frasec()[0] == (relative % 10_000_000 + 5) // 10
             assert got.get_freq() == round((values[0] - 60) * 1000)
             assert got.get_dfreq() == round(values[1] * 100)
-            pairs = list(zip(values[2::2], values[3::2]))
+            pairs = list(zip(values[2::2], values[3::2], strict=True))
             assert got.get_phasors() == [(f32(m), f32(math.radians(a))) for m, a in pairs]
             assert got.get_stat()[3] == (number % 5 == 1)  # trigger
 
