@@ -181,7 +181,7 @@ def interleaved(funcs: list[Callable[[], object]], seconds: float, rounds: int =
     batches = [_batch(f, seconds / rounds) for f in funcs]
     best = [float("inf")] * len(funcs)
     for _ in range(rounds):
-        for i, (func, batch) in enumerate(zip(funcs, batches)):
+        for i, (func, batch) in enumerate(zip(funcs, batches, strict=True)):
             t0 = time.perf_counter()
             for _ in range(batch):
                 func()
@@ -213,25 +213,31 @@ def main(argv: list[str] | None = None) -> int:
         rows = [
             (
                 "hand-written lxml",
-                lambda: hand_decode(data, plain),
-                lambda: hand_encode(hand_value),
+                lambda data=data: hand_decode(data, plain),
+                lambda hand_value=hand_value: hand_encode(hand_value),
             ),
             (
                 "hand-written + XSD",
-                lambda: hand_decode(data, validating),
-                lambda: gb.schema.validate(etree.fromstring(hand_encode(hand_value))),
+                lambda data=data: hand_decode(data, validating),
+                lambda hand_value=hand_value: gb.schema.validate(
+                    etree.fromstring(hand_encode(hand_value))
+                ),
             ),
-            ("gridbind (validating)", lambda: gb.decode(data), lambda: gb.encode(pdu)),
+            (
+                "gridbind (validating)",
+                lambda data=data: gb.decode(data),
+                lambda pdu=pdu: gb.encode(pdu),
+            ),
             (
                 "xsdata (no validation)",
-                lambda: xs_parser.from_bytes(data, m.Mmspdu, ns_map={}),
-                lambda: xs_serializer.render(pdu, ns_map={None: NS}).encode(),
+                lambda data=data: xs_parser.from_bytes(data, m.Mmspdu, ns_map={}),
+                lambda pdu=pdu: xs_serializer.render(pdu, ns_map={None: NS}).encode(),
             ),
         ]
         decode_us = interleaved([row[1] for row in rows], opts.seconds * len(rows))
         encode_us = interleaved([row[2] for row in rows], opts.seconds * len(rows))
         base_dec, base_enc = decode_us[0], encode_us[0]
-        for (name, _, _), d_us, e_us in zip(rows, decode_us, encode_us):
+        for (name, _, _), d_us, e_us in zip(rows, decode_us, encode_us, strict=True):
             print(
                 f"{label:<14}{name:<22}{d_us:>11.1f}{d_us / base_dec:>7.1f}"
                 f"{e_us:>11.1f}{e_us / base_enc:>7.1f}"

@@ -15,7 +15,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from gridbind.c37118.errors import C37118Error, ConfigurationError, FrameError
+# Re-exported eagerly: the errors are light and callers catch them without importing a submodule.
+from gridbind.c37118.errors import C37118Error as C37118Error
+from gridbind.c37118.errors import ConfigurationError as ConfigurationError
+from gridbind.c37118.errors import FrameError as FrameError
 
 _EXPORTS = {
     "C37118ToSttp": "gridbind.c37118.bridge",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ REKEY_MIN_S = 15 * 60.0
 REKEY_MAX_S = 24 * 3600.0
 
 
-class Mode(str, Enum):
+class Mode(StrEnum):
     """E2E security of an association."""
 
     OFF = "off"

@@ -41,7 +41,7 @@ import re
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any, NoReturn
 
 from cryptography import x509
@@ -86,7 +86,7 @@ I2R = b"initiator-to-responder"
 R2I = b"responder-to-initiator"
 
 
-class SessionState(str, Enum):
+class SessionState(StrEnum):
     ESTABLISHED = "established"
     RELEASING = "releasing"
     RELEASED = "released"
