@@ -84,9 +84,10 @@ class MemoryNetwork:
         if target is None:
             return False
         if self.tap is not None:
-            stanza = self.tap(sender.full_jid, to, stanza)
-            if stanza is None:
+            tapped = self.tap(sender.full_jid, to, stanza)
+            if tapped is None:  # the tap dropped it
                 return True
+            stanza = tapped
         asyncio.get_running_loop().call_soon(target._receive, sender.full_jid, stanza)
         return True
 

@@ -15,9 +15,9 @@ import re
 import xml.etree.ElementTree as ET
 
 import pytest
+import test_services as ts
 from cryptography.hazmat.primitives.serialization import Encoding
 
-import test_services as ts
 from gridbind.iec61850.client import (
     AssociationAborted,
     ClientError,
@@ -33,6 +33,7 @@ from gridbind.iec61850.e2e import (
     Mode,
 )
 from gridbind.iec61850.e2e_certs import make_ca, make_e2e_certificate
+
 from iec_testkit import memory_served, run, until
 
 E2E_NS = "{http://www.iec.ch/62351/2018/E2E_4}"

@@ -4,7 +4,6 @@ the CLI options (``e2e-certs``, ``serve --e2e``, client ``--e2e``)."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from gridbind.iec61850.envelope import ClearContext
 from gridbind.iec61850.prosody import Prosody, prosody_available
 from gridbind.iec61850.scl import load_scl
 from gridbind.iec61850.server import IedServer
+
 from iec_testkit import run, settings, until
 
 FEEDER = Path(__file__).parent / "data" / "feeder.scd"

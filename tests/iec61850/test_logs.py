@@ -186,11 +186,11 @@ def test_hostile_read_journal_requests_are_answered_with_errors() -> None:
 
 
 def _engine_with_entries(tmp_path, count: int):
-    from iec_testkit import FEEDER
-
     from gridbind.iec61850.association import Association, InitiateParams
     from gridbind.iec61850.logs import LogEngine, LogStore
     from gridbind.iec61850.scl import load_scl
+
+    from iec_testkit import FEEDER
 
     model = load_scl(FEEDER)
     logs = LogEngine(model, LogStore(tmp_path / "l.sqlite"), 100.0)
@@ -256,10 +256,10 @@ def test_bad_journal_times_are_refused_with_a_journal_error(tmp_path) -> None:
 
 
 def test_entries_of_logs_dropped_from_the_scl_go_at_startup(tmp_path) -> None:
-    from iec_testkit import FEEDER
-
     from gridbind.iec61850.logs import LogEngine, LogStore
     from gridbind.iec61850.scl import load_scl
+
+    from iec_testkit import FEEDER
 
     store = LogStore(tmp_path / "l.sqlite")
     for log in (LOG, "FDR1LD0/LLN0$Gone"):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from iec_testkit import FEEDER
 
 from gridbind.iec61850 import codec
 from gridbind.iec61850.association import Association, InitiateParams
@@ -11,6 +10,8 @@ from gridbind.iec61850.logs import LogEngine, LogStore
 from gridbind.iec61850.mmsdata import OptFlds, TriggerConditions
 from gridbind.iec61850.reporting import ReportEngine, parse_report
 from gridbind.iec61850.scl import load_scl
+
+from iec_testkit import FEEDER
 
 URCB = "FDR1LD0/LLN0.urcbStatus01"
 IND1 = "FDR1LD0/GGIO1.Ind1.stVal"

@@ -8,6 +8,7 @@ import pytest
 from gridbind.iec61850 import sntp
 from gridbind.iec61850.model import Timestamp
 from gridbind.iec61850.sntp import ClockSource
+
 from iec_testkit import memory_served, run, until
 
 MAG = "FDR1MEAS/MMXU1.TotW.mag.f"
