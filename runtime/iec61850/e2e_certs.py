@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     ca = make_ca(days=args.days)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "ca.crt").write_bytes(ca.certificate.public_bytes(serialization.Encoding.PEM))
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     for jid in args.jids:
         leaf = make_e2e_certificate(
             ca,
