@@ -44,8 +44,9 @@ from __future__ import annotations
 import os
 import struct
 from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 from gridbind.errors import RemoteError
 from gridbind.sttp.errors import InvalidArgument, SttpError

@@ -12,13 +12,13 @@ from __future__ import annotations
 import importlib.util
 import random
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
-
 from conftest import require
+
 from gridbind.sttp.expressions import (
     FilterExpressionError,
     Table,
@@ -91,7 +91,7 @@ def _gridbind_table() -> Table:
     rows = []
     for row in ROWS:
         copy = dict(row)
-        copy["UpdatedOn"] = row["UpdatedOn"].replace(tzinfo=timezone.utc)
+        copy["UpdatedOn"] = row["UpdatedOn"].replace(tzinfo=UTC)
         rows.append(copy)
     return Table("ActiveMeasurements", list(COLUMNS), rows)
 

@@ -15,6 +15,7 @@ import time
 from array import array
 
 import pytest
+from conftest import require
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -29,7 +30,6 @@ from gridbind.sttp.tssc import (
     TsscSequenceError,
     TsscVersionError,
 )
-from conftest import require
 
 IMPLEMENTATIONS = ["c", "python"]
 TABLES = [SEED, DEPLOYED]

@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gridbind.sttp.codecsupport import ConstraintError, WireError
 from gridbind.generated.sttp import draft_0_8 as wire
+from gridbind.sttp.codecsupport import ConstraintError, WireError
 from gridbind.sttp.draft.access import ANONYMOUS, AccessControl, metadata_visibility
 from gridbind.sttp.draft.characteristics import (
     CharacteristicsError,

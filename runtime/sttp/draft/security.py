@@ -229,7 +229,7 @@ class _Revocations:
                     continue
         if not crls:
             return f"no valid certificate revocation list of its issuer {issuer!r}"
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         current = [
             crl
             for crl in crls
@@ -310,7 +310,7 @@ async def names_resolve_to(names: Sequence[str], peer: Any, timeout: float = 5.0
             infos = await asyncio.wait_for(
                 loop.getaddrinfo(name, None, type=socket.SOCK_STREAM), remaining
             )
-        except (OSError, asyncio.TimeoutError, UnicodeError):
+        except (TimeoutError, OSError, UnicodeError):
             continue
         for info in infos:
             try:

@@ -8,8 +8,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from gridbind.sttp.codecsupport import ConstraintError, WireError
 from gridbind.generated.sttp import draft_0_8 as wire
+from gridbind.sttp.codecsupport import ConstraintError, WireError
 from gridbind.sttp.draft.core import (
     _RECEIPT,
     ALGORITHM_VERSIONS,

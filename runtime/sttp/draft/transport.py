@@ -798,7 +798,7 @@ class Subscriber:
                 await self.connect()
                 for request in self._subscriptions:
                     await self.subscribe(**request, _replay=True)
-            except (OSError, SessionError, CommandError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError, SessionError, CommandError) as exc:
                 log.warning("reconnect failed: %s", exc)
                 continue
             self.reconnects += 1

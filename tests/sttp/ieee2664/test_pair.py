@@ -242,7 +242,7 @@ def test_udp_with_cipher_keys_and_rotation():
                 subscriber.rotate_cipher_keys()  # asked for by the subscriber too
                 try:
                     received = await _receive(subscriber, len(sent), 5)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     received = []
                 stats = subscriber.stats
                 assert stats.measurements >= len(sent) * 0.8, stats
@@ -266,8 +266,8 @@ def test_wrongly_keyed_and_unencrypted_datagrams_are_dropped_and_counted():
     (plain, a foreign key, the other key index) are dropped and counted; good ones still flow."""
     import socket
 
-    from gridbind.sttp.ieee2664.cipher import decrypt, encrypt
     from gridbind.generated.sttp.ieee2664 import DataPacketFlags, ServerCommand, ServerResponse
+    from gridbind.sttp.ieee2664.cipher import decrypt, encrypt
     from gridbind.sttp.ieee2664.wire import response_body
 
     metadata, signals = synthetic_pmu_metadata(20)
