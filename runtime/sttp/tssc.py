@@ -262,7 +262,7 @@ class TsscColumns:
 
     def rows(self) -> Iterator[tuple[int, int, int, float]]:
         """The measurements as ``(id, timestamp, flags, value)`` tuples."""
-        return zip(self.ids, self.timestamps, self.flags, self.values)
+        return zip(self.ids, self.timestamps, self.flags, self.values, strict=True)
 
     def value_bits(self) -> array:
         """The values' exact float32 bit patterns (NaN payloads included) as uint32."""
@@ -535,10 +535,12 @@ class _PyEncoderCore:
         last = self._last
         if last.next_id != pid:
             changed = pid ^ last.next_id
-            for index, width in enumerate(self._widths):
+            code = 0
+            for width in self._widths:
+                code += 1
                 if changed < (1 << width):
                     break
-            self._xor(1 + index, width, changed)
+            self._xor(code, width, changed)
             last.next_id = pid
         if self._ts1 != ts:
             self._timestamp(ts)

@@ -621,7 +621,7 @@ def test_function_and_operator_values_agree_row_by_row(sttpapi_dataset):
         try:
             ours = evaluate(text, TABLE.rows[index])
         except FilterExpressionError as exc:
-            raise AssertionError(f"{text}: sttpapi gives {value.value!r}, gridbind {exc}")
+            raise AssertionError(f"{text}: sttpapi gives {value.value!r}, gridbind {exc}") from exc
         assert _same(value.value, ours), (text, ROWS[index]["ID"], value.value, ours)
         compared += 1
     assert compared > 1000

@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any
 
 from gridbind.errors import RemoteError
@@ -430,6 +430,8 @@ class Publisher:
         self._server: asyncio.base_events.Server | None = None
         self._links: list[_Link] = []
         self._changed = asyncio.Condition()
+        # the loop keeps only weak references to tasks: held here until they finish
+        self._tasks: set[asyncio.Task[None]] = set()
         self.metadata.on_change(self._metadata_changed)
         self.events: list[tuple[Any, Event]] = []
 
@@ -509,7 +511,7 @@ class Publisher:
 
     def _event(self, link: _Link, event: Event) -> None:
         if isinstance(event, NegotiationComplete) and event.udp_port and link.peer:
-            asyncio.ensure_future(self._open_udp(link, event.udp_port))
+            self._spawn(self._open_udp(link, event.udp_port))
         _record(self.events, (link, event))
         if self.on_event is not None:
             self.on_event(link, event)
@@ -520,7 +522,12 @@ class Publisher:
             async with self._changed:
                 self._changed.notify_all()
 
-        asyncio.ensure_future(notify())
+        self._spawn(notify())
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _open_udp(self, link: _Link, port: int) -> None:
         assert link.peer is not None
