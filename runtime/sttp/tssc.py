@@ -238,7 +238,8 @@ def _resolve(implementation: str) -> str:
 class TsscBlock(NamedTuple):
     """One encoded block: ``count`` measurements in ``data`` (header + payload)."""
 
-    count: int
+    # Public field name: shadowing tuple.count is intended (block.count is the number of rows).
+    count: int  # type: ignore[assignment]
     data: bytes
 
     @property
@@ -336,8 +337,21 @@ def _i64(x: int) -> int:
 class _Point:
     """Per-point state: predicted next id, last flags/values, adaptive coder of the next codes."""
 
-    __slots__ = ("next_id", "flags1", "flags2", "v1", "v2", "v3")
-    __slots__ += ("stats", "sent", "startup", "mode", "m1", "m2", "m3")
+    __slots__ = (
+        "next_id",
+        "flags1",
+        "flags2",
+        "v1",
+        "v2",
+        "v3",
+        "stats",
+        "sent",
+        "startup",
+        "mode",
+        "m1",
+        "m2",
+        "m3",
+    )
 
     def __init__(self, value1: int) -> None:
         self.next_id = 0
@@ -633,6 +647,13 @@ class _Truncated(Exception):
 
 class _PyDecoderCore:
     """Pure-Python decoder core; same methods as the compiled ``_tssc.Decoder``."""
+
+    # the block being read; set by decode()
+    _data: bytes
+    _pos: int
+    _end: int
+    _nbits: int
+    _cache: int
 
     def __init__(self, id_codes: int, id_bits: int) -> None:
         self._id_codes = id_codes
