@@ -45,7 +45,7 @@ import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives import padding
@@ -331,7 +331,9 @@ def peer_identity(ssl_object: ssl.SSLObject | None) -> str | None:
     cert = ssl_object.getpeercert()
     if not cert:
         return None
-    for rdn in cert.get("subject", ()):
+    # typeshed types every entry as a union of the shapes of all keys; "subject" is RDNs of pairs
+    subject = cast(tuple[tuple[tuple[str, str], ...], ...], cert.get("subject", ()))
+    for rdn in subject:
         for name, value in rdn:
             if name == "commonName":
                 return str(value)

@@ -24,7 +24,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gridbind.errors import RemoteError
 from gridbind.generated.sttp import draft_0_8 as wire
@@ -67,6 +67,9 @@ from gridbind.sttp.errors import InvalidArgument, SttpError
 from gridbind.sttp.expressions import FilterExpressionError, run_bounded
 from gridbind.sttp.measurement import Measurement
 from gridbind.sttp.slowpeer import HIGH_WATER, SLOW_TIMEOUT, SendQueue
+
+if TYPE_CHECKING:  # the gateway module imports this one
+    from gridbind.sttp.draft.gateway import GatewaySession
 
 __all__ = ["CommandError", "Publisher", "SessionError", "Subscriber", "SubscriptionRefused"]
 
@@ -115,7 +118,9 @@ class SubscriptionRefused(CommandError):
 class _Link(asyncio.Protocol):
     """One TCP (or TLS) connection driving one session."""
 
-    def __init__(self, make_session: Callable[[_Link], _Session], owner: Any) -> None:
+    def __init__(
+        self, make_session: Callable[[_Link], _Session | GatewaySession], owner: Any
+    ) -> None:
         self._make_session = make_session
         self.owner = owner
         self.loop = asyncio.get_running_loop()
@@ -534,7 +539,7 @@ class Publisher:
         transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
             asyncio.DatagramProtocol, remote_addr=(link.peer[0], port)
         )
-        link.udp = transport  # type: ignore[assignment]
+        link.udp = transport
         if link.transport is None or link.transport.is_closing():
             transport.close()
 
