@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from gridbind.sttp.expressions import FilterExpressionError, Table, select_rows
 
@@ -37,7 +37,7 @@ HOSTILE = {
 
 
 def rows(count: int) -> list[dict]:
-    stamp = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    stamp = datetime(2024, 1, 1, tzinfo=UTC)
     return [
         {
             "SignalID": uuid.UUID(int=i + 1),

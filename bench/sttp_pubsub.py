@@ -69,7 +69,7 @@ def _loopback_sttpapi_publisher():
             while self._started and not self._shuttingdown:
                 try:
                     client, address = self._server_socket.accept()
-                except socket.timeout:
+                except TimeoutError:
                     continue
                 except OSError:
                     return

@@ -105,7 +105,7 @@ def bench_gridbind(frames, implementation: str, runs: int) -> tuple[float, float
 
 def bench_per_measurement(frames, implementation: str) -> tuple[float, float, int, int]:
     """The convenience path: ``add()`` per measurement, ``decode_measurements()`` tuples."""
-    rows = [list(zip(*frame)) for frame in frames]
+    rows = [list(zip(*frame, strict=True)) for frame in frames]
     blocks: list[bytes] = []
 
     def encode() -> None:
@@ -140,7 +140,7 @@ def bench_sttpapi(frames, runs: int) -> tuple[float, float, int, int] | None:
     inputs = [
         [
             (np.int32(i), int(t), np.uint32(f), np.float32(v))
-            for i, t, f, v in zip(ids, stamps, fl, vals)
+            for i, t, f, v in zip(ids, stamps, fl, vals, strict=True)
         ]
         for ids, stamps, fl, vals in frames
     ]

@@ -11,8 +11,9 @@ import enum
 import io
 import struct
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import construct
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 TICKS_PER_SECOND = 10_000_000
 #: Ticks between 0001-01-01 and the Unix epoch.
 UNIX_EPOCH_TICKS = 621_355_968_000_000_000
-_EPOCH = datetime(1, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1, 1, 1, tzinfo=UTC)
 
 
 @dataclass(slots=True)
@@ -40,7 +40,7 @@ def ticks_now() -> int:
 def ticks_from_datetime(moment: datetime) -> int:
     """Ticks of an aware ``datetime`` (naive values are taken as UTC)."""
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     delta = moment - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * TICKS_PER_SECOND + delta.microseconds * 10
 

@@ -44,8 +44,9 @@ from __future__ import annotations
 import os
 import struct
 from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 from gridbind.errors import RemoteError
 from gridbind.sttp.errors import InvalidArgument, SttpError
@@ -237,7 +238,8 @@ def _resolve(implementation: str) -> str:
 class TsscBlock(NamedTuple):
     """One encoded block: ``count`` measurements in ``data`` (header + payload)."""
 
-    count: int
+    # Public field name: shadowing tuple.count is intended (block.count is the number of rows).
+    count: int  # type: ignore[assignment]
     data: bytes
 
     @property
@@ -261,7 +263,7 @@ class TsscColumns:
 
     def rows(self) -> Iterator[tuple[int, int, int, float]]:
         """The measurements as ``(id, timestamp, flags, value)`` tuples."""
-        return zip(self.ids, self.timestamps, self.flags, self.values)
+        return zip(self.ids, self.timestamps, self.flags, self.values, strict=True)
 
     def value_bits(self) -> array:
         """The values' exact float32 bit patterns (NaN payloads included) as uint32."""
@@ -335,8 +337,21 @@ def _i64(x: int) -> int:
 class _Point:
     """Per-point state: predicted next id, last flags/values, adaptive coder of the next codes."""
 
-    __slots__ = ("next_id", "flags1", "flags2", "v1", "v2", "v3")
-    __slots__ += ("stats", "sent", "startup", "mode", "m1", "m2", "m3")
+    __slots__ = (
+        "next_id",
+        "flags1",
+        "flags2",
+        "v1",
+        "v2",
+        "v3",
+        "stats",
+        "sent",
+        "startup",
+        "mode",
+        "m1",
+        "m2",
+        "m3",
+    )
 
     def __init__(self, value1: int) -> None:
         self.next_id = 0
@@ -534,10 +549,12 @@ class _PyEncoderCore:
         last = self._last
         if last.next_id != pid:
             changed = pid ^ last.next_id
-            for index, width in enumerate(self._widths):
+            code = 0
+            for width in self._widths:
+                code += 1
                 if changed < (1 << width):
                     break
-            self._xor(1 + index, width, changed)
+            self._xor(code, width, changed)
             last.next_id = pid
         if self._ts1 != ts:
             self._timestamp(ts)
@@ -630,6 +647,13 @@ class _Truncated(Exception):
 
 class _PyDecoderCore:
     """Pure-Python decoder core; same methods as the compiled ``_tssc.Decoder``."""
+
+    # the block being read; set by decode()
+    _data: bytes
+    _pos: int
+    _end: int
+    _nbits: int
+    _cache: int
 
     def __init__(self, id_codes: int, id_bits: int) -> None:
         self._id_codes = id_codes

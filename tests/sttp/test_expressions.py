@@ -4,25 +4,25 @@ from __future__ import annotations
 
 import importlib.util
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
+from conftest import require
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gridbind.sttp.expressions import (
+    Dialect,
     FilterExpressionError,
     FilterStatement,
     IdentifierStatement,
     Table,
-    Dialect,
     compile_expression,
     evaluate,
     parse,
     select_rows,
     select_signal_ids,
 )
-from conftest import require
 
 SIGNAL_TYPES = ["FREQ", "DFDT", "VPHM", "VPHA", "IPHM", "IPHA", "DIGI", "ALOG"]
 
@@ -41,7 +41,7 @@ def _rows(count: int = 40) -> list[dict]:
                 "Adder": 0.0,
                 "Multiplier": 1.0 + i / 10,
                 "Description": None if i % 5 == 0 else f"Signal {i}",
-                "UpdatedOn": datetime(2024, 1, 1, 0, 0, i % 60, tzinfo=timezone.utc),
+                "UpdatedOn": datetime(2024, 1, 1, 0, 0, i % 60, tzinfo=UTC),
             }
         )
     return rows

@@ -12,13 +12,13 @@ from __future__ import annotations
 import importlib.util
 import random
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
-
 from conftest import require
+
 from gridbind.sttp.expressions import (
     FilterExpressionError,
     Table,
@@ -91,7 +91,7 @@ def _gridbind_table() -> Table:
     rows = []
     for row in ROWS:
         copy = dict(row)
-        copy["UpdatedOn"] = row["UpdatedOn"].replace(tzinfo=timezone.utc)
+        copy["UpdatedOn"] = row["UpdatedOn"].replace(tzinfo=UTC)
         rows.append(copy)
     return Table("ActiveMeasurements", list(COLUMNS), rows)
 
@@ -621,7 +621,7 @@ def test_function_and_operator_values_agree_row_by_row(sttpapi_dataset):
         try:
             ours = evaluate(text, TABLE.rows[index])
         except FilterExpressionError as exc:
-            raise AssertionError(f"{text}: sttpapi gives {value.value!r}, gridbind {exc}")
+            raise AssertionError(f"{text}: sttpapi gives {value.value!r}, gridbind {exc}") from exc
         assert _same(value.value, ours), (text, ROWS[index]["ID"], value.value, ours)
         compared += 1
     assert compared > 1000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 import pytest
@@ -47,7 +48,7 @@ def _assert_kept_flowing(arrivals: list[float], windows: list[tuple[float, float
         if end - start < 0.25:
             continue
         inside = [start] + [t for t in arrivals if start < t < end] + [end]
-        gap = max(b - a for a, b in zip(inside, inside[1:]))
+        gap = max(b - a for a, b in itertools.pairwise(inside))
         assert gap < min(0.5, max(0.2, (end - start) * 0.6)), (gap, end - start)
 
 

@@ -18,7 +18,7 @@ from gridbind.generated.sttp.draft_0_8 import (
     NextFragment,
 )
 from gridbind.sttp.compression import MAX_INFLATED, deflate
-from gridbind.sttp.fragments import Assembler, FragmentError, Fragmenter, Packet
+from gridbind.sttp.fragments import Assembler, Fragmenter, FragmentError, Packet
 from gridbind.sttp.tssc import SEED, TsscDecoder, TsscEncoder
 
 METADATA = CommandCode.GetMetadataResponse

@@ -15,6 +15,7 @@ import time
 from array import array
 
 import pytest
+from conftest import require
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -29,7 +30,6 @@ from gridbind.sttp.tssc import (
     TsscSequenceError,
     TsscVersionError,
 )
-from conftest import require
 
 IMPLEMENTATIONS = ["c", "python"]
 TABLES = [SEED, DEPLOYED]
@@ -63,7 +63,7 @@ def columns(rows: list[tuple[int, int, int, int]]) -> tuple[array, array, array,
 
 
 def decoded_rows(cols: tssc.TsscColumns) -> list[tuple[int, int, int, int]]:
-    return list(zip(cols.ids, cols.timestamps, cols.flags, cols.value_bits()))
+    return list(zip(cols.ids, cols.timestamps, cols.flags, cols.value_bits(), strict=True))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -243,7 +243,7 @@ def random_rows(rng: random.Random, n: int, table: tssc.CodeTable) -> list[tuple
     specials += [0x007FFFFF, 0x7F7FFFFF, 0xFFC12345]
     t = 637_000_000_000_000_000
     rows = []
-    for i in range(n):
+    for _ in range(n):
         r = rng.random()
         if r < 0.6:
             t += rng.choice([0, 0, 333_333, 333_334])

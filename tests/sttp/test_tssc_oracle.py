@@ -26,10 +26,10 @@ import warnings
 from array import array
 
 import pytest
+from conftest import require
 
 from gridbind.sttp import tssc
 from gridbind.sttp.tssc import DEPLOYED, TsscDecoder, TsscEncoder
-from conftest import require
 
 try:
     import numpy as np
@@ -222,7 +222,7 @@ def gridbind_decode(payloads: list[tuple[int, bytes]], impl: str) -> list[Row]:
     for sequence, (count, payload) in enumerate(payloads):
         header = bytes((85, sequence >> 8, sequence & 0xFF))
         cols = dec.decode(header + payload, expected_count=count)
-        rows += zip(cols.ids, cols.timestamps, cols.flags, cols.value_bits())
+        rows += zip(cols.ids, cols.timestamps, cols.flags, cols.value_bits(), strict=True)
     return rows
 
 

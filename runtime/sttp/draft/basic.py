@@ -90,7 +90,7 @@ def decode_points(payload: bytes) -> list[tuple[int, int, int, Any, int]] | None
     unused = number & 7
     pos = 3
     at = 0
-    out = []
+    out: list[tuple[int, int, int, Any, int]] = []
     unpack_f, unpack_d = _F.unpack_from, _D.unpack_from
     try:
         while True:

@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping
+from typing import Any
 
 from gridbind.generated.sttp import draft_0_8 as wire
 from gridbind.sttp.errors import SttpError

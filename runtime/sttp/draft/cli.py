@@ -283,7 +283,7 @@ async def _subscribe(args: argparse.Namespace) -> int:
 
     try:
         await asyncio.wait_for(run(), args.seconds)
-    except (asyncio.TimeoutError, KeyboardInterrupt):
+    except (TimeoutError, KeyboardInterrupt):
         pass
     finally:
         data = 0

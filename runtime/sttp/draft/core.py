@@ -19,8 +19,9 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from gridbind.sttp.codecsupport import ConstraintError, WireError
 from gridbind.generated.sttp import draft_0_8 as wire
+from gridbind.sttp.codecsupport import ConstraintError, WireError
+from gridbind.sttp.compression import DeflateCompressor, DeflateDecompressor
 from gridbind.sttp.draft.events import (
     CommandFailed,
     CommandSucceeded,
@@ -30,11 +31,10 @@ from gridbind.sttp.draft.events import (
 )
 from gridbind.sttp.draft.framing import FrameError, FrameReader, encode_frame
 from gridbind.sttp.draft.metadata import MetadataError
-from gridbind.sttp.compression import DeflateCompressor, DeflateDecompressor
 from gridbind.sttp.draft.packets import STREAM_DEFLATE_LEVEL, FragmentError, PacketError
 from gridbind.sttp.encoding import ValueType
-from gridbind.sttp.fragments import Assembler, Fragmenter
 from gridbind.sttp.errors import InvalidArgument
+from gridbind.sttp.fragments import Assembler, Fragmenter
 
 log = logging.getLogger("gridbind.sttp.draft")
 CC = wire.CommandCode

@@ -18,7 +18,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from gridbind.generated.sttp import draft_0_8 as wire
 from gridbind.sttp.errors import MetadataError  # one class for both profiles
@@ -360,9 +360,9 @@ class MetadataDatabase:
                 where = compile_expression(match["where"], Dialect.SQL)
             except FilterExpressionError as exc:
                 raise MetadataError(str(exc)) from exc
-            known = {n.upper() for n in table.column_names}
+            upper_names = {n.upper() for n in table.column_names}
             for name in where.columns:
-                if name.upper() not in known:
+                if name.upper() not in upper_names:
                     raise MetadataError(f"table {table.name!r} has no column {name!r}")
         if table.key not in columns:
             columns = [table.key] + columns  # rows must stay identifiable for updates
@@ -392,16 +392,13 @@ def decode_result(items: list[wire.MetadataResponseItem]) -> QueryResult:
         if item.sub_command == MRS.VersionNotCompatible:
             result.compatible = False
         elif item.sub_command == MRS.DefineTable:
-            result.table = item.body
+            result.table = cast(wire.TableSchema, item.body)
         elif item.sub_command == MRS.DefineRow and result.table is not None:
             names = [c.name for c in result.table.columns]
-            if len(names) != len(item.body.values):
-                raise MetadataError(
-                    f"row of {len(item.body.values)} values for {len(names)} columns"
-                )
-            result.rows.append(
-                {n: value_of(v) for n, v in zip(names, item.body.values, strict=True)}
-            )
+            values = cast(wire.MetadataRow, item.body).values
+            if len(names) != len(values):
+                raise MetadataError(f"row of {len(values)} values for {len(names)} columns")
+            result.rows.append({n: value_of(v) for n, v in zip(names, values, strict=True)})
         elif item.sub_command == MRS.UndefineRow:
-            result.removed.append(value_of(item.body))
+            result.removed.append(value_of(cast(wire.AttributeValue, item.body)))
     return result

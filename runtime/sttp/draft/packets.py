@@ -36,17 +36,18 @@ Decisions this module implements (the seed leaves them open; each is tested):
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
+from gridbind.errors import RemoteError
 from gridbind.generated.sttp import draft_0_8 as wire
 from gridbind.sttp.compression import CompressionError, DeflateCompressor
 from gridbind.sttp.draft.basic import decode_points, encode_points
 from gridbind.sttp.encoding import BitByteError, SttpValue, ValueType
-from gridbind.sttp.fragments import Assembler, FragmentError, Fragmenter, Packet
-from gridbind.sttp.tssc import SEED, TsscDecoder, TsscEncoder, TsscError
 from gridbind.sttp.errors import InvalidArgument, SttpError
-from gridbind.errors import RemoteError
+from gridbind.sttp.fragments import Assembler, Fragmenter, FragmentError, Packet
+from gridbind.sttp.tssc import SEED, TsscDecoder, TsscEncoder, TsscError
 
 __all__ = [
     "COMPRESSION_LIMIT",

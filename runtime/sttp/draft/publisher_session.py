@@ -14,10 +14,10 @@ import os
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from gridbind.sttp.codecsupport import ConstraintError, WireError
 from gridbind.generated.sttp import draft_0_8 as wire
+from gridbind.sttp.codecsupport import ConstraintError, WireError
 from gridbind.sttp.draft.access import ANONYMOUS, AccessControl, metadata_visibility
 from gridbind.sttp.draft.characteristics import (
     CharacteristicsError,
@@ -443,7 +443,8 @@ class PublisherSession(_Session):
         named: dict[str, str] = {}
         for item in request.items:
             if item.sub_command == SSC.ConfigureOptions:
-                pairs = {nv.name: nv.value for nv in item.body.items}
+                # the codec switches the body's type on the sub-command
+                pairs = {nv.name: nv.value for nv in cast(wire.SttpNamedSet, item.body).items}
                 if item.mode == SM.Replace:
                     named = dict(pairs)
                 elif item.mode == SM.Append:
@@ -543,14 +544,14 @@ class PublisherSession(_Session):
         removed: list[wire.DataPointKey] = []
         for point in list(self._points):
             if point not in wanted:
-                entry = self._points.pop(point)
-                del self._by_runtime[entry.runtime_id]
-                self._free_ids.append(entry.runtime_id)
+                dropped = self._points.pop(point)
+                del self._by_runtime[dropped.runtime_id]
+                self._free_ids.append(dropped.runtime_id)
                 removed.append(
                     wire.DataPointKey(
-                        runtime_id=entry.runtime_id,
+                        runtime_id=dropped.runtime_id,
                         point_id=point,
-                        value_type=wire.ValueTypeCode(entry.value_type),
+                        value_type=wire.ValueTypeCode(dropped.value_type),
                         flags=wire.StateFlags(0),
                     )
                 )
@@ -650,7 +651,7 @@ class PublisherSession(_Session):
         udp: list[WirePoint] = []
         verified: list[WirePoint] = []
         prioritised = False
-        use_udp = self._udp is not None
+        udp_encoder = self._udp
         for m in measurements:
             entry = points.get(m.signal_id)
             if entry is None:
@@ -678,7 +679,9 @@ class PublisherSession(_Session):
                         now + self.verification_timeout
                     )
                 # A point too big for one datagram travels reliably: datagrams carry one frame.
-                elif options.lossy and use_udp and self._udp.fits_one_frame(point):
+                elif (
+                    options.lossy and udp_encoder is not None and udp_encoder.fits_one_frame(point)
+                ):
                     udp.append(point)
                 else:
                     tcp.append(point)

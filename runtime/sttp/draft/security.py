@@ -45,7 +45,7 @@ import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives import padding
@@ -229,7 +229,7 @@ class _Revocations:
                     continue
         if not crls:
             return f"no valid certificate revocation list of its issuer {issuer!r}"
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         current = [
             crl
             for crl in crls
@@ -310,7 +310,7 @@ async def names_resolve_to(names: Sequence[str], peer: Any, timeout: float = 5.0
             infos = await asyncio.wait_for(
                 loop.getaddrinfo(name, None, type=socket.SOCK_STREAM), remaining
             )
-        except (OSError, asyncio.TimeoutError, UnicodeError):
+        except (TimeoutError, OSError, UnicodeError):
             continue
         for info in infos:
             try:
@@ -331,7 +331,9 @@ def peer_identity(ssl_object: ssl.SSLObject | None) -> str | None:
     cert = ssl_object.getpeercert()
     if not cert:
         return None
-    for rdn in cert.get("subject", ()):
+    # typeshed types every entry as a union of the shapes of all keys; "subject" is RDNs of pairs
+    subject = cast(tuple[tuple[tuple[str, str], ...], ...], cert.get("subject", ()))
+    for rdn in subject:
         for name, value in rdn:
             if name == "commonName":
                 return str(value)

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import cast
 
-from gridbind.sttp.codecsupport import ConstraintError, WireError
 from gridbind.generated.sttp import draft_0_8 as wire
+from gridbind.sttp.codecsupport import ConstraintError, WireError
 from gridbind.sttp.draft.core import (
     _RECEIPT,
     ALGORITHM_VERSIONS,
@@ -149,7 +150,9 @@ class SubscriberSession(_Session):
         if self.negotiated is not None:
             raise _Terminate(CC.NegotiateSession, "session negotiation already completed")
         if message.sub_command == NS.ProtocolVersions and self._step == "versions":
-            offered = [(v.major, v.minor) for v in message.body.versions]
+            # the codec switches the body's type on the sub-command
+            versions = cast(wire.ProtocolVersions, message.body).versions
+            offered = [(v.major, v.minor) for v in versions]
             common = [v for v in offered if v in self.versions]
             if not common:
                 mine = wire.ProtocolVersions(versions=[wire.Version(*v) for v in self.versions])
@@ -165,7 +168,7 @@ class SubscriberSession(_Session):
             self.version = chosen
             return []
         if message.sub_command == NS.OperationalModes and self._step == "modes":
-            modes = message.body
+            modes = cast(wire.OperationalModes, message.body)
             stateful = self._pick(_names(modes.stateful), self.prefer_stateful)
             stateless = self._pick(_names(modes.stateless), self.prefer_stateless)
             problem = ""
@@ -176,8 +179,8 @@ class SubscriberSession(_Session):
             elif self.udp_port and not modes.udp_port:
                 problem = "the publisher does not support a UDP data channel"
             if problem:
-                mine = _modes(self.udp_port, self.prefer_stateful, self.prefer_stateless)
-                return self._terminate(CC.NegotiateSession, problem, mine.build())
+                ours = _modes(self.udp_port, self.prefer_stateful, self.prefer_stateless)
+                return self._terminate(CC.NegotiateSession, problem, ours.build())
             assert stateful is not None and stateless is not None
             self._chosen = (stateful, stateless)
             self._step = "confirm"
@@ -340,8 +343,9 @@ class SubscriberSession(_Session):
 
     def _bulk_item(self, item: wire.BulkTransportItem) -> list[Event]:
         BTS = wire.BulkTransportSubCommand
-        body = item.body
+        # the codec switches the body's type on the sub-command
         if item.sub_command == BTS.BeginSend:
+            body = cast(wire.BulkBeginSend, item.body)
             pending = sum(state[1] for state in self._bulk.values())
             if body.length + pending > self.max_bulk:
                 raise _Terminate(CC.BulkTransport, f"bulk transfer of {body.length} bytes too big")
@@ -350,15 +354,16 @@ class SubscriberSession(_Session):
             self._bulk[body.id] = (int(body.fundamental_type), body.length, bytearray())
             return self._bulk_done(body.id)
         if item.sub_command == BTS.CancelSend:
-            self._bulk.pop(body.id, None)
+            self._bulk.pop(cast(wire.BulkCancelSend, item.body).id, None)
             return []
-        state = self._bulk.get(body.id)
+        fragment = cast(wire.BulkSendFragment, item.body)
+        state = self._bulk.get(fragment.id)
         if state is None:
             raise _Terminate(CC.BulkTransport, "bulk fragment of an unknown transfer")
-        if body.offset != len(state[2]) or len(state[2]) + len(body.data) > state[1]:
+        if fragment.offset != len(state[2]) or len(state[2]) + len(fragment.data) > state[1]:
             raise _Terminate(CC.BulkTransport, "bulk fragment out of order or too long")
-        state[2].extend(body.data)
-        return self._bulk_done(body.id)
+        state[2].extend(fragment.data)
+        return self._bulk_done(fragment.id)
 
     def _bulk_done(self, transfer: uuid.UUID) -> list[Event]:
         kind, length, data = self._bulk[transfer]

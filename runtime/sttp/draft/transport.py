@@ -23,8 +23,8 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from gridbind.errors import RemoteError
 from gridbind.generated.sttp import draft_0_8 as wire
@@ -67,6 +67,9 @@ from gridbind.sttp.errors import InvalidArgument, SttpError
 from gridbind.sttp.expressions import FilterExpressionError, run_bounded
 from gridbind.sttp.measurement import Measurement
 from gridbind.sttp.slowpeer import HIGH_WATER, SLOW_TIMEOUT, SendQueue
+
+if TYPE_CHECKING:  # the gateway module imports this one
+    from gridbind.sttp.draft.gateway import GatewaySession
 
 __all__ = ["CommandError", "Publisher", "SessionError", "Subscriber", "SubscriptionRefused"]
 
@@ -115,7 +118,9 @@ class SubscriptionRefused(CommandError):
 class _Link(asyncio.Protocol):
     """One TCP (or TLS) connection driving one session."""
 
-    def __init__(self, make_session: Callable[[_Link], _Session], owner: Any) -> None:
+    def __init__(
+        self, make_session: Callable[[_Link], _Session | GatewaySession], owner: Any
+    ) -> None:
         self._make_session = make_session
         self.owner = owner
         self.loop = asyncio.get_running_loop()
@@ -430,6 +435,8 @@ class Publisher:
         self._server: asyncio.base_events.Server | None = None
         self._links: list[_Link] = []
         self._changed = asyncio.Condition()
+        # the loop keeps only weak references to tasks: held here until they finish
+        self._tasks: set[asyncio.Task[None]] = set()
         self.metadata.on_change(self._metadata_changed)
         self.events: list[tuple[Any, Event]] = []
 
@@ -509,7 +516,7 @@ class Publisher:
 
     def _event(self, link: _Link, event: Event) -> None:
         if isinstance(event, NegotiationComplete) and event.udp_port and link.peer:
-            asyncio.ensure_future(self._open_udp(link, event.udp_port))
+            self._spawn(self._open_udp(link, event.udp_port))
         _record(self.events, (link, event))
         if self.on_event is not None:
             self.on_event(link, event)
@@ -520,14 +527,19 @@ class Publisher:
             async with self._changed:
                 self._changed.notify_all()
 
-        asyncio.ensure_future(notify())
+        self._spawn(notify())
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _open_udp(self, link: _Link, port: int) -> None:
         assert link.peer is not None
         transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
             asyncio.DatagramProtocol, remote_addr=(link.peer[0], port)
         )
-        link.udp = transport  # type: ignore[assignment]
+        link.udp = transport
         if link.transport is None or link.transport.is_closing():
             transport.close()
 
@@ -798,7 +810,7 @@ class Subscriber:
                 await self.connect()
                 for request in self._subscriptions:
                     await self.subscribe(**request, _replay=True)
-            except (OSError, SessionError, CommandError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError, SessionError, CommandError) as exc:
                 log.warning("reconnect failed: %s", exc)
                 continue
             self.reconnects += 1

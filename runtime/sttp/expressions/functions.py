@@ -11,7 +11,7 @@ import math
 import re
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from typing import Any
 
@@ -496,7 +496,7 @@ def _now(budget: Budget) -> datetime:
 
 
 def _utc_now(budget: Budget) -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _is_guid(budget: Budget, value: Any) -> bool:

@@ -6,7 +6,7 @@ import decimal
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -203,5 +203,5 @@ def parse_datetime(text: str, pos: int = 0) -> datetime:
                 f"invalid date/time literal #{text}# at position {pos}"
             ) from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cmp_to_key
+from functools import cmp_to_key, partial
 from typing import Any, Protocol
 
 from gridbind.sttp.expressions.budget import DEFAULT_LIMITS, Budget, FilterExpressionError, Limits
@@ -89,6 +89,21 @@ def _compare_sort(left: Any, right: Any, exact: bool) -> int:
         return (left > right) - (left < right)
 
 
+def _compare_rows(
+    keys: Sequence[tuple[str, bool, bool]],
+    budget: Budget,
+    left: Mapping[str, Any],
+    right: Mapping[str, Any],
+) -> int:
+    # Charged per comparison and per key compared, so the deadline can stop a running sort.
+    for key, asc, exact in keys:
+        budget.charge()
+        result = _compare_sort(left.get(key), right.get(key), exact)
+        if result:
+            return result if asc else -result
+    return 0
+
+
 def _deployed_order(statements: list[Statement]) -> list[Statement]:
     named = [s for s in statements if isinstance(s, IdentifierStatement)]
     return named + [s for s in statements if not isinstance(s, IdentifierStatement)]
@@ -149,18 +164,7 @@ def _select(
                 matched.append(row)
         if keys:
             budget.charge(len(matched))
-
-            def compare(left: Mapping[str, Any], right: Mapping[str, Any]) -> int:
-                # Charged per comparison and per key compared, so the deadline can stop a
-                # running sort.
-                for key, asc, exact in keys:
-                    budget.charge()
-                    result = _compare_sort(left.get(key), right.get(key), exact)
-                    if result:
-                        return result if asc else -result
-                return 0
-
-            matched.sort(key=cmp_to_key(compare))
+            matched.sort(key=cmp_to_key(partial(_compare_rows, keys, budget)))
         for row in matched:
             add(row)
     return selected

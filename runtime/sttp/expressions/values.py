@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -102,7 +102,7 @@ def to_int(value: Any) -> int:
 def to_datetime(value: Any) -> datetime:
     """A timezone-aware datetime from a datetime or date/time text."""
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, str):
         return parse_datetime(value)
     raise FilterExpressionError(f"cannot convert {_show(value)} to a date/time")

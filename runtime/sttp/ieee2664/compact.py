@@ -15,9 +15,9 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from gridbind.sttp.codecsupport import WireError
 from gridbind.generated.sttp import ieee2664 as spec
 from gridbind.generated.sttp.ieee2664 import CompactStateFlags
+from gridbind.sttp.codecsupport import WireError
 from gridbind.sttp.ieee2664.wire import ProtocolError
 from gridbind.sttp.measurement import Measurement
 

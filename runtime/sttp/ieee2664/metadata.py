@@ -16,7 +16,7 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -316,7 +316,7 @@ def parse_datetime(text: str) -> datetime:
             int(minute or 0),
             int(second or 0),
             int(digits) // 10,
-            tzinfo=timezone.utc,
+            tzinfo=UTC,
         )
     except ValueError as exc:
         raise MetadataError(f"bad date/time {text!r}: {exc}") from None
@@ -337,7 +337,7 @@ def parse_datetime(text: str) -> datetime:
 def format_datetime(moment: datetime) -> str:
     """XSD date-time in UTC; the fraction is written only when non-zero (never ``.000``)."""
     if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc)
+        moment = moment.astimezone(UTC)
     text = moment.strftime("%Y-%m-%dT%H:%M:%S")
     if moment.microsecond:
         text += f".{moment.microsecond:06d}".rstrip("0")
@@ -588,7 +588,7 @@ def synthetic_pmu_metadata(
 
     Signal IDs are deterministic for a ``seed``; returns the data set and the IDs in order.
     """
-    moment = updated_on or datetime(2026, 1, 1, 0, 0, 0, 123000, tzinfo=timezone.utc)
+    moment = updated_on or datetime(2026, 1, 1, 0, 0, 0, 123000, tzinfo=UTC)
     metadata = empty_source_metadata()
     devices, measurements, phasors = (
         metadata["DeviceDetail"],

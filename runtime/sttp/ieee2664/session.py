@@ -628,7 +628,7 @@ class SubscriberSession:
             return [
                 Measurement(signals[index], value, stamp, flags)
                 for index, stamp, flags, value in zip(
-                    columns.ids, columns.timestamps, columns.flags, columns.values
+                    columns.ids, columns.timestamps, columns.flags, columns.values, strict=True
                 )
             ]
         except KeyError as exc:

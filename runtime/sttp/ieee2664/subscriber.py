@@ -233,7 +233,7 @@ class Subscriber:
                 protocol.transport.write(self.session.unsubscribe())
                 try:
                     await asyncio.wait_for(self._unsubscribed.wait(), 1.0)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
             protocol.transport.close()
         if self._runner is not None and not self._connected.is_set():
@@ -241,7 +241,7 @@ class Subscriber:
         if self._runner is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._runner), 5)
-            except (asyncio.TimeoutError, asyncio.CancelledError, ConnectionError, OSError):
+            except (TimeoutError, asyncio.CancelledError, ConnectionError, OSError):
                 self._runner.cancel()
         self._close_udp()
         if self._server is not None:
@@ -427,7 +427,7 @@ class Subscriber:
                     ),
                     self.connect_timeout,
                 )
-            except (OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError) as exc:
                 self.last_error = f"connect to {self.host}:{self.port} failed: {exc}"
                 attempt += 1
                 if not self.auto_reconnect or 0 <= self.max_retries < attempt:
@@ -660,7 +660,7 @@ class Subscriber:
             await self.wait_metadata()
             if self.session.settings is not None:
                 await self.subscribe()
-        except (ConnectionError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, ConnectionError, OSError) as exc:
             log.warning("refresh after configuration change failed: %s", exc)
 
     async def _subscribe_after_metadata(self) -> None:
@@ -694,7 +694,7 @@ def collect(
 
             try:
                 await asyncio.wait_for(gather(), seconds)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         return received[:count] if count is not None else received
 

@@ -45,7 +45,7 @@ def _write(
 
 def _issue(cn, issuer_name, issuer_key, *, ca=False, sans=("127.0.0.1",), key=None):
     key = key or ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     builder = (
         x509.CertificateBuilder()
         .subject_name(_name(cn))

@@ -28,8 +28,8 @@ from gridbind.sttp.draft.session import (
     MappingChanged,
     PublisherSession,
     SubscriberSession,
-    Verified,
     VerificationTimedOut,
+    Verified,
 )
 from gridbind.sttp.draft.synthetic import SyntheticPmu
 

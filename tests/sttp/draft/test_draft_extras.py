@@ -12,8 +12,7 @@ import pytest
 
 from gridbind.generated.sttp import draft_0_8 as wire
 from gridbind.sttp import Measurement
-from gridbind.sttp.draft import MetadataDatabase, Publisher, Subscriber, ValueType
-from gridbind.sttp.draft import transport
+from gridbind.sttp.draft import MetadataDatabase, Publisher, Subscriber, ValueType, transport
 from gridbind.sttp.draft.sync import fetch_metadata, receive, serve
 from gridbind.sttp.draft.synthetic import SyntheticPmu
 

@@ -118,10 +118,10 @@ STREAMS = {name: _valid_stream(name) for name in ("NONE", "DEFLATE", "TSSC")}
 )
 def test_mutated_real_streams(name, where, flip, cut, caplog):
     caplog.clear()
-    from gridbind.sttp.draft.session import SubscriberSession
     from test_draft_session import pump
+
     from gridbind.sttp.draft.metadata import MetadataDatabase
-    from gridbind.sttp.draft.session import Catalog, PublisherSession
+    from gridbind.sttp.draft.session import Catalog, PublisherSession, SubscriberSession
 
     mapping, data = STREAMS[name]
     pub = PublisherSession(Catalog(MetadataDatabase()), stateful=[name])
@@ -141,9 +141,10 @@ def test_mutated_real_streams(name, where, flip, cut, caplog):
 
 
 def test_unmutated_streams_deliver_everything():
+    from test_draft_session import pump
+
     from gridbind.sttp.draft.metadata import MetadataDatabase
     from gridbind.sttp.draft.session import Catalog, PublisherSession, SubscriberSession
-    from test_draft_session import pump
 
     for name, (mapping, data) in STREAMS.items():
         pub = PublisherSession(Catalog(MetadataDatabase()), stateful=[name])

@@ -9,6 +9,7 @@ import uuid
 import zlib
 
 import pytest
+from draft_sansio import encode, frames, pump
 
 from gridbind.generated.sttp import draft_0_8 as wire
 from gridbind.sttp import Measurement
@@ -21,7 +22,6 @@ from gridbind.sttp.draft.session import (
     SessionClosed,
     SubscriberSession,
 )
-from draft_sansio import encode, frames, pump
 
 CC = wire.CommandCode
 DEFLATE = wire.CompressionMode.Deflate
@@ -211,8 +211,8 @@ def test_socket_corrupted_stream_packet_closes_both_ends_cleanly():
 def test_stateless_deflate_packets_fit_one_frame_each():
     import random
 
-    from gridbind.sttp.draft.packets import DataDecoder, DataEncoder, WirePoint
     from gridbind.sttp.draft.framing import FrameReader
+    from gridbind.sttp.draft.packets import DataDecoder, DataEncoder, WirePoint
     from gridbind.sttp.fragments import Assembler
 
     rng = random.Random(7)

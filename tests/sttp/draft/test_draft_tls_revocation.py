@@ -17,8 +17,14 @@ from draft_pki import Cert, _issue, _write, pki_fixture  # noqa: F401 - provides
 from test_draft_tls_udp import exchange, run
 
 from gridbind.sttp import Measurement
-from gridbind.sttp.draft import Publisher, SessionClosed, SessionError, Subscriber, TlsConfig
-from gridbind.sttp.draft import ValueType
+from gridbind.sttp.draft import (
+    Publisher,
+    SessionClosed,
+    SessionError,
+    Subscriber,
+    TlsConfig,
+    ValueType,
+)
 
 T0 = 638_000_000_000_000_000
 
@@ -32,7 +38,7 @@ def _ca(pki):
 def write_crl(pki, folder, name: str, *revoked: Cert):
     """A CRL of the test CA revoking ``revoked`` (none: a valid, empty CRL)."""
     ca_cert, ca_key = _ca(pki)
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     builder = (
         x509.CertificateRevocationListBuilder()
         .issuer_name(ca_cert.subject)
@@ -228,7 +234,7 @@ def test_publisher_with_crls_refuses_a_client_whose_issuer_has_no_valid_crl(pki,
     # fail-closed like OpenSSL: a CRL signed by another key does not count
     ca_cert, _ = _ca(pki)
     forged_key = _issue("forger", None, None)[1]
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     forged = (
         x509.CertificateRevocationListBuilder()
         .issuer_name(ca_cert.subject)

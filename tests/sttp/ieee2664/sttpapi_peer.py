@@ -40,7 +40,7 @@ def loopback_publisher():
             while self._started and not self._shuttingdown:
                 try:
                     client, address = self._server_socket.accept()
-                except socket.timeout:
+                except TimeoutError:
                     continue
                 except OSError:
                     return

@@ -106,7 +106,9 @@ def test_compact_roundtrip_property(items):
     cache = SignalIndexCache.from_signals(uuid.UUID(int=0), [(s, "", 0) for s in signals])
     base = 10**17
     codec = CompactCodec(base_times=(base, base + 2**33), time_index=0)
-    measurements = [Measurement(s, v, base + t, f) for s, (f, v, t) in zip(signals, items)]
+    measurements = [
+        Measurement(s, v, base + t, f) for s, (f, v, t) in zip(signals, items, strict=True)
+    ]
     data = b"".join(codec.encode(i, m) for i, m in enumerate(measurements))
     decoded = CompactCodec(base_times=codec.base_times).decode(data, len(measurements), cache)
     assert [(m.signal_id, m.value, m.timestamp) for m in decoded] == [
