@@ -37,11 +37,17 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
+from gridbind.iec61850.errors import InvalidArgument
 
 from . import codec as _codec
 from . import mms
-from .association import CONFIRMED_SERVICES, Association, AssociationCore, AssociationEnded
-from .association import InitiateParams
+from .association import (
+    CONFIRMED_SERVICES,
+    Association,
+    AssociationCore,
+    AssociationEnded,
+    InitiateParams,
+)
 from .client_protocol import (
     AssociationAborted,
     ClientError,
@@ -54,11 +60,11 @@ from .client_protocol import (
 from .control.client import ControlClient, ControlOutcome
 from .e2e.layer import E2EEnvelopes
 from .envelope import ClearContext, EnvelopeFactory
+from .logs.client_api import LoggingMixin
 from .mmsdata import floating_point_octets, floating_point_value
 from .model import Timestamp
 from .protocol import Call, ErrorReply, Reply, Send, Transport
 from .references import parse_reference
-from .logs.client_api import LoggingMixin
 from .reporting.client_api import ReportingMixin
 from .services.mmsview import (
     binary_time_octets,
@@ -68,7 +74,6 @@ from .services.mmsview import (
 )
 from .stanza import StanzaError, XmppError
 from .xmpp import IecXmpp, XmppSettings
-from gridbind.iec61850.errors import InvalidArgument
 
 __all__ = [
     "Client",
@@ -165,7 +170,10 @@ def to_python(data: m.Data, td: m.TypeDescription | None = None) -> Any:
         if td is not None and isinstance(td.choice, m.TypeDescription.Structure):
             comps = _components(td)
             if len(comps) == len(choice.data):
-                return {name: to_python(d, sub) for (name, sub), d in zip(comps, choice.data)}
+                return {
+                    name: to_python(d, sub)
+                    for (name, sub), d in zip(comps, choice.data, strict=True)
+                }
         return [to_python(d) for d in choice.data]
     if isinstance(choice, m.Array):
         sub = None
@@ -200,7 +208,7 @@ def from_python(value: Any, td: m.TypeDescription) -> m.Data:
             values = list(value)
             if len(values) != len(comps):
                 raise InvalidArgument(f"structure of {len(comps)} components")
-            items = [from_python(v, sub) for v, (_, sub) in zip(values, comps)]
+            items = [from_python(v, sub) for v, (_, sub) in zip(values, comps, strict=True)]
         return m.Data(choice=m.Structure(data=items))
     if kind == "array":
         sub = td.choice.element_type.choice
@@ -249,7 +257,7 @@ def _failure_code(result: m.AccessResult) -> str | None:
 class ClientAssociation(ReportingMixin, LoggingMixin):
     """One association with an IED; every ACSI method is a coroutine."""
 
-    def __init__(self, client: "Client", assoc: Association) -> None:
+    def __init__(self, client: Client, assoc: Association) -> None:
         self.client = client
         self.assoc = assoc
         self._slots = asyncio.Semaphore(max(1, assoc.params.max_outstanding_calling))
@@ -368,7 +376,7 @@ class ClientAssociation(ReportingMixin, LoggingMixin):
             )
             proto.released(release, answer, time.time())
 
-    async def __aenter__(self) -> "ClientAssociation":
+    async def __aenter__(self) -> ClientAssociation:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -544,7 +552,9 @@ class ClientAssociation(ReportingMixin, LoggingMixin):
         tds = [await self.get_data_definition(ref, fc) for ref, fc in members]
         response = await self.request(mms.read_list(dataset_name(ds_ref)))
         out: list[Any] = []
-        for (ref, _), td, result in zip(members, tds, response.list_of_access_result.access_result):
+        for (ref, _), td, result in zip(
+            members, tds, response.list_of_access_result.access_result, strict=False
+        ):
             code = _failure_code(result)
             out.append(DataAccessFailed(ref, code) if code else to_python(result.choice, td))
         return out
@@ -556,7 +566,7 @@ class ClientAssociation(ReportingMixin, LoggingMixin):
             raise InvalidArgument(f"{ds_ref} has {len(members)} members")
         datas = [
             from_python(v, await self.get_data_definition(ref, fc))
-            for v, (ref, fc) in zip(values, members)
+            for v, (ref, fc) in zip(values, members, strict=True)
         ]
         return mms.write_results(await self.request(mms.write(dataset_name(ds_ref), datas)))
 
@@ -761,13 +771,13 @@ class Client:
                 await asyncio.wait_for(
                     asyncio.gather(*(conclude(s) for s in open_sessions)), conclude_timeout
                 )
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 log.info("conclude did not finish within %s s", conclude_timeout)
         self.protocol.link_lost("client closed")
         self._flush()
         await self.transport.close()
 
-    async def __aenter__(self) -> "Client":
+    async def __aenter__(self) -> Client:
         await self.connect()
         return self
 
