@@ -335,7 +335,7 @@ class ServerProtocol:
 
     def _conclude(self, item: Received, body: Any, layer: Any, now: float) -> list[Outgoing]:
         try:
-            assoc = self.core.conclude(item.sender, item.association)
+            self.core.conclude(item.sender, item.association)
         except AssociationError as exc:
             known = self.core.get(item.sender, item.association or "")
             if known is None:
