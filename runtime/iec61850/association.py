@@ -32,7 +32,7 @@ import itertools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from gridbind.iec61850.errors import Iec61850Error
 
@@ -116,7 +116,7 @@ def bits_to_services(bits: str) -> frozenset[str]:
     return frozenset(n for n, i in SERVICE_BITS.items() if i < len(bits) and bits[i] == "1")
 
 
-class RejectReason(str, Enum):
+class RejectReason(StrEnum):
     """RejectPDU reasons used here (``group:reason`` as in ISO 9506-2 RejectPDU)."""
 
     UNRECOGNIZED_SERVICE = "confirmed-requestPDU:unrecognized-service"
@@ -298,6 +298,7 @@ class AssociationCore:
             for a, b in zip(
                 proposed.parameter_cbb.ljust(PARAMETER_CBB_BITS, "0"),
                 self.local.parameter_cbb.ljust(PARAMETER_CBB_BITS, "0"),
+                strict=False,  # the longer proposal is cut to the shorter
             )
         )
         return InitiateParams(

@@ -148,10 +148,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     except SclError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if not args.jid and not model.jid:
-        print("error: no --jid and no P type JID in the SCL", file=sys.stderr)
-        return 2
-    args.jid = args.jid or model.jid.split("/")[0]
+    if not args.jid:
+        if not model.jid:
+            print("error: no --jid and no P type JID in the SCL", file=sys.stderr)
+            return 2
+        args.jid = model.jid.split("/")[0]
     from .e2e import ConfigError
 
     try:
@@ -334,7 +335,7 @@ async def _dataset(s: _Session, args: argparse.Namespace) -> None:
         members = await ied.get_data_set_directory(args.target)
         types = [await s.type_of(ref, fc) for ref, fc in members]
         values = await ied.get_data_set_values(args.target)
-        s.show([to_json(v, t) for v, t in zip(values, types)])
+        s.show([to_json(v, t) for v, t in zip(values, types, strict=False)])
     elif args.action == "create":
         if not args.members:
             raise ValueTextError("create needs at least one member REF[FC]")
@@ -378,7 +379,7 @@ async def _sg(s: _Session, args: argparse.Namespace) -> None:
         ld, group, pairs = a[0], int(a[1]), a[2:]
         values = [
             (ref, parse_value(text, await s.type_of(ref, "SG")))
-            for ref, text in zip(pairs[::2], pairs[1::2])
+            for ref, text in zip(pairs[::2], pairs[1::2], strict=True)
         ]
         await ied.select_edit_sg(ld, group)
         for ref, value in values:
@@ -507,9 +508,11 @@ def _shell_words(line: str) -> list[str]:
     return shlex.split(line)
 
 
-def _shell_parser() -> _LineParser:
+def _shell_parser() -> tuple[_LineParser, dict[str, argparse.ArgumentParser]]:
+    """The shell's parser and its command parsers by name (for ``help COMMAND``)."""
     parser = _LineParser(prog="shell", add_help=False)
     sub = parser.add_subparsers(dest="iec_command", metavar="COMMAND", parser_class=_LineParser)
+    commands: dict[str, argparse.ArgumentParser] = {}
     for name, (help_text, _) in _COMMANDS.items():
         p = sub.add_parser(
             name,
@@ -518,14 +521,15 @@ def _shell_parser() -> _LineParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         _command_arguments(name, p)
-    return parser
+        commands[name] = p
+    return parser, commands
 
 
 def _cmd_shell(args: argparse.Namespace) -> int:
     from .client import ClientError
     from .xmpp import RequestTimeout, StanzaError
 
-    parser = _shell_parser()
+    parser, commands = _shell_parser()
     if args.script:
         lines = Path(args.script).read_text(encoding="utf-8").splitlines()
     else:
@@ -558,11 +562,7 @@ def _cmd_shell(args: argparse.Namespace) -> int:
             if words[0] in ("quit", "exit"):
                 break
             if words[0] == "help":
-                target = (
-                    parser._subparsers._group_actions[0].choices.get(words[1])
-                    if len(words) > 1
-                    else None
-                )
+                target = commands.get(words[1]) if len(words) > 1 else None
                 print((target or parser).format_help() if target else SHELL_HELP, flush=True)
                 continue
             try:
@@ -607,11 +607,13 @@ def _cmd_devserver(args: argparse.Namespace) -> int:
     server = Prosody(domain=args.domain, directory=directory)
     try:
         server.start()
+        home = server.directory
+        assert home is not None  # start() configures the server, which picks its folder
         jids = {}
         for account in accounts:
             password = secrets.token_urlsafe(18)
             jids[account] = server.register(account, password)
-            pw_file = server.directory / f"{account}.password"
+            pw_file = home / f"{account}.password"
             pw_file.touch(mode=0o600)
             pw_file.chmod(0o600)  # touch keeps the mode of a file left by an earlier run
             pw_file.write_text(password + "\n")
@@ -619,7 +621,6 @@ def _cmd_devserver(args: argparse.Namespace) -> int:
         server.cleanup()
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    home = server.directory
     common = f"--xmpp 127.0.0.1:{server.c2s_port} --ca {server.ca_cert}"
     first, rest = accounts[0], accounts[1:] or accounts[:1]
     client = rest[0]

@@ -37,11 +37,17 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
+from gridbind.iec61850.errors import InvalidArgument
 
 from . import codec as _codec
 from . import mms
-from .association import CONFIRMED_SERVICES, Association, AssociationCore, AssociationEnded
-from .association import InitiateParams
+from .association import (
+    CONFIRMED_SERVICES,
+    Association,
+    AssociationCore,
+    AssociationEnded,
+    InitiateParams,
+)
 from .client_protocol import (
     AssociationAborted,
     ClientError,
@@ -54,11 +60,11 @@ from .client_protocol import (
 from .control.client import ControlClient, ControlOutcome
 from .e2e.layer import E2EEnvelopes
 from .envelope import ClearContext, EnvelopeFactory
+from .logs.client_api import LoggingMixin
 from .mmsdata import floating_point_octets, floating_point_value
 from .model import Timestamp
 from .protocol import Call, ErrorReply, Reply, Send, Transport
 from .references import parse_reference
-from .logs.client_api import LoggingMixin
 from .reporting.client_api import ReportingMixin
 from .services.mmsview import (
     binary_time_octets,
@@ -68,7 +74,6 @@ from .services.mmsview import (
 )
 from .stanza import StanzaError, XmppError
 from .xmpp import IecXmpp, XmppSettings
-from gridbind.iec61850.errors import InvalidArgument
 
 __all__ = [
     "Client",
@@ -151,11 +156,25 @@ def reference_of(name: m.ObjectName) -> tuple[str, str]:
     return ref, parts[1] if len(parts) > 1 else ""
 
 
-def _components(td: m.TypeDescription) -> list[tuple[str, Any]]:
+_Spec = m.ObjectName | m.TypeDescription | None  # a TypeSpecification's alternatives
+
+
+def _components(struct: m.TypeDescription.Structure) -> list[tuple[str, _Spec]]:
     return [
-        (seq.component_name or "", seq.component_type.choice)
-        for seq in td.choice.components.sequence
+        (seq.component_name or "", seq.component_type.choice) for seq in struct.components.sequence
     ]
+
+
+def _described(spec: _Spec) -> m.TypeDescription:
+    """The type description of a component or element; a type given by name is refused."""
+    if not isinstance(spec, m.TypeDescription):
+        raise ClientError("a type given by name (typeName) is not supported")
+    return spec
+
+
+def _optional(spec: _Spec) -> m.TypeDescription | None:
+    """For decoding: a type given by name reads as untyped (lists, not dicts)."""
+    return spec if isinstance(spec, m.TypeDescription) else None
 
 
 def to_python(data: m.Data, td: m.TypeDescription | None = None) -> Any:
@@ -163,14 +182,17 @@ def to_python(data: m.Data, td: m.TypeDescription | None = None) -> Any:
     choice = data.choice
     if isinstance(choice, m.Structure):
         if td is not None and isinstance(td.choice, m.TypeDescription.Structure):
-            comps = _components(td)
+            comps = _components(td.choice)
             if len(comps) == len(choice.data):
-                return {name: to_python(d, sub) for (name, sub), d in zip(comps, choice.data)}
+                return {
+                    name: to_python(d, _optional(sub))
+                    for (name, sub), d in zip(comps, choice.data, strict=True)
+                }
         return [to_python(d) for d in choice.data]
     if isinstance(choice, m.Array):
         sub = None
         if td is not None and isinstance(td.choice, m.TypeDescription.Array):
-            sub = td.choice.element_type.choice
+            sub = _optional(td.choice.element_type.choice)
         return [to_python(d, sub) for d in choice.data]
     if isinstance(choice, bool):
         return choice
@@ -188,23 +210,26 @@ def to_python(data: m.Data, td: m.TypeDescription | None = None) -> Any:
 def from_python(value: Any, td: m.TypeDescription) -> m.Data:
     """Python value -> Data of type ``td`` (raises ``TypeError``/``ValueError`` on mismatch)."""
     kind = td_kind(td)
-    if kind == "structure":
-        comps = _components(td)
+    desc = td.choice
+    if isinstance(desc, m.TypeDescription.Structure):
+        comps = _components(desc)
         if isinstance(value, dict):
             missing = [n for n, _ in comps if n not in value]
             extra = set(value) - {n for n, _ in comps}
             if missing or extra:
                 raise InvalidArgument(f"structure needs exactly {[n for n, _ in comps]}")
-            items = [from_python(value[n], sub) for n, sub in comps]
+            items = [from_python(value[n], _described(sub)) for n, sub in comps]
         else:
             values = list(value)
             if len(values) != len(comps):
                 raise InvalidArgument(f"structure of {len(comps)} components")
-            items = [from_python(v, sub) for v, (_, sub) in zip(values, comps)]
+            items = [
+                from_python(v, _described(sub)) for v, (_, sub) in zip(values, comps, strict=True)
+            ]
         return m.Data(choice=m.Structure(data=items))
-    if kind == "array":
-        sub = td.choice.element_type.choice
-        return m.Data(choice=m.Array(data=[from_python(v, sub) for v in value]))
+    if isinstance(desc, m.TypeDescription.Array):
+        element = _described(desc.element_type.choice)
+        return m.Data(choice=m.Array(data=[from_python(v, element) for v in value]))
     if kind == "boolean":
         if not isinstance(value, bool):
             raise InvalidArgument("expected a bool")
@@ -214,10 +239,10 @@ def from_python(value: Any, td: m.TypeDescription) -> m.Data:
             raise InvalidArgument(f"expected an int for {kind}")
         cls = m.Data.Integer if kind == "integer" else m.Data.Unsigned
         return m.Data(choice=cls(value=value))
-    if kind == "floating-point":
+    if isinstance(desc, m.TypeDescription.FloatingPoint):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise InvalidArgument("expected a number")
-        width = 32 if td.choice.format_width == 32 else 64
+        width = 32 if desc.format_width == 32 else 64
         return m.Data(choice=m.Data.FloatingPoint(value=floating_point_octets(value, width)))
     if kind == "bit-string":
         if not isinstance(value, str) or value.strip("01"):
@@ -228,8 +253,8 @@ def from_python(value: Any, td: m.TypeDescription) -> m.Data:
     if kind in ("visible-string", "mMSString"):
         if not isinstance(value, str):
             raise InvalidArgument("expected a str")
-        cls = m.Data.VisibleString if kind == "visible-string" else m.Data.MmsString
-        return m.Data(choice=cls(value=value))
+        text = m.Data.VisibleString if kind == "visible-string" else m.Data.MmsString
+        return m.Data(choice=text(value=value))
     if kind in ("utc-time", "binary-time"):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             value = Timestamp.from_float(float(value))
@@ -249,7 +274,7 @@ def _failure_code(result: m.AccessResult) -> str | None:
 class ClientAssociation(ReportingMixin, LoggingMixin):
     """One association with an IED; every ACSI method is a coroutine."""
 
-    def __init__(self, client: "Client", assoc: Association) -> None:
+    def __init__(self, client: Client, assoc: Association) -> None:
         self.client = client
         self.assoc = assoc
         self._slots = asyncio.Semaphore(max(1, assoc.params.max_outstanding_calling))
@@ -368,7 +393,7 @@ class ClientAssociation(ReportingMixin, LoggingMixin):
             )
             proto.released(release, answer, time.time())
 
-    async def __aenter__(self) -> "ClientAssociation":
+    async def __aenter__(self) -> ClientAssociation:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -448,7 +473,7 @@ class ClientAssociation(ReportingMixin, LoggingMixin):
                 td = await self.get_data_definition(reference[: reference.rindex("(")], fc)
                 if not isinstance(td.choice, m.TypeDescription.Array):
                     raise InvalidArgument(f"{reference}: not an array")
-                td = td.choice.element_type.choice
+                td = _described(td.choice.element_type.choice)
             else:
                 response = await self.request(
                     mms.get_variable_access_attributes(mms.dom(name[1], name[2]))
@@ -463,7 +488,10 @@ class ClientAssociation(ReportingMixin, LoggingMixin):
         ln, _, path = rest.partition(".")
         if fc is not None:
             td = await self.get_data_definition(reference, fc)
-            return [n for n, _ in _components(td)] if td_kind(td) == "structure" else []
+            struct = td.choice
+            if not isinstance(struct, m.TypeDescription.Structure):
+                return []
+            return [n for n, _ in _components(struct)]
         seen: list[str] = []
         names = await self._names("namedVariable", "domainSpecific", ld)
         want = path.split(".")
@@ -504,10 +532,12 @@ class ClientAssociation(ReportingMixin, LoggingMixin):
         results = response.list_of_access_result.access_result
         if len(results) != 1:
             raise ClientError(f"{len(results)} results for one variable")
-        code = _failure_code(results[0])
-        if code is not None:
-            raise DataAccessFailed(reference, code)
-        return to_python(results[0].choice, td)
+        choice = results[0].choice
+        if isinstance(choice, m.DataAccessError):
+            raise DataAccessFailed(reference, mms.name_of(choice))
+        if choice is None:
+            raise ClientError("an access result without data")
+        return to_python(choice, td)
 
     async def get_all_data_values(self, ln_ref: str, fc: str | None = None) -> dict[str, Any]:
         """GetAllDataValues of an LN: ``{FC: {DO: ...}}`` (or ``{DO: ...}`` for one FC)."""
@@ -544,7 +574,9 @@ class ClientAssociation(ReportingMixin, LoggingMixin):
         tds = [await self.get_data_definition(ref, fc) for ref, fc in members]
         response = await self.request(mms.read_list(dataset_name(ds_ref)))
         out: list[Any] = []
-        for (ref, _), td, result in zip(members, tds, response.list_of_access_result.access_result):
+        for (ref, _), td, result in zip(
+            members, tds, response.list_of_access_result.access_result, strict=False
+        ):
             code = _failure_code(result)
             out.append(DataAccessFailed(ref, code) if code else to_python(result.choice, td))
         return out
@@ -556,7 +588,7 @@ class ClientAssociation(ReportingMixin, LoggingMixin):
             raise InvalidArgument(f"{ds_ref} has {len(members)} members")
         datas = [
             from_python(v, await self.get_data_definition(ref, fc))
-            for v, (ref, fc) in zip(values, members)
+            for v, (ref, fc) in zip(values, members, strict=True)
         ]
         return mms.write_results(await self.request(mms.write(dataset_name(ds_ref), datas)))
 
@@ -761,13 +793,13 @@ class Client:
                 await asyncio.wait_for(
                     asyncio.gather(*(conclude(s) for s in open_sessions)), conclude_timeout
                 )
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 log.info("conclude did not finish within %s s", conclude_timeout)
         self.protocol.link_lost("client closed")
         self._flush()
         await self.transport.close()
 
-    async def __aenter__(self) -> "Client":
+    async def __aenter__(self) -> Client:
         await self.connect()
         return self
 

@@ -49,15 +49,15 @@ from .control.service import Abandon, ControlHandlers, ControlService, Execute
 from .e2e.layer import E2EEnvelopes
 from .envelope import ClearContext, EnvelopeFactory
 from .files import FileStore
-from .model import ServerModel
-from .protocol import Call, ErrorReply, Outgoing, Reply, Send, Transport
 from .logs.lcb import LogEngine
 from .logs.store import DEFAULT_MAX_ENTRIES, LogStore
+from .model import ServerModel
+from .protocol import Call, ErrorReply, Outgoing, Reply, Send, Transport
 from .reporting import ReportEngine
 from .reporting.rcb import DEFAULT_BUFFER_ENTRIES
 from .server_protocol import ServerProtocol
-from .sntp import ClockSource, SntpPoller
 from .services.acsi import ServerServices
+from .sntp import ClockSource, SntpPoller
 from .xmpp import IecXmpp, XmppSettings
 
 __all__ = ["IedServer", "SERVER_SERVICES"]
@@ -232,7 +232,7 @@ class IedServer:
         if self._own_store:
             self.logs.store.close()
 
-    async def __aenter__(self) -> "IedServer":
+    async def __aenter__(self) -> IedServer:
         await self.start()
         return self
 
@@ -315,8 +315,9 @@ class IedServer:
             verdict = exc
         if inspect.isawaitable(verdict):
             task = asyncio.get_running_loop().create_task(self._verdict(o.token, verdict))
-            self._executions[o.token] = task
-            task.add_done_callback(lambda _t, token=o.token: self._executions.pop(token, None))
+            token = o.token
+            self._executions[token] = task
+            task.add_done_callback(lambda _t: self._executions.pop(token, None))
             return
         self._emit(self.protocol.control_executed(o.token, verdict, time.time()))
 

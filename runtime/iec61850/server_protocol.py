@@ -38,7 +38,6 @@ from typing import Any
 from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
 
 from . import mms
-from .control.service import Abandon, Answer, ControlService, Deferred, Execute, Report
 from .association import (
     Admit,
     Association,
@@ -51,6 +50,7 @@ from .association import (
     Reject,
     RejectReason,
 )
+from .control.service import Abandon, Answer, ControlService, Deferred, Execute, Report
 from .envelope import ClearContext, EnvelopeError, EnvelopeFactory, EnvelopeLayer
 from .envelope import association_id as _association_id
 from .files import FileStoreError, Spool
@@ -335,10 +335,10 @@ class ServerProtocol:
 
     def _conclude(self, item: Received, body: Any, layer: Any, now: float) -> list[Outgoing]:
         try:
-            assoc = self.core.conclude(item.sender, item.association)
+            self.core.conclude(item.sender, item.association)
         except AssociationError as exc:
-            assoc = self.core.get(item.sender, item.association or "")
-            if assoc is None:
+            known = self.core.get(item.sender, item.association or "")
+            if known is None:
                 return [ErrorReply(item, "item-not-found", str(exc), "cancel")]
             error = mms.service_error(
                 "conclude",
@@ -346,7 +346,7 @@ class ServerProtocol:
                 str(exc),
                 cls=m.Mmspdu.ConcludeErrorPdu,
             )
-            return [self._reply(item, assoc, m.Mmspdu(choice=error), now)]
+            return [self._reply(item, known, m.Mmspdu(choice=error), now)]
         pdu = m.Mmspdu(choice=m.Mmspdu.ConcludeResponsePdu())
         # The association has ended: its layer seals this last answer.
         return [Reply(item, layer.seal(pdu, now))]
@@ -511,10 +511,13 @@ class ServerProtocol:
 
     def _fit(self, answer: m.Mmspdu, service: str, limit: int) -> m.Mmspdu:
         """The response cut to a page when it is paged, a pdu-size error when it cannot be."""
-        invoke_id = answer.choice.invoke_id
-        body = answer.choice.service.choice
-        items = _page_items(body)
-        if items is None and service not in _UNPAGED:
+        pdu = answer.choice
+        if not isinstance(pdu, m.ConfirmedResponsePdu):
+            return answer
+        invoke_id = pdu.invoke_id
+        body = pdu.service.choice
+        paged = _paged(body)
+        if paged is None and service not in _UNPAGED:
             return answer
         if isinstance(body, m.ReadResponse) and read_bound(body) <= limit:
             return answer  # surely fits: no trial encoding on the hot path
@@ -523,13 +526,14 @@ class ServerProtocol:
         except Exception as exc:  # noqa: BLE001 - the codec refuses what the schema cannot carry
             log.error("cannot encode the %s response: %s", service, exc)
             return mms.confirmed_error(invoke_id, "service", "other", "unencodable response")
-        if items is not None:
+        if paged is not None:
+            holder, items = paged
             # The services estimate each entry's cost; names that grow in XER (``&amp;``) or
             # long folders can make the estimate short, so the encoded PDU has the last word.
             while size > limit and len(items) > 1:
                 keep = max(1, min(len(items) - 1, len(items) * limit // size))
                 del items[keep:]
-                body.more_follows = True
+                holder.more_follows = True
                 size = self._size(answer)
             if size > limit:
                 return mms.confirmed_error(
@@ -726,12 +730,15 @@ def _data_bound(data: m.Data) -> int:
     return _DATA_TAGS + 48  # booleans and integers (at most 40 digits and a sign)
 
 
-def _page_items(body: Any) -> list | None:
-    """The entries of a paged response (name lists, directories), else None."""
+_Paged = m.GetNameListResponse | m.FileDirectoryResponse | m.ReadJournalResponse
+
+
+def _paged(body: object) -> tuple[_Paged, list[Any]] | None:
+    """A paged response (name lists, directories) and its entries, else None."""
     if isinstance(body, m.GetNameListResponse):
-        return body.list_of_identifier.identifier
+        return body, body.list_of_identifier.identifier
     if isinstance(body, m.FileDirectoryResponse):
-        return body.list_of_directory_entry.directory_entry
+        return body, body.list_of_directory_entry.directory_entry
     if isinstance(body, m.ReadJournalResponse):
-        return body.list_of_journal_entry.journal_entry
+        return body, body.list_of_journal_entry.journal_entry
     return None

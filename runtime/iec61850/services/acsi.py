@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from gridbind.errors import LocalError
@@ -26,7 +26,7 @@ from gridbind.iec61850.errors import Iec61850Error
 
 from .. import mms
 from ..association import Association, RejectReason
-from ..files import FileStore, FileStoreError
+from ..files import FileStore, FileStoreError, Spool
 from ..model import (
     FCDA,
     FCS,
@@ -231,7 +231,8 @@ class ServerServices:
             raise ServiceError("access", "object-access-unsupported", "extended object class")
         scope = req.object_scope
         scope_name = mms.name_of(scope)
-        domain = scope.choice if scope_name == "domainSpecific" else None
+        # domainSpecific is the only scope whose choice is the (string) domain name
+        domain = scope.choice if isinstance(scope.choice, str) else None
         names, more = self.get_name_list(
             assoc, mms.name_of(oc), scope_name, domain, req.continue_after
         )
@@ -288,7 +289,10 @@ class ServerServices:
             raise ServiceError(
                 "definition", "type-inconsistent", f"{len(keys)} variables, {len(datas)} values"
             )
-        return [self.write_variable(assoc, key, data, now) for key, data in zip(keys, datas)]
+        return [
+            self.write_variable(assoc, key, data, now)
+            for key, data in zip(keys, datas, strict=True)
+        ]
 
     def _get_variable_access_attributes(
         self, assoc: Association, req: m.GetVariableAccessAttributesRequest, now: float
@@ -463,7 +467,7 @@ class ServerServices:
         except ModelError as exc:
             return exc.code
 
-    def _leaves(self, node: Any, fc: str, data: m.Data):
+    def _leaves(self, node: Any, fc: str, data: m.Data) -> Iterator[tuple[DataAttribute, m.Data]]:
         if isinstance(node, DataAttribute) and not node.children and not node.elements:
             yield node, data
             return
@@ -473,7 +477,11 @@ class ServerServices:
             children = list(node.children.values())
         else:
             children = list(children_with_fc(node, fc))
-        for child, item in zip(children, data.choice.data):
+        items = data.choice
+        if not isinstance(items, (m.Structure, m.Array)):
+            # data_matches has already held the shape to the node's; this keeps it so.
+            raise ModelError(DataAccessError.TYPE_INCONSISTENT, f"{node.name}: not constructed")
+        for child, item in zip(children, items.data, strict=True):
             yield from self._leaves(child, fc, item)
 
     def _stage_attr(
@@ -482,7 +490,10 @@ class ServerServices:
         """Check the write of one basic attribute; returns what stores it."""
         cb = attr.parent
         if isinstance(cb, ControlBlock) and cb.kind == "SGCB":
-            ld = cb.parent.parent.name
+            ln = cb.parent
+            if ln is None or ln.parent is None:  # only a control block outside any model
+                raise ModelError(DataAccessError.OBJECT_NON_EXISTENT, f"{cb.name} has no LD")
+            ld = ln.parent.name
             if attr.name not in ("ActSG", "EditSG", "CnfEdit"):
                 raise ModelError(DataAccessError.OBJECT_ACCESS_DENIED, f"SGCB.{attr.name}")
             if attr.name == "CnfEdit" and value is not True:
@@ -694,7 +705,8 @@ class ServerServices:
         except FileStoreError as exc:
             raise self._file_error(exc) from None
         budget = assoc.params.max_pdu_size - RESPONSE_OVERHEAD
-        out, used = [], 0
+        out: list[tuple[list[str], int, str]] = []
+        used = 0
         for entry in entries:
             cost = len(entry.name) + 160
             if out and used + cost > budget:
@@ -746,7 +758,7 @@ class ServerServices:
         except FileStoreError as exc:
             raise self._file_error(exc) from None
 
-    def obtain_file_store(self, dest: list[str], data: bytes) -> None:
+    def obtain_file_store(self, dest: list[str], data: bytes | Spool) -> None:
         """SetFile (obtainFile), once the file is fetched: store it (checked again, as another
         association may have taken the name meanwhile)."""
         try:
@@ -769,4 +781,4 @@ def _segments(name: str) -> list[str]:
 
 
 def _gtime(mtime: float) -> str:
-    return datetime.datetime.fromtimestamp(mtime, datetime.timezone.utc).strftime("%Y%m%d%H%M%SZ")
+    return datetime.datetime.fromtimestamp(mtime, datetime.UTC).strftime("%Y%m%d%H%M%SZ")
