@@ -4,13 +4,17 @@ the service type and error names through the SCL's EnumTypes. Service level, tim
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
-from iec_testkit import memory_served, run
+import pytest
+from iec_testkit import memory_served, run, settings
 
 from gridbind.iec61850 import mmsdata as d
 from gridbind.iec61850.association import AssociationCore, InitiateParams
+from gridbind.iec61850.client import Client
 from gridbind.iec61850.scl import load_scl
+from gridbind.iec61850.server import IedServer
 from gridbind.iec61850.services.acsi import ServerServices
 
 SCL = Path(__file__).parent / "data" / "tracking.scd"
@@ -139,3 +143,26 @@ def test_undeclared_tracking_objects_are_untouched() -> None:
     assert svc.tracking.tracking_of("BRCB", "FDR1MEAS") is None
     write(svc, a, "FDR1LD0", "GGIO1$CF$SPCSO1$ctlModel", d.integer(1))
     assert svc.model.read("FDR1LD0/LTRK1.BrcbTrk.objRef", "SR") == ""
+
+
+@pytest.mark.prosody
+@pytest.mark.timeout(60)
+def test_tracking_through_a_real_prosody(prosody, xmpp_account) -> None:
+    async def main() -> None:
+        server = IedServer(load_scl(SCL), settings(prosody, xmpp_account("ied")))
+        client = Client(settings(prosody, xmpp_account("ops")))
+        await asyncio.gather(server.start(), client.connect())
+        try:
+            ied = await client.associate(server.jid)
+            await ied.select_active_sg("FDR1PROT", 3)
+            sts = tracked(server.model, "FDR1PROT/LTRK1.SgcbTrk")
+            assert (sts["serviceType"], sts["errorCode"], sts["actSG"]) == (
+                "SelectActiveSG",
+                "no-error",
+                3,
+            )
+            assert sts["originatorID"] == client.transport.full_jid.encode()[:64]
+        finally:
+            await asyncio.gather(client.close(), server.close())
+
+    run(main())
