@@ -1,6 +1,8 @@
 """Service tracking of control blocks (LTRK BrcbTrk, UrcbTrk, LocbTrk, GocbTrk, SgcbTrk): each
 Set<CB>Values and setting group service updates the tracking object of its block's kind, with
-the service type and error names through the SCL's EnumTypes. Service level, time passed in."""
+the service type and error names through the SCL's EnumTypes. Service level (time passed in),
+over the in-memory transport, and one test through a real Prosody. The ServiceType ordinals of
+tracking.scd are the SCL's own (the code writes names, never ordinals)."""
 
 from __future__ import annotations
 
@@ -104,6 +106,18 @@ def test_lcb_and_gocb_writes() -> None:
     assert gts["goEna"] is True and gts["goID"] == svc.model.read(
         "FDR1LD0/LLN0.gcbStatus.GoID", "GO"
     )
+
+
+def test_msvcb_write_updates_msvcb_tracking() -> None:
+    svc, a, _ = setup()
+    assert write(svc, a, "FDR1LD0", "LLN0$MS$msvcbMeas$SvEna", d.boolean(True)) is None
+    mts = tracked(svc, "FDR1LD0/LTRK1.MsvcbTrk")
+    assert (mts["objRef"], mts["serviceType"], mts["errorCode"]) == (
+        "FDR1LD0/LLN0.msvcbMeas",
+        "SetMSVCBValues",
+        "no-error",
+    )
+    assert mts["svEna"] is True and mts["msvID"] == "FDR1_SV" and mts["smpRate"] == 80
 
 
 def test_setting_group_services_update_sgcb_tracking() -> None:
