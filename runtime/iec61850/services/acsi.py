@@ -450,7 +450,8 @@ class ServerServices:
     def write_variable(
         self, assoc: Association, name: tuple, data: m.Data, now: float | None = None
     ) -> str | None:
-        node, fc, code = None, "", None
+        node: Any = None
+        fc, code = "", None  # (what the tracking gets when the name does not resolve)
         try:
             node, fc = self._resolve(assoc, name)
             if isinstance(node, LogicalNode):
