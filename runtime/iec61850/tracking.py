@@ -18,7 +18,8 @@ What is written, and what is left out (kept to what can be done faithfully):
   control block reference, ``LD/LN.CB``), ``serviceType``, ``errorCode``, ``originatorID``
   (the client's JID, up to 64 octets), ``t``, and the control block's own attributes after the
   service, copied by name (``rptID`` from ``RptID``, ``gi`` from ``GI``, ...); an attribute
-  whose type differs in the tracking object (e.g. ``datSet`` as an ObjRef) is left unchanged.
+  whose type differs in the tracking object is left unchanged, and structured ones (the GoCB's
+  ``DstAddress``) are not copied.
 - ``serviceType`` and ``errorCode`` go by *name* through the SCL's own EnumType (as the CTS of
   :mod:`.control.tracking`); the ServiceError of a refused write comes from its
   DataAccessError (see ``ERRORS``).
