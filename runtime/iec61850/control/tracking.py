@@ -25,29 +25,21 @@ What this module does, and what it leaves out (kept to what it can do faithfully
   parameter-value-inconsistent, Blocked-by-mode / Command-already-in-execution ->
   access-not-allowed-in-current-state, Not-supported -> class-not-supported, any other ->
   failed-due-to-server-constraint.
-- GTS/BTS/UTS/LTS/OTS/STS (the other service tracking CDCs) are not written here.
+- the other service tracking CDCs (BTS/UTS/LTS/GTS/STS/MTS/NTS) are written by
+  :mod:`..tracking`, which also holds the helpers shared with this module; OTS is not written.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-from ..model import (
-    BTYPE_KIND,
-    DataAttribute,
-    DataObject,
-    LogicalNode,
-    ModelError,
-    ServerModel,
-    Timestamp,
-)
+from ..model import BTYPE_KIND, DataAttribute, DataObject, LogicalNode, ServerModel, Timestamp
+from ..tracking import ltrk_nodes, tracking_attr, write_tracking
 from .addcause import AddCause
 from .models import ControlRequest
 
 __all__ = ["ControlTracking", "SERVICE_TYPES"]
 
-log = logging.getLogger(__name__)
 
 #: Control attribute (and "time-activated") -> 7-2 ServiceType name.
 SERVICE_TYPES = {
@@ -89,10 +81,7 @@ class ControlTracking:
 
     def __init__(self, model: ServerModel) -> None:
         self.model = model
-        self._ltrk: dict[str, list[LogicalNode]] = {}
-        for ln in model.iter_nodes():
-            if ln.ln_class == "LTRK" and ln.parent is not None:
-                self._ltrk.setdefault(ln.parent.name, []).append(ln)
+        self._ltrk = ltrk_nodes(model)
 
     def cts_of(self, control: DataObject) -> DataObject | None:
         """The CTS that tracks ``control`` (None when the SCL declares none)."""
@@ -136,25 +125,5 @@ class ControlTracking:
             ("Check", request.check),
         ]
         if service == "SBO":  # a Select carries no command parameters: none of the last one's
-            values[5] = ("ctlVal", _zero(self._attr(cts, "ctlVal")))
-        ref = cts.reference()
-        for path, value in values:
-            attr = self._attr(cts, path)
-            if attr is None or value is None:
-                continue
-            if attr.enum is not None and isinstance(value, str):
-                try:
-                    value = attr.enum.ordinal(value)
-                except KeyError:
-                    continue
-            try:
-                self.model.update(f"{ref}.{path}", value, timestamp=self.model.clock())
-            except ModelError as exc:  # e.g. a ctlVal the CTS types differently
-                log.debug("%s.%s not tracked: %s", ref, path, exc)
-
-    @staticmethod
-    def _attr(cts: DataObject, path: str) -> DataAttribute | None:
-        node: Any = cts
-        for part in path.split("."):
-            node = node.children.get(part) if node is not None else None
-        return node if isinstance(node, DataAttribute) and not node.children else None
+            values[5] = ("ctlVal", _zero(tracking_attr(cts, "ctlVal")))
+        write_tracking(self.model, cts, values)

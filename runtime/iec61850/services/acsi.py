@@ -40,6 +40,7 @@ from ..model import (
     ServerModel,
     children_with_fc,
 )
+from ..tracking import BlockTracking
 from .mmsview import (
     data_matches,
     data_value,
@@ -190,6 +191,8 @@ class ServerServices:
         self.reports: Any = None
         #: The server's :class:`~..logs.LogEngine` (LCB writes, readJournal, journal names).
         self.logs: Any = None
+        #: Service tracking of control block writes (LTRK BrcbTrk & co.), when the SCL has it.
+        self.tracking = BlockTracking(model)
         # One entry per service: the handler of the generated request class.
         self._handlers: dict[type, Callable[[Association, Any, float], Any]] = {
             m.ConfirmedServiceRequest.GetNameList: self._get_name_list,
@@ -451,6 +454,8 @@ class ServerServices:
     def write_variable(
         self, assoc: Association, name: tuple, data: m.Data, now: float | None = None
     ) -> str | None:
+        node: Any = None
+        fc, code = "", None  # (what the tracking gets when the name does not resolve)
         try:
             node, fc = self._resolve(assoc, name)
             if isinstance(node, LogicalNode):
@@ -463,9 +468,10 @@ class ServerServices:
             staged = [self._stage_attr(assoc, attr, fc, value, now) for attr, value in converted]
             for store in staged:
                 store()
-            return None
         except ModelError as exc:
-            return exc.code
+            code = exc.code
+        self.tracking.record_write(node, fc, code, assoc.peer)  # BTS/UTS/LTS/GTS/STS
+        return code
 
     def _leaves(self, node: Any, fc: str, data: m.Data) -> Iterator[tuple[DataAttribute, m.Data]]:
         if isinstance(node, DataAttribute) and not node.children and not node.elements:
