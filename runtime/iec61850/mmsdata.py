@@ -268,6 +268,10 @@ class TimeQuality(int):
         )
 
 
+#: The TimeQuality of a time stamp nothing is known about (all flags clear, accuracy 0).
+NO_TIME_QUALITY = TimeQuality()
+
+
 @dataclass(frozen=True, slots=True)
 class Timestamp:
     """A 7-2 TimeStamp: whole seconds since the epoch, 24-bit fraction, and TimeQuality.
@@ -306,7 +310,7 @@ class Timestamp:
         return self.seconds + self.fraction / (1 << 24)
 
     @classmethod
-    def from_datetime(cls, when: datetime, quality: TimeQuality = TimeQuality()) -> Timestamp:
+    def from_datetime(cls, when: datetime, quality: TimeQuality = NO_TIME_QUALITY) -> Timestamp:
         """From an aware datetime (naive ones are taken as UTC); fraction rounds down."""
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
@@ -342,7 +346,7 @@ class Timestamp:
         )
 
 
-def utc_time(when: Timestamp | datetime, quality: TimeQuality = TimeQuality()) -> Data:
+def utc_time(when: Timestamp | datetime, quality: TimeQuality = NO_TIME_QUALITY) -> Data:
     """TimeStamp ``<utc-time>`` from a :class:`Timestamp` or a datetime (+ quality)."""
     stamp = when if isinstance(when, Timestamp) else Timestamp.from_datetime(when, quality)
     return Data(choice=m.Data.UtcTime(value=stamp.to_octets()))

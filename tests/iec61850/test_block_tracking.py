@@ -10,7 +10,6 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from iec_testkit import memory_served, run, settings
 
 from gridbind.iec61850 import mmsdata as d
 from gridbind.iec61850.association import AssociationCore, InitiateParams
@@ -18,6 +17,8 @@ from gridbind.iec61850.client import Client
 from gridbind.iec61850.scl import load_scl
 from gridbind.iec61850.server import IedServer
 from gridbind.iec61850.services.acsi import ServerServices
+
+from iec_testkit import memory_served, run, settings
 
 SCL = Path(__file__).parent / "data" / "tracking.scd"
 A = "a@test.local/IEC"

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sttp_strategies import Strategies
 
 from gridbind.codegen.spec import load_spec
 from gridbind.generated.sttp import draft_0_8 as d
 from gridbind.sttp.encoding import SttpValue, ValueType
+
+from sttp_strategies import Strategies
 
 pytestmark = pytest.mark.timeout(120)
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,7 +7,6 @@ import uuid
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sttp_strategies import sttp_values
 
 from gridbind.sttp.encoding import (
     DATETIME_MAX_TICKS,
@@ -26,6 +25,8 @@ from gridbind.sttp.encoding import (
     decode_sttp_time,
     encode_sttp_time,
 )
+
+from sttp_strategies import sttp_values
 
 pytestmark = pytest.mark.timeout(60)
 INT64 = st.integers(-(1 << 63), (1 << 63) - 1)

@@ -7,7 +7,6 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from conftest import require
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,6 +22,8 @@ from gridbind.sttp.expressions import (
     select_rows,
     select_signal_ids,
 )
+
+from conftest import require
 
 SIGNAL_TYPES = ["FREQ", "DFDT", "VPHM", "VPHA", "IPHM", "IPHA", "DIGI", "ALOG"]
 

@@ -17,7 +17,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from conftest import require
 
 from gridbind.sttp.expressions import (
     FilterExpressionError,
@@ -26,6 +25,8 @@ from gridbind.sttp.expressions import (
     select_rows,
     select_signal_ids,
 )
+
+from conftest import require
 
 HAVE_STTPAPI = importlib.util.find_spec("sttp") is not None
 

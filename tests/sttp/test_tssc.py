@@ -15,7 +15,6 @@ import time
 from array import array
 
 import pytest
-from conftest import require
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,6 +29,8 @@ from gridbind.sttp.tssc import (
     TsscSequenceError,
     TsscVersionError,
 )
+
+from conftest import require
 
 IMPLEMENTATIONS = ["c", "python"]
 TABLES = [SEED, DEPLOYED]

@@ -8,12 +8,13 @@ import time
 import tracemalloc
 
 import pytest
-from conftest import require
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from gridbind.sttp import tssc
 from gridbind.sttp.tssc import DEPLOYED, SEED, TsscDecodeError, TsscDecoder, TsscEncoder
+
+from conftest import require
 
 #: Every '1' bit is a measurement of a new point: 8 measurements and 8 point states per byte.
 ONES = b"\xff"

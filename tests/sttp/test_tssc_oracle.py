@@ -26,10 +26,11 @@ import warnings
 from array import array
 
 import pytest
-from conftest import require
 
 from gridbind.sttp import tssc
 from gridbind.sttp.tssc import DEPLOYED, TsscDecoder, TsscEncoder
+
+from conftest import require
 
 try:
     import numpy as np

@@ -9,13 +9,14 @@ import asyncio
 import uuid
 
 import pytest
-from draft_pki import pki_fixture  # noqa: F401 - provides the pki fixture
 
 from gridbind.generated.sttp import draft_0_8 as wire
 from gridbind.generated.sttp.templates import PhasorRecord, PmuRecord, SubstationRecord
 from gridbind.sttp import Measurement
 from gridbind.sttp.draft import AccessControl, Publisher, Subscriber, TlsConfig
 from gridbind.sttp.draft.synthetic import SyntheticPmu
+
+from draft_pki import pki_fixture  # noqa: F401 - provides the pki fixture
 
 T0 = 638_000_000_000_000_000
 AVT = wire.AttributeValueType

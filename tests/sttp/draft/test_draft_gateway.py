@@ -67,12 +67,13 @@ def test_bidirectional_exchange_over_one_connection():
 def test_a_fragmented_answer_under_stateful_deflate_routes_to_the_core_that_asked():
     import os
 
-    from draft_sansio import frames
     from test_draft_stateful_deflate import subscribed
 
     from gridbind.generated.sttp import draft_0_8 as wire
     from gridbind.sttp.draft.gateway import GatewaySession
     from gridbind.sttp.draft.session import SubscriberSession
+
+    from draft_sansio import frames
 
     pub, _ = subscribed("DEFLATE")
     assert pub._deflate_out is not None

@@ -8,7 +8,6 @@ import asyncio
 import uuid
 
 import pytest
-from draft_pki import pki_fixture  # noqa: F401 - provides the pki fixture
 
 from gridbind.generated.sttp import draft_0_8 as wire
 from gridbind.generated.sttp.templates import DataPointRecord, PmuRecord
@@ -22,6 +21,8 @@ from gridbind.sttp.draft import (
     TlsConfig,
 )
 from gridbind.sttp.draft.synthetic import SyntheticPmu
+
+from draft_pki import pki_fixture  # noqa: F401 - provides the pki fixture
 
 T0 = 638_000_000_000_000_000
 

@@ -8,7 +8,6 @@ import uuid
 import zlib
 
 import pytest
-from draft_sansio import encode, frames, pump
 
 from gridbind.generated.sttp import draft_0_8 as wire
 from gridbind.sttp import Measurement
@@ -25,6 +24,8 @@ from gridbind.sttp.draft.session import (
     SubscriberSession,
 )
 from gridbind.sttp.encoding import ValueType
+
+from draft_sansio import encode, frames, pump
 
 CC = wire.CommandCode
 T0 = 638_000_000_000_000_000

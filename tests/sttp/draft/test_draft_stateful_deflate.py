@@ -9,7 +9,6 @@ import uuid
 import zlib
 
 import pytest
-from draft_sansio import encode, frames, pump
 
 from gridbind.generated.sttp import draft_0_8 as wire
 from gridbind.sttp import Measurement
@@ -22,6 +21,8 @@ from gridbind.sttp.draft.session import (
     SessionClosed,
     SubscriberSession,
 )
+
+from draft_sansio import encode, frames, pump
 
 CC = wire.CommandCode
 DEFLATE = wire.CompressionMode.Deflate

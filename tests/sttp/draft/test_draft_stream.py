@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from draft_streaming import stream
 
 from gridbind.sttp.draft import Publisher, Subscriber
 from gridbind.sttp.draft.packets import STREAM_DEFLATE_LEVEL, DataEncoder, WirePoint
 from gridbind.sttp.draft.synthetic import SyntheticPmu
+
+from draft_streaming import stream
 
 
 async def run(algorithm: str, seconds: float, count: int = 1000, seen: dict | None = None):

@@ -10,7 +10,6 @@ import uuid
 import zlib
 
 import pytest
-from draft_sansio import encode, frames, pump
 
 from gridbind.generated.sttp import draft_0_8 as wire
 from gridbind.sttp import Measurement
@@ -26,6 +25,8 @@ from gridbind.sttp.draft.session import (
     SubscriberSession,
 )
 from gridbind.sttp.draft.transport import CommandError
+
+from draft_sansio import encode, frames, pump
 
 CC = wire.CommandCode
 SSC, SM = wire.SubscribeSubCommand, wire.SubscriptionMode

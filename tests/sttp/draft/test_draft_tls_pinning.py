@@ -4,10 +4,11 @@ and client-side in reverse connections), and unpinned ones refused, over real TL
 from __future__ import annotations
 
 import pytest
-from draft_pki import pki_fixture  # noqa: F401 - provides the pki fixture
 from test_draft_tls_udp import REFUSED, exchange, run
 
 from gridbind.sttp.draft import Publisher, Subscriber, TlsConfig
+
+from draft_pki import pki_fixture  # noqa: F401 - provides the pki fixture
 
 
 def pinning_publisher(pki, *, self_signed=False):

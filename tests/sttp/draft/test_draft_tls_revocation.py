@@ -13,7 +13,6 @@ import uuid
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from draft_pki import Cert, _issue, _write, pki_fixture  # noqa: F401 - provides the pki fixture
 from test_draft_tls_udp import exchange, run
 
 from gridbind.sttp import Measurement
@@ -25,6 +24,8 @@ from gridbind.sttp.draft import (
     TlsConfig,
     ValueType,
 )
+
+from draft_pki import Cert, _issue, _write, pki_fixture  # noqa: F401 - provides the pki fixture
 
 T0 = 638_000_000_000_000_000
 

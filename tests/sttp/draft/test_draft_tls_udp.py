@@ -9,8 +9,6 @@ import ssl
 import uuid
 
 import pytest
-from draft_pki import pki_fixture  # noqa: F401 - provides the pki fixture
-from draft_streaming import stream
 
 from gridbind.sttp import Measurement
 from gridbind.sttp.draft import (
@@ -22,6 +20,9 @@ from gridbind.sttp.draft import (
     ValueType,
 )
 from gridbind.sttp.draft.synthetic import SyntheticPmu
+
+from draft_pki import pki_fixture  # noqa: F401 - provides the pki fixture
+from draft_streaming import stream
 
 REFUSED = (ssl.SSLError, ConnectionError, SessionError, asyncio.TimeoutError, OSError)
 T0 = 638_000_000_000_000_000

@@ -10,10 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from draft_pki import pki_fixture  # noqa: F401 - provides the pki fixture
 
 from gridbind.sttp.draft.synthetic import SyntheticPmu
 from gridbind.sttp.ieee2664.metadata import synthetic_pmu_metadata
+
+from draft_pki import pki_fixture  # noqa: F401 - provides the pki fixture
 
 DRAFT = ("--profile", "draft-0.8")
 

@@ -12,11 +12,12 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import require
-from sttpapi_peer import AVAILABLE
 
 from gridbind.sttp.ieee2664 import PmuSource, Publisher, Subscriber, synthetic_pmu_metadata
 from gridbind.sttp.measurement import ticks_now
+
+from conftest import require
+from sttpapi_peer import AVAILABLE
 
 
 @pytest.mark.timeout(30)

@@ -16,6 +16,13 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+
+from gridbind.sttp.expressions import select_signal_ids
+from gridbind.sttp.ieee2664 import Publisher, Subscriber, synthetic_pmu_metadata
+from gridbind.sttp.ieee2664.compact import expected_compact_roundtrip
+from gridbind.sttp.ieee2664.metadata import active_measurements
+from gridbind.sttp.ieee2664.session import SubscriberConfig
+
 from conftest import require
 from sttpapi_peer import (
     AVAILABLE,
@@ -30,12 +37,6 @@ from sttpapi_peer import (
     sttpapi_tables,
     to_sttpapi,
 )
-
-from gridbind.sttp.expressions import select_signal_ids
-from gridbind.sttp.ieee2664 import Publisher, Subscriber, synthetic_pmu_metadata
-from gridbind.sttp.ieee2664.compact import expected_compact_roundtrip
-from gridbind.sttp.ieee2664.metadata import active_measurements
-from gridbind.sttp.ieee2664.session import SubscriberConfig
 
 pytestmark = pytest.mark.sttpapi
 
@@ -313,9 +314,9 @@ def test_encrypted_udp_with_key_rotation_to_sttpapi_subscriber():
     loaded machine) decrypts its oldest datagrams with the new key, reads garbage and
     disconnects. That is the two-slot key scheme's limit, not a wire disagreement."""
     require(AVAILABLE, "sttpapi")
-    from sttpapi_peer import fix_cipher_key_parser
-
     from gridbind.sttp.ieee2664 import PublisherConfig
+
+    from sttpapi_peer import fix_cipher_key_parser
 
     metadata, signals = synthetic_pmu_metadata(200)
     frames, sent = _frames(signals, 4.0)

@@ -10,7 +10,6 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from sttpapi_peer import key, our_tables, pace_async, stream_frames
 
 import gridbind.sttp as sttp
 from gridbind.sttp.ieee2664 import (
@@ -31,6 +30,8 @@ from gridbind.sttp.ieee2664.session import (
     UserResponse,
 )
 from gridbind.sttp.measurement import Measurement, ticks_now
+
+from sttpapi_peer import key, our_tables, pace_async, stream_frames
 
 ALL = "FILTER ActiveMeasurements WHERE SignalType <> 'NONE'"
 
