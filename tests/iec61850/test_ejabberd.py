@@ -21,15 +21,20 @@ from slixmpp.xmlstream.matcher import MatchXPath
 
 from gridbind.iec61850 import codec
 from gridbind.iec61850.client import AssociationAborted, Client
+from gridbind.iec61850.control.addcause import AddCause
+from gridbind.iec61850.mmsdata import TriggerConditions as T
 from gridbind.iec61850.scl import load_scl
 from gridbind.iec61850.server import IedServer
 
 from ejabberd_nodes import Ejabberd, EjabberdCluster, EjabberdError, ejabberd_available
 from iec_testkit import run, settings, until
+from test_reports import ALL_OPT, URCB, next_reports
 
 FEEDER = Path(__file__).parent / "data" / "feeder.scd"
+CONTROLS = Path(__file__).parent / "data" / "controls.icd"
 PASSWORD = "s3cret-test"
 pytestmark = pytest.mark.ejabberd
+CTL_LD = "CTL1CTRL"
 SECRET = "TopSecretSetpoint4711"  # the payload value of test_e2e_security.write_secret
 
 
@@ -72,8 +77,10 @@ def cluster():
 
 
 @contextlib.asynccontextmanager
-async def served(ied_node, client_node, ied: Account, ops: Account, e2e=(None, None)):
-    server = IedServer(load_scl(FEEDER), settings(ied_node, ied), e2e=e2e[0])
+async def served(
+    ied_node, client_node, ied: Account, ops: Account, e2e=(None, None), scl: Path = FEEDER
+):
+    server = IedServer(load_scl(scl), settings(ied_node, ied), e2e=e2e[0])
     client = Client(settings(client_node, ops), e2e=e2e[1])
     await asyncio.gather(server.start(), client.connect())
     try:
@@ -249,11 +256,30 @@ def test_cluster_ied_on_one_node_client_on_the_other(cluster) -> None:
     ied = Account(cluster.register("ied", PASSWORD), PASSWORD)
     ops = Account(cluster.register("ops", PASSWORD), PASSWORD)
 
+    ctl = Account(cluster.register("ctl", PASSWORD), PASSWORD)
+
     async def main():
         async with served(node1, node2, ied, ops) as (server, client):
             await _association_reads_writes(server, client)
+            # reports: a URCB enabled from node 2, data changes on the IED at node 1
+            rpt = await client.associate(server.jid)
+            await rpt.enable_reporting(URCB, buffered=False, TrgOps=T.DATA_CHANGE, OptFlds=ALL_OPT)
+            for n in range(10):
+                server.model.update("FDR1LD0/GGIO1.Ind1.stVal", n % 2 == 1)  # (starts true)
+            got = await next_reports(rpt, 10, 10)
+            assert [r.seq_num for r in got] == list(range(10))
+            assert [r.values[0].value for r in got] == [n % 2 == 1 for n in range(10)]
+            await rpt.conclude()
+        # controls: SBO with enhanced security, CommandTermination across the cluster
+        async with served(node1, node2, ctl, ops, scl=CONTROLS) as (server, client):
+            assoc = await client.associate(server.jid)
+            outcome = await assoc.operate(f"{CTL_LD}/CSWI5.Pos", True)
+            assert outcome.ok and outcome.terminated is True
+            assert server.model.read(f"{CTL_LD}/CSWI5.Pos.stVal", "ST") == 2
+            refused = await assoc.operate(f"{CTL_LD}/CSWI5.Pos", False, select=False)
+            assert refused.add_cause == AddCause.OBJECT_NOT_SELECTED
 
-    run(main(), 30)
+    run(main(), 35)
 
 
 @pytest.mark.timeout(60)
