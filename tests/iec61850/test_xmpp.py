@@ -4,6 +4,7 @@ link loss and XEP-0198 resumption."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -112,13 +113,44 @@ async def _pair(prosody, xmpp_account, **kw):
     return a, b
 
 
+_EJABBERD_USERS = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def ejabberd_node():
+    """One private ejabberd node for the server-independent transport tests."""
+    from ejabberd_nodes import Ejabberd, ejabberd_available
+    from test_ejabberd import require
+
+    require(ejabberd_available(), "ejabberd (apt-get install ejabberd)")
+    with Ejabberd(domain="test.local") as node:
+        yield node
+
+
+@pytest.fixture(params=["prosody", pytest.param("ejabberd", marks=pytest.mark.ejabberd)])
+def xmpp_server(request):
+    """(server, account factory) for Prosody and for ejabberd: the same transport behaviour."""
+    if request.param == "prosody":
+        return request.getfixturevalue("prosody"), request.getfixturevalue("xmpp_account")
+    from test_ejabberd import PASSWORD, Account
+
+    node = request.getfixturevalue("ejabberd_node")
+
+    def make(prefix: str = "user") -> Account:
+        return Account(node.register(f"{prefix}-{next(_EJABBERD_USERS)}", PASSWORD), PASSWORD)
+
+    return node, make
+
+
 def run(coro, timeout=30):
     return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
 @pytest.mark.timeout(40)
 @pytest.mark.parametrize("direct_tls,mech", [(False, "PLAIN"), (True, "SCRAM-SHA-1")])
-def test_iq_and_message_roundtrip(prosody, xmpp_account, direct_tls, mech) -> None:
+def test_iq_and_message_roundtrip(xmpp_server, direct_tls, mech) -> None:
+    prosody, xmpp_account = xmpp_server
+
     async def main() -> None:
         port = prosody.c2s_tls_port if direct_tls else prosody.c2s_port
         a, b = await _pair(
@@ -198,7 +230,9 @@ def test_connection_refused_is_an_error(prosody, xmpp_account) -> None:
 
 
 @pytest.mark.timeout(40)
-def test_presence_unavailable_reaches_tracked_peer(prosody, xmpp_account) -> None:
+def test_presence_unavailable_reaches_tracked_peer(xmpp_server) -> None:
+    prosody, xmpp_account = xmpp_server
+
     async def main() -> None:
         a, b = await _pair(prosody, xmpp_account, stream_management=False)
         try:
@@ -206,7 +240,7 @@ def test_presence_unavailable_reaches_tracked_peer(prosody, xmpp_account) -> Non
             b.xmpp.track_peer(a.xmpp.full_jid)
             await a.xmpp.request(b.xmpp.full_jid, "get", cancel(7))
             b_jid = b.xmpp.full_jid
-            b.xmpp.drop_link()  # no XEP-0198: Prosody tells a at once
+            b.xmpp.drop_link()  # no XEP-0198: the server tells a at once
             assert await asyncio.wait_for(a.unavailable.get(), 5) == b_jid
             await asyncio.wait_for(b.link_lost.wait(), 5)
         finally:
