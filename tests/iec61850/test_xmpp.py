@@ -307,7 +307,9 @@ def test_association_context_through_prosody(prosody, xmpp_account) -> None:
 
 
 @pytest.mark.timeout(40)
-def test_xep0198_resumption_keeps_the_session(prosody, xmpp_account) -> None:
+def test_xep0198_resumption_keeps_the_session(xmpp_server) -> None:
+    prosody, xmpp_account = xmpp_server
+
     async def main() -> None:
         a, b = await _pair(prosody, xmpp_account)
         try:
@@ -415,7 +417,9 @@ def test_well_formed_association_context_passes_the_gate() -> None:
 
 
 @pytest.mark.timeout(30)
-def test_xep0199_keepalive_pings(prosody, xmpp_account) -> None:
+def test_xep0199_keepalive_pings(xmpp_server) -> None:
+    prosody, xmpp_account = xmpp_server
+
     async def main() -> None:
         a = Echo()
         xa = a.build(settings(prosody, xmpp_account("ping"), ping_interval=0.2))
