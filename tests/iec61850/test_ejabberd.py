@@ -18,6 +18,7 @@ import slixmpp
 from cryptography import x509
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
+from test_reports import ALL_OPT, URCB, next_reports
 
 from gridbind.iec61850 import codec
 from gridbind.iec61850.client import AssociationAborted, Client
@@ -28,7 +29,6 @@ from gridbind.iec61850.server import IedServer
 
 from ejabberd_nodes import Ejabberd, EjabberdCluster, EjabberdError, ejabberd_available
 from iec_testkit import run, settings, until
-from test_reports import ALL_OPT, URCB, next_reports
 
 FEEDER = Path(__file__).parent / "data" / "feeder.scd"
 CONTROLS = Path(__file__).parent / "data" / "controls.icd"

@@ -119,8 +119,9 @@ _EJABBERD_USERS = itertools.count(1)
 @pytest.fixture(scope="module")
 def ejabberd_node():
     """One private ejabberd node for the server-independent transport tests."""
-    from ejabberd_nodes import Ejabberd, ejabberd_available
     from test_ejabberd import require
+
+    from ejabberd_nodes import Ejabberd, ejabberd_available
 
     require(ejabberd_available(), "ejabberd (apt-get install ejabberd)")
     with Ejabberd(domain="test.local") as node:
