@@ -1,5 +1,5 @@
 """RFC 6120 stream errors (Table D.2: unrecoverable faults) and TLS host-name checks through a
-real Prosody.
+real Prosody (the conflict cases on ejabberd as well).
 
 - ``conflict``: the resource is fixed to ``IEC``, so a second login of the same account replaces
   the first session. The replaced side logs the reason, aborts every association, fails its
@@ -22,6 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from test_xmpp import ejabberd_node, xmpp_server  # noqa: F401 - Prosody and ejabberd
 
 from gridbind.iec61850.association import AssociationEnded
 from gridbind.iec61850.client import AssociationAborted, Client
@@ -56,9 +57,11 @@ def _hold_requests(server: IedServer) -> tuple[asyncio.Event, asyncio.Event]:
 
 
 @pytest.mark.timeout(60)
-def test_conflict_kicks_an_ied_server(prosody, xmpp_account, caplog) -> None:
+def test_conflict_kicks_an_ied_server(xmpp_server, caplog) -> None:  # noqa: F811
     """A second IED logging in with the same account: the first one's associations abort, it
-    logs why, stays down without crashing, and the newcomer keeps the JID and serves."""
+    logs why, stays down without crashing, and the newcomer keeps the JID and serves (Prosody
+    and ejabberd)."""
+    prosody, xmpp_account = xmpp_server
 
     async def main():
         ied_account, ops = xmpp_account("ied"), xmpp_account("ops")
@@ -105,11 +108,12 @@ def test_conflict_kicks_an_ied_server(prosody, xmpp_account, caplog) -> None:
 
 @pytest.mark.timeout(60)
 def test_conflict_kicks_a_client_and_fails_its_pending_requests(
-    prosody, xmpp_account, caplog
+    xmpp_server, caplog  # noqa: F811
 ) -> None:
     """A client replaced by a second login of its account: the request waiting for an answer
     fails at once with the reason (not after the request timeout), its associations abort,
-    new requests fail fast, and the newcomer stays logged in."""
+    new requests fail fast, and the newcomer stays logged in (Prosody and ejabberd)."""
+    prosody, xmpp_account = xmpp_server
 
     async def main():
         ied_account, ops = xmpp_account("ied"), xmpp_account("ops")
