@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import StanzaPath
+from test_xmpp import ejabberd_node, xmpp_server  # noqa: F401 - Prosody and ejabberd
 
 from gridbind.iec61850.client import Client
 from gridbind.iec61850.scl import load_scl
@@ -109,7 +110,9 @@ async def pair(prosody, xmpp_account):
 
 
 @pytest.mark.timeout(60)
-def test_hostile_stanzas_are_answered_and_survived(prosody, xmpp_account) -> None:
+def test_hostile_stanzas_are_answered_and_survived(xmpp_server) -> None:  # noqa: F811
+    prosody, xmpp_account = xmpp_server  # Prosody and ejabberd
+
     async def main():
         async with pair(prosody, xmpp_account) as (server, client):
             ied = await client.associate(server.jid)
