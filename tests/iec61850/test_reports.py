@@ -406,3 +406,20 @@ def test_references_come_from_the_data_set_directory_without_data_ref() -> None:
             assert second.by_reference() == {"FDR1MEAS/MMXU1$MX$TotW$mag$f": 7.5}
 
     run(main(), 10)
+
+
+@pytest.mark.timeout(10)
+def test_unknown_control_block_attributes_are_refused_locally() -> None:
+    from gridbind.iec61850 import InvalidArgument
+
+    async def main():
+        async with memory_served() as (server, (client,), _):
+            ied = await client.associate(server.jid)
+            with pytest.raises(InvalidArgument, match="SqNum"):
+                await ied.set_urcb_values(URCB, SqNum=3)
+            with pytest.raises(InvalidArgument, match="LogRef"):
+                await ied.set_lcb_values("FDR1LD0/LLN0.logStatus", LogRef="x")
+            # nothing was written before the refusal
+            assert (await ied.get_urcb_values(URCB))["SqNum"] == 0
+
+    run(main(), 10)

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..client_protocol import ClientError, DataAccessFailed
-from ..mmsdata import BitFlags
+from ..client_protocol import ClientError
+from ..reporting.client_api import set_cb_attributes
 from .journal import LogEntry, parse_journal_entry, read_journal_after, read_journal_by_time
 
 __all__ = ["LoggingMixin", "LCB_WRITE_ORDER", "MAX_QUERY_ENTRIES"]
@@ -28,22 +28,7 @@ class LoggingMixin:
 
     async def set_lcb_values(self, reference: str, **attributes: Any) -> dict[str, str | None]:
         """SetLCBValues: per attribute None (written) or the DataAccessError name."""
-        unknown = set(attributes) - set(LCB_WRITE_ORDER)
-        if unknown:
-            raise ValueError(f"not writable LCB attributes: {sorted(unknown)}")
-        results: dict[str, str | None] = {}
-        for name in LCB_WRITE_ORDER:
-            if name not in attributes:
-                continue
-            value = attributes[name]
-            if isinstance(value, BitFlags):
-                value = value.to_bits()
-            try:
-                await self.set_data_values(f"{reference}.{name}", "LG", value)  # type: ignore
-                results[name] = None
-            except DataAccessFailed as exc:
-                results[name] = exc.code
-        return results
+        return await set_cb_attributes(self, reference, "LG", LCB_WRITE_ORDER, attributes)
 
     async def get_log_status_values(self, lcb_reference: str) -> dict[str, Any]:
         """GetLogStatusValues: OldEntrTm, NewEntrTm, OldEnt, NewEnt of the LCB's log."""

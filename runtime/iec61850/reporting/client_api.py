@@ -8,11 +8,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from ..client_protocol import ClientError, DataAccessFailed
+from ..errors import InvalidArgument
 from ..mmsdata import BitFlags
 from .rcb import member_reference
 from .report_pdu import Report, ReportError, is_report, parse_report
 
-__all__ = ["ReportingMixin", "RCB_WRITE_ORDER"]
+__all__ = ["ReportingMixin", "RCB_WRITE_ORDER", "set_cb_attributes"]
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,29 @@ RCB_WRITE_ORDER = (
 
 def _fc(buffered: bool) -> str:
     return "BR" if buffered else "RP"
+
+
+async def set_cb_attributes(
+    association: Any, reference: str, fc: str, order: tuple[str, ...], attributes: dict[str, Any]
+) -> dict[str, str | None]:
+    """Set<CB>Values: write ``attributes`` of the control block ``reference`` one by one in
+    ``order``; per attribute None (written) or the DataAccessError name."""
+    unknown = set(attributes) - set(order)
+    if unknown:
+        raise InvalidArgument(f"not writable attributes of a {fc} block: {sorted(unknown)}")
+    results: dict[str, str | None] = {}
+    for name in order:
+        if name not in attributes:
+            continue
+        value = attributes[name]
+        if isinstance(value, BitFlags):
+            value = value.to_bits()
+        try:
+            await association.set_data_values(f"{reference}.{name}", fc, value)
+            results[name] = None
+        except DataAccessFailed as exc:
+            results[name] = exc.code
+    return results
 
 
 class ReportingMixin:
@@ -50,24 +74,7 @@ class ReportingMixin:
     async def _set_rcb(
         self, reference: str, buffered: bool, attributes: dict[str, Any]
     ) -> dict[str, str | None]:
-        unknown = set(attributes) - set(RCB_WRITE_ORDER)
-        if unknown:
-            raise ValueError(f"not writable RCB attributes: {sorted(unknown)}")
-        results: dict[str, str | None] = {}
-        for name in RCB_WRITE_ORDER:
-            if name not in attributes:
-                continue
-            value = attributes[name]
-            if isinstance(value, BitFlags):
-                value = value.to_bits()
-            try:
-                await self.set_data_values(  # type: ignore[attr-defined]
-                    f"{reference}.{name}", _fc(buffered), value
-                )
-                results[name] = None
-            except DataAccessFailed as exc:
-                results[name] = exc.code
-        return results
+        return await set_cb_attributes(self, reference, _fc(buffered), RCB_WRITE_ORDER, attributes)
 
     async def enable_reporting(
         self, reference: str, *, buffered: bool, gi: bool = False, **attributes: Any
