@@ -27,6 +27,7 @@ from gridbind.iec61850.server import IedServer
 from iec_testkit import run, settings, until
 
 FEEDER = Path(__file__).parent / "data" / "feeder.scd"
+VALUES = Path(__file__).parent / "data" / "values.scd"
 SECRET = "SetpointSecret4711"
 pytestmark = pytest.mark.prosody
 
@@ -175,3 +176,28 @@ def test_cli_e2e_encrypted(prosody, xmpp_account, tmp_path, capsys) -> None:
     finally:
         proc.terminate()
         assert proc.wait(10) == 0
+
+
+@pytest.mark.timeout(60)
+def test_carriage_return_survives_prosody_inside_an_encrypted_association(operator) -> None:
+    """Prosody re-serialises a clear payload's ``&#13;`` as a raw CR (it then arrives as LF, see
+    test_iec_cli_shell); an encrypted payload is opaque to it, so the CR arrives intact."""
+    ca = make_ca()
+    ied, ops = (_account(operator, n) for n in ("cr-ied", "cr-ops"))
+    text = "a\r\nb\rc"
+
+    async def main_():
+        server = IedServer(load_scl(VALUES), settings(operator, ied), e2e=_e2e(ca, ied.jid))
+        client = Client(settings(operator, ops), e2e=_e2e(ca, ops.jid))
+        await server.start()
+        await client.connect()
+        try:
+            assoc = await client.associate(server.jid)
+            await assoc.set_data_values("VALLD0/GAPC1.Set.text", "SP", text)
+            assert await assoc.get_data_values("VALLD0/GAPC1.Set.text", "SP") == text
+            await assoc.conclude()
+        finally:
+            await client.close()
+            await server.close()
+
+    run(main_())
