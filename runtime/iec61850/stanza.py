@@ -160,13 +160,17 @@ class InvalidPayload(XmppError, RemoteError):
 
 
 class StanzaError(XmppError, RemoteError):
-    """A peer (or the XMPP server) answered with an RFC 6120 stanza error (Table D.2)."""
+    """A peer (or the XMPP server) answered with an RFC 6120 stanza error (Table D.2).
 
-    def __init__(self, condition: str, text: str = "", etype: str = "cancel") -> None:
+    ``by``: the error element's ``by`` attribute (RFC 6120 8.3.2, the entity that generated the
+    error), when the answer carried one."""
+
+    def __init__(self, condition: str, text: str = "", etype: str = "cancel", by: str = "") -> None:
         super().__init__(f"{condition}: {text}" if text else condition)
         self.condition = condition
         self.text = text
         self.etype = etype
+        self.by = by
 
 
 # ---------------------------------------------------------------------------------- received
