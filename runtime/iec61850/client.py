@@ -30,6 +30,7 @@ and the transport's :class:`~.stanza.StanzaError` / :class:`~.stanza.RequestTime
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -60,6 +61,7 @@ from .client_protocol import (
 from .control.client import ControlClient, ControlOutcome
 from .e2e.layer import E2EEnvelopes
 from .envelope import ClearContext, EnvelopeFactory
+from .liveness import DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT, PeerLiveness, Ping
 from .logs.client_api import LoggingMixin
 from .mmsdata import floating_point_octets, floating_point_value
 from .model import Timestamp
@@ -329,7 +331,11 @@ class ClientAssociation(ReportingMixin, LoggingMixin):
         assert task is not None
         self._inflight.add(task)
         try:
-            return await self.client.transport.request(call.to, call.iq_type, call.payload, timeout)
+            answer = await self.client.transport.request(
+                call.to, call.iq_type, call.payload, timeout
+            )
+            self.client.protocol.heard(self.assoc.peer, time.monotonic())
+            return answer
         except asyncio.CancelledError:
             self.client.protocol.abandon(self.assoc, call)
             if task in self._aborted:  # cancelled by _ended(), not by the caller
@@ -725,7 +731,13 @@ def _entry(entry: m.DirectoryEntry) -> dict[str, Any]:
 
 class Client:
     """An 8-2 client application: one XMPP session (or ``transport``), any number of
-    associations."""
+    associations.
+
+    Peer liveness: while its associations with an IED are idle, the client pings the IED's full
+    JID (XEP-0199) every ``peer_ping_interval`` seconds (jittered; None: never) and aborts them
+    when no answer comes within ``peer_ping_timeout`` or the XMPP server answers that the IED
+    cannot be reached (see :mod:`.liveness`), as the IED's ``unavailable`` presence would.
+    """
 
     def __init__(
         self,
@@ -738,6 +750,8 @@ class Client:
         services: frozenset[str] = frozenset(CONFIRMED_SERVICES),
         envelopes: EnvelopeFactory = ClearContext,
         e2e: Any = None,
+        peer_ping_interval: float | None = DEFAULT_PING_INTERVAL,
+        peer_ping_timeout: float = DEFAULT_PING_TIMEOUT,
     ) -> None:
         if e2e is not None:  # an E2EConfig / E2EPolicy: IEC 62351-4 per peer
             envelopes = E2EEnvelopes(e2e)
@@ -750,6 +764,7 @@ class Client:
                 services=services,
             ),
             envelopes=envelopes,
+            liveness=PeerLiveness(peer_ping_interval, peer_ping_timeout),
         )
         if transport is None:
             if settings is None:
@@ -765,6 +780,11 @@ class Client:
         self._sessions: dict[tuple[str, str], ClientAssociation] = {}
         if hasattr(transport, "on_answer"):  # E2E opens answers in arrival order
             transport.on_answer = self._on_answer
+        # The liveness timer: one task re-armed from the core's next deadline, woken early when
+        # an association starts or a ping is answered; one task per ping in flight.
+        self._timer: asyncio.Task | None = None
+        self._wake = asyncio.Event()
+        self._pings: set[asyncio.Task] = set()
 
     @property
     def xmpp(self) -> Any:
@@ -777,9 +797,48 @@ class Client:
 
     async def connect(self) -> None:
         await self.transport.start()
+        if self.protocol.liveness.enabled and self._timer is None:
+            self._timer = asyncio.get_running_loop().create_task(self._watch_peers())
+
+    async def _watch_peers(self) -> None:
+        proto = self.protocol
+        while True:
+            for ping in proto.tick(time.monotonic(), link_up=self.transport.connected):
+                task = asyncio.get_running_loop().create_task(self._ping(ping))
+                self._pings.add(task)
+                task.add_done_callback(self._pings.discard)
+            self._flush()
+            deadline = proto.next_deadline()
+            self._wake.clear()
+            delay = None if deadline is None else max(0.0, deadline - time.monotonic())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+
+    async def _ping(self, ping: Ping) -> None:
+        error: BaseException | None = None
+        try:
+            # The core's deadline decides; the transport's own time-out only backs it up.
+            await self.transport.ping(ping.peer, self.protocol.liveness.timeout + 1.0)
+        except Exception as exc:  # noqa: BLE001 - judged by the core (XmppError) or logged
+            if not isinstance(exc, XmppError):
+                log.warning("ping of %s failed: %r", ping.peer, exc)
+            error = exc
+        self.protocol.ping_answered(ping, error, time.monotonic())
+        self._flush()
+        self._wake.set()
+
+    async def _stop_timer(self) -> None:
+        timer, self._timer = self._timer, None
+        tasks = [*self._pings, *([timer] if timer is not None else [])]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def close(self, conclude_timeout: float = 3.0) -> None:
         """Conclude open associations (bounded by ``conclude_timeout``) and leave."""
+        await self._stop_timer()
 
         async def conclude(session: ClientAssociation) -> None:
             try:
@@ -823,6 +882,7 @@ class Client:
         session = ClientAssociation(self, assoc)
         self._sessions[assoc.key] = session
         self._flush()
+        self._wake.set()  # the liveness timer watches the new peer
         return session
 
     @property
@@ -830,6 +890,7 @@ class Client:
         return list(self._sessions.values())
 
     def _on_inbound(self, item: Any) -> None:
+        self.protocol.heard(item.sender, time.monotonic())
         try:
             for o in self.protocol.receive(item, time.time()):
                 if isinstance(o, Reply):

@@ -9,6 +9,9 @@
     response = proto.result(assoc, call, answer, now)      # ReadResponse ... or raises
     out = proto.receive(received, now)                     # a server's iq / message
     events = proto.take_events()                           # ReportReceived, AssociationEnded...
+    pings = proto.tick(mono)                               # XEP-0199 pings of idle peers
+    proto.ping_answered(ping, error_or_none, mono); proto.heard(peer, mono)
+    proto.next_deadline()                                  # when tick() must run next
 
 Answers are judged here: an iq error after a rejectPDU for the same invokeID becomes
 :class:`RequestRejected`, a confirmed-ErrorPDU :class:`ServiceFailed`, an answer in another
@@ -16,6 +19,11 @@ association or of another service :class:`ClientError`. Server-initiated PDUs: a
 informationReport in a ``message`` becomes a :class:`ReportReceived` event (reports,
 CommandTermination); the fileOpen/fileRead/fileClose requests a server sends to read a file
 offered for SetFile (obtainFile) are answered from the offers of that association only.
+
+Peer liveness (:mod:`.liveness`): the peers with open associations are pinged (XEP-0199) when
+idle; a peer found unreachable has its associations aborted as its ``unavailable`` presence
+would. Its calls take ``mono``, a monotonic clock (the others take ``now``, wall time, which the
+E2E layer needs).
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ from .association import (
 )
 from .envelope import ClearContext, EnvelopeFactory, EnvelopeLayer
 from .envelope import association_id as _association_id
+from .liveness import PeerLiveness, Ping
 from .protocol import Call, ErrorReply, Outgoing, Reply, Send
 from .stanza import Received, StanzaError, stanza_for_pdu
 
@@ -122,9 +131,15 @@ class ClientProtocol:
     """The calling side of 8-2 for one client application (any number of associations)."""
 
     def __init__(
-        self, local: InitiateParams | None = None, *, envelopes: EnvelopeFactory = ClearContext
+        self,
+        local: InitiateParams | None = None,
+        *,
+        envelopes: EnvelopeFactory = ClearContext,
+        liveness: PeerLiveness | None = None,
     ) -> None:
         self.core = AssociationCore(local)
+        #: The ping schedule of the associated peers (default: 30 s idle, 10 s to answer).
+        self.liveness = liveness if liveness is not None else PeerLiveness()
         self._envelopes = envelopes
         self._state: dict[tuple[str, str], _State] = {}
         self._pending: dict[int, tuple[str, str, EnvelopeLayer]] = {}
@@ -148,6 +163,43 @@ class ClientProtocol:
 
     def link_lost(self, reason: str = "XMPP link lost") -> None:
         for assoc in list(self.core.associations.values()):
+            self.core.abort(assoc, reason)
+
+    # ---------------------------------------------------------------- peer liveness
+    def tick(self, mono: float, *, link_up: bool = True) -> list[Ping]:
+        """Run the liveness timers at ``mono`` (monotonic seconds): abort the associations of
+        peers whose ping went unanswered past its deadline; return the pings to send now.
+        ``link_up`` False (our XMPP link is down or resuming): nothing is judged or sent."""
+        live = self.liveness
+        peers = {assoc.peer for assoc in self.core.associations.values()}
+        for peer in live.peers:
+            if peer not in peers:
+                live.forget(peer)
+        for peer in peers:
+            live.watch(peer, mono)
+        if not link_up:
+            live.postpone(mono)
+            return []
+        for peer, reason in live.expired(mono):
+            self._unreachable(peer, reason)
+        return live.due(mono)
+
+    def ping_answered(self, ping: Ping, error: BaseException | None, mono: float) -> None:
+        """The outcome of ``ping``: None for an iq result, else the transport's exception."""
+        reason = self.liveness.answered(ping, error, mono)
+        if reason is not None:
+            self._unreachable(ping.peer, reason)
+
+    def heard(self, peer: str, mono: float) -> None:
+        """A stanza from ``peer`` arrived (an answer, a report...): it is alive."""
+        self.liveness.heard(peer, mono)
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`tick` must run next (monotonic seconds; None: no timer)."""
+        return self.liveness.next_deadline()
+
+    def _unreachable(self, peer: str, reason: str) -> None:
+        for assoc in self.core.of_peer(peer):
             self.core.abort(assoc, reason)
 
     # ---------------------------------------------------------------- initiate / conclude

@@ -12,7 +12,9 @@ unchanged on it::
 What it keeps of XMPP: every payload is encoded by the sender's codec gate into the same stanza
 element an XMPP session would carry and decoded strictly by the receiver's (the code path of
 :mod:`.stanza` that the slixmpp adapter uses); iq answers (result or stanza error), timeouts,
-``service-unavailable`` for a JID that is not online; ordered delivery; directed presence, so
+``service-unavailable`` for a JID that is not online; XEP-0199 pings, answered by every endpoint
+(an endpoint that stops answering them is a :attr:`MemoryNetwork.tap` dropping them); ordered
+delivery; directed presence, so
 that :meth:`MemoryEndpoint.close` and :meth:`MemoryEndpoint.drop_link` make the peers it sent
 presence to see ``unavailable`` and the dropped endpoint see its link lost (abort semantics).
 What it leaves out is what the Prosody tests cover: TLS, SASL, stream errors, XEP-0198, SRV.
@@ -48,6 +50,7 @@ __all__ = ["MemoryNetwork", "MemoryEndpoint"]
 log = logging.getLogger(__name__)
 
 _CLIENT_NS = "{jabber:client}"
+_PING_TAG = "{urn:xmpp:ping}ping"
 
 
 class MemoryNetwork:
@@ -234,6 +237,26 @@ class MemoryEndpoint:
         finally:
             self._pending.pop(sid, None)
 
+    async def ping(self, jid: str, timeout: float | None = None) -> float:
+        """XEP-0199 ping of ``jid``; the round trip in seconds (see the slixmpp adapter)."""
+        self._require_live()
+        loop = asyncio.get_running_loop()
+        sid = self.network.next_id()
+        fut: asyncio.Future = loop.create_future()
+        self._pending[sid] = (jid, fut)
+        started = loop.time()
+        try:
+            if not self.network.deliver(
+                self, jid, self._stanza("iq", jid, "get", sid, ET.Element(_PING_TAG))
+            ):
+                raise StanzaError("service-unavailable", f"{jid} is not available")
+            await asyncio.wait_for(fut, timeout or self.request_timeout)
+        except TimeoutError:
+            raise RequestTimeout(f"no answer to a ping of {jid}") from None
+        finally:
+            self._pending.pop(sid, None)
+        return loop.time() - started
+
     def send_message(self, to: str, payload: Any) -> None:
         self._require_live()
         sid = self.network.next_id()
@@ -271,6 +294,9 @@ class MemoryEndpoint:
         if kind == "iq" and stype in ("result", "error"):
             self._answer(sender, sid, stype, stanza)
             return
+        if kind == "iq" and stype == "get" and stanza.find(_PING_TAG) is not None:
+            self.network.deliver(self, sender, self._stanza("iq", sender, "result", sid))
+            return
         found = unwrap(stanza)
         if found is None:
             if kind == "iq":
@@ -307,7 +333,8 @@ class MemoryEndpoint:
                 else:
                     condition = local
             etype = error.get("type", "cancel") if error is not None else "cancel"
-            fut.set_exception(StanzaError(condition, text, etype))
+            by = error.get("by", "") if error is not None else ""
+            fut.set_exception(StanzaError(condition, text, etype, by))
             return
         item = Received("iq", "result", sender, sid)
         found = unwrap(stanza)

@@ -635,9 +635,10 @@ class IecXmpp:
             target = JID(jid) if jid is not None else None
             return await client.plugin["xep_0199"].ping(jid=target, timeout=timeout)
         except IqError as exc:
-            raise StanzaError(exc.iq["error"]["condition"], exc.iq["error"]["text"]) from None
+            err = exc.iq["error"]
+            raise StanzaError(err["condition"], err["text"], err["type"], err["by"]) from None
         except IqTimeout:
-            raise RequestTimeout("ping timed out") from None
+            raise RequestTimeout(f"no answer to a ping of {jid or 'the server'}") from None
 
     async def __aenter__(self) -> IecXmpp:
         await self.start()

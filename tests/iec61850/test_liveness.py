@@ -1,0 +1,314 @@
+"""Peer liveness of the 8-2 client: the sans-IO ping schedule and verdicts (:mod:`.liveness`),
+the client core's use of them, and the asyncio client on the in-memory transport."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from gridbind.iec61850.association import AssociationEnded, InitiateParams
+from gridbind.iec61850.client_protocol import AssociationAborted, ClientProtocol
+from gridbind.iec61850.errors import InvalidArgument
+from gridbind.iec61850.liveness import ROUTING_CONDITIONS, PeerLiveness, Ping
+from gridbind.iec61850.stanza import LinkLost, RequestTimeout, StanzaError, XmppError
+
+from iec_testkit import memory_served, run, until
+
+IED = "ied@dso.test/IEC"
+OTHER = "ied2@dso.test/IEC"
+
+
+def live(interval: float | None = 10.0, timeout: float = 2.0, jitter: float = 0.0, rand=0.5):
+    return PeerLiveness(interval, timeout, jitter=jitter, rand=lambda: rand)
+
+
+# ---------------------------------------------------------------------------------- schedule
+def test_an_idle_peer_is_pinged_after_the_interval_and_once_at_a_time() -> None:
+    lv = live()
+    lv.watch(IED, 100.0)
+    assert lv.next_deadline() == 110.0
+    assert lv.due(109.9) == []
+    [ping] = lv.due(110.0)
+    assert ping.peer == IED
+    assert lv.next_deadline() == 112.0  # now the answer's deadline
+    assert lv.due(111.0) == []  # no second ping while one is in flight
+    assert lv.answered(ping, None, 110.5) is None  # an iq result: alive
+    assert lv.next_deadline() == 120.5
+    assert lv.expired(200.0) == []  # nothing in flight: nothing expires
+
+
+def test_traffic_from_the_peer_postpones_pings_and_makes_a_ping_in_flight_stale() -> None:
+    lv = live()
+    lv.watch(IED, 0.0)
+    lv.heard(IED, 8.0)
+    assert lv.due(10.0) == []
+    assert lv.next_deadline() == 18.0
+    [ping] = lv.due(18.0)
+    lv.heard(IED, 19.0)  # a report arrives while the ping is out
+    assert lv.expired(25.0) == []  # the unanswered ping no longer counts
+    assert lv.answered(ping, RequestTimeout("late"), 25.0) is None  # stale outcome ignored
+    assert lv.next_deadline() == 29.0
+    lv.heard("someone@else.test/IEC", 20.0)  # not watched: no effect
+    assert lv.peers == [IED]
+
+
+def test_an_unanswered_ping_makes_the_peer_unreachable_at_its_deadline() -> None:
+    lv = live(timeout=3.0)
+    lv.watch(IED, 0.0)
+    lv.watch(OTHER, 5.0)
+    [ping] = lv.due(10.0)
+    assert lv.expired(12.9) == []
+    [(peer, reason)] = lv.expired(13.0)
+    assert peer == IED
+    assert reason == "peer unreachable: no answer to an XEP-0199 ping within 3 s"
+    assert lv.peers == [OTHER]  # no longer watched
+    assert lv.answered(ping, None, 13.5) is None  # a late answer changes nothing
+    assert lv.next_deadline() == 15.0
+
+
+def test_jitter_spreads_the_idle_period_around_the_interval() -> None:
+    low, high = live(jitter=0.2, rand=0.0), live(jitter=0.2, rand=0.999999)
+    low.watch(IED, 0.0)
+    high.watch(IED, 0.0)
+    assert low.next_deadline() == pytest.approx(9.0)
+    assert high.next_deadline() == pytest.approx(11.0, abs=1e-4)
+    real = PeerLiveness(10.0, 1.0)  # the default jitter with the real random source
+    for n in range(50):
+        real.watch(f"ied{n}@dso.test/IEC", 0.0)
+    times = {real._peers[p].due for p in real.peers}
+    assert all(9.0 <= t <= 11.0 for t in times) and len(times) > 1
+
+
+def test_pings_off_watch_nothing() -> None:
+    lv = PeerLiveness(None)
+    assert not lv.enabled
+    lv.watch(IED, 0.0)
+    assert lv.peers == [] and lv.due(1e9) == [] and lv.next_deadline() is None
+
+
+@pytest.mark.parametrize("kw", [{"interval": 0}, {"interval": -1}, {"timeout": 0}, {"jitter": 1}])
+def test_invalid_settings_are_refused(kw) -> None:
+    args = {"interval": 30.0, "timeout": 10.0, **kw}
+    jitter = args.pop("jitter", 0.2)
+    with pytest.raises(InvalidArgument):
+        PeerLiveness(args["interval"], args["timeout"], jitter=jitter)
+
+
+# ---------------------------------------------------------------------------------- verdicts
+def _answered(error: BaseException | None) -> tuple[PeerLiveness, str | None]:
+    lv = live()
+    lv.watch(IED, 0.0)
+    [ping] = lv.due(10.0)
+    return lv, lv.answered(ping, error, 10.1)
+
+
+@pytest.mark.parametrize("condition", sorted(ROUTING_CONDITIONS))
+def test_a_routing_error_of_the_server_makes_the_peer_unreachable(condition) -> None:
+    lv, reason = _answered(StanzaError(condition, "", "cancel"))
+    assert reason == f"peer unreachable: the XMPP server answered the ping {condition}"
+    assert lv.peers == []
+
+
+def test_the_server_error_text_is_kept_in_the_reason() -> None:
+    _, reason = _answered(StanzaError("remote-server-not-found", "dso.test is down", "cancel"))
+    assert reason == (
+        "peer unreachable: the XMPP server answered the ping remote-server-not-found "
+        "(dso.test is down)"
+    )
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        StanzaError("feature-not-implemented", "", "cancel"),  # a live peer without XEP-0199
+        StanzaError("not-allowed", "", "cancel"),
+        StanzaError("service-unavailable", "", "cancel", by=IED),  # the peer itself said it
+        StanzaError("service-unavailable", "", "cancel", by=IED.split("/")[0]),
+    ],
+)
+def test_an_error_from_the_live_peer_keeps_it(error) -> None:
+    lv, reason = _answered(error)
+    assert reason is None
+    assert lv.peers == [IED] and lv.next_deadline() == 20.1
+
+
+def test_a_routing_error_generated_by_the_server_names_the_server_in_by() -> None:
+    _, reason = _answered(StanzaError("service-unavailable", "", "cancel", by="dso.test"))
+    assert reason is not None and reason.startswith("peer unreachable")
+
+
+def test_a_transport_timeout_makes_the_peer_unreachable() -> None:
+    _, reason = _answered(RequestTimeout("no answer"))
+    assert reason == "peer unreachable: no answer to an XEP-0199 ping"
+
+
+def test_losing_our_own_link_judges_nobody() -> None:
+    lv, reason = _answered(LinkLost("XMPP link lost"))
+    assert reason is None and lv.peers == [IED]
+    assert lv.next_deadline() == 20.1  # pinged again one period later
+    lv2, reason2 = _answered(XmppError("not connected"))
+    assert reason2 is None and lv2.peers == [IED]
+
+
+# ---------------------------------------------------------------------------------- the core
+def _core(interval: float | None = 10.0, timeout: float = 2.0) -> ClientProtocol:
+    proto = ClientProtocol(liveness=live(interval, timeout))
+    proto.core.established(IED, "1", InitiateParams())
+    proto.core.established(IED, "2", InitiateParams())
+    proto.core.established(OTHER, "3", InitiateParams())
+    proto.take_events()
+    return proto
+
+
+def test_the_core_pings_associated_peers_and_aborts_all_associations_of_a_silent_one() -> None:
+    proto = _core()
+    assert proto.next_deadline() is None  # nothing watched before the first tick
+    assert proto.tick(0.0) == []
+    assert proto.next_deadline() == 10.0
+    pings = proto.tick(10.0)
+    assert sorted(p.peer for p in pings) == sorted([IED, OTHER])
+    answered = next(p for p in pings if p.peer == OTHER)
+    proto.ping_answered(answered, None, 10.5)
+    assert proto.tick(11.0) == []
+    assert proto.take_events() == []
+    proto.tick(12.0)  # the ping of IED is 2 s old
+    ended = proto.take_events()
+    assert {e.association.id for e in ended} == {"1", "2"}
+    for event in ended:
+        assert isinstance(event, AssociationEnded) and event.how == "aborted"
+        assert event.reason == "peer unreachable: no answer to an XEP-0199 ping within 2 s"
+        assert not event.association.open
+    with pytest.raises(AssociationAborted, match="peer unreachable"):
+        proto.check_open(ended[0].association)
+    assert [a.id for a in proto.core.associations.values()] == ["3"]
+    assert proto.liveness.peers == [OTHER]
+
+
+def test_a_server_error_to_a_ping_aborts_at_once() -> None:
+    proto = _core()
+    proto.tick(0.0)
+    ping = next(p for p in proto.tick(10.0) if p.peer == IED)
+    proto.ping_answered(ping, StanzaError("recipient-unavailable", "", "wait"), 10.01)
+    reasons = {e.reason for e in proto.take_events()}
+    assert reasons == {"peer unreachable: the XMPP server answered the ping recipient-unavailable"}
+
+
+def test_the_core_forgets_peers_without_associations_and_judges_nothing_while_our_link_is_down():
+    proto = _core()
+    proto.tick(0.0)
+    proto.core.peer_unavailable(OTHER)  # presence came first
+    proto.take_events()
+    assert proto.tick(5.0) == []
+    assert proto.liveness.peers == [IED]
+    [ping] = proto.tick(10.0)
+    assert proto.tick(13.0, link_up=False) == []  # resuming: the silence is ours
+    assert proto.take_events() == []
+    assert proto.next_deadline() == 23.0
+    proto.ping_answered(ping, RequestTimeout("lost with the link"), 14.0)  # stale
+    assert proto.take_events() == []
+    proto.heard(IED, 20.0)
+    assert proto.next_deadline() == 30.0
+
+
+def test_the_core_with_pings_off_has_no_timer() -> None:
+    proto = _core(interval=None)
+    assert proto.tick(0.0) == [] and proto.tick(1e6) == []
+    assert proto.next_deadline() is None
+
+
+# ---------------------------------------------------------------------------------- asyncio
+FAST = {"peer_ping_interval": 0.2, "peer_ping_timeout": 0.3}
+
+
+def _is_ping(stanza: ET.Element) -> bool:
+    return stanza.find("{urn:xmpp:ping}ping") is not None
+
+
+def test_an_idle_association_with_a_live_ied_survives_its_pings() -> None:
+    async def main():
+        async with memory_served(client_kw=FAST) as (server, (client,), net):
+            pings: list[tuple[str, str]] = []
+
+            def tap(sender, to, stanza):
+                if _is_ping(stanza):
+                    pings.append((sender, to))
+                return stanza
+
+            net.tap = tap
+            assoc = await client.associate(server.jid)
+            await asyncio.sleep(1.0)
+            assert assoc.open
+            assert len(pings) >= 2 and set(pings) == {(client.transport.full_jid, server.jid)}
+            assert await assoc.get_data_values("FDR1LD0/GGIO1.IntIn1.stVal", "ST") == 42
+            # the IED's endpoint answers pings too (and so does the client's)
+            assert await server.xmpp.ping(client.transport.full_jid, 1.0) >= 0
+
+    run(main(), 10)
+
+
+def test_an_ied_that_stops_answering_pings_is_aborted_within_the_ping_timeout() -> None:
+    async def main():
+        async with memory_served(client_kw=FAST) as (server, (client,), net):
+            assoc = await client.associate(server.jid)
+            assert await assoc.get_data_values("FDR1LD0/GGIO1.IntIn1.stVal", "ST") == 42
+            # frozen IED: its session stays, no presence, pings to it vanish
+            net.tap = lambda sender, to, stanza: None if _is_ping(stanza) else stanza
+            started = time.monotonic()
+            await until(lambda: not assoc.open, 2.0, "the association aborted by the pings")
+            # at most one idle period (0.2 s + 10 % jitter) and the ping timeout (0.3 s)
+            assert time.monotonic() - started < 1.0
+            assert client.associations == []
+            with pytest.raises(AssociationAborted, match="peer unreachable: no answer"):
+                await assoc.get_server_directory()
+
+    run(main(), 10)
+
+
+def test_a_request_waiting_on_a_vanished_ied_fails_with_the_ping_verdict() -> None:
+    async def main():
+        async with memory_served(client_kw=FAST) as (server, (client,), net):
+            assoc = await client.associate(server.jid)
+            net.tap = lambda sender, to, stanza: None  # the IED hears nothing any more
+            with pytest.raises(AssociationAborted, match="peer unreachable"):
+                await asyncio.wait_for(assoc.get_server_directory(), 3.0)
+
+    run(main(), 10)
+
+
+def test_an_ied_gone_from_the_server_without_presence_is_aborted_by_the_servers_answer() -> None:
+    async def main():
+        async with memory_served(client_kw=FAST) as (server, (client,), net):
+            assoc = await client.associate(server.jid)
+            # the IED's session vanished and its unavailable presence was lost
+            del net.online[server.jid]
+            await until(lambda: not assoc.open, 1.0, "the association aborted")
+            with pytest.raises(AssociationAborted, match="answered the ping service-unavailable"):
+                assoc.client.protocol.check_open(assoc.assoc)
+            net.online[server.jid] = server.transport  # back, for a clean close
+
+    run(main(), 10)
+
+
+def test_pings_off_send_none() -> None:
+    async def main():
+        kw = {"peer_ping_interval": None}
+        async with memory_served(client_kw=kw) as (server, (client,), net):
+            seen: list[ET.Element] = []
+            net.tap = lambda sender, to, stanza: seen.append(stanza) or stanza
+            assoc = await client.associate(server.jid)
+            await asyncio.sleep(0.5)
+            assert assoc.open and not [s for s in seen if _is_ping(s)]
+            assert client._timer is None
+
+    run(main(), 10)
+
+
+def test_a_ping_outcome_is_judged_once_per_ping() -> None:
+    lv = live()
+    lv.watch(IED, 0.0)
+    [ping] = lv.due(10.0)
+    assert lv.answered(Ping(IED, ping.token + 1), RequestTimeout("x"), 10.1) is None  # not ours
+    assert lv.peers == [IED]
