@@ -369,8 +369,14 @@ class IecXmpp:
             except (asyncio.CancelledError, Exception):  # noqa: BLE001 - it was cancelled
                 pass
 
-    def drop_link(self) -> None:
-        """Cut the TCP connection without a goodbye (a link loss; tests resumption)."""
+    def drop_link(self, *, reconnect: bool = True) -> None:
+        """Cut the TCP connection without a goodbye (a link loss; tests resumption).
+
+        ``reconnect`` False: stay away as a crashed process would, until :meth:`close` (the XMPP
+        server keeps the session for its XEP-0198 window, so peers see no presence meanwhile).
+        """
+        if not reconnect:
+            self._closing = True  # _disconnected neither reconnects nor reports the loss
         if self._client is not None and self._client.transport is not None:
             self._client.transport.abort()
 

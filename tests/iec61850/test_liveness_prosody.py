@@ -1,0 +1,84 @@
+"""Peer liveness through a real Prosody: an IED whose XMPP connection dies without a goodbye
+(Prosody keeps its session for the XEP-0198 window, so no ``unavailable`` presence reaches the
+client meanwhile) is found by the client's XEP-0199 pings, and both ends answer pings."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from gridbind.iec61850.client import AssociationAborted, Client
+from gridbind.iec61850.liveness import unreachable_reason
+from gridbind.iec61850.scl import load_scl
+from gridbind.iec61850.server import IedServer
+from gridbind.iec61850.stanza import StanzaError
+
+from iec_testkit import run, settings, until
+
+FEEDER = Path(__file__).parent / "data" / "feeder.scd"
+pytestmark = pytest.mark.prosody
+FAST = {"peer_ping_interval": 0.3, "peer_ping_timeout": 0.6}
+
+
+@pytest.mark.timeout(20)
+def test_a_crashed_ied_is_found_by_pings_before_its_presence_comes(prosody, xmpp_account) -> None:
+    assert prosody.hibernation >= 3  # the presence would come only after this window
+
+    async def main():
+        server = IedServer(load_scl(FEEDER), settings(prosody, xmpp_account("crash")))
+        client = Client(settings(prosody, xmpp_account("watcher")), **FAST)
+        await asyncio.gather(server.start(), client.connect())
+        try:
+            assoc = await client.associate(server.jid)
+            assert await assoc.get_data_values("FDR1LD0/GGIO1.IntIn1.stVal", "ST") == 42
+            await asyncio.sleep(0.8)  # idle: pings answered, the association stays
+            assert assoc.open
+            presences: list[str] = []
+            client.xmpp._client.add_event_handler(
+                "presence_unavailable", lambda p: presences.append(str(p["from"]))
+            )
+            started = time.monotonic()
+            server.xmpp.drop_link(reconnect=False)  # the IED process is gone, no goodbye
+            await until(lambda: not assoc.open, 2.5, "the association aborted by the pings")
+            took = time.monotonic() - started
+            # one idle period (0.3 s + 10 %) and the ping timeout (0.6 s), with slack for load
+            assert took < 2.0, took
+            assert presences == []  # Prosody still holds the IED's session: pings found it
+            assert client.associations == []
+            with pytest.raises(AssociationAborted, match="peer unreachable: no answer to an XEP"):
+                await assoc.get_server_directory()
+        finally:
+            await asyncio.gather(client.close(), server.close())
+
+    run(main(), 15)
+
+
+@pytest.mark.timeout(20)
+def test_both_ends_answer_pings_and_prosody_answers_for_an_offline_ied(
+    prosody, xmpp_account
+) -> None:
+    async def main():
+        ied, ops = xmpp_account("pinged"), xmpp_account("pinger")
+        server = IedServer(load_scl(FEEDER), settings(prosody, ied))
+        client = Client(settings(prosody, ops))
+        await asyncio.gather(server.start(), client.connect())
+        try:
+            assert await client.xmpp.ping(server.jid, 3.0) >= 0  # the IED answers
+            assert await server.xmpp.ping(client.xmpp.full_jid, 3.0) >= 0  # so does the client
+            offline = f"{xmpp_account('offline').jid}/IEC"  # an account with no session
+            with pytest.raises(StanzaError) as err:
+                await client.xmpp.ping(offline, 3.0)
+            # what Prosody answers for a full JID it cannot deliver to: judged unreachable
+            assert err.value.condition == "service-unavailable"
+            assert err.value.by == ""  # Prosody names no generator: the condition decides
+            reason = unreachable_reason(offline, err.value)
+            assert (
+                reason == "peer unreachable: the XMPP server answered the ping service-unavailable"
+            )
+        finally:
+            await asyncio.gather(client.close(), server.close())
+
+    run(main(), 15)
