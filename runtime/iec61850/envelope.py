@@ -54,6 +54,7 @@ __all__ = [
     "EnvelopeFactory",
     "ClearContext",
     "association_id",
+    "needs_association",
 ]
 
 
@@ -95,6 +96,26 @@ _ASSO_ID_PATHS = (
     ("tbs", "token1", "asso_id"),
     ("token3", "asso_id"),
 )
+
+
+#: The envelopes that exist only inside an established E2E association: data transfer
+#: (ClearToken2) and release/abort (ClearToken3). Only HandshakeReq (or, E2E off, an
+#: AssociationContext carrying an initiate) may name an association not yet known.
+_WITHIN_ASSOCIATION = (
+    e2e.ClearTransfer,
+    e2e.EncrTransfer,
+    e2e.ReleaseReq,
+    e2e.ReleaseRsp,
+    e2e.ApplAbort,
+    e2e.DtSecAbort,
+)
+
+
+def needs_association(payload: Any) -> bool:
+    """Whether ``payload`` is an envelope that only an established association can carry: one
+    naming an association the receiver does not know is answered ``item-not-found``, like a
+    request in an unknown association with E2E off, never opened by a fresh layer."""
+    return isinstance(payload, _WITHIN_ASSOCIATION)
 
 
 def association_id(payload: Any) -> str | None:

@@ -15,7 +15,8 @@ PDU through the association's envelope layer (:mod:`.envelope`). Errors follow A
   envelope its layer refuses: ``bad-request`` stanza error (plus a rejectPDU in a message when an
   association is known);
 - a request outside an association or with an unknown association id: ``not-authorized`` /
-  ``item-not-found`` stanza error;
+  ``item-not-found`` stanza error (an E2E data-transfer or release envelope naming an unknown
+  association too: it is no handshake, so no HandshakeSecReject);
 - oversized PDU, unsupported service or modifier, outstanding limit, duplicate invokeID, Data
   nested deeper than negotiated: rejectPDU in a ``message`` plus a ``bad-request`` stanza error
   on the iq (RFC 6120 needs an answer);
@@ -51,7 +52,7 @@ from .association import (
     RejectReason,
 )
 from .control.service import Abandon, Answer, ControlService, Deferred, Execute, Report
-from .envelope import ClearContext, EnvelopeError, EnvelopeFactory, EnvelopeLayer
+from .envelope import ClearContext, EnvelopeError, EnvelopeFactory, EnvelopeLayer, needs_association
 from .envelope import association_id as _association_id
 from .files import FileStoreError, Spool
 from .protocol import Call, ErrorReply, Outgoing, Reply, Send
@@ -213,7 +214,12 @@ class ServerProtocol:
             key = (item.sender, assoc_id)
             if key in self._releasing:
                 return self._release(item, self._releasing.pop(key), now)
-            layer = self._layers.get(key) or self._envelopes(item.sender, assoc_id)
+            layer = self._layers.get(key)
+            if layer is None:
+                if needs_association(item.payload):
+                    text = f"unknown association id {assoc_id!r}"
+                    return [ErrorReply(item, "item-not-found", text, "cancel")]
+                layer = self._envelopes(item.sender, assoc_id)
             try:
                 pdu = layer.open(item.payload, now)
             except Exception as exc:  # noqa: BLE001 - a layer refuses by raising
