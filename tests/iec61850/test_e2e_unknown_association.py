@@ -77,6 +77,16 @@ def test_a_transfer_envelope_in_an_unknown_association_is_item_not_found(ca, mod
             assert "unknown association" in err.value.text
             assert [a.get("type") for a in answers] == ["get", "error"]
             assert not [a for a in answers if a.find(f".//{E2E_NS}HandshakeSecReject") is not None]
+            # and the other way: the IED's answer replayed as a request to a client that does
+            # not hold that association
+            from_ied = [
+                s for s in seen if s.get("from") == server.jid and s.find(E2E_NS + kind) is not None
+            ]
+            with pytest.raises(StanzaError) as err:
+                await server.transport.request(
+                    ops1.transport.full_jid, "get", from_ied[-1].find(E2E_NS + kind)
+                )
+            assert err.value.condition == "item-not-found"
             # nothing happened to the real association
             assert ied.open and len(server.associations) == 1
             assert await ied.get_data_values(VALUE, "ST") == 42
