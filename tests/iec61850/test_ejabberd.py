@@ -296,7 +296,7 @@ def test_losing_the_ied_node_aborts_the_client_association(cluster) -> None:
     ied = Account(cluster.register("ied2", PASSWORD), PASSWORD)
     ops = Account(cluster.register("ops2", PASSWORD), PASSWORD)
 
-    pings = {"peer_ping_interval": 0.5, "peer_ping_timeout": 1.0}
+    pings = {"peer_ping_interval": 0.5, "peer_ping_timeout": 1.5}
 
     async def main():
         async with served(node1, node2, ied, ops, client_kw=pings) as (server, client):
@@ -308,7 +308,7 @@ def test_losing_the_ied_node_aborts_the_client_association(cluster) -> None:
             # stop mostly gets the presence across, README "Production XMPP cluster"). The
             # client's pings of the idle association find the IED gone: after an idle period
             # (0.5 s + 10 %) node 2 answers service-unavailable ("User session not found"), or
-            # the ping times out (1 s). No request is needed.
+            # the ping times out (1.5 s). No request is needed.
             await loop.run_in_executor(None, node1.kill)
             started = time.monotonic()
             await until(lambda: not assoc.open, 4.0, "the client's association aborted")
