@@ -803,11 +803,14 @@ class Client:
     async def _watch_peers(self) -> None:
         proto = self.protocol
         while True:
-            for ping in proto.tick(time.monotonic(), link_up=self.transport.connected):
-                task = asyncio.get_running_loop().create_task(self._ping(ping))
-                self._pings.add(task)
-                task.add_done_callback(self._pings.discard)
-            self._flush()
+            try:
+                for ping in proto.tick(time.monotonic(), link_up=self.transport.connected):
+                    task = asyncio.get_running_loop().create_task(self._ping(ping))
+                    self._pings.add(task)
+                    task.add_done_callback(self._pings.discard)
+                self._flush()
+            except Exception:  # noqa: BLE001 - the timer must outlive a failing handler
+                log.exception("peer liveness timer")
             deadline = proto.next_deadline()
             self._wake.clear()
             delay = None if deadline is None else max(0.0, deadline - time.monotonic())
