@@ -803,6 +803,7 @@ class Client:
     async def _watch_peers(self) -> None:
         proto = self.protocol
         while True:
+            pause = 0.0  # after a failure: no busy loop on a deadline left in the past
             try:
                 for ping in proto.tick(time.monotonic(), link_up=self.transport.connected):
                     task = asyncio.get_running_loop().create_task(self._ping(ping))
@@ -811,9 +812,10 @@ class Client:
                 self._flush()
             except Exception:  # noqa: BLE001 - the timer must outlive a failing handler
                 log.exception("peer liveness timer")
+                pause = 1.0
             deadline = proto.next_deadline()
             self._wake.clear()
-            delay = None if deadline is None else max(0.0, deadline - time.monotonic())
+            delay = None if deadline is None else max(pause, deadline - time.monotonic())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
 
