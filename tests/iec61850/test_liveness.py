@@ -312,3 +312,24 @@ def test_a_ping_outcome_is_judged_once_per_ping() -> None:
     [ping] = lv.due(10.0)
     assert lv.answered(Ping(IED, ping.token + 1), RequestTimeout("x"), 10.1) is None  # not ours
     assert lv.peers == [IED]
+
+
+def test_the_timer_outlives_a_failure_without_spinning() -> None:
+    async def main():
+        async with memory_served(client_kw=FAST) as (server, (client,), net):
+            original, calls = client.protocol.tick, []
+
+            def tick(mono, **kw):
+                calls.append(mono)
+                if len(calls) == 2:
+                    raise RuntimeError("a failing handler")
+                return original(mono, **kw)
+
+            client.protocol.tick = tick
+            assoc = await client.associate(server.jid)  # wakes the timer: its 2nd tick fails
+            net.tap = lambda sender, to, stanza: None if _is_ping(stanza) else stanza
+            await until(lambda: not assoc.open, 4.0, "the association aborted after the failure")
+            assert calls[2] - calls[1] >= 0.99  # a pause after the failure, no busy loop
+            assert "peer unreachable" in assoc.assoc.end_reason
+
+    run(main(), 10)
