@@ -51,7 +51,7 @@ from .envelope import ClearContext, EnvelopeFactory
 from .files import FileStore
 from .logs.lcb import LogEngine
 from .logs.store import DEFAULT_MAX_ENTRIES, LogStore
-from .model import ServerModel
+from .model import ServerModel, Timestamp
 from .protocol import Call, ErrorReply, Outgoing, Reply, Send, Transport
 from .reporting import ReportEngine
 from .reporting.rcb import DEFAULT_BUFFER_ENTRIES
@@ -208,6 +208,19 @@ class IedServer:
         """The open associations (for :meth:`send_information_report`)."""
         return list(self.core.associations.values())
 
+    def timestamp(self) -> Timestamp:
+        """Now on the IED's clock, with its TimeQuality: the one source of every time the
+        server stamps (``model.clock``: the ClockSource's when the server has one).
+
+        Data ``t`` (application updates, reflected controls, control tracking) and the wall
+        time given to the protocol core (envelopes, the operTm of time-activated operates)
+        come from it."""
+        return self.model.clock()
+
+    def wall_time(self) -> float:
+        """POSIX seconds of :meth:`timestamp`."""
+        return self.model.clock().to_float()
+
     def _measure(self, pdu: m.Mmspdu) -> int:
         return len(self._codec.encode(pdu))
 
@@ -242,7 +255,7 @@ class IedServer:
     # ---------------------------------------------------------------- server-initiated
     def send_information_report(self, association: Association, report: m.Mmspdu) -> None:
         """Send an unconfirmed PDU (informationReport) to the client of ``association``."""
-        self._emit(self.protocol.information_report(association, report, time.time()))
+        self._emit(self.protocol.information_report(association, report, self.wall_time()))
 
     # ---------------------------------------------------------------- reports
     def _on_change(self, attr: Any, old: Any, new: Any) -> None:
@@ -265,15 +278,16 @@ class IedServer:
         now = time.monotonic()
         self.reports.poll(now)
         self.logs.poll(now)
+        wall = self.wall_time()
         for assoc, pdu in self.reports.take():
             if assoc.open:
-                self._emit(self.protocol.information_report(assoc, pdu, time.time()))
+                self._emit(self.protocol.information_report(assoc, pdu, wall))
         self._arm()
 
     # ---------------------------------------------------------------- plumbing
     def _on_inbound(self, item: Any) -> None:
         try:
-            self._emit(self.protocol.receive(item, time.time()))
+            self._emit(self.protocol.receive(item, self.wall_time(), time.monotonic()))
         finally:
             self._flush_events()
             self._pump()
@@ -319,7 +333,9 @@ class IedServer:
             self._executions[token] = task
             task.add_done_callback(lambda _t: self._executions.pop(token, None))
             return
-        self._emit(self.protocol.control_executed(o.token, verdict, time.time()))
+        self._emit(
+            self.protocol.control_executed(o.token, verdict, self.wall_time(), time.monotonic())
+        )
 
     async def _verdict(self, token: int, pending: Any) -> None:
         try:
@@ -327,21 +343,23 @@ class IedServer:
         except Exception as exc:  # noqa: BLE001 - a failing handler is a failed operation
             log.warning("on_operate failed: %r", exc)
             verdict = exc
-        self._emit(self.protocol.control_executed(token, verdict, time.time()))
+        self._emit(
+            self.protocol.control_executed(token, verdict, self.wall_time(), time.monotonic())
+        )
 
     def _arm(self) -> None:
         """(Re)arm the one timer at the next deadline of the protocol (controls), the reports
         (BufTm, IntgPd, ResvTms) and the logs (IntgPd)."""
         if self._closing:
             return
-        # (the protocol's deadlines are wall-clock times, those of reports and logs monotonic)
-        wall, mono = time.time(), time.monotonic()
-        delays = (
-            (self.protocol.next_deadline(), wall),
-            (self.reports.next_deadline(), mono),
-            (self.logs.next_deadline(), mono),
+        # every deadline is on the monotonic clock: a step of the wall clock moves none
+        deadlines = (
+            self.protocol.next_deadline(),
+            self.reports.next_deadline(),
+            self.logs.next_deadline(),
         )
-        delay = min((t - clock for t, clock in delays if t is not None), default=None)
+        due = min((t for t in deadlines if t is not None), default=None)
+        delay = None if due is None else due - time.monotonic()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -352,7 +370,7 @@ class IedServer:
     def _on_timer(self) -> None:
         self._timer = None
         try:
-            self._emit(self.protocol.timer(time.time()))
+            self._emit(self.protocol.timer(self.wall_time(), time.monotonic()))
         finally:
             self._flush_events()
             self._pump()  # reports and logs due now (and the timer re-armed)
@@ -363,7 +381,7 @@ class IedServer:
         except Exception as exc:  # noqa: BLE001 - the protocol judges every failure
             answer = exc
         try:
-            self._emit(self.protocol.answer(call.token, answer, time.time()))
+            self._emit(self.protocol.answer(call.token, answer, self.wall_time()))
         finally:
             self._flush_events()
 

@@ -3,10 +3,14 @@
 :class:`ServerProtocol` decides everything between the transport and the ACSI services, on the
 typed classes of :mod:`gridbind.generated.iec61850_8_2`, with the time as an argument::
 
-    out = proto.receive(received, now)        # -> [Reply | ErrorReply | Send | Call]
+    out = proto.receive(received, now, mono)  # -> [Reply | ErrorReply | Send | Call]
     out = proto.answer(token, answer, now)    # the answer (or failure) of one of our Calls
     out = proto.information_report(assoc, report, now)
     proto.peer_unavailable(jid); proto.link_lost(reason); proto.take_events()
+
+Two clocks: ``now`` is the IED's wall clock (POSIX seconds: envelopes, operTm), ``mono`` a
+monotonic clock on which every control deadline runs (:meth:`next_deadline`, :meth:`timer`), so
+that a wall-clock step neither expires nor extends a selection; ``mono`` None takes ``now``.
 
 It uses the association state of :class:`~.association.AssociationCore` and opens/seals every
 PDU through the association's envelope layer (:mod:`.envelope`). Errors follow Annex D:
@@ -133,6 +137,7 @@ class ServerProtocol:
         self._releasing: OrderedDict[tuple[str, str], Any] = OrderedDict()
         self._pulls: dict[int, _Pull] = {}
         self._token = 0
+        self._mono = 0.0  # the monotonic time of the call being served (controls)
         self._invoke = 0  # invokeIDs of the requests this server sends (obtainFile)
         self._handlers: dict[type, Callable[..., list[Outgoing]]] = {
             m.ConfirmedRequestPdu: self._confirmed,
@@ -195,8 +200,9 @@ class ServerProtocol:
         return [Send(assoc.peer, self._seal(assoc, report, now))]
 
     # ---------------------------------------------------------------- inbound
-    def receive(self, item: Received, now: float) -> list[Outgoing]:
+    def receive(self, item: Received, now: float, mono: float | None = None) -> list[Outgoing]:
         """Everything a received stanza leads to (never raises for peer input)."""
+        self._mono = now if mono is None else mono
         if item.kind == "message":
             self._message(item, now)
             return []
@@ -440,7 +446,7 @@ class ServerProtocol:
             return None
         if isinstance(req, m.ReadRequest):
             try:
-                result, outputs = self.controls.read_sbo(assoc, key, now)
+                result, outputs = self.controls.read_sbo(assoc, key, self._mono)
             except Exception:  # noqa: BLE001 - as in _confirmed: answer, free the invokeID
                 return self._control_failed(item, assoc, invoke_id, now)
             out = self._control_outputs(outputs, now)
@@ -454,7 +460,7 @@ class ServerProtocol:
         if len(datas) != 1:
             return None
         try:
-            outputs = self.controls.write(assoc, key, datas[0], now)
+            outputs = self.controls.write(assoc, key, datas[0], self._mono, now)
         except Exception:  # noqa: BLE001 - as in _confirmed: answer, free the invokeID
             return self._control_failed(item, assoc, invoke_id, now)
         return self._control_outputs(outputs, now, (item, assoc, invoke_id))
@@ -495,21 +501,24 @@ class ServerProtocol:
                 out.append(o)  # for the shell: run (or stop waiting for) the application
         return out
 
-    def control_executed(self, token: int, verdict: Any, now: float) -> list[Outgoing]:
+    def control_executed(
+        self, token: int, verdict: Any, now: float, mono: float | None = None
+    ) -> list[Outgoing]:
         """The application's verdict on the :class:`~.control.service.Execute` ``token``."""
         if self.controls is None:
             return []
-        return self._control_outputs(self.controls.executed(token, verdict, now), now)
+        done = self.controls.executed(token, verdict, now if mono is None else mono)
+        return self._control_outputs(done, now)
 
     def next_deadline(self) -> float | None:
-        """When :meth:`timer` must run next (the control services' clock), or None."""
+        """When :meth:`timer` must run next (on the ``mono`` clock), or None."""
         return self.controls.next_deadline() if self.controls is not None else None
 
-    def timer(self, now: float) -> list[Outgoing]:
+    def timer(self, now: float, mono: float | None = None) -> list[Outgoing]:
         """Select timeouts, time-activated operates, executions past their time limit."""
         if self.controls is None:
             return []
-        return self._control_outputs(self.controls.timer(now), now)
+        return self._control_outputs(self.controls.timer(now if mono is None else mono), now)
 
     # ---------------------------------------------------------------- size limits
     def _size(self, pdu: m.Mmspdu) -> int:

@@ -1,5 +1,5 @@
 """The control model state machine of one controllable data object (IEC 61850-7-2 Ed2 20.x),
-sans-IO: requests and the time (``now``, seconds of the server's clock) come in, decisions
+sans-IO: requests and the time (``now``, seconds of a monotonic clock) come in, decisions
 (:class:`Accept` / :class:`Refuse`) and timer events come out; :meth:`ControlObject.next_deadline`
 says when :meth:`ControlObject.timer` must run next (the select timeout, the activation time of a
 time-activated operate). Nothing here sleeps, reads a clock or touches the data model; the
@@ -22,6 +22,12 @@ operate-many, until sboTimeout). Decisions this project takes where 7-2 leaves r
   by the association that sent it; a running execution cannot be cancelled
   (``Command-already-in-execution``);
 - the end of an association drops its selection and its pending (not yet activated) operate;
+- every deadline (sboTimeout, the activation of a time-activated operate) is on the monotonic
+  ``now``: a step of the wall clock (an SNTP correction, an operator setting the time) neither
+  expires nor extends a selection. operTm is an absolute time of the IED's wall clock: it is
+  converted once, when the operate is accepted (``wall`` is that clock's reading at ``now``),
+  into a monotonic activation time; a wall-clock step after acceptance does not move it (the
+  operate runs after the delay that was asked for, as the clock stood when it was accepted);
 - a time-activated operate whose operTm lies more than ``max_activation_delay`` (default
   :data:`MAX_ACTIVATION_DELAY`, 24 h) ahead is refused with ``Inconsistent-parameters``: the
   object would otherwise stay locked (wait-for-activation) for as long as the client chose.
@@ -86,7 +92,7 @@ class ControlRequest:
     service: str  # "Oper", "SBOw", "Cancel", "SBO"
     owner: Hashable  # the association's key
     ctl_val: Any = None
-    oper_tm: float | None = None  # seconds (the server's clock); None or 0: operate at once
+    oper_tm: float | None = None  # POSIX seconds (the IED's wall clock); None/0: operate at once
     or_cat: int = 0
     or_ident: bytes = b""
     ctl_num: int = 0
@@ -211,14 +217,18 @@ class ControlObject:
         self.select_deadline = now + self.sbo_timeout
         return Accept()
 
-    def operate(self, request: ControlRequest, now: float) -> Accept | Refuse:
-        """Operate or TimeActivatedOperate (operTm set)."""
+    def operate(
+        self, request: ControlRequest, now: float, wall: float | None = None
+    ) -> Accept | Refuse:
+        """Operate or TimeActivatedOperate (operTm set; ``wall``: the wall clock at ``now``,
+        which operTm is compared with; None: ``now`` is that clock too)."""
+        delay = (request.oper_tm - (now if wall is None else wall)) if request.oper_tm else 0.0
         if self.ctl_model == CtlModel.STATUS_ONLY:
             return Refuse(AddCause.NOT_SUPPORTED)
         refused = self._busy(request.owner)
         if refused is not None:
             return refused
-        if request.oper_tm and request.oper_tm - now > self.max_activation_delay:
+        if delay > self.max_activation_delay:
             return Refuse(AddCause.INCONSISTENT_PARAMETERS)
         if self.sbo:
             if self.selected_by is None:
@@ -227,9 +237,9 @@ class ControlObject:
                 self._end()  # libiec61850: the selection does not survive a wrong Operate
                 return Refuse(AddCause.INCONSISTENT_PARAMETERS)
         self.pending = request
-        if request.oper_tm and request.oper_tm > now:
+        if delay > 0:
             self.state = "wait-for-activation"
-            self.activation_at = request.oper_tm
+            self.activation_at = now + delay  # monotonic from here on (module docstring)
             return Accept(execute_now=False)
         self.state = "executing"
         return Accept(execute_now=True)

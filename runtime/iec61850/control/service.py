@@ -33,6 +33,9 @@ A time-activated operate is answered at once and executes at ``operTm``: the che
 receipt, ``on_operate`` at activation (where dynamic conditions, e.g. a synchrocheck at execution
 time, refuse with their AddCause, as libiec61850's wait-for-execution handler does); an operTm
 more than ``max_activation_delay`` ahead (default 24 h) is refused (Inconsistent-parameters).
+Time: every ``now`` given to this class is a monotonic clock (select timeouts, operTimeout,
+activations); operTm, a wall time, is converted into it once at acceptance (see
+:mod:`.models`).
 Controls of
 sub data objects (``LN$CO$DO$SDO$Oper``) and control attributes inside a multi-variable read or
 write are not served as controls (the latter get object-access-denied).
@@ -327,13 +330,20 @@ class ControlService:
             return m.AccessResult(choice=d.visible_string("")), out
         return m.AccessResult(choice=d.visible_string(self._mms_ref(entry))), out
 
-    def write(self, assoc: Association, key: tuple, data: m.Data, now: float) -> list[Output]:
-        """SelectWithValue / Cancel / Operate (write of ``$SBOw`` / ``$Cancel`` / ``$Oper``)."""
-        out = self._write(assoc, key, data, now)
+    def write(
+        self, assoc: Association, key: tuple, data: m.Data, now: float, wall: float | None = None
+    ) -> list[Output]:
+        """SelectWithValue / Cancel / Operate (write of ``$SBOw`` / ``$Cancel`` / ``$Oper``).
+
+        ``now`` is monotonic (every deadline); ``wall`` the IED's wall clock at ``now``, which
+        a TimeActivatedOperate's operTm is converted against once (None: ``now``)."""
+        out = self._write(assoc, key, data, now, wall)
         self._sync_selected()
         return out
 
-    def _write(self, assoc: Association, key: tuple, data: m.Data, now: float) -> list[Output]:
+    def _write(
+        self, assoc: Association, key: tuple, data: m.Data, now: float, wall: float | None
+    ) -> list[Output]:
         out = self.timer(now)
         found = self._entry(key)
         if found is None:
@@ -371,7 +381,7 @@ class ControlService:
                 if refused is None:
                     self._pending_oper.pop((obj.ref, assoc.key), None)
             else:
-                verdict = obj.operate(request, now)
+                verdict = obj.operate(request, now, wall)
                 refused = self._checked(verdict, action, obj, now)
         tracked = "TimActOper" if service == "Oper" and request.oper_tm else service
         if refused is not None or service != "Oper" or obj.enhanced or request.oper_tm:
