@@ -136,9 +136,9 @@ class IedServer:
             store, self._own_store = log_store, False
         else:
             store, self._own_store = LogStore(log_store, log_entries), True
-        # reports and logs: deadlines on the monotonic clock, entry times on the wall clock
+        # reports and logs: deadlines on the monotonic clock, entry times on the IED's clock
         self.logs = LogEngine(
-            model, store, time.monotonic(), prune=self._own_store, wall_clock=time.time
+            model, store, time.monotonic(), prune=self._own_store, wall_clock=self.timestamp
         )
         if not self.logs.logs:
             services = services - {"readJournal"}
@@ -175,7 +175,7 @@ class IedServer:
         self._tasks: set[asyncio.Task] = set()
         #: Reports: the sans-IO engine, fed with model changes; one timer for its deadlines.
         self.reports = ReportEngine(
-            model, self._measure, buffer_entries=report_buffer_entries, wall_clock=time.time
+            model, self._measure, buffer_entries=report_buffer_entries, wall_clock=self.timestamp
         )
         self.protocol.services.reports = self.reports
         self.protocol.services.logs = self.logs
@@ -212,9 +212,11 @@ class IedServer:
         """Now on the IED's clock, with its TimeQuality: the one source of every time the
         server stamps (``model.clock``: the ClockSource's when the server has one).
 
-        Data ``t`` (application updates, reflected controls, control tracking) and the wall
-        time given to the protocol core (envelopes, the operTm of time-activated operates)
-        come from it."""
+        Data ``t`` (application updates, reflected controls, control tracking), report
+        TimeOfEntry, log entry times, and the wall time given to the protocol core (envelopes,
+        the operTm of time-activated operates) all come from it. (TimeOfEntry and log entry
+        times travel as 8-1 binary-time, which has no TimeQuality octet; the quality reaches
+        the client in the ``t`` of the values reported or logged.)"""
         return self.model.clock()
 
     def wall_time(self) -> float:
@@ -242,6 +244,7 @@ class IedServer:
         if self.sntp is not None:
             await self.sntp.stop()
         await self.transport.close()
+        self.logs.flush()  # the entries of the last changes
         if self._own_store:
             self.logs.store.close()
 

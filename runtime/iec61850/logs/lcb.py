@@ -6,6 +6,12 @@ attributes' SCL trigger options) and one entry of every member each IntgPd (TrgO
 :meth:`poll` at :meth:`next_deadline`). LogRef names the log (``LD/LN$LogName``); the LCB's
 OldEntrTm/NewEntrTm/OldEnt/NewEnt follow the store. readJournal answers QueryLogByTime and
 QueryLogAfter a page at a time (``moreFollows``; the server also cuts a page to the PDU size).
+
+An entry made by a change is written at the next :meth:`~LogEngine.poll` (or
+:meth:`~LogEngine.flush`), not inside the change: the application's update stores the value
+first and its ``q`` and ``t`` after it, and the entry must show them (as a report does: the
+waiting entry follows the member's other attributes). Its time is that of the change; the same
+member triggering again before then writes the waiting entry first.
 """
 
 from __future__ import annotations
@@ -99,10 +105,11 @@ class LogEngine:
         min_integrity_ms: int | None = None,
         *,
         prune: bool = True,
-        wall_clock: Callable[[], float] | None = None,
+        wall_clock: Callable[[], float | Timestamp] | None = None,
     ) -> None:
         self.model = model
-        #: the times of entries come from it when ``now`` is a monotonic clock (None: ``now``)
+        #: the times of entries come from it (POSIX seconds or a Timestamp of the IED's clock)
+        #: when ``now`` is a monotonic clock (None: ``now``)
         self.wall_clock = wall_clock
         #: IntgPd below this (ms) runs at it
         self.min_integrity_ms = (
@@ -115,6 +122,9 @@ class LogEngine:
                 if cb.kind == "LCB":
                     self.lcbs[cb] = Lcb(cb)
         self._watch: dict[int, list[tuple[Lcb, int]]] = {}
+        # entries of changes, written at the next poll/flush, by (id(lcb), member index):
+        # [lcb, member reference, reason, entry time, the member's value]
+        self._pending: dict[tuple[int, int], list[Any]] = {}
         if prune:  # (a store shared with other IEDs is theirs too: the caller says)
             store.retain(self.logs)  # the entries of logs no longer in the SCL
         for lcb in self.lcbs.values():
@@ -175,7 +185,7 @@ class LogEngine:
         if not self._watch:
             return
         options = trigger_options(attr)
-        if not options:
+        if not options and not self._pending:
             return
         for lcb, index in list(concerned(self._watch, attr)):
             trg = TriggerConditions.from_bits(lcb.get("TrgOps"))
@@ -184,18 +194,39 @@ class LogEngine:
                 op, why = _TRIGGERS[option]
                 if op in trg and (option == "dupd" or old != new):
                     reason |= why
+            node, fc, ref = lcb.members[index]
+            waiting = self._pending.get((id(lcb), index))
+            if waiting is not None:
+                if not reason:  # its t or q: the waiting entry shows the member as it is now
+                    waiting[4] = data_value(self.model, node, fc)
+                    continue
+                self.flush()  # it triggers again: the waiting entry goes first
             if reason:
-                self._log(lcb, [index], reason, now)
+                entry = [lcb, ref, reason, self._wall(now), data_value(self.model, node, fc)]
+                self._pending[(id(lcb), index)] = entry
 
-    def _log(self, lcb: Lcb, indices: list[int], reason: ReasonForInclusion, now: float) -> None:
+    def flush(self) -> None:
+        """Write the entries of the changes notified so far."""
+        pending, self._pending = self._pending, {}
+        for lcb, ref, reason, wall, value in pending.values():
+            self.store.add(lcb.log, _ms(wall), [(ref, value, reason.to_bits())])
+            self._statuses(lcb.log)
+
+    def _wall(self, now: float) -> float:
+        wall = now if self.wall_clock is None else self.wall_clock()
+        return wall.to_float() if isinstance(wall, Timestamp) else wall
+
+    def _log(self, lcb: Lcb, indices: list[int], reason: ReasonForInclusion, wall: float) -> None:
         values = []
         for i in indices:
             node, fc, ref = lcb.members[i]
             values.append((ref, data_value(self.model, node, fc), reason.to_bits()))
-        wall = now if self.wall_clock is None else self.wall_clock()
         self.store.add(lcb.log, _ms(wall), values)
+        self._statuses(lcb.log)
+
+    def _statuses(self, log: str) -> None:
         for other in self.lcbs.values():
-            if other.log == lcb.log:
+            if other.log == log:
                 self._status(other)
 
     def _status(self, lcb: Lcb) -> None:
@@ -210,14 +241,18 @@ class LogEngine:
         return min(times, default=None)
 
     def poll(self, now: float) -> None:
+        """Write the entries of notified changes, and the integrity entries due at ``now``."""
+        self.flush()
         for lcb in self.lcbs.values():
             if lcb.integrity_deadline is not None and lcb.integrity_deadline <= now:
-                self._log(lcb, list(range(len(lcb.members))), ReasonForInclusion.INTEGRITY, now)
+                everything = list(range(len(lcb.members)))
+                self._log(lcb, everything, ReasonForInclusion.INTEGRITY, self._wall(now))
                 period = lcb.integrity(self.min_integrity_ms)
                 lcb.integrity_deadline = advance_integrity(lcb.integrity_deadline, period, now)
 
     # ---------------------------------------------------------------- readJournal
     def read_journal(self, req: m.ReadJournalRequest) -> m.ReadJournalResponse:
+        self.flush()
         key = mms.name_key(req.journal_name)
         if key[0] != "domain-specific" or f"{key[1]}/{key[2]}" not in self.logs:
             raise JournalError("access", "object-non-existent", f"no journal {key[-1]!r}")

@@ -135,11 +135,12 @@ class ReportEngine:
         *,
         buffer_entries: int = DEFAULT_BUFFER_ENTRIES,
         min_integrity_ms: int | None = None,
-        wall_clock: Callable[[], float] | None = None,
+        wall_clock: Callable[[], float | Timestamp] | None = None,
     ) -> None:
         self.model = model
-        #: TimeOfEntry comes from it (seconds since 1970) when the ``now`` passed in is a
-        #: monotonic clock for the deadlines; None: ``now`` is the wall clock
+        #: TimeOfEntry comes from it (seconds since 1970, or the IED clock's Timestamp with its
+        #: TimeQuality) when the ``now`` passed in is a monotonic clock for the deadlines;
+        #: None: ``now`` is the wall clock
         self.wall_clock = wall_clock
         #: IntgPd below this (ms) runs at it
         self.min_integrity_ms = MIN_INTEGRITY_MS if min_integrity_ms is None else min_integrity_ms
@@ -157,8 +158,9 @@ class ReportEngine:
         #: Reports that could not be built (a member larger than the PDU size).
         self.unsendable = 0
 
-    def _wall(self, now: float) -> float:
-        return now if self.wall_clock is None else self.wall_clock()
+    def _entry_time(self, now: float) -> Timestamp:
+        wall = now if self.wall_clock is None else self.wall_clock()
+        return wall if isinstance(wall, Timestamp) else Timestamp.from_float(wall)
 
     # ---------------------------------------------------------------- outputs
     def take(self) -> list[tuple[Association, m.Mmspdu]]:
@@ -368,14 +370,14 @@ class ReportEngine:
         members = [(i, value, reason) for i, (value, reason) in sorted(rcb.pending.items())]
         rcb.pending.clear()
         rcb.pending_deadline = None
-        self._report(rcb, ReportContent(members, Timestamp.from_float(self._wall(now))), now)
+        self._report(rcb, ReportContent(members, self._entry_time(now)), now)
 
     def _whole(self, rcb: Rcb, reason: ReasonForInclusion, now: float) -> None:
         members = [
             (i, data_value(self.model, node, fc), reason)
             for i, (node, fc, _) in enumerate(rcb.members)
         ]
-        self._report(rcb, ReportContent(members, Timestamp.from_float(self._wall(now))), now)
+        self._report(rcb, ReportContent(members, self._entry_time(now)), now)
 
     def _report(self, rcb: Rcb, content: ReportContent, now: float) -> None:
         seq = None
