@@ -18,6 +18,10 @@ delivery; directed presence, so
 that :meth:`MemoryEndpoint.close` and :meth:`MemoryEndpoint.drop_link` make the peers it sent
 presence to see ``unavailable`` and the dropped endpoint see its link lost (abort semantics).
 What it leaves out is what the Prosody tests cover: TLS, SASL, stream errors, XEP-0198, SRV.
+
+:meth:`MemoryNetwork.hold` stalls one recipient (a client that does not read: what is sent to it
+waits in the network until :meth:`MemoryNetwork.release`); :meth:`MemoryEndpoint.backlog` tells
+a sender the octets waiting for a recipient, the signal the IED's outgoing bound works on.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import asyncio
 import itertools
 import logging
 import xml.etree.ElementTree as ET
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -64,6 +69,29 @@ class MemoryNetwork:
         #: ``tap(sender, to, stanza)`` sees every stanza before delivery and returns the one to
         #: deliver (altered, for tests of a hostile operator) or None to drop it.
         self.tap: Callable[[str, str, ET.Element], ET.Element | None] | None = None
+        # stalled recipients: what waits for them, and its octets
+        self._held: dict[str, deque[tuple[str, ET.Element]]] = {}
+        self._held_octets: dict[str, int] = {}
+
+    def hold(self, jid: str) -> None:
+        """Stall ``jid``: stanzas for it wait in the network (a client that does not read)."""
+        self._held.setdefault(jid, deque())
+        self._held_octets.setdefault(jid, 0)
+
+    def release(self, jid: str) -> None:
+        """Deliver what waited for ``jid``, in order, and stop holding it."""
+        waiting = self._held.pop(jid, deque())
+        self._held_octets.pop(jid, None)
+        target = self.online.get(jid)
+        if target is None:
+            return
+        loop = asyncio.get_running_loop()
+        for sender, stanza in waiting:
+            loop.call_soon(target._receive, sender, stanza)
+
+    def held(self, jid: str) -> int:
+        """Octets waiting for a stalled ``jid`` (0 when it is not stalled)."""
+        return self._held_octets.get(jid, 0)
 
     def endpoint(
         self,
@@ -91,6 +119,11 @@ class MemoryNetwork:
             if tapped is None:  # the tap dropped it
                 return True
             stanza = tapped
+        held = self._held.get(to)
+        if held is not None:
+            held.append((sender.full_jid, stanza))
+            self._held_octets[to] += len(ET.tostring(stanza))
+            return True
         asyncio.get_running_loop().call_soon(target._receive, sender.full_jid, stanza)
         return True
 
@@ -256,6 +289,10 @@ class MemoryEndpoint:
         finally:
             self._pending.pop(sid, None)
         return loop.time() - started
+
+    def backlog(self, to: str) -> int:
+        """Octets sent to ``to`` that have not reached it (it is stalled: :meth:`~MemoryNetwork.hold`)."""
+        return self.network.held(to)
 
     def send_message(self, to: str, payload: Any) -> None:
         self._require_live()

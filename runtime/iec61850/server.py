@@ -21,6 +21,12 @@ Usage::
 Controls (:mod:`.control`): ``IedServer(..., control_handlers=ControlHandlers(on_operate=...),
 operate_timeout=10.0)``; the select timeouts, time-activated operates and the bound on the
 application run on one timer at the protocol core's ``next_deadline()``.
+
+Outgoing bound (:mod:`.outbox`): while the transport's backlog for a peer is above
+``outbox.high_water``, what the server sends in an association waits in that association's
+bounded queue (``outbox=OutboxLimits(max_pdus=..., max_bytes=..., policy=...)``), drained in
+turn as the transport gets room; an association past its bound loses its oldest unbuffered
+reports or is aborted, never touching the others.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
 from gridbind.iec61850.errors import InvalidArgument
@@ -48,13 +54,15 @@ from .association import (
 from .control.service import Abandon, ControlHandlers, ControlService, Execute
 from .e2e.layer import E2EEnvelopes
 from .envelope import ClearContext, EnvelopeFactory
+from .envelope import association_id as _association_id
 from .files import FileStore
 from .logs.lcb import LogEngine
 from .logs.store import DEFAULT_MAX_ENTRIES, LogStore
 from .model import ServerModel, Timestamp
+from .outbox import Outbox, OutboxLimits
 from .protocol import Call, ErrorReply, Outgoing, Reply, Send, Transport
 from .reporting import ReportEngine
-from .reporting.rcb import DEFAULT_BUFFER_ENTRIES
+from .reporting.rcb import DEFAULT_BUFFER_ENTRIES, SentReport
 from .server_protocol import ServerProtocol
 from .services.acsi import ServerServices
 from .sntp import ClockSource, SntpPoller
@@ -63,6 +71,9 @@ from .xmpp import IecXmpp, XmppSettings
 __all__ = ["IedServer", "SERVER_SERVICES"]
 
 log = logging.getLogger(__name__)
+
+#: How often (s) the server looks for room in the transport while items wait in the outbox.
+DRAIN_INTERVAL = 0.02
 
 #: Services this server implements (the file services only with a file store, readJournal
 #: only when the IED has logs).
@@ -101,6 +112,7 @@ class IedServer:
         clock: ClockSource | None = None,
         sntp: list[tuple[str, int]] | None = None,
         sntp_interval_s: float = 64.0,
+        outbox: OutboxLimits | None = None,
     ) -> None:
         if e2e is not None:  # an E2EConfig / E2EPolicy: IEC 62351-4 per peer
             envelopes = E2EEnvelopes(e2e)
@@ -173,6 +185,9 @@ class IedServer:
             gate=self._codec,
         )
         self._tasks: set[asyncio.Task] = set()
+        #: What waits for a transport without room, per association (see the module docstring).
+        self.outbox = Outbox(outbox)
+        self._draining: asyncio.TimerHandle | None = None
         #: Reports: the sans-IO engine, fed with model changes; one timer for its deadlines.
         self.reports = ReportEngine(
             model, self._measure, buffer_entries=report_buffer_entries, wall_clock=self.timestamp
@@ -239,6 +254,8 @@ class IedServer:
         self._flush_events()
         if self._timer is not None:
             self._timer.cancel()
+        if self._draining is not None:
+            self._draining.cancel()
         for task in list(self._tasks) + list(self._executions.values()):
             task.cancel()
         if self.sntp is not None:
@@ -282,9 +299,10 @@ class IedServer:
         self.reports.poll(now)
         self.logs.poll(now)
         wall = self.wall_time()
-        for assoc, pdu in self.reports.take():
+        for assoc, pdu, sent in self.reports.take_tagged():
             if assoc.open:
-                self._emit(self.protocol.information_report(assoc, pdu, wall))
+                self._emit(self.protocol.information_report(assoc, pdu, wall), sent)
+        self._flush_events()  # (an association the outbox aborted)
         self._arm()
 
     # ---------------------------------------------------------------- plumbing
@@ -295,7 +313,7 @@ class IedServer:
             self._flush_events()
             self._pump()
 
-    def _emit(self, out: list[Outgoing]) -> None:
+    def _emit(self, out: list[Outgoing], report: SentReport | None = None) -> None:
         # What the protocol sealed leaves in its order before any synchronous operate runs: an
         # operate's own output (CommandTermination...) is sealed later, and E2E receivers
         # refuse a message sealed before one they already have (out of sequence).
@@ -303,12 +321,8 @@ class IedServer:
         for o in out:
             if isinstance(o, Execute):
                 executes.append(o)
-            elif isinstance(o, Reply):
-                self.transport.reply(o.request, o.payload)
-            elif isinstance(o, ErrorReply):
-                self.transport.reply_error(o.request, o.condition, o.text, o.etype)
-            elif isinstance(o, Send):
-                self.transport.send_message(o.to, o.payload)
+            elif isinstance(o, (Reply, ErrorReply, Send)):
+                self._deliver(o, report if isinstance(o, Send) else None)
             elif isinstance(o, Call):
                 task = asyncio.get_running_loop().create_task(self._call(o))
                 self._tasks.add(task)
@@ -320,6 +334,89 @@ class IedServer:
         for o in executes:
             self._execute(o)
         self._arm()
+
+    # ---------------------------------------------------------------- outgoing bound
+    def _transmit(self, o: Reply | ErrorReply | Send) -> None:
+        if isinstance(o, Reply):
+            self.transport.reply(o.request, o.payload)
+        elif isinstance(o, ErrorReply):
+            self.transport.reply_error(o.request, o.condition, o.text, o.etype)
+        else:
+            self.transport.send_message(o.to, o.payload)
+
+    def _room(self, peer: str) -> bool:
+        backlog = getattr(self.transport, "backlog", None)
+        return backlog is None or backlog(peer) < self.outbox.limits.high_water
+
+    def _deliver(self, o: Reply | ErrorReply | Send, report: SentReport | None) -> None:
+        """To the transport now, or into the association's bounded queue (in order)."""
+        if isinstance(o, Send):
+            peer, assoc_id = o.to, _association_id(o.payload)
+        else:
+            peer = o.request.sender
+            assoc_id = o.request.association
+            if isinstance(o, Reply):
+                assoc_id = _association_id(o.payload) or assoc_id
+        if assoc_id is None:  # outside any association: one answer per request, not held
+            self._transmit(o)
+            return
+        key = (peer, assoc_id)
+        if not self.outbox.holds(key) and self._room(peer):
+            self._transmit(o)
+            return
+        droppable = report is not None and not report.buffered
+        verdict = self.outbox.put(key, o, self._octets(o), report, droppable)
+        if verdict.dropped:
+            reports = {id(q.report): q.report for q in verdict.dropped}
+            for dropped in reports.values():
+                self.reports.undelivered(dropped)
+            log.warning(
+                "association %s with %s does not keep up: %d unbuffered report(s) dropped",
+                assoc_id, peer, len(reports),
+            )  # fmt: skip
+        if verdict.abort:
+            self._abort_held(key, "its outgoing queue passed its bound (the client does not read)")
+        self._arm_drain()
+
+    def _octets(self, o: Reply | ErrorReply | Send) -> int:
+        if isinstance(o, ErrorReply):
+            return 256 + len(o.text)
+        try:
+            return len(self._codec.encode(o.payload, validate=False))
+        except Exception:  # noqa: BLE001 - a payload the transport will refuse anyway
+            return 256
+
+    def _abort_held(self, key: tuple[str, str], reason: str) -> None:
+        """Abort the association of ``key``: what waited is dropped, BRCB entries undelivered."""
+        for q in self.outbox.discard(key):
+            if q.report is not None:
+                self.reports.undelivered(q.report)
+        assoc = self.core.get(*key)
+        if assoc is not None:
+            log.warning("aborting association %s with %s: %s", key[1], key[0], reason)
+            self.core.abort(assoc, reason)
+
+    def _drain(self) -> None:
+        """Hand waiting items to the transport while it has room, the queues in turn."""
+        moved = True
+        while moved and self.outbox:
+            moved = False
+            for key in self.outbox.keys():
+                peer, _ = cast(tuple[str, str], key)
+                if self._room(peer):
+                    q = self.outbox.pop(key)
+                    if q is not None:
+                        self._transmit(q.item)
+                        moved = True
+
+    def _arm_drain(self) -> None:
+        if self._draining is None and self.outbox and not self._closing:
+            self._draining = asyncio.get_running_loop().call_later(DRAIN_INTERVAL, self._drained)
+
+    def _drained(self) -> None:
+        self._draining = None
+        self._drain()
+        self._arm_drain()
 
     # ---------------------------------------------------------------- controls
     def _execute(self, o: Execute) -> None:
@@ -393,6 +490,8 @@ class IedServer:
             if isinstance(event, AssociationStarted):
                 self.transport.track_peer(event.association.peer)
             elif isinstance(event, AssociationEnded):
+                if event.how != "concluded":  # (a conclude's answer may still wait: it leaves)
+                    self._abort_held(event.association.key, event.reason)
                 self.reports.association_ended(event.association, time.monotonic())
                 if not self.core.of_peer(event.association.peer):
                     self.transport.untrack_peer(event.association.peer)

@@ -617,6 +617,21 @@ class IecXmpp:
             return item
         return decode_payload(found, self._gate, item)
 
+    def backlog(self, to: str) -> int:
+        """Octets this stream has not written yet: the socket's write buffer, and an estimate
+        (512 each) for stanzas still in slixmpp's send queue. One stream carries every peer and
+        XMPP tells nothing of a recipient's own backlog: the figure is the same for every
+        ``to`` (the IED's outgoing bound, :mod:`.outbox`, works on it)."""
+        client = self._client
+        transport = getattr(client, "transport", None)
+        if client is None or transport is None:
+            return 0
+        try:
+            queued = client.waiting_queue.qsize()
+            return int(transport.get_write_buffer_size()) + 512 * queued
+        except (AttributeError, RuntimeError):  # a transport without a write buffer
+            return 0
+
     def send_message(self, to: str, payload: Any) -> None:
         """Send the typed ``payload`` in a ``message type='normal'`` (informationReport...)."""
         client = self._require_client()

@@ -12,7 +12,9 @@ loader made their attributes). The server feeds it:
 - ``association_ended(assoc, now)``: the client went away (its URCBs are released; its BRCBs
   keep buffering for its return);
 
-and sends what :meth:`ReportEngine.take` returns: ``(association, informationReport PDU)``.
+and sends what :meth:`ReportEngine.take` returns: ``(association, informationReport PDU)``
+(:meth:`ReportEngine.take_tagged` adds the :class:`SentReport` each PDU belongs to; a report the
+server could not deliver goes back with :meth:`ReportEngine.undelivered`).
 
 Rules (7-2): the attributes but RptEna/GI (and Resv) are locked while enabled (model policy); a
 block reserved by a client (URCB ``Resv``, an enabled block, a BRCB with ``ResvTms``) refuses the
@@ -54,7 +56,7 @@ from .cbstate import (
 )
 from .report_pdu import Header, ReportContent, ReportError, build_reports
 
-__all__ = ["ReportEngine", "Rcb", "DEFAULT_BUFFER_ENTRIES", "member_reference"]
+__all__ = ["ReportEngine", "Rcb", "SentReport", "DEFAULT_BUFFER_ENTRIES", "member_reference"]
 
 #: Entries of one BRCB buffer unless the server says otherwise.
 DEFAULT_BUFFER_ENTRIES = 1000
@@ -125,6 +127,18 @@ class Rcb(CbState):
         return self.enabled or self.buffering
 
 
+@dataclass(eq=False, slots=True)
+class SentReport:
+    """One report handed out for sending (each of its segments carries the same one)."""
+
+    rcb: Rcb
+    entry_id: bytes | None  # a BRCB's entry; None: a URCB's report
+
+    @property
+    def buffered(self) -> bool:
+        return self.entry_id is not None
+
+
 class ReportEngine:
     """Every RCB of ``model``; see the module docstring."""
 
@@ -154,7 +168,7 @@ class ReportEngine:
         # id(member node) -> [(rcb, member index)] of the RCBs that make reports
         self._watch: dict[int, list[tuple[Rcb, int]]] = {}
         self._trigger_cache: dict[int, frozenset[str]] = {}
-        self._out: list[tuple[Association, m.Mmspdu]] = []
+        self._out: list[tuple[Association, m.Mmspdu, SentReport]] = []
         #: Reports that could not be built (a member larger than the PDU size).
         self.unsendable = 0
 
@@ -165,8 +179,22 @@ class ReportEngine:
     # ---------------------------------------------------------------- outputs
     def take(self) -> list[tuple[Association, m.Mmspdu]]:
         """The reports to send, in order."""
+        return [(assoc, pdu) for assoc, pdu, _ in self.take_tagged()]
+
+    def take_tagged(self) -> list[tuple[Association, m.Mmspdu, SentReport]]:
+        """The reports to send, in order, each PDU with the report it belongs to."""
         out, self._out = self._out, []
         return out
+
+    def undelivered(self, report: SentReport) -> None:
+        """``report`` never left the server (dropped by the bound of its association's queue).
+
+        A BRCB's entry is still in its buffer: it counts as not delivered again, so that a
+        client enabling the block without naming an EntryID gets it (one naming its last
+        EntryID gets it anyway). A URCB's report is lost (7-2); the SqNum gap shows it."""
+        buffer = report.rcb.buffer
+        if buffer is not None and report.entry_id is not None:
+            buffer.delivered = min(buffer.delivered, entry_id_int(report.entry_id) - 1)
 
     def next_deadline(self) -> float | None:
         times = [
@@ -411,7 +439,8 @@ class ReportEngine:
         except ReportError:
             self.unsendable += 1
             return
-        self._out.extend((assoc, pdu) for pdu in pdus)
+        tag = SentReport(rcb, content.entry_id if rcb.buffer is not None else None)
+        self._out.extend((assoc, pdu, tag) for pdu in pdus)
         if urcb_seq:
             rcb.put("SqNum", (seq + 1) % (1 << 8))
         if rcb.buffer is not None:

@@ -1,0 +1,171 @@
+"""The IED's per-association bound on what waits for a transport without room: a client that
+does not read (held in the in-memory network) never makes the IED hold more than its bound,
+loses its oldest unbuffered reports (or its association, for buffered ones and by policy), and
+never slows down another association."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from gridbind.iec61850.errors import InvalidArgument
+from gridbind.iec61850.mmsdata import OptFlds
+from gridbind.iec61850.mmsdata import TriggerConditions as T
+from gridbind.iec61850.outbox import Outbox, OutboxLimits
+
+from iec_testkit import memory_served, run, until
+
+URCB = "FDR1LD0/LLN0.urcbStatus01"
+URCB2 = "FDR1LD0/LLN0.urcbStatus02"
+BRCB = "FDR1LD0/LLN0.brcbMeas"
+IND1 = "FDR1LD0/GGIO1.Ind1.stVal"
+TOTW = "FDR1MEAS/MMXU1.TotW.mag.f"
+OPT = OptFlds.SEQUENCE_NUMBER | OptFlds.DATA_REFERENCE
+BUF_OPT = OptFlds.SEQUENCE_NUMBER | OptFlds.ENTRY_ID | OptFlds.DATA_REFERENCE
+STALLED = "ops0@memory.test/IEC"
+
+
+# ------------------------------------------------------------------ the sans-IO bound
+def test_outbox_drops_the_oldest_unbuffered_report_whole() -> None:
+    box = Outbox(OutboxLimits(max_pdus=3, max_bytes=1000))
+    a, b = object(), object()
+    assert not box.put("k", "a1", 100, a, droppable=True).dropped
+    box.put("k", "a2", 100, a, droppable=True)  # a second segment of the same report
+    box.put("k", "answer", 100)
+    verdict = box.put("k", "b1", 100, b, droppable=True)
+    assert [q.item for q in verdict.dropped] == ["a1", "a2"] and not verdict.abort
+    assert box.waiting("k") == (2, 200) and box.dropped_reports == 1
+    # only answers (and b, too big to help) left: a new item that does not fit aborts
+    verdict = box.put("k", "huge", 950)
+    assert verdict.abort and [q.item for q in verdict.dropped] == ["b1"]
+    assert [q.item for q in box.discard("k")] == ["answer"] and not box
+    assert box.pop("k") is None
+
+
+def test_outbox_keeps_buffered_reports_and_the_abort_policy() -> None:
+    box = Outbox(OutboxLimits(max_pdus=2))
+    box.put("k", "e1", 10, object())  # a BRCB entry: never dropped alone
+    box.put("k", "e2", 10, object())
+    assert box.put("k", "e3", 10, object()).abort
+    strict = Outbox(OutboxLimits(max_pdus=1, policy="abort"))
+    strict.put("k", "u1", 10, object(), droppable=True)
+    assert strict.put("k", "u2", 10, object(), droppable=True).abort
+    # queues are per key, in order
+    strict.put("other", "x", 10)
+    assert strict.pop("other").item == "x" and strict.pop("k").item == "u1"
+    with pytest.raises(InvalidArgument):
+        OutboxLimits(policy="block")
+
+
+# ------------------------------------------------------------------ on the in-memory transport
+def limits(**kw) -> dict:
+    return {"outbox": OutboxLimits(high_water=1500, max_pdus=10, **kw)}
+
+
+async def reports_of(ied, n: int, timeout: float = 3.0) -> list:
+    out = []
+
+    async def collect():
+        async for r in ied.report_stream():
+            out.append(r)
+            if len(out) == n:
+                return
+
+    await asyncio.wait_for(collect(), timeout)
+    return out
+
+
+@pytest.mark.timeout(15)
+def test_a_client_that_does_not_read_loses_old_urcb_reports_not_the_others() -> None:
+    async def main():
+        async with memory_served(clients=2, server_kw=limits()) as (server, (c0, c1), net):
+            slow = await c0.associate(server.jid)
+            fast = await c1.associate(server.jid)
+            for ied, rcb in ((slow, URCB), (fast, URCB2)):
+                await ied.enable_reporting(
+                    rcb, buffered=False, TrgOps=T.DATA_CHANGE, OptFlds=OPT, BufTm=0
+                )
+            net.hold(STALLED)
+            key = (STALLED, slow.id)
+            most = 0
+            for n in range(60):
+                server.model.update(IND1, n % 2 == 0)
+                await asyncio.sleep(0)  # the reports go out as the application runs
+                most = max(most, server.outbox.waiting(key)[0])
+            # the other association got every report, in order, while one stalled
+            got = await reports_of(fast, 59)
+            assert [r.seq_num for r in got] == list(range(59))
+            assert most == 10 and server.outbox.waiting(key)[0] == 10  # the bound held
+            assert server.outbox.dropped_reports > 0 and server.reports.unsendable == 0
+            assert not server.outbox.holds((c1.transport.full_jid, fast.id))
+            net.release(STALLED)
+            await until(lambda: not server.outbox, 2, "the queue drained")
+            # what the client gets: the first reports (in the network), then the newest ten
+            seen = await reports_of(slow, 59 - server.outbox.dropped_reports)
+            seqs = [r.seq_num for r in seen]
+            assert seqs == sorted(seqs) and seqs[-10:] == list(range(49, 59))
+            assert seqs[0] == 0 and len(seqs) < 59  # a gap in SqNum shows the loss
+            assert server.core.get(*key) is not None  # the association lives on
+
+    run(main(), 15)
+
+
+@pytest.mark.timeout(15)
+def test_buffered_reports_abort_the_stalled_association_and_resync_without_a_gap() -> None:
+    async def main():
+        from gridbind.iec61850.client import Client
+
+        async with memory_served(clients=2, server_kw=limits()) as (server, (c0, c1), net):
+            slow = await c0.associate(server.jid)
+            fast = await c1.associate(server.jid)
+            await slow.enable_reporting(BRCB, buffered=True, TrgOps=T.DATA_CHANGE, OptFlds=BUF_OPT)
+            await fast.enable_reporting(
+                URCB2, buffered=False, TrgOps=T.DATA_CHANGE, OptFlds=OPT, BufTm=0
+            )
+            net.hold(STALLED)
+            for n in range(40):
+                server.model.update(TOTW, float(n))
+                server.model.update(IND1, n % 2 == 0)
+                await asyncio.sleep(0)
+            await until(lambda: server.core.get(STALLED, slow.id) is None, 2, "the abort")
+            assert server.outbox.aborted == 1 and not server.outbox.holds((STALLED, slow.id))
+            assert len(await reports_of(fast, 39)) == 39  # not touched
+            # the client reads again: what had reached the network arrives, then it resyncs
+            net.release(STALLED)
+            got = await reports_of(slow, 1)
+            await asyncio.sleep(0.1)
+            while not slow._reports.empty():
+                got.append(slow._reports.get_nowait())
+            last = got[-1].entry_id
+            await c0.close()
+            again = Client(transport=net.endpoint("ops0@memory.test"))
+            await again.connect()
+            try:
+                ied = await again.associate(server.jid)
+                res = await ied.enable_reporting(BRCB, buffered=True, EntryID=last)
+                assert res == {"EntryID": None, "RptEna": None}
+                rest = await reports_of(ied, 40 - len(got))
+                values = [r.values[0].value[0][0] for r in got + rest]
+                assert values == [float(n) for n in range(40)]  # every entry, once, in order
+            finally:
+                await again.close()
+
+    run(main(), 15)
+
+
+def test_the_xmpp_adapter_reports_its_stream_backlog(tmp_path) -> None:
+    """One stream for every peer: its write buffer and the stanzas slixmpp has not written."""
+    from types import SimpleNamespace
+
+    from gridbind.iec61850.xmpp import IecXmpp, XmppSettings
+
+    ca = tmp_path / "ca.pem"
+    ca.write_text("")  # never read: nothing connects
+    xmpp = IecXmpp(XmppSettings(jid="ied@example.test", ca_file=ca))
+    assert xmpp.backlog("ops@example.test/IEC") == 0  # not connected
+    stream = SimpleNamespace(get_write_buffer_size=lambda: 700)
+    xmpp._client = SimpleNamespace(transport=stream, waiting_queue=asyncio.Queue())  # type: ignore[assignment]
+    xmpp._client.waiting_queue.put_nowait("stanza")
+    assert xmpp.backlog("ops@example.test/IEC") == 700 + 512
+    assert xmpp.backlog("other@example.test/IEC") == 700 + 512
