@@ -171,6 +171,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             log_store=args.log_db or ":memory:",
             sntp=args.sntp,
             sntp_interval_s=args.sntp_interval,
+            **server_limits(args),
         )
         try:
             await server.start()
@@ -668,6 +669,62 @@ Settings as JSON: {home / 'settings.json'}. Ctrl-C stops the server.""",
     return 0
 
 
+def _limit_options(p: argparse.ArgumentParser) -> None:
+    from .outbox import POLICIES, OutboxLimits
+
+    g = p.add_argument_group("limits")
+    g.add_argument("--max-associations", type=_positive, default=64, help="(default 64)")
+    g.add_argument(
+        "--max-associations-per-peer",
+        type=_positive,
+        default=8,
+        help="associations one client JID may hold at once (default 8)",
+    )
+    d = OutboxLimits()
+    g.add_argument(
+        "--outbox-max-pdus",
+        type=_positive,
+        default=d.max_pdus,
+        help="stanzas one association may have waiting while the XMPP stream is backed up "
+        f"(default {d.max_pdus})",
+    )
+    g.add_argument(
+        "--outbox-max-bytes",
+        type=_positive,
+        default=d.max_bytes,
+        help=f"octets one association may have waiting (default {d.max_bytes})",
+    )
+    g.add_argument(
+        "--outbox-policy",
+        choices=POLICIES,
+        default=d.policy,
+        help="past that bound: drop the oldest unbuffered reports, or abort the association "
+        "(default %(default)s)",
+    )
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
+
+
+def server_limits(args: argparse.Namespace) -> dict[str, Any]:
+    """The IedServer keywords of the ``serve`` limit options."""
+    from .outbox import OutboxLimits
+
+    return {
+        "max_associations": args.max_associations,
+        "max_associations_per_peer": args.max_associations_per_peer,
+        "outbox": OutboxLimits(
+            max_pdus=args.outbox_max_pdus,
+            max_bytes=args.outbox_max_bytes,
+            policy=args.outbox_policy,
+        ),
+    }
+
+
 def register(subparsers: Any) -> None:
     """Add ``gridbind iec61850 ...`` to the ``gridbind`` command."""
     parser = subparsers.add_parser("iec61850", help="IEC 61850-8-2 over XMPP: serve or use an IED")
@@ -689,6 +746,7 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--sntp-interval", type=float, default=64.0, help="SNTP poll interval in s (default 64)"
     )
+    _limit_options(p)
     _xmpp_options(p, jid_required=False)
     p.set_defaults(func=_cmd_serve)
 

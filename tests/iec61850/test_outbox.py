@@ -9,6 +9,7 @@ import asyncio
 
 import pytest
 
+from gridbind.iec61850.client_protocol import ServiceFailed
 from gridbind.iec61850.errors import InvalidArgument
 from gridbind.iec61850.mmsdata import OptFlds
 from gridbind.iec61850.mmsdata import TriggerConditions as T
@@ -169,3 +170,30 @@ def test_the_xmpp_adapter_reports_its_stream_backlog(tmp_path) -> None:
     xmpp._client.waiting_queue.put_nowait("stanza")
     assert xmpp.backlog("ops@example.test/IEC") == 700 + 512
     assert xmpp.backlog("other@example.test/IEC") == 700 + 512
+
+
+@pytest.mark.timeout(10)
+def test_serve_exposes_the_association_caps_and_the_outbox_bound() -> None:
+    from gridbind.cli import build_parser
+    from gridbind.iec61850.cli import server_limits
+
+    base = ["iec61850", "serve", "--scl", "x.scd", "--ca", "ca.pem"]
+    args = build_parser().parse_args(
+        [*base, "--max-associations-per-peer", "1", "--outbox-max-pdus", "5",
+         "--outbox-max-bytes", "9000", "--outbox-policy", "abort"]
+    )  # fmt: skip
+    kw = server_limits(args)
+    assert kw["outbox"] == OutboxLimits(max_pdus=5, max_bytes=9000, policy="abort")
+    assert server_limits(build_parser().parse_args(base))["max_associations_per_peer"] == 8
+    for bad in (["--max-associations-per-peer", "0"], ["--outbox-policy", "block"]):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([*base, *bad])
+
+    async def main():
+        async with memory_served(server_kw=kw) as (server, (client,), _):
+            await client.associate(server.jid)
+            with pytest.raises(ServiceFailed, match="at most 1 per peer"):
+                await client.associate(server.jid)
+            assert server.outbox.limits.policy == "abort"
+
+    run(main(), 10)
