@@ -343,10 +343,11 @@ class ControlBlock(DataObject):
 
     ``kind`` is ``URCB``, ``BRCB``, ``LCB``, ``GoCB``, ``MSVCB`` or ``SGCB``; ``writable`` names
     the attributes a client may set, ``writable_when_disabled`` those it may set while the
-    enable attribute (``enable_attr``) is false.
+    enable attribute (``enable_attr``) is false. ``config`` holds SCL settings that are no MMS
+    attribute (LogControl ``reasonCode``, ``bufTime``).
     """
 
-    __slots__ = ("kind", "fc", "writable", "writable_when_disabled", "enable_attr")
+    __slots__ = ("kind", "fc", "writable", "writable_when_disabled", "enable_attr", "config")
 
     def __init__(self, name: str, kind: str, fc: str) -> None:
         super().__init__(name, cdc=kind)
@@ -355,6 +356,7 @@ class ControlBlock(DataObject):
         self.writable: frozenset[str] = frozenset()
         self.writable_when_disabled: frozenset[str] = frozenset()
         self.enable_attr: str | None = None
+        self.config: dict[str, Any] = {}
 
     def attr(self, name: str, btype: str, value: Any = None, **kw: Any) -> DataAttribute:
         da = DataAttribute(name, self.fc, btype, **kw)

@@ -756,6 +756,9 @@ class _Loader:
             cb.attr("NewEnt", "EntryID", b"\x00" * 8)
             cb.attr("TrgOps", "TrgOps", _trgops(el))
             cb.attr("IntgPd", "INT32U", _int_attr(self, el, "intgPd"))
+            # (SCL settings without an 8-1 attribute: reason codes stored, bufTime in ms)
+            cb.config["reasonCode"] = _bool_attr(self, el, "reasonCode", True)
+            cb.config["bufTime"] = _int_attr(self, el, "bufTime")
             cb.enable_attr = "LogEna"
             # (LogSettings logEna, Fix by default, says whether clients may switch the log)
             cb.writable = self.dynamic("LogSettings", {"logEna": "LogEna"})

@@ -43,9 +43,10 @@ def journal_entry(entry: StoredEntry) -> m.JournalEntry:
     variables: list[m.JournalVariable] = []
     for ref, value, reason in entry.values:
         variables.append(m.JournalVariable(variable_tag=ref, value_specification=value))
-        variables.append(
-            m.JournalVariable(variable_tag=REASON_TAG, value_specification=d.bit_string(reason))
-        )
+        if reason:  # (an LCB with reasonCode false stores none)
+            variables.append(
+                m.JournalVariable(variable_tag=REASON_TAG, value_specification=d.bit_string(reason))
+            )
     return m.JournalEntry(
         entry_identifier=entry.entry_id.to_bytes(8, "big"),
         originating_application=m.ApplicationReference(),

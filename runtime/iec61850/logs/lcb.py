@@ -10,8 +10,13 @@ QueryLogAfter a page at a time (``moreFollows``; the server also cuts a page to 
 An entry made by a change is written at the next :meth:`~LogEngine.poll` (or
 :meth:`~LogEngine.flush`), not inside the change: the application's update stores the value
 first and its ``q`` and ``t`` after it, and the entry must show them (as a report does: the
-waiting entry follows the member's other attributes). Its time is that of the change; the same
-member triggering again before then writes the waiting entry first.
+waiting entry follows the member's other attributes). Its time is that of its first change; the
+same member triggering again before it is written writes the waiting entry first.
+
+Two SCL LogControl settings without an 8-1 attribute are honoured: ``bufTime`` (ms, Ed2.1):
+the changes of an LCB within bufTime of its first one make one entry (one value and reason per
+member, as a buffered report), written bufTime after that first change; ``reasonCode`` (default
+true): false stores the entries without the ReasonCode that follows each value.
 """
 
 from __future__ import annotations
@@ -76,6 +81,26 @@ class Lcb(CbState):
     def log(self) -> str:
         return self.get("LogRef") or ""
 
+    @property
+    def buf_time(self) -> float:
+        """SCL bufTime in seconds (0: an entry per change)."""
+        return max(0, int(self.cb.config.get("bufTime", 0))) / 1000
+
+    @property
+    def reason_code(self) -> bool:
+        return bool(self.cb.config.get("reasonCode", True))
+
+
+@dataclass(eq=False, slots=True)
+class _Waiting:
+    """The entry an LCB is gathering: its time, when it is due, and per member index
+    ``[reference, reasons, value]``."""
+
+    lcb: Lcb
+    wall: float
+    due: float
+    members: dict[int, list[Any]] = field(default_factory=dict)
+
 
 def _journal_time(raw: bytes) -> float:
     """A readJournal time: a TimeOfDay with its date (6 octets). A 4-octet TimeOfDay names no
@@ -122,9 +147,8 @@ class LogEngine:
                 if cb.kind == "LCB":
                     self.lcbs[cb] = Lcb(cb)
         self._watch: dict[int, list[tuple[Lcb, int]]] = {}
-        # entries of changes, written at the next poll/flush, by (id(lcb), member index):
-        # [lcb, member reference, reason, entry time, the member's value]
-        self._pending: dict[tuple[int, int], list[Any]] = {}
+        # the entries of changes not written yet, by id(lcb) (see the module docstring)
+        self._pending: dict[int, _Waiting] = {}
         if prune:  # (a store shared with other IEDs is theirs too: the caller says)
             store.retain(self.logs)  # the entries of logs no longer in the SCL
         for lcb in self.lcbs.values():
@@ -195,22 +219,36 @@ class LogEngine:
                 if op in trg and (option == "dupd" or old != new):
                     reason |= why
             node, fc, ref = lcb.members[index]
-            waiting = self._pending.get((id(lcb), index))
-            if waiting is not None:
-                if not reason:  # its t or q: the waiting entry shows the member as it is now
-                    waiting[4] = data_value(self.model, node, fc)
-                    continue
-                self.flush()  # it triggers again: the waiting entry goes first
+            waiting = self._pending.get(id(lcb))
+            if waiting is not None and not reason:
+                if index in waiting.members:  # its t or q: the entry shows it as it is now
+                    waiting.members[index][2] = data_value(self.model, node, fc)
+                continue
+            if waiting is not None and (index in waiting.members or not lcb.buf_time):
+                # it triggers again (or bufTime 0: an entry per change): that entry first
+                self._write(self._pending.pop(id(lcb)))
+                waiting = None
             if reason:
-                entry = [lcb, ref, reason, self._wall(now), data_value(self.model, node, fc)]
-                self._pending[(id(lcb), index)] = entry
+                if waiting is None:
+                    waiting = _Waiting(lcb, self._wall(now), now + lcb.buf_time)
+                    self._pending[id(lcb)] = waiting
+                waiting.members[index] = [ref, reason, data_value(self.model, node, fc)]
 
-    def flush(self) -> None:
-        """Write the entries of the changes notified so far."""
-        pending, self._pending = self._pending, {}
-        for lcb, ref, reason, wall, value in pending.values():
-            self.store.add(lcb.log, _ms(wall), [(ref, value, reason.to_bits())])
-            self._statuses(lcb.log)
+    def flush(self, now: float | None = None) -> None:
+        """Write the entries of the changes notified so far (``now``: those due by then)."""
+        for key, waiting in list(self._pending.items()):
+            if now is None or waiting.due <= now:
+                del self._pending[key]
+                self._write(waiting)
+
+    def _write(self, waiting: _Waiting) -> None:
+        lcb = waiting.lcb
+        values = [
+            (ref, value, reason.to_bits() if lcb.reason_code else "")
+            for _, (ref, reason, value) in sorted(waiting.members.items())
+        ]
+        self.store.add(lcb.log, _ms(waiting.wall), values)
+        self._statuses(lcb.log)
 
     def _wall(self, now: float) -> float:
         wall = now if self.wall_clock is None else self.wall_clock()
@@ -220,7 +258,8 @@ class LogEngine:
         values = []
         for i in indices:
             node, fc, ref = lcb.members[i]
-            values.append((ref, data_value(self.model, node, fc), reason.to_bits()))
+            bits = reason.to_bits() if lcb.reason_code else ""
+            values.append((ref, data_value(self.model, node, fc), bits))
         self.store.add(lcb.log, _ms(wall), values)
         self._statuses(lcb.log)
 
@@ -238,13 +277,17 @@ class LogEngine:
 
     def next_deadline(self) -> float | None:
         times = [lcb.integrity_deadline for lcb in self.lcbs.values() if lcb.integrity_deadline]
+        times += [waiting.due for waiting in self._pending.values()]
         return min(times, default=None)
 
     def poll(self, now: float) -> None:
-        """Write the entries of notified changes, and the integrity entries due at ``now``."""
-        self.flush()
+        """Write the entries of changes due at ``now``, and the integrity entries due."""
+        self.flush(now)
         for lcb in self.lcbs.values():
             if lcb.integrity_deadline is not None and lcb.integrity_deadline <= now:
+                waiting = self._pending.pop(id(lcb), None)
+                if waiting is not None:  # the gathered changes go before the integrity entry
+                    self._write(waiting)
                 everything = list(range(len(lcb.members)))
                 self._log(lcb, everything, ReasonForInclusion.INTEGRITY, self._wall(now))
                 period = lcb.integrity(self.min_integrity_ms)
@@ -252,7 +295,10 @@ class LogEngine:
 
     # ---------------------------------------------------------------- readJournal
     def read_journal(self, req: m.ReadJournalRequest) -> m.ReadJournalResponse:
-        self.flush()
+        for lcb_id, waiting in list(self._pending.items()):  # changes of now (bufTime 0)
+            if not waiting.lcb.buf_time:
+                del self._pending[lcb_id]
+                self._write(waiting)
         key = mms.name_key(req.journal_name)
         if key[0] != "domain-specific" or f"{key[1]}/{key[2]}" not in self.logs:
             raise JournalError("access", "object-non-existent", f"no journal {key[-1]!r}")
