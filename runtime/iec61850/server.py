@@ -350,6 +350,9 @@ class IedServer:
 
     def _deliver(self, o: Reply | ErrorReply | Send, report: SentReport | None) -> None:
         """To the transport now, or into the association's bounded queue (in order)."""
+        if not self.outbox and self._room(o.to if isinstance(o, Send) else o.request.sender):
+            self._transmit(o)  # (the usual case: nothing waits, the transport has room)
+            return
         if isinstance(o, Send):
             peer, assoc_id = o.to, _association_id(o.payload)
         else:
