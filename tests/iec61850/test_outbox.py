@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gridbind.iec61850.client_protocol import ServiceFailed
 from gridbind.iec61850.errors import InvalidArgument
@@ -197,3 +199,36 @@ def test_serve_exposes_the_association_caps_and_the_outbox_bound() -> None:
             assert server.outbox.limits.policy == "abort"
 
     run(main(), 10)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    ops=st.lists(
+        st.one_of(
+            st.tuples(st.just("put"), st.integers(1, 400), st.sampled_from(["answer", "u", "b"])),
+            st.tuples(st.just("pop"), st.just(0), st.just("")),
+        ),
+        max_size=60,
+    )
+)
+def test_outbox_invariants(ops) -> None:
+    """Never above the bound; order kept; only unbuffered reports ever dropped (else abort)."""
+    limits = OutboxLimits(max_pdus=6, max_bytes=1000)
+    box = Outbox(limits)
+    model: list[tuple[int, str]] = []  # what should wait, in order
+    for n, (op, size, kind) in enumerate(ops):
+        if op == "pop":
+            head = box.pop("k")
+            assert (head.item if head else None) == (model.pop(0)[0] if model else None)
+            continue
+        verdict = box.put("k", n, size, object() if kind != "answer" else None, kind == "u")
+        dropped = {q.item for q in verdict.dropped}
+        assert all(kind == "u" for item, kind in model if item in dropped)
+        model = [(i, k) for i, k in model if i not in dropped]
+        if verdict.abort:
+            box.discard("k")
+            model = []
+        else:
+            model.append((n, kind))
+        count, octets = box.waiting("k")
+        assert count == len(model) <= limits.max_pdus and octets <= limits.max_bytes
