@@ -302,7 +302,6 @@ class IedServer:
         for assoc, pdu, sent in self.reports.take_tagged():
             if assoc.open:
                 self._emit(self.protocol.information_report(assoc, pdu, wall), sent)
-        self._flush_events()  # (an association the outbox aborted)
         self._arm()
 
     # ---------------------------------------------------------------- plumbing
@@ -398,6 +397,7 @@ class IedServer:
         if assoc is not None:
             log.warning("aborting association %s with %s: %s", key[1], key[0], reason)
             self.core.abort(assoc, reason)
+            self._flush_events()  # (from any path: its URCBs are free, its BRCBs buffer now)
 
     def _drain(self) -> None:
         """Hand waiting items to the transport while it has room, the queues in turn."""
