@@ -313,7 +313,7 @@ def _value_bits_view(column: Any) -> Any:
         return view.cast("B").cast("I")
     try:
         return memoryview(array("f", column)).cast("B").cast("I")
-    except TypeError as exc:
+    except (OverflowError, TypeError) as exc:
         raise TsscError(f"values must be floats: {exc}") from None
 
 

@@ -470,6 +470,21 @@ def test_encoder_input_errors(impl: str) -> None:
         TsscEncoder(implementation="fortran")
 
 
+def test_bad_columns_raise_tssc_error(impl: str) -> None:
+    enc = TsscEncoder(DEPLOYED, implementation=impl)
+    with pytest.raises(TsscError, match="point ids"):
+        enc.encode([2**32], [0], [0], [0.0])
+    with pytest.raises(TsscError, match="timestamps"):
+        enc.encode([1], [2**63], [0], [0.0])
+    with pytest.raises(TsscError, match="flags"):
+        enc.encode([1], [0], ["x"], [0.0])
+    with pytest.raises(TsscError, match="values"):
+        enc.encode([1], [0], [0], ["x"])
+    # an int beyond any float raised a bare OverflowError out of the values column
+    with pytest.raises(TsscError, match="values"):
+        enc.encode([1], [0], [0], [10**400])
+
+
 def test_env_var_forces_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GRIDBIND_TSSC_PURE", "1")
     assert tssc.default_implementation() == "python"
