@@ -276,45 +276,34 @@ class TsscColumns:
 # Column normalisation (one conversion per batch, so the cores see fixed machine types)
 
 
-def _u32_view(column: Any, what: str) -> Any:
+def _typed_view(column: Any, typecode: str, formats: tuple[str, ...], problem: str) -> Any:
+    """``column`` as a contiguous 1-D memoryview of ``array`` items of ``typecode``.
+
+    A buffer whose format is in ``formats`` (see :func:`_formats`) is taken as it is (copied only
+    when it is not contiguous); anything else goes through ``array(typecode, column)``, and what
+    that refuses raises :class:`TsscError` ``"<problem>: <reason>"``.
+    """
     try:
         view = memoryview(column)
     except TypeError:
         view = None
-    if view is not None and view.ndim == 1 and view.itemsize == 4 and view.format in ("I", "L"):
-        return view if view.c_contiguous else memoryview(array("I", view.tolist()))
+    if view is not None and view.ndim == 1 and view.format in formats:
+        return view if view.c_contiguous else memoryview(array(typecode, view.tolist()))
     try:
-        return memoryview(array("I", column))
+        return memoryview(array(typecode, column))
     except (OverflowError, TypeError) as exc:
-        raise TsscError(f"{what} must be integers in 0..2**32-1: {exc}") from None
+        raise TsscError(f"{problem}: {exc}") from None
 
 
-def _i64_view(column: Any) -> Any:
-    try:
-        view = memoryview(column)
-    except TypeError:
-        view = None
-    if view is not None and view.ndim == 1 and view.itemsize == 8 and view.format in ("q", "l"):
-        return view if view.c_contiguous else memoryview(array("q", view.tolist()))
-    try:
-        return memoryview(array("q", column))
-    except (OverflowError, TypeError) as exc:
-        raise TsscError(f"timestamps must be int64 ticks: {exc}") from None
+def _formats(typecode: str, *candidates: str) -> tuple[str, ...]:
+    """The buffer formats among ``candidates`` whose items are as wide as ``typecode``'s here
+    (``L`` is 4 or 8 bytes depending on the platform)."""
+    size = array(typecode).itemsize
+    return tuple(code for code in candidates if array(code).itemsize == size)
 
 
-def _value_bits_view(column: Any) -> Any:
-    try:
-        view = memoryview(column)
-    except TypeError:
-        view = None
-    if view is not None and view.ndim == 1 and view.itemsize == 4 and view.format == "f":
-        if not view.c_contiguous:
-            view = memoryview(array("f", view.tolist()))
-        return view.cast("B").cast("I")
-    try:
-        return memoryview(array("f", column)).cast("B").cast("I")
-    except (OverflowError, TypeError) as exc:
-        raise TsscError(f"values must be floats: {exc}") from None
+_U32_FORMATS = _formats("I", "I", "L")
+_I64_FORMATS = _formats("q", "q", "l")
 
 
 def float32_bits(value: float) -> int:
@@ -991,10 +980,11 @@ class TsscEncoder:
 
 def _normalise(ids: Any, timestamps: Any, flags: Any, values: Any) -> tuple[Any, Any, Any, Any]:
     cols = (
-        _u32_view(ids, "point ids"),
-        _i64_view(timestamps),
-        _u32_view(flags, "flags"),
-        _value_bits_view(values),
+        _typed_view(ids, "I", _U32_FORMATS, "point ids must be integers in 0..2**32-1"),
+        _typed_view(timestamps, "q", _I64_FORMATS, "timestamps must be int64 ticks"),
+        _typed_view(flags, "I", _U32_FORMATS, "flags must be integers in 0..2**32-1"),
+        # values travel as their float32 bit patterns
+        _typed_view(values, "f", ("f",), "values must be floats").cast("B").cast("I"),
     )
     n = len(cols[0])
     if any(len(col) != n for col in cols):

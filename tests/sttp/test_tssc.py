@@ -633,3 +633,18 @@ def test_non_contiguous_numpy_columns(impl: str) -> None:
     cols = TsscDecoder(DEPLOYED, implementation=impl).decode(blocks[0].data)
     assert list(cols.ids) == ids.tolist() and list(cols.timestamps) == stamps.tolist()
     assert cols.values.tobytes() == values.tobytes()
+
+
+def test_numpy_columns_of_other_widths_are_converted(impl: str) -> None:
+    """uint64 ids/flags (buffer format ``L`` here), int32 timestamps and float64 values are
+    converted item by item, never taken as raw bytes of the wrong width."""
+    np = pytest.importorskip("numpy")
+    ids = np.arange(5, 10, dtype=np.uint64)
+    stamps = np.arange(5, dtype=np.int32) * 1000
+    flags = np.full(5, 7, dtype=np.uint64)
+    values = np.linspace(0, 1, 5, dtype=np.float64)
+    blocks = TsscEncoder(DEPLOYED, implementation=impl).encode(ids, stamps, flags, values)
+    cols = TsscDecoder(DEPLOYED, implementation=impl).decode(blocks[0].data)
+    assert list(cols.ids) == ids.tolist() and list(cols.timestamps) == stamps.tolist()
+    assert list(cols.flags) == [7] * 5
+    assert cols.values.tobytes() == values.astype(np.float32).tobytes()
