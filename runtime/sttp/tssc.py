@@ -415,12 +415,12 @@ def _update_deltas(state: list[int], previous: int, timestamp: int) -> None:
             state[3] = delta
 
 
-class _PyEncoderCore:
-    """Pure-Python encoder core; same methods as the compiled ``_tssc.Encoder``."""
+class _PyCoreState:
+    """What the pure-Python encoder and decoder cores share: the numbers of the codes after the
+    ``id_codes`` PointIDXOR codes (see :class:`CodeTable`) and the stream state both keep in
+    step (per-point state, the last point, the last two timestamps, the four smallest deltas)."""
 
     def __init__(self, id_codes: int, id_bits: int) -> None:
-        self._widths = (4, 8, 12, 16) if id_codes == 4 else (4, 8, 12, 16, 20, 24, 32)
-        self._id_bits = id_bits
         self._id_mask = (1 << id_bits) - 1
         base = id_codes + 1
         self._td = base  # TIME_DELTA1_FORWARD; reverse codes are td+4..td+7
@@ -431,8 +431,8 @@ class _PyEncoderCore:
         self._v1 = base + 12
         self._vzero = base + 15
         self._vxor4 = base + 16
+        self._vxor32 = base + 23
         self.reset()
-        self.begin(DEFAULT_MAX_BLOCK_SIZE - HEADER_SIZE)
 
     def reset(self) -> None:
         self._points: dict[int, _Point] = {}
@@ -440,6 +440,16 @@ class _PyEncoderCore:
         self._ts1 = 0
         self._ts2v = 0
         self._deltas = [_INT64_MAX] * 4
+
+
+class _PyEncoderCore(_PyCoreState):
+    """Pure-Python encoder core; same methods as the compiled ``_tssc.Encoder``."""
+
+    def __init__(self, id_codes: int, id_bits: int) -> None:
+        super().__init__(id_codes, id_bits)
+        self._widths = (4, 8, 12, 16) if id_codes == 4 else (4, 8, 12, 16, 20, 24, 32)
+        self._id_bits = id_bits
+        self.begin(DEFAULT_MAX_BLOCK_SIZE - HEADER_SIZE)
 
     def begin(self, capacity: int) -> None:
         self._buf = bytearray(capacity + 64)
@@ -634,7 +644,7 @@ class _Truncated(Exception):
     pass
 
 
-class _PyDecoderCore:
+class _PyDecoderCore(_PyCoreState):
     """Pure-Python decoder core; same methods as the compiled ``_tssc.Decoder``."""
 
     # the block being read; set by decode()
@@ -645,26 +655,8 @@ class _PyDecoderCore:
     _cache: int
 
     def __init__(self, id_codes: int, id_bits: int) -> None:
+        super().__init__(id_codes, id_bits)
         self._id_codes = id_codes
-        self._id_mask = (1 << id_bits) - 1
-        base = id_codes + 1
-        self._td = base
-        self._ts2 = base + 8
-        self._txor = base + 9
-        self._f2 = base + 10
-        self._f7 = base + 11
-        self._v1 = base + 12
-        self._vzero = base + 15
-        self._vxor4 = base + 16
-        self._vxor32 = base + 23
-        self.reset()
-
-    def reset(self) -> None:
-        self._points: dict[int, _Point] = {}
-        self._last = _Point(self._v1)
-        self._ts1 = 0
-        self._ts2v = 0
-        self._deltas = [_INT64_MAX] * 4
 
     def _bit(self) -> int:
         if self._nbits == 0:
