@@ -484,31 +484,18 @@ class _PyEncoderCore(_PyCoreState):
         self._cache &= (1 << self._nbits) - 1
 
     def _code(self, code: int) -> None:
+        # Mode n gives the point's n - 1 most frequent codes the prefixes 1, 01, 001; any other
+        # code is n - 1 zeros and its 5 bits.
         pt = self._last
         mode = pt.mode
-        if mode == 4:
-            if code == pt.m1:
-                self._bits(1, 1)
-            elif code == pt.m2:
-                self._bits(1, 2)
-            elif code == pt.m3:
-                self._bits(1, 3)
-            else:
-                self._bits(code, 8)
-        elif mode == 1:
-            self._bits(code, 5)
-        elif mode == 2:
-            if code == pt.m1:
-                self._bits(1, 1)
-            else:
-                self._bits(code, 6)
+        if mode > 1 and code == pt.m1:
+            self._bits(1, 1)
+        elif mode > 2 and code == pt.m2:
+            self._bits(1, 2)
+        elif mode > 3 and code == pt.m3:
+            self._bits(1, 3)
         else:
-            if code == pt.m1:
-                self._bits(1, 1)
-            elif code == pt.m2:
-                self._bits(1, 2)
-            else:
-                self._bits(code, 7)
+            self._bits(code, 4 + mode)
         pt.count(code)
 
     def _xor(self, code: int, width: int, changed: int) -> None:
@@ -681,26 +668,16 @@ class _PyDecoderCore(_PyCoreState):
         return self._data[self._pos - 1]
 
     def _code(self) -> int:
+        # the prefix code of the encoder's _code
         pt = self._last
         mode = pt.mode
         bit = self._bit
-        if mode == 4:
-            if bit():
-                code = pt.m1
-            elif bit():
-                code = pt.m2
-            elif bit():
-                code = pt.m3
-            else:
-                code = self._nbits_value(5)
-        elif mode == 1:
-            code = self._nbits_value(5)
-        elif mode == 2:
-            code = pt.m1 if bit() else self._nbits_value(5)
-        elif bit():
+        if mode > 1 and bit():
             code = pt.m1
-        elif bit():
+        elif mode > 2 and bit():
             code = pt.m2
+        elif mode > 3 and bit():
+            code = pt.m3
         else:
             code = self._nbits_value(5)
         pt.count(code)
