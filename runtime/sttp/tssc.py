@@ -578,30 +578,18 @@ class _PyEncoderCore(_PyCoreState):
 
     def _timestamp(self, ts: int) -> None:
         ts1 = self._ts1
-        d1, d2, d3, d4 = self._deltas
+        deltas = self._deltas
         if self._ts2v == ts:
             self._code(self._ts2)
-        elif ts1 < ts:
-            if _i64(ts1 + d1) == ts:
-                self._code(self._td)
-            elif _i64(ts1 + d2) == ts:
-                self._code(self._td + 1)
-            elif _i64(ts1 + d3) == ts:
-                self._code(self._td + 2)
-            elif _i64(ts1 + d4) == ts:
-                self._code(self._td + 3)
-            else:
-                self._code(self._txor)
-                self._varint((ts ^ ts1) & _MASK64, 8)
         else:
-            if _i64(ts1 - d1) == ts:
-                self._code(self._td + 4)
-            elif _i64(ts1 - d2) == ts:
-                self._code(self._td + 5)
-            elif _i64(ts1 - d3) == ts:
-                self._code(self._td + 6)
-            elif _i64(ts1 - d4) == ts:
-                self._code(self._td + 7)
+            # TIME_DELTAn_FORWARD is ts == _i64(ts1 + deltas[n - 1]), that is the delta equals
+            # _i64(ts - ts1) (deltas are int64); _REVERSE likewise with ts1 - deltas[n - 1].
+            if ts1 < ts:
+                delta, first = _i64(ts - ts1), self._td
+            else:
+                delta, first = _i64(ts1 - ts), self._td + 4
+            if delta in deltas:
+                self._code(first + deltas.index(delta))
             else:
                 self._code(self._txor)
                 self._varint((ts ^ ts1) & _MASK64, 8)
