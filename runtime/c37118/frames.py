@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import struct
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from gridbind.c37118.constants import (
@@ -39,6 +40,7 @@ _I16 = struct.Struct(">h")
 _U32 = struct.Struct(">I")
 _PMU_HEAD = struct.Struct(">HHHHH")  # IDCODE FORMAT PHNMR ANNMR DGNMR
 _TAIL = struct.Struct(">HH")  # FNOM CFGCNT
+_DIGUNIT = struct.Struct(">HH")  # normal-state mask, valid-inputs mask
 _PHSCALE = struct.Struct(">HBBff")
 _ANSCALE = struct.Struct(">ff")
 _CFG3_PMU_TAIL = struct.Struct(">fffciiHH")  # LAT LON ELEV SVC_CLASS WINDOW GRP_DLY FNOM CFGCNT
@@ -334,14 +336,9 @@ def parse_config(data: bytes) -> ConfigFrame:
             scale = int.from_bytes(data[offset + 1 : offset + 4], "big", signed=True)
             offset += 4
             analogs.append(AnalogChannel(labels[phnmr + i], kind_byte, scale))
-        digitals = []
-        base = phnmr + annmr
-        for i in range(dgnmr):
-            normal, valid = struct.unpack_from(">HH", data, offset)
-            offset += 4
-            digitals.append(
-                DigitalWord(tuple(labels[base + 16 * i : base + 16 * i + 16]), normal, valid)
-            )
+        masks = [_DIGUNIT.unpack_from(data, offset + 4 * i) for i in range(dgnmr)]
+        offset += 4 * dgnmr
+        digitals = _digital_words(labels[phnmr + annmr :], masks)
         fnom_word, cfgcnt = _TAIL.unpack_from(data, offset)
         offset += 4
         pmus.append(
@@ -371,6 +368,25 @@ def _pmu_idcode(idcode: int) -> int:
     return idcode
 
 
+def _digital_words(names: list[str], masks: list[tuple[int, int]]) -> list[DigitalWord]:
+    """The digital status words of a PMU block: ``names`` are their channel names, sixteen a
+    word in order, and ``masks`` their DIGUNIT (normal-state, valid-inputs) pairs."""
+    return [
+        DigitalWord(tuple(names[16 * i : 16 * i + 16]), normal, valid)
+        for i, (normal, valid) in enumerate(masks)
+    ]
+
+
+def _channel_names(pmu: PmuConfig) -> Iterator[str]:
+    """The CHNAM order of a PMU block: phasors, analogs, then the 16 names of each digital word."""
+    for channel in pmu.phasors:
+        yield channel.name
+    for analog in pmu.analogs:
+        yield analog.name
+    for word in pmu.digitals:
+        yield from _sixteen(word)
+
+
 def _time_base(time_word: int) -> None:
     if not time_word & 0xFFFFFF:
         raise FrameError("TIME_BASE is 0: FRACSEC would mean nothing")
@@ -384,20 +400,14 @@ def build_config(frame: ConfigFrame) -> bytes:
     for pmu in frame.pmus:
         parts.append(_pack16(pmu.station, "station name"))
         parts.append(_pmu_head(pmu))
-        for channel in pmu.phasors:
-            parts.append(_pack16(channel.name, "channel name"))
-        for analog in pmu.analogs:
-            parts.append(_pack16(analog.name, "channel name"))
-        for word in pmu.digitals:
-            parts.extend(_pack16(name, "channel name") for name in _sixteen(word))
+        parts.extend(_pack16(name, "channel name") for name in _channel_names(pmu))
         for channel in pmu.phasors:
             if not 0 <= channel.scale <= 0xFFFFFF:
                 raise ConfigurationError(f"PHUNIT {channel.scale} is not a 24-bit value")
             parts.append(_U32.pack((int(channel.is_current) << 24) | channel.scale))
         for analog in pmu.analogs:
             parts.append(_anunit(analog))
-        for word in pmu.digitals:
-            parts.append(struct.pack(">HH", word.normal, word.valid))
+        parts.extend(_DIGUNIT.pack(word.normal, word.valid) for word in pmu.digitals)
         parts.append(_TAIL.pack(_fnom(pmu.fnom), pmu.cfgcnt))
     parts.append(_rate(frame.data_rate))
     return seal(frame.kind, frame.version, frame.stamp, b"".join(parts))
@@ -539,13 +549,8 @@ def parse_cfg3_body(stamp: Stamp, body: bytes, version: int = VERSION_2011) -> C
         for i in range(annmr):
             factor, offset = reader.unpack(_ANSCALE, "ANSCALE")
             analogs.append(AnalogChannel(labels[phnmr + i], 0, 1, factor, offset))
-        digitals = []
-        base = phnmr + annmr
-        for i in range(dgnmr):
-            normal, valid = struct.unpack(">HH", reader.take(4, "DIGUNIT"))
-            digitals.append(
-                DigitalWord(tuple(labels[base + 16 * i : base + 16 * i + 16]), normal, valid)
-            )
+        masks = [reader.unpack(_DIGUNIT, "DIGUNIT") for _ in range(dgnmr)]
+        digitals = _digital_words(labels[phnmr + annmr :], masks)
         lat, lon, elev, svc, window, delay, fnom_word, cfgcnt = reader.unpack(
             _CFG3_PMU_TAIL, "PMU_LAT..CFGCNT"
         )
@@ -591,12 +596,7 @@ def cfg3_body(frame: ConfigFrame) -> bytes:
         parts.append(_name_bytes(pmu.station, "station name"))
         head = _pmu_head(pmu)
         parts.append(head[:2] + pmu.global_id.bytes + head[2:])
-        for channel in pmu.phasors:
-            parts.append(_name_bytes(channel.name, "channel name"))
-        for analog in pmu.analogs:
-            parts.append(_name_bytes(analog.name, "channel name"))
-        for word in pmu.digitals:
-            parts.extend(_name_bytes(name, "channel name") for name in _sixteen(word))
+        parts.extend(_name_bytes(name, "channel name") for name in _channel_names(pmu))
         for channel in pmu.phasors:
             kind_byte = (0x08 if channel.is_current else 0) | (channel.component & 0x07)
             parts.append(
@@ -610,8 +610,7 @@ def cfg3_body(frame: ConfigFrame) -> bytes:
             )
         for analog in pmu.analogs:
             parts.append(_ANSCALE.pack(analog.factor, analog.offset))
-        for word in pmu.digitals:
-            parts.append(struct.pack(">HH", word.normal, word.valid))
+        parts.extend(_DIGUNIT.pack(word.normal, word.valid) for word in pmu.digitals)
         svc = pmu.service_class.encode("ascii", errors="replace")[:1] or b"P"
         parts.append(
             _CFG3_PMU_TAIL.pack(
