@@ -185,9 +185,8 @@ class FrameDecoder:
             if kind == FrameType.HEADER:
                 return HeaderReceived(parse_header(raw))
             return CommandReceived(parse_command(raw))
-        except C37118Error as exc:  # a bad frame, or a configuration whose data cannot fit
-            return FrameRejected(str(exc), len(raw))
-        except ValueError as exc:  # a reserved frame type
+        # a bad frame, a configuration whose data cannot fit, or (ValueError) a reserved type
+        except (C37118Error, ValueError) as exc:
             return FrameRejected(str(exc), len(raw))
 
     def _fragment(self, raw: bytes) -> Event:
