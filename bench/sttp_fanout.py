@@ -152,7 +152,7 @@ async def _stalled(args: argparse.Namespace) -> None:
     (23 KB each at 1000 signals: past the publisher's 4 MiB high-water mark even after the
     kernel's loopback buffers), then never read again."""
     from gridbind.sttp.ieee2664 import SubscriptionSettings
-    from gridbind.sttp.ieee2664.session import SubscriberSession
+    from gridbind.sttp.ieee2664.subscriber_session import SubscriberSession
 
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)

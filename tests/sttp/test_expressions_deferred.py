@@ -9,15 +9,10 @@ import pytest
 from gridbind.sttp.expressions import FilterExpressionError, evaluation_result, select_rows
 from gridbind.sttp.expressions.select import Table
 from gridbind.sttp.ieee2664 import SubscriptionSettings, synthetic_pmu_metadata
-from gridbind.sttp.ieee2664.session import (
-    CommandFailed,
-    CommandSucceeded,
-    FilterRequested,
-    PublisherSession,
-    PublisherState,
-    SubscriberConfig,
-    SubscriberSession,
-)
+from gridbind.sttp.ieee2664.events import CommandFailed, CommandSucceeded, FilterRequested
+from gridbind.sttp.ieee2664.publisher_session import PublisherSession
+from gridbind.sttp.ieee2664.publisher_state import PublisherState
+from gridbind.sttp.ieee2664.subscriber_session import SubscriberConfig, SubscriberSession
 
 ALL = "FILTER ActiveMeasurements WHERE SignalType <> 'NONE'"
 
@@ -55,7 +50,7 @@ def test_memory_error_of_an_operation_is_a_filter_error(monkeypatch):
 
 @pytest.mark.parametrize("deferred", [True, False])
 def test_ieee2664_unexpected_evaluation_error_answers_failed(monkeypatch, deferred):
-    from gridbind.sttp.ieee2664 import session as session_module
+    from gridbind.sttp.ieee2664 import publisher_session as session_module
 
     metadata, _signals = synthetic_pmu_metadata(4)
     monkeypatch.setattr(session_module, "select_signal_ids", _boom)

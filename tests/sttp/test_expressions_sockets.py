@@ -15,13 +15,8 @@ from gridbind.sttp.ieee2664 import (
     SubscriptionSettings,
     synthetic_pmu_metadata,
 )
-from gridbind.sttp.ieee2664.session import (
-    CommandFailed,
-    CommandSucceeded,
-    MetadataReceived,
-    SubscriberConfig,
-    SubscriberSession,
-)
+from gridbind.sttp.ieee2664.events import CommandFailed, CommandSucceeded, MetadataReceived
+from gridbind.sttp.ieee2664.subscriber_session import SubscriberConfig, SubscriberSession
 from gridbind.sttp.measurement import ticks_now
 
 ALL = "FILTER ActiveMeasurements WHERE SignalType <> 'NONE'"
@@ -133,14 +128,14 @@ def test_hostile_filters_fail_alone_while_data_keeps_flowing_to_another_subscrib
 
 
 def test_commands_behind_a_deferred_filter_wait_in_order_and_are_bounded():
-    from gridbind.sttp.ieee2664.session import (
+    from gridbind.sttp.ieee2664.events import (
         FilterRequested,
         MetadataRequested,
         ModesDefined,
-        PublisherSession,
-        PublisherState,
         Subscribed,
     )
+    from gridbind.sttp.ieee2664.publisher_session import PublisherSession
+    from gridbind.sttp.ieee2664.publisher_state import PublisherState
     from gridbind.sttp.ieee2664.wire import ProtocolError
 
     metadata, signals = synthetic_pmu_metadata(8)

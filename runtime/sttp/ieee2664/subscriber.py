@@ -23,9 +23,7 @@ from typing import Any
 
 from gridbind.sttp.errors import InvalidArgument
 from gridbind.sttp.ieee2664.compact import SignalIndexCache
-from gridbind.sttp.ieee2664.metadata import DataSet
-from gridbind.sttp.ieee2664.params import SubscriptionSettings
-from gridbind.sttp.ieee2664.session import (
+from gridbind.sttp.ieee2664.events import (
     CommandFailed,
     CommandSucceeded,
     ConfigurationChanged,
@@ -35,11 +33,12 @@ from gridbind.sttp.ieee2664.session import (
     MetadataReceived,
     ProcessingComplete,
     SessionExpired,
-    Statistics,
-    SubscriberConfig,
-    SubscriberSession,
     SubscriptionUpdated,
 )
+from gridbind.sttp.ieee2664.metadata import DataSet
+from gridbind.sttp.ieee2664.params import SubscriptionSettings
+from gridbind.sttp.ieee2664.statistics import Statistics
+from gridbind.sttp.ieee2664.subscriber_session import SubscriberConfig, SubscriberSession
 from gridbind.sttp.ieee2664.wire import ProtocolError
 from gridbind.sttp.measurement import Measurement
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from gridbind.sttp.ieee2664 import PmuSource, Publisher, Subscriber, synthetic_pmu_metadata
 from gridbind.sttp.ieee2664.params import SettingsError, SubscriptionSettings
-from gridbind.sttp.ieee2664.session import SubscriberConfig, SubscriberSession
+from gridbind.sttp.ieee2664.subscriber_session import SubscriberConfig, SubscriberSession
 from gridbind.sttp.ieee2664.wire import PacketReader, split_response
 from gridbind.sttp.measurement import ticks_now
 
@@ -128,7 +128,7 @@ def test_infinite_lag_time_fails_that_subscribe_and_the_stream_goes_on(lag):
 @pytest.mark.timeout(30)
 def test_an_error_inside_one_connection_closes_only_that_connection(monkeypatch):
     """Whatever escapes a session's handling ends its own connection, with the reason logged."""
-    from gridbind.sttp.ieee2664 import session as session_module
+    from gridbind.sttp.ieee2664 import publisher_session as session_module
 
     metadata, signals = synthetic_pmu_metadata(SIGNALS // 10)
     frames = _frames(signals, 20)
@@ -331,7 +331,7 @@ def test_metadata_datetime_outside_the_representable_range_is_a_metadata_error(t
 
 def test_subscriber_session_refuses_metadata_with_an_overflowing_datetime():
     from gridbind.sttp.ieee2664.metadata import DataSet
-    from gridbind.sttp.ieee2664.session import SubscriberSession
+    from gridbind.sttp.ieee2664.subscriber_session import SubscriberSession
     from gridbind.sttp.ieee2664.wire import ProtocolError, gzip_bytes, response_packet
 
     metadata, _ = synthetic_pmu_metadata(2)

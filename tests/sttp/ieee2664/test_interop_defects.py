@@ -181,12 +181,8 @@ def test_wait_subscribers_waits_for_the_udp_signal_index_cache_confirmation(tmp_
     at SUBSCRIBE and the frames before the confirmation were lost), and the command channel
     stays open after the last frame (it closed at once: the UDP subscriber lost it)."""
     from gridbind.sttp.ieee2664 import SubscriptionSettings
-    from gridbind.sttp.ieee2664.session import (
-        MeasurementsReceived,
-        SubscriberConfig,
-        SubscriberSession,
-        SubscriptionUpdated,
-    )
+    from gridbind.sttp.ieee2664.events import MeasurementsReceived, SubscriptionUpdated
+    from gridbind.sttp.ieee2664.subscriber_session import SubscriberConfig, SubscriberSession
 
     process, port = _csv_publisher(tmp_path)
 

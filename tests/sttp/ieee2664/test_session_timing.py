@@ -5,16 +5,10 @@ from __future__ import annotations
 
 from gridbind.generated.sttp.ieee2664 import ServerResponse
 from gridbind.sttp.ieee2664 import PmuSource, SubscriptionSettings, synthetic_pmu_metadata
-from gridbind.sttp.ieee2664.session import (
-    CipherKeysActivated,
-    PublisherConfig,
-    PublisherSession,
-    PublisherState,
-    SessionExpired,
-    SessionTiming,
-    SubscriberConfig,
-    SubscriberSession,
-)
+from gridbind.sttp.ieee2664.events import CipherKeysActivated, SessionExpired
+from gridbind.sttp.ieee2664.publisher_session import PublisherSession, SessionTiming
+from gridbind.sttp.ieee2664.publisher_state import PublisherConfig, PublisherState
+from gridbind.sttp.ieee2664.subscriber_session import SubscriberConfig, SubscriberSession
 from gridbind.sttp.ieee2664.wire import PacketReader, split_response
 
 METADATA, SIGNALS = synthetic_pmu_metadata(20)
@@ -101,7 +95,7 @@ def test_subscriber_idle_timeout_is_a_deadline_moved_by_what_arrives():
 
 
 def test_historical_replay_pace_is_a_deadline_the_subscriber_can_change():
-    from gridbind.sttp.ieee2664.session import ReplayDue
+    from gridbind.sttp.ieee2664.events import ReplayDue
 
     config = PublisherConfig(supports_temporal=True)
     publisher, subscriber = _pair(0.0, SessionTiming(), config)

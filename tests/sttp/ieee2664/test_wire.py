@@ -16,11 +16,9 @@ from gridbind.sttp.ieee2664 import Publisher, Subscriber, synthetic_pmu_metadata
 from gridbind.sttp.ieee2664.compact import CompactCodec, SignalIndexCache, compact_flags, full_flags
 from gridbind.sttp.ieee2664.metadata import DataSet, MetadataError, parse_datetime
 from gridbind.sttp.ieee2664.params import SubscriptionSettings, parse_connection_string
-from gridbind.sttp.ieee2664.session import (
-    PublisherSession,
-    PublisherState,
-    SubscriberSession,
-)
+from gridbind.sttp.ieee2664.publisher_session import PublisherSession
+from gridbind.sttp.ieee2664.publisher_state import PublisherState
+from gridbind.sttp.ieee2664.subscriber_session import SubscriberSession
 from gridbind.sttp.ieee2664.wire import (
     CipherKeys,
     PacketReader,
@@ -270,7 +268,7 @@ def test_metadata_from_draft_data_point_rows():
 @pytest.mark.timeout(30)
 def test_stalled_subscriber_is_disconnected_not_buffered_without_bound():
     from gridbind.sttp.ieee2664 import PmuSource, SubscriberConfig
-    from gridbind.sttp.ieee2664.session import SubscriberSession as Session
+    from gridbind.sttp.ieee2664.subscriber_session import SubscriberSession as Session
     from gridbind.sttp.measurement import ticks_now
 
     metadata, signals = synthetic_pmu_metadata(1000)
@@ -319,7 +317,7 @@ def test_schema_requests():
 
 def test_text_metadata_is_served_as_utf8_whatever_its_declaration_said():
     from gridbind.sttp.ieee2664.metadata import DataSet, synthetic_pmu_metadata
-    from gridbind.sttp.ieee2664.session import PublisherState
+    from gridbind.sttp.ieee2664.publisher_state import PublisherState
 
     metadata, _ = synthetic_pmu_metadata(10)
     body = metadata.to_xml().decode("utf-8").split("?>", 1)[-1].lstrip()
