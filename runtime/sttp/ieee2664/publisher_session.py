@@ -16,7 +16,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from gridbind.generated.sttp.ieee2664 import (
     BufferBlockFlags,
@@ -100,6 +100,11 @@ class SessionTiming:
     negotiation_timeout: float = 0.0
     #: period of UDP cipher key rotation (encrypted UDP subscriptions)
     cipher_rotation_interval: float | None = None
+
+
+_CommandHandler = Callable[["PublisherSession", ServerCommand, bytes, list[Event]], None]
+#: The user-defined command codes of the generated spec (0xD0-0xDF).
+USER_COMMANDS = tuple(code for code in ServerCommand if is_user_command(code))
 
 
 class PublisherSession:
@@ -387,71 +392,82 @@ class PublisherSession:
         return events
 
     def _command(self, code: int, payload: bytes, events: list[Event]) -> None:
-        if code == ServerCommand.DefineOperationalModes:
-            self._define_modes(payload, events)
-        elif code == ServerCommand.MetadataRefresh:
-            self._metadata_refresh(payload, events)
-        elif code == ServerCommand.Subscribe:
-            self._subscribe(payload, events)
-        elif code == ServerCommand.Unsubscribe:
-            self.subscribed = False
-            self.cache = None
-            self._latest.clear()
-            for name in ("throttle", "rotation", "confirm", "replay"):
-                self._deadlines.pop(name, None)
-            self.succeed(code, "Client unsubscribed.")
-            events.append(Unsubscribed())
-        elif code == ServerCommand.RotateCipherKeys:
-            if self.udp_target is None or not self.state.config.encrypt_udp:
-                self.fail(code, "Cipher keys are only used with an encrypted UDP data channel.")
-            else:
-                self.rotate_cipher_keys()
-                self.succeed(code, "New cipher keys sent.")
-                events.append(KeysRotationRequested())
-        elif code == ServerCommand.UpdateProcessingInterval:
-            if len(payload) < 4:
-                self.fail(code, "Processing interval payload too short.")
-                return
-            (interval,) = struct.unpack_from(">i", payload)
-            if self.settings is not None:
-                self.settings.processing_interval = interval
-            if "replay" in self._deadlines:  # a waiting replay batch goes at the new pace
-                self._deadlines["replay"] = self._replay_sent_at + max(interval, 0) / 1000
-            self.succeed(code, f"New processing interval of {interval} assigned.")
-            events.append(ProcessingIntervalChanged(interval))
-        elif code == ServerCommand.ConfirmUpdateSignalIndexCache:
-            self._awaiting_cache_confirm = False
-            events.append(Confirmed(code, payload))
-        elif code == ServerCommand.ConfirmUpdateCipherKeys:
-            if self._pending_keys is not None:
-                self.keys = self._pending_keys
-                self._pending_keys = None
-            events.append(Confirmed(code, payload))
-        elif code == ServerCommand.ConfirmUpdateBaseTimes:
-            if self._pending_base is not None:
-                self._apply_base(self._pending_base)
-                self._pending_base = None
-            events.append(Confirmed(code, payload))
-        elif code in (ServerCommand.ConfirmNotification, ServerCommand.ConfirmBufferBlock):
-            events.append(Confirmed(code, payload))
-        elif code in (
-            ServerCommand.GetPrimaryMetadataSchema,
-            ServerCommand.GetSignalSelectionSchema,
-        ):
-            source = (
-                self.state.metadata.tables
-                if code == ServerCommand.GetPrimaryMetadataSchema
-                else [self.state.active]
-            )
-            xml = DataSet("DataSet", [DataTable(t.name, t.columns) for t in source]).to_xml()
-            compressed = bool(self.modes & OperationalModes.CompressMetadata)
-            self._respond(ServerResponse.Succeeded, code, gzip_bytes(xml) if compressed else xml)
-        elif is_user_command(code):
-            events.append(UserCommand(code, payload))
-        else:
+        handler = self.COMMANDS.get(code)
+        if handler is None:  # only a code the generated spec gained and COMMANDS lacks
             self.fail(code, f"Command 0x{code:02X} is not supported by this publisher.")
+            return
+        handler(self, ServerCommand(code), payload, events)
 
-    def _define_modes(self, payload: bytes, events: list[Event]) -> None:
+    # -- command handlers (the table COMMANDS follows them)
+    def _not_supported(self, code: ServerCommand, payload: bytes, events: list[Event]) -> None:
+        """A documented refusal: FAILED, the session goes on (CONNECT is never sent to a
+        publisher; it only names the refused connection in a FAILED)."""
+        self.fail(code, f"Command 0x{code:02X} is not supported by this publisher.")
+
+    def _unsubscribe(self, code: ServerCommand, payload: bytes, events: list[Event]) -> None:
+        self.subscribed = False
+        self.cache = None
+        self._latest.clear()
+        for name in ("throttle", "rotation", "confirm", "replay"):
+            self._deadlines.pop(name, None)
+        self.succeed(code, "Client unsubscribed.")
+        events.append(Unsubscribed())
+
+    def _rotate_keys(self, code: ServerCommand, payload: bytes, events: list[Event]) -> None:
+        if self.udp_target is None or not self.state.config.encrypt_udp:
+            self.fail(code, "Cipher keys are only used with an encrypted UDP data channel.")
+            return
+        self.rotate_cipher_keys()
+        self.succeed(code, "New cipher keys sent.")
+        events.append(KeysRotationRequested())
+
+    def _processing_interval(
+        self, code: ServerCommand, payload: bytes, events: list[Event]
+    ) -> None:
+        if len(payload) < 4:
+            self.fail(code, "Processing interval payload too short.")
+            return
+        (interval,) = struct.unpack_from(">i", payload)
+        if self.settings is not None:
+            self.settings.processing_interval = interval
+        if "replay" in self._deadlines:  # a waiting replay batch goes at the new pace
+            self._deadlines["replay"] = self._replay_sent_at + max(interval, 0) / 1000
+        self.succeed(code, f"New processing interval of {interval} assigned.")
+        events.append(ProcessingIntervalChanged(interval))
+
+    def _cache_confirmed(self, code: ServerCommand, payload: bytes, events: list[Event]) -> None:
+        self._awaiting_cache_confirm = False
+        events.append(Confirmed(code, payload))
+
+    def _keys_confirmed(self, code: ServerCommand, payload: bytes, events: list[Event]) -> None:
+        if self._pending_keys is not None:
+            self.keys = self._pending_keys
+            self._pending_keys = None
+        events.append(Confirmed(code, payload))
+
+    def _base_confirmed(self, code: ServerCommand, payload: bytes, events: list[Event]) -> None:
+        if self._pending_base is not None:
+            self._apply_base(self._pending_base)
+            self._pending_base = None
+        events.append(Confirmed(code, payload))
+
+    def _confirmed(self, code: ServerCommand, payload: bytes, events: list[Event]) -> None:
+        events.append(Confirmed(code, payload))
+
+    def _schema(self, code: ServerCommand, payload: bytes, events: list[Event]) -> None:
+        source = (
+            self.state.metadata.tables
+            if code == ServerCommand.GetPrimaryMetadataSchema
+            else [self.state.active]
+        )
+        xml = DataSet("DataSet", [DataTable(t.name, t.columns) for t in source]).to_xml()
+        compressed = bool(self.modes & OperationalModes.CompressMetadata)
+        self._respond(ServerResponse.Succeeded, code, gzip_bytes(xml) if compressed else xml)
+
+    def _user_command(self, code: ServerCommand, payload: bytes, events: list[Event]) -> None:
+        events.append(UserCommand(code, payload))
+
+    def _define_modes(self, code: ServerCommand, payload: bytes, events: list[Event]) -> None:
         if len(payload) < 4:
             self.fail(ServerCommand.DefineOperationalModes, "Operational modes payload too short.")
             raise ProtocolError("DEFINE_OPERATIONAL_MODES payload too short")
@@ -477,8 +493,8 @@ class PublisherSession:
         )
         events.append(ModesDefined(modes, version))
 
-    def _metadata_refresh(self, payload: bytes, events: list[Event]) -> None:
-        command = ServerCommand.MetadataRefresh
+    def _metadata_refresh(self, code: ServerCommand, payload: bytes, events: list[Event]) -> None:
+        command = code
         if not self.state.config.allow_metadata_refresh:
             self.fail(command, "Meta-data refresh has been disallowed by the publisher.")
             return
@@ -508,7 +524,7 @@ class PublisherSession:
         self.stats.metadata_bytes += len(data)
         events.append(MetadataRequested(filters))
 
-    def _subscribe(self, payload: bytes, events: list[Event]) -> None:
+    def _subscribe(self, code: ServerCommand, payload: bytes, events: list[Event]) -> None:
         _flags, text = parse_subscribe(payload)
         try:
             settings = SubscriptionSettings.parse(text)
@@ -578,6 +594,29 @@ class PublisherSession:
         if interval and self.udp_target is not None and self.state.config.encrypt_udp:
             self._deadlines["rotation"] = self._now + interval
         events.append(Subscribed(settings, signals, temporal))
+
+    #: What each command of the generated spec does on a publisher: one entry per
+    #: ``ServerCommand`` (tests/sttp/test_handler_tables.py fails for a code without one).
+    #: Unknown codes never get here (``split_command`` refuses them: the session closes), nor
+    #: does anything before DEFINE_OPERATIONAL_MODES (``_packet``: the session closes).
+    COMMANDS: ClassVar[dict[int, _CommandHandler]] = {
+        ServerCommand.Connect: _not_supported,
+        ServerCommand.MetadataRefresh: _metadata_refresh,
+        ServerCommand.Subscribe: _subscribe,
+        ServerCommand.Unsubscribe: _unsubscribe,
+        ServerCommand.RotateCipherKeys: _rotate_keys,
+        ServerCommand.UpdateProcessingInterval: _processing_interval,
+        ServerCommand.DefineOperationalModes: _define_modes,
+        ServerCommand.ConfirmNotification: _confirmed,
+        ServerCommand.ConfirmBufferBlock: _confirmed,
+        ServerCommand.ConfirmUpdateBaseTimes: _base_confirmed,
+        ServerCommand.ConfirmUpdateSignalIndexCache: _cache_confirmed,
+        ServerCommand.ConfirmUpdateCipherKeys: _keys_confirmed,
+        ServerCommand.GetPrimaryMetadataSchema: _schema,
+        ServerCommand.GetSignalSelectionSchema: _schema,
+        # the 16 user-defined commands go to the application as UserCommand events
+        **dict.fromkeys(USER_COMMANDS, _user_command),
+    }
 
     def rotate_cipher_keys(self) -> None:
         """Send new keys; packets switch to them once the subscriber confirms."""

@@ -13,8 +13,9 @@ from __future__ import annotations
 import struct
 import uuid
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from gridbind.generated.sttp.ieee2664 import (
     BufferBlockFlags,
@@ -89,6 +90,15 @@ class SubscriberConfig:
     lenient_compact: bool = True
     #: bound of received metadata: XML elements plus row cells (see ``DataSet.from_xml``)
     max_metadata_cells: int = MAX_METADATA_CELLS
+
+
+_ResponseHandler = Callable[["SubscriberSession", int, int, bytes, list[Event]], None]
+#: The user-defined response codes of the generated spec (0xE0-0xEF).
+USER_RESPONSES = tuple(code for code in ServerResponse if is_user_response(code))
+#: Responses a publisher may send on the UDP data channel; others there are dropped, counted.
+DATAGRAM_RESPONSES = frozenset(
+    {ServerResponse.DataPacket, ServerResponse.BufferBlock, ServerResponse.NoOp}
+)
 
 
 class SubscriberSession:
@@ -222,10 +232,9 @@ class SubscriberSession:
             code, command, payload = split_response(packet)
             if code == ServerResponse.DataPacket:
                 self.stats.data_bytes += len(packet) + 4
-                self._data_packet(payload, events, udp=False)
             else:
                 self.stats.command_bytes += len(packet) + 4
-                self._response(code, command, payload, events)
+            self._response(code, command, payload, events)
         return events
 
     def receive_datagram(self, datagram: bytes) -> list[Event]:
@@ -242,7 +251,7 @@ class SubscriberSession:
                 self._data_packet(payload, events, udp=True)
             except ProtocolError:
                 self.stats.dropped_packets += 1
-        elif code in (ServerResponse.BufferBlock, ServerResponse.NoOp):
+        elif code in DATAGRAM_RESPONSES:
             try:
                 self._response(code, command, payload, events)
             except ProtocolError:
@@ -252,68 +261,127 @@ class SubscriberSession:
         return events
 
     def _response(self, code: int, command: int, payload: bytes, events: list[Event]) -> None:
-        if code == ServerResponse.Succeeded:
-            if command == ServerCommand.MetadataRefresh:
-                self.stats.metadata_bytes += len(payload)
-                if self.defer_metadata:
-                    events.append(MetadataArrived(payload))
-                else:
-                    events.append(self.metadata_parsed(self.decode_metadata(payload), payload))
-                return
-            if command in (
-                ServerCommand.GetPrimaryMetadataSchema,
-                ServerCommand.GetSignalSelectionSchema,
-            ):
-                data = gunzip_bytes(payload) if payload[:2] == b"\x1f\x8b" else payload
-                try:
-                    schema = DataSet.from_xml(data, self.config.max_metadata_cells)
-                    events.append(SchemaReceived(command, schema))
-                except MetadataError as exc:
-                    raise ProtocolError(f"bad schema from publisher: {exc}") from None
-                return
-            if command == ServerCommand.Subscribe:
-                self.subscribed = True
-            elif command == ServerCommand.Unsubscribe:
-                self.subscribed = False
-            events.append(CommandSucceeded(command, decode_message(payload)))
-        elif code == ServerResponse.Failed:
-            if command == ServerCommand.Subscribe:
-                self.subscribed = False
-            events.append(CommandFailed(command, decode_message(payload)))
-        elif code == ServerResponse.UpdateSignalIndexCache:
-            events.append(self._signal_index_cache(payload))
-        elif code == ServerResponse.UpdateBaseTimes:
-            times = BaseTimes.parse(payload)
-            self.compact.base_times = times.offsets
-            self.compact.time_index = times.time_index
-            self._out += command_packet(ServerCommand.ConfirmUpdateBaseTimes)
-            events.append(BaseTimesUpdated(times))
-        elif code == ServerResponse.UpdateCipherKeys:
-            self.keys = CipherKeys.parse(payload)
-            self._out += command_packet(ServerCommand.ConfirmUpdateCipherKeys)
-            events.append(CipherKeysUpdated(self.keys))
-        elif code == ServerResponse.DataStartTime:
-            if len(payload) < 8:
-                raise ProtocolError("DATA_START_TIME payload too short")
-            events.append(DataStartTime(struct.unpack_from(">q", payload)[0]))
-        elif code == ServerResponse.ProcessingComplete:
-            events.append(ProcessingComplete(decode_message(payload)))
-        elif code == ServerResponse.ConfigurationChanged:
-            events.append(ConfigurationChanged())
-        elif code == ServerResponse.Notify:
-            message = decode_message(payload)
-            self._out += command_packet(
-                ServerCommand.ConfirmNotification, struct.pack(">I", zlib.crc32(payload))
-            )
-            events.append(Notification(message))
-        elif code == ServerResponse.BufferBlock:
-            events.append(self._buffer_block(payload))
-        elif code == ServerResponse.NoOp:
-            events.append(NoOp())
-        elif is_user_response(code):
-            events.append(UserResponse(code, command, payload))
-        elif code == ServerResponse.DataPacket:
-            self._data_packet(payload, events, udp=False)
+        handler = self.RESPONSES.get(code)
+        if handler is None:  # only a code the generated spec gained and RESPONSES lacks
+            raise ProtocolError(f"unhandled server response 0x{code:02X}")
+        handler(self, code, command, payload, events)
+
+    # -- response handlers (the tables SUCCEEDED and RESPONSES follow them)
+    def _succeeded(self, code: int, command: int, payload: bytes, events: list[Event]) -> None:
+        handler = self.SUCCEEDED.get(command)
+        if handler is not None:
+            handler(self, code, command, payload, events)
+            return
+        events.append(CommandSucceeded(command, decode_message(payload)))
+
+    def _metadata_answer(
+        self, code: int, command: int, payload: bytes, events: list[Event]
+    ) -> None:
+        self.stats.metadata_bytes += len(payload)
+        if self.defer_metadata:
+            events.append(MetadataArrived(payload))
+        else:
+            events.append(self.metadata_parsed(self.decode_metadata(payload), payload))
+
+    def _schema_answer(self, code: int, command: int, payload: bytes, events: list[Event]) -> None:
+        data = gunzip_bytes(payload) if payload[:2] == b"\x1f\x8b" else payload
+        try:
+            schema = DataSet.from_xml(data, self.config.max_metadata_cells)
+        except MetadataError as exc:
+            raise ProtocolError(f"bad schema from publisher: {exc}") from None
+        events.append(SchemaReceived(command, schema))
+
+    def _subscribe_succeeded(
+        self, code: int, command: int, payload: bytes, events: list[Event]
+    ) -> None:
+        self.subscribed = True
+        events.append(CommandSucceeded(command, decode_message(payload)))
+
+    def _unsubscribe_succeeded(
+        self, code: int, command: int, payload: bytes, events: list[Event]
+    ) -> None:
+        self.subscribed = False
+        events.append(CommandSucceeded(command, decode_message(payload)))
+
+    #: SUCCEEDED answers that carry more than a status message, by the command they answer;
+    #: any other command's SUCCEEDED becomes a CommandSucceeded event.
+    SUCCEEDED: ClassVar[dict[int, _ResponseHandler]] = {
+        ServerCommand.MetadataRefresh: _metadata_answer,
+        ServerCommand.GetPrimaryMetadataSchema: _schema_answer,
+        ServerCommand.GetSignalSelectionSchema: _schema_answer,
+        ServerCommand.Subscribe: _subscribe_succeeded,
+        ServerCommand.Unsubscribe: _unsubscribe_succeeded,
+    }
+
+    def _failed(self, code: int, command: int, payload: bytes, events: list[Event]) -> None:
+        if command == ServerCommand.Subscribe:
+            self.subscribed = False
+        events.append(CommandFailed(command, decode_message(payload)))
+
+    def _tcp_data(self, code: int, command: int, payload: bytes, events: list[Event]) -> None:
+        self._data_packet(payload, events, udp=False)
+
+    def _cache_update(self, code: int, command: int, payload: bytes, events: list[Event]) -> None:
+        events.append(self._signal_index_cache(payload))
+
+    def _base_times(self, code: int, command: int, payload: bytes, events: list[Event]) -> None:
+        times = BaseTimes.parse(payload)
+        self.compact.base_times = times.offsets
+        self.compact.time_index = times.time_index
+        self._out += command_packet(ServerCommand.ConfirmUpdateBaseTimes)
+        events.append(BaseTimesUpdated(times))
+
+    def _cipher_keys(self, code: int, command: int, payload: bytes, events: list[Event]) -> None:
+        self.keys = CipherKeys.parse(payload)
+        self._out += command_packet(ServerCommand.ConfirmUpdateCipherKeys)
+        events.append(CipherKeysUpdated(self.keys))
+
+    def _start_time(self, code: int, command: int, payload: bytes, events: list[Event]) -> None:
+        if len(payload) < 8:
+            raise ProtocolError("DATA_START_TIME payload too short")
+        events.append(DataStartTime(struct.unpack_from(">q", payload)[0]))
+
+    def _complete(self, code: int, command: int, payload: bytes, events: list[Event]) -> None:
+        events.append(ProcessingComplete(decode_message(payload)))
+
+    def _notified(self, code: int, command: int, payload: bytes, events: list[Event]) -> None:
+        message = decode_message(payload)
+        self._out += command_packet(
+            ServerCommand.ConfirmNotification, struct.pack(">I", zlib.crc32(payload))
+        )
+        events.append(Notification(message))
+
+    def _block(self, code: int, command: int, payload: bytes, events: list[Event]) -> None:
+        events.append(self._buffer_block(payload))
+
+    def _changed(self, code: int, command: int, payload: bytes, events: list[Event]) -> None:
+        events.append(ConfigurationChanged())
+
+    def _noop(self, code: int, command: int, payload: bytes, events: list[Event]) -> None:
+        events.append(NoOp())
+
+    def _user_response(self, code: int, command: int, payload: bytes, events: list[Event]) -> None:
+        events.append(UserResponse(code, command, payload))
+
+    #: What each response of the generated spec does on a subscriber: one entry per
+    #: ``ServerResponse`` (tests/sttp/test_handler_tables.py fails for a code without one).
+    #: Unknown codes never get here: ``split_response`` refuses them (the session closes).
+    RESPONSES: ClassVar[dict[int, _ResponseHandler]] = {
+        ServerResponse.Succeeded: _succeeded,
+        ServerResponse.Failed: _failed,
+        ServerResponse.DataPacket: _tcp_data,
+        ServerResponse.UpdateSignalIndexCache: _cache_update,
+        ServerResponse.UpdateBaseTimes: _base_times,
+        ServerResponse.UpdateCipherKeys: _cipher_keys,
+        ServerResponse.DataStartTime: _start_time,
+        ServerResponse.ProcessingComplete: _complete,
+        ServerResponse.BufferBlock: _block,
+        ServerResponse.Notify: _notified,
+        ServerResponse.ConfigurationChanged: _changed,
+        ServerResponse.NoOp: _noop,
+        # the 16 user-defined responses go to the application as UserResponse events
+        **dict.fromkeys(USER_RESPONSES, _user_response),
+    }
 
     def decode_metadata(self, payload: bytes) -> DataSet:
         """The data set of a METADATA_REFRESH answer (inflate and parse, both bounded).

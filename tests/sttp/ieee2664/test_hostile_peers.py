@@ -128,18 +128,19 @@ def test_infinite_lag_time_fails_that_subscribe_and_the_stream_goes_on(lag):
 @pytest.mark.timeout(30)
 def test_an_error_inside_one_connection_closes_only_that_connection(monkeypatch):
     """Whatever escapes a session's handling ends its own connection, with the reason logged."""
-    from gridbind.sttp.ieee2664 import publisher_session as session_module
+    from gridbind.generated.sttp.ieee2664 import ServerCommand
+    from gridbind.sttp.ieee2664.publisher_session import PublisherSession
 
     metadata, signals = synthetic_pmu_metadata(SIGNALS // 10)
     frames = _frames(signals, 20)
-    real = session_module.PublisherSession._metadata_refresh
+    real = PublisherSession.COMMANDS[ServerCommand.MetadataRefresh]
 
-    def broken(self, payload, events):
+    def broken(self, code, payload, events):
         if payload:  # only the hostile client sends filters
             raise RuntimeError("boom")
-        return real(self, payload, events)
+        return real(self, code, payload, events)
 
-    monkeypatch.setattr(session_module.PublisherSession, "_metadata_refresh", broken)
+    monkeypatch.setitem(PublisherSession.COMMANDS, ServerCommand.MetadataRefresh, broken)
 
     async def run() -> None:
         async with Publisher(metadata, port=0) as publisher:
