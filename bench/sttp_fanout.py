@@ -158,11 +158,11 @@ async def _stalled(args: argparse.Namespace) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect(("127.0.0.1", args.port))
     session = SubscriberSession()
-    sock.sendall(
-        session.start()
-        + session.subscribe(SubscriptionSettings())
-        + session.request_metadata() * 600
-    )
+    session.start()
+    session.subscribe(SubscriptionSettings())
+    for _ in range(600):
+        session.request_metadata()
+    sock.sendall(session.data_to_send())
     print("subscribed", flush=True)
     await asyncio.sleep(args.seconds)
     sock.close()

@@ -57,9 +57,9 @@ def test_ieee2664_unexpected_evaluation_error_answers_failed(monkeypatch, deferr
     client = SubscriberSession(SubscriberConfig())
     session = PublisherSession(PublisherState(metadata))
     session.defer_filters = deferred
-    events = session.receive(
-        client.start() + client.subscribe(SubscriptionSettings(filter_expression=ALL))
-    )
+    client.start()
+    client.subscribe(SubscriptionSettings(filter_expression=ALL))
+    events = session.receive(client.data_to_send())
     if deferred:
         [request] = [e for e in events if isinstance(e, FilterRequested)]
         session.filter_done(request.run())
@@ -68,7 +68,8 @@ def test_ieee2664_unexpected_evaluation_error_answers_failed(monkeypatch, deferr
     assert "RuntimeError" in answers[1].message
     assert session._parked is None
     # the session still answers what comes next
-    session.receive(client.request_metadata())
+    client.request_metadata()
+    session.receive(client.data_to_send())
     assert client.receive(session.data_to_send())
 
 
@@ -78,9 +79,9 @@ def test_ieee2664_reviewer_case_answers_failed():
     session = PublisherSession(PublisherState(metadata))
     session.defer_filters = True
     text = "FILTER ActiveMeasurements WHERE '' + 1e999999999999999 = 'x'"
-    events = session.receive(
-        client.start() + client.subscribe(SubscriptionSettings(filter_expression=text))
-    )
+    client.start()
+    client.subscribe(SubscriptionSettings(filter_expression=text))
+    events = session.receive(client.data_to_send())
     requests = [e for e in events if isinstance(e, FilterRequested)]
     if requests:
         session.filter_done(requests[0].run())

@@ -117,8 +117,9 @@ def test_concurrent_hostile_connections_are_answered_and_an_honest_one_follows(m
         start = time.monotonic()
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
-            writer.write(session.start())
-            writer.write(session.subscribe(SubscriptionSettings(filter_expression=text)))
+            session.start()
+            session.subscribe(SubscriptionSettings(filter_expression=text))
+            writer.write(session.data_to_send())
             await writer.drain()
             answers = []
             while len(answers) < 2:

@@ -133,7 +133,7 @@ class SubscriberSession:
         #: then :meth:`metadata_parsed`
         self.defer_metadata = False
 
-    # -- commands
+    # -- commands: each queues its packet for data_to_send(), as the publisher's answers are
     def operational_modes(self, udp: bool = False) -> int:
         """The operational modes word this subscriber asks for."""
         modes = int(OperationalModes.CompressionGzip) | (self.config.version & 0xFF)
@@ -150,25 +150,25 @@ class SubscriberSession:
             modes |= OperationalModes.ReceiveExternalMetadata
         return modes
 
-    def start(self, udp: bool = False) -> bytes:
+    def start(self, udp: bool = False) -> None:
         """First bytes of a session: DEFINE_OPERATIONAL_MODES (must precede any other command)."""
         self._use_udp = udp
         self.modes = self.operational_modes(udp)
-        return self._command(ServerCommand.DefineOperationalModes, _U32.pack(self.modes))
+        self._command(ServerCommand.DefineOperationalModes, _U32.pack(self.modes))
 
-    def request_metadata(self, filters: str = "") -> bytes:
+    def request_metadata(self, filters: str = "") -> None:
         """METADATA_REFRESH, optionally with ``FILTER <table> WHERE ...`` expressions."""
-        return self._command(ServerCommand.MetadataRefresh, build_metadata_filters(filters))
+        self._command(ServerCommand.MetadataRefresh, build_metadata_filters(filters))
 
-    def request_schema(self, selection: bool = False) -> bytes:
+    def request_schema(self, selection: bool = False) -> None:
         """GET_PRIMARY_METADATA_SCHEMA, or GET_SIGNAL_SELECTION_SCHEMA (ActiveMeasurements)."""
-        return self._command(
+        self._command(
             ServerCommand.GetSignalSelectionSchema
             if selection
             else ServerCommand.GetPrimaryMetadataSchema
         )
 
-    def subscribe(self, settings: SubscriptionSettings) -> bytes:
+    def subscribe(self, settings: SubscriptionSettings) -> None:
         """SUBSCRIBE with the given parameters; resets TSSC state for the new subscription."""
         self.settings = settings
         self.compact = CompactCodec(
@@ -176,33 +176,34 @@ class SubscriberSession:
             millisecond_resolution=settings.use_millisecond_resolution,
         )
         self._decoders = [None, None]
-        return self._command(ServerCommand.Subscribe, build_subscribe(settings.build()))
+        self._command(ServerCommand.Subscribe, build_subscribe(settings.build()))
 
-    def unsubscribe(self) -> bytes:
+    def unsubscribe(self) -> None:
         """UNSUBSCRIBE."""
         self.subscribed = False
-        return self._command(ServerCommand.Unsubscribe)
+        self._command(ServerCommand.Unsubscribe)
 
-    def rotate_cipher_keys(self) -> bytes:
+    def rotate_cipher_keys(self) -> None:
         """ROTATE_CIPHER_KEYS: ask the publisher for new UDP keys."""
-        return self._command(ServerCommand.RotateCipherKeys)
+        self._command(ServerCommand.RotateCipherKeys)
 
-    def update_processing_interval(self, interval_ms: int) -> bytes:
+    def update_processing_interval(self, interval_ms: int) -> None:
         """UPDATE_PROCESSING_INTERVAL (historical replay pace, ms per frame; -1 default)."""
-        return self._command(ServerCommand.UpdateProcessingInterval, struct.pack(">i", interval_ms))
+        self._command(ServerCommand.UpdateProcessingInterval, struct.pack(">i", interval_ms))
 
-    def user_command(self, code: int, payload: bytes = b"") -> bytes:
+    def user_command(self, code: int, payload: bytes = b"") -> None:
         """One of the 16 user-defined commands."""
         if not is_user_command(code):
             raise InvalidArgument(f"0x{code:02X} is not a user command code (0xD0-0xDF)")
-        return self._command(code, payload)
+        self._command(code, payload)
 
-    def _command(self, code: int, payload: bytes = b"") -> bytes:
-        packet = command_packet(code, payload)
-        return packet
+    def _command(self, code: int, payload: bytes = b"") -> None:
+        self._out += command_packet(code, payload)
 
     def data_to_send(self) -> bytes:
-        """Commands the session produced itself (confirmations); send them on the TCP channel."""
+        """Everything queued for the TCP command channel, in order: the commands asked for
+        (``start``, ``subscribe``, ...) and the confirmations the session owes; empties the
+        queue."""
         out = bytes(self._out)
         self._out.clear()
         return out

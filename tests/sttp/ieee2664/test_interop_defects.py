@@ -194,7 +194,9 @@ def test_wait_subscribers_waits_for_the_udp_signal_index_cache_confirmation(tmp_
         session = SubscriberSession(SubscriberConfig(compress_payload=False))
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         settings = SubscriptionSettings(udp_port=udp.getsockname()[1])
-        writer.write(session.start(udp=True) + session.subscribe(settings))
+        session.start(udp=True)
+        session.subscribe(settings)
+        writer.write(session.data_to_send())
         while True:  # until the signal index cache arrived; its confirmation is held back
             events = session.receive(await asyncio.wait_for(reader.read(65536), 5))
             if any(isinstance(e, SubscriptionUpdated) for e in events):
