@@ -14,7 +14,7 @@ from gridbind.generated.sttp.ieee2664 import ServerCommand, ServerResponse
 from gridbind.sttp.draft.core import _Session
 from gridbind.sttp.draft.events import SessionClosed
 from gridbind.sttp.draft.framing import FrameReader, encode_frame
-from gridbind.sttp.draft.metadata import MetadataDatabase
+from gridbind.sttp.draft.metadata import RESULT_ITEMS, MetadataDatabase
 from gridbind.sttp.draft.publisher_session import Catalog
 from gridbind.sttp.draft.publisher_session import PublisherSession as DraftPublisher
 from gridbind.sttp.draft.subscriber_session import SubscriberSession as DraftSubscriber
@@ -221,9 +221,10 @@ def test_draft_outcomes_per_role_are_as_documented():
     ]
 
 
-def test_draft_subscriber_sub_command_tables_cover_the_generated_enums():
+def test_draft_sub_command_tables_cover_the_generated_enums():
     assert set(DraftSubscriber.NEGOTIATION) == set(NS)
     assert set(DraftSubscriber.BULK) == set(BTS)
+    assert set(RESULT_ITEMS) == set(draft_wire.MetadataResponseSubCommand)
 
 
 # --------------------------------------------------------------------------- draft: refusals
