@@ -152,17 +152,17 @@ async def _stalled(args: argparse.Namespace) -> None:
     (23 KB each at 1000 signals: past the publisher's 4 MiB high-water mark even after the
     kernel's loopback buffers), then never read again."""
     from gridbind.sttp.ieee2664 import SubscriptionSettings
-    from gridbind.sttp.ieee2664.session import SubscriberSession
+    from gridbind.sttp.ieee2664.subscriber_session import SubscriberSession
 
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect(("127.0.0.1", args.port))
     session = SubscriberSession()
-    sock.sendall(
-        session.start()
-        + session.subscribe(SubscriptionSettings())
-        + session.request_metadata() * 600
-    )
+    session.start()
+    session.subscribe(SubscriptionSettings())
+    for _ in range(600):
+        session.request_metadata()
+    sock.sendall(session.data_to_send())
     print("subscribed", flush=True)
     await asyncio.sleep(args.seconds)
     sock.close()

@@ -262,7 +262,7 @@ class C37118ToSttp:
         self._publish(self.hold.data(measurements))
 
     def _on_publisher_event(self, connection: Any, event: Any) -> None:
-        from gridbind.sttp.ieee2664.session import Subscribed
+        from gridbind.sttp.ieee2664.events import Subscribed
 
         if isinstance(event, Subscribed):
             self._publish(self.hold.subscribed(connection))
@@ -370,7 +370,7 @@ class SttpToC37118:
             return None
 
     def _event(self, event: Any) -> None:
-        from gridbind.sttp.ieee2664.session import MetadataReceived
+        from gridbind.sttp.ieee2664.events import MetadataReceived
 
         if isinstance(event, MetadataReceived):
             plan = self._plan(event.metadata)

@@ -352,7 +352,7 @@ def _writer(kind: str, handle: IO[str]) -> Any:
 
 async def _subscribe(args: argparse.Namespace) -> int:
     from gridbind.sttp.ieee2664 import Subscriber, SubscriberConfig, SubscriptionSettings
-    from gridbind.sttp.ieee2664.session import CommandFailed
+    from gridbind.sttp.ieee2664.events import CommandFailed
 
     # A signal id is itself a filter expression statement; statements join with ';'.
     statements = [text.strip() for text in args.ids.split(",") if text.strip()]

@@ -9,15 +9,10 @@ import pytest
 from gridbind.sttp.expressions import FilterExpressionError, evaluation_result, select_rows
 from gridbind.sttp.expressions.select import Table
 from gridbind.sttp.ieee2664 import SubscriptionSettings, synthetic_pmu_metadata
-from gridbind.sttp.ieee2664.session import (
-    CommandFailed,
-    CommandSucceeded,
-    FilterRequested,
-    PublisherSession,
-    PublisherState,
-    SubscriberConfig,
-    SubscriberSession,
-)
+from gridbind.sttp.ieee2664.events import CommandFailed, CommandSucceeded, FilterRequested
+from gridbind.sttp.ieee2664.publisher_session import PublisherSession
+from gridbind.sttp.ieee2664.publisher_state import PublisherState
+from gridbind.sttp.ieee2664.subscriber_session import SubscriberConfig, SubscriberSession
 
 ALL = "FILTER ActiveMeasurements WHERE SignalType <> 'NONE'"
 
@@ -55,16 +50,16 @@ def test_memory_error_of_an_operation_is_a_filter_error(monkeypatch):
 
 @pytest.mark.parametrize("deferred", [True, False])
 def test_ieee2664_unexpected_evaluation_error_answers_failed(monkeypatch, deferred):
-    from gridbind.sttp.ieee2664 import session as session_module
+    from gridbind.sttp.ieee2664 import publisher_session as session_module
 
     metadata, _signals = synthetic_pmu_metadata(4)
     monkeypatch.setattr(session_module, "select_signal_ids", _boom)
     client = SubscriberSession(SubscriberConfig())
     session = PublisherSession(PublisherState(metadata))
     session.defer_filters = deferred
-    events = session.receive(
-        client.start() + client.subscribe(SubscriptionSettings(filter_expression=ALL))
-    )
+    client.start()
+    client.subscribe(SubscriptionSettings(filter_expression=ALL))
+    events = session.receive(client.data_to_send())
     if deferred:
         [request] = [e for e in events if isinstance(e, FilterRequested)]
         session.filter_done(request.run())
@@ -73,7 +68,8 @@ def test_ieee2664_unexpected_evaluation_error_answers_failed(monkeypatch, deferr
     assert "RuntimeError" in answers[1].message
     assert session._parked is None
     # the session still answers what comes next
-    session.receive(client.request_metadata())
+    client.request_metadata()
+    session.receive(client.data_to_send())
     assert client.receive(session.data_to_send())
 
 
@@ -83,9 +79,9 @@ def test_ieee2664_reviewer_case_answers_failed():
     session = PublisherSession(PublisherState(metadata))
     session.defer_filters = True
     text = "FILTER ActiveMeasurements WHERE '' + 1e999999999999999 = 'x'"
-    events = session.receive(
-        client.start() + client.subscribe(SubscriptionSettings(filter_expression=text))
-    )
+    client.start()
+    client.subscribe(SubscriptionSettings(filter_expression=text))
+    events = session.receive(client.data_to_send())
     requests = [e for e in events if isinstance(e, FilterRequested)]
     if requests:
         session.filter_done(requests[0].run())

@@ -105,12 +105,8 @@ def test_concurrent_hostile_connections_are_answered_and_an_honest_one_follows(m
     # A small per-peer bound, so that the loopback peer's fifth request is refused as busy.
     monkeypatch.setattr(offloop, "MAX_PER_PEER", 4)
     from gridbind.sttp.ieee2664 import Publisher, SubscriptionSettings, synthetic_pmu_metadata
-    from gridbind.sttp.ieee2664.session import (
-        CommandFailed,
-        CommandSucceeded,
-        SubscriberConfig,
-        SubscriberSession,
-    )
+    from gridbind.sttp.ieee2664.events import CommandFailed, CommandSucceeded
+    from gridbind.sttp.ieee2664.subscriber_session import SubscriberConfig, SubscriberSession
 
     heavy_list = ", ".join(f"'x{i}'" for i in range(6000))
     heavy = f"FILTER ActiveMeasurements WHERE PointTag IN ({heavy_list})"
@@ -121,8 +117,9 @@ def test_concurrent_hostile_connections_are_answered_and_an_honest_one_follows(m
         start = time.monotonic()
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
-            writer.write(session.start())
-            writer.write(session.subscribe(SubscriptionSettings(filter_expression=text)))
+            session.start()
+            session.subscribe(SubscriptionSettings(filter_expression=text))
+            writer.write(session.data_to_send())
             await writer.drain()
             answers = []
             while len(answers) < 2:

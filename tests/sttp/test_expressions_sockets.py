@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections.abc import Callable
+from functools import partial
 
 import pytest
 
@@ -15,13 +17,8 @@ from gridbind.sttp.ieee2664 import (
     SubscriptionSettings,
     synthetic_pmu_metadata,
 )
-from gridbind.sttp.ieee2664.session import (
-    CommandFailed,
-    CommandSucceeded,
-    MetadataReceived,
-    SubscriberConfig,
-    SubscriberSession,
-)
+from gridbind.sttp.ieee2664.events import CommandFailed, CommandSucceeded, MetadataReceived
+from gridbind.sttp.ieee2664.subscriber_session import SubscriberConfig, SubscriberSession
 from gridbind.sttp.measurement import ticks_now
 
 ALL = "FILTER ActiveMeasurements WHERE SignalType <> 'NONE'"
@@ -52,13 +49,17 @@ def _assert_kept_flowing(arrivals: list[float], windows: list[tuple[float, float
         assert gap < min(0.5, max(0.2, (end - start) * 0.6)), (gap, end - start)
 
 
-async def _hostile_request(port: int, payload: bytes, session: SubscriberSession) -> object:
-    """Send ``payload`` after the modes; the first SUCCEEDED/FAILED answer to it."""
+async def _hostile_request(
+    port: int, session: SubscriberSession, request: Callable[[], None]
+) -> object:
+    """Send what ``request`` queues after the modes; the first SUCCEEDED/FAILED answer to it."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        writer.write(session.start())
+        session.start()
+        writer.write(session.data_to_send())
         await writer.drain()
-        writer.write(payload)
+        request()
+        writer.write(session.data_to_send())
         await writer.drain()
         answers = 0
         while True:
@@ -102,9 +103,11 @@ def test_hostile_filters_fail_alone_while_data_keeps_flowing_to_another_subscrib
                 windows = []
                 for text, reason in HOSTILE:
                     session = SubscriberSession(SubscriberConfig())
-                    payload = session.subscribe(SubscriptionSettings(filter_expression=text))
+                    request = partial(
+                        session.subscribe, SubscriptionSettings(filter_expression=text)
+                    )
                     start = time.monotonic()
-                    answer = await _hostile_request(publisher.port, payload, session)
+                    answer = await _hostile_request(publisher.port, session, request)
                     windows.append((start, time.monotonic()))
                     if reason is None:
                         assert isinstance(answer, CommandSucceeded), (text[:60], answer)
@@ -118,8 +121,11 @@ def test_hostile_filters_fail_alone_while_data_keeps_flowing_to_another_subscrib
                 start = time.monotonic()
                 answer = await _hostile_request(
                     publisher.port,
-                    metadata_session.request_metadata(f"FILTER MeasurementDetail WHERE {_HEAVY}"),
                     metadata_session,
+                    partial(
+                        metadata_session.request_metadata,
+                        f"FILTER MeasurementDetail WHERE {_HEAVY}",
+                    ),
                 )
                 windows.append((start, time.monotonic()))
                 assert isinstance(answer, CommandFailed) and "budget" in answer.message
@@ -133,14 +139,14 @@ def test_hostile_filters_fail_alone_while_data_keeps_flowing_to_another_subscrib
 
 
 def test_commands_behind_a_deferred_filter_wait_in_order_and_are_bounded():
-    from gridbind.sttp.ieee2664.session import (
+    from gridbind.sttp.ieee2664.events import (
         FilterRequested,
         MetadataRequested,
         ModesDefined,
-        PublisherSession,
-        PublisherState,
         Subscribed,
     )
+    from gridbind.sttp.ieee2664.publisher_session import PublisherSession
+    from gridbind.sttp.ieee2664.publisher_state import PublisherState
     from gridbind.sttp.ieee2664.wire import ProtocolError
 
     metadata, signals = synthetic_pmu_metadata(8)
@@ -148,8 +154,10 @@ def test_commands_behind_a_deferred_filter_wait_in_order_and_are_bounded():
     client = SubscriberSession(SubscriberConfig())
     session = PublisherSession(state)
     session.defer_filters = True
-    data = client.start() + client.subscribe(SubscriptionSettings(filter_expression=ALL))
-    events = session.receive(data + client.request_metadata())
+    client.start()
+    client.subscribe(SubscriptionSettings(filter_expression=ALL))
+    client.request_metadata()
+    events = session.receive(client.data_to_send())
     assert [type(e) for e in events] == [ModesDefined, FilterRequested]
     request = events[1]
     answered = client.receive(session.data_to_send())
@@ -160,9 +168,13 @@ def test_commands_behind_a_deferred_filter_wait_in_order_and_are_bounded():
 
     session = PublisherSession(state)
     session.defer_filters = True
-    session.receive(client.start() + client.subscribe(SubscriptionSettings(filter_expression=ALL)))
+    client.start()
+    client.subscribe(SubscriptionSettings(filter_expression=ALL))
+    session.receive(client.data_to_send())
+    for _ in range(65):
+        client.request_metadata()
     with pytest.raises(ProtocolError, match="behind a filter"):
-        session.receive(client.request_metadata() * 65)
+        session.receive(client.data_to_send())
 
 
 @pytest.mark.timeout(60)

@@ -16,8 +16,8 @@ import logging
 import struct
 import uuid
 from collections import deque
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, ClassVar
 
 from gridbind.generated.sttp import draft_0_8 as wire
 from gridbind.sttp.codecsupport import ConstraintError, WireError
@@ -74,8 +74,16 @@ class _Terminate(Exception):
         self.reason = reason
 
 
+#: A handler of one command code: ``(session, code, payload, now) -> events``.
+FrameHandler = Callable[[Any, int, bytes, float], list[Event]]
+
+
 class _Session:
     role = ""
+    #: What each command sent to this role does, by code (each role sets its table).
+    COMMANDS: ClassVar[Mapping[int, FrameHandler]] = {}
+    #: Commands this role handles before the session negotiation completed.
+    BEFORE_NEGOTIATION: ClassVar[frozenset[int]] = frozenset()
     #: Largest fragmented packet (declared sizes) this role reassembles.
     max_fragmented = 4 << 20
 
@@ -283,31 +291,60 @@ class _Session:
     def _frame(self, code: int, payload: bytes, now: float) -> list[Event]:
         if self._fragments.busy and code != CC.NextFragment:
             raise _Terminate(code, f"{_name(code)} interleaved with a fragmented packet")
-        if code == CC.RequestFailed:
-            failed = wire.RequestFailed.parse(payload)
-            self._answered(failed.command)
-            return self._failed(failed, now)
-        if code == CC.RequestSucceeded:
-            ok = wire.RequestSucceeded.parse(payload)
-            if ok.command == CC.NoOp:
-                self._noop_deadline = None
-                if self.keepalive_interval:
-                    self._next_noop = now + self.keepalive_interval
-                return []
-            return self._succeeded(ok, now)
-        if code == CC.NoOp:
-            if payload:
-                raise _Terminate(code, "NoOp carries no payload")
-            if self.negotiated is None:
-                raise _Terminate(code, "NoOp before session negotiation completed")
-            self._succeed(CC.NoOp)
-            return []
+        shared = _Session.SHARED.get(code)
+        if shared is not None:
+            return shared(self, code, payload, now)
         if code not in wire.MESSAGES:
             raise _Terminate(code, f"unknown command code {code:#04x}")
         info = wire.MESSAGES[code]
         if info.direction == self.role:
             raise _Terminate(code, f"{info.name} is not sent to a {self.role}")
         return self._command(code, payload, now)
+
+    def _command(self, code: int, payload: bytes, now: float) -> list[Event]:
+        """A command sent to this role: its entry in the role's ``COMMANDS``, once the session
+        is negotiated (``BEFORE_NEGOTIATION`` excepted)."""
+        if self.negotiated is None and code not in self.BEFORE_NEGOTIATION:
+            raise _Terminate(code, f"{_name(code)} before session negotiation completed")
+        handler = self.COMMANDS.get(code, _Session._not_handled)
+        return handler(self, code, payload, now)
+
+    def _not_handled(self, code: int, payload: bytes, now: float) -> list[Event]:
+        """A documented refusal: RequestFailed (terminate), the session closes."""
+        raise _Terminate(code, f"{_name(code)} is not handled by a {self.role}")
+
+    # frames both roles handle alike (the table SHARED follows them)
+    def _request_failed(self, code: int, payload: bytes, now: float) -> list[Event]:
+        failed = wire.RequestFailed.parse(payload)
+        self._answered(failed.command)
+        return self._failed(failed, now)
+
+    def _request_succeeded(self, code: int, payload: bytes, now: float) -> list[Event]:
+        ok = wire.RequestSucceeded.parse(payload)
+        if ok.command == CC.NoOp:
+            self._noop_deadline = None
+            if self.keepalive_interval:
+                self._next_noop = now + self.keepalive_interval
+            return []
+        return self._succeeded(ok, now)
+
+    def _noop(self, code: int, payload: bytes, now: float) -> list[Event]:
+        if payload:
+            raise _Terminate(code, "NoOp carries no payload")
+        if self.negotiated is None:
+            raise _Terminate(code, "NoOp before session negotiation completed")
+        self._succeed(CC.NoOp)
+        return []
+
+    #: Frames either role may receive, handled alike; every other code goes through
+    #: ``_frame``'s checks (unknown code, wrong direction: the session closes) to the role's
+    #: ``COMMANDS``. tests/sttp/test_handler_tables.py checks that every generated code has
+    #: a place.
+    SHARED: ClassVar[dict[int, FrameHandler]] = {
+        CC.RequestSucceeded: _request_succeeded,
+        CC.RequestFailed: _request_failed,
+        CC.NoOp: _noop,
+    }
 
     def _failed(self, failed: wire.RequestFailed, now: float) -> list[Event]:
         event = CommandFailed(
@@ -320,9 +357,6 @@ class _Session:
     def _succeeded(self, ok: wire.RequestSucceeded, now: float) -> list[Event]:
         self._answered(ok.command)
         return [CommandSucceeded(ok.command, ok.reason, ok.details, ok.data)]
-
-    def _command(self, code: int, payload: bytes, now: float) -> list[Event]:
-        raise NotImplementedError
 
     def _negotiation_done(self, event: NegotiationComplete) -> list[Event]:
         self.negotiated = event

@@ -385,20 +385,48 @@ def _item(sub: int, body: Any = None) -> wire.MetadataResponseItem:
     return wire.MetadataResponseItem(sub_command=MRS(sub), body=body)
 
 
+def _incompatible(result: QueryResult, body: Any) -> None:
+    result.compatible = False
+
+
+def _define_table(result: QueryResult, body: Any) -> None:
+    result.table = cast(wire.TableSchema, body)
+
+
+def _define_row(result: QueryResult, body: Any) -> None:
+    if result.table is None:
+        return  # a row before its table's definition has no column names: skipped
+    names = [c.name for c in result.table.columns]
+    values = cast(wire.MetadataRow, body).values
+    if len(names) != len(values):
+        raise MetadataError(f"row of {len(values)} values for {len(names)} columns")
+    result.rows.append({n: value_of(v) for n, v in zip(names, values, strict=True)})
+
+
+def _undefine_row(result: QueryResult, body: Any) -> None:
+    result.removed.append(value_of(cast(wire.AttributeValue, body)))
+
+
+def _finished(result: QueryResult, body: Any) -> None:
+    """Nothing to add: the subscriber session ends an answer at its Finished item."""
+
+
+#: What each MetadataResponseSubCommand item adds to a :class:`QueryResult` (one entry per
+#: generated sub-command; tests/sttp/test_handler_tables.py checks it).
+RESULT_ITEMS: dict[int, Callable[[QueryResult, Any], None]] = {
+    MRS.VersionNotCompatible: _incompatible,
+    MRS.DefineTable: _define_table,
+    MRS.DefineRow: _define_row,
+    MRS.UndefineRow: _undefine_row,
+    MRS.Finished: _finished,
+}
+
+
 def decode_result(items: list[wire.MetadataResponseItem]) -> QueryResult:
     """Turn the streamed response items of one GetMetadata into a :class:`QueryResult`."""
     result = QueryResult(compatible=True)
     for item in items:
-        if item.sub_command == MRS.VersionNotCompatible:
-            result.compatible = False
-        elif item.sub_command == MRS.DefineTable:
-            result.table = cast(wire.TableSchema, item.body)
-        elif item.sub_command == MRS.DefineRow and result.table is not None:
-            names = [c.name for c in result.table.columns]
-            values = cast(wire.MetadataRow, item.body).values
-            if len(names) != len(values):
-                raise MetadataError(f"row of {len(values)} values for {len(names)} columns")
-            result.rows.append({n: value_of(v) for n, v in zip(names, values, strict=True)})
-        elif item.sub_command == MRS.UndefineRow:
-            result.removed.append(value_of(cast(wire.AttributeValue, item.body)))
+        step = RESULT_ITEMS.get(item.sub_command)
+        if step is not None:  # the codec parses no other sub-command
+            step(result, item.body)
     return result

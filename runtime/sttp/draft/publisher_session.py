@@ -14,7 +14,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 from gridbind.generated.sttp import draft_0_8 as wire
 from gridbind.sttp.codecsupport import ConstraintError, WireError
@@ -37,6 +37,7 @@ from gridbind.sttp.draft.core import (
     SSC,
     STATEFUL,
     STATELESS,
+    FrameHandler,
     _coerce,
     _modes,
     _name,
@@ -72,7 +73,6 @@ from gridbind.sttp.measurement import Measurement
 
 __all__ = ["MAX_COMMAND_FRAGMENTED", "Catalog", "PublisherSession"]
 
-_FRAGMENT_CODES = (CC.BeginFragment, CC.NextFragment)
 #: Largest fragmented command a publisher reassembles from a subscriber (1 MiB: a Subscribe by
 #: about 65000 ids).
 MAX_COMMAND_FRAGMENTED = 1 << 20
@@ -314,27 +314,15 @@ class PublisherSession(_Session):
             self._udp = DataEncoder(stateless[0][0], stateful=False, max_payload=self.max_payload)
         return events
 
-    # commands
-    def _command(self, code: int, payload: bytes, now: float) -> list[Event]:
-        if self.negotiated is None:
-            raise _Terminate(code, f"{_name(code)} before session negotiation completed")
-        if code in _FRAGMENT_CODES:
-            return self._fragment(code, payload, now)
-        message = wire.parse_payload(code, payload)
-        if code == CC.Subscribe:
-            return self._subscribe(message)
-        if code == CC.GetMetadataSchema:
-            self._send(
-                wire.GetMetadataSchemaResponse(
-                    schema=self.catalog.metadata.schema(message.include_schema)
-                )
+    # commands (the table COMMANDS follows their handlers)
+    def _metadata_schema(self, code: int, payload: bytes, now: float) -> list[Event]:
+        request = wire.GetMetadataSchema.parse(payload)
+        self._send(
+            wire.GetMetadataSchemaResponse(
+                schema=self.catalog.metadata.schema(request.include_schema)
             )
-            return []
-        if code == CC.GetMetadata:
-            return self._get_metadata(message)
-        if code == CC.SecureDataChannel:
-            return self._secure_data_channel()
-        raise _Terminate(code, f"{_name(code)} is not handled by a publisher")
+        )
+        return []
 
     def _fragment(self, code: int, payload: bytes, now: float) -> list[Event]:
         """A fragment of a command too large for one packet: reassembled, then handled as if
@@ -364,7 +352,8 @@ class PublisherSession(_Session):
             name = _name(packet.command_code)
             raise _Terminate(packet.command_code, f"malformed fragmented {name}: {exc}") from None
 
-    def _secure_data_channel(self) -> list[Event]:
+    def _secure_data_channel(self, code: int, payload: bytes, now: float) -> list[Event]:
+        wire.SecureDataChannel.parse(payload)
         if not self.negotiated or not self.negotiated.udp_port:
             self._refuse(
                 CC.SecureDataChannel,
@@ -391,7 +380,8 @@ class PublisherSession(_Session):
         self._succeed(CC.SecureDataChannel, "keys", wire.DataChannelKeys(key=key, iv=iv).build())
         return [DataChannelSecured(key, iv)]
 
-    def _get_metadata(self, request: wire.GetMetadata) -> list[Event]:
+    def _get_metadata(self, code: int, payload: bytes, now: float) -> list[Event]:
+        request = wire.GetMetadata.parse(payload)
         catalog = self.catalog
         visibility: dict[str, Any] = {}
 
@@ -437,7 +427,8 @@ class PublisherSession(_Session):
         self._send(wire.GetMetadataResponse(items=batch))
         return []
 
-    def _subscribe(self, request: wire.Subscribe) -> list[Event]:
+    def _subscribe(self, code: int, payload: bytes, now: float) -> list[Event]:
+        request = wire.Subscribe.parse(payload)
         recipe = list(self._recipe)
         options = Options()
         named: dict[str, str] = {}
@@ -493,6 +484,19 @@ class PublisherSession(_Session):
         events = self._apply(wanted)
         self._succeed(CC.Subscribe, f"{len(self._points)} data points subscribed")
         return events
+
+    #: What each command a subscriber may send does on a publisher (the codes the generated
+    #: MESSAGES table says a publisher sends are refused by ``_frame``; RequestSucceeded,
+    #: RequestFailed and NoOp are ``SHARED``). Nothing but the negotiation answers comes
+    #: before the negotiation completed (the session closes).
+    COMMANDS: ClassVar[dict[int, FrameHandler]] = {
+        CC.BeginFragment: _fragment,
+        CC.NextFragment: _fragment,
+        CC.GetMetadataSchema: _metadata_schema,
+        CC.GetMetadata: _get_metadata,
+        CC.Subscribe: _subscribe,
+        CC.SecureDataChannel: _secure_data_channel,
+    }
 
     def _evaluate(
         self, recipe: list[tuple[int, int, Any, Options]], limits: Limits | None = None

@@ -6,8 +6,8 @@ on both channels, fragments, verification receipts and BulkTransport reassembly.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from typing import cast
+from collections.abc import Callable, Sequence
+from typing import ClassVar, cast
 
 from gridbind.generated.sttp import draft_0_8 as wire
 from gridbind.sttp.codecsupport import ConstraintError, WireError
@@ -18,6 +18,7 @@ from gridbind.sttp.draft.core import (
     NS,
     STATEFUL,
     STATELESS,
+    FrameHandler,
     _modes,
     _name,
     _names,
@@ -49,6 +50,8 @@ from gridbind.sttp.draft.packets import (
 from gridbind.sttp.measurement import Measurement
 
 __all__ = ["SubscriberSession"]
+
+BTS = wire.BulkTransportSubCommand
 
 
 class SubscriberSession(_Session):
@@ -105,90 +108,139 @@ class SubscriberSession(_Session):
         #: Why the last dropped datagram was refused.
         self.last_datagram_error = ""
 
-    # negotiation
-    def _command(self, code: int, payload: bytes, now: float) -> list[Event]:
-        if code == CC.NegotiateSession:
-            return self._negotiate(wire.NegotiateSession.parse(payload))
-        if self.negotiated is None:
-            raise _Terminate(code, f"{_name(code)} before session negotiation completed")
-        if code == CC.SendDataPoints:
-            return self._points(self._tcp.basic(payload), "tcp")
-        if code in (CC.BeginFragment, CC.NextFragment):
-            packet = self._fragments.feed(code, payload)
-            if packet is None:
-                return []
-            if packet.command_code != CC.SendDataPoints:
-                # another command too big for one packet (e.g. a large metadata response):
-                # handled as if it had come whole (the assembler refuses nested fragments)
-                if packet.compression == wire.CompressionMode.Tssc:
-                    raise PacketError(f"TSSC-coded {_name(packet.command_code)}")
-                return _Session._frame(self, packet.command_code, packet.payload, now)
-            return self._points(self._tcp.packet(packet), "tcp")
-        if code == CC.RuntimeIDMapping:
-            return self._mapping(wire.RuntimeIDMapping.parse(payload))
-        if code == CC.GetMetadataSchemaResponse:
-            if not self._answered(CC.GetMetadataSchema):
-                raise _Terminate(code, "GetMetadataSchemaResponse without a request")
-            return [MetadataSchemaReceived(wire.GetMetadataSchemaResponse.parse(payload).schema)]
-        if code == CC.GetMetadataResponse:
-            if not self._pending.get(CC.GetMetadata):
-                raise _Terminate(code, "GetMetadataResponse without a request")
-            items = wire.GetMetadataResponse.parse(payload).items
-            self._metadata.extend(items)
-            if len(self._metadata) > 1_000_000:
-                raise _Terminate(code, "metadata response too large")
-            if items and items[-1].sub_command == wire.MetadataResponseSubCommand.Finished:
-                self._answered(CC.GetMetadata)
-                done, self._metadata = self._metadata, []
-                return [MetadataReceived(done)]
-            return []
-        if code == CC.BulkTransport:
-            return self._bulk_item(wire.BulkTransport.parse(payload).item)
-        raise _Terminate(code, f"{_name(code)} is not handled by a subscriber")
+    # commands (the table COMMANDS follows their handlers)
+    def _tcp_points(self, code: int, payload: bytes, now: float) -> list[Event]:
+        return self._points(self._tcp.basic(payload), "tcp")
 
-    def _negotiate(self, message: wire.NegotiateSession) -> list[Event]:
+    def _fragment(self, code: int, payload: bytes, now: float) -> list[Event]:
+        packet = self._fragments.feed(code, payload)
+        if packet is None:
+            return []
+        if packet.command_code != CC.SendDataPoints:
+            # another command too big for one packet (e.g. a large metadata response):
+            # handled as if it had come whole (the assembler refuses nested fragments)
+            if packet.compression == wire.CompressionMode.Tssc:
+                raise PacketError(f"TSSC-coded {_name(packet.command_code)}")
+            return _Session._frame(self, packet.command_code, packet.payload, now)
+        return self._points(self._tcp.packet(packet), "tcp")
+
+    def _runtime_mapping(self, code: int, payload: bytes, now: float) -> list[Event]:
+        return self._mapping(wire.RuntimeIDMapping.parse(payload))
+
+    def _schema_response(self, code: int, payload: bytes, now: float) -> list[Event]:
+        if not self._answered(CC.GetMetadataSchema):
+            raise _Terminate(code, "GetMetadataSchemaResponse without a request")
+        return [MetadataSchemaReceived(wire.GetMetadataSchemaResponse.parse(payload).schema)]
+
+    def _metadata_response(self, code: int, payload: bytes, now: float) -> list[Event]:
+        if not self._pending.get(CC.GetMetadata):
+            raise _Terminate(code, "GetMetadataResponse without a request")
+        items = wire.GetMetadataResponse.parse(payload).items
+        self._metadata.extend(items)
+        if len(self._metadata) > 1_000_000:
+            raise _Terminate(code, "metadata response too large")
+        if items and items[-1].sub_command == wire.MetadataResponseSubCommand.Finished:
+            self._answered(CC.GetMetadata)
+            done, self._metadata = self._metadata, []
+            return [MetadataReceived(done)]
+        return []
+
+    def _bulk_transport(self, code: int, payload: bytes, now: float) -> list[Event]:
+        item = wire.BulkTransport.parse(payload).item
+        handler = self.BULK.get(item.sub_command)
+        if handler is None:
+            raise _Terminate(code, f"unknown BulkTransport sub-command {item.sub_command}")
+        return handler(self, item.body)
+
+    # negotiation (the table NEGOTIATION follows its handlers)
+    def _negotiate(self, code: int, payload: bytes, now: float) -> list[Event]:
+        message = wire.NegotiateSession.parse(payload)
         if self.negotiated is not None:
             raise _Terminate(CC.NegotiateSession, "session negotiation already completed")
-        if message.sub_command == NS.ProtocolVersions and self._step == "versions":
-            # the codec switches the body's type on the sub-command
-            versions = cast(wire.ProtocolVersions, message.body).versions
-            offered = [(v.major, v.minor) for v in versions]
-            common = [v for v in offered if v in self.versions]
-            if not common:
-                mine = wire.ProtocolVersions(versions=[wire.Version(*v) for v in self.versions])
-                return self._terminate(
-                    CC.NegotiateSession, f"no supported protocol version in {offered}", mine.build()
-                )
-            chosen = max(common)
-            self._step = "modes"
-            self._succeed(
-                CC.NegotiateSession,
-                data=wire.ProtocolVersions(versions=[wire.Version(*chosen)]).build(),
-            )
-            self.version = chosen
-            return []
-        if message.sub_command == NS.OperationalModes and self._step == "modes":
-            modes = cast(wire.OperationalModes, message.body)
-            stateful = self._pick(_names(modes.stateful), self.prefer_stateful)
-            stateless = self._pick(_names(modes.stateless), self.prefer_stateless)
-            problem = ""
-            if stateful is None:
-                problem = "no common stateful compression"
-            elif stateless is None:
-                problem = "no common stateless compression"
-            elif self.udp_port and not modes.udp_port:
-                problem = "the publisher does not support a UDP data channel"
-            if problem:
-                ours = _modes(self.udp_port, self.prefer_stateful, self.prefer_stateless)
-                return self._terminate(CC.NegotiateSession, problem, ours.build())
-            assert stateful is not None and stateless is not None
-            self._chosen = (stateful, stateless)
-            self._step = "confirm"
-            self._succeed(
-                CC.NegotiateSession, data=_modes(self.udp_port, [stateful], [stateless]).build()
-            )
-            return []
+        handler = self.NEGOTIATION.get(message.sub_command, SubscriberSession._out_of_order)
+        return handler(self, message.body)
+
+    def _out_of_order(self, body: object) -> list[Event]:
+        """A documented refusal: RequestFailed (terminate) for a sub-command this responder
+        does not take (reverse connections, instances, UDP cipher changes) or one out of
+        its step; the session closes."""
         raise _Terminate(CC.NegotiateSession, "NegotiateSession out of order")
+
+    def _negotiate_versions(self, body: object) -> list[Event]:
+        if self._step != "versions":
+            return self._out_of_order(body)
+        # the codec switches the body's type on the sub-command
+        versions = cast(wire.ProtocolVersions, body).versions
+        offered = [(v.major, v.minor) for v in versions]
+        common = [v for v in offered if v in self.versions]
+        if not common:
+            mine = wire.ProtocolVersions(versions=[wire.Version(*v) for v in self.versions])
+            return self._terminate(
+                CC.NegotiateSession, f"no supported protocol version in {offered}", mine.build()
+            )
+        chosen = max(common)
+        self._step = "modes"
+        self._succeed(
+            CC.NegotiateSession,
+            data=wire.ProtocolVersions(versions=[wire.Version(*chosen)]).build(),
+        )
+        self.version = chosen
+        return []
+
+    def _negotiate_modes(self, body: object) -> list[Event]:
+        if self._step != "modes":
+            return self._out_of_order(body)
+        modes = cast(wire.OperationalModes, body)
+        stateful = self._pick(_names(modes.stateful), self.prefer_stateful)
+        stateless = self._pick(_names(modes.stateless), self.prefer_stateless)
+        problem = ""
+        if stateful is None:
+            problem = "no common stateful compression"
+        elif stateless is None:
+            problem = "no common stateless compression"
+        elif self.udp_port and not modes.udp_port:
+            problem = "the publisher does not support a UDP data channel"
+        if problem:
+            ours = _modes(self.udp_port, self.prefer_stateful, self.prefer_stateless)
+            return self._terminate(CC.NegotiateSession, problem, ours.build())
+        assert stateful is not None and stateless is not None
+        self._chosen = (stateful, stateless)
+        self._step = "confirm"
+        self._succeed(
+            CC.NegotiateSession, data=_modes(self.udp_port, [stateful], [stateless]).build()
+        )
+        return []
+
+    #: What each NegotiateSession sub-command does on this subscriber (the responder);
+    #: tests/sttp/test_handler_tables.py checks every generated sub-command has an entry.
+    NEGOTIATION: ClassVar[dict[int, Callable[[SubscriberSession, object], list[Event]]]] = {
+        NS.ProtocolVersions: _negotiate_versions,
+        NS.OperationalModes: _negotiate_modes,
+        NS.InitiateReverseConnection: _out_of_order,
+        NS.GetAllInstances: _out_of_order,
+        NS.ChangeInstance: _out_of_order,
+        NS.ChangeUdpCipher: _out_of_order,
+    }
+
+    #: What each command a publisher may send does on a subscriber (the codes the generated
+    #: MESSAGES table says a subscriber sends are refused by ``_frame``; RequestSucceeded,
+    #: RequestFailed and NoOp are ``SHARED``). Only NegotiateSession comes before the
+    #: negotiation completed.
+    COMMANDS: ClassVar[dict[int, FrameHandler]] = {
+        CC.BeginFragment: _fragment,
+        CC.NextFragment: _fragment,
+        CC.SendDataPoints: _tcp_points,
+        CC.RuntimeIDMapping: _runtime_mapping,
+        CC.NegotiateSession: _negotiate,
+        CC.BulkTransport: _bulk_transport,
+        CC.GetMetadataSchemaResponse: _schema_response,
+        CC.GetMetadataResponse: _metadata_response,
+        # documented refusals (RequestFailed, terminate): this subscriber has no custom data
+        # point format, and negotiation answers come as RequestSucceeded/RequestFailed
+        CC.SendDataPointsCustom: _Session._not_handled,
+        CC.NegotiateSessionResponse: _Session._not_handled,
+    }
+    BEFORE_NEGOTIATION = frozenset({CC.NegotiateSession})
 
     @staticmethod
     def _pick(offered: list[tuple[str, tuple[int, int]]], preference: list[str]) -> str | None:
@@ -341,22 +393,20 @@ class SubscriberSession(_Session):
         self.received[channel] += len(out)
         return [DataPointsReceived(out, channel)] if out else []
 
-    def _bulk_item(self, item: wire.BulkTransportItem) -> list[Event]:
-        BTS = wire.BulkTransportSubCommand
-        # the codec switches the body's type on the sub-command
-        if item.sub_command == BTS.BeginSend:
-            body = cast(wire.BulkBeginSend, item.body)
-            pending = sum(state[1] for state in self._bulk.values())
-            if body.length + pending > self.max_bulk:
-                raise _Terminate(CC.BulkTransport, f"bulk transfer of {body.length} bytes too big")
-            if len(self._bulk) >= 16:
-                raise _Terminate(CC.BulkTransport, "too many concurrent bulk transfers")
-            self._bulk[body.id] = (int(body.fundamental_type), body.length, bytearray())
-            return self._bulk_done(body.id)
-        if item.sub_command == BTS.CancelSend:
-            self._bulk.pop(cast(wire.BulkCancelSend, item.body).id, None)
-            return []
-        fragment = cast(wire.BulkSendFragment, item.body)
+    # bulk transfers (the table BULK follows their handlers; the codec switches the body's
+    # type on the sub-command)
+    def _bulk_begin(self, body: object) -> list[Event]:
+        begin = cast(wire.BulkBeginSend, body)
+        pending = sum(state[1] for state in self._bulk.values())
+        if begin.length + pending > self.max_bulk:
+            raise _Terminate(CC.BulkTransport, f"bulk transfer of {begin.length} bytes too big")
+        if len(self._bulk) >= 16:
+            raise _Terminate(CC.BulkTransport, "too many concurrent bulk transfers")
+        self._bulk[begin.id] = (int(begin.fundamental_type), begin.length, bytearray())
+        return self._bulk_done(begin.id)
+
+    def _bulk_fragment(self, body: object) -> list[Event]:
+        fragment = cast(wire.BulkSendFragment, body)
         state = self._bulk.get(fragment.id)
         if state is None:
             raise _Terminate(CC.BulkTransport, "bulk fragment of an unknown transfer")
@@ -364,6 +414,17 @@ class SubscriberSession(_Session):
             raise _Terminate(CC.BulkTransport, "bulk fragment out of order or too long")
         state[2].extend(fragment.data)
         return self._bulk_done(fragment.id)
+
+    def _bulk_cancel(self, body: object) -> list[Event]:
+        self._bulk.pop(cast(wire.BulkCancelSend, body).id, None)
+        return []
+
+    #: What each BulkTransport sub-command does (one entry per generated sub-command).
+    BULK: ClassVar[dict[int, Callable[[SubscriberSession, object], list[Event]]]] = {
+        BTS.BeginSend: _bulk_begin,
+        BTS.SendFragment: _bulk_fragment,
+        BTS.CancelSend: _bulk_cancel,
+    }
 
     def _bulk_done(self, transfer: uuid.UUID) -> list[Event]:
         kind, length, data = self._bulk[transfer]

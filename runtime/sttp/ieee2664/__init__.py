@@ -1,9 +1,10 @@
 """The deployed IEEE Std 2664 STTP wire (openPDC, openHistorian, SIEGate, sttpapi).
 
 ``Publisher`` and ``Subscriber`` are asyncio transports over the sans-IO cores in
-:mod:`.session`; :mod:`.metadata` holds the XML data set model, :mod:`.compact` the compact
-measurement format and signal index cache, :mod:`.wire` the framing and small payload codecs
-(built on the structures generated from ``specs/sttp/ieee2664.yaml``).
+:mod:`.publisher_session` and :mod:`.subscriber_session` (their events in :mod:`.events`, the
+publisher's shared policy and metadata in :mod:`.publisher_state`); :mod:`.metadata` holds
+the XML data set model, :mod:`.compact` the compact measurement format and signal index cache,
+:mod:`.wire` the framing and small payload codecs (built on the structures generated from ``specs/sttp/ieee2664.yaml``).
 ``gridbind.sttp.Publisher(profile="ieee2664", ...)`` returns :class:`Publisher`.
 
 Names are imported lazily, so importing one submodule (or ``gridbind.sttp``'s factory) does not
@@ -21,8 +22,8 @@ _EXPORTS = {
     "synthetic_pmu_metadata": "gridbind.sttp.ieee2664.metadata",
     "SubscriptionSettings": "gridbind.sttp.ieee2664.params",
     "Publisher": "gridbind.sttp.ieee2664.publisher",
-    "PublisherConfig": "gridbind.sttp.ieee2664.session",
-    "SubscriberConfig": "gridbind.sttp.ieee2664.session",
+    "PublisherConfig": "gridbind.sttp.ieee2664.publisher_state",
+    "SubscriberConfig": "gridbind.sttp.ieee2664.subscriber_session",
     "Subscriber": "gridbind.sttp.ieee2664.subscriber",
     "collect": "gridbind.sttp.ieee2664.subscriber",
     "PmuSource": "gridbind.sttp.ieee2664.synthetic",

@@ -33,19 +33,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gridbind.sttp.expressions import FilterExpressionError, run_bounded
-from gridbind.sttp.ieee2664.metadata import DataSet, MetadataError, parse_datetime
-from gridbind.sttp.ieee2664.session import (
+from gridbind.sttp.ieee2664.events import (
     CipherKeysActivated,
     Event,
     FilterRequested,
-    PublisherConfig,
-    PublisherSession,
-    PublisherState,
     ReplayDue,
     SessionExpired,
-    SessionTiming,
     Subscribed,
 )
+from gridbind.sttp.ieee2664.metadata import DataSet, MetadataError, parse_datetime
+from gridbind.sttp.ieee2664.publisher_session import PublisherSession, SessionTiming
+from gridbind.sttp.ieee2664.publisher_state import PublisherConfig, PublisherState
 from gridbind.sttp.ieee2664.wire import ProtocolError
 from gridbind.sttp.measurement import Measurement, ticks_from_datetime, ticks_now
 from gridbind.sttp.slowpeer import HIGH_WATER, MAX_BACKLOG, SLOW_TIMEOUT, SendQueue

@@ -23,9 +23,7 @@ from typing import Any
 
 from gridbind.sttp.errors import InvalidArgument
 from gridbind.sttp.ieee2664.compact import SignalIndexCache
-from gridbind.sttp.ieee2664.metadata import DataSet
-from gridbind.sttp.ieee2664.params import SubscriptionSettings
-from gridbind.sttp.ieee2664.session import (
+from gridbind.sttp.ieee2664.events import (
     CommandFailed,
     CommandSucceeded,
     ConfigurationChanged,
@@ -35,11 +33,12 @@ from gridbind.sttp.ieee2664.session import (
     MetadataReceived,
     ProcessingComplete,
     SessionExpired,
-    Statistics,
-    SubscriberConfig,
-    SubscriberSession,
     SubscriptionUpdated,
 )
+from gridbind.sttp.ieee2664.metadata import DataSet
+from gridbind.sttp.ieee2664.params import SubscriptionSettings
+from gridbind.sttp.ieee2664.statistics import Statistics
+from gridbind.sttp.ieee2664.subscriber_session import SubscriberConfig, SubscriberSession
 from gridbind.sttp.ieee2664.wire import ProtocolError
 from gridbind.sttp.measurement import Measurement
 
@@ -230,7 +229,8 @@ class Subscriber:
                 # Let the publisher answer UNSUBSCRIBE before closing, so it does not write
                 # into a reset connection.
                 self._unsubscribed.clear()
-                protocol.transport.write(self.session.unsubscribe())
+                self.session.unsubscribe()
+                protocol.transport.write(self.session.data_to_send())
                 try:
                     await asyncio.wait_for(self._unsubscribed.wait(), 1.0)
                 except TimeoutError:
@@ -296,16 +296,18 @@ class Subscriber:
         await asyncio.wait_for(self._complete.wait(), timeout)
 
     # -- commands
-    def _send(self, data: bytes) -> None:
+    def _send(self) -> None:
+        """Write what the session queued (the command just asked for)."""
         protocol = self._protocol
         if protocol is None or protocol.transport is None or protocol.transport.is_closing():
             raise ConnectionError("subscriber is not connected")
-        protocol.transport.write(data)
+        protocol.transport.write(self.session.data_to_send())
 
     async def request_metadata(self, filters: str = "") -> DataSet:
         """Ask for metadata (optionally filtered) and wait for it."""
         self._metadata_event.clear()
-        self._send(self.session.request_metadata(filters))
+        self.session.request_metadata(filters)
+        self._send()
         return await self.wait_metadata()
 
     async def subscribe(self, settings: SubscriptionSettings | None = None) -> SignalIndexCache:
@@ -320,25 +322,30 @@ class Subscriber:
     async def unsubscribe(self) -> None:
         """Stop the data flow (the connection stays up)."""
         self._subscribed.clear()
-        self._send(self.session.unsubscribe())
+        self.session.unsubscribe()
+        self._send()
 
     def rotate_cipher_keys(self) -> None:
         """Ask the publisher for new UDP cipher keys."""
-        self._send(self.session.rotate_cipher_keys())
+        self.session.rotate_cipher_keys()
+        self._send()
 
     def update_processing_interval(self, interval_ms: int) -> None:
         """Change the replay pace of a historical subscription (ms per frame)."""
-        self._send(self.session.update_processing_interval(interval_ms))
+        self.session.update_processing_interval(interval_ms)
+        self._send()
 
     def send_user_command(self, code: int, payload: bytes = b"") -> None:
         """Send one of the user-defined commands 0xD0-0xDF."""
-        self._send(self.session.user_command(code, payload))
+        self.session.user_command(code, payload)
+        self._send()
 
     async def _send_subscribe(self) -> None:
         if self.udp:
             await self._open_udp()
             self.settings.udp_port = self.udp_port
-        self._send(self.session.subscribe(self.settings))
+        self.session.subscribe(self.settings)
+        self._send()
 
     async def _open_udp(self) -> None:
         if self._udp_transport is not None:
@@ -459,9 +466,11 @@ class Subscriber:
     async def _serve(self, protocol: _CommandProtocol, loop: asyncio.AbstractEventLoop) -> bool:
         """Run one connection until it closes; True when the subscriber should not go on."""
         try:
-            self._send(self.session.start(udp=self.udp))
+            self.session.start(udp=self.udp)
+            self._send()
             if self.request_metadata_first:
-                self._send(self.session.request_metadata(self.metadata_filters))
+                self.session.request_metadata(self.metadata_filters)
+                self._send()
             elif self.auto_subscribe:
                 await self._send_subscribe()
             self._connected.set()
@@ -656,7 +665,8 @@ class Subscriber:
         expression may now select other signals."""
         try:
             self._metadata_event.clear()
-            self._send(self.session.request_metadata(self.metadata_filters))
+            self.session.request_metadata(self.metadata_filters)
+            self._send()
             await self.wait_metadata()
             if self.session.settings is not None:
                 await self.subscribe()

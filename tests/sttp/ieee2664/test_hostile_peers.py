@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from gridbind.sttp.ieee2664 import PmuSource, Publisher, Subscriber, synthetic_pmu_metadata
 from gridbind.sttp.ieee2664.params import SettingsError, SubscriptionSettings
-from gridbind.sttp.ieee2664.session import SubscriberConfig, SubscriberSession
+from gridbind.sttp.ieee2664.subscriber_session import SubscriberConfig, SubscriberSession
 from gridbind.sttp.ieee2664.wire import PacketReader, split_response
 from gridbind.sttp.measurement import ticks_now
 
@@ -113,7 +113,9 @@ def test_infinite_lag_time_fails_that_subscribe_and_the_stream_goes_on(lag):
                 reader, writer, session = await _raw_client(publisher.port)
                 hostile = SubscriptionSettings(enable_time_reasonability_check=True, lag_time=lag)
                 assert "lagTime=inf" in hostile.build() or "lagTime=nan" in hostile.build()
-                writer.write(session.start() + session.subscribe(hostile))
+                session.start()
+                session.subscribe(hostile)
+                writer.write(session.data_to_send())
                 answers = await _responses(reader, 2)
                 assert [code for code, _, _ in answers] == [0x80, 0x81]  # modes ok, SUBSCRIBE no
                 assert b"lagTime" in answers[1][2]
@@ -128,25 +130,28 @@ def test_infinite_lag_time_fails_that_subscribe_and_the_stream_goes_on(lag):
 @pytest.mark.timeout(30)
 def test_an_error_inside_one_connection_closes_only_that_connection(monkeypatch):
     """Whatever escapes a session's handling ends its own connection, with the reason logged."""
-    from gridbind.sttp.ieee2664 import session as session_module
+    from gridbind.generated.sttp.ieee2664 import ServerCommand
+    from gridbind.sttp.ieee2664.publisher_session import PublisherSession
 
     metadata, signals = synthetic_pmu_metadata(SIGNALS // 10)
     frames = _frames(signals, 20)
-    real = session_module.PublisherSession._metadata_refresh
+    real = PublisherSession.COMMANDS[ServerCommand.MetadataRefresh]
 
-    def broken(self, payload, events):
+    def broken(self, code, payload, events):
         if payload:  # only the hostile client sends filters
             raise RuntimeError("boom")
-        return real(self, payload, events)
+        return real(self, code, payload, events)
 
-    monkeypatch.setattr(session_module.PublisherSession, "_metadata_refresh", broken)
+    monkeypatch.setitem(PublisherSession.COMMANDS, ServerCommand.MetadataRefresh, broken)
 
     async def run() -> None:
         async with Publisher(metadata, port=0) as publisher:
             async with Subscriber(port=publisher.port, auto_reconnect=False) as healthy:
                 await healthy.wait_subscribed(5)
                 reader, writer, session = await _raw_client(publisher.port)
-                writer.write(session.start() + session.request_metadata("FILTER x WHERE 1=1"))
+                session.start()
+                session.request_metadata("FILTER x WHERE 1=1")
+                writer.write(session.data_to_send())
                 await _responses(reader, 10)  # until EOF
                 assert len(publisher.connections) == 1
                 received = await _healthy_run(publisher, frames, healthy, 0.002)
@@ -167,7 +172,8 @@ def test_connections_that_never_negotiate_are_closed():
                 await asyncio.open_connection("127.0.0.1", publisher.port) for _ in range(30)
             ]
             negotiated = await _raw_client(publisher.port)
-            negotiated[1].write(negotiated[2].start())
+            negotiated[2].start()
+            negotiated[1].write(negotiated[2].data_to_send())
             assert [c for c, _, _ in await _responses(negotiated[0], 1)] == [0x80]
             await _wait(lambda: len(publisher.connections) == 1, 5)
             for reader, writer in clients:
@@ -191,7 +197,9 @@ def test_a_subscriber_that_stops_reading_never_stalls_the_others():
             async with Subscriber(port=publisher.port, auto_reconnect=False) as healthy:
                 await healthy.wait_subscribed(5)
                 reader, writer, session = await _raw_client(publisher.port, receive_buffer=4096)
-                writer.write(session.start() + session.subscribe(SubscriptionSettings()))
+                session.start()
+                session.subscribe(SubscriptionSettings())
+                writer.write(session.data_to_send())
                 await _wait(lambda: all(c.session.subscribed for c in publisher.connections))
                 stalled = next(
                     c for c in publisher.connections if c.peer[1] != healthy_port(healthy)
@@ -233,7 +241,10 @@ def test_unread_metadata_requests_do_not_stop_the_stream():
                 await _wait(lambda: len(pub.connections) == 2)
                 hostile = next(c for c in pub.connections if c.peer[1] != healthy_port(healthy))
                 _small_send_buffer(hostile)
-                writer.write(session.start() + session.request_metadata() * 150)
+                session.start()
+                for _ in range(150):
+                    session.request_metadata()
+                writer.write(session.data_to_send())
                 received = await _healthy_run(pub, frames, healthy, 0.01)
                 assert len(received) == len(frames) * SIGNALS
                 await _wait(lambda: hostile.closed, 3)
@@ -254,7 +265,9 @@ def test_drain_waits_for_a_stalled_subscriber_at_most_its_slow_timeout():
     async def run() -> None:
         async with Publisher(metadata, port=0, high_water=32 * 1024, slow_timeout=0.5) as pub:
             reader, writer, session = await _raw_client(pub.port, receive_buffer=4096)
-            writer.write(session.start() + session.subscribe(SubscriptionSettings()))
+            session.start()
+            session.subscribe(SubscriptionSettings())
+            writer.write(session.data_to_send())
             await _wait(lambda: pub.connections and pub.connections[0].session.subscribed)
             stalled = pub.connections[0]
             _small_send_buffer(stalled)
@@ -293,7 +306,10 @@ def test_cli_publisher_keeps_streaming_while_a_client_leaves_its_answers_unread(
     async def run() -> int:
         reader, writer, session = await _raw_client(port, receive_buffer=4096)
         # 600 x 23 KB: past the 4 MiB high-water mark even after the kernel's loopback buffers
-        writer.write(session.start() + session.request_metadata() * 600)
+        session.start()
+        for _ in range(600):
+            session.request_metadata()
+        writer.write(session.data_to_send())
         await writer.drain()
         await asyncio.sleep(0.5)
         frames: set[int] = set()
@@ -331,7 +347,7 @@ def test_metadata_datetime_outside_the_representable_range_is_a_metadata_error(t
 
 def test_subscriber_session_refuses_metadata_with_an_overflowing_datetime():
     from gridbind.sttp.ieee2664.metadata import DataSet
-    from gridbind.sttp.ieee2664.session import SubscriberSession
+    from gridbind.sttp.ieee2664.subscriber_session import SubscriberSession
     from gridbind.sttp.ieee2664.wire import ProtocolError, gzip_bytes, response_packet
 
     metadata, _ = synthetic_pmu_metadata(2)

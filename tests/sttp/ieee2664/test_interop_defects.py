@@ -181,12 +181,8 @@ def test_wait_subscribers_waits_for_the_udp_signal_index_cache_confirmation(tmp_
     at SUBSCRIBE and the frames before the confirmation were lost), and the command channel
     stays open after the last frame (it closed at once: the UDP subscriber lost it)."""
     from gridbind.sttp.ieee2664 import SubscriptionSettings
-    from gridbind.sttp.ieee2664.session import (
-        MeasurementsReceived,
-        SubscriberConfig,
-        SubscriberSession,
-        SubscriptionUpdated,
-    )
+    from gridbind.sttp.ieee2664.events import MeasurementsReceived, SubscriptionUpdated
+    from gridbind.sttp.ieee2664.subscriber_session import SubscriberConfig, SubscriberSession
 
     process, port = _csv_publisher(tmp_path)
 
@@ -198,7 +194,9 @@ def test_wait_subscribers_waits_for_the_udp_signal_index_cache_confirmation(tmp_
         session = SubscriberSession(SubscriberConfig(compress_payload=False))
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         settings = SubscriptionSettings(udp_port=udp.getsockname()[1])
-        writer.write(session.start(udp=True) + session.subscribe(settings))
+        session.start(udp=True)
+        session.subscribe(settings)
+        writer.write(session.data_to_send())
         while True:  # until the signal index cache arrived; its confirmation is held back
             events = session.receive(await asyncio.wait_for(reader.read(65536), 5))
             if any(isinstance(e, SubscriptionUpdated) for e in events):

@@ -21,7 +21,7 @@ from gridbind.sttp.expressions import select_signal_ids
 from gridbind.sttp.ieee2664 import Publisher, Subscriber, synthetic_pmu_metadata
 from gridbind.sttp.ieee2664.compact import expected_compact_roundtrip
 from gridbind.sttp.ieee2664.metadata import active_measurements
-from gridbind.sttp.ieee2664.session import SubscriberConfig
+from gridbind.sttp.ieee2664.subscriber_session import SubscriberConfig
 
 from conftest import require
 from sttpapi_peer import (

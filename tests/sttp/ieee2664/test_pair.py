@@ -21,14 +21,14 @@ from gridbind.sttp.ieee2664 import (
     synthetic_pmu_metadata,
 )
 from gridbind.sttp.ieee2664.compact import expected_compact_roundtrip
-from gridbind.sttp.ieee2664.session import (
+from gridbind.sttp.ieee2664.events import (
     CipherKeysUpdated,
     DataStartTime,
     Notification,
-    SubscriberConfig,
     UserCommand,
     UserResponse,
 )
+from gridbind.sttp.ieee2664.subscriber_session import SubscriberConfig
 from gridbind.sttp.measurement import Measurement, ticks_now
 
 from sttpapi_peer import key, our_tables, pace_async, stream_frames

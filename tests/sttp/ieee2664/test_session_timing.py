@@ -5,16 +5,10 @@ from __future__ import annotations
 
 from gridbind.generated.sttp.ieee2664 import ServerResponse
 from gridbind.sttp.ieee2664 import PmuSource, SubscriptionSettings, synthetic_pmu_metadata
-from gridbind.sttp.ieee2664.session import (
-    CipherKeysActivated,
-    PublisherConfig,
-    PublisherSession,
-    PublisherState,
-    SessionExpired,
-    SessionTiming,
-    SubscriberConfig,
-    SubscriberSession,
-)
+from gridbind.sttp.ieee2664.events import CipherKeysActivated, SessionExpired
+from gridbind.sttp.ieee2664.publisher_session import PublisherSession, SessionTiming
+from gridbind.sttp.ieee2664.publisher_state import PublisherConfig, PublisherState
+from gridbind.sttp.ieee2664.subscriber_session import SubscriberConfig, SubscriberSession
 from gridbind.sttp.ieee2664.wire import PacketReader, split_response
 
 METADATA, SIGNALS = synthetic_pmu_metadata(20)
@@ -36,13 +30,15 @@ def test_negotiation_timeout_is_a_deadline():
     assert publisher.tick(104.9) == []
     assert [type(e) for e in publisher.tick(105.0)] == [SessionExpired]
     negotiated, subscriber = _pair(100.0, SessionTiming(negotiation_timeout=5))
-    negotiated.receive(subscriber.start(), now=101.0)
+    subscriber.start()
+    negotiated.receive(subscriber.data_to_send(), now=101.0)
     assert negotiated.next_deadline() is None and negotiated.tick(200.0) == []
 
 
 def test_keep_alive_is_a_deadline():
     publisher, subscriber = _pair(0.0, SessionTiming(noop_interval=2))
-    publisher.receive(subscriber.start(), now=0.5)
+    subscriber.start()
+    publisher.receive(subscriber.data_to_send(), now=0.5)
     publisher.data_to_send()
     assert publisher.tick(1.9) == [] and publisher.data_to_send() == b""
     publisher.tick(2.0)
@@ -53,7 +49,9 @@ def test_keep_alive_is_a_deadline():
 def test_throttled_subscription_publishes_the_latest_values_at_its_interval():
     publisher, subscriber = _pair(10.0, SessionTiming())
     settings = SubscriptionSettings(throttled=True, publish_interval=0.5)
-    publisher.receive(subscriber.start() + subscriber.subscribe(settings), now=10.0)
+    subscriber.start()
+    subscriber.subscribe(settings)
+    publisher.receive(subscriber.data_to_send(), now=10.0)
     subscriber.receive(publisher.data_to_send())  # modes accepted, signal index cache
     frames = list(PmuSource(SIGNALS, start_ticks=0).frames(3))
     for frame in frames:
@@ -75,7 +73,9 @@ def test_cipher_key_rotation_and_the_unconfirmed_switch_are_deadlines():
     config = PublisherConfig(encrypt_udp=True, cipher_confirm_timeout=2.0)
     publisher, subscriber = _pair(0.0, SessionTiming(cipher_rotation_interval=30), config)
     settings = SubscriptionSettings(udp_port=9)
-    publisher.receive(subscriber.start(udp=True) + subscriber.subscribe(settings), now=1.0)
+    subscriber.start(udp=True)
+    subscriber.subscribe(settings)
+    publisher.receive(subscriber.data_to_send(), now=1.0)
     publisher.data_to_send()
     first = publisher.keys
     assert publisher.next_deadline() == 31.0
@@ -101,20 +101,24 @@ def test_subscriber_idle_timeout_is_a_deadline_moved_by_what_arrives():
 
 
 def test_historical_replay_pace_is_a_deadline_the_subscriber_can_change():
-    from gridbind.sttp.ieee2664.session import ReplayDue
+    from gridbind.sttp.ieee2664.events import ReplayDue
 
     config = PublisherConfig(supports_temporal=True)
     publisher, subscriber = _pair(0.0, SessionTiming(), config)
     settings = SubscriptionSettings(start_time="*-10s", processing_interval=100)
-    publisher.receive(subscriber.start() + subscriber.subscribe(settings), now=0.0)
+    subscriber.start()
+    subscriber.subscribe(settings)
+    publisher.receive(subscriber.data_to_send(), now=0.0)
     assert publisher.replay_sent(1.0) is False  # 100 ms per batch
     assert publisher.next_deadline() == 1.1
     assert publisher.tick(1.05) == []
     assert [type(e) for e in publisher.tick(1.1)] == [ReplayDue]
     assert publisher.replay_sent(2.0) is False
-    publisher.receive(subscriber.update_processing_interval(500), now=2.01)
+    subscriber.update_processing_interval(500)
+    publisher.receive(subscriber.data_to_send(), now=2.01)
     assert publisher.next_deadline() == 2.5  # the waiting batch goes at the new pace
-    publisher.receive(subscriber.update_processing_interval(-1), now=2.02)
+    subscriber.update_processing_interval(-1)
+    publisher.receive(subscriber.data_to_send(), now=2.02)
     assert publisher.next_deadline() == 2.0  # due at once
     assert [type(e) for e in publisher.tick(2.02)] == [ReplayDue]
     assert publisher.replay_sent(3.0) is True and publisher.next_deadline() is None

@@ -8,18 +8,19 @@ import pytest
 
 from gridbind.generated.sttp import ieee2664 as spec
 from gridbind.sttp.ieee2664.compact import CompactCodec, SignalIndexCache
-from gridbind.sttp.ieee2664.session import SubscriberSession
+from gridbind.sttp.ieee2664.subscriber_session import SubscriberSession
 from gridbind.sttp.ieee2664.wire import command_packet, response_body, response_packet
 from gridbind.sttp.measurement import Measurement
 
 
 def test_the_runtime_uses_the_generated_codes():
     """No hand copy of the generated enums: the session and wire modules use spec's."""
-    from gridbind.sttp.ieee2664 import compact, session, wire
+    from gridbind.sttp.ieee2664 import compact, publisher_session, subscriber_session, wire
 
-    assert session.ServerCommand is spec.ServerCommand
-    assert session.ServerResponse is spec.ServerResponse
-    assert session.OperationalModes is spec.OperationalModes
+    for session in (publisher_session, subscriber_session):
+        assert session.ServerCommand is spec.ServerCommand
+        assert session.ServerResponse is spec.ServerResponse
+        assert session.OperationalModes is spec.OperationalModes
     assert compact.CompactStateFlags is spec.CompactStateFlags
     assert wire.KNOWN_COMMANDS == {int(c) for c in spec.ServerCommand}
     assert len(spec.ServerCommand) == 14 + 16 and len(spec.ServerResponse) == 11 + 16 + 1

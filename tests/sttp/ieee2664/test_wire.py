@@ -16,11 +16,9 @@ from gridbind.sttp.ieee2664 import Publisher, Subscriber, synthetic_pmu_metadata
 from gridbind.sttp.ieee2664.compact import CompactCodec, SignalIndexCache, compact_flags, full_flags
 from gridbind.sttp.ieee2664.metadata import DataSet, MetadataError, parse_datetime
 from gridbind.sttp.ieee2664.params import SubscriptionSettings, parse_connection_string
-from gridbind.sttp.ieee2664.session import (
-    PublisherSession,
-    PublisherState,
-    SubscriberSession,
-)
+from gridbind.sttp.ieee2664.publisher_session import PublisherSession
+from gridbind.sttp.ieee2664.publisher_state import PublisherState
+from gridbind.sttp.ieee2664.subscriber_session import SubscriberSession
 from gridbind.sttp.ieee2664.wire import (
     CipherKeys,
     PacketReader,
@@ -177,15 +175,16 @@ def test_bad_filter_expression_fails_the_subscription_not_the_session():
     metadata, _ = synthetic_pmu_metadata(3)
     publisher = PublisherSession(PublisherState(metadata))
     subscriber = SubscriberSession()
-    publisher.receive(subscriber.start())
+    subscriber.start()
+    publisher.receive(subscriber.data_to_send())
     subscriber.receive(publisher.data_to_send())
-    publisher.receive(
-        subscriber.subscribe(SubscriptionSettings(filter_expression="FILTER X WHERE"))
-    )
+    subscriber.subscribe(SubscriptionSettings(filter_expression="FILTER X WHERE"))
+    publisher.receive(subscriber.data_to_send())
     events = subscriber.receive(publisher.data_to_send())
     assert [type(e).__name__ for e in events] == ["CommandFailed"]
     assert "Bad filter expression" in events[0].message
-    publisher.receive(subscriber.subscribe(SubscriptionSettings(filter_expression="PPA:2")))
+    subscriber.subscribe(SubscriptionSettings(filter_expression="PPA:2"))
+    publisher.receive(subscriber.data_to_send())
     events = subscriber.receive(publisher.data_to_send())
     assert [type(e).__name__ for e in events] == ["CommandSucceeded", "SubscriptionUpdated"]
     assert len(events[1].cache) == 1
@@ -270,7 +269,7 @@ def test_metadata_from_draft_data_point_rows():
 @pytest.mark.timeout(30)
 def test_stalled_subscriber_is_disconnected_not_buffered_without_bound():
     from gridbind.sttp.ieee2664 import PmuSource, SubscriberConfig
-    from gridbind.sttp.ieee2664.session import SubscriberSession as Session
+    from gridbind.sttp.ieee2664.subscriber_session import SubscriberSession as Session
     from gridbind.sttp.measurement import ticks_now
 
     metadata, signals = synthetic_pmu_metadata(1000)
@@ -281,8 +280,10 @@ def test_stalled_subscriber_is_disconnected_not_buffered_without_bound():
             # a subscriber that subscribes (compact, 17+ bytes/measurement) and never reads again
             session = Session(SubscriberConfig(compress_payload=False))
             reader, writer = await asyncio.open_connection("127.0.0.1", publisher.port)
-            writer.write(session.start() + session.subscribe(SubscriptionSettings("PPA:1;PPA:2")))
-            writer.write(session.subscribe(SubscriptionSettings()))
+            session.start()
+            session.subscribe(SubscriptionSettings("PPA:1;PPA:2"))
+            session.subscribe(SubscriptionSettings())
+            writer.write(session.data_to_send())
             await writer.drain()
             for _ in range(100):
                 if publisher.connections and publisher.connections[0].session.subscribed:
@@ -307,9 +308,12 @@ def test_schema_requests():
     metadata, _ = synthetic_pmu_metadata(3)
     publisher = PublisherSession(PublisherState(metadata))
     subscriber = SubscriberSession()
-    publisher.receive(subscriber.start())
+    subscriber.start()
+    publisher.receive(subscriber.data_to_send())
     subscriber.receive(publisher.data_to_send())
-    publisher.receive(subscriber.request_schema() + subscriber.request_schema(selection=True))
+    subscriber.request_schema()
+    subscriber.request_schema(selection=True)
+    publisher.receive(subscriber.data_to_send())
     primary, selection = subscriber.receive(publisher.data_to_send())
     assert [t.name for t in primary.schema.tables] == [t.name for t in metadata.tables]
     assert all(not t.rows for t in primary.schema.tables)
@@ -319,7 +323,7 @@ def test_schema_requests():
 
 def test_text_metadata_is_served_as_utf8_whatever_its_declaration_said():
     from gridbind.sttp.ieee2664.metadata import DataSet, synthetic_pmu_metadata
-    from gridbind.sttp.ieee2664.session import PublisherState
+    from gridbind.sttp.ieee2664.publisher_state import PublisherState
 
     metadata, _ = synthetic_pmu_metadata(10)
     body = metadata.to_xml().decode("utf-8").split("?>", 1)[-1].lstrip()

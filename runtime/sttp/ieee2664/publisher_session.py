@@ -1,9 +1,11 @@
-"""Sans-IO protocol cores of an IEEE 2664 session: bytes in, events and bytes out.
+"""Sans-IO protocol core of one IEEE 2664 subscriber connection on the publisher side.
 
-:class:`SubscriberSession` and :class:`PublisherSession` know nothing about sockets; the asyncio
-transports in :mod:`.subscriber` and :mod:`.publisher` feed them what arrives, send what they
-produce (``data_to_send()`` for the TCP command channel, ``datagrams_to_send()`` for UDP) and
-dispatch the events. Any breach of the wire raises :class:`ProtocolError`: close the session.
+:class:`PublisherSession` knows nothing about sockets: the asyncio transport in
+:mod:`.publisher` feeds it what arrives (``receive``) and the time (``tick`` at
+``next_deadline``), sends what it queues (``data_to_send()`` for the TCP command channel,
+``datagrams_to_send()`` for UDP) and dispatches the events. Commands are dispatched by a handler
+table keyed by the generated ``ServerCommand`` codes. Any breach of the wire raises
+:class:`ProtocolError`: close the session.
 """
 
 from __future__ import annotations
@@ -11,11 +13,10 @@ from __future__ import annotations
 import math
 import struct
 import uuid
-import zlib
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from gridbind.generated.sttp.ieee2664 import (
     BufferBlockFlags,
@@ -32,30 +33,40 @@ from gridbind.sttp.expressions import (
     select_signal_ids,
 )
 from gridbind.sttp.ieee2664 import codecs
-from gridbind.sttp.ieee2664.cipher import decrypt, encrypt, new_cipher_keys, new_key_pair
+from gridbind.sttp.ieee2664.cipher import encrypt, new_cipher_keys, new_key_pair
 from gridbind.sttp.ieee2664.compact import CompactCodec, SignalIndexCache
+from gridbind.sttp.ieee2664.events import (
+    CipherKeysActivated,
+    Confirmed,
+    Event,
+    FilterRequested,
+    KeysRotationRequested,
+    MetadataRequested,
+    ModesDefined,
+    ProcessingIntervalChanged,
+    ReplayDue,
+    SessionExpired,
+    Subscribed,
+    Unsubscribed,
+    UserCommand,
+)
 from gridbind.sttp.ieee2664.metadata import (
-    MAX_METADATA_CELLS,
     DataSet,
     DataTable,
     MetadataError,
     iter_signal_keys,
 )
 from gridbind.sttp.ieee2664.params import SettingsError, SubscriptionSettings
+from gridbind.sttp.ieee2664.publisher_state import PublisherState
+from gridbind.sttp.ieee2664.statistics import Statistics
 from gridbind.sttp.ieee2664.wire import (
     MAX_COMMAND_SIZE,
-    PROTOCOL_VERSION,
     VERSION_BITS,
     BaseTimes,
     CipherKeys,
     PacketReader,
     ProtocolError,
-    build_metadata_filters,
-    build_subscribe,
-    command_packet,
-    decode_message,
     encode_message,
-    gunzip_bytes,
     gzip_bytes,
     is_user_command,
     is_user_response,
@@ -64,13 +75,11 @@ from gridbind.sttp.ieee2664.wire import (
     response_body,
     response_packet,
     split_command,
-    split_response,
 )
 from gridbind.sttp.measurement import Measurement
 
 _U32 = struct.Struct(">I")
 _DATA_HEAD = struct.Struct(">BI")  # flags, count
-_TSSC_HEAD = struct.Struct(">BH")  # version, sequence
 # Commands a subscriber may pipeline behind a filter being evaluated off the event loop.
 _MAX_BACKLOG = 64
 #: Measurements per compact data packet; keeps every packet (and UDP datagram, at most 17 bytes
@@ -79,627 +88,6 @@ _MAX_BACKLOG = 64
 #: receive buffer. Smaller datagrams do not lower loopback loss (receive-buffer overflow while
 #: the receiver is busy); a larger receive buffer does, see ``Subscriber.udp_receive_buffer``.
 COMPACT_CHUNK = 1800
-
-# ------------------------------------------------------------------------------------- events
-
-
-@dataclass
-class Event:
-    """Base of everything a session reports."""
-
-
-@dataclass
-class CommandSucceeded(Event):
-    command: int
-    message: str
-
-
-@dataclass
-class CommandFailed(Event):
-    command: int
-    message: str
-
-
-@dataclass
-class MetadataReceived(Event):
-    metadata: DataSet
-    wire_bytes: int
-
-
-@dataclass
-class MetadataArrived(Event):
-    """A METADATA_REFRESH answer, not yet parsed (``SubscriberSession.defer_metadata``)."""
-
-    payload: bytes
-
-
-@dataclass
-class SchemaReceived(Event):
-    """Tables without rows: the primary metadata schema or the signal selection schema."""
-
-    command: int
-    schema: DataSet
-
-
-@dataclass
-class SubscriptionUpdated(Event):
-    cache: SignalIndexCache
-    cache_index: int
-
-
-@dataclass
-class MeasurementsReceived(Event):
-    measurements: list[Measurement]
-
-
-@dataclass
-class BaseTimesUpdated(Event):
-    base_times: BaseTimes
-
-
-@dataclass
-class CipherKeysUpdated(Event):
-    keys: CipherKeys
-
-
-@dataclass
-class DataStartTime(Event):
-    ticks: int
-
-
-@dataclass
-class ProcessingComplete(Event):
-    message: str
-
-
-@dataclass
-class ConfigurationChanged(Event):
-    pass
-
-
-@dataclass
-class Notification(Event):
-    message: str
-
-
-@dataclass
-class BufferBlockReceived(Event):
-    sequence: int
-    signal_id: uuid.UUID | None
-    payload: bytes
-
-
-@dataclass
-class UserResponse(Event):
-    code: int
-    command: int
-    payload: bytes
-
-
-@dataclass
-class NoOp(Event):
-    pass
-
-
-# publisher-side events
-
-
-@dataclass
-class ModesDefined(Event):
-    modes: int
-    version: int
-
-
-@dataclass
-class MetadataRequested(Event):
-    filters: str
-
-
-@dataclass
-class Subscribed(Event):
-    settings: SubscriptionSettings
-    signal_ids: list[uuid.UUID]
-    temporal: bool
-
-
-@dataclass
-class Unsubscribed(Event):
-    pass
-
-
-@dataclass
-class KeysRotationRequested(Event):
-    pass
-
-
-@dataclass
-class ProcessingIntervalChanged(Event):
-    interval: int
-
-
-@dataclass
-class SessionExpired(Event):
-    """A deadline of the session passed (no DEFINE_OPERATIONAL_MODES in time): close it."""
-
-    reason: str
-
-
-@dataclass
-class ReplayDue(Event):
-    """The next batch of a historical replay may go (its processing interval passed)."""
-
-
-@dataclass
-class CipherKeysActivated(Event):
-    """Rotated UDP keys were switched to without the subscriber's confirmation."""
-
-
-@dataclass
-class UserCommand(Event):
-    command: int
-    payload: bytes
-
-
-@dataclass
-class Confirmed(Event):
-    command: int
-    payload: bytes
-
-
-@dataclass
-class FilterRequested(Event):
-    """The session waits for a filter evaluation (only with ``defer_filters``).
-
-    The shell runs ``run()`` off its event loop (it never raises for a bad filter: it returns
-    the error) and hands the result to :meth:`PublisherSession.filter_done`; commands that
-    arrive meanwhile wait, in order, in the session.
-    """
-
-    run: Callable[[], Any]
-
-
-# --------------------------------------------------------------------------------- statistics
-
-
-@dataclass
-class Statistics:
-    """Counters of one session (bytes are whole packets on the wire, headers included)."""
-
-    measurements: int = 0
-    data_packets: int = 0
-    data_bytes: int = 0  # bytes of DATA_PACKET responses (TCP size prefix / UDP datagram)
-    command_bytes: int = 0  # every other byte of the command channel
-    dropped_packets: int = 0  # data packets that could not be decoded (no cache, TSSC gap, UDP)
-    metadata_bytes: int = 0
-
-
-# --------------------------------------------------------------------------------- subscriber
-
-
-@dataclass
-class SubscriberConfig:
-    """Operational choices a subscriber requests when it connects."""
-
-    compress_payload: bool = True  # TSSC over TCP (ignored when TSSC is unavailable or UDP)
-    compress_metadata: bool = True
-    compress_signal_index_cache: bool = True
-    version: int = PROTOCOL_VERSION
-    receive_internal_metadata: bool = True
-    receive_external_metadata: bool = False
-    #: accept compact data packets without their measurement count (sttpapi's publisher)
-    lenient_compact: bool = True
-    #: bound of received metadata: XML elements plus row cells (see ``DataSet.from_xml``)
-    max_metadata_cells: int = MAX_METADATA_CELLS
-
-
-class SubscriberSession:
-    """Protocol core of a data subscriber (one command channel, optional UDP data channel).
-
-    With ``idle_timeout`` the session keeps time like the publisher's: ``receive(data, now)``
-    notes activity, :meth:`next_deadline` says when :meth:`tick` may find the command channel
-    idle (SessionExpired: close it).
-    """
-
-    def __init__(
-        self, config: SubscriberConfig | None = None, *, now: float = 0.0, idle_timeout: float = 0.0
-    ) -> None:
-        self.config = config or SubscriberConfig()
-        self.idle_timeout = idle_timeout
-        self._last_rx = now
-        self._expired = False
-        self.reader = PacketReader()
-        self.stats = Statistics()
-        self.subscriber_id = uuid.UUID(int=0)
-        self.settings: SubscriptionSettings | None = None
-        self.caches: list[SignalIndexCache | None] = [None, None]
-        self._decoders: list[Any] = [None, None]
-        self.compact = CompactCodec()
-        self.keys: CipherKeys | None = None
-        self.metadata: DataSet | None = None
-        self.subscribed = False
-        self._out = bytearray()
-        self._use_udp = False
-        #: False: metadata is parsed inside ``receive`` (MetadataReceived); True: ``receive``
-        #: reports MetadataArrived and the caller runs :meth:`decode_metadata` (e.g. in a thread)
-        #: then :meth:`metadata_parsed`
-        self.defer_metadata = False
-
-    # -- commands
-    def operational_modes(self, udp: bool = False) -> int:
-        """The operational modes word this subscriber asks for."""
-        modes = int(OperationalModes.CompressionGzip) | (self.config.version & 0xFF)
-        modes |= OperationalEncoding.Utf8
-        if self.config.compress_payload and not udp and codecs.tssc_available():
-            modes |= OperationalModes.CompressPayloadData | OperationalModes.CompressionTssc
-        if self.config.compress_metadata:
-            modes |= OperationalModes.CompressMetadata
-        if self.config.compress_signal_index_cache:
-            modes |= OperationalModes.CompressSignalIndexCache
-        if self.config.receive_internal_metadata:
-            modes |= OperationalModes.ReceiveInternalMetadata
-        if self.config.receive_external_metadata:
-            modes |= OperationalModes.ReceiveExternalMetadata
-        return modes
-
-    def start(self, udp: bool = False) -> bytes:
-        """First bytes of a session: DEFINE_OPERATIONAL_MODES (must precede any other command)."""
-        self._use_udp = udp
-        self.modes = self.operational_modes(udp)
-        return self._command(ServerCommand.DefineOperationalModes, _U32.pack(self.modes))
-
-    def request_metadata(self, filters: str = "") -> bytes:
-        """METADATA_REFRESH, optionally with ``FILTER <table> WHERE ...`` expressions."""
-        return self._command(ServerCommand.MetadataRefresh, build_metadata_filters(filters))
-
-    def request_schema(self, selection: bool = False) -> bytes:
-        """GET_PRIMARY_METADATA_SCHEMA, or GET_SIGNAL_SELECTION_SCHEMA (ActiveMeasurements)."""
-        return self._command(
-            ServerCommand.GetSignalSelectionSchema
-            if selection
-            else ServerCommand.GetPrimaryMetadataSchema
-        )
-
-    def subscribe(self, settings: SubscriptionSettings) -> bytes:
-        """SUBSCRIBE with the given parameters; resets TSSC state for the new subscription."""
-        self.settings = settings
-        self.compact = CompactCodec(
-            include_time=settings.include_time,
-            millisecond_resolution=settings.use_millisecond_resolution,
-        )
-        self._decoders = [None, None]
-        return self._command(ServerCommand.Subscribe, build_subscribe(settings.build()))
-
-    def unsubscribe(self) -> bytes:
-        """UNSUBSCRIBE."""
-        self.subscribed = False
-        return self._command(ServerCommand.Unsubscribe)
-
-    def rotate_cipher_keys(self) -> bytes:
-        """ROTATE_CIPHER_KEYS: ask the publisher for new UDP keys."""
-        return self._command(ServerCommand.RotateCipherKeys)
-
-    def update_processing_interval(self, interval_ms: int) -> bytes:
-        """UPDATE_PROCESSING_INTERVAL (historical replay pace, ms per frame; -1 default)."""
-        return self._command(ServerCommand.UpdateProcessingInterval, struct.pack(">i", interval_ms))
-
-    def user_command(self, code: int, payload: bytes = b"") -> bytes:
-        """One of the 16 user-defined commands."""
-        if not is_user_command(code):
-            raise InvalidArgument(f"0x{code:02X} is not a user command code (0xD0-0xDF)")
-        return self._command(code, payload)
-
-    def _command(self, code: int, payload: bytes = b"") -> bytes:
-        packet = command_packet(code, payload)
-        return packet
-
-    def data_to_send(self) -> bytes:
-        """Commands the session produced itself (confirmations); send them on the TCP channel."""
-        out = bytes(self._out)
-        self._out.clear()
-        return out
-
-    # -- input
-    def next_deadline(self) -> float | None:
-        """When the command channel counts as idle (None: no idle time-out)."""
-        if not self.idle_timeout or self._expired:
-            return None
-        return self._last_rx + self.idle_timeout
-
-    def tick(self, now: float) -> list[Event]:
-        """SessionExpired once nothing (not even a NO_OP keep-alive) arrived for
-        ``idle_timeout`` seconds."""
-        deadline = self.next_deadline()
-        if deadline is None or now < deadline:
-            return []
-        self._expired = True
-        return [SessionExpired(f"nothing received for {self.idle_timeout:g} s")]
-
-    def receive(self, data: bytes, now: float | None = None) -> list[Event]:
-        """Bytes from the TCP command channel -> events (``now``: when they arrived)."""
-        if now is not None:
-            self._last_rx = now
-        events: list[Event] = []
-        for packet in self.reader.feed(data):
-            code, command, payload = split_response(packet)
-            if code == ServerResponse.DataPacket:
-                self.stats.data_bytes += len(packet) + 4
-                self._data_packet(payload, events, udp=False)
-            else:
-                self.stats.command_bytes += len(packet) + 4
-                self._response(code, command, payload, events)
-        return events
-
-    def receive_datagram(self, datagram: bytes) -> list[Event]:
-        """One UDP datagram -> events (undecodable datagrams are counted and dropped)."""
-        events: list[Event] = []
-        try:
-            code, command, payload = split_response(datagram)
-        except ProtocolError:
-            self.stats.dropped_packets += 1
-            return events
-        self.stats.data_bytes += len(datagram)
-        if code == ServerResponse.DataPacket:
-            try:
-                self._data_packet(payload, events, udp=True)
-            except ProtocolError:
-                self.stats.dropped_packets += 1
-        elif code in (ServerResponse.BufferBlock, ServerResponse.NoOp):
-            try:
-                self._response(code, command, payload, events)
-            except ProtocolError:
-                self.stats.dropped_packets += 1  # short or badly compressed: dropped, counted
-        else:
-            self.stats.dropped_packets += 1
-        return events
-
-    def _response(self, code: int, command: int, payload: bytes, events: list[Event]) -> None:
-        if code == ServerResponse.Succeeded:
-            if command == ServerCommand.MetadataRefresh:
-                self.stats.metadata_bytes += len(payload)
-                if self.defer_metadata:
-                    events.append(MetadataArrived(payload))
-                else:
-                    events.append(self.metadata_parsed(self.decode_metadata(payload), payload))
-                return
-            if command in (
-                ServerCommand.GetPrimaryMetadataSchema,
-                ServerCommand.GetSignalSelectionSchema,
-            ):
-                data = gunzip_bytes(payload) if payload[:2] == b"\x1f\x8b" else payload
-                try:
-                    schema = DataSet.from_xml(data, self.config.max_metadata_cells)
-                    events.append(SchemaReceived(command, schema))
-                except MetadataError as exc:
-                    raise ProtocolError(f"bad schema from publisher: {exc}") from None
-                return
-            if command == ServerCommand.Subscribe:
-                self.subscribed = True
-            elif command == ServerCommand.Unsubscribe:
-                self.subscribed = False
-            events.append(CommandSucceeded(command, decode_message(payload)))
-        elif code == ServerResponse.Failed:
-            if command == ServerCommand.Subscribe:
-                self.subscribed = False
-            events.append(CommandFailed(command, decode_message(payload)))
-        elif code == ServerResponse.UpdateSignalIndexCache:
-            events.append(self._signal_index_cache(payload))
-        elif code == ServerResponse.UpdateBaseTimes:
-            times = BaseTimes.parse(payload)
-            self.compact.base_times = times.offsets
-            self.compact.time_index = times.time_index
-            self._out += command_packet(ServerCommand.ConfirmUpdateBaseTimes)
-            events.append(BaseTimesUpdated(times))
-        elif code == ServerResponse.UpdateCipherKeys:
-            self.keys = CipherKeys.parse(payload)
-            self._out += command_packet(ServerCommand.ConfirmUpdateCipherKeys)
-            events.append(CipherKeysUpdated(self.keys))
-        elif code == ServerResponse.DataStartTime:
-            if len(payload) < 8:
-                raise ProtocolError("DATA_START_TIME payload too short")
-            events.append(DataStartTime(struct.unpack_from(">q", payload)[0]))
-        elif code == ServerResponse.ProcessingComplete:
-            events.append(ProcessingComplete(decode_message(payload)))
-        elif code == ServerResponse.ConfigurationChanged:
-            events.append(ConfigurationChanged())
-        elif code == ServerResponse.Notify:
-            message = decode_message(payload)
-            self._out += command_packet(
-                ServerCommand.ConfirmNotification, struct.pack(">I", zlib.crc32(payload))
-            )
-            events.append(Notification(message))
-        elif code == ServerResponse.BufferBlock:
-            events.append(self._buffer_block(payload))
-        elif code == ServerResponse.NoOp:
-            events.append(NoOp())
-        elif is_user_response(code):
-            events.append(UserResponse(code, command, payload))
-        elif code == ServerResponse.DataPacket:
-            self._data_packet(payload, events, udp=False)
-
-    def decode_metadata(self, payload: bytes) -> DataSet:
-        """The data set of a METADATA_REFRESH answer (inflate and parse, both bounded).
-
-        Touches no session state, so a transport may run it off its event loop
-        (:attr:`defer_metadata`); raises :class:`ProtocolError`."""
-        data = payload
-        if self.config.compress_metadata and payload[:2] == b"\x1f\x8b":
-            data = gunzip_bytes(payload)
-        try:
-            return DataSet.from_xml(data, self.config.max_metadata_cells)
-        except MetadataError as exc:
-            raise ProtocolError(f"bad metadata from publisher: {exc}") from None
-
-    def metadata_parsed(self, metadata: DataSet, payload: bytes) -> MetadataReceived:
-        """Take a decoded data set as the session's metadata."""
-        self.metadata = metadata
-        return MetadataReceived(metadata, len(payload))
-
-    def _signal_index_cache(self, payload: bytes) -> SubscriptionUpdated:
-        index = 0
-        if self.config.version > 1:
-            if not payload:
-                raise ProtocolError("empty signal index cache update")
-            index = 1 if payload[0] == 1 else 0
-            # sttpapi writes 0xFF as a placeholder for an uncompressed cache; treat it as 0,
-            # which is where it then sends data.
-            payload = payload[1:]
-        if self.config.compress_signal_index_cache and payload[:2] == b"\x1f\x8b":
-            payload = gunzip_bytes(payload)
-        cache = SignalIndexCache.parse(payload)
-        self.subscriber_id = cache.subscriber_id
-        self.caches[index] = cache
-        self._decoders[index] = None
-        if self.config.version > 1:
-            self._out += command_packet(ServerCommand.ConfirmUpdateSignalIndexCache)
-        return SubscriptionUpdated(cache, index)
-
-    def _buffer_block(self, payload: bytes) -> BufferBlockReceived:
-        if len(payload) < 9:
-            raise ProtocolError("BUFFER_BLOCK payload too short")
-        (sequence,) = _U32.unpack_from(payload)
-        flags = payload[4]
-        body = payload[5:]
-        if flags & BufferBlockFlags.RequireConfirmation:
-            self._out += command_packet(ServerCommand.ConfirmBufferBlock, payload[:4])
-        (index,) = struct.unpack_from(">i", body)
-        data = body[4:]
-        if flags & BufferBlockFlags.Compressed:
-            data = gunzip_bytes(data)
-        cache = self.caches[1 if flags & BufferBlockFlags.CacheIndex else 0]
-        signal = cache.by_index.get(index) if cache else None
-        return BufferBlockReceived(sequence, signal, data)
-
-    def _data_packet(self, payload: bytes, events: list[Event], udp: bool) -> None:
-        if len(payload) < 5:
-            raise ProtocolError("DATA_PACKET payload too short")
-        flags = payload[0]
-        body = payload[1:]
-        if udp and self.keys is not None:
-            key, iv = self.keys.keys[1 if flags & DataPacketFlags.CipherIndex else 0]
-            body = decrypt(key, iv, body)
-        if len(body) < 4:
-            raise ProtocolError("DATA_PACKET payload too short")
-        (count,) = _U32.unpack_from(body)
-        cache_index = 1 if flags & DataPacketFlags.CacheIndex else 0
-        cache = self.caches[cache_index]
-        if cache is None:
-            self.stats.dropped_packets += 1
-            return
-        self.stats.data_packets += 1
-        if flags & DataPacketFlags.Compressed:
-            measurements = self._tssc(cache_index, cache, bytes(body[4:]), count)
-            if measurements is None:
-                self.stats.dropped_packets += 1
-                return
-        elif flags & DataPacketFlags.Compact:
-            try:
-                measurements = self.compact.decode(body[4:], count, cache)
-            except ProtocolError:
-                if not self.config.lenient_compact:
-                    raise
-                # sttpapi's publisher omits the count of compact packets; such a packet is
-                # measurements from the first byte on. Accept it only if it parses exactly.
-                measurements = self.compact.decode(body, None, cache)
-        else:
-            raise ProtocolError("non-compact (full) measurement format is not supported")
-        self.stats.measurements += len(measurements)
-        if measurements:
-            events.append(MeasurementsReceived(measurements))
-
-    def _tssc(
-        self, cache_index: int, cache: SignalIndexCache, block: bytes, count: int
-    ) -> list[Measurement] | None:
-        decoder = self._decoders[cache_index]
-        if decoder is None:
-            decoder = self._decoders[cache_index] = codecs.new_decoder()
-        # Valid runtime indexes are those of the cache: no more point states than that.
-        decoder.max_points = max(len(cache.by_index), 1)
-        sequence_error, decode_error = codecs.tssc_errors()
-        try:
-            # The declared count bounds the decoding work (checked against the block's size
-            # before any decoding): a hostile block cannot amplify into millions of rows.
-            columns = decoder.decode(block, count)
-        except sequence_error:
-            return None  # joined mid-stream or lost a packet: wait for the publisher's reset
-        except decode_error as exc:
-            raise ProtocolError(f"bad TSSC block: {exc}") from None
-        signals = cache.by_index
-        try:
-            return [
-                Measurement(signals[index], value, stamp, flags)
-                for index, stamp, flags, value in zip(
-                    columns.ids, columns.timestamps, columns.flags, columns.values, strict=True
-                )
-            ]
-        except KeyError as exc:
-            raise ProtocolError(f"runtime index {exc} is not in the signal index cache") from None
-
-
-# ---------------------------------------------------------------------------------- publisher
-
-
-@dataclass
-class PublisherConfig:
-    """Publisher policy shared by every connection."""
-
-    node_id: uuid.UUID = field(default_factory=uuid.uuid4)
-    allow_metadata_refresh: bool = True
-    allow_nan_filter: bool = True
-    force_nan_filter: bool = False
-    use_base_time_offsets: bool = True
-    allow_payload_compression: bool = True
-    encrypt_udp: bool = False  # cipher keys for UDP data (deployed peers do it over TLS only)
-    #: seconds after a key rotation to switch to the new keys when the subscriber never sends
-    #: CONFIRM_UPDATE_CIPHER_KEYS (sttpapi's subscriber does not); None: wait for confirmation
-    cipher_confirm_timeout: float | None = 2.0
-    supports_temporal: bool = False
-
-
-class PublisherState:
-    """What all connections of one publisher share: metadata and its selection view.
-
-    ``metadata`` is a :class:`DataSet`, or the XML data set itself (bytes or text) as another
-    serializer wrote it, e.g. relayed from an upstream publisher: that XML is parsed for the
-    selection view and served verbatim (byte for byte) on unfiltered METADATA_REFRESH.
-    """
-
-    def __init__(
-        self, metadata: DataSet | bytes | str, config: PublisherConfig | None = None
-    ) -> None:
-        from gridbind.sttp.ieee2664.metadata import active_measurements
-
-        self.config = config or PublisherConfig()
-        self._xml: bytes | None = None
-        self._gzip: bytes | None = None
-        if isinstance(metadata, (bytes, str)):
-            if isinstance(metadata, str):
-                # Text has no encoding of its own: serve it as UTF-8, with a declaration saying so.
-                text = metadata.lstrip("\ufeff")
-                if text.startswith("<?xml"):
-                    text = text[text.index("?>") + 2 :].lstrip()
-                xml = ('<?xml version="1.0" encoding="utf-8"?>\n' + text).encode("utf-8")
-            else:
-                xml = bytes(metadata)
-            metadata = DataSet.from_xml(xml)
-            self._xml, self._gzip = xml, gzip_bytes(xml)
-        self.metadata = metadata
-        self.active: DataTable = active_measurements(metadata, self.config.node_id)
-        #: signals whose MeasurementDetail row is disabled: never delivered, even when a
-        #: subscriber names their id directly (as the deployed publishers behave)
-        self.disabled: frozenset[uuid.UUID] = frozenset(
-            row["SignalID"]
-            for row in (metadata.table("MeasurementDetail") or DataTable("", [])).rows
-            if isinstance(row.get("SignalID"), uuid.UUID)
-            and (row.get("Enabled") is False or row.get("Enabled") == 0)
-        )
-
-    def metadata_xml(self, compressed: bool) -> bytes:
-        """The metadata XML (cached), GZip-compressed when asked."""
-        if self._xml is None:
-            self._xml = self.metadata.to_xml()
-            self._gzip = gzip_bytes(self._xml)
-        assert self._gzip is not None
-        return self._gzip if compressed else self._xml
 
 
 @dataclass
@@ -712,6 +100,11 @@ class SessionTiming:
     negotiation_timeout: float = 0.0
     #: period of UDP cipher key rotation (encrypted UDP subscriptions)
     cipher_rotation_interval: float | None = None
+
+
+_CommandHandler = Callable[["PublisherSession", ServerCommand, bytes, list[Event]], None]
+#: The user-defined command codes of the generated spec (0xD0-0xDF).
+USER_COMMANDS = tuple(code for code in ServerCommand if is_user_command(code))
 
 
 class PublisherSession:
@@ -999,71 +392,82 @@ class PublisherSession:
         return events
 
     def _command(self, code: int, payload: bytes, events: list[Event]) -> None:
-        if code == ServerCommand.DefineOperationalModes:
-            self._define_modes(payload, events)
-        elif code == ServerCommand.MetadataRefresh:
-            self._metadata_refresh(payload, events)
-        elif code == ServerCommand.Subscribe:
-            self._subscribe(payload, events)
-        elif code == ServerCommand.Unsubscribe:
-            self.subscribed = False
-            self.cache = None
-            self._latest.clear()
-            for name in ("throttle", "rotation", "confirm", "replay"):
-                self._deadlines.pop(name, None)
-            self.succeed(code, "Client unsubscribed.")
-            events.append(Unsubscribed())
-        elif code == ServerCommand.RotateCipherKeys:
-            if self.udp_target is None or not self.state.config.encrypt_udp:
-                self.fail(code, "Cipher keys are only used with an encrypted UDP data channel.")
-            else:
-                self.rotate_cipher_keys()
-                self.succeed(code, "New cipher keys sent.")
-                events.append(KeysRotationRequested())
-        elif code == ServerCommand.UpdateProcessingInterval:
-            if len(payload) < 4:
-                self.fail(code, "Processing interval payload too short.")
-                return
-            (interval,) = struct.unpack_from(">i", payload)
-            if self.settings is not None:
-                self.settings.processing_interval = interval
-            if "replay" in self._deadlines:  # a waiting replay batch goes at the new pace
-                self._deadlines["replay"] = self._replay_sent_at + max(interval, 0) / 1000
-            self.succeed(code, f"New processing interval of {interval} assigned.")
-            events.append(ProcessingIntervalChanged(interval))
-        elif code == ServerCommand.ConfirmUpdateSignalIndexCache:
-            self._awaiting_cache_confirm = False
-            events.append(Confirmed(code, payload))
-        elif code == ServerCommand.ConfirmUpdateCipherKeys:
-            if self._pending_keys is not None:
-                self.keys = self._pending_keys
-                self._pending_keys = None
-            events.append(Confirmed(code, payload))
-        elif code == ServerCommand.ConfirmUpdateBaseTimes:
-            if self._pending_base is not None:
-                self._apply_base(self._pending_base)
-                self._pending_base = None
-            events.append(Confirmed(code, payload))
-        elif code in (ServerCommand.ConfirmNotification, ServerCommand.ConfirmBufferBlock):
-            events.append(Confirmed(code, payload))
-        elif code in (
-            ServerCommand.GetPrimaryMetadataSchema,
-            ServerCommand.GetSignalSelectionSchema,
-        ):
-            source = (
-                self.state.metadata.tables
-                if code == ServerCommand.GetPrimaryMetadataSchema
-                else [self.state.active]
-            )
-            xml = DataSet("DataSet", [DataTable(t.name, t.columns) for t in source]).to_xml()
-            compressed = bool(self.modes & OperationalModes.CompressMetadata)
-            self._respond(ServerResponse.Succeeded, code, gzip_bytes(xml) if compressed else xml)
-        elif is_user_command(code):
-            events.append(UserCommand(code, payload))
-        else:
+        handler = self.COMMANDS.get(code)
+        if handler is None:  # only a code the generated spec gained and COMMANDS lacks
             self.fail(code, f"Command 0x{code:02X} is not supported by this publisher.")
+            return
+        handler(self, ServerCommand(code), payload, events)
 
-    def _define_modes(self, payload: bytes, events: list[Event]) -> None:
+    # -- command handlers (the table COMMANDS follows them)
+    def _not_supported(self, code: ServerCommand, payload: bytes, events: list[Event]) -> None:
+        """A documented refusal: FAILED, the session goes on (CONNECT is never sent to a
+        publisher; it only names the refused connection in a FAILED)."""
+        self.fail(code, f"Command 0x{code:02X} is not supported by this publisher.")
+
+    def _unsubscribe(self, code: ServerCommand, payload: bytes, events: list[Event]) -> None:
+        self.subscribed = False
+        self.cache = None
+        self._latest.clear()
+        for name in ("throttle", "rotation", "confirm", "replay"):
+            self._deadlines.pop(name, None)
+        self.succeed(code, "Client unsubscribed.")
+        events.append(Unsubscribed())
+
+    def _rotate_keys(self, code: ServerCommand, payload: bytes, events: list[Event]) -> None:
+        if self.udp_target is None or not self.state.config.encrypt_udp:
+            self.fail(code, "Cipher keys are only used with an encrypted UDP data channel.")
+            return
+        self.rotate_cipher_keys()
+        self.succeed(code, "New cipher keys sent.")
+        events.append(KeysRotationRequested())
+
+    def _processing_interval(
+        self, code: ServerCommand, payload: bytes, events: list[Event]
+    ) -> None:
+        if len(payload) < 4:
+            self.fail(code, "Processing interval payload too short.")
+            return
+        (interval,) = struct.unpack_from(">i", payload)
+        if self.settings is not None:
+            self.settings.processing_interval = interval
+        if "replay" in self._deadlines:  # a waiting replay batch goes at the new pace
+            self._deadlines["replay"] = self._replay_sent_at + max(interval, 0) / 1000
+        self.succeed(code, f"New processing interval of {interval} assigned.")
+        events.append(ProcessingIntervalChanged(interval))
+
+    def _cache_confirmed(self, code: ServerCommand, payload: bytes, events: list[Event]) -> None:
+        self._awaiting_cache_confirm = False
+        events.append(Confirmed(code, payload))
+
+    def _keys_confirmed(self, code: ServerCommand, payload: bytes, events: list[Event]) -> None:
+        if self._pending_keys is not None:
+            self.keys = self._pending_keys
+            self._pending_keys = None
+        events.append(Confirmed(code, payload))
+
+    def _base_confirmed(self, code: ServerCommand, payload: bytes, events: list[Event]) -> None:
+        if self._pending_base is not None:
+            self._apply_base(self._pending_base)
+            self._pending_base = None
+        events.append(Confirmed(code, payload))
+
+    def _confirmed(self, code: ServerCommand, payload: bytes, events: list[Event]) -> None:
+        events.append(Confirmed(code, payload))
+
+    def _schema(self, code: ServerCommand, payload: bytes, events: list[Event]) -> None:
+        source = (
+            self.state.metadata.tables
+            if code == ServerCommand.GetPrimaryMetadataSchema
+            else [self.state.active]
+        )
+        xml = DataSet("DataSet", [DataTable(t.name, t.columns) for t in source]).to_xml()
+        compressed = bool(self.modes & OperationalModes.CompressMetadata)
+        self._respond(ServerResponse.Succeeded, code, gzip_bytes(xml) if compressed else xml)
+
+    def _user_command(self, code: ServerCommand, payload: bytes, events: list[Event]) -> None:
+        events.append(UserCommand(code, payload))
+
+    def _define_modes(self, code: ServerCommand, payload: bytes, events: list[Event]) -> None:
         if len(payload) < 4:
             self.fail(ServerCommand.DefineOperationalModes, "Operational modes payload too short.")
             raise ProtocolError("DEFINE_OPERATIONAL_MODES payload too short")
@@ -1089,8 +493,8 @@ class PublisherSession:
         )
         events.append(ModesDefined(modes, version))
 
-    def _metadata_refresh(self, payload: bytes, events: list[Event]) -> None:
-        command = ServerCommand.MetadataRefresh
+    def _metadata_refresh(self, code: ServerCommand, payload: bytes, events: list[Event]) -> None:
+        command = code
         if not self.state.config.allow_metadata_refresh:
             self.fail(command, "Meta-data refresh has been disallowed by the publisher.")
             return
@@ -1120,7 +524,7 @@ class PublisherSession:
         self.stats.metadata_bytes += len(data)
         events.append(MetadataRequested(filters))
 
-    def _subscribe(self, payload: bytes, events: list[Event]) -> None:
+    def _subscribe(self, code: ServerCommand, payload: bytes, events: list[Event]) -> None:
         _flags, text = parse_subscribe(payload)
         try:
             settings = SubscriptionSettings.parse(text)
@@ -1190,6 +594,29 @@ class PublisherSession:
         if interval and self.udp_target is not None and self.state.config.encrypt_udp:
             self._deadlines["rotation"] = self._now + interval
         events.append(Subscribed(settings, signals, temporal))
+
+    #: What each command of the generated spec does on a publisher: one entry per
+    #: ``ServerCommand`` (tests/sttp/test_handler_tables.py fails for a code without one).
+    #: Unknown codes never get here (``split_command`` refuses them: the session closes), nor
+    #: does anything before DEFINE_OPERATIONAL_MODES (``_packet``: the session closes).
+    COMMANDS: ClassVar[dict[int, _CommandHandler]] = {
+        ServerCommand.Connect: _not_supported,
+        ServerCommand.MetadataRefresh: _metadata_refresh,
+        ServerCommand.Subscribe: _subscribe,
+        ServerCommand.Unsubscribe: _unsubscribe,
+        ServerCommand.RotateCipherKeys: _rotate_keys,
+        ServerCommand.UpdateProcessingInterval: _processing_interval,
+        ServerCommand.DefineOperationalModes: _define_modes,
+        ServerCommand.ConfirmNotification: _confirmed,
+        ServerCommand.ConfirmBufferBlock: _confirmed,
+        ServerCommand.ConfirmUpdateBaseTimes: _base_confirmed,
+        ServerCommand.ConfirmUpdateSignalIndexCache: _cache_confirmed,
+        ServerCommand.ConfirmUpdateCipherKeys: _keys_confirmed,
+        ServerCommand.GetPrimaryMetadataSchema: _schema,
+        ServerCommand.GetSignalSelectionSchema: _schema,
+        # the 16 user-defined commands go to the application as UserCommand events
+        **dict.fromkeys(USER_COMMANDS, _user_command),
+    }
 
     def rotate_cipher_keys(self) -> None:
         """Send new keys; packets switch to them once the subscriber confirms."""
