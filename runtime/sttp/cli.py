@@ -130,7 +130,7 @@ def compression(args: argparse.Namespace) -> str:
 
 
 def _tls_minimum(args: argparse.Namespace, context: ssl.SSLContext) -> None:
-    from gridbind.sttp.draft.security import LATEST_TLS
+    from gridbind.sttp.tls import LATEST_TLS
 
     context.minimum_version = ssl.TLSVersion[f"TLSv1_{args.tls_min[-1]}"]
     if context.minimum_version < LATEST_TLS:

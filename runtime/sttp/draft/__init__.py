@@ -17,7 +17,6 @@ from gridbind.sttp.draft.access import AccessControl
 from gridbind.sttp.draft.characteristics import Options, Policy
 from gridbind.sttp.draft.gateway import Gateway
 from gridbind.sttp.draft.metadata import MetadataDatabase, QueryResult
-from gridbind.sttp.draft.security import TlsConfig
 from gridbind.sttp.draft.session import (
     Catalog,
     NegotiationComplete,
@@ -33,6 +32,7 @@ from gridbind.sttp.draft.transport import (
     SubscriptionRefused,
 )
 from gridbind.sttp.encoding import ValueType
+from gridbind.sttp.tls import TlsConfig
 
 __all__ = [
     "AccessControl",

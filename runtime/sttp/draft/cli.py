@@ -30,10 +30,10 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 from gridbind.sttp.draft.metadata import MetadataDatabase
-from gridbind.sttp.draft.security import TlsConfig
 from gridbind.sttp.draft.synthetic import SyntheticPmu
 from gridbind.sttp.draft.transport import Publisher, SessionError, Subscriber
 from gridbind.sttp.measurement import Measurement, ticks_now
+from gridbind.sttp.tls import TlsConfig
 
 __all__ = ["run_publish", "run_subscribe"]
 

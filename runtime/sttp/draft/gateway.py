@@ -25,9 +25,9 @@ from typing import Any
 
 from gridbind.generated.sttp import draft_0_8 as wire
 from gridbind.sttp.draft.framing import FrameError, FrameReader, encode_frame
-from gridbind.sttp.draft.security import TlsConfig
 from gridbind.sttp.draft.session import Event, PublisherSession, SubscriberSession
 from gridbind.sttp.draft.transport import Publisher, Subscriber, _Link
+from gridbind.sttp.tls import TlsConfig
 
 __all__ = ["Gateway", "GatewaySession", "RoleEvent"]
 

@@ -2,7 +2,7 @@
 
 :class:`Publisher` listens (forward connections) or dials out to a listening subscriber
 (reverse connections); :class:`Subscriber` dials (forward) or listens (reverse). Either side
-may use TLS (:class:`~gridbind.sttp.draft.security.TlsConfig`); a subscriber may ask for a UDP
+may use TLS (:class:`~gridbind.sttp.tls.TlsConfig`); a subscriber may ask for a UDP
 data channel (``udp=True``) and secure it with AES (``secure_data_channel()``).
 
 Example::
@@ -40,12 +40,7 @@ from gridbind.sttp.draft.metadata import (
     decode_result,
 )
 from gridbind.sttp.draft.packets import MAX_RAW_PACKET
-from gridbind.sttp.draft.security import (
-    DatagramCipher,
-    TlsConfig,
-    names_resolve_to,
-    peer_identity,
-)
+from gridbind.sttp.draft.security import DatagramCipher
 from gridbind.sttp.draft.session import (
     STATEFUL,
     STATELESS,
@@ -67,6 +62,7 @@ from gridbind.sttp.errors import InvalidArgument, SttpError
 from gridbind.sttp.expressions import FilterExpressionError, run_bounded
 from gridbind.sttp.measurement import Measurement
 from gridbind.sttp.slowpeer import HIGH_WATER, SLOW_TIMEOUT, SendQueue
+from gridbind.sttp.tls import TlsConfig, names_resolve_to, peer_identity
 
 if TYPE_CHECKING:  # the gateway module imports this one
     from gridbind.sttp.draft.gateway import GatewaySession

@@ -88,7 +88,7 @@ def test_crls_checked_both_ways_on_the_good_path(pki, tmp_path):
     crl = write_crl(pki, tmp_path, "empty")
     publisher = Publisher(tls=tls(pki.publisher, pki.ca, crlfile=crl))
     subscriber = Subscriber(tls=tls(pki.subscriber, pki.ca, crlfile=crl))
-    # client side in the handshake; server side right after it (see security.py)
+    # client side in the handshake; server side right after it (see gridbind.sttp.tls)
     assert ssl.VERIFY_CRL_CHECK_LEAF in subscriber.tls.client_context().verify_flags
     got = run(exchange(publisher, subscriber))
     assert [(m.value, m.flags) for m in got] == [(0.1, 7)]
@@ -291,7 +291,7 @@ def test_refused_connections_do_not_grow_the_event_lists_forever():
 def test_name_resolution_has_one_deadline_and_a_name_cap():
     import time
 
-    from gridbind.sttp.draft import security
+    from gridbind.sttp import tls as security
 
     calls = []
 
