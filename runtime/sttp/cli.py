@@ -2,7 +2,12 @@
 
 Both profiles share the options; ``--profile ieee2664`` (default) runs the deployed wire here,
 ``--profile draft-0.8`` hands the parsed arguments to ``gridbind.sttp.draft.cli``
-(``run_publish(args)`` / ``run_subscribe(args)``).
+(``run_publish(args)`` / ``run_subscribe(args)``). ``--host`` / ``--port`` default to
+127.0.0.1 and 7165 (``gridbind.sttp.api``) for both profiles. TLS: ``--tls-cert`` /
+``--tls-key`` (this side's certificate), ``--tls-ca`` (trust anchors; on a server, clients must
+then present certificates, see ``--tls-client-cert``), ``--tls-crl``, ``--tls-server-name``,
+``--tls-min``; any of them, or ``--tls``, turns TLS on, and :func:`tls_config` builds the one
+:class:`~gridbind.sttp.tls.TlsConfig` both profiles take.
 
 Examples::
 
@@ -25,6 +30,9 @@ import time
 import uuid
 from collections.abc import Iterator
 from typing import IO, Any
+
+from gridbind.sttp.api import DEFAULT_HOST, DEFAULT_PORT
+from gridbind.sttp.tls import TlsConfig
 
 log = logging.getLogger(__name__)
 
@@ -83,11 +91,23 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--profile", choices=("ieee2664", "draft-0.8"), default="ieee2664", help="wire profile"
     )
-    parser.add_argument("--host", default="127.0.0.1", help="listen (publish) / dial (subscribe)")
-    parser.add_argument("--port", type=int, default=7165)
-    parser.add_argument("--tls-cert", help="PEM certificate (publisher) or client certificate")
+    parser.add_argument(
+        "--host", default=DEFAULT_HOST, help="listen (publish) / dial (subscribe) address"
+    )
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="STTP port (0: any)")
+    parser.add_argument("--tls", action="store_true", help="use TLS (implied by --tls-cert/-ca)")
+    parser.add_argument("--tls-cert", help="this side's PEM certificate (chain)")
     parser.add_argument("--tls-key", help="PEM private key for --tls-cert")
-    parser.add_argument("--tls-ca", help="CA bundle to verify the peer (enables TLS on subscribe)")
+    parser.add_argument(
+        "--tls-ca", help="trust anchors (CA bundle or pinned peer certificates) for the peer"
+    )
+    parser.add_argument("--tls-crl", help="PEM revocation list(s) of the CA(s)")
+    parser.add_argument(
+        "--tls-client-cert",
+        choices=("auto", "required", "optional"),
+        default="auto",
+        help="server side: client certificates (auto: required when --tls-ca is given)",
+    )
     parser.add_argument(
         "--compression",
         choices=("tssc", "deflate", "none"),
@@ -129,37 +149,22 @@ def compression(args: argparse.Namespace) -> str:
     return "none" if args.no_compression else args.compression
 
 
-def _tls_minimum(args: argparse.Namespace, context: ssl.SSLContext) -> None:
-    from gridbind.sttp.tls import LATEST_TLS
-
-    context.minimum_version = ssl.TLSVersion[f"TLSv1_{args.tls_min[-1]}"]
-    if context.minimum_version < LATEST_TLS:
-        log.warning("TLS minimum version %s is below the latest", context.minimum_version.name)
-
-
-def _server_tls(args: argparse.Namespace) -> ssl.SSLContext | None:
-    if not args.tls_cert:
+def tls_config(args: argparse.Namespace) -> TlsConfig | None:
+    """The TLS configuration of the ``--tls*`` options (``None``: plain TCP), both profiles."""
+    if not (args.tls or args.tls_cert or args.tls_ca or args.tls_crl):
         return None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    _tls_minimum(args, context)
-    context.load_cert_chain(args.tls_cert, args.tls_key)
-    if args.tls_ca:
-        context.load_verify_locations(args.tls_ca)
-        context.verify_mode = ssl.CERT_REQUIRED
-    return context
-
-
-def _client_tls(args: argparse.Namespace) -> ssl.SSLContext | None:
-    if not args.tls_ca:
-        return None
-    context = ssl.create_default_context(cafile=args.tls_ca)
-    _tls_minimum(args, context)
-    if args.tls_no_hostname_check:
-        log.warning("TLS: the publisher's certificate name is NOT checked (CA still validated)")
-        context.check_hostname = False
-    if args.tls_cert:
-        context.load_cert_chain(args.tls_cert, args.tls_key)
-    return context
+    return TlsConfig(
+        certfile=args.tls_cert,
+        keyfile=args.tls_key,
+        cafile=args.tls_ca,
+        crlfile=args.tls_crl,
+        check_hostname=not args.tls_no_hostname_check,
+        server_hostname=args.tls_server_name,
+        minimum_version=ssl.TLSVersion[f"TLSv1_{args.tls_min[-1]}"],
+        require_client_cert={"auto": None, "required": True, "optional": False}[
+            args.tls_client_cert
+        ],
+    )
 
 
 class _Meter:
@@ -262,7 +267,7 @@ async def _publish(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         config=config,
-        ssl=_server_tls(args),
+        tls=tls_config(args),
         cipher_rotation_interval=args.key_rotation,
     )
     if args.dial:
@@ -376,9 +381,8 @@ async def _subscribe(args: argparse.Namespace) -> int:
         config=SubscriberConfig(compress_payload=compression(args) == "tssc"),
         udp=args.udp,
         udp_port=args.udp_port,
-        ssl=_server_tls(args) if args.listen else _client_tls(args),
+        tls=tls_config(args),
         listen=args.listen,
-        server_hostname=args.tls_server_name,
     )
 
     async def consume() -> None:

@@ -22,45 +22,28 @@ import asyncio
 import contextlib
 import csv
 import json
-import ssl
 import sys
 import time
 import uuid
 from collections.abc import Iterator
 from typing import IO, Any
 
+from gridbind.sttp.cli import compression, tls_config
 from gridbind.sttp.draft.metadata import MetadataDatabase
 from gridbind.sttp.draft.synthetic import SyntheticPmu
 from gridbind.sttp.draft.transport import Publisher, SessionError, Subscriber
 from gridbind.sttp.measurement import Measurement, ticks_now
-from gridbind.sttp.tls import TlsConfig
 
 __all__ = ["run_publish", "run_subscribe"]
 
 
 def _stateful(args: argparse.Namespace) -> list[str]:
-    from gridbind.sttp.cli import compression
-
     choice = compression(args)
     if choice == "none":
         return ["NONE"]
     if choice == "deflate":
         return ["DEFLATE", "NONE"]
     return ["TSSC", "DEFLATE", "NONE"]
-
-
-def _tls(args: argparse.Namespace) -> TlsConfig | None:
-    if not (args.tls_cert or args.tls_ca):
-        return None
-    minimum = getattr(args, "tls_min", "1.3")
-    return TlsConfig(
-        certfile=args.tls_cert,
-        keyfile=args.tls_key,
-        cafile=args.tls_ca,
-        check_hostname=not getattr(args, "tls_no_hostname_check", False),
-        server_hostname=getattr(args, "tls_server_name", None),
-        minimum_version=ssl.TLSVersion[f"TLSv1_{minimum[-1]}"],
-    )
 
 
 def _csv_source(path: str) -> tuple[MetadataDatabase, Iterator[list[Measurement]]]:
@@ -144,7 +127,7 @@ async def _publish(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         metadata=metadata,
-        tls=_tls(args),
+        tls=tls_config(args),
         stateful=_stateful(args),
         keepalive_interval=10.0,
     )
@@ -223,7 +206,7 @@ def run_subscribe(args: argparse.Namespace) -> int:
 
 
 async def _subscribe(args: argparse.Namespace) -> int:
-    tls = _tls(args)
+    tls = tls_config(args)
     subscriber = Subscriber(
         host=args.host,
         port=args.port,

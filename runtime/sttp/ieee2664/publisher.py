@@ -26,12 +26,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import ssl as ssl_module
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from gridbind.sttp.api import DEFAULT_HOST, DEFAULT_PORT
 from gridbind.sttp.expressions import FilterExpressionError, run_bounded
 from gridbind.sttp.ieee2664.events import (
     CipherKeysActivated,
@@ -47,6 +47,7 @@ from gridbind.sttp.ieee2664.publisher_state import PublisherConfig, PublisherSta
 from gridbind.sttp.ieee2664.wire import ProtocolError
 from gridbind.sttp.measurement import Measurement, ticks_from_datetime, ticks_now
 from gridbind.sttp.slowpeer import HIGH_WATER, MAX_BACKLOG, SLOW_TIMEOUT, SendQueue
+from gridbind.sttp.tls import TlsConfig
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,18 @@ class Connection(asyncio.Protocol):
         publisher._connections.add(self)
         self._schedule()
         log.info("subscriber connected from %s:%s", *self.peer)
+        ssl_object = transport.get_extra_info("ssl_object")
+        if publisher.tls is not None and ssl_object is not None:
+            # revoked client certificates, or ones not naming the peer, are refused (tls.py)
+            transport.pause_reading()
+            self._spawn(self._admit(publisher.tls, ssl_object))
+
+    async def _admit(self, tls: TlsConfig, ssl_object: Any) -> None:
+        reason = await tls.refusal(ssl_object, self.peer)
+        if reason is not None:
+            self._abort(f"TLS: refused the connection: {reason}")
+        elif self.transport is not None and not self.closed:
+            self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
         assert self.session is not None
@@ -132,6 +145,7 @@ class Connection(asyncio.Protocol):
             self._abort(f"cannot handle its request: {exc!r}")
             return
         self._schedule()
+        self.publisher._changed()  # e.g. a confirmed signal index cache makes it ready
         session = self.session
         if session.held_commands and not session.filter_pending and not self.closed:
             queue = self.queue
@@ -221,6 +235,7 @@ class Connection(asyncio.Protocol):
             self.udp.close()
         if self.queue is not None:
             self.queue.closed()
+        self.publisher._changed()
         log.info("subscriber %s:%s disconnected", *self.peer)
 
     def pause_writing(self) -> None:
@@ -334,6 +349,7 @@ class Connection(asyncio.Protocol):
                 self._spawn(self._open_udp(self.session.udp_target))
             if event.temporal:
                 self._spawn(self._replay(event))
+        publisher._changed()
         if publisher.on_event is not None:
             publisher.on_event(self, event)
 
@@ -358,6 +374,7 @@ class Connection(asyncio.Protocol):
         self.udp, _ = await loop.create_datagram_endpoint(
             asyncio.DatagramProtocol, remote_addr=target
         )
+        self.publisher._changed()
 
     async def _replay(self, event: Subscribed) -> None:
         history = self.publisher.history
@@ -408,7 +425,9 @@ class Publisher:
             are then served verbatim.
         host, port: where to listen (port 0 picks a free port; see :attr:`port`).
         config: policy (metadata refresh, NaN filter, base time offsets, UDP encryption...).
-        ssl: an ``ssl.SSLContext`` for a TLS command channel.
+        tls: TLS for the command channel (:class:`~gridbind.sttp.tls.TlsConfig`, the same type
+            as the draft profile's): listening needs ``certfile``; with ``cafile`` subscribers
+            must present certificates issued by it (revoked ones are refused with ``crlfile``).
         noop_interval: seconds between NO_OP keep-alives (0 disables).
         cipher_rotation_interval: seconds between UDP cipher key rotations (``encrypt_udp``).
         history: a source of archived measurements, enabling historical replay for
@@ -426,10 +445,10 @@ class Publisher:
         self,
         metadata: DataSet | bytes | str | None = None,
         *,
-        host: str = "127.0.0.1",
-        port: int = 7165,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
         config: PublisherConfig | None = None,
-        ssl: ssl_module.SSLContext | None = None,
+        tls: TlsConfig | None = None,
         noop_interval: float = 5.0,
         cipher_rotation_interval: float | None = 60.0,
         history: HistorySource | None = None,
@@ -448,7 +467,7 @@ class Publisher:
             empty_source_metadata() if metadata is None else metadata, self.config
         )
         self.host, self._port = host, port
-        self.ssl = ssl
+        self.tls = tls
         self.noop_interval = noop_interval
         self.cipher_rotation_interval = cipher_rotation_interval
         self.history = history
@@ -460,6 +479,8 @@ class Publisher:
         self._server: asyncio.Server | None = None
         self._connections: set[Connection] = set()
         self._dialers: list[asyncio.Task[None]] = []
+        #: set (and replaced) whenever a connection's state may have changed
+        self._change = asyncio.Event()
 
     @property
     def port(self) -> int:
@@ -473,13 +494,28 @@ class Publisher:
         """Current subscriber connections."""
         return list(self._connections)
 
+    def _changed(self) -> None:
+        self._change.set()
+        self._change = asyncio.Event()
+
+    async def wait_subscribed(self, count: int = 1, timeout: float = 10.0) -> None:
+        """Wait until ``count`` connections are :attr:`Connection.ready` (data published now
+        reaches them: subscribed, signal index cache confirmed, UDP channel open)."""
+
+        async def wait() -> None:
+            while sum(1 for c in self._connections if c.ready) < count:
+                await self._change.wait()
+
+        await asyncio.wait_for(wait(), timeout)
+
     async def start(self, listen: bool = True) -> None:
         """Listen for subscribers (``listen=False``: only :meth:`connect` to listening ones)."""
         if not listen:
             return
         loop = asyncio.get_running_loop()
+        context = self.tls.server_context() if self.tls is not None else None
         self._server = await loop.create_server(
-            lambda: Connection(self), self.host, self._port, ssl=self.ssl
+            lambda: Connection(self), self.host, self._port, ssl=context
         )
 
     async def stop(self) -> None:
@@ -511,13 +547,14 @@ class Publisher:
         *,
         retry_interval: float = 1.0,
         max_retry_interval: float = 30.0,
-        server_hostname: str | None = None,
     ) -> None:
         """Reverse connection: dial a listening subscriber and keep redialling (with back-off)
-        whenever the connection fails or drops, until :meth:`stop`. Returns once connected."""
+        whenever the connection fails or drops, until :meth:`stop`. Returns once connected.
+        With ``tls``, the subscriber's certificate must name ``tls.server_hostname`` (default:
+        ``host``)."""
         connected = asyncio.get_running_loop().create_future()
         task = asyncio.create_task(
-            self._dial(host, port, retry_interval, max_retry_interval, server_hostname, connected)
+            self._dial(host, port, retry_interval, max_retry_interval, connected)
         )
         self._dialers.append(task)
         done, _ = await asyncio.wait({task, connected}, return_when=asyncio.FIRST_COMPLETED)
@@ -530,10 +567,12 @@ class Publisher:
         port: int,
         retry_interval: float,
         max_retry_interval: float,
-        server_hostname: str | None,
         connected: asyncio.Future[None],
     ) -> None:
         loop = asyncio.get_running_loop()
+        tls = self.tls
+        context = tls.client_context() if tls is not None else None
+        server_hostname = (tls.server_hostname or host) if tls is not None else None
         attempt = 0
         while True:
             try:
@@ -541,8 +580,8 @@ class Publisher:
                     lambda: Connection(self),
                     host,
                     port,
-                    ssl=self.ssl,
-                    server_hostname=(server_hostname or host) if self.ssl else None,
+                    ssl=context,
+                    server_hostname=server_hostname,
                 )
             except OSError as exc:
                 attempt += 1

@@ -17,10 +17,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import ssl as ssl_module
-from collections.abc import AsyncIterator, Callable
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
+from gridbind.sttp.api import DEFAULT_HOST, DEFAULT_PORT
 from gridbind.sttp.errors import InvalidArgument
 from gridbind.sttp.ieee2664.compact import SignalIndexCache
 from gridbind.sttp.ieee2664.events import (
@@ -41,6 +42,7 @@ from gridbind.sttp.ieee2664.statistics import Statistics
 from gridbind.sttp.ieee2664.subscriber_session import SubscriberConfig, SubscriberSession
 from gridbind.sttp.ieee2664.wire import ProtocolError
 from gridbind.sttp.measurement import Measurement
+from gridbind.sttp.tls import TlsConfig
 
 log = logging.getLogger(__name__)
 #: How many connection attempts and retry waits a subscriber remembers.
@@ -105,7 +107,10 @@ class Subscriber:
             forever.
         udp: receive data on a UDP channel (``udp_port`` 0 picks a free port on ``udp_host``).
         udp_receive_buffer: SO_RCVBUF asked for the UDP socket (0 keeps the kernel default).
-        ssl: an ``ssl.SSLContext`` for a TLS command channel.
+        tls: TLS for the command channel (:class:`~gridbind.sttp.tls.TlsConfig`, the same type
+            as the draft profile's); ``tls.server_hostname`` is the name expected in the
+            publisher's certificate when it differs from ``host`` (a publisher behind NAT).
+            With ``listen`` it is the server side (``certfile`` required).
         on_measurements: called with each received batch (on the event loop).
         on_event: called with every session event (metadata, subscription updates, failures...).
         queue_batches: bound of the async-iterator queue; reading pauses when it is full.
@@ -113,15 +118,13 @@ class Subscriber:
             not even a NO_OP keep-alive, arrived for this many seconds (0 disables).
         refresh_on_change: on CONFIGURATION_CHANGED, refresh metadata and resubscribe.
         listen: reverse connection: listen on ``host:port`` (port 0: any, see :attr:`port` after
-            :meth:`wait_listening`) and let the publisher dial in (``Publisher.connect``).
-        server_hostname: the name expected in the publisher's TLS certificate when it differs
-            from ``host`` (a publisher behind NAT); defaults to ``host``.
+            :meth:`start`) and let the publisher dial in (``Publisher.connect``).
     """
 
     def __init__(
         self,
-        host: str = "127.0.0.1",
-        port: int = 7165,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
         *,
         filter_expression: str = "",
         settings: SubscriptionSettings | None = None,
@@ -137,14 +140,13 @@ class Subscriber:
         udp_host: str = "127.0.0.1",
         udp_port: int = 0,
         udp_receive_buffer: int = 4 * 1024 * 1024,
-        ssl: ssl_module.SSLContext | None = None,
+        tls: TlsConfig | None = None,
         on_measurements: MeasurementsCallback | None = None,
         on_event: Callable[[Event], Any] | None = None,
         queue_batches: int = 1024,
         connect_timeout: float = 5.0,
         idle_timeout: float = 0.0,
         listen: bool = False,
-        server_hostname: str | None = None,
         refresh_on_change: bool = True,
     ) -> None:
         self.host, self.port = host, port
@@ -165,7 +167,7 @@ class Subscriber:
         #: last HISTORY of each: a subscriber reconnecting for months must not grow them)
         self.attempt_times: list[float] = []
         self.retry_waits: list[float] = []
-        self.ssl = ssl
+        self.tls = tls
         self.on_measurements = on_measurements
         self.on_event = on_event
         self.connect_timeout = connect_timeout
@@ -173,7 +175,6 @@ class Subscriber:
         self._idle_timer: asyncio.TimerHandle | None = None
         self._close_reason: str | None = None
         self.listen = listen
-        self.server_hostname = server_hostname
         self.refresh_on_change = refresh_on_change
         self._server: asyncio.Server | None = None
         self._incoming: asyncio.Queue[_CommandProtocol] = asyncio.Queue()
@@ -303,27 +304,45 @@ class Subscriber:
             raise ConnectionError("subscriber is not connected")
         protocol.transport.write(self.session.data_to_send())
 
-    async def request_metadata(self, filters: str = "") -> DataSet:
-        """Ask for metadata (optionally filtered) and wait for it."""
+    async def request_metadata(self, filters: str = "", *, timeout: float = 10.0) -> DataSet:
+        """Ask for metadata (optionally filtered: ``FILTER <table> WHERE ...``) and wait for
+        it."""
         self._metadata_event.clear()
         self.session.request_metadata(filters)
         self._send()
-        return await self.wait_metadata()
+        return await self.wait_metadata(timeout)
 
-    async def subscribe(self, settings: SubscriptionSettings | None = None) -> SignalIndexCache:
-        """(Re)subscribe, optionally with new settings, and wait for the signal index cache."""
+    async def subscribe(
+        self,
+        points: Iterable[uuid.UUID] | None = None,
+        *,
+        settings: SubscriptionSettings | None = None,
+        timeout: float = 10.0,
+    ) -> SignalIndexCache:
+        """(Re)subscribe and wait for the signal index cache: to ``points`` (signal ids) when
+        given, else with ``settings`` (default: the current ones, from the constructor's
+        ``filter_expression`` / ``settings``; an empty filter selects every signal)."""
         if settings is not None:
             self.settings = settings
+        if points is not None:
+            ids = [str(point) for point in points]
+            if not ids:
+                raise InvalidArgument("no points given")
+            # a signal id is itself a filter expression statement
+            self.settings.filter_expression = ";".join(ids)
         self._subscribed.clear()
         self._complete.clear()
         await self._send_subscribe()
-        return await self.wait_subscribed()
+        return await self.wait_subscribed(timeout)
 
-    async def unsubscribe(self) -> None:
-        """Stop the data flow (the connection stays up)."""
+    async def unsubscribe(self, *, timeout: float = 10.0) -> None:
+        """Stop the data flow and wait for the publisher's confirmation (the connection stays
+        up)."""
         self._subscribed.clear()
+        self._unsubscribed.clear()
         self.session.unsubscribe()
         self._send()
+        await asyncio.wait_for(self._unsubscribed.wait(), timeout)
 
     def rotate_cipher_keys(self) -> None:
         """Ask the publisher for new UDP cipher keys."""
@@ -423,14 +442,15 @@ class Subscriber:
                     break
                 continue
             _remember(self.attempt_times, loop.time())
+            tls = self.tls
             try:
                 _, protocol = await asyncio.wait_for(
                     loop.create_connection(
                         lambda: _CommandProtocol(self),
                         self.host,
                         self.port,
-                        ssl=self.ssl,
-                        server_hostname=(self.server_hostname or self.host) if self.ssl else None,
+                        ssl=tls.client_context() if tls is not None else None,
+                        server_hostname=(tls.server_hostname or self.host) if tls else None,
                     ),
                     self.connect_timeout,
                 )
@@ -507,13 +527,26 @@ class Subscriber:
                     self._incoming.put_nowait(protocol)
                 return protocol
 
-            self._server = await loop.create_server(accepted, self.host, self.port, ssl=self.ssl)
+            context = self.tls.server_context() if self.tls is not None else None
+            self._server = await loop.create_server(accepted, self.host, self.port, ssl=context)
             self.port = self._server.sockets[0].getsockname()[1]
             self._listening.set()
         while True:
             protocol = await self._incoming.get()
             await asyncio.sleep(0)  # let connection_made run
-            if protocol.transport is not None and not protocol.transport.is_closing():
+            transport = protocol.transport
+            if transport is None or transport.is_closing():
+                continue
+            if self.tls is not None:
+                # a revoked publisher certificate, or one not naming the peer, is refused
+                peer = transport.get_extra_info("peername")
+                reason = await self.tls.refusal(transport.get_extra_info("ssl_object"), peer)
+                if reason is not None:
+                    self.last_error = f"TLS: refused the publisher at {peer}: {reason}"
+                    log.warning("%s", self.last_error)
+                    transport.close()
+                    continue
+            if not transport.is_closing():
                 return protocol
 
     def _watch_idle(self, protocol: _CommandProtocol) -> None:

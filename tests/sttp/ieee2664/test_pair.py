@@ -647,29 +647,26 @@ def _self_signed(tmp_path):
 
 @pytest.mark.timeout(30)
 def test_tls_command_channel_with_pinned_self_signed_certificate(tmp_path):
-    import ssl
+    from gridbind.sttp.tls import TlsConfig
 
     cert, private = _self_signed(tmp_path)
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server.load_cert_chain(cert, private)
-    client = ssl.create_default_context(cafile=str(cert))
+    server = TlsConfig(certfile=str(cert), keyfile=str(private))
+    client = TlsConfig(cafile=str(cert))
     metadata, signals = synthetic_pmu_metadata(20)
     frames = list(PmuSource(signals, start_ticks=ticks_now()).frames(10))
     sent = [m for frame in frames for m in frame]
 
     async def run() -> None:
-        async with Publisher(metadata, port=0, ssl=server) as publisher:
+        async with Publisher(metadata, port=0, tls=server) as publisher:
             async with Subscriber(
-                port=publisher.port, filter_expression=ALL, ssl=client, auto_reconnect=False
+                port=publisher.port, filter_expression=ALL, tls=client, auto_reconnect=False
             ) as subscriber:
                 await subscriber.wait_subscribed(10)
                 assert publisher.connections[0].transport.get_extra_info("ssl_object") is not None
                 await _publish(publisher, frames)
                 assert key(await _receive(subscriber, len(sent))) == key(sent)
             # a subscriber that does not trust the certificate is refused
-            untrusting = Subscriber(
-                port=publisher.port, ssl=ssl.create_default_context(), auto_reconnect=False
-            )
+            untrusting = Subscriber(port=publisher.port, tls=TlsConfig(), auto_reconnect=False)
             with pytest.raises(ConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
                 await untrusting.start()
 
