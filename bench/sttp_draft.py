@@ -20,11 +20,11 @@ async def measure(algorithm: str, signals: int, frames: int) -> tuple[float, flo
     """(measurements/s, bytes/measurement, CPU us/measurement) for one algorithm."""
     pmu = SyntheticPmu(signals, 30.0, start=638_000_000_000_000_000)
     batches = [pmu.frame(k) for k in range(frames)]
-    publisher = Publisher(points=pmu.value_types(), stateful=[algorithm])
+    publisher = Publisher(port=0, points=pmu.value_types(), stateful=[algorithm])
     await publisher.start()
     subscriber = Subscriber(port=publisher.port, stateful=[algorithm], queue_size=10**6)
     try:
-        await subscriber.connect()
+        await subscriber.start()
         await subscriber.subscribe()
         expected = signals * frames
         wall, cpu = time.perf_counter(), time.process_time()
@@ -38,7 +38,7 @@ async def measure(algorithm: str, signals: int, frames: int) -> tuple[float, flo
         data = subscriber.session.stats["bytes_in"]
         return expected / wall, data / expected, cpu / expected * 1e6
     finally:
-        await subscriber.close()
+        await subscriber.stop()
         await publisher.stop()
 
 

@@ -203,11 +203,7 @@ async def _sttp_ieee2664(signals: int, rate: float, seconds: float, say: Say) ->
             got = subscriber.metadata
             rows = len(got["MeasurementDetail"].rows) if got is not None else 0
             say(f"subscriber connected: metadata of {rows} measurements received")
-            deadline = time.monotonic() + 10
-            while not any(c.session and c.session.subscribed for c in publisher.connections):
-                if time.monotonic() > deadline:
-                    raise TimeoutError("the publisher never saw the subscription")
-                await asyncio.sleep(0.01)
+            await publisher.wait_subscribed(1, timeout=10)
             session = publisher.connections[0].session
             say(
                 f"subscribed to {len(cache)} signals ({ALL_SIGNALS}); "
@@ -244,16 +240,16 @@ async def _sttp_draft(signals: int, rate: float, seconds: float, say: Say) -> bo
         subscriber = Subscriber(host="127.0.0.1", port=publisher.port, stateful=("TSSC",))
 
         async def consume() -> None:
-            async for batch in subscriber.measurements():
+            async for batch in subscriber.batches():
                 tally.got(batch)
 
         async with subscriber:
-            agreed = await subscriber.connect()
+            agreed = await subscriber.wait_negotiated()
             say(
                 f"negotiated STTP {agreed.version[0]}.{agreed.version[1]}: "
                 f"stateful {agreed.stateful}, stateless {agreed.stateless}"
             )
-            rows = await subscriber.get_metadata("SELECT PointID FROM DataPoint")
+            rows = await subscriber.request_metadata("SELECT PointID FROM DataPoint")
             say(f"metadata: {len(rows.rows)} DataPoint rows")
             await subscriber.subscribe()
             await publisher.wait_subscribed()

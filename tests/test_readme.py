@@ -34,6 +34,14 @@ def test_sttp_example_runs(heading: str) -> None:
 
 
 @pytest.mark.timeout(60)
+def test_sttp_session_contract_example_runs_over_both_profiles() -> None:
+    code = example("### One session contract (both profiles)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=45)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == ["ieee2664 3 measurements", "draft-0.8 3 measurements"]
+
+
+@pytest.mark.timeout(60)
 def test_iec61850_in_memory_example_runs() -> None:
     # The first python block after "XMPP is slixmpp" is the in-memory one.
     done = subprocess.run(

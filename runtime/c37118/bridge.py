@@ -331,11 +331,10 @@ class SttpToC37118:
 
     async def start(self) -> None:
         """Connect to the STTP publisher (draft-0.8: read its DataPoint table, serve, subscribe)."""
+        await self.subscriber.start()
         if self.profile == "ieee2664":
-            await self.subscriber.start()
             return
-        await self.subscriber.connect()
-        result = await self.subscriber.get_metadata("DataPoint")
+        result = await self.subscriber.request_metadata("DataPoint")
         plan = self._plan(metadata_from_data_points(result.rows))
         if plan is not None:
             await self._configure(plan)
@@ -349,10 +348,7 @@ class SttpToC37118:
 
     async def stop(self) -> None:
         """Close the subscription and the C37.118 server."""
-        if self.profile == "ieee2664":
-            await self.subscriber.stop()
-        else:
-            await self.subscriber.close()
+        await self.subscriber.stop()
         if self.server is not None:
             await self.server.stop()
 

@@ -5,14 +5,28 @@
 - ``"draft-0.8"``: the seed specification v0.8.23.
 
 ``Publisher(profile=..., **options)`` and ``Subscriber(profile=..., **options)`` return the
-profile's implementation; both profiles share :class:`Measurement` and tick-based time.
+profile's implementation. Both implement the session contract of :mod:`gridbind.sttp.api`
+(:class:`PublisherAPI` / :class:`SubscriberAPI`: ``start`` / ``stop`` / ``async with``,
+``publish`` / ``drain`` / ``wait_subscribed``, ``subscribe`` / ``unsubscribe`` /
+``request_metadata`` / ``batches``), take the same ``host`` / ``port`` (default 127.0.0.1:7165)
+and the same :class:`TlsConfig` as ``tls=``, and share :class:`Measurement` and tick-based time.
+For a literal profile the factories are typed with the concrete class; otherwise with the
+protocol.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Literal, overload
 
+from gridbind.sttp.api import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    ConnectionAPI,
+    PublisherAPI,
+    SubscriberAPI,
+)
 from gridbind.sttp.errors import DecodeError, InvalidArgument, MetadataError, SttpError
 from gridbind.sttp.measurement import (
     TICKS_PER_SECOND,
@@ -22,12 +36,21 @@ from gridbind.sttp.measurement import (
     ticks_now,
     ticks_to_datetime,
 )
+from gridbind.sttp.tls import TlsConfig
+
+if TYPE_CHECKING:  # the profiles load on first use (``profile_module``)
+    from gridbind.sttp.draft import transport as draft
+    from gridbind.sttp.ieee2664 import publisher as ieee2664_publisher
+    from gridbind.sttp.ieee2664 import subscriber as ieee2664_subscriber
 
 PROFILES = {"ieee2664": "gridbind.sttp.ieee2664", "draft-0.8": "gridbind.sttp.draft"}
 DEFAULT_PROFILE = "ieee2664"
 
 __all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
     "DEFAULT_PROFILE",
+    "ConnectionAPI",
     "DecodeError",
     "InvalidArgument",
     "PROFILES",
@@ -37,7 +60,10 @@ __all__ = [
     "Measurement",
     "MetadataError",
     "Publisher",
+    "PublisherAPI",
     "Subscriber",
+    "SubscriberAPI",
+    "TlsConfig",
     "profile_module",
     "ticks_from_datetime",
     "ticks_now",
@@ -45,7 +71,7 @@ __all__ = [
 ]
 
 
-def profile_module(profile: str) -> Any:
+def profile_module(profile: str) -> ModuleType:
     """Import and return the implementation module of a wire profile."""
     try:
         return importlib.import_module(PROFILES[profile])
@@ -55,11 +81,50 @@ def profile_module(profile: str) -> Any:
         ) from None
 
 
-def Publisher(profile: str = DEFAULT_PROFILE, **options: Any) -> Any:  # noqa: N802 - factory
+# The options are each profile's own (metadata, policies, modes), so they stay ``Any`` here;
+# what comes back is typed: the concrete class for a literal profile, else the protocol.
+@overload
+def Publisher(  # noqa: N802 - factory
+    profile: Literal["ieee2664"] = ..., **options: Any
+) -> ieee2664_publisher.Publisher: ...
+@overload
+def Publisher(  # noqa: N802 - factory
+    profile: Literal["draft-0.8"], **options: Any
+) -> draft.Publisher: ...
+@overload
+def Publisher(profile: str, **options: Any) -> PublisherAPI: ...  # noqa: N802 - factory
+def Publisher(profile: str = DEFAULT_PROFILE, **options: Any) -> PublisherAPI:  # noqa: N802
     """Create the publisher of ``profile``; see that profile's ``Publisher`` for the options."""
-    return profile_module(profile).Publisher(**options)
+    publisher: PublisherAPI = profile_module(profile).Publisher(**options)
+    return publisher
 
 
-def Subscriber(profile: str = DEFAULT_PROFILE, **options: Any) -> Any:  # noqa: N802 - factory
-    """Create the subscriber of ``profile``; see that profile's ``Subscriber`` for the options."""
-    return profile_module(profile).Subscriber(**options)
+@overload
+def Subscriber(  # noqa: N802 - factory
+    profile: Literal["ieee2664"] = ..., **options: Any
+) -> ieee2664_subscriber.Subscriber: ...
+@overload
+def Subscriber(  # noqa: N802 - factory
+    profile: Literal["draft-0.8"], **options: Any
+) -> draft.Subscriber: ...
+@overload
+def Subscriber(profile: str, **options: Any) -> SubscriberAPI: ...  # noqa: N802 - factory
+def Subscriber(profile: str = DEFAULT_PROFILE, **options: Any) -> SubscriberAPI:  # noqa: N802
+    """Create the subscriber of ``profile``; see that profile's ``Subscriber`` for the
+    options."""
+    subscriber: SubscriberAPI = profile_module(profile).Subscriber(**options)
+    return subscriber
+
+
+if TYPE_CHECKING:
+    # Static proof that both profiles implement the shared contract: a divergence (a renamed
+    # verb, an incompatible signature or result) fails ``mypy -p gridbind`` here.
+    _publishers: tuple[type[PublisherAPI], ...] = (
+        ieee2664_publisher.Publisher,
+        draft.Publisher,
+    )
+    _subscribers: tuple[type[SubscriberAPI], ...] = (
+        ieee2664_subscriber.Subscriber,
+        draft.Subscriber,
+    )
+    _connections: tuple[type[ConnectionAPI], ...] = (ieee2664_publisher.Connection, draft._Link)

@@ -280,8 +280,8 @@ async def _publish(args: argparse.Namespace) -> int:
         print(f"publishing {len(signals)} signals on {args.host}:{publisher.port}", file=sys.stderr)
     # "Subscribed" means ready for data: a UDP subscriber has confirmed its signal index cache
     # (data before that is not sent) and its data channel is open, so frame 0 is not lost.
-    while sum(1 for c in publisher.connections if c.ready) < args.wait_subscribers:
-        await asyncio.sleep(0.05)
+    if args.wait_subscribers:
+        await publisher.wait_subscribed(args.wait_subscribers, timeout=3600)
     meter = _Meter(args.stats)
     period = 1.0 / args.rate
     started = time.monotonic()

@@ -195,7 +195,7 @@ def test_draft_profile_bridge():
             await bridge.start()
             mapping = await bridge.wait_configured()
             subscriber = DraftSubscriber(port=bridge.port)
-            await subscriber.connect()
+            await subscriber.start()
             await subscriber.subscribe()
             await wait_until(lambda: server.streaming == 1, 5)
             for number in range(3):
@@ -206,11 +206,11 @@ def test_draft_profile_bridge():
             assert [(m.signal_id, m.value, m.timestamp) for m in got[-len(sent) :]] == [
                 (m.signal_id, f32(m.value), m.timestamp) for m in sent  # draft SINGLE points
             ]
-            result = await subscriber.get_metadata("DataPoint")
+            result = await subscriber.request_metadata("DataPoint")
             assert result is not None
         finally:
             if subscriber is not None:
-                await subscriber.close()
+                await subscriber.stop()
             await bridge.stop()
             await server.stop()
 
@@ -442,12 +442,12 @@ def test_draft_profile_follows_a_configuration_change():
             server.set_config(config(2))  # in-band CFG-2
             await wait_until(lambda: bridge.definitions == 2, 5)  # after min_change_interval
             subscriber = DraftSubscriber(port=bridge.port)
-            await subscriber.connect()
-            rows = (await subscriber.get_metadata("DataPoint")).rows
+            await subscriber.start()
+            rows = (await subscriber.request_metadata("DataPoint")).rows
             return first, len(bridge.mapping.signals), len(rows)
         finally:
             if subscriber is not None:
-                await subscriber.close()
+                await subscriber.stop()
             await bridge.stop()
             await server.stop()
 

@@ -188,16 +188,16 @@ def test_draft_hostile_query_fails_alone_while_data_keeps_flowing():
     arrivals: list[float] = []
 
     async def run() -> None:
-        publisher = DraftPublisher(metadata=pmu.metadata())
+        publisher = DraftPublisher(port=0, metadata=pmu.metadata())
         await publisher.start()
         healthy = DraftSubscriber(
             port=publisher.port, on_measurements=lambda batch: arrivals.append(time.monotonic())
         )
         hostile = DraftSubscriber(port=publisher.port)
         try:
-            await healthy.connect()
+            await healthy.start()
             await healthy.subscribe()
-            await hostile.connect()
+            await hostile.start()
             stop = asyncio.Event()
 
             async def pump() -> None:
@@ -212,7 +212,7 @@ def test_draft_hostile_query_fails_alone_while_data_keeps_flowing():
             windows = []
             start = time.monotonic()
             with pytest.raises(CommandError, match="bad metadata query"):
-                await hostile.get_metadata(f"FILTER DataPoint WHERE {_HEAVY}", timeout=20)
+                await hostile.request_metadata(f"FILTER DataPoint WHERE {_HEAVY}", timeout=20)
             windows.append((start, time.monotonic()))
             start = time.monotonic()
             with pytest.raises(CommandError, match="bad subscription query"):
@@ -224,10 +224,10 @@ def test_draft_hostile_query_fails_alone_while_data_keeps_flowing():
             stop.set()
             await pumping
             _assert_kept_flowing(arrivals, windows)
-            assert (await hostile.get_metadata("SELECT PointTag FROM DataPoint")).rows
+            assert (await hostile.request_metadata("SELECT PointTag FROM DataPoint")).rows
         finally:
-            await hostile.close()
-            await healthy.close()
+            await hostile.stop()
+            await healthy.stop()
             await publisher.stop()
 
     asyncio.run(run())

@@ -210,6 +210,7 @@ async def _subscribe(args: argparse.Namespace) -> int:
     subscriber = Subscriber(
         host=args.host,
         port=args.port,
+        listen=bool(getattr(args, "listen", False)),
         tls=tls,
         udp=bool(getattr(args, "udp", False)),
         udp_port=getattr(args, "udp_port", 0) or 0,
@@ -223,12 +224,14 @@ async def _subscribe(args: argparse.Namespace) -> int:
 
     async def run() -> None:
         nonlocal received
-        if getattr(args, "listen", False):
-            port = await subscriber.listen()
-            print(f"waiting for the publisher on {args.host}:{port}", file=sys.stderr, flush=True)
-            agreed = await subscriber.wait_negotiated(3600)
-        else:
-            agreed = await subscriber.connect()
+        await subscriber.start()
+        if subscriber.listen_mode:
+            print(
+                f"waiting for the publisher on {args.host}:{subscriber.port}",
+                file=sys.stderr,
+                flush=True,
+            )
+        agreed = await subscriber.wait_negotiated(3600)
         print(
             f"negotiated STTP {agreed.version[0]}.{agreed.version[1]}: stateful "
             f"{agreed.stateful}, stateless {agreed.stateless}, UDP port {agreed.udp_port or 'none'}",
@@ -236,7 +239,7 @@ async def _subscribe(args: argparse.Namespace) -> int:
             flush=True,
         )
         if getattr(args, "metadata_out", None):
-            result = await subscriber.get_metadata()
+            result = await subscriber.request_metadata()
             with open(args.metadata_out, "w") as out:
                 for row in result.rows:
                     out.write(json.dumps({k: _plain(v) for k, v in row.items()}) + "\n")
@@ -252,7 +255,7 @@ async def _subscribe(args: argparse.Namespace) -> int:
             await subscriber.subscribe(query=args.filter, options=options)
         else:
             await subscriber.subscribe(options=options)
-        async for batch in subscriber.measurements():
+        async for batch in subscriber.batches():
             if args.count is not None:
                 batch = batch[: args.count - received]
             if write is not None:
@@ -272,7 +275,7 @@ async def _subscribe(args: argparse.Namespace) -> int:
         data = 0
         if subscriber.link is not None and subscriber.link.session is not None:
             data = subscriber.session.stats["bytes_in"] + subscriber.bytes_received
-        await subscriber.close()
+        await subscriber.stop()
         if getattr(args, "out", None):
             handle.close()
         else:

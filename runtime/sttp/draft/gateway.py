@@ -255,7 +255,7 @@ class Gateway:
         """Close the connection and the listener."""
         if self._server is not None:
             self._server.close()
-        await self.subscriber.close()
+        await self.subscriber.stop()
         await self.publisher.stop()
 
     # owner callbacks of _Link

@@ -49,7 +49,7 @@ def fetch_metadata(
 
     async def run() -> QueryResult:
         async with Subscriber(host=host, port=port, **options) as subscriber:
-            return await subscriber.get_metadata(query)
+            return await subscriber.request_metadata(query)
 
     return asyncio.run(run())
 

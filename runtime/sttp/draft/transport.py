@@ -5,15 +5,18 @@
 may use TLS (:class:`~gridbind.sttp.tls.TlsConfig`); a subscriber may ask for a UDP
 data channel (``udp=True``) and secure it with AES (``secure_data_channel()``).
 
+Both implement the session contract of :mod:`gridbind.sttp.api` (``start`` / ``stop`` /
+``async with``, ``subscribe`` / ``unsubscribe`` / ``request_metadata`` / ``batches``, ...).
+
 Example::
 
-    publisher = Publisher(points={signal: ValueType.SINGLE for signal in signals})
+    publisher = Publisher(port=0, points={signal: ValueType.SINGLE for signal in signals})
     await publisher.start()                      # 127.0.0.1, ephemeral port
     subscriber = Subscriber(port=publisher.port)
-    await subscriber.connect()
+    await subscriber.start()                     # connect and negotiate
     await subscriber.subscribe()                 # all data points
     publisher.publish([Measurement(signal, 50.0, ticks_now())])
-    async for batch in subscriber.measurements():
+    async for batch in subscriber.batches():
         ...
 """
 
@@ -23,11 +26,13 @@ import asyncio
 import contextlib
 import logging
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from gridbind.errors import RemoteError
 from gridbind.generated.sttp import draft_0_8 as wire
+from gridbind.sttp.api import DEFAULT_HOST, DEFAULT_PORT
 from gridbind.sttp.draft.access import ANONYMOUS, AccessControl
 from gridbind.sttp.draft.characteristics import Options, Policy
 from gridbind.sttp.draft.core import _Session
@@ -370,7 +375,8 @@ class Publisher:
     table also lists points). ``access`` restricts what each subscriber identity sees
     (default: everyone sees everything), ``policy`` bounds requested characteristics.
     ``tls`` makes every connection TLS. ``udp`` offers a UDP data channel. ``stateful`` /
-    ``stateless`` list the algorithms offered. Time-outs are in seconds.
+    ``stateless`` list the algorithms offered. Time-outs are in seconds. ``host`` / ``port``:
+    where to listen (default 127.0.0.1:7165, as the ieee2664 profile; 0 picks a free port).
 
     Slow subscribers (:mod:`gridbind.sttp.slowpeer`): a connection whose send queue passes
     ``high_water`` bytes lags: its data points are dropped (``connection.dropped``) and its
@@ -382,8 +388,8 @@ class Publisher:
     def __init__(
         self,
         *,
-        host: str = "127.0.0.1",
-        port: int = 0,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
         points: Mapping[uuid.UUID, int] | None = None,
         metadata: MetadataDatabase | None = None,
         access: AccessControl | None = None,
@@ -617,8 +623,9 @@ class _DatagramSink(asyncio.DatagramProtocol):
 class Subscriber:
     """An STTP subscriber (draft-0.8 profile).
 
-    ``host``/``port`` of the publisher (forward) or where to listen (reverse, see
-    :meth:`listen`). ``udp=True`` asks for a UDP data channel on ``udp_port`` (0: any free
+    ``host``/``port`` of the publisher (forward; default 127.0.0.1:7165, as the ieee2664
+    profile) or, with ``listen=True``, where :meth:`start` listens for the publisher to dial in
+    (reverse connection). ``udp=True`` asks for a UDP data channel on ``udp_port`` (0: any free
     port). ``stateful``/``stateless`` are algorithm preferences. Measurements arrive through
     ``on_measurements(list[Measurement])`` and/or :meth:`measurements` (an async iterator of
     batches, bounded by ``queue_size`` batches; when full the oldest batch is dropped and
@@ -626,13 +633,19 @@ class Subscriber:
     is lost (e.g. a NoOp time-out) is re-established and the subscriptions are sent again.
     ``max_verified_points`` bounds how many subscribed points may require verification
     receipts; a subscription beyond it is terminated by this subscriber.
+
+    Deprecated names (they warn; use the :mod:`gridbind.sttp.api` verbs): ``connect()`` and
+    ``listen()`` (use ``start()``, with ``listen=True`` for a reverse connection), ``close()``
+    (``stop()``), ``measurements()`` (``batches()``), ``get_metadata()``
+    (``request_metadata()``).
     """
 
     def __init__(
         self,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
         *,
-        host: str = "127.0.0.1",
-        port: int = 0,
+        listen: bool = False,
         tls: TlsConfig | None = None,
         udp: bool = False,
         udp_port: int = 0,
@@ -651,6 +664,7 @@ class Subscriber:
         max_verified_points: int | None = None,
     ) -> None:
         self.host = host
+        self.listen_mode = listen
         self.reconnect = reconnect
         self.reconnects = 0
         self._closing = False
@@ -680,6 +694,9 @@ class Subscriber:
         self._negotiated: asyncio.Future[NegotiationComplete] | None = None
         self._waiters: dict[int, list[asyncio.Future[Any]]] = {}
         self._queue: asyncio.Queue[list[Measurement] | None] = asyncio.Queue(queue_size)
+        #: set while a subscription is confirmed on the current connection
+        self._subscribed = asyncio.Event()
+        self._confirmation: CommandSucceeded | None = None
         self.dropped_batches = 0
         self.bad_datagrams = 0
         self.events: list[Event] = []
@@ -697,7 +714,39 @@ class Subscriber:
             )
             self.udp_port = self._udp.get_extra_info("sockname")[1]
 
+    async def start(self, *, timeout: float = 10.0) -> None:
+        """Dial the publisher and complete session negotiation (see :attr:`negotiated`); with
+        ``listen=True``, listen for the publisher instead (reverse connection; returns once
+        listening, :attr:`port` is the bound port, :meth:`wait_negotiated` waits for it)."""
+        if self.listen_mode:
+            await self._listen()
+        else:
+            await self._dial(timeout=timeout)
+
+    @property
+    def negotiated(self) -> NegotiationComplete | None:
+        """What session negotiation agreed on (``None`` before it completed)."""
+        future = self._negotiated
+        if future is None or not future.done() or future.exception() is not None:
+            return None
+        return future.result()
+
     async def connect(self, *, timeout: float = 10.0) -> NegotiationComplete:
+        """Deprecated: ``await start()`` (then :attr:`negotiated`)."""
+        warnings.warn("Subscriber.connect() is deprecated; use start()", DeprecationWarning, 2)
+        return await self._dial(timeout=timeout)
+
+    async def listen(self) -> int:
+        """Deprecated: ``Subscriber(listen=True)`` and ``await start()`` (then :attr:`port`)."""
+        warnings.warn(
+            "Subscriber.listen() is deprecated; use Subscriber(listen=True).start()",
+            DeprecationWarning,
+            2,
+        )
+        self.listen_mode = True
+        return await self._listen()
+
+    async def _dial(self, *, timeout: float = 10.0) -> NegotiationComplete:
         """Dial the publisher (forward connection) and complete session negotiation."""
         self._forward = True
         self._closing = False
@@ -717,7 +766,7 @@ class Subscriber:
         )
         return await self.wait_negotiated(timeout)
 
-    async def listen(self) -> int:
+    async def _listen(self) -> int:
         """Listen for the publisher to dial in (reverse connection); returns the port."""
         await self._prepare()
         context = self.tls.server_context() if self.tls else None
@@ -735,11 +784,16 @@ class Subscriber:
 
     async def wait_negotiated(self, timeout: float = 10.0) -> NegotiationComplete:
         """Wait for session negotiation to complete (raises :class:`SessionError` if it fails)."""
-        assert self._negotiated is not None, "connect() or listen() first"
+        assert self._negotiated is not None, "start() first"
         return await asyncio.wait_for(asyncio.shield(self._negotiated), timeout)
 
     async def close(self) -> None:
-        """Close the connection (and the listener / UDP socket)."""
+        """Deprecated: ``await stop()``."""
+        warnings.warn("Subscriber.close() is deprecated; use stop()", DeprecationWarning, 2)
+        await self.stop()
+
+    async def stop(self) -> None:
+        """Close the connection (and the listener / UDP socket); ends :meth:`batches`."""
         self._closing = True
         if self._reconnecting is not None:
             self._reconnecting.cancel()
@@ -754,14 +808,14 @@ class Subscriber:
             self._udp = None
         if self._queue.full():
             self._queue.get_nowait()
-        self._queue.put_nowait(None)  # ends measurements() even between reconnections
+        self._queue.put_nowait(None)  # ends batches() even between reconnections
 
     async def __aenter__(self) -> Subscriber:
-        await self.connect()
+        await self.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.close()
+        await self.stop()
 
     @property
     def session(self) -> SubscriberSession:
@@ -787,6 +841,7 @@ class Subscriber:
             self.on_event(event)
 
     def _link_lost(self, link: _Link) -> None:
+        self._subscribed.clear()
         reason = link.session.close_reason if link.session else "closed"
         self._fail_all(SessionError(reason))
         if self.reconnect is not None and self._forward and not self._closing:
@@ -796,14 +851,14 @@ class Subscriber:
         if self._queue.full():
             self._queue.get_nowait()
             self.dropped_batches += 1
-        self._queue.put_nowait(None)  # ends measurements()
+        self._queue.put_nowait(None)  # ends batches()
 
     async def _reconnect_loop(self) -> None:
         assert self.reconnect is not None
         while not self._closing:
             await asyncio.sleep(self.reconnect)
             try:
-                await self.connect()
+                await self._dial()
                 for request in self._subscriptions:
                     await self.subscribe(**request, _replay=True)
             except (TimeoutError, OSError, SessionError, CommandError) as exc:
@@ -946,6 +1001,11 @@ class Subscriber:
         result = await self._request(
             CC.Subscribe, lambda now: self.session.subscribe(items, now), timeout
         )
+        if mode == SM.Remove and points is None:
+            self._subscribed.clear()
+        else:
+            self._confirmation = result
+            self._subscribed.set()
         if not _replay:  # remembered for reconnection
             request = dict(
                 points=None if points is None else ids, query=query, mode=mode, options=options
@@ -956,9 +1016,17 @@ class Subscriber:
             del self._subscriptions[:-64]
         return result
 
-    async def unsubscribe(self, timeout: float = 10.0) -> CommandSucceeded:
-        """Remove every subscribed point (the seed's replacement of Unsubscribe)."""
+    async def unsubscribe(self, *, timeout: float = 10.0) -> CommandSucceeded:
+        """Remove every subscribed point (the seed's replacement of Unsubscribe); returns once
+        the publisher confirmed."""
         return await self.subscribe(mode=SM.Remove, timeout=timeout)
+
+    async def wait_subscribed(self, timeout: float = 10.0) -> CommandSucceeded:
+        """Wait until a subscription is confirmed on the current connection (after a
+        reconnection: once it was sent again); returns the publisher's confirmation."""
+        await asyncio.wait_for(self._subscribed.wait(), timeout)
+        assert self._confirmation is not None
+        return self._confirmation
 
     async def get_metadata_schema(
         self, include_schema: bool = True, timeout: float = 10.0
@@ -971,7 +1039,16 @@ class Subscriber:
         )
         return event.schema
 
-    async def get_metadata(
+    async def get_metadata(self, *args: Any, **kwargs: Any) -> QueryResult:
+        """Deprecated: ``await request_metadata(...)``."""
+        warnings.warn(
+            "Subscriber.get_metadata() is deprecated; use request_metadata()",
+            DeprecationWarning,
+            2,
+        )
+        return await self.request_metadata(*args, **kwargs)
+
+    async def request_metadata(
         self,
         query: str = "SELECT * FROM DataPoint",
         *,
@@ -1000,20 +1077,36 @@ class Subscriber:
         """The next complete BulkTransport buffer (``.data``, ``.transfer_id``)."""
         return await asyncio.wait_for(self._bulk.get(), timeout)
 
-    async def measurements(self) -> AsyncIterator[list[Measurement]]:
-        """Batches of received measurements until the connection closes."""
+    def measurements(self) -> AsyncIterator[list[Measurement]]:
+        """Deprecated: :meth:`batches`."""
+        warnings.warn(
+            "Subscriber.measurements() is deprecated; use batches()", DeprecationWarning, 2
+        )
+        return self.batches()
+
+    async def batches(self) -> AsyncIterator[list[Measurement]]:
+        """Batches of received measurements until the connection closes or :meth:`stop`."""
         while True:
             batch = await self._queue.get()
             if batch is None:
                 return
             yield batch
 
+    def __aiter__(self) -> AsyncIterator[Measurement]:
+        """Received measurements one at a time (see :meth:`batches`)."""
+        return self._each()
+
+    async def _each(self) -> AsyncIterator[Measurement]:
+        async for batch in self.batches():
+            for measurement in batch:
+                yield measurement
+
     async def collect(self, count: int, timeout: float) -> list[Measurement]:
         """Receive until ``count`` measurements arrived (or ``timeout`` seconds passed)."""
         out: list[Measurement] = []
 
         async def run() -> None:
-            async for batch in self.measurements():
+            async for batch in self.batches():
                 out.extend(batch)
                 if len(out) >= count:
                     return

@@ -21,6 +21,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
+from gridbind.generated.sttp.ieee2664 import ServerCommand
 from gridbind.sttp.api import DEFAULT_HOST, DEFAULT_PORT
 from gridbind.sttp.errors import InvalidArgument
 from gridbind.sttp.ieee2664.compact import SignalIndexCache
@@ -153,6 +154,8 @@ class Subscriber:
         self.settings = settings or SubscriptionSettings()
         if filter_expression:
             self.settings.filter_expression = filter_expression
+        #: the selection of the options, which subscribe() without points returns to
+        self._selection = self.settings.filter_expression
         self.config = config or SubscriberConfig()
         self.request_metadata_first = request_metadata
         self.metadata_filters = metadata_filters
@@ -205,6 +208,10 @@ class Subscriber:
         self._metadata_next: tuple[SubscriberSession, bytes] | None = None
         self._metadata_worker: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: SUBSCRIBEs sent on the session ``_pending_for`` and not yet answered: subscribed
+        #: means the latest one was, not an earlier one (an auto-subscribe before subscribe())
+        self._pending_for: SubscriberSession | None = None
+        self._pending = 0
 
     # -- lifecycle
     async def start(self) -> None:
@@ -320,16 +327,24 @@ class Subscriber:
         timeout: float = 10.0,
     ) -> SignalIndexCache:
         """(Re)subscribe and wait for the signal index cache: to ``points`` (signal ids) when
-        given, else with ``settings`` (default: the current ones, from the constructor's
-        ``filter_expression`` / ``settings``; an empty filter selects every signal)."""
+        given, else to what the options select (the constructor's ``filter_expression`` /
+        ``settings``, or the ``settings`` given here; an empty filter selects every signal).
+        The subscription is sent again after a reconnection."""
         if settings is not None:
             self.settings = settings
+            self._selection = settings.filter_expression
         if points is not None:
             ids = [str(point) for point in points]
             if not ids:
                 raise InvalidArgument("no points given")
             # a signal id is itself a filter expression statement
             self.settings.filter_expression = ";".join(ids)
+        else:
+            self.settings.filter_expression = self._selection
+        return await self._resubscribe(timeout)
+
+    async def _resubscribe(self, timeout: float = 10.0) -> SignalIndexCache:
+        """Send the current settings again and wait for the signal index cache."""
         self._subscribed.clear()
         self._complete.clear()
         await self._send_subscribe()
@@ -365,6 +380,14 @@ class Subscriber:
             self.settings.udp_port = self.udp_port
         self.session.subscribe(self.settings)
         self._send()
+        self._count_subscribes(1)
+
+    def _count_subscribes(self, change: int) -> int:
+        """Add ``change`` to the unanswered SUBSCRIBEs of the current session; returns them."""
+        if self._pending_for is not self.session:
+            self._pending_for, self._pending = self.session, 0
+        self._pending = max(0, self._pending + change)
+        return self._pending
 
     async def _open_udp(self) -> None:
         if self._udp_transport is not None:
@@ -675,9 +698,12 @@ class Subscriber:
                     self._spawn(self._subscribe_after_metadata())
             elif isinstance(event, SubscriptionUpdated):
                 self.cache = event.cache
-                self._subscribed.set()
+                if self._count_subscribes(-1) == 0:
+                    self._subscribed.set()
                 self._confirmed = True
             elif isinstance(event, CommandFailed):
+                if event.command == ServerCommand.Subscribe:
+                    self._count_subscribes(-1)
                 self.last_error = f"command 0x{event.command:02X} failed: {event.message}"
                 log.warning("%s", self.last_error)
             elif isinstance(event, ConfigurationChanged) and self.refresh_on_change:
@@ -702,7 +728,7 @@ class Subscriber:
             self._send()
             await self.wait_metadata()
             if self.session.settings is not None:
-                await self.subscribe()
+                await self._resubscribe()  # the same selection, evaluated anew
         except (TimeoutError, ConnectionError, OSError) as exc:
             log.warning("refresh after configuration change failed: %s", exc)
 

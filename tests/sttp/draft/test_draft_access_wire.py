@@ -99,7 +99,7 @@ async def view(subscriber: Subscriber) -> dict[str, set]:
     """Keys of every table as this subscriber sees them."""
     out = {}
     for table in ("DataPoint", "PMU", "Substation", "Phasor"):
-        result = await subscriber.get_metadata(f"SELECT * FROM {table}")
+        result = await subscriber.request_metadata(f"SELECT * FROM {table}")
         key = result.table.columns[0].name
         out[table] = {row[key] for row in result.rows}
     return out
@@ -110,7 +110,7 @@ async def scenario(plant: Plant, publisher: Publisher, subscriber: Subscriber, c
     await publisher.start()
     subscriber.port = publisher.port
     try:
-        await subscriber.connect()
+        await subscriber.start()
         before = await view(subscriber)
         await subscriber.subscribe()
         publisher.publish(plant.frame(1))
@@ -124,7 +124,7 @@ async def scenario(plant: Plant, publisher: Publisher, subscriber: Subscriber, c
         after = await view(subscriber)
         return before, first, after, second
     finally:
-        await subscriber.close()
+        await subscriber.stop()
         await publisher.stop()
 
 
@@ -136,12 +136,12 @@ def test_group_rules_over_tcp_and_metadata_follows_the_allowed_points():
         groups={"viewers": ["anonymous"]},
         group_rules={"viewers": ["ALLOW WHERE PositionIndex < 6", f"DENY {ids[3]}"]},
     )
-    publisher = Publisher(metadata=plant.db, access=access, udp=False)
+    publisher = Publisher(port=0, metadata=plant.db, access=access, udp=False)
 
     def change(db):  # signal 7 moves into the allowed set: PMU1 and S1 become visible
         db.upsert("DataPoint", {**row_of(db, ids[7]), "PositionIndex": 1})
 
-    before, first, after, second = run(scenario(plant, publisher, Subscriber(), change))
+    before, first, after, second = run(scenario(plant, publisher, Subscriber(port=0), change))
     allowed = {ids[0], ids[1], ids[2], ids[4], ids[5]}  # group explicit DENY beats its filter
     assert before["DataPoint"] == first == allowed
     assert before["PMU"] == {plant.pmus[0]}  # PMU1: only disallowed points; PMU2: none
@@ -165,13 +165,14 @@ def test_certificate_identity_group_membership_and_precedence_over_tls(pki):
         },
     )
     publisher = Publisher(
+        port=0,
         metadata=plant.db,
         access=access,
         udp=False,
         tls=TlsConfig(str(pki.publisher.cert), str(pki.publisher.key), cafile=str(pki.ca)),
     )
     subscriber = Subscriber(
-        tls=TlsConfig(str(pki.subscriber.cert), str(pki.subscriber.key), cafile=str(pki.ca))
+        port=0, tls=TlsConfig(str(pki.subscriber.cert), str(pki.subscriber.key), cafile=str(pki.ca))
     )
 
     def change(db):  # the producer of signal 0 changes: PMU0 and S0 are no longer related
@@ -192,7 +193,9 @@ def test_unrelated_rows_are_judged_by_the_rules_themselves():
     pmu1_points = [*plant.ids[6:], *plant.bools]
     # everything allowed except every point of PMU1
     access = AccessControl(group_rules={"*": ["ALLOW ALL", *(f"DENY {p}" for p in pmu1_points)]})
-    before, first = run(scenario(plant, Publisher(metadata=plant.db, access=access), Subscriber()))
+    before, first = run(
+        scenario(plant, Publisher(port=0, metadata=plant.db, access=access), Subscriber(port=0))
+    )
     assert first == set(plant.ids[:6]) == before["DataPoint"]
     # PMU2 and S2 relate to no point: ALLOW ALL shows them; PMU1/S1/P1 follow their points
     assert before["PMU"] == {plant.pmus[0], plant.pmus[2]}
@@ -201,14 +204,16 @@ def test_unrelated_rows_are_judged_by_the_rules_themselves():
 
     # with allow-all every row stays visible
     plant = Plant()
-    before, first = run(scenario(plant, Publisher(metadata=plant.db), Subscriber()))
+    before, first = run(scenario(plant, Publisher(port=0, metadata=plant.db), Subscriber(port=0)))
     assert before["PMU"] == set(plant.pmus) and before["Substation"] == set(plant.stations)
     assert before["Phasor"] == set(plant.phasors) and len(first) == 15
 
     # an identity with no rules sees no row of any table
     plant = Plant()
     access = AccessControl(rules={"operator-1": ["ALLOW ALL"]})
-    before, first = run(scenario(plant, Publisher(metadata=plant.db, access=access), Subscriber()))
+    before, first = run(
+        scenario(plant, Publisher(port=0, metadata=plant.db, access=access), Subscriber(port=0))
+    )
     assert first == set() and all(keys == set() for keys in before.values())
 
 

@@ -212,11 +212,11 @@ def test_publisher_refuses_and_proposes_characteristics():
 
 async def wire_run(named: dict[str, str], seconds: float):
     pmu = SyntheticPmu(6, 30.0, start=638_000_000_000_000_000 - 638_000_000_000_000_000 % SECOND)
-    publisher = Publisher(metadata=pmu.metadata(), stateful=["TSSC"])
+    publisher = Publisher(port=0, metadata=pmu.metadata(), stateful=["TSSC"])
     await publisher.start()
     subscriber = Subscriber(port=publisher.port)
     try:
-        await subscriber.connect()
+        await subscriber.start()
         await subscriber.subscribe(options=named)
         frames = int(seconds * 30)
         for k in range(frames):
@@ -225,7 +225,7 @@ async def wire_run(named: dict[str, str], seconds: float):
         got = await subscriber.collect(10**6, 0.5)
         return pmu, frames, got
     finally:
-        await subscriber.close()
+        await subscriber.stop()
         await publisher.stop()
 
 

@@ -30,16 +30,16 @@ def test_bulk_transport_of_a_file_over_tcp(tmp_path):
     path.write_bytes(blob)
 
     async def main():
-        publisher = Publisher()
+        publisher = Publisher(port=0)
         await publisher.start()
         subscriber = Subscriber(port=publisher.port)
         try:
-            await subscriber.connect()
+            await subscriber.start()
             [transfer] = publisher.send_bulk(path.read_bytes())
             got = await subscriber.receive_bulk(5)
             return transfer, got
         finally:
-            await subscriber.close()
+            await subscriber.stop()
             await publisher.stop()
 
     transfer, got = run(main())
@@ -83,14 +83,14 @@ def test_every_attribute_value_type_round_trips():
     db.upsert("Everything", row)
 
     async def main():
-        publisher = Publisher(metadata=db)
+        publisher = Publisher(port=0, metadata=db)
         await publisher.start()
         subscriber = Subscriber(port=publisher.port)
         try:
-            await subscriber.connect()
-            return await subscriber.get_metadata("SELECT * FROM Everything")
+            await subscriber.start()
+            return await subscriber.request_metadata("SELECT * FROM Everything")
         finally:
-            await subscriber.close()
+            await subscriber.stop()
             await publisher.stop()
 
     result = run(main())
@@ -147,11 +147,11 @@ def test_a_peer_that_stops_reading_is_dropped(monkeypatch):
 
     async def main():
         pmu = SyntheticPmu(1000, start=638_000_000_000_000_000)
-        publisher = Publisher(points=pmu.value_types(), stateful=["NONE"])
+        publisher = Publisher(port=0, points=pmu.value_types(), stateful=["NONE"])
         await publisher.start()
         subscriber = Subscriber(port=publisher.port, stateful=["NONE"])
         try:
-            await subscriber.connect()
+            await subscriber.start()
             await subscriber.subscribe()
             subscriber.link.transport.pause_reading()  # a peer that stops reading
             for k in range(400):
@@ -162,7 +162,7 @@ def test_a_peer_that_stops_reading_is_dropped(monkeypatch):
             reasons = [e.reason for _, e in publisher.events if type(e).__name__ == "SessionClosed"]
             return publisher.connections, reasons
         finally:
-            await subscriber.close()
+            await subscriber.stop()
             await publisher.stop()
 
     connections, reasons = run(main())
@@ -178,13 +178,14 @@ def test_verified_points_get_receipts_over_tcp():
 
     async def main():
         publisher = Publisher(
+            port=0,
             points={critical: ValueType.DOUBLE, normal: ValueType.DOUBLE},
             policy=Policy(verified_points=frozenset({critical})),
         )
         await publisher.start()
         subscriber = Subscriber(port=publisher.port)
         try:
-            await subscriber.connect()
+            await subscriber.start()
             await subscriber.subscribe()
             publisher.publish([Measurement(critical, 1.0, 10), Measurement(normal, 2.0, 10)])
             got = await subscriber.collect(2, 5)
@@ -193,7 +194,7 @@ def test_verified_points_get_receipts_over_tcp():
             )
             return got, [e for _, e in publisher.events if isinstance(e, Verified)]
         finally:
-            await subscriber.close()
+            await subscriber.stop()
             await publisher.stop()
 
     got, receipts = run(main())

@@ -79,10 +79,10 @@ async def session(publisher: Publisher, subscriber: Subscriber, body):
     await publisher.start()
     subscriber.port = publisher.port
     try:
-        await subscriber.connect()
+        await subscriber.start()
         return await body()
     finally:
-        await subscriber.close()
+        await subscriber.stop()
         await publisher.stop()
 
 
@@ -90,8 +90,8 @@ async def session(publisher: Publisher, subscriber: Subscriber, body):
 def test_metadata_schema_and_queries_over_tcp():
     pmu = SyntheticPmu(12)
     db = database(pmu, [uuid.uuid4()])
-    publisher = Publisher(metadata=db)
-    subscriber = Subscriber()
+    publisher = Publisher(port=0, metadata=db)
+    subscriber = Subscriber(port=0)
 
     async def body():
         schema = await subscriber.get_metadata_schema(include_schema=True)
@@ -105,9 +105,9 @@ def test_metadata_schema_and_queries_over_tcp():
         brief = await subscriber.get_metadata_schema(include_schema=False)
         assert brief.tables == [] and brief.revision == db.revision
 
-        everything = await subscriber.get_metadata("SELECT * FROM DataPoint")
+        everything = await subscriber.request_metadata("SELECT * FROM DataPoint")
         assert len(everything.rows) == 13
-        freq = await subscriber.get_metadata(
+        freq = await subscriber.request_metadata(
             "SELECT PointTag, [Signal Type] FROM DataPoint WHERE [Signal Type] = 'FREQ'"
         )
         assert [c.name for c in freq.table.columns] == ["PointID", "PointTag", "Signal Type"]
@@ -117,16 +117,16 @@ def test_metadata_schema_and_queries_over_tcp():
         revision = db.revision
         db.upsert("DataPoint", {"PointID": pmu.ids[0], "PointTag": "RENAMED", "DataType": "SINGLE"})
         db.delete("DataPoint", pmu.ids[1])
-        update = await subscriber.get_metadata(
+        update = await subscriber.request_metadata(
             "DataPoint", revision=revision, update=True, schema_version=db.schema_version
         )
         assert [r["PointTag"] for r in update.rows] == ["RENAMED"]
         assert update.removed == [pmu.ids[1]]
-        stale = await subscriber.get_metadata("DataPoint", schema_version=uuid.uuid4())
+        stale = await subscriber.request_metadata("DataPoint", schema_version=uuid.uuid4())
         assert not stale.compatible and stale.rows == []
         with pytest.raises(CommandError, match="bad metadata query"):
-            await subscriber.get_metadata("SELECT * FROM Nowhere")
-        big = await subscriber.get_metadata("FILTER PMU WHERE Acronym = 'PMU0'")
+            await subscriber.request_metadata("SELECT * FROM Nowhere")
+        big = await subscriber.request_metadata("FILTER PMU WHERE Acronym = 'PMU0'")
         assert big.rows[0]["Name"] == "Test PMU"
         return True
 
@@ -136,11 +136,11 @@ def test_metadata_schema_and_queries_over_tcp():
 @pytest.mark.timeout(20)
 def test_large_metadata_is_streamed_in_several_packets():
     pmu = SyntheticPmu(3000)
-    publisher = Publisher(metadata=pmu.metadata())
-    subscriber = Subscriber()
+    publisher = Publisher(port=0, metadata=pmu.metadata())
+    subscriber = Subscriber(port=0)
 
     async def body():
-        result = await subscriber.get_metadata()
+        result = await subscriber.request_metadata()
         return len(result.rows), subscriber.session.stats["frames_in"]
 
     rows, frames_in = run(session(publisher, subscriber, body))
@@ -160,7 +160,7 @@ async def stream_allowed(publisher, subscriber, pmu, bools, db):
         return await subscriber.collect(10_000, 0.5)
 
     async def body():
-        metadata = await subscriber.get_metadata()
+        metadata = await subscriber.request_metadata()
         await subscriber.subscribe()  # answered after the publisher applied it
         first = await frame(1)
         db.upsert_many(
@@ -172,7 +172,7 @@ async def stream_allowed(publisher, subscriber, pmu, bools, db):
         )
         await asyncio.sleep(0.2)
         second = await frame(2)
-        after = await subscriber.get_metadata()
+        after = await subscriber.request_metadata()
         return metadata, first, second, after
 
     return await session(publisher, subscriber, body)
@@ -184,12 +184,13 @@ def test_subscriber_only_sees_allowed_points_by_certificate_identity(pki):
     bools = [uuid.uuid4() for _ in range(3)]
     db = database(pmu, bools)
     publisher = Publisher(
+        port=0,
         metadata=db,
         access=AccessControl(rules={"operator-1": ["ALLOW WHERE DataType = 'BOOL'"]}),
         tls=TlsConfig(str(pki.publisher.cert), str(pki.publisher.key), cafile=str(pki.ca)),
     )
     subscriber = Subscriber(
-        tls=TlsConfig(str(pki.subscriber.cert), str(pki.subscriber.key), cafile=str(pki.ca))
+        port=0, tls=TlsConfig(str(pki.subscriber.cert), str(pki.subscriber.key), cafile=str(pki.ca))
     )
     metadata, first, second, after = run(stream_allowed(publisher, subscriber, pmu, bools, db))
     assert {r["PointID"] for r in metadata.rows} == set(bools)
@@ -204,8 +205,10 @@ def test_identity_without_rules_receives_nothing():
     pmu = SyntheticPmu(6)
     bools = [uuid.uuid4()]
     db = database(pmu, bools)
-    publisher = Publisher(metadata=db, access=AccessControl(rules={"operator-1": ["ALLOW ALL"]}))
-    subscriber = Subscriber()  # anonymous
+    publisher = Publisher(
+        port=0, metadata=db, access=AccessControl(rules={"operator-1": ["ALLOW ALL"]})
+    )
+    subscriber = Subscriber(port=0)  # anonymous
     metadata, first, second, after = run(stream_allowed(publisher, subscriber, pmu, bools, db))
     assert metadata.rows == [] and first == [] and second == [] and after.rows == []
 
@@ -214,8 +217,8 @@ def test_identity_without_rules_receives_nothing():
 def test_subscribe_by_query_follows_metadata():
     pmu = SyntheticPmu(12)
     db = pmu.metadata()
-    publisher = Publisher(metadata=db)
-    subscriber = Subscriber()
+    publisher = Publisher(port=0, metadata=db)
+    subscriber = Subscriber(port=0)
 
     async def body():
         await subscriber.subscribe(query="SELECT PointID FROM DataPoint WHERE [Signal Type]='FREQ'")

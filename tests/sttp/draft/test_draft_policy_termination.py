@@ -38,7 +38,7 @@ def points(count: int) -> list[uuid.UUID]:
 async def connected(publisher: Publisher, **options) -> Subscriber:
     await publisher.start()
     subscriber = Subscriber(port=publisher.port, **options)
-    await subscriber.connect(timeout=5)
+    await subscriber.start(timeout=5)
     return subscriber
 
 
@@ -59,7 +59,7 @@ def test_publisher_terminates_when_required_lossy_points_have_no_data_channel():
     policy = Policy(lossy_points=frozenset(ids[:2]))
 
     async def main():
-        publisher = Publisher(points={p: ValueType.DOUBLE for p in ids}, policy=policy)
+        publisher = Publisher(port=0, points={p: ValueType.DOUBLE for p in ids}, policy=policy)
         subscriber = await connected(publisher)  # TCP only: no data channel defined
         try:
             # a point the publisher sends reliably is fine
@@ -68,7 +68,7 @@ def test_publisher_terminates_when_required_lossy_points_have_no_data_channel():
                 await subscriber.subscribe(ids)
             return refused.value.event, await closed_cleanly(publisher, subscriber)
         finally:
-            await subscriber.close()
+            await subscriber.stop()
             await publisher.stop()
 
     event, (reason, closes) = run(main())
@@ -87,7 +87,7 @@ def test_required_lossy_points_are_assigned_to_the_udp_data_channel():
 
     async def main():
         publisher = Publisher(
-            points={lossy: ValueType.DOUBLE, reliable: ValueType.DOUBLE}, policy=policy
+            port=0, points={lossy: ValueType.DOUBLE, reliable: ValueType.DOUBLE}, policy=policy
         )
         subscriber = await connected(publisher, udp=True)
         try:
@@ -104,7 +104,7 @@ def test_required_lossy_points_are_assigned_to_the_udp_data_channel():
                     break
             return flags, subscriber.session.received, [m.signal_id for m in got]
         finally:
-            await subscriber.close()
+            await subscriber.stop()
             await publisher.stop()
 
     flags, received, got = run(main())
@@ -123,7 +123,7 @@ def test_publisher_terminates_when_it_cannot_fulfil_exception_characteristics():
     policy = Policy(max_exception_points=3)
 
     async def main():
-        publisher = Publisher(points={p: ValueType.DOUBLE for p in ids}, policy=policy)
+        publisher = Publisher(port=0, points={p: ValueType.DOUBLE for p in ids}, policy=policy)
         subscriber = await connected(publisher)
         try:
             exception = {"exception": "true", "deadband": "0.5"}
@@ -135,7 +135,7 @@ def test_publisher_terminates_when_it_cannot_fulfil_exception_characteristics():
                 )
             return ok, refused.value.event, await closed_cleanly(publisher, subscriber)
         finally:
-            await subscriber.close()
+            await subscriber.stop()
             await publisher.stop()
 
     ok, event, (reason, closes) = run(main())
@@ -154,7 +154,7 @@ def test_exception_limit_does_not_count_points_without_exception_delivery():
 
     async def main():
         publisher = Publisher(
-            points={p: ValueType.DOUBLE for p in ids}, policy=Policy(max_exception_points=2)
+            port=0, points={p: ValueType.DOUBLE for p in ids}, policy=Policy(max_exception_points=2)
         )
         subscriber = await connected(publisher)
         try:
@@ -165,7 +165,7 @@ def test_exception_limit_does_not_count_points_without_exception_delivery():
             session = publisher.connections[0].session
             return session.configured(), subscriber.session.closed
         finally:
-            await subscriber.close()
+            await subscriber.stop()
             await publisher.stop()
 
     configured, closed = run(main())
@@ -182,7 +182,7 @@ def test_subscriber_terminates_when_too_many_points_require_verification():
     policy = Policy(verified_points=frozenset(ids[:3]))
 
     async def main():
-        publisher = Publisher(points={p: ValueType.DOUBLE for p in ids}, policy=policy)
+        publisher = Publisher(port=0, points={p: ValueType.DOUBLE for p in ids}, policy=policy)
         subscriber = await connected(publisher, max_verified_points=2)
         failures = []
         publisher.on_event = lambda link, event: failures.append(event)
@@ -198,7 +198,7 @@ def test_subscriber_terminates_when_too_many_points_require_verification():
                 await closed_cleanly(publisher, subscriber),
             )
         finally:
-            await subscriber.close()
+            await subscriber.stop()
             await publisher.stop()
 
     accepted, error, failures, (reason, closes) = run(main())

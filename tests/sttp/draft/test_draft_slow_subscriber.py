@@ -18,14 +18,18 @@ def test_a_subscriber_that_stops_reading_never_stalls_the_other():
 
     async def run() -> None:
         publisher = Publisher(
-            points=pmu.value_types(), stateful=["NONE"], high_water=32 * 1024, slow_timeout=1.0
+            port=0,
+            points=pmu.value_types(),
+            stateful=["NONE"],
+            high_water=32 * 1024,
+            slow_timeout=1.0,
         )
         await publisher.start()
         healthy = Subscriber(port=publisher.port, stateful=["NONE"])
         stalled = Subscriber(port=publisher.port, stateful=["NONE"])
         try:
             for subscriber in (healthy, stalled):
-                await subscriber.connect()
+                await subscriber.start()
                 await subscriber.subscribe()
             await publisher.wait_subscribed(2)
             received = 0
@@ -56,8 +60,8 @@ def test_a_subscriber_that_stops_reading_never_stalls_the_other():
             assert received == frames * pmu.count
             assert link not in publisher.connections and link.dropped > 0
         finally:
-            await healthy.close()
-            await stalled.close()
+            await healthy.stop()
+            await stalled.stop()
             await publisher.stop()
 
     asyncio.run(asyncio.wait_for(run(), 25))
@@ -97,13 +101,13 @@ def test_an_error_publishing_to_one_connection_closes_only_that_one(monkeypatch)
     monkeypatch.setattr(PublisherSession, "publish", publish)
 
     async def run() -> None:
-        publisher = Publisher(points=pmu.value_types(), stateful=["NONE"])
+        publisher = Publisher(port=0, points=pmu.value_types(), stateful=["NONE"])
         await publisher.start()
         healthy = Subscriber(port=publisher.port, stateful=["NONE"])
         victim = Subscriber(port=publisher.port, stateful=["NONE"])
         try:
             for subscriber in (healthy, victim):
-                await subscriber.connect()
+                await subscriber.start()
                 await subscriber.subscribe()
             await publisher.wait_subscribed(2)
             victim_port = victim.link.transport.get_extra_info("sockname")[1]
@@ -126,8 +130,8 @@ def test_an_error_publishing_to_one_connection_closes_only_that_one(monkeypatch)
             assert received == 20 * pmu.count
             assert link not in publisher.connections
         finally:
-            await healthy.close()
-            await victim.close()
+            await healthy.stop()
+            await victim.stop()
             await publisher.stop()
 
     asyncio.run(asyncio.wait_for(run(), 25))

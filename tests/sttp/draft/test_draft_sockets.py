@@ -73,7 +73,7 @@ async def negotiate_raw(reader, writer):
 @pytest.mark.timeout(15)
 def test_publisher_answers_garbage_with_request_failed_and_closes(garbage, why):
     async def main():
-        publisher = Publisher()
+        publisher = Publisher(port=0)
         await publisher.start()
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", publisher.port)
@@ -83,8 +83,8 @@ def test_publisher_answers_garbage_with_request_failed_and_closes(garbage, why):
             writer.close()
             # the publisher is still serving others
             subscriber = Subscriber(port=publisher.port)
-            await subscriber.connect()
-            await subscriber.close()
+            await subscriber.start()
+            await subscriber.stop()
             return frames
         finally:
             await publisher.stop()
@@ -98,7 +98,7 @@ def test_publisher_answers_garbage_with_request_failed_and_closes(garbage, why):
 @pytest.mark.timeout(15)
 def test_publisher_refuses_commands_before_negotiation_over_tcp():
     async def main():
-        publisher = Publisher()
+        publisher = Publisher(port=0)
         await publisher.start()
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", publisher.port)
@@ -115,7 +115,7 @@ def test_publisher_refuses_commands_before_negotiation_over_tcp():
 @pytest.mark.timeout(15)
 def test_silent_peers_are_disconnected_after_the_negotiation_timeout():
     async def main():
-        publisher = Publisher(negotiation_timeout=0.5)
+        publisher = Publisher(port=0, negotiation_timeout=0.5)
         await publisher.start()
         loop = asyncio.get_running_loop()
         began = loop.time()
@@ -131,7 +131,7 @@ def test_silent_peers_are_disconnected_after_the_negotiation_timeout():
         subscriber = Subscriber(port=server.sockets[0].getsockname()[1], negotiation_timeout=0.5)
         began = loop.time()
         with pytest.raises(SessionError, match="timed out"):
-            await subscriber.connect()
+            await subscriber.start()
         subscriber_waited = loop.time() - began
         server.close()
         return frames, publisher_waited, subscriber_waited
@@ -144,12 +144,12 @@ def test_silent_peers_are_disconnected_after_the_negotiation_timeout():
 @pytest.mark.timeout(15)
 def test_negotiation_failure_surfaces_as_session_error():
     async def main():
-        publisher = Publisher(stateful=["DEFLATE"])
+        publisher = Publisher(port=0, stateful=["DEFLATE"])
         await publisher.start()
         try:
             subscriber = Subscriber(port=publisher.port, stateful=["TSSC"])
             with pytest.raises(SessionError, match="no common stateful"):
-                await subscriber.connect()
+                await subscriber.start()
             await asyncio.sleep(0.1)
             return publisher.connections
         finally:
@@ -171,7 +171,7 @@ def test_subscriber_refuses_out_of_order_publisher():
         server = await asyncio.start_server(rogue, "127.0.0.1", 0)
         subscriber = Subscriber(port=server.sockets[0].getsockname()[1])
         with pytest.raises(SessionError, match="before session negotiation"):
-            await subscriber.connect()
+            await subscriber.start()
         await asyncio.sleep(0.2)
         server.close()
 
@@ -182,7 +182,7 @@ def test_subscriber_refuses_out_of_order_publisher():
 @pytest.mark.timeout(15)
 def test_noop_keepalive_timeout_disconnects_over_tcp():
     async def main():
-        publisher = Publisher(keepalive_interval=0.2, noop_timeout=0.3)
+        publisher = Publisher(port=0, keepalive_interval=0.2, noop_timeout=0.3)
         await publisher.start()
         reader, writer = await asyncio.open_connection("127.0.0.1", publisher.port)
         await negotiate_raw(reader, writer)
@@ -203,14 +203,14 @@ def test_noop_keepalive_timeout_disconnects_over_tcp():
 @pytest.mark.timeout(15)
 def test_noop_keepalive_keeps_a_live_session():
     async def main():
-        publisher = Publisher(keepalive_interval=0.1, noop_timeout=0.3)
+        publisher = Publisher(port=0, keepalive_interval=0.1, noop_timeout=0.3)
         await publisher.start()
         subscriber = Subscriber(port=publisher.port, keepalive_interval=0.1, noop_timeout=0.3)
-        await subscriber.connect()
+        await subscriber.start()
         await asyncio.sleep(1.0)
         alive = not subscriber.session.closed and len(publisher.connections) == 1
         noops = subscriber.session.stats["frames_in"]
-        await subscriber.close()
+        await subscriber.stop()
         await publisher.stop()
         return alive, noops
 
@@ -221,13 +221,14 @@ def test_noop_keepalive_keeps_a_live_session():
 @pytest.mark.timeout(15)
 def test_facade_selects_the_draft_profile():
     async def main():
-        publisher = gridbind.sttp.Publisher(profile="draft-0.8", udp=False)
-        subscriber = gridbind.sttp.Subscriber(profile="draft-0.8")
+        publisher = gridbind.sttp.Publisher(port=0, profile="draft-0.8", udp=False)
+        subscriber = gridbind.sttp.Subscriber(port=0, profile="draft-0.8")
         assert isinstance(publisher, Publisher) and isinstance(subscriber, Subscriber)
         await publisher.start()
         subscriber.port = publisher.port
-        negotiated = await subscriber.connect()
-        await subscriber.close()
+        await subscriber.start()
+        negotiated = subscriber.negotiated
+        await subscriber.stop()
         await publisher.stop()
         return negotiated
 
@@ -244,11 +245,11 @@ def test_subscriber_reconnects_and_resubscribes():
     signal = uuid.uuid4()
 
     async def main():
-        publisher = Publisher(points={signal: ValueType.DOUBLE})
+        publisher = Publisher(port=0, points={signal: ValueType.DOUBLE})
         await publisher.start()
         subscriber = Subscriber(port=publisher.port, reconnect=0.1)
         try:
-            await subscriber.connect()
+            await subscriber.start()
             await subscriber.subscribe([signal], options={"priority": "2"})
             [link] = publisher.connections
             link.close()  # the connection breaks
@@ -263,7 +264,7 @@ def test_subscriber_reconnects_and_resubscribes():
             [fresh] = publisher.connections
             return got, subscriber.reconnects, fresh.session._points[signal].options.priority
         finally:
-            await subscriber.close()
+            await subscriber.stop()
             await publisher.stop()
 
     got, reconnects, priority = run(main())

@@ -179,12 +179,12 @@ def test_a_corrupt_stream_command_from_the_subscriber_ends_the_session():
 def test_socket_corrupted_stream_packet_closes_both_ends_cleanly():
     async def main():
         publisher = Publisher(
-            points={i: ValueType.SINGLE for i in IDS}, stateful=["DEFLATE"], udp=False
+            port=0, points={i: ValueType.SINGLE for i in IDS}, stateful=["DEFLATE"], udp=False
         )
         await publisher.start()
         subscriber = Subscriber(port=publisher.port, stateful=["DEFLATE"])
         try:
-            await subscriber.connect()
+            await subscriber.start()
             await subscriber.subscribe()
             await publisher.wait_subscribed()
             publisher.publish(batch(0))
@@ -200,7 +200,7 @@ def test_socket_corrupted_stream_packet_closes_both_ends_cleanly():
                 await asyncio.sleep(0.02)
             return got, subscriber.session.closed, subscriber.session.close_reason
         finally:
-            await subscriber.close()
+            await subscriber.stop()
             await publisher.stop()
 
     got, closed, reason = asyncio.run(asyncio.wait_for(main(), 15))

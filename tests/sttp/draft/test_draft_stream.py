@@ -15,11 +15,12 @@ from draft_streaming import stream
 
 async def run(algorithm: str, seconds: float, count: int = 1000, seen: dict | None = None):
     pmu = SyntheticPmu(count, 30.0, start=638_000_000_000_000_000)
-    publisher = Publisher(points=pmu.value_types(), stateful=[algorithm])
+    publisher = Publisher(port=0, points=pmu.value_types(), stateful=[algorithm])
     await publisher.start()
     subscriber = Subscriber(port=publisher.port, stateful=[algorithm])
     try:
-        negotiated = await subscriber.connect()
+        await subscriber.start()
+        negotiated = subscriber.negotiated
         assert negotiated.stateful == algorithm
         await subscriber.subscribe()
         await publisher.wait_subscribed()
@@ -32,7 +33,7 @@ async def run(algorithm: str, seconds: float, count: int = 1000, seen: dict | No
             )
         return outcome
     finally:
-        await subscriber.close()
+        await subscriber.stop()
         await publisher.stop()
 
 

@@ -173,12 +173,12 @@ def test_socket_subscribe_to_5000_ids_by_datapointbyid_and_receive_them(stateful
 
     async def main():
         publisher = Publisher(
-            points={i: ValueType.SINGLE for i in ids}, stateful=[stateful], udp=False
+            port=0, points={i: ValueType.SINGLE for i in ids}, stateful=[stateful], udp=False
         )
         await publisher.start()
         subscriber = Subscriber(port=publisher.port, stateful=[stateful])
         try:
-            await subscriber.connect()
+            await subscriber.start()
             [link] = publisher.connections
             seen = []
             handle = link.session._frame
@@ -198,7 +198,7 @@ def test_socket_subscribe_to_5000_ids_by_datapointbyid_and_receive_them(stateful
             extra = subscriber.received - len(got)
             return result, seen, got, extra, link.session.closed, subscriber.session.closed
         finally:
-            await subscriber.close()
+            await subscriber.stop()
             await publisher.stop()
 
     result, seen, got, extra, pub_closed, sub_closed = run(main())
@@ -217,17 +217,17 @@ def test_socket_subscribe_above_the_publishers_limit_is_refused_with_a_reason():
     count = MAX_COMMAND_FRAGMENTED // 16 + 100
 
     async def main():
-        publisher = Publisher(points={uuid.uuid4(): ValueType.SINGLE}, udp=False)
+        publisher = Publisher(port=0, points={uuid.uuid4(): ValueType.SINGLE}, udp=False)
         await publisher.start()
         subscriber = Subscriber(port=publisher.port)
         try:
-            await subscriber.connect()
+            await subscriber.start()
             with pytest.raises(CommandError) as refused:
                 await subscriber.subscribe([uuid.uuid4() for _ in range(count)], timeout=20)
             await asyncio.wait_for(publisher.wait_for(lambda: not publisher.connections), 5)
             return refused.value, subscriber.session.closed
         finally:
-            await subscriber.close()
+            await subscriber.stop()
             await publisher.stop()
 
     error, closed = run(main(), 50)

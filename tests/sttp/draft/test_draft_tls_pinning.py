@@ -15,12 +15,12 @@ def pinning_publisher(pki, *, self_signed=False):
     """A publisher that trusts exactly the pinned self-signed subscriber certificate."""
     own = pki.self_signed if self_signed else pki.publisher
     return Publisher(
-        tls=TlsConfig(str(own.cert), str(own.key), cafile=str(pki.self_signed_sub.cert))
+        port=0, tls=TlsConfig(str(own.cert), str(own.key), cafile=str(pki.self_signed_sub.cert))
     )
 
 
 def subscriber_with(cert, cafile) -> Subscriber:
-    return Subscriber(tls=TlsConfig(str(cert.cert), str(cert.key), cafile=str(cafile)))
+    return Subscriber(port=0, tls=TlsConfig(str(cert.cert), str(cert.key), cafile=str(cafile)))
 
 
 @pytest.mark.timeout(20)
@@ -49,7 +49,7 @@ def test_publisher_refuses_unpinned_subscriber_certificates(pki):
     with pytest.raises(REFUSED):
         run(exchange(pinning_publisher(pki), subscriber_with(pki.subscriber, pki.ca)), 10)
     # and a subscriber without a certificate
-    anonymous = Subscriber(tls=TlsConfig(cafile=str(pki.ca)))
+    anonymous = Subscriber(port=0, tls=TlsConfig(cafile=str(pki.ca)))
     with pytest.raises(REFUSED):
         run(exchange(pinning_publisher(pki), anonymous), 10)
 
@@ -59,11 +59,12 @@ def test_reverse_connection_pins_the_listening_subscriber(pki):
     # the subscriber is the server-style socket; the dialling publisher validates it by pin
     def dialler():
         return Publisher(
+            port=0,
             tls=TlsConfig(
                 str(pki.publisher.cert),
                 str(pki.publisher.key),
                 cafile=str(pki.self_signed_sub.cert),
-            )
+            ),
         )
 
     listening = subscriber_with(pki.self_signed_sub, pki.ca)

@@ -86,8 +86,8 @@ def refusals(publisher: Publisher) -> list[str]:
 @pytest.mark.timeout(20)
 def test_crls_checked_both_ways_on_the_good_path(pki, tmp_path):
     crl = write_crl(pki, tmp_path, "empty")
-    publisher = Publisher(tls=tls(pki.publisher, pki.ca, crlfile=crl))
-    subscriber = Subscriber(tls=tls(pki.subscriber, pki.ca, crlfile=crl))
+    publisher = Publisher(port=0, tls=tls(pki.publisher, pki.ca, crlfile=crl))
+    subscriber = Subscriber(port=0, tls=tls(pki.subscriber, pki.ca, crlfile=crl))
     # client side in the handshake; server side right after it (see gridbind.sttp.tls)
     assert ssl.VERIFY_CRL_CHECK_LEAF in subscriber.tls.client_context().verify_flags
     got = run(exchange(publisher, subscriber))
@@ -98,21 +98,23 @@ def test_crls_checked_both_ways_on_the_good_path(pki, tmp_path):
 @pytest.mark.timeout(20)
 def test_revoked_publisher_certificate_is_refused_by_the_subscriber(pki, tmp_path):
     crl = write_crl(pki, tmp_path, "publisher-revoked", pki.publisher)
-    publisher = Publisher(tls=tls(pki.publisher, pki.ca))
-    subscriber = Subscriber(tls=tls(pki.subscriber, pki.ca, crlfile=crl))
+    publisher = Publisher(port=0, tls=tls(pki.publisher, pki.ca))
+    subscriber = Subscriber(port=0, tls=tls(pki.subscriber, pki.ca, crlfile=crl))
     with pytest.raises(ssl.SSLCertVerificationError) as refused:
         run(exchange(publisher, subscriber))
     assert "revoked" in str(refused.value)
     # the same publisher is accepted with a CRL that does not list it
-    good = Subscriber(tls=tls(pki.subscriber, pki.ca, crlfile=write_crl(pki, tmp_path, "none")))
-    assert len(run(exchange(Publisher(tls=tls(pki.publisher, pki.ca)), good))) == 1
+    good = Subscriber(
+        port=0, tls=tls(pki.subscriber, pki.ca, crlfile=write_crl(pki, tmp_path, "none"))
+    )
+    assert len(run(exchange(Publisher(port=0, tls=tls(pki.publisher, pki.ca)), good))) == 1
 
 
 @pytest.mark.timeout(20)
 def test_revoked_subscriber_certificate_is_refused_by_the_publisher(pki, tmp_path, caplog):
     crl = write_crl(pki, tmp_path, "subscriber-revoked", pki.subscriber)
-    publisher = Publisher(tls=tls(pki.publisher, pki.ca, crlfile=crl))
-    subscriber = Subscriber(tls=tls(pki.subscriber, pki.ca))
+    publisher = Publisher(port=0, tls=tls(pki.publisher, pki.ca, crlfile=crl))
+    subscriber = Subscriber(port=0, tls=tls(pki.subscriber, pki.ca))
     with caplog.at_level(logging.WARNING, logger="gridbind.sttp.draft"):
         with pytest.raises(SessionError) as refused:
             run(exchange(publisher, subscriber), 10)
@@ -124,8 +126,8 @@ def test_revoked_subscriber_certificate_is_refused_by_the_publisher(pki, tmp_pat
     assert "certificate revoked" in reason and publisher.connections == []
     # another subscriber certificate of the same CA is not revoked
     other = issued(pki, tmp_path, "operator-2", "operator-2", ("127.0.0.1",))
-    publisher = Publisher(tls=tls(pki.publisher, pki.ca, crlfile=crl))
-    assert len(run(exchange(publisher, Subscriber(tls=tls(other, pki.ca))))) == 1
+    publisher = Publisher(port=0, tls=tls(pki.publisher, pki.ca, crlfile=crl))
+    assert len(run(exchange(publisher, Subscriber(port=0, tls=tls(other, pki.ca))))) == 1
 
 
 # --- the client certificate must name the client's address ------------------------------------
@@ -133,8 +135,8 @@ def test_revoked_subscriber_certificate_is_refused_by_the_publisher(pki, tmp_pat
 
 @pytest.mark.timeout(20)
 def test_client_certificate_not_naming_the_peer_address_is_refused(pki, caplog):
-    publisher = Publisher(tls=tls(pki.publisher, pki.ca))
-    subscriber = Subscriber(tls=tls(pki.wrong_name, pki.ca))  # CA-issued, SAN 192.0.2.7
+    publisher = Publisher(port=0, tls=tls(pki.publisher, pki.ca))
+    subscriber = Subscriber(port=0, tls=tls(pki.wrong_name, pki.ca))  # CA-issued, SAN 192.0.2.7
     with caplog.at_level(logging.WARNING, logger="gridbind.sttp.draft"):
         with pytest.raises(SessionError) as refused:
             run(exchange(publisher, subscriber), 10)
@@ -149,8 +151,8 @@ def test_client_certificate_not_naming_the_peer_address_is_refused(pki, caplog):
 
 @pytest.mark.timeout(20)
 def test_client_address_check_can_be_disabled_loudly(pki, caplog):
-    publisher = Publisher(tls=tls(pki.publisher, pki.ca, check_client_address=False))
-    subscriber = Subscriber(tls=tls(pki.wrong_name, pki.ca))
+    publisher = Publisher(port=0, tls=tls(pki.publisher, pki.ca, check_client_address=False))
+    subscriber = Subscriber(port=0, tls=tls(pki.wrong_name, pki.ca))
     identities = []
     publisher.on_event = lambda link, event: identities.append(link.identity)
     with caplog.at_level(logging.WARNING, logger="gridbind.sttp.draft"):
@@ -162,8 +164,8 @@ def test_client_address_check_can_be_disabled_loudly(pki, caplog):
 @pytest.mark.timeout(20)
 def test_host_name_in_client_certificate_matches_when_it_resolves_to_the_peer(pki, tmp_path):
     by_name = issued(pki, tmp_path, "by-name", "operator-3", ("localhost",))
-    publisher = Publisher(tls=tls(pki.publisher, pki.ca))
-    assert len(run(exchange(publisher, Subscriber(tls=tls(by_name, pki.ca))))) == 1
+    publisher = Publisher(port=0, tls=tls(pki.publisher, pki.ca))
+    assert len(run(exchange(publisher, Subscriber(port=0, tls=tls(by_name, pki.ca))))) == 1
     assert refusals(publisher) == []
 
 
@@ -173,30 +175,32 @@ def test_pinned_self_signed_client_is_not_address_checked_unless_asked(pki, tmp_
     pinned = _write(tmp_path, "pinned-far", cert, key)
 
     def publisher(**options):
-        return Publisher(tls=tls(pki.publisher, pinned.cert, **options))
+        return Publisher(port=0, tls=tls(pki.publisher, pinned.cert, **options))
 
-    subscriber = Subscriber(tls=tls(pinned, pki.ca))
+    subscriber = Subscriber(port=0, tls=tls(pinned, pki.ca))
     assert len(run(exchange(publisher(), subscriber))) == 1  # trust is the pin itself
     strict = publisher(check_client_address=True)
     with pytest.raises(SessionError, match="192.0.2.8"):
-        run(exchange(strict, Subscriber(tls=tls(pinned, pki.ca))), 10)
+        run(exchange(strict, Subscriber(port=0, tls=tls(pinned, pki.ca))), 10)
 
 
 @pytest.mark.timeout(20)
 def test_listening_subscriber_checks_the_dialling_publishers_address(pki):
     # reverse connection: the subscriber is the server-style socket
     async def main():
-        publisher = Publisher(tls=tls(pki.wrong_name, pki.ca))
-        subscriber = Subscriber(tls=tls(pki.subscriber, pki.ca))
+        publisher = Publisher(port=0, tls=tls(pki.wrong_name, pki.ca))
+        subscriber = Subscriber(port=0, tls=tls(pki.subscriber, pki.ca))
         try:
-            port = await subscriber.listen()
+            subscriber.listen_mode = True
+            await subscriber.start()
+            port = subscriber.port
             publisher.define_points({uuid.uuid4(): ValueType.DOUBLE})
             link = await publisher.connect("127.0.0.1", port)
             reason = await asyncio.wait_for(asyncio.shield(link.closed), 5)
             events = [e for e in subscriber.events if isinstance(e, SessionClosed)]
             return reason, events, subscriber.link
         finally:
-            await subscriber.close()
+            await subscriber.stop()
             await publisher.stop()
 
     reason, events, link = run(main())
@@ -211,12 +215,14 @@ def test_accepted_connection_after_name_resolution_keeps_early_bytes(pki, tmp_pa
     by_name = issued(pki, tmp_path, "pub-by-name", "publisher-by-name", ("localhost",))
 
     async def main():
-        publisher = Publisher(tls=tls(by_name, pki.ca))
-        subscriber = Subscriber(tls=tls(pki.subscriber, pki.ca))
+        publisher = Publisher(port=0, tls=tls(by_name, pki.ca))
+        subscriber = Subscriber(port=0, tls=tls(pki.subscriber, pki.ca))
         signal = uuid.uuid4()
         publisher.define_points({signal: ValueType.DOUBLE})
         try:
-            port = await subscriber.listen()
+            subscriber.listen_mode = True
+            await subscriber.start()
+            port = subscriber.port
             await publisher.connect("127.0.0.1", port)
             await subscriber.wait_negotiated(5)
             await subscriber.subscribe()
@@ -224,7 +230,7 @@ def test_accepted_connection_after_name_resolution_keeps_early_bytes(pki, tmp_pa
             publisher.publish([Measurement(signal, 2.5, T0)])
             return await subscriber.collect(1, 5)
         finally:
-            await subscriber.close()
+            await subscriber.stop()
             await publisher.stop()
 
     assert [m.value for m in run(main())] == [2.5]
@@ -245,9 +251,9 @@ def test_publisher_with_crls_refuses_a_client_whose_issuer_has_no_valid_crl(pki,
     )
     path = tmp_path / "forged.crl.pem"
     path.write_bytes(forged.public_bytes(serialization.Encoding.PEM))
-    publisher = Publisher(tls=tls(pki.publisher, pki.ca, crlfile=str(path)))
+    publisher = Publisher(port=0, tls=tls(pki.publisher, pki.ca, crlfile=str(path)))
     with pytest.raises(SessionError, match="no valid certificate revocation list"):
-        run(exchange(publisher, Subscriber(tls=tls(pki.subscriber, pki.ca))), 10)
+        run(exchange(publisher, Subscriber(port=0, tls=tls(pki.subscriber, pki.ca))), 10)
 
 
 @pytest.mark.timeout(20)
@@ -264,10 +270,10 @@ def test_subscriber_names_a_bare_close_after_the_handshake(pki, tmp_path):
         subscriber = Subscriber(port=port, tls=tls(pki.subscriber, pki.ca))
         try:
             with pytest.raises(SessionError) as closed:
-                await subscriber.connect(timeout=5)
+                await subscriber.start(timeout=5)
             return str(closed.value)
         finally:
-            await subscriber.close()
+            await subscriber.stop()
             server.close()
             await server.wait_closed()
 
@@ -277,7 +283,7 @@ def test_subscriber_names_a_bare_close_after_the_handshake(pki, tmp_path):
 def test_refused_connections_do_not_grow_the_event_lists_forever():
     from gridbind.sttp.draft.transport import MAX_EVENTS
 
-    publisher, subscriber = Publisher(), Subscriber()
+    publisher, subscriber = Publisher(port=0), Subscriber(port=0)
     publisher._notify = lambda: None  # no event loop here
     refused = SessionClosed("certificate revoked")
     for _ in range(MAX_EVENTS + 10):

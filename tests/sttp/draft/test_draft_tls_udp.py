@@ -38,29 +38,31 @@ async def exchange(publisher: Publisher, subscriber: Subscriber, *, reverse=Fals
     publisher.define_points({signal: ValueType.DOUBLE})
     try:
         if reverse:
-            port = await subscriber.listen()
+            subscriber.listen_mode = True
+            await subscriber.start()
+            port = subscriber.port
             await publisher.connect("127.0.0.1", port)
             await subscriber.wait_negotiated(5)
         else:
             await publisher.start()
             subscriber.port = publisher.port
-            await subscriber.connect(timeout=5)
+            await subscriber.start(timeout=5)
         await subscriber.subscribe()
         await publisher.wait_subscribed()
         publisher.publish([Measurement(signal, 0.1, T0, 7)])
         return await subscriber.collect(1, 5)
     finally:
-        await subscriber.close()
+        await subscriber.stop()
         await publisher.stop()
 
 
 @pytest.mark.timeout(20)
 def test_ca_issued_certificates_validated_both_ways(pki):
     publisher = Publisher(
-        tls=TlsConfig(str(pki.publisher.cert), str(pki.publisher.key), cafile=str(pki.ca))
+        port=0, tls=TlsConfig(str(pki.publisher.cert), str(pki.publisher.key), cafile=str(pki.ca))
     )
     subscriber = Subscriber(
-        tls=TlsConfig(str(pki.subscriber.cert), str(pki.subscriber.key), cafile=str(pki.ca))
+        port=0, tls=TlsConfig(str(pki.subscriber.cert), str(pki.subscriber.key), cafile=str(pki.ca))
     )
     identities = []
     publisher.on_event = lambda link, event: identities.append(link.identity)
@@ -71,8 +73,8 @@ def test_ca_issued_certificates_validated_both_ways(pki):
 
 @pytest.mark.timeout(20)
 def test_untrusted_server_certificate_is_refused(pki):
-    publisher = Publisher(tls=TlsConfig(str(pki.intruder.cert), str(pki.intruder.key)))
-    subscriber = Subscriber(tls=TlsConfig(cafile=str(pki.ca)))
+    publisher = Publisher(port=0, tls=TlsConfig(str(pki.intruder.cert), str(pki.intruder.key)))
+    subscriber = Subscriber(port=0, tls=TlsConfig(cafile=str(pki.ca)))
     with pytest.raises(REFUSED):
         run(exchange(publisher, subscriber))
 
@@ -80,11 +82,11 @@ def test_untrusted_server_certificate_is_refused(pki):
 @pytest.mark.timeout(20)
 def test_wrong_name_is_refused_unless_relaxed_with_a_warning(pki, caplog):
     def publisher():
-        return Publisher(tls=TlsConfig(str(pki.wrong_name.cert), str(pki.wrong_name.key)))
+        return Publisher(port=0, tls=TlsConfig(str(pki.wrong_name.cert), str(pki.wrong_name.key)))
 
     with pytest.raises(REFUSED):
-        run(exchange(publisher(), Subscriber(tls=TlsConfig(cafile=str(pki.ca)))))
-    relaxed = Subscriber(tls=TlsConfig(cafile=str(pki.ca), check_hostname=False))
+        run(exchange(publisher(), Subscriber(port=0, tls=TlsConfig(cafile=str(pki.ca)))))
+    relaxed = Subscriber(port=0, tls=TlsConfig(cafile=str(pki.ca), check_hostname=False))
     with caplog.at_level(logging.WARNING, logger="gridbind.sttp.draft"):
         assert len(run(exchange(publisher(), relaxed))) == 1
     assert "name mismatch tolerated" in caplog.text
@@ -93,46 +95,47 @@ def test_wrong_name_is_refused_unless_relaxed_with_a_warning(pki, caplog):
 @pytest.mark.timeout(20)
 def test_pinned_self_signed_certificate(pki):
     def publisher():
-        return Publisher(tls=TlsConfig(str(pki.self_signed.cert), str(pki.self_signed.key)))
+        return Publisher(port=0, tls=TlsConfig(str(pki.self_signed.cert), str(pki.self_signed.key)))
 
-    pinned = Subscriber(tls=TlsConfig(cafile=str(pki.self_signed.cert)))
+    pinned = Subscriber(port=0, tls=TlsConfig(cafile=str(pki.self_signed.cert)))
     assert len(run(exchange(publisher(), pinned))) == 1
     # a self-signed certificate not exchanged in advance is untrusted
     with pytest.raises(REFUSED):
-        run(exchange(publisher(), Subscriber(tls=TlsConfig(cafile=str(pki.ca)))))
+        run(exchange(publisher(), Subscriber(port=0, tls=TlsConfig(cafile=str(pki.ca)))))
 
 
 @pytest.mark.timeout(20)
 def test_publisher_refuses_subscriber_with_untrusted_or_missing_certificate(pki):
     def publisher():
         return Publisher(
-            tls=TlsConfig(str(pki.publisher.cert), str(pki.publisher.key), cafile=str(pki.ca))
+            port=0,
+            tls=TlsConfig(str(pki.publisher.cert), str(pki.publisher.key), cafile=str(pki.ca)),
         )
 
     intruder = Subscriber(
-        tls=TlsConfig(str(pki.intruder.cert), str(pki.intruder.key), cafile=str(pki.ca))
+        port=0, tls=TlsConfig(str(pki.intruder.cert), str(pki.intruder.key), cafile=str(pki.ca))
     )
     with pytest.raises(REFUSED):
         run(exchange(publisher(), intruder))
-    anonymous = Subscriber(tls=TlsConfig(cafile=str(pki.ca)))
+    anonymous = Subscriber(port=0, tls=TlsConfig(cafile=str(pki.ca)))
     with pytest.raises(REFUSED):
         run(exchange(publisher(), anonymous))
 
 
 @pytest.mark.timeout(20)
 def test_reverse_connection_plain_and_tls(pki):
-    assert len(run(exchange(Publisher(), Subscriber(), reverse=True))) == 1
+    assert len(run(exchange(Publisher(port=0), Subscriber(port=0), reverse=True))) == 1
     # over TLS the subscriber is the server-style socket and the publisher validates it
     publisher = Publisher(
-        tls=TlsConfig(str(pki.publisher.cert), str(pki.publisher.key), cafile=str(pki.ca))
+        port=0, tls=TlsConfig(str(pki.publisher.cert), str(pki.publisher.key), cafile=str(pki.ca))
     )
     subscriber = Subscriber(
-        tls=TlsConfig(str(pki.subscriber.cert), str(pki.subscriber.key), cafile=str(pki.ca))
+        port=0, tls=TlsConfig(str(pki.subscriber.cert), str(pki.subscriber.key), cafile=str(pki.ca))
     )
     assert len(run(exchange(publisher, subscriber, reverse=True))) == 1
     # ... and refuses an untrusted listening subscriber
-    impostor = Subscriber(tls=TlsConfig(str(pki.intruder.cert), str(pki.intruder.key)))
-    publisher = Publisher(tls=TlsConfig(cafile=str(pki.ca)))
+    impostor = Subscriber(port=0, tls=TlsConfig(str(pki.intruder.cert), str(pki.intruder.key)))
+    publisher = Publisher(port=0, tls=TlsConfig(cafile=str(pki.ca)))
     with pytest.raises(REFUSED):
         run(exchange(publisher, impostor, reverse=True), 10)
 
@@ -140,17 +143,19 @@ def test_reverse_connection_plain_and_tls(pki):
 @pytest.mark.timeout(20)
 def test_tls_below_latest_version_logs_a_warning(pki, caplog):
     publisher = Publisher(
+        port=0,
         tls=TlsConfig(
             str(pki.publisher.cert),
             str(pki.publisher.key),
             minimum_version=ssl.TLSVersion.TLSv1_2,
-        )
+        ),
     )
     subscriber = Subscriber(
+        port=0,
         tls=TlsConfig(
             cafile=str(pki.ca),
             minimum_version=ssl.TLSVersion.TLSv1_2,
-        )
+        ),
     )
     with caplog.at_level(logging.WARNING, logger="gridbind.sttp.draft"):
         assert len(run(exchange(publisher, subscriber))) == 1
@@ -158,8 +163,8 @@ def test_tls_below_latest_version_logs_a_warning(pki, caplog):
 
 
 def tls_pair(pki, *, udp=True):
-    publisher = Publisher(tls=TlsConfig(str(pki.publisher.cert), str(pki.publisher.key)))
-    subscriber = Subscriber(tls=TlsConfig(cafile=str(pki.ca)), udp=udp)
+    publisher = Publisher(port=0, tls=TlsConfig(str(pki.publisher.cert), str(pki.publisher.key)))
+    subscriber = Subscriber(port=0, tls=TlsConfig(cafile=str(pki.ca)), udp=udp)
     return publisher, subscriber
 
 
@@ -167,7 +172,7 @@ async def secure_after(publisher, subscriber, *, subscribe_first=False):
     await publisher.start()
     subscriber.port = publisher.port
     try:
-        await subscriber.connect()
+        await subscriber.start()
         if subscribe_first:
             await subscriber.subscribe()
         await subscriber.secure_data_channel()
@@ -175,7 +180,7 @@ async def secure_after(publisher, subscriber, *, subscribe_first=False):
         closed = subscriber.link.closed if subscriber.link else None
         if closed is not None:
             await asyncio.wait_for(asyncio.shield(closed), 5)  # the subscriber disconnects
-        await subscriber.close()
+        await subscriber.stop()
         await publisher.stop()
 
 
@@ -188,7 +193,7 @@ def test_secure_data_channel_failed_without_udp(pki):
 @pytest.mark.timeout(20)
 def test_secure_data_channel_failed_without_tls():
     with pytest.raises(CommandError, match="secured using TLS"):
-        run(secure_after(Publisher(), Subscriber(udp=True)))
+        run(secure_after(Publisher(port=0), Subscriber(port=0, udp=True)))
 
 
 @pytest.mark.timeout(20)
@@ -233,7 +238,8 @@ async def udp_stream(pki, seconds):
     await publisher.start()
     subscriber.port = publisher.port
     try:
-        negotiated = await subscriber.connect()
+        await subscriber.start()
+        negotiated = subscriber.negotiated
         assert negotiated.udp_port == subscriber.udp_port != 0
         assert negotiated.stateless == "DEFLATE"  # the stateless algorithm for UDP
         modes = watch_datagrams(subscriber)
@@ -247,7 +253,7 @@ async def udp_stream(pki, seconds):
         outcome = await stream(publisher, subscriber, pmu, seconds, settle=2.0, lossy=True)
         return outcome, subscriber.session.received, subscriber.bad_datagrams, modes
     finally:
-        await subscriber.close()
+        await subscriber.stop()
         await publisher.stop()
 
 
@@ -277,7 +283,7 @@ def test_forged_datagrams_are_dropped(pki):
         await publisher.start()
         subscriber.port = publisher.port
         try:
-            await subscriber.connect()
+            await subscriber.start()
             await subscriber.secure_data_channel()
             await subscriber.subscribe(options={"reliability": "lossy"})
             [link] = publisher.connections
@@ -296,7 +302,7 @@ def test_forged_datagrams_are_dropped(pki):
             got = await subscriber.collect(1, 5)
             return got, subscriber.bad_datagrams, subscriber.session.closed
         finally:
-            await subscriber.close()
+            await subscriber.stop()
             await publisher.stop()
 
     got, bad, closed = run(main())

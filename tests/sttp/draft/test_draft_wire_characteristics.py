@@ -38,7 +38,7 @@ def stamp(frame: int) -> int:
 async def connected(publisher: Publisher, **options) -> Subscriber:
     await publisher.start()
     subscriber = Subscriber(port=publisher.port, **options)
-    await subscriber.connect(timeout=5)
+    await subscriber.start(timeout=5)
     return subscriber
 
 
@@ -59,6 +59,7 @@ def test_priority_orders_data_points_on_the_wire(stateful):
 
     async def main():
         publisher = Publisher(
+            port=0,
             points={signal: kind for signal, kind, _ in points.values()},
             stateful=[stateful],
             udp=False,
@@ -89,7 +90,7 @@ def test_priority_orders_data_points_on_the_wire(stateful):
             )
             return got, flags, link.session.published_by_priority
         finally:
-            await subscriber.close()
+            await subscriber.stop()
             await publisher.stop()
 
     got, flags, by_priority = run(main())
@@ -110,7 +111,7 @@ def test_publisher_refuses_characteristics_and_proposes_values_over_tcp():
     policy = Policy(max_priority=3, allow_filter=False, allow_lossy=False)
 
     async def main():
-        publisher = Publisher(points={signal: ValueType.DOUBLE}, policy=policy)
+        publisher = Publisher(port=0, points={signal: ValueType.DOUBLE}, policy=policy)
         subscriber = await connected(publisher)
         try:
             requested = {
@@ -134,7 +135,7 @@ def test_publisher_refuses_characteristics_and_proposes_values_over_tcp():
             got = await subscriber.collect(2, 5)
             return refused.value, alive, proposed, key, granted, got
         finally:
-            await subscriber.close()
+            await subscriber.stop()
             await publisher.stop()
 
     error, alive, proposed, key, granted, got = run(main())
@@ -222,7 +223,10 @@ def test_down_sampling_and_zero_deadband_over_the_wire(stateful):
 
     async def main():
         publisher = Publisher(
-            points={s: ValueType.DOUBLE for s in signals.values()}, stateful=[stateful], udp=False
+            port=0,
+            points={s: ValueType.DOUBLE for s in signals.values()},
+            stateful=[stateful],
+            udp=False,
         )
         subscriber = await connected(publisher)
         try:
@@ -247,7 +251,7 @@ def test_down_sampling_and_zero_deadband_over_the_wire(stateful):
             [link] = publisher.connections
             return got, link.session.suppressed, link.session.configured()
         finally:
-            await subscriber.close()
+            await subscriber.stop()
             await publisher.stop()
 
     got, suppressed, configured = run(main())

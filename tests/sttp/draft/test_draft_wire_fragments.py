@@ -58,6 +58,7 @@ def test_large_values_travel_in_begin_and_next_fragments(stateful):
 
     async def main():
         publisher = Publisher(
+            port=0,
             points={text: ValueType.STRING, blob: ValueType.STTP_BUFFER, small: ValueType.DOUBLE},
             stateful=[stateful],
             udp=False,
@@ -65,7 +66,7 @@ def test_large_values_travel_in_begin_and_next_fragments(stateful):
         await publisher.start()
         subscriber = Subscriber(port=publisher.port)
         try:
-            await subscriber.connect()
+            await subscriber.start()
             seen = tap(subscriber)
             await subscriber.subscribe()
             publisher.publish([Measurement(text, big_text, T0, 1)])
@@ -75,7 +76,7 @@ def test_large_values_travel_in_begin_and_next_fragments(stateful):
             got = await subscriber.collect(4, 5)
             return got, seen, subscriber.session.closed
         finally:
-            await subscriber.close()
+            await subscriber.stop()
             await publisher.stop()
 
     got, seen, closed = run(main())
@@ -100,19 +101,19 @@ def test_fragments_respect_a_smaller_negotiated_max_payload():
 
     async def main():
         publisher = Publisher(
-            points={signal: ValueType.STTP_BUFFER}, stateful=["NONE"], max_payload=1024
+            port=0, points={signal: ValueType.STTP_BUFFER}, stateful=["NONE"], max_payload=1024
         )
         await publisher.start()
         subscriber = Subscriber(port=publisher.port)
         try:
-            await subscriber.connect()
+            await subscriber.start()
             seen = tap(subscriber)
             await subscriber.subscribe()
             publisher.publish([Measurement(signal, value, T0)])
             got = await subscriber.collect(1, 5)
             return got, seen
         finally:
-            await subscriber.close()
+            await subscriber.stop()
             await publisher.stop()
 
     got, seen = run(main())
@@ -132,17 +133,17 @@ def test_metadata_row_larger_than_a_packet_arrives_fragmented(size):
     db.upsert("PMU", {"ResourceID": uuid.uuid4(), "Acronym": "SMALL", "Name": "small"})
 
     async def main():
-        publisher = Publisher(metadata=db, udp=False)
+        publisher = Publisher(port=0, metadata=db, udp=False)
         await publisher.start()
         subscriber = Subscriber(port=publisher.port)
         try:
-            await subscriber.connect()
+            await subscriber.start()
             seen = tap(subscriber)
-            result = await subscriber.get_metadata("SELECT * FROM PMU", timeout=5)
+            result = await subscriber.request_metadata("SELECT * FROM PMU", timeout=5)
             after = await subscriber.get_metadata_schema(include_schema=False, timeout=5)
             return result, seen, after, subscriber.session.closed
         finally:
-            await subscriber.close()
+            await subscriber.stop()
             await publisher.stop()
 
     result, seen, after, closed = run(main())
@@ -162,11 +163,11 @@ def test_a_lossy_point_too_big_for_a_datagram_travels_reliably():
     big_blob = os.urandom(50_000)
 
     async def main():
-        publisher = Publisher(points={blob: ValueType.STTP_BUFFER, small: ValueType.DOUBLE})
+        publisher = Publisher(port=0, points={blob: ValueType.STTP_BUFFER, small: ValueType.DOUBLE})
         await publisher.start()
         subscriber = Subscriber(port=publisher.port, udp=True)
         try:
-            await subscriber.connect()
+            await subscriber.start()
             await subscriber.subscribe(options={"reliability": "lossy"})
             await publisher.wait_subscribed(1)
             publisher.publish([Measurement(blob, big_blob, T0, 2)])
@@ -175,7 +176,7 @@ def test_a_lossy_point_too_big_for_a_datagram_travels_reliably():
             (link,) = publisher.connections
             return got, link.session.published, subscriber.session.stats
         finally:
-            await subscriber.close()
+            await subscriber.stop()
             await publisher.stop()
 
     got, published, stats = run(main())

@@ -1,0 +1,340 @@
+"""The session contract of both STTP profiles (gridbind.sttp.api), through the factories only.
+
+Each scenario is written once against PublisherAPI / SubscriberAPI and run over both profiles;
+only the constructor options (each profile's metadata) and the reading of profile-specific
+results (a confirmation, the metadata) differ.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import ipaddress
+import ssl
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+import gridbind.sttp as sttp
+from gridbind.sttp import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    ConnectionAPI,
+    Measurement,
+    PublisherAPI,
+    SubscriberAPI,
+    TlsConfig,
+)
+from gridbind.sttp.measurement import ticks_now
+
+PROFILES = ["ieee2664", "draft-0.8"]
+SIGNALS = 12
+
+
+@dataclass
+class Source:
+    """One profile's publisher options and the synthetic frames it publishes."""
+
+    publisher: dict[str, Any]
+    subscriber: dict[str, Any]
+    ids: list[uuid.UUID]
+    frames: Iterator[list[Measurement]]
+
+
+def source(profile: str) -> Source:
+    if profile == "ieee2664":
+        from gridbind.sttp.ieee2664 import PmuSource, synthetic_pmu_metadata
+
+        metadata, ids = synthetic_pmu_metadata(SIGNALS)
+        pmu = PmuSource(ids, start_ticks=ticks_now())
+        # the deployed API subscribes by itself after start(); the scenario does it explicitly
+        options = {"auto_subscribe": False, "request_metadata": False, "auto_reconnect": False}
+        return Source({"metadata": metadata}, options, ids, iter(pmu.next_frame, None))
+    from gridbind.sttp.draft.synthetic import SyntheticPmu
+
+    draft_pmu = SyntheticPmu(SIGNALS, start=ticks_now())
+    publisher = {"points": draft_pmu.value_types(), "metadata": draft_pmu.metadata()}
+    frames = (draft_pmu.frame(k) for k in range(10**6))
+    return Source(publisher, {}, list(draft_pmu.ids), frames)
+
+
+def listed_signals(profile: str, metadata: object) -> set[uuid.UUID]:
+    """The signal ids a profile's metadata answer lists."""
+    if profile == "ieee2664":
+        from gridbind.sttp.ieee2664 import DataSet
+
+        assert isinstance(metadata, DataSet)
+        return {row["SignalID"] for row in metadata["MeasurementDetail"].rows}
+    from gridbind.sttp.draft import QueryResult
+
+    assert isinstance(metadata, QueryResult)
+    return {row["PointID"] for row in metadata.rows}
+
+
+async def receive(batches: Any, count: int) -> list[Measurement]:
+    out: list[Measurement] = []
+    async for batch in batches:
+        out.extend(batch)
+        if len(out) >= count:
+            break
+    return out
+
+
+async def one_by_one(subscriber: SubscriberAPI, count: int) -> list[Measurement]:
+    out: list[Measurement] = []
+    async for measurement in subscriber:
+        out.append(measurement)
+        if len(out) >= count:
+            break
+    return out
+
+
+def test_defaults_are_shared():
+    assert (DEFAULT_HOST, DEFAULT_PORT) == ("127.0.0.1", 7165)
+    for profile in PROFILES:
+        publisher = sttp.Publisher(profile)
+        subscriber = sttp.Subscriber(profile)
+        assert (publisher.host, publisher.port) == (DEFAULT_HOST, DEFAULT_PORT)
+        assert (subscriber.host, subscriber.port) == (DEFAULT_HOST, DEFAULT_PORT)
+        assert isinstance(publisher, PublisherAPI) and isinstance(subscriber, SubscriberAPI)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("profile", PROFILES)
+def test_one_scenario_over_both_profiles(profile):
+    src = source(profile)
+    chosen = src.ids[:3]
+
+    async def run() -> None:
+        publisher = sttp.Publisher(profile, port=0, **src.publisher)
+        assert isinstance(publisher, PublisherAPI)
+        async with publisher:
+            assert publisher.port != 0
+            subscriber = sttp.Subscriber(profile, port=publisher.port, **src.subscriber)
+            assert isinstance(subscriber, SubscriberAPI)
+            async with subscriber:
+                await subscriber.subscribe(chosen)
+                await subscriber.wait_subscribed(5)
+                await publisher.wait_subscribed(1, timeout=5)
+                (connection,) = publisher.connections
+                assert isinstance(connection, ConnectionAPI)
+                assert connection.peer is not None and connection.peer[0] == "127.0.0.1"
+
+                # only the subscribed points arrive, in batches and one at a time
+                frame = next(src.frames)
+                assert publisher.publish(frame) == len(chosen)
+                await publisher.drain()
+                got = await asyncio.wait_for(receive(subscriber.batches(), len(chosen)), 5)
+                assert sorted(m.signal_id for m in got) == sorted(chosen)
+                assert {m.timestamp for m in got} == {frame[0].timestamp}
+                frame = next(src.frames)
+                publisher.publish(frame)
+                got = await asyncio.wait_for(one_by_one(subscriber, len(chosen)), 5)
+                assert sorted(m.signal_id for m in got) == sorted(chosen)
+                sent = {m.signal_id: m.value for m in frame}
+                assert all(m.value == pytest.approx(sent[m.signal_id], rel=1e-6) for m in got)
+
+                metadata = await subscriber.request_metadata(timeout=5)
+                assert listed_signals(profile, metadata) == set(src.ids)
+
+                # subscribe() without points: what the options select, by default everything
+                await subscriber.subscribe()
+                await publisher.wait_subscribed(1, timeout=5)
+                assert publisher.publish(next(src.frames)) == SIGNALS
+                got = await asyncio.wait_for(receive(subscriber.batches(), SIGNALS), 5)
+                assert {m.signal_id for m in got} == set(src.ids)
+
+                await subscriber.unsubscribe(timeout=5)
+                assert publisher.publish(next(src.frames)) == 0  # nobody selects anything
+                assert len(publisher.connections) == 1  # the connection stays up
+            # stop() ended the iteration and closed the connection
+            assert await asyncio.wait_for(receive(subscriber.batches(), 1), 5) == []
+            await asyncio.wait_for(_until(lambda: not publisher.connections), 5)
+
+    asyncio.run(run())
+
+
+async def _until(predicate: Any) -> None:
+    while not predicate():
+        await asyncio.sleep(0.01)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("profile", PROFILES)
+def test_reverse_connection_over_both_profiles(profile):
+    """The publisher dials a listening subscriber (``listen=True``, ``connect(host, port)``)."""
+    src = source(profile)
+
+    async def run() -> None:
+        subscriber = sttp.Subscriber(profile, port=0, listen=True, **src.subscriber)
+        publisher = sttp.Publisher(profile, port=0, **src.publisher)
+        async with subscriber:
+            assert subscriber.port != 0
+            await publisher.connect("127.0.0.1", subscriber.port)
+            try:
+                await _until_started(subscriber)
+                await subscriber.subscribe(src.ids[:2])
+                await publisher.wait_subscribed(1, timeout=5)
+                publisher.publish(next(src.frames))
+                got = await asyncio.wait_for(receive(subscriber.batches(), 2), 5)
+                assert sorted(m.signal_id for m in got) == sorted(src.ids[:2])
+            finally:
+                await publisher.stop()
+
+    asyncio.run(run())
+
+
+async def _until_started(subscriber: SubscriberAPI) -> None:
+    """Until the dialled-in session is up (draft: negotiated; ieee2664: connected)."""
+    ready = getattr(subscriber, "wait_negotiated", None)
+    if ready is not None:
+        await ready(5)
+    else:
+        await asyncio.wait_for(_until(lambda: subscriber.connected), 5)  # type: ignore[attr-defined]
+
+
+# -- one TLS configuration type for both profiles
+
+
+@dataclass
+class Pki:
+    ca: Path
+    publisher: tuple[Path, Path]
+    subscriber: tuple[Path, Path]
+    stranger_ca: Path
+
+
+def _name(cn: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def _certificate(folder: Path, stem: str, cn: str, issuer: Any, ca: bool = False) -> Any:
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(cn))
+        .issuer_name(issuer[0].subject if issuer else _name(cn))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=2))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if not ca:
+        names = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    cert = builder.sign(issuer[1] if issuer else key, hashes.SHA256())
+    (folder / f"{stem}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / f"{stem}.key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert, key
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory) -> Pki:
+    folder = tmp_path_factory.mktemp("api-pki")
+    ca = _certificate(folder, "ca", "api test CA", None, ca=True)
+    _certificate(folder, "stranger", "another CA", None, ca=True)
+    _certificate(folder, "publisher", "publisher", ca)
+    _certificate(folder, "subscriber", "operator-1", ca)
+
+    def pair(stem: str) -> tuple[Path, Path]:
+        return folder / f"{stem}.pem", folder / f"{stem}.key"
+
+    return Pki(folder / "ca.pem", pair("publisher"), pair("subscriber"), folder / "stranger.pem")
+
+
+def tls(pair: tuple[Path, Path], ca: Path, **options: Any) -> TlsConfig:
+    return TlsConfig(certfile=str(pair[0]), keyfile=str(pair[1]), cafile=str(ca), **options)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("profile", PROFILES)
+def test_mutual_tls_with_one_config_type(profile, pki):
+    """Both sides validate each other against the test CA, with the same TlsConfig objects."""
+    src = source(profile)
+
+    async def run() -> None:
+        publisher = sttp.Publisher(profile, port=0, tls=tls(pki.publisher, pki.ca), **src.publisher)
+        async with publisher:
+            subscriber = sttp.Subscriber(
+                profile, port=publisher.port, tls=tls(pki.subscriber, pki.ca), **src.subscriber
+            )
+            async with subscriber:
+                await subscriber.subscribe()
+                await publisher.wait_subscribed(1, timeout=5)
+                (connection,) = publisher.connections
+                transport = connection.transport  # type: ignore[attr-defined]
+                ssl_object = transport.get_extra_info("ssl_object")
+                assert ssl_object is not None and ssl_object.version() == "TLSv1.3"
+                assert dict(x[0] for x in ssl_object.getpeercert()["subject"]) == {
+                    "commonName": "operator-1"
+                }
+                publisher.publish(next(src.frames))
+                got = await asyncio.wait_for(receive(subscriber.batches(), SIGNALS), 5)
+                assert {m.signal_id for m in got} == set(src.ids)
+
+    asyncio.run(run())
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("profile", PROFILES)
+def test_untrusted_publisher_is_refused_by_both_profiles(profile, pki):
+    src = source(profile)
+
+    async def run() -> None:
+        publisher = sttp.Publisher(profile, port=0, tls=tls(pki.publisher, pki.ca), **src.publisher)
+        async with publisher:
+            subscriber = sttp.Subscriber(
+                profile,
+                port=publisher.port,
+                tls=tls(pki.subscriber, pki.stranger_ca),  # does not trust the test CA
+                **src.subscriber,
+            )
+            with pytest.raises((ssl.SSLError, ConnectionError), match="CERTIFICATE_VERIFY"):
+                await subscriber.start()
+            await subscriber.stop()
+            assert not publisher.connections
+
+    asyncio.run(run())
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("profile", PROFILES)
+def test_subscriber_without_client_certificate_is_refused_when_required(profile, pki):
+    """``cafile`` on the publisher requires client certificates (``require_client_cert``)."""
+    src = source(profile)
+
+    async def run() -> None:
+        publisher = sttp.Publisher(profile, port=0, tls=tls(pki.publisher, pki.ca), **src.publisher)
+        async with publisher:
+            anonymous = TlsConfig(cafile=str(pki.ca))
+            subscriber = sttp.Subscriber(
+                profile, port=publisher.port, tls=anonymous, **src.subscriber
+            )
+            with pytest.raises((ssl.SSLError, ConnectionError, OSError, TimeoutError)):
+                await asyncio.wait_for(_started_and_used(subscriber), 5)
+            await subscriber.stop()
+            await asyncio.wait_for(_until(lambda: not publisher.connections), 5)
+
+    asyncio.run(run())
+
+
+async def _started_and_used(subscriber: SubscriberAPI) -> None:
+    # TLS 1.3 clients learn of a refused client certificate only on their first read
+    await subscriber.start()
+    await subscriber.subscribe(timeout=2)
