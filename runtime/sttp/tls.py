@@ -137,9 +137,9 @@ class TlsConfig:
         """Context for server-style sockets (publisher listening, or subscriber in reverse mode)."""
         if not self.certfile:
             raise InvalidArgument("a TLS server needs certfile (and keyfile)")
-        context = self._base(ssl.Purpose.CLIENT_AUTH)
         if self.require_client_cert and not (self.verify and self.cafile):
             raise InvalidArgument("require_client_cert needs cafile (and verify) to validate them")
+        context = self._base(ssl.Purpose.CLIENT_AUTH)
         if self.verify and self.cafile:
             required = self.require_client_cert is not False
             context.verify_mode = ssl.CERT_REQUIRED if required else ssl.CERT_OPTIONAL

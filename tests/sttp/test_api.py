@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import ipaddress
+import logging
 import ssl
 import uuid
 from collections.abc import Iterator
@@ -210,6 +211,7 @@ class Pki:
     publisher: tuple[Path, Path]
     subscriber: tuple[Path, Path]
     stranger_ca: Path
+    crl: Path  # the test CA's revocation list, revoking the subscriber's certificate
 
 
 def _name(cn: str) -> x509.Name:
@@ -250,12 +252,34 @@ def pki(tmp_path_factory) -> Pki:
     ca = _certificate(folder, "ca", "api test CA", None, ca=True)
     _certificate(folder, "stranger", "another CA", None, ca=True)
     _certificate(folder, "publisher", "publisher", ca)
-    _certificate(folder, "subscriber", "operator-1", ca)
+    revoked, _ = _certificate(folder, "subscriber", "operator-1", ca)
+    now = datetime.datetime.now(datetime.UTC)
+    entry = (
+        x509.RevokedCertificateBuilder()
+        .serial_number(revoked.serial_number)
+        .revocation_date(now - datetime.timedelta(minutes=1))
+        .build()
+    )
+    crl = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca[0].subject)
+        .last_update(now - datetime.timedelta(minutes=5))
+        .next_update(now + datetime.timedelta(hours=2))
+        .add_revoked_certificate(entry)
+        .sign(ca[1], hashes.SHA256())
+    )
+    (folder / "ca.crl").write_bytes(crl.public_bytes(serialization.Encoding.PEM))
 
     def pair(stem: str) -> tuple[Path, Path]:
         return folder / f"{stem}.pem", folder / f"{stem}.key"
 
-    return Pki(folder / "ca.pem", pair("publisher"), pair("subscriber"), folder / "stranger.pem")
+    return Pki(
+        folder / "ca.pem",
+        pair("publisher"),
+        pair("subscriber"),
+        folder / "stranger.pem",
+        folder / "ca.crl",
+    )
 
 
 def tls(pair: tuple[Path, Path], ca: Path, **options: Any) -> TlsConfig:
@@ -338,3 +362,100 @@ async def _started_and_used(subscriber: SubscriberAPI) -> None:
     # TLS 1.3 clients learn of a refused client certificate only on their first read
     await subscriber.start()
     await subscriber.subscribe(timeout=2)
+
+
+# -- the command line builds the same TlsConfig for both profiles
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_cli_tls_options_build_one_config(profile, pki):
+    from gridbind.cli import build_parser
+    from gridbind.sttp.cli import tls_config
+
+    parser = build_parser()
+    common = ["--profile", profile]
+    plain = parser.parse_args(["sttp", "subscribe", *common])
+    assert tls_config(plain) is None and (plain.host, plain.port) == (DEFAULT_HOST, DEFAULT_PORT)
+    # --tls alone: TLS against the system trust store
+    assert tls_config(parser.parse_args(["sttp", "subscribe", *common, "--tls"])) == TlsConfig()
+    args = parser.parse_args(
+        [
+            "sttp",
+            "publish",
+            *common,
+            "--tls-cert",
+            str(pki.publisher[0]),
+            "--tls-key",
+            str(pki.publisher[1]),
+            "--tls-ca",
+            str(pki.ca),
+            "--tls-crl",
+            "ca.crl",
+            "--tls-client-cert",
+            "optional",
+            "--tls-server-name",
+            "pmu.example",
+            "--tls-min",
+            "1.2",
+        ]
+    )
+    assert tls_config(args) == TlsConfig(
+        certfile=str(pki.publisher[0]),
+        keyfile=str(pki.publisher[1]),
+        cafile=str(pki.ca),
+        crlfile="ca.crl",
+        require_client_cert=False,
+        server_hostname="pmu.example",
+        minimum_version=ssl.TLSVersion.TLSv1_2,
+    )
+
+
+def test_client_certificate_requirement_maps_to_the_context(pki):
+    context = tls(pki.publisher, pki.ca, require_client_cert=False).server_context()
+    assert context.verify_mode == ssl.CERT_OPTIONAL
+    assert tls(pki.publisher, pki.ca).server_context().verify_mode == ssl.CERT_REQUIRED
+    with pytest.raises(sttp.InvalidArgument, match="require_client_cert needs cafile"):
+        TlsConfig(certfile=str(pki.publisher[0]), require_client_cert=True).server_context()
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("profile", PROFILES)
+def test_optional_client_certificates_admit_anonymous_subscribers(profile, pki):
+    src = source(profile)
+
+    async def run() -> None:
+        server = tls(pki.publisher, pki.ca, require_client_cert=False)
+        async with sttp.Publisher(profile, port=0, tls=server, **src.publisher) as publisher:
+            anonymous = TlsConfig(cafile=str(pki.ca))
+            async with sttp.Subscriber(
+                profile, port=publisher.port, tls=anonymous, **src.subscriber
+            ) as subscriber:
+                await subscriber.subscribe(src.ids[:1])
+                await publisher.wait_subscribed(1, timeout=5)
+                publisher.publish(next(src.frames))
+                got = await asyncio.wait_for(receive(subscriber.batches(), 1), 5)
+                assert [m.signal_id for m in got] == src.ids[:1]
+
+    asyncio.run(run())
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("profile", PROFILES)
+def test_revoked_subscriber_certificate_is_refused_by_both_publishers(profile, pki, caplog):
+    """``crlfile`` on the server side: checked right after the handshake, refusal logged."""
+    src = source(profile)
+
+    async def run() -> None:
+        server = tls(pki.publisher, pki.ca, crlfile=str(pki.crl))
+        async with sttp.Publisher(profile, port=0, tls=server, **src.publisher) as publisher:
+            subscriber = sttp.Subscriber(
+                profile, port=publisher.port, tls=tls(pki.subscriber, pki.ca), **src.subscriber
+            )
+            with pytest.raises((ConnectionError, TimeoutError)):
+                await asyncio.wait_for(_started_and_used(subscriber), 5)
+            await subscriber.stop()
+            await asyncio.wait_for(_until(lambda: not publisher.connections), 5)
+
+    with caplog.at_level(logging.WARNING):
+        asyncio.run(run())
+    assert "certificate revoked" in caplog.text
