@@ -459,3 +459,25 @@ def test_revoked_subscriber_certificate_is_refused_by_both_publishers(profile, p
     with caplog.at_level(logging.WARNING):
         asyncio.run(run())
     assert "certificate revoked" in caplog.text
+
+
+@pytest.mark.timeout(30)
+def test_draft_deprecated_names_warn_and_still_work():
+    src = source("draft-0.8")
+
+    async def run() -> None:
+        async with sttp.Publisher("draft-0.8", port=0, **src.publisher) as publisher:
+            subscriber = sttp.Subscriber("draft-0.8", port=publisher.port)
+            with pytest.warns(DeprecationWarning, match="use start"):
+                agreed = await subscriber.connect()
+            assert agreed == subscriber.negotiated
+            with pytest.warns(DeprecationWarning, match="use request_metadata"):
+                result = await subscriber.get_metadata()
+            assert {row["PointID"] for row in result.rows} == set(src.ids)
+            with pytest.warns(DeprecationWarning, match="use batches"):
+                batches = subscriber.measurements()
+            with pytest.warns(DeprecationWarning, match="use stop"):
+                await subscriber.close()
+            assert await asyncio.wait_for(receive(batches, 1), 5) == []
+
+    asyncio.run(run())

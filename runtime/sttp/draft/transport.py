@@ -727,7 +727,7 @@ class Subscriber:
     def negotiated(self) -> NegotiationComplete | None:
         """What session negotiation agreed on (``None`` before it completed)."""
         future = self._negotiated
-        if future is None or not future.done() or future.exception() is not None:
+        if future is None or not future.done() or future.cancelled() or future.exception():
             return None
         return future.result()
 
