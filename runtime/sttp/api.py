@@ -9,8 +9,9 @@ profiles' classes conform (the checks sit in ``gridbind.sttp``), and the protoco
 Verbs, chosen as an asyncio server / client reads, the same for both roles:
 
 - ``await start()``: a publisher listens for subscribers; a subscriber dials the publisher and
-  returns once the session is up (negotiated or operational modes accepted), or, built with
-  ``listen=True``, returns once it listens for the publisher to dial in (reverse connection).
+  returns once connected (draft: session negotiated; ieee2664: operational modes sent), or,
+  built with ``listen=True``, once it listens for the publisher to dial in (reverse
+  connection). Failing to connect raises ``ConnectionError`` (or an ``ssl`` error).
 - ``await stop()``: close every connection and listener; a subscriber's iteration ends.
 - ``async with``: ``start()`` on entry, ``stop()`` on exit.
 - ``host`` / ``port``: where a publisher (or listening subscriber) listens, or the publisher a
@@ -140,7 +141,7 @@ class SubscriberAPI(Protocol):
         ...
 
     async def start(self) -> None:
-        """Connect (or listen, with ``listen=True``); returns once the session is up."""
+        """Connect (or listen, with ``listen=True``); returns once connected."""
         ...
 
     async def stop(self) -> None:
