@@ -11,7 +11,8 @@ Verbs, chosen as an asyncio server / client reads, the same for both roles:
 - ``await start()``: a publisher listens for subscribers; a subscriber dials the publisher and
   returns once connected (draft: session negotiated; ieee2664: operational modes sent), or,
   built with ``listen=True``, once it listens for the publisher to dial in (reverse
-  connection). Failing to connect raises ``ConnectionError`` (or an ``ssl`` error).
+  connection). Failing to connect raises ``OSError`` (``ConnectionError``, ``ssl.SSLError``)
+  or ``TimeoutError``.
 - ``await stop()``: close every connection and listener; a subscriber's iteration ends.
 - ``async with``: ``start()`` on entry, ``stop()`` on exit.
 - ``host`` / ``port``: where a publisher (or listening subscriber) listens, or the publisher a
