@@ -27,7 +27,13 @@ from gridbind.sttp.api import (
     PublisherAPI,
     SubscriberAPI,
 )
-from gridbind.sttp.errors import DecodeError, InvalidArgument, MetadataError, SttpError
+from gridbind.sttp.errors import (
+    DecodeError,
+    InvalidArgument,
+    MetadataError,
+    RequestRefused,
+    SttpError,
+)
 from gridbind.sttp.measurement import (
     TICKS_PER_SECOND,
     UNIX_EPOCH_TICKS,
@@ -61,6 +67,7 @@ __all__ = [
     "MetadataError",
     "Publisher",
     "PublisherAPI",
+    "RequestRefused",
     "Subscriber",
     "SubscriberAPI",
     "TlsConfig",

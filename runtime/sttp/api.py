@@ -25,7 +25,8 @@ connections will receive what is published now), ``await connect(host, port)`` (
 connection: dial a listening subscriber).
 
 Subscriber: ``await subscribe(points=None)`` (the given signal ids, or, with ``None``, what the
-subscriber's options select, by default every point; returns once the publisher confirmed),
+subscriber's options select, by default every point; returns once the publisher confirmed, raises
+:class:`~gridbind.sttp.errors.RequestRefused` when it refuses),
 ``await unsubscribe()`` (returns once the publisher confirmed; the connection stays up),
 ``await request_metadata()``, ``batches()`` (async iterator of ``list[Measurement]`` until
 :meth:`stop` or the connection ends), ``async for measurement in subscriber`` (one at a time),
@@ -157,7 +158,7 @@ class SubscriberAPI(Protocol):
         self, points: Iterable[uuid.UUID] | None = None, *, timeout: float = 10.0
     ) -> object:
         """Subscribe to ``points`` (``None``: what the options select, by default everything);
-        returns the publisher's confirmation."""
+        returns the publisher's confirmation; raises ``RequestRefused`` when it refuses."""
         ...
 
     async def unsubscribe(self, *, timeout: float = 10.0) -> object:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gridbind.errors import GridbindError, LocalError, RemoteError
 
-__all__ = ["DecodeError", "InvalidArgument", "MetadataError", "SttpError"]
+__all__ = ["DecodeError", "InvalidArgument", "MetadataError", "RequestRefused", "SttpError"]
 
 
 class SttpError(GridbindError):
@@ -22,3 +22,7 @@ class InvalidArgument(SttpError, LocalError, ValueError):
 
 class DecodeError(SttpError, RemoteError, ValueError):
     """Bytes received from the peer that do not decode (truncated or out of range)."""
+
+
+class RequestRefused(SttpError, RemoteError, RuntimeError):
+    """The peer refused a request (a subscription, a metadata query), in either profile."""

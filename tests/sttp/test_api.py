@@ -481,3 +481,26 @@ def test_draft_deprecated_names_warn_and_still_work():
             assert await asyncio.wait_for(receive(batches, 1), 5) == []
 
     asyncio.run(run())
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("profile", PROFILES)
+def test_a_refused_subscription_raises_request_refused_in_both_profiles(profile):
+    src = source(profile)
+
+    async def run() -> None:
+        async with sttp.Publisher(profile, port=0, **src.publisher) as publisher:
+            subscriber = sttp.Subscriber(profile, port=publisher.port, **src.subscriber)
+            async with subscriber:
+                with pytest.raises(sttp.RequestRefused):
+                    if profile == "ieee2664":
+                        from gridbind.sttp.ieee2664 import SubscriptionSettings
+
+                        bad = SubscriptionSettings(filter_expression="FILTER X WHERE")
+                        await subscriber.subscribe(settings=bad, timeout=5)
+                    else:
+                        await subscriber.subscribe(query="SELECT FROM WHERE", timeout=5)
+                await subscriber.subscribe(src.ids[:1], timeout=5)  # the session goes on
+                await publisher.wait_subscribed(1, timeout=5)
+
+    asyncio.run(run())

@@ -63,7 +63,7 @@ from gridbind.sttp.draft.session import (
     SessionClosed,
     SubscriberSession,
 )
-from gridbind.sttp.errors import InvalidArgument, SttpError
+from gridbind.sttp.errors import InvalidArgument, RequestRefused, SttpError
 from gridbind.sttp.expressions import FilterExpressionError, run_bounded
 from gridbind.sttp.measurement import Measurement
 from gridbind.sttp.slowpeer import HIGH_WATER, SLOW_TIMEOUT, SendQueue
@@ -99,7 +99,7 @@ class SessionError(SttpError, RemoteError, ConnectionError):
     """The session ended (negotiation failed, time-out, peer terminated, ...)."""
 
 
-class CommandError(SttpError, RemoteError, RuntimeError):
+class CommandError(RequestRefused):
     """The peer answered RequestFailed to a command."""
 
     def __init__(self, event: CommandFailed) -> None:

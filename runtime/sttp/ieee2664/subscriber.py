@@ -23,7 +23,7 @@ from typing import Any
 
 from gridbind.generated.sttp.ieee2664 import ServerCommand
 from gridbind.sttp.api import DEFAULT_HOST, DEFAULT_PORT
-from gridbind.sttp.errors import InvalidArgument
+from gridbind.sttp.errors import InvalidArgument, RequestRefused
 from gridbind.sttp.ieee2664.compact import SignalIndexCache
 from gridbind.sttp.ieee2664.events import (
     CommandFailed,
@@ -212,6 +212,8 @@ class Subscriber:
         #: means the latest one was, not an earlier one (an auto-subscribe before subscribe())
         self._pending_for: SubscriberSession | None = None
         self._pending = 0
+        #: the answer subscribe() waits for: the signal index cache, or RequestRefused
+        self._answer: asyncio.Future[SignalIndexCache] | None = None
 
     # -- lifecycle
     async def start(self) -> None:
@@ -344,11 +346,14 @@ class Subscriber:
         return await self._resubscribe(timeout)
 
     async def _resubscribe(self, timeout: float = 10.0) -> SignalIndexCache:
-        """Send the current settings again and wait for the signal index cache."""
+        """Send the current settings again and wait for the signal index cache (raises
+        :class:`~gridbind.sttp.errors.RequestRefused` when the publisher refuses)."""
         self._subscribed.clear()
         self._complete.clear()
+        answer = asyncio.get_running_loop().create_future()
+        self._answer = answer
         await self._send_subscribe()
-        return await self.wait_subscribed(timeout)
+        return await asyncio.wait_for(answer, timeout)
 
     async def unsubscribe(self, *, timeout: float = 10.0) -> None:
         """Stop the data flow and wait for the publisher's confirmation (the connection stays
@@ -700,10 +705,15 @@ class Subscriber:
                 self.cache = event.cache
                 if self._count_subscribes(-1) == 0:
                     self._subscribed.set()
+                    if self._answer is not None and not self._answer.done():
+                        self._answer.set_result(event.cache)
                 self._confirmed = True
             elif isinstance(event, CommandFailed):
                 if event.command == ServerCommand.Subscribe:
                     self._count_subscribes(-1)
+                    if self._answer is not None and not self._answer.done():
+                        refused = RequestRefused(f"subscription refused: {event.message}")
+                        self._answer.set_exception(refused)
                 self.last_error = f"command 0x{event.command:02X} failed: {event.message}"
                 log.warning("%s", self.last_error)
             elif isinstance(event, ConfigurationChanged) and self.refresh_on_change:
