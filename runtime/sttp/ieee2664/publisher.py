@@ -479,8 +479,10 @@ class Publisher:
         self._server: asyncio.Server | None = None
         self._connections: set[Connection] = set()
         self._dialers: list[asyncio.Task[None]] = []
-        #: set (and replaced) whenever a connection's state may have changed
+        #: set (and replaced) whenever a connection's state may have changed, while someone
+        #: waits (wait_subscribed); not touched on the data path otherwise
         self._change = asyncio.Event()
+        self._watchers = 0
 
     @property
     def port(self) -> int:
@@ -495,8 +497,9 @@ class Publisher:
         return list(self._connections)
 
     def _changed(self) -> None:
-        self._change.set()
-        self._change = asyncio.Event()
+        if self._watchers:
+            self._change.set()
+            self._change = asyncio.Event()
 
     async def wait_subscribed(self, count: int = 1, timeout: float = 10.0) -> None:
         """Wait until ``count`` connections are :attr:`Connection.ready` (data published now
@@ -506,7 +509,11 @@ class Publisher:
             while sum(1 for c in self._connections if c.ready) < count:
                 await self._change.wait()
 
-        await asyncio.wait_for(wait(), timeout)
+        self._watchers += 1
+        try:
+            await asyncio.wait_for(wait(), timeout)
+        finally:
+            self._watchers -= 1
 
     async def start(self, listen: bool = True) -> None:
         """Listen for subscribers (``listen=False``: only :meth:`connect` to listening ones)."""

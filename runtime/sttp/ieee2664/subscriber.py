@@ -331,7 +331,7 @@ class Subscriber:
         """(Re)subscribe and wait for the signal index cache: to ``points`` (signal ids) when
         given, else to what the options select (the constructor's ``filter_expression`` /
         ``settings``, or the ``settings`` given here; an empty filter selects every signal).
-        The subscription is sent again after a reconnection."""
+        With ``auto_subscribe`` it is sent again after a reconnection."""
         if settings is not None:
             self.settings = settings
             self._selection = settings.filter_expression
