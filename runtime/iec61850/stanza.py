@@ -7,7 +7,7 @@ What an 8-2 payload looks like inside a stanza, and nothing about how stanzas mo
 - :func:`decode_payload`: the strict codec gate (injected: a :class:`~.codec.Codec`) turns it into
   the typed object (``Mmspdu`` or an envelope such as ``AssociationContext``) in one validating
   decode, measuring the MMSpdu's octets for the PDU size limit on the way;
-- :func:`payload_element`: a typed payload back to the ``xml.etree`` element slixmpp carries;
+- :func:`payload_element`: a typed payload as an ``xml.etree`` element (in-memory transport);
 - :class:`Received`: a received stanza as the protocol cores see it.
 
 Namespaces come from the generated module; the transport errors (:class:`XmppError` and kin) are

@@ -39,6 +39,7 @@ from gridbind.errors import RemoteError
 from gridbind.iec61850.errors import InvalidArgument
 
 from . import codec as _codec
+from . import xmppwire
 from .stanza import (
     ASSOC_NS,
     PAYLOAD_NS,
@@ -52,7 +53,6 @@ from .stanza import (
     decode_payload,
     error_text,
     is_8_2,
-    payload_element,
     stanza_for_pdu,
     unwrap,
 )
@@ -280,6 +280,17 @@ class IecXmpp:
         client.send_raw = lambda data: send_raw(  # type: ignore[method-assign]
             _payload_crs_escaped(data)
         )
+        # Payload stanzas carry the codec's bytes (xmppwire): the last filter, after XEP-0198's
+        # counter, hands them to the send queue; a resend (filters bypassed) needs the element.
+        client.add_filter("out_sync", xmppwire.serialise)
+        send = client.send
+
+        def send_stanza(data: Any, use_filters: bool = True) -> None:
+            if not use_filters:
+                xmppwire.materialise(data)
+            send(data, use_filters)
+
+        client.send = send_stanza  # type: ignore[method-assign]
         client.add_event_handler("session_start", self._session_start)
         client.add_event_handler("session_resumed", self._session_resumed)
         client.add_event_handler("session_end", self._session_end)
@@ -545,10 +556,9 @@ class IecXmpp:
         """Answer an iq request with ``iq type=result`` carrying ``payload`` (typed, or None)."""
         if self._client is None or item.kind != "iq":
             return
-        reply = item.handle.reply(clear=True)
-        if payload is not None:
-            reply.xml.append(payload_element(payload, self._gate))
-        reply.send()
+        client = self._client
+        data = self._gate.encode(payload) if payload is not None else None
+        client.send(xmppwire.iq(client, "result", item.sender, item.id, data))
 
     def reply_error(
         self, item: Received, condition: str, text: str = "", etype: str = "modify"
@@ -579,8 +589,8 @@ class IecXmpp:
         client = self._require_client()
         if self._fatal is not None:
             raise LinkLost(self._fatal)
-        iq = client.make_iq(ito=to, itype=itype)
-        iq.xml.append(payload_element(payload, self._gate))
+        to = str(JID(to))  # normalised, as slixmpp writes it (and matches the answer by it)
+        iq = xmppwire.iq(client, itype, to, client.new_id(), self._gate.encode(payload))
         early: list[Received] = []
 
         def arrived(stanza: Any) -> None:
@@ -635,9 +645,7 @@ class IecXmpp:
     def send_message(self, to: str, payload: Any) -> None:
         """Send the typed ``payload`` in a ``message type='normal'`` (informationReport...)."""
         client = self._require_client()
-        msg = client.make_message(mto=to, mtype="normal")
-        msg.xml.append(payload_element(payload, self._gate))
-        msg.send()
+        client.send(xmppwire.message(client, str(JID(to)), self._gate.encode(payload)))
 
     def send_raw(self, data: str) -> None:
         """Send raw XML on the stream exactly as given (tests of hostile input only)."""
