@@ -37,7 +37,10 @@ import asyncio
 import statistics
 import time
 
-from gridbind.iec61850 import mms
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher.base import MatcherBase
+
+from gridbind.iec61850 import mms, xmppwire
 from gridbind.iec61850.client import Client
 from gridbind.iec61850.codec import default_codec
 from gridbind.iec61850.e2e import E2EConfig, Mode
@@ -46,23 +49,51 @@ from gridbind.iec61850.envelope import ClearContext
 from gridbind.iec61850.prosody import Prosody, prosody_available
 from gridbind.iec61850.scl import load_scl
 from gridbind.iec61850.server import IedServer
-from gridbind.iec61850.stanza import ASSOC_NS, payload_element
+from gridbind.iec61850.stanza import ASSOC_NS, is_8_2, payload_element
 from gridbind.iec61850.xmpp import IecXmpp, XmppSettings
 
 N_ATTR = 50
 
 
-class RawEcho(IecXmpp):
-    """The XMPP floor: answers every 8-2 iq with its payload element, untouched (no gate)."""
+class _PlainSlixmpp(IecXmpp):
+    """IecXmpp's connection (TLS, SASL, XEP-0198...) with slixmpp's stanza handling as it
+    comes: gridbind's own stanza paths (xmppwire's serialiser, the iq in filter) taken out."""
 
-    def _inbound(self, stanza) -> None:
+    def _build(self):
+        client = super()._build()
+        client.del_filter("in", self._take_iq)
+        client.del_filter("out_sync", xmppwire.serialise)
+        del client.send  # the class's own method again
+        return client
+
+
+class RawEcho(_PlainSlixmpp):
+    """The XMPP floor: a slixmpp handler answers every 8-2 iq with its payload element,
+    untouched (no gate)."""
+
+    def _build(self):
+        client = super()._build()
+        client.register_handler(Callback("raw echo", _Iq82(), self._echo))
+        return client
+
+    def _echo(self, stanza) -> None:
         payload = [c for c in stanza.xml if isinstance(c.tag, str) and ASSOC_NS in c.tag]
         reply = stanza.reply(clear=True)
         reply.xml.extend(payload)
         reply.send()
 
 
-class RawCaller(IecXmpp):
+class _Iq82(MatcherBase):
+    """iq get/set with an 8-2 payload (the matcher gridbind's adapter used for them)."""
+
+    def __init__(self) -> None:
+        super().__init__(ASSOC_NS)
+
+    def match(self, stanza) -> bool:
+        return stanza.name == "iq" and stanza["type"] in ("get", "set") and is_8_2(stanza.xml)
+
+
+class RawCaller(_PlainSlixmpp):
     """Sends a ready payload element in an iq get and waits for the answer (no gate)."""
 
     async def raw_request(self, to: str, element) -> None:

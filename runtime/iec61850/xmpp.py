@@ -22,7 +22,9 @@ which Prosody follows with ``unavailable`` when the sender's session ends.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import secrets
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -138,19 +140,30 @@ def parse_address(text: str) -> tuple[str, int]:
 
 
 class _PayloadMatcher(MatcherBase):
-    """Matches iq get/set and message stanzas that carry a payload in PAYLOAD_NS."""
+    """Matches message stanzas that carry an 8-2 payload (iq requests are taken earlier, by
+    :meth:`IecXmpp._take_iq`)."""
 
     def __init__(self) -> None:
         super().__init__(PAYLOAD_NS)
 
     def match(self, stanza: Any) -> bool:
-        name = stanza.name
-        if name == "iq":
-            if stanza["type"] not in ("get", "set"):
-                return False
-        elif name != "message":
-            return False
-        return is_8_2(stanza.xml)
+        return stanza.name == "message" and is_8_2(stanza.xml)
+
+
+_IQ_TAG = "{jabber:client}iq"
+#: Cached sets of the senders that may answer a request, per JID asked (bounded).
+_MAX_ANSWERERS = 256
+
+
+class _Waiter:
+    """An iq request of ours waiting for its answer: the future, who may answer, the timer."""
+
+    __slots__ = ("future", "answerers", "timer")
+
+    def __init__(self, future: asyncio.Future, answerers: frozenset[str]) -> None:
+        self.future = future
+        self.answerers = answerers
+        self.timer: asyncio.TimerHandle | None = None
 
 
 InboundHandler = Callable[[Received], None]
@@ -212,6 +225,11 @@ class IecXmpp:
         self._tracked: set[str] = set()
         #: iq futures waiting for their answer: failed at once when the session is lost.
         self._pending: set[asyncio.Future] = set()
+        #: Our iq requests by stanza id, answered through _take_iq.
+        self._waiting: dict[str, _Waiter] = {}
+        self._answerers: dict[str, frozenset[str]] = {}
+        self._ids = itertools.count(1)
+        self._id_prefix = secrets.token_hex(4) + "-"
         #: Why the session ended for good (an unrecoverable stream error), else None.
         self._fatal: str | None = None
         #: Why the last session was lost (read by on_link_lost handlers), else None.
@@ -270,6 +288,10 @@ class IecXmpp:
         client.register_plugin("xep_0199", keepalive)
         if s.stream_management:
             client.register_plugin("xep_0198", {"allow_resume": True})
+        # iq requests and the answers to ours are taken as they arrive, before slixmpp builds
+        # plugin objects and tries every handler on them (after XEP-0198's counter, added when
+        # its plugin was registered above); messages go through slixmpp's handlers.
+        client.add_filter("in", self._take_iq)
         client.register_handler(Callback("IEC 61850-8-2 payload", _PayloadMatcher(), self._inbound))
         # slixmpp's serialiser writes a CR in text raw, and XML end-of-line handling turns it
         # into LF at the receiver: in 8-2 payload stanzas every CR becomes a character reference
@@ -436,6 +458,7 @@ class IecXmpp:
         client = self._client
         if client is None:
             return
+        self._answerers.clear()
         if str(client.boundjid.resource) != RESOURCE:
             self._fail(XmppConnectError(f"server bound resource {client.boundjid.resource!r}"))
             return
@@ -530,16 +553,76 @@ class IecXmpp:
     def untrack_peer(self, jid: str) -> None:
         self._tracked.discard(jid)
 
+    def _take_iq(self, stanza: Any) -> Any:
+        """slixmpp in filter: an iq request with an 8-2 payload, or the answer to one of our
+        requests, is handled here and goes no further (None); any other stanza passes on."""
+        xml = stanza.xml
+        if xml.tag != _IQ_TAG:
+            return stanza
+        itype = xml.get("type")
+        if itype in ("get", "set"):
+            if not is_8_2(xml):
+                return stanza
+            try:
+                self._inbound(stanza)
+            except Exception as exc:  # noqa: BLE001 - as slixmpp does for a failing handler
+                try:
+                    stanza.exception(exc)  # logs it and answers with an error iq
+                except Exception:  # noqa: BLE001 - the stream must go on
+                    log.exception("%s: iq from %s failed", self.jid, xml.get("from"))
+            return None
+        if itype not in ("result", "error"):
+            return stanza
+        waiter = self._waiting.get(xml.get("id", ""))
+        # slixmpp's rule (MatchIDSender): the JID asked (full, bare or its domain), our own
+        # account or domain, or the server (no from) may answer.
+        if waiter is None or xml.get("from", "") not in waiter.answerers:
+            return stanza
+        del self._waiting[xml.get("id", "")]
+        if waiter.timer is not None:
+            waiter.timer.cancel()
+        if waiter.future.done():  # the requester gave up meanwhile
+            return None
+        try:
+            if itype == "error":
+                err = stanza["error"]
+                waiter.future.set_exception(StanzaError(err["condition"], err["text"], err["type"]))
+            else:
+                waiter.future.set_result(self._answer(stanza))
+        except Exception as exc:  # noqa: BLE001 - a bad answer must not stop the stream
+            log.exception("%s: answer from %s failed", self.jid, xml.get("from"))
+            if not waiter.future.done():
+                waiter.future.set_exception(InvalidPayload(f"answer unreadable: {exc}"))
+        return None
+
+    def _answer(self, stanza: Any) -> Received:
+        # Decoded as it arrives, in stanza order with the messages, and handed to on_answer
+        # before the requester resumes (an E2E shell opens envelopes in arrival order).
+        xml = stanza.xml
+        item = Received("iq", "result", str(JID(xml.get("from", ""))), xml.get("id", ""))
+        item.handle = stanza
+        found = unwrap(xml)
+        if found is None:
+            return item
+        decode_payload(found, self._gate, item)
+        if self.on_answer is not None:
+            try:
+                self.on_answer(item)
+            except Exception:  # noqa: BLE001 - the requester still gets its answer
+                log.exception("answer from %s: early handling failed", item.sender)
+        return item
+
     def _inbound(self, stanza: Any) -> None:
-        found = unwrap(stanza.xml)
+        xml = stanza.xml
+        found = unwrap(xml)
         if found is None:  # matcher guarantees it; defensive against plugin reordering
             return
         kind = stanza.name
         item = Received(
             kind=kind,
-            type=stanza["type"] or ("normal" if kind == "message" else ""),
-            sender=str(stanza["from"]),
-            id=stanza["id"],
+            type=xml.get("type") or ("normal" if kind == "message" else ""),
+            sender=str(JID(xml.get("from", ""))),
+            id=xml.get("id", ""),
             handle=stanza,
         )
         decode_payload(found, self._gate, item)
@@ -589,43 +672,38 @@ class IecXmpp:
         client = self._require_client()
         if self._fatal is not None:
             raise LinkLost(self._fatal)
-        to = str(JID(to))  # normalised, as slixmpp writes it (and matches the answer by it)
-        iq = xmppwire.iq(client, itype, to, client.new_id(), self._gate.encode(payload))
-        early: list[Received] = []
-
-        def arrived(stanza: Any) -> None:
-            # In stanza order with the messages (slixmpp runs both handlers as they arrive):
-            # decoded and handed to on_answer before the requester resumes.
-            if stanza["type"] != "result" or self.on_answer is None:
-                return
-            try:
-                item = Received("iq", "result", str(stanza["from"]), stanza["id"], handle=stanza)
-                found = unwrap(stanza.xml)
-                if found is not None:
-                    item = decode_payload(found, self._gate, item)
-                    self.on_answer(item)
-                early.append(item)
-            except Exception:  # noqa: BLE001 - the requester decodes it again
-                log.exception("answer from %s: early handling failed", stanza["from"])
-
-        sent = iq.send(callback=arrived, timeout=timeout or self.settings.request_timeout)
-        self._pending.add(sent)
+        peer = JID(to)
+        to = str(peer)  # normalised, as slixmpp writes it
+        sid = f"{self._id_prefix}{next(self._ids)}"
+        iq = xmppwire.iq(client, itype, to, sid, self._gate.encode(payload))
+        answerers = self._answerers.get(to)
+        if answerers is None:
+            me = client.boundjid
+            answerers = frozenset(("", me.bare, me.domain, peer.full, peer.bare, peer.domain))
+            if len(self._answerers) >= _MAX_ANSWERERS:
+                self._answerers.clear()
+            self._answerers[to] = answerers
+        loop = asyncio.get_running_loop()
+        waiter = _Waiter(loop.create_future(), answerers)
+        limit = timeout or self.settings.request_timeout
+        waiter.timer = loop.call_later(limit, self._timed_out, sid, to)
+        self._waiting[sid] = waiter
+        self._pending.add(waiter.future)
         try:
-            answer = await sent
-        except IqError as exc:
-            err = exc.iq["error"]
-            raise StanzaError(err["condition"], err["text"], err["type"]) from None
-        except IqTimeout:
-            raise RequestTimeout(f"no answer from {to} within the time limit") from None
+            client.send(iq)
+            return await waiter.future
         finally:
-            self._pending.discard(sent)
-        if early:
-            return early[0]
-        item = Received("iq", "result", str(answer["from"]), answer["id"], handle=answer)
-        found = unwrap(answer.xml)
-        if found is None:
-            return item
-        return decode_payload(found, self._gate, item)
+            self._pending.discard(waiter.future)
+            if self._waiting.get(sid) is waiter:
+                del self._waiting[sid]
+                waiter.timer.cancel()
+
+    def _timed_out(self, sid: str, to: str) -> None:
+        waiter = self._waiting.pop(sid, None)
+        if waiter is not None and not waiter.future.done():
+            waiter.future.set_exception(
+                RequestTimeout(f"no answer from {to} within the time limit")
+            )
 
     def backlog(self, to: str) -> int:
         """Octets this stream has not written yet: the socket's write buffer, and an estimate

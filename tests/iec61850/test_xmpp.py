@@ -186,6 +186,42 @@ def test_iq_and_message_roundtrip(xmpp_server, direct_tls, mech) -> None:
 
 
 @pytest.mark.timeout(30)
+def test_only_the_peer_asked_answers_and_silence_times_out(prosody, xmpp_account) -> None:
+    """The adapter matches answers itself (as slixmpp's MatchIDSender does): an iq result with
+    the id of a waiting request from a third party is not its answer; no answer is a
+    RequestTimeout, after which nothing waits any more."""
+    from gridbind.iec61850.stanza import RequestTimeout
+
+    async def main() -> None:
+        a, b = await _pair(prosody, xmpp_account)
+        c = Echo()
+        xc = c.build(settings(prosody, xmpp_account("c")))
+        await xc.start()
+        try:
+            b.xmpp._on_inbound = lambda item: None  # b stays silent
+            asked = asyncio.get_running_loop().create_task(
+                a.xmpp.request(b.xmpp.full_jid, "get", cancel(1), timeout=1.5)
+            )
+            while not a.xmpp._waiting:
+                await asyncio.sleep(0.01)
+            (sid,) = a.xmpp._waiting
+            xc.send_raw(
+                f'<iq xmlns="jabber:client" type="result" id="{sid}" to="{a.xmpp.full_jid}">'
+                f'<MMSpdu xmlns="{PAYLOAD_NS}"><cancel-ResponsePDU>1</cancel-ResponsePDU>'
+                "</MMSpdu></iq>"
+            )
+            with pytest.raises(RequestTimeout):
+                await asked
+            assert not a.xmpp._waiting and not a.xmpp._pending
+            b.xmpp._on_inbound = b.on_inbound  # the adapter still answers and is answered
+            assert echoed(await a.xmpp.request(b.xmpp.full_jid, "get", cancel(2))) == 2
+        finally:
+            await asyncio.gather(a.xmpp.close(), b.xmpp.close(), xc.close())
+
+    run(main())
+
+
+@pytest.mark.timeout(30)
 def test_untrusted_ca_is_an_error_not_a_hang(prosody, xmpp_account, tmp_path) -> None:
     other = make_test_pki(tmp_path, prosody.domain)
     account = xmpp_account("ca")
