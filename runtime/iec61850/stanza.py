@@ -7,6 +7,7 @@ What an 8-2 payload looks like inside a stanza, and nothing about how stanzas mo
 - :func:`decode_payload`: the strict codec gate (injected: a :class:`~.codec.Codec`) turns it into
   the typed object (``Mmspdu`` or an envelope such as ``AssociationContext``) in one validating
   decode, measuring the MMSpdu's octets for the PDU size limit on the way;
+- :func:`payload_bytes`: a typed payload's bytes for a stanza (the envelope of E2E off cached);
 - :func:`payload_element`: a typed payload as an ``xml.etree`` element (in-memory transport);
 - :class:`Received`: a received stanza as the protocol cores see it.
 
@@ -26,7 +27,7 @@ from gridbind.generated.iec61850_8_2 import scsm_8_2 as _scsm
 from gridbind.iec61850.errors import Iec61850Error
 
 from . import codec as _codec
-from .envelope import association_id
+from .envelope import PP_8_2, association_id, names_8_2
 
 __all__ = [
     "PAYLOAD_NS",
@@ -37,6 +38,7 @@ __all__ = [
     "Found",
     "unwrap",
     "decode_payload",
+    "payload_bytes",
     "payload_element",
     "to_bytes",
     "to_bytes_with_inner",
@@ -299,6 +301,51 @@ def decode_payload(found: Found, gate: _codec.Codec, item: Received) -> Received
     if item.error is not None:
         item.invoke_id = _invoke_id_of(found.element)
     return item
+
+
+#: The bare AssociationContext's bytes before and after its MMSpdu, per (pp given, assoID):
+#: the same for every PDU of an association. Bounded (assoIDs come from peers too).
+_CONTEXT_PARTS: dict[tuple[bool, str], tuple[bytes, bytes]] = {}
+_CONTEXT_MAX = 1024
+_PROBE = _scsm.Mmspdu(choice=_scsm.Mmspdu.ConcludeRequestPdu())
+_PROBE_BYTES = b"<mms:MMSpdu><mms:conclude-RequestPDU/></mms:MMSpdu>"
+
+
+def payload_bytes(obj: Any, gate: _codec.Codec) -> bytes:
+    """A typed payload (``Mmspdu`` or envelope) as the bytes a stanza carries, encoded and
+    schema-validated by the gate.
+
+    A bare ``AssociationContext`` (E2E off) is its association's constant envelope, encoded
+    and validated once, around the MMSpdu encoded and validated on its own: the schema's
+    ``applData`` holds the global ``MMSpdu`` element by reference, so the check is the same.
+    """
+    if type(obj) is _e2e.AssociationContext:
+        appl, pp, asso_id = obj.appl_data, obj.pp, obj.asso_id
+        if (
+            type(appl) is _e2e.ApplData
+            and type(appl.mmspdu) is _scsm.Mmspdu
+            and type(asso_id) is str
+            and (pp is None or (isinstance(pp, _e2e.ProtectedProtocol) and names_8_2(pp)))
+        ):
+            key = (pp is not None, asso_id)
+            parts = _CONTEXT_PARTS.get(key) or _context_parts(key, gate)
+            if parts is not None:
+                return parts[0] + gate.encode(appl.mmspdu) + parts[1]
+    return gate.encode(obj)
+
+
+def _context_parts(key: tuple[bool, str], gate: _codec.Codec) -> tuple[bytes, bytes] | None:
+    probe = _e2e.AssociationContext(
+        pp=PP_8_2 if key[0] else None, asso_id=key[1], appl_data=_e2e.ApplData(mmspdu=_PROBE)
+    )
+    data = gate.encode(probe)  # validated: a bad assoID fails here as it would in the whole
+    if data.count(_PROBE_BYTES) != 1:
+        return None
+    head, _, tail = data.partition(_PROBE_BYTES)
+    if len(_CONTEXT_PARTS) >= _CONTEXT_MAX:
+        _CONTEXT_PARTS.clear()
+    _CONTEXT_PARTS[key] = (head, tail)
+    return head, tail
 
 
 def payload_element(obj: Any, gate: _codec.Codec) -> ET.Element:

@@ -55,6 +55,7 @@ from .stanza import (
     decode_payload,
     error_text,
     is_8_2,
+    payload_bytes,
     stanza_for_pdu,
     unwrap,
 )
@@ -640,7 +641,7 @@ class IecXmpp:
         if self._client is None or item.kind != "iq":
             return
         client = self._client
-        data = self._gate.encode(payload) if payload is not None else None
+        data = payload_bytes(payload, self._gate) if payload is not None else None
         client.send(xmppwire.iq(client, "result", item.sender, item.id, data))
 
     def reply_error(
@@ -675,7 +676,7 @@ class IecXmpp:
         peer = JID(to)
         to = str(peer)  # normalised, as slixmpp writes it
         sid = f"{self._id_prefix}{next(self._ids)}"
-        iq = xmppwire.iq(client, itype, to, sid, self._gate.encode(payload))
+        iq = xmppwire.iq(client, itype, to, sid, payload_bytes(payload, self._gate))
         answerers = self._answerers.get(to)
         if answerers is None:
             me = client.boundjid
@@ -723,7 +724,7 @@ class IecXmpp:
     def send_message(self, to: str, payload: Any) -> None:
         """Send the typed ``payload`` in a ``message type='normal'`` (informationReport...)."""
         client = self._require_client()
-        client.send(xmppwire.message(client, str(JID(to)), self._gate.encode(payload)))
+        client.send(xmppwire.message(client, str(JID(to)), payload_bytes(payload, self._gate)))
 
     def send_raw(self, data: str) -> None:
         """Send raw XML on the stream exactly as given (tests of hostile input only)."""

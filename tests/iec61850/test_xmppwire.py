@@ -68,3 +68,26 @@ def test_wire_message_and_empty_result(client) -> None:
     assert empty.wire == b'<iq type="result" to="b@x/IEC"/>'
     xmppwire.materialise(empty)
     assert len(empty.xml) == 0
+
+
+def test_payload_bytes_of_an_association_context_are_the_codec_s() -> None:
+    from gridbind.iec61850.envelope import PP_8_2
+    from gridbind.iec61850.stanza import payload_bytes
+
+    gate = codec.default_codec()
+    cancel = m.Mmspdu(choice=m.Mmspdu.CancelRequestPdu(value=7))
+    for pp in (PP_8_2, None):
+        for asso in ("3", "3:4", "3"):  # the second "3" comes from the cache
+            env = ClearContext("b@x/IEC", asso).seal(cancel, 0.0)
+            env.pp = pp
+            data = payload_bytes(env, gate)
+            assert gate.decode(data) == gate.decode(gate.encode(env)) == env
+    # what the schema refuses is refused as before: a bad assoID, a bad PDU inside
+    with pytest.raises(codec.EncodeError):
+        payload_bytes(ClearContext("b@x/IEC", "x1").seal(cancel, 0.0), gate)
+    bad = m.Mmspdu(choice=m.Mmspdu.ConcludeRequestPdu())
+    bad.choice = m.Mmspdu.CancelRequestPdu(value=-1)
+    with pytest.raises(codec.EncodeError):
+        payload_bytes(ClearContext("b@x/IEC", "3").seal(bad, 0.0), gate)
+    # a bare MMSpdu is the codec's encoding
+    assert payload_bytes(cancel, gate) == gate.encode(cancel)
