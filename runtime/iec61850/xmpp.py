@@ -587,7 +587,9 @@ class IecXmpp:
         try:
             if itype == "error":
                 err = stanza["error"]
-                waiter.future.set_exception(StanzaError(err["condition"], err["text"], err["type"]))
+                waiter.future.set_exception(
+                    StanzaError(err["condition"], err["text"], err["type"], err["by"])
+                )
             else:
                 waiter.future.set_result(self._answer(stanza))
         except Exception as exc:  # noqa: BLE001 - a bad answer must not stop the stream
