@@ -13,7 +13,9 @@ new item would pass an association's bound, the policy decides:
   dropped one by one, since a BRCB's client must not miss an entry between two it received:
   when only dropping one would make room, or nothing droppable is left (answers and control
   reports: a client that keeps sending requests and reads nothing), the association is
-  aborted;
+  aborted. Under E2E security (IEC 62351-4) no report is droppable either: each sealed PDU
+  carries its place in the association's sequence (ClearToken2), and a gap makes the client's
+  E2E layer abort anyway, so the bound aborts the association cleanly instead;
 - ``"abort"``: the association is aborted at once.
 
 An abort is the 8-2 abort: its URCBs are released, its BRCBs go on buffering for its return

@@ -39,6 +39,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
+from gridbind.generated.iec61850_8_2 import e2e_4 as e2e
 from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
 from gridbind.iec61850.errors import InvalidArgument
 
@@ -366,7 +367,15 @@ class IedServer:
         if not self.outbox.holds(key) and self._room(peer):
             self._transmit(o)
             return
-        droppable = report is not None and not report.buffered
+        # Under E2E every sealed PDU carries its place in the association's sequence
+        # (ClearToken2): dropping one leaves a gap the client's E2E layer refuses (it aborts
+        # the association). Only reports in the clear context may be lost one by one; for an
+        # E2E association the bound ends in the clean 8-2 abort instead.
+        droppable = (
+            report is not None
+            and not report.buffered
+            and isinstance(o.payload, e2e.AssociationContext)
+        )
         verdict = self.outbox.put(key, o, self._octets(o), report, droppable)
         if verdict.dropped:
             reports = {id(q.report): q.report for q in verdict.dropped}

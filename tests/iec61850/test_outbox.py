@@ -12,6 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gridbind.iec61850.client_protocol import ServiceFailed
+from gridbind.iec61850.e2e import E2EConfig, Mode
+from gridbind.iec61850.e2e_certs import make_ca, make_e2e_certificate
 from gridbind.iec61850.errors import InvalidArgument
 from gridbind.iec61850.mmsdata import OptFlds
 from gridbind.iec61850.mmsdata import TriggerConditions as T
@@ -153,6 +155,50 @@ def test_buffered_reports_abort_the_stalled_association_and_resync_without_a_gap
                 assert values == [float(n) for n in range(40)]  # every entry, once, in order
             finally:
                 await again.close()
+
+    run(main(), 15)
+
+
+@pytest.mark.timeout(15)
+def test_under_e2e_a_stalled_association_is_aborted_cleanly_not_left_with_a_gap(caplog) -> None:
+    """Sealed E2E reports carry their sequence (ClearToken2): dropping one would make the
+    client's E2E layer refuse the next (OUT_OF_SEQUENCE, DtSecAbort); the bound aborts instead."""
+    ca = make_ca()
+
+    def e2e_of(jid: str) -> E2EConfig:
+        leaf = make_e2e_certificate(ca, jid)
+        return E2EConfig(
+            Mode.ENCRYPTED,
+            certificate=leaf.certificate,
+            private_key=leaf.key,
+            trust_anchors=(ca.certificate,),
+        )
+
+    async def main():
+        kw = {"e2e": e2e_of("ied@memory.test"), **limits()}
+        async with memory_served(
+            clients=1, server_kw=kw, client_kw=lambda i: {"e2e": e2e_of(f"ops{i}@memory.test")}
+        ) as (server, (c0,), net):
+            slow = await c0.associate(server.jid)
+            await slow.enable_reporting(
+                URCB, buffered=False, TrgOps=T.DATA_CHANGE, OptFlds=OPT, BufTm=0
+            )
+            net.hold(STALLED)
+            for n in range(60):
+                server.model.update(IND1, n % 2 == 0)
+                if n % 3 == 0:  # bursts within one millisecond (same E2E time, next seq)
+                    await asyncio.sleep(0)
+            await until(lambda: server.core.get(STALLED, slow.id) is None, 2, "the abort")
+            assert server.outbox.dropped_reports == 0 and server.outbox.aborted == 1
+            assert not server.outbox
+            net.release(STALLED)
+            # what had reached the network arrives, in sequence: the E2E layer sees no gap
+            got = await reports_of(slow, 1)
+            await asyncio.sleep(0.2)
+            while not slow._reports.empty():
+                got.append(slow._reports.get_nowait())
+            assert [r.seq_num for r in got] == list(range(len(got)))
+            assert "out_of_sequence" not in caplog.text and "DtSecAbort" not in caplog.text
 
     run(main(), 15)
 
