@@ -157,6 +157,7 @@ class MemoryEndpoint:
         # iq id -> (the JID asked, the answer): only that JID may answer (a spoofed id is dropped).
         self._pending: dict[str, tuple[str, asyncio.Future]] = {}
         self._live = False
+        self._suspended = False
         self.lost_reason: str | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -166,7 +167,17 @@ class MemoryEndpoint:
 
     @property
     def connected(self) -> bool:
-        return self._live
+        return self._live and not self._suspended
+
+    def suspend(self) -> None:
+        """The link is down but the session may come back (XEP-0198 resumption window): the
+        endpoint stays online and keeps its associations, but :attr:`connected` is False, so a
+        sender must hold what it has (the IED's outbox does) until :meth:`resume`."""
+        self._suspended = True
+
+    def resume(self) -> None:
+        """The session resumed (see :meth:`suspend`)."""
+        self._suspended = False
 
     def set_handlers(
         self,

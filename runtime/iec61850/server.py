@@ -345,6 +345,11 @@ class IedServer:
             self.transport.send_message(o.to, o.payload)
 
     def _room(self, peer: str) -> bool:
+        # No stream (down, resuming within the XEP-0198 window, no session yet): nothing is
+        # handed over, or it would pile up unbounded in the XMPP library's own queue and be
+        # replayed into the next session; it waits in the bounded per-association queues.
+        if not getattr(self.transport, "connected", True):
+            return False
         backlog = getattr(self.transport, "backlog", None)
         return backlog is None or backlog(peer) < self.outbox.limits.high_water
 
@@ -523,5 +528,8 @@ class IedServer:
 
     def _link_lost(self) -> None:
         # Every association aborts, with the reason (e.g. a stream error "conflict") in the log.
-        self.protocol.link_lost(self.transport.lost_reason or "XMPP link lost")
+        reason = self.transport.lost_reason or "XMPP link lost"
+        self.protocol.link_lost(reason)
         self._flush_events()
+        for key in self.outbox.keys():  # (of associations already ended): nothing may leave
+            self._abort_held(cast(tuple[str, str], key), reason)

@@ -712,7 +712,9 @@ class IecXmpp:
         """Octets this stream has not written yet: the socket's write buffer, and an estimate
         (512 each) for stanzas still in slixmpp's send queue. One stream carries every peer and
         XMPP tells nothing of a recipient's own backlog: the figure is the same for every
-        ``to`` (the IED's outgoing bound, :mod:`.outbox`, works on it)."""
+        ``to`` (the IED's outgoing bound, :mod:`.outbox`, works on it). Without a live session
+        (:attr:`connected` False) nothing may be sent whatever this says: slixmpp would queue
+        it unbounded and replay it into the next session."""
         client = self._client
         transport = getattr(client, "transport", None)
         if client is None or transport is None:

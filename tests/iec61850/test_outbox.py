@@ -203,6 +203,46 @@ def test_under_e2e_a_stalled_association_is_aborted_cleanly_not_left_with_a_gap(
     run(main(), 15)
 
 
+@pytest.mark.timeout(15)
+def test_nothing_is_handed_to_a_link_that_is_down_and_a_lost_link_drops_the_queues() -> None:
+    """While the IED's own link is down (resuming), items wait in the bounded queues, not in
+    the XMPP library; resumed, they leave in order; lost for good, the queues go and BRCB
+    entries count as not delivered."""
+
+    async def main():
+        async with memory_served(clients=1, server_kw=limits()) as (server, (c0,), _):
+            ied = await c0.associate(server.jid)
+            await ied.enable_reporting(
+                URCB, buffered=False, TrgOps=T.DATA_CHANGE, OptFlds=OPT, BufTm=0
+            )
+            key = (c0.transport.full_jid, ied.id)
+            server.transport.suspend()
+            for n in range(30):
+                server.model.update(IND1, n % 2 == 0)
+                await asyncio.sleep(0)
+                assert server.outbox.waiting(key)[0] <= 10  # the bound holds while down
+            assert server.outbox.waiting(key)[0] == 10 and server.outbox.dropped_reports > 0
+            server.transport.resume()
+            await until(lambda: not server.outbox, 2, "the queue drained after resumption")
+            got = await reports_of(ied, 10)
+            seqs = [r.seq_num for r in got]  # the newest ten, in order
+            assert seqs == list(range(seqs[0], seqs[0] + 10)) and seqs[0] > 0
+            # down again, then lost for good: what waited is dropped with the association
+            await ied.enable_reporting(BRCB, buffered=True, TrgOps=T.DATA_CHANGE, OptFlds=BUF_OPT)
+            server.transport.suspend()
+            server.model.update(TOTW, 1.0)
+            await asyncio.sleep(0.05)
+            assert server.outbox.holds(key)
+            server.transport.drop_link("gone")
+            assert not server.outbox and server.core.get(*key) is None
+            (buf,) = [
+                r.buffer for r in server.reports.rcbs.values() if r.buffer and r.buffer.entries
+            ]
+            assert buf.delivered < buf.entries[-1].entry_id  # a resync gets it again
+
+    run(main(), 15)
+
+
 def test_the_xmpp_adapter_reports_its_stream_backlog(tmp_path) -> None:
     """One stream for every peer: its write buffer and the stanzas slixmpp has not written."""
     from types import SimpleNamespace
@@ -212,7 +252,7 @@ def test_the_xmpp_adapter_reports_its_stream_backlog(tmp_path) -> None:
     ca = tmp_path / "ca.pem"
     ca.write_text("")  # never read: nothing connects
     xmpp = IecXmpp(XmppSettings(jid="ied@example.test", ca_file=ca))
-    assert xmpp.backlog("ops@example.test/IEC") == 0  # not connected
+    assert xmpp.backlog("ops@example.test/IEC") == 0 and not xmpp.connected  # no room
     stream = SimpleNamespace(get_write_buffer_size=lambda: 700)
     xmpp._client = SimpleNamespace(transport=stream, waiting_queue=asyncio.Queue())  # type: ignore[assignment]
     xmpp._client.waiting_queue.put_nowait("stanza")
