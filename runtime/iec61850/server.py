@@ -422,9 +422,13 @@ class IedServer:
                 peer, _ = cast(tuple[str, str], key)
                 if self._room(peer):
                     q = self.outbox.pop(key)
-                    if q is not None:
+                    if q is None:
+                        continue
+                    moved = True
+                    try:
                         self._transmit(q.item)
-                        moved = True
+                    except Exception:  # noqa: BLE001 - one item the transport refused
+                        log.exception("sending a held item to %s failed", peer)
 
     def _arm_drain(self) -> None:
         if self._draining is None and self.outbox and not self._closing:
@@ -432,8 +436,10 @@ class IedServer:
 
     def _drained(self) -> None:
         self._draining = None
-        self._drain()
-        self._arm_drain()
+        try:
+            self._drain()
+        finally:
+            self._arm_drain()
 
     # ---------------------------------------------------------------- controls
     def _execute(self, o: Execute) -> None:

@@ -318,3 +318,32 @@ def test_outbox_invariants(ops) -> None:
             model.append((n, kind))
         count, octets = box.waiting("k")
         assert count == len(model) <= limits.max_pdus and octets <= limits.max_bytes
+
+
+@pytest.mark.timeout(15)
+def test_a_transport_that_refuses_a_held_item_does_not_stop_the_drain(caplog) -> None:
+    async def main():
+        async with memory_served(clients=1, server_kw=limits()) as (server, (c0,), net):
+            ied = await c0.associate(server.jid)
+            await ied.enable_reporting(
+                URCB, buffered=False, TrgOps=T.DATA_CHANGE, OptFlds=OPT, BufTm=0
+            )
+            net.hold(STALLED)
+            for n in range(6):
+                server.model.update(IND1, n % 2 == 1)
+                await asyncio.sleep(0)
+            assert server.outbox.waiting((STALLED, ied.id))[0] >= 3
+            real, calls = server.transport.send_message, []
+
+            def refuse_first(to, payload):
+                calls.append(to)
+                if len(calls) == 1:
+                    raise RuntimeError("refused")
+                real(to, payload)
+
+            server.transport.send_message = refuse_first
+            net.release(STALLED)
+            await until(lambda: not server.outbox, 2, "the rest drained")
+            assert len(calls) >= 3 and "sending a held item" in caplog.text
+
+    run(main(), 15)
