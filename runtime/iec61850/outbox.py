@@ -18,6 +18,9 @@ new item would pass an association's bound, the policy decides:
   E2E layer abort anyway, so the bound aborts the association cleanly instead;
 - ``"abort"``: the association is aborted at once.
 
+A segmented report is kept or dropped whole: once one of its segments has gone to the
+transport, the rest are not droppable; a report dropped goes with the segments still to come.
+
 An abort is the 8-2 abort: its URCBs are released, its BRCBs go on buffering for its return
 (ResvTms), and the BRCB entries that were waiting here count as not delivered: they stay in the
 buffer and a client that resynchronises (its last EntryID, then RptEna) gets them.
@@ -125,10 +128,15 @@ class Outbox:
                     verdict.dropped.append(q)
                 self.dropped_reports += 1
             fits = len(queue) < limits.max_pdus and used + size <= limits.max_bytes
-        if not fits:
+        # a segment of a report dropped just now goes with it: a report is dropped whole
+        whole = report is not None and any(q.report is report for q in verdict.dropped)
+        if not fits and not whole:
             verdict.abort = True
             self.aborted += 1
+        if whole or verdict.abort:  # nothing is queued
             self._bytes[key] = used
+            if not queue:
+                del self._queues[key], self._bytes[key]
             return verdict
         queue.append(Queued(item, size, report, droppable and report is not None))
         self._bytes[key] = used + size

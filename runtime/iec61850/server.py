@@ -189,6 +189,8 @@ class IedServer:
         #: What waits for a transport without room, per association (see the module docstring).
         self.outbox = Outbox(outbox)
         self._draining: asyncio.TimerHandle | None = None
+        # The report whose segments are being delivered, and what became of it so far.
+        self._segments: tuple[SentReport, str] | None = None
         #: Reports: the sans-IO engine, fed with model changes; one timer for its deadlines.
         self.reports = ReportEngine(
             model, self._measure, buffer_entries=report_buffer_entries, wall_clock=self.timestamp
@@ -355,8 +357,19 @@ class IedServer:
 
     def _deliver(self, o: Reply | ErrorReply | Send, report: SentReport | None) -> None:
         """To the transport now, or into the association's bounded queue (in order)."""
+        # A report travels whole or not at all: once one of its segments has left, the others
+        # are not droppable; once it was dropped, its later segments are dropped too.
+        if report is None:
+            fate = None
+        elif self._segments is not None and self._segments[0] is report:
+            fate = self._segments[1]
+            if fate == "dropped":
+                return
+        else:
+            fate = "new"
+            self._segments = (report, fate)
         if not self.outbox and self._room(o.to if isinstance(o, Send) else o.request.sender):
-            self._transmit(o)  # (the usual case: nothing waits, the transport has room)
+            self._sent(o, report)  # (the usual case: nothing waits, the transport has room)
             return
         if isinstance(o, Send):
             peer, assoc_id = o.to, _association_id(o.payload)
@@ -369,9 +382,20 @@ class IedServer:
             self._transmit(o)
             return
         key = (peer, assoc_id)
-        if not self.outbox.holds(key) and self._room(peer):
-            self._transmit(o)
-            return
+        if not self.outbox.holds(key):
+            if self._room(peer):
+                self._sent(o, report)
+                return
+            if self.core.get(peer, assoc_id) is None:
+                # Gone (aborted for its queue earlier in this batch, ...): no queue is made for
+                # it again. The last answer of an ended one (conclude) still leaves.
+                if isinstance(o, Send):
+                    if report is not None:
+                        self.reports.undelivered(report)
+                        self._segments = (report, "dropped")
+                else:
+                    self._transmit(o)
+                return
         # Under E2E every sealed PDU carries its place in the association's sequence
         # (ClearToken2): dropping one leaves a gap the client's E2E layer refuses (it aborts
         # the association). Only reports in the clear context may be lost one by one; for an
@@ -380,19 +404,30 @@ class IedServer:
             report is not None
             and not report.buffered
             and isinstance(o.payload, e2e.AssociationContext)
+            and fate != "sent"
         )
         verdict = self.outbox.put(key, o, self._octets(o), report, droppable)
         if verdict.dropped:
             reports = {id(q.report): q.report for q in verdict.dropped}
             for dropped in reports.values():
                 self.reports.undelivered(dropped)
+                if self._segments is not None and self._segments[0] is dropped:
+                    self._segments = (dropped, "dropped")
             log.warning(
                 "association %s with %s does not keep up: %d unbuffered report(s) dropped",
                 assoc_id, peer, len(reports),
             )  # fmt: skip
         if verdict.abort:
+            if report is not None:  # (this one was not queued either)
+                self.reports.undelivered(report)
+                self._segments = (report, "dropped")
             self._abort_held(key, "its outgoing queue passed its bound (the client does not read)")
         self._arm_drain()
+
+    def _sent(self, o: Reply | ErrorReply | Send, report: SentReport | None) -> None:
+        if report is not None:
+            self._segments = (report, "sent")
+        self._transmit(o)
 
     def _octets(self, o: Reply | ErrorReply | Send) -> int:
         if isinstance(o, ErrorReply):

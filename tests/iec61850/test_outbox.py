@@ -63,6 +63,16 @@ def test_outbox_keeps_buffered_reports_and_the_abort_policy() -> None:
         OutboxLimits(policy="block")
 
 
+def test_outbox_drops_a_report_whole_even_its_segment_being_put() -> None:
+    box = Outbox(OutboxLimits(max_pdus=2))
+    a = object()
+    box.put("k", "a1", 10, a, droppable=True)
+    box.put("k", "a2", 10, a, droppable=True)
+    verdict = box.put("k", "a3", 10, a, droppable=True)  # a's third segment: a goes whole
+    assert [q.item for q in verdict.dropped] == ["a1", "a2"] and not verdict.abort
+    assert not box
+
+
 # ------------------------------------------------------------------ on the in-memory transport
 def limits(**kw) -> dict:
     return {"outbox": OutboxLimits(high_water=1500, max_pdus=10, **kw)}
@@ -318,6 +328,88 @@ def test_outbox_invariants(ops) -> None:
             model.append((n, kind))
         count, octets = box.waiting("k")
         assert count == len(model) <= limits.max_pdus and octets <= limits.max_bytes
+
+
+# ------------------------------------------------------------------ segmented reports
+SEG_OPT = (
+    OptFlds.SEQUENCE_NUMBER | OptFlds.REPORT_TIME_STAMP | OptFlds.REASON_FOR_INCLUSION
+    | OptFlds.DATA_SET_NAME | OptFlds.DATA_REFERENCE | OptFlds.CONF_REVISION
+    | OptFlds.SEGMENTATION
+)  # fmt: skip
+
+
+def stall_after_messages(server, n: int) -> None:
+    """The transport has room for ``n`` more messages, then none (until ``backlog`` is reset)."""
+    sent = []
+    real = server.transport.send_message
+
+    def send_message(to, payload):
+        sent.append(to)
+        real(to, payload)
+
+    server.transport.send_message = send_message
+    server.transport.backlog = lambda to: 0 if len(sent) < n else 1 << 30
+
+
+@pytest.mark.timeout(15)
+def test_a_segmented_report_leaves_whole_once_its_first_segment_left() -> None:
+    async def main():
+        kw = {"max_pdu_size": 1800, **limits()}
+        async with memory_served(clients=1, server_kw=kw) as (server, (c0,), _):
+            ied = await c0.associate(server.jid)
+            await ied.enable_reporting(
+                URCB, buffered=False, TrgOps=T.DATA_CHANGE | T.GENERAL_INTERROGATION,
+                OptFlds=SEG_OPT, BufTm=0,
+            )  # fmt: skip
+            stall_after_messages(server, 1)
+            gi = asyncio.create_task(ied.set_urcb_values(URCB, GI=True))
+            await until(lambda: server.outbox, 2, "the rest of the GI report waits")
+            for n in range(30):  # newer reports crowd the queue: they go, not the GI segments
+                server.model.update(IND1, n % 2 == 0)
+                await asyncio.sleep(0)
+            assert server.outbox.dropped_reports > 0
+            del server.transport.backlog
+            await gi
+            parts = []
+            async for r in ied.report_stream():
+                parts.append(r)
+                if not r.more_segments_follow:
+                    break
+            assert len(parts) > 1 and [p.sub_seq_num for p in parts] == list(range(len(parts)))
+
+    run(main(), 15)
+
+
+@pytest.mark.timeout(15)
+def test_no_queue_is_made_again_for_an_association_aborted_for_its_queue() -> None:
+    """Items of one batch after the one that aborted the association (an operate's outputs,
+    several PDUs sealed together) leave or go; they make no queue for a dead association."""
+    from gridbind.generated.iec61850_8_2 import scsm_8_2 as m
+    from gridbind.iec61850 import mms
+    from gridbind.iec61850 import mmsdata as d
+
+    def pdu(n: int):
+        return mms.information_report(mms.vmd("RPT"), [m.AccessResult(choice=d.integer(n))])
+
+    async def main():
+        kw = {"outbox": OutboxLimits(high_water=1500, max_pdus=1, policy="abort")}
+        async with memory_served(clients=1, server_kw=kw) as (server, (c0,), net):
+            ied = await c0.associate(server.jid)
+            (assoc,) = server.associations
+            net.hold(STALLED)
+            server.send_information_report(assoc, pdu(0))  # fills the network: no more room
+            while net.held(STALLED) < 1500:
+                server.send_information_report(assoc, pdu(0))
+            now = server.wall_time()
+            batch = [
+                o for n in (1, 2, 3) for o in server.protocol.information_report(assoc, pdu(n), now)
+            ]
+            server._emit(batch)  # 1 waits, 2 passes the bound (the abort), 3 must not queue
+            assert server.outbox.aborted == 1 and server.core.get(*assoc.key) is None
+            assert not server.outbox
+            assert ied.id == assoc.id
+
+    run(main(), 15)
 
 
 @pytest.mark.timeout(15)
