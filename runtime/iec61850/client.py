@@ -780,6 +780,8 @@ class Client:
         self._sessions: dict[tuple[str, str], ClientAssociation] = {}
         if hasattr(transport, "on_answer"):  # E2E opens answers in arrival order
             transport.on_answer = self._on_answer
+        if hasattr(transport, "on_resumed"):
+            transport.on_resumed = self._link_resumed
         # The liveness timer: one task re-armed from the core's next deadline, woken early when
         # an association starts or a ping is answered; one task per ping in flight.
         self._timer: asyncio.Task | None = None
@@ -830,6 +832,12 @@ class Client:
             error = exc
         self.protocol.ping_answered(ping, error, time.monotonic())
         self._flush()
+        self._wake.set()
+
+    def _link_resumed(self) -> None:
+        # Our own link was down (however briefly, maybe between two runs of the timer): a ping
+        # in flight meanwhile says nothing of the peer; every peer gets a fresh idle period.
+        self.protocol.link_resumed(time.monotonic())
         self._wake.set()
 
     async def _stop_timer(self) -> None:

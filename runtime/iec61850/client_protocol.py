@@ -184,6 +184,11 @@ class ClientProtocol:
             self._unreachable(peer, reason)
         return live.due(mono)
 
+    def link_resumed(self, mono: float) -> None:
+        """Our XMPP link came back after an outage: pings in flight are forgotten and each
+        peer is pinged one idle period from ``mono`` (its deadline must not count our outage)."""
+        self.liveness.postpone(mono)
+
     def ping_answered(self, ping: Ping, error: BaseException | None, mono: float) -> None:
         """The outcome of ``ping``: None for an iq result, else the transport's exception."""
         reason = self.liveness.answered(ping, error, mono)

@@ -151,6 +151,8 @@ class MemoryEndpoint:
         #: Called with each decoded answer as it arrives, before its requester resumes (a
         #: shell that must open envelopes in arrival order, E2E, sets it).
         self.on_answer: Callable[[Received], None] | None = None
+        #: Called when a suspended link comes back (:meth:`resume`), as XEP-0198 resumption.
+        self.on_resumed: Callable[[], None] | None = None
         self.request_timeout = request_timeout
         self._gate = gate or _codec.default_codec()
         self._tracked: set[str] = set()
@@ -177,7 +179,9 @@ class MemoryEndpoint:
 
     def resume(self) -> None:
         """The session resumed (see :meth:`suspend`)."""
-        self._suspended = False
+        was, self._suspended = self._suspended, False
+        if was and self._live and self.on_resumed is not None:
+            self.on_resumed()
 
     def set_handlers(
         self,

@@ -213,7 +213,8 @@ class IecXmpp:
         self._on_inbound = on_inbound
         self._on_peer_unavailable = on_peer_unavailable
         self._on_link_lost = on_link_lost
-        self._on_resumed = on_resumed
+        #: Called when XEP-0198 resumed the session (public: a shell sets it, like on_answer).
+        self.on_resumed = on_resumed
         #: Called with each decoded answer as it arrives, in stanza order with the messages
         #: (a shell that must open envelopes in arrival order, E2E, sets it).
         self.on_answer: Callable[[Received], None] | None = None
@@ -502,8 +503,8 @@ class IecXmpp:
         self._state = "live"
         self._cancel_resume_timer()
         log.info("%s: XEP-0198 session resumed", self.jid)
-        if was == "resuming" and self._on_resumed is not None:
-            self._on_resumed()
+        if was == "resuming" and self.on_resumed is not None:
+            self.on_resumed()
 
     def _session_end(self, _event: Any) -> None:
         if self._state in ("live", "resuming"):

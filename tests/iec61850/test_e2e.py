@@ -62,7 +62,7 @@ def test_presence_loss_aborts_and_resumption_keeps(prosody, xmpp_account) -> Non
             ied = await client.associate(server.jid)
             # XEP-0198: the client's link drops and resumes: the association survives
             resumed = asyncio.Event()
-            client.xmpp._on_resumed = resumed.set
+            client.xmpp.on_resumed = resumed.set
             client.xmpp.drop_link()
             await asyncio.wait_for(resumed.wait(), 10)
             assert await ied.get_data_values("FDR1LD0/GGIO1.IntIn1.stVal", "ST") == 42

@@ -333,3 +333,42 @@ def test_the_timer_outlives_a_failure_without_spinning() -> None:
             assert "peer unreachable" in assoc.assoc.end_reason
 
     run(main(), 10)
+
+
+@pytest.mark.timeout(10)
+def test_a_ping_lost_in_our_own_short_outage_does_not_abort() -> None:
+    """Our link went down and resumed between two runs of the liveness timer: a ping in flight
+    meanwhile says nothing of the IED; its deadline must not abort the association."""
+
+    async def main():
+        async with memory_served(client_kw=FAST) as (server, (client,), net):
+            assoc = await client.associate(server.jid)
+            pings = []
+
+            def lose_pings(sender, to, stanza):
+                if _is_ping(stanza):
+                    pings.append(to)
+                    return None  # lost in our outage
+                return stanza
+
+            net.tap = lose_pings
+            await until(lambda: pings, 2.0, "a ping in flight")
+            client.transport.suspend()
+            await asyncio.sleep(0.02)  # shorter than the ping timeout: no timer run meanwhile
+            client.transport.resume()
+            net.tap = None
+            await asyncio.sleep(0.9)  # past the lost ping's deadline (0.5 s)
+            assert assoc.open and client.associations
+
+    run(main(), 10)
+
+
+def test_our_link_resumed_forgets_pings_in_flight_sans_io() -> None:
+    proto = ClientProtocol(liveness=PeerLiveness(1.0, 0.5, jitter=0.0))
+    live = proto.liveness
+    live.watch("ied@x/IEC", 0.0)
+    (ping,) = live.due(1.0)
+    proto.link_resumed(1.2)
+    assert live.expired(1.6) == [] and live.next_deadline() == pytest.approx(2.2)
+    assert live.answered(ping, RequestTimeout("late"), 1.7) is None  # stale
+    assert live.due(2.2)[0].peer == "ied@x/IEC"

@@ -354,7 +354,7 @@ def test_xep0198_resumption_keeps_the_session(xmpp_server) -> None:
             b.xmpp.track_peer(a.xmpp.full_jid)
             await a.xmpp.request(b.xmpp.full_jid, "get", cancel(7))
             resumed = asyncio.Event()
-            b.xmpp._on_resumed = resumed.set
+            b.xmpp.on_resumed = resumed.set
             b.xmpp.drop_link()
             await asyncio.wait_for(resumed.wait(), 10)
             answer = await a.xmpp.request(b.xmpp.full_jid, "get", cancel(8))
