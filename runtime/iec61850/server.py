@@ -403,6 +403,7 @@ class IedServer:
         droppable = (
             report is not None
             and not report.buffered
+            and isinstance(o, Send)
             and isinstance(o.payload, e2e.AssociationContext)
             and fate != "sent"
         )
