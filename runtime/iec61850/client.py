@@ -804,7 +804,9 @@ class Client:
 
     async def _watch_peers(self) -> None:
         proto = self.protocol
-        while True:
+        # (not ``while True``: asyncio.wait_for of Python 3.11 swallows a cancellation that
+        # comes as the wake-up completes, e.g. close() right after associate())
+        while self._timer is asyncio.current_task():
             pause = 0.0  # after a failure: no busy loop on a deadline left in the past
             try:
                 for ping in proto.tick(time.monotonic(), link_up=self.transport.connected):

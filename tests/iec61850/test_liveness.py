@@ -370,3 +370,18 @@ def test_our_link_resumed_forgets_pings_in_flight_sans_io() -> None:
     assert live.expired(1.6) == [] and live.next_deadline() == pytest.approx(2.2)
     assert live.answered(ping, RequestTimeout("late"), 1.7) is None  # stale
     assert live.due(2.2)[0].peer == "ied@x/IEC"
+
+
+@pytest.mark.timeout(10)
+def test_closing_right_after_an_associate_does_not_hang() -> None:
+    """associate() wakes the liveness timer (waiting for a ping deadline); a close() that
+    comes before it ran must still stop it (Python 3.11's wait_for may swallow the cancel)."""
+
+    async def main():
+        async with memory_served() as (server, (client,), _):
+            await client.associate(server.jid)
+            await asyncio.sleep(0.05)  # the timer waits for the first ping's time now
+            await client.associate(server.jid)
+        # (leaving closes the client at once)
+
+    run(main(), 8)
