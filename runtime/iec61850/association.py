@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -238,6 +238,10 @@ class AssociationCore:
         #: cannot take every slot of :attr:`max_associations`.
         self.max_per_peer = max_per_peer
         self.associations: dict[tuple[str, str], Association] = {}
+        #: ``lingering(account)``: associations of ``account`` that have ended but still hold
+        #: resources of the server (e.g. a concluded one's outgoing queue); they count against
+        #: :attr:`max_per_peer`.
+        self.lingering: Callable[[str], int] | None = None
         self.events: list[Event] = []
         self._ids = itertools.count(1)
 
@@ -329,6 +333,8 @@ class AssociationCore:
             raise AssociationError(f"at most {self.max_associations} associations")
         account = peer.split("/", 1)[0]
         held = sum(1 for a in self.associations.values() if a.peer.split("/", 1)[0] == account)
+        if self.lingering is not None:
+            held += self.lingering(account)
         if held >= self.max_per_peer:
             raise AssociationError(
                 f"{account} already holds {held} associations (at most {self.max_per_peer} per peer)"

@@ -18,6 +18,11 @@ new item would pass an association's bound, the policy decides:
   E2E layer abort anyway, so the bound aborts the association cleanly instead;
 - ``"abort"``: the association is aborted at once.
 
+A concluded association's queue keeps only its answers (the conclude's last): its reports and
+control reports are dropped as above. Until it drains it counts as an association of its peer
+against the per-peer bound (:attr:`~.association.AssociationCore.lingering`), so a client that
+associates, floods and concludes in a loop never piles up queues.
+
 A segmented report is kept or dropped whole: once one of its segments has gone to the
 transport, the rest are not droppable; a report dropped goes with the segments still to come.
 
@@ -32,7 +37,7 @@ out what :meth:`Outbox.put` decides.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -153,6 +158,20 @@ class Outbox:
             del self._queues[key]
             del self._bytes[key]
         return head
+
+    def prune(self, key: Hashable, keep: Callable[[Queued], bool]) -> list[Queued]:
+        """Drop the items of ``key`` that ``keep`` refuses, the rest in order; the dropped."""
+        queue = self._queues.get(key)
+        if queue is None:
+            return []
+        kept = deque(q for q in queue if keep(q))
+        dropped = [q for q in queue if not keep(q)]
+        if kept:
+            self._queues[key] = kept
+            self._bytes[key] = sum(q.size for q in kept)
+        else:
+            self.discard(key)
+        return dropped
 
     def discard(self, key: Hashable) -> list[Queued]:
         """Drop everything waiting for ``key`` (its association aborted); returned."""

@@ -188,6 +188,7 @@ class IedServer:
         self._tasks: set[asyncio.Task] = set()
         #: What waits for a transport without room, per association (see the module docstring).
         self.outbox = Outbox(outbox)
+        self.core.lingering = self._lingering
         self._draining: asyncio.TimerHandle | None = None
         # The report whose segments are being delivered, and what became of it so far.
         self._segments: tuple[SentReport, str] | None = None
@@ -449,6 +450,25 @@ class IedServer:
             self.core.abort(assoc, reason)
             self._flush_events()  # (from any path: its URCBs are free, its BRCBs buffer now)
 
+    def _concluded_held(self, key: tuple[str, str]) -> None:
+        """A concluded association's queue keeps its answers (the conclude's is the last); its
+        reports go (BRCB entries undelivered), like its control reports."""
+        dropped = self.outbox.prune(key, lambda q: isinstance(q.item, (Reply, ErrorReply)))
+        for q in dropped:
+            if q.report is not None:
+                self.reports.undelivered(q.report)
+        if dropped:
+            log.info("association %s with %s concluded: %d held item(s) dropped",
+                     key[1], key[0], len(dropped))  # fmt: skip
+
+    def _lingering(self, account: str) -> int:
+        """Queues of ended associations of ``account`` (they count against its bound)."""
+        return sum(
+            1
+            for peer, assoc_id in cast(list[tuple[str, str]], self.outbox.keys())
+            if peer.split("/", 1)[0] == account and self.core.get(peer, assoc_id) is None
+        )
+
     def _drain(self) -> None:
         """Hand waiting items to the transport while it has room, the queues in turn."""
         moved = True
@@ -549,7 +569,9 @@ class IedServer:
             if isinstance(event, AssociationStarted):
                 self.transport.track_peer(event.association.peer)
             elif isinstance(event, AssociationEnded):
-                if event.how != "concluded":  # (a conclude's answer may still wait: it leaves)
+                if event.how == "concluded":  # its answers still leave, nothing else
+                    self._concluded_held(event.association.key)
+                else:
                     self._abort_held(event.association.key, event.reason)
                 self.reports.association_ended(event.association, time.monotonic())
                 if not self.core.of_peer(event.association.peer):

@@ -330,6 +330,39 @@ def test_outbox_invariants(ops) -> None:
         assert count == len(model) <= limits.max_pdus and octets <= limits.max_bytes
 
 
+@pytest.mark.timeout(15)
+def test_a_concluded_association_keeps_only_its_answers_and_counts_against_the_peer() -> None:
+    """Associate, flood, conclude: the queue keeps the conclude's answer only (its reports
+    go), and until it drains it takes one of the peer's association slots."""
+
+    async def main():
+        kw = {"max_associations_per_peer": 1, **limits()}
+        async with memory_served(clients=1, server_kw=kw) as (server, (c0,), _):
+            ied = await c0.associate(server.jid)
+            await ied.enable_reporting(
+                URCB, buffered=False, TrgOps=T.DATA_CHANGE, OptFlds=OPT, BufTm=0
+            )
+            key = (c0.transport.full_jid, ied.id)
+            server.transport.backlog = lambda to: 1 << 30  # the IED's stream is backed up
+            for n in range(15):
+                server.model.update(IND1, n % 2 == 0)
+                await asyncio.sleep(0)
+            assert server.outbox.waiting(key)[0] == 10
+            conclude = asyncio.create_task(ied.conclude())
+            await until(lambda: server.core.get(*key) is None, 2, "the conclude")
+            assert server.outbox.waiting(key)[0] == 1  # the conclude's answer, nothing else
+            # the lingering queue holds the peer's one slot: a new association is refused
+            with pytest.raises(ServiceFailed, match="at most 1 per peer"):
+                await c0.associate(server.jid)
+            del server.transport.backlog
+            await asyncio.wait_for(conclude, 2)
+            assert not server.outbox
+            again = await c0.associate(server.jid)  # drained: the slot is free
+            assert again.open
+
+    run(main(), 15)
+
+
 # ------------------------------------------------------------------ segmented reports
 SEG_OPT = (
     OptFlds.SEQUENCE_NUMBER | OptFlds.REPORT_TIME_STAMP | OptFlds.REASON_FOR_INCLUSION
