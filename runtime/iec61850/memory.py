@@ -19,9 +19,11 @@ that :meth:`MemoryEndpoint.close` and :meth:`MemoryEndpoint.drop_link` make the 
 presence to see ``unavailable`` and the dropped endpoint see its link lost (abort semantics).
 What it leaves out is what the Prosody tests cover: TLS, SASL, stream errors, XEP-0198, SRV.
 
-:meth:`MemoryNetwork.hold` stalls one recipient (a client that does not read: what is sent to it
-waits in the network until :meth:`MemoryNetwork.release`); :meth:`MemoryEndpoint.backlog` tells
-a sender the octets waiting for a recipient, the signal the IED's outgoing bound works on.
+:meth:`MemoryNetwork.hold` stalls one recipient (what is sent to it waits in the network until
+:meth:`MemoryNetwork.release`); :meth:`MemoryNetwork.hold_stream` stalls what one endpoint sends,
+to everyone (its own XMPP stream backed up, as the IED's over a slow link). Both are in
+:meth:`MemoryEndpoint.backlog`, the signal the IED's outgoing bound works on; only the second
+exists over XMPP (:meth:`.xmpp.IecXmpp.backlog` is the one stream's, the same for every peer).
 """
 
 from __future__ import annotations
@@ -72,6 +74,9 @@ class MemoryNetwork:
         # stalled recipients: what waits for them, and its octets
         self._held: dict[str, deque[tuple[str, ET.Element]]] = {}
         self._held_octets: dict[str, int] = {}
+        # stalled senders (their stream backed up): what they sent, to whom, and its octets
+        self._streams: dict[str, deque[tuple[str, ET.Element]]] = {}
+        self._stream_octets: dict[str, int] = {}
 
     def hold(self, jid: str) -> None:
         """Stall ``jid``: stanzas for it wait in the network (a client that does not read)."""
@@ -92,6 +97,22 @@ class MemoryNetwork:
     def held(self, jid: str) -> int:
         """Octets waiting for a stalled ``jid`` (0 when it is not stalled)."""
         return self._held_octets.get(jid, 0)
+
+    def hold_stream(self, jid: str) -> None:
+        """Stall what ``jid`` sends, to every recipient (its own stream is backed up)."""
+        self._streams.setdefault(jid, deque())
+        self._stream_octets.setdefault(jid, 0)
+
+    def release_stream(self, jid: str) -> None:
+        """Route what ``jid`` sent while stalled, in order, and stop stalling it."""
+        waiting = self._streams.pop(jid, deque())
+        self._stream_octets.pop(jid, None)
+        for to, stanza in waiting:
+            self._route(jid, to, stanza)
+
+    def stream_backlog(self, jid: str) -> int:
+        """Octets ``jid`` sent that wait in its stalled stream (0 when it is not stalled)."""
+        return self._stream_octets.get(jid, 0)
 
     def endpoint(
         self,
@@ -114,18 +135,29 @@ class MemoryNetwork:
         self.log.append((kind, sender.full_jid, to))
         if target is None:
             return False
+        stream = self._streams.get(sender.full_jid)
+        if stream is not None:
+            stream.append((to, stanza))
+            self._stream_octets[sender.full_jid] += len(ET.tostring(stanza))
+            return True
+        self._route(sender.full_jid, to, stanza)
+        return True
+
+    def _route(self, sender: str, to: str, stanza: ET.Element) -> None:
+        target = self.online.get(to)
+        if target is None:
+            return
         if self.tap is not None:
-            tapped = self.tap(sender.full_jid, to, stanza)
+            tapped = self.tap(sender, to, stanza)
             if tapped is None:  # the tap dropped it
-                return True
+                return
             stanza = tapped
         held = self._held.get(to)
         if held is not None:
-            held.append((sender.full_jid, stanza))
+            held.append((sender, stanza))
             self._held_octets[to] += len(ET.tostring(stanza))
-            return True
-        asyncio.get_running_loop().call_soon(target._receive, sender.full_jid, stanza)
-        return True
+            return
+        asyncio.get_running_loop().call_soon(target._receive, sender, stanza)
 
 
 class MemoryEndpoint:
@@ -306,8 +338,10 @@ class MemoryEndpoint:
         return loop.time() - started
 
     def backlog(self, to: str) -> int:
-        """Octets sent to ``to`` that have not reached it (it is stalled: :meth:`~MemoryNetwork.hold`)."""
-        return self.network.held(to)
+        """Octets sent that have not left: our stalled stream's
+        (:meth:`~MemoryNetwork.hold_stream`, the same for every ``to``), plus what waits for a
+        stalled ``to`` (:meth:`~MemoryNetwork.hold`)."""
+        return self.network.stream_backlog(self.full_jid) + self.network.held(to)
 
     def send_message(self, to: str, payload: Any) -> None:
         self._require_live()

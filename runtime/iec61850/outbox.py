@@ -1,11 +1,17 @@
 """What the IED holds for each association while its transport cannot take more, bounded.
 
 The server hands what it sends (answers, reports, control reports) to the transport at once
-while the transport's backlog for the peer is below ``high_water`` octets. Above it, the items of
-each association wait here, in order, in the association's own queue, which holds at most
-``max_pdus`` items and ``max_bytes`` octets; the server drains the queues in turn as the
-transport gets room, so one association that cannot be served never delays the others. When a
-new item would pass an association's bound, the policy decides:
+while the transport's backlog is below ``high_water`` octets (and the transport is connected).
+Above it, the items of each association wait here, in order, in the association's own queue,
+which holds at most ``max_pdus`` items and ``max_bytes`` octets; the server drains the queues in
+turn as the transport gets room, so no association waits behind another's whole queue.
+
+What this bounds is the IED's memory, not one client's effect on another: over XMPP the backlog
+is that of the IED's one stream (:meth:`.xmpp.IecXmpp.backlog`), the same for every peer, and a
+client that does not read is buffered by the XMPP server, never backing up the IED's stream. When
+the stream backs up, every association waits; the busiest one reaches its bound first and is the
+one that loses reports or is aborted, while the others keep their queues within their bounds.
+When a new item would pass an association's bound, the policy decides:
 
 - ``"drop-oldest"`` (the default): the oldest *unbuffered* report of that association is
   dropped (all its segments), with a log line, until the new item fits: it is lost, and the

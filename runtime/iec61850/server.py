@@ -22,11 +22,12 @@ Controls (:mod:`.control`): ``IedServer(..., control_handlers=ControlHandlers(on
 operate_timeout=10.0)``; the select timeouts, time-activated operates and the bound on the
 application run on one timer at the protocol core's ``next_deadline()``.
 
-Outgoing bound (:mod:`.outbox`): while the transport's backlog for a peer is above
-``outbox.high_water``, what the server sends in an association waits in that association's
-bounded queue (``outbox=OutboxLimits(max_pdus=..., max_bytes=..., policy=...)``), drained in
-turn as the transport gets room; an association past its bound loses its oldest unbuffered
-reports or is aborted, never touching the others.
+Outgoing bound (:mod:`.outbox`): while the transport's backlog (over XMPP: the IED's one
+stream, for every peer) is above ``outbox.high_water`` or the transport is not connected, what
+the server sends in an association waits in that association's bounded queue
+(``outbox=OutboxLimits(max_pdus=..., max_bytes=..., policy=...)``), drained in turn as the
+transport gets room; an association past its bound loses its oldest unbuffered reports or is
+aborted, the others keeping their own queues.
 """
 
 from __future__ import annotations
@@ -423,7 +424,9 @@ class IedServer:
             if report is not None:  # (this one was not queued either)
                 self.reports.undelivered(report)
                 self._segments = (report, "dropped")
-            self._abort_held(key, "its outgoing queue passed its bound (the client does not read)")
+            self._abort_held(
+                key, "its outgoing queue passed its bound (the IED's XMPP stream is backed up)"
+            )
         self._arm_drain()
 
     def _sent(self, o: Reply | ErrorReply | Send, report: SentReport | None) -> None:

@@ -363,6 +363,41 @@ def test_a_concluded_association_keeps_only_its_answers_and_counts_against_the_p
     run(main(), 15)
 
 
+@pytest.mark.timeout(15)
+def test_with_the_ieds_own_stream_backed_up_the_busiest_association_pays() -> None:
+    """XMPP's signal is the IED's one stream, the same for every peer: when it backs up every
+    association waits; the busy one loses its oldest reports, the quiet one keeps its answer."""
+
+    async def main():
+        async with memory_served(clients=2, server_kw=limits()) as (server, (c0, c1), net):
+            busy = await c0.associate(server.jid)
+            quiet = await c1.associate(server.jid)
+            await busy.enable_reporting(
+                URCB, buffered=False, TrgOps=T.DATA_CHANGE, OptFlds=OPT, BufTm=0
+            )
+            net.hold_stream(server.jid)
+            for n in range(4):  # past high_water: the stream is backed up for every peer
+                server.model.update(IND1, n % 2 == 0)
+                await asyncio.sleep(0)
+            assert server.transport.backlog(c1.transport.full_jid) >= 1500
+            read = asyncio.create_task(quiet.get_data_values("FDR1LD0/GGIO1.IntIn1.stVal", "ST"))
+            busy_key = (c0.transport.full_jid, busy.id)
+            quiet_key = (c1.transport.full_jid, quiet.id)
+            await until(lambda: server.outbox.holds(quiet_key), 2, "the answer waits too")
+            for n in range(40):
+                server.model.update(IND1, n % 2 == 1)
+                await asyncio.sleep(0)
+                assert server.outbox.waiting(busy_key)[0] <= 10
+            assert server.outbox.waiting(busy_key)[0] == 10 and server.outbox.dropped_reports > 0
+            assert server.outbox.waiting(quiet_key)[0] == 1  # within its bound, not dropped
+            assert server.core.get(*quiet_key) is not None
+            net.release_stream(server.jid)
+            assert await asyncio.wait_for(read, 2) == 42
+            await until(lambda: not server.outbox, 2, "both queues drained")
+
+    run(main(), 15)
+
+
 # ------------------------------------------------------------------ segmented reports
 SEG_OPT = (
     OptFlds.SEQUENCE_NUMBER | OptFlds.REPORT_TIME_STAMP | OptFlds.REASON_FOR_INCLUSION
