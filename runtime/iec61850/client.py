@@ -827,7 +827,10 @@ class Client:
         error: BaseException | None = None
         try:
             # The core's deadline decides; the transport's own time-out only backs it up.
-            await self.transport.ping(ping.peer, self.protocol.liveness.timeout + 1.0)
+            if ping.probe:
+                await self._probe(ping.peer, self.protocol.liveness.timeout + 1.0)
+            else:
+                await self.transport.ping(ping.peer, self.protocol.liveness.timeout + 1.0)
         except Exception as exc:  # noqa: BLE001 - judged by the core (XmppError) or logged
             if not isinstance(exc, XmppError):
                 log.warning("ping of %s failed: %r", ping.peer, exc)
@@ -835,6 +838,22 @@ class Client:
         self.protocol.ping_answered(ping, error, time.monotonic())
         self._flush()
         self._wake.set()
+
+    async def _probe(self, peer: str, timeout: float) -> None:
+        """An 8-2 request the peer must answer (one getNameList page, in an association with
+        it): any 8-2 answer, even an error, shows it alive; the XMPP failure is raised."""
+        session = next(
+            (s for s in self._sessions.values() if s.assoc.peer == peer and s.assoc.open), None
+        )
+        if session is None:
+            return  # no association left to ask in: nothing to judge
+        request = mms.get_name_list("domain", "vmdSpecific", service=session.name_service)
+        try:
+            await session.request(request, timeout=timeout)
+        except XmppError:
+            raise
+        except ClientError:
+            pass  # an 8-2 answer (ServiceFailed, RequestRejected...): the IED is there
 
     def _link_resumed(self) -> None:
         # Our own link was down (however briefly, maybe between two runs of the timer): a ping

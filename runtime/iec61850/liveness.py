@@ -21,14 +21,18 @@ How an answer is judged (XEP-0199 sections 4.4 and 6, RFC 6120 sections 8.3 and 
 
 - an ``iq result``: the peer answered, it is alive;
 - a stanza error whose ``by`` names the peer: the peer itself refused the ping (it is alive);
-- a stanza error with a routing condition (``service-unavailable``, ``recipient-unavailable``,
-  ``item-not-found``, ``remote-server-not-found``, ``remote-server-timeout``, ``gone``,
-  ``redirect``, ``jid-malformed``) and no ``by`` of the peer: the XMPP server answered for a
-  full JID it cannot deliver to, so the peer is unreachable. The ``from`` of such an error is the
-  peer's JID either way (RFC 6120 8.3.1 swaps the addresses), so it cannot tell the two apart;
-  ``service-unavailable`` is what a server answers for an unavailable resource (RFC 6120
-  10.5.3.2), and every 8-2 entity supports XEP-0199 (notes, section 2), so an 8-2 peer never
-  answers it to a ping itself;
+- a stanza error with a routing condition (``recipient-unavailable``, ``item-not-found``,
+  ``remote-server-not-found``, ``remote-server-timeout``, ``gone``, ``redirect``,
+  ``jid-malformed``) and no ``by`` of the peer: the XMPP server answered for a full JID it
+  cannot deliver to, so the peer is unreachable. The ``from`` of such an error is the peer's JID
+  either way (RFC 6120 8.3.1 swaps the addresses), so it cannot tell who answered;
+- ``service-unavailable`` with no ``by`` is ambiguous: a server answers it for an
+  unavailable resource (RFC 6120 10.5.3.2), but an entity that does not do XEP-0199 answers it
+  too (XEP-0199 4.2, RFC 6120 8.4), e.g. a third-party IED. So it is confirmed by a *probe*
+  (:attr:`Ping.probe`): the shell sends an 8-2 request in an association with the peer (one
+  getNameList page), which a live IED must answer with 8-2 content (a result or an 8-2 error)
+  while a server answers for a gone resource ``service-unavailable`` again. Only that, or no
+  answer within ``timeout``, makes the peer unreachable (DECISIONS.md 43);
 - any other stanza error (``feature-not-implemented``, ``not-allowed``, ...): an answer from a
   live entity;
 - no answer within ``timeout``: unreachable.
@@ -51,6 +55,7 @@ __all__ = [
     "DEFAULT_PING_INTERVAL",
     "DEFAULT_PING_TIMEOUT",
     "unreachable_reason",
+    "ambiguous",
 ]
 
 #: Seconds of idleness after which an associated peer is pinged (None: no pings).
@@ -75,10 +80,13 @@ ROUTING_CONDITIONS = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class Ping:
-    """Send an XEP-0199 ping to ``peer``; report its outcome with this object."""
+    """Send an XEP-0199 ping to ``peer`` (``probe``: an 8-2 request in an association with it
+    instead, see the module doc); report its outcome with this object (the outcome of a probe:
+    None for any 8-2 answer, result or error; the transport's exception otherwise)."""
 
     peer: str
     token: int
+    probe: bool = False
 
 
 @dataclass(slots=True)
@@ -86,17 +94,32 @@ class _Peer:
     due: float  # when the next ping is due (idle since due - interval)
     ping: Ping | None = None  # the ping in flight
     deadline: float = 0.0  # ... and when it counts as unanswered
+    confirm: bool = False  # a ping was answered service-unavailable: a probe is due now
 
 
-def unreachable_reason(peer: str, error: BaseException) -> str | None:
-    """Why ``error`` (the failure of a ping of ``peer``) shows the peer unreachable; None when
-    it is an answer of a live peer (or says nothing about the peer)."""
+def _by_peer(peer: str, error: StanzaError) -> bool:
+    return bool(error.by) and error.by in (peer, peer.split("/", 1)[0])
+
+
+def ambiguous(peer: str, error: BaseException) -> bool:
+    """Whether ``error`` (of a ping of ``peer``) may come from the XMPP server for a gone
+    resource or from a live peer that does not do XEP-0199: ``service-unavailable`` naming no
+    generator (``by``). It is confirmed by a probe (see the module doc)."""
+    return (
+        isinstance(error, StanzaError) and error.condition == "service-unavailable" and not error.by
+    )
+
+
+def unreachable_reason(peer: str, error: BaseException, what: str = "the ping") -> str | None:
+    """Why ``error`` (the failure of a ping of ``peer``, or of ``what``) shows the peer
+    unreachable; None when it is an answer of a live peer (or says nothing about the peer).
+    (For a ping, an :func:`ambiguous` error is confirmed by a probe before it counts.)"""
     if isinstance(error, StanzaError):
-        if error.by and error.by in (peer, peer.split("/", 1)[0]):
+        if _by_peer(peer, error):
             return None  # the peer refused the ping itself: it is there
         if error.condition in ROUTING_CONDITIONS:
             detail = f" ({error.text})" if error.text else ""
-            return f"peer unreachable: the XMPP server answered the ping {error.condition}{detail}"
+            return f"peer unreachable: the XMPP server answered {what} {error.condition}{detail}"
         return None
     if isinstance(error, RequestTimeout):
         return "peer unreachable: no answer to an XEP-0199 ping"
@@ -154,6 +177,7 @@ class PeerLiveness:
         state = self._peers.get(peer)
         if state is not None:
             state.ping = None
+            state.confirm = False
             state.due = now + self._idle_period()
 
     def postpone(self, now: float) -> None:
@@ -161,6 +185,7 @@ class PeerLiveness:
         peer is pinged one idle period after the link is back."""
         for state in self._peers.values():
             state.ping = None
+            state.confirm = False
             state.due = now + self._idle_period()
 
     def due(self, now: float) -> list[Ping]:
@@ -169,7 +194,8 @@ class PeerLiveness:
         for peer, state in self._peers.items():
             if state.ping is None and now >= state.due:
                 self._tokens += 1
-                state.ping = Ping(peer, self._tokens)
+                state.ping = Ping(peer, self._tokens, probe=state.confirm)
+                state.confirm = False
                 state.deadline = now + self.timeout
                 out.append(state.ping)
         return out
@@ -184,7 +210,13 @@ class PeerLiveness:
         if isinstance(error, LinkLost):
             self.postpone(now)  # our link, not the peer: judge again once it is back
             return None
-        reason = unreachable_reason(ping.peer, error) if error is not None else None
+        if error is not None and not ping.probe and ambiguous(ping.peer, error):
+            state.ping = None
+            state.confirm = True  # gone, or an IED without XEP-0199: ask it in 8-2
+            state.due = now
+            return None
+        what = "a ping and an 8-2 request" if ping.probe else "the ping"
+        reason = unreachable_reason(ping.peer, error, what) if error is not None else None
         if reason is not None:
             del self._peers[ping.peer]
             return reason
@@ -195,9 +227,13 @@ class PeerLiveness:
     def expired(self, now: float) -> list[tuple[str, str]]:
         """Peers whose ping went unanswered past its deadline (no longer watched), with why."""
         lost = [
-            (peer, f"peer unreachable: no answer to an XEP-0199 ping within {self.timeout:g} s")
+            (
+                peer,
+                f"peer unreachable: no answer to an {what} within {self.timeout:g} s",
+            )
             for peer, state in self._peers.items()
             if state.ping is not None and now >= state.deadline
+            for what in ("8-2 request" if state.ping.probe else "XEP-0199 ping",)
         ]
         for peer, _ in lost:
             del self._peers[peer]

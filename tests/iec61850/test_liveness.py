@@ -104,11 +104,35 @@ def _answered(error: BaseException | None) -> tuple[PeerLiveness, str | None]:
     return lv, lv.answered(ping, error, 10.1)
 
 
-@pytest.mark.parametrize("condition", sorted(ROUTING_CONDITIONS))
+@pytest.mark.parametrize("condition", sorted(ROUTING_CONDITIONS - {"service-unavailable"}))
 def test_a_routing_error_of_the_server_makes_the_peer_unreachable(condition) -> None:
     lv, reason = _answered(StanzaError(condition, "", "cancel"))
     assert reason == f"peer unreachable: the XMPP server answered the ping {condition}"
     assert lv.peers == []
+
+
+def test_service_unavailable_without_by_is_confirmed_by_an_8_2_probe() -> None:
+    """XEP-0199 4.2: an entity without ping support answers service-unavailable, as the
+    server does for a gone resource; a probe the IED must answer in 8-2 decides."""
+    unavailable = StanzaError("service-unavailable", "", "cancel")
+    lv, reason = _answered(unavailable)
+    assert reason is None and lv.peers == [IED] and lv.next_deadline() == 10.1
+    [probe] = lv.due(10.1)
+    assert probe.probe and probe.peer == IED
+    assert lv.answered(probe, None, 10.2) is None  # an 8-2 answer: alive (no XEP-0199)
+    [ping] = lv.due(20.2)
+    assert not ping.probe  # the next idle period starts with a ping again
+    assert lv.answered(ping, unavailable, 20.3) is None
+    [probe] = lv.due(20.3)
+    reason = lv.answered(probe, unavailable, 20.4)  # the server again: gone
+    assert reason == (
+        "peer unreachable: the XMPP server answered a ping and an 8-2 request service-unavailable"
+    )
+    assert lv.peers == []
+    # a probe that goes unanswered
+    lv, _ = _answered(unavailable)
+    [probe] = lv.due(10.1)
+    assert lv.expired(12.1) == [(IED, "peer unreachable: no answer to an 8-2 request within 2 s")]
 
 
 def test_the_server_error_text_is_kept_in_the_reason() -> None:
@@ -282,10 +306,50 @@ def test_an_ied_gone_from_the_server_without_presence_is_aborted_by_the_servers_
             assoc = await client.associate(server.jid)
             # the IED's session vanished and its unavailable presence was lost
             del net.online[server.jid]
-            await until(lambda: not assoc.open, 1.0, "the association aborted")
-            with pytest.raises(AssociationAborted, match="answered the ping service-unavailable"):
+            # the ping is answered service-unavailable by the server, and so is the 8-2 probe
+            await until(lambda: not assoc.open, 2.0, "the association aborted")
+            with pytest.raises(
+                AssociationAborted,
+                match="answered a ping and an 8-2 request service-unavailable",
+            ):
                 assoc.client.protocol.check_open(assoc.assoc)
             net.online[server.jid] = server.transport  # back, for a clean close
+
+    run(main(), 10)
+
+
+def test_an_ied_without_xep_0199_that_answers_8_2_stays_associated() -> None:
+    """A third-party IED answering pings service-unavailable (XEP-0199 4.2) is alive: the
+    8-2 probe after each such answer is answered, so the association stays."""
+
+    async def main():
+        async with memory_served(client_kw=FAST) as (server, (client,), net):
+            assoc = await client.associate(server.jid)
+            refused = []
+
+            def no_ping_support(sender, to, stanza):
+                if _is_ping(stanza) and to == server.jid:
+                    refused.append(stanza.get("id"))
+                    error = ET.Element(
+                        "{jabber:client}iq",
+                        {"from": to, "to": sender, "type": "error", "id": stanza.get("id")},
+                    )
+                    ET.SubElement(
+                        ET.SubElement(error, "{jabber:client}error", {"type": "cancel"}),
+                        "{urn:ietf:params:xml:ns:xmpp-stanzas}service-unavailable",
+                    )
+                    asyncio.get_running_loop().call_soon(
+                        client.transport._receive, server.jid, error
+                    )
+                    return None
+                return stanza
+
+            net.tap = no_ping_support
+            probes = len([k for k in net.log if k[0] == "iq"])
+            await asyncio.sleep(1.5)  # several idle periods (0.2 s) and ping timeouts (0.5 s)
+            assert len(refused) >= 2 and assoc.open and client.associations
+            assert len([k for k in net.log if k[0] == "iq"]) >= probes + 2 * len(refused)
+            assert await assoc.get_data_values("FDR1LD0/GGIO1.IntIn1.stVal", "ST") == 42
 
     run(main(), 10)
 

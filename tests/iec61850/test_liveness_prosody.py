@@ -13,8 +13,10 @@ from types import SimpleNamespace
 
 import pytest
 
+from gridbind.iec61850 import mms
 from gridbind.iec61850.client import AssociationAborted, Client
-from gridbind.iec61850.liveness import unreachable_reason
+from gridbind.iec61850.envelope import ClearContext
+from gridbind.iec61850.liveness import ambiguous, unreachable_reason
 from gridbind.iec61850.prosody import Prosody, prosody_available
 from gridbind.iec61850.scl import load_scl
 from gridbind.iec61850.server import IedServer
@@ -112,6 +114,15 @@ def test_both_ends_answer_pings_and_prosody_answers_for_an_offline_ied(
             assert (
                 reason == "peer unreachable: the XMPP server answered the ping service-unavailable"
             )
+            # ... but a live IED without XEP-0199 answers so too: the 8-2 probe that confirms it
+            # gets the same answer from Prosody for the offline IED
+            assert ambiguous(offline, err.value)
+            probe = ClearContext(offline, "1").seal(
+                mms.confirmed_request(1, mms.get_name_list("domain", "vmdSpecific")), 0.0
+            )
+            with pytest.raises(StanzaError) as err:
+                await client.xmpp.request(offline, "get", probe, 3.0)
+            assert err.value.condition == "service-unavailable" and ambiguous(offline, err.value)
         finally:
             await asyncio.gather(client.close(), server.close())
 
