@@ -350,6 +350,14 @@ class MemoryEndpoint:
             self, to, self._stanza("message", to, "normal", sid, self._element(payload))
         )
 
+    def send_encoded(self, to: str, data: bytes) -> None:
+        """:meth:`send_message` of a payload the codec already encoded (``data``)."""
+        self.send_message(to, ET.fromstring(data))
+
+    def reply_encoded(self, item: Received, data: bytes) -> None:
+        """:meth:`reply` with a payload the codec already encoded (``data``)."""
+        self.reply(item, ET.fromstring(data))
+
     def reply(self, item: Received, payload: Any) -> None:
         if not self._live or item.kind != "iq":
             return

@@ -68,11 +68,15 @@ from .reporting.rcb import DEFAULT_BUFFER_ENTRIES, SentReport
 from .server_protocol import ServerProtocol
 from .services.acsi import ServerServices
 from .sntp import ClockSource, SntpPoller
+from .stanza import payload_bytes
 from .xmpp import IecXmpp, XmppSettings
 
 __all__ = ["IedServer", "SERVER_SERVICES"]
 
 log = logging.getLogger(__name__)
+
+#: What waits in the outbox: the outgoing item, and its payload encoded (None: encoded when sent).
+_Held = tuple[Reply | ErrorReply | Send, bytes | None]
 
 #: How often (s) the server looks for room in the transport while items wait in the outbox.
 DRAIN_INTERVAL = 0.02
@@ -409,7 +413,8 @@ class IedServer:
             and isinstance(o.payload, e2e.AssociationContext)
             and fate != "sent"
         )
-        verdict = self.outbox.put(key, o, self._octets(o), report, droppable)
+        held, size = self._prepare(o)
+        verdict = self.outbox.put(key, held, size, report, droppable)
         if verdict.dropped:
             reports = {id(q.report): q.report for q in verdict.dropped}
             for dropped in reports.values():
@@ -434,13 +439,30 @@ class IedServer:
             self._segments = (report, "sent")
         self._transmit(o)
 
-    def _octets(self, o: Reply | ErrorReply | Send) -> int:
+    def _prepare(self, o: Reply | ErrorReply | Send) -> tuple[_Held, int]:
+        """What waits for ``o``, and its octets. Its payload is encoded once, here: the bytes
+        are measured and, when the transport takes encoded payloads (``send_encoded``,
+        ``reply_encoded``), are what it sends."""
         if isinstance(o, ErrorReply):
-            return 256 + len(o.text)
+            return (o, None), 256 + len(o.text)
+        if o.payload is None:  # an empty iq result
+            return (o, None), 64
         try:
-            return len(self._codec.encode(o.payload, validate=False))
+            data = payload_bytes(o.payload, self._codec)  # (what the transport would send)
         except Exception:  # noqa: BLE001 - a payload the transport will refuse anyway
-            return 256
+            return (o, None), 256
+        if not hasattr(self.transport, "send_encoded"):
+            return (o, None), len(data)
+        return (o, data), len(data)
+
+    def _transmit_held(self, held: _Held) -> None:
+        o, data = held
+        if data is None:
+            self._transmit(o)
+        elif isinstance(o, Reply):
+            self.transport.reply_encoded(o.request, data)
+        elif isinstance(o, Send):
+            self.transport.send_encoded(o.to, data)
 
     def _abort_held(self, key: tuple[str, str], reason: str) -> None:
         """Abort the association of ``key``: what waited is dropped, BRCB entries undelivered."""
@@ -456,7 +478,7 @@ class IedServer:
     def _concluded_held(self, key: tuple[str, str]) -> None:
         """A concluded association's queue keeps its answers (the conclude's is the last); its
         reports go (BRCB entries undelivered), like its control reports."""
-        dropped = self.outbox.prune(key, lambda q: isinstance(q.item, (Reply, ErrorReply)))
+        dropped = self.outbox.prune(key, lambda q: isinstance(q.item[0], (Reply, ErrorReply)))
         for q in dropped:
             if q.report is not None:
                 self.reports.undelivered(q.report)
@@ -485,7 +507,7 @@ class IedServer:
                         continue
                     moved = True
                     try:
-                        self._transmit(q.item)
+                        self._transmit_held(q.item)
                     except Exception:  # noqa: BLE001 - one item the transport refused
                         log.exception("sending a held item to %s failed", peer)
 

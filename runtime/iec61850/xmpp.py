@@ -731,6 +731,21 @@ class IecXmpp:
         client = self._require_client()
         client.send(xmppwire.message(client, str(JID(to)), payload_bytes(payload, self._gate)))
 
+    def send_encoded(self, to: str, data: bytes) -> None:
+        """:meth:`send_message` of a payload already encoded and validated
+        (:func:`~.stanza.payload_bytes`: the IED's outbox encodes what waits once, to measure
+        it)."""
+        client = self._require_client()
+        client.send(xmppwire.message(client, str(JID(to)), data))
+
+    def reply_encoded(self, item: Received, data: bytes) -> None:
+        """:meth:`reply` with a payload already encoded and validated (see
+        :meth:`send_encoded`)."""
+        if self._client is None or item.kind != "iq":
+            return
+        client = self._client
+        client.send(xmppwire.iq(client, "result", item.sender, item.id, data))
+
     def send_raw(self, data: str) -> None:
         """Send raw XML on the stream exactly as given (tests of hostile input only)."""
         self._require_client()

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gridbind.iec61850 import mms
 from gridbind.iec61850.client_protocol import ServiceFailed
 from gridbind.iec61850.e2e import E2EConfig, Mode
 from gridbind.iec61850.e2e_certs import make_ca, make_e2e_certificate
@@ -253,6 +254,41 @@ def test_nothing_is_handed_to_a_link_that_is_down_and_a_lost_link_drops_the_queu
     run(main(), 15)
 
 
+@pytest.mark.timeout(15)
+def test_what_waits_is_encoded_once_and_sent_as_encoded(monkeypatch) -> None:
+    """The outbox measures an item by encoding it; those bytes are what the transport sends."""
+    from gridbind.iec61850 import codec
+
+    async def main():
+        async with memory_served(clients=1, server_kw=limits()) as (server, (c0,), net):
+            ied = await c0.associate(server.jid)
+            await ied.enable_reporting(
+                URCB, buffered=False, TrgOps=T.DATA_CHANGE, OptFlds=OPT, BufTm=0
+            )
+            encodes = []
+            real = codec.Codec.to_element
+
+            def counted(self, obj, **kw):
+                encodes.append(type(obj).__name__)
+                return real(self, obj, **kw)
+
+            monkeypatch.setattr(codec.Codec, "to_element", counted)
+            net.hold(STALLED)
+            for n in range(8):
+                server.model.update(IND1, n % 2 == 1)
+                await asyncio.sleep(0)
+            waiting = server.outbox.waiting((STALLED, ied.id))[0]
+            assert waiting >= 3
+            before = len(encodes)
+            net.release(STALLED)
+            await until(lambda: not server.outbox, 2, "drained")
+            assert len(encodes) == before  # sending what waited encoded nothing again
+            got = await reports_of(ied, 7)
+            assert [r.seq_num for r in got] == list(range(7))
+
+    run(main(), 15)
+
+
 def test_the_xmpp_adapter_reports_its_stream_backlog(tmp_path) -> None:
     """One stream for every peer: its write buffer and the stanzas slixmpp has not written."""
     from types import SimpleNamespace
@@ -268,6 +304,37 @@ def test_the_xmpp_adapter_reports_its_stream_backlog(tmp_path) -> None:
     xmpp._client.waiting_queue.put_nowait("stanza")
     assert xmpp.backlog("ops@example.test/IEC") == 700 + 512
     assert xmpp.backlog("other@example.test/IEC") == 700 + 512
+
+
+def test_the_xmpp_adapter_sends_an_encoded_payload_as_is(tmp_path) -> None:
+    """The outbox's bytes go on the wire as they are, in a message or an iq result."""
+    import xml.etree.ElementTree as ET
+
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from gridbind.iec61850 import xmppwire
+    from gridbind.iec61850.e2e_certs import make_ca
+    from gridbind.iec61850.envelope import ClearContext
+    from gridbind.iec61850.stanza import Received, payload_bytes
+    from gridbind.iec61850.xmpp import IecXmpp, XmppSettings
+
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(make_ca().certificate.public_bytes(Encoding.PEM))
+    xmpp = IecXmpp(XmppSettings(jid="ied@example.test", ca_file=ca), lambda item: None)
+    client = xmpp._build()
+    sent = []
+    client.send = lambda stanza, use_filters=True: sent.append(xmppwire.serialise(stanza))
+    xmpp._client = client
+    payload = ClearContext("ops@example.test/IEC", "1").seal(
+        mms.confirmed_request(1, mms.get_name_list("domain", "vmdSpecific")), 0.0
+    )
+    data = payload_bytes(payload, xmpp._gate)
+    xmpp.send_encoded("ops@example.test/IEC", data)
+    xmpp.reply_encoded(Received("iq", "get", "ops@example.test/IEC", "q1"), data)
+    for wire, tag, kind in zip(sent, (b"<message ", b"<iq "), ("normal", "result"), strict=True):
+        stanza = ET.fromstring(wire.replace(tag, tag + b'xmlns="jabber:client" ', 1))
+        assert stanza.get("to") == "ops@example.test/IEC" and stanza.get("type") == kind
+        assert ET.tostring(stanza[0]) == ET.tostring(ET.fromstring(data))
 
 
 @pytest.mark.timeout(10)
@@ -493,15 +560,15 @@ def test_a_transport_that_refuses_a_held_item_does_not_stop_the_drain(caplog) ->
                 server.model.update(IND1, n % 2 == 1)
                 await asyncio.sleep(0)
             assert server.outbox.waiting((STALLED, ied.id))[0] >= 3
-            real, calls = server.transport.send_message, []
+            real, calls = server.transport.send_encoded, []
 
-            def refuse_first(to, payload):
+            def refuse_first(to, data):
                 calls.append(to)
                 if len(calls) == 1:
                     raise RuntimeError("refused")
-                real(to, payload)
+                real(to, data)
 
-            server.transport.send_message = refuse_first
+            server.transport.send_encoded = refuse_first
             net.release(STALLED)
             await until(lambda: not server.outbox, 2, "the rest drained")
             assert len(calls) >= 3 and "sending a held item" in caplog.text
