@@ -574,3 +574,54 @@ def test_a_transport_that_refuses_a_held_item_does_not_stop_the_drain(caplog) ->
             assert len(calls) >= 3 and "sending a held item" in caplog.text
 
     run(main(), 15)
+
+
+@pytest.mark.prosody
+@pytest.mark.timeout(30)
+def test_held_reports_and_answers_leave_encoded_over_prosody(prosody, xmpp_account) -> None:
+    """Over a real stream: while the IED's stream counts as backed up, reports and an answer
+    wait; then they leave as the bytes the outbox encoded (send_encoded, reply_encoded)."""
+    from pathlib import Path
+
+    from gridbind.iec61850.client import Client
+    from gridbind.iec61850.scl import load_scl
+    from gridbind.iec61850.server import IedServer
+
+    from iec_testkit import settings
+
+    feeder = Path(__file__).parent / "data" / "feeder.scd"
+
+    async def main():
+        server = IedServer(load_scl(feeder), settings(prosody, xmpp_account("held")), **limits())
+        client = Client(settings(prosody, xmpp_account("reader")))
+        await asyncio.gather(server.start(), client.connect())
+        try:
+            ied = await client.associate(server.jid)
+            await ied.enable_reporting(
+                URCB, buffered=False, TrgOps=T.DATA_CHANGE, OptFlds=OPT, BufTm=0
+            )
+            encoded = []
+            for name in ("send_encoded", "reply_encoded"):
+                real = getattr(server.transport, name)
+
+                def spy(*args, _real=real, _name=name):
+                    encoded.append(_name)
+                    _real(*args)
+
+                setattr(server.transport, name, spy)
+            server.transport.backlog = lambda to: 1 << 30
+            for n in range(5):
+                server.model.update(IND1, n % 2 == 1)
+                await asyncio.sleep(0)
+            read = asyncio.create_task(ied.get_data_values("FDR1LD0/GGIO1.IntIn1.stVal", "ST"))
+            key = (client.transport.full_jid, ied.id)
+            await until(lambda: server.outbox.waiting(key)[0] == 6, 3, "5 reports, 1 answer")
+            del server.transport.backlog
+            assert await asyncio.wait_for(read, 5) == 42
+            got = await reports_of(ied, 5, 5.0)
+            assert [r.seq_num for r in got] == list(range(5))
+            assert encoded.count("send_encoded") == 5 and encoded.count("reply_encoded") == 1
+        finally:
+            await asyncio.gather(client.close(), server.close())
+
+    run(main(), 25)
