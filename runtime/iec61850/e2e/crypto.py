@@ -9,6 +9,8 @@
   exponent, RFC 3526's size for 128-bit strength; not constant-time: ECDH P-256 is the default).
 - HKDF-SHA256 (RFC 5869), HMAC-SHA256, GMAC, AES-GCM (12-octet nonce, 16-octet tag appended to the
   ciphertext) and AES-CBC with PKCS#7 padding.
+- :class:`HmacKey` and :class:`GcmKey`: the same HMAC-SHA256 and AES-GCM/GMAC with the per-key
+  work (HMAC pads, AES key schedule) done once, for keys used on every message of an association.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ __all__ = [
     "DecryptError",
     "DhError",
     "DhKeyPair",
+    "GcmKey",
+    "HmacKey",
     "cbc_open",
     "cbc_seal",
     "gcm_open",
@@ -182,6 +186,42 @@ def gcm_open(key: bytes, nonce: bytes, ciphertext: bytes, aad: bytes) -> bytes:
         return AESGCM(key).decrypt(nonce, ciphertext, aad)
     except (InvalidTag, ValueError):
         raise DecryptError("AES-GCM authentication failed") from None
+
+
+class HmacKey:
+    """HMAC-SHA256 under one key, its inner and outer pads computed once."""
+
+    __slots__ = ("_base",)
+
+    def __init__(self, key: bytes) -> None:
+        self._base = hmac.new(key, digestmod=hashlib.sha256)
+
+    def mac(self, data: bytes) -> bytes:
+        h = self._base.copy()
+        h.update(data)
+        return h.digest()
+
+
+class GcmKey:
+    """AES-GCM under one key (the key schedule done once): seal, open and GMAC."""
+
+    __slots__ = ("_aead",)
+
+    def __init__(self, key: bytes) -> None:
+        self._aead = AESGCM(key)
+
+    def seal(self, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
+        return self._aead.encrypt(nonce, plaintext, aad)
+
+    def open(self, nonce: bytes, ciphertext: bytes, aad: bytes) -> bytes:
+        try:
+            return self._aead.decrypt(nonce, ciphertext, aad)
+        except (InvalidTag, ValueError):
+            raise DecryptError("AES-GCM authentication failed") from None
+
+    def gmac(self, nonce: bytes, data: bytes) -> bytes:
+        """The 16-octet AES-GCM tag of an empty plaintext with ``data`` as AAD."""
+        return self._aead.encrypt(nonce, b"", data)
 
 
 def cbc_seal(key: bytes, iv: bytes, plaintext: bytes) -> bytes:

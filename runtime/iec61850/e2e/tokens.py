@@ -84,12 +84,17 @@ def parse_time(text: str) -> float:
         or not (text[:14] + text[15:18]).isdigit()
     ):
         raise ValueError(f"not an E2E time: {text!r}")
+    return _seconds(text[:14]) + int(text[15:18]) / 1000.0
+
+
+@functools.lru_cache(maxsize=16)  # every message parses its time: one datetime per second
+def _seconds(digits: str) -> int:
     # datetime() checks the ranges (strptime's job, at a tenth of its cost)
     dt = datetime(
-        int(text[0:4]), int(text[4:6]), int(text[6:8]),
-        int(text[8:10]), int(text[10:12]), int(text[12:14]), tzinfo=UTC,
+        int(digits[0:4]), int(digits[4:6]), int(digits[6:8]),
+        int(digits[8:10]), int(digits[10:12]), int(digits[12:14]), tzinfo=UTC,
     )  # fmt: skip
-    return dt.timestamp() + int(text[15:18]) / 1000.0
+    return int(dt.timestamp())
 
 
 def _c14n(el: etree._Element) -> bytes:

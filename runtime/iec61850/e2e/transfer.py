@@ -36,6 +36,7 @@ Rules (DECISIONS.md 35-39):
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections import deque
@@ -121,6 +122,23 @@ class DirectionKeys:
             raise E2EError("this E2E association has no ICV key")
         return self.icv
 
+    # The per-key work of the primitives, done once per key rather than once per message.
+    @functools.cached_property
+    def enc_gcm(self) -> crypto.GcmKey:
+        return crypto.GcmKey(self.enc_key)
+
+    @functools.cached_property
+    def icv_hmac(self) -> crypto.HmacKey:
+        return crypto.HmacKey(self.icv_key)
+
+    @functools.cached_property
+    def icv_gmac(self) -> crypto.GcmKey:
+        return crypto.GcmKey(self.icv_key)
+
+    @functools.cached_property
+    def ctl_hmac(self) -> crypto.HmacKey:
+        return crypto.HmacKey(self.ctl)
+
     @classmethod
     def derive(
         cls, config: E2EConfig, secret: bytes, salt: bytes, asso_id: str, way: bytes, now: float
@@ -189,6 +207,12 @@ class E2ESession:
         self._last_recv: tuple[float, int] | None = None
         self._seen: deque[tuple[float, int]] = deque(maxlen=REPLAY_MEMORY)
         self._seen_set: set[tuple[float, int]] = set()
+        #: The AAD up to the time's text: constant for the association (see :meth:`_aad`).
+        self._aad_head = (
+            b"<assoID" + _AAD_NS + asso_id.encode() + b"</assoID><time" + _AAD_NS
+            if _PLAIN_ID.fullmatch(asso_id)
+            else None
+        )
         self._open: dict[type, Callable[[Any, float], Mmspdu]] = {
             e.ClearTransfer: self._open_clear,
             e.EncrTransfer: self._open_encr,
@@ -220,7 +244,7 @@ class E2ESession:
         plaintext = codec.encode(pdu)
         if self.config.aead:
             token2.iv = os.urandom(12)
-            ciphertext = crypto.gcm_seal(self._send.enc_key, token2.iv, plaintext, _aad(token2))
+            ciphertext = self._send.enc_gcm.seal(token2.iv, plaintext, self._aad(token2))
             return e.EncrTransfer(tbp=e.EncrTbp(token2=token2, encrypted_appl_data=ciphertext))
         token2.iv = os.urandom(16)
         env = e.EncrTransfer(
@@ -396,9 +420,9 @@ class E2ESession:
     def _icv(self, keys: DirectionKeys, data: bytes) -> tuple[bytes | None, bytes]:
         """``(nonce, icv)`` of ``data`` with the agreed ICV algorithm."""
         if self.config.icv == "hmac-sha256":
-            return None, crypto.hmac_sha256(keys.icv_key, data)
+            return None, keys.icv_hmac.mac(data)
         nonce = os.urandom(12)
-        return nonce, crypto.gmac(keys.icv_key, nonce, data)
+        return nonce, keys.icv_gmac.gmac(nonce, data)
 
     def _check_icv(self, auth: e.Authenticator, keys: DirectionKeys, data: bytes, t: float) -> None:
         if alternative_name(auth.algorithm) != self.config.icv:
@@ -410,13 +434,29 @@ class E2ESession:
         if self.config.icv == "hmac-sha256":
             if auth.nonce is not None:
                 self._abort(t, DtDiag.PROTOCOL_ERROR, "HMAC-SHA256 ICV with a nonce")
-            good = crypto.hmac_equal(crypto.hmac_sha256(keys.icv_key, data), auth.icv)
+            good = crypto.hmac_equal(keys.icv_hmac.mac(data), auth.icv)
         else:
             if auth.nonce is None or len(auth.nonce) != 12:
                 self._abort(t, DtDiag.INVALID_IV, "GMAC nonce must be 12 octets")
-            good = crypto.hmac_equal(crypto.gmac(keys.icv_key, auth.nonce, data), auth.icv)
+            good = crypto.hmac_equal(keys.icv_gmac.gmac(auth.nonce, data), auth.icv)
         if not good:
             self._abort(t, DtDiag.INVALID_ICV, "ICV does not match tbp")
+
+    def _aad(self, token2: e.ClearToken2) -> bytes:
+        """:func:`_aad` with this association's constant head (its assoID) written once."""
+        head = self._aad_head
+        if (
+            head is None
+            or token2.rekey is not None
+            or token2.asso_id != self.asso_id
+            or type(token2.seq) is not int
+            or not _PLAIN_TIME.fullmatch(token2.time)
+        ):
+            return _aad(token2)
+        aad = head + token2.time.encode() + b"</time><seq" + _AAD_NS + str(token2.seq).encode()
+        if token2.iv is None:
+            return aad + b"</seq>"
+        return aad + b"</seq><iv" + _AAD_NS + token2.iv.hex().upper().encode() + b"</iv>"
 
     def _open_clear(self, env: e.ClearTransfer, t: float) -> Mmspdu:
         if self.config.mode is not Mode.AUTHENTICATED:
@@ -439,9 +479,7 @@ class E2ESession:
                     self._abort(t, DtDiag.PROTOCOL_ERROR, "AES-GCM EncrTransfer with an auth")
                 if len(iv) != 12:
                     self._abort(t, DtDiag.INVALID_IV, "AES-GCM nonce must be 12 octets")
-                plaintext = crypto.gcm_open(
-                    keys.enc_key, iv, env.tbp.encrypted_appl_data, _aad(token2)
-                )
+                plaintext = keys.enc_gcm.open(iv, env.tbp.encrypted_appl_data, self._aad(token2))
             else:
                 if env.auth is None:
                     self._abort(t, DtDiag.UNSUPPORTED_ALGORITHM, "AES-CBC without an ICV")
@@ -485,7 +523,7 @@ class E2ESession:
         if token3.asso_id != self.asso_id:
             self._abort(t, DtDiag.INVALID_ASSO_ID, f"ApplAbort for assoID {token3.asso_id!r}")
         if env.auth is None or not crypto.hmac_equal(
-            crypto.hmac_sha256(self._recv.ctl, canonical_part(env, "token3")), env.auth.icv
+            self._recv.ctl_hmac.mac(canonical_part(env, "token3")), env.auth.icv
         ):
             self._abort(t, DtDiag.INVALID_ICV, "ApplAbort ICV does not match token3")
         self._accept(self._check_token(token3.time, token3.seq, self._recv, t), self._recv)
@@ -497,7 +535,7 @@ class E2ESession:
             token3=e.ClearToken3(asso_id=self.asso_id, time=time, seq=seq),
             auth=e.Authenticator(algorithm=_icv_alg("hmac-sha256"), icv=b"\x00"),
         )
-        env.auth.icv = crypto.hmac_sha256(self._send.ctl, canonical_part(env, "token3"))
+        env.auth.icv = self._send.ctl_hmac.mac(canonical_part(env, "token3"))
         return env
 
     def _check_control(self, env: Any, t: float) -> None:
@@ -507,7 +545,7 @@ class E2ESession:
         if token3.asso_id != self.asso_id:
             raise ReleaseError(f"{type(env).__name__} for assoID {token3.asso_id!r}")
         if env.auth is None or not crypto.hmac_equal(
-            crypto.hmac_sha256(self._recv.ctl, canonical_part(env, "token3")), env.auth.icv
+            self._recv.ctl_hmac.mac(canonical_part(env, "token3")), env.auth.icv
         ):
             raise ReleaseError(f"{type(env).__name__} ICV does not match token3")
         try:
