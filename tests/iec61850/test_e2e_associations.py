@@ -519,11 +519,11 @@ def test_application_reject_after_a_good_handshake(pki) -> None:
 def test_fast_gcm_aad_is_the_canonical_token(asso_id, seq, iv) -> None:
     """The hand-written AAD of the hot path is byte for byte the canonical token2."""
     from gridbind.generated.iec61850_8_2 import e2e_4 as e
+    from gridbind.iec61850.e2e.canonical import aad, generic_aad
     from gridbind.iec61850.e2e.tokens import format_time, parse_time
-    from gridbind.iec61850.e2e.transfer import _aad, _canonical_aad
 
     token = e.ClearToken2(asso_id=asso_id, time=format_time(1764777600.123), seq=seq, iv=iv)
-    assert _aad(token) == _canonical_aad(token)
+    assert aad(token) == generic_aad(token)
     assert parse_time(token.time) == pytest.approx(1764777600.123, abs=1e-6)
     for bad in ("2025120316082,1234Z", "20251203160827,12aZ", "20251332160827,123Z", "２" * 19):
         with pytest.raises(ValueError):

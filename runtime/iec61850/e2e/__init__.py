@@ -12,7 +12,9 @@ The engine works on the generated classes of ``E2E_4.xsd``
   ``seal(pdu, now) -> envelope`` and ``open(envelope, now) -> Mmspdu``, rekeying, release, abort.
 - :mod:`~.layer`: :class:`E2EEnvelopes`, the envelope factory the 8-2 protocol cores use.
 - :mod:`~.trust`: certificate checks; :mod:`~.crypto`: primitives; :mod:`~.tokens`: time format,
-  canonical serialisation; :mod:`~.diagnostics`: diagnostic codes and the exception tree.
+  canonical serialisation; :mod:`~.canonical`: the same canonical bytes of the per-message parts
+  (token2, tbp) written directly, without encoding the whole envelope; :mod:`~.diagnostics`:
+  diagnostic codes and the exception tree.
 
 Security events are logged to ``gridbind.iec61850.security``.
 """

@@ -9,7 +9,8 @@
 Rules (DECISIONS.md 35-39):
 
 - ClearTransfer: ``auth`` = the agreed ICV over the canonical content of ``tbp``
-  (:func:`~gridbind.iec61850.e2e.tokens.canonical_part`): HMAC-SHA256 (``nonce`` absent) or
+  (:func:`~gridbind.iec61850.e2e.tokens.canonical_part`; the per-message parts are written by
+  :mod:`~gridbind.iec61850.e2e.canonical`, byte for byte the same): HMAC-SHA256 (``nonce`` absent) or
   GMAC (AES-GCM tag of empty plaintext with the content as AAD; 12-octet ``nonce``).
 - EncrTransfer with AES-GCM: ``token2.iv`` is the 12-octet nonce, the AAD is the canonical content
   of ``token2``, the 16-octet tag ends ``encrypted-applData``; no ``auth``. With AES-CBC:
@@ -38,7 +39,6 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,6 +51,7 @@ from gridbind.generated.iec61850_8_2 import Mmspdu
 from gridbind.generated.iec61850_8_2 import e2e_4 as e
 from gridbind.iec61850 import codec
 from gridbind.iec61850.e2e import crypto
+from gridbind.iec61850.e2e.canonical import TransferCanon
 from gridbind.iec61850.e2e.config import REKEY_MAX_S, E2EConfig, Mode
 from gridbind.iec61850.e2e.diagnostics import (
     DtDiag,
@@ -207,12 +208,7 @@ class E2ESession:
         self._last_recv: tuple[float, int] | None = None
         self._seen: deque[tuple[float, int]] = deque(maxlen=REPLAY_MEMORY)
         self._seen_set: set[tuple[float, int]] = set()
-        #: The AAD up to the time's text: constant for the association (see :meth:`_aad`).
-        self._aad_head = (
-            b"<assoID" + _AAD_NS + asso_id.encode() + b"</assoID><time" + _AAD_NS
-            if _PLAIN_ID.fullmatch(asso_id)
-            else None
-        )
+        self._canon = TransferCanon(asso_id)
         self._open: dict[type, Callable[[Any, float], Mmspdu]] = {
             e.ClearTransfer: self._open_clear,
             e.EncrTransfer: self._open_encr,
@@ -239,12 +235,12 @@ class E2ESession:
                 tbp=e.ClearTbp(token2=token2, appl_data=e.ApplData(mmspdu=pdu)),
                 auth=e.Authenticator(algorithm=_icv_alg(self.config.icv), icv=b"\x00"),
             )
-            env.auth.nonce, env.auth.icv = self._icv(self._send, canonical_part(env, "tbp"))
+            env.auth.nonce, env.auth.icv = self._icv(self._send, self._canon.clear_tbp(env))
             return env
         plaintext = codec.encode(pdu)
         if self.config.aead:
             token2.iv = os.urandom(12)
-            ciphertext = self._send.enc_gcm.seal(token2.iv, plaintext, self._aad(token2))
+            ciphertext = self._send.enc_gcm.seal(token2.iv, plaintext, self._canon.aad(token2))
             return e.EncrTransfer(tbp=e.EncrTbp(token2=token2, encrypted_appl_data=ciphertext))
         token2.iv = os.urandom(16)
         env = e.EncrTransfer(
@@ -254,7 +250,7 @@ class E2ESession:
             ),
             auth=e.Authenticator(algorithm=_icv_alg(self.config.icv), icv=b"\x00"),
         )
-        env.auth.nonce, env.auth.icv = self._icv(self._send, canonical_part(env, "tbp"))
+        env.auth.nonce, env.auth.icv = self._icv(self._send, self._canon.encr_tbp(env))
         return env
 
     def open(self, envelope: Any, now: Now) -> Mmspdu:
@@ -442,28 +438,12 @@ class E2ESession:
         if not good:
             self._abort(t, DtDiag.INVALID_ICV, "ICV does not match tbp")
 
-    def _aad(self, token2: e.ClearToken2) -> bytes:
-        """:func:`_aad` with this association's constant head (its assoID) written once."""
-        head = self._aad_head
-        if (
-            head is None
-            or token2.rekey is not None
-            or token2.asso_id != self.asso_id
-            or type(token2.seq) is not int
-            or not _PLAIN_TIME.fullmatch(token2.time)
-        ):
-            return _aad(token2)
-        aad = head + token2.time.encode() + b"</time><seq" + _AAD_NS + str(token2.seq).encode()
-        if token2.iv is None:
-            return aad + b"</seq>"
-        return aad + b"</seq><iv" + _AAD_NS + token2.iv.hex().upper().encode() + b"</iv>"
-
     def _open_clear(self, env: e.ClearTransfer, t: float) -> Mmspdu:
         if self.config.mode is not Mode.AUTHENTICATED:
             self._abort(t, DtDiag.WRONG_ENVELOPE, "ClearTransfer on an encrypted association")
         token2 = env.tbp.token2
         keys = self._receive_keys(token2, t)
-        self._check_icv(env.auth, keys, canonical_part(env, "tbp"), t)
+        self._check_icv(env.auth, keys, self._canon.clear_tbp(env), t)
         self._accept(self._check_token(token2.time, token2.seq, keys, t), keys)
         return env.tbp.appl_data.mmspdu
 
@@ -479,13 +459,15 @@ class E2ESession:
                     self._abort(t, DtDiag.PROTOCOL_ERROR, "AES-GCM EncrTransfer with an auth")
                 if len(iv) != 12:
                     self._abort(t, DtDiag.INVALID_IV, "AES-GCM nonce must be 12 octets")
-                plaintext = keys.enc_gcm.open(iv, env.tbp.encrypted_appl_data, self._aad(token2))
+                plaintext = keys.enc_gcm.open(
+                    iv, env.tbp.encrypted_appl_data, self._canon.aad(token2)
+                )
             else:
                 if env.auth is None:
                     self._abort(t, DtDiag.UNSUPPORTED_ALGORITHM, "AES-CBC without an ICV")
                 if len(iv) != 16:
                     self._abort(t, DtDiag.INVALID_IV, "AES-CBC IV must be 16 octets")
-                self._check_icv(env.auth, keys, canonical_part(env, "tbp"), t)
+                self._check_icv(env.auth, keys, self._canon.encr_tbp(env), t)
                 plaintext = crypto.cbc_open(keys.enc_key, iv, env.tbp.encrypted_appl_data)
         except crypto.DecryptError as exc:
             self._abort(t, DtDiag.DECRYPTION_FAILED, str(exc))
@@ -552,41 +534,6 @@ class E2ESession:
             self._accept(self._check_token(token3.time, token3.seq, self._recv, t), self._recv)
         except TransferError as exc:
             raise ReleaseError(f"{type(env).__name__}: {exc}") from None
-
-
-_AAD_NS = b' xmlns="' + codec.E2E_NS.encode() + b'">'
-_PLAIN_ID = re.compile(r"[0-9:]{1,21}")
-_PLAIN_TIME = re.compile(r"[0-9]{14},[0-9]{3}Z")
-
-
-def _aad(token2: e.ClearToken2) -> bytes:
-    """The AES-GCM AAD: the canonical content of ``token2``.
-
-    The common token (no rekey, assoID and time of their schema patterns, which need no
-    escaping) is written directly as the bytes exclusive c14n gives (the per-message hot path;
-    ``test_e2e_security`` checks both agree); any other token goes through the codec, on an
-    envelope that holds only that token (the canonical bytes of a part do not depend on its
-    siblings), so the cost does not grow with the ciphertext."""
-    if (
-        token2.rekey is None
-        and _PLAIN_ID.fullmatch(token2.asso_id)
-        and _PLAIN_TIME.fullmatch(token2.time)
-        and isinstance(token2.seq, int)
-    ):
-        parts = [
-            b"<assoID" + _AAD_NS + token2.asso_id.encode() + b"</assoID>",
-            b"<time" + _AAD_NS + token2.time.encode() + b"</time>",
-            b"<seq" + _AAD_NS + str(token2.seq).encode() + b"</seq>",
-        ]
-        if token2.iv is not None:
-            parts.append(b"<iv" + _AAD_NS + token2.iv.hex().upper().encode() + b"</iv>")
-        return b"".join(parts)
-    return _canonical_aad(token2)
-
-
-def _canonical_aad(token2: e.ClearToken2) -> bytes:
-    probe = e.EncrTransfer(tbp=e.EncrTbp(token2=token2, encrypted_appl_data=b"\x00"))
-    return canonical_part(probe, "tbp", "token2")
 
 
 def _icv_alg(name: str) -> e.IcvAlgorithm:
