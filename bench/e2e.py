@@ -1,6 +1,7 @@
 """Per-PDU cost of the IEC 62351-4 E2E layer on the stanza path (not part of pytest).
 
-Run: ``.venv/bin/python bench/e2e.py [--seconds 1] [--profile MODE]``
+Run: ``.venv/bin/python bench/e2e.py [--seconds 2] [--rounds 7] [--profile MODE]`` or
+``.venv/bin/python bench/e2e.py --xmpp [--requests 1000] [--rounds 5]``
 
 For each E2E mode (off, authenticated HMAC-SHA256, encrypted AES-128-GCM, encrypted AES-128-CBC +
 HMAC) it measures, without a network, what the 8-2 cores do to one PDU between the sender's
@@ -10,6 +11,13 @@ It does so for a GetDataValues request and its one-value response (the exchange 
 ``bench/iec_xmpp.py``) and for a 50-value read response (~4 KB). Printed: microseconds per
 exchange or PDU (median of rounds), the E2E cost relative to E2E off, and ``seal`` + ``open``
 alone. ``--profile auth`` (or ``encr``, ``cbc``, ``off``) runs cProfile on that mode instead.
+
+``--xmpp`` runs the GetDataValues of ``bench/iec_xmpp.py`` through a private Prosody with E2E
+off, authenticated and encrypted (one IED/client pair each, in this process, rounds interleaved)
+and reports this process's CPU time per request: on a shared machine it is steadier than
+throughput, and the process (IED and client) is what limits the throughput of that benchmark,
+so ``1 - CPU(off) / CPU(mode)`` estimates the throughput cost of issue 12 (Prosody's share, the
+same in every mode but for the longer hex text of the encrypted envelope, is not counted).
 """
 
 from __future__ import annotations
@@ -118,12 +126,109 @@ def steps(mode: str):
     return exchange, big_one, seal_open
 
 
+async def _xmpp(args: argparse.Namespace, server) -> dict[str, list[tuple[float, float]]]:
+    import asyncio
+
+    from iec_xmpp import bench_scl, throughput
+
+    from gridbind.iec61850.client import Client
+    from gridbind.iec61850.e2e import E2EConfig
+    from gridbind.iec61850.e2e_certs import make_ca, make_e2e_certificate
+    from gridbind.iec61850.scl import load_scl
+    from gridbind.iec61850.server import IedServer
+    from gridbind.iec61850.xmpp import XmppSettings
+
+    def settings(user: str) -> XmppSettings:
+        server.register(user, "bench")
+        return XmppSettings(
+            jid=f"{user}@{server.domain}", password="bench", ca_file=server.ca_cert,
+            host="127.0.0.1", port=server.c2s_port, sasl_mechanism="PLAIN", request_timeout=60,
+        )  # fmt: skip
+
+    ca = make_ca("bench E2E CA")
+
+    def e2e(user: str, mode: Mode | None) -> E2EConfig | None:
+        if mode is None:
+            return None
+        leaf = make_e2e_certificate(ca, f"{user}@{server.domain}")
+        return E2EConfig(
+            mode, certificate=leaf.certificate, private_key=leaf.key,
+            trust_anchors=(ca.certificate,),
+        )  # fmt: skip
+
+    pairs = {}
+    for key in ("off", "auth", "encr"):
+        mode = MODES[key][1]
+        ied = IedServer(
+            load_scl(bench_scl()), settings(f"ied-{key}"), max_outstanding=64,
+            e2e=e2e(f"ied-{key}", mode),
+        )  # fmt: skip
+        client = Client(
+            settings(f"client-{key}"), max_outstanding=64, e2e=e2e(f"client-{key}", mode)
+        )
+        await asyncio.gather(ied.start(), client.connect())
+        pairs[key] = (ied, client, await client.associate(ied.jid))
+
+    def caller(assoc):
+        async def call() -> None:
+            assert await assoc.get_data_values("BENCHLD/GGIO1.AnIn1.mag.f", "MX") == 0.0
+
+        return call
+
+    calls = {key: caller(assoc) for key, (_, _, assoc) in pairs.items()}
+    for call in calls.values():
+        for _ in range(50):
+            await call()
+    out: dict[str, list[tuple[float, float]]] = {key: [] for key in calls}
+    for _ in range(args.rounds):
+        for key, call in calls.items():
+            t0 = time.process_time()
+            rate = await throughput(call, args.requests, 32)
+            out[key].append(((time.process_time() - t0) / args.requests * 1e6, rate))
+    for ied, client, _ in pairs.values():
+        await asyncio.gather(client.close(), ied.close())
+    return out
+
+
+def xmpp_main(args: argparse.Namespace) -> None:
+    import asyncio
+
+    from gridbind.iec61850.prosody import Prosody, prosody_available
+
+    if not prosody_available():
+        raise SystemExit("Prosody is not installed (Debian: apt-get install prosody)")
+    with Prosody(domain="bench.local") as server:
+        out = asyncio.run(_xmpp(args, server))
+    print(
+        f"GetDataValues through Prosody, {args.requests} requests x {args.rounds} rounds "
+        "(32 in flight): this process's CPU per request, throughput; medians"
+    )
+    for key, rounds in out.items():
+        cpu = statistics.median(r[0] for r in rounds)
+        rate = statistics.median(r[1] for r in rounds)
+        line = f"  {MODES[key][0]:28s} {cpu:7.0f} us CPU {rate:7.0f} req/s"
+        if key != "off":
+            by_cpu = statistics.median(
+                1 - o[0] / r[0] for r, o in zip(rounds, out["off"], strict=True)
+            )
+            by_rate = statistics.median(
+                1 - r[1] / o[1] for r, o in zip(rounds, out["off"], strict=True)
+            )
+            line += f"   cost: {by_cpu:4.0%} by CPU, {by_rate:4.0%} by req/s"
+        print(line)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="per mode and measurement")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--profile", choices=tuple(MODES), help="cProfile this mode's exchange")
+    parser.add_argument("--xmpp", action="store_true", help="through Prosody (see above)")
+    parser.add_argument("--requests", type=int, default=1000, help="--xmpp: requests per round")
     args = parser.parse_args()
+    if args.xmpp:
+        xmpp_main(args)
+        return
     if args.profile:
         exchange, big_one, _ = steps(args.profile)
         for _ in range(200):
