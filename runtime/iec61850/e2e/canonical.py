@@ -25,6 +25,7 @@ compares both ways over generated tokens and PDUs and tampers each covered field
 from __future__ import annotations
 
 import re
+from binascii import hexlify
 from typing import Any
 
 from lxml import etree
@@ -43,6 +44,9 @@ _APPL_OPEN = b"<applData" + _XMLNS + b">"
 _APPL_CLOSE = b"</applData>"
 _ENCR_OPEN = b"<encrypted-applData" + _XMLNS + b">"
 _ENCR_CLOSE = b"</encrypted-applData>"
+# Between the values of token2, in the AAD form (each child with its namespace) and the tbp form.
+_AAD_SEQ = b"</time><seq" + _XMLNS + b">"
+_AAD_IV = b"</seq><iv" + _XMLNS + b">"
 
 
 def _plain(token2: e.ClearToken2, asso_id: str) -> bool:
@@ -111,10 +115,12 @@ class TransferCanon:
         head = self._token_head
         if head is None or token2 is None or not _plain(token2, self.asso_id):
             return None
-        out = head + token2.time.encode() + b"</time><seq>" + str(token2.seq).encode()
-        if token2.iv is None:
-            return out + b"</seq></token2>"
-        return out + b"</seq><iv>" + token2.iv.hex().upper().encode() + b"</iv></token2>"
+        iv = token2.iv
+        if iv is None:
+            return b"%s%s</time><seq>%d</seq></token2>" % (head, token2.time.encode(), token2.seq)
+        return b"%s%s</time><seq>%d</seq><iv>%s</iv></token2>" % (
+            head, token2.time.encode(), token2.seq, hexlify(iv).upper()
+        )  # fmt: skip
 
     def clear_tbp(self, env: e.ClearTransfer) -> bytes:
         """What the ICV of a ClearTransfer covers: the canonical content of its ``tbp``."""
@@ -132,6 +138,6 @@ class TransferCanon:
         tbp = env.tbp
         token = self._token2(tbp.token2) if tbp is not None else None
         if token is not None and type(tbp.encrypted_appl_data) is bytes:
-            hex_data = tbp.encrypted_appl_data.hex().upper().encode()
+            hex_data = hexlify(tbp.encrypted_appl_data).upper()
             return token + _ENCR_OPEN + hex_data + _ENCR_CLOSE
         return canonical_part(env, "tbp")

@@ -70,8 +70,12 @@ def _second(seconds: int) -> str:
 
 def format_time(posix: float) -> str:
     """``YYYYMMDDhhmmss,sssZ`` of POSIX seconds (milliseconds truncated)."""
-    ms = int(posix * 1000)
-    return _second(ms // 1000) + f",{ms % 1000:03d}Z"
+    seconds, ms = divmod(int(posix * 1000), 1000)
+    return _second(seconds) + _MILLIS[ms]
+
+
+#: ",000Z" .. ",999Z"
+_MILLIS = tuple(f",{ms:03d}Z" for ms in range(1000))
 
 
 def parse_time(text: str) -> float:

@@ -209,6 +209,11 @@ class E2ESession:
         self._seen: deque[tuple[float, int]] = deque(maxlen=REPLAY_MEMORY)
         self._seen_set: set[tuple[float, int]] = set()
         self._canon = TransferCanon(asso_id)
+        # Per-message constants of the (frozen) configuration.
+        self._mode = config.mode
+        self._aead = config.aead
+        self._rekey_after = config.rekey_interval_s
+        self._max_key_age = REKEY_MAX_S + config.window_s
         self._open: dict[type, Callable[[Any, float], Mmspdu]] = {
             e.ClearTransfer: self._open_clear,
             e.EncrTransfer: self._open_encr,
@@ -228,9 +233,9 @@ class E2ESession:
         """Protect one outbound PDU (a ClearTransfer or EncrTransfer to encode and send)."""
         if self.state is not SessionState.ESTABLISHED:
             raise E2EError(f"cannot send on an E2E association that is {self.state.value}")
-        t = to_posix(now)
+        t = now if type(now) is float else to_posix(now)
         token2 = self._next_token2(t)
-        if self.config.mode is Mode.AUTHENTICATED:
+        if self._mode is Mode.AUTHENTICATED:
             env: Any = e.ClearTransfer(
                 tbp=e.ClearTbp(token2=token2, appl_data=e.ApplData(mmspdu=pdu)),
                 auth=e.Authenticator(algorithm=_icv_alg(self.config.icv), icv=b"\x00"),
@@ -238,9 +243,9 @@ class E2ESession:
             env.auth.nonce, env.auth.icv = self._icv(self._send, self._canon.clear_tbp(env))
             return env
         plaintext = codec.encode(pdu)
-        if self.config.aead:
-            token2.iv = os.urandom(12)
-            ciphertext = self._send.enc_gcm.seal(token2.iv, plaintext, self._canon.aad(token2))
+        if self._aead:
+            token2.iv = iv = os.urandom(12)
+            ciphertext = self._send.enc_gcm.seal(iv, plaintext, self._canon.aad(token2))
             return e.EncrTransfer(tbp=e.EncrTbp(token2=token2, encrypted_appl_data=ciphertext))
         token2.iv = os.urandom(16)
         env = e.EncrTransfer(
@@ -260,7 +265,7 @@ class E2ESession:
         then aborted) or :class:`PeerAborted` (the peer ended it). Never returns data of an
         envelope that failed.
         """
-        t = to_posix(now)
+        t = now if type(now) is float else to_posix(now)
         if self.state is not SessionState.ESTABLISHED:
             raise TransferError(
                 DtDiag.NOT_ESTABLISHED, f"association is {self.state.value}", reply=None
@@ -309,10 +314,12 @@ class E2ESession:
     # ---- internals ---------------------------------------------------------------------------
 
     def _next_time_seq(self, t: float) -> tuple[float, str, int]:
-        t = max(t, self._last_sent_posix)  # never send a time older than the last one
+        if t < self._last_sent_posix:  # never send a time older than the last one
+            t = self._last_sent_posix
         self._last_sent_posix = t
         time = format_time(t)
-        seq = self._last_sent[1] + 1 if self._last_sent and self._last_sent[0] == time else 0
+        last = self._last_sent
+        seq = last[1] + 1 if last is not None and last[0] == time else 0
         if seq > 0xFFFFFFFF:
             raise E2EError("more than 2^32 messages within one millisecond")
         self._last_sent = (time, seq)
@@ -321,7 +328,7 @@ class E2ESession:
     def _next_token2(self, t: float) -> e.ClearToken2:
         t, time, seq = self._next_time_seq(t)
         token2 = e.ClearToken2(asso_id=self.asso_id, time=time, seq=seq)
-        if t - self._send.since >= self.config.rekey_interval_s:
+        if t - self._send.since >= self._rekey_after:
             token2.rekey = self._rekey(t, time, seq)
         return token2
 
@@ -399,7 +406,7 @@ class E2ESession:
             )
         if last is None and seq != 0:
             self._abort(t, DtDiag.OUT_OF_SEQUENCE, f"first message has seq {seq}, not 0")
-        if t - keys.since > REKEY_MAX_S + self.config.window_s:
+        if t - keys.since > self._max_key_age:
             self._abort(t, DtDiag.REKEY_OVERDUE, "the peer did not renew its keys within 24 h")
         return pair
 
@@ -439,7 +446,7 @@ class E2ESession:
             self._abort(t, DtDiag.INVALID_ICV, "ICV does not match tbp")
 
     def _open_clear(self, env: e.ClearTransfer, t: float) -> Mmspdu:
-        if self.config.mode is not Mode.AUTHENTICATED:
+        if self._mode is not Mode.AUTHENTICATED:
             self._abort(t, DtDiag.WRONG_ENVELOPE, "ClearTransfer on an encrypted association")
         token2 = env.tbp.token2
         keys = self._receive_keys(token2, t)
@@ -448,13 +455,13 @@ class E2ESession:
         return env.tbp.appl_data.mmspdu
 
     def _open_encr(self, env: e.EncrTransfer, t: float) -> Mmspdu:
-        if self.config.mode is not Mode.ENCRYPTED:
+        if self._mode is not Mode.ENCRYPTED:
             self._abort(t, DtDiag.WRONG_ENVELOPE, "EncrTransfer on an authenticated association")
         token2 = env.tbp.token2
         keys = self._receive_keys(token2, t)
         iv = token2.iv or b""
         try:
-            if self.config.aead:
+            if self._aead:
                 if env.auth is not None:
                     self._abort(t, DtDiag.PROTOCOL_ERROR, "AES-GCM EncrTransfer with an auth")
                 if len(iv) != 12:
