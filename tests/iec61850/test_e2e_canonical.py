@@ -28,11 +28,12 @@ asso_ids = st.from_regex(r"[0-9]{1,10}(:[0-9]{1,10})?", fullmatch=True)
 times = st.floats(0, 4102444800).map(format_time)  # 1970..2100
 seqs = st.integers(0, 2**32 - 1)
 ivs = st.one_of(st.none(), st.binary(max_size=16))
-# Text C14N escapes (&, <, >, CR) and non-ASCII, in the PDU the ICV covers.
+# Text C14N escapes (&, <, >, CR) and non-ASCII, in the PDU the ICV covers (XML 1.0 text:
+# no surrogates, no C0 controls but TAB/LF/CR, no noncharacters such as U+FFFE).
 texts = st.text(
     st.one_of(
         st.sampled_from("&<>\r\n\t\"' ]]>"),
-        st.characters(blacklist_categories=("Cs", "Cc"), max_codepoint=0x2FFFF),
+        st.characters(blacklist_categories=("Cs", "Cc", "Cn"), max_codepoint=0x2FFFF),
     ),
     max_size=12,
 )
