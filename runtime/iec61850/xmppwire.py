@@ -12,7 +12,9 @@ counts them and keeps them for a resend; a resend goes around the filters, so
 ``send`` wrapper).
 
 The bytes are what the codec wrote: no carriage return in text is left raw (lxml writes it as
-``&#13;``), and the attribute values are escaped here the same way.
+``&#13;``), and the attribute values are escaped here the same way; a tab, line feed or
+carriage return in one is a character reference, as attribute-value normalisation would turn
+it raw into a space at the receiver.
 """
 
 from __future__ import annotations
@@ -27,7 +29,15 @@ __all__ = ["WireIq", "WireMessage", "iq", "message", "serialise", "materialise"]
 _IQ_TAG = "{jabber:client}iq"
 _MESSAGE_TAG = "{jabber:client}message"
 _ATTR_ESCAPES = str.maketrans(
-    {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "\r": "&#13;", "\n": "&#10;"}
+    {
+        "&": "&amp;",
+        "<": "&lt;",
+        ">": "&gt;",
+        '"': "&quot;",
+        "\t": "&#9;",
+        "\r": "&#13;",
+        "\n": "&#10;",
+    }
 )
 
 

@@ -64,6 +64,13 @@ def test_wire_message_and_empty_result(client) -> None:
     assert msg.wire == b'<message type="normal" to="b@x/IEC">' + report + b"</message>"
     # a carriage return never travels raw (the receiver would read a line feed)
     assert b"\r" not in xmppwire.iq(client, "result", "b@x/I\rEC", "1", None).wire
+    # nor does a tab, line feed or carriage return in an attribute (XML attribute-value
+    # normalisation would turn it raw into a space): an echoed id comes back as it was sent
+    odd_id = 'a\tb\nc\rd"e<f>&g'
+    echoed = xmppwire.iq(client, "result", "b@x/I\tEC", odd_id, None).wire
+    assert not {b"\t", b"\n", b"\r"} & {bytes([c]) for c in echoed}
+    back = ET.fromstring(echoed)
+    assert back.get("id") == odd_id and back.get("to") == "b@x/I\tEC"
     empty = xmppwire.iq(client, "result", "b@x/IEC", "", None)
     assert empty.wire == b'<iq type="result" to="b@x/IEC"/>'
     xmppwire.materialise(empty)
