@@ -39,6 +39,7 @@ from typing import Any
 from . import codec as _codec
 from .protocol import InboundHandler
 from .stanza import (
+    LATE_ANSWER_GRACE,
     RESOURCE,
     LinkLost,
     Received,
@@ -305,17 +306,30 @@ class MemoryEndpoint:
             raise ValueError("an 8-2 request travels in iq get or set")
         self._require_live()
         sid = self.network.next_id()
-        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future = loop.create_future()
         self._pending[sid] = (to, fut)
         stanza = self._stanza("iq", to, iq_type, sid, self._element(payload))
+        limit = timeout or self.request_timeout
+        deadline = loop.time() + limit
         try:
             if not self.network.deliver(self, to, stanza):
                 raise StanzaError("service-unavailable", f"{to} is not available")
-            return await asyncio.wait_for(fut, timeout or self.request_timeout)
+            return await asyncio.wait_for(fut, limit)
         except TimeoutError:
             raise RequestTimeout(f"no answer from {to} within the time limit") from None
         finally:
-            self._pending.pop(sid, None)
+            if fut.cancelled() and self._pending.get(sid, ("", None))[1] is fut:
+                # Given up or timed out: the answer may still come, and an E2E shell must open
+                # it (on_answer), as the slixmpp adapter does; kept as long as it would be.
+                later = max(deadline, loop.time()) + LATE_ANSWER_GRACE
+                loop.call_at(later, self._forget, sid, fut)
+            else:
+                self._pending.pop(sid, None)
+
+    def _forget(self, sid: str, fut: asyncio.Future) -> None:
+        if self._pending.get(sid, ("", None))[1] is fut:
+            del self._pending[sid]
 
     async def ping(self, jid: str, timeout: float | None = None) -> float:
         """XEP-0199 ping of ``jid``; the round trip in seconds (see the slixmpp adapter)."""
@@ -410,14 +424,17 @@ class MemoryEndpoint:
 
     def _answer(self, sender: str, sid: str, stype: str, stanza: ET.Element) -> None:
         asked, fut = self._pending.get(sid, ("", None))
-        if fut is None or fut.done():
+        if fut is None:
             return
         if not answer_matches(asked, sender):
             log.warning(
                 "%s: dropped an answer to %s from %s (asked %s)", self.full_jid, sid, sender, asked
             )
             return
+        del self._pending[sid]
         if stype == "error":
+            if fut.done():
+                return
             error = stanza.find(_CLIENT_NS + "error")
             condition, text = "undefined-condition", ""
             for child in error if error is not None else ():
@@ -434,6 +451,7 @@ class MemoryEndpoint:
         found = unwrap(stanza)
         if found is not None:
             item = decode_payload(found, self._gate, item)
-            if self.on_answer is not None:
+            if self.on_answer is not None:  # also when the requester gave up (see request)
                 self.on_answer(item)
-        fut.set_result(item)
+        if not fut.done():
+            fut.set_result(item)

@@ -57,6 +57,11 @@ PAYLOAD_NS: str = _scsm.__NAMESPACE__
 ASSOC_NS: str = _e2e.__NAMESPACE__
 #: The resource every 8-2 entity binds (Annex D).
 RESOURCE = "IEC"
+#: Seconds an endpoint still takes the answer to a request that timed out (or whose requester
+#: gave up, after the request's own time limit): nobody gets it, but an E2E shell must still
+#: open it (``on_answer``) or the peer's next envelope breaks the sequence and ends the
+#: association. Bounds how long such a request is remembered.
+LATE_ANSWER_GRACE = 5.0
 _MMSPDU_TAG = "{" + PAYLOAD_NS + "}MMSpdu"
 _ASSOC_TAG = "{" + ASSOC_NS + "}AssociationContext"
 _APPL_TAG = "{" + ASSOC_NS + "}applData"

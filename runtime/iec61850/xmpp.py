@@ -44,6 +44,7 @@ from . import codec as _codec
 from . import xmppwire
 from .stanza import (
     ASSOC_NS,
+    LATE_ANSWER_GRACE,
     PAYLOAD_NS,
     RESOURCE,
     InvalidPayload,
@@ -159,12 +160,14 @@ _MAX_ANSWERERS = 256
 class _Waiter:
     """An iq request of ours waiting for its answer: the future, who may answer, the timer."""
 
-    __slots__ = ("future", "answerers", "timer")
+    __slots__ = ("future", "answerers", "timer", "late")
 
     def __init__(self, future: asyncio.Future, answerers: frozenset[str]) -> None:
         self.future = future
         self.answerers = answerers
         self.timer: asyncio.TimerHandle | None = None
+        #: Timed out: kept LATE_ANSWER_GRACE longer for an answer that only on_answer gets.
+        self.late = False
 
 
 InboundHandler = Callable[[Received], None]
@@ -394,6 +397,10 @@ class IecXmpp:
         for fut in list(self._pending):
             if not fut.done():
                 fut.set_exception(LinkLost(f"{self.jid} closed"))
+        for waiter in self._waiting.values():  # those kept for a late answer
+            if waiter.timer is not None:
+                waiter.timer.cancel()
+        self._waiting.clear()
         # slixmpp leaves its outgoing filter task running after disconnect; end it here so that
         # closing the event loop does not warn about a destroyed pending task.
         filters = getattr(client, "_run_out_filters", None)
@@ -583,20 +590,24 @@ class IecXmpp:
         del self._waiting[xml.get("id", "")]
         if waiter.timer is not None:
             waiter.timer.cancel()
-        if waiter.future.done():  # the requester gave up meanwhile
-            return None
+        future = waiter.future
         try:
             if itype == "error":
-                err = stanza["error"]
-                waiter.future.set_exception(
-                    StanzaError(err["condition"], err["text"], err["type"], err["by"])
-                )
+                if not future.done():
+                    err = stanza["error"]
+                    future.set_exception(
+                        StanzaError(err["condition"], err["text"], err["type"], err["by"])
+                    )
             else:
-                waiter.future.set_result(self._answer(stanza))
+                # Opened (on_answer) even when the requester gave up or timed out: E2E needs
+                # every envelope of the association in order.
+                item = self._answer(stanza)
+                if not future.done():
+                    future.set_result(item)
         except Exception as exc:  # noqa: BLE001 - a bad answer must not stop the stream
             log.exception("%s: answer from %s failed", self.jid, xml.get("from"))
-            if not waiter.future.done():
-                waiter.future.set_exception(InvalidPayload(f"answer unreadable: {exc}"))
+            if not future.done():
+                future.set_exception(InvalidPayload(f"answer unreadable: {exc}"))
         return None
 
     def _answer(self, stanza: Any) -> Received:
@@ -693,21 +704,33 @@ class IecXmpp:
         waiter.timer = loop.call_later(limit, self._timed_out, sid, to)
         self._waiting[sid] = waiter
         self._pending.add(waiter.future)
+        sent = False
         try:
             client.send(iq)
+            sent = True
             return await waiter.future
         finally:
             self._pending.discard(waiter.future)
-            if self._waiting.get(sid) is waiter:
+            # A requester that gave up (cancelled) or timed out leaves its waiter to the timer
+            # (see _timed_out): the answer may still come and must reach on_answer.
+            linger = sent and (waiter.future.cancelled() or waiter.late)
+            if not linger and self._waiting.get(sid) is waiter:
                 del self._waiting[sid]
                 waiter.timer.cancel()
 
     def _timed_out(self, sid: str, to: str) -> None:
-        waiter = self._waiting.pop(sid, None)
-        if waiter is not None and not waiter.future.done():
-            waiter.future.set_exception(
-                RequestTimeout(f"no answer from {to} within the time limit")
-            )
+        waiter = self._waiting.get(sid)
+        if waiter is None:
+            return
+        if waiter.late or waiter.future.done():
+            # the grace after the timeout, or the time limit of a request given up, is over
+            del self._waiting[sid]
+            return
+        waiter.late = True
+        waiter.timer = asyncio.get_running_loop().call_later(
+            LATE_ANSWER_GRACE, self._timed_out, sid, to
+        )
+        waiter.future.set_exception(RequestTimeout(f"no answer from {to} within the time limit"))
 
     def backlog(self, to: str) -> int:
         """Octets this stream has not written yet: the socket's write buffer, and an estimate

@@ -328,6 +328,41 @@ def test_message_out_of_sequence(pki) -> None:
 
 
 @pytest.mark.timeout(10)
+@pytest.mark.parametrize("mode", [Mode.AUTHENTICATED, Mode.ENCRYPTED], ids=lambda m: m.value)
+def test_a_cancelled_request_among_pipelined_ones_keeps_the_association(pki, mode) -> None:
+    """The answer to a request whose requester gave up is still opened, in its place in the
+    sequence: the answers after it, and later requests, go on in the association."""
+
+    async def main():
+        async with served(pki, mode, mode) as (server, apps, net):
+            op = Operator(net)
+            ied = await apps[0].associate(server.jid)
+            client = apps[0].transport
+            await ied.set_data_values(VALUE, "DC", "pipelined")
+            answered = lambda: net.log.count(("iq", server.jid, client.full_jid))  # noqa: E731
+            before = answered()
+            net.hold(client.full_jid)  # the answers wait in the network
+            # one token time for all six answers: their seq count 0..5, so a gap shows
+            frozen = server.wall_time()
+            server.wall_time = lambda: frozen
+            loop = asyncio.get_running_loop()
+            reads = [loop.create_task(ied.get_data_values(VALUE, "DC")) for _ in range(6)]
+            await until(lambda: answered() == before + 6, 5, "six answers on their way")
+            assert reads[1].cancel()
+            net.release(client.full_jid)
+            got = await asyncio.gather(*reads, return_exceptions=True)
+            del server.wall_time
+            assert isinstance(got[1], asyncio.CancelledError)
+            assert got[:1] + got[2:] == ["pipelined"] * 5
+            assert await ied.get_data_values(VALUE, "DC") == "pipelined"
+            await ied.set_data_values(VALUE, "DC", "still up")
+            assert await ied.get_data_values(VALUE, "DC") == "still up"
+            assert op.diags("DtSecAbort") == [] and server.associations
+
+    run(main())
+
+
+@pytest.mark.timeout(10)
 def test_time_outside_the_window(pki) -> None:
     async def main():
         async with served(pki) as (server, apps, net):

@@ -4,6 +4,7 @@ the CLI options (``e2e-certs``, ``serve --e2e``, client ``--e2e``)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -195,6 +196,53 @@ def test_carriage_return_survives_prosody_inside_an_encrypted_association(operat
             assoc = await client.associate(server.jid)
             await assoc.set_data_values("VALLD0/GAPC1.Set.text", "SP", text)
             assert await assoc.get_data_values("VALLD0/GAPC1.Set.text", "SP") == text
+            await assoc.conclude()
+        finally:
+            await client.close()
+            await server.close()
+
+    run(main_())
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("mode", [Mode.AUTHENTICATED, Mode.ENCRYPTED], ids=lambda m: m.value)
+def test_a_cancelled_request_among_pipelined_ones_keeps_the_association(
+    prosody, xmpp_account, mode
+) -> None:
+    """A requester cancelled while its answer travels: the adapter still hands that answer to
+    E2E in its place in the sequence, so the next answers, and later requests, go on in the
+    association (slixmpp's own iq callbacks did so too)."""
+    ca = make_ca()
+    ied, ops = xmpp_account("cancel-ied"), xmpp_account("cancel-ops")
+    value = "FDR1LD0/GGIO1.Ind1.d"
+
+    async def main_():
+        server = IedServer(load_scl(FEEDER), settings(prosody, ied), e2e=_e2e(ca, ied.jid, mode))
+        client = Client(settings(prosody, ops), e2e=_e2e(ca, ops.jid, mode))
+        await server.start()
+        await client.connect()
+        try:
+            assoc = await client.associate(server.jid)
+            await assoc.set_data_values(value, "DC", "pipelined")
+            waiting = client.transport._waiting
+            # one token time for all six answers: their seq count 0..5, so a gap shows
+            frozen = server.wall_time()
+            server.wall_time = lambda: frozen
+            reads = [
+                asyncio.get_running_loop().create_task(assoc.get_data_values(value, "DC"))
+                for _ in range(6)
+            ]
+            while len(waiting) < 6:  # all six sent; no answer can be in before the next step
+                await asyncio.sleep(0)
+            assert reads[1].cancel()
+            got = await asyncio.gather(*reads, return_exceptions=True)
+            del server.wall_time
+            assert isinstance(got[1], asyncio.CancelledError)
+            assert got[:1] + got[2:] == ["pipelined"] * 5
+            await until(lambda: not waiting, 5, "the cancelled request's answer")
+            await assoc.set_data_values(value, "DC", "still up")
+            assert await assoc.get_data_values(value, "DC") == "still up"
+            assert assoc.open and server.associations
             await assoc.conclude()
         finally:
             await client.close()

@@ -198,6 +198,56 @@ def test_an_answer_from_another_jid_is_dropped() -> None:
 
 
 @pytest.mark.timeout(10)
+def test_answers_to_requests_given_up_still_reach_on_answer(monkeypatch) -> None:
+    """As with the slixmpp adapter: an answer to a request whose requester was cancelled, or
+    that timed out shortly before, reaches on_answer (E2E opens it), not the requester; such a
+    request is forgotten at its time limit, or the grace after it."""
+    from gridbind.iec61850 import memory
+
+    monkeypatch.setattr(memory, "LATE_ANSWER_GRACE", 0.5)
+
+    async def main():
+        net = MemoryNetwork()
+        a = net.endpoint("a@memory.test", request_timeout=1.0)
+        b = net.endpoint("b@memory.test")
+        held: list = []
+        answers: list = []
+        a.set_handlers(lambda item: None)
+        a.on_answer = answers.append
+        b.set_handlers(held.append)
+        await a.start()
+        await b.start()
+        loop = asyncio.get_running_loop()
+        given_up = loop.create_task(a.request(b.full_jid, "get", CANCEL))
+        await until(lambda: len(held) == 1, 2, "the first request arrives")
+        given_up.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await given_up
+        with pytest.raises(RequestTimeout):
+            await a.request(b.full_jid, "get", CANCEL, timeout=0.2)
+        assert len(held) == 2 and len(a._pending) == 2
+        for item in held:
+            b.reply(item, m.Mmspdu(choice=m.Mmspdu.CancelResponsePdu(value=int(item.id[1:]))))
+        await until(lambda: len(answers) == 2, 2, "both late answers")
+        assert [x.id for x in answers] == [x.id for x in held] and not a._pending
+        assert [x.payload.choice.value for x in answers] == [int(x.id[1:]) for x in held]
+        # never answered: forgotten at the time limit, or at the end of the grace
+        given_up = loop.create_task(a.request(b.full_jid, "get", CANCEL))
+        await until(lambda: len(held) == 3, 2, "the third request arrives")
+        given_up.cancel()
+        with pytest.raises(RequestTimeout):
+            await a.request(b.full_jid, "get", CANCEL, timeout=0.2)
+        assert len(a._pending) == 2
+        await until(lambda: not a._pending, 3, "both are forgotten")
+        b.on_inbound = lambda item: b.reply(item, CANCEL)
+        assert (await a.request(b.full_jid, "get", CANCEL)).payload == CANCEL
+        assert len(answers) == 3
+        await asyncio.gather(a.close(), b.close())
+
+    run(main())
+
+
+@pytest.mark.timeout(10)
 def test_error_text_is_sanitised_in_memory() -> None:
     async def main():
         net = MemoryNetwork()

@@ -25,6 +25,7 @@ from gridbind.iec61850.xmpp import (
 )
 
 from iec_testkit import settings as account_settings
+from iec_testkit import until
 
 #: cancel-RequestPDU values the echo treats specially.
 REFUSE, BOOM = 13, 666
@@ -186,11 +187,16 @@ def test_iq_and_message_roundtrip(xmpp_server, direct_tls, mech) -> None:
 
 
 @pytest.mark.timeout(30)
-def test_only_the_peer_asked_answers_and_silence_times_out(prosody, xmpp_account) -> None:
+def test_only_the_peer_asked_answers_and_silence_times_out(
+    prosody, xmpp_account, monkeypatch
+) -> None:
     """The adapter matches answers itself (as slixmpp's MatchIDSender does): an iq result with
     the id of a waiting request from a third party is not its answer; no answer is a
-    RequestTimeout, after which nothing waits any more."""
+    RequestTimeout, after which nothing waits any more once the late-answer grace is over."""
+    from gridbind.iec61850 import xmpp as adapter
     from gridbind.iec61850.stanza import RequestTimeout
+
+    monkeypatch.setattr(adapter, "LATE_ANSWER_GRACE", 0.3)
 
     async def main() -> None:
         a, b = await _pair(prosody, xmpp_account)
@@ -212,11 +218,64 @@ def test_only_the_peer_asked_answers_and_silence_times_out(prosody, xmpp_account
             )
             with pytest.raises(RequestTimeout):
                 await asked
-            assert not a.xmpp._waiting and not a.xmpp._pending
+            assert not a.xmpp._pending
+            await until(lambda: not a.xmpp._waiting, 2, "the grace after the timeout ends")
             b.xmpp._on_inbound = b.on_inbound  # the adapter still answers and is answered
             assert echoed(await a.xmpp.request(b.xmpp.full_jid, "get", cancel(2))) == 2
         finally:
             await asyncio.gather(a.xmpp.close(), b.xmpp.close(), xc.close())
+
+    run(main())
+
+
+@pytest.mark.timeout(30)
+def test_answers_to_requests_given_up_still_reach_on_answer(
+    prosody, xmpp_account, monkeypatch
+) -> None:
+    """An E2E shell opens every answer in arrival order (on_answer): the answer to a request
+    whose requester was cancelled, or that timed out shortly before, still reaches it (not the
+    requester); such a request is forgotten at its time limit, or the grace after it."""
+    from gridbind.iec61850 import xmpp as adapter
+    from gridbind.iec61850.stanza import RequestTimeout
+
+    monkeypatch.setattr(adapter, "LATE_ANSWER_GRACE", 0.5)
+
+    async def main() -> None:
+        a, b = await _pair(prosody, xmpp_account)
+        try:
+            held: list[Received] = []
+            b.xmpp._on_inbound = held.append  # b answers when the test says so
+            answers: list[Received] = []
+            a.xmpp.on_answer = answers.append
+            loop = asyncio.get_running_loop()
+            given_up = loop.create_task(a.xmpp.request(b.xmpp.full_jid, "get", cancel(1)))
+            await until(lambda: len(held) == 1, 5, "the first request arrives")
+            given_up.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await given_up
+            with pytest.raises(RequestTimeout):
+                await a.xmpp.request(b.xmpp.full_jid, "get", cancel(2), timeout=0.3)
+            assert len(held) == 2 and len(a.xmpp._waiting) == 2 and not a.xmpp._pending
+            for item in held:
+                b.on_inbound(item)
+            await until(lambda: len(answers) == 2, 5, "both late answers")
+            assert [echoed(x) for x in answers] == [1, 2] and not a.xmpp._waiting
+            # Never answered: a request given up is forgotten at its time limit, one timed
+            # out at the end of the grace.
+            given_up = loop.create_task(
+                a.xmpp.request(b.xmpp.full_jid, "get", cancel(3), timeout=1.0)
+            )
+            await until(lambda: len(held) == 3, 5, "the third request arrives")
+            given_up.cancel()
+            with pytest.raises(RequestTimeout):
+                await a.xmpp.request(b.xmpp.full_jid, "get", cancel(4), timeout=0.3)
+            assert len(a.xmpp._waiting) == 2
+            await until(lambda: not a.xmpp._waiting, 3, "both are forgotten")
+            b.xmpp._on_inbound = b.on_inbound
+            assert echoed(await a.xmpp.request(b.xmpp.full_jid, "get", cancel(5))) == 5
+            assert len(answers) == 3
+        finally:
+            await asyncio.gather(a.xmpp.close(), b.xmpp.close())
 
     run(main())
 
