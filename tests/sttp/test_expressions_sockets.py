@@ -46,7 +46,9 @@ def _assert_kept_flowing(arrivals: list[float], windows: list[tuple[float, float
             continue
         inside = [start] + [t for t in arrivals if start < t < end] + [end]
         gap = max(b - a for a, b in itertools.pairwise(inside))
-        assert gap < min(0.5, max(0.2, (end - start) * 0.6)), (gap, end - start)
+        # a loaded 2-core machine stretches gaps (the worker thread holds the GIL in turns),
+        # but on the event loop the gap would be the whole window
+        assert gap < max(0.2, (end - start) * 0.6), (gap, end - start)
 
 
 async def _hostile_request(
