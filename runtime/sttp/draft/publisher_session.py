@@ -61,6 +61,7 @@ from gridbind.sttp.draft.metadata import (
     decode_result,
 )
 from gridbind.sttp.draft.packets import MAX_RAW_PACKET, DataEncoder, FragmentError, WirePoint
+from gridbind.sttp.draft.security import DatagramCipher
 from gridbind.sttp.encoding import ValueType
 from gridbind.sttp.expressions import (
     Budget,
@@ -207,6 +208,8 @@ class PublisherSession(_Session):
         self._tcp: DataEncoder | None = None
         self._udp: DataEncoder | None = None
         self._datagrams: list[bytes] = []
+        self._cipher: DatagramCipher | None = None
+        self._cipher_key: tuple[bytes, bytes] | None = None
         self._verify_pending: dict[tuple[int, int], float] = {}
         self._bulk_seq = 0
         self.published = {"tcp": 0, "udp": 0}
@@ -250,9 +253,23 @@ class PublisherSession(_Session):
         return None if entry is None else entry.runtime_id
 
     def datagrams_to_send(self) -> list[bytes]:
-        """Frames for the UDP data channel (one per datagram); empties the queue."""
+        """Datagrams for the UDP data channel (one frame each, AES-encrypted once
+        SecureDataChannel agreed keys); empties the queue."""
         out, self._datagrams = self._datagrams, []
+        cipher = self.cipher
+        if cipher is not None:
+            out = [cipher.encrypt(frame) for frame in out]
         return out
+
+    @property
+    def cipher(self) -> DatagramCipher | None:
+        """The data channel's cipher (None until SecureDataChannel agreed keys)."""
+        key = self.udp_key
+        if key is None:
+            return None
+        if self._cipher is None or self._cipher_key != key:
+            self._cipher, self._cipher_key = DatagramCipher(*key), key
+        return self._cipher
 
     # negotiation
     def _succeeded(self, ok: wire.RequestSucceeded, now: float) -> list[Event]:

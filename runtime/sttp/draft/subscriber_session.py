@@ -47,6 +47,7 @@ from gridbind.sttp.draft.packets import (
     WirePoint,
     assembler,
 )
+from gridbind.sttp.draft.security import DatagramCipher
 from gridbind.sttp.measurement import Measurement
 
 __all__ = ["SubscriberSession"]
@@ -107,6 +108,8 @@ class SubscriberSession(_Session):
         self.received = {"tcp": 0, "udp": 0}
         #: Why the last dropped datagram was refused.
         self.last_datagram_error = ""
+        #: The data channel's cipher (None until SecureDataChannel agreed keys).
+        self.cipher: DatagramCipher | None = None
 
     # commands (the table COMMANDS follows their handlers)
     def _tcp_points(self, code: int, payload: bytes, now: float) -> list[Event]:
@@ -263,6 +266,7 @@ class SubscriberSession(_Session):
             raise _Terminate(CC.RequestSucceeded, "response before session negotiation completed")
         if ok.command == CC.SecureDataChannel and self._answered(CC.SecureDataChannel):
             keys = wire.DataChannelKeys.parse(ok.data)
+            self.cipher = DatagramCipher(keys.key, keys.iv)
             return [CommandSucceeded(ok.command, ok.reason), DataChannelSecured(keys.key, keys.iv)]
         if ok.command == CC.RuntimeIDMapping:
             return []
@@ -353,9 +357,24 @@ class SubscriberSession(_Session):
         return sum(1 for key in self.mapping.values() if key[2] & flag)
 
     def receive_datagram(self, datagram: bytes) -> list[Event]:
-        """One decrypted UDP datagram (one frame). Bad datagrams are dropped and counted."""
+        """One UDP datagram (decrypted first once SecureDataChannel agreed keys). Bad
+        datagrams are dropped and counted."""
         if self.negotiated is None or self.closed:
             return []
+        if self.cipher is not None:
+            try:
+                datagram = self.cipher.decrypt(datagram)
+            except ValueError as exc:
+                return self._bad_datagram(str(exc))
+        return self.receive_frame_datagram(datagram)
+
+    def _bad_datagram(self, reason: str) -> list[Event]:
+        self.stats["bad_datagrams"] = self.stats.get("bad_datagrams", 0) + 1
+        self.last_datagram_error = reason
+        return []
+
+    def receive_frame_datagram(self, datagram: bytes) -> list[Event]:
+        """One plain (decrypted) datagram: exactly one frame."""
         try:
             frames = FrameReader().feed(datagram)
             if len(frames) != 1:
@@ -371,9 +390,7 @@ class SubscriberSession(_Session):
             else:
                 raise PacketError(f"{_name(code)} on the data channel")
         except (FrameError, PacketError, FragmentError) as exc:
-            self.stats["bad_datagrams"] = self.stats.get("bad_datagrams", 0) + 1
-            self.last_datagram_error = str(exc)
-            return []
+            return self._bad_datagram(str(exc))
         return self._points(points, "udp")
 
     def _points(self, points: list[WirePoint], channel: str) -> list[Event]:

@@ -53,7 +53,6 @@ from gridbind.sttp.draft.session import (
     Catalog,
     CommandFailed,
     CommandSucceeded,
-    DataChannelSecured,
     DataPointsReceived,
     Event,
     MetadataReceived,
@@ -66,7 +65,8 @@ from gridbind.sttp.draft.session import (
 from gridbind.sttp.errors import InvalidArgument, RequestRefused, SttpError
 from gridbind.sttp.expressions import FilterExpressionError, run_bounded
 from gridbind.sttp.measurement import Measurement
-from gridbind.sttp.slowpeer import HIGH_WATER, SLOW_TIMEOUT, SendQueue
+from gridbind.sttp.shell import SessionShell, SlowPeerPolicy, open_datagram_inlet
+from gridbind.sttp.slowpeer import HIGH_WATER, SLOW_TIMEOUT
 from gridbind.sttp.tls import TlsConfig, names_resolve_to, peer_identity
 
 if TYPE_CHECKING:  # the gateway module imports this one
@@ -116,51 +116,55 @@ class SubscriptionRefused(CommandError):
         return self.event.proposed or {}
 
 
-class _Link(asyncio.Protocol):
-    """One TCP (or TLS) connection driving one session."""
+class _Link(SessionShell[Event]):
+    """One TCP (or TLS) connection driving one draft session (either role, either direction).
+
+    The shell (:class:`~gridbind.sttp.shell.SessionShell`) moves bytes, datagrams and time; this
+    class adds what is particular to the draft profile: the TLS peer checks before the session
+    starts, filter evaluations off the event loop, and the owner's callbacks (``_link_made``,
+    ``_event``, ``_link_lost``, ``_refused``).
+    """
+
+    max_write_buffer = MAX_WRITE_BUFFER
+    max_held = MAX_HELD
 
     def __init__(
-        self, make_session: Callable[[_Link], _Session | GatewaySession], owner: Any
+        self,
+        make_session: Callable[[_Link], _Session | GatewaySession],
+        owner: Any,
+        *,
+        policy: SlowPeerPolicy | None = None,
     ) -> None:
+        super().__init__(policy=policy)
         self._make_session = make_session
         self.owner = owner
-        self.loop = asyncio.get_running_loop()
-        self.transport: asyncio.Transport | None = None
-        self.session: Any = None
         self.identity = ANONYMOUS
-        self.peer: tuple[str, int] | None = None
-        self.udp: asyncio.DatagramTransport | None = None
-        self.cipher: DatagramCipher | None = None
-        self.closed = self.loop.create_future()
-        self._timer: asyncio.TimerHandle | None = None
-        self._writable = asyncio.Event()
-        self._writable.set()
         #: Why the connection was refused after the TLS handshake ("" when it was not).
         self.refused = ""
-        self._held: bytearray | None = None
-        self._check: asyncio.Future[None] | None = None
-        self._closing = False
-        # A peer's metadata query or subscription runs off the event loop (one at a time).
-        self._filter_task: asyncio.Task[None] | None = None
-        #: the slow-subscriber policy of a publisher's connection (None on a subscriber)
-        self.queue: SendQueue | None = None
+        self._check: asyncio.Task[None] | None = None
+        #: the session (the shell's ``sansio``), typed loosely: a publisher's, a subscriber's
+        #: or a gateway's
+        self.session: Any = None
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        self.peer = transport.get_extra_info("peername")
+    @property
+    def closed(self) -> asyncio.Future[str]:
+        """Resolved with the reason once the connection is lost."""
+        return self.ended
+
+    def connected(self) -> None:
+        assert self.transport is not None
         tls = getattr(self.owner, "tls", None)
         if isinstance(tls, TlsConfig):
             # server-style sockets: a revoked client certificate, or one that does not name the
             # connecting address, is refused
-            ssl_object = transport.get_extra_info("ssl_object")
+            ssl_object = self.transport.get_extra_info("ssl_object")
             reason, names = tls.client_refusal(ssl_object, self.peer)
             if reason is not None:
                 if not names:
                     self._refuse(reason)
                     return
-                self._held = bytearray()  # bytes that arrive while the names resolve
-                self._check = asyncio.ensure_future(self._check_names(tls, reason, names))
+                # bytes that arrive while the names resolve are held by the shell
+                self._check = self.spawn(self._check_names(tls, reason, names))
                 return
         self._start()
 
@@ -170,47 +174,28 @@ class _Link(asyncio.Protocol):
         identity = peer_identity(transport.get_extra_info("ssl_object"))
         if identity:
             self.identity = identity
-        self.session = self._make_session(self)
-        self.session.tls = transport.get_extra_info("ssl_object") is not None
-        if isinstance(self.session, PublisherSession):
-            self.session.defer_filters = True
-            self.queue = SendQueue(
-                transport,
-                self._too_slow,
-                high_water=getattr(self.owner, "high_water", HIGH_WATER),
-                max_backlog=MAX_WRITE_BUFFER,
-                slow_timeout=getattr(self.owner, "slow_timeout", SLOW_TIMEOUT),
-            )
+        session = self._make_session(self)
+        session.tls = transport.get_extra_info("ssl_object") is not None
+        self.session = session
+        source = None
+        if isinstance(session, PublisherSession):
+            session.defer_filters = True
+            source = session
         self.owner._link_made(self)
-        self.flush()
-
-    def _too_slow(self, reason: str) -> None:
-        """The slow-subscriber policy drops this connection."""
-        log.warning("disconnecting %s: %s", self.peer, reason)
-        session = self.session
-        if session is not None:
-            for event in session.close(reason):
-                with contextlib.suppress(Exception):
-                    self.owner._event(self, event)
-        if self.transport is not None:
-            self.transport.abort()
-
-    @property
-    def dropped(self) -> int:
-        """Data points not sent because this subscriber lagged (slow-subscriber policy)."""
-        return self.queue.dropped if self.queue is not None else 0
+        sink = session if isinstance(session, SubscriberSession) else None
+        self.start(session, datagram_source=source, datagram_sink=sink)
 
     async def _check_names(self, tls: TlsConfig, reason: str, names: list[str]) -> None:
         matched = await names_resolve_to(names, self.peer, tls.resolve_timeout)
-        held, self._held = self._held, None
         if self.transport is None or self.transport.is_closing():
             return
         if not matched:
             self._refuse(reason + " (nor does any of its host names resolve to it)")
             return
         self._start()
-        if held:
-            self.data_received(bytes(held))
+
+    def refuse_early(self, reason: str) -> None:
+        self._refuse("too much data before the client address check completed")
 
     def _refuse(self, reason: str) -> None:
         """Refuse the peer after the TLS handshake: a terminating RequestFailed, then close."""
@@ -226,145 +211,58 @@ class _Link(asyncio.Protocol):
         )
         if not self.transport.is_closing():
             self.transport.write(encode_frame(CC.RequestFailed, failed.build()))
-            self.transport.close()
+        self.close(reason)
         report = getattr(self.owner, "_refused", None)
         if report is not None:
             with contextlib.suppress(Exception):
                 report(self, SessionClosed(f"connection refused: {reason}"))
 
-    def data_received(self, data: bytes) -> None:
-        if self._held is not None:
-            if len(self._held) + len(data) > MAX_HELD:
-                self._held = None
-                self._refuse("too much data before the client address check completed")
-                return
-            self._held += data
-            return
-        if self.session is None:
-            return
-        self.handle(self.session.receive_data(data, self.loop.time()))
+    @property
+    def cipher(self) -> DatagramCipher | None:
+        """The UDP data channel's cipher (None until SecureDataChannel succeeded)."""
+        session = self.session
+        return (
+            session.cipher if isinstance(session, (PublisherSession, SubscriberSession)) else None
+        )
 
     async def _run_filter(self, event: FilterRequested) -> None:
         try:
             result: Any = await run_bounded(event.run, peer=self.peer[0] if self.peer else None)
         except FilterExpressionError as exc:
             result = MetadataError(str(exc))
-        if self.session is not None and self.transport is not None:
-            self.handle(self.session.filter_done(result, self.loop.time()))
-
-    def handle(self, events: Iterable[Event]) -> None:
-        for event in events:
-            if isinstance(event, FilterRequested):
-                self._filter_task = self.loop.create_task(self._run_filter(event))
-                continue
-            if isinstance(event, DataChannelSecured):
-                self.cipher = DatagramCipher(event.key, event.iv)
-            try:
-                self.owner._event(self, event)
-            except Exception:  # an application callback must not kill the connection
-                log.exception("event handler failed")
-        self.flush()
-
-    def flush(self) -> None:
-        session = self.session
-        if session is None or self.transport is None:
-            return
-        data = session.data_to_send()
-        if data and not self.transport.is_closing():
-            self.transport.write(data)
-            if self.queue is not None:
-                if not self.queue.check():
-                    return
-            elif self.transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
-                # a peer that does not read must not make us buffer without bound
-                self._too_slow(f"peer too slow: over {MAX_WRITE_BUFFER} bytes unsent")
-                return
-        if isinstance(session, PublisherSession):
-            datagrams = session.datagrams_to_send()
-            if datagrams and self.udp is not None:
-                for frame in datagrams:
-                    self.udp.sendto(self.cipher.encrypt(frame) if self.cipher else frame)
-        if session.closed:
-            self.transport.close()
-            return
-        self._schedule()
-
-    def _schedule(self) -> None:
-        deadline = self.session.next_deadline()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if deadline is not None:
-            self._timer = self.loop.call_at(deadline, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        if self.session is not None:
-            self.handle(self.session.tick(self.loop.time()))
-
-    def pause_writing(self) -> None:
-        self._writable.clear()
-        if self.queue is not None:
-            self.queue.pause()
-
-    def resume_writing(self) -> None:
-        self._writable.set()
-        if self.queue is not None:
-            self.queue.resume()
-
-    async def drain(self) -> None:
-        """Wait until the socket's write buffer has room (on a publisher's connection at most
-        until the slow-subscriber policy drops it)."""
-        if self.closed.done():
-            return
-        if self.queue is not None:
-            await self.queue.wait()
-        else:
-            await self._writable.wait()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        if self._filter_task is not None:
-            self._filter_task.cancel()
-        if self._check is not None:
-            self._check.cancel()
-        self._held = None
-        if self.udp is not None:
-            self.udp.close()
-        self._writable.set()
-        if self.queue is not None:
-            self.queue.closed()
         session = self.session
         if session is not None:
-            reason = str(exc) if exc else "connection closed"
-            if (
-                exc is None
-                and not self._closing
-                and session.tls
-                and session.negotiated is None
-                and session.stats["frames_in"] == 0
-            ):
-                reason = (
-                    "connection closed by the peer right after the TLS handshake (it may have "
-                    "refused this side's certificate: untrusted, revoked or not naming this "
-                    "address)"
-                )
-            events = session.close(reason)
-            for event in events:
-                with contextlib.suppress(Exception):
-                    self.owner._event(self, event)
-        if not self.closed.done():
-            reason = self.session.close_reason if self.session else ""
-            self.closed.set_result(reason or self.refused or "closed")
+            self.feed(lambda now: session.filter_done(result, now))
+
+    def event_received(self, event: Event) -> None:
+        if isinstance(event, FilterRequested):
+            self.spawn(self._run_filter(event))
+            return
+        try:
+            self.owner._event(self, event)
+        except Exception:  # an application callback must not kill the connection
+            log.exception("event handler failed")
+
+    def loss_reason(self, exc: Exception | None) -> str:
+        session = self.session
+        if (
+            exc is None
+            and not self.closing
+            and session is not None
+            and session.tls
+            and session.negotiated is None
+            and session.stats["frames_in"] == 0
+        ):
+            return (
+                "connection closed by the peer right after the TLS handshake (it may have "
+                "refused this side's certificate: untrusted, revoked or not naming this "
+                "address)"
+            )
+        return super().loss_reason(exc)
+
+    def ended_with(self, reason: str) -> None:
         if self.session is not None:  # else never made (refused or checking the address)
             self.owner._link_lost(self)
-
-    def close(self) -> None:
-        """Close the connection."""
-        self._closing = True
-        if self.transport is not None:
-            self.transport.close()
 
 
 class Publisher:
@@ -422,6 +320,7 @@ class Publisher:
         self.on_event = on_event
         self.high_water = high_water
         self.slow_timeout = slow_timeout
+        self._policy = SlowPeerPolicy(high_water, MAX_WRITE_BUFFER, slow_timeout)
         self._session_options = dict(
             versions=versions,
             stateful=stateful,
@@ -454,8 +353,11 @@ class Publisher:
         """Listen for subscribers (forward connections)."""
         context = self.tls.server_context() if self.tls else None
         self._server = await asyncio.get_running_loop().create_server(
-            lambda: _Link(self._new_session, self), self.host, self._port, ssl=context
+            self._accept, self.host, self._port, ssl=context
         )
+
+    def _accept(self) -> _Link:
+        return _Link(self._new_session, self, policy=self._policy)
 
     async def connect(self, host: str, port: int, *, timeout: float = 10.0) -> _Link:
         """Dial out to a listening subscriber (reverse connection); returns the connection."""
@@ -464,7 +366,7 @@ class Publisher:
         server_hostname = (self.tls.server_hostname or host) if self.tls else None
         _, link = await asyncio.wait_for(
             loop.create_connection(
-                lambda: _Link(self._new_session, self),
+                self._accept,
                 host,
                 port,
                 ssl=context,
@@ -518,7 +420,7 @@ class Publisher:
 
     def _event(self, link: _Link, event: Event) -> None:
         if isinstance(event, NegotiationComplete) and event.udp_port and link.peer:
-            self._spawn(self._open_udp(link, event.udp_port))
+            link.spawn(link.open_datagram_target(link.peer[0], event.udp_port))
         _record(self.events, (link, event))
         if self.on_event is not None:
             self.on_event(link, event)
@@ -535,15 +437,6 @@ class Publisher:
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    async def _open_udp(self, link: _Link, port: int) -> None:
-        assert link.peer is not None
-        transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
-            asyncio.DatagramProtocol, remote_addr=(link.peer[0], port)
-        )
-        link.udp = transport
-        if link.transport is None or link.transport.is_closing():
-            transport.close()
 
     def _metadata_changed(self) -> None:
         for link in list(self._links):
@@ -584,16 +477,15 @@ class Publisher:
             session = link.session
             if session is None:
                 continue
-            queue = link.queue
-            if queue is not None and (queue.lagging or queue.gone):
-                queue.admits_data(session.count_subscribed(measurements))
+            if link.lagging:
+                link.admits_data(session.count_subscribed(measurements))
                 continue
             try:
                 total += session.publish(measurements, link.loop.time())
                 link.flush()
             except Exception as exc:  # noqa: BLE001 - one subscription's failure ends only it
                 log.exception("publishing to %s failed", link.peer)
-                link._too_slow(f"cannot publish to it: {exc!r}")
+                link.abort(f"cannot publish to it: {exc!r}")
         return total
 
     async def drain(self) -> None:
@@ -610,14 +502,6 @@ class Publisher:
                 ids.append(link.session.send_bulk(data))
                 link.flush()
         return ids
-
-
-class _DatagramSink(asyncio.DatagramProtocol):
-    def __init__(self, owner: Subscriber) -> None:
-        self.owner = owner
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.owner._datagram(data, addr)
 
 
 class Subscriber:
@@ -709,9 +593,7 @@ class Subscriber:
         loop = asyncio.get_running_loop()
         self._negotiated = loop.create_future()
         if self.udp and self._udp is None:
-            self._udp, _ = await loop.create_datagram_endpoint(
-                lambda: _DatagramSink(self), local_addr=(self.host, self.udp_port)
-            )
+            self._udp = await open_datagram_inlet(self.host, self.udp_port, self._datagram)
             self.udp_port = self._udp.get_extra_info("sockname")[1]
 
     async def start(self, *, timeout: float = 10.0) -> None:
@@ -929,18 +811,11 @@ class Subscriber:
         if link.peer is not None and addr[0] != link.peer[0]:
             self.bad_datagrams += 1  # only the publisher we are connected to may send data
             return
-        if link.cipher is not None:
-            try:
-                data = link.cipher.decrypt(data)
-            except ValueError:
-                self.bad_datagrams += 1
-                return
         self.bytes_received += len(data)
         stats = link.session.stats
         before = stats.get("bad_datagrams", 0)
-        events = link.session.receive_datagram(data)
+        link.datagram_received(data)
         self.bad_datagrams += stats.get("bad_datagrams", 0) - before
-        link.handle(events)
 
     async def _request(self, command: int, send: Callable[[float], None], timeout: float) -> Any:
         link = self.link

@@ -203,12 +203,12 @@ def test_secure_data_channel_failed_after_subscription(pki):
 
 
 def watch_datagrams(subscriber: Subscriber) -> dict[str, int]:
-    """Count the (decrypted) UDP datagrams by kind: DEFLATE BeginFragment, plain, other."""
+    """Count the decrypted UDP datagrams by kind: DEFLATE BeginFragment, plain, other."""
     from gridbind.generated.sttp import draft_0_8 as wire
 
     counts = {"deflate": 0, "raw_bytes": 0, "wire_bytes": 0, "other": 0}
     session = subscriber.session
-    receive = session.receive_datagram
+    receive = session.receive_frame_datagram
 
     def spy(datagram: bytes):
         code = datagram[0]
@@ -227,7 +227,7 @@ def watch_datagrams(subscriber: Subscriber) -> dict[str, int]:
             counts["other"] += 1
         return receive(datagram)
 
-    session.receive_datagram = spy
+    session.receive_frame_datagram = spy
     return counts
 
 
