@@ -27,7 +27,7 @@ import asyncio
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,7 +46,8 @@ from gridbind.sttp.ieee2664.publisher_session import PublisherSession, SessionTi
 from gridbind.sttp.ieee2664.publisher_state import PublisherConfig, PublisherState
 from gridbind.sttp.ieee2664.wire import ProtocolError
 from gridbind.sttp.measurement import Measurement, ticks_from_datetime, ticks_now
-from gridbind.sttp.slowpeer import HIGH_WATER, MAX_BACKLOG, SLOW_TIMEOUT, SendQueue
+from gridbind.sttp.shell import SessionShell, SlowPeerPolicy
+from gridbind.sttp.slowpeer import HIGH_WATER, MAX_BACKLOG, SLOW_TIMEOUT
 from gridbind.sttp.tls import TlsConfig
 
 log = logging.getLogger(__name__)
@@ -55,111 +56,184 @@ log = logging.getLogger(__name__)
 HistorySource = Callable[[int, int, list[uuid.UUID]], AsyncIterator[Sequence[Measurement]]]
 
 
-class Connection(asyncio.Protocol):
-    """One subscriber connection: its session, transport, UDP endpoint and flow control."""
+class _Core:
+    """The shell's view of a :class:`PublisherSession`: a ProtocolError or an expired session
+    ends it (``closed``, ``close_reason``), commands wait while the subscriber's answers fill
+    its send queue, and ``tick`` gets the wall clock too."""
+
+    def __init__(self, session: PublisherSession, room: Callable[[], int]) -> None:
+        self.session = session
+        self.room = room
+        self.closed = False
+        self.close_reason = ""
+
+    def _end(self, reason: str) -> None:
+        if not self.closed:
+            self.closed, self.close_reason = True, reason
+
+    def receive_data(self, data: bytes, now: float) -> list[Event]:
+        try:
+            # answers beyond the send queue's room wait until the subscriber reads
+            return self.session.receive(data, self.room(), now)
+        except ProtocolError as exc:
+            self._end(str(exc))
+            return []
+
+    def filter_done(self, result: object) -> list[Event]:
+        try:
+            return self.session.filter_done(result)
+        except ProtocolError as exc:
+            self._end(str(exc))
+            return []
+
+    def data_to_send(self) -> bytes:
+        return self.session.data_to_send()
+
+    def next_deadline(self) -> float | None:
+        return None if self.closed else self.session.next_deadline()
+
+    def tick(self, now: float) -> list[Event]:
+        events = self.session.tick(now, ticks_now())
+        for event in events:
+            if isinstance(event, SessionExpired):
+                self._end(event.reason)
+        return events
+
+    def close(self, reason: str) -> list[Event]:
+        self._end(reason)
+        return []
+
+
+class Connection(SessionShell[Event]):
+    """One subscriber connection: its session on the shared asyncio shell (flush, timer, UDP
+    data channel, slow-subscriber policy), historical replay and filter evaluation."""
 
     def __init__(self, publisher: Publisher) -> None:
+        super().__init__(
+            policy=SlowPeerPolicy(
+                publisher.high_water, publisher.max_backlog, publisher.slow_timeout
+            )
+        )
         self.publisher = publisher
         self.session: PublisherSession | None = None
-        self.transport: asyncio.Transport | None = None
-        self.udp: asyncio.DatagramTransport | None = None
-        self.peer: tuple[str, int] = ("", 0)
-        self.queue: SendQueue | None = None
-        #: why this side closed the connection (None: still open, or closed by the peer)
-        self.close_reason: str | None = None
-        #: the one timer that calls the session's tick() at its next deadline
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_due: float | None = None
+        self._core: _Core | None = None
         #: set when the session says the next historical replay batch may go
         self._replay_go = asyncio.Event()
-        self._tasks: list[asyncio.Task[Any]] = []
-        self.closed = False
-        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        # A subscriber's filter runs off the event loop (at most one at a time per connection).
-        self._filter_task: asyncio.Task[None] | None = None
+        #: the replay and UDP work of the current subscription
+        self._work: list[asyncio.Task[None]] = []
 
-    # -- asyncio.Protocol
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        self.peer = transport.get_extra_info("peername")[:2]
+    @property
+    def closed(self) -> bool:
+        """True once the connection is gone (or being dropped)."""
+        return self.gone
+
+    @property
+    def lost(self) -> asyncio.Future[str]:
+        """Resolved (with the reason) once the connection is lost."""
+        return self.ended
+
+    # -- shell hooks
+    def connected(self) -> None:
+        assert self.transport is not None and self.peer is not None
         publisher = self.publisher
-        loop = asyncio.get_running_loop()
         rotation = publisher.cipher_rotation_interval if publisher.config.encrypt_udp else None
         timing = SessionTiming(
             noop_interval=publisher.noop_interval or 0.0,
             negotiation_timeout=publisher.negotiation_timeout or 0.0,
             cipher_rotation_interval=rotation,
         )
-        self.session = PublisherSession(
-            publisher.state, self.peer[0], now=loop.time(), timing=timing
+        session = PublisherSession(
+            publisher.state, self.peer[0], now=self.loop.time(), timing=timing
         )
-        self.session.defer_filters = True
-        self.queue = SendQueue(
-            transport,
-            self._abort,
-            high_water=publisher.high_water,
-            max_backlog=publisher.max_backlog,
-            slow_timeout=publisher.slow_timeout,
-        )
+        session.defer_filters = True
+        self.session = session
+        self._core = _Core(session, self._room)
         publisher._connections.add(self)
-        self._schedule()
         log.info("subscriber connected from %s:%s", *self.peer)
-        ssl_object = transport.get_extra_info("ssl_object")
+        self.start(self._core, datagram_source=session)
+        ssl_object = self.transport.get_extra_info("ssl_object")
         if publisher.tls is not None and ssl_object is not None:
             # revoked client certificates, or ones not naming the peer, are refused (tls.py)
-            transport.pause_reading()
-            self._spawn(self._admit(publisher.tls, ssl_object))
+            self.transport.pause_reading()
+            self.spawn(self._admit(publisher.tls, ssl_object))
 
     async def _admit(self, tls: TlsConfig, ssl_object: Any) -> None:
         reason = await tls.refusal(ssl_object, self.peer)
         if reason is not None:
-            self._abort(f"TLS: refused the connection: {reason}")
-        elif self.transport is not None and not self.closed:
+            self.abort(f"TLS: refused the connection: {reason}")
+        elif self.transport is not None and not self.gone:
             self.transport.resume_reading()
 
-    def data_received(self, data: bytes) -> None:
-        assert self.session is not None
-        if self.closed:
-            return
-        try:
-            # Answers beyond the send queue's room wait until the subscriber reads.
-            room = self.publisher.high_water
-            if self.transport is not None:
-                room = max(0, room - self.transport.get_write_buffer_size())
-            events = self.session.receive(data, room, asyncio.get_running_loop().time())
-        except ProtocolError as exc:
-            self.flush()
-            self._close(str(exc))
-            return
-        except Exception as exc:  # noqa: BLE001 - nothing a peer sends may escape its connection
-            log.exception("error handling data from %s:%s", *self.peer)
-            self._abort(f"cannot handle its data: {exc!r}")
-            return
-        try:
-            for event in events:
-                self._handle(event)
-            self.flush()
-        except Exception as exc:  # noqa: BLE001
-            log.exception("error handling events of %s:%s", *self.peer)
-            self._abort(f"cannot handle its request: {exc!r}")
-            return
-        self._schedule()
-        self.publisher._changed()  # e.g. a confirmed signal index cache makes it ready
-        session = self.session
-        if session.held_commands and not session.filter_pending and not self.closed:
-            queue = self.queue
-            if queue is None or not queue.lagging:
-                # the answers went out at once: go on with the held commands (resume_writing
-                # does it when the queue was full)
-                asyncio.get_running_loop().call_soon(self.data_received, b"")
+    def _room(self) -> int:
+        transport = self.transport
+        buffered = transport.get_write_buffer_size() if transport is not None else 0
+        return max(0, self.publisher.high_water - buffered)
 
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self.publisher._changed()  # e.g. a confirmed signal index cache makes it ready
+        self._go_on()
+
+    def _go_on(self) -> None:
+        """Handle the commands that waited (behind a filter or a full send queue), unless they
+        must wait on (resume_writing and the filter's end call it again)."""
+        session = self.session
+        if session is None or self.gone or self.lagging:
+            return
+        if session.held_commands and not session.filter_pending:
+            self.loop.call_soon(self.data_received, b"")
+
+    def writing_paused(self) -> None:
+        if self.session is not None:
+            self.session.hold_data = True
+
+    def writing_resumed(self) -> None:
+        if self.session is not None:
+            self.session.hold_data = False
+        self._go_on()
+
+    def abort(self, reason: str) -> None:
+        super().abort(reason)
+        self.publisher._connections.discard(self)
+
+    def ended_with(self, reason: str) -> None:
+        self.publisher._connections.discard(self)
+        self.publisher._changed()
+        log.info("subscriber %s disconnected (%s)", self.peer, reason)
+
+    def event_received(self, event: Event) -> None:
+        if isinstance(event, FilterRequested):
+            self.spawn(self._run_filter(event))
+            return
+        if isinstance(event, ReplayDue):
+            self._replay_go.set()
+        elif isinstance(event, CipherKeysActivated):
+            log.info("subscriber %s did not confirm cipher keys; switched", self.peer)
+        elif isinstance(event, Subscribed):
+            for task in self._work:
+                task.cancel()
+            self._work.clear()
+            assert self.session is not None
+            target = self.session.udp_target
+            if target is not None:
+                self._work.append(self.spawn(self._open_udp(*target)))
+            if event.temporal:
+                self._work.append(self.spawn(self._replay(event)))
+        self.publisher._changed()
+        if self.publisher.on_event is not None:
+            self.publisher.on_event(self, event)
+
+    async def _open_udp(self, host: str, port: int) -> None:
+        await self.open_datagram_target(host, port)
+        self.publisher._changed()  # the UDP channel may make it ready
+
+    # -- state
     @property
     def ready(self) -> bool:
         """True once data published now reaches this subscriber: subscribed, its signal index
         cache confirmed (UDP data waits for that) and its UDP data channel open."""
         session = self.session
-        if session is None or self.closed or not session.ready:
+        if session is None or self.gone or not session.ready:
             return False
         return session.udp_target is None or self.udp is not None
 
@@ -169,129 +243,19 @@ class Connection(asyncio.Protocol):
         session = self.session.dropped_measurements if self.session is not None else 0
         return session + (self.queue.dropped if self.queue is not None else 0)
 
-    def _schedule(self) -> None:
-        """(Re)arm the timer for the session's next deadline."""
-        due = self.session.next_deadline() if self.session is not None else None
-        if due == self._timer_due or self.closed:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_due = due
-        if due is not None:
-            self._timer = asyncio.get_running_loop().call_at(due, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer, self._timer_due = None, None
-        session = self.session
-        if session is None or self.closed:
-            return
-        try:
-            for event in session.tick(asyncio.get_running_loop().time(), ticks_now()):
-                if isinstance(event, SessionExpired):
-                    self._close(event.reason)
-                elif isinstance(event, CipherKeysActivated):
-                    log.info("subscriber %s:%s did not confirm cipher keys; switched", *self.peer)
-                elif isinstance(event, ReplayDue):
-                    self._replay_go.set()
-                self._handle(event)
-            self.flush()
-        except Exception as exc:  # noqa: BLE001 - a failure ends this connection only
-            log.exception("timer work of %s:%s failed", *self.peer)
-            self._abort(f"timer work failed: {exc!r}")
-            return
-        self._schedule()
-
-    def _close(self, reason: str) -> None:
-        """Close gracefully (queued bytes go out first), logging why."""
-        if self.close_reason is None:
-            self.close_reason = reason
-            log.warning("closing %s:%s: %s", *self.peer, reason)
-        self.close()
-
-    def _abort(self, reason: str) -> None:
-        """Drop the connection at once (nothing more is sent), logging why."""
-        if self.close_reason is None:
-            self.close_reason = reason
-            log.warning("disconnecting %s:%s: %s", *self.peer, reason)
-        self.closed = True
-        self.publisher._connections.discard(self)
-        if self.transport is not None:
-            self.transport.abort()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        if not self.lost.done():
-            self.lost.set_result(None)
-        self.publisher._connections.discard(self)
-        for task in self._tasks:
-            task.cancel()
-        if self._filter_task is not None:
-            self._filter_task.cancel()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self.udp is not None:
-            self.udp.close()
-        if self.queue is not None:
-            self.queue.closed()
-        self.publisher._changed()
-        log.info("subscriber %s:%s disconnected", *self.peer)
-
-    def pause_writing(self) -> None:
-        if self.queue is not None:
-            self.queue.pause()
-        if self.session is not None:
-            self.session.hold_data = True
-
-    def resume_writing(self) -> None:
-        if self.queue is not None:
-            self.queue.resume()
-        session = self.session
-        if session is not None:
-            session.hold_data = False
-        if session is not None and session.held_commands and not session.filter_pending:
-            asyncio.get_running_loop().call_soon(self.data_received, b"")
-
-    # -- helpers
-    def close(self) -> None:
-        """Close this subscriber's connection."""
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.close()
-
-    def flush(self) -> None:
-        """Send whatever the session queued (TCP bytes, UDP datagrams)."""
-        if self.session is None or self.transport is None or self.transport.is_closing():
-            return
-        data = self.session.data_to_send()
-        if data:
-            self.transport.write(data)
-            if self.queue is not None and not self.queue.check():
-                return
-        datagrams = self.session.datagrams_to_send()
-        if datagrams and self.udp is not None:
-            for datagram in datagrams:
-                self.udp.sendto(datagram)
-
-    async def drain(self) -> None:
-        """Wait until the send queue is below the high-water mark (or the connection is gone:
-        the slow-subscriber policy bounds the wait by ``slow_timeout``)."""
-        if self.queue is not None and not self.closed:
-            await self.queue.wait()
-
+    # -- data
     def publish(self, measurements: Sequence[Measurement], now: int | None) -> int:
         """Hand measurements to this connection (throttled subscriptions keep only the latest)."""
         session = self.session
-        if session is None or not session.subscribed or self.closed:
+        if session is None or not session.subscribed or self.gone:
             return 0
         if self.transport is None or self.transport.is_closing():
             return 0
         settings = session.settings
         if settings is not None and settings.start_time:
             return 0  # a historical replay owns this subscription's data flow
-        queue = self.queue
-        if queue is not None and (queue.lagging or queue.gone):
-            queue.admits_data(session.count_selected(measurements))
+        if self.lagging:
+            self.admits_data(session.count_selected(measurements))
             return 0
         try:
             # throttled subscriptions keep the latest values for the session's next interval
@@ -299,82 +263,21 @@ class Connection(asyncio.Protocol):
             if count:
                 self.flush()
         except Exception as exc:  # noqa: BLE001 - one subscription's failure ends only it
-            log.exception("error publishing to %s:%s", *self.peer)
-            self._abort(f"cannot publish to it: {exc!r}")
+            log.exception("error publishing to %s", self.peer)
+            self.abort(f"cannot publish to it: {exc!r}")
             return 0
         return count
 
     async def _run_filter(self, event: FilterRequested) -> None:
         try:
-            result: Any = await run_bounded(event.run, peer=self.peer[0])
+            result: Any = await run_bounded(event.run, peer=self.peer[0] if self.peer else None)
         except FilterExpressionError as exc:
             result = exc
-        if self.closed or self.session is None:
+        core = self._core
+        if core is None or self.gone:
             return
-        try:
-            events = self.session.filter_done(result)
-        except ProtocolError as exc:
-            self.flush()
-            self._close(str(exc))
-            return
-        except Exception as exc:  # noqa: BLE001 - a bug must close this connection only
-            log.exception("closing %s:%s after a failed filter evaluation", *self.peer)
-            self._abort(f"cannot finish its filter evaluation: {exc!r}")
-            return
-        try:
-            for follow in events:
-                self._handle(follow)
-            self.flush()
-        except Exception as exc:  # noqa: BLE001
-            log.exception("error handling events of %s:%s", *self.peer)
-            self._abort(f"cannot handle its request: {exc!r}")
-            return
-        self._schedule()  # a subscription may have started throttle / rotation deadlines
-        if self.session.held_commands and not self.session.filter_pending and not self.closed:
-            # commands that waited behind the filter or behind a full send queue
-            asyncio.get_running_loop().call_soon(self.data_received, b"")
-
-    def _handle(self, event: Event) -> None:
-        publisher = self.publisher
-        if isinstance(event, FilterRequested):
-            loop = asyncio.get_running_loop()
-            self._filter_task = loop.create_task(self._run_filter(event))
-            return
-        if isinstance(event, Subscribed):
-            for task in self._tasks:
-                task.cancel()
-            self._tasks.clear()
-            assert self.session is not None
-            if self.session.udp_target is not None:
-                self._spawn(self._open_udp(self.session.udp_target))
-            if event.temporal:
-                self._spawn(self._replay(event))
-        publisher._changed()
-        if publisher.on_event is not None:
-            publisher.on_event(self, event)
-
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        """Run per-connection work; its failure ends this connection only, with the reason."""
-
-        async def guarded() -> None:
-            try:
-                await work
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001
-                log.exception("connection task of %s:%s failed", *self.peer)
-                self._abort(f"connection task failed: {exc!r}")
-
-        self._tasks.append(asyncio.get_running_loop().create_task(guarded()))
-
-    async def _open_udp(self, target: tuple[str, int]) -> None:
-        if self.udp is not None:
-            self.udp.close()
-        loop = asyncio.get_running_loop()
-        self.udp, _ = await loop.create_datagram_endpoint(
-            asyncio.DatagramProtocol, remote_addr=target
-        )
-        self.publisher._changed()
+        self.feed(lambda now: core.filter_done(result))
+        self._go_on()
 
     async def _replay(self, event: Subscribed) -> None:
         history = self.publisher.history
@@ -390,7 +293,7 @@ class Connection(asyncio.Protocol):
             return
         first = True
         async for batch in history(start, stop, event.signal_ids):
-            if self.closed or not session.subscribed:
+            if self.gone or not session.subscribed:
                 return
             # The constraints bound the replay whatever the source yields: nothing before the
             # start or after the stop time goes out, and the replay ends past the stop time.
@@ -405,11 +308,11 @@ class Connection(asyncio.Protocol):
             self.flush()
             await self.drain()
             # The pace is a session deadline (processingInterval, changeable meanwhile).
-            if session.replay_sent(asyncio.get_running_loop().time()):
+            if session.replay_sent(self.loop.time()):
                 await asyncio.sleep(0)
             else:
                 self._replay_go.clear()
-                self._schedule()
+                self.flush()  # re-arms the timer for the replay deadline
                 await self._replay_go.wait()
         session.processing_complete()
         self.flush()
