@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
@@ -43,6 +42,7 @@ from gridbind.sttp.ieee2664.statistics import Statistics
 from gridbind.sttp.ieee2664.subscriber_session import SubscriberConfig, SubscriberSession
 from gridbind.sttp.ieee2664.wire import ProtocolError
 from gridbind.sttp.measurement import Measurement
+from gridbind.sttp.shell import SessionShell, open_datagram_inlet
 from gridbind.sttp.tls import TlsConfig
 
 log = logging.getLogger(__name__)
@@ -59,37 +59,86 @@ def _remember(values: list[float], value: float) -> None:
 MeasurementsCallback = Callable[[list[Measurement]], Any]
 
 
-class _CommandProtocol(asyncio.Protocol):
+class _Core:
+    """The shell's view of one connection's :class:`SubscriberSession`: a ProtocolError ends
+    it, an undecodable datagram is dropped and counted."""
+
+    def __init__(self, session: SubscriberSession) -> None:
+        self.session = session
+        self.closed = False
+        self.close_reason = ""
+        #: the ProtocolError that ended the session (None: it did not end on one)
+        self.error: ProtocolError | None = None
+
+    def receive_data(self, data: bytes, now: float) -> list[Event]:
+        if self.closed:
+            return []
+        try:
+            return self.session.receive(data, now)
+        except ProtocolError as exc:
+            self.error = exc
+            self.close(str(exc))
+            return []
+
+    def receive_datagram(self, datagram: bytes) -> list[Event]:
+        try:
+            return self.session.receive_datagram(datagram)
+        except Exception:  # noqa: BLE001 - a datagram the session cannot take is dropped
+            log.exception("dropping an undecodable datagram")
+            self.session.stats.dropped_packets += 1
+            return []
+
+    def data_to_send(self) -> bytes:
+        return self.session.data_to_send()
+
+    def next_deadline(self) -> float | None:
+        return self.session.next_deadline()
+
+    def tick(self, now: float) -> list[Event]:
+        return self.session.tick(now)
+
+    def close(self, reason: str) -> list[Event]:
+        if not self.closed:
+            self.closed, self.close_reason = True, reason
+        return []
+
+
+class _CommandProtocol(SessionShell[Event]):
+    """The command channel of one connection to the publisher, on the shared shell."""
+
     def __init__(self, owner: Subscriber) -> None:
+        super().__init__()
         self.owner = owner
-        self.transport: asyncio.Transport | None = None
         self.reject = False
-        self.closed = asyncio.get_running_loop().create_future()
+        self.core: _Core | None = None
+        #: what the transport reported when the connection was lost
+        self.lost_error: Exception | None = None
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+    def connected(self) -> None:
         if self.reject:
-            transport.close()
+            self.close()  # one publisher at a time; the owner starts the session otherwise
 
-    def data_received(self, data: bytes) -> None:
-        if not self.reject:
-            self.owner._on_tcp(data)
+    def begin(self, session: SubscriberSession) -> None:
+        """Run ``session`` on this connection."""
+        self.core = _Core(session)
+        self.start(self.core, datagram_sink=self.core)
+
+    def event_received(self, event: Event) -> None:
+        if isinstance(event, SessionExpired):
+            owner = self.owner
+            owner._close_reason = owner.last_error = event.reason
+            log.warning("%s; closing the connection", event.reason)
+            self.abort(event.reason)
+        self.owner._event(event)
+
+    def ended_with(self, reason: str) -> None:
+        core = self.core
+        if core is not None and core.error is not None:
+            self.owner._failed(core.error)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if not self.closed.done():
-            self.closed.set_result(exc)
-
-
-class _DataProtocol(asyncio.DatagramProtocol):
-    def __init__(self, owner: Subscriber) -> None:
-        self.owner = owner
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.owner._on_udp(data)
-
-    def error_received(self, exc: Exception) -> None:
-        log.warning("UDP data channel error: %s", exc)
+        self.lost_error = exc
+        super().connection_lost(exc)
 
 
 class Subscriber:
@@ -175,7 +224,6 @@ class Subscriber:
         self.on_event = on_event
         self.connect_timeout = connect_timeout
         self.idle_timeout = idle_timeout
-        self._idle_timer: asyncio.TimerHandle | None = None
         self._close_reason: str | None = None
         self.listen = listen
         self.refresh_on_change = refresh_on_change
@@ -240,12 +288,12 @@ class Subscriber:
                 # into a reset connection.
                 self._unsubscribed.clear()
                 self.session.unsubscribe()
-                protocol.transport.write(self.session.data_to_send())
+                protocol.flush()
                 try:
                     await asyncio.wait_for(self._unsubscribed.wait(), 1.0)
                 except TimeoutError:
                     pass
-            protocol.transport.close()
+            protocol.close()
         if self._runner is not None and not self._connected.is_set():
             self._runner.cancel()  # still dialling or backing off: nothing to wind down
         if self._runner is not None:
@@ -311,7 +359,7 @@ class Subscriber:
         protocol = self._protocol
         if protocol is None or protocol.transport is None or protocol.transport.is_closing():
             raise ConnectionError("subscriber is not connected")
-        protocol.transport.write(self.session.data_to_send())
+        protocol.flush()
 
     async def request_metadata(self, filters: str = "", *, timeout: float = 10.0) -> DataSet:
         """Ask for metadata (optionally filtered: ``FILTER <table> WHERE ...``) and wait for
@@ -397,21 +445,10 @@ class Subscriber:
     async def _open_udp(self) -> None:
         if self._udp_transport is not None:
             return
-        loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: _DataProtocol(self), local_addr=(self.udp_host, self.udp_port)
+        self._udp_transport = await open_datagram_inlet(
+            self.udp_host, self.udp_port, self._on_udp, receive_buffer=self.udp_receive_buffer
         )
-        self._udp_transport = transport
-        self.udp_port = transport.get_extra_info("sockname")[1]
-        sock = transport.get_extra_info("socket")
-        if self.udp_receive_buffer and sock is not None:
-            # Loopback and LAN losses are receive-buffer overflows while this process is busy
-            # (the kernel default holds ~6 datagrams of a 1000-signal frame); the kernel caps
-            # the request at net.core.rmem_max.
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.udp_receive_buffer)
-            except OSError as exc:
-                log.debug("SO_RCVBUF %d refused: %s", self.udp_receive_buffer, exc)
+        self.udp_port = self._udp_transport.get_extra_info("sockname")[1]
 
     def _close_udp(self) -> None:
         if self._udp_transport is not None:
@@ -514,6 +551,8 @@ class Subscriber:
     async def _serve(self, protocol: _CommandProtocol, loop: asyncio.AbstractEventLoop) -> bool:
         """Run one connection until it closes; True when the subscriber should not go on."""
         try:
+            self.session.receive(b"", loop.time())  # the idle clock starts now
+            protocol.begin(self.session)
             self.session.start(udp=self.udp)
             self._send()
             if self.request_metadata_first:
@@ -522,13 +561,9 @@ class Subscriber:
             elif self.auto_subscribe:
                 await self._send_subscribe()
             self._connected.set()
-            self.session.receive(b"", loop.time())  # the idle clock starts now
-            self._watch_idle(protocol)
-            exc = await protocol.closed
+            await asyncio.shield(protocol.ended)
+            exc = protocol.lost_error
         finally:
-            if self._idle_timer is not None:
-                self._idle_timer.cancel()
-                self._idle_timer = None
             self._connected.clear()
             self._subscribed.clear()
             if protocol.transport is not None:
@@ -577,29 +612,6 @@ class Subscriber:
             if not transport.is_closing():
                 return protocol
 
-    def _watch_idle(self, protocol: _CommandProtocol) -> None:
-        """One timer at the session's idle deadline (moved on by what arrived meanwhile)."""
-        due = self.session.next_deadline()
-        if due is None:
-            return
-        loop = asyncio.get_running_loop()
-
-        def check() -> None:
-            self._idle_timer = None
-            if protocol is not self._protocol or protocol.closed.done():
-                return
-            for event in self.session.tick(loop.time()):
-                if isinstance(event, SessionExpired):
-                    self._close_reason = event.reason
-                    self.last_error = event.reason
-                    log.warning("%s; closing the connection", event.reason)
-                    if protocol.transport is not None:
-                        protocol.transport.abort()
-                    return
-            self._watch_idle(protocol)
-
-        self._idle_timer = loop.call_at(due, check)
-
     def _backoff(self, attempt: int) -> float:
         return min(self.retry_interval * 2 ** max(attempt - 1, 0), self.max_retry_interval)
 
@@ -635,99 +647,85 @@ class Subscriber:
                     self._fail(exc)
                 continue
             if session is self.session and self._metadata_next is None:
-                self._dispatch([session.metadata_parsed(metadata, payload)])
+                self._event(session.metadata_parsed(metadata, payload))
         self._metadata_worker = None
 
     # -- input dispatch
-    def _on_tcp(self, data: bytes) -> None:
-        try:
-            events = self.session.receive(data, asyncio.get_running_loop().time())
-        except ProtocolError as exc:
-            self._fail(exc)
+    def _on_udp(self, data: bytes, addr: tuple[str, int]) -> None:
+        protocol = self._protocol
+        if protocol is None or protocol.core is None or protocol.gone:
+            self.session.stats.dropped_packets += 1  # no connection to take it
             return
-        except Exception as exc:  # noqa: BLE001 - nothing a publisher sends may escape
-            log.exception("error handling data from the publisher")
-            self._fail(ProtocolError(f"cannot handle the publisher's data: {exc!r}"))
-            return
-        self._dispatch(events)
+        protocol.datagram_received(data)
 
-    def _on_udp(self, data: bytes) -> None:
-        try:
-            events = self.session.receive_datagram(data)
-        except Exception:  # noqa: BLE001 - a datagram the session cannot take is dropped
-            log.exception("dropping an undecodable datagram")
-            self.session.stats.dropped_packets += 1
-            return
-        self._dispatch(events)
-
-    def _fail(self, exc: BaseException) -> None:
+    def _failed(self, exc: BaseException) -> None:
+        """The session ended on a breach of the wire (the connection is closing)."""
         log.error("closing the session: %s", exc)
         self.last_error = str(exc)
         self._fatal = exc
-        protocol = self._protocol
-        if protocol and protocol.transport:
-            protocol.transport.close()
 
-    def _dispatch(self, events: list[Event]) -> None:
-        reply = self.session.data_to_send()
-        if reply and self._protocol and self._protocol.transport:
-            self._protocol.transport.write(reply)
-        for event in events:
-            if isinstance(event, MeasurementsReceived):
-                batch = event.measurements
-                if self.on_measurements is not None:
-                    self.on_measurements(batch)
-                    if not self._iterators:
-                        continue  # callback-only use: nothing will drain the queue
-                self._queue.put_nowait(batch)
-                if not self._paused and self._queue.qsize() >= self._queue_limit:
-                    self._paused = True
-                    if self._protocol and self._protocol.transport:
-                        self._protocol.transport.pause_reading()
-                continue
-            if isinstance(event, MetadataArrived):
-                self._metadata_next = (self.session, event.payload)
-                if self._metadata_worker is None:
-                    self._metadata_worker = asyncio.get_running_loop().create_task(
-                        self._parse_metadata()
-                    )
-                continue
-            if isinstance(event, MetadataReceived):
-                self.metadata = event.metadata
-                self._metadata_event.set()
-                if (
-                    self.auto_subscribe
-                    and not self.session.subscribed
-                    and self.session.settings is None
-                ):
-                    self._spawn(self._subscribe_after_metadata())
-            elif isinstance(event, SubscriptionUpdated):
-                self.cache = event.cache
-                if self._count_subscribes(-1) == 0:
-                    self._subscribed.set()
-                    if self._answer is not None and not self._answer.done():
-                        self._answer.set_result(event.cache)
+    def _fail(self, exc: BaseException) -> None:
+        self._failed(exc)
+        protocol = self._protocol
+        if protocol is not None:
+            protocol.close(str(exc))
+
+    def _event(self, event: Event) -> None:
+        if isinstance(event, MeasurementsReceived):
+            batch = event.measurements
+            if self.on_measurements is not None:
+                self.on_measurements(batch)
+                if not self._iterators:
+                    return  # callback-only use: nothing will drain the queue
+            self._queue.put_nowait(batch)
+            if not self._paused and self._queue.qsize() >= self._queue_limit:
+                self._paused = True
+                if self._protocol and self._protocol.transport:
+                    self._protocol.transport.pause_reading()
+            return
+        if isinstance(event, MetadataArrived):
+            self._metadata_next = (self.session, event.payload)
+            if self._metadata_worker is None:
+                self._metadata_worker = asyncio.get_running_loop().create_task(
+                    self._parse_metadata()
+                )
+            return
+        if isinstance(event, MetadataReceived):
+            self.metadata = event.metadata
+            self._metadata_event.set()
+            if (
+                self.auto_subscribe
+                and not self.session.subscribed
+                and self.session.settings is None
+            ):
+                self._spawn(self._subscribe_after_metadata())
+        elif isinstance(event, SubscriptionUpdated):
+            self.cache = event.cache
+            if self._count_subscribes(-1) == 0:
+                self._subscribed.set()
+                if self._answer is not None and not self._answer.done():
+                    self._answer.set_result(event.cache)
+            self._confirmed = True
+        elif isinstance(event, CommandFailed):
+            if event.command == ServerCommand.Subscribe:
+                self._count_subscribes(-1)
+                if self._answer is not None and not self._answer.done():
+                    refused = RequestRefused(f"subscription refused: {event.message}")
+                    self._answer.set_exception(refused)
+            self.last_error = f"command 0x{event.command:02X} failed: {event.message}"
+            log.warning("%s", self.last_error)
+        elif isinstance(event, ConfigurationChanged) and self.refresh_on_change:
+            self._spawn(self._refresh_after_change())
+        elif isinstance(event, ProcessingComplete):
+            self._complete.set()
+        elif isinstance(event, CommandSucceeded):
+            if event.command == 0x03:
+                self._unsubscribed.set()
+            elif event.command == 0x06 and not self.auto_subscribe:
                 self._confirmed = True
-            elif isinstance(event, CommandFailed):
-                if event.command == ServerCommand.Subscribe:
-                    self._count_subscribes(-1)
-                    if self._answer is not None and not self._answer.done():
-                        refused = RequestRefused(f"subscription refused: {event.message}")
-                        self._answer.set_exception(refused)
-                self.last_error = f"command 0x{event.command:02X} failed: {event.message}"
-                log.warning("%s", self.last_error)
-            elif isinstance(event, ConfigurationChanged) and self.refresh_on_change:
-                self._spawn(self._refresh_after_change())
-            elif isinstance(event, ProcessingComplete):
-                self._complete.set()
-            elif isinstance(event, CommandSucceeded):
-                if event.command == 0x03:
-                    self._unsubscribed.set()
-                elif event.command == 0x06 and not self.auto_subscribe:
-                    self._confirmed = True
-                log.debug("command 0x%02X succeeded: %s", event.command, event.message)
-            if self.on_event is not None:
-                self.on_event(event)
+            log.debug("command 0x%02X succeeded: %s", event.command, event.message)
+        if self.on_event is not None:
+            self.on_event(event)
 
     async def _refresh_after_change(self) -> None:
         """The publisher's metadata changed: fetch it and renew the subscription, whose filter
