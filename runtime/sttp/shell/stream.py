@@ -1,126 +1,21 @@
-"""The one asyncio shell both STTP profiles run their sans-IO sessions in.
-
-A session (draft-0.8 or IEEE 2664) decides everything about the protocol; :class:`SessionShell`
-only moves bytes and time, the way aioquic's ``QuicConnectionProtocol`` drives a
-``QuicConnection``:
-
-- what arrives on the TCP (or TLS) stream goes to ``session.receive_data(data, now)``;
-- the events that come back go to :meth:`SessionShell.event_received` (the profile's hook),
-  then everything the session queued is written (:meth:`SessionShell.flush`): its stream
-  bytes, and its UDP datagrams to the peer's data channel once one was opened
-  (:meth:`SessionShell.open_datagram_target`);
-- one timer runs at ``session.next_deadline()`` and calls ``session.tick(now)``; it is re-armed
-  after every flush;
-- writing is bounded: a publisher's connection applies the slow-subscriber policy
-  (:class:`SlowPeerPolicy`, :mod:`gridbind.sttp.slowpeer`), any other connection is dropped when
-  more than :attr:`SessionShell.max_write_buffer` bytes stay unsent;
-- a session that ends itself (``session.closed``) has its last bytes flushed, then the
-  connection closes with ``session.close_reason``; a lost connection ends the session with the
-  reason (:attr:`SessionShell.ended` holds it).
-
-A subscriber's UDP data channel outlives its TCP connections (both profiles keep one port), so
-it is a separate endpoint (:func:`open_datagram_inlet`) whose datagrams the profile hands to
-the current connection's :meth:`SessionShell.datagram_received`.
-
-Decisions: an exception that escapes a session or an event hook is a bug, not hostile input (the
-sessions turn bad input into a close): it is logged and ends that connection alone. Bytes that
-arrive before the profile started the session (a TLS peer whose address is being checked) are
-held, at most :attr:`SessionShell.max_held` bytes.
-"""
+"""The asyncio protocol that drives one session over one TCP (or TLS) connection."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from abc import abstractmethod
 from collections.abc import Callable, Coroutine, Iterable
-from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, TypeVar
 
-from gridbind.sttp.slowpeer import HIGH_WATER, MAX_BACKLOG, SLOW_TIMEOUT, SendQueue
+from gridbind.sttp.shell.contract import DatagramSink, DatagramSource, Session, SlowPeerPolicy
+from gridbind.sttp.slowpeer import MAX_BACKLOG, SendQueue
 
-__all__ = [
-    "DatagramSink",
-    "DatagramSource",
-    "Session",
-    "SessionShell",
-    "SlowPeerPolicy",
-    "open_datagram_inlet",
-]
+__all__ = ["SessionShell"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("gridbind.sttp.shell")
 
 E = TypeVar("E")
-E_co = TypeVar("E_co", covariant=True)
-
-
-class Session(Protocol[E_co]):
-    """What the shell needs from a sans-IO session (events of type ``E_co``).
-
-    A session reports bad input by ending itself (``closed`` and ``close_reason``), never by
-    raising. ``close(reason)`` ends it from outside (the connection went away) and returns the
-    events that causes; it does nothing when the session already ended.
-    """
-
-    @property
-    def closed(self) -> bool:
-        """True once the session ended (the shell then closes the connection)."""
-        ...
-
-    @property
-    def close_reason(self) -> str:
-        """Why the session ended."""
-        ...
-
-    def receive_data(self, data: bytes, now: float) -> Iterable[E_co]:
-        """Bytes from the stream, received at ``now`` (loop seconds) -> events."""
-        ...
-
-    def data_to_send(self) -> bytes:
-        """Bytes for the stream (empties the session's output)."""
-        ...
-
-    def next_deadline(self) -> float | None:
-        """When :meth:`tick` must run next (None: no timer)."""
-        ...
-
-    def tick(self, now: float) -> Iterable[E_co]:
-        """Run what is due at ``now`` -> events."""
-        ...
-
-    def close(self, reason: str) -> Iterable[E_co]:
-        """End the session from outside -> events."""
-        ...
-
-
-class DatagramSource(Protocol):
-    """A session that sends UDP datagrams (a publisher's)."""
-
-    def datagrams_to_send(self) -> list[bytes]:
-        """Datagrams for the data channel (empties the session's queue)."""
-        ...
-
-
-class DatagramSink(Protocol[E_co]):
-    """A session that receives UDP datagrams (a subscriber's); bad ones are dropped and
-    counted by the session, not raised."""
-
-    def receive_datagram(self, datagram: bytes) -> Iterable[E_co]:
-        """One datagram -> events."""
-        ...
-
-
-@dataclass(frozen=True)
-class SlowPeerPolicy:
-    """Bounds of a publisher's connection (see :mod:`gridbind.sttp.slowpeer`)."""
-
-    #: bytes unsent past which the connection lags (its data is dropped, its commands wait)
-    high_water: int = HIGH_WATER
-    #: bytes unsent past which it is dropped at once
-    max_backlog: int = MAX_BACKLOG
-    #: seconds it may lag before it is dropped (0: never)
-    slow_timeout: float = SLOW_TIMEOUT
 
 
 class SessionShell(asyncio.Protocol, Generic[E]):
@@ -448,37 +343,3 @@ class SessionShell(asyncio.Protocol, Generic[E]):
         if not self.ended.done():
             self.ended.set_result(final)
         self.ended_with(final)
-
-
-class _Inlet(asyncio.DatagramProtocol):
-    def __init__(self, deliver: Callable[[bytes, tuple[str, int]], None]) -> None:
-        self.deliver = deliver
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.deliver(data, addr)
-
-    def error_received(self, exc: Exception) -> None:
-        log.warning("UDP data channel error: %s", exc)
-
-
-async def open_datagram_inlet(
-    host: str,
-    port: int,
-    deliver: Callable[[bytes, tuple[str, int]], None],
-    *,
-    receive_buffer: int = 0,
-) -> asyncio.DatagramTransport:
-    """A subscriber's UDP data channel on ``host:port`` (0: any free port); every datagram
-    goes to ``deliver(data, (host, port))``. ``receive_buffer`` asks for SO_RCVBUF bytes."""
-    transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
-        lambda: _Inlet(deliver), local_addr=(host, port)
-    )
-    sock = transport.get_extra_info("socket")
-    if receive_buffer and sock is not None:
-        # Loopback and LAN losses are receive-buffer overflows while this process is busy;
-        # the kernel caps the request at net.core.rmem_max.
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
-        except OSError as exc:
-            log.debug("SO_RCVBUF %d refused: %s", receive_buffer, exc)
-    return transport
