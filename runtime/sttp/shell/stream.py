@@ -181,6 +181,8 @@ class SessionShell(asyncio.Protocol, Generic[E]):
         """Close gracefully: what is queued still goes out. ``reason``: why this side ends
         the connection (None: a local close, the session ends with "connection closed")."""
         self.closing = True
+        if self.sansio is None:
+            self._held = None  # a session that never started takes nothing more
         if reason is not None and self.close_reason is None:
             self.close_reason = reason
             log.warning("closing %s: %s", self.peer, reason)
