@@ -152,6 +152,7 @@ async def _stalled(args: argparse.Namespace) -> None:
     (23 KB each at 1000 signals: past the publisher's 4 MiB high-water mark even after the
     kernel's loopback buffers), then never read again."""
     from gridbind.sttp.ieee2664 import SubscriptionSettings
+    from gridbind.sttp.ieee2664.events import SubscriptionUpdated
     from gridbind.sttp.ieee2664.subscriber_session import SubscriberSession
 
     sock = socket.socket()
@@ -160,6 +161,17 @@ async def _stalled(args: argparse.Namespace) -> None:
     session = SubscriberSession()
     session.start()
     session.subscribe(SubscriptionSettings())
+    sock.sendall(session.data_to_send())
+    # The flood waits for the subscription's answer: more than 64 commands behind a filter
+    # evaluation close the connection at once (ieee2664 session), which is not a slow peer.
+    sock.settimeout(30)
+    while True:
+        data = sock.recv(1 << 16)
+        if not data:
+            raise ConnectionError("the publisher closed the connection before subscribing it")
+        if any(isinstance(event, SubscriptionUpdated) for event in session.receive(data)):
+            break
+    session.data_to_send()  # its confirmations: this subscriber never reads again
     for _ in range(600):
         session.request_metadata()
     sock.sendall(session.data_to_send())
