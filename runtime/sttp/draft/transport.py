@@ -141,7 +141,6 @@ class _Link(SessionShell[Event]):
         self.identity = ANONYMOUS
         #: Why the connection was refused after the TLS handshake ("" when it was not).
         self.refused = ""
-        self._check: asyncio.Task[None] | None = None
         #: the session (the shell's ``sansio``), typed loosely: a publisher's, a subscriber's
         #: or a gateway's
         self.session: Any = None
@@ -164,7 +163,7 @@ class _Link(SessionShell[Event]):
                     self._refuse(reason)
                     return
                 # bytes that arrive while the names resolve are held by the shell
-                self._check = self.spawn(self._check_names(tls, reason, names))
+                self.spawn(self._check_names(tls, reason, names))
                 return
         self._start()
 
