@@ -319,7 +319,6 @@ class Publisher:
         self.on_event = on_event
         self.high_water = high_water
         self.slow_timeout = slow_timeout
-        self._policy = SlowPeerPolicy(high_water, MAX_WRITE_BUFFER, slow_timeout)
         self._session_options = dict(
             versions=versions,
             stateful=stateful,
@@ -356,7 +355,8 @@ class Publisher:
         )
 
     def _accept(self) -> _Link:
-        return _Link(self._new_session, self, policy=self._policy)
+        policy = SlowPeerPolicy(self.high_water, MAX_WRITE_BUFFER, self.slow_timeout)
+        return _Link(self._new_session, self, policy=policy)
 
     async def connect(self, host: str, port: int, *, timeout: float = 10.0) -> _Link:
         """Dial out to a listening subscriber (reverse connection); returns the connection."""
