@@ -27,6 +27,7 @@ from gridbind.generated.iec61850_8_2 import scsm_8_2 as _scsm
 from gridbind.iec61850.errors import Iec61850Error
 
 from . import codec as _codec
+from . import encrwire as _encrwire
 from .envelope import PP_8_2, association_id, names_8_2
 
 __all__ = [
@@ -65,6 +66,7 @@ LATE_ANSWER_GRACE = 5.0
 _MMSPDU_TAG = "{" + PAYLOAD_NS + "}MMSpdu"
 _ASSOC_TAG = "{" + ASSOC_NS + "}AssociationContext"
 _APPL_TAG = "{" + ASSOC_NS + "}applData"
+_ENCR_TAG = "{" + ASSOC_NS + "}EncrTransfer"
 
 # Annex D, Table D.1: confirmed request services carried in iq get; all others in iq set.
 _IQ_GET_SERVICES = frozenset(
@@ -290,6 +292,14 @@ def decode_payload(found: Found, gate: _codec.Codec, item: Received) -> Received
         item.error = _codec.SchemaViolation(found.problem)
         item.invoke_id = _invoke_id_of(found.element)
         return item
+    if found.element.tag == _ENCR_TAG:
+        # An encrypted association's envelope of the usual shape: read directly (a subset of
+        # what the schema accepts, the same value); any other goes the generic way below.
+        fast = _encrwire.read(found.element, gate.limits.max_bytes)
+        if fast is not None:
+            item.payload, item.size = fast
+            item.association = fast[0].tbp.token2.asso_id
+            return item
     try:
         if found.inner is not None:
             # One serialisation: the envelope's octets, and the MMSpdu's own size within them.
@@ -336,6 +346,10 @@ def payload_bytes(obj: Any, gate: _codec.Codec) -> bytes:
             parts = _CONTEXT_PARTS.get(key) or _context_parts(key, gate)
             if parts is not None:
                 return parts[0] + gate.encode(appl.mmspdu) + parts[1]
+    elif type(obj) is _e2e.EncrTransfer:
+        data = _encrwire.write(obj, gate)
+        if data is not None:
+            return data
     return gate.encode(obj)
 
 
