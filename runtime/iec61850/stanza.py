@@ -27,7 +27,7 @@ from gridbind.generated.iec61850_8_2 import scsm_8_2 as _scsm
 from gridbind.iec61850.errors import Iec61850Error
 
 from . import codec as _codec
-from . import encrwire as _encrwire
+from . import e2ewire as _e2ewire
 from .envelope import PP_8_2, association_id, names_8_2
 
 __all__ = [
@@ -295,7 +295,7 @@ def decode_payload(found: Found, gate: _codec.Codec, item: Received) -> Received
     if found.element.tag == _ENCR_TAG:
         # An encrypted association's envelope of the usual shape: read directly (a subset of
         # what the schema accepts, the same value); any other goes the generic way below.
-        fast = _encrwire.read(found.element, gate.limits.max_bytes)
+        fast = _e2ewire.read(found.element, gate.limits.max_bytes)
         if fast is not None:
             item.payload, item.size = fast
             item.association = fast[0].tbp.token2.asso_id
@@ -347,7 +347,11 @@ def payload_bytes(obj: Any, gate: _codec.Codec) -> bytes:
             if parts is not None:
                 return parts[0] + gate.encode(appl.mmspdu) + parts[1]
     elif type(obj) is _e2e.EncrTransfer:
-        data = _encrwire.write(obj, gate)
+        data = _e2ewire.write(obj, gate)
+        if data is not None:
+            return data
+    elif type(obj) is _e2e.ClearTransfer:
+        data = _e2ewire.write_clear(obj, gate)
         if data is not None:
             return data
     return gate.encode(obj)

@@ -1,4 +1,4 @@
-"""The directly written and read ``EncrTransfer`` envelope (``encrwire.py``) against the codec.
+"""The directly written and read ``EncrTransfer`` envelope (``e2ewire.py``) against the codec.
 
 The writer must produce exactly the gate's (validated) encoding, or leave the envelope to it; the
 reader must accept only what the validating path accepts, with the same value and size, and leave
@@ -12,9 +12,12 @@ import xml.etree.ElementTree as ET
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from test_e2e_canonical import values
+from test_e2e_canonical import write as write_pdu
 
+import gridbind.generated.iec61850_8_2 as m
 from gridbind.generated.iec61850_8_2 import e2e_4 as e
-from gridbind.iec61850 import codec, encrwire
+from gridbind.iec61850 import codec, e2ewire
 from gridbind.iec61850.codec import Codec, Limits
 from gridbind.iec61850.e2e.tokens import alternative, format_time
 from gridbind.iec61850.stanza import Received, decode_payload, payload_bytes, to_bytes, unwrap
@@ -51,7 +54,7 @@ def generic(obj: e.EncrTransfer) -> bytes | type[Exception]:
 @given(asso_ids, times, seqs, octets, octets)
 def test_writer_bytes_are_the_codec_s(asso_id, time, seq, iv, data) -> None:
     env = envelope(asso_id, time, seq, iv, data)
-    written = encrwire.write(env, GATE)
+    written = e2ewire.write(env, GATE)
     assert written is not None  # every valid value of this shape takes the direct way
     assert written == GATE.encode(env)
     assert payload_bytes(env, GATE) == written
@@ -72,7 +75,7 @@ def test_writer_bytes_are_the_codec_s(asso_id, time, seq, iv, data) -> None:
 def test_writer_never_writes_what_the_codec_would_not(asso_id, time, seq, iv, data) -> None:
     env = envelope(asso_id, time, seq, iv, data)
     expected = generic(env)
-    written = encrwire.write(env, GATE)
+    written = e2ewire.write(env, GATE)
     if written is not None:
         assert written == expected
     try:
@@ -85,13 +88,13 @@ def test_writer_never_writes_what_the_codec_would_not(asso_id, time, seq, iv, da
 def test_writer_leaves_other_shapes_to_the_codec() -> None:
     env = envelope("1:2", "20260101000000,000Z", 3, b"\x01" * 16, b"\x02" * 16)
     env.auth = e.Authenticator(algorithm=alternative(e.IcvAlgorithm, "hmac-sha256"), icv=b"\x01")
-    assert encrwire.write(env, GATE) is None
+    assert e2ewire.write(env, GATE) is None
     assert payload_bytes(env, GATE) == GATE.encode(env)
     env.auth = None
     env.tbp.token2.rekey = e.ClearToken2.Rekey(
         dh_key=alternative(e.DhKey, "ecdh-secp256r1", b"\x04" + b"\x05" * 64), sign=b"\x06" * 64
     )
-    assert encrwire.write(env, GATE) is None
+    assert e2ewire.write(env, GATE) is None
     assert payload_bytes(env, GATE) == GATE.encode(env)
 
 
@@ -129,7 +132,7 @@ def same_as_validating(payload: bytes, gate: Codec = GATE) -> bool:
         return False
     found = unwrap(ET.fromstring(b'<iq xmlns="jabber:client">' + payload + b"</iq>"))
     assert found is not None
-    fast = encrwire.read(found.element, gate.limits.max_bytes)
+    fast = e2ewire.read(found.element, gate.limits.max_bytes)
     expected = validating(payload, gate)
     if fast is not None:
         assert found.problem is None
@@ -231,3 +234,75 @@ def test_reader_leaves_an_oversized_envelope_to_the_limit_check() -> None:
     item = received(GATE.encode(env), small)
     assert item is not None and isinstance(item.error, codec.LimitExceeded)
     assert same_as_validating(GATE.encode(envelope("1", "20260101000000,000Z", 5, b"1", b"2")))
+
+
+# ------------------------------------------------------------------------------ ClearTransfer
+ICV_ALGORITHMS = st.sampled_from(("hmac-sha256", "aes-128-gcm", "aes-256-gcm"))
+
+
+def clear(asso_id, time, seq, pdu, algorithm, nonce, icv) -> e.ClearTransfer:
+    return e.ClearTransfer(
+        tbp=e.ClearTbp(
+            token2=e.ClearToken2(asso_id=asso_id, time=time, seq=seq),
+            appl_data=e.ApplData(mmspdu=pdu),
+        ),
+        auth=e.Authenticator(
+            nonce=nonce, algorithm=alternative(e.IcvAlgorithm, algorithm), icv=icv
+        ),
+    )
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    asso_ids,
+    times,
+    seqs,
+    st.lists(values, min_size=1, max_size=4),
+    ICV_ALGORITHMS,
+    st.one_of(st.none(), octets),
+    octets,
+)
+def test_clear_writer_bytes_are_the_codec_s(asso_id, time, seq, data, algorithm, nonce, icv):
+    env = clear(asso_id, time, seq, write_pdu(data), algorithm, nonce, icv)
+    written = e2ewire.write_clear(env, GATE)
+    assert written is not None
+    assert written == GATE.encode(env)
+    assert payload_bytes(env, GATE) == written
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.one_of(asso_ids, st.text(max_size=12)),
+    st.one_of(times, st.text(max_size=22)),
+    st.one_of(seqs, st.integers(-(2**33), 2**33)),
+    st.lists(values, min_size=1, max_size=3),
+    ICV_ALGORITHMS,
+    st.one_of(st.none(), st.binary(max_size=8)),
+    st.binary(max_size=8),
+)
+def test_clear_writer_never_writes_what_the_codec_would_not(
+    asso_id, time, seq, data, algorithm, nonce, icv
+) -> None:
+    env = clear(asso_id, time, seq, write_pdu(data), algorithm, nonce, icv)
+    expected = generic(env)
+    written = e2ewire.write_clear(env, GATE)
+    if written is not None:
+        assert written == expected
+    try:
+        via_stanza: bytes | type[Exception] = payload_bytes(env, GATE)
+    except codec.CodecError as exc:
+        via_stanza = type(exc)
+    assert via_stanza == expected
+
+
+def test_clear_writer_refuses_what_the_schema_refuses() -> None:
+    bad = m.Mmspdu(choice=m.Mmspdu.CancelRequestPdu(value=-1))  # invokeID is unsigned
+    env = clear("1:2", "20260101000000,000Z", 0, bad, "hmac-sha256", None, b"\x01")
+    assert e2ewire.write_clear(env, GATE) is None
+    with pytest.raises(codec.EncodeError):
+        payload_bytes(env, GATE)
+    env.tbp.appl_data.mmspdu = m.Mmspdu(choice=m.Mmspdu.CancelRequestPdu(value=1))
+    assert payload_bytes(env, GATE) == GATE.encode(env)
+    env.tbp.token2.iv = b"\x01"  # another shape: the codec's way
+    assert e2ewire.write_clear(env, GATE) is None
+    assert payload_bytes(env, GATE) == GATE.encode(env)

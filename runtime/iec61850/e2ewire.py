@@ -1,4 +1,4 @@
-"""The AES-GCM ``EncrTransfer`` envelope on the wire, written and read without the generic codec.
+"""The per-message E2E envelopes on the wire, written (and read) without the generic codec.
 
 An encrypted association sends every PDU in the same eight-element envelope; only ``time``,
 ``seq``, ``iv`` and ``encrypted-applData`` change from one message to the next. Encoding and
@@ -18,6 +18,13 @@ as much as the rest of the per-message E2E work together, so:
 
 Anything outside that shape (CBC's ``auth``, a ``rekey``, ...) goes the generic way on both
 sides.
+
+:func:`write_clear` does the same for an authenticated association's ``ClearTransfer``: its
+constant parts per (assoID, ICV algorithm, nonce or not) from a validated probe, the ``MMSpdu``
+encoded and validated on its own (the schema's ``applData`` holds the global ``MMSpdu`` element
+by reference, so the check is the same) and written under the envelope's ``mms`` prefix, and
+the ICV (and GMAC nonce) as upper-case hex: again the gate's bytes, byte for byte. A received
+``ClearTransfer`` is decoded generically: its ``MMSpdu`` needs the full schema check anyway.
 """
 
 from __future__ import annotations
@@ -27,11 +34,15 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Any
 
+from lxml import etree
+
 from gridbind.generated.iec61850_8_2 import e2e_4 as _e2e
+from gridbind.generated.iec61850_8_2 import scsm_8_2 as _scsm
 
 from . import codec as _codec
+from . import fastxer as _fastxer
 
-__all__ = ["write", "read"]
+__all__ = ["write", "write_clear", "read"]
 
 _NS = "{" + _e2e.__NAMESPACE__ + "}"
 _ROOT = _NS + "EncrTransfer"
@@ -51,7 +62,7 @@ _P_DATA = b"\xcd" * 9
 
 #: assoID -> the five constant parts around time, seq, iv and ciphertext. Bounded: assoIDs of
 #: received associations come from peers.
-_PARTS: dict[str, tuple[bytes, bytes, bytes, bytes, bytes] | None] = {}
+_PARTS: dict[str, tuple[bytes, ...] | None] = {}
 _PARTS_MAX = 1024
 
 
@@ -98,37 +109,143 @@ def write(obj: Any, gate: _codec.Codec) -> bytes | None:
     )
 
 
-def _cut(asso_id: str, gate: _codec.Codec) -> tuple[bytes, bytes, bytes, bytes, bytes] | None:
+def _cut(asso_id: str, gate: _codec.Codec) -> tuple[bytes, ...] | None:
     probe = _e2e.EncrTransfer(
         tbp=_e2e.EncrTbp(
             token2=_e2e.ClearToken2(asso_id=asso_id, time=_P_TIME, seq=_P_SEQ, iv=_P_IV),
             encrypted_appl_data=_P_DATA,
         )
     )
-    try:
-        data = gate.encode(probe)  # validated: an invalid assoID fails here, as in the whole
-    except _codec.CodecError:
-        return None  # not cached: the generic encoder then reports it for the real envelope
-    parts: list[bytes] = []
-    rest = data
-    for marker in (
+    markers = [
         _P_TIME.encode(),
         str(_P_SEQ).encode(),
         binascii.hexlify(_P_IV).upper(),
         binascii.hexlify(_P_DATA).upper(),
-    ):
-        if rest.count(marker) != 1 or data.count(marker) != 1:
-            cut = None
-            break
-        head, _, rest = rest.partition(marker)
-        parts.append(head)
-    else:
-        parts.append(rest)
-        cut = (parts[0], parts[1], parts[2], parts[3], parts[4])
+    ]
+    parts = _cut_probe(probe, markers, gate)
     if len(_PARTS) >= _PARTS_MAX:
         _PARTS.clear()
-    _PARTS[asso_id] = cut
-    return cut
+    _PARTS[asso_id] = parts
+    return parts
+
+
+_ICV_ALGS = (
+    _e2e.IcvAlgorithm.HmacSha256,
+    _e2e.IcvAlgorithm.Aes128Gcm,
+    _e2e.IcvAlgorithm.Aes256Gcm,
+)
+_MMS_MAP: dict[str | None, str] = {"mms": _scsm.__NAMESPACE__}
+# The MMSpdu encoded alone declares the prefix the envelope's root declares for it.
+_MMS_DECL = b'<mms:MMSpdu xmlns:mms="' + _scsm.__NAMESPACE__.encode() + b'"'
+_P_PDU = _scsm.Mmspdu(choice=_scsm.Mmspdu.ConcludeRequestPdu())
+_P_PDU_BYTES = b"<mms:MMSpdu><mms:conclude-RequestPDU/></mms:MMSpdu>"
+_P_NONCE = b"\xef" * 5
+_P_ICV = b"\x9a" * 11
+
+_ClearKey = tuple[str, type, bool]
+_CLEAR_PARTS: dict[_ClearKey, tuple[bytes, ...] | None] = {}
+
+
+def write_clear(obj: Any, gate: _codec.Codec) -> bytes | None:
+    """The gate's encoding of a ``ClearTransfer`` (no ``iv``, no ``rekey``), or None when
+    ``obj`` is anything else or a value is off the checked forms (the caller then encodes it
+    generically, which reports what is wrong)."""
+    if type(obj) is not _e2e.ClearTransfer:
+        return None
+    tbp, auth = obj.tbp, obj.auth
+    if type(tbp) is not _e2e.ClearTbp or type(auth) is not _e2e.Authenticator:
+        return None
+    token2, appl = tbp.token2, tbp.appl_data
+    if (
+        type(token2) is not _e2e.ClearToken2
+        or token2.rekey is not None
+        or token2.iv is not None
+        or type(appl) is not _e2e.ApplData
+        or type(appl.mmspdu) is not _scsm.Mmspdu
+    ):
+        return None
+    algorithm, nonce, icv = auth.algorithm, auth.nonce, auth.icv
+    if (
+        type(algorithm) is not _e2e.IcvAlgorithm
+        or type(algorithm.choice) not in _ICV_ALGS
+        or (nonce is not None and (type(nonce) is not bytes or not nonce))
+        or type(icv) is not bytes
+        or not icv
+    ):
+        return None
+    asso_id, time, seq = token2.asso_id, token2.time, token2.seq
+    if (
+        type(asso_id) is not str
+        or type(time) is not str
+        or _TIME(time) is None
+        or type(seq) is not int
+        or not 0 <= seq <= _UINT_MAX
+    ):
+        return None
+    key = (asso_id, type(algorithm.choice), nonce is not None)
+    parts = _CLEAR_PARTS[key] if key in _CLEAR_PARTS else _cut_clear(key, gate)
+    if parts is None:
+        return None
+    pdu = _mms_bytes(appl.mmspdu, gate)
+    if pdu is None:
+        return None
+    out = [parts[0], time.encode(), parts[1], str(seq).encode(), parts[2], pdu, parts[3]]
+    if nonce is not None:
+        out += [binascii.hexlify(nonce).upper(), parts[4]]
+    out += [binascii.hexlify(icv).upper(), parts[-1]]
+    return b"".join(out)
+
+
+def _mms_bytes(pdu: _scsm.Mmspdu, gate: _codec.Codec) -> bytes | None:
+    """The MMSpdu as it appears inside the envelope, validated; None: leave it to the gate."""
+    root = _fastxer.encode(pdu, _MMS_MAP)
+    if root is None or not gate.schema.validate(root):
+        return None
+    data: bytes = etree.tostring(root, encoding="utf-8")
+    if not data.startswith(_MMS_DECL):
+        return None
+    return b"<mms:MMSpdu" + data[len(_MMS_DECL) :]
+
+
+def _cut_clear(key: _ClearKey, gate: _codec.Codec) -> tuple[bytes, ...] | None:
+    asso_id, algorithm, with_nonce = key
+    probe = _e2e.ClearTransfer(
+        tbp=_e2e.ClearTbp(
+            token2=_e2e.ClearToken2(asso_id=asso_id, time=_P_TIME, seq=_P_SEQ),
+            appl_data=_e2e.ApplData(mmspdu=_P_PDU),
+        ),
+        auth=_e2e.Authenticator(
+            nonce=_P_NONCE if with_nonce else None,
+            algorithm=_e2e.IcvAlgorithm(choice=algorithm()),
+            icv=_P_ICV,
+        ),
+    )
+    markers = [_P_TIME.encode(), str(_P_SEQ).encode(), _P_PDU_BYTES]
+    if with_nonce:
+        markers.append(binascii.hexlify(_P_NONCE).upper())
+    markers.append(binascii.hexlify(_P_ICV).upper())
+    parts = _cut_probe(probe, markers, gate)
+    if len(_CLEAR_PARTS) >= _PARTS_MAX:
+        _CLEAR_PARTS.clear()
+    _CLEAR_PARTS[key] = parts
+    return parts
+
+
+def _cut_probe(probe: Any, markers: list[bytes], gate: _codec.Codec) -> tuple[bytes, ...] | None:
+    """The probe's encoding cut at each marker (each must occur exactly once, in order)."""
+    try:
+        data = gate.encode(probe)  # validated: an invalid assoID fails here, as in the whole
+    except _codec.CodecError:
+        return None
+    parts: list[bytes] = []
+    rest = data
+    for marker in markers:
+        if data.count(marker) != 1 or rest.count(marker) != 1:
+            return None
+        head, _, rest = rest.partition(marker)
+        parts.append(head)
+    parts.append(rest)
+    return tuple(parts)
 
 
 def _leaf(el: ET.Element, tag: str) -> str | None:
