@@ -6,8 +6,11 @@ What an 8-2 payload looks like inside a stanza, and nothing about how stanzas mo
 - :func:`unwrap`: the one 8-2 child of a received stanza (structure only);
 - :func:`decode_payload`: the strict codec gate (injected: a :class:`~.codec.Codec`) turns it into
   the typed object (``Mmspdu`` or an envelope such as ``AssociationContext``) in one validating
-  decode, measuring the MMSpdu's octets for the PDU size limit on the way;
-- :func:`payload_bytes`: a typed payload's bytes for a stanza (the envelope of E2E off cached);
+  decode, measuring the MMSpdu's octets for the PDU size limit on the way (an AES-GCM
+  ``EncrTransfer`` of the usual shape is read directly by :func:`.e2ewire.read`, which leaves
+  every other form to that decode);
+- :func:`payload_bytes`: a typed payload's bytes for a stanza (the envelope of E2E off cached,
+  the per-message E2E envelopes written around their values by :mod:`.e2ewire`);
 - :func:`payload_element`: a typed payload as an ``xml.etree`` element (in-memory transport);
 - :class:`Received`: a received stanza as the protocol cores see it.
 
@@ -333,6 +336,8 @@ def payload_bytes(obj: Any, gate: _codec.Codec) -> bytes:
     A bare ``AssociationContext`` (E2E off) is its association's constant envelope, encoded
     and validated once, around the MMSpdu encoded and validated on its own: the schema's
     ``applData`` holds the global ``MMSpdu`` element by reference, so the check is the same.
+    ``EncrTransfer`` and ``ClearTransfer`` are written by :mod:`.e2ewire` (the gate's bytes, from
+    a validated probe per association and values checked against their schema forms).
     """
     if type(obj) is _e2e.AssociationContext:
         appl, pp, asso_id = obj.appl_data, obj.pp, obj.asso_id
