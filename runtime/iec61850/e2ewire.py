@@ -91,7 +91,10 @@ def write(obj: Any, gate: _codec.Codec) -> bytes | None:
         or not data
     ):
         return None
-    parts = _PARTS[asso_id] if asso_id in _PARTS else _cut(asso_id, gate)
+    try:  # not `in` then `[]`: a clear() in between would raise
+        parts = _PARTS[asso_id]
+    except KeyError:
+        parts = _cut(asso_id, gate)
     if parts is None:
         return None
     return b"".join(
@@ -183,10 +186,13 @@ def write_clear(obj: Any, gate: _codec.Codec) -> bytes | None:
     ):
         return None
     key = (asso_id, type(algorithm.choice), nonce is not None)
-    parts = _CLEAR_PARTS[key] if key in _CLEAR_PARTS else _cut_clear(key, gate)
+    try:
+        parts = _CLEAR_PARTS[key]
+    except KeyError:
+        parts = _cut_clear(key, gate)
     if parts is None:
         return None
-    pdu = _mms_bytes(appl.mmspdu, gate)
+    pdu = mms_bytes(appl.mmspdu, gate)
     if pdu is None:
         return None
     out = [parts[0], time.encode(), parts[1], str(seq).encode(), parts[2], pdu, parts[3]]
@@ -196,7 +202,7 @@ def write_clear(obj: Any, gate: _codec.Codec) -> bytes | None:
     return b"".join(out)
 
 
-def _mms_bytes(pdu: _scsm.Mmspdu, gate: _codec.Codec) -> bytes | None:
+def mms_bytes(pdu: _scsm.Mmspdu, gate: _codec.Codec) -> bytes | None:
     """The MMSpdu as it appears inside the envelope, validated; None: leave it to the gate."""
     root = _fastxer.encode(pdu, _MMS_MAP)
     if root is None or not gate.schema.validate(root):

@@ -349,8 +349,9 @@ def payload_bytes(obj: Any, gate: _codec.Codec) -> bytes:
         ):
             key = (pp is not None, asso_id)
             parts = _CONTEXT_PARTS.get(key) or _context_parts(key, gate)
-            if parts is not None:
-                return parts[0] + gate.encode(appl.mmspdu) + parts[1]
+            pdu = _e2ewire.mms_bytes(appl.mmspdu, gate) if parts is not None else None
+            if parts is not None and pdu is not None:  # the gate's bytes, prefix and all
+                return parts[0] + pdu + parts[1]
     elif type(obj) is _e2e.EncrTransfer:
         data = _e2ewire.write(obj, gate)
         if data is not None:
