@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gridbind.sttp.compression import (
+from gridbind.sttp.draft.compression import (
     MAX_EXPANSION,
     MAX_INFLATED,
     CompressionError,

@@ -17,8 +17,8 @@ from gridbind.generated.sttp.draft_0_8 import (
     CompressionMode,
     NextFragment,
 )
-from gridbind.sttp.compression import MAX_INFLATED, deflate
-from gridbind.sttp.fragments import Assembler, Fragmenter, FragmentError, Packet
+from gridbind.sttp.draft.compression import MAX_INFLATED, deflate
+from gridbind.sttp.draft.fragments import Assembler, Fragmenter, FragmentError, Packet
 from gridbind.sttp.tssc import SEED, TsscDecoder, TsscEncoder
 
 METADATA = CommandCode.GetMetadataResponse

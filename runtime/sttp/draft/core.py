@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 from gridbind.generated.sttp import draft_0_8 as wire
 from gridbind.sttp.codecsupport import ConstraintError, WireError
-from gridbind.sttp.compression import DeflateCompressor, DeflateDecompressor
+from gridbind.sttp.draft.compression import DeflateCompressor, DeflateDecompressor
 from gridbind.sttp.draft.events import (
     CommandFailed,
     CommandSucceeded,
@@ -29,12 +29,12 @@ from gridbind.sttp.draft.events import (
     NegotiationComplete,
     SessionClosed,
 )
+from gridbind.sttp.draft.fragments import Assembler, Fragmenter
 from gridbind.sttp.draft.framing import FrameError, FrameReader, encode_frame
 from gridbind.sttp.draft.metadata import MetadataError
 from gridbind.sttp.draft.packets import STREAM_DEFLATE_LEVEL, FragmentError, PacketError
 from gridbind.sttp.encoding import ValueType
 from gridbind.sttp.errors import InvalidArgument
-from gridbind.sttp.fragments import Assembler, Fragmenter
 
 log = logging.getLogger("gridbind.sttp.draft")
 CC = wire.CommandCode

@@ -5,11 +5,11 @@ Decisions this module implements (the seed leaves them open; each is tested):
 - Basic encoding: ``SendDataPoints`` carries consecutive ``DataPoint`` records in one
   Bit-Byte-Block; a packet holds at most :data:`MAX_RAW_PACKET` bytes (the seed's 2^14 "maximum
   payload size"), bigger points travel in fragments.
-- DEFLATE (raw RFC 1951, :mod:`gridbind.sttp.compression`): a ``SendDataPoints`` payload is
+- DEFLATE (raw RFC 1951, :mod:`gridbind.sttp.draft.compression`): a ``SendDataPoints`` payload is
   sent as a ``BeginFragment`` with ``compressionMode = Deflate`` and ``commandCode =
   SendDataPoints``. Negotiated as the *stateless* algorithm (UDP data channel) every packet is
   compressed on its own. Negotiated as the *stateful* algorithm (reliable TCP channel) each
-  direction of the session runs one compression stream (:class:`~gridbind.sttp.compression.
+  direction of the session runs one compression stream (:class:`~gridbind.sttp.draft.compression.
   DeflateCompressor`, 32 KiB window, ``Z_SYNC_FLUSH`` after every packet so each packet
   inflates on arrival with the shared history; the ``00 00 FF FF`` flush marker is kept).
   Decision: the seed's ``compressionMode`` has only None/Deflate/Tssc, so on the TCP channel of
@@ -42,11 +42,11 @@ from typing import Any
 
 from gridbind.errors import RemoteError
 from gridbind.generated.sttp import draft_0_8 as wire
-from gridbind.sttp.compression import CompressionError, DeflateCompressor
 from gridbind.sttp.draft.basic import decode_points, encode_points
+from gridbind.sttp.draft.compression import CompressionError, DeflateCompressor
+from gridbind.sttp.draft.fragments import Assembler, Fragmenter, FragmentError, Packet
 from gridbind.sttp.encoding import BitByteError, SttpValue, ValueType
 from gridbind.sttp.errors import InvalidArgument, SttpError
-from gridbind.sttp.fragments import Assembler, Fragmenter, FragmentError, Packet
 from gridbind.sttp.tssc import SEED, TsscDecoder, TsscEncoder, TsscError
 
 __all__ = [

@@ -212,9 +212,9 @@ def test_socket_corrupted_stream_packet_closes_both_ends_cleanly():
 def test_stateless_deflate_packets_fit_one_frame_each():
     import random
 
+    from gridbind.sttp.draft.fragments import Assembler
     from gridbind.sttp.draft.framing import FrameReader
     from gridbind.sttp.draft.packets import DataDecoder, DataEncoder, WirePoint
-    from gridbind.sttp.fragments import Assembler
 
     rng = random.Random(7)
     points = [

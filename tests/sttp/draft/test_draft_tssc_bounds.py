@@ -9,13 +9,13 @@ import tracemalloc
 import pytest
 
 from gridbind.generated.sttp import draft_0_8 as wire
+from gridbind.sttp.draft.fragments import Packet
 from gridbind.sttp.draft.packets import (
     FIXED_SIZE_POINT_BYTES,
     MAX_RAW_PACKET,
     DataDecoder,
     PacketError,
 )
-from gridbind.sttp.fragments import Packet
 
 
 @pytest.mark.timeout(30)

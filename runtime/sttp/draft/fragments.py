@@ -11,15 +11,15 @@ The payload structures are the generated ``BeginFragment`` / ``NextFragment`` cl
 Project decisions where the draft is silent:
 
 * ``Deflate`` compresses the whole packet payload once (raw RFC 1951, see
-  :mod:`gridbind.sttp.compression`) before splitting: statelessly by default, or as the next
+  :mod:`gridbind.sttp.draft.compression`) before splitting: statelessly by default, or as the next
   packet of a session stream when the :class:`Fragmenter` / :class:`Assembler` is given one
-  (``deflate_stream``: a :class:`~gridbind.sttp.compression.DeflateCompressor` /
-  :class:`~gridbind.sttp.compression.DeflateDecompressor`, for a negotiated stateful DEFLATE on
+  (``deflate_stream``: a :class:`~gridbind.sttp.draft.compression.DeflateCompressor` /
+  :class:`~gridbind.sttp.draft.compression.DeflateDecompressor`, for a negotiated stateful DEFLATE on
   a reliable channel; both ends must agree, ``compressionMode`` cannot tell them apart). With
   compression the packet is always sent as a BeginFragment, even when it fits, because only
   BeginFragment carries the mode.
 * The seed's limits apply to every compressed packet: a packet that would decompress to more
-  than :data:`~gridbind.sttp.compression.MAX_INFLATED` (16384) bytes is a decompression failure.
+  than :data:`~gridbind.sttp.draft.compression.MAX_INFLATED` (16384) bytes is a decompression failure.
   So the :class:`Fragmenter` deflates a packet only when its raw size is at most 16384 bytes;
   a larger packet asked for ``Deflate`` is sent uncompressed (``compressionMode`` none). The
   :class:`Assembler` refuses a compressed BeginFragment declaring a ``totalRawSize`` above
@@ -55,7 +55,7 @@ from gridbind.generated.sttp.draft_0_8 import (
     NextFragment,
     WireError,
 )
-from gridbind.sttp.compression import (
+from gridbind.sttp.draft.compression import (
     MAX_INFLATED,
     DecompressionError,
     DeflateCompressor,
@@ -103,7 +103,7 @@ class Fragmenter:
     With ``deflate_stream``, ``Deflate`` packets are compressed as the next packets of that
     session stream (stateful DEFLATE) instead of one by one; the frames must then be sent in
     the order they are made, and every one of them (the peer's history follows the stream);
-    after a :class:`~gridbind.sttp.compression.CompressionError` from the stream the session
+    after a :class:`~gridbind.sttp.draft.compression.CompressionError` from the stream the session
     must end, since the stream already holds the refused packet.
     """
 

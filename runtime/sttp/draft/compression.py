@@ -14,7 +14,7 @@ Limits from the seed: compression may not grow a packet by more than :data:`MAX_
 (1024) bytes, and a packet that would inflate past :data:`MAX_INFLATED` (16384) bytes is a
 decompression failure. Inflation is bounded with ``max_length``, so a hostile packet (a "zip
 bomb") costs at most the limit in memory. Senders refuse packets above the limit too, since the
-receiver would refuse them. Fragmented packets (:mod:`gridbind.sttp.fragments`) keep the same
+receiver would refuse them. Fragmented packets (:mod:`gridbind.sttp.draft.fragments`) keep the same
 16384-byte limit: larger ones are sent uncompressed.
 """
 
