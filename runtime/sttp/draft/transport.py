@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
@@ -513,7 +514,9 @@ class Subscriber:
     ``on_measurements(list[Measurement])`` and/or :meth:`measurements` (an async iterator of
     batches, bounded by ``queue_size`` batches; when full the oldest batch is dropped and
     counted in ``dropped_batches``). With ``reconnect`` (seconds), a forward connection that
-    is lost (e.g. a NoOp time-out) is re-established and the subscriptions are sent again.
+    is lost (e.g. a NoOp time-out) is re-established and the subscriptions are sent again:
+    one reconnection at a time, the first after about ``reconnect`` seconds, each failed attempt
+    (its connection closed) doubling the wait up to ``max_reconnect_interval``, with jitter.
     ``max_verified_points`` bounds how many subscribed points may require verification
     receipts; a subscription beyond it is terminated by this subscriber.
 
@@ -545,13 +548,16 @@ class Subscriber:
         queue_size: int = 10_000,
         reconnect: float | None = None,
         max_verified_points: int | None = None,
+        max_reconnect_interval: float = 30.0,
     ) -> None:
         self.host = host
         self.listen_mode = listen
         self.reconnect = reconnect
+        self.max_reconnect_interval = max_reconnect_interval
         self.reconnects = 0
         self._closing = False
         self._forward = False
+        self._established = False
         self._subscriptions: list[dict[str, Any]] = []
         self._reconnecting: asyncio.Future[None] | None = None
         self.port = port
@@ -599,10 +605,13 @@ class Subscriber:
         """Dial the publisher and complete session negotiation (see :attr:`negotiated`); with
         ``listen=True``, listen for the publisher instead (reverse connection; returns once
         listening, :attr:`port` is the bound port, :meth:`wait_negotiated` waits for it)."""
+        self._closing = False
         if self.listen_mode:
             await self._listen()
         else:
+            self._established = False  # reconnection applies only after a first success
             await self._dial(timeout=timeout)
+            self._established = True
 
     @property
     def negotiated(self) -> NegotiationComplete | None:
@@ -615,7 +624,11 @@ class Subscriber:
     async def connect(self, *, timeout: float = 10.0) -> NegotiationComplete:
         """Deprecated: ``await start()`` (then :attr:`negotiated`)."""
         warnings.warn("Subscriber.connect() is deprecated; use start()", DeprecationWarning, 2)
-        return await self._dial(timeout=timeout)
+        self._closing = False
+        self._established = False
+        negotiated = await self._dial(timeout=timeout)
+        self._established = True
+        return negotiated
 
     async def listen(self) -> int:
         """Deprecated: ``Subscriber(listen=True)`` and ``await start()`` (then :attr:`port`)."""
@@ -630,22 +643,29 @@ class Subscriber:
     async def _dial(self, *, timeout: float = 10.0) -> NegotiationComplete:
         """Dial the publisher (forward connection) and complete session negotiation."""
         self._forward = True
-        self._closing = False
         await self._prepare()
         loop = asyncio.get_running_loop()
         context = self.tls.client_context() if self.tls else None
         server_hostname = (self.tls.server_hostname or self.host) if self.tls else None
-        await asyncio.wait_for(
-            loop.create_connection(
-                lambda: _Link(self._new_session, self),
-                self.host,
-                self.port,
-                ssl=context,
-                server_hostname=server_hostname,
-            ),
-            timeout,
-        )
-        return await self.wait_negotiated(timeout)
+        made: list[_Link] = []
+
+        def dialled() -> _Link:
+            made.append(_Link(self._new_session, self))
+            return made[-1]
+
+        try:
+            await asyncio.wait_for(
+                loop.create_connection(
+                    dialled, self.host, self.port, ssl=context, server_hostname=server_hostname
+                ),
+                timeout,
+            )
+            return await self.wait_negotiated(timeout)
+        except BaseException:
+            # a failed attempt must not leave its connection open (nor its session running)
+            for link in made:
+                link.abort("connection attempt failed")
+            raise
 
     async def _listen(self) -> int:
         """Listen for the publisher to dial in (reverse connection); returns the port."""
@@ -722,29 +742,51 @@ class Subscriber:
             self.on_event(event)
 
     def _link_lost(self, link: _Link) -> None:
+        if link is not self.link:
+            return  # a connection already superseded (or never current) ends nothing
         self._subscribed.clear()
         reason = link.session.close_reason if link.session else "closed"
         self._fail_all(SessionError(reason))
-        if self.reconnect is not None and self._forward and not self._closing:
-            log.warning("connection lost (%s); reconnecting in %.1fs", reason, self.reconnect)
-            self._reconnecting = asyncio.ensure_future(self._reconnect_loop())
-            return
+        if self.reconnect is not None and self._established and not self._closing:
+            if self._reconnecting is None or self._reconnecting.done():
+                log.warning("connection lost (%s); reconnecting", reason)
+                self._reconnecting = asyncio.get_running_loop().create_task(self._reconnect_loop())
+            return  # else an attempt of the running reconnection failed: it retries
         if self._queue.full():
             self._queue.get_nowait()
             self.dropped_batches += 1
         self._queue.put_nowait(None)  # ends batches()
 
-    async def _reconnect_loop(self) -> None:
+    def _backoff(self, attempt: int) -> float:
+        """Seconds before reconnection attempt ``attempt`` (1, 2, ...): ``reconnect`` doubled
+        per failed attempt up to ``max_reconnect_interval``, with jitter (a half of it random)
+        so that many subscribers of one restarted publisher do not dial in step."""
         assert self.reconnect is not None
+        ceiling = max(self.max_reconnect_interval, self.reconnect)
+        wait = min(self.reconnect * 2 ** min(attempt - 1, 30), ceiling)
+        return wait * random.uniform(0.5, 1.0)
+
+    async def _reconnect_loop(self) -> None:
+        attempt = 0
         while not self._closing:
-            await asyncio.sleep(self.reconnect)
+            attempt += 1  # reset (a new loop) only once the replayed subscription is confirmed
+            await asyncio.sleep(self._backoff(attempt))
+            if self._closing:
+                return
             try:
                 await self._dial()
                 for request in self._subscriptions:
                     await self.subscribe(**request, _replay=True)
-            except (TimeoutError, OSError, SessionError, CommandError) as exc:
-                log.warning("reconnect failed: %s", exc)
+            except Exception as exc:  # noqa: BLE001 - any failure: close it, retry later
+                log.warning("reconnect attempt %d failed: %s", attempt, exc)
+                link = self.link
+                if link is not None:
+                    link.abort(f"reconnection failed: {exc}")
                 continue
+            if self._closing:  # stopped while the replay was confirmed
+                if self.link is not None:
+                    self.link.close()
+                return
             self.reconnects += 1
             return
 
