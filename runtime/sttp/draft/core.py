@@ -110,7 +110,9 @@ class _Session:
         self._reader = FrameReader()
         self._negotiation_deadline: float | None = now + negotiation_timeout
         self._noop_deadline: float | None = None
-        self._next_noop: float | None = now + keepalive_interval if keepalive_interval else None
+        #: when the next keep-alive NoOp is due: from negotiation on (before it, a NoOp is
+        #: refused, and a due time that tick() cannot act on would make the timer spin)
+        self._next_noop: float | None = None
         self._pending: dict[int, deque[float]] = {}
         self.stats = {"frames_in": 0, "frames_out": 0, "bytes_in": 0, "bytes_out": 0}
         self._fragments = Assembler(self.max_fragmented)
@@ -208,7 +210,9 @@ class _Session:
         return True
 
     def next_deadline(self) -> float | None:
-        """When :meth:`tick` must be called next (``None``: no timer running)."""
+        """When :meth:`tick` must be called next (``None``: no timer running, e.g. closed)."""
+        if self.closed:
+            return None
         times = [t for t in (self._negotiation_deadline, self._noop_deadline, self._next_noop) if t]
         times += [q[0] for q in self._pending.values() if q]
         return min(times) if times else None
@@ -358,9 +362,11 @@ class _Session:
         self._answered(ok.command)
         return [CommandSucceeded(ok.command, ok.reason, ok.details, ok.data)]
 
-    def _negotiation_done(self, event: NegotiationComplete) -> list[Event]:
+    def _negotiation_done(self, event: NegotiationComplete, now: float) -> list[Event]:
         self.negotiated = event
         self._negotiation_deadline = None
+        if self.keepalive_interval:
+            self._next_noop = now + self.keepalive_interval
         if event.stateful == "DEFLATE":
             self._deflate_out = DeflateCompressor(level=STREAM_DEFLATE_LEVEL)
             self._deflate_in = DeflateDecompressor()

@@ -319,7 +319,7 @@ class PublisherSession(_Session):
         self._succeed(CC.NegotiateSession)
         self._step = "done"
         events = self._negotiation_done(
-            NegotiationComplete(self.version, stateful[0][0], stateless[0][0], modes.udp_port)
+            NegotiationComplete(self.version, stateful[0][0], stateless[0][0], modes.udp_port), now
         )
         self._tcp = DataEncoder(
             stateful[0][0],

@@ -260,7 +260,8 @@ class SubscriberSession(_Session):
             self._step = "done"
             self._udp_decoder = DataDecoder(stateful=False)
             return self._negotiation_done(
-                NegotiationComplete(self.version, self._chosen[0], self._chosen[1], self.udp_port)
+                NegotiationComplete(self.version, self._chosen[0], self._chosen[1], self.udp_port),
+                now,
             )
         if self.negotiated is None:
             raise _Terminate(CC.RequestSucceeded, "response before session negotiation completed")
