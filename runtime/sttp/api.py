@@ -12,7 +12,8 @@ Verbs, chosen as an asyncio server / client reads, the same for both roles:
   returns once connected (draft: session negotiated; ieee2664: operational modes sent), or,
   built with ``listen=True``, once it listens for the publisher to dial in (reverse
   connection). Failing to connect raises ``OSError`` (``ConnectionError``, ``ssl.SSLError``)
-  or ``TimeoutError``.
+  or ``TimeoutError``, whatever the reconnection options: reconnection applies only to a
+  connection that was once up (the same for a publisher's ``connect()``).
 - ``await stop()``: close every connection and listener; a subscriber's iteration ends.
 - ``async with``: ``start()`` on entry, ``stop()`` on exit.
 - ``host`` / ``port``: where a publisher (or listening subscriber) listens, or the publisher a

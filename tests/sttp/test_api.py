@@ -504,3 +504,65 @@ def test_a_refused_subscription_raises_request_refused_in_both_profiles(profile)
                 await publisher.wait_subscribed(1, timeout=5)
 
     asyncio.run(run())
+
+
+def _dead_port() -> int:
+    """A loopback port nobody listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def _failure_of(call: Any, within: float = 3.0) -> BaseException | None:
+    """The exception ``call`` ended with; fails the test if it did not end ``within`` s (a
+    call that retries for ever must not pass as a time-out)."""
+    task = asyncio.ensure_future(call)
+    done, _ = await asyncio.wait({task}, timeout=within)
+    if not done:
+        task.cancel()
+        pytest.fail(f"still pending after {within} s")
+    return task.exception()
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("profile", PROFILES)
+def test_failures_to_connect_raise_with_default_options(profile):
+    """api.py: a failure to connect raises OSError (or TimeoutError): with DEFAULT options
+    (reconnection on), start() and Publisher.connect() still report the first failure."""
+
+    async def run() -> None:
+        port = _dead_port()
+        subscriber = sttp.Subscriber(profile, port=port)
+        try:
+            assert isinstance(await _failure_of(subscriber.start()), OSError)
+        finally:
+            await subscriber.stop()
+        publisher = sttp.Publisher(profile, port=0)
+        try:
+            assert isinstance(await _failure_of(publisher.connect("127.0.0.1", port)), OSError)
+        finally:
+            await publisher.stop()
+
+    asyncio.run(asyncio.wait_for(run(), 15))
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("profile", PROFILES)
+def test_a_refused_certificate_raises_with_default_options(profile, pki):
+    src = source(profile)
+
+    async def run() -> None:
+        publisher = sttp.Publisher(profile, port=0, tls=tls(pki.publisher, pki.ca), **src.publisher)
+        async with publisher:
+            subscriber = sttp.Subscriber(
+                profile, port=publisher.port, tls=tls(pki.subscriber, pki.stranger_ca)
+            )
+            try:
+                error = await _failure_of(subscriber.start())
+                assert isinstance(error, OSError) and "CERTIFICATE_VERIFY" in str(error)
+            finally:
+                await subscriber.stop()
+
+    asyncio.run(asyncio.wait_for(run(), 15))

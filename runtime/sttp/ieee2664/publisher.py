@@ -458,8 +458,9 @@ class Publisher:
         retry_interval: float = 1.0,
         max_retry_interval: float = 30.0,
     ) -> None:
-        """Reverse connection: dial a listening subscriber and keep redialling (with back-off)
-        whenever the connection fails or drops, until :meth:`stop`. Returns once connected.
+        """Reverse connection: dial a listening subscriber and, once connected, keep
+        redialling (with back-off) whenever the connection drops, until :meth:`stop`. Returns
+        once connected; raises :class:`OSError` when the first attempt fails.
         With ``tls``, the subscriber's certificate must name ``tls.server_hostname`` (default:
         ``host``)."""
         connected = asyncio.get_running_loop().create_future()
@@ -493,12 +494,12 @@ class Publisher:
                     ssl=context,
                     server_hostname=server_hostname,
                 )
-            except OSError as exc:
+            except OSError:
+                if not connected.done():
+                    raise  # the first attempt: connect() reports it (redialling follows success)
                 attempt += 1
                 wait = min(retry_interval * 2 ** (attempt - 1), max_retry_interval)
-                log.info(
-                    "dialling subscriber %s:%s failed (%s); retry in %.1f s", host, port, exc, wait
-                )
+                log.info("dialling subscriber %s:%s failed; retry in %.1f s", host, port, wait)
                 await asyncio.sleep(wait)
                 continue
             attempt = 0

@@ -248,6 +248,8 @@ class Subscriber:
         self._complete = asyncio.Event()
         self._unsubscribed = asyncio.Event()
         self._paused = False
+        #: the current start() reached the publisher once (from then on it reconnects)
+        self._established = False
         self._fatal: BaseException | None = None
         self._totals = Statistics()
         #: the latest metadata answer waiting for the parser (older ones are superseded)
@@ -265,9 +267,11 @@ class Subscriber:
 
     # -- lifecycle
     async def start(self) -> None:
-        """Connect (retrying per the reconnect policy) and return once connected; with
+        """Connect and return once connected (raises :class:`ConnectionError` when the first
+        attempt fails; the reconnect policy applies only after a first success); with
         ``listen``, return once listening for the publisher."""
         self._stopping = False
+        self._established = False
         self._runner = asyncio.create_task(self._run(), name="sttp-subscriber")
         waiter = asyncio.create_task(
             self._listening.wait() if self.listen else self._connected.wait()
@@ -522,13 +526,17 @@ class Subscriber:
             except (TimeoutError, OSError) as exc:
                 self.last_error = f"connect to {self.host}:{self.port} failed: {exc}"
                 attempt += 1
-                if not self.auto_reconnect or 0 <= self.max_retries < attempt:
+                # reconnection applies only after a first success: start() reports a publisher
+                # it cannot reach (or a refused certificate) instead of retrying for ever
+                first = not self._established
+                if first or not self.auto_reconnect or 0 <= self.max_retries < attempt:
                     raise ConnectionError(self.last_error) from None
                 # Back-off bounds the rate; a refused certificate must not look like silence.
                 log.warning("%s (attempt %d; retrying)", self.last_error, attempt)
                 await self._retry_wait(attempt)
                 continue
             self.connections += 1
+            self._established = True
             self._protocol = protocol
             self._totals_add(self.session.stats)
             self.session = self._new_session()
