@@ -566,3 +566,25 @@ def test_a_refused_certificate_raises_with_default_options(profile, pki):
                 await subscriber.stop()
 
     asyncio.run(asyncio.wait_for(run(), 15))
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("profile", PROFILES)
+def test_a_refused_metadata_request_raises_request_refused_in_both_profiles(profile):
+    src = source(profile)
+    publisher_options = dict(src.publisher)
+    if profile == "ieee2664":
+        from gridbind.sttp.ieee2664.publisher_state import PublisherConfig
+
+        publisher_options["config"] = PublisherConfig(allow_metadata_refresh=False)
+        request: dict[str, Any] = {}
+    else:
+        request = {"query": "SELECT FROM WHERE"}  # the draft publisher refuses a bad query
+
+    async def run() -> None:
+        async with sttp.Publisher(profile, port=0, **publisher_options) as publisher:
+            async with sttp.Subscriber(profile, port=publisher.port, **src.subscriber) as sub:
+                error = await _failure_of(sub.request_metadata(*request.values(), timeout=5))
+                assert isinstance(error, sttp.RequestRefused), repr(error)
+
+    asyncio.run(asyncio.wait_for(run(), 15))

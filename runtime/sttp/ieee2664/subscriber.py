@@ -245,6 +245,9 @@ class Subscriber:
         self._connected = asyncio.Event()
         self._subscribed = asyncio.Event()
         self._metadata_event = asyncio.Event()
+        #: request_metadata() calls waiting for an answer, oldest first (a refusal answers the
+        #: oldest, metadata every one: the latest data set supersedes older requests)
+        self._metadata_waiters: list[asyncio.Future[DataSet]] = []
         self._complete = asyncio.Event()
         self._unsubscribed = asyncio.Event()
         self._paused = False
@@ -367,11 +370,17 @@ class Subscriber:
 
     async def request_metadata(self, filters: str = "", *, timeout: float = 10.0) -> DataSet:
         """Ask for metadata (optionally filtered: ``FILTER <table> WHERE ...``) and wait for
-        it."""
+        it; raises :class:`~gridbind.sttp.errors.RequestRefused` when the publisher refuses."""
+        answer: asyncio.Future[DataSet] = asyncio.get_running_loop().create_future()
         self._metadata_event.clear()
         self.session.request_metadata(filters)
         self._send()
-        return await self.wait_metadata(timeout)
+        self._metadata_waiters.append(answer)
+        try:
+            return await asyncio.wait_for(answer, timeout)
+        finally:
+            if answer in self._metadata_waiters:
+                self._metadata_waiters.remove(answer)
 
     async def subscribe(
         self,
@@ -701,6 +710,10 @@ class Subscriber:
         if isinstance(event, MetadataReceived):
             self.metadata = event.metadata
             self._metadata_event.set()
+            waiters, self._metadata_waiters = self._metadata_waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(event.metadata)
             if (
                 self.auto_subscribe
                 and not self.session.subscribed
@@ -720,6 +733,10 @@ class Subscriber:
                 if self._answer is not None and not self._answer.done():
                     refused = RequestRefused(f"subscription refused: {event.message}")
                     self._answer.set_exception(refused)
+            elif event.command == ServerCommand.MetadataRefresh and self._metadata_waiters:
+                waiter = self._metadata_waiters.pop(0)
+                if not waiter.done():
+                    waiter.set_exception(RequestRefused(f"metadata refused: {event.message}"))
             self.last_error = f"command 0x{event.command:02X} failed: {event.message}"
             log.warning("%s", self.last_error)
         elif isinstance(event, ConfigurationChanged) and self.refresh_on_change:
