@@ -734,6 +734,9 @@ class Subscriber:
 
     def _link_made(self, link: _Link) -> None:
         self.link = link
+        if self.listen_mode and (self._negotiated is None or self._negotiated.done()):
+            # each publisher that dials in negotiates anew (wait_negotiated waits for it)
+            self._negotiated = link.loop.create_future()
 
     def _refused(self, link: _Link, event: SessionClosed) -> None:
         """A dialling publisher refused after the TLS handshake (reverse connections)."""
@@ -744,6 +747,8 @@ class Subscriber:
     def _link_lost(self, link: _Link) -> None:
         if link is not self.link:
             return  # a connection already superseded (or never current) ends nothing
+        if self.listen_mode:
+            self.link = None  # free for the next publisher that dials in
         self._subscribed.clear()
         reason = link.session.close_reason if link.session else "closed"
         self._fail_all(SessionError(reason))
@@ -752,6 +757,8 @@ class Subscriber:
                 log.warning("connection lost (%s); reconnecting", reason)
                 self._reconnecting = asyncio.get_running_loop().create_task(self._reconnect_loop())
             return  # else an attempt of the running reconnection failed: it retries
+        if self.listen_mode and not self._closing:
+            return  # batches() goes on with the next publisher that dials in
         if self._queue.full():
             self._queue.get_nowait()
             self.dropped_batches += 1
@@ -1001,7 +1008,8 @@ class Subscriber:
         return self.batches()
 
     async def batches(self) -> AsyncIterator[list[Measurement]]:
-        """Batches of received measurements until the connection closes or :meth:`stop`."""
+        """Batches of received measurements until the connection closes or :meth:`stop` (a
+        listening subscriber's go on across the publishers that dial in, until :meth:`stop`)."""
         while True:
             batch = await self._queue.get()
             if batch is None:
