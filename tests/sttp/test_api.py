@@ -588,3 +588,37 @@ def test_a_refused_metadata_request_raises_request_refused_in_both_profiles(prof
                 assert isinstance(error, sttp.RequestRefused), repr(error)
 
     asyncio.run(asyncio.wait_for(run(), 15))
+
+
+@pytest.mark.timeout(30)
+def test_ieee2664_tls_admission_runs_before_the_session_deadlines(pki, monkeypatch):
+    """The publisher's session (its negotiation deadline) starts once the client certificate
+    is admitted (a host name resolution may take seconds); what the subscriber sent
+    meanwhile is held and handled then."""
+    from gridbind.sttp.tls import TlsConfig
+
+    src = source("ieee2664")
+
+    async def slow_refusal(self: TlsConfig, ssl_object: Any, peer: Any) -> str | None:
+        await asyncio.sleep(0.6)  # e.g. resolving the certificate's host names
+        return None
+
+    monkeypatch.setattr(TlsConfig, "refusal", slow_refusal)
+
+    async def run() -> None:
+        publisher = sttp.Publisher(
+            "ieee2664",
+            port=0,
+            tls=tls(pki.publisher, pki.ca),
+            negotiation_timeout=0.3,
+            **src.publisher,
+        )
+        async with publisher:
+            subscriber = sttp.Subscriber(
+                "ieee2664", port=publisher.port, tls=tls(pki.subscriber, pki.ca), **src.subscriber
+            )
+            async with subscriber:
+                await subscriber.subscribe(src.ids[:2], timeout=5)
+                await publisher.wait_subscribed(1, timeout=5)
+
+    asyncio.run(asyncio.wait_for(run(), 15))

@@ -136,6 +136,19 @@ class Connection(SessionShell[Event]):
     def connected(self) -> None:
         assert self.transport is not None and self.peer is not None
         publisher = self.publisher
+        publisher._connections.add(self)
+        ssl_object = self.transport.get_extra_info("ssl_object")
+        if publisher.tls is not None and ssl_object is not None:
+            # revoked client certificates, or ones not naming the peer, are refused (tls.py);
+            # the session (and its negotiation deadline) starts once admitted, bytes that
+            # arrive meanwhile are held by the shell (bounded: max_held)
+            self.spawn(self._admit(publisher.tls, ssl_object))
+            return
+        self._begin()
+
+    def _begin(self) -> None:
+        assert self.peer is not None
+        publisher = self.publisher
         rotation = publisher.cipher_rotation_interval if publisher.config.encrypt_udp else None
         timing = SessionTiming(
             noop_interval=publisher.noop_interval or 0.0,
@@ -148,21 +161,15 @@ class Connection(SessionShell[Event]):
         session.defer_filters = True
         self.session = session
         self._core = _Core(session, self._room)
-        publisher._connections.add(self)
         log.info("subscriber connected from %s:%s", *self.peer)
         self.start(self._core, datagram_source=session)
-        ssl_object = self.transport.get_extra_info("ssl_object")
-        if publisher.tls is not None and ssl_object is not None:
-            # revoked client certificates, or ones not naming the peer, are refused (tls.py)
-            self.transport.pause_reading()
-            self.spawn(self._admit(publisher.tls, ssl_object))
 
     async def _admit(self, tls: TlsConfig, ssl_object: Any) -> None:
         reason = await tls.refusal(ssl_object, self.peer)
         if reason is not None:
             self.abort(f"TLS: refused the connection: {reason}")
-        elif self.transport is not None and not self.gone:
-            self.transport.resume_reading()
+        elif self.transport is not None and not self.gone and not self.closing:
+            self._begin()
 
     def _room(self) -> int:
         transport = self.transport
