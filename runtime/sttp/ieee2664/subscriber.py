@@ -163,7 +163,9 @@ class Subscriber:
             With ``listen`` it is the server side (``certfile`` required).
         on_measurements: called with each received batch (on the event loop).
         on_event: called with every session event (metadata, subscription updates, failures...).
-        queue_batches: bound of the async-iterator queue; reading pauses when it is full.
+        queue_batches: bound of the async-iterator queue: TCP reading pauses when it holds
+            this many batches; data on UDP cannot be paused, so at most twice as many are
+            kept and beyond that the oldest batch is dropped (counted in ``dropped_batches``).
         idle_timeout: close (and, with ``auto_reconnect``, redial) a connection on which nothing,
             not even a NO_OP keep-alive, arrived for this many seconds (0 disables).
         refresh_on_change: on CONFIGURATION_CHANGED, refresh metadata and resubscribe.
@@ -235,8 +237,10 @@ class Subscriber:
         self.cache: SignalIndexCache | None = None
         self.connections = 0
         self.last_error: str | None = None
-        self._queue: asyncio.Queue[list[Measurement] | None] = asyncio.Queue()
-        self._queue_limit = queue_batches
+        self._queue_limit = max(1, queue_batches)
+        self._queue: asyncio.Queue[list[Measurement] | None] = asyncio.Queue(2 * self._queue_limit)
+        #: batches dropped (oldest first) because the queue was full (UDP data)
+        self.dropped_batches = 0
         self._iterators = 0
         self._protocol: _CommandProtocol | None = None
         self._udp_transport: asyncio.DatagramTransport | None = None
@@ -316,7 +320,7 @@ class Subscriber:
         for task in [self._metadata_worker, *self._tasks]:
             if task is not None:
                 task.cancel()
-        self._queue.put_nowait(None)
+        self._enqueue(None)
 
     async def __aenter__(self) -> Subscriber:
         await self.start()
@@ -497,6 +501,13 @@ class Subscriber:
                 return
             yield batch
 
+    def _enqueue(self, batch: list[Measurement] | None) -> None:
+        """Queue a batch (or the end); when full, the oldest batch makes room (counted)."""
+        if self._queue.full():
+            if self._queue.get_nowait() is not None:
+                self.dropped_batches += 1
+        self._queue.put_nowait(batch)
+
     def _resume(self) -> None:
         self._paused = False
         protocol = self._protocol
@@ -512,6 +523,7 @@ class Subscriber:
                 protocol = await self._accept()
                 attempt = 0
                 self.connections += 1
+                self._paused = False
                 self._protocol = protocol
                 self._totals_add(self.session.stats)
                 self.session = self._new_session()
@@ -546,6 +558,7 @@ class Subscriber:
                 continue
             self.connections += 1
             self._established = True
+            self._paused = False  # a new connection starts reading; the queue pauses it anew
             self._protocol = protocol
             self._totals_add(self.session.stats)
             self.session = self._new_session()
@@ -560,7 +573,7 @@ class Subscriber:
             if 0 <= self.max_retries < attempt:
                 break
             await self._retry_wait(attempt)
-        self._queue.put_nowait(None)
+        self._enqueue(None)
         if self._server is not None:
             self._server.close()
             self._server = None
@@ -694,7 +707,7 @@ class Subscriber:
                 self.on_measurements(batch)
                 if not self._iterators:
                     return  # callback-only use: nothing will drain the queue
-            self._queue.put_nowait(batch)
+            self._enqueue(batch)
             if not self._paused and self._queue.qsize() >= self._queue_limit:
                 self._paused = True
                 if self._protocol and self._protocol.transport:

@@ -861,3 +861,45 @@ def test_compact_base_time_rotation(udp):
                 assert session.stats.data_bytes / len(sent) < 17  # 4-byte offsets were used
 
     asyncio.run(run())
+
+
+@pytest.mark.timeout(30)
+def test_udp_batches_beyond_the_queue_bound_drop_the_oldest():
+    """UDP data cannot be paused: an iterator that does not keep up loses the oldest batches
+    (counted), the queue stays bounded."""
+    metadata, signals = synthetic_pmu_metadata(4)
+    frames = list(PmuSource(signals, start_ticks=0).frames(40))
+
+    async def run() -> tuple[int, int, int, list[Measurement]]:
+        async with Publisher(metadata, port=0) as publisher:
+            subscriber = Subscriber(
+                port=publisher.port,
+                filter_expression=ALL,
+                udp=True,
+                auto_reconnect=False,
+                queue_batches=4,
+            )
+            async with subscriber:
+                iterator = subscriber.batches()
+                await subscriber.wait_subscribed(10)
+                for _ in range(100):  # UDP data flows once the cache is confirmed
+                    connection = publisher.connections[0]
+                    if connection.ready and not connection.session._awaiting_cache_confirm:
+                        break
+                    await asyncio.sleep(0.02)
+                for frame in frames:
+                    publisher.publish(frame)
+                    await asyncio.sleep(0.002)
+                for _ in range(200):
+                    if subscriber.stats.measurements >= 4 * len(frames):
+                        break
+                    await asyncio.sleep(0.02)
+                queued = subscriber._queue.qsize()
+                batches = subscriber.stats.data_packets
+                first = await asyncio.wait_for(anext(iterator), 2)
+                return queued, subscriber.dropped_batches, batches, first
+
+    queued, dropped, batches, first = asyncio.run(run())
+    assert batches >= len(frames) // 2  # most of the data arrived (on loopback: all)
+    assert queued == 8 and dropped == batches - 8
+    assert first[0].timestamp > frames[0][0].timestamp  # the oldest went first
