@@ -8,6 +8,7 @@ results (a confirmation, the metadata) differ.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import ipaddress
 import logging
@@ -620,5 +621,31 @@ def test_ieee2664_tls_admission_runs_before_the_session_deadlines(pki, monkeypat
             async with subscriber:
                 await subscriber.subscribe(src.ids[:2], timeout=5)
                 await publisher.wait_subscribed(1, timeout=5)
+
+    asyncio.run(asyncio.wait_for(run(), 15))
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("profile", PROFILES)
+def test_an_earlier_subscriptions_refusal_does_not_fail_a_later_subscribe(profile):
+    src = source(profile)
+
+    async def run() -> None:
+        async with sttp.Publisher(profile, port=0, **src.publisher) as publisher:
+            async with sttp.Subscriber(profile, port=publisher.port, **src.subscriber) as sub:
+                if profile == "ieee2664":
+                    from gridbind.sttp.ieee2664 import SubscriptionSettings
+
+                    bad = SubscriptionSettings(filter_expression="FILTER X WHERE")
+                    refused = asyncio.ensure_future(sub.subscribe(settings=bad, timeout=1))
+                else:
+                    refused = asyncio.ensure_future(
+                        sub.subscribe(query="SELECT FROM WHERE", timeout=1)
+                    )
+                await asyncio.sleep(0)  # the refused request is sent first
+                await sub.subscribe(src.ids[:1], timeout=5)  # answered after the refusal
+                await publisher.wait_subscribed(1, timeout=5)
+                with contextlib.suppress(sttp.RequestRefused, TimeoutError):
+                    await refused
 
     asyncio.run(asyncio.wait_for(run(), 15))

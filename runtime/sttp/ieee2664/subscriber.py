@@ -741,8 +741,9 @@ class Subscriber:
                     self._answer.set_result(event.cache)
             self._confirmed = True
         elif isinstance(event, CommandFailed):
-            if event.command == ServerCommand.Subscribe:
-                self._count_subscribes(-1)
+            # as for a success: only the answer to the latest SUBSCRIBE is subscribe()'s (an
+            # earlier one's refusal must not fail it)
+            if event.command == ServerCommand.Subscribe and self._count_subscribes(-1) == 0:
                 if self._answer is not None and not self._answer.done():
                     refused = RequestRefused(f"subscription refused: {event.message}")
                     self._answer.set_exception(refused)
