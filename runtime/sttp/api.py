@@ -28,7 +28,9 @@ connection: dial a listening subscriber).
 Subscriber: ``await subscribe(points=None)`` (the given signal ids, or, with ``None``, what the
 subscriber's options select, by default every point; returns once the publisher confirmed, raises
 :class:`~gridbind.sttp.errors.RequestRefused` when it refuses),
-``await unsubscribe()`` (returns once the publisher confirmed; the connection stays up),
+``subscribe([])`` raises :class:`~gridbind.sttp.errors.InvalidArgument` (use ``unsubscribe``),
+``await unsubscribe()`` (returns once the publisher confirmed; the connection stays up; from
+then on a reconnection does not subscribe again until ``subscribe()`` is called),
 ``await request_metadata()``, ``batches()`` (async iterator of ``list[Measurement]`` until
 :meth:`stop` or the connection ends), ``async for measurement in subscriber`` (one at a time),
 ``await wait_subscribed(timeout)``.

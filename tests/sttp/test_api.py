@@ -649,3 +649,44 @@ def test_an_earlier_subscriptions_refusal_does_not_fail_a_later_subscribe(profil
                     await refused
 
     asyncio.run(asyncio.wait_for(run(), 15))
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("profile", PROFILES)
+def test_unsubscribe_holds_across_reconnection_and_empty_subscribe_raises(profile, caplog):
+    """api.py: ``subscribe([])`` raises InvalidArgument; after ``unsubscribe()`` a
+    reconnection does not subscribe again until ``subscribe()`` is called."""
+    caplog.set_level(logging.CRITICAL)
+    src = source(profile)
+    if profile == "ieee2664":
+        options = {**src.subscriber, "auto_subscribe": True, "auto_reconnect": True}
+        options["retry_interval"] = 0.05
+    else:
+        options = {**src.subscriber, "reconnect": 0.05}
+
+    async def reconnected(publisher: PublisherAPI, old: object) -> None:
+        for _ in range(300):
+            fresh = [c for c in publisher.connections if c is not old]
+            session = getattr(fresh[0], "session", None) if fresh else None
+            if session is not None and getattr(session, "negotiated", True):
+                return
+            await asyncio.sleep(0.01)
+        pytest.fail("no reconnection")
+
+    async def run() -> None:
+        async with sttp.Publisher(profile, port=0, **src.publisher) as publisher:
+            async with sttp.Subscriber(profile, port=publisher.port, **options) as sub:
+                with pytest.raises(sttp.InvalidArgument):
+                    await sub.subscribe([])
+                await sub.subscribe(src.ids[:2], timeout=5)
+                await publisher.wait_subscribed(1, timeout=5)
+                await sub.unsubscribe(timeout=5)
+                (old,) = publisher.connections
+                old.close()
+                await reconnected(publisher, old)
+                with pytest.raises(TimeoutError):
+                    await publisher.wait_subscribed(1, timeout=0.5)
+                await sub.subscribe(src.ids[:2], timeout=5)
+                await publisher.wait_subscribed(1, timeout=5)
+
+    asyncio.run(asyncio.wait_for(run(), 20))

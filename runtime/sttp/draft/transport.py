@@ -905,7 +905,7 @@ class Subscriber:
             )
         if points is not None:
             ids = list(points)
-            if not ids and mode != SM.Replace:
+            if not ids:  # api.py: the same in both profiles (unsubscribe() removes all)
                 raise InvalidArgument("no points given")
             for start in range(0, max(len(ids), 1), 3000):
                 items.append(
@@ -929,19 +929,27 @@ class Subscriber:
         else:
             self._confirmation = result
             self._subscribed.set()
-        if not _replay:  # remembered for reconnection
-            request = dict(
+        if not _replay:
+            self._remember(
                 points=None if points is None else ids, query=query, mode=mode, options=options
             )
-            if mode == SM.Replace:
-                self._subscriptions = []
-            self._subscriptions.append(request)
-            del self._subscriptions[:-64]
         return result
+
+    def _remember(self, **request: Any) -> None:
+        """Keep a confirmed request for replay after a reconnection (everything removed:
+        nothing is replayed until the next subscribe())."""
+        if request["mode"] == SM.Remove and request["points"] is None and not request["query"]:
+            self._subscriptions = []
+            return
+        if request["mode"] == SM.Replace:
+            self._subscriptions = []
+        self._subscriptions.append(request)
+        del self._subscriptions[:-64]
 
     async def unsubscribe(self, *, timeout: float = 10.0) -> CommandSucceeded:
         """Remove every subscribed point (the seed's replacement of Unsubscribe); returns once
-        the publisher confirmed."""
+        the publisher confirmed. Reconnections do not subscribe again until :meth:`subscribe`
+        is called."""
         return await self.subscribe(mode=SM.Remove, timeout=timeout)
 
     async def wait_subscribed(self, timeout: float = 10.0) -> CommandSucceeded:

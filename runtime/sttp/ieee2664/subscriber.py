@@ -269,6 +269,9 @@ class Subscriber:
         #: means the latest one was, not an earlier one (an auto-subscribe before subscribe())
         self._pending_for: SubscriberSession | None = None
         self._pending = 0
+        #: unsubscribe() was called (and subscribe() not since): reconnections and metadata
+        #: changes do not subscribe again (api.py)
+        self._user_unsubscribed = False
         #: the answer subscribe() waits for: the signal index cache, or RequestRefused
         self._answer: asyncio.Future[SignalIndexCache] | None = None
 
@@ -397,6 +400,7 @@ class Subscriber:
         given, else to what the options select (the constructor's ``filter_expression`` /
         ``settings``, or the ``settings`` given here; an empty filter selects every signal).
         With ``auto_subscribe`` it is sent again after a reconnection."""
+        self._user_unsubscribed = False
         if settings is not None:
             self.settings = settings
             self._selection = settings.filter_expression
@@ -422,7 +426,8 @@ class Subscriber:
 
     async def unsubscribe(self, *, timeout: float = 10.0) -> None:
         """Stop the data flow and wait for the publisher's confirmation (the connection stays
-        up)."""
+        up); reconnections do not subscribe again until :meth:`subscribe` is called."""
+        self._user_unsubscribed = True
         self._subscribed.clear()
         self._unsubscribed.clear()
         self.session.unsubscribe()
@@ -588,7 +593,7 @@ class Subscriber:
             if self.request_metadata_first:
                 self.session.request_metadata(self.metadata_filters)
                 self._send()
-            elif self.auto_subscribe:
+            elif self.auto_subscribe and not self._user_unsubscribed:
                 await self._send_subscribe()
             self._connected.set()
             await asyncio.shield(protocol.ended)
@@ -729,6 +734,7 @@ class Subscriber:
                     waiter.set_result(event.metadata)
             if (
                 self.auto_subscribe
+                and not self._user_unsubscribed
                 and not self.session.subscribed
                 and self.session.settings is None
             ):
@@ -774,7 +780,7 @@ class Subscriber:
             self.session.request_metadata(self.metadata_filters)
             self._send()
             await self.wait_metadata()
-            if self.session.settings is not None:
+            if self.session.settings is not None and not self._user_unsubscribed:
                 await self._resubscribe()  # the same selection, evaluated anew
         except (TimeoutError, ConnectionError, OSError) as exc:
             log.warning("refresh after configuration change failed: %s", exc)
