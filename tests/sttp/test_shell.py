@@ -411,3 +411,34 @@ def test_bytes_before_the_session_starts_are_held_and_bounded():
     events, reason = asyncio.run(run())
     assert events == [Got(b"early")]
     assert reason == "too much data before the session started"
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("ending", ["local close", "session ended"])
+def test_no_tick_after_the_session_ended(ending):
+    """The connection lingers (its unsent bytes wait for a peer that does not read): a timer
+    armed before the end must not tick the ended session."""
+
+    async def run() -> int:
+        loop = asyncio.get_running_loop()
+        server, port, shells = await serve(deadline=loop.time() + 0.3)
+        transport, client = await loop.create_connection(Stalled, "127.0.0.1", port)
+        try:
+            await until(lambda: bool(shells) and shells[0].transport is not None)
+            [shell] = shells
+            small_send_buffer(shell)
+            assert shell.transport is not None
+            shell.transport.write(b"x" * (2 << 20))  # held back: the peer does not read
+            if ending == "local close":
+                shell.close("done")
+            else:
+                shell.fake.closed, shell.fake.close_reason = True, "the session ended"
+                shell.flush()
+            assert shell.transport.is_closing() and not shell.gone
+            await asyncio.sleep(0.5)  # past the deadline
+            return sum(isinstance(e, Ticked) for e in shell.events)
+        finally:
+            transport.abort()
+            server.close()
+
+    assert asyncio.run(run()) == 0

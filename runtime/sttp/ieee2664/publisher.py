@@ -93,6 +93,8 @@ class _Core:
         return None if self.closed else self.session.next_deadline()
 
     def tick(self, now: float) -> list[Event]:
+        if self.closed:
+            return []  # a timer that fired as the session ended does nothing
         events = self.session.tick(now, ticks_now())
         for event in events:
             if isinstance(event, SessionExpired):

@@ -92,10 +92,10 @@ class _Core:
         return self.session.data_to_send()
 
     def next_deadline(self) -> float | None:
-        return self.session.next_deadline()
+        return None if self.closed else self.session.next_deadline()
 
     def tick(self, now: float) -> list[Event]:
-        return self.session.tick(now)
+        return [] if self.closed else self.session.tick(now)
 
     def close(self, reason: str) -> list[Event]:
         if not self.closed:

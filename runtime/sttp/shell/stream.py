@@ -140,7 +140,7 @@ class SessionShell(asyncio.Protocol, Generic[E]):
                 for datagram in datagrams:
                     udp.sendto(datagram)
         if session.closed:
-            self.close(session.close_reason or "session ended")
+            self.close(session.close_reason or "session ended")  # cancels the timer
             return
         self._arm(session)
 
@@ -159,6 +159,12 @@ class SessionShell(asyncio.Protocol, Generic[E]):
             return False
         return True
 
+    def _disarm(self) -> None:
+        """No more ticks: the session ended (or the connection is going)."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer, self._timer_due = None, None
+
     def _arm(self, session: Session[E]) -> None:
         due = session.next_deadline()
         if due == self._timer_due and (due is None or self._timer is not None):
@@ -173,7 +179,7 @@ class SessionShell(asyncio.Protocol, Generic[E]):
     def _on_timer(self) -> None:
         self._timer, self._timer_due = None, None
         session = self.sansio
-        if session is not None:
+        if session is not None and not session.closed and not self.closing:
             self.feed(session.tick)
 
     # -- ending
@@ -181,6 +187,7 @@ class SessionShell(asyncio.Protocol, Generic[E]):
         """Close gracefully: what is queued still goes out. ``reason``: why this side ends
         the connection (None: a local close, the session ends with "connection closed")."""
         self.closing = True
+        self._disarm()
         if self.sansio is None:
             self._held = None  # a session that never started takes nothing more
         if reason is not None and self.close_reason is None:
@@ -327,9 +334,7 @@ class SessionShell(asyncio.Protocol, Generic[E]):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.gone = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._disarm()
         for task in list(self._tasks):
             task.cancel()
         self._held = None
