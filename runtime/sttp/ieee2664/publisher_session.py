@@ -82,6 +82,10 @@ _U32 = struct.Struct(">I")
 _DATA_HEAD = struct.Struct(">BI")  # flags, count
 # Commands a subscriber may pipeline behind a filter being evaluated off the event loop.
 _MAX_BACKLOG = 64
+#: The subscriber's confirmations (CONFIRM_*): they answer what this side sent, queue no
+#: answer and wait for nothing, so they are handled at once, never held (nor counted) behind
+#: a filter evaluation or a full send queue.
+_CONFIRMATIONS = frozenset(code for code in ServerCommand if code.name.startswith("Confirm"))
 #: Measurements per compact data packet; keeps every packet (and UDP datagram, at most 17 bytes
 #: per measurement plus AES padding) under 32 KiB: the deployed publishers' MaxPacketSize (the
 #: C++ API splits compact packets at 32768 bytes on TCP and UDP alike) and sttpapi's datagram
@@ -343,15 +347,31 @@ class PublisherSession:
         inbox.extend(bytes(packet) for packet in self.reader.feed(data))
         while inbox:
             if self._parked is not None:
+                self._confirmations(events)
                 if len(inbox) > _MAX_BACKLOG:
                     raise ProtocolError(
                         f"more than {_MAX_BACKLOG} commands behind a filter evaluation"
                     )
                 break
             if output_limit is not None and len(self._out) > output_limit:
+                self._confirmations(events)
                 break
             self._packet(inbox.popleft(), events)
         return events
+
+    def _confirmations(self, events: list[Event]) -> None:
+        """Handle the held confirmations now; the other held commands keep their order."""
+        if not self.validated:
+            return  # _packet refuses them then; let the commands ahead be refused first
+        held = self._inbox
+        if not any(split_command(packet)[0] in _CONFIRMATIONS for packet in held):
+            return
+        kept = [packet for packet in held if split_command(packet)[0] not in _CONFIRMATIONS]
+        confirmations = [packet for packet in held if split_command(packet)[0] in _CONFIRMATIONS]
+        held.clear()
+        held.extend(kept)
+        for packet in confirmations:
+            self._packet(packet, events)
 
     def _packet(self, packet: bytes, events: list[Event]) -> None:
         self.stats.command_bytes += len(packet) + 4

@@ -122,3 +122,27 @@ def test_historical_replay_pace_is_a_deadline_the_subscriber_can_change():
     assert publisher.next_deadline() == 2.0  # due at once
     assert [type(e) for e in publisher.tick(2.02)] == [ReplayDue]
     assert publisher.replay_sent(3.0) is True and publisher.next_deadline() is None
+
+
+def test_confirmations_are_not_held_behind_a_filter_evaluation():
+    """CONFIRM_* answer what the publisher sent: handled at once while a subscription's filter
+    is evaluated, and never counted in the 64-command backlog behind it."""
+    from gridbind.generated.sttp.ieee2664 import ServerCommand
+    from gridbind.sttp.ieee2664.events import Confirmed, FilterRequested
+    from gridbind.sttp.ieee2664.wire import command_packet
+
+    publisher, subscriber = _pair(0.0, SessionTiming())
+    publisher.defer_filters = True
+    subscriber.start()
+    subscriber.subscribe(
+        SubscriptionSettings(filter_expression="FILTER ActiveMeasurements WHERE 1=1")
+    )
+    events = publisher.receive(subscriber.data_to_send(), now=0.1)
+    [request] = [e for e in events if isinstance(e, FilterRequested)]
+    confirmations = command_packet(ServerCommand.ConfirmNotification, b"\0\0\0\1") * 100
+    queued = command_packet(ServerCommand.Unsubscribe)
+    events = publisher.receive(confirmations + queued, now=0.2)
+    assert sum(isinstance(e, Confirmed) for e in events) == 100
+    assert publisher.held_commands == 1  # the UNSUBSCRIBE waits for the filter
+    publisher.filter_done(request.run())
+    assert publisher.held_commands == 0 and not publisher.subscribed
