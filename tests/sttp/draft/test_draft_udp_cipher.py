@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 from gridbind.generated.sttp import draft_0_8 as wire
 from gridbind.sttp import Measurement
 from gridbind.sttp.draft.framing import FrameReader
@@ -89,7 +91,8 @@ def test_secured_datagrams_are_ciphertext_the_subscriber_decrypts():
     sent, datagrams = publish(pub)
     plain = [DatagramCipher(secured[0].key, secured[0].iv).decrypt(d) for d in datagrams]
     for datagram, frame in zip(datagrams, plain, strict=True):
-        assert len(datagram) % 16 == 0 and frame not in datagram
+        # counter, nonce, ciphertext (as long as the frame), tag
+        assert len(datagram) == 8 + 12 + len(frame) + 16 and frame not in datagram
         [(code, _)] = FrameReader().feed(frame)
         assert code in (CC.SendDataPoints, CC.BeginFragment)
     events = [e for d in datagrams for e in sub.receive_datagram(d)]
@@ -101,9 +104,8 @@ def test_tampered_foreign_and_plain_datagrams_are_dropped_and_counted():
     pub, sub, secured = lossy_pair(secure=True)
     _, datagrams = publish(pub)
     good = datagrams[0]
-    # flipping the last byte of the next-to-last block flips the padding byte: never valid
     tampered = bytearray(good)
-    tampered[-17] ^= 1
+    tampered[-17] ^= 1  # a ciphertext bit
     plain = DatagramCipher(secured[0].key, secured[0].iv).decrypt(good)
     foreign = DatagramCipher(b"k" * 32, b"i" * 16).encrypt(plain)  # another key
     bad = [bytes(tampered), good[:-5], foreign, plain, b""]
@@ -113,4 +115,35 @@ def test_tampered_foreign_and_plain_datagrams_are_dropped_and_counted():
     assert sub.last_datagram_error
     # the session goes on: the untouched datagram still decodes
     assert values(sub.receive_datagram(good))
+    assert not sub.closed
+
+
+def test_bit_flips_anywhere_and_replays_are_dropped_and_counted():
+    """AES-GCM: a flipped bit in the counter, the nonce, the first ciphertext block (CBC let it
+    flip the frame's first bytes undetected) or the tag fails; a replayed datagram, or one
+    older than the replay window, is dropped; reordering within the window is accepted."""
+    from gridbind.sttp.draft.security import REPLAY_WINDOW
+
+    pub, sub, _ = lossy_pair(secure=True)
+    _, first = publish(pub)
+    _, second = publish(pub)
+    good = first[0]
+    for index in (0, 7, 8, 19, 20, 21, 35, len(good) - 1):
+        tampered = bytearray(good)
+        tampered[index] ^= 0x01
+        assert sub.receive_datagram(bytes(tampered)) == []
+    assert sub.stats["bad_datagrams"] == 8 and "authenticate" in sub.last_datagram_error
+    # newest first, then an older one (UDP reorders): both accepted
+    assert values(sub.receive_datagram(second[0])) and values(sub.receive_datagram(good))
+    for replay in (good, second[0]):
+        assert sub.receive_datagram(replay) == []
+    assert sub.stats["bad_datagrams"] == 10 and "replayed" in sub.last_datagram_error
+    assert sub.cipher is not None and sub.cipher.replayed == 2
+    # a datagram that fell out of the window is refused even if never received
+    sender, receiver = DatagramCipher(b"k" * 32, b"i" * 16), DatagramCipher(b"k" * 32, b"i" * 16)
+    old = sender.encrypt(b"frame 1")
+    for n in range(REPLAY_WINDOW + 1):
+        receiver.decrypt(sender.encrypt(b"frame %d" % (n + 2)))
+    with pytest.raises(ValueError, match="replay"):
+        receiver.decrypt(old)
     assert not sub.closed
