@@ -66,6 +66,18 @@ _PARTS: dict[str, tuple[bytes, ...] | None] = {}
 _PARTS_MAX = 1024
 
 
+def _token_in_form(token2: _e2e.ClearToken2) -> bool:
+    """assoID, time and seq are of the types and forms the writers splice in unchanged."""
+    time, seq = token2.time, token2.seq
+    return (
+        type(token2.asso_id) is str
+        and type(time) is str
+        and _TIME(time) is not None
+        and type(seq) is int
+        and 0 <= seq <= _UINT_MAX
+    )
+
+
 def write(obj: Any, gate: _codec.Codec) -> bytes | None:
     """The gate's encoding of an AES-GCM ``EncrTransfer`` (no ``auth``, no ``rekey``), or None
     when ``obj`` is anything else or a value is not in the form the writer checks (the caller
@@ -78,19 +90,16 @@ def write(obj: Any, gate: _codec.Codec) -> bytes | None:
     token2, data = tbp.token2, tbp.encrypted_appl_data
     if type(token2) is not _e2e.ClearToken2 or token2.rekey is not None:
         return None
-    asso_id, time, seq, iv = token2.asso_id, token2.time, token2.seq, token2.iv
+    iv = token2.iv
     if (
-        type(asso_id) is not str
-        or type(time) is not str
-        or _TIME(time) is None
-        or type(seq) is not int
-        or not 0 <= seq <= _UINT_MAX
+        not _token_in_form(token2)
         or type(iv) is not bytes
         or not iv
         or type(data) is not bytes
         or not data
     ):
         return None
+    asso_id, time, seq = token2.asso_id, token2.time, token2.seq
     try:  # not `in` then `[]`: a clear() in between would raise
         parts = _PARTS[asso_id]
     except KeyError:
@@ -176,15 +185,9 @@ def write_clear(obj: Any, gate: _codec.Codec) -> bytes | None:
         or not icv
     ):
         return None
-    asso_id, time, seq = token2.asso_id, token2.time, token2.seq
-    if (
-        type(asso_id) is not str
-        or type(time) is not str
-        or _TIME(time) is None
-        or type(seq) is not int
-        or not 0 <= seq <= _UINT_MAX
-    ):
+    if not _token_in_form(token2):
         return None
+    asso_id, time, seq = token2.asso_id, token2.time, token2.seq
     key = (asso_id, type(algorithm.choice), nonce is not None)
     try:
         parts = _CLEAR_PARTS[key]
